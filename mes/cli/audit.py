@@ -1,0 +1,34 @@
+"""``mes audit``: verify the audit trail's hash chain and site signatures."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from mes.cli.common import CliState
+from mes.core.errors import ChainBroken
+from mes.services.audit import verify_audit_trail
+
+
+@click.group("audit")
+def audit_group() -> None:
+    """The system audit trail."""
+
+
+@audit_group.command("verify")
+@click.pass_obj
+def verify_command(state: CliState) -> None:
+    """Recompute every hash, link and signature; exit 1 naming the first bad entry."""
+    with state.runtime().uow() as uow:
+        try:
+            count = verify_audit_trail(uow)
+        except ChainBroken as err:
+            click.echo(f"FAILED: audit entry {err.seq}: {err.problem}", err=True)
+            sys.exit(1)
+    click.echo(f"ok: {count} entries")
+
+
+def register(group: click.Group) -> None:
+    """Add the commands of this module."""
+    group.add_command(audit_group)

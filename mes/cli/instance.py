@@ -1,0 +1,70 @@
+"""``mes init``: create an instance (hub or spoke) with its keys, schema and first administrator."""
+
+from __future__ import annotations
+
+import getpass
+import socket
+from datetime import UTC, datetime
+
+import click
+
+from mes.cli.common import CliState, read_password
+from mes.services.instance import InstanceRequest, init_instance
+
+
+@click.command("init")
+@click.option(
+    "--role", type=click.Choice(["hub", "spoke"]), required=True, help="What this site is."
+)
+@click.option("--site", "site_code", default=None, help="Site code, e.g. HUB or LDN1.")
+@click.option("--site-name", default=None, help="The site's name as printed on records.")
+@click.option("--time-zone", default="UTC", show_default=True, help="IANA time zone of the site.")
+@click.option("--database-url", default=None, help="Default: a SQLite file in the instance folder.")
+@click.option("--admin", "admin_username", default=None, help="User ID of the first administrator.")
+@click.option("--name", "admin_name", default=None, help="Full name of the first administrator.")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the administrator's password from stdin."
+)
+@click.pass_obj
+def init_command(
+    state: CliState,
+    role: str,
+    site_code: str | None,
+    site_name: str | None,
+    time_zone: str,
+    database_url: str | None,
+    admin_username: str | None,
+    admin_name: str | None,
+    password_stdin: bool,
+) -> None:
+    """Create the instance folder, configuration, site key pair, database and first admin."""
+    site_code = (site_code or ("HUB" if role == "hub" else "SPOKE1")).upper()
+    admin_username = admin_username or click.prompt("Administrator user ID")
+    admin_name = admin_name or click.prompt("Administrator full name")
+    password = read_password(password_stdin, "Administrator password")
+    runtime = init_instance(
+        InstanceRequest(
+            path=state.instance,
+            role=role,
+            site_code=site_code,
+            site_name=site_name or site_code,
+            time_zone=time_zone,
+            database_url=database_url,
+            admin_username=admin_username,
+            admin_name=admin_name,
+            admin_password=password,
+        ),
+        datetime.now(UTC),
+        getpass.getuser(),
+        socket.gethostname(),
+    )
+    key_id = runtime.site.key.public.key_id
+    runtime.close()
+    click.echo(f"Created {role} instance {site_code} at {state.instance}")
+    click.echo(f"Site public key id: {key_id}")
+    click.echo(f"Administrator: {admin_username.strip().lower()}")
+
+
+def register(group: click.Group) -> None:
+    """Add the commands of this module."""
+    group.add_command(init_command)

@@ -1,0 +1,95 @@
+"""``mes user``: add, list, change roles, deactivate, unlock, reset password."""
+
+from __future__ import annotations
+
+import click
+
+from mes.cli.common import CliState, command_context, read_password
+from mes.services import users
+
+
+@click.group("user")
+def user_group() -> None:
+    """Users, roles and access."""
+
+
+@user_group.command("add")
+@click.argument("username")
+@click.option("--name", "full_name", required=True, help="Full name, as printed with signatures.")
+@click.option("--role", "roles", multiple=True, required=True, help="operator, supervisor, qa, author or admin (repeatable).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--temporary", is_flag=True, help="The user must change the password at first login.")
+@click.pass_obj
+def add_command(
+    state: CliState, username: str, full_name: str, roles: tuple[str, ...], password_stdin: bool, temporary: bool
+) -> None:
+    """Create a user."""
+    password = read_password(password_stdin)
+    with state.runtime().uow() as uow:
+        users.add_user(
+            uow, command_context(), username=username, full_name=full_name, roles=roles,
+            password=password, must_change_password=temporary,
+        )
+    click.echo(f"Added {username.strip().lower()} ({full_name}) with roles {', '.join(sorted(roles))}.")
+
+
+@user_group.command("list")
+@click.pass_obj
+def list_command(state: CliState) -> None:
+    """List every user ever created (deactivated ones too: IDs are never reused)."""
+    with state.runtime().uow() as uow:
+        for user in users.list_users(uow):
+            status = "active" if user.active else "deactivated"
+            if user.locked:
+                status += ", locked"
+            click.echo(f"{user.username:<20} {user.full_name:<30} {','.join(sorted(user.role_names)):<30} {status}")
+
+
+@user_group.command("roles")
+@click.argument("username")
+@click.option("--role", "roles", multiple=True, required=True, help="The complete new set of roles.")
+@click.option("--reason", required=True, help="Why the roles change (recorded).")
+@click.pass_obj
+def roles_command(state: CliState, username: str, roles: tuple[str, ...], reason: str) -> None:
+    """Replace a user's roles."""
+    with state.runtime().uow() as uow:
+        users.set_roles(uow, command_context(), username, roles, reason)
+    click.echo(f"{username} now has roles {', '.join(sorted(roles))}.")
+
+
+@user_group.command("deactivate")
+@click.argument("username")
+@click.option("--reason", required=True, help="Why the account is deactivated (recorded).")
+@click.pass_obj
+def deactivate_command(state: CliState, username: str, reason: str) -> None:
+    """Deactivate a user for good (the user ID is never reused)."""
+    with state.runtime().uow() as uow:
+        users.deactivate_user(uow, command_context(), username, reason)
+    click.echo(f"Deactivated {username}.")
+
+
+@user_group.command("unlock")
+@click.argument("username")
+@click.option("--reason", default=None, help="Why the account is unlocked (recorded).")
+@click.pass_obj
+def unlock_command(state: CliState, username: str, reason: str | None) -> None:
+    """Unlock an account locked after failed authentications."""
+    with state.runtime().uow() as uow:
+        users.unlock_user(uow, command_context(), username, reason)
+    click.echo(f"Unlocked {username}.")
+
+
+@user_group.command("reset-password")
+@click.argument("username")
+@click.pass_obj
+def reset_command(state: CliState, username: str) -> None:
+    """Set a one-time password that the user must change at the next login."""
+    with state.runtime().uow() as uow:
+        temporary = users.reset_password(uow, command_context(), username)
+    click.echo(f"One-time password for {username} (hand it over in person; it must be changed at login):")
+    click.echo(temporary)
+
+
+def register(group: click.Group) -> None:
+    """Add the commands of this module."""
+    group.add_command(user_group)

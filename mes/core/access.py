@@ -1,0 +1,86 @@
+"""Roles and what they allow (21 CFR 11.10(d), (g); Annex 11 §12).
+
+Roles are held per user (a user may hold several). Administration is segregated from
+GMP data: the ``admin`` role manages users, terminals and configuration, and does not by itself
+allow signing batch or recipe records (PIC/S PI 041 §9.3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+from mes.core.errors import NotAuthorised, UnknownRole
+
+MAX_FAILED_ATTEMPTS = 5
+
+
+class Role(StrEnum):
+    """The roles a user can hold."""
+
+    OPERATOR = "operator"
+    SUPERVISOR = "supervisor"
+    QA = "qa"
+    AUTHOR = "author"
+    ADMIN = "admin"
+
+
+ROLE_TITLES = {
+    Role.OPERATOR: "Operator — executes and signs phases",
+    Role.SUPERVISOR: "Supervisor — starts batches, verifies, acknowledges deviations",
+    Role.QA: "Quality assurance — reviews, approves, releases",
+    Role.AUTHOR: "Recipe author — writes master recipes at the hub",
+    Role.ADMIN: "Administrator — users, terminals, configuration (cannot sign GMP records)",
+}
+
+
+class Permission(StrEnum):
+    """Actions that need an authority check."""
+
+    MANAGE_USERS = "manage users"
+    MANAGE_TERMINALS = "manage terminals"
+    MANAGE_TRAINING = "manage training records"
+    READ_AUDIT_TRAIL = "read the audit trail"
+
+
+PERMISSIONS: dict[Permission, frozenset[Role]] = {
+    Permission.MANAGE_USERS: frozenset({Role.ADMIN}),
+    Permission.MANAGE_TERMINALS: frozenset({Role.ADMIN}),
+    Permission.MANAGE_TRAINING: frozenset({Role.ADMIN, Role.SUPERVISOR, Role.QA}),
+    Permission.READ_AUDIT_TRAIL: frozenset({Role.ADMIN, Role.QA}),
+}
+
+
+def parse_roles(names: Iterable[str]) -> frozenset[Role]:
+    """Role names → roles; an unknown name is refused with the list of valid ones."""
+    roles = set()
+    for name in names:
+        try:
+            roles.add(Role(name.strip().lower()))
+        except ValueError:
+            valid = ", ".join(r.value for r in Role)
+            raise UnknownRole(
+                f"'{name}' is not a role.", what_to_do=f"Use one of: {valid}."
+            ) from None
+    return frozenset(roles)
+
+
+def allowed(roles: Iterable[str], permission: Permission) -> bool:
+    """True when any of ``roles`` grants ``permission``."""
+    return bool(set(roles) & PERMISSIONS[permission])
+
+
+def require(roles: Iterable[str], permission: Permission) -> None:
+    """Authority check: raise :class:`NotAuthorised` unless ``roles`` grant ``permission``."""
+    if not allowed(roles, permission):
+        needed = " or ".join(sorted(r.value for r in PERMISSIONS[permission]))
+        raise NotAuthorised(
+            f"You are not allowed to {permission.value}.",
+            what_to_do=f"Ask a user with the {needed} role.",
+        )
+
+
+def register_failed_attempt(failed_attempts: int) -> tuple[int, bool]:
+    """Count one more consecutive failure; the account locks at the fifth (11.300(d))."""
+    count = failed_attempts + 1
+    return count, count >= MAX_FAILED_ATTEMPTS

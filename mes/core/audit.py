@@ -1,0 +1,107 @@
+"""The system audit trail (21 CFR 11.10(e), Annex 11 §9, §12.3-12.4).
+
+Each create or change of users, roles, training, terminals and configuration — and each
+signature and security event — is one entry of the site's hash chain (see :mod:`mes.core.ledger`):
+who, what (record type and id), when (server UTC), where (site and terminal), the old and new
+values, and why. Corrections and removals require a reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from mes.core.clock import utc_text
+from mes.core.errors import InvalidInput
+
+
+class EntryKind(StrEnum):
+    """What an audit entry records."""
+
+    CHANGE = "change"  # a record was created or changed
+    SIGNATURE = "signature"  # an e-signature (11.50, 11.70)
+    SECURITY = "security"  # failed authentication, lockout, unlock, terminal binding
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acted: the authenticated user (or the system itself, for set-up)."""
+
+    user_id: str | None
+    username: str
+    name: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """As stored in the entry."""
+        return {"user_id": self.user_id, "username": self.username, "name": self.name}
+
+
+SYSTEM = Actor(user_id=None, username="system", name="System")
+
+
+def require_reason(reason: str | None, what: str) -> str:
+    """A reason is required for corrections (ALCOA+: why a record changed)."""
+    if reason is None or not reason.strip():
+        raise InvalidInput(
+            f"A reason is required to {what}.", what_to_do="Say why the change is made."
+        )
+    return reason.strip()
+
+
+def entry_body(
+    *,
+    seq: int,
+    prev: str,
+    at: datetime,
+    site: str,
+    terminal: str | None,
+    actor: Actor,
+    kind: EntryKind,
+    action: str,
+    record_type: str,
+    record_id: str,
+    old: Mapping[str, Any] | None,
+    new: Mapping[str, Any] | None,
+    reason: str | None,
+) -> dict[str, Any]:
+    """The content of one audit entry, exactly as it is hashed and signed."""
+    return {
+        "seq": seq,
+        "prev": prev,
+        "at": utc_text(at),
+        "site": site,
+        "terminal": terminal,
+        "actor": actor.as_dict(),
+        "kind": kind.value,
+        "action": action,
+        "record": {"type": record_type, "id": record_id},
+        "old": dict(old) if old is not None else None,
+        "new": dict(new) if new is not None else None,
+        "reason": reason,
+    }
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One field's before → after, for people to read."""
+
+    field: str
+    before: Any
+    after: Any
+
+
+def describe_changes(
+    old: Mapping[str, Any] | None, new: Mapping[str, Any] | None
+) -> list[FieldChange]:
+    """Field-by-field differences between two values, in a stable order (for the audit viewer)."""
+    old = old or {}
+    new = new or {}
+    changes = []
+    for field in sorted(set(old) | set(new)):
+        before, after = old.get(field), new.get(field)
+        if before != after:
+            changes.append(FieldChange(field, before, after))
+    return changes

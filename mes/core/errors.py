@@ -1,0 +1,169 @@
+"""Errors named for the rule that was broken; each message says what to do next.
+
+Adapters map them to answers: the web to an HTTP 4xx page or JSON error, the CLI to one
+readable line and a non-zero exit. ``http_status`` is the suggested HTTP status.
+"""
+
+from __future__ import annotations
+
+
+class MesError(Exception):
+    """Base class: a rule refused the request. ``str(err)`` is the full, readable message."""
+
+    http_status = 400
+
+    def __init__(self, message: str, *, what_to_do: str = "") -> None:
+        self.message = message
+        self.what_to_do = what_to_do
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        if self.what_to_do:
+            return f"{self.message} {self.what_to_do}"
+        return self.message
+
+
+# --- configuration and instance ---------------------------------------------------------
+
+
+class ConfigurationError(MesError):
+    """The instance configuration is missing, unreadable or contradictory."""
+
+
+class InstanceExists(MesError):
+    """``mes init`` was asked to create an instance where one already exists."""
+
+    http_status = 409
+
+
+# --- identity and access (21 CFR 11.10(d), (g), 11.300) -----------------------------------
+
+
+class AuthenticationFailed(MesError):
+    """User ID or password is wrong (the attempt counts toward lockout)."""
+
+    http_status = 401
+
+
+class AccountLocked(MesError):
+    """Too many consecutive failed authentications: only an administrator can unlock."""
+
+    http_status = 403
+
+
+class AccountDeactivated(MesError):
+    """The account was deactivated; user IDs are never reactivated for someone else."""
+
+    http_status = 403
+
+
+class PasswordChangeRequired(MesError):
+    """The password was reset by an administrator or has expired."""
+
+    http_status = 403
+
+
+class WeakPassword(MesError):
+    """A new password breaks the password policy; ``reasons`` lists every broken rule."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        self.reasons = reasons
+        super().__init__(
+            "The password is not acceptable: " + "; ".join(reasons) + ".",
+            what_to_do="Choose another password.",
+        )
+
+
+class NotAuthorised(MesError):
+    """The actor's roles do not allow this action (21 CFR 11.10(g))."""
+
+    http_status = 403
+
+
+class UnknownRole(MesError):
+    """A role name that the system does not define."""
+
+
+class InvalidUsername(MesError):
+    """A user ID that does not follow the user ID rules."""
+
+
+class UsernameTaken(MesError):
+    """A user ID that exists or existed: IDs are never reused or reassigned (11.100(a))."""
+
+    http_status = 409
+
+
+class UnknownUser(MesError):
+    """No user has this user ID."""
+
+    http_status = 404
+
+
+class InvalidInput(MesError):
+    """A value that is missing or malformed."""
+
+
+class NotFound(MesError):
+    """The record asked for does not exist."""
+
+    http_status = 404
+
+
+# --- terminals (21 CFR 11.10(h)) ----------------------------------------------------------
+
+
+class TerminalNotRegistered(MesError):
+    """Signing at a spoke requires a registered workstation."""
+
+    http_status = 403
+
+
+class TerminalNameTaken(MesError):
+    """Terminal names are unique within a site."""
+
+    http_status = 409
+
+
+# --- e-signatures (21 CFR 11.50, 11.70, 11.200) -------------------------------------------
+
+
+class SignatureRefused(MesError):
+    """A signature could not be applied; nothing was signed."""
+
+    http_status = 403
+
+
+class SignerMismatch(SignatureRefused):
+    """The user ID given in the signature is not the logged-in user (11.200(a)(2))."""
+
+
+class AttestationRequired(SignatureRefused):
+    """The accountability statement must be acknowledged before a first signature (11.10(j))."""
+
+
+class NotQualified(SignatureRefused):
+    """The signer has no current training record for this procedure (11.10(i))."""
+
+
+class UnknownMeaning(MesError):
+    """A signature meaning outside the controlled list."""
+
+
+class SignatureNotBound(MesError):
+    """A signature does not belong to the record it is shown with (11.70)."""
+
+
+# --- integrity ----------------------------------------------------------------------------
+
+
+class ChainBroken(MesError):
+    """A hash chain failed verification; ``seq`` names the first bad entry."""
+
+    def __init__(self, seq: int, problem: str) -> None:
+        self.seq = seq
+        self.problem = problem
+        super().__init__(
+            f"entry {seq}: {problem}",
+            what_to_do="Treat the records from this entry on as suspect and raise an incident.",
+        )

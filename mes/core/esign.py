@@ -1,0 +1,155 @@
+"""Electronic signatures (21 CFR 11.50, 11.70, 11.100, 11.200).
+
+A signature is a manifestation — printed name, user ID, UTC time, meaning, terminal, site —
+bound to the SHA-256 content hash of the exact record it signs. It is stored as an entry of the
+site's hash chain, so it shows wherever the record is shown and cannot be cut, copied or moved
+to another record: :func:`signature_binds` fails for any other content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from mes.core.canonical import content_hash
+from mes.core.clock import local_text, utc_text
+from mes.core.errors import InvalidInput, SignerMismatch, UnknownMeaning
+
+
+class Meaning(StrEnum):
+    """The controlled list of signature meanings (11.50(a)(3))."""
+
+    AUTHORED = "authored"
+    REVIEWED = "reviewed"
+    APPROVED = "approved"
+    PERFORMED = "performed"
+    VERIFIED = "verified"
+    RELEASED = "released"
+    REJECTED = "rejected"
+    ACKNOWLEDGED = "acknowledged"
+
+
+MEANING_STATEMENTS: dict[Meaning, str] = {
+    Meaning.AUTHORED: "I am the author of this record.",
+    Meaning.REVIEWED: "I have reviewed this record and found it correct.",
+    Meaning.APPROVED: "I approve this record.",
+    Meaning.PERFORMED: "I performed this step as recorded.",
+    Meaning.VERIFIED: "I verified this step, performed by another person, as recorded.",
+    Meaning.RELEASED: "I release this batch.",
+    Meaning.REJECTED: "I reject this batch.",
+    Meaning.ACKNOWLEDGED: "I have read and acknowledge this record.",
+}
+
+ACCOUNTABILITY_STATEMENT = (
+    "I understand that my electronic signatures in this system are the legally binding "
+    "equivalent of my handwritten signature, that I alone may use my user ID and password, "
+    "and that I am accountable for every action taken under my electronic signature "
+    "(21 CFR 11.10(j), 11.100(c))."
+)
+ATTESTATION_RECORD_TYPE = "esign-attestation"
+
+
+def parse_meaning(value: str) -> Meaning:
+    """A meaning from the controlled list, or :class:`UnknownMeaning` naming the valid ones."""
+    try:
+        return Meaning(value)
+    except ValueError:
+        valid = ", ".join(m.value for m in Meaning)
+        raise UnknownMeaning(
+            f"'{value}' is not a signature meaning.", what_to_do=f"Use one of: {valid}."
+        ) from None
+
+
+def attestation_record(user_id: str, username: str) -> dict[str, Any]:
+    """The record a user signs once to accept accountability for their signatures."""
+    return {
+        "type": ATTESTATION_RECORD_TYPE,
+        "user_id": user_id,
+        "username": username,
+        "statement": ACCOUNTABILITY_STATEMENT,
+    }
+
+
+def required_components(first_signing_in_session: bool) -> tuple[str, ...]:
+    """11.200(a)(1): user ID and password for a session's first signing, then the password."""
+    return ("username", "password") if first_signing_in_session else ("password",)
+
+
+def check_signer_identity(
+    logged_in_username: str, given_username: str | None, first_signing_in_session: bool
+) -> None:
+    """11.200(a)(2): the signer is always the logged-in user; the typed user ID must match."""
+    if first_signing_in_session and not given_username:
+        raise InvalidInput(
+            "The first signature of a session needs your user ID and password.",
+            what_to_do="Type your user ID as well as your password.",
+        )
+    if given_username and given_username.strip().lower() != logged_in_username:
+        raise SignerMismatch(
+            "You can only sign as yourself: the user ID typed is not the logged-in user.",
+            what_to_do="Type your own user ID, or log out and let the other person log in.",
+        )
+
+
+@dataclass(frozen=True)
+class Manifestation:
+    """What a signature shows and what it is bound to (11.50(a), 11.70)."""
+
+    record_type: str
+    record_id: str
+    record_hash: str
+    signer_id: str
+    username: str
+    printed_name: str
+    meaning: str
+    at: str  # UTC, ISO 8601, as hashed
+    terminal: str | None
+    site: str
+
+    @classmethod
+    def for_record(
+        cls,
+        *,
+        record_type: str,
+        record_id: str,
+        record: Mapping[str, Any],
+        signer_id: str,
+        username: str,
+        printed_name: str,
+        meaning: Meaning,
+        at: datetime,
+        terminal: str | None,
+        site: str,
+    ) -> Manifestation:
+        """The manifestation of signing ``record`` (its content hash is taken here)."""
+        return cls(
+            record_type=record_type,
+            record_id=record_id,
+            record_hash=content_hash(dict(record)),
+            signer_id=signer_id,
+            username=username,
+            printed_name=printed_name,
+            meaning=meaning.value,
+            at=utc_text(at),
+            terminal=terminal,
+            site=site,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict, as stored in the chain entry."""
+        return asdict(self)
+
+    def text(self, at: datetime, time_zone: str) -> str:
+        """One line for screens and print: name, user ID, date and time with zone, meaning."""
+        return (
+            f"{self.printed_name} ({self.username}) — {Meaning(self.meaning).value.capitalize()} — "
+            f"{local_text(at, time_zone)}"
+        )
+
+
+def signature_binds(manifestation: Mapping[str, Any], record: Mapping[str, Any]) -> bool:
+    """11.70: True only when the signature was made over exactly this record's content."""
+    return manifestation.get("record_hash") == content_hash(dict(record))

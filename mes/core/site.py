@@ -1,0 +1,25 @@
+"""The site an instance runs as: its code, role, time zone, signing key and password policy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mes.core.keys import SiteKey
+from mes.core.passwords import PasswordPolicy
+
+
+@dataclass(frozen=True)
+class Site:
+    """Everything a service needs to know about where it runs."""
+
+    code: str
+    name: str
+    role: str  # "hub" or "spoke"
+    time_zone: str
+    key: SiteKey
+    password_policy: PasswordPolicy = field(default_factory=PasswordPolicy)
+
+    @property
+    def is_spoke(self) -> bool:
+        """Spokes execute batches; signing there needs a registered terminal (11.10(h))."""
+        return self.role == "spoke"

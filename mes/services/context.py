@@ -1,0 +1,72 @@
+"""Who acts, where and when: passed explicitly into every service call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from mes.core.access import Permission, require
+from mes.core.audit import Actor
+from mes.core.errors import AccountDeactivated, AccountLocked, NotAuthorised
+from mes.store.models import User
+from mes.store.uow import UnitOfWork
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who acts, from which terminal, at what server time.
+
+    ``user_id`` None means the server's command line; ``terminal`` is the label recorded in
+    every entry; ``terminal_id`` is the registered terminal the browser is bound to, if any.
+    """
+
+    at: datetime
+    user_id: str | None
+    terminal: str | None
+    terminal_id: str | None = None
+
+    @classmethod
+    def command_line(cls, at: datetime, os_user: str, host: str) -> Context:
+        """The ``mes`` command run on the server: shell access there is administration."""
+        return cls(at=at, user_id=None, terminal=f"command line {os_user}@{host}")
+
+
+def acting_user(uow: UnitOfWork, ctx: Context) -> User:
+    """The logged-in user behind ``ctx``, who must still be active and not locked."""
+    if ctx.user_id is None:
+        raise NotAuthorised("This action needs a logged-in user.", what_to_do="Log in first.")
+    user = uow.session.get(User, ctx.user_id)
+    if user is None:
+        raise NotAuthorised("Your session names an unknown user.", what_to_do="Log in again.")
+    if not user.active:
+        raise AccountDeactivated(
+            f"The account {user.username} is deactivated.", what_to_do="Ask an administrator."
+        )
+    if user.locked:
+        raise AccountLocked(
+            f"The account {user.username} is locked.",
+            what_to_do="Ask an administrator to unlock it.",
+        )
+    return user
+
+
+def authorise(uow: UnitOfWork, ctx: Context, permission: Permission) -> Actor:
+    """The authority check of a service (21 CFR 11.10(g)); returns the actor to record.
+
+    The server's command line acts as the system (only administrators have a shell there).
+    """
+    if ctx.user_id is None:
+        return system_actor(ctx)
+    user = acting_user(uow, ctx)
+    require(user.role_names, permission)
+    return actor_of(user)
+
+
+def actor_of(user: User) -> Actor:
+    """The user as recorded in entries."""
+    return Actor(user_id=user.id, username=user.username, name=user.full_name)
+
+
+def system_actor(ctx: Context) -> Actor:
+    """The instance itself, acting from the server's command line."""
+    return Actor(user_id=None, username="system", name=f"System ({ctx.terminal})")

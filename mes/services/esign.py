@@ -1,0 +1,167 @@
+"""Applying electronic signatures (21 CFR 11.50, 11.70, 11.100, 11.200, 11.300(d)).
+
+:func:`sign_record` is the one way anything is signed. It re-authenticates the logged-in user
+(user ID + password for the first signing of a continuous session, password after that), checks
+the terminal, the accountability attestation and, where a procedure is named, current training;
+then appends the signature — manifestation bound to the record's content hash — to the audit
+chain in the same transaction as the caller's state change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from mes.core.audit import EntryKind
+from mes.core.errors import AttestationRequired, NotQualified, TerminalNotRegistered
+from mes.core.esign import (
+    ATTESTATION_RECORD_TYPE,
+    Manifestation,
+    Meaning,
+    attestation_record,
+    check_signer_identity,
+    signature_binds,
+)
+from mes.services.context import Context, acting_user, actor_of
+from mes.services.terminals import active_terminal
+from mes.services.training import is_qualified
+from mes.services.users import require_current_password, verify_credentials
+from mes.store.audit import append_audit
+from mes.store.models import AuditEntry, User
+from mes.store.uow import UnitOfWork
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What the signer typed in the signature dialog."""
+
+    password: str
+    username: str | None = None  # required for the first signing of a session
+
+
+@dataclass(frozen=True)
+class AppliedSignature:
+    """A signature as stored: its manifestation and the audit entry that holds it."""
+
+    manifestation: Manifestation
+    entry_seq: int
+    entry_hash: str
+
+
+def sign_record(
+    uow: UnitOfWork,
+    ctx: Context,
+    *,
+    record_type: str,
+    record_id: str,
+    record: Mapping[str, Any],
+    meaning: Meaning,
+    credentials: Credentials,
+    first_signing_in_session: bool,
+    procedure: str | None = None,
+) -> AppliedSignature:
+    """Sign ``record`` with ``meaning`` as the logged-in user, in the caller's unit of work.
+
+    The caller commits (so the signature and the state change it records land together).
+    A wrong password is counted toward lockout and committed at once; nothing is signed.
+    """
+    user = acting_user(uow, ctx)
+    require_current_password(user)
+    check_signer_identity(user.username, credentials.username, first_signing_in_session)
+    if uow.site.is_spoke and active_terminal(uow, ctx.terminal_id) is None:
+        raise TerminalNotRegistered(
+            "This browser is not a registered terminal of the site, so it cannot sign.",
+            what_to_do="Sign at a registered terminal, or ask an administrator to register this one.",
+        )
+    if record_type != ATTESTATION_RECORD_TYPE and user.attested_at is None:
+        raise AttestationRequired(
+            "Before your first signature you must acknowledge the e-signature "
+            "accountability statement.",
+            what_to_do="Open 'My account' and acknowledge the statement.",
+        )
+    if procedure is not None and not is_qualified(uow, user, procedure, ctx):
+        raise NotQualified(
+            f"{user.full_name} has no current training record for '{procedure}'.",
+            what_to_do="Ask your supervisor; training must be recorded before you can sign.",
+        )
+    verify_credentials(uow, ctx, user, credentials.password, "signature failed")
+    user.failed_attempts = 0
+    manifestation = Manifestation.for_record(
+        record_type=record_type,
+        record_id=record_id,
+        record=record,
+        signer_id=user.id,
+        username=user.username,
+        printed_name=user.full_name,
+        meaning=meaning,
+        at=ctx.at,
+        terminal=ctx.terminal,
+        site=uow.site.code,
+    )
+    entry = append_audit(
+        uow.session,
+        uow.site,
+        at=ctx.at,
+        actor=actor_of(user),
+        terminal=ctx.terminal,
+        kind=EntryKind.SIGNATURE,
+        action=f"signed: {meaning.value}",
+        record_type=record_type,
+        record_id=record_id,
+        new=manifestation.as_dict(),
+    )
+    return AppliedSignature(manifestation, entry.seq, entry.hash)
+
+
+def acknowledge_accountability(
+    uow: UnitOfWork, ctx: Context, credentials: Credentials, first_signing_in_session: bool
+) -> AppliedSignature:
+    """11.10(j): the user signs the accountability statement once, before any other signature."""
+    user = acting_user(uow, ctx)
+    signature = sign_record(
+        uow,
+        ctx,
+        record_type=ATTESTATION_RECORD_TYPE,
+        record_id=user.id,
+        record=attestation_record(user.id, user.username),
+        meaning=Meaning.ACKNOWLEDGED,
+        credentials=credentials,
+        first_signing_in_session=first_signing_in_session,
+    )
+    if user.attested_at is None:
+        user.attested_at = ctx.at
+    uow.commit()
+    return signature
+
+
+def signatures_of(uow: UnitOfWork, record_type: str, record_id: str) -> list[Manifestation]:
+    """Every signature applied to a record, in order (to show wherever the record is shown)."""
+    rows = uow.session.execute(
+        select(AuditEntry.new)
+        .where(
+            AuditEntry.kind == EntryKind.SIGNATURE.value,
+            AuditEntry.record_type == record_type,
+            AuditEntry.record_id == record_id,
+        )
+        .order_by(AuditEntry.seq)
+    ).scalars()
+    return [Manifestation(**row) for row in rows if row]
+
+
+def valid_signatures(
+    uow: UnitOfWork, record_type: str, record_id: str, record: Mapping[str, Any]
+) -> list[Manifestation]:
+    """11.70: only the signatures made over exactly this content of the record."""
+    return [
+        m
+        for m in signatures_of(uow, record_type, record_id)
+        if signature_binds(m.as_dict(), record)
+    ]
+
+
+def has_attested(user: User) -> bool:
+    """Whether the user has acknowledged the accountability statement."""
+    return user.attested_at is not None

@@ -1,0 +1,182 @@
+"""Creating an instance: folder, configuration, site key pair, schema and first administrator.
+
+Everything is validated before anything is written, and an instance that exists is never
+touched: ``mes init`` twice refuses instead of destroying keys or records.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import inspect
+from sqlalchemy.exc import SQLAlchemyError
+
+from mes.core.audit import EntryKind
+from mes.core.errors import ConfigurationError, InstanceExists, InvalidUsername
+from mes.core.keys import SiteKey
+from mes.core.passwords import check_new_password
+from mes.services.context import Context, system_actor
+from mes.services.runtime import Runtime, open_runtime, safe_url
+from mes.services.users import USERNAME, add_user, normalise_username
+from mes.settings import (
+    CONFIG_FILE,
+    ROLES,
+    SECRET_KEY_FILE,
+    SITE_KEY_FILE,
+    SITE_PUBLIC_KEY_FILE,
+    check_site_code,
+    load_settings,
+    render_config,
+    sqlite_url,
+)
+from mes.store.audit import append_audit
+from mes.store.engine import make_engine
+from mes.store.migrate import upgrade
+
+
+@dataclass(frozen=True)
+class InstanceRequest:
+    """What ``mes init`` was asked for."""
+
+    path: Path
+    role: str
+    site_code: str
+    site_name: str
+    time_zone: str
+    database_url: str | None
+    admin_username: str
+    admin_name: str
+    admin_password: str
+
+
+def _validate(req: InstanceRequest) -> None:
+    if req.role not in ROLES:
+        raise ConfigurationError(f"The role must be 'hub' or 'spoke', not '{req.role}'.")
+    check_site_code(req.site_code)
+    try:
+        ZoneInfo(req.time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError(
+            f"'{req.time_zone}' is not a known time zone.", what_to_do="Use e.g. Europe/London."
+        ) from None
+    username = normalise_username(req.admin_username)
+    if not USERNAME.match(username):
+        raise InvalidUsername(
+            f"'{username}' is not a valid user ID.",
+            what_to_do="Use 2-32 lower-case letters, digits, '.', '_' or '-', starting with a letter.",
+        )
+    check_new_password(username, req.admin_password)
+    for name in (CONFIG_FILE, SECRET_KEY_FILE, SITE_KEY_FILE):
+        if (req.path / name).exists():
+            raise InstanceExists(
+                f"An instance already exists at {req.path} ({name} is there); nothing was changed.",
+                what_to_do="Use it as it is, or choose another folder with --instance.",
+            )
+
+
+def _database_is_empty(url: str) -> bool:
+    engine = make_engine(url)
+    try:
+        return not inspect(engine).get_table_names()
+    except SQLAlchemyError as err:
+        raise ConfigurationError(
+            f"Cannot use the database {safe_url(url)}: {str(err.orig or err).strip().splitlines()[0]}.",
+            what_to_do="Check that the database is running and the URL is right.",
+        ) from None
+    finally:
+        engine.dispose()
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def init_instance(req: InstanceRequest, ctx_at: datetime, os_user: str, host: str) -> Runtime:
+    """Create the instance and its first administrator; returns the opened runtime."""
+    _validate(req)
+    url = req.database_url or sqlite_url(req.path.resolve())
+    if not _database_is_empty(url):
+        raise InstanceExists(
+            f"The database {safe_url(url)} already holds tables; nothing was changed.",
+            what_to_do="Give an empty database, or use the instance that owns it.",
+        )
+    created_folder = not req.path.exists()
+    written: list[Path] = []
+    try:
+        (req.path / "keys").mkdir(parents=True, exist_ok=True, mode=0o700)
+        key = SiteKey.generate()
+        for name, data, private in (
+            (SECRET_KEY_FILE, secrets.token_urlsafe(48).encode() + b"\n", True),
+            (SITE_KEY_FILE, key.private_pem(), True),
+            (SITE_PUBLIC_KEY_FILE, key.public.pem(), False),
+        ):
+            target = req.path / name
+            _write_private(target, data) if private else target.write_bytes(data)
+            written.append(target)
+        config = req.path / CONFIG_FILE
+        config.write_text(
+            render_config(
+                role=req.role,
+                site_code=req.site_code,
+                site_name=req.site_name,
+                time_zone=req.time_zone,
+                database_url=req.database_url,
+            ),
+            encoding="utf-8",
+        )
+        written.append(config)
+        settings = load_settings(req.path, env={})
+        engine = make_engine(settings.database_url)
+        try:
+            upgrade(engine)
+        finally:
+            engine.dispose()
+        runtime = open_runtime(settings)
+        ctx = Context.command_line(ctx_at, os_user, host)
+        with runtime.uow() as uow:
+            append_audit(
+                uow.session,
+                uow.site,
+                at=ctx.at,
+                actor=system_actor(ctx),
+                terminal=ctx.terminal,
+                kind=EntryKind.CHANGE,
+                action="instance initialised",
+                record_type="configuration",
+                record_id=req.site_code,
+                new={
+                    "role": req.role,
+                    "site_code": req.site_code,
+                    "site_name": req.site_name,
+                    "time_zone": req.time_zone,
+                    "site_key_id": key.public.key_id,
+                },
+            )
+            uow.commit()
+        with runtime.uow() as uow:
+            add_user(
+                uow,
+                ctx,
+                username=req.admin_username,
+                full_name=req.admin_name,
+                roles=["admin"],
+                password=req.admin_password,
+            )
+        return runtime
+    except BaseException:
+        for path in reversed(written):
+            path.unlink(missing_ok=True)
+        if req.database_url is None:
+            for suffix in ("", "-wal", "-shm"):
+                Path(url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
+        if created_folder:
+            shutil.rmtree(req.path, ignore_errors=True)
+        raise

@@ -1,0 +1,111 @@
+"""Registered workstations (21 CFR 11.10(h) device checks).
+
+An administrator registers a browser as a named terminal of the site; the web adapter binds the
+browser to it with a signed, long-lived cookie. Every audit and ledger entry records the
+terminal; at a spoke, only a registered, active terminal may sign.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from mes.core.access import Permission
+from mes.core.audit import EntryKind, require_reason
+from mes.core.errors import InvalidInput, NotFound, TerminalNameTaken
+from mes.services.context import Context, authorise
+from mes.services.ids import new_id
+from mes.store.audit import append_audit
+from mes.store.models import Terminal
+from mes.store.uow import UnitOfWork
+
+
+def register_terminal(uow: UnitOfWork, ctx: Context, name: str, location: str = "") -> str:
+    """Register a workstation by a unique name; returns its id."""
+    actor = authorise(uow, ctx, Permission.MANAGE_TERMINALS)
+    name = " ".join(name.split())
+    if not 2 <= len(name) <= 64:
+        raise InvalidInput(
+            "A terminal name is 2 to 64 characters.",
+            what_to_do="Name it as it is labelled, e.g. 'Suite A tablet 1'.",
+        )
+    taken = uow.session.execute(
+        select(Terminal.id).where(Terminal.site == uow.site.code, Terminal.name == name)
+    ).first()
+    if taken:
+        raise TerminalNameTaken(
+            f"A terminal named '{name}' is already registered at this site.",
+            what_to_do="Choose another name.",
+        )
+    terminal = Terminal(
+        id=new_id(),
+        site=uow.site.code,
+        name=name,
+        location=location.strip(),
+        active=True,
+        registered_at=ctx.at,
+        registered_by=ctx.user_id,
+    )
+    uow.session.add(terminal)
+    uow.session.flush()
+    append_audit(
+        uow.session,
+        uow.site,
+        at=ctx.at,
+        actor=actor,
+        terminal=ctx.terminal,
+        kind=EntryKind.SECURITY,
+        action="terminal registered",
+        record_type="terminal",
+        record_id=terminal.id,
+        new={"name": name, "location": terminal.location, "active": True},
+    )
+    uow.commit()
+    return terminal.id
+
+
+def deactivate_terminal(uow: UnitOfWork, ctx: Context, terminal_id: str, reason: str) -> None:
+    """Withdraw a terminal (lost, replaced): browsers bound to it can no longer sign."""
+    actor = authorise(uow, ctx, Permission.MANAGE_TERMINALS)
+    reason = require_reason(reason, "deactivate a terminal")
+    terminal = uow.session.get(Terminal, terminal_id)
+    if terminal is None or terminal.site != uow.site.code:
+        raise NotFound("There is no such terminal at this site.")
+    if not terminal.active:
+        raise InvalidInput(f"The terminal '{terminal.name}' is already deactivated.")
+    terminal.active = False
+    append_audit(
+        uow.session,
+        uow.site,
+        at=ctx.at,
+        actor=actor,
+        terminal=ctx.terminal,
+        kind=EntryKind.SECURITY,
+        action="terminal deactivated",
+        record_type="terminal",
+        record_id=terminal.id,
+        old={"name": terminal.name, "active": True},
+        new={"name": terminal.name, "active": False},
+        reason=reason,
+    )
+    uow.commit()
+
+
+def active_terminal(uow: UnitOfWork, terminal_id: str | None) -> Terminal | None:
+    """The registered, active terminal of this site with this id, if any."""
+    if not terminal_id:
+        return None
+    terminal = uow.session.get(Terminal, terminal_id)
+    if terminal is None or not terminal.active or terminal.site != uow.site.code:
+        return None
+    return terminal
+
+
+def list_terminals(uow: UnitOfWork) -> list[Terminal]:
+    """The site's terminals, active first."""
+    return list(
+        uow.session.execute(
+            select(Terminal)
+            .where(Terminal.site == uow.site.code)
+            .order_by(Terminal.active.desc(), Terminal.name)
+        ).scalars()
+    )

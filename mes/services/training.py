@@ -1,0 +1,136 @@
+"""Training records and the qualification check used at the moment of signing (11.10(i))."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import select
+
+from mes.core import training as rules
+from mes.core.access import Permission
+from mes.core.audit import EntryKind, require_reason
+from mes.core.errors import InvalidInput
+from mes.services.context import Context, authorise
+from mes.services.ids import new_id
+from mes.services.users import find_user
+from mes.store.audit import append_audit
+from mes.store.models import TrainingRecord, User
+from mes.store.uow import UnitOfWork
+
+
+def _check_procedure(procedure: str) -> str:
+    procedure = procedure.strip()
+    if not 1 <= len(procedure) <= 200:
+        raise InvalidInput(
+            "A procedure name is required (up to 200 characters).",
+            what_to_do="Name the SOP or recipe, e.g. 'SOP-CT-014 Aseptic gowning'.",
+        )
+    return procedure
+
+
+def record_training(
+    uow: UnitOfWork,
+    ctx: Context,
+    *,
+    username: str,
+    procedure: str,
+    qualified_on: date,
+    expires_on: date | None,
+) -> str:
+    """Record that a user is qualified for a procedure from a date, optionally until a date."""
+    actor = authorise(uow, ctx, Permission.MANAGE_TRAINING)
+    procedure = _check_procedure(procedure)
+    rules.check_training_dates(qualified_on, expires_on)
+    user = find_user(uow, username)
+    record = TrainingRecord(
+        id=new_id(),
+        user_id=user.id,
+        procedure=procedure,
+        qualified_on=qualified_on,
+        expires_on=expires_on,
+        withdrawn=False,
+        recorded_at=ctx.at,
+        recorded_by=ctx.user_id,
+    )
+    uow.session.add(record)
+    uow.session.flush()
+    append_audit(
+        uow.session,
+        uow.site,
+        at=ctx.at,
+        actor=actor,
+        terminal=ctx.terminal,
+        kind=EntryKind.CHANGE,
+        action="training recorded",
+        record_type="training",
+        record_id=f"{user.username}/{procedure}",
+        new={
+            "qualified_on": qualified_on.isoformat(),
+            "expires_on": expires_on.isoformat() if expires_on else None,
+        },
+    )
+    uow.commit()
+    return record.id
+
+
+def withdraw_training(
+    uow: UnitOfWork, ctx: Context, *, username: str, procedure: str, reason: str
+) -> None:
+    """Withdraw a qualification (a new record; the earlier ones stay)."""
+    actor = authorise(uow, ctx, Permission.MANAGE_TRAINING)
+    reason = require_reason(reason, "withdraw a qualification")
+    procedure = _check_procedure(procedure)
+    user = find_user(uow, username)
+    if not is_qualified(uow, user, procedure, ctx):
+        raise InvalidInput(f"{user.username} is not currently qualified for '{procedure}'.")
+    uow.session.add(
+        TrainingRecord(
+            id=new_id(),
+            user_id=user.id,
+            procedure=procedure,
+            qualified_on=ctx.at.date(),
+            expires_on=None,
+            withdrawn=True,
+            recorded_at=ctx.at,
+            recorded_by=ctx.user_id,
+        )
+    )
+    append_audit(
+        uow.session,
+        uow.site,
+        at=ctx.at,
+        actor=actor,
+        terminal=ctx.terminal,
+        kind=EntryKind.CHANGE,
+        action="training withdrawn",
+        record_type="training",
+        record_id=f"{user.username}/{procedure}",
+        old={"qualified": True},
+        new={"qualified": False},
+        reason=reason,
+    )
+    uow.commit()
+
+
+def training_records(uow: UnitOfWork, user: User) -> list[rules.TrainingRecord]:
+    """A user's training history, oldest first, as the core reads it."""
+    rows = uow.session.execute(
+        select(TrainingRecord)
+        .where(TrainingRecord.user_id == user.id)
+        .order_by(TrainingRecord.recorded_at)
+    ).scalars()
+    return [
+        rules.TrainingRecord(
+            procedure=r.procedure,
+            qualified_on=r.qualified_on,
+            expires_on=r.expires_on,
+            withdrawn=r.withdrawn,
+            recorded_at=r.recorded_at,
+        )
+        for r in rows
+    ]
+
+
+def is_qualified(uow: UnitOfWork, user: User, procedure: str, ctx: Context) -> bool:
+    """``is_qualified(user, procedure, at)``: current training on the site's date at ``ctx.at``."""
+    return rules.is_qualified(training_records(uow, user), procedure, ctx.at, uow.site.time_zone)

@@ -1,0 +1,415 @@
+"""People and their access: user IDs, roles, passwords, lockout.
+
+21 CFR 11.10(d), (g), 11.100, 11.300; Annex 11 §12.3.
+
+User IDs are never deleted, reused or reassigned: deactivation is the only way out, and a
+deactivated ID stays taken. Every change is an audit entry; passwords never appear in one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from sqlalchemy import select
+
+from mes.core.access import (
+    MAX_FAILED_ATTEMPTS,
+    Permission,
+    Role,
+    parse_roles,
+    register_failed_attempt,
+)
+from mes.core.audit import Actor, EntryKind, require_reason
+from mes.core.errors import (
+    AccountDeactivated,
+    AccountLocked,
+    AuthenticationFailed,
+    InvalidInput,
+    InvalidUsername,
+    NotAuthorised,
+    PasswordChangeRequired,
+    UnknownUser,
+    UsernameTaken,
+)
+from mes.core.passwords import (
+    check_new_password,
+    hash_password,
+    password_expired,
+    password_matches,
+    temporary_password,
+)
+from mes.services.context import Context, acting_user, actor_of, authorise
+from mes.services.ids import new_id
+from mes.store.audit import append_audit
+from mes.store.models import PasswordHistory, User, UserRole
+from mes.store.uow import UnitOfWork
+
+USERNAME = re.compile(r"^[a-z][a-z0-9._-]{1,31}$")
+RECORD_TYPE = "user"
+
+
+def _public(user: User) -> dict[str, object]:
+    """What the audit trail records about a user (never the password hash)."""
+    return {
+        "username": user.username,
+        "full_name": user.full_name,
+        "roles": sorted(user.role_names),
+        "active": user.active,
+        "locked": user.locked,
+    }
+
+
+def normalise_username(username: str) -> str:
+    """User IDs are lower case: 'JSmith' and 'jsmith' are the same person."""
+    return username.strip().lower()
+
+
+def find_user(uow: UnitOfWork, username: str) -> User:
+    """The user with this ID, or :class:`UnknownUser`."""
+    user = uow.session.execute(
+        select(User).where(User.username == normalise_username(username))
+    ).scalar_one_or_none()
+    if user is None:
+        raise UnknownUser(
+            f"There is no user '{username}'.", what_to_do="Check the user ID (see 'mes user list')."
+        )
+    return user
+
+
+def _check_full_name(full_name: str) -> str:
+    name = " ".join(full_name.split())
+    if len(name) < 2 or len(name) > 200:
+        raise InvalidInput(
+            "The full name is required (2 to 200 characters); it is printed with every signature.",
+            what_to_do="Give the person's full name as they sign it.",
+        )
+    return name
+
+
+def _set_password(uow: UnitOfWork, user: User, password: str, ctx: Context) -> None:
+    user.password_hash = hash_password(password)
+    user.password_changed_at = ctx.at
+    uow.session.flush()  # the user row first: the history row refers to it
+    uow.session.add(
+        PasswordHistory(user_id=user.id, password_hash=user.password_hash, set_at=ctx.at)
+    )
+
+
+def _previous_hashes(uow: UnitOfWork, user: User) -> list[str]:
+    rows = uow.session.execute(
+        select(PasswordHistory.password_hash)
+        .where(PasswordHistory.user_id == user.id)
+        .order_by(PasswordHistory.id.desc())
+        .limit(uow.site.password_policy.history_depth)
+    )
+    return list(rows.scalars())
+
+
+def add_user(
+    uow: UnitOfWork,
+    ctx: Context,
+    *,
+    username: str,
+    full_name: str,
+    roles: Iterable[str],
+    password: str,
+    must_change_password: bool = False,
+) -> str:
+    """Create a user with roles and a password that meets the policy; returns the user's id.
+
+    11.100(a)/11.300(a): a user ID that exists or ever existed is refused.
+    """
+    actor = authorise(uow, ctx, Permission.MANAGE_USERS)
+    username = normalise_username(username)
+    if not USERNAME.match(username):
+        raise InvalidUsername(
+            f"'{username}' is not a valid user ID.",
+            what_to_do="Use 2-32 lower-case letters, digits, '.', '_' or '-', starting with a letter.",
+        )
+    role_set = parse_roles(roles)
+    if not role_set:
+        raise InvalidInput("A user needs at least one role.", what_to_do="Give --role.")
+    full_name = _check_full_name(full_name)
+    if uow.session.execute(select(User.id).where(User.username == username)).first():
+        raise UsernameTaken(
+            f"The user ID '{username}' is already taken (user IDs are never reused, even after "
+            "deactivation).",
+            what_to_do="Choose another user ID.",
+        )
+    check_new_password(username, password, policy=uow.site.password_policy)
+    user = User(
+        id=new_id(),
+        username=username,
+        full_name=full_name,
+        must_change_password=must_change_password,
+        failed_attempts=0,
+        locked=False,
+        active=True,
+        created_at=ctx.at,
+        roles=[UserRole(role=r.value) for r in sorted(role_set)],
+    )
+    uow.session.add(user)
+    _set_password(uow, user, password, ctx)
+    uow.session.flush()
+    _audit(uow, ctx, actor, "user created", user, old=None, new=_public(user))
+    uow.commit()
+    return user.id
+
+
+def _audit(
+    uow: UnitOfWork,
+    ctx: Context,
+    actor: Actor,
+    action: str,
+    user: User,
+    *,
+    old: dict[str, object] | None,
+    new: dict[str, object] | None,
+    reason: str | None = None,
+    kind: EntryKind = EntryKind.CHANGE,
+) -> None:
+    append_audit(
+        uow.session,
+        uow.site,
+        at=ctx.at,
+        actor=actor,
+        terminal=ctx.terminal,
+        kind=kind,
+        action=action,
+        record_type=RECORD_TYPE,
+        record_id=user.username,
+        old=old,
+        new=new,
+        reason=reason,
+    )
+
+
+def set_roles(
+    uow: UnitOfWork, ctx: Context, username: str, roles: Iterable[str], reason: str
+) -> None:
+    """Replace a user's roles (Annex 11 §12.3: every grant and removal is recorded, with why)."""
+    actor = authorise(uow, ctx, Permission.MANAGE_USERS)
+    reason = require_reason(reason, "change a user's roles")
+    user = find_user(uow, username)
+    role_set = parse_roles(roles)
+    if not role_set:
+        raise InvalidInput("A user needs at least one role.", what_to_do="Deactivate instead.")
+    if ctx.user_id == user.id and Role.ADMIN not in role_set:
+        raise NotAuthorised(
+            "You cannot remove your own administrator role.",
+            what_to_do="Ask another administrator.",
+        )
+    old = _public(user)
+    if set(old["roles"]) == {r.value for r in role_set}:  # type: ignore[arg-type]
+        raise InvalidInput(f"{user.username} already has exactly these roles.")
+    user.roles = [UserRole(role=r.value) for r in sorted(role_set)]
+    uow.session.flush()
+    _audit(uow, ctx, actor, "roles changed", user, old=old, new=_public(user), reason=reason)
+    uow.commit()
+
+
+def deactivate_user(uow: UnitOfWork, ctx: Context, username: str, reason: str) -> None:
+    """Withdraw a user's access for good; the ID stays taken and their records stay theirs."""
+    actor = authorise(uow, ctx, Permission.MANAGE_USERS)
+    reason = require_reason(reason, "deactivate a user")
+    user = find_user(uow, username)
+    if not user.active:
+        raise InvalidInput(f"{user.username} is already deactivated.")
+    if ctx.user_id == user.id:
+        raise NotAuthorised(
+            "You cannot deactivate your own account.", what_to_do="Ask another administrator."
+        )
+    old = _public(user)
+    user.active = False
+    _audit(uow, ctx, actor, "user deactivated", user, old=old, new=_public(user), reason=reason)
+    uow.commit()
+
+
+def unlock_user(uow: UnitOfWork, ctx: Context, username: str, reason: str | None = None) -> None:
+    """Unlock an account locked by failed authentications (audited as a security event)."""
+    actor = authorise(uow, ctx, Permission.MANAGE_USERS)
+    user = find_user(uow, username)
+    if not user.locked:
+        raise InvalidInput(f"{user.username} is not locked.", what_to_do="Nothing to do.")
+    old = _public(user)
+    user.locked = False
+    user.failed_attempts = 0
+    _audit(
+        uow,
+        ctx,
+        actor,
+        "account unlocked",
+        user,
+        old=old,
+        new=_public(user),
+        reason=(reason or "").strip() or None,
+        kind=EntryKind.SECURITY,
+    )
+    uow.commit()
+
+
+def reset_password(uow: UnitOfWork, ctx: Context, username: str) -> str:
+    """Give a user a random one-time password that must be changed at the next login.
+
+    11.200(a)(3): the administrator never knows the password the user will sign with.
+    Returns the temporary password (shown once, to be handed over in person).
+    """
+    actor = authorise(uow, ctx, Permission.MANAGE_USERS)
+    user = find_user(uow, username)
+    if not user.active:
+        raise AccountDeactivated(f"{user.username} is deactivated.")
+    password = temporary_password()
+    user.password_hash = hash_password(password)
+    user.password_changed_at = ctx.at
+    user.must_change_password = True
+    _audit(
+        uow,
+        ctx,
+        actor,
+        "password reset",
+        user,
+        old=None,
+        new={"must_change_password": True},
+        kind=EntryKind.SECURITY,
+    )
+    uow.commit()
+    return password
+
+
+def change_password(
+    uow: UnitOfWork, ctx: Context, current_password: str, new_password: str
+) -> None:
+    """The logged-in user changes their own password (policy and history apply)."""
+    user = acting_user(uow, ctx)
+    if not password_matches(user.password_hash, current_password):
+        _count_failure(uow, ctx, user, "password change failed")
+    check_new_password(
+        user.username, new_password, _previous_hashes(uow, user), uow.site.password_policy
+    )
+    if password_matches(user.password_hash, new_password):
+        raise InvalidInput("The new password must differ from the current one.")
+    _set_password(uow, user, new_password, ctx)
+    user.must_change_password = False
+    user.failed_attempts = 0
+    _audit(
+        uow,
+        ctx,
+        actor_of(user),
+        "password changed",
+        user,
+        old=None,
+        new=None,
+        kind=EntryKind.SECURITY,
+    )
+    uow.commit()
+
+
+def _count_failure(uow: UnitOfWork, ctx: Context, user: User, action: str) -> None:
+    """Record a failed authentication, lock at the fifth in a row (11.300(d)), commit, refuse.
+
+    Committing here is deliberate: the refusal must not roll back the evidence of the attempt.
+    Anything else staged in this unit of work is rolled back first, so a refused signature never
+    commits half of the change it was meant to sign.
+    """
+    user_id = user.id
+    uow.session.rollback()
+    user = uow.session.get(User, user_id)  # type: ignore[assignment]
+    count, now_locked = register_failed_attempt(user.failed_attempts)
+    user.failed_attempts = count
+    _audit(
+        uow,
+        ctx,
+        actor_of(user),
+        action,
+        user,
+        old=None,
+        new={"consecutive_failures": count},
+        kind=EntryKind.SECURITY,
+    )
+    if now_locked and not user.locked:
+        user.locked = True
+        _audit(
+            uow,
+            ctx,
+            actor_of(user),
+            "account locked",
+            user,
+            old=None,
+            new={"locked": True, "consecutive_failures": count},
+            kind=EntryKind.SECURITY,
+        )
+    uow.commit()
+    if user.locked:
+        raise AccountLocked(
+            f"The account {user.username} is now locked after {count} failed attempts.",
+            what_to_do="Ask an administrator to unlock it.",
+        )
+    left = MAX_FAILED_ATTEMPTS - count
+    raise AuthenticationFailed(
+        "The user ID or password is wrong.",
+        what_to_do=f"Try again; {left} more failed attempt{'s' if left != 1 else ''} will lock the account.",
+    )
+
+
+def verify_credentials(
+    uow: UnitOfWork, ctx: Context, user: User, password: str, action: str
+) -> None:
+    """Check a password of an active, unlocked user; a wrong one is counted (and committed)."""
+    if not user.active:
+        raise AccountDeactivated(
+            f"The account {user.username} is deactivated.", what_to_do="Ask an administrator."
+        )
+    if user.locked:
+        raise AccountLocked(
+            f"The account {user.username} is locked.",
+            what_to_do="Ask an administrator to unlock it.",
+        )
+    if not password_matches(user.password_hash, password):
+        _count_failure(uow, ctx, user, action)
+
+
+def authenticate(uow: UnitOfWork, ctx: Context, username: str, password: str) -> User:
+    """Log in: user ID and password (11.10(d)); returns the user.
+
+    A wrong password counts toward lockout. After success, ``user.must_change_password`` (set
+    by an administrator's reset or by expiry) tells the caller to ask for a new password.
+    """
+    user = uow.session.execute(
+        select(User).where(User.username == normalise_username(username))
+    ).scalar_one_or_none()
+    if user is None:
+        # Same message as a wrong password: do not reveal which user IDs exist.
+        raise AuthenticationFailed("The user ID or password is wrong.", what_to_do="Try again.")
+    verify_credentials(uow, ctx, user, password, "login failed")
+    if password_expired(user.password_changed_at, ctx.at, uow.site.password_policy):
+        user.must_change_password = True
+    user.failed_attempts = 0
+    _audit(uow, ctx, actor_of(user), "logged in", user, old=None, new=None, kind=EntryKind.SECURITY)
+    uow.commit()
+    return user
+
+
+def reauthenticate(uow: UnitOfWork, ctx: Context, password: str) -> User:
+    """Unlock a session locked by inactivity: the logged-in user's password again."""
+    user = acting_user(uow, ctx)
+    verify_credentials(uow, ctx, user, password, "session unlock failed")
+    user.failed_attempts = 0
+    uow.commit()
+    return user
+
+
+def require_current_password(user: User) -> None:
+    """Refuse to act for a user who must first change their password."""
+    if user.must_change_password:
+        raise PasswordChangeRequired(
+            "You must change your password before you continue.",
+            what_to_do="Choose a new password.",
+        )
+
+
+def list_users(uow: UnitOfWork) -> list[User]:
+    """Every user ever created, active first, by user ID."""
+    return list(
+        uow.session.execute(select(User).order_by(User.active.desc(), User.username)).scalars()
+    )

@@ -1,0 +1,174 @@
+"""Typed, frozen settings: ``<instance>/mes.toml`` overridden by ``MES_*`` environment variables.
+
+Nothing is read at import time. :func:`load_settings` refuses a bad or missing key with a
+message that says which and what to do, so an instance never starts half-configured.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from mes.core.errors import ConfigurationError
+
+CONFIG_FILE = "mes.toml"
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
+SITE_KEY_FILE = "keys/site_ed25519.pem"
+SITE_PUBLIC_KEY_FILE = "keys/site_ed25519.pub.pem"
+ROLES = ("hub", "spoke")
+SITE_CODE = re.compile(r"^[A-Z][A-Z0-9]{1,11}$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One instance's configuration (one process runs one role)."""
+
+    instance_path: Path
+    role: str
+    site_code: str
+    site_name: str
+    time_zone: str
+    database_url: str
+    secret_key: str
+    session_timeout_seconds: int = 300
+    password_expiry_days: int | None = None
+
+    @property
+    def site_key_path(self) -> Path:
+        """The site's private Ed25519 key (mode 0600)."""
+        return self.instance_path / SITE_KEY_FILE
+
+    @property
+    def site_public_key_path(self) -> Path:
+        """The site's public key, safe to share."""
+        return self.instance_path / SITE_PUBLIC_KEY_FILE
+
+
+def default_instance_path(env: Mapping[str, str] | None = None) -> Path:
+    """``MES_INSTANCE`` or ``./instance``."""
+    env = os.environ if env is None else env
+    return Path(env.get("MES_INSTANCE") or "instance").resolve()
+
+
+def sqlite_url(instance_path: Path) -> str:
+    """The embedded default database: a SQLite file in the instance folder."""
+    return f"sqlite:///{instance_path / 'mes.sqlite3'}"
+
+
+def check_site_code(code: str) -> str:
+    """Site codes are 2-12 capital letters and digits, starting with a letter (e.g. ``HUB``, ``LDN1``)."""
+    if not SITE_CODE.match(code):
+        raise ConfigurationError(
+            f"'{code}' is not a valid site code.",
+            what_to_do="Use 2 to 12 capital letters or digits, starting with a letter (e.g. LDN1).",
+        )
+    return code
+
+
+def _int(value: object, key: str, minimum: int) -> int:
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise ConfigurationError(
+            f"{key} must be a whole number, not '{value}'.",
+            what_to_do="Fix mes.toml or the variable.",
+        ) from None
+    if number < minimum:
+        raise ConfigurationError(
+            f"{key} must be at least {minimum} (it is {number}).",
+            what_to_do="Fix mes.toml or the variable.",
+        )
+    return number
+
+
+def load_settings(
+    instance_path: Path | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Read and validate the instance's settings; refuse to start on anything wrong."""
+    env = os.environ if env is None else env
+    path = (instance_path or default_instance_path(env)).resolve()
+    config_file = path / CONFIG_FILE
+    if not config_file.is_file():
+        raise ConfigurationError(
+            f"No instance at {path} (no {CONFIG_FILE}).",
+            what_to_do="Run 'mes init --role hub|spoke' first, or point MES_INSTANCE at an instance.",
+        )
+    try:
+        raw = tomllib.loads(config_file.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigurationError(
+            f"{config_file} is not valid TOML: {err}.", what_to_do="Correct the file."
+        ) from None
+
+    role = env.get("MES_ROLE") or raw.get("role")
+    if role not in ROLES:
+        raise ConfigurationError(
+            f"The role must be 'hub' or 'spoke', not {role!r}.",
+            what_to_do="Set role in mes.toml or MES_ROLE.",
+        )
+    site_code = check_site_code(str(env.get("MES_SITE_CODE") or raw.get("site_code", "")))
+    time_zone = str(env.get("MES_TIME_ZONE") or raw.get("time_zone") or "UTC")
+    try:
+        ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError(
+            f"'{time_zone}' is not a known time zone.",
+            what_to_do="Use an IANA name such as Europe/London.",
+        ) from None
+    secret_file = path / SECRET_KEY_FILE
+    if not secret_file.is_file():
+        raise ConfigurationError(
+            f"The instance's secret key file {secret_file} is missing.",
+            what_to_do="Restore it from backup; without it sessions and terminal bindings are invalid.",
+        )
+    timeout = _int(
+        env.get("MES_SESSION_TIMEOUT_SECONDS") or raw.get("session_timeout_seconds", 300),
+        "session_timeout_seconds",
+        1,
+    )
+    expiry = _int(
+        env.get("MES_PASSWORD_EXPIRY_DAYS") or raw.get("password_expiry_days", 0),
+        "password_expiry_days",
+        0,
+    )
+    database = raw.get("database", {})
+    return Settings(
+        instance_path=path,
+        role=role,
+        site_code=site_code,
+        site_name=str(raw.get("site_name") or site_code),
+        time_zone=time_zone,
+        database_url=env.get("MES_DATABASE_URL") or database.get("url") or sqlite_url(path),
+        secret_key=secret_file.read_text(encoding="ascii").strip(),
+        session_timeout_seconds=timeout,
+        password_expiry_days=expiry or None,
+    )
+
+
+def render_config(
+    *, role: str, site_code: str, site_name: str, time_zone: str, database_url: str | None
+) -> str:
+    """The text of a new ``mes.toml``."""
+    lines = [
+        "# GMP-in-a-box MES instance configuration. Changes are made under change control.",
+        f'role = "{role}"',
+        f'site_code = "{site_code}"',
+        f"site_name = {_toml_string(site_name)}",
+        f'time_zone = "{time_zone}"',
+        "# Inactivity timeout: the session locks and asks for the password again.",
+        "session_timeout_seconds = 300",
+        "# Password expiry in days; 0 = off.",
+        "password_expiry_days = 0",
+    ]
+    if database_url:
+        lines += ["", "[database]", f"url = {_toml_string(database_url)}"]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

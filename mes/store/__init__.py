@@ -1,0 +1,1 @@
+"""Persistence adapter: SQLAlchemy tables, engines, the unit of work and read models."""

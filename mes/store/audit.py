@@ -1,0 +1,106 @@
+"""Appending to and reading the site's audit chain, in the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mes.core.audit import Actor, EntryKind, entry_body
+from mes.core.ledger import ChainHead as CoreChainHead
+from mes.core.ledger import SealedEntry, next_link, seal
+from mes.core.site import Site
+from mes.store.models import AuditEntry, ChainHead
+
+AUDIT_CHAIN = "audit"
+
+
+def _locked_head(session: Session, chain: str) -> ChainHead:
+    head = session.execute(
+        select(ChainHead).where(ChainHead.chain == chain).with_for_update()
+    ).scalar_one_or_none()
+    if head is None:
+        head = ChainHead(chain=chain, last_seq=0, last_hash=None)
+        session.add(head)
+        session.flush()
+    return head
+
+
+def append_audit(
+    session: Session,
+    site: Site,
+    *,
+    at: datetime,
+    actor: Actor,
+    terminal: str | None,
+    kind: EntryKind,
+    action: str,
+    record_type: str,
+    record_id: str,
+    old: Mapping[str, Any] | None = None,
+    new: Mapping[str, Any] | None = None,
+    reason: str | None = None,
+) -> AuditEntry:
+    """Append one sealed entry to the audit chain in the session's transaction."""
+    head = _locked_head(session, AUDIT_CHAIN)
+    seq, prev = next_link(head.last_seq, head.last_hash)
+    body = entry_body(
+        seq=seq,
+        prev=prev,
+        at=at,
+        site=site.code,
+        terminal=terminal,
+        actor=actor,
+        kind=kind,
+        action=action,
+        record_type=record_type,
+        record_id=record_id,
+        old=old,
+        new=new,
+        reason=reason,
+    )
+    sealed = seal(body, site.key)
+    row = AuditEntry(
+        seq=seq,
+        prev=prev,
+        at=body["at"],
+        site=site.code,
+        terminal=terminal,
+        actor_id=actor.user_id,
+        actor_username=actor.username,
+        actor_name=actor.name,
+        kind=kind.value,
+        action=action,
+        record_type=record_type,
+        record_id=record_id,
+        old=body["old"],
+        new=body["new"],
+        reason=reason,
+        hash=sealed.hash,
+        signature=sealed.signature,
+    )
+    session.add(row)
+    head.last_seq, head.last_hash = seq, sealed.hash
+    session.flush()
+    return row
+
+
+def sealed_entries(session: Session, batch_size: int = 2000) -> Iterator[SealedEntry]:
+    """Every audit entry in seq order, streamed, as the core verifies them."""
+    result = session.execute(
+        select(AuditEntry).order_by(AuditEntry.seq).execution_options(yield_per=batch_size)
+    )
+    for row in result.scalars():
+        yield SealedEntry(body=row.body(), hash=row.hash, signature=row.signature)
+        session.expunge(row)
+
+
+def audit_head(session: Session) -> CoreChainHead:
+    """What the site recorded as the audit chain's end."""
+    head = session.get(ChainHead, AUDIT_CHAIN)
+    if head is None:
+        return CoreChainHead(last_seq=0, last_hash=None)
+    return CoreChainHead(last_seq=head.last_seq, last_hash=head.last_hash)

@@ -1,0 +1,216 @@
+"""Tables of the site database.
+
+CHECK constraints mirror the core's enums; triggers (in the migrations) make GMP tables
+append-only. The schema is created and changed only by Alembic migrations.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from mes.core.access import Role
+from mes.core.audit import EntryKind
+from mes.core.clock import as_utc
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def _in(column: str, values: list[str]) -> str:
+    return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always stored and returned as UTC (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        """Store UTC."""
+        return None if value is None else as_utc(value)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        """Return UTC-aware datetimes."""
+        return None if value is None else as_utc(value)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a global naming convention for constraints."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class User(Base):
+    """A person with a user ID. Never deleted, never renamed, never given to someone else."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("failed_attempts >= 0", name="failed_attempts_not_negative"),
+        CheckConstraint("username = lower(username)", name="username_lower_case"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    username: Mapped[str] = mapped_column(String(32), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    attested_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    roles: Mapped[list[UserRole]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    @property
+    def role_names(self) -> frozenset[str]:
+        """The roles the user holds now."""
+        return frozenset(r.role for r in self.roles)
+
+
+class UserRole(Base):
+    """A role held by a user (current state; every grant and removal is in the audit trail)."""
+
+    __tablename__ = "user_roles"
+    __table_args__ = (CheckConstraint(_in("role", [r.value for r in Role]), name="known_role"),)
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(20), primary_key=True)
+    user: Mapped[User] = relationship(back_populates="roles")
+
+
+class PasswordHistory(Base):
+    """Every password hash a user has had (append-only), for the history rule."""
+
+    __tablename__ = "password_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class TrainingRecord(Base):
+    """A qualification for a procedure, or its withdrawal (append-only)."""
+
+    __tablename__ = "training_records"
+    __table_args__ = (
+        CheckConstraint(
+            "expires_on IS NULL OR expires_on >= qualified_on", name="expiry_after_qualification"
+        ),
+        Index("ix_training_records_user_procedure", "user_id", "procedure"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    procedure: Mapped[str] = mapped_column(String(200))
+    qualified_on: Mapped[date] = mapped_column(Date)
+    expires_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    withdrawn: Mapped[bool] = mapped_column(Boolean, default=False)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    recorded_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+
+
+class Terminal(Base):
+    """A registered workstation of this site (21 CFR 11.10(h)). Never deleted."""
+
+    __tablename__ = "terminals"
+    __table_args__ = (UniqueConstraint("site", "name", name="uq_terminals_site_name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    site: Mapped[str] = mapped_column(String(12))
+    name: Mapped[str] = mapped_column(String(64))
+    location: Mapped[str] = mapped_column(String(200), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    registered_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+
+
+class ChainHead(Base):
+    """The last entry of each hash chain; its row lock serialises appends."""
+
+    __tablename__ = "chain_heads"
+    __table_args__ = (CheckConstraint("last_seq >= 0", name="seq_not_negative"),)
+
+    chain: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_seq: Mapped[int] = mapped_column(Integer, default=0)
+    last_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class AuditEntry(Base):
+    """One entry of the site's audit chain (append-only; see mes.core.audit)."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (
+        CheckConstraint(_in("kind", [k.value for k in EntryKind]), name="known_kind"),
+        CheckConstraint("seq >= 1", name="seq_positive"),
+        Index("ix_audit_entries_record", "record_type", "record_id"),
+        Index("ix_audit_entries_actor_at", "actor_username", "at"),
+        Index("ix_audit_entries_at", "at"),
+    )
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    prev: Mapped[str] = mapped_column(String(64), unique=True)
+    at: Mapped[str] = mapped_column(String(27))  # UTC text exactly as hashed
+    site: Mapped[str] = mapped_column(String(12))
+    terminal: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    actor_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    actor_username: Mapped[str] = mapped_column(String(32))
+    actor_name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(64))
+    record_type: Mapped[str] = mapped_column(String(64))
+    record_id: Mapped[str] = mapped_column(String(200))
+    old: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    new: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    signature: Mapped[str] = mapped_column(String(100))
+
+    def body(self) -> dict[str, Any]:
+        """The entry's content exactly as it was hashed and signed."""
+        return {
+            "seq": self.seq,
+            "prev": self.prev,
+            "at": self.at,
+            "site": self.site,
+            "terminal": self.terminal,
+            "actor": {
+                "user_id": self.actor_id,
+                "username": self.actor_username,
+                "name": self.actor_name,
+            },
+            "kind": self.kind,
+            "action": self.action,
+            "record": {"type": self.record_type, "id": self.record_id},
+            "old": self.old,
+            "new": self.new,
+            "reason": self.reason,
+        }

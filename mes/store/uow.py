@@ -1,0 +1,50 @@
+"""Unit of work: one service call is one transaction, rolled back unless committed."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from mes.core.site import Site
+
+
+class UnitOfWork:
+    """A database session for one service call, plus the site it runs as.
+
+    Use as a context manager; leaving the block without :meth:`commit` rolls everything back,
+    so a refused request never leaves a half-written record.
+    """
+
+    def __init__(self, sessions: sessionmaker[Session], site: Site) -> None:
+        self._sessions = sessions
+        self.site = site
+        self._session: Session | None = None
+
+    @property
+    def session(self) -> Session:
+        """The open session (only inside the ``with`` block)."""
+        if self._session is None:
+            raise RuntimeError("the unit of work is not open")
+        return self._session
+
+    def __enter__(self) -> UnitOfWork:
+        self._session = self._sessions()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._session is not None
+        try:
+            self._session.rollback()
+        finally:
+            self._session.close()
+            self._session = None
+
+    def commit(self) -> None:
+        """Make everything done in this unit of work durable, at once."""
+        self.session.commit()
