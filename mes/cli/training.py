@@ -17,7 +17,9 @@ def _date(value: str | None, name: str) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter(f"'{value}' is not a date; use YYYY-MM-DD.", param_hint=name) from None
+        raise click.BadParameter(
+            f"'{value}' is not a date; use YYYY-MM-DD.", param_hint=name
+        ) from None
 
 
 @click.group("training")
@@ -31,14 +33,23 @@ def training_group() -> None:
 @click.option("--on", "qualified_on", required=True, help="Qualification date, YYYY-MM-DD.")
 @click.option("--expires", default=None, help="Expiry date, YYYY-MM-DD (none: no expiry).")
 @click.pass_obj
-def add_command(state: CliState, username: str, procedure: str, qualified_on: str, expires: str | None) -> None:
+def add_command(
+    state: CliState, username: str, procedure: str, qualified_on: str, expires: str | None
+) -> None:
     """Record that USERNAME is qualified for PROCEDURE."""
     with state.runtime().uow() as uow:
         training.record_training(
-            uow, command_context(), username=username, procedure=procedure,
-            qualified_on=_date(qualified_on, "--on"), expires_on=_date(expires, "--expires"),  # type: ignore[arg-type]
+            uow,
+            command_context(),
+            username=username,
+            procedure=procedure,
+            qualified_on=_date(qualified_on, "--on"),
+            expires_on=_date(expires, "--expires"),  # type: ignore[arg-type]
         )
-    click.echo(f"Recorded: {username} qualified for '{procedure}' from {qualified_on}" + (f" until {expires}." if expires else "."))
+    click.echo(
+        f"Recorded: {username} qualified for '{procedure}' from {qualified_on}"
+        + (f" until {expires}." if expires else ".")
+    )
 
 
 @training_group.command("withdraw")
@@ -49,7 +60,9 @@ def add_command(state: CliState, username: str, procedure: str, qualified_on: st
 def withdraw_command(state: CliState, username: str, procedure: str, reason: str) -> None:
     """Withdraw USERNAME's qualification for PROCEDURE."""
     with state.runtime().uow() as uow:
-        training.withdraw_training(uow, command_context(), username=username, procedure=procedure, reason=reason)
+        training.withdraw_training(
+            uow, command_context(), username=username, procedure=procedure, reason=reason
+        )
     click.echo(f"Withdrawn: {username} for '{procedure}'.")
 
 

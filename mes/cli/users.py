@@ -16,21 +16,39 @@ def user_group() -> None:
 @user_group.command("add")
 @click.argument("username")
 @click.option("--name", "full_name", required=True, help="Full name, as printed with signatures.")
-@click.option("--role", "roles", multiple=True, required=True, help="operator, supervisor, qa, author or admin (repeatable).")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    help="operator, supervisor, qa, author or admin (repeatable).",
+)
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @click.option("--temporary", is_flag=True, help="The user must change the password at first login.")
 @click.pass_obj
 def add_command(
-    state: CliState, username: str, full_name: str, roles: tuple[str, ...], password_stdin: bool, temporary: bool
+    state: CliState,
+    username: str,
+    full_name: str,
+    roles: tuple[str, ...],
+    password_stdin: bool,
+    temporary: bool,
 ) -> None:
     """Create a user."""
     password = read_password(password_stdin)
     with state.runtime().uow() as uow:
         users.add_user(
-            uow, command_context(), username=username, full_name=full_name, roles=roles,
-            password=password, must_change_password=temporary,
+            uow,
+            command_context(),
+            username=username,
+            full_name=full_name,
+            roles=roles,
+            password=password,
+            must_change_password=temporary,
         )
-    click.echo(f"Added {username.strip().lower()} ({full_name}) with roles {', '.join(sorted(roles))}.")
+    click.echo(
+        f"Added {username.strip().lower()} ({full_name}) with roles {', '.join(sorted(roles))}."
+    )
 
 
 @user_group.command("list")
@@ -42,12 +60,16 @@ def list_command(state: CliState) -> None:
             status = "active" if user.active else "deactivated"
             if user.locked:
                 status += ", locked"
-            click.echo(f"{user.username:<20} {user.full_name:<30} {','.join(sorted(user.role_names)):<30} {status}")
+            click.echo(
+                f"{user.username:<20} {user.full_name:<30} {','.join(sorted(user.role_names)):<30} {status}"
+            )
 
 
 @user_group.command("roles")
 @click.argument("username")
-@click.option("--role", "roles", multiple=True, required=True, help="The complete new set of roles.")
+@click.option(
+    "--role", "roles", multiple=True, required=True, help="The complete new set of roles."
+)
 @click.option("--reason", required=True, help="Why the roles change (recorded).")
 @click.pass_obj
 def roles_command(state: CliState, username: str, roles: tuple[str, ...], reason: str) -> None:
@@ -86,7 +108,9 @@ def reset_command(state: CliState, username: str) -> None:
     """Set a one-time password that the user must change at the next login."""
     with state.runtime().uow() as uow:
         temporary = users.reset_password(uow, command_context(), username)
-    click.echo(f"One-time password for {username} (hand it over in person; it must be changed at login):")
+    click.echo(
+        f"One-time password for {username} (hand it over in person; it must be changed at login):"
+    )
     click.echo(temporary)
 
 

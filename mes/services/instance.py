@@ -81,6 +81,8 @@ def _validate(req: InstanceRequest) -> None:
 
 
 def _database_is_empty(url: str) -> bool:
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return True  # a SQLite file that does not exist yet is empty (and must not be created here)
     engine = make_engine(url)
     try:
         return not inspect(engine).get_table_names()

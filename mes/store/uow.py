@@ -40,6 +40,8 @@ class UnitOfWork:
     ) -> None:
         assert self._session is not None
         try:
+            # Detach what was read so pages can still show it, then discard anything uncommitted.
+            self._session.expunge_all()
             self._session.rollback()
         finally:
             self._session.close()

@@ -1,0 +1,38 @@
+"""The app factory: settings → runtime (database, site key) → the role's blueprints.
+
+``create_app()`` reads the instance's settings unless given them, refuses to start on bad
+configuration or an outdated schema, and mounts the blueprints of ``BLUEPRINTS_BY_ROLE``.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from mes.services.runtime import Runtime, open_runtime
+from mes.settings import Settings, load_settings
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
+    """Build the web application for one instance (hub or spoke)."""
+    from mes.web import init_web
+
+    if runtime is None:
+        runtime = open_runtime(settings or load_settings())
+    settings = runtime.settings
+    app = Flask(
+        "mes.web",
+        template_folder="templates",
+        static_folder="static",
+        instance_path=str(settings.instance_path),
+    )
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_NAME=f"mes_session_{settings.site_code.lower()}",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=12 * 3600,
+        WTF_CSRF_TIME_LIMIT=None,  # the session's own inactivity lock bounds the form's life
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+    )
+    init_web(app, runtime)
+    return app

@@ -1,0 +1,201 @@
+"""Web adapter: thin views over the services; the role decides which blueprints are mounted.
+
+Every route needs a logged-in user except the allow-list ``PUBLIC_ENDPOINTS`` (21 CFR 11.10(d)).
+A session idle for longer than the site's timeout is locked and asks for the password again
+(keeping the page the user was on); the lock also ends the "continuous session" for signatures
+(11.200(a)(1)(ii)).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, g, jsonify, redirect, render_template, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
+from flask_login import LoginManager, current_user
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+from mes import __version__
+from mes.core.access import ROLE_TITLES, Permission, allowed
+from mes.core.clock import local_text, parse_utc_text
+from mes.core.errors import MesError
+from mes.core.esign import MEANING_STATEMENTS, Meaning
+from mes.services.runtime import Runtime
+from mes.web import session_user, terminal_binding
+
+PUBLIC_ENDPOINTS = frozenset({"static", "common.login", "common.health"})
+UNLOCK_ENDPOINTS = frozenset({"common.unlock", "common.logout"})
+PASSWORD_CHANGE_ENDPOINTS = frozenset({"common.change_password", "common.logout"})
+
+csrf = CSRFProtect()
+login_manager = LoginManager()
+
+
+def blueprints_by_role() -> dict[str, list[Any]]:
+    """Which blueprints each role mounts (later issues add operator, authoring, QA, API)."""
+    from mes.web.admin.views import bp as admin
+    from mes.web.common.views import bp as common
+
+    return {"hub": [common, admin], "spoke": [common, admin]}
+
+
+class MesSessionInterface(SecureCookieSessionInterface):
+    """Session cookies are marked Secure whenever the request came over HTTPS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
+
+
+def runtime() -> Runtime:
+    """The instance this app serves."""
+    from flask import current_app
+
+    return current_app.extensions["mes"]
+
+
+def wants_json() -> bool:
+    """API clients get JSON errors, browsers get pages."""
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return request.path.startswith("/api/") or best == "application/json"
+
+
+def error_response(status: int, title: str, message: str) -> tuple[Response | str, int]:
+    """A readable 4xx/5xx answer: JSON for API clients, a page for people (never a traceback)."""
+    if wants_json():
+        return jsonify({"error": title, "message": message}), status
+    return render_template("error.html", status=status, title=title, message=message), status
+
+
+def safe_next(target: str | None) -> str | None:
+    """Only local paths may be redirect targets (no open redirects)."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+def init_web(app: Flask, rt: Runtime) -> None:
+    """Wire sessions, login, CSRF, the request gate, error pages and the role's blueprints."""
+    app.extensions["mes"] = rt
+    app.session_interface = MesSessionInterface()
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "common.login"
+    login_manager.user_loader(session_user.load)
+    for blueprint in blueprints_by_role()[rt.settings.role]:
+        app.register_blueprint(blueprint)
+
+    @app.before_request
+    def gate() -> Response | None:
+        g.now = datetime.now(UTC)
+        terminal_binding.resolve(rt)
+        if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
+            return None
+        if not current_user.is_authenticated:
+            return redirect(url_for("common.login", next=_return_path()))
+        now = time.time()
+        idle = now - float(session.get("last_seen", now))
+        if idle > rt.settings.session_timeout_seconds:
+            lock_session()
+        if session.get("locked") and request.endpoint not in UNLOCK_ENDPOINTS:
+            if wants_json():
+                return error_response(
+                    401, "Session locked", "Unlock the session with your password."
+                )  # type: ignore[return-value]
+            return redirect(url_for("common.unlock", next=_return_path()))
+        if not session.get("locked"):
+            session["last_seen"] = now
+        if current_user.must_change_password and request.endpoint not in PASSWORD_CHANGE_ENDPOINTS:
+            return redirect(url_for("common.change_password", next=_return_path()))
+        return None
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+        )
+        if current_user.is_authenticated:
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    app.add_template_filter(parse_utc_text, "utc")
+    app.add_template_filter(plain_value, "plain")
+
+    @app.context_processor
+    def template_globals() -> dict[str, Any]:
+        return {
+            "site": rt.site,
+            "version": __version__,
+            "terminal": g.get("terminal"),
+            "timeout_seconds": rt.settings.session_timeout_seconds,
+            "local_time": lambda at: local_text(at, rt.site.time_zone),
+            "can": lambda permission: (
+                current_user.is_authenticated
+                and allowed(current_user.roles, Permission(permission))
+            ),
+            "role_titles": ROLE_TITLES,
+            "meaning_statements": MEANING_STATEMENTS,
+            "Meaning": Meaning,
+            "esign_first": not session.get("signed_in_session"),
+        }
+
+    @app.errorhandler(MesError)
+    def mes_error(err: MesError) -> tuple[Response | str, int]:
+        return error_response(err.http_status, type(err).__name__, str(err))
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(err: CSRFError) -> tuple[Response | str, int]:
+        return error_response(
+            400,
+            "Form expired",
+            "The form was stale or not from this site; nothing was saved. "
+            "Go back, reload the page and try again.",
+        )
+
+    @app.errorhandler(HTTPException)
+    def http_error(err: HTTPException) -> tuple[Response | str, int]:
+        return error_response(err.code or 500, err.name, err.description or "")
+
+    @app.errorhandler(Exception)
+    def unexpected(err: Exception) -> tuple[Response | str, int]:
+        app.logger.exception("unexpected error")
+        return error_response(
+            500,
+            "Internal error",
+            "Something went wrong on the server; nothing was saved. Try again, and if it "
+            "happens again tell your administrator the time it happened.",
+        )
+
+
+def lock_session() -> None:
+    """Lock the session (inactivity or the lock button) and end the signing session."""
+    session["locked"] = True
+    session.pop("signed_in_session", None)
+
+
+def _return_path() -> str:
+    """Where to come back to after login or unlock: the page itself, or for a form the page it was on."""
+    if request.method == "GET":
+        return request.full_path.rstrip("?")
+    return safe_next(urlsplit(request.referrer or "").path) or url_for("common.home")
+
+
+def plain_value(value: Any) -> str:
+    """A stored value as people read it: yes/no, lists joined, empty as a dash."""
+    if value is None or value == "" or value == []:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(plain_value(v) for v in value)
+    return str(value)

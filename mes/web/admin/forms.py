@@ -1,0 +1,84 @@
+"""Forms of the administration pages."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import DateField, PasswordField, SelectMultipleField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from mes.core.access import ROLE_TITLES
+
+
+class RoleChoices(SelectMultipleField):
+    """Roles as large check boxes."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+def _role_choices() -> list[tuple[str, str]]:
+    return [(role.value, title) for role, title in ROLE_TITLES.items()]
+
+
+class NewUserForm(FlaskForm):
+    """Create a user."""
+
+    username = StringField("User ID", validators=[DataRequired(), Length(max=32)])
+    full_name = StringField(
+        "Full name (as printed with signatures)", validators=[DataRequired(), Length(max=200)]
+    )
+    roles = RoleChoices("Roles", choices=_role_choices())
+    password = PasswordField(
+        "Initial password (the user must change it at first login)", validators=[DataRequired()]
+    )
+
+
+class RolesForm(FlaskForm):
+    """Change a user's roles, with the reason."""
+
+    roles = RoleChoices("Roles", choices=_role_choices())
+    reason = StringField("Reason for the change", validators=[DataRequired(), Length(max=500)])
+
+
+class ReasonForm(FlaskForm):
+    """An action that needs a reason (deactivate, unlock)."""
+
+    reason = TextAreaField("Reason", validators=[Optional(), Length(max=500)])
+
+
+class PlainForm(FlaskForm):
+    """An action with nothing to type (CSRF only)."""
+
+
+class TerminalForm(FlaskForm):
+    """Register this browser as a terminal."""
+
+    name = StringField(
+        "Terminal name (as labelled on the device)", validators=[DataRequired(), Length(max=64)]
+    )
+    location = StringField("Location", validators=[Optional(), Length(max=200)])
+
+
+class TrainingForm(FlaskForm):
+    """Record a qualification."""
+
+    username = StringField("User ID", validators=[DataRequired(), Length(max=32)])
+    procedure = StringField(
+        "Procedure (SOP or recipe)", validators=[DataRequired(), Length(max=200)]
+    )
+    qualified_on = DateField("Qualified on", validators=[DataRequired()])
+    expires_on = DateField("Expires on (empty: no expiry)", validators=[Optional()])
+
+
+class AuditFilterForm(FlaskForm):
+    """Filter the audit trail (GET, no CSRF needed)."""
+
+    class Meta:
+        csrf = False
+
+    record_type = StringField("Record type", validators=[Optional(), Length(max=64)])
+    record_id = StringField("Record", validators=[Optional(), Length(max=200)])
+    username = StringField("User ID", validators=[Optional(), Length(max=32)])
+    since = DateField("From (date)", validators=[Optional()])
+    until = DateField("To (date, inclusive)", validators=[Optional()])

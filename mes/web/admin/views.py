@@ -1,0 +1,310 @@
+"""Administration: users and roles, terminals, training records, and the audit trail viewer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from functools import wraps
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+
+from mes.core.access import Permission, allowed
+from mes.core.audit import describe_changes
+from mes.core.errors import MesError, WeakPassword
+from mes.services import terminals, training, users
+from mes.store.queries import AuditFilter, audit_page, record_types
+from mes.web import runtime, terminal_binding
+from mes.web.admin.forms import (
+    AuditFilterForm,
+    NewUserForm,
+    PlainForm,
+    ReasonForm,
+    RolesForm,
+    TerminalForm,
+    TrainingForm,
+)
+from mes.web.helpers import service_context
+
+bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates")
+
+
+def requires(permission: Permission):
+    """Only users whose roles grant ``permission`` see the page (the rule is in the core)."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+            if not allowed(current_user.roles, permission):
+                abort(403, f"You are not allowed to {permission.value}.")
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+# --- users --------------------------------------------------------------------------------
+
+
+@bp.get("/users")
+@requires(Permission.MANAGE_USERS)
+def user_list() -> ResponseReturnValue:
+    """Every user ever created (deactivated too: IDs are never reused)."""
+    with runtime().uow() as uow:
+        people = users.list_users(uow)
+    return render_template("admin/users.html", users=people)
+
+
+@bp.route("/users/new", methods=["GET", "POST"])
+@requires(Permission.MANAGE_USERS)
+def user_new() -> ResponseReturnValue:
+    """Create a user; the initial password must be changed at first login."""
+    form = NewUserForm()
+    errors: list[str] = []
+    if form.validate_on_submit():
+        try:
+            with runtime().uow() as uow:
+                users.add_user(
+                    uow,
+                    service_context(),
+                    username=form.username.data,
+                    full_name=form.full_name.data,
+                    roles=form.roles.data or [],
+                    password=form.password.data,
+                    must_change_password=True,
+                )
+        except WeakPassword as err:
+            errors = err.reasons
+        except MesError as err:
+            errors = [str(err)]
+        else:
+            flash(f"User {form.username.data.strip().lower()} created.", "info")
+            return redirect(
+                url_for("admin.user_detail", username=form.username.data.strip().lower()), 303
+            )
+    status = 400 if errors or form.errors else 200
+    return render_template("admin/user_new.html", form=form, errors=errors), status
+
+
+def _user_page(
+    username: str, error: str | None = None, status: int = 200, temporary: str | None = None
+) -> ResponseReturnValue:
+    with runtime().uow() as uow:
+        user = users.find_user(uow, username)
+        history = training.training_records(uow, user)
+    roles_form = RolesForm(roles=sorted(user.role_names))
+    return render_template(
+        "admin/user_detail.html",
+        user=user,
+        training=history,
+        roles_form=roles_form,
+        reason_form=ReasonForm(),
+        plain_form=PlainForm(),
+        error=error,
+        temporary=temporary,
+    ), status
+
+
+@bp.get("/users/<username>")
+@requires(Permission.MANAGE_USERS)
+def user_detail(username: str) -> ResponseReturnValue:
+    """One user: roles, status, training, and the actions an administrator can take."""
+    return _user_page(username)
+
+
+def _user_action(username: str, action, success: str) -> ResponseReturnValue:
+    try:
+        with runtime().uow() as uow:
+            action(uow, service_context())
+    except MesError as err:
+        return _user_page(username, str(err), err.http_status)
+    flash(success, "info")
+    return redirect(url_for("admin.user_detail", username=username), 303)
+
+
+@bp.post("/users/<username>/roles")
+@requires(Permission.MANAGE_USERS)
+def user_roles(username: str) -> ResponseReturnValue:
+    """Replace the user's roles (reason required)."""
+    form = RolesForm()
+    if not form.validate_on_submit():
+        return _user_page(username, "Give the reason for the change.", 400)
+    return _user_action(
+        username,
+        lambda uow, ctx: users.set_roles(
+            uow, ctx, username, form.roles.data or [], form.reason.data
+        ),
+        "Roles changed.",
+    )
+
+
+@bp.post("/users/<username>/deactivate")
+@requires(Permission.MANAGE_USERS)
+def user_deactivate(username: str) -> ResponseReturnValue:
+    """Deactivate the user for good (reason required)."""
+    form = ReasonForm()
+    if not form.validate_on_submit():
+        abort(400)
+    return _user_action(
+        username,
+        lambda uow, ctx: users.deactivate_user(uow, ctx, username, form.reason.data or ""),
+        f"{username} deactivated.",
+    )
+
+
+@bp.post("/users/<username>/unlock")
+@requires(Permission.MANAGE_USERS)
+def user_unlock(username: str) -> ResponseReturnValue:
+    """Unlock after failed authentications."""
+    form = ReasonForm()
+    if not form.validate_on_submit():
+        abort(400)
+    return _user_action(
+        username,
+        lambda uow, ctx: users.unlock_user(uow, ctx, username, form.reason.data),
+        f"{username} unlocked.",
+    )
+
+
+@bp.post("/users/<username>/reset-password")
+@requires(Permission.MANAGE_USERS)
+def user_reset_password(username: str) -> ResponseReturnValue:
+    """Issue a one-time password, shown once, that must be changed at the next login."""
+    if not PlainForm().validate_on_submit():
+        abort(400)
+    try:
+        with runtime().uow() as uow:
+            temporary = users.reset_password(uow, service_context(), username)
+    except MesError as err:
+        return _user_page(username, str(err), err.http_status)
+    return _user_page(username, temporary=temporary)
+
+
+# --- terminals ----------------------------------------------------------------------------
+
+
+@bp.route("/terminals", methods=["GET", "POST"])
+@requires(Permission.MANAGE_TERMINALS)
+def terminal_list() -> ResponseReturnValue:
+    """The site's terminals; register this browser as a new one."""
+    form = TerminalForm()
+    error = None
+    if form.validate_on_submit():
+        try:
+            with runtime().uow() as uow:
+                terminal_id = terminals.register_terminal(
+                    uow, service_context(), form.name.data, form.location.data or ""
+                )
+        except MesError as err:
+            error = str(err)
+        else:
+            response = make_response(redirect(url_for("admin.terminal_list"), 303))
+            terminal_binding.bind(response, terminal_id)
+            flash(f"This browser is now the terminal '{form.name.data}'.", "info")
+            return response
+    with runtime().uow() as uow:
+        registered = terminals.list_terminals(uow)
+    status = 400 if error or form.errors else 200
+    return render_template(
+        "admin/terminals.html",
+        form=form,
+        terminals=registered,
+        error=error,
+        reason_form=ReasonForm(),
+    ), status
+
+
+@bp.post("/terminals/<terminal_id>/deactivate")
+@requires(Permission.MANAGE_TERMINALS)
+def terminal_deactivate(terminal_id: str) -> ResponseReturnValue:
+    """Withdraw a terminal (reason required); browsers bound to it can no longer sign."""
+    form = ReasonForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        with runtime().uow() as uow:
+            terminals.deactivate_terminal(
+                uow, service_context(), terminal_id, form.reason.data or ""
+            )
+    except MesError as err:
+        flash(str(err), "error")
+        return redirect(url_for("admin.terminal_list"), 303)
+    flash("Terminal deactivated.", "info")
+    return redirect(url_for("admin.terminal_list"), 303)
+
+
+# --- training -----------------------------------------------------------------------------
+
+
+@bp.route("/training", methods=["GET", "POST"])
+@requires(Permission.MANAGE_TRAINING)
+def training_page() -> ResponseReturnValue:
+    """Record qualifications; see each user's training."""
+    form = TrainingForm()
+    error = None
+    if form.validate_on_submit():
+        try:
+            with runtime().uow() as uow:
+                training.record_training(
+                    uow,
+                    service_context(),
+                    username=form.username.data,
+                    procedure=form.procedure.data,
+                    qualified_on=form.qualified_on.data,
+                    expires_on=form.expires_on.data,
+                )
+        except MesError as err:
+            error = str(err)
+        else:
+            flash("Training recorded.", "info")
+            return redirect(url_for("admin.training_page"), 303)
+    with runtime().uow() as uow:
+        people = [(u, training.training_records(uow, u)) for u in users.list_users(uow) if u.active]
+    status = 400 if error or form.errors else 200
+    return render_template("admin/training.html", form=form, people=people, error=error), status
+
+
+# --- audit trail --------------------------------------------------------------------------
+
+
+@bp.get("/audit")
+@requires(Permission.READ_AUDIT_TRAIL)
+def audit_trail() -> ResponseReturnValue:
+    """The audit trail in words: who, when, where, what changed (before → after) and why."""
+    form = AuditFilterForm(request.args)
+    form.validate()
+    zone = ZoneInfo(runtime().site.time_zone)
+
+    def start_of(day, offset_days: int = 0) -> datetime | None:
+        if not day:
+            return None
+        return datetime.combine(day + timedelta(days=offset_days), time.min, zone).astimezone(UTC)
+
+    flt = AuditFilter(
+        record_type=form.record_type.data or None,
+        record_id=form.record_id.data or None,
+        username=form.username.data or None,
+        since=start_of(form.since.data) if not form.since.errors else None,
+        until=start_of(form.until.data, 1) if not form.until.errors else None,
+    )
+    page_number = request.args.get("page", 1, type=int) or 1
+    with runtime().uow() as uow:
+        page = audit_page(uow.session, flt, page_number)
+        types = record_types(uow.session)
+    rows = [(entry, describe_changes(entry.old, entry.new)) for entry in page.entries]
+    args = {k: v for k, v in request.args.items() if k != "page" and v}
+    return render_template(
+        "admin/audit.html", form=form, page=page, rows=rows, types=types, args=args
+    )

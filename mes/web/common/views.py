@@ -1,0 +1,179 @@
+"""Pages every user has: login, inactivity unlock, password change, account, home."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user, login_user, logout_user
+
+from mes import __version__
+from mes.core.errors import AuthenticationFailed, MesError, WeakPassword
+from mes.core.esign import ACCOUNTABILITY_STATEMENT, ATTESTATION_RECORD_TYPE
+from mes.services import esign, users
+from mes.services.training import training_records
+from mes.web import lock_session, runtime, safe_next
+from mes.web.common.forms import (
+    AttestationForm,
+    ChangePasswordForm,
+    LoginForm,
+    LogoutForm,
+    UnlockForm,
+)
+from mes.web.helpers import (
+    current_user_still_allowed,
+    service_context,
+    signing_credentials,
+    signing_succeeded,
+)
+from mes.web.session_user import snapshot
+
+bp = Blueprint("common", __name__, template_folder="templates")
+
+
+@bp.get("/health")
+def health() -> ResponseReturnValue:
+    """Liveness for monitors and the test harness (public, no data)."""
+    return jsonify({"status": "ok", "role": runtime().site.role, "site": runtime().site.code})
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> ResponseReturnValue:
+    """Log in with user ID and password; a wrong one counts toward the lockout."""
+    form = LoginForm()
+    if request.method == "GET":
+        form.next.data = safe_next(request.args.get("next")) or ""
+    if form.validate_on_submit():
+        try:
+            with runtime().uow() as uow:
+                user = users.authenticate(
+                    uow, service_context(), form.username.data, form.password.data
+                )
+                who = snapshot(user)
+        except MesError as err:
+            status = 401 if isinstance(err, AuthenticationFailed) else err.http_status
+            return render_template("common/login.html", form=form, error=str(err)), status
+        session.clear()
+        login_user(who)
+        session["last_seen"] = time.time()
+        return redirect(safe_next(form.next.data) or url_for("common.home"))
+    return render_template("common/login.html", form=form, error=None)
+
+
+@bp.post("/logout")
+def logout() -> ResponseReturnValue:
+    """Log out and end the signing session."""
+    if LogoutForm().validate_on_submit():
+        logout_user()
+        session.clear()
+        flash("You are logged out.", "info")
+    return redirect(url_for("common.login"))
+
+
+@bp.route("/lock", methods=["GET", "POST"])
+def lock() -> ResponseReturnValue:
+    """Lock the session now (the lock button, or the page's idle timer)."""
+    lock_session()
+    return redirect(url_for("common.unlock", next=safe_next(request.args.get("next")) or ""))
+
+
+@bp.route("/unlock", methods=["GET", "POST"])
+def unlock() -> ResponseReturnValue:
+    """The locked session asks for the password again; the user returns to where they were."""
+    if not session.get("locked"):
+        return redirect(safe_next(request.args.get("next")) or url_for("common.home"))
+    form = UnlockForm()
+    if request.method == "GET":
+        form.next.data = safe_next(request.args.get("next")) or ""
+    if form.validate_on_submit():
+        try:
+            with runtime().uow() as uow:
+                users.reauthenticate(uow, service_context(), form.password.data)
+        except MesError as err:
+            if not isinstance(err, AuthenticationFailed):
+                logout_user()
+                session.clear()
+                flash(str(err), "error")
+                return redirect(url_for("common.login"))
+            return render_template("common/unlock.html", form=form, error=str(err)), 401
+        session.pop("locked", None)
+        session["last_seen"] = time.time()
+        return redirect(safe_next(form.next.data) or url_for("common.home"))
+    return render_template("common/unlock.html", form=form, error=None)
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+def change_password() -> ResponseReturnValue:
+    """Change one's own password (forced after an administrator's reset or at expiry)."""
+    form = ChangePasswordForm()
+    if request.method == "GET":
+        form.next.data = safe_next(request.args.get("next")) or ""
+    errors: list[str] = []
+    if form.validate_on_submit():
+        try:
+            with runtime().uow() as uow:
+                users.change_password(
+                    uow, service_context(), form.current_password.data, form.new_password.data
+                )
+        except WeakPassword as err:
+            errors = err.reasons
+        except MesError as err:
+            errors = [str(err)]
+        else:
+            flash("Your password was changed.", "info")
+            return redirect(safe_next(form.next.data) or url_for("common.home"))
+    status = 400 if errors or form.errors else 200
+    return render_template("common/change_password.html", form=form, errors=errors), status
+
+
+@bp.get("/")
+def home() -> ResponseReturnValue:
+    """The start page: who is logged in, where, and what needs doing."""
+    return render_template("common/home.html")
+
+
+def _account_page(error: str | None = None, status: int = 200) -> ResponseReturnValue:
+    with runtime().uow() as uow:
+        user = users.find_user(uow, current_user.username)
+        training = training_records(uow, user)
+        signatures = esign.signatures_of(uow, ATTESTATION_RECORD_TYPE, user.id)
+    return render_template(
+        "common/account.html",
+        form=AttestationForm(),
+        statement=ACCOUNTABILITY_STATEMENT,
+        training=training,
+        signatures=signatures,
+        error=error,
+    ), status
+
+
+@bp.get("/account")
+def account() -> ResponseReturnValue:
+    """The user's roles, training and e-signature attestation."""
+    return _account_page()
+
+
+@bp.post("/account/attestation")
+def acknowledge() -> ResponseReturnValue:
+    """Sign the accountability statement with the e-signature dialog (11.10(j))."""
+    form = AttestationForm()
+    if not form.validate_on_submit():
+        return _account_page("Type your password in the signature dialog to sign.", 400)
+    credentials, first = signing_credentials(form)
+    try:
+        with runtime().uow() as uow:
+            esign.acknowledge_accountability(uow, service_context(), credentials, first)
+    except MesError as err:
+        if not current_user_still_allowed():
+            return redirect(url_for("common.login"))
+        return _account_page(str(err), err.http_status)
+    signing_succeeded()
+    flash("Signed: you acknowledged the accountability statement.", "info")
+    return redirect(url_for("common.account"), 303)
+
+
+@bp.get("/about")
+def about() -> ResponseReturnValue:
+    """Version of the running software (21 CFR 11.10(k))."""
+    return render_template("common/about.html", version=__version__)

@@ -1,0 +1,47 @@
+"""Small helpers for views: the service context of the request, and signature credentials."""
+
+from __future__ import annotations
+
+from flask import flash, g, session
+from flask_login import current_user, logout_user
+
+from mes.services.context import Context
+from mes.services.esign import Credentials
+
+
+def service_context() -> Context:
+    """Actor, terminal and server time of this request, as services take them."""
+    terminal = g.get("terminal")
+    return Context(
+        at=g.now,
+        user_id=current_user.id if current_user.is_authenticated else None,
+        terminal=g.terminal_label,
+        terminal_id=terminal["id"] if terminal else None,
+    )
+
+
+def signing_credentials(form) -> tuple[Credentials, bool]:
+    """The credentials typed in the signature dialog, and whether this is the session's first signing."""
+    first = not session.get("signed_in_session")
+    username = (form.esign_username.data or "").strip() or None
+    return Credentials(password=form.esign_password.data or "", username=username), first
+
+
+def signing_succeeded() -> None:
+    """After a successful signature, later signings of this continuous session need the password only."""
+    session["signed_in_session"] = True
+
+
+def current_user_still_allowed() -> bool:
+    """After a refused signature: if the account got locked, log the user out (11.300(d))."""
+    from mes.web.session_user import load
+
+    if load(current_user.id) is None:
+        logout_user()
+        session.clear()
+        flash(
+            "Your account is locked after repeated failed signatures. Ask an administrator.",
+            "error",
+        )
+        return False
+    return True
