@@ -34,5 +34,20 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         WTF_CSRF_TIME_LIMIT=None,  # the session's own inactivity lock bounds the form's life
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
     )
+    _record_configuration(runtime)
     init_web(app, runtime)
     return app
+
+
+def _record_configuration(runtime: Runtime) -> None:
+    """Audit the effective configuration if it changed since it was last recorded."""
+    import getpass
+    import socket
+    from datetime import UTC, datetime
+
+    from mes.services.configuration import record_configuration
+    from mes.services.context import Context
+
+    ctx = Context.command_line(datetime.now(UTC), getpass.getuser(), socket.gethostname())
+    with runtime.uow() as uow:
+        record_configuration(uow, ctx, runtime.settings)

@@ -12,11 +12,18 @@ import itertools
 import os
 import shutil
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
 import pytest
+from support import (  # noqa: F401 - NOW, PASSWORD and user_ctx are re-exported for tests
+    NOW,
+    PASSWORD,
+    PG_BASE,
+    drop_pg_database,
+    pg_admin,
+    user_ctx,
+    worker,
+)
 
 from mes.core.keys import SiteKey
 from mes.core.passwords import PasswordPolicy
@@ -26,24 +33,7 @@ from mes.store.engine import make_engine, session_factory
 from mes.store.migrate import upgrade
 from mes.store.uow import UnitOfWork
 
-PG_ADMIN_DSN = os.environ.get("MES_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-PG_BASE = PG_ADMIN_DSN.rsplit("/", 1)[0]
-NOW = datetime(2026, 11, 21, 9, 0, 0, tzinfo=UTC)
-PASSWORD = "correct-Horse-7-battery"  # meets the policy; the same for every test user
 _counter = itertools.count()
-
-
-def _worker() -> str:
-    return os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-
-
-def _pg_admin() -> psycopg.Connection:
-    return psycopg.connect(PG_ADMIN_DSN, autocommit=True)
-
-
-def _drop_pg_database(name: str) -> None:
-    with _pg_admin() as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
@@ -59,15 +49,15 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def pg_template() -> Iterator[str]:
     """A migrated PostgreSQL database (per worker) to clone for each test."""
-    name = f"mes_template_{_worker()}"
-    _drop_pg_database(name)
-    with _pg_admin() as conn:
+    name = f"mes_template_{worker()}"
+    drop_pg_database(name)
+    with pg_admin() as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     engine = make_engine(f"{PG_BASE}/{name}")
     upgrade(engine)
     engine.dispose()
     yield name
-    _drop_pg_database(name)
+    drop_pg_database(name)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -79,11 +69,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite:///{target}"
         return
     template = request.getfixturevalue("pg_template")
-    name = f"mes_test_{_worker()}_{os.getpid()}_{next(_counter)}"
-    with _pg_admin() as conn:
+    name = f"mes_test_{worker()}_{os.getpid()}_{next(_counter)}"
+    with pg_admin() as conn:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     yield f"{PG_BASE}/{name}"
-    _drop_pg_database(name)
+    drop_pg_database(name)
 
 
 @pytest.fixture(scope="session")
@@ -93,7 +83,7 @@ def site_key() -> SiteKey:
 
 
 @pytest.fixture
-def engine(database_url: str):  # noqa: ANN201
+def engine(database_url: str):
     """An engine on the fresh database."""
     engine = make_engine(database_url)
     yield engine
@@ -101,7 +91,7 @@ def engine(database_url: str):  # noqa: ANN201
 
 
 @pytest.fixture
-def make_uow(engine, site_key: SiteKey) -> Callable[..., UnitOfWork]:  # noqa: ANN001
+def make_uow(engine, site_key: SiteKey) -> Callable[..., UnitOfWork]:
     """``make_uow(role="hub")``: a unit of work on the fresh database, as a hub or a spoke."""
     sessions = session_factory(engine)
 
@@ -126,23 +116,60 @@ def cli_ctx() -> Context:
 
 
 @pytest.fixture
-def create_user(make_uow, cli_ctx: Context) -> Callable[..., str]:  # noqa: ANN001
+def create_user(make_uow, cli_ctx: Context) -> Callable[..., str]:
     """``create_user("alice", roles=["operator"])`` → the new user's id (password: PASSWORD)."""
     from mes.services.users import add_user
 
     def factory(
-        username: str, roles: list[str] | None = None, full_name: str | None = None,
-        password: str = PASSWORD, role: str = "hub",
+        username: str,
+        roles: list[str] | None = None,
+        full_name: str | None = None,
+        password: str = PASSWORD,
+        role: str = "hub",
     ) -> str:
         with make_uow(role) as uow:
             return add_user(
-                uow, cli_ctx, username=username, full_name=full_name or username.title() + " Tester",
-                roles=roles or ["operator"], password=password,
+                uow,
+                cli_ctx,
+                username=username,
+                full_name=full_name or username.title() + " Tester",
+                roles=roles or ["operator"],
+                password=password,
             )
 
     return factory
 
 
-def user_ctx(user_id: str, at: datetime = NOW, terminal_id: str | None = None, terminal: str = "Bench 1") -> Context:
-    """A logged-in user's context."""
-    return Context(at=at, user_id=user_id, terminal=terminal, terminal_id=terminal_id)
+@pytest.fixture
+def make_app(engine, site_key: SiteKey, tmp_path: Path):
+    """``make_app(role="hub", timeout=300)``: the real Flask app on the fresh database."""
+    from mes.app import create_app
+    from mes.services.runtime import Runtime
+    from mes.settings import Settings
+
+    def factory(role: str = "hub", timeout: int = 300, expiry_days: int | None = None):
+        settings = Settings(
+            instance_path=tmp_path,
+            role=role,
+            site_code="TEST" if role == "hub" else "SPK1",
+            site_name="Test site",
+            time_zone="Europe/London",
+            database_url=str(engine.url),
+            secret_key="test-secret-" + role,
+            session_timeout_seconds=timeout,
+            password_expiry_days=expiry_days,
+        )
+        site = Site(
+            code=settings.site_code,
+            name=settings.site_name,
+            role=role,
+            time_zone=settings.time_zone,
+            key=site_key,
+            password_policy=PasswordPolicy(expiry_days=expiry_days),
+        )
+        runtime = Runtime(settings, engine, session_factory(engine), site)
+        app = create_app(runtime=runtime)
+        app.config["TESTING"] = True
+        return app
+
+    return factory

@@ -21,6 +21,7 @@ from mes.core.audit import EntryKind
 from mes.core.errors import ConfigurationError, InstanceExists, InvalidUsername
 from mes.core.keys import SiteKey
 from mes.core.passwords import check_new_password
+from mes.services.configuration import record_configuration
 from mes.services.context import Context, system_actor
 from mes.services.runtime import Runtime, open_runtime, safe_url
 from mes.services.users import USERNAME, add_user, normalise_username
@@ -150,19 +151,15 @@ def init_instance(req: InstanceRequest, ctx_at: datetime, os_user: str, host: st
                 at=ctx.at,
                 actor=system_actor(ctx),
                 terminal=ctx.terminal,
-                kind=EntryKind.CHANGE,
+                kind=EntryKind.SECURITY,
                 action="instance initialised",
-                record_type="configuration",
+                record_type="site",
                 record_id=req.site_code,
-                new={
-                    "role": req.role,
-                    "site_code": req.site_code,
-                    "site_name": req.site_name,
-                    "time_zone": req.time_zone,
-                    "site_key_id": key.public.key_id,
-                },
+                new={"site_key_id": key.public.key_id},
             )
             uow.commit()
+        with runtime.uow() as uow:
+            record_configuration(uow, ctx, settings)
         with runtime.uow() as uow:
             add_user(
                 uow,

@@ -29,6 +29,11 @@ def _locked_head(session: Session, chain: str) -> ChainHead:
     return head
 
 
+def lock_audit_chain(session: Session) -> None:
+    """Hold the audit chain's head for the rest of the transaction (read-then-append safely)."""
+    _locked_head(session, AUDIT_CHAIN)
+
+
 def append_audit(
     session: Session,
     site: Site,

@@ -1,4 +1,4 @@
-from conftest import PASSWORD, user_ctx
+from support import PASSWORD, user_ctx
 
 from mes.services.audit import verify_audit_trail
 from mes.services.users import authenticate

@@ -1,0 +1,5 @@
+"""Run every benchmark: ``python -m benchmarks [--quick]``. Prints a table and writes JSON."""
+
+from benchmarks.run import main
+
+main()

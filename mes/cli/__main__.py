@@ -1,0 +1,5 @@
+"""``python -m mes.cli`` runs the ``mes`` command."""
+
+from mes.cli import main
+
+main()

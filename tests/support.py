@@ -1,0 +1,35 @@
+"""Shared test constants and helpers (importable from any test folder: ``from support import …``)."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+
+import psycopg
+
+from mes.services.context import Context
+
+PG_ADMIN_DSN = os.environ.get("MES_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+PG_BASE = PG_ADMIN_DSN.rsplit("/", 1)[0]
+NOW = datetime(2026, 11, 21, 9, 0, 0, tzinfo=UTC)
+PASSWORD = "correct-Horse-7-battery"  # meets the policy; the same for every test user
+
+
+def worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+
+
+def pg_admin() -> psycopg.Connection:
+    return psycopg.connect(PG_ADMIN_DSN, autocommit=True)
+
+
+def drop_pg_database(name: str) -> None:
+    with pg_admin() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def user_ctx(
+    user_id: str, at: datetime = NOW, terminal_id: str | None = None, terminal: str = "Bench 1"
+) -> Context:
+    """A logged-in user's context."""
+    return Context(at=at, user_id=user_id, terminal=terminal, terminal_id=terminal_id)
