@@ -70,9 +70,18 @@ def bench_database(kind: str, url: str, appends: int, history: int) -> dict[str,
     for i in range(appends):
         with uow() as work:
             append_audit(
-                work.session, site, at=at + timedelta(microseconds=i), actor=SYSTEM, terminal="bench",
-                kind=EntryKind.CHANGE, action="configuration changed", record_type="configuration",
-                record_id="BENCH", old={"value": i}, new={"value": i + 1}, reason="benchmark",
+                work.session,
+                site,
+                at=at + timedelta(microseconds=i),
+                actor=SYSTEM,
+                terminal="bench",
+                kind=EntryKind.CHANGE,
+                action="configuration changed",
+                record_type="configuration",
+                record_id="BENCH",
+                old={"value": i},
+                new={"value": i + 1},
+                reason="benchmark",
             )
             work.commit()
     append_seconds = time.perf_counter() - start
@@ -83,8 +92,15 @@ def bench_database(kind: str, url: str, appends: int, history: int) -> dict[str,
         with uow() as work:
             for i in range(min(1000, remaining)):
                 append_audit(
-                    work.session, site, at=at, actor=SYSTEM, terminal="bench", kind=EntryKind.CHANGE,
-                    action="configuration changed", record_type="configuration", record_id="BENCH",
+                    work.session,
+                    site,
+                    at=at,
+                    actor=SYSTEM,
+                    terminal="bench",
+                    kind=EntryKind.CHANGE,
+                    action="configuration changed",
+                    record_type="configuration",
+                    record_id="BENCH",
                     new={"value": i},
                 )
             work.commit()
@@ -97,7 +113,9 @@ def bench_database(kind: str, url: str, appends: int, history: int) -> dict[str,
     # 3. a complete e-signature: re-authentication (argon2id), checks, sealed entry, commit
     ctx = Context.command_line(at, "bench", "bench")
     with uow() as work:
-        user_id = add_user(work, ctx, username="signer", full_name="Bench Signer", roles=["qa"], password=PASSWORD)
+        user_id = add_user(
+            work, ctx, username="signer", full_name="Bench Signer", roles=["qa"], password=PASSWORD
+        )
     user_ctx = Context(at=at, user_id=user_id, terminal="bench")
     with uow() as work:
         acknowledge_accountability(work, user_ctx, Credentials(PASSWORD, "signer"), True)
@@ -106,8 +124,14 @@ def bench_database(kind: str, url: str, appends: int, history: int) -> dict[str,
         start = time.perf_counter()
         with uow() as work:
             sign_record(
-                work, user_ctx, record_type="benchmark", record_id=str(i), record={"n": i},
-                meaning=Meaning.REVIEWED, credentials=Credentials(PASSWORD), first_signing_in_session=False,
+                work,
+                user_ctx,
+                record_type="benchmark",
+                record_id=str(i),
+                record={"n": i},
+                meaning=Meaning.REVIEWED,
+                credentials=Credentials(PASSWORD),
+                first_signing_in_session=False,
             )
             work.commit()
         latencies.append(time.perf_counter() - start)
@@ -130,7 +154,10 @@ def bench_argon2(rounds: int = 10) -> dict[str, float]:
     start = time.perf_counter()
     for _ in range(rounds):
         password_matches(stored, PASSWORD)
-    return {"argon2_hash_ms": hash_ms, "argon2_verify_ms": (time.perf_counter() - start) / rounds * 1000}
+    return {
+        "argon2_hash_ms": hash_ms,
+        "argon2_verify_ms": (time.perf_counter() - start) / rounds * 1000,
+    }
 
 
 def main() -> None:
@@ -140,7 +167,11 @@ def main() -> None:
     args = parser.parse_args()
     appends, history = (200, 2000) if args.quick else (2000, 20000)
     results: dict[str, object] = {
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+        },
         "argon2": bench_argon2(),
         "databases": {},
     }

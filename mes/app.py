@@ -7,6 +7,7 @@ configuration or an outdated schema, and mounts the blueprints of ``BLUEPRINTS_B
 from __future__ import annotations
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from mes.services.runtime import Runtime, open_runtime
 from mes.settings import Settings, load_settings
@@ -34,6 +35,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         WTF_CSRF_TIME_LIMIT=None,  # the session's own inactivity lock bounds the form's life
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
     )
+    if settings.proxy_hops:
+        hops = settings.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     _record_configuration(runtime)
     init_web(app, runtime)
     return app

@@ -37,6 +37,8 @@ class Settings:
     secret_key: str
     session_timeout_seconds: int = 300
     password_expiry_days: int | None = None
+    # Reverse proxies in front of the app whose X-Forwarded-* headers are trusted (0: none).
+    proxy_hops: int = 0
 
     @property
     def site_key_path(self) -> Path:
@@ -136,6 +138,7 @@ def load_settings(
         "password_expiry_days",
         0,
     )
+    proxy_hops = _int(env.get("MES_PROXY_HOPS") or raw.get("proxy_hops", 0), "proxy_hops", 0)
     database = raw.get("database", {})
     return Settings(
         instance_path=path,
@@ -147,6 +150,7 @@ def load_settings(
         secret_key=secret_file.read_text(encoding="ascii").strip(),
         session_timeout_seconds=timeout,
         password_expiry_days=expiry or None,
+        proxy_hops=proxy_hops,
     )
 
 
@@ -164,6 +168,9 @@ def render_config(
         "session_timeout_seconds = 300",
         "# Password expiry in days; 0 = off.",
         "password_expiry_days = 0",
+        "# Reverse proxies (TLS terminators) in front of the app whose X-Forwarded-* headers",
+        "# are trusted; set to 1 behind one proxy so that cookies are marked Secure.",
+        "proxy_hops = 0",
     ]
     if database_url:
         lines += ["", "[database]", f"url = {_toml_string(database_url)}"]

@@ -63,7 +63,12 @@ def verify_chain(
     expected_seq, expected_prev = 1, GENESIS
     count = 0
     for entry in entries:
-        seq = entry.seq
+        try:
+            seq = entry.seq
+        except (KeyError, TypeError, ValueError):
+            seq = 0
+        if seq < 1:
+            raise ChainBroken(expected_seq, "has no valid sequence number: it was edited")
         if seq != expected_seq:
             if seq > expected_seq:
                 raise ChainBroken(
@@ -86,7 +91,7 @@ def verify_chain(
     if head is not None:
         if head.last_seq != count:
             raise ChainBroken(
-                count + 1 if head.last_seq > count else head.last_seq,
+                count + 1 if head.last_seq > count else head.last_seq + 1,
                 f"the chain ends at entry {count} but the site recorded {head.last_seq} "
                 "entries: entries at the end were deleted or added",
             )

@@ -21,6 +21,7 @@ from mes.core.common_passwords import COMMON_PASSWORDS
 from mes.core.errors import WeakPassword
 
 MIN_LENGTH = 12
+TEMPORARY_PASSWORD_HOURS = 72
 MAX_LENGTH = 256
 HISTORY_DEPTH = 5
 
@@ -85,6 +86,18 @@ def password_expired(changed_at: datetime, at: datetime, policy: PasswordPolicy)
     if not policy.expiry_days:
         return False
     return as_utc(at) - as_utc(changed_at) > timedelta(days=policy.expiry_days)
+
+
+def temporary_password_expired(set_at: datetime, at: datetime) -> bool:
+    """A one-time password from an administrator's reset is good for 72 hours (11.300(b))."""
+    return as_utc(at) - as_utc(set_at) > timedelta(hours=TEMPORARY_PASSWORD_HOURS)
+
+
+def must_change_password(
+    flagged: bool, changed_at: datetime, at: datetime, policy: PasswordPolicy
+) -> bool:
+    """The user must choose a new password: after an administrator's reset, or at expiry."""
+    return flagged or password_expired(changed_at, at, policy)
 
 
 def temporary_password() -> str:

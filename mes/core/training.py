@@ -40,12 +40,16 @@ def is_qualified(
 ) -> bool:
     """True when the newest record for ``procedure`` qualifies the user on the site's date at ``at``.
 
+    ``records`` are in the order they were recorded.
+
     Dates are the site's calendar dates: qualified from ``qualified_on`` through ``expires_on``.
     """
     relevant = [r for r in records if r.procedure == procedure]
     if not relevant:
         return False
-    latest = max(relevant, key=lambda r: as_utc(r.recorded_at))
+    # Records come oldest first; sorted() is stable, so of two made at the same instant the one
+    # given later (recorded later) decides.
+    latest = sorted(relevant, key=lambda r: as_utc(r.recorded_at))[-1]
     if latest.withdrawn:
         return False
     today = as_utc(at).astimezone(ZoneInfo(time_zone)).date()

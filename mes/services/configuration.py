@@ -33,6 +33,7 @@ def effective_configuration(settings: Settings) -> dict[str, Any]:
         "database": safe_url(settings.database_url),
         "session_timeout_seconds": settings.session_timeout_seconds,
         "password_expiry_days": settings.password_expiry_days,
+        "proxy_hops": settings.proxy_hops,
     }
 
 

@@ -7,7 +7,13 @@ from datetime import datetime
 
 from mes.core.access import Permission, require
 from mes.core.audit import Actor
-from mes.core.errors import AccountDeactivated, AccountLocked, NotAuthorised
+from mes.core.errors import (
+    AccountDeactivated,
+    AccountLocked,
+    NotAuthorised,
+    PasswordChangeRequired,
+)
+from mes.core.passwords import must_change_password
 from mes.store.models import User
 from mes.store.uow import UnitOfWork
 
@@ -31,8 +37,12 @@ class Context:
         return cls(at=at, user_id=None, terminal=f"command line {os_user}@{host}")
 
 
-def acting_user(uow: UnitOfWork, ctx: Context) -> User:
-    """The logged-in user behind ``ctx``, who must still be active and not locked."""
+def acting_user(uow: UnitOfWork, ctx: Context, *, changing_password: bool = False) -> User:
+    """The logged-in user behind ``ctx``, who must be able to act now.
+
+    Still active, not locked, and — unless the call is the password change itself — not due to
+    change their password (after an administrator's reset, or at expiry).
+    """
     if ctx.user_id is None:
         raise NotAuthorised("This action needs a logged-in user.", what_to_do="Log in first.")
     user = uow.session.get(User, ctx.user_id)
@@ -46,6 +56,13 @@ def acting_user(uow: UnitOfWork, ctx: Context) -> User:
         raise AccountLocked(
             f"The account {user.username} is locked.",
             what_to_do="Ask an administrator to unlock it.",
+        )
+    if not changing_password and must_change_password(
+        user.must_change_password, user.password_changed_at, ctx.at, uow.site.password_policy
+    ):
+        raise PasswordChangeRequired(
+            "You must change your password before you continue.",
+            what_to_do="Choose a new password.",
         )
     return user
 

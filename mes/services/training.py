@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import date
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from mes.core import training as rules
 from mes.core.access import Permission
 from mes.core.audit import EntryKind, require_reason
+from mes.core.clock import as_utc
 from mes.core.errors import InvalidInput
 from mes.services.context import Context, authorise
 from mes.services.ids import new_id
@@ -88,7 +90,7 @@ def withdraw_training(
             id=new_id(),
             user_id=user.id,
             procedure=procedure,
-            qualified_on=ctx.at.date(),
+            qualified_on=as_utc(ctx.at).astimezone(ZoneInfo(uow.site.time_zone)).date(),
             expires_on=None,
             withdrawn=True,
             recorded_at=ctx.at,
@@ -117,7 +119,7 @@ def training_records(uow: UnitOfWork, user: User) -> list[rules.TrainingRecord]:
     rows = uow.session.execute(
         select(TrainingRecord)
         .where(TrainingRecord.user_id == user.id)
-        .order_by(TrainingRecord.recorded_at)
+        .order_by(TrainingRecord.recorded_at, TrainingRecord.id)
     ).scalars()
     return [
         rules.TrainingRecord(

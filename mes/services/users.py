@@ -33,11 +33,12 @@ from mes.core.errors import (
     UsernameTaken,
 )
 from mes.core.passwords import (
+    TEMPORARY_PASSWORD_HOURS,
     check_new_password,
     hash_password,
-    password_expired,
     password_matches,
     temporary_password,
+    temporary_password_expired,
 )
 from mes.services.context import Context, acting_user, actor_of, authorise
 from mes.services.ids import new_id
@@ -146,6 +147,7 @@ def add_user(
         failed_attempts=0,
         locked=False,
         active=True,
+        session_generation=0,
         created_at=ctx.at,
         roles=[UserRole(role=r.value) for r in sorted(role_set)],
     )
@@ -222,6 +224,7 @@ def deactivate_user(uow: UnitOfWork, ctx: Context, username: str, reason: str) -
         )
     old = _public(user)
     user.active = False
+    end_sessions(user)
     _audit(uow, ctx, actor, "user deactivated", user, old=old, new=_public(user), reason=reason)
     uow.commit()
 
@@ -263,6 +266,7 @@ def reset_password(uow: UnitOfWork, ctx: Context, username: str) -> str:
     user.password_hash = hash_password(password)
     user.password_changed_at = ctx.at
     user.must_change_password = True
+    end_sessions(user)
     _audit(
         uow,
         ctx,
@@ -277,11 +281,12 @@ def reset_password(uow: UnitOfWork, ctx: Context, username: str) -> str:
     return password
 
 
-def change_password(
-    uow: UnitOfWork, ctx: Context, current_password: str, new_password: str
-) -> None:
-    """The logged-in user changes their own password (policy and history apply)."""
-    user = acting_user(uow, ctx)
+def change_password(uow: UnitOfWork, ctx: Context, current_password: str, new_password: str) -> int:
+    """The logged-in user changes their own password (policy and history apply).
+
+    Every other session of the user ends; returns the new session generation for this one.
+    """
+    user = acting_user(uow, ctx, changing_password=True)
     if not password_matches(user.password_hash, current_password):
         _count_failure(uow, ctx, user, "password change failed")
     check_new_password(
@@ -291,6 +296,7 @@ def change_password(
         raise InvalidInput("The new password must differ from the current one.")
     _set_password(uow, user, new_password, ctx)
     user.must_change_password = False
+    end_sessions(user)
     user.failed_attempts = 0
     _audit(
         uow,
@@ -303,6 +309,12 @@ def change_password(
         kind=EntryKind.SECURITY,
     )
     uow.commit()
+    return user.session_generation
+
+
+def end_sessions(user: User) -> None:
+    """End every open session of the user: they must authenticate again (11.300(d))."""
+    user.session_generation = (user.session_generation or 0) + 1
 
 
 def _count_failure(uow: UnitOfWork, ctx: Context, user: User, action: str) -> None:
@@ -314,7 +326,8 @@ def _count_failure(uow: UnitOfWork, ctx: Context, user: User, action: str) -> No
     """
     user_id = user.id
     uow.session.rollback()
-    user = uow.session.get(User, user_id)  # type: ignore[assignment]
+    # Lock the row: concurrent failures must each be counted (no lost update on PostgreSQL).
+    user = uow.session.get(User, user_id, with_for_update=True)  # type: ignore[assignment]
     count, now_locked = register_failed_attempt(user.failed_attempts)
     user.failed_attempts = count
     _audit(
@@ -329,6 +342,7 @@ def _count_failure(uow: UnitOfWork, ctx: Context, user: User, action: str) -> No
     )
     if now_locked and not user.locked:
         user.locked = True
+        end_sessions(user)
         _audit(
             uow,
             ctx,
@@ -382,8 +396,12 @@ def authenticate(uow: UnitOfWork, ctx: Context, username: str, password: str) ->
         # Same message as a wrong password: do not reveal which user IDs exist.
         raise AuthenticationFailed("The user ID or password is wrong.", what_to_do="Try again.")
     verify_credentials(uow, ctx, user, password, "login failed")
-    if password_expired(user.password_changed_at, ctx.at, uow.site.password_policy):
-        user.must_change_password = True
+    if user.must_change_password and temporary_password_expired(user.password_changed_at, ctx.at):
+        raise PasswordChangeRequired(
+            f"The one-time password of {user.username} has expired "
+            f"({TEMPORARY_PASSWORD_HOURS} hours after it was issued).",
+            what_to_do="Ask an administrator for a new one.",
+        )
     user.failed_attempts = 0
     _audit(uow, ctx, actor_of(user), "logged in", user, old=None, new=None, kind=EntryKind.SECURITY)
     uow.commit()
@@ -392,20 +410,11 @@ def authenticate(uow: UnitOfWork, ctx: Context, username: str, password: str) ->
 
 def reauthenticate(uow: UnitOfWork, ctx: Context, password: str) -> User:
     """Unlock a session locked by inactivity: the logged-in user's password again."""
-    user = acting_user(uow, ctx)
+    user = acting_user(uow, ctx, changing_password=True)
     verify_credentials(uow, ctx, user, password, "session unlock failed")
     user.failed_attempts = 0
     uow.commit()
     return user
-
-
-def require_current_password(user: User) -> None:
-    """Refuse to act for a user who must first change their password."""
-    if user.must_change_password:
-        raise PasswordChangeRequired(
-            "You must change your password before you continue.",
-            what_to_do="Choose a new password.",
-        )
 
 
 def list_users(uow: UnitOfWork) -> list[User]:

@@ -83,6 +83,8 @@ class User(Base):
     locked: Mapped[bool] = mapped_column(Boolean, default=False)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     attested_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Raised whenever the user's existing sessions must end (lock, deactivation, password change).
+    session_generation: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     roles: Mapped[list[UserRole]] = relationship(

@@ -28,8 +28,11 @@ from mes.services.runtime import Runtime
 from mes.web import session_user, terminal_binding
 
 PUBLIC_ENDPOINTS = frozenset({"static", "common.login", "common.health"})
-UNLOCK_ENDPOINTS = frozenset({"common.unlock", "common.logout"})
-PASSWORD_CHANGE_ENDPOINTS = frozenset({"common.change_password", "common.logout"})
+# A locked session may only unlock, log out, or lock (the page's idle timer may ask once the
+# server has already locked it; redirecting that to the unlock page would make /lock the page to
+# return to, which locks the session again right after the unlock).
+UNLOCK_ENDPOINTS = frozenset({"common.unlock", "common.logout", "common.lock"})
+PASSWORD_CHANGE_ENDPOINTS = frozenset({"common.change_password", "common.logout", "common.lock"})
 
 csrf = CSRFProtect()
 login_manager = LoginManager()
@@ -59,8 +62,9 @@ def runtime() -> Runtime:
 
 def wants_json() -> bool:
     """API clients get JSON errors, browsers get pages."""
-    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
-    return request.path.startswith("/api/") or best == "application/json"
+    accept = request.accept_mimetypes
+    explicit_json = accept["application/json"] > accept["text/html"]  # */* counts as both
+    return request.path.startswith("/api/") or explicit_json
 
 
 def error_response(status: int, title: str, message: str) -> tuple[Response | str, int]:
@@ -111,7 +115,11 @@ def init_web(app: Flask, rt: Runtime) -> None:
             return redirect(url_for("common.unlock", next=_return_path()))
         if not session.get("locked"):
             session["last_seen"] = now
-        if current_user.must_change_password and request.endpoint not in PASSWORD_CHANGE_ENDPOINTS:
+        if (
+            current_user.must_change_password
+            and not session.get("locked")  # unlock first: else unlock and change redirect in a loop
+            and request.endpoint not in PASSWORD_CHANGE_ENDPOINTS
+        ):
             return redirect(url_for("common.change_password", next=_return_path()))
         return None
 

@@ -71,6 +71,7 @@ def upgrade() -> None:
         sa.Column("locked", sa.Boolean(), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("attested_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("session_generation", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
             "failed_attempts >= 0", name=op.f("ck_users_failed_attempts_not_negative")
@@ -178,12 +179,13 @@ def downgrade() -> None:
 APPEND_ONLY = ("audit_entries", "password_history", "training_records")
 NO_DELETE = ("users", "terminals", "chain_heads")
 MESSAGE = "is append-only: GMP records are never changed or deleted; record a correction instead"
+NO_DELETE_MESSAGE = "rows are never deleted: IDs are never reused; deactivate instead"
 
 
-def _sqlite_trigger(table: str, event: str, when: str = "") -> str:
+def _sqlite_trigger(table: str, event: str, when: str = "", message: str = MESSAGE) -> str:
     return (
         f"CREATE TRIGGER {table}_no_{event.lower()} BEFORE {event} ON {table} {when}"
-        f"BEGIN SELECT RAISE(ABORT, '{table} {MESSAGE}'); END"
+        f"BEGIN SELECT RAISE(ABORT, '{table} {message}'); END"
     )
 
 
@@ -193,7 +195,7 @@ def create_append_only_triggers() -> None:
             op.execute(_sqlite_trigger(table, "UPDATE"))
             op.execute(_sqlite_trigger(table, "DELETE"))
         for table in NO_DELETE:
-            op.execute(_sqlite_trigger(table, "DELETE"))
+            op.execute(_sqlite_trigger(table, "DELETE", message=NO_DELETE_MESSAGE))
         op.execute(
             _sqlite_trigger(
                 "chain_heads", "UPDATE", "FOR EACH ROW WHEN NEW.last_seq <= OLD.last_seq "
@@ -205,6 +207,15 @@ def create_append_only_triggers() -> None:
         CREATE FUNCTION mes_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
             RAISE EXCEPTION '% {MESSAGE}', TG_TABLE_NAME
+                USING ERRCODE = 'integrity_constraint_violation';
+        END $$
+        """
+    )
+    op.execute(
+        f"""
+        CREATE FUNCTION mes_refuse_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            RAISE EXCEPTION '% {NO_DELETE_MESSAGE}', TG_TABLE_NAME
                 USING ERRCODE = 'integrity_constraint_violation';
         END $$
         """
@@ -229,7 +240,7 @@ def create_append_only_triggers() -> None:
     for table in NO_DELETE:
         op.execute(
             f"CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table} "
-            "FOR EACH ROW EXECUTE FUNCTION mes_refuse_change()"
+            "FOR EACH ROW EXECUTE FUNCTION mes_refuse_delete()"
         )
     for table in APPEND_ONLY + NO_DELETE:
         op.execute(
@@ -252,4 +263,5 @@ def drop_append_only_triggers() -> None:
         op.execute("DROP TRIGGER chain_heads_only_forward")
         return
     op.execute("DROP FUNCTION mes_refuse_change() CASCADE")
+    op.execute("DROP FUNCTION mes_refuse_delete() CASCADE")
     op.execute("DROP FUNCTION mes_chain_head_forward() CASCADE")

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_wtf import FlaskForm
 from wtforms import DateField, PasswordField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from mes.core.access import ROLE_TITLES
+
+try:  # WTForms 3.3 deprecates (value, label) tuples as choices
+    from wtforms.fields.choices import SelectChoice
+except ImportError:  # pragma: no cover - WTForms < 3.3
+    SelectChoice = None  # type: ignore[assignment,misc]
 
 
 class RoleChoices(SelectMultipleField):
@@ -17,8 +24,10 @@ class RoleChoices(SelectMultipleField):
     option_widget = CheckboxInput()
 
 
-def _role_choices() -> list[tuple[str, str]]:
-    return [(role.value, title) for role, title in ROLE_TITLES.items()]
+def _role_choices() -> list[Any]:
+    if SelectChoice is None:  # pragma: no cover - WTForms < 3.3
+        return [(role.value, title) for role, title in ROLE_TITLES.items()]
+    return [SelectChoice(role.value, title) for role, title in ROLE_TITLES.items()]
 
 
 class NewUserForm(FlaskForm):

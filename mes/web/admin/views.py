@@ -299,7 +299,8 @@ def audit_trail() -> ResponseReturnValue:
         since=start_of(form.since.data) if not form.since.errors else None,
         until=start_of(form.until.data, 1) if not form.until.errors else None,
     )
-    page_number = request.args.get("page", 1, type=int) or 1
+    # Bounded: a huge page number would overflow the database's OFFSET (a 500, not a page).
+    page_number = min(max(request.args.get("page", 1, type=int) or 1, 1), 1_000_000)
     with runtime().uow() as uow:
         page = audit_page(uow.session, flt, page_number)
         types = record_types(uow.session)

@@ -50,12 +50,17 @@ def login() -> ResponseReturnValue:
                 user = users.authenticate(
                     uow, service_context(), form.username.data, form.password.data
                 )
-                who = snapshot(user)
+                who = snapshot(user, uow.site.password_policy)
+        except AuthenticationFailed as err:
+            # The same words for an unknown user ID and a wrong password: the count of attempts
+            # left would tell which user IDs exist.
+            error = f"{err.message} Try again."
+            return render_template("common/login.html", form=form, error=error), 401
         except MesError as err:
-            status = 401 if isinstance(err, AuthenticationFailed) else err.http_status
-            return render_template("common/login.html", form=form, error=str(err)), status
+            return render_template("common/login.html", form=form, error=str(err)), err.http_status
         session.clear()
         login_user(who)
+        session["generation"] = who.session_generation
         session["last_seen"] = time.time()
         return redirect(safe_next(form.next.data) or url_for("common.home"))
     return render_template("common/login.html", form=form, error=None)
@@ -113,7 +118,7 @@ def change_password() -> ResponseReturnValue:
     if form.validate_on_submit():
         try:
             with runtime().uow() as uow:
-                users.change_password(
+                generation = users.change_password(
                     uow, service_context(), form.current_password.data, form.new_password.data
                 )
         except WeakPassword as err:
@@ -121,6 +126,7 @@ def change_password() -> ResponseReturnValue:
         except MesError as err:
             errors = [str(err)]
         else:
+            session["generation"] = generation  # this session continues; the others end
             flash("Your password was changed.", "info")
             return redirect(safe_next(form.next.data) or url_for("common.home"))
     status = 400 if errors or form.errors else 200
