@@ -49,7 +49,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def pg_template() -> Iterator[str]:
     """A migrated PostgreSQL database (per worker) to clone for each test."""
-    name = f"mes_template_{worker()}"
+    name = f"mes_template_{worker()}_{os.getpid()}"
     drop_pg_database(name)
     with pg_admin() as conn:
         conn.execute(f'CREATE DATABASE "{name}"')

@@ -26,12 +26,24 @@ def test_importing_the_core_loads_neither_flask_nor_sqlalchemy():
         "{'flask', 'sqlalchemy', 'wtforms', 'flask_wtf', 'flask_login', 'weasyprint', 'alembic', 'psycopg'})\n"
         "print(','.join(bad))\n"
     )
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
     assert result.stdout.strip() == ""
 
 
 def test_the_top_level_layout_is_as_the_architecture_says():
-    for name in ("pyproject.toml", "README.md", "mes", "recipes", "migrations", "tests", "instance", "benchmarks", "docs"):
+    for name in (
+        "pyproject.toml",
+        "README.md",
+        "mes",
+        "recipes",
+        "migrations",
+        "tests",
+        "instance",
+        "benchmarks",
+        "docs",
+    ):
         assert (ROOT / name).exists(), f"{name} is missing at the top level"
     for name in ("errors.py", "canonical.py", "ledger.py", "keys.py", "esign.py"):
         assert (ROOT / "mes" / "core" / name).is_file()
@@ -51,7 +63,11 @@ def test_every_blueprint_keeps_views_forms_and_templates_in_the_same_places():
 def test_ruff_finds_nothing_to_fix():
     ruff = shutil.which("ruff")
     assert ruff, "ruff is a test dependency"
-    lint = subprocess.run([ruff, "check", "."], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    lint = subprocess.run(
+        [ruff, "check", "."], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert lint.returncode == 0, lint.stdout
-    fmt = subprocess.run([ruff, "format", "--check", "."], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    fmt = subprocess.run(
+        [ruff, "format", "--check", "."], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert fmt.returncode == 0, fmt.stdout

@@ -1,0 +1,74 @@
+"""Small readers and actions shared by the service tests (not fixtures: plain functions).
+
+Kept out of a ``conftest.py`` on purpose: a second ``conftest`` module would shadow the
+top-level one for ``from conftest import …``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from support import NOW, PASSWORD, user_ctx
+
+from mes.core.errors import MesError
+from mes.services.esign import Credentials, acknowledge_accountability
+from mes.store.models import AuditEntry, Base
+from mes.store.uow import UnitOfWork
+
+MakeUow = Callable[..., UnitOfWork]
+
+
+def count_rows(make_uow: MakeUow, model: type[Base]) -> int:
+    """How many rows the table of ``model`` holds."""
+    with make_uow() as uow:
+        return uow.session.execute(select(func.count()).select_from(model)).scalar_one()
+
+
+def audit_entries(make_uow: MakeUow) -> list[AuditEntry]:
+    """Every audit entry, oldest first (detached, readable after the unit of work)."""
+    with make_uow() as uow:
+        return list(uow.session.execute(select(AuditEntry).order_by(AuditEntry.seq)).scalars())
+
+
+def last_audit_entry(make_uow: MakeUow) -> AuditEntry:
+    """The newest audit entry."""
+    return audit_entries(make_uow)[-1]
+
+
+def attest(
+    make_uow: MakeUow,
+    user_id: str,
+    username: str,
+    *,
+    role: str = "hub",
+    terminal_id: str | None = None,
+    at: datetime = NOW,
+) -> None:
+    """The user acknowledges the e-signature accountability statement (11.10(j))."""
+    with make_uow(role) as uow:
+        acknowledge_accountability(
+            uow,
+            user_ctx(user_id, at=at, terminal_id=terminal_id),
+            Credentials(password=PASSWORD, username=username),
+            first_signing_in_session=True,
+        )
+
+
+def outcomes(attempt: Callable[[Any], object], cases: Iterable[Any]) -> dict[Any, str]:
+    """Try ``attempt`` on each case; name what happened: the refusal's error class, or 'accepted'.
+
+    For checking many refusals on one fresh database (cloning one per case is slow). Only the
+    project's own refusals (:class:`MesError`) are recorded; anything else fails the test.
+    """
+    result: dict[Any, str] = {}
+    for case in cases:
+        try:
+            attempt(case)
+        except MesError as refusal:
+            result[case] = type(refusal).__name__
+        else:
+            result[case] = "accepted"
+    return result
