@@ -84,3 +84,17 @@ def register_failed_attempt(failed_attempts: int) -> tuple[int, bool]:
     """Count one more consecutive failure; the account locks at the fifth (11.300(d))."""
     count = failed_attempts + 1
     return count, count >= MAX_FAILED_ATTEMPTS
+
+
+def check_signing_authority(held: Iterable[str], required: Iterable[str], meaning: str) -> None:
+    """Only a holder of one of ``required`` may sign; administration alone never signs GMP records.
+
+    21 CFR 11.10(g); PIC/S PI 041 §9.3 (administrators are segregated from GMP data).
+    """
+    needed = {Role(r) for r in required} - {Role.ADMIN}
+    if not set(held) & needed:
+        names = " or ".join(sorted(r.value for r in needed)) or "a GMP role"
+        raise NotAuthorised(
+            f"Signing as '{meaning}' needs the {names} role.",
+            what_to_do="Ask a person who holds it to sign.",
+        )

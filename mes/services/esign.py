@@ -9,12 +9,13 @@ chain in the same transaction as the caller's state change.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 
+from mes.core.access import check_signing_authority
 from mes.core.audit import EntryKind
 from mes.core.errors import AttestationRequired, NotQualified, TerminalNotRegistered
 from mes.core.esign import (
@@ -62,9 +63,12 @@ def sign_record(
     credentials: Credentials,
     first_signing_in_session: bool,
     procedure: str | None = None,
+    signer_roles: Iterable[str] | None = None,
 ) -> AppliedSignature:
     """Sign ``record`` with ``meaning`` as the logged-in user, in the caller's unit of work.
 
+    ``signer_roles``: the roles of which the signer must hold one (11.10(g)); the administrator
+    role is never enough by itself to sign a GMP record.
     The caller commits (so the signature and the state change it records land together).
     A wrong password is counted toward lockout and committed at once; nothing is signed.
     """
@@ -73,6 +77,8 @@ def sign_record(
     # signature and a concurrent failed login of the same user cannot deadlock.
     uow.session.execute(select(User.id).where(User.id == user.id).with_for_update())
     check_signer_identity(user.username, credentials.username, first_signing_in_session)
+    if signer_roles is not None:
+        check_signing_authority(user.role_names, signer_roles, meaning)
     if uow.site.is_spoke and active_terminal(uow, ctx.terminal_id) is None:
         raise TerminalNotRegistered(
             "This browser is not a registered terminal of the site, so it cannot sign.",

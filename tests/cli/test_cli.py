@@ -16,6 +16,33 @@ def _url(instance) -> str:
     return load_settings(instance.path, env={}).database_url
 
 
+def add_olivia(instance) -> None:
+    result = instance.run(
+        "user",
+        "add",
+        "olivia",
+        "--name",
+        "Olivia Operator",
+        "--role",
+        "operator",
+        "--password-stdin",
+        stdin=PASSWORD + "\n",
+    )
+    assert result.code == 0, result.err
+
+
+def behind_the_applications_back(instance, sqlite_trigger: str, statement: str) -> None:
+    """Drop the append-only trigger, as a database administrator could, and run ``statement``."""
+    engine = make_engine(_url(instance))
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql(f"DROP TRIGGER audit_entries_{sqlite_trigger}")
+        else:
+            conn.exec_driver_sql("DROP TRIGGER audit_entries_append_only ON audit_entries")
+        conn.execute(sa.text(statement))
+    engine.dispose()
+
+
 def _no_traceback(result) -> None:
     assert "Traceback" not in result.out + result.err
 
@@ -165,28 +192,10 @@ def test_a_locked_user_is_unlocked_from_the_command_line(instance):
 
 def test_audit_verify_names_the_entry_edited_behind_the_applications_back(instance):
     assert instance.init().code == 0
-    assert (
-        instance.run(
-            "user",
-            "add",
-            "olivia",
-            "--name",
-            "Olivia Operator",
-            "--role",
-            "operator",
-            "--password-stdin",
-            stdin=PASSWORD + "\n",
-        ).code
-        == 0
+    add_olivia(instance)
+    behind_the_applications_back(
+        instance, "no_update", "UPDATE audit_entries SET actor_name = 'Mallory' WHERE seq = 2"
     )
-    engine = make_engine(_url(instance))
-    with engine.begin() as conn:
-        if engine.dialect.name == "sqlite":
-            conn.exec_driver_sql("DROP TRIGGER audit_entries_no_update")
-        else:
-            conn.exec_driver_sql("DROP TRIGGER audit_entries_append_only ON audit_entries")
-        conn.execute(sa.text("UPDATE audit_entries SET actor_name = 'Mallory' WHERE seq = 2"))
-    engine.dispose()
     result = instance.run("audit", "verify")
     assert result.code == 1
     assert (
@@ -197,28 +206,8 @@ def test_audit_verify_names_the_entry_edited_behind_the_applications_back(instan
 
 def test_audit_verify_names_a_deleted_entry(instance):
     assert instance.init().code == 0
-    assert (
-        instance.run(
-            "user",
-            "add",
-            "olivia",
-            "--name",
-            "Olivia Operator",
-            "--role",
-            "operator",
-            "--password-stdin",
-            stdin=PASSWORD + "\n",
-        ).code
-        == 0
-    )
-    engine = make_engine(_url(instance))
-    with engine.begin() as conn:
-        if engine.dialect.name == "sqlite":
-            conn.exec_driver_sql("DROP TRIGGER audit_entries_no_delete")
-        else:
-            conn.exec_driver_sql("DROP TRIGGER audit_entries_append_only ON audit_entries")
-        conn.execute(sa.text("DELETE FROM audit_entries WHERE seq = 2"))
-    engine.dispose()
+    add_olivia(instance)
+    behind_the_applications_back(instance, "no_delete", "DELETE FROM audit_entries WHERE seq = 2")
     result = instance.run("audit", "verify")
     assert result.code == 1
     assert result.err.startswith("FAILED: audit entry 2: is missing")

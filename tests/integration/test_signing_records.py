@@ -15,6 +15,7 @@ from mes.core.errors import (
     AttestationRequired,
     AuthenticationFailed,
     InvalidInput,
+    NotAuthorised,
     NotQualified,
     TerminalNotRegistered,
 )
@@ -421,3 +422,47 @@ def test_a_signature_whose_caller_does_not_commit_is_not_kept(make_uow, carol):
     entries = count_rows(make_uow, AuditEntry)
     with make_uow() as uow:
         assert verify_audit_trail(uow) == entries
+
+
+def test_a_signature_needs_one_of_the_roles_the_record_asks_for(make_uow, carol, create_user):
+    with make_uow() as uow, pytest.raises(NotAuthorised, match="needs the supervisor role"):
+        sign_record(
+            uow,
+            user_ctx(carol),
+            record_type="phase",
+            record_id="B-0001/thaw",
+            record=RECORD,
+            meaning=Meaning.VERIFIED,
+            credentials=Credentials(PASSWORD, "carol"),
+            first_signing_in_session=True,
+            signer_roles={"supervisor"},
+        )
+    assert signature_entries(make_uow) == []
+    admin = create_user("ada", roles=["admin"])
+    attest(make_uow, admin, "ada")
+    with make_uow() as uow, pytest.raises(NotAuthorised):
+        sign_record(
+            uow,
+            user_ctx(admin),
+            record_type="batch",
+            record_id="B-0001",
+            record=RECORD,
+            meaning=Meaning.RELEASED,
+            credentials=Credentials(PASSWORD, "ada"),
+            first_signing_in_session=True,
+            signer_roles={"admin", "qa"},
+        )
+    with make_uow() as uow:
+        sign_record(
+            uow,
+            user_ctx(carol),
+            record_type="phase",
+            record_id="B-0001/thaw",
+            record=RECORD,
+            meaning=Meaning.PERFORMED,
+            credentials=Credentials(PASSWORD, "carol"),
+            first_signing_in_session=True,
+            signer_roles={"operator"},
+        )
+        uow.commit()
+    assert len(signature_entries(make_uow)) == 1

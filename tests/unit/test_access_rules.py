@@ -79,3 +79,18 @@ def test_the_fifth_consecutive_failed_attempt_locks_the_account():
 
 def test_attempts_beyond_the_fifth_stay_locked():
     assert register_failed_attempt(5) == (6, True)
+
+
+def test_signing_needs_one_of_the_required_roles():
+    from mes.core.access import check_signing_authority
+
+    check_signing_authority({"operator"}, {"operator", "supervisor"}, "performed")
+    with pytest.raises(NotAuthorised, match="Signing as 'verified' needs the supervisor role"):
+        check_signing_authority({"operator"}, {"supervisor"}, "verified")
+
+
+def test_the_administrator_role_alone_never_signs_a_gmp_record():
+    from mes.core.access import check_signing_authority
+
+    with pytest.raises(NotAuthorised, match="needs the qa role"):
+        check_signing_authority({"admin"}, {"admin", "qa"}, "released")
