@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 
 import click
-from werkzeug.serving import run_simple
 
 from mes.cli.common import CliState
 
@@ -21,15 +20,15 @@ def free_port(host: str, preferred: int) -> int:
 
 
 def serve_app(state: CliState, host: str, port: int) -> None:
-    """Run the app with a threaded server (put gunicorn in front for production hubs)."""
+    """Serve the app with waitress, a production WSGI server (a hub may use gunicorn instead)."""
+    import waitress
+
     from mes.app import create_app
 
     app = create_app(runtime=state.runtime())
-    click.echo(
-        f"Serving {app.extensions['mes'].site.role} {app.extensions['mes'].site.code} on http://{host}:{port}/",
-        err=False,
-    )
-    run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+    site = app.extensions["mes"].site
+    click.echo(f"Serving {site.role} {site.code} on http://{host}:{port}/ (Ctrl+C to stop)")
+    waitress.serve(app, host=host, port=port, threads=8, ident="mes")
 
 
 @click.command("serve")
@@ -37,7 +36,7 @@ def serve_app(state: CliState, host: str, port: int) -> None:
 @click.option("--port", default=8000, show_default=True, type=int, help="0 picks a free port.")
 @click.pass_obj
 def serve_command(state: CliState, host: str, port: int) -> None:
-    """Serve this instance on HOST:PORT."""
+    """Serve this instance on HOST:PORT (waitress, 8 threads)."""
     serve_app(state, host, free_port(host, port) if port == 0 else port)
 
 
