@@ -70,7 +70,7 @@ def list_command(state: CliState) -> None:
 @click.option(
     "--role", "roles", multiple=True, required=True, help="The complete new set of roles."
 )
-@click.option("--reason", required=True, help="Why the roles change (recorded).")
+@click.option("--reason", prompt="Why do the roles change", help="Why the roles change (recorded).")
 @click.pass_obj
 def roles_command(state: CliState, username: str, roles: tuple[str, ...], reason: str) -> None:
     """Replace a user's roles."""
@@ -81,7 +81,11 @@ def roles_command(state: CliState, username: str, roles: tuple[str, ...], reason
 
 @user_group.command("deactivate")
 @click.argument("username")
-@click.option("--reason", required=True, help="Why the account is deactivated (recorded).")
+@click.option(
+    "--reason",
+    prompt="Why is the account deactivated",
+    help="Why the account is deactivated (recorded).",
+)
 @click.pass_obj
 def deactivate_command(state: CliState, username: str, reason: str) -> None:
     """Deactivate a user for good (the user ID is never reused)."""
