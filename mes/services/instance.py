@@ -122,7 +122,10 @@ def init_instance(req: InstanceRequest, ctx_at: datetime, os_user: str, host: st
             (SITE_PUBLIC_KEY_FILE, key.public.pem(), False),
         ):
             target = req.path / name
-            _write_private(target, data) if private else target.write_bytes(data)
+            if private:
+                _write_private(target, data)
+            else:
+                target.write_bytes(data)
             written.append(target)
         config = req.path / CONFIG_FILE
         config.write_text(

@@ -6,15 +6,11 @@ from typing import Any
 
 from flask_wtf import FlaskForm
 from wtforms import DateField, PasswordField, SelectMultipleField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice  # (value, label) tuples are deprecated in 3.3
 from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from mes.core.access import ROLE_TITLES
-
-try:  # WTForms 3.3 deprecates (value, label) tuples as choices
-    from wtforms.fields.choices import SelectChoice
-except ImportError:  # pragma: no cover - WTForms < 3.3
-    SelectChoice = None  # type: ignore[assignment,misc]
 
 
 class RoleChoices(SelectMultipleField):
@@ -25,8 +21,6 @@ class RoleChoices(SelectMultipleField):
 
 
 def _role_choices() -> list[Any]:
-    if SelectChoice is None:  # pragma: no cover - WTForms < 3.3
-        return [(role.value, title) for role, title in ROLE_TITLES.items()]
     return [SelectChoice(role.value, title) for role, title in ROLE_TITLES.items()]
 
 
