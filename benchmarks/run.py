@@ -67,44 +67,35 @@ def bench_database(kind: str, url: str, appends: int, history: int) -> dict[str,
 
     # 1. one transaction per entry, as every service call does
     start = time.perf_counter()
+
+    def append(work: UnitOfWork, i: int) -> None:
+        append_audit(
+            work.session,
+            site,
+            at=at + timedelta(microseconds=i),
+            actor=SYSTEM,
+            terminal="bench",
+            kind=EntryKind.CHANGE,
+            action="configuration changed",
+            record_type="configuration",
+            record_id="BENCH",
+            old={"value": i},
+            new={"value": i + 1},
+            reason="benchmark",
+        )
+
     for i in range(appends):
         with uow() as work:
-            append_audit(
-                work.session,
-                site,
-                at=at + timedelta(microseconds=i),
-                actor=SYSTEM,
-                terminal="bench",
-                kind=EntryKind.CHANGE,
-                action="configuration changed",
-                record_type="configuration",
-                record_id="BENCH",
-                old={"value": i},
-                new={"value": i + 1},
-                reason="benchmark",
-            )
+            append(work, i)
             work.commit()
     append_seconds = time.perf_counter() - start
 
     # 2. grow the history in larger transactions, then verify the whole chain
-    remaining = history - appends
-    while remaining > 0:
+    for first in range(appends, history, 1000):
         with uow() as work:
-            for i in range(min(1000, remaining)):
-                append_audit(
-                    work.session,
-                    site,
-                    at=at,
-                    actor=SYSTEM,
-                    terminal="bench",
-                    kind=EntryKind.CHANGE,
-                    action="configuration changed",
-                    record_type="configuration",
-                    record_id="BENCH",
-                    new={"value": i},
-                )
+            for i in range(first, min(first + 1000, history)):
+                append(work, i)
             work.commit()
-        remaining -= 1000
     start = time.perf_counter()
     with uow() as work:
         count = verify_audit_trail(work)

@@ -52,6 +52,7 @@ def sign(
     meaning=Meaning.PERFORMED,
     procedure=None,
     role="hub",
+    signer_roles=None,
 ):
     with make_uow(role) as uow:
         signature = sign_record(
@@ -64,6 +65,7 @@ def sign(
             credentials=Credentials(password=password, username=username),
             first_signing_in_session=first,
             procedure=procedure,
+            signer_roles=signer_roles,
         )
         uow.commit()
         return signature
@@ -425,44 +427,19 @@ def test_a_signature_whose_caller_does_not_commit_is_not_kept(make_uow, carol):
 
 
 def test_a_signature_needs_one_of_the_roles_the_record_asks_for(make_uow, carol, create_user):
-    with make_uow() as uow, pytest.raises(NotAuthorised, match="needs the supervisor role"):
-        sign_record(
-            uow,
-            user_ctx(carol),
-            record_type="phase",
-            record_id="B-0001/thaw",
-            record=RECORD,
-            meaning=Meaning.VERIFIED,
-            credentials=Credentials(PASSWORD, "carol"),
-            first_signing_in_session=True,
-            signer_roles={"supervisor"},
-        )
+    with pytest.raises(NotAuthorised, match="needs the supervisor role"):
+        sign(make_uow, user_ctx(carol), meaning=Meaning.VERIFIED, signer_roles={"supervisor"})
     assert signature_entries(make_uow) == []
     admin = create_user("ada", roles=["admin"])
     attest(make_uow, admin, "ada")
-    with make_uow() as uow, pytest.raises(NotAuthorised):
-        sign_record(
-            uow,
+    with pytest.raises(NotAuthorised, match="needs the qa role"):
+        sign(
+            make_uow,
             user_ctx(admin),
-            record_type="batch",
-            record_id="B-0001",
-            record=RECORD,
+            username="ada",
             meaning=Meaning.RELEASED,
-            credentials=Credentials(PASSWORD, "ada"),
-            first_signing_in_session=True,
             signer_roles={"admin", "qa"},
         )
-    with make_uow() as uow:
-        sign_record(
-            uow,
-            user_ctx(carol),
-            record_type="phase",
-            record_id="B-0001/thaw",
-            record=RECORD,
-            meaning=Meaning.PERFORMED,
-            credentials=Credentials(PASSWORD, "carol"),
-            first_signing_in_session=True,
-            signer_roles={"operator"},
-        )
-        uow.commit()
+    assert signature_entries(make_uow) == []
+    sign(make_uow, user_ctx(carol), signer_roles={"operator"})
     assert len(signature_entries(make_uow)) == 1
