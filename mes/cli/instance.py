@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import click
 
 from mes.cli.common import CliState, read_password
+from mes.core.access import normalise_username
 from mes.services.instance import InstanceRequest, init_instance
 
 
@@ -62,7 +63,7 @@ def init_command(
     runtime.close()
     click.echo(f"Created {role} instance {site_code} at {state.instance}")
     click.echo(f"Site public key id: {key_id}")
-    click.echo(f"Administrator: {admin_username.strip().lower()}")
+    click.echo(f"Administrator: {normalise_username(admin_username)}")
 
 
 def register(group: click.Group) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from mes.cli.common import CliState, command_context, read_password
+from mes.core.access import normalise_username
 from mes.services import users
 
 
@@ -47,7 +48,7 @@ def add_command(
             must_change_password=temporary,
         )
     click.echo(
-        f"Added {username.strip().lower()} ({full_name}) with roles {', '.join(sorted(roles))}."
+        f"Added {normalise_username(username)} ({full_name}) with roles {', '.join(sorted(roles))}."
     )
 
 

@@ -7,12 +7,30 @@ allow signing batch or recipe records (PIC/S PI 041 §9.3).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from enum import StrEnum
 
-from mes.core.errors import NotAuthorised, UnknownRole
+from mes.core.errors import InvalidUsername, NotAuthorised, UnknownRole
 
 MAX_FAILED_ATTEMPTS = 5
+USERNAME = re.compile(r"^[a-z][a-z0-9._-]{1,31}$")
+
+
+def normalise_username(username: str) -> str:
+    """User IDs are lower case: 'JSmith' and ' jsmith' are the same person."""
+    return username.strip().lower()
+
+
+def check_username(username: str) -> str:
+    """The normalised user ID, or :class:`InvalidUsername` saying what a user ID may be."""
+    normalised = normalise_username(username)
+    if not USERNAME.match(normalised):
+        raise InvalidUsername(
+            f"'{normalised}' is not a valid user ID.",
+            what_to_do="Use 2-32 lower-case letters, digits, '.', '_' or '-', starting with a letter.",
+        )
+    return normalised
 
 
 class Role(StrEnum):

@@ -14,6 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from mes.core.access import normalise_username
 from mes.core.canonical import content_hash
 from mes.core.clock import local_text, utc_text
 from mes.core.errors import InvalidInput, SignerMismatch, UnknownMeaning
@@ -87,7 +88,7 @@ def check_signer_identity(
             "The first signature of a session needs your user ID and password.",
             what_to_do="Type your user ID as well as your password.",
         )
-    if given_username and given_username.strip().lower() != logged_in_username:
+    if given_username and normalise_username(given_username) != logged_in_username:
         raise SignerMismatch(
             "You can only sign as yourself: the user ID typed is not the logged-in user.",
             what_to_do="Type your own user ID, or log out and let the other person log in.",

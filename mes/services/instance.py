@@ -17,14 +17,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import inspect
 from sqlalchemy.exc import SQLAlchemyError
 
+from mes.core.access import check_username
 from mes.core.audit import EntryKind
-from mes.core.errors import ConfigurationError, InstanceExists, InvalidUsername
+from mes.core.errors import ConfigurationError, InstanceExists
 from mes.core.keys import SiteKey
 from mes.core.passwords import check_new_password
 from mes.services.configuration import record_configuration
 from mes.services.context import Context, system_actor
 from mes.services.runtime import Runtime, open_runtime, safe_url
-from mes.services.users import USERNAME, add_user, normalise_username
+from mes.services.users import add_user
 from mes.settings import (
     CONFIG_FILE,
     ROLES,
@@ -66,13 +67,7 @@ def _validate(req: InstanceRequest) -> None:
         raise ConfigurationError(
             f"'{req.time_zone}' is not a known time zone.", what_to_do="Use e.g. Europe/London."
         ) from None
-    username = normalise_username(req.admin_username)
-    if not USERNAME.match(username):
-        raise InvalidUsername(
-            f"'{username}' is not a valid user ID.",
-            what_to_do="Use 2-32 lower-case letters, digits, '.', '_' or '-', starting with a letter.",
-        )
-    check_new_password(username, req.admin_password)
+    check_new_password(check_username(req.admin_username), req.admin_password)
     for name in (CONFIG_FILE, SECRET_KEY_FILE, SITE_KEY_FILE):
         if (req.path / name).exists():
             raise InstanceExists(

@@ -8,7 +8,6 @@ deactivated ID stays taken. Every change is an audit entry; passwords never appe
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from sqlalchemy import select
@@ -17,6 +16,8 @@ from mes.core.access import (
     MAX_FAILED_ATTEMPTS,
     Permission,
     Role,
+    check_username,
+    normalise_username,
     parse_roles,
     register_failed_attempt,
 )
@@ -26,7 +27,6 @@ from mes.core.errors import (
     AccountLocked,
     AuthenticationFailed,
     InvalidInput,
-    InvalidUsername,
     NotAuthorised,
     PasswordChangeRequired,
     UnknownUser,
@@ -46,7 +46,6 @@ from mes.store.audit import append_audit
 from mes.store.models import PasswordHistory, User, UserRole
 from mes.store.uow import UnitOfWork
 
-USERNAME = re.compile(r"^[a-z][a-z0-9._-]{1,31}$")
 RECORD_TYPE = "user"
 
 
@@ -59,11 +58,6 @@ def _public(user: User) -> dict[str, object]:
         "active": user.active,
         "locked": user.locked,
     }
-
-
-def normalise_username(username: str) -> str:
-    """User IDs are lower case: 'JSmith' and 'jsmith' are the same person."""
-    return username.strip().lower()
 
 
 def find_user(uow: UnitOfWork, username: str) -> User:
@@ -122,12 +116,7 @@ def add_user(
     11.100(a)/11.300(a): a user ID that exists or ever existed is refused.
     """
     actor = authorise(uow, ctx, Permission.MANAGE_USERS)
-    username = normalise_username(username)
-    if not USERNAME.match(username):
-        raise InvalidUsername(
-            f"'{username}' is not a valid user ID.",
-            what_to_do="Use 2-32 lower-case letters, digits, '.', '_' or '-', starting with a letter.",
-        )
+    username = check_username(username)
     role_set = parse_roles(roles)
     if not role_set:
         raise InvalidInput("A user needs at least one role.", what_to_do="Give --role.")

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from mes.core.access import normalise_username
 from mes.core.clock import utc_text
 from mes.store.models import AuditEntry
 
@@ -46,7 +47,7 @@ def audit_page(session: Session, flt: AuditFilter, page: int = 1, per_page: int 
     if flt.record_id:
         conditions.append(AuditEntry.record_id == flt.record_id)
     if flt.username:
-        conditions.append(AuditEntry.actor_username == flt.username.strip().lower())
+        conditions.append(AuditEntry.actor_username == normalise_username(flt.username))
     if flt.since:
         conditions.append(AuditEntry.at >= utc_text(flt.since))
     if flt.until:

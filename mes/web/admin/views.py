@@ -20,7 +20,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
-from mes.core.access import Permission, allowed
+from mes.core.access import Permission, allowed, normalise_username
 from mes.core.audit import describe_changes
 from mes.core.errors import MesError, WeakPassword
 from mes.services import terminals, training, users
@@ -90,10 +90,9 @@ def user_new() -> ResponseReturnValue:
         except MesError as err:
             errors = [str(err)]
         else:
-            flash(f"User {form.username.data.strip().lower()} created.", "info")
-            return redirect(
-                url_for("admin.user_detail", username=form.username.data.strip().lower()), 303
-            )
+            username = normalise_username(form.username.data)
+            flash(f"User {username} created.", "info")
+            return redirect(url_for("admin.user_detail", username=username), 303)
     status = 400 if errors or form.errors else 200
     return render_template("admin/user_new.html", form=form, errors=errors), status
 
