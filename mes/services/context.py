@@ -48,6 +48,19 @@ def acting_user(uow: UnitOfWork, ctx: Context, *, changing_password: bool = Fals
     user = uow.session.get(User, ctx.user_id)
     if user is None:
         raise NotAuthorised("Your session names an unknown user.", what_to_do="Log in again.")
+    ensure_account_usable(user)
+    if not changing_password and must_change_password(
+        user.must_change_password, user.password_changed_at, ctx.at, uow.site.password_policy
+    ):
+        raise PasswordChangeRequired(
+            "You must change your password before you continue.",
+            what_to_do="Choose a new password.",
+        )
+    return user
+
+
+def ensure_account_usable(user: User) -> None:
+    """A deactivated or locked account can neither act nor authenticate (11.10(d), 11.300(d))."""
     if not user.active:
         raise AccountDeactivated(
             f"The account {user.username} is deactivated.", what_to_do="Ask an administrator."
@@ -57,14 +70,6 @@ def acting_user(uow: UnitOfWork, ctx: Context, *, changing_password: bool = Fals
             f"The account {user.username} is locked.",
             what_to_do="Ask an administrator to unlock it.",
         )
-    if not changing_password and must_change_password(
-        user.must_change_password, user.password_changed_at, ctx.at, uow.site.password_policy
-    ):
-        raise PasswordChangeRequired(
-            "You must change your password before you continue.",
-            what_to_do="Choose a new password.",
-        )
-    return user
 
 
 def authorise(uow: UnitOfWork, ctx: Context, permission: Permission) -> Actor:

@@ -40,7 +40,13 @@ from mes.core.passwords import (
     temporary_password,
     temporary_password_expired,
 )
-from mes.services.context import Context, acting_user, actor_of, authorise
+from mes.services.context import (
+    Context,
+    acting_user,
+    actor_of,
+    authorise,
+    ensure_account_usable,
+)
 from mes.services.ids import new_id
 from mes.store.audit import append_audit
 from mes.store.models import PasswordHistory, User, UserRole
@@ -359,15 +365,7 @@ def verify_credentials(
     uow: UnitOfWork, ctx: Context, user: User, password: str, action: str
 ) -> None:
     """Check a password of an active, unlocked user; a wrong one is counted (and committed)."""
-    if not user.active:
-        raise AccountDeactivated(
-            f"The account {user.username} is deactivated.", what_to_do="Ask an administrator."
-        )
-    if user.locked:
-        raise AccountLocked(
-            f"The account {user.username} is locked.",
-            what_to_do="Ask an administrator to unlock it.",
-        )
+    ensure_account_usable(user)
     if not password_matches(user.password_hash, password):
         _count_failure(uow, ctx, user, action)
 
