@@ -83,7 +83,7 @@ def check_signer_identity(
     logged_in_username: str, given_username: str | None, first_signing_in_session: bool
 ) -> None:
     """11.200(a)(2): the signer is always the logged-in user; the typed user ID must match."""
-    if first_signing_in_session and not given_username:
+    if "username" in required_components(first_signing_in_session) and not given_username:
         raise InvalidInput(
             "The first signature of a session needs your user ID and password.",
             what_to_do="Type your user ID as well as your password.",

@@ -168,8 +168,3 @@ def valid_signatures(
         for m in signatures_of(uow, record_type, record_id)
         if signature_binds(m.as_dict(), record)
     ]
-
-
-def has_attested(user: User) -> bool:
-    """Whether the user has acknowledged the accountability statement."""
-    return user.attested_at is not None

@@ -23,9 +23,10 @@ from mes import __version__
 from mes.core.access import ROLE_TITLES, Permission, allowed
 from mes.core.clock import local_text, parse_utc_text
 from mes.core.errors import MesError
-from mes.core.esign import MEANING_STATEMENTS, Meaning
+from mes.core.esign import MEANING_STATEMENTS, Meaning, required_components
 from mes.services.runtime import Runtime
 from mes.web import session_user, terminal_binding
+from mes.web.helpers import end_signing_session, first_signing_in_session
 
 PUBLIC_ENDPOINTS = frozenset({"static", "common.login", "common.health"})
 # A locked session may only unlock, log out, or lock (the page's idle timer may ask once the
@@ -154,7 +155,7 @@ def init_web(app: Flask, rt: Runtime) -> None:
             "role_titles": ROLE_TITLES,
             "meaning_statements": MEANING_STATEMENTS,
             "Meaning": Meaning,
-            "esign_first": not session.get("signed_in_session"),
+            "esign_components": required_components(first_signing_in_session()),
         }
 
     @app.errorhandler(MesError)
@@ -188,7 +189,7 @@ def init_web(app: Flask, rt: Runtime) -> None:
 def lock_session() -> None:
     """Lock the session (inactivity or the lock button) and end the signing session."""
     session["locked"] = True
-    session.pop("signed_in_session", None)
+    end_signing_session()
 
 
 def _return_path() -> str:

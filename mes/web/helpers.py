@@ -20,9 +20,19 @@ def service_context() -> Context:
     )
 
 
+def first_signing_in_session() -> bool:
+    """Whether the next signature is the first of this continuous session (11.200(a)(1))."""
+    return not session.get("signed_in_session")
+
+
+def end_signing_session() -> None:
+    """Login, logout, lock and inactivity end the continuous session (11.200(a)(1)(ii))."""
+    session.pop("signed_in_session", None)
+
+
 def signing_credentials(form) -> tuple[Credentials, bool]:
     """The credentials typed in the signature dialog, and whether this is the session's first signing."""
-    first = not session.get("signed_in_session")
+    first = first_signing_in_session()
     username = (form.esign_username.data or "").strip() or None
     return Credentials(password=form.esign_password.data or "", username=username), first
 

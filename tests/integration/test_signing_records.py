@@ -24,7 +24,6 @@ from mes.services.audit import verify_audit_trail
 from mes.services.esign import (
     Credentials,
     acknowledge_accountability,
-    has_attested,
     sign_record,
     signatures_of,
     valid_signatures,
@@ -217,11 +216,11 @@ def test_acknowledging_accountability_is_itself_a_signed_and_audited_statement(
     user_id = create_user("carol")
     at = NOW + timedelta(minutes=3)
     with make_uow() as uow:
-        assert not has_attested(find_user(uow, "carol"))
+        assert find_user(uow, "carol").attested_at is None
     attest(make_uow, user_id, "carol", at=at)
     with make_uow() as uow:
         user = find_user(uow, "carol")
-        assert has_attested(user)
+        assert user.attested_at is not None
         assert user.attested_at == at
         [m] = signatures_of(uow, ATTESTATION_RECORD_TYPE, user_id)
     assert m.meaning == "acknowledged"
@@ -246,7 +245,7 @@ def test_acknowledging_accountability_with_a_wrong_password_records_nothing(make
             uow, user_ctx(user_id), Credentials(password=WRONG, username="carol"), True
         )
     with make_uow() as uow:
-        assert not has_attested(find_user(uow, "carol"))
+        assert find_user(uow, "carol").attested_at is None
         assert signatures_of(uow, ATTESTATION_RECORD_TYPE, user_id) == []
 
 

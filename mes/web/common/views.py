@@ -10,7 +10,7 @@ from flask_login import current_user, login_user, logout_user
 
 from mes import __version__
 from mes.core.errors import AuthenticationFailed, MesError, WeakPassword
-from mes.core.esign import ACCOUNTABILITY_STATEMENT, ATTESTATION_RECORD_TYPE
+from mes.core.esign import ACCOUNTABILITY_STATEMENT, ATTESTATION_RECORD_TYPE, attestation_record
 from mes.services import esign, users
 from mes.services.training import training_records
 from mes.web import lock_session, runtime, safe_next
@@ -143,7 +143,8 @@ def _account_page(error: str | None = None, status: int = 200) -> ResponseReturn
     with runtime().uow() as uow:
         user = users.find_user(uow, current_user.username)
         training = training_records(uow, user)
-        signatures = esign.signatures_of(uow, ATTESTATION_RECORD_TYPE, user.id)
+        statement = attestation_record(user.id, user.username)
+        signatures = esign.valid_signatures(uow, ATTESTATION_RECORD_TYPE, user.id, statement)
     return render_template(
         "common/account.html",
         form=AttestationForm(),
