@@ -90,18 +90,7 @@ def test_init_refuses_an_invalid_site_code(instance):
 
 def test_user_add_deactivate_unlock_and_their_refusals(instance):
     assert instance.init().code == 0
-    added = instance.run(
-        "user",
-        "add",
-        "olivia",
-        "--name",
-        "Olivia Operator",
-        "--role",
-        "operator",
-        "--password-stdin",
-        stdin=PASSWORD + "\n",
-    )
-    assert added.code == 0, added.err
+    add_olivia(instance)
     duplicate = instance.run(
         "user",
         "add",

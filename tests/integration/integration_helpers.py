@@ -14,7 +14,14 @@ from sqlalchemy import func, select
 from support import NOW, PASSWORD, user_ctx
 
 from mes.core.errors import MesError
-from mes.services.esign import Credentials, acknowledge_accountability
+from mes.core.esign import Meaning
+from mes.services.context import Context
+from mes.services.esign import (
+    AppliedSignature,
+    Credentials,
+    acknowledge_accountability,
+    sign_record,
+)
 from mes.store.models import AuditEntry, Base
 from mes.store.uow import UnitOfWork
 
@@ -72,3 +79,32 @@ def outcomes(attempt: Callable[[Any], object], cases: Iterable[Any]) -> dict[Any
         else:
             result[case] = "accepted"
     return result
+
+
+PHASE_RECORD = {"batch": "B-0001", "phase": "thaw", "value": 37.0, "unit": "°C"}
+
+
+def sign_phase(
+    uow: UnitOfWork,
+    ctx: Context,
+    *,
+    password: str = PASSWORD,
+    username: str | None = None,
+    first: bool = False,
+    record: dict[str, Any] = PHASE_RECORD,
+    record_id: str = "B-0001/thaw",
+    meaning: Meaning = Meaning.PERFORMED,
+    **checks: Any,
+) -> AppliedSignature:
+    """Sign a phase record in the caller's unit of work (``checks``: procedure, signer_roles)."""
+    return sign_record(
+        uow,
+        ctx,
+        record_type="phase",
+        record_id=record_id,
+        record=record,
+        meaning=meaning,
+        credentials=Credentials(password=password, username=username),
+        first_signing_in_session=first,
+        **checks,
+    )

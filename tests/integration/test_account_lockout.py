@@ -8,12 +8,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from integration_helpers import attest, audit_entries, count_rows
+from integration_helpers import attest, audit_entries, count_rows, sign_phase
 from support import PASSWORD, user_ctx
 
 from mes.core.errors import AccountLocked, AuthenticationFailed, InvalidInput, NotAuthorised
-from mes.core.esign import Meaning
-from mes.services.esign import Credentials, sign_record
 from mes.services.users import authenticate, find_user, unlock_user
 from mes.store.models import AuditEntry
 
@@ -27,15 +25,8 @@ def fail_login(make_uow, user_id: str, username: str = "carol") -> None:
 
 def fail_signature(make_uow, user_id: str) -> None:
     with make_uow() as uow:
-        sign_record(
-            uow,
-            user_ctx(user_id),
-            record_type="phase",
-            record_id="B-1/thaw",
-            record={"value": 37},
-            meaning=Meaning.PERFORMED,
-            credentials=Credentials(password=WRONG),
-            first_signing_in_session=False,
+        sign_phase(
+            uow, user_ctx(user_id), password=WRONG, record={"value": 37}, record_id="B-1/thaw"
         )
 
 
@@ -173,16 +164,7 @@ def test_five_failed_signatures_lock_the_account_and_then_nobody_can_sign_as_the
     with pytest.raises(AccountLocked):
         fail_signature(make_uow, user_id)
     with make_uow() as uow, pytest.raises(AccountLocked):
-        sign_record(
-            uow,
-            user_ctx(user_id),
-            record_type="phase",
-            record_id="B-1/thaw",
-            record={"value": 37},
-            meaning=Meaning.PERFORMED,
-            credentials=Credentials(password=PASSWORD),
-            first_signing_in_session=False,
-        )
+        sign_phase(uow, user_ctx(user_id), record={"value": 37}, record_id="B-1/thaw")
 
 
 def test_an_unknown_user_id_is_refused_like_a_wrong_password_and_locks_nobody(

@@ -10,15 +10,13 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from integration_helpers import attest, audit_entries
+from integration_helpers import attest, audit_entries, sign_phase
 from support import NOW, PASSWORD, user_ctx
 
 from mes.core.canonical import content_hash
 from mes.core.errors import AccountLocked, AuthenticationFailed
-from mes.core.esign import Meaning
 from mes.services.audit import verify_audit_trail
 from mes.services.context import Context
-from mes.services.esign import Credentials, sign_record
 from mes.services.terminals import deactivate_terminal, register_terminal
 from mes.services.training import record_training, withdraw_training
 from mes.services.users import (
@@ -246,16 +244,7 @@ def signing_a_record(make_uow, create_user) -> Case:
     carol = create_user("carol")
     attest(make_uow, carol, "carol", at=AT - timedelta(minutes=5))
     return Case(
-        lambda uow: sign_record(
-            uow,
-            ctx_of(carol),
-            record_type="phase",
-            record_id="B-0001/thaw",
-            record=RECORD,
-            meaning=Meaning.PERFORMED,
-            credentials=Credentials(password=PASSWORD),
-            first_signing_in_session=False,
-        ),
+        lambda uow: sign_phase(uow, ctx_of(carol), record=RECORD, record_id="B-0001/thaw"),
         "carol",
         "signed: performed",
         ("phase", "B-0001/thaw"),

@@ -7,7 +7,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from integration_helpers import attest, audit_entries
+from integration_helpers import attest, audit_entries, sign_phase
 from support import NOW, PASSWORD, user_ctx
 
 from mes.core.errors import (
@@ -18,10 +18,8 @@ from mes.core.errors import (
     PasswordChangeRequired,
     WeakPassword,
 )
-from mes.core.esign import Meaning
 from mes.core.passwords import must_change_password
 from mes.services.context import acting_user
-from mes.services.esign import Credentials, sign_record
 from mes.services.users import (
     authenticate,
     change_password,
@@ -87,15 +85,14 @@ def test_a_user_who_must_change_the_password_cannot_sign(make_uow, create_user, 
     attest(make_uow, user_id, "carol")
     temporary = reset(make_uow, cli_ctx)
     with make_uow() as uow, pytest.raises(PasswordChangeRequired):
-        sign_record(
+        sign_phase(
             uow,
             user_ctx(user_id),
-            record_type="phase",
-            record_id="B-1/thaw",
+            password=temporary,
+            username="carol",
+            first=True,
             record={"value": 37},
-            meaning=Meaning.PERFORMED,
-            credentials=Credentials(password=temporary, username="carol"),
-            first_signing_in_session=True,
+            record_id="B-1/thaw",
         )
 
 

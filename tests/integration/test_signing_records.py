@@ -6,7 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from integration_helpers import attest, audit_entries, count_rows, outcomes
+from integration_helpers import (
+    PHASE_RECORD,
+    attest,
+    audit_entries,
+    count_rows,
+    outcomes,
+    sign_phase,
+)
 from support import NOW, PASSWORD, user_ctx
 
 from mes.core.canonical import content_hash
@@ -24,7 +31,6 @@ from mes.services.audit import verify_audit_trail
 from mes.services.esign import (
     Credentials,
     acknowledge_accountability,
-    sign_record,
     signatures_of,
     valid_signatures,
 )
@@ -34,7 +40,7 @@ from mes.services.training import record_training
 from mes.services.users import deactivate_user, find_user
 from mes.store.models import AuditEntry, Terminal
 
-RECORD = {"batch": "B-0001", "phase": "thaw", "value": 37.0, "unit": "°C"}
+RECORD = PHASE_RECORD
 WRONG = "not-the-Password-9"
 SOP = "SOP-CT-014 Aseptic gowning"
 
@@ -54,15 +60,15 @@ def sign(
     signer_roles=None,
 ):
     with make_uow(role) as uow:
-        signature = sign_record(
+        signature = sign_phase(
             uow,
             ctx,
-            record_type="phase",
-            record_id=record_id,
+            password=password,
+            username=username,
+            first=first,
             record=record,
+            record_id=record_id,
             meaning=meaning,
-            credentials=Credentials(password=password, username=username),
-            first_signing_in_session=first,
             procedure=procedure,
             signer_roles=signer_roles,
         )
@@ -353,15 +359,12 @@ def test_a_wrong_password_rolls_back_the_change_staged_in_the_same_unit_of_work(
     with make_uow() as uow:
         stage_terminal(uow)
         with pytest.raises(AuthenticationFailed):
-            sign_record(
+            sign_phase(
                 uow,
                 user_ctx(carol),
-                record_type="phase",
-                record_id="B-0001/thaw",
-                record=RECORD,
-                meaning=Meaning.PERFORMED,
-                credentials=Credentials(password=WRONG, username="carol"),
-                first_signing_in_session=True,
+                password=WRONG,
+                username="carol",
+                first=True,
             )
     assert count_rows(make_uow, Terminal) == 0
     assert signature_entries(make_uow) == []
@@ -375,15 +378,11 @@ def test_a_signature_refused_for_missing_training_leaves_the_staged_change_uncom
     with make_uow() as uow:
         stage_terminal(uow)
         with pytest.raises(NotQualified):
-            sign_record(
+            sign_phase(
                 uow,
                 user_ctx(carol),
-                record_type="phase",
-                record_id="B-0001/thaw",
-                record=RECORD,
-                meaning=Meaning.PERFORMED,
-                credentials=Credentials(password=PASSWORD, username="carol"),
-                first_signing_in_session=True,
+                username="carol",
+                first=True,
                 procedure=SOP,
             )
     assert count_rows(make_uow, Terminal) == 0
@@ -392,15 +391,11 @@ def test_a_signature_refused_for_missing_training_leaves_the_staged_change_uncom
 def test_a_signature_and_the_change_it_signs_are_committed_together(make_uow, carol):
     with make_uow() as uow:
         stage_terminal(uow)
-        sign_record(
+        sign_phase(
             uow,
             user_ctx(carol),
-            record_type="phase",
-            record_id="B-0001/thaw",
-            record=RECORD,
-            meaning=Meaning.PERFORMED,
-            credentials=Credentials(password=PASSWORD, username="carol"),
-            first_signing_in_session=True,
+            username="carol",
+            first=True,
         )
         uow.commit()
     assert count_rows(make_uow, Terminal) == 1
@@ -409,15 +404,11 @@ def test_a_signature_and_the_change_it_signs_are_committed_together(make_uow, ca
 
 def test_a_signature_whose_caller_does_not_commit_is_not_kept(make_uow, carol):
     with make_uow() as uow:
-        sign_record(
+        sign_phase(
             uow,
             user_ctx(carol),
-            record_type="phase",
-            record_id="B-0001/thaw",
-            record=RECORD,
-            meaning=Meaning.PERFORMED,
-            credentials=Credentials(password=PASSWORD, username="carol"),
-            first_signing_in_session=True,
+            username="carol",
+            first=True,
         )
     assert signature_entries(make_uow) == []
     entries = count_rows(make_uow, AuditEntry)
