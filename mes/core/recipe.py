@@ -1,0 +1,955 @@
+"""Master recipes (ISA-88): load a YAML file, validate it precisely, compile it to its identity.
+
+A master recipe is procedure → unit procedures → operations → phases; a phase is what an
+operator executes and signs. :func:`load_recipe` reads the YAML text, checks it against the
+published JSON Schema (``schema/recipe.schema.json``, also at ``recipes/schema/``), then checks
+the rules a schema cannot express (unique IDs, references only to earlier phases, no cycles,
+limits in order, known units, parseable calculations), and compiles it.
+
+Every problem names the line, column and path in the recipe, e.g.
+``car-t.yaml:118:9 unit_procedures[2].operations[0].phases[3].inputs.viability: action_low 80
+is above alert_low 70``; all problems are reported at once, and no input — however malformed —
+raises anything but :class:`RecipeInvalid`.
+
+The compiled form is plain JSON data with every default filled in (durations in seconds,
+inputs as ordered lists); the SHA-256 of its RFC 8785 canonical JSON is the version's content
+identity, the same whatever the key order, whitespace or YAML style of the file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jsonschema
+import yaml
+
+from mes.core import expressions
+from mes.core.canonical import canonical_json, content_hash
+from mes.core.errors import MesError
+from mes.core.units import is_known_unit, suggest_unit
+
+FORMAT = "gmp-mes/recipe/1"
+MAX_SOURCE_BYTES = 2_000_000
+MAX_NODES = 200_000
+MAX_DEPTH = 64
+
+NUMERIC_INPUTS = ("number", "integer")
+LIMIT_FIELDS = ("target", "alert_low", "alert_high", "action_low", "action_high")
+DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*(s|min|h|d)$")
+SECONDS = {"s": 1, "min": 60, "h": 3600, "d": 86400}
+
+Path = tuple[str | int, ...]
+
+
+# --- problems -----------------------------------------------------------------------------
+
+
+def path_text(path: Path) -> str:
+    """``('unit_procedures', 2, 'operations', 0)`` → ``unit_procedures[2].operations[0]``."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with a recipe file, where it is (1-based line and column) and what."""
+
+    line: int
+    column: int
+    path: Path = field(compare=False)
+    message: str = field(compare=False)
+
+    def text(self, source_name: str) -> str:
+        """``file:line:col path: message``, as editors and CI logs understand it."""
+        where = f"{source_name}:{self.line}:{self.column}"
+        path = path_text(self.path)
+        return f"{where} {path}: {self.message}" if path else f"{where}: {self.message}"
+
+
+class RecipeInvalid(MesError):
+    """The recipe file breaks the format or its rules; ``problems`` lists every one."""
+
+    http_status = 422
+
+    def __init__(self, source_name: str, problems: list[Problem]) -> None:
+        self.source_name = source_name
+        self.problems = sorted(problems)
+        count = len(self.problems)
+        super().__init__(
+            f"{source_name} is not a valid recipe ({count} problem{'s' * (count != 1)}): "
+            + "; ".join(p.text(source_name) for p in self.problems[:3])
+            + ("; …" if count > 3 else ""),
+            what_to_do="Correct every problem listed and validate again.",
+        )
+
+    def lines(self) -> list[str]:
+        """One line per problem, in file order."""
+        return [p.text(self.source_name) for p in self.problems]
+
+
+# --- YAML with positions ------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML; also reads ``1e9`` as a number (YAML 1.2), as authors expect."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+@dataclass
+class _Positions:
+    """Where each value (and each mapping key) of the document starts, by path."""
+
+    values: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[Path, tuple[int, int]] = field(default_factory=dict)
+
+    def of(self, path: Path, *, key: bool = False) -> tuple[int, int]:
+        """The nearest known position of ``path`` (its key's, when asked and known)."""
+        if key and path in self.keys:
+            return self.keys[path]
+        probe = path
+        while probe not in self.values and probe:
+            probe = probe[:-1]
+        return self.values.get(probe, (1, 1))
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+class _Builder:
+    """Turns composed YAML nodes into plain data, recording positions and duplicate keys."""
+
+    def __init__(self, loader: _Loader) -> None:
+        self.loader = loader
+        self.positions = _Positions()
+        self.problems: list[Problem] = []
+        self.count = 0
+
+    def build(self, node: yaml.Node, path: Path, depth: int = 0) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES or depth > MAX_DEPTH:
+            raise _TooLarge(_mark(node))
+        self.positions.values.setdefault(path, _mark(node))
+        if isinstance(node, yaml.MappingNode):
+            return self.mapping(node, path, depth)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+        return self.loader.construct_object(node, deep=True)
+
+    def mapping(self, node: yaml.MappingNode, path: Path, depth: int) -> dict[str, Any]:
+        self.loader.flatten_mapping(node)
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = self.build_key(key_node, path)
+            if key is None:
+                continue
+            key_path = (*path, key)
+            if key in result:
+                line, _ = self.positions.keys[key_path]
+                self.problems.append(
+                    Problem(
+                        *_mark(key_node),
+                        key_path,
+                        f"duplicate key '{key}' (first given on line {line})",
+                    )
+                )
+                continue
+            self.positions.keys[key_path] = _mark(key_node)
+            result[key] = self.build(value_node, key_path, depth + 1)
+        return result
+
+    def build_key(self, key_node: yaml.Node, path: Path) -> str | None:
+        key = (
+            self.loader.construct_object(key_node, deep=True)
+            if isinstance(key_node, yaml.ScalarNode)
+            else None
+        )
+        if isinstance(key, str):
+            return key
+        shown = key_node.value if isinstance(key_node, yaml.ScalarNode) else "a collection"
+        self.problems.append(
+            Problem(
+                *_mark(key_node),
+                path,
+                f"key {shown!r} is not text: keys must be names such as 'inputs' or 'viability'",
+            )
+        )
+        return None
+
+
+class _TooLarge(Exception):
+    def __init__(self, position: tuple[int, int]) -> None:
+        self.position = position
+
+
+def _yaml_problem(error: yaml.YAMLError) -> Problem:
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    context = getattr(error, "context", None)
+    text = f"{context}, {problem}" if context else str(problem)
+    return Problem(line, column, (), f"not valid YAML: {text}")
+
+
+def parse_yaml(text: str | bytes) -> tuple[Any, _Positions, list[Problem]]:
+    """Parse one YAML document into data + positions; problems instead of exceptions."""
+    if isinstance(text, bytes):
+        if len(text) > MAX_SOURCE_BYTES:
+            return None, _Positions(), [_too_big()]
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as error:
+            return (
+                None,
+                _Positions(),
+                [Problem(1, 1, (), f"the file is not UTF-8 text (byte {error.start + 1})")],
+            )
+    if len(text) > MAX_SOURCE_BYTES:
+        return None, _Positions(), [_too_big()]
+    loader = _Loader(text)
+    builder = _Builder(loader)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, builder.positions, [Problem(1, 1, (), "the file is empty")]
+        data = builder.build(node, ())
+    except yaml.YAMLError as error:
+        return None, builder.positions, [_yaml_problem(error)]
+    except _TooLarge as error:
+        return (
+            None,
+            builder.positions,
+            [
+                Problem(
+                    *error.position,
+                    (),
+                    "the document is too large or nested too deeply "
+                    f"(over {MAX_NODES} values or {MAX_DEPTH} levels)",
+                )
+            ],
+        )
+    except (ValueError, TypeError, OverflowError, RecursionError) as error:
+        # PyYAML's constructors raise these for values such as a timestamp out of range.
+        return None, builder.positions, [Problem(1, 1, (), f"unreadable value: {error}")]
+    finally:
+        loader.dispose()
+    return data, builder.positions, builder.problems
+
+
+def _too_big() -> Problem:
+    return Problem(1, 1, (), f"the file is larger than {MAX_SOURCE_BYTES // 1000} kB")
+
+
+# --- schema -------------------------------------------------------------------------------
+
+
+@cache
+def recipe_schema() -> dict[str, Any]:
+    """The published JSON Schema of the recipe format."""
+    text = resources.files("mes.core").joinpath("schema/recipe.schema.json").read_text("utf-8")
+    return json.loads(text)
+
+
+@cache
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(recipe_schema())
+
+
+def _schema_problems(data: Any, positions: _Positions) -> list[Problem]:
+    problems = []
+    for error in _validator().iter_errors(data):
+        problems.extend(_explain(error, positions))
+    return problems
+
+
+def _explain(error: jsonschema.ValidationError, positions: _Positions) -> Iterator[Problem]:
+    path: Path = tuple(error.absolute_path)
+    keyword = error.validator
+    if keyword == "additionalProperties" and isinstance(error.instance, dict):
+        known = set(error.schema.get("properties", {}))
+        for extra in (k for k in error.instance if k not in known):
+            where = (*path, extra)
+            allowed = ", ".join(sorted(known))
+            yield Problem(
+                *positions.of(where, key=True),
+                where,
+                f"unknown field '{extra}' (allowed here: {allowed})",
+            )
+        return
+    if keyword == "required":
+        yield Problem(*positions.of(path), path, f"{error.message.replace(' property', ' field')}")
+        return
+    if keyword in ("anyOf", "oneOf") and error.schema.get(keyword):
+        choices = [" and ".join(alt.get("required", [])) for alt in error.schema[keyword]]
+        if all(choices):
+            verb = "one of" if keyword == "oneOf" else "at least one of"
+            yield Problem(*positions.of(path), path, f"give {verb}: {', '.join(choices)}")
+            return
+    message = error.message
+    if keyword == "pattern":
+        described = error.schema.get("description")
+        message = f"{error.instance!r} is not allowed here" + (
+            f": {described}" if described else ""
+        )
+    elif keyword == "propertyNames":
+        where = (*path, error.instance) if isinstance(error.instance, str) else path
+        yield Problem(
+            *positions.of(where, key=True),
+            where,
+            f"'{error.instance}' is not a valid ID: use lower-case letters, digits and '_', "
+            "starting with a letter",
+        )
+        return
+    elif (
+        keyword == "type"
+        and isinstance(error.instance, str)
+        and error.validator_value
+        in (
+            "number",
+            "integer",
+        )
+    ):
+        message = f"{error.instance!r} is text, not a number"
+    elif len(message) > 300:
+        message = message[:300] + "…"
+    yield Problem(*positions.of(path), path, message)
+
+
+# --- semantic rules -----------------------------------------------------------------------
+
+
+def parse_duration(text: str) -> float:
+    """'48 h' → 172800.0 seconds (the schema has already checked the form)."""
+    match = DURATION.match(text.strip())
+    if match is None:
+        raise ValueError(f"not a duration: {text!r}")
+    return float(match.group(1)) * SECONDS[match.group(2)]
+
+
+def _seconds(text: str) -> int | float:
+    value = parse_duration(text)
+    return int(value) if value.is_integer() else value
+
+
+def _number_text(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+@dataclass
+class _PhaseInfo:
+    id: str
+    index: int
+    path: Path
+    operation: str
+    ordering: str
+    values: dict[str, str]  # input/calculation id → type ("calculation" for calculations)
+    options: dict[str, list[Any]]
+
+
+class _Checker:
+    """The rules a JSON Schema cannot express; each problem points at the offending field."""
+
+    def __init__(self, data: dict[str, Any], positions: _Positions) -> None:
+        self.data = data
+        self.positions = positions
+        self.problems: list[Problem] = []
+        self.phases: dict[str, _PhaseInfo] = {}
+        self.sibling_edges: dict[str, set[str]] = {}
+
+    def problem(self, path: Path, message: str, *, at: Path | None = None) -> None:
+        """Report ``message`` about ``path``, positioned at ``at`` (a field) when given."""
+        target = at if at is not None else path
+        self.problems.append(Problem(*self.positions.of(target, key=at is not None), path, message))
+
+    def run(self, shape_ok: bool) -> list[Problem]:
+        """Every rule, each on its own; when the file's shape is wrong (schema problems already
+        reported), a rule that cannot read its part of the file is skipped, not crashed on.
+        """
+        guard = _Guard(shape_ok)
+        with guard:
+            self.index_elements()
+        with guard:
+            self.check_chain_of_identity()
+        for phase_path, phase, info in self.each_phase():
+            for check in (
+                self.check_inputs,
+                self.check_calculations,
+                self.check_timers,
+                self.check_condition,
+                self.check_phase_resources,
+            ):
+                with guard:
+                    check(phase_path, phase, info)
+        with guard:
+            self.check_sibling_cycles()
+        return self.problems
+
+    # elements and their order ---------------------------------------------------------
+
+    def each_phase(self) -> Iterator[tuple[Path, dict[str, Any], _PhaseInfo]]:
+        """The phases indexed by :meth:`index_elements` (unique IDs, readable shape)."""
+        for info in self.phases.values():
+            _, u, _, o, _, p = info.path
+            yield info.path, self.data["unit_procedures"][u]["operations"][o]["phases"][p], info
+
+    def index_elements(self) -> None:
+        seen: dict[str, Path] = {}
+        index = 0
+        for u, unit in enumerate(self.data["unit_procedures"]):
+            unit_path: Path = ("unit_procedures", u)
+            self.unique_id(seen, unit_path, unit["id"])
+            for o, operation in enumerate(unit["operations"]):
+                op_path: Path = (*unit_path, "operations", o)
+                self.unique_id(seen, op_path, operation["id"])
+                for p, phase in enumerate(operation["phases"]):
+                    phase_path: Path = (*op_path, "phases", p)
+                    if not self.unique_id(seen, phase_path, phase["id"]):
+                        continue
+                    values = {k: v["type"] for k, v in phase.get("inputs", {}).items()}
+                    for calc_id in phase.get("calculations", {}):
+                        if calc_id in values:
+                            self.problem(
+                                (*phase_path, "calculations", calc_id),
+                                f"'{calc_id}' is already the ID of an input of this phase",
+                                at=(*phase_path, "calculations", calc_id),
+                            )
+                        else:
+                            values[calc_id] = "calculation"
+                    options = {
+                        k: list(v.get("options", [])) for k, v in phase.get("inputs", {}).items()
+                    }
+                    self.phases[phase["id"]] = _PhaseInfo(
+                        phase["id"],
+                        index,
+                        phase_path,
+                        operation["id"],
+                        operation.get("ordering", "sequence"),
+                        values,
+                        options,
+                    )
+                    index += 1
+
+    def unique_id(self, seen: dict[str, Path], path: Path, element_id: str) -> bool:
+        if element_id in seen:
+            first = self.positions.of((*seen[element_id], "id"))
+            self.problem(
+                path,
+                f"duplicate ID '{element_id}' (already used at line {first[0]}, "
+                f"{path_text(seen[element_id])})",
+                at=(*path, "id"),
+            )
+            return False
+        seen[element_id] = path
+        return True
+
+    def reference(self, path: Path, at: Path, info: _PhaseInfo, target: str, what: str) -> bool:
+        """Check that ``info``'s phase may refer to phase ``target``; note sibling dependencies.
+
+        A phase may refer to a phase that is certainly done before it: any earlier phase of an
+        earlier operation, or an earlier phase of the same operation run in sequence. Within an
+        operation whose phases run in any order or in parallel, a reference to a sibling makes
+        this phase wait for it; such waits must not form a cycle.
+        """
+        referred = self.phases.get(target)
+        if referred is None:
+            self.problem(path, f"{what} refers to unknown phase '{target}'", at=at)
+            return False
+        if target == info.id:
+            self.problem(path, f"{what} refers to its own phase '{target}'", at=at)
+            return False
+        same_group = referred.operation == info.operation and info.ordering != "sequence"
+        if same_group:
+            self.sibling_edges.setdefault(info.id, set()).add(target)
+            return True
+        if referred.index > info.index:
+            self.problem(
+                path,
+                f"{what} refers to phase '{target}', which comes later "
+                f"({path_text(referred.path)}); only earlier phases can be referred to",
+                at=at,
+            )
+            return False
+        return True
+
+    def check_sibling_cycles(self) -> None:
+        reported: set[frozenset[str]] = set()
+        for start in sorted(self.sibling_edges):
+            cycle = _find_cycle(start, self.sibling_edges)
+            if cycle and frozenset(cycle) not in reported:
+                reported.add(frozenset(cycle))
+                info = self.phases[start]
+                self.problem(
+                    info.path,
+                    "phases wait for each other in a cycle: " + " → ".join([*cycle, cycle[0]]),
+                    at=(*info.path, "id"),
+                )
+
+    # chain of identity -------------------------------------------------------------------
+
+    def check_chain_of_identity(self) -> None:
+        for key, spec in self.data["chain_of_identity"].items():
+            path: Path = ("chain_of_identity", key)
+            if "pattern" in spec:
+                if spec["kind"] != "identifier":
+                    self.problem(
+                        path, "a pattern applies only to kind 'identifier'", at=(*path, "pattern")
+                    )
+                else:
+                    self.regex(path, spec["pattern"], (*path, "pattern"))
+
+    def regex(self, path: Path, pattern: str, at: Path) -> None:
+        try:
+            re.compile(pattern)
+        except (re.error, RecursionError, OverflowError) as error:
+            self.problem(
+                path, f"pattern {pattern!r} is not a valid regular expression: {error}", at=at
+            )
+
+    # inputs and limits -------------------------------------------------------------------
+
+    def check_inputs(self, phase_path: Path, phase: dict[str, Any], _info: _PhaseInfo) -> None:
+        for input_id, spec in phase.get("inputs", {}).items():
+            path: Path = (*phase_path, "inputs", input_id)
+            kind = spec["type"]
+            if kind == "number" and "unit" not in spec:
+                self.problem(path, "a number input needs a unit", at=(*path, "type"))
+            if "unit" in spec:
+                self.unit(path, spec["unit"], (*path, "unit"))
+            if kind not in NUMERIC_INPUTS:
+                for name in (*LIMIT_FIELDS, "decimals", "unit"):
+                    if name in spec:
+                        self.problem(
+                            path,
+                            f"{name} applies only to number and integer inputs, not {kind}",
+                            at=(*path, name),
+                        )
+            elif kind == "integer" and "decimals" in spec:
+                self.problem(path, "an integer input has no decimals", at=(*path, "decimals"))
+            self.limits(path, spec)
+            if kind == "choice":
+                options = spec.get("options")
+                if not options:
+                    self.problem(path, "a choice input needs options", at=(*path, "type"))
+                elif len(set(options)) != len(options):
+                    self.problem(path, "options are repeated", at=(*path, "options"))
+            elif "options" in spec:
+                self.problem(
+                    path, f"options apply only to choice inputs, not {kind}", at=(*path, "options")
+                )
+            if "pattern" in spec:
+                if kind not in ("text", "barcode"):
+                    self.problem(
+                        path,
+                        f"a pattern applies only to text and barcode inputs, not {kind}",
+                        at=(*path, "pattern"),
+                    )
+                else:
+                    self.regex(path, spec["pattern"], (*path, "pattern"))
+
+    def unit(self, path: Path, unit: str, at: Path) -> None:
+        if not is_known_unit(unit):
+            suggestion = suggest_unit(unit)
+            hint = (
+                f"; did you mean '{suggestion}'?"
+                if suggestion
+                else ("; use a unit from the list in docs/recipe-format.md")
+            )
+            self.problem(path, f"unknown unit '{unit}'{hint}", at=at)
+
+    def limits(self, path: Path, spec: Mapping[str, Any]) -> None:
+        """Alert limits inside action limits; low below high; target inside the limits."""
+        get = spec.get
+
+        def above(low: str, high: str, relation: str = "above") -> None:
+            if get(low) is not None and get(high) is not None and get(low) > get(high):
+                self.problem(
+                    path,
+                    f"{low} {_number_text(get(low))} is {relation} {high} {_number_text(get(high))}",
+                    at=(*path, low),
+                )
+
+        above("alert_low", "alert_high")
+        above("action_low", "action_high")
+        above("action_low", "alert_low")
+        if (
+            get("action_high") is not None
+            and get("alert_high") is not None
+            and (get("action_high") < get("alert_high"))
+        ):
+            self.problem(
+                path,
+                f"action_high {_number_text(get('action_high'))} is below alert_high "
+                f"{_number_text(get('alert_high'))}",
+                at=(*path, "action_high"),
+            )
+        target = get("target")
+        if target is None:
+            return
+        for kind in ("alert", "action"):
+            low, high = get(f"{kind}_low"), get(f"{kind}_high")
+            if (low is not None and target < low) or (high is not None and target > high):
+                bounds = f"{_number_text(low) if low is not None else '−∞'} to " + (
+                    f"{_number_text(high) if high is not None else '∞'}"
+                )
+                self.problem(
+                    path,
+                    f"target {_number_text(target)} is outside the {kind} limits ({bounds})",
+                    at=(*path, "target"),
+                )
+                return
+
+    # calculations ------------------------------------------------------------------------
+
+    def check_calculations(self, phase_path: Path, phase: dict[str, Any], info: _PhaseInfo) -> None:
+        calculations = phase.get("calculations", {})
+        local_refs: dict[str, set[str]] = {}
+        for calc_id, spec in calculations.items():
+            path: Path = (*phase_path, "calculations", calc_id)
+            if "unit" in spec:
+                self.unit(path, spec["unit"], (*path, "unit"))
+            self.limits(path, spec)
+            try:
+                parsed = expressions.parse(spec["expression"])
+            except expressions.ExpressionError as error:
+                self.problem(
+                    path,
+                    f"the expression {spec['expression']!r} cannot be read: {error.message}",
+                    at=(*path, "expression"),
+                )
+                continue
+            local_refs[calc_id] = set()
+            for name in parsed.names:
+                self.calculation_name(path, info, calc_id, name, local_refs[calc_id])
+        for calc_id in calculations:
+            cycle = _find_cycle(calc_id, local_refs)
+            if cycle and cycle[0] == min(cycle):
+                path = (*phase_path, "calculations", calc_id)
+                self.problem(
+                    path,
+                    "calculations depend on each other in a cycle: "
+                    + " → ".join([*cycle, cycle[0]]),
+                    at=(*path, "expression"),
+                )
+
+    def calculation_name(
+        self, path: Path, info: _PhaseInfo, calc_id: str, name: str, local: set[str]
+    ) -> None:
+        at = (*path, "expression")
+        if "." not in name:
+            if name not in info.values:
+                self.problem(path, f"the calculation refers to unknown input '{name}'", at=at)
+            elif name == calc_id:
+                self.problem(path, f"the calculation '{calc_id}' refers to itself", at=at)
+            elif info.values[name] not in (*NUMERIC_INPUTS, "calculation"):
+                self.problem(path, f"'{name}' is a {info.values[name]} input, not a number", at=at)
+            elif info.values[name] == "calculation":
+                local.add(name)
+            return
+        phase_id, value_id = name.split(".", 1)
+        if not self.reference(path, at, info, phase_id, "the calculation"):
+            return
+        referred = self.phases[phase_id]
+        if value_id not in referred.values:
+            self.problem(path, f"the calculation refers to unknown input '{name}'", at=at)
+        elif referred.values[value_id] not in (*NUMERIC_INPUTS, "calculation"):
+            self.problem(
+                path, f"'{name}' is a {referred.values[value_id]} input, not a number", at=at
+            )
+
+    # timers and conditions ---------------------------------------------------------------
+
+    def check_timers(self, phase_path: Path, phase: dict[str, Any], info: _PhaseInfo) -> None:
+        for t, timer in enumerate(phase.get("timers", [])):
+            path: Path = (*phase_path, "timers", t)
+            self.reference(path, (*path, "after"), info, timer["after"], "the timer")
+            if (
+                "min" in timer
+                and "max" in timer
+                and (parse_duration(timer["min"]) > parse_duration(timer["max"]))
+            ):
+                self.problem(
+                    path, f"min {timer['min']} is above max {timer['max']}", at=(*path, "min")
+                )
+
+    def check_condition(self, phase_path: Path, phase: dict[str, Any], info: _PhaseInfo) -> None:
+        condition = phase.get("when")
+        if condition is None:
+            return
+        path: Path = (*phase_path, "when")
+        at = (*path, "input")
+        phase_id, input_id = condition["input"].split(".", 1)
+        if not self.reference(path, at, info, phase_id, "the condition"):
+            return
+        referred = self.phases[phase_id]
+        kind = referred.values.get(input_id)
+        if kind is None:
+            self.problem(
+                path, f"the condition refers to unknown input '{condition['input']}'", at=at
+            )
+            return
+        if kind not in ("choice", "yes_no"):
+            self.problem(
+                path,
+                f"a condition can test a choice or yes/no input; '{condition['input']}' is {kind}",
+                at=at,
+            )
+            return
+        wanted = [condition["equals"]] if "equals" in condition else list(condition["in"])
+        field_name = "equals" if "equals" in condition else "in"
+        for value in wanted:
+            if kind == "yes_no" and not isinstance(value, bool):
+                self.problem(
+                    path,
+                    f"'{condition['input']}' is yes/no: compare it with true or false, not {value!r}",
+                    at=(*path, field_name),
+                )
+            elif kind == "choice" and value not in referred.options[input_id]:
+                offered = ", ".join(repr(o) for o in referred.options[input_id])
+                self.problem(
+                    path,
+                    f"{value!r} is not an option of '{condition['input']}' (options: {offered})",
+                    at=(*path, field_name),
+                )
+
+    def check_phase_resources(
+        self, phase_path: Path, phase: dict[str, Any], _info: _PhaseInfo
+    ) -> None:
+        for m, material in enumerate(phase.get("materials", [])):
+            path: Path = (*phase_path, "materials", m)
+            self.unit(path, material["unit"], (*path, "unit"))
+        seen: set[str] = set()
+        for c, check in enumerate(phase.get("identity_checks", [])):
+            path = (*phase_path, "identity_checks", c)
+            if check["id"] in seen:
+                self.problem(path, f"duplicate identity check ID '{check['id']}'", at=(*path, "id"))
+            seen.add(check["id"])
+            if check["matches"] not in self.data["chain_of_identity"]:
+                known = ", ".join(self.data["chain_of_identity"])
+                self.problem(
+                    path,
+                    f"'{check['matches']}' is not in the chain of identity (declared: {known})",
+                    at=(*path, "matches"),
+                )
+
+
+class _Guard:
+    """Skip a rule whose part of the file has the wrong shape, when that is already reported."""
+
+    def __init__(self, shape_ok: bool) -> None:
+        self.shape_ok = shape_ok
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> bool:
+        shape_error = kind is not None and issubclass(
+            kind, (KeyError, IndexError, TypeError, AttributeError, ValueError)
+        )
+        return shape_error and not self.shape_ok
+
+
+def _find_cycle(start: str, edges: Mapping[str, set[str]]) -> list[str] | None:
+    """A cycle through ``start`` in the directed graph ``edges``, as a list of nodes, or None."""
+    stack: list[tuple[str, list[str]]] = [(start, [start])]
+    visited: set[str] = set()
+    while stack:
+        node, trail = stack.pop()
+        for following in sorted(edges.get(node, ())):
+            if following == start:
+                return trail
+            if following not in visited:
+                visited.add(following)
+                stack.append((following, [*trail, following]))
+    return None
+
+
+# --- compiling ----------------------------------------------------------------------------
+
+
+def _value_spec(value_id: str, spec: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    compiled = {
+        "id": value_id,
+        "label": spec["label"],
+        "type": kind,
+        "unit": spec.get("unit"),
+        "decimals": spec.get("decimals"),
+    }
+    compiled.update({name: spec.get(name) for name in LIMIT_FIELDS})
+    return compiled
+
+
+def _compile_phase(phase: Mapping[str, Any]) -> dict[str, Any]:
+    inputs = []
+    for input_id, spec in phase.get("inputs", {}).items():
+        compiled = _value_spec(input_id, spec, spec["type"])
+        compiled.update(
+            required=spec.get("required", True),
+            options=list(spec["options"]) if "options" in spec else None,
+            pattern=spec.get("pattern"),
+            help=spec.get("help"),
+        )
+        inputs.append(compiled)
+    calculations = []
+    for calc_id, spec in phase.get("calculations", {}).items():
+        compiled = _value_spec(calc_id, spec, "calculation")
+        compiled["expression"] = spec["expression"]
+        calculations.append(compiled)
+    condition = phase.get("when")
+    return {
+        "id": phase["id"],
+        "name": phase["name"],
+        "instructions": phase["instructions"],
+        "perform": phase.get("perform", "operator"),
+        "verify": phase.get("verify"),
+        "when": None
+        if condition is None
+        else {
+            "input": condition["input"],
+            "in": [condition["equals"]] if "equals" in condition else list(condition["in"]),
+        },
+        "timers": [
+            {
+                "after": t["after"],
+                "min_seconds": _seconds(t["min"]) if "min" in t else None,
+                "max_seconds": _seconds(t["max"]) if "max" in t else None,
+            }
+            for t in phase.get("timers", [])
+        ],
+        "inputs": inputs,
+        "calculations": calculations,
+        "materials": [
+            {"code": m["code"], "name": m["name"], "quantity": m["quantity"], "unit": m["unit"]}
+            for m in phase.get("materials", [])
+        ],
+        "equipment": [
+            {"class": e["class"], "label": e.get("label")} for e in phase.get("equipment", [])
+        ],
+        "identity_checks": [
+            {"id": c["id"], "label": c["label"], "matches": c["matches"]}
+            for c in phase.get("identity_checks", [])
+        ],
+    }
+
+
+def compile_recipe(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The compiled form of a valid recipe: every default filled in, nothing left implicit."""
+    duration = data.get("expected_duration")
+    return {
+        "format": FORMAT,
+        "recipe_code": data["recipe_code"],
+        "version": data["version"],
+        "title": data["title"],
+        "description": data.get("description"),
+        "product": {
+            "code": data["product"]["code"],
+            "name": data["product"]["name"],
+            "modality": data["product"]["modality"],
+        },
+        "expected_duration_seconds": _seconds(duration) if duration else None,
+        "change_reason": data["change_reason"],
+        "chain_of_identity": [
+            {
+                "id": key,
+                "label": spec["label"],
+                "kind": spec["kind"],
+                "pattern": spec.get("pattern"),
+            }
+            for key, spec in data["chain_of_identity"].items()
+        ],
+        "unit_procedures": [
+            {
+                "id": unit["id"],
+                "name": unit["name"],
+                "description": unit.get("description"),
+                "operations": [
+                    {
+                        "id": op["id"],
+                        "name": op["name"],
+                        "description": op.get("description"),
+                        "ordering": op.get("ordering", "sequence"),
+                        "phases": [_compile_phase(phase) for phase in op["phases"]],
+                    }
+                    for op in unit["operations"]
+                ],
+            }
+            for unit in data["unit_procedures"]
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class CompiledRecipe:
+    """A valid recipe in compiled form, with its content identity."""
+
+    data: dict[str, Any]
+
+    @property
+    def canonical(self) -> bytes:
+        """RFC 8785 canonical JSON of the compiled recipe."""
+        return canonical_json(self.data)
+
+    @property
+    def content_hash(self) -> str:
+        """SHA-256 of the canonical JSON: the version's content identity."""
+        return content_hash(self.data)
+
+    @property
+    def recipe_code(self) -> str:
+        return self.data["recipe_code"]
+
+    @property
+    def version(self) -> int:
+        return self.data["version"]
+
+    @property
+    def title(self) -> str:
+        return self.data["title"]
+
+    def phases(self) -> Iterator[dict[str, Any]]:
+        """Every phase, in document order."""
+        for unit in self.data["unit_procedures"]:
+            for operation in unit["operations"]:
+                yield from operation["phases"]
+
+
+def check_recipe(text: str | bytes) -> tuple[dict[str, Any] | None, list[Problem]]:
+    """Parse and check a recipe file: (data, []) when valid, (None, problems) otherwise."""
+    data, positions, problems = parse_yaml(text)
+    if data is None:
+        return None, problems
+    if not isinstance(data, dict):
+        return None, [
+            *problems,
+            Problem(1, 1, (), f"a recipe is a mapping of fields, not a {type(data).__name__}"),
+        ]
+    schema_problems = _schema_problems(data, positions)
+    problems = [*problems, *schema_problems, *_Checker(data, positions).run(not schema_problems)]
+    return (None, problems) if problems else (data, [])
+
+
+def load_recipe(text: str | bytes, source_name: str) -> CompiledRecipe:
+    """Validate and compile a recipe file, or raise :class:`RecipeInvalid` listing every problem.
+
+    Schema and semantic problems are reported together, in file order.
+    """
+    data, problems = check_recipe(text)
+    if data is None:
+        raise RecipeInvalid(source_name, problems)
+    return CompiledRecipe(compile_recipe(data))
