@@ -379,8 +379,10 @@ class _Checker:
         self.problems.append(Problem(*self.positions.of(target, key=at is not None), path, message))
 
     def run(self, shape_ok: bool) -> list[Problem]:
-        """Every rule, each on its own; when the file's shape is wrong (schema problems already
-        reported), a rule that cannot read its part of the file is skipped, not crashed on.
+        """Every rule, each on its own.
+
+        When the file's shape is wrong (schema problems already reported), a rule that cannot
+        read its part of the file is skipped, not crashed on.
         """
         guard = _Guard(shape_ok)
         with guard:
@@ -912,14 +914,17 @@ class CompiledRecipe:
 
     @property
     def recipe_code(self) -> str:
+        """The recipe's code, stable across versions."""
         return self.data["recipe_code"]
 
     @property
     def version(self) -> int:
+        """The version number."""
         return self.data["version"]
 
     @property
     def title(self) -> str:
+        """The recipe's title."""
         return self.data["title"]
 
     def phases(self) -> Iterator[dict[str, Any]]:
