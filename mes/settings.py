@@ -20,6 +20,7 @@ CONFIG_FILE = "mes.toml"
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
 SITE_KEY_FILE = "keys/site_ed25519.pem"
 SITE_PUBLIC_KEY_FILE = "keys/site_ed25519.pub.pem"
+HUB_PUBLIC_KEY_FILE = "keys/hub_ed25519.pub.pem"  # at a spoke: the pinned hub key
 ROLES = ("hub", "spoke")
 SITE_CODE = re.compile(r"^[A-Z][A-Z0-9]{1,11}$")
 
@@ -49,6 +50,11 @@ class Settings:
     def site_public_key_path(self) -> Path:
         """The site's public key, safe to share."""
         return self.instance_path / SITE_PUBLIC_KEY_FILE
+
+    @property
+    def hub_key_path(self) -> Path:
+        """At a spoke: the hub's public key it trusts for recipe bundles (pinned at init)."""
+        return self.instance_path / HUB_PUBLIC_KEY_FILE
 
 
 def default_instance_path(env: Mapping[str, str] | None = None) -> Path:

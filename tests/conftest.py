@@ -25,7 +25,7 @@ from support import (  # noqa: F401 - NOW, PASSWORD and user_ctx are re-exported
     worker,
 )
 
-from mes.core.keys import SiteKey
+from mes.core.keys import SiteKey, SitePublicKey
 from mes.core.passwords import PasswordPolicy
 from mes.core.site import Site
 from mes.services.context import Context
@@ -95,7 +95,9 @@ def make_uow(engine, site_key: SiteKey) -> Callable[..., UnitOfWork]:
     """``make_uow(role="hub")``: a unit of work on the fresh database, as a hub or a spoke."""
     sessions = session_factory(engine)
 
-    def factory(role: str = "hub", expiry_days: int | None = None) -> UnitOfWork:
+    def factory(
+        role: str = "hub", expiry_days: int | None = None, hub_key: SitePublicKey | None = None
+    ) -> UnitOfWork:
         site = Site(
             code="TEST" if role == "hub" else "SPK1",
             name="Test site",
@@ -103,6 +105,7 @@ def make_uow(engine, site_key: SiteKey) -> Callable[..., UnitOfWork]:
             time_zone="Europe/London",
             key=site_key,
             password_policy=PasswordPolicy(expiry_days=expiry_days),
+            hub_key=hub_key,
         )
         return UnitOfWork(sessions, site)
 

@@ -59,6 +59,10 @@ class Permission(StrEnum):
     MANAGE_TERMINALS = "manage terminals"
     MANAGE_TRAINING = "manage training records"
     READ_AUDIT_TRAIL = "read the audit trail"
+    READ_RECIPES = "read master recipes"
+    IMPORT_RECIPES = "import recipe drafts"
+    PUBLISH_RECIPES = "publish recipe bundles to sites"
+    INSTALL_RECIPES = "install recipe bundles from the hub"
 
 
 PERMISSIONS: dict[Permission, frozenset[Role]] = {
@@ -66,6 +70,10 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.MANAGE_TERMINALS: frozenset({Role.ADMIN}),
     Permission.MANAGE_TRAINING: frozenset({Role.ADMIN, Role.SUPERVISOR, Role.QA}),
     Permission.READ_AUDIT_TRAIL: frozenset({Role.ADMIN, Role.QA}),
+    Permission.READ_RECIPES: frozenset(Role),
+    Permission.IMPORT_RECIPES: frozenset({Role.AUTHOR}),
+    Permission.PUBLISH_RECIPES: frozenset({Role.QA}),
+    Permission.INSTALL_RECIPES: frozenset({Role.ADMIN, Role.SUPERVISOR}),
 }
 
 

@@ -167,3 +167,65 @@ class ChainBroken(MesError):
             f"entry {seq}: {problem}",
             what_to_do="Treat the records from this entry on as suspect and raise an incident.",
         )
+
+
+# --- master recipes: versions and their lifecycle (Annex 11 §10, 21 CFR 11.10(f), (g)) -----
+
+
+class RecipeVersionExists(MesError):
+    """A recipe version number is taken by content that can no longer change."""
+
+    http_status = 409
+
+
+class RecipeNotEditable(MesError):
+    """Content is immutable from review on: a change is a new version with a change reason."""
+
+    http_status = 409
+
+
+class LifecycleStepRefused(MesError):
+    """The version is not in a state where this step is allowed (e.g. effective before approval)."""
+
+    http_status = 409
+
+
+class SeparationOfDuties(MesError):
+    """The same person may not author and review or approve, nor review and approve."""
+
+    http_status = 403
+
+
+class EffectivityRefused(MesError):
+    """The effective date or the versions already effective do not allow this."""
+
+    http_status = 409
+
+
+# --- recipe bundles (hub → spoke) -------------------------------------------------------
+
+
+class BundleRefused(MesError):
+    """A recipe bundle was not installed; the subclass names why."""
+
+    http_status = 422
+
+
+class BundleUnreadable(BundleRefused):
+    """The file is not a recipe bundle (not a JWS of the expected type)."""
+
+
+class BundleUnknownKey(BundleRefused):
+    """The bundle is signed with a key this spoke does not trust."""
+
+
+class BundleTampered(BundleRefused):
+    """The signature or the content hash does not match: the bundle was altered."""
+
+
+class BundleWrongSite(BundleRefused):
+    """The bundle targets other sites."""
+
+
+class BundleSuperseded(BundleRefused):
+    """A newer version of the recipe is already installed."""

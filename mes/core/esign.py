@@ -31,6 +31,8 @@ class Meaning(StrEnum):
     RELEASED = "released"
     REJECTED = "rejected"
     ACKNOWLEDGED = "acknowledged"
+    MADE_EFFECTIVE = "made effective"
+    RETIRED = "retired"
 
 
 MEANING_STATEMENTS: dict[Meaning, str] = {
@@ -42,6 +44,8 @@ MEANING_STATEMENTS: dict[Meaning, str] = {
     Meaning.RELEASED: "I release this batch.",
     Meaning.REJECTED: "I reject this batch.",
     Meaning.ACKNOWLEDGED: "I have read and acknowledge this record.",
+    Meaning.MADE_EFFECTIVE: "I make this approved version effective from the date shown.",
+    Meaning.RETIRED: "I retire this version: it may no longer be used for new batches.",
 }
 
 ACCOUNTABILITY_STATEMENT = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mes.core.keys import SiteKey
+from mes.core.keys import SiteKey, SitePublicKey
 from mes.core.passwords import PasswordPolicy
 
 
@@ -18,6 +18,7 @@ class Site:
     time_zone: str
     key: SiteKey
     password_policy: PasswordPolicy = field(default_factory=PasswordPolicy)
+    hub_key: SitePublicKey | None = None  # at a spoke: the pinned hub key
 
     @property
     def is_spoke(self) -> bool:

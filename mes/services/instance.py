@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from mes.core.access import check_username
 from mes.core.audit import EntryKind
 from mes.core.errors import ConfigurationError, InstanceExists
-from mes.core.keys import SiteKey
+from mes.core.keys import SiteKey, SitePublicKey
 from mes.core.passwords import check_new_password
 from mes.services.configuration import record_configuration
 from mes.services.context import Context, system_actor
@@ -28,6 +28,7 @@ from mes.services.runtime import Runtime, open_runtime, safe_url
 from mes.services.users import add_user
 from mes.settings import (
     CONFIG_FILE,
+    HUB_PUBLIC_KEY_FILE,
     ROLES,
     SECRET_KEY_FILE,
     SITE_KEY_FILE,
@@ -55,6 +56,7 @@ class InstanceRequest:
     admin_username: str
     admin_name: str
     admin_password: str
+    hub_key_pem: bytes | None = None  # a spoke: the hub's public key to trust for bundles
 
 
 def _validate(req: InstanceRequest) -> None:
@@ -68,12 +70,31 @@ def _validate(req: InstanceRequest) -> None:
             f"'{req.time_zone}' is not a known time zone.", what_to_do="Use e.g. Europe/London."
         ) from None
     check_new_password(check_username(req.admin_username), req.admin_password)
+    _hub_key(req)
     for name in (CONFIG_FILE, SECRET_KEY_FILE, SITE_KEY_FILE):
         if (req.path / name).exists():
             raise InstanceExists(
                 f"An instance already exists at {req.path} ({name} is there); nothing was changed.",
                 what_to_do="Use it as it is, or choose another folder with --instance.",
             )
+
+
+def _hub_key(req: InstanceRequest) -> SitePublicKey | None:
+    """The hub key a spoke pins (a hub trusts its own key; it is given none)."""
+    if req.hub_key_pem is None:
+        return None
+    if req.role != "spoke":
+        raise ConfigurationError(
+            "--hub-key is for spokes: a hub signs with its own key.",
+            what_to_do="Leave --hub-key out for a hub.",
+        )
+    try:
+        return SitePublicKey.from_pem(req.hub_key_pem)
+    except ValueError:
+        raise ConfigurationError(
+            "The hub key file is not an Ed25519 public key in PEM form.",
+            what_to_do="Use the hub's keys/site_ed25519.pub.pem (see 'mes site key' at the hub).",
+        ) from None
 
 
 def _database_is_empty(url: str) -> bool:
@@ -111,11 +132,15 @@ def init_instance(req: InstanceRequest, ctx_at: datetime, os_user: str, host: st
     try:
         (req.path / "keys").mkdir(parents=True, exist_ok=True, mode=0o700)
         key = SiteKey.generate()
-        for name, data, private in (
+        hub_key = _hub_key(req)
+        files = [
             (SECRET_KEY_FILE, secrets.token_urlsafe(48).encode() + b"\n", True),
             (SITE_KEY_FILE, key.private_pem(), True),
             (SITE_PUBLIC_KEY_FILE, key.public.pem(), False),
-        ):
+        ]
+        if hub_key is not None:
+            files.append((HUB_PUBLIC_KEY_FILE, hub_key.pem(), False))
+        for name, data, private in files:
             target = req.path / name
             if private:
                 _write_private(target, data)
@@ -153,7 +178,10 @@ def init_instance(req: InstanceRequest, ctx_at: datetime, os_user: str, host: st
                 action="instance initialised",
                 record_type="site",
                 record_id=req.site_code,
-                new={"site_key_id": key.public.key_id},
+                new={
+                    "site_key_id": key.public.key_id,
+                    "pinned_hub_key_id": hub_key.key_id if hub_key else None,
+                },
             )
             uow.commit()
         with runtime.uow() as uow:

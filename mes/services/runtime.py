@@ -9,7 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mes.core.errors import ConfigurationError
-from mes.core.keys import SiteKey
+from mes.core.keys import SiteKey, SitePublicKey
 from mes.core.passwords import PasswordPolicy
 from mes.core.site import Site
 from mes.settings import Settings
@@ -56,7 +56,16 @@ def load_site(settings: Settings) -> Site:
         ) from None
     except ValueError as err:
         raise ConfigurationError(f"The site key is unreadable: {err}.") from None
+    hub_key = None
+    if settings.hub_key_path.exists():
+        try:
+            hub_key = SitePublicKey.from_pem(settings.hub_key_path.read_bytes())
+        except ValueError as err:
+            raise ConfigurationError(
+                f"The pinned hub key {settings.hub_key_path} is unreadable: {err}."
+            ) from None
     return Site(
+        hub_key=hub_key,
         code=settings.site_code,
         name=settings.site_name,
         role=settings.role,

@@ -21,6 +21,10 @@ MATRIX = {
     Permission.MANAGE_TERMINALS: {"admin"},
     Permission.MANAGE_TRAINING: {"admin", "supervisor", "qa"},
     Permission.READ_AUDIT_TRAIL: {"admin", "qa"},
+    Permission.READ_RECIPES: {"operator", "supervisor", "qa", "author", "admin"},
+    Permission.IMPORT_RECIPES: {"author"},
+    Permission.PUBLISH_RECIPES: {"qa"},
+    Permission.INSTALL_RECIPES: {"admin", "supervisor"},
 }
 
 
