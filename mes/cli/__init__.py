@@ -31,9 +31,9 @@ def cli(ctx: click.Context, instance: Path | None) -> None:
 
 
 def _register() -> None:
-    from mes.cli import audit, db, demo, instance, serve, training, users
+    from mes.cli import audit, db, demo, instance, recipe, serve, training, users
 
-    for module in (audit, db, demo, instance, serve, training, users):
+    for module in (audit, db, demo, instance, recipe, serve, training, users):
         module.register(cli)
 
 

@@ -12,9 +12,14 @@ import click
 
 from mes.cli.common import CliState, command_context
 from mes.cli.serve import free_port, serve_app
+from mes.core.lifecycle import Step
+from mes.services import recipes
+from mes.services.context import Context
+from mes.services.esign import Credentials, acknowledge_accountability
 from mes.services.instance import InstanceRequest, init_instance
+from mes.services.runtime import Runtime
 from mes.services.training import record_training
-from mes.services.users import add_user
+from mes.services.users import add_user, find_user
 
 # (user ID, full name, role, password) — demo only; every password meets the real policy.
 DEMO_USERS = (
@@ -80,6 +85,7 @@ def demo_command(state: CliState, port: int, folder: Path | None, no_serve: bool
                         qualified_on=date.today() - timedelta(days=30),
                         expires_on=date.today() + timedelta(days=335),
                     )
+    seeded = _seed_recipes(runtime)
     runtime.close()
     state.instance = folder
     port = free_port("127.0.0.1", port)
@@ -88,9 +94,74 @@ def demo_command(state: CliState, port: int, folder: Path | None, no_serve: bool
     click.echo(f"  {'user ID':<10} {'password':<22} role")
     for username, _name, role, password in DEMO_USERS:
         click.echo(f"  {username:<10} {password:<22} {role}")
+    for line in seeded:
+        click.echo(line)
     click.echo("Stop with Ctrl+C. The instance folder stays until you delete it.")
     if not no_serve:
         serve_app(state, "127.0.0.1", port)
+
+
+EXAMPLE_RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+# (file, how far the demo takes it through its lifecycle)
+DEMO_RECIPES = (
+    ("car-t-fresh.yaml", (Step.SUBMIT, Step.REVIEW, Step.APPROVE, Step.MAKE_EFFECTIVE)),
+    ("car-t-cryo.yaml", (Step.SUBMIT,)),
+    ("mrna-vaccine-fill.yaml", ()),
+)
+SIGNERS = {
+    Step.SUBMIT: "aaron",
+    Step.REVIEW: "sam",
+    Step.APPROVE: "quinn",
+    Step.MAKE_EFFECTIVE: "quinn",
+}
+
+
+def _seed_recipes(runtime: Runtime) -> list[str]:
+    """Import the example recipes as Aaron; take one to effective, one into review."""
+    if not EXAMPLE_RECIPES.is_dir():
+        return ["(The example recipes folder is not installed: no recipes were loaded.)"]
+    passwords = {username: password for username, _n, _r, password in DEMO_USERS}
+    ids: dict[str, str] = {}
+    now = datetime.now(UTC)
+    with runtime.uow() as uow:
+        for username in set(SIGNERS.values()):
+            ids[username] = find_user(uow, username).id
+    for username, user_id in ids.items():
+        with runtime.uow() as uow:
+            acknowledge_accountability(
+                uow,
+                Context(at=now, user_id=user_id, terminal="demo set-up"),
+                Credentials(passwords[username], username),
+                first_signing_in_session=True,
+            )
+    lines = ["Recipes at the hub (Recipes page):"]
+    for name, steps in DEMO_RECIPES:
+        path = EXAMPLE_RECIPES / name
+        with runtime.uow() as uow:
+            version = recipes.import_recipe(
+                uow,
+                Context(at=now, user_id=ids["aaron"], terminal="demo set-up"),
+                path.read_bytes(),
+                name,
+            )
+            version_id, version_label, status = version.id, recipes.label(version), version.status
+        for step in steps:
+            signer = SIGNERS[step]
+            with runtime.uow() as uow:
+                result = recipes.sign_step(
+                    uow,
+                    Context(at=now, user_id=ids[signer], terminal="demo set-up"),
+                    version_id,
+                    step,
+                    Credentials(passwords[signer], signer),
+                    first_signing_in_session=True,
+                    effective_from=recipes.site_today(
+                        uow, Context(at=now, user_id=None, terminal=None)
+                    ),
+                )
+                status = result.state.value
+        lines.append(f"  {version_label:<20} {status.replace('_', ' ')}")
+    return lines
 
 
 def register(group: click.Group) -> None:

@@ -1,0 +1,985 @@
+"""Two versions of a master recipe compared: the list of changes a reviewer signs off.
+
+Change control (EU GMP Annex 11 §10, 21 CFR 211.100(a)): a new recipe version is approved
+knowing exactly what differs from the version it replaces. :func:`diff_recipes` compares two
+*compiled* recipes (:func:`mes.core.recipe.compile_recipe`), so key order, whitespace and YAML
+style never show up as changes, and every default is compared as the operator will see it.
+
+Unit procedures, operations and phases are matched by ID across the whole recipe (a phase that
+now sits in another operation is *moved*, not removed and added); inputs and calculations by
+ID, timers by the phase they count from, materials by code, equipment by class, identity checks
+and chain-of-identity fields by ID. Each :class:`Change` carries one sentence a reviewer can sign,
+e.g. ``Phase 'Count cells': input 'Viability': action low limit changed from 80 % to 75 %.``
+
+Changes come in the document order of the new recipe; a removed element is listed where it was.
+The version number itself is not a change (it is what tells the two versions apart).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections import Counter
+from collections.abc import Callable, Container, Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+ADDED = "added"
+REMOVED = "removed"
+CHANGED = "changed"
+MOVED = "moved"
+KINDS = (ADDED, REMOVED, CHANGED, MOVED)
+
+LIMITS = (
+    ("target", "target"),
+    ("alert_low", "alert low limit"),
+    ("alert_high", "alert high limit"),
+    ("action_low", "action low limit"),
+    ("action_high", "action high limit"),
+)
+ROLES = {"operator": "operator", "supervisor": "supervisor", "qa": "QA"}
+INPUT_TYPES = {
+    "number": "number",
+    "integer": "integer",
+    "text": "text",
+    "choice": "choice",
+    "yes_no": "yes/no",
+    "datetime": "date and time",
+    "barcode": "barcode",
+}
+ORDERINGS = {"sequence": "in sequence", "any_order": "in any order", "parallel": "in parallel"}
+DURATION_UNITS = (("d", 86400), ("h", 3600), ("min", 60))
+SEPARATOR = " \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK} "  # between the levels of `where`
+
+Element = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One difference between two recipe versions.
+
+    ``kind`` is added, removed, changed or moved; ``where`` the element's place in the recipe;
+    ``field`` what changed inside it (None when the whole element was added, removed or
+    moved); ``before``/``after`` display values with units; ``text`` the sentence to sign.
+    For instructions and descriptions, ``before``/``after`` hold the two sides of a short
+    unified diff (``-`` removed lines, ``+`` added lines, `` `` context, ``…`` between hunks).
+    """
+
+    kind: str
+    where: str
+    field: str | None
+    before: str | None
+    after: str | None
+    text: str
+
+
+def diff_recipes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
+    """Every difference from compiled recipe ``old`` to compiled recipe ``new``.
+
+    Identical content gives ``[]``. Changes are in the new recipe's document order, a removal
+    where the removed element stood (Annex 11 §10: changes are made under change control, so
+    the reviewer must see each one).
+    """
+    return _Differ(old, new).run()
+
+
+def summary(changes: Sequence[Change]) -> str:
+    """``3 changes: 1 added, 2 changed`` (kinds in the order added, removed, changed, moved)."""
+    if not changes:
+        return "No changes"
+    counts = Counter(change.kind for change in changes)
+    parts = [f"{counts[kind]} {kind}" for kind in KINDS if counts[kind]]
+    noun = "change" if len(changes) == 1 else "changes"
+    return f"{len(changes)} {noun}: " + ", ".join(parts)
+
+
+# --- display values -------------------------------------------------------------------------
+
+
+def _number(value: float) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        return str(int(value))
+    return str(value)
+
+
+def _quantity(value: float | None, unit: str | None) -> str | None:
+    if value is None:
+        return None
+    return f"{_number(value)} {unit}" if unit else _number(value)
+
+
+def _duration(seconds: float | None) -> str | None:
+    """72000 → '20 h'; the largest unit that divides the duration exactly."""
+    if seconds is None:
+        return None
+    for unit, size in DURATION_UNITS:
+        if seconds >= size and seconds % size == 0:
+            return f"{_number(seconds / size)} {unit}"
+    return f"{_number(seconds)} s"
+
+
+def _quoted(text: str | None) -> str | None:
+    return None if text is None else f"'{text}'"
+
+
+def _yes_no(value: bool | None) -> str | None:
+    return None if value is None else ("yes" if value else "no")
+
+
+def _option(value: str | bool) -> str:
+    return _yes_no(value) if isinstance(value, bool) else f"'{value}'"
+
+
+def _options(values: Sequence[str] | None) -> str | None:
+    return None if values is None else ", ".join(_option(v) for v in values)
+
+
+def _condition(when: Mapping[str, Any] | None) -> str | None:
+    if when is None:
+        return None
+    return f"{when['input']} is " + " or ".join(_option(v) for v in when["in"])
+
+
+def _timer_bounds(timer: Element) -> str:
+    bounds = []
+    if timer["min_seconds"] is not None:
+        bounds.append(f"at least {_duration(timer['min_seconds'])}")
+    if timer["max_seconds"] is not None:
+        bounds.append(f"at most {_duration(timer['max_seconds'])}")
+    return " and ".join(bounds)
+
+
+def _value_summary(spec: Element) -> str:
+    """'number in %, target 95 %, action low limit 80 %, 1 decimal' — an input or calculation."""
+    kind = "calculation" if spec["type"] == "calculation" else INPUT_TYPES[spec["type"]]
+    parts = [f"{kind} in {spec['unit']}" if spec.get("unit") else kind]
+    if spec["type"] == "calculation":
+        parts.append(f"= {spec['expression']}")
+    for name, label in LIMITS:
+        if spec.get(name) is not None:
+            parts.append(f"{label} {_quantity(spec[name], spec.get('unit'))}")
+    if spec.get("decimals") is not None:
+        parts.append(f"{spec['decimals']} decimal{'s' * (spec['decimals'] != 1)}")
+    if spec.get("options") is not None:
+        parts.append(f"options {_options(spec['options'])}")
+    if spec.get("pattern") is not None:
+        parts.append(f"pattern {_quoted(spec['pattern'])}")
+    if spec.get("required") is False:
+        parts.append("optional")
+    return ", ".join(parts)
+
+
+def _text_diff(before: str, after: str) -> tuple[str, str]:
+    """The two sides of a short unified diff of ``before`` → ``after``, line by line."""
+    diff = difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=1)
+    lines = list(diff)[2:]  # without the ---/+++ header
+    old_side: list[str] = []
+    new_side: list[str] = []
+    for line in lines:
+        if line.startswith("@@"):
+            if old_side or new_side:
+                old_side.append("…")
+                new_side.append("…")
+        elif line.startswith("-"):
+            old_side.append(line)
+        elif line.startswith("+"):
+            new_side.append(line)
+        else:
+            old_side.append(line)
+            new_side.append(line)
+    if not lines:  # the lines are equal: only line endings differ
+        return repr(before), repr(after)
+    return "\n".join(old_side), "\n".join(new_side)
+
+
+# --- pairing --------------------------------------------------------------------------------
+
+
+def _keyed(
+    items: Sequence[Element], key: Callable[[Element], str]
+) -> list[tuple[Hashable, Element]]:
+    """Items with their matching key; a repeated key is told apart by its occurrence."""
+    seen: Counter[str] = Counter()
+    keyed: list[tuple[Hashable, Element]] = []
+    for item in items:
+        base = key(item)
+        keyed.append((base if seen[base] == 0 else (base, seen[base]), item))
+        seen[base] += 1
+    return keyed
+
+
+def _paired(
+    old_items: Sequence[Element],
+    new_items: Sequence[Element],
+    key: Callable[[Element], str],
+    *,
+    old_anywhere: Mapping[Hashable, Element] | None = None,
+    new_anywhere: Container[Hashable] | None = None,
+) -> list[tuple[Element | None, Element | None]]:
+    """(old, new) pairs in the new order; a removed item follows the item it followed before.
+
+    ``old_anywhere``/``new_anywhere`` widen the match to the whole recipe, for elements that
+    can move between parents: an old item found elsewhere in the new recipe is not removed here,
+    and a new item is paired with its old self wherever that was.
+    """
+    old_keyed = _keyed(old_items, key)
+    new_keyed = _keyed(new_items, key)
+    old_by_key = old_anywhere if old_anywhere is not None else dict(old_keyed)
+    new_here = {k for k, _ in new_keyed}
+    still_present = new_anywhere if new_anywhere is not None else new_here
+    removed_after: dict[Hashable, list[Element]] = {}
+    anchor: Hashable = None
+    for k, item in old_keyed:
+        if k in new_here:
+            anchor = k
+        elif k not in still_present:
+            removed_after.setdefault(anchor, []).append(item)
+    pairs: list[tuple[Element | None, Element | None]] = [
+        (item, None) for item in removed_after.get(None, [])
+    ]
+    for k, item in new_keyed:
+        pairs.append((old_by_key.get(k), item))
+        pairs.extend((removed, None) for removed in removed_after.get(k, []))
+    return pairs
+
+
+def _moved_within(old_keys: Sequence[Hashable], new_keys: Sequence[Hashable]) -> set[Hashable]:
+    """Keys in both lists whose relative order changed (outside a longest common run)."""
+    old_set, new_set = set(old_keys), set(new_keys)
+    common_old = [k for k in old_keys if k in new_set]
+    common_new = [k for k in new_keys if k in old_set]
+    if common_old == common_new:
+        return set()
+    matcher = difflib.SequenceMatcher(a=common_old, b=common_new, autojunk=False)
+    kept: set[Hashable] = set()
+    for block in matcher.get_matching_blocks():
+        kept.update(common_new[block.b : block.b + block.size])
+    return set(common_new) - kept
+
+
+# --- the comparison -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Place:
+    """Where an element is (for ``Change.where``) and how a sentence names it."""
+
+    where: str
+    subject: str
+
+
+@dataclass(frozen=True)
+class _Located:
+    """A procedural element with its parents, for messages that name them."""
+
+    element: Element
+    unit: Element | None = None
+    operation: Element | None = None
+
+
+def _index(recipe: Mapping[str, Any]) -> tuple[dict[str, _Located], dict[str, _Located]]:
+    """Operations and phases of ``recipe`` by ID, with their parents."""
+    operations: dict[str, _Located] = {}
+    phases: dict[str, _Located] = {}
+    for unit in recipe["unit_procedures"]:
+        for operation in unit["operations"]:
+            operations[operation["id"]] = _Located(operation, unit)
+            for phase in operation["phases"]:
+                phases[phase["id"]] = _Located(phase, unit, operation)
+    return operations, phases
+
+
+def _unit_name(unit: Element) -> str:
+    return f"Unit procedure '{unit['name']}'"
+
+
+def _operation_name(operation: Element) -> str:
+    return f"Operation '{operation['name']}'"
+
+
+def _phase_name(phase: Element) -> str:
+    return f"Phase '{phase['name']}'"
+
+
+def _unit_place(unit: Element) -> _Place:
+    return _Place(_unit_name(unit), _unit_name(unit))
+
+
+def _operation_place(unit: Element, operation: Element) -> _Place:
+    return _Place(
+        _unit_name(unit) + SEPARATOR + _operation_name(operation), _operation_name(operation)
+    )
+
+
+def _phase_place(unit: Element, operation: Element, phase: Element) -> _Place:
+    where = SEPARATOR.join(
+        (_unit_name(unit), _operation_name(operation), f"{_phase_name(phase)} ({phase['id']})")
+    )
+    return _Place(where, _phase_name(phase))
+
+
+class _Differ:
+    """Walks the new recipe in document order, comparing each element with its old self."""
+
+    def __init__(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+        self.old = old
+        self.new = new
+        self.old_operations, self.old_phases = _index(old)
+        self.new_operations, self.new_phases = _index(new)
+        self.changes: list[Change] = []
+
+    def run(self) -> list[Change]:
+        self.recipe_fields()
+        self.chain_of_identity()
+        self.unit_procedures()
+        return self.changes
+
+    # recording -------------------------------------------------------------------------
+
+    def add(
+        self,
+        kind: str,
+        place: _Place,
+        field: str | None,
+        before: str | None,
+        after: str | None,
+        text: str,
+    ) -> None:
+        self.changes.append(Change(kind, place.where, field, before, after, text))
+
+    def value(
+        self,
+        place: _Place,
+        field: str,
+        label: str,
+        before: Any,
+        after: Any,
+        show_before: str | None,
+        show_after: str | None,
+    ) -> None:
+        """A changed value; None on one side is an addition or a removal."""
+        if before == after:  # 80 == 80.0: the same limit, and the same canonical JSON
+            return
+        if before is None:
+            self.add(
+                ADDED,
+                place,
+                field,
+                None,
+                show_after,
+                f"{place.subject}: {label} {show_after} added.",
+            )
+        elif after is None:
+            self.add(
+                REMOVED,
+                place,
+                field,
+                show_before,
+                None,
+                f"{place.subject}: {label} {show_before} removed.",
+            )
+        else:
+            self.add(
+                CHANGED,
+                place,
+                field,
+                show_before,
+                show_after,
+                f"{place.subject}: {label} changed from {show_before} to {show_after}.",
+            )
+
+    def simple(
+        self,
+        place: _Place,
+        field: str,
+        label: str,
+        before: Any,
+        after: Any,
+        show: Callable[[Any], str | None],
+    ) -> None:
+        """A changed value shown the same way on both sides."""
+        self.value(place, field, label, before, after, show(before), show(after))
+
+    def text(
+        self, place: _Place, field: str, label: str, before: str | None, after: str | None
+    ) -> None:
+        """A changed free text (instructions, description): a line diff, not the whole text."""
+        if before == after:
+            return
+        if before is None:
+            self.add(ADDED, place, field, None, after, f"{place.subject}: {label} added.")
+        elif after is None:
+            self.add(REMOVED, place, field, before, None, f"{place.subject}: {label} removed.")
+        else:
+            old_side, new_side = _text_diff(before, after)
+            self.add(
+                CHANGED, place, field, old_side, new_side, f"{place.subject}: {label} changed."
+            )
+
+    def order(
+        self,
+        place: _Place,
+        field: str,
+        what: str,
+        old_items: Sequence[Element],
+        new_items: Sequence[Element],
+        key: Callable[[Element], str],
+        show: Callable[[Element], str],
+    ) -> None:
+        """The items both versions share now come in another order."""
+        old_keys = [k for k, _ in _keyed(old_items, key)]
+        new_keys = [k for k, _ in _keyed(new_items, key)]
+        if not _moved_within(old_keys, new_keys):
+            return
+        new_set, old_set = set(new_keys), set(old_keys)
+        before = ", ".join(show(item) for k, item in _keyed(old_items, key) if k in new_set)
+        after = ", ".join(show(item) for k, item in _keyed(new_items, key) if k in old_set)
+        self.add(
+            CHANGED,
+            place,
+            field,
+            before,
+            after,
+            f"{place.subject}: order of {what} changed from {before} to {after}.",
+        )
+
+    # recipe ----------------------------------------------------------------------------
+
+    def recipe_fields(self) -> None:
+        old, new = self.old, self.new
+        recipe = _Place("Recipe", "Recipe")
+        self.simple(
+            recipe, "recipe_code", "recipe code", old["recipe_code"], new["recipe_code"], str
+        )
+        self.simple(recipe, "title", "title", old["title"], new["title"], _quoted)
+        self.text(recipe, "description", "description", old["description"], new["description"])
+        product = _Place("Product", "Product")
+        for name, label in (("code", "code"), ("name", "name"), ("modality", "modality")):
+            before, after = old["product"][name], new["product"][name]
+            show = str if name == "code" else _quoted
+            self.simple(product, f"product {name}", label, before, after, show)
+        self.simple(
+            recipe,
+            "expected_duration_seconds",
+            "expected duration",
+            old["expected_duration_seconds"],
+            new["expected_duration_seconds"],
+            _duration,
+        )
+        self.simple(
+            recipe,
+            "change_reason",
+            "change reason",
+            old["change_reason"],
+            new["change_reason"],
+            _quoted,
+        )
+
+    def chain_of_identity(self) -> None:
+        place = _Place("Chain of identity", "Chain of identity")
+        old_fields, new_fields = self.old["chain_of_identity"], self.new["chain_of_identity"]
+
+        def describe(spec: Element) -> str:
+            pattern = f", pattern {_quoted(spec['pattern'])}" if spec["pattern"] else ""
+            return f"{spec['kind']}{pattern}"
+
+        for before, after in _paired(old_fields, new_fields, lambda f: f["id"]):
+            spec = after or before
+            assert spec is not None
+            name = f"field '{spec['label']}' ({spec['id']})"
+            if before is None or after is None:
+                kind, shown = (
+                    (ADDED, describe(spec)) if before is None else (REMOVED, describe(spec))
+                )
+                self.add(
+                    kind,
+                    place,
+                    f"field '{spec['label']}'",
+                    None if before is None else shown,
+                    shown if before is None else None,
+                    f"Chain of identity: {name} {kind} ({shown}).",
+                )
+                continue
+            prefix = f"field '{after['label']}'"
+            self.simple(
+                place, f"{prefix} label", f"{name}: label", before["label"], after["label"], _quoted
+            )
+            self.simple(
+                place, f"{prefix} kind", f"{name}: kind", before["kind"], after["kind"], str
+            )
+            self.simple(
+                place,
+                f"{prefix} pattern",
+                f"{name}: pattern",
+                before["pattern"],
+                after["pattern"],
+                _quoted,
+            )
+        self.order(
+            place,
+            "chain_of_identity order",
+            "fields",
+            old_fields,
+            new_fields,
+            lambda f: f["id"],
+            lambda f: f["id"],
+        )
+
+    # procedural elements ---------------------------------------------------------------
+
+    def unit_procedures(self) -> None:
+        old_units, new_units = self.old["unit_procedures"], self.new["unit_procedures"]
+        moved = _moved_within([u["id"] for u in old_units], [u["id"] for u in new_units])
+        previous: Element | None = None
+        for before, after in _paired(old_units, new_units, lambda u: u["id"]):
+            if after is None:
+                assert before is not None
+                place = _unit_place(before)
+                self.add(
+                    REMOVED, place, None, _unit_name(before), None, f"{place.subject} removed."
+                )
+                self.operations(before, None)
+                continue
+            place = _unit_place(after)
+            if before is None:
+                self.add(ADDED, place, None, None, _unit_name(after), f"{place.subject} added.")
+            else:
+                if after["id"] in moved:
+                    now = _now_after("unit procedure", previous, "the recipe")
+                    self.add(MOVED, place, None, None, None, f"{place.subject} moved: {now}.")
+                self.simple(place, "name", "name", before["name"], after["name"], _quoted)
+                self.text(
+                    place, "description", "description", before["description"], after["description"]
+                )
+            self.operations(before, after)
+            previous = after
+
+    def operations(self, old_unit: Element | None, new_unit: Element | None) -> None:
+        old_ops = old_unit["operations"] if old_unit else []
+        new_ops = new_unit["operations"] if new_unit else []
+        moved = _moved_within([o["id"] for o in old_ops], [o["id"] for o in new_ops])
+        old_anywhere = {k: v.element for k, v in self.old_operations.items()}
+        previous: Element | None = None
+        for before, after in _paired(
+            old_ops,
+            new_ops,
+            lambda o: o["id"],
+            old_anywhere=old_anywhere,
+            new_anywhere=self.new_operations,
+        ):
+            if after is None:
+                assert before is not None and old_unit is not None
+                place = _operation_place(old_unit, before)
+                self.add(
+                    REMOVED,
+                    place,
+                    None,
+                    place.where,
+                    None,
+                    f"{place.subject} removed from {_lower(_unit_name(old_unit))}.",
+                )
+                self.phases(before, None, old_unit)
+                continue
+            assert new_unit is not None
+            place = _operation_place(new_unit, after)
+            if before is None:
+                self.add(
+                    ADDED,
+                    place,
+                    None,
+                    None,
+                    place.where,
+                    f"{place.subject} added to {_lower(_unit_name(new_unit))}.",
+                )
+            else:
+                self.operation_moves(place, before, after, new_unit, moved, previous)
+                self.simple(place, "name", "name", before["name"], after["name"], _quoted)
+                self.text(
+                    place, "description", "description", before["description"], after["description"]
+                )
+                self.simple(
+                    place,
+                    "ordering",
+                    "ordering",
+                    before["ordering"],
+                    after["ordering"],
+                    ORDERINGS.get,
+                )
+            self.phases(before, after, new_unit)
+            previous = after
+
+    def operation_moves(
+        self,
+        place: _Place,
+        before: Element,
+        after: Element,
+        new_unit: Element,
+        moved_within: set[Hashable],
+        previous: Element | None,
+    ) -> None:
+        old_unit = self.old_operations[before["id"]].unit
+        assert old_unit is not None
+        if old_unit["id"] != new_unit["id"]:
+            old_where = _operation_place(old_unit, before).where
+            self.add(
+                MOVED,
+                place,
+                None,
+                old_where,
+                place.where,
+                f"{place.subject} moved from {_lower(_unit_name(old_unit))} "
+                f"to {_lower(_unit_name(new_unit))}.",
+            )
+        elif after["id"] in moved_within:
+            now = _now_after("operation", previous, _lower(_unit_name(new_unit)))
+            self.add(
+                MOVED,
+                place,
+                None,
+                None,
+                None,
+                f"{place.subject} moved within {_lower(_unit_name(new_unit))}: {now}.",
+            )
+
+    def phases(self, old_op: Element | None, new_op: Element | None, unit: Element) -> None:
+        """The phases of one operation (``unit`` is the new parent, or the old one if removed)."""
+        old_phases = old_op["phases"] if old_op else []
+        new_phases = new_op["phases"] if new_op else []
+        moved = _moved_within([p["id"] for p in old_phases], [p["id"] for p in new_phases])
+        old_anywhere = {k: v.element for k, v in self.old_phases.items()}
+        previous: Element | None = None
+        for before, after in _paired(
+            old_phases,
+            new_phases,
+            lambda p: p["id"],
+            old_anywhere=old_anywhere,
+            new_anywhere=self.new_phases,
+        ):
+            if after is None:
+                assert before is not None and old_op is not None
+                located = self.old_phases[before["id"]]
+                assert located.unit is not None
+                place = _phase_place(located.unit, old_op, before)
+                self.add(
+                    REMOVED,
+                    place,
+                    None,
+                    place.where,
+                    None,
+                    f"{place.subject} removed from {_lower(_operation_name(old_op))}.",
+                )
+                continue
+            assert new_op is not None
+            place = _phase_place(unit, new_op, after)
+            if before is None:
+                self.add(
+                    ADDED,
+                    place,
+                    None,
+                    None,
+                    place.where,
+                    f"{place.subject} added to {_lower(_operation_name(new_op))}.",
+                )
+            else:
+                self.phase_moves(place, before, after, new_op, moved, previous)
+                self.phase(place, before, after)
+            previous = after
+
+    def phase_moves(
+        self,
+        place: _Place,
+        before: Element,
+        after: Element,
+        new_op: Element,
+        moved_within: set[Hashable],
+        previous: Element | None,
+    ) -> None:
+        located = self.old_phases[before["id"]]
+        assert located.unit is not None and located.operation is not None
+        old_op = located.operation
+        if old_op["id"] != new_op["id"]:
+            old_where = _phase_place(located.unit, old_op, before).where
+            self.add(
+                MOVED,
+                place,
+                None,
+                old_where,
+                place.where,
+                f"{place.subject} moved from {_lower(_operation_name(old_op))} "
+                f"to {_lower(_operation_name(new_op))}.",
+            )
+        elif after["id"] in moved_within:
+            now = _now_after("phase", previous, _lower(_operation_name(new_op)))
+            self.add(
+                MOVED,
+                place,
+                None,
+                None,
+                None,
+                f"{place.subject} moved within {_lower(_operation_name(new_op))}: {now}.",
+            )
+
+    # inside a phase --------------------------------------------------------------------
+
+    def phase(self, place: _Place, before: Element, after: Element) -> None:
+        self.simple(place, "name", "name", before["name"], after["name"], _quoted)
+        self.text(
+            place, "instructions", "instructions", before["instructions"], after["instructions"]
+        )
+        self.simple(
+            place, "perform", "performing role", before["perform"], after["perform"], ROLES.get
+        )
+        self.verification(place, before["verify"], after["verify"])
+        self.simple(place, "when", "condition", before["when"], after["when"], _condition)
+        self.timers(place, before["timers"], after["timers"])
+        self.values(place, "input", "inputs", before["inputs"], after["inputs"])
+        self.values(
+            place, "calculation", "calculations", before["calculations"], after["calculations"]
+        )
+        self.materials(place, before["materials"], after["materials"])
+        self.equipment(place, before["equipment"], after["equipment"])
+        self.identity_checks(place, before["identity_checks"], after["identity_checks"])
+
+    def verification(self, place: _Place, before: str | None, after: str | None) -> None:
+        if before == after:
+            return
+        if before is None:
+            text = f"{place.subject}: verification by {ROLES[after]} added."
+            self.add(ADDED, place, "verify", None, ROLES[after], text)
+        elif after is None:
+            text = f"{place.subject}: verification by {ROLES[before]} removed."
+            self.add(REMOVED, place, "verify", ROLES[before], None, text)
+        else:
+            self.simple(place, "verify", "verification role", before, after, ROLES.get)
+
+    def timers(
+        self, place: _Place, old_timers: Sequence[Element], new_timers: Sequence[Element]
+    ) -> None:
+        for before, after in _paired(old_timers, new_timers, lambda t: t["after"]):
+            timer = after or before
+            assert timer is not None
+            name = f"timer after {self.phase_reference(timer['after'])}"
+            field = f"timer after '{timer['after']}'"
+            if before is None or after is None:
+                kind = ADDED if before is None else REMOVED
+                bounds = _timer_bounds(timer)
+                self.add(
+                    kind,
+                    place,
+                    field,
+                    None if before is None else bounds,
+                    bounds if before is None else None,
+                    f"{place.subject}: {name} {kind} ({bounds}).",
+                )
+                continue
+            for key, label in (("min_seconds", "minimum"), ("max_seconds", "maximum")):
+                self.simple(
+                    place, f"{field} {key}", f"{name}: {label}", before[key], after[key], _duration
+                )
+        self.order(
+            place,
+            "timers order",
+            "timers",
+            old_timers,
+            new_timers,
+            lambda t: t["after"],
+            lambda t: f"after '{t['after']}'",
+        )
+
+    def phase_reference(self, phase_id: str) -> str:
+        located = self.new_phases.get(phase_id) or self.old_phases.get(phase_id)
+        return f"phase '{located.element['name']}'" if located else f"phase '{phase_id}'"
+
+    def values(
+        self,
+        place: _Place,
+        what: str,
+        plural: str,
+        old_values: Sequence[Element],
+        new_values: Sequence[Element],
+    ) -> None:
+        """Inputs or calculations, matched by ID: every property, limits with their units."""
+        for before, after in _paired(old_values, new_values, lambda v: v["id"]):
+            spec = after or before
+            assert spec is not None
+            name = f"{what} '{spec['label']}'"
+            if before is None or after is None:
+                kind = ADDED if before is None else REMOVED
+                shown = _value_summary(spec)
+                self.add(
+                    kind,
+                    place,
+                    name,
+                    None if before is None else shown,
+                    shown if before is None else None,
+                    f"{place.subject}: {name} {kind} ({shown}).",
+                )
+                continue
+            self.value_fields(place, name, before, after)
+        self.order(
+            place,
+            f"{plural} order",
+            plural,
+            old_values,
+            new_values,
+            lambda v: v["id"],
+            lambda v: _quoted(v["label"]) or "",
+        )
+
+    def value_fields(self, place: _Place, name: str, before: Element, after: Element) -> None:
+        def field(key: str, label: str, show: Callable[[Any], str | None]) -> None:
+            self.simple(
+                place, f"{name} {key}", f"{name}: {label}", before.get(key), after.get(key), show
+            )
+
+        field("label", "label", _quoted)
+        field("type", "type", lambda t: INPUT_TYPES.get(t, t))
+        field("expression", "expression", _quoted)
+        field("unit", "unit", lambda u: u)
+        field("decimals", "decimals", lambda d: None if d is None else str(d))
+        field("required", "required", _yes_no)
+        for key, label in LIMITS:
+            self.value(
+                place,
+                f"{name} {key}",
+                f"{name}: {label}",
+                before.get(key),
+                after.get(key),
+                _quantity(before.get(key), before.get("unit")),
+                _quantity(after.get(key), after.get("unit")),
+            )
+        field("options", "options", _options)
+        field("pattern", "pattern", _quoted)
+        field("help", "help text", _quoted)
+
+    def materials(
+        self, place: _Place, old_materials: Sequence[Element], new_materials: Sequence[Element]
+    ) -> None:
+        for before, after in _paired(old_materials, new_materials, lambda m: m["code"]):
+            material = after or before
+            assert material is not None
+            name = f"material '{material['name']}' ({material['code']})"
+            if before is None or after is None:
+                kind = ADDED if before is None else REMOVED
+                amount = _quantity(material["quantity"], material["unit"])
+                self.add(
+                    kind,
+                    place,
+                    name,
+                    None if before is None else amount,
+                    amount if before is None else None,
+                    f"{place.subject}: {name} {kind} ({amount}).",
+                )
+                continue
+            self.simple(
+                place, f"{name} name", f"{name}: name", before["name"], after["name"], _quoted
+            )
+            self.value(
+                place,
+                f"{name} quantity",
+                f"{name}: quantity",
+                (before["quantity"], before["unit"]),
+                (after["quantity"], after["unit"]),
+                _quantity(before["quantity"], before["unit"]),
+                _quantity(after["quantity"], after["unit"]),
+            )
+        self.order(
+            place,
+            "materials order",
+            "materials",
+            old_materials,
+            new_materials,
+            lambda m: m["code"],
+            lambda m: m["code"],
+        )
+
+    def equipment(
+        self, place: _Place, old_items: Sequence[Element], new_items: Sequence[Element]
+    ) -> None:
+        for before, after in _paired(old_items, new_items, lambda e: e["class"]):
+            item = after or before
+            assert item is not None
+            name = f"equipment class '{item['class']}'"
+            if before is None or after is None:
+                kind = ADDED if before is None else REMOVED
+                label = f" ({item['label']})" if item["label"] else ""
+                self.add(
+                    kind,
+                    place,
+                    name,
+                    None if before is None else item["class"],
+                    item["class"] if before is None else None,
+                    f"{place.subject}: {name}{label} {kind}.",
+                )
+                continue
+            self.simple(
+                place, f"{name} label", f"{name}: label", before["label"], after["label"], _quoted
+            )
+        self.order(
+            place,
+            "equipment order",
+            "equipment",
+            old_items,
+            new_items,
+            lambda e: e["class"],
+            lambda e: e["class"],
+        )
+
+    def identity_checks(
+        self, place: _Place, old_checks: Sequence[Element], new_checks: Sequence[Element]
+    ) -> None:
+        for before, after in _paired(old_checks, new_checks, lambda c: c["id"]):
+            check = after or before
+            assert check is not None
+            name = f"identity check '{check['label']}'"
+            if before is None or after is None:
+                kind = ADDED if before is None else REMOVED
+                shown = f"against {self.identity_field(check['matches'])}"
+                self.add(
+                    kind,
+                    place,
+                    name,
+                    None if before is None else shown,
+                    shown if before is None else None,
+                    f"{place.subject}: {name} {kind} ({shown}).",
+                )
+                continue
+            self.simple(
+                place, f"{name} label", f"{name}: label", before["label"], after["label"], _quoted
+            )
+            self.simple(
+                place,
+                f"{name} matches",
+                f"{name}: checked against",
+                before["matches"],
+                after["matches"],
+                self.identity_field,
+            )
+        self.order(
+            place,
+            "identity_checks order",
+            "identity checks",
+            old_checks,
+            new_checks,
+            lambda c: c["id"],
+            lambda c: _quoted(c["label"]) or "",
+        )
+
+    def identity_field(self, field_id: str) -> str:
+        for recipe in (self.new, self.old):
+            for spec in recipe["chain_of_identity"]:
+                if spec["id"] == field_id:
+                    return f"'{spec['label']}' ({field_id})"
+        return f"'{field_id}'"
+
+
+def _lower(name: str) -> str:
+    """'Operation 'Receive'' → 'operation 'Receive'' inside a sentence."""
+    return name[0].lower() + name[1:]
+
+
+def _now_after(what: str, previous: Element | None, parent: str) -> str:
+    if previous is None:
+        return f"now first in {parent}"
+    return f"now after {what} '{previous['name']}'"
