@@ -183,14 +183,8 @@ def export_batchml_command(state: CliState, source: str, out: Path | None) -> No
         xml = master_recipe_batchml(load_recipe(_read(path), path.name).data)
     else:
         with state.runtime().uow() as uow:
-            version = recipes.find_version(uow, command_context(), source)
-            xml = master_recipe_batchml(
-                recipes.compiled_of(version),
-                status=STATE_TITLES[VersionState(version.status)],
-                effective_from=version.effective_from.isoformat()
-                if version.effective_from
-                else None,
-            )
+            ctx = command_context()
+            xml = recipes.batchml_export(uow, ctx, recipes.find_version(uow, ctx, source))
     if out is None:
         sys.stdout.buffer.write(xml)
     else:

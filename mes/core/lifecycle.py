@@ -16,7 +16,8 @@ version never displaces a newer effective one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import date
 from enum import StrEnum
 from typing import Any
@@ -29,6 +30,7 @@ from mes.core.errors import (
     EffectivityRefused,
     InvalidInput,
     LifecycleStepRefused,
+    MesError,
     RecipeNotEditable,
     SeparationOfDuties,
 )
@@ -281,6 +283,25 @@ def steps_from(state: str) -> list[Step]:
     return [
         step for step in STEP_RULES if _MACHINE.get_transitions(trigger=step.value, source=state)
     ]
+
+
+def may_sign(
+    model: VersionModel, step: Step, signer: str, roles: Iterable[str], today: date
+) -> bool:
+    """Whether ``signer`` (holding ``roles``) may sign ``step`` now: asked of the guards themselves.
+
+    For pages to offer only the buttons that would work (an author sees no "review" button on
+    their own version). The step is tried on a copy; nothing changes.
+    """
+    rule = STEP_RULES.get(step)
+    if rule is None or not rule.roles & set(roles):
+        return False
+    trial = replace(model)
+    try:
+        trial.fire(step, signer=signer, today=today, effective_from=today, reason="(trial)")
+    except MesError:
+        return False
+    return True
 
 
 def mermaid() -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,7 +21,9 @@ from sqlalchemy import func, select
 from mes.core import lifecycle
 from mes.core.access import Permission
 from mes.core.audit import Actor, EntryKind
+from mes.core.batchml import master_recipe_batchml
 from mes.core.bundle import Bundle, make_bundle, open_bundle
+from mes.core.clock import as_utc, parse_utc_text
 from mes.core.errors import (
     BundleRefused,
     BundleSuperseded,
@@ -34,8 +36,8 @@ from mes.core.errors import (
 )
 from mes.core.lifecycle import STATE_TITLES, Step, VersionModel, VersionState
 from mes.core.recipe import CompiledRecipe, load_recipe
-from mes.services.context import Context, authorise
-from mes.services.esign import AppliedSignature, Credentials, sign_record
+from mes.services.context import Context, acting_user, authorise
+from mes.services.esign import AppliedSignature, Credentials, sign_record, valid_signatures
 from mes.services.ids import new_id
 from mes.settings import check_site_code
 from mes.store.audit import append_audit
@@ -394,6 +396,54 @@ def get_version(uow: UnitOfWork, ctx: Context, version_id: str) -> RecipeVersion
     return version
 
 
+def versions_of(uow: UnitOfWork, ctx: Context, recipe_code: str) -> list[RecipeVersion]:
+    """Every version of one recipe, newest first."""
+    authorise(uow, ctx, Permission.READ_RECIPES)
+    return list(
+        uow.session.execute(
+            select(RecipeVersion)
+            .where(RecipeVersion.recipe_code == recipe_code)
+            .order_by(RecipeVersion.version.desc())
+        ).scalars()
+    )
+
+
+def signable_steps(uow: UnitOfWork, ctx: Context, version: RecipeVersion) -> list[Step]:
+    """The lifecycle steps the logged-in user may sign on ``version`` now (for the page)."""
+    if ctx.user_id is None:
+        return []
+    user = acting_user(uow, ctx)
+    model = _model(version)
+    today = site_today(uow, ctx)
+    return [
+        step
+        for step in lifecycle.steps_from(version.status)
+        if lifecycle.may_sign(model, step, user.id, user.role_names, today)
+    ]
+
+
+def batchml_export(uow: UnitOfWork, ctx: Context, version: RecipeVersion) -> bytes:
+    """The version as B2MML BatchML: status, effectivity (start of the site's day), approvals."""
+    authorise(uow, ctx, Permission.READ_RECIPES)
+    zone = ZoneInfo(uow.site.time_zone)
+    signatures = valid_signatures(uow, RECORD_TYPE, version.id, version_record(version))
+    effective = (
+        datetime.combine(version.effective_from, time.min, zone).isoformat()
+        if version.effective_from
+        else None
+    )
+    return master_recipe_batchml(
+        compiled_of(version),
+        status=STATE_TITLES[VersionState(version.status)],
+        effective_from=effective,
+        approvals=[
+            (f"{s.printed_name} ({s.username}), {s.meaning}", parse_utc_text(s.at).isoformat())
+            for s in signatures
+        ],
+        version_date=as_utc(version.created_at).isoformat(),
+    )
+
+
 def find_version(uow: UnitOfWork, ctx: Context, reference: str) -> RecipeVersion:
     """A version by 'CODE@N' (or 'CODE@latest') or by its ID."""
     authorise(uow, ctx, Permission.READ_RECIPES)
@@ -610,6 +660,18 @@ def installed_recipes(uow: UnitOfWork, ctx: Context) -> list[InstalledRecipe]:
             )
         ).scalars()
     )
+
+
+def get_installed(uow: UnitOfWork, ctx: Context, installed_id: str) -> InstalledRecipe:
+    """One installed version by its ID."""
+    authorise(uow, ctx, Permission.READ_RECIPES)
+    installed = uow.session.get(InstalledRecipe, installed_id)
+    if installed is None:
+        raise NotFound(
+            f"There is no installed recipe version {installed_id!r}.",
+            what_to_do="Pick one from the list.",
+        )
+    return installed
 
 
 def usable_version(uow: UnitOfWork, recipe_code: str, today: date) -> InstalledRecipe | None:

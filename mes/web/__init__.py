@@ -27,8 +27,10 @@ from mes.core.esign import MEANING_STATEMENTS, Meaning, required_components
 from mes.services.runtime import Runtime
 from mes.web import session_user, terminal_binding
 from mes.web.helpers import end_signing_session, first_signing_in_session
+from mes.web.rendering import markdown
 
-PUBLIC_ENDPOINTS = frozenset({"static", "common.login", "common.health"})
+# The recipe format's JSON Schema is public: authors' editors fetch it without logging in.
+PUBLIC_ENDPOINTS = frozenset({"static", "common.login", "common.health", "authoring.schema"})
 # A locked session may only unlock, log out, or lock (the page's idle timer may ask once the
 # server has already locked it; redirecting that to the unlock page would make /lock the page to
 # return to, which locks the session again right after the unlock).
@@ -40,11 +42,13 @@ login_manager = LoginManager()
 
 
 def blueprints_by_role() -> dict[str, list[Any]]:
-    """Which blueprints each role mounts (later issues add operator, authoring, QA, API)."""
+    """Which blueprints each role mounts (later issues add operator, QA, API)."""
     from mes.web.admin.views import bp as admin
+    from mes.web.authoring.views import bp as authoring
     from mes.web.common.views import bp as common
+    from mes.web.installed.views import bp as installed
 
-    return {"hub": [common, admin], "spoke": [common, admin]}
+    return {"hub": [common, admin, authoring], "spoke": [common, admin, installed]}
 
 
 class MesSessionInterface(SecureCookieSessionInterface):
@@ -139,6 +143,7 @@ def init_web(app: Flask, rt: Runtime) -> None:
 
     app.add_template_filter(parse_utc_text, "utc")
     app.add_template_filter(plain_value, "plain")
+    app.add_template_filter(markdown, "markdown")
 
     @app.context_processor
     def template_globals() -> dict[str, Any]:

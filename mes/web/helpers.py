@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from flask import flash, g, session
+from functools import wraps
+from typing import Any
+
+from flask import abort, flash, g, session
+from flask.typing import ResponseReturnValue
 from flask_login import current_user, logout_user
 
+from mes.core.access import Permission, allowed
 from mes.services.context import Context
 from mes.services.esign import Credentials
 
@@ -55,3 +60,18 @@ def current_user_still_allowed() -> bool:
         )
         return False
     return True
+
+
+def requires(permission: Permission):
+    """Only users whose roles grant ``permission`` see the page (the rule is in the core)."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+            if not allowed(current_user.roles, permission):
+                abort(403, f"You are not allowed to {permission.value}.")
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator

@@ -178,6 +178,9 @@ def test_publish_at_the_hub_and_install_at_a_spoke(instance, tmp_path):
     _make_effective_at_hub(hub, tmp_path, 1)
     listing = hub.run("recipe", "list")
     assert listing.out.startswith("MINI-TEST v1\tEffective from ")
+    exported = hub.run("recipe", "export-batchml", "MINI-TEST@1")
+    assert exported.code == 0, exported.err
+    assert "<EffectiveDate>" in exported.out and 'OtherValue="Effective"' in exported.out
     bundle = tmp_path / "mini-v1.jws"
     published = hub.run(
         "recipe", "publish", "MINI-TEST@1", "--site", "SPK1", "--site", "SPK2", "--out", str(bundle)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
-from functools import wraps
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import (
@@ -18,9 +16,8 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
-from flask_login import current_user
 
-from mes.core.access import Permission, allowed, normalise_username
+from mes.core.access import Permission, normalise_username
 from mes.core.audit import describe_changes
 from mes.core.errors import MesError, WeakPassword
 from mes.services import terminals, training, users
@@ -35,24 +32,9 @@ from mes.web.admin.forms import (
     TerminalForm,
     TrainingForm,
 )
-from mes.web.helpers import service_context
+from mes.web.helpers import requires, service_context
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates")
-
-
-def requires(permission: Permission):
-    """Only users whose roles grant ``permission`` see the page (the rule is in the core)."""
-
-    def decorator(view):
-        @wraps(view)
-        def wrapped(*args: Any, **kwargs: Any) -> ResponseReturnValue:
-            if not allowed(current_user.roles, permission):
-                abort(403, f"You are not allowed to {permission.value}.")
-            return view(*args, **kwargs)
-
-        return wrapped
-
-    return decorator
 
 
 # --- users --------------------------------------------------------------------------------

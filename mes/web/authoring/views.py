@@ -1,0 +1,250 @@
+"""Master recipes at the hub: drafts, the master batch record, its signed lifecycle, bundles.
+
+Authors upload drafts; reviewers and QA read the version as a printable master batch record and
+sign its lifecycle steps; anyone compares versions and exports BatchML or the YAML source; QA
+publishes effective versions to sites as signed bundles.
+
+Every rule (who may sign what, when, with which date) is the services' and the core's; the pages
+show what the core allows (``steps_from``, ``STEP_RULES``) and the service's message when it
+refuses.
+"""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from werkzeug.utils import secure_filename
+
+from mes.core.access import Permission
+from mes.core.errors import MesError
+from mes.core.lifecycle import STATE_TITLES, STEP_RULES, Step, VersionState
+from mes.core.recipe import RecipeInvalid, recipe_schema
+from mes.core.recipe_diff import diff_recipes, summary
+from mes.services import recipes
+from mes.services.esign import valid_signatures
+from mes.store.models import RecipeVersion
+from mes.web import runtime
+from mes.web.authoring.forms import PublishForm, StepForm, UploadForm
+from mes.web.helpers import (
+    current_user_still_allowed,
+    requires,
+    service_context,
+    signing_credentials,
+    signing_succeeded,
+)
+from mes.web.rendering import grouped_by_place, procedure_in_words
+
+bp = Blueprint("authoring", __name__, url_prefix="/recipes", template_folder="templates")
+
+
+@bp.get("")
+def version_list() -> ResponseReturnValue:
+    """Every recipe version, grouped by recipe code, newest first, with its status."""
+    with runtime().uow() as uow:
+        versions = recipes.list_versions(uow, service_context())
+    return render_template("authoring/list.html", versions=versions, state_titles=STATE_TITLES)
+
+
+@bp.get("/schema.json")
+def schema() -> ResponseReturnValue:
+    """The JSON Schema of the recipe format, for authors' editors (public, no data)."""
+    return Response(json.dumps(recipe_schema(), indent=2), mimetype="application/schema+json")
+
+
+@bp.route("/upload", methods=["GET", "POST"])
+@requires(Permission.IMPORT_RECIPES)
+def upload() -> ResponseReturnValue:
+    """Import a recipe file as a draft; an invalid file lists every problem and stores nothing."""
+    form = UploadForm()
+    problems: list[str] = []
+    error = source_name = None
+    status = 200
+    if form.validate_on_submit():
+        chosen = form.recipe.data
+        source_name = secure_filename(chosen.filename or "") or "recipe.yaml"
+        try:
+            with runtime().uow() as uow:
+                version = recipes.import_recipe(uow, service_context(), chosen.read(), source_name)
+        except RecipeInvalid as err:
+            problems, status = err.lines(), err.http_status
+        except MesError as err:
+            error, status = str(err), err.http_status
+        else:
+            state = STATE_TITLES[VersionState(version.status)].lower()
+            flash(f"Uploaded {recipes.label(version)}; it is {state}.", "info")
+            return redirect(url_for("authoring.version_page", version_id=version.id), 303)
+    elif form.is_submitted():
+        status = 400
+    return render_template(
+        "authoring/upload.html",
+        form=form,
+        problems=problems,
+        source_name=source_name,
+        error=error,
+    ), status
+
+
+# --- the master batch record -------------------------------------------------------------
+
+
+def _previous(version: RecipeVersion, siblings: list[RecipeVersion]) -> RecipeVersion | None:
+    """The version just before ``version`` (siblings come newest first)."""
+    return next((v for v in siblings if v.version < version.version), None)
+
+
+def _version_page(
+    version_id: str, error: str | None = None, status: int = 200
+) -> ResponseReturnValue:
+    ctx = service_context()
+    with runtime().uow() as uow:
+        version = recipes.get_version(uow, ctx, version_id)
+        siblings = recipes.versions_of(uow, ctx, version.recipe_code)
+        record = recipes.version_record(version)
+        signatures = valid_signatures(uow, recipes.RECORD_TYPE, version.id, record)
+        publications = recipes.publications_of(uow, version.id)
+        today = recipes.site_today(uow, ctx)
+        steps = [(step, STEP_RULES[step]) for step in recipes.signable_steps(uow, ctx, version)]
+    return render_template(
+        "authoring/version.html",
+        recipe_version=version,
+        state_titles=STATE_TITLES,
+        recipe=procedure_in_words(recipes.compiled_of(version)),
+        previous=_previous(version, siblings),
+        signatures=signatures,
+        publications=publications,
+        steps=steps,
+        step_form=StepForm(effective_from=today),
+        publish_form=PublishForm(),
+        error=error,
+    ), status
+
+
+@bp.get("/<version_id>")
+def version_page(version_id: str) -> ResponseReturnValue:
+    """The version as reviewers and auditors read it: header, signatures, actions, procedure."""
+    return _version_page(version_id)
+
+
+def _form_problem(form: StepForm | PublishForm) -> str:
+    messages = []
+    for name, errors in form.errors.items():
+        field = getattr(form, name, None)
+        for message in errors:
+            if name in ("esign_password", "sites") or field is None:
+                messages.append(message)
+            else:
+                messages.append(f"{field.label.text}: {message}")
+    return " ".join(messages)
+
+
+@bp.post("/<version_id>/sign/<step_name>")
+def sign(version_id: str, step_name: str) -> ResponseReturnValue:
+    """Sign one lifecycle step with the e-signature dialog (21 CFR 11.50, 11.200; Annex 11 §10)."""
+    try:
+        step = Step(step_name)
+    except ValueError:
+        abort(404, f"'{step_name}' is not a lifecycle step.")
+    if step not in STEP_RULES:
+        abort(404, f"'{step_name}' is not a step anyone signs.")
+    form = StepForm()
+    if not form.validate_on_submit():
+        return _version_page(version_id, _form_problem(form), 400)
+    credentials, first = signing_credentials(form)
+    try:
+        with runtime().uow() as uow:
+            result = recipes.sign_step(
+                uow,
+                service_context(),
+                version_id,
+                step,
+                credentials,
+                first_signing_in_session=first,
+                effective_from=form.effective_from.data,
+                reason=form.reason.data,
+            )
+    except MesError as err:
+        if not current_user_still_allowed():
+            return redirect(url_for("common.login"))
+        return _version_page(version_id, str(err), err.http_status)
+    signing_succeeded()
+    meaning = STEP_RULES[step].meaning.value
+    message = f"Signed: {meaning}. The version is now {STATE_TITLES[result.state].lower()}."
+    if result.superseded:
+        count = len(result.superseded)
+        message += f" It supersedes {count} earlier version{'s' * (count != 1)}."
+    flash(message, "info")
+    return redirect(url_for("authoring.version_page", version_id=version_id), 303)
+
+
+@bp.post("/<version_id>/publish")
+@requires(Permission.PUBLISH_RECIPES)
+def publish(version_id: str) -> ResponseReturnValue:
+    """Publish an effective version to sites: the signed bundle (JWS) is downloaded."""
+    form = PublishForm()
+    if not form.validate_on_submit():
+        return _version_page(version_id, _form_problem(form), 400)
+    ctx = service_context()
+    try:
+        with runtime().uow() as uow:
+            token, _publication = recipes.publish(uow, ctx, version_id, form.site_codes())
+            version = recipes.get_version(uow, ctx, version_id)
+    except MesError as err:
+        return _version_page(version_id, str(err), err.http_status)
+    return _download(token + "\n", f"{_file_stem(version)}.jws", "application/jose")
+
+
+# --- comparing and exporting -------------------------------------------------------------
+
+
+@bp.get("/<version_id>/diff")
+def diff(version_id: str) -> ResponseReturnValue:
+    """What changed from another version (the previous one by default), one sentence each."""
+    ctx = service_context()
+    against = request.args.get("against") or None
+    with runtime().uow() as uow:
+        version = recipes.get_version(uow, ctx, version_id)
+        siblings = recipes.versions_of(uow, ctx, version.recipe_code)
+        other = recipes.get_version(uow, ctx, against) if against else _previous(version, siblings)
+    changes = (
+        diff_recipes(recipes.compiled_of(other), recipes.compiled_of(version)) if other else []
+    )
+    return render_template(
+        "authoring/diff.html",
+        recipe_version=version,
+        other=other,
+        siblings=siblings,
+        groups=grouped_by_place(changes),
+        summary=summary(changes),
+        state_titles=STATE_TITLES,
+    )
+
+
+@bp.get("/<version_id>/batchml")
+def batchml(version_id: str) -> ResponseReturnValue:
+    """The version as B2MML BatchML (master recipe), with its status and signatures."""
+    ctx = service_context()
+    with runtime().uow() as uow:
+        version = recipes.get_version(uow, ctx, version_id)
+        xml = recipes.batchml_export(uow, ctx, version)
+    return _download(xml, f"{_file_stem(version)}.batchml.xml", "application/xml")
+
+
+@bp.get("/<version_id>/source")
+def source(version_id: str) -> ResponseReturnValue:
+    """The YAML file exactly as it was imported."""
+    with runtime().uow() as uow:
+        version = recipes.get_version(uow, service_context(), version_id)
+    return _download(version.source_text, f"{_file_stem(version)}.yaml", "text/plain")
+
+
+def _file_stem(version: RecipeVersion) -> str:
+    """'CART-CD19-FRESH-v2': recipe codes are capitals, digits and '-', safe in a file name."""
+    return f"{version.recipe_code}-v{version.version}"
+
+
+def _download(body: str | bytes, filename: str, mimetype: str) -> Response:
+    response = Response(body, mimetype=mimetype)
+    response.headers.set("Content-Disposition", "attachment", filename=filename)
+    return response

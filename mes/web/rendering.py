@@ -1,0 +1,203 @@
+"""Showing master recipes to people: safe Markdown, and a compiled procedure in words.
+
+Phase instructions are CommonMark written by recipe authors. They are rendered without raw HTML
+(``<script>`` shows as text), without images (nothing is fetched from elsewhere while a record is
+read) and with links only to ``http``, ``https``, ``mailto`` or relative addresses, so a recipe
+can never run code in the browser of the person reading or executing it.
+
+:func:`procedure_in_words` adds to a compiled recipe (:func:`mes.core.recipe.compile_recipe`) the
+sentences a reviewer reads — who performs and verifies, the condition, the timers, the identity
+checks — so both the hub's master batch record and the spoke's installed version read the same.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from markdown_it import MarkdownIt
+from markdown_it.renderer import RendererHTML
+from markdown_it.token import Token
+from markdown_it.utils import EnvType, OptionsDict
+from markupsafe import Markup
+
+from mes.core.recipe_diff import INPUT_TYPES, ROLES
+
+SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
+_SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*):", re.IGNORECASE)
+
+ORDERING_WORDS = {
+    "sequence": "Phases in this order",
+    "any_order": "Phases in any order",
+    "parallel": "Phases in parallel",
+}
+MODALITY_WORDS = {
+    "autologous_cell": "autologous cell therapy",
+    "allogeneic_cell": "allogeneic cell therapy",
+    "gene_therapy_vector": "gene therapy vector",
+    "mrna": "mRNA",
+    "tissue": "tissue",
+    "other": "other",
+}
+DURATION_UNITS = (("d", 86400), ("h", 3600), ("min", 60))
+
+
+def safe_link(url: str) -> bool:
+    """True for a link a reader may follow: http(s), mailto, or a relative address."""
+    match = _SCHEME.match(url.strip())
+    return match is None or match.group(1).lower() in SAFE_SCHEMES
+
+
+def _markdown() -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": False})
+    md.disable("image")
+    md.validateLink = safe_link  # type: ignore[method-assign]
+
+    def link_open(
+        renderer: RendererHTML,
+        tokens: Sequence[Token],
+        idx: int,
+        options: OptionsDict,
+        env: EnvType,
+    ) -> str:
+        tokens[idx].attrSet("rel", "noopener noreferrer")
+        return renderer.renderToken(tokens, idx, options, env)
+
+    md.add_render_rule("link_open", link_open)
+    return md
+
+
+_MD = _markdown()
+
+
+def markdown(text: str | None) -> Markup:
+    """CommonMark → HTML that is safe to put in a page (the ``markdown`` template filter)."""
+    return Markup(_MD.render(text or ""))  # noqa: S704 - raw HTML is off and links are checked
+
+
+# --- a compiled procedure in words ------------------------------------------------------
+
+
+def number_text(value: float | int | None) -> str:
+    """80 → '80', 80.0 → '80', 0.5 → '0.5'; None → ''."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        return str(int(value))
+    return str(value)
+
+
+def duration_text(seconds: float | None) -> str:
+    """72000 → '20 h', 5400 → '90 min': the largest unit that divides the duration exactly."""
+    if seconds is None:
+        return ""
+    for unit, size in DURATION_UNITS:
+        if seconds >= size and seconds % size == 0:
+            return f"{number_text(seconds / size)} {unit}"
+    return f"{number_text(seconds)} s"
+
+
+def _option(value: str | bool) -> str:
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    return f"'{value}'"
+
+
+def _performed_by(phase: Mapping[str, Any]) -> str:
+    text = f"Performed by {ROLES.get(phase['perform'], phase['perform'])}"
+    if phase.get("verify"):
+        text += f" · verified by {ROLES.get(phase['verify'], phase['verify'])}"
+    return text
+
+
+class _Names:
+    """Labels by ID across the recipe, for sentences that refer to other elements."""
+
+    def __init__(self, compiled: Mapping[str, Any]) -> None:
+        self.phases: dict[str, str] = {}
+        self.values: dict[str, str] = {}
+        for unit in compiled["unit_procedures"]:
+            for operation in unit["operations"]:
+                for phase in operation["phases"]:
+                    self.phases[phase["id"]] = phase["name"]
+                    for spec in (*phase["inputs"], *phase["calculations"]):
+                        self.values[f"{phase['id']}.{spec['id']}"] = spec["label"]
+        self.identity = {f["id"]: f["label"] for f in compiled["chain_of_identity"]}
+
+    def condition(self, when: Mapping[str, Any] | None) -> str | None:
+        if when is None:
+            return None
+        label = self.values.get(when["input"], when["input"])
+        return f"Only when '{label}' is " + " or ".join(_option(v) for v in when["in"])
+
+    def timer(self, timer: Mapping[str, Any]) -> str:
+        bounds = []
+        if timer.get("min_seconds") is not None:
+            bounds.append(f"at least {duration_text(timer['min_seconds'])}")
+        if timer.get("max_seconds") is not None:
+            bounds.append(f"at most {duration_text(timer['max_seconds'])}")
+        after = self.phases.get(timer["after"], timer["after"])
+        return " ".join(
+            part for part in ("Start", " and ".join(bounds), f"after '{after}'") if part
+        )
+
+    def identity_check(self, check: Mapping[str, Any]) -> str:
+        field = self.identity.get(check["matches"], check["matches"])
+        return f"Scan '{check['label']}' — must match {field}"
+
+
+def _limits(spec: Mapping[str, Any]) -> dict[str, str]:
+    """Each limit as text; a limit not set shows as a dash (no blank cells on a record)."""
+    return {
+        name: number_text(spec[name]) if spec.get(name) is not None else "—"
+        for name in ("target", "alert_low", "alert_high", "action_low", "action_high")
+    }
+
+
+def procedure_in_words(compiled: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of the compiled recipe with the words people read added to each element.
+
+    Operations get ``ordering_text``; phases get ``performed_by``, ``condition_text``,
+    ``timer_texts`` and ``identity_check_texts``; inputs and calculations get ``type_text``
+    and ``limits`` (display text per limit). The compiled content itself is not changed.
+    """
+    names = _Names(compiled)
+    recipe = copy.deepcopy(dict(compiled))
+    recipe["modality_text"] = MODALITY_WORDS.get(
+        recipe["product"]["modality"], recipe["product"]["modality"]
+    )
+    recipe["expected_duration_text"] = duration_text(recipe.get("expected_duration_seconds"))
+    for unit in recipe["unit_procedures"]:
+        for operation in unit["operations"]:
+            operation["ordering_text"] = ORDERING_WORDS.get(
+                operation["ordering"], operation["ordering"]
+            )
+            for phase in operation["phases"]:
+                _phase_in_words(phase, names)
+    return recipe
+
+
+def _phase_in_words(phase: dict[str, Any], names: _Names) -> None:
+    phase["performed_by"] = _performed_by(phase)
+    phase["condition_text"] = names.condition(phase.get("when"))
+    phase["timer_texts"] = [names.timer(t) for t in phase["timers"]]
+    phase["identity_check_texts"] = [names.identity_check(c) for c in phase["identity_checks"]]
+    for spec in phase["inputs"]:
+        spec["type_text"] = INPUT_TYPES.get(spec["type"], spec["type"])
+        spec["limits"] = _limits(spec)
+    for spec in phase["calculations"]:
+        spec["limits"] = _limits(spec)
+    for material in phase["materials"]:
+        material["quantity_text"] = f"{number_text(material['quantity'])} {material['unit']}"
+
+
+def grouped_by_place(changes: Sequence[Any]) -> list[tuple[str, list[Any]]]:
+    """Changes grouped by their ``where``, in the order the places first appear."""
+    groups: dict[str, list[Any]] = {}
+    for change in changes:
+        groups.setdefault(change.where, []).append(change)
+    return list(groups.items())
