@@ -362,6 +362,21 @@ def test_the_author_cannot_approve_their_own_version(client, signer, state_of, a
     assert state_of(version_id) == "in_review"
     meanings = [e.new["meaning"] for e in audit_entries(kind="signature", record_id=version_id)]
     assert meanings == ["authored", "reviewed"]
+    # The page offers the author no approval button in the first place (the guards are asked).
+    page = text(client.get(f"/recipes/{version_id}"))
+    assert "Sign the QA approval" not in page
+    assert "Retire this version" in page
+
+
+def test_the_page_offers_only_the_steps_the_user_may_sign_now(client, signer):
+    signer("aaron", ["author"])
+    signer("alma", ["author"])
+    login(client, "aaron")
+    version_id = uploaded(client, recipe_text())
+    assert sign(client, version_id, "submit", esign_username="aaron").status_code == 303
+    assert "Sign the technical review" not in text(client.get(f"/recipes/{version_id}"))
+    as_user(client, "alma")
+    assert "Sign the technical review" in text(client.get(f"/recipes/{version_id}"))
 
 
 def test_a_wrong_password_signs_nothing(client, signer, state_of, audit_entries, user_row):
