@@ -1,5 +1,7 @@
 """Run every benchmark: ``python -m benchmarks [--quick]``. Prints a table and writes JSON."""
 
+from benchmarks import recipes
 from benchmarks.run import main
 
 main()
+recipes.main()

@@ -22,12 +22,15 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Context, Decimal
 
 from mes.core.errors import MesError
 
 FUNCTIONS = ("min", "max", "round")
 MAX_LENGTH = 500
 MAX_DEPTH = 40
+MAX_DECIMALS = 15  # a float has no more significant decimal digits
+_WIDE = Context(prec=400)  # room for every digit of any float and MAX_DECIMALS more
 
 _TOKEN = re.compile(
     r"""
@@ -197,7 +200,13 @@ class _Parser:
             )
         self.index += 1
         if token.kind == "number":
-            return Number(float(token.text))
+            value = float(token.text)
+            if not math.isfinite(value):
+                raise ExpressionError(
+                    f"the number {token.text} at position {token.position} is too large",
+                    token.position,
+                )
+            return Number(value)
         if token.kind == "name":
             return self.name_or_call(token)
         if token.text == "(":
@@ -248,9 +257,18 @@ class _Parser:
                 "of decimals",
                 token.position,
             )
-        if token.text == "round" and len(args) == 2 and not isinstance(args[1], Number):
+        if (
+            token.text == "round"
+            and len(args) == 2
+            and not (
+                isinstance(args[1], Number)
+                and args[1].value.is_integer()
+                and 0 <= args[1].value <= MAX_DECIMALS
+            )
+        ):
             raise ExpressionError(
-                f"round at position {token.position}: the number of decimals must be a number",
+                f"round at position {token.position}: the number of decimals must be a whole "
+                f"number from 0 to {MAX_DECIMALS}",
                 token.position,
             )
         if token.text in ("min", "max") and len(args) < 2:
@@ -309,7 +327,12 @@ def _evaluate(node: Node, values: Mapping[str, float]) -> float:
     if isinstance(node, Name):
         if node.name not in values or values[node.name] is None:
             raise ExpressionError(f"no value recorded for '{node.name}'", node.position)
-        return float(values[node.name])
+        try:
+            return float(values[node.name])
+        except (TypeError, ValueError, OverflowError):
+            raise ExpressionError(
+                f"the value recorded for '{node.name}' is not a number", node.position
+            ) from None
     if isinstance(node, Unary):
         operand = _evaluate(node.operand, values)
         return -operand if node.op == "-" else operand
@@ -330,4 +353,18 @@ def _evaluate(node: Node, values: Mapping[str, float]) -> float:
     if node.function == "max":
         return max(args)
     decimals = int(args[1]) if len(args) == 2 else 0
-    return round(args[0], decimals)
+    return _round(args[0], decimals)
+
+
+def _round(value: float, decimals: int) -> float:
+    """Round half away from zero on the number as written, as USP General Notices 7.20 does.
+
+    round(2.5) is 3 and round(2.675, 2) is 2.68, where Python's ``round`` rounds half to even on
+    the binary value (2 and 2.67).
+    """
+    if not math.isfinite(value):
+        return value
+    exact = Decimal(repr(value)).quantize(
+        Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP, context=_WIDE
+    )
+    return float(exact)

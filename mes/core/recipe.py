@@ -19,6 +19,7 @@ identity, the same whatever the key order, whitespace or YAML style of the file.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -43,6 +44,8 @@ NUMERIC_INPUTS = ("number", "integer")
 LIMIT_FIELDS = ("target", "alert_low", "alert_high", "action_low", "action_high")
 DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*(s|min|h|d)$")
 SECONDS = {"s": 1, "min": 60, "h": 3600, "d": 86400}
+MAX_DURATION = "3650 d"  # ten years: longer is a typing error (and no longer exact in JSON)
+MAX_SAFE_INTEGER = 2**53 - 1  # the largest integer canonical JSON (RFC 8785) represents exactly
 
 Path = tuple[str | int, ...]
 
@@ -56,9 +59,14 @@ def path_text(path: Path) -> str:
     for part in path:
         if isinstance(part, int):
             text += f"[{part}]"
+        elif not (part.isprintable() and _PLAIN_KEY.fullmatch(part)):
+            text += f"[{_shown(part)}]"  # a misspelt key with a space, dot or line break
         else:
-            text += f".{part}" if text else str(part)
+            text += f".{part}" if text else part
     return text
+
+
+_PLAIN_KEY = re.compile(r"[^\s.\[\]'\"]+")
 
 
 @dataclass(frozen=True, order=True)
@@ -151,7 +159,26 @@ class _Builder:
             return self.mapping(node, path, depth)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
-        return self.loader.construct_object(node, deep=True)
+        return self.scalar(node, path)
+
+    def scalar(self, node: yaml.Node, path: Path) -> Any:
+        """The value of a scalar; a value PyYAML cannot build (a 13th month) is a problem here."""
+        try:
+            value = self.loader.construct_object(node, deep=True)
+        except (ValueError, TypeError, OverflowError) as error:
+            self.problems.append(Problem(*_mark(node), path, f"unreadable value: {error}"))
+            return str(node.value)
+        if isinstance(value, str) and not _is_unicode(value):
+            self.problems.append(
+                Problem(
+                    *_mark(node),
+                    path,
+                    "the text contains an unpaired surrogate (an escape such as \\ud800), "
+                    "which is not a valid character",
+                )
+            )
+            return _printable(value)
+        return value
 
     def mapping(self, node: yaml.MappingNode, path: Path, depth: int) -> dict[str, Any]:
         self.loader.flatten_mapping(node)
@@ -167,7 +194,7 @@ class _Builder:
                     Problem(
                         *_mark(key_node),
                         key_path,
-                        f"duplicate key '{key}' (first given on line {line})",
+                        f"duplicate key {_shown(key)} (first given on line {line})",
                     )
                 )
                 continue
@@ -176,11 +203,7 @@ class _Builder:
         return result
 
     def build_key(self, key_node: yaml.Node, path: Path) -> str | None:
-        key = (
-            self.loader.construct_object(key_node, deep=True)
-            if isinstance(key_node, yaml.ScalarNode)
-            else None
-        )
+        key = self.scalar(key_node, path) if isinstance(key_node, yaml.ScalarNode) else None
         if isinstance(key, str):
             return key
         shown = key_node.value if isinstance(key_node, yaml.ScalarNode) else "a collection"
@@ -194,14 +217,35 @@ class _Builder:
         return None
 
 
+def _is_unicode(text: str) -> bool:
+    """False when ``text`` holds a lone surrogate (from a YAML escape), which JSON cannot hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class _TooLarge(Exception):
     def __init__(self, position: tuple[int, int]) -> None:
         self.position = position
 
 
-def _yaml_problem(error: yaml.YAMLError) -> Problem:
+_LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
+
+
+def _yaml_problem(error: yaml.YAMLError, source: str) -> Problem:
     mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
     line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    if isinstance(error, yaml.reader.ReaderError):
+        # A character YAML forbids (NUL, other control characters): no mark, an offset.
+        breaks = list(_LINE_BREAK.finditer(source, 0, error.position))
+        line = len(breaks) + 1
+        column = error.position - (breaks[-1].end() if breaks else 0) + 1
     problem = getattr(error, "problem", None) or str(error).splitlines()[0]
     context = getattr(error, "context", None)
     text = f"{context}, {problem}" if context else str(problem)
@@ -216,14 +260,20 @@ def parse_yaml(text: str | bytes) -> tuple[Any, _Positions, list[Problem]]:
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as error:
+            line = text.count(b"\n", 0, error.start) + 1
+            start_of_line = text.rfind(b"\n", 0, error.start) + 1
+            column = len(text[start_of_line : error.start].decode("utf-8", "replace")) + 1
             return (
                 None,
                 _Positions(),
-                [Problem(1, 1, (), f"the file is not UTF-8 text (byte {error.start + 1})")],
+                [Problem(line, column, (), f"the file is not UTF-8 text (byte {error.start + 1})")],
             )
     if len(text) > MAX_SOURCE_BYTES:
         return None, _Positions(), [_too_big()]
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.YAMLError as error:
+        return None, _Positions(), [_yaml_problem(error, text)]
     builder = _Builder(loader)
     try:
         node = loader.get_single_node()
@@ -231,7 +281,7 @@ def parse_yaml(text: str | bytes) -> tuple[Any, _Positions, list[Problem]]:
             return None, builder.positions, [Problem(1, 1, (), "the file is empty")]
         data = builder.build(node, ())
     except yaml.YAMLError as error:
-        return None, builder.positions, [_yaml_problem(error)]
+        return None, builder.positions, [_yaml_problem(error, text)]
     except _TooLarge as error:
         return (
             None,
@@ -267,9 +317,27 @@ def recipe_schema() -> dict[str, Any]:
     return json.loads(text)
 
 
+def _pattern(
+    validator: jsonschema.protocols.Validator, pattern: str, instance: Any, _schema: Any
+) -> Iterator[jsonschema.ValidationError]:
+    """``pattern`` with ECMA-262's ``$`` (the very end), not Python's (also before a last newline)."""
+    if validator.is_type(instance, "string") and not re.search(_ecma(pattern), instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
 @cache
-def _validator() -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(recipe_schema())
+def _ecma(pattern: str) -> str:
+    return (
+        pattern[:-1] + r"\Z" if pattern.endswith("$") and not pattern.endswith(r"\$") else pattern
+    )
+
+
+@cache
+def _validator() -> jsonschema.protocols.Validator:
+    checker = jsonschema.validators.extend(
+        jsonschema.Draft202012Validator, validators={"pattern": _pattern}
+    )
+    return checker(recipe_schema())
 
 
 def _schema_problems(data: Any, positions: _Positions) -> list[Problem]:
@@ -290,7 +358,7 @@ def _explain(error: jsonschema.ValidationError, positions: _Positions) -> Iterat
             yield Problem(
                 *positions.of(where, key=True),
                 where,
-                f"unknown field '{extra}' (allowed here: {allowed})",
+                f"unknown field {_shown(extra)} (allowed here: {allowed})",
             )
         return
     if keyword == "required":
@@ -302,21 +370,22 @@ def _explain(error: jsonschema.ValidationError, positions: _Positions) -> Iterat
             verb = "one of" if keyword == "oneOf" else "at least one of"
             yield Problem(*positions.of(path), path, f"give {verb}: {', '.join(choices)}")
             return
-    message = error.message
-    if keyword == "pattern":
-        described = error.schema.get("description")
-        message = f"{error.instance!r} is not allowed here" + (
-            f": {described}" if described else ""
-        )
-    elif keyword == "propertyNames":
+    if "propertyNames" in error.relative_schema_path:
+        # The error is about a key (``error.instance``), not about the mapping holding it.
         where = (*path, error.instance) if isinstance(error.instance, str) else path
         yield Problem(
             *positions.of(where, key=True),
             where,
-            f"'{error.instance}' is not a valid ID: use lower-case letters, digits and '_', "
+            f"{_shown(error.instance)} is not a valid ID: use lower-case letters, digits and '_', "
             "starting with a letter",
         )
         return
+    message = error.message
+    if keyword == "pattern":
+        described = error.schema.get("description")
+        message = f"{_shown(error.instance)} is not allowed here" + (
+            f": {described}" if described else ""
+        )
     elif (
         keyword == "type"
         and isinstance(error.instance, str)
@@ -326,10 +395,16 @@ def _explain(error: jsonschema.ValidationError, positions: _Positions) -> Iterat
             "integer",
         )
     ):
-        message = f"{error.instance!r} is text, not a number"
+        message = f"{_shown(error.instance)} is text, not a number"
     elif len(message) > 300:
         message = message[:300] + "…"
     yield Problem(*positions.of(path), path, message)
+
+
+def _shown(value: Any) -> str:
+    """``repr`` of a value from the file, cut short when long (a message is one line)."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:80] + "…"
 
 
 # --- semantic rules -----------------------------------------------------------------------
@@ -385,6 +460,9 @@ class _Checker:
         read its part of the file is skipped, not crashed on.
         """
         guard = _Guard(shape_ok)
+        self.check_numbers(self.data, ())
+        with guard:
+            self.duration(("expected_duration",), self.data.get("expected_duration"))
         with guard:
             self.index_elements()
         with guard:
@@ -402,6 +480,31 @@ class _Checker:
         with guard:
             self.check_sibling_cycles()
         return self.problems
+
+    # numbers and durations -------------------------------------------------------------
+
+    def check_numbers(self, value: Any, path: Path) -> None:
+        """Every number can be recorded and hashed: finite, integers exact in JSON."""
+        if isinstance(value, dict):
+            for key, item in value.items():
+                self.check_numbers(item, (*path, key))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                self.check_numbers(item, (*path, index))
+        elif isinstance(value, float) and not math.isfinite(value):
+            self.problem(path, f"{value} is not a finite number")
+        elif (
+            isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SAFE_INTEGER
+        ):
+            self.problem(path, f"{value} is too large: whole numbers go up to {MAX_SAFE_INTEGER}")
+
+    def duration(self, path: Path, text: Any, name: str | None = None) -> None:
+        """A duration (already of the right form) of at most :data:`MAX_DURATION`."""
+        if isinstance(text, str) and parse_duration(text) > parse_duration(MAX_DURATION):
+            where = (*path, name) if name else path
+            shown = text if len(text) <= 40 else text[:40] + "…"
+            said = f"{name} {shown}" if name else shown
+            self.problem(path, f"{said} is longer than {MAX_DURATION}", at=where)
 
     # elements and their order ---------------------------------------------------------
 
@@ -441,7 +544,7 @@ class _Checker:
                         phase["id"],
                         index,
                         phase_path,
-                        operation["id"],
+                        path_text(op_path),  # not its ID, which may be a duplicate
                         operation.get("ordering", "sequence"),
                         values,
                         options,
@@ -530,6 +633,8 @@ class _Checker:
         for input_id, spec in phase.get("inputs", {}).items():
             path: Path = (*phase_path, "inputs", input_id)
             kind = spec["type"]
+            if not _known_type(kind):
+                continue  # the schema names the unknown type; rules by type would only echo it
             if kind == "number" and "unit" not in spec:
                 self.problem(path, "a number input needs a unit", at=(*path, "type"))
             if "unit" in spec:
@@ -573,11 +678,14 @@ class _Checker:
                 if suggestion
                 else ("; use a unit from the list in docs/recipe-format.md")
             )
-            self.problem(path, f"unknown unit '{unit}'{hint}", at=at)
+            self.problem(path, f"unknown unit {_shown(unit)}{hint}", at=at)
 
     def limits(self, path: Path, spec: Mapping[str, Any]) -> None:
         """Alert limits inside action limits; low below high; target inside the limits."""
-        get = spec.get
+
+        def get(name: str) -> Any:
+            value = spec.get(name)  # a limit that is not a number is a schema problem
+            return value if isinstance(value, int | float) and not isinstance(value, bool) else None
 
         def above(low: str, high: str, relation: str = "above") -> None:
             if get(low) is not None and get(high) is not None and get(low) > get(high):
@@ -659,7 +767,9 @@ class _Checker:
                 self.problem(path, f"the calculation refers to unknown input '{name}'", at=at)
             elif name == calc_id:
                 self.problem(path, f"the calculation '{calc_id}' refers to itself", at=at)
-            elif info.values[name] not in (*NUMERIC_INPUTS, "calculation"):
+            elif info.values[name] not in (*NUMERIC_INPUTS, "calculation") and _known_type(
+                info.values[name]
+            ):
                 self.problem(path, f"'{name}' is a {info.values[name]} input, not a number", at=at)
             elif info.values[name] == "calculation":
                 local.add(name)
@@ -670,7 +780,9 @@ class _Checker:
         referred = self.phases[phase_id]
         if value_id not in referred.values:
             self.problem(path, f"the calculation refers to unknown input '{name}'", at=at)
-        elif referred.values[value_id] not in (*NUMERIC_INPUTS, "calculation"):
+        elif referred.values[value_id] not in (*NUMERIC_INPUTS, "calculation") and _known_type(
+            referred.values[value_id]
+        ):
             self.problem(
                 path, f"'{name}' is a {referred.values[value_id]} input, not a number", at=at
             )
@@ -681,6 +793,8 @@ class _Checker:
         for t, timer in enumerate(phase.get("timers", [])):
             path: Path = (*phase_path, "timers", t)
             self.reference(path, (*path, "after"), info, timer["after"], "the timer")
+            for name in ("min", "max"):
+                self.duration(path, timer.get(name), name)
             if (
                 "min" in timer
                 and "max" in timer
@@ -707,11 +821,13 @@ class _Checker:
             )
             return
         if kind not in ("choice", "yes_no"):
-            self.problem(
-                path,
-                f"a condition can test a choice or yes/no input; '{condition['input']}' is {kind}",
-                at=at,
-            )
+            if kind == "calculation" or _known_type(kind):
+                self.problem(
+                    path,
+                    f"a condition can test a choice or yes/no input; '{condition['input']}' is "
+                    f"{kind}",
+                    at=at,
+                )
             return
         wanted = [condition["equals"]] if "equals" in condition else list(condition["in"])
         field_name = "equals" if "equals" in condition else "in"
@@ -749,6 +865,16 @@ class _Checker:
                     f"'{check['matches']}' is not in the chain of identity (declared: {known})",
                     at=(*path, "matches"),
                 )
+
+
+def _known_type(kind: Any) -> bool:
+    """True for an input type of the format (an unknown one is a schema problem)."""
+    return isinstance(kind, str) and kind in _input_types()
+
+
+@cache
+def _input_types() -> frozenset[str]:
+    return frozenset(recipe_schema()["$defs"]["input"]["properties"]["type"]["enum"])
 
 
 class _Guard:
@@ -934,15 +1060,33 @@ class CompiledRecipe:
                 yield from operation["phases"]
 
 
+def _kind_of(value: Any) -> str:
+    if value is None:
+        return "an empty document"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    return f"a {type(value).__name__}"
+
+
 def check_recipe(text: str | bytes) -> tuple[dict[str, Any] | None, list[Problem]]:
     """Parse and check a recipe file: (data, []) when valid, (None, problems) otherwise."""
     data, positions, problems = parse_yaml(text)
-    if data is None:
+    if data is None and problems:
         return None, problems
     if not isinstance(data, dict):
         return None, [
             *problems,
-            Problem(1, 1, (), f"a recipe is a mapping of fields, not a {type(data).__name__}"),
+            Problem(
+                *(positions.of(()) if data is not None else (1, 1)),
+                (),
+                f"a recipe is a mapping of fields, not {_kind_of(data)}",
+            ),
         ]
     schema_problems = _schema_problems(data, positions)
     problems = [*problems, *schema_problems, *_Checker(data, positions).run(not schema_problems)]

@@ -1,0 +1,320 @@
+"""A recipe version's content identity: the SHA-256 of the RFC 8785 canonical JSON of its
+compiled form, the same whatever the key order, whitespace, comments or YAML style of the file,
+and different as soon as anything the recipe says changes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pytest
+import rfc8785
+import yaml
+
+from mes.core.recipe import CompiledRecipe, check_recipe, load_recipe
+
+BLOCK = """\
+format: gmp-mes/recipe/1
+recipe_code: FILL-MRNA
+version: 2
+title: Fill and finish
+product:
+  code: MRNA-01
+  name: mRNA vaccine
+  modality: mrna
+expected_duration: 1.5 h
+change_reason: Lower alert limit for the particle count
+chain_of_identity:
+  lot:
+    label: Lot number
+    kind: identifier
+    pattern: ^L[0-9]{6}$
+unit_procedures:
+  - id: fill
+    name: Fill
+    operations:
+      - id: dispense
+        name: Dispense
+        phases:
+          - id: weigh
+            name: Weigh the bulk
+            instructions: Weigh the bulk bag on the balance.
+            inputs:
+              particles:
+                label: Particle count
+                type: number
+                unit: each
+                alert_high: 1e9
+                action_high: 2000000000
+              mass:
+                label: Bulk mass
+                type: number
+                unit: g
+                decimals: 2
+          - id: label_vials
+            name: Label the vials
+            instructions: Print and apply the labels.
+            perform: supervisor
+            timers:
+              - after: weigh
+                max: 90 min
+            calculations:
+              vials:
+                label: Vials to fill
+                expression: round(weigh.mass / 0.5)
+                unit: vial
+"""
+
+FLOW = """\
+{"version": 2, "format": "gmp-mes/recipe/1", "title": "Fill and finish",
+ "recipe_code": "FILL-MRNA", "product": {"modality": mrna, "name": "mRNA vaccine",
+ code: MRNA-01}, change_reason: "Lower alert limit for the particle count",
+ expected_duration: "1.5 h",
+ chain_of_identity: {lot: {pattern: "^L[0-9]{6}$", kind: identifier, label: Lot number}},
+ unit_procedures: [{name: Fill, id: fill, operations: [{name: Dispense, id: dispense,
+   phases: [
+     {instructions: Weigh the bulk bag on the balance., name: Weigh the bulk, id: weigh,
+      inputs: {particles: {unit: each, type: number, label: Particle count,
+                           action_high: 2000000000, alert_high: 1000000000.0},
+               mass: {decimals: 2, unit: g, type: number, label: Bulk mass}}},
+     {timers: [{max: 90 min, after: weigh}], perform: supervisor, id: label_vials,
+      name: Label the vials, instructions: Print and apply the labels.,
+      calculations: {vials: {unit: vial, expression: round(weigh.mass / 0.5),
+                             label: Vials to fill}}}]}]}]}
+"""
+
+COMMENTED = """\
+# Fill and finish of the mRNA vaccine; comments and blank lines are not part of the recipe.
+
+format:    "gmp-mes/recipe/1"
+recipe_code: 'FILL-MRNA'      # stable across versions
+version: 2
+title: "Fill and finish"
+product:
+    code:     MRNA-01
+    name:     'mRNA vaccine'
+    modality: mrna
+expected_duration: "1.5 h"
+change_reason: >-
+    Lower alert limit
+    for the particle count
+chain_of_identity:
+    lot:
+        label: Lot number
+        kind: identifier
+        pattern: '^L[0-9]{6}$'
+
+unit_procedures:
+-   id: fill
+    name: Fill
+    operations:
+    -   id: dispense
+        name: Dispense
+        phases:
+        -   id: weigh
+            name: Weigh the bulk
+            instructions: "Weigh the bulk bag on the balance."
+            inputs:
+                particles:
+                    label: Particle count
+                    type: number
+                    unit: each
+                    alert_high: 1.0e+9         # the same number as 1e9
+                    action_high: 2_000_000_000
+                mass: {label: Bulk mass, type: number, unit: g, decimals: 2}
+        -   id: label_vials
+            name: Label the vials
+            instructions: Print and apply the labels.
+            perform: supervisor
+            timers: [{after: weigh, max: 90 min}]
+            calculations:
+                vials:
+                    label: Vials to fill
+                    expression: "round(weigh.mass / 0.5)"
+                    unit: vial
+"""
+
+ID_MAPPINGS = ("inputs", "calculations", "chain_of_identity")  # their order is the form's order
+
+
+def reordered(value: Any, parent: str | None = None) -> Any:
+    """``value`` with the fields of every mapping in reverse order (IDs keep their order)."""
+    if isinstance(value, list):
+        return [reordered(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    items = [(key, reordered(item, key)) for key, item in value.items()]
+    return dict(items if parent in ID_MAPPINGS else reversed(items))
+
+
+def compiled(text: str | bytes) -> CompiledRecipe:
+    return load_recipe(text, "fill.yaml")
+
+
+REFERENCE = compiled(BLOCK)
+DATA = check_recipe(BLOCK)[0]  # as the recipe loader reads it (1e9 is a number, as in YAML 1.2)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(FLOW, id="flow style, keys reordered, 1000000000.0"),
+        pytest.param(COMMENTED, id="comments, quoting, indentation, 1.0e+9, 2_000_000_000"),
+        pytest.param(BLOCK.replace("1e9", "1000000000"), id="1e9 written as an integer"),
+        pytest.param(BLOCK.replace("1e9", "1000000000.0"), id="1e9 written with a decimal point"),
+        pytest.param(BLOCK.replace("1.5 h", "'1.5 h'"), id="quoted duration"),
+        pytest.param(BLOCK.replace("90 min", "1.5 h"), id="the same duration in other units"),
+        pytest.param(BLOCK.replace("\n", "\r\n"), id="CRLF line ends"),
+        pytest.param(BLOCK.replace(":\n", ":   \n") + "\n\n# end\n", id="trailing whitespace"),
+        pytest.param("\ufeff" + BLOCK, id="byte order mark"),
+        pytest.param(BLOCK.encode("utf-8"), id="bytes"),
+        pytest.param(
+            yaml.safe_dump(reordered(DATA), sort_keys=False, default_flow_style=False),
+            id="every field in reverse order",
+        ),
+        pytest.param(
+            yaml.safe_dump(DATA, sort_keys=False, default_flow_style=True, width=60),
+            id="PyYAML flow",
+        ),
+        pytest.param(json.dumps(reordered(DATA), indent=3), id="JSON"),
+    ],
+)
+def test_the_same_recipe_written_differently_has_the_same_identity(text):
+    other = compiled(text)
+    assert other.canonical == REFERENCE.canonical
+    assert other.content_hash == REFERENCE.content_hash
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        pytest.param("alert_high: 1e9", "alert_high: 1.1e9", id="a limit"),
+        pytest.param("version: 2", "version: 3", id="the version"),
+        pytest.param("max: 90 min", "max: 91 min", id="a timer"),
+        pytest.param("perform: supervisor", "perform: qa", id="who performs"),
+        pytest.param("decimals: 2", "decimals: 3", id="decimals"),
+        pytest.param("round(weigh.mass / 0.5)", "round(weigh.mass * 2)", id="an expression"),
+        pytest.param("on the balance.", "on the balance", id="a full stop"),
+        pytest.param("Weigh the bulk bag", "Weigh  the bulk bag", id="a space inside text"),
+        pytest.param(
+            "                unit: g\n                decimals: 2\n",
+            "                unit: g\n                decimals: 2\n                required: false\n",
+            id="an optional input",
+        ),
+    ],
+)
+def test_any_change_to_what_the_recipe_says_changes_its_identity(old, new):
+    assert BLOCK.count(old) == 1
+    other = compiled(BLOCK.replace(old, new))
+    assert other.content_hash != REFERENCE.content_hash
+    assert other.canonical != REFERENCE.canonical
+
+
+def test_the_order_of_inputs_is_part_of_the_recipe_it_is_the_order_of_the_form():
+    data = check_recipe(BLOCK)[0]
+    phase = data["unit_procedures"][0]["operations"][0]["phases"][0]
+    phase["inputs"] = dict(reversed(phase["inputs"].items()))
+    other = compiled(yaml.safe_dump(data, sort_keys=False))
+    assert other.content_hash != REFERENCE.content_hash
+    assert [i["id"] for i in next(other.phases())["inputs"]] == ["mass", "particles"]
+
+
+def test_an_explicit_default_gives_the_same_identity_as_the_default_left_out():
+    explicit = (
+        BLOCK.replace(
+            "        name: Dispense\n", "        name: Dispense\n        ordering: sequence\n"
+        )
+        .replace(
+            "                decimals: 2\n",
+            "                decimals: 2\n                required: true\n",
+        )
+        .replace(
+            "            name: Weigh the bulk\n",
+            "            name: Weigh the bulk\n            perform: operator\n",
+        )
+    )
+    assert compiled(explicit).content_hash == REFERENCE.content_hash
+
+
+def test_the_compiled_form_has_every_default_filled_in_and_durations_in_seconds():
+    data = REFERENCE.data
+    assert data["format"] == "gmp-mes/recipe/1"
+    assert data["description"] is None
+    assert data["expected_duration_seconds"] == 5400
+    assert data["chain_of_identity"] == [
+        {"id": "lot", "label": "Lot number", "kind": "identifier", "pattern": "^L[0-9]{6}$"}
+    ]
+    (unit,) = data["unit_procedures"]
+    (operation,) = unit["operations"]
+    assert unit["description"] is None
+    assert operation["ordering"] == "sequence"
+    weigh, label_vials = operation["phases"]
+    assert (weigh["perform"], weigh["verify"], weigh["when"]) == ("operator", None, None)
+    assert (weigh["timers"], weigh["calculations"], weigh["materials"]) == ([], [], [])
+    assert (weigh["equipment"], weigh["identity_checks"]) == ([], [])
+    particles, mass = weigh["inputs"]
+    assert particles == {
+        "id": "particles",
+        "label": "Particle count",
+        "type": "number",
+        "unit": "each",
+        "decimals": None,
+        "target": None,
+        "alert_low": None,
+        "alert_high": 1e9,
+        "action_low": None,
+        "action_high": 2000000000,
+        "required": True,
+        "options": None,
+        "pattern": None,
+        "help": None,
+    }
+    assert (mass["id"], mass["required"], mass["decimals"]) == ("mass", True, 2)
+    assert label_vials["perform"] == "supervisor"
+    assert label_vials["timers"] == [{"after": "weigh", "min_seconds": None, "max_seconds": 5400}]
+    assert label_vials["calculations"] == [
+        {
+            "id": "vials",
+            "label": "Vials to fill",
+            "type": "calculation",
+            "unit": "vial",
+            "decimals": None,
+            "target": None,
+            "alert_low": None,
+            "alert_high": None,
+            "action_low": None,
+            "action_high": None,
+            "expression": "round(weigh.mass / 0.5)",
+        }
+    ]
+
+
+def test_a_condition_with_equals_compiles_as_a_list_of_one():
+    text = BLOCK.replace(
+        "            perform: supervisor\n",
+        "            perform: supervisor\n            when:\n              input: weigh.ok\n"
+        "              equals: true\n",
+    ).replace(
+        "                decimals: 2\n",
+        "                decimals: 2\n              ok:\n                label: Bag intact\n"
+        "                type: yes_no\n",
+    )
+    phase = list(compiled(text).phases())[1]
+    assert phase["when"] == {"input": "weigh.ok", "in": [True]}
+
+
+def test_the_canonical_json_is_rfc_8785_and_the_identity_is_its_sha256():
+    canonical = REFERENCE.canonical
+    assert rfc8785.dumps(json.loads(canonical)) == canonical
+    assert json.loads(canonical) == REFERENCE.data
+    assert canonical == json.dumps(
+        json.loads(canonical), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode("utf-8")
+    assert b"\n" not in canonical and b": " not in canonical and b", " not in canonical
+    assert b'"alert_high":1000000000,' in canonical  # 1e9, written as JSON writes numbers
+    assert REFERENCE.content_hash == hashlib.sha256(canonical).hexdigest()
+
+
+def test_compiling_twice_gives_the_same_bytes():
+    assert compiled(BLOCK).canonical == compiled(BLOCK).canonical
