@@ -15,6 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import fastjsonschema
 import pytest
 import yaml
 from hypothesis import HealthCheck, event, given, settings
@@ -22,7 +23,14 @@ from hypothesis import strategies as st
 from test_recipe_validation import BASE
 
 from mes.core.expressions import ExpressionError, parse
-from mes.core.recipe import RecipeInvalid, check_recipe, load_recipe
+from mes.core.recipe import (
+    RecipeInvalid,
+    _fast_check,
+    _validator,
+    check_recipe,
+    load_recipe,
+    parse_yaml,
+)
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 FUZZ = settings(
@@ -427,3 +435,31 @@ def test_evaluating_any_expression_gives_a_finite_number_or_an_expression_error(
         return
     assert isinstance(result, float)
     assert math.isfinite(result)
+
+
+# --- the fast paths agree with the thorough ones ---------------------------------------------
+
+
+@FUZZ
+@given(st.text(max_size=300) | YAMLISH | DOCUMENTS.map(lambda d: dumped(d, None)))
+def test_the_c_parser_reads_every_text_exactly_as_the_python_parser(text):
+    fast_data, fast_positions, fast_problems = parse_yaml(text)
+    data, positions, problems = parse_yaml(text, fast=False)
+    assert (fast_data, fast_problems) == (data, problems)
+    assert fast_positions == positions
+
+
+@pytest.mark.parametrize("name", sorted(SOURCES))
+@settings(FUZZ, max_examples=25)
+@given(draw=st.data())
+def test_the_compiled_schema_check_accepts_exactly_what_jsonschema_accepts(name, draw):
+    data = copy.deepcopy(parsed(name))
+    del data["unit_procedures"][1:]
+    for _ in range(draw.draw(st.integers(0, 3), label="mutations")):
+        mutate(data, draw)
+    try:
+        _fast_check()(data)
+        fast_accepts = True
+    except fastjsonschema.JsonSchemaException:
+        fast_accepts = False
+    assert fast_accepts == (next(_validator().iter_errors(data), None) is None)
