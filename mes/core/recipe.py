@@ -13,16 +13,20 @@ raises anything but :class:`RecipeInvalid`.
 
 The compiled form is plain JSON data with every default filled in (durations in seconds,
 inputs as ordered lists); the SHA-256 of its RFC 8785 canonical JSON is the version's content
-identity, the same whatever the key order, whitespace or YAML style of the file.
+identity, the same whatever the order of a mapping's fields, the whitespace or the YAML style of
+the file. The order of inputs, calculations and chain-of-identity fields is content (it is the
+order the operator sees), so reordering them is a change.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -32,7 +36,7 @@ import jsonschema
 import yaml
 
 from mes.core import expressions
-from mes.core.canonical import canonical_json, content_hash
+from mes.core.canonical import canonical_json
 from mes.core.errors import MesError
 from mes.core.units import is_known_unit, suggest_unit
 
@@ -149,6 +153,9 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
+_STR = "tag:yaml.org,2002:str"
+
+
 class _Builder:
     """Turns composed YAML nodes into plain data, recording positions and duplicate keys."""
 
@@ -172,7 +179,10 @@ class _Builder:
     def scalar(self, node: yaml.Node, path: Path) -> Any:
         """The value of a scalar; a value PyYAML cannot build (a 13th month) is a problem here."""
         try:
-            value = self.loader.construct_object(node, deep=True)
+            # Most scalars are plain text (every key): taken as is, skipping the constructor.
+            value = (
+                node.value if node.tag == _STR else self.loader.construct_object(node, deep=True)
+            )
         except (ValueError, TypeError, OverflowError) as error:
             self.problems.append(Problem(*_mark(node), path, f"unreadable value: {error}"))
             return str(node.value)
@@ -451,19 +461,33 @@ def _shown(value: Any) -> str:
 
 def parse_duration(text: str) -> float:
     """'48 h' → 172800.0 seconds (the schema has already checked the form)."""
+    return float(_exact_seconds(text))
+
+
+def _exact_seconds(text: str) -> Decimal:
+    """Decimal arithmetic: '2.3 d' and '55.2 h' are the same 198720 s (binary floats differ)."""
     match = DURATION.match(text.strip())
     if match is None:
         raise ValueError(f"not a duration: {text!r}")
-    return float(match.group(1)) * SECONDS[match.group(2)]
+    return Decimal(match.group(1)) * SECONDS[match.group(2)]
 
 
 def _seconds(text: str) -> int | float:
-    value = parse_duration(text)
-    return int(value) if value.is_integer() else value
+    value = _exact_seconds(text)
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def _decimal_places(value: float) -> int:
+    """How many decimals a number is written with: 95.25 → 2, 80 → 0, 1e-07 → 7."""
+    exponent = Decimal(repr(value)).normalize().as_tuple().exponent
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
 def _number_text(value: float) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    """A limit as the author wrote it: 80 (not 80.0), 85.25, 1e-07."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        return str(int(value))
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 @dataclass
@@ -475,6 +499,8 @@ class _PhaseInfo:
     ordering: str
     values: dict[str, str]  # input/calculation id → type ("calculation" for calculations)
     options: dict[str, list[Any]]
+    optional: frozenset[str] = frozenset()  # inputs that may be left empty
+    conditional: bool = False  # runs only when its condition holds (may be skipped)
 
 
 class _Checker:
@@ -587,6 +613,12 @@ class _Checker:
                         operation.get("ordering", "sequence"),
                         values,
                         options,
+                        frozenset(
+                            k
+                            for k, v in phase.get("inputs", {}).items()
+                            if isinstance(v, dict) and v.get("required") is False
+                        ),
+                        phase.get("when") is not None,
                     )
                     index += 1
 
@@ -689,6 +721,8 @@ class _Checker:
             elif kind == "integer" and "decimals" in spec:
                 self.problem(path, "an integer input has no decimals", at=(*path, "decimals"))
             self.limits(path, spec)
+            if kind in NUMERIC_INPUTS:
+                self.precision(path, spec, kind)
             if kind == "choice":
                 options = spec.get("options")
                 if not options:
@@ -764,6 +798,34 @@ class _Checker:
                 )
                 return
 
+    def precision(self, path: Path, spec: Mapping[str, Any], kind: str) -> None:
+        """Limits are written no finer than the value is recorded.
+
+        Whole numbers for integers, and within ``decimals`` when given: a limit of 95.25 on a
+        value kept to 0.1 % misleads.
+        """
+        decimals = spec.get("decimals")
+        if not isinstance(decimals, int) or isinstance(decimals, bool):
+            decimals = None
+        for name in LIMIT_FIELDS:
+            value = spec.get(name)
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                continue
+            if kind == "integer" and not float(value).is_integer():
+                self.problem(
+                    path,
+                    f"{name} {_number_text(value)} is not a whole number, but the input is an "
+                    "integer",
+                    at=(*path, name),
+                )
+            elif decimals is not None and _decimal_places(value) > decimals:
+                self.problem(
+                    path,
+                    f"{name} {_number_text(value)} has more decimals than the {decimals} the "
+                    "value is recorded with",
+                    at=(*path, name),
+                )
+
     # calculations ------------------------------------------------------------------------
 
     def check_calculations(self, phase_path: Path, phase: dict[str, Any], info: _PhaseInfo) -> None:
@@ -774,6 +836,7 @@ class _Checker:
             if "unit" in spec:
                 self.unit(path, spec["unit"], (*path, "unit"))
             self.limits(path, spec)
+            self.precision(path, spec, "calculation")
             try:
                 parsed = expressions.parse(spec["expression"])
             except expressions.ExpressionError as error:
@@ -812,11 +875,21 @@ class _Checker:
                 self.problem(path, f"'{name}' is a {info.values[name]} input, not a number", at=at)
             elif info.values[name] == "calculation":
                 local.add(name)
+            elif name in info.optional:
+                self.optional_read(path, at, name)
             return
         phase_id, value_id = name.split(".", 1)
         if not self.reference(path, at, info, phase_id, "the calculation"):
             return
         referred = self.phases[phase_id]
+        if referred.conditional:
+            self.problem(
+                path,
+                f"the calculation reads '{name}', but phase '{phase_id}' runs only when its "
+                "condition holds, so the value may never be recorded",
+                at=at,
+            )
+            return
         if value_id not in referred.values:
             self.problem(path, f"the calculation refers to unknown input '{name}'", at=at)
         elif referred.values[value_id] not in (*NUMERIC_INPUTS, "calculation") and _known_type(
@@ -825,13 +898,31 @@ class _Checker:
             self.problem(
                 path, f"'{name}' is a {referred.values[value_id]} input, not a number", at=at
             )
+        elif value_id in referred.optional:
+            self.optional_read(path, at, name)
+
+    def optional_read(self, path: Path, at: Path, name: str) -> None:
+        self.problem(
+            path,
+            f"the calculation reads '{name}', which is optional: a calculation needs required "
+            "inputs, or it cannot be worked out when one is left empty",
+            at=at,
+        )
 
     # timers and conditions ---------------------------------------------------------------
 
     def check_timers(self, phase_path: Path, phase: dict[str, Any], info: _PhaseInfo) -> None:
+        starts: set[str] = set()
         for t, timer in enumerate(phase.get("timers", [])):
             path: Path = (*phase_path, "timers", t)
-            self.reference(path, (*path, "after"), info, timer["after"], "the timer")
+            if self.reference(path, (*path, "after"), info, timer["after"], "the timer"):
+                if timer["after"] in starts:
+                    self.problem(
+                        path,
+                        f"a second timer after '{timer['after']}': give min and max in one timer",
+                        at=(*path, "after"),
+                    )
+                starts.add(timer["after"])
             for name in ("min", "max"):
                 self.duration(path, timer.get(name), name)
             if (
@@ -868,6 +959,13 @@ class _Checker:
                     at=at,
                 )
             return
+        if input_id in referred.optional:
+            self.problem(
+                path,
+                f"'{condition['input']}' is optional: a condition needs a required input, or "
+                "the phase is undecided when it is left empty",
+                at=at,
+            )
         wanted = [condition["equals"]] if "equals" in condition else list(condition["in"])
         field_name = "equals" if "equals" in condition else "in"
         for value in wanted:
@@ -888,9 +986,30 @@ class _Checker:
     def check_phase_resources(
         self, phase_path: Path, phase: dict[str, Any], _info: _PhaseInfo
     ) -> None:
+        codes: set[str] = set()
         for m, material in enumerate(phase.get("materials", [])):
             path: Path = (*phase_path, "materials", m)
             self.unit(path, material["unit"], (*path, "unit"))
+            if material["code"] in codes:
+                self.problem(
+                    path,
+                    f"material {material['code']} is listed twice: give its total quantity once",
+                    at=(*path, "code"),
+                )
+            codes.add(material["code"])
+        instruments: set[tuple[str, str | None]] = set()
+        for e, equipment in enumerate(phase.get("equipment", [])):
+            key = (equipment["class"], equipment.get("label"))
+            if key in instruments:
+                path = (*phase_path, "equipment", e)
+                how = "with the same label" if key[1] else "without a label"
+                self.problem(
+                    path,
+                    f"equipment '{key[0]}' is listed twice {how}: give each instrument its own "
+                    "label",
+                    at=(*path, "class"),
+                )
+            instruments.add(key)
         seen: set[str] = set()
         for c, check in enumerate(phase.get("identity_checks", [])):
             path = (*phase_path, "identity_checks", c)
@@ -950,6 +1069,11 @@ def _find_cycle(start: str, edges: Mapping[str, set[str]]) -> list[str] | None:
 # --- compiling ----------------------------------------------------------------------------
 
 
+def _text_or_none(text: str | None) -> str | None:
+    """Optional text left empty (or only spaces) is the same as absent: one identity."""
+    return text if text and text.strip() else None
+
+
 def _value_spec(value_id: str, spec: Mapping[str, Any], kind: str) -> dict[str, Any]:
     compiled = {
         "id": value_id,
@@ -970,7 +1094,7 @@ def _compile_phase(phase: Mapping[str, Any]) -> dict[str, Any]:
             required=spec.get("required", True),
             options=list(spec["options"]) if "options" in spec else None,
             pattern=spec.get("pattern"),
-            help=spec.get("help"),
+            help=_text_or_none(spec.get("help")),
         )
         inputs.append(compiled)
     calculations = []
@@ -1023,7 +1147,7 @@ def compile_recipe(data: Mapping[str, Any]) -> dict[str, Any]:
         "recipe_code": data["recipe_code"],
         "version": data["version"],
         "title": data["title"],
-        "description": data.get("description"),
+        "description": _text_or_none(data.get("description")),
         "product": {
             "code": data["product"]["code"],
             "name": data["product"]["name"],
@@ -1044,12 +1168,12 @@ def compile_recipe(data: Mapping[str, Any]) -> dict[str, Any]:
             {
                 "id": unit["id"],
                 "name": unit["name"],
-                "description": unit.get("description"),
+                "description": _text_or_none(unit.get("description")),
                 "operations": [
                     {
                         "id": op["id"],
                         "name": op["name"],
-                        "description": op.get("description"),
+                        "description": _text_or_none(op.get("description")),
                         "ordering": op.get("ordering", "sequence"),
                         "phases": [_compile_phase(phase) for phase in op["phases"]],
                     }
@@ -1063,19 +1187,19 @@ def compile_recipe(data: Mapping[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class CompiledRecipe:
-    """A valid recipe in compiled form, with its content identity."""
+    """A valid recipe in compiled form, with its content identity.
+
+    The canonical bytes and hash are taken once, when it is made: treat ``data`` as read-only.
+    """
 
     data: dict[str, Any]
+    canonical: bytes = field(init=False, repr=False, compare=False)
+    content_hash: str = field(init=False, compare=False)
 
-    @property
-    def canonical(self) -> bytes:
-        """RFC 8785 canonical JSON of the compiled recipe."""
-        return canonical_json(self.data)
-
-    @property
-    def content_hash(self) -> str:
-        """SHA-256 of the canonical JSON: the version's content identity."""
-        return content_hash(self.data)
+    def __post_init__(self) -> None:
+        canonical = canonical_json(self.data)
+        object.__setattr__(self, "canonical", canonical)
+        object.__setattr__(self, "content_hash", hashlib.sha256(canonical).hexdigest())
 
     @property
     def recipe_code(self) -> str:

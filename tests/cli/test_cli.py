@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import stat
+from pathlib import Path
 
 import sqlalchemy as sa
 from support import PASSWORD
@@ -234,4 +235,8 @@ def test_db_upgrade_is_idempotent(instance):
     assert instance.init().code == 0
     result = instance.run("db", "upgrade")
     assert result.code == 0
-    assert "Schema already at 0001" in result.out
+    migrations = sorted(
+        (Path(__file__).resolve().parents[2] / "migrations" / "versions").glob("*.py")
+    )
+    head = migrations[-1].name.split("_")[3]  # 2026_11_22_0002_master_recipes.py → 0002
+    assert result.out == f"Schema already at {head}.\n"

@@ -198,8 +198,8 @@ def test_the_same_recipe_written_differently_has_the_same_identity(text):
         pytest.param("on the balance.", "on the balance", id="a full stop"),
         pytest.param("Weigh the bulk bag", "Weigh  the bulk bag", id="a space inside text"),
         pytest.param(
-            "                unit: g\n                decimals: 2\n",
-            "                unit: g\n                decimals: 2\n                required: false\n",
+            "                unit: each\n                alert_high: 1e9\n",
+            "                unit: each\n                required: false\n                alert_high: 1e9\n",
             id="an optional input",
         ),
     ],

@@ -51,6 +51,7 @@ unit_procedures:
               condition:
                 label: Bag condition
                 type: choice
+                required: true
                 options:
                   - intact
                   - damaged
@@ -58,13 +59,21 @@ unit_procedures:
                 label: Note
                 type: text
                 required: false
+          - id: report_damage
+            name: Report the damage
+            instructions: Photograph the damage and estimate the volume lost.
+            when:
+              input: check_bag.condition
+              equals: damaged
+            inputs:
+              volume_lost:
+                label: Volume lost
+                type: number
+                unit: mL
           - id: count
             name: Count the cells
             instructions: Count the cells.
             verify: supervisor
-            when:
-              input: check_bag.condition
-              equals: intact
             timers:
               - after: check_bag
                 max: 4 h
@@ -73,6 +82,7 @@ unit_procedures:
                 label: Viability
                 type: number
                 unit: "%"
+                decimals: 1
                 target: 90
                 alert_low: 80
                 action_low: 70
@@ -91,6 +101,8 @@ unit_procedures:
                 label: Dose volume
                 expression: round(viable_volume / 2, 1)
                 unit: mL
+                decimals: 1
+                action_high: 100
   - id: culture
     name: Culture
     operations:
@@ -109,6 +121,10 @@ unit_procedures:
                 name: Culture medium
                 quantity: 500
                 unit: mL
+              - code: IL2-1
+                name: Interleukin-2
+                quantity: 2
+                unit: mL
           - id: incubate
             name: Start the incubator
             instructions: Put the bag in the incubator.
@@ -116,6 +132,8 @@ unit_procedures:
               - after: add_media
                 min: 30 min
                 max: 2 h
+              - after: count
+                max: 6 h
             calculations:
               media_ratio:
                 label: Media per mL of cells
@@ -144,9 +162,19 @@ def problems(text: str | bytes) -> list[str]:
     return caught.value.lines()
 
 
-CHECK_BAG = "unit_procedures[0].operations[0].phases[0]"  # the phase 'check_bag', lines 25-42
-COUNT = "unit_procedures[0].operations[0].phases[1]"  # the phase 'count', lines 43-75
-SEED = "unit_procedures[1].operations[0]"  # the parallel operation 'seed', lines 79-106
+def valid(text: str) -> bool:
+    """True when ``text`` is a valid recipe (and compiles)."""
+    data, found = check_recipe(text)
+    assert found == [], found
+    return data is not None and len(load_recipe(text, NAME).content_hash) == 64
+
+
+CHECK_BAG = "unit_procedures[0].operations[0].phases[0]"  # the phase 'check_bag', lines 25-43
+REPORT_DAMAGE = "unit_procedures[0].operations[0].phases[1]"  # 'report_damage', lines 44-54
+COUNT = "unit_procedures[0].operations[0].phases[2]"  # the phase 'count', lines 55-87
+SEED = "unit_procedures[1].operations[0]"  # the parallel operation 'seed', lines 91-124
+VIABLE_VOLUME = f"{COUNT}.calculations.viable_volume"  # line 80: viability * volume / 100
+MEDIA_RATIO = f"{SEED}.phases[1].calculations.media_ratio"  # line 122: 500 / count.volume
 
 
 def test_the_base_recipe_is_valid():
@@ -154,7 +182,13 @@ def test_the_base_recipe_is_valid():
     assert found == []
     assert data is not None
     recipe = load_recipe(BASE, NAME)
-    assert [p["id"] for p in recipe.phases()] == ["check_bag", "count", "add_media", "incubate"]
+    assert [p["id"] for p in recipe.phases()] == [
+        "check_bag",
+        "report_damage",
+        "count",
+        "add_media",
+        "incubate",
+    ]
     assert len(recipe.content_hash) == 64
 
 
@@ -165,37 +199,37 @@ def test_the_base_recipe_is_valid():
     ("edit", "expected"),
     [
         pytest.param(
-            (94, "id: incubate", "id: add_media"),
-            f"{NAME}:94:13 {SEED}.phases[1]: duplicate ID 'add_media' "
-            f"(already used at line 83, {SEED}.phases[0])",
+            (110, "id: incubate", "id: add_media"),
+            f"{NAME}:110:13 {SEED}.phases[1]: duplicate ID 'add_media' "
+            f"(already used at line 95, {SEED}.phases[0])",
             id="phase",
         ),
         pytest.param(
-            (79, "id: seed", "id: inspect"),
-            f"{NAME}:79:9 {SEED}: duplicate ID 'inspect' "
+            (91, "id: seed", "id: inspect"),
+            f"{NAME}:91:9 {SEED}: duplicate ID 'inspect' "
             "(already used at line 22, unit_procedures[0].operations[0])",
             id="operation",
         ),
         pytest.param(
-            (76, "id: culture", "id: receipt"),
-            f"{NAME}:76:5 unit_procedures[1]: duplicate ID 'receipt' "
+            (88, "id: culture", "id: receipt"),
+            f"{NAME}:88:5 unit_procedures[1]: duplicate ID 'receipt' "
             "(already used at line 19, unit_procedures[0])",
             id="unit procedure",
         ),
         pytest.param(
-            (94, "id: incubate", "id: seed"),
-            f"{NAME}:94:13 {SEED}.phases[1]: duplicate ID 'seed' (already used at line 79, {SEED})",
+            (110, "id: incubate", "id: seed"),
+            f"{NAME}:110:13 {SEED}.phases[1]: duplicate ID 'seed' (already used at line 91, {SEED})",
             id="phase with the ID of an operation",
         ),
         pytest.param(
-            (58, "target: 90", "alert_low: 90"),
-            f"{NAME}:59:17 {COUNT}.inputs.viability.alert_low: "
-            "duplicate key 'alert_low' (first given on line 58)",
+            (68, "target: 90", "alert_low: 90"),
+            f"{NAME}:69:17 {COUNT}.inputs.viability.alert_low: "
+            "duplicate key 'alert_low' (first given on line 68)",
             id="YAML key",
         ),
         pytest.param(
-            (72, "dose_volume", "viability"),
-            f"{NAME}:72:15 {COUNT}.calculations.viability: "
+            (82, "dose_volume", "viability"),
+            f"{NAME}:82:15 {COUNT}.calculations.viability: "
             "'viability' is already the ID of an input of this phase",
             id="calculation with the ID of an input",
         ),
@@ -205,6 +239,71 @@ def test_a_duplicate_is_named_where_it_is_repeated(edit, expected):
     assert problems(edited(edit)) == [expected]
 
 
+@pytest.mark.parametrize(
+    ("edits", "expected"),
+    [
+        pytest.param(
+            [(117, "after: count", "after: add_media")],
+            f"{NAME}:117:17 {SEED}.phases[1].timers[1]: a second timer after 'add_media': give "
+            "min and max in one timer",
+            id="timer after the same phase",
+        ),
+        pytest.param(
+            [(106, "code: IL2-1", "code: MEDIA-1")],
+            f"{NAME}:106:17 {SEED}.phases[0].materials[1]: material MEDIA-1 is listed twice: "
+            "give its total quantity once",
+            id="material",
+        ),
+        pytest.param(
+            [(124, "- class: incubator", "- class: incubator\n              - class: incubator")],
+            f"{NAME}:125:17 {SEED}.phases[1].equipment[1]: equipment 'incubator' is listed twice "
+            "without a label: give each instrument its own label",
+            id="equipment without labels",
+        ),
+        pytest.param(
+            [
+                (
+                    124,
+                    "- class: incubator",
+                    "- class: incubator\n                label: Left\n"
+                    "              - class: incubator\n                label: Left",
+                )
+            ],
+            f"{NAME}:126:17 {SEED}.phases[1].equipment[1]: equipment 'incubator' is listed twice "
+            "with the same label: give each instrument its own label",
+            id="equipment with the same label",
+        ),
+    ],
+)
+def test_a_timer_material_or_instrument_given_twice_in_a_phase_is_refused(edits, expected):
+    assert problems(edited(*edits)) == [expected]
+
+
+def test_the_same_start_material_or_instrument_class_is_allowed_where_it_is_distinct():
+    # Two phases may each time from 'count' (as the base recipe does), two phases may use the
+    # same material, and one phase may use two instruments of a class told apart by labels.
+    assert valid(
+        edited(
+            (
+                124,
+                "- class: incubator",
+                "- class: incubator\n                label: Left\n"
+                "              - class: incubator\n                label: Right",
+            ),
+            (
+                122,
+                "expression: 500 / count.volume",
+                "expression: 500 / count.volume\n"
+                "            materials:\n"
+                "              - code: MEDIA-1\n"
+                "                name: Culture medium\n"
+                "                quantity: 100\n"
+                "                unit: mL",
+            ),
+        )
+    )
+
+
 # --- references between phases --------------------------------------------------------------
 
 
@@ -212,39 +311,45 @@ def test_a_duplicate_is_named_where_it_is_repeated(edit, expected):
     ("edit", "expected"),
     [
         pytest.param(
-            (51, "after: check_bag", "after: check_bags"),
-            f"{NAME}:51:17 {COUNT}.timers[0]: the timer refers to unknown phase 'check_bags'",
+            (60, "after: check_bag", "after: check_bags"),
+            f"{NAME}:60:17 {COUNT}.timers[0]: the timer refers to unknown phase 'check_bags'",
             id="timer to an unknown phase",
         ),
         pytest.param(
-            (51, "after: check_bag", "after: incubate"),
-            f"{NAME}:51:17 {COUNT}.timers[0]: the timer refers to phase 'incubate', which comes "
+            (60, "after: check_bag", "after: incubate"),
+            f"{NAME}:60:17 {COUNT}.timers[0]: the timer refers to phase 'incubate', which comes "
             f"later ({SEED}.phases[1]); only earlier phases can be referred to",
             id="timer to a later phase",
         ),
         pytest.param(
-            (51, "after: check_bag", "after: count"),
-            f"{NAME}:51:17 {COUNT}.timers[0]: the timer refers to its own phase 'count'",
+            (60, "after: check_bag", "after: count"),
+            f"{NAME}:60:17 {COUNT}.timers[0]: the timer refers to its own phase 'count'",
             id="timer to its own phase",
         ),
         pytest.param(
-            (104, "count.volume", "incubate.volume"),
-            f"{NAME}:104:17 {SEED}.phases[1].calculations.media_ratio: "
+            (122, "count.volume", "incubate.volume"),
+            f"{NAME}:122:17 {SEED}.phases[1].calculations.media_ratio: "
             "the calculation refers to its own phase 'incubate'",
             id="calculation to its own phase",
         ),
         pytest.param(
-            (70, "volume", "add_media.volume"),
-            f"{NAME}:70:17 {COUNT}.calculations.viable_volume: the calculation refers to phase "
+            (80, "volume", "add_media.volume"),
+            f"{NAME}:80:17 {COUNT}.calculations.viable_volume: the calculation refers to phase "
             f"'add_media', which comes later ({SEED}.phases[0]); only earlier phases can be "
             "referred to",
             id="calculation to a later phase",
         ),
         pytest.param(
-            (48, "check_bag.condition", "incubate.condition"),
-            f"{NAME}:48:15 {COUNT}.when: the condition refers to phase 'incubate', which comes "
-            f"later ({SEED}.phases[1]); only earlier phases can be referred to",
+            (48, "check_bag.condition", "count.viability"),
+            f"{NAME}:48:15 {REPORT_DAMAGE}.when: the condition refers to phase 'count', which "
+            f"comes later ({COUNT}); only earlier phases can be referred to",
             id="condition on a later phase",
+        ),
+        pytest.param(
+            (48, "check_bag.condition", "report_damage.volume_lost"),
+            f"{NAME}:48:15 {REPORT_DAMAGE}.when: the condition refers to its own phase "
+            "'report_damage'",
+            id="condition on its own phase",
         ),
     ],
 )
@@ -252,35 +357,63 @@ def test_a_reference_to_an_unknown_later_or_own_phase_is_refused(edit, expected)
     assert problems(edited(edit)) == [expected]
 
 
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        pytest.param(
+            (122, "count.volume", "report_damage.volume_lost"),
+            f"{NAME}:122:17 {MEDIA_RATIO}: the calculation reads 'report_damage.volume_lost', "
+            "but phase 'report_damage' runs only when its condition holds, so the value may "
+            "never be recorded",
+            id="of a later operation",
+        ),
+        pytest.param(
+            (80, "viability * volume / 100", "viability * report_damage.volume_lost / 100"),
+            f"{NAME}:80:17 {VIABLE_VOLUME}: the calculation reads 'report_damage.volume_lost', "
+            "but phase 'report_damage' runs only when its condition holds, so the value may "
+            "never be recorded",
+            id="of the same operation",
+        ),
+    ],
+)
+def test_a_calculation_may_not_read_a_value_of_a_phase_that_may_be_skipped(edit, expected):
+    assert problems(edited(edit)) == [expected]
+
+
+def test_a_timer_may_start_after_a_phase_that_may_be_skipped():
+    # docs/recipe-format.md (Timers): such a timer never starts when the phase is skipped.
+    assert valid(edited((60, "after: check_bag", "after: report_damage")))
+
+
 @pytest.mark.parametrize("ordering", ["parallel", "any_order"])
 def test_phases_of_a_parallel_or_any_order_operation_that_wait_for_each_other_are_a_cycle(
     ordering,
 ):
-    text = edited((81, "parallel", ordering), (87, "after: count", "after: incubate"))
+    text = edited((93, "parallel", ordering), (99, "after: count", "after: incubate"))
     assert problems(text) == [
-        f"{NAME}:83:13 {SEED}.phases[0]: phases wait for each other in a cycle: "
+        f"{NAME}:95:13 {SEED}.phases[0]: phases wait for each other in a cycle: "
         "add_media → incubate → add_media"
     ]
 
 
 def test_in_a_sequence_a_phase_cannot_wait_for_the_next_one():
-    text = edited((81, "parallel", "sequence"), (87, "after: count", "after: incubate"))
+    text = edited((93, "parallel", "sequence"), (99, "after: count", "after: incubate"))
     assert problems(text) == [
-        f"{NAME}:87:17 {SEED}.phases[0].timers[0]: the timer refers to phase 'incubate', which "
+        f"{NAME}:99:17 {SEED}.phases[0].timers[0]: the timer refers to phase 'incubate', which "
         f"comes later ({SEED}.phases[1]); only earlier phases can be referred to"
     ]
 
 
 def test_calculations_that_depend_on_each_other_are_a_cycle_named_once():
-    assert problems(edited((70, "viability * volume / 100", "dose_volume * 2"))) == [
-        f"{NAME}:74:17 {COUNT}.calculations.dose_volume: calculations depend on each other in a "
+    assert problems(edited((80, "viability * volume / 100", "dose_volume * 2"))) == [
+        f"{NAME}:84:17 {COUNT}.calculations.dose_volume: calculations depend on each other in a "
         "cycle: dose_volume → viable_volume → dose_volume"
     ]
 
 
 def test_a_calculation_that_refers_to_itself_is_refused():
-    assert problems(edited((70, "viability * volume / 100", "viable_volume + 1"))) == [
-        f"{NAME}:70:17 {COUNT}.calculations.viable_volume: "
+    assert problems(edited((80, "viability * volume / 100", "viable_volume + 1"))) == [
+        f"{NAME}:80:17 {COUNT}.calculations.viable_volume: "
         "the calculation 'viable_volume' refers to itself"
     ]
 
@@ -289,63 +422,134 @@ def test_a_calculation_that_refers_to_itself_is_refused():
 
 
 def test_a_timer_whose_min_is_above_its_max_is_refused():
-    assert problems(edited((99, "min: 30 min", "min: 3 h"))) == [
-        f"{NAME}:99:17 {SEED}.phases[1].timers[0]: min 3 h is above max 2 h"
+    assert problems(edited((115, "min: 30 min", "min: 3 h"))) == [
+        f"{NAME}:115:17 {SEED}.phases[1].timers[0]: min 3 h is above max 2 h"
     ]
 
 
 def test_a_timer_needs_a_min_or_a_max():
-    assert problems(edited((52, "max: 4 h", ""))) == [
-        f"{NAME}:51:17 {COUNT}.timers[0]: give at least one of: min, max"
+    assert problems(edited((61, "max: 4 h", ""))) == [
+        f"{NAME}:60:17 {COUNT}.timers[0]: give at least one of: min, max"
     ]
 
 
-VIABILITY = f"{COUNT}.inputs.viability"  # lines 54-60: target 90, alert_low 80, action_low 70
-VOLUME = f"{COUNT}.inputs.volume"  # lines 61-66: alert_high 120, action_high 150
+def test_durations_are_computed_exactly():
+    # In binary floating point 2.3 × 86400 is 198719.99999999997 and 55.2 × 3600 is 198720.0.
+    days = load_recipe(edited((9, "9 d", "2.3 d")), NAME)
+    hours = load_recipe(edited((9, "9 d", "55.2 h")), NAME)
+    assert days.data["expected_duration_seconds"] == 198720
+    assert type(days.data["expected_duration_seconds"]) is int
+    assert days.canonical == hours.canonical
+    assert days.content_hash == hours.content_hash
+    # A minimum equal to the maximum, written in other units, is not 'above' it.
+    assert valid(edited((115, "min: 30 min", "min: 55.2 h"), (116, "max: 2 h", "max: 2.3 d")))
+    # A duration that is not a whole number of seconds stays exact.
+    timer = load_recipe(edited((61, "max: 4 h", "max: 0.5 s")), NAME)
+    assert [p["timers"] for p in timer.phases()][2] == [
+        {"after": "check_bag", "min_seconds": None, "max_seconds": 0.5}
+    ]
+
+
+def test_an_empty_description_is_the_same_as_none():
+    text = edited(
+        (4, "title: Test CAR-T recipe", 'title: Test CAR-T recipe\ndescription: ""'),
+        (20, "name: Receipt", 'name: Receipt\n    description: ""'),
+        (23, "name: Inspect the bag", "name: Inspect the bag\n        description: ''"),
+    )
+    recipe = load_recipe(text, NAME)
+    assert recipe.data["description"] is None
+    assert recipe.data["unit_procedures"][0]["description"] is None
+    assert recipe.data["unit_procedures"][0]["operations"][0]["description"] is None
+    assert recipe.content_hash == load_recipe(BASE, NAME).content_hash
+
+
+VIABILITY = f"{COUNT}.inputs.viability"  # lines 63-70: decimals 1, target 90, alert_low 80, …
+VOLUME = f"{COUNT}.inputs.volume"  # lines 71-76: alert_high 120, action_high 150
+DOSE_VOLUME = f"{COUNT}.calculations.dose_volume"  # lines 82-87: decimals 1, action_high 100
 
 
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
         pytest.param(
-            (58, "target: 90", "target: 75"),
-            f"{NAME}:58:17 {VIABILITY}: target 75 is outside the alert limits (80 to ∞)",
+            (68, "target: 90", "target: 75"),
+            f"{NAME}:68:17 {VIABILITY}: target 75 is outside the alert limits (80 to ∞)",
             id="target outside the alert limits",
         ),
         pytest.param(
-            (65, "alert_high: 120", "target: 160"),
-            f"{NAME}:65:17 {VOLUME}: target 160 is outside the action limits (−∞ to 150)",
+            (75, "alert_high: 120", "target: 160"),
+            f"{NAME}:75:17 {VOLUME}: target 160 is outside the action limits (−∞ to 150)",
             id="target outside the action limits",
         ),
         pytest.param(
-            (60, "action_low: 70", "action_low: 85"),
-            f"{NAME}:60:17 {VIABILITY}: action_low 85 is above alert_low 80",
+            (70, "action_low: 70", "action_low: 85"),
+            f"{NAME}:70:17 {VIABILITY}: action_low 85 is above alert_low 80",
             id="action_low above alert_low",
         ),
         pytest.param(
-            (66, "action_high: 150", "action_high: 100"),
-            f"{NAME}:66:17 {VOLUME}: action_high 100 is below alert_high 120",
+            (76, "action_high: 150", "action_high: 100"),
+            f"{NAME}:76:17 {VOLUME}: action_high 100 is below alert_high 120",
             id="action_high below alert_high",
         ),
         pytest.param(
-            (58, "target: 90", "alert_high: 60"),
-            f"{NAME}:59:17 {VIABILITY}: alert_low 80 is above alert_high 60",
+            (68, "target: 90", "alert_high: 60"),
+            f"{NAME}:69:17 {VIABILITY}: alert_low 80 is above alert_high 60",
             id="alert_low above alert_high",
         ),
         pytest.param(
-            (65, "alert_high: 120", "action_low: 160"),
-            f"{NAME}:65:17 {VOLUME}: action_low 160 is above action_high 150",
+            (75, "alert_high: 120", "action_low: 160"),
+            f"{NAME}:75:17 {VOLUME}: action_low 160 is above action_high 150",
             id="action_low above action_high",
         ),
         pytest.param(
-            (58, "target: 90", "target: 72.5"),
-            f"{NAME}:58:17 {VIABILITY}: target 72.5 is outside the alert limits (80 to ∞)",
+            (68, "target: 90", "target: 72.5"),
+            f"{NAME}:68:17 {VIABILITY}: target 72.5 is outside the alert limits (80 to ∞)",
             id="decimal target",
         ),
     ],
 )
 def test_limits_out_of_order_are_named_at_the_limit_that_is_wrong(edit, expected):
     assert problems(edited(edit)) == [expected]
+
+
+@pytest.mark.parametrize(
+    ("edits", "expected"),
+    [
+        pytest.param(
+            [(73, "type: number", "type: integer"), (75, "alert_high: 120", "alert_high: 120.5")],
+            f"{NAME}:75:17 {VOLUME}: alert_high 120.5 is not a whole number, but the input is an "
+            "integer",
+            id="integer input",
+        ),
+        pytest.param(
+            [(69, "alert_low: 80", "alert_low: 85.25")],
+            f"{NAME}:69:17 {VIABILITY}: alert_low 85.25 has more decimals than the 1 the value "
+            "is recorded with",
+            id="input with decimals",
+        ),
+        pytest.param(
+            [(87, "action_high: 100", "action_high: 99.95")],
+            f"{NAME}:87:17 {DOSE_VOLUME}: action_high 99.95 has more decimals than the 1 the "
+            "value is recorded with",
+            id="calculation with decimals",
+        ),
+        pytest.param(
+            [(67, "decimals: 1", "decimals: 0"), (69, "alert_low: 80", "alert_low: 80.5")],
+            f"{NAME}:69:17 {VIABILITY}: alert_low 80.5 has more decimals than the 0 the value "
+            "is recorded with",
+            id="no decimals",
+        ),
+    ],
+)
+def test_a_limit_finer_than_the_value_is_recorded_is_refused(edits, expected):
+    assert problems(edited(*edits)) == [expected]
+
+
+def test_limits_as_fine_as_the_value_is_recorded_are_accepted():
+    assert valid(edited((69, "alert_low: 80", "alert_low: 80.5")))
+    assert valid(edited((73, "type: number", "type: integer"), (75, "120", "120.0")))
+    assert valid(edited((87, "action_high: 100", "action_high: 99.9")))
+    assert valid(edited((76, "action_high: 150", "action_high: 150.125")))  # no decimals given
 
 
 # --- units, calculations, conditions, identity -----------------------------------------------
@@ -355,24 +559,24 @@ def test_limits_out_of_order_are_named_at_the_limit_that_is_wrong(edit, expected
     ("edit", "expected"),
     [
         pytest.param(
-            (64, "unit: mL", "unit: mls"),
-            f"{NAME}:64:17 {VOLUME}: unknown unit 'mls'; use a unit from the list in "
+            (74, "unit: mL", "unit: mls"),
+            f"{NAME}:74:17 {VOLUME}: unknown unit 'mls'; use a unit from the list in "
             "docs/recipe-format.md",
             id="without a suggestion",
         ),
         pytest.param(
-            (64, "unit: mL", "unit: ml"),
-            f"{NAME}:64:17 {VOLUME}: unknown unit 'ml'; did you mean 'mL'?",
+            (74, "unit: mL", "unit: ml"),
+            f"{NAME}:74:17 {VOLUME}: unknown unit 'ml'; did you mean 'mL'?",
             id="with a suggestion",
         ),
         pytest.param(
-            (93, "unit: mL", "unit: ML"),
-            f"{NAME}:93:17 {SEED}.phases[0].materials[0]: unknown unit 'ML'; did you mean 'mL'?",
+            (105, "unit: mL", "unit: ML"),
+            f"{NAME}:105:17 {SEED}.phases[0].materials[0]: unknown unit 'ML'; did you mean 'mL'?",
             id="of a material",
         ),
         pytest.param(
-            (75, "unit: mL", "unit: x10^6 cells"),
-            f"{NAME}:75:17 {COUNT}.calculations.dose_volume: unknown unit 'x10^6 cells'; use a "
+            (85, "unit: mL", "unit: x10^6 cells"),
+            f"{NAME}:85:17 {DOSE_VOLUME}: unknown unit 'x10^6 cells'; use a "
             "unit from the list in docs/recipe-format.md",
             id="of a calculation",
         ),
@@ -382,59 +586,55 @@ def test_an_unknown_unit_is_named_with_a_suggestion_when_there_is_one(edit, expe
     assert problems(edited(edit)) == [expected]
 
 
-VIABLE_VOLUME = f"{COUNT}.calculations.viable_volume"  # line 70: viability * volume / 100
-MEDIA_RATIO = f"{SEED}.phases[1].calculations.media_ratio"  # line 104: 500 / count.volume
-
-
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
         pytest.param(
-            (70, "volume", "volum"),
-            f"{NAME}:70:17 {VIABLE_VOLUME}: the calculation refers to unknown input 'volum'",
+            (80, "volume", "volum"),
+            f"{NAME}:80:17 {VIABLE_VOLUME}: the calculation refers to unknown input 'volum'",
             id="unknown input of the phase",
         ),
         pytest.param(
-            (104, "count.volume", "count.volum"),
-            f"{NAME}:104:17 {MEDIA_RATIO}: the calculation refers to unknown input 'count.volum'",
+            (122, "count.volume", "count.volum"),
+            f"{NAME}:122:17 {MEDIA_RATIO}: the calculation refers to unknown input 'count.volum'",
             id="unknown input of an earlier phase",
         ),
         pytest.param(
-            (104, "count.volume", "counts.volume"),
-            f"{NAME}:104:17 {MEDIA_RATIO}: the calculation refers to unknown phase 'counts'",
+            (122, "count.volume", "counts.volume"),
+            f"{NAME}:122:17 {MEDIA_RATIO}: the calculation refers to unknown phase 'counts'",
             id="unknown phase",
         ),
         pytest.param(
-            (104, "count.volume", "check_bag.note"),
-            f"{NAME}:104:17 {MEDIA_RATIO}: 'check_bag.note' is a text input, not a number",
+            (122, "count.volume", "check_bag.note"),
+            f"{NAME}:122:17 {MEDIA_RATIO}: 'check_bag.note' is a text input, not a number",
             id="text input",
         ),
         pytest.param(
-            (104, "count.volume", "check_bag.condition"),
-            f"{NAME}:104:17 {MEDIA_RATIO}: 'check_bag.condition' is a choice input, not a number",
+            (122, "count.volume", "check_bag.condition"),
+            f"{NAME}:122:17 {MEDIA_RATIO}: 'check_bag.condition' is a choice input, not a number",
             id="choice input",
         ),
         pytest.param(
-            (70, "viability * volume / 100", "viability * (volume / 100"),
-            f"{NAME}:70:17 {VIABLE_VOLUME}: the expression 'viability * (volume / 100' cannot "
+            (80, "viability * volume / 100", "viability * (volume / 100"),
+            f"{NAME}:80:17 {VIABLE_VOLUME}: the expression 'viability * (volume / 100' cannot "
             "be read: expected ')' at position 26, found the end",
             id="unbalanced parenthesis",
         ),
         pytest.param(
-            (70, "viability * volume / 100", "viability ** 2"),
-            f"{NAME}:70:17 {VIABLE_VOLUME}: the expression 'viability ** 2' cannot be read: "
+            (80, "viability * volume / 100", "viability ** 2"),
+            f"{NAME}:80:17 {VIABLE_VOLUME}: the expression 'viability ** 2' cannot be read: "
             "unexpected '*' at position 12",
             id="power",
         ),
         pytest.param(
-            (70, "viability * volume / 100", "__import__(volume)"),
-            f"{NAME}:70:17 {VIABLE_VOLUME}: the expression '__import__(volume)' cannot be read: "
+            (80, "viability * volume / 100", "__import__(volume)"),
+            f"{NAME}:80:17 {VIABLE_VOLUME}: the expression '__import__(volume)' cannot be read: "
             "'__import__' at position 1 is not an allowed function",
             id="call",
         ),
         pytest.param(
-            (70, "viability * volume / 100", "viability.real.imag"),
-            f"{NAME}:70:17 {VIABLE_VOLUME}: the expression 'viability.real.imag' cannot be read: "
+            (80, "viability * volume / 100", "viability.real.imag"),
+            f"{NAME}:80:17 {VIABLE_VOLUME}: the expression 'viability.real.imag' cannot be read: "
             "'viability.real.imag' at position 1: write a value as 'input' or 'phase.input'",
             id="attribute access",
         ),
@@ -444,7 +644,7 @@ def test_a_calculation_must_read_known_numbers_and_parse(edit, expected):
     assert problems(edited(edit)) == [expected]
 
 
-WHEN = f"{COUNT}.when"  # lines 47-49: input check_bag.condition, equals intact
+WHEN = f"{REPORT_DAMAGE}.when"  # lines 47-49: input check_bag.condition, equals damaged
 
 
 @pytest.mark.parametrize(
@@ -467,27 +667,47 @@ WHEN = f"{COUNT}.when"  # lines 47-49: input check_bag.condition, equals intact
             id="not a choice",
         ),
         pytest.param(
-            (49, "equals: intact", "equals: torn"),
+            (49, "equals: damaged", "equals: torn"),
             f"{NAME}:49:15 {WHEN}: 'torn' is not an option of 'check_bag.condition' "
             "(options: 'intact', 'damaged')",
             id="option not offered",
         ),
         pytest.param(
-            (49, "equals: intact", "in: [intact, Torn]"),
+            (49, "equals: damaged", "in: [damaged, Torn]"),
             f"{NAME}:49:15 {WHEN}: 'Torn' is not an option of 'check_bag.condition' "
             "(options: 'intact', 'damaged')",
             id="one of several options not offered",
         ),
         pytest.param(
-            (49, "equals: intact", "equals: true"),
+            (49, "equals: damaged", "equals: true"),
             f"{NAME}:49:15 {WHEN}: True is not an option of 'check_bag.condition' "
             "(options: 'intact', 'damaged')",
             id="yes for a choice",
         ),
+        pytest.param(
+            (36, "required: true", "required: false"),
+            f"{NAME}:48:15 {WHEN}: 'check_bag.condition' is optional: a condition needs a "
+            "required input, or the phase is undecided when it is left empty",
+            id="optional input",
+        ),
     ],
 )
-def test_a_condition_must_test_an_offered_option_of_an_earlier_choice(edit, expected):
+def test_a_condition_must_test_an_offered_option_of_an_earlier_required_choice(edit, expected):
     assert problems(edited(edit)) == [expected]
+
+
+def test_a_condition_on_a_yes_no_input_compares_it_with_true_or_false():
+    text = edited(
+        (35, "type: choice", "type: yes_no"),
+        (37, "options:", "help: Is the bag damaged?"),
+        (38, "- intact", ""),
+        (39, "- damaged", ""),
+    )
+    assert problems(text) == [
+        f"{NAME}:49:15 {WHEN}: 'check_bag.condition' is yes/no: compare it with true or false, "
+        "not 'damaged'"
+    ]
+    assert valid(edited((49, "equals: damaged", "equals: true"), text=text))
 
 
 def test_an_identity_check_must_match_a_chain_of_identity_field():
@@ -501,19 +721,32 @@ def test_an_identity_check_must_match_a_chain_of_identity_field():
     ("edit", "expected"),
     [
         pytest.param(
-            (57, 'unit: "%"', ""),
-            [f"{NAME}:56:17 {VIABILITY}: a number input needs a unit"],
+            (66, 'unit: "%"', ""),
+            [f"{NAME}:65:17 {VIABILITY}: a number input needs a unit"],
             id="number without a unit",
         ),
         pytest.param(
-            (38, "- damaged", "- intact"),
-            [f"{NAME}:36:17 {CHECK_BAG}.inputs.condition: options are repeated"],
+            (65, "type: number", "type: integer"),
+            [f"{NAME}:67:17 {VIABILITY}: an integer input has no decimals"],
+            id="integer with decimals",
+        ),
+        pytest.param(
+            (42, "type: text", 'type: text\n                unit: "%"'),
+            [
+                f"{NAME}:43:17 {CHECK_BAG}.inputs.note: unit applies only to number and integer "
+                "inputs, not text"
+            ],
+            id="unit of a text input",
+        ),
+        pytest.param(
+            (38, "- intact", "- damaged"),
+            [f"{NAME}:37:17 {CHECK_BAG}.inputs.condition: options are repeated"],
             id="repeated option",
         ),
         pytest.param(
-            (42, "required: false", 'pattern: "[a-z"'),
+            (43, "required: false", 'pattern: "[a-z"'),
             [
-                f"{NAME}:42:17 {CHECK_BAG}.inputs.note: pattern '[a-z' is not a valid regular "
+                f"{NAME}:43:17 {CHECK_BAG}.inputs.note: pattern '[a-z' is not a valid regular "
                 "expression: unterminated character set at position 0"
             ],
             id="invalid pattern",
@@ -521,7 +754,7 @@ def test_an_identity_check_must_match_a_chain_of_identity_field():
         pytest.param(
             (35, "type: choice", "type: text"),
             [
-                f"{NAME}:36:17 {CHECK_BAG}.inputs.condition: options apply only to choice "
+                f"{NAME}:37:17 {CHECK_BAG}.inputs.condition: options apply only to choice "
                 "inputs, not text",
                 f"{NAME}:48:15 {WHEN}: a condition can test a choice or yes/no input; "
                 "'check_bag.condition' is text",
@@ -546,8 +779,8 @@ def test_inputs_must_be_consistent_with_their_type(edit, expected):
     ("edit", "expected"),
     [
         pytest.param(
-            (81, "ordering:", "order:"),
-            f"{NAME}:81:9 {SEED}.order: unknown field 'order' "
+            (93, "ordering:", "order:"),
+            f"{NAME}:93:9 {SEED}.order: unknown field 'order' "
             "(allowed here: description, id, name, ordering, phases)",
             id="unknown field",
         ),
@@ -557,8 +790,8 @@ def test_inputs_must_be_consistent_with_their_type(edit, expected):
             id="missing field",
         ),
         pytest.param(
-            (92, "quantity: 500", "quantity: abc"),
-            f"{NAME}:92:27 {SEED}.phases[0].materials[0].quantity: 'abc' is text, not a number",
+            (104, "quantity: 500", "quantity: abc"),
+            f"{NAME}:104:27 {SEED}.phases[0].materials[0].quantity: 'abc' is text, not a number",
             id="text for a number",
         ),
         pytest.param(
@@ -567,25 +800,25 @@ def test_inputs_must_be_consistent_with_their_type(edit, expected):
             id="text for a whole number",
         ),
         pytest.param(
-            (58, "target: 90", "target: yes"),
-            f"{NAME}:58:25 {VIABILITY}.target: True is not of type 'number'",
+            (68, "target: 90", "target: yes"),
+            f"{NAME}:68:25 {VIABILITY}.target: True is not of type 'number'",
             id="yes for a number",
         ),
         pytest.param(
-            (92, "quantity: 500", "quantity: 0"),
-            f"{NAME}:92:27 {SEED}.phases[0].materials[0].quantity: "
+            (104, "quantity: 500", "quantity: 0"),
+            f"{NAME}:104:27 {SEED}.phases[0].materials[0].quantity: "
             "0 is less than or equal to the minimum of 0",
             id="zero quantity",
         ),
         pytest.param(
-            (56, "type: number", "type: float"),
-            f"{NAME}:56:23 {VIABILITY}.type: 'float' is not one of ['number', 'integer', 'text', "
+            (65, "type: number", "type: float"),
+            f"{NAME}:65:23 {VIABILITY}.type: 'float' is not one of ['number', 'integer', 'text', "
             "'choice', 'yes_no', 'datetime', 'barcode']",
             id="unknown input type",
         ),
         pytest.param(
-            (39, "note:", "Note:"),
-            f"{NAME}:39:15 {CHECK_BAG}.inputs.Note: 'Note' is not a valid ID: use "
+            (40, "note:", "Note:"),
+            f"{NAME}:40:15 {CHECK_BAG}.inputs.Note: 'Note' is not a valid ID: use "
             "lower-case letters, digits and '_', starting with a letter",
             id="key that is not an ID",
         ),
@@ -602,19 +835,19 @@ def test_inputs_must_be_consistent_with_their_type(edit, expected):
             id="code",
         ),
         pytest.param(
-            (100, "max: 2 h", "max: 2 hours"),
-            f"{NAME}:100:22 {SEED}.phases[1].timers[0].max: '2 hours' is not allowed here: "
+            (116, "max: 2 h", "max: 2 hours"),
+            f"{NAME}:116:22 {SEED}.phases[1].timers[0].max: '2 hours' is not allowed here: "
             "A duration such as '30 min', '48 h' or '14 d'.",
             id="duration",
         ),
         pytest.param(
-            (81, "parallel", "together"),
-            f"{NAME}:81:19 {SEED}.ordering: 'together' is not one of "
+            (93, "parallel", "together"),
+            f"{NAME}:93:19 {SEED}.ordering: 'together' is not one of "
             "['sequence', 'any_order', 'parallel']",
             id="ordering",
         ),
         pytest.param(
-            (49, "equals: intact", "equals: intact\n              in: [intact]"),
+            (49, "equals: damaged", "equals: damaged\n              in: [damaged]"),
             f"{NAME}:48:15 {WHEN}: give one of: equals, in",
             id="condition with both equals and in",
         ),
@@ -648,8 +881,8 @@ def test_a_schema_problem_is_named_at_the_field(edit, expected):
             id="tab",
         ),
         pytest.param(
-            edited((106, "class: incubator", "class: 'incubator")),
-            f"{NAME}:107:1: not valid YAML: while scanning a quoted scalar, found unexpected end "
+            edited((124, "class: incubator", "class: 'incubator")),
+            f"{NAME}:125:1: not valid YAML: while scanning a quoted scalar, found unexpected end "
             "of stream",
             id="unclosed quote",
         ),
@@ -688,7 +921,7 @@ def test_a_schema_problem_is_named_at_the_field(edit, expected):
         ),
         pytest.param(
             BASE + "---\nformat: gmp-mes/recipe/1\n",
-            f"{NAME}:107:1: not valid YAML: expected a single document in the stream, but found "
+            f"{NAME}:125:1: not valid YAML: expected a single document in the stream, but found "
             "another document",
             id="two documents",
         ),
@@ -734,13 +967,13 @@ def test_a_file_that_is_not_a_yaml_mapping_is_refused_with_its_position(text, ex
             id="NUL character",
         ),
         pytest.param(
-            edited((58, "target: 90", "target: .nan")),
-            f"{NAME}:58:25 {VIABILITY}.target: nan is not a finite number",
+            edited((68, "target: 90", "target: .nan")),
+            f"{NAME}:68:25 {VIABILITY}.target: nan is not a finite number",
             id="not a number",
         ),
         pytest.param(
-            edited((92, "quantity: 500", "quantity: 1e999")),
-            f"{NAME}:92:27 {SEED}.phases[0].materials[0].quantity: inf is not a finite number",
+            edited((104, "quantity: 500", "quantity: 1e999")),
+            f"{NAME}:104:27 {SEED}.phases[0].materials[0].quantity: inf is not a finite number",
             id="overflowing number",
         ),
         pytest.param(
@@ -750,8 +983,8 @@ def test_a_file_that_is_not_a_yaml_mapping_is_refused_with_its_position(text, ex
             id="integer beyond JSON's exact range",
         ),
         pytest.param(
-            edited((100, "max: 2 h", "max: 3651 d")),
-            f"{NAME}:100:17 {SEED}.phases[1].timers[0]: max 3651 d is longer than 3650 d",
+            edited((116, "max: 2 h", "max: 3651 d")),
+            f"{NAME}:116:17 {SEED}.phases[1].timers[0]: max 3651 d is longer than 3650 d",
             id="timer too long",
         ),
         pytest.param(
@@ -760,8 +993,8 @@ def test_a_file_that_is_not_a_yaml_mapping_is_refused_with_its_position(text, ex
             id="expected duration too long",
         ),
         pytest.param(
-            edited((55, "label: Viability", 'label: "Viability \\ud800"')),
-            f"{NAME}:55:24 {VIABILITY}.label: the text contains an unpaired surrogate (an escape "
+            edited((64, "label: Viability", 'label: "Viability \\ud800"')),
+            f"{NAME}:64:24 {VIABILITY}.label: the text contains an unpaired surrogate (an escape "
             "such as \\ud800), which is not a valid character",
             id="lone surrogate",
         ),
@@ -782,8 +1015,8 @@ def test_a_file_that_is_not_a_yaml_mapping_is_refused_with_its_position(text, ex
             id="ID with a final newline",
         ),
         pytest.param(
-            edited((74, "round(viable_volume / 2, 1)", "round(viable_volume, 1e400)")),
-            f"{NAME}:74:17 {COUNT}.calculations.dose_volume: the expression "
+            edited((84, "round(viable_volume / 2, 1)", "round(viable_volume, 1e400)")),
+            f"{NAME}:84:17 {DOSE_VOLUME}: the expression "
             "'round(viable_volume, 1e400)' cannot be read: the number 1e400 at position 22 is "
             "too large",
             id="number too large in an expression",
@@ -809,38 +1042,65 @@ def test_a_huge_or_deeply_nested_document_is_refused():
 
 def test_every_problem_of_a_file_is_listed_in_file_order():
     text = edited(
-        (100, "max: 2 h", "max: 10 min"),  # timer min 30 min above max
+        (116, "max: 2 h", "max: 10 min"),  # timer min 30 min above max
         (3, "version: 1", "version: abc"),  # schema
-        (92, "quantity: 500", "quantity: abc"),  # schema, in a later unit procedure
-        (51, "after: check_bag", "after: incubate"),  # later phase
-        (64, "unit: mL", "unit: mls"),  # unknown unit
-        (60, "action_low: 70", "action_low: 85"),  # action inside alert
-        (70, "volume", "volum"),  # unknown input
+        (104, "quantity: 500", "quantity: abc"),  # schema, in a later unit procedure
+        (60, "after: check_bag", "after: incubate"),  # later phase
+        (74, "unit: mL", "unit: mls"),  # unknown unit
+        (70, "action_low: 70", "action_low: 85"),  # action inside alert
+        (80, "volume", "volum"),  # unknown input
         (31, "matches: din", "matches: donor"),  # chain of identity
-        (58, "target: 90", "target: 90\n                target: 91"),  # duplicate key (+1 line)
+        (36, "required: true", "required: false"),  # condition on an optional input
+        (87, "action_high: 100", "action_high: 100.25"),  # finer than recorded
+        (106, "code: IL2-1", "code: MEDIA-1"),  # material twice
+        (122, "count.volume", "report_damage.volume_lost"),  # value of a conditional phase
+        (68, "target: 90", "target: 90\n                target: 91"),  # duplicate key (+1 line)
     )
     assert problems(text) == [
         f"{NAME}:3:10 version: 'abc' is text, not a number",
-        f"{NAME}:31:17 unit_procedures[0].operations[0].phases[0].identity_checks[0]: 'donor' is "
-        "not in the chain of identity (declared: din, patient_id)",
-        f"{NAME}:51:17 {COUNT}.timers[0]: the timer refers to phase 'incubate', which comes later "
+        f"{NAME}:31:17 {CHECK_BAG}.identity_checks[0]: 'donor' is not in the chain of identity "
+        "(declared: din, patient_id)",
+        f"{NAME}:48:15 {WHEN}: 'check_bag.condition' is optional: a condition needs a required "
+        "input, or the phase is undecided when it is left empty",
+        f"{NAME}:60:17 {COUNT}.timers[0]: the timer refers to phase 'incubate', which comes later "
         f"({SEED}.phases[1]); only earlier phases can be referred to",
-        f"{NAME}:59:17 {VIABILITY}.target: duplicate key 'target' (first given on line 58)",
-        f"{NAME}:61:17 {VIABILITY}: action_low 85 is above alert_low 80",
-        f"{NAME}:65:17 {VOLUME}: unknown unit 'mls'; use a unit from the list in "
+        f"{NAME}:69:17 {VIABILITY}.target: duplicate key 'target' (first given on line 68)",
+        f"{NAME}:71:17 {VIABILITY}: action_low 85 is above alert_low 80",
+        f"{NAME}:75:17 {VOLUME}: unknown unit 'mls'; use a unit from the list in "
         "docs/recipe-format.md",
-        f"{NAME}:71:17 {VIABLE_VOLUME}: the calculation refers to unknown input 'volum'",
-        f"{NAME}:93:27 {SEED}.phases[0].materials[0].quantity: 'abc' is text, not a number",
-        f"{NAME}:100:17 {SEED}.phases[1].timers[0]: min 30 min is above max 10 min",
+        f"{NAME}:81:17 {VIABLE_VOLUME}: the calculation refers to unknown input 'volum'",
+        f"{NAME}:88:17 {DOSE_VOLUME}: action_high 100.25 has more decimals than the 1 the value "
+        "is recorded with",
+        f"{NAME}:105:27 {SEED}.phases[0].materials[0].quantity: 'abc' is text, not a number",
+        f"{NAME}:107:17 {SEED}.phases[0].materials[1]: material MEDIA-1 is listed twice: give "
+        "its total quantity once",
+        f"{NAME}:116:17 {SEED}.phases[1].timers[0]: min 30 min is above max 10 min",
+        f"{NAME}:123:17 {MEDIA_RATIO}: the calculation reads 'report_damage.volume_lost', but "
+        "phase 'report_damage' runs only when its condition holds, so the value may never be "
+        "recorded",
     ]
 
 
 def test_the_error_summary_counts_every_problem_and_shows_the_first_three():
-    text = edited((3, "version: 1", "version: abc"), (64, "unit: mL", "unit: mls"))
+    text = edited((3, "version: 1", "version: abc"), (74, "unit: mL", "unit: mls"))
     with pytest.raises(RecipeInvalid) as caught:
         load_recipe(text, NAME)
     assert str(caught.value).startswith(
         f"{NAME} is not a valid recipe (2 problems): {NAME}:3:10 version: 'abc' is text, not a "
-        f"number; {NAME}:64:17 {VOLUME}: unknown unit 'mls'"
+        f"number; {NAME}:74:17 {VOLUME}: unknown unit 'mls'"
     )
     assert caught.value.http_status == 422
+
+
+def test_a_calculation_may_not_read_an_optional_input():
+    # 'volume' (line 71) becomes optional: the line after it gains 'required: false', so the
+    # calculations that read it (in its phase, and in a later one) move down one line.
+    text = edited((72, "label: Volume", "label: Volume\n                required: false"))
+    assert problems(text) == [
+        f"{NAME}:81:17 {COUNT}.calculations.viable_volume: the calculation reads 'volume', which "
+        "is optional: a calculation needs required inputs, or it cannot be worked out when one "
+        "is left empty",
+        f"{NAME}:123:17 {SEED}.phases[1].calculations.media_ratio: the calculation reads "
+        "'count.volume', which is optional: a calculation needs required inputs, or it cannot be "
+        "worked out when one is left empty",
+    ]
