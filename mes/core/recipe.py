@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from typing import Any
 
@@ -1189,17 +1189,21 @@ def compile_recipe(data: Mapping[str, Any]) -> dict[str, Any]:
 class CompiledRecipe:
     """A valid recipe in compiled form, with its content identity.
 
-    The canonical bytes and hash are taken once, when it is made: treat ``data`` as read-only.
+    The canonical bytes (and so the hash) are taken once, when first asked for, and kept:
+    treat ``data`` as read-only.
     """
 
     data: dict[str, Any]
-    canonical: bytes = field(init=False, repr=False, compare=False)
-    content_hash: str = field(init=False, compare=False)
 
-    def __post_init__(self) -> None:
-        canonical = canonical_json(self.data)
-        object.__setattr__(self, "canonical", canonical)
-        object.__setattr__(self, "content_hash", hashlib.sha256(canonical).hexdigest())
+    @cached_property
+    def canonical(self) -> bytes:
+        """RFC 8785 canonical JSON of the compiled recipe."""
+        return canonical_json(self.data)
+
+    @cached_property
+    def content_hash(self) -> str:
+        """SHA-256 of the canonical JSON: the version's content identity."""
+        return hashlib.sha256(self.canonical).hexdigest()
 
     @property
     def recipe_code(self) -> str:
