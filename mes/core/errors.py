@@ -229,3 +229,126 @@ class BundleWrongSite(BundleRefused):
 
 class BundleSuperseded(BundleRefused):
     """A newer version of the recipe is already installed."""
+
+
+# --- batch execution (21 CFR 11.10(f) sequencing, (g) authority, (i) training) ------------
+
+
+class BatchRefused(MesError):
+    """A batch action was refused; nothing was recorded. The subclass names the broken rule."""
+
+    http_status = 409
+
+
+class BatchNotActive(BatchRefused):
+    """The batch is on hold, complete or aborted: phases cannot be worked on."""
+
+
+class PhaseOutOfOrder(BatchRefused):
+    """The recipe's ordering does not allow this phase yet (11.10(f))."""
+
+
+class PhaseNotInProgress(BatchRefused):
+    """The phase is not in the state this action needs (e.g. recording into a performed phase)."""
+
+
+class TimerNotElapsed(BatchRefused):
+    """The minimum hold after an earlier phase has not passed; ``seconds_left`` says how long."""
+
+    def __init__(self, message: str, *, seconds_left: int, what_to_do: str = "") -> None:
+        self.seconds_left = seconds_left
+        super().__init__(message, what_to_do=what_to_do)
+
+
+class PhaseIncomplete(BatchRefused):
+    """A phase cannot be signed while values, scans or comments it needs are missing."""
+
+    http_status = 422
+
+    def __init__(self, missing: list[str]) -> None:
+        self.missing = missing
+        super().__init__(
+            "The phase cannot be signed yet: " + "; ".join(missing) + ".",
+            what_to_do="Complete what is listed, then sign.",
+        )
+
+
+class SelfVerificationForbidden(SignatureRefused):
+    """Nobody verifies their own work: the verifier must be a different person."""
+
+
+class StaleRecord(BatchRefused):
+    """Someone else changed the record since this page was shown; nothing was recorded."""
+
+
+class IdentityMismatch(BatchRefused):
+    """A scanned label does not match the batch's chain of identity: a hard stop."""
+
+    http_status = 422
+
+
+class DeviationsOpen(BatchRefused):
+    """Deviations must be acknowledged before the batch can complete."""
+
+
+class BatchIncomplete(BatchRefused):
+    """Phases are not done (performed, verified where required, or not applicable)."""
+
+
+# --- materials and equipment -----------------------------------------------------------------
+
+
+class MaterialRefused(BatchRefused):
+    """A scanned lot cannot be used; the subclass says why."""
+
+    http_status = 422
+
+
+class UnknownLot(MaterialRefused):
+    """No lot with the scanned number is registered at this site."""
+
+
+class WrongMaterial(MaterialRefused):
+    """The lot is of another material than the recipe asks for."""
+
+
+class LotExpired(MaterialRefused):
+    """The lot's expiry date has passed."""
+
+
+class LotQuarantined(MaterialRefused):
+    """The lot has not been released by QA."""
+
+
+class LotRejected(MaterialRefused):
+    """QA rejected the lot."""
+
+
+class EquipmentRefused(BatchRefused):
+    """A scanned instrument cannot be used; the subclass says why."""
+
+    http_status = 422
+
+
+class UnknownEquipment(EquipmentRefused):
+    """No instrument with the scanned ID is registered at this site."""
+
+
+class WrongEquipmentClass(EquipmentRefused):
+    """The instrument is not of the class the recipe asks for."""
+
+
+class EquipmentOutOfService(EquipmentRefused):
+    """The instrument is out of service."""
+
+
+class EquipmentNotClean(EquipmentRefused):
+    """The instrument is not clean."""
+
+
+class EquipmentInUse(EquipmentRefused):
+    """The instrument is in use by another batch."""
+
+
+class CalibrationOverdue(EquipmentRefused):
+    """The instrument's calibration due date has passed."""

@@ -33,6 +33,10 @@ class Meaning(StrEnum):
     ACKNOWLEDGED = "acknowledged"
     MADE_EFFECTIVE = "made effective"
     RETIRED = "retired"
+    STARTED = "started"
+    CORRECTED = "corrected"
+    ABORTED = "aborted"
+    QUARANTINED = "quarantined"
 
 
 MEANING_STATEMENTS: dict[Meaning, str] = {
@@ -41,11 +45,16 @@ MEANING_STATEMENTS: dict[Meaning, str] = {
     Meaning.APPROVED: "I approve this record.",
     Meaning.PERFORMED: "I performed this step as recorded.",
     Meaning.VERIFIED: "I verified this step, performed by another person, as recorded.",
-    Meaning.RELEASED: "I release this batch.",
-    Meaning.REJECTED: "I reject this batch.",
+    Meaning.RELEASED: "I release this batch (or material lot) for use.",
+    Meaning.REJECTED: "I reject this batch (or material lot): it may not be used.",
     Meaning.ACKNOWLEDGED: "I have read and acknowledge this record.",
     Meaning.MADE_EFFECTIVE: "I make this approved version effective from the date shown.",
     Meaning.RETIRED: "I retire this version: it may no longer be used for new batches.",
+    Meaning.STARTED: "I start this batch for the patient and starting material identified.",
+    Meaning.CORRECTED: "I correct this entry as shown, for the reason given; the original stays "
+    "in the record.",
+    Meaning.ABORTED: "I abort this batch for the reason given.",
+    Meaning.QUARANTINED: "I place this material lot in quarantine: it may not be used.",
 }
 
 ACCOUNTABILITY_STATEMENT = (

@@ -356,6 +356,11 @@ def _evaluate(node: Node, values: Mapping[str, float]) -> float:
     return _round(args[0], decimals)
 
 
+def round_half_up(value: float, decimals: int) -> float:
+    """Round half away from zero to ``decimals`` places (see :func:`_round`)."""
+    return _round(value, decimals)
+
+
 def _round(value: float, decimals: int) -> float:
     """Round half away from zero on the number as written, as USP General Notices 7.20 does.
 

@@ -1,0 +1,249 @@
+"""Recorded values: typed as the recipe declares, judged against alert and action limits.
+
+A value is recorded exactly as entered once it is well-formed for its type: a number is never
+rounded or clipped, and a value outside its limits is never refused — it is flagged (outside
+alert limits) or raises a deviation (outside action limits). What *is* refused, with a message
+saying what to type, is a value that is not of the declared type: letters in a number, more
+decimals than the recipe records, an option that does not exist, a date in the future.
+
+Calculated values are worked out with the recipe's declared expressions
+(:mod:`mes.core.expressions`, never ``eval``), rounded half away from zero to the declared
+decimals (USP General Notices 7.20), and judged against their limits like any input.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from mes.core.clock import as_utc, utc_text
+from mes.core.errors import InvalidInput
+from mes.core.expressions import ExpressionError, parse, round_half_up
+
+MAX_TEXT = 2000
+FUTURE_TOLERANCE = timedelta(minutes=5)  # a clock a few minutes fast is not an error
+
+
+class LimitStatus(StrEnum):
+    """How a value stands against its limits."""
+
+    OK = "ok"  # inside the alert limits, or no limits
+    ALERT = "alert"  # outside the alert limits, inside the action limits: flagged for review
+    ACTION = "action"  # outside the action limits: a deviation
+
+
+STATUS_TITLES = {
+    LimitStatus.OK: "Within limits",
+    LimitStatus.ALERT: "Outside alert limits",
+    LimitStatus.ACTION: "Outside action limits",
+}
+
+
+class InvalidValue(InvalidInput):
+    """A value that is not of the type the recipe declares; nothing was recorded."""
+
+    http_status = 422
+
+
+def _number(value: Any) -> Decimal | None:
+    if value is None:
+        return None
+    return Decimal(str(value))
+
+
+def limit_status(value: Decimal | float | int, spec: Mapping[str, Any]) -> LimitStatus:
+    """Outside the action limits → ACTION; outside the alert limits → ALERT; else OK.
+
+    Limits are inclusive: a value equal to a limit is inside it.
+    """
+    number = _number(value)
+    assert number is not None
+    action_low, action_high = _number(spec.get("action_low")), _number(spec.get("action_high"))
+    alert_low, alert_high = _number(spec.get("alert_low")), _number(spec.get("alert_high"))
+    if (action_low is not None and number < action_low) or (
+        action_high is not None and number > action_high
+    ):
+        return LimitStatus.ACTION
+    if (alert_low is not None and number < alert_low) or (
+        alert_high is not None and number > alert_high
+    ):
+        return LimitStatus.ALERT
+    return LimitStatus.OK
+
+
+def _plain(number: Any) -> str:
+    text = format(Decimal(str(number)).normalize(), "f")
+    return text
+
+
+def limits_text(spec: Mapping[str, Any]) -> str:
+    """The limits as an operator reads them: 'alert ≥ 80; action ≥ 70; target 95'."""
+    parts = []
+    for name, low, high in (
+        ("alert", spec.get("alert_low"), spec.get("alert_high")),
+        ("action", spec.get("action_low"), spec.get("action_high")),
+    ):
+        if low is None and high is None:
+            continue
+        if low is not None and high is not None:
+            parts.append(f"{name} {_plain(low)} – {_plain(high)}")
+        elif low is not None:
+            parts.append(f"{name} ≥ {_plain(low)}")
+        else:
+            parts.append(f"{name} ≤ {_plain(high)}")
+    if spec.get("target") is not None:
+        parts.append(f"target {_plain(spec['target'])}")
+    return "; ".join(parts)
+
+
+def has_limits(spec: Mapping[str, Any]) -> bool:
+    """Whether any alert or action limit is declared."""
+    return any(
+        spec.get(k) is not None for k in ("alert_low", "alert_high", "action_low", "action_high")
+    )
+
+
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+_INTEGER = re.compile(r"^[+-]?\d+$")
+
+
+def parse_value(spec: Mapping[str, Any], raw: Any, *, at: datetime, time_zone: str) -> Any:
+    """The value to record for an input of the recipe, or :class:`InvalidValue` saying why not.
+
+    Numbers are kept as the text entered (``"95.0"`` stays ``"95.0"``); yes/no as true/false;
+    a date and time, entered in the site's time zone, as UTC text.
+    Returns None for an empty optional value.
+    """
+    label = spec["label"]
+    kind = spec["type"]
+    if isinstance(raw, str):
+        raw = raw.strip()
+    if raw is None or raw == "":
+        if spec.get("required", True):
+            raise InvalidValue(f"{label}: a value is required.", what_to_do="Enter the value.")
+        return None
+    if kind == "number":
+        return _parse_number(spec, str(raw))
+    if kind == "integer":
+        text = str(raw)
+        if not _INTEGER.match(text):
+            raise InvalidValue(
+                f"{label}: '{text}' is not a whole number.", what_to_do="Enter digits only."
+            )
+        return str(int(text))
+    if kind == "yes_no":
+        return _parse_yes_no(label, raw)
+    if kind == "choice":
+        options = spec.get("options") or []
+        if raw not in options:
+            raise InvalidValue(
+                f"{label}: '{raw}' is not one of the options.",
+                what_to_do="Choose one of: " + ", ".join(options) + ".",
+            )
+        return raw
+    if kind == "datetime":
+        return _parse_datetime(label, str(raw), at, time_zone)
+    text = str(raw)
+    if len(text) > MAX_TEXT:
+        raise InvalidValue(f"{label}: the text is longer than {MAX_TEXT} characters.")
+    if any(ord(c) < 32 and c not in "\n\t" for c in text):
+        raise InvalidValue(f"{label}: the text contains control characters.")
+    pattern = spec.get("pattern")
+    if pattern and not re.search(pattern, text):
+        raise InvalidValue(
+            f"{label}: '{text}' does not have the expected form.",
+            what_to_do="Check the value (or the label scanned) and enter it again.",
+        )
+    return text
+
+
+def _parse_number(spec: Mapping[str, Any], text: str) -> str:
+    label = spec["label"]
+    if "," in text and "." not in text and re.fullmatch(r"[+-]?\d+,\d+", text):
+        raise InvalidValue(
+            f"{label}: '{text}' uses a comma; decimals are written with a point.",
+            what_to_do=f"Enter {text.replace(',', '.')}.",
+        )
+    if not _NUMBER.match(text):
+        raise InvalidValue(f"{label}: '{text}' is not a number.", what_to_do="Enter a number.")
+    try:
+        number = Decimal(text)
+    except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
+        raise InvalidValue(f"{label}: '{text}' is not a number.") from None
+    if abs(number) >= Decimal("1e15"):
+        raise InvalidValue(f"{label}: {text} is too large to be a plausible value.")
+    decimals = spec.get("decimals")
+    places = -number.as_tuple().exponent if number.as_tuple().exponent < 0 else 0  # type: ignore[operator]
+    if decimals is not None and places > decimals:
+        raise InvalidValue(
+            f"{label}: {text} has {places} decimals; this value is recorded to {decimals}.",
+            what_to_do=f"Enter it with at most {decimals} decimals, as read on the instrument.",
+        )
+    return text
+
+
+def _parse_yes_no(label: str, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).lower()
+    if text in ("yes", "true", "y", "1"):
+        return True
+    if text in ("no", "false", "n", "0"):
+        return False
+    raise InvalidValue(f"{label}: answer yes or no.")
+
+
+def _parse_datetime(label: str, text: str, at: datetime, time_zone: str) -> str:
+    try:
+        local = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidValue(
+            f"{label}: '{text}' is not a date and time.",
+            what_to_do="Enter it as YYYY-MM-DD HH:MM (site time).",
+        ) from None
+    if local.tzinfo is None:
+        local = local.replace(tzinfo=ZoneInfo(time_zone))
+    moment = as_utc(local)
+    if moment > as_utc(at) + FUTURE_TOLERANCE:
+        raise InvalidValue(
+            f"{label}: {text} is in the future.",
+            what_to_do="Record when it happened; a time cannot be ahead of now.",
+        )
+    return utc_text(moment)
+
+
+def numeric(value: Any) -> float | None:
+    """A recorded number or integer as a float for calculations (None when not recorded)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        result = float(Decimal(str(value)))
+    except (InvalidOperation, ValueError):
+        return None
+    return result if math.isfinite(result) else None
+
+
+def calculate(spec: Mapping[str, Any], values: Mapping[str, float]) -> str:
+    """A calculation's value from the values it names, rounded to its decimals, as text.
+
+    Raises :class:`InvalidValue` when a value is missing or the arithmetic fails (e.g. a
+    division by zero), saying which.
+    """
+    try:
+        result = parse(spec["expression"]).evaluate(values)
+    except ExpressionError as err:
+        raise InvalidValue(
+            f"{spec['label']} cannot be calculated: {err.message}.",
+            what_to_do="Check the values it is calculated from.",
+        ) from None
+    decimals = spec.get("decimals")
+    if decimals is not None:
+        result = round_half_up(result, decimals)
+        return f"{Decimal(repr(result)):.{decimals}f}"
+    return _plain(Decimal(repr(result)))
