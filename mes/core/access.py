@@ -63,6 +63,12 @@ class Permission(StrEnum):
     IMPORT_RECIPES = "import recipe drafts"
     PUBLISH_RECIPES = "publish recipe bundles to sites"
     INSTALL_RECIPES = "install recipe bundles from the hub"
+    READ_BATCHES = "read batch records"
+    EXECUTE_BATCHES = "work on batches"
+    MANAGE_MATERIALS = "register materials and lots"
+    RELEASE_LOTS = "release, reject or quarantine material lots"
+    MANAGE_EQUIPMENT = "register equipment and record calibration and status"
+    CLEAN_EQUIPMENT = "record equipment cleaning"
 
 
 PERMISSIONS: dict[Permission, frozenset[Role]] = {
@@ -74,6 +80,12 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.IMPORT_RECIPES: frozenset({Role.AUTHOR}),
     Permission.PUBLISH_RECIPES: frozenset({Role.QA}),
     Permission.INSTALL_RECIPES: frozenset({Role.ADMIN, Role.SUPERVISOR}),
+    Permission.READ_BATCHES: frozenset({Role.OPERATOR, Role.SUPERVISOR, Role.QA}),
+    Permission.EXECUTE_BATCHES: frozenset({Role.OPERATOR, Role.SUPERVISOR, Role.QA}),
+    Permission.MANAGE_MATERIALS: frozenset({Role.SUPERVISOR, Role.QA}),
+    Permission.RELEASE_LOTS: frozenset({Role.QA}),
+    Permission.MANAGE_EQUIPMENT: frozenset({Role.SUPERVISOR, Role.QA}),
+    Permission.CLEAN_EQUIPMENT: frozenset({Role.OPERATOR, Role.SUPERVISOR}),
 }
 
 

@@ -1162,7 +1162,7 @@ class Batch:
         self._performer_checks(plan, who, f"record values in '{plan.name}'")
         comments = comments or {}
         parsed: dict[str, Any] = {}
-        problems: list[str] = []
+        problems: dict[str, str] = {}
         for spec in plan.spec["inputs"]:
             if spec["id"] not in raw:
                 continue
@@ -1174,12 +1174,15 @@ class Batch:
                     {**spec, "required": True}, entered, at=at, time_zone=self.time_zone
                 )
             except InvalidInput as err:
-                problems.append(str(err))
-        unknown = sorted(set(raw) - {s["id"] for s in plan.spec["inputs"]})
-        if unknown:
-            problems.append(f"'{plan.name}' has no input {', '.join(unknown)}.")
+                problems[spec["id"]] = str(err)
+        for unknown in sorted(set(raw) - {s["id"] for s in plan.spec["inputs"]}):
+            problems[unknown] = f"'{plan.name}' has no input '{unknown}'."
         if problems:
-            raise InvalidValue(" ".join(problems), what_to_do="Correct the values shown.")
+            raise InvalidValue(
+                " ".join(problems.values()),
+                what_to_do="Nothing was recorded: correct the values shown and save again.",
+                fields=problems,
+            )
         mark = len(self.new_entries)
         for value_id, value in parsed.items():
             current = phase.values.get(value_id)
@@ -1890,6 +1893,7 @@ class Batch:
             "started_at": s.started_at,
             "completed_at": s.completed_at,
             "last_seq": s.last_seq,
+            "last_hash": s.last_hash,
         }
         phases, values, uses, equipment = [], [], [], []
         for pid, phase in s.phases.items():

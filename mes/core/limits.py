@@ -46,9 +46,18 @@ STATUS_TITLES = {
 
 
 class InvalidValue(InvalidInput):
-    """A value that is not of the type the recipe declares; nothing was recorded."""
+    """A value that is not of the type the recipe declares; nothing was recorded.
+
+    ``fields`` maps each offending field to its message, for pages to show next to the field.
+    """
 
     http_status = 422
+
+    def __init__(
+        self, message: str, *, what_to_do: str = "", fields: dict[str, str] | None = None
+    ) -> None:
+        self.fields = fields or {}
+        super().__init__(message, what_to_do=what_to_do)
 
 
 def _number(value: Any) -> Decimal | None:

@@ -71,6 +71,55 @@ def sign_record(
     role is never enough by itself to sign a GMP record.
     The caller commits (so the signature and the state change it records land together).
     A wrong password is counted toward lockout and committed at once; nothing is signed.
+    The signature is an entry of the site's audit chain (batch records keep theirs in the
+    batch ledger: see :func:`authenticate_signer`).
+    """
+    user, manifestation = authenticate_signer(
+        uow,
+        ctx,
+        record_type=record_type,
+        record_id=record_id,
+        record=record,
+        meaning=meaning,
+        credentials=credentials,
+        first_signing_in_session=first_signing_in_session,
+        procedure=procedure,
+        signer_roles=signer_roles,
+    )
+    entry = append_audit(
+        uow.session,
+        uow.site,
+        at=ctx.at,
+        actor=actor_of(user),
+        terminal=ctx.terminal,
+        kind=EntryKind.SIGNATURE,
+        action=f"signed: {meaning.value}",
+        record_type=record_type,
+        record_id=record_id,
+        new=manifestation.as_dict(),
+    )
+    return AppliedSignature(manifestation, entry.seq, entry.hash)
+
+
+def authenticate_signer(
+    uow: UnitOfWork,
+    ctx: Context,
+    *,
+    record_type: str,
+    record_id: str,
+    record: Mapping[str, Any],
+    meaning: Meaning,
+    credentials: Credentials,
+    first_signing_in_session: bool,
+    procedure: str | None = None,
+    signer_roles: Iterable[str] | None = None,
+) -> tuple[User, Manifestation]:
+    """Every check of a signature, then its manifestation bound to ``record`` (not yet stored).
+
+    Re-authentication (11.200(a)), the signer's authority (11.10(g)), the registered terminal
+    at a spoke (11.10(h)), the accountability attestation (11.10(j)) and, where a procedure is
+    named, current training (11.10(i)). The caller stores the manifestation where the record
+    lives and commits.
     """
     user = acting_user(uow, ctx)
     # Lock the signer's row before the audit chain's head, the order every service keeps, so a
@@ -109,19 +158,7 @@ def sign_record(
         terminal=ctx.terminal,
         site=uow.site.code,
     )
-    entry = append_audit(
-        uow.session,
-        uow.site,
-        at=ctx.at,
-        actor=actor_of(user),
-        terminal=ctx.terminal,
-        kind=EntryKind.SIGNATURE,
-        action=f"signed: {meaning.value}",
-        record_type=record_type,
-        record_id=record_id,
-        new=manifestation.as_dict(),
-    )
-    return AppliedSignature(manifestation, entry.seq, entry.hash)
+    return user, manifestation
 
 
 def acknowledge_accountability(

@@ -298,3 +298,256 @@ class InstalledRecipe(Base):
     issued_at: Mapped[str] = mapped_column(String(27))
     installed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     installed_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+
+
+# --- batch execution (spoke) --------------------------------------------------------------
+# ``batch_entries`` is the ledger (append-only); the other batch tables are its projections,
+# kept in step in the same transaction and rebuilt exactly by replaying the ledger.
+# Times in the projections are UTC text exactly as in the ledger entries.
+
+BATCH_STATUSES = ["created", "in_progress", "on_hold", "complete", "aborted"]
+PHASE_STATUSES = ["locked", "ready", "in_progress", "performed", "verified", "skipped"]
+DEVIATION_STATUSES = ["open", "acknowledged"]
+LOT_STATUSES = ["quarantine", "released", "rejected"]
+EQUIPMENT_STATUSES = ["in_service", "out_of_service"]
+
+
+class Counter(Base):
+    """A named sequence (e.g. batch numbers of a site and year); its row lock serialises takers."""
+
+    __tablename__ = "counters"
+    __table_args__ = (CheckConstraint("value >= 0", name="value_not_negative"),)
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Batch(Base):
+    """A batch (one patient's therapy): current state, projected from its ledger."""
+
+    __tablename__ = "batches"
+    __table_args__ = (
+        CheckConstraint(_in("status", BATCH_STATUSES), name="known_status"),
+        Index("ix_batches_status", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    number: Mapped[str] = mapped_column(String(40), unique=True)
+    site: Mapped[str] = mapped_column(String(12))
+    recipe_code: Mapped[str] = mapped_column(String(40))
+    recipe_version: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    installed_recipe_id: Mapped[str | None] = mapped_column(
+        ForeignKey("installed_recipes.id"), nullable=True
+    )
+    chain_of_identity: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[str] = mapped_column(String(27))
+    created_by: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[str | None] = mapped_column(String(27), nullable=True)
+    completed_at: Mapped[str | None] = mapped_column(String(27), nullable=True)
+    last_seq: Mapped[int] = mapped_column(Integer)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class BatchEntry(Base):
+    """One entry of a batch's ledger (append-only; see mes.core.batch)."""
+
+    __tablename__ = "batch_entries"
+    __table_args__ = (
+        CheckConstraint("seq >= 1", name="seq_positive"),
+        UniqueConstraint("batch_id", "prev", name="uq_batch_entries_batch_prev"),
+    )
+
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    prev: Mapped[str] = mapped_column(String(64))
+    at: Mapped[str] = mapped_column(String(27))
+    site: Mapped[str] = mapped_column(String(12))
+    terminal: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    actor_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    actor_username: Mapped[str] = mapped_column(String(32))
+    actor_name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    signature: Mapped[str] = mapped_column(String(100))
+
+    def body(self) -> dict[str, Any]:
+        """The entry's content exactly as it was hashed and signed."""
+        return {
+            "batch": self.batch_id,
+            "seq": self.seq,
+            "prev": self.prev,
+            "at": self.at,
+            "site": self.site,
+            "terminal": self.terminal,
+            "actor": {
+                "user_id": self.actor_id,
+                "username": self.actor_username,
+                "name": self.actor_name,
+            },
+            "kind": self.kind,
+            "payload": self.payload,
+        }
+
+
+class BatchPhase(Base):
+    """A phase of a batch: its state and who performed and verified it (projection)."""
+
+    __tablename__ = "batch_phases"
+    __table_args__ = (CheckConstraint(_in("status", PHASE_STATUSES), name="known_status"),)
+
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+    phase_id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[str | None] = mapped_column(String(27), nullable=True)
+    performed_at: Mapped[str | None] = mapped_column(String(27), nullable=True)
+    performed_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    verified_at: Mapped[str | None] = mapped_column(String(27), nullable=True)
+    verified_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    needs_verification: Mapped[bool] = mapped_column(Boolean)
+    earliest_start: Mapped[str | None] = mapped_column(String(27), nullable=True)
+    latest_start: Mapped[str | None] = mapped_column(String(27), nullable=True)
+    corrections: Mapped[int] = mapped_column(Integer)
+    last_seq: Mapped[int] = mapped_column(Integer)
+
+
+class BatchValue(Base):
+    """The current value of an input or calculation of a batch phase (projection)."""
+
+    __tablename__ = "batch_values"
+
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+    phase_id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    value_id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    status: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    entry_seq: Mapped[int] = mapped_column(Integer)
+    recorded_at: Mapped[str] = mapped_column(String(27))
+    recorded_by: Mapped[str] = mapped_column(String(32))
+    corrections: Mapped[int] = mapped_column(Integer)
+
+
+class BatchMaterial(Base):
+    """The lot used for a material of a batch phase (projection; genealogy)."""
+
+    __tablename__ = "batch_materials"
+    __table_args__ = (Index("ix_batch_materials_lot", "lot_number"),)
+
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+    phase_id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    material_code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    lot_number: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[Any] = mapped_column(JSON)
+    unit: Mapped[str] = mapped_column(String(20))
+    entry_seq: Mapped[int] = mapped_column(Integer)
+
+
+class BatchEquipment(Base):
+    """The instrument used in an equipment slot of a batch phase (projection)."""
+
+    __tablename__ = "batch_equipment"
+    __table_args__ = (Index("ix_batch_equipment_equipment", "equipment_id", "in_use"),)
+
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+    phase_id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    equipment_id: Mapped[str] = mapped_column(String(40))
+    entry_seq: Mapped[int] = mapped_column(Integer)
+    in_use: Mapped[bool] = mapped_column(Boolean)
+
+
+class Deviation(Base):
+    """A deviation raised in a batch (projection; the workflow lives in the batch ledger)."""
+
+    __tablename__ = "deviations"
+    __table_args__ = (
+        CheckConstraint(_in("status", DEVIATION_STATUSES), name="known_status"),
+        Index("ix_deviations_batch", "batch_id"),
+        Index("ix_deviations_status", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    phase_id: Mapped[str | None] = mapped_column(String(48), nullable=True)
+    value_id: Mapped[str | None] = mapped_column(String(48), nullable=True)
+    category: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str] = mapped_column(Text)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    raised_at: Mapped[str] = mapped_column(String(27))
+    raised_by: Mapped[str] = mapped_column(String(32))
+    acknowledged_at: Mapped[str | None] = mapped_column(String(27), nullable=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    entry_seq: Mapped[int] = mapped_column(Integer)
+
+
+# --- materials and equipment masters (site) ----------------------------------------------
+
+
+class Material(Base):
+    """A material the site uses (code as in the recipes). Never deleted."""
+
+    __tablename__ = "materials"
+
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    unit: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class MaterialLot(Base):
+    """A received lot of a material; status changes are signed by QA. Never deleted."""
+
+    __tablename__ = "material_lots"
+    __table_args__ = (CheckConstraint(_in("status", LOT_STATUSES), name="known_status"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    lot_number: Mapped[str] = mapped_column(String(64), unique=True)
+    material_code: Mapped[str] = mapped_column(ForeignKey("materials.code"), index=True)
+    expiry: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Equipment(Base):
+    """An instrument of the site: class, location, status, cleaning, calibration. Never deleted."""
+
+    __tablename__ = "equipment"
+    __table_args__ = (
+        CheckConstraint(_in("status", EQUIPMENT_STATUSES), name="known_status"),
+        Index("ix_equipment_class", "equipment_class"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    equipment_class: Mapped[str] = mapped_column(String(48))
+    name: Mapped[str] = mapped_column(String(200))
+    location: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    clean: Mapped[bool] = mapped_column(Boolean)
+    calibration_due: Mapped[date | None] = mapped_column(Date, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class EquipmentLogEntry(Base):
+    """One line of an instrument's logbook: use, cleaning, calibration, status (append-only)."""
+
+    __tablename__ = "equipment_log"
+    __table_args__ = (Index("ix_equipment_log_equipment", "equipment_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    equipment_id: Mapped[str] = mapped_column(ForeignKey("equipment.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    action: Mapped[str] = mapped_column(String(40))
+    batch_number: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    phase_id: Mapped[str | None] = mapped_column(String(48), nullable=True)
+    by_username: Mapped[str] = mapped_column(String(32))
+    by_name: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[str] = mapped_column(Text)

@@ -25,6 +25,12 @@ MATRIX = {
     Permission.IMPORT_RECIPES: {"author"},
     Permission.PUBLISH_RECIPES: {"qa"},
     Permission.INSTALL_RECIPES: {"admin", "supervisor"},
+    Permission.READ_BATCHES: {"operator", "supervisor", "qa"},
+    Permission.EXECUTE_BATCHES: {"operator", "supervisor", "qa"},
+    Permission.MANAGE_MATERIALS: {"supervisor", "qa"},
+    Permission.RELEASE_LOTS: {"qa"},
+    Permission.MANAGE_EQUIPMENT: {"supervisor", "qa"},
+    Permission.CLEAN_EQUIPMENT: {"operator", "supervisor"},
 }
 
 

@@ -1,0 +1,701 @@
+"""Batch execution at a spoke: start a batch, work its phases, sign, correct, hold, complete.
+
+Each function is one use case: an authority check, the batch row locked (so two terminals on
+one batch are served one after the other), the ledger replayed into the core's
+:class:`~mes.core.batch.Batch`, the core's rules applied, and the new ledger entries and
+projections written in one transaction. Signed actions re-authenticate the signer at the
+moment of signing (21 CFR 11.200) after every rule of the action has passed, so an untrained
+or wrong person is refused before being asked for a password.
+
+Refusals that must leave a trace — a lot or instrument refused at the scan, a label that does
+not match the chain of identity — are committed with the entries that record them, then
+reported.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from mes.core.access import Permission, Role
+from mes.core.batch import (
+    ACTION_MEANINGS,
+    Action,
+    Batch,
+    BatchStatus,
+    EntryKind,
+    Operator,
+    Procedure,
+)
+from mes.core.bundle import open_bundle
+from mes.core.errors import (
+    BatchRefused,
+    BundleRefused,
+    ConfigurationError,
+    InvalidInput,
+    MesError,
+    NotFound,
+)
+from mes.core.identity import identity_text
+from mes.core.ledger import verify_chain
+from mes.core.limits import InvalidValue
+from mes.services.context import Context, acting_user, actor_of, authorise
+from mes.services.equipment import equipment_info, log
+from mes.services.esign import Credentials, authenticate_signer
+from mes.services.ids import new_id
+from mes.services.materials import lot_info
+from mes.services.recipes import usable_version
+from mes.services.training import is_qualified
+from mes.store import batches as store
+from mes.store.models import Batch as BatchRow
+from mes.store.models import InstalledRecipe
+from mes.store.uow import UnitOfWork
+
+ACTIVE = (BatchStatus.CREATED.value, BatchStatus.IN_PROGRESS.value, BatchStatus.ON_HOLD.value)
+
+
+@lru_cache(maxsize=32)
+def _procedure(content_hash: str, compiled: str) -> Procedure:
+    """The procedure of an installed recipe version (cached by its content identity)."""
+    return Procedure(json.loads(compiled))
+
+
+def site_today(uow: UnitOfWork, ctx: Context) -> date:
+    """Today's date at the site (expiry and calibration dates are site dates)."""
+    return ctx.at.astimezone(ZoneInfo(uow.site.time_zone)).date()
+
+
+def _require_spoke(uow: UnitOfWork) -> None:
+    if not uow.site.is_spoke:
+        raise ConfigurationError(
+            f"Batches are executed at a spoke; this site ({uow.site.code}) is the hub.",
+            what_to_do="Run batches at the manufacturing site.",
+        )
+
+
+def _operator(uow: UnitOfWork, ctx: Context, procedure: Procedure) -> Operator:
+    authorise(uow, ctx, Permission.EXECUTE_BATCHES)
+    user = acting_user(uow, ctx)
+    return Operator(
+        actor=actor_of(user),
+        roles=user.role_names,
+        qualified=is_qualified(uow, user, procedure.training, ctx),
+    )
+
+
+@dataclass
+class Loaded:
+    """A batch as a service works on it: its row, the aggregate, its recipe version."""
+
+    row: BatchRow
+    batch: Batch
+    installed: InstalledRecipe
+
+
+def _load(uow: UnitOfWork, batch_id: str, *, lock: bool = True) -> Loaded:
+    row = (
+        store.lock_batch(uow.session, batch_id)
+        if lock
+        else uow.session.get(BatchRow, batch_id)
+    )
+    if row is None:
+        raise NotFound(f"There is no batch {batch_id!r}.", what_to_do="Pick it from the board.")
+    installed = uow.session.get(InstalledRecipe, row.installed_recipe_id)
+    if installed is None:  # pragma: no cover - a foreign key guarantees it
+        raise NotFound(f"The recipe version of batch {row.number} is not installed here.")
+    procedure = _procedure(installed.content_hash, installed.compiled)
+    batch = Batch.replay(
+        procedure,
+        store.ledger(uow.session, row.id),
+        key=uow.site.key,
+        time_zone=uow.site.time_zone,
+    )
+    return Loaded(row, batch, installed)
+
+
+def _sign(
+    uow: UnitOfWork,
+    ctx: Context,
+    batch: Batch,
+    who: Operator,
+    action: Action,
+    record: Mapping[str, Any],
+    credentials: Credentials,
+    first_signing_in_session: bool,
+) -> None:
+    """Re-authenticate the signer and append the signature entry (rules already passed)."""
+    _user, manifestation = authenticate_signer(
+        uow,
+        ctx,
+        record_type=str(record["type"]),
+        record_id=batch.state.id,
+        record=record,
+        meaning=ACTION_MEANINGS[action],
+        credentials=credentials,
+        first_signing_in_session=first_signing_in_session,
+    )
+    batch.signed(record, manifestation, who, ctx.at, ctx.terminal)
+
+
+def _save(uow: UnitOfWork, ctx: Context, loaded: Loaded | Batch) -> None:
+    batch = loaded.batch if isinstance(loaded, Loaded) else loaded
+    for entry in batch.new_entries:
+        if entry.body["kind"] == EntryKind.EQUIPMENT_USED:
+            payload = entry.body["payload"]
+            log(
+                uow,
+                ctx,
+                actor_of_entry(entry.body),
+                payload["equipment"],
+                "used",
+                f"{batch.procedure.phases[payload['phase']].name} "
+                f"({batch.procedure.recipe_code} v{batch.procedure.version})",
+                batch_number=batch.state.number,
+                phase_id=payload["phase"],
+            )
+    store.save(uow.session, batch)
+
+
+def actor_of_entry(body: Mapping[str, Any]) -> Any:
+    """The actor recorded in a ledger entry body."""
+    from mes.core.audit import Actor
+
+    actor = body["actor"]
+    return Actor(user_id=actor["user_id"], username=actor["username"], name=actor["name"])
+
+
+# --- starting a batch --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StartableRecipe:
+    """A recipe a new batch can be started from: its newest installed, effective version."""
+
+    installed: InstalledRecipe
+    procedure: Procedure
+
+
+def startable_recipes(uow: UnitOfWork, ctx: Context) -> list[StartableRecipe]:
+    """For the start page: each recipe's version that new batches take today."""
+    authorise(uow, ctx, Permission.READ_BATCHES)
+    today = site_today(uow, ctx)
+    codes = uow.session.execute(
+        select(InstalledRecipe.recipe_code).distinct().order_by(InstalledRecipe.recipe_code)
+    ).scalars()
+    result = []
+    for code in codes:
+        installed = usable_version(uow, code, today)
+        if installed is not None:
+            result.append(
+                StartableRecipe(installed, _procedure(installed.content_hash, installed.compiled))
+            )
+    return result
+
+
+def start_batch(
+    uow: UnitOfWork,
+    ctx: Context,
+    recipe_code: str,
+    identifiers: Mapping[str, str],
+    credentials: Credentials,
+    *,
+    first_signing_in_session: bool,
+) -> Batch:
+    """Start a batch of the newest effective installed version of ``recipe_code``.
+
+    The chain of identity is checked (a DIN's check character, each identifier's form); the
+    hub's signature on the installed bundle is checked again; a DIN already used by another
+    batch that is not aborted is refused. The batch number is the site code, the year and a
+    sequence (unique across the network because site codes are). Starting is an e-signature.
+    """
+    _require_spoke(uow)
+    authorise(uow, ctx, Permission.EXECUTE_BATCHES)
+    code = (recipe_code or "").strip().upper()
+    installed = usable_version(uow, code, site_today(uow, ctx))
+    if installed is None:
+        raise NotFound(
+            f"No effective version of {code or 'that recipe'} is installed at this site.",
+            what_to_do="Install the hub's bundle of the recipe, or pick another recipe.",
+        )
+    _check_bundle(uow, installed)
+    procedure = _procedure(installed.content_hash, installed.compiled)
+    who = _operator(uow, ctx, procedure)
+    year = ctx.at.astimezone(ZoneInfo(uow.site.time_zone)).year
+    sequence = store.next_number(uow.session, f"batch:{uow.site.code}:{year}")
+    batch = Batch.create(
+        procedure,
+        batch_id=new_id(),
+        number=f"{uow.site.code}-{year}-{sequence:04d}",
+        site=uow.site.code,
+        recipe={
+            "code": installed.recipe_code,
+            "version": installed.version,
+            "content_hash": installed.content_hash,
+            "installed_id": installed.id,
+            "bundle_hash": installed.bundle_hash,
+        },
+        identifiers=identifiers,
+        who=who,
+        at=ctx.at,
+        terminal=ctx.terminal,
+        key=uow.site.key,
+        time_zone=uow.site.time_zone,
+    )
+    _refuse_reused_donation(uow, batch, procedure)
+    record = batch.prepare(Action.START, who, ctx.at)
+    _sign(uow, ctx, batch, who, Action.START, record, credentials, first_signing_in_session)
+    _save(uow, ctx, batch)
+    uow.commit()
+    return batch
+
+
+def _check_bundle(uow: UnitOfWork, installed: InstalledRecipe) -> None:
+    """Verify the hub's signature on the installed bundle again before it governs a batch."""
+    if uow.site.hub_key is None:
+        raise ConfigurationError(
+            "This spoke has no pinned hub key, so no recipe can be trusted.",
+            what_to_do="Pin the hub's public key (mes init --role spoke --hub-key FILE).",
+        )
+    try:
+        bundle = open_bundle(installed.bundle, uow.site.hub_key, uow.site.code)
+    except BundleRefused as refusal:
+        raise BundleRefused(
+            f"The installed bundle of {installed.recipe_code} v{installed.version} no longer "
+            f"verifies: {refusal.message}",
+            what_to_do="Do not start batches from it; reinstall the bundle from the hub.",
+        ) from None
+    if bundle.content_hash != installed.content_hash:
+        raise BundleRefused(
+            f"The stored recipe of {installed.recipe_code} v{installed.version} differs from "
+            "its signed bundle.",
+            what_to_do="Do not start batches from it; reinstall the bundle from the hub.",
+        )
+
+
+def _refuse_reused_donation(uow: UnitOfWork, batch: Batch, procedure: Procedure) -> None:
+    dins = {
+        value["din"]
+        for key, value in batch.state.chain_of_identity.items()
+        if procedure.coi_spec(key)["kind"] == "isbt128_din"
+    }
+    if not dins:
+        return
+    others = uow.session.execute(
+        select(BatchRow.number, BatchRow.chain_of_identity).where(BatchRow.status != "aborted")
+    ).all()
+    for number, coi in others:
+        used = {v["din"] for v in coi.values() if isinstance(v, dict) and "din" in v}
+        if used & dins:
+            din = sorted(used & dins)[0]
+            raise BatchRefused(
+                f"The donation {din} is already the starting material of batch {number}.",
+                what_to_do="Check the DIN on the bag; one donation feeds one batch.",
+            )
+
+
+# --- working on phases -------------------------------------------------------------------
+
+
+def start_phase(
+    uow: UnitOfWork, ctx: Context, batch_id: str, phase_id: str, *, seen_seq: int | None = None
+) -> Batch:
+    """Start a ready phase (order, timers, role and training checked).
+
+    A start after a timer's maximum raises a deviation.
+    """
+    _require_spoke(uow)
+    loaded = _load(uow, batch_id)
+    who = _operator(uow, ctx, loaded.batch.procedure)
+    loaded.batch.check_current(phase_id, seen_seq)
+    loaded.batch.start_phase(phase_id, who, ctx.at, ctx.terminal)
+    _save(uow, ctx, loaded)
+    uow.commit()
+    return loaded.batch
+
+
+@dataclass
+class PhaseResult:
+    """What recording a phase's data did: entries kept, and messages for the fields refused."""
+
+    batch: Batch
+    recorded: int = 0
+    field_errors: dict[str, str] = field(default_factory=dict)
+    refusals: list[MesError] = field(default_factory=list)
+
+
+def record_phase(
+    uow: UnitOfWork,
+    ctx: Context,
+    batch_id: str,
+    phase_id: str,
+    *,
+    values: Mapping[str, Any] | None = None,
+    comments: Mapping[str, str] | None = None,
+    lots: Mapping[str, str] | None = None,
+    equipment: Mapping[int, str] | None = None,
+    identity: Mapping[str, str] | None = None,
+    seen_seq: int | None = None,
+) -> PhaseResult:
+    """Record what was entered and scanned in a phase in progress, in one transaction.
+
+    Values are all checked first: if any is malformed, nothing at all is recorded and
+    :class:`InvalidValue` names each field. Each scan is then recorded or refused; a refused
+    scan is kept in the record and its message returned for its field. Field keys:
+    ``value:ID``, ``lot:CODE``, ``equipment:SLOT``, ``identity:CHECK``.
+    """
+    _require_spoke(uow)
+    loaded = _load(uow, batch_id)
+    batch = loaded.batch
+    who = _operator(uow, ctx, batch.procedure)
+    batch.check_current(phase_id, seen_seq)
+    result = PhaseResult(batch)
+    if values:
+        try:
+            batch.record_values(phase_id, values, who, ctx.at, ctx.terminal, comments)
+        except InvalidValue as err:
+            raise InvalidValue(
+                err.message,
+                what_to_do=err.what_to_do,
+                fields={f"value:{k}": v for k, v in err.fields.items()},
+            ) from None
+    today = site_today(uow, ctx)
+    for code, scanned in (lots or {}).items():
+        if not (scanned or "").strip():
+            continue
+        outcome = batch.use_material(
+            phase_id, code, lot_info(uow, scanned), scanned, who, ctx.at, ctx.terminal, today
+        )
+        _collect(result, f"lot:{code}", outcome.refusal)
+    for slot, scanned in (equipment or {}).items():
+        if not (scanned or "").strip():
+            continue
+        outcome = batch.use_equipment(
+            phase_id, int(slot), equipment_info(uow, scanned), scanned, who, ctx.at,
+            ctx.terminal, today,
+        )  # fmt: skip
+        _collect(result, f"equipment:{slot}", outcome.refusal)
+    for check_id, scanned in (identity or {}).items():
+        if not (scanned or "").strip():
+            continue
+        outcome = batch.check_identity(phase_id, check_id, scanned, who, ctx.at, ctx.terminal)
+        _collect(result, f"identity:{check_id}", outcome.refusal)
+    result.recorded = len(batch.new_entries)
+    _save(uow, ctx, loaded)
+    uow.commit()
+    return result
+
+
+def _collect(result: PhaseResult, key: str, refusal: MesError | None) -> None:
+    if refusal is not None:
+        result.field_errors[key] = str(refusal)
+        result.refusals.append(refusal)
+
+
+def sign_phase(
+    uow: UnitOfWork,
+    ctx: Context,
+    batch_id: str,
+    phase_id: str,
+    action: Action,
+    credentials: Credentials,
+    *,
+    first_signing_in_session: bool,
+    seen_seq: int | None = None,
+) -> Batch:
+    """Sign a phase as performed, or as verified by a second person (11.50, 11.70, 11.200).
+
+    Every rule is checked before the password: ordering, completeness, comments on its
+    deviations, role, training, and for verification that the verifier did not record or sign
+    anything in the phase.
+    """
+    if action not in (Action.PERFORM, Action.VERIFY):
+        raise InvalidInput(f"'{action.value}' is not a phase signature.")
+    _require_spoke(uow)
+    loaded = _load(uow, batch_id)
+    batch = loaded.batch
+    who = _operator(uow, ctx, batch.procedure)
+    batch.check_current(phase_id, seen_seq)
+    record = batch.prepare(action, who, ctx.at, phase_id=phase_id)
+    _sign(uow, ctx, batch, who, action, record, credentials, first_signing_in_session)
+    _save(uow, ctx, loaded)
+    uow.commit()
+    return batch
+
+
+def correct_value(
+    uow: UnitOfWork,
+    ctx: Context,
+    batch_id: str,
+    phase_id: str,
+    value_id: str,
+    new_value: Any,
+    reason: str,
+    credentials: Credentials,
+    *,
+    first_signing_in_session: bool,
+) -> Batch:
+    """Correct a value of a signed phase, with a reason, re-signed.
+
+    The correction is a new entry naming the one it corrects; the original stays in the record.
+    Where the recipe asks for a second person, the phase is verified again.
+    """
+    _require_spoke(uow)
+    loaded = _load(uow, batch_id)
+    batch = loaded.batch
+    who = _operator(uow, ctx, batch.procedure)
+    record = batch.prepare(
+        Action.CORRECT,
+        who,
+        ctx.at,
+        phase_id=phase_id,
+        terminal=ctx.terminal,
+        correction={"value": value_id, "new": new_value, "reason": reason},
+    )
+    _sign(uow, ctx, batch, who, Action.CORRECT, record, credentials, first_signing_in_session)
+    _save(uow, ctx, loaded)
+    uow.commit()
+    return batch
+
+
+# --- deviations --------------------------------------------------------------------------
+
+
+def comment_deviation(
+    uow: UnitOfWork, ctx: Context, batch_id: str, deviation_id: str, comment: str
+) -> Batch:
+    """Say what happened in a deviation (needed before its phase is signed)."""
+    _require_spoke(uow)
+    loaded = _load(uow, batch_id)
+    who = _operator(uow, ctx, loaded.batch.procedure)
+    loaded.batch.comment_deviation(deviation_id, comment, who, ctx.at, ctx.terminal)
+    _save(uow, ctx, loaded)
+    uow.commit()
+    return loaded.batch
+
+
+def report_deviation(
+    uow: UnitOfWork,
+    ctx: Context,
+    batch_id: str,
+    description: str,
+    phase_id: str | None = None,
+) -> Batch:
+    """Report a deviation by hand (anything unplanned), optionally against a phase."""
+    _require_spoke(uow)
+    loaded = _load(uow, batch_id)
+    who = _operator(uow, ctx, loaded.batch.procedure)
+    loaded.batch.report_deviation(description, who, ctx.at, ctx.terminal, phase_id)
+    _save(uow, ctx, loaded)
+    uow.commit()
+    return loaded.batch
+
+
+def acknowledge_deviation(
+    uow: UnitOfWork,
+    ctx: Context,
+    batch_id: str,
+    deviation_id: str,
+    credentials: Credentials,
+    *,
+    first_signing_in_session: bool,
+) -> Batch:
+    """A supervisor or QA (not the person who raised it) acknowledges a deviation, signed."""
+    _require_spoke(uow)
+    loaded = _load(uow, batch_id)
+    batch = loaded.batch
+    who = _operator(uow, ctx, batch.procedure)
+    record = batch.prepare(Action.ACKNOWLEDGE, who, ctx.at, deviation_id=deviation_id)
+    _sign(uow, ctx, batch, who, Action.ACKNOWLEDGE, record, credentials, first_signing_in_session)
+    _save(uow, ctx, loaded)
+    uow.commit()
+    return batch
+
+
+# --- the batch as a whole ----------------------------------------------------------------
+
+
+def hold_batch(uow: UnitOfWork, ctx: Context, batch_id: str, reason: str) -> Batch:
+    """Put a batch on hold, with the reason (anyone working on it may stop the line)."""
+    _require_spoke(uow)
+    loaded = _load(uow, batch_id)
+    who = _operator(uow, ctx, loaded.batch.procedure)
+    loaded.batch.hold(reason, who, ctx.at, ctx.terminal)
+    _save(uow, ctx, loaded)
+    uow.commit()
+    return loaded.batch
+
+
+def resume_batch(uow: UnitOfWork, ctx: Context, batch_id: str, reason: str) -> Batch:
+    """A supervisor resumes a batch on hold, with the reason it may continue."""
+    _require_spoke(uow)
+    loaded = _load(uow, batch_id)
+    who = _operator(uow, ctx, loaded.batch.procedure)
+    loaded.batch.resume(reason, who, ctx.at, ctx.terminal)
+    _save(uow, ctx, loaded)
+    uow.commit()
+    return loaded.batch
+
+
+def complete_batch(
+    uow: UnitOfWork,
+    ctx: Context,
+    batch_id: str,
+    credentials: Credentials,
+    *,
+    first_signing_in_session: bool,
+) -> Batch:
+    """A supervisor signs the batch complete: every phase done, every deviation acknowledged."""
+    _require_spoke(uow)
+    loaded = _load(uow, batch_id)
+    batch = loaded.batch
+    who = _operator(uow, ctx, batch.procedure)
+    record = batch.prepare(Action.COMPLETE, who, ctx.at)
+    _sign(uow, ctx, batch, who, Action.COMPLETE, record, credentials, first_signing_in_session)
+    _save(uow, ctx, loaded)
+    uow.commit()
+    return batch
+
+
+def abort_batch(
+    uow: UnitOfWork,
+    ctx: Context,
+    batch_id: str,
+    reason: str,
+    credentials: Credentials,
+    *,
+    first_signing_in_session: bool,
+) -> Batch:
+    """A supervisor aborts a batch, with the reason and a signature; its record stays."""
+    _require_spoke(uow)
+    loaded = _load(uow, batch_id)
+    batch = loaded.batch
+    who = _operator(uow, ctx, batch.procedure)
+    record = batch.prepare(Action.ABORT, who, ctx.at, reason=reason)
+    _sign(uow, ctx, batch, who, Action.ABORT, record, credentials, first_signing_in_session)
+    _save(uow, ctx, loaded)
+    uow.commit()
+    return batch
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchView:
+    """A batch for pages: the aggregate (state, procedure, rules) and who looks at it."""
+
+    batch: Batch
+    row: BatchRow
+    installed: InstalledRecipe
+    viewer: Operator | None
+
+
+def get_batch(uow: UnitOfWork, ctx: Context, batch_id: str) -> BatchView:
+    """One batch as its ledger says it is now, with the viewer's roles and training."""
+    authorise(uow, ctx, Permission.READ_BATCHES)
+    loaded = _load(uow, batch_id, lock=False)
+    viewer = None
+    if ctx.user_id is not None:
+        user = acting_user(uow, ctx)
+        viewer = Operator(
+            actor=actor_of(user),
+            roles=user.role_names,
+            qualified=is_qualified(uow, user, loaded.batch.procedure.training, ctx),
+        )
+    return BatchView(loaded.batch, loaded.row, loaded.installed, viewer)
+
+
+def find_batch_id(uow: UnitOfWork, ctx: Context, reference: str) -> str:
+    """A batch's ID from its number (e.g. SPK1-2026-0001) or its ID."""
+    authorise(uow, ctx, Permission.READ_BATCHES)
+    text = (reference or "").strip()
+    row = uow.session.execute(
+        select(BatchRow.id).where((BatchRow.number == text.upper()) | (BatchRow.id == text))
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"There is no batch {reference!r}.", what_to_do="Check the batch number.")
+    return row
+
+
+def verify_batch(uow: UnitOfWork, ctx: Context, batch_id: str) -> int:
+    """Verify a batch's ledger (hashes, links, the site's signatures); the count of entries."""
+    authorise(uow, ctx, Permission.READ_BATCHES)
+    row = uow.session.get(BatchRow, batch_id)
+    if row is None:
+        raise NotFound(f"There is no batch {batch_id!r}.")
+    from mes.core.ledger import ChainHead
+
+    return verify_chain(
+        store.ledger(uow.session, batch_id),
+        uow.site.key.public,
+        ChainHead(last_seq=row.last_seq, last_hash=row.last_hash),
+    )
+
+
+@dataclass(frozen=True)
+class BoardRow:
+    """One batch on the board of a site."""
+
+    id: str
+    number: str
+    recipe: str
+    status: str
+    identity: str
+    started_at: str | None
+    current: list[dict[str, Any]]
+    next_due: str | None
+    overdue: list[str]
+    open_deviations: int
+
+
+def board(uow: UnitOfWork, ctx: Context, *, include_closed: bool = False) -> list[BoardRow]:
+    """The board of the site: every batch in progress (and if asked, closed ones).
+
+    For each: the phases in progress, ready or awaiting verification, the next timer due, any
+    timer overdue, and the number of open deviations.
+    """
+    from mes.store.queries import board_rows
+
+    authorise(uow, ctx, Permission.READ_BATCHES)
+    now = ctx.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    statuses: Iterable[str] = ACTIVE if not include_closed else (*ACTIVE, "complete", "aborted")
+    rows = []
+    for batch, phases, open_deviations in board_rows(uow.session, list(statuses)):
+        current = [
+            {"id": p.phase_id, "name": p.name, "status": p.status}
+            for p in phases
+            if p.status in ("in_progress", "ready")
+            or (p.status == "performed" and p.needs_verification)
+        ]
+        waiting = [p for p in phases if p.status in ("locked", "ready")]
+        due = sorted(p.earliest_start for p in waiting if p.earliest_start and p.earliest_start > now)
+        overdue = [p.name for p in waiting if p.latest_start and p.latest_start < now]
+        coi = batch.chain_of_identity
+        identity = " · ".join(identity_text(v) for v in list(coi.values())[:2])
+        rows.append(
+            BoardRow(
+                id=batch.id,
+                number=batch.number,
+                recipe=f"{batch.recipe_code} v{batch.recipe_version}",
+                status=batch.status,
+                identity=identity,
+                started_at=batch.started_at,
+                current=current,
+                next_due=due[0] if due else None,
+                overdue=overdue,
+                open_deviations=open_deviations,
+            )
+        )
+    return rows
+
+
+def needs_role(roles: Iterable[str], role: str) -> bool:
+    """Whether ``roles`` include ``role`` (for pages to offer only the buttons that work)."""
+    return Role(role).value in set(roles)

@@ -1,0 +1,326 @@
+"""Equipment of a site and its logbook: registration, status, cleaning, calibration, use.
+
+Every event of an instrument — registered, put out of or back into service, cleaned, marked
+for cleaning, calibrated, used in a batch phase — is a line of its logbook (append-only) and,
+for changes of the master record, an audit entry with the reason. The batch rules refuse an
+instrument that is out of service, not clean, past its calibration due date or in use by
+another batch (:mod:`mes.core.batch`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import select
+
+from mes.core.access import Permission
+from mes.core.audit import Actor, EntryKind, require_reason
+from mes.core.batch import EquipmentInfo
+from mes.core.errors import InvalidInput, NotFound
+from mes.core.recipe import recipe_schema
+from mes.services.context import Context, authorise
+from mes.store.audit import append_audit
+from mes.store.models import Batch, BatchEquipment, Equipment, EquipmentLogEntry
+from mes.store.uow import UnitOfWork
+
+EQUIPMENT_ID = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,39}$")
+RECORD_TYPE = "equipment"
+
+
+def known_classes() -> list[str]:
+    """The shared equipment classes the recipe format documents (others are allowed)."""
+    return [
+        "biosafety_cabinet",
+        "cell_counter",
+        "flow_cytometer",
+        "closed_bioreactor",
+        "tube_welder",
+        "tube_sealer",
+        "fridge_2_8c",
+        "freezer_minus_80",
+        "controlled_rate_freezer",
+        "ln2_storage",
+        "dry_shipper",
+        "thawer",
+        "balance",
+        "label_printer",
+        "barcode_scanner",
+        "filling_isolator",
+        "filter_integrity_tester",
+        "visual_inspection_booth",
+    ]
+
+
+def _id(equipment_id: str) -> str:
+    normalised = (equipment_id or "").strip().upper()
+    if not EQUIPMENT_ID.match(normalised):
+        raise InvalidInput(
+            f"'{equipment_id}' is not an equipment ID.",
+            what_to_do="Use capital letters, digits and '-' as on the ID label (e.g. CC-01).",
+        )
+    return normalised
+
+
+def _class(equipment_class: str) -> str:
+    text = (equipment_class or "").strip().lower()
+    pattern = recipe_schema()["$defs"].get("id", {}).get("pattern", r"^[a-z][a-z0-9_]{0,47}$")
+    if not re.match(pattern, text):
+        raise InvalidInput(
+            f"'{equipment_class}' is not an equipment class.",
+            what_to_do="Use the class ID the recipes use, e.g. cell_counter.",
+        )
+    return text
+
+
+def log(
+    uow: UnitOfWork,
+    ctx: Context,
+    actor: Actor,
+    equipment_id: str,
+    action: str,
+    detail: str,
+    *,
+    batch_number: str | None = None,
+    phase_id: str | None = None,
+) -> None:
+    """Append one line to an instrument's logbook."""
+    uow.session.add(
+        EquipmentLogEntry(
+            equipment_id=equipment_id,
+            at=ctx.at,
+            action=action,
+            batch_number=batch_number,
+            phase_id=phase_id,
+            by_username=actor.username,
+            by_name=actor.name,
+            detail=detail,
+        )
+    )
+
+
+def _audit(
+    uow: UnitOfWork,
+    ctx: Context,
+    actor: Actor,
+    action: str,
+    equipment: Equipment,
+    *,
+    old: dict[str, object] | None = None,
+    new: dict[str, object] | None = None,
+    reason: str | None = None,
+) -> None:
+    append_audit(
+        uow.session,
+        uow.site,
+        at=ctx.at,
+        actor=actor,
+        terminal=ctx.terminal,
+        kind=EntryKind.CHANGE,
+        action=action,
+        record_type=RECORD_TYPE,
+        record_id=equipment.id,
+        old=old,
+        new=new,
+        reason=reason,
+    )
+
+
+def add_equipment(
+    uow: UnitOfWork,
+    ctx: Context,
+    *,
+    equipment_id: str,
+    equipment_class: str,
+    name: str,
+    location: str,
+    calibration_due: date | None,
+) -> Equipment:
+    """Register an instrument (in service and clean, with its calibration due date)."""
+    actor = authorise(uow, ctx, Permission.MANAGE_EQUIPMENT)
+    code = _id(equipment_id)
+    kind = _class(equipment_class)
+    name = (name or "").strip()
+    if not 1 <= len(name) <= 200:
+        raise InvalidInput("An instrument needs a name (up to 200 characters).")
+    if uow.session.get(Equipment, code) is not None:
+        raise InvalidInput(f"Equipment {code} is already registered.")
+    equipment = Equipment(
+        id=code,
+        equipment_class=kind,
+        name=name,
+        location=(location or "").strip()[:200],
+        status="in_service",
+        clean=True,
+        calibration_due=calibration_due,
+        created_at=ctx.at,
+    )
+    uow.session.add(equipment)
+    uow.session.flush()
+    due = calibration_due.isoformat() if calibration_due else None
+    _audit(
+        uow,
+        ctx,
+        actor,
+        "equipment registered",
+        equipment,
+        new={"class": kind, "name": name, "location": equipment.location, "calibration_due": due},
+    )
+    log(uow, ctx, actor, code, "registered", f"{name}, {kind}; calibration due {due or '—'}")
+    uow.commit()
+    return equipment
+
+
+def find_equipment(uow: UnitOfWork, equipment_id: str, *, lock: bool = False) -> Equipment:
+    """An instrument by its ID, or :class:`NotFound`."""
+    query = select(Equipment).where(Equipment.id == (equipment_id or "").strip().upper())
+    if lock:
+        query = query.with_for_update()
+    equipment = uow.session.execute(query).scalar_one_or_none()
+    if equipment is None:
+        raise NotFound(f"There is no instrument {equipment_id!r}.", what_to_do="Check the ID.")
+    return equipment
+
+
+def set_status(
+    uow: UnitOfWork, ctx: Context, equipment_id: str, status: str, reason: str | None
+) -> Equipment:
+    """Take an instrument out of service or put it back, with a reason."""
+    actor = authorise(uow, ctx, Permission.MANAGE_EQUIPMENT)
+    if status not in ("in_service", "out_of_service"):
+        raise InvalidInput(
+            f"'{status}' is not an equipment status.", what_to_do="Use in_service or out_of_service."
+        )
+    why = require_reason(reason, "change the status of an instrument")
+    equipment = find_equipment(uow, equipment_id, lock=True)
+    if equipment.status == status:
+        raise InvalidInput(f"{equipment.id} already is {status.replace('_', ' ')}.")
+    old = equipment.status
+    equipment.status = status
+    _audit(uow, ctx, actor, "equipment status changed", equipment, old={"status": old},
+           new={"status": status}, reason=why)  # fmt: skip
+    log(uow, ctx, actor, equipment.id, status.replace("_", " "), why)
+    uow.commit()
+    return equipment
+
+
+def record_cleaning(
+    uow: UnitOfWork, ctx: Context, equipment_id: str, *, clean: bool, note: str | None = None
+) -> Equipment:
+    """Record that an instrument was cleaned (or needs cleaning, with a note saying why)."""
+    actor = authorise(uow, ctx, Permission.CLEAN_EQUIPMENT)
+    equipment = find_equipment(uow, equipment_id, lock=True)
+    text = (note or "").strip()
+    if not clean and len(text) < 3:
+        raise InvalidInput(
+            "Say why the instrument needs cleaning.", what_to_do="e.g. 'spill after harvest'."
+        )
+    old = equipment.clean
+    equipment.clean = clean
+    _audit(uow, ctx, actor, "equipment cleaning recorded", equipment, old={"clean": old},
+           new={"clean": clean}, reason=text or None)  # fmt: skip
+    log(uow, ctx, actor, equipment.id, "cleaned" if clean else "needs cleaning", text or "—")
+    uow.commit()
+    return equipment
+
+
+def record_calibration(
+    uow: UnitOfWork, ctx: Context, equipment_id: str, *, next_due: date, certificate: str
+) -> Equipment:
+    """Record a calibration and the next due date (with the certificate or report reference)."""
+    actor = authorise(uow, ctx, Permission.MANAGE_EQUIPMENT)
+    equipment = find_equipment(uow, equipment_id, lock=True)
+    reference = (certificate or "").strip()
+    if len(reference) < 2:
+        raise InvalidInput(
+            "A calibration needs its certificate or report reference.",
+            what_to_do="Enter the certificate number.",
+        )
+    if next_due <= ctx.at.date():
+        raise InvalidInput(
+            f"The next due date {next_due.isoformat()} is not in the future.",
+            what_to_do="Enter the date the next calibration is due.",
+        )
+    old = equipment.calibration_due
+    equipment.calibration_due = next_due
+    _audit(
+        uow,
+        ctx,
+        actor,
+        "equipment calibrated",
+        equipment,
+        old={"calibration_due": old.isoformat() if old else None},
+        new={"calibration_due": next_due.isoformat(), "certificate": reference},
+        reason=f"calibration {reference}",
+    )
+    log(uow, ctx, actor, equipment.id, "calibrated", f"certificate {reference}; next due {next_due}")
+    uow.commit()
+    return equipment
+
+
+def in_use_by(uow: UnitOfWork, equipment_id: str) -> str | None:
+    """The number of the batch using an instrument in a phase in progress, if any."""
+    return uow.session.execute(
+        select(Batch.number)
+        .join(BatchEquipment, BatchEquipment.batch_id == Batch.id)
+        .where(BatchEquipment.equipment_id == equipment_id, BatchEquipment.in_use.is_(True))
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def equipment_info(uow: UnitOfWork, scanned: str) -> EquipmentInfo | None:
+    """A scanned instrument as the batch rules judge it (None when no such ID is registered)."""
+    text = (scanned or "").strip().upper()
+    if not text:
+        return None
+    equipment = uow.session.get(Equipment, text)
+    if equipment is None:
+        return None
+    return EquipmentInfo(
+        equipment_id=equipment.id,
+        equipment_class=equipment.equipment_class,
+        name=equipment.name,
+        status=equipment.status,
+        clean=equipment.clean,
+        calibration_due=equipment.calibration_due,
+        in_use_by=in_use_by(uow, equipment.id),
+    )
+
+
+@dataclass(frozen=True)
+class EquipmentRow:
+    """An instrument as the equipment page lists it."""
+
+    equipment: Equipment
+    in_use_by: str | None
+
+
+def list_equipment(uow: UnitOfWork, ctx: Context) -> list[EquipmentRow]:
+    """Every instrument, by class and ID, with the batch using it now."""
+    authorise(uow, ctx, Permission.READ_BATCHES)
+    rows = uow.session.execute(
+        select(Equipment).order_by(Equipment.equipment_class, Equipment.id)
+    ).scalars()
+    using = dict(
+        uow.session.execute(
+            select(BatchEquipment.equipment_id, Batch.number)
+            .join(Batch, Batch.id == BatchEquipment.batch_id)
+            .where(BatchEquipment.in_use.is_(True))
+        ).all()
+    )
+    return [EquipmentRow(e, using.get(e.id)) for e in rows]
+
+
+def logbook(uow: UnitOfWork, ctx: Context, equipment_id: str) -> tuple[Equipment, list[EquipmentLogEntry]]:
+    """An instrument and its logbook, newest first."""
+    authorise(uow, ctx, Permission.READ_BATCHES)
+    equipment = find_equipment(uow, equipment_id)
+    entries = list(
+        uow.session.execute(
+            select(EquipmentLogEntry)
+            .where(EquipmentLogEntry.equipment_id == equipment.id)
+            .order_by(EquipmentLogEntry.id.desc())
+        ).scalars()
+    )
+    return equipment, entries
