@@ -143,7 +143,7 @@ class Spoke:
     hub_key: SiteKey
     ids: dict[str, str] = field(default_factory=dict)
     terminal_id: str | None = None
-    today: date = NOW.date()
+    today: date = field(default_factory=NOW.date)
 
     def uow(self) -> UnitOfWork:
         """A unit of work at the spoke."""
@@ -151,7 +151,9 @@ class Spoke:
 
     def ctx(self, username: str, at: datetime = NOW) -> Context:
         """``username`` at the registered terminal at ``at``."""
-        return user_ctx(self.ids[username], at=at, terminal_id=self.terminal_id, terminal="Suite A 1")
+        return user_ctx(
+            self.ids[username], at=at, terminal_id=self.terminal_id, terminal="Suite A 1"
+        )
 
     def set_up(self, recipe_text: str = TEST_RECIPE, *, train: bool = True) -> Spoke:
         """People, terminal, recipe, masters."""
@@ -195,7 +197,9 @@ class Spoke:
             )
         return compiled
 
-    def train(self, username: str, code: str = "BATCH-TEST", version: int = 1, **dates: Any) -> None:
+    def train(
+        self, username: str, code: str = "BATCH-TEST", version: int = 1, **dates: Any
+    ) -> None:
         """Record training of ``username`` on a recipe version."""
         with self.uow() as uow:
             record_training(
@@ -212,7 +216,9 @@ class Spoke:
         system = Context.command_line(NOW - timedelta(days=1), "tester", "testhost")
         sam = self.ctx("sam", NOW - timedelta(days=1))
         with self.uow() as uow:
-            materials.add_material(uow, sam, code="MAT-SYRINGE", name="Sampling syringe", unit="each")
+            materials.add_material(
+                uow, sam, code="MAT-SYRINGE", name="Sampling syringe", unit="each"
+            )
         self.add_lot(LOT, "MAT-SYRINGE", self.today + timedelta(days=365), "released")
         for equipment_id, kind in ((SCANNER, "barcode_scanner"), (COUNTER, "cell_counter")):
             with self.uow() as uow:
@@ -246,7 +252,9 @@ class Spoke:
                 Credentials(PASSWORD, who), first_signing_in_session=True,
             )  # fmt: skip
 
-    def start_phase(self, batch_id: str, phase: str, who: str = "olivia", at: datetime = NOW) -> Batch:
+    def start_phase(
+        self, batch_id: str, phase: str, who: str = "olivia", at: datetime = NOW
+    ) -> Batch:
         with self.uow() as uow:
             return batches.start_phase(uow, self.ctx(who, at), batch_id, phase)
 
@@ -272,14 +280,18 @@ class Spoke:
                 Credentials(password, who), first_signing_in_session=True, seen_seq=seen_seq,
             )  # fmt: skip
 
-    def acknowledge(self, batch_id: str, deviation: str, who: str = "sam", at: datetime = NOW) -> Batch:
+    def acknowledge(
+        self, batch_id: str, deviation: str, who: str = "sam", at: datetime = NOW
+    ) -> Batch:
         with self.uow() as uow:
             return batches.acknowledge_deviation(
                 uow, self.ctx(who, at), batch_id, deviation, Credentials(PASSWORD, who),
                 first_signing_in_session=True,
             )  # fmt: skip
 
-    def comment(self, batch_id: str, deviation: str, text: str, who: str = "olivia", at: datetime = NOW) -> Batch:
+    def comment(
+        self, batch_id: str, deviation: str, text: str, who: str = "olivia", at: datetime = NOW
+    ) -> Batch:
         with self.uow() as uow:
             return batches.comment_deviation(uow, self.ctx(who, at), batch_id, deviation, text)
 
@@ -302,7 +314,9 @@ class Spoke:
         self.sign(batch_id, "check_bag", at=at)
         self.sign(batch_id, "check_bag", Action.VERIFY, who="sam", at=at)
 
-    def do_count(self, batch_id: str, at: datetime = NOW, viability: str = "92.0") -> batches.PhaseResult:
+    def do_count(
+        self, batch_id: str, at: datetime = NOW, viability: str = "92.0"
+    ) -> batches.PhaseResult:
         """Count: start, counter, syringe lot, values; performed."""
         self.start_phase(batch_id, "count_cells", at=at)
         result = self.record(
@@ -315,7 +329,9 @@ class Spoke:
         self.sign(batch_id, "count_cells", at=at)
         return result
 
-    def do_simple(self, batch_id: str, phase: str, values: dict[str, str], at: datetime = NOW) -> None:
+    def do_simple(
+        self, batch_id: str, phase: str, values: dict[str, str], at: datetime = NOW
+    ) -> None:
         """A phase with values only: start, record, perform."""
         self.start_phase(batch_id, phase, at=at)
         self.record(batch_id, phase, at=at, values=values)

@@ -100,11 +100,7 @@ class Loaded:
 
 
 def _load(uow: UnitOfWork, batch_id: str, *, lock: bool = True) -> Loaded:
-    row = (
-        store.lock_batch(uow.session, batch_id)
-        if lock
-        else uow.session.get(BatchRow, batch_id)
-    )
+    row = store.lock_batch(uow.session, batch_id) if lock else uow.session.get(BatchRow, batch_id)
     if row is None:
         raise NotFound(f"There is no batch {batch_id!r}.", what_to_do="Pick it from the board.")
     installed = uow.session.get(InstalledRecipe, row.installed_recipe_id)
@@ -675,7 +671,9 @@ def board(uow: UnitOfWork, ctx: Context, *, include_closed: bool = False) -> lis
             or (p.status == "performed" and p.needs_verification)
         ]
         waiting = [p for p in phases if p.status in ("locked", "ready")]
-        due = sorted(p.earliest_start for p in waiting if p.earliest_start and p.earliest_start > now)
+        due = sorted(
+            p.earliest_start for p in waiting if p.earliest_start and p.earliest_start > now
+        )
         overdue = [p.name for p in waiting if p.latest_start and p.latest_start < now]
         coi = batch.chain_of_identity
         identity = " · ".join(identity_text(v) for v in list(coi.values())[:2])

@@ -190,7 +190,8 @@ def set_status(
     actor = authorise(uow, ctx, Permission.MANAGE_EQUIPMENT)
     if status not in ("in_service", "out_of_service"):
         raise InvalidInput(
-            f"'{status}' is not an equipment status.", what_to_do="Use in_service or out_of_service."
+            f"'{status}' is not an equipment status.",
+            what_to_do="Use in_service or out_of_service.",
         )
     why = require_reason(reason, "change the status of an instrument")
     equipment = find_equipment(uow, equipment_id, lock=True)
@@ -254,7 +255,9 @@ def record_calibration(
         new={"calibration_due": next_due.isoformat(), "certificate": reference},
         reason=f"calibration {reference}",
     )
-    log(uow, ctx, actor, equipment.id, "calibrated", f"certificate {reference}; next due {next_due}")
+    log(
+        uow, ctx, actor, equipment.id, "calibrated", f"certificate {reference}; next due {next_due}"
+    )
     uow.commit()
     return equipment
 
@@ -312,7 +315,9 @@ def list_equipment(uow: UnitOfWork, ctx: Context) -> list[EquipmentRow]:
     return [EquipmentRow(e, using.get(e.id)) for e in rows]
 
 
-def logbook(uow: UnitOfWork, ctx: Context, equipment_id: str) -> tuple[Equipment, list[EquipmentLogEntry]]:
+def logbook(
+    uow: UnitOfWork, ctx: Context, equipment_id: str
+) -> tuple[Equipment, list[EquipmentLogEntry]]:
     """An instrument and its logbook, newest first."""
     authorise(uow, ctx, Permission.READ_BATCHES)
     equipment = find_equipment(uow, equipment_id)

@@ -118,7 +118,9 @@ def _update(row: Base, values: dict[str, Any]) -> None:
             setattr(row, name, value)
 
 
-def _sync(session: Session, model: type[Base], batch_id: str, rows: Iterable[dict[str, Any]]) -> None:
+def _sync(
+    session: Session, model: type[Base], batch_id: str, rows: Iterable[dict[str, Any]]
+) -> None:
     keys = _KEYS[model]
     stored = {
         tuple(getattr(r, k) for k in keys): r

@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from batch_helpers import DIN, LOT, PATIENT, spoke
+from batch_helpers import spoke
 from support import NOW
 
-from mes.core.batch import Action, BatchStatus, PhaseStatus
+from mes.core.batch import BatchStatus, PhaseStatus
 from mes.core.errors import PhaseOutOfOrder
-from mes.store.batches import stored_projection
 from mes.services import batches
+from mes.store.batches import stored_projection
 
 
 def test_a_batch_runs_end_to_end_and_its_ledger_replays_to_the_stored_state(make_uow):
@@ -26,15 +26,24 @@ def test_a_batch_runs_end_to_end_and_its_ledger_replays_to_the_stored_state(make
     site.do_check_bag(batch_id)
     site.do_count(batch_id)
     later = NOW + timedelta(hours=3)
-    for phase, values in (("test_a", {"a": "3"}), ("test_b", {"b": "pass"}),
-                          ("mon_1", {"t1": "37.0"}), ("mon_2", {"t2": "36.9"}),
-                          ("harvest", {"harvested": "yes"})):
+    for phase, values in (
+        ("test_a", {"a": "3"}),
+        ("test_b", {"b": "pass"}),
+        ("mon_1", {"t1": "37.0"}),
+        ("mon_2", {"t2": "36.9"}),
+        ("harvest", {"harvested": "yes"}),
+    ):
         site.do_simple(batch_id, phase, values, at=later)
     view = site.view(batch_id)
     assert view.batch.state.phases["report_damage"].status is PhaseStatus.SKIPPED
     with site.uow() as uow:
         done = batches.complete_batch(
-            uow, site.ctx("sam", later), batch_id, __import__("mes.services.esign", fromlist=["Credentials"]).Credentials("correct-Horse-7-battery", "sam"),
+            uow,
+            site.ctx("sam", later),
+            batch_id,
+            __import__("mes.services.esign", fromlist=["Credentials"]).Credentials(
+                "correct-Horse-7-battery", "sam"
+            ),
             first_signing_in_session=True,
         )
     assert done.state.status is BatchStatus.COMPLETE
