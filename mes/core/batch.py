@@ -1096,34 +1096,13 @@ class Batch:
 
         Starting after a timer's maximum raises a deviation (the phase still starts).
         """
-        plan = self.procedure.phase(phase_id)
         phase = self.state.phases[phase_id]
         self._active()
         mark = len(self.new_entries)
+        plan = self.procedure.phase(phase_id)
 
         def guard() -> None:
-            if phase.status is PhaseStatus.LOCKED:
-                raise PhaseOutOfOrder(
-                    f"'{plan.name}' cannot start yet: {self.blocking_reason(phase_id)}.",
-                    what_to_do="Do the phases before it first.",
-                )
-            if phase.status is not PhaseStatus.READY:
-                by = f" by {phase.last_by.name}" if phase.last_by else ""
-                raise PhaseNotInProgress(
-                    f"'{plan.name}' is already {PHASE_STATUS_TITLES[phase.status].lower()}"
-                    f"{by} (at {phase.last_at}).",
-                    what_to_do="Continue it, or go to the phase that is ready.",
-                )
-            self._performer_checks(plan, who, f"perform '{plan.name}'")
-            for window in self.timer_windows(phase_id):
-                if window["earliest"] is not None and as_utc(at) < window["earliest"]:
-                    left = (window["earliest"] - as_utc(at)).total_seconds()
-                    raise TimerNotElapsed(
-                        f"'{plan.name}' may start only {format_duration((window['earliest'] - window['since']).total_seconds())} "
-                        f"after '{window['after_name']}': {format_duration(left)} left.",
-                        seconds_left=math.ceil(left),
-                        what_to_do="Wait until the time shown, then start it.",
-                    )
+            self._check_start(phase_id, who, at)
 
         _fire(_PHASE_MACHINE, phase.status, "start", guard)  # checks only; the entry applies it
         self._append(EntryKind.PHASE_STARTED, {"phase": phase_id}, who.actor, at, terminal)
@@ -1141,6 +1120,102 @@ class Batch:
                     phase_id,
                 )
         return Outcome(tuple(self.new_entries[mark:]))
+
+    def _check_start(self, phase_id: str, who: Operator, at: datetime) -> None:
+        plan = self.procedure.phase(phase_id)
+        phase = self.state.phases[phase_id]
+        self._active()
+        if phase.status is PhaseStatus.LOCKED:
+            raise PhaseOutOfOrder(
+                f"'{plan.name}' cannot start yet: {self.blocking_reason(phase_id)}.",
+                what_to_do="Do the phases before it first.",
+            )
+        if phase.status is not PhaseStatus.READY:
+            by = f" by {phase.last_by.name}" if phase.last_by else ""
+            raise PhaseNotInProgress(
+                f"'{plan.name}' is already {PHASE_STATUS_TITLES[phase.status].lower()}"
+                f"{by} (at {phase.last_at}).",
+                what_to_do="Continue it, or go to the phase that is ready.",
+            )
+        self._performer_checks(plan, who, f"perform '{plan.name}'")
+        for window in self.timer_windows(phase_id):
+            if window["earliest"] is not None and as_utc(at) < window["earliest"]:
+                left = (window["earliest"] - as_utc(at)).total_seconds()
+                hold = format_duration((window["earliest"] - window["since"]).total_seconds())
+                raise TimerNotElapsed(
+                    f"'{plan.name}' may start only {hold} after '{window['after_name']}': "
+                    f"{format_duration(left)} left.",
+                    seconds_left=math.ceil(left),
+                    what_to_do="Wait until the time shown, then start it.",
+                )
+
+    def refusal(
+        self,
+        action: str,
+        who: Operator,
+        at: datetime,
+        *,
+        phase_id: str | None = None,
+        deviation_id: str | None = None,
+    ) -> MesError | None:
+        """Why ``who`` may not do ``action`` now (None when the rules allow it); nothing changes.
+
+        For pages to offer only what would be accepted, asked of the same guards the actions
+        use. ``action``: start, record, perform, verify, correct, acknowledge, comment,
+        complete, abort, hold, resume.
+        """
+        try:
+            if action == "start":
+                self._check_start(str(phase_id), who, at)
+            elif action == "record":
+                plan, _phase = self._in_progress(str(phase_id))
+                self._performer_checks(plan, who, f"record values in '{plan.name}'")
+            elif action == "perform":
+                plan = self.procedure.phase(str(phase_id))
+                self._performer_checks(plan, who, f"sign '{plan.name}' as performed")
+                self._check_perform(plan)
+            elif action == "verify":
+                plan = self.procedure.phase(str(phase_id))
+                self._active()
+                self._check_verify(plan, self.state.phases[plan.id], who)
+            elif action == "correct":
+                plan = self.procedure.phase(str(phase_id))
+                self._active()
+                if self.state.phases[plan.id].status not in (
+                    PhaseStatus.PERFORMED,
+                    PhaseStatus.VERIFIED,
+                ):
+                    raise PhaseNotInProgress(f"'{plan.name}' is not signed yet.")
+                _require_roles(who, {Role(plan.spec["perform"]), Role.SUPERVISOR}, "correct")
+                _require_training(who, self.procedure)
+            elif action == "acknowledge":
+                self._check_acknowledge(str(deviation_id), who)
+            elif action == "comment":
+                deviation = self.deviation(str(deviation_id))
+                if deviation.status is not DeviationStatus.OPEN:
+                    raise BatchNotActive(f"Deviation {deviation.id} is acknowledged.")
+                _require_roles(who, STARTERS | SUPERVISION, "comment on a deviation")
+            elif action == "complete":
+                _require_roles(who, {Role.SUPERVISOR}, "complete a batch")
+                _require_training(who, self.procedure)
+                self._active()
+                self._check_complete()
+            elif action == "abort":
+                _require_roles(who, {Role.SUPERVISOR}, "abort a batch")
+                if self.state.status in (BatchStatus.COMPLETE, BatchStatus.ABORTED):
+                    raise BatchNotActive(f"Batch {self.state.number} is closed.")
+            elif action == "hold":
+                _require_roles(who, STARTERS | SUPERVISION, "put a batch on hold")
+                self._active()
+            elif action == "resume":
+                _require_roles(who, SUPERVISION, "resume a batch")
+                if self.state.status is not BatchStatus.ON_HOLD:
+                    raise BatchNotActive(f"Batch {self.state.number} is not on hold.")
+            else:
+                raise InvalidInput(f"'{action}' is not a batch action.")
+        except MesError as refusal:
+            return refusal
+        return None
 
     def record_values(
         self,
