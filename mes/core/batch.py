@@ -419,6 +419,7 @@ class PhaseState:
     contributors: set[str] = field(default_factory=set)  # user ids who recorded or signed
     data: list[str] = field(default_factory=list)  # hashes of the phase's data entries
     corrections: int = 0
+    signatures: list[dict[str, Any]] = field(default_factory=list)  # manifestations, in order
     last_seq: int = 0
     last_at: str | None = None
     last_by: Actor | None = None
@@ -444,6 +445,7 @@ class DeviationState:
     status: DeviationStatus = DeviationStatus.OPEN
     acknowledged_at: str | None = None
     acknowledged_by: Actor | None = None
+    signature: dict[str, Any] | None = None
 
 
 @dataclass
@@ -463,6 +465,7 @@ class BatchState:
     status_reason: str | None = None
     phases: dict[str, PhaseState] = field(default_factory=dict)
     deviations: dict[str, DeviationState] = field(default_factory=dict)
+    signatures: list[dict[str, Any]] = field(default_factory=list)  # of the batch as a whole
     last_seq: int = 0
     last_hash: str = GENESIS
     last_at: str | None = None
@@ -877,6 +880,9 @@ class Batch:
     ) -> None:
         record = payload["record"]
         action = Action(record["action"])
+        signature = {**payload["manifestation"], "seq": entry.seq, "action": action.value}
+        if action in (Action.START, Action.COMPLETE, Action.ABORT):
+            self.state.signatures.append(signature)
         if action is Action.START:
             self.state.status = BatchStatus(_fire(_BATCH_MACHINE, self.state.status, "start"))
             self.state.started_at = at
@@ -891,6 +897,7 @@ class Batch:
             deviation = self.state.deviations[record["deviation"]]
             deviation.status = DeviationStatus.ACKNOWLEDGED
             deviation.acknowledged_at, deviation.acknowledged_by = at, actor
+            deviation.signature = signature
             if deviation.phase:
                 self._touch(self.state.phases[deviation.phase], entry, "deviation acknowledged")
         else:
@@ -908,6 +915,7 @@ class Batch:
                 else:
                     phase.verified_at = phase.verified_by = None
             phase.status = new_status
+            phase.signatures.append(signature)
             self._contribute(phase, actor)
             self._touch(phase, entry, f"signed {ACTION_MEANINGS[action].value}")
 
