@@ -697,3 +697,9 @@ def board(uow: UnitOfWork, ctx: Context, *, include_closed: bool = False) -> lis
 def needs_role(roles: Iterable[str], role: str) -> bool:
     """Whether ``roles`` include ``role`` (for pages to offer only the buttons that work)."""
     return Role(role).value in set(roles)
+
+
+def ledger_entries(uow: UnitOfWork, ctx: Context, batch_id: str) -> list[Any]:
+    """Every entry of a batch's ledger, oldest first (for the record page and exports)."""
+    authorise(uow, ctx, Permission.READ_BATCHES)
+    return store.ledger(uow.session, batch_id)
