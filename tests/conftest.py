@@ -150,7 +150,12 @@ def make_app(engine, site_key: SiteKey, tmp_path: Path):
     from mes.services.runtime import Runtime
     from mes.settings import Settings
 
-    def factory(role: str = "hub", timeout: int = 300, expiry_days: int | None = None):
+    def factory(
+        role: str = "hub",
+        timeout: int = 300,
+        expiry_days: int | None = None,
+        hub_key: SitePublicKey | None = None,
+    ):
         settings = Settings(
             instance_path=tmp_path,
             role=role,
@@ -169,6 +174,7 @@ def make_app(engine, site_key: SiteKey, tmp_path: Path):
             time_zone=settings.time_zone,
             key=site_key,
             password_policy=PasswordPolicy(expiry_days=expiry_days),
+            hub_key=hub_key,
         )
         runtime = Runtime(settings, engine, session_factory(engine), site)
         app = create_app(runtime=runtime)

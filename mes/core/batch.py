@@ -982,38 +982,58 @@ class Batch:
         return PhaseStatus.READY
 
     def blocking_reason(self, phase_id: str) -> str | None:
-        """Why a waiting phase cannot start yet, in words (None when it can)."""
-        phase = self.state.phases[phase_id]
-        if phase.status is not PhaseStatus.LOCKED:
+        """Why a waiting phase cannot start yet, in words (None when it can).
+
+        Names the phase to act on: when the phase before it is itself waiting, the reason is
+        followed back to the first one that is not (a conditional phase not yet decided waits
+        for the phase whose answer decides it).
+        """
+        seen: set[str] = set()
+        current = phase_id
+        suffix = ""
+        while True:
+            blocker = self._blocker(current)
+            if blocker is None:
+                return (
+                    None
+                    if current == phase_id
+                    else f"'{self.procedure.phases[current].name}' must be done first{suffix}"
+                )
+            other, busy = blocker
+            if busy:
+                return (
+                    f"'{self.procedure.phases[other].name}' is in progress; the phases of this "
+                    "operation are done one at a time"
+                )
+            state = self.state.phases[other]
+            if state.status is PhaseStatus.LOCKED and other not in seen:
+                seen.add(other)
+                current = other
+                continue
+            if state.status is PhaseStatus.PERFORMED:
+                suffix = " (it waits for its verification)"
+            return f"'{self.procedure.phases[other].name}' must be done first{suffix}"
+
+    def _blocker(self, phase_id: str) -> tuple[str, bool] | None:
+        """The first phase a waiting phase waits for, and whether it is a busy sibling."""
+        if self.state.phases[phase_id].status is not PhaseStatus.LOCKED:
             return None
         plan = self.procedure.phases[phase_id]
         for ids in self.procedure.operations[: plan.operation_index]:
             for other in ids:
                 if not self.is_done(other):
-                    return f"'{self.procedure.phases[other].name}' must be done first" + (
-                        " (it waits for its verification)"
-                        if self.state.phases[other].status is PhaseStatus.PERFORMED
-                        else ""
-                    )
+                    return other, False
         ids = self.procedure.operations[plan.operation_index]
         index = ids.index(phase_id)
         if plan.ordering == "sequence" and index > 0 and not self.is_done(ids[index - 1]):
-            other = ids[index - 1]
-            return f"'{self.procedure.phases[other].name}' must be done first" + (
-                " (it waits for its verification)"
-                if self.state.phases[other].status is PhaseStatus.PERFORMED
-                else ""
-            )
+            return ids[index - 1], False
         for other in sorted(plan.waits_for):
             if not self.is_done(other):
-                return f"'{self.procedure.phases[other].name}' must be done first"
+                return other, False
         if plan.ordering == "any_order":
             busy = [s for s in ids if self.state.phases[s].status is PhaseStatus.IN_PROGRESS]
             if busy:
-                return (
-                    f"'{self.procedure.phases[busy[0]].name}' is in progress; the phases of this "
-                    "operation are done one at a time"
-                )
+                return busy[0], True
         return None
 
     # -- timers ----------------------------------------------------------------------------

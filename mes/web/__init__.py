@@ -47,8 +47,13 @@ def blueprints_by_role() -> dict[str, list[Any]]:
     from mes.web.authoring.views import bp as authoring
     from mes.web.common.views import bp as common
     from mes.web.installed.views import bp as installed
+    from mes.web.masters.views import bp as masters
+    from mes.web.operator.views import bp as operator
 
-    return {"hub": [common, admin, authoring], "spoke": [common, admin, installed]}
+    return {
+        "hub": [common, admin, authoring],
+        "spoke": [common, admin, installed, operator, masters],
+    }
 
 
 class MesSessionInterface(SecureCookieSessionInterface):

@@ -1,0 +1,387 @@
+"""What the operator's pages show, worked out from a batch: plain dicts for the templates.
+
+Nothing here decides a rule: what may be done is asked of the core (``Batch.refusal``), and
+what is shown is the batch's state as its ledger says it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from mes.core.batch import (
+    BATCH_STATUS_TITLES,
+    DEVIATION_CATEGORY_TITLES,
+    PHASE_STATUS_TITLES,
+    Batch,
+    BatchStatus,
+    Operator,
+    PhaseStatus,
+    equipment_class_title,
+    format_duration,
+)
+from mes.core.clock import as_utc, local_text, parse_utc_text, utc_text
+from mes.core.esign import Meaning
+from mes.core.identity import identity_text
+from mes.core.limits import STATUS_TITLES, LimitStatus, limits_text
+
+STATUS_CLASSES = {
+    PhaseStatus.LOCKED: "muted",
+    PhaseStatus.READY: "ready",
+    PhaseStatus.IN_PROGRESS: "warn",
+    PhaseStatus.PERFORMED: "ok",
+    PhaseStatus.VERIFIED: "ok",
+    PhaseStatus.SKIPPED: "muted",
+}
+ORDERING_WORDS = {
+    "sequence": "one after another",
+    "any_order": "in any order, one at a time",
+    "parallel": "at the same time",
+}
+
+
+def shown_value(value: Any, spec: Mapping[str, Any] | None, time_zone: str) -> str:
+    """A recorded value as people read it: yes/no, a local time, a number with its unit."""
+    if value is None or value == "":
+        return "—"
+    kind = (spec or {}).get("type")
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if kind == "datetime":
+        return local_text(parse_utc_text(str(value)), time_zone)
+    unit = (spec or {}).get("unit")
+    return f"{value} {unit}" if unit else str(value)
+
+
+def local_input_value(value: Any, time_zone: str) -> str:
+    """A stored UTC time as the value of a datetime-local field (site time)."""
+    from zoneinfo import ZoneInfo
+
+    return parse_utc_text(str(value)).astimezone(ZoneInfo(time_zone)).strftime("%Y-%m-%dT%H:%M")
+
+
+def manifestation_text(signature: Mapping[str, Any], time_zone: str) -> str:
+    """'Olivia Operator (olivia) — Performed — 2026-11-21 09:00:00 GMT' (11.50)."""
+    return (
+        f"{signature['printed_name']} ({signature['username']}) — "
+        f"{Meaning(signature['meaning']).value.capitalize()} — "
+        f"{local_text(parse_utc_text(signature['at']), time_zone)}"
+    )
+
+
+def batch_header(batch: Batch, time_zone: str) -> dict[str, Any]:
+    """Number, recipe, status and the chain of identity, for the top of every batch page."""
+    state = batch.state
+    coi = [
+        {"label": spec["label"], "value": identity_text(state.chain_of_identity[spec["id"]])}
+        for spec in batch.procedure.chain_of_identity
+        if spec["id"] in state.chain_of_identity
+    ]
+    return {
+        "id": state.id,
+        "number": state.number,
+        "recipe": f"{batch.procedure.recipe_code} v{batch.procedure.version}",
+        "title": batch.procedure.compiled.get("title", ""),
+        "product": batch.procedure.compiled["product"]["name"],
+        "status": state.status.value,
+        "status_title": BATCH_STATUS_TITLES[state.status],
+        "status_reason": state.status_reason,
+        "identity": coi,
+        "started": local_text(parse_utc_text(state.started_at), time_zone)
+        if state.started_at
+        else None,
+        "open_deviations": sum(1 for d in state.deviations.values() if d.status.value == "open"),
+        "signatures": [manifestation_text(s, time_zone) for s in state.signatures],
+    }
+
+
+def procedure_progress(batch: Batch, time_zone: str) -> list[dict[str, Any]]:
+    """Unit procedures → operations → phases with their status, for the batch page."""
+    units: list[dict[str, Any]] = []
+    for plan in batch.procedure.phases.values():
+        if not units or units[-1]["id"] != plan.unit_procedure["id"]:
+            units.append(
+                {"id": plan.unit_procedure["id"], "name": plan.unit_procedure["name"], "ops": []}
+            )
+        ops = units[-1]["ops"]
+        if not ops or ops[-1]["id"] != plan.operation["id"]:
+            ops.append(
+                {
+                    "id": plan.operation["id"],
+                    "name": plan.operation["name"],
+                    "ordering": ORDERING_WORDS[plan.ordering],
+                    "phases": [],
+                }
+            )
+        phase = batch.state.phases[plan.id]
+        ops[-1]["phases"].append(
+            {
+                "id": plan.id,
+                "number": plan.position + 1,
+                "name": plan.name,
+                "status": phase.status.value,
+                "status_title": _phase_status_title(batch, plan.id),
+                "css": STATUS_CLASSES[phase.status],
+                "who": _who(phase, time_zone),
+            }
+        )
+    for unit in units:
+        phases = [p for op in unit["ops"] for p in op["phases"]]
+        unit["done"] = sum(1 for p in phases if batch.is_done(p["id"]))
+        unit["total"] = len(phases)
+    return units
+
+
+def _phase_status_title(batch: Batch, phase_id: str) -> str:
+    phase = batch.state.phases[phase_id]
+    if (
+        phase.status is PhaseStatus.PERFORMED
+        and batch.procedure.phases[phase_id].needs_verification
+    ):
+        return "Performed — awaiting verification"
+    return PHASE_STATUS_TITLES[phase.status]
+
+
+def _who(phase: Any, time_zone: str) -> str:
+    parts = []
+    if phase.performed_by:
+        parts.append(f"performed by {phase.performed_by.name}")
+    if phase.verified_by:
+        parts.append(f"verified by {phase.verified_by.name}")
+    return ", ".join(parts)
+
+
+def timers(batch: Batch, phase_id: str, at: datetime, time_zone: str) -> list[dict[str, Any]]:
+    """The phase's time windows: when it may start and until when, counting from ``at``."""
+    result = []
+    now = as_utc(at)
+    for window in batch.timer_windows(phase_id):
+        item: dict[str, Any] = {"after": window["after_name"]}
+        for edge in ("earliest", "latest"):
+            moment = window[edge]
+            if moment is None:
+                item[edge] = None
+                continue
+            item[edge] = {
+                "iso": utc_text(moment),
+                "local": local_text(moment, time_zone),
+                "in": format_duration((moment - now).total_seconds()),
+                "passed": moment <= now,
+            }
+        result.append(item)
+    return result
+
+
+def phase_page(
+    batch: Batch,
+    phase_id: str,
+    viewer: Operator | None,
+    at: datetime,
+    time_zone: str,
+    *,
+    entered: Mapping[str, str] | None = None,
+    field_errors: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Everything the phase page shows, with what the viewer may do now and why not."""
+    plan = batch.procedure.phase(phase_id)
+    phase = batch.state.phases[phase_id]
+    entered = entered or {}
+    field_errors = field_errors or {}
+    spec = plan.spec
+
+    def refusal(action: str, **kw: Any) -> str | None:
+        if viewer is None:
+            return "Log in to act."
+        problem = batch.refusal(action, viewer, at, phase_id=phase_id, **kw)
+        return None if problem is None else str(problem)
+
+    inputs = []
+    for item in spec["inputs"]:
+        recorded = phase.values.get(item["id"])
+        key = f"value:{item['id']}"
+        current = None
+        if recorded is not None:
+            current = recorded.value
+        if key in entered:
+            prefill = entered[key]
+        elif recorded is not None and item["type"] == "datetime":
+            prefill = local_input_value(recorded.value, time_zone)
+        elif recorded is not None and isinstance(recorded.value, bool):
+            prefill = "yes" if recorded.value else "no"
+        else:
+            prefill = "" if current is None else str(current)
+        inputs.append(
+            {
+                **item,
+                "key": key,
+                "limits": limits_text(item),
+                "prefill": prefill,
+                "recorded": None if recorded is None else _recorded(recorded, item, time_zone),
+                "error": field_errors.get(key),
+                "comment_key": f"comment:{item['id']}",
+                "comment": entered.get(f"comment:{item['id']}", ""),
+            }
+        )
+    calculations = []
+    for item in spec["calculations"]:
+        recorded = phase.values.get(item["id"])
+        calculations.append(
+            {
+                **item,
+                "limits": limits_text(item),
+                "recorded": None if recorded is None else _recorded(recorded, item, time_zone),
+                "problem": batch.calculation_problem(phase_id, item["id"]),
+            }
+        )
+    materials = []
+    for item in spec["materials"]:
+        used = phase.materials.get(item["code"])
+        key = f"lot:{item['code']}"
+        materials.append(
+            {
+                **item,
+                "key": key,
+                "used": used,
+                "error": field_errors.get(key),
+                "prefill": entered.get(key, ""),
+            }
+        )
+    equipment = []
+    for slot, item in enumerate(spec["equipment"]):
+        used = phase.equipment.get(slot)
+        key = f"equipment:{slot}"
+        equipment.append(
+            {
+                "slot": slot,
+                "title": equipment_class_title(item["class"]),
+                "label": item.get("label"),
+                "key": key,
+                "used": used,
+                "error": field_errors.get(key),
+                "prefill": entered.get(key, ""),
+            }
+        )
+    identity = []
+    for item in spec["identity_checks"]:
+        scan = phase.identity.get(item["id"])
+        key = f"identity:{item['id']}"
+        identity.append(
+            {
+                **item,
+                "key": key,
+                "scan": scan,
+                "expected": batch.procedure.coi_spec(item["matches"])["label"],
+                "error": field_errors.get(key),
+                "prefill": entered.get(key, ""),
+            }
+        )
+    deviations = [
+        deviation_item(batch, d.id, viewer, at, time_zone)
+        for d in batch.state.deviations.values()
+        if d.phase == phase_id
+    ]
+    operations = batch.procedure.operations
+    others = [p for p in batch.current_phases() if p != phase_id]
+    return {
+        "id": phase_id,
+        "number": plan.position + 1,
+        "count": len(batch.procedure.phases),
+        "name": plan.name,
+        "unit_procedure": plan.unit_procedure["name"],
+        "operation": plan.operation["name"],
+        "ordering": ORDERING_WORDS[plan.ordering],
+        "operation_number": plan.operation_index + 1,
+        "operation_count": len(operations),
+        "status": phase.status.value,
+        "status_title": _phase_status_title(batch, phase_id),
+        "css": STATUS_CLASSES[phase.status],
+        "perform_role": spec["perform"],
+        "verify_role": spec.get("verify"),
+        "instructions": spec["instructions"],
+        "blocked": batch.blocking_reason(phase_id),
+        "timers": timers(batch, phase_id, at, time_zone),
+        "inputs": inputs,
+        "calculations": calculations,
+        "materials": materials,
+        "equipment": equipment,
+        "identity": identity,
+        "deviations": deviations,
+        "missing": batch.missing_for_performance(phase_id)
+        if phase.status is PhaseStatus.IN_PROGRESS
+        else [],
+        "signatures": [manifestation_text(s, time_zone) for s in phase.signatures],
+        "started": local_text(parse_utc_text(phase.started_at), time_zone)
+        if phase.started_at
+        else None,
+        "started_by": phase.started_by.name if phase.started_by else None,
+        "refused_scans": phase.refused_scans,
+        "seen_seq": phase.last_seq,
+        "may": {
+            action: refusal(action) is None
+            for action in ("start", "record", "perform", "verify", "correct")
+        },
+        "why_not": {action: refusal(action) for action in ("start", "record", "perform", "verify")},
+        "next": [
+            {
+                "id": p,
+                "name": batch.procedure.phases[p].name,
+                "status_title": _phase_status_title(batch, p),
+            }
+            for p in others[:4]
+        ],
+        "batch_active": batch.state.status is BatchStatus.IN_PROGRESS,
+    }
+
+
+def _recorded(recorded: Any, spec: Mapping[str, Any], time_zone: str) -> dict[str, Any]:
+    status = recorded.status
+    return {
+        "text": shown_value(recorded.value, spec, time_zone),
+        "status": status,
+        "status_title": STATUS_TITLES[LimitStatus(status)] if status else None,
+        "by": recorded.by.name,
+        "at": local_text(parse_utc_text(recorded.at), time_zone),
+        "history": [
+            {
+                "text": shown_value(h["value"], spec, time_zone),
+                "by": h["by"].name,
+                "at": local_text(parse_utc_text(h["at"]), time_zone),
+                "seq": h["seq"],
+            }
+            for h in recorded.history
+        ],
+    }
+
+
+def deviation_item(
+    batch: Batch, deviation_id: str, viewer: Operator | None, at: datetime, time_zone: str
+) -> dict[str, Any]:
+    """One deviation with its workflow, and whether the viewer may comment or acknowledge."""
+    d = batch.state.deviations[deviation_id]
+    phase_name = batch.procedure.phases[d.phase].name if d.phase else None
+    may_comment = (
+        viewer is not None
+        and batch.refusal("comment", viewer, at, deviation_id=deviation_id) is None
+    )
+    ack_refusal = (
+        batch.refusal("acknowledge", viewer, at, deviation_id=deviation_id)
+        if viewer is not None
+        else None
+    )
+    return {
+        "id": d.id,
+        "number": d.number,
+        "phase": d.phase,
+        "phase_name": phase_name,
+        "category": DEVIATION_CATEGORY_TITLES.get(d.category, d.category),  # type: ignore[call-overload]
+        "description": d.description,
+        "comment": d.comment,
+        "commented_by": d.commented_by.name if d.commented_by else None,
+        "status": d.status.value,
+        "raised": local_text(parse_utc_text(d.raised_at), time_zone),
+        "raised_by": d.raised_by.name,
+        "acknowledgement": manifestation_text(d.signature, time_zone) if d.signature else None,
+        "may_comment": may_comment and d.comment is None,
+        "may_acknowledge": viewer is not None and ack_refusal is None,
+    }

@@ -1,0 +1,552 @@
+"""The operator's pages at a spoke: the board, starting a batch, one phase at a time.
+
+Made for a gloved hand on a touchscreen: big targets, one phase per page, scan fields that take
+a keyboard-wedge scanner (autofocus, Enter saves), errors in plain words next to the field.
+Every rule is the core's; a view reads the form, calls one service, and shows the result or the
+refusal. Forms carry the phase's last entry number (``seen_seq``), so a page that went stale
+while someone else acted is refused with who did what, instead of acting twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from mes.core.access import Permission
+from mes.core.batch import (
+    ACTION_MEANINGS,
+    Action,
+    BatchStatus,
+    PhaseStatus,
+)
+from mes.core.errors import MesError
+from mes.core.limits import InvalidValue
+from mes.services import batches
+from mes.services.esign import Credentials
+from mes.web import runtime
+from mes.web.helpers import (
+    current_user_still_allowed,
+    first_signing_in_session,
+    requires,
+    service_context,
+    signing_succeeded,
+)
+from mes.web.operator.pages import (
+    batch_header,
+    deviation_item,
+    phase_page,
+    procedure_progress,
+)
+
+bp = Blueprint("operator", __name__, url_prefix="/batches", template_folder="templates")
+
+
+def _zone() -> str:
+    return runtime().site.time_zone
+
+
+def _credentials() -> tuple[Credentials, bool]:
+    first = first_signing_in_session()
+    username = (request.form.get("esign_username") or "").strip() or None
+    return Credentials(password=request.form.get("esign_password") or "", username=username), first
+
+
+def _seen() -> int | None:
+    text = request.form.get("seen_seq", "")
+    return int(text) if text.isdigit() else None
+
+
+def _refused(err: MesError) -> bool:
+    """After a refused signature: False when the account got locked (the user is logged out)."""
+    return current_user_still_allowed()
+
+
+# --- the board ------------------------------------------------------------------------------
+
+
+@bp.get("")
+@requires(Permission.READ_BATCHES)
+def board() -> ResponseReturnValue:
+    """Every batch in progress at this site: current phases, timers due, open deviations."""
+    show_all = request.args.get("all") == "1"
+    with runtime().uow() as uow:
+        rows = batches.board(uow, service_context(), include_closed=show_all)
+    return render_template("operator/board.html", rows=rows, show_all=show_all, now=g.now)
+
+
+# --- starting a batch --------------------------------------------------------------------
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@requires(Permission.EXECUTE_BATCHES)
+def start() -> ResponseReturnValue:
+    """Pick a recipe, scan the chain of identity, sign "started"."""
+    ctx = service_context()
+    with runtime().uow() as uow:
+        recipes = batches.startable_recipes(uow, ctx)
+    code = (request.values.get("recipe") or "").strip().upper()
+    chosen = next((r for r in recipes if r.installed.recipe_code == code), None)
+    if len(recipes) == 1 and chosen is None and request.method == "GET":
+        chosen = recipes[0]
+    if request.method == "GET" or chosen is None:
+        if request.method == "POST":
+            return _start_page(recipes, None, {}, "Choose a recipe.", 400)
+        return _start_page(recipes, chosen, {}, None, 200)
+    identifiers = {
+        spec["id"]: request.form.get(f"coi:{spec['id']}", "")
+        for spec in chosen.procedure.chain_of_identity
+    }
+    credentials, first = _credentials()
+    try:
+        with runtime().uow() as uow:
+            batch = batches.start_batch(
+                uow, ctx, code, identifiers, credentials, first_signing_in_session=first
+            )
+    except MesError as err:
+        if not _refused(err):
+            return redirect(url_for("common.login"))
+        return _start_page(recipes, chosen, dict(request.form), str(err), err.http_status)
+    signing_succeeded()
+    flash(f"Batch {batch.state.number} started.", "info")
+    first_phase = batch.current_phases()[0] if batch.current_phases() else None
+    if first_phase:
+        return redirect(
+            url_for("operator.phase", batch_id=batch.state.id, phase_id=first_phase), 303
+        )
+    return redirect(url_for("operator.batch_page", batch_id=batch.state.id), 303)
+
+
+def _start_page(
+    recipes: list[Any], chosen: Any, entered: Mapping[str, str], error: str | None, status: int
+) -> ResponseReturnValue:
+    return render_template(
+        "operator/start.html",
+        recipes=recipes,
+        chosen=chosen,
+        entered=entered,
+        error=error,
+        meaning=ACTION_MEANINGS[Action.START],
+    ), status
+
+
+# --- one batch ------------------------------------------------------------------------------
+
+
+def _batch_page(batch_id: str, error: str | None = None, status: int = 200) -> ResponseReturnValue:
+    ctx = service_context()
+    with runtime().uow() as uow:
+        view = batches.get_batch(uow, ctx, batch_id)
+    batch, viewer = view.batch, view.viewer
+    zone = _zone()
+    may = {
+        action: viewer is not None and batch.refusal(action, viewer, ctx.at) is None
+        for action in ("hold", "resume", "complete", "abort")
+    }
+    why_not_complete = (
+        str(batch.refusal("complete", viewer, ctx.at)) if viewer is not None else None
+    )
+    return render_template(
+        "operator/batch.html",
+        header=batch_header(batch, zone),
+        units=procedure_progress(batch, zone),
+        deviations=[deviation_item(batch, d, viewer, ctx.at, zone) for d in batch.state.deviations],
+        current=[
+            {"id": p, "name": batch.procedure.phases[p].name} for p in batch.current_phases()[:4]
+        ],
+        may=may,
+        why_not_complete=why_not_complete,
+        complete_meaning=ACTION_MEANINGS[Action.COMPLETE],
+        abort_meaning=ACTION_MEANINGS[Action.ABORT],
+        ack_meaning=ACTION_MEANINGS[Action.ACKNOWLEDGE],
+        error=error,
+        last_seq=batch.state.last_seq,
+        active=batch.state.status in (BatchStatus.IN_PROGRESS, BatchStatus.ON_HOLD),
+    ), status
+
+
+@bp.get("/<batch_id>")
+@requires(Permission.READ_BATCHES)
+def batch_page(batch_id: str) -> ResponseReturnValue:
+    """The batch: its chain of identity, the procedure's progress, deviations, batch actions."""
+    return _batch_page(batch_id)
+
+
+@bp.get("/<batch_id>/record")
+@requires(Permission.READ_BATCHES)
+def record(batch_id: str) -> ResponseReturnValue:
+    """The batch record as it happened: every ledger entry in words, oldest first."""
+    from mes.web.operator.record import entries_in_words
+
+    ctx = service_context()
+    with runtime().uow() as uow:
+        view = batches.get_batch(uow, ctx, batch_id)
+        entries = batches.ledger_entries(uow, ctx, batch_id)
+    return render_template(
+        "operator/record.html",
+        header=batch_header(view.batch, _zone()),
+        lines=entries_in_words(view.batch, entries, _zone()),
+    )
+
+
+# --- one phase ------------------------------------------------------------------------------
+
+
+def _phase_page(
+    batch_id: str,
+    phase_id: str,
+    *,
+    error: str | None = None,
+    status: int = 200,
+    entered: Mapping[str, str] | None = None,
+    field_errors: Mapping[str, str] | None = None,
+) -> ResponseReturnValue:
+    ctx = service_context()
+    with runtime().uow() as uow:
+        view = batches.get_batch(uow, ctx, batch_id)
+    batch = view.batch
+    zone = _zone()
+    page = phase_page(
+        batch, phase_id, view.viewer, ctx.at, zone, entered=entered, field_errors=field_errors
+    )
+    return render_template(
+        "operator/phase.html",
+        header=batch_header(batch, zone),
+        phase=page,
+        error=error,
+        perform_meaning=ACTION_MEANINGS[Action.PERFORM],
+        verify_meaning=ACTION_MEANINGS[Action.VERIFY],
+        correct_meaning=ACTION_MEANINGS[Action.CORRECT],
+        ack_meaning=ACTION_MEANINGS[Action.ACKNOWLEDGE],
+    ), status
+
+
+@bp.get("/<batch_id>/phases/<phase_id>")
+@requires(Permission.READ_BATCHES)
+def phase(batch_id: str, phase_id: str) -> ResponseReturnValue:
+    """One phase: instructions, timers, scans and values, signatures, what comes next."""
+    return _phase_page(batch_id, phase_id)
+
+
+@bp.post("/<batch_id>/phases/<phase_id>/start")
+@requires(Permission.EXECUTE_BATCHES)
+def start_phase(batch_id: str, phase_id: str) -> ResponseReturnValue:
+    """Start the phase (refused when out of order, early, or by someone not trained)."""
+    try:
+        with runtime().uow() as uow:
+            batch = batches.start_phase(
+                uow, service_context(), batch_id, phase_id, seen_seq=_seen()
+            )
+    except MesError as err:
+        return _phase_page(batch_id, phase_id, error=str(err), status=err.http_status)
+    late = [d for d in batch.state.deviations.values() if d.phase == phase_id and d.comment is None]
+    if late:
+        flash(f"Deviation {late[-1].id}: {late[-1].description} Say what happened.", "error")
+    return redirect(url_for("operator.phase", batch_id=batch_id, phase_id=phase_id), 303)
+
+
+def _phase_data(phase_fields: Mapping[str, str]) -> dict[str, Any]:
+    values, comments, lots, equipment, identity = {}, {}, {}, {}, {}
+    for key, value in phase_fields.items():
+        kind, _, name = key.partition(":")
+        if kind == "value":
+            values[name] = value
+        elif kind == "comment" and value.strip():
+            comments[name] = value
+        elif kind == "lot":
+            lots[name] = value
+        elif kind == "equipment" and name.isdigit():
+            equipment[int(name)] = value
+        elif kind == "identity":
+            identity[name] = value
+    return {
+        "values": values,
+        "comments": comments,
+        "lots": lots,
+        "equipment": equipment,
+        "identity": identity,
+    }
+
+
+def _record(batch_id: str, phase_id: str) -> tuple[batches.PhaseResult | None, Any]:
+    """Record what the form carries; (result, None) or (None, the error page)."""
+    data = _phase_data(request.form)
+    if not any(data.values()):
+        return None, None
+    try:
+        with runtime().uow() as uow:
+            result = batches.record_phase(
+                uow, service_context(), batch_id, phase_id, seen_seq=_seen(), **data
+            )
+    except InvalidValue as err:
+        return None, _phase_page(
+            batch_id,
+            phase_id,
+            error=f"{err.what_to_do}",
+            status=err.http_status,
+            entered=dict(request.form),
+            field_errors=err.fields,
+        )
+    except MesError as err:
+        return None, _phase_page(
+            batch_id, phase_id, error=str(err), status=err.http_status, entered=dict(request.form)
+        )
+    return result, None
+
+
+@bp.post("/<batch_id>/phases/<phase_id>/record")
+@requires(Permission.EXECUTE_BATCHES)
+def record_phase(batch_id: str, phase_id: str) -> ResponseReturnValue:
+    """Save what was entered and scanned (each value and scan is its own ledger entry)."""
+    result, error_page = _record(batch_id, phase_id)
+    if error_page is not None:
+        return error_page
+    if result is not None and result.field_errors:
+        kept = {k: v for k, v in request.form.items() if k not in result.field_errors}
+        return _phase_page(
+            batch_id,
+            phase_id,
+            error="Some scans were refused; see the messages next to them. "
+            "Everything else was saved.",
+            status=422,
+            entered=kept,
+            field_errors=result.field_errors,
+        )
+    if result is not None and result.recorded:
+        flash("Saved.", "info")
+    return redirect(url_for("operator.phase", batch_id=batch_id, phase_id=phase_id), 303)
+
+
+@bp.post("/<batch_id>/phases/<phase_id>/sign/<action_name>")
+@requires(Permission.EXECUTE_BATCHES)
+def sign_phase(batch_id: str, phase_id: str, action_name: str) -> ResponseReturnValue:
+    """Sign performed (saving the form first) or verified, in the e-signature dialog."""
+    if action_name not in ("perform", "verify"):
+        abort(404)
+    action = Action(action_name)
+    seen = _seen()
+    if action is Action.PERFORM:
+        result, error_page = _record(batch_id, phase_id)
+        if error_page is not None:
+            return error_page
+        if result is not None and result.field_errors:
+            return _phase_page(
+                batch_id,
+                phase_id,
+                error="Not signed: some scans were refused (see the messages next to them).",
+                status=422,
+                entered={k: v for k, v in request.form.items() if k not in result.field_errors},
+                field_errors=result.field_errors,
+            )
+        if result is not None and result.recorded:
+            seen = None  # our own save just moved the phase on
+    credentials, first = _credentials()
+    try:
+        with runtime().uow() as uow:
+            batch = batches.sign_phase(
+                uow,
+                service_context(),
+                batch_id,
+                phase_id,
+                action,
+                credentials,
+                first_signing_in_session=first,
+                seen_seq=seen,
+            )
+    except MesError as err:
+        if not _refused(err):
+            return redirect(url_for("common.login"))
+        return _phase_page(
+            batch_id, phase_id, error=str(err), status=err.http_status, entered=dict(request.form)
+        )
+    signing_succeeded()
+    flash(f"Signed: {ACTION_MEANINGS[action].value}.", "info")
+    following = [p for p in batch.current_phases() if p != phase_id]
+    if action is Action.PERFORM and batch.state.phases[phase_id].status is PhaseStatus.PERFORMED:
+        needs = batch.procedure.phases[phase_id].needs_verification
+        if needs:
+            flash("A second person must now verify this phase.", "info")
+    if following:
+        return redirect(url_for("operator.phase", batch_id=batch_id, phase_id=following[0]), 303)
+    return redirect(url_for("operator.batch_page", batch_id=batch_id), 303)
+
+
+@bp.post("/<batch_id>/phases/<phase_id>/correct")
+@requires(Permission.EXECUTE_BATCHES)
+def correct(batch_id: str, phase_id: str) -> ResponseReturnValue:
+    """Correct a signed value: new value, reason, signature; the original stays visible."""
+    credentials, first = _credentials()
+    value_id = request.form.get("value_id", "")
+    try:
+        with runtime().uow() as uow:
+            batches.correct_value(
+                uow,
+                service_context(),
+                batch_id,
+                phase_id,
+                value_id,
+                request.form.get("new_value", ""),
+                request.form.get("reason", ""),
+                credentials,
+                first_signing_in_session=first,
+            )
+    except MesError as err:
+        if not _refused(err):
+            return redirect(url_for("common.login"))
+        return _phase_page(
+            batch_id, phase_id, error=str(err), status=err.http_status, entered=dict(request.form)
+        )
+    signing_succeeded()
+    flash("Correction signed. The original value stays in the record.", "info")
+    return redirect(url_for("operator.phase", batch_id=batch_id, phase_id=phase_id), 303)
+
+
+# --- deviations ----------------------------------------------------------------------------
+
+
+def _back(batch_id: str) -> ResponseReturnValue:
+    phase_id = request.form.get("phase_id")
+    if phase_id:
+        return redirect(url_for("operator.phase", batch_id=batch_id, phase_id=phase_id), 303)
+    return redirect(url_for("operator.batch_page", batch_id=batch_id), 303)
+
+
+def _error_page(batch_id: str, err: MesError) -> ResponseReturnValue:
+    phase_id = request.form.get("phase_id")
+    if phase_id:
+        return _phase_page(
+            batch_id, phase_id, error=str(err), status=err.http_status, entered=dict(request.form)
+        )
+    return _batch_page(batch_id, str(err), err.http_status)
+
+
+@bp.post("/<batch_id>/deviations/<deviation_id>/comment")
+@requires(Permission.EXECUTE_BATCHES)
+def comment_deviation(batch_id: str, deviation_id: str) -> ResponseReturnValue:
+    """Say what happened in a deviation."""
+    try:
+        with runtime().uow() as uow:
+            batches.comment_deviation(
+                uow, service_context(), batch_id, deviation_id, request.form.get("comment", "")
+            )
+    except MesError as err:
+        return _error_page(batch_id, err)
+    flash(f"Comment added to deviation {deviation_id}.", "info")
+    return _back(batch_id)
+
+
+@bp.post("/<batch_id>/deviations/<deviation_id>/acknowledge")
+@requires(Permission.EXECUTE_BATCHES)
+def acknowledge_deviation(batch_id: str, deviation_id: str) -> ResponseReturnValue:
+    """A supervisor or QA acknowledges a deviation, signed."""
+    credentials, first = _credentials()
+    try:
+        with runtime().uow() as uow:
+            batches.acknowledge_deviation(
+                uow,
+                service_context(),
+                batch_id,
+                deviation_id,
+                credentials,
+                first_signing_in_session=first,
+            )
+    except MesError as err:
+        if not _refused(err):
+            return redirect(url_for("common.login"))
+        return _error_page(batch_id, err)
+    signing_succeeded()
+    flash(f"Deviation {deviation_id} acknowledged.", "info")
+    return _back(batch_id)
+
+
+@bp.post("/<batch_id>/deviations")
+@requires(Permission.EXECUTE_BATCHES)
+def report_deviation(batch_id: str) -> ResponseReturnValue:
+    """Report a deviation by hand, for the batch or one phase."""
+    try:
+        with runtime().uow() as uow:
+            batches.report_deviation(
+                uow,
+                service_context(),
+                batch_id,
+                request.form.get("description", ""),
+                request.form.get("phase_id") or None,
+            )
+    except MesError as err:
+        return _error_page(batch_id, err)
+    flash("Deviation reported.", "info")
+    return _back(batch_id)
+
+
+# --- the batch as a whole ----------------------------------------------------------------
+
+
+@bp.post("/<batch_id>/hold")
+@requires(Permission.EXECUTE_BATCHES)
+def hold(batch_id: str) -> ResponseReturnValue:
+    """Put the batch on hold, with the reason."""
+    try:
+        with runtime().uow() as uow:
+            batches.hold_batch(uow, service_context(), batch_id, request.form.get("reason", ""))
+    except MesError as err:
+        return _batch_page(batch_id, str(err), err.http_status)
+    flash("The batch is on hold.", "info")
+    return redirect(url_for("operator.batch_page", batch_id=batch_id), 303)
+
+
+@bp.post("/<batch_id>/resume")
+@requires(Permission.EXECUTE_BATCHES)
+def resume(batch_id: str) -> ResponseReturnValue:
+    """A supervisor resumes the batch, with the reason."""
+    try:
+        with runtime().uow() as uow:
+            batches.resume_batch(uow, service_context(), batch_id, request.form.get("reason", ""))
+    except MesError as err:
+        return _batch_page(batch_id, str(err), err.http_status)
+    flash("The batch is in progress again.", "info")
+    return redirect(url_for("operator.batch_page", batch_id=batch_id), 303)
+
+
+@bp.post("/<batch_id>/complete")
+@requires(Permission.EXECUTE_BATCHES)
+def complete(batch_id: str) -> ResponseReturnValue:
+    """A supervisor signs the batch complete."""
+    credentials, first = _credentials()
+    try:
+        with runtime().uow() as uow:
+            batches.complete_batch(
+                uow, service_context(), batch_id, credentials, first_signing_in_session=first
+            )
+    except MesError as err:
+        if not _refused(err):
+            return redirect(url_for("common.login"))
+        return _batch_page(batch_id, str(err), err.http_status)
+    signing_succeeded()
+    flash("The batch is complete.", "info")
+    return redirect(url_for("operator.batch_page", batch_id=batch_id), 303)
+
+
+@bp.post("/<batch_id>/abort")
+@requires(Permission.EXECUTE_BATCHES)
+def abort_batch(batch_id: str) -> ResponseReturnValue:
+    """A supervisor aborts the batch, with the reason and a signature."""
+    credentials, first = _credentials()
+    try:
+        with runtime().uow() as uow:
+            batches.abort_batch(
+                uow,
+                service_context(),
+                batch_id,
+                request.form.get("reason", ""),
+                credentials,
+                first_signing_in_session=first,
+            )
+    except MesError as err:
+        if not _refused(err):
+            return redirect(url_for("common.login"))
+        return _batch_page(batch_id, str(err), err.http_status)
+    signing_succeeded()
+    flash("The batch is aborted. Its record stays.", "info")
+    return redirect(url_for("operator.batch_page", batch_id=batch_id), 303)
