@@ -1,22 +1,24 @@
-"""``mes demo --no-serve`` sets up a hub with users for every role and the example recipes."""
+"""``mes demo --no-serve`` sets up a hub and a spoke: recipes approved at the hub, installed at
+the spoke from signed bundles, people trained, materials and equipment registered."""
 
 from __future__ import annotations
 
 from cli_helpers import run_bare
 
 
-def test_the_demo_sets_up_users_and_recipes_at_each_lifecycle_stage(tmp_path):
+def test_the_demo_sets_up_a_hub_and_a_spoke_with_installed_recipes_and_masters(tmp_path):
     folder = tmp_path / "demo"
     result = run_bare("demo", "--dir", str(folder), "--no-serve")
     assert result.returncode == 0, result.stderr
+    assert "olivia     cells-in-the-hood      operator" in result.stdout
     assert "aaron      write-the-recipe       author" in result.stdout
-    assert "  CART-CD19-FRESH v1   effective" in result.stdout
-    assert "  CART-CD19-CRYO v1    in review" in result.stdout
-    assert "  MRNA-NEOAG-FILL v1   draft" in result.stdout
-    listing = run_bare("--instance", str(folder), "recipe", "list")
-    assert [line.split("\t")[:2] for line in listing.stdout.splitlines()][:1] == [
-        ["CART-CD19-CRYO v1", "In review"]
-    ]
-    assert "CART-CD19-FRESH v1\tEffective from " in listing.stdout
-    verified = run_bare("--instance", str(folder), "audit", "verify")
-    assert verified.returncode == 0 and verified.stdout.startswith("ok: ")
+    assert "  CART-CD19-FRESH-DEMO v1  " in result.stdout
+    hub_list = run_bare("--instance", str(folder / "hub"), "recipe", "list")
+    for code in ("CART-CD19-FRESH", "CART-CD19-CRYO", "MRNA-NEOAG-FILL", "CART-CD19-FRESH-DEMO"):
+        assert f"{code} v1\tEffective from " in hub_list.stdout
+    spoke_list = run_bare("--instance", str(folder / "spoke"), "recipe", "list")
+    assert spoke_list.returncode == 0, spoke_list.stderr
+    assert spoke_list.stdout.count(" v1") == 4
+    for site in ("hub", "spoke"):
+        verified = run_bare("--instance", str(folder / site), "audit", "verify")
+        assert verified.returncode == 0 and verified.stdout.startswith("ok: "), verified.stderr
