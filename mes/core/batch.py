@@ -1124,10 +1124,10 @@ class Batch:
 
         Starting after a timer's maximum raises a deviation (the phase still starts).
         """
+        plan = self.procedure.phase(phase_id)  # NotFound for a phase the recipe does not have
         phase = self.state.phases[phase_id]
         self._active()
         mark = len(self.new_entries)
-        plan = self.procedure.phase(phase_id)
 
         def guard() -> None:
             self._check_start(phase_id, who, at)

@@ -265,6 +265,13 @@ def test_a_phase_already_started_or_signed_cannot_be_started_again():
     assert "'Count cells' is already performed by Olivia Tester" in err.message
 
 
+def test_an_unknown_phase_is_not_found():
+    batch = new_batch()
+    err = refuses(batch, NotFound, batch.start_phase, "nope", OLIVIA, T0, TERMINAL)
+    assert err.message == "The recipe BATCH-TEST v1 has no phase 'nope'."
+    assert isinstance(batch.refusal("start", OLIVIA, T0, phase_id="nope"), NotFound)
+
+
 # --- conditions -------------------------------------------------------------------------------
 
 
