@@ -1809,13 +1809,13 @@ class Batch:
             if spec["required"] and spec["id"] not in phase.values:
                 missing.append(f"{spec['label']} is not recorded")
         for spec in plan.spec["calculations"]:
-            if spec["id"] not in phase.values:
-                problem = self.calculation_problem(phase_id, spec["id"])
-                missing.append(
-                    f"{spec['label']} cannot be calculated ({problem})"
-                    if problem
-                    else f"{spec['label']} is not calculated yet"
-                )
+            # Asked even when a value is recorded: a calculation that fails on the values now
+            # recorded keeps its earlier result, which no longer follows from them.
+            problem = self.calculation_problem(phase_id, spec["id"])
+            if problem:
+                missing.append(f"{spec['label']} cannot be calculated ({problem})")
+            elif spec["id"] not in phase.values:
+                missing.append(f"{spec['label']} is not calculated yet")
         for spec in plan.spec["materials"]:
             if spec["code"] not in phase.materials:
                 missing.append(f"no lot of {spec['name']} ({spec['code']}) is scanned")

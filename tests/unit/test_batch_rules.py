@@ -54,6 +54,7 @@ from mes.core.batch import (
     DeviationStatus,
     EntryKind,
     PhaseStatus,
+    Procedure,
     format_duration,
 )
 from mes.core.errors import (
@@ -89,6 +90,7 @@ from mes.core.identity import mod37_2
 from mes.core.keys import SiteKey
 from mes.core.ledger import verify_chain
 from mes.core.limits import InvalidValue
+from mes.core.recipe import load_recipe
 
 H = timedelta(hours=1)
 # Holds both roles: can record data in an operator phase and sign as a supervisor.
@@ -638,6 +640,56 @@ def test_the_performance_record_binds_every_value_scan_and_data_entry_of_the_pha
     assert entry.body["payload"]["manifestation"]["meaning"] == "performed"
     phase = batch.state.phases["count_cells"]
     assert (phase.status, phase.performed_by) == (PhaseStatus.PERFORMED, OLIVIA.actor)
+
+
+RATIO_RECIPE = """\
+format: gmp-mes/recipe/1
+recipe_code: RATIO-TEST
+version: 1
+title: A calculation that can fail
+product: {code: RT, name: Ratio test product, modality: autologous_cell}
+change_reason: For the batch execution tests.
+chain_of_identity:
+  patient_id: {label: Patient identifier, kind: identifier}
+unit_procedures:
+  - id: dosing
+    name: Dosing
+    operations:
+      - id: dosing_op
+        name: Dose
+        phases:
+          - id: dose
+            name: Work out the dose
+            instructions: Count and measure.
+            inputs:
+              cells: {label: Cells, type: number, unit: "×10^6 cells", decimals: 1}
+              volume: {label: Volume, type: number, unit: mL, decimals: 1}
+            calculations:
+              conc: {label: Concentration, expression: cells / volume, unit: "×10^6 cells/mL", decimals: 2}
+"""
+
+
+def test_a_calculation_that_no_longer_works_out_blocks_performance_even_with_an_earlier_result():
+    procedure = Procedure(load_recipe(RATIO_RECIPE, "ratio.yaml").data)
+    batch = Batch.create(
+        procedure, batch_id="b-r", number="SPK1-2026-0009", site="SPK1",
+        recipe={"code": "RATIO-TEST", "version": 1, "content_hash": "0" * 64},
+        identifiers={"patient_id": PATIENT}, who=OLIVIA, at=T0, terminal=TERMINAL,
+        key=SiteKey.generate(), time_zone="UTC",
+    )  # fmt: skip
+    sign(batch, Action.START, OLIVIA)
+    batch.start_phase("dose", OLIVIA, T0, TERMINAL)
+    batch.record_values("dose", {"cells": "10.0", "volume": "2.0"}, OLIVIA, T0, TERMINAL)
+    assert batch.state.phases["dose"].values["conc"].value == "5.00"
+    batch.record_values("dose", {"volume": "0.0"}, OLIVIA, T0, TERMINAL)
+    assert batch.state.phases["dose"].values["conc"].value == "5.00"  # kept, no longer true
+    err = refuses(batch, PhaseIncomplete, sign, batch, Action.PERFORM, OLIVIA, phase_id="dose")
+    assert err.missing == [
+        "Concentration cannot be calculated (Concentration cannot be calculated: division by zero.)"
+    ]
+    batch.record_values("dose", {"volume": "4.0"}, OLIVIA, T0, TERMINAL)
+    assert batch.state.phases["dose"].values["conc"].value == "2.50"
+    sign(batch, Action.PERFORM, OLIVIA, phase_id="dose")
 
 
 # --- roles and training ---------------------------------------------------------------------
