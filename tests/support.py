@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
 
@@ -33,3 +35,20 @@ def user_ctx(
 ) -> Context:
     """A logged-in user's context."""
     return Context(at=at, user_id=user_id, terminal=terminal, terminal_id=terminal_id)
+
+
+def wait_until_up(url: str, server: subprocess.Popen, log: Path, seconds: float = 20) -> None:
+    """Wait until a served instance answers ``/health`` (fail with its log if it exits)."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert server.poll() is None, f"the server exited: {log.read_text()}"
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=1) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"no answer on {url} within {seconds} s: {log.read_text()}")

@@ -11,15 +11,13 @@ import os
 import shutil
 import socket
 import subprocess
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
-from support import PASSWORD
+from support import PASSWORD, wait_until_up
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 TIMEOUT_SECONDS = 3  # the instance's inactivity lock, short enough to wait for in a test
@@ -70,19 +68,6 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def _wait_until_up(url: str, server: subprocess.Popen, log: Path, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert server.poll() is None, f"mes serve exited: {log.read_text()}"
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=1) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"mes serve did not answer on {url} within {seconds} s: {log.read_text()}")
 
 
 @pytest.fixture(scope="session")
@@ -139,7 +124,7 @@ def spoke(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Spoke]:
             },
         )
     try:
-        _wait_until_up(url, server, log)
+        wait_until_up(url, server, log)
         yield Spoke(url, instance, TIMEOUT_SECONDS)
     finally:
         server.terminate()
