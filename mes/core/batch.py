@@ -552,17 +552,16 @@ def _fire(machine: LockedMachine, state: str, trigger: str, guard: Any = None) -
     return model.state
 
 
-def mermaid() -> str:
-    """Both lifecycles as Mermaid state diagrams, generated from the machines."""
-    lines = []
-    for title, table, initial in (
-        ("batch", BATCH_TRANSITIONS, "created"),
-        ("phase", PHASE_TRANSITIONS, "locked"),
-    ):
-        lines += [f"%% {title}", "stateDiagram-v2", f"    [*] --> {initial}"]
-        for t in table:
-            sources = t["source"] if isinstance(t["source"], list) else [t["source"]]
-            lines += [f"    {s} --> {t['dest']}: {t['trigger']}" for s in sources]
+def mermaid(lifecycle: str) -> str:
+    """The ``batch`` or ``phase`` lifecycle as a Mermaid state diagram, made from the machine."""
+    table, initial = {
+        "batch": (BATCH_TRANSITIONS, "created"),
+        "phase": (PHASE_TRANSITIONS, "locked"),
+    }[lifecycle]
+    lines = ["stateDiagram-v2", f"    [*] --> {initial}"]
+    for t in table:
+        sources = t["source"] if isinstance(t["source"], list) else [t["source"]]
+        lines += [f"    {source} --> {t['dest']}: {t['trigger']}" for source in sources]
     return "\n".join(lines)
 
 
@@ -916,7 +915,8 @@ class Batch:
                     phase.verified_at = phase.verified_by = None
             phase.status = new_status
             phase.signatures.append(signature)
-            self._contribute(phase, actor)
+            if action is not Action.VERIFY:  # checking is not contributing: after a correction
+                self._contribute(phase, actor)  # the same verifier may check again
             self._touch(phase, entry, f"signed {ACTION_MEANINGS[action].value}")
 
     @staticmethod
@@ -962,8 +962,10 @@ class Batch:
     ) -> PhaseStatus | None:
         plan = self.procedure.phases[phase_id]
         open_now = done_before
-        if plan.ordering == "sequence" and index > 0:
-            open_now = open_now and self.is_done(ids[index - 1])
+        if plan.ordering == "sequence":  # every phase before it, not only the one before: a
+            # corrected phase waiting to be verified again holds back the whole rest of the
+            # sequence, even past a phase that was not applicable
+            open_now = open_now and all(self.is_done(earlier) for earlier in ids[:index])
         open_now = open_now and all(self.is_done(w) for w in plan.waits_for)
         if not open_now:
             return PhaseStatus.LOCKED
@@ -1025,8 +1027,10 @@ class Batch:
                     return other, False
         ids = self.procedure.operations[plan.operation_index]
         index = ids.index(phase_id)
-        if plan.ordering == "sequence" and index > 0 and not self.is_done(ids[index - 1]):
-            return ids[index - 1], False
+        if plan.ordering == "sequence":
+            for earlier in ids[:index]:
+                if not self.is_done(earlier):
+                    return earlier, False
         for other in sorted(plan.waits_for):
             if not self.is_done(other):
                 return other, False
@@ -1843,6 +1847,18 @@ class Batch:
         return missing
 
     def _check_perform(self, plan: PhasePlan) -> None:
+        phase = self.state.phases[plan.id]
+        if phase.performed_by is not None and phase.status in (
+            PhaseStatus.PERFORMED,
+            PhaseStatus.VERIFIED,
+        ):
+            self._active()
+            raise PhaseNotInProgress(
+                f"'{plan.name}' was already performed by {phase.performed_by.name} "
+                f"({phase.performed_by.username}) at {phase.performed_at}.",
+                what_to_do="Look at the phase as it is now; to change a signed value, use a "
+                "correction with a reason.",
+            )
         self._in_progress(plan.id)
         missing = self.missing_for_performance(plan.id)
         if missing:
