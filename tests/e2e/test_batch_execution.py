@@ -85,7 +85,8 @@ def register_terminal(page: Page, url: str, name: str) -> None:
     page.get_by_label("Name").fill(name)
     page.get_by_role("button", name=re.compile("Register")).tap()
     expect(page.locator(".terminal.ok")).to_have_text(name)
-    page.get_by_role("button", name="Log out").tap()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Log out").tap()
 
 
 def sign_in_dialog(page: Page, button: str, username: str, first: bool) -> None:
@@ -274,3 +275,64 @@ def test_touch_targets_are_at_least_48_css_pixels(browser: Browser, demo_spoke: 
             .filter(([, h]) => h < 48)"""
     )
     assert small == []
+
+
+def test_a_double_tap_a_replayed_form_and_the_back_button_never_sign_twice(
+    browser: Browser, demo_spoke: str
+):
+    url, din, coi, patient = demo_spoke, "A999926000888", "CHA999926000888", "P-0888"
+    page = tablet(browser)
+    register_terminal(page, url, "Tablet 3")
+    log_in(page, url, "olivia")
+    page.goto(f"{url}/batches/new?recipe=CART-CD19-FRESH-DEMO")
+    page.get_by_label("Chain of Identity identifier (ISBT 128 CoI)").fill(coi)
+    page.get_by_label("Apheresis donation identification number (ISBT 128 DIN)").fill(
+        f"{din} 00 {mod37_2(din)}"
+    )
+    page.get_by_label("Patient identifier on the manufacturing order").fill(patient)
+    page.get_by_label("Patient date of birth").fill("1980-01-02")
+    sign_in_dialog(page, "Start the batch", "olivia", first=True)
+    phase_url = page.url
+    record_url = re.sub(r"/phases/.*$", "/record", phase_url)
+    page.get_by_role("button", name="Start this phase").tap()
+    scan(page, "DIN on the apheresis bag label", f"={din}00")
+    scan(page, "Patient identifier on the apheresis bag label", patient)
+    scan(page, "Chain of Identity identifier on the apheresis bag label", coi)
+    scan(page, "barcode scanner", "SCN-01")
+    page.locator("label.option", has_text="yes").tap()
+    page.get_by_role("button", name="Save").last.tap()
+    page.wait_for_load_state()
+    html = page.content()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    seen = re.search(r'name="seen_seq" value="(\d+)"', html).group(1)
+
+    # A double tap on Sign: the page submits the form once.
+    page.get_by_role("button", name="Sign performed").tap()
+    dialog = page.locator("dialog.esign[open]")
+    dialog.get_by_label("Password").fill(PASSWORDS["olivia"])
+    with page.expect_navigation():
+        page.evaluate(
+            """() => { const d = document.querySelector('dialog.esign[open]');
+                       const b = d.querySelector('button[type=submit]');
+                       b.click(); b.click(); }"""
+        )
+    ledger = page.request.get(record_url).text()
+    assert ledger.count("signed as performed") == 1
+
+    # The same form replayed (as a second terminal or a resent request would): refused, named.
+    replay = page.request.post(
+        f"{phase_url}/sign/perform",
+        form={"csrf_token": token, "seen_seq": seen, "esign_password": PASSWORDS["olivia"]},
+        max_redirects=0,
+    )
+    assert replay.status == 409
+    assert "Olivia Operator (olivia) signed performed in this phase" in replay.text()
+    assert page.request.get(record_url).text().count("signed as performed") == 1
+
+    # Back to the phase page: it is fetched again (no-store) and shows the phase as it is now.
+    page.go_back()
+    page.wait_for_load_state()
+    if page.url != phase_url:
+        page.goto(phase_url)
+    expect(page.locator("[data-phase-status]")).to_have_text("Performed — awaiting verification")
+    expect(page.get_by_role("button", name="Sign performed")).to_have_count(0)
