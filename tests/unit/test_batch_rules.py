@@ -619,7 +619,13 @@ def test_a_phase_that_is_not_in_progress_cannot_be_performed():
     )
     assert err.message == "'Check the bag' is ready, not in progress."
     batch = through_count()
-    refuses(batch, PhaseNotInProgress, sign, batch, Action.PERFORM, OLIVIA, phase_id="count_cells")
+    err = refuses(
+        batch, PhaseNotInProgress, sign, batch, Action.PERFORM, OSCAR, phase_id="count_cells"
+    )
+    assert err.message == (
+        "'Count cells' was already performed by Olivia Tester (olivia) at "
+        "2026-11-21T09:00:00.000000Z."
+    )
 
 
 def test_the_performance_record_binds_every_value_scan_and_data_entry_of_the_phase():
@@ -1467,6 +1473,18 @@ def test_a_phase_to_be_verified_again_holds_back_the_rest_of_its_sequence():
     refuses(batch, PhaseOutOfOrder, batch.start_phase, "count_cells", OLIVIA, T0 + H, TERMINAL)
     sign(batch, Action.VERIFY, SUE, T0 + H, phase_id="check_bag")
     assert status(batch, "count_cells") == "ready"
+
+
+def test_the_verifier_of_a_corrected_phase_may_verify_it_again():
+    batch = new_batch()
+    do_check_bag(batch)  # verified by Sam
+    correction = {"value": "bag_intact", "new": "no", "reason": "Seal torn: seen on re-check"}
+    sign(batch, Action.CORRECT, OLIVIA, T0 + H, phase_id="check_bag", correction=correction)
+    assert batch.refusal("verify", SAM, T0 + H, phase_id="check_bag") is None
+    sign(batch, Action.VERIFY, SAM, T0 + H, phase_id="check_bag")
+    assert [s["action"] for s in batch.state.phases["check_bag"].signatures] == [
+        "perform", "verify", "correct", "verify",
+    ]  # fmt: skip
 
 
 def test_the_person_who_corrects_a_phase_cannot_verify_the_correction():
