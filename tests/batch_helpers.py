@@ -149,11 +149,48 @@ class Spoke:
         """A unit of work at the spoke."""
         return self.make_uow("spoke", hub_key=self.hub_key.public)
 
-    def ctx(self, username: str, at: datetime = NOW) -> Context:
-        """``username`` at the registered terminal at ``at``."""
-        return user_ctx(
-            self.ids[username], at=at, terminal_id=self.terminal_id, terminal="Suite A 1"
-        )
+    def ctx(
+        self,
+        username: str,
+        at: datetime = NOW,
+        *,
+        terminal_id: str | None = None,
+        terminal: str = "Suite A 1",
+        unregistered: bool = False,
+    ) -> Context:
+        """``username`` at the registered terminal at ``at``.
+
+        ``terminal_id``: another registered terminal; ``unregistered``: a browser bound to none.
+        """
+        bound = None if unregistered else terminal_id or self.terminal_id
+        return user_ctx(self.ids[username], at=at, terminal_id=bound, terminal=terminal)
+
+    def add_terminal(self, name: str) -> str:
+        """Register another terminal of the site; its ID."""
+        system = Context.command_line(NOW - timedelta(days=1), "tester", "testhost")
+        with self.uow() as uow:
+            return register_terminal(uow, system, name, "Suite A")
+
+    def add_person(
+        self, username: str, roles: list[str], *, train_on: tuple[str, int] | None = None
+    ) -> str:
+        """Another person (attested; trained on ``train_on`` = (recipe code, version) if given)."""
+        system = Context.command_line(NOW - timedelta(days=1), "tester", "testhost")
+        with self.uow() as uow:
+            self.ids[username] = add_user(
+                uow, system, username=username, full_name=f"{username.title()} Tester",
+                roles=roles, password=PASSWORD,
+            )  # fmt: skip
+        with self.uow() as uow:
+            acknowledge_accountability(
+                uow,
+                self.ctx(username, NOW - timedelta(hours=1)),
+                Credentials(PASSWORD, username),
+                first_signing_in_session=True,
+            )
+        if train_on is not None:
+            self.train(username, *train_on)
+        return self.ids[username]
 
     def set_up(self, recipe_text: str = TEST_RECIPE, *, train: bool = True) -> Spoke:
         """People, terminal, recipe, masters."""
@@ -161,18 +198,7 @@ class Spoke:
         with self.uow() as uow:
             self.terminal_id = register_terminal(uow, system, "Suite A 1", "Suite A")
         for username, roles in PEOPLE.items():
-            with self.uow() as uow:
-                self.ids[username] = add_user(
-                    uow, system, username=username, full_name=f"{username.title()} Tester",
-                    roles=roles, password=PASSWORD,
-                )  # fmt: skip
-            with self.uow() as uow:
-                acknowledge_accountability(
-                    uow,
-                    self.ctx(username, NOW - timedelta(hours=1)),
-                    Credentials(PASSWORD, username),
-                    first_signing_in_session=True,
-                )
+            self.add_person(username, roles)
         compiled = self.install(recipe_text)
         if train:
             for username in PEOPLE:
