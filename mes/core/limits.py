@@ -145,6 +145,9 @@ def parse_value(spec: Mapping[str, Any], raw: Any, *, at: datetime, time_zone: s
             raise InvalidValue(
                 f"{label}: '{text}' is not a whole number.", what_to_do="Enter digits only."
             )
+        # Bounded like a number; and int() refuses more than 4300 digits with a ValueError.
+        if len(text.lstrip("+-").lstrip("0")) > 15:
+            raise InvalidValue(f"{label}: {text} is too large to be a plausible value.")
         return str(int(text))
     if kind == "yes_no":
         return _parse_yes_no(label, raw)

@@ -187,6 +187,14 @@ def test_a_whole_number_is_recorded_in_its_plain_form(typed, kept):
     assert parse("integer", typed) == kept
 
 
+def test_an_implausibly_large_whole_number_is_refused_like_a_number():
+    assert parse("integer", "999999999999999") == "999999999999999"
+    assert parse("integer", "-000999999999999999") == "-999999999999999"
+    for typed in ("1000000000000000", "9" * 5000):  # int() alone fails beyond 4300 digits
+        err = refused("integer", typed, label="Count")
+        assert err.message == f"Count: {typed} is too large to be a plausible value."
+
+
 @pytest.mark.parametrize("typed", ["3.0", "3.5", "three", "1e3", "3,0"])
 def test_an_integer_input_refuses_anything_but_digits(typed):
     err = refused("integer", typed, label="Count")
