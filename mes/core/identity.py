@@ -108,6 +108,8 @@ def _from_barcode(raw: str) -> Din:
         )
     din, flags = body[:13], body[13:]
     _check_structure(din, raw)
+    if not re.fullmatch(r"[0-9A-Z]{2}", flags):  # as for a typed DIN
+        raise InvalidDin(f"The flag characters '{flags}' of the DIN are not valid.")
     _check_type3_flags(din, flags)
     return Din(din=din, flags=flags)
 

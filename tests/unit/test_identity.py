@@ -146,6 +146,9 @@ def test_the_eye_readable_form_shows_the_parts_flags_and_check():
         (f"={DIN}", "is not an ISBT 128 DIN bar code (=, 13 characters and 2 flags)"),
         (f"={DIN}000", "is not an ISBT 128 DIN bar code"),
         (f"=O{DIN[1:]}00", "a letter other than O"),
+        (f"={DIN}-!", "The flag characters '-!' of the DIN are not valid."),
+        (f"={DIN}0*", "The flag characters '0*' of the DIN are not valid."),
+        (f"={DIN}\u0666\u0660", "The flag characters '\u0666\u0660' of the DIN are not valid."),
     ],
 )
 def test_a_malformed_din_is_refused_saying_what_is_wrong(typed, says):
