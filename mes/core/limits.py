@@ -118,7 +118,9 @@ def has_limits(spec: Mapping[str, Any]) -> bool:
     )
 
 
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+# ASCII digits only: a number is kept as typed, and full-width or Arabic-Indic digits would be
+# recorded as such.
+_NUMBER = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
 _INTEGER = re.compile(r"^[+-]?\d+$")
 
 

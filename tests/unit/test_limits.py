@@ -164,7 +164,20 @@ def test_a_decimal_comma_is_refused_with_the_point_form_to_type():
 
 
 @pytest.mark.parametrize(
-    "typed", ["abc", "1,000.5", "1e3", "1 000", "--1", "0x10", "inf", "NaN", "."]
+    "typed",
+    [
+        "abc",
+        "\uff11\uff12.\uff15",
+        "\u0669\u0665",
+        "1,000.5",
+        "1e3",
+        "1 000",
+        "--1",
+        "0x10",
+        "inf",
+        "NaN",
+        ".",
+    ],
 )
 def test_anything_else_is_not_a_number(typed):
     err = refused("number", typed, label="Volume")
