@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from mes.core.batch import Batch as BatchAggregate
@@ -46,14 +48,17 @@ def ledger(session: Session, batch_id: str) -> list[SealedEntry]:
 
 
 def next_number(session: Session, name: str) -> int:
-    """The next value of a named counter (row-locked, so no two takers get the same)."""
+    """The next value of a named counter (row-locked, so no two takers get the same).
+
+    The counter's row is created if missing with ``ON CONFLICT DO NOTHING``: two first takers
+    at once (the year's first batches) then wait for each other instead of one failing on the
+    primary key.
+    """
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(insert(Counter).values(name=name, value=0).on_conflict_do_nothing())
     counter = session.execute(
         select(Counter).where(Counter.name == name).with_for_update()
-    ).scalar_one_or_none()
-    if counter is None:
-        counter = Counter(name=name, value=0)
-        session.add(counter)
-        session.flush()
+    ).scalar_one()
     counter.value += 1
     session.flush()
     return counter.value
