@@ -603,14 +603,26 @@ def test_an_instrument_out_of_service_not_clean_or_past_calibration_is_refused_a
 def test_a_batch_on_hold_refuses_work_and_only_a_supervisor_resumes_it(make_uow):
     site = spoke(make_uow)
     batch_id = started(site)
-    with site.uow() as uow:
-        batches.hold_batch(uow, site.ctx("olivia"), batch_id, "Spill in the cabinet")
+    site.start_phase(batch_id, "check_bag")
+
+    def hold(reason: str) -> object:
+        with site.uow() as uow:
+            return batches.hold_batch(uow, site.ctx("olivia"), batch_id, reason)
+
+    refusal = unchanged_by(site, lambda: hold(""), InvalidInput)
+    assert str(refusal) == "A reason is required to put the batch on hold. Say why."
+    hold("Spill in the cabinet")
     on_hold = (
         "Batch SPK1-2026-0001 is on hold (Spill in the cabinet). A supervisor must resume it "
         "before work continues."
     )
-    refusal = unchanged_by(site, lambda: site.start_phase(batch_id, "check_bag"), BatchNotActive)
-    assert str(refusal) == on_hold
+    work = {
+        "record": lambda: site.record(batch_id, "check_bag", values={"bag_intact": "yes"}),
+        "scan": lambda: site.record(batch_id, "check_bag", equipment={0: SCANNER}),
+        "sign": lambda: site.sign(batch_id, "check_bag"),
+    }
+    for name, attempt in work.items():
+        assert str(unchanged_by(site, attempt, BatchNotActive)) == on_hold, name
 
     def resume(who: str, reason: str = "Cabinet cleaned and released") -> object:
         with site.uow() as uow:
@@ -623,7 +635,13 @@ def test_a_batch_on_hold_refuses_work_and_only_a_supervisor_resumes_it(make_uow)
     refusal = unchanged_by(site, lambda: resume("sam", " "), InvalidInput)
     assert str(refusal) == "A reason is required to resume the batch. Say why."
     assert resume("sam").state.status is BatchStatus.IN_PROGRESS
-    site.do_check_bag(batch_id)
+    site.record(
+        batch_id, "check_bag", values={"bag_intact": "yes"}, equipment={0: SCANNER},
+        identity={"bag_din": DIN_BARCODE, "bag_patient": PATIENT},
+    )  # fmt: skip
+    site.sign(batch_id, "check_bag")
+    kinds = [e.kind for e in entries(site, batch_id)]
+    assert kinds[2:5] == ["phase_started", "batch_held", "batch_resumed"]
     assert_sound(site, batch_id)
 
 
@@ -800,6 +818,7 @@ def test_the_hub_refuses_every_batch_service(make_uow):
     before = snapshot(site)
     assert outcomes(at_the_hub, calls) == dict.fromkeys(calls, "ConfigurationError")
     assert snapshot(site) == before
+    assert_sound(site, batch_id)
     with make_uow("hub") as uow, pytest.raises(ConfigurationError) as caught:
         batches.start_phase(uow, ctx, batch_id, "check_bag")
     assert str(caught.value) == (
