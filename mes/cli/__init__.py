@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from importlib import import_module
 from pathlib import Path
 
 import click
@@ -30,11 +31,25 @@ def cli(ctx: click.Context, instance: Path | None) -> None:
     ctx.call_on_close(state.close)
 
 
-def _register() -> None:
-    from mes.cli import audit, db, demo, instance, recipe, serve, training, users
+# One module per noun; each adds its commands with ``register(cli)``.
+COMMAND_MODULES = (
+    "audit",
+    "batches",
+    "db",
+    "demo",
+    "equipment",
+    "instance",
+    "materials",
+    "recipe",
+    "serve",
+    "training",
+    "users",
+)
 
-    for module in (audit, db, demo, instance, recipe, serve, training, users):
-        module.register(cli)
+
+def _register() -> None:
+    for name in COMMAND_MODULES:
+        import_module(f"mes.cli.{name}").register(cli)
 
 
 _register()

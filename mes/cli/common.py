@@ -1,18 +1,23 @@
-"""Helpers shared by the command modules: the command-line context and password input."""
+"""Helpers shared by the command modules: who acts, password input, dates and tables."""
 
 from __future__ import annotations
 
 import getpass
+import re
 import socket
 import sys
-from datetime import UTC, datetime
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import click
 
+from mes.core.errors import InvalidInput
 from mes.services.context import Context
 from mes.services.runtime import Runtime, open_runtime
 from mes.settings import load_settings
+
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def command_context() -> Context:
@@ -20,14 +25,67 @@ def command_context() -> Context:
     return Context.command_line(datetime.now(UTC), getpass.getuser(), socket.gethostname())
 
 
-def read_password(from_stdin: bool, prompt: str = "Password") -> str:
-    """A new password: one line from standard input, or typed twice at a hidden prompt."""
+def signer_context(user_id: str) -> Context:
+    """A user who authenticated at the command line to sign, now (no registered terminal)."""
+    return Context(
+        at=datetime.now(UTC),
+        user_id=user_id,
+        terminal=command_context().terminal,
+        terminal_id=None,
+    )
+
+
+def read_password(from_stdin: bool, prompt: str = "Password", *, confirm: bool = True) -> str:
+    """A password: one line from standard input, or typed at a hidden prompt.
+
+    A new password is typed twice (``confirm``); a signing password once.
+    """
     if from_stdin:
         line = sys.stdin.readline()
         if not line:
             raise click.UsageError("--password-stdin was given but standard input is empty.")
         return line.rstrip("\r\n")
-    return click.prompt(prompt, hide_input=True, confirmation_prompt=True)
+    return click.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
+
+
+class IsoDate(click.ParamType):
+    """A calendar date written YYYY-MM-DD; anything else is refused in one line (exit 1)."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> date:
+        """The date, or :class:`InvalidInput` naming the option and the expected form."""
+        if isinstance(value, date):
+            return value
+        text = str(value).strip()
+        try:
+            if not ISO_DATE.fullmatch(text):  # not 20270331 or 2027-W13-3, which Python accepts
+                raise ValueError(text)
+            return date.fromisoformat(text)
+        except ValueError:
+            option = param.opts[0] if param is not None and param.opts else "The date"
+            raise InvalidInput(
+                f"{option}: '{value}' is not a date.",
+                what_to_do="Write it as YYYY-MM-DD, e.g. 2027-03-31.",
+            ) from None
+
+
+DATE = IsoDate()
+
+
+def echo_table(headers: Sequence[str], rows: Iterable[Sequence[object]], empty: str) -> None:
+    """Print rows under headers in aligned columns, or the ``empty`` line when there are none."""
+    lines = [[("—" if cell is None or cell == "" else str(cell)) for cell in row] for row in rows]
+    if not lines:
+        click.echo(empty)
+        return
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(headers)]
+    for line in [list(headers), *lines]:
+        click.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        )
 
 
 class CliState:
