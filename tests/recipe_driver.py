@@ -26,9 +26,8 @@ lets a test stop before a phase (:meth:`BatchRun.run_until`) and act itself.
 
 from __future__ import annotations
 
-import itertools
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -39,7 +38,7 @@ from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import Any
 
 from batch_helpers import PEOPLE, Spoke
-from sqlalchemy import select
+from sqlalchemy import func, select
 from support import NOW, PASSWORD
 
 from mes.core.batch import (
@@ -57,6 +56,7 @@ from mes.core.recipe import load_recipe
 from mes.services import batches, equipment, materials
 from mes.services.esign import Credentials
 from mes.services.training import is_qualified
+from mes.store.models import Batch as BatchRow
 from mes.store.models import Equipment, Material, MaterialLot, User
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
@@ -411,8 +411,6 @@ def prepare_site(site: Spoke, compiled_data: Mapping[str, Any]) -> tuple[dict, d
 
 # --- running a batch ---------------------------------------------------------------------------
 
-_serials: Iterator[int] = itertools.count(1)
-
 
 @dataclass
 class BatchRun:
@@ -446,7 +444,10 @@ class BatchRun:
 
     def start(self, who: str = "olivia", **identifiers: str) -> Batch:
         """Start the batch with a fresh valid chain of identity (or the identifiers given)."""
-        serial = next(_serials)
+        with self.site.uow() as uow:  # the site's n-th batch gets identifiers numbered n
+            serial = (
+                uow.session.execute(select(func.count()).select_from(BatchRow)).scalar_one() + 1
+            )
         self.identifiers = {
             **identifiers_for(self.compiled["chain_of_identity"], serial, self.now),
             **identifiers,
@@ -530,8 +531,8 @@ class BatchRun:
         """Start, record, scan, sign performed and (where asked) verified; deviations handled."""
         performer, verifier = self.people(phase_id)
         earliest, latest = self.window(phase_id)
-        if earliest > self.now:
-            self.now = earliest if latest is None else min(earliest + STEP, latest)
+        if earliest > self.now:  # wait: the start (one step on) falls inside the window
+            self.now = earliest if latest is None else max(min(earliest, latest - STEP), self.now)
         self.start_phase(phase_id, performer)
         self.record(phase_id, performer)
         self.sign(phase_id, Action.PERFORM, performer)
