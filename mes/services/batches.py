@@ -664,13 +664,17 @@ def board(uow: UnitOfWork, ctx: Context, *, include_closed: bool = False) -> lis
     statuses: Iterable[str] = ACTIVE if not include_closed else (*ACTIVE, "complete", "aborted")
     rows = []
     for batch, phases, open_deviations in board_rows(uow.session, list(statuses)):
+        active = batch.status in ACTIVE
         current = [
             {"id": p.phase_id, "name": p.name, "status": p.status}
             for p in phases
-            if p.status in ("in_progress", "ready")
-            or (p.status == "performed" and p.needs_verification)
+            if active
+            and (
+                p.status in ("in_progress", "ready")
+                or (p.status == "performed" and p.needs_verification)
+            )
         ]
-        waiting = [p for p in phases if p.status in ("locked", "ready")]
+        waiting = [p for p in phases if active and p.status in ("locked", "ready")]
         due = sorted(
             p.earliest_start for p in waiting if p.earliest_start and p.earliest_start > now
         )

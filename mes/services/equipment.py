@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -215,7 +216,8 @@ def record_cleaning(
     text = (note or "").strip()
     if not clean and len(text) < 3:
         raise InvalidInput(
-            "Say why the instrument needs cleaning.", what_to_do="e.g. 'spill after harvest'."
+            "Say why the instrument needs cleaning.",
+            what_to_do="For example: 'spill after harvest'.",
         )
     old = equipment.clean
     equipment.clean = clean
@@ -238,7 +240,7 @@ def record_calibration(
             "A calibration needs its certificate or report reference.",
             what_to_do="Enter the certificate number.",
         )
-    if next_due <= ctx.at.date():
+    if next_due <= ctx.at.astimezone(ZoneInfo(uow.site.time_zone)).date():  # the site's date
         raise InvalidInput(
             f"The next due date {next_due.isoformat()} is not in the future.",
             what_to_do="Enter the date the next calibration is due.",

@@ -102,7 +102,7 @@ def test_equipment_refusals_are_one_line_and_change_nothing(instance):
         (("clean", "CC-99"), unknown),
         (("needs-cleaning", "CC-99", "--note", "Spill"), unknown),
         (("needs-cleaning", "CC-01"),
-         "Say why the instrument needs cleaning. e.g. 'spill after harvest'."),
+         "Say why the instrument needs cleaning. For example: 'spill after harvest'."),
         (("calibrate", "CC-99", "--next-due", NEXT_YEAR, "--certificate", "C-1"), unknown),
         (("calibrate", "CC-01", "--next-due", "2020-01-01", "--certificate", "C-1"),
          "The next due date 2020-01-01 is not in the future. Enter the date the next "

@@ -275,7 +275,7 @@ def test_cleaning_calibration_and_status_changes_are_logged_audited_and_checked(
         "supervisor role."
     )
     assert str(unchanged_by(site, lambda: clean("oscar", False, " "), InvalidInput)) == (
-        "Say why the instrument needs cleaning. e.g. 'spill after harvest'."
+        "Say why the instrument needs cleaning. For example: 'spill after harvest'."
     )
     assert clean("oscar", False, "Spill after the count").clean is False
     assert clean("olivia", True).clean is True

@@ -28,6 +28,12 @@ from mes.web.helpers import (
     service_context,
     signing_succeeded,
 )
+from mes.web.masters.forms import (
+    EquipmentForm,
+    LotDecisionForm,
+    LotForm,
+    MaterialForm,
+)
 
 bp = Blueprint("masters", __name__, template_folder="templates")
 
@@ -78,13 +84,14 @@ def materials() -> ResponseReturnValue:
 def add_material() -> ResponseReturnValue:
     """Register a material."""
     try:
+        form = MaterialForm()
         with runtime().uow() as uow:
             material = material_service.add_material(
                 uow,
                 service_context(),
-                code=request.form.get("code", ""),
-                name=request.form.get("name", ""),
-                unit=request.form.get("unit", ""),
+                code=form.code.data or "",
+                name=form.name.data or "",
+                unit=form.unit.data or "",
             )
     except MesError as err:
         return _materials_page(str(err), err.http_status)
@@ -96,6 +103,7 @@ def add_material() -> ResponseReturnValue:
 @requires(Permission.MANAGE_MATERIALS)
 def add_lot() -> ResponseReturnValue:
     """Receive a lot (it starts in quarantine)."""
+    form = LotForm()
     try:
         expiry = _date("expiry")
         assert expiry is not None
@@ -103,8 +111,8 @@ def add_lot() -> ResponseReturnValue:
             lot = material_service.add_lot(
                 uow,
                 service_context(),
-                material_code=request.form.get("material_code", ""),
-                lot_number=request.form.get("lot_number", ""),
+                material_code=form.material_code.data or "",
+                lot_number=form.lot_number.data or "",
                 expiry=expiry,
             )
     except MesError as err:
@@ -122,7 +130,8 @@ def lot_status(lot_number: str) -> ResponseReturnValue:
         password=request.form.get("esign_password") or "",
         username=(request.form.get("esign_username") or "").strip() or None,
     )
-    status = request.form.get("status", "")
+    form = LotDecisionForm()
+    status = form.status.data or ""
     try:
         with runtime().uow() as uow:
             lot = material_service.change_lot_status(
@@ -130,7 +139,7 @@ def lot_status(lot_number: str) -> ResponseReturnValue:
                 service_context(),
                 lot_number,
                 status,
-                request.form.get("reason"),
+                form.reason.data,
                 credentials,
                 first_signing_in_session=first,
             )
@@ -170,15 +179,16 @@ def equipment_list() -> ResponseReturnValue:
 @requires(Permission.MANAGE_EQUIPMENT)
 def add_equipment() -> ResponseReturnValue:
     """Register an instrument."""
+    form = EquipmentForm()
     try:
         with runtime().uow() as uow:
             item = equipment_service.add_equipment(
                 uow,
                 service_context(),
-                equipment_id=request.form.get("equipment_id", ""),
-                equipment_class=request.form.get("equipment_class", ""),
-                name=request.form.get("name", ""),
-                location=request.form.get("location", ""),
+                equipment_id=form.equipment_id.data or "",
+                equipment_class=form.equipment_class.data or "",
+                name=form.name.data or "",
+                location=form.location.data or "",
                 calibration_due=_date("calibration_due", required=False),
             )
     except MesError as err:

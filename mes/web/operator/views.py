@@ -22,7 +22,7 @@ from mes.core.batch import (
     BatchStatus,
     PhaseStatus,
 )
-from mes.core.errors import MesError
+from mes.core.errors import ChainBroken, MesError
 from mes.core.limits import InvalidValue
 from mes.services import batches
 from mes.services.esign import Credentials
@@ -33,6 +33,13 @@ from mes.web.helpers import (
     requires,
     service_context,
     signing_succeeded,
+)
+from mes.web.operator.forms import (
+    CommentForm,
+    CorrectionForm,
+    DeviationReportForm,
+    ReasonForm,
+    SignedReasonForm,
 )
 from mes.web.operator.pages import (
     batch_header,
@@ -135,10 +142,20 @@ def _start_page(
 # --- one batch ------------------------------------------------------------------------------
 
 
+def _integrity(uow: Any, ctx: Any, batch_id: str) -> str | None:
+    """None when the batch's ledger verifies; otherwise what is wrong (shown as a warning)."""
+    try:
+        batches.verify_batch(uow, ctx, batch_id)
+    except ChainBroken as broken:
+        return f"This batch record fails verification: {broken}"
+    return None
+
+
 def _batch_page(batch_id: str, error: str | None = None, status: int = 200) -> ResponseReturnValue:
     ctx = service_context()
     with runtime().uow() as uow:
         view = batches.get_batch(uow, ctx, batch_id)
+        broken = _integrity(uow, ctx, batch_id)
     batch, viewer = view.batch, view.viewer
     zone = _zone()
     may = {
@@ -162,6 +179,7 @@ def _batch_page(batch_id: str, error: str | None = None, status: int = 200) -> R
         abort_meaning=ACTION_MEANINGS[Action.ABORT],
         ack_meaning=ACTION_MEANINGS[Action.ACKNOWLEDGE],
         error=error,
+        broken=broken,
         last_seq=batch.state.last_seq,
         active=batch.state.status in (BatchStatus.IN_PROGRESS, BatchStatus.ON_HOLD),
     ), status
@@ -184,8 +202,10 @@ def record(batch_id: str) -> ResponseReturnValue:
     with runtime().uow() as uow:
         view = batches.get_batch(uow, ctx, batch_id)
         entries = batches.ledger_entries(uow, ctx, batch_id)
+        broken = _integrity(uow, ctx, batch_id)
     return render_template(
         "operator/record.html",
+        broken=broken,
         header=batch_header(view.batch, _zone()),
         lines=entries_in_words(view.batch, entries, _zone()),
     )
@@ -378,7 +398,7 @@ def sign_phase(batch_id: str, phase_id: str, action_name: str) -> ResponseReturn
 def correct(batch_id: str, phase_id: str) -> ResponseReturnValue:
     """Correct a signed value: new value, reason, signature; the original stays visible."""
     credentials, first = _credentials()
-    value_id = request.form.get("value_id", "")
+    form = CorrectionForm()
     try:
         with runtime().uow() as uow:
             batches.correct_value(
@@ -386,9 +406,9 @@ def correct(batch_id: str, phase_id: str) -> ResponseReturnValue:
                 service_context(),
                 batch_id,
                 phase_id,
-                value_id,
-                request.form.get("new_value", ""),
-                request.form.get("reason", ""),
+                form.value_id.data or "",
+                form.new_value.data or "",
+                form.reason.data or "",
                 credentials,
                 first_signing_in_session=first,
             )
@@ -429,7 +449,7 @@ def comment_deviation(batch_id: str, deviation_id: str) -> ResponseReturnValue:
     try:
         with runtime().uow() as uow:
             batches.comment_deviation(
-                uow, service_context(), batch_id, deviation_id, request.form.get("comment", "")
+                uow, service_context(), batch_id, deviation_id, CommentForm().comment.data or ""
             )
     except MesError as err:
         return _error_page(batch_id, err)
@@ -465,14 +485,15 @@ def acknowledge_deviation(batch_id: str, deviation_id: str) -> ResponseReturnVal
 @requires(Permission.EXECUTE_BATCHES)
 def report_deviation(batch_id: str) -> ResponseReturnValue:
     """Report a deviation by hand, for the batch or one phase."""
+    form = DeviationReportForm()
     try:
         with runtime().uow() as uow:
             batches.report_deviation(
                 uow,
                 service_context(),
                 batch_id,
-                request.form.get("description", ""),
-                request.form.get("phase_id") or None,
+                form.description.data or "",
+                form.phase_id.data or None,
             )
     except MesError as err:
         return _error_page(batch_id, err)
@@ -489,7 +510,7 @@ def hold(batch_id: str) -> ResponseReturnValue:
     """Put the batch on hold, with the reason."""
     try:
         with runtime().uow() as uow:
-            batches.hold_batch(uow, service_context(), batch_id, request.form.get("reason", ""))
+            batches.hold_batch(uow, service_context(), batch_id, ReasonForm().reason.data or "")
     except MesError as err:
         return _batch_page(batch_id, str(err), err.http_status)
     flash("The batch is on hold.", "info")
@@ -502,7 +523,7 @@ def resume(batch_id: str) -> ResponseReturnValue:
     """A supervisor resumes the batch, with the reason."""
     try:
         with runtime().uow() as uow:
-            batches.resume_batch(uow, service_context(), batch_id, request.form.get("reason", ""))
+            batches.resume_batch(uow, service_context(), batch_id, ReasonForm().reason.data or "")
     except MesError as err:
         return _batch_page(batch_id, str(err), err.http_status)
     flash("The batch is in progress again.", "info")
@@ -539,7 +560,7 @@ def abort_batch(batch_id: str) -> ResponseReturnValue:
                 uow,
                 service_context(),
                 batch_id,
-                request.form.get("reason", ""),
+                SignedReasonForm().reason.data or "",
                 credentials,
                 first_signing_in_session=first,
             )

@@ -1,0 +1,51 @@
+"""The fixed forms of the operator's pages (the phase form itself is built from the recipe).
+
+Fields only declare what a form carries and its size: whether a reason is long enough or a value
+is well-formed is the core's rule, reported in its words (:mod:`mes.core.batch`,
+:mod:`mes.core.limits`). The phase page's fields are named ``value:ID``, ``comment:ID``,
+``lot:CODE``, ``equipment:SLOT`` and ``identity:CHECK`` after the recipe (see ``views._phase_data``).
+"""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, StringField, TextAreaField
+from wtforms.validators import Length, Optional
+
+from mes.web.forms import SignatureForm
+
+TEXT = [Optional(), Length(max=2000)]
+
+
+class ReasonForm(FlaskForm):
+    """Hold or resume a batch: the reason."""
+
+    reason = StringField("Reason", validators=TEXT)
+
+
+class SignedReasonForm(SignatureForm):
+    """Abort a batch: the reason, signed."""
+
+    reason = StringField("Reason", validators=TEXT)
+
+
+class CommentForm(FlaskForm):
+    """Say what happened in a deviation."""
+
+    comment = TextAreaField("What happened, and what you did", validators=TEXT)
+    phase_id = HiddenField(validators=[Optional(), Length(max=48)])
+
+
+class DeviationReportForm(FlaskForm):
+    """Report a deviation by hand."""
+
+    description = TextAreaField("What happened", validators=TEXT)
+    phase_id = HiddenField(validators=[Optional(), Length(max=48)])
+
+
+class CorrectionForm(SignatureForm):
+    """Correct a signed value: which, the new value, why."""
+
+    value_id = StringField("Value", validators=[Optional(), Length(max=48)])
+    new_value = StringField("Corrected value", validators=TEXT)
+    reason = StringField("Reason for the correction", validators=TEXT)
