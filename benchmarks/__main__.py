@@ -1,7 +1,8 @@
 """Run every benchmark: ``python -m benchmarks [--quick]``. Prints a table and writes JSON."""
 
-from benchmarks import recipes
+from benchmarks import batches, recipes
 from benchmarks.run import main
 
 main()
 recipes.main()
+batches.main()
