@@ -46,14 +46,14 @@ checking only that each transition exists.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from transitions import EventData
-from transitions.extensions import LockedMachine
+from transitions import EventData, Machine
 
 from mes.core.access import Role
 from mes.core.audit import Actor
@@ -481,10 +481,8 @@ class _Model:
         self.state = state
 
 
-def _machine(
-    states: Iterable[str], transitions: list[dict[str, Any]], initial: str
-) -> LockedMachine:
-    return LockedMachine(
+def _machine(states: Iterable[str], transitions: list[dict[str, Any]], initial: str) -> Machine:
+    return Machine(
         model=None,
         states=list(states),
         transitions=transitions,
@@ -531,7 +529,25 @@ _PHASE_MACHINE = _machine(
 )
 
 
-def _fire(machine: LockedMachine, state: str, trigger: str, guard: Any = None) -> str:
+_RUNNERS = threading.local()
+
+
+def _runner(machine: Machine) -> _Model:
+    """This thread's model on ``machine``: added once, then reused for every event.
+
+    A model is only the carrier of one event at a time; each thread has its own, so threads
+    never share one, and the machines themselves are never changed after they are defined.
+    """
+    runners: dict[int, _Model] = _RUNNERS.__dict__.setdefault("runners", {})
+    model = runners.get(id(machine))
+    if model is None:
+        model = _Model(machine.initial)
+        machine.add_model(model, initial=machine.initial)
+        runners[id(machine)] = model
+    return model
+
+
+def _fire(machine: Machine, state: str, trigger: str, guard: Any = None) -> str:
     """Fire ``trigger`` from ``state``; the guard (if any) raises a named error first.
 
     Returns the new state. Where no transition leaves ``state``, the guard is asked first (it
@@ -543,12 +559,9 @@ def _fire(machine: LockedMachine, state: str, trigger: str, guard: Any = None) -
         if guard is not None:
             guard()
         raise PhaseNotInProgress(f"'{trigger}' is not possible when the state is '{state}'.")
-    model = _Model(state)
-    machine.add_model(model, initial=state)
-    try:
-        getattr(model, trigger)(guard=guard)
-    finally:
-        machine.remove_model(model)
+    model = _runner(machine)
+    model.state = state
+    getattr(model, trigger)(guard=guard)
     return model.state
 
 
@@ -586,6 +599,15 @@ def _actor_dict(actor: Actor) -> dict[str, Any]:
 
 def _actor(data: Mapping[str, Any]) -> Actor:
     return Actor(user_id=data.get("user_id"), username=data["username"], name=data["name"])
+
+
+# Only these entries can change which phases are ready: a phase starting (one at a time in an
+# any_order operation), a signature (a phase done, or undone by a correction), the batch held or
+# resumed. Values and scans go into phases in progress; conditions read the values of phases
+# that are done, which change only with a signed correction.
+_MOVES_READINESS = frozenset(
+    {EntryKind.PHASE_STARTED, EntryKind.SIGNATURE, EntryKind.BATCH_HELD, EntryKind.BATCH_RESUMED}
+)
 
 
 class Batch:
@@ -741,7 +763,8 @@ class Batch:
         handler = getattr(self, f"_on_{kind.value}")
         handler(payload, actor, at, entry)
         self._after(entry)
-        self._refresh()
+        if kind in _MOVES_READINESS:
+            self._refresh()
 
     def _after(self, entry: SealedEntry) -> None:
         self.state.last_seq = entry.seq
