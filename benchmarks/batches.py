@@ -530,6 +530,15 @@ def argon2_verify_ms(rounds: int = 20) -> float:
     return statistics.median(times) * 1000
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process so far; NaN where /proc is not there."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -554,7 +563,7 @@ def phases_per_batch(size: Size, argon2_ms: float) -> int:
     bound = (os.cpu_count() or 1) / (argon2_ms / 1000)
     latency_count = CLIENTS * max(1, int(size.latency_seconds / PERIOD_SECONDS))
     needed = latency_count + math.ceil(0.8 * bound * size.capacity_seconds)
-    needed += (SERIAL_EACH + 1) * CLIENTS
+    needed += (SERIAL_EACH + 2) * CLIENTS  # warm-up, one at a time, spare
     return min(PHASES, math.ceil(needed / size.batches))
 
 
@@ -586,12 +595,15 @@ def bench_database(
     try:
         for client in clients:
             client.login()
+        serial_run(clients, 1)  # warm-up (first request of each session, caches), not counted
         spy = _start_py_spy(process.pid, spy_to, spy_mode) if spy_to is not None else None
         load_before = _loadavg()
+        cpu_before = _cpu_seconds(process.pid)
         serial = serial_run(clients, SERIAL_EACH)
         latency = latency_run(clients, size.latency_seconds)
         capacity, capacity_start = capacity_run(clients, size.capacity_seconds)
         load_after = _loadavg()
+        cpu_used = _cpu_seconds(process.pid) - cpu_before
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(timeout=60)
@@ -648,6 +660,9 @@ def bench_database(
         "failures": len(errors),
         "first_errors": errors[:5],
         "sign_requests": len(serial) + len(latency) + len(capacity),
+        "server_cpu_ms_per_signature": cpu_used
+        * 1000
+        / max(1, len(serial) + len(latency) + len(capacity)),
         "loadavg_before": load_before,
         "loadavg_after": load_after,
     }
@@ -666,6 +681,7 @@ ROWS = (
     ("capacity_requests", "capacity: signatures", "{:d}"),
     ("capacity_per_s", "capacity: signatures/s", "{:.1f}"),
     ("capacity_median_ms", "capacity: median ms", "{:.1f}"),
+    ("server_cpu_ms_per_signature", "server process CPU ms/signature", "{:.1f}"),
     ("bound_per_s", "bound: cores / argon2 /s", "{:.1f}"),
     ("capacity_ratio", "capacity / bound", "{:.0%}"),
     ("failures", "failures (not 303)", "{:d}"),
