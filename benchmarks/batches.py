@@ -21,7 +21,9 @@ and seconds), or ``python -m benchmarks.batches``. Results go to stdout as a tab
 
 ``python -m benchmarks.batches --profile`` serves the instance in a wrapper that profiles each
 request with cProfile (per worker thread) and prints where the server spends its time per
-signature request (a profiling run; the figures of that run are slower than a normal one).
+signature request (a profiling run; the figures of that run are slower than a normal one);
+``--py-spy gil|wall`` samples the real server with py-spy instead (Python time holding the GIL,
+or wall time with the waits). Profiling runs do not write the JSON.
 """
 
 from __future__ import annotations
@@ -539,6 +541,19 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _machine_busy(since: tuple[int, int] | None = None) -> tuple[int, int] | float:
+    """The machine's CPU counters (busy, total) now, or the busy share of all cores since."""
+    try:
+        ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return float("nan") if since else (0, 0)
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    now = (sum(ticks) - idle, sum(ticks))
+    if since is None:
+        return now
+    return (now[0] - since[0]) / max(1, now[1] - since[1])
+
+
 def _loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -601,7 +616,9 @@ def bench_database(
         cpu_before = _cpu_seconds(process.pid)
         serial = serial_run(clients, SERIAL_EACH)
         latency = latency_run(clients, size.latency_seconds)
+        busy_before = _machine_busy()
         capacity, capacity_start = capacity_run(clients, size.capacity_seconds)
+        busy = _machine_busy(busy_before)
         load_after = _loadavg()
         cpu_used = _cpu_seconds(process.pid) - cpu_before
         if spy is not None:
@@ -660,6 +677,7 @@ def bench_database(
         "failures": len(errors),
         "first_errors": errors[:5],
         "sign_requests": len(serial) + len(latency) + len(capacity),
+        "capacity_machine_cpu_busy": busy,
         "server_cpu_ms_per_signature": cpu_used
         * 1000
         / max(1, len(serial) + len(latency) + len(capacity)),
@@ -682,6 +700,7 @@ ROWS = (
     ("capacity_per_s", "capacity: signatures/s", "{:.1f}"),
     ("capacity_median_ms", "capacity: median ms", "{:.1f}"),
     ("server_cpu_ms_per_signature", "server process CPU ms/signature", "{:.1f}"),
+    ("capacity_machine_cpu_busy", "capacity: all cores busy", "{:.0%}"),
     ("bound_per_s", "bound: cores / argon2 /s", "{:.1f}"),
     ("capacity_ratio", "capacity / bound", "{:.0%}"),
     ("failures", "failures (not 303)", "{:d}"),
