@@ -42,16 +42,23 @@ from mes.core.errors import (
     InvalidInput,
     MesError,
     NotFound,
+    TerminalNotRegistered,
 )
 from mes.core.identity import identity_text
 from mes.core.ledger import verify_chain
 from mes.core.limits import InvalidValue
 from mes.services.context import Context, acting_user, actor_of, authorise
 from mes.services.equipment import equipment_info, log
-from mes.services.esign import Credentials, authenticate_signer
+from mes.services.esign import (
+    Credentials,
+    PasswordCheck,
+    authenticate_signer,
+    check_password_first,
+)
 from mes.services.ids import new_id
 from mes.services.materials import lot_info
 from mes.services.recipes import usable_version
+from mes.services.terminals import active_terminal
 from mes.services.training import is_qualified
 from mes.store import batches as store
 from mes.store.models import Batch as BatchRow
@@ -81,7 +88,14 @@ def _require_spoke(uow: UnitOfWork) -> None:
 
 
 def _operator(uow: UnitOfWork, ctx: Context, procedure: Procedure) -> Operator:
+    """Who acts on a batch: authorised, at a registered terminal (11.10(h)), with their training."""
     authorise(uow, ctx, Permission.EXECUTE_BATCHES)
+    if active_terminal(uow, ctx.terminal_id) is None:
+        raise TerminalNotRegistered(
+            "This browser is not a registered terminal of the site: batch data is entered and "
+            "signed only at one.",
+            what_to_do="Use a registered terminal, or ask an administrator to register this one.",
+        )
     user = acting_user(uow, ctx)
     return Operator(
         actor=actor_of(user),
@@ -97,6 +111,7 @@ class Loaded:
     row: BatchRow
     batch: Batch
     installed: InstalledRecipe
+    stored: dict[str, Any] | None  # the projection as stored (see store.save)
 
 
 def _load(uow: UnitOfWork, batch_id: str, *, lock: bool = True) -> Loaded:
@@ -113,7 +128,7 @@ def _load(uow: UnitOfWork, batch_id: str, *, lock: bool = True) -> Loaded:
         key=uow.site.key,
         time_zone=uow.site.time_zone,
     )
-    return Loaded(row, batch, installed)
+    return Loaded(row, batch, installed, store.saved_state(batch) if lock else None)
 
 
 def _sign(
@@ -125,8 +140,15 @@ def _sign(
     record: Mapping[str, Any],
     credentials: Credentials,
     first_signing_in_session: bool,
+    checked: PasswordCheck | None = None,
+    *,
+    keep_staged: bool = False,
 ) -> None:
-    """Re-authenticate the signer and append the signature entry (rules already passed)."""
+    """Re-authenticate the signer and append the signature entry (rules already passed).
+
+    ``checked``: the password checked before the locks were taken; ``keep_staged``: on a wrong
+    password, keep what was recorded before signing (it stands without the signature).
+    """
     _user, manifestation = authenticate_signer(
         uow,
         ctx,
@@ -136,11 +158,14 @@ def _sign(
         meaning=ACTION_MEANINGS[action],
         credentials=credentials,
         first_signing_in_session=first_signing_in_session,
+        checked=checked,
+        keep_staged=keep_staged,
     )
     batch.signed(record, manifestation, who, ctx.at, ctx.terminal)
 
 
 def _save(uow: UnitOfWork, ctx: Context, loaded: Loaded | Batch) -> None:
+    """Write the new entries, the changed projection rows and the logbook lines of their uses."""
     batch = loaded.batch if isinstance(loaded, Loaded) else loaded
     for entry in batch.new_entries:
         if entry.body["kind"] == EntryKind.EQUIPMENT_USED:
@@ -156,7 +181,10 @@ def _save(uow: UnitOfWork, ctx: Context, loaded: Loaded | Batch) -> None:
                 batch_number=batch.state.number,
                 phase_id=payload["phase"],
             )
-    store.save(uow.session, batch)
+    if isinstance(loaded, Loaded):
+        loaded.stored = store.save(uow.session, batch, loaded.stored)
+    else:
+        store.save(uow.session, batch, None)
 
 
 def actor_of_entry(body: Mapping[str, Any]) -> Any:
@@ -212,6 +240,7 @@ def start_batch(
     sequence (unique across the network because site codes are). Starting is an e-signature.
     """
     _require_spoke(uow)
+    checked = check_password_first(uow, ctx, credentials)  # argon2 before any lock
     authorise(uow, ctx, Permission.EXECUTE_BATCHES)
     code = (recipe_code or "").strip().upper()
     installed = usable_version(uow, code, site_today(uow, ctx))
@@ -246,7 +275,9 @@ def start_batch(
     )
     _refuse_reused_donation(uow, batch, procedure)
     record = batch.prepare(Action.START, who, ctx.at)
-    _sign(uow, ctx, batch, who, Action.START, record, credentials, first_signing_in_session)
+    _sign(
+        uow, ctx, batch, who, Action.START, record, credentials, first_signing_in_session, checked
+    )
     _save(uow, ctx, batch)
     uow.commit()
     return batch
@@ -351,10 +382,35 @@ def record_phase(
     batch = loaded.batch
     who = _operator(uow, ctx, batch.procedure)
     batch.check_current(phase_id, seen_seq)
+    data = PhaseData(values or {}, comments or {}, lots or {}, equipment or {}, identity or {})
+    result = _record_data(uow, ctx, batch, who, phase_id, data)
+    _save(uow, ctx, loaded)
+    uow.commit()
+    return result
+
+
+@dataclass(frozen=True)
+class PhaseData:
+    """What a phase form carries: values (with deviation comments) and scans, by field."""
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+    comments: Mapping[str, str] = field(default_factory=dict)
+    lots: Mapping[str, str] = field(default_factory=dict)
+    equipment: Mapping[int, str] = field(default_factory=dict)
+    identity: Mapping[str, str] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return any((self.values, self.lots, self.equipment, self.identity))
+
+
+def _record_data(
+    uow: UnitOfWork, ctx: Context, batch: Batch, who: Operator, phase_id: str, data: PhaseData
+) -> PhaseResult:
     result = PhaseResult(batch)
-    if values:
+    mark = len(batch.new_entries)
+    if data.values:
         try:
-            batch.record_values(phase_id, values, who, ctx.at, ctx.terminal, comments)
+            batch.record_values(phase_id, data.values, who, ctx.at, ctx.terminal, data.comments)
         except InvalidValue as err:
             raise InvalidValue(
                 err.message,
@@ -362,14 +418,14 @@ def record_phase(
                 fields={f"value:{k}": v for k, v in err.fields.items()},
             ) from None
     today = site_today(uow, ctx)
-    for code, scanned in (lots or {}).items():
+    for code, scanned in data.lots.items():
         if not (scanned or "").strip():
             continue
         outcome = batch.use_material(
             phase_id, code, lot_info(uow, scanned), scanned, who, ctx.at, ctx.terminal, today
         )
         _collect(result, f"lot:{code}", outcome.refusal)
-    for slot, scanned in (equipment or {}).items():
+    for slot, scanned in data.equipment.items():
         if not (scanned or "").strip():
             continue
         outcome = batch.use_equipment(
@@ -377,14 +433,12 @@ def record_phase(
             ctx.terminal, today,
         )  # fmt: skip
         _collect(result, f"equipment:{slot}", outcome.refusal)
-    for check_id, scanned in (identity or {}).items():
+    for check_id, scanned in data.identity.items():
         if not (scanned or "").strip():
             continue
         outcome = batch.check_identity(phase_id, check_id, scanned, who, ctx.at, ctx.terminal)
         _collect(result, f"identity:{check_id}", outcome.refusal)
-    result.recorded = len(batch.new_entries)
-    _save(uow, ctx, loaded)
-    uow.commit()
+    result.recorded = len(batch.new_entries) - mark
     return result
 
 
@@ -392,6 +446,19 @@ def _collect(result: PhaseResult, key: str, refusal: MesError | None) -> None:
     if refusal is not None:
         result.field_errors[key] = str(refusal)
         result.refusals.append(refusal)
+
+
+class ScansRefused(BatchRefused):
+    """Scans made with a signature were refused (kept in the record); nothing was signed."""
+
+    http_status = 422
+
+    def __init__(self, result: PhaseResult) -> None:
+        self.fields = dict(result.field_errors)
+        super().__init__(
+            "Not signed: " + " ".join(self.fields.values()),
+            what_to_do="Scan what is asked for, then sign.",
+        )
 
 
 def sign_phase(
@@ -404,25 +471,57 @@ def sign_phase(
     *,
     first_signing_in_session: bool,
     seen_seq: int | None = None,
+    data: PhaseData | None = None,
 ) -> Batch:
     """Sign a phase as performed, or as verified by a second person (11.50, 11.70, 11.200).
 
-    Every rule is checked before the password: ordering, completeness, comments on its
-    deviations, role, training, and for verification that the verifier did not record or sign
-    anything in the phase.
+    ``data``: what the form carried with a *performed* signature (values and scans), recorded
+    first in the same transaction — one tap records and signs. Every rule is checked before the
+    password counts: ordering, completeness, comments on its deviations, role, training, and
+    for verification that the verifier did not record or sign anything in the phase. When a
+    rule refuses, or the password is wrong, what was recorded stays (committed) and nothing is
+    signed; refused scans raise :class:`ScansRefused` with a message for each field.
     """
     if action not in (Action.PERFORM, Action.VERIFY):
         raise InvalidInput(f"'{action.value}' is not a phase signature.")
     _require_spoke(uow)
+    checked = check_password_first(uow, ctx, credentials)  # argon2 before any lock is taken
     loaded = _load(uow, batch_id)
     batch = loaded.batch
     who = _operator(uow, ctx, batch.procedure)
     batch.check_current(phase_id, seen_seq)
-    record = batch.prepare(action, who, ctx.at, phase_id=phase_id)
-    _sign(uow, ctx, batch, who, action, record, credentials, first_signing_in_session)
+    if data and action is Action.PERFORM:
+        result = _record_data(uow, ctx, batch, who, phase_id, data)
+        if result.field_errors:
+            _keep(uow, ctx, loaded)
+            raise ScansRefused(result)
+    try:
+        record = batch.prepare(action, who, ctx.at, phase_id=phase_id)
+    except MesError:
+        _keep(uow, ctx, loaded)
+        raise
+    recorded = bool(batch.new_entries)
+    if recorded:
+        _save(uow, ctx, loaded)
+    try:
+        _sign(
+            uow, ctx, batch, who, action, record, credentials, first_signing_in_session, checked,
+            keep_staged=recorded,
+        )  # fmt: skip
+    except MesError:
+        if recorded:
+            uow.commit()  # the values and scans stand; only the signature was refused
+        raise
     _save(uow, ctx, loaded)
     uow.commit()
     return batch
+
+
+def _keep(uow: UnitOfWork, ctx: Context, loaded: Loaded) -> None:
+    """Commit what was recorded before a refusal (it stands without the signature)."""
+    if loaded.batch.new_entries:
+        _save(uow, ctx, loaded)
+        uow.commit()
 
 
 def correct_value(
@@ -443,6 +542,7 @@ def correct_value(
     Where the recipe asks for a second person, the phase is verified again.
     """
     _require_spoke(uow)
+    checked = check_password_first(uow, ctx, credentials)  # argon2 before any lock
     loaded = _load(uow, batch_id)
     batch = loaded.batch
     who = _operator(uow, ctx, batch.procedure)
@@ -454,7 +554,9 @@ def correct_value(
         terminal=ctx.terminal,
         correction={"value": value_id, "new": new_value, "reason": reason},
     )
-    _sign(uow, ctx, batch, who, Action.CORRECT, record, credentials, first_signing_in_session)
+    _sign(
+        uow, ctx, batch, who, Action.CORRECT, record, credentials, first_signing_in_session, checked
+    )
     _save(uow, ctx, loaded)
     uow.commit()
     return batch
@@ -504,11 +606,22 @@ def acknowledge_deviation(
 ) -> Batch:
     """A supervisor or QA (not the person who raised it) acknowledges a deviation, signed."""
     _require_spoke(uow)
+    checked = check_password_first(uow, ctx, credentials)  # argon2 before any lock
     loaded = _load(uow, batch_id)
     batch = loaded.batch
     who = _operator(uow, ctx, batch.procedure)
     record = batch.prepare(Action.ACKNOWLEDGE, who, ctx.at, deviation_id=deviation_id)
-    _sign(uow, ctx, batch, who, Action.ACKNOWLEDGE, record, credentials, first_signing_in_session)
+    _sign(
+        uow,
+        ctx,
+        batch,
+        who,
+        Action.ACKNOWLEDGE,
+        record,
+        credentials,
+        first_signing_in_session,
+        checked,
+    )
     _save(uow, ctx, loaded)
     uow.commit()
     return batch
@@ -549,11 +662,22 @@ def complete_batch(
 ) -> Batch:
     """A supervisor signs the batch complete: every phase done, every deviation acknowledged."""
     _require_spoke(uow)
+    checked = check_password_first(uow, ctx, credentials)  # argon2 before any lock
     loaded = _load(uow, batch_id)
     batch = loaded.batch
     who = _operator(uow, ctx, batch.procedure)
     record = batch.prepare(Action.COMPLETE, who, ctx.at)
-    _sign(uow, ctx, batch, who, Action.COMPLETE, record, credentials, first_signing_in_session)
+    _sign(
+        uow,
+        ctx,
+        batch,
+        who,
+        Action.COMPLETE,
+        record,
+        credentials,
+        first_signing_in_session,
+        checked,
+    )
     _save(uow, ctx, loaded)
     uow.commit()
     return batch
@@ -570,11 +694,14 @@ def abort_batch(
 ) -> Batch:
     """A supervisor aborts a batch, with the reason and a signature; its record stays."""
     _require_spoke(uow)
+    checked = check_password_first(uow, ctx, credentials)  # argon2 before any lock
     loaded = _load(uow, batch_id)
     batch = loaded.batch
     who = _operator(uow, ctx, batch.procedure)
     record = batch.prepare(Action.ABORT, who, ctx.at, reason=reason)
-    _sign(uow, ctx, batch, who, Action.ABORT, record, credentials, first_signing_in_session)
+    _sign(
+        uow, ctx, batch, who, Action.ABORT, record, credentials, first_signing_in_session, checked
+    )
     _save(uow, ctx, loaded)
     uow.commit()
     return batch

@@ -26,6 +26,7 @@ from mes.core.esign import (
     check_signer_identity,
     signature_binds,
 )
+from mes.core.passwords import password_matches
 from mes.services.context import Context, acting_user, actor_of
 from mes.services.terminals import active_terminal
 from mes.services.training import is_qualified
@@ -41,6 +42,36 @@ class Credentials:
 
     password: str
     username: str | None = None  # required for the first signing of a session
+
+
+@dataclass(frozen=True)
+class PasswordCheck:
+    """A password checked against a user's hash before the signing transaction took its locks."""
+
+    user_id: str
+    password_hash: str
+    matches: bool
+
+
+def check_password_first(
+    uow: UnitOfWork, ctx: Context, credentials: Credentials
+) -> PasswordCheck | None:
+    """Check the signer's password (argon2, tens of ms) before ``uow`` takes any lock.
+
+    Call it before the first statement of ``uow``: the hash is read in a separate read-only unit
+    of work, so no write lock (SQLite) or row lock (PostgreSQL) waits on the password hashing.
+    The outcome counts only if it is still the user's hash when the signature is applied, and
+    only after every rule of the action has passed (:func:`authenticate_signer`).
+    """
+    if ctx.user_id is None:
+        return None
+    with uow.reader() as reader:
+        stored = reader.session.execute(
+            select(User.password_hash).where(User.id == ctx.user_id)
+        ).scalar_one_or_none()
+    if stored is None:
+        return None
+    return PasswordCheck(ctx.user_id, stored, password_matches(stored, credentials.password))
 
 
 @dataclass(frozen=True)
@@ -113,13 +144,17 @@ def authenticate_signer(
     first_signing_in_session: bool,
     procedure: str | None = None,
     signer_roles: Iterable[str] | None = None,
+    checked: PasswordCheck | None = None,
+    keep_staged: bool = False,
 ) -> tuple[User, Manifestation]:
     """Every check of a signature, then its manifestation bound to ``record`` (not yet stored).
 
     Re-authentication (11.200(a)), the signer's authority (11.10(g)), the registered terminal
     at a spoke (11.10(h)), the accountability attestation (11.10(j)) and, where a procedure is
     named, current training (11.10(i)). The caller stores the manifestation where the record
-    lives and commits.
+    lives and commits. ``checked``: the password already checked by
+    :func:`check_password_first`; ``keep_staged``: on a wrong password keep (and commit) what
+    the caller staged, because it stands without the signature.
     """
     user = acting_user(uow, ctx)
     # Lock the signer's row before the audit chain's head, the order every service keeps, so a
@@ -144,8 +179,24 @@ def authenticate_signer(
             f"{user.full_name} has no current training record for '{procedure}'.",
             what_to_do="Ask your supervisor; training must be recorded before you can sign.",
         )
-    verify_credentials(uow, ctx, user, credentials.password, "signature failed")
-    user.failed_attempts = 0
+    known = (
+        checked.matches
+        if checked is not None
+        and checked.user_id == user.id
+        and checked.password_hash == user.password_hash
+        else None
+    )
+    verify_credentials(
+        uow,
+        ctx,
+        user,
+        credentials.password,
+        "signature failed",
+        matches=known,
+        keep_staged=keep_staged,
+    )
+    if user.failed_attempts:
+        user.failed_attempts = 0
     manifestation = Manifestation.for_record(
         record_type=record_type,
         record_id=record_id,

@@ -27,9 +27,9 @@ class Runtime:
     sessions: sessionmaker[Session]
     site: Site
 
-    def uow(self) -> UnitOfWork:
-        """A new unit of work (one transaction)."""
-        return UnitOfWork(self.sessions, self.site)
+    def uow(self, *, read_only: bool = False) -> UnitOfWork:
+        """A new unit of work (one transaction); ``read_only`` takes no write lock."""
+        return UnitOfWork(self.sessions, self.site, read_only=read_only)
 
     def close(self) -> None:
         """Release database connections."""

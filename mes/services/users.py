@@ -312,15 +312,19 @@ def end_sessions(user: User) -> None:
     user.session_generation = (user.session_generation or 0) + 1
 
 
-def _count_failure(uow: UnitOfWork, ctx: Context, user: User, action: str) -> None:
+def _count_failure(
+    uow: UnitOfWork, ctx: Context, user: User, action: str, *, keep_staged: bool = False
+) -> None:
     """Record a failed authentication, lock at the fifth in a row (11.300(d)), commit, refuse.
 
     Committing here is deliberate: the refusal must not roll back the evidence of the attempt.
     Anything else staged in this unit of work is rolled back first, so a refused signature never
-    commits half of the change it was meant to sign.
+    commits half of the change it was meant to sign — unless the caller staged only what stands
+    without the signature (``keep_staged``: values an operator recorded before signing).
     """
     user_id = user.id
-    uow.session.rollback()
+    if not keep_staged:
+        uow.session.rollback()
     # Lock the row: concurrent failures must each be counted (no lost update on PostgreSQL).
     user = uow.session.get(User, user_id, with_for_update=True)  # type: ignore[assignment]
     count, now_locked = register_failed_attempt(user.failed_attempts)
@@ -362,12 +366,25 @@ def _count_failure(uow: UnitOfWork, ctx: Context, user: User, action: str) -> No
 
 
 def verify_credentials(
-    uow: UnitOfWork, ctx: Context, user: User, password: str, action: str
+    uow: UnitOfWork,
+    ctx: Context,
+    user: User,
+    password: str,
+    action: str,
+    *,
+    matches: bool | None = None,
+    keep_staged: bool = False,
 ) -> None:
-    """Check a password of an active, unlocked user; a wrong one is counted (and committed)."""
+    """Check a password of an active, unlocked user; a wrong one is counted (and committed).
+
+    ``matches``: the outcome of checking this user's current hash already (argon2 done before
+    the caller took its locks); None checks it here.
+    """
     ensure_account_usable(user)
-    if not password_matches(user.password_hash, password):
-        _count_failure(uow, ctx, user, action)
+    if matches is None:
+        matches = password_matches(user.password_hash, password)
+    if not matches:
+        _count_failure(uow, ctx, user, action, keep_staged=keep_staged)
 
 
 def authenticate(uow: UnitOfWork, ctx: Context, username: str, password: str) -> User:

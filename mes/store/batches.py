@@ -1,18 +1,17 @@
 """Persisting batches: the ledger rows and the projections kept in step with them.
 
 A service loads a batch's ledger (:func:`ledger`), lets the core replay it and decide, then
-calls :func:`save`, which inserts the new ledger entries and brings every projection row of
-the batch to what the core's :meth:`~mes.core.batch.Batch.projection` says — all in the
-caller's transaction. :func:`lock_batch` takes the batch row's lock first, so two terminals
+calls :func:`save`, which inserts the new ledger entries and brings the projection rows of the
+batch to what the core's :meth:`~mes.core.batch.Batch.projection` says, writing only the rows
+that changed — all in the caller's transaction. :func:`lock_batch` takes the batch row's lock first, so two terminals
 acting on one batch are served one after the other.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -39,12 +38,54 @@ def lock_batch(session: Session, batch_id: str) -> Batch | None:
     ).scalar_one_or_none()
 
 
+_LEDGER_COLUMNS = (
+    BatchEntry.batch_id,
+    BatchEntry.seq,
+    BatchEntry.prev,
+    BatchEntry.at,
+    BatchEntry.site,
+    BatchEntry.terminal,
+    BatchEntry.actor_id,
+    BatchEntry.actor_username,
+    BatchEntry.actor_name,
+    BatchEntry.kind,
+    BatchEntry.payload,
+    BatchEntry.hash,
+    BatchEntry.signature,
+)
+
+
 def ledger(session: Session, batch_id: str) -> list[SealedEntry]:
-    """Every entry of the batch's ledger in seq order, as the core replays and verifies them."""
+    """Every entry of the batch's ledger in seq order, as the core replays and verifies them.
+
+    Read as plain rows (no ORM objects: a batch has hundreds of entries and every action reads
+    them); the body is built exactly as :meth:`BatchEntry.body` builds it.
+    """
     rows = session.execute(
-        select(BatchEntry).where(BatchEntry.batch_id == batch_id).order_by(BatchEntry.seq)
-    ).scalars()
-    return [SealedEntry(body=row.body(), hash=row.hash, signature=row.signature) for row in rows]
+        select(*_LEDGER_COLUMNS).where(BatchEntry.batch_id == batch_id).order_by(BatchEntry.seq)
+    )
+    return [
+        SealedEntry(
+            body={
+                "batch": r.batch_id,
+                "seq": r.seq,
+                "prev": r.prev,
+                "at": r.at,
+                "site": r.site,
+                "terminal": r.terminal,
+                "actor": {
+                    "user_id": r.actor_id,
+                    "username": r.actor_username,
+                    "name": r.actor_name,
+                },
+                "kind": r.kind,
+                "payload": r.payload,
+            },
+            hash=r.hash,
+            signature=r.signature,
+        )
+        for r in rows
+    ]
 
 
 def next_number(session: Session, name: str) -> int:
@@ -54,8 +95,9 @@ def next_number(session: Session, name: str) -> int:
     at once (the year's first batches) then wait for each other instead of one failing on the
     primary key.
     """
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(insert(Counter).values(name=name, value=0).on_conflict_do_nothing())
+    dialect = session.get_bind().dialect.name
+    insert_new = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(insert_new(Counter).values(name=name, value=0).on_conflict_do_nothing())
     counter = session.execute(
         select(Counter).where(Counter.name == name).with_for_update()
     ).scalar_one()
@@ -64,82 +106,80 @@ def next_number(session: Session, name: str) -> int:
     return counter.value
 
 
-def _entry_row(entry: SealedEntry) -> BatchEntry:
+def _entry_values(entry: SealedEntry) -> dict[str, Any]:
     body = entry.body
     actor = body["actor"]
-    return BatchEntry(
-        batch_id=body["batch"],
-        seq=body["seq"],
-        prev=body["prev"],
-        at=body["at"],
-        site=body["site"],
-        terminal=body["terminal"],
-        actor_id=actor["user_id"],
-        actor_username=actor["username"],
-        actor_name=actor["name"],
-        kind=body["kind"],
-        payload=body["payload"],
-        hash=entry.hash,
-        signature=entry.signature,
-    )
-
-
-_KEYS: dict[type[Base], tuple[str, ...]] = {
-    BatchPhase: ("batch_id", "phase_id"),
-    BatchValue: ("batch_id", "phase_id", "value_id"),
-    BatchMaterial: ("batch_id", "phase_id", "material_code"),
-    BatchEquipment: ("batch_id", "phase_id", "slot"),
-    Deviation: ("id",),
-}
-
-
-def save(session: Session, batch: BatchAggregate) -> None:
-    """Insert the batch's new ledger entries and bring its projection rows up to date."""
-    projection = batch.projection()
-    row = session.get(Batch, batch.state.id)
-    if row is None:
-        row = Batch(**projection["batch"])
-        session.add(row)
-        session.flush()
-    else:
-        _update(row, projection["batch"])
-    for entry in batch.new_entries:
-        session.add(_entry_row(entry))
-    batch.new_entries.clear()
-    for model, rows in (
-        (BatchPhase, projection["phases"]),
-        (BatchValue, projection["values"]),
-        (BatchMaterial, projection["materials"]),
-        (BatchEquipment, projection["equipment"]),
-        (Deviation, projection["deviations"]),
-    ):
-        _sync(session, model, batch.state.id, rows)
-    session.flush()
-
-
-def _update(row: Base, values: dict[str, Any]) -> None:
-    for name, value in values.items():
-        if getattr(row, name) != value:
-            setattr(row, name, value)
-
-
-def _sync(
-    session: Session, model: type[Base], batch_id: str, rows: Iterable[dict[str, Any]]
-) -> None:
-    keys = _KEYS[model]
-    stored = {
-        tuple(getattr(r, k) for k in keys): r
-        for r in session.execute(
-            select(model).where(model.batch_id == batch_id)  # type: ignore[attr-defined]
-        ).scalars()
+    return {
+        "batch_id": body["batch"],
+        "seq": body["seq"],
+        "prev": body["prev"],
+        "at": body["at"],
+        "site": body["site"],
+        "terminal": body["terminal"],
+        "actor_id": actor["user_id"],
+        "actor_username": actor["username"],
+        "actor_name": actor["name"],
+        "kind": body["kind"],
+        "payload": body["payload"],
+        "hash": entry.hash,
+        "signature": entry.signature,
     }
-    for values in rows:
-        key = tuple(values[k] for k in keys)
-        existing = stored.get(key)
-        if existing is None:
-            session.add(model(**values))
-        else:
-            _update(existing, values)
+
+
+_TABLES: tuple[tuple[str, type[Base], tuple[str, ...]], ...] = (
+    ("phases", BatchPhase, ("batch_id", "phase_id")),
+    ("values", BatchValue, ("batch_id", "phase_id", "value_id")),
+    ("materials", BatchMaterial, ("batch_id", "phase_id", "material_code")),
+    ("equipment", BatchEquipment, ("batch_id", "phase_id", "slot")),
+    ("deviations", Deviation, ("id",)),
+)
+
+
+def saved_state(batch: BatchAggregate) -> dict[str, Any]:
+    """What :func:`save` may assume is stored for a batch just replayed from its ledger.
+
+    The stored rows are the ledger's projection (that is the invariant every save keeps), so a
+    replayed batch's own projection says what is in the tables without reading them again.
+    """
+    return batch.projection()
+
+
+def save(session: Session, batch: BatchAggregate, stored: dict[str, Any] | None) -> dict[str, Any]:
+    """Insert the batch's new ledger entries and bring its projection rows up to date.
+
+    ``stored``: the projection as it was stored (from :func:`saved_state`, or the value this
+    function returned last time), or None for a new batch. Only rows that changed are written;
+    an update that finds no row inserts it. Returns the projection now stored.
+    """
+    projection = batch.projection()
+    old_batch = stored["batch"] if stored else None
+    if old_batch is None:
+        session.execute(insert(Batch), [projection["batch"]])
+    else:
+        changed = {k: v for k, v in projection["batch"].items() if old_batch.get(k) != v}
+        if changed:
+            session.execute(update(Batch).where(Batch.id == batch.state.id).values(**changed))
+    if batch.new_entries:
+        session.execute(insert(BatchEntry), [_entry_values(e) for e in batch.new_entries])
+        batch.new_entries.clear()
+    for name, model, keys in _TABLES:
+        before = {tuple(r[k] for k in keys): r for r in (stored or {}).get(name, [])}
+        fresh = []
+        for row in projection[name]:
+            key = tuple(row[k] for k in keys)
+            old = before.get(key)
+            if old is None:
+                fresh.append(row)
+                continue
+            changed = {k: v for k, v in row.items() if old.get(k) != v}
+            if changed:
+                where = [getattr(model, k) == row[k] for k in keys]
+                result = session.execute(update(model).where(*where).values(**changed))
+                if result.rowcount == 0:  # type: ignore[attr-defined]
+                    fresh.append(row)  # not there after all: write it whole
+        if fresh:
+            session.execute(insert(model), fresh)
+    return projection
 
 
 def stored_projection(session: Session, batch_id: str) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Engines for SQLite (embedded spoke default) and PostgreSQL (hub, larger spokes).
 
 SQLite runs in WAL mode with ``synchronous=FULL`` and foreign keys on, and every transaction
-starts with ``BEGIN IMMEDIATE`` so that two writers never both read the same chain head.
+that may write starts with ``BEGIN IMMEDIATE`` so that two writers never both read the same chain
+head; a unit of work opened to read only starts a plain ``BEGIN`` and blocks no one.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+READ_ONLY = "mes_read_only"  # execution option of a connection that only reads
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -30,7 +33,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A unit of work that only reads takes no write lock (WAL readers never wait).
+            read_only = conn.get_execution_options().get(READ_ONLY, False)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     if url.startswith("postgresql://"):

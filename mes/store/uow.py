@@ -7,6 +7,7 @@ from types import TracebackType
 from sqlalchemy.orm import Session, sessionmaker
 
 from mes.core.site import Site
+from mes.store.engine import READ_ONLY
 
 
 class UnitOfWork:
@@ -16,9 +17,12 @@ class UnitOfWork:
     so a refused request never leaves a half-written record.
     """
 
-    def __init__(self, sessions: sessionmaker[Session], site: Site) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], site: Site, *, read_only: bool = False
+    ) -> None:
         self._sessions = sessions
         self.site = site
+        self.read_only = read_only
         self._session: Session | None = None
 
     @property
@@ -30,7 +34,13 @@ class UnitOfWork:
 
     def __enter__(self) -> UnitOfWork:
         self._session = self._sessions()
+        if self.read_only:
+            self._session.connection(execution_options={READ_ONLY: True})
         return self
+
+    def reader(self) -> UnitOfWork:
+        """A separate, short unit of work that only reads (e.g. before this one takes locks)."""
+        return UnitOfWork(self._sessions, self.site, read_only=True)
 
     def __exit__(
         self,
@@ -49,4 +59,6 @@ class UnitOfWork:
 
     def commit(self) -> None:
         """Make everything done in this unit of work durable, at once."""
+        if self.read_only:
+            raise RuntimeError("a read-only unit of work cannot commit")
         self.session.commit()

@@ -52,7 +52,7 @@ def load(user_id: str) -> SessionUser | None:
 
     from mes.web import runtime
 
-    with runtime().uow() as uow:
+    with runtime().uow(read_only=True) as uow:
         user = uow.session.get(User, user_id)
         if user is None or not user.active or user.locked:
             return None

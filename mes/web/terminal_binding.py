@@ -26,7 +26,7 @@ def resolve(rt: Runtime) -> None:
         except BadSignature:
             terminal_id = None
         if isinstance(terminal_id, str):
-            with rt.uow() as uow:
+            with rt.uow(read_only=True) as uow:
                 terminal = active_terminal(uow, terminal_id)
                 if terminal is not None:
                     g.terminal = {"id": terminal.id, "name": terminal.name}

@@ -514,9 +514,27 @@ def test_a_signature_at_an_unregistered_terminal_is_refused_and_nothing_is_signe
         TerminalNotRegistered,
     )
     assert str(refusal) == (
-        "This browser is not a registered terminal of the site, so it cannot sign. Sign at a "
-        "registered terminal, or ask an administrator to register this one."
+        "This browser is not a registered terminal of the site: batch data is entered and "
+        "signed only at one. Use a registered terminal, or ask an administrator to register "
+        "this one."
     )
+    assert_sound(site, batch_id)
+
+
+def test_values_cannot_be_recorded_at_an_unregistered_terminal(make_uow):
+    site = spoke(make_uow)
+    batch_id = started(site)
+    site.start_phase(batch_id, "check_bag")
+
+    def record_from_home() -> None:
+        with site.uow() as uow:
+            batches.record_phase(
+                uow, site.ctx("olivia", unregistered=True, terminal="Home laptop"), batch_id,
+                "check_bag", values={"bag_intact": "yes"},
+            )  # fmt: skip
+
+    refusal = unchanged_by(site, record_from_home, TerminalNotRegistered)
+    assert "batch data is entered and signed only at one" in str(refusal)
     assert_sound(site, batch_id)
 
 

@@ -57,7 +57,7 @@ def _date(name: str, *, required: bool = True) -> date | None:
 
 def _materials_page(error: str | None = None, status: int = 200) -> ResponseReturnValue:
     ctx = service_context()
-    with runtime().uow() as uow:
+    with runtime().uow(read_only=True) as uow:
         materials = material_service.list_materials(uow, ctx)
         lots = material_service.list_lots(uow, ctx)
     return render_template(
@@ -156,7 +156,7 @@ def lot_status(lot_number: str) -> ResponseReturnValue:
 
 
 def _equipment_page(error: str | None = None, status: int = 200) -> ResponseReturnValue:
-    with runtime().uow() as uow:
+    with runtime().uow(read_only=True) as uow:
         rows = equipment_service.list_equipment(uow, service_context())
     return render_template(
         "masters/equipment.html",
@@ -201,7 +201,7 @@ def _logbook_page(
     equipment_id: str, error: str | None = None, status: int = 200
 ) -> ResponseReturnValue:
     ctx = service_context()
-    with runtime().uow() as uow:
+    with runtime().uow(read_only=True) as uow:
         item, entries = equipment_service.logbook(uow, ctx, equipment_id)
         using = equipment_service.in_use_by(uow, item.id)
     return render_template(

@@ -79,7 +79,7 @@ def _refused(err: MesError) -> bool:
 def board() -> ResponseReturnValue:
     """Every batch in progress at this site: current phases, timers due, open deviations."""
     show_all = request.args.get("all") == "1"
-    with runtime().uow() as uow:
+    with runtime().uow(read_only=True) as uow:
         rows = batches.board(uow, service_context(), include_closed=show_all)
     return render_template("operator/board.html", rows=rows, show_all=show_all, now=g.now)
 
@@ -92,7 +92,7 @@ def board() -> ResponseReturnValue:
 def start() -> ResponseReturnValue:
     """Pick a recipe, scan the chain of identity, sign "started"."""
     ctx = service_context()
-    with runtime().uow() as uow:
+    with runtime().uow(read_only=True) as uow:
         recipes = batches.startable_recipes(uow, ctx)
     code = (request.values.get("recipe") or "").strip().upper()
     chosen = next((r for r in recipes if r.installed.recipe_code == code), None)
@@ -153,7 +153,7 @@ def _integrity(uow: Any, ctx: Any, batch_id: str) -> str | None:
 
 def _batch_page(batch_id: str, error: str | None = None, status: int = 200) -> ResponseReturnValue:
     ctx = service_context()
-    with runtime().uow() as uow:
+    with runtime().uow(read_only=True) as uow:
         view = batches.get_batch(uow, ctx, batch_id)
         broken = _integrity(uow, ctx, batch_id)
     batch, viewer = view.batch, view.viewer
@@ -199,7 +199,7 @@ def record(batch_id: str) -> ResponseReturnValue:
     from mes.web.operator.record import entries_in_words
 
     ctx = service_context()
-    with runtime().uow() as uow:
+    with runtime().uow(read_only=True) as uow:
         view = batches.get_batch(uow, ctx, batch_id)
         entries = batches.ledger_entries(uow, ctx, batch_id)
         broken = _integrity(uow, ctx, batch_id)
@@ -224,7 +224,7 @@ def _phase_page(
     field_errors: Mapping[str, str] | None = None,
 ) -> ResponseReturnValue:
     ctx = service_context()
-    with runtime().uow() as uow:
+    with runtime().uow(read_only=True) as uow:
         view = batches.get_batch(uow, ctx, batch_id)
     batch = view.batch
     zone = _zone()
@@ -346,22 +346,7 @@ def sign_phase(batch_id: str, phase_id: str, action_name: str) -> ResponseReturn
     if action_name not in ("perform", "verify"):
         abort(404)
     action = Action(action_name)
-    seen = _seen()
-    if action is Action.PERFORM:
-        result, error_page = _record(batch_id, phase_id)
-        if error_page is not None:
-            return error_page
-        if result is not None and result.field_errors:
-            return _phase_page(
-                batch_id,
-                phase_id,
-                error="Not signed: some scans were refused (see the messages next to them).",
-                status=422,
-                entered={k: v for k, v in request.form.items() if k not in result.field_errors},
-                field_errors=result.field_errors,
-            )
-        if result is not None and result.recorded:
-            seen = None  # our own save just moved the phase on
+    data = batches.PhaseData(**_phase_data(request.form)) if action is Action.PERFORM else None
     credentials, first = _credentials()
     try:
         with runtime().uow() as uow:
@@ -373,8 +358,19 @@ def sign_phase(batch_id: str, phase_id: str, action_name: str) -> ResponseReturn
                 action,
                 credentials,
                 first_signing_in_session=first,
-                seen_seq=seen,
+                seen_seq=_seen(),
+                data=data,
             )
+    except (InvalidValue, batches.ScansRefused) as err:
+        kept = {k: v for k, v in request.form.items() if k not in err.fields}
+        return _phase_page(
+            batch_id,
+            phase_id,
+            error=str(err) if isinstance(err, batches.ScansRefused) else err.what_to_do,
+            status=err.http_status,
+            entered=kept if isinstance(err, batches.ScansRefused) else dict(request.form),
+            field_errors=err.fields,
+        )
     except MesError as err:
         if not _refused(err):
             return redirect(url_for("common.login"))
