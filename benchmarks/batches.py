@@ -288,12 +288,13 @@ def _start_phases(runtime: Runtime, who: Operator, batch_id: str, phase_ids: lis
             key=uow.site.key,
             time_zone=uow.site.time_zone,
         )
+        stored = store.saved_state(batch)
         user = uow.session.get(User, who.user_id)
         person = BatchOperator(actor=actor_of(user), roles=user.role_names, qualified=True)
         at = datetime.now(UTC)
         for phase_id in phase_ids:
             batch.start_phase(phase_id, person, at, "bench set-up")
-        store.save(uow.session, batch)
+        store.save(uow.session, batch, stored)
         uow.commit()
 
 

@@ -968,6 +968,9 @@ class Batch:
             op_done = True
             for index, phase_id in enumerate(ids):
                 phase = self.state.phases[phase_id]
+                if phase.status is PhaseStatus.LOCKED and not done_before:
+                    op_done = False  # behind an operation not done: it stays waiting
+                    continue
                 if phase.status in (PhaseStatus.LOCKED, PhaseStatus.READY):
                     target = self._readiness(phase_id, ids, index, done_before)
                     if target is not None and target != phase.status:
