@@ -7,6 +7,7 @@ nothing; scans that are refused are checked to be kept in the record.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -1195,6 +1196,16 @@ def test_acknowledging_a_deviation_needs_another_person_than_the_one_who_raised_
     assert err.message == f"Deviation {deviation.id} was already acknowledged by Quinn Tester."
 
 
+def test_a_deviation_of_a_closed_batch_is_not_acknowledged_at_the_spoke():
+    batch = new_batch()
+    batch.report_deviation("Door of suite A found open", OLIVIA, T0, TERMINAL)
+    sign(batch, Action.ABORT, SAM, reason="Patient withdrew consent")
+    err = refuses(
+        batch, BatchNotActive, sign, batch, Action.ACKNOWLEDGE, SUE, deviation_id=f"{NUMBER}-D1"
+    )
+    assert err.message == f"Batch {NUMBER} is closed."
+
+
 def test_a_comment_needs_words_a_role_and_an_open_deviation():
     batch = new_batch()
     batch.report_deviation("Door of suite A found open", OLIVIA, T0, TERMINAL)
@@ -1721,6 +1732,24 @@ def test_every_prefix_of_the_ledger_replays_to_the_batch_as_it_was_then():
         marks.append(len(batch.new_entries))
     for mark, snapshot in zip(marks, snapshots, strict=True):
         assert Batch.replay(PROCEDURE, batch.new_entries[:mark]).projection() == snapshot
+
+
+def test_batches_replayed_in_parallel_threads_come_out_the_same():
+    batch = eventful_batch(SiteKey.generate())
+    expected = batch.projection()
+    results: list[dict[str, Any]] = []
+
+    def replay() -> None:
+        for _ in range(5):
+            results.append(Batch.replay(PROCEDURE, batch.new_entries).projection())
+
+    threads = [threading.Thread(target=replay) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 40
+    assert all(result == expected for result in results)
 
 
 def test_a_ledger_with_an_entry_removed_does_not_verify():
