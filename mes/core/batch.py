@@ -46,6 +46,7 @@ checking only that each transition exists.
 from __future__ import annotations
 
 import math
+import queue
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -87,7 +88,7 @@ from mes.core.errors import (
     WrongMaterial,
 )
 from mes.core.esign import Manifestation, Meaning
-from mes.core.identity import normalise_identifier, scan_matches
+from mes.core.identity import InvalidDin, normalise_identifier, parse_din, scan_matches
 from mes.core.keys import SiteKey
 from mes.core.ledger import GENESIS, SealedEntry, seal
 from mes.core.limits import (
@@ -397,6 +398,7 @@ class Recorded:
     at: str
     by: Actor
     history: list[dict[str, Any]] = field(default_factory=list)  # earlier values, oldest first
+    corrections: int = 0  # how many of the earlier values were corrected after signing
 
 
 @dataclass
@@ -529,22 +531,13 @@ _PHASE_MACHINE = _machine(
 )
 
 
-_RUNNERS = threading.local()
+_IDLE: dict[int, queue.SimpleQueue[_Model]] = {}
+_IDLE_LOCK = threading.Lock()
 
 
-def _runner(machine: Machine) -> _Model:
-    """This thread's model on ``machine``: added once, then reused for every event.
-
-    A model is only the carrier of one event at a time; each thread has its own, so threads
-    never share one, and the machines themselves are never changed after they are defined.
-    """
-    runners: dict[int, _Model] = _RUNNERS.__dict__.setdefault("runners", {})
-    model = runners.get(id(machine))
-    if model is None:
-        model = _Model(machine.initial)
-        machine.add_model(model, initial=machine.initial)
-        runners[id(machine)] = model
-    return model
+def _idle_runners(machine: Machine) -> queue.SimpleQueue[_Model]:
+    with _IDLE_LOCK:
+        return _IDLE.setdefault(id(machine), queue.SimpleQueue())
 
 
 def _fire(machine: Machine, state: str, trigger: str, guard: Any = None) -> str:
@@ -559,10 +552,20 @@ def _fire(machine: Machine, state: str, trigger: str, guard: Any = None) -> str:
         if guard is not None:
             guard()
         raise PhaseNotInProgress(f"'{trigger}' is not possible when the state is '{state}'.")
-    model = _runner(machine)
-    model.state = state
-    getattr(model, trigger)(guard=guard)
-    return model.state
+    # A model only carries one event at a time: borrow an idle one (a machine keeps as many as
+    # events ever ran at once, never one per thread or per request), add one if none is idle.
+    idle = _idle_runners(machine)
+    try:
+        model = idle.get_nowait()
+    except queue.Empty:
+        model = _Model(machine.initial)
+        machine.add_model(model, initial=machine.initial)
+    try:
+        model.state = state
+        getattr(model, trigger)(guard=guard)
+        return model.state
+    finally:
+        idle.put(model)
 
 
 def mermaid(lifecycle: str) -> str:
@@ -794,11 +797,13 @@ class Batch:
     ) -> None:
         phase = self.state.phases[payload["phase"]]
         earlier = phase.values.get(payload["value"])
-        history = []
+        history, corrections = [], 0
         if earlier is not None:
             history = [*earlier.history, _history_item(earlier)]
+            # a calculation worked out again by a correction counts as corrected too
+            corrections = earlier.corrections + (1 if payload.get("corrects") else 0)
         phase.values[payload["value"]] = Recorded(
-            payload["recorded"], payload.get("status"), entry.seq, at, actor, history
+            payload["recorded"], payload.get("status"), entry.seq, at, actor, history, corrections
         )
         phase.data.append(entry.hash)
         self._contribute(phase, actor)
@@ -818,6 +823,7 @@ class Batch:
             at,
             actor,
             [*earlier.history, _history_item(earlier)],
+            earlier.corrections + 1,
         )
         phase.data.append(entry.hash)
         self._contribute(phase, actor)
@@ -1188,6 +1194,11 @@ class Batch:
                 f"'{plan.name}' cannot start yet: {self.blocking_reason(phase_id)}.",
                 what_to_do="Do the phases before it first.",
             )
+        if phase.status is PhaseStatus.SKIPPED:
+            raise PhaseNotInProgress(
+                f"'{plan.name}' does not apply to this batch: its condition is not met.",
+                what_to_do="Go to the phase that is ready.",
+            )
         if phase.status is not PhaseStatus.READY:
             by = f" by {phase.last_by.name}" if phase.last_by else ""
             raise PhaseNotInProgress(
@@ -1252,6 +1263,8 @@ class Batch:
                 deviation = self.deviation(str(deviation_id))
                 if deviation.status is not DeviationStatus.OPEN:
                     raise BatchNotActive(f"Deviation {deviation.id} is acknowledged.")
+                if self.state.status in (BatchStatus.COMPLETE, BatchStatus.ABORTED):
+                    raise BatchNotActive(f"Batch {self.state.number} is closed.")
                 _require_roles(who, STARTERS | SUPERVISION, "comment on a deviation")
             elif action == "complete":
                 _require_roles(who, {Role.SUPERVISOR}, "complete a batch")
@@ -1553,8 +1566,19 @@ class Batch:
             )
         coi = self.procedure.coi_spec(spec["matches"])
         expected = self.state.chain_of_identity[spec["matches"]]
-        match = scan_matches(coi["kind"], expected, text)
         mark = len(self.new_entries)
+        if coi["kind"] == "isbt128_din":
+            try:
+                parse_din(text)
+            except InvalidDin as err:
+                # Unreadable (a typing error, a torn label): not evidence of another patient.
+                # The refused scan is kept; the operator scans or types it again.
+                unreadable = InvalidValue(
+                    f"{spec['label']}: {err.message}", what_to_do=err.what_to_do
+                )
+                self._refused(phase_id, "identity", check_id, text, unreadable, who, at, terminal)
+                return Outcome(tuple(self.new_entries[mark:]), unreadable)
+        match = scan_matches(coi["kind"], expected, text)
         self._append(
             EntryKind.IDENTITY_CHECKED,
             {
@@ -1684,6 +1708,10 @@ class Batch:
             )
         if deviation.status is not DeviationStatus.OPEN:
             raise BatchNotActive(f"Deviation {deviation_id} is already acknowledged.")
+        if self.state.status in (BatchStatus.COMPLETE, BatchStatus.ABORTED):
+            raise BatchNotActive(
+                f"Batch {self.state.number} is closed: its deviations are worked at the hub."
+            )
         _require_roles(who, STARTERS | SUPERVISION, "comment on a deviation")
         mark = len(self.new_entries)
         self._append(
@@ -2076,7 +2104,7 @@ class Batch:
                         "entry_seq": rec.seq,
                         "recorded_at": rec.at,
                         "recorded_by": rec.by.username,
-                        "corrections": len(rec.history),
+                        "corrections": rec.corrections,
                     }
                 )
             for code, use in phase.materials.items():

@@ -163,7 +163,7 @@ def parse_value(spec: Mapping[str, Any], raw: Any, *, at: datetime, time_zone: s
         return raw
     if kind == "datetime":
         return _parse_datetime(label, str(raw), at, time_zone)
-    text = str(raw)
+    text = str(raw).replace("\r\n", "\n").replace("\r", "\n")  # browsers send CRLF
     if len(text) > MAX_TEXT:
         raise InvalidValue(f"{label}: the text is longer than {MAX_TEXT} characters.")
     if any(ord(c) < 32 and c not in "\n\t" for c in text):

@@ -287,7 +287,7 @@ def test_a_phase_whose_condition_is_false_is_not_applicable_and_does_not_hold_up
     err = refuses(
         batch, PhaseNotInProgress, batch.start_phase, "report_damage", OLIVIA, T0, TERMINAL
     )
-    assert "'Record the damage' is already not applicable" in err.message
+    assert "'Record the damage' does not apply to this batch: its condition is not met" in err.message
 
 
 def test_a_phase_whose_condition_is_true_must_be_done_before_the_next():
@@ -1108,12 +1108,15 @@ def test_an_identity_deviation_cannot_be_acknowledged_before_it_is_commented():
     assert err.missing == [f"deviation {deviation.id} needs a comment first"]
 
 
-def test_a_din_typed_with_a_wrong_check_character_counts_as_a_mismatch():
+def test_a_din_typed_with_a_wrong_check_character_is_refused_as_unreadable_not_a_mismatch():
     batch = checking_bag()
     wrong = next(c for c in "0123456789" if c != mod37_2(DIN))
     outcome = batch.check_identity("check_bag", "bag_din", f"{DIN}00{wrong}", OLIVIA, T0, TERMINAL)
-    assert isinstance(outcome.refusal, IdentityMismatch)
-    assert only_deviation(batch).category == DeviationCategory.IDENTITY
+    assert isinstance(outcome.refusal, InvalidValue)
+    assert outcome.refusal.message.startswith("DIN on the bag: The check character")
+    assert [e.body["kind"] for e in outcome.entries] == ["scan_refused"]  # kept in the record
+    assert batch.state.deviations == {}
+    assert "bag_din" not in batch.state.phases["check_bag"].identity
 
 
 def test_an_empty_scan_or_an_unknown_check_records_nothing():

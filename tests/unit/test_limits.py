@@ -276,7 +276,11 @@ def test_text_is_kept_trimmed_with_its_line_breaks_and_tabs():
     assert parse("text", "  torn seal\n\tcorner  ") == "torn seal\n\tcorner"
 
 
-@pytest.mark.parametrize("control", ["\x00", "\x07", "\x1b", "\r"])
+def test_text_line_endings_from_a_browser_are_kept_as_plain_line_breaks():
+    assert parse("text", "torn seal\r\ncorner\rtape") == "torn seal\ncorner\ntape"
+
+
+@pytest.mark.parametrize("control", ["\x00", "\x07", "\x1b"])
 def test_text_with_control_characters_is_refused(control):
     err = refused("text", f"torn{control}seal", label="Damage")
     assert err.message == "Damage: the text contains control characters."
