@@ -287,7 +287,9 @@ def test_a_phase_whose_condition_is_false_is_not_applicable_and_does_not_hold_up
     err = refuses(
         batch, PhaseNotInProgress, batch.start_phase, "report_damage", OLIVIA, T0, TERMINAL
     )
-    assert "'Record the damage' does not apply to this batch: its condition is not met" in err.message
+    assert (
+        "'Record the damage' does not apply to this batch: its condition is not met" in err.message
+    )
 
 
 def test_a_phase_whose_condition_is_true_must_be_done_before_the_next():
