@@ -605,26 +605,10 @@ def acknowledge_deviation(
     first_signing_in_session: bool,
 ) -> Batch:
     """A supervisor or QA (not the person who raised it) acknowledges a deviation, signed."""
-    _require_spoke(uow)
-    checked = check_password_first(uow, ctx, credentials)  # argon2 before any lock
-    loaded = _load(uow, batch_id)
-    batch = loaded.batch
-    who = _operator(uow, ctx, batch.procedure)
-    record = batch.prepare(Action.ACKNOWLEDGE, who, ctx.at, deviation_id=deviation_id)
-    _sign(
-        uow,
-        ctx,
-        batch,
-        who,
-        Action.ACKNOWLEDGE,
-        record,
-        credentials,
-        first_signing_in_session,
-        checked,
-    )
-    _save(uow, ctx, loaded)
-    uow.commit()
-    return batch
+    return _signed_batch_action(
+        uow, ctx, batch_id, Action.ACKNOWLEDGE, credentials, first_signing_in_session,
+        deviation_id=deviation_id,
+    )  # fmt: skip
 
 
 # --- the batch as a whole ----------------------------------------------------------------
@@ -661,26 +645,9 @@ def complete_batch(
     first_signing_in_session: bool,
 ) -> Batch:
     """A supervisor signs the batch complete: every phase done, every deviation acknowledged."""
-    _require_spoke(uow)
-    checked = check_password_first(uow, ctx, credentials)  # argon2 before any lock
-    loaded = _load(uow, batch_id)
-    batch = loaded.batch
-    who = _operator(uow, ctx, batch.procedure)
-    record = batch.prepare(Action.COMPLETE, who, ctx.at)
-    _sign(
-        uow,
-        ctx,
-        batch,
-        who,
-        Action.COMPLETE,
-        record,
-        credentials,
-        first_signing_in_session,
-        checked,
+    return _signed_batch_action(
+        uow, ctx, batch_id, Action.COMPLETE, credentials, first_signing_in_session
     )
-    _save(uow, ctx, loaded)
-    uow.commit()
-    return batch
 
 
 def abort_batch(
@@ -693,15 +660,28 @@ def abort_batch(
     first_signing_in_session: bool,
 ) -> Batch:
     """A supervisor aborts a batch, with the reason and a signature; its record stays."""
+    return _signed_batch_action(
+        uow, ctx, batch_id, Action.ABORT, credentials, first_signing_in_session, reason=reason
+    )
+
+
+def _signed_batch_action(
+    uow: UnitOfWork,
+    ctx: Context,
+    batch_id: str,
+    action: Action,
+    credentials: Credentials,
+    first_signing_in_session: bool,
+    **subject: str,
+) -> Batch:
+    """One signed action on a batch: its rules (the core's ``prepare``), then the signature."""
     _require_spoke(uow)
     checked = check_password_first(uow, ctx, credentials)  # argon2 before any lock
     loaded = _load(uow, batch_id)
     batch = loaded.batch
     who = _operator(uow, ctx, batch.procedure)
-    record = batch.prepare(Action.ABORT, who, ctx.at, reason=reason)
-    _sign(
-        uow, ctx, batch, who, Action.ABORT, record, credentials, first_signing_in_session, checked
-    )
+    record = batch.prepare(action, who, ctx.at, **subject)  # type: ignore[arg-type]
+    _sign(uow, ctx, batch, who, action, record, credentials, first_signing_in_session, checked)
     _save(uow, ctx, loaded)
     uow.commit()
     return batch

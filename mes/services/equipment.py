@@ -17,12 +17,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from mes.core.access import Permission
-from mes.core.audit import Actor, EntryKind, require_reason
+from mes.core.audit import Actor, require_reason
 from mes.core.batch import EquipmentInfo
 from mes.core.errors import InvalidInput, NotFound
 from mes.core.recipe import recipe_schema
+from mes.services.audit import record_change
 from mes.services.context import Context, authorise
-from mes.store.audit import append_audit
 from mes.store.models import Batch, BatchEquipment, Equipment, EquipmentLogEntry
 from mes.store.uow import UnitOfWork
 
@@ -107,25 +107,9 @@ def _audit(
     actor: Actor,
     action: str,
     equipment: Equipment,
-    *,
-    old: dict[str, object] | None = None,
-    new: dict[str, object] | None = None,
-    reason: str | None = None,
+    **change: object,
 ) -> None:
-    append_audit(
-        uow.session,
-        uow.site,
-        at=ctx.at,
-        actor=actor,
-        terminal=ctx.terminal,
-        kind=EntryKind.CHANGE,
-        action=action,
-        record_type=RECORD_TYPE,
-        record_id=equipment.id,
-        old=old,
-        new=new,
-        reason=reason,
-    )
+    record_change(uow, ctx, actor, action, RECORD_TYPE, equipment.id, **change)  # type: ignore[arg-type]
 
 
 def add_equipment(

@@ -14,15 +14,15 @@ from datetime import date
 from sqlalchemy import func, select
 
 from mes.core.access import Permission, Role
-from mes.core.audit import EntryKind, require_reason
+from mes.core.audit import require_reason
 from mes.core.batch import LotInfo
 from mes.core.errors import InvalidInput, NotFound
 from mes.core.esign import Meaning
 from mes.core.units import is_known_unit
+from mes.services.audit import record_change
 from mes.services.context import Context, authorise
 from mes.services.esign import Credentials, sign_record
 from mes.services.ids import new_id
-from mes.store.audit import append_audit
 from mes.store.models import BatchMaterial, Material, MaterialLot
 from mes.store.uow import UnitOfWork
 
@@ -73,18 +73,10 @@ def add_material(uow: UnitOfWork, ctx: Context, *, code: str, name: str, unit: s
     material = Material(code=code, name=name, unit=unit, created_at=ctx.at)
     uow.session.add(material)
     uow.session.flush()
-    append_audit(
-        uow.session,
-        uow.site,
-        at=ctx.at,
-        actor=actor,
-        terminal=ctx.terminal,
-        kind=EntryKind.CHANGE,
-        action="material registered",
-        record_type="material",
-        record_id=code,
+    record_change(
+        uow, ctx, actor, "material registered", "material", code,
         new={"code": code, "name": name, "unit": unit},
-    )
+    )  # fmt: skip
     uow.commit()
     return material
 
@@ -119,16 +111,13 @@ def add_lot(
     )
     uow.session.add(lot)
     uow.session.flush()
-    append_audit(
-        uow.session,
-        uow.site,
-        at=ctx.at,
-        actor=actor,
-        terminal=ctx.terminal,
-        kind=EntryKind.CHANGE,
-        action="material lot received",
-        record_type=LOT_RECORD_TYPE,
-        record_id=lot.id,
+    record_change(
+        uow,
+        ctx,
+        actor,
+        "material lot received",
+        LOT_RECORD_TYPE,
+        lot.id,
         new={
             "lot_number": number,
             "material": code,
@@ -186,16 +175,13 @@ def change_lot_status(
     lot.status = status
     lot.status_changed_at = ctx.at
     lot.status_reason = why
-    append_audit(
-        uow.session,
-        uow.site,
-        at=ctx.at,
-        actor=actor,
-        terminal=ctx.terminal,
-        kind=EntryKind.CHANGE,
-        action=f"material lot {status}",
-        record_type=LOT_RECORD_TYPE,
-        record_id=lot.id,
+    record_change(
+        uow,
+        ctx,
+        actor,
+        f"material lot {status}",
+        LOT_RECORD_TYPE,
+        lot.id,
         old={"status": old},
         new={"status": status, "signature_entry": signature.entry_seq},
         reason=why,
