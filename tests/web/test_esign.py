@@ -172,7 +172,7 @@ def test_at_a_spoke_an_unregistered_browser_can_read_but_not_sign(
     login(browser, "olivia")
     home = text(browser.get("/"))
     assert (
-        "This browser is not a registered terminal: you can read records here but not sign them."
+        "This browser is not a registered terminal: you can read records here but not enter or sign them."
         in home
     )
     assert browser.get("/account").status_code == 200
