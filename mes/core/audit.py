@@ -38,6 +38,11 @@ class Actor:
         """As stored in the entry."""
         return {"user_id": self.user_id, "username": self.username, "name": self.name}
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Actor:
+        """As read back from an entry (inverse of :meth:`as_dict`)."""
+        return cls(user_id=data.get("user_id"), username=data["username"], name=data["name"])
+
 
 SYSTEM = Actor(user_id=None, username="system", name="System")
 

@@ -596,14 +596,6 @@ class Outcome:
     refusal: MesError | None = None
 
 
-def _actor_dict(actor: Actor) -> dict[str, Any]:
-    return actor.as_dict()
-
-
-def _actor(data: Mapping[str, Any]) -> Actor:
-    return Actor(user_id=data.get("user_id"), username=data["username"], name=data["name"])
-
-
 # Only these entries can change which phases are ready: a phase starting (one at a time in an
 # any_order operation), a signature (a phase done, or undone by a correction), the batch held or
 # resumed. Values and scans go into phases in progress; conditions read the values of phases
@@ -667,7 +659,7 @@ class Batch:
             recipe=dict(payload["recipe"]),
             chain_of_identity=dict(payload["chain_of_identity"]),
             created_at=body["at"],
-            created_by=_actor(body["actor"]),
+            created_by=Actor.from_dict(body["actor"]),
             phases={pid: PhaseState(id=pid) for pid in procedure.phases},
         )
         batch = cls(procedure, state, key=key, time_zone=time_zone)
@@ -715,7 +707,7 @@ class Batch:
             "at": utc_text(at),
             "site": site,
             "terminal": terminal,
-            "actor": _actor_dict(who.actor),
+            "actor": who.actor.as_dict(),
             "kind": EntryKind.BATCH_CREATED.value,
             "payload": {"number": number, "recipe": dict(recipe), "chain_of_identity": coi},
         }
@@ -746,7 +738,7 @@ class Batch:
             "at": at_text,
             "site": self.state.site,
             "terminal": terminal,
-            "actor": _actor_dict(who),
+            "actor": who.as_dict(),
             "kind": kind.value,
             "payload": dict(payload),
         }
@@ -761,7 +753,7 @@ class Batch:
         body = entry.body
         kind = EntryKind(body["kind"])
         payload = body["payload"]
-        actor = _actor(body["actor"])
+        actor = Actor.from_dict(body["actor"])
         at = body["at"]
         handler = getattr(self, f"_on_{kind.value}")
         handler(payload, actor, at, entry)
@@ -777,7 +769,7 @@ class Batch:
     def _touch(self, phase: PhaseState, entry: SealedEntry, what: str) -> None:
         phase.last_seq = entry.seq
         phase.last_at = entry.body["at"]
-        phase.last_by = _actor(entry.body["actor"])
+        phase.last_by = Actor.from_dict(entry.body["actor"])
         phase.last_what = what
 
     def _on_batch_created(self, *_: Any) -> None:  # pragma: no cover - only the first entry

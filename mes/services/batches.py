@@ -24,7 +24,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from mes.core.access import Permission, Role
+from mes.core.access import Permission
+from mes.core.audit import Actor
 from mes.core.batch import (
     ACTION_MEANINGS,
     Action,
@@ -173,7 +174,7 @@ def _save(uow: UnitOfWork, ctx: Context, loaded: Loaded | Batch) -> None:
             log(
                 uow,
                 ctx,
-                actor_of_entry(entry.body),
+                Actor.from_dict(entry.body["actor"]),
                 payload["equipment"],
                 "used",
                 f"{batch.procedure.phases[payload['phase']].name} "
@@ -185,14 +186,6 @@ def _save(uow: UnitOfWork, ctx: Context, loaded: Loaded | Batch) -> None:
         loaded.stored = store.save(uow.session, batch, loaded.stored)
     else:
         store.save(uow.session, batch, None)
-
-
-def actor_of_entry(body: Mapping[str, Any]) -> Any:
-    """The actor recorded in a ledger entry body."""
-    from mes.core.audit import Actor
-
-    actor = body["actor"]
-    return Actor(user_id=actor["user_id"], username=actor["username"], name=actor["name"])
 
 
 # --- starting a batch --------------------------------------------------------------------
@@ -803,11 +796,6 @@ def board(uow: UnitOfWork, ctx: Context, *, include_closed: bool = False) -> lis
             )
         )
     return rows
-
-
-def needs_role(roles: Iterable[str], role: str) -> bool:
-    """Whether ``roles`` include ``role`` (for pages to offer only the buttons that work)."""
-    return Role(role).value in set(roles)
 
 
 def ledger_entries(uow: UnitOfWork, ctx: Context, batch_id: str) -> list[Any]:
