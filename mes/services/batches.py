@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -36,6 +35,7 @@ from mes.core.batch import (
     Procedure,
 )
 from mes.core.bundle import open_bundle
+from mes.core.clock import utc_text
 from mes.core.errors import (
     BatchRefused,
     BundleRefused,
@@ -58,7 +58,7 @@ from mes.services.esign import (
 )
 from mes.services.ids import new_id
 from mes.services.materials import lot_info
-from mes.services.recipes import usable_version
+from mes.services.recipes import site_today, usable_version
 from mes.services.terminals import active_terminal
 from mes.services.training import is_qualified
 from mes.store import batches as store
@@ -73,11 +73,6 @@ ACTIVE = (BatchStatus.CREATED.value, BatchStatus.IN_PROGRESS.value, BatchStatus.
 def _procedure(content_hash: str, compiled: str) -> Procedure:
     """The procedure of an installed recipe version (cached by its content identity)."""
     return Procedure(json.loads(compiled))
-
-
-def site_today(uow: UnitOfWork, ctx: Context) -> date:
-    """Today's date at the site (expiry and calibration dates are site dates)."""
-    return ctx.at.astimezone(ZoneInfo(uow.site.time_zone)).date()
 
 
 def _require_spoke(uow: UnitOfWork) -> None:
@@ -760,7 +755,7 @@ def board(uow: UnitOfWork, ctx: Context, *, include_closed: bool = False) -> lis
     from mes.store.queries import board_rows
 
     authorise(uow, ctx, Permission.READ_BATCHES)
-    now = ctx.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    now = utc_text(ctx.at)
     statuses: Iterable[str] = ACTIVE if not include_closed else (*ACTIVE, "complete", "aborted")
     rows = []
     for batch, phases, open_deviations in board_rows(uow.session, list(statuses)):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -23,6 +22,7 @@ from mes.core.errors import InvalidInput, NotFound
 from mes.core.recipe import recipe_schema
 from mes.services.audit import record_change
 from mes.services.context import Context, authorise
+from mes.services.recipes import site_today
 from mes.store.models import Batch, BatchEquipment, Equipment, EquipmentLogEntry
 from mes.store.uow import UnitOfWork
 
@@ -224,7 +224,7 @@ def record_calibration(
             "A calibration needs its certificate or report reference.",
             what_to_do="Enter the certificate number.",
         )
-    if next_due <= ctx.at.astimezone(ZoneInfo(uow.site.time_zone)).date():  # the site's date
+    if next_due <= site_today(uow, ctx):
         raise InvalidInput(
             f"The next due date {next_due.isoformat()} is not in the future.",
             what_to_do="Enter the date the next calibration is due.",
