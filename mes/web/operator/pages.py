@@ -15,7 +15,6 @@ from mes.core.batch import (
     DEVIATION_CATEGORY_TITLES,
     PHASE_STATUS_TITLES,
     Batch,
-    BatchStatus,
     Operator,
     PhaseStatus,
     equipment_class_title,
@@ -82,15 +81,11 @@ def batch_header(batch: Batch, time_zone: str) -> dict[str, Any]:
         "id": state.id,
         "number": state.number,
         "recipe": f"{batch.procedure.recipe_code} v{batch.procedure.version}",
-        "title": batch.procedure.compiled.get("title", ""),
         "product": batch.procedure.compiled["product"]["name"],
         "status": state.status.value,
         "status_title": BATCH_STATUS_TITLES[state.status],
         "status_reason": state.status_reason,
         "identity": coi,
-        "started": local_text(parse_utc_text(state.started_at), time_zone)
-        if state.started_at
-        else None,
         "open_deviations": sum(1 for d in state.deviations.values() if d.status.value == "open"),
         "signatures": [manifestation_text(s, time_zone) for s in state.signatures],
     }
@@ -123,7 +118,7 @@ def procedure_progress(batch: Batch, time_zone: str) -> list[dict[str, Any]]:
                 "status": phase.status.value,
                 "status_title": _phase_status_title(batch, plan.id),
                 "css": STATUS_CLASSES[phase.status],
-                "who": _who(phase, time_zone),
+                "who": _who(phase),
             }
         )
     for unit in units:
@@ -143,7 +138,7 @@ def _phase_status_title(batch: Batch, phase_id: str) -> str:
     return PHASE_STATUS_TITLES[phase.status]
 
 
-def _who(phase: Any, time_zone: str) -> str:
+def _who(phase: Any) -> str:
     parts = []
     if phase.performed_by:
         parts.append(f"performed by {phase.performed_by.name}")
@@ -281,7 +276,6 @@ def phase_page(
         for d in batch.state.deviations.values()
         if d.phase == phase_id
     ]
-    operations = batch.procedure.operations
     others = [p for p in batch.current_phases() if p != phase_id]
     return {
         "id": phase_id,
@@ -291,8 +285,6 @@ def phase_page(
         "unit_procedure": plan.unit_procedure["name"],
         "operation": plan.operation["name"],
         "ordering": ORDERING_WORDS[plan.ordering],
-        "operation_number": plan.operation_index + 1,
-        "operation_count": len(operations),
         "status": phase.status.value,
         "status_title": _phase_status_title(batch, phase_id),
         "css": STATUS_CLASSES[phase.status],
@@ -311,11 +303,6 @@ def phase_page(
         if phase.status is PhaseStatus.IN_PROGRESS
         else [],
         "signatures": [manifestation_text(s, time_zone) for s in phase.signatures],
-        "started": local_text(parse_utc_text(phase.started_at), time_zone)
-        if phase.started_at
-        else None,
-        "started_by": phase.started_by.name if phase.started_by else None,
-        "refused_scans": phase.refused_scans,
         "seen_seq": phase.last_seq,
         "may": {
             action: refusal(action) is None
@@ -330,7 +317,6 @@ def phase_page(
             }
             for p in others[:4]
         ],
-        "batch_active": batch.state.status is BatchStatus.IN_PROGRESS,
     }
 
 

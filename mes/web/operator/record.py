@@ -43,7 +43,6 @@ def entries_in_words(
                 "terminal": body.get("terminal") or "",
                 "kind": body["kind"],
                 "text": _text(batch, body),
-                "hash": entry.hash,
             }
         )
     return lines

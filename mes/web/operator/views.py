@@ -66,11 +66,6 @@ def _seen() -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _refused(err: MesError) -> bool:
-    """After a refused signature: False when the account got locked (the user is logged out)."""
-    return current_user_still_allowed()
-
-
 # --- the board ------------------------------------------------------------------------------
 
 
@@ -113,7 +108,7 @@ def start() -> ResponseReturnValue:
                 uow, ctx, code, identifiers, credentials, first_signing_in_session=first
             )
     except MesError as err:
-        if not _refused(err):
+        if not current_user_still_allowed():
             return redirect(url_for("common.login"))
         return _start_page(recipes, chosen, dict(request.form), str(err), err.http_status)
     signing_succeeded()
@@ -180,7 +175,6 @@ def _batch_page(batch_id: str, error: str | None = None, status: int = 200) -> R
         ack_meaning=ACTION_MEANINGS[Action.ACKNOWLEDGE],
         error=error,
         broken=broken,
-        last_seq=batch.state.last_seq,
         active=batch.state.status in (BatchStatus.IN_PROGRESS, BatchStatus.ON_HOLD),
     ), status
 
@@ -372,7 +366,7 @@ def sign_phase(batch_id: str, phase_id: str, action_name: str) -> ResponseReturn
             field_errors=err.fields,
         )
     except MesError as err:
-        if not _refused(err):
+        if not current_user_still_allowed():
             return redirect(url_for("common.login"))
         return _phase_page(
             batch_id, phase_id, error=str(err), status=err.http_status, entered=dict(request.form)
@@ -409,7 +403,7 @@ def correct(batch_id: str, phase_id: str) -> ResponseReturnValue:
                 first_signing_in_session=first,
             )
     except MesError as err:
-        if not _refused(err):
+        if not current_user_still_allowed():
             return redirect(url_for("common.login"))
         return _phase_page(
             batch_id, phase_id, error=str(err), status=err.http_status, entered=dict(request.form)
@@ -469,7 +463,7 @@ def acknowledge_deviation(batch_id: str, deviation_id: str) -> ResponseReturnVal
                 first_signing_in_session=first,
             )
     except MesError as err:
-        if not _refused(err):
+        if not current_user_still_allowed():
             return redirect(url_for("common.login"))
         return _error_page(batch_id, err)
     signing_succeeded()
@@ -537,7 +531,7 @@ def complete(batch_id: str) -> ResponseReturnValue:
                 uow, service_context(), batch_id, credentials, first_signing_in_session=first
             )
     except MesError as err:
-        if not _refused(err):
+        if not current_user_still_allowed():
             return redirect(url_for("common.login"))
         return _batch_page(batch_id, str(err), err.http_status)
     signing_succeeded()
@@ -561,7 +555,7 @@ def abort_batch(batch_id: str) -> ResponseReturnValue:
                 first_signing_in_session=first,
             )
     except MesError as err:
-        if not _refused(err):
+        if not current_user_still_allowed():
             return redirect(url_for("common.login"))
         return _batch_page(batch_id, str(err), err.http_status)
     signing_succeeded()
