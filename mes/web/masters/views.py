@@ -19,13 +19,12 @@ from mes.core.esign import MEANING_STATEMENTS
 from mes.core.units import UNITS
 from mes.services import equipment as equipment_service
 from mes.services import materials as material_service
-from mes.services.esign import Credentials
 from mes.web import runtime
 from mes.web.helpers import (
     current_user_still_allowed,
-    first_signing_in_session,
     requires,
     service_context,
+    signing_credentials,
     signing_succeeded,
 )
 from mes.web.masters.forms import (
@@ -125,12 +124,8 @@ def add_lot() -> ResponseReturnValue:
 @requires(Permission.RELEASE_LOTS)
 def lot_status(lot_number: str) -> ResponseReturnValue:
     """QA releases, rejects or quarantines a lot, with a reason, signed."""
-    first = first_signing_in_session()
-    credentials = Credentials(
-        password=request.form.get("esign_password") or "",
-        username=(request.form.get("esign_username") or "").strip() or None,
-    )
     form = LotDecisionForm()
+    credentials, first = signing_credentials(form)
     status = form.status.data or ""
     try:
         with runtime().uow() as uow:

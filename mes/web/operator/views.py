@@ -27,11 +27,12 @@ from mes.core.limits import InvalidValue
 from mes.services import batches
 from mes.services.esign import Credentials
 from mes.web import runtime
+from mes.web.forms import SignatureForm
 from mes.web.helpers import (
     current_user_still_allowed,
-    first_signing_in_session,
     requires,
     service_context,
+    signing_credentials,
     signing_succeeded,
 )
 from mes.web.operator.forms import (
@@ -56,9 +57,7 @@ def _zone() -> str:
 
 
 def _credentials() -> tuple[Credentials, bool]:
-    first = first_signing_in_session()
-    username = (request.form.get("esign_username") or "").strip() or None
-    return Credentials(password=request.form.get("esign_password") or "", username=username), first
+    return signing_credentials(SignatureForm())
 
 
 def _seen() -> int | None:
