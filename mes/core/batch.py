@@ -1242,38 +1242,22 @@ class Batch:
             elif action == "correct":
                 plan = self.procedure.phase(str(phase_id))
                 self._active()
-                if self.state.phases[plan.id].status not in (
-                    PhaseStatus.PERFORMED,
-                    PhaseStatus.VERIFIED,
-                ):
-                    raise PhaseNotInProgress(f"'{plan.name}' is not signed yet.")
-                _require_roles(who, {Role(plan.spec["perform"]), Role.SUPERVISOR}, "correct")
-                _require_training(who, self.procedure)
+                self._check_correct(plan, self.state.phases[plan.id], who)
             elif action == "acknowledge":
                 self._check_acknowledge(str(deviation_id), who)
             elif action == "comment":
-                deviation = self.deviation(str(deviation_id))
-                if deviation.status is not DeviationStatus.OPEN:
-                    raise BatchNotActive(f"Deviation {deviation.id} is acknowledged.")
-                if self.state.status in (BatchStatus.COMPLETE, BatchStatus.ABORTED):
-                    raise BatchNotActive(f"Batch {self.state.number} is closed.")
-                _require_roles(who, STARTERS | SUPERVISION, "comment on a deviation")
+                self._check_comment(str(deviation_id), who)
             elif action == "complete":
                 _require_roles(who, {Role.SUPERVISOR}, "complete a batch")
                 _require_training(who, self.procedure)
                 self._active()
                 self._check_complete()
             elif action == "abort":
-                _require_roles(who, {Role.SUPERVISOR}, "abort a batch")
-                if self.state.status in (BatchStatus.COMPLETE, BatchStatus.ABORTED):
-                    raise BatchNotActive(f"Batch {self.state.number} is closed.")
+                self._check_abort(who)
             elif action == "hold":
-                _require_roles(who, STARTERS | SUPERVISION, "put a batch on hold")
-                self._active()
+                self._check_hold(who)
             elif action == "resume":
-                _require_roles(who, SUPERVISION, "resume a batch")
-                if self.state.status is not BatchStatus.ON_HOLD:
-                    raise BatchNotActive(f"Batch {self.state.number} is not on hold.")
+                self._check_resume(who)
             else:
                 raise InvalidInput(f"'{action}' is not a batch action.")
         except MesError as refusal:
@@ -1698,13 +1682,7 @@ class Batch:
             raise InvalidInput(
                 "The comment is empty.", what_to_do="Say what happened and what you did."
             )
-        if deviation.status is not DeviationStatus.OPEN:
-            raise BatchNotActive(f"Deviation {deviation_id} is already acknowledged.")
-        if self.state.status in (BatchStatus.COMPLETE, BatchStatus.ABORTED):
-            raise BatchNotActive(
-                f"Batch {self.state.number} is closed: its deviations are worked at the hub."
-            )
-        _require_roles(who, STARTERS | SUPERVISION, "comment on a deviation")
+        self._check_comment(deviation.id, who)
         mark = len(self.new_entries)
         self._append(
             EntryKind.DEVIATION_COMMENTED,
@@ -1714,6 +1692,16 @@ class Batch:
             terminal,
         )
         return Outcome(tuple(self.new_entries[mark:]))
+
+    def _check_comment(self, deviation_id: str, who: Operator) -> None:
+        deviation = self.deviation(deviation_id)
+        if deviation.status is not DeviationStatus.OPEN:
+            raise BatchNotActive(f"Deviation {deviation_id} is already acknowledged.")
+        if self.state.status in (BatchStatus.COMPLETE, BatchStatus.ABORTED):
+            raise BatchNotActive(
+                f"Batch {self.state.number} is closed: its deviations are worked at the hub."
+            )
+        _require_roles(who, STARTERS | SUPERVISION, "comment on a deviation")
 
     def deviation(self, deviation_id: str) -> DeviationState:
         """One deviation of this batch."""
@@ -1725,8 +1713,7 @@ class Batch:
     def hold(self, reason: str, who: Operator, at: datetime, terminal: str | None) -> Outcome:
         """Put the batch on hold (anyone working on it may stop the line); a reason is required."""
         text = _reason(reason, "put the batch on hold")
-        _require_roles(who, STARTERS | SUPERVISION, "put a batch on hold")
-        self._active()
+        self._check_hold(who)
         _fire(_BATCH_MACHINE, self.state.status, "hold")
         mark = len(self.new_entries)
         self._append(EntryKind.BATCH_HELD, {"reason": text}, who.actor, at, terminal)
@@ -1735,14 +1722,20 @@ class Batch:
     def resume(self, reason: str, who: Operator, at: datetime, terminal: str | None) -> Outcome:
         """A supervisor resumes a batch on hold, saying why it may continue."""
         text = _reason(reason, "resume the batch")
-        _require_roles(who, SUPERVISION, "resume a batch")
-
-        if self.state.status is not BatchStatus.ON_HOLD:
-            raise BatchNotActive(f"Batch {self.state.number} is not on hold.")
+        self._check_resume(who)
         _fire(_BATCH_MACHINE, self.state.status, "resume")
         mark = len(self.new_entries)
         self._append(EntryKind.BATCH_RESUMED, {"reason": text}, who.actor, at, terminal)
         return Outcome(tuple(self.new_entries[mark:]))
+
+    def _check_hold(self, who: Operator) -> None:
+        _require_roles(who, STARTERS | SUPERVISION, "put a batch on hold")
+        self._active()
+
+    def _check_resume(self, who: Operator) -> None:
+        _require_roles(who, SUPERVISION, "resume a batch")
+        if self.state.status is not BatchStatus.ON_HOLD:
+            raise BatchNotActive(f"Batch {self.state.number} is not on hold.")
 
     # -- signed actions: prepare (guards, the record to sign), then signed ------------------
 
@@ -1787,12 +1780,7 @@ class Batch:
             return {**base, "phases": self._phase_summary(), "deviations": self._deviation_ids()}
         if action is Action.ABORT:
             text = _reason(reason, "abort the batch")
-            _require_roles(who, {Role.SUPERVISOR}, "abort a batch")
-            if self.state.status in (BatchStatus.COMPLETE, BatchStatus.ABORTED):
-                raise BatchNotActive(
-                    f"Batch {self.state.number} is "
-                    f"{BATCH_STATUS_TITLES[self.state.status].lower()}: it cannot be aborted."
-                )
+            self._check_abort(who)
             _fire(_BATCH_MACHINE, self.state.status, "abort")
             return {**base, "reason": text}
         if action is Action.ACKNOWLEDGE:
@@ -1955,6 +1943,14 @@ class Batch:
             "comment": deviation.comment,
         }
 
+    def _check_abort(self, who: Operator) -> None:
+        _require_roles(who, {Role.SUPERVISOR}, "abort a batch")
+        if self.state.status in (BatchStatus.COMPLETE, BatchStatus.ABORTED):
+            raise BatchNotActive(
+                f"Batch {self.state.number} is "
+                f"{BATCH_STATUS_TITLES[self.state.status].lower()}: it cannot be aborted."
+            )
+
     def _check_complete(self) -> None:
         not_done = [
             self.procedure.phases[pid].name for pid in self.state.phases if not self.is_done(pid)
@@ -1993,14 +1989,7 @@ class Batch:
             if value_id not in phase.values:
                 raise PhaseNotInProgress(f"{spec['label']} was never recorded: nothing to correct.")
 
-        if phase.status not in (PhaseStatus.PERFORMED, PhaseStatus.VERIFIED):
-            raise PhaseNotInProgress(
-                f"'{plan.name}' is {PHASE_STATUS_TITLES[phase.status].lower()}; corrections are "
-                "for signed phases.",
-                what_to_do="While the phase is in progress, just record the value again.",
-            )
-        _require_roles(who, {Role(plan.spec["perform"]), Role.SUPERVISOR}, "correct a value")
-        _require_training(who, self.procedure)
+        self._check_correct(plan, phase, who)
         _fire(_PHASE_MACHINE, phase.status, "correct", guard)
         value = parse_value(
             {**spec, "required": True}, correction.get("new"), at=at, time_zone=self.time_zone
@@ -2016,6 +2005,16 @@ class Batch:
             kind=EntryKind.VALUE_CORRECTED, extra={"corrects": current.seq, "reason": reason},
         )  # fmt: skip
         self._calculate(plan, who.actor, at, terminal, comments, correcting=reason)
+
+    def _check_correct(self, plan: PhasePlan, phase: PhaseState, who: Operator) -> None:
+        if phase.status not in (PhaseStatus.PERFORMED, PhaseStatus.VERIFIED):
+            raise PhaseNotInProgress(
+                f"'{plan.name}' is {PHASE_STATUS_TITLES[phase.status].lower()}; corrections are "
+                "for signed phases.",
+                what_to_do="While the phase is in progress, just record the value again.",
+            )
+        _require_roles(who, {Role(plan.spec["perform"]), Role.SUPERVISOR}, "correct a value")
+        _require_training(who, self.procedure)
 
     # -- reading -----------------------------------------------------------------------------
 
