@@ -1222,7 +1222,7 @@ class Batch:
         """Why ``who`` may not do ``action`` now (None when the rules allow it); nothing changes.
 
         For pages to offer only what would be accepted, asked of the same guards the actions
-        use. ``action``: start, record, perform, verify, correct, acknowledge, comment,
+        use. ``action``: start, record, perform, verify, correct, acknowledge, comment, report,
         complete, abort, hold, resume.
         """
         try:
@@ -1247,6 +1247,8 @@ class Batch:
                 self._check_acknowledge(str(deviation_id), who)
             elif action == "comment":
                 self._check_comment(str(deviation_id), who)
+            elif action == "report":
+                self._check_report(who)
             elif action == "complete":
                 _require_roles(who, {Role.SUPERVISOR}, "complete a batch")
                 _require_training(who, self.procedure)
@@ -1656,9 +1658,7 @@ class Batch:
             )
         if phase_id is not None:
             self.procedure.phase(phase_id)
-        if self.state.status in (BatchStatus.COMPLETE, BatchStatus.ABORTED):
-            raise BatchNotActive(f"Batch {self.state.number} is closed.")
-        _require_roles(who, STARTERS | SUPERVISION, "report a deviation")
+        self._check_report(who)
         mark = len(self.new_entries)
         deviation = self._raise_deviation(
             DeviationCategory.MANUAL, text[:2000], who.actor, at, terminal, phase_id
@@ -1671,6 +1671,11 @@ class Batch:
             terminal,
         )
         return Outcome(tuple(self.new_entries[mark:]))
+
+    def _check_report(self, who: Operator) -> None:
+        if self.state.status in (BatchStatus.COMPLETE, BatchStatus.ABORTED):
+            raise BatchNotActive(f"Batch {self.state.number} is closed.")
+        _require_roles(who, STARTERS | SUPERVISION, "report a deviation")
 
     def comment_deviation(
         self, deviation_id: str, comment: str, who: Operator, at: datetime, terminal: str | None

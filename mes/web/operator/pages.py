@@ -15,6 +15,7 @@ from mes.core.batch import (
     DEVIATION_CATEGORY_TITLES,
     PHASE_STATUS_TITLES,
     Batch,
+    DeviationStatus,
     Operator,
     PhaseStatus,
     equipment_class_title,
@@ -86,7 +87,9 @@ def batch_header(batch: Batch, time_zone: str) -> dict[str, Any]:
         "status_title": BATCH_STATUS_TITLES[state.status],
         "status_reason": state.status_reason,
         "identity": coi,
-        "open_deviations": sum(1 for d in state.deviations.values() if d.status.value == "open"),
+        "open_deviations": sum(
+            1 for d in state.deviations.values() if d.status is DeviationStatus.OPEN
+        ),
         "signatures": [manifestation_text(s, time_zone) for s in state.signatures],
     }
 
@@ -305,10 +308,9 @@ def phase_page(
         "signatures": [manifestation_text(s, time_zone) for s in phase.signatures],
         "seen_seq": phase.last_seq,
         "may": {
-            action: refusal(action) is None
-            for action in ("start", "record", "perform", "verify", "correct")
+            action: refusal(action) is None for action in ("start", "record", "verify", "correct")
         },
-        "why_not": {action: refusal(action) for action in ("start", "record", "perform", "verify")},
+        "why_not": {action: refusal(action) for action in ("start", "record", "verify")},
         "next": [
             {
                 "id": p,
@@ -368,6 +370,6 @@ def deviation_item(
         "raised": local_text(parse_utc_text(d.raised_at), time_zone),
         "raised_by": d.raised_by.name,
         "acknowledgement": manifestation_text(d.signature, time_zone) if d.signature else None,
-        "may_comment": may_comment and d.comment is None,
+        "may_comment": may_comment,
         "may_acknowledge": viewer is not None and ack_refusal is None,
     }

@@ -19,10 +19,9 @@ from mes.core.access import Permission
 from mes.core.batch import (
     ACTION_MEANINGS,
     Action,
-    BatchStatus,
     PhaseStatus,
 )
-from mes.core.errors import ChainBroken, MesError
+from mes.core.errors import BatchNotActive, ChainBroken, MesError, NotAuthorised
 from mes.core.limits import InvalidValue
 from mes.services import batches
 from mes.services.esign import Credentials
@@ -154,10 +153,15 @@ def _batch_page(batch_id: str, error: str | None = None, status: int = 200) -> R
     zone = _zone()
     may = {
         action: viewer is not None and batch.refusal(action, viewer, ctx.at) is None
-        for action in ("hold", "resume", "complete", "abort")
+        for action in ("hold", "resume", "complete", "abort", "report")
     }
+    # Why a batch in progress cannot be completed yet, for those who may complete it.
+    complete_refusal = batch.refusal("complete", viewer, ctx.at) if viewer is not None else None
     why_not_complete = (
-        str(batch.refusal("complete", viewer, ctx.at)) if viewer is not None else None
+        str(complete_refusal)
+        if complete_refusal is not None
+        and not isinstance(complete_refusal, NotAuthorised | BatchNotActive)
+        else None
     )
     return render_template(
         "operator/batch.html",
@@ -174,7 +178,6 @@ def _batch_page(batch_id: str, error: str | None = None, status: int = 200) -> R
         ack_meaning=ACTION_MEANINGS[Action.ACKNOWLEDGE],
         error=error,
         broken=broken,
-        active=batch.state.status in (BatchStatus.IN_PROGRESS, BatchStatus.ON_HOLD),
     ), status
 
 
