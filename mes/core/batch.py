@@ -2028,7 +2028,12 @@ class Batch:
         return [pid for pid, p in self.state.phases.items() if p.status in statuses]
 
     def current_phases(self) -> list[str]:
-        """What operators work on now: phases in progress, then ready, then awaiting verification."""
+        """What operators work on now: phases in progress, then ready, then awaiting verification.
+
+        Nothing is current in a batch that is not started, complete or aborted.
+        """
+        if self.state.status not in (BatchStatus.IN_PROGRESS, BatchStatus.ON_HOLD):
+            return []
         return (
             self.phases_in(PhaseStatus.IN_PROGRESS)
             + self.phases_in(PhaseStatus.READY)
@@ -2065,6 +2070,7 @@ class Batch:
             "last_hash": s.last_hash,
         }
         phases, values, uses, equipment = [], [], [], []
+        current = set(self.current_phases())
         for pid, phase in s.phases.items():
             plan = self.procedure.phases[pid]
             windows = self.timer_windows(pid)
@@ -2086,6 +2092,7 @@ class Batch:
                     "earliest_start": utc_text(earliest) if earliest else None,
                     "latest_start": utc_text(latest) if latest else None,
                     "corrections": phase.corrections,
+                    "current": pid in current,
                     "last_seq": phase.last_seq,
                 }
             )

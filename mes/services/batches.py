@@ -92,6 +92,11 @@ def _operator(uow: UnitOfWork, ctx: Context, procedure: Procedure) -> Operator:
             "signed only at one.",
             what_to_do="Use a registered terminal, or ask an administrator to register this one.",
         )
+    return _person(uow, ctx, procedure)
+
+
+def _person(uow: UnitOfWork, ctx: Context, procedure: Procedure) -> Operator:
+    """The logged-in user as the batch rules see them: roles, and training on the recipe."""
     user = acting_user(uow, ctx)
     return Operator(
         actor=actor_of(user),
@@ -694,12 +699,7 @@ def get_batch(uow: UnitOfWork, ctx: Context, batch_id: str) -> BatchView:
     loaded = _load(uow, batch_id, lock=False)
     viewer = None
     if ctx.user_id is not None:
-        user = acting_user(uow, ctx)
-        viewer = Operator(
-            actor=actor_of(user),
-            roles=user.role_names,
-            qualified=is_qualified(uow, user, loaded.batch.procedure.training, ctx),
-        )
+        viewer = _person(uow, ctx, loaded.batch.procedure)
     return BatchView(loaded.batch, loaded.row, loaded.installed, viewer)
 
 
@@ -761,13 +761,7 @@ def board(uow: UnitOfWork, ctx: Context, *, include_closed: bool = False) -> lis
     for batch, phases, open_deviations in board_rows(uow.session, list(statuses)):
         active = batch.status in ACTIVE
         current = [
-            {"id": p.phase_id, "name": p.name, "status": p.status}
-            for p in phases
-            if active
-            and (
-                p.status in ("in_progress", "ready")
-                or (p.status == "performed" and p.needs_verification)
-            )
+            {"id": p.phase_id, "name": p.name, "status": p.status} for p in phases if p.current
         ]
         waiting = [p for p in phases if active and p.status in ("locked", "ready")]
         due = sorted(

@@ -413,6 +413,7 @@ class BatchPhase(Base):
     earliest_start: Mapped[str | None] = mapped_column(String(27), nullable=True)
     latest_start: Mapped[str | None] = mapped_column(String(27), nullable=True)
     corrections: Mapped[int] = mapped_column(Integer)
+    current: Mapped[bool] = mapped_column(Boolean)  # what operators work on now (the board)
     last_seq: Mapped[int] = mapped_column(Integer)
 
 

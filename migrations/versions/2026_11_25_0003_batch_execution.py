@@ -214,6 +214,7 @@ def upgrade() -> None:
         sa.Column("earliest_start", sa.String(length=27), nullable=True),
         sa.Column("latest_start", sa.String(length=27), nullable=True),
         sa.Column("corrections", sa.Integer(), nullable=False),
+        sa.Column("current", sa.Boolean(), nullable=False),
         sa.Column("last_seq", sa.Integer(), nullable=False),
         sa.CheckConstraint(
             "status IN ('locked', 'ready', 'in_progress', 'performed', 'verified', 'skipped')",
