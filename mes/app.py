@@ -6,6 +6,8 @@ configuration or an outdated schema, and mounts the blueprints of ``BLUEPRINTS_B
 
 from __future__ import annotations
 
+import os
+
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -34,6 +36,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         PERMANENT_SESSION_LIFETIME=12 * 3600,
         WTF_CSRF_TIME_LIMIT=None,  # the session's own inactivity lock bounds the form's life
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+        # Fault injection for the sync tests only (see mes.web.api.views.faults_after_commit).
+        MES_FAULT=os.environ.get("MES_FAULT"),
     )
     if settings.proxy_hops:
         hops = settings.proxy_hops

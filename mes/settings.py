@@ -40,6 +40,11 @@ class Settings:
     password_expiry_days: int | None = None
     # Reverse proxies in front of the app whose X-Forwarded-* headers are trusted (0: none).
     proxy_hops: int = 0
+    # Sync (see docs/sync.md): at a spoke, seconds between background rounds (0: only by hand);
+    # at the hub, how far a request's timestamp may be from the hub's clock.
+    sync_interval_seconds: int = 2
+    sync_clock_skew_seconds: int = 300
+    sync_chunk_entries: int = 500
 
     @property
     def site_key_path(self) -> Path:
@@ -145,6 +150,24 @@ def load_settings(
         0,
     )
     proxy_hops = _int(env.get("MES_PROXY_HOPS") or raw.get("proxy_hops", 0), "proxy_hops", 0)
+    sync = raw.get("sync", {})
+    if not isinstance(sync, dict):
+        raise ConfigurationError("[sync] in mes.toml must be a table.", what_to_do="Fix mes.toml.")
+    interval = _int(
+        env.get("MES_SYNC_INTERVAL_SECONDS") or sync.get("interval_seconds", 2),
+        "sync.interval_seconds",
+        0,
+    )
+    skew = _int(
+        env.get("MES_SYNC_CLOCK_SKEW_SECONDS") or sync.get("clock_skew_seconds", 300),
+        "sync.clock_skew_seconds",
+        1,
+    )
+    chunk_entries = _int(
+        env.get("MES_SYNC_CHUNK_ENTRIES") or sync.get("chunk_entries", 500),
+        "sync.chunk_entries",
+        1,
+    )
     database = raw.get("database", {})
     return Settings(
         instance_path=path,
@@ -157,6 +180,9 @@ def load_settings(
         session_timeout_seconds=timeout,
         password_expiry_days=expiry or None,
         proxy_hops=proxy_hops,
+        sync_interval_seconds=interval,
+        sync_clock_skew_seconds=skew,
+        sync_chunk_entries=chunk_entries,
     )
 
 
@@ -177,6 +203,15 @@ def render_config(
         "# Reverse proxies (TLS terminators) in front of the app whose X-Forwarded-* headers",
         "# are trusted; set to 1 behind one proxy so that cookies are marked Secure.",
         "proxy_hops = 0",
+        "",
+        "[sync]",
+        "# Spoke: seconds between background sync rounds with the hub (0 = only 'mes sync').",
+        "interval_seconds = 2",
+        "# Hub: a sync request whose timestamp is further than this from the hub's clock is",
+        "# refused (replays and stale requests).",
+        "clock_skew_seconds = 300",
+        "# Entries per signed chunk.",
+        "chunk_entries = 500",
     ]
     if database_url:
         lines += ["", "[database]", f"url = {_toml_string(database_url)}"]

@@ -42,6 +42,7 @@ COMMAND_MODULES = (
     "materials",
     "recipe",
     "serve",
+    "sync",
     "training",
     "users",
 )

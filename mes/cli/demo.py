@@ -23,7 +23,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -36,7 +36,7 @@ from mes.core.batch import training_procedure
 from mes.core.identity import mod37_2
 from mes.core.lifecycle import Step
 from mes.core.recipe import CompiledRecipe, load_recipe
-from mes.services import equipment, materials, recipes
+from mes.services import equipment, materials, recipes, spokes
 from mes.services.context import Context
 from mes.services.esign import Credentials, acknowledge_accountability
 from mes.services.instance import InstanceRequest, init_instance
@@ -44,6 +44,7 @@ from mes.services.runtime import Runtime
 from mes.services.terminals import register_terminal
 from mes.services.training import record_training
 from mes.services.users import add_user, find_user
+from mes.sync import client
 
 # (user ID, full name, role, password) — demo only; every password meets the real policy.
 HUB_USERS = (
@@ -99,6 +100,8 @@ class DemoSites:
     hub: Path
     spoke: Path
     lines: list[str]
+    enrollment_code: str  # the (first) spoke's one-time code, used once the hub is up
+    enrollment_codes: dict[str, str] = field(default_factory=dict)  # spoke code → one-time code
 
 
 def _init(
@@ -108,6 +111,7 @@ def _init(
     name: str,
     users: Iterable[tuple[str, ...]],
     hub_key: bytes | None = None,
+    database_url: str | None = None,
 ) -> Runtime:
     admin = next(u for u in users if u[2] == "admin")
     return init_instance(
@@ -117,7 +121,7 @@ def _init(
             site_code=code,
             site_name=name,
             time_zone="Europe/London",
-            database_url=None,
+            database_url=database_url,
             admin_username=admin[0],
             admin_name=admin[1],
             admin_password=admin[3],
@@ -237,13 +241,13 @@ def _approve_at_hub(runtime: Runtime, ids: dict[str, str]) -> list[tuple[str, st
     return approved
 
 
-def _publish(runtime: Runtime, ids: dict[str, str], version_id: str) -> str:
+def _publish(runtime: Runtime, ids: dict[str, str], version_id: str, sites: list[str]) -> str:
     with runtime.uow() as uow:
         token, _ = recipes.publish(
             uow,
             Context(at=datetime.now(UTC), user_id=ids["quinn"], terminal="demo set-up"),
             version_id,
-            ["SPK1"],
+            sites,
         )
     return token
 
@@ -313,21 +317,64 @@ def _masters(
     ]
 
 
-def build_demo(folder: Path) -> DemoSites:
-    """Create both instances: the hub approves and publishes, the spoke installs and is stocked."""
-    hub_path, spoke_path = folder / "hub", folder / "spoke"
-    hub = _init(hub_path, "hub", "HUB", "Demo hub (central QA)", HUB_USERS)
+def build_demo(
+    folder: Path,
+    *,
+    hub_database_url: str | None = None,
+    spoke_codes: tuple[str, ...] = ("SPK1",),
+) -> DemoSites:
+    """Create the instances: the hub approves and publishes, each spoke installs and is stocked.
+
+    The demo has one spoke (SPK1); the sync tests build a hub on PostgreSQL
+    (``hub_database_url``) with two spokes. ``DemoSites.spoke`` is the first spoke's folder, the
+    others are ``folder / "spoke-CODE"``; each spoke has a one-time enrollment code.
+    """
+    hub_path = folder / "hub"
+    hub = _init(
+        hub_path, "hub", "HUB", "Demo hub (central QA)", HUB_USERS, database_url=hub_database_url
+    )
+    codes: dict[str, str] = {}
     try:
         hub_ids = _add_people(hub, HUB_USERS)
         _attest(hub, hub_ids, HUB_USERS)
         approved = _approve_at_hub(hub, hub_ids)
-        tokens = [_publish(hub, hub_ids, version_id) for _name, version_id, _c in approved]
+        tokens = [
+            _publish(hub, hub_ids, version_id, list(spoke_codes))
+            for _name, version_id, _c in approved
+        ]
         hub_key = hub.site.key.public.pem()
+        for index, code in enumerate(spoke_codes):
+            with hub.uow() as uow:
+                ticket = spokes.add_spoke(
+                    uow, command_context(), code, _spoke_name(index), "Europe/London"
+                )
+            codes[code] = ticket.code
     finally:
         hub.close()
-    spoke = _init(
-        spoke_path, "spoke", "SPK1", "Demo spoke (hospital suite A)", SPOKE_USERS, hub_key
-    )
+    paths = [folder / ("spoke" if i == 0 else f"spoke-{c}") for i, c in enumerate(spoke_codes)]
+    master_lines: list[str] = []
+    for index, (code, spoke_path) in enumerate(zip(spoke_codes, paths, strict=True)):
+        lines = _build_spoke(spoke_path, code, _spoke_name(index), hub_key, tokens, approved)
+        master_lines = master_lines or lines
+    lines = ["Recipes approved and effective at the hub, installed at the spoke as signed bundles:"]
+    lines += [f"  {c.recipe_code} v{c.version}  {c.title}" for _n, _v, c in approved]
+    lines += master_lines
+    return DemoSites(folder, hub_path, paths[0], lines, codes[spoke_codes[0]], codes)
+
+
+def _spoke_name(index: int) -> str:
+    return f"Demo spoke (hospital suite {chr(ord('A') + index)})"
+
+
+def _build_spoke(
+    spoke_path: Path,
+    code: str,
+    name: str,
+    hub_key: bytes,
+    tokens: list[str],
+    approved: list[tuple[str, str, CompiledRecipe]],
+) -> list[str]:
+    spoke = _init(spoke_path, "spoke", code, name, SPOKE_USERS, hub_key)
     try:
         spoke_ids = _add_people(spoke, SPOKE_USERS)
         ctx = command_context()
@@ -351,13 +398,9 @@ def build_demo(folder: Path) -> DemoSites:
                         qualified_on=date.today() - timedelta(days=30),
                         expires_on=date.today() + timedelta(days=335),
                     )  # fmt: skip
-        master_lines = _masters(spoke, spoke_ids, [c for _n, _v, c in approved], setup_terminal)
+        return _masters(spoke, spoke_ids, [c for _n, _v, c in approved], setup_terminal)
     finally:
         spoke.close()
-    lines = ["Recipes approved and effective at the hub, installed at the spoke as signed bundles:"]
-    lines += [f"  {c.recipe_code} v{c.version}  {c.title}" for _n, _v, c in approved]
-    lines += master_lines
-    return DemoSites(folder, hub_path, spoke_path, lines)
 
 
 def _serve_in_background(instance: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
@@ -444,14 +487,24 @@ def demo_command(state: CliState, port: int, folder: Path | None, no_serve: bool
     hub_url, spoke_url = f"http://127.0.0.1:{hub_port}", f"http://127.0.0.1:{spoke_port}"
     if no_serve:
         _print_guide(sites, hub_url, spoke_url)
+        click.echo(
+            f"Once the hub is served, enroll the spoke: mes --instance {sites.spoke} spoke enroll "
+            f"--hub {hub_url} --code {sites.enrollment_code}"
+        )
         return
     hub = _serve_in_background(sites.hub, hub_port, folder / "hub.log")
     try:
         if not _wait_until_up(hub_url, hub):
             raise click.ClickException(f"The hub did not start; see {folder / 'hub.log'}.")
-        _print_guide(sites, hub_url, spoke_url)
-        click.echo("Stop both with Ctrl+C. The demo folder stays until you delete it.")
         state.instance = sites.spoke
+        enrolled = client.enroll(state.runtime(), hub_url, sites.enrollment_code)
+        _print_guide(sites, hub_url, spoke_url)
+        click.echo(
+            f"The spoke enrolled with hub {enrolled.hub_code} and syncs every "
+            f"{state.runtime().settings.sync_interval_seconds} s in the background: batch records "
+            "appear at the hub (Network page, open deviations within seconds)."
+        )
+        click.echo("Stop both with Ctrl+C. The demo folder stays until you delete it.")
         serve_app(state, "127.0.0.1", spoke_port)
     finally:
         hub.send_signal(signal.SIGTERM)

@@ -1,8 +1,9 @@
-"""``mes serve``: serve the instance's web application."""
+"""``mes serve``: serve the instance's web application (and, at a spoke, sync in the background)."""
 
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 import click
 
@@ -19,25 +20,76 @@ def free_port(host: str, preferred: int) -> int:
         return probe.getsockname()[1]
 
 
-def serve_app(state: CliState, host: str, port: int) -> None:
-    """Serve the app with waitress, a production WSGI server (a hub may use gunicorn instead)."""
+def serve_app(state: CliState, host: str, port: int, workers: int = 1) -> None:
+    """Serve the app: waitress (one process, threads), or gunicorn with several worker processes.
+
+    A spoke with ``sync.interval_seconds`` > 0 that enrolled with a hub also runs the sync loop
+    in the background of this process.
+    """
+    if workers > 1:
+        _gunicorn(state, host, port, workers)
+        return
     import waitress
 
     from mes.app import create_app
+    from mes.sync.client import start_background
 
-    app = create_app(runtime=state.runtime())
+    runtime = state.runtime()
+    app = create_app(runtime=runtime)
     site = app.extensions["mes"].site
     click.echo(f"Serving {site.role} {site.code} on http://{host}:{port}/ (Ctrl+C to stop)")
-    waitress.serve(app, host=host, port=port, threads=8, ident="mes")
+    stop = start_background(runtime)
+    try:
+        waitress.serve(app, host=host, port=port, threads=8, ident="mes")
+    finally:
+        stop.set()
+
+
+def _gunicorn(state: CliState, host: str, port: int, workers: int) -> None:
+    """Several worker processes over one database (every piece of state lives in it)."""
+    from gunicorn.app.base import BaseApplication
+
+    from mes.app import create_app
+    from mes.settings import load_settings
+
+    settings = load_settings(state.instance)
+    if settings.database_url.startswith("sqlite"):
+        raise click.UsageError(
+            "Several worker processes need PostgreSQL (set [database] url); SQLite serves one."
+        )
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("threads", 4)
+            self.cfg.set("timeout", 60)
+            self.cfg.set("accesslog", None)
+
+        def load(self) -> Any:
+            return create_app(settings)
+
+    click.echo(
+        f"Serving {settings.role} {settings.site_code} on http://{host}:{port}/ with "
+        f"{workers} worker processes (Ctrl+C to stop)"
+    )
+    Server().run()
 
 
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int, help="0 picks a free port.")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Worker processes (more than 1: gunicorn, PostgreSQL only).",
+)
 @click.pass_obj
-def serve_command(state: CliState, host: str, port: int) -> None:
-    """Serve this instance on HOST:PORT (waitress, 8 threads)."""
-    serve_app(state, host, free_port(host, port) if port == 0 else port)
+def serve_command(state: CliState, host: str, port: int, workers: int) -> None:
+    """Serve this instance on HOST:PORT."""
+    serve_app(state, host, free_port(host, port) if port == 0 else port, workers)
 
 
 def register(group: click.Group) -> None:

@@ -69,6 +69,8 @@ class Permission(StrEnum):
     RELEASE_LOTS = "release, reject or quarantine material lots"
     MANAGE_EQUIPMENT = "register equipment and record calibration and status"
     CLEAN_EQUIPMENT = "record equipment cleaning"
+    MANAGE_SPOKES = "enroll, suspend and revoke spokes"
+    WATCH_NETWORK = "watch the network of sites"
 
 
 PERMISSIONS: dict[Permission, frozenset[Role]] = {
@@ -86,6 +88,8 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.RELEASE_LOTS: frozenset({Role.QA}),
     Permission.MANAGE_EQUIPMENT: frozenset({Role.SUPERVISOR, Role.QA}),
     Permission.CLEAN_EQUIPMENT: frozenset({Role.OPERATOR, Role.SUPERVISOR}),
+    Permission.MANAGE_SPOKES: frozenset({Role.ADMIN}),
+    Permission.WATCH_NETWORK: frozenset({Role.ADMIN, Role.SUPERVISOR, Role.QA}),
 }
 
 

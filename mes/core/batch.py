@@ -747,6 +747,20 @@ class Batch:
         self.new_entries.append(entry)
         return entry
 
+    def receive(self, entry: SealedEntry) -> None:
+        """Apply an entry sealed elsewhere (at the hub: one the spoke sent) as a new entry.
+
+        It must follow this batch's last entry (next seq, linked by ``prev``); its content was
+        verified by whoever received it (:func:`mes.core.sync.open_chunk`).
+        """
+        if entry.seq != self.state.last_seq + 1 or entry.body.get("prev") != self.state.last_hash:
+            raise InvalidInput(
+                f"Entry {entry.seq} does not follow entry {self.state.last_seq} of batch "
+                f"{self.state.number}."
+            )
+        self._apply(entry)
+        self.new_entries.append(entry)
+
     # -- applying one entry (live and replay) --------------------------------------------------
 
     def _apply(self, entry: SealedEntry) -> None:

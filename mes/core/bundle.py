@@ -130,8 +130,10 @@ def open_bundle(data: bytes | str, trusted: SitePublicKey, site_code: str) -> Bu
             "re-pin it.",
         )
     try:
+        registry = jws.JWSRegistry(algorithms=[ALGORITHM])
+        registry.max_payload_length = MAX_BUNDLE_BYTES * 4 // 3 + 4  # joserfc's default: 128 kB
         verified = jws.deserialize_compact(
-            token, OKPKey.import_key(trusted.pem()), algorithms=[ALGORITHM]
+            token, OKPKey.import_key(trusted.pem()), registry=registry
         )
     except (JoseError, ValueError, UnicodeError):
         raise BundleTampered(

@@ -352,3 +352,94 @@ class EquipmentInUse(EquipmentRefused):
 
 class CalibrationOverdue(EquipmentRefused):
     """The instrument's calibration due date has passed."""
+
+
+# --- hub ↔ spoke sync ----------------------------------------------------------------------
+
+
+class SyncRefused(MesError):
+    """A sync request, chunk or enrollment was refused; the subclass names why.
+
+    ``code`` is the stable machine-readable name sent in the JSON error (and in the OpenAPI
+    document), so a spoke can tell a gap it can repair from a refusal a person must look at.
+    """
+
+    http_status = 422
+    code = "sync-refused"
+
+
+class EnrollmentRefused(SyncRefused):
+    """The one-time enrollment code is unknown, used, expired or for another site."""
+
+    http_status = 403
+    code = "enrollment-refused"
+
+
+class RequestUnauthenticated(SyncRefused):
+    """The request's signature headers are missing, wrong, stale or from an unknown key."""
+
+    http_status = 401
+    code = "unauthenticated"
+
+
+class RequestReplayed(SyncRefused):
+    """The request's nonce was seen before: the same request was sent twice."""
+
+    http_status = 409
+    code = "replayed"
+
+
+class SpokeNotActive(SyncRefused):
+    """The spoke is suspended or revoked at the hub (or not enrolled yet)."""
+
+    http_status = 403
+    code = "spoke-not-active"
+
+
+class ChunkUnreadable(SyncRefused):
+    """The body is not a batch-record chunk this hub understands."""
+
+    code = "chunk-unreadable"
+
+
+class ChunkTampered(SyncRefused):
+    """The chunk's signature, an entry's hash or an entry's signature does not verify."""
+
+    code = "chunk-tampered"
+
+
+class ChunkGap(SyncRefused):
+    """The chunk does not continue the chain the hub holds (entries missing before it).
+
+    ``last_seq``/``last_hash`` say where the hub's copy ends, so the spoke resends from there.
+    """
+
+    http_status = 409
+    code = "chain-gap"
+
+    def __init__(
+        self, message: str, *, last_seq: int, last_hash: str | None, what_to_do: str = ""
+    ) -> None:
+        self.last_seq = last_seq
+        self.last_hash = last_hash
+        super().__init__(message, what_to_do=what_to_do)
+
+
+class ChunkConflict(SyncRefused):
+    """The chunk contradicts entries the hub already holds (a forked chain)."""
+
+    http_status = 409
+    code = "chain-conflict"
+
+
+class RecipeNotDeployed(SyncRefused):
+    """The batch was made with a recipe version the hub never deployed to that spoke."""
+
+    code = "recipe-not-deployed"
+
+
+class TooLarge(SyncRefused):
+    """The request body is larger than the hub accepts."""
+
+    http_status = 413
+    code = "too-large"

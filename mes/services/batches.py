@@ -64,13 +64,14 @@ from mes.services.training import is_qualified
 from mes.store import batches as store
 from mes.store.models import Batch as BatchRow
 from mes.store.models import InstalledRecipe
+from mes.store.sync import touch_outbox
 from mes.store.uow import UnitOfWork
 
 ACTIVE = (BatchStatus.CREATED.value, BatchStatus.IN_PROGRESS.value, BatchStatus.ON_HOLD.value)
 
 
 @lru_cache(maxsize=32)
-def _procedure(content_hash: str, compiled: str) -> Procedure:
+def procedure_for(content_hash: str, compiled: str) -> Procedure:
     """The procedure of an installed recipe version (cached by its content identity)."""
     return Procedure(json.loads(compiled))
 
@@ -122,7 +123,7 @@ def _load(uow: UnitOfWork, batch_id: str, *, lock: bool = True) -> Loaded:
     installed = uow.session.get(InstalledRecipe, row.installed_recipe_id)
     if installed is None:  # pragma: no cover - a foreign key guarantees it
         raise NotFound(f"The recipe version of batch {row.number} is not installed here.")
-    procedure = _procedure(installed.content_hash, installed.compiled)
+    procedure = procedure_for(installed.content_hash, installed.compiled)
     batch = Batch.replay(
         procedure,
         store.ledger(uow.session, row.id),
@@ -182,10 +183,19 @@ def _save(uow: UnitOfWork, ctx: Context, loaded: Loaded | Batch) -> None:
                 batch_number=batch.state.number,
                 phase_id=payload["phase"],
             )
+    new_entries = list(batch.new_entries)  # save() clears them
     if isinstance(loaded, Loaded):
         loaded.stored = store.save(uow.session, batch, loaded.stored)
     else:
         store.save(uow.session, batch, None)
+    if new_entries:
+        # The outbox pattern: queued for the hub in the same transaction (deviations first).
+        touch_outbox(
+            uow.session,
+            batch.state.id,
+            batch.state.last_seq,
+            priority=any(e.body["kind"] == EntryKind.DEVIATION_RAISED for e in new_entries),
+        )
 
 
 # --- starting a batch --------------------------------------------------------------------
@@ -211,7 +221,9 @@ def startable_recipes(uow: UnitOfWork, ctx: Context) -> list[StartableRecipe]:
         installed = usable_version(uow, code, today)
         if installed is not None:
             result.append(
-                StartableRecipe(installed, _procedure(installed.content_hash, installed.compiled))
+                StartableRecipe(
+                    installed, procedure_for(installed.content_hash, installed.compiled)
+                )
             )
     return result
 
@@ -243,7 +255,7 @@ def start_batch(
             what_to_do="Install the hub's bundle of the recipe, or pick another recipe.",
         )
     _check_bundle(uow, installed)
-    procedure = _procedure(installed.content_hash, installed.compiled)
+    procedure = procedure_for(installed.content_hash, installed.compiled)
     who = _operator(uow, ctx, procedure)
     year = ctx.at.astimezone(ZoneInfo(uow.site.time_zone)).year
     sequence = store.next_number(uow.session, f"batch:{uow.site.code}:{year}")

@@ -34,6 +34,9 @@ def effective_configuration(settings: Settings) -> dict[str, Any]:
         "session_timeout_seconds": settings.session_timeout_seconds,
         "password_expiry_days": settings.password_expiry_days,
         "proxy_hops": settings.proxy_hops,
+        "sync_interval_seconds": settings.sync_interval_seconds,
+        "sync_clock_skew_seconds": settings.sync_clock_skew_seconds,
+        "sync_chunk_entries": settings.sync_chunk_entries,
     }
 
 

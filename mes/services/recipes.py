@@ -517,6 +517,7 @@ def publish(
         bundle_hash=bundle.bundle_hash,
         published_at=ctx.at,
         published_by=ctx.user_id,
+        token=token,
     )
     uow.session.add(publication)
     _audit(

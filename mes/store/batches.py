@@ -55,6 +55,28 @@ _LEDGER_COLUMNS = (
 )
 
 
+def _sealed(r: Any) -> SealedEntry:
+    return SealedEntry(
+        body={
+            "batch": r.batch_id,
+            "seq": r.seq,
+            "prev": r.prev,
+            "at": r.at,
+            "site": r.site,
+            "terminal": r.terminal,
+            "actor": {
+                "user_id": r.actor_id,
+                "username": r.actor_username,
+                "name": r.actor_name,
+            },
+            "kind": r.kind,
+            "payload": r.payload,
+        },
+        hash=r.hash,
+        signature=r.signature,
+    )
+
+
 def ledger(session: Session, batch_id: str) -> list[SealedEntry]:
     """Every entry of the batch's ledger in seq order, as the core replays and verifies them.
 
@@ -64,28 +86,18 @@ def ledger(session: Session, batch_id: str) -> list[SealedEntry]:
     rows = session.execute(
         select(*_LEDGER_COLUMNS).where(BatchEntry.batch_id == batch_id).order_by(BatchEntry.seq)
     )
-    return [
-        SealedEntry(
-            body={
-                "batch": r.batch_id,
-                "seq": r.seq,
-                "prev": r.prev,
-                "at": r.at,
-                "site": r.site,
-                "terminal": r.terminal,
-                "actor": {
-                    "user_id": r.actor_id,
-                    "username": r.actor_username,
-                    "name": r.actor_name,
-                },
-                "kind": r.kind,
-                "payload": r.payload,
-            },
-            hash=r.hash,
-            signature=r.signature,
-        )
-        for r in rows
-    ]
+    return [_sealed(r) for r in rows]
+
+
+def entries_after(session: Session, batch_id: str, after_seq: int, limit: int) -> list[SealedEntry]:
+    """Up to ``limit`` entries of the batch after ``after_seq``, in seq order (for sync)."""
+    rows = session.execute(
+        select(*_LEDGER_COLUMNS)
+        .where(BatchEntry.batch_id == batch_id, BatchEntry.seq > after_seq)
+        .order_by(BatchEntry.seq)
+        .limit(limit)
+    )
+    return [_sealed(r) for r in rows]
 
 
 def next_number(session: Session, name: str) -> int:
@@ -135,28 +147,47 @@ _TABLES: tuple[tuple[str, type[Base], tuple[str, ...]], ...] = (
 )
 
 
-def saved_state(batch: BatchAggregate) -> dict[str, Any]:
+def projection(batch: BatchAggregate, *, received: bool = False) -> dict[str, Any]:
+    """The rows this database keeps for ``batch``.
+
+    ``received``: the hub's copy of a spoke's batch. The spoke's installed-recipe ID in the
+    ledger names a row of the spoke's database, not the hub's, so the hub's row leaves it empty.
+    """
+    rows = batch.projection()
+    if received:
+        rows["batch"]["installed_recipe_id"] = None
+    return rows
+
+
+def saved_state(batch: BatchAggregate, *, received: bool = False) -> dict[str, Any]:
     """What :func:`save` may assume is stored for a batch just replayed from its ledger.
 
     The stored rows are the ledger's projection (that is the invariant every save keeps), so a
     replayed batch's own projection says what is in the tables without reading them again.
     """
-    return batch.projection()
+    return projection(batch, received=received)
 
 
-def save(session: Session, batch: BatchAggregate, stored: dict[str, Any] | None) -> dict[str, Any]:
+def save(
+    session: Session,
+    batch: BatchAggregate,
+    stored: dict[str, Any] | None,
+    *,
+    received: bool = False,
+) -> dict[str, Any]:
     """Insert the batch's new ledger entries and bring its projection rows up to date.
 
     ``stored``: the projection as it was stored (from :func:`saved_state`, or the value this
     function returned last time), or None for a new batch. Only rows that changed are written;
-    an update that finds no row inserts it. Returns the projection now stored.
+    an update that finds no row inserts it. Returns the projection now stored. ``received``:
+    the hub storing a spoke's batch (see :func:`projection`).
     """
-    projection = batch.projection()
+    rows = projection(batch, received=received)
     old_batch = stored["batch"] if stored else None
     if old_batch is None:
-        session.execute(insert(Batch), [projection["batch"]])
+        session.execute(insert(Batch), [rows["batch"]])
     else:
-        changed = {k: v for k, v in projection["batch"].items() if old_batch.get(k) != v}
+        changed = {k: v for k, v in rows["batch"].items() if old_batch.get(k) != v}
         if changed:
             session.execute(update(Batch).where(Batch.id == batch.state.id).values(**changed))
     if batch.new_entries:
@@ -165,7 +196,7 @@ def save(session: Session, batch: BatchAggregate, stored: dict[str, Any] | None)
     for name, model, keys in _TABLES:
         before = {tuple(r[k] for k in keys): r for r in (stored or {}).get(name, [])}
         fresh = []
-        for row in projection[name]:
+        for row in rows[name]:
             key = tuple(row[k] for k in keys)
             old = before.get(key)
             if old is None:
@@ -179,7 +210,7 @@ def save(session: Session, batch: BatchAggregate, stored: dict[str, Any] | None)
                     fresh.append(row)  # not there after all: write it whole
         if fresh:
             session.execute(insert(model), fresh)
-    return projection
+    return rows
 
 
 def stored_projection(session: Session, batch_id: str) -> dict[str, Any]:

@@ -271,6 +271,8 @@ class RecipePublication(Base):
     bundle_hash: Mapped[str] = mapped_column(String(64))
     published_at: Mapped[datetime] = mapped_column(UTCDateTime())
     published_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    # The JWS exactly as signed, served to the spokes it targets (None: published before 0004).
+    token: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class InstalledRecipe(Base):
@@ -552,3 +554,124 @@ class EquipmentLogEntry(Base):
     by_username: Mapped[str] = mapped_column(String(32))
     by_name: Mapped[str] = mapped_column(String(200))
     detail: Mapped[str] = mapped_column(Text)
+
+
+# --- hub ↔ spoke sync -----------------------------------------------------------------------
+
+SPOKE_STATUSES = ["awaiting_enrollment", "active", "suspended", "revoked"]
+OUTBOX_STATES = ["pending", "synced", "refused"]
+SYNC_OUTCOMES = ["accepted", "duplicate", "refused"]
+
+
+class Spoke(Base):
+    """At the hub: a spoke site, its pinned public key and whether it may push (never deleted)."""
+
+    __tablename__ = "spokes"
+    __table_args__ = (CheckConstraint(_in("status", SPOKE_STATUSES), name="known_status"),)
+
+    code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    time_zone: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(24))
+    public_key_pem: Mapped[str | None] = mapped_column(Text, nullable=True)
+    key_id: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    enrolled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class EnrollmentCode(Base):
+    """At the hub: a one-time enrollment code for a spoke (only its SHA-256 is kept)."""
+
+    __tablename__ = "enrollment_codes"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    spoke_code: Mapped[str] = mapped_column(ForeignKey("spokes.code"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class SyncNonce(Base):
+    """At the hub: request nonces seen within the clock-skew window (replays are refused).
+
+    Kept in the database, not in a process, so every worker of the hub refuses a replay.
+    """
+
+    __tablename__ = "sync_nonces"
+    __table_args__ = (Index("ix_sync_nonces_seen_at", "seen_at"),)
+
+    site: Mapped[str] = mapped_column(String(12), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class HubLink(Base):
+    """At a spoke: the hub it enrolled with (one row)."""
+
+    __tablename__ = "hub_link"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    hub_url: Mapped[str] = mapped_column(String(500))
+    hub_code: Mapped[str] = mapped_column(String(12))
+    hub_key_id: Mapped[str] = mapped_column(String(64))
+    enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SyncOutbox(Base):
+    """At a spoke: per batch, how far the hub has acknowledged its ledger (the outbox mark).
+
+    Written in the same transaction as every ledger entry (the outbox pattern), so nothing
+    recorded can be missed; the mark moves only when the hub answers with the entry's hash.
+    """
+
+    __tablename__ = "sync_outbox"
+    __table_args__ = (
+        CheckConstraint(_in("state", OUTBOX_STATES), name="known_state"),
+        CheckConstraint("acked_seq >= 0 AND acked_seq <= last_seq", name="acked_within"),
+        Index("ix_sync_outbox_pending", "pending"),
+    )
+
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+    last_seq: Mapped[int] = mapped_column(Integer)
+    acked_seq: Mapped[int] = mapped_column(Integer, default=0)
+    acked_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    pending: Mapped[bool] = mapped_column(Boolean)
+    priority: Mapped[bool] = mapped_column(Boolean, default=False)  # a deviation waits in it
+    state: Mapped[str] = mapped_column(String(16))
+    refusal: Mapped[str | None] = mapped_column(Text, nullable=True)
+    refusal_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    attempted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    acked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class SyncEvent(Base):
+    """Both sides: what sync did and what it refused, with the reason (append-only)."""
+
+    __tablename__ = "sync_events"
+    __table_args__ = (
+        CheckConstraint(_in("outcome", SYNC_OUTCOMES), name="known_outcome"),
+        Index("ix_sync_events_at", "at"),
+        Index("ix_sync_events_batch", "batch_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    action: Mapped[str] = mapped_column(String(24))  # push, ingest, install, enroll, import…
+    peer: Mapped[str | None] = mapped_column(String(12), nullable=True)
+    via: Mapped[str] = mapped_column(String(12))  # network or file
+    batch_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    item: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    first_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    stored: Mapped[int] = mapped_column(Integer, default=0)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    outcome: Mapped[str] = mapped_column(String(12))
+    code: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -44,15 +44,18 @@ login_manager = LoginManager()
 def blueprints_by_role() -> dict[str, list[Any]]:
     """Which blueprints each role mounts (later issues add operator, QA, API)."""
     from mes.web.admin.views import bp as admin
+    from mes.web.api.views import bp as api
     from mes.web.authoring.views import bp as authoring
     from mes.web.common.views import bp as common
     from mes.web.installed.views import bp as installed
     from mes.web.masters.views import bp as masters
+    from mes.web.network.views import bp as network
     from mes.web.operator.views import bp as operator
+    from mes.web.sync.views import bp as sync
 
     return {
-        "hub": [common, admin, authoring],
-        "spoke": [common, admin, installed, operator, masters],
+        "hub": [common, admin, authoring, api, network],
+        "spoke": [common, admin, installed, operator, masters, sync],
     }
 
 
@@ -104,6 +107,8 @@ def init_web(app: Flask, rt: Runtime) -> None:
     login_manager.user_loader(session_user.load)
     for blueprint in blueprints_by_role()[rt.settings.role]:
         app.register_blueprint(blueprint)
+        if blueprint.name == "api":
+            csrf.exempt(blueprint)  # spokes sign each request; there is no browser session
 
     @app.before_request
     def gate() -> Response | None:
@@ -111,6 +116,10 @@ def init_web(app: Flask, rt: Runtime) -> None:
         terminal_binding.resolve(rt)
         if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
             return None
+        if request.blueprint == "api":
+            return (
+                None  # each API view authenticates the spoke's signature (or the enrollment code)
+            )
         if not current_user.is_authenticated:
             return redirect(url_for("common.login", next=_return_path()))
         now = time.time()

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mes.core.batch import Batch
 from mes.services import batches
-from mes.services.batches import _procedure
+from mes.services.batches import procedure_for
 from mes.store import batches as store
 from mes.store.models import (
     AuditEntry,
@@ -56,7 +56,7 @@ def replayed_projection(site: Spoke, batch_id: str) -> dict[str, Any]:
         row = uow.session.get(BatchRow, batch_id)
         assert row is not None
         installed = uow.session.get(InstalledRecipe, row.installed_recipe_id)
-        procedure = _procedure(installed.content_hash, installed.compiled)
+        procedure = procedure_for(installed.content_hash, installed.compiled)
         return Batch.replay(procedure, store.ledger(uow.session, batch_id)).projection()
 
 

@@ -11,7 +11,7 @@ from support import NOW
 
 from mes.core.batch import Batch, BatchStatus, PhaseStatus
 from mes.services import batches
-from mes.services.batches import _procedure
+from mes.services.batches import procedure_for
 from mes.store import batches as store
 from mes.store.models import BatchEntry, InstalledRecipe
 
@@ -31,7 +31,7 @@ def test_a_whole_batch_of_each_example_recipe_replays_to_its_stored_projection(m
         ledger = store.ledger(uow.session, batch_id)
         stored = store.stored_projection(uow.session, batch_id)
         installed = uow.session.get(InstalledRecipe, stored["batch"]["installed_recipe_id"])
-        procedure = _procedure(installed.content_hash, installed.compiled)
+        procedure = procedure_for(installed.content_hash, installed.compiled)
         verified = batches.verify_batch(uow, site.ctx("sam"), batch_id)
     replayed = Batch.replay(procedure, ledger).projection()
 

@@ -31,6 +31,8 @@ MATRIX = {
     Permission.RELEASE_LOTS: {"qa"},
     Permission.MANAGE_EQUIPMENT: {"supervisor", "qa"},
     Permission.CLEAN_EQUIPMENT: {"operator", "supervisor"},
+    Permission.MANAGE_SPOKES: {"admin"},
+    Permission.WATCH_NETWORK: {"admin", "supervisor", "qa"},
 }
 
 

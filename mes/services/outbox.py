@@ -1,0 +1,363 @@
+"""The spoke's side of sync: the hub it enrolled with, its outbox, acknowledgements, refusals.
+
+Every batch entry is queued in the outbox in the transaction that records it
+(:func:`mes.store.sync.touch_outbox`). A sync round reads the pending batches (deviations first),
+sends their entries after the acknowledged mark as signed chunks, and moves the mark only when
+the hub answers with the hash of the last entry it holds — and only if that hash is the spoke's
+own entry's. A crash anywhere in between resends entries the hub then acknowledges as held.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from mes.core.access import Permission
+from mes.core.errors import InvalidInput, NotFound
+from mes.core.ledger import SealedEntry
+from mes.core.sync import make_chunk, transfer_file
+from mes.services.audit import record_change
+from mes.services.context import Context, authorise, system_actor
+from mes.store import batches as store
+from mes.store.models import Batch as BatchRow
+from mes.store.models import BatchEntry, HubLink, InstalledRecipe, SyncEvent, SyncOutbox
+from mes.store.sync import log_event, mark_refused, move_mark, pending_batches
+from mes.store.uow import UnitOfWork
+
+DEFAULT_CHUNK_ENTRIES = 500
+
+
+def _require_spoke(uow: UnitOfWork) -> None:
+    if not uow.site.is_spoke:
+        raise InvalidInput(
+            f"This runs at a spoke; this site ({uow.site.code}) is the hub.",
+            what_to_do="Run it at the spoke.",
+        )
+
+
+# --- the hub link -------------------------------------------------------------------------
+
+
+def hub_link(uow: UnitOfWork) -> HubLink | None:
+    """The hub this spoke enrolled with, if any."""
+    return uow.session.get(HubLink, 1)
+
+
+def record_enrollment(
+    uow: UnitOfWork, ctx: Context, hub_url: str, hub_code: str, hub_key_id: str
+) -> HubLink:
+    """Remember the hub this spoke enrolled with (its key is pinned in the instance folder)."""
+    if ctx.user_id:
+        authorise(uow, ctx, Permission.INSTALL_RECIPES)
+    _require_spoke(uow)
+    link = uow.session.get(HubLink, 1)
+    old = None
+    if link is None:
+        link = HubLink(
+            id=1, hub_url=hub_url, hub_code=hub_code, hub_key_id=hub_key_id, enrolled_at=ctx.at
+        )
+        uow.session.add(link)
+    else:
+        old = {"hub_url": link.hub_url, "hub_code": link.hub_code, "hub_key_id": link.hub_key_id}
+        link.hub_url, link.hub_code, link.hub_key_id = hub_url, hub_code, hub_key_id
+        link.enrolled_at = ctx.at
+    record_change(
+        uow,
+        ctx,
+        system_actor(ctx),
+        "enrolled with hub",
+        "hub-link",
+        hub_code,
+        old=old,
+        new={"hub_url": hub_url, "hub_code": hub_code, "hub_key_id": hub_key_id},
+    )
+    log_event(uow.session, at=ctx.at, action="enroll", outcome="accepted", peer=hub_code)
+    uow.commit()
+    return link
+
+
+# --- the outbox ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PendingBatch:
+    """A batch with entries the hub has not acknowledged."""
+
+    batch_id: str
+    acked_seq: int
+    last_seq: int
+    priority: bool
+
+
+def pending(uow: UnitOfWork, limit: int = 500) -> list[PendingBatch]:
+    """Batches waiting for the hub, deviations first."""
+    return [
+        PendingBatch(r.batch_id, r.acked_seq, r.last_seq, r.priority)
+        for r in pending_batches(uow.session, limit)
+    ]
+
+
+def chunk_after(
+    uow: UnitOfWork,
+    at: datetime,
+    batch_id: str,
+    after_seq: int,
+    max_entries: int = DEFAULT_CHUNK_ENTRIES,
+) -> tuple[str, int, int] | None:
+    """The signed chunk of the batch's entries after ``after_seq``: (token, first, last seq)."""
+    entries = _entries(uow, batch_id, after_seq, max_entries)
+    if not entries:
+        return None
+    token = make_chunk(entries, site=uow.site.code, key=uow.site.key, issued_at=at)
+    return token, entries[0].seq, entries[-1].seq
+
+
+def _entries(uow: UnitOfWork, batch_id: str, after_seq: int, limit: int) -> list[SealedEntry]:
+    return store.entries_after(uow.session, batch_id, after_seq, limit)
+
+
+def acknowledge(
+    uow: UnitOfWork,
+    at: datetime,
+    batch_id: str,
+    last_seq: int,
+    last_hash: str,
+    *,
+    stored: int = 0,
+    duplicates: int = 0,
+    via: str = "network",
+) -> bool:
+    """The hub holds the batch up to ``last_seq``: move the mark if the hash is our entry's.
+
+    Returns False (and marks the batch refused) when the hub's hash is not the spoke's: the
+    mark never moves on an acknowledgement that does not name the spoke's own entry.
+    """
+    ours = uow.session.execute(
+        select(BatchEntry.hash).where(BatchEntry.batch_id == batch_id, BatchEntry.seq == last_seq)
+    ).scalar_one_or_none()
+    link = hub_link(uow)
+    peer = link.hub_code if link else None
+    if ours is None or ours != last_hash:
+        reason = (
+            f"The hub acknowledged entry {last_seq} with hash {last_hash[:12]}…, which is not "
+            "this spoke's entry: the copies differ."
+        )
+        mark_refused(uow.session, batch_id, "ack-mismatch", reason, at)
+        log_event(
+            uow.session,
+            at=at,
+            action="push",
+            outcome="refused",
+            peer=peer,
+            via=via,
+            batch_id=batch_id,
+            last_seq=last_seq,
+            code="ack-mismatch",
+            reason=reason,
+        )
+        uow.commit()
+        return False
+    move_mark(uow.session, batch_id, last_seq, last_hash, at)
+    log_event(
+        uow.session,
+        at=at,
+        action="push",
+        outcome="accepted" if stored else "duplicate",
+        peer=peer,
+        via=via,
+        batch_id=batch_id,
+        last_seq=last_seq,
+        stored=stored,
+        duplicates=duplicates,
+    )
+    uow.commit()
+    return True
+
+
+def refused(
+    uow: UnitOfWork, at: datetime, batch_id: str, code: str, reason: str, *, via: str = "network"
+) -> None:
+    """The hub refused the batch's entries: they stay pending, with why (shown on the board)."""
+    link = hub_link(uow)
+    mark_refused(uow.session, batch_id, code, reason, at)
+    log_event(
+        uow.session,
+        at=at,
+        action="push",
+        outcome="refused",
+        peer=link.hub_code if link else None,
+        via=via,
+        batch_id=batch_id,
+        code=code,
+        reason=reason,
+    )
+    uow.commit()
+
+
+def note(
+    uow: UnitOfWork,
+    at: datetime,
+    action: str,
+    outcome: str,
+    *,
+    item: str | None = None,
+    code: str | None = None,
+    reason: str | None = None,
+    via: str = "network",
+) -> None:
+    """Log what a sync round did or why it failed (e.g. the hub could not be reached)."""
+    link = hub_link(uow)
+    log_event(
+        uow.session,
+        at=at,
+        action=action,
+        outcome=outcome,
+        peer=link.hub_code if link else None,
+        via=via,
+        item=item,
+        code=code,
+        reason=reason,
+    )
+    uow.commit()
+
+
+# --- what the spoke shows -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchSync:
+    """A batch's sync state as the spoke shows it: synced, pending (n entries) or refused (why)."""
+
+    state: str
+    pending: int
+    refusal: str | None
+    acked_at: datetime | None
+
+    @property
+    def text(self) -> str:
+        """In words, for the board."""
+        if self.state == "synced":
+            return "synced"
+        if self.state == "refused":
+            return f"refused: {self.refusal}"
+        return f"pending ({self.pending} {'entry' if self.pending == 1 else 'entries'})"
+
+
+def batch_sync(uow: UnitOfWork, batch_ids: list[str]) -> dict[str, BatchSync]:
+    """The sync state of each batch (batches never queued are pending with all entries)."""
+    rows = uow.session.execute(
+        select(SyncOutbox).where(SyncOutbox.batch_id.in_(batch_ids))
+    ).scalars()
+    return {
+        r.batch_id: BatchSync(
+            state=r.state if r.pending or r.state == "refused" else "synced",
+            pending=r.last_seq - r.acked_seq,
+            refusal=r.refusal,
+            acked_at=r.acked_at,
+        )
+        for r in rows
+    }
+
+
+@dataclass(frozen=True)
+class SyncOverview:
+    """The spoke's sync page: the hub, each batch's state, and the log."""
+
+    link: HubLink | None
+    batches: list[tuple[BatchRow, BatchSync]]
+    events: list[SyncEvent]
+    installed: list[InstalledRecipe]
+
+
+def overview(uow: UnitOfWork, ctx: Context, *, events: int = 50) -> SyncOverview:
+    """What the spoke administrator reads on the sync page."""
+    authorise(uow, ctx, Permission.READ_RECIPES)
+    _require_spoke(uow)
+    batches = list(
+        uow.session.execute(select(BatchRow).order_by(BatchRow.created_at.desc())).scalars()
+    )
+    states = batch_sync(uow, [b.id for b in batches])
+    fallback = BatchSync("pending", 0, None, None)
+    return SyncOverview(
+        link=hub_link(uow),
+        batches=[(b, states.get(b.id, fallback)) for b in batches],
+        events=list(
+            uow.session.execute(
+                select(SyncEvent).order_by(SyncEvent.id.desc()).limit(events)
+            ).scalars()
+        ),
+        installed=list(
+            uow.session.execute(
+                select(InstalledRecipe).order_by(InstalledRecipe.installed_at.desc())
+            ).scalars()
+        ),
+    )
+
+
+# --- bundles already handled ----------------------------------------------------------------
+
+
+def handled_bundles(uow: UnitOfWork) -> set[str]:
+    """Bundle hashes installed here, or refused before (not fetched again every round)."""
+    installed = set(uow.session.execute(select(InstalledRecipe.bundle_hash)).scalars())
+    refused_before = set(
+        uow.session.execute(
+            select(SyncEvent.item).where(
+                SyncEvent.action == "install", SyncEvent.outcome == "refused"
+            )
+        ).scalars()
+    )
+    return installed | {h for h in refused_before if h}
+
+
+# --- air-gapped transfer --------------------------------------------------------------------
+
+
+def export_pending(
+    uow: UnitOfWork, ctx: Context, max_entries: int = DEFAULT_CHUNK_ENTRIES
+) -> tuple[bytes, int, int]:
+    """A transfer file of every entry not acknowledged by the hub: (file, batches, entries).
+
+    The marks do not move: they move when the hub's acknowledgement comes back (or the entries
+    are sent again and acknowledged as held).
+    """
+    if ctx.user_id:
+        authorise(uow, ctx, Permission.INSTALL_RECIPES)
+    _require_spoke(uow)
+    tokens, batches, count = [], 0, 0
+    for waiting in pending(uow, limit=100_000):
+        after = waiting.acked_seq
+        batches += 1
+        while True:
+            entries = _entries(uow, waiting.batch_id, after, max_entries)
+            if not entries:
+                break
+            tokens.append(
+                make_chunk(entries, site=uow.site.code, key=uow.site.key, issued_at=ctx.at)
+            )
+            count += len(entries)
+            after = entries[-1].seq
+    link = hub_link(uow)
+    data = transfer_file(
+        source=uow.site.code,
+        target=link.hub_code if link else None,
+        created_at=ctx.at,
+        chunks=tokens,
+    )
+    return data, batches, count
+
+
+def outbox_row(uow: UnitOfWork, batch_id: str) -> SyncOutbox:
+    """The outbox row of a batch."""
+    row = uow.session.get(SyncOutbox, batch_id)
+    if row is None:
+        raise NotFound(f"Batch {batch_id} is not in the outbox.")
+    return row
+
+
+def as_json(sync: BatchSync) -> dict[str, Any]:
+    """A batch's sync state as JSON."""
+    return {"state": sync.state, "pending": sync.pending, "refusal": sync.refusal}

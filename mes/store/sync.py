@@ -1,0 +1,143 @@
+"""Persisting sync state: the spoke's outbox marks, the hub's nonces, and the sync log.
+
+The outbox row of a batch is written in the same transaction as the batch's new ledger entries
+(:func:`touch_outbox`), so an entry can never be recorded without being queued for the hub.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from mes.store.models import SyncEvent, SyncNonce, SyncOutbox
+
+
+def _upsert(session: Session):
+    return postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def touch_outbox(session: Session, batch_id: str, last_seq: int, *, priority: bool) -> None:
+    """Queue a batch's entries up to ``last_seq`` for the hub (a deviation makes it urgent)."""
+    statement = _upsert(session)(SyncOutbox).values(
+        batch_id=batch_id,
+        last_seq=last_seq,
+        acked_seq=0,
+        acked_hash=None,
+        pending=True,
+        priority=priority,
+        state="pending",
+    )
+    excluded = statement.excluded
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[SyncOutbox.batch_id],
+            set_={
+                "last_seq": excluded.last_seq,
+                "pending": True,
+                "priority": SyncOutbox.priority | excluded.priority,
+            },
+        )
+    )
+
+
+def pending_batches(session: Session, limit: int = 500) -> list[SyncOutbox]:
+    """Batches with entries the hub has not acknowledged: urgent ones (deviations) first.
+
+    Reads only the pending rows through their index, so an idle round costs the same whatever
+    the history.
+    """
+    return list(
+        session.execute(
+            select(SyncOutbox)
+            .where(SyncOutbox.pending.is_(True))
+            .order_by(SyncOutbox.priority.desc(), SyncOutbox.batch_id)
+            .limit(limit)
+        ).scalars()
+    )
+
+
+def move_mark(
+    session: Session, batch_id: str, acked_seq: int, acked_hash: str, at: datetime
+) -> None:
+    """The hub acknowledged the batch up to ``acked_seq``: move the mark (never backwards)."""
+    session.execute(
+        update(SyncOutbox)
+        .where(SyncOutbox.batch_id == batch_id, SyncOutbox.acked_seq <= acked_seq)
+        .values(
+            acked_seq=acked_seq,
+            acked_hash=acked_hash,
+            acked_at=at,
+            attempted_at=at,
+            pending=SyncOutbox.last_seq > acked_seq,
+            priority=(SyncOutbox.last_seq > acked_seq) & SyncOutbox.priority,
+            state="pending",
+            refusal=None,
+            refusal_code=None,
+        )
+    )
+    session.execute(
+        update(SyncOutbox)
+        .where(SyncOutbox.batch_id == batch_id, SyncOutbox.last_seq == SyncOutbox.acked_seq)
+        .values(state="synced")
+    )
+
+
+def mark_refused(session: Session, batch_id: str, code: str, reason: str, at: datetime) -> None:
+    """The hub refused the batch's entries: keep them pending, with why."""
+    session.execute(
+        update(SyncOutbox)
+        .where(SyncOutbox.batch_id == batch_id)
+        .values(state="refused", refusal=reason, refusal_code=code, attempted_at=at)
+    )
+
+
+def remember_nonce(session: Session, site: str, nonce: str, at: datetime, keep: timedelta) -> bool:
+    """Record a request nonce; False if it was seen before (a replay). Forgets old ones."""
+    session.execute(delete(SyncNonce).where(SyncNonce.seen_at < at - keep))
+    result = session.execute(
+        _upsert(session)(SyncNonce)
+        .values(site=site, nonce=nonce, seen_at=at)
+        .on_conflict_do_nothing()
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def log_event(
+    session: Session,
+    *,
+    at: datetime,
+    action: str,
+    outcome: str,
+    peer: str | None = None,
+    via: str = "network",
+    batch_id: str | None = None,
+    item: str | None = None,
+    first_seq: int | None = None,
+    last_seq: int | None = None,
+    stored: int = 0,
+    duplicates: int = 0,
+    code: str | None = None,
+    reason: str | None = None,
+) -> None:
+    """Append one line to the sync log."""
+    session.execute(
+        insert(SyncEvent).values(
+            at=at,
+            action=action,
+            outcome=outcome,
+            peer=peer,
+            via=via,
+            batch_id=batch_id,
+            item=(item or "")[:200] or None,
+            first_seq=first_seq,
+            last_seq=last_seq,
+            stored=stored,
+            duplicates=duplicates,
+            code=code,
+            reason=reason,
+        )
+    )

@@ -1,0 +1,391 @@
+"""The spoke's sync client: enroll, pull recipe bundles, push the outbox — over HTTP(S).
+
+Every request after enrollment is signed with the spoke's key (:func:`mes.core.sync.sign_request`).
+A round never loses anything: the outbox mark moves only on the hub's acknowledgement naming the
+spoke's own entry, so an interrupted round (crash, dropped connection, hub restart) is repaired
+by the next one, which resends and gets "already held" for what arrived.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from mes.core.errors import BundleRefused, ConfigurationError, MesError
+from mes.core.keys import SitePublicKey
+from mes.core.sync import sign_request
+from mes.services import outbox
+from mes.services.context import Context
+from mes.services.recipes import install_bundle
+from mes.services.runtime import Runtime
+
+API = "/api/v1"
+TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+MAX_CHUNK_BYTES = 1_500_000  # below the hub's 2 MB request limit
+
+
+class HubUnreachable(MesError):
+    """The hub did not answer (network down, hub stopped): nothing changed; try again later."""
+
+    http_status = 503
+
+
+class NotEnrolled(ConfigurationError):
+    """The spoke has not enrolled with a hub."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class RoundReport:
+    """What one sync round did."""
+
+    bundles_installed: list[str] = field(default_factory=list)
+    bundles_refused: list[str] = field(default_factory=list)
+    batches: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    refused: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line for people."""
+        parts = [
+            f"{self.stored} entries stored at the hub"
+            + (f" ({self.duplicates} already there)" if self.duplicates else "")
+            + f" from {self.batches} batch{'es' if self.batches != 1 else ''}"
+        ]
+        if self.bundles_installed:
+            parts.append(f"installed {', '.join(self.bundles_installed)}")
+        if self.bundles_refused:
+            parts.append(f"refused bundles: {'; '.join(self.bundles_refused)}")
+        if self.refused:
+            parts.append(f"refused by the hub: {'; '.join(self.refused)}")
+        return "; ".join(parts) + "."
+
+
+def _error_text(response: httpx.Response) -> tuple[str, str, dict[str, Any]]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    message = str(body.get("error") or body.get("message") or response.reason_phrase)
+    if body.get("what_to_do"):
+        message = f"{message} {body['what_to_do']}"
+    return str(body.get("code") or response.status_code), message, body
+
+
+class HubClient:
+    """Signed requests from this spoke to its hub."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        hub_url: str,
+        *,
+        clock: Callable[[], datetime] = _now,
+        http: httpx.Client | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.base = hub_url.rstrip("/")
+        self.clock = clock
+        self.http = http or httpx.Client(timeout=TIMEOUT)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.http.close()
+
+    def request(
+        self, method: str, path: str, body: bytes = b"", content_type: str | None = None
+    ) -> httpx.Response:
+        """Send one signed request; raise :class:`HubUnreachable` if there is no answer."""
+        site = self.runtime.site
+        full = API + path
+        headers = sign_request(
+            method,
+            full,
+            body,
+            site=site.code,
+            key=site.key,
+            at=self.clock(),
+            nonce=secrets.token_urlsafe(24),
+        )
+        if content_type:
+            headers["Content-Type"] = content_type
+        try:
+            return self.http.request(method, self.base + full, content=body, headers=headers)
+        except httpx.HTTPError as err:
+            raise HubUnreachable(
+                f"The hub at {self.base} did not answer ({type(err).__name__}: {err}).",
+                what_to_do="Nothing was lost: records stay queued and are sent when it answers.",
+            ) from None
+
+
+# --- enrollment -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    """What enrollment did."""
+
+    hub_code: str
+    hub_name: str
+    hub_key_id: str
+    pinned_now: bool
+
+
+def enroll(
+    runtime: Runtime, hub_url: str, code: str, *, http: httpx.Client | None = None
+) -> Enrolled:
+    """Send this spoke's public key with a one-time code; pin the hub's key it answers with."""
+    settings = runtime.settings
+    site = runtime.site
+    if site.role != "spoke":
+        raise ConfigurationError("Only a spoke enrolls with a hub; this instance is the hub.")
+    client = http or httpx.Client(timeout=TIMEOUT)
+    body = {
+        "site_code": site.code,
+        "code": code.strip(),
+        "public_key_pem": site.key.public.pem().decode("ascii"),
+    }
+    try:
+        response = client.post(hub_url.rstrip("/") + API + "/enroll", json=body)
+    except httpx.HTTPError as err:
+        raise HubUnreachable(
+            f"The hub at {hub_url} did not answer ({err}).",
+            what_to_do="Check the hub URL and the network, then try again.",
+        ) from None
+    finally:
+        if http is None:
+            client.close()
+    if response.status_code != 200:
+        _code, message, _ = _error_text(response)
+        raise ConfigurationError(f"The hub refused the enrollment: {message}")
+    try:
+        answer = response.json()
+        hub = answer["hub"]
+        hub_key = SitePublicKey.from_pem(hub["public_key_pem"].encode("ascii"))
+        if hub_key.key_id != hub["key_id"]:
+            raise ValueError("key id does not match the key")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise ConfigurationError("The hub's enrollment answer is not readable.") from None
+    pinned_now = False
+    path = settings.hub_key_path
+    if path.exists():
+        pinned = SitePublicKey.from_pem(path.read_bytes())
+        if pinned.key_id != hub_key.key_id:
+            raise ConfigurationError(
+                f"This spoke already trusts another hub key ({pinned.key_id}); the hub at "
+                f"{hub_url} answered with {hub_key.key_id}.",
+                what_to_do="A hub key is re-pinned only under change control: replace "
+                f"{path} by hand after verifying the new key, then enroll again.",
+            )
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(hub_key.pem())
+        pinned_now = True
+    ctx = Context.command_line(_now(), "mes", socket.gethostname())
+    with runtime.uow() as uow:
+        outbox.record_enrollment(uow, ctx, hub_url.rstrip("/"), hub["site_code"], hub_key.key_id)
+    if pinned_now:
+        runtime.site = _with_hub_key(runtime, hub_key)
+    return Enrolled(hub["site_code"], hub.get("name", ""), hub_key.key_id, pinned_now)
+
+
+def _with_hub_key(runtime: Runtime, hub_key: SitePublicKey) -> Any:
+    from dataclasses import replace
+
+    return replace(runtime.site, hub_key=hub_key)
+
+
+# --- one round ------------------------------------------------------------------------------
+
+
+def hub_url_of(runtime: Runtime) -> str:
+    """The hub this spoke enrolled with (refuse if none)."""
+    with runtime.uow(read_only=True) as uow:
+        link = outbox.hub_link(uow)
+        if link is None:
+            raise NotEnrolled(
+                "This spoke has not enrolled with a hub.",
+                what_to_do="Run 'mes spoke enroll --hub URL --code CODE' with the code from the hub.",
+            )
+        return link.hub_url
+
+
+def sync_round(runtime: Runtime, client: HubClient | None = None) -> RoundReport:
+    """Pull new bundles, then push every pending batch (deviations first)."""
+    own = client is None
+    client = client or HubClient(runtime, hub_url_of(runtime))
+    report = RoundReport()
+    try:
+        _pull_bundles(runtime, client, report)
+        _push(runtime, client, report)
+    finally:
+        if own:
+            client.close()
+    return report
+
+
+def _pull_bundles(runtime: Runtime, client: HubClient, report: RoundReport) -> None:
+    response = client.request("GET", "/sync/bundles")
+    if response.status_code != 200:
+        code, message, _ = _error_text(response)
+        _note(runtime, client, "pull", "refused", code=code, reason=message)
+        report.refused.append(message)
+        return
+    with runtime.uow(read_only=True) as uow:
+        handled = outbox.handled_bundles(uow)
+    for offer in response.json().get("bundles", []):
+        bundle_hash = str(offer.get("bundle_hash", ""))
+        if not bundle_hash or bundle_hash in handled:
+            continue
+        label = f"{offer.get('recipe_code')} v{offer.get('version')}"
+        fetched = client.request("GET", f"/sync/bundles/{bundle_hash}")
+        if fetched.status_code != 200:
+            code, message, _ = _error_text(fetched)
+            _note(
+                runtime, client, "install", "refused", item=bundle_hash, code=code, reason=message
+            )
+            report.bundles_refused.append(f"{label}: {message}")
+            continue
+        ctx = Context(at=client.clock(), user_id=None, terminal=f"sync from hub {client.base}")
+        try:
+            with runtime.uow() as uow:
+                install_bundle(uow, ctx, fetched.content, f"hub bundle {label}")
+        except BundleRefused as refusal:
+            _note(
+                runtime,
+                client,
+                "install",
+                "refused",
+                item=bundle_hash,
+                code=type(refusal).__name__,
+                reason=refusal.message,
+            )
+            report.bundles_refused.append(f"{label}: {refusal.message}")
+            continue
+        _note(runtime, client, "install", "accepted", item=bundle_hash, reason=label)
+        report.bundles_installed.append(label)
+
+
+def _note(runtime: Runtime, client: HubClient, action: str, outcome: str, **what: Any) -> None:
+    with runtime.uow() as uow:
+        outbox.note(uow, client.clock(), action, outcome, **what)
+
+
+def _push(runtime: Runtime, client: HubClient, report: RoundReport) -> None:
+    chunk_entries = runtime.settings.sync_chunk_entries
+    with runtime.uow(read_only=True) as uow:
+        waiting = outbox.pending(uow)
+    for batch in waiting:
+        report.batches += 1
+        after = batch.acked_seq
+        size = chunk_entries
+        while True:
+            with runtime.uow(read_only=True) as uow:
+                made = outbox.chunk_after(uow, client.clock(), batch.batch_id, after, size)
+            if made is None:
+                break
+            token, _first, _last = made
+            if len(token) > MAX_CHUNK_BYTES and size > 1:
+                size = max(1, size // 2)
+                continue
+            response = client.request(
+                "POST", "/sync/chunks", token.encode("ascii"), "application/jose"
+            )
+            if response.status_code == 200:
+                ack = response.json()
+                with runtime.uow() as uow:
+                    ok = outbox.acknowledge(
+                        uow,
+                        client.clock(),
+                        batch.batch_id,
+                        int(ack["last_seq"]),
+                        str(ack["last_hash"]),
+                        stored=int(ack.get("stored", 0)),
+                        duplicates=int(ack.get("duplicates", 0)),
+                    )
+                report.stored += int(ack.get("stored", 0))
+                report.duplicates += int(ack.get("duplicates", 0))
+                if not ok:
+                    report.refused.append(f"batch {batch.batch_id}: acknowledgement mismatch")
+                    break
+                after = int(ack["last_seq"])
+                continue
+            code, message, body = _error_text(response)
+            if (
+                code == "chain-gap"
+                and isinstance(body.get("last_seq"), int)
+                and body["last_seq"] < after
+            ):
+                # The hub holds less than this spoke believed: resend from where it ends.
+                after = body["last_seq"]
+                continue
+            with runtime.uow() as uow:
+                outbox.refused(uow, client.clock(), batch.batch_id, code, message)
+            report.refused.append(message)
+            if response.status_code in (401, 403):
+                return  # the spoke itself is refused: stop the round
+            break
+
+
+def loop(runtime: Runtime, stop: Any, *, interval: float | None = None) -> None:
+    """Sync rounds until ``stop`` (a threading.Event) is set; outages are logged once each."""
+    interval = float(interval if interval is not None else runtime.settings.sync_interval_seconds)
+    unreachable = False
+    client: HubClient | None = None
+    while not stop.is_set():
+        try:
+            if client is None:
+                client = HubClient(runtime, hub_url_of(runtime))
+            sync_round(runtime, client)
+            if unreachable:
+                _note(runtime, client, "round", "accepted", reason="The hub answers again.")
+            unreachable = False
+        except HubUnreachable as err:
+            if not unreachable and client is not None:
+                _note(runtime, client, "round", "refused", code="unreachable", reason=err.message)
+            unreachable = True
+        except NotEnrolled:
+            pass  # nothing to do until the spoke enrolls
+        except Exception:
+            import logging
+
+            logging.getLogger("mes.sync").exception("sync round failed")
+        stop.wait(interval)
+    if client is not None:
+        client.close()
+
+
+def start_background(runtime: Runtime) -> Any:
+    """Start the sync loop in a daemon thread if this is a spoke with an interval; the stop event."""
+    import threading
+
+    stop = threading.Event()
+    if runtime.site.role != "spoke" or runtime.settings.sync_interval_seconds <= 0:
+        return stop
+    thread = threading.Thread(target=loop, args=(runtime, stop), name="mes-sync", daemon=True)
+    thread.start()
+    return stop
+
+
+__all__ = [
+    "HubClient",
+    "HubUnreachable",
+    "NotEnrolled",
+    "RoundReport",
+    "enroll",
+    "loop",
+    "start_background",
+    "sync_round",
+]

@@ -1,0 +1,121 @@
+"""Transfer files for air-gapped sites: the same signed chunks and bundles, on a USB stick.
+
+At a spoke, ``mes export`` writes every entry the hub has not acknowledged; at the hub,
+``mes import`` ingests each chunk with exactly the checks of a network push. The hub's
+``mes export --site CODE`` writes the bundles published for that spoke and its signed
+acknowledgements; the spoke's ``mes import`` installs the bundles with the checks of
+``mes recipe install`` and moves its outbox marks. Importing the same file again changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from mes.core.errors import BundleRefused, ChunkUnreadable, ConfigurationError, SyncRefused
+from mes.core.sync import chunk_site, make_acks, open_acks, read_transfer_file, transfer_file
+from mes.services import outbox, spokes
+from mes.services.context import Context
+from mes.services.recipes import install_bundle
+from mes.services.runtime import Runtime
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class ImportReport:
+    """What an import did, item by item."""
+
+    stored: int = 0
+    duplicates: int = 0
+    batches: set[str] = field(default_factory=set)
+    installed: list[str] = field(default_factory=list)
+    acknowledged: int = 0
+    refused: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One paragraph for people."""
+        lines = []
+        if self.batches or self.stored or self.duplicates:
+            lines.append(
+                f"{self.stored} entries stored ({self.duplicates} already held) "
+                f"from {len(self.batches)} batch{'es' if len(self.batches) != 1 else ''}."
+            )
+        if self.installed:
+            lines.append(f"Installed {', '.join(self.installed)}.")
+        if self.acknowledged:
+            lines.append(f"{self.acknowledged} batch marks moved by the hub's acknowledgements.")
+        lines += [f"Refused: {r}" for r in self.refused]
+        return "\n".join(lines) or "Nothing new in the file; nothing changed."
+
+
+def export_spoke(runtime: Runtime, ctx: Context) -> tuple[bytes, int, int]:
+    """Spoke: the transfer file of everything not acknowledged (file, batches, entries)."""
+    with runtime.uow(read_only=True) as uow:
+        return outbox.export_pending(uow, ctx, runtime.settings.sync_chunk_entries)
+
+
+def export_hub(runtime: Runtime, ctx: Context, site: str) -> tuple[bytes, int, int]:
+    """Hub: the bundles published for ``site`` and the hub's acknowledgements of its batches."""
+    site = site.strip().upper()
+    with runtime.uow(read_only=True) as uow:
+        spokes.list_spokes(uow, ctx)  # permission check
+        offers = spokes.bundles_for(uow, site)
+        tokens = [spokes.bundle_token(uow, site, o.bundle_hash) for o in offers]
+        heads = spokes.heads_of(uow, site)
+    acks = make_acks(heads, hub=runtime.site.code, site=site, key=runtime.site.key, at=ctx.at)
+    data = transfer_file(
+        source=runtime.site.code, target=site, created_at=ctx.at, bundles=tokens, acks=acks
+    )
+    return data, len(tokens), len(heads)
+
+
+def import_file(runtime: Runtime, ctx: Context, data: bytes) -> ImportReport:
+    """Ingest a transfer file (hub: chunks; spoke: bundles and acknowledgements)."""
+    transfer = read_transfer_file(data)
+    report = ImportReport()
+    if runtime.site.role == "hub":
+        if transfer.bundles:
+            report.refused.append("recipe bundles are imported at a spoke, not at the hub")
+        for token in transfer.chunks:
+            site = chunk_site(token) or transfer.source
+            try:
+                with runtime.uow() as uow:
+                    ack = spokes.ingest_chunk(uow, _now(), site, token, via="file")
+            except SyncRefused as refusal:
+                report.refused.append(refusal.message)
+                continue
+            report.stored += ack.stored
+            report.duplicates += ack.duplicates
+            report.batches.add(ack.batch)
+        return report
+    if transfer.chunks:
+        raise ChunkUnreadable(
+            "The file holds batch records from a spoke; import it at the hub.",
+            what_to_do="Import at a spoke only the file the hub wrote for it.",
+        )
+    for token in transfer.bundles:
+        try:
+            with runtime.uow() as uow:
+                outcome = install_bundle(uow, ctx, token, "transfer file")
+        except BundleRefused as refusal:
+            report.refused.append(refusal.message)
+            continue
+        if outcome.newly_installed:
+            report.installed.append(f"{outcome.recipe.recipe_code} v{outcome.recipe.version}")
+    if transfer.acks:
+        if runtime.site.hub_key is None:
+            raise ConfigurationError("This spoke has no pinned hub key to verify the file with.")
+        heads = open_acks(transfer.acks, runtime.site.hub_key, runtime.site.code)
+        with runtime.uow(read_only=True) as uow:
+            waiting = {p.batch_id: p for p in outbox.pending(uow, limit=100_000)}
+        for batch_id, (seq, digest) in heads.items():
+            mark = waiting.get(batch_id)
+            if mark is None or seq <= mark.acked_seq:
+                continue
+            with runtime.uow() as uow:
+                if outbox.acknowledge(uow, ctx.at, batch_id, seq, digest, via="file"):
+                    report.acknowledged += 1
+    return report

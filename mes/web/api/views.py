@@ -1,0 +1,167 @@
+"""The hub's sync API (JSON over HTTPS, spoke-initiated), described in ``openapi.json``.
+
+Thin views: read the request, call the service, answer JSON. Every sync call except enrollment
+is signed by the spoke (:mod:`mes.core.sync`); every refusal is a 4xx JSON error with the
+reason (``error``), what to do, and a stable ``code``.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
+
+from mes.core.errors import ChunkGap, InvalidInput, MesError, TooLarge
+from mes.services.spokes import (
+    authenticate,
+    bundle_token,
+    bundles_for,
+    enroll,
+    ingest_chunk,
+)
+from mes.web import runtime
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1", template_folder="templates")
+
+JOSE = "application/jose"
+MAX_BODY = 2 * 1024 * 1024
+
+
+def api_error(err: MesError) -> tuple[Response, int]:
+    """A refusal as the API's JSON error body."""
+    body: dict[str, Any] = {
+        "error": err.message,
+        "what_to_do": err.what_to_do,
+        "code": getattr(err, "code", type(err).__name__),
+    }
+    if isinstance(err, ChunkGap):
+        body["last_seq"] = err.last_seq
+        body["last_hash"] = err.last_hash
+    return jsonify(body), err.http_status
+
+
+@bp.errorhandler(MesError)
+def _refused(err: MesError) -> tuple[Response, int]:
+    return api_error(err)
+
+
+def _body() -> bytes:
+    if (request.content_length or 0) > MAX_BODY:
+        raise TooLarge(
+            f"The request body is larger than {MAX_BODY // (1024 * 1024)} MB.",
+            what_to_do="Send smaller chunks.",
+        )
+    return request.get_data(cache=True)
+
+
+def _signed() -> str:
+    """The enrolled, active spoke that signed this request (or a 4xx refusal)."""
+    rt = runtime()
+    with rt.uow() as uow:
+        return authenticate(
+            uow,
+            g.now,
+            request.headers,
+            request.method,
+            request.full_path.rstrip("?"),
+            _body(),
+            skew_seconds=rt.settings.sync_clock_skew_seconds,
+        )
+
+
+@bp.get("/")
+def index() -> ResponseReturnValue:
+    return render_template("api/index.html")
+
+
+@bp.get("/openapi.json")
+def openapi() -> ResponseReturnValue:
+    document = json.loads(resources.files("mes.web.api").joinpath("openapi.json").read_text())
+    return jsonify(document)
+
+
+@bp.post("/enroll")
+def enroll_spoke() -> ResponseReturnValue:
+    data = request.get_json(silent=True) if request.is_json else None
+    if not isinstance(data, dict) or not all(
+        isinstance(data.get(k), str) and data.get(k)
+        for k in ("site_code", "code", "public_key_pem")
+    ):
+        raise InvalidInput(
+            "The enrollment request needs site_code, code and public_key_pem (JSON strings).",
+            what_to_do="Enroll with 'mes spoke enroll --hub URL --code CODE' at the spoke.",
+        )
+    _body()
+    with runtime().uow() as uow:
+        enrollment = enroll(
+            uow,
+            g.now,
+            data["site_code"][:12].upper(),
+            data["code"][:64],
+            data["public_key_pem"][:2000],
+        )
+    return jsonify(enrollment.as_json())
+
+
+@bp.get("/sync/bundles")
+def list_bundles() -> ResponseReturnValue:
+    site = _signed()
+    with runtime().uow(read_only=True) as uow:
+        offers = bundles_for(uow, site)
+    return jsonify(
+        {
+            "bundles": [
+                {
+                    "bundle_hash": o.bundle_hash,
+                    "recipe_code": o.recipe_code,
+                    "version": o.version,
+                    "published_at": o.published_at.isoformat(),
+                }
+                for o in offers
+            ]
+        }
+    )
+
+
+@bp.get("/sync/bundles/<string:bundle_hash>")
+def get_bundle(bundle_hash: str) -> ResponseReturnValue:
+    site = _signed()
+    with runtime().uow(read_only=True) as uow:
+        token = bundle_token(uow, site, bundle_hash[:64])
+    return Response(token, mimetype=JOSE)
+
+
+@bp.post("/sync/chunks")
+def push_chunk() -> ResponseReturnValue:
+    site = _signed()
+    try:
+        token = _body().decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise InvalidInput("The chunk must be compact JWS text (ASCII).") from None
+    with runtime().uow() as uow:
+        ack = ingest_chunk(uow, g.now, site, token)
+    faults_after_commit()
+    return jsonify(ack.as_json())
+
+
+def faults_after_commit() -> None:
+    """Fault injection for the sync tests: die after the commit, before the answer is sent.
+
+    Active only when the instance's settings name it (``MES_FAULT=ingest-committed`` and a
+    marker file the test writes); a normal deployment never sets it.
+    """
+    fault = current_app.config.get("MES_FAULT")
+    if fault != "ingest-committed":
+        return
+    marker = runtime().settings.instance_path / "fault-once"
+    try:
+        marker.unlink()
+    except FileNotFoundError:
+        return
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)

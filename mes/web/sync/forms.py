@@ -1,0 +1,1 @@
+"""The spoke's sync page has no forms: syncing runs in the background (or 'mes sync')."""

@@ -1,0 +1,23 @@
+"""The spoke's sync page: the hub it enrolled with, each batch's state, bundles, and the log."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+from flask.typing import ResponseReturnValue
+
+from mes.core.access import Permission
+from mes.services import outbox
+from mes.web import runtime
+from mes.web.helpers import requires, service_context
+
+bp = Blueprint("sync", __name__, url_prefix="/sync", template_folder="templates")
+
+
+@bp.get("/")
+@requires(Permission.READ_RECIPES)
+def overview() -> ResponseReturnValue:
+    with runtime().uow(read_only=True) as uow:
+        view = outbox.overview(uow, service_context())
+    return render_template(
+        "sync/overview.html", view=view, interval=runtime().settings.sync_interval_seconds
+    )
