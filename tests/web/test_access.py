@@ -7,8 +7,18 @@ from flask import url_for
 from web_helpers import client_of, csrf_token, location, login, query_of, text
 
 # Written out here, independently of mes.web.PUBLIC_ENDPOINTS: what each role serves without login.
+# At the hub, the sync API's description and enrollment (authenticated by the one-time code) need
+# no login; the other API calls answer 401 JSON unless signed by an enrolled spoke (checked below).
 PUBLIC = {
-    "hub": {"static", "common.login", "common.health", "authoring.schema"},
+    "hub": {
+        "static",
+        "common.login",
+        "common.health",
+        "authoring.schema",
+        "api.index",
+        "api.openapi",
+        "api.enroll_spoke",
+    },
     "spoke": {"static", "common.login", "common.health"},
 }
 
