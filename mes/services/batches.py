@@ -46,6 +46,7 @@ from mes.core.errors import (
     TerminalNotRegistered,
 )
 from mes.core.identity import identity_text
+from mes.core.keys import SitePublicKey
 from mes.core.ledger import verify_chain
 from mes.core.limits import InvalidValue
 from mes.services.context import Context, acting_user, actor_of, authorise
@@ -63,7 +64,7 @@ from mes.services.terminals import active_terminal
 from mes.services.training import is_qualified
 from mes.store import batches as store
 from mes.store.models import Batch as BatchRow
-from mes.store.models import InstalledRecipe
+from mes.store.models import InstalledRecipe, Spoke
 from mes.store.sync import touch_outbox
 from mes.store.uow import UnitOfWork
 
@@ -730,16 +731,31 @@ def find_batch_id(uow: UnitOfWork, ctx: Context, reference: str) -> str:
 def verify_batch(uow: UnitOfWork, ctx: Context, batch_id: str) -> int:
     """Verify a batch's ledger (hashes, links, the site's signatures); the count of entries."""
     authorise(uow, ctx, Permission.READ_BATCHES)
+    return verify_ledger(uow, batch_id)
+
+
+def verify_ledger(uow: UnitOfWork, batch_id: str) -> int:
+    """Verify a batch's ledger against the key of the site that made it (the hub: the spoke's)."""
+    from mes.core.ledger import ChainHead
+
     row = uow.session.get(BatchRow, batch_id)
     if row is None:
         raise NotFound(f"There is no batch {batch_id!r}.")
-    from mes.core.ledger import ChainHead
-
     return verify_chain(
         store.ledger(uow.session, batch_id),
-        uow.site.key.public,
+        _signing_key(uow, row.site),
         ChainHead(last_seq=row.last_seq, last_hash=row.last_hash),
     )
+
+
+def _signing_key(uow: UnitOfWork, site: str) -> SitePublicKey:
+    """The key that signed a batch's entries: this site's, or (at the hub) the spoke's."""
+    if site == uow.site.code:
+        return uow.site.key.public
+    spoke = uow.session.get(Spoke, site)
+    if spoke is None or spoke.public_key_pem is None:
+        raise NotFound(f"The batch was made at {site}, whose key this site does not hold.")
+    return SitePublicKey.from_pem(spoke.public_key_pem.encode("ascii"))
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,6 @@ from mes.core.errors import (
     SyncRefused,
 )
 from mes.core.keys import SitePublicKey
-from mes.core.ledger import ChainHead, verify_chain
 from mes.core.sync import (
     Chunk,
     SignedRequest,
@@ -50,7 +49,7 @@ from mes.core.sync import (
     open_chunk,
 )
 from mes.services.audit import record_change
-from mes.services.batches import procedure_for
+from mes.services.batches import procedure_for, verify_ledger
 from mes.services.context import Context, authorise, system_actor
 from mes.services.ids import new_id
 from mes.settings import check_site_code
@@ -704,17 +703,7 @@ def _deployed_procedure(session: Any, site: str, recipe: dict[str, Any]) -> Any:
 
 def verify_received(uow: UnitOfWork, batch_id: str) -> int:
     """Verify the hub's copy of a batch against the spoke's key: every hash, link, signature."""
-    row = uow.session.get(BatchRow, batch_id)
-    if row is None:
-        raise NotFound(f"The hub holds no batch {batch_id!r}.")
-    spoke = uow.session.get(Spoke, row.site)
-    if spoke is None:
-        raise NotFound(f"The hub has no spoke {row.site}.")
-    return verify_chain(
-        store.ledger(uow.session, batch_id),
-        spoke_key(spoke),
-        ChainHead(last_seq=row.last_seq, last_hash=row.last_hash),
-    )
+    return verify_ledger(uow, batch_id)
 
 
 @dataclass(frozen=True)
