@@ -301,16 +301,20 @@ def overview(uow: UnitOfWork, ctx: Context, *, events: int = 50) -> SyncOverview
 
 
 def handled_bundles(uow: UnitOfWork) -> set[str]:
-    """Bundle hashes installed here, or refused before (not fetched again every round)."""
+    """Bundle hashes installed here, or handled before (not fetched again every round).
+
+    Handled: installed, found already installed (a version published again is a new bundle of
+    the same content, which installs nothing) or refused, as the sync log noted.
+    """
     installed = set(uow.session.execute(select(InstalledRecipe.bundle_hash)).scalars())
-    refused_before = set(
+    handled_before = set(
         uow.session.execute(
             select(SyncEvent.item).where(
-                SyncEvent.action == "install", SyncEvent.outcome == "refused"
+                SyncEvent.action == "install", SyncEvent.outcome.in_(("accepted", "refused"))
             )
         ).scalars()
     )
-    return installed | {h for h in refused_before if h}
+    return installed | {h for h in handled_before if h}
 
 
 # --- air-gapped transfer --------------------------------------------------------------------

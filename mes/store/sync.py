@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import case, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -39,6 +39,8 @@ def touch_outbox(session: Session, batch_id: str, last_seq: int, *, priority: bo
                 "last_seq": excluded.last_seq,
                 "pending": True,
                 "priority": SyncOutbox.priority | excluded.priority,
+                # New entries on a synced batch wait again; a refusal stays shown until resolved.
+                "state": case((SyncOutbox.state == "refused", "refused"), else_="pending"),
             },
         )
     )
