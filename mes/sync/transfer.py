@@ -118,4 +118,9 @@ def import_file(runtime: Runtime, ctx: Context, data: bytes) -> ImportReport:
             with runtime.uow() as uow:
                 if outbox.acknowledge(uow, ctx.at, batch_id, seq, digest, via="file"):
                     report.acknowledged += 1
+                    continue
+            with runtime.uow(read_only=True) as uow:  # refused: say why, as the board does
+                report.refused.append(
+                    f"Batch {batch_id}: {outbox.outbox_row(uow, batch_id).refusal}"
+                )
     return report
