@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, jsonify, redirect, render_template, url_for
+from typing import Any
+
+from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 
 from mes.core.access import Permission
@@ -11,6 +13,7 @@ from mes.services import spokes
 from mes.web import runtime
 from mes.web.helpers import requires, service_context
 from mes.web.network.forms import PlainForm, SpokeActionForm, SpokeForm
+from mes.web.network.pages import network_page
 
 bp = Blueprint("network", __name__, url_prefix="/network", template_folder="templates")
 
@@ -18,14 +21,18 @@ bp = Blueprint("network", __name__, url_prefix="/network", template_folder="temp
 REFRESH_SECONDS = 2
 
 
+def _page() -> dict[str, Any]:
+    with runtime().uow(read_only=True) as uow:
+        view = spokes.network(uow, service_context())
+    return network_page(view, runtime().site.time_zone, g.now)
+
+
 @bp.get("/")
 @requires(Permission.WATCH_NETWORK)
 def overview() -> ResponseReturnValue:
-    with runtime().uow(read_only=True) as uow:
-        view = spokes.network(uow, service_context())
     return render_template(
         "network/overview.html",
-        view=view,
+        page=_page(),
         refresh_seconds=REFRESH_SECONDS,
         add_form=SpokeForm(),
         action_form=SpokeActionForm(),
@@ -36,39 +43,10 @@ def overview() -> ResponseReturnValue:
 @bp.get("/alerts.json")
 @requires(Permission.WATCH_NETWORK)
 def alerts() -> ResponseReturnValue:
-    """Open deviations from the spokes, newest first (the page polls this)."""
-    with runtime().uow(read_only=True) as uow:
-        view = spokes.network(uow, service_context())
-    return jsonify(
-        {
-            "alerts": [
-                {
-                    "id": a.id,
-                    "site": a.site,
-                    "batch": a.batch_number,
-                    "phase": a.phase,
-                    "value": a.value,
-                    "category": a.category.replace("_", " "),
-                    "description": a.description,
-                    "raised_at": a.raised_at,
-                    "raised_by": a.raised_by,
-                }
-                for a in view.alerts
-            ],
-            "spokes": [
-                {
-                    "code": s.spoke.code,
-                    "status": s.spoke.status,
-                    "batches": s.batches,
-                    "open_deviations": s.open_deviations,
-                    "last_seen_at": s.spoke.last_seen_at.isoformat()
-                    if s.spoke.last_seen_at
-                    else None,
-                }
-                for s in view.spokes
-            ],
-        }
-    )
+    """Open deviations from the spokes, newest first, and each spoke's counts (the page polls)."""
+    page = _page()
+    del page["refusals"]
+    return jsonify(page)
 
 
 @bp.post("/spokes")
@@ -108,15 +86,15 @@ def new_code(code: str) -> ResponseReturnValue:
     return render_template("network/ticket.html", ticket=ticket)
 
 
-@bp.post("/spokes/<string:code>/<any(suspend, reinstate, revoke):action>")
+@bp.post("/spokes/<string:code>/<string:action>")
 @requires(Permission.MANAGE_SPOKES)
 def change(code: str, action: str) -> ResponseReturnValue:
+    if action not in spokes.STATUS_CHANGES:
+        abort(404)
     form = SpokeActionForm()
     if not form.validate_on_submit():
-        flash(
-            f"Say why the spoke is to be {action}d; nothing was changed.".replace("ed", "ed"),
-            "error",
-        )
+        done = spokes.STATUS_CHANGES[action][2]
+        flash(f"Say why spoke {code} is to be {done}; nothing was changed.", "error")
         return redirect(url_for("network.overview"))
     try:
         with runtime().uow() as uow:

@@ -23,7 +23,7 @@ from mes.core.batch import (
 )
 from mes.core.errors import BatchNotActive, ChainBroken, MesError, NotAuthorised
 from mes.core.limits import InvalidValue
-from mes.services import batches
+from mes.services import batches, outbox
 from mes.services.esign import Credentials
 from mes.web import runtime
 from mes.web.forms import SignatureForm
@@ -74,7 +74,10 @@ def board() -> ResponseReturnValue:
     show_all = request.args.get("all") == "1"
     with runtime().uow(read_only=True) as uow:
         rows = batches.board(uow, service_context(), include_closed=show_all)
-    return render_template("operator/board.html", rows=rows, show_all=show_all, now=g.now)
+        sync = outbox.batch_sync(uow, [row.id for row in rows])
+    return render_template(
+        "operator/board.html", rows=rows, sync=sync, show_all=show_all, now=g.now
+    )
 
 
 # --- starting a batch --------------------------------------------------------------------

@@ -116,4 +116,153 @@
     input.addEventListener("input", check);
     check();
   });
+
+  // The hub's network page: follow the open deviations and the spokes' counts without
+  // reloading. The page works without this (it shows what was true when it loaded); with it,
+  // it asks data-alerts-url every data-refresh-seconds and re-renders the rows from the JSON
+  // (as text, never as markup). Errors are retried quietly with a visible "offline" state; a
+  // locked or ended session stops the polling until the page is reloaded.
+  var live = document.querySelector("[data-alerts-url]");
+  if (live && window.fetch) {
+    var every = Math.max(1, parseFloat(live.dataset.refreshSeconds || "5")) * 1000;
+    var status = live.querySelector("[data-live-status]");
+    var body = live.querySelector("[data-alerts]");
+    var count = live.querySelector("[data-open-count]");
+    var more = live.querySelector("[data-alerts-more]");
+    var spokeBody = document.querySelector("[data-spokes]");
+    var spokesChanged = document.querySelector("[data-spokes-changed]");
+    var failures = 0;
+    var title = document.title;
+
+    var say = function (text, state) {
+      if (!status) { return; }
+      status.textContent = text;
+      status.className = "live-status " + (state || "");
+    };
+    var cell = function (row, text, className) {
+      var td = document.createElement("td");
+      if (className) { td.className = className; }
+      td.textContent = text;
+      row.appendChild(td);
+      return td;
+    };
+    var alertRow = function (a, fresh) {
+      var tr = document.createElement("tr");
+      tr.dataset.alert = a.id;
+      if (fresh) { tr.className = "new"; }
+      cell(tr, a.site, "site");
+      cell(tr, a.batch, "batch");
+      cell(tr, a.phase);
+      cell(tr, a.value, "value");
+      var what = cell(tr, "");
+      var pill = document.createElement("span");
+      pill.className = "pill bad";
+      pill.textContent = a.category;
+      what.appendChild(pill);
+      what.appendChild(document.createTextNode(" " + a.description));
+      var raised = cell(tr, a.raised);
+      raised.appendChild(document.createElement("br"));
+      var by = document.createElement("small");
+      by.className = "muted";
+      by.textContent = "by " + a.raised_by;
+      raised.appendChild(by);
+      return tr;
+    };
+    // When each alert was first seen here: new ones stay highlighted for a few seconds.
+    var firstSeen = {};
+    body.querySelectorAll("tr[data-alert]").forEach(function (tr) { firstSeen[tr.dataset.alert] = 0; });
+    var renderAlerts = function (data) {
+      var now = Date.now();
+      var rows = data.alerts.map(function (a) {
+        if (!(a.id in firstSeen)) { firstSeen[a.id] = now; }
+        return alertRow(a, firstSeen[a.id] && now - firstSeen[a.id] < 10000);
+      });
+      if (!rows.length) {
+        var empty = document.createElement("tr");
+        empty.className = "empty";
+        empty.dataset.empty = "";
+        var td = cell(empty, "No open deviations at any spoke. New ones appear here within seconds of being recorded.");
+        td.colSpan = 6;
+        rows = [empty];
+      }
+      body.replaceChildren.apply(body, rows);
+      if (count) {
+        count.textContent = String(data.open_deviations);
+        count.className = "count " + (data.open_deviations ? "bad" : "ok");
+      }
+      if (more) {
+        more.hidden = data.open_deviations <= data.alerts.length;
+        more.textContent = "Showing the newest " + data.alerts.length + " of " +
+          data.open_deviations + " open deviations.";
+      }
+      document.title = (data.open_deviations ? "(" + data.open_deviations + ") " : "") + title;
+    };
+    var renderSpokes = function (data) {
+      if (!spokeBody) { return; }
+      var shown = spokeBody.querySelectorAll("tr[data-spoke]").length;
+      data.spokes.forEach(function (s) {
+        var tr = spokeBody.querySelector('tr[data-spoke="' + s.code + '"]');
+        if (!tr) { return; }
+        var set = function (field, text) {
+          var el = tr.querySelector('[data-field="' + field + '"]');
+          if (el && el.textContent !== text) { el.textContent = text; }
+          return el;
+        };
+        var pill = set("status_text", s.status_text);
+        if (pill) {
+          pill.className = "pill " + (s.status === "active" ? "ok" : s.status === "revoked" ? "bad" : "warn");
+        }
+        set("status_reason", s.status_reason || "");
+        set("batches_text", s.batches + " (" + s.in_progress + " in progress)");
+        var open = set("open_deviations", String(s.open_deviations));
+        if (open) { open.className = "pill " + (s.open_deviations ? "bad" : "ok"); }
+        set("last_seen", s.last_seen);
+        set("last_received", s.last_received);
+      });
+      if (spokesChanged) { spokesChanged.hidden = shown === data.spokes.length; }
+    };
+    var schedule = function () {
+      var wait = failures ? Math.min(every * Math.pow(2, failures - 1), 30000) : every;
+      setTimeout(poll, wait);
+    };
+    var stop = function (text) {
+      say(text, "stopped");
+    };
+    var poll = function () {
+      var controller = window.AbortController ? new AbortController() : null;
+      var timeout = controller ? setTimeout(function () { controller.abort(); }, 10000) : null;
+      fetch(live.dataset.alertsUrl, {
+        headers: { Accept: "application/json" },
+        credentials: "same-origin",
+        cache: "no-store",
+        signal: controller ? controller.signal : undefined
+      }).then(function (response) {
+        clearTimeout(timeout);
+        var json = (response.headers.get("Content-Type") || "").indexOf("application/json") === 0;
+        if (response.status === 401 || response.status === 403 || response.redirected || !json) {
+          stop(response.status === 401
+            ? "Session locked: live updates stopped. Unlock, then reload this page."
+            : response.status === 403
+              ? "You may no longer watch the network: live updates stopped."
+              : "Not logged in any more: live updates stopped. Log in, then reload this page.");
+          return;
+        }
+        if (!response.ok) { throw new Error("HTTP " + response.status); }
+        return response.json().then(function (data) {
+          renderAlerts(data);
+          renderSpokes(data);
+          failures = 0;
+          say("Live · as of " + data.as_of + ".", "live");
+          schedule();
+        });
+      }).catch(function () {
+        clearTimeout(timeout);
+        failures += 1;
+        say("Hub page offline, retrying…", "offline");
+        schedule();
+      });
+    };
+    say(status ? status.textContent : "", "live");
+    schedule();
+  }
 })();

@@ -9,6 +9,7 @@ from mes.core.access import Permission
 from mes.services import outbox
 from mes.web import runtime
 from mes.web.helpers import requires, service_context
+from mes.web.sync.pages import sync_page
 
 bp = Blueprint("sync", __name__, url_prefix="/sync", template_folder="templates")
 
@@ -19,5 +20,7 @@ def overview() -> ResponseReturnValue:
     with runtime().uow(read_only=True) as uow:
         view = outbox.overview(uow, service_context())
     return render_template(
-        "sync/overview.html", view=view, interval=runtime().settings.sync_interval_seconds
+        "sync/overview.html",
+        page=sync_page(view, runtime().site.time_zone),
+        interval=runtime().settings.sync_interval_seconds,
     )

@@ -1,0 +1,96 @@
+"""What the hub's network page shows, as plain dicts: the same rows for the page and its JSON.
+
+The page is rendered from these rows and the script that keeps it live re-renders from the same
+rows fetched as JSON, so both say the same thing in the same words. Nothing here decides a rule.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from mes.core.batch import DEVIATION_CATEGORY_TITLES
+from mes.core.clock import local_text, parse_utc_text
+from mes.services.spokes import DeviationAlert, NetworkView, SpokeSummary
+from mes.store.models import SyncEvent
+
+STATUS_WORDS = {
+    "awaiting_enrollment": "awaiting enrollment",
+    "active": "active",
+    "suspended": "suspended",
+    "revoked": "revoked",
+}
+# What the hub was asked to do when it refused (the sync log's action).
+REFUSED_WHAT = {
+    "enroll": "Enrollment",
+    "request": "Signed request",
+    "ingest": "Batch records",
+}
+
+
+def _when(at: datetime | None, time_zone: str, never: str) -> str:
+    return local_text(at, time_zone) if at is not None else never
+
+
+def alert_row(alert: DeviationAlert, time_zone: str) -> dict[str, Any]:
+    """One open deviation: where, which batch, phase and value, what and when."""
+    return {
+        "id": alert.id,
+        "site": alert.site,
+        "batch": alert.batch_number,
+        "batch_id": alert.batch_id,
+        "phase": alert.phase or "—",
+        "value": alert.value or "—",
+        "category": DEVIATION_CATEGORY_TITLES.get(alert.category, alert.category.replace("_", " ")),
+        "description": alert.description,
+        "raised_at": alert.raised_at,
+        "raised": local_text(parse_utc_text(alert.raised_at), time_zone),
+        "raised_by": alert.raised_by,
+    }
+
+
+def spoke_row(summary: SpokeSummary, time_zone: str) -> dict[str, Any]:
+    """One spoke: its status, its batches and open deviations, when it was last heard from."""
+    spoke = summary.spoke
+    return {
+        "code": spoke.code,
+        "name": spoke.name,
+        "time_zone": spoke.time_zone,
+        "key_id": spoke.key_id,
+        "status": spoke.status,
+        "status_text": STATUS_WORDS.get(spoke.status, spoke.status.replace("_", " ")),
+        "status_reason": spoke.status_reason,
+        "batches": summary.batches,
+        "in_progress": summary.in_progress,
+        "open_deviations": summary.open_deviations,
+        "last_seen_at": spoke.last_seen_at.isoformat() if spoke.last_seen_at else None,
+        "last_seen": _when(spoke.last_seen_at, time_zone, "never"),
+        "last_received": _when(summary.last_received_at, time_zone, "nothing yet"),
+    }
+
+
+def refusal_row(event: SyncEvent, time_zone: str) -> dict[str, Any]:
+    """One refusal of the sync log, in words: when, from which spoke, what, and why."""
+    what = REFUSED_WHAT.get(event.action, event.action.capitalize())
+    if event.item:
+        what += f" ({event.item})"
+    what += " by transfer file" if event.via == "file" else ""
+    return {
+        "when": local_text(event.at, time_zone),
+        "spoke": event.peer or "unknown site",
+        "what": what,
+        "why": event.reason or "no reason given",
+        "code": event.code,
+    }
+
+
+def network_page(view: NetworkView, time_zone: str, as_of: datetime) -> dict[str, Any]:
+    """Everything the network page shows (and its JSON): alerts, spokes, refusals, totals."""
+    spokes = [spoke_row(s, time_zone) for s in view.spokes]
+    return {
+        "as_of": local_text(as_of, time_zone),
+        "open_deviations": sum(s["open_deviations"] for s in spokes),
+        "alerts": [alert_row(a, time_zone) for a in view.alerts],
+        "spokes": spokes,
+        "refusals": [refusal_row(e, time_zone) for e in view.refusals],
+    }
