@@ -100,12 +100,15 @@ def mark_refused(session: Session, batch_id: str, code: str, reason: str, at: da
 def remember_nonce(session: Session, site: str, nonce: str, at: datetime, keep: timedelta) -> bool:
     """Record a request nonce; False if it was seen before (a replay). Forgets old ones."""
     session.execute(delete(SyncNonce).where(SyncNonce.seen_at < at - keep))
-    result = session.execute(
+    # RETURNING, not rowcount: with psycopg the rowcount of this INSERT is -1 (unknown), which
+    # would let every replay through; a row comes back only when the nonce is new.
+    inserted = session.execute(
         _upsert(session)(SyncNonce)
         .values(site=site, nonce=nonce, seen_at=at)
         .on_conflict_do_nothing()
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+        .returning(SyncNonce.nonce)
+    ).first()
+    return inserted is not None
 
 
 def log_event(
