@@ -8,6 +8,7 @@ by the next one, which resends and gets "already held" for what arrived.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import socket
 from collections.abc import Callable
@@ -258,21 +259,31 @@ def _pull_bundles(runtime: Runtime, client: HubClient, report: RoundReport) -> N
             )
             report.bundles_refused.append(f"{label}: {message}")
             continue
+        # The hash the hub listed is the SHA-256 of the bundle's text: what arrives under it
+        # must be that text. If it is not, it was damaged on the way; the refusal is then no
+        # verdict on the bundle, which is fetched again next round (not remembered as refused).
+        intact = hashlib.sha256(fetched.content.strip()).hexdigest() == bundle_hash
         ctx = Context(at=client.clock(), user_id=None, terminal=f"sync from hub {client.base}")
         try:
             with runtime.uow() as uow:
                 install_bundle(uow, ctx, fetched.content, f"hub bundle {label}")
         except BundleRefused as refusal:
+            reason = refusal.message
+            if not intact:
+                reason += (
+                    " What arrived is not the bundle the hub listed (damaged on the way); it is "
+                    "fetched again next round."
+                )
             _note(
                 runtime,
                 client,
-                "install",
+                "install" if intact else "fetch",
                 "refused",
                 item=bundle_hash,
                 code=type(refusal).__name__,
-                reason=refusal.message,
+                reason=reason,
             )
-            report.bundles_refused.append(f"{label}: {refusal.message}")
+            report.bundles_refused.append(f"{label}: {reason}")
             continue
         _note(runtime, client, "install", "accepted", item=bundle_hash, reason=label)
         report.bundles_installed.append(label)
