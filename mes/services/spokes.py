@@ -52,7 +52,7 @@ from mes.services.audit import record_change
 from mes.services.batches import procedure_for, verify_ledger
 from mes.services.context import Context, authorise, system_actor
 from mes.services.ids import new_id
-from mes.settings import check_site_code
+from mes.settings import SITE_CODE, check_site_code
 from mes.store import batches as store
 from mes.store.audit import append_audit
 from mes.store.models import (
@@ -444,6 +444,11 @@ def authenticate(
     """
     _require_hub(uow)
     signed = SignedRequest.from_headers(headers)
+    if not SITE_CODE.fullmatch(signed.site):  # before the database sees it (no NUL in PostgreSQL)
+        raise RequestUnauthenticated(
+            f"The request's site {signed.site[:20]!r} is not a site code.",
+            what_to_do="Sync requests come from an enrolled spoke ('mes sync').",
+        )
     try:
         spoke = uow.session.get(Spoke, signed.site)
         if spoke is None or spoke.public_key_pem is None:
@@ -476,7 +481,7 @@ def authenticate(
             action="request",
             outcome="refused",
             peer=signed.site[:12],
-            item=f"{method} {path}",
+            item=f"{method} {path}".replace("\x00", "\\x00"),  # PostgreSQL text holds no NUL
             code=refusal.code,
             reason=refusal.message,
         )

@@ -8,6 +8,7 @@ A session idle for longer than the site's timeout is locked and asks for the pas
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +18,7 @@ from flask import Flask, Response, g, jsonify, redirect, render_template, reques
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from mes import __version__
 from mes.core.access import ROLE_TITLES, Permission, allowed
@@ -73,15 +74,62 @@ def runtime() -> Runtime:
     return current_app.extensions["mes"]
 
 
+API_PREFIX = "/api/"
+
+# The stable ``code`` of an API error that no rule of ours raised (routing, size, a bug).
+HTTP_ERROR_CODES = {
+    400: "invalid-input",
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "too-large",
+    500: "internal-error",
+}
+HTTP_WHAT_TO_DO = {
+    404: "Check the address: the API's operations are listed in /api/v1/openapi.json.",
+    413: "Send a smaller request: the hub accepts at most 2 MB per request.",
+    500: "Nothing was saved. Try again; if it happens again, tell the hub administrator the "
+    "time it happened.",
+}
+
+
+def is_api_request() -> bool:
+    """A call of the sync API (JSON errors with a stable code, never a page)."""
+    return request.path.startswith(API_PREFIX)
+
+
+def error_code(name: str) -> str:
+    """A stable machine-readable code from an error's name: ``NotFound`` → ``not-found``."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name)
+    return "-".join(spaced.lower().split())
+
+
+def api_error_response(
+    status: int, error: str, what_to_do: str, code: str, **extra: Any
+) -> tuple[Response, int]:
+    """The API's one error body: the reason, what to do about it, and a stable code."""
+    return jsonify({"error": error, "what_to_do": what_to_do, "code": code, **extra}), status
+
+
 def wants_json() -> bool:
     """API clients get JSON errors, browsers get pages."""
     accept = request.accept_mimetypes
     explicit_json = accept["application/json"] > accept["text/html"]  # */* counts as both
-    return request.path.startswith("/api/") or explicit_json
+    return is_api_request() or explicit_json
 
 
 def error_response(status: int, title: str, message: str) -> tuple[Response | str, int]:
-    """A readable 4xx/5xx answer: JSON for API clients, a page for people (never a traceback)."""
+    """A readable 4xx/5xx answer: JSON for API clients, a page for people (never a traceback).
+
+    Under ``/api/`` the JSON is the API's error body (``error``, ``what_to_do``, ``code``), as
+    the OpenAPI document describes it; other JSON clients get ``error`` and ``message``.
+    """
+    if is_api_request():
+        return api_error_response(
+            status,
+            f"{title}: {message}" if message else title,
+            HTTP_WHAT_TO_DO.get(status, "Check the request against /api/v1/openapi.json."),
+            HTTP_ERROR_CODES.get(status) or error_code(title),
+        )
     if wants_json():
         return jsonify({"error": title, "message": message}), status
     return render_template("error.html", status=status, title=title, message=message), status
@@ -179,6 +227,9 @@ def init_web(app: Flask, rt: Runtime) -> None:
 
     @app.errorhandler(MesError)
     def mes_error(err: MesError) -> tuple[Response | str, int]:
+        if is_api_request():
+            code = getattr(err, "code", None) or error_code(type(err).__name__)
+            return api_error_response(err.http_status, err.message, err.what_to_do, code)
         return error_response(err.http_status, type(err).__name__, str(err))
 
     @app.errorhandler(CSRFError)
@@ -192,6 +243,16 @@ def init_web(app: Flask, rt: Runtime) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(err: HTTPException) -> tuple[Response | str, int]:
+        if is_api_request() and isinstance(err, MethodNotAllowed) and err.valid_methods:
+            allowed_methods = ", ".join(sorted(err.valid_methods))
+            response, status = api_error_response(
+                405,
+                f"{err.name}: {err.description}",
+                f"Use {allowed_methods} for this address (see /api/v1/openapi.json).",
+                HTTP_ERROR_CODES[405],
+            )
+            response.headers["Allow"] = allowed_methods  # RFC 9110 15.5.6
+            return response, status
         return error_response(err.code or 500, err.name, err.description or "")
 
     @app.errorhandler(Exception)

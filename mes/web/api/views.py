@@ -7,14 +7,14 @@ reason (``error``), what to do, and a stable ``code``.
 
 from __future__ import annotations
 
-import json
+import re
 from importlib import resources
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 
-from mes.core.errors import ChunkGap, InvalidInput, MesError, TooLarge
+from mes.core.errors import ChunkGap, ChunkUnreadable, InvalidInput, MesError, NotFound, TooLarge
 from mes.services.spokes import (
     authenticate,
     bundle_token,
@@ -22,25 +22,25 @@ from mes.services.spokes import (
     enroll,
     ingest_chunk,
 )
-from mes.web import runtime
+from mes.settings import SITE_CODE
+from mes.web import api_error_response, error_code, runtime
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1", template_folder="templates")
 
 JOSE = "application/jose"
 MAX_BODY = 2 * 1024 * 1024
+BUNDLE_HASH = re.compile(r"[0-9a-f]{64}")
+# The enrollment request's fields and their longest accepted length (as in openapi.json).
+ENROLL_FIELDS = {"site_code": 12, "code": 64, "public_key_pem": 2000}
 
 
 def api_error(err: MesError) -> tuple[Response, int]:
     """A refusal as the API's JSON error body."""
-    body: dict[str, Any] = {
-        "error": err.message,
-        "what_to_do": err.what_to_do,
-        "code": getattr(err, "code", type(err).__name__),
-    }
+    extra: dict[str, Any] = {}
     if isinstance(err, ChunkGap):
-        body["last_seq"] = err.last_seq
-        body["last_hash"] = err.last_hash
-    return jsonify(body), err.http_status
+        extra = {"last_seq": err.last_seq, "last_hash": err.last_hash}
+    code = getattr(err, "code", None) or error_code(type(err).__name__)
+    return api_error_response(err.http_status, err.message, err.what_to_do, code, **extra)
 
 
 @bp.errorhandler(MesError)
@@ -79,29 +79,47 @@ def index() -> ResponseReturnValue:
 
 @bp.get("/openapi.json")
 def openapi() -> ResponseReturnValue:
-    document = json.loads(resources.files("mes.web.api").joinpath("openapi.json").read_text())
-    return jsonify(document)
+    document = resources.files("mes.web.api").joinpath("openapi.json").read_bytes()
+    return Response(document, mimetype="application/json")
+
+
+def _enrollment_request() -> dict[str, str]:
+    """The enrollment request's fields, or a 400 naming what is wrong with it."""
+    _body()
+    data = request.get_json(silent=True) if request.is_json else None
+    how = "Enroll with 'mes spoke enroll --hub URL --code CODE' at the spoke."
+    if not isinstance(data, dict) or not all(
+        isinstance(data.get(k), str) and data[k].strip() for k in ENROLL_FIELDS
+    ):
+        raise InvalidInput(
+            "The enrollment request needs site_code, code and public_key_pem (JSON strings).",
+            what_to_do=how,
+        )
+    fields = {k: data[k].strip() for k in ENROLL_FIELDS}
+    too_long = [k for k, most in ENROLL_FIELDS.items() if len(fields[k]) > most]
+    if too_long:
+        raise InvalidInput(
+            "The enrollment request's "
+            + ", ".join(f"{k} is longer than {ENROLL_FIELDS[k]} characters" for k in too_long)
+            + ".",
+            what_to_do=how,
+        )
+    fields["site_code"] = fields["site_code"].upper()
+    if not SITE_CODE.fullmatch(fields["site_code"]):
+        raise InvalidInput(
+            "The enrollment request's site_code is not a site code (2 to 12 capital letters "
+            "or digits, starting with a letter).",
+            what_to_do=how,
+        )
+    return fields
 
 
 @bp.post("/enroll")
 def enroll_spoke() -> ResponseReturnValue:
-    data = request.get_json(silent=True) if request.is_json else None
-    if not isinstance(data, dict) or not all(
-        isinstance(data.get(k), str) and data.get(k)
-        for k in ("site_code", "code", "public_key_pem")
-    ):
-        raise InvalidInput(
-            "The enrollment request needs site_code, code and public_key_pem (JSON strings).",
-            what_to_do="Enroll with 'mes spoke enroll --hub URL --code CODE' at the spoke.",
-        )
-    _body()
+    fields = _enrollment_request()
     with runtime().uow() as uow:
         enrollment = enroll(
-            uow,
-            g.now,
-            data["site_code"][:12].upper(),
-            data["code"][:64],
-            data["public_key_pem"][:2000],
+            uow, g.now, fields["site_code"], fields["code"], fields["public_key_pem"]
         )
     return jsonify(enrollment.as_json())
 
@@ -129,8 +147,14 @@ def list_bundles() -> ResponseReturnValue:
 @bp.get("/sync/bundles/<string:bundle_hash>")
 def get_bundle(bundle_hash: str) -> ResponseReturnValue:
     site = _signed()
+    if not BUNDLE_HASH.fullmatch(bundle_hash):
+        raise NotFound(
+            "A bundle is named by its SHA-256 (64 lowercase hex digits); "
+            f"{bundle_hash[:70]!r} is not one.",
+            what_to_do="List the bundles for this site first.",
+        )
     with runtime().uow(read_only=True) as uow:
-        token = bundle_token(uow, site, bundle_hash[:64])
+        token = bundle_token(uow, site, bundle_hash)
     return Response(token, mimetype=JOSE)
 
 
@@ -140,7 +164,10 @@ def push_chunk() -> ResponseReturnValue:
     try:
         token = _body().decode("ascii").strip()
     except UnicodeDecodeError:
-        raise InvalidInput("The chunk must be compact JWS text (ASCII).") from None
+        raise ChunkUnreadable(
+            "The body is not a signed batch-record chunk (compact JWS is ASCII text).",
+            what_to_do="Send chunks written by 'mes sync' or 'mes export'.",
+        ) from None
     with runtime().uow() as uow:
         ack = ingest_chunk(uow, g.now, site, token)
     faults_after_commit()
