@@ -1,8 +1,9 @@
 """Run every benchmark: ``python -m benchmarks [--quick]``. Prints a table and writes JSON."""
 
-from benchmarks import batches, recipes
+from benchmarks import batches, recipes, sync
 from benchmarks.run import main
 
 main()
 recipes.main()
 batches.main()
+sync.main()
