@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -56,6 +57,7 @@ TIME_HEADER = "X-MES-Timestamp"
 NONCE_HEADER = "X-MES-Nonce"
 SIGNATURE_HEADER = "X-MES-Signature"
 REQUEST_HEADERS = (SITE_HEADER, KEY_HEADER, TIME_HEADER, NONCE_HEADER, SIGNATURE_HEADER)
+NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 def _registry(max_bytes: int) -> jws.JWSRegistry:
@@ -200,11 +202,13 @@ def open_chunk(token: str, spoke_key: SitePublicKey, site_code: str) -> Chunk:
     for entry in entries:
         if content_hash(dict(entry.body)) != entry.hash:
             raise ChunkTampered(
-                f"Entry {entry.seq} of batch {batch} does not match its hash: it was edited."
+                f"Entry {entry.seq} of batch {batch} does not match its hash: it was edited.",
+                what_to_do="Nothing was stored; check the spoke's record with 'mes batch verify'.",
             )
         if not spoke_key.verifies(entry.hash.encode("ascii"), entry.signature):
             raise ChunkTampered(
-                f"Entry {entry.seq} of batch {batch} does not carry {site_code}'s signature."
+                f"Entry {entry.seq} of batch {batch} does not carry {site_code}'s signature.",
+                what_to_do="Nothing was stored; check the spoke's record with 'mes batch verify'.",
             )
     return Chunk(
         site=site_code,
@@ -359,8 +363,11 @@ class SignedRequest:
                 what_to_do="Sync requests come from an enrolled spoke ('mes sync').",
             )
         nonce = headers[NONCE_HEADER]
-        if not 16 <= len(nonce) <= 64 or not nonce.replace("-", "").replace("_", "").isalnum():
-            raise RequestUnauthenticated("The request's nonce must be 16-64 letters or digits.")
+        if not NONCE.fullmatch(nonce):
+            raise RequestUnauthenticated(
+                "The request's nonce must be 16-64 characters of A-Z, a-z, 0-9, '-' and '_'.",
+                what_to_do="Sync requests come from an enrolled spoke ('mes sync').",
+            )
         return cls(
             site=headers[SITE_HEADER],
             key_id=headers[KEY_HEADER],
@@ -517,7 +524,13 @@ def make_acks(
 
 def open_acks(token: str, hub_key: SitePublicKey, site: str) -> dict[str, tuple[int, str]]:
     """Verify the hub's acknowledgements for this spoke; batch → (last_seq, last_hash)."""
-    header = _header_of(token)
+    try:
+        header = _header_of(token)
+    except ChunkUnreadable:
+        raise ChunkUnreadable(
+            "The hub's acknowledgements in the file are not a signed JWS.",
+            what_to_do="Use the file the hub wrote for this site ('mes export --site').",
+        ) from None
     if header.get("typ") != ACKS_MEDIA_TYPE or header.get("kid") != hub_key.key_id:
         raise ChunkTampered(
             "The acknowledgements are not signed with the hub key this spoke pinned.",

@@ -29,6 +29,7 @@ from mes.core.batch import Batch
 from mes.core.errors import (
     ChunkConflict,
     ChunkUnreadable,
+    ConfigurationError,
     EnrollmentRefused,
     InvalidInput,
     MesError,
@@ -41,6 +42,7 @@ from mes.core.errors import (
 )
 from mes.core.keys import SitePublicKey
 from mes.core.sync import (
+    SITE_HEADER,
     Chunk,
     SignedRequest,
     check_request,
@@ -127,7 +129,10 @@ def add_spoke(
     """Register a spoke site and issue its first one-time enrollment code."""
     actor = authorise(uow, ctx, Permission.MANAGE_SPOKES)
     _require_hub(uow)
-    code = check_site_code(code.strip().upper())
+    try:
+        code = check_site_code(code.strip().upper())
+    except ConfigurationError as err:
+        raise InvalidInput(err.message, what_to_do=err.what_to_do) from None
     name = " ".join(name.split())
     if not name:
         raise InvalidInput("A spoke needs a name.", what_to_do="Give the site's name.")
@@ -258,7 +263,8 @@ def enroll(
     the answer; a new code is then issued at the hub.
     """
     _require_hub(uow)
-    ctx = Context(at=at, user_id=None, terminal=f"enrollment of {site_code[:12]}")
+    site_code = site_code.strip().upper()[:12]
+    ctx = Context(at=at, user_id=None, terminal=f"enrollment of {site_code}")
     try:
         enrollment = _enroll(uow, ctx, site_code, code, public_key_pem)
     except SyncRefused as refusal:
@@ -413,7 +419,7 @@ def change_spoke_status(
         uow,
         ctx,
         actor,
-        f"spoke {new}",
+        f"spoke {done}",
         "spoke",
         spoke.code,
         old={"status": old},
@@ -443,13 +449,15 @@ def authenticate(
     last contact is noted. Refusals are logged with the reason.
     """
     _require_hub(uow)
-    signed = SignedRequest.from_headers(headers)
-    if not SITE_CODE.fullmatch(signed.site):  # before the database sees it (no NUL in PostgreSQL)
-        raise RequestUnauthenticated(
-            f"The request's site {signed.site[:20]!r} is not a site code.",
-            what_to_do="Sync requests come from an enrolled spoke ('mes sync').",
-        )
+    claimed = str(headers.get(SITE_HEADER) or "")
+    peer = claimed if SITE_CODE.fullmatch(claimed) else None  # no NUL reaches PostgreSQL
     try:
+        signed = SignedRequest.from_headers(headers)
+        if peer is None:
+            raise RequestUnauthenticated(
+                f"The request's site {claimed[:20]!r} is not a site code.",
+                what_to_do="Sync requests come from an enrolled spoke ('mes sync').",
+            )
         spoke = uow.session.get(Spoke, signed.site)
         if spoke is None or spoke.public_key_pem is None:
             raise RequestUnauthenticated(
@@ -480,7 +488,7 @@ def authenticate(
             at=at,
             action="request",
             outcome="refused",
-            peer=signed.site[:12],
+            peer=peer,
             item=f"{method} {path}".replace("\x00", "\\x00"),  # PostgreSQL text holds no NUL
             code=refusal.code,
             reason=refusal.message,

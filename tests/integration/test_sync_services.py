@@ -421,7 +421,7 @@ def test_a_spoke_is_suspended_reinstated_and_revoked_with_reasons_and_revoked_st
             None,
         ),
         ("spoke suspended", {"status": "active"}, {"status": "suspended"}, "Audit pending"),
-        ("spoke active", {"status": "suspended"}, {"status": "active"}, "Audit passed"),
+        ("spoke reinstated", {"status": "suspended"}, {"status": "active"}, "Audit passed"),
         ("spoke revoked", {"status": "active"}, {"status": "revoked"}, "Left the network"),
     ]
 

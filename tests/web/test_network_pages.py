@@ -195,7 +195,7 @@ def test_suspend_reinstate_and_revoke_each_need_a_reason(hub_app, make_uow, audi
     assert changes == [
         ("spoke enrolled", None),
         ("spoke suspended", "Audit of suite nine pending"),
-        ("spoke active", "Audit closed"),
+        ("spoke reinstated", "Audit closed"),
         ("spoke revoked", "Site closed for good"),
     ]
 

@@ -599,9 +599,16 @@ def test_nul_characters_are_refused_not_crashed_on(api, client, spoke, make_uow)
     assert_api_error(client.get(f"{API}/sync/bundles", headers=stranger), 401, "unauthenticated")
     with make_uow() as uow:
         items = uow.session.execute(
-            select(SyncEvent.item).where(SyncEvent.code == "unauthenticated")
-        ).scalars()
-        assert list(items) == ["GET /api/v1/sync/bundles/\\x00"]
+            select(SyncEvent.item, SyncEvent.peer)
+            .where(SyncEvent.code == "unauthenticated")
+            .order_by(SyncEvent.id)
+        ).all()
+        # Every refusal is logged; a claimed site that is not a site code is not named as a peer.
+        assert [tuple(i) for i in items] == [
+            ("GET /api/v1/sync/bundles/\\x00", None),
+            ("GET /api/v1/sync/bundles/\\x00", spoke.site),
+            ("GET /api/v1/sync/bundles", None),
+        ]
 
 
 # --- a real spoke's round: bundles down, a batch record up ----------------------------------------
