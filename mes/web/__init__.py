@@ -37,6 +37,9 @@ PUBLIC_ENDPOINTS = frozenset({"static", "common.login", "common.health", "author
 # return to, which locks the session again right after the unlock).
 UNLOCK_ENDPOINTS = frozenset({"common.unlock", "common.logout", "common.lock"})
 PASSWORD_CHANGE_ENDPOINTS = frozenset({"common.change_password", "common.logout", "common.lock"})
+# Pages poll these by themselves: a poll is not the user's activity, so it never keeps an idle
+# session from locking.
+POLL_ENDPOINTS = frozenset({"network.alerts"})
 
 csrf = CSRFProtect()
 login_manager = LoginManager()
@@ -180,7 +183,7 @@ def init_web(app: Flask, rt: Runtime) -> None:
                     401, "Session locked", "Unlock the session with your password."
                 )  # type: ignore[return-value]
             return redirect(url_for("common.unlock", next=_return_path()))
-        if not session.get("locked"):
+        if not session.get("locked") and request.endpoint not in POLL_ENDPOINTS:
             session["last_seen"] = now
         if (
             current_user.must_change_password

@@ -400,3 +400,18 @@ def test_the_board_and_the_sync_page_say_what_the_hub_holds_of_each_batch(spoke_
     assert "2026-11-21 09:00:00 GMT Enrolled with hub HUB. done network" in page
     assert "Installed BATCH-TEST v1 Batch execution test recipe 2026-11-21" in page
     assert DIN_TYPED not in page  # the sync page names batches, not patients
+
+
+def test_the_pages_own_polling_does_not_keep_an_idle_session_open(hub_app):
+    """The network page asks for alerts every few seconds by itself: that is not the user's
+    activity, so an unattended page still locks after the inactivity timeout (11.10(d))."""
+    quinn = browser(hub_app, "quinn")
+    with quinn.session_transaction() as session:
+        session["last_seen"] = session_last_seen = session.get("last_seen", 0) - 30
+    polled = quinn.get("/network/alerts.json", headers={"Accept": "application/json"})
+    assert polled.status_code == 200
+    with quinn.session_transaction() as session:
+        assert session["last_seen"] == session_last_seen
+    assert quinn.get("/network/").status_code == 200  # a page the user opens is activity
+    with quinn.session_transaction() as session:
+        assert session["last_seen"] > session_last_seen
