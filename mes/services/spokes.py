@@ -797,14 +797,14 @@ def network(uow: UnitOfWork, ctx: Context, *, alerts_limit: int = 50) -> Network
         for s in session.execute(select(Spoke).order_by(Spoke.code)).scalars()
     ]
     alerts = []
-    for deviation, number, site in session.execute(
-        select(Deviation, BatchRow.number, BatchRow.site)
+    for deviation, batch in session.execute(
+        select(Deviation, BatchRow)
         .join(BatchRow, BatchRow.id == Deviation.batch_id)
         .where(Deviation.status == "open")
         .order_by(Deviation.raised_at.desc())
         .limit(alerts_limit)
     ).all():
-        alerts.append(_alert(session, deviation, number, site))
+        alerts.append(_alert(session, deviation, batch))
     refusals = list(
         session.execute(
             select(SyncEvent)
@@ -816,7 +816,8 @@ def network(uow: UnitOfWork, ctx: Context, *, alerts_limit: int = 50) -> Network
     return NetworkView(spokes, alerts, refusals)
 
 
-def _alert(session: Any, deviation: Deviation, number: str, site: str) -> DeviationAlert:
+def _alert(session: Any, deviation: Deviation, batch: BatchRow) -> DeviationAlert:
+    """A deviation as the network page shows it: the phase's name, the value with its label."""
     from mes.store.models import BatchPhase, BatchValue
 
     phase_name = None
@@ -835,12 +836,16 @@ def _alert(session: Any, deviation: Deviation, number: str, site: str) -> Deviat
                     BatchValue.value_id == deviation.value_id,
                 )
             ).scalar_one_or_none()
-            value_text = f"{deviation.value_id} = {value}" if value is not None else None
+            if value is not None:
+                spec = _value_spec(session, batch, deviation.phase_id, deviation.value_id)
+                label = str(spec.get("label") or deviation.value_id)
+                unit = f" {spec['unit']}" if spec.get("unit") else ""
+                value_text = f"{label}: {value}{unit}"
     return DeviationAlert(
         id=deviation.id,
-        site=site,
+        site=batch.site,
         batch_id=deviation.batch_id,
-        batch_number=number,
+        batch_number=batch.number,
         phase=phase_name or deviation.phase_id,
         value=value_text,
         category=deviation.category,
@@ -848,6 +853,21 @@ def _alert(session: Any, deviation: Deviation, number: str, site: str) -> Deviat
         raised_at=deviation.raised_at,
         raised_by=deviation.raised_by,
     )
+
+
+def _value_spec(session: Any, batch: BatchRow, phase_id: str, value_id: str) -> dict[str, Any]:
+    """The recipe's declaration of a value (label, unit), from the version the batch ran."""
+    version = (
+        session.execute(
+            select(RecipeVersion).where(RecipeVersion.content_hash == batch.content_hash)
+        )
+        .scalars()
+        .first()
+    )
+    if version is None:
+        return {}
+    plan = procedure_for(version.content_hash, version.compiled).phases.get(phase_id)
+    return dict((plan.value_spec(value_id) if plan else None) or {})
 
 
 def heads_of(uow: UnitOfWork, site: str) -> dict[str, tuple[int, str]]:

@@ -278,7 +278,7 @@ def test_the_network_page_and_its_json_list_the_deviation_a_spoke_sent(hub_app, 
         "raised_at", "raised", "raised_by",
     }  # fmt: skip
     assert (alert["site"], alert["batch"], alert["phase"]) == ("SPK1", number, "Count cells")
-    assert alert["value"] == "viability = 62.0"
+    assert alert["value"] == "Viability: 62.0 %"
     assert alert["category"] == "Value outside action limits"
     assert alert["raised"] == "2026-11-21 09:00:00 GMT" and alert["raised_by"] == "olivia"
     [spoke] = data["spokes"]
@@ -286,7 +286,7 @@ def test_the_network_page_and_its_json_list_the_deviation_a_spoke_sent(hub_app, 
     assert (spoke["batches"], spoke["in_progress"], spoke["open_deviations"]) == (1, 1, 1)
     assert spoke["last_received"] == "2026-11-21 09:00:01 GMT"
     page = words(quinn.get("/network/"))
-    assert f"SPK1 {number} Count cells viability = 62.0 Value outside action limits" in page, page
+    assert f"SPK1 {number} Count cells Viability: 62.0 % Value outside action limits" in page, page
     assert "1 (1 in progress) 1" in page
     assert "No open deviations at any spoke" not in page
 
