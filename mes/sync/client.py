@@ -253,10 +253,10 @@ def _pull_bundles(runtime: Runtime, client: HubClient, report: RoundReport) -> N
         label = f"{offer.get('recipe_code')} v{offer.get('version')}"
         fetched = client.request("GET", f"/sync/bundles/{bundle_hash}")
         if fetched.status_code != 200:
+            # The hub did not hand it over (e.g. a passing error): no verdict on the bundle,
+            # so it is logged as a failed fetch and asked for again next round.
             code, message, _ = _error_text(fetched)
-            _note(
-                runtime, client, "install", "refused", item=bundle_hash, code=code, reason=message
-            )
+            _note(runtime, client, "fetch", "refused", item=bundle_hash, code=code, reason=message)
             report.bundles_refused.append(f"{label}: {message}")
             continue
         # The hash the hub listed is the SHA-256 of the bundle's text: what arrives under it
