@@ -46,17 +46,17 @@ def serve_app(state: CliState, host: str, port: int, workers: int = 1) -> None:
 
 
 def _gunicorn(state: CliState, host: str, port: int, workers: int) -> None:
-    """Several worker processes over one database (every piece of state lives in it)."""
+    """Several worker processes over one database (every piece of state lives in it).
+
+    PostgreSQL is the hub's database; SQLite in WAL mode also serves several processes (each
+    write transaction starts with BEGIN IMMEDIATE and waits its turn).
+    """
     from gunicorn.app.base import BaseApplication
 
     from mes.app import create_app
     from mes.settings import load_settings
 
     settings = load_settings(state.instance)
-    if settings.database_url.startswith("sqlite"):
-        raise click.UsageError(
-            "Several worker processes need PostgreSQL (set [database] url); SQLite serves one."
-        )
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -84,7 +84,7 @@ def _gunicorn(state: CliState, host: str, port: int, workers: int) -> None:
     default=1,
     show_default=True,
     type=click.IntRange(1, 64),
-    help="Worker processes (more than 1: gunicorn, PostgreSQL only).",
+    help="Worker processes (more than 1: gunicorn; meant for a hub on PostgreSQL).",
 )
 @click.pass_obj
 def serve_command(state: CliState, host: str, port: int, workers: int) -> None:

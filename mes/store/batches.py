@@ -185,13 +185,15 @@ def save(
     rows = projection(batch, received=received)
     old_batch = stored["batch"] if stored else None
     if old_batch is None:
-        session.execute(insert(Batch), [rows["batch"]])
+        session.execute(insert(Batch.__table__), [rows["batch"]])
     else:
         changed = {k: v for k, v in rows["batch"].items() if old_batch.get(k) != v}
         if changed:
             session.execute(update(Batch).where(Batch.id == batch.state.id).values(**changed))
     if batch.new_entries:
-        session.execute(insert(BatchEntry), [_entry_values(e) for e in batch.new_entries])
+        # Core inserts of whole rows: one executemany per table (the ORM's bulk insert splits
+        # rows into a statement per pattern of empty columns — a dozen round trips per table).
+        session.execute(insert(BatchEntry.__table__), [_entry_values(e) for e in batch.new_entries])
         batch.new_entries.clear()
     for name, model, keys in _TABLES:
         before = {tuple(r[k] for k in keys): r for r in (stored or {}).get(name, [])}
@@ -209,7 +211,7 @@ def save(
                 if result.rowcount == 0:  # type: ignore[attr-defined]
                     fresh.append(row)  # not there after all: write it whole
         if fresh:
-            session.execute(insert(model), fresh)
+            session.execute(insert(model.__table__), fresh)  # type: ignore[attr-defined]
     return rows
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 import socket
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +31,7 @@ from mes.services.runtime import Runtime
 API = "/api/v1"
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 MAX_CHUNK_BYTES = 1_500_000  # below the hub's 2 MB request limit
+PUSH_STREAMS = 2  # batches sent at once (each batch's chunks still go one after the other)
 
 
 class HubUnreachable(MesError):
@@ -295,59 +298,92 @@ def _note(runtime: Runtime, client: HubClient, action: str, outcome: str, **what
 
 
 def _push(runtime: Runtime, client: HubClient, report: RoundReport) -> None:
-    chunk_entries = runtime.settings.sync_chunk_entries
+    """Send every pending batch, deviations first, ``PUSH_STREAMS`` batches at a time.
+
+    Each batch's chunks go strictly in sequence order; different batches are independent, so two
+    travel at once (the hub verifies one while the spoke signs the next).
+    """
     with runtime.uow(read_only=True) as uow:
         waiting = outbox.pending(uow)
-    for batch in waiting:
-        report.batches += 1
-        after = batch.acked_seq
-        size = chunk_entries
-        while True:
-            with runtime.uow(read_only=True) as uow:
-                made = outbox.chunk_after(uow, client.clock(), batch.batch_id, after, size)
-            if made is None:
-                break
-            token, _first, _last = made
-            if len(token) > MAX_CHUNK_BYTES and size > 1:
-                size = max(1, size // 2)
-                continue
-            response = client.request(
-                "POST", "/sync/chunks", token.encode("ascii"), "application/jose"
-            )
-            if response.status_code == 200:
-                ack = response.json()
-                with runtime.uow() as uow:
-                    ok = outbox.acknowledge(
-                        uow,
-                        client.clock(),
-                        batch.batch_id,
-                        int(ack["last_seq"]),
-                        str(ack["last_hash"]),
-                        stored=int(ack.get("stored", 0)),
-                        duplicates=int(ack.get("duplicates", 0)),
-                    )
-                report.stored += int(ack.get("stored", 0))
-                report.duplicates += int(ack.get("duplicates", 0))
-                if not ok:
-                    report.refused.append(f"batch {batch.batch_id}: acknowledgement mismatch")
-                    break
-                after = int(ack["last_seq"])
-                continue
-            code, message, body = _error_text(response)
-            if (
-                code == "chain-gap"
-                and isinstance(body.get("last_seq"), int)
-                and body["last_seq"] < after
-            ):
-                # The hub holds less than this spoke believed: resend from where it ends.
-                after = body["last_seq"]
-                continue
+    refused_spoke = threading.Event()  # the hub refuses the spoke itself: stop the round
+    lock = threading.Lock()
+
+    def push(batch: outbox.PendingBatch) -> None:
+        if refused_spoke.is_set():
+            return
+        part = RoundReport()
+        try:
+            _push_batch(runtime, client, batch, part, refused_spoke)
+        finally:
+            with lock:
+                report.batches += part.batches
+                report.stored += part.stored
+                report.duplicates += part.duplicates
+                report.refused += part.refused
+
+    if len(waiting) <= 1 or PUSH_STREAMS == 1:
+        for batch in waiting:
+            push(batch)
+        return
+    with ThreadPoolExecutor(PUSH_STREAMS, thread_name_prefix="mes-push") as pool:
+        for _done in pool.map(push, waiting):  # re-raises a stream's error (hub unreachable)
+            pass
+
+
+def _push_batch(
+    runtime: Runtime,
+    client: HubClient,
+    batch: outbox.PendingBatch,
+    report: RoundReport,
+    refused_spoke: threading.Event,
+) -> None:
+    report.batches += 1
+    after = batch.acked_seq
+    size = runtime.settings.sync_chunk_entries
+    while not refused_spoke.is_set():
+        with runtime.uow(read_only=True) as uow:
+            made = outbox.chunk_after(uow, client.clock(), batch.batch_id, after, size)
+        if made is None:
+            return
+        token, _first, _last = made
+        if len(token) > MAX_CHUNK_BYTES and size > 1:
+            size = max(1, size // 2)
+            continue
+        response = client.request("POST", "/sync/chunks", token.encode("ascii"), "application/jose")
+        if response.status_code == 200:
+            ack = response.json()
             with runtime.uow() as uow:
-                outbox.refused(uow, client.clock(), batch.batch_id, code, message)
-            report.refused.append(message)
-            if response.status_code in (401, 403):
-                return  # the spoke itself is refused: stop the round
-            break
+                ok = outbox.acknowledge(
+                    uow,
+                    client.clock(),
+                    batch.batch_id,
+                    int(ack["last_seq"]),
+                    str(ack["last_hash"]),
+                    stored=int(ack.get("stored", 0)),
+                    duplicates=int(ack.get("duplicates", 0)),
+                )
+            report.stored += int(ack.get("stored", 0))
+            report.duplicates += int(ack.get("duplicates", 0))
+            if not ok:
+                report.refused.append(f"batch {batch.batch_id}: acknowledgement mismatch")
+                return
+            after = int(ack["last_seq"])
+            continue
+        code, message, body = _error_text(response)
+        if (
+            code == "chain-gap"
+            and isinstance(body.get("last_seq"), int)
+            and body["last_seq"] < after
+        ):
+            # The hub holds less than this spoke believed: resend from where it ends.
+            after = body["last_seq"]
+            continue
+        with runtime.uow() as uow:
+            outbox.refused(uow, client.clock(), batch.batch_id, code, message)
+        report.refused.append(message)
+        if response.status_code in (401, 403):
+            refused_spoke.set()  # the spoke itself is refused: stop the round
+        return
 
 
 def loop(runtime: Runtime, stop: Any, *, interval: float | None = None) -> None:
@@ -380,8 +416,6 @@ def loop(runtime: Runtime, stop: Any, *, interval: float | None = None) -> None:
 
 def start_background(runtime: Runtime) -> Any:
     """Start the sync loop in a daemon thread if this is a spoke with an interval; the stop event."""
-    import threading
-
     stop = threading.Event()
     if runtime.site.role != "spoke" or runtime.settings.sync_interval_seconds <= 0:
         return stop
