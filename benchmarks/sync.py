@@ -478,7 +478,7 @@ def push(runtime: Runtime, hub_client: client.HubClient, expected: int) -> dict[
 def bench_push(network: Network, profile_to: Path | None = None) -> dict[str, Any]:
     """Serve the hub, enroll the spoke, warm up, push every clone; the figures."""
     kind = network.kind
-    workers = HUB_WORKERS if kind == "postgresql" else 1
+    workers = HUB_WORKERS
     process, port = serve(network.hub, network.folder / "hub.log", workers, profile_to)
     runtime = _runtime(network.spoke)
     figures: dict[str, Any] = {"hub_server": "gunicorn" if workers > 1 else "waitress"}
@@ -636,7 +636,7 @@ def bench_idle(network: Network, size: Size) -> dict[str, Any]:
         "small": history_spoke(network, "idle-small", size.idle_small),
         "large": history_spoke(network, "idle-large", size.idle_large),
     }
-    workers = HUB_WORKERS if network.kind == "postgresql" else 1
+    workers = HUB_WORKERS
     process, port = serve(network.hub, network.folder / "hub-idle.log", workers)
     runtimes = {k: _runtime(p) for k, p in spokes.items()}
     clients = {k: client.HubClient(rt, f"http://127.0.0.1:{port}") for k, rt in runtimes.items()}

@@ -15,6 +15,7 @@ nothing and is logged with its reason.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -69,7 +70,7 @@ from mes.store.models import (
     Spoke,
     SyncEvent,
 )
-from mes.store.sync import log_event, remember_nonce
+from mes.store.sync import log_event, note_contact, remember_nonce
 from mes.store.uow import UnitOfWork
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud over the phone
@@ -433,6 +434,80 @@ def change_spoke_status(
 # --- signed requests ------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Caller:
+    """The enrolled, active spoke that signed a request (its nonce not yet remembered)."""
+
+    site: str
+    key: SitePublicKey
+    nonce: str
+
+
+def _check_signature(
+    uow: UnitOfWork,
+    at: datetime,
+    headers: Any,
+    method: str,
+    path: str,
+    body: bytes,
+    skew_seconds: int,
+) -> Caller:
+    """Who signed the request, checked without writing (and without the write lock)."""
+    claimed = str(headers.get(SITE_HEADER) or "")
+    signed = SignedRequest.from_headers(headers)
+    if not SITE_CODE.fullmatch(claimed):  # before the database sees it (no NUL in PostgreSQL)
+        raise RequestUnauthenticated(
+            f"The request's site {claimed[:20]!r} is not a site code.",
+            what_to_do="Sync requests come from an enrolled spoke ('mes sync').",
+        )
+    with uow.reader() as reader:
+        spoke = reader.session.get(Spoke, signed.site)
+        if spoke is None or spoke.public_key_pem is None:
+            raise RequestUnauthenticated(
+                f"{signed.site!r} is not a spoke enrolled at this hub.",
+                what_to_do="Enroll the spoke with a one-time code from the hub administrator.",
+            )
+        key = spoke_key(spoke)
+        status, reason = spoke.status, spoke.status_reason
+    check_request(signed, method, path, body, key=key, now=at, skew_seconds=skew_seconds)
+    if status != "active":
+        raise SpokeNotActive(
+            f"Spoke {signed.site} is {status} at the hub{': ' + reason if reason else ''}; "
+            "its requests are refused.",
+            what_to_do="Ask the hub administrator; records stay queued at the spoke.",
+        )
+    return Caller(signed.site, key, signed.nonce)
+
+
+def _admit(uow: UnitOfWork, caller: Caller, at: datetime, skew_seconds: int) -> None:
+    """Remember the request's nonce (a replay is refused by every worker) and the contact."""
+    keep = timedelta(seconds=2 * skew_seconds + 60)
+    if not remember_nonce(uow.session, caller.site, caller.nonce, at, keep):
+        raise RequestReplayed(
+            "This request was received before (its nonce was used): a replay is refused.",
+            what_to_do="Each request carries a new nonce; sync again.",
+        )
+    note_contact(uow.session, caller.site, at)
+
+
+def _refused_request(
+    uow: UnitOfWork, at: datetime, headers: Any, method: str, path: str, refusal: SyncRefused
+) -> None:
+    claimed = str(headers.get(SITE_HEADER) or "")
+    uow.session.rollback()
+    log_event(
+        uow.session,
+        at=at,
+        action="request",
+        outcome="refused",
+        peer=claimed if SITE_CODE.fullmatch(claimed) else None,  # no NUL reaches PostgreSQL
+        item=f"{method} {path}".replace("\x00", "\\x00"),  # PostgreSQL text holds no NUL
+        code=refusal.code,
+        reason=refusal.message,
+    )
+    uow.commit()
+
+
 def authenticate(
     uow: UnitOfWork,
     at: datetime,
@@ -449,54 +524,50 @@ def authenticate(
     last contact is noted. Refusals are logged with the reason.
     """
     _require_hub(uow)
-    claimed = str(headers.get(SITE_HEADER) or "")
-    peer = claimed if SITE_CODE.fullmatch(claimed) else None  # no NUL reaches PostgreSQL
     try:
-        signed = SignedRequest.from_headers(headers)
-        if peer is None:
-            raise RequestUnauthenticated(
-                f"The request's site {claimed[:20]!r} is not a site code.",
-                what_to_do="Sync requests come from an enrolled spoke ('mes sync').",
-            )
-        spoke = uow.session.get(Spoke, signed.site)
-        if spoke is None or spoke.public_key_pem is None:
-            raise RequestUnauthenticated(
-                f"{signed.site!r} is not a spoke enrolled at this hub.",
-                what_to_do="Enroll the spoke with a one-time code from the hub administrator.",
-            )
-        check_request(
-            signed, method, path, body, key=spoke_key(spoke), now=at, skew_seconds=skew_seconds
-        )
-        if spoke.status != "active":
-            raise SpokeNotActive(
-                f"Spoke {spoke.code} is {spoke.status} at the hub"
-                f"{': ' + spoke.status_reason if spoke.status_reason else ''}; its requests "
-                "are refused.",
-                what_to_do="Ask the hub administrator; records stay queued at the spoke.",
-            )
-        keep = timedelta(seconds=2 * skew_seconds + 60)
-        if not remember_nonce(uow.session, spoke.code, signed.nonce, at, keep):
-            raise RequestReplayed(
-                "This request was received before (its nonce was used): a replay is refused.",
-                what_to_do="Each request carries a new nonce; sync again.",
-            )
-        spoke.last_seen_at = at
+        caller = _check_signature(uow, at, headers, method, path, body, skew_seconds)
+        _admit(uow, caller, at, skew_seconds)
     except SyncRefused as refusal:
-        uow.session.rollback()
-        log_event(
-            uow.session,
-            at=at,
-            action="request",
-            outcome="refused",
-            peer=peer,
-            item=f"{method} {path}".replace("\x00", "\\x00"),  # PostgreSQL text holds no NUL
-            code=refusal.code,
-            reason=refusal.message,
-        )
-        uow.commit()
+        _refused_request(uow, at, headers, method, path, refusal)
         raise
     uow.commit()
-    return spoke.code
+    return caller.site
+
+
+def receive_chunk(
+    uow: UnitOfWork,
+    at: datetime,
+    headers: Any,
+    method: str,
+    path: str,
+    body: bytes,
+    *,
+    skew_seconds: int,
+) -> Ack:
+    """A signed push of a chunk: authenticate it and store what is new, in one transaction.
+
+    The request's signature and every signature and hash of the chunk are checked first,
+    without any lock; then the nonce, the contact and the new entries are written together.
+    """
+    _require_hub(uow)
+    try:
+        caller = _check_signature(uow, at, headers, method, path, body, skew_seconds)
+    except SyncRefused as refusal:
+        _refused_request(uow, at, headers, method, path, refusal)
+        raise
+    try:
+        token = body.decode("ascii").strip()
+    except UnicodeDecodeError:
+        token = ""  # not a JWS: open_chunk says so
+
+    def admit() -> None:
+        try:
+            _admit(uow, caller, at, skew_seconds)
+        except RequestReplayed as refusal:
+            _refused_request(uow, at, headers, method, path, refusal)
+            raise
+
+    return _ingest(uow, at, caller.site, caller.key, token, "network", admit)
 
 
 # --- recipe bundles for spokes ------------------------------------------------------------
@@ -567,9 +638,11 @@ class Ack:
 def ingest_chunk(
     uow: UnitOfWork, at: datetime, site: str, token: str, *, via: str = "network"
 ) -> Ack:
-    """Verify a chunk from ``site`` and store what is new of it; refuse (and log) otherwise."""
+    """Verify a chunk from ``site`` and store what is new of it; refuse (and log) otherwise.
+
+    For chunks that come in a file (or are handed over already authenticated).
+    """
     _require_hub(uow)
-    batch_id = None
     try:
         with uow.reader() as reader:  # read the key without taking the write lock
             spoke = reader.session.get(Spoke, site)
@@ -581,10 +654,29 @@ def ingest_chunk(
                     what_to_do="Ask the hub administrator.",
                 )
             key = spoke_key(spoke)
+    except SyncRefused as refusal:
+        _refused_ingest(uow, at, site, via, None, refusal)
+        raise
+    return _ingest(uow, at, site, key, token, via, None)
+
+
+def _ingest(
+    uow: UnitOfWork,
+    at: datetime,
+    site: str,
+    key: SitePublicKey,
+    token: str,
+    via: str,
+    admit: Callable[[], None] | None,
+) -> Ack:
+    batch_id = None
+    try:
         chunk = open_chunk(token, key, site)  # all the cryptography, before any lock
         batch_id = chunk.batch
         for attempt in (1, 2):
             try:
+                if admit is not None:
+                    admit()
                 ack = _store_chunk(uow, at, chunk, via)
                 uow.commit()
                 return ack
@@ -594,21 +686,29 @@ def ingest_chunk(
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
+    except RequestReplayed:
+        raise  # logged as a refused request already
     except SyncRefused as refusal:
-        uow.session.rollback()
-        log_event(
-            uow.session,
-            at=at,
-            action="ingest",
-            outcome="refused",
-            peer=site[:12],
-            via=via,
-            batch_id=batch_id,
-            code=refusal.code,
-            reason=refusal.message,
-        )
-        uow.commit()
+        _refused_ingest(uow, at, site, via, batch_id, refusal)
         raise
+
+
+def _refused_ingest(
+    uow: UnitOfWork, at: datetime, site: str, via: str, batch_id: str | None, refusal: SyncRefused
+) -> None:
+    uow.session.rollback()
+    log_event(
+        uow.session,
+        at=at,
+        action="ingest",
+        outcome="refused",
+        peer=site[:12],
+        via=via,
+        batch_id=batch_id,
+        code=refusal.code,
+        reason=refusal.message,
+    )
+    uow.commit()
 
 
 def _store_chunk(uow: UnitOfWork, at: datetime, chunk: Chunk, via: str) -> Ack:

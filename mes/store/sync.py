@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from mes.store.models import SyncEvent, SyncNonce, SyncOutbox
+from mes.store.models import Spoke, SyncEvent, SyncNonce, SyncOutbox
 
 
 def _upsert(session: Session):
@@ -109,6 +109,18 @@ def remember_nonce(session: Session, site: str, nonce: str, at: datetime, keep: 
         .returning(SyncNonce.nonce)
     ).first()
     return inserted is not None
+
+
+def note_contact(session: Session, site: str, at: datetime) -> None:
+    """The spoke's last contact, at most once a second (so pushes do not queue on its row)."""
+    session.execute(
+        update(Spoke)
+        .where(
+            Spoke.code == site,
+            (Spoke.last_seen_at.is_(None)) | (Spoke.last_seen_at < at - timedelta(seconds=1)),
+        )
+        .values(last_seen_at=at)
+    )
 
 
 def log_event(

@@ -14,13 +14,13 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 
-from mes.core.errors import ChunkGap, ChunkUnreadable, InvalidInput, MesError, NotFound, TooLarge
+from mes.core.errors import ChunkGap, InvalidInput, MesError, NotFound, TooLarge
 from mes.services.spokes import (
     authenticate,
     bundle_token,
     bundles_for,
     enroll,
-    ingest_chunk,
+    receive_chunk,
 )
 from mes.settings import SITE_CODE
 from mes.web import api_error_response, error_code, runtime
@@ -160,16 +160,19 @@ def get_bundle(bundle_hash: str) -> ResponseReturnValue:
 
 @bp.post("/sync/chunks")
 def push_chunk() -> ResponseReturnValue:
-    site = _signed()
-    try:
-        token = _body().decode("ascii").strip()
-    except UnicodeDecodeError:
-        raise ChunkUnreadable(
-            "The body is not a signed batch-record chunk (compact JWS is ASCII text).",
-            what_to_do="Send chunks written by 'mes sync' or 'mes export'.",
-        ) from None
-    with runtime().uow() as uow:
-        ack = ingest_chunk(uow, g.now, site, token)
+    # The request's signature, the chunk's and every entry's are checked before anything is
+    # written; then the nonce and the new entries are stored in one transaction.
+    rt = runtime()
+    with rt.uow() as uow:
+        ack = receive_chunk(
+            uow,
+            g.now,
+            request.headers,
+            request.method,
+            request.full_path.rstrip("?"),
+            _body(),
+            skew_seconds=rt.settings.sync_clock_skew_seconds,
+        )
     faults_after_commit()
     return jsonify(ack.as_json())
 
