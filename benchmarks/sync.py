@@ -12,9 +12,8 @@ Clones share the template's chain of identity: the donation check is a guard of 
 batch, which the hub's replay does not run.
 
 The hub is served by the real server — ``mes serve --workers 2`` (gunicorn, two worker
-processes) on PostgreSQL, ``mes serve`` (waitress, one process) on SQLite — and the spoke pushes
-with the real client (:func:`mes.sync.client.sync_round`, one keep-alive connection, as the
-background loop does; rounds repeat until the outbox is empty: a round takes at most 500
+processes) on PostgreSQL and on SQLite — and the spoke pushes with the real client
+(:func:`mes.sync.client.sync_round`, two batches at a time, as the background loop does; rounds repeat until the outbox is empty: a round takes at most 500
 batches). Every chunk is verified by the hub (JWS, every entry's hash and Ed25519 signature),
 stored and replayed into the hub's projections. Figures:
 
@@ -93,7 +92,7 @@ TESTS = ROOT / "tests"
 RECIPES = ROOT / "recipes"
 DEFAULT_RECIPE = "mrna-vaccine-fill"
 TARGET_RATIO = 0.25
-HUB_WORKERS = 2  # gunicorn worker processes on PostgreSQL (SQLite: waitress, one process)
+HUB_WORKERS = 2  # gunicorn worker processes, on PostgreSQL and on SQLite (WAL)
 CLONES_PER_TRANSACTION = 50
 IDLE_WARM_UP = 3
 
@@ -477,7 +476,6 @@ def push(runtime: Runtime, hub_client: client.HubClient, expected: int) -> dict[
 
 def bench_push(network: Network, profile_to: Path | None = None) -> dict[str, Any]:
     """Serve the hub, enroll the spoke, warm up, push every clone; the figures."""
-    kind = network.kind
     workers = HUB_WORKERS
     process, port = serve(network.hub, network.folder / "hub.log", workers, profile_to)
     runtime = _runtime(network.spoke)
