@@ -60,6 +60,18 @@ REQUEST_HEADERS = (SITE_HEADER, KEY_HEADER, TIME_HEADER, NONCE_HEADER, SIGNATURE
 NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _loads(raw: bytes | str) -> Any:
+    """Strict JSON: no NaN or Infinity, and absurd nesting is a ValueError, not a crash."""
+    try:
+        return json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 def _registry(max_bytes: int) -> jws.JWSRegistry:
     """A JWS registry for our algorithm that takes payloads up to ``max_bytes``.
 
@@ -78,7 +90,7 @@ def _jws_key(key: SiteKey | SitePublicKey) -> OKPKey:
 def _header_of(token: str) -> dict[str, Any]:
     try:
         protected = token.split(".")[0]
-        header = json.loads(base64.urlsafe_b64decode(protected + "=" * (-len(protected) % 4)))
+        header = _loads(base64.urlsafe_b64decode(protected + "=" * (-len(protected) % 4)))
     except (ValueError, UnicodeError):
         header = None
     if not isinstance(header, dict):
@@ -147,7 +159,7 @@ def chunk_site(token: str) -> str | None:
     """The site a chunk claims to come from (unverified: only to find the key to verify with)."""
     try:
         payload = token.split(".")[1]
-        data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        data = _loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         return str(data["site"]) if isinstance(data, dict) else None
     except (ValueError, UnicodeError, KeyError, IndexError):
         return None
@@ -203,7 +215,14 @@ def open_chunk(token: str, spoke_key: SitePublicKey, site_code: str) -> Chunk:
                 "consecutive links of one chain."
             )
     for entry in entries:
-        if content_hash(dict(entry.body)) != entry.hash:
+        try:
+            digest = content_hash(dict(entry.body))
+        except (ValueError, TypeError):  # outside RFC 8785 (e.g. an integer beyond 2^53)
+            raise ChunkUnreadable(
+                f"Entry {entry.seq} of batch {batch} holds a value canonical JSON cannot write.",
+                what_to_do="Check that hub and spoke run compatible versions.",
+            ) from None
+        if digest != entry.hash:
             raise ChunkTampered(
                 f"Entry {entry.seq} of batch {batch} does not match its hash: it was edited.",
                 what_to_do="Nothing was stored; check the spoke's record with 'mes batch verify'.",
@@ -224,7 +243,7 @@ def open_chunk(token: str, spoke_key: SitePublicKey, site_code: str) -> Chunk:
 
 def _chunk_payload(raw: bytes) -> dict[str, Any]:
     try:
-        payload = json.loads(raw)
+        payload = _loads(raw)
         valid = (
             isinstance(payload, dict)
             and payload.get("type") == CHUNK_TYPE
@@ -245,24 +264,42 @@ def _chunk_payload(raw: bytes) -> dict[str, Any]:
     return payload
 
 
+ENTRY_KEYS = frozenset(
+    {"batch", "seq", "prev", "at", "site", "terminal", "actor", "kind", "payload"}
+)
+ACTOR_KEYS = frozenset({"user_id", "username", "name"})
+_MAX_SEQ = 2**53 - 1
+
+
 def _entry(item: Any) -> SealedEntry:
+    """A ledger entry exactly as the ledger defines it.
+
+    The hub stores each field of the body in its own column, so a body with a field more or
+    less could not be stored as it was hashed.
+    """
     body = item.get("body") if isinstance(item, dict) else None
+    actor = body.get("actor") if isinstance(body, dict) else None
     ok = (
         isinstance(body, dict)
+        and set(body) == ENTRY_KEYS
+        and isinstance(actor, dict)
+        and set(actor) == ACTOR_KEYS
         and isinstance(item.get("hash"), str)
         and isinstance(item.get("signature"), str)
-        and isinstance(body.get("seq"), int)
-        and not isinstance(body.get("seq"), bool)
-        and body["seq"] >= 1
-        and isinstance(body.get("prev"), str)
-        and isinstance(body.get("kind"), str)
-        and isinstance(body.get("at"), str)
-        and isinstance(body.get("actor"), dict)
-        and isinstance(body.get("payload"), dict)
+        and type(body["seq"]) is int
+        and 1 <= body["seq"] <= _MAX_SEQ
+        and all(isinstance(body[k], str) for k in ("batch", "prev", "at", "site", "kind"))
+        and isinstance(body["terminal"], str | None)
+        and isinstance(actor["user_id"], str | None)
+        and isinstance(actor["username"], str)
+        and isinstance(actor["name"], str)
+        and isinstance(body["payload"], dict)
     )
     if not ok:
         raise ChunkUnreadable(
-            "An entry of the chunk is not a ledger entry (body, hash, signature)."
+            "An entry of the chunk is not a ledger entry of this format (body with exactly the "
+            "ledger's fields, hash, signature).",
+            what_to_do="Check that hub and spoke run compatible versions.",
         )
     return SealedEntry(body=body, hash=item["hash"], signature=item["signature"])
 
@@ -469,7 +506,7 @@ class TransferFile:
 def read_transfer_file(data: bytes) -> TransferFile:
     """Read a transfer file; refuse anything else with what it is not."""
     try:
-        raw = json.loads(data)
+        raw = _loads(data)
         ok = (
             isinstance(raw, dict)
             and raw.get("type") == TRANSFER_TYPE
@@ -543,7 +580,7 @@ def open_acks(token: str, hub_key: SitePublicKey, site: str) -> dict[str, tuple[
         verified = jws.deserialize_compact(
             token, _jws_key(hub_key), registry=_registry(MAX_CHUNK_BYTES)
         )
-        payload = json.loads(verified.payload)
+        payload = _loads(verified.payload)
         if payload.get("type") != ACKS_TYPE or payload.get("site") != site:
             raise ValueError("not for this site")
         return {b: (int(v["last_seq"]), str(v["last_hash"])) for b, v in payload["heads"].items()}

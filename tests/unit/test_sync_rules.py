@@ -23,7 +23,6 @@ from joserfc import jws
 from joserfc.jwk import OKPKey
 from support import NOW
 
-from mes.core.canonical import canonical_json
 from mes.core.clock import utc_text
 from mes.core.errors import (
     ChunkConflict,
@@ -126,7 +125,8 @@ def payload_of(entries: list[SealedEntry], /, **changes: Any) -> dict[str, Any]:
 
 def signed(payload: Any, key: SiteKey = SPOKE_KEY, **header: Any) -> str:
     """A compact JWS of ``payload`` (JSON, or raw bytes) with the chunk header unless changed."""
-    raw = payload if isinstance(payload, bytes) else canonical_json(payload)
+    # Plain JSON, as make_chunk writes it (it may hold values canonical JSON cannot write).
+    raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     protected = {"alg": "Ed25519", "kid": key.public.key_id, "typ": CHUNK_MEDIA_TYPE, **header}
     protected = {k: v for k, v in protected.items() if v is not None}  # None: leave it out
     return jws.serialize_compact(
@@ -400,12 +400,33 @@ def _entry_with(**changes: Any) -> dict[str, Any]:
         _entry_with(at=1),
         _entry_with(actor="olivia"),
         _entry_with(payload=[1]),
+        # The hub stores each field in its own column: a field more or less could not be
+        # stored as it was hashed (a newer spoke's field would make the hub's copy unverifiable).
+        _entry_with(note="a field this hub does not know"),
+        _entry_with(terminal=None),  # removed: every entry names its terminal (or null)
+        _entry_with(actor={"user_id": None, "username": "olivia"}),
+        _entry_with(actor={"user_id": 7, "username": "olivia", "name": "Olivia"}),
+        _entry_with(seq=2**53),
     ],
 )
 def test_an_entry_that_is_not_a_ledger_entry_is_unreadable(item):
     assert refusal(signed(payload_of(CHAIN[:1], entries=[item])), ChunkUnreadable) == (
-        "An entry of the chunk is not a ledger entry (body, hash, signature)."
+        "An entry of the chunk is not a ledger entry of this format (body with exactly the "
+        "ledger's fields, hash, signature)."
     )
+
+
+def test_a_value_canonical_json_cannot_write_is_unreadable_not_a_crash():
+    item = _entry_with(payload={"count": 2**60})
+    assert refusal(signed(payload_of(CHAIN[:1], entries=[item])), ChunkUnreadable) == (
+        f"Entry 1 of batch {BATCH} holds a value canonical JSON cannot write."
+    )
+
+
+@pytest.mark.parametrize("raw", [b"[" * 100_000, b'{"type": NaN}'])
+def test_absurd_json_in_a_transfer_file_is_refused_not_a_crash(raw):
+    with pytest.raises(ChunkUnreadable):
+        read_transfer_file(raw)
 
 
 def test_a_chunk_over_the_size_limit_is_refused_before_anything_is_decoded():
