@@ -184,8 +184,8 @@ def open_chunk(token: str, spoke_key: SitePublicKey, site_code: str) -> Chunk:
         raise ChunkTampered(
             f"The chunk is signed with key {header.get('kid')!r}, not the key {site_code} "
             "enrolled with.",
-            what_to_do="Only the spoke's own key signs its chunks; re-enroll the spoke if its "
-            "key was replaced.",
+            what_to_do="Only the spoke's own key signs its chunks; if the spoke's key was "
+            "replaced, ask the hub administrator (a key is never swapped silently).",
         )
     try:
         verified = jws.deserialize_compact(
@@ -436,7 +436,8 @@ def check_request(
         raise RequestUnauthenticated(
             f"The request is signed with key {signed.key_id!r}, not the key {signed.site} "
             "enrolled with.",
-            what_to_do="Re-enroll the spoke if its key was replaced.",
+            what_to_do="If the spoke's key was replaced, ask the hub administrator (a key is "
+            "never swapped silently).",
         )
     try:
         at = parse_utc_text(signed.timestamp)

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -293,7 +294,24 @@ def enroll(
         )
         uow.commit()
         raise
-    uow.commit()
+    try:
+        uow.commit()
+    except IntegrityError:  # another spoke enrolled with the same key at the same moment
+        uow.session.rollback()
+        refusal = EnrollmentRefused(
+            "This key already belongs to another site: every site has its own key."
+        )
+        log_event(
+            uow.session,
+            at=at,
+            action="enroll",
+            outcome="refused",
+            peer=site_code,
+            code=refusal.code,
+            reason=refusal.message,
+        )
+        uow.commit()
+        raise refusal from None
     return enrollment
 
 
@@ -326,11 +344,15 @@ def _enroll(
             f"{refused}: it expired.", what_to_do="Ask the hub administrator for a new code."
         )
     spoke = _spoke(uow, site_code, lock=True)
-    if spoke.status == "revoked":
-        raise EnrollmentRefused(f"Spoke {spoke.code} is revoked; it cannot enroll again.")
+    if spoke.status not in ("awaiting_enrollment", "active"):
+        raise EnrollmentRefused(
+            f"Spoke {spoke.code} is {spoke.status}; it cannot enroll"
+            + (" again." if spoke.status == "revoked" else " until it is reinstated."),
+            what_to_do="Ask the hub administrator.",
+        )
     try:
         key = SitePublicKey.from_pem(public_key_pem.encode("ascii"))
-    except (ValueError, UnicodeError, TypeError):
+    except (ValueError, UnicodeError, TypeError, UnsupportedAlgorithm):
         raise EnrollmentRefused(
             "The public key sent is not an Ed25519 public key in PEM form.",
             what_to_do="Enroll with 'mes spoke enroll', which sends the site's key.",
@@ -341,6 +363,12 @@ def _enroll(
     if other is not None or key.key_id == uow.site.key.public.key_id:
         raise EnrollmentRefused(
             f"This key already belongs to {other or 'the hub'}: every site has its own key."
+        )
+    if spoke.key_id not in (None, key.key_id) and _holds_records_of(uow, spoke.code):
+        raise EnrollmentRefused(
+            f"Spoke {spoke.code} enrolled with key {spoke.key_id} and the hub holds its batch "
+            "records, which that key verifies; the spoke's key cannot be replaced by enrolling.",
+            what_to_do="Enroll the site under a new site code, or restore the spoke's key.",
         )
     old = {"status": spoke.status, "key_id": spoke.key_id}
     ticket.used_at = ctx.at
@@ -375,6 +403,13 @@ def _enroll(
 
 
 # action: (status it applies to, status it leads to, past participle for messages)
+def _holds_records_of(uow: UnitOfWork, site: str) -> bool:
+    return (
+        uow.session.execute(select(BatchRow.id).where(BatchRow.site == site).limit(1)).first()
+        is not None
+    )
+
+
 STATUS_CHANGES = {
     "suspend": ("active", "suspended", "suspended"),
     "reinstate": ("suspended", "active", "reinstated"),
@@ -410,7 +445,7 @@ def change_spoke_status(
     spoke.status = new
     spoke.status_changed_at = ctx.at
     spoke.status_reason = reason
-    if new == "revoked":
+    if new in ("suspended", "revoked"):  # its unused codes stop working too
         uow.session.execute(
             update(EnrollmentCode)
             .where(EnrollmentCode.spoke_code == spoke.code, EnrollmentCode.used_at.is_(None))
@@ -479,10 +514,18 @@ def _check_signature(
     return Caller(signed.site, key, signed.nonce)
 
 
-def _admit(uow: UnitOfWork, caller: Caller, at: datetime, skew_seconds: int) -> None:
+def _admit(
+    uow: UnitOfWork, caller: Caller, at: datetime, skew_seconds: int, *, prune: bool = True
+) -> None:
     """Remember the request's nonce (a replay is refused by every worker) and the contact."""
     keep = timedelta(seconds=2 * skew_seconds + 60)
-    if not remember_nonce(uow.session, caller.site, caller.nonce, at, keep):
+    status = uow.session.execute(select(Spoke.status).where(Spoke.code == caller.site)).scalar()
+    if status != "active":  # suspended while the request was being checked
+        raise SpokeNotActive(
+            f"Spoke {caller.site} is {status} at the hub; its requests are refused.",
+            what_to_do="Ask the hub administrator; records stay queued at the spoke.",
+        )
+    if not remember_nonce(uow.session, caller.site, caller.nonce, at, keep, prune=prune):
         raise RequestReplayed(
             "This request was received before (its nonce was used): a replay is refused.",
             what_to_do="Each request carries a new nonce; sync again.",
@@ -562,8 +605,10 @@ def receive_chunk(
 
     def admit() -> None:
         try:
-            _admit(uow, caller, at, skew_seconds)
-        except RequestReplayed as refusal:
+            # Old nonces are forgotten by the short requests (every round lists the bundles
+            # first), not inside a push's transaction, where two workers would queue on them.
+            _admit(uow, caller, at, skew_seconds, prune=False)
+        except (RequestReplayed, SpokeNotActive) as refusal:
             _refused_request(uow, at, headers, method, path, refusal)
             raise
 
@@ -686,8 +731,10 @@ def _ingest(
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
-    except RequestReplayed:
-        raise  # logged as a refused request already
+    except (RequestReplayed, SpokeNotActive) as refusal:
+        if admit is None:
+            _refused_ingest(uow, at, site, via, batch_id, refusal)
+        raise  # a push's admission refusal was logged as a refused request already
     except SyncRefused as refusal:
         _refused_ingest(uow, at, site, via, batch_id, refusal)
         raise
@@ -742,6 +789,7 @@ def _store_chunk(uow: UnitOfWork, at: datetime, chunk: Chunk, via: str) -> Ack:
         if row is None:
             first = follow.new[0].body
             recipe = first["payload"]["recipe"] if first["kind"] == "batch_created" else {}
+            _check_number(session, chunk.site, str(first["payload"].get("number", "")))
             procedure = _deployed_procedure(session, chunk.site, recipe)
             batch = Batch.replay(procedure, follow.new)
             batch.new_entries = list(follow.new)
@@ -785,6 +833,22 @@ def _store_chunk(uow: UnitOfWork, at: datetime, chunk: Chunk, via: str) -> Ack:
     return Ack(
         chunk.batch, len(follow.new), follow.duplicates, batch.state.last_seq, batch.state.last_hash
     )
+
+
+def _check_number(session: Any, site: str, number: str) -> None:
+    """A new batch's number is the spoke's own (SITE-…) and no other batch at the hub has it."""
+    taken = session.execute(select(BatchRow.site).where(BatchRow.number == number)).scalar()
+    if not number.startswith(f"{site}-") or taken is not None:
+        raise ChunkConflict(
+            f"Batch number {number!r} "
+            + (
+                "is already held by another batch at the hub"
+                if taken
+                else f"is not one of {site}'s"
+            )
+            + ": batch numbers are unique across the network.",
+            what_to_do="Investigate at the spoke (was its database restored from an old backup?).",
+        )
 
 
 def _deployed_procedure(session: Any, site: str, recipe: dict[str, Any]) -> Any:

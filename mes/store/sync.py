@@ -97,11 +97,18 @@ def mark_refused(session: Session, batch_id: str, code: str, reason: str, at: da
     )
 
 
-def remember_nonce(session: Session, site: str, nonce: str, at: datetime, keep: timedelta) -> bool:
-    """Record a request nonce; False if it was seen before (a replay). Forgets old ones."""
-    session.execute(delete(SyncNonce).where(SyncNonce.seen_at < at - keep))
-    # RETURNING, not rowcount: with psycopg the rowcount of this INSERT is -1 (unknown), which
-    # would let every replay through; a row comes back only when the nonce is new.
+def remember_nonce(
+    session: Session, site: str, nonce: str, at: datetime, keep: timedelta, *, prune: bool = True
+) -> bool:
+    """Record a request nonce; False if it was seen before (a replay).
+
+    ``prune``: forget nonces older than ``keep`` (a request that old is refused for its
+    timestamp anyway).
+    """
+    if prune:
+        session.execute(delete(SyncNonce).where(SyncNonce.seen_at < at - keep))
+    # RETURNING, not rowcount: SQLAlchemy reports -1 (unknown) for this INSERT on PostgreSQL,
+    # which would let every replay through; a row comes back only when the nonce is new.
     inserted = session.execute(
         _upsert(session)(SyncNonce)
         .values(site=site, nonce=nonce, seen_at=at)

@@ -1022,3 +1022,42 @@ def test_transfer_files_carry_the_same_chunks_and_acknowledgements_and_import_on
     assert transfer.import_file(hub, CLI, back).refused == [
         "recipe bundles are imported at a spoke, not at the hub"
     ]
+
+
+# --- review findings: enrollment cannot undo a suspension or swap a key --------------------
+
+
+def test_a_suspended_spoke_cannot_make_itself_active_again_by_enrolling(make_uow):
+    key = SiteKey.generate()
+    enroll(make_uow, SPOKE, add(make_uow).code, key)
+    with make_uow() as uow:
+        spare = spokes.issue_enrollment_code(uow, cli(), SPOKE)  # issued before the suspension
+    change(make_uow, SPOKE, "suspend", "Suspected compromise of the suite's server")
+    error = refused(
+        lambda: enroll(make_uow, SPOKE, spare.code, SiteKey.generate()), EnrollmentRefused
+    )
+    assert error.message.startswith("The enrollment code is not valid")  # suspension expired it
+    with make_uow() as uow:
+        fresh = spokes.issue_enrollment_code(uow, cli(), SPOKE)
+    error = refused(
+        lambda: enroll(make_uow, SPOKE, fresh.code, SiteKey.generate()), EnrollmentRefused
+    )
+    assert error.message == f"Spoke {SPOKE} is suspended; it cannot enroll until it is reinstated."
+    with make_uow() as uow:
+        spoke = uow.session.get(SpokeRow, SPOKE)
+        assert (spoke.status, spoke.key_id) == ("suspended", key.public.key_id)
+
+
+def test_a_spoke_whose_records_the_hub_holds_cannot_swap_its_key_by_enrolling(net, tmp_path):
+    site = net.connected()
+    batch_id = run_batch(site, recipe_file(tmp_path))
+    ingest(net, chunk(site, batch_id)[0])
+    with net.hub() as uow:
+        ticket = spokes.issue_enrollment_code(uow, cli(), SPOKE)
+    other = SiteKey.generate()
+    with net.hub() as uow, pytest.raises(EnrollmentRefused) as caught:
+        spokes.enroll(uow, NOW, SPOKE, ticket.code, other.public.pem().decode())
+    assert "the spoke's key cannot be replaced by enrolling" in caught.value.message
+    with net.hub() as uow:
+        assert uow.session.get(SpokeRow, SPOKE).key_id == net.spoke_key.public.key_id
+        assert spokes.verify_received(uow, batch_id) > 0  # its records still verify

@@ -657,7 +657,12 @@ def published(make_uow, create_user, cli_ctx, spoke) -> Published:
 
 
 def spoke_batch(
-    spoke: Spoke, published: Published, *, batch_id: str, content_hash: str | None = None
+    spoke: Spoke,
+    published: Published,
+    *,
+    batch_id: str,
+    content_hash: str | None = None,
+    serial: int = 1,
 ) -> list[SealedEntry]:
     """A batch made at the spoke, as its own ledger holds it: created, then signed as started."""
     at = datetime.now(UTC)
@@ -665,7 +670,7 @@ def spoke_batch(
     batch = Batch.create(
         procedure_for(published.content_hash, published.compiled),
         batch_id=batch_id,
-        number=f"{spoke.site}-2026-0001",
+        number=f"{spoke.site}-2026-{serial:04d}",
         site=spoke.site,
         recipe={
             "code": "MINI-TEST",
@@ -751,6 +756,13 @@ def test_a_spokes_round_gets_documented_answers(api, spoke, published):
     header_part, payload, sig = token.split(".")
     tampered = ".".join([header_part, payload, ("A" if sig[0] != "A" else "B") + sig[1:]])
     assert_api_error(push(entries, token=tampered), 422, "chunk-tampered")
-    undeployed = spoke_batch(spoke, published, batch_id=str(uuid.uuid4()), content_hash="1" * 64)
+    undeployed = spoke_batch(
+        spoke, published, batch_id=str(uuid.uuid4()), content_hash="1" * 64, serial=2
+    )
     answer = assert_api_error(push(undeployed), 422, "recipe-not-deployed")
     assert "never deployed to LDN1" in answer["error"]
+    # Another batch under a number the hub holds already (a spoke restored from an old backup):
+    # refused as a conflict, never a second batch with the same number.
+    renumbered = spoke_batch(spoke, published, batch_id=str(uuid.uuid4()))
+    answer = assert_api_error(push(renumbered), 409, "chain-conflict")
+    assert "is already held by another batch at the hub" in answer["error"]
