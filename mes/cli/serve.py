@@ -57,6 +57,11 @@ def _gunicorn(state: CliState, host: str, port: int, workers: int) -> None:
     from mes.settings import load_settings
 
     settings = load_settings(state.instance)
+    if settings.role == "spoke":
+        raise click.UsageError(
+            "A spoke is served by one process ('mes serve' without --workers), which also syncs "
+            "with the hub in the background."
+        )
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:

@@ -461,6 +461,32 @@ def check_request(
         )
 
 
+# --- the hub's answer to a push ------------------------------------------------------------
+
+
+def ack_message(site: str, batch: str, last_seq: int, last_hash: str, nonce: str) -> bytes:
+    """What the hub signs when it answers a push: how far it holds the batch, for that request.
+
+    Bound to the request's nonce, so an answer cannot be replayed for another push; signed with
+    the hub's key, so nobody on the way can make a spoke believe the hub holds what it does not.
+    """
+    return "\n".join(["MES-ACK-1", site, batch, str(last_seq), last_hash, nonce]).encode("utf-8")
+
+
+def ack_verifies(
+    hub_key: SitePublicKey,
+    signature: str,
+    *,
+    site: str,
+    batch: str,
+    last_seq: int,
+    last_hash: str,
+    nonce: str,
+) -> bool:
+    """True when ``signature`` is the hub's signature of this acknowledgement."""
+    return hub_key.verifies(ack_message(site, batch, last_seq, last_hash, nonce), signature)
+
+
 # --- files for air-gapped sites ------------------------------------------------------------
 
 

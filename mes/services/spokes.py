@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -47,6 +47,7 @@ from mes.core.sync import (
     SITE_HEADER,
     Chunk,
     SignedRequest,
+    ack_message,
     check_request,
     continuation,
     enrollment_code_hash,
@@ -612,7 +613,9 @@ def receive_chunk(
             _refused_request(uow, at, headers, method, path, refusal)
             raise
 
-    return _ingest(uow, at, caller.site, caller.key, token, "network", admit)
+    ack = _ingest(uow, at, caller.site, caller.key, token, "network", admit)
+    message = ack_message(caller.site, ack.batch, ack.last_seq, ack.last_hash, caller.nonce)
+    return replace(ack, signature=uow.site.key.sign(message))
 
 
 # --- recipe bundles for spokes ------------------------------------------------------------
@@ -668,16 +671,20 @@ class Ack:
     duplicates: int
     last_seq: int
     last_hash: str
+    signature: str | None = None  # the hub's, over ack_message (answers to a network push)
 
     def as_json(self) -> dict[str, Any]:
         """The acknowledgement's JSON body."""
-        return {
+        body: dict[str, Any] = {
             "batch": self.batch,
             "stored": self.stored,
             "duplicates": self.duplicates,
             "last_seq": self.last_seq,
             "last_hash": self.last_hash,
         }
+        if self.signature is not None:
+            body["signature"] = self.signature
+        return body
 
 
 def ingest_chunk(

@@ -8,6 +8,7 @@ by the next one, which resends and gets "already held" for what arrived.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 import socket
@@ -19,10 +20,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from sqlalchemy.exc import IntegrityError
 
-from mes.core.errors import BundleRefused, ConfigurationError, MesError
+from mes.core.errors import BundleRefused, BundleUnknownKey, ConfigurationError, MesError
 from mes.core.keys import SitePublicKey
-from mes.core.sync import sign_request
+from mes.core.sync import NONCE_HEADER, ack_verifies, sign_request
 from mes.services import outbox
 from mes.services.context import Context
 from mes.services.recipes import install_bundle
@@ -85,7 +87,7 @@ def _error_text(response: httpx.Response) -> tuple[str, str, dict[str, Any]]:
     message = str(body.get("error") or body.get("message") or response.reason_phrase)
     if body.get("what_to_do"):
         message = f"{message} {body['what_to_do']}"
-    return str(body.get("code") or response.status_code), message, body
+    return str(body.get("code") or response.status_code)[:32], message, body
 
 
 class HubClient:
@@ -229,6 +231,7 @@ def hub_url_of(runtime: Runtime) -> str:
 def sync_round(runtime: Runtime, client: HubClient | None = None) -> RoundReport:
     """Pull new bundles, then push every pending batch (deviations first)."""
     own = client is None
+    _reload_hub_key(runtime)
     client = client or HubClient(runtime, hub_url_of(runtime))
     report = RoundReport()
     try:
@@ -238,6 +241,18 @@ def sync_round(runtime: Runtime, client: HubClient | None = None) -> RoundReport
         if own:
             client.close()
     return report
+
+
+def _reload_hub_key(runtime: Runtime) -> None:
+    """Pick up a hub key pinned since this process started.
+
+    E.g. 'mes spoke enroll' was run in another shell while 'mes serve' was running. An
+    unreadable key file changes nothing: bundles are then refused with the reason, as before.
+    """
+    path = runtime.settings.hub_key_path
+    if runtime.site.hub_key is None and path.exists():
+        with contextlib.suppress(ValueError):
+            runtime.site = _with_hub_key(runtime, SitePublicKey.from_pem(path.read_bytes()))
 
 
 def _pull_bundles(runtime: Runtime, client: HubClient, report: RoundReport) -> None:
@@ -270,9 +285,16 @@ def _pull_bundles(runtime: Runtime, client: HubClient, report: RoundReport) -> N
         try:
             with runtime.uow() as uow:
                 install_bundle(uow, ctx, fetched.content, f"hub bundle {label}")
+        except IntegrityError:  # another round installed it at the same moment
+            continue
         except BundleRefused as refusal:
             reason = refusal.message
-            if not intact:
+            # A verdict on the bundle itself is remembered; a key this spoke does not hold
+            # (yet) or damage on the way is not, and the bundle is fetched again next round.
+            intact = intact and not isinstance(refusal, BundleUnknownKey)
+            if not intact and isinstance(refusal, BundleUnknownKey):
+                reason += " It is fetched again next round."
+            elif not intact:
                 reason += (
                     " What arrived is not the bundle the hub listed (damaged on the way); it is "
                     "fetched again next round."
@@ -305,7 +327,7 @@ def _push(runtime: Runtime, client: HubClient, report: RoundReport) -> None:
     """
     with runtime.uow(read_only=True) as uow:
         waiting = outbox.pending(uow)
-    refused_spoke = threading.Event()  # the hub refuses the spoke itself: stop the round
+    refused_spoke = threading.Event()  # the hub refuses the spoke or is gone: stop the round
     lock = threading.Lock()
 
     def push(batch: outbox.PendingBatch) -> None:
@@ -314,6 +336,9 @@ def _push(runtime: Runtime, client: HubClient, report: RoundReport) -> None:
         part = RoundReport()
         try:
             _push_batch(runtime, client, batch, part, refused_spoke)
+        except HubUnreachable:
+            refused_spoke.set()  # the other stream stops too: the round ends, nothing is lost
+            raise
         finally:
             with lock:
                 report.batches += part.batches
@@ -345,29 +370,36 @@ def _push_batch(
             made = outbox.chunk_after(uow, client.clock(), batch.batch_id, after, size)
         if made is None:
             return
-        token, _first, _last = made
+        token, _first, last = made
         if len(token) > MAX_CHUNK_BYTES and size > 1:
             size = max(1, size // 2)
             continue
         response = client.request("POST", "/sync/chunks", token.encode("ascii"), "application/jose")
         if response.status_code == 200:
-            ack = response.json()
+            ack, problem = _read_ack(runtime, response, batch.batch_id, last)
+            if ack is None:
+                with runtime.uow() as uow:
+                    outbox.refused(
+                        uow, client.clock(), batch.batch_id, "unreadable-answer", problem
+                    )
+                report.refused.append(problem)
+                return
             with runtime.uow() as uow:
                 ok = outbox.acknowledge(
                     uow,
                     client.clock(),
                     batch.batch_id,
-                    int(ack["last_seq"]),
-                    str(ack["last_hash"]),
-                    stored=int(ack.get("stored", 0)),
-                    duplicates=int(ack.get("duplicates", 0)),
+                    ack["last_seq"],
+                    ack["last_hash"],
+                    stored=ack["stored"],
+                    duplicates=ack["duplicates"],
                 )
-            report.stored += int(ack.get("stored", 0))
-            report.duplicates += int(ack.get("duplicates", 0))
+            report.stored += ack["stored"]
+            report.duplicates += ack["duplicates"]
             if not ok:
                 report.refused.append(f"batch {batch.batch_id}: acknowledgement mismatch")
                 return
-            after = int(ack["last_seq"])
+            after = ack["last_seq"]
             continue
         code, message, body = _error_text(response)
         if (
@@ -384,6 +416,51 @@ def _push_batch(
         if response.status_code in (401, 403):
             refused_spoke.set()  # the spoke itself is refused: stop the round
         return
+
+
+def _read_ack(
+    runtime: Runtime, response: httpx.Response, batch_id: str, sent_up_to: int
+) -> tuple[dict[str, Any] | None, str]:
+    """The hub's acknowledgement, if it is one the hub signed for this very request.
+
+    Returns (ack, "") or (None, why): the mark never moves on an answer the spoke cannot
+    verify with the pinned hub key (something on the way could have made it up).
+    """
+    why = "The hub's answer to a push is not an acknowledgement this spoke can read."
+    try:
+        ack = response.json()
+    except ValueError:
+        return None, why
+    if not isinstance(ack, dict):
+        return None, why
+    fields = ("batch", "stored", "duplicates", "last_seq", "last_hash", "signature")
+    if not all(k in ack for k in fields) or ack["batch"] != batch_id:
+        return None, why
+    numbers = [ack["stored"], ack["duplicates"], ack["last_seq"]]
+    if not all(type(n) is int and 0 <= n <= sent_up_to for n in numbers):
+        return None, why
+    if not isinstance(ack["last_hash"], str) or len(ack["last_hash"]) != 64:
+        return None, why
+    hub_key = runtime.site.hub_key
+    nonce = response.request.headers.get(NONCE_HEADER, "")
+    if (
+        hub_key is None
+        or not isinstance(ack["signature"], str)
+        or not ack_verifies(
+            hub_key,
+            ack["signature"],
+            site=runtime.site.code,
+            batch=batch_id,
+            last_seq=ack["last_seq"],
+            last_hash=ack["last_hash"],
+            nonce=nonce,
+        )
+    ):
+        return None, (
+            "The hub's acknowledgement is not signed with the hub key this spoke pinned: the "
+            "mark was not moved; the entries are sent again next round."
+        )
+    return ack, ""
 
 
 def loop(runtime: Runtime, stop: Any, *, interval: float | None = None) -> None:

@@ -60,7 +60,7 @@ from mes.core.esign import Manifestation
 from mes.core.keys import SiteKey, SitePublicKey
 from mes.core.ledger import SealedEntry
 from mes.core.lifecycle import Step
-from mes.core.sync import make_chunk, sign_request
+from mes.core.sync import ack_verifies, make_chunk, sign_request
 from mes.services import recipes
 from mes.services.batches import procedure_for
 from mes.services.context import Context
@@ -702,12 +702,39 @@ def spoke_batch(
     return list(batch.new_entries)
 
 
-def test_a_spokes_round_gets_documented_answers(api, spoke, published):
+class Acknowledged:
+    """A checked answer whose JSON is the acknowledgement without its (verified) signature."""
+
+    def __init__(self, response: Any, ack: dict[str, Any]) -> None:
+        self._response, self._ack = response, ack
+
+    def json(self) -> dict[str, Any]:
+        return self._ack
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._response, name)
+
+
+def test_a_spokes_round_gets_documented_answers(api, spoke, published, hub_app):
+    hub_key = hub_app.extensions["mes"].site.key.public
+
     def push(entries: list[SealedEntry], *, token: str | None = None) -> Any:
         chunk = token or make_chunk(
             entries, site=spoke.site, key=spoke.key, issued_at=datetime.now(UTC)
         )
-        return send(api, "POST", "/sync/chunks", spoke, body=chunk, media_type=JOSE)
+        response = send(api, "POST", "/sync/chunks", spoke, body=chunk, media_type=JOSE)
+        if response.status_code == 200:  # signed by the hub for this very request
+            ack = response.json()
+            nonce = response.request.headers["X-MES-Nonce"]
+            fields = {k: ack[k] for k in ("batch", "last_seq", "last_hash")}
+            assert ack_verifies(
+                hub_key, ack.pop("signature"), site=spoke.site, nonce=nonce, **fields
+            )
+            assert not ack_verifies(
+                hub_key, spoke.key.sign(b"x"), site=spoke.site, nonce=nonce, **fields
+            )
+            return Acknowledged(response, ack)  # the rest of the test reads the acknowledgement
+        return response
 
     listing = send(api, "GET", "/sync/bundles", spoke)
     assert listing.status_code == 200
