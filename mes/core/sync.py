@@ -124,11 +124,6 @@ class Chunk:
         """The seq of the chunk's last entry."""
         return self.entries[-1].seq
 
-    @property
-    def deviations(self) -> int:
-        """How many entries raise a deviation (such chunks travel first)."""
-        return sum(1 for e in self.entries if e.body.get("kind") == "deviation_raised")
-
 
 def make_chunk(
     entries: Sequence[SealedEntry], *, site: str, key: SiteKey, issued_at: datetime

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from mes.core.batch import Batch as BatchAggregate
@@ -152,12 +153,16 @@ def insert_entries(session: Session, rows: list[dict[str, Any]]) -> None:
         session.execute(insert(BatchEntry.__table__), rows)
         return
     columns = [c.name for c in BatchEntry.__table__.columns]
-    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    connection = session.connection()
     statement = f"COPY batch_entries ({', '.join(columns)}) FROM STDIN"
-    with cursor.copy(statement) as copy:
-        for row in rows:
-            copy.write_row([json.dumps(row[c]) if c == "payload" else row[c] for c in columns])
-    cursor.close()
+    driver = connection.connection.dbapi_connection
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+            for row in rows:
+                copy.write_row([json.dumps(row[c]) if c == "payload" else row[c] for c in columns])
+    except driver.Error as err:  # type: ignore[union-attr]
+        # As SQLAlchemy reports driver errors (IntegrityError etc.), so callers handle them alike.
+        raise DBAPIError.instance(statement, None, err, type(driver).Error) from err
 
 
 _TABLES: tuple[tuple[str, type[Base], tuple[str, ...]], ...] = (
