@@ -57,6 +57,7 @@ from pathlib import Path
 import psycopg
 from itsdangerous import URLSafeSerializer
 
+from benchmarks.profiling import print_parts
 from mes.core.batch import Batch, Procedure, training_procedure
 from mes.core.batch import Operator as BatchOperator
 from mes.core.bundle import make_bundle
@@ -888,29 +889,7 @@ def print_profile(kind: str, path: Path, figures: dict[str, object]) -> None:
         return
     stats = pstats.Stats(str(path)).stats  # type: ignore[attr-defined]
     print(f"\n{kind}: cProfile of {count} signature requests (ms per request, inclusive)")
-    parts = {}
-    for label, file_name, function in PROFILE_PARTS:
-        found = [
-            (ct, nc)
-            for (file, _line, name), (_cc, nc, _tt, ct, _callers) in stats.items()
-            if Path(file).name == file_name and name == function
-        ]
-        ms = sum(ct for ct, _ in found) / count * 1000
-        calls = sum(nc for _, nc in found) / count
-        parts[label.strip()] = round(ms, 2)
-        print(f"{label:<44}{ms:>9.1f} ms{calls:>9.1f} calls")
-    figures["profile_requests"] = count
-    figures["profile_ms_per_request"] = parts
-    print("top functions by own time:")
-    own = sorted(
-        (
-            (tt, nc, f"{Path(f).name}:{line}({name})")
-            for (f, line, name), (_c, nc, tt, _ct, _) in stats.items()
-        ),
-        reverse=True,
-    )
-    for tt, nc, where in own[:15]:
-        print(f"{tt / count * 1000:9.2f} ms {nc / count:9.1f} calls  {where}")
+    print_parts(stats, count, PROFILE_PARTS, figures, width=44, top=15)
 
 
 SPY_RATE = 100

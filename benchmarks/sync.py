@@ -63,6 +63,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import event, func, insert, select, update
 
+from benchmarks.profiling import print_parts
 from mes.cli.demo import SPOKE_USERS, build_demo
 from mes.core.batch import Batch, EntryKind
 from mes.core.ledger import GENESIS, seal
@@ -885,8 +886,8 @@ def serve_profiled(instance: str, port: str, out: str) -> None:
 # (label, file name, function): inclusive time of each, per chunk request
 PROFILE_PARTS = (
     ("whole request (Flask wsgi_app)", "app.py", "wsgi_app"),
-    ("  request signature + nonce (authenticate)", "spokes.py", "authenticate"),
-    ("  ingest_chunk", "spokes.py", "ingest_chunk"),
+    ("  request signature (_check_signature)", "spokes.py", "_check_signature"),
+    ("  receive_chunk (nonce, checks, store)", "spokes.py", "receive_chunk"),
     ("    open_chunk (all verification)", "sync.py", "open_chunk"),
     ("      JWS deserialize + verify", "jws.py", "deserialize_compact"),
     ("      entry hashes (content_hash)", "canonical.py", "content_hash"),
@@ -923,29 +924,7 @@ def print_profile(kind: str, path: Path, figures: dict[str, Any]) -> None:
         f"profiler; client saw {figures['ms_per_batch']:.1f} ms per batch "
         "(ms per request, inclusive)"
     )
-    parts = {}
-    for label, file_name, function in PROFILE_PARTS:
-        found = [
-            (ct, nc)
-            for (file, _line, name), (_cc, nc, _tt, ct, _callers) in stats.items()
-            if Path(file).name == file_name and name == function
-        ]
-        ms = sum(ct for ct, _ in found) / count * 1000
-        calls = sum(nc for _, nc in found) / count
-        parts[label.strip()] = round(ms, 2)
-        print(f"{label:<48}{ms:>9.1f} ms{calls:>9.1f} calls")
-    figures["profile_requests"] = count
-    figures["profile_ms_per_request"] = parts
-    print("top functions by own time:")
-    own = sorted(
-        (
-            (tt, nc, f"{Path(f).name}:{line}({name})")
-            for (f, line, name), (_c, nc, tt, _ct, _) in stats.items()
-        ),
-        reverse=True,
-    )
-    for tt, nc, where in own[:20]:
-        print(f"{tt / count * 1000:9.2f} ms {nc / count:9.1f} calls  {where}")
+    print_parts(stats, count, PROFILE_PARTS, figures, width=48, top=20)
 
 
 def breakdown(network: Network, figures: dict[str, Any], chunks: int = 40) -> None:
