@@ -90,12 +90,19 @@ class PendingBatch:
     acked_seq: int
     last_seq: int
     priority: bool
+    refused_at: datetime | None = None  # when the hub last refused it (it stays pending)
 
 
 def pending(uow: UnitOfWork, limit: int = 500) -> list[PendingBatch]:
     """Batches waiting for the hub, deviations first."""
     return [
-        PendingBatch(r.batch_id, r.acked_seq, r.last_seq, r.priority)
+        PendingBatch(
+            r.batch_id,
+            r.acked_seq,
+            r.last_seq,
+            r.priority,
+            r.attempted_at if r.state == "refused" else None,
+        )
         for r in pending_batches(uow.session, limit)
     ]
 

@@ -34,6 +34,10 @@ API = "/api/v1"
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 MAX_CHUNK_BYTES = 1_500_000  # below the hub's 2 MB request limit
 PUSH_STREAMS = 2  # batches sent at once (each batch's chunks still go one after the other)
+# The background loop offers a batch the hub refused again only after this long (a person has to
+# act on a refusal; 'mes sync' by hand always offers everything), and waits longer and longer,
+# up to this, while the hub refuses the spoke itself (suspended, revoked, clock off).
+RETRY_REFUSED_SECONDS = 300.0
 
 
 class HubUnreachable(MesError):
@@ -60,6 +64,7 @@ class RoundReport:
     stored: int = 0
     duplicates: int = 0
     refused: list[str] = field(default_factory=list)
+    spoke_refused: bool = False  # the hub refused the spoke itself (401 or 403)
 
     def summary(self) -> str:
         """One line for people."""
@@ -228,15 +233,26 @@ def hub_url_of(runtime: Runtime) -> str:
         return link.hub_url
 
 
-def sync_round(runtime: Runtime, client: HubClient | None = None) -> RoundReport:
-    """Pull new bundles, then push every pending batch (deviations first)."""
+def sync_round(
+    runtime: Runtime,
+    client: HubClient | None = None,
+    *,
+    retry_refused_after: float | None = None,
+) -> RoundReport:
+    """Pull new bundles, then push every pending batch (deviations first).
+
+    ``retry_refused_after``: leave out batches the hub refused less than this many seconds ago
+    (the background loop; by hand, every pending batch is offered).
+    """
     own = client is None
     _reload_hub_key(runtime)
     client = client or HubClient(runtime, hub_url_of(runtime))
     report = RoundReport()
     try:
         _pull_bundles(runtime, client, report)
-        _push(runtime, client, report)
+        # Pushed even when the hub refused the bundle list: a refused push marks the batch
+        # refused with the hub's reason, which the board shows.
+        _push(runtime, client, report, retry_refused_after)
     finally:
         if own:
             client.close()
@@ -261,6 +277,7 @@ def _pull_bundles(runtime: Runtime, client: HubClient, report: RoundReport) -> N
         code, message, _ = _error_text(response)
         _note(runtime, client, "pull", "refused", code=code, reason=message)
         report.refused.append(message)
+        report.spoke_refused = response.status_code in (401, 403)
         return
     with runtime.uow(read_only=True) as uow:
         handled = outbox.handled_bundles(uow)
@@ -319,14 +336,43 @@ def _note(runtime: Runtime, client: HubClient, action: str, outcome: str, **what
         outbox.note(uow, client.clock(), action, outcome, **what)
 
 
-def _push(runtime: Runtime, client: HubClient, report: RoundReport) -> None:
+def due(
+    waiting: list[outbox.PendingBatch], now: datetime, retry_refused_after: float | None
+) -> list[outbox.PendingBatch]:
+    """The pending batches to offer now: all, or (with a retry delay) not those refused lately."""
+    if retry_refused_after is None:
+        return waiting
+    return [
+        b
+        for b in waiting
+        if b.refused_at is None or (now - b.refused_at).total_seconds() >= retry_refused_after
+    ]
+
+
+def next_wait(interval: float, refusals_in_a_row: int) -> float:
+    """Seconds to the next round.
+
+    The interval, doubled for each round in a row in which the hub refused the spoke itself, at
+    most RETRY_REFUSED_SECONDS.
+    """
+    if refusals_in_a_row <= 0:
+        return interval
+    return min(max(interval, 1.0) * 2**refusals_in_a_row, RETRY_REFUSED_SECONDS)
+
+
+def _push(
+    runtime: Runtime,
+    client: HubClient,
+    report: RoundReport,
+    retry_refused_after: float | None = None,
+) -> None:
     """Send every pending batch, deviations first, ``PUSH_STREAMS`` batches at a time.
 
     Each batch's chunks go strictly in sequence order; different batches are independent, so two
     travel at once (the hub verifies one while the spoke signs the next).
     """
     with runtime.uow(read_only=True) as uow:
-        waiting = outbox.pending(uow)
+        waiting = due(outbox.pending(uow), client.clock(), retry_refused_after)
     refused_spoke = threading.Event()  # the hub refuses the spoke or is gone: stop the round
     lock = threading.Lock()
 
@@ -346,13 +392,18 @@ def _push(runtime: Runtime, client: HubClient, report: RoundReport) -> None:
                 report.duplicates += part.duplicates
                 report.refused += part.refused
 
-    if len(waiting) <= 1 or PUSH_STREAMS == 1:
-        for batch in waiting:
-            push(batch)
-        return
-    with ThreadPoolExecutor(PUSH_STREAMS, thread_name_prefix="mes-push") as pool:
-        for _done in pool.map(push, waiting):  # re-raises a stream's error (hub unreachable)
-            pass
+    try:
+        if len(waiting) <= 1 or PUSH_STREAMS == 1:
+            for batch in waiting:
+                push(batch)
+            return
+        with ThreadPoolExecutor(PUSH_STREAMS, thread_name_prefix="mes-push") as pool:
+            for _done in pool.map(push, waiting):  # re-raises a stream's error (hub unreachable)
+                pass
+    finally:
+        report.spoke_refused = report.spoke_refused or (
+            refused_spoke.is_set() and bool(report.refused)
+        )
 
 
 def _push_batch(
@@ -467,12 +518,14 @@ def loop(runtime: Runtime, stop: Any, *, interval: float | None = None) -> None:
     """Sync rounds until ``stop`` (a threading.Event) is set; outages are logged once each."""
     interval = float(interval if interval is not None else runtime.settings.sync_interval_seconds)
     unreachable = False
+    refusals_in_a_row = 0
     client: HubClient | None = None
     while not stop.is_set():
         try:
             if client is None:
                 client = HubClient(runtime, hub_url_of(runtime))
-            sync_round(runtime, client)
+            report = sync_round(runtime, client, retry_refused_after=RETRY_REFUSED_SECONDS)
+            refusals_in_a_row = refusals_in_a_row + 1 if report.spoke_refused else 0
             if unreachable:
                 _note(runtime, client, "round", "accepted", reason="The hub answers again.")
             unreachable = False
@@ -486,7 +539,7 @@ def loop(runtime: Runtime, stop: Any, *, interval: float | None = None) -> None:
             import logging
 
             logging.getLogger("mes.sync").exception("sync round failed")
-        stop.wait(interval)
+        stop.wait(next_wait(interval, refusals_in_a_row))
     if client is not None:
         client.close()
 
