@@ -753,9 +753,10 @@ def _signing_key(uow: UnitOfWork, site: str) -> SitePublicKey:
     if site == uow.site.code:
         return uow.site.key.public
     spoke = uow.session.get(Spoke, site)
-    if spoke is None or spoke.public_key_pem is None:
+    key = spoke.public_key if spoke is not None else None
+    if key is None:
         raise NotFound(f"The batch was made at {site}, whose key this site does not hold.")
-    return SitePublicKey.from_pem(spoke.public_key_pem.encode("ascii"))
+    return key
 
 
 @dataclass(frozen=True)

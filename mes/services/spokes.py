@@ -100,12 +100,26 @@ def _spoke(uow: UnitOfWork, code: str, *, lock: bool = False) -> Spoke:
 
 def spoke_key(spoke: Spoke) -> SitePublicKey:
     """The public key the spoke enrolled with."""
-    if spoke.public_key_pem is None:
+    key = spoke.public_key
+    if key is None:
         raise SpokeNotActive(
             f"Spoke {spoke.code} has not enrolled yet.",
             what_to_do="Enroll it with its one-time code ('mes spoke enroll' at the spoke).",
         )
-    return SitePublicKey.from_pem(spoke.public_key_pem.encode("ascii"))
+    return key
+
+
+def require_active(site: str, status: str | None, reason: str | None, what: str) -> None:
+    """Only an active spoke is heard: a suspended or revoked one is refused, with the reason.
+
+    ``what`` names what is refused in the message: its "requests", or its "records" (by file).
+    """
+    if status != "active":
+        raise SpokeNotActive(
+            f"Spoke {site} is {status} at the hub{': ' + reason if reason else ''}; "
+            f"its {what} are refused.",
+            what_to_do="Ask the hub administrator; records stay queued at the spoke.",
+        )
 
 
 # --- spokes and enrollment ----------------------------------------------------------------
@@ -506,12 +520,7 @@ def _check_signature(
         key = spoke_key(spoke)
         status, reason = spoke.status, spoke.status_reason
     check_request(signed, method, path, body, key=key, now=at, skew_seconds=skew_seconds)
-    if status != "active":
-        raise SpokeNotActive(
-            f"Spoke {signed.site} is {status} at the hub{': ' + reason if reason else ''}; "
-            "its requests are refused.",
-            what_to_do="Ask the hub administrator; records stay queued at the spoke.",
-        )
+    require_active(signed.site, status, reason, "requests")
     return Caller(signed.site, key, signed.nonce)
 
 
@@ -520,12 +529,11 @@ def _admit(
 ) -> None:
     """Remember the request's nonce (a replay is refused by every worker) and the contact."""
     keep = timedelta(seconds=2 * skew_seconds + 60)
-    status = uow.session.execute(select(Spoke.status).where(Spoke.code == caller.site)).scalar()
-    if status != "active":  # suspended while the request was being checked
-        raise SpokeNotActive(
-            f"Spoke {caller.site} is {status} at the hub; its requests are refused.",
-            what_to_do="Ask the hub administrator; records stay queued at the spoke.",
-        )
+    # Read again in this transaction: it may have been suspended while the request was checked.
+    status, reason = uow.session.execute(
+        select(Spoke.status, Spoke.status_reason).where(Spoke.code == caller.site)
+    ).one()
+    require_active(caller.site, status, reason, "requests")
     if not remember_nonce(uow.session, caller.site, caller.nonce, at, keep, prune=prune):
         raise RequestReplayed(
             "This request was received before (its nonce was used): a replay is refused.",
@@ -700,11 +708,7 @@ def ingest_chunk(
             spoke = reader.session.get(Spoke, site)
             if spoke is None or spoke.public_key_pem is None:
                 raise SpokeNotActive(f"{site!r} is not a spoke enrolled at this hub.")
-            if spoke.status != "active":
-                raise SpokeNotActive(
-                    f"Spoke {site} is {spoke.status} at the hub; its records are refused.",
-                    what_to_do="Ask the hub administrator.",
-                )
+            require_active(site, spoke.status, spoke.status_reason, "records")
             key = spoke_key(spoke)
     except SyncRefused as refusal:
         _refused_ingest(uow, at, site, via, None, refusal)

@@ -29,6 +29,7 @@ from sqlalchemy.types import TypeDecorator
 from mes.core.access import Role
 from mes.core.audit import EntryKind
 from mes.core.clock import as_utc
+from mes.core.keys import SitePublicKey
 from mes.core.lifecycle import VersionState
 
 NAMING_CONVENTION = {
@@ -581,6 +582,13 @@ class Spoke(Base):
     status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    @property
+    def public_key(self) -> SitePublicKey | None:
+        """The key the spoke enrolled with (None before enrollment)."""
+        if self.public_key_pem is None:
+            return None
+        return SitePublicKey.from_pem(self.public_key_pem.encode("ascii"))
 
 
 class EnrollmentCode(Base):

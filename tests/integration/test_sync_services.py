@@ -740,7 +740,9 @@ def test_a_suspended_spoke_or_an_altered_chunk_is_refused_and_logged(net):
     token = chunk(site, batch_id, 3)[0]
     change(net.hub, SPOKE, "suspend", "Audit pending")
     suspended = refused(lambda: ingest(net, token), SpokeNotActive)
-    assert suspended.message == "Spoke SPK1 is suspended at the hub; its records are refused."
+    assert suspended.message == (
+        "Spoke SPK1 is suspended at the hub: Audit pending; its records are refused."
+    )
     unknown = refused(lambda: ingest(net, token, site="SPK9"), SpokeNotActive)
     assert unknown.message == "'SPK9' is not a spoke enrolled at this hub."
     assert len(hub_entries(net)) == 3

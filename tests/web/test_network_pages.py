@@ -300,8 +300,8 @@ def test_a_refused_chunk_is_listed_in_words_at_the_hub(hub_app, received, make_u
         spokes.ingest_chunk(uow, NOW + timedelta(minutes=1), "SPK1", token)
     page = words(ada.get("/network/"))
     assert (
-        "2026-11-21 09:01:00 GMT SPK1 Batch records Spoke SPK1 is suspended at the hub; "
-        "its records are refused." in page
+        "2026-11-21 09:01:00 GMT SPK1 Batch records Spoke SPK1 is suspended at the hub: "
+        "Audit; its records are refused." in page
     ), page
     assert "Nothing refused" not in page
 
