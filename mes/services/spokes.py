@@ -567,7 +567,6 @@ def authenticate(
     method: str,
     path: str,
     body: bytes,
-    *,
     skew_seconds: int,
 ) -> str:
     """Check a sync request's signature headers; return the spoke's code. One transaction.
@@ -593,7 +592,6 @@ def receive_chunk(
     method: str,
     path: str,
     body: bytes,
-    *,
     skew_seconds: int,
 ) -> Ack:
     """A signed push of a chunk: authenticate it and store what is new, in one transaction.

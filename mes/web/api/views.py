@@ -57,19 +57,17 @@ def _body() -> bytes:
     return request.get_data(cache=True)
 
 
+def _as_signed() -> tuple[Any, ...]:
+    """What the hub checks of a signed request: when, headers, method, path, body, clock skew."""
+    skew = runtime().settings.sync_clock_skew_seconds
+    path = request.full_path.rstrip("?")
+    return (g.now, request.headers, request.method, path, _body(), skew)
+
+
 def _signed() -> str:
     """The enrolled, active spoke that signed this request (or a 4xx refusal)."""
-    rt = runtime()
-    with rt.uow() as uow:
-        return authenticate(
-            uow,
-            g.now,
-            request.headers,
-            request.method,
-            request.full_path.rstrip("?"),
-            _body(),
-            skew_seconds=rt.settings.sync_clock_skew_seconds,
-        )
+    with runtime().uow() as uow:
+        return authenticate(uow, *_as_signed())
 
 
 @bp.get("/")
@@ -162,17 +160,8 @@ def get_bundle(bundle_hash: str) -> ResponseReturnValue:
 def push_chunk() -> ResponseReturnValue:
     # The request's signature, the chunk's and every entry's are checked before anything is
     # written; then the nonce and the new entries are stored in one transaction.
-    rt = runtime()
-    with rt.uow() as uow:
-        ack = receive_chunk(
-            uow,
-            g.now,
-            request.headers,
-            request.method,
-            request.full_path.rstrip("?"),
-            _body(),
-            skew_seconds=rt.settings.sync_clock_skew_seconds,
-        )
+    with runtime().uow() as uow:
+        ack = receive_chunk(uow, *_as_signed())
     faults_after_commit()
     return jsonify(ack.as_json())
 
