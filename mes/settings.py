@@ -45,6 +45,10 @@ class Settings:
     sync_interval_seconds: int = 2
     sync_clock_skew_seconds: int = 300
     sync_chunk_entries: int = 500
+    # QA review by exception (see mes.core.review): a performer's signature this long after the
+    # phase's last data is "signed late"; a verification this soon after it, a rubber stamp.
+    review_late_signature_minutes: int = 30
+    review_rubber_stamp_seconds: int = 30
 
     @property
     def site_key_path(self) -> Path:
@@ -168,6 +172,21 @@ def load_settings(
         "sync.chunk_entries",
         1,
     )
+    review = raw.get("review", {})
+    if not isinstance(review, dict):
+        raise ConfigurationError(
+            "[review] in mes.toml must be a table.", what_to_do="Fix mes.toml."
+        )
+    late = _int(
+        env.get("MES_REVIEW_LATE_SIGNATURE_MINUTES") or review.get("late_signature_minutes", 30),
+        "review.late_signature_minutes",
+        1,
+    )
+    stamp = _int(
+        env.get("MES_REVIEW_RUBBER_STAMP_SECONDS") or review.get("rubber_stamp_seconds", 30),
+        "review.rubber_stamp_seconds",
+        0,
+    )
     database = raw.get("database", {})
     return Settings(
         instance_path=path,
@@ -183,6 +202,8 @@ def load_settings(
         sync_interval_seconds=interval,
         sync_clock_skew_seconds=skew,
         sync_chunk_entries=chunk_entries,
+        review_late_signature_minutes=late,
+        review_rubber_stamp_seconds=stamp,
     )
 
 

@@ -71,6 +71,7 @@ class Permission(StrEnum):
     CLEAN_EQUIPMENT = "record equipment cleaning"
     MANAGE_SPOKES = "enroll, suspend and revoke spokes"
     WATCH_NETWORK = "watch the network of sites"
+    REVIEW_BATCHES = "review batch records, work deviations and release or reject batches"
 
 
 PERMISSIONS: dict[Permission, frozenset[Role]] = {
@@ -90,6 +91,7 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.CLEAN_EQUIPMENT: frozenset({Role.OPERATOR, Role.SUPERVISOR}),
     Permission.MANAGE_SPOKES: frozenset({Role.ADMIN}),
     Permission.WATCH_NETWORK: frozenset({Role.ADMIN, Role.SUPERVISOR, Role.QA}),
+    Permission.REVIEW_BATCHES: frozenset({Role.QA}),
 }
 
 

@@ -37,6 +37,7 @@ class Meaning(StrEnum):
     CORRECTED = "corrected"
     ABORTED = "aborted"
     QUARANTINED = "quarantined"
+    CLOSED = "closed"
 
 
 MEANING_STATEMENTS: dict[Meaning, str] = {
@@ -55,6 +56,8 @@ MEANING_STATEMENTS: dict[Meaning, str] = {
     "in the record.",
     Meaning.ABORTED: "I abort this batch for the reason given.",
     Meaning.QUARANTINED: "I place this material lot in quarantine: it may not be used.",
+    Meaning.CLOSED: "I close this deviation: its investigation, impact assessment and CAPA are "
+    "complete as recorded.",
 }
 
 ACCOUNTABILITY_STATEMENT = (

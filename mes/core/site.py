@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from mes.core.keys import SiteKey, SitePublicKey
 from mes.core.passwords import PasswordPolicy
+from mes.core.review import ReviewSettings
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class Site:
     key: SiteKey
     password_policy: PasswordPolicy = field(default_factory=PasswordPolicy)
     hub_key: SitePublicKey | None = None  # at a spoke: the pinned hub key
+    review: ReviewSettings = field(default_factory=ReviewSettings)
 
     @property
     def is_spoke(self) -> bool:

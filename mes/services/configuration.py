@@ -37,6 +37,8 @@ def effective_configuration(settings: Settings) -> dict[str, Any]:
         "sync_interval_seconds": settings.sync_interval_seconds,
         "sync_clock_skew_seconds": settings.sync_clock_skew_seconds,
         "sync_chunk_entries": settings.sync_chunk_entries,
+        "review_late_signature_minutes": settings.review_late_signature_minutes,
+        "review_rubber_stamp_seconds": settings.review_rubber_stamp_seconds,
     }
 
 

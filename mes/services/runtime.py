@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mes.core.errors import ConfigurationError
 from mes.core.keys import SiteKey, SitePublicKey
 from mes.core.passwords import PasswordPolicy
+from mes.core.review import ReviewSettings
 from mes.core.site import Site
 from mes.settings import Settings
 from mes.store.engine import make_engine, session_factory
@@ -72,6 +73,10 @@ def load_site(settings: Settings) -> Site:
         time_zone=settings.time_zone,
         key=key,
         password_policy=PasswordPolicy(expiry_days=settings.password_expiry_days),
+        review=ReviewSettings(
+            late_signature_minutes=settings.review_late_signature_minutes,
+            rubber_stamp_seconds=settings.review_rubber_stamp_seconds,
+        ),
     )
 
 

@@ -354,16 +354,9 @@ class Batch(Base):
     last_hash: Mapped[str] = mapped_column(String(64))
 
 
-class BatchEntry(Base):
-    """One entry of a batch's ledger (append-only; see mes.core.batch)."""
+class _ChainRow:
+    """The columns of a hash-chained entry of a batch (see mes.core.ledger)."""
 
-    __tablename__ = "batch_entries"
-    __table_args__ = (
-        CheckConstraint("seq >= 1", name="seq_positive"),
-        UniqueConstraint("batch_id", "prev", name="uq_batch_entries_batch_prev"),
-    )
-
-    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     prev: Mapped[str] = mapped_column(String(64))
     at: Mapped[str] = mapped_column(String(27))
@@ -376,6 +369,7 @@ class BatchEntry(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     hash: Mapped[str] = mapped_column(String(64), unique=True)
     signature: Mapped[str] = mapped_column(String(100))
+    batch_id: str
 
     def body(self) -> dict[str, Any]:
         """The entry's content exactly as it was hashed and signed."""
@@ -394,6 +388,50 @@ class BatchEntry(Base):
             "kind": self.kind,
             "payload": self.payload,
         }
+
+
+class BatchEntry(_ChainRow, Base):
+    """One entry of a batch's ledger (append-only; see mes.core.batch)."""
+
+    __tablename__ = "batch_entries"
+    __table_args__ = (
+        CheckConstraint("seq >= 1", name="seq_positive"),
+        UniqueConstraint("batch_id", "prev", name="uq_batch_entries_batch_prev"),
+    )
+
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+
+
+class BatchReviewEntry(_ChainRow, Base):
+    """One entry of a batch's review chain, sealed by the hub (append-only; mes.core.review)."""
+
+    __tablename__ = "batch_review_entries"
+    __table_args__ = (
+        CheckConstraint("seq >= 1", name="seq_positive"),
+        UniqueConstraint("batch_id", "prev", name="uq_batch_review_entries_batch_prev"),
+    )
+
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+
+
+class BatchReview(Base):
+    """A batch's disposition as its review chain says (projection; both hub and spoke)."""
+
+    __tablename__ = "batch_reviews"
+    __table_args__ = (
+        CheckConstraint(
+            "decision IS NULL OR decision IN ('released', 'rejected')", name="known_decision"
+        ),
+        Index("ix_batch_reviews_decision", "decision"),
+    )
+
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+    decision: Mapped[str | None] = mapped_column(String(12), nullable=True)
+    decided_at: Mapped[str | None] = mapped_column(String(27), nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_seq: Mapped[int] = mapped_column(Integer)
+    last_hash: Mapped[str] = mapped_column(String(64))
 
 
 class BatchPhase(Base):

@@ -33,6 +33,7 @@ MATRIX = {
     Permission.CLEAN_EQUIPMENT: {"operator", "supervisor"},
     Permission.MANAGE_SPOKES: {"admin"},
     Permission.WATCH_NETWORK: {"admin", "supervisor", "qa"},
+    Permission.REVIEW_BATCHES: {"qa"},
 }
 
 

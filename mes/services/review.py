@@ -1,0 +1,557 @@
+"""QA review by exception, deviation investigation and release at the hub (mes.core.review).
+
+Each function is one permission check and one transaction. The spoke's record is read, never
+written; what QA does is appended to the batch's review chain (sealed with the hub's key) in
+the same transaction as the disposition row. The chain travels back to the spoke with the next
+sync round (:func:`review_updates` at the hub, :func:`receive_review_entries` at the spoke).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from mes.core.access import Permission, Role
+from mes.core.batch import Batch, BatchStatus, Procedure
+from mes.core.errors import ChainBroken, InvalidInput, MesError, NotFound
+from mes.core.esign import Meaning
+from mes.core.ledger import GENESIS, SealedEntry, verify_chain
+from mes.core.review import (
+    REVIEW_RECORD_TYPE,
+    Decision,
+    Finding,
+    QaState,
+    Review,
+    ReviewState,
+    open_deviations,
+    qa_state,
+    release_blockers,
+    replay_review,
+    unreviewed,
+)
+from mes.services.batches import procedure_for, verify_ledger
+from mes.services.context import Context, authorise
+from mes.services.esign import Credentials, authenticate_signer, check_password_first
+from mes.store import batches as store
+from mes.store.models import Batch as BatchRow
+from mes.store.models import BatchReview, HubLink, InstalledRecipe, RecipeVersion, Spoke
+from mes.store.review import append_review_entries, review_ledger, save_disposition
+from mes.store.sync import log_event
+from mes.store.uow import UnitOfWork
+
+
+def _require_hub(uow: UnitOfWork) -> None:
+    if uow.site.is_spoke:
+        raise InvalidInput(
+            "Batches are reviewed and released at the hub.",
+            what_to_do="Open the hub's QA queue.",
+        )
+
+
+def _procedure(uow: UnitOfWork, row: BatchRow) -> Procedure:
+    """The recipe version the batch was made with (the hub's approved version, or installed)."""
+    if row.installed_recipe_id is not None:
+        installed = uow.session.get(InstalledRecipe, row.installed_recipe_id)
+        if installed is not None:
+            return procedure_for(installed.content_hash, installed.compiled)
+    version = (
+        uow.session.execute(
+            select(RecipeVersion).where(RecipeVersion.content_hash == row.content_hash)
+        )
+        .scalars()
+        .first()
+    )
+    if version is None:
+        raise NotFound(
+            f"Batch {row.number} was made with a recipe version this site does not hold "
+            f"(content {row.content_hash[:12]}…)."
+        )
+    return procedure_for(version.content_hash, version.compiled)
+
+
+def site_time_zone(uow: UnitOfWork, site: str) -> str:
+    """The time zone a batch's times are shown in: the zone of the site that made it."""
+    if site == uow.site.code:
+        return uow.site.time_zone
+    spoke = uow.session.get(Spoke, site)
+    return spoke.time_zone if spoke is not None else uow.site.time_zone
+
+
+@dataclass
+class ReviewView:
+    """One batch as QA reviews it: the record, the exceptions, the review chain, the verdict."""
+
+    row: BatchRow
+    batch: Batch
+    record: list[SealedEntry]
+    review: Review
+    review_entries: list[SealedEntry]
+    chain_problem: str | None
+    time_zone: str
+
+    @property
+    def state(self) -> ReviewState:
+        """The review chain, replayed."""
+        return self.review.state
+
+    @property
+    def findings(self) -> list[Finding]:
+        """Every exception, most serious first."""
+        return self.review.findings
+
+    @property
+    def qa_state(self) -> QaState:
+        """Where the batch stands for QA."""
+        return qa_state(self.batch, self.state)
+
+    @property
+    def blockers(self) -> list[str]:
+        """Why it cannot be released now (empty: it can)."""
+        return release_blockers(self.batch, self.state, self.findings)
+
+    @property
+    def unreviewed(self) -> list[Finding]:
+        """Exceptions still waiting for a "reviewed" signature."""
+        return unreviewed(self.findings, self.state)
+
+    @property
+    def open_deviations(self) -> list[str]:
+        """Deviations not closed by QA."""
+        return open_deviations(self.batch, self.state)
+
+
+def _chain_problem(uow: UnitOfWork, row: BatchRow) -> str | None:
+    try:
+        verify_ledger(uow, row.id)
+    except ChainBroken as broken:
+        return str(broken)
+    except NotFound as missing:
+        return missing.message
+    if uow.site.is_spoke or not (entries := review_ledger(uow.session, row.id)):
+        return None
+    try:
+        verify_chain(entries, uow.site.key.public)
+    except ChainBroken as broken:
+        return f"The review record: {broken}"
+    return None
+
+
+def load_review(uow: UnitOfWork, batch_id: str, *, lock: bool = False) -> ReviewView:
+    """A batch with its record and review chain (``lock``: for an action; no permission check)."""
+    row = store.lock_batch(uow.session, batch_id) if lock else uow.session.get(BatchRow, batch_id)
+    if row is None:
+        raise NotFound(f"There is no batch {batch_id!r}.", what_to_do="Pick it from the QA queue.")
+    zone = site_time_zone(uow, row.site)
+    record = store.ledger(uow.session, row.id)
+    batch = Batch.replay(_procedure(uow, row), record, time_zone=zone)
+    entries = review_ledger(uow.session, row.id)
+    problem = _chain_problem(uow, row)
+    review = Review(
+        batch,
+        entries,
+        record=record,
+        key=uow.site.key,
+        site=uow.site.code,
+        settings=uow.site.review,
+        chain_problem=problem,
+    )
+    return ReviewView(row, batch, record, review, entries, problem, zone)
+
+
+def review_batch(uow: UnitOfWork, ctx: Context, batch_id: str) -> ReviewView:
+    """One batch opened for review by exception."""
+    authorise(uow, ctx, Permission.REVIEW_BATCHES)
+    return load_review(uow, batch_id)
+
+
+def _save(uow: UnitOfWork, view: ReviewView) -> None:
+    append_review_entries(uow.session, view.review.new_entries)
+    save_disposition(uow.session, view.review.state)
+
+
+def _sign(
+    uow: UnitOfWork,
+    ctx: Context,
+    view: ReviewView,
+    record: Mapping[str, Any],
+    meaning: Meaning,
+    credentials: Credentials,
+    first_signing_in_session: bool,
+    checked: Any,
+) -> Any:
+    _user, manifestation = authenticate_signer(
+        uow,
+        ctx,
+        record_type=REVIEW_RECORD_TYPE,
+        record_id=view.row.id,
+        record=record,
+        meaning=meaning,
+        credentials=credentials,
+        first_signing_in_session=first_signing_in_session,
+        signer_roles=[Role.QA.value],
+        checked=checked,
+    )
+    return manifestation
+
+
+def _seen(view: ReviewView, seen_review_seq: int | None) -> None:
+    """Stale page: someone else recorded in this review since the page was opened."""
+    state = view.state
+    if seen_review_seq is not None and seen_review_seq != state.last_seq:
+        last = view.review_entries[-1].body if view.review_entries else None
+        who = f" by {last['actor']['name']} at {last['at']}" if last else ""
+        raise InvalidInput(
+            f"The review of batch {view.row.number} changed since you opened it{who}.",
+            what_to_do="Reload the page and check what was recorded.",
+        )
+
+
+def mark_reviewed(
+    uow: UnitOfWork,
+    ctx: Context,
+    batch_id: str,
+    exception: str,
+    credentials: Credentials,
+    *,
+    first_signing_in_session: bool,
+    note: str | None = None,
+    seen_review_seq: int | None = None,
+) -> ReviewView:
+    """Sign one exception "reviewed" (11.50: name, time, meaning; 11.70: bound to its content)."""
+    actor = authorise(uow, ctx, Permission.REVIEW_BATCHES)
+    _require_hub(uow)
+    checked = check_password_first(uow, ctx, credentials)
+    view = load_review(uow, batch_id, lock=True)
+    _seen(view, seen_review_seq)
+    record = view.review.exception_record(exception)
+    m = _sign(uow, ctx, view, record, Meaning.REVIEWED, credentials, first_signing_in_session,
+              checked)  # fmt: skip
+    view.review.mark_reviewed(exception, note, m, actor, ctx.at, ctx.terminal)
+    _save(uow, view)
+    uow.commit()
+    return view
+
+
+def assess_deviation(
+    uow: UnitOfWork,
+    ctx: Context,
+    batch_id: str,
+    deviation_id: str,
+    assessment: Mapping[str, str | None],
+    *,
+    seen_review_seq: int | None = None,
+) -> bool:
+    """Record QA's classification, description, impact, root cause and CAPA of a deviation."""
+    actor = authorise(uow, ctx, Permission.REVIEW_BATCHES)
+    _require_hub(uow)
+    view = load_review(uow, batch_id, lock=True)
+    _seen(view, seen_review_seq)
+    changed = view.review.assess_deviation(deviation_id, assessment, actor, ctx.at, ctx.terminal)
+    _save(uow, view)
+    uow.commit()
+    return changed
+
+
+def close_deviation(
+    uow: UnitOfWork,
+    ctx: Context,
+    batch_id: str,
+    deviation_id: str,
+    credentials: Credentials,
+    *,
+    first_signing_in_session: bool,
+    seen_review_seq: int | None = None,
+) -> ReviewView:
+    """Close a deviation whose investigation is complete, with QA's signature ("closed")."""
+    actor = authorise(uow, ctx, Permission.REVIEW_BATCHES)
+    _require_hub(uow)
+    checked = check_password_first(uow, ctx, credentials)
+    view = load_review(uow, batch_id, lock=True)
+    _seen(view, seen_review_seq)
+    record = view.review.closure_record(deviation_id)
+    m = _sign(uow, ctx, view, record, Meaning.CLOSED, credentials, first_signing_in_session,
+              checked)  # fmt: skip
+    view.review.close_deviation(deviation_id, m, actor, ctx.at, ctx.terminal)
+    _save(uow, view)
+    uow.commit()
+    return view
+
+
+def decide_batch(
+    uow: UnitOfWork,
+    ctx: Context,
+    batch_id: str,
+    decision: Decision | str,
+    credentials: Credentials,
+    *,
+    first_signing_in_session: bool,
+    reason: str | None = None,
+    seen_review_seq: int | None = None,
+) -> ReviewView:
+    """Release or reject a batch with QA's signature ("released" / "rejected").
+
+    Release is refused, naming every reason, while the record fails verification, entries are
+    pending from the spoke, a deviation is open or an exception is not reviewed. The rules are
+    checked before the password counts.
+    """
+    actor = authorise(uow, ctx, Permission.REVIEW_BATCHES)
+    _require_hub(uow)
+    try:
+        decision = Decision(decision)
+    except ValueError:
+        raise InvalidInput(
+            f"'{decision}' is not a decision.", what_to_do="Use released or rejected."
+        ) from None
+    view = load_review(uow, batch_id, lock=True)
+    _seen(view, seen_review_seq)
+    record = view.review.decision_record(decision, reason)
+    checked = check_password_first(uow, ctx, credentials)
+    meaning = Meaning.RELEASED if decision is Decision.RELEASED else Meaning.REJECTED
+    m = _sign(uow, ctx, view, record, meaning, credentials, first_signing_in_session, checked)
+    view.review.decide(decision, reason, m, actor, ctx.at, ctx.terminal)
+    _save(uow, view)
+    uow.commit()
+    return view
+
+
+# --- the QA queue -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """One batch in the QA queue."""
+
+    id: str
+    number: str
+    site: str
+    product: str
+    recipe: str
+    status: str  # the batch's own status (from the spoke)
+    qa_state: QaState
+    completed_at: str | None
+    created_at: str
+    age_days: int
+    open_deviations: int
+    unreviewed: int
+    blocked: bool  # the chain fails or the record is incomplete
+    decision_by: str | None
+
+
+@dataclass(frozen=True)
+class Queue:
+    """The QA queue: rows after the filters, counts over every batch, and the filter choices."""
+
+    rows: list[QueueRow]
+    counts: dict[str, int]
+    sites: list[str]
+    products: list[str]
+
+
+def _row_state(status: str, decision: str | None, reviewed: bool) -> QaState:
+    if decision:
+        return QaState(decision)
+    if status not in (BatchStatus.COMPLETE, BatchStatus.ABORTED):
+        return QaState.AT_SPOKE
+    return QaState.UNDER_REVIEW if reviewed else QaState.AWAITING_REVIEW
+
+
+def qa_queue(
+    uow: UnitOfWork,
+    ctx: Context,
+    *,
+    site: str | None = None,
+    product: str | None = None,
+    state: str | None = None,
+    min_age_days: int | None = None,
+    limit: int = 200,
+) -> Queue:
+    """Every batch received, filterable by site, product (recipe code), QA state and age.
+
+    Counts of what needs attention are over all batches; the exception counts of each listed
+    batch come from its record (replayed), so they are exactly what its review page shows.
+    """
+    authorise(uow, ctx, Permission.REVIEW_BATCHES)
+    if state is not None and state not in {s.value for s in QaState}:
+        raise InvalidInput(
+            f"'{state}' is not a QA state.",
+            what_to_do=f"Use one of: {', '.join(s.value for s in QaState)}.",
+        )
+    rows = uow.session.execute(
+        select(BatchRow, BatchReview)
+        .outerjoin(BatchReview, BatchReview.batch_id == BatchRow.id)
+        .order_by(BatchRow.created_at)
+    ).all()
+    counts = {s.value: 0 for s in QaState}
+    sites, products = set(), set()
+    chosen = []
+    now = ctx.at
+    for batch, review in rows:
+        qs = _row_state(batch.status, review.decision if review else None, bool(review))
+        counts[qs.value] += 1
+        sites.add(batch.site)
+        products.add(batch.recipe_code)
+        since = batch.completed_at or batch.created_at
+        age = max(0, (now - datetime.fromisoformat(since.replace("Z", "+00:00"))).days)
+        if site and batch.site != site:
+            continue
+        if product and batch.recipe_code != product:
+            continue
+        if state and qs.value != state:
+            continue
+        if min_age_days is not None and age < min_age_days:
+            continue
+        chosen.append((batch, review, qs, age))
+    listed = []
+    for batch, review, qs, age in chosen[:limit]:
+        if qs in (QaState.RELEASED, QaState.REJECTED):
+            devs, waiting, blocked = 0, 0, False
+        else:
+            view = load_review(uow, batch.id)
+            devs = len(view.open_deviations)
+            waiting = len(view.unreviewed)
+            blocked = any(f.blocking for f in view.findings)
+        listed.append(
+            QueueRow(
+                id=batch.id,
+                number=batch.number,
+                site=batch.site,
+                product=batch.recipe_code,
+                recipe=f"{batch.recipe_code} v{batch.recipe_version}",
+                status=batch.status,
+                qa_state=qs,
+                completed_at=batch.completed_at,
+                created_at=batch.created_at,
+                age_days=age,
+                open_deviations=devs,
+                unreviewed=waiting,
+                blocked=blocked,
+                decision_by=review.decided_by if review else None,
+            )
+        )
+    counts["needs_attention"] = counts[QaState.AWAITING_REVIEW] + counts[QaState.UNDER_REVIEW]
+    return Queue(listed, counts, sorted(sites), sorted(products))
+
+
+# --- back to the spoke ------------------------------------------------------------------------
+
+MAX_REVIEW_ENTRIES = 2000
+
+
+def review_updates(uow: UnitOfWork, site: str, known: Mapping[str, int]) -> list[SealedEntry]:
+    """Hub: the review entries of ``site``'s batches that the spoke does not hold yet.
+
+    ``known``: the spoke's review head (last seq) per batch it still waits on (0: it holds none).
+    Batches it does not name — decided ones it holds in full — cost nothing.
+    """
+    heads = uow.session.execute(
+        select(BatchReview.batch_id, BatchReview.last_seq)
+        .join(BatchRow, BatchRow.id == BatchReview.batch_id)
+        .where(BatchRow.site == site)
+    ).all()
+    out: list[SealedEntry] = []
+    for batch_id, last_seq in heads:
+        have = int(known.get(batch_id, 0)) if batch_id in known else None
+        if have is None:
+            continue
+        if last_seq > have:
+            out.extend(review_ledger(uow.session, batch_id, after_seq=have))
+        if len(out) >= MAX_REVIEW_ENTRIES:
+            break
+    return out
+
+
+def awaited_reviews(uow: UnitOfWork) -> dict[str, int]:
+    """Spoke: the batches the hub may still decide (sent to it), with our review head for each."""
+    rows = uow.session.execute(
+        select(BatchRow.id, BatchReview.last_seq, BatchReview.decision).outerjoin(
+            BatchReview, BatchReview.batch_id == BatchRow.id
+        )
+    ).all()
+    return {b: (seq or 0) for b, seq, decision in rows if decision is None}
+
+
+class ReviewEntriesRefused(MesError):
+    """Review entries from the hub that do not verify or do not continue our copy."""
+
+    http_status = 422
+
+
+def receive_review_entries(uow: UnitOfWork, at: datetime, entries: Sequence[SealedEntry]) -> int:
+    """Spoke: store the hub's review entries after checking each against the pinned hub key.
+
+    Each batch's entries must continue the copy held here (seq and prev), hash to what they
+    say and carry the hub's signature; a batch whose entries do not is refused and logged,
+    the others are stored. Returns how many entries were stored.
+    """
+    hub_key = uow.site.hub_key
+    link = uow.session.get(HubLink, 1)
+    if hub_key is None or link is None:
+        raise InvalidInput("This spoke is not enrolled with a hub.")
+    by_batch: dict[str, list[SealedEntry]] = {}
+    for entry in entries:
+        by_batch.setdefault(str(entry.body.get("batch")), []).append(entry)
+    stored = 0
+    for batch_id, new in by_batch.items():
+        new.sort(key=lambda e: e.seq)
+        row = store.lock_batch(uow.session, batch_id)
+        try:
+            if row is None:
+                raise ReviewEntriesRefused(
+                    f"The hub sent review entries of unknown batch {batch_id}."
+                )
+            held = review_ledger(uow.session, batch_id)
+            head_seq, head_hash = (held[-1].seq, held[-1].hash) if held else (0, GENESIS)
+            fresh = [e for e in new if e.seq > head_seq]
+            if not fresh:
+                continue
+            if any(e.body.get("site") != link.hub_code for e in fresh):
+                raise ReviewEntriesRefused(f"Review entries of {row.number} name another site.")
+            # The whole chain, ours and new, verifies with the hub's key from the start.
+            verify_chain([*held, *fresh], hub_key)
+            if fresh[0].body["prev"] != head_hash:  # pragma: no cover - verify_chain checks it
+                raise ReviewEntriesRefused(f"Review entries of {row.number} do not continue ours.")
+            state = replay_review(batch_id, [*held, *fresh])
+        except (ChainBroken, ReviewEntriesRefused, KeyError, ValueError, TypeError) as err:
+            log_event(
+                uow.session, at=at, action="review", outcome="refused", peer=link.hub_code,
+                via="network", batch_id=batch_id, item=row.number if row else None,
+                reason=str(err)[:2000],
+            )  # fmt: skip
+            continue
+        append_review_entries(uow.session, fresh)
+        save_disposition(uow.session, state)
+        log_event(
+            uow.session, at=at, action="review", outcome="accepted", peer=link.hub_code,
+            via="network", batch_id=batch_id, item=row.number, first_seq=fresh[0].seq,
+            last_seq=fresh[-1].seq, stored=len(fresh),
+        )  # fmt: skip
+        stored += len(fresh)
+    uow.commit()
+    return stored
+
+
+def disposition_of(uow: UnitOfWork, batch_id: str) -> BatchReview | None:
+    """The batch's disposition row, if QA has recorded anything (both roles)."""
+    return uow.session.get(BatchReview, batch_id)
+
+
+__all__ = [
+    "Queue",
+    "QueueRow",
+    "ReviewView",
+    "assess_deviation",
+    "awaited_reviews",
+    "close_deviation",
+    "decide_batch",
+    "disposition_of",
+    "load_review",
+    "mark_reviewed",
+    "qa_queue",
+    "receive_review_entries",
+    "review_batch",
+    "review_updates",
+]

@@ -1,0 +1,45 @@
+"""Persistence of the review chain (mes.core.review): entries as sealed, and the disposition."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from mes.core.ledger import SealedEntry
+from mes.core.review import ReviewState
+from mes.store.batches import _entry_values, _sealed
+from mes.store.models import BatchReview, BatchReviewEntry
+
+_COLUMNS = tuple(BatchReviewEntry.__table__.columns)
+
+
+def review_ledger(session: Session, batch_id: str, after_seq: int = 0) -> list[SealedEntry]:
+    """The batch's review chain (after ``after_seq``) in seq order."""
+    rows = session.execute(
+        select(*_COLUMNS)
+        .where(BatchReviewEntry.batch_id == batch_id, BatchReviewEntry.seq > after_seq)
+        .order_by(BatchReviewEntry.seq)
+    )
+    return [_sealed(r) for r in rows]
+
+
+def append_review_entries(session: Session, entries: Iterable[SealedEntry]) -> None:
+    """Store sealed review entries exactly as they are."""
+    rows = [_entry_values(e) for e in entries]
+    if rows:
+        session.execute(insert(BatchReviewEntry.__table__), rows)
+
+
+def save_disposition(session: Session, state: ReviewState) -> None:
+    """Keep the batch's disposition row in step with its review chain."""
+    row = session.get(BatchReview, state.batch)
+    if row is None:
+        row = BatchReview(batch_id=state.batch)
+        session.add(row)
+    row.decision = state.decision.value if state.decision else None
+    row.decided_at = state.decided_at
+    row.decided_by = state.decided_by.name if state.decided_by else None
+    row.reason = state.reason
+    row.last_seq, row.last_hash = state.last_seq, state.last_hash
