@@ -850,3 +850,28 @@ class Review:
         entry = seal(body, self.key)
         _apply(self.state, entry)
         self.new_entries.append(entry)
+
+
+def review_entry_text(body: Mapping[str, Any]) -> str:
+    """One entry of the review chain in words: what QA did, and the signature's manifestation."""
+    kind, p = ReviewKind(body["kind"]), body["payload"]
+    m = p.get("manifestation")
+    signed = (
+        f" — e-signature of {m['printed_name']} ({m['username']}), meaning '{m['meaning']}', "
+        f"bound to record hash {m['record_hash'][:12]}…"
+        if m
+        else ""
+    )
+    if kind is ReviewKind.EXCEPTION_REVIEWED:
+        note = f"; note: {p['note']}" if p.get("note") else ""
+        return f"reviewed exception '{p['title']}'{note}{signed}"
+    if kind is ReviewKind.DEVIATION_ASSESSED:
+        parts = [
+            f"{ASSESSMENT_TITLES[name].lower()} = {value if value is not None else '(cleared)'}"
+            for name, value in p["assessment"].items()
+        ]
+        return f"assessed deviation {p['deviation']}: " + "; ".join(parts)
+    if kind is ReviewKind.DEVIATION_CLOSED:
+        return f"closed deviation {p['deviation']}{signed}"
+    reason = f"; reason: {p['reason']}" if p.get("reason") else ""
+    return f"{p['decision']} the batch{reason}{signed}"

@@ -743,12 +743,12 @@ def verify_ledger(uow: UnitOfWork, batch_id: str) -> int:
         raise NotFound(f"There is no batch {batch_id!r}.")
     return verify_chain(
         store.ledger(uow.session, batch_id),
-        _signing_key(uow, row.site),
+        signing_key(uow, row.site),
         ChainHead(last_seq=row.last_seq, last_hash=row.last_hash),
     )
 
 
-def _signing_key(uow: UnitOfWork, site: str) -> SitePublicKey:
+def signing_key(uow: UnitOfWork, site: str) -> SitePublicKey:
     """The key that signed a batch's entries: this site's, or (at the hub) the spoke's."""
     if site == uow.site.code:
         return uow.site.key.public
