@@ -40,6 +40,7 @@ COMMAND_MODULES = (
     "equipment",
     "instance",
     "materials",
+    "pdf",  # after "instance": it adds `site certificate` to the site group
     "recipe",
     "serve",
     "sync",

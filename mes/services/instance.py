@@ -19,11 +19,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mes.core.access import check_username
 from mes.core.audit import EntryKind
+from mes.core.certificate import DocumentSigningKey, fingerprint
 from mes.core.errors import ConfigurationError, InstanceExists
 from mes.core.keys import SiteKey, SitePublicKey
 from mes.core.passwords import check_new_password
 from mes.services.configuration import record_configuration
 from mes.services.context import Context, system_actor
+from mes.services.document_certificate import write_document_key
 from mes.services.runtime import Runtime, open_runtime, safe_url
 from mes.services.users import add_user
 from mes.settings import (
@@ -147,6 +149,11 @@ def init_instance(req: InstanceRequest, ctx_at: datetime, os_user: str, host: st
             else:
                 target.write_bytes(data)
             written.append(target)
+        # The hub signs PDF records with its own certificate (mes.core.certificate).
+        document_key = None
+        if req.role == "hub":
+            document_key = DocumentSigningKey.generate(req.site_code, req.site_name, ctx_at)
+            written.extend(write_document_key(req.path, document_key))
         config = req.path / CONFIG_FILE
         config.write_text(
             render_config(
@@ -181,6 +188,9 @@ def init_instance(req: InstanceRequest, ctx_at: datetime, os_user: str, host: st
                 new={
                     "site_key_id": key.public.key_id,
                     "pinned_hub_key_id": hub_key.key_id if hub_key else None,
+                    "document_certificate_sha256": (
+                        fingerprint(document_key.certificate) if document_key else None
+                    ),
                 },
             )
             uow.commit()

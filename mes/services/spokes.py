@@ -271,10 +271,17 @@ class Enrollment:
 
 
 def enroll(
-    uow: UnitOfWork, at: datetime, site_code: str, code: str, public_key_pem: str
+    uow: UnitOfWork,
+    at: datetime,
+    site_code: str,
+    code: str,
+    public_key_pem: str,
+    hub_certificate_pem: str | None = None,
 ) -> Enrollment:
     """A spoke presents its one-time code and public key; the hub pins the key and answers.
 
+    The answer carries the hub's document-signing certificate (``hub_certificate_pem``, read
+    from the instance by the caller), with which the spoke can check the hub's signed PDFs.
     Refused (and logged) when the code is unknown, used, expired or for another site, the key is
     not an Ed25519 key, or the spoke is revoked. The code is spent even if the spoke never hears
     the answer; a new code is then issued at the hub.
@@ -283,7 +290,7 @@ def enroll(
     site_code = site_code.strip().upper()[:12]
     ctx = Context(at=at, user_id=None, terminal=f"enrollment of {site_code}")
     try:
-        enrollment = _enroll(uow, ctx, site_code, code, public_key_pem)
+        enrollment = _enroll(uow, ctx, site_code, code, public_key_pem, hub_certificate_pem)
     except SyncRefused as refusal:
         uow.session.rollback()
         log_event(
@@ -331,7 +338,12 @@ def enroll(
 
 
 def _enroll(
-    uow: UnitOfWork, ctx: Context, site_code: str, code: str, public_key_pem: str
+    uow: UnitOfWork,
+    ctx: Context,
+    site_code: str,
+    code: str,
+    public_key_pem: str,
+    hub_certificate_pem: str | None,
 ) -> Enrollment:
     ticket = uow.session.execute(
         select(EnrollmentCode)
@@ -413,7 +425,7 @@ def _enroll(
         hub_name=uow.site.name,
         hub_public_key_pem=hub_key.pem().decode("ascii"),
         hub_key_id=hub_key.key_id,
-        hub_certificate_pem=None,  # the hub's PDF-signing certificate arrives with signed records
+        hub_certificate_pem=hub_certificate_pem,
     )
 
 

@@ -15,6 +15,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, render_template,
 from flask.typing import ResponseReturnValue
 
 from mes.core.errors import ChunkGap, InvalidInput, MesError, NotFound, TooLarge
+from mes.services.document_certificate import document_certificate_pem
 from mes.services.spokes import (
     authenticate,
     bundle_token,
@@ -112,12 +113,22 @@ def _enrollment_request() -> dict[str, str]:
     return fields
 
 
+def _hub_certificate_pem() -> str | None:
+    pem = document_certificate_pem(runtime().settings)
+    return pem.decode("ascii") if pem is not None else None
+
+
 @bp.post("/enroll")
 def enroll_spoke() -> ResponseReturnValue:
     fields = _enrollment_request()
     with runtime().uow() as uow:
         enrollment = enroll(
-            uow, g.now, fields["site_code"], fields["code"], fields["public_key_pem"]
+            uow,
+            g.now,
+            fields["site_code"],
+            fields["code"],
+            fields["public_key_pem"],
+            _hub_certificate_pem(),
         )
     return jsonify(enrollment.as_json())
 

@@ -1,0 +1,128 @@
+"""``mes verify FILE.pdf`` and ``mes site certificate``: signed PDF batch records.
+
+``mes verify`` runs anywhere: at the hub it trusts the hub's own certificate; an auditor with
+only the file gives the hub's certificate with ``--trust``. It exits 0 with a short summary, or
+1 with one line per failure naming what failed.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import click
+from cryptography import x509
+
+from mes.cli.common import CliState, command_context
+from mes.core.certificate import load_certificate
+from mes.core.errors import ConfigurationError, InvalidInput
+from mes.services.document_certificate import document_certificate_pem, ensure_document_certificate
+from mes.services.record_copy import hub_chains
+from mes.settings import load_settings
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InvalidInput(f"There is no file {path}.") from None
+    except IsADirectoryError:
+        raise InvalidInput(f"{path} is a folder, not {what}.") from None
+
+
+def _trusted(state: CliState, trust: tuple[Path, ...]) -> list[x509.Certificate]:
+    """The certificates given with --trust, or else this hub's own."""
+    if trust:
+        certificates = []
+        for path in trust:
+            try:
+                certificates.append(load_certificate(_read(path, "a certificate")))
+            except ValueError:
+                raise InvalidInput(
+                    f"{path} is not an X.509 certificate (PEM or DER).",
+                    what_to_do="Give the hub's certificate, e.g. from 'mes site certificate'.",
+                ) from None
+        return certificates
+    how = "Give the issuing hub's certificate with --trust CERT.pem."
+    try:
+        pem = document_certificate_pem(load_settings(state.instance))
+    except ConfigurationError:
+        raise InvalidInput("There is no certificate to trust here.", what_to_do=how) from None
+    if pem is None:
+        raise InvalidInput(
+            "This instance has no document-signing certificate to trust.", what_to_do=how
+        )
+    return [load_certificate(pem)]
+
+
+@click.command("verify")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "--trust",
+    type=click.Path(path_type=Path),
+    multiple=True,
+    help="The hub certificate (PEM) to trust (default: this hub's own).",
+)
+@click.option(
+    "--against-hub",
+    is_flag=True,
+    help="Also compare the record's entries with this hub's database.",
+)
+@click.pass_obj
+def verify_command(state: CliState, file: Path, trust: tuple[Path, ...], against_hub: bool) -> None:
+    """Check a batch-record PDF: its signature, its embedded ledger, and (at the hub) the database."""
+    from mes.pdf.verify import verify_record_pdf  # pyHanko is slow to import: only when used
+
+    pdf = _read(file, "a PDF file")
+    if not pdf.startswith(b"%PDF-"):
+        raise InvalidInput(f"{file} is not a PDF file.")
+    certificates = _trusted(state, trust)
+    lookup = None
+    if against_hub:
+        runtime = state.runtime()
+        ctx = command_context()
+
+        def lookup(batch_id: str) -> Mapping[str, list[tuple[int, str]]]:
+            with runtime.uow(read_only=True) as uow:
+                chains = hub_chains(uow, ctx, batch_id)
+            return {"ledger": chains.ledger, "review": chains.review}
+
+    outcome = verify_record_pdf(pdf, certificates, lookup)
+    if not outcome.ok:
+        for problem in outcome.problems:
+            click.echo(f"FAILED: {problem}", err=True)
+        sys.exit(1)
+    click.echo(f"ok: {file.name}")
+    for line in outcome.summary():
+        click.echo(f"  {line}")
+
+
+@click.command("certificate")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Also write the certificate (PEM) to this file, e.g. for auditors.",
+)
+@click.pass_obj
+def certificate_command(state: CliState, out: Path | None) -> None:
+    """Show the hub's document-signing certificate, creating it once if this hub has none."""
+    info = ensure_document_certificate(state.runtime(), command_context())
+    if info.created:
+        click.echo("Created the hub's document-signing certificate (ECDSA P-256).")
+    click.echo(f"Subject: {info.subject}")
+    click.echo(f"Valid until: {info.not_after}")
+    click.echo(f"SHA-256 fingerprint: {info.fingerprint}")
+    if out is not None:
+        out.write_bytes(info.pem)
+        click.echo(f"Wrote the certificate to {out}")
+
+
+def register(group: click.Group) -> None:
+    """Add ``verify``, and ``certificate`` to the ``site`` group (mes.cli.instance)."""
+    group.add_command(verify_command)
+    site = group.commands.get("site")
+    if not isinstance(site, click.Group):  # pragma: no cover - registration order is fixed
+        raise RuntimeError("mes.cli.instance must be registered before mes.cli.pdf")
+    site.add_command(certificate_command)

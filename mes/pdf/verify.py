@@ -1,0 +1,295 @@
+"""Offline verification of an issued batch-record PDF (``mes verify FILE.pdf``).
+
+Four checks, each failure named in words:
+
+1. the PDF signature (mes.pdf.sign.verify_pdf): intact, valid, made with a trusted hub
+   certificate, covering the whole file;
+2. the embedded ``batch-record.json`` is there and is a batch record of the known format;
+3. its chains verify: the batch's ledger with the key of the site that made it, the review
+   chain with the key of the hub that sealed it (keys taken from the record itself: they are
+   trustworthy because the hub's PDF signature covers them), and ``record_hash`` matches;
+4. optionally, the hub's database holds the same entries (same seq → hash in both chains).
+
+The record's format is read in one place, :func:`check_record`, so it can change with the
+record builder (mes.services.record) without touching the rest.
+(21 CFR 11.10(a): altered records are detected; 11.10(b): accurate and complete copies.)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cryptography import x509
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.pdf_utils.reader import PdfFileReader
+
+from mes.core.canonical import content_hash
+from mes.core.errors import ChainBroken, InvalidInput
+from mes.core.keys import SitePublicKey
+from mes.core.ledger import SealedEntry, verify_chain
+from mes.pdf.sign import PdfSignatureCheck, verify_pdf
+
+ATTACHMENT_NAME = "batch-record.json"
+RECORD_FORMAT = "mes-batch-record/1"
+CHAINS = ("ledger", "review")
+
+
+# --- the embedded file --------------------------------------------------------------------
+
+
+def _name_tree_items(node: generic.DictionaryObject, depth: int = 0) -> list[tuple[str, Any]]:
+    if depth > 32:  # a loop in a damaged name tree
+        return []
+    items: list[tuple[str, Any]] = []
+    names = node.get("/Names")
+    if names is not None:
+        for i in range(0, len(names) - 1, 2):
+            items.append((str(names[i]), names[i + 1].get_object()))
+    for kid in node.get("/Kids", ()):
+        items.extend(_name_tree_items(kid.get_object(), depth + 1))
+    return items
+
+
+def embedded_file(pdf: bytes, name: str = ATTACHMENT_NAME) -> bytes | None:
+    """The decoded content of the attached file called ``name``, or None when there is none."""
+    try:
+        reader = PdfFileReader(io.BytesIO(pdf))
+        tree = reader.root.get("/Names", {}).get("/EmbeddedFiles")
+        if tree is None:
+            return None
+        for key, spec in _name_tree_items(tree.get_object()):
+            names = {key, str(spec.get("/UF", "")), str(spec.get("/F", ""))}
+            if name in names and "/EF" in spec:
+                streams = spec["/EF"]
+                stream = (streams.get("/UF") or streams["/F"]).get_object()
+                return bytes(stream.data)
+    except (PdfError, ValueError, KeyError, TypeError, AttributeError, zlib.error) as err:
+        raise InvalidInput(f"the PDF's attachments cannot be read ({err})") from None
+    return None
+
+
+# --- the record inside --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordCheck:
+    """What the embedded batch record says about itself, and what is wrong with it."""
+
+    batch_id: str | None = None
+    batch_number: str | None = None
+    site: str | None = None
+    chains: Mapping[str, list[tuple[int, str]]] = field(default_factory=dict)  # seq → hash
+    verified: Mapping[str, int] = field(default_factory=dict)  # entries verified per chain
+    problems: tuple[str, ...] = ()
+
+
+def _sealed(chain: str, raw: Any) -> list[SealedEntry]:
+    if not isinstance(raw, list):
+        raise ValueError(f"the record's {chain} is not a list of entries")
+    entries = []
+    for position, item in enumerate(raw, start=1):
+        if not (
+            isinstance(item, dict)
+            and isinstance(item.get("body"), dict)
+            and isinstance(item.get("hash"), str)
+            and isinstance(item.get("signature"), str)
+        ):
+            raise ValueError(
+                f"{chain} entry {position} is not a sealed entry (body, hash, signature)"
+            )
+        entries.append(
+            SealedEntry(body=item["body"], hash=item["hash"], signature=item["signature"])
+        )
+    return entries
+
+
+def _chain_site(chain: str, batch_site: str, entries: list[SealedEntry]) -> str:
+    """Whose key verifies a chain: the ledger's is the batch's site, the review's the hub's."""
+    if chain == "ledger" or not entries:
+        return batch_site
+    return str(entries[0].body.get("site"))
+
+
+def _check_chain(
+    chain: str,
+    entries: list[SealedEntry],
+    batch_id: str,
+    site: str,
+    keys: Mapping[str, SitePublicKey],
+) -> tuple[int, list[str]]:
+    key = keys.get(site)
+    if key is None:
+        return 0, [f"{chain}: the record holds no public key of site {site} to verify it with"]
+    problems = []
+    try:
+        count = verify_chain(entries, key)
+    except ChainBroken as err:
+        count = 0
+        problems.append(f"{chain} entry {err.seq}: {err.problem}")
+    for entry in entries:
+        if entry.body.get("batch") != batch_id:
+            problems.append(
+                f"{chain} entry {entry.body.get('seq')}: it belongs to batch "
+                f"{entry.body.get('batch')}, not to this record's batch {batch_id}"
+            )
+            break
+        if entry.body.get("site") != site:
+            problems.append(
+                f"{chain} entry {entry.body.get('seq')}: it was made at {entry.body.get('site')}, "
+                f"not at {site} like the rest of the chain"
+            )
+            break
+    return count, problems
+
+
+def check_record(document: bytes) -> RecordCheck:
+    """Verify the embedded record: its format, its hash, and every entry of both chains."""
+    try:
+        record = json.loads(document)
+    except (ValueError, UnicodeDecodeError):
+        return RecordCheck(problems=(f"the embedded {ATTACHMENT_NAME} is not JSON",))
+    if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:
+        found = record.get("format") if isinstance(record, dict) else None
+        return RecordCheck(
+            problems=(f"the embedded file is not a {RECORD_FORMAT} record (format: {found!r})",)
+        )
+    batch = record.get("batch")
+    if not (isinstance(batch, dict) and all(isinstance(batch.get(k), str) for k in ("id", "site"))):
+        return RecordCheck(problems=("the record does not name its batch (id, number, site)",))
+    batch_id, site = batch["id"], batch["site"]
+    number = str(batch.get("number"))
+    problems: list[str] = []
+    unhashed = {k: v for k, v in record.items() if k != "record_hash"}
+    if content_hash(unhashed) != record.get("record_hash"):
+        problems.append("record_hash does not match the record's content: it was edited")
+    keys: dict[str, SitePublicKey] = {}
+    raw_keys = record.get("keys")
+    for code, pem in raw_keys.items() if isinstance(raw_keys, dict) else ():
+        try:
+            keys[code] = SitePublicKey.from_pem(str(pem).encode("ascii"))
+        except (ValueError, UnicodeEncodeError):
+            problems.append(f"the record's public key of site {code} is not an Ed25519 key")
+    chains: dict[str, list[tuple[int, str]]] = {}
+    verified: dict[str, int] = {}
+    for chain in CHAINS:
+        try:
+            entries = _sealed(chain, record.get(chain))
+        except ValueError as err:
+            problems.append(str(err))
+            continue
+        chains[chain] = [(_seq(e), e.hash) for e in entries]
+        count, chain_problems = _check_chain(
+            chain, entries, batch_id, _chain_site(chain, site, entries), keys
+        )
+        verified[chain] = count
+        problems.extend(chain_problems)
+    return RecordCheck(batch_id, number, site, chains, verified, tuple(problems))
+
+
+def _seq(entry: SealedEntry) -> int:
+    try:
+        return entry.seq
+    except (KeyError, TypeError, ValueError):
+        return 0
+
+
+def compare_chains(
+    record: Mapping[str, list[tuple[int, str]]], hub: Mapping[str, list[tuple[int, str]]]
+) -> list[str]:
+    """Where the record's chains differ from the hub's: the first difference of each chain."""
+    problems = []
+    for chain in CHAINS:
+        ours, theirs = record.get(chain, []), hub.get(chain, [])
+        for (seq, digest), (hub_seq, hub_digest) in zip(ours, theirs, strict=False):
+            if (seq, digest) != (hub_seq, hub_digest):
+                problems.append(
+                    f"{chain} entry {seq}: the hub holds a different entry "
+                    f"(hash {hub_digest[:12]}…, the record has {digest[:12]}…)"
+                )
+                break
+        else:
+            if len(ours) < len(theirs):
+                problems.append(
+                    f"{chain}: the hub holds {len(theirs)} entries, the record only {len(ours)} "
+                    f"(entries {len(ours) + 1}–{len(theirs)} are not in this record)"
+                )
+            elif len(ours) > len(theirs):
+                problems.append(
+                    f"{chain} entry {len(theirs) + 1}: the record has {len(ours)} entries, "
+                    f"the hub only {len(theirs)}"
+                )
+    return problems
+
+
+# --- the whole check ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordVerification:
+    """The outcome of ``mes verify``: each check's findings and a summary."""
+
+    signature: PdfSignatureCheck
+    record: RecordCheck
+    compared_with_hub: bool = False
+    hub_problems: tuple[str, ...] = ()
+
+    @property
+    def problems(self) -> list[str]:
+        """Every failure, one line each, named by what failed."""
+        return [
+            *(f"PDF signature: {p}" for p in self.signature.problems),
+            *(f"batch record: {p}" for p in self.record.problems),
+            *(f"hub database: {p}" for p in self.hub_problems),
+        ]
+
+    @property
+    def ok(self) -> bool:
+        """True when every check passed."""
+        return not self.problems
+
+    def summary(self) -> list[str]:
+        """Short lines for a record that verified."""
+        when: datetime | None = self.signature.signing_time
+        lines = [
+            f"Signed by {self.signature.signer} on "
+            f"{when.strftime('%Y-%m-%d %H:%M:%S %Z') if when else 'an unknown date'} "
+            f"(certificate SHA-256 {self.signature.signer_fingerprint})",
+            f"Batch {self.record.batch_number} made at {self.record.site}: "
+            + ", ".join(
+                f"{n} {chain} entries verified" for chain, n in self.record.verified.items()
+            ),
+        ]
+        if self.compared_with_hub:
+            lines.append("The hub's database holds the same entries.")
+        return lines
+
+
+def verify_record_pdf(
+    pdf: bytes,
+    trust: Sequence[x509.Certificate],
+    hub_chains: Callable[[str], Mapping[str, list[tuple[int, str]]]] | None = None,
+) -> RecordVerification:
+    """All checks of an issued record; ``hub_chains(batch_id)`` gives the hub's copy to compare.
+
+    Raises :class:`InvalidInput` when ``pdf`` is not a readable PDF.
+    """
+    signature = verify_pdf(pdf, trust)
+    try:
+        document = embedded_file(pdf)
+    except InvalidInput as err:  # e.g. a damaged attachment stream: the signature says more
+        document, record = None, RecordCheck(problems=(err.message,))
+    else:
+        record = RecordCheck(problems=(f"the PDF has no embedded {ATTACHMENT_NAME}",))
+    if document is not None:
+        record = check_record(document)
+    if hub_chains is None or record.batch_id is None:
+        return RecordVerification(signature, record)
+    hub = hub_chains(record.batch_id)
+    return RecordVerification(signature, record, True, tuple(compare_chains(record.chains, hub)))
