@@ -1,5 +1,6 @@
-"""The printed executed batch record: HTML → PDF/A-3b (WeasyPrint), signed later (pyHanko)."""
+"""Batch records as documents: HTML → PDF/A-3b (WeasyPrint) → PAdES signature (pyHanko).
 
-from mes.pdf.render import record_html, render_record_pdf
-
-__all__ = ["record_html", "render_record_pdf"]
+``sign`` signs and checks a PDF with the hub's document-signing certificate; ``verify`` is the
+offline check of an issued record (``mes verify``): the PDF signature, the embedded ledger and,
+at the hub, the database's copy.
+"""
