@@ -128,7 +128,7 @@ def _chain_problem(uow: UnitOfWork, row: BatchRow) -> str | None:
     try:
         verify_ledger(uow, row.id)
     except ChainBroken as broken:
-        return str(broken)
+        return broken.message
     except NotFound as missing:
         return missing.message
     if uow.site.is_spoke or not (entries := review_ledger(uow.session, row.id)):
@@ -136,7 +136,7 @@ def _chain_problem(uow: UnitOfWork, row: BatchRow) -> str | None:
     try:
         verify_chain(entries, uow.site.key.public)
     except ChainBroken as broken:
-        return f"The review record: {broken}"
+        return f"The review record: {broken.message}"
     return None
 
 
@@ -257,8 +257,9 @@ def assess_deviation(
     view = load_review(uow, batch_id, lock=True)
     _seen(view, seen_review_seq)
     changed = view.review.assess_deviation(deviation_id, assessment, actor, ctx.at, ctx.terminal)
-    _save(uow, view)
-    uow.commit()
+    if changed:  # nothing recorded: no disposition row either (it would read "under review")
+        _save(uow, view)
+        uow.commit()
     return changed
 
 
@@ -525,7 +526,7 @@ def receive_review_entries(uow: UnitOfWork, at: datetime, entries: Sequence[Seal
             log_event(
                 uow.session, at=at, action="review", outcome="refused", peer=link.hub_code,
                 via="network", batch_id=batch_id, item=row.number if row else None,
-                reason=str(err)[:2000],
+                reason=(err.message if isinstance(err, MesError) else str(err))[:2000],
             )  # fmt: skip
             continue
         append_review_entries(uow.session, fresh)
