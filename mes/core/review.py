@@ -364,6 +364,10 @@ def find_exceptions(
         elif kind == EntryKind.SIGNATURE:
             record = p["record"]
             phase = record.get("phase")
+            if record.get("action") == "correct" and phase:
+                # A corrected phase is signed again: a verification of the correction is
+                # measured from the correction's signature.
+                performed[phase] = (at, seq)
             if record.get("action") == "perform" and phase:
                 performed[phase] = (at, seq)
                 data = last_data.get(phase)
@@ -619,7 +623,13 @@ class Review:
         if f.blocking:
             raise InvalidInput(
                 f"'{f.title}' cannot be marked reviewed: {f.detail}",
-                what_to_do="It clears itself once the record is whole and verifies.",
+                what_to_do=(
+                    "Wait for the spoke's next sync: it clears itself when the whole record "
+                    "has arrived."
+                    if f.category is Category.PENDING
+                    else "A record that fails verification is not released: investigate at the "
+                    "spoke (a copy that verifies can be sent again) or reject the batch."
+                ),
             )
         if f.by_closure:
             raise InvalidInput(

@@ -344,7 +344,7 @@ class QueueRow:
     age_days: int
     open_deviations: int
     unreviewed: int
-    blocked: bool  # the chain fails or the record is incomplete
+    blocked: bool  # the record is incomplete (chain failures show on the review page)
     decision_by: str | None
 
 
@@ -499,7 +499,7 @@ def receive_review_entries(uow: UnitOfWork, at: datetime, entries: Sequence[Seal
     if hub_key is None or link is None:
         raise InvalidInput("This spoke is not enrolled with a hub.")
     by_batch: dict[str, list[SealedEntry]] = {}
-    for entry in entries:
+    for entry in {(e.seq, e.hash): e for e in entries}.values():  # one copy of each entry
         by_batch.setdefault(str(entry.body.get("batch")), []).append(entry)
     stored = 0
     for batch_id, new in by_batch.items():

@@ -517,10 +517,16 @@ def test_a_chain_problem_and_pending_entries_block_release_and_cannot_be_marked_
             "the rest of the record has not arrived."
         )
     )
+    advice = {
+        "chain": "A record that fails verification is not released: investigate at the spoke "
+        "(a copy that verifies can be sent again) or reject the batch.",
+        "pending": "Wait for the spoke's next sync: it clears itself when the whole record has "
+        "arrived.",
+    }
     for key, finding in (("chain", chain), ("pending", pending)):
         err = refuses(review, InvalidInput, mark, review, key)
         assert err.message == f"'{finding.title}' cannot be marked reviewed: {finding.detail}"
-        assert err.what_to_do == "It clears itself once the record is whole and verifies."
+        assert err.what_to_do == advice[key]
     assert unreviewed(review.findings, review.state) == []  # blocking is not "to review"
     assert release_blockers(batch, review.state, review.findings) == [
         f"The record fails verification: {problem}",
@@ -894,3 +900,19 @@ def test_an_aborted_batch_can_only_be_rejected():
     refuses(review, ReleaseRefused, decide, review, Decision.RELEASED)
     decide(review, Decision.REJECTED, "Aborted at the spoke")
     assert qa_state(batch, review.state) is QaState.REJECTED
+
+
+def test_a_verification_seconds_after_a_correction_is_a_rubber_stamp_too():
+    batch = new_batch()
+    check_bag(batch, verified_after=5 * MIN)
+    assert by_category(findings(batch), Category.RUBBER_STAMP) == []
+    corrected_at = T0 + 60 * MIN
+    correction = {"value": "bag_intact", "new": "no", "reason": "Leak seen at the port"}
+    sign(batch, Action.CORRECT, SUE, corrected_at, phase_id="check_bag", correction=correction)
+    sign(batch, Action.VERIFY, SAM, corrected_at + 5 * SEC, phase_id="check_bag")
+    verified = batch.new_entries[-1].seq
+    (found,) = by_category(findings(batch), Category.RUBBER_STAMP)
+    assert (found.key, found.title) == (
+        f"rubber-stamp:{verified}",
+        "'Check the bag' verified 5 s after it was performed",
+    )
