@@ -773,21 +773,28 @@ class BoardRow:
     next_due: str | None
     overdue: list[str]
     open_deviations: int
+    # QA's disposition at the hub, as its review chain (synced back to the spoke) says
+    decision: str | None = None  # released / rejected
+    decided_by: str | None = None
+    decided_at: str | None = None
+    decision_reason: str | None = None
 
 
 def board(uow: UnitOfWork, ctx: Context, *, include_closed: bool = False) -> list[BoardRow]:
     """The board of the site: every batch in progress (and if asked, closed ones).
 
     For each: the phases in progress, ready or awaiting verification, the next timer due, any
-    timer overdue, and the number of open deviations.
+    timer overdue, the number of open deviations, and QA's release or rejection at the hub.
     """
-    from mes.store.queries import board_rows
+    from mes.store.queries import board_rows, dispositions
 
     authorise(uow, ctx, Permission.READ_BATCHES)
     now = utc_text(ctx.at)
     statuses: Iterable[str] = ACTIVE if not include_closed else (*ACTIVE, "complete", "aborted")
     rows = []
-    for batch, phases, open_deviations in board_rows(uow.session, list(statuses)):
+    listed = board_rows(uow.session, list(statuses))
+    decided = dispositions(uow.session, [batch.id for batch, _p, _d in listed])
+    for batch, phases, open_deviations in listed:
         active = batch.status in ACTIVE
         current = [
             {"id": p.phase_id, "name": p.name, "status": p.status} for p in phases if p.current
@@ -799,6 +806,7 @@ def board(uow: UnitOfWork, ctx: Context, *, include_closed: bool = False) -> lis
         overdue = [p.name for p in waiting if p.latest_start and p.latest_start < now]
         coi = batch.chain_of_identity
         identity = " · ".join(identity_text(v) for v in list(coi.values())[:2])
+        review = decided.get(batch.id)
         rows.append(
             BoardRow(
                 id=batch.id,
@@ -811,6 +819,10 @@ def board(uow: UnitOfWork, ctx: Context, *, include_closed: bool = False) -> lis
                 next_due=due[0] if due else None,
                 overdue=overdue,
                 open_deviations=open_deviations,
+                decision=review.decision if review else None,
+                decided_by=review.decided_by if review else None,
+                decided_at=review.decided_at if review else None,
+                decision_reason=review.reason if review else None,
             )
         )
     return rows

@@ -106,3 +106,17 @@ def board_rows(session: Session, statuses: list[str]) -> list[tuple[Any, list[An
         ).all()
     )
     return [(b, phases[b.id], open_counts.get(b.id, 0)) for b in batches]
+
+
+def dispositions(session: Session, batch_ids: list[str]) -> dict[str, Any]:
+    """QA's disposition rows (``batch_reviews``) of these batches, by batch ID."""
+    from mes.store.models import BatchReview
+
+    if not batch_ids:
+        return {}
+    return {
+        row.batch_id: row
+        for row in session.execute(
+            select(BatchReview).where(BatchReview.batch_id.in_(batch_ids))
+        ).scalars()
+    }

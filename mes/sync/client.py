@@ -1,4 +1,4 @@
-"""The spoke's sync client: enroll, pull recipe bundles, push the outbox — over HTTP(S).
+"""The spoke's sync client: enroll, pull recipe bundles, push the outbox, pull QA's review.
 
 Every request after enrollment is signed with the spoke's key (:func:`mes.core.sync.sign_request`).
 A round never loses anything: the outbox mark moves only on the hub's acknowledgement naming the
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import secrets
 import socket
 import threading
@@ -25,10 +26,11 @@ from sqlalchemy.exc import IntegrityError
 from mes.core.errors import BundleRefused, BundleUnknownKey, ConfigurationError, MesError
 from mes.core.keys import SitePublicKey
 from mes.core.sync import NONCE_HEADER, ack_verifies, sign_request
-from mes.services import outbox
+from mes.services import outbox, review
 from mes.services.context import Context
 from mes.services.recipes import install_bundle
 from mes.services.runtime import Runtime
+from mes.sync.reviews import UnreadableReviews, read_entries
 
 API = "/api/v1"
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
@@ -38,6 +40,8 @@ PUSH_STREAMS = 2  # batches sent at once (each batch's chunks still go one after
 # act on a refusal; 'mes sync' by hand always offers everything), and waits longer and longer,
 # up to this, while the hub refuses the spoke itself (suspended, revoked, clock off).
 RETRY_REFUSED_SECONDS = 300.0
+# Batches named in one request for review updates (the hub takes at most 10,000).
+REVIEW_HEADS_PER_REQUEST = 5_000
 
 
 class HubUnreachable(MesError):
@@ -65,6 +69,7 @@ class RoundReport:
     duplicates: int = 0
     refused: list[str] = field(default_factory=list)
     spoke_refused: bool = False  # the hub refused the spoke itself (401 or 403)
+    reviews_stored: int = 0  # review entries of the hub (QA's decisions) stored here
 
     def summary(self) -> str:
         """One line for people."""
@@ -77,6 +82,8 @@ class RoundReport:
             parts.append(f"installed {', '.join(self.bundles_installed)}")
         if self.bundles_refused:
             parts.append(f"refused bundles: {'; '.join(self.bundles_refused)}")
+        if self.reviews_stored:
+            parts.append(f"{self.reviews_stored} review entries of the hub stored")
         if self.refused:
             parts.append(f"refused by the hub: {'; '.join(self.refused)}")
         return "; ".join(parts) + "."
@@ -110,6 +117,9 @@ class HubClient:
         self.base = hub_url.rstrip("/")
         self.clock = clock
         self.http = http or httpx.Client(timeout=TIMEOUT)
+        # The last problem with review updates that was logged: the same one is logged once,
+        # not every round, until review updates arrive again.
+        self.review_problem: tuple[str, str] | None = None
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -239,7 +249,7 @@ def sync_round(
     *,
     retry_refused_after: float | None = None,
 ) -> RoundReport:
-    """Pull new bundles, then push every pending batch (deviations first).
+    """Pull new bundles, push every pending batch (deviations first), pull QA's review.
 
     ``retry_refused_after``: leave out batches the hub refused less than this many seconds ago
     (the background loop; by hand, every pending batch is offered).
@@ -253,6 +263,8 @@ def sync_round(
         # Pushed even when the hub refused the bundle list: a refused push marks the batch
         # refused with the hub's reason, which the board shows.
         _push(runtime, client, report, retry_refused_after)
+        if not report.spoke_refused:
+            _pull_reviews(runtime, client, report)
     finally:
         if own:
             client.close()
@@ -329,6 +341,57 @@ def _pull_bundles(runtime: Runtime, client: HubClient, report: RoundReport) -> N
             continue
         _note(runtime, client, "install", "accepted", item=bundle_hash, reason=label)
         report.bundles_installed.append(label)
+
+
+def _pull_reviews(runtime: Runtime, client: HubClient, report: RoundReport) -> None:
+    """Ask the hub for QA's review entries of the batches not yet released or rejected here.
+
+    Decided batches are not named (their review is closed), so a spoke asks only about what
+    the hub may still decide. Entries are stored only if they verify with the pinned hub key and
+    continue the chain held here (:func:`mes.services.review.receive_review_entries`, which
+    logs each batch accepted or refused); an answer that is not a list of review entries of the
+    batches asked about is refused whole and logged, and nothing of it is stored.
+    """
+    with runtime.uow(read_only=True) as uow:
+        awaited = sorted(review.awaited_reviews(uow).items())
+    for start in range(0, len(awaited), REVIEW_HEADS_PER_REQUEST):
+        asked = dict(awaited[start : start + REVIEW_HEADS_PER_REQUEST])
+        body = json.dumps({"known": asked}, separators=(",", ":")).encode("utf-8")
+        response = client.request("POST", "/sync/reviews", body, "application/json")
+        if response.status_code != 200:
+            code, message, _ = _error_text(response)
+            _review_problem(runtime, client, code, message)
+            report.refused.append(f"review updates: {message}")
+            report.spoke_refused = response.status_code in (401, 403)
+            return
+        try:
+            answer = response.json()
+            if not isinstance(answer, dict) or set(answer) != {"entries"}:
+                raise UnreadableReviews("the answer is not an object with exactly 'entries'")
+            entries = read_entries(answer["entries"], asked)
+        except (ValueError, UnreadableReviews) as err:
+            message = f"The hub's answer to a request for review updates is unreadable: {err}."
+            _review_problem(runtime, client, "unreadable-answer", message)
+            report.refused.append(message)
+            return
+        if entries:
+            try:
+                with runtime.uow() as uow:
+                    report.reviews_stored += review.receive_review_entries(
+                        uow, client.clock(), entries
+                    )
+            except MesError as err:  # e.g. no hub key pinned here to verify them with
+                _review_problem(runtime, client, type(err).__name__[:32], err.message)
+                report.refused.append(err.message)
+                return
+    client.review_problem = None
+
+
+def _review_problem(runtime: Runtime, client: HubClient, code: str, message: str) -> None:
+    """Log a refused or unreadable review answer once (not every round while it lasts)."""
+    if client.review_problem != (code, message):
+        _note(runtime, client, "review", "refused", code=code, reason=message)
+        client.review_problem = (code, message)
 
 
 def _note(runtime: Runtime, client: HubClient, action: str, outcome: str, **what: Any) -> None:

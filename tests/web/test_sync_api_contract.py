@@ -253,6 +253,7 @@ def test_the_document_describes_exactly_the_routes_the_hub_mounts(hub_app, api, 
         "GET /sync/bundles",
         "GET /sync/bundles/{bundle_hash}",
         "POST /sync/chunks",
+        "POST /sync/reviews",
     }
     # Every 4xx body the document names is the one error schema, with the codes it lists.
     for item in raw["paths"].values():
@@ -336,6 +337,7 @@ def test_generated_requests_get_documented_answers(api, mode):
         "GET /sync/bundles",
         "GET /sync/bundles/{bundle_hash}",
         "POST /sync/chunks",
+        "POST /sync/reviews",
     }
     for label, statuses in answers.items():
         assert set(statuses) <= {401, 413} and 401 in statuses, (label, statuses)
@@ -350,6 +352,7 @@ def test_generated_signed_requests_get_documented_answers(api, spoke, mode):
             "GET /sync/bundles": [200],  # none published for the spoke
             "GET /sync/bundles/{bundle_hash}": [404],  # no such bundle
             "POST /sync/chunks": [422],  # JWS-shaped text that is no chunk
+            "POST /sync/reviews": [200],  # heads of batches the hub holds none of: no entries
         }
     else:
         # Negative cases leave out or break the signature headers (401) or break the path or
@@ -357,6 +360,7 @@ def test_generated_signed_requests_get_documented_answers(api, spoke, mode):
         assert answers["GET /sync/bundles"] == [401]
         assert set(answers["GET /sync/bundles/{bundle_hash}"]) <= {401, 404}
         assert set(answers["POST /sync/chunks"]) <= {401, 413, 422}
+        assert set(answers["POST /sync/reviews"]) <= {400, 401, 413}
 
 
 # --- (c) explicit cases ----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from flask.typing import ResponseReturnValue
 
 from mes.core.errors import ChunkGap, InvalidInput, MesError, NotFound, TooLarge
 from mes.services.document_certificate import document_certificate_pem
+from mes.services.review import review_updates
 from mes.services.spokes import (
     authenticate,
     bundle_token,
@@ -33,6 +34,11 @@ MAX_BODY = 2 * 1024 * 1024
 BUNDLE_HASH = re.compile(r"[0-9a-f]{64}")
 # The enrollment request's fields and their longest accepted length (as in openapi.json).
 ENROLL_FIELDS = {"site_code": 12, "code": 64, "public_key_pem": 2000}
+# The review-updates request: how many batches it may name, how long a batch ID may be, the
+# largest review head (as in openapi.json).
+MAX_KNOWN = 10_000
+MAX_BATCH_ID = 36
+MAX_SEQ = 2**53 - 1
 
 
 def api_error(err: MesError) -> tuple[Response, int]:
@@ -175,6 +181,54 @@ def push_chunk() -> ResponseReturnValue:
         ack = receive_chunk(uow, *_as_signed())
     faults_after_commit()
     return jsonify(ack.as_json())
+
+
+def _known_reviews() -> dict[str, int]:
+    """The review heads a spoke names (batch ID → last seq it holds), or a 400 saying why not."""
+    data = request.get_json(silent=True) if request.is_json else None
+    how = 'Send a JSON object {"known": {"<batch id>": <review last seq>, ...}}.'
+    known = data.get("known") if isinstance(data, dict) and set(data) == {"known"} else None
+    if not isinstance(known, dict):
+        raise InvalidInput(
+            "The request needs exactly one field, known: an object of batch IDs and review heads.",
+            what_to_do=how,
+        )
+    if len(known) > MAX_KNOWN:
+        raise InvalidInput(
+            f"The request names {len(known)} batches; at most {MAX_KNOWN:,} are taken at once.",
+            what_to_do=f"Ask for at most {MAX_KNOWN:,} batches a request.",
+        )
+    for batch_id, seq in known.items():
+        if not 1 <= len(batch_id) <= MAX_BATCH_ID:
+            raise InvalidInput(
+                f"{batch_id[:40]!r} is not a batch ID (1 to {MAX_BATCH_ID} characters).",
+                what_to_do=how,
+            )
+        if isinstance(seq, float) and seq.is_integer():
+            seq = known[batch_id] = int(seq)  # 3.0 is an integer in JSON Schema
+        if type(seq) is not int or not 0 <= seq <= MAX_SEQ:
+            raise InvalidInput(
+                f"The review head of batch {batch_id} is not a whole number from 0.",
+                what_to_do=how,
+            )
+    return known
+
+
+@bp.post("/sync/reviews")
+def review_entries() -> ResponseReturnValue:
+    # Signed first (a body nobody signed is not even read), then the heads are checked; only
+    # the calling spoke's own batches are answered, with the entries after the heads it names.
+    site = _signed()
+    known = _known_reviews()
+    with runtime().uow(read_only=True) as uow:
+        entries = review_updates(uow, site, known)
+    return jsonify(
+        {
+            "entries": [
+                {"body": dict(e.body), "hash": e.hash, "signature": e.signature} for e in entries
+            ]
+        }
+    )
 
 
 def faults_after_commit() -> None:

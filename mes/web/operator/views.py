@@ -23,9 +23,9 @@ from mes.core.batch import (
 )
 from mes.core.errors import BatchNotActive, ChainBroken, MesError, NotAuthorised
 from mes.core.limits import InvalidValue
-from mes.services import batches, outbox
+from mes.services import batches, labels, outbox
 from mes.services.esign import Credentials
-from mes.web import runtime
+from mes.web import error_response, runtime
 from mes.web.forms import SignatureForm
 from mes.web.helpers import (
     current_user_still_allowed,
@@ -152,6 +152,7 @@ def _batch_page(batch_id: str, error: str | None = None, status: int = 200) -> R
     with runtime().uow(read_only=True) as uow:
         view = batches.get_batch(uow, ctx, batch_id)
         broken = _integrity(uow, ctx, batch_id)
+        hub_review = labels.hub_review(uow, ctx, batch_id)
     batch, viewer = view.batch, view.viewer
     zone = _zone()
     may = {
@@ -181,6 +182,7 @@ def _batch_page(batch_id: str, error: str | None = None, status: int = 200) -> R
         ack_meaning=ACTION_MEANINGS[Action.ACKNOWLEDGE],
         error=error,
         broken=broken,
+        hub_review=hub_review,
     ), status
 
 
@@ -566,3 +568,34 @@ def abort_batch(batch_id: str) -> ResponseReturnValue:
     signing_succeeded()
     flash("The batch is aborted. Its record stays.", "info")
     return redirect(url_for("operator.batch_page", batch_id=batch_id), 303)
+
+
+# --- the final label of a released batch ----------------------------------------------------
+
+
+def _label_page(label: labels.FinalLabel, printing: bool = False) -> ResponseReturnValue:
+    return render_template("operator/label.html", label=label, printing=printing)
+
+
+@bp.get("/<batch_id>/label")
+@requires(Permission.READ_BATCHES)
+def label(batch_id: str) -> ResponseReturnValue:
+    """The final label (100 × 60 mm) of a batch the hub released; refused for any other."""
+    try:
+        with runtime().uow(read_only=True) as uow:
+            issued = labels.final_label(uow, service_context(), batch_id)
+    except labels.LabelRefused as refusal:
+        return error_response(refusal.http_status, "No final label", str(refusal))
+    return _label_page(issued)
+
+
+@bp.post("/<batch_id>/label")
+@requires(Permission.EXECUTE_BATCHES)
+def print_label(batch_id: str) -> ResponseReturnValue:
+    """Print the final label: recorded in the audit trail, then the browser's print dialog."""
+    try:
+        with runtime().uow() as uow:
+            issued = labels.record_label_printed(uow, service_context(), batch_id)
+    except labels.LabelRefused as refusal:
+        return error_response(refusal.http_status, "No final label", str(refusal))
+    return _label_page(issued, printing=True)
