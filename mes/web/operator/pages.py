@@ -22,9 +22,9 @@ from mes.core.batch import (
     format_duration,
 )
 from mes.core.clock import as_utc, local_text, parse_utc_text, utc_text
-from mes.core.esign import Meaning
 from mes.core.identity import identity_text
 from mes.core.limits import STATUS_TITLES, LimitStatus, limits_text
+from mes.core.record import manifestation_text, shown_value
 
 STATUS_CLASSES = {
     PhaseStatus.LOCKED: "muted",
@@ -41,33 +41,11 @@ ORDERING_WORDS = {
 }
 
 
-def shown_value(value: Any, spec: Mapping[str, Any] | None, time_zone: str) -> str:
-    """A recorded value as people read it: yes/no, a local time, a number with its unit."""
-    if value is None or value == "":
-        return "—"
-    kind = (spec or {}).get("type")
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if kind == "datetime":
-        return local_text(parse_utc_text(str(value)), time_zone)
-    unit = (spec or {}).get("unit")
-    return f"{value} {unit}" if unit else str(value)
-
-
 def local_input_value(value: Any, time_zone: str) -> str:
     """A stored UTC time as the value of a datetime-local field (site time)."""
     from zoneinfo import ZoneInfo
 
     return parse_utc_text(str(value)).astimezone(ZoneInfo(time_zone)).strftime("%Y-%m-%dT%H:%M")
-
-
-def manifestation_text(signature: Mapping[str, Any], time_zone: str) -> str:
-    """'Olivia Operator (olivia) — Performed — 2026-11-21 09:00:00 GMT' (11.50)."""
-    return (
-        f"{signature['printed_name']} ({signature['username']}) — "
-        f"{Meaning(signature['meaning']).value.capitalize()} — "
-        f"{local_text(parse_utc_text(signature['at']), time_zone)}"
-    )
 
 
 def batch_header(batch: Batch, time_zone: str) -> dict[str, Any]:

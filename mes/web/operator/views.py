@@ -197,7 +197,7 @@ def batch_page(batch_id: str) -> ResponseReturnValue:
 @requires(Permission.READ_BATCHES)
 def record(batch_id: str) -> ResponseReturnValue:
     """The batch record as it happened: every ledger entry in words, oldest first."""
-    from mes.web.operator.record import entries_in_words
+    from mes.core.record import entries_in_words
 
     ctx = service_context()
     with runtime().uow(read_only=True) as uow:

@@ -1,0 +1,341 @@
+"""Printed batch record benchmark: our PDF/A-3b against headless Chromium printing the same HTML.
+
+The reference batch is real: a generated 200-phase master recipe (``benchmarks.recipes``'
+generator, 4 unit procedures × 5 operations × 10 phases: limits, a choice, a calculation,
+a lot, an instrument, timers, second-person verification on every third phase) installed at a
+spoke on a fresh SQLite database and run to completion through the real services by the test
+suite's recipe driver (``tests/recipe_driver.py``: people start, record, scan and sign every
+phase, argon2 re-authentication included) — about 1,900 ledger entries. Its record is built as
+``mes pdf`` builds it (:func:`mes.core.record.build_record`, the ledger as canonical JSON for
+the attachment and the record hash) and pickled.
+
+Then, in one run:
+
+* **ours** — a fresh process (``--measure``) loads the record and calls
+  :func:`mes.pdf.render.render_record_pdf` ``--repeat`` times (the first call is cold: the
+  worker processes are started then), and signs the result with
+  :func:`mes.pdf.sign.sign_pdf` (PAdES, pyHanko) when that module is there. Peak RSS is the
+  process's own plus its largest child's (``ru_maxrss``; the two layout workers run at once, so
+  the figure with both is reported too);
+* **Chromium** — Playwright's sync API launches ``/usr/bin/chromium`` headless, loads
+  :func:`mes.pdf.render.record_html` (the same document, header and footer in ``@page`` margin
+  boxes) and prints it to PDF (A4, CSS page size), ``--repeat`` times; timed with and without
+  the browser's launch.
+
+Target (issue 6): ours ≤ 1.5 × Chromium (compared with Chromium's print alone, launch excluded —
+the stricter reading). Run: ``python -m benchmarks.pdf`` (``--quick``: a 40-phase batch).
+Results go to stdout as a table and to ``benchmarks/results/pdf.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTS = ROOT / "tests"
+RESULTS = Path(__file__).resolve().parent / "results"
+CHROMIUM = "/usr/bin/chromium"
+TARGET_RATIO = 1.5
+ZONE = "Europe/Berlin"
+
+
+# --- the reference batch ------------------------------------------------------------------------
+
+
+def reference_record(folder: Path, units: int) -> dict[str, Any]:
+    """Run a ``units × 5 × 10``-phase batch through the services; pickle its record."""
+    sys.path[:0] = [str(TESTS)]
+    import batch_helpers  # type: ignore[import-not-found]  # the test suite's helpers
+    import recipe_driver  # type: ignore[import-not-found]
+    from support import NOW  # type: ignore[import-not-found]
+
+    from benchmarks.recipes import large_recipe
+    from mes.core.canonical import canonical_json, content_hash
+    from mes.core.keys import SiteKey
+    from mes.core.passwords import PasswordPolicy
+    from mes.core.record import batch_audit_lines, build_record
+    from mes.core.site import Site
+    from mes.services import batches
+    from mes.store.engine import make_engine, session_factory
+    from mes.store.migrate import upgrade
+    from mes.store.uow import UnitOfWork
+
+    engine = make_engine(f"sqlite:///{folder / 'pdf-bench.sqlite3'}")
+    upgrade(engine)
+    sessions = session_factory(engine)
+    key = SiteKey.generate()
+
+    def make_uow(role: str = "spoke", expiry_days: int | None = None, hub_key: Any = None) -> Any:
+        site = Site(
+            code="SPK1",
+            name="Spoke One",
+            role="spoke",
+            time_zone=ZONE,
+            key=key,
+            password_policy=PasswordPolicy(expiry_days=expiry_days),
+            hub_key=hub_key,
+        )
+        return UnitOfWork(sessions, site)
+
+    start = time.perf_counter()
+    spoke = batch_helpers.Spoke(make_uow=make_uow, hub_key=SiteKey.generate()).set_up()
+    recipe = folder / "bench-record.yaml"
+    recipe.write_text(large_recipe(units=units, operations=5, phases=10), encoding="utf-8")
+    batch_id = recipe_driver.run_batch(spoke, recipe)
+    drive_seconds = time.perf_counter() - start
+    ctx = spoke.ctx("quinn", NOW + timedelta(days=2))
+    with spoke.uow() as uow:
+        batch = batches.get_batch(uow, ctx, batch_id).batch
+        entries = batches.ledger_entries(uow, ctx, batch_id)
+    engine.dispose()
+    document = {"ledger": [{"body": e.body, "hash": e.hash} for e in entries]}
+    record_hash = content_hash(document)
+    record = build_record(
+        batch,
+        None,
+        time_zone=ZONE,
+        site_name="Spoke One",
+        audit=batch_audit_lines(batch, entries, ZONE),
+        record_hash=record_hash,
+        generated_at=datetime.now(UTC),
+        ledger=entries,
+    )
+    attachment = canonical_json({**document, "record_hash": record_hash})
+    path = folder / "record.pickle"
+    path.write_bytes(pickle.dumps((record, attachment)))
+    return {
+        "path": str(path),
+        "phases": record.phase_count,
+        "audit_entries": len(record.audit),
+        "attachment_bytes": len(attachment),
+        "drive_s": drive_seconds,
+    }
+
+
+# --- ours, in a fresh process -------------------------------------------------------------------
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of every child it has waited for (user + system)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _peak_mib() -> tuple[float, float]:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return own, child
+
+
+def measure(pickled: Path, out: Path, repeat: int) -> dict[str, Any]:
+    """Render (and sign, where signing exists) the pickled record; the figures."""
+    from mes.pdf.render import record_blocks, render_record_pdf
+
+    record, attachment = pickle.loads(pickled.read_bytes())
+    seconds, cpu = [], []
+    pdf = b""
+    for _ in range(repeat):
+        start, start_cpu = time.perf_counter(), _cpu_seconds()
+        pdf = render_record_pdf(record, attachment)
+        seconds.append(time.perf_counter() - start)
+        cpu.append(_cpu_seconds() - start_cpu)
+    out.write_bytes(pdf)
+    figures: dict[str, Any] = {
+        "seconds": seconds,
+        "cold_s": seconds[0],
+        "median_s": statistics.median(seconds),
+        "cpu_s": statistics.median(cpu),  # workers included
+        "bytes": len(pdf),
+        "blocks": len(record_blocks(record)),
+    }
+    try:
+        from mes.core.certificate import DocumentSigningKey
+        from mes.pdf.sign import sign_pdf
+    except ImportError:  # signing arrives with its own issue
+        figures["signed_s"] = None
+    else:
+        at = datetime.now(UTC)
+        key = DocumentSigningKey.generate("HUB", "Hub", at)
+        signed_seconds = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            rendered = render_record_pdf(record, attachment)
+            signed = sign_pdf(
+                rendered, key, at=at, reason="Released", location="Hub (HUB)", name="Hub"
+            )
+            signed_seconds.append(time.perf_counter() - start)
+        figures["signed_s"] = statistics.median(signed_seconds)
+        figures["signed_bytes"] = len(signed)
+        (out.with_suffix(".signed.pdf")).write_bytes(signed)
+    own, child = _peak_mib()
+    workers = min(os.cpu_count() or 1, 4)
+    figures |= {
+        "peak_rss_own_mib": own,
+        "peak_rss_child_mib": child,
+        "peak_rss_bound_mib": own + workers * child,  # every worker at its largest at once
+    }
+    return figures
+
+
+def _pages(pdf: Path) -> int:
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True)
+    return int(
+        next(line for line in info.stdout.splitlines() if line.startswith("Pages:")).split()[1]
+    )
+
+
+# --- headless Chromium --------------------------------------------------------------------------
+
+
+def chromium(pickled: Path, out: Path, repeat: int) -> dict[str, Any]:
+    """Headless Chromium printing :func:`record_html` of the same record."""
+    from playwright.sync_api import sync_playwright
+
+    from mes.pdf.render import record_html
+
+    record, _attachment = pickle.loads(pickled.read_bytes())
+    html = record_html(record)
+    totals, prints = [], []
+    pdf = b""
+    start_cpu = _cpu_seconds()
+    with sync_playwright() as playwright:
+        for _ in range(repeat):
+            start = time.perf_counter()
+            browser = playwright.chromium.launch(executable_path=CHROMIUM)
+            launched = time.perf_counter()
+            page = browser.new_page()
+            page.set_content(html)
+            pdf = page.pdf(format="A4", prefer_css_page_size=True, print_background=True)
+            printed = time.perf_counter()
+            browser.close()
+            totals.append(printed - start)
+            prints.append(printed - launched)
+    # Chromium's processes are the Playwright driver's children: counted once it has exited
+    cpu = (_cpu_seconds() - start_cpu) / repeat
+    out.write_bytes(pdf)
+    return {
+        # per print with launch: the driver and the Chromium processes it reaped (a renderer
+        # re-parented elsewhere would be missed, so this may be low)
+        "cpu_s": cpu,
+        "with_launch_s": statistics.median(totals),
+        "print_s": statistics.median(prints),
+        "bytes": len(pdf),
+        "html_bytes": len(html.encode("utf-8")),
+    }
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+def run(units: int, repeat: int) -> dict[str, Any]:
+    """Build the reference record, measure ours and Chromium; the results."""
+    with tempfile.TemporaryDirectory(prefix="mes-pdf-bench-") as tmp:
+        folder = Path(tmp)
+        reference = reference_record(folder, units)
+        pickled = Path(reference["path"])
+        ours_pdf, chromium_pdf = folder / "ours.pdf", folder / "chromium.pdf"
+        answer = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.pdf",
+                "--measure",
+                str(pickled),
+                str(ours_pdf),
+                "--repeat",
+                str(repeat),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=False,
+        )
+        if answer.returncode != 0:
+            raise SystemExit(f"measuring our rendering failed:\n{answer.stderr}")
+        ours = json.loads(answer.stdout.strip().splitlines()[-1])
+        ours["pages"] = _pages(ours_pdf)
+        theirs = chromium(pickled, chromium_pdf, repeat)
+        theirs["pages"] = _pages(chromium_pdf)
+    del reference["path"]
+    ratio = ours["median_s"] / theirs["print_s"]
+    return {
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "load_average": os.getloadavg(),
+        },
+        "reference": reference,
+        "ours": ours,
+        "chromium": theirs,
+        "ratio_to_print": ratio,
+        "ratio_to_print_with_launch": ours["median_s"] / theirs["with_launch_s"],
+        "ratio_cold_to_print_with_launch": ours["cold_s"] / theirs["with_launch_s"],
+        "target_ratio": TARGET_RATIO,
+        "target_met": ratio <= TARGET_RATIO,
+    }
+
+
+def report(results: dict[str, Any]) -> None:
+    """The table."""
+    ours, theirs, ref = results["ours"], results["chromium"], results["reference"]
+    signed = f"{ours['signed_s']:.2f}" if ours.get("signed_s") is not None else "—"
+    rows = [
+        ("reference batch", f"{ref['phases']} phases, {ref['audit_entries']} audit entries"),
+        ("ours: PDF/A-3b median s (cold first)", f"{ours['median_s']:.2f} ({ours['cold_s']:.2f})"),
+        ("ours: rendered + signed median s", signed),
+        (
+            "Chromium: print s (with launch)",
+            f"{theirs['print_s']:.2f} ({theirs['with_launch_s']:.2f})",
+        ),
+        ("ratio ours / Chromium print", f"{results['ratio_to_print']:.2f}"),
+        ("CPU s ours / Chromium (incl. launch)", f"{ours['cpu_s']:.2f} / {theirs['cpu_s']:.2f}"),
+        ("ratio ours / Chromium with launch", f"{results['ratio_to_print_with_launch']:.2f}"),
+        ("pages ours / Chromium", f"{ours['pages']} / {theirs['pages']}"),
+        ("bytes ours / Chromium", f"{ours['bytes']:,} / {theirs['bytes']:,}"),
+        (
+            "peak RSS MiB (own + largest child)",
+            f"{ours['peak_rss_own_mib']:.0f} + {ours['peak_rss_child_mib']:.0f}",
+        ),
+        (
+            f"target ≤ {TARGET_RATIO} × Chromium",
+            "met" if results["target_met"] else "NOT met",
+        ),
+    ]
+    for label, value in rows:
+        print(f"{label:<40}{value:>40}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run, print the table, write the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a 40-phase batch")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--measure", nargs=2, help=argparse.SUPPRESS)
+    args, _unknown = parser.parse_known_args(argv)
+    if args.measure:
+        print(json.dumps(measure(Path(args.measure[0]), Path(args.measure[1]), args.repeat)))
+        return
+    results = run(units=1 if args.quick else 4, repeat=args.repeat)
+    report(results)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "pdf.json").write_text(json.dumps(results, indent=2))
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,762 @@
+"""The executed batch record in words: what a printed record shows an auditor, and nothing else.
+
+One place says how a batch reads: a recorded value with its unit, limits and status; a signature's
+manifestation (printed name, user ID, date and time with the site's time zone, meaning — 21 CFR
+11.50); a correction with its original value, the new value and the reason (ALCOA+, 11.10(e));
+each ledger entry as a line of the audit trail. The operator's pages, the QA pages and the
+printed record (:mod:`mes.pdf`) all use these words.
+
+:func:`build_record` turns a batch (its ledger replayed), the hub's review (if any) and the audit
+trail into a :class:`BatchRecord`: frozen dataclasses holding only text, in recipe order — unit
+procedures, operations, phases — ready for a template. It decides nothing: what happened is what
+the ledger says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any
+
+from mes.core.batch import (
+    BATCH_STATUS_TITLES,
+    DEVIATION_CATEGORY_TITLES,
+    PHASE_STATUS_TITLES,
+    Batch,
+    EntryKind,
+    PhasePlan,
+    PhaseStatus,
+    equipment_class_title,
+)
+from mes.core.clock import as_utc, local_text, parse_utc_text
+from mes.core.esign import Meaning
+from mes.core.identity import identity_text
+from mes.core.ledger import SealedEntry
+from mes.core.limits import STATUS_TITLES, LimitStatus, limits_text
+
+if TYPE_CHECKING:  # a record without a review (at the spoke) needs nothing of the QA workflow
+    from mes.core.review import ReviewState
+
+# --- the words of one value and one signature ---------------------------------------------------
+
+
+def shown_value(value: Any, spec: Mapping[str, Any] | None, time_zone: str) -> str:
+    """A recorded value as people read it: yes/no, a local time, a number with its unit."""
+    if value is None or value == "":
+        return "—"
+    kind = (spec or {}).get("type")
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if kind == "datetime":
+        return local_text(parse_utc_text(str(value)), time_zone)
+    unit = (spec or {}).get("unit")
+    return f"{value} {unit}" if unit else str(value)
+
+
+def manifestation_text(signature: Mapping[str, Any], time_zone: str) -> str:
+    """'Olivia Operator (olivia) — Performed — 2026-11-21 09:00:00 GMT' (11.50)."""
+    return (
+        f"{signature['printed_name']} ({signature['username']}) — "
+        f"{Meaning(signature['meaning']).value.capitalize()} — "
+        f"{local_text(parse_utc_text(signature['at']), time_zone)}"
+    )
+
+
+def _local(at: str | None, time_zone: str) -> str:
+    return local_text(parse_utc_text(at), time_zone) if at else ""
+
+
+# --- the ledger in words ------------------------------------------------------------------------
+
+ACTION_WORDS = {
+    "start": "started the batch",
+    "perform": "signed as performed",
+    "verify": "signed as verified",
+    "correct": "signed the correction of",
+    "acknowledge": "acknowledged deviation",
+    "complete": "signed the batch complete",
+    "abort": "aborted the batch",
+}
+
+
+def entries_in_words(
+    batch: Batch, entries: Iterable[SealedEntry], time_zone: str
+) -> list[dict[str, Any]]:
+    """One readable line per ledger entry, oldest first, with who, when and where."""
+    lines = []
+    for entry in entries:
+        body = entry.body
+        lines.append(
+            {
+                "seq": body["seq"],
+                "at": local_text(parse_utc_text(body["at"]), time_zone),
+                "who": f"{body['actor']['name']} ({body['actor']['username']})",
+                "terminal": body.get("terminal") or "",
+                "kind": body["kind"],
+                "text": _entry_text(batch, body),
+            }
+        )
+    return lines
+
+
+def _phase_name(batch: Batch, phase_id: str | None) -> str:
+    if not phase_id:
+        return ""
+    plan = batch.procedure.phases.get(phase_id)
+    return f"'{plan.name}'" if plan else phase_id
+
+
+def _value_label(batch: Batch, payload: Mapping[str, Any]) -> tuple[str, Any]:
+    plan = batch.procedure.phases.get(payload["phase"])
+    spec = plan.value_spec(payload["value"]) if plan else None
+    return (spec or {}).get("label", payload["value"]), spec
+
+
+def _status(status: str | None) -> str:
+    return f" ({STATUS_TITLES[LimitStatus(status)].lower()})" if status else ""
+
+
+def _entry_text(batch: Batch, body: Mapping[str, Any]) -> str:
+    kind = EntryKind(body["kind"])
+    p = body["payload"]
+    zone = batch.time_zone
+    if kind is EntryKind.BATCH_CREATED:
+        coi = ", ".join(
+            f"{k} {v if not isinstance(v, dict) else v['din']}"
+            for k, v in p["chain_of_identity"].items()
+        )
+        return (
+            f"created batch {p['number']} from {p['recipe']['code']} v{p['recipe']['version']} "
+            f"(recipe content {p['recipe']['content_hash'][:12]}…) for {coi}"
+        )
+    if kind is EntryKind.PHASE_STARTED:
+        return f"started {_phase_name(batch, p['phase'])}"
+    if kind in (EntryKind.VALUE_RECORDED, EntryKind.CALCULATED):
+        label, spec = _value_label(batch, p)
+        verb = "calculated" if kind is EntryKind.CALCULATED else "recorded"
+        how = f" from {p['expression']}" if kind is EntryKind.CALCULATED else ""
+        return (
+            f"{verb} {label} = {shown_value(p['recorded'], spec, zone)}{_status(p.get('status'))}"
+            f"{how} in {_phase_name(batch, p['phase'])}"
+        )
+    if kind is EntryKind.VALUE_CORRECTED:
+        label, spec = _value_label(batch, p)
+        return (
+            f"corrected {label} to {shown_value(p['recorded'], spec, zone)}"
+            f"{_status(p.get('status'))} in {_phase_name(batch, p['phase'])} — corrects entry "
+            f"{p['corrects']}; reason: {p['reason']}"
+        )
+    if kind is EntryKind.MATERIAL_USED:
+        return (
+            f"used lot {p['lot']} of {p['material_name']} ({p['material']}), {p['quantity']} "
+            f"{p['unit']}, expiry {p['expiry']}, in {_phase_name(batch, p['phase'])}"
+        )
+    if kind is EntryKind.EQUIPMENT_USED:
+        due = f", calibration due {p['calibration_due']}" if p.get("calibration_due") else ""
+        return (
+            f"used {p['equipment']} ({p['equipment_name']}){due} in "
+            f"{_phase_name(batch, p['phase'])}"
+        )
+    if kind is EntryKind.IDENTITY_CHECKED:
+        result = "matches" if p["match"] else "DOES NOT MATCH"
+        return (
+            f"scanned '{p['scanned']}' for {p['check']} in {_phase_name(batch, p['phase'])}: "
+            f"{result} the chain of identity ({p['matches']})"
+        )
+    if kind is EntryKind.SCAN_REFUSED:
+        return (
+            f"scan of '{p['scanned']}' for {p['for']} refused in {_phase_name(batch, p['phase'])}: "
+            f"{p['reason']}"
+        )
+    if kind is EntryKind.DEVIATION_RAISED:
+        category = DEVIATION_CATEGORY_TITLES.get(p["category"], p["category"])  # type: ignore[call-overload]
+        return f"deviation {p['deviation']} raised ({category.lower()}): {p['description']}"
+    if kind is EntryKind.DEVIATION_COMMENTED:
+        return f"commented on deviation {p['deviation']}: {p['comment']}"
+    if kind is EntryKind.BATCH_HELD:
+        return f"put the batch on hold: {p['reason']}"
+    if kind is EntryKind.BATCH_RESUMED:
+        return f"resumed the batch: {p['reason']}"
+    record = p["record"]
+    m = p["manifestation"]
+    words = ACTION_WORDS.get(record["action"], record["action"])
+    subject = ""
+    if record.get("phase"):
+        subject = f" {_phase_name(batch, record['phase'])}"
+    elif record.get("deviation"):
+        subject = f" {record['deviation']}"
+    reason = f"; reason: {record['reason']}" if record.get("reason") else ""
+    return (
+        f"e-signature — {words}{subject}{reason} — {m['printed_name']} ({m['username']}), "
+        f"meaning '{Meaning(m['meaning']).value}', bound to record hash {m['record_hash'][:12]}…"
+    )
+
+
+@dataclass(frozen=True)
+class AuditLine:
+    """One entry of an audit trail in words: of the batch's ledger or of the hub's review."""
+
+    seq: int
+    at_text: str
+    who: str
+    terminal: str
+    kind: str
+    text: str
+    chain: str  # "batch" (the spoke's ledger) or "review" (the hub's QA entries)
+
+
+def batch_audit_lines(
+    batch: Batch, entries: Iterable[SealedEntry], time_zone: str
+) -> list[AuditLine]:
+    """The batch ledger as audit-trail lines (chain "batch"), oldest first."""
+    return [
+        AuditLine(
+            seq=line["seq"],
+            at_text=line["at"],
+            who=line["who"],
+            terminal=line["terminal"],
+            kind=line["kind"],
+            text=line["text"],
+            chain="batch",
+        )
+        for line in entries_in_words(batch, entries, time_zone)
+    ]
+
+
+# --- the printable record -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignatureLine:
+    """A signature's manifestation (11.50): printed name, user ID, local time with zone, meaning."""
+
+    printed_name: str
+    user_id: str
+    at_text: str
+    meaning: str
+    terminal: str
+    site: str
+    record_hash: str
+    text: str  # as :func:`manifestation_text` writes it
+
+    @classmethod
+    def of(cls, signature: Mapping[str, Any], time_zone: str) -> SignatureLine:
+        """The manifestation dict of a signature (``Manifestation.as_dict()``) in words."""
+        return cls(
+            printed_name=signature["printed_name"],
+            user_id=signature["username"],
+            at_text=_local(signature["at"], time_zone),
+            meaning=Meaning(signature["meaning"]).value.capitalize(),
+            terminal=signature.get("terminal") or "",
+            site=signature.get("site") or "",
+            record_hash=signature.get("record_hash") or "",
+            text=manifestation_text(signature, time_zone),
+        )
+
+
+@dataclass(frozen=True)
+class ChangeLine:
+    """A value replaced by another: the original, the new value, who, when and why."""
+
+    original: str
+    new: str
+    by: str
+    at_text: str
+    reason: str | None  # the correction's reason; None for a value re-entered before signing
+    corrects: int | None  # the ledger entry corrected (a correction after signing)
+
+
+@dataclass(frozen=True)
+class ValueLine:
+    """A recorded or calculated value with its unit, limits and status."""
+
+    label: str
+    value_text: str
+    limits: str
+    status: str | None  # ok | alert | action (None: no limits apply)
+    status_title: str
+    calculated: bool
+    by: str
+    at_text: str
+    changes: tuple[ChangeLine, ...]
+
+
+@dataclass(frozen=True)
+class MaterialLine:
+    """A lot used in a phase."""
+
+    code: str
+    name: str
+    lot: str
+    quantity: str
+    expiry: str
+    lot_status: str
+    by: str
+    at_text: str
+
+
+@dataclass(frozen=True)
+class EquipmentLine:
+    """An instrument used in a phase, with its calibration state when it was scanned."""
+
+    equipment_class: str
+    equipment_id: str
+    name: str
+    calibration: str
+    by: str
+    at_text: str
+
+
+@dataclass(frozen=True)
+class IdentityLine:
+    """A label scanned against the chain of identity."""
+
+    label: str
+    scanned: str
+    expected: str
+    matches: bool
+    by: str
+    at_text: str
+
+
+@dataclass(frozen=True)
+class PhaseSection:
+    """One phase as executed."""
+
+    number: int
+    id: str
+    name: str
+    status_title: str
+    instructions: str  # a summary: the first paragraph
+    performed: str
+    verified: str
+    values: tuple[ValueLine, ...]
+    materials: tuple[MaterialLine, ...]
+    equipment: tuple[EquipmentLine, ...]
+    identity: tuple[IdentityLine, ...]
+    refused_scans: int
+    deviations: tuple[str, ...]
+    signatures: tuple[SignatureLine, ...]
+
+
+@dataclass(frozen=True)
+class OperationSection:
+    """An operation and its phases, in recipe order."""
+
+    id: str
+    name: str
+    ordering: str
+    phases: tuple[PhaseSection, ...]
+
+
+@dataclass(frozen=True)
+class UnitSection:
+    """A unit procedure and its operations, in recipe order."""
+
+    id: str
+    name: str
+    operations: tuple[OperationSection, ...]
+
+
+@dataclass(frozen=True)
+class DeviationSection:
+    """A deviation with its workflow: raised and commented at the spoke, assessed and closed by QA."""
+
+    id: str
+    category: str
+    phase: str
+    description: str
+    raised: str
+    comment: str
+    status: str
+    acknowledgement: SignatureLine | None
+    assessment: tuple[tuple[str, str], ...]  # (title, text) of QA's assessment
+    assessed: str
+    history: tuple[str, ...]  # each assessment's changes, in words
+    closed: str
+    closure: SignatureLine | None
+
+
+@dataclass(frozen=True)
+class ReviewedLine:
+    """An exception QA marked reviewed."""
+
+    key: str
+    title: str
+    note: str
+    signature: SignatureLine
+
+
+@dataclass(frozen=True)
+class Release:
+    """QA's disposition of the batch (EU GMP Annex 16)."""
+
+    decision: str  # Released | Rejected
+    by: str
+    at_text: str
+    reason: str
+    signature: SignatureLine | None
+
+
+@dataclass(frozen=True)
+class Cover:
+    """What the first page shows: the batch, its recipe, its patient's identity, its disposition."""
+
+    product: str
+    product_code: str
+    batch_number: str
+    batch_id: str
+    site: str
+    site_name: str
+    recipe_code: str
+    recipe_title: str
+    recipe_version: int
+    recipe_content_hash: str
+    chain_of_identity: tuple[tuple[str, str], ...]  # (label, value as people read it)
+    identity_code: str  # what the cover's QR code holds: batch number and chain of identity
+    status: str
+    status_reason: str
+    created: str
+    started: str
+    finished: str
+    batch_signatures: tuple[SignatureLine, ...]  # started, complete, aborted
+    release: Release | None
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """The executed batch record, ready to print."""
+
+    cover: Cover
+    units: tuple[UnitSection, ...]
+    deviations: tuple[DeviationSection, ...]
+    reviewed: tuple[ReviewedLine, ...]
+    audit: tuple[AuditLine, ...]
+    record_hash: str  # SHA-256 of the canonical JSON ledger attached to the printed record
+    time_zone: str
+    generated_at: str  # local time of printing, with zone
+    generated_utc: datetime  # the same instant (the PDF's creation date)
+
+    @property
+    def phase_count(self) -> int:
+        """How many phases the record holds."""
+        return sum(len(op.phases) for unit in self.units for op in unit.operations)
+
+
+ORDERING_WORDS = {
+    "sequence": "one after another",
+    "any_order": "in any order, one at a time",
+    "parallel": "at the same time",
+}
+
+
+def _who(actor: Any) -> str:
+    return f"{actor.name} ({actor.username})" if actor is not None else ""
+
+
+def _summary(instructions: str, limit: int = 300) -> str:
+    """The instructions' first paragraph, shortened to ``limit`` characters."""
+    text = " ".join((instructions or "").strip().split("\n\n", 1)[0].split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _value_lines(
+    plan: PhasePlan, phase: Any, reasons: Mapping[int, tuple[str, int]], time_zone: str
+) -> tuple[ValueLine, ...]:
+    specs = [(s, False) for s in plan.spec["inputs"]]
+    specs += [(s, True) for s in plan.spec["calculations"]]
+    lines = []
+    for spec, calculated in specs:
+        recorded = phase.values.get(spec["id"])
+        if recorded is None:
+            continue
+        versions = [*recorded.history, {"value": recorded.value, "seq": recorded.seq,
+                                        "at": recorded.at, "by": recorded.by}]  # fmt: skip
+        changes = []
+        for before, after in pairwise(versions):
+            reason, corrects = reasons.get(after["seq"], (None, None))
+            changes.append(
+                ChangeLine(
+                    original=shown_value(before["value"], spec, time_zone),
+                    new=shown_value(after["value"], spec, time_zone),
+                    by=_who(after["by"]),
+                    at_text=_local(after["at"], time_zone),
+                    reason=reason,
+                    corrects=corrects,
+                )
+            )
+        status = recorded.status
+        limits = limits_text(spec)
+        lines.append(
+            ValueLine(
+                label=spec["label"],
+                value_text=shown_value(recorded.value, spec, time_zone),
+                limits=limits,
+                status=status,
+                # "within limits" only where the recipe sets limits
+                status_title=STATUS_TITLES[LimitStatus(status)] if status and limits else "",
+                calculated=calculated,
+                by=_who(recorded.by),
+                at_text=_local(recorded.at, time_zone),
+                changes=tuple(changes),
+            )
+        )
+    return tuple(lines)
+
+
+def _phase_section(
+    batch: Batch, plan: PhasePlan, reasons: Mapping[int, tuple[str, int]], time_zone: str
+) -> PhaseSection:
+    phase = batch.state.phases[plan.id]
+    status_title = PHASE_STATUS_TITLES[phase.status]
+    if phase.status is PhaseStatus.PERFORMED and plan.needs_verification:
+        status_title = "Performed — not verified"
+    materials = tuple(
+        MaterialLine(
+            code=m["material"],
+            name=m["material_name"],
+            lot=m["lot"],
+            quantity=f"{m['quantity']} {m['unit']}",
+            expiry=m["expiry"],
+            lot_status=m.get("lot_status") or "",
+            by=_who(m["by"]),
+            at_text=_local(m["at"], time_zone),
+        )
+        for _code, m in sorted(phase.materials.items())
+    )
+    equipment = tuple(
+        EquipmentLine(
+            equipment_class=equipment_class_title(e["class"]),
+            equipment_id=e["equipment"],
+            name=e["equipment_name"],
+            calibration=f"calibration due {e['calibration_due']}"
+            if e.get("calibration_due")
+            else "no calibration due date",
+            by=_who(e["by"]),
+            at_text=_local(e["at"], time_zone),
+        )
+        for _slot, e in sorted(phase.equipment.items())
+    )
+    checks = {c["id"]: c for c in plan.spec["identity_checks"]}
+    identity = tuple(
+        IdentityLine(
+            label=checks.get(check, {}).get("label", check),
+            scanned=scan["scanned"],
+            expected=batch.procedure.coi_spec(scan["matches"])["label"],
+            matches=bool(scan["match"]),
+            by=_who(scan["by"]),
+            at_text=_local(scan["at"], time_zone),
+        )
+        for check, scan in phase.identity.items()
+    )
+    return PhaseSection(
+        number=plan.position + 1,
+        id=plan.id,
+        name=plan.name,
+        status_title=status_title,
+        instructions=_summary(str(plan.spec.get("instructions") or "")),
+        performed=f"{_who(phase.performed_by)}, {_local(phase.performed_at, time_zone)}"
+        if phase.performed_by
+        else "",
+        verified=f"{_who(phase.verified_by)}, {_local(phase.verified_at, time_zone)}"
+        if phase.verified_by
+        else "",
+        values=_value_lines(plan, phase, reasons, time_zone),
+        materials=materials,
+        equipment=equipment,
+        identity=identity,
+        refused_scans=phase.refused_scans,
+        deviations=tuple(d.id for d in batch.state.deviations.values() if d.phase == plan.id),
+        signatures=tuple(SignatureLine.of(s, time_zone) for s in phase.signatures),
+    )
+
+
+def _units(
+    batch: Batch, reasons: Mapping[int, tuple[str, int]], time_zone: str
+) -> tuple[UnitSection, ...]:
+    units: list[tuple[Mapping[str, Any], list[tuple[Mapping[str, Any], list[PhaseSection]]]]] = []
+    for plan in sorted(batch.procedure.phases.values(), key=lambda p: p.position):
+        if not units or units[-1][0]["id"] != plan.unit_procedure["id"]:
+            units.append((plan.unit_procedure, []))
+        operations = units[-1][1]
+        if not operations or operations[-1][0]["id"] != plan.operation["id"]:
+            operations.append((plan.operation, []))
+        operations[-1][1].append(_phase_section(batch, plan, reasons, time_zone))
+    return tuple(
+        UnitSection(
+            id=unit["id"],
+            name=unit["name"],
+            operations=tuple(
+                OperationSection(
+                    id=op["id"],
+                    name=op["name"],
+                    ordering=ORDERING_WORDS.get(op["ordering"], op["ordering"]),
+                    phases=tuple(phases),
+                )
+                for op, phases in operations
+            ),
+        )
+        for unit, operations in units
+    )
+
+
+def _assessment_titles() -> Mapping[str, str]:
+    from mes.core.review import ASSESSMENT_TITLES  # the QA workflow's own names for its fields
+
+    return ASSESSMENT_TITLES
+
+
+def _deviations(
+    batch: Batch, review: ReviewState | None, time_zone: str
+) -> tuple[DeviationSection, ...]:
+    sections = []
+    titles = _assessment_titles() if review is not None else {}
+    for d in batch.state.deviations.values():
+        workflow = review.deviations.get(d.id) if review is not None else None
+        assessment: list[tuple[str, str]] = []
+        history: list[str] = []
+        if workflow is not None:
+            for name, title in titles.items():
+                value = getattr(workflow, name, None)
+                if value:
+                    assessment.append((title, str(value)))
+            for item in workflow.history:
+                changed = "; ".join(
+                    f"{titles.get(name, name)}: {old or '—'} → {new or '—'}"
+                    for name, (old, new) in item.get("changes", {}).items()
+                )
+                history.append(f"{_local(item['at'], time_zone)}, {_who(item['by'])}: {changed}")
+        closed = workflow is not None and workflow.closed
+        sections.append(
+            DeviationSection(
+                id=d.id,
+                category=DEVIATION_CATEGORY_TITLES.get(d.category, d.category),  # type: ignore[call-overload]
+                phase=batch.procedure.phases[d.phase].name if d.phase else "",
+                description=d.description,
+                raised=f"{_who(d.raised_by)}, {_local(d.raised_at, time_zone)}",
+                comment=f"{d.comment} — {_who(d.commented_by)}, {_local(d.commented_at, time_zone)}"
+                if d.comment
+                else "",
+                status="Closed by QA" if closed else d.status.value.capitalize(),
+                acknowledgement=SignatureLine.of(d.signature, time_zone) if d.signature else None,
+                assessment=tuple(assessment),
+                assessed=f"{_who(workflow.assessed_by)}, {_local(workflow.assessed_at, time_zone)}"
+                if workflow is not None and workflow.assessed_by
+                else "",
+                history=tuple(history),
+                closed=f"{_who(workflow.closed_by)}, {_local(workflow.closed_at, time_zone)}"
+                if closed and workflow is not None
+                else "",
+                closure=SignatureLine.of(workflow.signature, time_zone)
+                if closed and workflow is not None and workflow.signature
+                else None,
+            )
+        )
+    return tuple(sections)
+
+
+def _correction_reasons(ledger: Iterable[SealedEntry]) -> dict[int, tuple[str, int]]:
+    """Entry seq → (reason, seq corrected), for every entry that corrects another."""
+    reasons = {}
+    for entry in ledger:
+        payload = entry.body.get("payload") or {}
+        if entry.body["kind"] in (EntryKind.VALUE_CORRECTED, EntryKind.CALCULATED) and payload.get(
+            "corrects"
+        ):
+            reasons[entry.seq] = (str(payload.get("reason") or ""), int(payload["corrects"]))
+    return reasons
+
+
+def identity_code(batch: Batch) -> str:
+    """What the cover's QR code holds: the batch number and every chain-of-identity identifier."""
+    parts = [f"BATCH:{batch.state.number}"]
+    for spec in batch.procedure.chain_of_identity:
+        value = batch.state.chain_of_identity.get(spec["id"])
+        if value is not None:
+            text = value["din"] if isinstance(value, Mapping) and "din" in value else str(value)
+            parts.append(f"{spec['id'].upper()}:{text}")
+    return "|".join(parts)
+
+
+def build_record(
+    batch: Batch,
+    review: ReviewState | None,
+    *,
+    time_zone: str,
+    site_name: str,
+    audit: Sequence[AuditLine],
+    record_hash: str,
+    generated_at: datetime,
+    ledger: Iterable[SealedEntry] = (),
+) -> BatchRecord:
+    """The executed batch record of ``batch`` as it is now, in words.
+
+    ``ledger`` is the batch's own ledger (for the reasons of corrections, kept only in the
+    correcting entries); ``audit`` the whole audit trail in words (batch and review chains);
+    ``record_hash`` the SHA-256 of the canonical JSON the printed record carries. Every time is
+    shown in ``time_zone`` with its abbreviation (11.50: date and time of signing).
+    """
+    state = batch.state
+    compiled = batch.procedure.compiled
+    reasons = _correction_reasons(ledger)
+    release = None
+    if review is not None and review.decision is not None:
+        release = Release(
+            decision=str(review.decision.value).capitalize(),
+            by=_who(review.decided_by),
+            at_text=_local(review.decided_at, time_zone),
+            reason=review.reason or "",
+            signature=SignatureLine.of(review.decision_signature, time_zone)
+            if review.decision_signature
+            else None,
+        )
+    recipe = state.recipe
+    cover = Cover(
+        product=compiled["product"]["name"],
+        product_code=compiled["product"].get("code", ""),
+        batch_number=state.number,
+        batch_id=state.id,
+        site=state.site,
+        site_name=site_name,
+        recipe_code=batch.procedure.recipe_code,
+        recipe_title=compiled.get("title", ""),
+        recipe_version=batch.procedure.version,
+        recipe_content_hash=recipe.get("content_hash", ""),
+        chain_of_identity=tuple(
+            (spec["label"], identity_text(state.chain_of_identity[spec["id"]]))
+            for spec in batch.procedure.chain_of_identity
+            if spec["id"] in state.chain_of_identity
+        ),
+        identity_code=identity_code(batch),
+        status=BATCH_STATUS_TITLES[state.status],
+        status_reason=state.status_reason or "",
+        created=f"{_who(state.created_by)}, {_local(state.created_at, time_zone)}",
+        started=_local(state.started_at, time_zone),
+        finished=_local(state.completed_at, time_zone),
+        batch_signatures=tuple(SignatureLine.of(s, time_zone) for s in state.signatures),
+        release=release,
+    )
+    reviewed = ()
+    if review is not None:
+        reviewed = tuple(
+            ReviewedLine(
+                key=item.key,
+                title=item.title,
+                note=item.note or "",
+                signature=SignatureLine.of(item.signature, time_zone),
+            )
+            for item in review.reviewed.values()
+        )
+    return BatchRecord(
+        cover=cover,
+        units=_units(batch, reasons, time_zone),
+        deviations=_deviations(batch, review, time_zone),
+        reviewed=reviewed,
+        audit=tuple(audit),
+        record_hash=record_hash,
+        time_zone=time_zone,
+        generated_at=local_text(generated_at, time_zone),
+        generated_utc=as_utc(generated_at),
+    )
