@@ -472,11 +472,15 @@ def review_updates(uow: UnitOfWork, site: str, known: Mapping[str, int]) -> list
 
 
 def awaited_reviews(uow: UnitOfWork) -> dict[str, int]:
-    """Spoke: the batches the hub may still decide (sent to it), with our review head for each."""
+    """Spoke: the batches the hub may still decide, with our review head for each.
+
+    Only complete or aborted batches (QA decides nothing else), and not those already decided,
+    so a spoke with nothing awaiting a decision does not ask at all.
+    """
     rows = uow.session.execute(
-        select(BatchRow.id, BatchReview.last_seq, BatchReview.decision).outerjoin(
-            BatchReview, BatchReview.batch_id == BatchRow.id
-        )
+        select(BatchRow.id, BatchReview.last_seq, BatchReview.decision)
+        .outerjoin(BatchReview, BatchReview.batch_id == BatchRow.id)
+        .where(BatchRow.status.in_((BatchStatus.COMPLETE.value, BatchStatus.ABORTED.value)))
     ).all()
     return {b: (seq or 0) for b, seq, decision in rows if decision is None}
 
@@ -487,7 +491,9 @@ class ReviewEntriesRefused(MesError):
     http_status = 422
 
 
-def receive_review_entries(uow: UnitOfWork, at: datetime, entries: Sequence[SealedEntry]) -> int:
+def receive_review_entries(
+    uow: UnitOfWork, at: datetime, entries: Sequence[SealedEntry], *, via: str = "network"
+) -> int:
     """Spoke: store the hub's review entries after checking each against the pinned hub key.
 
     Each batch's entries must continue the copy held here (seq and prev), hash to what they
@@ -525,7 +531,7 @@ def receive_review_entries(uow: UnitOfWork, at: datetime, entries: Sequence[Seal
         except (ChainBroken, ReviewEntriesRefused, KeyError, ValueError, TypeError) as err:
             log_event(
                 uow.session, at=at, action="review", outcome="refused", peer=link.hub_code,
-                via="network", batch_id=batch_id, item=row.number if row else None,
+                via=via, batch_id=batch_id, item=row.number if row else None,
                 reason=(err.message if isinstance(err, MesError) else str(err))[:2000],
             )  # fmt: skip
             continue
@@ -533,7 +539,7 @@ def receive_review_entries(uow: UnitOfWork, at: datetime, entries: Sequence[Seal
         save_disposition(uow.session, state)
         log_event(
             uow.session, at=at, action="review", outcome="accepted", peer=link.hub_code,
-            via="network", batch_id=batch_id, item=row.number, first_seq=fresh[0].seq,
+            via=via, batch_id=batch_id, item=row.number, first_seq=fresh[0].seq,
             last_seq=fresh[-1].seq, stored=len(fresh),
         )  # fmt: skip
         stored += len(fresh)

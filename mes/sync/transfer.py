@@ -197,7 +197,7 @@ def _import_reviews(
         return
     try:
         with runtime.uow() as uow:
-            report.reviews = review.receive_review_entries(uow, ctx.at, new)
+            report.reviews = review.receive_review_entries(uow, ctx.at, new, via="file")
     except MesError as err:
         report.refused.append(err.message)
         return
