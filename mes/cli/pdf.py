@@ -1,4 +1,6 @@
-"""``mes verify FILE.pdf`` and ``mes site certificate``: signed PDF batch records.
+"""``mes pdf``, ``mes verify FILE.pdf`` and ``mes site certificate``: signed PDF batch records.
+
+``mes pdf BATCH --out FILE`` writes the executed batch record as signed PDF/A-3b (at the hub).
 
 ``mes verify`` runs anywhere: at the hub it trusts the hub's own certificate; an auditor with
 only the file gives the hub's certificate with ``--trust``. It exits 0 with a short summary, or
@@ -119,8 +121,38 @@ def certificate_command(state: CliState, out: Path | None) -> None:
         click.echo(f"Wrote the certificate to {out}")
 
 
+@click.command("pdf")
+@click.argument("batch")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="Where to write the PDF (an existing file is refused).",
+)
+@click.pass_obj
+def pdf_command(state: CliState, batch: str, out: Path) -> None:
+    """Write BATCH's executed record (number or ID) as signed PDF/A-3b to --out."""
+    from mes.pdf.issue import issue_record
+    from mes.services.batches import find_batch_id
+
+    if out.exists():
+        raise InvalidInput(f"{out} exists already.", what_to_do="Choose another --out file.")
+    if not out.parent.is_dir():
+        raise InvalidInput(f"There is no folder {out.parent}.", what_to_do="Create it first.")
+    runtime = state.runtime()
+    ctx = command_context()
+    with runtime.uow(read_only=True) as uow:
+        batch_id = find_batch_id(uow, ctx, batch)
+    issued = issue_record(runtime, ctx, batch_id)
+    out.write_bytes(issued.pdf)
+    how = "made and signed now" if issued.made_now else "as issued earlier for this state"
+    click.echo(f"Wrote {out}: batch {issued.number}, {len(issued.pdf):,} bytes ({how}).")
+
+
 def register(group: click.Group) -> None:
-    """Add ``verify``, and ``certificate`` to the ``site`` group (mes.cli.instance)."""
+    """Add ``pdf``, ``verify``, and ``certificate`` to the ``site`` group (mes.cli.instance)."""
+    group.add_command(pdf_command)
     group.add_command(verify_command)
     site = group.commands.get("site")
     if not isinstance(site, click.Group):  # pragma: no cover - registration order is fixed

@@ -21,7 +21,9 @@ footer as margin boxes.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import multiprocessing
 import os
 import threading
@@ -47,6 +49,7 @@ PDF_VARIANT = "pdf/a-3b"
 # joining parts costs more than it saves.
 PARALLEL_FROM_ROWS = 600
 AUDIT_CHUNK = 100  # audit lines per piece the parts are cut from
+CACHE_VERSION = "record-parts/1"  # change when the layout of a part changes
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class Block:
     unit: UnitSection | None = None
     title: str = ""
     lines: tuple[AuditLine, ...] = ()
+    chain: str = ""  # of audit lines: "batch" (the spoke's ledger) or "review" (QA's)
     new_page: bool = True
     weight: int = field(default=0, compare=False)  # rows, roughly what the layout costs
 
@@ -116,7 +120,7 @@ def _phase_rows(unit: UnitSection) -> int:
 def record_blocks(record: BatchRecord) -> list[Block]:
     """The record's pieces in order, each with its weight (rows to lay out)."""
     blocks = [Block("cover", weight=60 + 4 * len(record.cover.batch_signatures))]
-    blocks += [Block("unit", unit=u, weight=_phase_rows(u)) for u in record.units]
+    # Deviations right after the cover: what needs judgement first (review by exception).
     blocks.append(
         Block(
             "deviations",
@@ -125,6 +129,7 @@ def record_blocks(record: BatchRecord) -> list[Block]:
             + 2 * len(record.reviewed),
         )
     )
+    blocks += [Block("unit", unit=u, weight=_phase_rows(u)) for u in record.units]
     chains = (
         ("batch", f"Audit trail — batch record at {record.cover.site}"),
         ("review", "Audit trail — QA review"),
@@ -140,6 +145,7 @@ def record_blocks(record: BatchRecord) -> list[Block]:
                     "audit",
                     title=title if start == 0 else "",
                     lines=chunk,
+                    chain=chain,
                     new_page=start == 0,
                     weight=len(chunk) * 16 // 10,  # an audit line costs 1.6 phase rows (measured)
                 )
@@ -163,8 +169,21 @@ PAGE_NUMBER_STYLE = (
 )
 
 
-def _html(record: BatchRecord, blocks: Sequence[Block], *, page_numbers: bool) -> str:
+def _html(
+    record: BatchRecord, blocks: Sequence[Block], *, page_numbers: bool, static: bool = False
+) -> str:
+    """The HTML of ``blocks``.
+
+    ``static``: a part made only of what the spoke's record fixes (unit procedures, the batch's
+    audit trail) — without the record hash, the time of printing and the document metadata, so
+    the same part of a later print is byte-identical and its layout can be reused
+    (:class:`PartCache`).
+    """
     qr = segno.make(record.cover.identity_code, error="m")
+    furniture = _furniture(record)
+    created = record.generated_utc.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if static:
+        furniture["footer_left"], created = "", ""
     return (
         _environment()
         .get_template("record.html")
@@ -176,8 +195,8 @@ def _html(record: BatchRecord, blocks: Sequence[Block], *, page_numbers: bool) -
             page_number_style=markupsafe.Markup(PAGE_NUMBER_STYLE),  # noqa: S704 - ours
             css=_css(),
             qr_uri=qr.svg_data_uri(scale=4, border=0),
-            created_iso=record.generated_utc.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            **_furniture(record),
+            created_iso=created,
+            **furniture,
         )
     )
 
@@ -190,12 +209,21 @@ def record_html(record: BatchRecord) -> str:
     return _html(record, record_blocks(record), page_numbers=True)
 
 
-def _page_numbers_html(pages: int) -> str:
-    """A document of ``pages`` empty pages with only "page X of Y", to lay over the parts."""
+def _page_numbers_html(pages: int, footer_left: str) -> str:
+    """A document of ``pages`` empty pages with only the footer, to lay over the parts.
+
+    The footer is the record hash and "page X of Y": both known only once every part is laid out
+    and the review is as printed.
+    """
     body = '<div style="break-before: page"></div>' * (pages - 1)
+    footer = (
+        f"@bottom-left {{ content: {_css_string(footer_left)}; font-size: 6.5pt; "
+        "vertical-align: top; padding-top: 2mm; }"
+    )
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><style>'
-        f"@page {{ size: A4; margin: 17mm 13mm 15mm 13mm; @bottom-right {{ {PAGE_NUMBER_STYLE} }} }}"
+        f"@page {{ size: A4; margin: 17mm 13mm 15mm 13mm; {footer} "
+        f"@bottom-right {{ {PAGE_NUMBER_STYLE} }} }}"
         ' html { font-family: "DejaVu Sans", sans-serif; } body { margin: 0 }'
         f"</style></head><body><div></div>{body}</body></html>"
     )
@@ -263,17 +291,70 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
+class PartCache:
+    """Parts already laid out, by the SHA-256 of their HTML (a folder of files).
+
+    A batch's record is append-only: once the batch is complete, its unit procedures and its
+    audit trail never change, and only the cover, the deviations' workflow and QA's review do.
+    The layout of an unchanged part is the costly step and its result depends on nothing but
+    its HTML, so it is kept and reused: the same HTML gives the same part.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    @staticmethod
+    def key(html: str) -> str:
+        """The part's identity: the SHA-256 of its HTML and of this module's version."""
+        return hashlib.sha256(f"{CACHE_VERSION}\n{html}".encode()).hexdigest()
+
+    def get(self, html: str) -> Part | None:
+        """The part laid out from exactly ``html`` before, if kept."""
+        base = self.folder / self.key(html)
+        try:
+            meta = json.loads(base.with_suffix(".json").read_text(encoding="utf-8"))
+            pdf = base.with_suffix(".pdf").read_bytes()
+        except (OSError, ValueError):
+            return None
+        if hashlib.sha256(pdf).hexdigest() != meta.get("sha256"):
+            return None  # a damaged file is laid out again, never used
+        return Part(pdf, int(meta["pages"]), [tuple(b) for b in meta["bookmarks"]])
+
+    def put(self, html: str, part: Part) -> None:
+        """Keep a part (written to a temporary name, then renamed: never half a file)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        base = self.folder / self.key(html)
+        meta = {
+            "pages": part.pages,
+            "bookmarks": part.bookmarks,
+            "sha256": hashlib.sha256(part.pdf).hexdigest(),
+        }
+        for suffix, data in ((".pdf", part.pdf), (".json", json.dumps(meta).encode())):
+            temporary = base.with_suffix(f"{suffix}.{os.getpid()}.tmp")
+            temporary.write_bytes(data)
+            temporary.replace(base.with_suffix(suffix))
+
+
+def _static(block: Block) -> bool:
+    return block.kind == "unit" or (block.kind == "audit" and block.chain == "batch")
+
+
 def render_record_pdf(
     record: BatchRecord,
     attachment: bytes,
     attachment_name: str = "batch-record.json",
     *,
     workers: int | None = None,
+    cache: PartCache | None = None,
 ) -> bytes:
     """The unsigned PDF/A-3b of the executed batch record, with ``attachment`` embedded.
 
     ``workers``: how many processes lay out the parts (default: one for a short record, else
-    the CPUs, at most 4); 1 renders in one piece in this process.
+    the CPUs, at most 4); 1 renders in one piece in this process. A long record is cut into
+    parts: the head (cover and deviations, with the document metadata and the attachment),
+    the static middle (unit procedures and the batch's audit trail, cut into ``workers`` runs
+    of about equal cost) and the tail (QA's audit trail). ``cache``: where the static parts'
+    layouts are kept and reused.
     """
     blocks = record_blocks(record)
     weight = sum(b.weight for b in blocks)
@@ -286,23 +367,44 @@ def render_record_pdf(
             io.BytesIO(_render_part(html, attachment, attachment_name, created).pdf)
         )
         return _save(whole)
-    runs = [run for run in _partition(blocks, workers) if run]
-    # a part after a cut inside the audit trail starts on a new page all the same
-    htmls = [_html(record, run, page_numbers=False) for run in runs]
-    with ProcessPoolExecutor(max_workers=len(htmls), mp_context=_pool_context()) as pool:
-        futures = [
-            pool.submit(
+    middle = [b for b in blocks if _static(b)]
+    head = [b for b in blocks if not _static(b) and b.kind != "audit"]
+    tail = [b for b in blocks if not _static(b) and b.kind == "audit"]
+    htmls = [_html(record, head, page_numbers=False)]
+    statics = [
+        _html(record, run, page_numbers=False, static=True)
+        for run in _partition(middle, workers)
+        if run
+    ]
+    htmls += statics
+    if tail:
+        htmls.append(_html(record, tail, page_numbers=False))
+    parts: list[Part | None] = [
+        cache.get(h) if cache is not None and h in statics else None for h in htmls
+    ]
+    todo = [i for i, part in enumerate(parts) if part is None]
+    todo.sort(key=lambda i: -len(htmls[i]))  # the longest first: they finish last otherwise
+    with ProcessPoolExecutor(
+        max_workers=min(len(todo), workers), mp_context=_pool_context()
+    ) as pool:
+        futures = {
+            i: pool.submit(
                 _render_part,
-                html,
-                attachment if index == 0 else None,
+                htmls[i],
+                attachment if i == 0 else None,
                 attachment_name,
                 created,
             )
-            for index, html in enumerate(htmls)
-        ]
-        parts = [future.result() for future in futures]
-    pages = sum(part.pages for part in parts)
-    return _join(parts, _render_part(_page_numbers_html(pages)))
+            for i in todo
+        }
+        for i, future in futures.items():
+            parts[i] = future.result()
+            if cache is not None and htmls[i] in statics:
+                cache.put(htmls[i], parts[i])
+    done = [p for p in parts if p is not None]
+    pages = sum(part.pages for part in done)
+    footer = _render_part(_page_numbers_html(pages, _furniture(record)["footer_left"]))
+    return _join(done, footer)
 
 
 def _join(parts: list[Part], page_numbers: Part) -> bytes:

@@ -1,0 +1,77 @@
+"""Issuing a batch's record: the signed PDF/A-3b, produced once per state of the record and kept.
+
+A batch's record changes only by new entries — the spoke's, or QA's at the hub. The signed PDF of
+one state of the record (named by the last hash of each chain) is written once to
+``<instance>/records/`` and handed out again for as long as nothing is added; the layout of its
+unchanging parts is kept too (:class:`mes.pdf.render.PartCache`), so the next print after a QA
+action lays out only the cover, the deviations and QA's audit trail. The PDF is a derived copy:
+the ledger it embeds is the record, and any copy can be checked with ``mes verify``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mes.pdf.render import PartCache, render_record_pdf
+from mes.pdf.sign import sign_pdf
+from mes.services.context import Context
+from mes.services.document_certificate import load_document_key
+from mes.services.record import ATTACHMENT_NAME, batch_record
+from mes.services.runtime import Runtime
+from mes.settings import Settings
+
+# The hub's visible signature stamp sits on the cover, low on the page where the cover leaves
+# room (x1, y1, x2, y2 in points on A4), clear of the footer's record hash and page number.
+COVER_STAMP_BOX = (37, 56, 287, 100)
+
+
+@dataclass(frozen=True)
+class IssuedRecord:
+    """A signed record: its bytes, a file name, and whether it was made now or kept from before."""
+
+    pdf: bytes
+    filename: str
+    number: str
+    made_now: bool
+
+
+def records_folder(settings: Settings) -> Path:
+    """Where issued records and the layout of their parts are kept."""
+    return settings.instance_path / "records"
+
+
+def issue_record(runtime: Runtime, ctx: Context, batch_id: str) -> IssuedRecord:
+    """The signed PDF/A-3b of a batch's record as it is now (made if this state has none yet).
+
+    Anyone who may read batch records may have it; only a hub signs (its certificate).
+    """
+    settings = runtime.settings
+    key = load_document_key(settings)  # refused at a spoke, or with what to do if missing
+    with runtime.uow(read_only=True) as uow:
+        package = batch_record(uow, ctx, batch_id)
+    number = package.view.row.number
+    ledger_head, review_head = package.heads
+    filename = f"{number}-record.pdf"
+    folder = records_folder(settings)
+    kept = folder / f"{number}-{ledger_head[:16]}-{review_head[:16]}.pdf"
+    if kept.is_file():
+        return IssuedRecord(kept.read_bytes(), filename, number, made_now=False)
+    pdf = render_record_pdf(
+        package.record, package.attachment, ATTACHMENT_NAME, cache=PartCache(folder / "parts")
+    )
+    signed = sign_pdf(
+        pdf,
+        key,
+        at=ctx.at,
+        reason=f"Executed batch record {number}",
+        location=f"{settings.site_name} ({settings.site_code})",
+        name=settings.site_name,
+        stamp_page=0,
+        stamp_box=COVER_STAMP_BOX,
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    temporary = kept.with_suffix(".tmp")
+    temporary.write_bytes(signed)
+    temporary.replace(kept)  # never half a file under the kept name
+    return IssuedRecord(signed, filename, number, made_now=True)
