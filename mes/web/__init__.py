@@ -55,10 +55,11 @@ def blueprints_by_role() -> dict[str, list[Any]]:
     from mes.web.masters.views import bp as masters
     from mes.web.network.views import bp as network
     from mes.web.operator.views import bp as operator
+    from mes.web.qa.views import bp as qa
     from mes.web.sync.views import bp as sync
 
     return {
-        "hub": [common, admin, authoring, api, network],
+        "hub": [common, admin, authoring, api, network, qa],
         "spoke": [common, admin, installed, operator, masters, sync],
     }
 

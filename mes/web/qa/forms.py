@@ -1,0 +1,58 @@
+"""The forms of the hub's QA pages.
+
+Every form carries the review chain's last entry number as QA saw it (``seen_review_seq``): when
+someone else recorded in the batch's review since the page was opened, the service refuses and
+says who acted and when, instead of acting on a stale page. Fields only declare what a form
+carries and its size; whether an investigation is complete or a batch may be released is the
+core's rule (:mod:`mes.core.review`), reported in its words.
+"""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, StringField, TextAreaField
+from wtforms.validators import Length, Optional
+
+from mes.web.forms import SignatureForm
+
+TEXT = [Optional(), Length(max=4000)]
+
+
+def seen_seq(form: FlaskForm) -> int | None:
+    """The review chain's last entry number the page showed (None if the form did not say)."""
+    text = (form.seen_review_seq.data or "").strip()
+    return int(text) if text.isdigit() else None
+
+
+class ReviewExceptionForm(SignatureForm):
+    """Mark one exception reviewed (signed "reviewed"), with an optional note."""
+
+    exception = HiddenField(validators=[Length(max=200)])
+    note = TextAreaField("Note (optional)", validators=TEXT)
+    seen_review_seq = HiddenField()
+
+
+class AssessmentForm(FlaskForm):
+    """QA's investigation of a deviation; saved without a signature, each change kept."""
+
+    classification = StringField(  # a select of CLASSIFICATION_CHOICES; the core checks it
+        "Classification", validators=[Optional(), Length(max=20)]
+    )
+    description = TextAreaField("Description", validators=TEXT)
+    impact = TextAreaField("Impact assessment", validators=TEXT)
+    root_cause = TextAreaField("Root cause", validators=TEXT)
+    capa = StringField("CAPA reference", validators=[Optional(), Length(max=200)])
+    seen_review_seq = HiddenField()
+
+
+class CloseDeviationForm(SignatureForm):
+    """Close a deviation whose investigation is complete (signed "closed")."""
+
+    seen_review_seq = HiddenField()
+
+
+class DecisionForm(SignatureForm):
+    """Release or reject the batch (signed "released" / "rejected"); rejection needs a reason."""
+
+    reason = TextAreaField("Reason", validators=TEXT)
+    seen_review_seq = HiddenField()
