@@ -382,25 +382,31 @@ def render_record_pdf(
     parts: list[Part | None] = [
         cache.get(h) if cache is not None and h in statics else None for h in htmls
     ]
-    todo = [i for i, part in enumerate(parts) if part is None]
-    todo.sort(key=lambda i: -len(htmls[i]))  # the longest first: they finish last otherwise
-    with ProcessPoolExecutor(
-        max_workers=min(len(todo), workers), mp_context=_pool_context()
-    ) as pool:
-        futures = {
-            i: pool.submit(
-                _render_part,
-                htmls[i],
-                attachment if i == 0 else None,
-                attachment_name,
-                created,
-            )
-            for i in todo
-        }
+    # The static parts not kept yet go to the workers, the longest first; meanwhile this process
+    # lays out the head and the tail (small: the cover, the deviations, QA's audit trail).
+    todo = sorted(
+        (i for i, part in enumerate(parts) if part is None and htmls[i] in statics),
+        key=lambda i: -len(htmls[i]),
+    )
+    pool = (
+        ProcessPoolExecutor(max_workers=min(len(todo), workers), mp_context=_pool_context())
+        if todo
+        else None
+    )
+    try:
+        futures = {i: pool.submit(_render_part, htmls[i]) for i in todo} if pool else {}
+        for i, html in enumerate(htmls):
+            if parts[i] is None and i not in futures:
+                parts[i] = _render_part(
+                    html, attachment if i == 0 else None, attachment_name, created
+                )
         for i, future in futures.items():
             parts[i] = future.result()
-            if cache is not None and htmls[i] in statics:
+            if cache is not None:
                 cache.put(htmls[i], parts[i])
+    finally:
+        if pool is not None:
+            pool.shutdown()
     done = [p for p in parts if p is not None]
     pages = sum(part.pages for part in done)
     footer = _render_part(_page_numbers_html(pages, _furniture(record)["footer_left"]))
