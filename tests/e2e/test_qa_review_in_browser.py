@@ -94,7 +94,7 @@ def test_qa_reviews_by_exception_closes_the_deviation_and_releases_the_batch(
     log_in(page, hub, "quinn")
     page.get_by_role("link", name="QA", exact=True).tap()
     row = page.locator(f"tr[data-batch='{number}']")
-    for _ in range(30):  # the spoke syncs every 2 s; the queue is a plain page
+    for _ in range(60):  # the spoke syncs every 2 s (slower on a loaded machine); a plain page
         if row.count() and "Awaiting review" in row.inner_text():
             break
         page.wait_for_timeout(1_000)
