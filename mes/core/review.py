@@ -45,7 +45,7 @@ from mes.core.batch import (
     PhaseStatus,
 )
 from mes.core.canonical import content_hash
-from mes.core.clock import parse_utc_text, utc_text
+from mes.core.clock import local_text, parse_utc_text, utc_text
 from mes.core.errors import InvalidInput, MesError, NotAuthorised
 from mes.core.esign import Manifestation, Meaning
 from mes.core.keys import SiteKey
@@ -605,12 +605,16 @@ class Review:
             what_to_do="Reload the review page: the record may have changed.",
         )
 
+    def _when(self, at: str | None) -> str:
+        """A recorded time as people read it: local to the batch's site, with the zone."""
+        return local_text(parse_utc_text(at), self.batch.time_zone) if at else "?"
+
     def _open(self) -> None:
         if self.state.decision is not None:
             raise ReviewClosed(
                 f"Batch {self.batch.state.number} is already {self.state.decision.value} "
                 f"(by {self.state.decided_by.name if self.state.decided_by else '?'} at "
-                f"{self.state.decided_at}).",
+                f"{self._when(self.state.decided_at)}).",
                 what_to_do="Nothing more can be recorded in its review.",
             )
 
@@ -639,7 +643,7 @@ class Review:
         if key in self.state.reviewed:
             done = self.state.reviewed[key]
             raise InvalidInput(
-                f"'{f.title}' was already reviewed by {done.by.name} at {done.at}.",
+                f"'{f.title}' was already reviewed by {done.by.name} at {self._when(done.at)}.",
                 what_to_do="Reload the review page.",
             )
         return f.record(self.batch.state.id, self.record_head)
@@ -652,7 +656,7 @@ class Review:
         if dev.closed:
             raise InvalidInput(
                 f"Deviation {deviation_id} was already closed by "
-                f"{dev.closed_by.name if dev.closed_by else '?'} at {dev.closed_at}."
+                f"{dev.closed_by.name if dev.closed_by else '?'} at {self._when(dev.closed_at)}."
             )
         missing = [
             ASSESSMENT_TITLES[n]

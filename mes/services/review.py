@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from mes.core.access import Permission, Role
 from mes.core.batch import Batch, BatchStatus, Procedure
+from mes.core.clock import local_text, parse_utc_text
 from mes.core.errors import ChainBroken, InvalidInput, MesError, NotFound
 from mes.core.esign import Meaning
 from mes.core.ledger import GENESIS, SealedEntry, verify_chain
@@ -209,7 +210,8 @@ def _seen(view: ReviewView, seen_review_seq: int | None) -> None:
     state = view.state
     if seen_review_seq is not None and seen_review_seq != state.last_seq:
         last = view.review_entries[-1].body if view.review_entries else None
-        who = f" by {last['actor']['name']} at {last['at']}" if last else ""
+        when = local_text(parse_utc_text(last["at"]), view.time_zone) if last else ""
+        who = f" by {last['actor']['name']} at {when}" if last else ""
         raise InvalidInput(
             f"The review of batch {view.row.number} changed since you opened it{who}.",
             what_to_do="Reload the page and check what was recorded.",

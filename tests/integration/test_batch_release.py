@@ -26,7 +26,7 @@ from support import NOW, PASSWORD, user_ctx
 from sync_sites import CLI, SPOKE, Network, twin_database
 
 from mes.core.batch import Action
-from mes.core.clock import utc_text
+from mes.core.clock import local_text, utc_text
 from mes.core.errors import AuthenticationFailed, InvalidInput, MesError, NotAuthorised
 from mes.core.keys import SiteKey
 from mes.core.ledger import SealedEntry, seal, verify_chain
@@ -459,7 +459,8 @@ def test_a_release_is_signed_by_qa_and_its_manifestation_kept_in_the_review_chai
     assert (disposition.last_seq, disposition.last_hash) == (1, entry.hash)
     err = refused(net, ReviewClosed, lambda: decide(net, batch_id, "rejected", reason="Oops"))
     assert err.message == (
-        f"Batch {released.row.number} is already released (by Quinn Hub at {utc_text(at)})."
+        f"Batch {released.row.number} is already released "
+        f"(by Quinn Hub at {local_text(at, 'Europe/London')})."
     )
 
 
@@ -519,7 +520,7 @@ def test_a_stale_review_page_is_refused_naming_who_acted_since(net):
     late = qa(net, "quincy", QA_AT + timedelta(minutes=3))
     says = (
         f"The review of batch {page.row.number} changed since you opened it by Quinn Hub at "
-        f"{utc_text(QA_AT)}."
+        f"{local_text(QA_AT, 'Europe/London')}."
     )
     for action in (
         lambda: mark(net, batch_id, second.key, ctx=late, seen_review_seq=seen),

@@ -38,7 +38,7 @@ from batch_helpers import DIN, OTHER_DIN, PATIENT
 
 from mes.core.batch import Action, Batch
 from mes.core.canonical import canonical_json, content_hash
-from mes.core.clock import utc_text
+from mes.core.clock import local_text, utc_text
 from mes.core.errors import ChainBroken, InvalidInput, MesError, NotAuthorised
 from mes.core.esign import Manifestation, Meaning, signature_binds
 from mes.core.keys import SiteKey
@@ -558,7 +558,7 @@ def test_an_exception_is_reviewed_once_and_an_unknown_one_not_at_all():
     key = unreviewed(review.findings, review.state)[0].key
     mark(review, key, note="Seen: re-counted")
     err = refuses(review, InvalidInput, mark, review, key)
-    assert err.message.endswith(f"was already reviewed by Quinn Tester at {utc_text(QA_AT)}.")
+    assert err.message.endswith(f"was already reviewed by Quinn Tester at {local(QA_AT)}.")
     err = refuses(review, InvalidInput, mark, review, "value:999")
     assert err.message == f"Batch {NUMBER} has no exception 'value:999' (any more)."
 
@@ -671,7 +671,7 @@ def test_a_deviation_closes_only_once_classified_described_assessed_and_its_root
     )
     assert closed.signature["meaning"] == "closed"
     err = refuses(review, InvalidInput, close, review, D1)
-    assert err.message == f"Deviation {D1} was already closed by Quinn Tester at {utc_text(QA_AT)}."
+    assert err.message == f"Deviation {D1} was already closed by Quinn Tester at {local(QA_AT)}."
     err = refuses(review, InvalidInput, assess, review, D1, impact="Changed my mind")
     assert err.message == f"Deviation {D1} is closed; its record stays as it is."
 
@@ -770,7 +770,7 @@ def test_nothing_more_is_recorded_after_the_decision(decision, reason):
     decide(review, decision, reason)
     closed = open_review(batch, review.new_entries)  # opened again from the chain
     for subject in (review, closed):
-        says = f"Batch {NUMBER} is already {decision.value} (by Quinn Tester at {utc_text(QA_AT)})."
+        says = f"Batch {NUMBER} is already {decision.value} (by Quinn Tester at {local(QA_AT)})."
         for action, args in (
             (mark, (subject, key)),
             (assess, (subject, D1)),
@@ -916,3 +916,8 @@ def test_a_verification_seconds_after_a_correction_is_a_rubber_stamp_too():
         f"rubber-stamp:{verified}",
         "'Check the bag' verified 5 s after it was performed",
     )
+
+
+def local(at: datetime) -> str:
+    """A time as the refusals say it: at the batch's site (Berlin), with the zone."""
+    return local_text(at, "Europe/Berlin")

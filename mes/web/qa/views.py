@@ -12,7 +12,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 
 from mes.core.access import Permission
@@ -268,4 +277,18 @@ def record(batch_id: str) -> ResponseReturnValue:
         ledger=[line for line in audit if line.chain == "batch"],
         review_lines=[line for line in audit if line.chain == "review"],
         chain_problem=view.chain_problem,
+    )
+
+
+@bp.get("/batches/<batch_id>/record.pdf")
+@requires(Permission.READ_BATCHES)
+def record_pdf(batch_id: str) -> ResponseReturnValue:
+    """The executed batch record as signed PDF/A-3b (made once per state of the record, kept)."""
+    from mes.pdf.issue import issue_record
+
+    issued = issue_record(runtime(), service_context(), batch_id)
+    return Response(
+        issued.pdf,
+        mimetype="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{issued.filename}"'},
     )

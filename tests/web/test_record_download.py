@@ -1,0 +1,50 @@
+"""The review page's download: the executed batch record as signed PDF/A-3b, from the real app.
+
+The hub signs with its document-signing certificate; without one the download is refused with
+what to do (never a 500). The signed file is kept per state of the record: asked again, the
+same bytes come back.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+from support import NOW
+from test_network_pages import browser, hub_app, people, received
+from test_qa_pages import completed
+from web_helpers import text
+
+from mes.core.certificate import DocumentSigningKey
+from mes.services.document_certificate import write_document_key
+
+__all__ = ["completed", "hub_app", "people", "received"]
+
+
+def test_without_a_certificate_the_download_is_refused_with_what_to_do(hub_app, completed):
+    batch_id, _number, _deviation = completed
+    response = browser(hub_app, "quinn").get(f"/qa/batches/{batch_id}/record.pdf")
+    assert 400 <= response.status_code < 500
+    assert "no document-signing certificate" in text(response)
+    assert "mes site certificate" in text(response)
+
+
+def test_qa_downloads_the_signed_record_and_gets_the_kept_copy_again(hub_app, completed, tmp_path):
+    batch_id, number, _deviation = completed
+    (tmp_path / "keys").mkdir(exist_ok=True)
+    write_document_key(tmp_path, DocumentSigningKey.generate("TEST", "Test site", NOW))
+    quinn = browser(hub_app, "quinn")
+    response = quinn.get(f"/qa/batches/{batch_id}/record.pdf")
+    assert response.status_code == 200, text(response)
+    assert response.mimetype == "application/pdf"
+    assert f'filename="{number}-record.pdf"' in response.headers["Content-Disposition"]
+    pdf = tmp_path / "downloaded.pdf"
+    pdf.write_bytes(response.data)
+    signature = subprocess.run(["pdfsig", str(pdf)], capture_output=True, text=True).stdout
+    assert "Signature is Valid" in signature and "Total document signed" in signature
+    shown = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    assert number in shown and "Executed batch record" in shown
+    assert quinn.get(f"/qa/batches/{batch_id}/record.pdf").data == response.data
+    kept = list((tmp_path / "records").glob(f"{number}-*.pdf"))
+    assert len(kept) == 1
