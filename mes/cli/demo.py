@@ -459,6 +459,13 @@ def _print_guide(sites: DemoSites, hub_url: str, spoke_url: str) -> None:
     click.echo(
         "  3. Scan equipment IDs and lot numbers as listed; a second person (oscar, sam) verifies where asked."
     )
+    click.echo(
+        "  4. Once complete, the batch reaches the hub within seconds: log in there as quinn, open QA,"
+    )
+    click.echo(
+        "     review it by exception, close its deviations, release it and download the signed PDF record;"
+    )
+    click.echo("     the spoke's board then shows it released, with its final label to print.")
 
 
 @click.command("demo")
