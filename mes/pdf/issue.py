@@ -10,6 +10,7 @@ the ledger it embeds is the record, and any copy can be checked with ``mes verif
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,7 +72,8 @@ def issue_record(runtime: Runtime, ctx: Context, batch_id: str) -> IssuedRecord:
         stamp_box=COVER_STAMP_BOX,
     )
     folder.mkdir(parents=True, exist_ok=True)
-    temporary = kept.with_suffix(".tmp")
+    # A name of its own: two requests for the same state must not write into one file.
+    temporary = kept.with_name(f"{kept.name}.{uuid.uuid4().hex}.tmp")
     temporary.write_bytes(signed)
     temporary.replace(kept)  # never half a file under the kept name
     return IssuedRecord(signed, filename, number, made_now=True)
