@@ -19,7 +19,11 @@ from cryptography import x509
 from mes.cli.common import CliState, command_context
 from mes.core.certificate import load_certificate
 from mes.core.errors import ConfigurationError, InvalidInput
-from mes.services.document_certificate import document_certificate_pem, ensure_document_certificate
+from mes.services.document_certificate import (
+    document_certificate_pem,
+    ensure_document_certificate,
+    load_document_key,
+)
 from mes.services.record_copy import hub_chains
 from mes.settings import load_settings
 
@@ -141,6 +145,7 @@ def pdf_command(state: CliState, batch: str, out: Path) -> None:
     if not out.parent.is_dir():
         raise InvalidInput(f"There is no folder {out.parent}.", what_to_do="Create it first.")
     runtime = state.runtime()
+    load_document_key(runtime.settings)  # a spoke, or a hub without its certificate: say so first
     ctx = command_context()
     with runtime.uow(read_only=True) as uow:
         batch_id = find_batch_id(uow, ctx, batch)
