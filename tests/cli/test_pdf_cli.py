@@ -9,7 +9,6 @@ hub's site key) so that ``mes --instance`` runs against the hub's database.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,9 +17,9 @@ from cli_helpers import assert_refused, run_bare
 from conftest import Instance
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from integration.sync_sites import SPOKE, Network, twin_database
 from sqlalchemy import func, select
 from support import NOW, PASSWORD
+from sync_sites import SPOKE, Network, net
 
 from mes.core.keys import SiteKey
 from mes.services import outbox, spokes
@@ -33,7 +32,6 @@ from mes.settings import (
     load_settings,
     render_config,
 )
-from mes.store.engine import make_engine
 from mes.store.models import BatchEntry
 
 HUB_ONLY = (
@@ -117,17 +115,6 @@ def test_site_certificate_prints_the_fingerprint_at_a_hub_that_holds_no_batch(hu
 # --- a hub holding a received batch ------------------------------------------------------------
 
 
-@pytest.fixture
-def net(request, database_url, engine, site_key, tmp_path) -> Iterator[Network]:
-    """The hub on the test's database, spoke SPK1 on a second database of the same kind."""
-    with twin_database(request, database_url, tmp_path) as spoke_url:
-        spoke_engine = make_engine(spoke_url)
-        try:
-            yield Network(engine, spoke_engine, site_key, folder=tmp_path)
-        finally:
-            spoke_engine.dispose()
-
-
 def received_batch(net: Network) -> str:
     """A batch started and its bag checked at SPK1, sent to the hub; its number."""
     site = net.connected()
@@ -206,3 +193,6 @@ def test_mes_pdf_writes_a_received_batch_that_mes_verify_accepts_here_and_agains
     auditor = run_bare("verify", str(record), "--trust", str(tmp_path / "hub.pem"))
     assert (auditor.returncode, auditor.stderr) == (0, "")
     assert auditor.stdout == here.out
+
+
+__all__ = ["net"]  # the fixture, imported from sync_sites

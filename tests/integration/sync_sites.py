@@ -204,6 +204,22 @@ class Network:
         return self.spoke()
 
 
+@pytest.fixture
+def net(request, database_url, engine, site_key, tmp_path) -> Iterator[Network]:
+    """The hub on the test's database, spoke SPK1 on a second database of the same kind.
+
+    A test module uses it by importing it (``from sync_sites import net``).
+    """
+    from mes.store.engine import make_engine
+
+    with twin_database(request, database_url, tmp_path) as spoke_url:
+        spoke_engine = make_engine(spoke_url)
+        try:
+            yield Network(engine, spoke_engine, site_key, folder=tmp_path)
+        finally:
+            spoke_engine.dispose()
+
+
 def entry_rows(sessions: sessionmaker[Session]) -> list[tuple]:
     """Every stored ledger entry of a database (batch, seq, hash, signature), in order."""
     with sessions() as session:

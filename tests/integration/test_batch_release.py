@@ -13,7 +13,7 @@ Hub and spoke run on two separate databases of the same kind (see ``sync_sites``
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from batch_helpers import SCANNER, TEST_RECIPE, Spoke
 from recipe_driver import din_barcode, din_for, run_batch
 from sqlalchemy import Engine, func, select, update
 from support import NOW, PASSWORD, user_ctx
-from sync_sites import CLI, SPOKE, Network, twin_database
+from sync_sites import CLI, SPOKE, Network, net
 
 from mes.core.batch import Action
 from mes.core.clock import local_text, utc_text
@@ -35,7 +35,6 @@ from mes.services import batches, outbox, review, spokes
 from mes.services.context import Context
 from mes.services.esign import Credentials, acknowledge_accountability
 from mes.services.users import add_user
-from mes.store.engine import make_engine
 from mes.store.models import Batch as BatchRow
 from mes.store.models import BatchEntry, BatchReview, BatchReviewEntry, SyncEvent, User
 from mes.store.review import review_ledger
@@ -48,17 +47,6 @@ INVESTIGATION = {
     "impact": "None: the cells were re-counted within limits.",
     "root_cause": "Sample left too long before counting.",
 }
-
-
-@pytest.fixture
-def net(request, database_url, engine, site_key, tmp_path) -> Iterator[Network]:
-    """The hub on the test's database, spoke SPK1 on a second database of the same kind."""
-    with twin_database(request, database_url, tmp_path) as spoke_url:
-        spoke_engine = make_engine(spoke_url)
-        try:
-            yield Network(engine, spoke_engine, site_key, folder=tmp_path)
-        finally:
-            spoke_engine.dispose()
 
 
 # --- batches at the spoke, sent to the hub ----------------------------------------------------
@@ -762,3 +750,6 @@ def test_a_spoke_records_nothing_in_a_review(net):
     assert caught.value.message == "Batches are reviewed and released at the hub."
     with site.uow() as uow:
         assert review.disposition_of(uow, batch_id) is None
+
+
+__all__ = ["net"]  # the fixture, imported from sync_sites

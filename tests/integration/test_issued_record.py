@@ -19,7 +19,6 @@ import json
 import re
 import subprocess
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise
@@ -29,7 +28,7 @@ import pytest
 from batch_helpers import Spoke
 from signed_record_helpers import flip_byte_in_a_stream
 from support import NOW, PASSWORD, user_ctx
-from sync_sites import CLI, SPOKE, Network, twin_database
+from sync_sites import CLI, SPOKE, Network, net
 
 from mes.core.batch import DEVIATION_CATEGORY_TITLES, DeviationCategory, EntryKind
 from mes.core.certificate import load_certificate
@@ -44,7 +43,6 @@ from mes.services.document_certificate import ensure_document_certificate
 from mes.services.esign import Credentials
 from mes.services.record_copy import hub_chains
 from mes.services.runtime import Runtime
-from mes.store.engine import make_engine
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 HOURS = timedelta(hours=1)
@@ -62,17 +60,6 @@ SIGNED_REVIEW_KINDS = (
     ReviewKind.DEVIATION_CLOSED,
     ReviewKind.BATCH_RELEASED,
 )
-
-
-@pytest.fixture
-def net(request, database_url, engine, site_key, tmp_path) -> Iterator[Network]:
-    """The hub on the test's database, spoke SPK1 on a second database of the same kind."""
-    with twin_database(request, database_url, tmp_path) as spoke_url:
-        spoke_engine = make_engine(spoke_url)
-        try:
-            yield Network(engine, spoke_engine, site_key, folder=tmp_path)
-        finally:
-            spoke_engine.dispose()
 
 
 # --- the batch at the spoke --------------------------------------------------------------------
@@ -444,3 +431,6 @@ def test_two_requests_for_the_same_record_at_once_both_get_a_whole_signed_file(
         assert check.problems == ()
     again = issue_record(runtime, qa(net, QA_AT + 2 * HOURS), batch_id)
     assert (again.pdf, again.made_now) == (kept.read_bytes(), False)
+
+
+__all__ = ["net"]  # the fixture, imported from sync_sites

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from integration_helpers import audit_entries
 from recipe_driver import run_batch
 from sqlalchemy import func, select
 from support import NOW
-from sync_sites import CLI, SPOKE, Network, entry_rows, twin_database
+from sync_sites import CLI, SPOKE, Network, entry_rows, net
 
 from mes.core.bundle import make_bundle, open_bundle
 from mes.core.errors import (
@@ -65,17 +65,6 @@ PATH = "/api/v1/sync/chunks"
 SKEW = 300
 STRANGE_DIN_BARCODE = "=A99992600007700"  # well formed, another donation's (fake facility)
 OTHER_IDENTIFIERS = {"din": f"{OTHER_DIN} 00 {mod37_2(OTHER_DIN)}", "patient_id": "PAT-0002"}
-
-
-@pytest.fixture
-def net(request, database_url, engine, site_key, tmp_path) -> Iterator[Network]:
-    """The hub on the test's database, spoke SPK1 on a second database of the same kind."""
-    with twin_database(request, database_url, tmp_path) as spoke_url:
-        spoke_engine = make_engine(spoke_url)
-        try:
-            yield Network(engine, spoke_engine, site_key, folder=tmp_path)
-        finally:
-            spoke_engine.dispose()
 
 
 # --- small readers and actions --------------------------------------------------------------
@@ -1063,3 +1052,6 @@ def test_a_spoke_whose_records_the_hub_holds_cannot_swap_its_key_by_enrolling(ne
     with net.hub() as uow:
         assert uow.session.get(SpokeRow, SPOKE).key_id == net.spoke_key.public.key_id
         assert spokes.verify_received(uow, batch_id) > 0  # its records still verify
+
+
+__all__ = ["net"]  # the fixture, imported from sync_sites

@@ -9,18 +9,14 @@ the same services the hub's QA pages call.
 
 from __future__ import annotations
 
-import sys
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from flask import Flask
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-
 from batch_helpers import TEST_RECIPE
+from flask import Flask
 from recipe_driver import begin
 from support import NOW, PASSWORD, user_ctx
 from sync_sites import CLI, SPOKE, Network, twin_database

@@ -23,9 +23,9 @@ from review_network import (
     batch_at_the_hub,
     decide,
     hub_client,
-    network,
 )
 from sqlalchemy import select
+from sync_sites import net
 
 from mes.core.keys import SiteKey
 from mes.core.review import Decision
@@ -37,12 +37,6 @@ from mes.sync import transfer
 from mes.sync.client import sync_round
 
 API = "/api/v1"
-
-
-@pytest.fixture
-def net(request, database_url, engine, site_key, tmp_path):
-    with network(request, database_url, engine, site_key, tmp_path) as built:
-        yield built
 
 
 @pytest.fixture
@@ -289,3 +283,6 @@ def test_a_transfer_file_with_an_altered_review_entry_stores_none_of_it(net, rel
     assert report.reviews == 0
     assert any("refused" in r for r in report.refused), report.refused
     assert spoke_rows(net) == []
+
+
+__all__ = ["net"]  # the fixture, imported from sync_sites

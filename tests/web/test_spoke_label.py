@@ -15,8 +15,9 @@ import html
 import re
 
 import pytest
-from review_network import batch_at_the_hub, decide, hub_client, network, spoke_app
+from review_network import batch_at_the_hub, decide, hub_client, spoke_app
 from sqlalchemy import select
+from sync_sites import net
 from web_helpers import client_of, login, post_form, text
 
 from mes.core.identity import mod37_2
@@ -24,12 +25,6 @@ from mes.core.review import Decision
 from mes.store.models import AuditEntry
 from mes.store.models import Batch as BatchRow
 from mes.sync.client import sync_round
-
-
-@pytest.fixture
-def net(request, database_url, engine, site_key, tmp_path):
-    with network(request, database_url, engine, site_key, tmp_path) as built:
-        yield built
 
 
 @pytest.fixture
@@ -151,3 +146,6 @@ def test_a_rejected_batch_shows_the_reason_and_gets_no_label(net, batch, pull, b
     assert label.status_code == 409
     assert "rejected by QA at the hub" in words(text(label))
     assert post_form(browser, f"/batches/{batch}/label", {}).status_code == 409
+
+
+__all__ = ["net"]  # the fixture, imported from sync_sites
