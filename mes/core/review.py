@@ -236,6 +236,7 @@ class ReviewState:
     decided_at: str | None = None
     reason: str | None = None
     decision_signature: dict[str, Any] | None = None
+    decided_head: tuple[int, str] | None = None  # the spoke's record as released or rejected
 
     def deviation(self, deviation_id: str) -> DeviationReview:
         """The workflow of a deviation (a fresh one if QA has not touched it yet)."""
@@ -515,6 +516,8 @@ def _apply(state: ReviewState, entry: SealedEntry) -> None:
         state.decided_by, state.decided_at = actor, at
         state.reason = p.get("reason")
         state.decision_signature = p["manifestation"]
+        head = p["record"]["record_head"]
+        state.decided_head = (int(head[0]), str(head[1]))
     state.last_seq, state.last_hash = entry.seq, entry.hash
 
 

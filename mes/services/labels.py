@@ -25,7 +25,7 @@ from mes.core.identity import Din, identity_text
 from mes.core.ledger import verify_chain
 from mes.core.review import Decision, replay_review
 from mes.services.audit import record_change
-from mes.services.batches import get_batch
+from mes.services.batches import get_batch, verify_ledger
 from mes.services.context import Context, authorise
 from mes.store.review import review_ledger
 from mes.store.uow import UnitOfWork
@@ -67,6 +67,7 @@ class HubReview:
     decided_at: str | None = None
     reason: str | None = None
     deviations: list[DeviationClosure] = field(default_factory=list)
+    decided_head: tuple[int, str] | None = None  # the record (last seq, hash) QA decided on
 
 
 def _who(actor: Any) -> str | None:
@@ -99,6 +100,7 @@ def read_hub_review(uow: UnitOfWork, batch_id: str) -> HubReview | None:
         decided_by=_who(state.decided_by),
         decided_at=state.decided_at,
         reason=state.reason,
+        decided_head=state.decided_head,
         deviations=[
             DeviationClosure(
                 deviation=d.deviation,
@@ -203,6 +205,23 @@ def final_label(uow: UnitOfWork, ctx: Context, batch_id: str) -> FinalLabel:
             + (f" ({review.reason})" if review.reason else "")
             + ": it must not be labelled for use.",
             what_to_do="Follow the procedure for rejected batches.",
+        )
+    # The label is printed from this site's record: it must verify, and be the very record QA
+    # released (a copy restored from an old backup, or altered, is not what was released).
+    try:
+        verify_ledger(uow, state.id)
+    except ChainBroken as broken:
+        raise LabelRefused(
+            f"Batch {state.number}'s record here fails verification: {broken.message} "
+            "No final label is issued.",
+            what_to_do="Call QA: the record must be investigated before anything is labelled.",
+        ) from None
+    if review.decided_head != (state.last_seq, state.last_hash):
+        raise LabelRefused(
+            f"Batch {state.number}'s record here is not the record QA released (QA released "
+            f"entries 1–{review.decided_head[0] if review.decided_head else '?'}; this site "
+            f"holds 1–{state.last_seq}, ending differently). No final label is issued.",
+            what_to_do="Call QA: the records of the spoke and the hub must be reconciled first.",
         )
     coi = state.chain_of_identity
     specs = [s for s in batch.procedure.chain_of_identity if s["id"] in coi]

@@ -149,3 +149,24 @@ def test_a_rejected_batch_shows_the_reason_and_gets_no_label(net, batch, pull, b
 
 
 __all__ = ["net"]  # the fixture, imported from sync_sites
+
+
+def test_no_label_is_issued_from_a_spoke_record_that_fails_verification(net, batch, pull, browser):
+    from test_batch_release import alter_payload, drop_update_trigger
+
+    from mes.store.models import BatchEntry
+
+    decide(net, batch, Decision.RELEASED)
+    pull()
+    assert browser.get(f"/batches/{batch}/label").status_code == 200
+    # Someone edits the patient identifier in the spoke's stored record behind the application.
+    drop_update_trigger(net.spoke_engine, "batch_entries")
+    with net.spoke_uow() as uow:
+        created = uow.session.get(BatchEntry, (batch, 1)).payload
+    coi = {**created["chain_of_identity"], "patient_id": "PAT-SOMEONE-ELSE"}
+    alter_payload(net.spoke_engine, BatchEntry, batch, 1, chain_of_identity=coi)
+    page = browser.get(f"/batches/{batch}/label")
+    assert page.status_code == 409
+    shown = words(text(page))
+    assert "fails verification" in shown and "No final label is issued" in shown
+    assert "PAT-SOMEONE-ELSE" not in shown and "<svg" not in text(page)
