@@ -1,7 +1,7 @@
 """Issuing a batch's record: the signed PDF/A-3b, produced once per state of the record and kept.
 
 A batch's record changes only by new entries — the spoke's, or QA's at the hub. The signed PDF of
-one state of the record (named by the last hash of each chain) is written once to
+one state of the record (named by the batch's ID and its record hash) is written once to
 ``<instance>/records/`` and handed out again for as long as nothing is added; the layout of its
 unchanging parts is kept too (:class:`mes.pdf.render.PartCache`), so the next print after a QA
 action lays out only the cover, the deviations and QA's audit trail. The PDF is a derived copy:
@@ -10,10 +10,13 @@ the ledger it embeds is the record, and any copy can be checked with ``mes verif
 
 from __future__ import annotations
 
+import hashlib
+import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from mes.core.errors import MesError
 from mes.pdf.render import PartCache, render_record_pdf
 from mes.pdf.sign import sign_pdf
 from mes.services.context import Context
@@ -42,22 +45,64 @@ def records_folder(settings: Settings) -> Path:
     return settings.instance_path / "records"
 
 
+class RecordNotIssued(MesError):
+    """The hub does not sign a copy of a record that fails verification."""
+
+    http_status = 409
+
+
+def _kept(path: Path) -> bytes | None:
+    """A kept signed record, if it is whole (its SHA-256 is kept beside it)."""
+    try:
+        pdf = path.read_bytes()
+        digest = path.with_suffix(".sha256").read_text(encoding="ascii").strip()
+    except (OSError, ValueError):
+        return None
+    return pdf if hashlib.sha256(pdf).hexdigest() == digest else None
+
+
+def _keep(path: Path, pdf: bytes) -> None:
+    """Write a signed record under its kept name: synced, then renamed, its digest last."""
+    # A name of its own: two requests for the same state must not write into one file.
+    for target, data in (
+        (path, pdf),
+        (path.with_suffix(".sha256"), hashlib.sha256(pdf).hexdigest().encode()),
+    ):
+        temporary = target.with_name(f"{target.name}.{uuid.uuid4().hex}.tmp")
+        temporary.write_bytes(data)
+        descriptor = os.open(temporary, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)  # on disk before it takes the kept name
+        finally:
+            os.close(descriptor)
+        temporary.replace(target)  # never half a file under the kept name
+
+
 def issue_record(runtime: Runtime, ctx: Context, batch_id: str) -> IssuedRecord:
     """The signed PDF/A-3b of a batch's record as it is now (made if this state has none yet).
 
-    Anyone who may read batch records may have it; only a hub signs (its certificate).
+    Anyone who may read batch records may have it; only a hub signs (its certificate), and only
+    a record whose ledger and review chain verify. A state of the record is named by its record
+    hash (the SHA-256 of the whole embedded document), so a kept copy is the copy of exactly
+    this record; a kept file that is not whole is made again.
     """
     settings = runtime.settings
     key = load_document_key(settings)  # refused at a spoke, or with what to do if missing
     with runtime.uow(read_only=True) as uow:
         package = batch_record(uow, ctx, batch_id)
     number = package.view.row.number
-    ledger_head, review_head = package.heads
+    if package.view.chain_problem:
+        raise RecordNotIssued(
+            f"The record of batch {number} fails verification: {package.view.chain_problem} "
+            "The hub does not sign a copy of it.",
+            what_to_do="Investigate (mes batch verify); the review page shows the problem.",
+        )
     filename = f"{number}-record.pdf"
     folder = records_folder(settings)
-    kept = folder / f"{number}-{ledger_head[:16]}-{review_head[:16]}.pdf"
-    if kept.is_file():
-        return IssuedRecord(kept.read_bytes(), filename, number, made_now=False)
+    kept = folder / f"{package.view.row.id}-{package.record_hash}.pdf"
+    earlier = _kept(kept)
+    if earlier is not None:
+        return IssuedRecord(earlier, filename, number, made_now=False)
     pdf = render_record_pdf(
         package.record, package.attachment, ATTACHMENT_NAME, cache=PartCache(folder / "parts")
     )
@@ -72,8 +117,5 @@ def issue_record(runtime: Runtime, ctx: Context, batch_id: str) -> IssuedRecord:
         stamp_box=COVER_STAMP_BOX,
     )
     folder.mkdir(parents=True, exist_ok=True)
-    # A name of its own: two requests for the same state must not write into one file.
-    temporary = kept.with_name(f"{kept.name}.{uuid.uuid4().hex}.tmp")
-    temporary.write_bytes(signed)
-    temporary.replace(kept)  # never half a file under the kept name
+    _keep(kept, signed)
     return IssuedRecord(signed, filename, number, made_now=True)

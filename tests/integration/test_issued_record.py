@@ -363,7 +363,7 @@ def test_a_record_issued_before_the_release_is_kept_until_qa_acts_then_differs_f
     assert made.again.pdf == made.before.pdf
     assert made.after.pdf != made.before.pdf
     kept = sorted(p.name for p in records_folder(made.runtime.settings).glob("*.pdf"))
-    assert len(kept) == 2 and all(name.startswith(made.after.number) for name in kept)
+    assert len(kept) == 2 and all(name.startswith(made.batch_id) for name in kept)
 
     def no_rendering(*args, **kwargs):
         raise AssertionError("the kept record was rendered again")
@@ -425,12 +425,33 @@ def test_two_requests_for_the_same_record_at_once_both_get_a_whole_signed_file(
     assert first.pdf != second.pdf  # signed at different times
     (kept,) = folder.glob("*.pdf")
     assert kept.read_bytes() in (first.pdf, second.pdf)
-    assert sorted(p.name for p in folder.iterdir() if p.is_file()) == [kept.name]
+    assert sorted(p.name for p in folder.iterdir() if p.is_file()) == sorted(
+        [kept.name, kept.with_suffix(".sha256").name]
+    )
     for issued in (first, second):
         check = verify_pdf(issued.pdf, [load_certificate(certificate)])
         assert check.problems == ()
     again = issue_record(runtime, qa(net, QA_AT + 2 * HOURS), batch_id)
     assert (again.pdf, again.made_now) == (kept.read_bytes(), False)
+
+
+def test_the_hub_signs_no_copy_of_a_record_that_fails_verification(net):
+    from test_batch_release import alter_payload, drop_update_trigger
+
+    from mes.pdf.issue import RecordNotIssued, records_folder
+    from mes.store.models import BatchEntry
+
+    site = net.connected()
+    batch_id, _deviation = make_batch(site)
+    send(net, site, batch_id)
+    runtime, _certificate = hub_runtime(net)
+    drop_update_trigger(net.hub_engine, "batch_entries")
+    alter_payload(net.hub_engine, BatchEntry, batch_id, 3, edited=True)
+    with pytest.raises(RecordNotIssued) as refused:
+        issue_record(runtime, qa(net), batch_id)
+    assert "fails verification" in refused.value.message
+    assert "entry 3" in refused.value.message
+    assert not list(records_folder(runtime.settings).glob("*.pdf"))
 
 
 __all__ = ["net"]  # the fixture, imported from sync_sites

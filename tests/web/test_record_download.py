@@ -46,5 +46,5 @@ def test_qa_downloads_the_signed_record_and_gets_the_kept_copy_again(hub_app, co
     ).stdout
     assert number in shown and "Executed batch record" in shown
     assert quinn.get(f"/qa/batches/{batch_id}/record.pdf").data == response.data
-    kept = list((tmp_path / "records").glob(f"{number}-*.pdf"))
+    kept = list((tmp_path / "records").glob(f"{batch_id}-*.pdf"))
     assert len(kept) == 1
