@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -149,8 +150,55 @@ def _check_chain(
     return count, problems
 
 
-def check_record(document: bytes) -> RecordCheck:
-    """Verify the embedded record: its format, its hash, and every entry of both chains."""
+def _binding_problems(
+    chains: Mapping[str, list[SealedEntry]], number: str, site: str, issuer: str | None
+) -> list[str]:
+    """What ties the chains to each other and to the issuer.
+
+    A review by the issuing hub (never by the batch's own site), a decision made on exactly the
+    embedded ledger, and the batch's number as it was created.
+    """
+    problems = []
+    ledger, review = chains.get("ledger", []), chains.get("review", [])
+    if ledger and ledger[0].body.get("kind") == "batch_created":
+        created = ledger[0].body.get("payload", {}).get("number")
+        if created != number:
+            problems.append(f"the record names batch {number}, its ledger created {created}")
+    if review:
+        reviewer = str(review[0].body.get("site"))
+        if reviewer == site:
+            problems.append(
+                f"review: signed by {site}, the site that made the batch — a review is the hub's"
+            )
+        elif issuer is not None and reviewer != issuer:
+            problems.append(
+                f"review: signed by site {reviewer}, but the PDF was issued by hub {issuer}"
+            )
+        head = [ledger[-1].seq, ledger[-1].hash] if ledger else [0, None]
+        for entry in review:
+            if entry.body.get("kind") not in ("batch_released", "batch_rejected"):
+                continue
+            decided = entry.body.get("payload", {}).get("record", {}).get("record_head")
+            if decided != head:
+                problems.append(
+                    f"review entry {entry.seq}: the decision was made on the record up to entry "
+                    f"{(decided or ['?'])[0]}, but the embedded ledger ends at entry {head[0]}"
+                    " — the ledger is not the record that was decided"
+                )
+    return problems
+
+
+def issuer_site(subject: str | None) -> str | None:
+    """The hub's site code from its certificate's subject (``OU=MES site CODE``)."""
+    found = re.search(r"MES site ([A-Za-z0-9_-]+)", subject or "")
+    return found.group(1) if found else None
+
+
+def check_record(document: bytes, issuer: str | None = None) -> RecordCheck:
+    """Verify the embedded record: its format, its hash, every entry of both chains, and what binds them.
+
+    ``issuer``: the site code of the hub that signed the PDF, when known.
+    """
     try:
         record = json.loads(document)
     except (ValueError, UnicodeDecodeError):
@@ -177,6 +225,7 @@ def check_record(document: bytes) -> RecordCheck:
         except (ValueError, UnicodeEncodeError):
             problems.append(f"the record's public key of site {code} is not an Ed25519 key")
     chains: dict[str, list[tuple[int, str]]] = {}
+    sealed: dict[str, list[SealedEntry]] = {}
     verified: dict[str, int] = {}
     for chain in CHAINS:
         try:
@@ -184,12 +233,17 @@ def check_record(document: bytes) -> RecordCheck:
         except ValueError as err:
             problems.append(str(err))
             continue
+        sealed[chain] = entries
         chains[chain] = [(_seq(e), e.hash) for e in entries]
         count, chain_problems = _check_chain(
             chain, entries, batch_id, _chain_site(chain, site, entries), keys
         )
         verified[chain] = count
         problems.extend(chain_problems)
+    try:
+        problems.extend(_binding_problems(sealed, number, site, issuer))
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError):
+        problems.append("the record's decision or batch entry is malformed")
     return RecordCheck(batch_id, number, site, chains, verified, tuple(problems))
 
 
@@ -288,7 +342,7 @@ def verify_record_pdf(
     else:
         record = RecordCheck(problems=(f"the PDF has no embedded {ATTACHMENT_NAME}",))
     if document is not None:
-        record = check_record(document)
+        record = check_record(document, issuer_site(signature.signer))
     if hub_chains is None or record.batch_id is None:
         return RecordVerification(signature, record)
     hub = hub_chains(record.batch_id)
