@@ -205,8 +205,18 @@ def _sign(
     return manifestation
 
 
-def _seen(view: ReviewView, seen_review_seq: int | None) -> None:
-    """Stale page: someone else recorded in this review since the page was opened."""
+def _seen(view: ReviewView, seen_review_seq: int | None, seen_record_seq: int | None) -> None:
+    """Stale page: the record or its review changed since the page was opened.
+
+    A signature is bound to the record as the reviewer saw it: entries that arrived from the
+    spoke meanwhile, or another reviewer's action, make the page out of date.
+    """
+    if seen_record_seq is not None and seen_record_seq != view.batch.state.last_seq:
+        raise InvalidInput(
+            f"The record of batch {view.row.number} changed since you opened it: the hub now "
+            f"holds entries 1–{view.batch.state.last_seq} from {view.row.site}.",
+            what_to_do="Reload the page and review what arrived.",
+        )
     state = view.state
     if seen_review_seq is not None and seen_review_seq != state.last_seq:
         last = view.review_entries[-1].body if view.review_entries else None
@@ -228,13 +238,14 @@ def mark_reviewed(
     first_signing_in_session: bool,
     note: str | None = None,
     seen_review_seq: int | None = None,
+    seen_record_seq: int | None = None,
 ) -> ReviewView:
     """Sign one exception "reviewed" (11.50: name, time, meaning; 11.70: bound to its content)."""
     actor = authorise(uow, ctx, Permission.REVIEW_BATCHES)
     _require_hub(uow)
     checked = check_password_first(uow, ctx, credentials)
     view = load_review(uow, batch_id, lock=True)
-    _seen(view, seen_review_seq)
+    _seen(view, seen_review_seq, seen_record_seq)
     record = view.review.exception_record(exception)
     m = _sign(uow, ctx, view, record, Meaning.REVIEWED, credentials, first_signing_in_session,
               checked)  # fmt: skip
@@ -252,12 +263,13 @@ def assess_deviation(
     assessment: Mapping[str, str | None],
     *,
     seen_review_seq: int | None = None,
+    seen_record_seq: int | None = None,
 ) -> bool:
     """Record QA's classification, description, impact, root cause and CAPA of a deviation."""
     actor = authorise(uow, ctx, Permission.REVIEW_BATCHES)
     _require_hub(uow)
     view = load_review(uow, batch_id, lock=True)
-    _seen(view, seen_review_seq)
+    _seen(view, seen_review_seq, seen_record_seq)
     changed = view.review.assess_deviation(deviation_id, assessment, actor, ctx.at, ctx.terminal)
     if changed:  # nothing recorded: no disposition row either (it would read "under review")
         _save(uow, view)
@@ -274,13 +286,14 @@ def close_deviation(
     *,
     first_signing_in_session: bool,
     seen_review_seq: int | None = None,
+    seen_record_seq: int | None = None,
 ) -> ReviewView:
     """Close a deviation whose investigation is complete, with QA's signature ("closed")."""
     actor = authorise(uow, ctx, Permission.REVIEW_BATCHES)
     _require_hub(uow)
     checked = check_password_first(uow, ctx, credentials)
     view = load_review(uow, batch_id, lock=True)
-    _seen(view, seen_review_seq)
+    _seen(view, seen_review_seq, seen_record_seq)
     record = view.review.closure_record(deviation_id)
     m = _sign(uow, ctx, view, record, Meaning.CLOSED, credentials, first_signing_in_session,
               checked)  # fmt: skip
@@ -300,6 +313,7 @@ def decide_batch(
     first_signing_in_session: bool,
     reason: str | None = None,
     seen_review_seq: int | None = None,
+    seen_record_seq: int | None = None,
 ) -> ReviewView:
     """Release or reject a batch with QA's signature ("released" / "rejected").
 
@@ -316,7 +330,7 @@ def decide_batch(
             f"'{decision}' is not a decision.", what_to_do="Use released or rejected."
         ) from None
     view = load_review(uow, batch_id, lock=True)
-    _seen(view, seen_review_seq)
+    _seen(view, seen_review_seq, seen_record_seq)
     record = view.review.decision_record(decision, reason)
     checked = check_password_first(uow, ctx, credentials)
     meaning = Meaning.RELEASED if decision is Decision.RELEASED else Meaning.REJECTED

@@ -65,6 +65,7 @@ from mes.store.models import (
 )
 from mes.store.models import (
     BatchEntry,
+    BatchReview,
     Deviation,
     EnrollmentCode,
     RecipePublication,
@@ -803,6 +804,8 @@ def _store_chunk(uow: UnitOfWork, at: datetime, chunk: Chunk, via: str) -> Ack:
             else {}
         )
     follow = continuation(chunk, last_seq, last_hash, held)
+    if follow.new and row is not None:
+        _refuse_after_decision(session, row)
     if not follow.new:  # all held already: acknowledged again, nothing written
         assert row is not None
         return Ack(chunk.batch, 0, follow.duplicates, row.last_seq, row.last_hash)
@@ -854,6 +857,17 @@ def _store_chunk(uow: UnitOfWork, at: datetime, chunk: Chunk, via: str) -> Ack:
     return Ack(
         chunk.batch, len(follow.new), follow.duplicates, batch.state.last_seq, batch.state.last_hash
     )
+
+
+def _refuse_after_decision(session: Any, row: BatchRow) -> None:
+    """QA released or rejected the record as it stood: nothing is added to it afterwards."""
+    decided = session.get(BatchReview, row.id)
+    if decided is not None and decided.decision:
+        raise ChunkConflict(
+            f"Batch {row.number} was {decided.decision} at the hub on its record up to entry "
+            f"{row.last_seq}: no entry is added to it after the decision.",
+            what_to_do="Investigate at the spoke: a decided batch records nothing more.",
+        )
 
 
 def _check_number(session: Any, site: str, number: str) -> None:

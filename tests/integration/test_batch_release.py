@@ -354,6 +354,14 @@ def test_release_is_refused_while_entries_are_still_pending_from_the_spoke(net, 
     err = refused(net, InvalidInput, lambda: mark(net, batch_id, "pending"))
     assert err.message == f"'The record is not complete' cannot be marked reviewed: {says}"
     send(net, site, batch_id, after=first)
+    # A page opened before the rest arrived is out of date: nothing is signed on it.
+    err = refused(
+        net, InvalidInput, lambda: decide(net, batch_id, seen_record_seq=first, seen_review_seq=0)
+    )
+    assert err.message == (
+        f"The record of batch {opened.row.number} changed since you opened it: the hub now "
+        f"holds entries 1–{view(net, batch_id).batch.state.last_seq} from SPK1."
+    )
     assert view(net, batch_id).findings == []
     assert decide(net, batch_id).state.decision is Decision.RELEASED
 
@@ -753,3 +761,34 @@ def test_a_spoke_records_nothing_in_a_review(net):
 
 
 __all__ = ["net"]  # the fixture, imported from sync_sites
+
+
+def test_the_hub_adds_no_entry_to_a_batch_after_its_decision(net):
+    from mes.core.errors import ChunkConflict
+    from mes.core.ledger import next_link
+    from mes.core.sync import make_chunk
+
+    site = net.connected()
+    batch_id = alert_batch(site)
+    send(net, site, batch_id)
+    settle(net, batch_id)
+    released = decide(net, batch_id)
+    # A spoke (or someone with its key) appends an entry after QA's release.
+    last = released.record[-1]
+    seq, prev = next_link(last.seq, last.hash)
+    extra = seal({**last.body, "seq": seq, "prev": prev, "kind": "batch_held",
+                  "payload": {"reason": "after the release"}}, net.spoke_key)  # fmt: skip
+    token = make_chunk([extra], site=SPOKE, key=net.spoke_key, issued_at=NOW)
+    with net.hub() as uow:
+        before = count_entries(uow, batch_id)
+    with pytest.raises(ChunkConflict) as caught, net.hub() as uow:
+        spokes.ingest_chunk(uow, NOW + timedelta(hours=7), SPOKE, token)
+    assert "no entry is added to it after the decision" in caught.value.message
+    with net.hub() as uow:
+        assert count_entries(uow, batch_id) == before == released.batch.state.last_seq
+
+
+def count_entries(uow, batch_id: str) -> int:
+    return uow.session.execute(
+        select(func.count()).select_from(BatchEntry).where(BatchEntry.batch_id == batch_id)
+    ).scalar_one()

@@ -48,8 +48,13 @@ def finding_keys(response) -> list[str]:
     return re.findall(r'data-finding="([^"]+)"', text(response))
 
 
+def fresh(client, page: str, data: dict) -> dict:
+    """``data`` with what the page shows now (the review's and the record's last entries)."""
+    return {**data, "seen_review_seq": seen_seq(client.get(page))}
+
+
 def seen_seq(response) -> str:
-    found = re.search(r'name="seen_review_seq" value="(\d+)"', text(response))
+    found = re.search(r'name="seen_review_seq" value="(\d+\.\d+)"', text(response))
     assert found, words(response)
     return found.group(1)
 
@@ -285,7 +290,9 @@ def test_release_is_refused_while_the_deviation_is_open_and_signed_once_it_is_cl
     assert f"cannot be released: 1 deviation is still open: {deviation}." in refusal(refused)
     assert "not reviewed" not in refusal(refused)
     # Closing before the investigation is complete is refused, naming what is missing.
-    early = post_form(quinn, f"{page}/deviations/{deviation}/close", release, page=page)
+    early = post_form(
+        quinn, f"{page}/deviations/{deviation}/close", fresh(quinn, page, release), page=page
+    )
     assert early.status_code == 400
     assert "Impact assessment, Root cause missing" in refusal(early)
     assessment = {
@@ -295,20 +302,27 @@ def test_release_is_refused_while_the_deviation_is_open_and_signed_once_it_is_cl
         "root_cause": "Transport delay of the apheresis bag.",
         "capa": "",
     }
-    saved = post_form(quinn, f"{page}/deviations/{deviation}/assessment", assessment, page=page)
+    saved = post_form(
+        quinn, f"{page}/deviations/{deviation}/assessment", fresh(quinn, page, assessment),
+        page=page,
+    )  # fmt: skip
     assert saved.status_code == 303
-    no_capa = post_form(quinn, f"{page}/deviations/{deviation}/close", release, page=page)
+    no_capa = post_form(
+        quinn, f"{page}/deviations/{deviation}/close", fresh(quinn, page, release), page=page
+    )
     assert "CAPA reference (required for a major or critical deviation)" in refusal(no_capa)
     saved = post_form(
         quinn, f"{page}/deviations/{deviation}/assessment",
-        {**assessment, "capa": "CAPA-2026-017"}, page=page,
+        fresh(quinn, page, {**assessment, "capa": "CAPA-2026-017"}), page=page,
     )  # fmt: skip
     assert saved.status_code == 303
     reviewed = words(quinn.get(page))
     assert (
         "Classification: — → major" in reviewed and "CAPA reference: — → CAPA-2026-017" in reviewed
     )
-    closed = post_form(quinn, f"{page}/deviations/{deviation}/close", release, page=page)
+    closed = post_form(
+        quinn, f"{page}/deviations/{deviation}/close", fresh(quinn, page, release), page=page
+    )
     assert closed.status_code == 303
     assert re.search(
         r"Closure: Closed by Quinn Tester \(quinn\) · [\d-]+ [\d:]+ GMT", words(quinn.get(page))
@@ -337,15 +351,16 @@ def test_a_rejection_needs_a_reason(hub_app, completed, make_uow):
     quinn = browser(hub_app, "quinn")
     page = f"/qa/batches/{batch_id}"
     unsaid = post_form(
-        quinn, f"{page}/rejected", {"esign_password": PASSWORD, "reason": " "}, page=page
-    )
+        quinn, f"{page}/rejected", fresh(quinn, page, {"esign_password": PASSWORD, "reason": " "}),
+        page=page,
+    )  # fmt: skip
     assert unsaid.status_code == 400
     assert "A rejection needs a reason." in refusal(unsaid)
     assert review_rows(make_uow) == 0
     rejected = post_form(
         quinn, f"{page}/rejected",
-        {"esign_password": PASSWORD, "esign_username": "quinn",
-         "reason": "Viability too low for the dose."}, page=page,
+        fresh(quinn, page, {"esign_password": PASSWORD, "esign_username": "quinn",
+                            "reason": "Viability too low for the dose."}), page=page,
     )  # fmt: skip
     assert rejected.status_code == 303
     after = words(quinn.get(page))

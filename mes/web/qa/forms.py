@@ -18,10 +18,17 @@ from mes.web.forms import SignatureForm
 TEXT = [Optional(), Length(max=4000)]
 
 
-def seen_seq(form: FlaskForm) -> int | None:
-    """The review chain's last entry number the page showed (None if the form did not say)."""
+def seen_state(form: FlaskForm) -> dict[str, int]:
+    """What the page showed: the review chain's and the spoke's record's last entry numbers.
+
+    The hidden field holds both as ``REVIEW.RECORD``; a form without them (or garbled) is taken
+    as out of date, so the service refuses it as a stale page rather than act on unknown state.
+    """
     text = (form.seen_review_seq.data or "").strip()
-    return int(text) if text.isdigit() else None
+    review, _, record = text.partition(".")
+    if not (review.isdigit() and record.isdigit()):
+        return {"seen_review_seq": -1, "seen_record_seq": -1}
+    return {"seen_review_seq": int(review), "seen_record_seq": int(record)}
 
 
 class ReviewExceptionForm(SignatureForm):

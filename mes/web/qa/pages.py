@@ -248,7 +248,7 @@ def review_page(view: ReviewView) -> dict[str, Any]:
         "unreviewed": len(view.unreviewed),
         "open_deviations": view.open_deviations,
         "deviations": deviation_cards(view),
-        "seen_review_seq": view.state.last_seq,
+        "seen_review_seq": f"{view.state.last_seq}.{view.batch.state.last_seq}",
         "aborted": view.batch.state.status is BatchStatus.ABORTED,
         "chain_problem": view.chain_problem,
     }

@@ -43,7 +43,7 @@ from mes.web.qa.forms import (
     CloseDeviationForm,
     DecisionForm,
     ReviewExceptionForm,
-    seen_seq,
+    seen_state,
 )
 from mes.web.qa.pages import CLASSIFICATION_CHOICES, queue_page, review_header, review_page
 
@@ -158,7 +158,7 @@ def mark_reviewed(batch_id: str) -> ResponseReturnValue:
                 credentials,
                 first_signing_in_session=first,
                 note=form.note.data,
-                seen_review_seq=seen_seq(form),
+                **seen_state(form),
             )
     except MesError as err:
         return _refused(batch_id, err)
@@ -181,7 +181,7 @@ def assess_deviation(batch_id: str, deviation_id: str) -> ResponseReturnValue:
                 batch_id,
                 deviation_id,
                 typed,
-                seen_review_seq=seen_seq(form),
+                **seen_state(form),
             )
     except MesError as err:
         return _review_page(
@@ -214,7 +214,7 @@ def close_deviation(batch_id: str, deviation_id: str) -> ResponseReturnValue:
                 deviation_id,
                 credentials,
                 first_signing_in_session=first,
-                seen_review_seq=seen_seq(form),
+                **seen_state(form),
             )
     except MesError as err:
         return _refused(batch_id, err)
@@ -250,7 +250,7 @@ def _decide(batch_id: str, decision: Decision) -> ResponseReturnValue:
                 credentials,
                 first_signing_in_session=first,
                 reason=form.reason.data if decision is Decision.REJECTED else None,
-                seen_review_seq=seen_seq(form),
+                **seen_state(form),
             )
     except MesError as err:
         return _refused(batch_id, err)
