@@ -372,6 +372,7 @@ class Queue:
     counts: dict[str, int]
     sites: list[str]
     products: list[str]
+    matching: int = 0  # batches the filters match (the rows are the first ``limit`` of them)
 
 
 def _row_state(status: str, decision: str | None, reviewed: bool) -> QaState:
@@ -428,6 +429,12 @@ def qa_queue(
         if min_age_days is not None and age < min_age_days:
             continue
         chosen.append((batch, review, qs, age))
+    # What needs QA first (awaiting, then under review), then what is still arriving, then the
+    # decided; within each, the newest first — so a long history never hides new work.
+    order = [QaState.AWAITING_REVIEW, QaState.UNDER_REVIEW, QaState.AT_SPOKE,
+             QaState.RELEASED, QaState.REJECTED]  # fmt: skip
+    chosen.sort(key=lambda c: c[0].created_at, reverse=True)
+    chosen.sort(key=lambda c: order.index(c[2]))
     listed = []
     for batch, review, qs, age in chosen[:limit]:
         if qs in (QaState.RELEASED, QaState.REJECTED):
@@ -456,7 +463,7 @@ def qa_queue(
             )
         )
     counts["needs_attention"] = counts[QaState.AWAITING_REVIEW] + counts[QaState.UNDER_REVIEW]
-    return Queue(listed, counts, sorted(sites), sorted(products))
+    return Queue(listed, counts, sorted(sites), sorted(products), matching=len(chosen))
 
 
 # --- back to the spoke ------------------------------------------------------------------------

@@ -792,3 +792,17 @@ def count_entries(uow, batch_id: str) -> int:
     return uow.session.execute(
         select(func.count()).select_from(BatchEntry).where(BatchEntry.batch_id == batch_id)
     ).scalar_one()
+
+
+def test_the_queue_lists_what_needs_qa_first_and_says_when_it_shows_only_part(net):
+    site = net.connected()
+    released = alert_batch(site)
+    send(net, site, released)
+    settle(net, released)
+    decide(net, released)
+    waiting = alert_batch(site)
+    send(net, site, waiting)
+    with net.hub() as uow:
+        queue = review.qa_queue(uow, qa(net), limit=1)
+    assert [r.id for r in queue.rows] == [waiting]  # the decided one is behind it
+    assert queue.matching == 2

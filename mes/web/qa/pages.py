@@ -95,6 +95,7 @@ def queue_page(queue: Queue, time_zone: str, chosen: Mapping[str, Any]) -> dict[
         "chips": chips,
         "needs_attention": queue.counts.get("needs_attention", 0),
         "rows": [queue_row(r, time_zone) for r in queue.rows],
+        "matching": queue.matching,
         "sites": queue.sites,
         "products": queue.products,
         "states": [(s.value, QA_STATE_TITLES[s]) for s in QaState],
