@@ -521,15 +521,23 @@ def _apply(state: ReviewState, entry: SealedEntry) -> None:
     state.last_seq, state.last_hash = entry.seq, entry.hash
 
 
+def qa_state_of(status: str, decision: str | None, reviewed: bool) -> QaState:
+    """Where a batch stands for QA.
+
+    From its status at the spoke, QA's decision (if any) and whether QA has recorded anything
+    in its review yet.
+    """
+    if decision:
+        return QaState(decision)
+    if status not in (BatchStatus.COMPLETE, BatchStatus.ABORTED):
+        return QaState.AT_SPOKE  # the record is still arriving (see pending_reason)
+    return QaState.UNDER_REVIEW if reviewed else QaState.AWAITING_REVIEW
+
+
 def qa_state(batch: Batch, review: ReviewState) -> QaState:
     """Where the batch stands for QA."""
-    if review.decision is Decision.RELEASED:
-        return QaState.RELEASED
-    if review.decision is Decision.REJECTED:
-        return QaState.REJECTED
-    if pending_reason(batch) is not None:
-        return QaState.AT_SPOKE
-    return QaState.UNDER_REVIEW if review.last_seq else QaState.AWAITING_REVIEW
+    decision = review.decision.value if review.decision else None
+    return qa_state_of(batch.state.status.value, decision, bool(review.last_seq))
 
 
 def open_deviations(batch: Batch, review: ReviewState) -> list[str]:
@@ -684,7 +692,7 @@ class Review:
     def decision_record(self, decision: Decision, reason: str | None) -> dict[str, Any]:
         """What releasing or rejecting signs; release refused with every reason that blocks it."""
         self._open()
-        why = (reason or "").strip() or None
+        why = (reason or "").strip()[:2000] or None
         if decision is Decision.REJECTED:
             if not why:
                 raise InvalidInput(

@@ -40,6 +40,7 @@ import markupsafe
 import pikepdf
 import segno
 from weasyprint import HTML, Attachment
+from weasyprint import __version__ as WEASYPRINT
 
 from mes.core.record import AuditLine, BatchRecord, UnitSection
 
@@ -306,7 +307,7 @@ class PartCache:
     @staticmethod
     def key(html: str) -> str:
         """The part's identity: the SHA-256 of its HTML and of this module's version."""
-        return hashlib.sha256(f"{CACHE_VERSION}\n{html}".encode()).hexdigest()
+        return hashlib.sha256(f"{CACHE_VERSION} {WEASYPRINT}\n{html}".encode()).hexdigest()
 
     def get(self, html: str) -> Part | None:
         """The part laid out from exactly ``html`` before, if kept."""

@@ -52,8 +52,6 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from mes.core.certificate import DocumentSigningKey, fingerprint, subject_text
 from mes.core.errors import InvalidInput
-from mes.services.document_certificate import load_document_key
-from mes.settings import Settings
 
 # pyHanko logs every refused certificate path with a traceback; the refusal is reported here in
 # words (PdfSignatureCheck.problems), so the library's log stays quiet unless logging is set up.
@@ -309,19 +307,4 @@ def verify_pdf(pdf: bytes, trust: Sequence[x509.Certificate]) -> PdfSignatureChe
         reason=_text(sig_object.get("/Reason")),
         location=_text(sig_object.get("/Location")),
         problems=tuple(problems),
-    )
-
-
-def sign_record(settings: Settings, pdf: bytes, *, at: datetime, reason: str) -> bytes:
-    """Sign an issued record (PDF/A-3b bytes) with this hub's certificate (for ``mes pdf``).
-
-    Refused with what to do when this is a spoke or the hub has no certificate yet.
-    """
-    return sign_pdf(
-        pdf,
-        load_document_key(settings),
-        at=at,
-        reason=reason,
-        location=f"{settings.site_name} ({settings.site_code})",
-        name=settings.site_name,
     )

@@ -36,9 +36,8 @@ from mes.core.errors import ChainBroken, InvalidInput
 from mes.core.keys import SitePublicKey
 from mes.core.ledger import SealedEntry, verify_chain
 from mes.pdf.sign import PdfSignatureCheck, verify_pdf
+from mes.services.record import ATTACHMENT_NAME, RECORD_FORMAT
 
-ATTACHMENT_NAME = "batch-record.json"
-RECORD_FORMAT = "mes-batch-record/1"
 CHAINS = ("ledger", "review")
 
 

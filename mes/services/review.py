@@ -30,6 +30,7 @@ from mes.core.review import (
     ReviewState,
     open_deviations,
     qa_state,
+    qa_state_of,
     release_blockers,
     replay_review,
     unreviewed,
@@ -241,9 +242,9 @@ def mark_reviewed(
     seen_record_seq: int | None = None,
 ) -> ReviewView:
     """Sign one exception "reviewed" (11.50: name, time, meaning; 11.70: bound to its content)."""
-    actor = authorise(uow, ctx, Permission.REVIEW_BATCHES)
     _require_hub(uow)
-    checked = check_password_first(uow, ctx, credentials)
+    checked = check_password_first(uow, ctx, credentials)  # argon2 before any lock is taken
+    actor = authorise(uow, ctx, Permission.REVIEW_BATCHES)
     view = load_review(uow, batch_id, lock=True)
     _seen(view, seen_review_seq, seen_record_seq)
     record = view.review.exception_record(exception)
@@ -289,9 +290,9 @@ def close_deviation(
     seen_record_seq: int | None = None,
 ) -> ReviewView:
     """Close a deviation whose investigation is complete, with QA's signature ("closed")."""
-    actor = authorise(uow, ctx, Permission.REVIEW_BATCHES)
     _require_hub(uow)
-    checked = check_password_first(uow, ctx, credentials)
+    checked = check_password_first(uow, ctx, credentials)  # argon2 before any lock is taken
+    actor = authorise(uow, ctx, Permission.REVIEW_BATCHES)
     view = load_review(uow, batch_id, lock=True)
     _seen(view, seen_review_seq, seen_record_seq)
     record = view.review.closure_record(deviation_id)
@@ -321,8 +322,9 @@ def decide_batch(
     pending from the spoke, a deviation is open or an exception is not reviewed. The rules are
     checked before the password counts.
     """
-    actor = authorise(uow, ctx, Permission.REVIEW_BATCHES)
     _require_hub(uow)
+    checked = check_password_first(uow, ctx, credentials)  # argon2 before any lock is taken
+    actor = authorise(uow, ctx, Permission.REVIEW_BATCHES)
     try:
         decision = Decision(decision)
     except ValueError:
@@ -331,8 +333,7 @@ def decide_batch(
         ) from None
     view = load_review(uow, batch_id, lock=True)
     _seen(view, seen_review_seq, seen_record_seq)
-    record = view.review.decision_record(decision, reason)
-    checked = check_password_first(uow, ctx, credentials)
+    record = view.review.decision_record(decision, reason)  # every rule before the password
     meaning = Meaning.RELEASED if decision is Decision.RELEASED else Meaning.REJECTED
     m = _sign(uow, ctx, view, record, meaning, credentials, first_signing_in_session, checked)
     view.review.decide(decision, reason, m, actor, ctx.at, ctx.terminal)
@@ -375,14 +376,6 @@ class Queue:
     matching: int = 0  # batches the filters match (the rows are the first ``limit`` of them)
 
 
-def _row_state(status: str, decision: str | None, reviewed: bool) -> QaState:
-    if decision:
-        return QaState(decision)
-    if status not in (BatchStatus.COMPLETE, BatchStatus.ABORTED):
-        return QaState.AT_SPOKE
-    return QaState.UNDER_REVIEW if reviewed else QaState.AWAITING_REVIEW
-
-
 def qa_queue(
     uow: UnitOfWork,
     ctx: Context,
@@ -414,7 +407,9 @@ def qa_queue(
     chosen = []
     now = ctx.at
     for batch, review in rows:
-        qs = _row_state(batch.status, review.decision if review else None, bool(review))
+        qs = qa_state_of(
+            batch.status, review.decision if review else None, bool(review and review.last_seq)
+        )
         counts[qs.value] += 1
         sites.add(batch.site)
         products.add(batch.recipe_code)
@@ -477,16 +472,17 @@ def review_updates(uow: UnitOfWork, site: str, known: Mapping[str, int]) -> list
     ``known``: the spoke's review head (last seq) per batch it still waits on (0: it holds none).
     Batches it does not name — decided ones it holds in full — cost nothing.
     """
-    heads = uow.session.execute(
-        select(BatchReview.batch_id, BatchReview.last_seq)
-        .join(BatchRow, BatchRow.id == BatchReview.batch_id)
-        .where(BatchRow.site == site)
-    ).all()
+    named = list(known)
+    heads = []
+    for start in range(0, len(named), 500):  # the ids named, a bounded IN list at a time
+        heads += uow.session.execute(
+            select(BatchReview.batch_id, BatchReview.last_seq)
+            .join(BatchRow, BatchRow.id == BatchReview.batch_id)
+            .where(BatchRow.site == site, BatchReview.batch_id.in_(named[start : start + 500]))
+        ).all()
     out: list[SealedEntry] = []
-    for batch_id, last_seq in heads:
-        have = int(known.get(batch_id, 0)) if batch_id in known else None
-        if have is None:
-            continue
+    for batch_id, last_seq in sorted(heads):
+        have = int(known[batch_id])
         if last_seq > have:
             out.extend(review_ledger(uow.session, batch_id, after_seq=have))
         if len(out) >= MAX_REVIEW_ENTRIES:

@@ -281,7 +281,7 @@ def record(batch_id: str) -> ResponseReturnValue:
 
 
 @bp.get("/batches/<batch_id>/record.pdf")
-@requires(Permission.READ_BATCHES)
+@requires(Permission.REVIEW_BATCHES)
 def record_pdf(batch_id: str) -> ResponseReturnValue:
     """The executed batch record as signed PDF/A-3b (made once per state of the record, kept)."""
     from mes.pdf.issue import issue_record
