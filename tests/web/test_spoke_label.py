@@ -101,9 +101,15 @@ def test_the_label_is_refused_until_the_hub_releases_the_batch_then_shows_the_id
             ).scalars()
         )
     assert printed == []  # looking at it is not printing it
+    # ... and the preview does not print (its print style shows only a note): only the Print
+    # button's answer, which records the print, is the printable label.
+    assert 'class="final-label preview"' in body and "preview-note" in body
+    css = browser.get("/static/label.css").get_data(as_text=True)
+    assert ".final-label.preview { display: none; }" in css
 
     printing = post_form(browser, f"/batches/{batch}/label", {}, page=f"/batches/{batch}/label")
     assert printing.status_code == 200 and 'data-autoprint="1"' in text(printing)
+    assert 'class="final-label"' in text(printing) and "preview-note" not in text(printing)
     with net.spoke_uow() as uow:
         printed = list(
             uow.session.execute(
