@@ -14,6 +14,7 @@ nothing and is logged with its reason.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -871,17 +872,20 @@ def _refuse_after_decision(session: Any, row: BatchRow) -> None:
 
 
 def _check_number(session: Any, site: str, number: str) -> None:
-    """A new batch's number is the spoke's own (SITE-…) and no other batch at the hub has it."""
-    taken = session.execute(select(BatchRow.site).where(BatchRow.number == number)).scalar()
-    if not number.startswith(f"{site}-") or taken is not None:
+    """A new batch's number is the spoke's own (SITE-YYYY-NNNN) and no other batch has it.
+
+    Numbers name files and labels, so only the form the spokes write is taken.
+    """
+    if not re.fullmatch(rf"{re.escape(site)}-\d{{4}}-\d{{4,9}}", number):
         raise ChunkConflict(
-            f"Batch number {number!r} "
-            + (
-                "is already held by another batch at the hub"
-                if taken
-                else f"is not one of {site}'s"
-            )
-            + ": batch numbers are unique across the network.",
+            f"Batch number {number[:40]!r} is not of the form {site}-YYYY-NNNN.",
+            what_to_do="Investigate at the spoke: its batch numbers are made by the system.",
+        )
+    taken = session.execute(select(BatchRow.site).where(BatchRow.number == number)).scalar()
+    if taken is not None:
+        raise ChunkConflict(
+            f"Batch number {number!r} is already held by another batch at the hub: batch "
+            "numbers are unique across the network.",
             what_to_do="Investigate at the spoke (was its database restored from an old backup?).",
         )
 

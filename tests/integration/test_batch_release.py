@@ -806,3 +806,17 @@ def test_the_queue_lists_what_needs_qa_first_and_says_when_it_shows_only_part(ne
         queue = review.qa_queue(uow, qa(net), limit=1)
     assert [r.id for r in queue.rows] == [waiting]  # the decided one is behind it
     assert queue.matching == 2
+
+
+@pytest.mark.parametrize(
+    "number",
+    ['SPK1-2026-0001"; x', "SPK1-2026-../../x", "SPK1-2026-0001\u00e9", "SPK2-2026-0001", ""],
+)
+def test_a_batch_number_not_of_the_spokes_form_is_refused_at_ingest(net, number):
+    from mes.core.errors import ChunkConflict
+
+    with net.hub() as uow, pytest.raises(ChunkConflict) as caught:
+        spokes._check_number(uow.session, SPOKE, number)
+    assert "is not of the form SPK1-YYYY-NNNN" in caught.value.message
+    with net.hub() as uow:
+        spokes._check_number(uow.session, SPOKE, "SPK1-2026-0001")  # the form spokes write
