@@ -33,6 +33,10 @@ class SealedEntry:
         """Position in the chain, from 1."""
         return int(self.body["seq"])
 
+    def as_dict(self) -> dict[str, Any]:
+        """The entry as it travels and is embedded: ``{body, hash, signature}``."""
+        return {"body": dict(self.body), "hash": self.hash, "signature": self.signature}
+
 
 def seal(body: Mapping[str, Any], key: SiteKey) -> SealedEntry:
     """Hash and sign an entry body that already carries its ``seq`` and ``prev``."""

@@ -137,9 +137,7 @@ def make_chunk(
         "site": site,
         "batch": entries[0].body["batch"],
         "issued_at": utc_text(issued_at),
-        "entries": [
-            {"body": dict(e.body), "hash": e.hash, "signature": e.signature} for e in entries
-        ],
+        "entries": [e.as_dict() for e in entries],
     }
     header = {"alg": ALGORITHM, "kid": key.public.key_id, "typ": CHUNK_MEDIA_TYPE}
     # The JWS signs these exact bytes, so they need not be canonical: each entry's own hash is

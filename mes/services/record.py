@@ -47,7 +47,7 @@ class RecordPackage:
 
 
 def _entries(entries: list[SealedEntry]) -> list[dict[str, Any]]:
-    return [{"body": dict(e.body), "hash": e.hash, "signature": e.signature} for e in entries]
+    return [e.as_dict() for e in entries]
 
 
 def record_document(uow: UnitOfWork, view: ReviewView) -> dict[str, Any]:

@@ -25,7 +25,7 @@ class UnreadableReviews(ValueError):
 
 def entries_json(entries: Iterable[SealedEntry]) -> list[dict[str, Any]]:
     """Sealed entries as they travel."""
-    return [{"body": dict(e.body), "hash": e.hash, "signature": e.signature} for e in entries]
+    return [e.as_dict() for e in entries]
 
 
 def _entry(item: Any) -> SealedEntry:

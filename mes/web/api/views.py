@@ -222,13 +222,7 @@ def review_entries() -> ResponseReturnValue:
     known = _known_reviews()
     with runtime().uow(read_only=True) as uow:
         entries = review_updates(uow, site, known)
-    return jsonify(
-        {
-            "entries": [
-                {"body": dict(e.body), "hash": e.hash, "signature": e.signature} for e in entries
-            ]
-        }
-    )
+    return jsonify({"entries": [e.as_dict() for e in entries]})
 
 
 def faults_after_commit() -> None:
