@@ -40,7 +40,14 @@ from mes.services.context import Context, authorise
 from mes.services.esign import Credentials, authenticate_signer, check_password_first
 from mes.store import batches as store
 from mes.store.models import Batch as BatchRow
-from mes.store.models import BatchReview, HubLink, InstalledRecipe, RecipeVersion, Spoke
+from mes.store.models import (
+    BatchReview,
+    HubLink,
+    InstalledRecipe,
+    RecipeVersion,
+    Spoke,
+    SyncEvent,
+)
 from mes.store.review import append_review_entries, review_ledger, save_disposition
 from mes.store.sync import log_event
 from mes.store.uow import UnitOfWork
@@ -548,11 +555,12 @@ def receive_review_entries(
                 raise ReviewEntriesRefused(f"Review entries of {row.number} do not continue ours.")
             state = replay_review(batch_id, [*held, *fresh])
         except (ChainBroken, ReviewEntriesRefused, KeyError, ValueError, TypeError) as err:
-            log_event(
-                uow.session, at=at, action="review", outcome="refused", peer=link.hub_code,
-                via=via, batch_id=batch_id, item=row.number if row else None,
-                reason=(err.message if isinstance(err, MesError) else str(err))[:2000],
-            )  # fmt: skip
+            reason = (err.message if isinstance(err, MesError) else str(err))[:2000]
+            if _last_review_refusal(uow, batch_id) != reason:  # once, not every round
+                log_event(
+                    uow.session, at=at, action="review", outcome="refused", peer=link.hub_code,
+                    via=via, batch_id=batch_id, item=row.number if row else None, reason=reason,
+                )  # fmt: skip
             continue
         append_review_entries(uow.session, fresh)
         save_disposition(uow.session, state)
@@ -564,6 +572,17 @@ def receive_review_entries(
         stored += len(fresh)
     uow.commit()
     return stored
+
+
+def _last_review_refusal(uow: UnitOfWork, batch_id: str) -> str | None:
+    """The reason of the batch's last review event, if that event was a refusal."""
+    last = uow.session.execute(
+        select(SyncEvent.outcome, SyncEvent.reason)
+        .where(SyncEvent.action == "review", SyncEvent.batch_id == batch_id)
+        .order_by(SyncEvent.id.desc())
+        .limit(1)
+    ).first()
+    return last.reason if last is not None and last.outcome == "refused" else None
 
 
 def disposition_of(uow: UnitOfWork, batch_id: str) -> BatchReview | None:

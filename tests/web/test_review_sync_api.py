@@ -230,6 +230,9 @@ def test_a_tampered_review_entry_is_refused_and_nothing_of_that_batch_is_stored(
     events = review_events(net)
     assert [(e.outcome, e.batch_id) for e in events] == [("refused", released)]
     assert "hash" in events[0].reason.lower() or "signature" in events[0].reason.lower()
+    # The same refusal again next round is not logged again (once, not every 2 s).
+    assert sync_round(client.runtime, client).reviews_stored == 0
+    assert [(e.outcome, e.batch_id) for e in review_events(net)] == [("refused", released)]
     # The untouched answer is then accepted in full.
     honest = hub_client(net, hub_app)
     assert sync_round(honest.runtime, honest).reviews_stored == len(hub_chain(net, released))
