@@ -317,6 +317,8 @@ def find_exceptions(
     last_data: dict[str, tuple[datetime, int]] = {}
     performed: dict[str, tuple[datetime, int]] = {}
     recorded: dict[int, Any] = {}  # entry seq → the value it recorded (for corrections)
+    # A value outside its action limits raises its deviation in the very next entry.
+    raised_by_value = {d.seq - 1: d.id for d in s.deviations.values() if d.value_id}
     late = timedelta(minutes=settings.late_signature_minutes)
     stamp = timedelta(seconds=settings.rubber_stamp_seconds)
     for entry in entries:
@@ -335,16 +337,21 @@ def find_exceptions(
                 label = spec.get("label", p["value"])
                 unit = f" {spec['unit']}" if spec.get("unit") else ""
                 action = status == LimitStatus.ACTION
+                raised = raised_by_value.get(seq)
                 found.append(
                     Finding(
                         f"value:{seq}",
                         Category.ACTION_LIMIT if action else Category.ALERT_LIMIT,
                         f"{label} = {p['recorded']}{unit} in {_phase_name(batch, p['phase'])}",
-                        f"Outside {'action' if action else 'alert'} limits; recorded by {who}.",
+                        f"Outside {'action' if action else 'alert'} limits; recorded by {who}."
+                        + (f" It raised deviation {raised}: settled when that deviation is "
+                           "closed." if raised else ""),
                         phase=p["phase"],
                         seq=seq,
+                        # The excursion is judged once, in its deviation's investigation.
+                        by_closure=raised is not None,
                     )
-                )
+                )  # fmt: skip
         if kind == EntryKind.VALUE_CORRECTED:
             plan = batch.procedure.phases.get(p["phase"])
             spec = (plan.value_spec(p["value"]) if plan else None) or {}

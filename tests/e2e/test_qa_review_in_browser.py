@@ -2,10 +2,12 @@
 
 A whole fresh CAR-T batch runs at the demo spoke through the services (as its pages would; its
 clock moves on to each time window), with the transport temperature above its action limit: a
-deviation, commented and acknowledged at the spoke; the batch completes and syncs to the hub in the background. Quinn (QA) logs into the hub
-on a touch screen, finds the batch in the QA queue, sees release refused while the deviation is
-open, marks each exception reviewed in the e-signature dialog (user ID and password at the first
-signing, the password after that), investigates and closes the deviation, releases the batch and
+deviation, commented and acknowledged at the spoke; the batch completes and syncs to the hub in
+the background. Quinn (QA) logs into the hub on a touch screen, finds the batch in the QA queue,
+sees release refused while the deviation is open, marks each other exception reviewed in the
+e-signature dialog (user ID and password at the first signing, the password after that) — the
+temperature outside its action limits raised the deviation and is settled by closing it, so it
+has no "Mark reviewed" button —, investigates and closes the deviation, releases the batch and
 sees the release manifestation. Screenshots go to test-artifacts/e2e-qa-*.png.
 """
 
@@ -114,6 +116,15 @@ def test_qa_reviews_by_exception_closes_the_deviation_and_releases_the_batch(
     expect(verdict).to_contain_text(f"1 deviation is still open: {deviation}.")
     limit = page.locator("[data-category=action_limit] article.finding").first
     expect(limit).to_contain_text(f"Highest transport temperature on the logger = {HOT} °C")
+    # The value raised the deviation: it is judged once, in the deviation's investigation.
+    expect(limit).to_contain_text(
+        f"It raised deviation {deviation}: settled when that deviation is closed."
+    )
+    expect(limit.locator("[data-settled]")).to_have_text(
+        f"Settled by investigating and closing deviation {deviation}."
+    )
+    expect(limit.get_by_role("button", name="Mark reviewed")).to_have_count(0)
+    expect(limit.locator("form.review-form")).to_have_count(0)
     assert small_targets(page) == []
     screenshot(page, "qa-02-review")
 
@@ -137,16 +148,19 @@ def test_qa_reviews_by_exception_closes_the_deviation_and_releases_the_batch(
     expect(page.locator("[data-qa-state]")).to_have_text("Awaiting review")
     screenshot(page, "qa-04-release-refused")
 
-    # Each exception is marked reviewed in the signature dialog.
+    # Each other exception is marked reviewed in the signature dialog.
     to_review = page.locator("article.finding form.review-form")
     waiting = to_review.count()
     assert waiting >= 2, page.locator("#findings").inner_text()
+    # Only the deviation and the value that raised it are settled by its closure.
+    expect(page.locator("article.finding [data-settled]")).to_have_count(2)
+    expect(page.locator("article.finding")).to_have_count(waiting + 2)
     first = True
     for left in range(waiting, 0, -1):
         expect(to_review).to_have_count(left)
         form = to_review.first
         if first:
-            form.get_by_label("Note (optional)").fill("Logger checked; excursion confirmed.")
+            form.get_by_label("Note (optional)").fill("Seen with the logger's trace.")
         form.get_by_role("button", name="Mark reviewed").tap()
         sign(page, form, first=first)
         first = False
@@ -154,7 +168,11 @@ def test_qa_reviews_by_exception_closes_the_deviation_and_releases_the_batch(
     reviewed = page.locator("article.finding [data-manifestation]")
     expect(reviewed).to_have_count(waiting)
     expect(reviewed.first).to_have_text(re.compile(r"^Reviewed " + MANIFESTATION))
-    expect(page.locator("#findings")).to_contain_text("Note: Logger checked; excursion confirmed.")
+    expect(page.locator("#findings")).to_contain_text("Note: Seen with the logger's trace.")
+    # The value outside action limits waits for its deviation's closure, unsigned.
+    expect(limit.locator("[data-manifestation]")).to_have_count(0)
+    expect(verdict).to_contain_text(f"1 deviation is still open: {deviation}.")
+    expect(verdict).not_to_contain_text("not reviewed")
     screenshot(page, "qa-05-exceptions-reviewed")
 
     # The deviation is investigated, then closed with a signature.
@@ -178,6 +196,11 @@ def test_qa_reviews_by_exception_closes_the_deviation_and_releases_the_batch(
     expect(card.locator("[data-field=status]")).to_have_text("closed")
     expect(card).to_contain_text(re.compile(r"Closure: Closed " + MANIFESTATION))
     expect(verdict).to_contain_text("Ready for release")
+    # Closing the deviation settled the value it raised, with no "reviewed" signature of its own.
+    expect(limit.locator("[data-settled]")).to_have_text(
+        f"Settled: deviation {deviation} is investigated and closed."
+    )
+    expect(limit.locator("[data-manifestation]")).to_have_count(0)
     screenshot(page, "qa-06-deviation-closed")
 
     # Now the release is signed, and the page shows its manifestation.

@@ -278,14 +278,21 @@ def test_release_is_refused_while_a_deviation_is_open_or_an_exception_unreviewed
     send(net, site, batch_id)
     opened = view(net, batch_id)
     assert opened.qa_state is QaState.AWAITING_REVIEW
+    # The value outside action limits raised the deviation: closing it settles the value too.
+    [value] = [f for f in opened.findings if f.category.value == "action_limit"]
+    assert value.by_closure and not value.blocking
+    assert value.detail.endswith(
+        f" It raised deviation {deviation}: settled when that deviation is closed."
+    )
     waiting = opened.unreviewed
-    assert [f.category.value for f in waiting] == ["action_limit", "rubber_stamp", "comment"]
+    assert [f.category.value for f in waiting] == ["rubber_stamp", "comment"]
     titles = "; ".join(f.title for f in waiting)
     failures = failed_attempts(net)
-    # (a) and (b): the deviation is open and three exceptions wait — every reason named.
+    # (a) and (b): the deviation is open and two exceptions wait — every reason named.
     err = refused(net, ReleaseRefused, lambda: decide(net, batch_id, password="wrong-password"))
     assert f"1 deviation is still open: {deviation}." in err.message
-    assert f"3 exceptions are not reviewed: {titles}." in err.message
+    assert f"2 exceptions are not reviewed: {titles}." in err.message
+    assert value.title not in err.message
     assert failed_attempts(net) == failures  # the rules come before the password
     # (a) alone: the exceptions reviewed, the deviation still open.
     for finding in waiting:
@@ -303,6 +310,10 @@ def test_release_is_refused_while_a_deviation_is_open_or_an_exception_unreviewed
         "(required for a major or critical deviation) missing."
     )
     refused(net, InvalidInput, lambda: mark(net, batch_id, f"deviation:{deviation}"))
+    err = refused(net, InvalidInput, lambda: mark(net, batch_id, value.key))
+    assert err.message == (
+        f"{value.title} is settled by closing the deviation, not by marking it reviewed."
+    )
     assess(net, batch_id, deviation, **INVESTIGATION, capa="CAPA-2026-014")
     closed = close(net, batch_id, deviation)
     assert closed.open_deviations == [] and closed.blockers == []
@@ -576,7 +587,8 @@ def test_the_qa_queue_counts_and_filters_by_site_product_state_and_age(net, tmp_
         at_spoke: 2,
     }
     assert (rows[released].decision_by, rows[released].open_deviations) == ("Quinn Hub", 0)
-    assert (rows[under_review].open_deviations, rows[under_review].unreviewed) == (1, 3)
+    # Its value outside action limits is settled by closing the deviation: not counted.
+    assert (rows[under_review].open_deviations, rows[under_review].unreviewed) == (1, 2)
     assert (rows[awaiting].unreviewed, rows[awaiting].blocked) == (2, False)
     assert (rows[at_spoke].blocked, rows[at_spoke].status) == (True, "in_progress")
     assert [r.recipe for r in everything.rows] == ["BATCH-TEST v1"] * 4

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select
 from sync_network import HUB_PASSWORDS, SPOKE_PASSWORDS, start_batch, wait_for
 
-from mes.core.review import Decision
+from mes.core.review import Category, Decision
 from mes.services import review
 from mes.services.context import Context
 from mes.services.esign import Credentials
@@ -42,6 +42,8 @@ def release_at_the_hub(hub, batch_id: str) -> None:
         findings = review.review_batch(uow, ctx(), batch_id).findings
     for finding in findings:
         assert not finding.blocking, (finding.title, finding.detail)
+        if finding.by_closure and finding.category is not Category.DEVIATION:
+            continue  # a value that raised a deviation: settled by closing it
         if finding.by_closure:
             deviation = finding.key.split(":", 1)[1]
             with hub.uow() as uow:

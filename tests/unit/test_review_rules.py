@@ -131,8 +131,9 @@ def counted(viability: str, comment: str | None = None) -> Batch:
 
 
 def with_deviation() -> Batch:
-    """A complete batch with five exceptions to review and one deviation: the bag verified
-    10 s after it was checked, a viability of 60 % (outside action limits) commented, a hold."""
+    """A complete batch with one deviation and four exceptions to review: the bag verified 10 s
+    after it was checked, a viability of 60 % (outside action limits: it raised the deviation,
+    whose closure settles it) commented, a hold and its resumption."""
     batch = new_batch()
     check_bag(batch, verified_after=10 * SEC)
     count = {**COUNT_VALUES, "viability": "60.0"}
@@ -267,9 +268,15 @@ def test_a_value_outside_action_limits_is_found_with_its_deviation_under_stable_
     (value,) = by_category(found, Category.ACTION_LIMIT)
     assert (value.key, value.seq, value.phase) == (f"value:{seq}", seq, "count_cells")
     assert value.title == "Viability = 60.0 % in 'Count cells'"
-    assert value.detail == "Outside action limits; recorded by Olivia Tester (olivia)."
+    assert value.detail == (
+        "Outside action limits; recorded by Olivia Tester (olivia). "
+        f"It raised deviation {D1}: settled when that deviation is closed."
+    )
     assert value.category_title == "Value outside action limits"
-    assert (value.blocking, value.by_closure) == (False, False)
+    # The excursion is judged once, in its deviation's investigation: no "reviewed" of its own.
+    assert (value.blocking, value.by_closure) == (False, True)
+    review = open_review(batch)
+    assert value.key not in [f.key for f in unreviewed(review.findings, review.state)]
     (deviation,) = by_category(found, Category.DEVIATION)
     assert (deviation.key, deviation.by_closure, deviation.blocking) == (
         f"deviation:{D1}",
@@ -553,6 +560,44 @@ def test_a_deviation_is_settled_by_closure_only():
     assert open_deviations(review.batch, review.state) == []
 
 
+def test_a_value_that_raised_a_deviation_is_settled_by_closing_it():
+    batch = with_deviation()
+    review = open_review(batch)
+    (value,) = by_category(review.findings, Category.ACTION_LIMIT)
+    (deviation,) = by_category(review.findings, Category.DEVIATION)
+    assert value.seq == deviation.seq - 1  # the deviation is raised in the very next entry
+    assert value.by_closure is True
+    assert value.detail.endswith(
+        f" It raised deviation {D1}: settled when that deviation is closed."
+    )
+    waiting = unreviewed(review.findings, review.state)
+    assert value.key not in [f.key for f in waiting]
+    # It cannot be marked reviewed: the excursion is judged once, in the deviation's investigation.
+    err = refuses(review, InvalidInput, mark, review, value.key)
+    assert err.message == (
+        "Viability = 60.0 % in 'Count cells' is settled by closing the deviation, "
+        "not by marking it reviewed."
+    )
+    assert err.what_to_do == "Investigate and close the deviation."
+    # The other exceptions reviewed: only the open deviation stands in the way of release.
+    for f in waiting:
+        mark(review, f.key)
+    assert unreviewed(review.findings, review.state) == []
+    assert release_blockers(batch, review.state, review.findings) == [
+        f"1 deviation is still open: {D1}. Close each with its investigation first."
+    ]
+    refuses(review, ReleaseRefused, decide, review, Decision.RELEASED)
+    assess(review, D1, **COMPLETE_INVESTIGATION)
+    close(review, D1)
+    assert release_blockers(batch, review.state, review.findings) == []
+    decide(review, Decision.RELEASED)
+    assert qa_state(batch, review.state) is QaState.RELEASED
+    # No "reviewed" signature was ever asked of the value: its deviation's closure settled it.
+    assert value.key not in review.state.reviewed
+    kinds = [e.body["kind"] for e in review.new_entries]
+    assert kinds.count(ReviewKind.EXCEPTION_REVIEWED) == len(waiting) == 4
+
+
 def test_an_exception_is_reviewed_once_and_an_unknown_one_not_at_all():
     review = open_review(with_deviation())
     key = unreviewed(review.findings, review.state)[0].key
@@ -583,7 +628,7 @@ def test_each_review_action_is_an_entry_sealed_by_the_hub_and_replay_gives_the_s
     batch, review = worked_review()
     entries = review.new_entries
     kinds = [e.body["kind"] for e in entries]
-    assert kinds == [ReviewKind.EXCEPTION_REVIEWED] * 5 + [
+    assert kinds == [ReviewKind.EXCEPTION_REVIEWED] * 4 + [
         ReviewKind.DEVIATION_ASSESSED,
         ReviewKind.DEVIATION_ASSESSED,
         ReviewKind.DEVIATION_CLOSED,
@@ -858,8 +903,8 @@ def test_release_blockers_name_every_reason_at_once():
     review = open_review(batch)
     waiting = unreviewed(review.findings, review.state)
     titles = [f.title for f in waiting]
+    # The value outside action limits is not among them: closing its deviation settles it.
     assert [f.category for f in waiting] == [
-        Category.ACTION_LIMIT,
         Category.RUBBER_STAMP,
         Category.COMMENT,
         Category.COMMENT,
@@ -868,7 +913,7 @@ def test_release_blockers_name_every_reason_at_once():
     blockers = release_blockers(batch, review.state, review.findings)
     assert blockers == [
         f"1 deviation is still open: {D1}. Close each with its investigation first.",
-        f"5 exceptions are not reviewed: {'; '.join(titles[:3])} and 2 more.",
+        f"4 exceptions are not reviewed: {'; '.join(titles[:3])} and 1 more.",
     ]
     err = refuses(review, ReleaseRefused, decide, review, Decision.RELEASED)
     assert err.message == f"Batch {NUMBER} cannot be released: " + " ".join(blockers)

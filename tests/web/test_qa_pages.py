@@ -48,6 +48,18 @@ def finding_keys(response) -> list[str]:
     return re.findall(r'data-finding="([^"]+)"', text(response))
 
 
+def finding_text(response, key: str) -> str:
+    """What the review page shows of one finding, in words."""
+    item = re.search(rf'data-finding="{re.escape(key)}">(.*?)</article>', text(response), re.S)
+    assert item, words(response)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", item.group(1))).split())
+
+
+def to_review(response) -> list[str]:
+    """The findings the page offers to mark reviewed (a "Mark reviewed" form each)."""
+    return re.findall(r'<input type="hidden" name="exception" value="([^"]+)">', text(response))
+
+
 def fresh(client, page: str, data: dict) -> dict:
     """``data`` with what the page shows now (the review's and the record's last entries)."""
     return {**data, "seen_review_seq": seen_seq(client.get(page))}
@@ -189,10 +201,24 @@ def test_the_review_page_opens_on_the_verdict_and_shows_each_finding(hub_app, co
     assert categories.index("deviation") < categories.index("action_limit")
     assert categories.index("action_limit") < categories.index("rubber_stamp")
     assert "Viability = 62.0 % in 'Count cells'" in page
-    assert "Outside action limits; recorded by Olivia Tester (olivia)." in page
-    assert f"Settled by investigating and closing deviation {deviation}" in page
+    # The value outside action limits raised the deviation: closing it settles the value too.
+    [value] = [k for k in keys if k.startswith("value:")]
+    said = finding_text(response, value)
+    assert (
+        "Outside action limits; recorded by Olivia Tester (olivia). "
+        f"It raised deviation {deviation}: settled when that deviation is closed."
+    ) in said
+    assert f"Settled by investigating and closing deviation {deviation}" in said
+    assert "Mark reviewed" not in said
+    assert f'href="#deviation-{deviation}"' in text(response)
+    assert f"Settled by investigating and closing deviation {deviation}" in finding_text(
+        response, f"deviation:{deviation}"
+    )
     assert f'href="/qa/batches/{batch_id}/record#entry-' in text(response)
-    assert page.count("Mark reviewed") == len(keys) - 1  # all but the deviation
+    # All but the deviation and the value it raised are marked reviewed, one button each.
+    settled = {f"deviation:{deviation}", value}
+    assert sorted(to_review(response)) == sorted(k for k in keys if k not in settled)
+    assert page.count("Mark reviewed") == len(keys) - 2
     # What the spoke recorded of the deviation, and the hub's workflow form.
     assert "Value outside action limits · Count cells" in page
     assert "Comment: Low viability reported to QA" in page
@@ -226,7 +252,14 @@ def test_marking_reviewed_needs_the_right_password_and_then_shows_the_manifestat
     batch_id, _number, _deviation = completed
     quinn = browser(hub_app, "quinn")
     opened = quinn.get(f"/qa/batches/{batch_id}")
-    key = next(k for k in finding_keys(opened) if k.startswith("value:"))
+    # The value outside action limits is settled by closing its deviation: not marked reviewed.
+    value = next(k for k in finding_keys(opened) if k.startswith("value:"))
+    assert value not in to_review(opened)
+    settled = sign_review(quinn, batch_id, value, seen_seq(opened), esign_username="quinn")
+    assert settled.status_code == 400
+    assert "is settled by closing the deviation, not by marking it reviewed." in refusal(settled)
+    assert review_rows(make_uow) == 0
+    key = next(k for k in to_review(opened) if k.startswith("rubber-stamp:"))
     wrong = sign_review(
         quinn, batch_id, key, seen_seq(opened), password="not-my-password", esign_username="quinn"
     )
@@ -238,12 +271,12 @@ def test_marking_reviewed_needs_the_right_password_and_then_shows_the_manifestat
     )
     assert done.status_code == 303
     page = quinn.get(f"/qa/batches/{batch_id}")
-    item = re.search(rf'data-finding="{re.escape(key)}">(.*?)</article>', text(page), re.S)
-    said = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", item.group(1))).split())
+    said = finding_text(page, key)
     assert re.search(
         r"Reviewed by Quinn Tester \(quinn\) · \d{4}-\d\d-\d\d \d\d:\d\d:\d\d GMT", said
     ), said
     assert "Note: Within trend" in said and "Mark reviewed" not in said
+    assert key not in to_review(page)
     assert review_rows(make_uow) == 1
     again = sign_review(quinn, batch_id, key, seen_seq(page))
     assert again.status_code == 400 and "already reviewed by Quinn Tester" in refusal(again)
@@ -254,7 +287,8 @@ def test_a_stale_page_is_refused_naming_who_acted(hub_app, completed, quincy, ma
     batch_id, _number, _deviation = completed
     quinn, quincy = browser(hub_app, "quinn"), browser(hub_app, "quincy")
     stale = quincy.get(f"/qa/batches/{batch_id}")  # Quincy opens the page first
-    keys = [k for k in finding_keys(stale) if not k.startswith("deviation:")]
+    keys = to_review(stale)  # neither the deviation nor the value it raised
+    assert len(keys) >= 2 and not any(k.startswith(("deviation:", "value:")) for k in keys)
     assert (
         sign_review(quinn, batch_id, keys[0], seen_seq(stale), esign_username="quinn").status_code
         == 303
@@ -272,15 +306,19 @@ def test_release_is_refused_while_the_deviation_is_open_and_signed_once_it_is_cl
     quinn = browser(hub_app, "quinn")
     page = f"/qa/batches/{batch_id}"
     opened = quinn.get(page)
-    for key in finding_keys(opened):
-        if not key.startswith("deviation:"):
-            latest = quinn.get(page)
-            assert (
-                sign_review(
-                    quinn, batch_id, key, seen_seq(latest), esign_username="quinn"
-                ).status_code
-                == 303
-            )
+    # Every exception but the deviation and the value outside action limits that raised it.
+    value = next(k for k in finding_keys(opened) if k.startswith("value:"))
+    keys = to_review(opened)
+    assert sorted(keys) == sorted(
+        k for k in finding_keys(opened) if k not in (value, f"deviation:{deviation}")
+    )
+    for key in keys:
+        latest = quinn.get(page)
+        assert (
+            sign_review(quinn, batch_id, key, seen_seq(latest), esign_username="quinn").status_code
+            == 303
+        )
+    assert to_review(quinn.get(page)) == []
     release = {"esign_password": PASSWORD}
     refused = post_form(
         quinn, f"{page}/released", {**release, "seen_review_seq": seen_seq(quinn.get(page))},
@@ -329,6 +367,11 @@ def test_release_is_refused_while_the_deviation_is_open_and_signed_once_it_is_cl
     )
     ready = quinn.get(page)
     assert "Ready for release" in words(ready)
+    # Closing the deviation settled the value it raised, with no signature of its own.
+    said = finding_text(ready, value)
+    assert f"Settled: deviation {deviation} is investigated and closed." in said
+    assert "Reviewed by" not in said
+    assert review_rows(make_uow) == len(keys) + 3  # two assessments and the closure
     released = post_form(
         quinn, f"{page}/released", {**release, "seen_review_seq": seen_seq(ready)}, page=page
     )

@@ -19,6 +19,7 @@ from mes.core.review import (
     ASSESSMENT_TITLES,
     CATEGORY_TITLES,
     QA_STATE_TITLES,
+    Category,
     Classification,
     Finding,
     QaState,
@@ -137,9 +138,27 @@ def signature(manifestation: Mapping[str, Any] | None, time_zone: str) -> Signat
     return SignatureLine.of(manifestation, time_zone) if manifestation else None
 
 
+def _settling_deviation(view: ReviewView, finding: Finding) -> str | None:
+    """The deviation whose closure settles a finding: its own, or the one its value raised."""
+    if not finding.by_closure:
+        return None
+    if finding.category is Category.DEVIATION:
+        return finding.key.partition(":")[2]
+    # A value outside its action limits raised its deviation in the very next entry.
+    return next(
+        (
+            d.id
+            for d in view.batch.state.deviations.values()
+            if d.value_id and finding.seq is not None and d.seq == finding.seq + 1
+        ),
+        None,
+    )
+
+
 def _finding(view: ReviewView, finding: Finding) -> dict[str, Any]:
     plan = view.batch.procedure.phases.get(finding.phase) if finding.phase else None
     done = view.state.reviewed.get(finding.key)
+    deviation = _settling_deviation(view, finding)
     return {
         "key": finding.key,
         "title": finding.title,
@@ -148,7 +167,8 @@ def _finding(view: ReviewView, finding: Finding) -> dict[str, Any]:
         "seq": finding.seq,
         "blocking": finding.blocking,
         "by_closure": finding.by_closure,
-        "deviation": finding.key.partition(":")[2] if finding.by_closure else None,
+        "deviation": deviation,
+        "deviation_closed": deviation is not None and view.state.deviation(deviation).closed,
         "reviewed": signature(done.signature, view.time_zone) if done else None,
         "note": done.note if done else None,
     }
