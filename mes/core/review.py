@@ -19,7 +19,9 @@ reviewer must judge, most serious first:
   pattern); phases that needed a second person and were not verified; comments, holds and the
   reason of an abort; scans the rules refused.
 
-Every other exception needs a "reviewed" e-signature naming its key. The signature is bound to
+Every other exception needs a "reviewed" e-signature naming its key — except a value outside its
+action limits that raised a deviation: that excursion is judged once, in the deviation's
+investigation, and settled by its closure. The signature is bound to
 the exception's content (21 CFR 11.70), so a later correction, which is a new exception, needs its
 own review.
 
@@ -163,6 +165,7 @@ class Finding:
     seq: int | None = None  # the ledger entry it is about
     blocking: bool = False  # cannot be reviewed away (chain, pending)
     by_closure: bool = False  # settled by closing the deviation, not by "reviewed"
+    deviation: str | None = None  # the deviation whose closure settles it (by_closure)
 
     @property
     def category_title(self) -> str:
@@ -312,6 +315,7 @@ def find_exceptions(
                 phase=dev.phase,
                 seq=dev.seq,
                 by_closure=True,
+                deviation=dev.id,
             )
         )
     last_data: dict[str, tuple[datetime, int]] = {}
@@ -350,6 +354,7 @@ def find_exceptions(
                         seq=seq,
                         # The excursion is judged once, in its deviation's investigation.
                         by_closure=raised is not None,
+                        deviation=raised,
                     )
                 )  # fmt: skip
         if kind == EntryKind.VALUE_CORRECTED:

@@ -19,7 +19,6 @@ from mes.core.review import (
     ASSESSMENT_TITLES,
     CATEGORY_TITLES,
     QA_STATE_TITLES,
-    Category,
     Classification,
     Finding,
     QaState,
@@ -138,27 +137,10 @@ def signature(manifestation: Mapping[str, Any] | None, time_zone: str) -> Signat
     return SignatureLine.of(manifestation, time_zone) if manifestation else None
 
 
-def _settling_deviation(view: ReviewView, finding: Finding) -> str | None:
-    """The deviation whose closure settles a finding: its own, or the one its value raised."""
-    if not finding.by_closure:
-        return None
-    if finding.category is Category.DEVIATION:
-        return finding.key.partition(":")[2]
-    # A value outside its action limits raised its deviation in the very next entry.
-    return next(
-        (
-            d.id
-            for d in view.batch.state.deviations.values()
-            if d.value_id and finding.seq is not None and d.seq == finding.seq + 1
-        ),
-        None,
-    )
-
-
 def _finding(view: ReviewView, finding: Finding) -> dict[str, Any]:
     plan = view.batch.procedure.phases.get(finding.phase) if finding.phase else None
     done = view.state.reviewed.get(finding.key)
-    deviation = _settling_deviation(view, finding)
+    deviation = finding.deviation
     return {
         "key": finding.key,
         "title": finding.title,
