@@ -136,7 +136,12 @@ def log_in(page: Page, url: str, username: str) -> None:
 
 
 def small_targets(page: Page) -> list:
-    """Visible buttons, fields and links styled as buttons smaller than 48 CSS pixels."""
+    """Visible buttons, fields and links styled as buttons smaller than 48 CSS pixels.
+
+    Measured once the page has loaded: on a busy machine the stylesheet can arrive after the
+    content the test waited for, and unstyled buttons measure small.
+    """
+    page.wait_for_load_state("load")
     return page.evaluate(
         """() => Array.from(document.querySelectorAll(
               'button, a.button, summary, input:not([type=hidden]), select, textarea'))
