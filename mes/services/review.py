@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 
 from mes.core.access import Permission, Role
+from mes.core.audit import Actor
 from mes.core.batch import Batch, BatchStatus, Procedure
 from mes.core.clock import local_text, parse_utc_text
 from mes.core.errors import ChainBroken, InvalidInput, MesError, NotFound
@@ -236,6 +237,27 @@ def _seen(view: ReviewView, seen_review_seq: int | None, seen_record_seq: int | 
         )
 
 
+def _opened(
+    uow: UnitOfWork,
+    ctx: Context,
+    batch_id: str,
+    credentials: Credentials | None,
+    seen_review_seq: int | None,
+    seen_record_seq: int | None,
+) -> tuple[ReviewView, Actor, Any]:
+    """How every QA action starts: (view, actor, password check).
+
+    The password is hashed before any lock is taken; then the authority check, the batch locked
+    and loaded with both chains verified, and the page the reviewer acted on not out of date.
+    """
+    _require_hub(uow)
+    checked = check_password_first(uow, ctx, credentials) if credentials else None
+    actor = authorise(uow, ctx, Permission.REVIEW_BATCHES)
+    view = load_review(uow, batch_id, lock=True)
+    _seen(view, seen_review_seq, seen_record_seq)
+    return view, actor, checked
+
+
 def mark_reviewed(
     uow: UnitOfWork,
     ctx: Context,
@@ -249,11 +271,9 @@ def mark_reviewed(
     seen_record_seq: int | None = None,
 ) -> ReviewView:
     """Sign one exception "reviewed" (11.50: name, time, meaning; 11.70: bound to its content)."""
-    _require_hub(uow)
-    checked = check_password_first(uow, ctx, credentials)  # argon2 before any lock is taken
-    actor = authorise(uow, ctx, Permission.REVIEW_BATCHES)
-    view = load_review(uow, batch_id, lock=True)
-    _seen(view, seen_review_seq, seen_record_seq)
+    view, actor, checked = _opened(
+        uow, ctx, batch_id, credentials, seen_review_seq, seen_record_seq
+    )
     record = view.review.exception_record(exception)
     m = _sign(uow, ctx, view, record, Meaning.REVIEWED, credentials, first_signing_in_session,
               checked)  # fmt: skip
@@ -274,10 +294,7 @@ def assess_deviation(
     seen_record_seq: int | None = None,
 ) -> bool:
     """Record QA's classification, description, impact, root cause and CAPA of a deviation."""
-    actor = authorise(uow, ctx, Permission.REVIEW_BATCHES)
-    _require_hub(uow)
-    view = load_review(uow, batch_id, lock=True)
-    _seen(view, seen_review_seq, seen_record_seq)
+    view, actor, _ = _opened(uow, ctx, batch_id, None, seen_review_seq, seen_record_seq)
     changed = view.review.assess_deviation(deviation_id, assessment, actor, ctx.at, ctx.terminal)
     if changed:  # nothing recorded: no disposition row either (it would read "under review")
         _save(uow, view)
@@ -297,11 +314,9 @@ def close_deviation(
     seen_record_seq: int | None = None,
 ) -> ReviewView:
     """Close a deviation whose investigation is complete, with QA's signature ("closed")."""
-    _require_hub(uow)
-    checked = check_password_first(uow, ctx, credentials)  # argon2 before any lock is taken
-    actor = authorise(uow, ctx, Permission.REVIEW_BATCHES)
-    view = load_review(uow, batch_id, lock=True)
-    _seen(view, seen_review_seq, seen_record_seq)
+    view, actor, checked = _opened(
+        uow, ctx, batch_id, credentials, seen_review_seq, seen_record_seq
+    )
     record = view.review.closure_record(deviation_id)
     m = _sign(uow, ctx, view, record, Meaning.CLOSED, credentials, first_signing_in_session,
               checked)  # fmt: skip
@@ -329,17 +344,15 @@ def decide_batch(
     pending from the spoke, a deviation is open or an exception is not reviewed. The rules are
     checked before the password counts.
     """
-    _require_hub(uow)
-    checked = check_password_first(uow, ctx, credentials)  # argon2 before any lock is taken
-    actor = authorise(uow, ctx, Permission.REVIEW_BATCHES)
     try:
         decision = Decision(decision)
     except ValueError:
         raise InvalidInput(
             f"'{decision}' is not a decision.", what_to_do="Use released or rejected."
         ) from None
-    view = load_review(uow, batch_id, lock=True)
-    _seen(view, seen_review_seq, seen_record_seq)
+    view, actor, checked = _opened(
+        uow, ctx, batch_id, credentials, seen_review_seq, seen_record_seq
+    )
     record = view.review.decision_record(decision, reason)  # every rule before the password
     meaning = Meaning.RELEASED if decision is Decision.RELEASED else Meaning.REJECTED
     m = _sign(uow, ctx, view, record, meaning, credentials, first_signing_in_session, checked)
