@@ -137,6 +137,7 @@ def test_unsigned_or_wrongly_signed_requests_are_refused_401(net, released, hub_
         b'{"known": []}',
         b'{"known": {}, "more": 1}',
         json.dumps({"known": {"x" * 37: 0}}).encode(),  # a batch ID longer than 36
+        json.dumps({"known": {"01a2\u0000x": 0}}).encode(),  # a NUL: PostgreSQL refuses it
         json.dumps({"known": {"": 0}}).encode(),
         json.dumps({"known": {"b": -1}}).encode(),
         json.dumps({"known": {"b": True}}).encode(),

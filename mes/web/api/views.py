@@ -199,9 +199,10 @@ def _known_reviews() -> dict[str, int]:
             what_to_do=f"Ask for at most {MAX_KNOWN:,} batches a request.",
         )
     for batch_id, seq in known.items():
-        if not 1 <= len(batch_id) <= MAX_BATCH_ID:
+        if not re.fullmatch(rf"[0-9A-Za-z-]{{1,{MAX_BATCH_ID}}}", batch_id):
             raise InvalidInput(
-                f"{batch_id[:40]!r} is not a batch ID (1 to {MAX_BATCH_ID} characters).",
+                f"{batch_id[:40]!r} is not a batch ID (1 to {MAX_BATCH_ID} letters, digits "
+                "or hyphens).",
                 what_to_do=how,
             )
         if isinstance(seq, float) and seq.is_integer():
