@@ -220,6 +220,13 @@ def net(request, database_url, engine, site_key, tmp_path) -> Iterator[Network]:
             spoke_engine.dispose()
 
 
+def recipe_file(folder: Path) -> Path:
+    """BATCH-TEST written to ``folder`` (the recipe driver runs batches from a file)."""
+    path = folder / "batch-test.yaml"
+    path.write_text(TEST_RECIPE, encoding="utf-8")
+    return path
+
+
 def entry_rows(sessions: sessionmaker[Session]) -> list[tuple]:
     """Every stored ledger entry of a database (batch, seq, hash, signature), in order."""
     with sessions() as session:

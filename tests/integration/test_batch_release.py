@@ -15,15 +15,14 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from batch_helpers import SCANNER, TEST_RECIPE, Spoke
+from batch_helpers import SCANNER, Spoke
 from recipe_driver import din_barcode, din_for, run_batch
 from sqlalchemy import Engine, func, select, update
 from support import NOW, PASSWORD, user_ctx
-from sync_sites import CLI, SPOKE, Network, net
+from sync_sites import CLI, SPOKE, Network, net, recipe_file
 
 from mes.core.batch import Action
 from mes.core.clock import local_text, utc_text
@@ -50,12 +49,6 @@ INVESTIGATION = {
 
 
 # --- batches at the spoke, sent to the hub ----------------------------------------------------
-
-
-def recipe_file(folder: Path) -> Path:
-    path = folder / "batch-test.yaml"
-    path.write_text(TEST_RECIPE, encoding="utf-8")
-    return path
 
 
 def finish(site: Spoke, batch_id: str, at: datetime = NOW) -> None:

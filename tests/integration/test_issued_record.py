@@ -29,6 +29,7 @@ from batch_helpers import Spoke
 from signed_record_helpers import flip_byte_in_a_stream
 from support import NOW, PASSWORD, user_ctx
 from sync_sites import CLI, SPOKE, Network, net
+from test_batch_release import finish
 
 from mes.core.batch import DEVIATION_CATEGORY_TITLES, DeviationCategory, EntryKind
 from mes.core.certificate import load_certificate
@@ -81,20 +82,7 @@ def make_batch(site: Spoke) -> tuple[str, str]:
     site.comment(batch_id, deviation, "The total is below 100 after the re-read; QA told.",
                  at=NOW + 25 * timedelta(minutes=1))  # fmt: skip
     site.acknowledge(batch_id, deviation, who="sam", at=NOW + 30 * timedelta(minutes=1))
-    later = NOW + 3 * HOURS
-    for phase, values in (
-        ("test_a", {"a": "3"}),
-        ("test_b", {"b": "pass"}),
-        ("mon_1", {"t1": "37.0"}),
-        ("mon_2", {"t2": "36.9"}),
-        ("harvest", {"harvested": "yes"}),
-    ):
-        site.do_simple(batch_id, phase, values, at=later)
-    with site.uow() as uow:
-        batches.complete_batch(
-            uow, site.ctx("sam", later), batch_id, Credentials(PASSWORD, "sam"),
-            first_signing_in_session=True,
-        )  # fmt: skip
+    finish(site, batch_id, NOW)  # the other phases, 3 h later, and Sam signs it complete
     return batch_id, deviation
 
 

@@ -17,7 +17,6 @@ import copy
 import re
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,7 +27,7 @@ from integration_helpers import audit_entries
 from recipe_driver import run_batch
 from sqlalchemy import func, select
 from support import NOW
-from sync_sites import CLI, SPOKE, Network, entry_rows, net
+from sync_sites import CLI, SPOKE, Network, entry_rows, net, recipe_file
 
 from mes.core.bundle import make_bundle, open_bundle
 from mes.core.errors import (
@@ -530,12 +529,6 @@ def test_nonces_are_forgotten_once_no_request_could_still_carry_them(make_uow):
 
 
 # --- ingest: a whole batch, duplicates, overlaps ----------------------------------------------
-
-
-def recipe_file(folder: Path) -> Path:
-    path = folder / "batch-test.yaml"
-    path.write_text(TEST_RECIPE, encoding="utf-8")
-    return path
 
 
 def chunk(site: Spoke, batch_id: str, after: int = 0, size: int = 500) -> tuple[str, int, int]:
