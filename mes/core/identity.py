@@ -27,6 +27,7 @@ from datetime import date
 from typing import Any
 
 from mes.core.errors import InvalidInput
+from mes.core.patterns import PatternInvalid, has_form
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ*"
 _DIN = re.compile(r"^[A-NP-Z1-9][0-9]{4}[0-9]{2}[0-9]{6}$")
@@ -162,7 +163,15 @@ def normalise_identifier(kind: str, value: str, label: str, pattern: str | None 
     normalised = re.sub(r"\s+", "", text).upper()
     if len(normalised) > 100:
         raise InvalidInput(f"{label}: the identifier is longer than 100 characters.")
-    if pattern and not re.search(pattern, normalised):
+    try:
+        expected_form = not pattern or has_form(pattern, normalised)
+    except PatternInvalid as refusal:
+        raise InvalidInput(
+            f"{label}: the recipe's {refusal.message}",
+            what_to_do="No batch can start with it: tell the recipe's owner, who approves a new "
+            "version.",
+        ) from None
+    if not expected_form:
         raise InvalidInput(
             f"{label}: '{normalised}' does not have the form this recipe expects.",
             what_to_do="Check the identifier on the order or label.",

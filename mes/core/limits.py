@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from mes.core.clock import as_utc, utc_text
 from mes.core.errors import InvalidInput
 from mes.core.expressions import ExpressionError, parse, round_half_up
+from mes.core.patterns import PatternInvalid, has_form
 
 MAX_TEXT = 2000
 FUTURE_TOLERANCE = timedelta(minutes=5)  # a clock a few minutes fast is not an error
@@ -169,12 +170,23 @@ def parse_value(spec: Mapping[str, Any], raw: Any, *, at: datetime, time_zone: s
     if any(ord(c) < 32 and c not in "\n\t" for c in text):
         raise InvalidValue(f"{label}: the text contains control characters.")
     pattern = spec.get("pattern")
-    if pattern and not re.search(pattern, text):
+    if pattern and not _has_form(label, pattern, text):
         raise InvalidValue(
             f"{label}: '{text}' does not have the expected form.",
             what_to_do="Check the value (or the label scanned) and enter it again.",
         )
     return text
+
+
+def _has_form(label: str, pattern: str, text: str) -> bool:
+    try:
+        return has_form(pattern, text)
+    except PatternInvalid as refusal:
+        raise InvalidValue(
+            f"{label}: the recipe's {refusal.message}",
+            what_to_do="Nothing can be recorded against it: tell the recipe's owner, who "
+            "approves a new version.",
+        ) from None
 
 
 def _parse_number(spec: Mapping[str, Any], text: str) -> str:

@@ -38,6 +38,8 @@ import yaml
 from mes.core import expressions
 from mes.core.canonical import canonical_json
 from mes.core.errors import MesError
+from mes.core.patterns import pattern_problem
+from mes.core.text import free_text_problem, line_problem
 from mes.core.units import is_known_unit, suggest_unit
 
 FORMAT = "gmp-mes/recipe/1"
@@ -51,6 +53,8 @@ DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*(s|min|h|d)$")
 SECONDS = {"s": 1, "min": 60, "h": 3600, "d": 86400}
 MAX_DURATION = "3650 d"  # ten years: longer is a typing error (and no longer exact in JSON)
 MAX_SAFE_INTEGER = 2**53 - 1  # the largest integer canonical JSON (RFC 8785) represents exactly
+# Texts that may span lines (a line break, a tab); every other text of a recipe is one line.
+FREE_TEXT_FIELDS = frozenset({"description", "instructions", "change_reason", "help"})
 
 Path = tuple[str | int, ...]
 
@@ -114,15 +118,63 @@ class RecipeInvalid(MesError):
 # --- YAML with positions ------------------------------------------------------------------
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe YAML; also reads ``1e9`` as a number (YAML 1.2), as authors expect."""
+class _Repeated(Exception):
+    """An anchor or an alias: refused where it is written, before anything is repeated."""
+
+    def __init__(self, event: yaml.Event) -> None:
+        self.position = (event.start_mark.line + 1, event.start_mark.column + 1)
+        if isinstance(event, yaml.AliasEvent):
+            what = f"the alias *{event.anchor}"
+        else:
+            what = f"the anchor &{event.anchor}"
+        self.message = (
+            f"{what}: anchors and aliases are not allowed in a recipe; write each value out "
+            "where it is used"
+        )
 
 
-# The same loader on libyaml's C parser, when PyYAML has it: about seven times faster. A file
-# it refuses is read again with the Python parser, whose messages are the ones we explain.
-_FastLoader: type[yaml.SafeLoader] = (
-    type("_FastLoader", (yaml.CSafeLoader,), {}) if yaml.__with_libyaml__ else _Loader
-)
+class _NoRepeats(yaml.composer.Composer):
+    """Composes the document refusing anchors and aliases (``&name``, ``*name``).
+
+    A recipe needs neither, and an alias repeats a part of the document without its size
+    showing in the file (a 517-byte file of nested aliases and merge keys expanded to gigabytes
+    in older PyYAML releases). The refusal names the anchor or alias and where it is written.
+    """
+
+    depth = 0  # of the node being composed (the document's root is 1)
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise _Repeated(event)
+        if self.depth > MAX_DEPTH:  # refused here, before Python's recursion limit is reached
+            raise _TooLarge((event.start_mark.line + 1, event.start_mark.column + 1))
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+class _Loader(_NoRepeats, yaml.SafeLoader):
+    """Safe YAML without anchors or aliases; reads ``1e9`` as a number (YAML 1.2)."""
+
+
+if yaml.__with_libyaml__:
+
+    class _CLoader(_NoRepeats, yaml.CSafeLoader):
+        """The same on libyaml's C parser: about seven times faster.
+
+        The nodes are composed in Python (libyaml's composer would accept aliases); a file it
+        refuses is read again with the Python parser, whose messages are the ones we explain.
+        """
+
+        def __init__(self, stream: str) -> None:
+            yaml.CSafeLoader.__init__(self, stream)
+            yaml.composer.Composer.__init__(self)
+
+
+_FastLoader: type[yaml.SafeLoader] = _CLoader if yaml.__with_libyaml__ else _Loader  # type: ignore[assignment]
 
 for _loader in {_Loader, _FastLoader}:
     _loader.add_implicit_resolver(
@@ -154,6 +206,7 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
 
 
 _STR = "tag:yaml.org,2002:str"
+_MERGE = "tag:yaml.org,2002:merge"
 
 
 class _Builder:
@@ -199,9 +252,18 @@ class _Builder:
         return value
 
     def mapping(self, node: yaml.MappingNode, path: Path, depth: int) -> dict[str, Any]:
-        self.loader.flatten_mapping(node)
+        # Merge keys (``<<``) are refused, never expanded (no ``flatten_mapping``).
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                self.problems.append(
+                    Problem(
+                        *_mark(key_node),
+                        path,
+                        "merge keys (<<) are not allowed in a recipe; write the fields out",
+                    )
+                )
+                continue
             key = self.build_key(key_node, path)
             if key is None:
                 continue
@@ -314,6 +376,8 @@ def _parse(
         data = builder.build(node, ())
     except yaml.YAMLError as error:
         return None, builder.positions, [_yaml_problem(error, text)]
+    except _Repeated as refusal:
+        return None, builder.positions, [Problem(*refusal.position, (), refusal.message)]
     except _TooLarge as error:
         return (
             None,
@@ -506,9 +570,12 @@ class _PhaseInfo:
 class _Checker:
     """The rules a JSON Schema cannot express; each problem points at the offending field."""
 
-    def __init__(self, data: dict[str, Any], positions: _Positions) -> None:
+    def __init__(
+        self, data: dict[str, Any], positions: _Positions, reported: frozenset[Path] = frozenset()
+    ) -> None:
         self.data = data
         self.positions = positions
+        self.reported = reported  # paths the schema already found wrong: not reported twice
         self.problems: list[Problem] = []
         self.phases: dict[str, _PhaseInfo] = {}
         self.sibling_edges: dict[str, set[str]] = {}
@@ -526,6 +593,7 @@ class _Checker:
         """
         guard = _Guard(shape_ok)
         self.check_numbers(self.data, ())
+        self.check_texts(self.data, ())
         with guard:
             self.duration(("expected_duration",), self.data.get("expected_duration"))
         with guard:
@@ -562,6 +630,27 @@ class _Checker:
             isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SAFE_INTEGER
         ):
             self.problem(path, f"{value} is too large: whole numbers go up to {MAX_SAFE_INTEGER}")
+
+    def check_texts(self, value: Any, path: Path) -> None:
+        """Names, labels, units and options are one line; free texts hold no other control.
+
+        The fields in :data:`FREE_TEXT_FIELDS` (descriptions, instructions, the change reason,
+        help) may hold line breaks and tabs; every other text of a recipe is one line
+        (:mod:`mes.core.text`): it is shown in headers, lists and the printed record.
+        """
+        if isinstance(value, dict):
+            for key, item in value.items():
+                self.check_texts(item, (*path, key))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                self.check_texts(item, (*path, index))
+        elif isinstance(value, str) and path not in self.reported:
+            free = bool(path) and path[-1] in FREE_TEXT_FIELDS
+            problem = (
+                free_text_problem(value, len(value)) if free else line_problem(value)
+            )
+            if problem is not None:
+                self.problem(path, f"the text {problem}")
 
     def duration(self, path: Path, text: Any, name: str | None = None) -> None:
         """A duration (already of the right form) of at most :data:`MAX_DURATION`."""
@@ -691,12 +780,10 @@ class _Checker:
                     self.regex(path, spec["pattern"], (*path, "pattern"))
 
     def regex(self, path: Path, pattern: str, at: Path) -> None:
-        try:
-            re.compile(pattern)
-        except (re.error, RecursionError, OverflowError) as error:
-            self.problem(
-                path, f"pattern {pattern!r} is not a valid regular expression: {error}", at=at
-            )
+        """A pattern RE2 compiles, so that every scan is matched in linear time."""
+        problem = pattern_problem(pattern)
+        if problem is not None:
+            self.problem(path, problem, at=at)
 
     # inputs and limits -------------------------------------------------------------------
 
@@ -1256,7 +1343,9 @@ def check_recipe(text: str | bytes) -> tuple[dict[str, Any] | None, list[Problem
             ),
         ]
     schema_problems = _schema_problems(data, positions)
-    problems = [*problems, *schema_problems, *_Checker(data, positions).run(not schema_problems)]
+    reported = frozenset(p.path for p in schema_problems)
+    checker = _Checker(data, positions, reported)
+    problems = [*problems, *schema_problems, *checker.run(not schema_problems)]
     return (None, problems) if problems else (data, [])
 
 
