@@ -100,6 +100,7 @@ from mes.core.limits import (
     numeric,
     parse_value,
 )
+from mes.core.text import free_text
 
 # --- states and entry kinds --------------------------------------------------------------
 
@@ -1298,9 +1299,9 @@ class Batch:
         """
         plan, phase = self._in_progress(phase_id)
         self._performer_checks(plan, who, f"record values in '{plan.name}'")
-        comments = comments or {}
         parsed: dict[str, Any] = {}
         problems: dict[str, str] = {}
+        comments = self._comments(plan, comments or {}, problems)
         for spec in plan.spec["inputs"]:
             if spec["id"] not in raw:
                 continue
@@ -1369,7 +1370,7 @@ class Batch:
                 plan.id,
                 value_id,
             )
-            comment = (comments.get(value_id) or "").strip()
+            comment = comments.get(value_id)
             if comment:
                 self._append(
                     EntryKind.DEVIATION_COMMENTED,
@@ -1378,6 +1379,22 @@ class Batch:
                     at,
                     terminal,
                 )
+
+    @staticmethod
+    def _comments(
+        plan: PhasePlan, comments: Mapping[str, str], problems: dict[str, str]
+    ) -> dict[str, str]:
+        """The comments given with values, as kept; one too long is a problem, never cut."""
+        labels = {spec["id"]: spec["label"] for spec in plan.spec["inputs"]}
+        kept = {}
+        for value_id, comment in comments.items():
+            try:
+                kept[value_id] = free_text(
+                    comment, f"{labels.get(value_id, value_id)}: the comment"
+                )
+            except InvalidInput as err:
+                problems[value_id] = str(err)
+        return kept
 
     def _calculate(
         self,
@@ -1665,7 +1682,7 @@ class Batch:
         phase_id: str | None = None,
     ) -> Outcome:
         """A person reports a deviation (anything unplanned), optionally against a phase."""
-        text = (description or "").strip()
+        text = free_text(description, "The description")  # refused when too long, never cut
         if len(text) < 5:
             raise InvalidInput(
                 "Describe the deviation in a few words.", what_to_do="Say what happened."
@@ -1675,11 +1692,11 @@ class Batch:
         self._check_report(who)
         mark = len(self.new_entries)
         deviation = self._raise_deviation(
-            DeviationCategory.MANUAL, text[:2000], who.actor, at, terminal, phase_id
+            DeviationCategory.MANUAL, text, who.actor, at, terminal, phase_id
         )
         self._append(
             EntryKind.DEVIATION_COMMENTED,
-            {"deviation": deviation, "comment": text[:2000]},
+            {"deviation": deviation, "comment": text},
             who.actor,
             at,
             terminal,
@@ -1696,7 +1713,7 @@ class Batch:
     ) -> Outcome:
         """Say what happened: every deviation needs a comment before its phase is signed."""
         deviation = self.deviation(deviation_id)
-        text = (comment or "").strip()
+        text = free_text(comment, "The comment")  # refused when too long, never cut
         if len(text) < 3:
             raise InvalidInput(
                 "The comment is empty.", what_to_do="Say what happened and what you did."
@@ -1705,7 +1722,7 @@ class Batch:
         mark = len(self.new_entries)
         self._append(
             EntryKind.DEVIATION_COMMENTED,
-            {"deviation": deviation_id, "comment": text[:2000]},
+            {"deviation": deviation_id, "comment": text},
             who.actor,
             at,
             terminal,
@@ -2185,10 +2202,11 @@ def _history_item(rec: Recorded) -> dict[str, Any]:
 
 
 def _reason(reason: str | None, what: str) -> str:
-    text = (reason or "").strip()
+    """A reason as kept: at least 3 characters; a longer one than allowed is refused, not cut."""
+    text = free_text(reason, "The reason")
     if len(text) < 3:
         raise InvalidInput(f"A reason is required to {what}.", what_to_do="Say why.")
-    return text[:2000]
+    return text
 
 
 def _require_roles(who: Operator, roles: Iterable[Role], what: str) -> None:

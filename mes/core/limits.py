@@ -26,8 +26,11 @@ from mes.core.clock import as_utc, utc_text
 from mes.core.errors import InvalidInput
 from mes.core.expressions import ExpressionError, parse, round_half_up
 from mes.core.patterns import PatternInvalid, has_form
+from mes.core.text import MAX_FREE_TEXT, free_text_problem, line_problem
 
-MAX_TEXT = 2000
+MAX_WHOLE_DIGITS = 15  # significant digits before the decimal point: 10^15 is implausible
+MAX_NUMBER_TEXT = 40  # characters of a typed number (sign, digits, point; leading zeros too)
+MAX_DECIMALS = 6  # a number whose recipe declares no decimals; also the most a recipe declares
 FUTURE_TOLERANCE = timedelta(minutes=5)  # a clock a few minutes fast is not an error
 
 
@@ -146,11 +149,10 @@ def parse_value(spec: Mapping[str, Any], raw: Any, *, at: datetime, time_zone: s
         text = str(raw)
         if not _INTEGER.match(text):
             raise InvalidValue(
-                f"{label}: '{text}' is not a whole number.", what_to_do="Enter digits only."
+                f"{label}: '{_shown(text)}' is not a whole number.", what_to_do="Enter digits only."
             )
-        # Bounded like a number; and int() refuses more than 4300 digits with a ValueError.
-        if len(text.lstrip("+-").lstrip("0")) > 15:
-            raise InvalidValue(f"{label}: {text} is too large to be a plausible value.")
+        # Bounded like a number (int() would also refuse over 4300 digits, with a ValueError).
+        _check_whole_digits(label, text, text.lstrip("+-"))
         return str(int(text))
     if kind == "yes_no":
         return _parse_yes_no(label, raw)
@@ -164,11 +166,21 @@ def parse_value(spec: Mapping[str, Any], raw: Any, *, at: datetime, time_zone: s
         return raw
     if kind == "datetime":
         return _parse_datetime(label, str(raw), at, time_zone)
-    text = str(raw).replace("\r\n", "\n").replace("\r", "\n")  # browsers send CRLF
-    if len(text) > MAX_TEXT:
-        raise InvalidValue(f"{label}: the text is longer than {MAX_TEXT} characters.")
-    if any(ord(c) < 32 and c not in "\n\t" for c in text):
-        raise InvalidValue(f"{label}: the text contains control characters.")
+    text = str(raw)
+    if kind == "barcode":
+        problem = line_problem(text) or (
+            f"is {len(text):,} characters long; at most {MAX_FREE_TEXT:,} are allowed"
+            if len(text) > MAX_FREE_TEXT
+            else None
+        )
+    else:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")  # browsers send CR LF
+        problem = free_text_problem(text)
+    if problem is not None:
+        raise InvalidValue(
+            f"{label}: the text {problem}.",
+            what_to_do="Nothing was recorded; correct the text and save again.",
+        )
     pattern = spec.get("pattern")
     if pattern and not _has_form(label, pattern, text):
         raise InvalidValue(
@@ -196,22 +208,44 @@ def _parse_number(spec: Mapping[str, Any], text: str) -> str:
             f"{label}: '{text}' uses a comma; decimals are written with a point.",
             what_to_do=f"Enter {text.replace(',', '.')}.",
         )
-    if not _NUMBER.match(text):
-        raise InvalidValue(f"{label}: '{text}' is not a number.", what_to_do="Enter a number.")
-    try:
-        number = Decimal(text)
-    except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
-        raise InvalidValue(f"{label}: '{text}' is not a number.") from None
-    if abs(number) >= Decimal("1e15"):
-        raise InvalidValue(f"{label}: {text} is too large to be a plausible value.")
-    decimals = spec.get("decimals")
-    places = -number.as_tuple().exponent if number.as_tuple().exponent < 0 else 0  # type: ignore[operator]
-    if decimals is not None and places > decimals:
+    if not _NUMBER.match(text):  # digits and a point only: no exponent (1e999999), no NaN
         raise InvalidValue(
-            f"{label}: {text} has {places} decimals; this value is recorded to {decimals}.",
+            f"{label}: '{_shown(text)}' is not a number.", what_to_do="Enter a number."
+        )
+    whole, _, fraction = text.lstrip("+-").partition(".")
+    _check_whole_digits(label, text, whole)
+    decimals = spec.get("decimals")
+    if decimals is None and len(fraction) > MAX_DECIMALS:
+        raise InvalidValue(
+            f"{label}: {_shown(text)} has {len(fraction):,} decimals; a value is recorded to at "
+            f"most {MAX_DECIMALS}.",
+            what_to_do=f"Enter it with at most {MAX_DECIMALS} decimals, as read on the instrument.",
+        )
+    if decimals is not None and len(fraction) > decimals:
+        raise InvalidValue(
+            f"{label}: {_shown(text)} has {len(fraction):,} decimals; this value is recorded to "
+            f"{decimals}.",
             what_to_do=f"Enter it with at most {decimals} decimals, as read on the instrument.",
         )
     return text
+
+
+def _check_whole_digits(label: str, text: str, whole: str) -> None:
+    """A value of at most :data:`MAX_NUMBER_TEXT` characters below 10^15: a few bytes to keep."""
+    if len(text) > MAX_NUMBER_TEXT:
+        raise InvalidValue(
+            f"{label}: the value typed has {len(text):,} characters; a number is entered in at "
+            f"most {MAX_NUMBER_TEXT} ({MAX_WHOLE_DIGITS} digits before the point, at most "
+            f"{MAX_DECIMALS} after).",
+            what_to_do="Enter the value as read on the instrument (in the unit shown).",
+        )
+    if len(whole.lstrip("0")) > MAX_WHOLE_DIGITS:
+        raise InvalidValue(f"{label}: {text} is too large to be a plausible value.")
+
+
+def _shown(text: str) -> str:
+    """An entered value as quoted in a message: cut short when long (a message is one line)."""
+    return text if len(text) <= 40 else text[:40] + "…"
 
 
 def _parse_yes_no(label: str, raw: Any) -> bool:

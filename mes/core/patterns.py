@@ -1,12 +1,12 @@
-"""Recipe patterns: the form a chain-of-identity identifier or a text/barcode value must have.
+r"""Recipe patterns: the form a chain-of-identity identifier or a text/barcode value must have.
 
 A recipe's ``pattern`` is a regular expression written by a recipe author and run on every scan
 at a spoke. Python's ``re`` backtracks: ``^([A-Z0-9]+-?)*$`` took 18.7 s on a 26-character
 mis-scan, and a few such requests hold every server thread. Recipe patterns are therefore
 compiled and matched by RE2 (``google-re2``), whose time grows linearly with the text whatever
 the pattern. RE2 has no backreferences and no look-ahead or look-behind (they cannot be matched
-in linear time), writes the very end of the text ``\\z`` (Python's ``\\Z``), and its ``\\d``,
-``\\w``, ``\\s`` and ``\\b`` are ASCII. The validator refuses a pattern RE2 cannot compile
+in linear time), writes the very end of the text ``\z`` (Python's ``\Z``), and its ``\d``,
+``\w``, ``\s`` and ``\b`` are ASCII. The validator refuses a pattern RE2 cannot compile
 (:func:`pattern_problem`), so an approved recipe only holds patterns that can be matched.
 
 A value has the expected form when the pattern is found in it (a *search*, as with ``re.search``):
@@ -33,8 +33,10 @@ _HINTS = (
 
 
 class PatternInvalid(InvalidInput):
-    """A recipe pattern RE2 cannot compile (a syntax error, or a construct it cannot match in
-    linear time such as a backreference)."""
+    """A recipe pattern RE2 cannot compile: a syntax error, or a backreference or look-around.
+
+    Backreferences and look-around cannot be matched in linear time.
+    """
 
     http_status = 422
 

@@ -646,9 +646,7 @@ class _Checker:
                 self.check_texts(item, (*path, index))
         elif isinstance(value, str) and path not in self.reported:
             free = bool(path) and path[-1] in FREE_TEXT_FIELDS
-            problem = (
-                free_text_problem(value, len(value)) if free else line_problem(value)
-            )
+            problem = free_text_problem(value, len(value)) if free else line_problem(value)
             if problem is not None:
                 self.problem(path, f"the text {problem}")
 

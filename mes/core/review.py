@@ -53,6 +53,7 @@ from mes.core.esign import Manifestation, Meaning
 from mes.core.keys import SiteKey
 from mes.core.ledger import GENESIS, SealedEntry, next_link, seal
 from mes.core.limits import LimitStatus
+from mes.core.text import MAX_LONG_TEXT, free_text, one_line
 
 REVIEW_RECORD_TYPE = "batch-review"
 
@@ -216,6 +217,7 @@ class DeviationReview:
 
 
 ASSESSMENT_FIELDS = ("classification", "description", "impact", "root_cause", "capa")
+ASSESSMENT_ONE_LINE = {"classification": 20, "capa": 200}  # the rest: free text (MAX_LONG_TEXT)
 ASSESSMENT_TITLES = {
     "classification": "Classification",
     "description": "Description",
@@ -223,6 +225,26 @@ ASSESSMENT_TITLES = {
     "root_cause": "Root cause",
     "capa": "CAPA reference",
 }
+
+
+def note_text(note: str | None) -> str | None:
+    """A reviewer's note as kept: free text of at most ``MAX_FREE_TEXT`` characters, or None.
+
+    A longer note is refused naming the limit, never cut (ALCOA+ complete).
+    """
+    return free_text(note, "The note") or None
+
+
+def assessment_text(name: str, value: str | None) -> str | None:
+    """One field of a deviation's investigation as kept (None when empty), or refused.
+
+    Classification and CAPA reference are one line; description, impact and root cause are free
+    text of at most ``MAX_LONG_TEXT`` characters, refused (not cut) when longer.
+    """
+    title = ASSESSMENT_TITLES[name]
+    if name in ASSESSMENT_ONE_LINE:
+        return one_line(value, title, max_length=ASSESSMENT_ONE_LINE[name]) or None
+    return free_text(value, title, max_length=MAX_LONG_TEXT) or None
 
 
 @dataclass
@@ -704,7 +726,7 @@ class Review:
     def decision_record(self, decision: Decision, reason: str | None) -> dict[str, Any]:
         """What releasing or rejecting signs; release refused with every reason that blocks it."""
         self._open()
-        why = (reason or "").strip()[:2000] or None
+        why = free_text(reason, "The reason") or None  # refused when too long, never cut
         if decision is Decision.REJECTED:
             if not why:
                 raise InvalidInput(
@@ -759,7 +781,7 @@ class Review:
             {
                 "exception": key,
                 "title": record["title"],
-                "note": (note or "").strip()[:2000] or None,
+                "note": note_text(note),
                 "record": record,
                 "manifestation": manifestation.as_dict(),
             },
@@ -786,7 +808,7 @@ class Review:
         for name in ASSESSMENT_FIELDS:
             if name not in assessment:
                 continue
-            value = (assessment[name] or "").strip()[:4000] or None
+            value = assessment_text(name, assessment[name])
             if name == "classification" and value is not None:
                 try:
                     value = Classification(value.lower()).value

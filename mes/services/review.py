@@ -29,6 +29,7 @@ from mes.core.review import (
     QaState,
     Review,
     ReviewState,
+    note_text,
     open_deviations,
     qa_state,
     qa_state_of,
@@ -270,7 +271,11 @@ def mark_reviewed(
     seen_review_seq: int | None = None,
     seen_record_seq: int | None = None,
 ) -> ReviewView:
-    """Sign one exception "reviewed" (11.50: name, time, meaning; 11.70: bound to its content)."""
+    """Sign one exception "reviewed" (11.50: name, time, meaning; 11.70: bound to its content).
+
+    A note too long to keep whole is refused before the password is checked.
+    """
+    note = note_text(note)
     view, actor, checked = _opened(
         uow, ctx, batch_id, credentials, seen_review_seq, seen_record_seq
     )
