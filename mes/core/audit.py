@@ -16,6 +16,7 @@ from typing import Any
 
 from mes.core.clock import utc_text
 from mes.core.errors import InvalidInput
+from mes.core.text import free_text
 
 
 class EntryKind(StrEnum):
@@ -48,12 +49,16 @@ SYSTEM = Actor(user_id=None, username="system", name="System")
 
 
 def require_reason(reason: str | None, what: str) -> str:
-    """A reason is required for corrections (ALCOA+: why a record changed)."""
-    if reason is None or not reason.strip():
+    """A reason is required for corrections (ALCOA+: why a record changed).
+
+    It is free text (:func:`mes.core.text.free_text`): refused, never cut, when too long.
+    """
+    text = free_text(reason, "The reason")
+    if not text:
         raise InvalidInput(
             f"A reason is required to {what}.", what_to_do="Say why the change is made."
         )
-    return reason.strip()
+    return text
 
 
 def entry_body(

@@ -20,6 +20,7 @@ from mes.core.audit import Actor, require_reason
 from mes.core.batch import EquipmentInfo
 from mes.core.errors import InvalidInput, NotFound
 from mes.core.recipe import recipe_schema
+from mes.core.text import free_text, one_line
 from mes.services.audit import record_change
 from mes.services.context import Context, authorise
 from mes.services.recipes import site_today
@@ -126,7 +127,7 @@ def add_equipment(
     actor = authorise(uow, ctx, Permission.MANAGE_EQUIPMENT)
     code = _id(equipment_id)
     kind = _class(equipment_class)
-    name = (name or "").strip()
+    name = one_line(name, "The instrument's name")
     if not 1 <= len(name) <= 200:
         raise InvalidInput("An instrument needs a name (up to 200 characters).")
     if uow.session.get(Equipment, code) is not None:
@@ -135,7 +136,7 @@ def add_equipment(
         id=code,
         equipment_class=kind,
         name=name,
-        location=(location or "").strip()[:200],
+        location=one_line(location, "The location", max_length=200),
         status="in_service",
         clean=True,
         calibration_due=calibration_due,
@@ -197,7 +198,7 @@ def record_cleaning(
     """Record that an instrument was cleaned (or needs cleaning, with a note saying why)."""
     actor = authorise(uow, ctx, Permission.CLEAN_EQUIPMENT)
     equipment = find_equipment(uow, equipment_id, lock=True)
-    text = (note or "").strip()
+    text = free_text(note, "The note")
     if not clean and len(text) < 3:
         raise InvalidInput(
             "Say why the instrument needs cleaning.",
@@ -218,7 +219,7 @@ def record_calibration(
     """Record a calibration and the next due date (with the certificate or report reference)."""
     actor = authorise(uow, ctx, Permission.MANAGE_EQUIPMENT)
     equipment = find_equipment(uow, equipment_id, lock=True)
-    reference = (certificate or "").strip()
+    reference = one_line(certificate, "The certificate reference", max_length=200)
     if len(reference) < 2:
         raise InvalidInput(
             "A calibration needs its certificate or report reference.",

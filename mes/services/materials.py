@@ -18,6 +18,7 @@ from mes.core.audit import require_reason
 from mes.core.batch import LotInfo
 from mes.core.errors import InvalidInput, NotFound
 from mes.core.esign import Meaning
+from mes.core.text import one_line
 from mes.core.units import is_known_unit
 from mes.services.audit import record_change
 from mes.services.context import Context, authorise
@@ -61,7 +62,7 @@ def add_material(uow: UnitOfWork, ctx: Context, *, code: str, name: str, unit: s
     """Register a material (its code as the recipes name it)."""
     actor = authorise(uow, ctx, Permission.MANAGE_MATERIALS)
     code = _code(code)
-    name = (name or "").strip()
+    name = one_line(name, "The material's name")
     if not 1 <= len(name) <= 200:
         raise InvalidInput("A material needs a name (up to 200 characters).")
     if not is_known_unit(unit):

@@ -36,6 +36,7 @@ from mes.core.errors import (
 )
 from mes.core.lifecycle import STATE_TITLES, Step, VersionModel, VersionState
 from mes.core.recipe import CompiledRecipe, load_recipe
+from mes.core.text import free_text
 from mes.services.context import Context, acting_user, authorise
 from mes.services.esign import AppliedSignature, Credentials, sign_record, valid_signatures
 from mes.services.ids import new_id
@@ -289,6 +290,7 @@ def sign_step(
         model.newest_effective_version = max((o.version for o in others), default=None)
         context.update(effective_from=effective_from, today=site_today(uow, ctx))
     if step is Step.RETIRE:
+        reason = free_text(reason, "The reason")  # refused when too long, never cut
         context["reason"] = reason
     old_state = version.status
     model.fire(step, **context)
@@ -312,7 +314,7 @@ def sign_step(
     if model.state != old_state:
         version.status_changed_at = ctx.at
     if step is Step.RETIRE:
-        version.status_reason = (reason or "").strip()
+        version.status_reason = reason or ""
     actor = Actor(
         user_id=signature.manifestation.signer_id,
         username=signature.manifestation.username,

@@ -54,6 +54,7 @@ from mes.core.sync import (
     enrollment_code_hash,
     open_chunk,
 )
+from mes.core.text import one_line
 from mes.services.audit import record_change
 from mes.services.batches import procedure_for, verify_ledger
 from mes.services.context import Context, authorise, system_actor
@@ -152,7 +153,7 @@ def add_spoke(
         code = check_site_code(code.strip().upper())
     except ConfigurationError as err:
         raise InvalidInput(err.message, what_to_do=err.what_to_do) from None
-    name = " ".join(name.split())
+    name = " ".join(one_line(name, "The site name", max_length=200).split())
     if not name:
         raise InvalidInput("A spoke needs a name.", what_to_do="Give the site's name.")
     try:
@@ -169,7 +170,7 @@ def add_spoke(
     uow.session.add(
         Spoke(
             code=code,
-            name=name[:200],
+            name=name,
             time_zone=time_zone,
             status="awaiting_enrollment",
             created_at=ctx.at,

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from mes.core.access import Permission
 from mes.core.audit import EntryKind, require_reason
 from mes.core.errors import InvalidInput, NotFound, TerminalNameTaken
+from mes.core.text import one_line
 from mes.services.context import Context, authorise
 from mes.services.ids import new_id
 from mes.store.audit import append_audit
@@ -22,7 +23,7 @@ from mes.store.uow import UnitOfWork
 def register_terminal(uow: UnitOfWork, ctx: Context, name: str, location: str = "") -> str:
     """Register a workstation by a unique name; returns its id."""
     actor = authorise(uow, ctx, Permission.MANAGE_TERMINALS)
-    name = " ".join(name.split())
+    name = " ".join(one_line(name, "The terminal name").split())
     if not 2 <= len(name) <= 64:
         raise InvalidInput(
             "A terminal name is 2 to 64 characters.",
@@ -40,7 +41,7 @@ def register_terminal(uow: UnitOfWork, ctx: Context, name: str, location: str = 
         id=new_id(),
         site=uow.site.code,
         name=name,
-        location=location.strip(),
+        location=one_line(location, "The location", max_length=200),
         active=True,
         registered_at=ctx.at,
         registered_by=ctx.user_id,

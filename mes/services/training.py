@@ -12,6 +12,7 @@ from mes.core.access import Permission
 from mes.core.audit import EntryKind, require_reason
 from mes.core.clock import as_utc
 from mes.core.errors import InvalidInput
+from mes.core.text import one_line
 from mes.services.context import Context, authorise
 from mes.services.ids import new_id
 from mes.services.users import find_user
@@ -21,7 +22,7 @@ from mes.store.uow import UnitOfWork
 
 
 def _check_procedure(procedure: str) -> str:
-    procedure = procedure.strip()
+    procedure = one_line(procedure, "The procedure name")
     if not 1 <= len(procedure) <= 200:
         raise InvalidInput(
             "A procedure name is required (up to 200 characters).",

@@ -40,6 +40,7 @@ from mes.core.passwords import (
     temporary_password,
     temporary_password_expired,
 )
+from mes.core.text import free_text, one_line
 from mes.services.context import (
     Context,
     acting_user,
@@ -79,7 +80,8 @@ def find_user(uow: UnitOfWork, username: str) -> User:
 
 
 def _check_full_name(full_name: str) -> str:
-    name = " ".join(full_name.split())
+    """The name printed with every signature (11.50): one line, spaces collapsed."""
+    name = " ".join(one_line(full_name, "The full name").split())
     if len(name) < 2 or len(name) > 200:
         raise InvalidInput(
             "The full name is required (2 to 200 characters); it is printed with every signature.",
@@ -241,7 +243,7 @@ def unlock_user(uow: UnitOfWork, ctx: Context, username: str, reason: str | None
         user,
         old=old,
         new=_public(user),
-        reason=(reason or "").strip() or None,
+        reason=free_text(reason, "The reason") or None,
         kind=EntryKind.SECURITY,
     )
     uow.commit()
