@@ -11,6 +11,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from mes.core.access import ROLE_TITLES
+from mes.web.forms import FreeText, OneLine
 
 
 class RoleChoices(SelectMultipleField):
@@ -27,9 +28,10 @@ def _role_choices() -> list[Any]:
 class NewUserForm(FlaskForm):
     """Create a user."""
 
-    username = StringField("User ID", validators=[DataRequired(), Length(max=32)])
+    username = StringField("User ID", validators=[DataRequired(), Length(max=32), OneLine()])
     full_name = StringField(
-        "Full name (as printed with signatures)", validators=[DataRequired(), Length(max=200)]
+        "Full name (as printed with signatures)",
+        validators=[DataRequired(), Length(max=200), OneLine()],
     )
     roles = RoleChoices("Roles", choices=_role_choices())
     password = PasswordField(
@@ -41,13 +43,13 @@ class RolesForm(FlaskForm):
     """Change a user's roles, with the reason."""
 
     roles = RoleChoices("Roles", choices=_role_choices())
-    reason = StringField("Reason for the change", validators=[DataRequired(), Length(max=500)])
+    reason = StringField("Reason for the change", validators=[DataRequired(), FreeText(500)])
 
 
 class ReasonForm(FlaskForm):
     """An action that needs a reason (deactivate, unlock)."""
 
-    reason = TextAreaField("Reason", validators=[Optional(), Length(max=500)])
+    reason = TextAreaField("Reason", validators=[Optional(), FreeText(500)])
 
 
 class PlainForm(FlaskForm):
@@ -58,17 +60,18 @@ class TerminalForm(FlaskForm):
     """Register this browser as a terminal."""
 
     name = StringField(
-        "Terminal name (as labelled on the device)", validators=[DataRequired(), Length(max=64)]
+        "Terminal name (as labelled on the device)",
+        validators=[DataRequired(), Length(max=64), OneLine()],
     )
-    location = StringField("Location", validators=[Optional(), Length(max=200)])
+    location = StringField("Location", validators=[Optional(), Length(max=200), OneLine()])
 
 
 class TrainingForm(FlaskForm):
     """Record a qualification."""
 
-    username = StringField("User ID", validators=[DataRequired(), Length(max=32)])
+    username = StringField("User ID", validators=[DataRequired(), Length(max=32), OneLine()])
     procedure = StringField(
-        "Procedure (SOP or recipe)", validators=[DataRequired(), Length(max=200)]
+        "Procedure (SOP or recipe)", validators=[DataRequired(), Length(max=200), OneLine()]
     )
     qualified_on = DateField("Qualified on", validators=[DataRequired()])
     expires_on = DateField("Expires on (empty: no expiry)", validators=[Optional()])
@@ -80,8 +83,8 @@ class AuditFilterForm(FlaskForm):
     class Meta:
         csrf = False
 
-    record_type = StringField("Record type", validators=[Optional(), Length(max=64)])
-    record_id = StringField("Record", validators=[Optional(), Length(max=200)])
-    username = StringField("User ID", validators=[Optional(), Length(max=32)])
+    record_type = StringField("Record type", validators=[Optional(), Length(max=64), OneLine()])
+    record_id = StringField("Record", validators=[Optional(), Length(max=200), OneLine()])
+    username = StringField("User ID", validators=[Optional(), Length(max=32), OneLine()])
     since = DateField("From (date)", validators=[Optional()])
     until = DateField("To (date, inclusive)", validators=[Optional()])

@@ -9,7 +9,7 @@ from flask_wtf.file import FileAllowed, FileField, FileRequired
 from wtforms import DateField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
-from mes.web.forms import SignatureForm
+from mes.web.forms import FreeText, OneLine, SignatureForm
 
 
 class UploadForm(FlaskForm):
@@ -35,7 +35,7 @@ class StepForm(SignatureForm):
     )
     reason = TextAreaField(
         "Reason for retiring this version",
-        validators=[Optional(), Length(max=2000)],
+        validators=[Optional(), FreeText()],
         render_kw={"required": True, "rows": 3},
     )
 
@@ -45,7 +45,11 @@ class PublishForm(FlaskForm):
 
     sites = StringField(
         "Site codes (separated by commas or spaces)",
-        validators=[DataRequired(message="Name at least one site code."), Length(max=500)],
+        validators=[
+            DataRequired(message="Name at least one site code."),
+            Length(max=500),
+            OneLine(),
+        ],
         render_kw={"autocapitalize": "characters", "required": True},
     )
 

@@ -6,13 +6,13 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
-from mes.web.forms import SignatureForm
+from mes.web.forms import OneLine, SignatureForm
 
 
 class LoginForm(FlaskForm):
     """User ID and password (21 CFR 11.10(d))."""
 
-    username = StringField("User ID", validators=[DataRequired(), Length(max=64)])
+    username = StringField("User ID", validators=[DataRequired(), Length(max=64), OneLine()])
     password = PasswordField("Password", validators=[DataRequired()])
     next = HiddenField()
 

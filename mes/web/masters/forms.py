@@ -10,9 +10,9 @@ from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import Length, Optional
 
-from mes.web.forms import SignatureForm
+from mes.web.forms import FreeText, OneLine, SignatureForm
 
-SHORT = [Optional(), Length(max=200)]
+SHORT = [Optional(), Length(max=200), OneLine()]
 
 
 class MaterialForm(FlaskForm):
@@ -35,7 +35,7 @@ class LotDecisionForm(SignatureForm):
     """QA's decision on a lot, signed."""
 
     status = StringField("Status", validators=SHORT)
-    reason = StringField("Reason", validators=[Optional(), Length(max=2000)])
+    reason = StringField("Reason", validators=[Optional(), FreeText()])
 
 
 class EquipmentForm(FlaskForm):

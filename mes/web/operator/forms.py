@@ -12,9 +12,9 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, StringField, TextAreaField
 from wtforms.validators import Length, Optional
 
-from mes.web.forms import SignatureForm
+from mes.web.forms import FreeText, OneLine, SignatureForm
 
-TEXT = [Optional(), Length(max=2000)]
+TEXT = [Optional(), FreeText()]
 
 
 class ReasonForm(FlaskForm):
@@ -46,6 +46,6 @@ class DeviationReportForm(FlaskForm):
 class CorrectionForm(SignatureForm):
     """Correct a signed value: which, the new value, why."""
 
-    value_id = StringField("Value", validators=[Optional(), Length(max=48)])
+    value_id = StringField("Value", validators=[Optional(), Length(max=48), OneLine()])
     new_value = StringField("Corrected value", validators=TEXT)
     reason = StringField("Reason for the correction", validators=TEXT)

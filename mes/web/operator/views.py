@@ -147,7 +147,13 @@ def _integrity(uow: Any, ctx: Any, batch_id: str) -> str | None:
     return None
 
 
-def _batch_page(batch_id: str, error: str | None = None, status: int = 200) -> ResponseReturnValue:
+def _batch_page(
+    batch_id: str,
+    error: str | None = None,
+    status: int = 200,
+    entered: Mapping[str, str] | None = None,
+) -> ResponseReturnValue:
+    """The batch page; ``entered`` is what was typed in a refused form (``form`` names which)."""
     ctx = service_context()
     with runtime().uow(read_only=True) as uow:
         view = batches.get_batch(uow, ctx, batch_id)
@@ -183,6 +189,7 @@ def _batch_page(batch_id: str, error: str | None = None, status: int = 200) -> R
         error=error,
         broken=broken,
         hub_review=hub_review,
+        entered=entered or {},
     ), status
 
 
@@ -436,7 +443,12 @@ def _error_page(batch_id: str, err: MesError) -> ResponseReturnValue:
         return _phase_page(
             batch_id, phase_id, error=str(err), status=err.http_status, entered=dict(request.form)
         )
-    return _batch_page(batch_id, str(err), err.http_status)
+    return _batch_page(batch_id, str(err), err.http_status, _typed("report"))
+
+
+def _typed(form: str) -> dict[str, str]:
+    """What was typed in the refused form ``form``, to show it again (nothing typed is lost)."""
+    return {**request.form, "form": form}
 
 
 @bp.post("/<batch_id>/deviations/<deviation_id>/comment")
@@ -509,7 +521,7 @@ def hold(batch_id: str) -> ResponseReturnValue:
         with runtime().uow() as uow:
             batches.hold_batch(uow, service_context(), batch_id, ReasonForm().reason.data or "")
     except MesError as err:
-        return _batch_page(batch_id, str(err), err.http_status)
+        return _batch_page(batch_id, str(err), err.http_status, _typed("hold"))
     flash("The batch is on hold.", "info")
     return redirect(url_for("operator.batch_page", batch_id=batch_id), 303)
 
@@ -522,7 +534,7 @@ def resume(batch_id: str) -> ResponseReturnValue:
         with runtime().uow() as uow:
             batches.resume_batch(uow, service_context(), batch_id, ReasonForm().reason.data or "")
     except MesError as err:
-        return _batch_page(batch_id, str(err), err.http_status)
+        return _batch_page(batch_id, str(err), err.http_status, _typed("resume"))
     flash("The batch is in progress again.", "info")
     return redirect(url_for("operator.batch_page", batch_id=batch_id), 303)
 
@@ -564,7 +576,7 @@ def abort_batch(batch_id: str) -> ResponseReturnValue:
     except MesError as err:
         if not current_user_still_allowed():
             return redirect(url_for("common.login"))
-        return _batch_page(batch_id, str(err), err.http_status)
+        return _batch_page(batch_id, str(err), err.http_status, _typed("abort"))
     signing_succeeded()
     flash("The batch is aborted. Its record stays.", "info")
     return redirect(url_for("operator.batch_page", batch_id=batch_id), 303)

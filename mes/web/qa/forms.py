@@ -13,9 +13,10 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, StringField, TextAreaField
 from wtforms.validators import Length, Optional
 
-from mes.web.forms import SignatureForm
+from mes.core.text import MAX_LONG_TEXT
+from mes.web.forms import FreeText, OneLine, SignatureForm
 
-TEXT = [Optional(), Length(max=4000)]
+TEXT = [Optional(), FreeText(MAX_LONG_TEXT)]
 
 
 def seen_state(form: FlaskForm) -> dict[str, int]:
@@ -35,7 +36,7 @@ class ReviewExceptionForm(SignatureForm):
     """Mark one exception reviewed (signed "reviewed"), with an optional note."""
 
     exception = HiddenField(validators=[Length(max=200)])
-    note = TextAreaField("Note (optional)", validators=TEXT)
+    note = TextAreaField("Note (optional)", validators=[Optional(), FreeText()])
     seen_review_seq = HiddenField()
 
 
@@ -43,12 +44,12 @@ class AssessmentForm(FlaskForm):
     """QA's investigation of a deviation; saved without a signature, each change kept."""
 
     classification = StringField(  # a select of CLASSIFICATION_CHOICES; the core checks it
-        "Classification", validators=[Optional(), Length(max=20)]
+        "Classification", validators=[Optional(), Length(max=20), OneLine()]
     )
     description = TextAreaField("Description", validators=TEXT)
     impact = TextAreaField("Impact assessment", validators=TEXT)
     root_cause = TextAreaField("Root cause", validators=TEXT)
-    capa = StringField("CAPA reference", validators=[Optional(), Length(max=200)])
+    capa = StringField("CAPA reference", validators=[Optional(), Length(max=200), OneLine()])
     seen_review_seq = HiddenField()
 
 
@@ -61,5 +62,5 @@ class CloseDeviationForm(SignatureForm):
 class DecisionForm(SignatureForm):
     """Release or reject the batch (signed "released" / "rejected"); rejection needs a reason."""
 
-    reason = TextAreaField("Reason", validators=TEXT)
+    reason = TextAreaField("Reason", validators=[Optional(), FreeText()])
     seen_review_seq = HiddenField()
