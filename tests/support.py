@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -52,3 +55,24 @@ def wait_until_up(url: str, server: subprocess.Popen, log: Path, seconds: float 
         except OSError:
             time.sleep(0.1)
     raise AssertionError(f"no answer on {url} within {seconds} s: {log.read_text()}")
+
+
+@contextmanager
+def finishes_within(seconds: float) -> Iterator[None]:
+    """Fail, instead of hanging, when the block runs longer than ``seconds`` (main thread only).
+
+    For work that takes milliseconds where the defect took minutes or hours (a backtracking
+    regular expression): the bound is generous, never a measurement. Python's ``re`` checks for
+    signals while it matches, so the alarm interrupts it.
+    """
+
+    def expired(_signum: int, _frame: object) -> None:
+        raise AssertionError(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
