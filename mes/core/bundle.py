@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -23,7 +22,7 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import OKPKey
 
-from mes.core.canonical import canonical_json, content_hash
+from mes.core.canonical import canonical_json, content_hash, strict_loads
 from mes.core.clock import utc_text
 from mes.core.errors import (
     BundleTampered,
@@ -93,7 +92,7 @@ def make_bundle(
 def _header(token: str) -> dict[str, Any]:
     try:
         protected, _payload_part, _signature = token.split(".")
-        header = json.loads(base64.urlsafe_b64decode(protected + "=" * (-len(protected) % 4)))
+        header = strict_loads(base64.urlsafe_b64decode(protected + "=" * (-len(protected) % 4)))
         if not isinstance(header, dict):
             raise ValueError("the JWS header is not an object")
     except (ValueError, UnicodeError):
@@ -169,7 +168,7 @@ def open_bundle(data: bytes | str, trusted: SitePublicKey, site_code: str) -> Bu
 
 def _payload(raw: bytes) -> dict[str, Any]:
     try:
-        payload = json.loads(raw)
+        payload = strict_loads(raw)
         valid = (
             isinstance(payload, dict)
             and payload.get("type") == PAYLOAD_TYPE

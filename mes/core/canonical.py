@@ -60,3 +60,19 @@ def canonical_json(value: Any) -> bytes:
 def content_hash(value: Any) -> str:
     """Hex SHA-256 of the canonical JSON of ``value`` (the record's content identity)."""
     return hashlib.sha256(canonical_json(value)).hexdigest()
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def strict_loads(raw: bytes | str) -> Any:
+    """JSON from outside (a request, a file, a signed token), read strictly.
+
+    No NaN or Infinity; absurd nesting (100,000 brackets) is a ``ValueError`` like any other
+    malformed JSON, not a crash.
+    """
+    try:
+        return json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None

@@ -31,7 +31,7 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import OKPKey
 
-from mes.core.canonical import canonical_json, content_hash
+from mes.core.canonical import canonical_json, content_hash, strict_loads
 from mes.core.clock import parse_utc_text, utc_text
 from mes.core.errors import (
     ChunkConflict,
@@ -60,16 +60,9 @@ REQUEST_HEADERS = (SITE_HEADER, KEY_HEADER, TIME_HEADER, NONCE_HEADER, SIGNATURE
 NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _loads(raw: bytes | str) -> Any:
     """Strict JSON: no NaN or Infinity, and absurd nesting is a ValueError, not a crash."""
-    try:
-        return json.loads(raw, parse_constant=_no_constant)
-    except RecursionError:
-        raise ValueError("JSON nested too deeply") from None
+    return strict_loads(raw)
 
 
 def _registry(max_bytes: int) -> jws.JWSRegistry:

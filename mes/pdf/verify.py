@@ -18,7 +18,6 @@ record builder (mes.services.record) without touching the rest.
 from __future__ import annotations
 
 import io
-import json
 import re
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -31,7 +30,7 @@ from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 
-from mes.core.canonical import content_hash
+from mes.core.canonical import content_hash, strict_loads
 from mes.core.errors import ChainBroken, InvalidInput
 from mes.core.keys import SitePublicKey
 from mes.core.ledger import SealedEntry, verify_chain
@@ -199,7 +198,7 @@ def check_record(document: bytes, issuer: str | None = None) -> RecordCheck:
     ``issuer``: the site code of the hub that signed the PDF, when known.
     """
     try:
-        record = json.loads(document)
+        record = strict_loads(document)
     except (ValueError, UnicodeDecodeError):
         return RecordCheck(problems=(f"the embedded {ATTACHMENT_NAME} is not JSON",))
     if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:

@@ -12,13 +12,12 @@ the same file again changes nothing.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from mes.core.canonical import canonical_json
+from mes.core.canonical import canonical_json, strict_loads
 from mes.core.errors import (
     BundleRefused,
     ChunkUnreadable,
@@ -108,14 +107,14 @@ def _with_reviews(data: bytes, entries: list[SealedEntry]) -> bytes:
     """The transfer file with the review entries added under ``reviews`` (when there are any)."""
     if not entries:
         return data
-    raw = json.loads(data)
+    raw = strict_loads(data)
     raw["reviews"] = entries_json(entries)
     return canonical_json(raw)
 
 
 def _reviews_in(data: bytes) -> list[SealedEntry]:
     """The review entries a transfer file carries (none if it has no ``reviews``)."""
-    raw = json.loads(data)  # read_transfer_file has checked it is a transfer file
+    raw = strict_loads(data)  # read_transfer_file has checked it is a transfer file
     if "reviews" not in raw:
         return []
     try:

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, g, jsonify, redirect, render_template, request, session, url_for
+from flask.json.provider import DefaultJSONProvider
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -22,6 +23,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from mes import __version__
 from mes.core.access import ROLE_TITLES, Permission, allowed
+from mes.core.canonical import strict_loads
 from mes.core.clock import local_text, parse_utc_text
 from mes.core.errors import MesError
 from mes.core.esign import MEANING_STATEMENTS, Meaning, required_components
@@ -149,9 +151,21 @@ def safe_next(target: str | None) -> str | None:
     return target
 
 
+class StrictJSONProvider(DefaultJSONProvider):
+    """Request bodies are read as the sync API's JSON is: absurd nesting is malformed JSON.
+
+    Flask's ``get_json(silent=True)`` answers None for a ``ValueError`` but lets a
+    ``RecursionError`` (100,000 nested brackets) through as a 500.
+    """
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return strict_loads(s)
+
+
 def init_web(app: Flask, rt: Runtime) -> None:
     """Wire sessions, login, CSRF, the request gate, error pages and the role's blueprints."""
     app.extensions["mes"] = rt
+    app.json = StrictJSONProvider(app)
     app.session_interface = MesSessionInterface()
     csrf.init_app(app)
     login_manager.init_app(app)

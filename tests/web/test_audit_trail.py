@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 from support import PASSWORD
-from web_helpers import login, post_form, text
+from web_helpers import alerts, login, post_form, text
 
 from mes.services.context import Context
 from mes.services.users import add_user, set_roles
@@ -56,6 +56,13 @@ def test_qa_and_administrators_can_open_the_audit_trail(client, create_user, rol
     total, rows = _shown(response)
     assert total >= 2 and len(rows) == total  # at least the user's creation and login
     assert any("logged in" in row and "reader" in row for row in rows)
+
+
+@pytest.mark.parametrize("field", ["since", "until"])
+def test_a_far_date_in_the_filter_is_refused_with_400_next_to_the_field(reviewer, field):
+    response = reviewer.get(f"/admin/audit?{field}=9999-12-31")
+    assert response.status_code == 400
+    assert "Give a date from 1900-01-01 to 2999-12-31." in alerts(response)
 
 
 def test_an_operator_cannot_open_the_audit_trail(client, create_user):

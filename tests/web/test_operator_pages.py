@@ -162,6 +162,18 @@ def test_a_stale_page_is_refused_with_who_acted(app, site):
     assert "Olivia Tester (olivia) started in this phase" in alerts(refused)[0]
 
 
+@pytest.mark.parametrize("seen", ["\u00b2", "1" * 5000], ids=["superscript-2", "5000-digits"])
+def test_a_page_number_in_unicode_digits_or_thousands_of_digits_counts_as_none_not_a_500(
+    app, site, seen
+):
+    olivia = browser(app, site, "olivia")
+    batch_id = start_batch(olivia)
+    url = f"/batches/{batch_id}/phases/check_bag"
+    answer = post_form(olivia, f"{url}/start", {"seen_seq": seen}, page=url)
+    assert answer.status_code == 303  # as a form without the number (was: a 500)
+    assert "started" in text(olivia.get(url)).lower()
+
+
 def test_a_verifier_cannot_verify_their_own_phase_and_a_second_person_can(app, site):
     olivia, sam = browser(app, site, "olivia"), browser(app, site, "sam")
     batch_id = start_batch(olivia)

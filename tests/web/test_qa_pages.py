@@ -24,7 +24,7 @@ from test_network_pages import (  # the hub, its people and the batch it receive
     received,
     words,
 )
-from web_helpers import post_form, text
+from web_helpers import login, post_form, text
 
 from mes.services import batches, outbox, spokes
 from mes.services.esign import Credentials, acknowledge_accountability
@@ -409,3 +409,14 @@ def test_a_rejection_needs_a_reason(hub_app, completed, make_uow):
     after = words(quinn.get(page))
     assert "Rejected" in after and "Reason: Viability too low for the dose." in after
     assert re.search(r"Rejected by Quinn Tester \(quinn\)", after)
+
+
+@pytest.mark.parametrize(
+    "age", ["\u00b2", "1" * 5000, "-1"], ids=["superscript-2", "5000-digits", "negative"]
+)
+def test_an_age_in_unicode_digits_or_thousands_of_digits_is_refused_400(client, create_user, age):
+    create_user("quinn", roles=["qa"])
+    login(client, "quinn")
+    response = client.get(f"/qa/?age={age}")
+    assert response.status_code == 400
+    assert "The age is a whole number of days" in text(response)

@@ -132,6 +132,7 @@ def test_unsigned_or_wrongly_signed_requests_are_refused_401(net, released, hub_
     "raw",
     [
         b'{"known": {',  # not JSON
+        pytest.param(b'{"known":' * 100_000 + b"{}" + b"}" * 100_000, id="100000-deep"),
         b"[]",
         b"{}",
         b'{"known": []}',

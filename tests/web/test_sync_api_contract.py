@@ -397,6 +397,7 @@ def test_malformed_enrollment_requests_are_400_json(api, client, spoke):
             "text/plain",
         ),
         "a list": (b"[]", "application/json"),
+        "100,000 deep": (b"[" * 100_000 + b"]" * 100_000, "application/json"),
         "a field missing": (b'{"site_code": "LDN1", "code": "ABCD"}', "application/json"),
         "a number": (
             b'{"site_code": "LDN1", "code": 1234, "public_key_pem": "Y"}',

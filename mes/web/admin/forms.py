@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import DateField, PasswordField, SelectMultipleField, StringField, TextAreaField
+from wtforms import PasswordField, SelectMultipleField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice  # (value, label) tuples are deprecated in 3.3
 from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from mes.core.access import ROLE_TITLES
-from mes.web.forms import FreeText, OneLine
+from mes.web.forms import DateField, FreeText, OneLine
 
 
 class RoleChoices(SelectMultipleField):

@@ -32,6 +32,7 @@ from mes.web.admin.forms import (
     TerminalForm,
     TrainingForm,
 )
+from mes.web.forms import whole_number
 from mes.web.helpers import requires, service_context
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates")
@@ -265,7 +266,7 @@ def training_page() -> ResponseReturnValue:
 def audit_trail() -> ResponseReturnValue:
     """The audit trail in words: who, when, where, what changed (before → after) and why."""
     form = AuditFilterForm(request.args)
-    form.validate()
+    status = 200 if form.validate() else 400  # the refused filter is shown beside its field
     zone = ZoneInfo(runtime().site.time_zone)
 
     def start_of(day, offset_days: int = 0) -> datetime | None:
@@ -281,7 +282,7 @@ def audit_trail() -> ResponseReturnValue:
         until=start_of(form.until.data, 1) if not form.until.errors else None,
     )
     # Bounded: a huge page number would overflow the database's OFFSET (a 500, not a page).
-    page_number = min(max(request.args.get("page", 1, type=int) or 1, 1), 1_000_000)
+    page_number = min(whole_number(request.args.get("page")) or 1, 1_000_000) or 1
     with runtime().uow() as uow:
         page = audit_page(uow.session, flt, page_number)
         types = record_types(uow.session)
@@ -289,4 +290,4 @@ def audit_trail() -> ResponseReturnValue:
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template(
         "admin/audit.html", form=form, page=page, rows=rows, types=types, args=args
-    )
+    ), status

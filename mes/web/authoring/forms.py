@@ -6,10 +6,10 @@ import re
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField, FileRequired
-from wtforms import DateField, StringField, TextAreaField
+from wtforms import StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
-from mes.web.forms import FreeText, OneLine, SignatureForm
+from mes.web.forms import DateField, FreeText, OneLine, SignatureForm
 
 
 class UploadForm(FlaskForm):

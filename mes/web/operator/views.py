@@ -26,7 +26,7 @@ from mes.core.limits import InvalidValue
 from mes.services import batches, labels, outbox
 from mes.services.esign import Credentials
 from mes.web import error_response, runtime
-from mes.web.forms import SignatureForm
+from mes.web.forms import SignatureForm, whole_number
 from mes.web.helpers import (
     current_user_still_allowed,
     requires,
@@ -60,8 +60,7 @@ def _credentials() -> tuple[Credentials, bool]:
 
 
 def _seen() -> int | None:
-    text = request.form.get("seen_seq", "")
-    return int(text) if text.isdigit() else None
+    return whole_number(request.form.get("seen_seq"))
 
 
 # --- the board ------------------------------------------------------------------------------
@@ -285,8 +284,8 @@ def _phase_data(phase_fields: Mapping[str, str]) -> dict[str, Any]:
             comments[name] = value
         elif kind == "lot":
             lots[name] = value
-        elif kind == "equipment" and name.isdigit():
-            equipment[int(name)] = value
+        elif kind == "equipment" and (slot := whole_number(name, most=10_000)) is not None:
+            equipment[slot] = value
         elif kind == "identity":
             identity[name] = value
     return {

@@ -14,7 +14,7 @@ from wtforms import HiddenField, StringField, TextAreaField
 from wtforms.validators import Length, Optional
 
 from mes.core.text import MAX_LONG_TEXT
-from mes.web.forms import FreeText, OneLine, SignatureForm
+from mes.web.forms import FreeText, OneLine, SignatureForm, whole_number
 
 TEXT = [Optional(), FreeText(MAX_LONG_TEXT)]
 
@@ -27,9 +27,10 @@ def seen_state(form: FlaskForm) -> dict[str, int]:
     """
     text = (form.seen_review_seq.data or "").strip()
     review, _, record = text.partition(".")
-    if not (review.isdigit() and record.isdigit()):
+    seen_review, seen_record = whole_number(review), whole_number(record)
+    if seen_review is None or seen_record is None:
         return {"seen_review_seq": -1, "seen_record_seq": -1}
-    return {"seen_review_seq": int(review), "seen_record_seq": int(record)}
+    return {"seen_review_seq": seen_review, "seen_record_seq": seen_record}
 
 
 class ReviewExceptionForm(SignatureForm):

@@ -31,6 +31,7 @@ from mes.core.review import ASSESSMENT_FIELDS, ASSESSMENT_TITLES, Decision
 from mes.services import review
 from mes.services.record import batch_record
 from mes.web import runtime
+from mes.web.forms import whole_number
 from mes.web.helpers import (
     current_user_still_allowed,
     requires,
@@ -69,9 +70,9 @@ def queue() -> ResponseReturnValue:
         "age": age_text,
     }
     error, status = None, 200
-    min_age = int(age_text) if age_text.isdigit() else None
+    min_age = whole_number(age_text, most=100_000)
     if age_text and min_age is None:
-        error, status = "The age is a whole number of days (e.g. 3).", 400
+        error, status = "The age is a whole number of days from 0 to 100000 (e.g. 3).", 400
     try:
         with runtime().uow(read_only=True) as uow:
             found = review.qa_queue(
