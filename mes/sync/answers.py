@@ -11,7 +11,7 @@ refused, dropped or timed out), any 5xx (a reverse proxy's 502 page, the hub's o
 database connection drops), a 408/425/429 "try later", and any answer that is not the hub's JSON
 error (a proxy's HTML page, a firewall's 403). The records stay queued, the sync log says once
 that the hub is unreachable (and once that it answers again), and the next round comes within a
-few seconds (:data:`OUTAGE_WAITS`), so a record made during an outage reaches the hub seconds
+two seconds (:data:`OUTAGE_WAITS`), so a record made during an outage reaches the hub seconds
 after it ends. Every sync operation reads its answers here, so the rule lives in one place.
 """
 
@@ -28,9 +28,10 @@ from mes.core.errors import MesError
 from mes.services import outbox
 from mes.services.runtime import Runtime
 
-# The waits between rounds while the hub is unreachable: the first retry after 1 s, then 2 s,
-# then every 3 s however long it lasts (so a record is sent at most ~3 s after the hub is back).
-OUTAGE_WAITS = (1.0, 2.0, 3.0)
+# The waits between rounds while the hub is unreachable: the first retry after 0.5 s (a passing
+# 502 costs half a second), then 1 s, then every 2 s however long it lasts, so a record made
+# meanwhile is sent at most ~2 s (and a round) after the hub answers again.
+OUTAGE_WAITS = (0.5, 1.0, 2.0)
 # "Try later" statuses: never a verdict on what was sent, whatever the body says.
 TRY_LATER = frozenset({408, 425, 429})
 HUB_ERROR_CODE = re.compile(r"[a-z][a-z0-9-]{0,31}")
@@ -117,7 +118,7 @@ def outage_words(response: httpx.Response, body: dict[str, Any] | None) -> str:
 
 
 def outage_wait(outages_in_a_row: int) -> float:
-    """Seconds to the next round after this many rounds in a row met an outage (1, 2, then 3)."""
+    """Seconds to the next round after this many rounds in a row met an outage (0.5, 1, then 2)."""
     return OUTAGE_WAITS[min(max(outages_in_a_row, 1), len(OUTAGE_WAITS)) - 1]
 
 

@@ -599,7 +599,7 @@ def _read_ack(
 def loop(runtime: Runtime, stop: Any, *, interval: float | None = None) -> None:
     """Sync rounds until ``stop`` (a threading.Event) is set; outages are logged once each.
 
-    While the hub is unreachable the next round comes after 1 s, 2 s, then every 3 s
+    While the hub is unreachable the next round comes after 0.5 s, 1 s, then every 2 s
     (:func:`mes.sync.answers.outage_wait`), whatever the interval.
     """
     interval = float(interval if interval is not None else runtime.settings.sync_interval_seconds)
