@@ -14,23 +14,26 @@ JSON shape parks the batch and the board says "refused by the hub: <reason>".
 
 from __future__ import annotations
 
+import base64
 import html
+import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import httpx
 import pytest
+from batch_helpers import OTHER_DIN
 from recipe_driver import begin
 from review_network import CLI, hub_client, spoke_app
 from sqlalchemy import select
 from sync_sites import net, recipe_file
 from web_helpers import client_of, login, text
 
+from mes.core.identity import mod37_2
 from mes.services import outbox
 from mes.store.models import SyncEvent, SyncOutbox
-from mes.sync.answers import HubUnreachable
-from mes.sync.client import RETRY_REFUSED_SECONDS, due, sync_round
+from mes.sync.client import RETRY_REFUSED_SECONDS, HubUnreachable, due, sync_round
 
 CHUNKS = "/api/v1/sync/chunks"
 NGINX_502 = (
@@ -98,29 +101,37 @@ class Link:
 
     def __init__(self, hub_app) -> None:
         self.hub = httpx.WSGITransport(app=hub_app)
-        self.fault: Callable[[httpx.Request], httpx.Response] | None = None
+        self.fault: Callable[[httpx.Request], httpx.Response | None] | None = None
         self.only: str | None = None  # fail only requests to this path
 
     def transport(self) -> httpx.MockTransport:
         def handle(request: httpx.Request) -> httpx.Response:
             if self.fault is not None and self.only in (None, request.url.path):
-                return self.fault(request)
+                made = self.fault(request)
+                if made is not None:
+                    return made
             return self.hub.handle_request(request)
 
         return httpx.MockTransport(handle)
 
 
 @pytest.fixture
-def waiting(net, tmp_path) -> str:
+def site(net):
+    """Spoke SPK1 enrolled with the hub, BATCH-TEST installed, ready to run batches."""
+    spoke = net.connected()
+    with net.spoke_uow() as uow:  # the spoke knows its hub (as 'mes spoke enroll' records)
+        outbox.record_enrollment(uow, CLI, "http://hub.test", "HUB", net.hub_key.public.key_id)
+    return spoke
+
+
+@pytest.fixture
+def waiting(site, tmp_path) -> str:
     """A batch of SPK1 started and its first phases run, none of it at the hub yet."""
-    site = net.connected()
     run = begin(site, recipe_file(tmp_path))
     for _ in range(2):
         phase = run.next_phase()
         assert phase is not None
         run.execute(phase)
-    with net.spoke_uow() as uow:  # the spoke knows its hub (as 'mes spoke enroll' records)
-        outbox.record_enrollment(uow, CLI, "http://hub.test", "HUB", net.hub_key.public.key_id)
     return run.batch_id
 
 
@@ -249,6 +260,39 @@ def test_the_hubs_own_4xx_verdict_parks_the_batch_and_the_board_says_why(net, li
     assert link_lines(net) == []
     [line] = refused_lines(net)
     assert (line.action, line.code, line.batch_id) == ("push", "chain-conflict", waiting)
+
+
+def chunk_batch(request: httpx.Request) -> str | None:
+    """The batch a pushed chunk carries (read from its JWS payload), or None for other requests."""
+    if request.url.path != CHUNKS:
+        return None
+    payload = request.content.split(b".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4)))["batch"]
+
+
+def test_a_batch_the_hub_fails_on_every_time_does_not_hold_the_others_back(
+    net, site, link, waiting
+):
+    others = [
+        site.start(din=f"{din} 00 {mod37_2(din)}", patient_id=patient).state.id
+        for din, patient in (
+            (OTHER_DIN, "PAT-0002"),
+            ("A999926111111", "PAT-0003"),
+            ("A999926222222", "PAT-0004"),
+        )
+    ]
+    with net.spoke_uow() as uow:
+        poison = outbox.pending(uow)[0].batch_id  # the batch the outbox offers first
+    fails = answered(500, "application/json", HUB_500)
+    link.fault = lambda request: fails(request) if chunk_batch(request) == poison else None
+    client = hub_client(net, None, link.transport())
+    # Two at a time: the first round sends one batch beside the failing one; in the second the
+    # failing batch goes last, so the other two go first and get through.
+    for _ in range(2):
+        report = sync_round(client.runtime, client)
+        assert report.outage and report.refused == []
+    states = {b: row(net, b).state for b in (waiting, *others)}
+    assert states == {b: "pending" if b == poison else "synced" for b in states}
 
 
 __all__ = ["net"]  # the fixture, imported from sync_sites
