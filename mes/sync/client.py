@@ -305,7 +305,15 @@ def _pull_bundles(runtime: Runtime, client: HubClient, report: RoundReport) -> N
         return
     with runtime.uow(read_only=True) as uow:
         handled = outbox.handled_bundles(uow)
-    for offer in response.json().get("bundles", []):
+    try:
+        offers = response.json()["bundles"]
+        if not isinstance(offers, list) or not all(isinstance(o, dict) for o in offers):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):  # e.g. a captive portal's page, answered 200
+        raise NotTheHubsAnswer(
+            "The answer to the request for the bundle list is not the hub's (not its JSON)."
+        ) from None
+    for offer in offers:
         bundle_hash = str(offer.get("bundle_hash", ""))
         if not bundle_hash or bundle_hash in handled:
             continue
