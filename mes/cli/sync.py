@@ -115,7 +115,7 @@ def sync_command(state: CliState, loop: bool) -> None:
         return
     report = client.sync_round(runtime)
     click.echo(report.summary())
-    if report.refused or report.bundles_refused:
+    if report.refused or report.bundles_refused or report.outage:
         raise SystemExit(1)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 
 from mes.core.access import Permission
+from mes.core.clock import local_text
 from mes.core.errors import InvalidInput, NotFound
 from mes.core.ledger import SealedEntry
 from mes.core.sync import make_chunk, transfer_file
@@ -24,7 +25,13 @@ from mes.services.context import Context, authorise, system_actor
 from mes.store import batches as store
 from mes.store.models import Batch as BatchRow
 from mes.store.models import BatchEntry, HubLink, InstalledRecipe, SyncEvent, SyncOutbox
-from mes.store.sync import log_event, mark_refused, move_mark, pending_batches
+from mes.store.sync import (
+    last_link_event,
+    log_event,
+    mark_refused,
+    move_mark,
+    pending_batches,
+)
 from mes.store.uow import UnitOfWork
 
 DEFAULT_CHUNK_ENTRIES = 500
@@ -231,26 +238,82 @@ def note(
     uow.commit()
 
 
+# --- the link: the hub unreachable, or answering ----------------------------------------------
+
+HUB_ANSWERS_AGAIN = "The hub answers again."
+
+
+@dataclass(frozen=True)
+class Outage:
+    """The hub unreachable since ``since``: no answer, or an answer that is not the hub's."""
+
+    since: datetime
+    reason: str
+
+
+def outage(uow: UnitOfWork) -> Outage | None:
+    """The outage in progress, as the sync log's newest line about the link says (or None)."""
+    row = last_link_event(uow.session)
+    if row is None or row.outcome != "refused":
+        return None
+    return Outage(row.at, row.reason or "")
+
+
+def hub_unreachable(uow: UnitOfWork, at: datetime, reason: str) -> Outage:
+    """The hub gave no answer of its own: log it once per outage; the outage in progress.
+
+    Rule: an outage is no verdict on any record — nothing is marked refused, everything stays
+    queued and is offered again next round (:mod:`mes.sync.answers`). The log says when it
+    began and, by :func:`hub_answers`, when it ended, once each (not every round).
+    """
+    current = outage(uow)
+    if current is not None:
+        return current
+    note(uow, at, "round", "refused", code="unreachable", reason=reason)
+    return Outage(at, reason)
+
+
+def hub_answers(uow: UnitOfWork, at: datetime) -> bool:
+    """The hub answered a whole round: log that it answers again if it was unreachable."""
+    if outage(uow) is None:
+        return False
+    note(uow, at, "round", "accepted", reason=HUB_ANSWERS_AGAIN)
+    return True
+
+
 # --- what the spoke shows -------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class BatchSync:
-    """A batch's sync state as the spoke shows it: synced, pending (n entries) or refused (why)."""
+    """A batch's sync state as the spoke shows it: synced, pending (n entries) or refused (why).
+
+    ``unreachable_since``: the hub has been unreachable since then while entries of this batch
+    wait (they are retried every few seconds; nothing was refused).
+    """
 
     state: str
     pending: int
     refusal: str | None
     acked_at: datetime | None
+    unreachable_since: datetime | None = None
 
-    @property
-    def text(self) -> str:
-        """In words, for the board."""
+    def words(self, time_zone: str) -> str:
+        """In words, for the board and the sync page (times in the site's zone)."""
         if self.state == "synced":
             return "synced"
         if self.state == "refused":
-            return f"refused: {self.refusal}"
-        return f"pending ({self.pending} {'entry' if self.pending == 1 else 'entries'})"
+            return f"refused by the hub: {self.refusal}"
+        waiting = f"pending ({self.pending} {'entry' if self.pending == 1 else 'entries'})"
+        if self.unreachable_since is not None:
+            since = local_text(self.unreachable_since, time_zone)
+            return f"{waiting}: hub unreachable since {since}, retrying"
+        return waiting
+
+    @property
+    def text(self) -> str:
+        """In words, times in UTC."""
+        return self.words("UTC")
 
 
 def batch_sync(uow: UnitOfWork, batch_ids: list[str]) -> dict[str, BatchSync]:
@@ -258,12 +321,14 @@ def batch_sync(uow: UnitOfWork, batch_ids: list[str]) -> dict[str, BatchSync]:
     rows = uow.session.execute(
         select(SyncOutbox).where(SyncOutbox.batch_id.in_(batch_ids))
     ).scalars()
+    down = outage(uow)
     return {
         r.batch_id: BatchSync(
             state=r.state if r.pending or r.state == "refused" else "synced",
             pending=r.last_seq - r.acked_seq,
             refusal=r.refusal,
             acked_at=r.acked_at,
+            unreachable_since=down.since if down and r.pending else None,
         )
         for r in rows
     }
@@ -277,6 +342,7 @@ class SyncOverview:
     batches: list[tuple[BatchRow, BatchSync]]
     events: list[SyncEvent]
     installed: list[InstalledRecipe]
+    outage: Outage | None = None
 
 
 def overview(uow: UnitOfWork, ctx: Context, *, events: int = 50) -> SyncOverview:
@@ -287,7 +353,8 @@ def overview(uow: UnitOfWork, ctx: Context, *, events: int = 50) -> SyncOverview
         uow.session.execute(select(BatchRow).order_by(BatchRow.created_at.desc())).scalars()
     )
     states = batch_sync(uow, [b.id for b in batches])
-    fallback = BatchSync("pending", 0, None, None)
+    down = outage(uow)
+    fallback = BatchSync("pending", 0, None, None, down.since if down else None)
     return SyncOverview(
         link=hub_link(uow),
         batches=[(b, states.get(b.id, fallback)) for b in batches],
@@ -301,6 +368,7 @@ def overview(uow: UnitOfWork, ctx: Context, *, events: int = 50) -> SyncOverview
                 select(InstalledRecipe).order_by(InstalledRecipe.installed_at.desc())
             ).scalars()
         ),
+        outage=down,
     )
 
 

@@ -97,6 +97,19 @@ def mark_refused(session: Session, batch_id: str, code: str, reason: str, at: da
     )
 
 
+def last_link_event(session: Session) -> SyncEvent | None:
+    """The newest line of the sync log about the link itself: the hub unreachable, or back.
+
+    Those lines name no batch, so the batch index finds them among the few such lines.
+    """
+    return session.execute(
+        select(SyncEvent)
+        .where(SyncEvent.batch_id.is_(None), SyncEvent.action == "round")
+        .order_by(SyncEvent.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
 def remember_nonce(
     session: Session, site: str, nonce: str, at: datetime, keep: timedelta, *, prune: bool = True
 ) -> bool:

@@ -30,6 +30,13 @@ from mes.services import outbox, review
 from mes.services.context import Context
 from mes.services.recipes import install_bundle
 from mes.services.runtime import Runtime
+from mes.sync.answers import (
+    HubUnreachable,
+    LinkState,
+    NotTheHubsAnswer,
+    outage_wait,
+    verdict_of,
+)
 from mes.sync.reviews import UnreadableReviews, read_entries
 
 API = "/api/v1"
@@ -38,16 +45,11 @@ MAX_CHUNK_BYTES = 1_500_000  # below the hub's 2 MB request limit
 PUSH_STREAMS = 2  # batches sent at once (each batch's chunks still go one after the other)
 # The background loop offers a batch the hub refused again only after this long (a person has to
 # act on a refusal; 'mes sync' by hand always offers everything), and waits longer and longer,
-# up to this, while the hub refuses the spoke itself (suspended, revoked, clock off).
+# up to this, while the hub refuses the spoke itself (suspended, revoked, clock off). Only the
+# hub's own verdicts count as refusals; an outage is retried within seconds (mes.sync.answers).
 RETRY_REFUSED_SECONDS = 300.0
 # Batches named in one request for review updates (the hub takes at most 10,000).
 REVIEW_HEADS_PER_REQUEST = 5_000
-
-
-class HubUnreachable(MesError):
-    """The hub did not answer (network down, hub stopped): nothing changed; try again later."""
-
-    http_status = 503
 
 
 class NotEnrolled(ConfigurationError):
@@ -70,6 +72,7 @@ class RoundReport:
     refused: list[str] = field(default_factory=list)
     spoke_refused: bool = False  # the hub refused the spoke itself (401 or 403)
     reviews_stored: int = 0  # review entries of the hub (QA's decisions) stored here
+    outage: str | None = None  # why an operation got no answer of the hub's (retried soon)
 
     def summary(self) -> str:
         """One line for people."""
@@ -86,20 +89,9 @@ class RoundReport:
             parts.append(f"{self.reviews_stored} review entries of the hub stored")
         if self.refused:
             parts.append(f"refused by the hub: {'; '.join(self.refused)}")
+        if self.outage:
+            parts.append(f"hub unreachable, nothing lost, to be sent again: {self.outage}")
         return "; ".join(parts) + "."
-
-
-def _error_text(response: httpx.Response) -> tuple[str, str, dict[str, Any]]:
-    try:
-        body = response.json()
-    except ValueError:
-        body = {}
-    if not isinstance(body, dict):
-        body = {}
-    message = str(body.get("error") or body.get("message") or response.reason_phrase)
-    if body.get("what_to_do"):
-        message = f"{message} {body['what_to_do']}"
-    return str(body.get("code") or response.status_code)[:32], message, body
 
 
 class HubClient:
@@ -120,6 +112,8 @@ class HubClient:
         # The last problem with review updates that was logged: the same one is logged once,
         # not every round, until review updates arrive again.
         self.review_problem: tuple[str, str] | None = None
+        self.link = LinkState()  # the outage in progress, logged once (mes.sync.answers)
+        self.stalled: set[str] = set()  # batches whose push met an outage last round
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -189,7 +183,7 @@ def enroll(
         if http is None:
             client.close()
     if response.status_code != 200:
-        _code, message, _ = _error_text(response)
+        message = verdict_of(response, what_to_do="Try again when the hub answers.").message
         raise ConfigurationError(f"The hub refused the enrollment: {message}")
     try:
         answer = response.json()
@@ -253,18 +247,36 @@ def sync_round(
 
     ``retry_refused_after``: leave out batches the hub refused less than this many seconds ago
     (the background loop; by hand, every pending batch is offered).
+
+    An answer that is not the hub's (:class:`NotTheHubsAnswer`: a 5xx, a proxy's page) ends
+    that operation, and the round goes on with the next; no answer at all
+    (:class:`HubUnreachable`) ends the round. Either is logged once per outage, and nothing is
+    held against a record: it is all offered again next round (:mod:`mes.sync.answers`).
     """
     own = client is None
     _reload_hub_key(runtime)
     client = client or HubClient(runtime, hub_url_of(runtime))
     report = RoundReport()
-    try:
-        _pull_bundles(runtime, client, report)
+    operations = (
+        lambda: _pull_bundles(runtime, client, report),
         # Pushed even when the hub refused the bundle list: a refused push marks the batch
         # refused with the hub's reason, which the board shows.
-        _push(runtime, client, report, retry_refused_after)
-        if not report.spoke_refused:
-            _pull_reviews(runtime, client, report)
+        lambda: _push(runtime, client, report, retry_refused_after),
+        lambda: None if report.spoke_refused else _pull_reviews(runtime, client, report),
+    )
+    try:
+        for operation in operations:
+            try:
+                operation()
+            except NotTheHubsAnswer as outage:
+                report.outage = report.outage or outage.message
+        if report.outage:
+            client.link.down(runtime, client.clock(), report.outage)
+        else:
+            client.link.up(runtime, client.clock())
+    except HubUnreachable as err:
+        client.link.down(runtime, client.clock(), err.message)
+        raise
     finally:
         if own:
             client.close()
@@ -286,25 +298,41 @@ def _reload_hub_key(runtime: Runtime) -> None:
 def _pull_bundles(runtime: Runtime, client: HubClient, report: RoundReport) -> None:
     response = client.request("GET", "/sync/bundles")
     if response.status_code != 200:
-        code, message, _ = _error_text(response)
-        _note(runtime, client, "pull", "refused", code=code, reason=message)
-        report.refused.append(message)
-        report.spoke_refused = response.status_code in (401, 403)
+        verdict = verdict_of(response)
+        _note(runtime, client, "pull", "refused", code=verdict.code, reason=verdict.message)
+        report.refused.append(verdict.message)
+        report.spoke_refused = verdict.refuses_spoke
         return
     with runtime.uow(read_only=True) as uow:
         handled = outbox.handled_bundles(uow)
-    for offer in response.json().get("bundles", []):
+    try:
+        offers = response.json()["bundles"]
+        if not isinstance(offers, list) or not all(isinstance(o, dict) for o in offers):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):  # e.g. a captive portal's page, answered 200
+        raise NotTheHubsAnswer(
+            "The answer to the request for the bundle list is not the hub's (not its JSON)."
+        ) from None
+    for offer in offers:
         bundle_hash = str(offer.get("bundle_hash", ""))
         if not bundle_hash or bundle_hash in handled:
             continue
         label = f"{offer.get('recipe_code')} v{offer.get('version')}"
         fetched = client.request("GET", f"/sync/bundles/{bundle_hash}")
         if fetched.status_code != 200:
-            # The hub did not hand it over (e.g. a passing error): no verdict on the bundle,
-            # so it is logged as a failed fetch and asked for again next round.
-            code, message, _ = _error_text(fetched)
-            _note(runtime, client, "fetch", "refused", item=bundle_hash, code=code, reason=message)
-            report.bundles_refused.append(f"{label}: {message}")
+            # The hub did not hand it over: no verdict on the bundle, so it is logged as a
+            # failed fetch and asked for again next round (an outage ends the pull here).
+            verdict = verdict_of(fetched)
+            _note(
+                runtime,
+                client,
+                "fetch",
+                "refused",
+                item=bundle_hash,
+                code=verdict.code,
+                reason=verdict.message,
+            )
+            report.bundles_refused.append(f"{label}: {verdict.message}")
             continue
         # The hash the hub listed is the SHA-256 of the bundle's text: what arrives under it
         # must be that text. If it is not, it was damaged on the way; the refusal is then no
@@ -359,10 +387,10 @@ def _pull_reviews(runtime: Runtime, client: HubClient, report: RoundReport) -> N
         body = json.dumps({"known": asked}, separators=(",", ":")).encode("utf-8")
         response = client.request("POST", "/sync/reviews", body, "application/json")
         if response.status_code != 200:
-            code, message, _ = _error_text(response)
-            _review_problem(runtime, client, code, message)
-            report.refused.append(f"review updates: {message}")
-            report.spoke_refused = response.status_code in (401, 403)
+            verdict = verdict_of(response)
+            _review_problem(runtime, client, verdict.code, verdict.message)
+            report.refused.append(f"review updates: {verdict.message}")
+            report.spoke_refused = verdict.refuses_spoke
             return
         try:
             answer = response.json()
@@ -436,6 +464,10 @@ def _push(
     """
     with runtime.uow(read_only=True) as uow:
         waiting = due(outbox.pending(uow), client.clock(), retry_refused_after)
+    # A batch whose push met an outage last round goes last (otherwise in the same order): one
+    # batch the hub fails on every time (a 500) does not hold the others back.
+    waiting.sort(key=lambda b: b.batch_id in client.stalled)
+    client.stalled = set()
     refused_spoke = threading.Event()  # the hub refuses the spoke or is gone: stop the round
     lock = threading.Lock()
 
@@ -447,6 +479,8 @@ def _push(
             _push_batch(runtime, client, batch, part, refused_spoke)
         except HubUnreachable:
             refused_spoke.set()  # the other stream stops too: the round ends, nothing is lost
+            with lock:
+                client.stalled.add(batch.batch_id)
             raise
         finally:
             with lock:
@@ -454,19 +488,15 @@ def _push(
                 report.stored += part.stored
                 report.duplicates += part.duplicates
                 report.refused += part.refused
+                report.spoke_refused = report.spoke_refused or part.spoke_refused
 
-    try:
-        if len(waiting) <= 1 or PUSH_STREAMS == 1:
-            for batch in waiting:
-                push(batch)
-            return
-        with ThreadPoolExecutor(PUSH_STREAMS, thread_name_prefix="mes-push") as pool:
-            for _done in pool.map(push, waiting):  # re-raises a stream's error (hub unreachable)
-                pass
-    finally:
-        report.spoke_refused = report.spoke_refused or (
-            refused_spoke.is_set() and bool(report.refused)
-        )
+    if len(waiting) <= 1 or PUSH_STREAMS == 1:
+        for batch in waiting:
+            push(batch)
+        return
+    with ThreadPoolExecutor(PUSH_STREAMS, thread_name_prefix="mes-push") as pool:
+        for _done in pool.map(push, waiting):  # re-raises a stream's error (hub unreachable)
+            pass
 
 
 def _push_batch(
@@ -491,13 +521,8 @@ def _push_batch(
         response = client.request("POST", "/sync/chunks", token.encode("ascii"), "application/jose")
         if response.status_code == 200:
             ack, problem = _read_ack(runtime, response, batch.batch_id, last)
-            if ack is None:
-                with runtime.uow() as uow:
-                    outbox.refused(
-                        uow, client.clock(), batch.batch_id, "unreadable-answer", problem
-                    )
-                report.refused.append(problem)
-                return
+            if ack is None:  # not the hub's acknowledgement: no verdict, sent again next round
+                raise NotTheHubsAnswer(problem)
             with runtime.uow() as uow:
                 ok = outbox.acknowledge(
                     uow,
@@ -515,7 +540,8 @@ def _push_batch(
                 return
             after = ack["last_seq"]
             continue
-        code, message, body = _error_text(response)
+        verdict = verdict_of(response)  # an outage (NotTheHubsAnswer) parks nothing
+        code, message, body = verdict.code, verdict.message, verdict.body
         if (
             code == "chain-gap"
             and isinstance(body.get("last_seq"), int)
@@ -527,7 +553,8 @@ def _push_batch(
         with runtime.uow() as uow:
             outbox.refused(uow, client.clock(), batch.batch_id, code, message)
         report.refused.append(message)
-        if response.status_code in (401, 403):
+        if verdict.refuses_spoke:
+            report.spoke_refused = True
             refused_spoke.set()  # the spoke itself is refused: stop the round
         return
 
@@ -578,9 +605,13 @@ def _read_ack(
 
 
 def loop(runtime: Runtime, stop: Any, *, interval: float | None = None) -> None:
-    """Sync rounds until ``stop`` (a threading.Event) is set; outages are logged once each."""
+    """Sync rounds until ``stop`` (a threading.Event) is set; outages are logged once each.
+
+    While the hub is unreachable the next round comes after 0.5 s, 1 s, then every 2 s
+    (:func:`mes.sync.answers.outage_wait`), whatever the interval.
+    """
     interval = float(interval if interval is not None else runtime.settings.sync_interval_seconds)
-    unreachable = False
+    outages_in_a_row = 0
     refusals_in_a_row = 0
     client: HubClient | None = None
     while not stop.is_set():
@@ -589,20 +620,19 @@ def loop(runtime: Runtime, stop: Any, *, interval: float | None = None) -> None:
                 client = HubClient(runtime, hub_url_of(runtime))
             report = sync_round(runtime, client, retry_refused_after=RETRY_REFUSED_SECONDS)
             refusals_in_a_row = refusals_in_a_row + 1 if report.spoke_refused else 0
-            if unreachable:
-                _note(runtime, client, "round", "accepted", reason="The hub answers again.")
-            unreachable = False
-        except HubUnreachable as err:
-            if not unreachable and client is not None:
-                _note(runtime, client, "round", "refused", code="unreachable", reason=err.message)
-            unreachable = True
+            outages_in_a_row = outages_in_a_row + 1 if report.outage else 0
+        except HubUnreachable:
+            outages_in_a_row += 1
         except NotEnrolled:
             pass  # nothing to do until the spoke enrolls
         except Exception:
             import logging
 
             logging.getLogger("mes.sync").exception("sync round failed")
-        stop.wait(next_wait(interval, refusals_in_a_row))
+        if outages_in_a_row:
+            stop.wait(outage_wait(outages_in_a_row))
+        else:
+            stop.wait(next_wait(interval, refusals_in_a_row))
     if client is not None:
         client.close()
 

@@ -835,7 +835,7 @@ def test_the_mark_moves_only_on_the_spokes_own_hash_and_never_backwards(site):
         True,
     )
     assert sync_text(site, batch_id) == (
-        "refused: The hub acknowledged entry 3 with hash ffffffffffff…, which is not this "
+        "refused by the hub: The hub acknowledged entry 3 with hash ffffffffffff…, which is not this "
         "spoke's entry: the copies differ."
     )
     assert not acknowledge(site, batch_id, total + 1, "f" * 64)  # beyond the spoke's ledger
@@ -883,9 +883,9 @@ def test_the_mark_moves_only_on_the_spokes_own_hash_and_never_backwards(site):
     assert sync_text(site, batch_id) == f"pending ({added} entries)"
     with site.uow() as uow:
         outbox.refused(uow, NOW, batch_id, "recipe-not-deployed", "Not deployed to SPK1.")
-    assert sync_text(site, batch_id) == "refused: Not deployed to SPK1."
+    assert sync_text(site, batch_id) == "refused by the hub: Not deployed to SPK1."
     site.do_simple(batch_id, "test_b", {"b": "pass"})  # a refusal stays shown until resolved
-    assert sync_text(site, batch_id) == "refused: Not deployed to SPK1."
+    assert sync_text(site, batch_id) == "refused by the hub: Not deployed to SPK1."
     with site.uow() as uow:
         assert [p.batch_id for p in outbox.pending(uow)] == [batch_id]
 
@@ -985,7 +985,9 @@ def test_transfer_files_carry_the_same_chunks_and_acknowledgements_and_import_on
         "this spoke's entry: the copies differ."
     ]
     assert outbox_of(site, started).acked_seq == 0
-    assert sync_text(site, started).startswith("refused: The hub acknowledged entry 1 with hash")
+    assert sync_text(site, started).startswith(
+        "refused by the hub: The hub acknowledged entry 1 with hash"
+    )
     # The hub's file for SPK1: the bundle published for it and the signed acknowledgements.
     back, bundles, heads = transfer.export_hub(hub, CLI, SPOKE)
     assert (bundles, heads) == (1, 2)

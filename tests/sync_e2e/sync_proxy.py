@@ -4,7 +4,9 @@ One request per connection: the proxy reads the request, sends it to the hub wit
 ``Connection: close``, reads the whole answer, then passes it on — or, when a rule armed by the
 test matches the request, cuts the answer off half way, changes one byte of its body, or holds
 it until the test lets it go (so the test can kill the spoke while its request is in flight,
-after the hub committed). Every exchange is logged.
+after the hub committed). For an outage it answers every request itself, without asking the hub
+(a reverse proxy's 502 page, say), until the test lets traffic pass again. Every exchange is
+logged.
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ class Proxy:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
         self.rules: list[Rule] = []
+        self.failing: bytes | None = None  # the answer to every request during an outage
         self.log: list[Exchange] = []
         self.errors: list[str] = []
         self._lock = threading.Lock()
@@ -111,6 +114,20 @@ class Proxy:
         with self._lock:
             self.rules.append(rule)
         return rule
+
+    def fail_all(self, status: int, reason: str, content_type: str, body: bytes) -> None:
+        """Answer every request with this, without asking the hub, until :meth:`pass_all`."""
+        head = (
+            f"HTTP/1.1 {status} {reason}\r\nServer: nginx\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        )
+        with self._lock:
+            self.failing = head.encode("latin-1") + body
+
+    def pass_all(self) -> None:
+        """End the outage: forward every request to the hub again."""
+        with self._lock:
+            self.failing = None
 
     def close(self) -> None:
         """Stop listening; let every held answer go."""
@@ -154,6 +171,13 @@ class Proxy:
         if request is None:
             return
         method, target, _ = request.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
+        with self._lock:
+            failing = self.failing
+            if failing is not None:
+                self.log.append(Exchange(method, target, int(failing.split(b" ", 2)[1]), "fail"))
+        if failing is not None:
+            conn.sendall(failing)
+            return
         rule = self._match(method, target)
         with socket.create_connection(self.upstream, timeout=90) as upstream:
             upstream.sendall(request)

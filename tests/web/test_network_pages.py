@@ -4,7 +4,7 @@ At the hub: QA and supervisors watch the network, only the administrator adds, s
 reinstates and revokes spokes (each with a reason); a new spoke's one-time code is shown once;
 deviations received from a spoke are listed with site, batch, phase and value, in the page and
 in the JSON the page polls; a locked session gets 401 JSON. At the spoke: the board and the sync
-page say, per batch, "synced", "pending (n entries)" or "refused: why", and the log in words.
+page say, per batch, "synced", "pending (n entries)" or "refused by the hub: why", and the log in words.
 """
 
 from __future__ import annotations
@@ -382,7 +382,7 @@ def test_the_board_and_the_sync_page_say_what_the_hub_holds_of_each_batch(spoke_
     assert said == {
         synced_no: "At the hub: synced",
         waiting_no: f"At the hub: pending ({waiting_seq} entries)",
-        bad_no: "At the hub: refused: The hub never deployed BATCH-TEST v1 to SPK1.",
+        bad_no: "At the hub: refused by the hub: The hub never deployed BATCH-TEST v1 to SPK1.",
     }
     page = words(olivia.get("/sync/"))
     assert "sends its batch records to hub HUB at http://hub.example:8000" in page

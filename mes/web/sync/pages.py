@@ -18,6 +18,11 @@ OUTCOME_WORDS = {"accepted": "done", "duplicate": "already held", "refused": "re
 OUTCOME_CLASSES = {"accepted": "ok", "duplicate": "ok", "refused": "bad"}
 
 
+def _outage(event: SyncEvent) -> bool:
+    """A line saying the hub was unreachable: no verdict of the hub's, nothing refused."""
+    return event.action == "round" and event.outcome == "refused"
+
+
 def _entries(n: int) -> str:
     return f"{n} {'entry' if n == 1 else 'entries'}"
 
@@ -47,7 +52,7 @@ def event_words(event: SyncEvent, numbers: dict[str, str]) -> str:
     if event.action == "round":
         hub = hub[0].upper() + hub[1:]
         if refused:
-            return f"{hub} could not be reached{why}"
+            return f"{hub} unreachable (retried every few seconds){why}"
         return event.reason or f"{hub} answers again."
     what = f"{event.action.capitalize()}{' ' + event.item if event.item else ''}"
     return f"{what}{why}" if event.reason else f"{what} ({event.outcome})."
@@ -63,7 +68,7 @@ def sync_page(view: SyncOverview, time_zone: str) -> dict[str, Any]:
             "recipe": f"{b.recipe_code} v{b.recipe_version}",
             "status": b.status.replace("_", " "),
             "state": state.state,
-            "text": state.text,
+            "text": state.words(time_zone),
             "css": STATE_CLASSES.get(state.state, "warn"),
             "acked": local_text(state.acked_at, time_zone) if state.acked_at else "never",
         }
@@ -71,22 +76,26 @@ def sync_page(view: SyncOverview, time_zone: str) -> dict[str, Any]:
     ]
     counts = Counter(b["state"] for b in batches)
     contacts = [e for e in view.events if e.outcome != "refused"]
-    refusals = [e for e in view.events if e.outcome == "refused"]
+    refusals = [e for e in view.events if e.outcome == "refused" and not _outage(e)]
+    outage = view.outage
     return {
         "link": view.link,
         "enrolled": local_text(view.link.enrolled_at, time_zone) if view.link else None,
         "counts": {state: counts.get(state, 0) for state in ("synced", "pending", "refused")},
         "last_success": local_text(contacts[0].at, time_zone) if contacts else None,
         "last_refusal": local_text(refusals[0].at, time_zone) if refusals else None,
+        "outage": {"since": local_text(outage.since, time_zone), "reason": outage.reason}
+        if outage
+        else None,
         "batches": batches,
         "events": [
             {
                 "when": local_text(e.at, time_zone),
                 "words": event_words(e, numbers),
-                "outcome": OUTCOME_WORDS.get(e.outcome, e.outcome),
-                "css": OUTCOME_CLASSES.get(e.outcome, "muted"),
+                "outcome": "unreachable" if _outage(e) else OUTCOME_WORDS.get(e.outcome, e.outcome),
+                "css": "warn" if _outage(e) else OUTCOME_CLASSES.get(e.outcome, "muted"),
                 "via": "transfer file" if e.via == "file" else "network",
-                "refused": e.outcome == "refused",
+                "refused": e.outcome == "refused" and not _outage(e),
             }
             for e in view.events
         ],
