@@ -23,8 +23,6 @@ from web_helpers import (
     text,
 )
 
-from mes.store.models import WebSession
-
 NEW_PASSWORD = "a-new-and-long-enough-passphrase-7"
 
 
@@ -38,7 +36,10 @@ def copy_of(app, client):
     return thief
 
 
-def sessions_of(make_uow, user_id: str) -> list[WebSession]:
+def sessions_of(make_uow, user_id: str) -> list:
+    """The user's sessions stored on the server."""
+    from mes.store.models import WebSession  # imported here: the old code had no such table
+
     with make_uow() as uow:
         query = select(WebSession).where(WebSession.user_id == user_id)
         return list(uow.session.execute(query).scalars())
@@ -46,6 +47,8 @@ def sessions_of(make_uow, user_id: str) -> list[WebSession]:
 
 def age_sessions(make_uow, user_id: str, by: timedelta) -> None:
     """Move the user's sessions back in time by ``by``, as if that time had passed unused."""
+    from mes.store.models import WebSession
+
     rows = sessions_of(make_uow, user_id)
     with make_uow() as uow:
         for row in rows:
@@ -98,8 +101,7 @@ def test_the_lock_button_holds_for_a_copy_of_the_cookie_taken_before_it(hub, cli
     login(client, "alice")
     assert location(sign_attestation(client, username="alice")) == "/account"
     thief = copy_of(hub, client)
-    locked = lock(client, "/account")
-    assert locked.status_code == 303
+    assert location(lock(client, "/account")).startswith("/unlock?")
     assert location(thief.get("/account")).startswith("/unlock?")
     # The copy cannot sign with the password alone either: the lock ended the signing session.
     assert sign_attestation(thief).status_code == 302
@@ -124,7 +126,6 @@ def test_a_password_change_ends_every_other_session_of_the_user(hub, create_user
     login(here, "alice")
     login(there, "alice")
     copy = copy_of(hub, here)
-    assert len(sessions_of(make_uow, alice)) == 2
     changed = post_form(
         here,
         "/account/password",
