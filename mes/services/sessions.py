@@ -13,6 +13,7 @@ failed attempts and lockouts are in the audit trail (:mod:`mes.services.users`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -115,10 +116,20 @@ def lock_session(uow: UnitOfWork, token: str) -> None:
     uow.commit()
 
 
-def unlock_session(uow: UnitOfWork, ctx: Context, token: str, password: str) -> None:
-    """Unlock a locked session with the logged-in user's password (a wrong one is counted)."""
+def unlock_session(
+    uow: UnitOfWork,
+    ctx: Context,
+    token: str,
+    password: str,
+    clock: Callable[[], datetime] | None = None,
+) -> None:
+    """Unlock a locked session with the logged-in user's password (a wrong one is counted).
+
+    ``clock``: the time after the password check, from which the session is idle again (the
+    check takes a while; without it, ``ctx.at``).
+    """
     users.reauthenticate(uow, ctx, password)
-    _set(uow, token_digest(token), locked=False, last_seen_at=ctx.at)
+    _set(uow, token_digest(token), locked=False, last_seen_at=clock() if clock else ctx.at)
     uow.commit()
 
 

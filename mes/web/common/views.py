@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -65,7 +66,8 @@ def login() -> ResponseReturnValue:
 def _start_session(user_id: str) -> None:
     """Open a server-side session for this browser (a previous one of it ends)."""
     previous = session_user.session_token()
-    ctx = replace(service_context(), user_id=user_id)
+    # The session starts when the password check is over (it takes a while), not when asked.
+    ctx = replace(service_context(), user_id=user_id, at=datetime.now(UTC))
     with runtime().uow() as uow:
         if previous is not None:
             sessions.end_session(uow, previous)
@@ -114,7 +116,11 @@ def unlock() -> ResponseReturnValue:
         try:
             with runtime().uow() as uow:
                 sessions.unlock_session(
-                    uow, service_context(), session_user.session_token() or "", form.password.data
+                    uow,
+                    service_context(),
+                    session_user.session_token() or "",
+                    form.password.data,
+                    clock=lambda: datetime.now(UTC),
                 )
         except MesError as err:
             if not isinstance(err, AuthenticationFailed):
