@@ -13,6 +13,10 @@ is recorded and the phase signed in one request, password check included):
   time measured alone in this process. Target: p95 ≤ 1.5 × argon2 + 30 ms.
 - capacity: the same clients signing back to back; signatures per second, next to the bound set
   by password hashing (cores ÷ argon2 time). Target: ≥ 70 % of that bound.
+- authenticated reads: the same clients opening ``/about`` (a page with no query of its own:
+  what every authenticated request pays for the terminal, the server-side session and the user)
+  one at a time, then back to back; ``--reads-only`` measures only these (to compare code
+  versions run after run).
 
 Every answer must be a 303 redirect; anything else is counted as a failure and its message
 printed. Run on SQLite and on PostgreSQL: ``python -m benchmarks`` (``--quick``: fewer batches
@@ -98,9 +102,13 @@ class Size:
     latency_seconds: float
     capacity_seconds: float
 
+    read_seconds: float = 5
 
-FULL = Size(batches=200, latency_seconds=30, capacity_seconds=20)
-QUICK = Size(batches=24, latency_seconds=6, capacity_seconds=4)
+
+FULL = Size(batches=200, latency_seconds=30, capacity_seconds=20, read_seconds=10)
+QUICK = Size(batches=24, latency_seconds=6, capacity_seconds=4, read_seconds=4)
+READ_PAGE = "/about"  # authenticated, no query of its own: the per-request cost of a session
+READ_SERIAL_EACH = 10  # reads per client one at a time
 
 
 # --- the bench recipe ------------------------------------------------------------------------
@@ -448,6 +456,15 @@ class Client:
         self.samples.append(Sample(started, seconds, late, ok))
         return True
 
+    def read_page(self) -> None:
+        """Open the authenticated ``READ_PAGE`` (must answer 200, not a redirect to log in)."""
+        started = time.perf_counter()
+        status, where, _page = self._request("GET", READ_PAGE)
+        seconds = time.perf_counter() - started
+        if status != 200:
+            self.errors.append(f"{self.operator.username} GET {READ_PAGE}: HTTP {status} {where}")
+        self.samples.append(Sample(started, seconds, 0.0, status == 200))
+
     def close(self) -> None:
         """Close the connection."""
         self.conn.close()
@@ -514,6 +531,33 @@ def capacity_run(clients: list[Client], seconds: float) -> tuple[list[Sample], f
 
     _run_clients(clients, body)
     return [s for c in clients for s in c.samples], start
+
+
+def read_runs(clients: list[Client], seconds: float) -> dict[str, float]:
+    """Authenticated page reads: one at a time (service time), then back to back (reads/s)."""
+    for client in clients:
+        client.samples = []
+        for _ in range(READ_SERIAL_EACH):
+            client.read_page()
+    serial = [s.seconds * 1000 for c in clients for s in c.samples if s.ok]
+    for client in clients:
+        client.samples = []
+    deadline = time.perf_counter() + seconds
+
+    def body(_i: int, client: Client) -> None:
+        while time.perf_counter() < deadline:
+            client.read_page()
+
+    _run_clients(clients, body)
+    loaded = [s for c in clients for s in c.samples if s.ok]
+    return {
+        "read_serial_median_ms": statistics.median(serial) if serial else float("nan"),
+        "read_serial_p95_ms": _p95(serial),
+        "read_capacity_per_s": len(loaded) / seconds,
+        "read_capacity_median_ms": statistics.median(s.seconds * 1000 for s in loaded)
+        if loaded
+        else float("nan"),
+    }
 
 
 # --- figures ---------------------------------------------------------------------------------
@@ -601,6 +645,7 @@ def bench_database(
     profile_to: Path | None = None,
     spy_to: Path | None = None,
     spy_mode: str | None = None,
+    reads_only: bool = False,
 ) -> dict[str, object]:
     """Serve the prepared spoke and measure it; return its figures."""
     argon2_ms = argon2_verify_ms()
@@ -612,6 +657,16 @@ def bench_database(
     try:
         for client in clients:
             client.login()
+        for client in clients:
+            client.read_page()  # warm-up (first request of each session, caches), not counted
+        reads = read_runs(clients, size.read_seconds)
+        if reads_only:
+            return {
+                **reads,
+                "failures": sum(len(c.errors) for c in clients),
+                "first_errors": [e for c in clients for e in c.errors][:5],
+                "loadavg_after": _loadavg(),
+            }
         serial_run(clients, 1)  # warm-up (first request of each session, caches), not counted
         spy = _start_py_spy(process.pid, spy_to, spy_mode) if spy_to is not None else None
         load_before = _loadavg()
@@ -685,6 +740,7 @@ def bench_database(
         / max(1, len(serial) + len(latency) + len(capacity)),
         "loadavg_before": load_before,
         "loadavg_after": load_after,
+        **reads,
     }
 
 
@@ -707,14 +763,26 @@ ROWS = (
     ("capacity_ratio", "capacity / bound", "{:.0%}"),
     ("failures", "failures (not 303)", "{:d}"),
 )
+READ_ROWS = (
+    ("read_serial_median_ms", f"GET {READ_PAGE} one at a time: median ms", "{:.2f}"),
+    ("read_serial_p95_ms", f"GET {READ_PAGE} one at a time: p95 ms", "{:.2f}"),
+    ("read_capacity_per_s", f"GET {READ_PAGE} back to back: /s", "{:.0f}"),
+    ("read_capacity_median_ms", f"GET {READ_PAGE} back to back: median ms", "{:.1f}"),
+)
 
 
-def print_table(dbs: dict[str, dict[str, object]]) -> None:
+def print_table(dbs: dict[str, dict[str, object]], reads_only: bool = False) -> None:
     """The figures, one column per database, then the targets."""
     kinds = list(dbs)
-    print(f"\n{'figure':<34}" + "".join(f"{k:>14}" for k in kinds))
-    for key, label, form in ROWS:
-        print(f"{label:<34}" + "".join(f"{form.format(dbs[k][key]):>14}" for k in kinds))
+    print(f"\n{'figure':<40}" + "".join(f"{k:>14}" for k in kinds))
+    for key, label, form in READ_ROWS + (() if reads_only else ROWS):
+        print(f"{label:<40}" + "".join(f"{form.format(dbs[k][key]):>14}" for k in kinds))
+    if reads_only:
+        for kind, figures in dbs.items():
+            print(f"{kind}: load average after {figures['loadavg_after']}")
+            for error in figures["first_errors"]:  # type: ignore[union-attr]
+                print(f"  refused: {error}")
+        return
     for kind, figures in dbs.items():
         verdict = {True: "met", False: "MISSED"}
         print(
@@ -743,6 +811,9 @@ def main(argv: list[str] | None = None) -> None:
         help="sample the server with py-spy (if installed): wall time or GIL-holding time",
     )
     parser.add_argument("--only", choices=("sqlite", "postgresql"), help="one database only")
+    parser.add_argument(
+        "--reads-only", action="store_true", help="only the authenticated page reads"
+    )
     parser.add_argument("--serve-profiled", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_profiled:
@@ -789,7 +860,7 @@ def main(argv: list[str] | None = None) -> None:
                 profile = folder / f"profile-{kind}.pstats" if args.profile else None
                 spy = folder / f"py-spy-{kind}.txt" if args.py_spy else None
                 dbs[kind] = bench_database(
-                    kind, folder, size, operators, setup, profile, spy, args.py_spy
+                    kind, folder, size, operators, setup, profile, spy, args.py_spy, args.reads_only
                 )
                 if profile is not None:
                     print_profile(kind, profile, dbs[kind])
@@ -799,8 +870,8 @@ def main(argv: list[str] | None = None) -> None:
             for _kind, _url, cleanup in created:
                 cleanup()
     results["loadavg_end"] = _loadavg()
-    print_table(dbs)
-    if not (args.profile or args.py_spy) and args.only is None:
+    print_table(dbs, args.reads_only)
+    if not (args.profile or args.py_spy or args.reads_only) and args.only is None:
         out = Path(__file__).resolve().parent / "results"
         out.mkdir(exist_ok=True)
         (out / "batches.json").write_text(json.dumps(results, indent=2))

@@ -11,10 +11,12 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mes.core.errors import ConfigurationError
+from mes.core.sessions import SessionPolicy
 
 CONFIG_FILE = "mes.toml"
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
@@ -23,6 +25,7 @@ SITE_PUBLIC_KEY_FILE = "keys/site_ed25519.pub.pem"
 HUB_PUBLIC_KEY_FILE = "keys/hub_ed25519.pub.pem"  # at a spoke: the pinned hub key
 ROLES = ("hub", "spoke")
 SITE_CODE = re.compile(r"^[A-Z][A-Z0-9]{1,11}$")
+MAX_SESSION_LIFETIME_HOURS = 24
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,8 @@ class Settings:
     database_url: str
     secret_key: str
     session_timeout_seconds: int = 300
+    # The absolute lifetime of a logged-in session, however active it is (log in again after it).
+    session_lifetime_hours: int = 12
     password_expiry_days: int | None = None
     # Reverse proxies in front of the app whose X-Forwarded-* headers are trusted (0: none).
     proxy_hops: int = 0
@@ -49,6 +54,14 @@ class Settings:
     # phase's last data is "signed late"; a verification this soon after it, a rubber stamp.
     review_late_signature_minutes: int = 30
     review_rubber_stamp_seconds: int = 30
+
+    @property
+    def session_policy(self) -> SessionPolicy:
+        """When a logged-in session locks (inactivity) and when it ends (absolute lifetime)."""
+        return SessionPolicy(
+            idle_timeout=timedelta(seconds=self.session_timeout_seconds),
+            lifetime=timedelta(hours=self.session_lifetime_hours),
+        )
 
     @property
     def site_key_path(self) -> Path:
@@ -148,6 +161,17 @@ def load_settings(
         "session_timeout_seconds",
         1,
     )
+    lifetime = _int(
+        env.get("MES_SESSION_LIFETIME_HOURS") or raw.get("session_lifetime_hours", 12),
+        "session_lifetime_hours",
+        1,
+    )
+    if lifetime > MAX_SESSION_LIFETIME_HOURS or lifetime * 3600 <= timeout:
+        raise ConfigurationError(
+            f"session_lifetime_hours must be at most {MAX_SESSION_LIFETIME_HOURS} and longer than "
+            f"the inactivity timeout ({timeout} s); it is {lifetime}.",
+            what_to_do="Fix mes.toml or MES_SESSION_LIFETIME_HOURS (12 is the default).",
+        )
     expiry = _int(
         env.get("MES_PASSWORD_EXPIRY_DAYS") or raw.get("password_expiry_days", 0),
         "password_expiry_days",
@@ -197,6 +221,7 @@ def load_settings(
         database_url=env.get("MES_DATABASE_URL") or database.get("url") or sqlite_url(path),
         secret_key=secret_file.read_text(encoding="ascii").strip(),
         session_timeout_seconds=timeout,
+        session_lifetime_hours=lifetime,
         password_expiry_days=expiry or None,
         proxy_hops=proxy_hops,
         sync_interval_seconds=interval,
@@ -219,6 +244,8 @@ def render_config(
         f'time_zone = "{time_zone}"',
         "# Inactivity timeout: the session locks and asks for the password again.",
         "session_timeout_seconds = 300",
+        "# Absolute lifetime of a session in hours (1 to 24): then the user logs in again.",
+        "session_lifetime_hours = 12",
         "# Password expiry in days; 0 = off.",
         "password_expiry_days = 0",
         "# Reverse proxies (TLS terminators) in front of the app whose X-Forwarded-* headers",

@@ -32,6 +32,7 @@ def effective_configuration(settings: Settings) -> dict[str, Any]:
         "time_zone": settings.time_zone,
         "database": safe_url(settings.database_url),
         "session_timeout_seconds": settings.session_timeout_seconds,
+        "session_lifetime_hours": settings.session_lifetime_hours,
         "password_expiry_days": settings.password_expiry_days,
         "proxy_hops": settings.proxy_hops,
         "sync_interval_seconds": settings.sync_interval_seconds,

@@ -51,6 +51,7 @@ from mes.services.context import (
 from mes.services.ids import new_id
 from mes.store.audit import append_audit
 from mes.store.models import PasswordHistory, User, UserRole
+from mes.store.sessions import delete_user_sessions
 from mes.store.uow import UnitOfWork
 
 RECORD_TYPE = "user"
@@ -144,7 +145,6 @@ def add_user(
         failed_attempts=0,
         locked=False,
         active=True,
-        session_generation=0,
         created_at=ctx.at,
         roles=[UserRole(role=r.value) for r in sorted(role_set)],
     )
@@ -221,7 +221,7 @@ def deactivate_user(uow: UnitOfWork, ctx: Context, username: str, reason: str) -
         )
     old = _public(user)
     user.active = False
-    end_sessions(user)
+    end_sessions(uow, user)
     _audit(uow, ctx, actor, "user deactivated", user, old=old, new=_public(user), reason=reason)
     uow.commit()
 
@@ -263,7 +263,7 @@ def reset_password(uow: UnitOfWork, ctx: Context, username: str) -> str:
     user.password_hash = hash_password(password)
     user.password_changed_at = ctx.at
     user.must_change_password = True
-    end_sessions(user)
+    end_sessions(uow, user)
     _audit(
         uow,
         ctx,
@@ -278,10 +278,12 @@ def reset_password(uow: UnitOfWork, ctx: Context, username: str) -> str:
     return password
 
 
-def change_password(uow: UnitOfWork, ctx: Context, current_password: str, new_password: str) -> int:
+def change_password(
+    uow: UnitOfWork, ctx: Context, current_password: str, new_password: str
+) -> None:
     """The logged-in user changes their own password (policy and history apply).
 
-    Every other session of the user ends; returns the new session generation for this one.
+    Every session of the user ends, this one too (the caller opens a new one for this browser).
     """
     user = acting_user(uow, ctx, changing_password=True)
     if not password_matches(user.password_hash, current_password):
@@ -293,7 +295,7 @@ def change_password(uow: UnitOfWork, ctx: Context, current_password: str, new_pa
         raise InvalidInput("The new password must differ from the current one.")
     _set_password(uow, user, new_password, ctx)
     user.must_change_password = False
-    end_sessions(user)
+    end_sessions(uow, user)
     user.failed_attempts = 0
     _audit(
         uow,
@@ -306,12 +308,11 @@ def change_password(uow: UnitOfWork, ctx: Context, current_password: str, new_pa
         kind=EntryKind.SECURITY,
     )
     uow.commit()
-    return user.session_generation
 
 
-def end_sessions(user: User) -> None:
-    """End every open session of the user: they must authenticate again (11.300(d))."""
-    user.session_generation = (user.session_generation or 0) + 1
+def end_sessions(uow: UnitOfWork, user: User) -> None:
+    """End every open session of the user, in this transaction: they must log in again (11.300(d))."""
+    delete_user_sessions(uow.session, user.id)
 
 
 def _count_failure(
@@ -343,7 +344,7 @@ def _count_failure(
     )
     if now_locked and not user.locked:
         user.locked = True
-        end_sessions(user)
+        end_sessions(uow, user)
         _audit(
             uow,
             ctx,

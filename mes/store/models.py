@@ -85,8 +85,6 @@ class User(Base):
     locked: Mapped[bool] = mapped_column(Boolean, default=False)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     attested_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    # Raised whenever the user's existing sessions must end (lock, deactivation, password change).
-    session_generation: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     roles: Mapped[list[UserRole]] = relationship(
@@ -97,6 +95,28 @@ class User(Base):
     def role_names(self) -> frozenset[str]:
         """The roles the user holds now."""
         return frozenset(r.role for r in self.roles)
+
+
+class WebSession(Base):
+    """A logged-in browser session, kept on the server (only its ID is in the browser's cookie).
+
+    Session state, not GMP data: a row is deleted when the session ends (logout, lifetime, the
+    user's password change, deactivation or lockout); logins and lockouts are in the audit trail.
+    ``id_hash`` is the SHA-256 of the session ID, so a reader of the database cannot use it.
+    """
+
+    __tablename__ = "web_sessions"
+    __table_args__ = (CheckConstraint("last_seen_at >= created_at", name="seen_after_created"),)
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    terminal: Mapped[str] = mapped_column(String(200))
+    terminal_id: Mapped[str | None] = mapped_column(ForeignKey("terminals.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    # 11.200(a)(1): the user has signed in this continuous session (later signings: password only).
+    signed: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class UserRole(Base):

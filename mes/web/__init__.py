@@ -9,12 +9,11 @@ A session idle for longer than the site's timeout is locked and asks for the pas
 from __future__ import annotations
 
 import re
-import time
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, g, jsonify, redirect, render_template, request, session, url_for
+from flask import Flask, Response, g, jsonify, redirect, render_template, request, url_for
 from flask.json.provider import DefaultJSONProvider
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, current_user
@@ -29,14 +28,14 @@ from mes.core.errors import MesError
 from mes.core.esign import MEANING_STATEMENTS, Meaning, required_components
 from mes.services.runtime import Runtime
 from mes.web import session_user, terminal_binding
-from mes.web.helpers import end_signing_session, first_signing_in_session
+from mes.web.helpers import first_signing_in_session
 from mes.web.rendering import markdown
+from mes.web.session_user import session_locked
 
 # The recipe format's JSON Schema is public: authors' editors fetch it without logging in.
 PUBLIC_ENDPOINTS = frozenset({"static", "common.login", "common.health", "authoring.schema"})
-# A locked session may only unlock, log out, or lock (the page's idle timer may ask once the
-# server has already locked it; redirecting that to the unlock page would make /lock the page to
-# return to, which locks the session again right after the unlock).
+# A locked session may only unlock, log out, or lock (the page's idle timer may post once the
+# server has already locked it).
 UNLOCK_ENDPOINTS = frozenset({"common.unlock", "common.logout", "common.lock"})
 PASSWORD_CHANGE_ENDPOINTS = frozenset({"common.change_password", "common.logout", "common.lock"})
 # Pages poll these by themselves: a poll is not the user's activity, so it never keeps an idle
@@ -71,6 +70,20 @@ class MesSessionInterface(SecureCookieSessionInterface):
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
+
+
+def is_user_activity() -> bool:
+    """Whether this request is the user's own activity, which keeps the session from locking.
+
+    Public pages, a page's own polling, the sync API and unknown addresses are not.
+    """
+    endpoint = request.endpoint
+    return (
+        endpoint is not None
+        and endpoint not in PUBLIC_ENDPOINTS
+        and endpoint not in POLL_ENDPOINTS
+        and request.blueprint != "api"
+    )
 
 
 def runtime() -> Runtime:
@@ -170,7 +183,10 @@ def init_web(app: Flask, rt: Runtime) -> None:
     csrf.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "common.login"
-    login_manager.user_loader(session_user.load)
+    # The user comes from the server-side session named by the cookie (mes.services.sessions);
+    # the cookie holds no user ID, so Flask-Login's own session protection has nothing to guard.
+    login_manager.session_protection = None
+    login_manager.request_loader(session_user.load)
     for blueprint in blueprints_by_role()[rt.settings.role]:
         app.register_blueprint(blueprint)
         if blueprint.name == "api":
@@ -186,23 +202,17 @@ def init_web(app: Flask, rt: Runtime) -> None:
             return (
                 None  # each API view authenticates the spoke's signature (or the enrollment code)
             )
-        if not current_user.is_authenticated:
+        if not current_user.is_authenticated:  # the server-side session is judged here
             return redirect(url_for("common.login", next=_return_path()))
-        now = time.time()
-        idle = now - float(session.get("last_seen", now))
-        if idle > rt.settings.session_timeout_seconds:
-            lock_session()
-        if session.get("locked") and request.endpoint not in UNLOCK_ENDPOINTS:
+        if session_locked() and request.endpoint not in UNLOCK_ENDPOINTS:
             if wants_json():
                 return error_response(
                     401, "Session locked", "Unlock the session with your password."
                 )  # type: ignore[return-value]
             return redirect(url_for("common.unlock", next=_return_path()))
-        if not session.get("locked") and request.endpoint not in POLL_ENDPOINTS:
-            session["last_seen"] = now
         if (
             current_user.must_change_password
-            and not session.get("locked")  # unlock first: else unlock and change redirect in a loop
+            and not session_locked()  # unlock first: else unlock and change redirect in a loop
             and request.endpoint not in PASSWORD_CHANGE_ENDPOINTS
         ):
             return redirect(url_for("common.change_password", next=_return_path()))
@@ -215,7 +225,8 @@ def init_web(app: Flask, rt: Runtime) -> None:
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault(
             "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
+            "base-uri 'none'; form-action 'self'",
         )
         if current_user.is_authenticated:
             response.headers.setdefault("Cache-Control", "no-store")
@@ -232,6 +243,7 @@ def init_web(app: Flask, rt: Runtime) -> None:
             "version": __version__,
             "terminal": g.get("terminal"),
             "timeout_seconds": rt.settings.session_timeout_seconds,
+            "session_locked": session_locked(),
             "local_time": lambda at: local_text(at, rt.site.time_zone),
             "can": lambda permission: (
                 current_user.is_authenticated
@@ -282,12 +294,6 @@ def init_web(app: Flask, rt: Runtime) -> None:
             "Something went wrong on the server; nothing was saved. Try again, and if it "
             "happens again tell your administrator the time it happened.",
         )
-
-
-def lock_session() -> None:
-    """Lock the session (inactivity or the lock button) and end the signing session."""
-    session["locked"] = True
-    end_signing_session()
 
 
 def _return_path() -> str:

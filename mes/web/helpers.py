@@ -5,9 +5,9 @@ from __future__ import annotations
 from functools import wraps
 from typing import Any
 
-from flask import abort, flash, g, session
+from flask import abort, flash, g
 from flask.typing import ResponseReturnValue
-from flask_login import current_user, logout_user
+from flask_login import current_user
 
 from mes.core.access import Permission, allowed
 from mes.services.context import Context
@@ -26,13 +26,12 @@ def service_context() -> Context:
 
 
 def first_signing_in_session() -> bool:
-    """Whether the next signature is the first of this continuous session (11.200(a)(1))."""
-    return not session.get("signed_in_session")
+    """Whether the next signature is the first of this continuous session (11.200(a)(1)).
 
-
-def end_signing_session() -> None:
-    """Login, logout, lock and inactivity end the continuous session (11.200(a)(1)(ii))."""
-    session.pop("signed_in_session", None)
+    The server-side session keeps whether the user signed in it; a new session, the lock and
+    inactivity start over (11.200(a)(1)(ii)).
+    """
+    return not (current_user.is_authenticated and g.get("session_signed"))
 
 
 def signing_credentials(form) -> tuple[Credentials, bool]:
@@ -44,16 +43,31 @@ def signing_credentials(form) -> tuple[Credentials, bool]:
 
 def signing_succeeded() -> None:
     """After a successful signature, later signings of this continuous session need the password only."""
-    session["signed_in_session"] = True
+    from mes.services import sessions
+    from mes.web import runtime
+    from mes.web.session_user import session_token
+
+    token = session_token()
+    if token is not None and not g.get("session_signed"):
+        with runtime().uow() as uow:
+            sessions.mark_signed(uow, token)
+        g.session_signed = True
 
 
 def current_user_still_allowed() -> bool:
-    """After a refused signature: if the account got locked, log the user out (11.300(d))."""
-    from mes.web.session_user import load
+    """After a refused signature: if the account got locked, log the user out (11.300(d)).
 
-    if load(current_user.id) is None:
-        logout_user()
-        session.clear()
+    The lockout ended every session of the user on the server; this browser forgets its own.
+    """
+    from mes.services import sessions
+    from mes.web import runtime
+    from mes.web.session_user import end, session_token
+
+    token = session_token()
+    with runtime().uow(read_only=True) as uow:
+        still_open = token is not None and sessions.find_session(uow, token) is not None
+    if not still_open:
+        end()
         flash(
             "Your account is locked after repeated failed signatures. Ask an administrator.",
             "error",

@@ -1,14 +1,23 @@
-"""The logged-in user as Flask-Login sees it: a small read-only snapshot loaded per request."""
+"""The logged-in user as Flask-Login sees it, found through the server-side session.
+
+The browser's cookie carries only the session's random ID (``SESSION_KEY``); who is logged in,
+whether the session is locked, and whether the user has signed in it are kept on the server
+(:mod:`mes.services.sessions`) and judged there on every request (21 CFR 11.10(d)).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from flask_login import UserMixin
+from flask import Request, g, session
+from flask_login import UserMixin, current_user, logout_user
 
 from mes.core.passwords import PasswordPolicy, must_change_password
+from mes.services import sessions
 from mes.store.models import User
+
+SESSION_KEY = "session_id"
 
 
 @dataclass(frozen=True)
@@ -21,7 +30,6 @@ class SessionUser(UserMixin):
     roles: frozenset[str]
     must_change_password: bool
     attested: bool
-    session_generation: int
 
     def get_id(self) -> str:
         return self.id
@@ -38,24 +46,62 @@ def snapshot(user: User, policy: PasswordPolicy) -> SessionUser:
             user.must_change_password, user.password_changed_at, datetime.now(UTC), policy
         ),
         attested=user.attested_at is not None,
-        session_generation=user.session_generation,
     )
 
 
-def load(user_id: str) -> SessionUser | None:
-    """Flask-Login's loader: the logged-in user, or None when the session must end.
+def session_token() -> str | None:
+    """This browser's session ID, if it has one."""
+    token = session.get(SESSION_KEY)
+    return token if isinstance(token, str) else None
 
-    It ends when the user is locked or deactivated, or was locked, deactivated or had a
-    password change since the session began (the session generation moved on).
+
+def load(_request: Request) -> SessionUser | None:
+    """Flask-Login's request loader: the session's user, or None when there is no open session.
+
+    The session ends when it is unknown (logged out, ended by a lockout, deactivation or password
+    change) or past its lifetime; it locks when idle past the timeout (see ``session_locked``).
     """
-    from flask import session
+    from mes.web import is_user_activity, runtime
 
-    from mes.web import runtime
+    g.session_locked = False
+    g.session_signed = False
+    token = session_token()
+    if token is None:
+        return None
+    rt = runtime()
+    with rt.uow() as uow:
+        found = sessions.resume_session(
+            uow,
+            token,
+            g.get("now") or datetime.now(UTC),
+            rt.settings.session_policy,
+            activity=is_user_activity(),
+        )
+        if found is None:
+            session.pop(SESSION_KEY, None)
+            return None
+        g.session_locked = found.locked
+        g.session_signed = found.signed
+        return snapshot(found.user, uow.site.password_policy)
 
-    with runtime().uow(read_only=True) as uow:
-        user = uow.session.get(User, user_id)
-        if user is None or not user.active or user.locked:
-            return None
-        if session.get("generation") != user.session_generation:
-            return None
-        return snapshot(user, uow.site.password_policy)
+
+def session_locked() -> bool:
+    """Whether this request's session is locked (inactivity or the lock button)."""
+    if "session_locked" not in g:
+        _ = current_user.is_authenticated  # loading the user judges the session
+    return bool(g.get("session_locked"))
+
+
+def start(token: str) -> None:
+    """Carry a newly opened session's ID in this browser's cookie (a fresh cookie)."""
+    session.clear()
+    session[SESSION_KEY] = token
+    g.pop("_login_user", None)  # Flask-Login loads the new session's user on next access
+
+
+def end() -> None:
+    """Forget the session in this browser (the server's row is ended by the caller)."""
+    logout_user()
+    session.clear()
+    g.session_locked = False
+    g.session_signed = False

@@ -274,8 +274,10 @@ def test_qa_sees_a_spoke_deviation_live_and_the_administrator_manages_spokes(
     # QA's page (still not reloaded) notices the new spoke.
     expect(quinn.locator("[data-spokes-changed]")).to_be_visible(timeout=10_000)
 
-    # QA's session is locked (another tab locks it): the page stops asking.
-    quinn.context.new_page().goto(f"{hub}/lock")
+    # QA's session is locked (another tab's Lock button): the page stops asking.
+    other_tab = quinn.context.new_page()
+    other_tab.goto(f"{hub}/")
+    other_tab.get_by_role("button", name="Lock").tap()
     expect(status).to_have_text(
         "Session locked: live updates stopped. Unlock, then reload this page.", timeout=10_000
     )

@@ -12,6 +12,7 @@ from web_helpers import (
     alerts,
     client_of,
     location,
+    lock,
     login,
     logout,
     post_form,
@@ -118,7 +119,7 @@ def test_the_lock_button_locks_at_once_and_ends_the_signing_session(
     alice = create_user("alice")
     login(client, "alice")
     assert location(sign_attestation(client, username="alice")) == "/account"
-    locked = client.get("/lock?next=/account")
+    locked = lock(client, "/account")
     assert query_of(locked) == {"next": ["/account"]}
     assert location(client.get("/account")).startswith("/unlock?")
     assert location(_unlock(client, PASSWORD)) == "/account"
@@ -130,7 +131,7 @@ def test_the_lock_button_locks_at_once_and_ends_the_signing_session(
 def test_the_unlock_screen_never_sends_the_user_to_another_site(client, create_user, target):
     create_user("alice")
     login(client, "alice")
-    assert query_of(client.get("/lock", query_string={"next": target})) == {}
+    assert query_of(lock(client, target)) == {}
     response = _unlock(client, PASSWORD, next_page=target)
     assert location(response) == "/"
 
@@ -140,7 +141,7 @@ def test_five_wrong_passwords_at_the_unlock_screen_lock_the_account_and_log_out(
 ):
     create_user("alice")
     login(client, "alice")
-    client.get("/lock")
+    lock(client)
     for _ in range(4):
         assert _unlock(client, "not-the-password").status_code == 401
     fifth = _unlock(client, "not-the-password")
@@ -160,7 +161,7 @@ def test_the_lock_screen_runs_no_idle_timer_of_its_own(client, create_user):
     create_user("alice")
     login(client, "alice")
     assert 'data-idle-seconds="300"' in text(client.get("/account"))
-    client.get("/lock?next=/account")
+    lock(client, "/account")
     lock_screen = text(client.get("/unlock?next=/account"))
     assert "Session locked" in lock_screen
     assert "data-idle-seconds" not in lock_screen  # else it would lock itself, again and again
@@ -175,7 +176,7 @@ def test_a_lock_request_from_an_already_locked_page_does_not_nest_the_return_pat
     quick.get("/account")
     time.sleep(IDLE)
     # The page's idle timer fires at about the moment the server's lock does.
-    response = quick.get("/lock?next=/account")
+    response = lock(quick, "/account")
     assert location(response).startswith("/unlock?")
     assert query_of(response) == {"next": ["/account"]}
     assert location(_unlock(quick, PASSWORD)) == "/account"

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from batch_helpers import DIN_TYPED, PATIENT, TEST_RECIPE, Spoke
 from support import NOW, PASSWORD, user_ctx
-from web_helpers import client_of, login, post_form, text
+from web_helpers import client_of, lock, login, post_form, session_token_of, text
 
 from mes.core.errors import EnrollmentRefused, SpokeNotActive
 from mes.core.identity import mod37_2
@@ -29,7 +29,7 @@ from mes.services import outbox, recipes, spokes
 from mes.services.context import Context
 from mes.services.esign import Credentials, acknowledge_accountability
 from mes.store.engine import make_engine, session_factory
-from mes.store.models import BatchEntry, EnrollmentCode
+from mes.store.models import BatchEntry, EnrollmentCode, WebSession
 from mes.store.uow import UnitOfWork
 
 CODE = re.compile(r"data-enrollment-code><strong>([A-Z2-9]{4}(?:-[A-Z2-9]{4}){4})</strong>")
@@ -308,7 +308,7 @@ def test_a_refused_chunk_is_listed_in_words_at_the_hub(hub_app, received, make_u
 
 def test_a_locked_session_gets_401_json_from_the_alerts(hub_app):
     quinn = browser(hub_app, "quinn")
-    assert quinn.get("/lock").status_code == 302
+    assert lock(quinn).status_code == 303
     answer = quinn.get("/network/alerts.json", headers={"Accept": "application/json"})
     assert answer.status_code == 401
     assert answer.get_json() == {
@@ -402,16 +402,28 @@ def test_the_board_and_the_sync_page_say_what_the_hub_holds_of_each_batch(spoke_
     assert DIN_TYPED not in page  # the sync page names batches, not patients
 
 
-def test_the_pages_own_polling_does_not_keep_an_idle_session_open(hub_app):
+def test_the_pages_own_polling_does_not_keep_an_idle_session_open(hub_app, make_uow):
     """The network page asks for alerts every few seconds by itself: that is not the user's
     activity, so an unattended page still locks after the inactivity timeout (11.10(d))."""
+    from sqlalchemy import update
+
+    from mes.core.sessions import token_digest
+
     quinn = browser(hub_app, "quinn")
-    with quinn.session_transaction() as session:
-        session["last_seen"] = session_last_seen = session.get("last_seen", 0) - 30
+    digest = token_digest(session_token_of(quinn))
+
+    def last_seen() -> datetime:
+        with make_uow() as uow:
+            return uow.session.get(WebSession, digest).last_seen_at
+
+    with make_uow() as uow:  # the session was last used 30 s ago
+        row = uow.session.get(WebSession, digest)
+        earlier = {"created_at": row.created_at - timedelta(seconds=30)}
+        earlier["last_seen_at"] = row.last_seen_at - timedelta(seconds=30)
+        uow.session.execute(update(WebSession).where(WebSession.id_hash == digest).values(earlier))
+        uow.commit()
     polled = quinn.get("/network/alerts.json", headers={"Accept": "application/json"})
     assert polled.status_code == 200
-    with quinn.session_transaction() as session:
-        assert session["last_seen"] == session_last_seen
+    assert last_seen() == earlier["last_seen_at"]
     assert quinn.get("/network/").status_code == 200  # a page the user opens is activity
-    with quinn.session_transaction() as session:
-        assert session["last_seen"] > session_last_seen
+    assert last_seen() > earlier["last_seen_at"]

@@ -113,6 +113,11 @@ def logout(client: FlaskClient) -> TestResponse:
     return post_form(client, "/logout")
 
 
+def lock(client: FlaskClient, next_page: str | None = None) -> TestResponse:
+    """Lock the session with the top bar's Lock button (or the page's idle timer)."""
+    return post_form(client, "/lock", {} if next_page is None else {"next": next_page})
+
+
 def sign_attestation(
     client: FlaskClient, password: str = PASSWORD, username: str | None = None
 ) -> TestResponse:
@@ -136,7 +141,19 @@ def query_of(response: TestResponse) -> dict[str, list[str]]:
     return parse_qs(urlsplit(response.location).query)
 
 
-def logged_in_user(client: FlaskClient) -> str | None:
-    """The id of the user this browser's session belongs to, if any."""
+def session_token_of(client: FlaskClient) -> str | None:
+    """The session ID this browser's cookie carries (the only thing of the session it holds)."""
     with client.session_transaction() as session:
-        return session.get("_user_id")
+        return session.get("session_id")
+
+
+def logged_in_user(client: FlaskClient) -> str | None:
+    """The id of the user this browser's server-side session belongs to, if any."""
+    from mes.services.sessions import find_session
+
+    token = session_token_of(client)
+    if token is None:
+        return None
+    with client.application.extensions["mes"].uow(read_only=True) as uow:
+        found = find_session(uow, token)
+        return found.user_id if found is not None else None

@@ -45,3 +45,9 @@ class AttestationForm(SignatureForm):
 
 class LogoutForm(FlaskForm):
     """Log out (a POST, so that a link cannot log someone out)."""
+
+
+class LockForm(FlaskForm):
+    """Lock the session now (a POST, so that a link or an image cannot lock it)."""
+
+    next = HiddenField()

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import time
+from dataclasses import replace
+from datetime import UTC, datetime
 
-from flask import Blueprint, flash, jsonify, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user
 
 from mes import __version__
 from mes.core.errors import AuthenticationFailed, MesError, WeakPassword
 from mes.core.esign import ACCOUNTABILITY_STATEMENT, ATTESTATION_RECORD_TYPE, attestation_record
-from mes.services import esign, users
+from mes.services import esign, sessions, users
 from mes.services.training import training_records
-from mes.web import lock_session, runtime, safe_next
+from mes.web import runtime, safe_next, session_user
 from mes.web.common.forms import (
     AttestationForm,
     ChangePasswordForm,
+    LockForm,
     LoginForm,
     LogoutForm,
     UnlockForm,
@@ -27,7 +29,6 @@ from mes.web.helpers import (
     signing_credentials,
     signing_succeeded,
 )
-from mes.web.session_user import snapshot
 
 bp = Blueprint("common", __name__, template_folder="templates")
 
@@ -50,7 +51,6 @@ def login() -> ResponseReturnValue:
                 user = users.authenticate(
                     uow, service_context(), form.username.data, form.password.data
                 )
-                who = snapshot(user, uow.site.password_policy)
         except AuthenticationFailed as err:
             # The same words for an unknown user ID and a wrong password: the count of attempts
             # left would tell which user IDs exist.
@@ -58,35 +58,56 @@ def login() -> ResponseReturnValue:
             return render_template("common/login.html", form=form, error=error), 401
         except MesError as err:
             return render_template("common/login.html", form=form, error=str(err)), err.http_status
-        session.clear()
-        login_user(who)
-        session["generation"] = who.session_generation
-        session["last_seen"] = time.time()
+        _start_session(user.id)
         return redirect(safe_next(form.next.data) or url_for("common.home"))
     return render_template("common/login.html", form=form, error=None)
 
 
+def _start_session(user_id: str) -> None:
+    """Open a server-side session for this browser (a previous one of it ends)."""
+    previous = session_user.session_token()
+    # The session starts when the password check is over (it takes a while), not when asked.
+    ctx = replace(service_context(), user_id=user_id, at=datetime.now(UTC))
+    with runtime().uow() as uow:
+        if previous is not None:
+            sessions.end_session(uow, previous)
+        token = sessions.open_session(uow, ctx, runtime().settings.session_policy)
+    session_user.start(token)
+
+
+def _end_session() -> None:
+    """End this browser's session on the server and forget it here (logout)."""
+    token = session_user.session_token()
+    if token is not None:
+        with runtime().uow() as uow:
+            sessions.end_session(uow, token)
+    session_user.end()
+
+
 @bp.post("/logout")
 def logout() -> ResponseReturnValue:
-    """Log out and end the signing session."""
+    """Log out: the session ends on the server, for every copy of its cookie."""
     if LogoutForm().validate_on_submit():
-        logout_user()
-        session.clear()
+        _end_session()
         flash("You are logged out.", "info")
     return redirect(url_for("common.login"))
 
 
-@bp.route("/lock", methods=["GET", "POST"])
+@bp.post("/lock")
 def lock() -> ResponseReturnValue:
-    """Lock the session now (the lock button, or the page's idle timer)."""
-    lock_session()
-    return redirect(url_for("common.unlock", next=safe_next(request.args.get("next")) or ""))
+    """Lock the session now (the lock button, or the page's idle timer), on the server."""
+    form = LockForm()
+    token = session_user.session_token()
+    if form.validate_on_submit() and token is not None:
+        with runtime().uow() as uow:
+            sessions.lock_session(uow, token)
+    return redirect(url_for("common.unlock", next=safe_next(form.next.data) or ""), 303)
 
 
 @bp.route("/unlock", methods=["GET", "POST"])
 def unlock() -> ResponseReturnValue:
     """The locked session asks for the password again; the user returns to where they were."""
-    if not session.get("locked"):
+    if not session_user.session_locked():
         return redirect(safe_next(request.args.get("next")) or url_for("common.home"))
     form = UnlockForm()
     if request.method == "GET":
@@ -94,16 +115,19 @@ def unlock() -> ResponseReturnValue:
     if form.validate_on_submit():
         try:
             with runtime().uow() as uow:
-                users.reauthenticate(uow, service_context(), form.password.data)
+                sessions.unlock_session(
+                    uow,
+                    service_context(),
+                    session_user.session_token() or "",
+                    form.password.data,
+                    clock=lambda: datetime.now(UTC),
+                )
         except MesError as err:
             if not isinstance(err, AuthenticationFailed):
-                logout_user()
-                session.clear()
+                _end_session()
                 flash(str(err), "error")
                 return redirect(url_for("common.login"))
             return render_template("common/unlock.html", form=form, error=str(err)), 401
-        session.pop("locked", None)
-        session["last_seen"] = time.time()
         return redirect(safe_next(form.next.data) or url_for("common.home"))
     return render_template("common/unlock.html", form=form, error=None)
 
@@ -118,7 +142,7 @@ def change_password() -> ResponseReturnValue:
     if form.validate_on_submit():
         try:
             with runtime().uow() as uow:
-                generation = users.change_password(
+                users.change_password(
                     uow, service_context(), form.current_password.data, form.new_password.data
                 )
         except WeakPassword as err:
@@ -126,7 +150,8 @@ def change_password() -> ResponseReturnValue:
         except MesError as err:
             errors = [str(err)]
         else:
-            session["generation"] = generation  # this session continues; the others end
+            # Every session of the user ended with the change; this browser goes on in a new one.
+            _start_session(current_user.id)
             flash("Your password was changed.", "info")
             return redirect(safe_next(form.next.data) or url_for("common.home"))
     status = 400 if errors or form.errors else 200

@@ -2,18 +2,19 @@
 (function () {
   "use strict";
 
-  // Inactivity lock: after the site's timeout without a touch or key, go to the lock screen,
-  // so an unattended terminal does not keep showing the record. The server enforces the same
-  // timeout on the next request whatever this script does.
+  // Inactivity lock: after the site's timeout without a touch or key, post the top bar's lock
+  // form (returning to this page after the unlock), so an unattended terminal does not keep
+  // showing the record. The server enforces the same timeout on the next request whatever this
+  // script does.
   var idle = parseInt(document.body.dataset.idleSeconds || "0", 10);
-  var lockUrl = document.body.dataset.lockUrl;
-  if (idle > 0 && lockUrl) {
+  var lockForm = document.querySelector("form[data-lock-form]");
+  if (idle > 0 && lockForm) {
     var timer;
     var reset = function () {
       clearTimeout(timer);
       timer = setTimeout(function () {
-        var here = window.location.pathname + window.location.search;
-        window.location.assign(lockUrl + "?next=" + encodeURIComponent(here));
+        lockForm.elements.next.value = window.location.pathname + window.location.search;
+        lockForm.submit();
       }, idle * 1000);
     };
     ["pointerdown", "keydown", "touchstart", "scroll"].forEach(function (name) {

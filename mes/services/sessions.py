@@ -1,0 +1,150 @@
+"""Logged-in sessions kept on the server (21 CFR 11.10(d), 11.200(a)(1), 11.300(d)).
+
+The browser holds only a random session ID; the server keeps its SHA-256 with the user, the
+terminal, when it was opened and last used, whether it is locked, and whether the user has signed
+in it. So logging out, the lock button and the inactivity lock hold for every copy of the cookie,
+an absolute lifetime ends every session, and a password change, deactivation or lockout ends all
+the user's sessions in the transaction that changes the user
+(:func:`mes.services.users.end_sessions`).
+
+Session rows are session state, not GMP data: they are deleted when the session ends. Logins,
+failed attempts and lockouts are in the audit trail (:mod:`mes.services.users`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, update
+
+from mes.core.sessions import (
+    SessionPolicy,
+    SessionState,
+    needs_touch,
+    new_session_token,
+    session_state,
+    token_digest,
+)
+from mes.services import users
+from mes.services.context import Context
+from mes.store.models import User, WebSession
+from mes.store.uow import UnitOfWork
+
+
+@dataclass(frozen=True)
+class OpenSession:
+    """A session as a request finds it: whose, locked or not, signed in or not."""
+
+    user: User
+    locked: bool
+    signed: bool
+
+
+def open_session(uow: UnitOfWork, ctx: Context, policy: SessionPolicy) -> str:
+    """Open a session for the user who just authenticated; returns the ID for the cookie.
+
+    Sessions of any user past their absolute lifetime are purged here, so abandoned sessions do
+    not pile up.
+    """
+    if ctx.user_id is None:
+        raise ValueError("a session belongs to a user")
+    token = new_session_token()
+    uow.session.execute(delete(WebSession).where(WebSession.created_at < ctx.at - policy.lifetime))
+    uow.session.add(
+        WebSession(
+            id_hash=token_digest(token),
+            user_id=ctx.user_id,
+            terminal=ctx.terminal or "unknown",
+            terminal_id=ctx.terminal_id,
+            created_at=ctx.at,
+            last_seen_at=ctx.at,
+            locked=False,
+            signed=False,
+        )
+    )
+    uow.commit()
+    return token
+
+
+def resume_session(
+    uow: UnitOfWork, token: str, at: datetime, policy: SessionPolicy, *, activity: bool
+) -> OpenSession | None:
+    """The session behind a request's session ID, judged now; None when there is none (any more).
+
+    11.10(d): a session past its lifetime, or whose user is deactivated or locked, is deleted; one
+    idle past the timeout is locked and its continuous signing session ends (11.200(a)(1)(ii)).
+    ``activity``: the request is the user's own (not a page's poll): it keeps the session open.
+    """
+    digest = token_digest(token)
+    with uow.reader() as reader:  # most requests only read: no write lock (SQLite: one writer)
+        row = reader.session.get(WebSession, digest)
+        user = reader.session.get(User, row.user_id) if row is not None else None
+    if row is None:
+        return None
+    state = session_state(
+        created_at=row.created_at,
+        last_seen_at=row.last_seen_at,
+        locked=row.locked,
+        now=at,
+        policy=policy,
+    )
+    if user is None or not user.active or user.locked or state is SessionState.EXPIRED:
+        uow.session.execute(delete(WebSession).where(WebSession.id_hash == digest))
+        uow.commit()
+        return None
+    locked, signed = row.locked, row.signed
+    if state is SessionState.LOCKED and not row.locked:
+        locked, signed = True, False
+        _set(uow, digest, locked=True, signed=False)
+        uow.commit()
+    elif state is SessionState.OPEN and activity and needs_touch(row.last_seen_at, at, policy):
+        _set(uow, digest, last_seen_at=at)
+        uow.commit()
+    return OpenSession(user=user, locked=locked, signed=signed)
+
+
+def find_session(uow: UnitOfWork, token: str) -> WebSession | None:
+    """The stored session of this ID, as it is (nothing judged, nothing written)."""
+    return uow.session.get(WebSession, token_digest(token))
+
+
+def lock_session(uow: UnitOfWork, token: str) -> None:
+    """Lock the session (the lock button, or the page's idle timer); signing starts over."""
+    _set(uow, token_digest(token), locked=True, signed=False)
+    uow.commit()
+
+
+def unlock_session(
+    uow: UnitOfWork,
+    ctx: Context,
+    token: str,
+    password: str,
+    clock: Callable[[], datetime] | None = None,
+) -> None:
+    """Unlock a locked session with the logged-in user's password (a wrong one is counted).
+
+    ``clock``: the time after the password check, from which the session is idle again (the
+    check takes a while; without it, ``ctx.at``).
+    """
+    users.reauthenticate(uow, ctx, password)
+    _set(uow, token_digest(token), locked=False, last_seen_at=clock() if clock else ctx.at)
+    uow.commit()
+
+
+def mark_signed(uow: UnitOfWork, token: str) -> None:
+    """The user signed in this session: later signings need the password only (11.200(a)(1)(i))."""
+    _set(uow, token_digest(token), signed=True)
+    uow.commit()
+
+
+def end_session(uow: UnitOfWork, token: str) -> None:
+    """Log out: the session is gone, for every copy of its cookie."""
+    uow.session.execute(delete(WebSession).where(WebSession.id_hash == token_digest(token)))
+    uow.commit()
+
+
+def _set(uow: UnitOfWork, digest: str, **values: object) -> None:
+    # A plain UPDATE: a session deleted meanwhile (logout elsewhere) matches no row, which is fine.
+    uow.session.execute(update(WebSession).where(WebSession.id_hash == digest).values(**values))
