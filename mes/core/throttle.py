@@ -22,6 +22,11 @@ from enum import StrEnum
 
 WINDOW = timedelta(seconds=60)
 UNKNOWN_SOURCE = "unknown"
+# A window keeps its count by reason for this many distinct reasons (of this many characters);
+# the rest are counted as "other": what a stranger sends cannot make the counter grow.
+MAX_REASONS = 8
+REASON_LENGTH = 120
+OTHER = "other"
 TURNED_AWAY = "turned away (too many attempts)"
 
 
@@ -100,8 +105,11 @@ def counted(
     A refusal after the window closed opens a new one (and is the first of it: recorded in
     full). A closed window needs a summary only when it held more than its first refusal.
     """
+    reason = reason[:REASON_LENGTH]
     if window is not None and window.is_open(at):
         reasons = dict(window.reasons)
+        if reason not in reasons and len(reasons) >= MAX_REASONS:
+            reason = OTHER
         reasons[reason] = reasons.get(reason, 0) + 1
         return (
             Window(window.started, window.refused + 1, window.turned_away + turned_away, reasons),

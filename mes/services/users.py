@@ -465,14 +465,15 @@ def _refuse_login(
     """Record a refused login (its true reason), commit, and refuse it in the common words.
 
     A wrong password of a usable account is recorded every time and counts toward lockout; the
-    other refusals are recorded in full once per source and window, then only counted.
+    other refusals are recorded in full once per reason, source and window, then only counted
+    (the window's count, by reason, is recorded when it closes).
     """
     uow.session.rollback()
     window = throttle.count_refusal(uow, Attempt.LOGIN, source, ctx.at, refusal.value)
     if refusal is LoginRefusal.WRONG_PASSWORD:
         assert user is not None
         _record_failure(uow, ctx, user, "login failed")
-    elif window.refused == 1:
+    elif window.reasons.get(refusal.value) == 1:  # the first of its kind from there this window
         append_audit(
             uow.session,
             uow.site,
