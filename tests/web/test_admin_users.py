@@ -180,7 +180,7 @@ def test_changing_roles_needs_a_reason(admin, create_user, user_row, audit_entri
 def test_an_admin_cannot_remove_their_own_admin_role(admin, user_row):
     response = _user_action(admin, "ada", "roles", roles=["qa"], reason="oops")
     assert response.status_code == 403
-    assert "You cannot remove your own administrator role." in alerts(response)[0]
+    assert "You cannot change your own roles." in alerts(response)[0]
     assert user_row("ada").role_names == {"admin"}
 
 
