@@ -16,17 +16,9 @@ import pytest
 from sqlalchemy import select
 from support import NOW, PASSWORD, user_ctx
 
-from mes.core.errors import (
-    AdministratorSigningForbidden,
-    InvalidInput,
-    SelfAdministrationForbidden,
-)
-from mes.services import materials
-from mes.services.configuration import (
-    ADMINISTRATORS_MAY_SIGN,
-    administrators_may_sign,
-    set_administrators_may_sign,
-)
+from mes.core import errors
+from mes.core.errors import InvalidInput
+from mes.services import configuration, materials
 from mes.services.esign import Credentials, acknowledge_accountability
 from mes.services.training import record_training, withdraw_training
 from mes.services.users import add_user, find_user, set_roles
@@ -40,18 +32,18 @@ def roles_of(make_uow, username: str) -> set[str]:
 
 def allow(make_uow, ctx, allowed: bool, reason: str = "two-person site") -> None:
     with make_uow() as uow:
-        set_administrators_may_sign(uow, ctx, allowed, reason)
+        configuration.set_administrators_may_sign(uow, ctx, allowed, reason)
 
 
 def test_an_administrator_cannot_change_their_own_roles(make_uow, create_user):
     ada = create_user("ada", roles=["admin"])
     create_user("root", roles=["admin"])
-    with make_uow() as uow, pytest.raises(SelfAdministrationForbidden) as caught:
+    with make_uow() as uow, pytest.raises(errors.SelfAdministrationForbidden) as caught:
         set_roles(uow, user_ctx(ada), "ada", ["admin", "qa"], "I need to release a lot")
     assert str(caught.value) == (
         "You cannot change your own roles. Ask another person with the authority to do it."
     )
-    with make_uow() as uow, pytest.raises(SelfAdministrationForbidden):
+    with make_uow() as uow, pytest.raises(errors.SelfAdministrationForbidden):
         set_roles(uow, user_ctx(ada), "ada", ["qa"], "moving to QA")  # not even to give it up
     assert roles_of(make_uow, "ada") == {"admin"}
 
@@ -60,7 +52,7 @@ def test_an_administrator_cannot_change_their_own_roles(make_uow, create_user):
 def test_nobody_records_or_withdraws_their_own_training(make_uow, create_user, cli_ctx, role):
     me = create_user("pat", roles=[role])
     create_user("olivia")
-    with make_uow() as uow, pytest.raises(SelfAdministrationForbidden) as caught:
+    with make_uow() as uow, pytest.raises(errors.SelfAdministrationForbidden) as caught:
         record_training(
             uow, user_ctx(me), username="pat", procedure="SOP-1", qualified_on=date(2026, 1, 1),
             expires_on=None,
@@ -77,7 +69,7 @@ def test_nobody_records_or_withdraws_their_own_training(make_uow, create_user, c
             uow, cli_ctx, username="pat", procedure="SOP-1", qualified_on=date(2026, 1, 1),
             expires_on=None,
         )  # fmt: skip
-    with make_uow() as uow, pytest.raises(SelfAdministrationForbidden):
+    with make_uow() as uow, pytest.raises(errors.SelfAdministrationForbidden):
         withdraw_training(uow, user_ctx(me), username="pat", procedure="SOP-1", reason="x")
     with make_uow() as uow:
         rows = uow.session.execute(select(TrainingRecord.withdrawn)).scalars().all()
@@ -91,18 +83,18 @@ def test_administration_and_a_signing_role_are_refused_together_unless_the_site_
     create_user("ada", roles=["admin"])
     create_user("quinn", roles=["qa"])
     for role in ("operator", "supervisor", "qa", "author"):
-        with make_uow() as uow, pytest.raises(AdministratorSigningForbidden) as caught:
+        with make_uow() as uow, pytest.raises(errors.AdministratorSigningForbidden) as caught:
             set_roles(uow, user_ctx(root), "ada", ["admin", role], "small team")
         assert f"ada would hold administration and {role} at once" in str(caught.value)
-    with make_uow() as uow, pytest.raises(AdministratorSigningForbidden):
+    with make_uow() as uow, pytest.raises(errors.AdministratorSigningForbidden):
         set_roles(uow, user_ctx(root), "quinn", ["qa", "admin"], "covering for IT")
-    with make_uow() as uow, pytest.raises(AdministratorSigningForbidden):
+    with make_uow() as uow, pytest.raises(errors.AdministratorSigningForbidden):
         add_user(
             uow, user_ctx(root), username="bea", full_name="Bea Both", roles=["admin", "qa"],
             password=PASSWORD,
         )  # fmt: skip
     # The command line (the server's own administration) keeps the same rule.
-    with make_uow() as uow, pytest.raises(AdministratorSigningForbidden):
+    with make_uow() as uow, pytest.raises(errors.AdministratorSigningForbidden):
         set_roles(uow, cli_ctx, "ada", ["admin", "qa"], "small team")
     assert roles_of(make_uow, "ada") == {"admin"} and roles_of(make_uow, "quinn") == {"qa"}
 
@@ -118,21 +110,21 @@ def test_the_setting_is_off_by_default_needs_a_reason_and_every_change_is_audite
     root = create_user("root", roles=["admin"])
     quinn = create_user("quinn", roles=["qa"])
     with make_uow() as uow:
-        assert administrators_may_sign(uow).allowed is False
+        assert configuration.administrators_may_sign(uow).allowed is False
     with make_uow() as uow, pytest.raises(InvalidInput, match="reason is required"):
-        set_administrators_may_sign(uow, user_ctx(root), True, "  ")
+        configuration.set_administrators_may_sign(uow, user_ctx(root), True, "  ")
     with make_uow() as uow, pytest.raises(Exception, match="not allowed to manage users"):
-        set_administrators_may_sign(uow, user_ctx(quinn), True, "I'd like to")
+        configuration.set_administrators_may_sign(uow, user_ctx(quinn), True, "I'd like to")
     allow(make_uow, user_ctx(root), True, "two-person site")
     with make_uow() as uow, pytest.raises(InvalidInput, match="already allowed"):
-        set_administrators_may_sign(uow, user_ctx(root), True, "again")
+        configuration.set_administrators_may_sign(uow, user_ctx(root), True, "again")
     allow(make_uow, cli_ctx, False, "second person hired")
     with make_uow() as uow:
-        setting = administrators_may_sign(uow)
+        setting = configuration.administrators_may_sign(uow)
         entries = (
             uow.session.execute(
                 select(AuditEntry)
-                .where(AuditEntry.record_id == ADMINISTRATORS_MAY_SIGN)
+                .where(AuditEntry.record_id == configuration.ADMINISTRATORS_MAY_SIGN)
                 .order_by(AuditEntry.seq)
             )
             .scalars()
@@ -174,7 +166,7 @@ def test_an_administrator_who_already_holds_qa_cannot_sign_while_the_setting_for
         )  # fmt: skip
     allow(make_uow, user_ctx(root), False, "QA hired: administration kept apart again")
 
-    with make_uow() as uow, pytest.raises(AdministratorSigningForbidden) as caught:
+    with make_uow() as uow, pytest.raises(errors.AdministratorSigningForbidden) as caught:
         materials.change_lot_status(
             uow, user_ctx(ada), "LOT-1", "released", "QC passed", Credentials(PASSWORD, "ada"),
             first_signing_in_session=True,
@@ -184,7 +176,7 @@ def test_an_administrator_who_already_holds_qa_cannot_sign_while_the_setting_for
         "records. Ask an administrator to remove one of the roles (or to allow the combination "
         "in the site's settings, for a small site)."
     )
-    with make_uow() as uow, pytest.raises(AdministratorSigningForbidden):
+    with make_uow() as uow, pytest.raises(errors.AdministratorSigningForbidden):
         acknowledge_accountability(uow, user_ctx(bea), Credentials(PASSWORD, "bea"), True)
     with make_uow() as uow:
         assert materials.find_lot(uow, "LOT-1").status == "quarantine"
