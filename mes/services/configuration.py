@@ -20,6 +20,7 @@ from sqlalchemy import select
 from mes.core.access import Permission
 from mes.core.audit import EntryKind, require_reason
 from mes.core.errors import InvalidInput
+from mes.services.audit import record_change
 from mes.services.context import Context, authorise, system_actor
 from mes.services.runtime import safe_url
 from mes.settings import Settings
@@ -143,16 +144,13 @@ def set_administrators_may_sign(uow: UnitOfWork, ctx: Context, allowed: bool, re
             f"Administration together with a signing role is already {state} at this site.",
             what_to_do="Nothing to change.",
         )
-    append_audit(
-        uow.session,
-        uow.site,
-        at=ctx.at,
-        actor=actor,
-        terminal=ctx.terminal,
-        kind=EntryKind.CHANGE,
-        action="site setting changed",
-        record_type=SETTING_RECORD_TYPE,
-        record_id=ADMINISTRATORS_MAY_SIGN,
+    record_change(
+        uow,
+        ctx,
+        actor,
+        "site setting changed",
+        SETTING_RECORD_TYPE,
+        ADMINISTRATORS_MAY_SIGN,
         old={"allowed": current},
         new={"allowed": allowed},
         reason=reason,
