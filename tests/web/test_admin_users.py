@@ -206,7 +206,7 @@ def test_a_deactivated_user_is_logged_out_and_cannot_log_in_again(
 
     assert location(alice.get("/account")).startswith("/login")
     assert location(alice.get("/")).startswith("/login")
-    assert login(alice, "alice").status_code == 403
+    assert login(alice, "alice").status_code == 401  # the words of every refused login
 
 
 def test_an_admin_cannot_deactivate_their_own_account(admin, user_row):
