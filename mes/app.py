@@ -55,7 +55,11 @@ def _record_configuration(runtime: Runtime) -> None:
 
     from mes.services.configuration import record_configuration
     from mes.services.context import Context
+    from mes.services.throttle import close_windows
 
     ctx = Context.command_line(datetime.now(UTC), getpass.getuser(), socket.gethostname())
     with runtime.uow() as uow:
         record_configuration(uow, ctx, runtime.settings)
+    with runtime.uow() as uow:  # bursts of refusals whose minute ended while nothing came after
+        if close_windows(uow, ctx.at):
+            uow.commit()

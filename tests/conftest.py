@@ -155,6 +155,7 @@ def make_app(engine, site_key: SiteKey, tmp_path: Path):
         timeout: int = 300,
         expiry_days: int | None = None,
         hub_key: SitePublicKey | None = None,
+        proxy_hops: int = 0,
     ):
         settings = Settings(
             instance_path=tmp_path,
@@ -166,6 +167,7 @@ def make_app(engine, site_key: SiteKey, tmp_path: Path):
             secret_key="test-secret-" + role,
             session_timeout_seconds=timeout,
             password_expiry_days=expiry_days,
+            proxy_hops=proxy_hops,
         )
         site = Site(
             code=settings.site_code,

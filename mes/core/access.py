@@ -11,7 +11,13 @@ import re
 from collections.abc import Iterable
 from enum import StrEnum
 
-from mes.core.errors import InvalidUsername, NotAuthorised, UnknownRole
+from mes.core.errors import (
+    AdministratorSigningForbidden,
+    InvalidUsername,
+    NotAuthorised,
+    SelfAdministrationForbidden,
+    UnknownRole,
+)
 
 MAX_FAILED_ATTEMPTS = 5
 USERNAME = re.compile(r"^[a-z][a-z0-9._-]{1,31}$")
@@ -42,6 +48,9 @@ class Role(StrEnum):
     AUTHOR = "author"
     ADMIN = "admin"
 
+
+# The roles that sign GMP records (batch, recipe, material, review): every role but administration.
+SIGNING_ROLES = frozenset(Role) - {Role.ADMIN}
 
 ROLE_TITLES = {
     Role.OPERATOR: "Operator — executes and signs phases",
@@ -142,3 +151,89 @@ def check_signing_authority(held: Iterable[str], required: Iterable[str], meanin
             f"Signing as '{meaning}' needs the {names} role.",
             what_to_do="Ask a person who holds it to sign.",
         )
+
+
+# --- segregation of duties (21 CFR 11.10(g); Annex 11 §12.3; PIC/S PI 041 §9.3) ---------------
+
+
+def check_not_own_access(actor_id: str | None, subject_id: str, what: str) -> None:
+    """Nobody changes their own access: roles and training are granted by another person.
+
+    ``actor_id`` None is the server's command line (administration by the system itself).
+    """
+    if actor_id is not None and actor_id == subject_id:
+        raise SelfAdministrationForbidden(
+            f"You cannot change your own {what}.",
+            what_to_do="Ask another person with the authority to do it.",
+        )
+
+
+def signing_roles_beside_admin(roles: Iterable[str]) -> frozenset[Role]:
+    """The GMP signing roles held together with administration (empty if none, or no admin)."""
+    held = {Role(r) for r in roles}
+    return frozenset(held & SIGNING_ROLES) if Role.ADMIN in held else frozenset()
+
+
+def check_segregation(
+    username: str, roles: Iterable[str], *, administrators_may_sign: bool, signing: bool = False
+) -> None:
+    """Administration and a GMP signing role at once only where the site's setting allows it.
+
+    Checked when roles are granted and again at every signature, so an account that holds
+    both from before the rule (or from before the setting was withdrawn) cannot sign.
+    PIC/S PI 041 §9.3: administrators are segregated from the people who generate GMP data.
+    """
+    both = signing_roles_beside_admin(roles)
+    if not both or administrators_may_sign:
+        return
+    names = " and ".join(sorted(r.value for r in both))
+    if signing:
+        raise AdministratorSigningForbidden(
+            f"{username} holds administration and {names}: at this site an administrator "
+            "cannot sign GMP records.",
+            what_to_do="Ask an administrator to remove one of the roles (or to allow the "
+            "combination in the site's settings, for a small site).",
+        )
+    raise AdministratorSigningForbidden(
+        f"{username} would hold administration and {names} at once: at this site "
+        "administrators are kept apart from GMP signing.",
+        what_to_do="Give the signing role to another person, or first allow the combination "
+        "in the site's settings (for a small site).",
+    )
+
+
+# --- login (21 CFR 11.10(d), 11.300(d)) -------------------------------------------------------
+
+
+class LoginRefusal(StrEnum):
+    """The true reason a login was refused (recorded; never shown to the person logging in)."""
+
+    UNKNOWN_USER = "unknown user ID"
+    DEACTIVATED = "account deactivated"
+    LOCKED = "account locked"
+    WRONG_PASSWORD = "wrong password"  # noqa: S105 - a reason, not a password
+
+
+# One answer for every refused login, so that nobody learns which user IDs exist or which
+# accounts are locked; it still tells a locked-out person what to do.
+LOGIN_REFUSED = "User ID or password not accepted, or the account is locked."
+LOGIN_WHAT_TO_DO = "Try again; if this persists, ask an administrator."
+
+
+def login_refusal(
+    *, known: bool, active: bool, locked: bool, password_matches: bool
+) -> LoginRefusal | None:
+    """Why a login is refused, or None when it succeeds.
+
+    The password is checked for every attempt (against a stand-in hash for an unknown user ID)
+    before this is asked, so every refusal costs the same work.
+    """
+    if not known:
+        return LoginRefusal.UNKNOWN_USER
+    if not active:
+        return LoginRefusal.DEACTIVATED
+    if locked:
+        return LoginRefusal.LOCKED
+    if not password_matches:
+        return LoginRefusal.WRONG_PASSWORD
+    return None

@@ -80,6 +80,33 @@ class NotAuthorised(MesError):
     http_status = 403
 
 
+class SelfAdministrationForbidden(NotAuthorised):
+    """Nobody changes their own roles or training (Annex 11 §12.3; PIC/S PI 041 §9.3)."""
+
+
+class AdministratorSigningForbidden(NotAuthorised):
+    """Administration and a GMP signing role are held together where the site does not allow it."""
+
+
+class LoginRefused(AuthenticationFailed):
+    """A login was refused; the words are the same whatever the true reason (no enumeration)."""
+
+
+class TooManyAttempts(MesError):
+    """Too many refused attempts from one source in the current window: wait and retry.
+
+    ``retry_after`` is the number of seconds until the source may try again (the HTTP
+    ``Retry-After`` header).
+    """
+
+    http_status = 429
+    code = "too-many-attempts"
+
+    def __init__(self, message: str, *, retry_after: int, what_to_do: str = "") -> None:
+        self.retry_after = retry_after
+        super().__init__(message, what_to_do=what_to_do)
+
+
 class UnknownRole(MesError):
     """A role name that the system does not define."""
 

@@ -7,6 +7,7 @@ the last five used; optional expiry. Hashes are argon2id with OWASP's parameters
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 from collections.abc import Iterable
@@ -39,6 +40,16 @@ class PasswordPolicy:
 def hash_password(password: str) -> str:
     """argon2id hash in PHC string format."""
     return _HASHER.hash(password)
+
+
+@functools.cache
+def stand_in_hash() -> str:
+    """A hash of a random, unknowable password, made with the same parameters as every other.
+
+    A login with an unknown user ID is checked against it, so that it costs the same argon2
+    work as a known user's wrong password and its answer time tells nothing (no enumeration).
+    """
+    return _HASHER.hash(secrets.token_urlsafe(32))
 
 
 def password_matches(stored_hash: str, password: str) -> bool:

@@ -4,16 +4,24 @@ The configuration lives in ``mes.toml`` and ``MES_*`` variables, outside the app
 instance records the effective configuration in the audit trail each time it starts and it
 differs from the last one recorded: old → new, by the system, with the reason that it was
 changed outside the application.
+
+Site settings that an administrator changes in the application (with a reason) live in the audit
+trail itself: the setting's value is its newest entry, signed and chained like every other, so
+the setting, every change of it and who made it why are one record that nobody can bend unseen.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 
-from mes.core.audit import EntryKind
-from mes.services.context import Context, system_actor
+from mes.core.access import Permission
+from mes.core.audit import EntryKind, require_reason
+from mes.core.errors import InvalidInput
+from mes.services.audit import record_change
+from mes.services.context import Context, authorise, system_actor
 from mes.services.runtime import safe_url
 from mes.settings import Settings
 from mes.store.audit import append_audit, lock_audit_chain
@@ -76,3 +84,76 @@ def record_configuration(uow: UnitOfWork, ctx: Context, settings: Settings) -> b
     )
     uow.commit()
     return True
+
+
+# --- site settings changed in the application ------------------------------------------------
+
+SETTING_RECORD_TYPE = "site setting"
+ADMINISTRATORS_MAY_SIGN = "administrators may hold signing roles"
+
+
+@dataclass(frozen=True)
+class SiteSetting:
+    """A site setting as the administration pages show it: its value and its last change."""
+
+    name: str
+    allowed: bool
+    changed_at: str | None = None
+    changed_by: str | None = None
+    reason: str | None = None
+
+
+def administrators_may_sign(uow: UnitOfWork) -> SiteSetting:
+    """Whether one person may hold administration and a GMP signing role (default: no).
+
+    PIC/S PI 041 §9.3 segregates administrators from the people who generate GMP data; a small
+    site where that is impossible allows the combination here, on the record.
+    """
+    row = uow.session.execute(
+        select(AuditEntry)
+        .where(
+            AuditEntry.record_type == SETTING_RECORD_TYPE,
+            AuditEntry.record_id == ADMINISTRATORS_MAY_SIGN,
+        )
+        .order_by(AuditEntry.seq.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if row is None:
+        return SiteSetting(ADMINISTRATORS_MAY_SIGN, False)
+    return SiteSetting(
+        ADMINISTRATORS_MAY_SIGN,
+        bool((row.new or {}).get("allowed")),
+        changed_at=row.at,
+        changed_by=row.actor_name,
+        reason=row.reason,
+    )
+
+
+def set_administrators_may_sign(uow: UnitOfWork, ctx: Context, allowed: bool, reason: str) -> None:
+    """Allow or forbid administration together with a GMP signing role (reason required).
+
+    Annex 11 §10, §12.3: the change is an audit entry (old → new, who, why), and the entry is
+    the setting. Forbidding it again stops every account that holds both from signing.
+    """
+    actor = authorise(uow, ctx, Permission.MANAGE_USERS)
+    reason = require_reason(reason, "change who may sign")
+    lock_audit_chain(uow.session)
+    current = administrators_may_sign(uow).allowed
+    if current == allowed:
+        state = "allowed" if allowed else "forbidden"
+        raise InvalidInput(
+            f"Administration together with a signing role is already {state} at this site.",
+            what_to_do="Nothing to change.",
+        )
+    record_change(
+        uow,
+        ctx,
+        actor,
+        "site setting changed",
+        SETTING_RECORD_TYPE,
+        ADMINISTRATORS_MAY_SIGN,
+        old={"allowed": current},
+        new={"allowed": allowed},
+        reason=reason,
+    )
+    uow.commit()

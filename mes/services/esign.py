@@ -15,7 +15,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from mes.core.access import check_signing_authority
+from mes.core.access import (
+    check_segregation,
+    check_signing_authority,
+    signing_roles_beside_admin,
+)
 from mes.core.audit import EntryKind
 from mes.core.errors import AttestationRequired, NotQualified, TerminalNotRegistered
 from mes.core.esign import (
@@ -27,6 +31,7 @@ from mes.core.esign import (
     signature_binds,
 )
 from mes.core.passwords import password_matches
+from mes.services.configuration import administrators_may_sign
 from mes.services.context import Context, acting_user, actor_of
 from mes.services.terminals import active_terminal
 from mes.services.training import is_qualified
@@ -149,9 +154,10 @@ def authenticate_signer(
 ) -> tuple[User, Manifestation]:
     """Every check of a signature, then its manifestation bound to ``record`` (not yet stored).
 
-    Re-authentication (11.200(a)), the signer's authority (11.10(g)), the registered terminal
-    at a spoke (11.10(h)), the accountability attestation (11.10(j)) and, where a procedure is
-    named, current training (11.10(i)). The caller stores the manifestation where the record
+    Re-authentication (11.200(a)), the signer's authority (11.10(g)) — an administrator who
+    also holds a signing role signs only where the site allows it (PIC/S PI 041 §9.3) — the
+    registered terminal at a spoke (11.10(h)), the accountability attestation (11.10(j)) and,
+    where a procedure is named, current training (11.10(i)). The caller stores the manifestation where the record
     lives and commits. ``checked``: the password already checked by
     :func:`check_password_first`; ``keep_staged``: on a wrong password keep (and commit) what
     the caller staged, because it stands without the signature.
@@ -163,6 +169,13 @@ def authenticate_signer(
     check_signer_identity(user.username, credentials.username, first_signing_in_session)
     if signer_roles is not None:
         check_signing_authority(user.role_names, signer_roles, meaning)
+    if signing_roles_beside_admin(user.role_names):  # only then is the site's setting read
+        check_segregation(
+            user.username,
+            user.role_names,
+            administrators_may_sign=administrators_may_sign(uow).allowed,
+            signing=True,
+        )
     if uow.site.is_spoke and active_terminal(uow, ctx.terminal_id) is None:
         raise TerminalNotRegistered(
             "This browser is not a registered terminal of the site, so it cannot sign.",

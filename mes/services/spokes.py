@@ -55,6 +55,8 @@ from mes.core.sync import (
     open_chunk,
 )
 from mes.core.text import one_line
+from mes.core.throttle import UNKNOWN_SOURCE, Attempt
+from mes.services import throttle
 from mes.services.audit import record_change
 from mes.services.batches import procedure_for, verify_ledger
 from mes.services.context import Context, authorise, system_actor
@@ -280,6 +282,8 @@ def enroll(
     code: str,
     public_key_pem: str,
     hub_certificate_pem: str | None = None,
+    *,
+    source: str = UNKNOWN_SOURCE,
 ) -> Enrollment:
     """A spoke presents its one-time code and public key; the hub pins the key and answers.
 
@@ -288,14 +292,24 @@ def enroll(
     Refused (and logged) when the code is unknown, used, expired or for another site, the key is
     not an Ed25519 key, or the spoke is revoked. The code is spent even if the spoke never hears
     the answer; a new code is then issued at the hub.
+
+    Anyone can ask, so refusals are counted per ``source`` (the caller's address): the first of
+    a window is recorded in full (sync log and audit trail), the rest once as a count when the
+    window closes, and a source refused too often is turned away (:class:`TooManyAttempts`)
+    until its window ends (:mod:`mes.services.throttle`).
     """
     _require_hub(uow)
+    throttle.refuse_if_too_many(uow, Attempt.ENROLLMENT, source, at)
     site_code = site_code.strip().upper()[:12]
     ctx = Context(at=at, user_id=None, terminal=f"enrollment of {site_code}")
     try:
         enrollment = _enroll(uow, ctx, site_code, code, public_key_pem, hub_certificate_pem)
     except SyncRefused as refusal:
         uow.session.rollback()
+        window = throttle.count_refusal(uow, Attempt.ENROLLMENT, source, at, refusal.message)
+        if window.refused > 1:  # counted; the window's summary records it
+            uow.commit()
+            raise
         log_event(
             uow.session,
             at=at,
@@ -315,6 +329,7 @@ def enroll(
             action="spoke enrollment refused",
             record_type="spoke",
             record_id=site_code[:200],
+            new={"source": source},
             reason=refusal.message,
         )
         uow.commit()
@@ -558,17 +573,33 @@ def _admit(
 
 
 def _refused_request(
-    uow: UnitOfWork, at: datetime, headers: Any, method: str, path: str, refusal: SyncRefused
+    uow: UnitOfWork,
+    at: datetime,
+    headers: Any,
+    method: str,
+    path: str,
+    refusal: SyncRefused,
+    source: str,
 ) -> None:
+    """Log a refused sync request: in full if it is the source's first of a window, else counted.
+
+    Anyone can send requests that are not signed by an enrolled spoke, and a suspended spoke
+    keeps asking every few seconds; the sync log is append-only, so each source's refusals are
+    counted per window and recorded once as a burst (:mod:`mes.services.throttle`).
+    """
     claimed = str(headers.get(SITE_HEADER) or "")
     uow.session.rollback()
+    window = throttle.count_refusal(uow, Attempt.SYNC_REQUEST, source, at, refusal.code)
+    if window.refused > 1:
+        uow.commit()
+        return
     log_event(
         uow.session,
         at=at,
         action="request",
         outcome="refused",
         peer=claimed if SITE_CODE.fullmatch(claimed) else None,  # no NUL reaches PostgreSQL
-        item=f"{method} {path}".replace("\x00", "\\x00"),  # PostgreSQL text holds no NUL
+        item=f"{method} {path} from {source}".replace("\x00", "\\x00"),  # no NUL in PostgreSQL
         code=refusal.code,
         reason=refusal.message,
     )
@@ -583,6 +614,7 @@ def authenticate(
     path: str,
     body: bytes,
     skew_seconds: int,
+    source: str = UNKNOWN_SOURCE,
 ) -> str:
     """Check a sync request's signature headers; return the spoke's code. One transaction.
 
@@ -594,7 +626,7 @@ def authenticate(
         caller = _check_signature(uow, at, headers, method, path, body, skew_seconds)
         _admit(uow, caller, at, skew_seconds)
     except SyncRefused as refusal:
-        _refused_request(uow, at, headers, method, path, refusal)
+        _refused_request(uow, at, headers, method, path, refusal, source)
         raise
     uow.commit()
     return caller.site
@@ -608,6 +640,7 @@ def receive_chunk(
     path: str,
     body: bytes,
     skew_seconds: int,
+    source: str = UNKNOWN_SOURCE,
 ) -> Ack:
     """A signed push of a chunk: authenticate it and store what is new, in one transaction.
 
@@ -618,7 +651,7 @@ def receive_chunk(
     try:
         caller = _check_signature(uow, at, headers, method, path, body, skew_seconds)
     except SyncRefused as refusal:
-        _refused_request(uow, at, headers, method, path, refusal)
+        _refused_request(uow, at, headers, method, path, refusal, source)
         raise
     try:
         token = body.decode("ascii").strip()
@@ -631,7 +664,7 @@ def receive_chunk(
             # first), not inside a push's transaction, where two workers would queue on them.
             _admit(uow, caller, at, skew_seconds, prune=False)
         except (RequestReplayed, SpokeNotActive) as refusal:
-            _refused_request(uow, at, headers, method, path, refusal)
+            _refused_request(uow, at, headers, method, path, refusal, source)
             raise
 
     ack = _ingest(uow, at, caller.site, caller.key, token, "network", admit)

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from mes.core import training as rules
-from mes.core.access import Permission
+from mes.core.access import Permission, check_not_own_access
 from mes.core.audit import EntryKind, require_reason
 from mes.core.clock import as_utc
 from mes.core.errors import InvalidInput
@@ -40,11 +40,15 @@ def record_training(
     qualified_on: date,
     expires_on: date | None,
 ) -> str:
-    """Record that a user is qualified for a procedure from a date, optionally until a date."""
+    """Record that a user is qualified for a procedure from a date, optionally until a date.
+
+    21 CFR 11.10(i); nobody records their own training (another person attests to it).
+    """
     actor = authorise(uow, ctx, Permission.MANAGE_TRAINING)
     procedure = _check_procedure(procedure)
     rules.check_training_dates(qualified_on, expires_on)
     user = find_user(uow, username)
+    check_not_own_access(ctx.user_id, user.id, "training records")
     record = TrainingRecord(
         id=new_id(),
         user_id=user.id,
@@ -79,11 +83,12 @@ def record_training(
 def withdraw_training(
     uow: UnitOfWork, ctx: Context, *, username: str, procedure: str, reason: str
 ) -> None:
-    """Withdraw a qualification (a new record; the earlier ones stay)."""
+    """Withdraw a qualification (a new record; the earlier ones stay); not one's own."""
     actor = authorise(uow, ctx, Permission.MANAGE_TRAINING)
     reason = require_reason(reason, "withdraw a qualification")
     procedure = _check_procedure(procedure)
     user = find_user(uow, username)
+    check_not_own_access(ctx.user_id, user.id, "training records")
     if not is_qualified(uow, user, procedure, ctx):
         raise InvalidInput(f"{user.username} is not currently qualified for '{procedure}'.")
     uow.session.add(

@@ -9,14 +9,20 @@ deactivated ID stays taken. Every change is an audit entry; passwords never appe
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import NoReturn
 
 from sqlalchemy import select
 
 from mes.core.access import (
+    LOGIN_REFUSED,
+    LOGIN_WHAT_TO_DO,
     MAX_FAILED_ATTEMPTS,
+    LoginRefusal,
     Permission,
-    Role,
+    check_not_own_access,
+    check_segregation,
     check_username,
+    login_refusal,
     normalise_username,
     parse_roles,
     register_failed_attempt,
@@ -27,6 +33,7 @@ from mes.core.errors import (
     AccountLocked,
     AuthenticationFailed,
     InvalidInput,
+    LoginRefused,
     NotAuthorised,
     PasswordChangeRequired,
     UnknownUser,
@@ -37,10 +44,14 @@ from mes.core.passwords import (
     check_new_password,
     hash_password,
     password_matches,
+    stand_in_hash,
     temporary_password,
     temporary_password_expired,
 )
 from mes.core.text import free_text, one_line
+from mes.core.throttle import UNKNOWN_SOURCE, Attempt
+from mes.services import throttle
+from mes.services.configuration import administrators_may_sign
 from mes.services.context import (
     Context,
     acting_user,
@@ -130,6 +141,7 @@ def add_user(
     if not role_set:
         raise InvalidInput("A user needs at least one role.", what_to_do="Give --role.")
     full_name = _check_full_name(full_name)
+    _check_segregation(uow, username, role_set)
     if uow.session.execute(select(User.id).where(User.username == username)).first():
         raise UsernameTaken(
             f"The user ID '{username}' is already taken (user IDs are never reused, even after "
@@ -184,21 +196,27 @@ def _audit(
     )
 
 
+def _check_segregation(uow: UnitOfWork, username: str, roles: Iterable[str]) -> None:
+    """Administration and a GMP signing role together only where the site allows it."""
+    check_segregation(username, roles, administrators_may_sign=administrators_may_sign(uow).allowed)
+
+
 def set_roles(
     uow: UnitOfWork, ctx: Context, username: str, roles: Iterable[str], reason: str
 ) -> None:
-    """Replace a user's roles (Annex 11 §12.3: every grant and removal is recorded, with why)."""
+    """Replace a user's roles (Annex 11 §12.3: every grant and removal is recorded, with why).
+
+    Nobody changes their own roles; administration and a GMP signing role go together only
+    where the site's setting allows it (21 CFR 11.10(g); PIC/S PI 041 §9.3).
+    """
     actor = authorise(uow, ctx, Permission.MANAGE_USERS)
     reason = require_reason(reason, "change a user's roles")
     user = find_user(uow, username)
+    check_not_own_access(ctx.user_id, user.id, "roles")
     role_set = parse_roles(roles)
     if not role_set:
         raise InvalidInput("A user needs at least one role.", what_to_do="Deactivate instead.")
-    if ctx.user_id == user.id and Role.ADMIN not in role_set:
-        raise NotAuthorised(
-            "You cannot remove your own administrator role.",
-            what_to_do="Ask another administrator.",
-        )
+    _check_segregation(uow, user.username, role_set)
     old = _public(user)
     if set(old["roles"]) == {r.value for r in role_set}:  # type: ignore[arg-type]
         raise InvalidInput(f"{user.username} already has exactly these roles.")
@@ -325,11 +343,27 @@ def _count_failure(
     commits half of the change it was meant to sign — unless the caller staged only what stands
     without the signature (``keep_staged``: values an operator recorded before signing).
     """
-    user_id = user.id
     if not keep_staged:
         uow.session.rollback()
+    user = _record_failure(uow, ctx, user, action)
+    uow.commit()
+    count = user.failed_attempts
+    if user.locked:
+        raise AccountLocked(
+            f"The account {user.username} is now locked after {count} failed attempts.",
+            what_to_do="Ask an administrator to unlock it.",
+        )
+    left = MAX_FAILED_ATTEMPTS - count
+    raise AuthenticationFailed(
+        "The user ID or password is wrong.",
+        what_to_do=f"Try again; {left} more failed attempt{'s' if left != 1 else ''} will lock the account.",
+    )
+
+
+def _record_failure(uow: UnitOfWork, ctx: Context, user: User, action: str) -> User:
+    """Count one more failed authentication of ``user`` and lock at the fifth (not committed)."""
     # Lock the row: concurrent failures must each be counted (no lost update on PostgreSQL).
-    user = uow.session.get(User, user_id, with_for_update=True)  # type: ignore[assignment]
+    user = uow.session.get(User, user.id, with_for_update=True)  # type: ignore[assignment]
     count, now_locked = register_failed_attempt(user.failed_attempts)
     user.failed_attempts = count
     _audit(
@@ -355,17 +389,7 @@ def _count_failure(
             new={"locked": True, "consecutive_failures": count},
             kind=EntryKind.SECURITY,
         )
-    uow.commit()
-    if user.locked:
-        raise AccountLocked(
-            f"The account {user.username} is now locked after {count} failed attempts.",
-            what_to_do="Ask an administrator to unlock it.",
-        )
-    left = MAX_FAILED_ATTEMPTS - count
-    raise AuthenticationFailed(
-        "The user ID or password is wrong.",
-        what_to_do=f"Try again; {left} more failed attempt{'s' if left != 1 else ''} will lock the account.",
-    )
+    return user
 
 
 def verify_credentials(
@@ -390,19 +414,41 @@ def verify_credentials(
         _count_failure(uow, ctx, user, action, keep_staged=keep_staged)
 
 
-def authenticate(uow: UnitOfWork, ctx: Context, username: str, password: str) -> User:
+def authenticate(
+    uow: UnitOfWork, ctx: Context, username: str, password: str, *, source: str = UNKNOWN_SOURCE
+) -> User:
     """Log in: user ID and password (11.10(d)); returns the user.
 
-    A wrong password counts toward lockout. After success, ``user.must_change_password`` (set
-    by an administrator's reset or by expiry) tells the caller to ask for a new password.
+    Every refused login — unknown user ID, deactivated or locked account, wrong password — costs
+    the same argon2 work (an unknown ID is checked against a stand-in hash) and gets the same
+    words (:class:`LoginRefused`); the audit trail records the true reason. A wrong password
+    counts toward lockout (11.300(d)). Refusals are counted per ``source`` (the client's
+    address): a source refused too often is turned away for the rest of its window
+    (:class:`TooManyAttempts`, before any password is checked). After success,
+    ``user.must_change_password`` (set by an administrator's reset or by expiry) tells the
+    caller to ask for a new password.
     """
-    user = uow.session.execute(
-        select(User).where(User.username == normalise_username(username))
-    ).scalar_one_or_none()
-    if user is None:
-        # Same message as a wrong password: do not reveal which user IDs exist.
-        raise AuthenticationFailed("The user ID or password is wrong.", what_to_do="Try again.")
-    verify_credentials(uow, ctx, user, password, "login failed")
+    username = normalise_username(username)
+    with uow.reader() as reader:  # argon2 runs before this unit of work takes any write lock
+        wait = throttle.wait_needed(reader, Attempt.LOGIN, source, ctx.at)
+        stored = reader.session.execute(
+            select(User.password_hash).where(User.username == username)
+        ).scalar_one_or_none()
+    if wait is not None:
+        throttle.turn_away(uow, Attempt.LOGIN, source, ctx.at)
+    matches = password_matches(stored or stand_in_hash(), password)
+    user = uow.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+    if user is not None and user.password_hash != stored:  # changed since it was read
+        matches = password_matches(user.password_hash, password)
+    refusal = login_refusal(
+        known=user is not None,
+        active=user is not None and user.active,
+        locked=user is not None and user.locked,
+        password_matches=matches,
+    )
+    if refusal is not None:
+        _refuse_login(uow, ctx, user, refusal, source)
+    assert user is not None
     if user.must_change_password and temporary_password_expired(user.password_changed_at, ctx.at):
         raise PasswordChangeRequired(
             f"The one-time password of {user.username} has expired "
@@ -411,8 +457,41 @@ def authenticate(uow: UnitOfWork, ctx: Context, username: str, password: str) ->
         )
     user.failed_attempts = 0
     _audit(uow, ctx, actor_of(user), "logged in", user, old=None, new=None, kind=EntryKind.SECURITY)
+    throttle.close_windows(uow, ctx.at)
     uow.commit()
     return user
+
+
+def _refuse_login(
+    uow: UnitOfWork, ctx: Context, user: User | None, refusal: LoginRefusal, source: str
+) -> NoReturn:
+    """Record a refused login (its true reason), commit, and refuse it in the common words.
+
+    A wrong password of a usable account is recorded every time and counts toward lockout; the
+    other refusals are recorded in full once per reason, source and window, then only counted
+    (the window's count, by reason, is recorded when it closes).
+    """
+    uow.session.rollback()
+    window = throttle.count_refusal(uow, Attempt.LOGIN, source, ctx.at, refusal.value)
+    if refusal is LoginRefusal.WRONG_PASSWORD:
+        assert user is not None
+        _record_failure(uow, ctx, user, "login failed")
+    elif window.reasons.get(refusal.value) == 1:  # the first of its kind from there this window
+        append_audit(
+            uow.session,
+            uow.site,
+            at=ctx.at,
+            actor=actor_of(user) if user is not None else throttle.anonymous_actor(source),
+            terminal=ctx.terminal,
+            kind=EntryKind.SECURITY,
+            action="login refused",
+            record_type=RECORD_TYPE if user is not None else throttle.RECORD_TYPE,
+            record_id=user.username if user is not None else source,
+            new={"source": source},
+            reason=refusal.value,
+        )
+    uow.commit()
+    raise LoginRefused(LOGIN_REFUSED, what_to_do=LOGIN_WHAT_TO_DO)
 
 
 def reauthenticate(uow: UnitOfWork, ctx: Context, password: str) -> User:

@@ -677,6 +677,25 @@ class SyncNonce(Base):
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class RefusalWindow(Base):
+    """Refused anonymous attempts of one kind from one source in the current window.
+
+    Not a GMP record: a counter (see :mod:`mes.core.throttle`), updated in place and deleted
+    once its window has been summarised in the audit trail or the sync log. In the database, not
+    in a process, so every worker counts the same attempts.
+    """
+
+    __tablename__ = "refusal_windows"
+    __table_args__ = (Index("ix_refusal_windows_started", "started"),)
+
+    attempt: Mapped[str] = mapped_column(String(16), primary_key=True)
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started: Mapped[datetime] = mapped_column(UTCDateTime())
+    refused: Mapped[int] = mapped_column(Integer)
+    turned_away: Mapped[int] = mapped_column(Integer)
+    reasons: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
 class HubLink(Base):
     """At a spoke: the hub it enrolled with (one row)."""
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from functools import wraps
 from typing import Any
 
-from flask import abort, flash, g
+from flask import abort, flash, g, request
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from mes.core.access import Permission, allowed
+from mes.core.throttle import source_of
 from mes.services.context import Context
 from mes.services.esign import Credentials
 
@@ -23,6 +24,15 @@ def service_context() -> Context:
         terminal=g.terminal_label,
         terminal_id=terminal["id"] if terminal else None,
     )
+
+
+def request_source() -> str:
+    """The address refusals of this request are counted under (:func:`source_of`).
+
+    The connection's peer: ``X-Forwarded-For`` counts only through the reverse proxies the
+    site's ``proxy_hops`` names (Werkzeug's ProxyFix), never because a client sent it.
+    """
+    return source_of(request.remote_addr)
 
 
 def first_signing_in_session() -> bool:

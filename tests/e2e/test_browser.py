@@ -51,7 +51,10 @@ def test_a_user_logs_in_and_sees_their_name_and_a_wrong_password_is_explained(
 
     log_in(page, spoke.url, "quinn", "not-the-right-password")
     error = page.locator("section.card:has(form) p.error[role=alert]")
-    expect(error).to_have_text("The user ID or password is wrong. Try again.")
+    expect(error).to_have_text(
+        "User ID or password not accepted, or the account is locked. "
+        "Try again; if this persists, ask an administrator."
+    )
     expect(page.get_by_label("User ID")).to_have_value("quinn")
     screenshot(page, "01-login-wrong-password")
 

@@ -14,6 +14,7 @@ Hub and spoke run on two separate databases of the same kind (see ``sync_sites``
 from __future__ import annotations
 
 import copy
+import itertools
 import re
 from collections.abc import Callable
 from datetime import timedelta
@@ -78,10 +79,12 @@ def add(make_uow, code: str = SPOKE, name: str = "Spoke one", time_zone: str = "
         return spokes.add_spoke(uow, cli(), code, name, time_zone)
 
 
-def enroll(make_uow, code: str, ticket: str, key: SiteKey | str, at=NOW) -> spokes.Enrollment:
+def enroll(
+    make_uow, code: str, ticket: str, key: SiteKey | str, at=NOW, source: str = "unknown"
+) -> spokes.Enrollment:
     pem = key if isinstance(key, str) else key.public.pem().decode()
     with make_uow() as uow:
-        return spokes.enroll(uow, at, code, ticket, pem)
+        return spokes.enroll(uow, at, code, ticket, pem, source=source)
 
 
 def change(make_uow, code: str, action: str, reason: str = "Quality audit", at=NOW):
@@ -260,9 +263,11 @@ def test_each_refused_enrollment_is_logged_and_audited_and_changes_nothing(make_
          "has its own key."),
     ]  # fmt: skip
     before = len(audit_entries(make_uow))
-    for code, plain, key, at, expected in cases:
+    for n, (code, plain, key, at, expected) in enumerate(cases):
+        # Each from its own address: an address's first refusal in a minute is recorded in full,
+        # the rest only counted (see test_anonymous_refusals), and this test reads each record.
         with pytest.raises(EnrollmentRefused) as caught:
-            enroll(make_uow, code, plain, key, at=at)
+            enroll(make_uow, code, plain, key, at=at, source=f"10.8.0.{n}")
         assert (caught.value.message, caught.value.http_status) == (expected, 403)
     logged = events(make_uow, action="enroll", outcome="refused")
     assert [(e.peer, e.code, e.reason) for e in logged] == [
@@ -425,9 +430,15 @@ def test_signed_requests_are_checked_and_replays_refused_by_every_worker(make_uo
     def sent(nonce: str, at=NOW, signer: SiteKey = key, site: str = SPOKE) -> dict[str, str]:
         return sign_request("POST", PATH, b"body", site=site, key=signer, at=at, nonce=nonce)
 
+    addresses = itertools.count(1)
+
     def authenticate(headers, at=NOW, uow_factory=make_uow):
+        # Each request from its own address, so that each refusal is logged in full.
+        source = f"10.8.1.{next(addresses)}"
         with uow_factory() as uow:
-            return spokes.authenticate(uow, at, headers, "POST", PATH, b"body", skew_seconds=SKEW)
+            return spokes.authenticate(
+                uow, at, headers, "POST", PATH, b"body", skew_seconds=SKEW, source=source
+            )
 
     first = sent("first-nonce-0000001")
     assert authenticate(first, NOW + timedelta(seconds=2)) == SPOKE
@@ -485,7 +496,7 @@ def test_signed_requests_are_checked_and_replays_refused_by_every_worker(make_uo
         "Spoke SPK1 is revoked at the hub: Left the network; its requests are refused."
     )
     logged = events(make_uow, action="request")
-    assert [(e.outcome, e.peer, e.code, e.item) for e in logged] == [
+    assert [(e.outcome, e.peer, e.code, e.item.split(" from ")[0]) for e in logged] == [
         ("refused", SPOKE, "replayed", f"POST {PATH}"),
         ("refused", SPOKE, "replayed", f"POST {PATH}"),
         ("refused", "SPK9", "unauthenticated", f"POST {PATH}"),

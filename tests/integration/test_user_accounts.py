@@ -10,6 +10,7 @@ from support import NOW, PASSWORD, user_ctx
 from mes.core.errors import (
     AccountDeactivated,
     InvalidInput,
+    LoginRefused,
     MesError,
     NotAuthorised,
     UnknownRole,
@@ -244,7 +245,7 @@ def test_a_deactivated_user_cannot_log_in_even_with_the_right_password(
     user_id = create_user("carol")
     with make_uow() as uow:
         deactivate_user(uow, cli_ctx, "carol", "left the company")
-    with make_uow() as uow, pytest.raises(AccountDeactivated):
+    with make_uow() as uow, pytest.raises(LoginRefused):  # the same words as a wrong password
         authenticate(uow, user_ctx(user_id), "carol", PASSWORD)
 
 

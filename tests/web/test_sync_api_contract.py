@@ -328,10 +328,11 @@ def test_generated_requests_get_documented_answers(api, mode):
     if mode == GenerationMode.POSITIVE:
         assert answers.pop("GET /") == [200]
         assert answers.pop("GET /openapi.json") == [200]
-        # Well-formed, but no code the hub issued: refused (or 400 for a blank code).
-        assert set(answers.pop("POST /enroll")) <= {400, 403}
+        # Well-formed, but no code the hub issued: refused (or 400 for a blank code); after ten
+        # refusals in a minute the test client's address is turned away (429).
+        assert set(answers.pop("POST /enroll")) <= {400, 403, 429}
     else:
-        assert set(answers.pop("POST /enroll")) <= {400, 403, 413}
+        assert set(answers.pop("POST /enroll")) <= {400, 403, 413, 429}
     # Unsigned, nothing of the sync operations is served (nor is a body over 2 MB read).
     assert set(answers) == {
         "GET /sync/bundles",
@@ -459,7 +460,9 @@ def test_enrollment_with_a_wrong_code_is_403_with_the_reason(api, make_uow, hub_
         logged = uow.session.execute(
             select(SyncEvent.outcome, SyncEvent.code).where(SyncEvent.action == "enroll")
         ).all()
-    assert sorted(logged) == sorted([("refused", "enrollment-refused")] * 4 + [("accepted", None)])
+    # Refusals from one address within a minute: the first logged in full, the others counted
+    # (their count is logged when the minute closes).
+    assert sorted(logged) == sorted([("refused", "enrollment-refused"), ("accepted", None)])
 
 
 @SQLITE_ONLY
@@ -509,8 +512,10 @@ def test_requests_not_signed_by_an_enrolled_spoke_are_401_json(api, client, spok
         "short nonce": ({**good, "X-MES-Nonce": "abc"}, "nonce must be 16-64"),
         "bad timestamp": ({**good, "X-MES-Timestamp": "yesterday"}, "is not UTC time"),
     }
-    for what, (headers, reason) in cases.items():
-        response = client.get(path, headers=headers)
+    for n, (what, (headers, reason)) in enumerate(cases.items()):
+        # Each from its own address: the first refusal from an address in a minute is logged in
+        # full (the rest are counted), and this test reads what each refusal logs.
+        response = client.get(path, headers=headers, environ_base={"REMOTE_ADDR": f"10.9.0.{n}"})
         documented(api, "GET", "/sync/bundles", response)
         assert reason in assert_api_error(response, 401, "unauthenticated")["error"], what
     for operation, method in (("/sync/bundles/" + "0" * 64, "GET"), ("/sync/chunks", "POST")):
@@ -583,9 +588,12 @@ def test_unreadable_chunks_with_a_good_signature_are_422_json(api, spoke, client
 def test_nul_characters_are_refused_not_crashed_on(api, client, spoke, make_uow):
     """PostgreSQL refuses NUL in text: such input must be a 4xx before it reaches the database."""
     path = f"{API}/sync/bundles/%00"
+    # Each refusal from its own address, so that each is logged in full (see above).
+    client.environ_base["REMOTE_ADDR"] = "10.9.1.1"
     nul_site = client.get(path, headers={**signature(spoke, "GET", path), "X-MES-Site": "L\x00"})
     assert "is not a site code" in assert_api_error(nul_site, 401, "unauthenticated")["error"]
     # Signed over the path as sent (the hub reads it decoded): refused, and logged.
+    client.environ_base["REMOTE_ADDR"] = "10.9.1.2"
     misread = client.get(path, headers=signature(spoke, "GET", path))
     assert_api_error(misread, 401, "unauthenticated")
     signed = client.get(path, headers=signature(spoke, "GET", unquote(path)))
@@ -601,6 +609,7 @@ def test_nul_characters_are_refused_not_crashed_on(api, client, spoke, make_uow)
     )
     assert_api_error(documented(api, "POST", "/sync/chunks", chunk), 422, "chunk-unreadable")
     stranger = signature(Spoke("ZZ\x00", SiteKey.generate()), "GET", f"{API}/sync/bundles")
+    client.environ_base["REMOTE_ADDR"] = "10.9.1.3"
     assert_api_error(client.get(f"{API}/sync/bundles", headers=stranger), 401, "unauthenticated")
     with make_uow() as uow:
         items = uow.session.execute(
@@ -610,9 +619,9 @@ def test_nul_characters_are_refused_not_crashed_on(api, client, spoke, make_uow)
         ).all()
         # Every refusal is logged; a claimed site that is not a site code is not named as a peer.
         assert [tuple(i) for i in items] == [
-            ("GET /api/v1/sync/bundles/\\x00", None),
-            ("GET /api/v1/sync/bundles/\\x00", spoke.site),
-            ("GET /api/v1/sync/bundles", None),
+            ("GET /api/v1/sync/bundles/\\x00 from 10.9.1.1", None),
+            ("GET /api/v1/sync/bundles/\\x00 from 10.9.1.2", spoke.site),
+            ("GET /api/v1/sync/bundles from 10.9.1.3", None),
         ]
 
 

@@ -46,6 +46,15 @@ class RolesForm(FlaskForm):
     reason = StringField("Reason for the change", validators=[DataRequired(), FreeText(500)])
 
 
+class AdministratorsMaySignForm(FlaskForm):
+    """Allow or forbid administration together with a GMP signing role, with the reason."""
+
+    allowed = RoleChoices(  # one check box: ticked allows the combination
+        "Allow", choices=[SelectChoice("yes", "Administrators may also hold a signing role")]
+    )
+    reason = StringField("Reason for the change", validators=[DataRequired(), Length(max=500)])
+
+
 class ReasonForm(FlaskForm):
     """An action that needs a reason (deactivate, unlock)."""
 

@@ -16,14 +16,16 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from flask_login import current_user
 
-from mes.core.access import Permission, normalise_username
+from mes.core.access import Permission, normalise_username, signing_roles_beside_admin
 from mes.core.audit import describe_changes
 from mes.core.errors import MesError, WeakPassword
-from mes.services import terminals, training, users
+from mes.services import configuration, terminals, training, users
 from mes.store.queries import AuditFilter, audit_page, record_types
 from mes.web import runtime, terminal_binding
 from mes.web.admin.forms import (
+    AdministratorsMaySignForm,
     AuditFilterForm,
     NewUserForm,
     PlainForm,
@@ -41,13 +43,49 @@ bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="template
 # --- users --------------------------------------------------------------------------------
 
 
+def _users_page(error: str | None = None, status: int = 200) -> ResponseReturnValue:
+    with runtime().uow() as uow:
+        people = users.list_users(uow)
+        setting = configuration.administrators_may_sign(uow)
+    return render_template(
+        "admin/users.html",
+        users=people,
+        setting=setting,
+        setting_form=AdministratorsMaySignForm(allowed=["yes"] if setting.allowed else []),
+        both={u.username: signing_roles_beside_admin(u.role_names) for u in people},
+        error=error,
+    ), status
+
+
 @bp.get("/users")
 @requires(Permission.MANAGE_USERS)
 def user_list() -> ResponseReturnValue:
-    """Every user ever created (deactivated too: IDs are never reused)."""
-    with runtime().uow() as uow:
-        people = users.list_users(uow)
-    return render_template("admin/users.html", users=people)
+    """Every user ever created (deactivated too: IDs are never reused), and who may sign."""
+    return _users_page()
+
+
+@bp.post("/settings/administrators-may-sign")
+@requires(Permission.MANAGE_USERS)
+def administrators_may_sign() -> ResponseReturnValue:
+    """Allow or forbid administration together with a GMP signing role (reason required)."""
+    form = AdministratorsMaySignForm()
+    if not form.validate_on_submit():
+        return _users_page("Give the reason for the change.", 400)
+    allowed = "yes" in (form.allowed.data or [])
+    try:
+        with runtime().uow() as uow:
+            configuration.set_administrators_may_sign(
+                uow, service_context(), allowed, form.reason.data or ""
+            )
+    except MesError as err:
+        return _users_page(str(err), err.http_status)
+    flash(
+        "Administrators may now also hold a signing role."
+        if allowed
+        else "Administrators may no longer hold a signing role or sign.",
+        "info",
+    )
+    return redirect(url_for("admin.user_list"), 303)
 
 
 @bp.route("/users/new", methods=["GET", "POST"])
@@ -86,10 +124,14 @@ def _user_page(
     with runtime().uow() as uow:
         user = users.find_user(uow, username)
         history = training.training_records(uow, user)
+        setting = configuration.administrators_may_sign(uow)
     roles_form = RolesForm(roles=sorted(user.role_names))
     return render_template(
         "admin/user_detail.html",
         user=user,
+        own=user.id == current_user.id,
+        both=signing_roles_beside_admin(user.role_names),
+        setting=setting,
         training=history,
         roles_form=roles_form,
         reason_form=ReasonForm(),

@@ -14,7 +14,14 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 
-from mes.core.errors import ChunkGap, InvalidInput, MesError, NotFound, TooLarge
+from mes.core.errors import (
+    ChunkGap,
+    InvalidInput,
+    MesError,
+    NotFound,
+    TooLarge,
+    TooManyAttempts,
+)
 from mes.services.document_certificate import document_certificate_pem
 from mes.services.review import review_updates
 from mes.services.spokes import (
@@ -26,6 +33,7 @@ from mes.services.spokes import (
 )
 from mes.settings import SITE_CODE
 from mes.web import api_error_response, error_code, runtime
+from mes.web.helpers import request_source
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1", template_folder="templates")
 
@@ -47,7 +55,12 @@ def api_error(err: MesError) -> tuple[Response, int]:
     if isinstance(err, ChunkGap):
         extra = {"last_seq": err.last_seq, "last_hash": err.last_hash}
     code = getattr(err, "code", None) or error_code(type(err).__name__)
-    return api_error_response(err.http_status, err.message, err.what_to_do, code, **extra)
+    response, status = api_error_response(
+        err.http_status, err.message, err.what_to_do, code, **extra
+    )
+    if isinstance(err, TooManyAttempts):
+        response.headers["Retry-After"] = str(err.retry_after)  # RFC 9110 10.2.3
+    return response, status
 
 
 @bp.errorhandler(MesError)
@@ -65,10 +78,13 @@ def _body() -> bytes:
 
 
 def _as_signed() -> tuple[Any, ...]:
-    """What the hub checks of a signed request: when, headers, method, path, body, clock skew."""
+    """What the hub checks of a signed request: when, headers, method, path, body, skew, source.
+
+    The source is the address the request's refusals are counted under.
+    """
     skew = runtime().settings.sync_clock_skew_seconds
     path = request.full_path.rstrip("?")
-    return (g.now, request.headers, request.method, path, _body(), skew)
+    return (g.now, request.headers, request.method, path, _body(), skew, request_source())
 
 
 def _signed() -> str:
@@ -135,6 +151,7 @@ def enroll_spoke() -> ResponseReturnValue:
             fields["code"],
             fields["public_key_pem"],
             _hub_certificate_pem(),
+            source=request_source(),
         )
     return jsonify(enrollment.as_json())
 

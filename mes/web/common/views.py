@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from mes import __version__
-from mes.core.errors import AuthenticationFailed, MesError, WeakPassword
+from mes.core.errors import AuthenticationFailed, MesError, TooManyAttempts, WeakPassword
 from mes.core.esign import ACCOUNTABILITY_STATEMENT, ATTESTATION_RECORD_TYPE, attestation_record
 from mes.services import esign, sessions, users
 from mes.services.training import training_records
@@ -25,6 +25,7 @@ from mes.web.common.forms import (
 )
 from mes.web.helpers import (
     current_user_still_allowed,
+    request_source,
     service_context,
     signing_credentials,
     signing_succeeded,
@@ -49,14 +50,18 @@ def login() -> ResponseReturnValue:
         try:
             with runtime().uow() as uow:
                 user = users.authenticate(
-                    uow, service_context(), form.username.data, form.password.data
+                    uow,
+                    service_context(),
+                    form.username.data,
+                    form.password.data,
+                    source=request_source(),
                 )
-        except AuthenticationFailed as err:
-            # The same words for an unknown user ID and a wrong password: the count of attempts
-            # left would tell which user IDs exist.
-            error = f"{err.message} Try again."
-            return render_template("common/login.html", form=form, error=error), 401
+        except TooManyAttempts as err:
+            page = render_template("common/login.html", form=form, error=str(err))
+            return page, err.http_status, {"Retry-After": str(err.retry_after)}
         except MesError as err:
+            # Every refused login has the same words (LoginRefused): nobody learns from them
+            # which user IDs exist or which accounts are locked.
             return render_template("common/login.html", form=form, error=str(err)), err.http_status
         _start_session(user.id)
         return redirect(safe_next(form.next.data) or url_for("common.home"))
