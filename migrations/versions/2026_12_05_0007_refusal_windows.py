@@ -4,7 +4,7 @@ Not a GMP table: a counter updated in place and deleted once its window is summa
 audit trail or the sync log, so it has no append-only triggers.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-05
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
