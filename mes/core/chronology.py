@@ -91,16 +91,16 @@ def when(at: datetime) -> str:
 
 
 def duration(delta: timedelta) -> str:
-    """A length of time in the largest unit that reads well: 45 s, 7 min, 5 h 3 min, 13 days."""
+    """A length of time in the largest unit that reads well: 301 s, 15 min, 5 h 3 min, 13 days."""
     seconds = int(abs(delta).total_seconds())
-    if seconds < 120:
+    if seconds < 600:  # beside a skew of a few hundred seconds, say seconds
         return f"{seconds} s"
     if seconds < 2 * 3600:
         return f"{seconds // 60} min"
     if seconds < 2 * 86400:
         hours, minutes = divmod(seconds // 60, 60)
         return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    return f"{seconds // 86400} days"
+    return f"{round(seconds / 86400)} days"
 
 
 def _runs(found: list[tuple[SealedEntry, datetime, datetime, int | None]]) -> list[TimeProblem]:
@@ -180,6 +180,6 @@ def latest_after(
     for name, entries in chains.items():
         for entry in entries:
             dated = parse_utc_text(entry.body["at"])
-            if dated > at and (latest is None or dated > latest[2]):
+            if dated > at and (latest is None or dated >= latest[2]):  # ties: the last
                 latest = (name, entry, dated)
     return (latest[0], latest[1]) if latest else None
