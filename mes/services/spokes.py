@@ -832,7 +832,7 @@ def _store_chunk(uow: UnitOfWork, at: datetime, chunk: Chunk, via: str) -> Ack:
         _refuse_after_decision(session, row)
     if not follow.new:  # all held already: acknowledged again, nothing written
         assert row is not None
-        flagged = _clock_flag(uow, at, chunk, row.number)
+        flagged = _clock_flag(uow, at, chunk, row.number, via)
         return Ack(chunk.batch, 0, follow.duplicates, row.last_seq, row.last_hash, flagged=flagged)
     try:
         if row is None:
@@ -865,7 +865,7 @@ def _store_chunk(uow: UnitOfWork, at: datetime, chunk: Chunk, via: str) -> Ack:
             what_to_do="Check that hub and spoke run compatible versions.",
         ) from None
     store.save(session, batch, stored, received=True)
-    flagged = _clock_flag(uow, at, chunk, batch.state.number)
+    flagged = _clock_flag(uow, at, chunk, batch.state.number, via)
     log_event(
         session,
         at=at,
@@ -891,13 +891,14 @@ def _store_chunk(uow: UnitOfWork, at: datetime, chunk: Chunk, via: str) -> Ack:
     )
 
 
-def _clock_flag(uow: UnitOfWork, at: datetime, chunk: Chunk, number: str) -> str | None:
+def _clock_flag(uow: UnitOfWork, at: datetime, chunk: Chunk, number: str, via: str) -> str | None:
     """The chunk's entries dated ahead of the hub's clock at receipt, in words (None if none).
 
     The same rule as the review's blocking finding (mes.core.chronology.dated_ahead, with the
     skew of signed requests). They are stored as the spoke sealed them — refusing them would
     hold the rest of the batch back at the spoke for good — and flagged: the sync log's line of
-    the ingest and the hub's log say so, and the review by exception blocks the batch's release.
+    the ingest says so (and the server's log, for a push; 'mes import' prints it), and the review
+    by exception blocks the batch's release.
     """
     skew = uow.site.review.clock_skew_seconds
     problems = dated_ahead(chunk.entries, dict.fromkeys((e.seq for e in chunk.entries), at), skew)
@@ -908,7 +909,8 @@ def _clock_flag(uow: UnitOfWork, at: datetime, chunk: Chunk, number: str) -> str
         + " ".join(p.ahead_sentence(skew) for p in problems)
         + " Stored and flagged: QA cannot release the batch (its review page says why)."
     )
-    logging.getLogger("mes.sync").warning("%s", note)
+    if via == "network":
+        logging.getLogger("mes.sync").warning("%s", note)
     return note
 
 

@@ -124,7 +124,8 @@ def note_contact(
     """The spoke's last contact, at most once a second (so pushes do not queue on its row).
 
     ``clock_offset``: its clock as measured from the request (timestamp minus ``at``), kept
-    with the contact.
+    with the contact — and at once when the last measurement came from a refusal (:func:`note_clock`),
+    so a clock set right stops being shown as wrong with the spoke's first good request.
     """
     values: dict[str, object] = {"last_seen_at": at}
     if clock_offset is not None:
@@ -133,7 +134,9 @@ def note_contact(
         update(Spoke)
         .where(
             Spoke.code == site,
-            (Spoke.last_seen_at.is_(None)) | (Spoke.last_seen_at < at - timedelta(seconds=1)),
+            (Spoke.last_seen_at.is_(None))
+            | (Spoke.last_seen_at < at - timedelta(seconds=1))
+            | (Spoke.clock_measured_at > Spoke.last_seen_at),
         )
         .values(values)
     )
