@@ -148,10 +148,14 @@ def export_command(state: CliState, out: Path, site: str | None) -> None:
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=False))
 @click.pass_obj
 def import_command(state: CliState, file: Path) -> None:
-    """Ingest a transfer FILE with the same checks as the network (twice changes nothing)."""
+    """Ingest a transfer FILE with the same checks as the network (twice changes nothing).
+
+    Exits 1 when anything was refused, or stored but flagged (entries dated ahead of the hub's
+    clock: their batch cannot be released).
+    """
     report = transfer.import_file(state.runtime(), command_context(), file.read_bytes())
     click.echo(report.summary())
-    if report.refused:
+    if report.refused or report.flagged:
         raise SystemExit(1)
 
 

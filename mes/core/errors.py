@@ -403,10 +403,20 @@ class EnrollmentRefused(SyncRefused):
 
 
 class RequestUnauthenticated(SyncRefused):
-    """The request's signature headers are missing, wrong, stale or from an unknown key."""
+    """The request's signature headers are missing, wrong, stale or from an unknown key.
+
+    ``clock_offset_seconds``: set when the request is refused as stale although its signature
+    verified — its timestamp minus the hub's clock (positive: the spoke's clock is ahead).
+    """
 
     http_status = 401
     code = "unauthenticated"
+
+    def __init__(
+        self, message: str, *, what_to_do: str = "", clock_offset_seconds: float | None = None
+    ) -> None:
+        self.clock_offset_seconds = clock_offset_seconds
+        super().__init__(message, what_to_do=what_to_do)
 
 
 class RequestReplayed(SyncRefused):

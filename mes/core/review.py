@@ -12,6 +12,10 @@ reviewer must judge, most serious first:
 
 * the record cannot be trusted yet — its chain fails verification, or entries are still
   pending from the spoke (these block release outright; they cannot be "reviewed" away);
+* times that cannot be true (mes.core.chronology) — entries dated later than the hub received
+  them, or earlier than an entry before them, beyond the allowed clock skew; these block release
+  too: a record whose times are false is investigated at the spoke and rejected, never reviewed
+  away by one signature;
 * deviations (worked and closed in their own workflow, not by marking them reviewed);
 * values outside action or alert limits; corrections, with the original, the new value and the
   reason; phases signed late (the performer's signature more than a margin after the phase's
@@ -27,7 +31,9 @@ own review.
 
 **Release** (EU GMP Annex 16; 21 CFR 211.192; 11.50): QA signs "released" or "rejected" (a reason
 is required to reject). Release is refused while the chain fails, entries are pending, a
-deviation is open or an exception is not reviewed — :func:`release_blockers` says which.
+deviation is open or an exception is not reviewed — :func:`release_blockers` says which — and
+while any entry of the record or of its review is dated later than the release itself
+(:class:`ReleasePrecedesRecord`).
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from mes.core.batch import (
     PhaseStatus,
 )
 from mes.core.canonical import content_hash
+from mes.core.chronology import dated_ahead, dated_backwards, latest_after, when
 from mes.core.clock import local_text, parse_utc_text, utc_text
 from mes.core.errors import InvalidInput, MesError, NotAuthorised
 from mes.core.esign import Manifestation, Meaning
@@ -107,6 +114,7 @@ class Category(StrEnum):
 
     CHAIN = "chain"
     PENDING = "pending"
+    CLOCK = "clock"
     DEVIATION = "deviation"
     ACTION_LIMIT = "action_limit"
     ALERT_LIMIT = "alert_limit"
@@ -121,6 +129,7 @@ class Category(StrEnum):
 CATEGORY_TITLES = {
     Category.CHAIN: "Record fails verification",
     Category.PENDING: "Entries pending from the spoke",
+    Category.CLOCK: "Times that cannot be true",
     Category.DEVIATION: "Deviation",
     Category.ACTION_LIMIT: "Value outside action limits",
     Category.ALERT_LIMIT: "Value outside alert limits",
@@ -140,6 +149,10 @@ class ReleaseRefused(MesError):
     http_status = 409
 
 
+class ReleasePrecedesRecord(ReleaseRefused):
+    """A release would be dated before an entry it releases (of the record or of its review)."""
+
+
 class ReviewClosed(MesError):
     """The batch already has its disposition: nothing more is recorded in its review."""
 
@@ -152,6 +165,9 @@ class ReviewSettings:
 
     late_signature_minutes: int = 30
     rubber_stamp_seconds: int = 30
+    # How far a site's clock may be from the hub's (sync.clock_skew_seconds): an entry dated
+    # further ahead of its receipt, or further back than an entry before it, cannot be true.
+    clock_skew_seconds: int = 300
 
 
 @dataclass(frozen=True)
@@ -164,7 +180,7 @@ class Finding:
     detail: str
     phase: str | None = None
     seq: int | None = None  # the ledger entry it is about
-    blocking: bool = False  # cannot be reviewed away (chain, pending)
+    blocking: bool = False  # cannot be reviewed away (chain, pending, clock)
     by_closure: bool = False  # settled by closing the deviation, not by "reviewed"
     deviation: str | None = None  # the deviation whose closure settles it (by_closure)
 
@@ -302,13 +318,17 @@ def find_exceptions(
     *,
     chain_problem: str | None = None,
     pending: str | None = None,
+    received: Mapping[int, datetime] | None = None,
 ) -> list[Finding]:
     """Everything in a batch's record that needs a reviewer's judgement, most serious first.
 
     ``chain_problem``: why the record fails verification (None when it verifies);
-    ``pending``: what is still to come from the spoke (None when the record is whole).
+    ``pending``: what is still to come from the spoke (None when the record is whole);
+    ``received``: when the hub received each entry, by seq (None or empty where the record was
+    written, or no receipt is known).
     """
-    found: list[Finding] = []
+    entries = list(entries)
+    found: list[Finding] = list(clock_findings(entries, received or {}, settings))
     if chain_problem:
         found.append(
             Finding(
@@ -490,6 +510,49 @@ def find_exceptions(
     return found
 
 
+CLOCK_WHAT_TO_DO = (
+    "Nobody records an event before it happens, and a spoke never dates an entry before the one "
+    "it follows: the spoke's clock was wrong or the entries were not written as the record says. "
+    "Investigate at the spoke (its clock, and who could sign with its key); a record whose times "
+    "are not true is not released — reject the batch."
+)
+
+
+def clock_findings(
+    entries: list[SealedEntry], received: Mapping[int, datetime], settings: ReviewSettings
+) -> list[Finding]:
+    """Blocking findings for times that cannot be true (ALCOA+ contemporaneous, consistent).
+
+    Entries dated more than the allowed clock skew after the hub received them, and entries
+    dated more than the skew before an earlier entry of the record (mes.core.chronology), one
+    finding per run of consecutive entries, naming them and the worst one in words.
+    """
+    skew = settings.clock_skew_seconds
+    found = [
+        Finding(
+            f"clock-ahead:{p.first_seq}",
+            Category.CLOCK,
+            f"{p.entries} dated after the hub received {'it' if p.first_seq == p.last_seq else 'them'}",
+            f"{p.ahead_sentence(skew)} {CLOCK_WHAT_TO_DO}",
+            seq=p.worst_seq,
+            blocking=True,
+        )
+        for p in dated_ahead(entries, received, skew)
+    ]
+    found += [
+        Finding(
+            f"clock-backwards:{p.first_seq}",
+            Category.CLOCK,
+            f"{p.entries} dated before entry {p.reference_seq}",
+            f"{p.backwards_sentence(skew)} {CLOCK_WHAT_TO_DO}",
+            seq=p.worst_seq,
+            blocking=True,
+        )
+        for p in dated_backwards(entries, skew)
+    ]
+    return found
+
+
 def pending_reason(batch: Batch) -> str | None:
     """What is still to come from the spoke: the record is whole once complete or aborted."""
     status = batch.state.status
@@ -621,17 +684,21 @@ class Review:
         site: str,
         settings: ReviewSettings,
         chain_problem: str | None = None,
+        received: Mapping[int, datetime] | None = None,
     ) -> None:
         self.batch = batch
         self.key = key
         self.site = site
-        self.state = replay_review(batch.state.id, entries)
+        self.record = list(record)
+        self.entries = list(entries)
+        self.state = replay_review(batch.state.id, self.entries)
         self.findings = find_exceptions(
             batch,
-            record,
+            self.record,
             settings,
             chain_problem=chain_problem,
             pending=pending_reason(batch),
+            received=received,
         )
         self.new_entries: list[SealedEntry] = []
 
@@ -672,12 +739,14 @@ class Review:
         if f.blocking:
             raise InvalidInput(
                 f"'{f.title}' cannot be marked reviewed: {f.detail}",
-                what_to_do=(
-                    "Wait for the spoke's next sync: it clears itself when the whole record "
-                    "has arrived."
-                    if f.category is Category.PENDING
-                    else "A record that fails verification is not released: investigate at the "
-                    "spoke (a copy that verifies can be sent again) or reject the batch."
+                what_to_do={
+                    Category.PENDING: "Wait for the spoke's next sync: it clears itself when "
+                    "the whole record has arrived.",
+                    Category.CLOCK: "Reject the batch once the spoke's clock is investigated.",
+                }.get(
+                    f.category,
+                    "A record that fails verification is not released: investigate at the "
+                    "spoke (a copy that verifies can be sent again) or reject the batch.",
                 ),
             )
         if f.by_closure:
@@ -723,8 +792,14 @@ class Review:
             "record_head": list(self.record_head),
         }
 
-    def decision_record(self, decision: Decision, reason: str | None) -> dict[str, Any]:
-        """What releasing or rejecting signs; release refused with every reason that blocks it."""
+    def decision_record(
+        self, decision: Decision, reason: str | None, *, at: datetime | None = None
+    ) -> dict[str, Any]:
+        """What releasing or rejecting signs; release refused with every reason that blocks it.
+
+        ``at``: when the decision is signed; a release is refused while any entry of the record
+        or of its review is dated later (:meth:`release_precedes`).
+        """
         self._open()
         why = free_text(reason, "The reason") or None  # refused when too long, never cut
         if decision is Decision.REJECTED:
@@ -740,6 +815,15 @@ class Review:
                 )
         else:
             blockers = release_blockers(self.batch, self.state, self.findings)
+            precedes = self.release_precedes(at) if at is not None else None
+            if precedes and at is not None:
+                raise ReleasePrecedesRecord(
+                    f"Batch {self.batch.state.number} cannot be released at {when(at)}: "
+                    + " ".join([precedes, *blockers]),
+                    what_to_do="Check the hub's clock (NTP) and the review page, which names "
+                    "entries dated in the future; release once every entry is in the past, or "
+                    "reject the batch.",
+                )
             if blockers:
                 raise ReleaseRefused(
                     f"Batch {self.batch.state.number} cannot be released: " + " ".join(blockers),
@@ -754,6 +838,25 @@ class Review:
             "record_head": list(self.record_head),
             "review_head": [self.state.last_seq, self.state.last_hash],
         }
+
+    def release_precedes(self, at: datetime) -> str | None:
+        """Why a release at ``at`` would come before what it releases (None: it would not).
+
+        Rule: no entry of the spoke's record or of the hub's review chain is dated later than
+        the release (a decision comes after everything it decides on; 21 CFR 11.10(e), 11.50).
+        """
+        late = latest_after(
+            {"record": self.record, "review": [*self.entries, *self.new_entries]}, at
+        )
+        if late is None:
+            return None
+        chain, entry = late
+        where = "of its record" if chain == "record" else "of its review at the hub"
+        dated = parse_utc_text(entry.body["at"])
+        return (
+            f"entry {entry.seq} {where} is dated {when(dated)}, later than the release: a "
+            "release comes after everything it releases."
+        )
 
     def _known_deviation(self, deviation_id: str) -> None:
         if deviation_id not in self.batch.state.deviations:
@@ -859,7 +962,7 @@ class Review:
         terminal: str | None,
     ) -> None:
         """Release or reject the batch with QA's signature."""
-        record = self.decision_record(decision, reason)
+        record = self.decision_record(decision, reason, at=at)
         meaning = Meaning.RELEASED if decision is Decision.RELEASED else Meaning.REJECTED
         self._require_bound(manifestation, record, meaning)
         self._append(

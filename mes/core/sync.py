@@ -403,6 +403,21 @@ class SignedRequest:
         )
 
 
+def clock_offset(signed: SignedRequest, now: datetime) -> float:
+    """How far the spoke's clock is from the hub's: the request's timestamp minus ``now``, in s.
+
+    Positive: the spoke's clock is ahead. Network delay makes it read a little behind.
+    """
+    try:
+        at = parse_utc_text(signed.timestamp)
+    except ValueError:
+        raise RequestUnauthenticated(
+            f"The request's timestamp {signed.timestamp!r} is not UTC time "
+            "(YYYY-MM-DDTHH:MM:SS.ffffffZ)."
+        ) from None
+    return (at - now).total_seconds()
+
+
 def check_request(
     signed: SignedRequest,
     method: str,
@@ -412,11 +427,13 @@ def check_request(
     key: SitePublicKey,
     now: datetime,
     skew_seconds: int,
-) -> None:
-    """Refuse a request that is stale or whose signature does not verify.
+) -> float:
+    """Refuse a request whose signature does not verify or that is stale; its clock offset.
 
-    Stale: its timestamp is off the hub's clock by more than ``skew_seconds``. The signature must
-    verify with the spoke's pinned key. (Whether the nonce is new is the hub's to check.)
+    The signature must verify with the spoke's pinned key. Stale: its timestamp is off the hub's
+    clock by more than ``skew_seconds`` (the refusal carries the offset: it is checked after
+    the signature, so only the spoke itself can report its clock). Returns the
+    offset (:func:`clock_offset`). Whether the nonce is new is the hub's to check.
     """
     if signed.key_id != key.key_id:
         raise RequestUnauthenticated(
@@ -425,26 +442,21 @@ def check_request(
             what_to_do="If the spoke's key was replaced, ask the hub administrator (a key is "
             "never swapped silently).",
         )
-    try:
-        at = parse_utc_text(signed.timestamp)
-    except ValueError:
-        raise RequestUnauthenticated(
-            f"The request's timestamp {signed.timestamp!r} is not UTC time "
-            "(YYYY-MM-DDTHH:MM:SS.ffffffZ)."
-        ) from None
-    off = (at - now).total_seconds()
-    if abs(off) > skew_seconds:
-        raise RequestUnauthenticated(
-            f"The request's timestamp is {abs(off):.0f} s {'ahead of' if off > 0 else 'behind'} "
-            f"the hub's clock (at most {skew_seconds} s are accepted).",
-            what_to_do="Set the spoke's clock right (NTP), then sync again.",
-        )
+    off = clock_offset(signed, now)
     message = request_message(method, path, body, signed.timestamp, signed.nonce, signed.site)
     if not key.verifies(message, signed.signature):
         raise RequestUnauthenticated(
             "The request's signature does not verify: it was altered or not made by the spoke.",
             what_to_do="Sync again from the spoke ('mes sync').",
         )
+    if abs(off) > skew_seconds:
+        raise RequestUnauthenticated(
+            f"The request's timestamp is {abs(off):.0f} s {'ahead of' if off > 0 else 'behind'} "
+            f"the hub's clock (at most {skew_seconds} s are accepted).",
+            clock_offset_seconds=off,
+            what_to_do="Set the spoke's clock right (NTP), then sync again.",
+        )
+    return off
 
 
 # --- the hub's answer to a push ------------------------------------------------------------

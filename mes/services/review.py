@@ -51,7 +51,7 @@ from mes.store.models import (
     SyncEvent,
 )
 from mes.store.review import append_review_entries, review_ledger, save_disposition
-from mes.store.sync import log_event
+from mes.store.sync import log_event, receipt_times
 from mes.store.uow import UnitOfWork
 
 
@@ -175,6 +175,7 @@ def load_review(
         site=uow.site.code,
         settings=uow.site.review,
         chain_problem=problem,
+        received=receipt_times(uow.session, row.id) if row.site != uow.site.code else None,
     )
     return ReviewView(row, batch, record, review, entries, problem, zone)
 
@@ -346,8 +347,9 @@ def decide_batch(
     """Release or reject a batch with QA's signature ("released" / "rejected").
 
     Release is refused, naming every reason, while the record fails verification, entries are
-    pending from the spoke, a deviation is open or an exception is not reviewed. The rules are
-    checked before the password counts.
+    pending from the spoke, its times cannot be true, a deviation is open or an exception is not
+    reviewed — and while any entry is dated later than the release (ReleasePrecedesRecord). The
+    rules are checked before the password counts.
     """
     try:
         decision = Decision(decision)
@@ -358,7 +360,7 @@ def decide_batch(
     view, actor, checked = _opened(
         uow, ctx, batch_id, credentials, seen_review_seq, seen_record_seq
     )
-    record = view.review.decision_record(decision, reason)  # every rule before the password
+    record = view.review.decision_record(decision, reason, at=ctx.at)  # rules, then password
     meaning = Meaning.RELEASED if decision is Decision.RELEASED else Meaning.REJECTED
     m = _sign(uow, ctx, view, record, meaning, credentials, first_signing_in_session, checked)
     view.review.decide(decision, reason, m, actor, ctx.at, ctx.terminal)

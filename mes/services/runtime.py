@@ -76,6 +76,7 @@ def load_site(settings: Settings) -> Site:
         review=ReviewSettings(
             late_signature_minutes=settings.review_late_signature_minutes,
             rubber_stamp_seconds=settings.review_rubber_stamp_seconds,
+            clock_skew_seconds=settings.sync_clock_skew_seconds,
         ),
     )
 

@@ -9,11 +9,13 @@ the chunk, then every entry's hash and the spoke's signature of it. Under the ba
 then checks continuity with the hub's copy (:func:`mes.core.sync.continuation`), that the recipe
 version was deployed to that spoke, stores the new entries exactly as received and brings the
 hub's projection of the batch up to date by replaying them — one transaction. A refusal stores
-nothing and is logged with its reason.
+nothing and is logged with its reason. Entries dated ahead of the hub's clock are stored as the
+spoke sealed them and flagged (:func:`_clock_flag`): the review then blocks their release.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from collections.abc import Callable
@@ -29,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from mes.core.access import Permission
 from mes.core.audit import Actor, EntryKind
 from mes.core.batch import Batch
+from mes.core.chronology import dated_ahead
 from mes.core.errors import (
     ChunkConflict,
     ChunkUnreadable,
@@ -77,7 +80,7 @@ from mes.store.models import (
     Spoke,
     SyncEvent,
 )
-from mes.store.sync import log_event, note_contact, remember_nonce
+from mes.store.sync import log_event, note_clock, note_contact, remember_nonce
 from mes.store.uow import UnitOfWork
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud over the phone
@@ -521,6 +524,7 @@ class Caller:
     site: str
     key: SitePublicKey
     nonce: str
+    clock_offset: float | None = None  # its timestamp minus the hub's clock (s)
 
 
 def _check_signature(
@@ -549,9 +553,27 @@ def _check_signature(
             )
         key = spoke_key(spoke)
         status, reason = spoke.status, spoke.status_reason
-    check_request(signed, method, path, body, key=key, now=at, skew_seconds=skew_seconds)
+    try:
+        offset = check_request(
+            signed, method, path, body, key=key, now=at, skew_seconds=skew_seconds
+        )
+    except RequestUnauthenticated as stale:
+        if stale.clock_offset_seconds is not None:
+            _note_stale_clock(uow, signed.site, at, stale.clock_offset_seconds)
+        raise
     require_active(signed.site, status, reason, "requests")
-    return Caller(signed.site, key, signed.nonce)
+    return Caller(signed.site, key, signed.nonce, offset)
+
+
+def _note_stale_clock(uow: UnitOfWork, site: str, at: datetime, offset: float) -> None:
+    """A correctly signed request refused for its clock: keep the offset for the Network page.
+
+    Its own short transaction, as the refusal's log line is; the signature verified, so only the
+    spoke can report its clock this way (a replayed old request shows an old offset until the
+    spoke's next request measures it again).
+    """
+    note_clock(uow.session, site, at, offset)
+    uow.commit()
 
 
 def _admit(
@@ -569,7 +591,7 @@ def _admit(
             "This request was received before (its nonce was used): a replay is refused.",
             what_to_do="Each request carries a new nonce; sync again.",
         )
-    note_contact(uow.session, caller.site, at)
+    note_contact(uow.session, caller.site, at, caller.clock_offset)
 
 
 def _refused_request(
@@ -726,6 +748,7 @@ class Ack:
     last_seq: int
     last_hash: str
     signature: str | None = None  # the hub's, over ack_message (answers to a network push)
+    flagged: str | None = None  # entries dated ahead of the hub's clock, in words (_clock_flag)
 
     def as_json(self) -> dict[str, Any]:
         """The acknowledgement's JSON body."""
@@ -843,7 +866,8 @@ def _store_chunk(uow: UnitOfWork, at: datetime, chunk: Chunk, via: str) -> Ack:
         _refuse_after_decision(session, row)
     if not follow.new:  # all held already: acknowledged again, nothing written
         assert row is not None
-        return Ack(chunk.batch, 0, follow.duplicates, row.last_seq, row.last_hash)
+        flagged = _clock_flag(uow, at, chunk, row.number, via)
+        return Ack(chunk.batch, 0, follow.duplicates, row.last_seq, row.last_hash, flagged=flagged)
     try:
         if row is None:
             first = follow.new[0].body
@@ -875,6 +899,7 @@ def _store_chunk(uow: UnitOfWork, at: datetime, chunk: Chunk, via: str) -> Ack:
             what_to_do="Check that hub and spoke run compatible versions.",
         ) from None
     store.save(session, batch, stored, received=True)
+    flagged = _clock_flag(uow, at, chunk, batch.state.number, via)
     log_event(
         session,
         at=at,
@@ -888,10 +913,39 @@ def _store_chunk(uow: UnitOfWork, at: datetime, chunk: Chunk, via: str) -> Ack:
         last_seq=chunk.last_seq,
         stored=len(follow.new),
         duplicates=follow.duplicates,
+        reason=flagged,
     )
     return Ack(
-        chunk.batch, len(follow.new), follow.duplicates, batch.state.last_seq, batch.state.last_hash
+        chunk.batch,
+        len(follow.new),
+        follow.duplicates,
+        batch.state.last_seq,
+        batch.state.last_hash,
+        flagged=flagged,
     )
+
+
+def _clock_flag(uow: UnitOfWork, at: datetime, chunk: Chunk, number: str, via: str) -> str | None:
+    """The chunk's entries dated ahead of the hub's clock at receipt, in words (None if none).
+
+    The same rule as the review's blocking finding (mes.core.chronology.dated_ahead, with the
+    skew of signed requests). They are stored as the spoke sealed them — refusing them would
+    hold the rest of the batch back at the spoke for good — and flagged: the sync log's line of
+    the ingest says so (and the server's log, for a push; 'mes import' prints it), and the review
+    by exception blocks the batch's release.
+    """
+    skew = uow.site.review.clock_skew_seconds
+    problems = dated_ahead(chunk.entries, dict.fromkeys((e.seq for e in chunk.entries), at), skew)
+    if not problems:
+        return None
+    note = (
+        f"Batch {number} from {chunk.site}: "
+        + " ".join(p.ahead_sentence(skew) for p in problems)
+        + " Stored and flagged: QA cannot release the batch (its review page says why)."
+    )
+    if via == "network":
+        logging.getLogger("mes.sync").warning("%s", note)
+    return note
 
 
 def _refuse_after_decision(session: Any, row: BatchRow) -> None:
@@ -965,6 +1019,7 @@ class SpokeSummary:
     in_progress: int
     open_deviations: int
     last_received_at: datetime | None
+    clock_beyond_skew: bool = False  # its clock, as last measured, is off by more than the skew
 
 
 @dataclass(frozen=True)
@@ -990,6 +1045,7 @@ class NetworkView:
     spokes: list[SpokeSummary]
     alerts: list[DeviationAlert]
     refusals: list[SyncEvent]
+    clock_skew_seconds: int = 300
 
 
 def network(uow: UnitOfWork, ctx: Context, *, alerts_limit: int = 50) -> NetworkView:
@@ -1030,6 +1086,7 @@ def network(uow: UnitOfWork, ctx: Context, *, alerts_limit: int = 50) -> Network
             in_progress=int(counts.get(s.code, (0, 0))[1] or 0),
             open_deviations=open_by_site.get(s.code, 0),
             last_received_at=last.get(s.code),
+            clock_beyond_skew=clock_beyond_skew(uow, s),
         )
         for s in session.execute(select(Spoke).order_by(Spoke.code)).scalars()
     ]
@@ -1050,7 +1107,16 @@ def network(uow: UnitOfWork, ctx: Context, *, alerts_limit: int = 50) -> Network
             .limit(20)
         ).scalars()
     )
-    return NetworkView(spokes, alerts, refusals)
+    return NetworkView(spokes, alerts, refusals, uow.site.review.clock_skew_seconds)
+
+
+def clock_beyond_skew(uow: UnitOfWork, spoke: Spoke) -> bool:
+    """Whether the spoke's clock, as last measured, is off by more than the allowed skew.
+
+    Then its requests are refused and what it records is dated wrongly.
+    """
+    offset = spoke.clock_offset_seconds
+    return offset is not None and abs(offset) > uow.site.review.clock_skew_seconds
 
 
 def _alert(session: Any, deviation: Deviation, batch: BatchRow) -> DeviationAlert:

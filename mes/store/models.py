@@ -15,6 +15,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -640,6 +641,9 @@ class Spoke(Base):
     status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Its clock as last measured from a signed request: timestamp minus the hub's receipt time.
+    clock_offset_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    clock_measured_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     @property
     def public_key(self) -> SitePublicKey | None:

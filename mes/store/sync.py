@@ -131,15 +131,36 @@ def remember_nonce(
     return inserted is not None
 
 
-def note_contact(session: Session, site: str, at: datetime) -> None:
-    """The spoke's last contact, at most once a second (so pushes do not queue on its row)."""
+def note_contact(
+    session: Session, site: str, at: datetime, clock_offset: float | None = None
+) -> None:
+    """The spoke's last contact, at most once a second (so pushes do not queue on its row).
+
+    ``clock_offset``: its clock as measured from the request (timestamp minus ``at``), kept
+    with the contact — and at once when the last measurement came from a refusal (:func:`note_clock`),
+    so a clock set right stops being shown as wrong with the spoke's first good request.
+    """
+    values: dict[str, object] = {"last_seen_at": at}
+    if clock_offset is not None:
+        values.update(clock_offset_seconds=clock_offset, clock_measured_at=at)
     session.execute(
         update(Spoke)
         .where(
             Spoke.code == site,
-            (Spoke.last_seen_at.is_(None)) | (Spoke.last_seen_at < at - timedelta(seconds=1)),
+            (Spoke.last_seen_at.is_(None))
+            | (Spoke.last_seen_at < at - timedelta(seconds=1))
+            | (Spoke.clock_measured_at > Spoke.last_seen_at),
         )
-        .values(last_seen_at=at)
+        .values(values)
+    )
+
+
+def note_clock(session: Session, site: str, at: datetime, clock_offset: float) -> None:
+    """The spoke's clock as measured at ``at`` from a request refused for it (not a contact)."""
+    session.execute(
+        update(Spoke)
+        .where(Spoke.code == site)
+        .values(clock_offset_seconds=clock_offset, clock_measured_at=at)
     )
 
 
@@ -178,3 +199,29 @@ def log_event(
             reason=reason,
         )
     )
+
+
+def receipt_times(session: Session, batch_id: str) -> dict[int, datetime]:
+    """When the hub first received each entry of a spoke's batch (seq → time), from the sync log.
+
+    Each accepted ingest names the seqs of its chunk; an entry was received by the first accepted
+    ingest that covered it (entries are stored in order, so each later ingest adds only seqs
+    beyond those before it). Empty where nothing was received (a spoke's own batches).
+    """
+    received: dict[int, datetime] = {}
+    held = 0
+    for at, first, last in session.execute(
+        select(SyncEvent.at, SyncEvent.first_seq, SyncEvent.last_seq)
+        .where(
+            SyncEvent.batch_id == batch_id,
+            SyncEvent.action == "ingest",
+            SyncEvent.outcome == "accepted",
+        )
+        .order_by(SyncEvent.id)
+    ).all():
+        if first is None or last is None or last <= held:
+            continue
+        for seq in range(max(first, held + 1), last + 1):
+            received[seq] = at
+        held = last
+    return received

@@ -49,6 +49,7 @@ class ImportReport:
     acknowledged: int = 0
     reviews: int = 0  # review entries of the hub stored
     refused: list[str] = field(default_factory=list)
+    flagged: list[str] = field(default_factory=list)  # stored, but dated ahead of the hub's clock
 
     def summary(self) -> str:
         """One paragraph for people."""
@@ -65,6 +66,7 @@ class ImportReport:
         if self.reviews:
             lines.append(f"{self.reviews} review entries of the hub stored.")
         lines += [f"Refused: {r}" for r in self.refused]
+        lines += [f"Flagged: {f}" for f in self.flagged]
         return "\n".join(lines) or "Nothing new in the file; nothing changed."
 
 
@@ -147,6 +149,8 @@ def import_file(runtime: Runtime, ctx: Context, data: bytes) -> ImportReport:
             report.stored += ack.stored
             report.duplicates += ack.duplicates
             report.batches.add(ack.batch)
+            if ack.flagged:  # the same rule as a network push (spokes._clock_flag)
+                report.flagged.append(ack.flagged)
         return report
     if transfer.chunks:
         raise ChunkUnreadable(

@@ -118,14 +118,20 @@ def aborted(site: Spoke, at: datetime = NOW) -> str:
     return batch_id
 
 
-def send(net: Network, site: Spoke, batch_id: str, after: int = 0, size: int = 500) -> int:
-    """Push the batch's entries after ``after`` (at most ``size``) to the hub; the last seq."""
+def send(
+    net: Network,
+    site: Spoke,
+    batch_id: str,
+    after: int = 0,
+    size: int = 500,
+    at: datetime = NOW + 6 * HOURS,
+) -> int:
+    """Push the batch's entries after ``after`` (at most ``size``) to the hub at ``at`` (after
+    they were recorded: an entry received before its time is flagged); the last seq."""
     with site.uow() as uow:
-        token, _first, last = outbox.chunk_after(
-            uow, NOW + 6 * HOURS, batch_id, after, size
-        )  # fmt: skip
+        token, _first, last = outbox.chunk_after(uow, at, batch_id, after, size)
     with net.hub() as uow:
-        spokes.ingest_chunk(uow, NOW + 6 * HOURS, SPOKE, token)
+        spokes.ingest_chunk(uow, at, SPOKE, token)
     return last
 
 
@@ -547,7 +553,7 @@ def test_the_qa_queue_counts_and_filters_by_site_product_state_and_age(net, tmp_
     awaiting = aborted(site, NOW + timedelta(days=2))
     at_spoke = begin(site, NOW + timedelta(days=3))[0]
     for batch_id in (released, under_review, awaiting, at_spoke):
-        send(net, site, batch_id)
+        send(net, site, batch_id, at=NOW + timedelta(days=4))
     decide(net, released)
     assess(net, under_review, deviation, classification="minor")
     when = qa(net, at=NOW + timedelta(days=5, hours=6))

@@ -28,6 +28,8 @@ from mes.store.engine import make_engine
 from mes.sync.client import HubClient
 
 __all__ = ["CLI", "NOW", "SPOKE", "Network"]
+RECEIVED = NOW + timedelta(hours=6)  # when the hub receives the batch
+QA_AT = RECEIVED + timedelta(hours=1)  # when QA reviews and decides (after the whole record)
 
 
 @contextmanager
@@ -55,10 +57,10 @@ def batch_at_the_hub(net: Network, folder: Path) -> str:
     run.finish()
     batch_id = run.batch_id
     with site.uow() as uow:
-        made = outbox.chunk_after(uow, NOW + timedelta(hours=6), batch_id, 0, 500)
+        made = outbox.chunk_after(uow, RECEIVED, batch_id, 0, 500)
     assert made is not None
     with net.hub() as uow:
-        spokes.ingest_chunk(uow, NOW + timedelta(hours=6), SPOKE, made[0])
+        spokes.ingest_chunk(uow, RECEIVED, SPOKE, made[0])
     with net.spoke_uow() as uow:  # the spoke knows its hub (as 'mes spoke enroll' records)
         outbox.record_enrollment(uow, CLI, "http://hub.test", "HUB", net.hub_key.public.key_id)
     return batch_id
@@ -69,7 +71,7 @@ def review_all(net: Network, batch_id: str) -> list[str]:
 
     Returns the deviations closed.
     """
-    quinn = user_ctx(net.hub_ids["quinn"])
+    quinn = user_ctx(net.hub_ids["quinn"], at=QA_AT)
     with net.hub() as uow:
         findings = review.review_batch(uow, quinn, batch_id).findings
     closed = []
@@ -107,7 +109,7 @@ def decide(net: Network, batch_id: str, decision: Decision, reason: str | None =
         review_all(net, batch_id)
     with net.hub() as uow:
         review.decide_batch(
-            uow, user_ctx(net.hub_ids["quinn"]), batch_id, decision,
+            uow, user_ctx(net.hub_ids["quinn"], at=QA_AT), batch_id, decision,
             Credentials(PASSWORD, "quinn"), first_signing_in_session=False, reason=reason,
         )  # fmt: skip
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import re
+import secrets
 import shutil
 from datetime import UTC, datetime, timedelta
 
@@ -25,6 +26,7 @@ from mes.core.keys import SiteKey
 from mes.core.lifecycle import Step
 from mes.core.passwords import PasswordPolicy
 from mes.core.site import Site
+from mes.core.sync import sign_request
 from mes.services import outbox, recipes, spokes
 from mes.services.context import Context
 from mes.services.esign import Credentials, acknowledge_accountability
@@ -146,6 +148,46 @@ def test_an_added_spoke_shows_its_one_time_code_once(hub_app, make_uow):
     empty = add_spoke(ada, "", "")
     assert empty.status_code == 302
     assert flashes(ada.get("/network/")) == ["Give the site code, name and time zone of the spoke."]
+
+
+def signed_get(hub_app, key: SiteKey, clock_off: timedelta):
+    """A signed request of spoke SPK9 whose clock is ``clock_off`` from the real time."""
+    path = "/api/v1/sync/bundles"
+    headers = sign_request(
+        "GET", path, b"", site="SPK9", key=key, at=datetime.now(UTC) + clock_off,
+        nonce=secrets.token_urlsafe(24),
+    )  # fmt: skip
+    return hub_app.test_client().get(path, headers=headers)
+
+
+def test_the_network_page_shows_each_spokes_clock_and_warns_past_the_allowed_skew(
+    hub_app, make_uow
+):
+    ada = browser(hub_app, "ada")
+    key = enroll(make_uow, "SPK9", CODE.search(text(add_spoke(ada))).group(1))
+    quinn = browser(hub_app, "quinn")
+    assert "SPK9 Suite nine" in words(quinn.get("/network/"))
+    assert "not measured yet (from its next signed request)" in words(quinn.get("/network/"))
+    assert signed_get(hub_app, key, timedelta(seconds=90)).status_code == 200
+    page = words(quinn.get("/network/"))
+    assert re.search(r"Clock .* (89|90) s ahead of the hub's \(measured 20\d\d-", page), page
+    assert "beyond the 300 s allowed" not in page
+    spoke = quinn.get("/network/alerts.json").get_json()["spokes"][0]
+    assert 88 < spoke["clock_offset_seconds"] < 91 and spoke["clock_warning"] is False
+    # Its clock 12 minutes slow: its requests are refused, and the page says why.
+    refused = signed_get(hub_app, key, -timedelta(minutes=12))
+    assert refused.status_code == 401 and "behind the hub's clock" in refused.get_data(as_text=True)
+    response = quinn.get("/network/")
+    assert re.search(
+        r"12 min behind the hub's \(measured [^)]+\) — beyond the 300 s allowed: its requests "
+        r"are refused and its records are dated wrongly\. Set its clock right \(NTP\)\.",
+        words(response),
+    ), words(response)
+    assert 'class="pill bad" data-field="clock" role="alert"' in text(response)
+    assert quinn.get("/network/alerts.json").get_json()["spokes"][0]["clock_warning"] is True
+    # Set right: the next request measures it again.
+    assert signed_get(hub_app, key, timedelta(0)).status_code == 200
+    assert "in step with the hub's" in words(quinn.get("/network/"))
 
 
 def test_suspend_reinstate_and_revoke_each_need_a_reason(hub_app, make_uow, audit_entries):

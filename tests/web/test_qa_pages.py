@@ -17,6 +17,7 @@ from datetime import timedelta
 
 import pytest
 from support import NOW, PASSWORD, user_ctx
+from test_batch_release import begin, finish
 from test_network_pages import (  # the hub, its people and the batch it receives from SPK1
     browser,
     hub_app,
@@ -387,6 +388,43 @@ def test_release_is_refused_while_the_deviation_is_open_and_signed_once_it_is_cl
     assert f'data-batch="{number}"' in queue
     record = words(quinn.get(f"{page}/record"))
     assert "Disposition Released" in record and "released the batch" in record
+
+
+def test_a_batch_dated_two_weeks_after_the_hub_received_it_is_never_released_and_the_page_says_why(
+    hub_app, received, make_uow
+):
+    site, _number, _token = received
+    ahead = NOW + timedelta(days=14)  # the spoke's clock two weeks ahead while it made the batch
+    batch_id, number = begin(site, ahead)
+    site.do_count(batch_id, at=ahead)
+    finish(site, batch_id, ahead)
+    with site.uow() as uow:
+        token, _first, last = outbox.chunk_after(uow, ahead, batch_id, 0)
+    with make_uow() as uow:
+        assert spokes.ingest_chunk(uow, NOW + timedelta(days=1), "SPK1", token).flagged
+    quinn = browser(hub_app, "quinn")
+    page = f"/qa/batches/{batch_id}"
+    opened = quinn.get(page)
+    assert finding_keys(opened)[0] == "clock-ahead:1" and "clock-ahead:1" not in to_review(opened)
+    shown = finding_text(opened, "clock-ahead:1")
+    assert re.match(
+        rf"Entries 1–{last} dated after the hub received them Entries 1–{last} are dated after the "
+        r"hub received them, up to 13 days: entry \d+ is dated 2026-12-05 12:00 UTC, 13 days after "
+        r"the hub received it \(2026-11-22 09:00 UTC\); at most 300 s of clock difference is "
+        r"allowed\. Nobody records an event before it happens",
+        shown,
+    ), shown
+    assert "does not clear and cannot be marked reviewed" in shown
+    for key in to_review(opened):
+        sign_review(quinn, batch_id, key, seen_seq(quinn.get(page)), esign_username="quinn")
+    refused = post_form(
+        quinn, f"{page}/released",
+        {"esign_password": PASSWORD, "seen_review_seq": seen_seq(quinn.get(page))}, page=page,
+    )  # fmt: skip
+    assert refused.status_code == 409
+    assert f"Batch {number} cannot be released" in refusal(refused)
+    assert "13 days after the hub received it" in refusal(refused)
+    assert review_rows(make_uow) == len(to_review(opened))  # the reviews, and no release
 
 
 def test_a_rejection_needs_a_reason(hub_app, completed, make_uow):

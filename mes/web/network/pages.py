@@ -6,10 +6,11 @@ rows fetched as JSON, so both say the same thing in the same words. Nothing here
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from mes.core.batch import DEVIATION_CATEGORY_TITLES
+from mes.core.chronology import duration
 from mes.core.clock import local_text, parse_utc_text
 from mes.services.spokes import DeviationAlert, NetworkView, SpokeSummary
 from mes.store.models import SyncEvent
@@ -49,8 +50,29 @@ def alert_row(alert: DeviationAlert, time_zone: str) -> dict[str, Any]:
     }
 
 
-def spoke_row(summary: SpokeSummary, time_zone: str) -> dict[str, Any]:
-    """One spoke: its status, its batches and open deviations, when it was last heard from."""
+def clock_text(summary: SpokeSummary, skew_seconds: int, time_zone: str) -> str:
+    """The spoke's clock in words: how far from the hub's, when measured, warned past the skew."""
+    spoke = summary.spoke
+    offset = spoke.clock_offset_seconds
+    if offset is None or spoke.clock_measured_at is None:
+        return "not measured yet (from its next signed request)"
+    if abs(offset) < 1:
+        words = "in step with the hub's"
+    else:
+        words = f"{duration(timedelta(seconds=offset))} {'ahead of' if offset > 0 else 'behind'}"
+        words += " the hub's"
+    measured = local_text(spoke.clock_measured_at, time_zone)
+    text = f"{words} (measured {measured})"
+    if summary.clock_beyond_skew:
+        text += (
+            f" — beyond the {skew_seconds} s allowed: its requests are refused and its records "
+            "are dated wrongly. Set its clock right (NTP)."
+        )
+    return text
+
+
+def spoke_row(summary: SpokeSummary, time_zone: str, skew_seconds: int = 300) -> dict[str, Any]:
+    """One spoke: status, batches, open deviations, when it was last heard from, its clock."""
     spoke = summary.spoke
     return {
         "code": spoke.code,
@@ -66,6 +88,9 @@ def spoke_row(summary: SpokeSummary, time_zone: str) -> dict[str, Any]:
         "last_seen_at": spoke.last_seen_at.isoformat() if spoke.last_seen_at else None,
         "last_seen": _when(spoke.last_seen_at, time_zone, "never"),
         "last_received": _when(summary.last_received_at, time_zone, "nothing yet"),
+        "clock_offset_seconds": spoke.clock_offset_seconds,
+        "clock": clock_text(summary, skew_seconds, time_zone),
+        "clock_warning": summary.clock_beyond_skew,
     }
 
 
@@ -86,7 +111,7 @@ def refusal_row(event: SyncEvent, time_zone: str) -> dict[str, Any]:
 
 def network_page(view: NetworkView, time_zone: str, as_of: datetime) -> dict[str, Any]:
     """Everything the network page shows (and its JSON): alerts, spokes, refusals, totals."""
-    spokes = [spoke_row(s, time_zone) for s in view.spokes]
+    spokes = [spoke_row(s, time_zone, view.clock_skew_seconds) for s in view.spokes]
     return {
         "as_of": local_text(as_of, time_zone),
         "open_deviations": sum(s["open_deviations"] for s in spokes),

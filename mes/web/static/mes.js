@@ -218,6 +218,8 @@
         var open = set("open_deviations", String(s.open_deviations));
         if (open) { open.className = "pill " + (s.open_deviations ? "bad" : "ok"); }
         set("last_seen", s.last_seen);
+        var clock = set("clock", s.clock);
+        if (clock) { clock.className = s.clock_warning ? "pill bad" : ""; }
         set("last_received", s.last_received);
       });
       if (spokesChanged) { spokesChanged.hidden = shown === data.spokes.length; }
