@@ -77,6 +77,7 @@ def load_site(settings: Settings) -> Site:
             late_signature_minutes=settings.review_late_signature_minutes,
             rubber_stamp_seconds=settings.review_rubber_stamp_seconds,
         ),
+        checkpoint_path=settings.checkpoint_path if settings.role == "hub" else None,
     )
 
 

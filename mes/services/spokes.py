@@ -840,7 +840,7 @@ def _store_chunk(uow: UnitOfWork, at: datetime, chunk: Chunk, via: str) -> Ack:
             f"The entries of batch {chunk.batch} verify but cannot be replayed: {err}.",
             what_to_do="Check that hub and spoke run compatible versions.",
         ) from None
-    store.save(session, batch, stored, received=True)
+    store.save(session, batch, stored, key=uow.site.key, received=True)
     log_event(
         session,
         at=at,

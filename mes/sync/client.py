@@ -507,6 +507,7 @@ def _push_batch(
                     ack["last_hash"],
                     stored=ack["stored"],
                     duplicates=ack["duplicates"],
+                    receipt=(response.request.headers.get(NONCE_HEADER, ""), ack["signature"]),
                 )
             report.stored += ack["stored"]
             report.duplicates += ack["duplicates"]
