@@ -265,6 +265,8 @@ def sync_round(
         _push(runtime, client, report, retry_refused_after)
         if not report.spoke_refused:
             _pull_reviews(runtime, client, report)
+        if not report.spoke_refused:
+            _anchor_audit_head(runtime, client, report)
     finally:
         if own:
             client.close()
@@ -385,6 +387,15 @@ def _pull_reviews(runtime: Runtime, client: HubClient, report: RoundReport) -> N
                 report.refused.append(err.message)
                 return
     client.review_problem = None
+
+
+def _anchor_audit_head(runtime: Runtime, client: HubClient, report: RoundReport) -> None:
+    """The hub countersigns this spoke's audit head (:mod:`mes.sync.anchors`)."""
+    from mes.sync.anchors import exchange_audit_heads
+
+    problem = exchange_audit_heads(runtime, client)
+    if problem:
+        report.refused.append(problem)
 
 
 def _review_problem(runtime: Runtime, client: HubClient, code: str, message: str) -> None:
