@@ -84,6 +84,9 @@ class SignedHead:
     @classmethod
     def from_dict(cls, data: Any) -> SignedHead:
         """Read a head sent or written by :meth:`as_dict`; ValueError if it is not one."""
+        seq = data.get("seq") if isinstance(data, dict) else None
+        if isinstance(seq, float) and seq.is_integer() and abs(seq) <= 2**53:
+            data = {**data, "seq": int(seq)}  # 3.0 is an integer in JSON Schema
         ok = (
             isinstance(data, dict)
             and isinstance(data.get("chain"), str)
