@@ -271,7 +271,11 @@ def stored_projection(session: Session, batch_id: str) -> dict[str, Any]:
     batch = session.get(Batch, batch_id)
     if batch is None:
         return {}
-    result: dict[str, Any] = {"batch": plain(batch)}
+    # The head's signature is the holding site's, not part of what the ledger projects.
+    head_columns = ("head_at", "head_signature")
+    result: dict[str, Any] = {
+        "batch": {k: v for k, v in plain(batch).items() if k not in head_columns}
+    }
     for name, model, order in (
         ("phases", BatchPhase, BatchPhase.position),
         ("values", BatchValue, BatchValue.entry_seq),
