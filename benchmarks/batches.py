@@ -303,7 +303,7 @@ def _start_phases(runtime: Runtime, who: Operator, batch_id: str, phase_ids: lis
         at = datetime.now(UTC)
         for phase_id in phase_ids:
             batch.start_phase(phase_id, person, at, "bench set-up")
-        store.save(uow.session, batch, stored)
+        store.save(uow.session, batch, stored, key=uow.site.key)
         uow.commit()
 
 

@@ -359,7 +359,7 @@ def clone_batches(
                     prev = entry.hash
                 batch = Batch.replay(procedure, entries, key=key, time_zone=zone)
                 batch.new_entries = list(entries)
-                store.save(uow.session, batch, None)
+                store.save(uow.session, batch, None, key=key)
                 touch_outbox(
                     uow.session, batch_id, batch.state.last_seq, priority=template.deviations > 0
                 )
@@ -1013,7 +1013,7 @@ def breakdown(network: Network, figures: dict[str, Any], chunks: int = 40) -> No
                 statements.clear()
                 timed(
                     "hub: store.save (entries + projection rows)",
-                    lambda s=session, b=batch: store.save(s, b, None, received=True),
+                    lambda s=session, b=batch: store.save(s, b, None, key=key, received=True),
                 )
                 for label, values in statements.items():
                     calls = f"{label[:-1]}, {len(values)} call{'s' if len(values) > 1 else ''})"

@@ -23,6 +23,7 @@ SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
 SITE_KEY_FILE = "keys/site_ed25519.pem"
 SITE_PUBLIC_KEY_FILE = "keys/site_ed25519.pub.pem"
 HUB_PUBLIC_KEY_FILE = "keys/hub_ed25519.pub.pem"  # at a spoke: the pinned hub key
+CHECKPOINT_FILE = "audit-checkpoints.jsonl"  # at the hub: its signed audit heads, append-only
 ROLES = ("hub", "spoke")
 SITE_CODE = re.compile(r"^[A-Z][A-Z0-9]{1,11}$")
 MAX_SESSION_LIFETIME_HOURS = 24
@@ -72,6 +73,11 @@ class Settings:
     def site_public_key_path(self) -> Path:
         """The site's public key, safe to share."""
         return self.instance_path / SITE_PUBLIC_KEY_FILE
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """The hub's append-only checkpoint file of its audit head (copy it off the machine)."""
+        return self.instance_path / CHECKPOINT_FILE
 
     @property
     def hub_key_path(self) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from mes.core.keys import SiteKey, SitePublicKey
 from mes.core.passwords import PasswordPolicy
@@ -21,6 +22,9 @@ class Site:
     password_policy: PasswordPolicy = field(default_factory=PasswordPolicy)
     hub_key: SitePublicKey | None = None  # at a spoke: the pinned hub key
     review: ReviewSettings = field(default_factory=ReviewSettings)
+    # The hub's append-only checkpoint file of its audit head, outside its database
+    # (mes.core.heads); None where no checkpoint is kept.
+    checkpoint_path: Path | None = None
 
     @property
     def is_spoke(self) -> bool:

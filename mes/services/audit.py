@@ -6,20 +6,35 @@ from collections.abc import Mapping
 from typing import Any
 
 from mes.core.audit import Actor, EntryKind
-from mes.core.ledger import verify_chain
+from mes.core.heads import AnchoredVerification, verify_anchored
+from mes.services.anchors import audit_anchors
 from mes.services.context import Context
-from mes.store.audit import append_audit, audit_head, sealed_entries
+from mes.store.audit import append_audit, sealed_entries, signed_audit_head
 from mes.store.uow import UnitOfWork
 
 
 def verify_audit_trail(uow: UnitOfWork) -> int:
-    """Recompute the whole chain: every hash, link and site signature, and the recorded head.
+    """Recompute the whole chain: every hash, link and site signature, and the signed head.
 
     Returns the number of entries; raises :class:`~mes.core.errors.ChainBroken` naming the first
-    bad entry (21 CFR 11.10(a), (e)).
+    bad entry (21 CFR 11.10(a), (e)). See :func:`verify_audit_anchored`.
     """
-    head = audit_head(uow.session)
-    return verify_chain(sealed_entries(uow.session), uow.site.key.public, head)
+    return verify_audit_anchored(uow).count
+
+
+def verify_audit_anchored(uow: UnitOfWork) -> AnchoredVerification:
+    """Verify the audit chain against its signed head and every head kept outside the database.
+
+    Every hash, link and site signature; the chain reaches each anchor (the hub's checkpoint
+    file, or the hub's countersignature of a spoke's head) with the entry it names, else the
+    missing range is named; the recorded head carries the site's signature and the chain ends
+    there. Raises :class:`~mes.core.errors.ChainBroken` (21 CFR 11.10(a), (e)).
+    """
+    site = uow.site
+    anchors = audit_anchors(uow)
+    head = signed_audit_head(uow.session, site.code)
+    public = site.key.public
+    return verify_anchored(sealed_entries(uow.session), public, head, public, site.code, anchors)
 
 
 def record_change(

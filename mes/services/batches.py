@@ -45,10 +45,11 @@ from mes.core.errors import (
     NotFound,
     TerminalNotRegistered,
 )
+from mes.core.heads import AnchoredVerification, verify_anchored
 from mes.core.identity import identity_text
 from mes.core.keys import SitePublicKey
-from mes.core.ledger import verify_chain
 from mes.core.limits import InvalidValue
+from mes.services.anchors import batch_anchors
 from mes.services.context import Context, acting_user, actor_of, authorise
 from mes.services.equipment import equipment_info, log
 from mes.services.esign import (
@@ -186,9 +187,9 @@ def _save(uow: UnitOfWork, ctx: Context, loaded: Loaded | Batch) -> None:
             )
     new_entries = list(batch.new_entries)  # save() clears them
     if isinstance(loaded, Loaded):
-        loaded.stored = store.save(uow.session, batch, loaded.stored)
+        loaded.stored = store.save(uow.session, batch, loaded.stored, key=uow.site.key)
     else:
-        store.save(uow.session, batch, None)
+        store.save(uow.session, batch, None, key=uow.site.key)
     if new_entries:
         # The outbox pattern: queued for the hub in the same transaction (deviations first).
         touch_outbox(
@@ -730,21 +731,38 @@ def find_batch_id(uow: UnitOfWork, ctx: Context, reference: str) -> str:
 
 def verify_batch(uow: UnitOfWork, ctx: Context, batch_id: str) -> int:
     """Verify a batch's ledger (hashes, links, the site's signatures); the count of entries."""
+    return verify_batch_anchored(uow, ctx, batch_id).count
+
+
+def verify_batch_anchored(uow: UnitOfWork, ctx: Context, batch_id: str) -> AnchoredVerification:
+    """Verify a batch's ledger, its signed head and the hub's acknowledgements kept here."""
     authorise(uow, ctx, Permission.READ_BATCHES)
-    return verify_ledger(uow, batch_id)
+    return verify_ledger_anchored(uow, batch_id)
 
 
 def verify_ledger(uow: UnitOfWork, batch_id: str) -> int:
     """Verify a batch's ledger against the key of the site that made it (the hub: the spoke's)."""
-    from mes.core.ledger import ChainHead
+    return verify_ledger_anchored(uow, batch_id).count
 
+
+def verify_ledger_anchored(uow: UnitOfWork, batch_id: str) -> AnchoredVerification:
+    """Verify a batch's ledger, its head and its anchors; raise ChainBroken naming what is wrong.
+
+    Rule (21 CFR 11.10(a)): every entry verifies with the key of the site that made it; the
+    batch's recorded head carries the signature of this site (which wrote the row) and the
+    ledger ends there; at a spoke, the ledger reaches the furthest head the hub acknowledged
+    (a shorter ledger names the missing entries and the hub's acknowledgement).
+    """
     row = uow.session.get(BatchRow, batch_id)
     if row is None:
         raise NotFound(f"There is no batch {batch_id!r}.")
-    return verify_chain(
+    return verify_anchored(
         store.ledger(uow.session, batch_id),
         signing_key(uow, row.site),
-        ChainHead(last_seq=row.last_seq, last_hash=row.last_hash),
+        store.batch_head(row),
+        uow.site.key.public,
+        uow.site.code,
+        batch_anchors(uow, row),
     )
 
 

@@ -20,6 +20,7 @@ from mes.core.clock import local_text
 from mes.core.errors import InvalidInput, NotFound
 from mes.core.ledger import SealedEntry
 from mes.core.sync import make_chunk, transfer_file
+from mes.services.anchors import keep_hub_receipt
 from mes.services.audit import record_change
 from mes.services.context import Context, authorise, system_actor
 from mes.store import batches as store
@@ -143,11 +144,14 @@ def acknowledge(
     stored: int = 0,
     duplicates: int = 0,
     via: str = "network",
+    receipt: tuple[str, str] | None = None,
 ) -> bool:
     """The hub holds the batch up to ``last_seq``: move the mark if the hash is our entry's.
 
     Returns False (and marks the batch refused) when the hub's hash is not the spoke's: the
     mark never moves on an acknowledgement that does not name the spoke's own entry.
+    ``receipt``: the request's nonce and the hub's signature of the acknowledgement, kept as
+    the spoke's receipt for the batch head (:func:`mes.services.anchors.keep_hub_receipt`).
     """
     ours = uow.session.execute(
         select(BatchEntry.hash).where(BatchEntry.batch_id == batch_id, BatchEntry.seq == last_seq)
@@ -175,6 +179,9 @@ def acknowledge(
         uow.commit()
         return False
     move_mark(uow.session, batch_id, last_seq, last_hash, at)
+    if receipt is not None:
+        nonce, signature = receipt
+        keep_hub_receipt(uow, at, batch_id, last_seq, last_hash, nonce=nonce, signature=signature)
     log_event(
         uow.session,
         at=at,

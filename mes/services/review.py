@@ -21,6 +21,7 @@ from mes.core.batch import Batch, BatchStatus, Procedure
 from mes.core.clock import local_text, parse_utc_text
 from mes.core.errors import ChainBroken, InvalidInput, MesError, NotFound
 from mes.core.esign import Meaning
+from mes.core.heads import verify_anchored
 from mes.core.ledger import GENESIS, SealedEntry, verify_chain
 from mes.core.review import (
     REVIEW_RECORD_TYPE,
@@ -50,7 +51,7 @@ from mes.store.models import (
     Spoke,
     SyncEvent,
 )
-from mes.store.review import append_review_entries, review_ledger, save_disposition
+from mes.store.review import append_review_entries, review_head, review_ledger, save_disposition
 from mes.store.sync import log_event, receipt_times
 from mes.store.uow import UnitOfWork
 
@@ -144,8 +145,13 @@ def _chain_problem(uow: UnitOfWork, row: BatchRow) -> str | None:
         return missing.message
     if uow.site.is_spoke or not (entries := review_ledger(uow.session, row.id)):
         return None
+    public = uow.site.key.public
+    disposition = uow.session.get(BatchReview, row.id)
     try:
-        verify_chain(entries, uow.site.key.public)
+        if disposition is None:
+            verify_chain(entries, public)
+        else:  # the head the hub signed as it moved: the newest review entries were not deleted
+            verify_anchored(entries, public, review_head(disposition), public, uow.site.code)
     except ChainBroken as broken:
         return f"The review record: {broken.message}"
     return None
@@ -187,8 +193,10 @@ def review_batch(uow: UnitOfWork, ctx: Context, batch_id: str) -> ReviewView:
 
 
 def _save(uow: UnitOfWork, view: ReviewView) -> None:
-    append_review_entries(uow.session, view.review.new_entries)
-    save_disposition(uow.session, view.review.state)
+    new = view.review.new_entries
+    append_review_entries(uow.session, new)
+    at = new[-1].body["at"] if new else ""
+    save_disposition(uow.session, view.review.state, key=uow.site.key, at=at)
 
 
 def _sign(
@@ -583,7 +591,7 @@ def receive_review_entries(
                 )  # fmt: skip
             continue
         append_review_entries(uow.session, fresh)
-        save_disposition(uow.session, state)
+        save_disposition(uow.session, state, key=uow.site.key, at=fresh[-1].body["at"])
         log_event(
             uow.session, at=at, action="review", outcome="accepted", peer=link.hub_code,
             via=via, batch_id=batch_id, item=row.number, first_seq=fresh[0].seq,

@@ -78,6 +78,7 @@ def load_site(settings: Settings) -> Site:
             rubber_stamp_seconds=settings.review_rubber_stamp_seconds,
             clock_skew_seconds=settings.sync_clock_skew_seconds,
         ),
+        checkpoint_path=settings.checkpoint_path if settings.role == "hub" else None,
     )
 
 

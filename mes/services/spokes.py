@@ -898,7 +898,7 @@ def _store_chunk(uow: UnitOfWork, at: datetime, chunk: Chunk, via: str) -> Ack:
             f"The entries of batch {chunk.batch} verify but cannot be replayed: {err}.",
             what_to_do="Check that hub and spoke run compatible versions.",
         ) from None
-    store.save(session, batch, stored, received=True)
+    store.save(session, batch, stored, key=uow.site.key, received=True)
     flagged = _clock_flag(uow, at, chunk, batch.state.number, via)
     log_event(
         session,

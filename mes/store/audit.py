@@ -10,9 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mes.core.audit import Actor, EntryKind, entry_body
+from mes.core.heads import SignedHead, audit_chain, sign_head
 from mes.core.ledger import ChainHead as CoreChainHead
 from mes.core.ledger import SealedEntry, next_link, seal
 from mes.core.site import Site
+from mes.store.checkpoint import checkpoint_after_commit
 from mes.store.models import AuditEntry, ChainHead
 
 AUDIT_CHAIN = "audit"
@@ -49,7 +51,11 @@ def append_audit(
     new: Mapping[str, Any] | None = None,
     reason: str | None = None,
 ) -> AuditEntry:
-    """Append one sealed entry to the audit chain in the session's transaction."""
+    """Append one sealed entry to the audit chain in the session's transaction.
+
+    The head moves with the site's signature of it (and, where the site keeps a checkpoint
+    file, the signed head is appended to it once the transaction commits).
+    """
     head = _locked_head(session, AUDIT_CHAIN)
     seq, prev = next_link(head.last_seq, head.last_hash)
     body = entry_body(
@@ -88,8 +94,12 @@ def append_audit(
         signature=sealed.signature,
     )
     session.add(row)
+    signed = sign_head(site.key, audit_chain(site.code), seq, sealed.hash, body["at"])
     head.last_seq, head.last_hash = seq, sealed.hash
+    head.at, head.signature = signed.at, signed.signature
     session.flush()
+    if site.checkpoint_path is not None:
+        checkpoint_after_commit(session, site.checkpoint_path, signed)
     return row
 
 
@@ -109,3 +119,11 @@ def audit_head(session: Session) -> CoreChainHead:
     if head is None:
         return CoreChainHead(last_seq=0, last_hash=None)
     return CoreChainHead(last_seq=head.last_seq, last_hash=head.last_hash)
+
+
+def signed_audit_head(session: Session, site: str) -> SignedHead:
+    """What the site recorded (and signed) as the audit chain's end."""
+    head = session.get(ChainHead, AUDIT_CHAIN)
+    if head is None:
+        return SignedHead(audit_chain(site), 0, None, None, None)
+    return SignedHead(audit_chain(site), head.last_seq, head.last_hash, head.at, head.signature)

@@ -19,6 +19,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from mes.core.batch import Batch as BatchAggregate
+from mes.core.heads import SignedHead, batch_chain, sign_head
+from mes.core.keys import SiteKey
 from mes.core.ledger import SealedEntry
 from mes.store.models import (
     Base,
@@ -200,6 +202,7 @@ def save(
     batch: BatchAggregate,
     stored: dict[str, Any] | None,
     *,
+    key: SiteKey,
     received: bool = False,
 ) -> dict[str, Any]:
     """Insert the batch's new ledger entries and bring its projection rows up to date.
@@ -207,9 +210,19 @@ def save(
     ``stored``: the projection as it was stored (from :func:`saved_state`, or the value this
     function returned last time), or None for a new batch. Only rows that changed are written;
     an update that finds no row inserts it. Returns the projection now stored. ``received``:
-    the hub storing a spoke's batch (see :func:`projection`).
+    the hub storing a spoke's batch (see :func:`projection`). When entries were added, the
+    batch's head moves with ``key``'s signature of it (the key of the site storing it).
     """
     rows = projection(batch, received=received)
+    if batch.new_entries:
+        head = sign_head(
+            key,
+            batch_chain(batch.state.id),
+            batch.state.last_seq,
+            batch.state.last_hash,
+            batch.state.last_at or "",
+        )
+        rows["batch"]["head_at"], rows["batch"]["head_signature"] = head.at, head.signature
     old_batch = stored["batch"] if stored else None
     if old_batch is None:
         session.execute(insert(Batch.__table__), [rows["batch"]])
@@ -242,6 +255,13 @@ def save(
     return rows
 
 
+def batch_head(row: Batch) -> SignedHead:
+    """The batch's head as this site recorded and signed it."""
+    return SignedHead(
+        batch_chain(row.id), row.last_seq, row.last_hash, row.head_at, row.head_signature
+    )
+
+
 def stored_projection(session: Session, batch_id: str) -> dict[str, Any]:
     """The projection rows as stored, in the shape of ``Batch.projection()`` (for checks)."""
 
@@ -251,7 +271,11 @@ def stored_projection(session: Session, batch_id: str) -> dict[str, Any]:
     batch = session.get(Batch, batch_id)
     if batch is None:
         return {}
-    result: dict[str, Any] = {"batch": plain(batch)}
+    # The head's signature is the holding site's, not part of what the ledger projects.
+    head_columns = ("head_at", "head_signature")
+    result: dict[str, Any] = {
+        "batch": {k: v for k, v in plain(batch).items() if k not in head_columns}
+    }
     for name, model, order in (
         ("phases", BatchPhase, BatchPhase.position),
         ("values", BatchValue, BatchValue.entry_seq),

@@ -187,6 +187,9 @@ class ChainHead(Base):
     chain: Mapped[str] = mapped_column(String(64), primary_key=True)
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
     last_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The site's signature of the head as it moved (mes.core.heads): a rewritten row fails it.
+    at: Mapped[str | None] = mapped_column(String(27), nullable=True)
+    signature: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 
 class AuditEntry(Base):
@@ -373,6 +376,9 @@ class Batch(Base):
     completed_at: Mapped[str | None] = mapped_column(String(27), nullable=True)
     last_seq: Mapped[int] = mapped_column(Integer)
     last_hash: Mapped[str] = mapped_column(String(64))
+    # This site's signature of the head as it moved (mes.core.heads).
+    head_at: Mapped[str | None] = mapped_column(String(27), nullable=True)
+    head_signature: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 
 class _ChainRow:
@@ -453,6 +459,9 @@ class BatchReview(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     last_seq: Mapped[int] = mapped_column(Integer)
     last_hash: Mapped[str] = mapped_column(String(64))
+    # This site's signature of the head as it moved (mes.core.heads).
+    head_at: Mapped[str | None] = mapped_column(String(27), nullable=True)
+    head_signature: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 
 class BatchPhase(Base):
@@ -764,3 +773,44 @@ class SyncEvent(Base):
     outcome: Mapped[str] = mapped_column(String(12))
     code: Mapped[str | None] = mapped_column(String(32), nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class HubReceipt(Base):
+    """At a spoke: the hub's signed acknowledgement of a batch head (append-only).
+
+    The hub signed ``ack_message(site, batch, last_seq, last_hash, nonce)`` with its key: the
+    spoke's receipt that its ledger reached this entry, which a database superuser at the spoke
+    cannot forge (mes.core.heads).
+    """
+
+    __tablename__ = "hub_receipts"
+
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+    last_seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    hub: Mapped[str] = mapped_column(String(12))
+    nonce: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(100))
+    received_at: Mapped[str] = mapped_column(String(27))
+
+
+class AnchoredHead(Base):
+    """Both sides: a signed audit-chain head kept outside its own site (append-only).
+
+    At the hub: each spoke's signed audit head with the hub's countersignature. At a spoke: its
+    own head as the hub countersigned it, and the hub's signed audit head as last seen.
+    """
+
+    __tablename__ = "anchored_heads"
+    __table_args__ = (Index("ix_anchored_heads_chain_seq", "chain", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    chain: Mapped[str] = mapped_column(String(80))
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[str] = mapped_column(String(27))
+    signature: Mapped[str] = mapped_column(String(100))
+    countersigned_by: Mapped[str | None] = mapped_column(String(12), nullable=True)
+    countersigned_at: Mapped[str | None] = mapped_column(String(27), nullable=True)
+    countersignature: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    kept_at: Mapped[str] = mapped_column(String(27))

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from mes.core.heads import SignedHead, review_chain, sign_head
+from mes.core.keys import SiteKey
 from mes.core.ledger import SealedEntry
 from mes.core.review import ReviewState
 from mes.store.batches import _entry_values, _sealed
@@ -32,8 +34,11 @@ def append_review_entries(session: Session, entries: Iterable[SealedEntry]) -> N
         session.execute(insert(BatchReviewEntry.__table__), rows)
 
 
-def save_disposition(session: Session, state: ReviewState) -> None:
-    """Keep the batch's disposition row in step with its review chain."""
+def save_disposition(session: Session, state: ReviewState, *, key: SiteKey, at: str) -> None:
+    """Keep the batch's disposition row in step with its review chain.
+
+    The head moves with ``key``'s signature of it (the site storing it), timed ``at``.
+    """
     row = session.get(BatchReview, state.batch)
     if row is None:
         row = BatchReview(batch_id=state.batch)
@@ -42,4 +47,14 @@ def save_disposition(session: Session, state: ReviewState) -> None:
     row.decided_at = state.decided_at
     row.decided_by = state.decided_by.name if state.decided_by else None
     row.reason = state.reason
+    if (row.last_seq, row.last_hash) != (state.last_seq, state.last_hash):
+        head = sign_head(key, review_chain(state.batch), state.last_seq, state.last_hash, at)
+        row.head_at, row.head_signature = head.at, head.signature
     row.last_seq, row.last_hash = state.last_seq, state.last_hash
+
+
+def review_head(row: BatchReview) -> SignedHead:
+    """The review chain's head as this site recorded and signed it."""
+    return SignedHead(
+        review_chain(row.batch_id), row.last_seq, row.last_hash, row.head_at, row.head_signature
+    )

@@ -112,6 +112,8 @@ class HubClient:
         # The last problem with review updates that was logged: the same one is logged once,
         # not every round, until review updates arrive again.
         self.review_problem: tuple[str, str] | None = None
+        # Likewise the last refusal of this spoke's audit head (mes.sync.anchors).
+        self.anchor_problem: str | None = None
         self.link = LinkState()  # the outage in progress, logged once (mes.sync.answers)
         self.stalled: set[str] = set()  # batches whose push met an outage last round
 
@@ -263,6 +265,7 @@ def sync_round(
         # refused with the hub's reason, which the board shows.
         lambda: _push(runtime, client, report, retry_refused_after),
         lambda: None if report.spoke_refused else _pull_reviews(runtime, client, report),
+        lambda: None if report.spoke_refused else _anchor_audit_head(runtime, client, report),
     )
     try:
         for operation in operations:
@@ -415,6 +418,15 @@ def _pull_reviews(runtime: Runtime, client: HubClient, report: RoundReport) -> N
     client.review_problem = None
 
 
+def _anchor_audit_head(runtime: Runtime, client: HubClient, report: RoundReport) -> None:
+    """The hub countersigns this spoke's audit head (:mod:`mes.sync.anchors`)."""
+    from mes.sync.anchors import exchange_audit_heads
+
+    problem = exchange_audit_heads(runtime, client)
+    if problem:
+        report.refused.append(problem)
+
+
 def _review_problem(runtime: Runtime, client: HubClient, code: str, message: str) -> None:
     """Log a refused or unreadable review answer once (not every round while it lasts)."""
     if client.review_problem != (code, message):
@@ -532,6 +544,7 @@ def _push_batch(
                     ack["last_hash"],
                     stored=ack["stored"],
                     duplicates=ack["duplicates"],
+                    receipt=(response.request.headers.get(NONCE_HEADER, ""), ack["signature"]),
                 )
             report.stored += ack["stored"]
             report.duplicates += ack["duplicates"]

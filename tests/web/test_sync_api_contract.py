@@ -254,6 +254,7 @@ def test_the_document_describes_exactly_the_routes_the_hub_mounts(hub_app, api, 
         "GET /sync/bundles/{bundle_hash}",
         "POST /sync/chunks",
         "POST /sync/reviews",
+        "POST /sync/audit-head",
     }
     # Every 4xx body the document names is the one error schema, with the codes it lists.
     for item in raw["paths"].values():
@@ -339,6 +340,7 @@ def test_generated_requests_get_documented_answers(api, mode):
         "GET /sync/bundles/{bundle_hash}",
         "POST /sync/chunks",
         "POST /sync/reviews",
+        "POST /sync/audit-head",
     }
     for label, statuses in answers.items():
         assert set(statuses) <= {401, 413} and 401 in statuses, (label, statuses)
@@ -354,6 +356,7 @@ def test_generated_signed_requests_get_documented_answers(api, spoke, mode):
             "GET /sync/bundles/{bundle_hash}": [404],  # no such bundle
             "POST /sync/chunks": [422],  # JWS-shaped text that is no chunk
             "POST /sync/reviews": [200],  # heads of batches the hub holds none of: no entries
+            "POST /sync/audit-head": [422],  # a head the spoke did not sign
         }
     else:
         # Negative cases leave out or break the signature headers (401) or break the path or
@@ -362,6 +365,7 @@ def test_generated_signed_requests_get_documented_answers(api, spoke, mode):
         assert set(answers["GET /sync/bundles/{bundle_hash}"]) <= {401, 404}
         assert set(answers["POST /sync/chunks"]) <= {401, 413, 422}
         assert set(answers["POST /sync/reviews"]) <= {400, 401, 413}
+        assert set(answers["POST /sync/audit-head"]) <= {400, 401, 413, 422}
 
 
 # --- (c) explicit cases ----------------------------------------------------------------------------
@@ -463,6 +467,38 @@ def test_enrollment_with_a_wrong_code_is_403_with_the_reason(api, make_uow, hub_
     # Refusals from one address within a minute: the first logged in full, the others counted
     # (their count is logged when the minute closes).
     assert sorted(logged) == sorted([("refused", "enrollment-refused"), ("accepted", None)])
+
+
+def test_a_spokes_audit_head_is_countersigned_and_one_that_went_backwards_is_422(
+    api, spoke, site_key
+):
+    from mes.core.heads import audit_chain, countersigned_by, sign_head
+
+    def head(seq: int):
+        return sign_head(
+            spoke.key, audit_chain(spoke.site), seq, f"{seq:064x}", "2026-12-05T10:00:00.000000Z"
+        )
+
+    def post(sent):
+        body = {"head": sent.as_dict(), "hub_head_seen": None}
+        return send(
+            api, "POST", "/sync/audit-head", spoke, body=body, media_type="application/json"
+        )
+
+    answer = post(head(3))
+    assert answer.status_code == 200, answer.text
+    data = answer.json()
+    assert data["head"] == head(3).as_dict()
+    assert countersigned_by(head(3), data["countersigned_at"], data["countersignature"],
+                            site_key.public)  # fmt: skip
+    assert data["hub_head"]["chain"] == "audit:TEST"
+    assert post(head(3)).status_code == 200  # the same head again: countersigned again
+    backwards = assert_api_error(post(head(2)), 422, "audit-head-refused")
+    assert "audit chain went backwards" in backwards["error"]
+    forged = sign_head(SiteKey.generate(), audit_chain(spoke.site), 9, "9" * 64, "2026-12-05")
+    assert (
+        "signed with its key" in assert_api_error(post(forged), 422, "audit-head-refused")["error"]
+    )
 
 
 @SQLITE_ONLY

@@ -22,6 +22,7 @@ from mes.core.errors import (
     TooLarge,
     TooManyAttempts,
 )
+from mes.services.anchors import countersign_audit_head, read_audit_head_request
 from mes.services.document_certificate import document_certificate_pem
 from mes.services.review import review_updates
 from mes.services.spokes import (
@@ -241,6 +242,18 @@ def review_entries() -> ResponseReturnValue:
     with runtime().uow(read_only=True) as uow:
         entries = review_updates(uow, site, known)
     return jsonify({"entries": [e.as_dict() for e in entries]})
+
+
+@bp.post("/sync/audit-head")
+def audit_head() -> ResponseReturnValue:
+    # Signed first; the hub countersigns the spoke's signed audit head (refusing one that went
+    # backwards) and answers with its own signed audit head, which the spoke keeps.
+    site = _signed()
+    data = request.get_json(silent=True) if request.is_json else None
+    head, seen = read_audit_head_request(data)
+    with runtime().uow() as uow:
+        answer = countersign_audit_head(uow, g.now, site, head, seen)
+    return jsonify(answer)
 
 
 def faults_after_commit() -> None:

@@ -4,7 +4,7 @@ from the hub's clock at receipt, and when that was measured (shown on the Networ
 Spokes are never deleted (migration 0004's trigger); these columns are updated in place on
 every signed request, like ``last_seen_at``.
 
-Revision ID: 0009
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-05
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
+revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None
