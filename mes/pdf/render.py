@@ -26,6 +26,7 @@ import io
 import json
 import multiprocessing
 import os
+import string
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -41,8 +42,10 @@ import pikepdf
 import segno
 from weasyprint import HTML, Attachment
 from weasyprint import __version__ as WEASYPRINT
+from weasyprint.urls import FatalURLFetchingError
 
 from mes.core.record import AuditLine, BatchRecord, UnitSection
+from mes.pdf.fetch import PackageFetcher
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 PDF_VARIANT = "pdf/a-3b"
@@ -78,16 +81,18 @@ class Part:
 # --- the HTML -----------------------------------------------------------------------------------
 
 
+# Characters written into a CSS string as they are; every other one as a hex escape.
+CSS_SAFE = frozenset(string.ascii_letters + string.digits + " -.,:()")
+
+
 def _css_string(text: str) -> markupsafe.Markup:
-    """``text`` as a CSS string literal, safe inside ``<style>`` (no ``</style>`` can close it)."""
-    escaped = (
-        str(text)
-        .replace("\\", "\\\\")
-        .replace('"', '\\"')
-        .replace("\n", "\\a ")
-        .replace("<", "\\3c ")
-    )
-    return markupsafe.Markup(f'"{escaped}"')  # noqa: S704 - escaped above
+    """``text`` as a CSS string literal: every character outside a small safe set hex-escaped.
+
+    Only for the text this module makes (the footer's record hash): a record's own words never
+    reach a stylesheet (the running header takes them from escaped HTML attributes).
+    """
+    escaped = "".join(c if c in CSS_SAFE else f"\\{ord(c):06x}" for c in str(text))
+    return markupsafe.Markup(f'"{escaped}"')  # noqa: S704 - nothing unescaped but CSS_SAFE
 
 
 @cache
@@ -240,7 +245,28 @@ def _render_part(
     created: datetime | None = None,
 ) -> Part:
     """Lay out ``html`` and write it as PDF/A-3b (with the attachment, for the first part)."""
-    document = HTML(string=html).render()
+    fetcher = PackageFetcher()
+    try:
+        document = HTML(string=html, url_fetcher=fetcher).render()
+        pdf = document.write_pdf(**_pdf_options(attachment, attachment_name, created))
+    except FatalURLFetchingError:
+        fetcher.check_refusals()
+        raise
+    fetcher.check_refusals()  # also what WeasyPrint caught (it draws SVG images in a catch-all)
+    bookmarks: list[tuple[str, int, int]] = []
+
+    def walk(tree: list[Any], level: int) -> None:
+        for label, (page, _x, _y), children, _state in tree:
+            bookmarks.append((label, level, page))
+            walk(children, level + 1)
+
+    walk(document.make_bookmark_tree(), 0)
+    return Part(pdf, len(document.pages), bookmarks)
+
+
+def _pdf_options(
+    attachment: bytes | None, attachment_name: str, created: datetime | None
+) -> dict[str, Any]:
     options: dict[str, Any] = {"pdf_variant": PDF_VARIANT}
     if attachment is not None:
         options["attachments"] = [
@@ -254,15 +280,7 @@ def _render_part(
                 relationship="Source",
             )
         ]
-    bookmarks: list[tuple[str, int, int]] = []
-
-    def walk(tree: list[Any], level: int) -> None:
-        for label, (page, _x, _y), children, _state in tree:
-            bookmarks.append((label, level, page))
-            walk(children, level + 1)
-
-    walk(document.make_bookmark_tree(), 0)
-    return Part(document.write_pdf(**options), len(document.pages), bookmarks)
+    return options
 
 
 def _partition(blocks: list[Block], parts: int) -> list[list[Block]]:
