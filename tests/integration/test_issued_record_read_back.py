@@ -19,7 +19,7 @@ import dataclasses
 import pytest
 from request_recorder import recording_server
 from sync_sites import net
-from test_issued_record import hub_runtime, make_batch, one_line, page_texts, qa, send, written
+from test_issued_record import one_line, page_texts, qa, sent_to_the_hub, written
 
 from mes.core.certificate import load_certificate
 from mes.pdf import issue, render
@@ -31,10 +31,7 @@ from mes.services.record import RecordPackage
 def test_record_text_that_broke_out_of_the_old_header_is_printed_as_words_in_the_signed_record(
     net, tmp_path, monkeypatch
 ):
-    site = net.connected()
-    batch_id, deviation = make_batch(site)
-    send(net, site, batch_id)
-    runtime, certificate = hub_runtime(net)
+    runtime, certificate, batch_id, deviation = sent_to_the_hub(net)
     with recording_server(tmp_path) as server:
         outside = tmp_path / "outside.svg"
         outside.write_text(
@@ -83,10 +80,7 @@ def test_record_text_that_broke_out_of_the_old_header_is_printed_as_words_in_the
 def test_the_hub_does_not_sign_a_print_that_leaves_out_part_of_the_record_and_names_it(
     net, monkeypatch, rule, named
 ):
-    site = net.connected()
-    batch_id, deviation = make_batch(site)
-    send(net, site, batch_id)
-    runtime, _certificate = hub_runtime(net)
+    runtime, _certificate, batch_id, deviation = sent_to_the_hub(net)
     stylesheet = render._css() + "\n" + rule  # a tampered print template
     monkeypatch.setattr(render, "_css", lambda: stylesheet)
     with pytest.raises(issue.RecordPrintIncomplete) as refused:
