@@ -17,6 +17,12 @@ empty pages with only the margin boxes ("page X of Y"), laid over the joined pag
 part carries the PDF/A catalog (XMP, output intent, attachment); the outline is rebuilt over the
 joined pages. A short record is rendered in one piece, in-process, with the same header and
 footer as margin boxes.
+
+A record's words are only ever HTML text or attributes, escaped by the template: the running
+header takes the batch, product and site from the body's attributes (``string-set``), never
+from a CSS string, so no text of a record can end a string and restyle the page (issue 13).
+WeasyPrint reads nothing but ``data:`` URLs and the package's own files
+(:class:`mes.pdf.fetch.PackageFetcher`), in this process and in the layout workers alike.
 """
 
 from __future__ import annotations
