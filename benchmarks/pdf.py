@@ -208,38 +208,58 @@ def measure(pickled: Path, out: Path, repeat: int) -> dict[str, Any]:
       fixes were laid out by an earlier print and are reused; the cover, the deviations and
       QA's audit trail are laid out again, the footer laid over, the whole signed;
     * **stored** — the released record handed out again (read back from the records folder).
+
+    Cold and released are issued as :func:`mes.pdf.issue.issue_record` issues them: rendered,
+    read back (:func:`mes.pdf.readback.missing_words`: the text extracted and every deviation,
+    manifestation, value and audit line looked for) and signed. The read-back is timed on its
+    own, and the released record is also issued without it in the same run (**released
+    without read-back**: the issuing time before issue 13), alternating with the issue with it.
     """
     from mes.core.certificate import DocumentSigningKey
     from mes.pdf.issue import COVER_STAMP_BOX
+    from mes.pdf.readback import missing_words
     from mes.pdf.render import PartCache, record_blocks, render_record_pdf
     from mes.pdf.sign import sign_pdf
 
     record, attachment, released, released_attachment = pickle.loads(pickled.read_bytes())
     at = datetime.now(UTC)
     key = DocumentSigningKey.generate("HUB", "Hub", at)
+    read_back: dict[str, list[float]] = {"cold": [], "released": [], "released_cpu": []}
 
-    def produce(rec: Any, att: bytes, cache: PartCache) -> bytes:
+    def produce(rec: Any, att: bytes, cache: PartCache, figure: str | None) -> bytes:
         pdf = render_record_pdf(rec, att, cache=cache)
+        if figure is not None:  # as issue_record does: signed only once read back whole
+            start, start_cpu = time.perf_counter(), _cpu_seconds()
+            missing = missing_words(rec, pdf)
+            read_back[figure].append(time.perf_counter() - start)
+            if figure == "released":
+                read_back["released_cpu"].append(_cpu_seconds() - start_cpu)
+            if missing:
+                raise SystemExit(f"the print misses {[m.what for m in missing][:5]}")
         return sign_pdf(
             pdf, key, at=at, reason="Executed batch record", location="Hub (HUB)", name="Hub",
             stamp_page=0, stamp_box=COVER_STAMP_BOX,
         )  # fmt: skip
 
     cold, cold_cpu, unsigned = [], [], []
-    warm, warm_cpu = [], []
+    warm, warm_cpu, before, before_cpu = [], [], [], []
     signed = b""
     with tempfile.TemporaryDirectory(prefix="mes-pdf-parts-") as tmp:
         for index in range(repeat):
             cache = PartCache(Path(tmp) / f"cold-{index}")
             start, start_cpu = time.perf_counter(), _cpu_seconds()
-            produce(record, attachment, cache)
+            produce(record, attachment, cache, "cold")
             cold.append(time.perf_counter() - start)
             cold_cpu.append(_cpu_seconds() - start_cpu)
             start = time.perf_counter()
             render_record_pdf(record, attachment, cache=PartCache(Path(tmp) / f"u-{index}"))
             unsigned.append(time.perf_counter() - start)
             start, start_cpu = time.perf_counter(), _cpu_seconds()
-            signed = produce(released, released_attachment, cache)
+            produce(released, released_attachment, cache, None)
+            before.append(time.perf_counter() - start)
+            before_cpu.append(_cpu_seconds() - start_cpu)
+            start, start_cpu = time.perf_counter(), _cpu_seconds()
+            signed = produce(released, released_attachment, cache, "released")
             warm.append(time.perf_counter() - start)
             warm_cpu.append(_cpu_seconds() - start_cpu)
         out.write_bytes(signed)
@@ -257,6 +277,13 @@ def measure(pickled: Path, out: Path, repeat: int) -> dict[str, Any]:
         "released_seconds": warm,
         "released_s": statistics.median(warm),
         "released_cpu_s": statistics.median(warm_cpu),
+        "released_without_read_back_seconds": before,
+        "released_without_read_back_s": statistics.median(before),
+        "released_without_read_back_cpu_s": statistics.median(before_cpu),
+        "read_back_released_seconds": read_back["released"],
+        "read_back_released_s": statistics.median(read_back["released"]),
+        "read_back_released_cpu_s": statistics.median(read_back["released_cpu"]),
+        "read_back_cold_s": statistics.median(read_back["cold"]),
         "stored_s": stored_s,
         "bytes": len(stored),
         "blocks": len(record_blocks(released)),
@@ -318,6 +345,7 @@ def chromium(pickled: Path, out: Path, repeat: int) -> dict[str, Any]:
 
 def run(units: int, repeat: int) -> dict[str, Any]:
     """Build the reference record, measure ours and Chromium; the results."""
+    load_at_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="mes-pdf-bench-") as tmp:
         folder = Path(tmp)
         reference = reference_record(folder, units)
@@ -352,7 +380,8 @@ def run(units: int, repeat: int) -> dict[str, Any]:
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
-            "load_average": os.getloadavg(),
+            "load_average": load_at_start,
+            "load_average_end": os.getloadavg(),
         },
         "reference": reference,
         "ours": ours,
@@ -379,6 +408,16 @@ def report(results: dict[str, Any]) -> None:
             "ours released: signed PDF/A s (CPU)",
             f"{ours['released_s']:.2f} ({ours['released_cpu_s']:.2f})",
         ),
+        (
+            "  the same without read-back s (CPU)",
+            f"{ours['released_without_read_back_s']:.2f} "
+            f"({ours['released_without_read_back_cpu_s']:.2f})",
+        ),
+        (
+            "  read-back s released (CPU; cold)",
+            f"{ours['read_back_released_s']:.2f} ({ours['read_back_released_cpu_s']:.2f}; "
+            f"{ours['read_back_cold_s']:.2f})",
+        ),
         ("ours stored: read back s", f"{ours['stored_s']:.4f}"),
         (
             "Chromium: print s (with launch; CPU)",
@@ -388,6 +427,11 @@ def report(results: dict[str, Any]) -> None:
         ("ratio cold / Chromium print", f"{results['ratio_cold_to_print']:.2f}"),
         ("pages ours / Chromium", f"{ours['pages']} / {theirs['pages']}"),
         ("bytes ours / Chromium", f"{ours['bytes']:,} / {theirs['bytes']:,}"),
+        (
+            "load average at start / end (1 min)",
+            f"{results['machine']['load_average'][0]:.1f} / "
+            f"{results['machine']['load_average_end'][0]:.1f}",
+        ),
         (
             "peak RSS MiB (own + largest child)",
             f"{ours['peak_rss_own_mib']:.0f} + {ours['peak_rss_child_mib']:.0f}",

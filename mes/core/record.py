@@ -206,6 +206,12 @@ class AuditLine:
     text: str
     chain: str  # "batch" (the spoke's ledger) or "review" (the hub's QA entries)
 
+    @property
+    def line(self) -> str:
+        """The line as the record prints it: number, time, who (and where) and what, tabbed."""
+        where = f" at {self.terminal}" if self.terminal else ""
+        return f"{self.seq}\t{self.at_text}\t{self.who}{where}: {self.text}"
+
 
 def batch_audit_lines(
     batch: Batch, entries: Iterable[SealedEntry], time_zone: str
@@ -267,6 +273,15 @@ class ChangeLine:
     reason: str | None  # the correction's reason; None for a value re-entered before signing
     corrects: int | None  # the ledger entry corrected (a correction after signing)
 
+    @property
+    def text(self) -> str:
+        """The change as the record prints it: which entry, original → new, why, who and when."""
+        what = (
+            f"Correction of entry {self.corrects}" if self.corrects else "Re-entered before signing"
+        )
+        reason = f" — reason: {self.reason}" if self.reason else ""
+        return f"{what}: {self.original} → {self.new}{reason} — {self.by}, {self.at_text}"
+
 
 @dataclass(frozen=True)
 class ValueLine:
@@ -281,6 +296,16 @@ class ValueLine:
     by: str
     at_text: str
     changes: tuple[ChangeLine, ...]
+
+    @property
+    def text(self) -> str:
+        """The value as the record prints it: label = value, status, limits, who and when."""
+        words = f"{self.label}{' (calculated)' if self.calculated else ''} = {self.value_text}"
+        if self.status_title:
+            words += f" — {self.status_title}"
+        if self.limits:
+            words += f" ({self.limits})"
+        return f"{words} — {self.by}, {self.at_text}"
 
 
 @dataclass(frozen=True)
@@ -377,6 +402,11 @@ class DeviationSection:
     history: tuple[str, ...]  # each assessment's changes, in words
     closed: str
     closure: SignatureLine | None
+
+    @property
+    def title(self) -> str:
+        """The deviation's heading in the record: its number, category and status."""
+        return f"{self.id} — {self.category} — {self.status}"
 
 
 @dataclass(frozen=True)

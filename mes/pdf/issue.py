@@ -11,12 +11,14 @@ the ledger it embeds is the record, and any copy can be checked with ``mes verif
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from mes.core.errors import MesError
+from mes.pdf.readback import Expected, missing_words
 from mes.pdf.render import PartCache, render_record_pdf
 from mes.pdf.sign import sign_pdf
 from mes.services.context import Context
@@ -25,9 +27,13 @@ from mes.services.record import ATTACHMENT_NAME, batch_record
 from mes.services.runtime import Runtime
 from mes.settings import Settings
 
+LOG = logging.getLogger(__name__)
 # The hub's visible signature stamp sits on the cover, low on the page where the cover leaves
 # room (x1, y1, x2, y2 in points on A4), clear of the footer's record hash and page number.
 COVER_STAMP_BOX = (37, 56, 287, 100)
+# Kept signed records are named with this mark since they are read back before signing: a
+# copy kept by an earlier version (not read back) is never handed out again, but made anew.
+KEPT_AS = "-read-back"
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,21 @@ class RecordNotIssued(MesError):
     """The hub does not sign a copy of a record that fails verification."""
 
     http_status = 409
+
+
+class RecordPrintIncomplete(RecordNotIssued):
+    """The rendered record does not show all of the record: the hub does not sign it."""
+
+    def __init__(self, number: str, missing: list[Expected]) -> None:
+        self.missing = [item.what for item in missing]
+        shown = "; ".join(self.missing[:5])
+        more = f"; and {len(self.missing) - 5} more" if len(self.missing) > 5 else ""
+        super().__init__(
+            f"The printed record of batch {number} does not show {shown}{more}. The hub does "
+            "not sign a copy that leaves out part of the record.",
+            what_to_do="Report this to the administrator: the record's text or the print "
+            "template hides part of the record.",
+        )
 
 
 def _kept(path: Path) -> bytes | None:
@@ -85,6 +106,12 @@ def issue_record(runtime: Runtime, ctx: Context, batch_id: str) -> IssuedRecord:
     a record whose ledger and review chain verify. A state of the record is named by its record
     hash (the SHA-256 of the whole embedded document), so a kept copy is the copy of exactly
     this record; a kept file that is not whole is made again.
+
+    The hub signs only what it has read back (21 CFR 11.10(b), accurate and complete copies):
+    the rendered file's text must show every deviation, every signature's manifestation,
+    every value and change of a value and every audit-trail line of the record
+    (:func:`mes.pdf.readback.missing_words`); otherwise :class:`RecordPrintIncomplete` names
+    what is missing and nothing is signed or kept.
     """
     settings = runtime.settings
     key = load_document_key(settings)  # refused at a spoke, or with what to do if missing
@@ -99,13 +126,21 @@ def issue_record(runtime: Runtime, ctx: Context, batch_id: str) -> IssuedRecord:
         )
     filename = f"{number}-record.pdf"
     folder = records_folder(settings)
-    kept = folder / f"{package.view.row.id}-{package.record_hash}.pdf"
+    kept = folder / f"{package.view.row.id}-{package.record_hash}{KEPT_AS}.pdf"
     earlier = _kept(kept)
     if earlier is not None:
         return IssuedRecord(earlier, filename, number, made_now=False)
     pdf = render_record_pdf(
         package.record, package.attachment, ATTACHMENT_NAME, cache=PartCache(folder / "parts")
     )
+    missing = missing_words(package.record, pdf)  # signed only once read back whole
+    if missing:
+        LOG.error(
+            "Not signed: the printed record of batch %s does not show %s",
+            number,
+            "; ".join(item.what for item in missing),
+        )
+        raise RecordPrintIncomplete(number, missing)
     signed = sign_pdf(
         pdf,
         key,

@@ -17,6 +17,12 @@ empty pages with only the margin boxes ("page X of Y"), laid over the joined pag
 part carries the PDF/A catalog (XMP, output intent, attachment); the outline is rebuilt over the
 joined pages. A short record is rendered in one piece, in-process, with the same header and
 footer as margin boxes.
+
+A record's words are only ever HTML text or attributes, escaped by the template: the running
+header takes the batch, product and site from the body's attributes (``string-set``), never
+from a CSS string, so no text of a record can end a string and restyle the page (issue 13).
+WeasyPrint reads nothing but ``data:`` URLs and the package's own files
+(:class:`mes.pdf.fetch.PackageFetcher`), in this process and in the layout workers alike.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import io
 import json
 import multiprocessing
 import os
+import string
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -41,8 +48,10 @@ import pikepdf
 import segno
 from weasyprint import HTML, Attachment
 from weasyprint import __version__ as WEASYPRINT
+from weasyprint.urls import FatalURLFetchingError
 
 from mes.core.record import AuditLine, BatchRecord, UnitSection
+from mes.pdf.fetch import PackageFetcher
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 PDF_VARIANT = "pdf/a-3b"
@@ -78,16 +87,18 @@ class Part:
 # --- the HTML -----------------------------------------------------------------------------------
 
 
+# Characters written into a CSS string as they are; every other one as a hex escape.
+CSS_SAFE = frozenset(string.ascii_letters + string.digits + " -.,:()")
+
+
 def _css_string(text: str) -> markupsafe.Markup:
-    """``text`` as a CSS string literal, safe inside ``<style>`` (no ``</style>`` can close it)."""
-    escaped = (
-        str(text)
-        .replace("\\", "\\\\")
-        .replace('"', '\\"')
-        .replace("\n", "\\a ")
-        .replace("<", "\\3c ")
-    )
-    return markupsafe.Markup(f'"{escaped}"')  # noqa: S704 - escaped above
+    """``text`` as a CSS string literal: every character outside a small safe set hex-escaped.
+
+    Only for the text this module makes (the footer's record hash): a record's own words never
+    reach a stylesheet (the running header takes them from escaped HTML attributes).
+    """
+    escaped = "".join(c if c in CSS_SAFE else f"\\{ord(c):06x}" for c in str(text))
+    return markupsafe.Markup(f'"{escaped}"')  # noqa: S704 - nothing unescaped but CSS_SAFE
 
 
 @cache
@@ -240,7 +251,28 @@ def _render_part(
     created: datetime | None = None,
 ) -> Part:
     """Lay out ``html`` and write it as PDF/A-3b (with the attachment, for the first part)."""
-    document = HTML(string=html).render()
+    fetcher = PackageFetcher()
+    try:
+        document = HTML(string=html, url_fetcher=fetcher).render()
+        pdf = document.write_pdf(**_pdf_options(attachment, attachment_name, created))
+    except FatalURLFetchingError:
+        fetcher.check_refusals()
+        raise
+    fetcher.check_refusals()  # also what WeasyPrint caught (it draws SVG images in a catch-all)
+    bookmarks: list[tuple[str, int, int]] = []
+
+    def walk(tree: list[Any], level: int) -> None:
+        for label, (page, _x, _y), children, _state in tree:
+            bookmarks.append((label, level, page))
+            walk(children, level + 1)
+
+    walk(document.make_bookmark_tree(), 0)
+    return Part(pdf, len(document.pages), bookmarks)
+
+
+def _pdf_options(
+    attachment: bytes | None, attachment_name: str, created: datetime | None
+) -> dict[str, Any]:
     options: dict[str, Any] = {"pdf_variant": PDF_VARIANT}
     if attachment is not None:
         options["attachments"] = [
@@ -254,15 +286,7 @@ def _render_part(
                 relationship="Source",
             )
         ]
-    bookmarks: list[tuple[str, int, int]] = []
-
-    def walk(tree: list[Any], level: int) -> None:
-        for label, (page, _x, _y), children, _state in tree:
-            bookmarks.append((label, level, page))
-            walk(children, level + 1)
-
-    walk(document.make_bookmark_tree(), 0)
-    return Part(document.write_pdf(**options), len(document.pages), bookmarks)
+    return options
 
 
 def _partition(blocks: list[Block], parts: int) -> list[list[Block]]:

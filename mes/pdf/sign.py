@@ -74,6 +74,8 @@ def _stamp_pdf(lines: Sequence[str]) -> bytes:
     """The stamp as a one-page PDF/A-3b (embedded fonts), to become the widget's appearance."""
     from weasyprint import HTML  # heavy; only when signing
 
+    from mes.pdf.fetch import PackageFetcher
+
     body = "<br>".join(html.escape(line) for line in lines)
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>Signature</title><style>
@@ -83,7 +85,10 @@ body {{ margin: 0; height: {STAMP_HEIGHT}pt; box-sizing: border-box; padding: 3p
   font: 6.5pt/1.3 "DejaVu Sans", "Liberation Sans", sans-serif }}
 b {{ color: #1f4e79 }}
 </style></head><body>{body}</body></html>"""
-    return HTML(string=page).write_pdf(pdf_variant="pdf/a-3b")
+    fetcher = PackageFetcher()  # the stamp needs nothing from outside either
+    pdf = HTML(string=page, url_fetcher=fetcher).write_pdf(pdf_variant="pdf/a-3b")
+    fetcher.check_refusals()
+    return pdf
 
 
 class _RenderedPage(content.PdfContent):

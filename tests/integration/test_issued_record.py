@@ -138,6 +138,16 @@ def hub_runtime(net: Network) -> tuple[Runtime, bytes]:
     return runtime, ensure_document_certificate(runtime, CLI).pem
 
 
+def sent_to_the_hub(net: Network) -> tuple[Runtime, bytes, str, str]:
+    """A batch made at the spoke (:func:`make_batch`) and sent to the hub, whose runtime has its
+    document-signing certificate; (runtime, certificate, batch ID, deviation)."""
+    site = net.connected()
+    batch_id, deviation = make_batch(site)
+    send(net, site, batch_id)
+    runtime, certificate = hub_runtime(net)
+    return runtime, certificate, batch_id, deviation
+
+
 @dataclass
 class Made:
     """A batch made, sent, reviewed and released, with its record issued before and after."""
@@ -153,10 +163,7 @@ class Made:
 
 @pytest.fixture
 def made(net) -> Made:
-    site = net.connected()
-    batch_id, deviation = make_batch(site)
-    send(net, site, batch_id)
-    runtime, certificate = hub_runtime(net)
+    runtime, certificate, batch_id, deviation = sent_to_the_hub(net)
     review_everything(net, batch_id, deviation)
     before = issue_record(runtime, qa(net, QA_AT + 40 * timedelta(minutes=1)), batch_id)
     again = issue_record(runtime, qa(net, QA_AT + 45 * timedelta(minutes=1)), batch_id)
@@ -388,10 +395,7 @@ def test_a_record_issued_before_the_release_is_kept_until_qa_acts_then_differs_f
 def test_two_requests_for_the_same_record_at_once_both_get_a_whole_signed_file(
     net, tmp_path, monkeypatch
 ):
-    site = net.connected()
-    batch_id, _deviation = make_batch(site)
-    send(net, site, batch_id)
-    runtime, certificate = hub_runtime(net)
+    runtime, certificate, batch_id, _deviation = sent_to_the_hub(net)
     folder = records_folder(runtime.settings)
     write_bytes = Path.write_bytes
     started: list[bool] = []
@@ -429,10 +433,7 @@ def test_the_hub_signs_no_copy_of_a_record_that_fails_verification(net):
     from mes.pdf.issue import RecordNotIssued, records_folder
     from mes.store.models import BatchEntry
 
-    site = net.connected()
-    batch_id, _deviation = make_batch(site)
-    send(net, site, batch_id)
-    runtime, _certificate = hub_runtime(net)
+    runtime, _certificate, batch_id, _deviation = sent_to_the_hub(net)
     drop_update_trigger(net.hub_engine, "batch_entries")
     alter_payload(net.hub_engine, BatchEntry, batch_id, 3, edited=True)
     with pytest.raises(RecordNotIssued) as refused:
