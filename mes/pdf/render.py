@@ -43,6 +43,7 @@ from weasyprint import HTML, Attachment
 from weasyprint import __version__ as WEASYPRINT
 
 from mes.core.record import AuditLine, BatchRecord, UnitSection
+from mes.store.files import make_private_folder, write_private
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 PDF_VARIANT = "pdf/a-3b"
@@ -323,7 +324,7 @@ class PartCache:
 
     def put(self, html: str, part: Part) -> None:
         """Keep a part (written to a temporary name, then renamed: never half a file)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        make_private_folder(self.folder)
         base = self.folder / self.key(html)
         meta = {
             "pages": part.pages,
@@ -332,7 +333,7 @@ class PartCache:
         }
         for suffix, data in ((".pdf", part.pdf), (".json", json.dumps(meta).encode())):
             temporary = base.with_suffix(f"{suffix}.{os.getpid()}.tmp")
-            temporary.write_bytes(data)
+            write_private(temporary, data)
             temporary.replace(base.with_suffix(suffix))
 
 
