@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cli_helpers import assert_refused
 
-PRIVATE = {"folder": 0o700, "file": 0o600}
+PRIVATE = {"folder": "0700", "file": "0600"}
 
 
 @contextlib.contextmanager
@@ -36,15 +36,15 @@ def refused_in_one_line(result) -> str:
     return result.err.strip()
 
 
-def modes(folder: Path) -> dict[str, int]:
-    """Every folder and file under ``folder`` (itself included): its permission bits."""
-    found = {".": stat.S_IMODE(folder.stat().st_mode)}
-    for path in folder.rglob("*"):
-        found[str(path.relative_to(folder))] = stat.S_IMODE(path.stat().st_mode)
-    return found
+def modes(folder: Path) -> dict[str, str]:
+    """Every folder and file under ``folder`` (itself included): its permission bits, in octal."""
+    return {
+        str(path.relative_to(folder)): f"{stat.S_IMODE(path.stat().st_mode):04o}"
+        for path in (folder, *folder.rglob("*"))
+    }
 
 
-def expected(folder: Path, found: dict[str, int]) -> dict[str, int]:
+def expected(folder: Path, found: dict[str, str]) -> dict[str, str]:
     return {name: PRIVATE["folder" if (folder / name).is_dir() else "file"] for name in found}
 
 

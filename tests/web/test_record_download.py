@@ -52,9 +52,7 @@ def test_qa_downloads_the_signed_record_and_gets_the_kept_copy_again(hub_app, co
     assert len(kept) == 1
 
 
-def test_an_issued_record_and_its_folder_are_private_to_the_owner(
-    hub_app, completed, tmp_path
-):
+def test_an_issued_record_and_its_folder_are_private_to_the_owner(hub_app, completed, tmp_path):
     batch_id, _number, _deviation = completed
     (tmp_path / "keys").mkdir(exist_ok=True)
     write_document_key(tmp_path, DocumentSigningKey.generate("TEST", "Test site", NOW))
@@ -67,6 +65,6 @@ def test_an_issued_record_and_its_folder_are_private_to_the_owner(
     records = tmp_path / "records"
     found = [records, *records.rglob("*")]
     assert any(p.suffix == ".pdf" and p.parent == records for p in found)
-    modes = {str(p.relative_to(tmp_path)): stat.S_IMODE(p.stat().st_mode) for p in found}
-    private = {p: (0o700 if (tmp_path / p).is_dir() else 0o600) for p in modes}
+    modes = {str(p.relative_to(tmp_path)): f"{stat.S_IMODE(p.stat().st_mode):04o}" for p in found}
+    private = {p: ("0700" if (tmp_path / p).is_dir() else "0600") for p in modes}
     assert modes == private
