@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mes.core.errors import ConfigurationError
 from mes.core.sessions import SessionPolicy
+from mes.store.files import check_private_instance
 
 CONFIG_FILE = "mes.toml"
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
@@ -24,6 +25,16 @@ SITE_KEY_FILE = "keys/site_ed25519.pem"
 SITE_PUBLIC_KEY_FILE = "keys/site_ed25519.pub.pem"
 HUB_PUBLIC_KEY_FILE = "keys/hub_ed25519.pub.pem"  # at a spoke: the pinned hub key
 CHECKPOINT_FILE = "audit-checkpoints.jsonl"  # at the hub: its signed audit heads, append-only
+RECORDS_FOLDER = "records"  # issued PDF records and the layout of their parts (a hub)
+# What an instance holds that no other user of the host may read or change (besides keys/*
+# and the SQLite files): checked each time the instance is opened.
+PRIVATE = {
+    CONFIG_FILE: "the configuration, with the database URL",
+    SECRET_KEY_FILE: "the secret that signs sessions",
+    "keys": "the site's keys",
+    RECORDS_FOLDER: "the issued batch records",
+    CHECKPOINT_FILE: "the hub's signed audit heads",
+}
 ROLES = ("hub", "spoke")
 SITE_CODE = re.compile(r"^[A-Z][A-Z0-9]{1,11}$")
 MAX_SESSION_LIFETIME_HOURS = 24
@@ -125,7 +136,11 @@ def _int(value: object, key: str, minimum: int) -> int:
 def load_settings(
     instance_path: Path | None = None, env: Mapping[str, str] | None = None
 ) -> Settings:
-    """Read and validate the instance's settings; refuse to start on anything wrong."""
+    """Read and validate the instance's settings; refuse to start on anything wrong.
+
+    Anything wrong includes an instance folder or secret open to other users of the host
+    (:func:`mes.store.files.check_private_instance`).
+    """
     env = os.environ if env is None else env
     path = (instance_path or default_instance_path(env)).resolve()
     config_file = path / CONFIG_FILE
@@ -218,13 +233,15 @@ def load_settings(
         0,
     )
     database = raw.get("database", {})
+    database_url = env.get("MES_DATABASE_URL") or database.get("url") or sqlite_url(path)
+    check_private_instance(path, database_url, PRIVATE)
     return Settings(
         instance_path=path,
         role=role,
         site_code=site_code,
         site_name=str(raw.get("site_name") or site_code),
         time_zone=time_zone,
-        database_url=env.get("MES_DATABASE_URL") or database.get("url") or sqlite_url(path),
+        database_url=database_url,
         secret_key=secret_file.read_text(encoding="ascii").strip(),
         session_timeout_seconds=timeout,
         session_lifetime_hours=lifetime,

@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mes import __version__
 from mes.cli.common import CliState
+from mes.cli.lifetime import keep_files_private
 from mes.core.errors import MesError
 from mes.settings import default_instance_path
 
@@ -58,7 +59,11 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the command, turning every refusal into one line on stderr."""
+    """Entry point: run the command, turning every refusal into one line on stderr.
+
+    Whatever the command writes is private to the instance's owner (umask 077), from here on.
+    """
+    keep_files_private()
     try:
         cli.main(args=argv, prog_name="mes", standalone_mode=False)
     except MesError as err:

@@ -31,6 +31,7 @@ import click
 import yaml
 
 from mes.cli.common import CliState, command_context
+from mes.cli.lifetime import dies_with_this_process
 from mes.cli.serve import free_port, serve_app
 from mes.core.batch import training_procedure
 from mes.core.identity import mod37_2
@@ -404,6 +405,7 @@ def _build_spoke(
 
 
 def _serve_in_background(instance: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """``mes serve`` of an instance in a child process that dies with this one (even killed)."""
     with log.open("wb") as output:
         return subprocess.Popen(  # noqa: S603 - our own command, fixed arguments
             [
@@ -419,6 +421,7 @@ def _serve_in_background(instance: Path, port: int, log: Path) -> subprocess.Pop
             stdout=output,
             stderr=subprocess.STDOUT,
             env={**os.environ, "MES_INSTANCE": ""},
+            preexec_fn=dies_with_this_process(signal.SIGTERM),  # no threads have started yet
         )
 
 
@@ -468,6 +471,11 @@ def _print_guide(sites: DemoSites, hub_url: str, spoke_url: str) -> None:
     click.echo("     the spoke's board then shows it released, with its final label to print.")
 
 
+def _stop_demo(signum: int, _frame: object) -> None:
+    """Leave the spoke's server by an exception, so that the hub is stopped on the way out."""
+    raise SystemExit(128 + signum)
+
+
 @click.command("demo")
 @click.option(
     "--port",
@@ -499,6 +507,10 @@ def demo_command(state: CliState, port: int, folder: Path | None, no_serve: bool
             f"--hub {hub_url} --code {sites.enrollment_code}"
         )
         return
+    # The hub dies with the demo whatever ends it: SIGKILL through the kernel (the hub's
+    # parent-death signal); SIGTERM and SIGHUP, like Ctrl+C, stop the spoke and then the hub.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop_demo)
     hub = _serve_in_background(sites.hub, hub_port, folder / "hub.log")
     try:
         if not _wait_until_up(hub_url, hub):

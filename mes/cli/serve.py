@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 from typing import Any
 
 import click
 
 from mes.cli.common import CliState
+from mes.cli.lifetime import die_with_parent
+from mes.store.files import PROCESS_UMASK
 
 
 def free_port(host: str, preferred: int) -> int:
@@ -45,11 +48,24 @@ def serve_app(state: CliState, host: str, port: int, workers: int = 1) -> None:
         stop.set()
 
 
+def _worker_dies_with_master(_arbiter: Any, worker: Any) -> None:
+    """Gunicorn's ``post_fork`` hook: a worker is killed as soon as its master dies.
+
+    Without it an orphaned worker serves out its graceful timeout (30 s) holding the port, and
+    the master a supervisor restarts cannot bind it. Killed, not asked to stop: with the master
+    gone nobody would wait for it, and every request is one transaction that a lost connection
+    rolls back (a spoke sends again whatever was not acknowledged).
+    """
+    die_with_parent(worker.ppid, signal.SIGKILL)
+
+
 def _gunicorn(state: CliState, host: str, port: int, workers: int) -> None:
     """Several worker processes over one database (every piece of state lives in it).
 
     PostgreSQL is the hub's database; SQLite in WAL mode also serves several processes (each
-    write transaction starts with BEGIN IMMEDIATE and waits its turn).
+    write transaction starts with BEGIN IMMEDIATE and waits its turn). The workers die with
+    their master, and gunicorn binds with SO_REUSEADDR (its default), so a master restarted
+    after a crash binds the port at once.
     """
     from gunicorn.app.base import BaseApplication
 
@@ -70,6 +86,8 @@ def _gunicorn(state: CliState, host: str, port: int, workers: int) -> None:
             self.cfg.set("threads", 4)
             self.cfg.set("timeout", 60)
             self.cfg.set("accesslog", None)
+            self.cfg.set("post_fork", _worker_dies_with_master)
+            self.cfg.set("umask", PROCESS_UMASK)  # gunicorn's own files (worker heartbeats)
 
         def load(self) -> Any:
             return create_app(settings)

@@ -30,6 +30,10 @@ class ConfigurationError(MesError):
     """The instance configuration is missing, unreadable or contradictory."""
 
 
+class InstanceNotPrivate(ConfigurationError):
+    """The instance folder or one of its secrets is open to other users of the host."""
+
+
 class InstanceExists(MesError):
     """``mes init`` was asked to create an instance where one already exists."""
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,8 @@ from mes.services.context import Context
 from mes.services.document_certificate import load_document_key
 from mes.services.record import ATTACHMENT_NAME, batch_record
 from mes.services.runtime import Runtime
-from mes.settings import Settings
+from mes.settings import RECORDS_FOLDER, Settings
+from mes.store.files import make_private_folder, write_private
 
 LOG = logging.getLogger(__name__)
 # The hub's visible signature stamp sits on the cover, low on the page where the cover leaves
@@ -47,8 +47,8 @@ class IssuedRecord:
 
 
 def records_folder(settings: Settings) -> Path:
-    """Where issued records and the layout of their parts are kept."""
-    return settings.instance_path / "records"
+    """Where issued records and the layout of their parts are kept (0700, each file 0600)."""
+    return settings.instance_path / RECORDS_FOLDER
 
 
 class RecordNotIssued(MesError):
@@ -90,12 +90,7 @@ def _keep(path: Path, pdf: bytes) -> None:
         (path.with_suffix(".sha256"), hashlib.sha256(pdf).hexdigest().encode()),
     ):
         temporary = target.with_name(f"{target.name}.{uuid.uuid4().hex}.tmp")
-        temporary.write_bytes(data)
-        descriptor = os.open(temporary, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)  # on disk before it takes the kept name
-        finally:
-            os.close(descriptor)
+        write_private(temporary, data, sync=True)  # on disk before it takes the kept name
         temporary.replace(target)  # never half a file under the kept name
 
 
@@ -151,6 +146,6 @@ def issue_record(runtime: Runtime, ctx: Context, batch_id: str) -> IssuedRecord:
         stamp_page=0,
         stamp_box=COVER_STAMP_BOX,
     )
-    folder.mkdir(parents=True, exist_ok=True)
+    make_private_folder(folder)
     _keep(kept, signed)
     return IssuedRecord(signed, filename, number, made_now=True)

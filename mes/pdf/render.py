@@ -52,6 +52,7 @@ from weasyprint.urls import FatalURLFetchingError
 
 from mes.core.record import AuditLine, BatchRecord, UnitSection
 from mes.pdf.fetch import PackageFetcher
+from mes.store.files import make_private_folder, write_private
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 PDF_VARIANT = "pdf/a-3b"
@@ -347,7 +348,7 @@ class PartCache:
 
     def put(self, html: str, part: Part) -> None:
         """Keep a part (written to a temporary name, then renamed: never half a file)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        make_private_folder(self.folder)
         base = self.folder / self.key(html)
         meta = {
             "pages": part.pages,
@@ -356,7 +357,7 @@ class PartCache:
         }
         for suffix, data in ((".pdf", part.pdf), (".json", json.dumps(meta).encode())):
             temporary = base.with_suffix(f"{suffix}.{os.getpid()}.tmp")
-            temporary.write_bytes(data)
+            write_private(temporary, data)
             temporary.replace(base.with_suffix(suffix))
 
 

@@ -2,12 +2,11 @@
 
 Written once, at ``mes init --role hub`` or by ``mes site certificate`` for a hub made before
 certificates existed; never overwritten (a new certificate would leave every record signed with
-the old one untrusted by whoever pinned it). The private key file has mode 0600.
+the old one untrusted by whoever pinned it). Both files have mode 0600 (mes.store.files).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from mes.services.context import Context, system_actor
 from mes.services.runtime import Runtime
 from mes.settings import Settings
 from mes.store.audit import append_audit
+from mes.store.files import write_private
 
 DOCUMENT_KEY_FILE = "keys/document_signing_p256.pem"
 DOCUMENT_CERTIFICATE_FILE = "keys/document_signing_cert.pem"
@@ -36,12 +36,9 @@ def certificate_path(instance_path: Path) -> Path:
 def write_document_key(instance_path: Path, signing_key: DocumentSigningKey) -> list[Path]:
     """Write the key (0600, refusing to overwrite) and its certificate; the paths written."""
     key_file, cert_file = key_path(instance_path), certificate_path(instance_path)
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    write_private(key_file, signing_key.private_pem(), exclusive=True)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(signing_key.private_pem())
-        with open(cert_file, "xb") as handle:
-            handle.write(signing_key.certificate_pem())
+        write_private(cert_file, signing_key.certificate_pem(), exclusive=True)
     except BaseException:
         key_file.unlink(missing_ok=True)
         raise

@@ -6,7 +6,6 @@ touched: ``mes init`` twice refuses instead of destroying keys or records.
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ from mes.settings import (
 )
 from mes.store.audit import append_audit
 from mes.store.engine import make_engine
+from mes.store.files import make_private_folder, sqlite_files, write_private
 from mes.store.migrate import upgrade
 
 
@@ -114,12 +114,6 @@ def _database_is_empty(url: str) -> bool:
         engine.dispose()
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-
-
 def init_instance(req: InstanceRequest, ctx_at: datetime, os_user: str, host: str) -> Runtime:
     """Create the instance and its first administrator; returns the opened runtime."""
     _validate(req)
@@ -132,22 +126,21 @@ def init_instance(req: InstanceRequest, ctx_at: datetime, os_user: str, host: st
     created_folder = not req.path.exists()
     written: list[Path] = []
     try:
-        (req.path / "keys").mkdir(parents=True, exist_ok=True, mode=0o700)
+        # The instance is its owner's alone: folders 0700, every file 0600 (mes.store.files).
+        make_private_folder(req.path)
+        make_private_folder(req.path / "keys")
         key = SiteKey.generate()
         hub_key = _hub_key(req)
         files = [
-            (SECRET_KEY_FILE, secrets.token_urlsafe(48).encode() + b"\n", True),
-            (SITE_KEY_FILE, key.private_pem(), True),
-            (SITE_PUBLIC_KEY_FILE, key.public.pem(), False),
+            (SECRET_KEY_FILE, secrets.token_urlsafe(48).encode() + b"\n"),
+            (SITE_KEY_FILE, key.private_pem()),
+            (SITE_PUBLIC_KEY_FILE, key.public.pem()),
         ]
         if hub_key is not None:
-            files.append((HUB_PUBLIC_KEY_FILE, hub_key.pem(), False))
-        for name, data, private in files:
+            files.append((HUB_PUBLIC_KEY_FILE, hub_key.pem()))
+        for name, data in files:
             target = req.path / name
-            if private:
-                _write_private(target, data)
-            else:
-                target.write_bytes(data)
+            write_private(target, data, exclusive=True)
             written.append(target)
         # The hub signs PDF records with its own certificate (mes.core.certificate).
         document_key = None
@@ -155,17 +148,21 @@ def init_instance(req: InstanceRequest, ctx_at: datetime, os_user: str, host: st
             document_key = DocumentSigningKey.generate(req.site_code, req.site_name, ctx_at)
             written.extend(write_document_key(req.path, document_key))
         config = req.path / CONFIG_FILE
-        config.write_text(
-            render_config(
-                role=req.role,
-                site_code=req.site_code,
-                site_name=req.site_name,
-                time_zone=req.time_zone,
-                database_url=req.database_url,
-            ),
-            encoding="utf-8",
+        text = render_config(
+            role=req.role,
+            site_code=req.site_code,
+            site_name=req.site_name,
+            time_zone=req.time_zone,
+            database_url=req.database_url,
         )
+        write_private(config, text.encode("utf-8"), exclusive=True)
         written.append(config)
+        # SQLite creates a database file, and then its WAL and shared memory with the same
+        # mode, as the umask lets it (0644 by default): an empty file is an empty database.
+        database_files = sqlite_files(url)
+        if database_files and not database_files[0].exists():
+            write_private(database_files[0], b"", exclusive=True)
+            written.extend(database_files)
         settings = load_settings(req.path, env={})
         engine = make_engine(settings.database_url)
         try:
@@ -209,9 +206,6 @@ def init_instance(req: InstanceRequest, ctx_at: datetime, os_user: str, host: st
     except BaseException:
         for path in reversed(written):
             path.unlink(missing_ok=True)
-        if req.database_url is None:
-            for suffix in ("", "-wal", "-shm"):
-                Path(url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
         if created_folder:
             shutil.rmtree(req.path, ignore_errors=True)
         raise

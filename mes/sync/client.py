@@ -30,6 +30,7 @@ from mes.services import outbox, review
 from mes.services.context import Context
 from mes.services.recipes import install_bundle
 from mes.services.runtime import Runtime
+from mes.store.files import make_private_folder, write_private
 from mes.sync.answers import (
     HubUnreachable,
     LinkState,
@@ -207,8 +208,8 @@ def enroll(
                 f"{path} by hand after verifying the new key, then enroll again.",
             )
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(hub_key.pem())
+        make_private_folder(path.parent)
+        write_private(path, hub_key.pem(), exclusive=True)
         pinned_now = True
     ctx = Context.command_line(_now(), "mes", socket.gethostname())
     with runtime.uow() as uow:

@@ -32,6 +32,7 @@ from mes.settings import (
     load_settings,
     render_config,
 )
+from mes.store.files import PRIVATE_FILE, PRIVATE_FOLDER, sqlite_files
 from mes.store.models import BatchEntry
 
 HUB_ONLY = (
@@ -145,6 +146,10 @@ def hub_instance(net: Network) -> Instance:
     (path / SECRET_KEY_FILE).write_text(settings.secret_key + "\n", encoding="ascii")
     (path / SITE_KEY_FILE).write_bytes(net.hub_key.private_pem())
     (path / SITE_PUBLIC_KEY_FILE).write_bytes(net.hub_key.public.pem())
+    # Private, as 'mes init' makes an instance: otherwise 'mes' refuses to open it.
+    for made in (path, *path.rglob("*"), *sqlite_files(settings.database_url)):
+        if made.exists():
+            made.chmod(PRIVATE_FOLDER if made.is_dir() else PRIVATE_FILE)
     return Instance(path, settings.database_url)
 
 

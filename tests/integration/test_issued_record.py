@@ -44,6 +44,7 @@ from mes.services.document_certificate import ensure_document_certificate
 from mes.services.esign import Credentials
 from mes.services.record_copy import hub_chains
 from mes.services.runtime import Runtime
+from mes.store.files import write_private
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 HOURS = timedelta(hours=1)
@@ -397,19 +398,17 @@ def test_two_requests_for_the_same_record_at_once_both_get_a_whole_signed_file(
 ):
     runtime, certificate, batch_id, _deviation = sent_to_the_hub(net)
     folder = records_folder(runtime.settings)
-    write_bytes = Path.write_bytes
     started: list[bool] = []
     others: list[IssuedRecord] = []
 
-    def meanwhile(path: Path, data: bytes) -> int:
+    def meanwhile(path: Path, data: bytes, **options: bool) -> None:
         """Writing the signed file: another request for the same record comes in meanwhile."""
-        count = write_bytes(path, data)
+        write_private(path, data, **options)
         if path.parent == folder and path.name.endswith(".tmp") and not started:
             started.append(True)  # once only
             others.append(issue_record(runtime, qa(net, QA_AT + HOURS), batch_id))
-        return count
 
-    monkeypatch.setattr(Path, "write_bytes", meanwhile)
+    monkeypatch.setattr("mes.pdf.issue.write_private", meanwhile)
     first = issue_record(runtime, qa(net), batch_id)
     monkeypatch.undo()
     (second,) = others

@@ -7,6 +7,8 @@ same bytes come back.
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 
 from support import NOW
@@ -48,3 +50,21 @@ def test_qa_downloads_the_signed_record_and_gets_the_kept_copy_again(hub_app, co
     assert quinn.get(f"/qa/batches/{batch_id}/record.pdf").data == response.data
     kept = list((tmp_path / "records").glob(f"{batch_id}-*.pdf"))
     assert len(kept) == 1
+
+
+def test_an_issued_record_and_its_folder_are_private_to_the_owner(hub_app, completed, tmp_path):
+    batch_id, _number, _deviation = completed
+    (tmp_path / "keys").mkdir(exist_ok=True)
+    write_document_key(tmp_path, DocumentSigningKey.generate("TEST", "Test site", NOW))
+    previous = os.umask(0o022)  # whatever the server's umask, the files it writes are private
+    try:
+        response = browser(hub_app, "quinn").get(f"/qa/batches/{batch_id}/record.pdf")
+    finally:
+        os.umask(previous)
+    assert response.status_code == 200, text(response)
+    records = tmp_path / "records"
+    found = [records, *records.rglob("*")]
+    assert any(p.suffix == ".pdf" and p.parent == records for p in found)
+    modes = {str(p.relative_to(tmp_path)): f"{stat.S_IMODE(p.stat().st_mode):04o}" for p in found}
+    private = {p: ("0700" if (tmp_path / p).is_dir() else "0600") for p in modes}
+    assert modes == private
