@@ -170,8 +170,7 @@ def test_a_page_number_in_unicode_digits_or_thousands_of_digits_counts_as_none_n
     batch_id = start_batch(olivia)
     url = f"/batches/{batch_id}/phases/check_bag"
     answer = post_form(olivia, f"{url}/start", {"seen_seq": seen}, page=url)
-    assert answer.status_code == 303  # as a form without the number (was: a 500)
-    assert "started" in text(olivia.get(url)).lower()
+    assert location(answer) == url  # started, as from a form without the number (was: a 500)
 
 
 def test_a_verifier_cannot_verify_their_own_phase_and_a_second_person_can(app, site):

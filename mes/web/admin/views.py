@@ -316,12 +316,16 @@ def audit_trail() -> ResponseReturnValue:
             return None
         return datetime.combine(day + timedelta(days=offset_days), time.min, zone).astimezone(UTC)
 
+    def accepted(field):  # a refused filter is shown beside its field, never applied
+        return None if field.errors or not field.data else field.data
+
+    since, until = accepted(form.since), accepted(form.until)
     flt = AuditFilter(
-        record_type=form.record_type.data or None,
-        record_id=form.record_id.data or None,
-        username=form.username.data or None,
-        since=start_of(form.since.data) if not form.since.errors else None,
-        until=start_of(form.until.data, 1) if not form.until.errors else None,
+        record_type=accepted(form.record_type),
+        record_id=accepted(form.record_id),
+        username=accepted(form.username),
+        since=start_of(since) if since else None,
+        until=start_of(until, 1) if until else None,
     )
     # Bounded: a huge page number would overflow the database's OFFSET (a 500, not a page).
     page_number = min(whole_number(request.args.get("page")) or 1, 1_000_000) or 1
