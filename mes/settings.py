@@ -66,6 +66,9 @@ class Settings:
     # phase's last data is "signed late"; a verification this soon after it, a rubber stamp.
     review_late_signature_minutes: int = 30
     review_rubber_stamp_seconds: int = 30
+    # How far an entry's time may be ahead of the hub's receipt, or of a release, before QA's
+    # review blocks it (see mes.core.chronology); None: the sync clock skew.
+    review_clock_tolerance_seconds: int | None = None
 
     @property
     def session_policy(self) -> SessionPolicy:
@@ -232,6 +235,14 @@ def load_settings(
         "review.rubber_stamp_seconds",
         0,
     )
+    tolerance_text = env.get("MES_REVIEW_CLOCK_TOLERANCE_SECONDS") or review.get(
+        "clock_tolerance_seconds"
+    )
+    tolerance = (
+        None
+        if tolerance_text is None
+        else _int(tolerance_text, "review.clock_tolerance_seconds", 0)
+    )
     database = raw.get("database", {})
     database_url = env.get("MES_DATABASE_URL") or database.get("url") or sqlite_url(path)
     check_private_instance(path, database_url, PRIVATE)
@@ -252,6 +263,7 @@ def load_settings(
         sync_chunk_entries=chunk_entries,
         review_late_signature_minutes=late,
         review_rubber_stamp_seconds=stamp,
+        review_clock_tolerance_seconds=tolerance,
     )
 
 

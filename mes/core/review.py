@@ -689,6 +689,7 @@ class Review:
         self.batch = batch
         self.key = key
         self.site = site
+        self.settings = settings
         self.record = list(record)
         self.entries = list(entries)
         self.state = replay_review(batch.state.id, self.entries)
@@ -843,10 +844,12 @@ class Review:
         """Why a release at ``at`` would come before what it releases (None: it would not).
 
         Rule: no entry of the spoke's record or of the hub's review chain is dated later than
-        the release (a decision comes after everything it decides on; 21 CFR 11.10(e), 11.50).
+        the release (a decision comes after everything it decides on; 21 CFR 11.10(e), 11.50),
+        beyond the clock difference allowed between sites (``clock_skew_seconds``).
         """
+        allowed = timedelta(seconds=self.settings.clock_skew_seconds)
         late = latest_after(
-            {"record": self.record, "review": [*self.entries, *self.new_entries]}, at
+            {"record": self.record, "review": [*self.entries, *self.new_entries]}, at + allowed
         )
         if late is None:
             return None

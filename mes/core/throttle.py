@@ -97,6 +97,11 @@ def retry_after(attempt: Attempt, window: Window | None, at: datetime) -> int | 
     return max(1, math.ceil((window.ends - at).total_seconds()))
 
 
+def reason_key(reason: str) -> str:
+    """The reason as a window counts it (cut to :data:`REASON_LENGTH`)."""
+    return reason[:REASON_LENGTH]
+
+
 def counted(
     window: Window | None, at: datetime, reason: str, *, turned_away: bool = False
 ) -> tuple[Window, Window | None]:
@@ -105,7 +110,7 @@ def counted(
     A refusal after the window closed opens a new one (and is the first of it: recorded in
     full). A closed window needs a summary only when it held more than its first refusal.
     """
-    reason = reason[:REASON_LENGTH]
+    reason = reason_key(reason)
     if window is not None and window.is_open(at):
         reasons = dict(window.reasons)
         if reason not in reasons and len(reasons) >= MAX_REASONS:

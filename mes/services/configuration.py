@@ -48,6 +48,7 @@ def effective_configuration(settings: Settings) -> dict[str, Any]:
         "sync_chunk_entries": settings.sync_chunk_entries,
         "review_late_signature_minutes": settings.review_late_signature_minutes,
         "review_rubber_stamp_seconds": settings.review_rubber_stamp_seconds,
+        "review_clock_tolerance_seconds": settings.review_clock_tolerance_seconds,
     }
 
 

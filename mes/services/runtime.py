@@ -76,7 +76,11 @@ def load_site(settings: Settings) -> Site:
         review=ReviewSettings(
             late_signature_minutes=settings.review_late_signature_minutes,
             rubber_stamp_seconds=settings.review_rubber_stamp_seconds,
-            clock_skew_seconds=settings.sync_clock_skew_seconds,
+            clock_skew_seconds=(
+                settings.sync_clock_skew_seconds
+                if settings.review_clock_tolerance_seconds is None
+                else settings.review_clock_tolerance_seconds
+            ),
         ),
         checkpoint_path=settings.checkpoint_path if settings.role == "hub" else None,
     )

@@ -59,6 +59,7 @@ from mes.core.sync import (
 )
 from mes.core.text import one_line
 from mes.core.throttle import UNKNOWN_SOURCE, Attempt
+from mes.core.throttle import reason_key as throttle_reason
 from mes.services import throttle
 from mes.services.audit import record_change
 from mes.services.batches import procedure_for, verify_ledger
@@ -611,8 +612,12 @@ def _refused_request(
     """
     claimed = str(headers.get(SITE_HEADER) or "")
     uow.session.rollback()
-    window = throttle.count_refusal(uow, Attempt.SYNC_REQUEST, source, at, refusal.code)
-    if window.refused > 1:
+    # Each distinct refusal (its code and words: not enrolled, revoked, clock off by …) is
+    # logged in full the first time in a source's window, up to the window's few distinct
+    # reasons; repeats are counted, so the log stays bounded whatever a source sends.
+    reason = throttle_reason(f"{refusal.code}: {refusal.message}")
+    window = throttle.count_refusal(uow, Attempt.SYNC_REQUEST, source, at, reason)
+    if window.reasons.get(reason) != 1:
         uow.commit()
         return
     log_event(

@@ -53,6 +53,12 @@ SHORT_RECIPE = RECIPES / "mrna-vaccine-fill.yaml"  # 163 entries when run to com
 SPOKE_PASSWORDS = {u[0]: u[3] for u in SPOKE_USERS}
 HUB_PASSWORDS = {u[0]: u[3] for u in HUB_USERS}
 WAIT_SECONDS = 60
+# The recipe driver records days of work (holds, a 14-day sterility test) in seconds of real
+# time, so its entries are dated ahead of the hub's clock: the hub's review tolerates that here
+# (60 days) instead of flagging every batch as dated in the future (tests/integration/
+# test_record_times.py checks the rule itself at the default tolerance).
+SIMULATED_DAYS_SECONDS = 60 * 86400
+SIMULATED_DAYS_CONFIG = f"\n[review]\nclock_tolerance_seconds = {SIMULATED_DAYS_SECONDS}\n"
 
 
 def mes_env(**extra: str) -> dict[str, str]:
@@ -409,6 +415,8 @@ def build_network(folder: Path) -> Network:
         sites = build_demo(
             folder, hub_database_url=f"{PG_BASE}/{database}", spoke_codes=("SPK1", "SPK2", "SPK3")
         )
+        with (sites.hub / "mes.toml").open("a", encoding="utf-8") as config:
+            config.write(SIMULATED_DAYS_CONFIG)
         hub_port = free_port("127.0.0.1", 0)
         network = Network(
             folder,

@@ -203,3 +203,19 @@ def test_a_release_dated_before_an_entry_of_its_own_review_is_refused():
 )
 def test_lengths_of_time_read_in_the_largest_unit_that_reads_well(seconds, words):
     assert duration(timedelta(seconds=seconds)) == words
+
+
+def test_the_review_clock_tolerance_is_the_sync_skew_unless_configured(tmp_path):
+    from mes.settings import load_settings, render_config
+
+    config = render_config(
+        role="hub", site_code="HUB", site_name="Hub", time_zone="UTC", database_url=None
+    )
+    (tmp_path / "mes.toml").write_text(config, encoding="utf-8")
+    (tmp_path / "secret_key").write_text("x" * 64, encoding="ascii")
+    for path in (tmp_path / "mes.toml", tmp_path / "secret_key"):
+        path.chmod(0o600)
+    tmp_path.chmod(0o700)
+    assert load_settings(tmp_path, env={}).review_clock_tolerance_seconds is None
+    configured = load_settings(tmp_path, env={"MES_REVIEW_CLOCK_TOLERANCE_SECONDS": "600"})
+    assert configured.review_clock_tolerance_seconds == 600

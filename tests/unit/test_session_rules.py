@@ -69,6 +69,9 @@ def _instance(tmp_path: Path, extra: str = "") -> Path:
     )
     (tmp_path / "mes.toml").write_text(config + extra, encoding="utf-8")
     (tmp_path / "secret_key").write_text("x" * 64, encoding="ascii")
+    for path in (tmp_path / "mes.toml", tmp_path / "secret_key"):
+        path.chmod(0o600)  # as mes init makes them: an instance open to others is refused
+    tmp_path.chmod(0o700)
     return tmp_path
 
 
