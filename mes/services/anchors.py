@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
+
 from mes.core.audit import EntryKind
 from mes.core.clock import utc_text
 from mes.core.errors import ChainBroken, InvalidInput
@@ -36,7 +38,7 @@ from mes.store.anchors import as_signed_head, keep_head, keep_receipt, latest_he
 from mes.store.audit import append_audit, signed_audit_head
 from mes.store.checkpoint import read_checkpoint
 from mes.store.models import Batch as BatchRow
-from mes.store.models import HubLink, Spoke
+from mes.store.models import HubLink, Spoke, SyncEvent
 from mes.store.sync import log_event
 from mes.store.uow import UnitOfWork
 
@@ -326,6 +328,16 @@ def _hub_went_back(uow: UnitOfWork, own: SignedHead, seen: SignedHead | None) ->
 
 
 def _security(uow: UnitOfWork, ctx: Context, site: str, action: str, reason: str) -> None:
+    # Recorded once while it lasts: the spoke asks again every round, and both the sync log
+    # and the audit trail are append-only (a restored spoke must not add an entry a round).
+    last = uow.session.execute(
+        select(SyncEvent.reason)
+        .where(SyncEvent.action == "anchor", SyncEvent.peer == site[:12])
+        .order_by(SyncEvent.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if last == reason:
+        return
     log_event(
         uow.session, at=ctx.at, action="anchor", outcome="refused", peer=site[:12],
         code="audit-head", reason=reason,

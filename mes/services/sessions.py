@@ -129,13 +129,25 @@ def unlock_session(
     check takes a while; without it, ``ctx.at``).
     """
     users.reauthenticate(uow, ctx, password)
-    _set(uow, token_digest(token), locked=False, last_seen_at=clock() if clock else ctx.at)
+    # A signature that raced the lock may have marked the session signed after the lock cleared
+    # it: the first signing after an unlock needs every component again (11.200(a)(1)(ii)).
+    _set(
+        uow,
+        token_digest(token),
+        locked=False,
+        signed=False,
+        last_seen_at=clock() if clock else ctx.at,
+    )
     uow.commit()
 
 
 def mark_signed(uow: UnitOfWork, token: str) -> None:
     """The user signed in this session: later signings need the password only (11.200(a)(1)(i))."""
-    _set(uow, token_digest(token), signed=True)
+    uow.session.execute(  # not once locked: a lock between the signature and this holds
+        update(WebSession)
+        .where(WebSession.id_hash == token_digest(token), WebSession.locked.is_(False))
+        .values(signed=True)
+    )
     uow.commit()
 
 

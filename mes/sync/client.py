@@ -43,6 +43,10 @@ from mes.sync.reviews import UnreadableReviews, read_entries
 API = "/api/v1"
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 MAX_CHUNK_BYTES = 1_500_000  # below the hub's 2 MB request limit
+UNVERIFIED_ACK = (
+    "The hub's acknowledgement is not signed with the hub key this spoke pinned: the mark was "
+    "not moved; the batch is offered again later (check the hub's key and the network path)."
+)
 PUSH_STREAMS = 2  # batches sent at once (each batch's chunks still go one after the other)
 # The background loop offers a batch the hub refused again only after this long (a person has to
 # act on a refusal; 'mes sync' by hand always offers everything), and waits longer and longer,
@@ -534,6 +538,13 @@ def _push_batch(
         response = client.request("POST", "/sync/chunks", token.encode("ascii"), "application/jose")
         if response.status_code == 200:
             ack, problem = _read_ack(runtime, response, batch.batch_id, last)
+            if ack is None and problem == UNVERIFIED_ACK:
+                # A readable answer the pinned hub key did not sign: something on the way made
+                # it up. A security event to read, not an outage to retry every second.
+                with runtime.uow() as uow:
+                    outbox.refused(uow, client.clock(), batch.batch_id, "unverified-ack", problem)
+                report.refused.append(problem)
+                return
             if ack is None:  # not the hub's acknowledgement: no verdict, sent again next round
                 raise NotTheHubsAnswer(problem)
             with runtime.uow() as uow:
@@ -611,10 +622,7 @@ def _read_ack(
             nonce=nonce,
         )
     ):
-        return None, (
-            "The hub's acknowledgement is not signed with the hub key this spoke pinned: the "
-            "mark was not moved; the entries are sent again next round."
-        )
+        return None, UNVERIFIED_ACK
     return ack, ""
 
 

@@ -139,6 +139,15 @@ def test_a_long_value_wrapped_over_lines_is_found(sample):
     assert missing_words(wrapped, pdf) == []
 
 
+def test_one_unbroken_100_character_token_wraps_on_the_page_and_is_found(sample):
+    record, attachment = sample
+    scan = "X" * 100  # a mis-scan: scans of up to 100 characters are kept
+    first = record.audit[0]
+    long_line = dataclasses.replace(first, text=f"scanned '{scan}' for the bag label: refused")
+    scanned = dataclasses.replace(record, audit=(long_line, *record.audit[1:]))
+    assert missing_words(scanned, render_record_pdf(scanned, attachment, workers=1)) == []
+
+
 def test_squeezing_forgets_only_whitespace_control_and_formatting_characters():
     assert squeezed("Batch\r\n A\u00ad1\u200b \x02\tﬁ\x0c") == "BatchA1-fi"
     assert squeezed("80.0 %") != squeezed("81.0 %")

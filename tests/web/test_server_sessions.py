@@ -234,3 +234,33 @@ def test_the_content_security_policy_forbids_other_base_uris_and_form_targets(
         assert "base-uri 'none'" in policy, policy
         assert "form-action 'self'" in policy, policy
         assert "frame-ancestors 'none'" in policy and "default-src 'self'" in policy
+
+
+def test_a_signature_that_races_the_lock_leaves_the_first_signing_after_unlock_complete(
+    create_user, make_uow
+):
+    """11.200(a)(1)(ii): the idle lock landing between a signature and its 'signed' mark must
+    not let the first signature after the unlock go with the password alone."""
+    from support import user_ctx
+
+    from mes.core.sessions import SessionPolicy
+    from mes.services import sessions
+    from mes.store.models import WebSession
+
+    user_id = create_user("olivia")
+    ctx = user_ctx(user_id)
+    policy = SessionPolicy(idle_timeout=timedelta(minutes=5), lifetime=timedelta(hours=12))
+    with make_uow() as uow:
+        token = sessions.open_session(uow, ctx, policy)
+    with make_uow() as uow:
+        sessions.lock_session(uow, token)  # the idle timer, between the signature and its mark
+    with make_uow() as uow:
+        sessions.mark_signed(uow, token)
+    with make_uow() as uow:
+        assert not uow.session.execute(select(WebSession.signed)).scalar_one()
+        uow.session.execute(update(WebSession).values(signed=True))  # however it got there
+        uow.commit()
+    with make_uow() as uow:
+        sessions.unlock_session(uow, ctx, token, PASSWORD)
+    with make_uow() as uow:
+        assert not uow.session.execute(select(WebSession.signed)).scalar_one()
