@@ -616,7 +616,14 @@ def _refused_request(
     # logged in full the first time in a source's window, up to the window's few distinct
     # reasons; repeats are counted, so the log stays bounded whatever a source sends.
     reason = throttle_reason(f"{refusal.code}: {refusal.message}")
-    window = throttle.count_refusal(uow, Attempt.SYNC_REQUEST, source, at, reason)
+    # A request whose signature verified comes from an enrolled spoke (refused for its clock,
+    # a replay, or its status): counted per spoke, so one spoke's refusals never hide another's
+    # behind the same address; anyone else is counted by address alone.
+    signed = isinstance(refusal, RequestReplayed | SpokeNotActive) or (
+        isinstance(refusal, RequestUnauthenticated) and refusal.clock_offset_seconds is not None
+    )
+    counted_as = f"{source} ({claimed})" if signed and SITE_CODE.fullmatch(claimed) else source
+    window = throttle.count_refusal(uow, Attempt.SYNC_REQUEST, counted_as, at, reason)
     if window.reasons.get(reason) != 1:
         uow.commit()
         return
