@@ -62,14 +62,8 @@ class TimeProblem:
             f"entry {self.worst_seq} is dated {when(self.worst_at)}, {duration(self.gap)} after "
             f"the hub received it ({when(self.reference)})"
         )
-        if self.first_seq == self.last_seq:
-            head = worst[0].upper() + worst[1:]
-        else:
-            head = (
-                f"{self.entries} are dated after the hub received them, up to "
-                f"{duration(self.gap)}: {worst}"
-            )
-        return f"{head}; at most {skew_seconds} s of clock difference is allowed."
+        many = f"are dated after the hub received them, up to {duration(self.gap)}"
+        return self._sentence(worst, many, skew_seconds)
 
     def backwards_sentence(self, skew_seconds: int) -> str:
         """In words, e.g. "Entry 58 is dated 2026-12-06 09:00 UTC, 13 days before entry 57 …"."""
@@ -78,10 +72,14 @@ class TimeProblem:
             f"entry {self.worst_seq} is dated {when(self.worst_at)}, {duration(self.gap)} "
             f"before {before}"
         )
+        return self._sentence(worst, f"are dated before {before}", skew_seconds)
+
+    def _sentence(self, worst: str, many: str, skew_seconds: int) -> str:
+        """The worst entry alone, or the run ("Entries 23–324 <many>: <worst>"), and the skew."""
         if self.first_seq == self.last_seq:
             head = worst[0].upper() + worst[1:]
         else:
-            head = f"{self.entries} are dated before {before}: {worst}"
+            head = f"{self.entries} {many}: {worst}"
         return f"{head}; at most {skew_seconds} s of clock difference is allowed."
 
 
