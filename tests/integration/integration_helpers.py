@@ -108,3 +108,21 @@ def sign_phase(
         first_signing_in_session=first,
         **checks,
     )
+
+
+def genuine_audit_trail(
+    make_uow: Callable[..., Any], create_user: Callable[..., str], ctx: Context
+) -> int:
+    """Five genuine audit entries (three users added, a role change, a deactivation); the count
+    the trail verifies with."""
+    from mes.services.audit import verify_audit_trail
+    from mes.services.users import deactivate_user, set_roles
+
+    for name in ("carol", "dave", "erin"):
+        create_user(name)
+    with make_uow() as uow:
+        set_roles(uow, ctx, "carol", ["qa"], "moved to QA")
+    with make_uow() as uow:
+        deactivate_user(uow, ctx, "dave", "left the company")
+    with make_uow() as uow:
+        return verify_audit_trail(uow)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from integration_helpers import audit_entries
+from integration_helpers import audit_entries, genuine_audit_trail
 from sqlalchemy import Engine, insert, update
 from support import NOW
 
@@ -19,7 +19,6 @@ from mes.core.errors import ChainBroken
 from mes.core.keys import SiteKey
 from mes.core.ledger import SealedEntry, seal
 from mes.services.audit import verify_audit_trail
-from mes.services.users import deactivate_user, set_roles
 from mes.store.models import AuditEntry
 
 AUDIT = AuditEntry.__table__
@@ -28,14 +27,7 @@ AUDIT = AuditEntry.__table__
 @pytest.fixture
 def trail(make_uow, create_user, cli_ctx, engine) -> list[AuditEntry]:
     """Five genuine entries, then the append-only triggers dropped; returns the entries."""
-    for name in ("carol", "dave", "erin"):
-        create_user(name)
-    with make_uow() as uow:
-        set_roles(uow, cli_ctx, "carol", ["qa"], "moved to QA")
-    with make_uow() as uow:
-        deactivate_user(uow, cli_ctx, "dave", "left the company")
-    with make_uow() as uow:
-        assert verify_audit_trail(uow) == 5
+    assert genuine_audit_trail(make_uow, create_user, cli_ctx) == 5
     drop_audit_triggers(engine)
     return audit_entries(make_uow)
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from batch_helpers import spoke
+from integration_helpers import genuine_audit_trail
 from recipe_driver import begin
 from sqlalchemy import Engine, select
 from sync_sites import CLI, SPOKE, net, recipe_file
@@ -26,7 +27,7 @@ from mes.core.errors import ChainBroken
 from mes.services import outbox
 from mes.services.audit import verify_audit_trail
 from mes.services.batches import verify_batch
-from mes.services.users import deactivate_user, set_roles
+from mes.services.users import set_roles
 from mes.store.engine import session_factory
 from mes.store.models import AuditEntry, BatchEntry, SyncEvent
 from mes.store.uow import UnitOfWork
@@ -128,14 +129,7 @@ def broken(verify) -> ChainBroken:
 @pytest.fixture
 def trail(make_uow, create_user, cli_ctx) -> int:
     """Five genuine audit entries; their count."""
-    for name in ("carol", "dave", "erin"):
-        create_user(name)
-    with make_uow() as uow:
-        set_roles(uow, cli_ctx, "carol", ["qa"], "moved to QA")
-    with make_uow() as uow:
-        deactivate_user(uow, cli_ctx, "dave", "left the company")
-    with make_uow() as uow:
-        return verify_audit_trail(uow)
+    return genuine_audit_trail(make_uow, create_user, cli_ctx)
 
 
 def test_deleting_the_newest_audit_entry_and_rewriting_the_head_row_is_named(
