@@ -1,0 +1,28 @@
+"""Every migration upgrades with data in the tables and downgrades back to the previous schema
+with the data still there, on SQLite and on PostgreSQL (one ``migration_NNNN`` module each)."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import module_of, revisions, run_downgrade, run_upgrade
+
+from mes.store.engine import make_engine
+
+REVISIONS = [revision for revision, _ in revisions(make_engine("sqlite://"))]
+
+
+def test_every_migration_has_an_upgrade_and_a_downgrade_tester():
+    assert REVISIONS, "no migration found"
+    for revision in REVISIONS:
+        module = module_of(revision)  # tests/migrations/migration_NNNN.py
+        assert module.UpgradeTester and module.DowngradeTester, revision
+
+
+@pytest.mark.parametrize("revision", REVISIONS)
+def test_the_upgrade_keeps_the_rows_and_makes_the_new_schema(empty_engine, revision):
+    run_upgrade(empty_engine, revision)
+
+
+@pytest.mark.parametrize("revision", REVISIONS)
+def test_the_downgrade_restores_the_previous_schema_and_keeps_the_rows(empty_engine, revision):
+    run_downgrade(empty_engine, revision)
