@@ -218,6 +218,7 @@ class Db:
         return set(sa.inspect(self.engine).get_table_names()) - {"alembic_version"}
 
     def columns(self, table: str) -> set[str]:
+        """The names of ``table``'s columns."""
         return {c["name"] for c in sa.inspect(self.engine).get_columns(table)}
 
     def _reflect(self) -> sa.MetaData:
@@ -258,7 +259,20 @@ class Db:
                 dumped[name] = [{k: _normal(v) for k, v in row.items()} for row in found]
         return dumped
 
+    def seeded(self, table: str) -> list[dict[str, Any]]:
+        """:data:`SEED`'s rows of ``table`` as they read back (in the columns it has now)."""
+        columns = self.columns(table)
+        rows = dict(SEED)[table]
+        return [{k: _normal(v) for k, v in row.items() if k in columns} for row in rows]
+
+    def accepts(self, *tables: str) -> None:
+        """New tables are empty, and keep representative rows exactly as written."""
+        assert {t: self.rows(t) for t in tables} == {t: [] for t in tables}
+        self.seed(*tables)
+        assert {t: self.rows(t) for t in tables} == {t: self.seeded(t) for t in tables}
+
     def execute(self, sql: str, **params: Any) -> None:
+        """Run one statement in its own transaction."""
         with self.engine.begin() as conn:
             conn.execute(sa.text(sql), params)
 
@@ -267,13 +281,17 @@ class Db:
         with pytest.raises(sa.exc.DatabaseError, match=words):
             self.execute(sql, **params)
 
-    def refuses_change(self, table: str, column: str) -> None:
-        """An append-only table refuses to change or delete its rows."""
-        self.refuses(f"UPDATE {table} SET {column} = {column}", APPEND_ONLY)
-        self.refuses(f"DELETE FROM {table}", APPEND_ONLY)
+    def refuses_change(self, *tables: str) -> None:
+        """Append-only tables (with rows) refuse to change or delete them."""
+        for table in tables:
+            column = min(self.columns(table))
+            self.refuses(f"UPDATE {table} SET {column} = {column}", f"{table} {APPEND_ONLY}")
+            self.refuses(f"DELETE FROM {table}", f"{table} {APPEND_ONLY}")
 
-    def refuses_delete(self, table: str) -> None:
-        self.refuses(f"DELETE FROM {table}", NEVER_DELETED)
+    def refuses_delete(self, *tables: str) -> None:
+        """Tables (with rows) whose rows are never deleted refuse to delete them."""
+        for table in tables:
+            self.refuses(f"DELETE FROM {table}", f"{table} rows are never deleted")
 
     def triggers(self) -> set[tuple[str, str]]:
         """(table, trigger) of every trigger, and on PostgreSQL ("function", name) of ours."""
@@ -406,10 +424,12 @@ def run_upgrade(engine: sa.Engine, revision: str) -> None:
 
 
 def run_downgrade(engine: sa.Engine, revision: str) -> None:
-    """Upgrade, load rows, downgrade; the previous schema is back and the rows with it."""
+    """Upgrade, load rows, downgrade: the previous schema is back and the rows with it; then the
+    migration applies again to the same schema."""
     with at_previous(engine, revision) as (db, previous):
         expected = db.schema()
         command.upgrade(alembic_config(engine), revision)
+        upgraded = db.schema()
         tester = module_of(revision).DowngradeTester(db)
         tester.load_data()
         before = db.dump()
@@ -417,3 +437,5 @@ def run_downgrade(engine: sa.Engine, revision: str) -> None:
         assert_same_schema(db.schema(), expected)
         assert_rows_kept(before, db.dump())
         tester.check_downgrade()
+        command.upgrade(alembic_config(engine), revision)  # and it can be applied again
+        assert_same_schema(db.schema(), upgraded)
