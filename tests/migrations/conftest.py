@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import sqlalchemy as sa
-from support import PG_BASE, drop_pg_database, pg_admin, worker
+from support import pg_database, worker
 
 from mes.store.engine import make_engine
 
@@ -25,12 +25,9 @@ pytest.register_assert_rewrite(
 
 @pytest.fixture(scope="session")
 def pg_migrations_database() -> Iterator[str]:
-    name = f"mes_migrations_{worker()}_{os.getpid()}"
-    drop_pg_database(name)
-    with pg_admin() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"{PG_BASE}/{name}"
-    drop_pg_database(name)
+    """This worker's database for the migration tests."""
+    with pg_database(f"mes_migrations_{worker()}_{os.getpid()}") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

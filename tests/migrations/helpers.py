@@ -367,27 +367,25 @@ def assert_rows_kept(before: dict[str, list[dict]], after: dict[str, list[dict]]
         assert new == old, f"the rows of {table} changed"
 
 
-class UpgradeTester:
-    """Loads rows at the previous revision; checks them after the migration (override both)."""
+class Tester:
+    """Loads :data:`SEED`'s rows (override ``load_data`` for others) into ``db``."""
 
     def __init__(self, db: Db) -> None:
         self.db = db
 
     def load_data(self) -> None:
         self.db.seed()
+
+
+class UpgradeTester(Tester):
+    """``load_data`` runs at the previous revision, ``check_upgrade`` after the migration."""
 
     def check_upgrade(self) -> None:
         """The checks of this migration beyond "every row is still there"."""
 
 
-class DowngradeTester:
-    """Loads rows at the migration's revision; checks them after the downgrade (override both)."""
-
-    def __init__(self, db: Db) -> None:
-        self.db = db
-
-    def load_data(self) -> None:
-        self.db.seed()
+class DowngradeTester(Tester):
+    """``load_data`` runs at the migration's revision, ``check_downgrade`` after its downgrade."""
 
     def check_downgrade(self) -> None:
         """The checks of this migration beyond "the previous schema, every row still there"."""
