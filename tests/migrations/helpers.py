@@ -14,15 +14,16 @@ Each migration ``NNNN`` has a module ``migration_NNNN.py`` with two classes:
 The models describe only the newest schema, so rows are written with plain SQL through tables
 reflected from the database as it is at that revision. :data:`SEED` holds representative rows for
 every table of every revision (each with the union of the columns the table ever had);
-:meth:`Db.seed` writes those of the tables and columns present. A new migration's module is a
-few lines: its two classes, usually with only the checks that are its own.
+:meth:`Db.seed` writes those of the tables and columns present.
+
+A new migration ``NNNN``: add rows for its new tables (and values for its new columns) to
+:data:`SEED`, and write ``migration_NNNN.py`` — its two classes, with only the checks that are
+its own (``test_migrations.py`` finds the module by the revision, and fails while it is missing).
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from types import ModuleType
 from typing import Any
@@ -209,10 +210,6 @@ class Db:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
 
-    @property
-    def dialect(self) -> str:
-        return self.engine.dialect.name
-
     def tables(self) -> set[str]:
         """The tables (without Alembic's own)."""
         return set(sa.inspect(self.engine).get_table_names()) - {"alembic_version"}
@@ -227,15 +224,12 @@ class Db:
         metadata.reflect(self.engine)
         return metadata
 
-    def insert(self, table: str, *rows: dict[str, Any]) -> None:
-        """Write ``rows`` (their columns the table does not have are left out)."""
-        self.seed(table, rows={table: rows})
-
-    def seed(self, *only: str, rows: dict[str, tuple[dict[str, Any], ...]] | None = None) -> None:
-        """Write :data:`SEED`'s rows (or ``rows``) into every table present (or into ``only``)."""
+    def seed(self, *only: str) -> None:
+        """Write :data:`SEED`'s rows into every table present (or only into ``only``), each in
+        the columns the table has at this revision."""
         tables = self._reflect().tables
         with self.engine.begin() as conn:
-            for name, seeded in rows.items() if rows else SEED:
+            for name, seeded in SEED:
                 if name in tables and (not only or name in only):
                     table = tables[name]
                     conn.execute(
@@ -296,7 +290,7 @@ class Db:
     def triggers(self) -> set[tuple[str, str]]:
         """(table, trigger) of every trigger, and on PostgreSQL ("function", name) of ours."""
         with self.engine.connect() as conn:
-            if self.dialect == "sqlite":
+            if self.engine.dialect.name == "sqlite":
                 query = "SELECT tbl_name, name FROM sqlite_master WHERE type = 'trigger'"
                 return {(t, n) for t, n in conn.execute(sa.text(query))}
             triggers = conn.execute(
@@ -394,46 +388,46 @@ class DowngradeTester(Tester):
 def revisions(engine: sa.Engine) -> list[tuple[str, str | None]]:
     """(revision, previous revision) of every migration, oldest first."""
     script = ScriptDirectory.from_config(alembic_config(engine))
-    return [(r.revision, r.down_revision) for r in reversed(list(script.walk_revisions()))]  # type: ignore[misc]
+    return [(r.revision, r.down_revision) for r in reversed(list(script.walk_revisions()))]
 
 
 def module_of(revision: str) -> ModuleType:
+    """The tester module of ``revision``: ``tests/migrations/migration_<revision>.py``."""
     return importlib.import_module(f"migration_{revision}")
 
 
-@contextmanager
-def at_previous(engine: sa.Engine, revision: str) -> Iterator[tuple[Db, str]]:
-    """The database at ``revision``'s predecessor (empty for the first), and that predecessor."""
+def at_previous(engine: sa.Engine, revision: str) -> tuple[Db, str]:
+    """The database brought to ``revision``'s predecessor (left empty for the first one)."""
     previous = dict(revisions(engine))[revision] or "base"
     if previous != "base":
         command.upgrade(alembic_config(engine), previous)
-    yield Db(engine), previous
+    return Db(engine), previous
 
 
 def run_upgrade(engine: sa.Engine, revision: str) -> None:
-    """Load rows at the previous revision, upgrade, check that they survived and the checks."""
-    with at_previous(engine, revision) as (db, _previous):
-        tester = module_of(revision).UpgradeTester(db)
-        tester.load_data()
-        before = db.dump()
-        command.upgrade(alembic_config(engine), revision)
-        assert_rows_kept(before, db.dump())
-        tester.check_upgrade()
+    """Load rows at the previous revision, upgrade: the rows are kept, and the module's checks."""
+    db, _previous = at_previous(engine, revision)
+    tester = module_of(revision).UpgradeTester(db)
+    tester.load_data()
+    before = db.dump()
+    command.upgrade(alembic_config(engine), revision)
+    assert_rows_kept(before, db.dump())
+    tester.check_upgrade()
 
 
 def run_downgrade(engine: sa.Engine, revision: str) -> None:
-    """Upgrade, load rows, downgrade: the previous schema is back and the rows with it; then the
-    migration applies again to the same schema."""
-    with at_previous(engine, revision) as (db, previous):
-        expected = db.schema()
-        command.upgrade(alembic_config(engine), revision)
-        upgraded = db.schema()
-        tester = module_of(revision).DowngradeTester(db)
-        tester.load_data()
-        before = db.dump()
-        command.downgrade(alembic_config(engine), previous)
-        assert_same_schema(db.schema(), expected)
-        assert_rows_kept(before, db.dump())
-        tester.check_downgrade()
-        command.upgrade(alembic_config(engine), revision)  # and it can be applied again
-        assert_same_schema(db.schema(), upgraded)
+    """Upgrade, load rows, downgrade: the previous schema is back and the rows with it, and the
+    module's checks; then the migration applies again, to the same schema as the first time."""
+    db, previous = at_previous(engine, revision)
+    expected = db.schema()
+    command.upgrade(alembic_config(engine), revision)
+    upgraded = db.schema()
+    tester = module_of(revision).DowngradeTester(db)
+    tester.load_data()
+    before = db.dump()
+    command.downgrade(alembic_config(engine), previous)
+    assert_same_schema(db.schema(), expected)
+    assert_rows_kept(before, db.dump())
+    tester.check_downgrade()
+    command.upgrade(alembic_config(engine), revision)
+    assert_same_schema(db.schema(), upgraded)
