@@ -24,6 +24,7 @@ its own (``test_migrations.py`` finds the module by the revision, and fails whil
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from types import ModuleType
 from typing import Any
@@ -33,6 +34,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.script import ScriptDirectory
 
+from mes.store.engine import make_engine
 from mes.store.migrate import alembic_config
 
 AT = datetime(2026, 11, 21, 9, 0, 0, 123456, tzinfo=UTC)  # microseconds survive too
@@ -385,10 +387,14 @@ class DowngradeTester(Tester):
         """The checks of this migration beyond "the previous schema, every row still there"."""
 
 
-def revisions(engine: sa.Engine) -> list[tuple[str, str | None]]:
-    """(revision, previous revision) of every migration, oldest first."""
-    script = ScriptDirectory.from_config(alembic_config(engine))
-    return [(r.revision, r.down_revision) for r in reversed(list(script.walk_revisions()))]
+def _revisions() -> dict[str, str | None]:
+    """Each migration's revision → the one before it (None for the first), oldest first."""
+    script = ScriptDirectory.from_config(alembic_config(make_engine("sqlite://")))
+    return {r.revision: r.down_revision for r in reversed(list(script.walk_revisions()))}
+
+
+PREVIOUS = _revisions()
+REVISIONS = list(PREVIOUS)
 
 
 def module_of(revision: str) -> ModuleType:
@@ -396,17 +402,13 @@ def module_of(revision: str) -> ModuleType:
     return importlib.import_module(f"migration_{revision}")
 
 
-def at_previous(engine: sa.Engine, revision: str) -> tuple[Db, str]:
-    """The database brought to ``revision``'s predecessor (left empty for the first one)."""
-    previous = dict(revisions(engine))[revision] or "base"
-    if previous != "base":
-        command.upgrade(alembic_config(engine), previous)
-    return Db(engine), previous
+DatabaseAt = Callable[[str | None], sa.Engine]  # a new database at a revision (None: empty)
 
 
-def run_upgrade(engine: sa.Engine, revision: str) -> None:
+def run_upgrade(database_at: DatabaseAt, revision: str) -> None:
     """Load rows at the previous revision, upgrade: the rows are kept, and the module's checks."""
-    db, _previous = at_previous(engine, revision)
+    engine = database_at(PREVIOUS[revision])
+    db = Db(engine)
     tester = module_of(revision).UpgradeTester(db)
     tester.load_data()
     before = db.dump()
@@ -415,10 +417,11 @@ def run_upgrade(engine: sa.Engine, revision: str) -> None:
     tester.check_upgrade()
 
 
-def run_downgrade(engine: sa.Engine, revision: str) -> None:
+def run_downgrade(database_at: DatabaseAt, revision: str) -> None:
     """Upgrade, load rows, downgrade: the previous schema is back and the rows with it, and the
     module's checks; then the migration applies again, to the same schema as the first time."""
-    db, previous = at_previous(engine, revision)
+    engine = database_at(PREVIOUS[revision])
+    db, previous = Db(engine), PREVIOUS[revision] or "base"
     expected = db.schema()
     command.upgrade(alembic_config(engine), revision)
     upgraded = db.schema()

@@ -4,11 +4,7 @@ with the data still there, on SQLite and on PostgreSQL (one ``migration_NNNN`` m
 from __future__ import annotations
 
 import pytest
-from helpers import module_of, revisions, run_downgrade, run_upgrade
-
-from mes.store.engine import make_engine
-
-REVISIONS = [revision for revision, _ in revisions(make_engine("sqlite://"))]
+from helpers import REVISIONS, module_of, run_downgrade, run_upgrade
 
 
 def test_every_migration_has_an_upgrade_and_a_downgrade_tester():
@@ -19,10 +15,10 @@ def test_every_migration_has_an_upgrade_and_a_downgrade_tester():
 
 
 @pytest.mark.parametrize("revision", REVISIONS)
-def test_the_upgrade_keeps_the_rows_and_makes_the_new_schema(empty_engine, revision):
-    run_upgrade(empty_engine, revision)
+def test_the_upgrade_keeps_the_rows_and_makes_the_new_schema(database_at, revision):
+    run_upgrade(database_at, revision)
 
 
 @pytest.mark.parametrize("revision", REVISIONS)
-def test_the_downgrade_restores_the_previous_schema_and_keeps_the_rows(empty_engine, revision):
-    run_downgrade(empty_engine, revision)
+def test_the_downgrade_restores_the_previous_schema_and_keeps_the_rows(database_at, revision):
+    run_downgrade(database_at, revision)
