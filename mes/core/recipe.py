@@ -15,7 +15,10 @@ The compiled form is plain JSON data with every default filled in (durations in 
 inputs as ordered lists); the SHA-256 of its RFC 8785 canonical JSON is the version's content
 identity, the same whatever the order of a mapping's fields, the whitespace or the YAML style of
 the file. The order of inputs, calculations and chain-of-identity fields is content (it is the
-order the operator sees), so reordering them is a change.
+order the operator sees), so reordering them is a change: they are written as lists of items with
+an ``id``, like phases. The older form, a mapping of ID → fields, is still read, in the order of
+its keys, with a warning: YAML makes a mapping's key order a presentation detail that tools may
+change (a file re-dumped with sorted keys would be another recipe).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cache, cached_property
@@ -86,12 +89,17 @@ class Problem:
     column: int
     path: Path = field(compare=False)
     message: str = field(compare=False)
+    warning: bool = field(default=False, compare=False)  # worth changing, but not refused
 
     def text(self, source_name: str) -> str:
-        """``file:line:col path: message``, as editors and CI logs understand it."""
+        """``file:line:col path: message``, as editors and CI logs understand it.
+
+        A warning reads ``file:line:col path: warning: message``.
+        """
         where = f"{source_name}:{self.line}:{self.column}"
         path = path_text(self.path)
-        return f"{where} {path}: {self.message}" if path else f"{where}: {self.message}"
+        message = f"warning: {self.message}" if self.warning else self.message
+        return f"{where} {path}: {message}" if path else f"{where}: {message}"
 
 
 class RecipeInvalid(MesError):
@@ -99,9 +107,12 @@ class RecipeInvalid(MesError):
 
     http_status = 422
 
-    def __init__(self, source_name: str, problems: list[Problem]) -> None:
+    def __init__(
+        self, source_name: str, problems: list[Problem], warnings: Iterable[Problem] = ()
+    ) -> None:
         self.source_name = source_name
         self.problems = sorted(problems)
+        self.warnings = sorted(warnings)
         count = len(self.problems)
         super().__init__(
             f"{source_name} is not a valid recipe ({count} problem{'s' * (count != 1)}): "
@@ -113,6 +124,10 @@ class RecipeInvalid(MesError):
     def lines(self) -> list[str]:
         """One line per problem, in file order."""
         return [p.text(self.source_name) for p in self.problems]
+
+    def warning_lines(self) -> list[str]:
+        """One line per warning, in file order (shown with the problems, refusing nothing)."""
+        return [w.text(self.source_name) for w in self.warnings]
 
 
 # --- YAML with positions ------------------------------------------------------------------
@@ -520,6 +535,49 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 80 else text[:80] + "…"
 
 
+# --- items with an ID, in the order written ----------------------------------------------
+
+# The fields whose items are shown in the order written: that order is content.
+ORDERED_ITEMS = {
+    "chain_of_identity": "chain-of-identity field",
+    "inputs": "input",
+    "calculations": "calculation",
+}
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input, calculation or chain-of-identity field: its ID, its fields, where it is written.
+
+    ``path`` is its place in the file: ``(…, 'inputs', 2)`` in a list of items with IDs,
+    ``(…, 'inputs', 'viability')`` in the older mapping of ID → fields.
+    """
+
+    id: str
+    spec: Mapping[str, Any]
+    path: Path
+
+
+def items_of(container: Any, path: Path = ()) -> list[Item]:
+    """The items of a list of items with IDs, or of the older mapping ID → fields, in order."""
+    if container is None:
+        return []
+    if isinstance(container, list):
+        return [Item(item["id"], item, (*path, i)) for i, item in enumerate(container)]
+    return [Item(key, spec, (*path, key)) for key, spec in container.items()]
+
+
+def _mapping_warning(name: str, first: str | None) -> str:
+    what = ORDERED_ITEMS[name]
+    example = f"- id: {first}" if first else "- id: …"
+    return (
+        f"{name} is written as a mapping, but the order of its keys is significant: it is the "
+        "order shown on screen and in the record, and part of the recipe's content hash, while "
+        f"YAML tools may reorder a mapping's keys. Write {name} as a list, one item per {what} "
+        f"starting with its ID ({example}, then its fields)"
+    )
+
+
 # --- semantic rules -----------------------------------------------------------------------
 
 
@@ -577,6 +635,7 @@ class _Checker:
         self.positions = positions
         self.reported = reported  # paths the schema already found wrong: not reported twice
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
         self.phases: dict[str, _PhaseInfo] = {}
         self.sibling_edges: dict[str, set[str]] = {}
 
@@ -679,19 +738,18 @@ class _Checker:
                     phase_path: Path = (*op_path, "phases", p)
                     if not self.unique_id(seen, phase_path, phase["id"]):
                         continue
-                    values = {k: v["type"] for k, v in phase.get("inputs", {}).items()}
-                    for calc_id in phase.get("calculations", {}):
-                        if calc_id in values:
+                    inputs = items_of(phase.get("inputs"))
+                    values = {i.id: i.spec["type"] for i in inputs}
+                    for calc in items_of(phase.get("calculations"), (*phase_path, "calculations")):
+                        if calc.id in values:
                             self.problem(
-                                (*phase_path, "calculations", calc_id),
-                                f"'{calc_id}' is already the ID of an input of this phase",
-                                at=(*phase_path, "calculations", calc_id),
+                                calc.path,
+                                f"'{calc.id}' is already the ID of an input of this phase",
+                                at=self.id_at(calc),
                             )
                         else:
-                            values[calc_id] = "calculation"
-                    options = {
-                        k: list(v.get("options", [])) for k, v in phase.get("inputs", {}).items()
-                    }
+                            values[calc.id] = "calculation"
+                    options = {i.id: list(i.spec.get("options", [])) for i in inputs}
                     self.phases[phase["id"]] = _PhaseInfo(
                         phase["id"],
                         index,
@@ -701,9 +759,9 @@ class _Checker:
                         values,
                         options,
                         frozenset(
-                            k
-                            for k, v in phase.get("inputs", {}).items()
-                            if isinstance(v, dict) and v.get("required") is False
+                            i.id
+                            for i in inputs
+                            if isinstance(i.spec, dict) and i.spec.get("required") is False
                         ),
                         phase.get("when") is not None,
                     )
@@ -764,11 +822,58 @@ class _Checker:
                     at=(*info.path, "id"),
                 )
 
+    # items with IDs ----------------------------------------------------------------------
+
+    def ordered_items(self, path: Path, container: Any) -> list[Item]:
+        """The items of ``container`` (at ``path``), checking how they are written.
+
+        A list item's ID is unique among its siblings; the older mapping form is read with a
+        warning, and without an ``id`` field (its keys are the IDs).
+        """
+        if container is None:
+            return []
+        name = str(path[-1])
+        items = items_of(container, path)
+        if isinstance(container, dict):
+            self.warnings.append(
+                Problem(
+                    *self.positions.of(path, key=True),
+                    path,
+                    _mapping_warning(name, items[0].id if items else None),
+                    warning=True,
+                )
+            )
+            for item in items:
+                if isinstance(item.spec, dict) and "id" in item.spec:
+                    self.problem(
+                        item.path,
+                        f"in the mapping form of {name} the key is the ID: remove 'id', or "
+                        f"write {name} as a list",
+                        at=(*item.path, "id"),
+                    )
+            return items
+        first: dict[str, Item] = {}
+        for item in items:
+            if item.id in first:
+                line = self.positions.of((*first[item.id].path, "id"))[0]
+                self.problem(
+                    item.path,
+                    f"duplicate {ORDERED_ITEMS[name]} ID '{item.id}' (first given on line {line})",
+                    at=(*item.path, "id"),
+                )
+            first.setdefault(item.id, item)
+        return items
+
+    @staticmethod
+    def id_at(item: Item) -> Path:
+        """Where an item's ID is written: its key (mapping form) or its ``id`` field (list)."""
+        return item.path if isinstance(item.path[-1], str) else (*item.path, "id")
+
     # chain of identity -------------------------------------------------------------------
 
     def check_chain_of_identity(self) -> None:
-        for key, spec in self.data["chain_of_identity"].items():
-            path: Path = ("chain_of_identity", key)
+        for field_ in self.ordered_items(("chain_of_identity",), self.data["chain_of_identity"]):
+            path, spec = field_.path, field_.spec
             if "pattern" in spec:
                 if spec["kind"] != "identifier":
                     self.problem(
@@ -786,8 +891,8 @@ class _Checker:
     # inputs and limits -------------------------------------------------------------------
 
     def check_inputs(self, phase_path: Path, phase: dict[str, Any], _info: _PhaseInfo) -> None:
-        for input_id, spec in phase.get("inputs", {}).items():
-            path: Path = (*phase_path, "inputs", input_id)
+        for item in self.ordered_items((*phase_path, "inputs"), phase.get("inputs")):
+            path, spec = item.path, item.spec
             kind = spec["type"]
             if not _known_type(kind):
                 continue  # the schema names the unknown type; rules by type would only echo it
@@ -914,10 +1019,10 @@ class _Checker:
     # calculations ------------------------------------------------------------------------
 
     def check_calculations(self, phase_path: Path, phase: dict[str, Any], info: _PhaseInfo) -> None:
-        calculations = phase.get("calculations", {})
+        calculations = self.ordered_items((*phase_path, "calculations"), phase.get("calculations"))
         local_refs: dict[str, set[str]] = {}
-        for calc_id, spec in calculations.items():
-            path: Path = (*phase_path, "calculations", calc_id)
+        for calc in calculations:
+            path, spec, calc_id = calc.path, calc.spec, calc.id
             if "unit" in spec:
                 self.unit(path, spec["unit"], (*path, "unit"))
             self.limits(path, spec)
@@ -934,10 +1039,10 @@ class _Checker:
             local_refs[calc_id] = set()
             for name in parsed.names:
                 self.calculation_name(path, info, calc_id, name, local_refs[calc_id])
-        for calc_id in calculations:
-            cycle = _find_cycle(calc_id, local_refs)
+        for calc in calculations:
+            cycle = _find_cycle(calc.id, local_refs)
             if cycle and cycle[0] == min(cycle):
-                path = (*phase_path, "calculations", calc_id)
+                path = calc.path
                 self.problem(
                     path,
                     "calculations depend on each other in a cycle: "
@@ -1101,8 +1206,9 @@ class _Checker:
             if check["id"] in seen:
                 self.problem(path, f"duplicate identity check ID '{check['id']}'", at=(*path, "id"))
             seen.add(check["id"])
-            if check["matches"] not in self.data["chain_of_identity"]:
-                known = ", ".join(self.data["chain_of_identity"])
+            declared = [f.id for f in items_of(self.data["chain_of_identity"])]
+            if check["matches"] not in declared:
+                known = ", ".join(declared)
                 self.problem(
                     path,
                     f"'{check['matches']}' is not in the chain of identity (declared: {known})",
@@ -1173,8 +1279,9 @@ def _value_spec(value_id: str, spec: Mapping[str, Any], kind: str) -> dict[str, 
 
 def _compile_phase(phase: Mapping[str, Any]) -> dict[str, Any]:
     inputs = []
-    for input_id, spec in phase.get("inputs", {}).items():
-        compiled = _value_spec(input_id, spec, spec["type"])
+    for item in items_of(phase.get("inputs")):
+        spec = item.spec
+        compiled = _value_spec(item.id, spec, spec["type"])
         compiled.update(
             required=spec.get("required", True),
             options=list(spec["options"]) if "options" in spec else None,
@@ -1183,9 +1290,9 @@ def _compile_phase(phase: Mapping[str, Any]) -> dict[str, Any]:
         )
         inputs.append(compiled)
     calculations = []
-    for calc_id, spec in phase.get("calculations", {}).items():
-        compiled = _value_spec(calc_id, spec, "calculation")
-        compiled["expression"] = spec["expression"]
+    for item in items_of(phase.get("calculations")):
+        compiled = _value_spec(item.id, item.spec, "calculation")
+        compiled["expression"] = item.spec["expression"]
         calculations.append(compiled)
     condition = phase.get("when")
     return {
@@ -1242,12 +1349,12 @@ def compile_recipe(data: Mapping[str, Any]) -> dict[str, Any]:
         "change_reason": data["change_reason"],
         "chain_of_identity": [
             {
-                "id": key,
-                "label": spec["label"],
-                "kind": spec["kind"],
-                "pattern": spec.get("pattern"),
+                "id": field_.id,
+                "label": field_.spec["label"],
+                "kind": field_.spec["kind"],
+                "pattern": field_.spec.get("pattern"),
             }
-            for key, spec in data["chain_of_identity"].items()
+            for field_ in items_of(data["chain_of_identity"])
         ],
         "unit_procedures": [
             {
@@ -1279,6 +1386,7 @@ class CompiledRecipe:
     """
 
     data: dict[str, Any]
+    warnings: tuple[str, ...] = field(default=(), compare=False)  # one line each, file order
 
     @cached_property
     def canonical(self) -> bytes:
@@ -1326,33 +1434,55 @@ def _kind_of(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def check_recipe(text: str | bytes) -> tuple[dict[str, Any] | None, list[Problem]]:
-    """Parse and check a recipe file: (data, []) when valid, (None, problems) otherwise."""
+def inspect_recipe(
+    text: str | bytes,
+) -> tuple[dict[str, Any] | None, list[Problem], list[Problem]]:
+    """Parse and check a recipe file: its data (None when invalid), problems and warnings.
+
+    A warning (the older mapping form of an ordered field) refuses nothing.
+    """
     data, positions, problems = parse_yaml(text)
     if data is None and problems:
-        return None, problems
+        return None, problems, []
     if not isinstance(data, dict):
-        return None, [
-            *problems,
-            Problem(
-                *(positions.of(()) if data is not None else (1, 1)),
-                (),
-                f"a recipe is a mapping of fields, not {_kind_of(data)}",
-            ),
-        ]
+        return (
+            None,
+            [
+                *problems,
+                Problem(
+                    *(positions.of(()) if data is not None else (1, 1)),
+                    (),
+                    f"a recipe is a mapping of fields, not {_kind_of(data)}",
+                ),
+            ],
+            [],
+        )
     schema_problems = _schema_problems(data, positions)
     reported = frozenset(p.path for p in schema_problems)
     checker = _Checker(data, positions, reported)
     problems = [*problems, *schema_problems, *checker.run(not schema_problems)]
-    return (None, problems) if problems else (data, [])
+    warnings = sorted(checker.warnings)
+    return (None, problems, warnings) if problems else (data, [], warnings)
+
+
+def check_recipe(text: str | bytes) -> tuple[dict[str, Any] | None, list[Problem]]:
+    """Parse and check a recipe file: (data, []) when valid, (None, problems) otherwise."""
+    data, problems, _ = inspect_recipe(text)
+    return data, problems
 
 
 def load_recipe(text: str | bytes, source_name: str) -> CompiledRecipe:
     """Validate and compile a recipe file, or raise :class:`RecipeInvalid` listing every problem.
 
-    Schema and semantic problems are reported together, in file order.
+    Schema and semantic problems are reported together, in file order; warnings come with the
+    compiled recipe (or with the refusal), one line each.
     """
-    data, problems = check_recipe(text)
+    data, problems, warnings = inspect_recipe(text)
     if data is None:
-        raise RecipeInvalid(source_name, problems)
-    return CompiledRecipe(compile_recipe(data))
+        raise RecipeInvalid(source_name, problems, warnings)
+    return CompiledRecipe(compile_recipe(data), tuple(w.text(source_name) for w in warnings))
+
+
+def recipe_warnings(text: str | bytes, source_name: str) -> list[str]:
+    """The warnings about a recipe file, one line each, whether or not it is valid."""
+    return [w.text(source_name) for w in inspect_recipe(text)[2]]
