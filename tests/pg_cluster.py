@@ -152,6 +152,7 @@ def _create_test_database(bin_dir: Path, port: int, account: str | None, log: Pa
 
 
 def _watch(folder: Path, port: int) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's mes
     from mes.cli.lifetime import dies_with_this_process
 
     account = _server_account()
