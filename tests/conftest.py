@@ -14,13 +14,16 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pg_cluster
 import pytest
 from support import (  # noqa: F401 - NOW, PASSWORD and user_ctx are re-exported for tests
+    DEFAULT_PG,
     NOW,
     PASSWORD,
-    PG_BASE,
     drop_pg_database,
     pg_admin,
+    pg_refusal,
+    pg_url,
     user_ctx,
     worker,
 )
@@ -34,6 +37,56 @@ from mes.store.migrate import upgrade
 from mes.store.uow import UnitOfWork
 
 _counter = itertools.count()
+_cluster: pg_cluster.Cluster | None = None
+_pg_chosen = ""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Choose the tests' PostgreSQL once, in the controlling process (xdist workers inherit it).
+
+    An explicit ``MES_TEST_PG`` must answer: whoever names a server means the tests to run
+    there, and a typo must not send them elsewhere unnoticed. Without it, the server at
+    ``MES_TEST_PG_DEFAULT`` (default: the local one at 127.0.0.1:5432) is used if it answers;
+    if not, the run starts a throwaway cluster of its own and stops it at the end.
+    """
+    global _cluster, _pg_chosen
+    if hasattr(config, "workerinput"):
+        return  # an xdist worker: the controller chose and put the address in MES_TEST_PG
+    explicit = os.environ.get("MES_TEST_PG")
+    if explicit:
+        refusal = pg_refusal(explicit)
+        if refusal is not None:
+            raise pytest.UsageError(
+                f"MES_TEST_PG={explicit} gives no connection ({refusal}). Start that server, "
+                "fix the address, or unset MES_TEST_PG to use the local server or a throwaway "
+                "cluster."
+            )
+        _pg_chosen = f"{explicit} (MES_TEST_PG)"
+        return
+    default = os.environ.get("MES_TEST_PG_DEFAULT") or DEFAULT_PG
+    refusal = pg_refusal(default)
+    if refusal is None:
+        os.environ["MES_TEST_PG"] = default
+        _pg_chosen = default
+        return
+    try:
+        _cluster = pg_cluster.start()
+    except RuntimeError as error:
+        raise pytest.UsageError(f"No PostgreSQL at {default} ({refusal}); {error}") from None
+    os.environ["MES_TEST_PG"] = _cluster.dsn
+    _pg_chosen = f"a throwaway cluster at {_cluster.dsn} in {_cluster.folder} (none at {default})"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"PostgreSQL: {_pg_chosen}"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop the throwaway cluster (if killed, its watcher stops it when our pipe closes)."""
+    global _cluster
+    if _cluster is not None:
+        _cluster.stop()
+        _cluster = None
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +106,7 @@ def pg_template() -> Iterator[str]:
     drop_pg_database(name)
     with pg_admin() as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    engine = make_engine(f"{PG_BASE}/{name}")
+    engine = make_engine(pg_url(name))
     upgrade(engine)
     engine.dispose()
     yield name
@@ -72,7 +125,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     name = f"mes_test_{worker()}_{os.getpid()}_{next(_counter)}"
     with pg_admin() as conn:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    yield f"{PG_BASE}/{name}"
+    yield pg_url(name)
     drop_pg_database(name)
 
 

@@ -14,8 +14,11 @@ import psycopg
 
 from mes.services.context import Context
 
-PG_ADMIN_DSN = os.environ.get("MES_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-PG_BASE = PG_ADMIN_DSN.rsplit("/", 1)[0]
+# PostgreSQL for the tests: the server MES_TEST_PG names (it must answer), else the one at
+# MES_TEST_PG_DEFAULT (by default the local server below) if it answers, else a throwaway cluster
+# of the run's own (tests/pg_cluster.py). The controlling pytest process decides once, in
+# conftest.pytest_configure, and puts the address in MES_TEST_PG for itself and its workers.
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 NOW = datetime(2026, 11, 21, 9, 0, 0, tzinfo=UTC)
 PASSWORD = "correct-Horse-7-battery"  # meets the policy; the same for every test user
 
@@ -24,8 +27,27 @@ def worker() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "gw0")
 
 
+def pg_admin_dsn() -> str:
+    """The address of the tests' PostgreSQL (its maintenance database ``test``)."""
+    return os.environ.get("MES_TEST_PG") or os.environ.get("MES_TEST_PG_DEFAULT") or DEFAULT_PG
+
+
+def pg_url(database: str) -> str:
+    """The URL of ``database`` on the tests' PostgreSQL server."""
+    return f"{pg_admin_dsn().rsplit('/', 1)[0]}/{database}"
+
+
 def pg_admin() -> psycopg.Connection:
-    return psycopg.connect(PG_ADMIN_DSN, autocommit=True)
+    return psycopg.connect(pg_admin_dsn(), autocommit=True)
+
+
+def pg_refusal(dsn: str) -> str | None:
+    """Why ``dsn`` gives no working connection now (None: it does)."""
+    try:
+        with psycopg.connect(dsn, connect_timeout=3):
+            return None
+    except psycopg.Error as error:
+        return str(error).strip() or type(error).__name__
 
 
 def drop_pg_database(name: str) -> None:
@@ -39,7 +61,7 @@ def pg_database(name: str, template: str | None = None) -> Iterator[str]:
     with pg_admin() as conn:
         conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     try:
-        yield f"{PG_BASE}/{name}"
+        yield pg_url(name)
     finally:
         drop_pg_database(name)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support import PASSWORD, PG_BASE, drop_pg_database, pg_admin, worker
+from support import PASSWORD, drop_pg_database, pg_admin, pg_url, worker
 
 _counter = itertools.count()
 
@@ -72,5 +72,5 @@ def instance(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Instanc
     name = f"mes_cli_{worker()}_{os.getpid()}_{next(_counter)}"
     with pg_admin() as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    yield Instance(tmp_path / "instance", f"{PG_BASE}/{name}")
+    yield Instance(tmp_path / "instance", pg_url(name))
     drop_pg_database(name)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 from support import wait_until_up
 
 from mes.cli.serve import free_port
@@ -100,6 +100,17 @@ def sign_in_dialog(page: Page, button: str, username: str, first: bool) -> None:
         dialog.get_by_role("button", name="Sign", exact=True).tap()
 
 
+def submit(page: Page, button: Locator) -> None:
+    """Tap a button that posts its form, and wait for the page the server answers with.
+
+    Whatever the test does next (fill a field that the answer shows again, read the page, tap
+    a button another person's page shows only once this is saved) must act on that answer, not
+    on the page the tap left: on a busy machine the old page stays on screen for seconds.
+    """
+    with page.expect_navigation():
+        button.tap()
+
+
 def scan(page: Page, label: str, value: str) -> None:
     """A keyboard-wedge scanner types into the focused field and presses Enter (saves)."""
     field = page.get_by_label(label, exact=False).first
@@ -149,7 +160,7 @@ def test_an_operator_runs_the_first_unit_procedure_of_car_t(
 
     # The identity check: scanner, DIN bar code, patient and CoI labels, the bag intact.
     olivia.goto(f"{batch_url}/phases/apheresis_identity_check")
-    olivia.get_by_role("button", name="Start this phase").tap()
+    submit(olivia, olivia.get_by_role("button", name="Start this phase"))
     scan(olivia, "DIN on the apheresis bag label", f"={DIN}00")
     expect(olivia.locator(".scan-field.done")).to_have_count(1)
     scan(olivia, "Patient identifier on the apheresis bag label", "P-0999")  # the wrong patient
@@ -161,14 +172,14 @@ def test_an_operator_runs_the_first_unit_procedure_of_car_t(
     scan(olivia, "Chain of Identity identifier on the apheresis bag label", COI)
     scan(olivia, "barcode scanner", "SCN-01")
     olivia.locator("label.option", has_text="yes").tap()
-    olivia.get_by_role("button", name="Save").last.tap()
+    submit(olivia, olivia.get_by_role("button", name="Save").last)
     # The wrong-label deviation needs a comment and a supervisor before the phase can be signed.
     deviation = olivia.locator("article.deviation").first
     expect(deviation).to_contain_text("does not match")
-    deviation.get_by_label("What happened, and what you did").fill(
-        "Scanned the label of the bag on the next bench; rescanned the right bag."
-    )
-    deviation.get_by_role("button", name="Add the comment").tap()
+    comment = "Scanned the label of the bag on the next bench; rescanned the right bag."
+    deviation.get_by_label("What happened, and what you did").fill(comment)
+    submit(olivia, deviation.get_by_role("button", name="Add the comment"))
+    expect(deviation.locator("p.comment")).to_contain_text(comment)  # saved: sam may acknowledge
 
     log_in(sam, url, "sam")
     sam.goto(f"{batch_url}/phases/apheresis_identity_check")
@@ -188,7 +199,7 @@ def test_an_operator_runs_the_first_unit_procedure_of_car_t(
 
     # Transport: values inside limits; no excursion, so the excursion phase does not apply.
     olivia.goto(f"{batch_url}/phases/apheresis_transport_check")
-    olivia.get_by_role("button", name="Start this phase").tap()
+    submit(olivia, olivia.get_by_role("button", name="Start this phase"))
     collected = (datetime.now() - timedelta(hours=20)).strftime("%Y-%m-%dT%H:%M")
     olivia.get_by_label("End of apheresis collection").fill(collected)
     olivia.get_by_label("Lowest transport temperature on the logger").fill("3.8")
@@ -202,7 +213,7 @@ def test_an_operator_runs_the_first_unit_procedure_of_car_t(
     ).to_be_visible()
 
     # Cell count: a viability below the action limit is recorded as typed and raises a deviation.
-    olivia.get_by_role("button", name="Start this phase").tap()
+    submit(olivia, olivia.get_by_role("button", name="Start this phase"))
     scan(olivia, "biosafety cabinet", "BSC-02")  # out of service
     expect(olivia.locator("span.field-error[role=alert]")).to_contain_text("out of service")
     scan(olivia, "biosafety cabinet", "BSC-01")
@@ -223,7 +234,7 @@ def test_an_operator_runs_the_first_unit_procedure_of_car_t(
         "Low viability at receipt; medical team and QA informed."
     )
     screenshot(olivia, "batch-05-value-outside-action-limits")
-    olivia.get_by_role("button", name="Save").last.tap()
+    submit(olivia, olivia.get_by_role("button", name="Save").last)
     expect(olivia.locator("[data-input=viability] .recorded")).to_contain_text(
         "Recorded 78.0 % — Outside action limits"
     )
@@ -233,7 +244,7 @@ def test_an_operator_runs_the_first_unit_procedure_of_car_t(
     expect(
         olivia.get_by_role("heading", name="Measure CD3+ cells by flow cytometry")
     ).to_be_visible()
-    olivia.get_by_role("button", name="Start this phase").tap()
+    submit(olivia, olivia.get_by_role("button", name="Start this phase"))
     scan(olivia, "flow cytometer", "FC-01")
     olivia.get_by_label("CD3+ cells, % of viable leukocytes").fill("45.0")
     sign_in_dialog(olivia, "Sign performed", "olivia", first=False)
@@ -294,15 +305,14 @@ def test_a_double_tap_a_replayed_form_and_the_back_button_never_sign_twice(
     sign_in_dialog(page, "Start the batch", "olivia", first=True)
     phase_url = page.url
     record_url = re.sub(r"/phases/.*$", "/record", phase_url)
-    page.get_by_role("button", name="Start this phase").tap()
+    submit(page, page.get_by_role("button", name="Start this phase"))
     scan(page, "DIN on the apheresis bag label", f"={din}00")
     scan(page, "Patient identifier on the apheresis bag label", patient)
     scan(page, "Chain of Identity identifier on the apheresis bag label", coi)
     scan(page, "barcode scanner", "SCN-01")
     page.locator("label.option", has_text="yes").tap()
-    page.get_by_role("button", name="Save").last.tap()
-    page.wait_for_load_state()
-    html = page.content()
+    submit(page, page.get_by_role("button", name="Save").last)
+    html = page.content()  # the saved page's form: its token and the sequence it has seen
     token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
     seen = re.search(r'name="seen_seq" value="(\d+)"', html).group(1)
 
@@ -330,8 +340,7 @@ def test_a_double_tap_a_replayed_form_and_the_back_button_never_sign_twice(
     assert page.request.get(record_url).text().count("signed as performed") == 1
 
     # Back to the phase page: it is fetched again (no-store) and shows the phase as it is now.
-    page.go_back()
-    page.wait_for_load_state()
+    page.go_back()  # returns once the page it goes back to has loaded
     if page.url != phase_url:
         page.goto(phase_url)
     expect(page.locator("[data-phase-status]")).to_have_text("Performed — awaiting verification")

@@ -251,7 +251,8 @@ def test_qa_sees_a_spoke_deviation_live_and_the_administrator_manages_spokes(
     with urllib.request.urlopen(request, timeout=10) as answer:
         assert answer.status == 200
 
-    ada.get_by_role("link", name="Back to the network").tap()
+    with ada.expect_navigation():  # the old page holds the code too: wait for the new one
+        ada.get_by_role("link", name="Back to the network").tap()
     expect(ada.locator("main")).not_to_contain_text(code)
     spk9 = ada.locator("tr[data-spoke=SPK9]")
     expect(spk9.locator("[data-field=status_text]")).to_have_text("active")

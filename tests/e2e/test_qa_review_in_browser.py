@@ -94,7 +94,8 @@ def test_qa_reviews_by_exception_closes_the_deviation_and_releases_the_batch(
     hub = demo.hub
     page = new_context().new_page()
     log_in(page, hub, "quinn")
-    page.get_by_role("link", name="QA", exact=True).tap()
+    with page.expect_navigation():  # the loop below reloads: it must reload the queue
+        page.get_by_role("link", name="QA", exact=True).tap()
     row = page.locator(f"tr[data-batch='{number}']")
     for _ in range(60):  # the spoke syncs every 2 s (slower on a loaded machine); a plain page
         if row.count() and "Awaiting review" in row.inner_text():
@@ -213,6 +214,8 @@ def test_qa_reviews_by_exception_closes_the_deviation_and_releases_the_batch(
     expect(page.get_by_role("button", name="Mark reviewed")).to_have_count(0)
     screenshot(page, "qa-07-released")
 
-    page.get_by_role("link", name="QA", exact=True).tap()
-    page.locator("[data-chip=released]").tap()
+    with page.expect_navigation():
+        page.get_by_role("link", name="QA", exact=True).tap()
+    with page.expect_navigation():
+        page.locator("[data-chip=released]").tap()
     expect(row.locator("[data-field=qa_state]")).to_have_text("Released")

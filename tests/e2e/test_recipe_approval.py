@@ -135,7 +135,8 @@ def sign_in_dialog(page: Page, button: str, *, with_user_id: bool, username: str
     else:
         expect(dialog.get_by_label("User ID")).to_have_count(0)
     dialog.get_by_label("Password").fill(PASSWORD)
-    dialog.get_by_role("button", name="Sign", exact=True).tap()
+    with page.expect_navigation():
+        dialog.get_by_role("button", name="Sign", exact=True).tap()
 
 
 def start_signing_session(page: Page, url: str, username: str) -> None:

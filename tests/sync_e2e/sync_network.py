@@ -25,7 +25,7 @@ from typing import Any
 import recipe_driver
 from batch_helpers import Spoke as SpokeSite
 from sqlalchemy import func, select
-from support import PG_BASE, drop_pg_database, pg_admin, wait_until_up
+from support import drop_pg_database, pg_admin, pg_url, wait_until_up
 from sync_proxy import Proxy
 
 from mes.cli.demo import HUB_USERS, SPOKE_USERS, build_demo
@@ -413,7 +413,7 @@ def build_network(folder: Path) -> Network:
         conn.execute(f'CREATE DATABASE "{database}"')
     try:
         sites = build_demo(
-            folder, hub_database_url=f"{PG_BASE}/{database}", spoke_codes=("SPK1", "SPK2", "SPK3")
+            folder, hub_database_url=pg_url(database), spoke_codes=("SPK1", "SPK2", "SPK3")
         )
         with (sites.hub / "mes.toml").open("a", encoding="utf-8") as config:
             config.write(SIMULATED_DAYS_CONFIG)

@@ -72,6 +72,17 @@ def port_free(port: int) -> bool:
         return True
 
 
+def refuses(port: int) -> bool:
+    """Whether a connection to ``port`` is refused now: nothing listens there any more."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return False
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+
+
 def processes_naming(text: str) -> list[int]:
     """Live processes whose command line contains ``text`` (the demo's instance folders)."""
     found = []
@@ -220,7 +231,11 @@ def test_the_demo_hub_and_spoke_die_with_mes_demo_whatever_signal_it_gets(
 
         def all_gone() -> bool:
             return (
-                not processes_naming(str(folder)) and port_free(hub_port) and port_free(spoke_port)
+                refuses(hub_port)
+                and refuses(spoke_port)
+                and not processes_naming(str(folder))
+                and port_free(hub_port)
+                and port_free(spoke_port)
             )
 
         wait_for(f"the demo's servers to stop after {signum.name}", all_gone, seconds=30)
