@@ -1,4 +1,4 @@
-"""The layout and dependency direction of ARCHITECTURE.md, held by tests rather than hoped for."""
+"""The layout and dependency direction of docs/architecture.md, held by tests rather than hoped for."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ Accepted forms (spaces ignored, upper case):
 
 A wrong check character is refused with a message that says so: it means a typing error or a
 label that is not what it claims. Only the structure and the check are implemented here; no
-ICCBBA tables are shipped (REGULATORY.md §3).
+ICCBBA tables are shipped (they are licensed by ICCBBA).
 """
 
 from __future__ import annotations
