@@ -290,3 +290,33 @@ def stored_projection(session: Session, batch_id: str) -> dict[str, Any]:
             ).scalars()
         ]
     return result
+
+
+def held_hashes(session: Session, batch_id: str, first_seq: int, last_seq: int) -> dict[int, str]:
+    """The hashes of the batch's entries held here from ``first_seq`` to ``last_seq``, by seq."""
+    if first_seq > last_seq:
+        return {}
+    return dict(
+        session.execute(
+            select(BatchEntry.seq, BatchEntry.hash).where(
+                BatchEntry.batch_id == batch_id,
+                BatchEntry.seq >= first_seq,
+                BatchEntry.seq <= last_seq,
+            )
+        ).all()
+    )
+
+
+def site_holding_number(session: Session, number: str) -> str | None:
+    """The site of the batch that has this number here, if any (numbers are network-unique)."""
+    return session.execute(select(Batch.site).where(Batch.number == number)).scalar()
+
+
+def heads_of_site(session: Session, site: str) -> dict[str, tuple[int, str]]:
+    """The last seq and hash held of each batch of ``site``, by batch ID."""
+    return {
+        b: (s, h)
+        for b, s, h in session.execute(
+            select(Batch.id, Batch.last_seq, Batch.last_hash).where(Batch.site == site)
+        ).all()
+    }

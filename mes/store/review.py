@@ -58,3 +58,8 @@ def review_head(row: BatchReview) -> SignedHead:
     return SignedHead(
         review_chain(row.batch_id), row.last_seq, row.last_hash, row.head_at, row.head_signature
     )
+
+
+def disposition(session: Session, batch_id: str) -> BatchReview | None:
+    """The batch's disposition row (QA's decision and the review head), if it has one."""
+    return session.get(BatchReview, batch_id)

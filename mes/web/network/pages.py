@@ -12,7 +12,7 @@ from typing import Any
 from mes.core.batch import DEVIATION_CATEGORY_TITLES
 from mes.core.chronology import duration
 from mes.core.clock import local_text, parse_utc_text
-from mes.services.spokes import DeviationAlert, NetworkView, SpokeSummary
+from mes.services.network import DeviationAlert, NetworkView, SpokeSummary
 from mes.store.models import SyncEvent
 
 STATUS_WORDS = {
