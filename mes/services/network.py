@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from mes.core.access import Permission
 from mes.services.context import Context, authorise
+from mes.store.models import SyncEvent
 from mes.store.network import DeviationAlert, NetworkView, SpokeSummary, network_overview
 from mes.store.uow import UnitOfWork
 
-__all__ = ["DeviationAlert", "NetworkView", "SpokeSummary", "network"]
+__all__ = ["DeviationAlert", "NetworkView", "SpokeSummary", "SyncEvent", "network"]
 
 
 def network(uow: UnitOfWork, ctx: Context, *, alerts_limit: int = 50) -> NetworkView:

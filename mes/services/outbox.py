@@ -25,7 +25,8 @@ from mes.services.audit import record_change
 from mes.services.context import Context, authorise, system_actor
 from mes.store import batches as store
 from mes.store.models import Batch as BatchRow
-from mes.store.models import BatchEntry, HubLink, InstalledRecipe, SyncEvent, SyncOutbox
+from mes.store.models import BatchEntry, HubLink, InstalledRecipe, SyncOutbox
+from mes.store.models import SyncEvent as SyncEvent  # the sync log lines it shows
 from mes.store.sync import (
     last_link_event,
     log_event,

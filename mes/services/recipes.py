@@ -42,7 +42,8 @@ from mes.services.esign import AppliedSignature, Credentials, sign_record, valid
 from mes.services.ids import new_id
 from mes.settings import check_site_code
 from mes.store.audit import append_audit
-from mes.store.models import InstalledRecipe, RecipePublication, RecipeVersion
+from mes.store.models import InstalledRecipe, RecipePublication
+from mes.store.models import RecipeVersion as RecipeVersion  # the versions it returns
 from mes.store.uow import UnitOfWork
 
 RECORD_TYPE = "recipe-version"

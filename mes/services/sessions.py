@@ -29,7 +29,8 @@ from mes.core.sessions import (
 )
 from mes.services import users
 from mes.services.context import Context
-from mes.store.models import User, WebSession
+from mes.store.models import User as User  # the row resumed sessions carry (for annotations)
+from mes.store.models import WebSession
 from mes.store.uow import UnitOfWork
 
 
