@@ -320,3 +320,37 @@ def heads_of_site(session: Session, site: str) -> dict[str, tuple[int, str]]:
             select(Batch.id, Batch.last_seq, Batch.last_hash).where(Batch.site == site)
         ).all()
     }
+
+
+def batches_newest_first(session: Session) -> list[Batch]:
+    """Every batch here, the newest first."""
+    return list(session.execute(select(Batch).order_by(Batch.created_at.desc())).scalars())
+
+
+def entry_hash(session: Session, batch_id: str, seq: int) -> str | None:
+    """The hash of the batch's entry ``seq`` as held here, or None."""
+    return session.execute(
+        select(BatchEntry.hash).where(BatchEntry.batch_id == batch_id, BatchEntry.seq == seq)
+    ).scalar_one_or_none()
+
+
+def batch(session: Session, batch_id: str) -> Batch | None:
+    """The batch row with this ID (not locked), or None."""
+    return session.get(Batch, batch_id)
+
+
+def donations_in_use(session: Session) -> list[tuple[str, dict[str, Any]]]:
+    """The number and chain of identity of every batch not aborted (a donation feeds one batch)."""
+    return [
+        (number, coi)
+        for number, coi in session.execute(
+            select(Batch.number, Batch.chain_of_identity).where(Batch.status != "aborted")
+        ).all()
+    ]
+
+
+def batch_id_of(session: Session, reference: str) -> str | None:
+    """The ID of the batch with this number (any case) or this ID, or None."""
+    return session.execute(
+        select(Batch.id).where((Batch.number == reference.upper()) | (Batch.id == reference))
+    ).scalar_one_or_none()
