@@ -12,11 +12,7 @@ from mes.store.models import Batch, BatchEquipment, Equipment, EquipmentLogEntry
 
 def instrument(session: Session, equipment_id: str, *, lock: bool = False) -> Equipment | None:
     """The instrument with this ID (locked for the transaction when ``lock``), or None."""
-    if not lock:
-        return session.get(Equipment, equipment_id)
-    return session.execute(
-        select(Equipment).where(Equipment.id == equipment_id).with_for_update()
-    ).scalar_one_or_none()
+    return session.get(Equipment, equipment_id, with_for_update=lock or None)
 
 
 def instruments(session: Session) -> list[Equipment]:

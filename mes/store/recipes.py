@@ -15,11 +15,7 @@ from mes.store.models import InstalledRecipe, RecipePublication, RecipeVersion
 
 def version(session: Session, version_id: str, *, lock: bool = False) -> RecipeVersion | None:
     """A version by its ID (locked for the transaction when ``lock``), or None."""
-    if not lock:
-        return session.get(RecipeVersion, version_id)
-    return session.execute(
-        select(RecipeVersion).where(RecipeVersion.id == version_id).with_for_update()
-    ).scalar_one_or_none()
+    return session.get(RecipeVersion, version_id, with_for_update=lock or None)
 
 
 def numbered_version(

@@ -12,8 +12,7 @@ from mes.store.models import Batch, EnrollmentCode, Spoke
 
 def spoke(session: Session, code: str, *, lock: bool = False) -> Spoke | None:
     """The spoke with this site code (locked for the transaction when ``lock``), or None."""
-    query = select(Spoke).where(Spoke.code == code)
-    return session.execute(query.with_for_update() if lock else query).scalar_one_or_none()
+    return session.get(Spoke, code, with_for_update=lock or None)
 
 
 def spokes(session: Session) -> list[Spoke]:
