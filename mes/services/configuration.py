@@ -56,8 +56,9 @@ def record_configuration(uow: UnitOfWork, ctx: Context, settings: Settings) -> b
     """
     current = effective_configuration(settings)
     lock_audit_chain(uow.session)
-    last = latest_change(uow.session, RECORD_TYPE, settings.site_code)
-    if last is not None and last.new == current:
+    recorded = latest_change(uow.session, RECORD_TYPE, settings.site_code)
+    last = recorded.new if recorded is not None else None
+    if last == current:
         return False
     append_audit(
         uow.session,
