@@ -2,14 +2,16 @@
 
 A service loads a batch's ledger (:func:`ledger`), lets the core replay it and decide, then
 calls :func:`save`, which inserts the new ledger entries and brings the projection rows of the
-batch to what the core's :meth:`~mes.core.batch.Batch.projection` says, writing only the rows
-that changed — all in the caller's transaction. :func:`lock_batch` takes the batch row's lock first, so two terminals
-acting on one batch are served one after the other.
+batch to what the core's typed :meth:`~mes.core.batch.Batch.projection` says (the rows, with
+their column names, are built here: :func:`projection`), writing only the rows that changed —
+all in the caller's transaction. :func:`lock_batch` takes the batch row's lock first, so two
+terminals acting on one batch are served one after the other.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -18,7 +20,17 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from mes.core.audit import Actor
 from mes.core.batch import Batch as BatchAggregate
+from mes.core.batch.projection import (
+    BatchProjection,
+    DeviationProjection,
+    InstrumentUse,
+    LotUse,
+    PhaseProjection,
+    ValueProjection,
+)
+from mes.core.clock import utc_text
 from mes.core.heads import SignedHead, batch_chain, sign_head
 from mes.core.keys import SiteKey
 from mes.core.ledger import SealedEntry
@@ -177,15 +189,128 @@ _TABLES: tuple[tuple[str, type[Base], tuple[str, ...]], ...] = (
 
 
 def projection(batch: BatchAggregate, *, received: bool = False) -> dict[str, Any]:
-    """The rows this database keeps for ``batch``.
+    """The rows this database keeps for ``batch``, built from its typed projection.
 
     ``received``: the hub's copy of a spoke's batch. The spoke's installed-recipe ID in the
     ledger names a row of the spoke's database, not the hub's, so the hub's row leaves it empty.
     """
-    rows = batch.projection()
-    if received:
-        rows["batch"]["installed_recipe_id"] = None
-    return rows
+    p = batch.projection()
+    return {
+        "batch": _batch_row(p, received=received),
+        "phases": [_phase_row(p.id, phase) for phase in p.phases],
+        "values": [_value_row(p.id, ph.phase_id, v) for ph in p.phases for v in ph.values],
+        "materials": [_lot_row(p.id, ph.phase_id, use) for ph in p.phases for use in ph.lots],
+        "equipment": [
+            _instrument_row(p.id, ph.phase_id, use) for ph in p.phases for use in ph.instruments
+        ],
+        "deviations": [_deviation_row(p.id, d) for d in p.deviations],
+    }
+
+
+def _username(actor: Actor | None) -> str | None:
+    return actor.username if actor is not None else None
+
+
+def _utc(at: datetime | None) -> str | None:
+    return utc_text(at) if at else None
+
+
+def _batch_row(p: BatchProjection, *, received: bool) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "number": p.number,
+        "site": p.site,
+        "recipe_code": p.recipe_code,
+        "recipe_version": p.recipe_version,
+        "content_hash": p.content_hash,
+        "installed_recipe_id": None if received else p.installed_recipe_id,
+        "chain_of_identity": p.chain_of_identity,
+        "status": p.status.value,
+        "status_reason": p.status_reason,
+        "created_at": p.created_at,
+        "created_by": p.created_by.username,
+        "started_at": p.started_at,
+        "completed_at": p.completed_at,
+        "last_seq": p.last_seq,
+        "last_hash": p.last_hash,
+    }
+
+
+def _phase_row(batch_id: str, phase: PhaseProjection) -> dict[str, Any]:
+    return {
+        "batch_id": batch_id,
+        "phase_id": phase.phase_id,
+        "position": phase.position,
+        "name": phase.name,
+        "status": phase.status.value,
+        "started_at": phase.started_at,
+        "performed_at": phase.performed_at,
+        "performed_by": _username(phase.performed_by),
+        "verified_at": phase.verified_at,
+        "verified_by": _username(phase.verified_by),
+        "needs_verification": phase.needs_verification,
+        "earliest_start": _utc(phase.earliest_start),
+        "latest_start": _utc(phase.latest_start),
+        "corrections": phase.corrections,
+        "current": phase.current,
+        "last_seq": phase.last_seq,
+    }
+
+
+def _value_row(batch_id: str, phase_id: str, value: ValueProjection) -> dict[str, Any]:
+    return {
+        "batch_id": batch_id,
+        "phase_id": phase_id,
+        "value_id": value.value_id,
+        "value": value.value,
+        "status": value.status,
+        "entry_seq": value.entry_seq,
+        "recorded_at": value.recorded_at,
+        "recorded_by": value.recorded_by.username,
+        "corrections": value.corrections,
+    }
+
+
+def _lot_row(batch_id: str, phase_id: str, use: LotUse) -> dict[str, Any]:
+    return {
+        "batch_id": batch_id,
+        "phase_id": phase_id,
+        "material_code": use.material_code,
+        "lot_number": use.lot_number,
+        "quantity": use.quantity,
+        "unit": use.unit,
+        "entry_seq": use.entry_seq,
+    }
+
+
+def _instrument_row(batch_id: str, phase_id: str, use: InstrumentUse) -> dict[str, Any]:
+    return {
+        "batch_id": batch_id,
+        "phase_id": phase_id,
+        "slot": use.slot,
+        "equipment_id": use.equipment_id,
+        "entry_seq": use.entry_seq,
+        "in_use": use.in_use,
+    }
+
+
+def _deviation_row(batch_id: str, d: DeviationProjection) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "batch_id": batch_id,
+        "number": d.number,
+        "phase_id": d.phase_id,
+        "value_id": d.value_id,
+        "category": d.category,
+        "description": d.description,
+        "comment": d.comment,
+        "status": d.status.value,
+        "raised_at": d.raised_at,
+        "raised_by": d.raised_by.username,
+        "acknowledged_at": d.acknowledged_at,
+        "acknowledged_by": _username(d.acknowledged_by),
+        "entry_seq": d.entry_seq,
+    }
 
 
 def saved_state(batch: BatchAggregate, *, received: bool = False) -> dict[str, Any]:
@@ -263,7 +388,7 @@ def batch_head(row: Batch) -> SignedHead:
 
 
 def stored_projection(session: Session, batch_id: str) -> dict[str, Any]:
-    """The projection rows as stored, in the shape of ``Batch.projection()`` (for checks)."""
+    """The projection rows as stored, in the shape of :func:`projection` (for checks)."""
 
     def plain(row: Base) -> dict[str, Any]:
         return {c.key: getattr(row, c.key) for c in row.__table__.columns}  # type: ignore[attr-defined]
