@@ -11,7 +11,9 @@ terminals acting on one batch are served one after the other.
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -22,14 +24,6 @@ from sqlalchemy.orm import Session
 
 from mes.core.audit import Actor
 from mes.core.batch import Batch as BatchAggregate
-from mes.core.batch.projection import (
-    BatchProjection,
-    DeviationProjection,
-    InstrumentUse,
-    LotUse,
-    PhaseProjection,
-    ValueProjection,
-)
 from mes.core.clock import utc_text
 from mes.core.heads import SignedHead, batch_chain, sign_head
 from mes.core.keys import SiteKey
@@ -195,122 +189,44 @@ def projection(batch: BatchAggregate, *, received: bool = False) -> dict[str, An
     ledger names a row of the spoke's database, not the hub's, so the hub's row leaves it empty.
     """
     p = batch.projection()
+    row = _columns(p)
+    if received:
+        row["installed_recipe_id"] = None
+    on = {"batch_id": p.id}
     return {
-        "batch": _batch_row(p, received=received),
-        "phases": [_phase_row(p.id, phase) for phase in p.phases],
-        "values": [_value_row(p.id, ph.phase_id, v) for ph in p.phases for v in ph.values],
-        "materials": [_lot_row(p.id, ph.phase_id, use) for ph in p.phases for use in ph.lots],
+        "batch": row,
+        "phases": [_columns(ph, **on) for ph in p.phases],
+        "values": [_columns(v, **on, phase_id=ph.phase_id) for ph in p.phases for v in ph.values],
+        "materials": [_columns(u, **on, phase_id=ph.phase_id) for ph in p.phases for u in ph.lots],
         "equipment": [
-            _instrument_row(p.id, ph.phase_id, use) for ph in p.phases for use in ph.instruments
+            _columns(u, **on, phase_id=ph.phase_id) for ph in p.phases for u in ph.instruments
         ],
-        "deviations": [_deviation_row(p.id, d) for d in p.deviations],
+        "deviations": [_columns(d, **on) for d in p.deviations],
     }
 
 
-def _username(actor: Actor | None) -> str | None:
-    return actor.username if actor is not None else None
+# The parts of a projection that are rows of their own tables, not columns.
+_NESTED = frozenset({"phases", "deviations", "values", "lots", "instruments"})
 
 
-def _utc(at: datetime | None) -> str | None:
-    return utc_text(at) if at else None
+def _columns(part: Any, **keys: Any) -> dict[str, Any]:
+    """A projected part as its table's row: each field a column of the same name, with ``keys``.
 
-
-def _batch_row(p: BatchProjection, *, received: bool) -> dict[str, Any]:
-    return {
-        "id": p.id,
-        "number": p.number,
-        "site": p.site,
-        "recipe_code": p.recipe_code,
-        "recipe_version": p.recipe_version,
-        "content_hash": p.content_hash,
-        "installed_recipe_id": None if received else p.installed_recipe_id,
-        "chain_of_identity": p.chain_of_identity,
-        "status": p.status.value,
-        "status_reason": p.status_reason,
-        "created_at": p.created_at,
-        "created_by": p.created_by.username,
-        "started_at": p.started_at,
-        "completed_at": p.completed_at,
-        "last_seq": p.last_seq,
-        "last_hash": p.last_hash,
-    }
-
-
-def _phase_row(batch_id: str, phase: PhaseProjection) -> dict[str, Any]:
-    return {
-        "batch_id": batch_id,
-        "phase_id": phase.phase_id,
-        "position": phase.position,
-        "name": phase.name,
-        "status": phase.status.value,
-        "started_at": phase.started_at,
-        "performed_at": phase.performed_at,
-        "performed_by": _username(phase.performed_by),
-        "verified_at": phase.verified_at,
-        "verified_by": _username(phase.verified_by),
-        "needs_verification": phase.needs_verification,
-        "earliest_start": _utc(phase.earliest_start),
-        "latest_start": _utc(phase.latest_start),
-        "corrections": phase.corrections,
-        "current": phase.current,
-        "last_seq": phase.last_seq,
-    }
-
-
-def _value_row(batch_id: str, phase_id: str, value: ValueProjection) -> dict[str, Any]:
-    return {
-        "batch_id": batch_id,
-        "phase_id": phase_id,
-        "value_id": value.value_id,
-        "value": value.value,
-        "status": value.status,
-        "entry_seq": value.entry_seq,
-        "recorded_at": value.recorded_at,
-        "recorded_by": value.recorded_by.username,
-        "corrections": value.corrections,
-    }
-
-
-def _lot_row(batch_id: str, phase_id: str, use: LotUse) -> dict[str, Any]:
-    return {
-        "batch_id": batch_id,
-        "phase_id": phase_id,
-        "material_code": use.material_code,
-        "lot_number": use.lot_number,
-        "quantity": use.quantity,
-        "unit": use.unit,
-        "entry_seq": use.entry_seq,
-    }
-
-
-def _instrument_row(batch_id: str, phase_id: str, use: InstrumentUse) -> dict[str, Any]:
-    return {
-        "batch_id": batch_id,
-        "phase_id": phase_id,
-        "slot": use.slot,
-        "equipment_id": use.equipment_id,
-        "entry_seq": use.entry_seq,
-        "in_use": use.in_use,
-    }
-
-
-def _deviation_row(batch_id: str, d: DeviationProjection) -> dict[str, Any]:
-    return {
-        "id": d.id,
-        "batch_id": batch_id,
-        "number": d.number,
-        "phase_id": d.phase_id,
-        "value_id": d.value_id,
-        "category": d.category,
-        "description": d.description,
-        "comment": d.comment,
-        "status": d.status.value,
-        "raised_at": d.raised_at,
-        "raised_by": d.raised_by.username,
-        "acknowledged_at": d.acknowledged_at,
-        "acknowledged_by": _username(d.acknowledged_by),
-        "entry_seq": d.entry_seq,
-    }
+    People are stored by user ID (username), statuses by their value, times as UTC text.
+    """
+    row = dict(keys)
+    for f in fields(part):
+        if f.name in _NESTED:
+            continue
+        value = getattr(part, f.name)
+        if isinstance(value, Actor):
+            value = value.username
+        elif isinstance(value, Enum):
+            value = value.value
+        elif isinstance(value, datetime):
+            value = utc_text(value)
+        row[f.name] = value
+    return row
 
 
 def saved_state(batch: BatchAggregate, *, received: bool = False) -> dict[str, Any]:
