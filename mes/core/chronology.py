@@ -15,7 +15,7 @@ before what it decides on:
   it releases (:func:`latest_after`).
 
 The review by exception turns the first two into blocking findings (mes.core.review), the hub's
-ingest logs the first as it receives a chunk (mes.services.spokes), and the release refuses the
+ingest logs the first as it receives a chunk (mes.services.ingest), and the release refuses the
 third. One rule each, here; plain functions of entries and times.
 """
 

@@ -17,8 +17,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from mes.core.audit import EntryKind
 from mes.core.clock import utc_text
 from mes.core.errors import ChainBroken, InvalidInput
@@ -34,12 +32,12 @@ from mes.core.heads import (
 )
 from mes.core.sync import ack_verifies
 from mes.services.context import Context, system_actor
+from mes.store import spokes
 from mes.store.anchors import as_signed_head, keep_head, keep_receipt, latest_head, latest_receipt
 from mes.store.audit import append_audit, signed_audit_head
 from mes.store.checkpoint import read_checkpoint
 from mes.store.models import Batch as BatchRow
-from mes.store.models import HubLink, Spoke, SyncEvent
-from mes.store.sync import log_event
+from mes.store.sync import hub_link, last_event, log_event
 from mes.store.uow import UnitOfWork
 
 # --- what anchors a chain -------------------------------------------------------------------
@@ -159,7 +157,7 @@ def keep_hub_receipt(
     signature: str,
 ) -> None:
     """Keep the hub's signed acknowledgement of a batch head (in the caller's transaction)."""
-    link = uow.session.get(HubLink, 1)
+    link = hub_link(uow.session)
     keep_receipt(
         uow.session,
         batch_id=batch_id,
@@ -180,7 +178,7 @@ def own_audit_head(uow: UnitOfWork) -> SignedHead | None:
 
 def last_hub_head(uow: UnitOfWork) -> SignedHead | None:
     """At a spoke: the hub's signed audit head as last seen (sent back with the next round)."""
-    link = uow.session.get(HubLink, 1)
+    link = hub_link(uow.session)
     if link is None:
         return None
     row = latest_head(uow.session, audit_chain(link.hub_code), countersigned=False)
@@ -196,7 +194,7 @@ def keep_countersigned(
     the hub's audit chain went backwards: that is logged as a refusal and not kept.
     """
     hub_key = uow.site.hub_key
-    link = uow.session.get(HubLink, 1)
+    link = hub_link(uow.session)
     if hub_key is None or link is None:
         return "This spoke is not enrolled with a hub."
     when, signature = answer.get("countersigned_at"), answer.get("countersignature")
@@ -269,7 +267,7 @@ def countersign_audit_head(
     head countersigned before. ``seen``: the hub's head as the spoke last saw it; if the hub's
     own chain is now shorter, that is recorded as a security event (the hub's chain went back).
     """
-    spoke = uow.session.get(Spoke, site)
+    spoke = spokes.spoke(uow.session, site)
     key = spoke.public_key if spoke is not None else None
     ctx = Context(at=at, user_id=None, terminal=f"sync from {site}")
     try:
@@ -286,7 +284,7 @@ def countersign_audit_head(
                 what_to_do="Investigate at the spoke ('mes audit verify') and raise an incident.",
             )
     except AuditHeadRefused as refusal:
-        uow.session.rollback()
+        uow.rollback()
         _security(uow, ctx, site, "spoke audit head refused", refusal.message)
         raise
     when, signature = countersign(uow.site.key, head, at)
@@ -330,13 +328,8 @@ def _hub_went_back(uow: UnitOfWork, own: SignedHead, seen: SignedHead | None) ->
 def _security(uow: UnitOfWork, ctx: Context, site: str, action: str, reason: str) -> None:
     # Recorded once while it lasts: the spoke asks again every round, and both the sync log
     # and the audit trail are append-only (a restored spoke must not add an entry a round).
-    last = uow.session.execute(
-        select(SyncEvent.reason)
-        .where(SyncEvent.action == "anchor", SyncEvent.peer == site[:12])
-        .order_by(SyncEvent.id.desc())
-        .limit(1)
-    ).scalar_one_or_none()
-    if last == reason:
+    last = last_event(uow.session, "anchor", peer=site[:12])
+    if last is not None and last.reason == reason:
         return
     log_event(
         uow.session, at=ctx.at, action="anchor", outcome="refused", peer=site[:12],

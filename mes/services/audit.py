@@ -3,14 +3,47 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from mes.core.access import Permission
 from mes.core.audit import Actor, EntryKind
 from mes.core.heads import AnchoredVerification, verify_anchored
 from mes.services.anchors import audit_anchors
-from mes.services.context import Context
+from mes.services.context import Context, authorise
 from mes.store.audit import append_audit, sealed_entries, signed_audit_head
+from mes.store.queries import AuditFilter, AuditPage, audit_page, record_types
 from mes.store.uow import UnitOfWork
+
+__all__ = [
+    "AuditFilter",
+    "AuditPage",
+    "AuditTrailPage",
+    "read_audit_trail",
+    "record_change",
+    "verify_audit_anchored",
+    "verify_audit_trail",
+]
+
+
+@dataclass(frozen=True)
+class AuditTrailPage:
+    """What the audit trail viewer shows: one page of entries and the record types to filter by."""
+
+    page: AuditPage
+    record_types: list[str]
+
+
+def read_audit_trail(
+    uow: UnitOfWork, ctx: Context, flt: AuditFilter, page: int = 1
+) -> AuditTrailPage:
+    """One page of the audit trail matching the filter, newest first.
+
+    Only QA and administrators read it (Permission.READ_AUDIT_TRAIL; 21 CFR 11.10(e), Annex 11
+    §9: the trail is available for review by those whose job it is).
+    """
+    authorise(uow, ctx, Permission.READ_AUDIT_TRAIL)
+    return AuditTrailPage(audit_page(uow.session, flt, page), record_types(uow.session))
 
 
 def verify_audit_trail(uow: UnitOfWork) -> int:

@@ -21,8 +21,6 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-
 from mes.core.access import Permission
 from mes.core.audit import Actor
 from mes.core.batch import (
@@ -46,7 +44,6 @@ from mes.core.errors import (
     TerminalNotRegistered,
 )
 from mes.core.heads import AnchoredVerification, verify_anchored
-from mes.core.identity import identity_text
 from mes.core.keys import SitePublicKey
 from mes.core.limits import InvalidValue
 from mes.services.anchors import batch_anchors
@@ -64,8 +61,11 @@ from mes.services.recipes import site_today, usable_version
 from mes.services.terminals import active_terminal
 from mes.services.training import is_qualified
 from mes.store import batches as store
+from mes.store import recipes as recipe_store
+from mes.store import spokes as spoke_store
+from mes.store.board import BoardRow, board_rows
 from mes.store.models import Batch as BatchRow
-from mes.store.models import InstalledRecipe, Spoke
+from mes.store.models import InstalledRecipe
 from mes.store.sync import touch_outbox
 from mes.store.uow import UnitOfWork
 
@@ -119,10 +119,10 @@ class Loaded:
 
 
 def _load(uow: UnitOfWork, batch_id: str, *, lock: bool = True) -> Loaded:
-    row = store.lock_batch(uow.session, batch_id) if lock else uow.session.get(BatchRow, batch_id)
+    row = store.lock_batch(uow.session, batch_id) if lock else store.batch(uow.session, batch_id)
     if row is None:
         raise NotFound(f"There is no batch {batch_id!r}.", what_to_do="Pick it from the board.")
-    installed = uow.session.get(InstalledRecipe, row.installed_recipe_id)
+    installed = recipe_store.installed(uow.session, row.installed_recipe_id)
     if installed is None:  # pragma: no cover - a foreign key guarantees it
         raise NotFound(f"The recipe version of batch {row.number} is not installed here.")
     procedure = procedure_for(installed.content_hash, installed.compiled)
@@ -215,9 +215,7 @@ def startable_recipes(uow: UnitOfWork, ctx: Context) -> list[StartableRecipe]:
     """For the start page: each recipe's version that new batches take today."""
     authorise(uow, ctx, Permission.READ_BATCHES)
     today = site_today(uow, ctx)
-    codes = uow.session.execute(
-        select(InstalledRecipe.recipe_code).distinct().order_by(InstalledRecipe.recipe_code)
-    ).scalars()
+    codes = recipe_store.installed_recipe_codes(uow.session)
     result = []
     for code in codes:
         installed = usable_version(uow, code, today)
@@ -321,10 +319,7 @@ def _refuse_reused_donation(uow: UnitOfWork, batch: Batch, procedure: Procedure)
     }
     if not dins:
         return
-    others = uow.session.execute(
-        select(BatchRow.number, BatchRow.chain_of_identity).where(BatchRow.status != "aborted")
-    ).all()
-    for number, coi in others:
+    for number, coi in store.donations_in_use(uow.session):
         used = {v["din"] for v in coi.values() if isinstance(v, dict) and "din" in v}
         if used & dins:
             din = sorted(used & dins)[0]
@@ -721,9 +716,7 @@ def find_batch_id(uow: UnitOfWork, ctx: Context, reference: str) -> str:
     """A batch's ID from its number (e.g. SPK1-2026-0001) or its ID."""
     authorise(uow, ctx, Permission.READ_BATCHES)
     text = (reference or "").strip()
-    row = uow.session.execute(
-        select(BatchRow.id).where((BatchRow.number == text.upper()) | (BatchRow.id == text))
-    ).scalar_one_or_none()
+    row = store.batch_id_of(uow.session, text)
     if row is None:
         raise NotFound(f"There is no batch {reference!r}.", what_to_do="Check the batch number.")
     return row
@@ -753,7 +746,7 @@ def verify_ledger_anchored(uow: UnitOfWork, batch_id: str) -> AnchoredVerificati
     ledger ends there; at a spoke, the ledger reaches the furthest head the hub acknowledged
     (a shorter ledger names the missing entries and the hub's acknowledgement).
     """
-    row = uow.session.get(BatchRow, batch_id)
+    row = store.batch(uow.session, batch_id)
     if row is None:
         raise NotFound(f"There is no batch {batch_id!r}.")
     return verify_anchored(
@@ -770,32 +763,11 @@ def signing_key(uow: UnitOfWork, site: str) -> SitePublicKey:
     """The key that signed a batch's entries: this site's, or (at the hub) the spoke's."""
     if site == uow.site.code:
         return uow.site.key.public
-    spoke = uow.session.get(Spoke, site)
+    spoke = spoke_store.spoke(uow.session, site)
     key = spoke.public_key if spoke is not None else None
     if key is None:
         raise NotFound(f"The batch was made at {site}, whose key this site does not hold.")
     return key
-
-
-@dataclass(frozen=True)
-class BoardRow:
-    """One batch on the board of a site."""
-
-    id: str
-    number: str
-    recipe: str
-    status: str
-    identity: str
-    started_at: str | None
-    current: list[dict[str, Any]]
-    next_due: str | None
-    overdue: list[str]
-    open_deviations: int
-    # QA's disposition at the hub, as its review chain (synced back to the spoke) says
-    decision: str | None = None  # released / rejected
-    decided_by: str | None = None
-    decided_at: str | None = None
-    decision_reason: str | None = None
 
 
 def board(uow: UnitOfWork, ctx: Context, *, include_closed: bool = False) -> list[BoardRow]:
@@ -803,47 +775,11 @@ def board(uow: UnitOfWork, ctx: Context, *, include_closed: bool = False) -> lis
 
     For each: the phases in progress, ready or awaiting verification, the next timer due, any
     timer overdue, the number of open deviations, and QA's release or rejection at the hub.
+    The read model is the store's (:mod:`mes.store.board`); who may read it is checked here.
     """
-    from mes.store.queries import board_rows, dispositions
-
     authorise(uow, ctx, Permission.READ_BATCHES)
-    now = utc_text(ctx.at)
     statuses: Iterable[str] = ACTIVE if not include_closed else (*ACTIVE, "complete", "aborted")
-    rows = []
-    listed = board_rows(uow.session, list(statuses))
-    decided = dispositions(uow.session, [batch.id for batch, _p, _d in listed])
-    for batch, phases, open_deviations in listed:
-        active = batch.status in ACTIVE
-        current = [
-            {"id": p.phase_id, "name": p.name, "status": p.status} for p in phases if p.current
-        ]
-        waiting = [p for p in phases if active and p.status in ("locked", "ready")]
-        due = sorted(
-            p.earliest_start for p in waiting if p.earliest_start and p.earliest_start > now
-        )
-        overdue = [p.name for p in waiting if p.latest_start and p.latest_start < now]
-        coi = batch.chain_of_identity
-        identity = " · ".join(identity_text(v) for v in list(coi.values())[:2])
-        review = decided.get(batch.id)
-        rows.append(
-            BoardRow(
-                id=batch.id,
-                number=batch.number,
-                recipe=f"{batch.recipe_code} v{batch.recipe_version}",
-                status=batch.status,
-                identity=identity,
-                started_at=batch.started_at,
-                current=current,
-                next_due=due[0] if due else None,
-                overdue=overdue,
-                open_deviations=open_deviations,
-                decision=review.decision if review else None,
-                decided_by=review.decided_by if review else None,
-                decided_at=review.decided_at if review else None,
-                decision_reason=review.reason if review else None,
-            )
-        )
-    return rows
+    return board_rows(uow.session, statuses, ACTIVE, utc_text(ctx.at))
 
 
 def ledger_entries(uow: UnitOfWork, ctx: Context, batch_id: str) -> list[Any]:

@@ -15,8 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-
 from mes.core.access import Permission
 from mes.core.audit import EntryKind, require_reason
 from mes.core.errors import InvalidInput
@@ -24,8 +22,7 @@ from mes.services.audit import record_change
 from mes.services.context import Context, authorise, system_actor
 from mes.services.runtime import safe_url
 from mes.settings import Settings
-from mes.store.audit import append_audit, lock_audit_chain
-from mes.store.models import AuditEntry
+from mes.store.audit import append_audit, latest_change, lock_audit_chain
 from mes.store.uow import UnitOfWork
 
 RECORD_TYPE = "configuration"
@@ -59,12 +56,8 @@ def record_configuration(uow: UnitOfWork, ctx: Context, settings: Settings) -> b
     """
     current = effective_configuration(settings)
     lock_audit_chain(uow.session)
-    last = uow.session.execute(
-        select(AuditEntry.new)
-        .where(AuditEntry.record_type == RECORD_TYPE, AuditEntry.record_id == settings.site_code)
-        .order_by(AuditEntry.seq.desc())
-        .limit(1)
-    ).scalar_one_or_none()
+    recorded = latest_change(uow.session, RECORD_TYPE, settings.site_code)
+    last = recorded.new if recorded is not None else None
     if last == current:
         return False
     append_audit(
@@ -110,15 +103,7 @@ def administrators_may_sign(uow: UnitOfWork) -> SiteSetting:
     PIC/S PI 041 §9.3 segregates administrators from the people who generate GMP data; a small
     site where that is impossible allows the combination here, on the record.
     """
-    row = uow.session.execute(
-        select(AuditEntry)
-        .where(
-            AuditEntry.record_type == SETTING_RECORD_TYPE,
-            AuditEntry.record_id == ADMINISTRATORS_MAY_SIGN,
-        )
-        .order_by(AuditEntry.seq.desc())
-        .limit(1)
-    ).scalar_one_or_none()
+    row = latest_change(uow.session, SETTING_RECORD_TYPE, ADMINISTRATORS_MAY_SIGN)
     if row is None:
         return SiteSetting(ADMINISTRATORS_MAY_SIGN, False)
     return SiteSetting(

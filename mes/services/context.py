@@ -14,6 +14,7 @@ from mes.core.errors import (
     PasswordChangeRequired,
 )
 from mes.core.passwords import must_change_password
+from mes.store import users
 from mes.store.models import User
 from mes.store.uow import UnitOfWork
 
@@ -45,7 +46,7 @@ def acting_user(uow: UnitOfWork, ctx: Context, *, changing_password: bool = Fals
     """
     if ctx.user_id is None:
         raise NotAuthorised("This action needs a logged-in user.", what_to_do="Log in first.")
-    user = uow.session.get(User, ctx.user_id)
+    user = users.user(uow.session, ctx.user_id)
     if user is None:
         raise NotAuthorised("Your session names an unknown user.", what_to_do="Log in again.")
     ensure_account_usable(user)

@@ -13,8 +13,6 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import select
-
 from mes.core.access import Permission
 from mes.core.audit import Actor, require_reason
 from mes.core.batch import EquipmentInfo
@@ -24,7 +22,8 @@ from mes.core.text import free_text, one_line
 from mes.services.audit import record_change
 from mes.services.context import Context, authorise
 from mes.services.recipes import site_today
-from mes.store.models import Batch, BatchEquipment, Equipment, EquipmentLogEntry
+from mes.store import equipment as store
+from mes.store.models import Equipment, EquipmentLogEntry
 from mes.store.uow import UnitOfWork
 
 EQUIPMENT_ID = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,39}$")
@@ -88,17 +87,16 @@ def log(
     phase_id: str | None = None,
 ) -> None:
     """Append one line to an instrument's logbook."""
-    uow.session.add(
-        EquipmentLogEntry(
-            equipment_id=equipment_id,
-            at=ctx.at,
-            action=action,
-            batch_number=batch_number,
-            phase_id=phase_id,
-            by_username=actor.username,
-            by_name=actor.name,
-            detail=detail,
-        )
+    store.append_log_entry(
+        uow.session,
+        equipment_id=equipment_id,
+        at=ctx.at,
+        action=action,
+        batch_number=batch_number,
+        phase_id=phase_id,
+        by_username=actor.username,
+        by_name=actor.name,
+        detail=detail,
     )
 
 
@@ -130,7 +128,7 @@ def add_equipment(
     name = one_line(name, "The instrument's name")
     if not 1 <= len(name) <= 200:
         raise InvalidInput("An instrument needs a name (up to 200 characters).")
-    if uow.session.get(Equipment, code) is not None:
+    if store.instrument(uow.session, code) is not None:
         raise InvalidInput(f"Equipment {code} is already registered.")
     equipment = Equipment(
         id=code,
@@ -142,8 +140,8 @@ def add_equipment(
         calibration_due=calibration_due,
         created_at=ctx.at,
     )
-    uow.session.add(equipment)
-    uow.session.flush()
+    uow.add(equipment)
+    uow.flush()
     due = calibration_due.isoformat() if calibration_due else None
     _audit(
         uow,
@@ -160,10 +158,7 @@ def add_equipment(
 
 def find_equipment(uow: UnitOfWork, equipment_id: str, *, lock: bool = False) -> Equipment:
     """An instrument by its ID, or :class:`NotFound`."""
-    query = select(Equipment).where(Equipment.id == (equipment_id or "").strip().upper())
-    if lock:
-        query = query.with_for_update()
-    equipment = uow.session.execute(query).scalar_one_or_none()
+    equipment = store.instrument(uow.session, (equipment_id or "").strip().upper(), lock=lock)
     if equipment is None:
         raise NotFound(f"There is no instrument {equipment_id!r}.", what_to_do="Check the ID.")
     return equipment
@@ -251,12 +246,7 @@ def record_calibration(
 
 def in_use_by(uow: UnitOfWork, equipment_id: str) -> str | None:
     """The number of the batch using an instrument in a phase in progress, if any."""
-    return uow.session.execute(
-        select(Batch.number)
-        .join(BatchEquipment, BatchEquipment.batch_id == Batch.id)
-        .where(BatchEquipment.equipment_id == equipment_id, BatchEquipment.in_use.is_(True))
-        .limit(1)
-    ).scalar_one_or_none()
+    return store.batch_using(uow.session, equipment_id)
 
 
 def equipment_info(uow: UnitOfWork, scanned: str) -> EquipmentInfo | None:
@@ -264,7 +254,7 @@ def equipment_info(uow: UnitOfWork, scanned: str) -> EquipmentInfo | None:
     text = (scanned or "").strip().upper()
     if not text:
         return None
-    equipment = uow.session.get(Equipment, text)
+    equipment = store.instrument(uow.session, text)
     if equipment is None:
         return None
     return EquipmentInfo(
@@ -289,17 +279,8 @@ class EquipmentRow:
 def list_equipment(uow: UnitOfWork, ctx: Context) -> list[EquipmentRow]:
     """Every instrument, by class and ID, with the batch using it now."""
     authorise(uow, ctx, Permission.READ_BATCHES)
-    rows = uow.session.execute(
-        select(Equipment).order_by(Equipment.equipment_class, Equipment.id)
-    ).scalars()
-    using = dict(
-        uow.session.execute(
-            select(BatchEquipment.equipment_id, Batch.number)
-            .join(Batch, Batch.id == BatchEquipment.batch_id)
-            .where(BatchEquipment.in_use.is_(True))
-        ).all()
-    )
-    return [EquipmentRow(e, using.get(e.id)) for e in rows]
+    using = store.batches_using(uow.session)
+    return [EquipmentRow(e, using.get(e.id)) for e in store.instruments(uow.session)]
 
 
 def logbook(
@@ -308,11 +289,4 @@ def logbook(
     """An instrument and its logbook, newest first."""
     authorise(uow, ctx, Permission.READ_BATCHES)
     equipment = find_equipment(uow, equipment_id)
-    entries = list(
-        uow.session.execute(
-            select(EquipmentLogEntry)
-            .where(EquipmentLogEntry.equipment_id == equipment.id)
-            .order_by(EquipmentLogEntry.id.desc())
-        ).scalars()
-    )
-    return equipment, entries
+    return equipment, store.log_entries(uow.session, equipment.id)

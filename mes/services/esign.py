@@ -12,8 +12,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-
 from mes.core.access import (
     check_segregation,
     check_signing_authority,
@@ -34,8 +32,9 @@ from mes.services.configuration import administrators_may_sign
 from mes.services.context import Context, acting_user, actor_of
 from mes.services.terminals import active_terminal
 from mes.services.users import verify_credentials
-from mes.store.audit import append_audit
-from mes.store.models import AuditEntry, User
+from mes.store import users
+from mes.store.audit import append_audit, signature_bodies
+from mes.store.models import User
 from mes.store.uow import UnitOfWork
 
 
@@ -69,9 +68,7 @@ def check_password_first(
     if ctx.user_id is None:
         return None
     with uow.reader() as reader:
-        stored = reader.session.execute(
-            select(User.password_hash).where(User.id == ctx.user_id)
-        ).scalar_one_or_none()
+        stored = users.password_hash_of(reader.session, ctx.user_id)
     if stored is None:
         return None
     return PasswordCheck(ctx.user_id, stored, password_matches(stored, credentials.password))
@@ -161,7 +158,7 @@ def authenticate_signer(
     user = acting_user(uow, ctx)
     # Lock the signer's row before the audit chain's head, the order every service keeps, so a
     # signature and a concurrent failed login of the same user cannot deadlock.
-    uow.session.execute(select(User.id).where(User.id == user.id).with_for_update())
+    users.lock_user(uow.session, user.id)
     check_signer_identity(user.username, credentials.username, first_signing_in_session)
     if signer_roles is not None:
         check_signing_authority(user.role_names, signer_roles, meaning)
@@ -239,16 +236,7 @@ def acknowledge_accountability(
 
 def signatures_of(uow: UnitOfWork, record_type: str, record_id: str) -> list[Manifestation]:
     """Every signature applied to a record, in order (to show wherever the record is shown)."""
-    rows = uow.session.execute(
-        select(AuditEntry.new)
-        .where(
-            AuditEntry.kind == EntryKind.SIGNATURE.value,
-            AuditEntry.record_type == record_type,
-            AuditEntry.record_id == record_id,
-        )
-        .order_by(AuditEntry.seq)
-    ).scalars()
-    return [Manifestation(**row) for row in rows if row]
+    return [Manifestation(**row) for row in signature_bodies(uow.session, record_type, record_id)]
 
 
 def valid_signatures(

@@ -209,3 +209,13 @@ def init_instance(req: InstanceRequest, ctx_at: datetime, os_user: str, host: st
         if created_folder:
             shutil.rmtree(req.path, ignore_errors=True)
         raise
+
+
+def pin_hub_key(path: Path, key: SitePublicKey) -> None:
+    """Keep the hub's public key in the instance (its folder 0700, the file 0600).
+
+    Written once: an existing file is never replaced (a hub key is re-pinned only by hand,
+    under change control).
+    """
+    make_private_folder(path.parent)
+    write_private(path, key.pem(), exclusive=True)

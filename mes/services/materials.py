@@ -11,8 +11,6 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import func, select
-
 from mes.core.access import Permission, Role
 from mes.core.audit import require_reason
 from mes.core.batch import LotInfo
@@ -24,7 +22,8 @@ from mes.services.audit import record_change
 from mes.services.context import Context, authorise
 from mes.services.esign import Credentials, sign_record
 from mes.services.ids import new_id
-from mes.store.models import BatchMaterial, Material, MaterialLot
+from mes.store import materials as store
+from mes.store.models import Material, MaterialLot
 from mes.store.uow import UnitOfWork
 
 MATERIAL_CODE = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,39}$")
@@ -69,11 +68,11 @@ def add_material(uow: UnitOfWork, ctx: Context, *, code: str, name: str, unit: s
         raise InvalidInput(
             f"'{unit}' is not a unit the recipes use.", what_to_do="Use e.g. each, vial, mL, set."
         )
-    if uow.session.get(Material, code) is not None:
+    if store.material(uow.session, code) is not None:
         raise InvalidInput(f"Material {code} is already registered.")
     material = Material(code=code, name=name, unit=unit, created_at=ctx.at)
-    uow.session.add(material)
-    uow.session.flush()
+    uow.add(material)
+    uow.flush()
     record_change(
         uow, ctx, actor, "material registered", "material", code,
         new={"code": code, "name": name, "unit": unit},
@@ -89,14 +88,11 @@ def add_lot(
     actor = authorise(uow, ctx, Permission.MANAGE_MATERIALS)
     code = _code(material_code)
     number = _lot_number(lot_number)
-    if uow.session.get(Material, code) is None:
+    if store.material(uow.session, code) is None:
         raise NotFound(
             f"Material {code} is not registered.", what_to_do="Register the material first."
         )
-    exists = uow.session.execute(
-        select(MaterialLot.id).where(func.lower(MaterialLot.lot_number) == number.lower())
-    ).first()
-    if exists:
+    if store.lot_number_taken(uow.session, number):
         raise InvalidInput(
             f"Lot {number} is already registered.",
             what_to_do="Lot numbers are unique at a site; check the label.",
@@ -110,8 +106,8 @@ def add_lot(
         received_at=ctx.at,
         status_changed_at=ctx.at,
     )
-    uow.session.add(lot)
-    uow.session.flush()
+    uow.add(lot)
+    uow.flush()
     record_change(
         uow,
         ctx,
@@ -193,12 +189,7 @@ def change_lot_status(
 
 def find_lot(uow: UnitOfWork, lot_number: str, *, lock: bool = False) -> MaterialLot:
     """A lot by its number (case-insensitive), or :class:`NotFound`."""
-    query = select(MaterialLot).where(
-        func.lower(MaterialLot.lot_number) == (lot_number or "").strip().lower()
-    )
-    if lock:
-        query = query.with_for_update()
-    lot = uow.session.execute(query).scalar_one_or_none()
+    lot = store.lot(uow.session, (lot_number or "").strip(), lock=lock)
     if lot is None:
         raise NotFound(f"There is no lot {lot_number!r}.", what_to_do="Check the lot number.")
     return lot
@@ -209,11 +200,7 @@ def lot_info(uow: UnitOfWork, scanned: str) -> LotInfo | None:
     text = (scanned or "").strip()
     if not text:
         return None
-    row = uow.session.execute(
-        select(MaterialLot, Material)
-        .join(Material, Material.code == MaterialLot.material_code)
-        .where(func.lower(MaterialLot.lot_number) == text.lower())
-    ).first()
+    row = store.lot_with_material(uow.session, text)
     if row is None:
         return None
     lot, material = row
@@ -238,21 +225,10 @@ class LotRow:
 def list_materials(uow: UnitOfWork, ctx: Context) -> list[Material]:
     """Every registered material, by code."""
     authorise(uow, ctx, Permission.READ_BATCHES)
-    return list(uow.session.execute(select(Material).order_by(Material.code)).scalars())
+    return store.materials(uow.session)
 
 
 def list_lots(uow: UnitOfWork, ctx: Context) -> list[LotRow]:
     """Every lot with its material and how often batches used it, newest first."""
     authorise(uow, ctx, Permission.READ_BATCHES)
-    uses = (
-        select(BatchMaterial.lot_number, func.count().label("n"))
-        .group_by(BatchMaterial.lot_number)
-        .subquery()
-    )
-    rows = uow.session.execute(
-        select(MaterialLot, Material, uses.c.n)
-        .join(Material, Material.code == MaterialLot.material_code)
-        .outerjoin(uses, uses.c.lot_number == MaterialLot.lot_number)
-        .order_by(MaterialLot.material_code, MaterialLot.expiry)
-    ).all()
-    return [LotRow(lot, material, n or 0) for lot, material, n in rows]
+    return [LotRow(*row) for row in store.lots_with_use(uow.session)]

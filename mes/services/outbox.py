@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from mes.core.access import Permission
 from mes.core.clock import local_text
 from mes.core.errors import InvalidInput, NotFound
@@ -24,8 +22,11 @@ from mes.services.anchors import keep_hub_receipt
 from mes.services.audit import record_change
 from mes.services.context import Context, authorise, system_actor
 from mes.store import batches as store
+from mes.store import recipes
+from mes.store import sync as sync_store
 from mes.store.models import Batch as BatchRow
-from mes.store.models import BatchEntry, HubLink, InstalledRecipe, SyncEvent, SyncOutbox
+from mes.store.models import HubLink, InstalledRecipe, SyncOutbox
+from mes.store.models import SyncEvent as SyncEvent  # the sync log lines it shows
 from mes.store.sync import (
     last_link_event,
     log_event,
@@ -51,7 +52,7 @@ def _require_spoke(uow: UnitOfWork) -> None:
 
 def hub_link(uow: UnitOfWork) -> HubLink | None:
     """The hub this spoke enrolled with, if any."""
-    return uow.session.get(HubLink, 1)
+    return sync_store.hub_link(uow.session)
 
 
 def record_enrollment(
@@ -61,13 +62,13 @@ def record_enrollment(
     if ctx.user_id:
         authorise(uow, ctx, Permission.INSTALL_RECIPES)
     _require_spoke(uow)
-    link = uow.session.get(HubLink, 1)
+    link = sync_store.hub_link(uow.session)
     old = None
     if link is None:
         link = HubLink(
             id=1, hub_url=hub_url, hub_code=hub_code, hub_key_id=hub_key_id, enrolled_at=ctx.at
         )
-        uow.session.add(link)
+        uow.add(link)
     else:
         old = {"hub_url": link.hub_url, "hub_code": link.hub_code, "hub_key_id": link.hub_key_id}
         link.hub_url, link.hub_code, link.hub_key_id = hub_url, hub_code, hub_key_id
@@ -153,9 +154,7 @@ def acknowledge(
     ``receipt``: the request's nonce and the hub's signature of the acknowledgement, kept as
     the spoke's receipt for the batch head (:func:`mes.services.anchors.keep_hub_receipt`).
     """
-    ours = uow.session.execute(
-        select(BatchEntry.hash).where(BatchEntry.batch_id == batch_id, BatchEntry.seq == last_seq)
-    ).scalar_one_or_none()
+    ours = store.entry_hash(uow.session, batch_id, last_seq)
     link = hub_link(uow)
     peer = link.hub_code if link else None
     if ours is None or ours != last_hash:
@@ -325,9 +324,7 @@ class BatchSync:
 
 def batch_sync(uow: UnitOfWork, batch_ids: list[str]) -> dict[str, BatchSync]:
     """The sync state of each batch (batches never queued are pending with all entries)."""
-    rows = uow.session.execute(
-        select(SyncOutbox).where(SyncOutbox.batch_id.in_(batch_ids))
-    ).scalars()
+    rows = sync_store.outbox_rows(uow.session, batch_ids)
     down = outage(uow)
     return {
         r.batch_id: BatchSync(
@@ -356,25 +353,15 @@ def overview(uow: UnitOfWork, ctx: Context, *, events: int = 50) -> SyncOverview
     """What the spoke administrator reads on the sync page."""
     authorise(uow, ctx, Permission.READ_RECIPES)
     _require_spoke(uow)
-    batches = list(
-        uow.session.execute(select(BatchRow).order_by(BatchRow.created_at.desc())).scalars()
-    )
+    batches = store.batches_newest_first(uow.session)
     states = batch_sync(uow, [b.id for b in batches])
     down = outage(uow)
     fallback = BatchSync("pending", 0, None, None, down.since if down else None)
     return SyncOverview(
         link=hub_link(uow),
         batches=[(b, states.get(b.id, fallback)) for b in batches],
-        events=list(
-            uow.session.execute(
-                select(SyncEvent).order_by(SyncEvent.id.desc()).limit(events)
-            ).scalars()
-        ),
-        installed=list(
-            uow.session.execute(
-                select(InstalledRecipe).order_by(InstalledRecipe.installed_at.desc())
-            ).scalars()
-        ),
+        events=sync_store.recent_events(uow.session, events),
+        installed=recipes.installed_newest_first(uow.session),
         outage=down,
     )
 
@@ -388,15 +375,9 @@ def handled_bundles(uow: UnitOfWork) -> set[str]:
     Handled: installed, found already installed (a version published again is a new bundle of
     the same content, which installs nothing) or refused, as the sync log noted.
     """
-    installed = set(uow.session.execute(select(InstalledRecipe.bundle_hash)).scalars())
-    handled_before = set(
-        uow.session.execute(
-            select(SyncEvent.item).where(
-                SyncEvent.action == "install", SyncEvent.outcome.in_(("accepted", "refused"))
-            )
-        ).scalars()
+    return recipes.installed_bundle_hashes(uow.session) | sync_store.handled_bundle_hashes(
+        uow.session
     )
-    return installed | {h for h in handled_before if h}
 
 
 # --- air-gapped transfer --------------------------------------------------------------------
@@ -438,7 +419,7 @@ def export_pending(
 
 def outbox_row(uow: UnitOfWork, batch_id: str) -> SyncOutbox:
     """The outbox row of a batch."""
-    row = uow.session.get(SyncOutbox, batch_id)
+    row = sync_store.outbox_row(uow.session, batch_id)
     if row is None:
         raise NotFound(f"Batch {batch_id} is not in the outbox.")
     return row

@@ -16,8 +16,6 @@ from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
-
 from mes.core import lifecycle
 from mes.core.access import Permission
 from mes.core.audit import Actor, EntryKind
@@ -41,8 +39,10 @@ from mes.services.context import Context, acting_user, authorise
 from mes.services.esign import AppliedSignature, Credentials, sign_record, valid_signatures
 from mes.services.ids import new_id
 from mes.settings import check_site_code
+from mes.store import recipes as store
 from mes.store.audit import append_audit
-from mes.store.models import InstalledRecipe, RecipePublication, RecipeVersion
+from mes.store.models import InstalledRecipe, RecipePublication
+from mes.store.models import RecipeVersion as RecipeVersion  # the versions it returns
 from mes.store.uow import UnitOfWork
 
 RECORD_TYPE = "recipe-version"
@@ -122,16 +122,10 @@ def import_recipe(
     compiled = load_recipe(text, source_name)
     source = text.decode("utf-8") if isinstance(text, bytes) else text
     code, number = compiled.recipe_code, compiled.version
-    existing = uow.session.execute(
-        select(RecipeVersion)
-        .where(RecipeVersion.recipe_code == code, RecipeVersion.version == number)
-        .with_for_update()
-    ).scalar_one_or_none()
+    existing = store.numbered_version(uow.session, code, number, lock=True)
     if existing is not None:
         return _replace_draft(uow, ctx, actor, existing, compiled, source, source_name)
-    newest = uow.session.execute(
-        select(func.max(RecipeVersion.version)).where(RecipeVersion.recipe_code == code)
-    ).scalar_one()
+    newest = store.newest_number(uow.session, code)
     if newest is not None and number < newest:
         raise RecipeVersionExists(
             f"{code} already has version {newest}; version numbers only go up.",
@@ -145,8 +139,8 @@ def import_recipe(
         created_by=ctx.user_id,
         status_changed_at=ctx.at,
     )
-    uow.session.add(version)
-    uow.session.flush()
+    uow.add(version)
+    uow.flush()
     _audit(
         uow,
         ctx,
@@ -276,17 +270,7 @@ def sign_step(
                 "Making a version effective needs an effective date.",
                 what_to_do="Give the date from which it may be used.",
             )
-        others = list(
-            uow.session.execute(
-                select(RecipeVersion)
-                .where(
-                    RecipeVersion.recipe_code == version.recipe_code,
-                    RecipeVersion.id != version.id,
-                    RecipeVersion.status == VersionState.EFFECTIVE.value,
-                )
-                .with_for_update()
-            ).scalars()
-        )
+        others = store.effective_siblings(uow.session, version)
         model.newest_effective_version = max((o.version for o in others), default=None)
         context.update(effective_from=effective_from, today=site_today(uow, ctx))
     if step is Step.RETIRE:
@@ -366,9 +350,7 @@ _ACTION = {
 
 
 def _locked_version(uow: UnitOfWork, version_id: str) -> RecipeVersion:
-    version = uow.session.execute(
-        select(RecipeVersion).where(RecipeVersion.id == version_id).with_for_update()
-    ).scalar_one_or_none()
+    version = store.version(uow.session, version_id, lock=True)
     if version is None:
         raise NotFound(f"There is no recipe version {version_id!r}.")
     return version
@@ -380,17 +362,13 @@ def _locked_version(uow: UnitOfWork, version_id: str) -> RecipeVersion:
 def list_versions(uow: UnitOfWork, ctx: Context) -> list[RecipeVersion]:
     """Every version, grouped by recipe code, newest version first."""
     authorise(uow, ctx, Permission.READ_RECIPES)
-    return list(
-        uow.session.execute(
-            select(RecipeVersion).order_by(RecipeVersion.recipe_code, RecipeVersion.version.desc())
-        ).scalars()
-    )
+    return store.all_versions(uow.session)
 
 
 def get_version(uow: UnitOfWork, ctx: Context, version_id: str) -> RecipeVersion:
     """One version by its ID."""
     authorise(uow, ctx, Permission.READ_RECIPES)
-    version = uow.session.get(RecipeVersion, version_id)
+    version = store.version(uow.session, version_id)
     if version is None:
         raise NotFound(
             f"There is no recipe version {version_id!r}.", what_to_do="Pick one from the list."
@@ -401,13 +379,7 @@ def get_version(uow: UnitOfWork, ctx: Context, version_id: str) -> RecipeVersion
 def versions_of(uow: UnitOfWork, ctx: Context, recipe_code: str) -> list[RecipeVersion]:
     """Every version of one recipe, newest first."""
     authorise(uow, ctx, Permission.READ_RECIPES)
-    return list(
-        uow.session.execute(
-            select(RecipeVersion)
-            .where(RecipeVersion.recipe_code == recipe_code)
-            .order_by(RecipeVersion.version.desc())
-        ).scalars()
-    )
+    return store.versions_of(uow.session, recipe_code)
 
 
 def signable_steps(uow: UnitOfWork, ctx: Context, version: RecipeVersion) -> list[Step]:
@@ -452,17 +424,15 @@ def find_version(uow: UnitOfWork, ctx: Context, reference: str) -> RecipeVersion
     code, _, number = reference.strip().partition("@")
     if not number:
         return get_version(uow, ctx, reference.strip())
-    query = select(RecipeVersion).where(RecipeVersion.recipe_code == code.upper())
     if number == "latest":
-        query = query.order_by(RecipeVersion.version.desc()).limit(1)
+        version = store.latest_version(uow.session, code.upper())
     else:
         if not number.isdigit():
             raise InvalidInput(
                 f"'{reference}' does not name a version.",
                 what_to_do="Write CODE@NUMBER, e.g. CART-CD19-FRESH@2.",
             )
-        query = query.where(RecipeVersion.version == int(number))
-    version = uow.session.execute(query).scalar_one_or_none()
+        version = store.numbered_version(uow.session, code.upper(), int(number))
     if version is None:
         raise NotFound(
             f"There is no recipe version {reference}.",
@@ -473,13 +443,7 @@ def find_version(uow: UnitOfWork, ctx: Context, reference: str) -> RecipeVersion
 
 def publications_of(uow: UnitOfWork, version_id: str) -> list[RecipePublication]:
     """Every bundle published for a version."""
-    return list(
-        uow.session.execute(
-            select(RecipePublication)
-            .where(RecipePublication.version_id == version_id)
-            .order_by(RecipePublication.published_at)
-        ).scalars()
-    )
+    return store.publications_of(uow.session, version_id)
 
 
 # --- hub: publishing --------------------------------------------------------------------
@@ -521,7 +485,7 @@ def publish(
         published_by=ctx.user_id,
         token=token,
     )
-    uow.session.add(publication)
+    uow.add(publication)
     _audit(
         uow,
         ctx,
@@ -564,7 +528,7 @@ def install_bundle(
         bundle = _verified(uow, data)
         return _install(uow, ctx, actor, bundle)
     except BundleRefused as refusal:
-        uow.session.rollback()
+        uow.rollback()
         _audit(
             uow,
             ctx,
@@ -590,12 +554,7 @@ def _verified(uow: UnitOfWork, data: bytes | str) -> Bundle:
 
 
 def _install(uow: UnitOfWork, ctx: Context, actor: Actor, bundle: Bundle) -> Installation:
-    same = uow.session.execute(
-        select(InstalledRecipe).where(
-            InstalledRecipe.recipe_code == bundle.recipe_code,
-            InstalledRecipe.version == bundle.version,
-        )
-    ).scalar_one_or_none()
+    same = store.installed_version(uow.session, bundle.recipe_code, bundle.version)
     if same is not None:
         if same.content_hash != bundle.content_hash:
             raise BundleRefused(
@@ -604,11 +563,7 @@ def _install(uow: UnitOfWork, ctx: Context, actor: Actor, bundle: Bundle) -> Ins
                 what_to_do="Report this to the hub: one version number must have one content.",
             )
         return Installation(same, newly_installed=False)
-    newer = uow.session.execute(
-        select(func.max(InstalledRecipe.version)).where(
-            InstalledRecipe.recipe_code == bundle.recipe_code
-        )
-    ).scalar_one()
+    newer = store.newest_installed_number(uow.session, bundle.recipe_code)
     if newer is not None and newer > bundle.version:
         raise BundleSuperseded(
             f"{bundle.recipe_code} v{bundle.version} is superseded: v{newer} is already "
@@ -630,8 +585,8 @@ def _install(uow: UnitOfWork, ctx: Context, actor: Actor, bundle: Bundle) -> Ins
         installed_at=ctx.at,
         installed_by=ctx.user_id,
     )
-    uow.session.add(installed)
-    uow.session.flush()
+    uow.add(installed)
+    uow.flush()
     _audit(
         uow,
         ctx,
@@ -656,19 +611,13 @@ def _install(uow: UnitOfWork, ctx: Context, actor: Actor, bundle: Bundle) -> Ins
 def installed_recipes(uow: UnitOfWork, ctx: Context) -> list[InstalledRecipe]:
     """Every installed version, by recipe, newest first."""
     authorise(uow, ctx, Permission.READ_RECIPES)
-    return list(
-        uow.session.execute(
-            select(InstalledRecipe).order_by(
-                InstalledRecipe.recipe_code, InstalledRecipe.version.desc()
-            )
-        ).scalars()
-    )
+    return store.all_installed(uow.session)
 
 
 def get_installed(uow: UnitOfWork, ctx: Context, installed_id: str) -> InstalledRecipe:
     """One installed version by its ID."""
     authorise(uow, ctx, Permission.READ_RECIPES)
-    installed = uow.session.get(InstalledRecipe, installed_id)
+    installed = store.installed(uow.session, installed_id)
     if installed is None:
         raise NotFound(
             f"There is no installed recipe version {installed_id!r}.",
@@ -679,9 +628,4 @@ def get_installed(uow: UnitOfWork, ctx: Context, installed_id: str) -> Installed
 
 def usable_version(uow: UnitOfWork, recipe_code: str, today: date) -> InstalledRecipe | None:
     """The version new batches of ``recipe_code`` take: newest installed, effective by ``today``."""
-    return uow.session.execute(
-        select(InstalledRecipe)
-        .where(InstalledRecipe.recipe_code == recipe_code, InstalledRecipe.effective_from <= today)
-        .order_by(InstalledRecipe.version.desc())
-        .limit(1)
-    ).scalar_one_or_none()
+    return store.usable_installed(uow.session, recipe_code, today)

@@ -28,7 +28,7 @@ from mes.core.review import review_entry_text
 from mes.services.batches import signing_key
 from mes.services.context import Context, authorise
 from mes.services.review import ReviewView, load_review
-from mes.store.models import Spoke
+from mes.store import spokes
 from mes.store.uow import UnitOfWork
 
 RECORD_FORMAT = "mes-batch-record/1"
@@ -71,7 +71,7 @@ def site_name(uow: UnitOfWork, site: str) -> str:
     """The printed name of the site that made a batch (a spoke's name as the hub knows it)."""
     if site == uow.site.code:
         return uow.site.name
-    spoke = uow.session.get(Spoke, site)
+    spoke = spokes.spoke(uow.session, site)
     return spoke.name if spoke is not None else site
 
 

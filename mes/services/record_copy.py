@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from mes.core.access import Permission
 from mes.core.errors import NotFound
 from mes.services.context import Context, authorise
-from mes.store.batches import ledger
-from mes.store.models import Batch
+from mes.store.batches import batch, ledger
 from mes.store.review import review_ledger
 from mes.store.uow import UnitOfWork
 
@@ -30,7 +29,7 @@ class HubChains:
 def hub_chains(uow: UnitOfWork, ctx: Context, batch_id: str) -> HubChains:
     """The hub's ledger and review chain of a batch; :class:`NotFound` when it holds none."""
     authorise(uow, ctx, Permission.READ_BATCHES)
-    row = uow.session.get(Batch, batch_id)
+    row = batch(uow.session, batch_id)
     if row is None:
         raise NotFound(
             f"This instance holds no batch with the record's batch ID {batch_id}.",

@@ -13,11 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from mes.core.access import Permission, Role
 from mes.core.audit import Actor
-from mes.core.batch import Batch, BatchStatus, Procedure
+from mes.core.batch import Batch, Procedure
 from mes.core.clock import local_text, parse_utc_text
 from mes.core.errors import ChainBroken, InvalidInput, MesError, NotFound
 from mes.core.esign import Meaning
@@ -33,7 +31,6 @@ from mes.core.review import (
     note_text,
     open_deviations,
     qa_state,
-    qa_state_of,
     release_blockers,
     replay_review,
     unreviewed,
@@ -42,17 +39,22 @@ from mes.services.batches import procedure_for, verify_ledger
 from mes.services.context import Context, authorise
 from mes.services.esign import Credentials, authenticate_signer, check_password_first
 from mes.store import batches as store
+from mes.store import recipes, spokes
 from mes.store.models import Batch as BatchRow
 from mes.store.models import (
     BatchReview,
-    HubLink,
-    InstalledRecipe,
-    RecipeVersion,
-    Spoke,
-    SyncEvent,
 )
-from mes.store.review import append_review_entries, review_head, review_ledger, save_disposition
-from mes.store.sync import log_event, receipt_times
+from mes.store.qa_queue import QueueFilter, qa_queue_selection
+from mes.store.review import (
+    append_review_entries,
+    review_head,
+    review_heads,
+    review_ledger,
+    save_disposition,
+    undecided_review_heads,
+)
+from mes.store.review import disposition as stored_disposition
+from mes.store.sync import hub_link, last_event, log_event, receipt_times
 from mes.store.uow import UnitOfWork
 
 
@@ -67,16 +69,10 @@ def _require_hub(uow: UnitOfWork) -> None:
 def _procedure(uow: UnitOfWork, row: BatchRow) -> Procedure:
     """The recipe version the batch was made with (the hub's approved version, or installed)."""
     if row.installed_recipe_id is not None:
-        installed = uow.session.get(InstalledRecipe, row.installed_recipe_id)
+        installed = recipes.installed(uow.session, row.installed_recipe_id)
         if installed is not None:
             return procedure_for(installed.content_hash, installed.compiled)
-    version = (
-        uow.session.execute(
-            select(RecipeVersion).where(RecipeVersion.content_hash == row.content_hash)
-        )
-        .scalars()
-        .first()
-    )
+    version = recipes.version_with_content(uow.session, row.content_hash)
     if version is None:
         raise NotFound(
             f"Batch {row.number} was made with a recipe version this site does not hold "
@@ -89,7 +85,7 @@ def site_time_zone(uow: UnitOfWork, site: str) -> str:
     """The time zone a batch's times are shown in: the zone of the site that made it."""
     if site == uow.site.code:
         return uow.site.time_zone
-    spoke = uow.session.get(Spoke, site)
+    spoke = spokes.spoke(uow.session, site)
     return spoke.time_zone if spoke is not None else uow.site.time_zone
 
 
@@ -146,7 +142,7 @@ def _chain_problem(uow: UnitOfWork, row: BatchRow) -> str | None:
     if uow.site.is_spoke or not (entries := review_ledger(uow.session, row.id)):
         return None
     public = uow.site.key.public
-    disposition = uow.session.get(BatchReview, row.id)
+    disposition = stored_disposition(uow.session, row.id)
     try:
         if disposition is None:
             verify_chain(entries, public)
@@ -165,7 +161,7 @@ def load_review(
     ``verify``: check every entry's hash and signature again (the queue skips it: each entry
     was verified when it arrived, and the review page and every action verify again).
     """
-    row = store.lock_batch(uow.session, batch_id) if lock else uow.session.get(BatchRow, batch_id)
+    row = store.lock_batch(uow.session, batch_id) if lock else store.batch(uow.session, batch_id)
     if row is None:
         raise NotFound(f"There is no batch {batch_id!r}.", what_to_do="Pick it from the QA queue.")
     zone = site_time_zone(uow, row.site)
@@ -432,41 +428,15 @@ def qa_queue(
             f"'{state}' is not a QA state.",
             what_to_do=f"Use one of: {', '.join(s.value for s in QaState)}.",
         )
-    rows = uow.session.execute(
-        select(BatchRow, BatchReview)
-        .outerjoin(BatchReview, BatchReview.batch_id == BatchRow.id)
-        .order_by(BatchRow.created_at)
-    ).all()
-    counts = {s.value: 0 for s in QaState}
-    sites, products = set(), set()
-    chosen = []
-    now = ctx.at
-    for batch, review in rows:
-        qs = qa_state_of(
-            batch.status, review.decision if review else None, bool(review and review.last_seq)
-        )
-        counts[qs.value] += 1
-        sites.add(batch.site)
-        products.add(batch.recipe_code)
-        since = batch.completed_at or batch.created_at
-        age = max(0, (now - datetime.fromisoformat(since.replace("Z", "+00:00"))).days)
-        if site and batch.site != site:
-            continue
-        if product and batch.recipe_code != product:
-            continue
-        if state and qs.value != state:
-            continue
-        if min_age_days is not None and age < min_age_days:
-            continue
-        chosen.append((batch, review, qs, age))
-    # What needs QA first (awaiting, then under review), then what is still arriving, then the
-    # decided; within each, the newest first — so a long history never hides new work.
-    order = [QaState.AWAITING_REVIEW, QaState.UNDER_REVIEW, QaState.AT_SPOKE,
-             QaState.RELEASED, QaState.REJECTED]  # fmt: skip
-    chosen.sort(key=lambda c: c[0].created_at, reverse=True)
-    chosen.sort(key=lambda c: order.index(c[2]))
+    selection = qa_queue_selection(
+        uow.session,
+        ctx.at,
+        QueueFilter(site=site, product=product, state=state, min_age_days=min_age_days),
+    )
+    counts = selection.counts
     listed = []
-    for batch, review, qs, age in chosen[:limit]:
+    for queued in selection.batches[:limit]:
+        batch, review, qs = queued.batch, queued.review, queued.qa_state
         if qs in (QaState.RELEASED, QaState.REJECTED):
             devs, waiting, blocked = 0, 0, False
         else:
@@ -485,7 +455,7 @@ def qa_queue(
                 qa_state=qs,
                 completed_at=batch.completed_at,
                 created_at=batch.created_at,
-                age_days=age,
+                age_days=queued.age_days,
                 open_deviations=devs,
                 unreviewed=waiting,
                 blocked=blocked,
@@ -493,7 +463,9 @@ def qa_queue(
             )
         )
     counts["needs_attention"] = counts[QaState.AWAITING_REVIEW] + counts[QaState.UNDER_REVIEW]
-    return Queue(listed, counts, sorted(sites), sorted(products), matching=len(chosen))
+    return Queue(
+        listed, counts, selection.sites, selection.products, matching=len(selection.batches)
+    )
 
 
 # --- back to the spoke ------------------------------------------------------------------------
@@ -508,15 +480,9 @@ def review_updates(uow: UnitOfWork, site: str, known: Mapping[str, int]) -> list
     Batches it does not name — decided ones it holds in full — cost nothing.
     """
     named = list(known)
-    heads = []
-    for start in range(0, len(named), 500):  # the ids named, a bounded IN list at a time
-        heads += uow.session.execute(
-            select(BatchReview.batch_id, BatchReview.last_seq)
-            .join(BatchRow, BatchRow.id == BatchReview.batch_id)
-            .where(BatchRow.site == site, BatchReview.batch_id.in_(named[start : start + 500]))
-        ).all()
+    heads = review_heads(uow.session, site, named)
     out: list[SealedEntry] = []
-    for batch_id, last_seq in sorted(heads):
+    for batch_id, last_seq in heads:
         have = int(known[batch_id])
         if last_seq > have:
             out.extend(review_ledger(uow.session, batch_id, after_seq=have))
@@ -531,12 +497,7 @@ def awaited_reviews(uow: UnitOfWork) -> dict[str, int]:
     Only complete or aborted batches (QA decides nothing else), and not those already decided,
     so a spoke with nothing awaiting a decision does not ask at all.
     """
-    rows = uow.session.execute(
-        select(BatchRow.id, BatchReview.last_seq, BatchReview.decision)
-        .outerjoin(BatchReview, BatchReview.batch_id == BatchRow.id)
-        .where(BatchRow.status.in_((BatchStatus.COMPLETE.value, BatchStatus.ABORTED.value)))
-    ).all()
-    return {b: (seq or 0) for b, seq, decision in rows if decision is None}
+    return undecided_review_heads(uow.session)
 
 
 class ReviewEntriesRefused(MesError):
@@ -555,7 +516,7 @@ def receive_review_entries(
     the others are stored. Returns how many entries were stored.
     """
     hub_key = uow.site.hub_key
-    link = uow.session.get(HubLink, 1)
+    link = hub_link(uow.session)
     if hub_key is None or link is None:
         raise InvalidInput("This spoke is not enrolled with a hub.")
     by_batch: dict[str, list[SealedEntry]] = {}
@@ -604,18 +565,13 @@ def receive_review_entries(
 
 def _last_review_refusal(uow: UnitOfWork, batch_id: str) -> str | None:
     """The reason of the batch's last review event, if that event was a refusal."""
-    last = uow.session.execute(
-        select(SyncEvent.outcome, SyncEvent.reason)
-        .where(SyncEvent.action == "review", SyncEvent.batch_id == batch_id)
-        .order_by(SyncEvent.id.desc())
-        .limit(1)
-    ).first()
+    last = last_event(uow.session, "review", batch_id=batch_id)
     return last.reason if last is not None and last.outcome == "refused" else None
 
 
 def disposition_of(uow: UnitOfWork, batch_id: str) -> BatchReview | None:
     """The batch's disposition row, if QA has recorded anything (both roles)."""
-    return uow.session.get(BatchReview, batch_id)
+    return stored_disposition(uow.session, batch_id)
 
 
 __all__ = [

@@ -17,8 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, update
-
 from mes.core.sessions import (
     SessionPolicy,
     SessionState,
@@ -29,7 +27,10 @@ from mes.core.sessions import (
 )
 from mes.services import users
 from mes.services.context import Context
-from mes.store.models import User, WebSession
+from mes.store import sessions as session_store
+from mes.store import users as user_store
+from mes.store.models import User as User  # the row resumed sessions carry (for annotations)
+from mes.store.models import WebSession
 from mes.store.uow import UnitOfWork
 
 
@@ -51,18 +52,14 @@ def open_session(uow: UnitOfWork, ctx: Context, policy: SessionPolicy) -> str:
     if ctx.user_id is None:
         raise ValueError("a session belongs to a user")
     token = new_session_token()
-    uow.session.execute(delete(WebSession).where(WebSession.created_at < ctx.at - policy.lifetime))
-    uow.session.add(
-        WebSession(
-            id_hash=token_digest(token),
-            user_id=ctx.user_id,
-            terminal=ctx.terminal or "unknown",
-            terminal_id=ctx.terminal_id,
-            created_at=ctx.at,
-            last_seen_at=ctx.at,
-            locked=False,
-            signed=False,
-        )
+    session_store.delete_sessions_opened_before(uow.session, ctx.at - policy.lifetime)
+    session_store.add_web_session(
+        uow.session,
+        digest=token_digest(token),
+        user_id=ctx.user_id,
+        terminal=ctx.terminal or "unknown",
+        terminal_id=ctx.terminal_id,
+        at=ctx.at,
     )
     uow.commit()
     return token
@@ -79,8 +76,8 @@ def resume_session(
     """
     digest = token_digest(token)
     with uow.reader() as reader:  # most requests only read: no write lock (SQLite: one writer)
-        row = reader.session.get(WebSession, digest)
-        user = reader.session.get(User, row.user_id) if row is not None else None
+        row = session_store.web_session(reader.session, digest)
+        user = user_store.user(reader.session, row.user_id) if row is not None else None
     if row is None:
         return None
     state = session_state(
@@ -91,7 +88,7 @@ def resume_session(
         policy=policy,
     )
     if user is None or not user.active or user.locked or state is SessionState.EXPIRED:
-        uow.session.execute(delete(WebSession).where(WebSession.id_hash == digest))
+        session_store.delete_web_session(uow.session, digest)
         uow.commit()
         return None
     locked, signed = row.locked, row.signed
@@ -107,7 +104,7 @@ def resume_session(
 
 def find_session(uow: UnitOfWork, token: str) -> WebSession | None:
     """The stored session of this ID, as it is (nothing judged, nothing written)."""
-    return uow.session.get(WebSession, token_digest(token))
+    return session_store.web_session(uow.session, token_digest(token))
 
 
 def lock_session(uow: UnitOfWork, token: str) -> None:
@@ -143,20 +140,17 @@ def unlock_session(
 
 def mark_signed(uow: UnitOfWork, token: str) -> None:
     """The user signed in this session: later signings need the password only (11.200(a)(1)(i))."""
-    uow.session.execute(  # not once locked: a lock between the signature and this holds
-        update(WebSession)
-        .where(WebSession.id_hash == token_digest(token), WebSession.locked.is_(False))
-        .values(signed=True)
-    )
+    # Not once locked: a lock between the signature and this holds.
+    session_store.mark_web_session_signed(uow.session, token_digest(token))
     uow.commit()
 
 
 def end_session(uow: UnitOfWork, token: str) -> None:
     """Log out: the session is gone, for every copy of its cookie."""
-    uow.session.execute(delete(WebSession).where(WebSession.id_hash == token_digest(token)))
+    session_store.delete_web_session(uow.session, token_digest(token))
     uow.commit()
 
 
 def _set(uow: UnitOfWork, digest: str, **values: object) -> None:
     # A plain UPDATE: a session deleted meanwhile (logout elsewhere) matches no row, which is fine.
-    uow.session.execute(update(WebSession).where(WebSession.id_hash == digest).values(**values))
+    session_store.update_web_session(uow.session, digest, **values)

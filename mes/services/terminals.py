@@ -7,14 +7,13 @@ terminal; at a spoke, only a registered, active terminal may sign.
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from mes.core.access import Permission
 from mes.core.audit import EntryKind, require_reason
 from mes.core.errors import InvalidInput, NotFound, TerminalNameTaken
 from mes.core.text import one_line
 from mes.services.context import Context, authorise
 from mes.services.ids import new_id
+from mes.store import terminals as store
 from mes.store.audit import append_audit
 from mes.store.models import Terminal
 from mes.store.uow import UnitOfWork
@@ -29,10 +28,7 @@ def register_terminal(uow: UnitOfWork, ctx: Context, name: str, location: str = 
             "A terminal name is 2 to 64 characters.",
             what_to_do="Name it as it is labelled, e.g. 'Suite A tablet 1'.",
         )
-    taken = uow.session.execute(
-        select(Terminal.id).where(Terminal.site == uow.site.code, Terminal.name == name)
-    ).first()
-    if taken:
+    if store.terminal_name_taken(uow.session, uow.site.code, name):
         raise TerminalNameTaken(
             f"A terminal named '{name}' is already registered at this site.",
             what_to_do="Choose another name.",
@@ -46,8 +42,8 @@ def register_terminal(uow: UnitOfWork, ctx: Context, name: str, location: str = 
         registered_at=ctx.at,
         registered_by=ctx.user_id,
     )
-    uow.session.add(terminal)
-    uow.session.flush()
+    uow.add(terminal)
+    uow.flush()
     append_audit(
         uow.session,
         uow.site,
@@ -68,7 +64,7 @@ def deactivate_terminal(uow: UnitOfWork, ctx: Context, terminal_id: str, reason:
     """Withdraw a terminal (lost, replaced): browsers bound to it can no longer sign."""
     actor = authorise(uow, ctx, Permission.MANAGE_TERMINALS)
     reason = require_reason(reason, "deactivate a terminal")
-    terminal = uow.session.get(Terminal, terminal_id)
+    terminal = store.terminal(uow.session, terminal_id)
     if terminal is None or terminal.site != uow.site.code:
         raise NotFound("There is no such terminal at this site.")
     if not terminal.active:
@@ -95,7 +91,7 @@ def active_terminal(uow: UnitOfWork, terminal_id: str | None) -> Terminal | None
     """The registered, active terminal of this site with this id, if any."""
     if not terminal_id:
         return None
-    terminal = uow.session.get(Terminal, terminal_id)
+    terminal = store.terminal(uow.session, terminal_id)
     if terminal is None or not terminal.active or terminal.site != uow.site.code:
         return None
     return terminal
@@ -103,10 +99,4 @@ def active_terminal(uow: UnitOfWork, terminal_id: str | None) -> Terminal | None
 
 def list_terminals(uow: UnitOfWork) -> list[Terminal]:
     """The site's terminals, active first."""
-    return list(
-        uow.session.execute(
-            select(Terminal)
-            .where(Terminal.site == uow.site.code)
-            .order_by(Terminal.active.desc(), Terminal.name)
-        ).scalars()
-    )
+    return store.terminals_of(uow.session, uow.site.code)

@@ -14,14 +14,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
 from mes.core import throttle as rules
 from mes.core.audit import Actor, EntryKind
 from mes.core.errors import TooManyAttempts
 from mes.core.throttle import Attempt, Window
+from mes.store import throttle as store
 from mes.store.audit import append_audit
 from mes.store.models import RefusalWindow
 from mes.store.sync import log_event
@@ -40,10 +37,7 @@ def _window(row: RefusalWindow | None) -> Window | None:
 
 
 def _read(uow: UnitOfWork, attempt: Attempt, source: str, *, lock: bool) -> RefusalWindow | None:
-    query = select(RefusalWindow).where(
-        RefusalWindow.attempt == attempt.value, RefusalWindow.source == source
-    )
-    return uow.session.execute(query.with_for_update() if lock else query).scalar_one_or_none()
+    return store.refusal_window(uow.session, attempt.value, source, lock=lock)
 
 
 def wait_needed(uow: UnitOfWork, attempt: Attempt, source: str, at: datetime) -> int | None:
@@ -56,7 +50,7 @@ def turn_away(uow: UnitOfWork, attempt: Attempt, source: str, at: datetime) -> N
 
     The refusal says when to try again (``TooManyAttempts.retry_after``).
     """
-    uow.session.rollback()
+    uow.rollback()
     window = count_refusal(uow, attempt, source, at, rules.TURNED_AWAY, turned_away=True)
     uow.commit()
     wait = rules.retry_after(attempt, window, at) or max(1, int((window.ends - at).total_seconds()))
@@ -86,18 +80,7 @@ def count_refusal(
     """
     close_windows(uow, at)
     for _ in range(2):  # a concurrent close may delete the row between the insert and the lock
-        uow.session.execute(
-            _insert(uow)(RefusalWindow)
-            .values(
-                attempt=attempt.value,
-                source=source,
-                started=at,
-                refused=0,
-                turned_away=0,
-                reasons={},
-            )
-            .on_conflict_do_nothing()
-        )
+        store.open_refusal_window(uow.session, attempt.value, source, at)
         row = _read(uow, attempt, source, lock=True)
         if row is not None:
             break
@@ -110,27 +93,19 @@ def count_refusal(
     row.refused = window.refused
     row.turned_away = window.turned_away
     row.reasons = dict(window.reasons)
-    uow.session.flush()
+    uow.flush()
     return window
 
 
 def close_windows(uow: UnitOfWork, at: datetime) -> int:
     """Summarise and forget the windows closed before ``at``; returns how many were closed."""
-    rows = list(
-        uow.session.execute(
-            select(RefusalWindow)
-            .where(RefusalWindow.started <= at - rules.WINDOW)
-            .order_by(RefusalWindow.started)
-            .limit(CLOSE_AT_ONCE)
-            .with_for_update(skip_locked=True)
-        ).scalars()
-    )
+    rows = store.windows_started_before(uow.session, at - rules.WINDOW, CLOSE_AT_ONCE)
     for row in rows:
         window = _window(row)
         if window is not None and rules.needs_summary(window):
             _summarise(uow, Attempt(row.attempt), row.source, window, at)
-        uow.session.delete(row)
-    uow.session.flush()
+        store.forget_refusal_window(uow.session, row)
+    uow.flush()
     return len(rows)
 
 
@@ -178,8 +153,3 @@ def _counts(window: Window) -> dict[str, Any]:
 def anonymous_actor(source: str) -> Actor:
     """Who records a refusal nobody authenticated: the system, naming the source address."""
     return Actor(user_id=None, username="system", name=f"System (requests from {source})")
-
-
-def _insert(uow: UnitOfWork) -> Any:
-    dialect = uow.session.get_bind().dialect.name
-    return postgresql_insert if dialect == "postgresql" else sqlite_insert

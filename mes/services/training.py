@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import date
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-
 from mes.core import training as rules
 from mes.core.access import Permission, check_not_own_access
 from mes.core.audit import EntryKind, require_reason
@@ -18,6 +16,7 @@ from mes.services.ids import new_id
 from mes.services.users import find_user
 from mes.store.audit import append_audit
 from mes.store.models import TrainingRecord, User
+from mes.store.training import training_history
 from mes.store.uow import UnitOfWork
 
 
@@ -59,8 +58,8 @@ def record_training(
         recorded_at=ctx.at,
         recorded_by=ctx.user_id,
     )
-    uow.session.add(record)
-    uow.session.flush()
+    uow.add(record)
+    uow.flush()
     append_audit(
         uow.session,
         uow.site,
@@ -91,7 +90,7 @@ def withdraw_training(
     check_not_own_access(ctx.user_id, user.id, "training records")
     if not is_qualified(uow, user, procedure, ctx):
         raise InvalidInput(f"{user.username} is not currently qualified for '{procedure}'.")
-    uow.session.add(
+    uow.add(
         TrainingRecord(
             id=new_id(),
             user_id=user.id,
@@ -122,21 +121,7 @@ def withdraw_training(
 
 def training_records(uow: UnitOfWork, user: User) -> list[rules.TrainingRecord]:
     """A user's training history, oldest first, as the core reads it."""
-    rows = uow.session.execute(
-        select(TrainingRecord)
-        .where(TrainingRecord.user_id == user.id)
-        .order_by(TrainingRecord.recorded_at, TrainingRecord.id)
-    ).scalars()
-    return [
-        rules.TrainingRecord(
-            procedure=r.procedure,
-            qualified_on=r.qualified_on,
-            expires_on=r.expires_on,
-            withdrawn=r.withdrawn,
-            recorded_at=r.recorded_at,
-        )
-        for r in rows
-    ]
+    return training_history(uow.session, user.id)
 
 
 def is_qualified(uow: UnitOfWork, user: User, procedure: str, ctx: Context) -> bool:

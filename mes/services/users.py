@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import NoReturn
 
-from sqlalchemy import select
-
 from mes.core.access import (
     LOGIN_REFUSED,
     LOGIN_WHAT_TO_DO,
@@ -60,8 +58,9 @@ from mes.services.context import (
     ensure_account_usable,
 )
 from mes.services.ids import new_id
+from mes.store import users
 from mes.store.audit import append_audit
-from mes.store.models import PasswordHistory, User, UserRole
+from mes.store.models import User, UserRole
 from mes.store.sessions import delete_user_sessions
 from mes.store.uow import UnitOfWork
 
@@ -81,9 +80,7 @@ def _public(user: User) -> dict[str, object]:
 
 def find_user(uow: UnitOfWork, username: str) -> User:
     """The user with this ID, or :class:`UnknownUser`."""
-    user = uow.session.execute(
-        select(User).where(User.username == normalise_username(username))
-    ).scalar_one_or_none()
+    user = users.user_named(uow.session, normalise_username(username))
     if user is None:
         raise UnknownUser(
             f"There is no user '{username}'.", what_to_do="Check the user ID (see 'mes user list')."
@@ -105,20 +102,14 @@ def _check_full_name(full_name: str) -> str:
 def _set_password(uow: UnitOfWork, user: User, password: str, ctx: Context) -> None:
     user.password_hash = hash_password(password)
     user.password_changed_at = ctx.at
-    uow.session.flush()  # the user row first: the history row refers to it
-    uow.session.add(
-        PasswordHistory(user_id=user.id, password_hash=user.password_hash, set_at=ctx.at)
-    )
+    uow.flush()  # the user row first: the history row refers to it
+    users.keep_password_hash(uow.session, user.id, user.password_hash, ctx.at)
 
 
 def _previous_hashes(uow: UnitOfWork, user: User) -> list[str]:
-    rows = uow.session.execute(
-        select(PasswordHistory.password_hash)
-        .where(PasswordHistory.user_id == user.id)
-        .order_by(PasswordHistory.id.desc())
-        .limit(uow.site.password_policy.history_depth)
+    return users.earlier_password_hashes(
+        uow.session, user.id, uow.site.password_policy.history_depth
     )
-    return list(rows.scalars())
 
 
 def add_user(
@@ -142,7 +133,7 @@ def add_user(
         raise InvalidInput("A user needs at least one role.", what_to_do="Give --role.")
     full_name = _check_full_name(full_name)
     _check_segregation(uow, username, role_set)
-    if uow.session.execute(select(User.id).where(User.username == username)).first():
+    if users.username_taken(uow.session, username):
         raise UsernameTaken(
             f"The user ID '{username}' is already taken (user IDs are never reused, even after "
             "deactivation).",
@@ -160,9 +151,9 @@ def add_user(
         created_at=ctx.at,
         roles=[UserRole(role=r.value) for r in sorted(role_set)],
     )
-    uow.session.add(user)
+    uow.add(user)
     _set_password(uow, user, password, ctx)
-    uow.session.flush()
+    uow.flush()
     _audit(uow, ctx, actor, "user created", user, old=None, new=_public(user))
     uow.commit()
     return user.id
@@ -221,7 +212,7 @@ def set_roles(
     if set(old["roles"]) == {r.value for r in role_set}:  # type: ignore[arg-type]
         raise InvalidInput(f"{user.username} already has exactly these roles.")
     user.roles = [UserRole(role=r.value) for r in sorted(role_set)]
-    uow.session.flush()
+    uow.flush()
     _audit(uow, ctx, actor, "roles changed", user, old=old, new=_public(user), reason=reason)
     uow.commit()
 
@@ -344,7 +335,7 @@ def _count_failure(
     without the signature (``keep_staged``: values an operator recorded before signing).
     """
     if not keep_staged:
-        uow.session.rollback()
+        uow.rollback()
     user = _record_failure(uow, ctx, user, action)
     uow.commit()
     count = user.failed_attempts
@@ -363,7 +354,7 @@ def _count_failure(
 def _record_failure(uow: UnitOfWork, ctx: Context, user: User, action: str) -> User:
     """Count one more failed authentication of ``user`` and lock at the fifth (not committed)."""
     # Lock the row: concurrent failures must each be counted (no lost update on PostgreSQL).
-    user = uow.session.get(User, user.id, with_for_update=True)  # type: ignore[assignment]
+    user = users.user(uow.session, user.id, lock=True)  # type: ignore[assignment]
     count, now_locked = register_failed_attempt(user.failed_attempts)
     user.failed_attempts = count
     _audit(
@@ -431,13 +422,11 @@ def authenticate(
     username = normalise_username(username)
     with uow.reader() as reader:  # argon2 runs before this unit of work takes any write lock
         wait = throttle.wait_needed(reader, Attempt.LOGIN, source, ctx.at)
-        stored = reader.session.execute(
-            select(User.password_hash).where(User.username == username)
-        ).scalar_one_or_none()
+        stored = users.password_hash_named(reader.session, username)
     if wait is not None:
         throttle.turn_away(uow, Attempt.LOGIN, source, ctx.at)
     matches = password_matches(stored or stand_in_hash(), password)
-    user = uow.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+    user = users.user_named(uow.session, username)
     if user is not None and user.password_hash != stored:  # changed since it was read
         matches = password_matches(user.password_hash, password)
     refusal = login_refusal(
@@ -471,7 +460,7 @@ def _refuse_login(
     other refusals are recorded in full once per reason, source and window, then only counted
     (the window's count, by reason, is recorded when it closes).
     """
-    uow.session.rollback()
+    uow.rollback()
     window = throttle.count_refusal(uow, Attempt.LOGIN, source, ctx.at, refusal.value)
     if refusal is LoginRefusal.WRONG_PASSWORD:
         assert user is not None
@@ -505,6 +494,4 @@ def reauthenticate(uow: UnitOfWork, ctx: Context, password: str) -> User:
 
 def list_users(uow: UnitOfWork) -> list[User]:
     """Every user ever created, active first, by user ID."""
-    return list(
-        uow.session.execute(select(User).order_by(User.active.desc(), User.username)).scalars()
-    )
+    return users.all_users(uow.session)

@@ -127,3 +127,27 @@ def signed_audit_head(session: Session, site: str) -> SignedHead:
     if head is None:
         return SignedHead(audit_chain(site), 0, None, None, None)
     return SignedHead(audit_chain(site), head.last_seq, head.last_hash, head.at, head.signature)
+
+
+def latest_change(session: Session, record_type: str, record_id: str) -> AuditEntry | None:
+    """The newest audit entry about a record, or None."""
+    return session.execute(
+        select(AuditEntry)
+        .where(AuditEntry.record_type == record_type, AuditEntry.record_id == record_id)
+        .order_by(AuditEntry.seq.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def signature_bodies(session: Session, record_type: str, record_id: str) -> list[dict[str, Any]]:
+    """The manifestations of every signature applied to a record, in order."""
+    rows = session.execute(
+        select(AuditEntry.new)
+        .where(
+            AuditEntry.kind == EntryKind.SIGNATURE.value,
+            AuditEntry.record_type == record_type,
+            AuditEntry.record_id == record_id,
+        )
+        .order_by(AuditEntry.seq)
+    ).scalars()
+    return [row for row in rows if row]

@@ -2,14 +2,18 @@
 
 A service loads a batch's ledger (:func:`ledger`), lets the core replay it and decide, then
 calls :func:`save`, which inserts the new ledger entries and brings the projection rows of the
-batch to what the core's :meth:`~mes.core.batch.Batch.projection` says, writing only the rows
-that changed — all in the caller's transaction. :func:`lock_batch` takes the batch row's lock first, so two terminals
-acting on one batch are served one after the other.
+batch to what the core's typed :meth:`~mes.core.batch.Batch.projection` says (the rows, with
+their column names, are built here: :func:`projection`), writing only the rows that changed —
+all in the caller's transaction. :func:`lock_batch` takes the batch row's lock first, so two
+terminals acting on one batch are served one after the other.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import fields
+from datetime import datetime
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -18,7 +22,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from mes.core.audit import Actor
 from mes.core.batch import Batch as BatchAggregate
+from mes.core.clock import utc_text
 from mes.core.heads import SignedHead, batch_chain, sign_head
 from mes.core.keys import SiteKey
 from mes.core.ledger import SealedEntry
@@ -177,15 +183,50 @@ _TABLES: tuple[tuple[str, type[Base], tuple[str, ...]], ...] = (
 
 
 def projection(batch: BatchAggregate, *, received: bool = False) -> dict[str, Any]:
-    """The rows this database keeps for ``batch``.
+    """The rows this database keeps for ``batch``, built from its typed projection.
 
     ``received``: the hub's copy of a spoke's batch. The spoke's installed-recipe ID in the
     ledger names a row of the spoke's database, not the hub's, so the hub's row leaves it empty.
     """
-    rows = batch.projection()
+    p = batch.projection()
+    row = _columns(p)
     if received:
-        rows["batch"]["installed_recipe_id"] = None
-    return rows
+        row["installed_recipe_id"] = None
+    on = {"batch_id": p.id}
+    return {
+        "batch": row,
+        "phases": [_columns(ph, **on) for ph in p.phases],
+        "values": [_columns(v, **on, phase_id=ph.phase_id) for ph in p.phases for v in ph.values],
+        "materials": [_columns(u, **on, phase_id=ph.phase_id) for ph in p.phases for u in ph.lots],
+        "equipment": [
+            _columns(u, **on, phase_id=ph.phase_id) for ph in p.phases for u in ph.instruments
+        ],
+        "deviations": [_columns(d, **on) for d in p.deviations],
+    }
+
+
+# The parts of a projection that are rows of their own tables, not columns.
+_NESTED = frozenset({"phases", "deviations", "values", "lots", "instruments"})
+
+
+def _columns(part: Any, **keys: Any) -> dict[str, Any]:
+    """A projected part as its table's row: each field a column of the same name, with ``keys``.
+
+    People are stored by user ID (username), statuses by their value, times as UTC text.
+    """
+    row = dict(keys)
+    for f in fields(part):
+        if f.name in _NESTED:
+            continue
+        value = getattr(part, f.name)
+        if isinstance(value, Actor):
+            value = value.username
+        elif isinstance(value, Enum):
+            value = value.value
+        elif isinstance(value, datetime):
+            value = utc_text(value)
+        row[f.name] = value
+    return row
 
 
 def saved_state(batch: BatchAggregate, *, received: bool = False) -> dict[str, Any]:
@@ -263,7 +304,7 @@ def batch_head(row: Batch) -> SignedHead:
 
 
 def stored_projection(session: Session, batch_id: str) -> dict[str, Any]:
-    """The projection rows as stored, in the shape of ``Batch.projection()`` (for checks)."""
+    """The projection rows as stored, in the shape of :func:`projection` (for checks)."""
 
     def plain(row: Base) -> dict[str, Any]:
         return {c.key: getattr(row, c.key) for c in row.__table__.columns}  # type: ignore[attr-defined]
@@ -290,3 +331,67 @@ def stored_projection(session: Session, batch_id: str) -> dict[str, Any]:
             ).scalars()
         ]
     return result
+
+
+def held_hashes(session: Session, batch_id: str, first_seq: int, last_seq: int) -> dict[int, str]:
+    """The hashes of the batch's entries held here from ``first_seq`` to ``last_seq``, by seq."""
+    if first_seq > last_seq:
+        return {}
+    return dict(
+        session.execute(
+            select(BatchEntry.seq, BatchEntry.hash).where(
+                BatchEntry.batch_id == batch_id,
+                BatchEntry.seq >= first_seq,
+                BatchEntry.seq <= last_seq,
+            )
+        ).all()
+    )
+
+
+def site_holding_number(session: Session, number: str) -> str | None:
+    """The site of the batch that has this number here, if any (numbers are network-unique)."""
+    return session.execute(select(Batch.site).where(Batch.number == number)).scalar()
+
+
+def heads_of_site(session: Session, site: str) -> dict[str, tuple[int, str]]:
+    """The last seq and hash held of each batch of ``site``, by batch ID."""
+    return {
+        b: (s, h)
+        for b, s, h in session.execute(
+            select(Batch.id, Batch.last_seq, Batch.last_hash).where(Batch.site == site)
+        ).all()
+    }
+
+
+def batches_newest_first(session: Session) -> list[Batch]:
+    """Every batch here, the newest first."""
+    return list(session.execute(select(Batch).order_by(Batch.created_at.desc())).scalars())
+
+
+def entry_hash(session: Session, batch_id: str, seq: int) -> str | None:
+    """The hash of the batch's entry ``seq`` as held here, or None."""
+    return session.execute(
+        select(BatchEntry.hash).where(BatchEntry.batch_id == batch_id, BatchEntry.seq == seq)
+    ).scalar_one_or_none()
+
+
+def batch(session: Session, batch_id: str) -> Batch | None:
+    """The batch row with this ID (not locked), or None."""
+    return session.get(Batch, batch_id)
+
+
+def donations_in_use(session: Session) -> list[tuple[str, dict[str, Any]]]:
+    """The number and chain of identity of every batch not aborted (a donation feeds one batch)."""
+    return [
+        (number, coi)
+        for number, coi in session.execute(
+            select(Batch.number, Batch.chain_of_identity).where(Batch.status != "aborted")
+        ).all()
+    ]
+
+
+def batch_id_of(session: Session, reference: str) -> str | None:
+    """The ID of the batch with this number (any case) or this ID, or None."""
+    return session.execute(
+        select(Batch.id).where((Batch.number == reference.upper()) | (Batch.id == reference))
+    ).scalar_one_or_none()

@@ -1,10 +1,9 @@
-"""Read models: plain selects for pages (the audit trail viewer)."""
+"""The audit trail viewer's read model: plain selects (:func:`mes.services.audit.read_audit_trail`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -74,49 +73,3 @@ def record_types(session: Session) -> list[str]:
             select(AuditEntry.record_type).distinct().order_by(AuditEntry.record_type)
         ).scalars()
     )
-
-
-def board_rows(session: Session, statuses: list[str]) -> list[tuple[Any, list[Any], int]]:
-    """The board of a site: batches in ``statuses``, newest first.
-
-    Each with its phases in order and the number of its open deviations.
-    """
-    from mes.store.models import Batch, BatchPhase, Deviation
-
-    batches = list(
-        session.execute(
-            select(Batch).where(Batch.status.in_(statuses)).order_by(Batch.created_at.desc())
-        ).scalars()
-    )
-    if not batches:
-        return []
-    ids = [b.id for b in batches]
-    phases: dict[str, list[Any]] = {i: [] for i in ids}
-    for phase in session.execute(
-        select(BatchPhase)
-        .where(BatchPhase.batch_id.in_(ids))
-        .order_by(BatchPhase.batch_id, BatchPhase.position)
-    ).scalars():
-        phases[phase.batch_id].append(phase)
-    open_counts = dict(
-        session.execute(
-            select(Deviation.batch_id, func.count())
-            .where(Deviation.batch_id.in_(ids), Deviation.status == "open")
-            .group_by(Deviation.batch_id)
-        ).all()
-    )
-    return [(b, phases[b.id], open_counts.get(b.id, 0)) for b in batches]
-
-
-def dispositions(session: Session, batch_ids: list[str]) -> dict[str, Any]:
-    """QA's disposition rows (``batch_reviews``) of these batches, by batch ID."""
-    from mes.store.models import BatchReview
-
-    if not batch_ids:
-        return {}
-    return {
-        row.batch_id: row
-        for row in session.execute(
-            select(BatchReview).where(BatchReview.batch_id.in_(batch_ids))
-        ).scalars()
-    }

@@ -7,12 +7,13 @@ from collections.abc import Iterable
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from mes.core.batch import BatchStatus
 from mes.core.heads import SignedHead, review_chain, sign_head
 from mes.core.keys import SiteKey
 from mes.core.ledger import SealedEntry
 from mes.core.review import ReviewState
 from mes.store.batches import _entry_values, _sealed
-from mes.store.models import BatchReview, BatchReviewEntry
+from mes.store.models import Batch, BatchReview, BatchReviewEntry
 
 _COLUMNS = tuple(BatchReviewEntry.__table__.columns)
 
@@ -58,3 +59,33 @@ def review_head(row: BatchReview) -> SignedHead:
     return SignedHead(
         review_chain(row.batch_id), row.last_seq, row.last_hash, row.head_at, row.head_signature
     )
+
+
+def disposition(session: Session, batch_id: str) -> BatchReview | None:
+    """The batch's disposition row (QA's decision and the review head), if it has one."""
+    return session.get(BatchReview, batch_id)
+
+
+def review_heads(session: Session, site: str, batch_ids: list[str]) -> list[tuple[str, int]]:
+    """The review head (last seq) of each of these batches of ``site``, by batch ID."""
+    heads: list[tuple[str, int]] = []
+    for start in range(0, len(batch_ids), 500):  # a bounded IN list at a time
+        heads += [
+            (b, s)
+            for b, s in session.execute(
+                select(BatchReview.batch_id, BatchReview.last_seq)
+                .join(Batch, Batch.id == BatchReview.batch_id)
+                .where(Batch.site == site, BatchReview.batch_id.in_(batch_ids[start : start + 500]))
+            ).all()
+        ]
+    return sorted(heads)
+
+
+def undecided_review_heads(session: Session) -> dict[str, int]:
+    """The complete or aborted batches QA has not decided yet, with their review head (0: none)."""
+    rows = session.execute(
+        select(Batch.id, BatchReview.last_seq, BatchReview.decision)
+        .outerjoin(BatchReview, BatchReview.batch_id == Batch.id)
+        .where(Batch.status.in_((BatchStatus.COMPLETE.value, BatchStatus.ABORTED.value)))
+    ).all()
+    return {b: (seq or 0) for b, seq, decision in rows if decision is None}

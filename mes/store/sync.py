@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from mes.store.models import Spoke, SyncEvent, SyncNonce, SyncOutbox
+from mes.store.models import HubLink, Spoke, SyncEvent, SyncNonce, SyncOutbox
 
 
 def _upsert(session: Session):
@@ -225,3 +225,51 @@ def receipt_times(session: Session, batch_id: str) -> dict[int, datetime]:
             received[seq] = at
         held = last
     return received
+
+
+def hub_link(session: Session) -> HubLink | None:
+    """At a spoke: the hub it enrolled with, if any."""
+    return session.get(HubLink, 1)
+
+
+def outbox_row(session: Session, batch_id: str) -> SyncOutbox | None:
+    """The outbox row of a batch, if it was ever queued."""
+    return session.get(SyncOutbox, batch_id)
+
+
+def outbox_rows(session: Session, batch_ids: list[str]) -> list[SyncOutbox]:
+    """The outbox rows of these batches (those ever queued)."""
+    return list(
+        session.execute(select(SyncOutbox).where(SyncOutbox.batch_id.in_(batch_ids))).scalars()
+    )
+
+
+def recent_events(session: Session, limit: int) -> list[SyncEvent]:
+    """The last ``limit`` lines of the sync log, newest first."""
+    return list(
+        session.execute(select(SyncEvent).order_by(SyncEvent.id.desc()).limit(limit)).scalars()
+    )
+
+
+def handled_bundle_hashes(session: Session) -> set[str]:
+    """The bundles the sync log records as installed or refused here (by hash)."""
+    items = session.execute(
+        select(SyncEvent.item).where(
+            SyncEvent.action == "install", SyncEvent.outcome.in_(("accepted", "refused"))
+        )
+    ).scalars()
+    return {item for item in items if item}
+
+
+def last_event(
+    session: Session, action: str, *, batch_id: str | None = None, peer: str | None = None
+) -> SyncEvent | None:
+    """The sync log's last line of this action (on the batch, with the peer, if named), if any."""
+    conditions = [SyncEvent.action == action]
+    if batch_id is not None:
+        conditions.append(SyncEvent.batch_id == batch_id)
+    if peer is not None:
+        conditions.append(SyncEvent.peer == peer)
+    return session.execute(
+        select(SyncEvent).where(*conditions).order_by(SyncEvent.id.desc()).limit(1)
+    ).scalar_one_or_none()

@@ -57,6 +57,18 @@ class UnitOfWork:
             self._session.close()
             self._session = None
 
+    def add(self, row: object) -> None:
+        """Keep a new row (written at the next flush or commit)."""
+        self.session.add(row)
+
+    def flush(self) -> None:
+        """Write what was added or changed so far (still uncommitted), e.g. so a later row can refer to it."""
+        self.session.flush()
+
+    def rollback(self) -> None:
+        """Discard everything done since the last commit (the unit of work stays open)."""
+        self.session.rollback()
+
     def commit(self) -> None:
         """Make everything done in this unit of work durable, at once."""
         if self.read_only:

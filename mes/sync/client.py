@@ -28,9 +28,9 @@ from mes.core.keys import SitePublicKey
 from mes.core.sync import NONCE_HEADER, ack_verifies, sign_request
 from mes.services import outbox, review
 from mes.services.context import Context
+from mes.services.instance import pin_hub_key
 from mes.services.recipes import install_bundle
 from mes.services.runtime import Runtime
-from mes.store.files import make_private_folder, write_private
 from mes.sync.answers import (
     HubUnreachable,
     LinkState,
@@ -212,8 +212,7 @@ def enroll(
                 f"{path} by hand after verifying the new key, then enroll again.",
             )
     else:
-        make_private_folder(path.parent)
-        write_private(path, hub_key.pem(), exclusive=True)
+        pin_hub_key(path, hub_key)
         pinned_now = True
     ctx = Context.command_line(_now(), "mes", socket.gethostname())
     with runtime.uow() as uow:

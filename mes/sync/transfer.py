@@ -27,7 +27,7 @@ from mes.core.errors import (
 )
 from mes.core.ledger import SealedEntry
 from mes.core.sync import chunk_site, make_acks, open_acks, read_transfer_file, transfer_file
-from mes.services import outbox, review, spokes
+from mes.services import ingest, outbox, review, spokes
 from mes.services.context import Context
 from mes.services.recipes import install_bundle
 from mes.services.runtime import Runtime
@@ -83,7 +83,7 @@ def export_hub(runtime: Runtime, ctx: Context, site: str) -> tuple[bytes, int, i
         spokes.list_spokes(uow, ctx)  # permission check
         offers = spokes.bundles_for(uow, site)
         tokens = [spokes.bundle_token(uow, site, o.bundle_hash) for o in offers]
-        heads = spokes.heads_of(uow, site)
+        heads = ingest.heads_of(uow, site)
         reviewed = _all_review_entries(uow, site, heads)
     acks = make_acks(heads, hub=runtime.site.code, site=site, key=runtime.site.key, at=ctx.at)
     data = transfer_file(
@@ -142,14 +142,14 @@ def import_file(runtime: Runtime, ctx: Context, data: bytes) -> ImportReport:
             site = chunk_site(token) or transfer.source
             try:
                 with runtime.uow() as uow:
-                    ack = spokes.ingest_chunk(uow, _now(), site, token, via="file")
+                    ack = ingest.ingest_chunk(uow, _now(), site, token, via="file")
             except SyncRefused as refusal:
                 report.refused.append(refusal.message)
                 continue
             report.stored += ack.stored
             report.duplicates += ack.duplicates
             report.batches.add(ack.batch)
-            if ack.flagged:  # the same rule as a network push (spokes._clock_flag)
+            if ack.flagged:  # the same rule as a network push (ingest._clock_flag)
                 report.flagged.append(ack.flagged)
         return report
     if transfer.chunks:

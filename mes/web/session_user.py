@@ -15,7 +15,7 @@ from flask_login import UserMixin, current_user, logout_user
 
 from mes.core.passwords import PasswordPolicy, must_change_password
 from mes.services import sessions
-from mes.store.models import User
+from mes.services.sessions import User
 
 SESSION_KEY = "session_id"
 

@@ -22,7 +22,7 @@ from support import NOW, PASSWORD
 from sync_sites import SPOKE, Network, net
 
 from mes.core.keys import SiteKey
-from mes.services import outbox, spokes
+from mes.services import ingest, outbox
 from mes.services.document_certificate import DOCUMENT_CERTIFICATE_FILE
 from mes.services.runtime import open_runtime
 from mes.settings import (
@@ -124,7 +124,7 @@ def received_batch(net: Network) -> str:
     with site.uow() as uow:
         token, _first, _last = outbox.chunk_after(uow, NOW, batch.state.id, 0, 500)
     with net.hub() as uow:
-        spokes.ingest_chunk(uow, NOW, SPOKE, token)
+        ingest.ingest_chunk(uow, NOW, SPOKE, token)
     return batch.state.number
 
 

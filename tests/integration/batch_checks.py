@@ -57,7 +57,7 @@ def replayed_projection(site: Spoke, batch_id: str) -> dict[str, Any]:
         assert row is not None
         installed = uow.session.get(InstalledRecipe, row.installed_recipe_id)
         procedure = procedure_for(installed.content_hash, installed.compiled)
-        return Batch.replay(procedure, store.ledger(uow.session, batch_id)).projection()
+        return store.projection(Batch.replay(procedure, store.ledger(uow.session, batch_id)))
 
 
 def assert_sound(site: Spoke, batch_id: str) -> int:

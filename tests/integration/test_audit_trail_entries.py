@@ -14,8 +14,8 @@ from integration_helpers import attest, audit_entries, sign_phase
 from support import NOW, PASSWORD, user_ctx
 
 from mes.core.canonical import content_hash
-from mes.core.errors import AccountLocked, AuthenticationFailed
-from mes.services.audit import verify_audit_trail
+from mes.core.errors import AccountLocked, AuthenticationFailed, NotAuthorised
+from mes.services.audit import AuditFilter, read_audit_trail, verify_audit_trail
 from mes.services.context import Context
 from mes.services.terminals import deactivate_terminal, register_terminal
 from mes.services.training import record_training, withdraw_training
@@ -337,3 +337,23 @@ def test_verifying_the_audit_trail_returns_how_many_entries_it_checked(
     entries = audit_entries(make_uow)
     assert [e.seq for e in entries] == [1, 2, 3, 4]
     assert [e.prev for e in entries[1:]] == [e.hash for e in entries[:-1]]
+
+
+@pytest.mark.parametrize("role", ["qa", "admin"])
+def test_qa_and_administrators_read_the_audit_trail_through_its_service(
+    make_uow, create_user, role
+):
+    reader = create_user("reader", roles=[role])
+    create_user("carol")
+    with make_uow() as uow:
+        trail = read_audit_trail(uow, user_ctx(reader), AuditFilter(record_id="carol"))
+    assert [e.action for e in trail.page.entries] == ["user created"]
+    assert trail.page.total == 1
+    assert trail.record_types == ["user"]
+
+
+@pytest.mark.parametrize("role", ["operator", "author"])
+def test_a_user_without_the_role_is_refused_the_audit_trail(make_uow, create_user, role):
+    someone = create_user("someone", roles=[role])
+    with make_uow() as uow, pytest.raises(NotAuthorised, match="not allowed to read the audit"):
+        read_audit_trail(uow, user_ctx(someone), AuditFilter())

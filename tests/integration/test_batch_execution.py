@@ -12,7 +12,7 @@ from support import NOW
 from mes.core.batch import BatchStatus, PhaseStatus
 from mes.core.errors import PhaseOutOfOrder
 from mes.services import batches
-from mes.store.batches import stored_projection
+from mes.store.batches import projection, stored_projection
 
 
 def test_a_batch_runs_end_to_end_and_its_ledger_replays_to_the_stored_state(make_uow):
@@ -50,5 +50,5 @@ def test_a_batch_runs_end_to_end_and_its_ledger_replays_to_the_stored_state(make
     with site.uow() as uow:
         assert batches.verify_batch(uow, site.ctx("sam", later), batch_id) == done.state.last_seq
         stored = stored_projection(uow.session, batch_id)
-    replayed = site.view(batch_id).batch.projection()
+    replayed = projection(site.view(batch_id).batch)
     assert stored == replayed

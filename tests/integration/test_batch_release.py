@@ -30,7 +30,7 @@ from mes.core.errors import AuthenticationFailed, InvalidInput, MesError, NotAut
 from mes.core.keys import SiteKey
 from mes.core.ledger import SealedEntry, seal, verify_chain
 from mes.core.review import Decision, QaState, ReleaseRefused, ReviewClosed
-from mes.services import batches, outbox, review, spokes
+from mes.services import batches, ingest, outbox, review
 from mes.services.context import Context
 from mes.services.esign import Credentials, acknowledge_accountability
 from mes.services.users import add_user
@@ -131,7 +131,7 @@ def send(
     with site.uow() as uow:
         token, _first, last = outbox.chunk_after(uow, at, batch_id, after, size)
     with net.hub() as uow:
-        spokes.ingest_chunk(uow, at, SPOKE, token)
+        ingest.ingest_chunk(uow, at, SPOKE, token)
     return last
 
 
@@ -793,7 +793,7 @@ def test_the_hub_adds_no_entry_to_a_batch_after_its_decision(net):
     with net.hub() as uow:
         before = count_entries(uow, batch_id)
     with pytest.raises(ChunkConflict) as caught, net.hub() as uow:
-        spokes.ingest_chunk(uow, NOW + timedelta(hours=7), SPOKE, token)
+        ingest.ingest_chunk(uow, NOW + timedelta(hours=7), SPOKE, token)
     assert "no entry is added to it after the decision" in caught.value.message
     with net.hub() as uow:
         assert count_entries(uow, batch_id) == before == released.batch.state.last_seq
@@ -827,7 +827,7 @@ def test_a_batch_number_not_of_the_spokes_form_is_refused_at_ingest(net, number)
     from mes.core.errors import ChunkConflict
 
     with net.hub() as uow, pytest.raises(ChunkConflict) as caught:
-        spokes._check_number(uow.session, SPOKE, number)
+        ingest._check_number(uow.session, SPOKE, number)
     assert "is not of the form SPK1-YYYY-NNNN" in caught.value.message
     with net.hub() as uow:
-        spokes._check_number(uow.session, SPOKE, "SPK1-2026-0001")  # the form spokes write
+        ingest._check_number(uow.session, SPOKE, "SPK1-2026-0001")  # the form spokes write

@@ -33,7 +33,7 @@ def test_a_whole_batch_of_each_example_recipe_replays_to_its_stored_projection(m
         installed = uow.session.get(InstalledRecipe, stored["batch"]["installed_recipe_id"])
         procedure = procedure_for(installed.content_hash, installed.compiled)
         verified = batches.verify_batch(uow, site.ctx("sam"), batch_id)
-    replayed = Batch.replay(procedure, ledger).projection()
+    replayed = store.projection(Batch.replay(procedure, ledger))
 
     assert order_insensitive(stored) == order_insensitive(replayed)
     seqs = [r.seq for r in row_entries]

@@ -38,7 +38,7 @@ from mes.core.review import ASSESSMENT_TITLES, ReviewKind
 from mes.pdf.issue import IssuedRecord, issue_record, records_folder
 from mes.pdf.sign import verify_pdf
 from mes.pdf.verify import compare_chains, embedded_file, verify_record_pdf
-from mes.services import batches, outbox, review, spokes
+from mes.services import batches, ingest, outbox, review
 from mes.services.context import Context
 from mes.services.document_certificate import ensure_document_certificate
 from mes.services.esign import Credentials
@@ -92,7 +92,7 @@ def send(net: Network, site: Spoke, batch_id: str) -> None:
     with site.uow() as uow:
         token, _first, _last = outbox.chunk_after(uow, NOW + 6 * HOURS, batch_id, 0, 500)
     with net.hub() as uow:
-        spokes.ingest_chunk(uow, NOW + 6 * HOURS, SPOKE, token)
+        ingest.ingest_chunk(uow, NOW + 6 * HOURS, SPOKE, token)
 
 
 # --- QA at the hub -------------------------------------------------------------------------------

@@ -32,7 +32,8 @@ from mes.core.clock import utc_text
 from mes.core.ledger import GENESIS, SealedEntry, seal
 from mes.core.review import Category, Decision, ReleasePrecedesRecord, ReleaseRefused
 from mes.core.sync import make_chunk
-from mes.services import outbox, spokes
+from mes.services import ingest as hub_ingest
+from mes.services import outbox
 from mes.store import batches as store
 from mes.store.models import SyncEvent
 
@@ -50,9 +51,9 @@ def made(site, at=NOW) -> tuple[str, str]:
     return batch_id, number
 
 
-def ingest(net: Network, token: str, at=RECEIVED) -> spokes.Ack:
+def ingest(net: Network, token: str, at=RECEIVED) -> hub_ingest.Ack:
     with net.hub() as uow:
-        return spokes.ingest_chunk(uow, at, SPOKE, token)
+        return hub_ingest.ingest_chunk(uow, at, SPOKE, token)
 
 
 def test_a_batch_dated_two_weeks_ahead_of_the_hub_is_stored_flagged_and_never_released(net):

@@ -50,6 +50,7 @@ from mes.core.keys import SiteKey
 from mes.core.ledger import SealedEntry, seal
 from mes.core.recipe import load_recipe
 from mes.core.sync import enrollment_code_hash, make_acks, make_chunk, open_chunk, sign_request
+from mes.services import ingest as hub_ingest
 from mes.services import outbox, spokes
 from mes.services.context import Context
 from mes.services.recipes import install_bundle
@@ -333,7 +334,7 @@ def test_enrollment_pins_the_spokes_key_and_answers_with_the_hubs(make_uow, site
     old = sign_request("POST", PATH, b"", site=SPOKE, key=key, at=NOW, nonce="n" * 20)
     with make_uow() as uow:
         refused(
-            lambda: spokes.authenticate(uow, NOW, old, "POST", PATH, b"", skew_seconds=SKEW),
+            lambda: hub_ingest.authenticate(uow, NOW, old, "POST", PATH, b"", skew_seconds=SKEW),
             RequestUnauthenticated,
         )
 
@@ -436,7 +437,7 @@ def test_signed_requests_are_checked_and_replays_refused_by_every_worker(make_uo
         # Each request from its own address, so that each refusal is logged in full.
         source = f"10.8.1.{next(addresses)}"
         with uow_factory() as uow:
-            return spokes.authenticate(
+            return hub_ingest.authenticate(
                 uow, at, headers, "POST", PATH, b"body", skew_seconds=SKEW, source=source
             )
 
@@ -513,7 +514,7 @@ def test_signed_requests_are_checked_and_replays_refused_by_every_worker(make_uo
     assert count(make_uow, SyncNonce) == 2
     with make_uow() as uow:
         refused(
-            lambda: spokes.authenticate(uow, NOW, {}, "POST", PATH, b"", skew_seconds=SKEW),
+            lambda: hub_ingest.authenticate(uow, NOW, {}, "POST", PATH, b"", skew_seconds=SKEW),
             RequestUnauthenticated,
         )
 
@@ -525,7 +526,7 @@ def test_nonces_are_forgotten_once_no_request_could_still_carry_them(make_uow):
     def authenticate(nonce: str, at) -> str:
         headers = sign_request("GET", "/x", b"", site=SPOKE, key=key, at=at, nonce=nonce)
         with make_uow() as uow:
-            return spokes.authenticate(uow, at, headers, "GET", "/x", b"", skew_seconds=SKEW)
+            return hub_ingest.authenticate(uow, at, headers, "GET", "/x", b"", skew_seconds=SKEW)
 
     authenticate("nonce-from-the-morning", NOW)
     keep = timedelta(seconds=2 * SKEW + 60)
@@ -549,9 +550,9 @@ def chunk(site: Spoke, batch_id: str, after: int = 0, size: int = 500) -> tuple[
     return made
 
 
-def ingest(net: Network, token: str, site: str = SPOKE, via: str = "network") -> spokes.Ack:
+def ingest(net: Network, token: str, site: str = SPOKE, via: str = "network") -> hub_ingest.Ack:
     with net.hub() as uow:
-        return spokes.ingest_chunk(uow, NOW + timedelta(hours=6), site, token, via=via)
+        return hub_ingest.ingest_chunk(uow, NOW + timedelta(hours=6), site, token, via=via)
 
 
 def spoke_projection(site: Spoke, batch_id: str) -> dict[str, Any]:
@@ -583,7 +584,7 @@ def test_a_whole_batch_lands_at_the_hub_exactly_as_the_spoke_holds_it(net, tmp_p
     entries = ledger(site, batch_id)
     assert (first, last) == (1, len(entries))
     ack = ingest(net, token)
-    assert ack == spokes.Ack(batch_id, last, 0, last, entries[-1].hash)
+    assert ack == hub_ingest.Ack(batch_id, last, 0, last, entries[-1].hash)
     assert ack.as_json() == {
         "batch": batch_id,
         "stored": last,
@@ -595,8 +596,8 @@ def test_a_whole_batch_lands_at_the_hub_exactly_as_the_spoke_holds_it(net, tmp_p
     assert hub_projection(net, batch_id)["batch"]["status"] == "complete"
     assert hub_entries(net) == entry_rows(net.spoke_sessions)
     with net.hub() as uow:
-        assert spokes.verify_received(uow, batch_id) == last
-        assert spokes.heads_of(uow, SPOKE) == {batch_id: (last, entries[-1].hash)}
+        assert hub_ingest.verify_received(uow, batch_id) == last
+        assert hub_ingest.heads_of(uow, SPOKE) == {batch_id: (last, entries[-1].hash)}
     accepted = events(net.hub, action="ingest")
     assert [
         (e.outcome, e.peer, e.via, e.batch_id, e.first_seq, e.last_seq, e.stored, e.duplicates)
@@ -604,7 +605,7 @@ def test_a_whole_batch_lands_at_the_hub_exactly_as_the_spoke_holds_it(net, tmp_p
     ] == [("accepted", SPOKE, "network", batch_id, 1, last, last, 0)]
     # The same chunk again (the answer was lost): acknowledged, nothing stored twice.
     again = ingest(net, token)
-    assert again == spokes.Ack(batch_id, 0, last, last, entries[-1].hash)
+    assert again == hub_ingest.Ack(batch_id, 0, last, last, entries[-1].hash)
     assert hub_entries(net) == entry_rows(net.spoke_sessions)
     assert [e.stored for e in events(net.hub, action="ingest") if e.stored] == [last]
     # The spoke's mark moves on the hub's answer.
@@ -644,12 +645,12 @@ def test_overlaps_are_stored_once_and_gaps_forks_and_foreign_claims_store_nothin
     entries = ledger(site, batch_id)
     total = len(entries)
     assert total >= 12
-    assert ingest(net, chunk(site, batch_id, 0, 4)[0]) == spokes.Ack(
+    assert ingest(net, chunk(site, batch_id, 0, 4)[0]) == hub_ingest.Ack(
         batch_id, 4, 0, 4, entries[3].hash
     )
     token, first, last = chunk(site, batch_id, 2, 5)
     assert (first, last) == (3, 7)
-    assert ingest(net, token) == spokes.Ack(batch_id, 3, 2, 7, entries[6].hash)
+    assert ingest(net, token) == hub_ingest.Ack(batch_id, 3, 2, 7, entries[6].hash)
     held = hub_entries(net)
     projection = hub_projection(net, batch_id)
     # A chunk that starts after the hub's head: refused with where the hub's copy ends.
@@ -693,11 +694,11 @@ def test_overlaps_are_stored_once_and_gaps_forks_and_foreign_claims_store_nothin
     ]
     # What the spoke does on a gap: send again from the hub's head.
     rest = ingest(net, chunk(site, batch_id, gap.last_seq)[0])
-    assert rest == spokes.Ack(batch_id, total - 7, 0, total, entries[-1].hash)
+    assert rest == hub_ingest.Ack(batch_id, total - 7, 0, total, entries[-1].hash)
     assert hub_projection(net, batch_id) == spoke_projection(site, batch_id)
     assert hub_entries(net) == entry_rows(net.spoke_sessions)
     with net.hub() as uow:
-        assert spokes.verify_received(uow, batch_id) == total
+        assert hub_ingest.verify_received(uow, batch_id) == total
 
 
 def test_a_batch_of_a_recipe_version_not_deployed_to_the_spoke_is_refused(net):
@@ -762,7 +763,7 @@ def test_a_suspended_spoke_or_an_altered_chunk_is_refused_and_logged(net):
     change(net.hub, SPOKE, "revoke", "Left the network")
     refused(lambda: ingest(net, token), SpokeNotActive)
     with site.uow() as uow:  # a spoke ingests nothing
-        refused(lambda: spokes.ingest_chunk(uow, NOW, SPOKE, token), InvalidInput)
+        refused(lambda: hub_ingest.ingest_chunk(uow, NOW, SPOKE, token), InvalidInput)
 
 
 # --- the spoke's outbox -----------------------------------------------------------------------
@@ -1057,7 +1058,7 @@ def test_a_spoke_whose_records_the_hub_holds_cannot_swap_its_key_by_enrolling(ne
     assert "the spoke's key cannot be replaced by enrolling" in caught.value.message
     with net.hub() as uow:
         assert uow.session.get(SpokeRow, SPOKE).key_id == net.spoke_key.public.key_id
-        assert spokes.verify_received(uow, batch_id) > 0  # its records still verify
+        assert hub_ingest.verify_received(uow, batch_id) > 0  # its records still verify
 
 
 __all__ = ["net"]  # the fixture, imported from sync_sites

@@ -34,8 +34,8 @@ from mes.core.lifecycle import Step
 from mes.services import recipes
 from mes.services.context import Context
 from mes.services.esign import Credentials
+from mes.services.ingest import verify_received
 from mes.services.runtime import Runtime, open_runtime
-from mes.services.spokes import verify_received
 from mes.settings import load_settings
 from mes.store.models import Batch as BatchRow
 from mes.store.models import (

@@ -20,8 +20,8 @@ from sqlalchemy import select
 from sync_network import ledger_rows, mes_env, start_batch, stop, wait_for
 
 from mes.cli.serve import free_port
+from mes.services.ingest import verify_received
 from mes.services.runtime import open_runtime
-from mes.services.spokes import verify_received
 from mes.settings import load_settings
 from mes.store.models import Batch as BatchRow
 from mes.store.models import SyncOutbox

@@ -44,7 +44,7 @@ from mes.core.errors import EnrollmentRefused
 from mes.core.keys import SiteKey
 from mes.core.ledger import SealedEntry
 from mes.core.sync import make_chunk, sign_request
-from mes.services import spokes
+from mes.services import ingest, spokes
 from mes.services.runtime import Runtime
 from mes.store.batches import entries_after
 from mes.store.models import AuditEntry, InstalledRecipe
@@ -363,7 +363,7 @@ def test_a_suspended_or_revoked_spoke_is_refused_and_its_records_stay_queued(net
     assert "revoked" in (mark.refusal or "") and "Suite C closed" in (mark.refusal or "")
     assert sorted(ledger_rows(network.hub.runtime, site="SPK3")) == held
     with network.hub.runtime.uow(read_only=True) as uow:
-        assert spokes.verify_received(uow, run.batch_id) == made
+        assert ingest.verify_received(uow, run.batch_id) == made
     assert any("revoked" in r for r in hub_refusals(network, "spoke-not-active"))
     with network.hub.runtime.uow() as uow, pytest.raises(EnrollmentRefused, match="revoked"):
         spokes.issue_enrollment_code(uow, command_context(), "SPK3")

@@ -58,6 +58,7 @@ from mes.core.batch import (
     Procedure,
     format_duration,
 )
+from mes.core.clock import utc_text
 from mes.core.errors import (
     BatchIncomplete,
     BatchNotActive,
@@ -366,8 +367,8 @@ def test_a_phase_starts_at_its_timer_minimum_without_a_deviation():
 
 def test_the_timer_window_is_shown_with_the_phase():
     batch = ready_to_harvest()
-    (row,) = [p for p in batch.projection()["phases"] if p["phase_id"] == "harvest"]
-    assert (row["earliest_start"], row["latest_start"]) == (
+    (phase,) = [p for p in batch.projection().phases if p.phase_id == "harvest"]
+    assert (utc_text(phase.earliest_start), utc_text(phase.latest_start)) == (
         "2026-11-21T11:00:00.000000Z",
         "2026-11-21T13:00:00.000000Z",
     )
@@ -968,14 +969,20 @@ def test_an_instrument_is_shown_in_use_while_its_phase_is_in_progress():
     batch = counting()
     batch.use_equipment("count_cells", 0, COUNTER, "CC-01", OLIVIA, T0, TERMINAL, TODAY)
     assert [
-        e["in_use"] for e in batch.projection()["equipment"] if e["phase_id"] == "count_cells"
+        use.in_use
+        for phase in batch.projection().phases
+        if phase.phase_id == "count_cells"
+        for use in phase.instruments
     ] == [True]
     batch.use_material(
         "count_cells", "MAT-SYRINGE", SYRINGES, "LOT-SYR-001", OLIVIA, T0, TERMINAL, TODAY
     )
     batch.record_values("count_cells", COUNT_VALUES, OLIVIA, T0, TERMINAL)
     sign(batch, Action.PERFORM, OLIVIA, phase_id="count_cells")
-    assert [e["in_use"] for e in batch.projection()["equipment"]] == [False, False]
+    assert [use.in_use for phase in batch.projection().phases for use in phase.instruments] == [
+        False,
+        False,
+    ]
 
 
 def test_a_material_or_slot_the_phase_does_not_have_is_not_found():
@@ -1431,9 +1438,9 @@ def test_a_correction_keeps_the_original_names_the_corrected_entry_and_gives_the
     assert corrected.hash in record["data"]
     assert entry.body["payload"]["manifestation"]["meaning"] == "corrected"
     assert status(batch, "count_cells") == "performed"  # no verification to repeat
-    rows = batch.projection()
-    assert next(p for p in rows["phases"] if p["phase_id"] == "count_cells")["corrections"] == 1
-    assert next(v for v in rows["values"] if v["value_id"] == "viability")["corrections"] == 1
+    phase = next(p for p in batch.projection().phases if p.phase_id == "count_cells")
+    assert phase.corrections == 1
+    assert next(v for v in phase.values if v.value_id == "viability").corrections == 1
 
 
 def test_a_correction_works_out_the_calculations_again_naming_what_they_correct():

@@ -22,7 +22,7 @@ from support import NOW, PASSWORD, user_ctx
 from sync_sites import CLI, SPOKE, Network, twin_database
 
 from mes.core.review import Category, Decision
-from mes.services import batches, outbox, review, spokes
+from mes.services import batches, ingest, outbox, review
 from mes.services.esign import Credentials
 from mes.store.engine import make_engine
 from mes.sync.client import HubClient
@@ -60,7 +60,7 @@ def batch_at_the_hub(net: Network, folder: Path) -> str:
         made = outbox.chunk_after(uow, RECEIVED, batch_id, 0, 500)
     assert made is not None
     with net.hub() as uow:
-        spokes.ingest_chunk(uow, RECEIVED, SPOKE, made[0])
+        ingest.ingest_chunk(uow, RECEIVED, SPOKE, made[0])
     with net.spoke_uow() as uow:  # the spoke knows its hub (as 'mes spoke enroll' records)
         outbox.record_enrollment(uow, CLI, "http://hub.test", "HUB", net.hub_key.public.key_id)
     return batch_id

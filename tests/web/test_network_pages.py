@@ -27,7 +27,7 @@ from mes.core.lifecycle import Step
 from mes.core.passwords import PasswordPolicy
 from mes.core.site import Site
 from mes.core.sync import sign_request
-from mes.services import outbox, recipes, spokes
+from mes.services import ingest, outbox, recipes, spokes
 from mes.services.context import Context
 from mes.services.esign import Credentials, acknowledge_accountability
 from mes.store.engine import make_engine, session_factory
@@ -300,7 +300,7 @@ def received(people, make_uow, tmp_path, sqlite_template, site_key):
     with site.uow() as uow:
         token, _first, last = outbox.chunk_after(uow, NOW, batch.state.id, 0)
     with make_uow() as uow:
-        ack = spokes.ingest_chunk(uow, NOW + timedelta(seconds=1), "SPK1", token)
+        ack = ingest.ingest_chunk(uow, NOW + timedelta(seconds=1), "SPK1", token)
     assert ack.stored == last
     yield site, batch.state.number, token
     engine.dispose()
@@ -339,7 +339,7 @@ def test_a_refused_chunk_is_listed_in_words_at_the_hub(hub_app, received, make_u
     assert "Nothing refused" in words(ada.get("/network/"))
     post_form(ada, "/network/spokes/SPK1/suspend", {"reason": "Audit"}, page="/network/")
     with make_uow() as uow, pytest.raises(SpokeNotActive):
-        spokes.ingest_chunk(uow, NOW + timedelta(minutes=1), "SPK1", token)
+        ingest.ingest_chunk(uow, NOW + timedelta(minutes=1), "SPK1", token)
     page = words(ada.get("/network/"))
     assert (
         "2026-11-21 09:01:00 GMT SPK1 Batch records Spoke SPK1 is suspended at the hub: "

@@ -27,7 +27,7 @@ from test_network_pages import (  # the hub, its people and the batch it receive
 )
 from web_helpers import login, post_form, text
 
-from mes.services import batches, outbox, spokes
+from mes.services import batches, ingest, outbox
 from mes.services.esign import Credentials, acknowledge_accountability
 from mes.store.models import Batch as BatchRow
 from mes.store.models import BatchReview, BatchReviewEntry
@@ -113,7 +113,7 @@ def completed(received, make_uow):
     with site.uow() as uow:  # from the start: what the hub holds already is stored once
         token, _first, last = outbox.chunk_after(uow, LATER, batch_id, 0)
     with make_uow() as uow:
-        ack = spokes.ingest_chunk(uow, LATER + timedelta(seconds=1), "SPK1", token)
+        ack = ingest.ingest_chunk(uow, LATER + timedelta(seconds=1), "SPK1", token)
     assert ack.last_seq == last
     return batch_id, number, deviation
 
@@ -401,7 +401,7 @@ def test_a_batch_dated_two_weeks_after_the_hub_received_it_is_never_released_and
     with site.uow() as uow:
         token, _first, last = outbox.chunk_after(uow, ahead, batch_id, 0)
     with make_uow() as uow:
-        assert spokes.ingest_chunk(uow, NOW + timedelta(days=1), "SPK1", token).flagged
+        assert ingest.ingest_chunk(uow, NOW + timedelta(days=1), "SPK1", token).flagged
     quinn = browser(hub_app, "quinn")
     page = f"/qa/batches/{batch_id}"
     opened = quinn.get(page)

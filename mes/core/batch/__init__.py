@@ -52,7 +52,7 @@ The package, by what each part holds:
 * :mod:`~mes.core.batch.aggregate` — replay, append and apply (the ``_on_<kind>`` handlers);
 * :mod:`~mes.core.batch.recording` — values, calculations, lots, instruments, labels;
 * :mod:`~mes.core.batch.actions` — the actions, their guards, the refusal and the signed records;
-* :mod:`~mes.core.batch.projection` — the rows the store keeps.
+* :mod:`~mes.core.batch.projection` — the batch's current state, typed (the store builds its rows).
 
 :class:`Batch` is these parts put together.
 """

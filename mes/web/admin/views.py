@@ -22,7 +22,7 @@ from mes.core.access import Permission, normalise_username, signing_roles_beside
 from mes.core.audit import describe_changes
 from mes.core.errors import MesError, WeakPassword
 from mes.services import configuration, terminals, training, users
-from mes.store.queries import AuditFilter, audit_page, record_types
+from mes.services.audit import AuditFilter, read_audit_trail
 from mes.web import runtime, terminal_binding
 from mes.web.admin.forms import (
     AdministratorsMaySignForm,
@@ -330,8 +330,8 @@ def audit_trail() -> ResponseReturnValue:
     # Bounded: a huge page number would overflow the database's OFFSET (a 500, not a page).
     page_number = min(whole_number(request.args.get("page")) or 1, 1_000_000) or 1
     with runtime().uow() as uow:
-        page = audit_page(uow.session, flt, page_number)
-        types = record_types(uow.session)
+        trail = read_audit_trail(uow, service_context(), flt, page_number)
+    page, types = trail.page, trail.record_types
     rows = [(entry, describe_changes(entry.old, entry.new)) for entry in page.entries]
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template(

@@ -24,14 +24,9 @@ from mes.core.errors import (
 )
 from mes.services.anchors import countersign_audit_head, read_audit_head_request
 from mes.services.document_certificate import document_certificate_pem
+from mes.services.ingest import authenticate, receive_chunk
 from mes.services.review import review_updates
-from mes.services.spokes import (
-    authenticate,
-    bundle_token,
-    bundles_for,
-    enroll,
-    receive_chunk,
-)
+from mes.services.spokes import bundle_token, bundles_for, enroll
 from mes.settings import SITE_CODE
 from mes.web import api_error_response, error_code, runtime
 from mes.web.helpers import request_source

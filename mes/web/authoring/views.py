@@ -24,7 +24,7 @@ from mes.core.recipe import RecipeInvalid, recipe_schema, recipe_warnings
 from mes.core.recipe_diff import diff_recipes, summary
 from mes.services import recipes
 from mes.services.esign import valid_signatures
-from mes.store.models import RecipeVersion
+from mes.services.recipes import RecipeVersion
 from mes.web import runtime
 from mes.web.authoring.forms import PublishForm, StepForm, UploadForm
 from mes.web.helpers import (

@@ -12,8 +12,7 @@ from typing import Any
 from mes.core.batch import DEVIATION_CATEGORY_TITLES
 from mes.core.chronology import duration
 from mes.core.clock import local_text, parse_utc_text
-from mes.services.spokes import DeviationAlert, NetworkView, SpokeSummary
-from mes.store.models import SyncEvent
+from mes.services.network import DeviationAlert, NetworkView, SpokeSummary, SyncEvent
 
 STATUS_WORDS = {
     "awaiting_enrollment": "awaiting enrollment",

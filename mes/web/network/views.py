@@ -9,7 +9,7 @@ from flask.typing import ResponseReturnValue
 
 from mes.core.access import Permission
 from mes.core.errors import MesError
-from mes.services import spokes
+from mes.services import network, spokes
 from mes.web import runtime
 from mes.web.helpers import requires, service_context
 from mes.web.network.forms import PlainForm, SpokeActionForm, SpokeForm
@@ -23,7 +23,7 @@ REFRESH_SECONDS = 2
 
 def _page() -> dict[str, Any]:
     with runtime().uow(read_only=True) as uow:
-        view = spokes.network(uow, service_context())
+        view = network.network(uow, service_context())
     return network_page(view, runtime().site.time_zone, g.now)
 
 

@@ -10,8 +10,7 @@ from collections import Counter
 from typing import Any
 
 from mes.core.clock import local_text
-from mes.services.outbox import SyncOverview
-from mes.store.models import SyncEvent
+from mes.services.outbox import SyncEvent, SyncOverview
 
 STATE_CLASSES = {"synced": "ok", "pending": "warn", "refused": "bad"}
 OUTCOME_WORDS = {"accepted": "done", "duplicate": "already held", "refused": "refused"}

@@ -1,0 +1,175 @@
+"""The hub's network overview, a read model: its spokes, the open deviations they raised, refusals.
+
+Plain selects over the received batches and the sync log; who may read it is checked by the
+service that wraps it (:func:`mes.services.network.network`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from mes.core.batch import Procedure
+from mes.store.models import Batch, BatchPhase, BatchValue, Deviation, Spoke, SyncEvent
+from mes.store.recipes import version_with_content
+
+ACTIVE_BATCH_STATUSES = ("created", "in_progress", "on_hold")
+
+
+@dataclass(frozen=True)
+class SpokeSummary:
+    """One spoke on the network page."""
+
+    spoke: Spoke
+    batches: int
+    in_progress: int
+    open_deviations: int
+    last_received_at: datetime | None
+    clock_beyond_skew: bool = False  # its clock, as last measured, is off by more than the skew
+
+
+@dataclass(frozen=True)
+class DeviationAlert:
+    """An open deviation received from a spoke: where, which batch, phase and value."""
+
+    id: str
+    site: str
+    batch_id: str
+    batch_number: str
+    phase: str | None
+    value: str | None
+    category: str
+    description: str
+    raised_at: str
+    raised_by: str
+
+
+@dataclass(frozen=True)
+class NetworkView:
+    """The hub's view of its spokes and the open deviations they raised."""
+
+    spokes: list[SpokeSummary]
+    alerts: list[DeviationAlert]
+    refusals: list[SyncEvent]
+    clock_skew_seconds: int = 300
+
+
+def clock_beyond_skew(spoke: Spoke, clock_skew_seconds: int) -> bool:
+    """Whether the spoke's clock, as last measured, is off by more than the allowed skew.
+
+    Then its requests are refused and what it records is dated wrongly.
+    """
+    offset = spoke.clock_offset_seconds
+    return offset is not None and abs(offset) > clock_skew_seconds
+
+
+def network_overview(
+    session: Session, *, clock_skew_seconds: int, alerts_limit: int = 50
+) -> NetworkView:
+    """Spokes with their batches and open deviations, the newest deviations, recent refusals."""
+    counts = {
+        site: (total, active)
+        for site, total, active in session.execute(
+            select(
+                Batch.site,
+                func.count(),
+                func.sum(case((Batch.status.in_(ACTIVE_BATCH_STATUSES), 1), else_=0)),
+            ).group_by(Batch.site)
+        ).all()
+    }
+    open_by_site = dict(
+        session.execute(
+            select(Batch.site, func.count())
+            .join(Deviation, Deviation.batch_id == Batch.id)
+            .where(Deviation.status == "open")
+            .group_by(Batch.site)
+        ).all()
+    )
+    last = dict(
+        session.execute(
+            select(SyncEvent.peer, func.max(SyncEvent.at))
+            .where(SyncEvent.action == "ingest", SyncEvent.outcome == "accepted")
+            .group_by(SyncEvent.peer)
+        ).all()
+    )
+    spokes = [
+        SpokeSummary(
+            spoke=s,
+            batches=counts.get(s.code, (0, 0))[0],
+            in_progress=int(counts.get(s.code, (0, 0))[1] or 0),
+            open_deviations=open_by_site.get(s.code, 0),
+            last_received_at=last.get(s.code),
+            clock_beyond_skew=clock_beyond_skew(s, clock_skew_seconds),
+        )
+        for s in session.execute(select(Spoke).order_by(Spoke.code)).scalars()
+    ]
+    alerts = [
+        _alert(session, deviation, batch)
+        for deviation, batch in session.execute(
+            select(Deviation, Batch)
+            .join(Batch, Batch.id == Deviation.batch_id)
+            .where(Deviation.status == "open")
+            .order_by(Deviation.raised_at.desc())
+            .limit(alerts_limit)
+        ).all()
+    ]
+    refusals = list(
+        session.execute(
+            select(SyncEvent)
+            .where(SyncEvent.outcome == "refused")
+            .order_by(SyncEvent.id.desc())
+            .limit(20)
+        ).scalars()
+    )
+    return NetworkView(spokes, alerts, refusals, clock_skew_seconds)
+
+
+def _alert(session: Session, deviation: Deviation, batch: Batch) -> DeviationAlert:
+    """A deviation as the network page shows it: the phase's name, the value with its label."""
+    phase_name = None
+    value_text = None
+    if deviation.phase_id:
+        phase_name = session.execute(
+            select(BatchPhase.name).where(
+                BatchPhase.batch_id == deviation.batch_id, BatchPhase.phase_id == deviation.phase_id
+            )
+        ).scalar_one_or_none()
+        if deviation.value_id:
+            value = session.execute(
+                select(BatchValue.value).where(
+                    BatchValue.batch_id == deviation.batch_id,
+                    BatchValue.phase_id == deviation.phase_id,
+                    BatchValue.value_id == deviation.value_id,
+                )
+            ).scalar_one_or_none()
+            if value is not None:
+                spec = _value_spec(session, batch, deviation.phase_id, deviation.value_id)
+                label = str(spec.get("label") or deviation.value_id)
+                unit = f" {spec['unit']}" if spec.get("unit") else ""
+                value_text = f"{label}: {value}{unit}"
+    return DeviationAlert(
+        id=deviation.id,
+        site=batch.site,
+        batch_id=deviation.batch_id,
+        batch_number=batch.number,
+        phase=phase_name or deviation.phase_id,
+        value=value_text,
+        category=deviation.category,
+        description=deviation.description,
+        raised_at=deviation.raised_at,
+        raised_by=deviation.raised_by,
+    )
+
+
+def _value_spec(session: Session, batch: Batch, phase_id: str, value_id: str) -> dict[str, Any]:
+    """The recipe's declaration of a value (label, unit), from the version the batch ran."""
+    version = version_with_content(session, batch.content_hash)
+    if version is None:
+        return {}
+    plan = Procedure(json.loads(version.compiled)).phases.get(phase_id)
+    return dict((plan.value_spec(value_id) if plan else None) or {})

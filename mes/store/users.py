@@ -1,0 +1,68 @@
+"""User accounts as stored: the users, their roles, and the hashes of their earlier passwords."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mes.store.models import PasswordHistory, User
+
+
+def user(session: Session, user_id: str | None, *, lock: bool = False) -> User | None:
+    """The user with this ID (its row locked for the transaction when ``lock``), or None."""
+    if user_id is None:
+        return None
+    return session.get(User, user_id, with_for_update=lock or None)
+
+
+def lock_user(session: Session, user_id: str) -> None:
+    """Lock the user's row for the rest of the transaction."""
+    session.execute(select(User.id).where(User.id == user_id).with_for_update())
+
+
+def user_named(session: Session, username: str) -> User | None:
+    """The user with this user ID (the name they log in with), or None."""
+    return session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+
+
+def username_taken(session: Session, username: str) -> bool:
+    """Whether a user with this user ID exists or ever existed (users are never deleted)."""
+    return session.execute(select(User.id).where(User.username == username)).first() is not None
+
+
+def password_hash_of(session: Session, user_id: str) -> str | None:
+    """The user's stored password hash, or None when there is no such user."""
+    return session.execute(
+        select(User.password_hash).where(User.id == user_id)
+    ).scalar_one_or_none()
+
+
+def password_hash_named(session: Session, username: str) -> str | None:
+    """The stored password hash of the user with this user ID, or None."""
+    return session.execute(
+        select(User.password_hash).where(User.username == username)
+    ).scalar_one_or_none()
+
+
+def keep_password_hash(session: Session, user_id: str, password_hash: str, at: datetime) -> None:
+    """Remember a password the user set (its hash), so it is not reused."""
+    session.add(PasswordHistory(user_id=user_id, password_hash=password_hash, set_at=at))
+
+
+def earlier_password_hashes(session: Session, user_id: str, depth: int) -> list[str]:
+    """The hashes of the user's last ``depth`` passwords, newest first."""
+    return list(
+        session.execute(
+            select(PasswordHistory.password_hash)
+            .where(PasswordHistory.user_id == user_id)
+            .order_by(PasswordHistory.id.desc())
+            .limit(depth)
+        ).scalars()
+    )
+
+
+def all_users(session: Session) -> list[User]:
+    """Every user ever created, active first, by user ID."""
+    return list(session.execute(select(User).order_by(User.active.desc(), User.username)).scalars())
