@@ -41,6 +41,7 @@ from itertools import pairwise
 from typing import Any
 
 from mes.core.canonical import content_hash
+from mes.core.recipe import PhaseOrdering
 from mes.core.units import UNITS
 
 NAMESPACE = "http://www.mesa.org/xml/B2MML"
@@ -186,7 +187,10 @@ def _value(
 
 
 def _steps(
-    parent: ET.Element, elements: Sequence[Element], version: str, ordering: str = "sequence"
+    parent: ET.Element,
+    elements: Sequence[Element],
+    version: str,
+    ordering: str = PhaseOrdering.SEQUENCE,
 ) -> None:
     """ProcedureLogic: links first, then one step per element (xsd:sequence Link*, Step*).
 
@@ -196,10 +200,10 @@ def _steps(
     """
     logic = _child(parent, "ProcedureLogic")
     ids = [element["id"] for element in elements]
-    if ordering == "sequence":
+    if ordering == PhaseOrdering.SEQUENCE:
         for number, (first, following) in enumerate(pairwise(ids), start=1):
             _link(logic, f"L{number}", [first], [following], "ControlLink")
-    elif ordering == "parallel":
+    elif ordering == PhaseOrdering.PARALLEL:
         _link(logic, "L1", [], ids, "ParallelDivergent")
         _link(logic, "L2", ids, [], "ParallelConvergent")
     else:

@@ -27,6 +27,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from enum import StrEnum
 from functools import cache, cached_property
 from importlib import resources
 from typing import Any
@@ -55,6 +56,34 @@ MAX_DURATION = "3650 d"  # ten years: longer is a typing error (and no longer ex
 MAX_SAFE_INTEGER = 2**53 - 1  # the largest integer canonical JSON (RFC 8785) represents exactly
 # Texts that may span lines (a line break, a tab); every other text of a recipe is one line.
 FREE_TEXT_FIELDS = frozenset({"description", "instructions", "change_reason", "help"})
+
+
+class PhaseOrdering(StrEnum):
+    """How the phases of an operation may run (the recipe's ``ordering``, ISA-88 procedural)."""
+
+    SEQUENCE = "sequence"
+    ANY_ORDER = "any_order"
+    PARALLEL = "parallel"
+
+
+@dataclass(frozen=True)
+class OrderingWords:
+    """How an ordering is said: in a sentence, as an operation's heading, in a list of changes."""
+
+    running: str  # the operator's page and the batch record: "phases one after another"
+    heading: str  # the recipe as shown: "Phases in this order"
+    change: str  # the changes between two versions, and the command line: "in sequence"
+
+
+ORDERING_WORDS = {
+    PhaseOrdering.SEQUENCE: OrderingWords(
+        "one after another", "Phases in this order", "in sequence"
+    ),
+    PhaseOrdering.ANY_ORDER: OrderingWords(
+        "in any order, one at a time", "Phases in any order", "in any order"
+    ),
+    PhaseOrdering.PARALLEL: OrderingWords("at the same time", "Phases in parallel", "in parallel"),
+}
 
 Path = tuple[str | int, ...]
 
@@ -697,7 +726,7 @@ class _Checker:
                         index,
                         phase_path,
                         path_text(op_path),  # not its ID, which may be a duplicate
-                        operation.get("ordering", "sequence"),
+                        operation.get("ordering", PhaseOrdering.SEQUENCE.value),
                         values,
                         options,
                         frozenset(
@@ -737,7 +766,9 @@ class _Checker:
         if target == info.id:
             self.problem(path, f"{what} refers to its own phase '{target}'", at=at)
             return False
-        same_group = referred.operation == info.operation and info.ordering != "sequence"
+        same_group = (
+            referred.operation == info.operation and info.ordering != PhaseOrdering.SEQUENCE
+        )
         if same_group:
             self.sibling_edges.setdefault(info.id, set()).add(target)
             return True
@@ -1259,7 +1290,7 @@ def compile_recipe(data: Mapping[str, Any]) -> dict[str, Any]:
                         "id": op["id"],
                         "name": op["name"],
                         "description": _text_or_none(op.get("description")),
-                        "ordering": op.get("ordering", "sequence"),
+                        "ordering": op.get("ordering", PhaseOrdering.SEQUENCE.value),
                         "phases": [_compile_phase(phase) for phase in op["phases"]],
                     }
                     for op in unit["operations"]

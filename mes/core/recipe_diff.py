@@ -23,6 +23,8 @@ from collections.abc import Callable, Container, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mes.core.recipe import ORDERING_WORDS
+
 ADDED = "added"
 REMOVED = "removed"
 CHANGED = "changed"
@@ -46,7 +48,6 @@ INPUT_TYPES = {
     "datetime": "date and time",
     "barcode": "barcode",
 }
-ORDERINGS = {"sequence": "in sequence", "any_order": "in any order", "parallel": "in parallel"}
 DURATION_UNITS = (("d", 86400), ("h", 3600), ("min", 60))
 SEPARATOR = " \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK} "  # between the levels of `where`
 
@@ -604,7 +605,7 @@ class _Differ:
                     "ordering",
                     before["ordering"],
                     after["ordering"],
-                    ORDERINGS.get,
+                    lambda ordering: ORDERING_WORDS[ordering].change,
                 )
             self.phases(before, after, new_unit)
             previous = after

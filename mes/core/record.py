@@ -35,6 +35,7 @@ from mes.core.esign import Meaning
 from mes.core.identity import identity_text
 from mes.core.ledger import SealedEntry
 from mes.core.limits import STATUS_TITLES, LimitStatus, limits_text
+from mes.core.recipe import ORDERING_WORDS
 
 if TYPE_CHECKING:  # a record without a review (at the spoke) needs nothing of the QA workflow
     from mes.core.review import ReviewState
@@ -475,13 +476,6 @@ class BatchRecord:
         return sum(len(op.phases) for unit in self.units for op in unit.operations)
 
 
-ORDERING_WORDS = {
-    "sequence": "one after another",
-    "any_order": "in any order, one at a time",
-    "parallel": "at the same time",
-}
-
-
 def _who(actor: Any) -> str:
     return f"{actor.name} ({actor.username})" if actor is not None else ""
 
@@ -622,7 +616,7 @@ def _units(
                 OperationSection(
                     id=op["id"],
                     name=op["name"],
-                    ordering=ORDERING_WORDS.get(op["ordering"], op["ordering"]),
+                    ordering=ORDERING_WORDS[op["ordering"]].running,
                     phases=tuple(phases),
                 )
                 for op, phases in operations

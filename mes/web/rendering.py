@@ -23,16 +23,12 @@ from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 from markupsafe import Markup
 
+from mes.core.recipe import ORDERING_WORDS
 from mes.core.recipe_diff import INPUT_TYPES, ROLES
 
 SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
 _SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*):", re.IGNORECASE)
 
-ORDERING_WORDS = {
-    "sequence": "Phases in this order",
-    "any_order": "Phases in any order",
-    "parallel": "Phases in parallel",
-}
 MODALITY_WORDS = {
     "autologous_cell": "autologous cell therapy",
     "allogeneic_cell": "allogeneic cell therapy",
@@ -173,9 +169,7 @@ def procedure_in_words(compiled: Mapping[str, Any]) -> dict[str, Any]:
     recipe["expected_duration_text"] = duration_text(recipe.get("expected_duration_seconds"))
     for unit in recipe["unit_procedures"]:
         for operation in unit["operations"]:
-            operation["ordering_text"] = ORDERING_WORDS.get(
-                operation["ordering"], operation["ordering"]
-            )
+            operation["ordering_text"] = ORDERING_WORDS[operation["ordering"]].heading
             for phase in operation["phases"]:
                 _phase_in_words(phase, names)
     return recipe

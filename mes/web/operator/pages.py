@@ -24,6 +24,7 @@ from mes.core.batch import (
 from mes.core.clock import as_utc, local_text, parse_utc_text, utc_text
 from mes.core.identity import identity_text
 from mes.core.limits import STATUS_TITLES, LimitStatus, limits_text
+from mes.core.recipe import ORDERING_WORDS
 from mes.core.record import manifestation_text, shown_value
 
 STATUS_CLASSES = {
@@ -33,11 +34,6 @@ STATUS_CLASSES = {
     PhaseStatus.PERFORMED: "ok",
     PhaseStatus.VERIFIED: "ok",
     PhaseStatus.SKIPPED: "muted",
-}
-ORDERING_WORDS = {
-    "sequence": "one after another",
-    "any_order": "in any order, one at a time",
-    "parallel": "at the same time",
 }
 
 
@@ -86,7 +82,7 @@ def procedure_progress(batch: Batch, time_zone: str) -> list[dict[str, Any]]:
                 {
                     "id": plan.operation["id"],
                     "name": plan.operation["name"],
-                    "ordering": ORDERING_WORDS[plan.ordering],
+                    "ordering": ORDERING_WORDS[plan.ordering].running,
                     "phases": [],
                 }
             )
@@ -265,7 +261,7 @@ def phase_page(
         "name": plan.name,
         "unit_procedure": plan.unit_procedure["name"],
         "operation": plan.operation["name"],
-        "ordering": ORDERING_WORDS[plan.ordering],
+        "ordering": ORDERING_WORDS[plan.ordering].running,
         "status": phase.status.value,
         "status_title": _phase_status_title(batch, phase_id),
         "css": STATUS_CLASSES[phase.status],

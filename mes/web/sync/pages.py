@@ -10,11 +10,11 @@ from collections import Counter
 from typing import Any
 
 from mes.core.clock import local_text
+from mes.core.sync import SYNC_OUTCOME_WORDS
 from mes.services.outbox import SyncOverview
 from mes.store.models import SyncEvent
 
 STATE_CLASSES = {"synced": "ok", "pending": "warn", "refused": "bad"}
-OUTCOME_WORDS = {"accepted": "done", "duplicate": "already held", "refused": "refused"}
 OUTCOME_CLASSES = {"accepted": "ok", "duplicate": "ok", "refused": "bad"}
 
 
@@ -92,7 +92,9 @@ def sync_page(view: SyncOverview, time_zone: str) -> dict[str, Any]:
             {
                 "when": local_text(e.at, time_zone),
                 "words": event_words(e, numbers),
-                "outcome": "unreachable" if _outage(e) else OUTCOME_WORDS.get(e.outcome, e.outcome),
+                "outcome": "unreachable"
+                if _outage(e)
+                else SYNC_OUTCOME_WORDS.get(e.outcome, e.outcome),
                 "css": "warn" if _outage(e) else OUTCOME_CLASSES.get(e.outcome, "muted"),
                 "via": "transfer file" if e.via == "file" else "network",
                 "refused": e.outcome == "refused" and not _outage(e),
