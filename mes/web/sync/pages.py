@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from mes.core.batch import BATCH_STATUS_TITLES
 from mes.core.clock import local_text
 from mes.core.sync import SYNC_OUTCOME_WORDS
 from mes.services.outbox import SyncOverview
@@ -66,7 +67,7 @@ def sync_page(view: SyncOverview, time_zone: str) -> dict[str, Any]:
             "id": b.id,
             "number": b.number,
             "recipe": f"{b.recipe_code} v{b.recipe_version}",
-            "status": b.status.replace("_", " "),
+            "status": BATCH_STATUS_TITLES[b.status].lower(),
             "state": state.state,
             "text": state.words(time_zone),
             "css": STATE_CLASSES.get(state.state, "warn"),
