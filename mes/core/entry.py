@@ -12,8 +12,8 @@ who, when and what; ALCOA+: attributable, contemporaneous.)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 from mes.core.audit import Actor
@@ -47,32 +47,16 @@ class EntryBody:
 
     def as_dict(self) -> dict[str, Any]:
         """The body as it is hashed, signed, stored and sent (its canonical JSON is the entry)."""
-        return {
-            "batch": self.batch,
-            "seq": self.seq,
-            "prev": self.prev,
-            "at": self.at,
-            "site": self.site,
-            "terminal": self.terminal,
-            "actor": self.actor.as_dict(),
-            "kind": str(self.kind),  # an EntryKind is written as its plain value
-            "payload": dict(self.payload),
-        }
+        body = {f.name: getattr(self, f.name) for f in fields(self)}
+        body["actor"] = self.actor.as_dict()
+        body["kind"] = str(self.kind)  # an EntryKind is written as its plain value
+        body["payload"] = dict(self.payload)
+        return body
 
     @classmethod
     def of(cls, body: Mapping[str, Any]) -> EntryBody:
         """The typed form of a body this site sealed or already checked (no check again)."""
-        return cls(
-            batch=body["batch"],
-            seq=body["seq"],
-            prev=body["prev"],
-            at=body["at"],
-            site=body["site"],
-            terminal=body["terminal"],
-            actor=Actor.from_dict(body["actor"]),
-            kind=body["kind"],
-            payload=body["payload"],
-        )
+        return cls(**{**body, "actor": Actor.from_dict(body["actor"])})
 
 
 def _well_formed(item: Any) -> bool:
@@ -104,12 +88,20 @@ def read_sealed_entry(item: Any) -> SealedEntry:
 
     The body must hold exactly :class:`EntryBody`'s fields with their types: the stores keep each
     field in its own column, so a body with a field more or less could not be stored as it was
-    hashed. Raises :class:`MalformedEntry`; whoever reads says in its own words what was wrong.
-    Hash and signature are verified afterwards against the chain and the sealing site's key.
+    hashed. Raises :class:`MalformedEntry`. Hash and signature are verified afterwards against
+    the chain and the sealing site's key.
     """
     if not _well_formed(item):
         raise MalformedEntry("not an entry of a batch's chains")
     return SealedEntry(body=item["body"], hash=item["hash"], signature=item["signature"])
+
+
+def read_sealed_entries(items: Iterable[Any], refusal: Exception) -> list[SealedEntry]:
+    """Every item read by :func:`read_sealed_entry`; ``refusal`` (the reader's words) if one is not."""
+    try:
+        return [read_sealed_entry(item) for item in items]
+    except MalformedEntry:
+        raise refusal from None
 
 
 __all__ = [
@@ -118,5 +110,6 @@ __all__ = [
     "MAX_SEQ",
     "EntryBody",
     "MalformedEntry",
+    "read_sealed_entries",
     "read_sealed_entry",
 ]

@@ -34,7 +34,7 @@ from joserfc.jwk import OKPKey
 
 from mes.core.canonical import canonical_json, content_hash, strict_loads
 from mes.core.clock import parse_utc_text, utc_text
-from mes.core.entry import MalformedEntry, read_sealed_entry
+from mes.core.entry import read_sealed_entries
 from mes.core.errors import (
     ChunkConflict,
     ChunkGap,
@@ -213,7 +213,17 @@ def open_chunk(token: str, spoke_key: SitePublicKey, site_code: str) -> Chunk:
         raise ChunkTampered(
             f"The chunk says it comes from {payload['site']}, but it was sent as {site_code}."
         )
-    entries = tuple(_entry(item) for item in payload["entries"])
+    # A body with a field more or less could not be stored as it was hashed (a column a field).
+    entries = tuple(
+        read_sealed_entries(
+            payload["entries"],
+            ChunkUnreadable(
+                "An entry of the chunk is not a ledger entry of this format (body with exactly "
+                "the ledger's fields, hash, signature).",
+                what_to_do="Check that hub and spoke run compatible versions.",
+            ),
+        )
+    )
     batch = payload["batch"]
     for index, entry in enumerate(entries):
         body = entry.body
@@ -274,18 +284,6 @@ def _chunk_payload(raw: bytes) -> dict[str, Any]:
             what_to_do="Check that hub and spoke run compatible versions.",
         )
     return payload
-
-
-def _entry(item: Any) -> SealedEntry:
-    """A ledger entry exactly as the ledger defines it (:func:`mes.core.entry.read_sealed_entry`)."""
-    try:
-        return read_sealed_entry(item)
-    except MalformedEntry:
-        raise ChunkUnreadable(
-            "An entry of the chunk is not a ledger entry of this format (body with exactly the "
-            "ledger's fields, hash, signature).",
-            what_to_do="Check that hub and spoke run compatible versions.",
-        ) from None
 
 
 # --- what of a chunk is new ----------------------------------------------------------------

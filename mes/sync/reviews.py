@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from mes.core.entry import MalformedEntry, read_sealed_entry
+from mes.core.entry import read_sealed_entries
 from mes.core.ledger import SealedEntry
 
 MAX_ENTRIES = 20_000  # far above what the hub sends at once (about 2,000)
@@ -27,16 +27,6 @@ def entries_json(entries: Iterable[SealedEntry]) -> list[dict[str, Any]]:
     return [e.as_dict() for e in entries]
 
 
-def _entry(item: Any) -> SealedEntry:
-    try:
-        return read_sealed_entry(item)
-    except MalformedEntry:
-        raise UnreadableReviews(
-            "an entry is not a review entry of this format (body with exactly the ledger's "
-            "fields, hash, signature)"
-        ) from None
-
-
 def read_entries(items: Any, asked: Mapping[str, int] | None = None) -> list[SealedEntry]:
     """Review entries from their JSON form; :class:`UnreadableReviews` if any is malformed.
 
@@ -47,7 +37,13 @@ def read_entries(items: Any, asked: Mapping[str, int] | None = None) -> list[Sea
         raise UnreadableReviews("the entries are not a list")
     if len(items) > MAX_ENTRIES:
         raise UnreadableReviews(f"more than {MAX_ENTRIES:,} entries at once")
-    entries = [_entry(item) for item in items]
+    entries = read_sealed_entries(
+        items,
+        UnreadableReviews(
+            "an entry is not a review entry of this format (body with exactly the ledger's "
+            "fields, hash, signature)"
+        ),
+    )
     if asked is not None:
         for entry in entries:
             batch = entry.body["batch"]

@@ -4,18 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    CheckConstraint,
-    Index,
-    Integer,
-    String,
-    Text,
-)
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.schema import CheckConstraint, Index
+from sqlalchemy.types import JSON, Integer, String, Text
 
 from mes.core.audit import EntryKind
-from mes.store.models.base import Base, known
+from mes.store.models.base import Base, SealedColumns, known
 
 
 class ChainHead(Base):
@@ -32,7 +26,7 @@ class ChainHead(Base):
     signature: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 
-class AuditEntry(Base):
+class AuditEntry(SealedColumns, Base):
     """One entry of the site's audit chain (append-only; see mes.core.audit)."""
 
     __tablename__ = "audit_entries"
@@ -44,14 +38,7 @@ class AuditEntry(Base):
         Index("ix_audit_entries_at", "at"),
     )
 
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     prev: Mapped[str] = mapped_column(String(64), unique=True)
-    at: Mapped[str] = mapped_column(String(27))  # UTC text exactly as hashed
-    site: Mapped[str] = mapped_column(String(12))
-    terminal: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    actor_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
-    actor_username: Mapped[str] = mapped_column(String(32))
-    actor_name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(16))
     action: Mapped[str] = mapped_column(String(64))
     record_type: Mapped[str] = mapped_column(String(64))
@@ -59,8 +46,6 @@ class AuditEntry(Base):
     old: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     new: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
-    hash: Mapped[str] = mapped_column(String(64), unique=True)
-    signature: Mapped[str] = mapped_column(String(100))
 
     def body(self) -> dict[str, Any]:
         """The entry's content exactly as it was hashed and signed."""

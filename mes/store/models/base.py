@@ -6,8 +6,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import CheckConstraint, DateTime, MetaData
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy import CheckConstraint, DateTime, Integer, MetaData, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from mes.core.clock import as_utc
@@ -45,6 +45,23 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         """Return UTC-aware datetimes."""
         return None if value is None else as_utc(value)
+
+
+class SealedColumns:
+    """The columns every hash-chained entry has: where it stands, when, where, who, its seal.
+
+    (mes.core.ledger; the audit chain, a batch's ledger and its review chain.)
+    """
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[str] = mapped_column(String(27))  # UTC text exactly as hashed
+    site: Mapped[str] = mapped_column(String(12))
+    terminal: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    actor_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    actor_username: Mapped[str] = mapped_column(String(32))
+    actor_name: Mapped[str] = mapped_column(String(200))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    signature: Mapped[str] = mapped_column(String(100))
 
 
 class Base(DeclarativeBase):

@@ -9,24 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    CheckConstraint,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-)
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.schema import CheckConstraint, ForeignKey, Index, UniqueConstraint
+from sqlalchemy.types import JSON, Boolean, Integer, String, Text
 
 from mes.core.audit import Actor
 from mes.core.batch import BatchStatus, DeviationStatus, PhaseStatus
 from mes.core.entry import EntryBody
 from mes.core.review import Decision
-from mes.store.models.base import Base, known
+from mes.store.models.base import Base, SealedColumns, known
 
 
 class Counter(Base):
@@ -71,21 +62,12 @@ class Batch(Base):
     head_signature: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 
-class _ChainRow:
-    """The columns of a hash-chained entry of a batch (see mes.core.ledger)."""
+class _ChainRow(SealedColumns):
+    """The columns of a hash-chained entry of a batch (see mes.core.entry)."""
 
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     prev: Mapped[str] = mapped_column(String(64))
-    at: Mapped[str] = mapped_column(String(27))
-    site: Mapped[str] = mapped_column(String(12))
-    terminal: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    actor_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
-    actor_username: Mapped[str] = mapped_column(String(32))
-    actor_name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    hash: Mapped[str] = mapped_column(String(64), unique=True)
-    signature: Mapped[str] = mapped_column(String(100))
     batch_id: str
 
     def body(self) -> dict[str, Any]:
@@ -93,36 +75,24 @@ class _ChainRow:
         return chain_body(self).as_dict()
 
 
+# How the columns of a chained entry hold its body (mes.core.entry.EntryBody).
+_SAME_NAME = ("seq", "prev", "at", "site", "terminal", "kind", "payload")
+_ACTOR = {"actor_id": "user_id", "actor_username": "username", "actor_name": "name"}
+
+
 def chain_body(row: Any) -> EntryBody:
     """The body of a chained entry from its columns (a row of either chain table, or its object)."""
+    actor = Actor(**{field: getattr(row, column) for column, field in _ACTOR.items()})
     return EntryBody(
-        batch=row.batch_id,
-        seq=row.seq,
-        prev=row.prev,
-        at=row.at,
-        site=row.site,
-        terminal=row.terminal,
-        actor=Actor(user_id=row.actor_id, username=row.actor_username, name=row.actor_name),
-        kind=row.kind,
-        payload=row.payload,
+        batch=row.batch_id, actor=actor, **{name: getattr(row, name) for name in _SAME_NAME}
     )
 
 
 def chain_columns(body: EntryBody) -> dict[str, Any]:
     """The columns of either chain table that hold ``body`` (the inverse of :func:`chain_body`)."""
-    return {
-        "batch_id": body.batch,
-        "seq": body.seq,
-        "prev": body.prev,
-        "at": body.at,
-        "site": body.site,
-        "terminal": body.terminal,
-        "actor_id": body.actor.user_id,
-        "actor_username": body.actor.username,
-        "actor_name": body.actor.name,
-        "kind": body.kind,
-        "payload": body.payload,
-    }
+    columns = {name: getattr(body, name) for name in _SAME_NAME}
+    columns.update({column: getattr(body.actor, field) for column, field in _ACTOR.items()})
+    return {"batch_id": body.batch, **columns}
 
 
 class BatchEntry(_ChainRow, Base):

@@ -4,16 +4,9 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import (
-    Boolean,
-    Date,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-)
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.schema import ForeignKey, Index
+from sqlalchemy.types import Boolean, Date, Integer, String, Text
 
 from mes.core.equipment import EquipmentStatus
 from mes.core.materials import LotStatus

@@ -5,18 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    CheckConstraint,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-)
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.schema import CheckConstraint, ForeignKey, Index
+from sqlalchemy.types import JSON, Boolean, Float, Integer, String, Text
 
 from mes.core.keys import SitePublicKey
 from mes.core.site import SpokeStatus
