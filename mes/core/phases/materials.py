@@ -1,0 +1,305 @@
+"""Materials: the lot scanned for each material a phase uses, checked before it is recorded.
+
+A lot that is unknown, of another material, rejected, quarantined or expired is refused at the
+scan, and the refused scan is kept in the record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from mes.core.audit import Actor
+from mes.core.batch.machines import EntryKind
+from mes.core.batch.state import LotInfo, Outcome
+from mes.core.errors import (
+    LotExpired,
+    LotQuarantined,
+    LotRejected,
+    MesError,
+    NotFound,
+    UnknownLot,
+    WrongMaterial,
+)
+from mes.core.phases.base import PageForm, PhaseKind, Site, Spec
+from mes.core.phases.values import _local, _phase_name, _who
+from mes.core.phases.words import ADDED, REMOVED, quantity, quoted
+
+if TYPE_CHECKING:
+    from xml.etree import ElementTree as ET
+
+    from mes.core.batch import Batch, Operator, PhasePlan, PhaseState
+    from mes.core.ledger import SealedEntry
+
+
+@dataclass(frozen=True)
+class MaterialLine:
+    """A lot used in a phase."""
+
+    code: str
+    name: str
+    lot: str
+    quantity: str
+    expiry: str
+    lot_status: str
+    by: str
+    at_text: str
+    css = ""
+    changes = ()
+
+    @property
+    def text(self) -> str:
+        """The lot as the printed record shows it."""
+        status = f", {self.lot_status}" if self.lot_status else ""
+        return (
+            f"Material {self.name} ({self.code}): lot {self.lot}, {self.quantity}, expiry "
+            f"{self.expiry}{status} — {self.by}, {self.at_text}"
+        )
+
+
+def use_material(
+    batch: Batch,
+    phase_id: str,
+    material_code: str,
+    lot: LotInfo | None,
+    scanned: str,
+    who: Operator,
+    at: datetime,
+    terminal: str | None,
+    today: date,
+) -> Outcome:
+    """Record the lot scanned for one of the phase's materials, or refuse it.
+
+    Refused (and the refused scan kept in the record): unknown, of another material,
+    rejected, quarantined, expired.
+    """
+    plan, _phase = batch._in_progress(phase_id)
+    batch._performer_checks(plan, who, f"record materials in '{plan.name}'")
+    spec = next((m for m in plan.spec["materials"] if m["code"] == material_code), None)
+    if spec is None:
+        raise NotFound(f"'{plan.name}' uses no material {material_code}.")
+    mark = len(batch.new_entries)
+    refusal = lot_refusal(spec, lot, scanned, today)
+    if refusal is not None:
+        batch._refused(phase_id, "material", material_code, scanned, refusal, who, at, terminal)
+        return Outcome(tuple(batch.new_entries[mark:]), refusal)
+    assert lot is not None
+    batch._append(
+        EntryKind.MATERIAL_USED,
+        {
+            "phase": phase_id,
+            "material": material_code,
+            "material_name": spec["name"],
+            "lot": lot.lot_number,
+            "expiry": lot.expiry.isoformat(),
+            "lot_status": lot.status,
+            "quantity": spec["quantity"],
+            "unit": spec["unit"],
+        },
+        who.actor,
+        at,
+        terminal,
+    )
+    return Outcome(tuple(batch.new_entries[mark:]))
+
+
+def lot_refusal(spec: Spec, lot: LotInfo | None, scanned: str, today: date) -> MesError | None:
+    """Why a scanned lot may not be used for the material ``spec`` (None: it may)."""
+    name = f"{spec['name']} ({spec['code']})"
+    if lot is None:
+        return UnknownLot(
+            f"No lot '{scanned.strip()}' is registered at this site.",
+            what_to_do=f"Scan the lot label of {name}, or ask for the lot to be registered.",
+        )
+    if lot.material_code != spec["code"]:
+        return WrongMaterial(
+            f"Lot {lot.lot_number} is {lot.material_name} ({lot.material_code}), not {name}.",
+            what_to_do=f"Take a lot of {name}.",
+        )
+    if lot.status == "rejected":
+        return LotRejected(
+            f"Lot {lot.lot_number} of {name} was rejected by QA.",
+            what_to_do="Do not use it; take a released lot.",
+        )
+    if lot.status != "released":
+        return LotQuarantined(
+            f"Lot {lot.lot_number} of {name} is in quarantine (not released by QA).",
+            what_to_do="Take a released lot, or ask QA.",
+        )
+    if lot.expiry < today:
+        return LotExpired(
+            f"Lot {lot.lot_number} of {name} expired on {lot.expiry.isoformat()}.",
+            what_to_do="Take a lot within its expiry date.",
+        )
+    return None
+
+
+class Materials(PhaseKind):
+    """The lots a phase uses: one per material, scanned and checked."""
+
+    key = "materials"
+    title = "Materials"
+    field = "lot"
+    argument = "lots"
+    entry_kinds = frozenset({EntryKind.MATERIAL_USED})
+    looks_up = "lot"
+    on_screen = 30
+    signed_as = "materials"
+
+    def recorded(self, phase: PhaseState) -> dict[Any, Any]:
+        return phase.materials
+
+    def record(
+        self,
+        batch: Batch,
+        phase_id: str,
+        data: Mapping[str, Mapping[Hashable, Any]],
+        who: Operator,
+        at: datetime,
+        terminal: str | None,
+        site: Site,
+    ) -> dict[str, MesError]:
+        refusals = {}
+        for code, scanned in (data.get("lots") or {}).items():
+            if not (scanned or "").strip():
+                continue
+            outcome = use_material(
+                batch, phase_id, str(code), site.lookup("lot", scanned), scanned, who, at,
+                terminal, site.today,
+            )  # fmt: skip
+            if outcome.refusal is not None:
+                refusals[self.field_key(code)] = outcome.refusal
+        return refusals
+
+    def apply(
+        self, batch: Batch, phase: PhaseState, payload: Mapping[str, Any], entry: SealedEntry
+    ) -> str:
+        phase.materials[payload["material"]] = {
+            **payload,
+            "seq": entry.seq,
+            "at": entry.body["at"],
+            "by": Actor.from_dict(entry.body["actor"]),
+        }
+        return f"used lot {payload['lot']}"
+
+    def missing(self, batch: Batch, plan: PhasePlan, phase: PhaseState) -> list[str]:
+        return [
+            f"no lot of {spec['name']} ({spec['code']}) is scanned"
+            for spec in self.items(plan.spec)
+            if spec["code"] not in phase.materials
+        ]
+
+    def signed(self, plan: PhasePlan, phase: PhaseState) -> Any:
+        return {c: m["lot"] for c, m in sorted(phase.materials.items())}
+
+    def entry_text(self, batch: Batch, kind: str, payload: Mapping[str, Any]) -> str:
+        p = payload
+        return (
+            f"used lot {p['lot']} of {p['material_name']} ({p['material']}), {p['quantity']} "
+            f"{p['unit']}, expiry {p['expiry']}, in {_phase_name(batch, p['phase'])}"
+        )
+
+    def page(
+        self, batch: Batch, plan: PhasePlan, phase: PhaseState, form: PageForm
+    ) -> list[dict[str, Any]]:
+        items = []
+        for item in self.items(plan.spec):
+            key = self.field_key(item["code"])
+            items.append(
+                {
+                    **item,
+                    "key": key,
+                    "used": phase.materials.get(item["code"]),
+                    "error": form.field_errors.get(key),
+                    "prefill": form.entered.get(key, ""),
+                }
+            )
+        return items
+
+    def printed(
+        self,
+        batch: Batch,
+        plan: PhasePlan,
+        phase: PhaseState,
+        reasons: Mapping[int, tuple[str, int]],
+        time_zone: str,
+    ) -> tuple[MaterialLine, ...]:
+        return tuple(
+            MaterialLine(
+                code=m["material"],
+                name=m["material_name"],
+                lot=m["lot"],
+                quantity=f"{m['quantity']} {m['unit']}",
+                expiry=m["expiry"],
+                lot_status=m.get("lot_status") or "",
+                by=_who(m["by"]),
+                at_text=_local(m["at"], time_zone),
+            )
+            for _code, m in sorted(phase.materials.items())
+        )
+
+    def lines(self, batch: Batch, plan: PhasePlan, phase: PhaseState, zone: str) -> list[str]:
+        return [
+            f"      Material {use.get('material_name', code)} ({code}): lot {use['lot']}, "
+            f"{use['quantity']} {use['unit']}"
+            for code, use in phase.materials.items()
+        ]
+
+    def in_words(self, phase: dict[str, Any], names: Any) -> None:
+        for material in phase[self.key]:
+            material["quantity_text"] = f"{quantity(material['quantity'], None)} {material['unit']}"
+
+    def batchml_parameters(self, element: ET.Element, phase: Spec) -> None:
+        from mes.core import batchml as bml
+
+        for material in self.items(phase):
+            parameter = bml._child(element, "Parameter")
+            bml._text(parameter, "ID", material["code"])
+            bml._text(parameter, "Description", material["name"])
+            bml._text(parameter, "ParameterType", "ProcessInput")
+            bml._text(parameter, "ParameterSubType", "material")
+            bml._value(
+                parameter,
+                [bml._number(material["quantity"])],
+                "Constant",
+                "decimal",
+                material["unit"],
+            )
+
+    def diff(self, differ: Any, place: Any, before: list[Spec], after: list[Spec]) -> None:
+        for old, new in differ.paired(before, after, lambda m: m["code"]):
+            material = new or old
+            name = f"material '{material['name']}' ({material['code']})"
+            if old is None or new is None:
+                kind = ADDED if old is None else REMOVED
+                amount = quantity(material["quantity"], material["unit"])
+                differ.add(
+                    kind,
+                    place,
+                    name,
+                    None if old is None else amount,
+                    amount if old is None else None,
+                    f"{place.subject}: {name} {kind} ({amount}).",
+                )
+                continue
+            differ.simple(place, f"{name} name", f"{name}: name", old["name"], new["name"], quoted)
+            differ.value(
+                place,
+                f"{name} quantity",
+                f"{name}: quantity",
+                (old["quantity"], old["unit"]),
+                (new["quantity"], new["unit"]),
+                quantity(old["quantity"], old["unit"]),
+                quantity(new["quantity"], new["unit"]),
+            )
+        differ.order(
+            place,
+            "materials order",
+            "materials",
+            before,
+            after,
+            lambda m: m["code"],
+            lambda m: m["code"],
+        )
