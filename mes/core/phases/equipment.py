@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from mes.core.audit import Actor
 from mes.core.batch.machines import EntryKind
 from mes.core.batch.state import EquipmentInfo, Outcome
+from mes.core.equipment import EquipmentStatus
 from mes.core.errors import (
     CalibrationOverdue,
     EquipmentInUse,
@@ -137,7 +138,7 @@ def equipment_refusal(
             f"{label} is a {equipment.equipment_class.replace('_', ' ')}, not a {title}.",
             what_to_do=f"Use a {title}.",
         )
-    if equipment.status != "in_service":
+    if equipment.status != EquipmentStatus.IN_SERVICE:
         return EquipmentOutOfService(
             f"{label} is out of service.", what_to_do="Use another instrument of the same class."
         )

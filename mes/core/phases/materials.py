@@ -23,6 +23,7 @@ from mes.core.errors import (
     UnknownLot,
     WrongMaterial,
 )
+from mes.core.materials import LotStatus
 from mes.core.phases.base import PageForm, PhaseKind, Site, Spec
 from mes.core.phases.values import _local, _phase_name, _who
 from mes.core.phases.words import ADDED, REMOVED, quantity, quoted
@@ -118,12 +119,12 @@ def lot_refusal(spec: Spec, lot: LotInfo | None, scanned: str, today: date) -> M
             f"Lot {lot.lot_number} is {lot.material_name} ({lot.material_code}), not {name}.",
             what_to_do=f"Take a lot of {name}.",
         )
-    if lot.status == "rejected":
+    if lot.status == LotStatus.REJECTED:
         return LotRejected(
             f"Lot {lot.lot_number} of {name} was rejected by QA.",
             what_to_do="Do not use it; take a released lot.",
         )
-    if lot.status != "released":
+    if lot.status != LotStatus.RELEASED:
         return LotQuarantined(
             f"Lot {lot.lot_number} of {name} is in quarantine (not released by QA).",
             what_to_do="Take a released lot, or ask QA.",
