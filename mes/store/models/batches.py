@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 from sqlalchemy.schema import CheckConstraint, ForeignKey, Index, UniqueConstraint
 from sqlalchemy.types import JSON, Boolean, Integer, String, Text
 
@@ -63,12 +63,20 @@ class Batch(Base):
 
 
 class _ChainRow(SealedColumns):
-    """The columns of a hash-chained entry of a batch (see mes.core.entry)."""
+    """The columns of a hash-chained entry of a batch (see mes.core.entry), one chain a batch."""
 
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), primary_key=True)
     prev: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    batch_id: str
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        """Both chain tables: entries from 1, and one entry after each (prev) in a batch."""
+        return (
+            CheckConstraint("seq >= 1", name="seq_positive"),
+            UniqueConstraint("batch_id", "prev", name=f"uq_{cls.__tablename__}_batch_prev"),
+        )
 
     def body(self) -> dict[str, Any]:
         """The entry's content exactly as it was hashed and signed."""
@@ -99,24 +107,12 @@ class BatchEntry(_ChainRow, Base):
     """One entry of a batch's ledger (append-only; see mes.core.batch)."""
 
     __tablename__ = "batch_entries"
-    __table_args__ = (
-        CheckConstraint("seq >= 1", name="seq_positive"),
-        UniqueConstraint("batch_id", "prev", name="uq_batch_entries_batch_prev"),
-    )
-
-    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), primary_key=True)
 
 
 class BatchReviewEntry(_ChainRow, Base):
     """One entry of a batch's review chain, sealed by the hub (append-only; mes.core.review)."""
 
     __tablename__ = "batch_review_entries"
-    __table_args__ = (
-        CheckConstraint("seq >= 1", name="seq_positive"),
-        UniqueConstraint("batch_id", "prev", name="uq_batch_review_entries_batch_prev"),
-    )
-
-    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), primary_key=True)
 
 
 class BatchReview(Base):
