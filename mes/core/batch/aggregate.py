@@ -113,7 +113,7 @@ class Aggregate(Ordering):
 
     def _append(
         self,
-        kind: EntryKind,
+        kind: str,  # an EntryKind, or the entry kind of a phase kind (mes.core.phases)
         payload: Mapping[str, Any],
         who: Actor,
         at: datetime,
@@ -132,7 +132,7 @@ class Aggregate(Ordering):
             "site": self.state.site,
             "terminal": terminal,
             "actor": who.as_dict(),
-            "kind": kind.value,
+            "kind": str(kind),
             "payload": dict(payload),
         }
         entry = seal(body, self.key)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mes.core.phases.base import PhaseKind, Spec
-from mes.core.phases.words import ADDED, REMOVED, duration
+from mes.core.phases.base import PhaseKind, Spec, whole_item
+from mes.core.phases.words import duration
 
 if TYPE_CHECKING:
     from xml.etree import ElementTree as ET
@@ -70,17 +70,16 @@ class Timers(PhaseKind):
             timer = new or old
             name = f"timer after {differ.phase_reference(timer['after'])}"
             field = f"timer after '{timer['after']}'"
-            if old is None or new is None:
-                kind = ADDED if old is None else REMOVED
-                bounds = timer_bounds(timer)
-                differ.add(
-                    kind,
-                    place,
-                    field,
-                    None if old is None else bounds,
-                    bounds if old is None else None,
-                    f"{place.subject}: {name} {kind} ({bounds}).",
-                )
+            bounds = timer_bounds(timer)
+            if whole_item(
+                differ,
+                place,
+                field,
+                old,
+                new,
+                bounds,
+                f"{place.subject}: {name} {{kind}} ({bounds}).",
+            ):
                 continue
             for key, label in (("min_seconds", "minimum"), ("max_seconds", "maximum")):
                 differ.simple(

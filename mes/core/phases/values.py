@@ -30,12 +30,20 @@ from mes.core.limits import (
     numeric,
     parse_value,
 )
-from mes.core.phases.base import PageForm, PhaseKind, Site, Spec
+from mes.core.phases.base import (
+    Acting,
+    Data,
+    Items,
+    Lines,
+    PageForm,
+    PhaseKind,
+    Printing,
+    Spec,
+    whole_item,
+)
 from mes.core.phases.words import (
-    ADDED,
     INPUT_TYPES,
     LIMITS,
-    REMOVED,
     limit_texts,
     options,
     quantity,
@@ -399,14 +407,7 @@ class _Values(PhaseKind):
     def signed(self, plan: PhasePlan, phase: PhaseState) -> Any:
         return None  # both are in the values part, which the inputs kind signs
 
-    def printed(
-        self,
-        batch: Batch,
-        plan: PhasePlan,
-        phase: PhaseState,
-        reasons: Mapping[int, tuple[str, int]],
-        time_zone: str,
-    ) -> tuple[ValueLine, ...]:
+    def printed(self, batch: Batch, plan: PhasePlan, phase: PhaseState, how: Printing) -> Lines:
         lines = []
         for spec in self.items(plan.spec):
             recorded = phase.values.get(spec["id"])
@@ -416,13 +417,13 @@ class _Values(PhaseKind):
                                             "at": recorded.at, "by": recorded.by}]  # fmt: skip
             changes = []
             for before, after in pairwise(versions):
-                reason, corrects = reasons.get(after["seq"], (None, None))
+                reason, corrects = how.reasons.get(after["seq"], (None, None))
                 changes.append(
                     ChangeLine(
-                        original=shown_value(before["value"], spec, time_zone),
-                        new=shown_value(after["value"], spec, time_zone),
+                        original=shown_value(before["value"], spec, how.time_zone),
+                        new=shown_value(after["value"], spec, how.time_zone),
                         by=_who(after["by"]),
-                        at_text=_local(after["at"], time_zone),
+                        at_text=_local(after["at"], how.time_zone),
                         reason=reason,
                         corrects=corrects,
                     )
@@ -432,14 +433,14 @@ class _Values(PhaseKind):
             lines.append(
                 ValueLine(
                     label=spec["label"],
-                    value_text=shown_value(recorded.value, spec, time_zone),
+                    value_text=shown_value(recorded.value, spec, how.time_zone),
                     limits=limits,
                     status=status,
                     # "within limits" only where the recipe sets limits
                     status_title=STATUS_TITLES[LimitStatus(status)] if status and limits else "",
                     calculated=self.calculated,
                     by=_who(recorded.by),
-                    at_text=_local(recorded.at, time_zone),
+                    at_text=_local(recorded.at, how.time_zone),
                     changes=tuple(changes),
                 )
             )
@@ -488,17 +489,10 @@ class _Values(PhaseKind):
         for old, new in differ.paired(before, after, lambda v: v["id"]):
             spec = new or old
             name = f"{self.what} '{spec['label']}'"
-            if old is None or new is None:
-                kind = ADDED if old is None else REMOVED
-                shown = _value_summary(spec)
-                differ.add(
-                    kind,
-                    place,
-                    name,
-                    None if old is None else shown,
-                    shown if old is None else None,
-                    f"{place.subject}: {name} {kind} ({shown}).",
-                )
+            shown = _value_summary(spec)
+            if whole_item(
+                differ, place, name, old, new, shown, f"{place.subject}: {name} {{kind}} ({shown})."
+            ):
                 continue
             _value_fields(differ, place, name, old, new)
         differ.order(
@@ -539,6 +533,18 @@ def _value_fields(differ: Any, place: Any, name: str, before: Spec, after: Spec)
     field("help", "help text", quoted)
 
 
+def _parameter(element: ET.Element, spec: Spec, subtype: str) -> ET.Element:
+    """A value's BatchML Parameter: its ID, label, type (ProcessParameter) and first subtype."""
+    from mes.core import batchml as bml
+
+    parameter = bml._child(element, "Parameter")
+    bml._text(parameter, "ID", spec["id"])
+    bml._text(parameter, "Description", spec["label"])
+    bml._text(parameter, "ParameterType", "ProcessParameter")
+    bml._text(parameter, "ParameterSubType", subtype)
+    return parameter
+
+
 def _phase_name(batch: Batch, phase_id: str | None) -> str:
     if not phase_id:
         return ""
@@ -570,19 +576,13 @@ class Inputs(_Values):
         return {"values": values, "comments": comments}
 
     def record(
-        self,
-        batch: Batch,
-        phase_id: str,
-        data: Mapping[str, Mapping[Hashable, Any]],
-        who: Operator,
-        at: datetime,
-        terminal: str | None,
-        site: Site,
+        self, batch: Batch, phase_id: str, data: Data, acting: Acting
     ) -> dict[str, MesError]:
         values = data.get("values")
         if not values:
             return {}
         comments = {str(k): str(v) for k, v in (data.get("comments") or {}).items()}
+        who, at, terminal = acting.who, acting.at, acting.terminal
         try:
             record_values(batch, phase_id, values, who, at, terminal, comments)  # type: ignore[arg-type]
         except InvalidValue as err:
@@ -603,9 +603,7 @@ class Inputs(_Values):
     def signed(self, plan: PhasePlan, phase: PhaseState) -> Any:
         return {vid: rec.value for vid, rec in sorted(phase.values.items())}
 
-    def page(
-        self, batch: Batch, plan: PhasePlan, phase: PhaseState, form: PageForm
-    ) -> list[dict[str, Any]]:
+    def page(self, batch: Batch, plan: PhasePlan, phase: PhaseState, form: PageForm) -> Items:
         items = []
         for item in self.items(plan.spec):
             recorded = phase.values.get(item["id"])
@@ -638,11 +636,7 @@ class Inputs(_Values):
         from mes.core import batchml as bml
 
         for spec in self.items(phase):
-            parameter = bml._child(element, "Parameter")
-            bml._text(parameter, "ID", spec["id"])
-            bml._text(parameter, "Description", spec["label"])
-            bml._text(parameter, "ParameterType", "ProcessParameter")
-            bml._text(parameter, "ParameterSubType", spec["type"])
+            parameter = _parameter(element, spec, spec["type"])
             bml._text(parameter, "ParameterSubType", "required" if spec["required"] else "optional")
             bml._value(parameter, [""], "External", bml.DATA_TYPES[spec["type"]], spec["unit"])
             bml._specification(parameter, spec)
@@ -676,9 +670,7 @@ class Calculations(_Values):
                 missing.append(f"{spec['label']} is not calculated yet")
         return missing
 
-    def page(
-        self, batch: Batch, plan: PhasePlan, phase: PhaseState, form: PageForm
-    ) -> list[dict[str, Any]]:
+    def page(self, batch: Batch, plan: PhasePlan, phase: PhaseState, form: PageForm) -> Items:
         return [
             {
                 **item,
@@ -695,10 +687,6 @@ class Calculations(_Values):
         from mes.core import batchml as bml
 
         for spec in self.items(phase):
-            parameter = bml._child(element, "Parameter")
-            bml._text(parameter, "ID", spec["id"])
-            bml._text(parameter, "Description", spec["label"])
-            bml._text(parameter, "ParameterType", "ProcessParameter")
-            bml._text(parameter, "ParameterSubType", "calculation")
+            parameter = _parameter(element, spec, "calculation")
             bml._value(parameter, [spec["expression"]], "Equation", "decimal", spec["unit"])
             bml._specification(parameter, spec)
