@@ -18,10 +18,11 @@ from mes.core.batch.aggregate import Aggregate
 from mes.core.batch.machines import DeviationCategory, DeviationStatus, EntryKind
 from mes.core.batch.state import Operator, PhaseState
 from mes.core.errors import MesError
+from mes.core.phases.calculations import calculate_all, calculation_problem
 from mes.core.phases.equipment import equipment_class_title, use_equipment
 from mes.core.phases.identity import check_identity
 from mes.core.phases.materials import use_material
-from mes.core.phases.values import calculate_all, calculation_problem, record_one, record_values
+from mes.core.phases.values import record_one, record_values
 
 __all__ = ["Recording", "equipment_class_title"]
 

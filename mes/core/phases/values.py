@@ -23,11 +23,9 @@ from mes.core.limits import (
     STATUS_TITLES,
     InvalidValue,
     LimitStatus,
-    calculate,
     has_limits,
     limit_status,
     limits_text,
-    numeric,
     parse_value,
 )
 from mes.core.phases.base import (
@@ -130,7 +128,7 @@ def record_values(
         if current is not None and current.value == value:
             continue
         record_one(batch, plan, value_id, value, who.actor, at, terminal, kept)
-    calculate_all(batch, plan, who.actor, at, terminal, kept)
+    batch._calculate(plan, who.actor, at, terminal, kept)
     return Outcome(tuple(batch.new_entries[mark:]))
 
 
@@ -196,69 +194,6 @@ def _comments(
         except InvalidInput as err:
             problems[value_id] = str(err)
     return kept
-
-
-def calculate_all(
-    batch: Batch,
-    plan: PhasePlan,
-    actor: Actor,
-    at: datetime,
-    terminal: str | None,
-    comments: Mapping[str, str],
-    *,
-    correcting: str | None = None,
-) -> None:
-    """Work out every calculation of the phase whose values are all recorded (in order)."""
-    phase = batch.state.phases[plan.id]
-    for spec in plan.spec["calculations"]:
-        values = calculation_inputs(batch, plan, spec)
-        if values is None:
-            continue
-        try:
-            value = calculate(spec, values)
-        except InvalidValue:
-            continue  # shown to the operator as "cannot be calculated" (see calculation_problem)
-        current = phase.values.get(spec["id"])
-        if current is not None and current.value == value:
-            continue
-        extra = {"from": dict(sorted(values.items())), "expression": spec["expression"]}
-        if correcting is not None and current is not None:
-            extra["corrects"] = current.seq
-            extra["reason"] = correcting
-        record_one(
-            batch, plan, spec["id"], value, actor, at, terminal, comments,
-            kind=EntryKind.CALCULATED, extra=extra,
-        )  # fmt: skip
-
-
-def calculation_inputs(batch: Batch, plan: PhasePlan, spec: Spec) -> dict[str, float] | None:
-    """The numbers a calculation names, once every one of them is recorded."""
-    from mes.core.expressions import parse
-
-    values: dict[str, float] = {}
-    for name in parse(spec["expression"]).names:
-        phase_id, _, value_id = name.rpartition(".")
-        source = batch.state.phases[phase_id or plan.id]
-        recorded = source.values.get(value_id)
-        number = numeric(recorded.value) if recorded is not None else None
-        if number is None:
-            return None
-        values[name] = number
-    return values
-
-
-def calculation_problem(batch: Batch, phase_id: str, calc_id: str) -> str | None:
-    """Why a calculation whose values are all recorded cannot be worked out (e.g. ÷ 0)."""
-    plan = batch.procedure.phase(phase_id)
-    spec = next(c for c in plan.spec["calculations"] if c["id"] == calc_id)
-    values = calculation_inputs(batch, plan, spec)
-    if values is None:
-        return None
-    try:
-        calculate(spec, values)
-    except InvalidValue as err:
-        return err.message
-    return None
 
 
 def _history_item(rec: Recorded) -> dict[str, Any]:
@@ -646,47 +581,3 @@ class Inputs(_Values):
                 bml._item(parameter, spec, "pattern", [spec["pattern"]], "string")
             if spec["help"] is not None:
                 bml._item(parameter, spec, "help", [spec["help"]], "string")
-
-
-class Calculations(_Values):
-    """Values worked out from others with a declared expression (never ``eval``)."""
-
-    key = "calculations"
-    title = "Calculated"
-    entry_kinds = frozenset({EntryKind.CALCULATED})
-    on_screen = 50
-    what = "calculation"
-    calculated = True
-
-    def missing(self, batch: Batch, plan: PhasePlan, phase: PhaseState) -> list[str]:
-        missing = []
-        for spec in self.items(plan.spec):
-            # Asked even when a value is recorded: a calculation that fails on the values now
-            # recorded keeps its earlier result, which no longer follows from them.
-            problem = calculation_problem(batch, plan.id, spec["id"])
-            if problem:
-                missing.append(f"{spec['label']} cannot be calculated ({problem})")
-            elif spec["id"] not in phase.values:
-                missing.append(f"{spec['label']} is not calculated yet")
-        return missing
-
-    def page(self, batch: Batch, plan: PhasePlan, phase: PhaseState, form: PageForm) -> Items:
-        return [
-            {
-                **item,
-                "limits": limits_text(item),
-                "recorded": None
-                if (recorded := phase.values.get(item["id"])) is None
-                else _recorded_on_page(recorded, item, form.time_zone),
-                "problem": calculation_problem(batch, plan.id, item["id"]),
-            }
-            for item in self.items(plan.spec)
-        ]
-
-    def batchml_parameters(self, element: ET.Element, phase: Spec) -> None:
-        from mes.core import batchml as bml
-
-        for spec in self.items(phase):
-            parameter = _parameter(element, spec, "calculation")
-            bml._value(parameter, [spec["expression"]], "Equation", "decimal", spec["unit"])
-            bml._specification(parameter, spec)
