@@ -28,7 +28,7 @@ from batch_fixtures import (
     prepare_and_sign,
     sign,
 )
-from batch_helpers import DIN, IDENTIFIERS, PATIENT
+from batch_helpers import DIN, IDENTIFIERS, PATIENT, TEST_RECIPE
 
 from mes.core import phases
 from mes.core.batch import Action, Batch, PhasePlan, PhaseState, PhaseStatus, Procedure
@@ -39,6 +39,8 @@ from mes.core.ledger import SealedEntry
 from mes.core.phases import Acting, PageForm, PhaseKind, Printing, Site
 from mes.core.phases.base import Items, Lines, whole_item
 from mes.core.phases.words import quoted
+from mes.core.recipe import RecipeInvalid, load_recipe
+from mes.core.recipe.parts import listed, repeated
 from mes.core.recipe_diff import diff_recipes
 from mes.core.record import entries_in_words
 from mes.web.operator.pages import phase_page
@@ -65,6 +67,21 @@ class Checklists(PhaseKind):
     entry_kinds = frozenset({TICKED})
     on_screen = 15
     signed_as = "checklists"
+    schema = {  # its part of the recipe format (a phase's "checklists")
+        "type": "array",
+        "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["id", "label"],
+            "properties": {"id": {"$ref": "#/$defs/id"}, "label": {"$ref": "#/$defs/label"}},
+        },
+    }
+
+    def check(self, checker: Any, phase_path: Any, phase: Any, info: Any) -> None:
+        seen: set[str] = set()
+        for path, item in listed(phase_path, phase, self.key):
+            if repeated(seen, item["id"]):
+                checker.problem(path, f"checklist item '{item['id']}' is listed twice")
 
     def record(self, batch: Batch, phase_id: str, data: Any, acting: Acting) -> dict[str, MesError]:
         entries = data.get("checks") or {}
@@ -172,10 +189,40 @@ def submit(batch: Batch, form: dict[str, str]) -> dict[str, MesError]:
     return batch.record("check_bag", data, OLIVIA, T0, TERMINAL, Site(T0.date()))
 
 
+CHECKLIST_YAML = """\
+            checklists:
+              - {id: gowning, label: Gowning checked}
+              - {id: line_clearance, label: Line clearance done}
+"""
+
+
+def recipe_text(checklist: str = CHECKLIST_YAML) -> str:
+    """The batch test recipe with a checklist in its first phase, as an author writes it."""
+    anchor = "            verify: supervisor\n"
+    assert anchor in TEST_RECIPE
+    return TEST_RECIPE.replace(anchor, anchor + checklist, 1)
+
+
+def test_a_recipe_using_a_registered_kind_validates_and_compiles(checklists: Checklists) -> None:
+    compiled = load_recipe(recipe_text(), "checklist.yaml").data
+    phase = compiled["unit_procedures"][0]["operations"][0]["phases"][0]
+    assert phase["checklists"] == ITEMS
+    assert "checklists" not in compiled["unit_procedures"][0]["operations"][0]["phases"][1]
+
+    twice = CHECKLIST_YAML + "              - {id: gowning, label: Gowning again}\n"
+    with pytest.raises(RecipeInvalid, match="checklist item 'gowning' is listed twice"):
+        load_recipe(recipe_text(twice), "checklist.yaml")
+
+
+def test_without_the_kind_registered_the_recipe_format_has_no_checklists() -> None:
+    with pytest.raises(RecipeInvalid, match="checklists"):
+        load_recipe(recipe_text(), "checklist.yaml")
+
+
 def test_a_registered_kind_is_recorded_from_the_form_and_blocks_signing_until_complete(
     checklists: Checklists,
 ) -> None:
-    batch = started(Procedure(with_checklist(COMPILED, ITEMS)))
+    batch = started(Procedure(load_recipe(recipe_text(), "checklist.yaml").data))
 
     assert submit(batch, {"check:gowning": "yes", "value:bag_intact": "yes"}) == {}
     assert checklists.recorded(batch.state.phases["check_bag"]) == {"gowning": True}
@@ -197,7 +244,7 @@ def test_a_registered_kind_is_recorded_from_the_form_and_blocks_signing_until_co
 def test_a_registered_kind_has_its_words_on_every_page_and_in_every_export(
     checklists: Checklists,
 ) -> None:
-    recipe = with_checklist(COMPILED, ITEMS)
+    recipe = load_recipe(recipe_text(), "checklist.yaml").data
     batch = started(Procedure(recipe))
     submit(batch, {"check:gowning": "yes"})
 
@@ -232,7 +279,7 @@ def test_the_printed_record_shows_a_registered_kind_without_a_template_of_its_ow
 ) -> None:
     from mes.core.record import _phase_section
 
-    batch = started(Procedure(with_checklist(COMPILED, ITEMS)))
+    batch = started(Procedure(load_recipe(recipe_text(), "checklist.yaml").data))
     submit(batch, {"check:gowning": "yes"})
     plan = batch.procedure.phases["check_bag"]
 

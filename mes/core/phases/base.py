@@ -26,6 +26,8 @@ if TYPE_CHECKING:  # the kinds are called by the batch; they never import it at 
 
     from mes.core.batch import Batch, Operator, Outcome, PhasePlan, PhaseState
     from mes.core.ledger import SealedEntry
+    from mes.core.recipe.checker import PhaseInfo, RecipeChecker
+    from mes.core.recipe.problems import Path
 
 Spec = Mapping[str, Any]
 Data = Mapping[str, Mapping[Hashable, Any]]  # each kind's entries, by its argument name
@@ -91,8 +93,19 @@ class PhaseKind:
     looks_up: ClassVar[str | None] = None  # the site's master data its scans are checked against
     on_screen: ClassVar[int] = 100  # its place on the operator's page (scans come first)
     signed_as: ClassVar[str | None] = None  # its name in the signed phase record
+    schema: ClassVar[Mapping[str, Any] | None] = (
+        None  # its JSON Schema (None: in the published file)
+    )
+    compiled_always: ClassVar[bool] = False  # compiled (empty) even where a phase does not use it
 
     # -- the recipe ------------------------------------------------------------------------
+
+    def check(self, checker: RecipeChecker, phase_path: Path, phase: Spec, info: PhaseInfo) -> None:
+        """Report what the JSON Schema cannot say about this kind's part of a phase."""
+
+    def compile(self, phase: Spec) -> list[dict[str, Any]]:
+        """This kind's part of a compiled phase, every default filled in."""
+        return [dict(item) for item in phase.get(self.key) or []]
 
     def items(self, phase_spec: Spec) -> list[Spec]:
         """What a compiled phase declares of this kind, in order."""

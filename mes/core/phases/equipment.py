@@ -27,11 +27,14 @@ from mes.core.errors import (
 from mes.core.phases.base import Acting, Items, Lines, PageForm, Printing, Scans, Spec, whole_item
 from mes.core.phases.values import _local, _phase_name, _who
 from mes.core.phases.words import quoted
+from mes.core.recipe.parts import listed, repeated
+from mes.core.recipe.problems import Path
 
 if TYPE_CHECKING:
     from xml.etree import ElementTree as ET
 
     from mes.core.batch import Batch, Operator, PhasePlan, PhaseState
+    from mes.core.recipe.checker import PhaseInfo, RecipeChecker
 
 
 def equipment_class_title(equipment_class: str) -> str:
@@ -175,8 +178,26 @@ class Equipment(Scans):
     entry_kinds = frozenset({EntryKind.EQUIPMENT_USED})
     looks_up = "equipment"
     on_screen = 20
+    compiled_always = True
     signed_as = "equipment"
     payload_slot = "slot"
+
+    def check(self, checker: RecipeChecker, phase_path: Path, phase: Spec, info: PhaseInfo) -> None:
+        """Two pieces of one equipment class in a phase have different labels."""
+        instruments: set[tuple[str, str | None]] = set()
+        for path, equipment in listed(phase_path, phase, "equipment"):
+            key = (equipment["class"], equipment.get("label"))
+            if repeated(instruments, key):
+                how = "with the same label" if key[1] else "without a label"
+                checker.problem(
+                    path,
+                    f"equipment '{key[0]}' is listed twice {how}: give each instrument its own label",
+                    at=(*path, "class"),
+                )
+
+    def compile(self, phase: Spec) -> list[dict[str, Any]]:
+        """The phase's equipment."""
+        return [{"class": e["class"], "label": e.get("label")} for e in phase.get("equipment", [])]
 
     def recorded(self, phase: PhaseState) -> dict[Any, Any]:
         return phase.equipment

@@ -20,11 +20,15 @@ from mes.core.limits import InvalidValue
 from mes.core.phases.base import Acting, Items, Lines, PageForm, Printing, Scans, Spec, whole_item
 from mes.core.phases.values import _local, _phase_name, _who
 from mes.core.phases.words import quoted
+from mes.core.recipe.items import items_of
+from mes.core.recipe.parts import listed, repeated
+from mes.core.recipe.problems import Path
 
 if TYPE_CHECKING:
     from xml.etree import ElementTree as ET
 
     from mes.core.batch import Batch, Operator, PhasePlan, PhaseState
+    from mes.core.recipe.checker import PhaseInfo, RecipeChecker
 
 
 @dataclass(frozen=True)
@@ -131,8 +135,33 @@ class IdentityChecks(Scans):
     argument = "identity"
     entry_kinds = frozenset({EntryKind.IDENTITY_CHECKED})
     on_screen = 10
+    compiled_always = True
     signed_as = "identity"
     payload_slot = "check"
+
+    def check(self, checker: RecipeChecker, phase_path: Path, phase: Spec, info: PhaseInfo) -> None:
+        """Identity check IDs are unique in the phase; each matches a chain-of-identity field."""
+        seen: set[str] = set()
+        for path, check in listed(phase_path, phase, "identity_checks"):
+            if repeated(seen, check["id"]):
+                checker.problem(
+                    path, f"duplicate identity check ID '{check['id']}'", at=(*path, "id")
+                )
+            declared = [f.id for f in items_of(checker.data["chain_of_identity"])]
+            if check["matches"] not in declared:
+                known = ", ".join(declared)
+                checker.problem(
+                    path,
+                    f"'{check['matches']}' is not in the chain of identity (declared: {known})",
+                    at=(*path, "matches"),
+                )
+
+    def compile(self, phase: Spec) -> list[dict[str, Any]]:
+        """The phase's identity checks."""
+        return [
+            {"id": c["id"], "label": c["label"], "matches": c["matches"]}
+            for c in phase.get("identity_checks", [])
+        ]
 
     def recorded(self, phase: PhaseState) -> dict[Any, Any]:
         return phase.identity

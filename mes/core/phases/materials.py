@@ -25,11 +25,14 @@ from mes.core.errors import (
 from mes.core.phases.base import Acting, Items, Lines, PageForm, Printing, Scans, Spec, whole_item
 from mes.core.phases.values import _local, _phase_name, _who
 from mes.core.phases.words import quantity, quoted
+from mes.core.recipe.parts import listed, repeated
+from mes.core.recipe.problems import Path
 
 if TYPE_CHECKING:
     from xml.etree import ElementTree as ET
 
     from mes.core.batch import Batch, Operator, PhasePlan, PhaseState
+    from mes.core.recipe.checker import PhaseInfo, RecipeChecker
 
 
 @dataclass(frozen=True)
@@ -144,8 +147,28 @@ class Materials(Scans):
     entry_kinds = frozenset({EntryKind.MATERIAL_USED})
     looks_up = "lot"
     on_screen = 30
+    compiled_always = True
     signed_as = "materials"
     payload_slot = "material"
+
+    def check(self, checker: RecipeChecker, phase_path: Path, phase: Spec, info: PhaseInfo) -> None:
+        """Each material's unit is known and its code listed once (with its total quantity)."""
+        codes: set[str] = set()
+        for path, material in listed(phase_path, phase, "materials"):
+            checker.unit(path, material["unit"], (*path, "unit"))
+            if repeated(codes, material["code"]):
+                checker.problem(
+                    path,
+                    f"material {material['code']} is listed twice: give its total quantity once",
+                    at=(*path, "code"),
+                )
+
+    def compile(self, phase: Spec) -> list[dict[str, Any]]:
+        """The phase's materials."""
+        return [
+            {"code": m["code"], "name": m["name"], "quantity": m["quantity"], "unit": m["unit"]}
+            for m in phase.get("materials", [])
+        ]
 
     def recorded(self, phase: PhaseState) -> dict[Any, Any]:
         return phase.materials

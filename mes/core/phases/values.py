@@ -48,6 +48,11 @@ from mes.core.phases.words import (
     quoted,
     yes_no,
 )
+from mes.core.recipe.items import items_of
+from mes.core.recipe.numbers import LIMIT_FIELDS, NUMERIC_INPUTS
+from mes.core.recipe.parts import text_or_none
+from mes.core.recipe.problems import Path
+from mes.core.recipe.schema import known_type
 from mes.core.text import free_text
 
 if TYPE_CHECKING:
@@ -55,6 +60,7 @@ if TYPE_CHECKING:
 
     from mes.core.batch import Batch, Operator, PhasePlan, PhaseState
     from mes.core.ledger import SealedEntry
+    from mes.core.recipe.checker import PhaseInfo, RecipeChecker
 
 
 def shown_value(value: Any, spec: Mapping[str, Any] | None, time_zone: str) -> str:
@@ -487,6 +493,18 @@ def _phase_name(batch: Batch, phase_id: str | None) -> str:
     return f"'{plan.name}'" if plan else phase_id
 
 
+def _value_spec(value_id: str, spec: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    compiled = {
+        "id": value_id,
+        "label": spec["label"],
+        "type": kind,
+        "unit": spec.get("unit"),
+        "decimals": spec.get("decimals"),
+    }
+    compiled.update({name: spec.get(name) for name in LIMIT_FIELDS})
+    return compiled
+
+
 class Inputs(_Values):
     """Values the operator enters: typed, with units, alert and action limits."""
 
@@ -496,7 +514,67 @@ class Inputs(_Values):
     argument = "values"
     entry_kinds = frozenset({EntryKind.VALUE_RECORDED, EntryKind.VALUE_CORRECTED})
     on_screen = 40
+    compiled_always = True
     signed_as = "values"
+
+    def check(self, checker: RecipeChecker, phase_path: Path, phase: Spec, info: PhaseInfo) -> None:
+        """Each input's fields fit its type; units known; limits in order and no finer than recorded."""
+        for item in checker.ordered_items((*phase_path, "inputs"), phase.get("inputs")):
+            path, spec = item.path, item.spec
+            kind = spec["type"]
+            if not known_type(kind):
+                continue  # the schema names the unknown type; rules by type would only echo it
+            if kind == "number" and "unit" not in spec:
+                checker.problem(path, "a number input needs a unit", at=(*path, "type"))
+            if "unit" in spec:
+                checker.unit(path, spec["unit"], (*path, "unit"))
+            if kind not in NUMERIC_INPUTS:
+                for name in (*LIMIT_FIELDS, "decimals", "unit"):
+                    if name in spec:
+                        checker.problem(
+                            path,
+                            f"{name} applies only to number and integer inputs, not {kind}",
+                            at=(*path, name),
+                        )
+            elif kind == "integer" and "decimals" in spec:
+                checker.problem(path, "an integer input has no decimals", at=(*path, "decimals"))
+            checker.limits(path, spec)
+            if kind in NUMERIC_INPUTS:
+                checker.precision(path, spec, kind)
+            if kind == "choice":
+                options = spec.get("options")
+                if not options:
+                    checker.problem(path, "a choice input needs options", at=(*path, "type"))
+                elif len(set(options)) != len(options):
+                    checker.problem(path, "options are repeated", at=(*path, "options"))
+            elif "options" in spec:
+                checker.problem(
+                    path, f"options apply only to choice inputs, not {kind}", at=(*path, "options")
+                )
+            if "pattern" in spec:
+                if kind not in ("text", "barcode"):
+                    checker.problem(
+                        path,
+                        f"a pattern applies only to text and barcode inputs, not {kind}",
+                        at=(*path, "pattern"),
+                    )
+                else:
+                    checker.regex(path, spec["pattern"], (*path, "pattern"))
+
+    def compile(self, phase: Spec) -> list[dict[str, Any]]:
+        """The phase's inputs, in the order written."""
+        inputs = []
+        for item in items_of(phase.get("inputs")):
+            spec = item.spec
+            compiled = _value_spec(item.id, spec, spec["type"])
+            compiled.update(
+                required=spec.get("required", True),
+                options=list(spec["options"]) if "options" in spec else None,
+                pattern=spec.get("pattern"),
+                help=text_or_none(spec.get("help")),
+            )
+            inputs.append(compiled)
+        return inputs
 
     def parse(self, fields: Mapping[str, str]) -> dict[str, dict[Hashable, str]]:
         """``value:ID`` fields, and the deviation comments typed with them (``comment:ID``)."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from mes.core import phases
 from mes.core.canonical import canonical_json
 from mes.core.recipe import parts
 from mes.core.recipe.numbers import seconds
@@ -22,7 +23,7 @@ FORMAT = "gmp-mes/recipe/1"
 
 
 def compile_phase(phase: Mapping[str, Any]) -> dict[str, Any]:
-    """A phase compiled: its own fields, then each of its parts (:mod:`~mes.core.recipe.parts`)."""
+    """A phase compiled: its own fields, its condition, then each phase kind's part (:mod:`mes.core.phases`)."""
     return {
         "id": phase["id"],
         "name": phase["name"],
@@ -30,12 +31,11 @@ def compile_phase(phase: Mapping[str, Any]) -> dict[str, Any]:
         "perform": phase.get("perform", "operator"),
         "verify": phase.get("verify"),
         "when": parts.compile_condition(phase),
-        "timers": parts.compile_timers(phase),
-        "inputs": parts.compile_inputs(phase),
-        "calculations": parts.compile_calculations(phase),
-        "materials": parts.compile_materials(phase),
-        "equipment": parts.compile_equipment(phase),
-        "identity_checks": parts.compile_identity_checks(phase),
+        **{
+            kind.key: kind.compile(phase)
+            for kind in phases.KINDS.values()
+            if kind.key in phase or kind.compiled_always
+        },
     }
 
 
