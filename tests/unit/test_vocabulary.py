@@ -16,7 +16,7 @@ from mes.core.canonical import content_hash
 from mes.core.entry import EntryBody, MalformedEntry, read_sealed_entry
 from mes.core.equipment import EQUIPMENT_STATUS_WORDS, EquipmentStatus
 from mes.core.materials import LOT_DECISION_TITLES, LOT_STATUS_WORDS, LotStatus
-from mes.core.recipe import ORDERING_WORDS, PhaseOrdering
+from mes.core.ordering import ORDERING_WORDS, PhaseOrdering
 from mes.core.site import SPOKE_STATUS_WORDS, SpokeStatus
 from mes.core.sync import SYNC_OUTCOME_WORDS, SyncOutcome
 

@@ -114,7 +114,7 @@ class Aggregate(Ordering):
 
     def _append(
         self,
-        kind: EntryKind,
+        kind: str,  # an EntryKind, or the entry kind of a phase kind (mes.core.phases)
         payload: Mapping[str, Any],
         who: Actor,
         at: datetime,

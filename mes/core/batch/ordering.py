@@ -18,7 +18,7 @@ from mes.core.batch.machines import _PHASE_MACHINE, BatchStatus, PhaseStatus, _f
 from mes.core.batch.plan import Procedure
 from mes.core.batch.state import BatchState
 from mes.core.clock import parse_utc_text
-from mes.core.recipe import PhaseOrdering
+from mes.core.ordering import PhaseOrdering
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mes.core.errors import NotFound
-from mes.core.recipe import PhaseOrdering
+from mes.core.ordering import PhaseOrdering
 
 
 def training_procedure(recipe_code: str, version: int) -> str:

@@ -20,7 +20,7 @@ from werkzeug.utils import secure_filename
 from mes.core.access import Permission
 from mes.core.errors import MesError
 from mes.core.lifecycle import STATE_TITLES, STEP_RULES, Step, VersionState
-from mes.core.recipe import RecipeInvalid, recipe_schema
+from mes.core.recipe import RecipeInvalid, recipe_schema, recipe_warnings
 from mes.core.recipe_diff import diff_recipes, summary
 from mes.services import recipes
 from mes.services.esign import valid_signatures
@@ -56,24 +56,31 @@ def schema() -> ResponseReturnValue:
 @bp.route("/upload", methods=["GET", "POST"])
 @requires(Permission.IMPORT_RECIPES)
 def upload() -> ResponseReturnValue:
-    """Import a recipe file as a draft; an invalid file lists every problem and stores nothing."""
+    """Import a recipe file as a draft; an invalid file lists every problem and stores nothing.
+
+    Warnings (a field in the older mapping form) are listed too, and refuse nothing.
+    """
     form = UploadForm()
     problems: list[str] = []
+    warnings: list[str] = []
     error = source_name = None
     status = 200
     if form.validate_on_submit():
         chosen = form.recipe.data
         source_name = secure_filename(chosen.filename or "") or "recipe.yaml"
+        text = chosen.read()
         try:
             with runtime().uow() as uow:
-                version = recipes.import_recipe(uow, service_context(), chosen.read(), source_name)
+                version = recipes.import_recipe(uow, service_context(), text, source_name)
         except RecipeInvalid as err:
-            problems, status = err.lines(), err.http_status
+            problems, warnings, status = err.lines(), err.warning_lines(), err.http_status
         except MesError as err:
             error, status = str(err), err.http_status
         else:
             state = STATE_TITLES[VersionState(version.status)].lower()
             flash(f"Uploaded {recipes.label(version)}; it is {state}.", "info")
+            for line in recipe_warnings(text, source_name):
+                flash(line, "warning")
             return redirect(url_for("authoring.version_page", version_id=version.id), 303)
     elif form.is_submitted():
         status = 400
@@ -81,6 +88,7 @@ def upload() -> ResponseReturnValue:
         "authoring/upload.html",
         form=form,
         problems=problems,
+        warnings=warnings,
         source_name=source_name,
         error=error,
     ), status
