@@ -47,8 +47,9 @@ def test_the_top_level_layout_is_as_the_architecture_says():
         assert (ROOT / name).exists(), f"{name} is missing at the top level"
     for name in ("errors.py", "canonical.py", "ledger.py", "keys.py", "esign.py"):
         assert (ROOT / "mes" / "core" / name).is_file()
-    for name in ("models.py", "engine.py", "uow.py", "queries.py"):
-        assert (ROOT / "mes" / "store" / name).is_file()
+    for name in ("models", "engine", "uow", "queries"):
+        store = ROOT / "mes" / "store"
+        assert (store / f"{name}.py").is_file() or (store / name / "__init__.py").is_file(), name
 
 
 def test_every_blueprint_keeps_views_forms_and_templates_in_the_same_places():

@@ -9,6 +9,7 @@ import click
 
 from mes.cli.common import DATE, CliState, command_context, echo_table
 from mes.core.clock import local_text
+from mes.core.equipment import EQUIPMENT_STATUS_WORDS
 from mes.services import equipment as service
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ def _state(item: Equipment) -> str:
     """'in service, clean, calibration due 2027-05-01' — what the batch rules look at."""
     due = item.calibration_due.isoformat() if item.calibration_due else "—"
     cleaning = "clean" if item.clean else "needs cleaning"
-    return f"{item.status.replace('_', ' ')}, {cleaning}, calibration due {due}"
+    return f"{EQUIPMENT_STATUS_WORDS[item.status]}, {cleaning}, calibration due {due}"
 
 
 @equipment_group.command("add")
@@ -67,7 +68,7 @@ def list_command(state: CliState) -> None:
                 row.equipment.equipment_class,
                 row.equipment.name,
                 row.equipment.location,
-                row.equipment.status.replace("_", " "),
+                EQUIPMENT_STATUS_WORDS[row.equipment.status],
                 "clean" if row.equipment.clean else "needs cleaning",
                 row.equipment.calibration_due.isoformat() if row.equipment.calibration_due else "",
                 row.in_use_by,

@@ -16,6 +16,7 @@ from mes.cli.common import (
 )
 from mes.core.clock import local_text
 from mes.core.errors import TerminalNotRegistered
+from mes.core.materials import LOT_STATUS_WORDS
 from mes.services import materials
 from mes.services.esign import Credentials
 from mes.services.users import find_user
@@ -138,7 +139,7 @@ def lot_status_command(
         )
         click.echo(
             f"Lot {lot.lot_number} of {lot.material_code} is "
-            f"{'in quarantine' if lot.status == 'quarantine' else lot.status}: signed by "
+            f"{LOT_STATUS_WORDS[lot.status]}: signed by "
             f"{signer_name} ({signer_username}) — "
             f"{materials.STATUS_MEANINGS[status].value.capitalize()} — "
             f"{local_text(lot.status_changed_at, runtime.site.time_zone)}."

@@ -12,6 +12,7 @@ from mes.cli.common import CliState, command_context
 from mes.core.batchml import master_recipe_batchml
 from mes.core.errors import InvalidInput
 from mes.core.lifecycle import STATE_TITLES, VersionState
+from mes.core.ordering import ORDERING_WORDS
 from mes.core.recipe import RecipeInvalid, load_recipe, recipe_warnings
 from mes.core.recipe_diff import diff_recipes, summary
 from mes.services import recipes
@@ -75,7 +76,8 @@ def show_command(file: Path, as_json: bool) -> None:
     for unit in data["unit_procedures"]:
         click.echo(f"  {unit['name']}")
         for operation in unit["operations"]:
-            click.echo(f"    {operation['name']} ({operation['ordering'].replace('_', ' ')})")
+            ordering = ORDERING_WORDS[operation["ordering"]].change
+            click.echo(f"    {operation['name']} ({ordering})")
             for phase in operation["phases"]:
                 verify = f", verified by {phase['verify']}" if phase["verify"] else ""
                 click.echo(f"      - {phase['name']} [{phase['perform']}{verify}]")

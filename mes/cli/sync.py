@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from mes.cli.common import CliState, command_context, echo_table
+from mes.core.site import SPOKE_STATUS_WORDS
 from mes.services import spokes
 from mes.sync import client, transfer
 
@@ -59,7 +60,7 @@ def list_command(state: CliState) -> None:
             (
                 s.code,
                 s.name,
-                s.status.replace("_", " "),
+                SPOKE_STATUS_WORDS[s.status],
                 s.key_id,
                 f"{s.last_seen_at:%Y-%m-%d %H:%M:%S}" if s.last_seen_at else None,
             )

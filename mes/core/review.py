@@ -55,6 +55,7 @@ from mes.core.batch import (
 from mes.core.canonical import content_hash
 from mes.core.chronology import dated_ahead, dated_backwards, latest_after, when
 from mes.core.clock import local_text, parse_utc_text, utc_text
+from mes.core.entry import EntryBody
 from mes.core.errors import InvalidInput, MesError, NotAuthorised
 from mes.core.esign import Manifestation, Meaning
 from mes.core.keys import SiteKey
@@ -1001,18 +1002,18 @@ class Review:
         seq, prev = next_link(
             self.state.last_seq, self.state.last_hash if self.state.last_seq else None
         )
-        body = {
-            "batch": self.batch.state.id,
-            "seq": seq,
-            "prev": prev,
-            "at": utc_text(at),
-            "site": self.site,
-            "terminal": terminal,
-            "actor": actor.as_dict(),
-            "kind": kind.value,
-            "payload": payload,
-        }
-        entry = seal(body, self.key)
+        body = EntryBody(
+            batch=self.batch.state.id,
+            seq=seq,
+            prev=prev,
+            at=utc_text(at),
+            site=self.site,
+            terminal=terminal,
+            actor=actor,
+            kind=kind,
+            payload=payload,
+        )
+        entry = seal(body.as_dict(), self.key)
         _apply(self.state, entry)
         self.new_entries.append(entry)
 

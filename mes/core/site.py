@@ -1,8 +1,9 @@
-"""The site an instance runs as: its code, role, time zone, signing key and password policy."""
+"""The site an instance runs as (code, role, time zone, signing key, password policy); spokes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from mes.core.keys import SiteKey, SitePublicKey
@@ -30,3 +31,21 @@ class Site:
     def is_spoke(self) -> bool:
         """Spokes execute batches; signing there needs a registered terminal (11.10(h))."""
         return self.role == "spoke"
+
+
+class SpokeStatus(StrEnum):
+    """At the hub: where a spoke is in its enrollment, and whether it may push."""
+
+    AWAITING_ENROLLMENT = "awaiting_enrollment"
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    REVOKED = "revoked"
+
+
+SPOKE_STATUS_WORDS = {
+    SpokeStatus.AWAITING_ENROLLMENT: "awaiting enrollment",
+    SpokeStatus.ACTIVE: "active",
+    SpokeStatus.SUSPENDED: "suspended",
+    SpokeStatus.REVOKED: "revoked",
+}
+"""A spoke's status in a sentence: "Spoke SPK2 is awaiting enrollment"."""

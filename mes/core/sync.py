@@ -25,6 +25,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from joserfc import jws
@@ -33,6 +34,7 @@ from joserfc.jwk import OKPKey
 
 from mes.core.canonical import canonical_json, content_hash, strict_loads
 from mes.core.clock import parse_utc_text, utc_text
+from mes.core.entry import read_sealed_entries
 from mes.core.errors import (
     ChunkConflict,
     ChunkGap,
@@ -58,6 +60,30 @@ NONCE_HEADER = "X-MES-Nonce"
 SIGNATURE_HEADER = "X-MES-Signature"
 REQUEST_HEADERS = (SITE_HEADER, KEY_HEADER, TIME_HEADER, NONCE_HEADER, SIGNATURE_HEADER)
 NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+class OutboxState(StrEnum):
+    """At a spoke: where a batch's ledger stands with the hub (the outbox mark)."""
+
+    PENDING = "pending"
+    SYNCED = "synced"
+    REFUSED = "refused"
+
+
+class SyncOutcome(StrEnum):
+    """What became of one sync action (the sync log, both sides)."""
+
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    REFUSED = "refused"
+
+
+SYNC_OUTCOME_WORDS = {
+    SyncOutcome.ACCEPTED: "done",
+    SyncOutcome.DUPLICATE: "already held",
+    SyncOutcome.REFUSED: "refused",
+}
+"""A sync action's outcome as the sync log says it."""
 
 
 def _loads(raw: bytes | str) -> Any:
@@ -187,7 +213,17 @@ def open_chunk(token: str, spoke_key: SitePublicKey, site_code: str) -> Chunk:
         raise ChunkTampered(
             f"The chunk says it comes from {payload['site']}, but it was sent as {site_code}."
         )
-    entries = tuple(_entry(item) for item in payload["entries"])
+    # A body with a field more or less could not be stored as it was hashed (a column a field).
+    entries = tuple(
+        read_sealed_entries(
+            payload["entries"],
+            ChunkUnreadable(
+                "An entry of the chunk is not a ledger entry of this format (body with exactly "
+                "the ledger's fields, hash, signature).",
+                what_to_do="Check that hub and spoke run compatible versions.",
+            ),
+        )
+    )
     batch = payload["batch"]
     for index, entry in enumerate(entries):
         body = entry.body
@@ -248,46 +284,6 @@ def _chunk_payload(raw: bytes) -> dict[str, Any]:
             what_to_do="Check that hub and spoke run compatible versions.",
         )
     return payload
-
-
-ENTRY_KEYS = frozenset(
-    {"batch", "seq", "prev", "at", "site", "terminal", "actor", "kind", "payload"}
-)
-ACTOR_KEYS = frozenset({"user_id", "username", "name"})
-_MAX_SEQ = 2**53 - 1
-
-
-def _entry(item: Any) -> SealedEntry:
-    """A ledger entry exactly as the ledger defines it.
-
-    The hub stores each field of the body in its own column, so a body with a field more or
-    less could not be stored as it was hashed.
-    """
-    body = item.get("body") if isinstance(item, dict) else None
-    actor = body.get("actor") if isinstance(body, dict) else None
-    ok = (
-        isinstance(body, dict)
-        and set(body) == ENTRY_KEYS
-        and isinstance(actor, dict)
-        and set(actor) == ACTOR_KEYS
-        and isinstance(item.get("hash"), str)
-        and isinstance(item.get("signature"), str)
-        and type(body["seq"]) is int
-        and 1 <= body["seq"] <= _MAX_SEQ
-        and all(isinstance(body[k], str) for k in ("batch", "prev", "at", "site", "kind"))
-        and isinstance(body["terminal"], str | None)
-        and isinstance(actor["user_id"], str | None)
-        and isinstance(actor["username"], str)
-        and isinstance(actor["name"], str)
-        and isinstance(body["payload"], dict)
-    )
-    if not ok:
-        raise ChunkUnreadable(
-            "An entry of the chunk is not a ledger entry of this format (body with exactly the "
-            "ledger's fields, hash, signature).",
-            what_to_do="Check that hub and spoke run compatible versions.",
-        )
-    return SealedEntry(body=body, hash=item["hash"], signature=item["signature"])
 
 
 # --- what of a chunk is new ----------------------------------------------------------------

@@ -30,10 +30,12 @@ from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 
+from mes.core.batch import EntryKind
 from mes.core.canonical import content_hash, strict_loads
 from mes.core.errors import ChainBroken, InvalidInput
 from mes.core.keys import SitePublicKey
 from mes.core.ledger import SealedEntry, verify_chain
+from mes.core.review import ReviewKind
 from mes.pdf.sign import PdfSignatureCheck, verify_pdf
 from mes.services.record import ATTACHMENT_NAME, RECORD_FORMAT
 
@@ -158,7 +160,7 @@ def _binding_problems(
     """
     problems = []
     ledger, review = chains.get("ledger", []), chains.get("review", [])
-    if ledger and ledger[0].body.get("kind") == "batch_created":
+    if ledger and ledger[0].body.get("kind") == EntryKind.BATCH_CREATED:
         created = ledger[0].body.get("payload", {}).get("number")
         if created != number:
             problems.append(f"the record names batch {number}, its ledger created {created}")
@@ -174,7 +176,7 @@ def _binding_problems(
             )
         head = [ledger[-1].seq, ledger[-1].hash] if ledger else [0, None]
         for entry in review:
-            if entry.body.get("kind") not in ("batch_released", "batch_rejected"):
+            if entry.body.get("kind") not in (ReviewKind.BATCH_RELEASED, ReviewKind.BATCH_REJECTED):
                 continue
             decided = entry.body.get("payload", {}).get("record", {}).get("record_head")
             if decided != head:

@@ -16,6 +16,7 @@ from datetime import date
 from mes.core.access import Permission
 from mes.core.audit import Actor, require_reason
 from mes.core.batch import EquipmentInfo
+from mes.core.equipment import EQUIPMENT_STATUS_WORDS, EquipmentStatus
 from mes.core.errors import InvalidInput, NotFound
 from mes.core.recipe import recipe_schema
 from mes.core.text import free_text, one_line
@@ -135,7 +136,7 @@ def add_equipment(
         equipment_class=kind,
         name=name,
         location=one_line(location, "The location", max_length=200),
-        status="in_service",
+        status=EquipmentStatus.IN_SERVICE.value,
         clean=True,
         calibration_due=calibration_due,
         created_at=ctx.at,
@@ -169,7 +170,7 @@ def set_status(
 ) -> Equipment:
     """Take an instrument out of service or put it back, with a reason."""
     actor = authorise(uow, ctx, Permission.MANAGE_EQUIPMENT)
-    if status not in ("in_service", "out_of_service"):
+    if status not in tuple(EquipmentStatus):
         raise InvalidInput(
             f"'{status}' is not an equipment status.",
             what_to_do="Use in_service or out_of_service.",
@@ -177,12 +178,12 @@ def set_status(
     why = require_reason(reason, "change the status of an instrument")
     equipment = find_equipment(uow, equipment_id, lock=True)
     if equipment.status == status:
-        raise InvalidInput(f"{equipment.id} already is {status.replace('_', ' ')}.")
+        raise InvalidInput(f"{equipment.id} already is {EQUIPMENT_STATUS_WORDS[status]}.")
     old = equipment.status
     equipment.status = status
     _audit(uow, ctx, actor, "equipment status changed", equipment, old={"status": old},
            new={"status": status}, reason=why)  # fmt: skip
-    log(uow, ctx, actor, equipment.id, status.replace("_", " "), why)
+    log(uow, ctx, actor, equipment.id, EQUIPMENT_STATUS_WORDS[status], why)
     uow.commit()
     return equipment
 

@@ -16,6 +16,7 @@ from mes.core.audit import require_reason
 from mes.core.batch import LotInfo
 from mes.core.errors import InvalidInput, NotFound
 from mes.core.esign import Meaning
+from mes.core.materials import LotStatus
 from mes.core.text import one_line
 from mes.core.units import is_known_unit
 from mes.services.audit import record_change
@@ -28,11 +29,10 @@ from mes.store.uow import UnitOfWork
 
 MATERIAL_CODE = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,39}$")
 LOT_NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
-LOT_STATUSES = ("quarantine", "released", "rejected")
 STATUS_MEANINGS = {
-    "released": Meaning.RELEASED,
-    "rejected": Meaning.REJECTED,
-    "quarantine": Meaning.QUARANTINED,
+    LotStatus.RELEASED: Meaning.RELEASED,
+    LotStatus.REJECTED: Meaning.REJECTED,
+    LotStatus.QUARANTINE: Meaning.QUARANTINED,
 }
 LOT_RECORD_TYPE = "material-lot"
 
@@ -102,7 +102,7 @@ def add_lot(
         lot_number=number,
         material_code=code,
         expiry=expiry,
-        status="quarantine",
+        status=LotStatus.QUARANTINE.value,
         received_at=ctx.at,
         status_changed_at=ctx.at,
     )
@@ -119,7 +119,7 @@ def add_lot(
             "lot_number": number,
             "material": code,
             "expiry": expiry.isoformat(),
-            "status": "quarantine",
+            "status": LotStatus.QUARANTINE.value,
         },
     )
     uow.commit()
@@ -149,7 +149,7 @@ def change_lot_status(
 ) -> MaterialLot:
     """QA releases, rejects or quarantines a lot, with a reason and an e-signature."""
     actor = authorise(uow, ctx, Permission.RELEASE_LOTS)
-    if status not in LOT_STATUSES:
+    if status not in tuple(LotStatus):
         raise InvalidInput(
             f"'{status}' is not a lot status.", what_to_do="Use released, rejected or quarantine."
         )

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from mes.core.audit import Actor
 from mes.core.batch import Batch as BatchAggregate
 from mes.core.clock import utc_text
+from mes.core.entry import EntryBody
 from mes.core.heads import SignedHead, batch_chain, sign_head
 from mes.core.keys import SiteKey
 from mes.core.ledger import SealedEntry
@@ -38,6 +39,8 @@ from mes.store.models import (
     BatchValue,
     Counter,
     Deviation,
+    chain_body,
+    chain_columns,
 )
 
 
@@ -66,32 +69,14 @@ _LEDGER_COLUMNS = (
 
 
 def _sealed(r: Any) -> SealedEntry:
-    return SealedEntry(
-        body={
-            "batch": r.batch_id,
-            "seq": r.seq,
-            "prev": r.prev,
-            "at": r.at,
-            "site": r.site,
-            "terminal": r.terminal,
-            "actor": {
-                "user_id": r.actor_id,
-                "username": r.actor_username,
-                "name": r.actor_name,
-            },
-            "kind": r.kind,
-            "payload": r.payload,
-        },
-        hash=r.hash,
-        signature=r.signature,
-    )
+    return SealedEntry(body=chain_body(r).as_dict(), hash=r.hash, signature=r.signature)
 
 
 def ledger(session: Session, batch_id: str) -> list[SealedEntry]:
     """Every entry of the batch's ledger in seq order, as the core replays and verifies them.
 
     Read as plain rows (no ORM objects: a batch has hundreds of entries and every action reads
-    them); the body is built exactly as :meth:`BatchEntry.body` builds it.
+    them); the body is built by :func:`chain_body`, as :meth:`BatchEntry.body` builds it.
     """
     rows = session.execute(
         select(*_LEDGER_COLUMNS).where(BatchEntry.batch_id == batch_id).order_by(BatchEntry.seq)
@@ -129,20 +114,8 @@ def next_number(session: Session, name: str) -> int:
 
 
 def _entry_values(entry: SealedEntry) -> dict[str, Any]:
-    body = entry.body
-    actor = body["actor"]
     return {
-        "batch_id": body["batch"],
-        "seq": body["seq"],
-        "prev": body["prev"],
-        "at": body["at"],
-        "site": body["site"],
-        "terminal": body["terminal"],
-        "actor_id": actor["user_id"],
-        "actor_username": actor["username"],
-        "actor_name": actor["name"],
-        "kind": body["kind"],
-        "payload": body["payload"],
+        **chain_columns(EntryBody.of(entry.body)),
         "hash": entry.hash,
         "signature": entry.signature,
     }

@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from mes.core.entry import read_sealed_entries
 from mes.core.ledger import SealedEntry
-from mes.core.sync import ACTOR_KEYS, ENTRY_KEYS
 
 MAX_ENTRIES = 20_000  # far above what the hub sends at once (about 2,000)
-_MAX_SEQ = 2**53 - 1
 
 
 class UnreadableReviews(ValueError):
@@ -26,36 +25,6 @@ class UnreadableReviews(ValueError):
 def entries_json(entries: Iterable[SealedEntry]) -> list[dict[str, Any]]:
     """Sealed entries as they travel."""
     return [e.as_dict() for e in entries]
-
-
-def _entry(item: Any) -> SealedEntry:
-    body = item.get("body") if isinstance(item, dict) else None
-    actor = body.get("actor") if isinstance(body, dict) else None
-    ok = (
-        isinstance(item, dict)
-        and set(item) == {"body", "hash", "signature"}
-        and isinstance(body, dict)
-        and set(body) == ENTRY_KEYS
-        and isinstance(actor, dict)
-        and set(actor) == ACTOR_KEYS
-        and isinstance(item["hash"], str)
-        and len(item["hash"]) == 64
-        and isinstance(item["signature"], str)
-        and type(body["seq"]) is int
-        and 1 <= body["seq"] <= _MAX_SEQ
-        and all(isinstance(body[k], str) for k in ("batch", "prev", "at", "site", "kind"))
-        and isinstance(body["terminal"], str | None)
-        and isinstance(actor["user_id"], str | None)
-        and isinstance(actor["username"], str)
-        and isinstance(actor["name"], str)
-        and isinstance(body["payload"], dict)
-    )
-    if not ok:
-        raise UnreadableReviews(
-            "an entry is not a review entry of this format (body with exactly the ledger's "
-            "fields, hash, signature)"
-        )
-    return SealedEntry(body=body, hash=item["hash"], signature=item["signature"])
 
 
 def read_entries(items: Any, asked: Mapping[str, int] | None = None) -> list[SealedEntry]:
@@ -68,7 +37,13 @@ def read_entries(items: Any, asked: Mapping[str, int] | None = None) -> list[Sea
         raise UnreadableReviews("the entries are not a list")
     if len(items) > MAX_ENTRIES:
         raise UnreadableReviews(f"more than {MAX_ENTRIES:,} entries at once")
-    entries = [_entry(item) for item in items]
+    entries = read_sealed_entries(
+        items,
+        UnreadableReviews(
+            "an entry is not a review entry of this format (body with exactly the ledger's "
+            "fields, hash, signature)"
+        ),
+    )
     if asked is not None:
         for entry in entries:
             batch = entry.body["batch"]

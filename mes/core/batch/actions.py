@@ -35,6 +35,7 @@ from mes.core.batch.state import (
     PhaseState,
 )
 from mes.core.clock import as_utc, utc_text
+from mes.core.entry import EntryBody
 from mes.core.errors import (
     BatchIncomplete,
     BatchNotActive,
@@ -101,18 +102,18 @@ class Actions(Aggregate):
                 problems.append(str(err))
         if problems:
             raise InvalidValue(" ".join(problems))
-        body = {
-            "batch": batch_id,
-            "seq": 1,
-            "prev": GENESIS,
-            "at": utc_text(at),
-            "site": site,
-            "terminal": terminal,
-            "actor": who.actor.as_dict(),
-            "kind": EntryKind.BATCH_CREATED.value,
-            "payload": {"number": number, "recipe": dict(recipe), "chain_of_identity": coi},
-        }
-        entry = seal(body, key)
+        body = EntryBody(
+            batch=batch_id,
+            seq=1,
+            prev=GENESIS,
+            at=utc_text(at),
+            site=site,
+            terminal=terminal,
+            actor=who.actor,
+            kind=EntryKind.BATCH_CREATED,
+            payload={"number": number, "recipe": dict(recipe), "chain_of_identity": coi},
+        )
+        entry = seal(body.as_dict(), key)
         batch = cls._from_first(procedure, entry, key=key, time_zone=time_zone)
         batch.new_entries.append(entry)
         return batch

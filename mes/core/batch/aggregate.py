@@ -33,6 +33,7 @@ from mes.core.batch.state import (
     PhaseState,
 )
 from mes.core.clock import utc_text
+from mes.core.entry import EntryBody
 from mes.core.errors import (
     InvalidInput,
     NotFound,
@@ -113,7 +114,7 @@ class Aggregate(Ordering):
 
     def _append(
         self,
-        kind: EntryKind,
+        kind: str,  # an EntryKind, or the entry kind of a phase kind (mes.core.phases)
         payload: Mapping[str, Any],
         who: Actor,
         at: datetime,
@@ -124,18 +125,18 @@ class Aggregate(Ordering):
         at_text = utc_text(at)
         if self.state.last_at is not None and at_text < self.state.last_at:
             at_text = self.state.last_at  # never earlier than the entry before (clock steps back)
-        body = {
-            "batch": self.state.id,
-            "seq": self.state.last_seq + 1,
-            "prev": self.state.last_hash,
-            "at": at_text,
-            "site": self.state.site,
-            "terminal": terminal,
-            "actor": who.as_dict(),
-            "kind": kind.value,
-            "payload": dict(payload),
-        }
-        entry = seal(body, self.key)
+        body = EntryBody(
+            batch=self.state.id,
+            seq=self.state.last_seq + 1,
+            prev=self.state.last_hash,
+            at=at_text,
+            site=self.state.site,
+            terminal=terminal,
+            actor=who,
+            kind=kind,
+            payload=payload,
+        )
+        entry = seal(body.as_dict(), self.key)
         self._apply(entry)
         self.new_entries.append(entry)
         return entry

@@ -18,6 +18,7 @@ from mes.core.batch.machines import _PHASE_MACHINE, BatchStatus, PhaseStatus, _f
 from mes.core.batch.plan import Procedure
 from mes.core.batch.state import BatchState
 from mes.core.clock import parse_utc_text
+from mes.core.ordering import PhaseOrdering
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,9 @@ class Ordering:
                     if not self.is_done(other):
                         return Decision(PhaseStatus.LOCKED, other)
         ids = self.procedure.operations[plan.operation_index]
-        if plan.ordering == "sequence":  # every phase before it, not only the one before: a
+        if (
+            plan.ordering == PhaseOrdering.SEQUENCE
+        ):  # every phase before it, not only the one before: a
             # corrected phase waiting to be verified again holds back the whole rest of the
             # sequence, even past a phase that was not applicable
             for earlier in ids[: ids.index(phase_id)]:
@@ -84,7 +87,7 @@ class Ordering:
                 return Decision(PhaseStatus.SKIPPED)
             if recorded.value not in when["in"]:
                 return Decision(PhaseStatus.SKIPPED)
-        if plan.ordering == "any_order":
+        if plan.ordering == PhaseOrdering.ANY_ORDER:
             busy = [s for s in ids if self.state.phases[s].status is PhaseStatus.IN_PROGRESS]
             if busy:
                 return Decision(PhaseStatus.LOCKED, busy[0], busy=True)

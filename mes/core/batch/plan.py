@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mes.core.errors import NotFound
+from mes.core.ordering import PhaseOrdering
 
 
 def training_procedure(recipe_code: str, version: int) -> str:
@@ -84,7 +85,7 @@ class Procedure:
                 for phase in operation["phases"]:
                     waits = (
                         frozenset((_references(phase) & siblings) - {phase["id"]})
-                        if operation["ordering"] != "sequence"
+                        if operation["ordering"] != PhaseOrdering.SEQUENCE
                         else frozenset()
                     )
                     self.phases[phase["id"]] = PhasePlan(

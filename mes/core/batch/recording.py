@@ -10,20 +10,19 @@ that signature binds to.
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from mes.core import phases
-from mes.core.audit import Actor
 from mes.core.batch.aggregate import Aggregate
 from mes.core.batch.machines import DeviationCategory, DeviationStatus, EntryKind
-from mes.core.batch.plan import PhasePlan
-from mes.core.batch.state import EquipmentInfo, LotInfo, Operator, Outcome, PhaseState
+from mes.core.batch.state import Operator, PhaseState
 from mes.core.errors import MesError
+from mes.core.phases.calculations import calculate_all, calculation_problem
 from mes.core.phases.equipment import equipment_class_title, use_equipment
 from mes.core.phases.identity import check_identity
 from mes.core.phases.materials import use_material
-from mes.core.phases.values import calculate_all, calculation_problem, record_one, record_values
+from mes.core.phases.values import record_one, record_values
 
 __all__ = ["Recording", "equipment_class_title"]
 
@@ -47,93 +46,21 @@ class Recording(Aggregate):
         nothing is recorded and :class:`~mes.core.limits.InvalidValue` names each field. A scan
         refused is kept in the record; its refusal is returned for its form field.
         """
+        acting = phases.Acting(who, at, terminal, site)
         refusals: dict[str, MesError] = {}
         for kind in phases.KINDS.values():
-            refusals.update(kind.record(self, phase_id, data, who, at, terminal, site))  # type: ignore[arg-type]
+            refusals.update(kind.record(self, phase_id, data, acting))  # type: ignore[arg-type]
         return refusals
 
-    # -- each kind's action by name (for callers that know the kind) ------------------------------
+    # -- each kind's action by name, for callers that know the kind (the kinds' functions) ---------
 
-    def record_values(
-        self,
-        phase_id: str,
-        raw: Mapping[str, Any],
-        who: Operator,
-        at: datetime,
-        terminal: str | None,
-        comments: Mapping[str, str] | None = None,
-    ) -> Outcome:
-        """Record values entered in a phase in progress (:func:`mes.core.phases.values.record_values`)."""
-        return record_values(self, phase_id, raw, who, at, terminal, comments)  # type: ignore[arg-type]
-
-    def use_material(
-        self,
-        phase_id: str,
-        material_code: str,
-        lot: LotInfo | None,
-        scanned: str,
-        who: Operator,
-        at: datetime,
-        terminal: str | None,
-        today: date,
-    ) -> Outcome:
-        """Record or refuse a lot scanned (:func:`mes.core.phases.materials.use_material`)."""
-        return use_material(self, phase_id, material_code, lot, scanned, who, at, terminal, today)  # type: ignore[arg-type]
-
-    def use_equipment(
-        self,
-        phase_id: str,
-        slot: int,
-        equipment: EquipmentInfo | None,
-        scanned: str,
-        who: Operator,
-        at: datetime,
-        terminal: str | None,
-        today: date,
-    ) -> Outcome:
-        """Record or refuse an instrument scanned (:func:`mes.core.phases.equipment.use_equipment`)."""
-        return use_equipment(self, phase_id, slot, equipment, scanned, who, at, terminal, today)  # type: ignore[arg-type]
-
-    def check_identity(
-        self,
-        phase_id: str,
-        check_id: str,
-        scanned: str,
-        who: Operator,
-        at: datetime,
-        terminal: str | None,
-    ) -> Outcome:
-        """Compare a label with the chain of identity (:func:`mes.core.phases.identity.check_identity`)."""
-        return check_identity(self, phase_id, check_id, scanned, who, at, terminal)  # type: ignore[arg-type]
-
-    def calculation_problem(self, phase_id: str, calc_id: str) -> str | None:
-        """Why a calculation whose values are all recorded cannot be worked out (e.g. ÷ 0)."""
-        return calculation_problem(self, phase_id, calc_id)  # type: ignore[arg-type]
-
-    def _record_one(
-        self,
-        plan: PhasePlan,
-        value_id: str,
-        value: Any,
-        actor: Actor,
-        at: datetime,
-        terminal: str | None,
-        comments: Mapping[str, str],
-        **how: Any,
-    ) -> None:
-        record_one(self, plan, value_id, value, actor, at, terminal, comments, **how)  # type: ignore[arg-type]
-
-    def _calculate(
-        self,
-        plan: PhasePlan,
-        actor: Actor,
-        at: datetime,
-        terminal: str | None,
-        comments: Mapping[str, str],
-        *,
-        correcting: str | None = None,
-    ) -> None:
-        calculate_all(self, plan, actor, at, terminal, comments, correcting=correcting)  # type: ignore[arg-type]
+    record_values = record_values
+    use_material = use_material
+    use_equipment = use_equipment
+    check_identity = check_identity
+    calculation_problem = calculation_problem
+    _record_one = record_one  # a correction records its value and works out the calculations
+    _calculate = calculate_all
 
     def _refused(
         self,

@@ -13,18 +13,22 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping
 
 import mes.core.batch  # noqa: F401 - the kinds build on the batch's states: load the batch first
-from mes.core.phases.base import PageForm, PhaseKind, Printed, Site
+from mes.core.phases.base import Acting, PageForm, PhaseKind, Printed, Printing, Scans, Site
+from mes.core.phases.calculations import Calculations
 from mes.core.phases.equipment import Equipment
 from mes.core.phases.identity import IdentityChecks
 from mes.core.phases.materials import Materials
 from mes.core.phases.timers import Timers
-from mes.core.phases.values import Calculations, Inputs
+from mes.core.phases.values import Inputs
 
 __all__ = [
     "KINDS",
+    "Acting",
     "PageForm",
     "PhaseKind",
     "Printed",
+    "Printing",
+    "Scans",
     "Site",
     "for_entry",
     "on_screen",

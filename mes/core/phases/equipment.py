@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from mes.core.audit import Actor
 from mes.core.batch.machines import EntryKind
 from mes.core.batch.state import EquipmentInfo, Outcome
+from mes.core.equipment import EquipmentStatus
 from mes.core.errors import (
     CalibrationOverdue,
     EquipmentInUse,
@@ -25,15 +25,17 @@ from mes.core.errors import (
     UnknownEquipment,
     WrongEquipmentClass,
 )
-from mes.core.phases.base import PageForm, PhaseKind, Site, Spec
+from mes.core.phases.base import Acting, Items, Lines, PageForm, Printing, Scans, Spec, whole_item
 from mes.core.phases.values import _local, _phase_name, _who
-from mes.core.phases.words import ADDED, REMOVED, quoted
+from mes.core.phases.words import quoted
+from mes.core.recipe.parts import listed, repeated
+from mes.core.recipe.problems import Path
 
 if TYPE_CHECKING:
     from xml.etree import ElementTree as ET
 
     from mes.core.batch import Batch, Operator, PhasePlan, PhaseState
-    from mes.core.ledger import SealedEntry
+    from mes.core.recipe.checker import PhaseInfo, RecipeChecker
 
 
 def equipment_class_title(equipment_class: str) -> str:
@@ -137,7 +139,7 @@ def equipment_refusal(
             f"{label} is a {equipment.equipment_class.replace('_', ' ')}, not a {title}.",
             what_to_do=f"Use a {title}.",
         )
-    if equipment.status != "in_service":
+    if equipment.status != EquipmentStatus.IN_SERVICE:
         return EquipmentOutOfService(
             f"{label} is out of service.", what_to_do="Use another instrument of the same class."
         )
@@ -167,7 +169,7 @@ def _slot_number(text: str, most: int = 10_000) -> int | None:
     return number if number <= most else None
 
 
-class Equipment(PhaseKind):
+class Equipment(Scans):
     """The instruments a phase uses: one per slot, by class, scanned and checked."""
 
     key = "equipment"
@@ -177,7 +179,26 @@ class Equipment(PhaseKind):
     entry_kinds = frozenset({EntryKind.EQUIPMENT_USED})
     looks_up = "equipment"
     on_screen = 20
+    compiled_always = True
     signed_as = "equipment"
+    payload_slot = "slot"
+
+    def check(self, checker: RecipeChecker, phase_path: Path, phase: Spec, info: PhaseInfo) -> None:
+        """Two pieces of one equipment class in a phase have different labels."""
+        instruments: set[tuple[str, str | None]] = set()
+        for path, equipment in listed(phase_path, phase, "equipment"):
+            key = (equipment["class"], equipment.get("label"))
+            if repeated(instruments, key):
+                how = "with the same label" if key[1] else "without a label"
+                checker.problem(
+                    path,
+                    f"equipment '{key[0]}' is listed twice {how}: give each instrument its own label",
+                    at=(*path, "class"),
+                )
+
+    def compile(self, phase: Spec) -> list[dict[str, Any]]:
+        """The phase's equipment."""
+        return [{"class": e["class"], "label": e.get("label")} for e in phase.get("equipment", [])]
 
     def recorded(self, phase: PhaseState) -> dict[Any, Any]:
         return phase.equipment
@@ -185,37 +206,24 @@ class Equipment(PhaseKind):
     def slot(self, name: str) -> Hashable | None:
         return _slot_number(name)
 
-    def record(
-        self,
-        batch: Batch,
-        phase_id: str,
-        data: Mapping[str, Mapping[Hashable, Any]],
-        who: Operator,
-        at: datetime,
-        terminal: str | None,
-        site: Site,
-    ) -> dict[str, MesError]:
-        refusals = {}
-        for slot, scanned in (data.get("equipment") or {}).items():
-            if not (scanned or "").strip():
-                continue
-            outcome = use_equipment(
-                batch, phase_id, int(slot), site.lookup("equipment", scanned),  # type: ignore[call-overload]
-                scanned, who, at, terminal, site.today,
-            )  # fmt: skip
-            if outcome.refusal is not None:
-                refusals[self.field_key(slot)] = outcome.refusal
-        return refusals
+    def scan(
+        self, batch: Batch, phase_id: str, slot: Hashable, scanned: str, acting: Acting
+    ) -> Outcome:
+        equipment = acting.site.lookup("equipment", scanned)
+        who, at, terminal = acting.who, acting.at, acting.terminal
+        return use_equipment(
+            batch,
+            phase_id,
+            int(slot),
+            equipment,
+            scanned,
+            who,
+            at,
+            terminal,
+            acting.site.today,  # type: ignore[call-overload]
+        )
 
-    def apply(
-        self, batch: Batch, phase: PhaseState, payload: Mapping[str, Any], entry: SealedEntry
-    ) -> str:
-        phase.equipment[int(payload["slot"])] = {
-            **payload,
-            "seq": entry.seq,
-            "at": entry.body["at"],
-            "by": Actor.from_dict(entry.body["actor"]),
-        }
+    def touched(self, payload: Mapping[str, Any]) -> str:
         return f"used {payload['equipment']}"
 
     def missing(self, batch: Batch, plan: PhasePlan, phase: PhaseState) -> list[str]:
@@ -233,33 +241,19 @@ class Equipment(PhaseKind):
         due = f", calibration due {p['calibration_due']}" if p.get("calibration_due") else ""
         return f"used {p['equipment']} ({p['equipment_name']}){due} in {_phase_name(batch, p['phase'])}"
 
-    def page(
-        self, batch: Batch, plan: PhasePlan, phase: PhaseState, form: PageForm
-    ) -> list[dict[str, Any]]:
-        items = []
-        for slot, item in enumerate(self.items(plan.spec)):
-            key = self.field_key(slot)
-            items.append(
-                {
-                    "slot": slot,
-                    "title": equipment_class_title(item["class"]),
-                    "label": item.get("label"),
-                    "key": key,
-                    "used": phase.equipment.get(slot),
-                    "error": form.field_errors.get(key),
-                    "prefill": form.entered.get(key, ""),
-                }
-            )
-        return items
+    def page(self, batch: Batch, plan: PhasePlan, phase: PhaseState, form: PageForm) -> Items:
+        return [
+            {
+                "slot": slot,
+                "title": equipment_class_title(item["class"]),
+                "label": item.get("label"),
+                **self.scan_field(form, slot),
+                "used": phase.equipment.get(slot),
+            }
+            for slot, item in enumerate(self.items(plan.spec))
+        ]
 
-    def printed(
-        self,
-        batch: Batch,
-        plan: PhasePlan,
-        phase: PhaseState,
-        reasons: Mapping[int, tuple[str, int]],
-        time_zone: str,
-    ) -> tuple[EquipmentLine, ...]:
+    def printed(self, batch: Batch, plan: PhasePlan, phase: PhaseState, how: Printing) -> Lines:
         return tuple(
             EquipmentLine(
                 equipment_class=equipment_class_title(e["class"]),
@@ -269,7 +263,7 @@ class Equipment(PhaseKind):
                 if e.get("calibration_due")
                 else "no calibration due date",
                 by=_who(e["by"]),
-                at_text=_local(e["at"], time_zone),
+                at_text=_local(e["at"], how.time_zone),
             )
             for _slot, e in sorted(phase.equipment.items())
         )
@@ -293,17 +287,9 @@ class Equipment(PhaseKind):
         for old, new in differ.paired(before, after, lambda e: e["class"]):
             item = new or old
             name = f"equipment class '{item['class']}'"
-            if old is None or new is None:
-                kind = ADDED if old is None else REMOVED
-                label = f" ({item['label']})" if item["label"] else ""
-                differ.add(
-                    kind,
-                    place,
-                    name,
-                    None if old is None else item["class"],
-                    item["class"] if old is None else None,
-                    f"{place.subject}: {name}{label} {kind}.",
-                )
+            label = f" ({item['label']})" if item["label"] else ""
+            text = f"{place.subject}: {name}{label} {{kind}}."
+            if whole_item(differ, place, name, old, new, item["class"], text):
                 continue
             differ.simple(
                 place, f"{name} label", f"{name}: label", old["label"], new["label"], quoted

@@ -12,21 +12,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from mes.core.audit import Actor
 from mes.core.batch.machines import DeviationCategory, EntryKind
 from mes.core.batch.state import Outcome
-from mes.core.errors import IdentityMismatch, MesError, NotFound
+from mes.core.errors import IdentityMismatch, NotFound
 from mes.core.identity import InvalidDin, parse_din, scan_matches
 from mes.core.limits import InvalidValue
-from mes.core.phases.base import PageForm, PhaseKind, Site, Spec
+from mes.core.phases.base import Acting, Items, Lines, PageForm, Printing, Scans, Spec, whole_item
 from mes.core.phases.values import _local, _phase_name, _who
-from mes.core.phases.words import ADDED, REMOVED, quoted
+from mes.core.phases.words import quoted
+from mes.core.recipe.items import items_of
+from mes.core.recipe.parts import listed, repeated
+from mes.core.recipe.problems import Path
 
 if TYPE_CHECKING:
     from xml.etree import ElementTree as ET
 
     from mes.core.batch import Batch, Operator, PhasePlan, PhaseState
-    from mes.core.ledger import SealedEntry
+    from mes.core.recipe.checker import PhaseInfo, RecipeChecker
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,7 @@ def check_identity(
     return Outcome(tuple(batch.new_entries[mark:]), refusal)
 
 
-class IdentityChecks(PhaseKind):
+class IdentityChecks(Scans):
     """Labels the operator scans against the chain of identity (bag, patient wristband…)."""
 
     key = "identity_checks"
@@ -133,39 +135,44 @@ class IdentityChecks(PhaseKind):
     argument = "identity"
     entry_kinds = frozenset({EntryKind.IDENTITY_CHECKED})
     on_screen = 10
+    compiled_always = True
     signed_as = "identity"
+    payload_slot = "check"
+
+    def check(self, checker: RecipeChecker, phase_path: Path, phase: Spec, info: PhaseInfo) -> None:
+        """Identity check IDs are unique in the phase; each matches a chain-of-identity field."""
+        seen: set[str] = set()
+        for path, check in listed(phase_path, phase, "identity_checks"):
+            if repeated(seen, check["id"]):
+                checker.problem(
+                    path, f"duplicate identity check ID '{check['id']}'", at=(*path, "id")
+                )
+            declared = [f.id for f in items_of(checker.data["chain_of_identity"])]
+            if check["matches"] not in declared:
+                known = ", ".join(declared)
+                checker.problem(
+                    path,
+                    f"'{check['matches']}' is not in the chain of identity (declared: {known})",
+                    at=(*path, "matches"),
+                )
+
+    def compile(self, phase: Spec) -> list[dict[str, Any]]:
+        """The phase's identity checks."""
+        return [
+            {"id": c["id"], "label": c["label"], "matches": c["matches"]}
+            for c in phase.get("identity_checks", [])
+        ]
 
     def recorded(self, phase: PhaseState) -> dict[Any, Any]:
         return phase.identity
 
-    def record(
-        self,
-        batch: Batch,
-        phase_id: str,
-        data: Mapping[str, Mapping[Hashable, Any]],
-        who: Operator,
-        at: datetime,
-        terminal: str | None,
-        site: Site,
-    ) -> dict[str, MesError]:
-        refusals = {}
-        for check_id, scanned in (data.get("identity") or {}).items():
-            if not (scanned or "").strip():
-                continue
-            outcome = check_identity(batch, phase_id, str(check_id), scanned, who, at, terminal)
-            if outcome.refusal is not None:
-                refusals[self.field_key(check_id)] = outcome.refusal
-        return refusals
+    def scan(
+        self, batch: Batch, phase_id: str, slot: Hashable, scanned: str, acting: Acting
+    ) -> Outcome:
+        who, at, terminal = acting.who, acting.at, acting.terminal
+        return check_identity(batch, phase_id, str(slot), scanned, who, at, terminal)
 
-    def apply(
-        self, batch: Batch, phase: PhaseState, payload: Mapping[str, Any], entry: SealedEntry
-    ) -> str:
-        phase.identity[payload["check"]] = {
-            **payload,
-            "seq": entry.seq,
-            "at": entry.body["at"],
-            "by": Actor.from_dict(entry.body["actor"]),
-        }
+    def touched(self, payload: Mapping[str, Any]) -> str:
         return "scanned " + payload["check"]
 
     def missing(self, batch: Batch, plan: PhasePlan, phase: PhaseState) -> list[str]:
@@ -189,32 +196,18 @@ class IdentityChecks(PhaseKind):
             f"{result} the chain of identity ({p['matches']})"
         )
 
-    def page(
-        self, batch: Batch, plan: PhasePlan, phase: PhaseState, form: PageForm
-    ) -> list[dict[str, Any]]:
-        items = []
-        for item in self.items(plan.spec):
-            key = self.field_key(item["id"])
-            items.append(
-                {
-                    **item,
-                    "key": key,
-                    "scan": phase.identity.get(item["id"]),
-                    "expected": batch.procedure.coi_spec(item["matches"])["label"],
-                    "error": form.field_errors.get(key),
-                    "prefill": form.entered.get(key, ""),
-                }
-            )
-        return items
+    def page(self, batch: Batch, plan: PhasePlan, phase: PhaseState, form: PageForm) -> Items:
+        return [
+            {
+                **item,
+                **self.scan_field(form, item["id"]),
+                "scan": phase.identity.get(item["id"]),
+                "expected": batch.procedure.coi_spec(item["matches"])["label"],
+            }
+            for item in self.items(plan.spec)
+        ]
 
-    def printed(
-        self,
-        batch: Batch,
-        plan: PhasePlan,
-        phase: PhaseState,
-        reasons: Mapping[int, tuple[str, int]],
-        time_zone: str,
-    ) -> tuple[IdentityLine, ...]:
+    def printed(self, batch: Batch, plan: PhasePlan, phase: PhaseState, how: Printing) -> Lines:
         checks = {c["id"]: c for c in self.items(plan.spec)}
         return tuple(
             IdentityLine(
@@ -223,7 +216,7 @@ class IdentityChecks(PhaseKind):
                 expected=batch.procedure.coi_spec(scan["matches"])["label"],
                 matches=bool(scan["match"]),
                 by=_who(scan["by"]),
-                at_text=_local(scan["at"], time_zone),
+                at_text=_local(scan["at"], how.time_zone),
             )
             for check, scan in phase.identity.items()
         )
@@ -260,17 +253,10 @@ class IdentityChecks(PhaseKind):
         for old, new in differ.paired(before, after, lambda c: c["id"]):
             check = new or old
             name = f"identity check '{check['label']}'"
-            if old is None or new is None:
-                kind = ADDED if old is None else REMOVED
-                shown = f"against {differ.identity_field(check['matches'])}"
-                differ.add(
-                    kind,
-                    place,
-                    name,
-                    None if old is None else shown,
-                    shown if old is None else None,
-                    f"{place.subject}: {name} {kind} ({shown}).",
-                )
+            shown = f"against {differ.identity_field(check['matches'])}"
+            if whole_item(
+                differ, place, name, old, new, shown, f"{place.subject}: {name} {{kind}} ({shown})."
+            ):
                 continue
             differ.simple(
                 place, f"{name} label", f"{name}: label", old["label"], new["label"], quoted

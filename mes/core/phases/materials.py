@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from mes.core.audit import Actor
 from mes.core.batch.machines import EntryKind
 from mes.core.batch.state import LotInfo, Outcome
 from mes.core.errors import (
@@ -23,15 +22,18 @@ from mes.core.errors import (
     UnknownLot,
     WrongMaterial,
 )
-from mes.core.phases.base import PageForm, PhaseKind, Site, Spec
+from mes.core.materials import LotStatus
+from mes.core.phases.base import Acting, Items, Lines, PageForm, Printing, Scans, Spec, whole_item
 from mes.core.phases.values import _local, _phase_name, _who
-from mes.core.phases.words import ADDED, REMOVED, quantity, quoted
+from mes.core.phases.words import quantity, quoted
+from mes.core.recipe.parts import listed, repeated
+from mes.core.recipe.problems import Path
 
 if TYPE_CHECKING:
     from xml.etree import ElementTree as ET
 
     from mes.core.batch import Batch, Operator, PhasePlan, PhaseState
-    from mes.core.ledger import SealedEntry
+    from mes.core.recipe.checker import PhaseInfo, RecipeChecker
 
 
 @dataclass(frozen=True)
@@ -118,12 +120,12 @@ def lot_refusal(spec: Spec, lot: LotInfo | None, scanned: str, today: date) -> M
             f"Lot {lot.lot_number} is {lot.material_name} ({lot.material_code}), not {name}.",
             what_to_do=f"Take a lot of {name}.",
         )
-    if lot.status == "rejected":
+    if lot.status == LotStatus.REJECTED:
         return LotRejected(
             f"Lot {lot.lot_number} of {name} was rejected by QA.",
             what_to_do="Do not use it; take a released lot.",
         )
-    if lot.status != "released":
+    if lot.status != LotStatus.RELEASED:
         return LotQuarantined(
             f"Lot {lot.lot_number} of {name} is in quarantine (not released by QA).",
             what_to_do="Take a released lot, or ask QA.",
@@ -136,7 +138,7 @@ def lot_refusal(spec: Spec, lot: LotInfo | None, scanned: str, today: date) -> M
     return None
 
 
-class Materials(PhaseKind):
+class Materials(Scans):
     """The lots a phase uses: one per material, scanned and checked."""
 
     key = "materials"
@@ -146,42 +148,42 @@ class Materials(PhaseKind):
     entry_kinds = frozenset({EntryKind.MATERIAL_USED})
     looks_up = "lot"
     on_screen = 30
+    compiled_always = True
     signed_as = "materials"
+    payload_slot = "material"
+
+    def check(self, checker: RecipeChecker, phase_path: Path, phase: Spec, info: PhaseInfo) -> None:
+        """Each material's unit is known and its code listed once (with its total quantity)."""
+        codes: set[str] = set()
+        for path, material in listed(phase_path, phase, "materials"):
+            checker.unit(path, material["unit"], (*path, "unit"))
+            if repeated(codes, material["code"]):
+                checker.problem(
+                    path,
+                    f"material {material['code']} is listed twice: give its total quantity once",
+                    at=(*path, "code"),
+                )
+
+    def compile(self, phase: Spec) -> list[dict[str, Any]]:
+        """The phase's materials."""
+        return [
+            {"code": m["code"], "name": m["name"], "quantity": m["quantity"], "unit": m["unit"]}
+            for m in phase.get("materials", [])
+        ]
 
     def recorded(self, phase: PhaseState) -> dict[Any, Any]:
         return phase.materials
 
-    def record(
-        self,
-        batch: Batch,
-        phase_id: str,
-        data: Mapping[str, Mapping[Hashable, Any]],
-        who: Operator,
-        at: datetime,
-        terminal: str | None,
-        site: Site,
-    ) -> dict[str, MesError]:
-        refusals = {}
-        for code, scanned in (data.get("lots") or {}).items():
-            if not (scanned or "").strip():
-                continue
-            outcome = use_material(
-                batch, phase_id, str(code), site.lookup("lot", scanned), scanned, who, at,
-                terminal, site.today,
-            )  # fmt: skip
-            if outcome.refusal is not None:
-                refusals[self.field_key(code)] = outcome.refusal
-        return refusals
+    def scan(
+        self, batch: Batch, phase_id: str, slot: Hashable, scanned: str, acting: Acting
+    ) -> Outcome:
+        lot = acting.site.lookup("lot", scanned)
+        who, at, terminal = acting.who, acting.at, acting.terminal
+        return use_material(
+            batch, phase_id, str(slot), lot, scanned, who, at, terminal, acting.site.today
+        )
 
-    def apply(
-        self, batch: Batch, phase: PhaseState, payload: Mapping[str, Any], entry: SealedEntry
-    ) -> str:
-        phase.materials[payload["material"]] = {
-            **payload,
-            "seq": entry.seq,
-            "at": entry.body["at"],
-            "by": Actor.from_dict(entry.body["actor"]),
-        }
+    def touched(self, payload: Mapping[str, Any]) -> str:
         return f"used lot {payload['lot']}"
 
     def missing(self, batch: Batch, plan: PhasePlan, phase: PhaseState) -> list[str]:
@@ -201,31 +203,17 @@ class Materials(PhaseKind):
             f"{p['unit']}, expiry {p['expiry']}, in {_phase_name(batch, p['phase'])}"
         )
 
-    def page(
-        self, batch: Batch, plan: PhasePlan, phase: PhaseState, form: PageForm
-    ) -> list[dict[str, Any]]:
-        items = []
-        for item in self.items(plan.spec):
-            key = self.field_key(item["code"])
-            items.append(
-                {
-                    **item,
-                    "key": key,
-                    "used": phase.materials.get(item["code"]),
-                    "error": form.field_errors.get(key),
-                    "prefill": form.entered.get(key, ""),
-                }
-            )
-        return items
+    def page(self, batch: Batch, plan: PhasePlan, phase: PhaseState, form: PageForm) -> Items:
+        return [
+            {
+                **item,
+                **self.scan_field(form, item["code"]),
+                "used": phase.materials.get(item["code"]),
+            }
+            for item in self.items(plan.spec)
+        ]
 
-    def printed(
-        self,
-        batch: Batch,
-        plan: PhasePlan,
-        phase: PhaseState,
-        reasons: Mapping[int, tuple[str, int]],
-        time_zone: str,
-    ) -> tuple[MaterialLine, ...]:
+    def printed(self, batch: Batch, plan: PhasePlan, phase: PhaseState, how: Printing) -> Lines:
         return tuple(
             MaterialLine(
                 code=m["material"],
@@ -235,7 +223,7 @@ class Materials(PhaseKind):
                 expiry=m["expiry"],
                 lot_status=m.get("lot_status") or "",
                 by=_who(m["by"]),
-                at_text=_local(m["at"], time_zone),
+                at_text=_local(m["at"], how.time_zone),
             )
             for _code, m in sorted(phase.materials.items())
         )
@@ -272,17 +260,9 @@ class Materials(PhaseKind):
         for old, new in differ.paired(before, after, lambda m: m["code"]):
             material = new or old
             name = f"material '{material['name']}' ({material['code']})"
-            if old is None or new is None:
-                kind = ADDED if old is None else REMOVED
-                amount = quantity(material["quantity"], material["unit"])
-                differ.add(
-                    kind,
-                    place,
-                    name,
-                    None if old is None else amount,
-                    amount if old is None else None,
-                    f"{place.subject}: {name} {kind} ({amount}).",
-                )
+            amount = quantity(material["quantity"], material["unit"])
+            text = f"{place.subject}: {name} {{kind}} ({amount})."
+            if whole_item(differ, place, name, old, new, amount, text):
                 continue
             differ.simple(place, f"{name} name", f"{name}: name", old["name"], new["name"], quoted)
             differ.value(

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mes.core.phases.base import PhaseKind, Spec
-from mes.core.phases.words import ADDED, REMOVED, duration
+from mes.core.phases.base import PhaseKind, Spec, whole_item
+from mes.core.phases.words import duration
+from mes.core.recipe.numbers import parse_duration, seconds
+from mes.core.recipe.parts import listed, repeated
+from mes.core.recipe.problems import Path
 
 if TYPE_CHECKING:
     from xml.etree import ElementTree as ET
+
+    from mes.core.recipe.checker import PhaseInfo, RecipeChecker
 
 
 def timer_bounds(timer: Spec) -> str:
@@ -32,6 +37,41 @@ class Timers(PhaseKind):
 
     key = "timers"
     title = "Timers"
+    compiled_always = True
+
+    def check(self, checker: RecipeChecker, phase_path: Path, phase: Spec, info: PhaseInfo) -> None:
+        """A timer counts from an earlier phase, one per phase, with min at most max."""
+        starts: set[str] = set()
+        for path, timer in listed(phase_path, phase, "timers"):
+            if checker.reference(
+                path, (*path, "after"), info, timer["after"], "the timer"
+            ) and repeated(starts, timer["after"]):
+                checker.problem(
+                    path,
+                    f"a second timer after '{timer['after']}': give min and max in one timer",
+                    at=(*path, "after"),
+                )
+            for name in ("min", "max"):
+                checker.duration(path, timer.get(name), name)
+            if (
+                "min" in timer
+                and "max" in timer
+                and (parse_duration(timer["min"]) > parse_duration(timer["max"]))
+            ):
+                checker.problem(
+                    path, f"min {timer['min']} is above max {timer['max']}", at=(*path, "min")
+                )
+
+    def compile(self, phase: Spec) -> list[dict[str, Any]]:
+        """The phase's timers, durations in seconds."""
+        return [
+            {
+                "after": t["after"],
+                "min_seconds": seconds(t["min"]) if "min" in t else None,
+                "max_seconds": seconds(t["max"]) if "max" in t else None,
+            }
+            for t in phase.get("timers", [])
+        ]
 
     def in_words(self, phase: dict[str, Any], names: Any) -> None:
         texts = []
@@ -70,17 +110,16 @@ class Timers(PhaseKind):
             timer = new or old
             name = f"timer after {differ.phase_reference(timer['after'])}"
             field = f"timer after '{timer['after']}'"
-            if old is None or new is None:
-                kind = ADDED if old is None else REMOVED
-                bounds = timer_bounds(timer)
-                differ.add(
-                    kind,
-                    place,
-                    field,
-                    None if old is None else bounds,
-                    bounds if old is None else None,
-                    f"{place.subject}: {name} {kind} ({bounds}).",
-                )
+            bounds = timer_bounds(timer)
+            if whole_item(
+                differ,
+                place,
+                field,
+                old,
+                new,
+                bounds,
+                f"{place.subject}: {name} {{kind}} ({bounds}).",
+            ):
                 continue
             for key, label in (("min_seconds", "minimum"), ("max_seconds", "maximum")):
                 differ.simple(

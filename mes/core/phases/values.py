@@ -23,25 +23,36 @@ from mes.core.limits import (
     STATUS_TITLES,
     InvalidValue,
     LimitStatus,
-    calculate,
     has_limits,
     limit_status,
     limits_text,
-    numeric,
     parse_value,
 )
-from mes.core.phases.base import PageForm, PhaseKind, Site, Spec
+from mes.core.phases.base import (
+    Acting,
+    Data,
+    Items,
+    Lines,
+    PageForm,
+    PhaseKind,
+    Printing,
+    Spec,
+    whole_item,
+)
 from mes.core.phases.words import (
-    ADDED,
     INPUT_TYPES,
     LIMITS,
-    REMOVED,
     limit_texts,
     options,
     quantity,
     quoted,
     yes_no,
 )
+from mes.core.recipe.items import items_of
+from mes.core.recipe.numbers import LIMIT_FIELDS, NUMERIC_INPUTS
+from mes.core.recipe.parts import text_or_none
+from mes.core.recipe.problems import Path
+from mes.core.recipe.schema import known_type
 from mes.core.text import free_text
 
 if TYPE_CHECKING:
@@ -49,6 +60,7 @@ if TYPE_CHECKING:
 
     from mes.core.batch import Batch, Operator, PhasePlan, PhaseState
     from mes.core.ledger import SealedEntry
+    from mes.core.recipe.checker import PhaseInfo, RecipeChecker
 
 
 def shown_value(value: Any, spec: Mapping[str, Any] | None, time_zone: str) -> str:
@@ -122,7 +134,7 @@ def record_values(
         if current is not None and current.value == value:
             continue
         record_one(batch, plan, value_id, value, who.actor, at, terminal, kept)
-    calculate_all(batch, plan, who.actor, at, terminal, kept)
+    batch._calculate(plan, who.actor, at, terminal, kept)
     return Outcome(tuple(batch.new_entries[mark:]))
 
 
@@ -188,69 +200,6 @@ def _comments(
         except InvalidInput as err:
             problems[value_id] = str(err)
     return kept
-
-
-def calculate_all(
-    batch: Batch,
-    plan: PhasePlan,
-    actor: Actor,
-    at: datetime,
-    terminal: str | None,
-    comments: Mapping[str, str],
-    *,
-    correcting: str | None = None,
-) -> None:
-    """Work out every calculation of the phase whose values are all recorded (in order)."""
-    phase = batch.state.phases[plan.id]
-    for spec in plan.spec["calculations"]:
-        values = calculation_inputs(batch, plan, spec)
-        if values is None:
-            continue
-        try:
-            value = calculate(spec, values)
-        except InvalidValue:
-            continue  # shown to the operator as "cannot be calculated" (see calculation_problem)
-        current = phase.values.get(spec["id"])
-        if current is not None and current.value == value:
-            continue
-        extra = {"from": dict(sorted(values.items())), "expression": spec["expression"]}
-        if correcting is not None and current is not None:
-            extra["corrects"] = current.seq
-            extra["reason"] = correcting
-        record_one(
-            batch, plan, spec["id"], value, actor, at, terminal, comments,
-            kind=EntryKind.CALCULATED, extra=extra,
-        )  # fmt: skip
-
-
-def calculation_inputs(batch: Batch, plan: PhasePlan, spec: Spec) -> dict[str, float] | None:
-    """The numbers a calculation names, once every one of them is recorded."""
-    from mes.core.expressions import parse
-
-    values: dict[str, float] = {}
-    for name in parse(spec["expression"]).names:
-        phase_id, _, value_id = name.rpartition(".")
-        source = batch.state.phases[phase_id or plan.id]
-        recorded = source.values.get(value_id)
-        number = numeric(recorded.value) if recorded is not None else None
-        if number is None:
-            return None
-        values[name] = number
-    return values
-
-
-def calculation_problem(batch: Batch, phase_id: str, calc_id: str) -> str | None:
-    """Why a calculation whose values are all recorded cannot be worked out (e.g. ÷ 0)."""
-    plan = batch.procedure.phase(phase_id)
-    spec = next(c for c in plan.spec["calculations"] if c["id"] == calc_id)
-    values = calculation_inputs(batch, plan, spec)
-    if values is None:
-        return None
-    try:
-        calculate(spec, values)
-    except InvalidValue as err:
-        return err.message
-    return None
 
 
 def _history_item(rec: Recorded) -> dict[str, Any]:
@@ -399,14 +348,7 @@ class _Values(PhaseKind):
     def signed(self, plan: PhasePlan, phase: PhaseState) -> Any:
         return None  # both are in the values part, which the inputs kind signs
 
-    def printed(
-        self,
-        batch: Batch,
-        plan: PhasePlan,
-        phase: PhaseState,
-        reasons: Mapping[int, tuple[str, int]],
-        time_zone: str,
-    ) -> tuple[ValueLine, ...]:
+    def printed(self, batch: Batch, plan: PhasePlan, phase: PhaseState, how: Printing) -> Lines:
         lines = []
         for spec in self.items(plan.spec):
             recorded = phase.values.get(spec["id"])
@@ -416,13 +358,13 @@ class _Values(PhaseKind):
                                             "at": recorded.at, "by": recorded.by}]  # fmt: skip
             changes = []
             for before, after in pairwise(versions):
-                reason, corrects = reasons.get(after["seq"], (None, None))
+                reason, corrects = how.reasons.get(after["seq"], (None, None))
                 changes.append(
                     ChangeLine(
-                        original=shown_value(before["value"], spec, time_zone),
-                        new=shown_value(after["value"], spec, time_zone),
+                        original=shown_value(before["value"], spec, how.time_zone),
+                        new=shown_value(after["value"], spec, how.time_zone),
                         by=_who(after["by"]),
-                        at_text=_local(after["at"], time_zone),
+                        at_text=_local(after["at"], how.time_zone),
                         reason=reason,
                         corrects=corrects,
                     )
@@ -432,14 +374,14 @@ class _Values(PhaseKind):
             lines.append(
                 ValueLine(
                     label=spec["label"],
-                    value_text=shown_value(recorded.value, spec, time_zone),
+                    value_text=shown_value(recorded.value, spec, how.time_zone),
                     limits=limits,
                     status=status,
                     # "within limits" only where the recipe sets limits
                     status_title=STATUS_TITLES[LimitStatus(status)] if status and limits else "",
                     calculated=self.calculated,
                     by=_who(recorded.by),
-                    at_text=_local(recorded.at, time_zone),
+                    at_text=_local(recorded.at, how.time_zone),
                     changes=tuple(changes),
                 )
             )
@@ -488,17 +430,10 @@ class _Values(PhaseKind):
         for old, new in differ.paired(before, after, lambda v: v["id"]):
             spec = new or old
             name = f"{self.what} '{spec['label']}'"
-            if old is None or new is None:
-                kind = ADDED if old is None else REMOVED
-                shown = _value_summary(spec)
-                differ.add(
-                    kind,
-                    place,
-                    name,
-                    None if old is None else shown,
-                    shown if old is None else None,
-                    f"{place.subject}: {name} {kind} ({shown}).",
-                )
+            shown = _value_summary(spec)
+            if whole_item(
+                differ, place, name, old, new, shown, f"{place.subject}: {name} {{kind}} ({shown})."
+            ):
                 continue
             _value_fields(differ, place, name, old, new)
         differ.order(
@@ -539,11 +474,35 @@ def _value_fields(differ: Any, place: Any, name: str, before: Spec, after: Spec)
     field("help", "help text", quoted)
 
 
+def _parameter(element: ET.Element, spec: Spec, subtype: str) -> ET.Element:
+    """A value's BatchML Parameter: its ID, label, type (ProcessParameter) and first subtype."""
+    from mes.core import batchml as bml
+
+    parameter = bml._child(element, "Parameter")
+    bml._text(parameter, "ID", spec["id"])
+    bml._text(parameter, "Description", spec["label"])
+    bml._text(parameter, "ParameterType", "ProcessParameter")
+    bml._text(parameter, "ParameterSubType", subtype)
+    return parameter
+
+
 def _phase_name(batch: Batch, phase_id: str | None) -> str:
     if not phase_id:
         return ""
     plan = batch.procedure.phases.get(phase_id)
     return f"'{plan.name}'" if plan else phase_id
+
+
+def _value_spec(value_id: str, spec: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    compiled = {
+        "id": value_id,
+        "label": spec["label"],
+        "type": kind,
+        "unit": spec.get("unit"),
+        "decimals": spec.get("decimals"),
+    }
+    compiled.update({name: spec.get(name) for name in LIMIT_FIELDS})
+    return compiled
 
 
 class Inputs(_Values):
@@ -555,7 +514,67 @@ class Inputs(_Values):
     argument = "values"
     entry_kinds = frozenset({EntryKind.VALUE_RECORDED, EntryKind.VALUE_CORRECTED})
     on_screen = 40
+    compiled_always = True
     signed_as = "values"
+
+    def check(self, checker: RecipeChecker, phase_path: Path, phase: Spec, info: PhaseInfo) -> None:
+        """Each input's fields fit its type; units known; limits in order and no finer than recorded."""
+        for item in checker.ordered_items((*phase_path, "inputs"), phase.get("inputs")):
+            path, spec = item.path, item.spec
+            kind = spec["type"]
+            if not known_type(kind):
+                continue  # the schema names the unknown type; rules by type would only echo it
+            if kind == "number" and "unit" not in spec:
+                checker.problem(path, "a number input needs a unit", at=(*path, "type"))
+            if "unit" in spec:
+                checker.unit(path, spec["unit"], (*path, "unit"))
+            if kind not in NUMERIC_INPUTS:
+                for name in (*LIMIT_FIELDS, "decimals", "unit"):
+                    if name in spec:
+                        checker.problem(
+                            path,
+                            f"{name} applies only to number and integer inputs, not {kind}",
+                            at=(*path, name),
+                        )
+            elif kind == "integer" and "decimals" in spec:
+                checker.problem(path, "an integer input has no decimals", at=(*path, "decimals"))
+            checker.limits(path, spec)
+            if kind in NUMERIC_INPUTS:
+                checker.precision(path, spec, kind)
+            if kind == "choice":
+                options = spec.get("options")
+                if not options:
+                    checker.problem(path, "a choice input needs options", at=(*path, "type"))
+                elif len(set(options)) != len(options):
+                    checker.problem(path, "options are repeated", at=(*path, "options"))
+            elif "options" in spec:
+                checker.problem(
+                    path, f"options apply only to choice inputs, not {kind}", at=(*path, "options")
+                )
+            if "pattern" in spec:
+                if kind not in ("text", "barcode"):
+                    checker.problem(
+                        path,
+                        f"a pattern applies only to text and barcode inputs, not {kind}",
+                        at=(*path, "pattern"),
+                    )
+                else:
+                    checker.regex(path, spec["pattern"], (*path, "pattern"))
+
+    def compile(self, phase: Spec) -> list[dict[str, Any]]:
+        """The phase's inputs, in the order written."""
+        inputs = []
+        for item in items_of(phase.get("inputs")):
+            spec = item.spec
+            compiled = _value_spec(item.id, spec, spec["type"])
+            compiled.update(
+                required=spec.get("required", True),
+                options=list(spec["options"]) if "options" in spec else None,
+                pattern=spec.get("pattern"),
+                help=text_or_none(spec.get("help")),
+            )
+            inputs.append(compiled)
+        return inputs
 
     def parse(self, fields: Mapping[str, str]) -> dict[str, dict[Hashable, str]]:
         """``value:ID`` fields, and the deviation comments typed with them (``comment:ID``)."""
@@ -570,19 +589,13 @@ class Inputs(_Values):
         return {"values": values, "comments": comments}
 
     def record(
-        self,
-        batch: Batch,
-        phase_id: str,
-        data: Mapping[str, Mapping[Hashable, Any]],
-        who: Operator,
-        at: datetime,
-        terminal: str | None,
-        site: Site,
+        self, batch: Batch, phase_id: str, data: Data, acting: Acting
     ) -> dict[str, MesError]:
         values = data.get("values")
         if not values:
             return {}
         comments = {str(k): str(v) for k, v in (data.get("comments") or {}).items()}
+        who, at, terminal = acting.who, acting.at, acting.terminal
         try:
             record_values(batch, phase_id, values, who, at, terminal, comments)  # type: ignore[arg-type]
         except InvalidValue as err:
@@ -603,9 +616,7 @@ class Inputs(_Values):
     def signed(self, plan: PhasePlan, phase: PhaseState) -> Any:
         return {vid: rec.value for vid, rec in sorted(phase.values.items())}
 
-    def page(
-        self, batch: Batch, plan: PhasePlan, phase: PhaseState, form: PageForm
-    ) -> list[dict[str, Any]]:
+    def page(self, batch: Batch, plan: PhasePlan, phase: PhaseState, form: PageForm) -> Items:
         items = []
         for item in self.items(plan.spec):
             recorded = phase.values.get(item["id"])
@@ -638,11 +649,7 @@ class Inputs(_Values):
         from mes.core import batchml as bml
 
         for spec in self.items(phase):
-            parameter = bml._child(element, "Parameter")
-            bml._text(parameter, "ID", spec["id"])
-            bml._text(parameter, "Description", spec["label"])
-            bml._text(parameter, "ParameterType", "ProcessParameter")
-            bml._text(parameter, "ParameterSubType", spec["type"])
+            parameter = _parameter(element, spec, spec["type"])
             bml._text(parameter, "ParameterSubType", "required" if spec["required"] else "optional")
             bml._value(parameter, [""], "External", bml.DATA_TYPES[spec["type"]], spec["unit"])
             bml._specification(parameter, spec)
@@ -652,53 +659,3 @@ class Inputs(_Values):
                 bml._item(parameter, spec, "pattern", [spec["pattern"]], "string")
             if spec["help"] is not None:
                 bml._item(parameter, spec, "help", [spec["help"]], "string")
-
-
-class Calculations(_Values):
-    """Values worked out from others with a declared expression (never ``eval``)."""
-
-    key = "calculations"
-    title = "Calculated"
-    entry_kinds = frozenset({EntryKind.CALCULATED})
-    on_screen = 50
-    what = "calculation"
-    calculated = True
-
-    def missing(self, batch: Batch, plan: PhasePlan, phase: PhaseState) -> list[str]:
-        missing = []
-        for spec in self.items(plan.spec):
-            # Asked even when a value is recorded: a calculation that fails on the values now
-            # recorded keeps its earlier result, which no longer follows from them.
-            problem = calculation_problem(batch, plan.id, spec["id"])
-            if problem:
-                missing.append(f"{spec['label']} cannot be calculated ({problem})")
-            elif spec["id"] not in phase.values:
-                missing.append(f"{spec['label']} is not calculated yet")
-        return missing
-
-    def page(
-        self, batch: Batch, plan: PhasePlan, phase: PhaseState, form: PageForm
-    ) -> list[dict[str, Any]]:
-        return [
-            {
-                **item,
-                "limits": limits_text(item),
-                "recorded": None
-                if (recorded := phase.values.get(item["id"])) is None
-                else _recorded_on_page(recorded, item, form.time_zone),
-                "problem": calculation_problem(batch, plan.id, item["id"]),
-            }
-            for item in self.items(plan.spec)
-        ]
-
-    def batchml_parameters(self, element: ET.Element, phase: Spec) -> None:
-        from mes.core import batchml as bml
-
-        for spec in self.items(phase):
-            parameter = bml._child(element, "Parameter")
-            bml._text(parameter, "ID", spec["id"])
-            bml._text(parameter, "Description", spec["label"])
-            bml._text(parameter, "ParameterType", "ProcessParameter")
-            bml._text(parameter, "ParameterSubType", "calculation")
-            bml._value(parameter, [spec["expression"]], "Equation", "decimal", spec["unit"])
-            bml._specification(parameter, spec)

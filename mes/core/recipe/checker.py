@@ -15,6 +15,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mes.core import phases
+from mes.core.ordering import PhaseOrdering
 from mes.core.patterns import pattern_problem
 from mes.core.recipe import parts
 from mes.core.recipe.cycles import find_cycle
@@ -34,6 +36,20 @@ from mes.core.units import is_known_unit, suggest_unit
 
 # Texts that may span lines (a line break, a tab); every other text of a recipe is one line.
 FREE_TEXT_FIELDS = frozenset({"description", "instructions", "change_reason", "help"})
+
+
+def phase_rules() -> tuple[parts.PhaseRule, ...]:
+    """The checks of a phase's parts, in the order they run (each on its own).
+
+    Each phase kind (:mod:`mes.core.phases`) checks its own part, in the order of ``KINDS``;
+    the condition (``when``) is checked after the timers.
+    """
+    rules: list[parts.PhaseRule] = []
+    for kind in phases.KINDS.values():
+        rules.append(kind.check)
+        if kind.key == "timers":
+            rules.append(parts.check_condition)
+    return tuple(rules)
 
 
 @dataclass
@@ -87,7 +103,7 @@ class RecipeChecker:
         with guard:
             parts.check_chain_of_identity(self)
         for phase_path, phase, info in self.each_phase():
-            for check in parts.PHASE_RULES:
+            for check in phase_rules():
                 with guard:
                     check(self, phase_path, phase, info)
         with guard:
@@ -160,7 +176,7 @@ class RecipeChecker:
                         index,
                         phase_path,
                         path_text(op_path),  # not its ID, which may be a duplicate
-                        operation.get("ordering", "sequence"),
+                        operation.get("ordering", PhaseOrdering.SEQUENCE.value),
                         values,
                         options,
                         optional,
@@ -197,7 +213,9 @@ class RecipeChecker:
         if target == info.id:
             self.problem(path, f"{what} refers to its own phase '{target}'", at=at)
             return False
-        same_group = referred.operation == info.operation and info.ordering != "sequence"
+        same_group = (
+            referred.operation == info.operation and info.ordering != PhaseOrdering.SEQUENCE
+        )
         if same_group:
             self.sibling_edges.setdefault(info.id, set()).add(target)
             return True

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from mes.core import phases
 from mes.core.canonical import canonical_json
+from mes.core.ordering import PhaseOrdering
 from mes.core.recipe import parts
 from mes.core.recipe.numbers import seconds
 from mes.core.recipe.parts import text_or_none
@@ -22,7 +24,7 @@ FORMAT = "gmp-mes/recipe/1"
 
 
 def compile_phase(phase: Mapping[str, Any]) -> dict[str, Any]:
-    """A phase compiled: its own fields, then each of its parts (:mod:`~mes.core.recipe.parts`)."""
+    """A phase compiled: its own fields, its condition, then each phase kind's part (:mod:`mes.core.phases`)."""
     return {
         "id": phase["id"],
         "name": phase["name"],
@@ -30,12 +32,11 @@ def compile_phase(phase: Mapping[str, Any]) -> dict[str, Any]:
         "perform": phase.get("perform", "operator"),
         "verify": phase.get("verify"),
         "when": parts.compile_condition(phase),
-        "timers": parts.compile_timers(phase),
-        "inputs": parts.compile_inputs(phase),
-        "calculations": parts.compile_calculations(phase),
-        "materials": parts.compile_materials(phase),
-        "equipment": parts.compile_equipment(phase),
-        "identity_checks": parts.compile_identity_checks(phase),
+        **{
+            kind.key: kind.compile(phase)
+            for kind in phases.KINDS.values()
+            if kind.key in phase or kind.compiled_always
+        },
     }
 
 
@@ -66,7 +67,7 @@ def compile_recipe(data: Mapping[str, Any]) -> dict[str, Any]:
                         "id": op["id"],
                         "name": op["name"],
                         "description": text_or_none(op.get("description")),
-                        "ordering": op.get("ordering", "sequence"),
+                        "ordering": op.get("ordering", PhaseOrdering.SEQUENCE.value),
                         "phases": [compile_phase(phase) for phase in op["phases"]],
                     }
                     for op in unit["operations"]

@@ -20,11 +20,33 @@ from mes.core.recipe.problems import Path, Problem, shown
 from mes.core.recipe.source import Positions
 
 
-@cache
 def recipe_schema() -> dict[str, Any]:
-    """The published JSON Schema of the recipe format."""
+    """The recipe format's JSON Schema: the published file, with any phase kind added since.
+
+    A phase kind (:mod:`mes.core.phases`) whose part is not in the published file brings its own
+    schema (``PhaseKind.schema``), added to a phase's properties.
+    """
+    return _schema(_kind_schemas())
+
+
+def _kind_schemas() -> tuple[tuple[str, str], ...]:
+    """(key, JSON Schema as text) of each registered phase kind not in the published file."""
+    from mes.core import phases  # the kinds import this module: ask the registry when called
+
+    return tuple(
+        (kind.key, json.dumps(kind.schema, sort_keys=True))
+        for kind in phases.KINDS.values()
+        if kind.schema is not None
+    )
+
+
+@cache
+def _schema(kinds: tuple[tuple[str, str], ...]) -> dict[str, Any]:
     text = resources.files("mes.core").joinpath("schema/recipe.schema.json").read_text("utf-8")
-    return json.loads(text)
+    schema = json.loads(text)
+    for key, part in kinds:
+        schema["$defs"]["phase"]["properties"][key] = json.loads(part)
+    return schema
 
 
 def _pattern(
@@ -42,19 +64,27 @@ def _ecma(pattern: str) -> str:
     )
 
 
-@cache
 def full_validator() -> jsonschema.protocols.Validator:
     """The jsonschema validator of the recipe schema: lists every violation of an invalid file."""
+    return _full_validator(_kind_schemas())
+
+
+@cache
+def _full_validator(kinds: tuple[tuple[str, str], ...]) -> jsonschema.protocols.Validator:
     checker = jsonschema.validators.extend(
         jsonschema.Draft202012Validator, validators={"pattern": _pattern}
     )
-    return checker(recipe_schema())
+    return checker(_schema(kinds))
+
+
+def fast_check() -> Any:
+    """The schema compiled to Python code (fastjsonschema): a quick yes for a valid file."""
+    return _fast_check(_kind_schemas())
 
 
 @cache
-def fast_check() -> Any:
-    """The schema compiled to Python code (fastjsonschema): a quick yes for a valid file."""
-    return fastjsonschema.compile(recipe_schema())
+def _fast_check(kinds: tuple[tuple[str, str], ...]) -> Any:
+    return fastjsonschema.compile(_schema(kinds))
 
 
 def schema_problems(data: Any, positions: Positions) -> list[Problem]:

@@ -14,8 +14,10 @@ from flask.typing import ResponseReturnValue
 
 from mes.core.access import Permission
 from mes.core.batch import equipment_class_title
+from mes.core.equipment import EQUIPMENT_STATUS_WORDS
 from mes.core.errors import InvalidInput, MesError
 from mes.core.esign import MEANING_STATEMENTS
+from mes.core.materials import LOT_DECISION_TITLES
 from mes.core.units import UNITS
 from mes.services import equipment as equipment_service
 from mes.services import materials as material_service
@@ -68,6 +70,7 @@ def _materials_page(error: str | None = None, status: int = 200) -> ResponseRetu
         entered=request.form,
         statements=MEANING_STATEMENTS,
         meanings=material_service.STATUS_MEANINGS,
+        decision_titles=LOT_DECISION_TITLES,
     ), status
 
 
@@ -158,6 +161,7 @@ def _equipment_page(error: str | None = None, status: int = 200) -> ResponseRetu
         rows=rows,
         classes=equipment_service.known_classes(),
         class_title=equipment_class_title,
+        status_words=EQUIPMENT_STATUS_WORDS,
         error=error,
         entered=request.form,
     ), status
@@ -205,6 +209,7 @@ def _logbook_page(
         entries=entries,
         using=using,
         class_title=equipment_class_title,
+        status_words=EQUIPMENT_STATUS_WORDS,
         error=error,
     ), status
 

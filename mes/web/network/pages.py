@@ -12,14 +12,9 @@ from typing import Any
 from mes.core.batch import DEVIATION_CATEGORY_TITLES
 from mes.core.chronology import duration
 from mes.core.clock import local_text, parse_utc_text
+from mes.core.site import SPOKE_STATUS_WORDS
 from mes.services.network import DeviationAlert, NetworkView, SpokeSummary, SyncEvent
 
-STATUS_WORDS = {
-    "awaiting_enrollment": "awaiting enrollment",
-    "active": "active",
-    "suspended": "suspended",
-    "revoked": "revoked",
-}
 # What the hub was asked to do when it refused (the sync log's action).
 REFUSED_WHAT = {
     "enroll": "Enrollment",
@@ -79,7 +74,7 @@ def spoke_row(summary: SpokeSummary, time_zone: str, skew_seconds: int = 300) ->
         "time_zone": spoke.time_zone,
         "key_id": spoke.key_id,
         "status": spoke.status,
-        "status_text": STATUS_WORDS.get(spoke.status, spoke.status.replace("_", " ")),
+        "status_text": SPOKE_STATUS_WORDS[spoke.status],
         "status_reason": spoke.status_reason,
         "batches": summary.batches,
         "in_progress": summary.in_progress,

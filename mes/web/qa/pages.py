@@ -65,7 +65,7 @@ def queue_row(row: QueueRow, time_zone: str) -> dict[str, Any]:
         "site": row.site,
         "product": row.product,
         "recipe": row.recipe,
-        "status": row.status.replace("_", " "),
+        "status": BATCH_STATUS_TITLES[row.status].lower(),
         "qa_state": row.qa_state.value,
         "qa_state_title": QA_STATE_TITLES[row.qa_state],
         "css": STATE_CLASSES[row.qa_state],

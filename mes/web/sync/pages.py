@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from mes.core.batch import BATCH_STATUS_TITLES
 from mes.core.clock import local_text
+from mes.core.sync import SYNC_OUTCOME_WORDS
 from mes.services.outbox import SyncEvent, SyncOverview
 
 STATE_CLASSES = {"synced": "ok", "pending": "warn", "refused": "bad"}
-OUTCOME_WORDS = {"accepted": "done", "duplicate": "already held", "refused": "refused"}
 OUTCOME_CLASSES = {"accepted": "ok", "duplicate": "ok", "refused": "bad"}
 
 
@@ -65,7 +66,7 @@ def sync_page(view: SyncOverview, time_zone: str) -> dict[str, Any]:
             "id": b.id,
             "number": b.number,
             "recipe": f"{b.recipe_code} v{b.recipe_version}",
-            "status": b.status.replace("_", " "),
+            "status": BATCH_STATUS_TITLES[b.status].lower(),
             "state": state.state,
             "text": state.words(time_zone),
             "css": STATE_CLASSES.get(state.state, "warn"),
@@ -91,7 +92,9 @@ def sync_page(view: SyncOverview, time_zone: str) -> dict[str, Any]:
             {
                 "when": local_text(e.at, time_zone),
                 "words": event_words(e, numbers),
-                "outcome": "unreachable" if _outage(e) else OUTCOME_WORDS.get(e.outcome, e.outcome),
+                "outcome": "unreachable"
+                if _outage(e)
+                else SYNC_OUTCOME_WORDS.get(e.outcome, e.outcome),
                 "css": "warn" if _outage(e) else OUTCOME_CLASSES.get(e.outcome, "muted"),
                 "via": "transfer file" if e.via == "file" else "network",
                 "refused": e.outcome == "refused" and not _outage(e),
