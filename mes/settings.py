@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mes.core.errors import ConfigurationError
@@ -120,6 +121,47 @@ def check_site_code(code: str) -> str:
     return code
 
 
+def check_time_zone(name: str) -> str:
+    """An IANA time zone name this host knows (e.g. ``Europe/London``)."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError(
+            f"'{name}' is not a known time zone.",
+            what_to_do="Use an IANA name such as Europe/London.",
+        ) from None
+    return name
+
+
+def _setting(
+    env: Mapping[str, str], table: Mapping[str, Any], name: str, default: Any = None
+) -> Any:
+    """Setting ``name`` (``section.key`` for a key of a ``[section]`` table).
+
+    Its ``MES_*`` variable (``MES_SECTION_KEY``) where set and not empty, else the key in
+    mes.toml, else ``default``.
+    """
+    variable = "MES_" + name.replace(".", "_").upper()
+    return env.get(variable) or table.get(name.rpartition(".")[2], default)
+
+
+def _number(
+    env: Mapping[str, str], table: Mapping[str, Any], name: str, *, default: int, minimum: int
+) -> int:
+    """Setting ``name`` as a whole number of at least ``minimum``."""
+    return _int(_setting(env, table, name, default), name, minimum)
+
+
+def _table(raw: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """The ``[name]`` table of mes.toml (empty where there is none)."""
+    table = raw.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigurationError(
+            f"[{name}] in mes.toml must be a table.", what_to_do="Fix mes.toml."
+        )
+    return table
+
+
 def _int(value: object, key: str, minimum: int) -> int:
     try:
         number = int(str(value))
@@ -159,92 +201,45 @@ def load_settings(
             f"{config_file} is not valid TOML: {err}.", what_to_do="Correct the file."
         ) from None
 
-    role = env.get("MES_ROLE") or raw.get("role")
+    role = _setting(env, raw, "role")
     if role not in ROLES:
         raise ConfigurationError(
             f"The role must be 'hub' or 'spoke', not {role!r}.",
             what_to_do="Set role in mes.toml or MES_ROLE.",
         )
-    site_code = check_site_code(str(env.get("MES_SITE_CODE") or raw.get("site_code", "")))
-    time_zone = str(env.get("MES_TIME_ZONE") or raw.get("time_zone") or "UTC")
-    try:
-        ZoneInfo(time_zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigurationError(
-            f"'{time_zone}' is not a known time zone.",
-            what_to_do="Use an IANA name such as Europe/London.",
-        ) from None
+    site_code = check_site_code(str(_setting(env, raw, "site_code", "")))
+    time_zone = check_time_zone(str(_setting(env, raw, "time_zone") or "UTC"))
     secret_file = path / SECRET_KEY_FILE
     if not secret_file.is_file():
         raise ConfigurationError(
             f"The instance's secret key file {secret_file} is missing.",
             what_to_do="Restore it from backup; without it sessions and terminal bindings are invalid.",
         )
-    timeout = _int(
-        env.get("MES_SESSION_TIMEOUT_SECONDS") or raw.get("session_timeout_seconds", 300),
-        "session_timeout_seconds",
-        1,
-    )
-    lifetime = _int(
-        env.get("MES_SESSION_LIFETIME_HOURS") or raw.get("session_lifetime_hours", 12),
-        "session_lifetime_hours",
-        1,
-    )
+    timeout = _number(env, raw, "session_timeout_seconds", default=300, minimum=1)
+    lifetime = _number(env, raw, "session_lifetime_hours", default=12, minimum=1)
     if lifetime > MAX_SESSION_LIFETIME_HOURS or lifetime * 3600 <= timeout:
         raise ConfigurationError(
             f"session_lifetime_hours must be at most {MAX_SESSION_LIFETIME_HOURS} and longer than "
             f"the inactivity timeout ({timeout} s); it is {lifetime}.",
             what_to_do="Fix mes.toml or MES_SESSION_LIFETIME_HOURS (12 is the default).",
         )
-    expiry = _int(
-        env.get("MES_PASSWORD_EXPIRY_DAYS") or raw.get("password_expiry_days", 0),
-        "password_expiry_days",
-        0,
-    )
-    proxy_hops = _int(env.get("MES_PROXY_HOPS") or raw.get("proxy_hops", 0), "proxy_hops", 0)
-    sync = raw.get("sync", {})
-    if not isinstance(sync, dict):
-        raise ConfigurationError("[sync] in mes.toml must be a table.", what_to_do="Fix mes.toml.")
-    interval = _int(
-        env.get("MES_SYNC_INTERVAL_SECONDS") or sync.get("interval_seconds", 2),
-        "sync.interval_seconds",
-        0,
-    )
-    skew = _int(
-        env.get("MES_SYNC_CLOCK_SKEW_SECONDS") or sync.get("clock_skew_seconds", 300),
-        "sync.clock_skew_seconds",
-        1,
-    )
-    chunk_entries = _int(
-        env.get("MES_SYNC_CHUNK_ENTRIES") or sync.get("chunk_entries", 500),
-        "sync.chunk_entries",
-        1,
-    )
-    review = raw.get("review", {})
-    if not isinstance(review, dict):
-        raise ConfigurationError(
-            "[review] in mes.toml must be a table.", what_to_do="Fix mes.toml."
-        )
-    late = _int(
-        env.get("MES_REVIEW_LATE_SIGNATURE_MINUTES") or review.get("late_signature_minutes", 30),
-        "review.late_signature_minutes",
-        1,
-    )
-    stamp = _int(
-        env.get("MES_REVIEW_RUBBER_STAMP_SECONDS") or review.get("rubber_stamp_seconds", 30),
-        "review.rubber_stamp_seconds",
-        0,
-    )
-    tolerance_text = env.get("MES_REVIEW_CLOCK_TOLERANCE_SECONDS") or review.get(
-        "clock_tolerance_seconds"
-    )
+    expiry = _number(env, raw, "password_expiry_days", default=0, minimum=0)
+    proxy_hops = _number(env, raw, "proxy_hops", default=0, minimum=0)
+    sync = _table(raw, "sync")
+    interval = _number(env, sync, "sync.interval_seconds", default=2, minimum=0)
+    skew = _number(env, sync, "sync.clock_skew_seconds", default=300, minimum=1)
+    chunk_entries = _number(env, sync, "sync.chunk_entries", default=500, minimum=1)
+    review = _table(raw, "review")
+    late = _number(env, review, "review.late_signature_minutes", default=30, minimum=1)
+    stamp = _number(env, review, "review.rubber_stamp_seconds", default=30, minimum=0)
+    tolerance_text = _setting(env, review, "review.clock_tolerance_seconds")
     tolerance = (
         None
         if tolerance_text is None
         else _int(tolerance_text, "review.clock_tolerance_seconds", 0)
     )
     database = raw.get("database", {})
-    database_url = env.get("MES_DATABASE_URL") or database.get("url") or sqlite_url(path)
+    database_url = _setting(env, database, "database.url") or sqlite_url(path)
     check_private_instance(path, database_url, PRIVATE)
     return Settings(
         instance_path=path,

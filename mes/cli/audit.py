@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
-from mes.cli.common import CliState
-from mes.core.errors import ChainBroken
+from mes.cli.common import CliState, exit_on_broken_chain
 from mes.services.audit import verify_audit_anchored
 
 
@@ -25,12 +22,8 @@ def verify_command(state: CliState) -> None:
     the hub's countersignature), says up to which anchored head it verified, and names a
     missing range.
     """
-    with state.runtime().uow() as uow:
-        try:
-            verified = verify_audit_anchored(uow)
-        except ChainBroken as err:
-            click.echo(f"FAILED: audit entry {err.seq}: {err.problem}", err=True)
-            sys.exit(1)
+    with state.runtime().uow() as uow, exit_on_broken_chain("audit"):
+        verified = verify_audit_anchored(uow)
     click.echo(f"ok: {verified.summary()}")
 
 

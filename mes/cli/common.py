@@ -1,4 +1,4 @@
-"""Helpers shared by the command modules: who acts, password input, dates and tables."""
+"""Helpers shared by the command modules: who acts, password input, files, dates and tables."""
 
 from __future__ import annotations
 
@@ -6,18 +6,21 @@ import getpass
 import re
 import socket
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
-from mes.core.errors import InvalidInput
+from mes.core.errors import ChainBroken, InvalidInput
 from mes.services.context import Context
 from mes.services.runtime import Runtime, open_runtime
 from mes.settings import load_settings
 
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+Command = TypeVar("Command", bound=Callable[..., object])
 
 
 def command_context() -> Context:
@@ -48,6 +51,29 @@ def read_password(from_stdin: bool, prompt: str = "Password", *, confirm: bool =
     return click.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
 
 
+def read_file(path: Path, what: str) -> bytes:
+    """The bytes of the file at ``path``; a missing file or a folder is refused in one line."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InvalidInput(f"There is no file {path}.") from None
+    except IsADirectoryError:
+        raise InvalidInput(f"{path} is a folder, not {what}.") from None
+
+
+def out_option(
+    help_text: str | None = None, *, required: bool = False
+) -> Callable[[Command], Command]:
+    """``--out FILE``: the file a command writes (a folder is refused by click)."""
+    return click.option(
+        "--out",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        required=required,
+        help=help_text,
+    )
+
+
 class IsoDate(click.ParamType):
     """A calendar date written YYYY-MM-DD; anything else is refused in one line (exit 1)."""
 
@@ -73,6 +99,16 @@ class IsoDate(click.ParamType):
 
 
 DATE = IsoDate()
+
+
+@contextmanager
+def exit_on_broken_chain(chain: str) -> Iterator[None]:
+    """A chain that fails verification ends the command: one line naming the entry, exit 1."""
+    try:
+        yield
+    except ChainBroken as err:
+        click.echo(f"FAILED: {chain} entry {err.seq}: {err.problem}", err=True)
+        sys.exit(1)
 
 
 def echo_table(headers: Sequence[str], rows: Iterable[Sequence[object]], empty: str) -> None:

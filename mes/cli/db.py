@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import click
+from sqlalchemy import Engine
 
 from mes.cli.common import CliState
 from mes.settings import load_settings
@@ -15,18 +19,24 @@ def db_group() -> None:
     """Database schema."""
 
 
+@contextmanager
+def _engine(state: CliState) -> Iterator[Engine]:
+    """The instance's database, without opening the instance (its schema may be behind)."""
+    engine = make_engine(load_settings(state.instance).database_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
 @db_group.command("upgrade")
 @click.pass_obj
 def upgrade_command(state: CliState) -> None:
     """Create or upgrade the schema to the newest migration."""
-    settings = load_settings(state.instance)
-    engine = make_engine(settings.database_url)
-    try:
+    with _engine(state) as engine:
         before = current_revision(engine)
         upgrade(engine)
         after = current_revision(engine)
-    finally:
-        engine.dispose()
     if before == after:
         click.echo(f"Schema already at {after}.")
     else:
@@ -37,14 +47,10 @@ def upgrade_command(state: CliState) -> None:
 @click.pass_obj
 def status_command(state: CliState) -> None:
     """Show the schema revision and the newest one."""
-    settings = load_settings(state.instance)
-    engine = make_engine(settings.database_url)
-    try:
+    with _engine(state) as engine:
         click.echo(
             f"current: {current_revision(engine) or 'empty'}; newest: {head_revision(engine)}"
         )
-    finally:
-        engine.dispose()
 
 
 def register(group: click.Group) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from mes.cli.common import CliState, read_password
+from mes.cli.common import CliState, out_option, read_password
 from mes.core.access import normalise_username
 from mes.services.instance import InstanceRequest, init_instance
 
@@ -85,12 +85,7 @@ def site_group() -> None:
 
 
 @site_group.command("key")
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Write the public key to this file (default: print it).",
-)
+@out_option("Write the public key to this file (default: print it).")
 @click.pass_obj
 def key_command(state: CliState, out: Path | None) -> None:
     """Print this site's public key (PEM): spokes pin the hub's, the hub keeps the spokes'."""

@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 from cryptography import x509
 
-from mes.cli.common import CliState, command_context
+from mes.cli.common import CliState, command_context, out_option, read_file
 from mes.core.certificate import load_certificate
 from mes.core.errors import ConfigurationError, InvalidInput
 from mes.services.document_certificate import (
@@ -28,22 +28,13 @@ from mes.services.record_copy import hub_chains
 from mes.settings import load_settings
 
 
-def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise InvalidInput(f"There is no file {path}.") from None
-    except IsADirectoryError:
-        raise InvalidInput(f"{path} is a folder, not {what}.") from None
-
-
 def _trusted(state: CliState, trust: tuple[Path, ...]) -> list[x509.Certificate]:
     """The certificates given with --trust, or else this hub's own."""
     if trust:
         certificates = []
         for path in trust:
             try:
-                certificates.append(load_certificate(_read(path, "a certificate")))
+                certificates.append(load_certificate(read_file(path, "a certificate")))
             except ValueError:
                 raise InvalidInput(
                     f"{path} is not an X.509 certificate (PEM or DER).",
@@ -80,7 +71,7 @@ def verify_command(state: CliState, file: Path, trust: tuple[Path, ...], against
     """Check a batch-record PDF: its signature, its embedded ledger, and (at the hub) the database."""
     from mes.pdf.verify import verify_record_pdf  # pyHanko is slow to import: only when used
 
-    pdf = _read(file, "a PDF file")
+    pdf = read_file(file, "a PDF file")
     if not pdf.startswith(b"%PDF-"):
         raise InvalidInput(f"{file} is not a PDF file.")
     certificates = _trusted(state, trust)
@@ -105,12 +96,7 @@ def verify_command(state: CliState, file: Path, trust: tuple[Path, ...], against
 
 
 @click.command("certificate")
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Also write the certificate (PEM) to this file, e.g. for auditors.",
-)
+@out_option("Also write the certificate (PEM) to this file, e.g. for auditors.")
 @click.pass_obj
 def certificate_command(state: CliState, out: Path | None) -> None:
     """Show the hub's document-signing certificate, creating it once if this hub has none."""
@@ -127,13 +113,7 @@ def certificate_command(state: CliState, out: Path | None) -> None:
 
 @click.command("pdf")
 @click.argument("batch")
-@click.option(
-    "--out",
-    "out",
-    type=click.Path(path_type=Path, dir_okay=False),
-    required=True,
-    help="Where to write the PDF (an existing file is refused).",
-)
+@out_option("Where to write the PDF (an existing file is refused).", required=True)
 @click.pass_obj
 def pdf_command(state: CliState, batch: str, out: Path) -> None:
     """Write BATCH's executed record (number or ID) as signed PDF/A-3b to --out."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from mes.cli.common import CliState, command_context
+from mes.cli.common import CliState, command_context, out_option, read_file
 from mes.core.batchml import master_recipe_batchml
 from mes.core.errors import InvalidInput
 from mes.core.lifecycle import STATE_TITLES, VersionState
@@ -24,12 +24,7 @@ def recipe_group() -> None:
 
 
 def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except IsADirectoryError:
-        raise InvalidInput(f"{path} is a folder, not a recipe file.") from None
-    except FileNotFoundError:
-        raise InvalidInput(f"There is no file {path}.") from None
+    return read_file(path, "a recipe file")
 
 
 @recipe_group.command("validate")
@@ -149,7 +144,7 @@ def diff_command(state: CliState, old: str, new: str) -> None:
 @recipe_group.command("publish")
 @click.argument("version")
 @click.option("--site", "sites", multiple=True, required=True, help="Target site code (repeat).")
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True)
+@out_option(required=True)
 @click.pass_obj
 def publish_command(state: CliState, version: str, sites: tuple[str, ...], out: Path) -> None:
     """Hub: write a signed bundle of an effective VERSION (CODE@N) for the given sites."""
@@ -181,7 +176,7 @@ def install_command(state: CliState, file: Path) -> None:
 
 @recipe_group.command("export-batchml")
 @click.argument("source")
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None)
+@out_option()
 @click.pass_obj
 def export_batchml_command(state: CliState, source: str, out: Path | None) -> None:
     """Write a recipe FILE or hub VERSION (CODE@N) as B2MML BatchML (master recipe)."""

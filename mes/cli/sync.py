@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from mes.cli.common import CliState, command_context, echo_table
+from mes.cli.common import CliState, command_context, echo_table, out_option
 from mes.core.site import SPOKE_STATUS_WORDS
 from mes.services import spokes
 from mes.sync import client, transfer
@@ -121,7 +121,7 @@ def sync_command(state: CliState, loop: bool) -> None:
 
 
 @click.command("export")
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True)
+@out_option(required=True)
 @click.option("--site", default=None, help="Hub: the spoke the file is for.")
 @click.pass_obj
 def export_command(state: CliState, out: Path, site: str | None) -> None:
