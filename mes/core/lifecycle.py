@@ -26,6 +26,7 @@ from transitions import EventData
 from transitions.extensions import LockedMachine
 
 from mes.core.access import Role
+from mes.core.actions import ActionRule, Subject
 from mes.core.errors import (
     EffectivityRefused,
     InvalidInput,
@@ -69,27 +70,22 @@ class Step(StrEnum):
     RETIRE = "retire"
 
 
-@dataclass(frozen=True)
-class StepRule:
-    """What signing a lifecycle step means and who may sign it."""
-
-    meaning: Meaning
-    roles: frozenset[Role]
-    title: str
+def _step(meaning: Meaning, roles: set[Role], label: str) -> ActionRule:
+    return ActionRule(
+        Subject.VERSION, label, f"Signed: {meaning.value}.", frozenset(roles), meaning=meaning
+    )
 
 
-STEP_RULES: dict[Step, StepRule] = {
-    Step.SUBMIT: StepRule(
-        Meaning.AUTHORED, frozenset({Role.AUTHOR}), "Sign as author and submit for review"
+# Who may sign each step, what the signature means, its button and its message (the shape of
+# every workflow's actions, mes.core.actions); the guards are the machine's conditions below.
+STEP_RULES: dict[Step, ActionRule] = {
+    Step.SUBMIT: _step(Meaning.AUTHORED, {Role.AUTHOR}, "Sign as author and submit for review"),
+    Step.REVIEW: _step(
+        Meaning.REVIEWED, {Role.AUTHOR, Role.SUPERVISOR, Role.QA}, "Sign the technical review"
     ),
-    Step.REVIEW: StepRule(
-        Meaning.REVIEWED,
-        frozenset({Role.AUTHOR, Role.SUPERVISOR, Role.QA}),
-        "Sign the technical review",
-    ),
-    Step.APPROVE: StepRule(Meaning.APPROVED, frozenset({Role.QA}), "Sign the QA approval"),
-    Step.MAKE_EFFECTIVE: StepRule(Meaning.MADE_EFFECTIVE, frozenset({Role.QA}), "Make effective"),
-    Step.RETIRE: StepRule(Meaning.RETIRED, frozenset({Role.QA}), "Retire this version"),
+    Step.APPROVE: _step(Meaning.APPROVED, {Role.QA}, "Sign the QA approval"),
+    Step.MAKE_EFFECTIVE: _step(Meaning.MADE_EFFECTIVE, {Role.QA}, "Make effective"),
+    Step.RETIRE: _step(Meaning.RETIRED, {Role.QA}, "Retire this version"),
 }
 
 EDITABLE = frozenset({VersionState.DRAFT})
