@@ -9,18 +9,15 @@ while someone else acted is refused with who did what, instead of acting twice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from mes.core.access import Permission
-from mes.core.batch import (
-    ACTION_MEANINGS,
-    Action,
-    PhaseStatus,
-)
+from mes.core.actions import Subject
+from mes.core.batch import ACTION_MEANINGS, BATCH_ACTIONS, Action, PhaseStatus
 from mes.core.errors import BatchNotActive, ChainBroken, MesError, NotAuthorised
 from mes.core.limits import InvalidValue
 from mes.services import batches, labels, outbox
@@ -97,7 +94,7 @@ def start() -> ResponseReturnValue:
         signature=SignatureForm(),
         refused=lambda err: _start_page(recipes, chosen, typed(), str(err), err.http_status),
     )
-    message = f"Batch {batch.state.number} started."
+    message = BATCH_ACTIONS[Action.START].done.format(number=batch.state.number)
     if batch.current_phases():
         return done(
             message, "operator.phase", batch_id=batch.state.id, phase_id=batch.current_phases()[0]
@@ -143,12 +140,14 @@ def _batch_page(
         hub_review = labels.hub_review(uow, ctx, batch_id)
     batch, viewer = view.batch, view.viewer
     zone = _zone()
-    may = {
-        action: viewer is not None and batch.refusal(action, viewer, ctx.at) is None
-        for action in ("hold", "resume", "complete", "abort", "report")
-    }
+    # The batch's buttons: the actions the viewer may take now (the core's table decides).
+    may = (
+        {action.value: True for action in batch.available_actions(viewer, ctx.at)} if viewer else {}
+    )
     # Why a batch in progress cannot be completed yet, for those who may complete it.
-    complete_refusal = batch.refusal("complete", viewer, ctx.at) if viewer is not None else None
+    complete_refusal = (
+        batch.refusal(Action.COMPLETE, viewer, ctx.at) if viewer is not None else None
+    )
     why_not_complete = (
         str(complete_refusal)
         if complete_refusal is not None
@@ -164,6 +163,7 @@ def _batch_page(
             {"id": p, "name": batch.procedure.phases[p].name} for p in batch.current_phases()[:4]
         ],
         may=may,
+        actions=BATCH_ACTIONS,
         why_not_complete=why_not_complete,
         complete_meaning=ACTION_MEANINGS[Action.COMPLETE],
         abort_meaning=ACTION_MEANINGS[Action.ABORT],
@@ -371,7 +371,7 @@ def sign_phase(batch_id: str, phase_id: str, action_name: str) -> ResponseReturn
         signature=SignatureForm(),
         refused=_on_phase_page(batch_id, phase_id),
     )
-    flash(f"Signed: {ACTION_MEANINGS[action].value}.", "info")
+    flash(BATCH_ACTIONS[action].done, "info")
     following = [p for p in batch.current_phases() if p != phase_id]
     if action is Action.PERFORM and batch.state.phases[phase_id].status is PhaseStatus.PERFORMED:
         needs = batch.procedure.phases[phase_id].needs_verification
@@ -398,129 +398,90 @@ def correct(batch_id: str, phase_id: str) -> ResponseReturnValue:
         refused=shown_on(_phase_page, batch_id, phase_id, entered=typed()),
     )
     return done(
-        "Correction signed. The original value stays in the record.",
+        BATCH_ACTIONS[Action.CORRECT].done,
         "operator.phase",
         batch_id=batch_id,
         phase_id=phase_id,
     )
 
 
-# --- deviations ----------------------------------------------------------------------------
+# --- the batch and its deviations: one view for every action the table declares --------------
+
+# What each action of the batch or of one of its deviations takes from its form (after the
+# batch, and the deviation for a deviation's action); who may take it, its signature and its
+# message are the core's (BATCH_ACTIONS).
+_ACTION_FORMS: dict[Action, tuple[Callable[..., Any], Callable[[], tuple[Any, ...]]]] = {
+    Action.HOLD: (batches.hold_batch, lambda: (ReasonForm().reason.data or "",)),
+    Action.RESUME: (batches.resume_batch, lambda: (ReasonForm().reason.data or "",)),
+    Action.COMPLETE: (batches.complete_batch, tuple),
+    Action.ABORT: (batches.abort_batch, lambda: (SignedReasonForm().reason.data or "",)),
+    Action.REPORT: (
+        batches.report_deviation,
+        lambda: (
+            DeviationReportForm().description.data or "",
+            DeviationReportForm().phase_id.data or None,
+        ),
+    ),
+    Action.COMMENT: (batches.comment_deviation, lambda: (CommentForm().comment.data or "",)),
+    Action.ACKNOWLEDGE: (batches.acknowledge_deviation, tuple),
+}
 
 
-def _back(batch_id: str, message: str) -> ResponseReturnValue:
-    """Done: back to the phase the form was on, or to the batch."""
-    phase_id = request.form.get("phase_id")
-    if phase_id:
-        return done(message, "operator.phase", batch_id=batch_id, phase_id=phase_id)
+def _batch_action(
+    batch_id: str, action_name: str, deviation_id: str | None = None
+) -> ResponseReturnValue:
+    """Take one action of the batch (or of its deviation ``deviation_id``) from its form."""
+    try:
+        action = Action(action_name)
+        service, form_words = _ACTION_FORMS[action]
+    except (ValueError, KeyError):
+        abort(404)
+    rule = BATCH_ACTIONS[action]
+    if (rule.subject is Subject.DEVIATION) != (deviation_id is not None):
+        abort(404)
+    subject = (batch_id,) if deviation_id is None else (batch_id, deviation_id)
+    on_phase = request.form.get("phase_id")  # a deviation's form on its phase's page
+    act(
+        service,
+        *subject,
+        *form_words(),
+        signature=SignatureForm() if rule.signed else None,
+        refused=_on_phase_or_batch(
+            batch_id, on_phase, "report" if rule.subject is not Subject.BATCH else action.value
+        ),
+    )
+    message = rule.done.format(deviation=deviation_id)
+    if on_phase:
+        return done(message, "operator.phase", batch_id=batch_id, phase_id=on_phase)
     return done(message, "operator.batch_page", batch_id=batch_id)
 
 
-def _on_form_page(batch_id: str) -> Refused:
-    """A refusal shown on the phase the form was on, or on the batch page."""
-    phase_id = request.form.get("phase_id")
+def _on_phase_or_batch(batch_id: str, phase_id: str | None, form: str) -> Refused:
+    """A refusal shown on the phase the form was on, or on the batch page with ``form`` open."""
     if phase_id:
         return shown_on(_phase_page, batch_id, phase_id, entered=typed())
-    return _on_batch_page(batch_id, "report")
+    return _on_batch_page(batch_id, form)
 
 
-@bp.post("/<batch_id>/deviations/<deviation_id>/comment")
+@bp.post("/<batch_id>/<any(hold, resume, complete, abort):action_name>")
 @requires(Permission.EXECUTE_BATCHES)
-def comment_deviation(batch_id: str, deviation_id: str) -> ResponseReturnValue:
-    """Say what happened in a deviation."""
-    act(
-        batches.comment_deviation,
-        batch_id,
-        deviation_id,
-        CommentForm().comment.data or "",
-        refused=_on_form_page(batch_id),
-    )
-    return _back(batch_id, f"Comment added to deviation {deviation_id}.")
-
-
-@bp.post("/<batch_id>/deviations/<deviation_id>/acknowledge")
-@requires(Permission.EXECUTE_BATCHES)
-def acknowledge_deviation(batch_id: str, deviation_id: str) -> ResponseReturnValue:
-    """A supervisor or QA acknowledges a deviation, signed."""
-    act(
-        batches.acknowledge_deviation,
-        batch_id,
-        deviation_id,
-        signature=SignatureForm(),
-        refused=_on_form_page(batch_id),
-    )
-    return _back(batch_id, f"Deviation {deviation_id} acknowledged.")
+def batch_action(batch_id: str, action_name: str) -> ResponseReturnValue:
+    """Hold, resume, complete (signed) or abort (signed, with a reason) the batch."""
+    return _batch_action(batch_id, action_name)
 
 
 @bp.post("/<batch_id>/deviations")
 @requires(Permission.EXECUTE_BATCHES)
 def report_deviation(batch_id: str) -> ResponseReturnValue:
     """Report a deviation by hand, for the batch or one phase."""
-    form = DeviationReportForm()
-    act(
-        batches.report_deviation,
-        batch_id,
-        form.description.data or "",
-        form.phase_id.data or None,
-        refused=_on_form_page(batch_id),
-    )
-    return _back(batch_id, "Deviation reported.")
+    return _batch_action(batch_id, Action.REPORT.value)
 
 
-# --- the batch as a whole ----------------------------------------------------------------
-
-
-@bp.post("/<batch_id>/hold")
+@bp.post("/<batch_id>/deviations/<deviation_id>/<any(comment, acknowledge):action_name>")
 @requires(Permission.EXECUTE_BATCHES)
-def hold(batch_id: str) -> ResponseReturnValue:
-    """Put the batch on hold, with the reason."""
-    act(
-        batches.hold_batch,
-        batch_id,
-        ReasonForm().reason.data or "",
-        refused=_on_batch_page(batch_id, "hold"),
-    )
-    return done("The batch is on hold.", "operator.batch_page", batch_id=batch_id)
-
-
-@bp.post("/<batch_id>/resume")
-@requires(Permission.EXECUTE_BATCHES)
-def resume(batch_id: str) -> ResponseReturnValue:
-    """A supervisor resumes the batch, with the reason."""
-    act(
-        batches.resume_batch,
-        batch_id,
-        ReasonForm().reason.data or "",
-        refused=_on_batch_page(batch_id, "resume"),
-    )
-    return done("The batch is in progress again.", "operator.batch_page", batch_id=batch_id)
-
-
-@bp.post("/<batch_id>/complete")
-@requires(Permission.EXECUTE_BATCHES)
-def complete(batch_id: str) -> ResponseReturnValue:
-    """A supervisor signs the batch complete."""
-    act(
-        batches.complete_batch,
-        batch_id,
-        signature=SignatureForm(),
-        refused=_on_batch_page(batch_id),
-    )
-    return done("The batch is complete.", "operator.batch_page", batch_id=batch_id)
-
-
-@bp.post("/<batch_id>/abort")
-@requires(Permission.EXECUTE_BATCHES)
-def abort_batch(batch_id: str) -> ResponseReturnValue:
-    """A supervisor aborts the batch, with the reason and a signature."""
-    act(
-        batches.abort_batch,
-        batch_id,
-        SignedReasonForm().reason.data or "",
-        signature=SignatureForm(),
-        refused=_on_batch_page(batch_id, "abort"),
-    )
-    return done("The batch is aborted. Its record stays.", "operator.batch_page", batch_id=batch_id)
+def deviation_action(batch_id: str, deviation_id: str, action_name: str) -> ResponseReturnValue:
+    """Say what happened in a deviation, or acknowledge it (a supervisor or QA, signed)."""
+    return _batch_action(batch_id, action_name, deviation_id)
 
 
 # --- the final label of a released batch ----------------------------------------------------
