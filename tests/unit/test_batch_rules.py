@@ -48,6 +48,8 @@ from batch_fixtures import (
 from batch_helpers import DIN, OTHER_DIN, PATIENT
 
 from mes.core.batch import (
+    ACTION_MEANINGS,
+    BATCH_ACTIONS,
     Action,
     Batch,
     BatchStatus,
@@ -1606,6 +1608,20 @@ def test_asking_whether_an_action_is_allowed_changes_nothing_and_gives_the_actio
     assert isinstance(batch.refusal(Action.ACKNOWLEDGE, SAM, T0, deviation_id="D9"), NotFound)
     assert isinstance(batch.refusal("launch", SAM, T0), InvalidInput)
     assert (len(batch.new_entries), batch.projection()) == before
+
+
+def test_every_batch_action_is_declared_once_and_the_buttons_are_the_actions_allowed():
+    assert set(BATCH_ACTIONS) == set(Action)
+    assert {a for a, rule in BATCH_ACTIONS.items() if rule.signed} == set(ACTION_MEANINGS)
+    batch = new_batch()
+    for who in (OLIVIA, SAM, SUE):
+        offered = batch.available_actions(who, T0)
+        assert offered == [
+            action
+            for action in (Action.REPORT, Action.HOLD, Action.RESUME, Action.COMPLETE, Action.ABORT)
+            if batch.refusal(action, who, T0) is None
+        ]
+    assert batch.available_actions(OLIVIA, T0, phase_id="check_bag") == [Action.START_PHASE]
 
 
 def test_the_rules_asked_before_signing_agree_with_the_signature_itself():
