@@ -435,10 +435,10 @@ def _batch_action(
         action = Action(action_name)
         service, form_words = _ACTION_FORMS[action]
     except (ValueError, KeyError):
-        abort(404)
+        abort(404, f"'{action_name}' is not an action here.")
     rule = BATCH_ACTIONS[action]
     if (rule.subject is Subject.DEVIATION) != (deviation_id is not None):
-        abort(404)
+        abort(404, f"'{action_name}' is not an action here.")
     subject = (batch_id,) if deviation_id is None else (batch_id, deviation_id)
     on_phase = request.form.get("phase_id")  # a deviation's form on its phase's page
     act(
@@ -463,10 +463,12 @@ def _on_phase_or_batch(batch_id: str, phase_id: str | None, form: str) -> Refuse
     return _on_batch_page(batch_id, form)
 
 
-@bp.post("/<batch_id>/<any(hold, resume, complete, abort):action_name>")
+@bp.post("/<batch_id>/<action_name>")
 @requires(Permission.EXECUTE_BATCHES)
 def batch_action(batch_id: str, action_name: str) -> ResponseReturnValue:
     """Hold, resume, complete (signed) or abort (signed, with a reason) the batch."""
+    if action_name == Action.REPORT:  # reported at /deviations
+        abort(404, f"'{action_name}' is not an action here.")
     return _batch_action(batch_id, action_name)
 
 
@@ -477,7 +479,7 @@ def report_deviation(batch_id: str) -> ResponseReturnValue:
     return _batch_action(batch_id, Action.REPORT.value)
 
 
-@bp.post("/<batch_id>/deviations/<deviation_id>/<any(comment, acknowledge):action_name>")
+@bp.post("/<batch_id>/deviations/<deviation_id>/<action_name>")
 @requires(Permission.EXECUTE_BATCHES)
 def deviation_action(batch_id: str, deviation_id: str, action_name: str) -> ResponseReturnValue:
     """Say what happened in a deviation, or acknowledge it (a supervisor or QA, signed)."""
