@@ -28,7 +28,7 @@ product: {{code: MINI, name: Mini product, modality: autologous_cell}}
 expected_duration: 2 h
 change_reason: Version {version} for the service tests.
 chain_of_identity:
-  din: {{label: Donation identification number, kind: isbt128_din}}
+  - {{id: din, label: Donation identification number, kind: isbt128_din}}
 unit_procedures:
   - id: receipt
     name: Receipt
@@ -43,7 +43,7 @@ unit_procedures:
             identity_checks:
               - {{id: bag_din, label: Bag DIN, matches: din}}
             inputs:
-              viability: {{label: Viability, type: number, unit: "%", decimals: 1, target: 95, alert_low: 85, action_low: {viability_action}}}
+              - {{id: viability, label: Viability, type: number, unit: "%", decimals: 1, target: 95, alert_low: 85, action_low: {viability_action}}}
           - id: store_bag
             name: Store the bag
             instructions: Put the bag in the fridge.

@@ -33,6 +33,17 @@ def drop_pg_database(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@contextmanager
+def pg_database(name: str, template: str | None = None) -> Iterator[str]:
+    """A new PostgreSQL database ``name`` (a copy of ``template``) for the block: its URL."""
+    with pg_admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    try:
+        yield f"{PG_BASE}/{name}"
+    finally:
+        drop_pg_database(name)
+
+
 def user_ctx(
     user_id: str, at: datetime = NOW, terminal_id: str | None = None, terminal: str = "Bench 1"
 ) -> Context:

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from mes.cli.common import CliState, command_context, echo_table
+from mes.core import phases
 from mes.core.batch import (
     BATCH_STATUS_TITLES,
     DEVIATION_CATEGORY_TITLES,
@@ -22,7 +23,6 @@ from mes.core.batch import (
 from mes.core.clock import local_text, parse_utc_text
 from mes.core.errors import ChainBroken
 from mes.core.identity import identity_text
-from mes.core.limits import STATUS_TITLES, LimitStatus, has_limits, limits_text
 from mes.services import batches
 
 
@@ -78,17 +78,6 @@ def list_command(state: CliState, include_closed: bool) -> None:
     )
 
 
-def _shown(value: Any, spec: Mapping[str, Any], zone: str) -> str:
-    """A recorded value as people read it: yes/no, a local time, a number with its unit."""
-    if value is None or value == "":
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if spec.get("type") == "datetime":
-        return local_text(parse_utc_text(str(value)), zone)
-    return f"{value} {spec['unit']}" if spec.get("unit") else str(value)
-
-
 def _signature(signature: Mapping[str, Any], zone: str) -> str:
     """'Olivia Tester (olivia) — Performed — 2026-11-21 09:00:00 GMT' (11.50)."""
     return (
@@ -100,30 +89,8 @@ def _signature(signature: Mapping[str, Any], zone: str) -> str:
 def _phase_lines(batch: Batch, phase: PhaseState, zone: str) -> list[str]:
     plan = batch.procedure.phases[phase.id]
     lines = [f"  {plan.name} [{plan.id}] — {PHASE_STATUS_TITLES[phase.status]}"]
-    declared = [*plan.spec["inputs"], *plan.spec["calculations"]]
-    for spec in declared:
-        recorded = phase.values.get(spec["id"])
-        if recorded is None:
-            continue
-        text = f"      {spec['label']}: {_shown(recorded.value, spec, zone)}"
-        if recorded.status and has_limits(spec):
-            text += f" — {STATUS_TITLES[LimitStatus(recorded.status)]} ({limits_text(spec)})"
-        if recorded.history:
-            earlier = ", ".join(_shown(item["value"], spec, zone) for item in recorded.history)
-            text += f" (corrected; earlier: {earlier})"
-        lines.append(text)
-    for code, use in phase.materials.items():
-        lines.append(
-            f"      Material {use.get('material_name', code)} ({code}): lot {use['lot']}, "
-            f"{use['quantity']} {use['unit']}"
-        )
-    for _slot, use in sorted(phase.equipment.items()):
-        lines.append(f"      Equipment {use['equipment']} ({use.get('equipment_name', '')})")
-    checks = {c["id"]: c for c in plan.spec.get("identity_checks", [])}
-    for check_id, scan in phase.identity.items():
-        label = checks.get(check_id, {}).get("label", check_id)
-        verdict = "matches" if scan.get("match") else "DOES NOT MATCH"
-        lines.append(f"      {label}: scanned {scan['scanned']} — {verdict}")
+    for kind in phases.KINDS.values():  # values, lots, instruments, labels…
+        lines += kind.lines(batch, plan, phase, zone)
     if phase.refused_scans:
         lines.append(f"      Refused scans: {phase.refused_scans}")
     lines.extend(f"      Signed: {_signature(s, zone)}" for s in phase.signatures)

@@ -12,7 +12,7 @@ from mes.cli.common import CliState, command_context
 from mes.core.batchml import master_recipe_batchml
 from mes.core.errors import InvalidInput
 from mes.core.lifecycle import STATE_TITLES, VersionState
-from mes.core.recipe import RecipeInvalid, load_recipe
+from mes.core.recipe import RecipeInvalid, load_recipe, recipe_warnings
 from mes.core.recipe_diff import diff_recipes, summary
 from mes.services import recipes
 
@@ -41,13 +41,15 @@ def validate_command(files: tuple[Path, ...]) -> None:
             compiled = load_recipe(_read(path), path.name)
         except RecipeInvalid as invalid:
             failed += 1
-            for line in invalid.lines():
+            for line in [*invalid.lines(), *invalid.warning_lines()]:
                 click.echo(line)
             click.echo(f"{path}: {len(invalid.problems)} problem(s)", err=True)
         except InvalidInput as error:
             failed += 1
             click.echo(f"{path}: {error}", err=True)
         else:
+            for line in compiled.warnings:
+                click.echo(line)
             phases = sum(1 for _ in compiled.phases())
             click.echo(
                 f"{path}: valid — {compiled.recipe_code} v{compiled.version}, {phases} phases, "
@@ -84,8 +86,11 @@ def show_command(file: Path, as_json: bool) -> None:
 @click.pass_obj
 def import_command(state: CliState, file: Path) -> None:
     """Hub: create a draft version from a recipe FILE (or replace the same draft)."""
+    text = _read(file)
     with state.runtime().uow() as uow:
-        version = recipes.import_recipe(uow, command_context(), _read(file), file.name)
+        version = recipes.import_recipe(uow, command_context(), text, file.name)
+        for line in recipe_warnings(text, file.name):
+            click.echo(line)
         click.echo(
             f"{recipes.label(version)} is {STATE_TITLES[VersionState(version.status)].lower()} "
             f"(id {version.id}, content hash {version.content_hash})"

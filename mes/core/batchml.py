@@ -40,6 +40,7 @@ from decimal import Decimal
 from itertools import pairwise
 from typing import Any
 
+from mes.core import phases
 from mes.core.canonical import content_hash
 from mes.core.units import UNITS
 
@@ -318,53 +319,18 @@ def _recipe_element(
 
 
 def _phase(parent: ET.Element, phase: Element, version: str) -> None:
-    """A phase: name and instructions, equipment, parameters, then what BatchML has no slot for."""
+    """A phase: name and instructions, equipment, parameters, then what BatchML has no slot for.
+
+    Each phase kind (:mod:`mes.core.phases`) writes its own elements, in the xsd:sequence order
+    of a RecipeElement: every kind's requirements, then every kind's parameters.
+    """
     texts = [phase["name"], phase["instructions"]]
     element = _recipe_element(parent, phase["id"], version, texts, "Phase")
-    for equipment in phase["equipment"]:
-        requirement = _child(element, "EquipmentRequirement")
-        _text(requirement, "ID", equipment["class"])
-        if equipment["label"]:
-            _text(requirement, "Description", equipment["label"])
-    for spec in phase["inputs"]:
-        _input_parameter(element, spec)
-    for spec in phase["calculations"]:
-        _calculation_parameter(element, spec)
-    for material in phase["materials"]:
-        parameter = _child(element, "Parameter")
-        _text(parameter, "ID", material["code"])
-        _text(parameter, "Description", material["name"])
-        _text(parameter, "ParameterType", "ProcessInput")
-        _text(parameter, "ParameterSubType", "material")
-        _value(parameter, [_number(material["quantity"])], "Constant", "decimal", material["unit"])
+    for kind in phases.KINDS.values():
+        kind.batchml_requirements(element, phase)
+    for kind in phases.KINDS.values():
+        kind.batchml_parameters(element, phase)
     _phase_information(element, phase)
-
-
-def _input_parameter(parent: ET.Element, spec: Element) -> None:
-    parameter = _child(parent, "Parameter")
-    _text(parameter, "ID", spec["id"])
-    _text(parameter, "Description", spec["label"])
-    _text(parameter, "ParameterType", "ProcessParameter")
-    _text(parameter, "ParameterSubType", spec["type"])
-    _text(parameter, "ParameterSubType", "required" if spec["required"] else "optional")
-    _value(parameter, [""], "External", DATA_TYPES[spec["type"]], spec["unit"])
-    _specification(parameter, spec)
-    if spec["options"] is not None:
-        _item(parameter, spec, "options", spec["options"], "string")
-    if spec["pattern"] is not None:
-        _item(parameter, spec, "pattern", [spec["pattern"]], "string")
-    if spec["help"] is not None:
-        _item(parameter, spec, "help", [spec["help"]], "string")
-
-
-def _calculation_parameter(parent: ET.Element, spec: Element) -> None:
-    parameter = _child(parent, "Parameter")
-    _text(parameter, "ID", spec["id"])
-    _text(parameter, "Description", spec["label"])
-    _text(parameter, "ParameterType", "ProcessParameter")
-    _text(parameter, "ParameterSubType", "calculation")
-    _value(parameter, [spec["expression"]], "Equation", "decimal", spec["unit"])
-    _specification(parameter, spec)
 
 
 def _specification(parameter: ET.Element, spec: Element) -> None:
@@ -414,26 +380,8 @@ def _phase_information(element: ET.Element, phase: Element) -> None:
             interpretation="Reference",
             data_type=data_type,
         )
-    for timer in phase["timers"]:
-        for bound, key in (("min", "min_seconds"), ("max", "max_seconds")):
-            if timer[key] is not None:
-                _information(
-                    element,
-                    f"timer.{timer['after']}.{bound}",
-                    [_number(timer[key])],
-                    description=f"{'Earliest' if bound == 'min' else 'Latest'} start after "
-                    f"phase {timer['after']} completes",
-                    data_type="decimal",
-                    unit="s",
-                )
-    for check in phase["identity_checks"]:
-        _information(
-            element,
-            f"identity_check.{check['id']}",
-            [check["matches"]],
-            description=check["label"],
-            interpretation="Reference",
-        )
+    for kind in phases.KINDS.values():
+        kind.batchml_information(element, phase)
 
 
 def _recipe_information(recipe: ET.Element, compiled: Mapping[str, Any]) -> None:

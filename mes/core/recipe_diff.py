@@ -23,31 +23,21 @@ from collections.abc import Callable, Container, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-ADDED = "added"
-REMOVED = "removed"
-CHANGED = "changed"
-MOVED = "moved"
+from mes.core import phases
+from mes.core.phases.words import (
+    ADDED,
+    CHANGED,
+    MOVED,
+    REMOVED,
+    duration,
+    option,
+    quoted,
+)
+
 KINDS = (ADDED, REMOVED, CHANGED, MOVED)
 
-LIMITS = (
-    ("target", "target"),
-    ("alert_low", "alert low limit"),
-    ("alert_high", "alert high limit"),
-    ("action_low", "action low limit"),
-    ("action_high", "action high limit"),
-)
 ROLES = {"operator": "operator", "supervisor": "supervisor", "qa": "QA"}
-INPUT_TYPES = {
-    "number": "number",
-    "integer": "integer",
-    "text": "text",
-    "choice": "choice",
-    "yes_no": "yes/no",
-    "datetime": "date and time",
-    "barcode": "barcode",
-}
 ORDERINGS = {"sequence": "in sequence", "any_order": "in any order", "parallel": "in parallel"}
-DURATION_UNITS = (("d", 86400), ("h", 3600), ("min", 60))
 SEPARATOR = " \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK} "  # between the levels of `where`
 
 Element = Mapping[str, Any]
@@ -95,79 +85,10 @@ def summary(changes: Sequence[Change]) -> str:
 # --- display values -------------------------------------------------------------------------
 
 
-def _number(value: float) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
-        return str(int(value))
-    return str(value)
-
-
-def _quantity(value: float | None, unit: str | None) -> str | None:
-    if value is None:
-        return None
-    return f"{_number(value)} {unit}" if unit else _number(value)
-
-
-def _duration(seconds: float | None) -> str | None:
-    """72000 → '20 h'; the largest unit that divides the duration exactly."""
-    if seconds is None:
-        return None
-    for unit, size in DURATION_UNITS:
-        if seconds >= size and seconds % size == 0:
-            return f"{_number(seconds / size)} {unit}"
-    return f"{_number(seconds)} s"
-
-
-def _quoted(text: str | None) -> str | None:
-    return None if text is None else f"'{text}'"
-
-
-def _yes_no(value: bool | None) -> str | None:
-    return None if value is None else ("yes" if value else "no")
-
-
-def _option(value: str | bool) -> str:
-    return _yes_no(value) if isinstance(value, bool) else f"'{value}'"
-
-
-def _options(values: Sequence[str] | None) -> str | None:
-    return None if values is None else ", ".join(_option(v) for v in values)
-
-
 def _condition(when: Mapping[str, Any] | None) -> str | None:
     if when is None:
         return None
-    return f"{when['input']} is " + " or ".join(_option(v) for v in when["in"])
-
-
-def _timer_bounds(timer: Element) -> str:
-    bounds = []
-    if timer["min_seconds"] is not None:
-        bounds.append(f"at least {_duration(timer['min_seconds'])}")
-    if timer["max_seconds"] is not None:
-        bounds.append(f"at most {_duration(timer['max_seconds'])}")
-    return " and ".join(bounds)
-
-
-def _value_summary(spec: Element) -> str:
-    """'number in %, target 95 %, action low limit 80 %, 1 decimal' — an input or calculation."""
-    kind = "calculation" if spec["type"] == "calculation" else INPUT_TYPES[spec["type"]]
-    parts = [f"{kind} in {spec['unit']}" if spec.get("unit") else kind]
-    if spec["type"] == "calculation":
-        parts.append(f"= {spec['expression']}")
-    for name, label in LIMITS:
-        if spec.get(name) is not None:
-            parts.append(f"{label} {_quantity(spec[name], spec.get('unit'))}")
-    if spec.get("decimals") is not None:
-        parts.append(f"{spec['decimals']} decimal{'s' * (spec['decimals'] != 1)}")
-    if spec.get("options") is not None:
-        parts.append(f"options {_options(spec['options'])}")
-    if spec.get("pattern") is not None:
-        parts.append(f"pattern {_quoted(spec['pattern'])}")
-    if spec.get("required") is False:
-        parts.append("optional")
-    return ", ".join(parts)
+    return f"{when['input']} is " + " or ".join(option(v) for v in when["in"])
 
 
 def _text_diff(before: str, after: str) -> tuple[str, str]:
@@ -337,6 +258,13 @@ class _Differ:
 
     # recording -------------------------------------------------------------------------
 
+    @staticmethod
+    def paired(
+        old_items: Sequence[Element], new_items: Sequence[Element], key: Callable[[Element], str]
+    ) -> list[tuple[Element | None, Element | None]]:
+        """(old, new) pairs in the new order (for the phase kinds: :func:`_paired`)."""
+        return _paired(old_items, new_items, key)
+
     def add(
         self,
         kind: str,
@@ -452,12 +380,12 @@ class _Differ:
         self.simple(
             recipe, "recipe_code", "recipe code", old["recipe_code"], new["recipe_code"], str
         )
-        self.simple(recipe, "title", "title", old["title"], new["title"], _quoted)
+        self.simple(recipe, "title", "title", old["title"], new["title"], quoted)
         self.text(recipe, "description", "description", old["description"], new["description"])
         product = _Place("Product", "Product")
         for name, label in (("code", "code"), ("name", "name"), ("modality", "modality")):
             before, after = old["product"][name], new["product"][name]
-            show = str if name == "code" else _quoted
+            show = str if name == "code" else quoted
             self.simple(product, f"product {name}", label, before, after, show)
         self.simple(
             recipe,
@@ -465,7 +393,7 @@ class _Differ:
             "expected duration",
             old["expected_duration_seconds"],
             new["expected_duration_seconds"],
-            _duration,
+            duration,
         )
         self.simple(
             recipe,
@@ -473,7 +401,7 @@ class _Differ:
             "change reason",
             old["change_reason"],
             new["change_reason"],
-            _quoted,
+            quoted,
         )
 
     def chain_of_identity(self) -> None:
@@ -481,7 +409,7 @@ class _Differ:
         old_fields, new_fields = self.old["chain_of_identity"], self.new["chain_of_identity"]
 
         def describe(spec: Element) -> str:
-            pattern = f", pattern {_quoted(spec['pattern'])}" if spec["pattern"] else ""
+            pattern = f", pattern {quoted(spec['pattern'])}" if spec["pattern"] else ""
             return f"{spec['kind']}{pattern}"
 
         for before, after in _paired(old_fields, new_fields, lambda f: f["id"]):
@@ -503,7 +431,7 @@ class _Differ:
                 continue
             prefix = f"field '{after['label']}'"
             self.simple(
-                place, f"{prefix} label", f"{name}: label", before["label"], after["label"], _quoted
+                place, f"{prefix} label", f"{name}: label", before["label"], after["label"], quoted
             )
             self.simple(
                 place, f"{prefix} kind", f"{name}: kind", before["kind"], after["kind"], str
@@ -514,7 +442,7 @@ class _Differ:
                 f"{name}: pattern",
                 before["pattern"],
                 after["pattern"],
-                _quoted,
+                quoted,
             )
         self.order(
             place,
@@ -548,7 +476,7 @@ class _Differ:
                 if after["id"] in moved:
                     now = _now_after("unit procedure", previous, "the recipe")
                     self.add(MOVED, place, None, None, None, f"{place.subject} moved: {now}.")
-                self.simple(place, "name", "name", before["name"], after["name"], _quoted)
+                self.simple(place, "name", "name", before["name"], after["name"], quoted)
                 self.text(
                     place, "description", "description", before["description"], after["description"]
                 )
@@ -594,7 +522,7 @@ class _Differ:
                 )
             else:
                 self.operation_moves(place, before, after, new_unit, moved, previous)
-                self.simple(place, "name", "name", before["name"], after["name"], _quoted)
+                self.simple(place, "name", "name", before["name"], after["name"], quoted)
                 self.text(
                     place, "description", "description", before["description"], after["description"]
                 )
@@ -723,7 +651,7 @@ class _Differ:
     # inside a phase --------------------------------------------------------------------
 
     def phase(self, place: _Place, before: Element, after: Element) -> None:
-        self.simple(place, "name", "name", before["name"], after["name"], _quoted)
+        self.simple(place, "name", "name", before["name"], after["name"], quoted)
         self.text(
             place, "instructions", "instructions", before["instructions"], after["instructions"]
         )
@@ -732,14 +660,8 @@ class _Differ:
         )
         self.verification(place, before["verify"], after["verify"])
         self.simple(place, "when", "condition", before["when"], after["when"], _condition)
-        self.timers(place, before["timers"], after["timers"])
-        self.values(place, "input", "inputs", before["inputs"], after["inputs"])
-        self.values(
-            place, "calculation", "calculations", before["calculations"], after["calculations"]
-        )
-        self.materials(place, before["materials"], after["materials"])
-        self.equipment(place, before["equipment"], after["equipment"])
-        self.identity_checks(place, before["identity_checks"], after["identity_checks"])
+        for kind in phases.KINDS.values():
+            kind.diff(self, place, kind.items(before), kind.items(after))
 
     def verification(self, place: _Place, before: str | None, after: str | None) -> None:
         if before == after:
@@ -753,218 +675,9 @@ class _Differ:
         else:
             self.simple(place, "verify", "verification role", before, after, ROLES.get)
 
-    def timers(
-        self, place: _Place, old_timers: Sequence[Element], new_timers: Sequence[Element]
-    ) -> None:
-        for before, after in _paired(old_timers, new_timers, lambda t: t["after"]):
-            timer = after or before
-            assert timer is not None
-            name = f"timer after {self.phase_reference(timer['after'])}"
-            field = f"timer after '{timer['after']}'"
-            if before is None or after is None:
-                kind = ADDED if before is None else REMOVED
-                bounds = _timer_bounds(timer)
-                self.add(
-                    kind,
-                    place,
-                    field,
-                    None if before is None else bounds,
-                    bounds if before is None else None,
-                    f"{place.subject}: {name} {kind} ({bounds}).",
-                )
-                continue
-            for key, label in (("min_seconds", "minimum"), ("max_seconds", "maximum")):
-                self.simple(
-                    place, f"{field} {key}", f"{name}: {label}", before[key], after[key], _duration
-                )
-        self.order(
-            place,
-            "timers order",
-            "timers",
-            old_timers,
-            new_timers,
-            lambda t: t["after"],
-            lambda t: f"after '{t['after']}'",
-        )
-
     def phase_reference(self, phase_id: str) -> str:
         located = self.new_phases.get(phase_id) or self.old_phases.get(phase_id)
         return f"phase '{located.element['name']}'" if located else f"phase '{phase_id}'"
-
-    def values(
-        self,
-        place: _Place,
-        what: str,
-        plural: str,
-        old_values: Sequence[Element],
-        new_values: Sequence[Element],
-    ) -> None:
-        """Inputs or calculations, matched by ID: every property, limits with their units."""
-        for before, after in _paired(old_values, new_values, lambda v: v["id"]):
-            spec = after or before
-            assert spec is not None
-            name = f"{what} '{spec['label']}'"
-            if before is None or after is None:
-                kind = ADDED if before is None else REMOVED
-                shown = _value_summary(spec)
-                self.add(
-                    kind,
-                    place,
-                    name,
-                    None if before is None else shown,
-                    shown if before is None else None,
-                    f"{place.subject}: {name} {kind} ({shown}).",
-                )
-                continue
-            self.value_fields(place, name, before, after)
-        self.order(
-            place,
-            f"{plural} order",
-            plural,
-            old_values,
-            new_values,
-            lambda v: v["id"],
-            lambda v: _quoted(v["label"]) or "",
-        )
-
-    def value_fields(self, place: _Place, name: str, before: Element, after: Element) -> None:
-        def field(key: str, label: str, show: Callable[[Any], str | None]) -> None:
-            self.simple(
-                place, f"{name} {key}", f"{name}: {label}", before.get(key), after.get(key), show
-            )
-
-        field("label", "label", _quoted)
-        field("type", "type", lambda t: INPUT_TYPES.get(t, t))
-        field("expression", "expression", _quoted)
-        field("unit", "unit", lambda u: u)
-        field("decimals", "decimals", lambda d: None if d is None else str(d))
-        field("required", "required", _yes_no)
-        for key, label in LIMITS:
-            self.value(
-                place,
-                f"{name} {key}",
-                f"{name}: {label}",
-                before.get(key),
-                after.get(key),
-                _quantity(before.get(key), before.get("unit")),
-                _quantity(after.get(key), after.get("unit")),
-            )
-        field("options", "options", _options)
-        field("pattern", "pattern", _quoted)
-        field("help", "help text", _quoted)
-
-    def materials(
-        self, place: _Place, old_materials: Sequence[Element], new_materials: Sequence[Element]
-    ) -> None:
-        for before, after in _paired(old_materials, new_materials, lambda m: m["code"]):
-            material = after or before
-            assert material is not None
-            name = f"material '{material['name']}' ({material['code']})"
-            if before is None or after is None:
-                kind = ADDED if before is None else REMOVED
-                amount = _quantity(material["quantity"], material["unit"])
-                self.add(
-                    kind,
-                    place,
-                    name,
-                    None if before is None else amount,
-                    amount if before is None else None,
-                    f"{place.subject}: {name} {kind} ({amount}).",
-                )
-                continue
-            self.simple(
-                place, f"{name} name", f"{name}: name", before["name"], after["name"], _quoted
-            )
-            self.value(
-                place,
-                f"{name} quantity",
-                f"{name}: quantity",
-                (before["quantity"], before["unit"]),
-                (after["quantity"], after["unit"]),
-                _quantity(before["quantity"], before["unit"]),
-                _quantity(after["quantity"], after["unit"]),
-            )
-        self.order(
-            place,
-            "materials order",
-            "materials",
-            old_materials,
-            new_materials,
-            lambda m: m["code"],
-            lambda m: m["code"],
-        )
-
-    def equipment(
-        self, place: _Place, old_items: Sequence[Element], new_items: Sequence[Element]
-    ) -> None:
-        for before, after in _paired(old_items, new_items, lambda e: e["class"]):
-            item = after or before
-            assert item is not None
-            name = f"equipment class '{item['class']}'"
-            if before is None or after is None:
-                kind = ADDED if before is None else REMOVED
-                label = f" ({item['label']})" if item["label"] else ""
-                self.add(
-                    kind,
-                    place,
-                    name,
-                    None if before is None else item["class"],
-                    item["class"] if before is None else None,
-                    f"{place.subject}: {name}{label} {kind}.",
-                )
-                continue
-            self.simple(
-                place, f"{name} label", f"{name}: label", before["label"], after["label"], _quoted
-            )
-        self.order(
-            place,
-            "equipment order",
-            "equipment",
-            old_items,
-            new_items,
-            lambda e: e["class"],
-            lambda e: e["class"],
-        )
-
-    def identity_checks(
-        self, place: _Place, old_checks: Sequence[Element], new_checks: Sequence[Element]
-    ) -> None:
-        for before, after in _paired(old_checks, new_checks, lambda c: c["id"]):
-            check = after or before
-            assert check is not None
-            name = f"identity check '{check['label']}'"
-            if before is None or after is None:
-                kind = ADDED if before is None else REMOVED
-                shown = f"against {self.identity_field(check['matches'])}"
-                self.add(
-                    kind,
-                    place,
-                    name,
-                    None if before is None else shown,
-                    shown if before is None else None,
-                    f"{place.subject}: {name} {kind} ({shown}).",
-                )
-                continue
-            self.simple(
-                place, f"{name} label", f"{name}: label", before["label"], after["label"], _quoted
-            )
-            self.simple(
-                place,
-                f"{name} matches",
-                f"{name}: checked against",
-                before["matches"],
-                after["matches"],
-                self.identity_field,
-            )
-        self.order(
-            place,
-            "identity_checks order",
-            "identity checks",
-            old_checks,
-            new_checks,
-            lambda c: c["id"],
-            lambda c: _quoted(c["label"]) or "",
-        )
 
     def identity_field(self, field_id: str) -> str:
         for recipe in (self.new, self.old):

@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
+from mes.core import phases
 from mes.core.batch import (
     BATCH_STATUS_TITLES,
     DEVIATION_CATEGORY_TITLES,
@@ -28,31 +28,23 @@ from mes.core.batch import (
     EntryKind,
     PhasePlan,
     PhaseStatus,
-    equipment_class_title,
 )
 from mes.core.clock import as_utc, local_text, parse_utc_text
 from mes.core.esign import Meaning
 from mes.core.identity import identity_text
 from mes.core.ledger import SealedEntry
-from mes.core.limits import STATUS_TITLES, LimitStatus, limits_text
+from mes.core.phases import Printed
+from mes.core.phases.equipment import EquipmentLine
+from mes.core.phases.identity import IdentityLine
+from mes.core.phases.materials import MaterialLine
+
+# Each kind's printed lines live with the kind (mes.core.phases); their names stay importable here.
+from mes.core.phases.values import ChangeLine, ValueLine, shown_value  # noqa: F401
 
 if TYPE_CHECKING:  # a record without a review (at the spoke) needs nothing of the QA workflow
     from mes.core.review import ReviewState
 
 # --- the words of one value and one signature ---------------------------------------------------
-
-
-def shown_value(value: Any, spec: Mapping[str, Any] | None, time_zone: str) -> str:
-    """A recorded value as people read it: yes/no, a local time, a number with its unit."""
-    if value is None or value == "":
-        return "—"
-    kind = (spec or {}).get("type")
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if kind == "datetime":
-        return local_text(parse_utc_text(str(value)), time_zone)
-    unit = (spec or {}).get("unit")
-    return f"{value} {unit}" if unit else str(value)
 
 
 def manifestation_text(signature: Mapping[str, Any], time_zone: str) -> str:
@@ -108,20 +100,12 @@ def _phase_name(batch: Batch, phase_id: str | None) -> str:
     return f"'{plan.name}'" if plan else phase_id
 
 
-def _value_label(batch: Batch, payload: Mapping[str, Any]) -> tuple[str, Any]:
-    plan = batch.procedure.phases.get(payload["phase"])
-    spec = plan.value_spec(payload["value"]) if plan else None
-    return (spec or {}).get("label", payload["value"]), spec
-
-
-def _status(status: str | None) -> str:
-    return f" ({STATUS_TITLES[LimitStatus(status)].lower()})" if status else ""
-
-
 def _entry_text(batch: Batch, body: Mapping[str, Any]) -> str:
+    phase_kind = phases.for_entry(body["kind"])
+    if phase_kind is not None:
+        return phase_kind.entry_text(batch, body["kind"], body["payload"])
     kind = EntryKind(body["kind"])
     p = body["payload"]
-    zone = batch.time_zone
     if kind is EntryKind.BATCH_CREATED:
         coi = ", ".join(
             f"{k} {v if not isinstance(v, dict) else v['din']}"
@@ -133,38 +117,6 @@ def _entry_text(batch: Batch, body: Mapping[str, Any]) -> str:
         )
     if kind is EntryKind.PHASE_STARTED:
         return f"started {_phase_name(batch, p['phase'])}"
-    if kind in (EntryKind.VALUE_RECORDED, EntryKind.CALCULATED):
-        label, spec = _value_label(batch, p)
-        verb = "calculated" if kind is EntryKind.CALCULATED else "recorded"
-        how = f" from {p['expression']}" if kind is EntryKind.CALCULATED else ""
-        return (
-            f"{verb} {label} = {shown_value(p['recorded'], spec, zone)}{_status(p.get('status'))}"
-            f"{how} in {_phase_name(batch, p['phase'])}"
-        )
-    if kind is EntryKind.VALUE_CORRECTED:
-        label, spec = _value_label(batch, p)
-        return (
-            f"corrected {label} to {shown_value(p['recorded'], spec, zone)}"
-            f"{_status(p.get('status'))} in {_phase_name(batch, p['phase'])} — corrects entry "
-            f"{p['corrects']}; reason: {p['reason']}"
-        )
-    if kind is EntryKind.MATERIAL_USED:
-        return (
-            f"used lot {p['lot']} of {p['material_name']} ({p['material']}), {p['quantity']} "
-            f"{p['unit']}, expiry {p['expiry']}, in {_phase_name(batch, p['phase'])}"
-        )
-    if kind is EntryKind.EQUIPMENT_USED:
-        due = f", calibration due {p['calibration_due']}" if p.get("calibration_due") else ""
-        return (
-            f"used {p['equipment']} ({p['equipment_name']}){due} in "
-            f"{_phase_name(batch, p['phase'])}"
-        )
-    if kind is EntryKind.IDENTITY_CHECKED:
-        result = "matches" if p["match"] else "DOES NOT MATCH"
-        return (
-            f"scanned '{p['scanned']}' for {p['check']} in {_phase_name(batch, p['phase'])}: "
-            f"{result} the chain of identity ({p['matches']})"
-        )
     if kind is EntryKind.SCAN_REFUSED:
         return (
             f"scan of '{p['scanned']}' for {p['for']} refused in {_phase_name(batch, p['phase'])}: "
@@ -263,90 +215,6 @@ class SignatureLine:
 
 
 @dataclass(frozen=True)
-class ChangeLine:
-    """A value replaced by another: the original, the new value, who, when and why."""
-
-    original: str
-    new: str
-    by: str
-    at_text: str
-    reason: str | None  # the correction's reason; None for a value re-entered before signing
-    corrects: int | None  # the ledger entry corrected (a correction after signing)
-
-    @property
-    def text(self) -> str:
-        """The change as the record prints it: which entry, original → new, why, who and when."""
-        what = (
-            f"Correction of entry {self.corrects}" if self.corrects else "Re-entered before signing"
-        )
-        reason = f" — reason: {self.reason}" if self.reason else ""
-        return f"{what}: {self.original} → {self.new}{reason} — {self.by}, {self.at_text}"
-
-
-@dataclass(frozen=True)
-class ValueLine:
-    """A recorded or calculated value with its unit, limits and status."""
-
-    label: str
-    value_text: str
-    limits: str
-    status: str | None  # ok | alert | action (None: no limits apply)
-    status_title: str
-    calculated: bool
-    by: str
-    at_text: str
-    changes: tuple[ChangeLine, ...]
-
-    @property
-    def text(self) -> str:
-        """The value as the record prints it: label = value, status, limits, who and when."""
-        words = f"{self.label}{' (calculated)' if self.calculated else ''} = {self.value_text}"
-        if self.status_title:
-            words += f" — {self.status_title}"
-        if self.limits:
-            words += f" ({self.limits})"
-        return f"{words} — {self.by}, {self.at_text}"
-
-
-@dataclass(frozen=True)
-class MaterialLine:
-    """A lot used in a phase."""
-
-    code: str
-    name: str
-    lot: str
-    quantity: str
-    expiry: str
-    lot_status: str
-    by: str
-    at_text: str
-
-
-@dataclass(frozen=True)
-class EquipmentLine:
-    """An instrument used in a phase, with its calibration state when it was scanned."""
-
-    equipment_class: str
-    equipment_id: str
-    name: str
-    calibration: str
-    by: str
-    at_text: str
-
-
-@dataclass(frozen=True)
-class IdentityLine:
-    """A label scanned against the chain of identity."""
-
-    label: str
-    scanned: str
-    expected: str
-    matches: bool
-    by: str
-    at_text: str
-
-
-@dataclass(frozen=True)
 class PhaseSection:
     """One phase as executed."""
 
@@ -357,13 +225,34 @@ class PhaseSection:
     instructions: str  # a summary: the first paragraph
     performed: str
     verified: str
-    values: tuple[ValueLine, ...]
-    materials: tuple[MaterialLine, ...]
-    equipment: tuple[EquipmentLine, ...]
-    identity: tuple[IdentityLine, ...]
+    parts: tuple[Printed, ...]  # each phase kind's lines, in the order of the kinds
     refused_scans: int
     deviations: tuple[str, ...]
     signatures: tuple[SignatureLine, ...]
+
+    def lines_of(self, *kinds: str) -> tuple[Any, ...]:
+        """The lines of the phase kinds ``kinds`` (by their recipe key), in order."""
+        return tuple(line for part in self.parts if part.kind in kinds for line in part.lines)
+
+    @property
+    def values(self) -> tuple[ValueLine, ...]:
+        """The values entered and calculated."""
+        return self.lines_of("inputs", "calculations")
+
+    @property
+    def materials(self) -> tuple[MaterialLine, ...]:
+        """The lots used."""
+        return self.lines_of("materials")
+
+    @property
+    def equipment(self) -> tuple[EquipmentLine, ...]:
+        """The instruments used."""
+        return self.lines_of("equipment")
+
+    @property
+    def identity(self) -> tuple[IdentityLine, ...]:
+        """The labels scanned against the chain of identity."""
+        return self.lines_of("identity_checks")
 
 
 @dataclass(frozen=True)
@@ -492,50 +381,6 @@ def _summary(instructions: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _value_lines(
-    plan: PhasePlan, phase: Any, reasons: Mapping[int, tuple[str, int]], time_zone: str
-) -> tuple[ValueLine, ...]:
-    specs = [(s, False) for s in plan.spec["inputs"]]
-    specs += [(s, True) for s in plan.spec["calculations"]]
-    lines = []
-    for spec, calculated in specs:
-        recorded = phase.values.get(spec["id"])
-        if recorded is None:
-            continue
-        versions = [*recorded.history, {"value": recorded.value, "seq": recorded.seq,
-                                        "at": recorded.at, "by": recorded.by}]  # fmt: skip
-        changes = []
-        for before, after in pairwise(versions):
-            reason, corrects = reasons.get(after["seq"], (None, None))
-            changes.append(
-                ChangeLine(
-                    original=shown_value(before["value"], spec, time_zone),
-                    new=shown_value(after["value"], spec, time_zone),
-                    by=_who(after["by"]),
-                    at_text=_local(after["at"], time_zone),
-                    reason=reason,
-                    corrects=corrects,
-                )
-            )
-        status = recorded.status
-        limits = limits_text(spec)
-        lines.append(
-            ValueLine(
-                label=spec["label"],
-                value_text=shown_value(recorded.value, spec, time_zone),
-                limits=limits,
-                status=status,
-                # "within limits" only where the recipe sets limits
-                status_title=STATUS_TITLES[LimitStatus(status)] if status and limits else "",
-                calculated=calculated,
-                by=_who(recorded.by),
-                at_text=_local(recorded.at, time_zone),
-                changes=tuple(changes),
-            )
-        )
-    return tuple(lines)
-
-
 def _phase_section(
     batch: Batch, plan: PhasePlan, reasons: Mapping[int, tuple[str, int]], time_zone: str
 ) -> PhaseSection:
@@ -543,43 +388,10 @@ def _phase_section(
     status_title = PHASE_STATUS_TITLES[phase.status]
     if phase.status is PhaseStatus.PERFORMED and plan.needs_verification:
         status_title = "Performed — not verified"
-    materials = tuple(
-        MaterialLine(
-            code=m["material"],
-            name=m["material_name"],
-            lot=m["lot"],
-            quantity=f"{m['quantity']} {m['unit']}",
-            expiry=m["expiry"],
-            lot_status=m.get("lot_status") or "",
-            by=_who(m["by"]),
-            at_text=_local(m["at"], time_zone),
-        )
-        for _code, m in sorted(phase.materials.items())
-    )
-    equipment = tuple(
-        EquipmentLine(
-            equipment_class=equipment_class_title(e["class"]),
-            equipment_id=e["equipment"],
-            name=e["equipment_name"],
-            calibration=f"calibration due {e['calibration_due']}"
-            if e.get("calibration_due")
-            else "no calibration due date",
-            by=_who(e["by"]),
-            at_text=_local(e["at"], time_zone),
-        )
-        for _slot, e in sorted(phase.equipment.items())
-    )
-    checks = {c["id"]: c for c in plan.spec["identity_checks"]}
-    identity = tuple(
-        IdentityLine(
-            label=checks.get(check, {}).get("label", check),
-            scanned=scan["scanned"],
-            expected=batch.procedure.coi_spec(scan["matches"])["label"],
-            matches=bool(scan["match"]),
-            by=_who(scan["by"]),
-            at_text=_local(scan["at"], time_zone),
-        )
-        for check, scan in phase.identity.items()
+    parts = tuple(
+        phases.Printed(kind.key, lines)
+        for kind in phases.KINDS.values()
+        if (lines := kind.printed(batch, plan, phase, phases.Printing(reasons, time_zone)))
     )
     return PhaseSection(
         number=plan.position + 1,
@@ -593,10 +405,7 @@ def _phase_section(
         verified=f"{_who(phase.verified_by)}, {_local(phase.verified_at, time_zone)}"
         if phase.verified_by
         else "",
-        values=_value_lines(plan, phase, reasons, time_zone),
-        materials=materials,
-        equipment=equipment,
-        identity=identity,
+        parts=parts,
         refused_scans=phase.refused_scans,
         deviations=tuple(d.id for d in batch.state.deviations.values() if d.phase == plan.id),
         signatures=tuple(SignatureLine.of(s, time_zone) for s in phase.signatures),

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -48,10 +48,9 @@ from mes.core.errors import (
 from mes.core.heads import AnchoredVerification, verify_anchored
 from mes.core.identity import identity_text
 from mes.core.keys import SitePublicKey
-from mes.core.limits import InvalidValue
 from mes.services.anchors import batch_anchors
 from mes.services.context import Context, acting_user, actor_of, authorise
-from mes.services.equipment import equipment_info, log
+from mes.services.equipment import log
 from mes.services.esign import (
     Credentials,
     PasswordCheck,
@@ -59,7 +58,7 @@ from mes.services.esign import (
     check_password_first,
 )
 from mes.services.ids import new_id
-from mes.services.materials import lot_info
+from mes.services.phase_data import PhaseData, PhaseResult, ScansRefused, record_data
 from mes.services.recipes import site_today, usable_version
 from mes.services.terminals import active_terminal
 from mes.services.training import is_qualified
@@ -354,118 +353,32 @@ def start_phase(
     return loaded.batch
 
 
-@dataclass
-class PhaseResult:
-    """What recording a phase's data did: entries kept, and messages for the fields refused."""
-
-    batch: Batch
-    recorded: int = 0
-    field_errors: dict[str, str] = field(default_factory=dict)
-    refusals: list[MesError] = field(default_factory=list)
-
-
 def record_phase(
     uow: UnitOfWork,
     ctx: Context,
     batch_id: str,
     phase_id: str,
     *,
-    values: Mapping[str, Any] | None = None,
-    comments: Mapping[str, str] | None = None,
-    lots: Mapping[str, str] | None = None,
-    equipment: Mapping[int, str] | None = None,
-    identity: Mapping[str, str] | None = None,
     seen_seq: int | None = None,
+    **entries: Mapping[Any, Any],
 ) -> PhaseResult:
     """Record what was entered and scanned in a phase in progress, in one transaction.
 
-    Values are all checked first: if any is malformed, nothing at all is recorded and
-    :class:`InvalidValue` names each field. Each scan is then recorded or refused; a refused
-    scan is kept in the record and its message returned for its field. Field keys:
-    ``value:ID``, ``lot:CODE``, ``equipment:SLOT``, ``identity:CHECK``.
+    ``entries``: each phase kind's entries by its argument name (``values``, ``comments``,
+    ``lots``, ``equipment``, ``identity``…; :func:`mes.core.phases.parse_form` reads them from a
+    form). Values are all checked first: if any is malformed, nothing at all is recorded and
+    :class:`~mes.core.limits.InvalidValue` names each field. Each scan is then recorded or refused; a refused
+    scan is kept in the record and its message returned for its field (``lot:CODE``…).
     """
     _require_spoke(uow)
     loaded = _load(uow, batch_id)
     batch = loaded.batch
     who = _operator(uow, ctx, batch.procedure)
     batch.check_current(phase_id, seen_seq)
-    data = PhaseData(values or {}, comments or {}, lots or {}, equipment or {}, identity or {})
-    result = _record_data(uow, ctx, batch, who, phase_id, data)
+    result = record_data(uow, ctx, batch, who, phase_id, PhaseData(entries))
     _save(uow, ctx, loaded)
     uow.commit()
     return result
-
-
-@dataclass(frozen=True)
-class PhaseData:
-    """What a phase form carries: values (with deviation comments) and scans, by field."""
-
-    values: Mapping[str, Any] = field(default_factory=dict)
-    comments: Mapping[str, str] = field(default_factory=dict)
-    lots: Mapping[str, str] = field(default_factory=dict)
-    equipment: Mapping[int, str] = field(default_factory=dict)
-    identity: Mapping[str, str] = field(default_factory=dict)
-
-    def __bool__(self) -> bool:
-        return any((self.values, self.lots, self.equipment, self.identity))
-
-
-def _record_data(
-    uow: UnitOfWork, ctx: Context, batch: Batch, who: Operator, phase_id: str, data: PhaseData
-) -> PhaseResult:
-    result = PhaseResult(batch)
-    mark = len(batch.new_entries)
-    if data.values:
-        try:
-            batch.record_values(phase_id, data.values, who, ctx.at, ctx.terminal, data.comments)
-        except InvalidValue as err:
-            raise InvalidValue(
-                err.message,
-                what_to_do=err.what_to_do,
-                fields={f"value:{k}": v for k, v in err.fields.items()},
-            ) from None
-    today = site_today(uow, ctx)
-    for code, scanned in data.lots.items():
-        if not (scanned or "").strip():
-            continue
-        outcome = batch.use_material(
-            phase_id, code, lot_info(uow, scanned), scanned, who, ctx.at, ctx.terminal, today
-        )
-        _collect(result, f"lot:{code}", outcome.refusal)
-    for slot, scanned in data.equipment.items():
-        if not (scanned or "").strip():
-            continue
-        outcome = batch.use_equipment(
-            phase_id, int(slot), equipment_info(uow, scanned), scanned, who, ctx.at,
-            ctx.terminal, today,
-        )  # fmt: skip
-        _collect(result, f"equipment:{slot}", outcome.refusal)
-    for check_id, scanned in data.identity.items():
-        if not (scanned or "").strip():
-            continue
-        outcome = batch.check_identity(phase_id, check_id, scanned, who, ctx.at, ctx.terminal)
-        _collect(result, f"identity:{check_id}", outcome.refusal)
-    result.recorded = len(batch.new_entries) - mark
-    return result
-
-
-def _collect(result: PhaseResult, key: str, refusal: MesError | None) -> None:
-    if refusal is not None:
-        result.field_errors[key] = str(refusal)
-        result.refusals.append(refusal)
-
-
-class ScansRefused(BatchRefused):
-    """Scans made with a signature were refused (kept in the record); nothing was signed."""
-
-    http_status = 422
-
-    def __init__(self, result: PhaseResult) -> None:
-        self.fields = dict(result.field_errors)
-        super().__init__(
-            "Not signed: " + " ".join(self.fields.values()),
-            what_to_do="Scan what is asked for, then sign.",
-        )
 
 
 def sign_phase(
@@ -498,7 +411,7 @@ def sign_phase(
     who = _operator(uow, ctx, batch.procedure)
     batch.check_current(phase_id, seen_seq)
     if data and action is Action.PERFORM:
-        result = _record_data(uow, ctx, batch, who, phase_id, data)
+        result = record_data(uow, ctx, batch, who, phase_id, data)
         if result.field_errors:
             _keep(uow, ctx, loaded)
             raise ScansRefused(result)

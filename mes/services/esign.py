@@ -2,8 +2,7 @@
 
 :func:`sign_record` is the one way anything is signed. It re-authenticates the logged-in user
 (user ID + password for the first signing of a continuous session, password after that), checks
-the terminal, the accountability attestation and, where a procedure is named, current training;
-then appends the signature — manifestation bound to the record's content hash — to the audit
+the signer's authority, the terminal and the accountability attestation; then appends the signature — manifestation bound to the record's content hash — to the audit
 chain in the same transaction as the caller's state change.
 """
 
@@ -21,7 +20,7 @@ from mes.core.access import (
     signing_roles_beside_admin,
 )
 from mes.core.audit import EntryKind
-from mes.core.errors import AttestationRequired, NotQualified, TerminalNotRegistered
+from mes.core.errors import AttestationRequired, TerminalNotRegistered
 from mes.core.esign import (
     ATTESTATION_RECORD_TYPE,
     Manifestation,
@@ -34,7 +33,6 @@ from mes.core.passwords import password_matches
 from mes.services.configuration import administrators_may_sign
 from mes.services.context import Context, acting_user, actor_of
 from mes.services.terminals import active_terminal
-from mes.services.training import is_qualified
 from mes.services.users import verify_credentials
 from mes.store.audit import append_audit
 from mes.store.models import AuditEntry, User
@@ -98,7 +96,6 @@ def sign_record(
     meaning: Meaning,
     credentials: Credentials,
     first_signing_in_session: bool,
-    procedure: str | None = None,
     signer_roles: Iterable[str] | None = None,
 ) -> AppliedSignature:
     """Sign ``record`` with ``meaning`` as the logged-in user, in the caller's unit of work.
@@ -119,7 +116,6 @@ def sign_record(
         meaning=meaning,
         credentials=credentials,
         first_signing_in_session=first_signing_in_session,
-        procedure=procedure,
         signer_roles=signer_roles,
     )
     entry = append_audit(
@@ -147,7 +143,6 @@ def authenticate_signer(
     meaning: Meaning,
     credentials: Credentials,
     first_signing_in_session: bool,
-    procedure: str | None = None,
     signer_roles: Iterable[str] | None = None,
     checked: PasswordCheck | None = None,
     keep_staged: bool = False,
@@ -156,9 +151,10 @@ def authenticate_signer(
 
     Re-authentication (11.200(a)), the signer's authority (11.10(g)) — an administrator who
     also holds a signing role signs only where the site allows it (PIC/S PI 041 §9.3) — the
-    registered terminal at a spoke (11.10(h)), the accountability attestation (11.10(j)) and,
-    where a procedure is named, current training (11.10(i)). The caller stores the manifestation where the record
-    lives and commits. ``checked``: the password already checked by
+    registered terminal at a spoke (11.10(h)) and the accountability attestation (11.10(j)).
+    Current training (11.10(i)) is the action's rule, checked by the caller before it signs (a
+    batch signature: the core's training check). The caller stores the manifestation where the
+    record lives and commits. ``checked``: the password already checked by
     :func:`check_password_first`; ``keep_staged``: on a wrong password keep (and commit) what
     the caller staged, because it stands without the signature.
     """
@@ -186,11 +182,6 @@ def authenticate_signer(
             "Before your first signature you must acknowledge the e-signature "
             "accountability statement.",
             what_to_do="Open 'My account' and acknowledge the statement.",
-        )
-    if procedure is not None and not is_qualified(uow, user, procedure, ctx):
-        raise NotQualified(
-            f"{user.full_name} has no current training record for '{procedure}'.",
-            what_to_do="Ask your supervisor; training must be recorded before you can sign.",
         )
     known = (
         checked.matches

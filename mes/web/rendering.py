@@ -23,7 +23,9 @@ from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 from markupsafe import Markup
 
-from mes.core.recipe_diff import INPUT_TYPES, ROLES
+from mes.core import phases
+from mes.core.phases.words import duration
+from mes.core.recipe_diff import ROLES
 
 SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
 _SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*):", re.IGNORECASE)
@@ -41,7 +43,6 @@ MODALITY_WORDS = {
     "tissue": "tissue",
     "other": "other",
 }
-DURATION_UNITS = (("d", 86400), ("h", 3600), ("min", 60))
 
 
 def safe_link(url: str) -> bool:
@@ -80,25 +81,9 @@ def markdown(text: str | None) -> Markup:
 # --- a compiled procedure in words ------------------------------------------------------
 
 
-def number_text(value: float | int | None) -> str:
-    """80 → '80', 80.0 → '80', 0.5 → '0.5'; None → ''."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
-        return str(int(value))
-    return str(value)
-
-
 def duration_text(seconds: float | None) -> str:
     """72000 → '20 h', 5400 → '90 min': the largest unit that divides the duration exactly."""
-    if seconds is None:
-        return ""
-    for unit, size in DURATION_UNITS:
-        if seconds >= size and seconds % size == 0:
-            return f"{number_text(seconds / size)} {unit}"
-    return f"{number_text(seconds)} s"
+    return duration(seconds) or ""
 
 
 def _option(value: str | bool) -> str:
@@ -134,29 +119,6 @@ class _Names:
         label = self.values.get(when["input"], when["input"])
         return f"Only when '{label}' is " + " or ".join(_option(v) for v in when["in"])
 
-    def timer(self, timer: Mapping[str, Any]) -> str:
-        bounds = []
-        if timer.get("min_seconds") is not None:
-            bounds.append(f"at least {duration_text(timer['min_seconds'])}")
-        if timer.get("max_seconds") is not None:
-            bounds.append(f"at most {duration_text(timer['max_seconds'])}")
-        after = self.phases.get(timer["after"], timer["after"])
-        return " ".join(
-            part for part in ("Start", " and ".join(bounds), f"after '{after}'") if part
-        )
-
-    def identity_check(self, check: Mapping[str, Any]) -> str:
-        field = self.identity.get(check["matches"], check["matches"])
-        return f"Scan '{check['label']}' — must match {field}"
-
-
-def _limits(spec: Mapping[str, Any]) -> dict[str, str]:
-    """Each limit as text; a limit not set shows as a dash (no blank cells on a record)."""
-    return {
-        name: number_text(spec[name]) if spec.get(name) is not None else "—"
-        for name in ("target", "alert_low", "alert_high", "action_low", "action_high")
-    }
-
 
 def procedure_in_words(compiled: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of the compiled recipe with the words people read added to each element.
@@ -184,15 +146,8 @@ def procedure_in_words(compiled: Mapping[str, Any]) -> dict[str, Any]:
 def _phase_in_words(phase: dict[str, Any], names: _Names) -> None:
     phase["performed_by"] = _performed_by(phase)
     phase["condition_text"] = names.condition(phase.get("when"))
-    phase["timer_texts"] = [names.timer(t) for t in phase["timers"]]
-    phase["identity_check_texts"] = [names.identity_check(c) for c in phase["identity_checks"]]
-    for spec in phase["inputs"]:
-        spec["type_text"] = INPUT_TYPES.get(spec["type"], spec["type"])
-        spec["limits"] = _limits(spec)
-    for spec in phase["calculations"]:
-        spec["limits"] = _limits(spec)
-    for material in phase["materials"]:
-        material["quantity_text"] = f"{number_text(material['quantity'])} {material['unit']}"
+    for kind in phases.KINDS.values():  # timers, identity checks, values, materials…
+        kind.in_words(phase, names)
 
 
 def grouped_by_place(changes: Sequence[Any]) -> list[tuple[str, list[Any]]]:

@@ -89,7 +89,8 @@ def downgrade() -> None:
     op.drop_index("ix_anchored_heads_chain_seq", table_name="anchored_heads")
     op.drop_table("anchored_heads")
     op.drop_table("hub_receipts")
+    # In place (SQLite 3.35+): a batch copy of the table would drop its triggers, and with
+    # foreign keys on it cannot drop a table that other rows refer to (batches).
     for table, at, signature in SIGNED:
-        with op.batch_alter_table(table) as batch:
-            batch.drop_column(signature)
-            batch.drop_column(at)
+        op.drop_column(table, signature)
+        op.drop_column(table, at)

@@ -47,12 +47,51 @@ def test_validate_lists_every_problem_and_exits_1(tmp_path):
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"{good}: valid — MINI-TEST v1, 2 phases, content hash ")
     assert lines[1:] == [
-        "broken.yaml:24:59 unit_procedures[0].operations[0].phases[0].inputs.viability: "
+        "broken.yaml:24:65 unit_procedures[0].operations[0].phases[0].inputs[0]: "
         "unknown unit 'pct'; use a unit from the list in docs/recipe-format.md",
         "broken.yaml:28:45 unit_procedures[0].operations[0].phases[1].timers[0].max: "
         "'soon' is not allowed here: A duration such as '30 min', '48 h' or '14 d'.",
     ]
     assert result.stderr == f"{path}: 2 problem(s)\n"
+
+
+def mapping_form(text: str) -> str:
+    """``recipe_text()`` with its chain of identity and inputs in the older mapping form."""
+    return text.replace("  - {id: din, label:", "  din: {label:").replace(
+        "              - {id: viability, label:", "              viability: {label:"
+    )
+
+
+def test_validate_shows_the_warnings_of_the_older_mapping_form_and_accepts_the_file(tmp_path):
+    path = write(tmp_path, "older.yaml", mapping_form(recipe_text()))
+    result = run_bare("recipe", "validate", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    first, second, valid = result.stdout.splitlines()
+    assert first.startswith(
+        "older.yaml:8:1 chain_of_identity: warning: chain_of_identity is written as a mapping, "
+        "but the order of its keys is significant"
+    )
+    assert first.endswith("(- id: din, then its fields)")
+    assert second.startswith(
+        "older.yaml:23:13 unit_procedures[0].operations[0].phases[0].inputs: warning: inputs is "
+    )
+    listed = write(tmp_path, "listed.yaml", recipe_text())
+    same = run_bare("recipe", "validate", str(listed)).stdout
+    assert valid.startswith(f"{path}: valid — MINI-TEST v1, 2 phases, content hash ")
+    assert valid.split("content hash ")[1] == same.split("content hash ")[1].strip()
+
+    broken = write(
+        tmp_path, "broken.yaml", mapping_form(recipe_text()).replace("max: 2 h", "max: soon")
+    )
+    refused = run_bare("recipe", "validate", str(broken))
+    assert refused.returncode == 1
+    problem, *warnings = refused.stdout.splitlines()
+    assert problem.startswith("broken.yaml:28:45 ")
+    assert [w.split(" ")[1] for w in warnings] == [
+        "chain_of_identity:",
+        "unit_procedures[0].operations[0].phases[0].inputs:",
+    ]
+    assert refused.stderr == f"{broken}: 1 problem(s)\n"
 
 
 @pytest.mark.parametrize(
@@ -270,6 +309,19 @@ def test_a_hub_takes_no_hub_key_and_a_spoke_refuses_a_file_that_is_not_a_key(tmp
     )
     assert result.code == 1
     assert result.err.startswith("error: --hub-key is for spokes")
+
+
+def test_import_of_the_older_mapping_form_shows_its_warnings_and_stores_the_draft(
+    instance, tmp_path
+):
+    assert instance.init().code == 0
+    source = write(tmp_path, "older.yaml", mapping_form(recipe_text()))
+    imported = instance.run("recipe", "import", str(source))
+    assert imported.code == 0, imported.err
+    *warnings, stored = imported.out.splitlines()
+    assert [w.split(" ")[0] for w in warnings] == ["older.yaml:8:1", "older.yaml:23:13"]
+    assert all(": warning: " in w for w in warnings)
+    assert stored.startswith("MINI-TEST v1 is draft (id ")
 
 
 def test_import_at_a_spoke_is_refused(tmp_path):

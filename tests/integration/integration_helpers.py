@@ -96,7 +96,7 @@ def sign_phase(
     meaning: Meaning = Meaning.PERFORMED,
     **checks: Any,
 ) -> AppliedSignature:
-    """Sign a phase record in the caller's unit of work (``checks``: procedure, signer_roles)."""
+    """Sign a phase record in the caller's unit of work (``checks``: signer_roles)."""
     return sign_record(
         uow,
         ctx,

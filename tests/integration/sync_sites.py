@@ -22,7 +22,7 @@ import pytest
 from batch_helpers import TEST_RECIPE, Spoke
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
-from support import NOW, PASSWORD, PG_BASE, drop_pg_database, pg_admin, user_ctx, worker
+from support import NOW, PASSWORD, pg_database, user_ctx, worker
 
 from mes.core.keys import SiteKey, SitePublicKey
 from mes.core.lifecycle import Step
@@ -53,13 +53,8 @@ def twin_database(request: pytest.FixtureRequest, url: str, folder: Path) -> Ite
         yield f"sqlite:///{target}"
         return
     template = request.getfixturevalue("pg_template")
-    name = f"mes_spoke_{worker()}_{os.getpid()}_{next(_counter)}"
-    with pg_admin() as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    try:
-        yield f"{PG_BASE}/{name}"
-    finally:
-        drop_pg_database(name)
+    with pg_database(f"mes_spoke_{worker()}_{os.getpid()}_{next(_counter)}", template) as url:
+        yield url
 
 
 @dataclass

@@ -338,7 +338,7 @@ def test_bad_imports_are_refused_and_store_nothing(make_uow, team):
     )
     assert isinstance(error, RecipeInvalid)
     assert error.lines() == [
-        "mini.yaml:24:59 unit_procedures[0].operations[0].phases[0].inputs.viability: "
+        "mini.yaml:24:65 unit_procedures[0].operations[0].phases[0].inputs[0]: "
         "unknown unit 'pct'; use a unit from the list in docs/recipe-format.md"
     ]
     error = refusal(make_uow, lambda: imported(make_uow, team["olivia"]))

@@ -23,7 +23,6 @@ from mes.core.errors import (
     AuthenticationFailed,
     InvalidInput,
     NotAuthorised,
-    NotQualified,
     TerminalNotRegistered,
 )
 from mes.core.esign import ACCOUNTABILITY_STATEMENT, ATTESTATION_RECORD_TYPE, Meaning
@@ -36,13 +35,11 @@ from mes.services.esign import (
 )
 from mes.services.ids import new_id
 from mes.services.terminals import deactivate_terminal, register_terminal
-from mes.services.training import record_training
 from mes.services.users import deactivate_user, find_user
 from mes.store.models import AuditEntry, Terminal
 
 RECORD = PHASE_RECORD
 WRONG = "not-the-Password-9"
-SOP = "SOP-CT-014 Aseptic gowning"
 
 
 def sign(
@@ -55,7 +52,6 @@ def sign(
     record=RECORD,
     record_id="B-0001/thaw",
     meaning=Meaning.PERFORMED,
-    procedure=None,
     role="hub",
     signer_roles=None,
 ):
@@ -69,7 +65,6 @@ def sign(
             record=record,
             record_id=record_id,
             meaning=meaning,
-            procedure=procedure,
             signer_roles=signer_roles,
         )
         uow.commit()
@@ -263,26 +258,6 @@ def test_a_deactivated_user_cannot_sign(make_uow, carol, cli_ctx):
     assert signature_entries(make_uow) == []
 
 
-def test_signing_for_a_procedure_needs_current_training(make_uow, carol, cli_ctx):
-    with pytest.raises(NotQualified) as caught:
-        sign(make_uow, user_ctx(carol), procedure=SOP)
-    assert "Carol Ann Tester" in caught.value.message
-    assert signature_entries(make_uow) == []
-    with make_uow() as uow:
-        record_training(
-            uow,
-            cli_ctx,
-            username="carol",
-            procedure=SOP,
-            qualified_on=NOW.date(),
-            expires_on=NOW.date() + timedelta(days=30),
-        )
-    sign(make_uow, user_ctx(carol), procedure=SOP)
-    with pytest.raises(NotQualified):
-        sign(make_uow, user_ctx(carol, at=NOW + timedelta(days=31)), procedure=SOP)
-    assert len(signature_entries(make_uow)) == 1
-
-
 # --- terminals at a spoke (11.10(h)) -------------------------------------------------------
 
 
@@ -372,18 +347,18 @@ def test_a_wrong_password_rolls_back_the_change_staged_in_the_same_unit_of_work(
         assert find_user(uow, "carol").failed_attempts == 1
 
 
-def test_a_signature_refused_for_missing_training_leaves_the_staged_change_uncommitted(
+def test_a_signature_refused_for_missing_authority_leaves_the_staged_change_uncommitted(
     make_uow, carol
 ):
     with make_uow() as uow:
         stage_terminal(uow)
-        with pytest.raises(NotQualified):
+        with pytest.raises(NotAuthorised):
             sign_phase(
                 uow,
                 user_ctx(carol),
                 username="carol",
                 first=True,
-                procedure=SOP,
+                signer_roles=["qa"],
             )
     assert count_rows(make_uow, Terminal) == 0
 

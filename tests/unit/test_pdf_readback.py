@@ -10,10 +10,12 @@ missing item is named. Long values that wrap over lines are still found.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 from record_fixtures import executed_batch, ledger_json, sample_record
 
+from mes.core.phases import Printed
 from mes.core.record import BatchRecord
 from mes.pdf import render
 from mes.pdf.readback import expected_words, missing_words, printed_text, squeezed
@@ -78,15 +80,20 @@ def test_text_that_is_not_drawn_on_a_page_is_found_missing(sample, monkeypatch, 
     assert missing and all(item.what.startswith(what) for item in missing), missing
 
 
+def with_values(phase: Any, values: tuple[Any, ...]) -> Any:
+    """The printed phase with these value lines in place of its inputs' and calculations'."""
+    others = tuple(part for part in phase.parts if part.kind not in ("inputs", "calculations"))
+    return dataclasses.replace(phase, parts=(Printed("inputs", values), *others))
+
+
 def test_a_value_or_a_signature_left_out_of_the_print_is_named(sample):
     record, attachment = sample
     count = next(ph for ph in phases(record) if ph.id == "count_cells")
     viability = next(v for v in count.values if v.label == "Viability")
     signature = count.signatures[0]
     shortened = dataclasses.replace(
-        count,
-        values=tuple(dataclasses.replace(v, value_text="81.0 %") if v is viability else v
-                     for v in count.values),
+        with_values(count, tuple(dataclasses.replace(v, value_text="81.0 %") if v is viability
+                                 else v for v in count.values)),
         signatures=count.signatures[1:],
     )  # fmt: skip
     printed = dataclasses.replace(
@@ -129,7 +136,7 @@ def test_a_long_value_wrapped_over_lines_is_found(sample):
         units=tuple(
             dataclasses.replace(unit, operations=tuple(
                 dataclasses.replace(op, phases=tuple(
-                    dataclasses.replace(ph, values=(long_value, *ph.values)) if ph is count
+                    with_values(ph, (long_value, *ph.values)) if ph is count
                     else ph for ph in op.phases)) for op in unit.operations))
             for unit in record.units
         ),

@@ -23,14 +23,8 @@ from hypothesis import strategies as st
 from test_recipe_validation import BASE
 
 from mes.core.expressions import ExpressionError, parse
-from mes.core.recipe import (
-    RecipeInvalid,
-    _fast_check,
-    _validator,
-    check_recipe,
-    load_recipe,
-    parse_yaml,
-)
+from mes.core.recipe import RecipeInvalid, check_recipe, load_recipe, parse_yaml
+from mes.core.recipe.schema import fast_check, full_validator
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 FUZZ = settings(
@@ -458,8 +452,8 @@ def test_the_compiled_schema_check_accepts_exactly_what_jsonschema_accepts(name,
     for _ in range(draw.draw(st.integers(0, 3), label="mutations")):
         mutate(data, draw)
     try:
-        _fast_check()(data)
+        fast_check()(data)
         fast_accepts = True
     except fastjsonschema.JsonSchemaException:
         fast_accepts = False
-    assert fast_accepts == (next(_validator().iter_errors(data), None) is None)
+    assert fast_accepts == (next(full_validator().iter_errors(data), None) is None)

@@ -4,15 +4,17 @@ and different as soon as anything the recipe says changes."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 import rfc8785
 import yaml
 
-from mes.core.recipe import CompiledRecipe, check_recipe, load_recipe
+from mes.core.recipe import CompiledRecipe, check_recipe, inspect_recipe, load_recipe
 
 BLOCK = """\
 format: gmp-mes/recipe/1
@@ -318,3 +320,171 @@ def test_the_canonical_json_is_rfc_8785_and_the_identity_is_its_sha256():
 
 def test_compiling_twice_gives_the_same_bytes():
     assert compiled(BLOCK).canonical == compiled(BLOCK).canonical
+
+
+# --- the order of inputs, calculations and chain-of-identity fields is written as a list ---------
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((REPO / "recipes").glob("*.yaml"))
+# The content hash of each example recipe, as approved before its ordered fields became lists.
+EXAMPLE_HASHES = {
+    "car-t-cryo.yaml": "fccb98e83ccdd38221cbdb895a3c3a03a3ff1a137f5267615fb2ac01c2c65b9b",
+    "car-t-fresh.yaml": "36849a44d5e9355f506c97fd4580b8291e5ab422d76f9df75b623018631ab959",
+    "mrna-vaccine-fill.yaml": "6377a266ba5f249d42d4fb29ec580da9936b85a210913a2369f49c01082837bd",
+}
+
+
+class _DoubleQuoted(yaml.SafeDumper):
+    """Writes every text double-quoted (numbers and true/false stay plain)."""
+
+
+_DoubleQuoted.add_representer(
+    str, lambda dumper, text: dumper.represent_scalar("tag:yaml.org,2002:str", text, style='"')
+)
+
+REFORMATS = {
+    "sorted keys": lambda data: yaml.safe_dump(data, sort_keys=True, allow_unicode=True),
+    "sorted keys, flow style": lambda data: yaml.safe_dump(
+        data, sort_keys=True, default_flow_style=True, allow_unicode=True
+    ),
+    "every text double-quoted": lambda data: yaml.dump(
+        data, Dumper=_DoubleQuoted, sort_keys=True, allow_unicode=False, width=70
+    ),
+    "every field in reverse order": lambda data: yaml.safe_dump(
+        reversed_fields(data), sort_keys=False, allow_unicode=True
+    ),
+    "JSON with sorted keys": lambda data: json.dumps(data, sort_keys=True, indent=1),
+}
+
+
+def reversed_fields(value: Any) -> Any:
+    """``value`` with the fields of every mapping in reverse order (lists keep theirs)."""
+    if isinstance(value, list):
+        return [reversed_fields(item) for item in value]
+    if isinstance(value, dict):
+        return {key: reversed_fields(item) for key, item in reversed(value.items())}
+    return value
+
+
+def as_mappings(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with its ordered fields in the older form: a mapping of ID → fields."""
+
+    def mapping(items: list[dict[str, Any]]) -> dict[str, Any]:
+        return {item["id"]: {k: v for k, v in item.items() if k != "id"} for item in items}
+
+    older = copy.deepcopy(data)
+    older["chain_of_identity"] = mapping(older["chain_of_identity"])
+    for unit in older["unit_procedures"]:
+        for operation in unit["operations"]:
+            for phase in operation["phases"]:
+                for name in ("inputs", "calculations"):
+                    if name in phase:
+                        phase[name] = mapping(phase[name])
+    return older
+
+
+def test_the_example_recipes_keep_the_content_hash_they_had_as_mappings():
+    assert [path.name for path in EXAMPLES] == sorted(EXAMPLE_HASHES)
+    for path in EXAMPLES:
+        recipe = load_recipe(path.read_bytes(), path.name)
+        assert recipe.content_hash == EXAMPLE_HASHES[path.name], path.name
+        assert recipe.warnings == ()
+
+
+@pytest.mark.parametrize("reformat", REFORMATS.values(), ids=REFORMATS.keys())
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
+def test_an_example_recipe_written_in_another_yaml_style_keeps_its_content_hash(path, reformat):
+    data = check_recipe(path.read_bytes())[0]
+    text = reformat(data)
+    assert text != path.read_text("utf-8")
+    recipe = load_recipe(text, path.name)
+    assert recipe.content_hash == EXAMPLE_HASHES[path.name]
+    assert recipe.canonical == load_recipe(path.read_bytes(), path.name).canonical
+    assert recipe.warnings == ()
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
+def test_the_older_mapping_form_compiles_to_the_same_hash_with_a_warning_per_mapping(path):
+    data = check_recipe(path.read_bytes())[0]
+    recipe = load_recipe(yaml.safe_dump(as_mappings(data), sort_keys=False), path.name)
+    assert recipe.content_hash == EXAMPLE_HASHES[path.name]
+    mappings = 1 + sum(  # the chain of identity, and every phase's inputs and calculations
+        name in phase
+        for unit in data["unit_procedures"]
+        for operation in unit["operations"]
+        for phase in operation["phases"]
+        for name in ("inputs", "calculations")
+    )
+    assert len(recipe.warnings) == mappings > 10
+    assert all(f"{path.name}:" in line and ": warning: " in line for line in recipe.warnings)
+    assert (
+        " chain_of_identity: warning: chain_of_identity is written as a mapping, "
+        in (recipe.warnings[0])
+    )
+
+
+def test_the_mapping_form_re_dumped_with_sorted_keys_is_another_recipe_which_is_why_it_warns():
+    data = as_mappings(check_recipe(EXAMPLES[0].read_bytes())[0])
+    same = load_recipe(yaml.safe_dump(data, sort_keys=False), "a.yaml")
+    sorted_keys = load_recipe(yaml.safe_dump(data, sort_keys=True), "a.yaml")
+    assert same.content_hash == EXAMPLE_HASHES[EXAMPLES[0].name]
+    assert sorted_keys.content_hash != same.content_hash
+    assert same.warnings and sorted_keys.warnings
+
+
+LISTED = (
+    BLOCK.replace("  lot:\n    label", "  - id: lot\n    label")
+    .replace("              particles:\n", "              - id: particles\n")
+    .replace("              mass:\n", "              - id: mass\n")
+    .replace("              vials:\n", "              - id: vials\n")
+)
+
+
+def test_the_list_form_of_a_recipe_is_the_same_recipe_as_its_mapping_form_without_warnings():
+    data, problems, warnings = inspect_recipe(LISTED)
+    assert (problems, warnings) == ([], [])
+    assert compiled(LISTED).canonical == REFERENCE.canonical
+    assert compiled(json.dumps(reversed_fields(data))).canonical == REFERENCE.canonical
+
+
+def test_each_mapping_of_the_older_form_is_named_in_a_warning_with_its_position():
+    older_warnings = inspect_recipe(BLOCK)[2]
+    assert [w.text("fill.yaml") for w in older_warnings] == [
+        "fill.yaml:11:1 chain_of_identity: warning: chain_of_identity is written as a mapping, but "
+        "the order of its keys is significant: it is the order shown on screen and in the record, "
+        "and part of the recipe's content hash, while YAML tools may reorder a mapping's keys. "
+        "Write chain_of_identity as a list, one item per chain-of-identity field starting with "
+        "its ID (- id: lot, then its fields)",
+        "fill.yaml:26:13 unit_procedures[0].operations[0].phases[0].inputs: warning: inputs is "
+        "written as a mapping, but the order of its keys is significant: it is the order shown "
+        "on screen and in the record, and part of the recipe's content hash, while YAML tools "
+        "may reorder a mapping's keys. Write inputs as a list, one item per input starting with "
+        "its ID (- id: particles, then its fields)",
+        "fill.yaml:45:13 unit_procedures[0].operations[0].phases[1].calculations: warning: "
+        "calculations is written as a mapping, but the order of its keys is significant: it is "
+        "the order shown on screen and in the record, and part of the recipe's content hash, "
+        "while YAML tools may reorder a mapping's keys. Write calculations as a list, one item "
+        "per calculation starting with its ID (- id: vials, then its fields)",
+    ]
+
+
+def test_reordering_the_items_of_a_list_is_a_change_of_the_recipe():
+    reordered_inputs = LISTED.replace(
+        "              - id: mass\n"
+        "                label: Bulk mass\n"
+        "                type: number\n"
+        "                unit: g\n"
+        "                decimals: 2\n",
+        "",
+    ).replace(
+        "              - id: particles\n",
+        "              - id: mass\n"
+        "                label: Bulk mass\n"
+        "                type: number\n"
+        "                unit: g\n"
+        "                decimals: 2\n"
+        "              - id: particles\n",
+    )
+    other = compiled(reordered_inputs)
+    assert [i["id"] for i in next(other.phases())["inputs"]] == ["mass", "particles"]
+    assert other.content_hash != REFERENCE.content_hash

@@ -28,9 +28,9 @@ def problems(text: str) -> list[str]:
 
 def with_patient_pattern(pattern: str) -> str:
     return recipe_text().replace(
-        "  din: {label: Donation identification number, kind: isbt128_din}\n",
-        "  din: {label: Donation identification number, kind: isbt128_din}\n"
-        f"  patient: {{label: Patient, kind: identifier, pattern: {json.dumps(pattern)}}}\n",
+        "  - {id: din, label: Donation identification number, kind: isbt128_din}\n",
+        "  - {id: din, label: Donation identification number, kind: isbt128_din}\n"
+        f"  - {{id: patient, label: Patient, kind: identifier, pattern: {json.dumps(pattern)}}}\n",
     )
 
 
@@ -78,7 +78,7 @@ def test_patterns_are_searched_in_the_value_as_before():
 )
 def test_a_pattern_re2_cannot_compile_is_refused_with_its_position(pattern, said):
     (problem,) = problems(with_patient_pattern(pattern))
-    assert problem.startswith(f"{NAME}:10:47 chain_of_identity.patient: pattern ")
+    assert problem.startswith(f"{NAME}:10:53 chain_of_identity[1]: pattern ")
     assert "is not a valid RE2 regular expression" in problem and said in problem
 
 
@@ -115,7 +115,7 @@ def test_the_catastrophic_pattern_itself_is_valid_re2():
         (
             "label: Viability",
             'label: "Via\\tbility"',
-            "24:34 unit_procedures[0].operations[0].phases[0].inputs.viability.label: the text contains a tab (U+0009) at character 4",
+            "24:40 unit_procedures[0].operations[0].phases[0].inputs[0].label: the text contains a tab (U+0009) at character 4",
         ),
     ],
 )

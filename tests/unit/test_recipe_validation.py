@@ -10,6 +10,7 @@ input's fields in column 17, and a value in the column after ``key: ``.
 from __future__ import annotations
 
 import pytest
+from recipe_helpers import recipe_text
 
 from mes.core.recipe import RecipeInvalid, check_recipe, load_recipe
 
@@ -1108,3 +1109,69 @@ def test_a_calculation_may_not_read_an_optional_input():
         "'count.volume', which is optional: a calculation needs required inputs, or it cannot be "
         "worked out when one is left empty",
     ]
+
+
+# --- inputs, calculations and chain-of-identity fields as lists of items with IDs ----------------
+
+INPUT_LINE = (  # line 24 of recipe_helpers.recipe_text, the phase's only input
+    '              - {id: viability, label: Viability, type: number, unit: "%", decimals: 1, '
+    "target: 95, alert_low: 85, action_low: 80}\n"
+)
+SCAN_BAG = "unit_procedures[0].operations[0].phases[0]"
+
+
+def listed(*extra_lines: str, after: str = INPUT_LINE) -> list[str]:
+    """The problems of the small list-form recipe with ``extra_lines`` after ``after``."""
+    text = recipe_text()
+    assert text.count(after) == 1
+    _, found = check_recipe(text.replace(after, after + "".join(extra_lines)))
+    return [p.text("mini.yaml") for p in found]
+
+
+def test_the_list_form_is_valid_and_warns_of_nothing():
+    assert listed() == []
+    assert load_recipe(recipe_text(), "mini.yaml").warnings == ()
+
+
+def test_two_items_of_a_list_with_the_same_id_are_refused_naming_the_first():
+    assert listed("              - {id: viability, label: Again, type: yes_no}\n") == [
+        f"mini.yaml:25:18 {SCAN_BAG}.inputs[1]: duplicate input ID 'viability' "
+        "(first given on line 24)"
+    ]
+    din = "  - {id: din, label: Donation identification number, kind: isbt128_din}\n"
+    assert listed("  - {id: din, label: Again, kind: identifier}\n", after=din) == [
+        "mini.yaml:10:6 chain_of_identity[1]: duplicate chain-of-identity field ID 'din' "
+        "(first given on line 9)"
+    ]
+
+
+def test_an_item_of_a_list_without_an_id_is_refused():
+    assert listed("              - {label: Bag intact, type: yes_no}\n") == [
+        f"mini.yaml:25:17 {SCAN_BAG}.inputs[1]: 'id' is a required field"
+    ]
+
+
+def test_a_calculation_with_the_id_of_an_input_is_refused_in_the_list_form_too():
+    calculation = (
+        "            calculations:\n"
+        "              - {id: viability, label: Viability, expression: '2', unit: '%'}\n"
+    )
+    assert listed(calculation) == [
+        f"mini.yaml:26:18 {SCAN_BAG}.calculations[0]: 'viability' is already the ID of an input "
+        "of this phase"
+    ]
+
+
+def test_an_id_field_inside_the_older_mapping_form_is_refused():
+    text = recipe_text().replace(
+        "  - {id: din, label: Donation", "  din: {id: dna, label: Donation"
+    )
+    (problem,) = check_recipe(text)[1]
+    assert problem.text("mini.yaml") == (
+        "mini.yaml:9:9 chain_of_identity.din: in the mapping form of chain_of_identity the key "
+        "is the ID: remove 'id', or write chain_of_identity as a list"
+    )
+    with pytest.raises(RecipeInvalid) as refused:
+        load_recipe(text, "mini.yaml")
+    (warning,) = refused.value.warning_lines()
+    assert warning.startswith("mini.yaml:8:1 chain_of_identity: warning: chain_of_identity is ")

@@ -44,7 +44,7 @@ product: {{code: MINI, name: Mini product, modality: autologous_cell}}
 expected_duration: 2 d
 change_reason: Version {version} for the page tests.
 chain_of_identity:
-  din: {{label: Donation identification number, kind: isbt128_din}}
+  - {{id: din, label: Donation identification number, kind: isbt128_din}}
 unit_procedures:
   - id: receipt
     name: Receipt
@@ -59,11 +59,11 @@ unit_procedures:
             identity_checks:
               - {{id: bag_din, label: Bag DIN, matches: din}}
             inputs:
-              bag_intact: {{label: Bag intact, type: yes_no}}
-              viability: {{label: Viability, type: number, unit: "%", decimals: 1, target: 95, alert_low: 85, action_low: {viability_action}}}
-              volume: {{label: Volume, type: number, unit: mL}}
+              - {{id: bag_intact, label: Bag intact, type: yes_no}}
+              - {{id: viability, label: Viability, type: number, unit: "%", decimals: 1, target: 95, alert_low: 85, action_low: {viability_action}}}
+              - {{id: volume, label: Volume, type: number, unit: mL}}
             calculations:
-              volume_l: {{label: Volume in litres, expression: volume / 1000, unit: L, action_high: 1}}
+              - {{id: volume_l, label: Volume in litres, expression: volume / 1000, unit: L, action_high: 1}}
           - id: activate
             name: Activate T cells
             instructions: Add the activation reagent.
@@ -258,6 +258,46 @@ def test_an_invalid_recipe_lists_every_problem_and_stores_nothing(client, create
     not_yaml = upload(client, "x: 1", "recipe.txt")
     assert not_yaml.status_code == 400
     assert "A recipe is a .yaml file." in text(not_yaml)
+
+
+def older_form(text: str) -> str:
+    """``text`` with its chain of identity and inputs in the older mapping form."""
+    text = text.replace("  - {id: din, label:", "  din: {label:")
+    for name in ("bag_intact", "viability", "volume"):
+        text = text.replace(
+            f"              - {{id: {name}, label:", f"              {name}: {{label:"
+        )
+    return text
+
+
+def test_an_upload_in_the_older_mapping_form_is_stored_and_its_warnings_are_shown(
+    client, create_user, make_uow
+):
+    create_user("aaron", roles=["author"])
+    login(client, "aaron")
+    older = older_form(recipe_text())
+    warnings = load_recipe(older, "older.yaml").warnings
+    assert len(warnings) == 2
+    response = upload(client, older, "older.yaml")
+    assert response.status_code == 303
+    page = text(client.get(location(response)))
+    assert "Uploaded MINI-TEST v1; it is draft." in page
+    shown = [html.unescape(w) for w in re.findall(r'<p class="flash warning"[^>]*>(.*?)</p>', page)]
+    assert shown == list(warnings)
+    assert shown[0].startswith("older.yaml:8:1 chain_of_identity: warning: chain_of_identity is ")
+    assert load_recipe(older, "x").content_hash == load_recipe(recipe_text(), "x").content_hash
+
+    broken = older_form(recipe_text(2)).replace("after: activate", "after: nowhere")
+    refused = upload(client, broken, "broken.yaml")
+    assert refused.status_code == 422
+    page = text(refused)
+    assert "1 problem in broken.yaml — nothing was stored" in page
+    listed = re.search(r'<ul class="warnings problems">(.*?)</ul>', page, re.S).group(1)
+    assert [html.unescape(w) for w in re.findall(r"<code>(.*?)</code>", listed)] == list(
+        load_recipe(older_form(recipe_text(2)), "broken.yaml").warnings
+    )
+    with make_uow() as uow:
+        assert uow.session.execute(select(func.count()).select_from(RecipeVersion)).scalar() == 1
 
 
 def test_an_operator_can_read_recipes_but_cannot_upload(client, create_user):

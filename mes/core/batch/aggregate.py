@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Self
 
+from mes.core import phases
 from mes.core.audit import Actor
 from mes.core.batch.machines import (
     _BATCH_MACHINE,
@@ -29,7 +30,6 @@ from mes.core.batch.state import (
     BatchState,
     DeviationState,
     PhaseState,
-    Recorded,
 )
 from mes.core.clock import utc_text
 from mes.core.errors import (
@@ -112,7 +112,7 @@ class Aggregate(Ordering):
 
     def _append(
         self,
-        kind: EntryKind,
+        kind: str,  # an EntryKind, or the entry kind of a phase kind (mes.core.phases)
         payload: Mapping[str, Any],
         who: Actor,
         at: datetime,
@@ -131,7 +131,7 @@ class Aggregate(Ordering):
             "site": self.state.site,
             "terminal": terminal,
             "actor": who.as_dict(),
-            "kind": kind.value,
+            "kind": str(kind),
             "payload": dict(payload),
         }
         entry = seal(body, self.key)
@@ -185,14 +185,20 @@ class Aggregate(Ordering):
 
     def _apply(self, entry: SealedEntry) -> None:
         body = entry.body
-        kind = EntryKind(body["kind"])
         payload = body["payload"]
         actor = Actor.from_dict(body["actor"])
-        at = body["at"]
-        handler = getattr(self, f"_on_{kind.value}")
-        handler(payload, actor, at, entry)
+        kind = phases.for_entry(body["kind"])
+        if kind is not None:  # a phase kind's entry: the kind applies it to its phase
+            phase = self.state.phases[payload["phase"]]
+            what = kind.apply(self, phase, payload, entry)  # type: ignore[arg-type]
+            phase.data.append(entry.hash)
+            self._contribute(phase, actor)
+            self._touch(phase, entry, what)
+        else:
+            handler = getattr(self, f"_on_{EntryKind(body['kind']).value}")
+            handler(payload, actor, body["at"], entry)
         self._after(entry)
-        if kind in _MOVES_READINESS:
+        if body["kind"] in _MOVES_READINESS:
             self._refresh()
 
     def _after(self, entry: SealedEntry) -> None:
@@ -217,75 +223,6 @@ class Aggregate(Ordering):
         phase.started_at, phase.started_by = at, actor
         self._contribute(phase, actor)
         self._touch(phase, entry, "started")
-
-    def _on_value_recorded(
-        self, payload: Mapping[str, Any], actor: Actor, at: str, entry: SealedEntry
-    ) -> None:
-        phase = self.state.phases[payload["phase"]]
-        earlier = phase.values.get(payload["value"])
-        history, corrections = [], 0
-        if earlier is not None:
-            history = [*earlier.history, _history_item(earlier)]
-            # a calculation worked out again by a correction counts as corrected too
-            corrections = earlier.corrections + (1 if payload.get("corrects") else 0)
-        phase.values[payload["value"]] = Recorded(
-            payload["recorded"], payload.get("status"), entry.seq, at, actor, history, corrections
-        )
-        phase.data.append(entry.hash)
-        self._contribute(phase, actor)
-        self._touch(phase, entry, f"recorded {payload['value']}")
-
-    _on_calculated = _on_value_recorded
-
-    def _on_value_corrected(
-        self, payload: Mapping[str, Any], actor: Actor, at: str, entry: SealedEntry
-    ) -> None:
-        phase = self.state.phases[payload["phase"]]
-        earlier = phase.values[payload["value"]]
-        phase.values[payload["value"]] = Recorded(
-            payload["recorded"],
-            payload.get("status"),
-            entry.seq,
-            at,
-            actor,
-            [*earlier.history, _history_item(earlier)],
-            earlier.corrections + 1,
-        )
-        phase.data.append(entry.hash)
-        self._contribute(phase, actor)
-        self._touch(phase, entry, f"corrected {payload['value']}")
-
-    def _on_material_used(
-        self, payload: Mapping[str, Any], actor: Actor, at: str, entry: SealedEntry
-    ) -> None:
-        phase = self.state.phases[payload["phase"]]
-        phase.materials[payload["material"]] = {**payload, "seq": entry.seq, "at": at, "by": actor}
-        phase.data.append(entry.hash)
-        self._contribute(phase, actor)
-        self._touch(phase, entry, f"used lot {payload['lot']}")
-
-    def _on_equipment_used(
-        self, payload: Mapping[str, Any], actor: Actor, at: str, entry: SealedEntry
-    ) -> None:
-        phase = self.state.phases[payload["phase"]]
-        phase.equipment[int(payload["slot"])] = {
-            **payload,
-            "seq": entry.seq,
-            "at": at,
-            "by": actor,
-        }
-        phase.data.append(entry.hash)
-        self._contribute(phase, actor)
-        self._touch(phase, entry, f"used {payload['equipment']}")
-
-    def _on_identity_checked(
-        self, payload: Mapping[str, Any], actor: Actor, at: str, entry: SealedEntry
-    ) -> None:
-        phase = self.state.phases[payload["phase"]]
-        phase.identity[payload["check"]] = {**payload, "seq": entry.seq, "at": at, "by": actor}
-        phase.data.append(entry.hash)
-        self._contribute(phase, actor)
-        self._touch(phase, entry, "scanned " + payload["check"])
 
     def _on_scan_refused(
         self, payload: Mapping[str, Any], actor: Actor, at: str, entry: SealedEntry
@@ -413,7 +350,3 @@ class Aggregate(Ordering):
                 if self.procedure.phases[pid].needs_verification
             ]
         )
-
-
-def _history_item(rec: Recorded) -> dict[str, Any]:
-    return {"value": rec.value, "status": rec.status, "seq": rec.seq, "at": rec.at, "by": rec.by}

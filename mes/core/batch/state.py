@@ -92,6 +92,7 @@ class PhaseState:
     materials: dict[str, dict[str, Any]] = field(default_factory=dict)  # material code → use
     equipment: dict[int, dict[str, Any]] = field(default_factory=dict)  # slot → use
     identity: dict[str, dict[str, Any]] = field(default_factory=dict)  # check id → last scan
+    kinds: dict[str, dict[Any, Any]] = field(default_factory=dict)  # kinds added since: slot → what
     refused_scans: int = 0
     contributors: set[str] = field(default_factory=set)  # user ids who recorded or signed
     data: list[str] = field(default_factory=list)  # hashes of the phase's data entries

@@ -14,14 +14,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, Response, abort, render_template, request
+from flask import Blueprint, Response, abort, flash, render_template, request
 from flask.typing import ResponseReturnValue
 from werkzeug.utils import secure_filename
 
 from mes.core.access import Permission
 from mes.core.errors import MesError
 from mes.core.lifecycle import STATE_TITLES, STEP_RULES, Step, VersionState
-from mes.core.recipe import RecipeInvalid, recipe_schema
+from mes.core.recipe import RecipeInvalid, recipe_schema, recipe_warnings
 from mes.core.recipe_diff import diff_recipes, summary
 from mes.services import recipes
 from mes.services.esign import valid_signatures
@@ -51,18 +51,22 @@ def schema() -> ResponseReturnValue:
 @bp.route("/upload", methods=["GET", "POST"])
 @requires(Permission.IMPORT_RECIPES)
 def upload() -> ResponseReturnValue:
-    """Import a recipe file as a draft; an invalid file lists every problem and stores nothing."""
+    """Import a recipe file as a draft; an invalid file lists every problem and stores nothing.
+
+    Warnings (a field in the older mapping form) are listed too, and refuse nothing.
+    """
     form = UploadForm()
 
     def page(
         status: int, source_name: str | None = None, err: MesError | None = None
     ) -> ResponseReturnValue:
-        """The upload form; an invalid file lists its problems, another refusal its words."""
+        """The upload form: an invalid file's problems and warnings, or a refusal's words."""
         invalid = isinstance(err, RecipeInvalid)
         return render_template(
             "authoring/upload.html",
             form=form,
             problems=err.lines() if invalid else [],  # type: ignore[union-attr]
+            warnings=err.warning_lines() if invalid else [],  # type: ignore[union-attr]
             source_name=source_name,
             error=str(err) if err is not None and not invalid else None,
         ), status
@@ -71,13 +75,16 @@ def upload() -> ResponseReturnValue:
         return page(400 if form.is_submitted() else 200)
     chosen = form.recipe.data
     source_name = secure_filename(chosen.filename or "") or "recipe.yaml"
+    text = chosen.read()
     version = act(
         recipes.import_recipe,
-        chosen.read(),
+        text,
         source_name,
         refused=lambda err: page(err.http_status, source_name, err),
     )
     state = STATE_TITLES[VersionState(version.status)].lower()
+    for line in recipe_warnings(text, source_name):
+        flash(line, "warning")
     return done(
         f"Uploaded {recipes.label(version)}; it is {state}.",
         "authoring.version_page",

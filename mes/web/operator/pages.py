@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from mes.core import phases
 from mes.core.batch import (
     BATCH_STATUS_TITLES,
     DEVIATION_CATEGORY_TITLES,
@@ -19,13 +20,12 @@ from mes.core.batch import (
     DeviationStatus,
     Operator,
     PhaseStatus,
-    equipment_class_title,
     format_duration,
 )
 from mes.core.clock import as_utc, local_text, parse_utc_text, utc_text
 from mes.core.identity import identity_text
-from mes.core.limits import STATUS_TITLES, LimitStatus, limits_text
-from mes.core.record import manifestation_text, shown_value
+from mes.core.phases import PageForm
+from mes.core.record import manifestation_text
 
 STATUS_CLASSES = {
     PhaseStatus.LOCKED: "muted",
@@ -40,13 +40,6 @@ ORDERING_WORDS = {
     "any_order": "in any order, one at a time",
     "parallel": "at the same time",
 }
-
-
-def local_input_value(value: Any, time_zone: str) -> str:
-    """A stored UTC time as the value of a datetime-local field (site time)."""
-    from zoneinfo import ZoneInfo
-
-    return parse_utc_text(str(value)).astimezone(ZoneInfo(time_zone)).strftime("%Y-%m-%dT%H:%M")
 
 
 def batch_header(batch: Batch, time_zone: str) -> dict[str, Any]:
@@ -163,8 +156,6 @@ def phase_page(
     """Everything the phase page shows, with what the viewer may do now and why not."""
     plan = batch.procedure.phase(phase_id)
     phase = batch.state.phases[phase_id]
-    entered = entered or {}
-    field_errors = field_errors or {}
     spec = plan.spec
 
     def refusal(action: Action, **kw: Any) -> str | None:
@@ -173,86 +164,12 @@ def phase_page(
         problem = batch.refusal(action, viewer, at, phase_id=phase_id, **kw)
         return None if problem is None else str(problem)
 
-    inputs = []
-    for item in spec["inputs"]:
-        recorded = phase.values.get(item["id"])
-        key = f"value:{item['id']}"
-        current = None
-        if recorded is not None:
-            current = recorded.value
-        if key in entered:
-            prefill = entered[key]
-        elif recorded is not None and item["type"] == "datetime":
-            prefill = local_input_value(recorded.value, time_zone)
-        elif recorded is not None and isinstance(recorded.value, bool):
-            prefill = "yes" if recorded.value else "no"
-        else:
-            prefill = "" if current is None else str(current)
-        inputs.append(
-            {
-                **item,
-                "key": key,
-                "limits": limits_text(item),
-                "prefill": prefill,
-                "recorded": None if recorded is None else _recorded(recorded, item, time_zone),
-                "error": field_errors.get(key),
-                "comment_key": f"comment:{item['id']}",
-                "comment": entered.get(f"comment:{item['id']}", ""),
-            }
-        )
-    calculations = []
-    for item in spec["calculations"]:
-        recorded = phase.values.get(item["id"])
-        calculations.append(
-            {
-                **item,
-                "limits": limits_text(item),
-                "recorded": None if recorded is None else _recorded(recorded, item, time_zone),
-                "problem": batch.calculation_problem(phase_id, item["id"]),
-            }
-        )
-    materials = []
-    for item in spec["materials"]:
-        used = phase.materials.get(item["code"])
-        key = f"lot:{item['code']}"
-        materials.append(
-            {
-                **item,
-                "key": key,
-                "used": used,
-                "error": field_errors.get(key),
-                "prefill": entered.get(key, ""),
-            }
-        )
-    equipment = []
-    for slot, item in enumerate(spec["equipment"]):
-        used = phase.equipment.get(slot)
-        key = f"equipment:{slot}"
-        equipment.append(
-            {
-                "slot": slot,
-                "title": equipment_class_title(item["class"]),
-                "label": item.get("label"),
-                "key": key,
-                "used": used,
-                "error": field_errors.get(key),
-                "prefill": entered.get(key, ""),
-            }
-        )
-    identity = []
-    for item in spec["identity_checks"]:
-        scan = phase.identity.get(item["id"])
-        key = f"identity:{item['id']}"
-        identity.append(
-            {
-                **item,
-                "key": key,
-                "scan": scan,
-                "expected": batch.procedure.coi_spec(item["matches"])["label"],
-                "error": field_errors.get(key),
-                "prefill": entered.get(key, ""),
-            }
-        )
+    form = PageForm(entered or {}, field_errors or {}, time_zone)
+    shown = {kind.key: kind.page(batch, plan, phase, form) for kind in phases.on_screen()}
+    kinds = [
+        {"kind": key, "title": phases.KINDS[key].title, "entries": entries}
+        for key, entries in shown.items()
+    ]
     deviations = [
         deviation_item(batch, d.id, viewer, at, time_zone)
         for d in batch.state.deviations.values()
@@ -275,11 +192,8 @@ def phase_page(
         "instructions": spec["instructions"],
         "blocked": batch.blocking_reason(phase_id),
         "timers": timers(batch, phase_id, at, time_zone),
-        "inputs": inputs,
-        "calculations": calculations,
-        "materials": materials,
-        "equipment": equipment,
-        "identity": identity,
+        "kinds": [part for part in kinds if part["entries"]],  # each kind's partial shows them
+        "inputs": shown["inputs"],  # the values a correction may change
         "deviations": deviations,
         "missing": batch.missing_for_performance(phase_id)
         if phase.status is PhaseStatus.IN_PROGRESS
@@ -301,26 +215,6 @@ def phase_page(
                 "status_title": _phase_status_title(batch, p),
             }
             for p in others[:4]
-        ],
-    }
-
-
-def _recorded(recorded: Any, spec: Mapping[str, Any], time_zone: str) -> dict[str, Any]:
-    status = recorded.status
-    return {
-        "text": shown_value(recorded.value, spec, time_zone),
-        "status": status,
-        "status_title": STATUS_TITLES[LimitStatus(status)] if status else None,
-        "by": recorded.by.name,
-        "at": local_text(parse_utc_text(recorded.at), time_zone),
-        "history": [
-            {
-                "text": shown_value(h["value"], spec, time_zone),
-                "by": h["by"].name,
-                "at": local_text(parse_utc_text(h["at"]), time_zone),
-                "seq": h["seq"],
-            }
-            for h in recorded.history
         ],
     }
 

@@ -20,6 +20,7 @@ from mes.core.actions import Subject
 from mes.core.batch import ACTION_MEANINGS, BATCH_ACTIONS, Action, PhaseStatus
 from mes.core.errors import BatchNotActive, ChainBroken, MesError, NotAuthorised
 from mes.core.limits import InvalidValue
+from mes.core.phases import parse_form
 from mes.services import batches, labels, outbox
 from mes.web import error_response, runtime
 from mes.web.actions import Refused, act, done, reading, shown_on, typed
@@ -295,26 +296,8 @@ def start_phase(batch_id: str, phase_id: str) -> ResponseReturnValue:
 
 
 def _phase_data(phase_fields: Mapping[str, str]) -> dict[str, Any]:
-    values, comments, lots, equipment, identity = {}, {}, {}, {}, {}
-    for key, value in phase_fields.items():
-        kind, _, name = key.partition(":")
-        if kind == "value":
-            values[name] = value
-        elif kind == "comment" and value.strip():
-            comments[name] = value
-        elif kind == "lot":
-            lots[name] = value
-        elif kind == "equipment" and (slot := whole_number(name, most=10_000)) is not None:
-            equipment[slot] = value
-        elif kind == "identity":
-            identity[name] = value
-    return {
-        "values": values,
-        "comments": comments,
-        "lots": lots,
-        "equipment": equipment,
-        "identity": identity,
-    }
+    """The phase form's fields as each phase kind's entries (the kinds parse their own)."""
+    return parse_form(phase_fields)
 
 
 def _record(batch_id: str, phase_id: str) -> batches.PhaseResult | None:
@@ -360,7 +343,7 @@ def sign_phase(batch_id: str, phase_id: str, action_name: str) -> ResponseReturn
     if action_name not in ("perform", "verify"):
         abort(404)
     action = Action(action_name)
-    data = batches.PhaseData(**_phase_data(request.form)) if action is Action.PERFORM else None
+    data = batches.PhaseData(_phase_data(request.form)) if action is Action.PERFORM else None
     batch = act(
         batches.sign_phase,
         batch_id,

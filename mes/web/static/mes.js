@@ -89,27 +89,91 @@
 
   // Limits, as the operator types: say at once when a value is outside the alert or action
   // limits (the server judges again when it records); outside action limits, ask for the
-  // comment the deviation needs.
+  // comment the deviation needs. It answers per keystroke, so it judges here, as the core does
+  // (mes/core/limits.py: parse_value, then limit_status): a value the server would refuse gets
+  // no hint (the refusal comes on saving), and a value is compared with the limits exactly,
+  // digit by digit, as the server's decimals are (floats would miss 1e14 + 0.000001).
+  // tests/e2e/test_limit_hint_matches_the_core.py holds the two to the same answers.
+  var SPACE = "[\\t\\n\\v\\f\\r \\x1c-\\x1f\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029" +
+    "\\u202f\\u205f\\u3000]";  // what Python's str.strip() removes (not the BOM, unlike trim())
+  var STRIP = new RegExp("^" + SPACE + "+|" + SPACE + "+$", "g");
+  var NUMBER = /^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$/;  // ASCII digits, a point, no exponent
+  var INTEGER = /^[+-]?\p{Nd}+$/u;  // digits of any script, which the server reads as int()
+  var MAX_TEXT = 40, MAX_WHOLE_DIGITS = 15, MAX_DECIMALS = 6;
+  var isDigit = function (codePoint) { return /\p{Nd}/u.test(String.fromCodePoint(codePoint)); };
+  // Digits of any script as ASCII (Unicode keeps each script's 0-9 consecutive).
+  var asciiDigits = function (text) {
+    return text.replace(/\p{Nd}/gu, function (digit) {
+      var point = digit.codePointAt(0), zero = point;
+      while (isDigit(zero - 1)) { zero--; }
+      return String((point - zero) % 10);
+    });
+  };
+  // A number's sign, digits and the power of ten of its last digit, exactly ("-12.50" →
+  // negative, "125", -1; a limit as the page writes it may be "1e-07").
+  var decimal = function (text) {
+    var m = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/.exec(text);
+    if (!m) { return null; }
+    var fraction = m[3] || "", digits = (m[2] + fraction).replace(/^0+/, "");
+    var zeros = /0*$/.exec(digits)[0].length;
+    return {
+      negative: m[1] === "-" && digits !== "",
+      digits: digits.slice(0, digits.length - zeros),
+      exponent: (m[4] ? parseInt(m[4], 10) : 0) - fraction.length + zeros
+    };
+  };
+  var compare = function (a, b) {  // -1, 0 or 1, as a < b, a = b, a > b
+    if (a.negative !== b.negative) { return a.negative ? -1 : 1; }
+    var size;
+    if (!a.digits || !b.digits) {
+      size = (a.digits ? 1 : 0) - (b.digits ? 1 : 0);
+    } else {
+      size = Math.sign(a.digits.length + a.exponent - b.digits.length - b.exponent);
+      if (!size) {
+        var width = Math.max(a.digits.length, b.digits.length);
+        var x = a.digits.padEnd(width, "0"), y = b.digits.padEnd(width, "0");
+        size = x === y ? 0 : (x > y ? 1 : -1);
+      }
+    }
+    return a.negative ? -size : size;
+  };
+  // limitStatus(text, limits): "ok", "alert" or "action", or null when the server would record
+  // nothing. limits: the field's data attributes (alertLow, alertHigh, actionLow, actionHigh,
+  // decimals) and type ("number" or "integer").
+  var limitStatus = function (text, limits) {
+    text = text.replace(STRIP, "");
+    var integer = limits.type === "integer";
+    if (!(integer ? INTEGER : NUMBER).test(text) || Array.from(text).length > MAX_TEXT) {
+      return null;
+    }
+    var parts = text.replace(/^[+-]/, "").split(".");
+    if (Array.from(parts[0].replace(/^0+/, "")).length > MAX_WHOLE_DIGITS) { return null; }
+    var decimals = limits.decimals == null ? MAX_DECIMALS : parseInt(limits.decimals, 10);
+    if (!integer && (parts[1] || "").length > decimals) { return null; }
+    var value = decimal(integer ? asciiDigits(text) : text);
+    var beyond = function (name, side) {
+      var limit = limits[name] == null ? null : decimal(String(limits[name]));
+      return limit !== null && compare(value, limit) === side;
+    };
+    if (beyond("actionLow", -1) || beyond("actionHigh", 1)) { return "action"; }
+    if (beyond("alertLow", -1) || beyond("alertHigh", 1)) { return "alert"; }
+    return "ok";
+  };
+  window.MES = { limitStatus: limitStatus };
   document.querySelectorAll(".value-field").forEach(function (field) {
     var input = field.querySelector("input[inputmode]");
     var hint = field.querySelector(".limit-hint");
     var comment = field.querySelector(".deviation-comment");
     if (!input || !hint) { return; }
-    var limit = function (name) {
-      var v = field.dataset[name];
-      return v === undefined ? null : parseFloat(v);
-    };
     var check = function () {
-      var value = parseFloat(input.value);
+      var type = input.getAttribute("inputmode") === "numeric" ? "integer" : "number";
+      var status = limitStatus(input.value, Object.assign({ type: type }, field.dataset));
       hint.textContent = ""; hint.className = "limit-hint";
-      if (input.value.trim() === "" || isNaN(value)) { return; }
-      var aLow = limit("actionLow"), aHigh = limit("actionHigh");
-      var lLow = limit("alertLow"), lHigh = limit("alertHigh");
-      if ((aLow !== null && value < aLow) || (aHigh !== null && value > aHigh)) {
+      if (status === "action") {
         hint.textContent = "Outside the action limits: a deviation will be raised.";
         hint.className = "limit-hint action";
         if (comment) { comment.hidden = false; }
-      } else if ((lLow !== null && value < lLow) || (lHigh !== null && value > lHigh)) {
+      } else if (status === "alert") {
         hint.textContent = "Outside the alert limits: it will be flagged for review.";
         hint.className = "limit-hint alert";
       }

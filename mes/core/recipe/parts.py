@@ -1,0 +1,174 @@
+"""The parts of a phase, and the chain of identity: each part's rules and its compiled form.
+
+A phase's parts are its inputs, calculations, timers, condition (``when``), materials, equipment
+and identity checks. Each part has one function that checks it — ``check_<part>(checker,
+phase_path, phase, info)``, reporting through the :class:`~mes.core.recipe.checker.RecipeChecker`
+(``problem``, and the shared ``unit``, ``limits``, ``precision``, ``regex`` and ``reference``
+rules) — and one that compiles it — ``compile_<part>(phase)``, its part of the compiled phase,
+every default filled in. :data:`PHASE_RULES` lists the checks in the order they run.
+
+Inputs and calculations share one namespace of values per phase (:func:`declared_values`); a
+calculation or a condition of a later phase reads them as ``phase_id.value_id``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from mes.core.recipe.items import items_of
+from mes.core.recipe.problems import Path
+from mes.core.recipe.schema import known_type
+
+if TYPE_CHECKING:
+    from mes.core.recipe.checker import PhaseInfo, RecipeChecker
+
+
+def text_or_none(text: str | None) -> str | None:
+    """Optional text left empty (or only spaces) is the same as absent: one identity."""
+    return text if text and text.strip() else None
+
+
+def listed(
+    phase_path: Path, phase: Mapping[str, Any], name: str
+) -> Iterator[tuple[Path, Mapping[str, Any]]]:
+    """Each item of the phase's list ``name`` (timers, materials, …), with its path."""
+    for index, item in enumerate(phase.get(name, [])):
+        yield (*phase_path, name, index), item
+
+
+def repeated(seen: set[Any], key: Any) -> bool:
+    """True when ``key`` is in ``seen`` already; otherwise add it (a part listed twice)."""
+    if key in seen:
+        return True
+    seen.add(key)
+    return False
+
+
+# --- chain of identity ----------------------------------------------------------------------
+
+
+def check_chain_of_identity(checker: RecipeChecker) -> None:
+    """An identifier's pattern: only for kind 'identifier', and one RE2 compiles."""
+    for field_ in checker.ordered_items(("chain_of_identity",), checker.data["chain_of_identity"]):
+        path, spec = field_.path, field_.spec
+        if "pattern" in spec:
+            if spec["kind"] != "identifier":
+                checker.problem(
+                    path, "a pattern applies only to kind 'identifier'", at=(*path, "pattern")
+                )
+            else:
+                checker.regex(path, spec["pattern"], (*path, "pattern"))
+
+
+def compile_chain_of_identity(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The chain-of-identity fields, in the order written."""
+    return [
+        {
+            "id": field_.id,
+            "label": field_.spec["label"],
+            "kind": field_.spec["kind"],
+            "pattern": field_.spec.get("pattern"),
+        }
+        for field_ in items_of(data["chain_of_identity"])
+    ]
+
+
+# --- inputs and calculations: the phase's values ----------------------------------------------
+
+
+def declared_values(
+    checker: RecipeChecker, phase_path: Path, phase: Mapping[str, Any]
+) -> tuple[dict[str, str], dict[str, list[Any]], frozenset[str]]:
+    """The values a phase declares: ID → type, options of each input, inputs that may be empty.
+
+    A calculation's type is ``calculation``. Inputs and calculations share one namespace: a calculation with an input's ID is refused.
+    """
+    inputs = items_of(phase.get("inputs"))
+    values = {i.id: i.spec["type"] for i in inputs}
+    for calc in items_of(phase.get("calculations"), (*phase_path, "calculations")):
+        if calc.id in values:
+            checker.problem(
+                calc.path,
+                f"'{calc.id}' is already the ID of an input of this phase",
+                at=checker.id_at(calc),
+            )
+        else:
+            values[calc.id] = "calculation"
+    options = {i.id: list(i.spec.get("options", [])) for i in inputs}
+    optional = frozenset(
+        i.id for i in inputs if isinstance(i.spec, dict) and i.spec.get("required") is False
+    )
+    return values, options, optional
+
+
+# --- timers and the condition ---------------------------------------------------------------
+
+
+def check_condition(
+    checker: RecipeChecker, phase_path: Path, phase: Mapping[str, Any], info: PhaseInfo
+) -> None:
+    """``when`` tests a required choice or yes/no input of an earlier phase, with its values."""
+    condition = phase.get("when")
+    if condition is None:
+        return
+    path: Path = (*phase_path, "when")
+    at = (*path, "input")
+    phase_id, input_id = condition["input"].split(".", 1)
+    if not checker.reference(path, at, info, phase_id, "the condition"):
+        return
+    referred = checker.phases[phase_id]
+    kind = referred.values.get(input_id)
+    if kind is None:
+        checker.problem(
+            path, f"the condition refers to unknown input '{condition['input']}'", at=at
+        )
+        return
+    if kind not in ("choice", "yes_no"):
+        if kind == "calculation" or known_type(kind):
+            checker.problem(
+                path,
+                f"a condition can test a choice or yes/no input; '{condition['input']}' is {kind}",
+                at=at,
+            )
+        return
+    if input_id in referred.optional:
+        checker.problem(
+            path,
+            f"'{condition['input']}' is optional: a condition needs a required input, or "
+            "the phase is undecided when it is left empty",
+            at=at,
+        )
+    wanted = [condition["equals"]] if "equals" in condition else list(condition["in"])
+    field_name = "equals" if "equals" in condition else "in"
+    for value in wanted:
+        if kind == "yes_no" and not isinstance(value, bool):
+            checker.problem(
+                path,
+                f"'{condition['input']}' is yes/no: compare it with true or false, not {value!r}",
+                at=(*path, field_name),
+            )
+        elif kind == "choice" and value not in referred.options[input_id]:
+            offered = ", ".join(repr(o) for o in referred.options[input_id])
+            checker.problem(
+                path,
+                f"{value!r} is not an option of '{condition['input']}' (options: {offered})",
+                at=(*path, field_name),
+            )
+
+
+def compile_condition(phase: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The phase's condition, ``equals`` written as an ``in`` list of one."""
+    condition = phase.get("when")
+    if condition is None:
+        return None
+    return {
+        "input": condition["input"],
+        "in": [condition["equals"]] if "equals" in condition else list(condition["in"]),
+    }
+
+
+# --- materials, equipment and identity checks ---------------------------------------------------
+
+
+PhaseRule = Callable[["RecipeChecker", Path, Mapping[str, Any], "PhaseInfo"], None]
