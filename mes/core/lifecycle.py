@@ -16,7 +16,7 @@ version never displaces a newer effective one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import date
 from enum import StrEnum
@@ -26,6 +26,7 @@ from transitions import EventData
 from transitions.extensions import LockedMachine
 
 from mes.core.access import Role
+from mes.core.actions import ActionRule, Subject
 from mes.core.errors import (
     EffectivityRefused,
     InvalidInput,
@@ -68,29 +69,6 @@ class Step(StrEnum):
     SUPERSEDE = "supersede"
     RETIRE = "retire"
 
-
-@dataclass(frozen=True)
-class StepRule:
-    """What signing a lifecycle step means and who may sign it."""
-
-    meaning: Meaning
-    roles: frozenset[Role]
-    title: str
-
-
-STEP_RULES: dict[Step, StepRule] = {
-    Step.SUBMIT: StepRule(
-        Meaning.AUTHORED, frozenset({Role.AUTHOR}), "Sign as author and submit for review"
-    ),
-    Step.REVIEW: StepRule(
-        Meaning.REVIEWED,
-        frozenset({Role.AUTHOR, Role.SUPERVISOR, Role.QA}),
-        "Sign the technical review",
-    ),
-    Step.APPROVE: StepRule(Meaning.APPROVED, frozenset({Role.QA}), "Sign the QA approval"),
-    Step.MAKE_EFFECTIVE: StepRule(Meaning.MADE_EFFECTIVE, frozenset({Role.QA}), "Make effective"),
-    Step.RETIRE: StepRule(Meaning.RETIRED, frozenset({Role.QA}), "Retire this version"),
-}
 
 EDITABLE = frozenset({VersionState.DRAFT})
 USABLE = frozenset({VersionState.EFFECTIVE})
@@ -228,22 +206,64 @@ def _record_effective_date(event: EventData) -> None:
     event.model.effective_from = event.kwargs["effective_from"]
 
 
+def _step(
+    meaning: Meaning, roles: set[Role], label: str, *guards: Callable[[EventData], bool]
+) -> ActionRule:
+    def guard(event: EventData) -> bool:
+        return all(check(event) for check in guards)
+
+    return ActionRule(
+        Subject.VERSION,
+        label,
+        f"Signed: {meaning.value}.",
+        frozenset(roles),
+        meaning=meaning,
+        guard=guard if guards else None,
+    )
+
+
+# Who may sign each step, what the signature means, the guards the machine checks before it
+# moves, its button and its message (the shape of every workflow's actions, mes.core.actions).
+STEP_RULES: dict[Step, ActionRule] = {
+    Step.SUBMIT: _step(Meaning.AUTHORED, {Role.AUTHOR}, "Sign as author and submit for review"),
+    Step.REVIEW: _step(
+        Meaning.REVIEWED,
+        {Role.AUTHOR, Role.SUPERVISOR, Role.QA},
+        "Sign the technical review",
+        _not_author,
+        _not_yet_reviewed,
+    ),
+    Step.APPROVE: _step(
+        Meaning.APPROVED, {Role.QA}, "Sign the QA approval", _not_author, _reviewed_by_another
+    ),
+    Step.MAKE_EFFECTIVE: _step(
+        Meaning.MADE_EFFECTIVE, {Role.QA}, "Make effective", _effective_date_allowed
+    ),
+    Step.RETIRE: _step(Meaning.RETIRED, {Role.QA}, "Retire this version", _reason_given),
+}
+
+
+def _guarded(step: Step) -> dict[str, Any]:
+    guard = STEP_RULES[step].guard
+    return {"conditions": [guard]} if guard is not None else {}
+
+
 TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": Step.SUBMIT, "source": VersionState.DRAFT, "dest": VersionState.IN_REVIEW,
      "after": _record_author},
     {"trigger": Step.REVIEW, "source": VersionState.IN_REVIEW, "dest": None,
-     "conditions": [_not_author, _not_yet_reviewed], "after": _record_reviewer},
+     **_guarded(Step.REVIEW), "after": _record_reviewer},
     {"trigger": Step.APPROVE, "source": VersionState.IN_REVIEW, "dest": VersionState.APPROVED,
-     "conditions": [_not_author, _reviewed_by_another], "after": _record_approver},
+     **_guarded(Step.APPROVE), "after": _record_approver},
     {"trigger": Step.MAKE_EFFECTIVE, "source": VersionState.APPROVED,
-     "dest": VersionState.EFFECTIVE, "conditions": [_effective_date_allowed],
+     "dest": VersionState.EFFECTIVE, **_guarded(Step.MAKE_EFFECTIVE),
      "after": _record_effective_date},
     {"trigger": Step.SUPERSEDE, "source": VersionState.EFFECTIVE,
      "dest": VersionState.SUPERSEDED},
     {"trigger": Step.RETIRE,
      "source": [VersionState.DRAFT, VersionState.IN_REVIEW, VersionState.APPROVED,
                 VersionState.EFFECTIVE],
-     "dest": VersionState.RETIRED, "conditions": [_reason_given]},
+     "dest": VersionState.RETIRED, **_guarded(Step.RETIRE)},
 ]  # fmt: skip
 
 # Locked: one machine serves every request thread; models are added for one event at a time.

@@ -13,20 +13,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mes.core.access import Permission, Role
+from mes.core.access import Permission
 from mes.core.audit import Actor
 from mes.core.batch import Batch, Procedure
 from mes.core.clock import local_text, parse_utc_text
 from mes.core.errors import ChainBroken, InvalidInput, MesError, NotFound
-from mes.core.esign import Meaning
 from mes.core.heads import verify_anchored
 from mes.core.ledger import GENESIS, SealedEntry, verify_chain
 from mes.core.review import (
+    DECISION_KINDS,
+    REVIEW_ACTIONS,
     REVIEW_RECORD_TYPE,
     Decision,
     Finding,
     QaState,
     Review,
+    ReviewKind,
     ReviewState,
     note_text,
     open_deviations,
@@ -200,21 +202,24 @@ def _sign(
     ctx: Context,
     view: ReviewView,
     record: Mapping[str, Any],
-    meaning: Meaning,
+    kind: ReviewKind,
     credentials: Credentials,
     first_signing_in_session: bool,
     checked: Any,
 ) -> Any:
+    """The signature of ``kind``'s action on ``record``: its meaning and roles are the rule's."""
+    rule = REVIEW_ACTIONS[kind]
+    assert rule.meaning is not None
     _user, manifestation = authenticate_signer(
         uow,
         ctx,
         record_type=REVIEW_RECORD_TYPE,
         record_id=view.row.id,
         record=record,
-        meaning=meaning,
+        meaning=rule.meaning,
         credentials=credentials,
         first_signing_in_session=first_signing_in_session,
-        signer_roles=[Role.QA.value],
+        signer_roles=sorted(r.value for r in rule.roles),
         checked=checked,
     )
     return manifestation
@@ -285,8 +290,8 @@ def mark_reviewed(
         uow, ctx, batch_id, credentials, seen_review_seq, seen_record_seq
     )
     record = view.review.exception_record(exception)
-    m = _sign(uow, ctx, view, record, Meaning.REVIEWED, credentials, first_signing_in_session,
-              checked)  # fmt: skip
+    m = _sign(uow, ctx, view, record, ReviewKind.EXCEPTION_REVIEWED, credentials,
+              first_signing_in_session, checked)  # fmt: skip
     view.review.mark_reviewed(exception, note, m, actor, ctx.at, ctx.terminal)
     _save(uow, view)
     uow.commit()
@@ -328,8 +333,8 @@ def close_deviation(
         uow, ctx, batch_id, credentials, seen_review_seq, seen_record_seq
     )
     record = view.review.closure_record(deviation_id)
-    m = _sign(uow, ctx, view, record, Meaning.CLOSED, credentials, first_signing_in_session,
-              checked)  # fmt: skip
+    m = _sign(uow, ctx, view, record, ReviewKind.DEVIATION_CLOSED, credentials,
+              first_signing_in_session, checked)  # fmt: skip
     view.review.close_deviation(deviation_id, m, actor, ctx.at, ctx.terminal)
     _save(uow, view)
     uow.commit()
@@ -365,8 +370,8 @@ def decide_batch(
         uow, ctx, batch_id, credentials, seen_review_seq, seen_record_seq
     )
     record = view.review.decision_record(decision, reason, at=ctx.at)  # rules, then password
-    meaning = Meaning.RELEASED if decision is Decision.RELEASED else Meaning.REJECTED
-    m = _sign(uow, ctx, view, record, meaning, credentials, first_signing_in_session, checked)
+    m = _sign(uow, ctx, view, record, DECISION_KINDS[decision], credentials,
+              first_signing_in_session, checked)  # fmt: skip
     view.review.decide(decision, reason, m, actor, ctx.at, ctx.terminal)
     _save(uow, view)
     uow.commit()

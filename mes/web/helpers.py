@@ -1,18 +1,17 @@
-"""Small helpers for views: the service context of the request, and signature credentials."""
+"""Small helpers for views: the service context of the request, and who may see a page."""
 
 from __future__ import annotations
 
 from functools import wraps
 from typing import Any
 
-from flask import abort, flash, g, request
+from flask import abort, g, request
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from mes.core.access import Permission, allowed
 from mes.core.throttle import source_of
 from mes.services.context import Context
-from mes.services.esign import Credentials
 
 
 def service_context() -> Context:
@@ -42,48 +41,6 @@ def first_signing_in_session() -> bool:
     inactivity start over (11.200(a)(1)(ii)).
     """
     return not (current_user.is_authenticated and g.get("session_signed"))
-
-
-def signing_credentials(form) -> tuple[Credentials, bool]:
-    """The credentials typed in the signature dialog, and whether this is the session's first signing."""
-    first = first_signing_in_session()
-    username = (form.esign_username.data or "").strip() or None
-    return Credentials(password=form.esign_password.data or "", username=username), first
-
-
-def signing_succeeded() -> None:
-    """After a successful signature, later signings of this continuous session need the password only."""
-    from mes.services import sessions
-    from mes.web import runtime
-    from mes.web.session_user import session_token
-
-    token = session_token()
-    if token is not None and not g.get("session_signed"):
-        with runtime().uow() as uow:
-            sessions.mark_signed(uow, token)
-        g.session_signed = True
-
-
-def current_user_still_allowed() -> bool:
-    """After a refused signature: if the account got locked, log the user out (11.300(d)).
-
-    The lockout ended every session of the user on the server; this browser forgets its own.
-    """
-    from mes.services import sessions
-    from mes.web import runtime
-    from mes.web.session_user import end, session_token
-
-    token = session_token()
-    with runtime().uow(read_only=True) as uow:
-        still_open = token is not None and sessions.find_session(uow, token) is not None
-    if not still_open:
-        end()
-        flash(
-            "Your account is locked after repeated failed signatures. Ask an administrator.",
-            "error",
-        )
-        return False
-    return True
 
 
 def requires(permission: Permission):

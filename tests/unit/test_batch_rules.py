@@ -48,6 +48,8 @@ from batch_fixtures import (
 from batch_helpers import DIN, OTHER_DIN, PATIENT
 
 from mes.core.batch import (
+    ACTION_MEANINGS,
+    BATCH_ACTIONS,
     Action,
     Batch,
     BatchStatus,
@@ -273,7 +275,7 @@ def test_an_unknown_phase_is_not_found():
     batch = new_batch()
     err = refuses(batch, NotFound, batch.start_phase, "nope", OLIVIA, T0, TERMINAL)
     assert err.message == "The recipe BATCH-TEST v1 has no phase 'nope'."
-    assert isinstance(batch.refusal("start", OLIVIA, T0, phase_id="nope"), NotFound)
+    assert isinstance(batch.refusal(Action.START_PHASE, OLIVIA, T0, phase_id="nope"), NotFound)
 
 
 # --- conditions -------------------------------------------------------------------------------
@@ -1503,7 +1505,7 @@ def test_the_verifier_of_a_corrected_phase_may_verify_it_again():
     do_check_bag(batch)  # verified by Sam
     correction = {"value": "bag_intact", "new": "no", "reason": "Seal torn: seen on re-check"}
     sign(batch, Action.CORRECT, OLIVIA, T0 + H, phase_id="check_bag", correction=correction)
-    assert batch.refusal("verify", SAM, T0 + H, phase_id="check_bag") is None
+    assert batch.refusal(Action.VERIFY, SAM, T0 + H, phase_id="check_bag") is None
     sign(batch, Action.VERIFY, SAM, T0 + H, phase_id="check_bag")
     assert [s["action"] for s in batch.state.phases["check_bag"].signatures] == [
         "perform", "verify", "correct", "verify",
@@ -1586,42 +1588,67 @@ def test_only_a_trained_performer_or_supervisor_corrects(who, error):
 def test_asking_whether_an_action_is_allowed_changes_nothing_and_gives_the_actions_refusal():
     batch = new_batch()
     before = (len(batch.new_entries), batch.projection())
-    assert batch.refusal("start", OLIVIA, T0, phase_id="check_bag") is None
-    assert isinstance(batch.refusal("start", SAM, T0, phase_id="check_bag"), NotAuthorised)
-    assert isinstance(batch.refusal("start", OLIVIA, T0, phase_id="count_cells"), PhaseOutOfOrder)
-    assert isinstance(batch.refusal("record", OLIVIA, T0, phase_id="check_bag"), PhaseNotInProgress)
+    assert batch.refusal(Action.START_PHASE, OLIVIA, T0, phase_id="check_bag") is None
     assert isinstance(
-        batch.refusal("perform", OLIVIA, T0, phase_id="check_bag"), PhaseNotInProgress
+        batch.refusal(Action.START_PHASE, SAM, T0, phase_id="check_bag"), NotAuthorised
     )
-    assert isinstance(batch.refusal("verify", SAM, T0, phase_id="check_bag"), PhaseNotInProgress)
     assert isinstance(
-        batch.refusal("correct", OLIVIA, T0, phase_id="check_bag"), PhaseNotInProgress
+        batch.refusal(Action.START_PHASE, OLIVIA, T0, phase_id="count_cells"), PhaseOutOfOrder
     )
-    assert isinstance(batch.refusal("complete", SAM, T0), BatchIncomplete)
-    assert isinstance(batch.refusal("complete", OLIVIA, T0), NotAuthorised)
-    assert batch.refusal("abort", SAM, T0) is None
-    assert batch.refusal("hold", OLIVIA, T0) is None
-    assert isinstance(batch.refusal("resume", SAM, T0), BatchNotActive)
-    assert isinstance(batch.refusal("acknowledge", SAM, T0, deviation_id="D9"), NotFound)
+    assert isinstance(
+        batch.refusal(Action.RECORD, OLIVIA, T0, phase_id="check_bag"), PhaseNotInProgress
+    )
+    assert isinstance(
+        batch.refusal(Action.PERFORM, OLIVIA, T0, phase_id="check_bag"), PhaseNotInProgress
+    )
+    assert isinstance(
+        batch.refusal(Action.VERIFY, SAM, T0, phase_id="check_bag"), PhaseNotInProgress
+    )
+    assert isinstance(
+        batch.refusal(Action.CORRECT, OLIVIA, T0, phase_id="check_bag"), PhaseNotInProgress
+    )
+    assert isinstance(batch.refusal(Action.COMPLETE, SAM, T0), BatchIncomplete)
+    assert isinstance(batch.refusal(Action.COMPLETE, OLIVIA, T0), NotAuthorised)
+    assert batch.refusal(Action.ABORT, SAM, T0) is None
+    assert batch.refusal(Action.HOLD, OLIVIA, T0) is None
+    assert isinstance(batch.refusal(Action.RESUME, SAM, T0), BatchNotActive)
+    assert isinstance(batch.refusal(Action.ACKNOWLEDGE, SAM, T0, deviation_id="D9"), NotFound)
     assert isinstance(batch.refusal("launch", SAM, T0), InvalidInput)
     assert (len(batch.new_entries), batch.projection()) == before
+
+
+def test_every_batch_action_is_declared_once_and_the_buttons_are_the_actions_allowed():
+    assert set(BATCH_ACTIONS) == set(Action)
+    assert {a for a, rule in BATCH_ACTIONS.items() if rule.signed} == set(ACTION_MEANINGS)
+    batch = new_batch()
+    for who in (OLIVIA, SAM, SUE):
+        offered = batch.available_actions(who, T0)
+        assert offered == [
+            action
+            for action in (Action.REPORT, Action.HOLD, Action.RESUME, Action.COMPLETE, Action.ABORT)
+            if batch.refusal(action, who, T0) is None
+        ]
+    assert batch.available_actions(OLIVIA, T0, phase_id="check_bag") == [Action.START_PHASE]
 
 
 def test_the_rules_asked_before_signing_agree_with_the_signature_itself():
     batch = performed_check_bag(recorder=OLGA)
     for who in (OLIVIA, OLGA, OSCAR, UNTRAINED_SUPERVISOR):
-        predicted = batch.refusal("verify", who, T0, phase_id="check_bag")
+        predicted = batch.refusal(Action.VERIFY, who, T0, phase_id="check_bag")
         err = refuses(batch, type(predicted), sign, batch, Action.VERIFY, who, phase_id="check_bag")
         assert err.message == predicted.message
-    assert batch.refusal("verify", SAM, T0, phase_id="check_bag") is None
+    assert batch.refusal(Action.VERIFY, SAM, T0, phase_id="check_bag") is None
     batch.report_deviation("Door of suite A found open", SAM, T0, TERMINAL)
     deviation = f"{NUMBER}-D1"
     assert isinstance(
-        batch.refusal("acknowledge", SAM, T0, deviation_id=deviation), SelfVerificationForbidden
+        batch.refusal(Action.ACKNOWLEDGE, SAM, T0, deviation_id=deviation),
+        SelfVerificationForbidden,
     )
-    assert batch.refusal("acknowledge", SUE, T0, deviation_id=deviation) is None
-    assert batch.refusal("comment", OLIVIA, T0, deviation_id=deviation) is None
-    assert isinstance(batch.refusal("comment", NOBODY, T0, deviation_id=deviation), NotAuthorised)
+    assert batch.refusal(Action.ACKNOWLEDGE, SUE, T0, deviation_id=deviation) is None
+    assert batch.refusal(Action.COMMENT, OLIVIA, T0, deviation_id=deviation) is None
+    assert isinstance(
+        batch.refusal(Action.COMMENT, NOBODY, T0, deviation_id=deviation), NotAuthorised
+    )
 
 
 # --- stale pages -------------------------------------------------------------------------------

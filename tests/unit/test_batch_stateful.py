@@ -240,14 +240,14 @@ class BatchAtTheBench(RuleBasedStateMachine):
         refusal = outcome if isinstance(outcome, MesError) else None
         assert type(asked) is type(refusal), (asked, refusal)
 
-    def ask(self, action: str, who: Any, **ids: Any) -> MesError | None:
+    def ask(self, action: Action, who: Any, **ids: Any) -> MesError | None:
         return self.batch.refusal(action, who, self.now, **ids)
 
     def start(self, pid: str, who: Any) -> None:
         facts = self.facts()
         allowed = self.startable(pid, facts)
         since = {t["after"]: facts[t["after"]]["performed_at"] for t in SPECS[pid]["timers"]}
-        asked = self.ask("start", who, phase_id=pid)
+        asked = self.ask(Action.START_PHASE, who, phase_id=pid)
         outcome = self.act(self.batch.start_phase, pid, who, self.now, TERMINAL)
         self.predicted(asked, outcome)
         if isinstance(outcome, MesError):
@@ -262,7 +262,7 @@ class BatchAtTheBench(RuleBasedStateMachine):
 
     def sign_as(self, action: Action, who: Any, **ids: Any) -> Any:
         correction = ids.pop("correction", None)
-        asked = self.ask(action.value, who, **ids)
+        asked = self.ask(action, who, **ids)
         if correction is not None:
             ids["correction"] = correction
         outcome = self.act(sign, self.batch, action, who, self.now, **ids)
@@ -304,7 +304,7 @@ class BatchAtTheBench(RuleBasedStateMachine):
         if data.draw(st.booleans(), label="unknown input"):
             raw["colour"] = "red"
         comments = {i: "Reported to QA at once" for i in chosen if data.draw(st.booleans())}
-        asked = self.ask("record", who, phase_id=pid)
+        asked = self.ask(Action.RECORD, who, phase_id=pid)
         outcome = self.act(
             self.batch.record_values, pid, raw, who, self.now, TERMINAL, comments=comments
         )
@@ -370,7 +370,7 @@ class BatchAtTheBench(RuleBasedStateMachine):
     @rule(who=st.sampled_from(PEOPLE), data=st.data())
     def comment_a_deviation(self, who: Any, data: st.DataObject) -> None:
         deviation = data.draw(st.sampled_from(sorted(self.batch.state.deviations)))
-        asked = self.ask("comment", who, deviation_id=deviation)
+        asked = self.ask(Action.COMMENT, who, deviation_id=deviation)
         outcome = self.act(
             self.batch.comment_deviation, deviation, "Looked into it", who, self.now, TERMINAL
         )
@@ -384,13 +384,13 @@ class BatchAtTheBench(RuleBasedStateMachine):
 
     @rule(who=st.sampled_from(PEOPLE))
     def hold_the_batch(self, who: Any) -> None:
-        asked = self.ask("hold", who)
+        asked = self.ask(Action.HOLD, who)
         outcome = self.act(self.batch.hold, "Line stopped", who, self.now, TERMINAL)
         self.predicted(asked, outcome)
 
     @rule(who=st.sampled_from(PEOPLE))
     def resume_the_batch(self, who: Any) -> None:
-        asked = self.ask("resume", who)
+        asked = self.ask(Action.RESUME, who)
         outcome = self.act(self.batch.resume, "All clear", who, self.now, TERMINAL)
         self.predicted(asked, outcome)
 

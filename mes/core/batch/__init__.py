@@ -51,7 +51,8 @@ The package, by what each part holds:
   not applicable) and the timers;
 * :mod:`~mes.core.batch.aggregate` — replay, append and apply (the ``_on_<kind>`` handlers);
 * :mod:`~mes.core.batch.recording` — values, calculations, lots, instruments, labels;
-* :mod:`~mes.core.batch.actions` — the actions, their guards, the refusal and the signed records;
+* :mod:`~mes.core.batch.actions` — the actions declared once (:data:`BATCH_ACTIONS`: roles,
+  training, checks, signature, words), the refusal and the signed records;
 * :mod:`~mes.core.batch.projection` — the batch's current state, typed (the store builds its rows).
 
 :class:`Batch` is these parts put together.
@@ -59,9 +60,8 @@ The package, by what each part holds:
 
 from __future__ import annotations
 
-from mes.core.batch.actions import Actions
+from mes.core.batch.actions import ACTION_MEANINGS, BATCH_ACTIONS, Actions
 from mes.core.batch.machines import (
-    ACTION_MEANINGS,
     BATCH_STATUS_TITLES,
     DEVIATION_CATEGORY_TITLES,
     PHASE_STATUS_TITLES,
@@ -90,6 +90,7 @@ from mes.core.batch.state import (
 
 __all__ = [
     "ACTION_MEANINGS",
+    "BATCH_ACTIONS",
     "BATCH_STATUS_TITLES",
     "DEVIATION_CATEGORY_TITLES",
     "PHASE_STATUS_TITLES",

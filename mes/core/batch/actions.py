@@ -1,18 +1,23 @@
-"""The batch's actions and their rules: who may act, when, and what each signature binds to.
+"""The batch's actions, declared once: who may act, when, and what each signature binds to.
 
-:meth:`Actions.refusal` asks the same guards (``_check_*``) that :meth:`Actions.prepare` and the
-actions run, so pages offer only what would be accepted (21 CFR 11.10(f) sequencing, (g)
-authority, (i) training).
+:data:`BATCH_ACTIONS` gives each action its rule (:class:`~mes.core.actions.ActionRule`): its
+subject (the batch, a phase, a deviation), the roles and training it needs, the checks before and
+after who acts, the meaning of its signature, its button and its message. :meth:`Actions.refusal`
+(why not, for pages), :meth:`Actions.available_actions` (the buttons), :meth:`Actions.prepare`
+(the signed actions) and the unsigned actions all walk that one table (21 CFR 11.10(f)
+sequencing, (g) authority, (i) training).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Self
 
 from mes.core.access import Role
+from mes.core.actions import ActionRule, Subject
 from mes.core.batch.aggregate import Aggregate
 from mes.core.batch.machines import (
     _BATCH_MACHINE,
@@ -52,7 +57,7 @@ from mes.core.errors import (
     StaleRecord,
     TimerNotElapsed,
 )
-from mes.core.esign import Manifestation
+from mes.core.esign import Manifestation, Meaning
 from mes.core.identity import normalise_identifier
 from mes.core.keys import SiteKey
 from mes.core.ledger import GENESIS, SealedEntry, seal
@@ -66,8 +71,260 @@ SUPERVISION = frozenset({Role.SUPERVISOR, Role.QA})
 STARTERS = frozenset({Role.OPERATOR, Role.SUPERVISOR})
 
 
+@dataclass(frozen=True)
+class Ask:
+    """Who asks to take an action, when, and on which phase or deviation of the batch."""
+
+    who: Operator
+    at: datetime
+    phase_id: str | None = None
+    deviation_id: str | None = None
+
+
+# --- the checks of the table: each raises the named error of the first broken rule ----------
+
+
+def _not_started(batch: Actions, ask: Ask) -> None:
+    if batch.state.status is not BatchStatus.CREATED:
+        raise BatchNotActive(f"Batch {batch.state.number} was already started.")
+
+
+def _startable(batch: Actions, ask: Ask) -> None:
+    plan = batch.procedure.phase(str(ask.phase_id))
+    phase = batch.state.phases[plan.id]
+    batch._active()
+    if phase.status is PhaseStatus.LOCKED:
+        raise PhaseOutOfOrder(
+            f"'{plan.name}' cannot start yet: {batch.blocking_reason(plan.id)}.",
+            what_to_do="Do the phases before it first.",
+        )
+    if phase.status is PhaseStatus.SKIPPED:
+        raise PhaseNotInProgress(
+            f"'{plan.name}' does not apply to this batch: its condition is not met.",
+            what_to_do="Go to the phase that is ready.",
+        )
+    if phase.status is not PhaseStatus.READY:
+        by = f" by {phase.last_by.name}" if phase.last_by else ""
+        raise PhaseNotInProgress(
+            f"'{plan.name}' is already {PHASE_STATUS_TITLES[phase.status].lower()}"
+            f"{by} (at {phase.last_at}).",
+            what_to_do="Continue it, or go to the phase that is ready.",
+        )
+
+
+def _timers_elapsed(batch: Actions, ask: Ask) -> None:
+    plan = batch.procedure.phase(str(ask.phase_id))
+    for window in batch.timer_windows(plan.id):
+        if window["earliest"] is not None and as_utc(ask.at) < window["earliest"]:
+            left = (window["earliest"] - as_utc(ask.at)).total_seconds()
+            hold = format_duration((window["earliest"] - window["since"]).total_seconds())
+            raise TimerNotElapsed(
+                f"'{plan.name}' may start only {hold} after '{window['after_name']}': "
+                f"{format_duration(left)} left.",
+                seconds_left=math.ceil(left),
+                what_to_do="Wait until the time shown, then start it.",
+            )
+
+
+def _phase_in_progress(batch: Actions, ask: Ask) -> None:
+    batch._in_progress(str(ask.phase_id))
+
+
+def _performable(batch: Actions, ask: Ask) -> None:
+    plan = batch.procedure.phase(str(ask.phase_id))
+    phase = batch.state.phases[plan.id]
+    if phase.performed_by is not None and phase.status in (
+        PhaseStatus.PERFORMED,
+        PhaseStatus.VERIFIED,
+    ):
+        batch._active()
+        raise PhaseNotInProgress(
+            f"'{plan.name}' was already performed by {phase.performed_by.name} "
+            f"({phase.performed_by.username}) at {phase.performed_at}.",
+            what_to_do="Look at the phase as it is now; to change a signed value, use a "
+            "correction with a reason.",
+        )
+    batch._in_progress(plan.id)
+    missing = batch.missing_for_performance(plan.id)
+    if missing:
+        raise PhaseIncomplete(missing)
+
+
+def _verifiable(batch: Actions, ask: Ask) -> None:
+    plan = batch.procedure.phase(str(ask.phase_id))
+    phase = batch.state.phases[plan.id]
+    batch._active()
+    if not plan.needs_verification:
+        raise PhaseNotInProgress(f"'{plan.name}' is not verified by a second person.")
+    if phase.status is PhaseStatus.VERIFIED and phase.verified_by is not None:
+        raise PhaseNotInProgress(
+            f"'{plan.name}' was already verified by {phase.verified_by.name} "
+            f"({phase.verified_by.username}) at {phase.verified_at}."
+        )
+    if phase.status is not PhaseStatus.PERFORMED:
+        raise PhaseNotInProgress(
+            f"'{plan.name}' is {PHASE_STATUS_TITLES[phase.status].lower()}: it is verified "
+            "after it is performed."
+        )
+    if ask.who.user_id in phase.contributors:
+        raise SelfVerificationForbidden(
+            f"You recorded or signed data in '{plan.name}': you cannot verify it.",
+            what_to_do="Ask another trained person to verify.",
+        )
+
+
+def _correctable(batch: Actions, ask: Ask) -> None:
+    plan = batch.procedure.phase(str(ask.phase_id))
+    phase = batch.state.phases[plan.id]
+    batch._active()
+    if phase.status not in (PhaseStatus.PERFORMED, PhaseStatus.VERIFIED):
+        raise PhaseNotInProgress(
+            f"'{plan.name}' is {PHASE_STATUS_TITLES[phase.status].lower()}; corrections are "
+            "for signed phases.",
+            what_to_do="While the phase is in progress, just record the value again.",
+        )
+
+
+def _deviation_known(batch: Actions, ask: Ask) -> None:
+    batch.deviation(str(ask.deviation_id))
+
+
+def _acknowledgeable(batch: Actions, ask: Ask) -> None:
+    deviation = batch.deviation(str(ask.deviation_id))
+    if deviation.status is not DeviationStatus.OPEN:
+        raise BatchNotActive(
+            f"Deviation {deviation.id} was already acknowledged by "
+            f"{deviation.acknowledged_by.name if deviation.acknowledged_by else 'someone'}."
+        )
+    if deviation.comment is None:
+        raise PhaseIncomplete([f"deviation {deviation.id} needs a comment first"])
+    if ask.who.user_id is not None and ask.who.user_id == deviation.raised_by.user_id:
+        raise SelfVerificationForbidden(
+            "You raised this deviation: another person acknowledges it.",
+            what_to_do="Ask another supervisor or QA.",
+        )
+    if batch.state.status in (BatchStatus.COMPLETE, BatchStatus.ABORTED):
+        raise BatchNotActive(f"Batch {batch.state.number} is closed.")
+
+
+def _commentable(batch: Actions, ask: Ask) -> None:
+    deviation = batch.deviation(str(ask.deviation_id))
+    if deviation.status is not DeviationStatus.OPEN:
+        raise BatchNotActive(f"Deviation {deviation.id} is already acknowledged.")
+    if batch.state.status in (BatchStatus.COMPLETE, BatchStatus.ABORTED):
+        raise BatchNotActive(
+            f"Batch {batch.state.number} is closed: its deviations are worked at the hub."
+        )
+
+
+def _not_closed(batch: Actions, ask: Ask) -> None:
+    if batch.state.status in (BatchStatus.COMPLETE, BatchStatus.ABORTED):
+        raise BatchNotActive(f"Batch {batch.state.number} is closed.")
+
+
+def _active(batch: Actions, ask: Ask) -> None:
+    batch._active()
+
+
+def _on_hold(batch: Actions, ask: Ask) -> None:
+    if batch.state.status is not BatchStatus.ON_HOLD:
+        raise BatchNotActive(f"Batch {batch.state.number} is not on hold.")
+
+
+def _completable(batch: Actions, ask: Ask) -> None:
+    batch._active()
+    batch._check_complete()
+
+
+def _abortable(batch: Actions, ask: Ask) -> None:
+    if batch.state.status in (BatchStatus.COMPLETE, BatchStatus.ABORTED):
+        raise BatchNotActive(
+            f"Batch {batch.state.number} is "
+            f"{BATCH_STATUS_TITLES[batch.state.status].lower()}: it cannot be aborted."
+        )
+
+
+def _rule(subject: Subject, label: str, done: str, what: str, **rule: Any) -> ActionRule:
+    return ActionRule(subject, label, done, what=what, **rule)
+
+
+_PERFORMER = ("perform",)
+
+# Every action on a batch, one rule each: the table the refusal, the buttons, the signed
+# records and the actions themselves walk. Order: the checks run precondition → roles →
+# training → guard.
+BATCH_ACTIONS: dict[Action, ActionRule] = {
+    Action.START: _rule(
+        Subject.BATCH, "Start the batch", "Batch {number} started.", "start a batch",
+        roles=STARTERS, training=True, meaning=Meaning.STARTED, guard=_not_started,
+    ),
+    Action.START_PHASE: _rule(
+        Subject.PHASE, "Start this phase", "", "perform '{phase}'",
+        phase_roles=_PERFORMER, training=True, precondition=_startable, guard=_timers_elapsed,
+    ),
+    Action.RECORD: _rule(
+        Subject.PHASE, "Save", "Saved.", "record values in '{phase}'",
+        phase_roles=_PERFORMER, training=True, precondition=_phase_in_progress,
+    ),
+    Action.PERFORM: _rule(
+        Subject.PHASE, "Sign performed", "Signed: performed.", "sign '{phase}' as performed",
+        phase_roles=_PERFORMER, training=True, meaning=Meaning.PERFORMED, guard=_performable,
+    ),
+    Action.VERIFY: _rule(
+        Subject.PHASE, "Verify", "Signed: verified.", "verify '{phase}'",
+        phase_roles=("verify",), training=True, meaning=Meaning.VERIFIED,
+        precondition=_verifiable,
+    ),
+    Action.CORRECT: _rule(
+        Subject.PHASE, "Sign the correction",
+        "Correction signed. The original value stays in the record.", "correct a value",
+        roles=frozenset({Role.SUPERVISOR}), phase_roles=_PERFORMER, training=True,
+        meaning=Meaning.CORRECTED, precondition=_correctable,
+    ),
+    Action.REPORT: _rule(
+        Subject.BATCH, "Report", "Deviation reported.", "report a deviation",
+        roles=STARTERS | SUPERVISION, precondition=_not_closed,
+    ),
+    Action.COMMENT: _rule(
+        Subject.DEVIATION, "Add the comment", "Comment added to deviation {deviation}.",
+        "comment on a deviation", roles=STARTERS | SUPERVISION, precondition=_commentable,
+    ),
+    Action.ACKNOWLEDGE: _rule(
+        Subject.DEVIATION, "Acknowledge", "Deviation {deviation} acknowledged.",
+        "acknowledge a deviation", roles=SUPERVISION, meaning=Meaning.ACKNOWLEDGED,
+        precondition=_deviation_known, guard=_acknowledgeable,
+    ),
+    Action.HOLD: _rule(
+        Subject.BATCH, "Put the batch on hold", "The batch is on hold.", "put a batch on hold",
+        roles=STARTERS | SUPERVISION, guard=_active,
+    ),
+    Action.RESUME: _rule(
+        Subject.BATCH, "Resume the batch", "The batch is in progress again.", "resume a batch",
+        roles=SUPERVISION, guard=_on_hold,
+    ),
+    Action.COMPLETE: _rule(
+        Subject.BATCH, "Sign the batch complete", "The batch is complete.", "complete a batch",
+        roles=frozenset({Role.SUPERVISOR}), training=True, meaning=Meaning.REVIEWED,
+        guard=_completable,
+    ),
+    Action.ABORT: _rule(
+        Subject.BATCH, "Abort the batch", "The batch is aborted. Its record stays.",
+        "abort a batch", roles=frozenset({Role.SUPERVISOR}), meaning=Meaning.ABORTED,
+        guard=_abortable,
+    ),
+}  # fmt: skip
+
+# A reason is required to … (the words of the refusal of an empty reason).
+_REASON_FOR = {Action.HOLD: "put the batch on hold", Action.RESUME: "resume the batch"}
+
+# What each signed action's signature means (11.50(a)(3)).
+ACTION_MEANINGS: dict[Action, Meaning] = {
+    action: rule.meaning for action, rule in BATCH_ACTIONS.items() if rule.meaning is not None
+}
+
+
 class Actions(Aggregate):
-    """The batch's actions, their guards and the signed records (a part of :class:`~mes.core.batch.Batch`)."""
+    """The batch's actions, their checks and the signed records (a part of :class:`~mes.core.batch.Batch`)."""
 
     @classmethod
     def create(
@@ -90,8 +347,7 @@ class Actions(Aggregate):
         Only an operator or supervisor trained on the recipe version creates a batch; the start
         signature (:meth:`prepare` with :attr:`Action.START`) follows in the same transaction.
         """
-        _require_roles(who, STARTERS, "start a batch")
-        _require_training(who, procedure)
+        _authorise(BATCH_ACTIONS[Action.START], who, procedure)
         coi, problems = {}, []
         for spec in procedure.chain_of_identity:
             try:
@@ -117,6 +373,66 @@ class Actions(Aggregate):
         batch = cls._from_first(procedure, entry, key=key, time_zone=time_zone)
         batch.new_entries.append(entry)
         return batch
+
+    # -- the table, walked ---------------------------------------------------------------------
+
+    def _check(self, action: Action, ask: Ask, *, what: str | None = None) -> ActionRule:
+        """Every rule of ``action`` for ``ask``, in the table's order; nothing changes."""
+        rule = BATCH_ACTIONS[action]
+        if rule.precondition is not None:
+            rule.precondition(self, ask)
+        plan = self.procedure.phase(str(ask.phase_id)) if rule.subject is Subject.PHASE else None
+        _authorise(rule, ask.who, self.procedure, plan, what=what)
+        if rule.guard is not None:
+            rule.guard(self, ask)
+        return rule
+
+    def refusal(
+        self,
+        action: Action | str,
+        who: Operator,
+        at: datetime,
+        *,
+        phase_id: str | None = None,
+        deviation_id: str | None = None,
+    ) -> MesError | None:
+        """Why ``who`` may not take ``action`` now (None when the rules allow it); nothing changes.
+
+        For pages to offer only what would be accepted, asked of the same table the actions
+        walk (:data:`BATCH_ACTIONS`).
+        """
+        try:
+            try:
+                chosen = Action(action)
+            except ValueError:
+                raise InvalidInput(f"'{action}' is not a batch action.") from None
+            self._check(chosen, Ask(who, at, phase_id, deviation_id))
+        except MesError as refusal:
+            return refusal
+        return None
+
+    def available_actions(
+        self,
+        who: Operator,
+        at: datetime,
+        *,
+        phase_id: str | None = None,
+        deviation_id: str | None = None,
+    ) -> list[Action]:
+        """The actions ``who`` may take now on the batch, the phase or the deviation named."""
+        subject = (
+            Subject.PHASE
+            if phase_id is not None
+            else Subject.DEVIATION
+            if deviation_id is not None
+            else Subject.BATCH
+        )
+        return [
+            action
+            for action, rule in BATCH_ACTIONS.items()
+            if rule.subject is subject
+            and self.refusal(action, who, at, phase_id=phase_id, deviation_id=deviation_id) is None
+        ]
 
     # -- guards shared by the actions --------------------------------------------------------
 
@@ -147,8 +463,8 @@ class Actions(Aggregate):
             )
 
     def _performer_checks(self, plan: PhasePlan, who: Operator, what: str) -> None:
-        _require_roles(who, {Role(plan.spec["perform"])}, what)
-        _require_training(who, self.procedure)
+        """Who records in a phase: its performer's role and the training (``what``: in words)."""
+        _authorise(BATCH_ACTIONS[Action.RECORD], who, self.procedure, plan, what=what)
 
     def _in_progress(self, phase_id: str) -> tuple[PhasePlan, PhaseState]:
         plan = self.procedure.phase(phase_id)
@@ -180,11 +496,9 @@ class Actions(Aggregate):
         phase = self.state.phases[phase_id]
         self._active()
         mark = len(self.new_entries)
-
-        def guard() -> None:
-            self._check_start(phase_id, who, at)
-
-        _fire(_PHASE_MACHINE, phase.status, "start", guard)  # checks only; the entry applies it
+        ask = Ask(who, at, phase_id)
+        # checks only; the entry applies it
+        _fire(_PHASE_MACHINE, phase.status, "start", lambda: self._check(Action.START_PHASE, ask))
         self._append(EntryKind.PHASE_STARTED, {"phase": phase_id}, who.actor, at, terminal)
         for window in self.timer_windows(phase_id):
             if window["latest"] is not None and as_utc(at) > window["latest"]:
@@ -200,95 +514,6 @@ class Actions(Aggregate):
                     phase_id,
                 )
         return Outcome(tuple(self.new_entries[mark:]))
-
-    def _check_start(self, phase_id: str, who: Operator, at: datetime) -> None:
-        plan = self.procedure.phase(phase_id)
-        phase = self.state.phases[phase_id]
-        self._active()
-        if phase.status is PhaseStatus.LOCKED:
-            raise PhaseOutOfOrder(
-                f"'{plan.name}' cannot start yet: {self.blocking_reason(phase_id)}.",
-                what_to_do="Do the phases before it first.",
-            )
-        if phase.status is PhaseStatus.SKIPPED:
-            raise PhaseNotInProgress(
-                f"'{plan.name}' does not apply to this batch: its condition is not met.",
-                what_to_do="Go to the phase that is ready.",
-            )
-        if phase.status is not PhaseStatus.READY:
-            by = f" by {phase.last_by.name}" if phase.last_by else ""
-            raise PhaseNotInProgress(
-                f"'{plan.name}' is already {PHASE_STATUS_TITLES[phase.status].lower()}"
-                f"{by} (at {phase.last_at}).",
-                what_to_do="Continue it, or go to the phase that is ready.",
-            )
-        self._performer_checks(plan, who, f"perform '{plan.name}'")
-        for window in self.timer_windows(phase_id):
-            if window["earliest"] is not None and as_utc(at) < window["earliest"]:
-                left = (window["earliest"] - as_utc(at)).total_seconds()
-                hold = format_duration((window["earliest"] - window["since"]).total_seconds())
-                raise TimerNotElapsed(
-                    f"'{plan.name}' may start only {hold} after '{window['after_name']}': "
-                    f"{format_duration(left)} left.",
-                    seconds_left=math.ceil(left),
-                    what_to_do="Wait until the time shown, then start it.",
-                )
-
-    def refusal(
-        self,
-        action: str,
-        who: Operator,
-        at: datetime,
-        *,
-        phase_id: str | None = None,
-        deviation_id: str | None = None,
-    ) -> MesError | None:
-        """Why ``who`` may not do ``action`` now (None when the rules allow it); nothing changes.
-
-        For pages to offer only what would be accepted, asked of the same guards the actions
-        use. ``action``: start, record, perform, verify, correct, acknowledge, comment, report,
-        complete, abort, hold, resume.
-        """
-        try:
-            if action == "start":
-                self._check_start(str(phase_id), who, at)
-            elif action == "record":
-                plan, _phase = self._in_progress(str(phase_id))
-                self._performer_checks(plan, who, f"record values in '{plan.name}'")
-            elif action == "perform":
-                plan = self.procedure.phase(str(phase_id))
-                self._performer_checks(plan, who, f"sign '{plan.name}' as performed")
-                self._check_perform(plan)
-            elif action == "verify":
-                plan = self.procedure.phase(str(phase_id))
-                self._active()
-                self._check_verify(plan, self.state.phases[plan.id], who)
-            elif action == "correct":
-                plan = self.procedure.phase(str(phase_id))
-                self._active()
-                self._check_correct(plan, self.state.phases[plan.id], who)
-            elif action == "acknowledge":
-                self._check_acknowledge(str(deviation_id), who)
-            elif action == "comment":
-                self._check_comment(str(deviation_id), who)
-            elif action == "report":
-                self._check_report(who)
-            elif action == "complete":
-                _require_roles(who, {Role.SUPERVISOR}, "complete a batch")
-                _require_training(who, self.procedure)
-                self._active()
-                self._check_complete()
-            elif action == "abort":
-                self._check_abort(who)
-            elif action == "hold":
-                self._check_hold(who)
-            elif action == "resume":
-                self._check_resume(who)
-            else:
-                raise InvalidInput(f"'{action}' is not a batch action.")
-        except MesError as refusal:
-            return refusal
-        return None
 
     def report_deviation(
         self,
@@ -306,7 +531,7 @@ class Actions(Aggregate):
             )
         if phase_id is not None:
             self.procedure.phase(phase_id)
-        self._check_report(who)
+        self._check(Action.REPORT, Ask(who, at))
         mark = len(self.new_entries)
         deviation = self._raise_deviation(
             DeviationCategory.MANUAL, text, who.actor, at, terminal, phase_id
@@ -320,11 +545,6 @@ class Actions(Aggregate):
         )
         return Outcome(tuple(self.new_entries[mark:]))
 
-    def _check_report(self, who: Operator) -> None:
-        if self.state.status in (BatchStatus.COMPLETE, BatchStatus.ABORTED):
-            raise BatchNotActive(f"Batch {self.state.number} is closed.")
-        _require_roles(who, STARTERS | SUPERVISION, "report a deviation")
-
     def comment_deviation(
         self, deviation_id: str, comment: str, who: Operator, at: datetime, terminal: str | None
     ) -> Outcome:
@@ -335,7 +555,7 @@ class Actions(Aggregate):
             raise InvalidInput(
                 "The comment is empty.", what_to_do="Say what happened and what you did."
             )
-        self._check_comment(deviation.id, who)
+        self._check(Action.COMMENT, Ask(who, at, deviation_id=deviation.id))
         mark = len(self.new_entries)
         self._append(
             EntryKind.DEVIATION_COMMENTED,
@@ -346,44 +566,32 @@ class Actions(Aggregate):
         )
         return Outcome(tuple(self.new_entries[mark:]))
 
-    def _check_comment(self, deviation_id: str, who: Operator) -> None:
-        deviation = self.deviation(deviation_id)
-        if deviation.status is not DeviationStatus.OPEN:
-            raise BatchNotActive(f"Deviation {deviation_id} is already acknowledged.")
-        if self.state.status in (BatchStatus.COMPLETE, BatchStatus.ABORTED):
-            raise BatchNotActive(
-                f"Batch {self.state.number} is closed: its deviations are worked at the hub."
-            )
-        _require_roles(who, STARTERS | SUPERVISION, "comment on a deviation")
-
     def hold(self, reason: str, who: Operator, at: datetime, terminal: str | None) -> Outcome:
         """Put the batch on hold (anyone working on it may stop the line); a reason is required."""
-        text = _reason(reason, "put the batch on hold")
-        self._check_hold(who)
-        _fire(_BATCH_MACHINE, self.state.status, "hold")
-        mark = len(self.new_entries)
-        self._append(EntryKind.BATCH_HELD, {"reason": text}, who.actor, at, terminal)
-        return Outcome(tuple(self.new_entries[mark:]))
+        return self._move(Action.HOLD, EntryKind.BATCH_HELD, reason, who, at, terminal)
 
     def resume(self, reason: str, who: Operator, at: datetime, terminal: str | None) -> Outcome:
         """A supervisor resumes a batch on hold, saying why it may continue."""
-        text = _reason(reason, "resume the batch")
-        self._check_resume(who)
-        _fire(_BATCH_MACHINE, self.state.status, "resume")
+        return self._move(Action.RESUME, EntryKind.BATCH_RESUMED, reason, who, at, terminal)
+
+    def _move(
+        self,
+        action: Action,
+        kind: EntryKind,
+        reason: str,
+        who: Operator,
+        at: datetime,
+        terminal: str | None,
+    ) -> Outcome:
+        """Hold or resume: the reason, the table's rules, the batch machine, the entry."""
+        text = _reason(reason, _REASON_FOR[action])
+        self._check(action, Ask(who, at))
+        _fire(_BATCH_MACHINE, self.state.status, action.value)
         mark = len(self.new_entries)
-        self._append(EntryKind.BATCH_RESUMED, {"reason": text}, who.actor, at, terminal)
+        self._append(kind, {"reason": text}, who.actor, at, terminal)
         return Outcome(tuple(self.new_entries[mark:]))
 
-    def _check_hold(self, who: Operator) -> None:
-        _require_roles(who, STARTERS | SUPERVISION, "put a batch on hold")
-        self._active()
-
-    def _check_resume(self, who: Operator) -> None:
-        _require_roles(who, SUPERVISION, "resume a batch")
-        if self.state.status is not BatchStatus.ON_HOLD:
-            raise BatchNotActive(f"Batch {self.state.number} is not on hold.")
-
-    # -- signed actions: prepare (guards, the record to sign), then signed ------------------
+    # -- signed actions: prepare (the table's rules, the record to sign), then signed --------
 
     def prepare(
         self,
@@ -402,50 +610,48 @@ class Actions(Aggregate):
         Nothing changes except for a correction, whose new value entries are appended first
         (they are part of what is signed). Raises the named error of the first broken rule.
         """
+        if not BATCH_ACTIONS[action].signed:
+            raise InvalidInput(f"'{action.value}' is not signed.")
         base = {
             "type": "batch",
             "action": action.value,
             "batch": self.state.id,
             "number": self.state.number,
         }
+        ask = Ask(who, at, phase_id, deviation_id)
+        if action is Action.CORRECT:  # the correction's reason and value come first
+            assert correction is not None and phase_id is not None
+            self._correct(correction, ask, terminal)
+        elif action is Action.ABORT:  # the reason comes first
+            base["reason"] = _reason(reason, "abort the batch")
+            self._check(action, ask)
+        else:
+            self._check(action, ask)
+        if action in (Action.COMPLETE, Action.ABORT):
+            _fire(_BATCH_MACHINE, self.state.status, action.value)
+        elif action in (Action.PERFORM, Action.VERIFY):
+            _fire(_PHASE_MACHINE, self.state.phases[str(phase_id)].status, action.value)
         if action is Action.START:
-            _require_roles(who, STARTERS, "start a batch")
-            _require_training(who, self.procedure)
-            if self.state.status is not BatchStatus.CREATED:
-                raise BatchNotActive(f"Batch {self.state.number} was already started.")
             return {
                 **base,
                 "recipe": self.state.recipe,
                 "chain_of_identity": self.state.chain_of_identity,
             }
         if action is Action.COMPLETE:
-            _require_roles(who, {Role.SUPERVISOR}, "complete a batch")
-            _require_training(who, self.procedure)
-            self._active()
-            _fire(_BATCH_MACHINE, self.state.status, "complete", self._check_complete)
             return {**base, "phases": self._phase_summary(), "deviations": self._deviation_ids()}
         if action is Action.ABORT:
-            text = _reason(reason, "abort the batch")
-            self._check_abort(who)
-            _fire(_BATCH_MACHINE, self.state.status, "abort")
-            return {**base, "reason": text}
+            return base
         if action is Action.ACKNOWLEDGE:
-            assert deviation_id is not None
-            return {**base, "type": "deviation", **self._check_acknowledge(deviation_id, who)}
-        assert phase_id is not None
-        plan = self.procedure.phase(phase_id)
-        phase = self.state.phases[phase_id]
-        if action is Action.PERFORM:
-            self._performer_checks(plan, who, f"sign '{plan.name}' as performed")
-            _fire(_PHASE_MACHINE, phase.status, "perform", lambda: self._check_perform(plan))
-        elif action is Action.VERIFY:
-            self._active()
-            _fire(
-                _PHASE_MACHINE, phase.status, "verify", lambda: self._check_verify(plan, phase, who)
-            )
-        elif action is Action.CORRECT:
-            assert correction is not None
-            self._correct(plan, phase, correction, who, at, terminal)
+            deviation = self.deviation(str(deviation_id))
+            return {
+                **base,
+                "type": "deviation",
+                "deviation": deviation.id,
+                "category": deviation.category,
+                "description": deviation.description,
+                "comment": deviation.comment,
+            }
+        phase = self.state.phases[str(phase_id)]
         return {**base, "type": "batch-phase", "phase": phase_id, **self._phase_record(phase)}
 
     def signed(
@@ -475,77 +681,6 @@ class Actions(Aggregate):
     def _deviation_ids(self) -> list[str]:
         return list(self.state.deviations)
 
-    def _check_perform(self, plan: PhasePlan) -> None:
-        phase = self.state.phases[plan.id]
-        if phase.performed_by is not None and phase.status in (
-            PhaseStatus.PERFORMED,
-            PhaseStatus.VERIFIED,
-        ):
-            self._active()
-            raise PhaseNotInProgress(
-                f"'{plan.name}' was already performed by {phase.performed_by.name} "
-                f"({phase.performed_by.username}) at {phase.performed_at}.",
-                what_to_do="Look at the phase as it is now; to change a signed value, use a "
-                "correction with a reason.",
-            )
-        self._in_progress(plan.id)
-        missing = self.missing_for_performance(plan.id)
-        if missing:
-            raise PhaseIncomplete(missing)
-
-    def _check_verify(self, plan: PhasePlan, phase: PhaseState, who: Operator) -> None:
-        if not plan.needs_verification:
-            raise PhaseNotInProgress(f"'{plan.name}' is not verified by a second person.")
-        if phase.status is PhaseStatus.VERIFIED and phase.verified_by is not None:
-            raise PhaseNotInProgress(
-                f"'{plan.name}' was already verified by {phase.verified_by.name} "
-                f"({phase.verified_by.username}) at {phase.verified_at}."
-            )
-        if phase.status is not PhaseStatus.PERFORMED:
-            raise PhaseNotInProgress(
-                f"'{plan.name}' is {PHASE_STATUS_TITLES[phase.status].lower()}: it is verified "
-                "after it is performed."
-            )
-        if who.user_id in phase.contributors:
-            raise SelfVerificationForbidden(
-                f"You recorded or signed data in '{plan.name}': you cannot verify it.",
-                what_to_do="Ask another trained person to verify.",
-            )
-        _require_roles(who, {Role(plan.spec["verify"])}, f"verify '{plan.name}'")
-        _require_training(who, self.procedure)
-
-    def _check_acknowledge(self, deviation_id: str, who: Operator) -> dict[str, Any]:
-        deviation = self.deviation(deviation_id)
-        _require_roles(who, SUPERVISION, "acknowledge a deviation")
-        if deviation.status is not DeviationStatus.OPEN:
-            raise BatchNotActive(
-                f"Deviation {deviation_id} was already acknowledged by "
-                f"{deviation.acknowledged_by.name if deviation.acknowledged_by else 'someone'}."
-            )
-        if deviation.comment is None:
-            raise PhaseIncomplete([f"deviation {deviation_id} needs a comment first"])
-        if who.user_id is not None and who.user_id == deviation.raised_by.user_id:
-            raise SelfVerificationForbidden(
-                "You raised this deviation: another person acknowledges it.",
-                what_to_do="Ask another supervisor or QA.",
-            )
-        if self.state.status in (BatchStatus.COMPLETE, BatchStatus.ABORTED):
-            raise BatchNotActive(f"Batch {self.state.number} is closed.")
-        return {
-            "deviation": deviation.id,
-            "category": deviation.category,
-            "description": deviation.description,
-            "comment": deviation.comment,
-        }
-
-    def _check_abort(self, who: Operator) -> None:
-        _require_roles(who, {Role.SUPERVISOR}, "abort a batch")
-        if self.state.status in (BatchStatus.COMPLETE, BatchStatus.ABORTED):
-            raise BatchNotActive(
-                f"Batch {self.state.number} is "
-                f"{BATCH_STATUS_TITLES[self.state.status].lower()}: it cannot be aborted."
-            )
-
     def _check_complete(self) -> None:
         not_done = [
             self.procedure.phases[pid].name for pid in self.state.phases if not self.is_done(pid)
@@ -564,15 +699,9 @@ class Actions(Aggregate):
                 what_to_do="A supervisor or QA must acknowledge each deviation first.",
             )
 
-    def _correct(
-        self,
-        plan: PhasePlan,
-        phase: PhaseState,
-        correction: Mapping[str, Any],
-        who: Operator,
-        at: datetime,
-        terminal: str | None,
-    ) -> None:
+    def _correct(self, correction: Mapping[str, Any], ask: Ask, terminal: str | None) -> None:
+        plan = self.procedure.phase(str(ask.phase_id))
+        phase = self.state.phases[plan.id]
         self._active()
         value_id = correction["value"]
         reason = _reason(correction.get("reason"), "correct a value")
@@ -584,10 +713,10 @@ class Actions(Aggregate):
             if value_id not in phase.values:
                 raise PhaseNotInProgress(f"{spec['label']} was never recorded: nothing to correct.")
 
-        self._check_correct(plan, phase, who)
+        self._check(Action.CORRECT, ask)
         _fire(_PHASE_MACHINE, phase.status, "correct", guard)
         value = parse_value(
-            {**spec, "required": True}, correction.get("new"), at=at, time_zone=self.time_zone
+            {**spec, "required": True}, correction.get("new"), at=ask.at, time_zone=self.time_zone
         )
         current = phase.values[value_id]
         if current.value == value:
@@ -596,20 +725,27 @@ class Actions(Aggregate):
             )
         comments = {value_id: f"Correction: {reason}"}
         self._record_one(
-            plan, value_id, value, who.actor, at, terminal, comments,
+            plan, value_id, value, ask.who.actor, ask.at, terminal, comments,
             kind=EntryKind.VALUE_CORRECTED, extra={"corrects": current.seq, "reason": reason},
         )  # fmt: skip
-        self._calculate(plan, who.actor, at, terminal, comments, correcting=reason)
+        self._calculate(plan, ask.who.actor, ask.at, terminal, comments, correcting=reason)
 
-    def _check_correct(self, plan: PhasePlan, phase: PhaseState, who: Operator) -> None:
-        if phase.status not in (PhaseStatus.PERFORMED, PhaseStatus.VERIFIED):
-            raise PhaseNotInProgress(
-                f"'{plan.name}' is {PHASE_STATUS_TITLES[phase.status].lower()}; corrections are "
-                "for signed phases.",
-                what_to_do="While the phase is in progress, just record the value again.",
-            )
-        _require_roles(who, {Role(plan.spec["perform"]), Role.SUPERVISOR}, "correct a value")
-        _require_training(who, self.procedure)
+
+def _authorise(
+    rule: ActionRule,
+    who: Operator,
+    procedure: Procedure,
+    plan: PhasePlan | None = None,
+    *,
+    what: str | None = None,
+) -> None:
+    """The rule's roles (with the phase's own, from the recipe) and, where needed, training."""
+    roles = set(rule.roles)
+    if plan is not None:
+        roles |= {Role(plan.spec[key]) for key in rule.phase_roles}
+    _require_roles(who, roles, (what or rule.what).format(phase=plan.name if plan else ""))
+    if rule.training:
+        _require_training(who, procedure)
 
 
 def _reason(reason: str | None, what: str) -> str:

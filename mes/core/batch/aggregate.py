@@ -16,7 +16,6 @@ from mes.core.audit import Actor
 from mes.core.batch.machines import (
     _BATCH_MACHINE,
     _PHASE_MACHINE,
-    ACTION_MEANINGS,
     Action,
     BatchStatus,
     DeviationCategory,
@@ -311,7 +310,7 @@ class Aggregate(Ordering):
             phase.signatures.append(signature)
             if action is not Action.VERIFY:  # checking is not contributing: after a correction
                 self._contribute(phase, actor)  # the same verifier may check again
-            self._touch(phase, entry, f"signed {ACTION_MEANINGS[action].value}")
+            self._touch(phase, entry, f"signed {signature['meaning']}")
 
     @staticmethod
     def _contribute(phase: PhaseState, actor: Actor) -> None:

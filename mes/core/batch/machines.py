@@ -18,7 +18,6 @@ from transitions import EventData, Machine
 from mes.core.errors import (
     PhaseNotInProgress,
 )
-from mes.core.esign import Meaning
 
 # --- states and entry kinds --------------------------------------------------------------
 
@@ -107,26 +106,24 @@ DEVIATION_CATEGORY_TITLES = {
 
 
 class Action(StrEnum):
-    """The signed actions on a batch, and what each signature means."""
+    """Every action on a batch (its rules: :data:`mes.core.batch.actions.BATCH_ACTIONS`).
 
-    START = "start"
+    A signed action's value is written in its signature's record ("action"): never rename one.
+    """
+
+    START = "start"  # the batch, signed
+    START_PHASE = "start_phase"
+    RECORD = "record"
     PERFORM = "perform"
     VERIFY = "verify"
     CORRECT = "correct"
+    REPORT = "report"
+    COMMENT = "comment"
     ACKNOWLEDGE = "acknowledge"
+    HOLD = "hold"
+    RESUME = "resume"
     COMPLETE = "complete"
     ABORT = "abort"
-
-
-ACTION_MEANINGS = {
-    Action.START: Meaning.STARTED,
-    Action.PERFORM: Meaning.PERFORMED,
-    Action.VERIFY: Meaning.VERIFIED,
-    Action.CORRECT: Meaning.CORRECTED,
-    Action.ACKNOWLEDGE: Meaning.ACKNOWLEDGED,
-    Action.COMPLETE: Meaning.REVIEWED,
-    Action.ABORT: Meaning.ABORTED,
-}
 
 
 def format_duration(seconds: float) -> str:

@@ -8,22 +8,18 @@ from zoneinfo import ZoneInfo
 from flask import (
     Blueprint,
     abort,
-    flash,
-    make_response,
-    redirect,
     render_template,
     request,
-    url_for,
 )
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from mes.core.access import Permission, normalise_username, signing_roles_beside_admin
 from mes.core.audit import describe_changes
-from mes.core.errors import MesError, WeakPassword
 from mes.services import configuration, terminals, training, users
 from mes.services.audit import AuditFilter, read_audit_trail
 from mes.web import runtime, terminal_binding
+from mes.web.actions import act, done, flashed, reading, reasons, shown_on
 from mes.web.admin.forms import (
     AdministratorsMaySignForm,
     AuditFilterForm,
@@ -35,7 +31,7 @@ from mes.web.admin.forms import (
     TrainingForm,
 )
 from mes.web.forms import whole_number
-from mes.web.helpers import requires, service_context
+from mes.web.helpers import requires
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates")
 
@@ -44,7 +40,7 @@ bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="template
 
 
 def _users_page(error: str | None = None, status: int = 200) -> ResponseReturnValue:
-    with runtime().uow() as uow:
+    with reading(read_only=False) as (uow, _ctx):
         people = users.list_users(uow)
         setting = configuration.administrators_may_sign(uow)
     return render_template(
@@ -72,20 +68,18 @@ def administrators_may_sign() -> ResponseReturnValue:
     if not form.validate_on_submit():
         return _users_page("Give the reason for the change.", 400)
     allowed = "yes" in (form.allowed.data or [])
-    try:
-        with runtime().uow() as uow:
-            configuration.set_administrators_may_sign(
-                uow, service_context(), allowed, form.reason.data or ""
-            )
-    except MesError as err:
-        return _users_page(str(err), err.http_status)
-    flash(
+    act(
+        configuration.set_administrators_may_sign,
+        allowed,
+        form.reason.data or "",
+        refused=shown_on(_users_page),
+    )
+    return done(
         "Administrators may now also hold a signing role."
         if allowed
         else "Administrators may no longer hold a signing role or sign.",
-        "info",
+        "admin.user_list",
     )
-    return redirect(url_for("admin.user_list"), 303)
 
 
 @bp.route("/users/new", methods=["GET", "POST"])
@@ -93,35 +87,29 @@ def administrators_may_sign() -> ResponseReturnValue:
 def user_new() -> ResponseReturnValue:
     """Create a user; the initial password must be changed at first login."""
     form = NewUserForm()
-    errors: list[str] = []
-    if form.validate_on_submit():
-        try:
-            with runtime().uow() as uow:
-                users.add_user(
-                    uow,
-                    service_context(),
-                    username=form.username.data,
-                    full_name=form.full_name.data,
-                    roles=form.roles.data or [],
-                    password=form.password.data,
-                    must_change_password=True,
-                )
-        except WeakPassword as err:
-            errors = err.reasons
-        except MesError as err:
-            errors = [str(err)]
-        else:
-            username = normalise_username(form.username.data)
-            flash(f"User {username} created.", "info")
-            return redirect(url_for("admin.user_detail", username=username), 303)
-    status = 400 if errors or form.errors else 200
-    return render_template("admin/user_new.html", form=form, errors=errors), status
+
+    def page(errors: list[str], status: int) -> ResponseReturnValue:
+        return render_template("admin/user_new.html", form=form, errors=errors), status
+
+    if not form.validate_on_submit():
+        return page([], 400 if form.errors else 200)
+    act(
+        users.add_user,
+        username=form.username.data,
+        full_name=form.full_name.data,
+        roles=form.roles.data or [],
+        password=form.password.data,
+        must_change_password=True,
+        refused=lambda err: page(reasons(err), 400),
+    )
+    username = normalise_username(form.username.data)
+    return done(f"User {username} created.", "admin.user_detail", username=username)
 
 
 def _user_page(
     username: str, error: str | None = None, status: int = 200, temporary: str | None = None
 ) -> ResponseReturnValue:
-    with runtime().uow() as uow:
+    with reading(read_only=False) as (uow, _ctx):
         user = users.find_user(uow, username)
         history = training.training_records(uow, user)
         setting = configuration.administrators_may_sign(uow)
@@ -148,16 +136,6 @@ def user_detail(username: str) -> ResponseReturnValue:
     return _user_page(username)
 
 
-def _user_action(username: str, action, success: str) -> ResponseReturnValue:
-    try:
-        with runtime().uow() as uow:
-            action(uow, service_context())
-    except MesError as err:
-        return _user_page(username, str(err), err.http_status)
-    flash(success, "info")
-    return redirect(url_for("admin.user_detail", username=username), 303)
-
-
 @bp.post("/users/<username>/roles")
 @requires(Permission.MANAGE_USERS)
 def user_roles(username: str) -> ResponseReturnValue:
@@ -165,13 +143,14 @@ def user_roles(username: str) -> ResponseReturnValue:
     form = RolesForm()
     if not form.validate_on_submit():
         return _user_page(username, "Give the reason for the change.", 400)
-    return _user_action(
+    act(
+        users.set_roles,
         username,
-        lambda uow, ctx: users.set_roles(
-            uow, ctx, username, form.roles.data or [], form.reason.data
-        ),
-        "Roles changed.",
+        form.roles.data or [],
+        form.reason.data,
+        refused=shown_on(_user_page, username),
     )
+    return done("Roles changed.", "admin.user_detail", username=username)
 
 
 @bp.post("/users/<username>/deactivate")
@@ -181,11 +160,13 @@ def user_deactivate(username: str) -> ResponseReturnValue:
     form = ReasonForm()
     if not form.validate_on_submit():
         abort(400)
-    return _user_action(
+    act(
+        users.deactivate_user,
         username,
-        lambda uow, ctx: users.deactivate_user(uow, ctx, username, form.reason.data or ""),
-        f"{username} deactivated.",
+        form.reason.data or "",
+        refused=shown_on(_user_page, username),
     )
+    return done(f"{username} deactivated.", "admin.user_detail", username=username)
 
 
 @bp.post("/users/<username>/unlock")
@@ -195,11 +176,8 @@ def user_unlock(username: str) -> ResponseReturnValue:
     form = ReasonForm()
     if not form.validate_on_submit():
         abort(400)
-    return _user_action(
-        username,
-        lambda uow, ctx: users.unlock_user(uow, ctx, username, form.reason.data),
-        f"{username} unlocked.",
-    )
+    act(users.unlock_user, username, form.reason.data, refused=shown_on(_user_page, username))
+    return done(f"{username} unlocked.", "admin.user_detail", username=username)
 
 
 @bp.post("/users/<username>/reset-password")
@@ -208,11 +186,7 @@ def user_reset_password(username: str) -> ResponseReturnValue:
     """Issue a one-time password, shown once, that must be changed at the next login."""
     if not PlainForm().validate_on_submit():
         abort(400)
-    try:
-        with runtime().uow() as uow:
-            temporary = users.reset_password(uow, service_context(), username)
-    except MesError as err:
-        return _user_page(username, str(err), err.http_status)
+    temporary = act(users.reset_password, username, refused=shown_on(_user_page, username))
     return _user_page(username, temporary=temporary)
 
 
@@ -224,30 +198,29 @@ def user_reset_password(username: str) -> ResponseReturnValue:
 def terminal_list() -> ResponseReturnValue:
     """The site's terminals; register this browser as a new one."""
     form = TerminalForm()
-    error = None
-    if form.validate_on_submit():
-        try:
-            with runtime().uow() as uow:
-                terminal_id = terminals.register_terminal(
-                    uow, service_context(), form.name.data, form.location.data or ""
-                )
-        except MesError as err:
-            error = str(err)
-        else:
-            response = make_response(redirect(url_for("admin.terminal_list"), 303))
-            terminal_binding.bind(response, terminal_id)
-            flash(f"This browser is now the terminal '{form.name.data}'.", "info")
-            return response
-    with runtime().uow() as uow:
-        registered = terminals.list_terminals(uow)
-    status = 400 if error or form.errors else 200
-    return render_template(
-        "admin/terminals.html",
-        form=form,
-        terminals=registered,
-        error=error,
-        reason_form=ReasonForm(),
-    ), status
+
+    def page(error: str | None = None, status: int = 200) -> ResponseReturnValue:
+        with reading(read_only=False) as (uow, _ctx):
+            registered = terminals.list_terminals(uow)
+        return render_template(
+            "admin/terminals.html",
+            form=form,
+            terminals=registered,
+            error=error,
+            reason_form=ReasonForm(),
+        ), status
+
+    if not form.validate_on_submit():
+        return page(status=400 if form.errors else 200)
+    terminal_id = act(
+        terminals.register_terminal,
+        form.name.data,
+        form.location.data or "",
+        refused=lambda err: page(str(err), 400),
+    )
+    response = done(f"This browser is now the terminal '{form.name.data}'.", "admin.terminal_list")
+    terminal_binding.bind(response, terminal_id)
+    return response
 
 
 @bp.post("/terminals/<terminal_id>/deactivate")
@@ -257,16 +230,13 @@ def terminal_deactivate(terminal_id: str) -> ResponseReturnValue:
     form = ReasonForm()
     if not form.validate_on_submit():
         abort(400)
-    try:
-        with runtime().uow() as uow:
-            terminals.deactivate_terminal(
-                uow, service_context(), terminal_id, form.reason.data or ""
-            )
-    except MesError as err:
-        flash(str(err), "error")
-        return redirect(url_for("admin.terminal_list"), 303)
-    flash("Terminal deactivated.", "info")
-    return redirect(url_for("admin.terminal_list"), 303)
+    act(
+        terminals.deactivate_terminal,
+        terminal_id,
+        form.reason.data or "",
+        refused=flashed("admin.terminal_list"),
+    )
+    return done("Terminal deactivated.", "admin.terminal_list")
 
 
 # --- training -----------------------------------------------------------------------------
@@ -277,27 +247,25 @@ def terminal_deactivate(terminal_id: str) -> ResponseReturnValue:
 def training_page() -> ResponseReturnValue:
     """Record qualifications; see each user's training."""
     form = TrainingForm()
-    error = None
-    if form.validate_on_submit():
-        try:
-            with runtime().uow() as uow:
-                training.record_training(
-                    uow,
-                    service_context(),
-                    username=form.username.data,
-                    procedure=form.procedure.data,
-                    qualified_on=form.qualified_on.data,
-                    expires_on=form.expires_on.data,
-                )
-        except MesError as err:
-            error = str(err)
-        else:
-            flash("Training recorded.", "info")
-            return redirect(url_for("admin.training_page"), 303)
-    with runtime().uow() as uow:
-        people = [(u, training.training_records(uow, u)) for u in users.list_users(uow) if u.active]
-    status = 400 if error or form.errors else 200
-    return render_template("admin/training.html", form=form, people=people, error=error), status
+
+    def page(error: str | None = None, status: int = 200) -> ResponseReturnValue:
+        with reading(read_only=False) as (uow, _ctx):
+            people = [
+                (u, training.training_records(uow, u)) for u in users.list_users(uow) if u.active
+            ]
+        return render_template("admin/training.html", form=form, people=people, error=error), status
+
+    if not form.validate_on_submit():
+        return page(status=400 if form.errors else 200)
+    act(
+        training.record_training,
+        username=form.username.data,
+        procedure=form.procedure.data,
+        qualified_on=form.qualified_on.data,
+        expires_on=form.expires_on.data,
+        refused=lambda err: page(str(err), 400),
+    )
+    return done("Training recorded.", "admin.training_page")
 
 
 # --- audit trail --------------------------------------------------------------------------
@@ -329,8 +297,8 @@ def audit_trail() -> ResponseReturnValue:
     )
     # Bounded: a huge page number would overflow the database's OFFSET (a 500, not a page).
     page_number = min(whole_number(request.args.get("page")) or 1, 1_000_000) or 1
-    with runtime().uow() as uow:
-        trail = read_audit_trail(uow, service_context(), flt, page_number)
+    with reading(read_only=False) as (uow, ctx):
+        trail = read_audit_trail(uow, ctx, flt, page_number)
     page, types = trail.page, trail.record_types
     rows = [(entry, describe_changes(entry.old, entry.new)) for entry in page.entries]
     args = {k: v for k, v in request.args.items() if k != "page" and v}

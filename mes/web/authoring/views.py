@@ -12,8 +12,9 @@ refuses.
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, render_template, request
 from flask.typing import ResponseReturnValue
 from werkzeug.utils import secure_filename
 
@@ -25,15 +26,9 @@ from mes.core.recipe_diff import diff_recipes, summary
 from mes.services import recipes
 from mes.services.esign import valid_signatures
 from mes.services.recipes import RecipeVersion
-from mes.web import runtime
+from mes.web.actions import act, done, reading, shown_on
 from mes.web.authoring.forms import PublishForm, StepForm, UploadForm
-from mes.web.helpers import (
-    current_user_still_allowed,
-    requires,
-    service_context,
-    signing_credentials,
-    signing_succeeded,
-)
+from mes.web.helpers import requires
 from mes.web.rendering import grouped_by_place, procedure_in_words
 
 bp = Blueprint("authoring", __name__, url_prefix="/recipes", template_folder="templates")
@@ -42,8 +37,8 @@ bp = Blueprint("authoring", __name__, url_prefix="/recipes", template_folder="te
 @bp.get("")
 def version_list() -> ResponseReturnValue:
     """Every recipe version, grouped by recipe code, newest first, with its status."""
-    with runtime().uow() as uow:
-        versions = recipes.list_versions(uow, service_context())
+    with reading(read_only=False) as (uow, ctx):
+        versions = recipes.list_versions(uow, ctx)
     return render_template("authoring/list.html", versions=versions, state_titles=STATE_TITLES)
 
 
@@ -61,37 +56,40 @@ def upload() -> ResponseReturnValue:
     Warnings (a field in the older mapping form) are listed too, and refuse nothing.
     """
     form = UploadForm()
-    problems: list[str] = []
-    warnings: list[str] = []
-    error = source_name = None
-    status = 200
-    if form.validate_on_submit():
-        chosen = form.recipe.data
-        source_name = secure_filename(chosen.filename or "") or "recipe.yaml"
-        text = chosen.read()
-        try:
-            with runtime().uow() as uow:
-                version = recipes.import_recipe(uow, service_context(), text, source_name)
-        except RecipeInvalid as err:
-            problems, warnings, status = err.lines(), err.warning_lines(), err.http_status
-        except MesError as err:
-            error, status = str(err), err.http_status
-        else:
-            state = STATE_TITLES[VersionState(version.status)].lower()
-            flash(f"Uploaded {recipes.label(version)}; it is {state}.", "info")
-            for line in recipe_warnings(text, source_name):
-                flash(line, "warning")
-            return redirect(url_for("authoring.version_page", version_id=version.id), 303)
-    elif form.is_submitted():
-        status = 400
-    return render_template(
-        "authoring/upload.html",
-        form=form,
-        problems=problems,
-        warnings=warnings,
-        source_name=source_name,
-        error=error,
-    ), status
+
+    def page(
+        status: int, source_name: str | None = None, err: MesError | None = None
+    ) -> ResponseReturnValue:
+        """The upload form: an invalid file's problems and warnings, or a refusal's words."""
+        invalid = isinstance(err, RecipeInvalid)
+        return render_template(
+            "authoring/upload.html",
+            form=form,
+            problems=err.lines() if invalid else [],  # type: ignore[union-attr]
+            warnings=err.warning_lines() if invalid else [],  # type: ignore[union-attr]
+            source_name=source_name,
+            error=str(err) if err is not None and not invalid else None,
+        ), status
+
+    if not form.validate_on_submit():
+        return page(400 if form.is_submitted() else 200)
+    chosen = form.recipe.data
+    source_name = secure_filename(chosen.filename or "") or "recipe.yaml"
+    text = chosen.read()
+    version = act(
+        recipes.import_recipe,
+        text,
+        source_name,
+        refused=lambda err: page(err.http_status, source_name, err),
+    )
+    state = STATE_TITLES[VersionState(version.status)].lower()
+    for line in recipe_warnings(text, source_name):
+        flash(line, "warning")
+    return done(
+        f"Uploaded {recipes.label(version)}; it is {state}.",
+        "authoring.version_page",
+        version_id=version.id,
+    )
 
 
 # --- the master batch record -------------------------------------------------------------
@@ -105,8 +103,7 @@ def _previous(version: RecipeVersion, siblings: list[RecipeVersion]) -> RecipeVe
 def _version_page(
     version_id: str, error: str | None = None, status: int = 200
 ) -> ResponseReturnValue:
-    ctx = service_context()
-    with runtime().uow() as uow:
+    with reading(read_only=False) as (uow, ctx):
         version = recipes.get_version(uow, ctx, version_id)
         siblings = recipes.versions_of(uow, ctx, version.recipe_code)
         record = recipes.version_record(version)
@@ -159,31 +156,20 @@ def sign(version_id: str, step_name: str) -> ResponseReturnValue:
     form = StepForm()
     if not form.validate_on_submit():
         return _version_page(version_id, _form_problem(form), 400)
-    credentials, first = signing_credentials(form)
-    try:
-        with runtime().uow() as uow:
-            result = recipes.sign_step(
-                uow,
-                service_context(),
-                version_id,
-                step,
-                credentials,
-                first_signing_in_session=first,
-                effective_from=form.effective_from.data,
-                reason=form.reason.data,
-            )
-    except MesError as err:
-        if not current_user_still_allowed():
-            return redirect(url_for("common.login"))
-        return _version_page(version_id, str(err), err.http_status)
-    signing_succeeded()
-    meaning = STEP_RULES[step].meaning.value
-    message = f"Signed: {meaning}. The version is now {STATE_TITLES[result.state].lower()}."
+    result = act(
+        recipes.sign_step,
+        version_id,
+        step,
+        effective_from=form.effective_from.data,
+        reason=form.reason.data,
+        signature=form,
+        refused=shown_on(_version_page, version_id),
+    )
+    message = f"{STEP_RULES[step].done} The version is now {STATE_TITLES[result.state].lower()}."
     if result.superseded:
         count = len(result.superseded)
         message += f" It supersedes {count} earlier version{'s' * (count != 1)}."
-    flash(message, "info")
-    return redirect(url_for("authoring.version_page", version_id=version_id), 303)
+    return done(message, "authoring.version_page", version_id=version_id)
 
 
 @bp.post("/<version_id>/publish")
@@ -193,13 +179,14 @@ def publish(version_id: str) -> ResponseReturnValue:
     form = PublishForm()
     if not form.validate_on_submit():
         return _version_page(version_id, _form_problem(form), 400)
-    ctx = service_context()
-    try:
-        with runtime().uow() as uow:
-            token, _publication = recipes.publish(uow, ctx, version_id, form.site_codes())
-            version = recipes.get_version(uow, ctx, version_id)
-    except MesError as err:
-        return _version_page(version_id, str(err), err.http_status)
+
+    def publish_and_read(uow: Any, ctx: Any, sites: list[str]) -> tuple[str, RecipeVersion]:
+        token, _publication = recipes.publish(uow, ctx, version_id, sites)
+        return token, recipes.get_version(uow, ctx, version_id)
+
+    token, version = act(
+        publish_and_read, form.site_codes(), refused=shown_on(_version_page, version_id)
+    )
     return _download(token + "\n", f"{_file_stem(version)}.jws", "application/jose")
 
 
@@ -209,9 +196,8 @@ def publish(version_id: str) -> ResponseReturnValue:
 @bp.get("/<version_id>/diff")
 def diff(version_id: str) -> ResponseReturnValue:
     """What changed from another version (the previous one by default), one sentence each."""
-    ctx = service_context()
     against = request.args.get("against") or None
-    with runtime().uow() as uow:
+    with reading(read_only=False) as (uow, ctx):
         version = recipes.get_version(uow, ctx, version_id)
         siblings = recipes.versions_of(uow, ctx, version.recipe_code)
         other = recipes.get_version(uow, ctx, against) if against else _previous(version, siblings)
@@ -232,8 +218,7 @@ def diff(version_id: str) -> ResponseReturnValue:
 @bp.get("/<version_id>/batchml")
 def batchml(version_id: str) -> ResponseReturnValue:
     """The version as B2MML BatchML (master recipe), with its status and signatures."""
-    ctx = service_context()
-    with runtime().uow() as uow:
+    with reading(read_only=False) as (uow, ctx):
         version = recipes.get_version(uow, ctx, version_id)
         xml = recipes.batchml_export(uow, ctx, version)
     return _download(xml, f"{_file_stem(version)}.batchml.xml", "application/xml")
@@ -242,8 +227,8 @@ def batchml(version_id: str) -> ResponseReturnValue:
 @bp.get("/<version_id>/source")
 def source(version_id: str) -> ResponseReturnValue:
     """The YAML file exactly as it was imported."""
-    with runtime().uow() as uow:
-        version = recipes.get_version(uow, service_context(), version_id)
+    with reading(read_only=False) as (uow, ctx):
+        version = recipes.get_version(uow, ctx, version_id)
     return _download(version.source_text, f"{_file_stem(version)}.yaml", "text/plain")
 
 

@@ -10,11 +10,12 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from mes import __version__
-from mes.core.errors import AuthenticationFailed, MesError, TooManyAttempts, WeakPassword
+from mes.core.errors import AuthenticationFailed, MesError, TooManyAttempts
 from mes.core.esign import ACCOUNTABILITY_STATEMENT, ATTESTATION_RECORD_TYPE, attestation_record
 from mes.services import esign, sessions, users
 from mes.services.training import training_records
 from mes.web import runtime, safe_next, session_user
+from mes.web.actions import act, done, reading, reasons, shown_on
 from mes.web.common.forms import (
     AttestationForm,
     ChangePasswordForm,
@@ -23,13 +24,7 @@ from mes.web.common.forms import (
     LogoutForm,
     UnlockForm,
 )
-from mes.web.helpers import (
-    current_user_still_allowed,
-    request_source,
-    service_context,
-    signing_credentials,
-    signing_succeeded,
-)
+from mes.web.helpers import request_source, service_context
 
 bp = Blueprint("common", __name__, template_folder="templates")
 
@@ -46,26 +41,26 @@ def login() -> ResponseReturnValue:
     form = LoginForm()
     if request.method == "GET":
         form.next.data = safe_next(request.args.get("next")) or ""
-    if form.validate_on_submit():
-        try:
-            with runtime().uow() as uow:
-                user = users.authenticate(
-                    uow,
-                    service_context(),
-                    form.username.data,
-                    form.password.data,
-                    source=request_source(),
-                )
-        except TooManyAttempts as err:
-            page = render_template("common/login.html", form=form, error=str(err))
+    if not form.validate_on_submit():
+        return render_template("common/login.html", form=form, error=None)
+
+    def refused(err: MesError) -> ResponseReturnValue:
+        # Every refused login has the same words (LoginRefused): nobody learns from them which
+        # user IDs exist or which accounts are locked.
+        page = render_template("common/login.html", form=form, error=str(err))
+        if isinstance(err, TooManyAttempts):
             return page, err.http_status, {"Retry-After": str(err.retry_after)}
-        except MesError as err:
-            # Every refused login has the same words (LoginRefused): nobody learns from them
-            # which user IDs exist or which accounts are locked.
-            return render_template("common/login.html", form=form, error=str(err)), err.http_status
-        _start_session(user.id)
-        return redirect(safe_next(form.next.data) or url_for("common.home"))
-    return render_template("common/login.html", form=form, error=None)
+        return page, err.http_status
+
+    user = act(
+        users.authenticate,
+        form.username.data,
+        form.password.data,
+        source=request_source(),
+        refused=refused,
+    )
+    _start_session(user.id)
+    return redirect(safe_next(form.next.data) or url_for("common.home"))
 
 
 def _start_session(user_id: str) -> None:
@@ -117,24 +112,24 @@ def unlock() -> ResponseReturnValue:
     form = UnlockForm()
     if request.method == "GET":
         form.next.data = safe_next(request.args.get("next")) or ""
-    if form.validate_on_submit():
-        try:
-            with runtime().uow() as uow:
-                sessions.unlock_session(
-                    uow,
-                    service_context(),
-                    session_user.session_token() or "",
-                    form.password.data,
-                    clock=lambda: datetime.now(UTC),
-                )
-        except MesError as err:
-            if not isinstance(err, AuthenticationFailed):
-                _end_session()
-                flash(str(err), "error")
-                return redirect(url_for("common.login"))
-            return render_template("common/unlock.html", form=form, error=str(err)), 401
-        return redirect(safe_next(form.next.data) or url_for("common.home"))
-    return render_template("common/unlock.html", form=form, error=None)
+    if not form.validate_on_submit():
+        return render_template("common/unlock.html", form=form, error=None)
+
+    def refused(err: MesError) -> ResponseReturnValue:
+        if not isinstance(err, AuthenticationFailed):  # locked out: the session ends
+            _end_session()
+            flash(str(err), "error")
+            return redirect(url_for("common.login"))
+        return render_template("common/unlock.html", form=form, error=str(err)), 401
+
+    act(
+        sessions.unlock_session,
+        session_user.session_token() or "",
+        form.password.data,
+        clock=lambda: datetime.now(UTC),
+        refused=refused,
+    )
+    return redirect(safe_next(form.next.data) or url_for("common.home"))
 
 
 @bp.route("/account/password", methods=["GET", "POST"])
@@ -143,24 +138,22 @@ def change_password() -> ResponseReturnValue:
     form = ChangePasswordForm()
     if request.method == "GET":
         form.next.data = safe_next(request.args.get("next")) or ""
-    errors: list[str] = []
-    if form.validate_on_submit():
-        try:
-            with runtime().uow() as uow:
-                users.change_password(
-                    uow, service_context(), form.current_password.data, form.new_password.data
-                )
-        except WeakPassword as err:
-            errors = err.reasons
-        except MesError as err:
-            errors = [str(err)]
-        else:
-            # Every session of the user ended with the change; this browser goes on in a new one.
-            _start_session(current_user.id)
-            flash("Your password was changed.", "info")
-            return redirect(safe_next(form.next.data) or url_for("common.home"))
-    status = 400 if errors or form.errors else 200
-    return render_template("common/change_password.html", form=form, errors=errors), status
+
+    def page(errors: list[str], status: int) -> ResponseReturnValue:
+        return render_template("common/change_password.html", form=form, errors=errors), status
+
+    if not form.validate_on_submit():
+        return page([], 400 if form.errors else 200)
+    act(
+        users.change_password,
+        form.current_password.data,
+        form.new_password.data,
+        refused=lambda err: page(reasons(err), 400),
+    )
+    # Every session of the user ended with the change; this browser goes on in a new one.
+    _start_session(current_user.id)
+    flash("Your password was changed.", "info")
+    return redirect(safe_next(form.next.data) or url_for("common.home"))
 
 
 @bp.get("/")
@@ -170,7 +163,7 @@ def home() -> ResponseReturnValue:
 
 
 def _account_page(error: str | None = None, status: int = 200) -> ResponseReturnValue:
-    with runtime().uow() as uow:
+    with reading(read_only=False) as (uow, _ctx):
         user = users.find_user(uow, current_user.username)
         training = training_records(uow, user)
         statement = attestation_record(user.id, user.username)
@@ -197,17 +190,8 @@ def acknowledge() -> ResponseReturnValue:
     form = AttestationForm()
     if not form.validate_on_submit():
         return _account_page("Type your password in the signature dialog to sign.", 400)
-    credentials, first = signing_credentials(form)
-    try:
-        with runtime().uow() as uow:
-            esign.acknowledge_accountability(uow, service_context(), credentials, first)
-    except MesError as err:
-        if not current_user_still_allowed():
-            return redirect(url_for("common.login"))
-        return _account_page(str(err), err.http_status)
-    signing_succeeded()
-    flash("Signed: you acknowledged the accountability statement.", "info")
-    return redirect(url_for("common.account"), 303)
+    act(esign.acknowledge_accountability, signature=form, refused=shown_on(_account_page))
+    return done("Signed: you acknowledged the accountability statement.", "common.account")
 
 
 @bp.get("/about")

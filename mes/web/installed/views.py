@@ -6,15 +6,14 @@ with its reason (and recorded in the audit trail by the service).
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, render_template
 from flask.typing import ResponseReturnValue
 from werkzeug.utils import secure_filename
 
 from mes.core.access import Permission
-from mes.core.errors import MesError
 from mes.services import recipes
-from mes.web import runtime
-from mes.web.helpers import requires, service_context
+from mes.web.actions import act, done, reading, shown_on
+from mes.web.helpers import requires
 from mes.web.installed.forms import InstallForm
 from mes.web.rendering import procedure_in_words
 
@@ -22,8 +21,7 @@ bp = Blueprint("installed", __name__, url_prefix="/recipes", template_folder="te
 
 
 def _list_page(error: str | None = None, status: int = 200) -> ResponseReturnValue:
-    ctx = service_context()
-    with runtime().uow() as uow:
+    with reading(read_only=False) as (uow, ctx):
         installed = recipes.installed_recipes(uow, ctx)
         today = recipes.site_today(uow, ctx)
         codes = {item.recipe_code for item in installed}
@@ -53,25 +51,18 @@ def install() -> ResponseReturnValue:
         return _list_page(" ".join(form.bundle.errors) or "Choose the bundle file to install.", 400)
     chosen = form.bundle.data
     source_name = secure_filename(chosen.filename or "") or "bundle.jws"
-    try:
-        with runtime().uow() as uow:
-            outcome = recipes.install_bundle(uow, service_context(), chosen.read(), source_name)
-            name = recipes.label(outcome.recipe)
-            since = outcome.recipe.effective_from.isoformat()
-    except MesError as err:
-        return _list_page(str(err), err.http_status)
+    outcome = act(recipes.install_bundle, chosen.read(), source_name, refused=shown_on(_list_page))
+    name = recipes.label(outcome.recipe)
     if outcome.newly_installed:
-        flash(f"Installed {name} (in use from {since}).", "info")
-    else:
-        flash(f"{name} is already installed; nothing changed.", "info")
-    return redirect(url_for("installed.installed_list"), 303)
+        since = outcome.recipe.effective_from.isoformat()
+        return done(f"Installed {name} (in use from {since}).", "installed.installed_list")
+    return done(f"{name} is already installed; nothing changed.", "installed.installed_list")
 
 
 @bp.get("/<recipe_id>")
 def installed_page(recipe_id: str) -> ResponseReturnValue:
     """One installed version, as operators' batches will follow it."""
-    ctx = service_context()
-    with runtime().uow() as uow:
+    with reading(read_only=False) as (uow, ctx):
         item = recipes.get_installed(uow, ctx, recipe_id)
         in_use = recipes.usable_version(uow, item.recipe_code, recipes.site_today(uow, ctx))
     return render_template(

@@ -9,26 +9,20 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, render_template, request
 from flask.typing import ResponseReturnValue
 
 from mes.core.access import Permission
 from mes.core.batch import equipment_class_title
 from mes.core.equipment import EQUIPMENT_STATUS_WORDS
-from mes.core.errors import InvalidInput, MesError
+from mes.core.errors import InvalidInput
 from mes.core.esign import MEANING_STATEMENTS
 from mes.core.materials import LOT_DECISION_TITLES
 from mes.core.units import UNITS
 from mes.services import equipment as equipment_service
 from mes.services import materials as material_service
-from mes.web import runtime
-from mes.web.helpers import (
-    current_user_still_allowed,
-    requires,
-    service_context,
-    signing_credentials,
-    signing_succeeded,
-)
+from mes.web.actions import Refused, act, done, reading, shown_on, stop
+from mes.web.helpers import requires
 from mes.web.masters.forms import (
     EquipmentForm,
     LotDecisionForm,
@@ -39,26 +33,30 @@ from mes.web.masters.forms import (
 bp = Blueprint("masters", __name__, template_folder="templates")
 
 
-def _date(name: str, *, required: bool = True) -> date | None:
+def _date(name: str, *, refused: Refused, required: bool = True) -> date | None:
+    """The date typed in the field ``name``; a missing or malformed one is ``refused``."""
     text = (request.form.get(name) or "").strip()
     if not text:
-        if required:
-            raise InvalidInput(
-                f"The {name.replace('_', ' ')} is required.", what_to_do="Enter a date."
+        if not required:
+            return None
+        stop(
+            refused(
+                InvalidInput(
+                    f"The {name.replace('_', ' ')} is required.", what_to_do="Enter a date."
+                )
             )
-        return None
+        )
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise InvalidInput(f"'{text}' is not a date.", what_to_do="Use YYYY-MM-DD.") from None
+        stop(refused(InvalidInput(f"'{text}' is not a date.", what_to_do="Use YYYY-MM-DD.")))
 
 
 # --- materials and lots ----------------------------------------------------------------------
 
 
 def _materials_page(error: str | None = None, status: int = 200) -> ResponseReturnValue:
-    ctx = service_context()
-    with runtime().uow(read_only=True) as uow:
+    with reading() as (uow, ctx):
         materials = material_service.list_materials(uow, ctx)
         lots = material_service.list_lots(uow, ctx)
     return render_template(
@@ -85,20 +83,15 @@ def materials() -> ResponseReturnValue:
 @requires(Permission.MANAGE_MATERIALS)
 def add_material() -> ResponseReturnValue:
     """Register a material."""
-    try:
-        form = MaterialForm()
-        with runtime().uow() as uow:
-            material = material_service.add_material(
-                uow,
-                service_context(),
-                code=form.code.data or "",
-                name=form.name.data or "",
-                unit=form.unit.data or "",
-            )
-    except MesError as err:
-        return _materials_page(str(err), err.http_status)
-    flash(f"Material {material.code} registered.", "info")
-    return redirect(url_for("masters.materials"), 303)
+    form = MaterialForm()
+    material = act(
+        material_service.add_material,
+        code=form.code.data or "",
+        name=form.name.data or "",
+        unit=form.unit.data or "",
+        refused=shown_on(_materials_page),
+    )
+    return done(f"Material {material.code} registered.", "masters.materials")
 
 
 @bp.post("/materials/lots")
@@ -106,21 +99,18 @@ def add_material() -> ResponseReturnValue:
 def add_lot() -> ResponseReturnValue:
     """Receive a lot (it starts in quarantine)."""
     form = LotForm()
-    try:
-        expiry = _date("expiry")
-        assert expiry is not None
-        with runtime().uow() as uow:
-            lot = material_service.add_lot(
-                uow,
-                service_context(),
-                material_code=form.material_code.data or "",
-                lot_number=form.lot_number.data or "",
-                expiry=expiry,
-            )
-    except MesError as err:
-        return _materials_page(str(err), err.http_status)
-    flash(f"Lot {lot.lot_number} received; it is in quarantine until QA releases it.", "info")
-    return redirect(url_for("masters.materials"), 303)
+    refused = shown_on(_materials_page)
+    lot = act(
+        material_service.add_lot,
+        material_code=form.material_code.data or "",
+        lot_number=form.lot_number.data or "",
+        expiry=_date("expiry", refused=refused),
+        refused=refused,
+    )
+    return done(
+        f"Lot {lot.lot_number} received; it is in quarantine until QA releases it.",
+        "masters.materials",
+    )
 
 
 @bp.post("/materials/lots/<lot_number>/status")
@@ -128,34 +118,23 @@ def add_lot() -> ResponseReturnValue:
 def lot_status(lot_number: str) -> ResponseReturnValue:
     """QA releases, rejects or quarantines a lot, with a reason, signed."""
     form = LotDecisionForm()
-    credentials, first = signing_credentials(form)
-    status = form.status.data or ""
-    try:
-        with runtime().uow() as uow:
-            lot = material_service.change_lot_status(
-                uow,
-                service_context(),
-                lot_number,
-                status,
-                form.reason.data,
-                credentials,
-                first_signing_in_session=first,
-            )
-    except MesError as err:
-        if not current_user_still_allowed():
-            return redirect(url_for("common.login"))
-        return _materials_page(str(err), err.http_status)
-    signing_succeeded()
-    flash(f"Lot {lot.lot_number} is now {lot.status}.", "info")
-    return redirect(url_for("masters.materials"), 303)
+    lot = act(
+        material_service.change_lot_status,
+        lot_number,
+        form.status.data or "",
+        form.reason.data,
+        signature=form,
+        refused=shown_on(_materials_page),
+    )
+    return done(f"Lot {lot.lot_number} is now {lot.status}.", "masters.materials")
 
 
 # --- equipment -----------------------------------------------------------------------------------
 
 
 def _equipment_page(error: str | None = None, status: int = 200) -> ResponseReturnValue:
-    with runtime().uow(read_only=True) as uow:
-        rows = equipment_service.list_equipment(uow, service_context())
+    with reading() as (uow, ctx):
+        rows = equipment_service.list_equipment(uow, ctx)
     return render_template(
         "masters/equipment.html",
         rows=rows,
@@ -179,28 +158,23 @@ def equipment_list() -> ResponseReturnValue:
 def add_equipment() -> ResponseReturnValue:
     """Register an instrument."""
     form = EquipmentForm()
-    try:
-        with runtime().uow() as uow:
-            item = equipment_service.add_equipment(
-                uow,
-                service_context(),
-                equipment_id=form.equipment_id.data or "",
-                equipment_class=form.equipment_class.data or "",
-                name=form.name.data or "",
-                location=form.location.data or "",
-                calibration_due=_date("calibration_due", required=False),
-            )
-    except MesError as err:
-        return _equipment_page(str(err), err.http_status)
-    flash(f"{item.id} registered.", "info")
-    return redirect(url_for("masters.logbook", equipment_id=item.id), 303)
+    refused = shown_on(_equipment_page)
+    item = act(
+        equipment_service.add_equipment,
+        equipment_id=form.equipment_id.data or "",
+        equipment_class=form.equipment_class.data or "",
+        name=form.name.data or "",
+        location=form.location.data or "",
+        calibration_due=_date("calibration_due", refused=refused, required=False),
+        refused=refused,
+    )
+    return done(f"{item.id} registered.", "masters.logbook", equipment_id=item.id)
 
 
 def _logbook_page(
     equipment_id: str, error: str | None = None, status: int = 200
 ) -> ResponseReturnValue:
-    ctx = service_context()
-    with runtime().uow(read_only=True) as uow:
+    with reading() as (uow, ctx):
         item, entries = equipment_service.logbook(uow, ctx, equipment_id)
         using = equipment_service.in_use_by(uow, item.id)
     return render_template(
@@ -225,56 +199,40 @@ def logbook(equipment_id: str) -> ResponseReturnValue:
 @requires(Permission.MANAGE_EQUIPMENT)
 def equipment_status(equipment_id: str) -> ResponseReturnValue:
     """Take an instrument out of service or put it back, with the reason."""
-    try:
-        with runtime().uow() as uow:
-            equipment_service.set_status(
-                uow,
-                service_context(),
-                equipment_id,
-                request.form.get("status", ""),
-                request.form.get("reason"),
-            )
-    except MesError as err:
-        return _logbook_page(equipment_id, str(err), err.http_status)
-    flash("Status changed.", "info")
-    return redirect(url_for("masters.logbook", equipment_id=equipment_id), 303)
+    act(
+        equipment_service.set_status,
+        equipment_id,
+        request.form.get("status", ""),
+        request.form.get("reason"),
+        refused=shown_on(_logbook_page, equipment_id),
+    )
+    return done("Status changed.", "masters.logbook", equipment_id=equipment_id)
 
 
 @bp.post("/equipment/<equipment_id>/cleaning")
 @requires(Permission.CLEAN_EQUIPMENT)
 def cleaning(equipment_id: str) -> ResponseReturnValue:
     """Record a cleaning, or that the instrument needs cleaning (with a note)."""
-    try:
-        with runtime().uow() as uow:
-            equipment_service.record_cleaning(
-                uow,
-                service_context(),
-                equipment_id,
-                clean=request.form.get("clean") == "yes",
-                note=request.form.get("note"),
-            )
-    except MesError as err:
-        return _logbook_page(equipment_id, str(err), err.http_status)
-    flash("Cleaning recorded.", "info")
-    return redirect(url_for("masters.logbook", equipment_id=equipment_id), 303)
+    act(
+        equipment_service.record_cleaning,
+        equipment_id,
+        clean=request.form.get("clean") == "yes",
+        note=request.form.get("note"),
+        refused=shown_on(_logbook_page, equipment_id),
+    )
+    return done("Cleaning recorded.", "masters.logbook", equipment_id=equipment_id)
 
 
 @bp.post("/equipment/<equipment_id>/calibration")
 @requires(Permission.MANAGE_EQUIPMENT)
 def calibration(equipment_id: str) -> ResponseReturnValue:
     """Record a calibration and the next due date."""
-    try:
-        next_due = _date("next_due")
-        assert next_due is not None
-        with runtime().uow() as uow:
-            equipment_service.record_calibration(
-                uow,
-                service_context(),
-                equipment_id,
-                next_due=next_due,
-                certificate=request.form.get("certificate", ""),
-            )
-    except MesError as err:
-        return _logbook_page(equipment_id, str(err), err.http_status)
-    flash("Calibration recorded.", "info")
-    return redirect(url_for("masters.logbook", equipment_id=equipment_id), 303)
+    refused = shown_on(_logbook_page, equipment_id)
+    act(
+        equipment_service.record_calibration,
+        equipment_id,
+        next_due=_date("next_due", refused=refused),
+        certificate=request.form.get("certificate", ""),
+        refused=refused,
+    )
+    return done("Calibration recorded.", "masters.logbook", equipment_id=equipment_id)

@@ -8,10 +8,10 @@ from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template
 from flask.typing import ResponseReturnValue
 
 from mes.core.access import Permission
-from mes.core.errors import MesError
 from mes.services import network, spokes
 from mes.web import runtime
-from mes.web.helpers import requires, service_context
+from mes.web.actions import act, flashed, reading
+from mes.web.helpers import requires
 from mes.web.network.forms import PlainForm, SpokeActionForm, SpokeForm
 from mes.web.network.pages import network_page
 
@@ -22,8 +22,8 @@ REFRESH_SECONDS = 2
 
 
 def _page() -> dict[str, Any]:
-    with runtime().uow(read_only=True) as uow:
-        view = network.network(uow, service_context())
+    with reading() as (uow, ctx):
+        view = network.network(uow, ctx)
     return network_page(view, runtime().site.time_zone, g.now)
 
 
@@ -56,18 +56,13 @@ def add() -> ResponseReturnValue:
     if not form.validate_on_submit():
         flash("Give the site code, name and time zone of the spoke.", "error")
         return redirect(url_for("network.overview"))
-    try:
-        with runtime().uow() as uow:
-            ticket = spokes.add_spoke(
-                uow,
-                service_context(),
-                form.code.data or "",
-                form.name.data or "",
-                form.time_zone.data or "UTC",
-            )
-    except MesError as err:
-        flash(str(err), "error")
-        return redirect(url_for("network.overview"))
+    ticket = act(
+        spokes.add_spoke,
+        form.code.data or "",
+        form.name.data or "",
+        form.time_zone.data or "UTC",
+        refused=flashed("network.overview"),
+    )
     return render_template("network/ticket.html", ticket=ticket)
 
 
@@ -77,12 +72,7 @@ def new_code(code: str) -> ResponseReturnValue:
     if not PlainForm().validate_on_submit():
         flash("The form expired; nothing was changed.", "error")
         return redirect(url_for("network.overview"))
-    try:
-        with runtime().uow() as uow:
-            ticket = spokes.issue_enrollment_code(uow, service_context(), code)
-    except MesError as err:
-        flash(str(err), "error")
-        return redirect(url_for("network.overview"))
+    ticket = act(spokes.issue_enrollment_code, code, refused=flashed("network.overview"))
     return render_template("network/ticket.html", ticket=ticket)
 
 
@@ -96,12 +86,12 @@ def change(code: str, action: str) -> ResponseReturnValue:
         done = spokes.STATUS_CHANGES[action][2]
         flash(f"Say why spoke {code} is to be {done}; nothing was changed.", "error")
         return redirect(url_for("network.overview"))
-    try:
-        with runtime().uow() as uow:
-            spoke = spokes.change_spoke_status(
-                uow, service_context(), code, action, form.reason.data or ""
-            )
-        flash(f"Spoke {spoke.code} is now {spoke.status}.", "success")
-    except MesError as err:
-        flash(str(err), "error")
+    spoke = act(
+        spokes.change_spoke_status,
+        code,
+        action,
+        form.reason.data or "",
+        refused=flashed("network.overview"),
+    )
+    flash(f"Spoke {spoke.code} is now {spoke.status}.", "success")
     return redirect(url_for("network.overview"))

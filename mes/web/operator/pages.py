@@ -15,6 +15,7 @@ from mes.core.batch import (
     BATCH_STATUS_TITLES,
     DEVIATION_CATEGORY_TITLES,
     PHASE_STATUS_TITLES,
+    Action,
     Batch,
     DeviationStatus,
     Operator,
@@ -153,7 +154,7 @@ def phase_page(
     phase = batch.state.phases[phase_id]
     spec = plan.spec
 
-    def refusal(action: str, **kw: Any) -> str | None:
+    def refusal(action: Action, **kw: Any) -> str | None:
         if viewer is None:
             return "Log in to act."
         problem = batch.refusal(action, viewer, at, phase_id=phase_id, **kw)
@@ -196,9 +197,13 @@ def phase_page(
         "signatures": [manifestation_text(s, time_zone) for s in phase.signatures],
         "seen_seq": phase.last_seq,
         "may": {
-            action: refusal(action) is None for action in ("start", "record", "verify", "correct")
+            action.value: refusal(action) is None
+            for action in (Action.START_PHASE, Action.RECORD, Action.VERIFY, Action.CORRECT)
         },
-        "why_not": {action: refusal(action) for action in ("start", "record", "verify")},
+        "why_not": {
+            action.value: refusal(action)
+            for action in (Action.START_PHASE, Action.RECORD, Action.VERIFY)
+        },
         "next": [
             {
                 "id": p,
@@ -218,10 +223,10 @@ def deviation_item(
     phase_name = batch.procedure.phases[d.phase].name if d.phase else None
     may_comment = (
         viewer is not None
-        and batch.refusal("comment", viewer, at, deviation_id=deviation_id) is None
+        and batch.refusal(Action.COMMENT, viewer, at, deviation_id=deviation_id) is None
     )
     ack_refusal = (
-        batch.refusal("acknowledge", viewer, at, deviation_id=deviation_id)
+        batch.refusal(Action.ACKNOWLEDGE, viewer, at, deviation_id=deviation_id)
         if viewer is not None
         else None
     )

@@ -9,32 +9,23 @@ while someone else acted is refused with who did what, instead of acting twice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from mes.core.access import Permission
-from mes.core.batch import (
-    ACTION_MEANINGS,
-    Action,
-    PhaseStatus,
-)
+from mes.core.actions import Subject
+from mes.core.batch import ACTION_MEANINGS, BATCH_ACTIONS, Action, PhaseStatus
 from mes.core.errors import BatchNotActive, ChainBroken, MesError, NotAuthorised
 from mes.core.limits import InvalidValue
 from mes.core.phases import parse_form
 from mes.services import batches, labels, outbox
-from mes.services.esign import Credentials
 from mes.web import error_response, runtime
+from mes.web.actions import Refused, act, done, reading, shown_on, typed
 from mes.web.forms import SignatureForm, whole_number
-from mes.web.helpers import (
-    current_user_still_allowed,
-    requires,
-    service_context,
-    signing_credentials,
-    signing_succeeded,
-)
+from mes.web.helpers import requires
 from mes.web.operator.forms import (
     CommentForm,
     CorrectionForm,
@@ -56,10 +47,6 @@ def _zone() -> str:
     return runtime().site.time_zone
 
 
-def _credentials() -> tuple[Credentials, bool]:
-    return signing_credentials(SignatureForm())
-
-
 def _seen() -> int | None:
     return whole_number(request.form.get("seen_seq"))
 
@@ -72,8 +59,8 @@ def _seen() -> int | None:
 def board() -> ResponseReturnValue:
     """Every batch in progress at this site: current phases, timers due, open deviations."""
     show_all = request.args.get("all") == "1"
-    with runtime().uow(read_only=True) as uow:
-        rows = batches.board(uow, service_context(), include_closed=show_all)
+    with reading() as (uow, ctx):
+        rows = batches.board(uow, ctx, include_closed=show_all)
         sync = outbox.batch_sync(uow, [row.id for row in rows])
     return render_template(
         "operator/board.html", rows=rows, sync=sync, show_all=show_all, now=g.now
@@ -87,8 +74,7 @@ def board() -> ResponseReturnValue:
 @requires(Permission.EXECUTE_BATCHES)
 def start() -> ResponseReturnValue:
     """Pick a recipe, scan the chain of identity, sign "started"."""
-    ctx = service_context()
-    with runtime().uow(read_only=True) as uow:
+    with reading() as (uow, ctx):
         recipes = batches.startable_recipes(uow, ctx)
     code = (request.values.get("recipe") or "").strip().upper()
     chosen = next((r for r in recipes if r.installed.recipe_code == code), None)
@@ -102,24 +88,19 @@ def start() -> ResponseReturnValue:
         spec["id"]: request.form.get(f"coi:{spec['id']}", "")
         for spec in chosen.procedure.chain_of_identity
     }
-    credentials, first = _credentials()
-    try:
-        with runtime().uow() as uow:
-            batch = batches.start_batch(
-                uow, ctx, code, identifiers, credentials, first_signing_in_session=first
-            )
-    except MesError as err:
-        if not current_user_still_allowed():
-            return redirect(url_for("common.login"))
-        return _start_page(recipes, chosen, dict(request.form), str(err), err.http_status)
-    signing_succeeded()
-    flash(f"Batch {batch.state.number} started.", "info")
-    first_phase = batch.current_phases()[0] if batch.current_phases() else None
-    if first_phase:
-        return redirect(
-            url_for("operator.phase", batch_id=batch.state.id, phase_id=first_phase), 303
+    batch = act(
+        batches.start_batch,
+        code,
+        identifiers,
+        signature=SignatureForm(),
+        refused=lambda err: _start_page(recipes, chosen, typed(), str(err), err.http_status),
+    )
+    message = BATCH_ACTIONS[Action.START].done.format(number=batch.state.number)
+    if batch.current_phases():
+        return done(
+            message, "operator.phase", batch_id=batch.state.id, phase_id=batch.current_phases()[0]
         )
-    return redirect(url_for("operator.batch_page", batch_id=batch.state.id), 303)
+    return done(message, "operator.batch_page", batch_id=batch.state.id)
 
 
 def _start_page(
@@ -154,19 +135,20 @@ def _batch_page(
     entered: Mapping[str, str] | None = None,
 ) -> ResponseReturnValue:
     """The batch page; ``entered`` is what was typed in a refused form (``form`` names which)."""
-    ctx = service_context()
-    with runtime().uow(read_only=True) as uow:
+    with reading() as (uow, ctx):
         view = batches.get_batch(uow, ctx, batch_id)
         broken = _integrity(uow, ctx, batch_id)
         hub_review = labels.hub_review(uow, ctx, batch_id)
     batch, viewer = view.batch, view.viewer
     zone = _zone()
-    may = {
-        action: viewer is not None and batch.refusal(action, viewer, ctx.at) is None
-        for action in ("hold", "resume", "complete", "abort", "report")
-    }
+    # The batch's buttons: the actions the viewer may take now (the core's table decides).
+    may = (
+        {action.value: True for action in batch.available_actions(viewer, ctx.at)} if viewer else {}
+    )
     # Why a batch in progress cannot be completed yet, for those who may complete it.
-    complete_refusal = batch.refusal("complete", viewer, ctx.at) if viewer is not None else None
+    complete_refusal = (
+        batch.refusal(Action.COMPLETE, viewer, ctx.at) if viewer is not None else None
+    )
     why_not_complete = (
         str(complete_refusal)
         if complete_refusal is not None
@@ -182,6 +164,7 @@ def _batch_page(
             {"id": p, "name": batch.procedure.phases[p].name} for p in batch.current_phases()[:4]
         ],
         may=may,
+        actions=BATCH_ACTIONS,
         why_not_complete=why_not_complete,
         complete_meaning=ACTION_MEANINGS[Action.COMPLETE],
         abort_meaning=ACTION_MEANINGS[Action.ABORT],
@@ -191,6 +174,11 @@ def _batch_page(
         hub_review=hub_review,
         entered=entered or {},
     ), status
+
+
+def _on_batch_page(batch_id: str, form: str | None = None) -> Refused:
+    """A refusal shown on the batch page, with what was typed in the form ``form`` kept."""
+    return shown_on(_batch_page, batch_id, entered={**typed(), "form": form} if form else None)
 
 
 @bp.get("/<batch_id>")
@@ -206,8 +194,7 @@ def record(batch_id: str) -> ResponseReturnValue:
     """The batch record as it happened: every ledger entry in words, oldest first."""
     from mes.core.record import entries_in_words
 
-    ctx = service_context()
-    with runtime().uow(read_only=True) as uow:
+    with reading() as (uow, ctx):
         view = batches.get_batch(uow, ctx, batch_id)
         entries = batches.ledger_entries(uow, ctx, batch_id)
         broken = _integrity(uow, ctx, batch_id)
@@ -231,8 +218,7 @@ def _phase_page(
     entered: Mapping[str, str] | None = None,
     field_errors: Mapping[str, str] | None = None,
 ) -> ResponseReturnValue:
-    ctx = service_context()
-    with runtime().uow(read_only=True) as uow:
+    with reading() as (uow, ctx):
         view = batches.get_batch(uow, ctx, batch_id)
     batch = view.batch
     zone = _zone()
@@ -251,6 +237,40 @@ def _phase_page(
     ), status
 
 
+def _on_phase_page(batch_id: str, phase_id: str) -> Refused:
+    """A refusal shown on the phase page with the form as typed.
+
+    A refused value or scan is shown next to its field; a refused scan's text is cleared (the
+    scan is kept in the record).
+    """
+
+    def answer(err: MesError) -> ResponseReturnValue:
+        if isinstance(err, InvalidValue):
+            return _phase_page(
+                batch_id,
+                phase_id,
+                error=err.what_to_do,
+                status=err.http_status,
+                entered=typed(),
+                field_errors=err.fields,
+            )
+        if isinstance(err, batches.ScansRefused):
+            kept = {k: v for k, v in request.form.items() if k not in err.fields}
+            return _phase_page(
+                batch_id,
+                phase_id,
+                error=str(err),
+                status=err.http_status,
+                entered=kept,
+                field_errors=err.fields,
+            )
+        return _phase_page(
+            batch_id, phase_id, error=str(err), status=err.http_status, entered=typed()
+        )
+
+    return answer
+
+
 @bp.get("/<batch_id>/phases/<phase_id>")
 @requires(Permission.READ_BATCHES)
 def phase(batch_id: str, phase_id: str) -> ResponseReturnValue:
@@ -262,13 +282,13 @@ def phase(batch_id: str, phase_id: str) -> ResponseReturnValue:
 @requires(Permission.EXECUTE_BATCHES)
 def start_phase(batch_id: str, phase_id: str) -> ResponseReturnValue:
     """Start the phase (refused when out of order, early, or by someone not trained)."""
-    try:
-        with runtime().uow() as uow:
-            batch = batches.start_phase(
-                uow, service_context(), batch_id, phase_id, seen_seq=_seen()
-            )
-    except MesError as err:
-        return _phase_page(batch_id, phase_id, error=str(err), status=err.http_status)
+    batch = act(
+        batches.start_phase,
+        batch_id,
+        phase_id,
+        seen_seq=_seen(),
+        refused=shown_on(_phase_page, batch_id, phase_id),
+    )
     late = [d for d in batch.state.deviations.values() if d.phase == phase_id and d.comment is None]
     if late:
         flash(f"Deviation {late[-1].id}: {late[-1].description} Say what happened.", "error")
@@ -280,39 +300,26 @@ def _phase_data(phase_fields: Mapping[str, str]) -> dict[str, Any]:
     return parse_form(phase_fields)
 
 
-def _record(batch_id: str, phase_id: str) -> tuple[batches.PhaseResult | None, Any]:
-    """Record what the form carries; (result, None) or (None, the error page)."""
+def _record(batch_id: str, phase_id: str) -> batches.PhaseResult | None:
+    """Record what the form carries (None when it carries nothing); a refusal ends the request."""
     data = _phase_data(request.form)
     if not any(data.values()):
-        return None, None
-    try:
-        with runtime().uow() as uow:
-            result = batches.record_phase(
-                uow, service_context(), batch_id, phase_id, seen_seq=_seen(), **data
-            )
-    except InvalidValue as err:
-        return None, _phase_page(
-            batch_id,
-            phase_id,
-            error=f"{err.what_to_do}",
-            status=err.http_status,
-            entered=dict(request.form),
-            field_errors=err.fields,
-        )
-    except MesError as err:
-        return None, _phase_page(
-            batch_id, phase_id, error=str(err), status=err.http_status, entered=dict(request.form)
-        )
-    return result, None
+        return None
+    return act(
+        batches.record_phase,
+        batch_id,
+        phase_id,
+        seen_seq=_seen(),
+        **data,
+        refused=_on_phase_page(batch_id, phase_id),
+    )
 
 
 @bp.post("/<batch_id>/phases/<phase_id>/record")
 @requires(Permission.EXECUTE_BATCHES)
 def record_phase(batch_id: str, phase_id: str) -> ResponseReturnValue:
     """Save what was entered and scanned (each value and scan is its own ledger entry)."""
-    result, error_page = _record(batch_id, phase_id)
-    if error_page is not None:
-        return error_page
+    result = _record(batch_id, phase_id)
     if result is not None and result.field_errors:
         kept = {k: v for k, v in request.form.items() if k not in result.field_errors}
         return _phase_page(
@@ -337,38 +344,17 @@ def sign_phase(batch_id: str, phase_id: str, action_name: str) -> ResponseReturn
         abort(404)
     action = Action(action_name)
     data = batches.PhaseData(_phase_data(request.form)) if action is Action.PERFORM else None
-    credentials, first = _credentials()
-    try:
-        with runtime().uow() as uow:
-            batch = batches.sign_phase(
-                uow,
-                service_context(),
-                batch_id,
-                phase_id,
-                action,
-                credentials,
-                first_signing_in_session=first,
-                seen_seq=_seen(),
-                data=data,
-            )
-    except (InvalidValue, batches.ScansRefused) as err:
-        kept = {k: v for k, v in request.form.items() if k not in err.fields}
-        return _phase_page(
-            batch_id,
-            phase_id,
-            error=str(err) if isinstance(err, batches.ScansRefused) else err.what_to_do,
-            status=err.http_status,
-            entered=kept if isinstance(err, batches.ScansRefused) else dict(request.form),
-            field_errors=err.fields,
-        )
-    except MesError as err:
-        if not current_user_still_allowed():
-            return redirect(url_for("common.login"))
-        return _phase_page(
-            batch_id, phase_id, error=str(err), status=err.http_status, entered=dict(request.form)
-        )
-    signing_succeeded()
-    flash(f"Signed: {ACTION_MEANINGS[action].value}.", "info")
+    batch = act(
+        batches.sign_phase,
+        batch_id,
+        phase_id,
+        action,
+        seen_seq=_seen(),
+        data=data,
+        signature=SignatureForm(),
+        refused=_on_phase_page(batch_id, phase_id),
+    )
+    flash(BATCH_ACTIONS[action].done, "info")
     following = [p for p in batch.current_phases() if p != phase_id]
     if action is Action.PERFORM and batch.state.phases[phase_id].status is PhaseStatus.PERFORMED:
         needs = batch.procedure.phases[phase_id].needs_verification
@@ -383,185 +369,104 @@ def sign_phase(batch_id: str, phase_id: str, action_name: str) -> ResponseReturn
 @requires(Permission.EXECUTE_BATCHES)
 def correct(batch_id: str, phase_id: str) -> ResponseReturnValue:
     """Correct a signed value: new value, reason, signature; the original stays visible."""
-    credentials, first = _credentials()
     form = CorrectionForm()
+    act(
+        batches.correct_value,
+        batch_id,
+        phase_id,
+        form.value_id.data or "",
+        form.new_value.data or "",
+        form.reason.data or "",
+        signature=SignatureForm(),
+        refused=shown_on(_phase_page, batch_id, phase_id, entered=typed()),
+    )
+    return done(
+        BATCH_ACTIONS[Action.CORRECT].done,
+        "operator.phase",
+        batch_id=batch_id,
+        phase_id=phase_id,
+    )
+
+
+# --- the batch and its deviations: one view for every action the table declares --------------
+
+# What each action of the batch or of one of its deviations takes from its form (after the
+# batch, and the deviation for a deviation's action); who may take it, its signature and its
+# message are the core's (BATCH_ACTIONS).
+_ACTION_FORMS: dict[Action, tuple[Callable[..., Any], Callable[[], tuple[Any, ...]]]] = {
+    Action.HOLD: (batches.hold_batch, lambda: (ReasonForm().reason.data or "",)),
+    Action.RESUME: (batches.resume_batch, lambda: (ReasonForm().reason.data or "",)),
+    Action.COMPLETE: (batches.complete_batch, tuple),
+    Action.ABORT: (batches.abort_batch, lambda: (SignedReasonForm().reason.data or "",)),
+    Action.REPORT: (
+        batches.report_deviation,
+        lambda: (
+            DeviationReportForm().description.data or "",
+            DeviationReportForm().phase_id.data or None,
+        ),
+    ),
+    Action.COMMENT: (batches.comment_deviation, lambda: (CommentForm().comment.data or "",)),
+    Action.ACKNOWLEDGE: (batches.acknowledge_deviation, tuple),
+}
+
+
+def _batch_action(
+    batch_id: str, action_name: str, deviation_id: str | None = None
+) -> ResponseReturnValue:
+    """Take one action of the batch (or of its deviation ``deviation_id``) from its form."""
     try:
-        with runtime().uow() as uow:
-            batches.correct_value(
-                uow,
-                service_context(),
-                batch_id,
-                phase_id,
-                form.value_id.data or "",
-                form.new_value.data or "",
-                form.reason.data or "",
-                credentials,
-                first_signing_in_session=first,
-            )
-    except MesError as err:
-        if not current_user_still_allowed():
-            return redirect(url_for("common.login"))
-        return _phase_page(
-            batch_id, phase_id, error=str(err), status=err.http_status, entered=dict(request.form)
-        )
-    signing_succeeded()
-    flash("Correction signed. The original value stays in the record.", "info")
-    return redirect(url_for("operator.phase", batch_id=batch_id, phase_id=phase_id), 303)
+        action = Action(action_name)
+        service, form_words = _ACTION_FORMS[action]
+    except (ValueError, KeyError):
+        abort(404, f"'{action_name}' is not an action here.")
+    rule = BATCH_ACTIONS[action]
+    if (rule.subject is Subject.DEVIATION) != (deviation_id is not None):
+        abort(404, f"'{action_name}' is not an action here.")
+    subject = (batch_id,) if deviation_id is None else (batch_id, deviation_id)
+    on_phase = request.form.get("phase_id")  # a deviation's form on its phase's page
+    act(
+        service,
+        *subject,
+        *form_words(),
+        signature=SignatureForm() if rule.signed else None,
+        refused=_on_phase_or_batch(
+            batch_id, on_phase, "report" if rule.subject is not Subject.BATCH else action.value
+        ),
+    )
+    message = rule.done.format(deviation=deviation_id)
+    if on_phase:
+        return done(message, "operator.phase", batch_id=batch_id, phase_id=on_phase)
+    return done(message, "operator.batch_page", batch_id=batch_id)
 
 
-# --- deviations ----------------------------------------------------------------------------
-
-
-def _back(batch_id: str) -> ResponseReturnValue:
-    phase_id = request.form.get("phase_id")
+def _on_phase_or_batch(batch_id: str, phase_id: str | None, form: str) -> Refused:
+    """A refusal shown on the phase the form was on, or on the batch page with ``form`` open."""
     if phase_id:
-        return redirect(url_for("operator.phase", batch_id=batch_id, phase_id=phase_id), 303)
-    return redirect(url_for("operator.batch_page", batch_id=batch_id), 303)
+        return shown_on(_phase_page, batch_id, phase_id, entered=typed())
+    return _on_batch_page(batch_id, form)
 
 
-def _error_page(batch_id: str, err: MesError) -> ResponseReturnValue:
-    phase_id = request.form.get("phase_id")
-    if phase_id:
-        return _phase_page(
-            batch_id, phase_id, error=str(err), status=err.http_status, entered=dict(request.form)
-        )
-    return _batch_page(batch_id, str(err), err.http_status, _typed("report"))
-
-
-def _typed(form: str) -> dict[str, str]:
-    """What was typed in the refused form ``form``, to show it again (nothing typed is lost)."""
-    return {**request.form, "form": form}
-
-
-@bp.post("/<batch_id>/deviations/<deviation_id>/comment")
+@bp.post("/<batch_id>/<action_name>")
 @requires(Permission.EXECUTE_BATCHES)
-def comment_deviation(batch_id: str, deviation_id: str) -> ResponseReturnValue:
-    """Say what happened in a deviation."""
-    try:
-        with runtime().uow() as uow:
-            batches.comment_deviation(
-                uow, service_context(), batch_id, deviation_id, CommentForm().comment.data or ""
-            )
-    except MesError as err:
-        return _error_page(batch_id, err)
-    flash(f"Comment added to deviation {deviation_id}.", "info")
-    return _back(batch_id)
-
-
-@bp.post("/<batch_id>/deviations/<deviation_id>/acknowledge")
-@requires(Permission.EXECUTE_BATCHES)
-def acknowledge_deviation(batch_id: str, deviation_id: str) -> ResponseReturnValue:
-    """A supervisor or QA acknowledges a deviation, signed."""
-    credentials, first = _credentials()
-    try:
-        with runtime().uow() as uow:
-            batches.acknowledge_deviation(
-                uow,
-                service_context(),
-                batch_id,
-                deviation_id,
-                credentials,
-                first_signing_in_session=first,
-            )
-    except MesError as err:
-        if not current_user_still_allowed():
-            return redirect(url_for("common.login"))
-        return _error_page(batch_id, err)
-    signing_succeeded()
-    flash(f"Deviation {deviation_id} acknowledged.", "info")
-    return _back(batch_id)
+def batch_action(batch_id: str, action_name: str) -> ResponseReturnValue:
+    """Hold, resume, complete (signed) or abort (signed, with a reason) the batch."""
+    if action_name == Action.REPORT:  # reported at /deviations
+        abort(404, f"'{action_name}' is not an action here.")
+    return _batch_action(batch_id, action_name)
 
 
 @bp.post("/<batch_id>/deviations")
 @requires(Permission.EXECUTE_BATCHES)
 def report_deviation(batch_id: str) -> ResponseReturnValue:
     """Report a deviation by hand, for the batch or one phase."""
-    form = DeviationReportForm()
-    try:
-        with runtime().uow() as uow:
-            batches.report_deviation(
-                uow,
-                service_context(),
-                batch_id,
-                form.description.data or "",
-                form.phase_id.data or None,
-            )
-    except MesError as err:
-        return _error_page(batch_id, err)
-    flash("Deviation reported.", "info")
-    return _back(batch_id)
+    return _batch_action(batch_id, Action.REPORT.value)
 
 
-# --- the batch as a whole ----------------------------------------------------------------
-
-
-@bp.post("/<batch_id>/hold")
+@bp.post("/<batch_id>/deviations/<deviation_id>/<action_name>")
 @requires(Permission.EXECUTE_BATCHES)
-def hold(batch_id: str) -> ResponseReturnValue:
-    """Put the batch on hold, with the reason."""
-    try:
-        with runtime().uow() as uow:
-            batches.hold_batch(uow, service_context(), batch_id, ReasonForm().reason.data or "")
-    except MesError as err:
-        return _batch_page(batch_id, str(err), err.http_status, _typed("hold"))
-    flash("The batch is on hold.", "info")
-    return redirect(url_for("operator.batch_page", batch_id=batch_id), 303)
-
-
-@bp.post("/<batch_id>/resume")
-@requires(Permission.EXECUTE_BATCHES)
-def resume(batch_id: str) -> ResponseReturnValue:
-    """A supervisor resumes the batch, with the reason."""
-    try:
-        with runtime().uow() as uow:
-            batches.resume_batch(uow, service_context(), batch_id, ReasonForm().reason.data or "")
-    except MesError as err:
-        return _batch_page(batch_id, str(err), err.http_status, _typed("resume"))
-    flash("The batch is in progress again.", "info")
-    return redirect(url_for("operator.batch_page", batch_id=batch_id), 303)
-
-
-@bp.post("/<batch_id>/complete")
-@requires(Permission.EXECUTE_BATCHES)
-def complete(batch_id: str) -> ResponseReturnValue:
-    """A supervisor signs the batch complete."""
-    credentials, first = _credentials()
-    try:
-        with runtime().uow() as uow:
-            batches.complete_batch(
-                uow, service_context(), batch_id, credentials, first_signing_in_session=first
-            )
-    except MesError as err:
-        if not current_user_still_allowed():
-            return redirect(url_for("common.login"))
-        return _batch_page(batch_id, str(err), err.http_status)
-    signing_succeeded()
-    flash("The batch is complete.", "info")
-    return redirect(url_for("operator.batch_page", batch_id=batch_id), 303)
-
-
-@bp.post("/<batch_id>/abort")
-@requires(Permission.EXECUTE_BATCHES)
-def abort_batch(batch_id: str) -> ResponseReturnValue:
-    """A supervisor aborts the batch, with the reason and a signature."""
-    credentials, first = _credentials()
-    try:
-        with runtime().uow() as uow:
-            batches.abort_batch(
-                uow,
-                service_context(),
-                batch_id,
-                SignedReasonForm().reason.data or "",
-                credentials,
-                first_signing_in_session=first,
-            )
-    except MesError as err:
-        if not current_user_still_allowed():
-            return redirect(url_for("common.login"))
-        return _batch_page(batch_id, str(err), err.http_status, _typed("abort"))
-    signing_succeeded()
-    flash("The batch is aborted. Its record stays.", "info")
-    return redirect(url_for("operator.batch_page", batch_id=batch_id), 303)
+def deviation_action(batch_id: str, deviation_id: str, action_name: str) -> ResponseReturnValue:
+    """Say what happened in a deviation, or acknowledge it (a supervisor or QA, signed)."""
+    return _batch_action(batch_id, action_name, deviation_id)
 
 
 # --- the final label of a released batch ----------------------------------------------------
@@ -571,15 +476,22 @@ def _label_page(label: labels.FinalLabel, printing: bool = False) -> ResponseRet
     return render_template("operator/label.html", label=label, printing=printing)
 
 
+def _no_label(refusal: MesError) -> ResponseReturnValue:
+    """Only a batch the hub released has a final label; other refusals are the app's."""
+    if not isinstance(refusal, labels.LabelRefused):
+        raise refusal
+    return error_response(refusal.http_status, "No final label", str(refusal))
+
+
 @bp.get("/<batch_id>/label")
 @requires(Permission.READ_BATCHES)
 def label(batch_id: str) -> ResponseReturnValue:
     """The final label (100 × 60 mm) of a batch the hub released; refused for any other."""
     try:
-        with runtime().uow(read_only=True) as uow:
-            issued = labels.final_label(uow, service_context(), batch_id)
+        with reading() as (uow, ctx):
+            issued = labels.final_label(uow, ctx, batch_id)
     except labels.LabelRefused as refusal:
-        return error_response(refusal.http_status, "No final label", str(refusal))
+        return _no_label(refusal)
     return _label_page(issued)
 
 
@@ -587,9 +499,5 @@ def label(batch_id: str) -> ResponseReturnValue:
 @requires(Permission.EXECUTE_BATCHES)
 def print_label(batch_id: str) -> ResponseReturnValue:
     """Print the final label: recorded in the audit trail, then the browser's print dialog."""
-    try:
-        with runtime().uow() as uow:
-            issued = labels.record_label_printed(uow, service_context(), batch_id)
-    except labels.LabelRefused as refusal:
-        return error_response(refusal.http_status, "No final label", str(refusal))
+    issued = act(labels.record_label_printed, batch_id, refused=_no_label)
     return _label_page(issued, printing=True)

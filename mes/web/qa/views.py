@@ -16,29 +16,27 @@ from flask import (
     Blueprint,
     Response,
     current_app,
-    flash,
-    redirect,
     render_template,
     request,
-    url_for,
 )
 from flask.typing import ResponseReturnValue
 
 from mes.core.access import Permission
 from mes.core.errors import MesError
-from mes.core.esign import Meaning
-from mes.core.review import ASSESSMENT_FIELDS, ASSESSMENT_TITLES, Decision
+from mes.core.review import (
+    ASSESSMENT_FIELDS,
+    ASSESSMENT_TITLES,
+    DECISION_KINDS,
+    REVIEW_ACTIONS,
+    Decision,
+    ReviewKind,
+)
 from mes.services import review
 from mes.services.record import batch_record
 from mes.web import runtime
+from mes.web.actions import act, done, reading, shown_on
 from mes.web.forms import whole_number
-from mes.web.helpers import (
-    current_user_still_allowed,
-    requires,
-    service_context,
-    signing_credentials,
-    signing_succeeded,
-)
+from mes.web.helpers import requires, service_context
 from mes.web.qa.forms import (
     AssessmentForm,
     CloseDeviationForm,
@@ -74,20 +72,20 @@ def queue() -> ResponseReturnValue:
     if age_text and min_age is None:
         error, status = "The age is a whole number of days from 0 to 100000 (e.g. 3).", 400
     try:
-        with runtime().uow(read_only=True) as uow:
+        with reading() as (uow, ctx):
             found = review.qa_queue(
                 uow,
-                service_context(),
+                ctx,
                 site=chosen["site"],
                 product=chosen["product"],
                 state=chosen["state"],
                 min_age_days=min_age,
             )
-    except MesError as err:
+    except MesError as err:  # a filter the queue refuses: the whole queue, and why
         error, status = str(err), err.http_status
         chosen["state"] = None
-        with runtime().uow(read_only=True) as uow:
-            found = review.qa_queue(uow, service_context())
+        with reading() as (uow, ctx):
+            found = review.qa_queue(uow, ctx)
     page = queue_page(found, _zone(), chosen)
     return render_template("qa/queue.html", page=page, error=error), status
 
@@ -103,8 +101,8 @@ def _review_page(
     assessments: dict[str, dict[str, str]] | None = None,
 ) -> ResponseReturnValue:
     """The review page, with a refusal shown at the top (and the typed text kept) if any."""
-    with runtime().uow(read_only=True) as uow:
-        view = review.review_batch(uow, service_context(), batch_id)
+    with reading() as (uow, ctx):
+        view = review.review_batch(uow, ctx, batch_id)
         page = review_page(view)
     for card in page["deviations"]:
         if assessments and card["id"] in assessments:
@@ -114,26 +112,12 @@ def _review_page(
         page=page,
         header=page["header"],
         error=error,
-        reviewed_meaning=Meaning.REVIEWED,
-        closed_meaning=Meaning.CLOSED,
-        released_meaning=Meaning.RELEASED,
-        rejected_meaning=Meaning.REJECTED,
+        actions=REVIEW_ACTIONS,
         assessment_titles=ASSESSMENT_TITLES,
         classification_choices=CLASSIFICATION_CHOICES,
         typed_reason=request.form.get("reason", "") if request.method == "POST" else "",
         pdf_available="qa.record_pdf" in current_app.view_functions,
     ), status
-
-
-def _refused(batch_id: str, err: MesError, **kwargs: Any) -> ResponseReturnValue:
-    """A refusal: the account may have been locked by it; otherwise show the page and why."""
-    if not current_user_still_allowed():
-        return redirect(url_for("common.login"))
-    return _review_page(batch_id, error=str(err), status=err.http_status, **kwargs)
-
-
-def _back(batch_id: str, anchor: str) -> ResponseReturnValue:
-    return redirect(url_for("qa.batch", batch_id=batch_id, _anchor=anchor), 303)
 
 
 @bp.get("/batches/<batch_id>")
@@ -148,24 +132,17 @@ def batch(batch_id: str) -> ResponseReturnValue:
 def mark_reviewed(batch_id: str) -> ResponseReturnValue:
     """Sign one exception "reviewed" (with an optional note)."""
     form = ReviewExceptionForm()
-    credentials, first = signing_credentials(form)
-    try:
-        with runtime().uow() as uow:
-            review.mark_reviewed(
-                uow,
-                service_context(),
-                batch_id,
-                form.exception.data or "",
-                credentials,
-                first_signing_in_session=first,
-                note=form.note.data,
-                **seen_state(form),
-            )
-    except MesError as err:
-        return _refused(batch_id, err)
-    signing_succeeded()
-    flash("Signed: reviewed.", "info")
-    return _back(batch_id, "findings")
+    act(
+        review.mark_reviewed,
+        batch_id,
+        form.exception.data or "",
+        note=form.note.data,
+        **seen_state(form),
+        signature=form,
+        refused=shown_on(_review_page, batch_id),
+    )
+    rule = REVIEW_ACTIONS[ReviewKind.EXCEPTION_REVIEWED]
+    return done(rule.done, "qa.batch", batch_id=batch_id, anchor="findings")
 
 
 @bp.post("/batches/<batch_id>/deviations/<deviation_id>/assessment")
@@ -174,30 +151,22 @@ def assess_deviation(batch_id: str, deviation_id: str) -> ResponseReturnValue:
     """Save QA's classification and investigation of a deviation (no signature)."""
     form = AssessmentForm()
     typed = {name: (getattr(form, name).data or "") for name in ASSESSMENT_FIELDS}
-    try:
-        with runtime().uow() as uow:
-            changed = review.assess_deviation(
-                uow,
-                service_context(),
-                batch_id,
-                deviation_id,
-                typed,
-                **seen_state(form),
-            )
-    except MesError as err:
-        return _review_page(
-            batch_id,
-            error=str(err),
-            status=err.http_status,
-            assessments={deviation_id: typed},
-        )
-    flash(
-        f"Deviation {deviation_id}: investigation saved."
+    changed = act(
+        review.assess_deviation,
+        batch_id,
+        deviation_id,
+        typed,
+        **seen_state(form),
+        refused=shown_on(_review_page, batch_id, assessments={deviation_id: typed}),
+    )
+    return done(
+        REVIEW_ACTIONS[ReviewKind.DEVIATION_ASSESSED].done.format(deviation=deviation_id)
         if changed
         else f"Deviation {deviation_id}: nothing changed, nothing saved.",
-        "info",
+        "qa.batch",
+        batch_id=batch_id,
+        anchor=f"deviation-{deviation_id}",
     )
-    return _back(batch_id, f"deviation-{deviation_id}")
 
 
 @bp.post("/batches/<batch_id>/deviations/<deviation_id>/close")
@@ -205,23 +174,20 @@ def assess_deviation(batch_id: str, deviation_id: str) -> ResponseReturnValue:
 def close_deviation(batch_id: str, deviation_id: str) -> ResponseReturnValue:
     """Close a deviation whose investigation is complete, signed "closed"."""
     form = CloseDeviationForm()
-    credentials, first = signing_credentials(form)
-    try:
-        with runtime().uow() as uow:
-            review.close_deviation(
-                uow,
-                service_context(),
-                batch_id,
-                deviation_id,
-                credentials,
-                first_signing_in_session=first,
-                **seen_state(form),
-            )
-    except MesError as err:
-        return _refused(batch_id, err)
-    signing_succeeded()
-    flash(f"Deviation {deviation_id} closed.", "info")
-    return _back(batch_id, f"deviation-{deviation_id}")
+    act(
+        review.close_deviation,
+        batch_id,
+        deviation_id,
+        **seen_state(form),
+        signature=form,
+        refused=shown_on(_review_page, batch_id),
+    )
+    return done(
+        REVIEW_ACTIONS[ReviewKind.DEVIATION_CLOSED].done.format(deviation=deviation_id),
+        "qa.batch",
+        batch_id=batch_id,
+        anchor=f"deviation-{deviation_id}",
+    )
 
 
 @bp.post("/batches/<batch_id>/released")
@@ -240,24 +206,21 @@ def reject(batch_id: str) -> ResponseReturnValue:
 
 def _decide(batch_id: str, decision: Decision) -> ResponseReturnValue:
     form = DecisionForm()
-    credentials, first = signing_credentials(form)
-    try:
-        with runtime().uow() as uow:
-            view = review.decide_batch(
-                uow,
-                service_context(),
-                batch_id,
-                decision,
-                credentials,
-                first_signing_in_session=first,
-                reason=form.reason.data if decision is Decision.REJECTED else None,
-                **seen_state(form),
-            )
-    except MesError as err:
-        return _refused(batch_id, err)
-    signing_succeeded()
-    flash(f"Batch {view.row.number} {decision.value}.", "info")
-    return _back(batch_id, "decision")
+    view = act(
+        review.decide_batch,
+        batch_id,
+        decision,
+        reason=form.reason.data if decision is Decision.REJECTED else None,
+        **seen_state(form),
+        signature=form,
+        refused=shown_on(_review_page, batch_id),
+    )
+    return done(
+        REVIEW_ACTIONS[DECISION_KINDS[decision]].done.format(number=view.row.number),
+        "qa.batch",
+        batch_id=batch_id,
+        anchor="decision",
+    )
 
 
 # --- the full record ----------------------------------------------------------------------------
@@ -267,8 +230,8 @@ def _decide(batch_id: str, decision: Decision) -> ResponseReturnValue:
 @requires(Permission.REVIEW_BATCHES)
 def record(batch_id: str) -> ResponseReturnValue:
     """The whole record in recipe order, then every ledger and review entry in words."""
-    with runtime().uow(read_only=True) as uow:
-        package = batch_record(uow, service_context(), batch_id)
+    with reading() as (uow, ctx):
+        package = batch_record(uow, ctx, batch_id)
     view = package.view
     audit = package.record.audit
     return render_template(

@@ -8,7 +8,8 @@ from flask.typing import ResponseReturnValue
 from mes.core.access import Permission
 from mes.services import outbox
 from mes.web import runtime
-from mes.web.helpers import requires, service_context
+from mes.web.actions import reading
+from mes.web.helpers import requires
 from mes.web.sync.pages import sync_page
 
 bp = Blueprint("sync", __name__, url_prefix="/sync", template_folder="templates")
@@ -17,8 +18,8 @@ bp = Blueprint("sync", __name__, url_prefix="/sync", template_folder="templates"
 @bp.get("/")
 @requires(Permission.READ_RECIPES)
 def overview() -> ResponseReturnValue:
-    with runtime().uow(read_only=True) as uow:
-        view = outbox.overview(uow, service_context())
+    with reading() as (uow, ctx):
+        view = outbox.overview(uow, ctx)
     return render_template(
         "sync/overview.html",
         page=sync_page(view, runtime().site.time_zone),

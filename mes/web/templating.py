@@ -1,0 +1,54 @@
+"""What every template may use: filters for times, values and Markdown, and the page globals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, g
+from flask_login import current_user
+
+from mes import __version__
+from mes.core.access import ROLE_TITLES, Permission, allowed
+from mes.core.clock import local_text, parse_utc_text
+from mes.core.esign import MEANING_STATEMENTS, Meaning, required_components
+from mes.services.runtime import Runtime
+from mes.web.helpers import first_signing_in_session
+from mes.web.rendering import markdown
+from mes.web.session_user import session_locked
+
+
+def plain_value(value: Any) -> str:
+    """A stored value as people read it: yes/no, lists joined, empty as a dash."""
+    if value is None or value == "" or value == []:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(plain_value(v) for v in value)
+    return str(value)
+
+
+def init_app(app: Flask, rt: Runtime) -> None:
+    """Register the filters and the globals every page is rendered with."""
+    app.add_template_filter(parse_utc_text, "utc")
+    app.add_template_filter(plain_value, "plain")
+    app.add_template_filter(markdown, "markdown")
+
+    @app.context_processor
+    def template_globals() -> dict[str, Any]:
+        return {
+            "site": rt.site,
+            "version": __version__,
+            "terminal": g.get("terminal"),
+            "timeout_seconds": rt.settings.session_timeout_seconds,
+            "session_locked": session_locked(),
+            "local_time": lambda at: local_text(at, rt.site.time_zone),
+            "can": lambda permission: (
+                current_user.is_authenticated
+                and allowed(current_user.roles, Permission(permission))
+            ),
+            "role_titles": ROLE_TITLES,
+            "meaning_statements": MEANING_STATEMENTS,
+            "Meaning": Meaning,
+            "esign_components": required_components(first_signing_in_session()),
+        }
