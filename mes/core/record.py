@@ -39,7 +39,7 @@ from mes.core.phases.identity import IdentityLine
 from mes.core.phases.materials import MaterialLine
 
 # Each kind's printed lines live with the kind (mes.core.phases); their names stay importable here.
-from mes.core.phases.values import ChangeLine, ValueLine, shown_value  # noqa: F401
+from mes.core.phases.value_words import ChangeLine, ValueLine, shown_value  # noqa: F401
 
 if TYPE_CHECKING:  # a record without a review (at the spoke) needs nothing of the QA workflow
     from mes.core.review import ReviewState
