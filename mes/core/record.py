@@ -40,7 +40,14 @@ from mes.core.phases.identity import IdentityLine
 from mes.core.phases.materials import MaterialLine
 
 # Each kind's printed lines live with the kind (mes.core.phases); their names stay importable here.
-from mes.core.phases.values import ChangeLine, ValueLine, shown_value  # noqa: F401
+from mes.core.phases.value_words import (  # noqa: F401 - the line types stay importable here
+    ChangeLine,
+    ValueLine,
+    local_at,
+    phase_name,
+    shown_value,
+    who_text,
+)
 
 if TYPE_CHECKING:  # a record without a review (at the spoke) needs nothing of the QA workflow
     from mes.core.review import ReviewState
@@ -55,10 +62,6 @@ def manifestation_text(signature: Mapping[str, Any], time_zone: str) -> str:
         f"{Meaning(signature['meaning']).value.capitalize()} — "
         f"{local_text(parse_utc_text(signature['at']), time_zone)}"
     )
-
-
-def _local(at: str | None, time_zone: str) -> str:
-    return local_text(parse_utc_text(at), time_zone) if at else ""
 
 
 # --- the ledger in words ------------------------------------------------------------------------
@@ -94,13 +97,6 @@ def entries_in_words(
     return lines
 
 
-def _phase_name(batch: Batch, phase_id: str | None) -> str:
-    if not phase_id:
-        return ""
-    plan = batch.procedure.phases.get(phase_id)
-    return f"'{plan.name}'" if plan else phase_id
-
-
 def _entry_text(batch: Batch, body: Mapping[str, Any]) -> str:
     phase_kind = phases.for_entry(body["kind"])
     if phase_kind is not None:
@@ -117,10 +113,10 @@ def _entry_text(batch: Batch, body: Mapping[str, Any]) -> str:
             f"(recipe content {p['recipe']['content_hash'][:12]}…) for {coi}"
         )
     if kind is EntryKind.PHASE_STARTED:
-        return f"started {_phase_name(batch, p['phase'])}"
+        return f"started {phase_name(batch, p['phase'])}"
     if kind is EntryKind.SCAN_REFUSED:
         return (
-            f"scan of '{p['scanned']}' for {p['for']} refused in {_phase_name(batch, p['phase'])}: "
+            f"scan of '{p['scanned']}' for {p['for']} refused in {phase_name(batch, p['phase'])}: "
             f"{p['reason']}"
         )
     if kind is EntryKind.DEVIATION_RAISED:
@@ -137,7 +133,7 @@ def _entry_text(batch: Batch, body: Mapping[str, Any]) -> str:
     words = ACTION_WORDS.get(record["action"], record["action"])
     subject = ""
     if record.get("phase"):
-        subject = f" {_phase_name(batch, record['phase'])}"
+        subject = f" {phase_name(batch, record['phase'])}"
     elif record.get("deviation"):
         subject = f" {record['deviation']}"
     reason = f"; reason: {record['reason']}" if record.get("reason") else ""
@@ -206,7 +202,7 @@ class SignatureLine:
         return cls(
             printed_name=signature["printed_name"],
             user_id=signature["username"],
-            at_text=_local(signature["at"], time_zone),
+            at_text=local_at(signature["at"], time_zone),
             meaning=Meaning(signature["meaning"]).value.capitalize(),
             terminal=signature.get("terminal") or "",
             site=signature.get("site") or "",
@@ -365,10 +361,6 @@ class BatchRecord:
         return sum(len(op.phases) for unit in self.units for op in unit.operations)
 
 
-def _who(actor: Any) -> str:
-    return f"{actor.name} ({actor.username})" if actor is not None else ""
-
-
 def _summary(instructions: str, limit: int = 300) -> str:
     """The instructions' first paragraph, shortened to ``limit`` characters."""
     text = " ".join((instructions or "").strip().split("\n\n", 1)[0].split())
@@ -393,10 +385,10 @@ def _phase_section(
         name=plan.name,
         status_title=status_title,
         instructions=_summary(str(plan.spec.get("instructions") or "")),
-        performed=f"{_who(phase.performed_by)}, {_local(phase.performed_at, time_zone)}"
+        performed=f"{who_text(phase.performed_by)}, {local_at(phase.performed_at, time_zone)}"
         if phase.performed_by
         else "",
-        verified=f"{_who(phase.verified_by)}, {_local(phase.verified_at, time_zone)}"
+        verified=f"{who_text(phase.verified_by)}, {local_at(phase.verified_at, time_zone)}"
         if phase.verified_by
         else "",
         parts=parts,
@@ -460,7 +452,9 @@ def _deviations(
                     f"{titles.get(name, name)}: {old or '—'} → {new or '—'}"
                     for name, (old, new) in item.get("changes", {}).items()
                 )
-                history.append(f"{_local(item['at'], time_zone)}, {_who(item['by'])}: {changed}")
+                history.append(
+                    f"{local_at(item['at'], time_zone)}, {who_text(item['by'])}: {changed}"
+                )
         closed = workflow is not None and workflow.closed
         sections.append(
             DeviationSection(
@@ -468,18 +462,18 @@ def _deviations(
                 category=DEVIATION_CATEGORY_TITLES.get(d.category, d.category),  # type: ignore[call-overload]
                 phase=batch.procedure.phases[d.phase].name if d.phase else "",
                 description=d.description,
-                raised=f"{_who(d.raised_by)}, {_local(d.raised_at, time_zone)}",
-                comment=f"{d.comment} — {_who(d.commented_by)}, {_local(d.commented_at, time_zone)}"
+                raised=f"{who_text(d.raised_by)}, {local_at(d.raised_at, time_zone)}",
+                comment=f"{d.comment} — {who_text(d.commented_by)}, {local_at(d.commented_at, time_zone)}"
                 if d.comment
                 else "",
                 status="Closed by QA" if closed else d.status.value.capitalize(),
                 acknowledgement=SignatureLine.of(d.signature, time_zone) if d.signature else None,
                 assessment=tuple(assessment),
-                assessed=f"{_who(workflow.assessed_by)}, {_local(workflow.assessed_at, time_zone)}"
+                assessed=f"{who_text(workflow.assessed_by)}, {local_at(workflow.assessed_at, time_zone)}"
                 if workflow is not None and workflow.assessed_by
                 else "",
                 history=tuple(history),
-                closed=f"{_who(workflow.closed_by)}, {_local(workflow.closed_at, time_zone)}"
+                closed=f"{who_text(workflow.closed_by)}, {local_at(workflow.closed_at, time_zone)}"
                 if closed and workflow is not None
                 else "",
                 closure=SignatureLine.of(workflow.signature, time_zone)
@@ -538,8 +532,8 @@ def build_record(
     if review is not None and review.decision is not None:
         release = Release(
             decision=str(review.decision.value).capitalize(),
-            by=_who(review.decided_by),
-            at_text=_local(review.decided_at, time_zone),
+            by=who_text(review.decided_by),
+            at_text=local_at(review.decided_at, time_zone),
             reason=review.reason or "",
             signature=SignatureLine.of(review.decision_signature, time_zone)
             if review.decision_signature
@@ -565,9 +559,9 @@ def build_record(
         identity_code=identity_code(batch),
         status=BATCH_STATUS_TITLES[state.status],
         status_reason=state.status_reason or "",
-        created=f"{_who(state.created_by)}, {_local(state.created_at, time_zone)}",
-        started=_local(state.started_at, time_zone),
-        finished=_local(state.completed_at, time_zone),
+        created=f"{who_text(state.created_by)}, {local_at(state.created_at, time_zone)}",
+        started=local_at(state.started_at, time_zone),
+        finished=local_at(state.completed_at, time_zone),
         batch_signatures=tuple(SignatureLine.of(s, time_zone) for s in state.signatures),
         release=release,
     )

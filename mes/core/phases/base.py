@@ -21,7 +21,7 @@ from mes.core.audit import Actor
 from mes.core.errors import MesError
 from mes.core.phases.words import ADDED, REMOVED
 
-if TYPE_CHECKING:  # the kinds are called by the batch; they never import it at run time
+if TYPE_CHECKING:  # the batch and the recipe checker call the kinds: their types only
     from xml.etree import ElementTree as ET
 
     from mes.core.batch import Batch, Operator, Outcome, PhasePlan, PhaseState
@@ -93,9 +93,8 @@ class PhaseKind:
     looks_up: ClassVar[str | None] = None  # the site's master data its scans are checked against
     on_screen: ClassVar[int] = 100  # its place on the operator's page (scans come first)
     signed_as: ClassVar[str | None] = None  # its name in the signed phase record
-    schema: ClassVar[Mapping[str, Any] | None] = (
-        None  # its JSON Schema (None: in the published file)
-    )
+    # its part of the recipe format as JSON Schema (None: written in the published schema file)
+    schema: ClassVar[Mapping[str, Any] | None] = None
     compiled_always: ClassVar[bool] = False  # compiled (empty) even where a phase does not use it
 
     # -- the recipe ------------------------------------------------------------------------

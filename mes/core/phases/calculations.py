@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from mes.core.recipe.checker import PhaseInfo, RecipeChecker
 
 
-from mes.core.phases.values import _parameter, _recorded_on_page, _value_spec, _Values, record_one
+from mes.core.phases.value_words import batchml_parameter, recorded_on_page
+from mes.core.phases.values import _value_spec, _Values, record_one
 
 
 def calculate_all(
@@ -229,7 +230,7 @@ class Calculations(_Values):
                 "limits": limits_text(item),
                 "recorded": None
                 if (recorded := phase.values.get(item["id"])) is None
-                else _recorded_on_page(recorded, item, form.time_zone),
+                else recorded_on_page(recorded, item, form.time_zone),
                 "problem": calculation_problem(batch, plan.id, item["id"]),
             }
             for item in self.items(plan.spec)
@@ -239,6 +240,6 @@ class Calculations(_Values):
         from mes.core import batchml as bml
 
         for spec in self.items(phase):
-            parameter = _parameter(element, spec, "calculation")
+            parameter = batchml_parameter(element, spec, "calculation")
             bml._value(parameter, [spec["expression"]], "Equation", "decimal", spec["unit"])
             bml._specification(parameter, spec)

@@ -26,7 +26,7 @@ from mes.core.errors import (
     WrongEquipmentClass,
 )
 from mes.core.phases.base import Acting, Items, Lines, PageForm, Printing, Scans, Spec, whole_item
-from mes.core.phases.values import _local, _phase_name, _who
+from mes.core.phases.value_words import local_at, phase_name, who_text
 from mes.core.phases.words import quoted
 from mes.core.recipe.parts import listed, repeated
 from mes.core.recipe.problems import Path
@@ -239,7 +239,9 @@ class Equipment(Scans):
     def entry_text(self, batch: Batch, kind: str, payload: Mapping[str, Any]) -> str:
         p = payload
         due = f", calibration due {p['calibration_due']}" if p.get("calibration_due") else ""
-        return f"used {p['equipment']} ({p['equipment_name']}){due} in {_phase_name(batch, p['phase'])}"
+        return (
+            f"used {p['equipment']} ({p['equipment_name']}){due} in {phase_name(batch, p['phase'])}"
+        )
 
     def page(self, batch: Batch, plan: PhasePlan, phase: PhaseState, form: PageForm) -> Items:
         return [
@@ -262,8 +264,8 @@ class Equipment(Scans):
                 calibration=f"calibration due {e['calibration_due']}"
                 if e.get("calibration_due")
                 else "no calibration due date",
-                by=_who(e["by"]),
-                at_text=_local(e["at"], how.time_zone),
+                by=who_text(e["by"]),
+                at_text=local_at(e["at"], how.time_zone),
             )
             for _slot, e in sorted(phase.equipment.items())
         )

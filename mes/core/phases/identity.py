@@ -18,7 +18,7 @@ from mes.core.errors import IdentityMismatch, NotFound
 from mes.core.identity import InvalidDin, parse_din, scan_matches
 from mes.core.limits import InvalidValue
 from mes.core.phases.base import Acting, Items, Lines, PageForm, Printing, Scans, Spec, whole_item
-from mes.core.phases.values import _local, _phase_name, _who
+from mes.core.phases.value_words import local_at, phase_name, who_text
 from mes.core.phases.words import quoted
 from mes.core.recipe.items import items_of
 from mes.core.recipe.parts import listed, repeated
@@ -192,7 +192,7 @@ class IdentityChecks(Scans):
         p = payload
         result = "matches" if p["match"] else "DOES NOT MATCH"
         return (
-            f"scanned '{p['scanned']}' for {p['check']} in {_phase_name(batch, p['phase'])}: "
+            f"scanned '{p['scanned']}' for {p['check']} in {phase_name(batch, p['phase'])}: "
             f"{result} the chain of identity ({p['matches']})"
         )
 
@@ -215,8 +215,8 @@ class IdentityChecks(Scans):
                 scanned=scan["scanned"],
                 expected=batch.procedure.coi_spec(scan["matches"])["label"],
                 matches=bool(scan["match"]),
-                by=_who(scan["by"]),
-                at_text=_local(scan["at"], how.time_zone),
+                by=who_text(scan["by"]),
+                at_text=local_at(scan["at"], how.time_zone),
             )
             for check, scan in phase.identity.items()
         )

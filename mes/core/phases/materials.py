@@ -24,7 +24,7 @@ from mes.core.errors import (
 )
 from mes.core.materials import LotStatus
 from mes.core.phases.base import Acting, Items, Lines, PageForm, Printing, Scans, Spec, whole_item
-from mes.core.phases.values import _local, _phase_name, _who
+from mes.core.phases.value_words import local_at, phase_name, who_text
 from mes.core.phases.words import quantity, quoted
 from mes.core.recipe.parts import listed, repeated
 from mes.core.recipe.problems import Path
@@ -200,7 +200,7 @@ class Materials(Scans):
         p = payload
         return (
             f"used lot {p['lot']} of {p['material_name']} ({p['material']}), {p['quantity']} "
-            f"{p['unit']}, expiry {p['expiry']}, in {_phase_name(batch, p['phase'])}"
+            f"{p['unit']}, expiry {p['expiry']}, in {phase_name(batch, p['phase'])}"
         )
 
     def page(self, batch: Batch, plan: PhasePlan, phase: PhaseState, form: PageForm) -> Items:
@@ -222,8 +222,8 @@ class Materials(Scans):
                 quantity=f"{m['quantity']} {m['unit']}",
                 expiry=m["expiry"],
                 lot_status=m.get("lot_status") or "",
-                by=_who(m["by"]),
-                at_text=_local(m["at"], how.time_zone),
+                by=who_text(m["by"]),
+                at_text=local_at(m["at"], how.time_zone),
             )
             for _code, m in sorted(phase.materials.items())
         )

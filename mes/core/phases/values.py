@@ -9,7 +9,6 @@ as every value it names is recorded, and again after a correction. Both keep eve
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
@@ -17,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from mes.core.audit import Actor
 from mes.core.batch.machines import DeviationCategory, EntryKind
 from mes.core.batch.state import Outcome, Recorded
-from mes.core.clock import local_text, parse_utc_text
 from mes.core.errors import InvalidInput, MesError
 from mes.core.limits import (
     STATUS_TITLES,
@@ -39,14 +37,23 @@ from mes.core.phases.base import (
     Spec,
     whole_item,
 )
+from mes.core.phases.value_words import (
+    ChangeLine,
+    ValueLine,
+    batchml_parameter,
+    local_at,
+    local_input_value,
+    phase_name,
+    recorded_on_page,
+    shown_value,
+    value_fields,
+    value_summary,
+    who_text,
+)
 from mes.core.phases.words import (
     INPUT_TYPES,
-    LIMITS,
     limit_texts,
-    options,
-    quantity,
     quoted,
-    yes_no,
 )
 from mes.core.recipe.items import items_of
 from mes.core.recipe.numbers import LIMIT_FIELDS, NUMERIC_INPUTS
@@ -61,27 +68,6 @@ if TYPE_CHECKING:
     from mes.core.batch import Batch, Operator, PhasePlan, PhaseState
     from mes.core.ledger import SealedEntry
     from mes.core.recipe.checker import PhaseInfo, RecipeChecker
-
-
-def shown_value(value: Any, spec: Mapping[str, Any] | None, time_zone: str) -> str:
-    """A recorded value as people read it: yes/no, a local time, a number with its unit."""
-    if value is None or value == "":
-        return "—"
-    kind = (spec or {}).get("type")
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if kind == "datetime":
-        return local_text(parse_utc_text(str(value)), time_zone)
-    unit = (spec or {}).get("unit")
-    return f"{value} {unit}" if unit else str(value)
-
-
-def _local(at: str | None, time_zone: str) -> str:
-    return local_text(parse_utc_text(at), time_zone) if at else ""
-
-
-def _who(actor: Any) -> str:
-    return f"{actor.name} ({actor.username})" if actor is not None else ""
 
 
 # --- recording ---------------------------------------------------------------------------------
@@ -206,107 +192,6 @@ def _history_item(rec: Recorded) -> dict[str, Any]:
     return {"value": rec.value, "status": rec.status, "seq": rec.seq, "at": rec.at, "by": rec.by}
 
 
-# --- the lines of the printed record ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ChangeLine:
-    """A value replaced by another: the original, the new value, who, when and why."""
-
-    original: str
-    new: str
-    by: str
-    at_text: str
-    reason: str | None  # the correction's reason; None for a value re-entered before signing
-    corrects: int | None  # the ledger entry corrected (a correction after signing)
-
-    @property
-    def text(self) -> str:
-        """The change as the record prints it: which entry, original → new, why, who and when."""
-        what = (
-            f"Correction of entry {self.corrects}" if self.corrects else "Re-entered before signing"
-        )
-        reason = f" — reason: {self.reason}" if self.reason else ""
-        return f"{what}: {self.original} → {self.new}{reason} — {self.by}, {self.at_text}"
-
-
-@dataclass(frozen=True)
-class ValueLine:
-    """A recorded or calculated value with its unit, limits and status."""
-
-    label: str
-    value_text: str
-    limits: str
-    status: str | None  # ok | alert | action (None: no limits apply)
-    status_title: str
-    calculated: bool
-    by: str
-    at_text: str
-    changes: tuple[ChangeLine, ...]
-
-    @property
-    def text(self) -> str:
-        """The value as the record prints it: label = value, status, limits, who and when."""
-        words = f"{self.label}{' (calculated)' if self.calculated else ''} = {self.value_text}"
-        if self.status_title:
-            words += f" — {self.status_title}"
-        if self.limits:
-            words += f" ({self.limits})"
-        return f"{words} — {self.by}, {self.at_text}"
-
-    @property
-    def css(self) -> str:
-        """The row's class in the printed record: alert and action values stand out."""
-        return f" st-{self.status}" if self.status in ("alert", "action") else ""
-
-
-def _recorded_on_page(recorded: Recorded, spec: Spec, time_zone: str) -> dict[str, Any]:
-    status = recorded.status
-    return {
-        "text": shown_value(recorded.value, spec, time_zone),
-        "status": status,
-        "status_title": STATUS_TITLES[LimitStatus(status)] if status else None,
-        "by": recorded.by.name,
-        "at": local_text(parse_utc_text(recorded.at), time_zone),
-        "history": [
-            {
-                "text": shown_value(h["value"], spec, time_zone),
-                "by": h["by"].name,
-                "at": local_text(parse_utc_text(h["at"]), time_zone),
-                "seq": h["seq"],
-            }
-            for h in recorded.history
-        ],
-    }
-
-
-def local_input_value(value: Any, time_zone: str) -> str:
-    """A stored UTC time as the value of a datetime-local field (site time)."""
-    from zoneinfo import ZoneInfo
-
-    return parse_utc_text(str(value)).astimezone(ZoneInfo(time_zone)).strftime("%Y-%m-%dT%H:%M")
-
-
-def _value_summary(spec: Spec) -> str:
-    """'number in %, target 95 %, action low limit 80 %, 1 decimal' — an input or calculation."""
-    kind = "calculation" if spec["type"] == "calculation" else INPUT_TYPES[spec["type"]]
-    parts = [f"{kind} in {spec['unit']}" if spec.get("unit") else kind]
-    if spec["type"] == "calculation":
-        parts.append(f"= {spec['expression']}")
-    for name, label in LIMITS:
-        if spec.get(name) is not None:
-            parts.append(f"{label} {quantity(spec[name], spec.get('unit'))}")
-    if spec.get("decimals") is not None:
-        parts.append(f"{spec['decimals']} decimal{'s' * (spec['decimals'] != 1)}")
-    if spec.get("options") is not None:
-        parts.append(f"options {options(spec['options'])}")
-    if spec.get("pattern") is not None:
-        parts.append(f"pattern {quoted(spec['pattern'])}")
-    if spec.get("required") is False:
-        parts.append("optional")
-    return ", ".join(parts)
-
-
 # --- the two kinds -------------------------------------------------------------------------------
 
 
@@ -363,8 +248,8 @@ class _Values(PhaseKind):
                     ChangeLine(
                         original=shown_value(before["value"], spec, how.time_zone),
                         new=shown_value(after["value"], spec, how.time_zone),
-                        by=_who(after["by"]),
-                        at_text=_local(after["at"], how.time_zone),
+                        by=who_text(after["by"]),
+                        at_text=local_at(after["at"], how.time_zone),
                         reason=reason,
                         corrects=corrects,
                     )
@@ -380,8 +265,8 @@ class _Values(PhaseKind):
                     # "within limits" only where the recipe sets limits
                     status_title=STATUS_TITLES[LimitStatus(status)] if status and limits else "",
                     calculated=self.calculated,
-                    by=_who(recorded.by),
-                    at_text=_local(recorded.at, how.time_zone),
+                    by=who_text(recorded.by),
+                    at_text=local_at(recorded.at, how.time_zone),
                     changes=tuple(changes),
                 )
             )
@@ -409,7 +294,7 @@ class _Values(PhaseKind):
         status = payload.get("status")
         status_text = f" ({STATUS_TITLES[LimitStatus(status)].lower()})" if status else ""
         shown = shown_value(payload["recorded"], spec, batch.time_zone)
-        where = _phase_name(batch, payload["phase"])
+        where = phase_name(batch, payload["phase"])
         if kind == EntryKind.VALUE_CORRECTED:
             return (
                 f"corrected {label} to {shown}{status_text} in {where} — corrects entry "
@@ -430,12 +315,12 @@ class _Values(PhaseKind):
         for old, new in differ.paired(before, after, lambda v: v["id"]):
             spec = new or old
             name = f"{self.what} '{spec['label']}'"
-            shown = _value_summary(spec)
+            shown = value_summary(spec)
             if whole_item(
                 differ, place, name, old, new, shown, f"{place.subject}: {name} {{kind}} ({shown})."
             ):
                 continue
-            _value_fields(differ, place, name, old, new)
+            value_fields(differ, place, name, old, new)
         differ.order(
             place,
             f"{self.key} order",
@@ -445,52 +330,6 @@ class _Values(PhaseKind):
             lambda v: v["id"],
             lambda v: quoted(v["label"]) or "",
         )
-
-
-def _value_fields(differ: Any, place: Any, name: str, before: Spec, after: Spec) -> None:
-    def field(key: str, label: str, show: Any) -> None:
-        differ.simple(
-            place, f"{name} {key}", f"{name}: {label}", before.get(key), after.get(key), show
-        )
-
-    field("label", "label", quoted)
-    field("type", "type", lambda t: INPUT_TYPES.get(t, t))
-    field("expression", "expression", quoted)
-    field("unit", "unit", lambda u: u)
-    field("decimals", "decimals", lambda d: None if d is None else str(d))
-    field("required", "required", yes_no)
-    for key, label in LIMITS:
-        differ.value(
-            place,
-            f"{name} {key}",
-            f"{name}: {label}",
-            before.get(key),
-            after.get(key),
-            quantity(before.get(key), before.get("unit")),
-            quantity(after.get(key), after.get("unit")),
-        )
-    field("options", "options", options)
-    field("pattern", "pattern", quoted)
-    field("help", "help text", quoted)
-
-
-def _parameter(element: ET.Element, spec: Spec, subtype: str) -> ET.Element:
-    """A value's BatchML Parameter: its ID, label, type (ProcessParameter) and first subtype."""
-    from mes.core import batchml as bml
-
-    parameter = bml._child(element, "Parameter")
-    bml._text(parameter, "ID", spec["id"])
-    bml._text(parameter, "Description", spec["label"])
-    bml._text(parameter, "ParameterType", "ProcessParameter")
-    bml._text(parameter, "ParameterSubType", subtype)
-    return parameter
-
-
-def _phase_name(batch: Batch, phase_id: str | None) -> str:
-    if not phase_id:
-        return ""
-    plan = batch.procedure.phases.get(phase_id)
-    return f"'{plan.name}'" if plan else phase_id
 
 
 def _value_spec(value_id: str, spec: Mapping[str, Any], kind: str) -> dict[str, Any]:
@@ -637,7 +476,7 @@ class Inputs(_Values):
                     "prefill": prefill,
                     "recorded": None
                     if recorded is None
-                    else _recorded_on_page(recorded, item, form.time_zone),
+                    else recorded_on_page(recorded, item, form.time_zone),
                     "error": form.field_errors.get(key),
                     "comment_key": f"comment:{item['id']}",
                     "comment": form.entered.get(f"comment:{item['id']}", ""),
@@ -649,7 +488,7 @@ class Inputs(_Values):
         from mes.core import batchml as bml
 
         for spec in self.items(phase):
-            parameter = _parameter(element, spec, spec["type"])
+            parameter = batchml_parameter(element, spec, spec["type"])
             bml._text(parameter, "ParameterSubType", "required" if spec["required"] else "optional")
             bml._value(parameter, [""], "External", bml.DATA_TYPES[spec["type"]], spec["unit"])
             bml._specification(parameter, spec)
