@@ -107,8 +107,10 @@ def named_paths(doc: Path, text: str | None = None) -> list[Named]:
 
 
 def exists(target: Path) -> bool:
-    if any(c in target.name for c in "*?["):
-        return any(target.parent.glob(target.name))
+    """The file exists; a pattern (``*``, or a placeholder such as ``<kind>``) matches one."""
+    relative = re.sub(r"<[^<>/]+>", "*", target.relative_to(ROOT).as_posix())
+    if any(c in relative for c in "*?["):
+        return any(ROOT.glob(relative))
     return target.exists()
 
 
