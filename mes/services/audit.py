@@ -12,6 +12,7 @@ from mes.core.heads import AnchoredVerification, verify_anchored
 from mes.services.anchors import audit_anchors
 from mes.services.context import Context, authorise
 from mes.store.audit import append_audit, sealed_entries, signed_audit_head
+from mes.store.models import AuditEntry
 from mes.store.queries import AuditFilter, AuditPage, audit_page, record_types
 from mes.store.uow import UnitOfWork
 
@@ -20,7 +21,7 @@ __all__ = [
     "AuditPage",
     "AuditTrailPage",
     "read_audit_trail",
-    "record_change",
+    "record_entry",
     "verify_audit_anchored",
     "verify_audit_trail",
 ]
@@ -70,7 +71,7 @@ def verify_audit_anchored(uow: UnitOfWork) -> AnchoredVerification:
     return verify_anchored(sealed_entries(uow.session), public, head, public, site.code, anchors)
 
 
-def record_change(
+def record_entry(
     uow: UnitOfWork,
     ctx: Context,
     actor: Actor,
@@ -78,18 +79,23 @@ def record_change(
     record_type: str,
     record_id: str,
     *,
+    kind: EntryKind = EntryKind.CHANGE,
     old: Mapping[str, Any] | None = None,
     new: Mapping[str, Any] | None = None,
     reason: str | None = None,
-) -> None:
-    """Append one change of a site record (who, what, before → after, why) to the audit trail."""
-    append_audit(
+) -> AuditEntry:
+    """Append one entry (who, what, before → after, why) to the audit trail.
+
+    At the context's time and terminal, in the unit of work's transaction; a change of a site
+    record unless `kind` says otherwise.
+    """
+    return append_audit(
         uow.session,
         uow.site,
         at=ctx.at,
         actor=actor,
         terminal=ctx.terminal,
-        kind=EntryKind.CHANGE,
+        kind=kind,
         action=action,
         record_type=record_type,
         record_id=record_id,

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from mes.core.access import Permission
-from mes.core.audit import EntryKind, require_reason
+from mes.core.audit import require_reason
 from mes.core.errors import InvalidInput
-from mes.services.audit import record_change
+from mes.services.audit import record_entry
 from mes.services.context import Context, authorise, system_actor
 from mes.services.runtime import safe_url
 from mes.settings import Settings
-from mes.store.audit import append_audit, latest_change, lock_audit_chain
+from mes.store.audit import latest_change, lock_audit_chain
 from mes.store.uow import UnitOfWork
 
 RECORD_TYPE = "configuration"
@@ -60,16 +60,13 @@ def record_configuration(uow: UnitOfWork, ctx: Context, settings: Settings) -> b
     last = recorded.new if recorded is not None else None
     if last == current:
         return False
-    append_audit(
-        uow.session,
-        uow.site,
-        at=ctx.at,
-        actor=system_actor(ctx),
-        terminal=ctx.terminal,
-        kind=EntryKind.CHANGE,
-        action="configuration recorded" if last is None else "configuration changed",
-        record_type=RECORD_TYPE,
-        record_id=settings.site_code,
+    record_entry(
+        uow,
+        ctx,
+        system_actor(ctx),
+        "configuration recorded" if last is None else "configuration changed",
+        RECORD_TYPE,
+        settings.site_code,
         old=last,
         new=current,
         reason=None
@@ -131,7 +128,7 @@ def set_administrators_may_sign(uow: UnitOfWork, ctx: Context, allowed: bool, re
             f"Administration together with a signing role is already {state} at this site.",
             what_to_do="Nothing to change.",
         )
-    record_change(
+    record_entry(
         uow,
         ctx,
         actor,

@@ -13,10 +13,10 @@ from pathlib import Path
 from mes.core.audit import EntryKind
 from mes.core.certificate import DocumentSigningKey, fingerprint, load_certificate
 from mes.core.errors import ConfigurationError
+from mes.services.audit import record_entry
 from mes.services.context import Context, system_actor
 from mes.services.runtime import Runtime
 from mes.settings import Settings
-from mes.store.audit import append_audit
 from mes.store.files import write_private
 
 DOCUMENT_KEY_FILE = "keys/document_signing_p256.pem"
@@ -119,16 +119,14 @@ def ensure_document_certificate(runtime: Runtime, ctx: Context) -> CertificateIn
         written = write_document_key(settings.instance_path, signing_key)
         try:
             with runtime.uow() as uow:
-                append_audit(
-                    uow.session,
-                    uow.site,
-                    at=ctx.at,
-                    actor=system_actor(ctx),
-                    terminal=ctx.terminal,
+                record_entry(
+                    uow,
+                    ctx,
+                    system_actor(ctx),
+                    "document-signing certificate created",
+                    "site",
+                    settings.site_code,
                     kind=EntryKind.SECURITY,
-                    action="document-signing certificate created",
-                    record_type="site",
-                    record_id=settings.site_code,
                     new={"certificate_sha256": fingerprint(signing_key.certificate)},
                 )
                 uow.commit()

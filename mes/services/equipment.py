@@ -20,7 +20,7 @@ from mes.core.equipment import EQUIPMENT_STATUS_WORDS, EquipmentStatus
 from mes.core.errors import InvalidInput, NotFound
 from mes.core.recipe import recipe_schema
 from mes.core.text import free_text, one_line
-from mes.services.audit import record_change
+from mes.services.audit import record_entry
 from mes.services.context import Context, authorise
 from mes.services.recipes import site_today
 from mes.store import equipment as store
@@ -109,7 +109,7 @@ def _audit(
     equipment: Equipment,
     **change: object,
 ) -> None:
-    record_change(uow, ctx, actor, action, RECORD_TYPE, equipment.id, **change)  # type: ignore[arg-type]
+    record_entry(uow, ctx, actor, action, RECORD_TYPE, equipment.id, **change)  # type: ignore[arg-type]
 
 
 def add_equipment(

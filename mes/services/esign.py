@@ -28,12 +28,13 @@ from mes.core.esign import (
     signature_binds,
 )
 from mes.core.passwords import password_matches
+from mes.services.audit import record_entry
 from mes.services.configuration import administrators_may_sign
 from mes.services.context import Context, acting_user, actor_of
 from mes.services.terminals import active_terminal
 from mes.services.users import verify_credentials
 from mes.store import users
-from mes.store.audit import append_audit, signature_bodies
+from mes.store.audit import signature_bodies
 from mes.store.models import User
 from mes.store.uow import UnitOfWork
 
@@ -115,16 +116,14 @@ def sign_record(
         first_signing_in_session=first_signing_in_session,
         signer_roles=signer_roles,
     )
-    entry = append_audit(
-        uow.session,
-        uow.site,
-        at=ctx.at,
-        actor=actor_of(user),
-        terminal=ctx.terminal,
+    entry = record_entry(
+        uow,
+        ctx,
+        actor_of(user),
+        f"signed: {meaning.value}",
+        record_type,
+        record_id,
         kind=EntryKind.SIGNATURE,
-        action=f"signed: {meaning.value}",
-        record_type=record_type,
-        record_id=record_id,
         new=manifestation.as_dict(),
     )
     return AppliedSignature(manifestation, entry.seq, entry.hash)

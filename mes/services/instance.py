@@ -22,6 +22,7 @@ from mes.core.certificate import DocumentSigningKey, fingerprint
 from mes.core.errors import ConfigurationError, InstanceExists
 from mes.core.keys import SiteKey, SitePublicKey
 from mes.core.passwords import check_new_password
+from mes.services.audit import record_entry
 from mes.services.configuration import record_configuration
 from mes.services.context import Context, system_actor
 from mes.services.document_certificate import write_document_key
@@ -39,7 +40,6 @@ from mes.settings import (
     render_config,
     sqlite_url,
 )
-from mes.store.audit import append_audit
 from mes.store.engine import make_engine
 from mes.store.files import make_private_folder, sqlite_files, write_private
 from mes.store.migrate import upgrade
@@ -172,16 +172,14 @@ def init_instance(req: InstanceRequest, ctx_at: datetime, os_user: str, host: st
         runtime = open_runtime(settings)
         ctx = Context.command_line(ctx_at, os_user, host)
         with runtime.uow() as uow:
-            append_audit(
-                uow.session,
-                uow.site,
-                at=ctx.at,
-                actor=system_actor(ctx),
-                terminal=ctx.terminal,
+            record_entry(
+                uow,
+                ctx,
+                system_actor(ctx),
+                "instance initialised",
+                "site",
+                req.site_code,
                 kind=EntryKind.SECURITY,
-                action="instance initialised",
-                record_type="site",
-                record_id=req.site_code,
                 new={
                     "site_key_id": key.public.key_id,
                     "pinned_hub_key_id": hub_key.key_id if hub_key else None,

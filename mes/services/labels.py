@@ -24,7 +24,7 @@ from mes.core.errors import ChainBroken, MesError
 from mes.core.identity import Din, identity_text
 from mes.core.ledger import verify_chain
 from mes.core.review import Decision, replay_review
-from mes.services.audit import record_change
+from mes.services.audit import record_entry
 from mes.services.batches import get_batch, verify_ledger
 from mes.services.context import Context, authorise
 from mes.store.review import review_ledger
@@ -263,7 +263,7 @@ def record_label_printed(uow: UnitOfWork, ctx: Context, batch_id: str) -> FinalL
     """Issue the final label for printing and record that in the site's audit trail."""
     actor = authorise(uow, ctx, Permission.EXECUTE_BATCHES)
     label = final_label(uow, ctx, batch_id)
-    record_change(
+    record_entry(
         uow, ctx, actor, LABEL_PRINTED, LABEL_RECORD_TYPE, label.batch_id,
         new={
             "batch": label.number,

@@ -19,7 +19,7 @@ from mes.core.esign import Meaning
 from mes.core.materials import LotStatus
 from mes.core.text import one_line
 from mes.core.units import is_known_unit
-from mes.services.audit import record_change
+from mes.services.audit import record_entry
 from mes.services.context import Context, authorise
 from mes.services.esign import Credentials, sign_record
 from mes.services.ids import new_id
@@ -73,7 +73,7 @@ def add_material(uow: UnitOfWork, ctx: Context, *, code: str, name: str, unit: s
     material = Material(code=code, name=name, unit=unit, created_at=ctx.at)
     uow.add(material)
     uow.flush()
-    record_change(
+    record_entry(
         uow, ctx, actor, "material registered", "material", code,
         new={"code": code, "name": name, "unit": unit},
     )  # fmt: skip
@@ -108,7 +108,7 @@ def add_lot(
     )
     uow.add(lot)
     uow.flush()
-    record_change(
+    record_entry(
         uow,
         ctx,
         actor,
@@ -172,7 +172,7 @@ def change_lot_status(
     lot.status = status
     lot.status_changed_at = ctx.at
     lot.status_reason = why
-    record_change(
+    record_entry(
         uow,
         ctx,
         actor,

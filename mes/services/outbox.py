@@ -19,7 +19,7 @@ from mes.core.errors import InvalidInput, NotFound
 from mes.core.ledger import SealedEntry
 from mes.core.sync import make_chunk, transfer_file
 from mes.services.anchors import keep_hub_receipt
-from mes.services.audit import record_change
+from mes.services.audit import record_entry
 from mes.services.context import Context, authorise, system_actor
 from mes.store import batches as store
 from mes.store import recipes
@@ -73,7 +73,7 @@ def record_enrollment(
         old = {"hub_url": link.hub_url, "hub_code": link.hub_code, "hub_key_id": link.hub_key_id}
         link.hub_url, link.hub_code, link.hub_key_id = hub_url, hub_code, hub_key_id
         link.enrolled_at = ctx.at
-    record_change(
+    record_entry(
         uow,
         ctx,
         system_actor(ctx),

@@ -35,12 +35,12 @@ from mes.core.errors import (
 from mes.core.lifecycle import STATE_TITLES, Step, VersionModel, VersionState
 from mes.core.recipe import CompiledRecipe, load_recipe
 from mes.core.text import free_text
+from mes.services.audit import record_entry
 from mes.services.context import Context, acting_user, authorise
 from mes.services.esign import AppliedSignature, Credentials, sign_record, valid_signatures
 from mes.services.ids import new_id
 from mes.settings import check_site_code
 from mes.store import recipes as store
-from mes.store.audit import append_audit
 from mes.store.models import InstalledRecipe, RecipePublication
 from mes.store.models import RecipeVersion as RecipeVersion  # the versions it returns
 from mes.store.uow import UnitOfWork
@@ -81,16 +81,14 @@ def _audit(
     kind: EntryKind = EntryKind.CHANGE,
     record_type: str = RECORD_TYPE,
 ) -> None:
-    append_audit(
-        uow.session,
-        uow.site,
-        at=ctx.at,
-        actor=actor,
-        terminal=ctx.terminal,
+    record_entry(
+        uow,
+        ctx,
+        actor,
+        action,
+        record_type,
+        record_id,
         kind=kind,
-        action=action,
-        record_type=record_type,
-        record_id=record_id,
         old=old,
         new=new,
         reason=reason,

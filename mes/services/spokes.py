@@ -33,7 +33,7 @@ from mes.core.sync import enrollment_code_hash
 from mes.core.text import one_line
 from mes.core.throttle import UNKNOWN_SOURCE, Attempt
 from mes.services import throttle
-from mes.services.audit import record_change
+from mes.services.audit import record_entry
 from mes.services.context import Context, authorise, system_actor
 from mes.services.ids import new_id
 from mes.settings import check_site_code
@@ -136,7 +136,7 @@ def add_spoke(
     store.register_spoke(
         uow.session, code=code, name=name, time_zone=time_zone, at=ctx.at, by=ctx.user_id
     )
-    record_change(
+    record_entry(
         uow,
         ctx,
         actor,
@@ -178,7 +178,7 @@ def _issue_code(uow: UnitOfWork, ctx: Context, actor: Actor, spoke_code: str) ->
         by=ctx.user_id,
         expires_at=expires,
     )
-    record_change(
+    record_entry(
         uow,
         ctx,
         actor,
@@ -363,7 +363,7 @@ def _enroll(
     spoke.status = "active"
     spoke.status_changed_at = ctx.at
     spoke.status_reason = None
-    record_change(
+    record_entry(
         uow,
         ctx,
         system_actor(ctx),
@@ -425,7 +425,7 @@ def change_spoke_status(
     spoke.status_reason = reason
     if new in ("suspended", "revoked"):  # its unused codes stop working too
         store.expire_unused_codes(uow.session, spoke.code, ctx.at)
-    record_change(
+    record_entry(
         uow,
         ctx,
         actor,

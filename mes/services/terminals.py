@@ -11,10 +11,10 @@ from mes.core.access import Permission
 from mes.core.audit import EntryKind, require_reason
 from mes.core.errors import InvalidInput, NotFound, TerminalNameTaken
 from mes.core.text import one_line
+from mes.services.audit import record_entry
 from mes.services.context import Context, authorise
 from mes.services.ids import new_id
 from mes.store import terminals as store
-from mes.store.audit import append_audit
 from mes.store.models import Terminal
 from mes.store.uow import UnitOfWork
 
@@ -44,16 +44,14 @@ def register_terminal(uow: UnitOfWork, ctx: Context, name: str, location: str = 
     )
     uow.add(terminal)
     uow.flush()
-    append_audit(
-        uow.session,
-        uow.site,
-        at=ctx.at,
-        actor=actor,
-        terminal=ctx.terminal,
+    record_entry(
+        uow,
+        ctx,
+        actor,
+        "terminal registered",
+        "terminal",
+        terminal.id,
         kind=EntryKind.SECURITY,
-        action="terminal registered",
-        record_type="terminal",
-        record_id=terminal.id,
         new={"name": name, "location": terminal.location, "active": True},
     )
     uow.commit()
@@ -70,16 +68,14 @@ def deactivate_terminal(uow: UnitOfWork, ctx: Context, terminal_id: str, reason:
     if not terminal.active:
         raise InvalidInput(f"The terminal '{terminal.name}' is already deactivated.")
     terminal.active = False
-    append_audit(
-        uow.session,
-        uow.site,
-        at=ctx.at,
-        actor=actor,
-        terminal=ctx.terminal,
+    record_entry(
+        uow,
+        ctx,
+        actor,
+        "terminal deactivated",
+        "terminal",
+        terminal.id,
         kind=EntryKind.SECURITY,
-        action="terminal deactivated",
-        record_type="terminal",
-        record_id=terminal.id,
         old={"name": terminal.name, "active": True},
         new={"name": terminal.name, "active": False},
         reason=reason,

@@ -7,14 +7,14 @@ from zoneinfo import ZoneInfo
 
 from mes.core import training as rules
 from mes.core.access import Permission, check_not_own_access
-from mes.core.audit import EntryKind, require_reason
+from mes.core.audit import require_reason
 from mes.core.clock import as_utc
 from mes.core.errors import InvalidInput
 from mes.core.text import one_line
+from mes.services.audit import record_entry
 from mes.services.context import Context, authorise
 from mes.services.ids import new_id
 from mes.services.users import find_user
-from mes.store.audit import append_audit
 from mes.store.models import TrainingRecord, User
 from mes.store.training import training_history
 from mes.store.uow import UnitOfWork
@@ -60,16 +60,13 @@ def record_training(
     )
     uow.add(record)
     uow.flush()
-    append_audit(
-        uow.session,
-        uow.site,
-        at=ctx.at,
-        actor=actor,
-        terminal=ctx.terminal,
-        kind=EntryKind.CHANGE,
-        action="training recorded",
-        record_type="training",
-        record_id=f"{user.username}/{procedure}",
+    record_entry(
+        uow,
+        ctx,
+        actor,
+        "training recorded",
+        "training",
+        f"{user.username}/{procedure}",
         new={
             "qualified_on": qualified_on.isoformat(),
             "expires_on": expires_on.isoformat() if expires_on else None,
@@ -102,16 +99,13 @@ def withdraw_training(
             recorded_by=ctx.user_id,
         )
     )
-    append_audit(
-        uow.session,
-        uow.site,
-        at=ctx.at,
-        actor=actor,
-        terminal=ctx.terminal,
-        kind=EntryKind.CHANGE,
-        action="training withdrawn",
-        record_type="training",
-        record_id=f"{user.username}/{procedure}",
+    record_entry(
+        uow,
+        ctx,
+        actor,
+        "training withdrawn",
+        "training",
+        f"{user.username}/{procedure}",
         old={"qualified": True},
         new={"qualified": False},
         reason=reason,

@@ -49,6 +49,7 @@ from mes.core.passwords import (
 from mes.core.text import free_text, one_line
 from mes.core.throttle import UNKNOWN_SOURCE, Attempt
 from mes.services import throttle
+from mes.services.audit import record_entry
 from mes.services.configuration import administrators_may_sign
 from mes.services.context import (
     Context,
@@ -59,7 +60,6 @@ from mes.services.context import (
 )
 from mes.services.ids import new_id
 from mes.store import users
-from mes.store.audit import append_audit
 from mes.store.models import User, UserRole
 from mes.store.sessions import delete_user_sessions
 from mes.store.uow import UnitOfWork
@@ -171,16 +171,14 @@ def _audit(
     reason: str | None = None,
     kind: EntryKind = EntryKind.CHANGE,
 ) -> None:
-    append_audit(
-        uow.session,
-        uow.site,
-        at=ctx.at,
-        actor=actor,
-        terminal=ctx.terminal,
+    record_entry(
+        uow,
+        ctx,
+        actor,
+        action,
+        RECORD_TYPE,
+        user.username,
         kind=kind,
-        action=action,
-        record_type=RECORD_TYPE,
-        record_id=user.username,
         old=old,
         new=new,
         reason=reason,
@@ -466,16 +464,14 @@ def _refuse_login(
         assert user is not None
         _record_failure(uow, ctx, user, "login failed")
     elif window.reasons.get(refusal.value) == 1:  # the first of its kind from there this window
-        append_audit(
-            uow.session,
-            uow.site,
-            at=ctx.at,
-            actor=actor_of(user) if user is not None else throttle.anonymous_actor(source),
-            terminal=ctx.terminal,
+        record_entry(
+            uow,
+            ctx,
+            actor_of(user) if user is not None else throttle.anonymous_actor(source),
+            "login refused",
+            RECORD_TYPE if user is not None else throttle.RECORD_TYPE,
+            user.username if user is not None else source,
             kind=EntryKind.SECURITY,
-            action="login refused",
-            record_type=RECORD_TYPE if user is not None else throttle.RECORD_TYPE,
-            record_id=user.username if user is not None else source,
             new={"source": source},
             reason=refusal.value,
         )
