@@ -68,33 +68,6 @@ def label(version: RecipeVersion | InstalledRecipe) -> str:
     return f"{version.recipe_code} v{version.version}"
 
 
-def _audit(
-    uow: UnitOfWork,
-    ctx: Context,
-    actor: Actor,
-    action: str,
-    record_id: str,
-    *,
-    old: dict[str, Any] | None = None,
-    new: dict[str, Any] | None = None,
-    reason: str | None = None,
-    kind: EntryKind = EntryKind.CHANGE,
-    record_type: str = RECORD_TYPE,
-) -> None:
-    record_entry(
-        uow,
-        ctx,
-        actor,
-        action,
-        record_type,
-        record_id,
-        kind=kind,
-        old=old,
-        new=new,
-        reason=reason,
-    )
-
-
 def _require_role(uow: UnitOfWork, role: str, what: str) -> None:
     if uow.site.role != role:
         raise ConfigurationError(
@@ -139,11 +112,12 @@ def import_recipe(
     )
     uow.add(version)
     uow.flush()
-    _audit(
+    record_entry(
         uow,
         ctx,
         actor,
         "recipe version imported",
+        RECORD_TYPE,
         version.id,
         new={
             "recipe_code": code,
@@ -199,11 +173,12 @@ def _replace_draft(
     old_hash = existing.content_hash
     for name, value in _content(compiled, source, source_name).items():
         setattr(existing, name, value)
-    _audit(
+    record_entry(
         uow,
         ctx,
         actor,
         "recipe draft replaced",
+        RECORD_TYPE,
         existing.id,
         old={"content_hash": old_hash},
         new={"content_hash": compiled.content_hash, "source": source_name},
@@ -305,11 +280,12 @@ def sign_step(
     new: dict[str, Any] = {"status": model.state, "signature_entry": signature.entry_seq}
     if step is Step.MAKE_EFFECTIVE:
         new["effective_from"] = effective_from.isoformat() if effective_from else None
-    _audit(
+    record_entry(
         uow,
         ctx,
         actor,
         f"recipe version {_ACTION[step]}",
+        RECORD_TYPE,
         version.id,
         old={"status": old_state},
         new=new,
@@ -323,11 +299,12 @@ def sign_step(
             other.status = other_model.state
             other.status_changed_at = ctx.at
             other.status_reason = f"superseded by {label(version)}"
-            _audit(
+            record_entry(
                 uow,
                 ctx,
                 actor,
                 "recipe version superseded",
+                RECORD_TYPE,
                 other.id,
                 old={"status": VersionState.EFFECTIVE.value},
                 new={"status": VersionState.SUPERSEDED.value, "superseded_by": version.id},
@@ -484,11 +461,12 @@ def publish(
         token=token,
     )
     uow.add(publication)
-    _audit(
+    record_entry(
         uow,
         ctx,
         actor,
         "recipe version published",
+        RECORD_TYPE,
         version.id,
         new={
             "sites": codes,
@@ -527,14 +505,14 @@ def install_bundle(
         return _install(uow, ctx, actor, bundle)
     except BundleRefused as refusal:
         uow.rollback()
-        _audit(
+        record_entry(
             uow,
             ctx,
             actor,
             "recipe bundle refused",
+            "recipe-bundle",
             source_name[:200],
             kind=EntryKind.SECURITY,
-            record_type="recipe-bundle",
             new={"refusal": type(refusal).__name__},
             reason=refusal.message,
         )
@@ -585,13 +563,13 @@ def _install(uow: UnitOfWork, ctx: Context, actor: Actor, bundle: Bundle) -> Ins
     )
     uow.add(installed)
     uow.flush()
-    _audit(
+    record_entry(
         uow,
         ctx,
         actor,
         "recipe version installed",
+        "installed-recipe",
         installed.id,
-        record_type="installed-recipe",
         new={
             "recipe_code": bundle.recipe_code,
             "version": bundle.version,
