@@ -201,20 +201,8 @@ def refused(
     uow: UnitOfWork, at: datetime, batch_id: str, code: str, reason: str, *, via: str = "network"
 ) -> None:
     """The hub refused the batch's entries: they stay pending, with why (shown on the board)."""
-    link = hub_link(uow)
     mark_refused(uow.session, batch_id, code, reason, at)
-    log_event(
-        uow.session,
-        at=at,
-        action="push",
-        outcome="refused",
-        peer=link.hub_code if link else None,
-        via=via,
-        batch_id=batch_id,
-        code=code,
-        reason=reason,
-    )
-    uow.commit()
+    note(uow, at, "push", "refused", batch_id=batch_id, code=code, reason=reason, via=via)
 
 
 def note(
@@ -223,6 +211,7 @@ def note(
     action: str,
     outcome: str,
     *,
+    batch_id: str | None = None,
     item: str | None = None,
     code: str | None = None,
     reason: str | None = None,
@@ -237,6 +226,7 @@ def note(
         outcome=outcome,
         peer=link.hub_code if link else None,
         via=via,
+        batch_id=batch_id,
         item=item,
         code=code,
         reason=reason,
