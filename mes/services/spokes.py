@@ -39,7 +39,6 @@ from mes.services.ids import new_id
 from mes.settings import check_site_code
 from mes.store import recipes
 from mes.store import spokes as store
-from mes.store.audit import append_audit
 from mes.store.models import Spoke
 from mes.store.sync import log_event
 from mes.store.uow import UnitOfWork
@@ -265,16 +264,14 @@ def enroll(
             code=refusal.code,
             reason=refusal.message,
         )
-        append_audit(
-            uow.session,
-            uow.site,
-            at=at,
-            actor=system_actor(ctx),
-            terminal=ctx.terminal,
+        record_entry(
+            uow,
+            ctx,
+            system_actor(ctx),
+            "spoke enrollment refused",
+            "spoke",
+            site_code[:200],
             kind=EntryKind.SECURITY,
-            action="spoke enrollment refused",
-            record_type="spoke",
-            record_id=site_code[:200],
             new={"source": source},
             reason=refusal.message,
         )
