@@ -134,6 +134,19 @@ def _load(uow: UnitOfWork, batch_id: str, *, lock: bool = True) -> Loaded:
     return Loaded(row, batch, installed, store.saved_state(batch) if lock else None)
 
 
+def _acting_on(uow: UnitOfWork, ctx: Context, batch_id: str) -> tuple[Loaded, Operator]:
+    """The batch locked and loaded, and the operator acting on it (see :func:`_operator`)."""
+    loaded = _load(uow, batch_id)
+    return loaded, _operator(uow, ctx, loaded.batch.procedure)
+
+
+def _committed(uow: UnitOfWork, ctx: Context, loaded: Loaded) -> Batch:
+    """Save what the batch recorded and commit it; the batch as it now stands."""
+    _save(uow, ctx, loaded)
+    uow.commit()
+    return loaded.batch
+
+
 def _sign(
     uow: UnitOfWork,
     ctx: Context,
@@ -339,13 +352,10 @@ def start_phase(
     A start after a timer's maximum raises a deviation.
     """
     _require_spoke(uow)
-    loaded = _load(uow, batch_id)
-    who = _operator(uow, ctx, loaded.batch.procedure)
+    loaded, who = _acting_on(uow, ctx, batch_id)
     loaded.batch.check_current(phase_id, seen_seq)
     loaded.batch.start_phase(phase_id, who, ctx.at, ctx.terminal)
-    _save(uow, ctx, loaded)
-    uow.commit()
-    return loaded.batch
+    return _committed(uow, ctx, loaded)
 
 
 def record_phase(
@@ -366,9 +376,8 @@ def record_phase(
     scan is kept in the record and its message returned for its field (``lot:CODE``…).
     """
     _require_spoke(uow)
-    loaded = _load(uow, batch_id)
+    loaded, who = _acting_on(uow, ctx, batch_id)
     batch = loaded.batch
-    who = _operator(uow, ctx, batch.procedure)
     batch.check_current(phase_id, seen_seq)
     result = record_data(uow, ctx, batch, who, phase_id, PhaseData(entries))
     _save(uow, ctx, loaded)
@@ -401,9 +410,8 @@ def sign_phase(
         raise InvalidInput(f"'{action.value}' is not a phase signature.")
     _require_spoke(uow)
     checked = check_password_first(uow, ctx, credentials)  # argon2 before any lock is taken
-    loaded = _load(uow, batch_id)
+    loaded, who = _acting_on(uow, ctx, batch_id)
     batch = loaded.batch
-    who = _operator(uow, ctx, batch.procedure)
     batch.check_current(phase_id, seen_seq)
     if data and action is Action.PERFORM:
         result = record_data(uow, ctx, batch, who, phase_id, data)
@@ -427,9 +435,7 @@ def sign_phase(
         if recorded:
             uow.commit()  # the values and scans stand; only the signature was refused
         raise
-    _save(uow, ctx, loaded)
-    uow.commit()
-    return batch
+    return _committed(uow, ctx, loaded)
 
 
 def _keep(uow: UnitOfWork, ctx: Context, loaded: Loaded) -> None:
@@ -458,9 +464,8 @@ def correct_value(
     """
     _require_spoke(uow)
     checked = check_password_first(uow, ctx, credentials)  # argon2 before any lock
-    loaded = _load(uow, batch_id)
+    loaded, who = _acting_on(uow, ctx, batch_id)
     batch = loaded.batch
-    who = _operator(uow, ctx, batch.procedure)
     record = batch.prepare(
         Action.CORRECT,
         who,
@@ -472,9 +477,7 @@ def correct_value(
     _sign(
         uow, ctx, batch, who, Action.CORRECT, record, credentials, first_signing_in_session, checked
     )
-    _save(uow, ctx, loaded)
-    uow.commit()
-    return batch
+    return _committed(uow, ctx, loaded)
 
 
 # --- deviations --------------------------------------------------------------------------
@@ -485,12 +488,9 @@ def comment_deviation(
 ) -> Batch:
     """Say what happened in a deviation (needed before its phase is signed)."""
     _require_spoke(uow)
-    loaded = _load(uow, batch_id)
-    who = _operator(uow, ctx, loaded.batch.procedure)
+    loaded, who = _acting_on(uow, ctx, batch_id)
     loaded.batch.comment_deviation(deviation_id, comment, who, ctx.at, ctx.terminal)
-    _save(uow, ctx, loaded)
-    uow.commit()
-    return loaded.batch
+    return _committed(uow, ctx, loaded)
 
 
 def report_deviation(
@@ -502,12 +502,9 @@ def report_deviation(
 ) -> Batch:
     """Report a deviation by hand (anything unplanned), optionally against a phase."""
     _require_spoke(uow)
-    loaded = _load(uow, batch_id)
-    who = _operator(uow, ctx, loaded.batch.procedure)
+    loaded, who = _acting_on(uow, ctx, batch_id)
     loaded.batch.report_deviation(description, who, ctx.at, ctx.terminal, phase_id)
-    _save(uow, ctx, loaded)
-    uow.commit()
-    return loaded.batch
+    return _committed(uow, ctx, loaded)
 
 
 def acknowledge_deviation(
@@ -532,23 +529,17 @@ def acknowledge_deviation(
 def hold_batch(uow: UnitOfWork, ctx: Context, batch_id: str, reason: str) -> Batch:
     """Put a batch on hold, with the reason (anyone working on it may stop the line)."""
     _require_spoke(uow)
-    loaded = _load(uow, batch_id)
-    who = _operator(uow, ctx, loaded.batch.procedure)
+    loaded, who = _acting_on(uow, ctx, batch_id)
     loaded.batch.hold(reason, who, ctx.at, ctx.terminal)
-    _save(uow, ctx, loaded)
-    uow.commit()
-    return loaded.batch
+    return _committed(uow, ctx, loaded)
 
 
 def resume_batch(uow: UnitOfWork, ctx: Context, batch_id: str, reason: str) -> Batch:
     """A supervisor resumes a batch on hold, with the reason it may continue."""
     _require_spoke(uow)
-    loaded = _load(uow, batch_id)
-    who = _operator(uow, ctx, loaded.batch.procedure)
+    loaded, who = _acting_on(uow, ctx, batch_id)
     loaded.batch.resume(reason, who, ctx.at, ctx.terminal)
-    _save(uow, ctx, loaded)
-    uow.commit()
-    return loaded.batch
+    return _committed(uow, ctx, loaded)
 
 
 def complete_batch(
@@ -592,14 +583,11 @@ def _signed_batch_action(
     """One signed action on a batch: its rules (the core's ``prepare``), then the signature."""
     _require_spoke(uow)
     checked = check_password_first(uow, ctx, credentials)  # argon2 before any lock
-    loaded = _load(uow, batch_id)
+    loaded, who = _acting_on(uow, ctx, batch_id)
     batch = loaded.batch
-    who = _operator(uow, ctx, batch.procedure)
     record = batch.prepare(action, who, ctx.at, **subject)  # type: ignore[arg-type]
     _sign(uow, ctx, batch, who, action, record, credentials, first_signing_in_session, checked)
-    _save(uow, ctx, loaded)
-    uow.commit()
-    return batch
+    return _committed(uow, ctx, loaded)
 
 
 # --- reading -----------------------------------------------------------------------------
