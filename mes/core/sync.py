@@ -48,6 +48,7 @@ from mes.core.errors import (
 )
 from mes.core.keys import SiteKey, SitePublicKey
 from mes.core.ledger import GENESIS, SealedEntry
+from mes.core.worded import Worded, words_of
 
 CHUNK_MEDIA_TYPE = "mes-batch-chunk+jws"
 CHUNK_TYPE = "batch-chunk"
@@ -73,19 +74,15 @@ class OutboxState(StrEnum):
     REFUSED = "refused"
 
 
-class SyncOutcome(StrEnum):
+class SyncOutcome(Worded):
     """What became of one sync action (the sync log, both sides)."""
 
-    ACCEPTED = "accepted"
-    DUPLICATE = "duplicate"
-    REFUSED = "refused"
+    ACCEPTED = "accepted", "done"
+    DUPLICATE = "duplicate", "already held"
+    REFUSED = "refused", "refused"
 
 
-SYNC_OUTCOME_WORDS = {
-    SyncOutcome.ACCEPTED: "done",
-    SyncOutcome.DUPLICATE: "already held",
-    SyncOutcome.REFUSED: "refused",
-}
+SYNC_OUTCOME_WORDS = words_of(SyncOutcome)
 """A sync action's outcome as the sync log says it."""
 
 
