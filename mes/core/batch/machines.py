@@ -191,6 +191,16 @@ def _idle_runners(machine: Machine) -> queue.SimpleQueue[_Model]:
         return _IDLE.setdefault(id(machine), queue.SimpleQueue())
 
 
+def batch_step(status: BatchStatus, trigger: str, guard: Any = None) -> BatchStatus:
+    """The batch's status after ``trigger`` (refused as :func:`_fire` says)."""
+    return BatchStatus(_fire(_BATCH_MACHINE, status, trigger, guard))
+
+
+def phase_step(status: PhaseStatus, trigger: str, guard: Any = None) -> PhaseStatus:
+    """A phase's status after ``trigger`` (refused as :func:`_fire` says)."""
+    return PhaseStatus(_fire(_PHASE_MACHINE, status, trigger, guard))
+
+
 def _fire(machine: Machine, state: str, trigger: str, guard: Any = None) -> str:
     """Fire ``trigger`` from ``state``; the guard (if any) raises a named error first.
 
