@@ -353,9 +353,10 @@ class _Differ:
         old_items: Sequence[Element],
         new_items: Sequence[Element],
         key: Callable[[Element], str],
-        show: Callable[[Element], str],
+        show: Callable[[Element], str] | None = None,
     ) -> None:
-        """The items both versions share now come in another order."""
+        """The items both versions share now come in another order (shown by ``show``, or key)."""
+        show = show or key
         old_keys = [k for k, _ in _keyed(old_items, key)]
         new_keys = [k for k, _ in _keyed(new_items, key)]
         if not _moved_within(old_keys, new_keys):
@@ -450,7 +451,6 @@ class _Differ:
             "fields",
             old_fields,
             new_fields,
-            lambda f: f["id"],
             lambda f: f["id"],
         )
 

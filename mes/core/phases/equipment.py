@@ -316,5 +316,4 @@ class Equipment(Scans):
             before,
             after,
             lambda e: e["class"],
-            lambda e: e["class"],
         )

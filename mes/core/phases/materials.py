@@ -290,5 +290,4 @@ class Materials(Scans):
             before,
             after,
             lambda m: m["code"],
-            lambda m: m["code"],
         )
