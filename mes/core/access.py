@@ -18,6 +18,7 @@ from mes.core.errors import (
     SelfAdministrationForbidden,
     UnknownRole,
 )
+from mes.core.worded import Worded, words_of
 
 MAX_FAILED_ATTEMPTS = 5
 USERNAME = re.compile(r"^[a-z][a-z0-9._-]{1,31}$")
@@ -39,26 +40,20 @@ def check_username(username: str) -> str:
     return normalised
 
 
-class Role(StrEnum):
+class Role(Worded):
     """The roles a user can hold."""
 
-    OPERATOR = "operator"
-    SUPERVISOR = "supervisor"
-    QA = "qa"
-    AUTHOR = "author"
-    ADMIN = "admin"
+    OPERATOR = "operator", "Operator — executes and signs phases"
+    SUPERVISOR = "supervisor", "Supervisor — starts batches, verifies, acknowledges deviations"
+    QA = "qa", "Quality assurance — reviews, approves, releases"
+    AUTHOR = "author", "Recipe author — writes master recipes at the hub"
+    ADMIN = "admin", "Administrator — users, terminals, configuration (cannot sign GMP records)"
 
 
 # The roles that sign GMP records (batch, recipe, material, review): every role but administration.
 SIGNING_ROLES = frozenset(Role) - {Role.ADMIN}
 
-ROLE_TITLES = {
-    Role.OPERATOR: "Operator — executes and signs phases",
-    Role.SUPERVISOR: "Supervisor — starts batches, verifies, acknowledges deviations",
-    Role.QA: "Quality assurance — reviews, approves, releases",
-    Role.AUTHOR: "Recipe author — writes master recipes at the hub",
-    Role.ADMIN: "Administrator — users, terminals, configuration (cannot sign GMP records)",
-}
+ROLE_TITLES = words_of(Role)
 
 
 class Permission(StrEnum):

@@ -11,19 +11,23 @@ for this site.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from joserfc import jws
 from joserfc.errors import JoseError
-from joserfc.jwk import OKPKey
 
-from mes.core.canonical import canonical_json, content_hash, strict_loads
+from mes.core.canonical import canonical_json, content_hash
 from mes.core.clock import utc_text
+from mes.core.compact_jws import (
+    ALGORITHM,
+    read_document,
+    sign,
+    unverified_part,
+    verified_payload,
+)
 from mes.core.errors import (
     BundleTampered,
     BundleUnknownKey,
@@ -32,7 +36,6 @@ from mes.core.errors import (
 )
 from mes.core.keys import SiteKey, SitePublicKey
 
-ALGORITHM = "Ed25519"
 MEDIA_TYPE = "mes-recipe-bundle+jws"
 PAYLOAD_TYPE = "recipe-bundle"
 FORMAT = 1
@@ -83,16 +86,14 @@ def make_bundle(
         "recipe": dict(recipe),
     }
     header = {"alg": ALGORITHM, "kid": key.public.key_id, "typ": MEDIA_TYPE}
-    signing_key = OKPKey.import_key(key.private_pem())
-    return jws.serialize_compact(
-        header, canonical_json(payload), signing_key, algorithms=[ALGORITHM]
-    )
+    return sign(header, canonical_json(payload), key)
 
 
 def _header(token: str) -> dict[str, Any]:
     try:
-        protected, _payload_part, _signature = token.split(".")
-        header = strict_loads(base64.urlsafe_b64decode(protected + "=" * (-len(protected) % 4)))
+        if token.count(".") != 2:
+            raise ValueError("a compact JWS has three parts")
+        header = unverified_part(token, 0)
         if not isinstance(header, dict):
             raise ValueError("the JWS header is not an object")
     except (ValueError, UnicodeError):
@@ -129,17 +130,13 @@ def open_bundle(data: bytes | str, trusted: SitePublicKey, site_code: str) -> Bu
             "re-pin it.",
         )
     try:
-        registry = jws.JWSRegistry(algorithms=[ALGORITHM])
-        registry.max_payload_length = MAX_BUNDLE_BYTES * 4 // 3 + 4  # joserfc's default: 128 kB
-        verified = jws.deserialize_compact(
-            token, OKPKey.import_key(trusted.pem()), registry=registry
-        )
+        verified = verified_payload(token, trusted, MAX_BUNDLE_BYTES)
     except (JoseError, ValueError, UnicodeError):
         raise BundleTampered(
             "The bundle's signature does not verify: it was altered after the hub signed it.",
             what_to_do="Do not use this file; ask the hub to publish the bundle again.",
         ) from None
-    payload = _payload(verified.payload)
+    payload = _payload(verified)
     recipe = payload["recipe"]
     if content_hash(recipe) != payload["content_hash"]:
         raise BundleTampered(
@@ -167,23 +164,23 @@ def open_bundle(data: bytes | str, trusted: SitePublicKey, site_code: str) -> Bu
 
 
 def _payload(raw: bytes) -> dict[str, Any]:
-    try:
-        payload = strict_loads(raw)
-        valid = (
-            isinstance(payload, dict)
-            and payload.get("type") == PAYLOAD_TYPE
-            and payload.get("format") == FORMAT
-            and isinstance(payload.get("recipe"), dict)
-            and isinstance(payload.get("sites"), list)
-            and payload["recipe"].get("recipe_code") == payload.get("recipe_code")
-            and payload["recipe"].get("version") == payload.get("version")
-        )
-        date.fromisoformat(payload["effective_from"])
-    except (ValueError, TypeError, KeyError, AttributeError):
-        valid = False
-    if not valid:
-        raise BundleUnreadable(
+    return read_document(
+        raw,
+        _is_bundle_payload,
+        BundleUnreadable(
             "The bundle's content is not a recipe bundle of a format this site understands.",
             what_to_do="Check that hub and spoke run compatible versions.",
-        )
-    return payload
+        ),
+    )
+
+
+def _is_bundle_payload(payload: dict[str, Any]) -> bool:
+    date.fromisoformat(payload["effective_from"])  # a ValueError when it is not a date
+    return (
+        payload.get("type") == PAYLOAD_TYPE
+        and payload.get("format") == FORMAT
+        and isinstance(payload.get("recipe"), dict)
+        and isinstance(payload.get("sites"), list)
+        and payload["recipe"].get("recipe_code") == payload.get("recipe_code")
+        and payload["recipe"].get("version") == payload.get("version")
+    )

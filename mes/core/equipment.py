@@ -7,18 +7,15 @@ records who changed the status and why.
 
 from __future__ import annotations
 
-from enum import StrEnum
+from mes.core.worded import Worded, words_of
 
 
-class EquipmentStatus(StrEnum):
+class EquipmentStatus(Worded):
     """Whether an instrument may be used."""
 
-    IN_SERVICE = "in_service"
-    OUT_OF_SERVICE = "out_of_service"
+    IN_SERVICE = "in_service", "in service"
+    OUT_OF_SERVICE = "out_of_service", "out of service"
 
 
-EQUIPMENT_STATUS_WORDS = {
-    EquipmentStatus.IN_SERVICE: "in service",
-    EquipmentStatus.OUT_OF_SERVICE: "out of service",
-}
+EQUIPMENT_STATUS_WORDS = words_of(EquipmentStatus)
 """An instrument's status in a sentence: "CC-01 is out of service"."""

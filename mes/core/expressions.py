@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Context, Decimal
 
@@ -168,17 +168,17 @@ class _Parser:
             )
 
     def expression(self) -> Node:
-        node = self.term()
-        while (token := self.peek()) is not None and token.text in ("+", "-"):
-            self.index += 1
-            node = Binary(token.text, node, self.term())
-        return node
+        return self.left_to_right(("+", "-"), self.term)
 
     def term(self) -> Node:
-        node = self.unary()
-        while (token := self.peek()) is not None and token.text in ("*", "/"):
+        return self.left_to_right(("*", "/"), self.unary)
+
+    def left_to_right(self, operators: tuple[str, ...], operand: Callable[[], Node]) -> Node:
+        """Operands joined by ``operators`` of one precedence, grouped from the left."""
+        node = operand()
+        while (token := self.peek()) is not None and token.text in operators:
             self.index += 1
-            node = Binary(token.text, node, self.unary())
+            node = Binary(token.text, node, operand())
         return node
 
     def unary(self) -> Node:

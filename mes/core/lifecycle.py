@@ -36,27 +36,21 @@ from mes.core.errors import (
     SeparationOfDuties,
 )
 from mes.core.esign import Meaning
+from mes.core.worded import Worded, words_of
 
 
-class VersionState(StrEnum):
+class VersionState(Worded):
     """Where a recipe version is in its lifecycle."""
 
-    DRAFT = "draft"
-    IN_REVIEW = "in_review"
-    APPROVED = "approved"
-    EFFECTIVE = "effective"
-    SUPERSEDED = "superseded"
-    RETIRED = "retired"
+    DRAFT = "draft", "Draft"
+    IN_REVIEW = "in_review", "In review"
+    APPROVED = "approved", "Approved"
+    EFFECTIVE = "effective", "Effective"
+    SUPERSEDED = "superseded", "Superseded"
+    RETIRED = "retired", "Retired"
 
 
-STATE_TITLES = {
-    VersionState.DRAFT: "Draft",
-    VersionState.IN_REVIEW: "In review",
-    VersionState.APPROVED: "Approved",
-    VersionState.EFFECTIVE: "Effective",
-    VersionState.SUPERSEDED: "Superseded",
-    VersionState.RETIRED: "Retired",
-}
+STATE_TITLES = words_of(VersionState)
 
 
 class Step(StrEnum):

@@ -18,7 +18,6 @@ import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,6 +26,7 @@ from mes.core.errors import InvalidInput
 from mes.core.expressions import ExpressionError, parse, round_half_up
 from mes.core.patterns import PatternInvalid, has_form
 from mes.core.text import MAX_FREE_TEXT, free_text_problem, line_problem
+from mes.core.worded import Worded, words_of
 
 MAX_WHOLE_DIGITS = 15  # significant digits before the decimal point: 10^15 is implausible
 MAX_NUMBER_TEXT = 40  # characters of a typed number (sign, digits, point; leading zeros too)
@@ -34,19 +34,16 @@ MAX_DECIMALS = 6  # a number whose recipe declares no decimals; also the most a 
 FUTURE_TOLERANCE = timedelta(minutes=5)  # a clock a few minutes fast is not an error
 
 
-class LimitStatus(StrEnum):
+class LimitStatus(Worded):
     """How a value stands against its limits."""
 
-    OK = "ok"  # inside the alert limits, or no limits
-    ALERT = "alert"  # outside the alert limits, inside the action limits: flagged for review
-    ACTION = "action"  # outside the action limits: a deviation
+    OK = "ok", "Within limits"  # inside the alert limits, or no limits
+    # outside the alert limits, inside the action limits: flagged for review
+    ALERT = "alert", "Outside alert limits"
+    ACTION = "action", "Outside action limits"  # outside the action limits: a deviation
 
 
-STATUS_TITLES = {
-    LimitStatus.OK: "Within limits",
-    LimitStatus.ALERT: "Outside alert limits",
-    LimitStatus.ACTION: "Outside action limits",
-}
+STATUS_TITLES = words_of(LimitStatus)
 
 
 class InvalidValue(InvalidInput):

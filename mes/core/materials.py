@@ -7,22 +7,18 @@ its expiry date can be used in a batch (:mod:`mes.core.batch` refuses the others
 
 from __future__ import annotations
 
-from enum import StrEnum
+from mes.core.worded import Worded, words_of
 
 
-class LotStatus(StrEnum):
+class LotStatus(Worded):
     """What QA decided about a lot (a new lot is in quarantine)."""
 
-    QUARANTINE = "quarantine"
-    RELEASED = "released"
-    REJECTED = "rejected"
+    QUARANTINE = "quarantine", "in quarantine"
+    RELEASED = "released", "released"
+    REJECTED = "rejected", "rejected"
 
 
-LOT_STATUS_WORDS = {
-    LotStatus.QUARANTINE: "in quarantine",
-    LotStatus.RELEASED: "released",
-    LotStatus.REJECTED: "rejected",
-}
+LOT_STATUS_WORDS = words_of(LotStatus)
 """A lot's status in a sentence: "Lot L-1 is in quarantine"."""
 
 LOT_DECISION_TITLES = {

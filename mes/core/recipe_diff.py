@@ -353,9 +353,10 @@ class _Differ:
         old_items: Sequence[Element],
         new_items: Sequence[Element],
         key: Callable[[Element], str],
-        show: Callable[[Element], str],
+        show: Callable[[Element], str] | None = None,
     ) -> None:
-        """The items both versions share now come in another order."""
+        """The items both versions share now come in another order (shown by ``show``, or key)."""
+        show = show or key
         old_keys = [k for k, _ in _keyed(old_items, key)]
         new_keys = [k for k, _ in _keyed(new_items, key)]
         if not _moved_within(old_keys, new_keys):
@@ -451,7 +452,6 @@ class _Differ:
             old_fields,
             new_fields,
             lambda f: f["id"],
-            lambda f: f["id"],
         )
 
     # procedural elements ---------------------------------------------------------------
@@ -499,29 +499,24 @@ class _Differ:
             if after is None:
                 assert before is not None and old_unit is not None
                 place = _operation_place(old_unit, before)
-                self.add(
-                    REMOVED,
-                    place,
-                    None,
-                    place.where,
-                    None,
-                    f"{place.subject} removed from {_lower(_unit_name(old_unit))}.",
-                )
+                self.child(REMOVED, place, _lower(_unit_name(old_unit)))
                 self.phases(before, None, old_unit)
                 continue
             assert new_unit is not None
             place = _operation_place(new_unit, after)
             if before is None:
-                self.add(
-                    ADDED,
-                    place,
-                    None,
-                    None,
-                    place.where,
-                    f"{place.subject} added to {_lower(_unit_name(new_unit))}.",
-                )
+                self.child(ADDED, place, _lower(_unit_name(new_unit)))
             else:
-                self.operation_moves(place, before, after, new_unit, moved, previous)
+                was_in = self.old_operations[before["id"]].unit
+                assert was_in is not None
+                self.moves(
+                    place,
+                    "operation",
+                    (was_in, _lower(_unit_name(was_in)), _operation_place(was_in, before)),
+                    (new_unit, _lower(_unit_name(new_unit))),
+                    after["id"] in moved,
+                    previous,
+                )
                 self.simple(place, "name", "name", before["name"], after["name"], quoted)
                 self.text(
                     place, "description", "description", before["description"], after["description"]
@@ -537,37 +532,40 @@ class _Differ:
             self.phases(before, after, new_unit)
             previous = after
 
-    def operation_moves(
+    def child(self, kind: str, place: _Place, parent: str) -> None:
+        """An operation or phase added to or removed from its parent (``parent`` in words)."""
+        before, after = (place.where, None) if kind == REMOVED else (None, place.where)
+        to = "from" if kind == REMOVED else "to"
+        self.add(kind, place, None, before, after, f"{place.subject} {kind} {to} {parent}.")
+
+    def moves(
         self,
         place: _Place,
-        before: Element,
-        after: Element,
-        new_unit: Element,
-        moved_within: set[Hashable],
+        what: str,
+        old: tuple[Element, str, _Place],
+        new: tuple[Element, str],
+        moved_within: bool,
         previous: Element | None,
     ) -> None:
-        old_unit = self.old_operations[before["id"]].unit
-        assert old_unit is not None
-        if old_unit["id"] != new_unit["id"]:
-            old_where = _operation_place(old_unit, before).where
+        """An operation or phase moved to another parent, or within its own.
+
+        ``old``: the old parent, its name in words and the element's old place; ``new``: the
+        new parent and its name in words; ``previous``: the element now before it.
+        """
+        (old_parent, old_name, old_place), (new_parent, new_name) = old, new
+        if old_parent["id"] != new_parent["id"]:
             self.add(
                 MOVED,
                 place,
                 None,
-                old_where,
+                old_place.where,
                 place.where,
-                f"{place.subject} moved from {_lower(_unit_name(old_unit))} "
-                f"to {_lower(_unit_name(new_unit))}.",
+                f"{place.subject} moved from {old_name} to {new_name}.",
             )
-        elif after["id"] in moved_within:
-            now = _now_after("operation", previous, _lower(_unit_name(new_unit)))
+        elif moved_within:
+            now = _now_after(what, previous, new_name)
             self.add(
-                MOVED,
-                place,
-                None,
-                None,
-                None,
-                f"{place.subject} moved within {_lower(_unit_name(new_unit))}: {now}.",
+                MOVED, place, None, None, None, f"{place.subject} moved within {new_name}: {now}."
             )
 
     def phases(self, old_op: Element | None, new_op: Element | None, unit: Element) -> None:
@@ -589,64 +587,30 @@ class _Differ:
                 located = self.old_phases[before["id"]]
                 assert located.unit is not None
                 place = _phase_place(located.unit, old_op, before)
-                self.add(
-                    REMOVED,
-                    place,
-                    None,
-                    place.where,
-                    None,
-                    f"{place.subject} removed from {_lower(_operation_name(old_op))}.",
-                )
+                self.child(REMOVED, place, _lower(_operation_name(old_op)))
                 continue
             assert new_op is not None
             place = _phase_place(unit, new_op, after)
             if before is None:
-                self.add(
-                    ADDED,
-                    place,
-                    None,
-                    None,
-                    place.where,
-                    f"{place.subject} added to {_lower(_operation_name(new_op))}.",
-                )
+                self.child(ADDED, place, _lower(_operation_name(new_op)))
             else:
-                self.phase_moves(place, before, after, new_op, moved, previous)
+                located = self.old_phases[before["id"]]
+                assert located.unit is not None and located.operation is not None
+                was_in = located.operation
+                self.moves(
+                    place,
+                    "phase",
+                    (
+                        was_in,
+                        _lower(_operation_name(was_in)),
+                        _phase_place(located.unit, was_in, before),
+                    ),
+                    (new_op, _lower(_operation_name(new_op))),
+                    after["id"] in moved,
+                    previous,
+                )
                 self.phase(place, before, after)
             previous = after
-
-    def phase_moves(
-        self,
-        place: _Place,
-        before: Element,
-        after: Element,
-        new_op: Element,
-        moved_within: set[Hashable],
-        previous: Element | None,
-    ) -> None:
-        located = self.old_phases[before["id"]]
-        assert located.unit is not None and located.operation is not None
-        old_op = located.operation
-        if old_op["id"] != new_op["id"]:
-            old_where = _phase_place(located.unit, old_op, before).where
-            self.add(
-                MOVED,
-                place,
-                None,
-                old_where,
-                place.where,
-                f"{place.subject} moved from {_lower(_operation_name(old_op))} "
-                f"to {_lower(_operation_name(new_op))}.",
-            )
-        elif after["id"] in moved_within:
-            now = _now_after("phase", previous, _lower(_operation_name(new_op)))
-            self.add(
-                MOVED,
-                place,
-                None,
-                None,
-                None,
-                f"{place.subject} moved within {_lower(_operation_name(new_op))}: {now}.",
-            )
 
     # inside a phase --------------------------------------------------------------------
 

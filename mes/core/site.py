@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 
 from mes.core.keys import SiteKey, SitePublicKey
 from mes.core.passwords import PasswordPolicy
 from mes.core.review import ReviewSettings
+from mes.core.worded import Worded, words_of
 
 
 @dataclass(frozen=True)
@@ -33,19 +33,14 @@ class Site:
         return self.role == "spoke"
 
 
-class SpokeStatus(StrEnum):
+class SpokeStatus(Worded):
     """At the hub: where a spoke is in its enrollment, and whether it may push."""
 
-    AWAITING_ENROLLMENT = "awaiting_enrollment"
-    ACTIVE = "active"
-    SUSPENDED = "suspended"
-    REVOKED = "revoked"
+    AWAITING_ENROLLMENT = "awaiting_enrollment", "awaiting enrollment"
+    ACTIVE = "active", "active"
+    SUSPENDED = "suspended", "suspended"
+    REVOKED = "revoked", "revoked"
 
 
-SPOKE_STATUS_WORDS = {
-    SpokeStatus.AWAITING_ENROLLMENT: "awaiting enrollment",
-    SpokeStatus.ACTIVE: "active",
-    SpokeStatus.SUSPENDED: "suspended",
-    SpokeStatus.REVOKED: "revoked",
-}
+SPOKE_STATUS_WORDS = words_of(SpokeStatus)
 """A spoke's status in a sentence: "Spoke SPK2 is awaiting enrollment"."""

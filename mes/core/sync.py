@@ -18,7 +18,6 @@ where the hub's copy ends, and a chunk that contradicts what the hub holds is re
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import re
@@ -28,12 +27,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from joserfc import jws
 from joserfc.errors import JoseError
-from joserfc.jwk import OKPKey
 
 from mes.core.canonical import canonical_json, content_hash, strict_loads
 from mes.core.clock import parse_utc_text, utc_text
+from mes.core.compact_jws import (
+    ALGORITHM,
+    read_document,
+    sign,
+    unverified_part,
+    verified_payload,
+)
 from mes.core.entry import read_sealed_entries
 from mes.core.errors import (
     ChunkConflict,
@@ -44,8 +48,8 @@ from mes.core.errors import (
 )
 from mes.core.keys import SiteKey, SitePublicKey
 from mes.core.ledger import GENESIS, SealedEntry
+from mes.core.worded import Worded, words_of
 
-ALGORITHM = "Ed25519"
 CHUNK_MEDIA_TYPE = "mes-batch-chunk+jws"
 CHUNK_TYPE = "batch-chunk"
 FORMAT = 1
@@ -70,46 +74,21 @@ class OutboxState(StrEnum):
     REFUSED = "refused"
 
 
-class SyncOutcome(StrEnum):
+class SyncOutcome(Worded):
     """What became of one sync action (the sync log, both sides)."""
 
-    ACCEPTED = "accepted"
-    DUPLICATE = "duplicate"
-    REFUSED = "refused"
+    ACCEPTED = "accepted", "done"
+    DUPLICATE = "duplicate", "already held"
+    REFUSED = "refused", "refused"
 
 
-SYNC_OUTCOME_WORDS = {
-    SyncOutcome.ACCEPTED: "done",
-    SyncOutcome.DUPLICATE: "already held",
-    SyncOutcome.REFUSED: "refused",
-}
+SYNC_OUTCOME_WORDS = words_of(SyncOutcome)
 """A sync action's outcome as the sync log says it."""
-
-
-def _loads(raw: bytes | str) -> Any:
-    """Strict JSON: no NaN or Infinity, and absurd nesting is a ValueError, not a crash."""
-    return strict_loads(raw)
-
-
-def _registry(max_bytes: int) -> jws.JWSRegistry:
-    """A JWS registry for our algorithm that takes payloads up to ``max_bytes``.
-
-    joserfc's default refuses anything over 128 kB; a chunk of 500 entries is about 600 kB.
-    """
-    registry = jws.JWSRegistry(algorithms=[ALGORITHM])
-    registry.max_payload_length = max_bytes * 4 // 3 + 4  # base64url of the payload
-    return registry
-
-
-def _jws_key(key: SiteKey | SitePublicKey) -> OKPKey:
-    pem = key.private_pem() if isinstance(key, SiteKey) else key.pem()
-    return OKPKey.import_key(pem)
 
 
 def _header_of(token: str) -> dict[str, Any]:
     try:
-        protected = token.split(".")[0]
-        header = _loads(base64.urlsafe_b64decode(protected + "=" * (-len(protected) % 4)))
+        header = unverified_part(token, 0)
     except (ValueError, UnicodeError):
         header = None
     if not isinstance(header, dict):
@@ -162,16 +141,13 @@ def make_chunk(
     # The JWS signs these exact bytes, so they need not be canonical: each entry's own hash is
     # over its canonical JSON and the hub recomputes it. Plain JSON is several times faster.
     data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return jws.serialize_compact(
-        header, data.encode("utf-8"), _jws_key(key), algorithms=[ALGORITHM]
-    )
+    return sign(header, data.encode("utf-8"), key)
 
 
 def chunk_site(token: str) -> str | None:
     """The site a chunk claims to come from (unverified: only to find the key to verify with)."""
     try:
-        payload = token.split(".")[1]
-        data = _loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        data = unverified_part(token, 1)
         return str(data["site"]) if isinstance(data, dict) else None
     except (ValueError, UnicodeError, KeyError, IndexError):
         return None
@@ -200,15 +176,13 @@ def open_chunk(token: str, spoke_key: SitePublicKey, site_code: str) -> Chunk:
             "replaced, ask the hub administrator (a key is never swapped silently).",
         )
     try:
-        verified = jws.deserialize_compact(
-            token, _jws_key(spoke_key), registry=_registry(MAX_CHUNK_BYTES)
-        )
+        verified = verified_payload(token, spoke_key, MAX_CHUNK_BYTES)
     except (JoseError, ValueError, UnicodeError):
         raise ChunkTampered(
             "The chunk's signature does not verify: it was altered after the spoke signed it.",
             what_to_do="Nothing was stored; the spoke sends it again from its own record.",
         ) from None
-    payload = _chunk_payload(verified.payload)
+    payload = _chunk_payload(verified)
     if payload["site"] != site_code:
         raise ChunkTampered(
             f"The chunk says it comes from {payload['site']}, but it was sent as {site_code}."
@@ -264,26 +238,22 @@ def open_chunk(token: str, spoke_key: SitePublicKey, site_code: str) -> Chunk:
 
 
 def _chunk_payload(raw: bytes) -> dict[str, Any]:
-    try:
-        payload = _loads(raw)
-        valid = (
-            isinstance(payload, dict)
-            and payload.get("type") == CHUNK_TYPE
+    return read_document(
+        raw,
+        lambda payload: (
+            payload.get("type") == CHUNK_TYPE
             and payload.get("format") == FORMAT
             and isinstance(payload.get("site"), str)
             and isinstance(payload.get("batch"), str)
             and isinstance(payload.get("issued_at"), str)
             and isinstance(payload.get("entries"), list)
             and len(payload["entries"]) > 0
-        )
-    except ValueError:
-        valid = False
-    if not valid:
-        raise ChunkUnreadable(
+        ),
+        ChunkUnreadable(
             "The chunk's content is not a batch-record chunk of a format this hub understands.",
             what_to_do="Check that hub and spoke run compatible versions.",
-        )
-    return payload
+        ),
+    )
 
 
 # --- what of a chunk is new ----------------------------------------------------------------
@@ -526,23 +496,20 @@ class TransferFile:
 
 def read_transfer_file(data: bytes) -> TransferFile:
     """Read a transfer file; refuse anything else with what it is not."""
-    try:
-        raw = _loads(data)
-        ok = (
-            isinstance(raw, dict)
-            and raw.get("type") == TRANSFER_TYPE
+    raw = read_document(
+        data,
+        lambda raw: (
+            raw.get("type") == TRANSFER_TYPE
             and raw.get("format") == FORMAT
             and isinstance(raw.get("chunks"), list)
             and isinstance(raw.get("bundles"), list)
             and all(isinstance(t, str) for t in raw["chunks"] + raw["bundles"])
-        )
-    except (ValueError, UnicodeError):
-        ok = False
-    if not ok:
-        raise ChunkUnreadable(
+        ),
+        ChunkUnreadable(
             "The file is not a transfer file written by 'mes export'.",
             what_to_do="Use the file 'mes export --out FILE' wrote.",
-        )
+        ),
+    )
     return TransferFile(
         source=str(raw.get("source")),
         target=raw.get("target"),
@@ -578,9 +545,7 @@ def make_acks(
         "heads": {b: {"last_seq": s, "last_hash": h} for b, (s, h) in sorted(heads.items())},
     }
     header = {"alg": ALGORITHM, "kid": key.public.key_id, "typ": ACKS_MEDIA_TYPE}
-    return jws.serialize_compact(
-        header, canonical_json(payload), _jws_key(key), algorithms=[ALGORITHM]
-    )
+    return sign(header, canonical_json(payload), key)
 
 
 def open_acks(token: str, hub_key: SitePublicKey, site: str) -> dict[str, tuple[int, str]]:
@@ -598,10 +563,7 @@ def open_acks(token: str, hub_key: SitePublicKey, site: str) -> dict[str, tuple[
             what_to_do="Use the file the hub wrote for this site ('mes export --site').",
         )
     try:
-        verified = jws.deserialize_compact(
-            token, _jws_key(hub_key), registry=_registry(MAX_CHUNK_BYTES)
-        )
-        payload = _loads(verified.payload)
+        payload = strict_loads(verified_payload(token, hub_key, MAX_CHUNK_BYTES))
         if payload.get("type") != ACKS_TYPE or payload.get("site") != site:
             raise ValueError("not for this site")
         return {b: (int(v["last_seq"]), str(v["last_hash"])) for b, v in payload["heads"].items()}

@@ -20,8 +20,6 @@ from mes.core.access import Role
 from mes.core.actions import ActionRule, Subject
 from mes.core.batch.aggregate import Aggregate
 from mes.core.batch.machines import (
-    _BATCH_MACHINE,
-    _PHASE_MACHINE,
     BATCH_STATUS_TITLES,
     PHASE_STATUS_TITLES,
     Action,
@@ -30,8 +28,9 @@ from mes.core.batch.machines import (
     DeviationStatus,
     EntryKind,
     PhaseStatus,
-    _fire,
+    batch_step,
     format_duration,
+    phase_step,
 )
 from mes.core.batch.plan import PhasePlan, Procedure
 from mes.core.batch.state import (
@@ -498,7 +497,7 @@ class Actions(Aggregate):
         mark = len(self.new_entries)
         ask = Ask(who, at, phase_id)
         # checks only; the entry applies it
-        _fire(_PHASE_MACHINE, phase.status, "start", lambda: self._check(Action.START_PHASE, ask))
+        phase_step(phase.status, "start", lambda: self._check(Action.START_PHASE, ask))
         self._append(EntryKind.PHASE_STARTED, {"phase": phase_id}, who.actor, at, terminal)
         for window in self.timer_windows(phase_id):
             if window["latest"] is not None and as_utc(at) > window["latest"]:
@@ -586,7 +585,7 @@ class Actions(Aggregate):
         """Hold or resume: the reason, the table's rules, the batch machine, the entry."""
         text = _reason(reason, _REASON_FOR[action])
         self._check(action, Ask(who, at))
-        _fire(_BATCH_MACHINE, self.state.status, action.value)
+        batch_step(self.state.status, action.value)
         mark = len(self.new_entries)
         self._append(kind, {"reason": text}, who.actor, at, terminal)
         return Outcome(tuple(self.new_entries[mark:]))
@@ -628,9 +627,9 @@ class Actions(Aggregate):
         else:
             self._check(action, ask)
         if action in (Action.COMPLETE, Action.ABORT):
-            _fire(_BATCH_MACHINE, self.state.status, action.value)
+            batch_step(self.state.status, action.value)
         elif action in (Action.PERFORM, Action.VERIFY):
-            _fire(_PHASE_MACHINE, self.state.phases[str(phase_id)].status, action.value)
+            phase_step(self.state.phases[str(phase_id)].status, action.value)
         if action is Action.START:
             return {
                 **base,
@@ -714,7 +713,7 @@ class Actions(Aggregate):
                 raise PhaseNotInProgress(f"{spec['label']} was never recorded: nothing to correct.")
 
         self._check(Action.CORRECT, ask)
-        _fire(_PHASE_MACHINE, phase.status, "correct", guard)
+        phase_step(phase.status, "correct", guard)
         value = parse_value(
             {**spec, "required": True}, correction.get("new"), at=ask.at, time_zone=self.time_zone
         )

@@ -14,15 +14,14 @@ from typing import Any, Self
 from mes.core import phases
 from mes.core.audit import Actor
 from mes.core.batch.machines import (
-    _BATCH_MACHINE,
-    _PHASE_MACHINE,
     Action,
     BatchStatus,
     DeviationCategory,
     DeviationStatus,
     EntryKind,
     PhaseStatus,
-    _fire,
+    batch_step,
+    phase_step,
 )
 from mes.core.batch.ordering import Ordering
 from mes.core.batch.plan import Procedure
@@ -220,7 +219,7 @@ class Aggregate(Ordering):
         self, payload: Mapping[str, Any], actor: Actor, at: str, entry: SealedEntry
     ) -> None:
         phase = self.state.phases[payload["phase"]]
-        phase.status = PhaseStatus(_fire(_PHASE_MACHINE, phase.status, "start"))
+        phase.status = phase_step(phase.status, "start")
         phase.started_at, phase.started_by = at, actor
         self._contribute(phase, actor)
         self._touch(phase, entry, "started")
@@ -260,11 +259,11 @@ class Aggregate(Ordering):
             self._touch(self.state.phases[deviation.phase], entry, "deviation commented")
 
     def _on_batch_held(self, payload: Mapping[str, Any], *_: Any) -> None:
-        self.state.status = BatchStatus(_fire(_BATCH_MACHINE, self.state.status, "hold"))
+        self.state.status = batch_step(self.state.status, "hold")
         self.state.status_reason = payload["reason"]
 
     def _on_batch_resumed(self, payload: Mapping[str, Any], *_: Any) -> None:
-        self.state.status = BatchStatus(_fire(_BATCH_MACHINE, self.state.status, "resume"))
+        self.state.status = batch_step(self.state.status, "resume")
         self.state.status_reason = None
 
     def _on_signature(
@@ -276,13 +275,13 @@ class Aggregate(Ordering):
         if action in (Action.START, Action.COMPLETE, Action.ABORT):
             self.state.signatures.append(signature)
         if action is Action.START:
-            self.state.status = BatchStatus(_fire(_BATCH_MACHINE, self.state.status, "start"))
+            self.state.status = batch_step(self.state.status, "start")
             self.state.started_at = at
         elif action is Action.COMPLETE:
-            self.state.status = BatchStatus(_fire(_BATCH_MACHINE, self.state.status, "complete"))
+            self.state.status = batch_step(self.state.status, "complete")
             self.state.completed_at = at
         elif action is Action.ABORT:
-            self.state.status = BatchStatus(_fire(_BATCH_MACHINE, self.state.status, "abort"))
+            self.state.status = batch_step(self.state.status, "abort")
             self.state.status_reason = record["reason"]
             self.state.completed_at = at
         elif action is Action.ACKNOWLEDGE:
@@ -295,7 +294,7 @@ class Aggregate(Ordering):
         else:
             phase = self.state.phases[record["phase"]]
             trigger = {Action.PERFORM: "perform", Action.VERIFY: "verify"}.get(action, "correct")
-            new_status = PhaseStatus(_fire(_PHASE_MACHINE, phase.status, trigger))
+            new_status = phase_step(phase.status, trigger)
             if action is Action.PERFORM:
                 phase.performed_at, phase.performed_by = at, actor
             elif action is Action.VERIFY:

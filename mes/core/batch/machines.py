@@ -18,48 +18,36 @@ from transitions import EventData, Machine
 from mes.core.errors import (
     PhaseNotInProgress,
 )
+from mes.core.worded import Worded, words_of
 
 # --- states and entry kinds --------------------------------------------------------------
 
 
-class BatchStatus(StrEnum):
+class BatchStatus(Worded):
     """Where a batch is in its lifecycle."""
 
-    CREATED = "created"
-    IN_PROGRESS = "in_progress"
-    ON_HOLD = "on_hold"
-    COMPLETE = "complete"
-    ABORTED = "aborted"
+    CREATED = "created", "Created"
+    IN_PROGRESS = "in_progress", "In progress"
+    ON_HOLD = "on_hold", "On hold"
+    COMPLETE = "complete", "Complete"
+    ABORTED = "aborted", "Aborted"
 
 
-BATCH_STATUS_TITLES = {
-    BatchStatus.CREATED: "Created",
-    BatchStatus.IN_PROGRESS: "In progress",
-    BatchStatus.ON_HOLD: "On hold",
-    BatchStatus.COMPLETE: "Complete",
-    BatchStatus.ABORTED: "Aborted",
-}
+BATCH_STATUS_TITLES = words_of(BatchStatus)
 
 
-class PhaseStatus(StrEnum):
+class PhaseStatus(Worded):
     """Where a phase is in its lifecycle."""
 
-    LOCKED = "locked"
-    READY = "ready"
-    IN_PROGRESS = "in_progress"
-    PERFORMED = "performed"
-    VERIFIED = "verified"
-    SKIPPED = "skipped"
+    LOCKED = "locked", "Waiting"
+    READY = "ready", "Ready"
+    IN_PROGRESS = "in_progress", "In progress"
+    PERFORMED = "performed", "Performed"
+    VERIFIED = "verified", "Verified"
+    SKIPPED = "skipped", "Not applicable"
 
 
-PHASE_STATUS_TITLES = {
-    PhaseStatus.LOCKED: "Waiting",
-    PhaseStatus.READY: "Ready",
-    PhaseStatus.IN_PROGRESS: "In progress",
-    PhaseStatus.PERFORMED: "Performed",
-    PhaseStatus.VERIFIED: "Verified",
-    PhaseStatus.SKIPPED: "Not applicable",
-}
+PHASE_STATUS_TITLES = words_of(PhaseStatus)
 
 
 class EntryKind(StrEnum):
@@ -88,21 +76,16 @@ class DeviationStatus(StrEnum):
     ACKNOWLEDGED = "acknowledged"
 
 
-class DeviationCategory(StrEnum):
+class DeviationCategory(Worded):
     """Why a deviation was raised."""
 
-    ACTION_LIMIT = "action_limit"
-    TIMER = "timer"
-    IDENTITY = "identity"
-    MANUAL = "manual"
+    ACTION_LIMIT = "action_limit", "Value outside action limits"
+    TIMER = "timer", "Time window exceeded"
+    IDENTITY = "identity", "Chain of identity mismatch"
+    MANUAL = "manual", "Reported by a person"
 
 
-DEVIATION_CATEGORY_TITLES = {
-    DeviationCategory.ACTION_LIMIT: "Value outside action limits",
-    DeviationCategory.TIMER: "Time window exceeded",
-    DeviationCategory.IDENTITY: "Chain of identity mismatch",
-    DeviationCategory.MANUAL: "Reported by a person",
-}
+DEVIATION_CATEGORY_TITLES = words_of(DeviationCategory)
 
 
 class Action(StrEnum):
@@ -206,6 +189,16 @@ _IDLE_LOCK = threading.Lock()
 def _idle_runners(machine: Machine) -> queue.SimpleQueue[_Model]:
     with _IDLE_LOCK:
         return _IDLE.setdefault(id(machine), queue.SimpleQueue())
+
+
+def batch_step(status: BatchStatus, trigger: str, guard: Any = None) -> BatchStatus:
+    """The batch's status after ``trigger`` (refused as :func:`_fire` says)."""
+    return BatchStatus(_fire(_BATCH_MACHINE, status, trigger, guard))
+
+
+def phase_step(status: PhaseStatus, trigger: str, guard: Any = None) -> PhaseStatus:
+    """A phase's status after ``trigger`` (refused as :func:`_fire` says)."""
+    return PhaseStatus(_fire(_PHASE_MACHINE, status, trigger, guard))
 
 
 def _fire(machine: Machine, state: str, trigger: str, guard: Any = None) -> str:

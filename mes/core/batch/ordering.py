@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from mes.core.batch.machines import _PHASE_MACHINE, BatchStatus, PhaseStatus, _fire
+from mes.core.batch.machines import BatchStatus, PhaseStatus, phase_step
 from mes.core.batch.plan import Procedure
 from mes.core.batch.state import BatchState
 from mes.core.clock import parse_utc_text
@@ -108,9 +108,7 @@ class Ordering:
                 if phase.status in (PhaseStatus.LOCKED, PhaseStatus.READY):
                     target = self._ordering(phase_id, earlier_done=done_before).status
                     if target != phase.status:
-                        phase.status = PhaseStatus(
-                            _fire(_PHASE_MACHINE, phase.status, _TRIGGERS[target])
-                        )
+                        phase.status = phase_step(phase.status, _TRIGGERS[target])
                 op_done = op_done and self.is_done(phase_id)
             done_before = done_before and op_done
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the batch and the recipe checker call the kinds: their type
     from xml.etree import ElementTree as ET
 
     from mes.core.batch import Batch, Operator, Outcome, PhasePlan, PhaseState
+    from mes.core.batch.machines import EntryKind
     from mes.core.ledger import SealedEntry
     from mes.core.recipe.checker import PhaseInfo, RecipeChecker
     from mes.core.recipe.problems import Path
@@ -247,6 +248,33 @@ class Scans(PhaseKind):
             "by": Actor.from_dict(entry.body["actor"]),
         }
         return self.touched(payload)
+
+
+def scanned_or_refused(
+    batch: Batch,
+    phase_id: str,
+    refused: tuple[str, str, MesError | None],
+    scanned: str,
+    used: tuple[EntryKind, Callable[[], dict[str, Any]]],
+    who: Operator,
+    at: datetime,
+    terminal: str | None,
+) -> Outcome:
+    """Keep a refused scan with its refusal, or record an accepted one; the entries written.
+
+    ``refused``: what was scanned for, its slot, and why it is refused (None: it is not);
+    ``used``: the entry an accepted scan writes, and its payload.
+    """
+    from mes.core.batch.state import Outcome
+
+    what, slot, refusal = refused
+    mark = len(batch.new_entries)
+    if refusal is not None:
+        batch._refused(phase_id, what, slot, scanned, refusal, who, at, terminal)
+    else:
+        kind, payload = used
+        batch._append(kind, payload(), who.actor, at, terminal)
+    return Outcome(tuple(batch.new_entries[mark:]), refusal)
 
 
 def whole_item(

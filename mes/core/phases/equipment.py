@@ -25,7 +25,17 @@ from mes.core.errors import (
     UnknownEquipment,
     WrongEquipmentClass,
 )
-from mes.core.phases.base import Acting, Items, Lines, PageForm, Printing, Scans, Spec, whole_item
+from mes.core.phases.base import (
+    Acting,
+    Items,
+    Lines,
+    PageForm,
+    Printing,
+    Scans,
+    Spec,
+    scanned_or_refused,
+    whole_item,
+)
 from mes.core.phases.value_words import local_at, phase_name, who_text
 from mes.core.phases.words import quoted
 from mes.core.recipe.parts import listed, repeated
@@ -94,29 +104,32 @@ def use_equipment(
     if not 0 <= slot < len(slots):
         raise NotFound(f"'{plan.name}' has no equipment slot {slot + 1}.")
     spec = slots[slot]
-    mark = len(batch.new_entries)
-    refusal = equipment_refusal(spec, equipment, scanned, today, batch.state.number)
-    if refusal is not None:
-        batch._refused(phase_id, "equipment", spec["class"], scanned, refusal, who, at, terminal)
-        return Outcome(tuple(batch.new_entries[mark:]), refusal)
-    assert equipment is not None
-    batch._append(
-        EntryKind.EQUIPMENT_USED,
-        {
-            "phase": phase_id,
-            "slot": slot,
-            "class": spec["class"],
-            "equipment": equipment.equipment_id,
-            "equipment_name": equipment.name,
-            "calibration_due": equipment.calibration_due.isoformat()
-            if equipment.calibration_due
-            else None,
-        },
-        who.actor,
+    return scanned_or_refused(
+        batch,
+        phase_id,
+        (
+            "equipment",
+            spec["class"],
+            equipment_refusal(spec, equipment, scanned, today, batch.state.number),
+        ),
+        scanned,
+        (
+            EntryKind.EQUIPMENT_USED,
+            lambda: {
+                "phase": phase_id,
+                "slot": slot,
+                "class": spec["class"],
+                "equipment": equipment.equipment_id,
+                "equipment_name": equipment.name,
+                "calibration_due": equipment.calibration_due.isoformat()
+                if equipment.calibration_due
+                else None,
+            },
+        ),
+        who,
         at,
         terminal,
     )
-    return Outcome(tuple(batch.new_entries[mark:]))
 
 
 def equipment_refusal(
@@ -302,6 +315,5 @@ class Equipment(Scans):
             "equipment",
             before,
             after,
-            lambda e: e["class"],
             lambda e: e["class"],
         )

@@ -23,7 +23,17 @@ from mes.core.errors import (
     WrongMaterial,
 )
 from mes.core.materials import LotStatus
-from mes.core.phases.base import Acting, Items, Lines, PageForm, Printing, Scans, Spec, whole_item
+from mes.core.phases.base import (
+    Acting,
+    Items,
+    Lines,
+    PageForm,
+    Printing,
+    Scans,
+    Spec,
+    scanned_or_refused,
+    whole_item,
+)
 from mes.core.phases.value_words import local_at, phase_name, who_text
 from mes.core.phases.words import quantity, quoted
 from mes.core.recipe.parts import listed, repeated
@@ -82,29 +92,28 @@ def use_material(
     spec = next((m for m in plan.spec["materials"] if m["code"] == material_code), None)
     if spec is None:
         raise NotFound(f"'{plan.name}' uses no material {material_code}.")
-    mark = len(batch.new_entries)
-    refusal = lot_refusal(spec, lot, scanned, today)
-    if refusal is not None:
-        batch._refused(phase_id, "material", material_code, scanned, refusal, who, at, terminal)
-        return Outcome(tuple(batch.new_entries[mark:]), refusal)
-    assert lot is not None
-    batch._append(
-        EntryKind.MATERIAL_USED,
-        {
-            "phase": phase_id,
-            "material": material_code,
-            "material_name": spec["name"],
-            "lot": lot.lot_number,
-            "expiry": lot.expiry.isoformat(),
-            "lot_status": lot.status,
-            "quantity": spec["quantity"],
-            "unit": spec["unit"],
-        },
-        who.actor,
+    return scanned_or_refused(
+        batch,
+        phase_id,
+        ("material", material_code, lot_refusal(spec, lot, scanned, today)),
+        scanned,
+        (
+            EntryKind.MATERIAL_USED,
+            lambda: {
+                "phase": phase_id,
+                "material": material_code,
+                "material_name": spec["name"],
+                "lot": lot.lot_number,
+                "expiry": lot.expiry.isoformat(),
+                "lot_status": lot.status,
+                "quantity": spec["quantity"],
+                "unit": spec["unit"],
+            },
+        ),
+        who,
         at,
         terminal,
     )
-    return Outcome(tuple(batch.new_entries[mark:]))
 
 
 def lot_refusal(spec: Spec, lot: LotInfo | None, scanned: str, today: date) -> MesError | None:
@@ -280,6 +289,5 @@ class Materials(Scans):
             "materials",
             before,
             after,
-            lambda m: m["code"],
             lambda m: m["code"],
         )

@@ -20,6 +20,7 @@ from mes.core.batch import (
 from mes.core.errors import MesError
 from mes.core.ledger import GENESIS, SealedEntry
 from mes.core.text import MAX_LONG_TEXT, free_text, one_line
+from mes.core.worded import Worded, words_of
 
 REVIEW_RECORD_TYPE = "batch-review"
 
@@ -49,23 +50,19 @@ class Decision(StrEnum):
     REJECTED = "rejected"
 
 
-class QaState(StrEnum):
+class QaState(Worded):
     """Where a batch stands for QA (what the queue filters on)."""
 
-    AT_SPOKE = "at_spoke"  # still being made, or its last entries have not arrived
-    AWAITING_REVIEW = "awaiting_review"  # complete or aborted; nobody has reviewed anything yet
-    UNDER_REVIEW = "under_review"
-    RELEASED = "released"
-    REJECTED = "rejected"
+    # still being made, or its last entries have not arrived
+    AT_SPOKE = "at_spoke", "At the spoke"
+    # complete or aborted; nobody has reviewed anything yet
+    AWAITING_REVIEW = "awaiting_review", "Awaiting review"
+    UNDER_REVIEW = "under_review", "Under review"
+    RELEASED = "released", "Released"
+    REJECTED = "rejected", "Rejected"
 
 
-QA_STATE_TITLES = {
-    QaState.AT_SPOKE: "At the spoke",
-    QaState.AWAITING_REVIEW: "Awaiting review",
-    QaState.UNDER_REVIEW: "Under review",
-    QaState.RELEASED: "Released",
-    QaState.REJECTED: "Rejected",
-}
+QA_STATE_TITLES = words_of(QaState)
 
 
 class ReleaseRefused(MesError):

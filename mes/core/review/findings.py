@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from mes.core.batch import (
@@ -20,39 +19,27 @@ from mes.core.clock import parse_utc_text
 from mes.core.ledger import SealedEntry
 from mes.core.limits import LimitStatus
 from mes.core.review.chain import REVIEW_RECORD_TYPE, ReviewState
+from mes.core.worded import Worded, words_of
 
 
-class Category(StrEnum):
+class Category(Worded):
     """Kinds of exception, in the order a reviewer should read them."""
 
-    CHAIN = "chain"
-    PENDING = "pending"
-    CLOCK = "clock"
-    DEVIATION = "deviation"
-    ACTION_LIMIT = "action_limit"
-    ALERT_LIMIT = "alert_limit"
-    CORRECTION = "correction"
-    LATE_SIGNATURE = "late_signature"
-    RUBBER_STAMP = "rubber_stamp"
-    MISSING_VERIFICATION = "missing_verification"
-    COMMENT = "comment"
-    REFUSED_SCAN = "refused_scan"
+    CHAIN = "chain", "Record fails verification"
+    PENDING = "pending", "Entries pending from the spoke"
+    CLOCK = "clock", "Times that cannot be true"
+    DEVIATION = "deviation", "Deviation"
+    ACTION_LIMIT = "action_limit", "Value outside action limits"
+    ALERT_LIMIT = "alert_limit", "Value outside alert limits"
+    CORRECTION = "correction", "Correction"
+    LATE_SIGNATURE = "late_signature", "Signed late"
+    RUBBER_STAMP = "rubber_stamp", "Verified within seconds"
+    MISSING_VERIFICATION = "missing_verification", "Verification missing"
+    COMMENT = "comment", "Comment or reason"
+    REFUSED_SCAN = "refused_scan", "Refused scan"
 
 
-CATEGORY_TITLES = {
-    Category.CHAIN: "Record fails verification",
-    Category.PENDING: "Entries pending from the spoke",
-    Category.CLOCK: "Times that cannot be true",
-    Category.DEVIATION: "Deviation",
-    Category.ACTION_LIMIT: "Value outside action limits",
-    Category.ALERT_LIMIT: "Value outside alert limits",
-    Category.CORRECTION: "Correction",
-    Category.LATE_SIGNATURE: "Signed late",
-    Category.RUBBER_STAMP: "Verified within seconds",
-    Category.MISSING_VERIFICATION: "Verification missing",
-    Category.COMMENT: "Comment or reason",
-    Category.REFUSED_SCAN: "Refused scan",
-}
+CATEGORY_TITLES = words_of(Category)
 _ORDER = {c: i for i, c in enumerate(Category)}
 
 
