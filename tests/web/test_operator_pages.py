@@ -208,3 +208,26 @@ def test_materials_and_equipment_pages_list_the_masters(app, site):
     page = text(sam.get("/equipment"))
     assert COUNTER in page and SCANNER in page
     assert "registered" in text(sam.get(f"/equipment/{COUNTER}"))
+
+
+def test_the_masters_pages_offer_their_register_forms(app, site):
+    sam = browser(app, site, "sam")
+    materials = sam.get("/materials").get_data(as_text=True)
+    assert 'action="/materials/lots"' in materials and ">Receive</button>" in materials
+    assert 'action="/materials"' in materials and ">Register</button>" in materials
+    equipment = sam.get("/equipment").get_data(as_text=True)
+    assert "Register an instrument" in equipment and 'name="calibration_due"' in equipment
+    assert equipment.count('name="csrf_token"') >= 1
+
+
+def test_the_phase_page_shows_what_was_scanned_for_each_slot(app, site):
+    olivia = browser(app, site, "olivia")
+    batch_id = start_batch(olivia)
+    site.do_check_bag(batch_id)
+    url = f"/batches/{batch_id}/phases/count_cells"
+    post_form(olivia, f"{url}/start", {}, page=url)
+    assert "Scan the lot label" in text(olivia.get(url))
+    post_form(olivia, f"{url}/record", {"equipment:0": COUNTER, "lot:MAT-SYRINGE": LOT}, page=url)
+    page = text(olivia.get(url))
+    assert f"Lot {LOT} (expires" in page and f"{COUNTER} — " in page
+    assert "Scan to replace" in page
