@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
 
@@ -21,6 +21,7 @@ from mes.settings import load_settings
 
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 Command = TypeVar("Command", bound=Callable[..., object])
+T = TypeVar("T")
 
 
 def command_context() -> Context:
@@ -137,6 +138,11 @@ class CliState:
             settings = load_settings(self.instance)
             self._runtime = open_runtime(settings, require_current_schema=require_current_schema)
         return self._runtime
+
+    def call(self, service: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``service(uow, command_context(), *args, **kwargs)`` in one unit of work (committed)."""
+        with self.runtime().uow() as uow:
+            return service(uow, command_context(), *args, **kwargs)
 
     def close(self) -> None:
         """Release the database."""

@@ -44,17 +44,15 @@ def add_command(
     calibration_due: date | None,
 ) -> None:
     """Register instrument ID (in service and clean)."""
-    with state.runtime().uow() as uow:
-        item = service.add_equipment(
-            uow,
-            command_context(),
-            equipment_id=equipment_id,
-            equipment_class=equipment_class,
-            name=name,
-            location=location,
-            calibration_due=calibration_due,
-        )
-        click.echo(f"Registered {item.id} ({item.name}, {item.equipment_class}): {_state(item)}.")
+    item = state.call(
+        service.add_equipment,
+        equipment_id=equipment_id,
+        equipment_class=equipment_class,
+        name=name,
+        location=location,
+        calibration_due=calibration_due,
+    )
+    click.echo(f"Registered {item.id} ({item.name}, {item.equipment_class}): {_state(item)}.")
 
 
 @equipment_group.command("list")
@@ -89,15 +87,13 @@ def list_command(state: CliState) -> None:
 @click.pass_obj
 def status_command(state: CliState, equipment_id: str, status: str, reason: str | None) -> None:
     """Take instrument ID out of service, or put it back in service, with a reason."""
-    with state.runtime().uow() as uow:
-        item = service.set_status(uow, command_context(), equipment_id, status, reason)
-        click.echo(f"{item.id} is {_state(item)}.")
+    item = state.call(service.set_status, equipment_id, status, reason)
+    click.echo(f"{item.id} is {_state(item)}.")
 
 
 def _record_cleaning(state: CliState, equipment_id: str, *, clean: bool, note: str | None) -> None:
-    with state.runtime().uow() as uow:
-        item = service.record_cleaning(uow, command_context(), equipment_id, clean=clean, note=note)
-        click.echo(f"{'Cleaning recorded: ' if clean else ''}{item.id} is {_state(item)}.")
+    item = state.call(service.record_cleaning, equipment_id, clean=clean, note=note)
+    click.echo(f"{'Cleaning recorded: ' if clean else ''}{item.id} is {_state(item)}.")
 
 
 @equipment_group.command("clean")
@@ -127,11 +123,10 @@ def calibrate_command(
     state: CliState, equipment_id: str, next_due: date, certificate: str | None
 ) -> None:
     """Record a calibration of instrument ID and when the next one is due."""
-    with state.runtime().uow() as uow:
-        item = service.record_calibration(
-            uow, command_context(), equipment_id, next_due=next_due, certificate=certificate or ""
-        )
-        click.echo(f"Calibration recorded: {item.id} is {_state(item)}.")
+    item = state.call(
+        service.record_calibration, equipment_id, next_due=next_due, certificate=certificate or ""
+    )
+    click.echo(f"Calibration recorded: {item.id} is {_state(item)}.")
 
 
 @equipment_group.command("log")

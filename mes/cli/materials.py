@@ -34,17 +34,15 @@ def material_group() -> None:
 @click.pass_obj
 def material_add_command(state: CliState, code: str, name: str, unit: str) -> None:
     """Register material CODE (as the recipes name it, e.g. MAT-TS520)."""
-    with state.runtime().uow() as uow:
-        material = materials.add_material(uow, command_context(), code=code, name=name, unit=unit)
-        click.echo(f"Registered material {material.code}: {material.name} ({material.unit}).")
+    material = state.call(materials.add_material, code=code, name=name, unit=unit)
+    click.echo(f"Registered material {material.code}: {material.name} ({material.unit}).")
 
 
 @material_group.command("list")
 @click.pass_obj
 def material_list_command(state: CliState) -> None:
     """Every registered material, by code."""
-    with state.runtime().uow() as uow:
-        rows = [(m.code, m.name, m.unit) for m in materials.list_materials(uow, command_context())]
+    rows = [(m.code, m.name, m.unit) for m in state.call(materials.list_materials)]
     echo_table(("CODE", "NAME", "UNIT"), rows, "No materials are registered.")
 
 
@@ -60,14 +58,13 @@ def lot_group() -> None:
 @click.pass_obj
 def lot_add_command(state: CliState, material: str, lot_number: str, expiry: date) -> None:
     """Receive LOT of MATERIAL: it stays in quarantine until QA releases it."""
-    with state.runtime().uow() as uow:
-        lot = materials.add_lot(
-            uow, command_context(), material_code=material, lot_number=lot_number, expiry=expiry
-        )
-        click.echo(
-            f"Received lot {lot.lot_number} of {lot.material_code}, expiry "
-            f"{lot.expiry.isoformat()}: in quarantine until QA releases it."
-        )
+    lot = state.call(
+        materials.add_lot, material_code=material, lot_number=lot_number, expiry=expiry
+    )
+    click.echo(
+        f"Received lot {lot.lot_number} of {lot.material_code}, expiry "
+        f"{lot.expiry.isoformat()}: in quarantine until QA releases it."
+    )
 
 
 @lot_group.command("list")

@@ -25,8 +25,7 @@ def spoke_group() -> None:
 @click.pass_obj
 def add_command(state: CliState, code: str, name: str, time_zone: str) -> None:
     """Hub: register spoke CODE and print its one-time enrollment code."""
-    with state.runtime().uow() as uow:
-        ticket = spokes.add_spoke(uow, command_context(), code, name, time_zone)
+    ticket = state.call(spokes.add_spoke, code, name, time_zone)
     _show_ticket(ticket)
 
 
@@ -43,8 +42,7 @@ def _show_ticket(ticket: spokes.EnrollmentTicket) -> None:
 @click.pass_obj
 def code_command(state: CliState, code: str) -> None:
     """Hub: a new one-time enrollment code for spoke CODE (earlier unused codes stop working)."""
-    with state.runtime().uow() as uow:
-        ticket = spokes.issue_enrollment_code(uow, command_context(), code)
+    ticket = state.call(spokes.issue_enrollment_code, code)
     _show_ticket(ticket)
 
 
@@ -76,8 +74,7 @@ def _status_command(action: str) -> click.Command:
     @click.option("--reason", required=True)
     @click.pass_obj
     def command(state: CliState, code: str, reason: str) -> None:
-        with state.runtime().uow() as uow:
-            spoke = spokes.change_spoke_status(uow, command_context(), code, action, reason)
+        spoke = state.call(spokes.change_spoke_status, code, action, reason)
         click.echo(f"Spoke {spoke.code} is now {spoke.status}.")
 
     return command

@@ -37,15 +37,13 @@ def add_command(
     state: CliState, username: str, procedure: str, qualified_on: str, expires: str | None
 ) -> None:
     """Record that USERNAME is qualified for PROCEDURE."""
-    with state.runtime().uow() as uow:
-        training.record_training(
-            uow,
-            command_context(),
-            username=username,
-            procedure=procedure,
-            qualified_on=_date(qualified_on, "--on"),
-            expires_on=_date(expires, "--expires"),  # type: ignore[arg-type]
-        )
+    state.call(
+        training.record_training,
+        username=username,
+        procedure=procedure,
+        qualified_on=_date(qualified_on, "--on"),
+        expires_on=_date(expires, "--expires"),  # type: ignore[arg-type]
+    )
     click.echo(
         f"Recorded: {username} qualified for '{procedure}' from {qualified_on}"
         + (f" until {expires}." if expires else ".")
@@ -59,10 +57,7 @@ def add_command(
 @click.pass_obj
 def withdraw_command(state: CliState, username: str, procedure: str, reason: str) -> None:
     """Withdraw USERNAME's qualification for PROCEDURE."""
-    with state.runtime().uow() as uow:
-        training.withdraw_training(
-            uow, command_context(), username=username, procedure=procedure, reason=reason
-        )
+    state.call(training.withdraw_training, username=username, procedure=procedure, reason=reason)
     click.echo(f"Withdrawn: {username} for '{procedure}'.")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mes.cli.common import CliState, command_context, read_password
+from mes.cli.common import CliState, read_password
 from mes.core.access import normalise_username
 from mes.services import users
 
@@ -37,16 +37,14 @@ def add_command(
 ) -> None:
     """Create a user."""
     password = read_password(password_stdin)
-    with state.runtime().uow() as uow:
-        users.add_user(
-            uow,
-            command_context(),
-            username=username,
-            full_name=full_name,
-            roles=roles,
-            password=password,
-            must_change_password=temporary,
-        )
+    state.call(
+        users.add_user,
+        username=username,
+        full_name=full_name,
+        roles=roles,
+        password=password,
+        must_change_password=temporary,
+    )
     click.echo(
         f"Added {normalise_username(username)} ({full_name}) with roles {', '.join(sorted(roles))}."
     )
@@ -75,8 +73,7 @@ def list_command(state: CliState) -> None:
 @click.pass_obj
 def roles_command(state: CliState, username: str, roles: tuple[str, ...], reason: str) -> None:
     """Replace a user's roles."""
-    with state.runtime().uow() as uow:
-        users.set_roles(uow, command_context(), username, roles, reason)
+    state.call(users.set_roles, username, roles, reason)
     click.echo(f"{username} now has roles {', '.join(sorted(roles))}.")
 
 
@@ -90,8 +87,7 @@ def roles_command(state: CliState, username: str, roles: tuple[str, ...], reason
 @click.pass_obj
 def deactivate_command(state: CliState, username: str, reason: str) -> None:
     """Deactivate a user for good (the user ID is never reused)."""
-    with state.runtime().uow() as uow:
-        users.deactivate_user(uow, command_context(), username, reason)
+    state.call(users.deactivate_user, username, reason)
     click.echo(f"Deactivated {username}.")
 
 
@@ -101,8 +97,7 @@ def deactivate_command(state: CliState, username: str, reason: str) -> None:
 @click.pass_obj
 def unlock_command(state: CliState, username: str, reason: str | None) -> None:
     """Unlock an account locked after failed authentications."""
-    with state.runtime().uow() as uow:
-        users.unlock_user(uow, command_context(), username, reason)
+    state.call(users.unlock_user, username, reason)
     click.echo(f"Unlocked {username}.")
 
 
@@ -111,8 +106,7 @@ def unlock_command(state: CliState, username: str, reason: str | None) -> None:
 @click.pass_obj
 def reset_command(state: CliState, username: str) -> None:
     """Set a one-time password that the user must change at the next login."""
-    with state.runtime().uow() as uow:
-        temporary = users.reset_password(uow, command_context(), username)
+    temporary = state.call(users.reset_password, username)
     click.echo(
         f"One-time password for {username} (hand it over in person; it must be changed at login):"
     )

@@ -53,6 +53,11 @@ def runtime() -> Runtime:
     return current_app.extensions["mes"]
 
 
+def site_zone() -> str:
+    """The site's time zone: the times a page shows are in it."""
+    return runtime().site.time_zone
+
+
 class StrictJSONProvider(DefaultJSONProvider):
     """Request bodies are read as the sync API's JSON is: absurd nesting is malformed JSON.
 

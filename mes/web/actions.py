@@ -18,6 +18,7 @@ from typing import Any, NoReturn, TypeVar
 
 from flask import abort, flash, g, make_response, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
 from mes.core.errors import MesError, WeakPassword
@@ -26,6 +27,7 @@ from mes.services.esign import Credentials
 from mes.web.helpers import first_signing_in_session, service_context
 
 T = TypeVar("T")
+F = TypeVar("F", bound=FlaskForm)
 Refused = Callable[[MesError], ResponseReturnValue]
 
 
@@ -54,6 +56,13 @@ def act(
     if signature is not None:
         signing_succeeded()
     return result
+
+
+def submitted(form: F) -> F:
+    """The posted ``form``, valid; an invalid one (expired CSRF token, missing field) is a 400."""
+    if not form.validate_on_submit():
+        abort(400)
+    return form
 
 
 def stop(answer: ResponseReturnValue) -> NoReturn:

@@ -131,6 +131,8 @@ def test_a_value_outside_action_limits_is_recorded_and_raises_a_deviation(app, s
     page = text(olivia.get(url))
     assert "Recorded 65.0 % — Outside action limits" in page
     assert "SPK1-2026-0001-D1" in page and "Bag arrived late" in page
+    assert f"Lot {LOT} (expires" in page and f"{COUNTER} — " in page  # what each slot scanned
+    assert "Scan to replace" in page
 
 
 def test_a_malformed_value_is_refused_and_nothing_is_recorded(app, site):
@@ -208,3 +210,13 @@ def test_materials_and_equipment_pages_list_the_masters(app, site):
     page = text(sam.get("/equipment"))
     assert COUNTER in page and SCANNER in page
     assert "registered" in text(sam.get(f"/equipment/{COUNTER}"))
+
+
+def test_the_masters_pages_offer_their_register_forms(app, site):
+    sam = browser(app, site, "sam")
+    materials = sam.get("/materials").get_data(as_text=True)
+    assert 'action="/materials/lots"' in materials and ">Receive</button>" in materials
+    assert 'action="/materials"' in materials and ">Register</button>" in materials
+    equipment = sam.get("/equipment").get_data(as_text=True)
+    assert "Register an instrument" in equipment and 'name="calibration_due"' in equipment
+    assert equipment.count('name="csrf_token"') >= 1

@@ -7,7 +7,6 @@ from zoneinfo import ZoneInfo
 
 from flask import (
     Blueprint,
-    abort,
     render_template,
     request,
 )
@@ -18,8 +17,8 @@ from mes.core.access import Permission, normalise_username, signing_roles_beside
 from mes.core.audit import describe_changes
 from mes.services import configuration, terminals, training, users
 from mes.services.audit import AuditFilter, read_audit_trail
-from mes.web import runtime, terminal_binding
-from mes.web.actions import act, done, flashed, reading, reasons, shown_on
+from mes.web import site_zone, terminal_binding
+from mes.web.actions import act, done, flashed, reading, reasons, shown_on, submitted
 from mes.web.admin.forms import (
     AdministratorsMaySignForm,
     AuditFilterForm,
@@ -157,9 +156,7 @@ def user_roles(username: str) -> ResponseReturnValue:
 @requires(Permission.MANAGE_USERS)
 def user_deactivate(username: str) -> ResponseReturnValue:
     """Deactivate the user for good (reason required)."""
-    form = ReasonForm()
-    if not form.validate_on_submit():
-        abort(400)
+    form = submitted(ReasonForm())
     act(
         users.deactivate_user,
         username,
@@ -173,9 +170,7 @@ def user_deactivate(username: str) -> ResponseReturnValue:
 @requires(Permission.MANAGE_USERS)
 def user_unlock(username: str) -> ResponseReturnValue:
     """Unlock after failed authentications."""
-    form = ReasonForm()
-    if not form.validate_on_submit():
-        abort(400)
+    form = submitted(ReasonForm())
     act(users.unlock_user, username, form.reason.data, refused=shown_on(_user_page, username))
     return done(f"{username} unlocked.", "admin.user_detail", username=username)
 
@@ -184,8 +179,7 @@ def user_unlock(username: str) -> ResponseReturnValue:
 @requires(Permission.MANAGE_USERS)
 def user_reset_password(username: str) -> ResponseReturnValue:
     """Issue a one-time password, shown once, that must be changed at the next login."""
-    if not PlainForm().validate_on_submit():
-        abort(400)
+    submitted(PlainForm())
     temporary = act(users.reset_password, username, refused=shown_on(_user_page, username))
     return _user_page(username, temporary=temporary)
 
@@ -227,9 +221,7 @@ def terminal_list() -> ResponseReturnValue:
 @requires(Permission.MANAGE_TERMINALS)
 def terminal_deactivate(terminal_id: str) -> ResponseReturnValue:
     """Withdraw a terminal (reason required); browsers bound to it can no longer sign."""
-    form = ReasonForm()
-    if not form.validate_on_submit():
-        abort(400)
+    form = submitted(ReasonForm())
     act(
         terminals.deactivate_terminal,
         terminal_id,
@@ -277,7 +269,7 @@ def audit_trail() -> ResponseReturnValue:
     """The audit trail in words: who, when, where, what changed (before → after) and why."""
     form = AuditFilterForm(request.args)
     status = 200 if form.validate() else 400  # the refused filter is shown beside its field
-    zone = ZoneInfo(runtime().site.time_zone)
+    zone = ZoneInfo(site_zone())
 
     def start_of(day, offset_days: int = 0) -> datetime | None:
         if not day:

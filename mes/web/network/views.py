@@ -9,7 +9,7 @@ from flask.typing import ResponseReturnValue
 
 from mes.core.access import Permission
 from mes.services import network, spokes
-from mes.web import runtime
+from mes.web import site_zone
 from mes.web.actions import act, flashed, reading
 from mes.web.helpers import requires
 from mes.web.network.forms import PlainForm, SpokeActionForm, SpokeForm
@@ -24,7 +24,7 @@ REFRESH_SECONDS = 2
 def _page() -> dict[str, Any]:
     with reading() as (uow, ctx):
         view = network.network(uow, ctx)
-    return network_page(view, runtime().site.time_zone, g.now)
+    return network_page(view, site_zone(), g.now)
 
 
 @bp.get("/")

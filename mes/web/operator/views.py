@@ -22,7 +22,7 @@ from mes.core.errors import BatchNotActive, ChainBroken, MesError, NotAuthorised
 from mes.core.limits import InvalidValue
 from mes.core.phases import parse_form
 from mes.services import batches, labels, outbox
-from mes.web import error_response, runtime
+from mes.web import error_response, site_zone
 from mes.web.actions import Refused, act, done, reading, shown_on, typed
 from mes.web.forms import SignatureForm, whole_number
 from mes.web.helpers import requires
@@ -41,10 +41,6 @@ from mes.web.operator.pages import (
 )
 
 bp = Blueprint("operator", __name__, url_prefix="/batches", template_folder="templates")
-
-
-def _zone() -> str:
-    return runtime().site.time_zone
 
 
 def _seen() -> int | None:
@@ -140,7 +136,7 @@ def _batch_page(
         broken = _integrity(uow, ctx, batch_id)
         hub_review = labels.hub_review(uow, ctx, batch_id)
     batch, viewer = view.batch, view.viewer
-    zone = _zone()
+    zone = site_zone()
     # The batch's buttons: the actions the viewer may take now (the core's table decides).
     may = (
         {action.value: True for action in batch.available_actions(viewer, ctx.at)} if viewer else {}
@@ -201,8 +197,8 @@ def record(batch_id: str) -> ResponseReturnValue:
     return render_template(
         "operator/record.html",
         broken=broken,
-        header=batch_header(view.batch, _zone()),
-        lines=entries_in_words(view.batch, entries, _zone()),
+        header=batch_header(view.batch, site_zone()),
+        lines=entries_in_words(view.batch, entries, site_zone()),
     )
 
 
@@ -221,7 +217,7 @@ def _phase_page(
     with reading() as (uow, ctx):
         view = batches.get_batch(uow, ctx, batch_id)
     batch = view.batch
-    zone = _zone()
+    zone = site_zone()
     page = phase_page(
         batch, phase_id, view.viewer, ctx.at, zone, entered=entered, field_errors=field_errors
     )

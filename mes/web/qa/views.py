@@ -33,7 +33,7 @@ from mes.core.review import (
 )
 from mes.services import review
 from mes.services.record import batch_record
-from mes.web import runtime
+from mes.web import runtime, site_zone
 from mes.web.actions import act, done, reading, shown_on
 from mes.web.forms import whole_number
 from mes.web.helpers import requires, service_context
@@ -47,10 +47,6 @@ from mes.web.qa.forms import (
 from mes.web.qa.pages import CLASSIFICATION_CHOICES, queue_page, review_header, review_page
 
 bp = Blueprint("qa", __name__, url_prefix="/qa", template_folder="templates")
-
-
-def _zone() -> str:
-    return runtime().site.time_zone
 
 
 # --- the queue ----------------------------------------------------------------------------------
@@ -86,7 +82,7 @@ def queue() -> ResponseReturnValue:
         chosen["state"] = None
         with reading() as (uow, ctx):
             found = review.qa_queue(uow, ctx)
-    page = queue_page(found, _zone(), chosen)
+    page = queue_page(found, site_zone(), chosen)
     return render_template("qa/queue.html", page=page, error=error), status
 
 

@@ -7,7 +7,7 @@ from flask.typing import ResponseReturnValue
 
 from mes.core.access import Permission
 from mes.services import outbox
-from mes.web import runtime
+from mes.web import runtime, site_zone
 from mes.web.actions import reading
 from mes.web.helpers import requires
 from mes.web.sync.pages import sync_page
@@ -22,6 +22,6 @@ def overview() -> ResponseReturnValue:
         view = outbox.overview(uow, ctx)
     return render_template(
         "sync/overview.html",
-        page=sync_page(view, runtime().site.time_zone),
+        page=sync_page(view, site_zone()),
         interval=runtime().settings.sync_interval_seconds,
     )
