@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from typing import Any
 
 import click
 
-from mes.cli.common import CliState, command_context, echo_table
+from mes.cli.common import CliState, command_context, echo_table, exit_on_broken_chain
 from mes.core import phases
 from mes.core.batch import (
     BATCH_STATUS_TITLES,
@@ -21,7 +20,6 @@ from mes.core.batch import (
     PhaseStatus,
 )
 from mes.core.clock import local_text, parse_utc_text
-from mes.core.errors import ChainBroken
 from mes.core.identity import identity_text
 from mes.services import batches
 
@@ -121,11 +119,8 @@ def _deviation_lines(batch: Batch, zone: str) -> list[str]:
 
 def _verified(uow: Any, reference: str, batch_id: str) -> int:
     """The number of ledger entries that verify, or exit 1 naming the first bad entry."""
-    try:
+    with exit_on_broken_chain(f"batch {reference.strip()}"):
         return batches.verify_batch(uow, command_context(), batch_id)
-    except ChainBroken as err:
-        click.echo(f"FAILED: batch {reference.strip()} entry {err.seq}: {err.problem}", err=True)
-        sys.exit(1)
 
 
 @batch_group.command("show")
@@ -190,11 +185,8 @@ def verify_command(state: CliState, number: str) -> None:
     with state.runtime().uow() as uow:
         ctx = command_context()
         batch_id = batches.find_batch_id(uow, ctx, number)
-        try:
+        with exit_on_broken_chain(f"batch {number.strip()}"):
             verified = batches.verify_batch_anchored(uow, ctx, batch_id)
-        except ChainBroken as err:
-            click.echo(f"FAILED: batch {number.strip()} entry {err.seq}: {err.problem}", err=True)
-            sys.exit(1)
     click.echo(f"ok: {verified.summary()}")
 
 
