@@ -94,21 +94,39 @@ class Person:
 def people_from_demo_output(printed: str, passwords: dict[str, str]) -> dict[str, Person]:
     """The demo's people, with the badge code and PIN ``mes demo`` prints for each, if it does.
 
-    A line that names the user ID first and says ``badge X`` / ``PIN 123456`` (in any order and
-    case) gives that person's badge and PIN; without such a line the person has neither.
+    Read from the table it prints (a header line naming ``badge`` and ``PIN`` columns, one
+    fixed-width row per user ID), or from a line that starts with the user ID and says
+    ``badge X`` and ``PIN 123456``; a person with neither has no badge.
     """
+    lines = printed.splitlines()
+    header = next(
+        (h for h in lines if re.search(r"\sbadge\s{2,}", h) and re.search(r"\sPIN\s{2,}", h)),
+        "",
+    )
     people = {}
     for username, password in passwords.items():
         badge = pin = None
-        for line in printed.splitlines():
-            if not re.match(rf"\s*{re.escape(username)}\b", line):
+        for line in lines:
+            if not re.match(rf"\s*{re.escape(username)}\s", line):
                 continue
+            if header:
+                columns = _columns(header, line)
+                badge, pin = columns.get("badge") or badge, columns.get("pin") or pin
             found_badge = re.search(r"badge(?: code)?[:=\s]+([A-Za-z0-9-]{3,})", line, re.I)
             found_pin = re.search(r"\bPIN[:=\s]+(\d{4,8})\b", line, re.I)
             badge = badge or (found_badge.group(1) if found_badge else None)
             pin = pin or (found_pin.group(1) if found_pin else None)
-        people[username] = Person(username, password, badge, pin)
+        people[username] = Person(username, password, badge or None, pin or None)
     return people
+
+
+def _columns(header: str, row: str) -> dict[str, str]:
+    """A fixed-width row's cells by the header's column names (lower case)."""
+    starts = [(m.start(), m.group(0).lower()) for m in re.finditer(r"\S+(?: ID)?", header)]
+    cells = {}
+    for (start, name), following in zip(starts, [*starts[1:], (len(row) + 1, "")], strict=True):
+        cells[name] = row[start : following[0]].strip()
+    return cells
 
 
 @dataclass
@@ -256,38 +274,41 @@ class Replay:
         return dialog
 
     def sign_in(self, where: Locator, person: Person) -> None:
-        """Fill what the dialog (or log-in form) asks for, as ``person``, and submit it."""
+        """Fill what the dialog (or log-in form) asks for, as ``person``, and submit it.
+
+        A badge field gets the badge scanned; then the secret field gets the PIN, and the user
+        ID field offered as the alternative is left alone. Without a badge: the user ID, and
+        the PIN where the field asks for a PIN (its label says "PIN"), else the password.
+        """
         before = self._loads
         used_badge = False
         done: set[str] = set()
-        for _ in range(6):  # a dialog may show its PIN field only once the badge is read
+        for _ in range(8):  # a dialog may show its PIN field only once the badge is read
             if self._loads > before:
                 break
-            fields = [f for f in where.locator(VISIBLE_INPUTS).all() if not _is_filled(f, done)]
+            fields = [f for f in where.locator(VISIBLE_INPUTS).all() if _key(f) not in done]
             if not fields:
                 break
             target = fields[0]
-            key = target.evaluate(
-                "el => el.name || el.id || String([...document.querySelectorAll('input')].indexOf(el))"
+            done.add(_key(target))
+            label = target.evaluate(
+                "el => Array.from(el.labels || []).map(l => l.innerText).join(' ')"
             )
-            done.add(key)
-            if _matches(target, BADGE_FIELD) and person.badge:
-                self.scan(target, person.badge)
-                used_badge = True
-            elif _matches(target, PIN_FIELD) and person.pin:
-                self.type(target, person.pin)
+            if _matches(target, BADGE_FIELD) or re.search(r"\bbadge\b", label, re.I):
+                if person.badge and not used_badge:
+                    self.scan(target, person.badge)
+                    used_badge = True
             elif _matches(target, USER_FIELD):
                 if not used_badge:
                     self.type(target, person.username)
-            elif _matches(target, PASSWORD_FIELD):
-                if not used_badge:
-                    self.type(target, person.password)
-            elif _matches(target, BADGE_FIELD) or _matches(target, PIN_FIELD):
-                continue  # offered but this person has none: the user ID and password follow
-            elif not target.evaluate("el => el.required"):
-                continue  # an optional field (a note): a person signing leaves it
-            else:
-                raise AssertionError(f"the signing dialog asks for something unknown: {key}")
+            elif _matches(target, f"{PIN_FIELD}, {PASSWORD_FIELD}") or re.search(
+                r"\bPIN\b|password", label, re.I
+            ):
+                wants_pin = used_badge or _matches(target, PIN_FIELD) or "PIN" in label
+                self.type(target, person.pin if wants_pin and person.pin else person.password)
+            elif target.evaluate("el => el.required"):
+                raise AssertionError(f"the signing dialog asks for something unknown: {label}")
+            # else: an optional field (a note): a person signing leaves it
         if self._loads == before and where.is_visible():
             self.tap(where.locator("button[type=submit]:visible").first)
         self.counts.signatures += 1
@@ -305,11 +326,10 @@ def _matches(target: Locator, selector: str) -> bool:
     return target.evaluate("(el, s) => el.matches(s)", selector)
 
 
-def _is_filled(target: Locator, done: set[str]) -> bool:
-    key = target.evaluate(
+def _key(target: Locator) -> str:
+    return target.evaluate(
         "el => el.name || el.id || String([...document.querySelectorAll('input')].indexOf(el))"
     )
-    return key in done
 
 
 def date_as_placeholder(iso: str, placeholder: str) -> str:
@@ -498,8 +518,12 @@ def log_out_and_in(replay: Replay, person: Person) -> None:
 
 
 def witness_control(page: Page) -> Locator | None:
-    """The in-place witness signing the page offers (``[data-witness]``), if any."""
-    controls = page.locator("[data-witness]:visible")
+    """The in-place witness signing the page offers, if any: a visible control marked
+    ``[data-witness]``, or the button that opens a signing dialog marked ``[data-witness]``
+    (the one named Verify first)."""
+    controls = page.locator("[data-witness]:visible:not(dialog)")
+    if not controls.count():
+        controls = page.locator(":has(> dialog[data-witness]) > [data-esign-open]:visible")
     if not controls.count():
         return None
     verify = controls.filter(has_text=re.compile("verif", re.I))
@@ -528,7 +552,11 @@ def verify_on_the_same_panel(
         control = witness_control(page)
     if control is not None:
         replay.tap(control)
-        replay.sign_in(replay.open_dialog(), witness)
+        dialog = replay.open_dialog()
+        toggle = dialog.locator("label:has([data-witness-toggle])")  # "sign as another person"
+        if toggle.count() and not toggle.locator("input").is_checked():
+            replay.tap(toggle)
+        replay.sign_in(dialog, witness)
         expect(page.locator("[role=alert]:visible")).to_have_count(0)
         return "in place"
     log_out_and_in(replay, witness)

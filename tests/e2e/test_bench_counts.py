@@ -325,6 +325,10 @@ def test_the_replays_complete_and_count_what_people_do(measured):
     assert measured["qa_left"] == []  # every exception of the three categories is reviewed
 
 
+# Note for the integrator: of today's 206 keystrokes, 64 are the values and dates themselves
+# (31 %); with a 6-digit PIN at each of the 8 signatures (48) the replay types 112 (measured with
+# the badge + PIN branch alone). The issue's "≤ 25 %" (≤ 51) is out of reach while every value
+# is typed and every signature takes the PIN: the target is asserted as the issue states it.
 @NOT_YET
 def test_a_performer_types_a_quarter_and_taps_three_fifths_of_today(measured):
     performer = measured["performer"]
