@@ -160,6 +160,8 @@
     return "ok";
   };
   window.MES = { limitStatus: limitStatus };
+  // One message per value, the worst that applies: outside the action limits, the comment box
+  // (its words say a deviation will be raised); outside the alert limits only, the alert line.
   document.querySelectorAll(".value-field").forEach(function (field) {
     var input = field.querySelector("input[inputmode]");
     var hint = field.querySelector(".limit-hint");
@@ -169,10 +171,14 @@
       var type = input.getAttribute("inputmode") === "numeric" ? "integer" : "number";
       var status = limitStatus(input.value, Object.assign({ type: type }, field.dataset));
       hint.textContent = ""; hint.className = "limit-hint";
-      if (status === "action") {
+      if (comment) {
+        var typed = comment.querySelector("textarea");
+        // A comment already typed stays on screen: it is the operator's words, kept.
+        comment.hidden = status !== "action" && !(typed && typed.value.trim());
+      }
+      if (status === "action" && !comment) {
         hint.textContent = "Outside the action limits: a deviation will be raised.";
         hint.className = "limit-hint action";
-        if (comment) { comment.hidden = false; }
       } else if (status === "alert") {
         hint.textContent = "Outside the alert limits: it will be flagged for review.";
         hint.className = "limit-hint alert";
@@ -180,6 +186,45 @@
     };
     input.addEventListener("input", check);
     check();
+  });
+
+  // Dates and times are typed in the site's order on the 24-hour clock (the server reads them:
+  // mes/core/dates.py); "Now" writes the site's present time, by the server's clock.
+  document.querySelectorAll("input[data-date-time]").forEach(function (input) {
+    var button = document.querySelector('[data-now-for="' + input.id + '"]');
+    if (!button || !window.Intl) { return; }
+    var skew = parseInt(input.dataset.siteNow || "0", 10) - Date.now();  // the server's clock
+    var format;
+    try {
+      format = new Intl.DateTimeFormat("en-GB", {
+        timeZone: input.dataset.timeZone, year: "numeric", month: "2-digit", day: "2-digit",
+        hour: "2-digit", minute: "2-digit", hourCycle: "h23"
+      });
+    } catch (e) { return; }
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      var parts = {};
+      format.formatToParts(new Date(Date.now() + skew)).forEach(function (p) { parts[p.type] = p.value; });
+      input.value = input.dataset.dateTime.replace("YYYY", parts.year).replace("MM", parts.month)
+        .replace("DD", parts.day).replace("HH", parts.hour).replace(/MM$/, parts.minute);
+      input.dispatchEvent(new Event("input", { bubbles: true }));
+      input.focus();
+    });
+  });
+
+  // "Before you sign" ticks off, as they are filled, the items the server listed with the field
+  // that fills them (data-missing-field); the server judges again when the form is saved.
+  document.querySelectorAll(".missing li[data-missing-field]").forEach(function (item) {
+    var form = item.closest("form");
+    if (!form) { return; }
+    var tick = function () {
+      var named = form.elements.namedItem(item.dataset.missingField);
+      var value = named ? String(named.value || "").trim() : "";
+      item.classList.toggle("done", value !== "");
+    };
+    form.addEventListener("input", tick);
+    form.addEventListener("change", tick);
+    tick();
   });
 
   // The hub's network page: follow the open deviations and the spokes' counts without
