@@ -97,12 +97,12 @@ def sign_performed(page: Page) -> None:
 
 
 def visible_messages(page: Page, input_id: str) -> list[str]:
-    """The limit messages on screen at one value field (the hint and the deviation box)."""
+    """The limit messages on screen at one value field: the hint, and the deviation's box."""
     field = page.locator(f"[data-input={input_id}]")
     shown = []
-    for part in (field.locator(".limit-hint"), field.locator(".deviation-comment > span")):
+    for part in (field.locator(".limit-hint"), field.locator(".deviation-comment")):
         if part.is_visible():
-            shown.append(part.inner_text())
+            shown.append(" ".join(part.inner_text().split()))
     return shown
 
 
@@ -152,7 +152,8 @@ def test_a_value_shows_one_limit_message_the_worst_that_applies(
     hours.fill("50")
     expect(olivia.locator("[data-input=hours_since_collection] .deviation-comment")).to_be_visible()
     assert visible_messages(olivia, "hours_since_collection") == [
-        "Outside the action limits: a deviation will be raised. Say what happened."
+        "Outside the action limits: a deviation will be raised.",
+        "Say what happened: the deviation needs a comment before the phase is signed.",
     ]
     hours.fill("20.0")
     assert visible_messages(olivia, "hours_since_collection") == []

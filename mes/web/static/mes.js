@@ -160,8 +160,8 @@
     return "ok";
   };
   window.MES = { limitStatus: limitStatus };
-  // One message per value, the worst that applies: outside the action limits, the comment box
-  // (its words say a deviation will be raised); outside the alert limits only, the alert line.
+  // One message per value, the worst that applies (outside the action limits, the alert limits
+  // are not mentioned); outside the action limits the comment box the deviation needs opens.
   document.querySelectorAll(".value-field").forEach(function (field) {
     var input = field.querySelector("input[inputmode]");
     var hint = field.querySelector(".limit-hint");
@@ -176,7 +176,7 @@
         // A comment already typed stays on screen: it is the operator's words, kept.
         comment.hidden = status !== "action" && !(typed && typed.value.trim());
       }
-      if (status === "action" && !comment) {
+      if (status === "action") {
         hint.textContent = "Outside the action limits: a deviation will be raised.";
         hint.className = "limit-hint action";
       } else if (status === "alert") {
