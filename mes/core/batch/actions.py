@@ -351,7 +351,11 @@ class Actions(Aggregate):
         for spec in procedure.chain_of_identity:
             try:
                 coi[spec["id"]] = normalise_identifier(
-                    spec["kind"], identifiers.get(spec["id"], ""), spec["label"], spec["pattern"]
+                    spec["kind"],
+                    identifiers.get(spec["id"], ""),
+                    spec["label"],
+                    spec["pattern"],
+                    time_zone=time_zone,
                 )
             except InvalidInput as err:
                 problems.append(str(err))
