@@ -115,12 +115,19 @@ def test_the_batch_page_says_a_supervisor_must_verify_as_guidance(
     register_terminal(olivia, demo_spoke, "Fields tablet 3")
     batch_url = start_through_the_identity_check(olivia, demo_spoke, "0552")
     olivia.goto(batch_url)
+    number = olivia.locator(".batch-number").inner_text()
     steps = olivia.locator("section.next-steps")
     expect(steps).to_contain_text(
         f"Waiting for a second person (a supervisor) to verify '{IDENTITY_CHECK}'"
     )
     assert olivia.locator("section.next-steps .error, .error section.next-steps").count() == 0
     screenshot(olivia, "fields-01-batch-waits-for-a-supervisor")
+    olivia.goto(f"{demo_spoke}/batches")
+    card = olivia.locator(".batch-card", has=olivia.locator("a.batch-number", has_text=number))
+    expect(card.locator(".next-steps-line")).to_contain_text(
+        "Waiting for a second person (a supervisor) to verify"
+    )
+    screenshot(olivia, "fields-06-board-says-what-each-batch-waits-for")
 
 
 def test_an_empty_action_limit_field_shows_no_deviation_box(

@@ -213,19 +213,25 @@
   });
 
   // "Before you sign" ticks off, as they are filled, the items the server listed with the field
-  // that fills them (data-missing-field); the server judges again when the form is saved.
+  // that fills them (data-missing-field): a field with a value, or a scan field marked done (an
+  // accepted scan). The server judges again when the form is saved. A script that changes a
+  // field without an input event calls window.MES.refreshMissing().
+  var missingTicks = [];
   document.querySelectorAll(".missing li[data-missing-field]").forEach(function (item) {
     var form = item.closest("form");
     if (!form) { return; }
     var tick = function () {
       var named = form.elements.namedItem(item.dataset.missingField);
       var value = named ? String(named.value || "").trim() : "";
-      item.classList.toggle("done", value !== "");
+      var accepted = !!(named && named.closest && named.closest(".scan-field.done"));
+      item.classList.toggle("done", value !== "" || accepted);
     };
     form.addEventListener("input", tick);
     form.addEventListener("change", tick);
+    missingTicks.push(tick);
     tick();
   });
+  window.MES.refreshMissing = function () { missingTicks.forEach(function (tick) { tick(); }); };
 
   // The hub's network page: follow the open deviations and the spokes' counts without
   // reloading. The page works without this (it shows what was true when it loaded); with it,
