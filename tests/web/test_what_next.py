@@ -4,7 +4,7 @@ error text); the board's open deviations lead to the deviation on the batch page
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from batch_helpers import DIN_BARCODE, PATIENT, SCANNER, spoke
@@ -12,6 +12,8 @@ from lxml import html
 from support import NOW
 from test_operator_pages import browser
 from web_helpers import text
+
+from mes.core.clock import utc_text
 
 LATER = NOW + timedelta(hours=3)
 
@@ -104,3 +106,26 @@ def test_the_board_links_an_open_deviation_to_it_on_the_batch_page(app, site):
         r"\(not Olivia \w+, who raised it\)\.",
         steps[0],
     ), steps
+
+
+def test_a_timer_wait_is_a_countdown_on_the_batch_page_and_the_board(app, site):
+    olivia = browser(app, site, "olivia")
+    now = datetime.now(UTC)  # the app reads the real clock: the count is done just now
+    batch_id = site.start(at=now).state.id
+    site.do_check_bag(batch_id, at=now)
+    site.do_count(batch_id, at=now)
+    for phase, values in (
+        ("test_a", {"a": "3"}),
+        ("test_b", {"b": "pass"}),
+        ("mon_1", {"t1": "37.0"}),
+        ("mon_2", {"t2": "36.9"}),
+    ):
+        site.do_simple(batch_id, phase, values, at=now)
+    due = utc_text(now + timedelta(hours=2))
+    page = tree(text(olivia.get(f"/batches/{batch_id}")))
+    [step] = page.xpath("//section[contains(@class, 'next-steps')]//li")
+    assert re.fullmatch(r"'Harvest' may start in (1 h 5\d|2 h 00) min\.", words(step)), words(step)
+    assert step.xpath(".//time/@data-countdown") == [due]
+    [line] = tree(text(olivia.get("/batches"))).xpath("//ul[@class='next-steps-line']//li")
+    assert re.fullmatch(r"'Harvest' may start in (1 h 5\d|2 h 00) min\.", words(line)), words(line)
+    assert line.xpath(".//time/@data-countdown")
