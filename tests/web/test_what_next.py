@@ -51,14 +51,8 @@ def test_with_every_phase_done_the_operator_is_told_a_supervisor_signs_the_batch
     batch_id = site.start().state.id
     site.do_check_bag(batch_id)
     site.do_count(batch_id)
-    for phase, values in (
-        ("test_a", {"a": "3"}),
-        ("test_b", {"b": "pass"}),
-        ("mon_1", {"t1": "37.0"}),
-        ("mon_2", {"t2": "36.9"}),
-        ("harvest", {"harvested": "yes"}),
-    ):
-        site.do_simple(batch_id, phase, values, at=LATER)
+    site.do_culture(batch_id, at=LATER)
+    site.do_simple(batch_id, "harvest", {"harvested": "yes"}, at=LATER)
     page = text(olivia.get(f"/batches/{batch_id}"))
     assert next_steps(page) == [
         "Every phase is done: waiting for a supervisor to sign the batch complete."
@@ -114,13 +108,7 @@ def test_a_timer_wait_is_a_countdown_on_the_batch_page_and_the_board(app, site):
     batch_id = site.start(at=now).state.id
     site.do_check_bag(batch_id, at=now)
     site.do_count(batch_id, at=now)
-    for phase, values in (
-        ("test_a", {"a": "3"}),
-        ("test_b", {"b": "pass"}),
-        ("mon_1", {"t1": "37.0"}),
-        ("mon_2", {"t2": "36.9"}),
-    ):
-        site.do_simple(batch_id, phase, values, at=now)
+    site.do_culture(batch_id, at=now)
     due = utc_text(now + timedelta(hours=2))
     page = tree(text(olivia.get(f"/batches/{batch_id}")))
     [step] = page.xpath("//section[contains(@class, 'next-steps')]//li")
