@@ -132,6 +132,13 @@ PEOPLE = {
     "quinn": ["qa"],
 }
 LOT = "LOT-SYR-001"
+# The culture phases of the test recipe before the harvest, with values inside their limits.
+CULTURE = (
+    ("test_a", {"a": "3"}),
+    ("test_b", {"b": "pass"}),
+    ("mon_1", {"t1": "37.0"}),
+    ("mon_2", {"t2": "36.9"}),
+)
 SCANNER, COUNTER = "SCN-01", "CC-01"
 
 
@@ -362,6 +369,11 @@ class Spoke:
         self.start_phase(batch_id, phase, at=at)
         self.record(batch_id, phase, at=at, values=values)
         self.sign(batch_id, phase, at=at)
+
+    def do_culture(self, batch_id: str, at: datetime = NOW) -> None:
+        """Tests A and B, then both monitors: every culture phase before the harvest."""
+        for phase, values in CULTURE:
+            self.do_simple(batch_id, phase, values, at=at)
 
 
 def spoke(make_uow: Callable[..., UnitOfWork], **options: Any) -> Spoke:

@@ -23,9 +23,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
+from mes.core.dates import DateNotUnderstood, parse_local_date
 from mes.core.errors import InvalidInput
 from mes.core.patterns import PatternInvalid, has_form
 
@@ -139,11 +139,14 @@ def _check_type3_flags(din: str, flags: str | None) -> None:
 # --- the batch's chain of identity ---------------------------------------------------------
 
 
-def normalise_identifier(kind: str, value: str, label: str, pattern: str | None = None) -> Any:
+def normalise_identifier(
+    kind: str, value: str, label: str, pattern: str | None = None, *, time_zone: str = "UTC"
+) -> Any:
     """A chain-of-identity value as entered at batch start, checked for its kind.
 
     ``isbt128_din`` → the DIN's parts (checked); ``identifier`` → upper-cased text matching the
-    recipe's pattern; ``date`` → an ISO date.
+    recipe's pattern; ``date`` → an ISO date, typed in the site's order or ISO
+    (:func:`mes.core.dates.parse_local_date`).
     """
     text = (value or "").strip()
     if not text:
@@ -155,11 +158,9 @@ def normalise_identifier(kind: str, value: str, label: str, pattern: str | None 
             raise InvalidDin(f"{label}: {err.message}", what_to_do=err.what_to_do) from None
     if kind == "date":
         try:
-            return date.fromisoformat(text).isoformat()
-        except ValueError:
-            raise InvalidInput(
-                f"{label}: '{text}' is not a date.", what_to_do="Use YYYY-MM-DD."
-            ) from None
+            return parse_local_date(text, time_zone, label=label).isoformat()
+        except DateNotUnderstood as refusal:
+            raise InvalidInput(refusal.message, what_to_do=refusal.what_to_do) from None
     normalised = re.sub(r"\s+", "", text).upper()
     if len(normalised) > 100:
         raise InvalidInput(f"{label}: the identifier is longer than 100 characters.")

@@ -19,9 +19,9 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from mes.core.clock import as_utc, utc_text
+from mes.core.dates import DateNotUnderstood, parse_local_date_time
 from mes.core.errors import InvalidInput
 from mes.core.expressions import ExpressionError, parse, round_half_up
 from mes.core.patterns import PatternInvalid, has_form
@@ -257,16 +257,11 @@ def _parse_yes_no(label: str, raw: Any) -> bool:
 
 
 def _parse_datetime(label: str, text: str, at: datetime, time_zone: str) -> str:
+    """A date and time typed in site time (read by :mod:`mes.core.dates`), as UTC text."""
     try:
-        local = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidValue(
-            f"{label}: '{text}' is not a date and time.",
-            what_to_do="Enter it as YYYY-MM-DD HH:MM (site time).",
-        ) from None
-    if local.tzinfo is None:
-        local = local.replace(tzinfo=ZoneInfo(time_zone))
-    moment = as_utc(local)
+        moment = as_utc(parse_local_date_time(text, time_zone, label=label))
+    except DateNotUnderstood as refusal:
+        raise InvalidValue(refusal.message, what_to_do=refusal.what_to_do) from None
     if moment > as_utc(at) + FUTURE_TOLERANCE:
         raise InvalidValue(
             f"{label}: {text} is in the future.",

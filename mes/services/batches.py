@@ -28,9 +28,12 @@ from mes.core.batch import (
     Action,
     Batch,
     BatchStatus,
+    DeviationStatus,
     EntryKind,
+    NextStep,
     Operator,
     Procedure,
+    next_steps,
 )
 from mes.core.bundle import open_bundle
 from mes.core.clock import utc_text
@@ -681,6 +684,37 @@ def board(uow: UnitOfWork, ctx: Context, *, include_closed: bool = False) -> lis
     authorise(uow, ctx, Permission.READ_BATCHES)
     statuses: Iterable[str] = ACTIVE if not include_closed else (*ACTIVE, "complete", "aborted")
     return board_rows(uow.session, statuses, ACTIVE, utc_text(ctx.at))
+
+
+@dataclass(frozen=True)
+class BoardGuidance:
+    """What one batch on the board waits for, and its first open deviation (to link to)."""
+
+    steps: list[NextStep]
+    first_open_deviation: int | None
+
+
+def board_guidance(
+    uow: UnitOfWork, ctx: Context, batch_ids: Iterable[str]
+) -> dict[str, BoardGuidance]:
+    """For the board: what each batch in progress or on hold waits for (the core's words).
+
+    Each batch is replayed from its ledger, as its own page does; closed batches wait for
+    nothing here and are not loaded.
+    """
+    authorise(uow, ctx, Permission.READ_BATCHES)
+    guidance = {}
+    for batch_id in batch_ids:
+        batch = _load(uow, batch_id, lock=False).batch
+        if batch.state.status.value not in ACTIVE:
+            continue
+        open_numbers = [
+            d.number for d in batch.state.deviations.values() if d.status is DeviationStatus.OPEN
+        ]
+        guidance[batch_id] = BoardGuidance(
+            next_steps(batch, ctx.at), min(open_numbers) if open_numbers else None
+        )
+    return guidance
 
 
 def ledger_entries(uow: UnitOfWork, ctx: Context, batch_id: str) -> list[Any]:

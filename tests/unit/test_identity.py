@@ -235,13 +235,24 @@ def test_an_identifier_longer_than_100_characters_is_refused():
         normalise_identifier("identifier", "X" * 101, "Order")
 
 
-def test_a_date_identifier_is_kept_as_an_iso_date():
+def test_a_date_identifier_is_typed_in_the_site_order_and_kept_as_an_iso_date():
     assert normalise_identifier("date", " 1970-01-31 ", "Date of birth") == "1970-01-31"
-    for wrong in ("31.01.1970", "1970-02-30", "yesterday"):
+    london = {"time_zone": "Europe/London"}
+    for typed in ("31.01.1970", "31/01/1970", "31011970"):
+        assert normalise_identifier("date", typed, "Date of birth", **london) == "1970-01-31"
+    assert normalise_identifier(
+        "date", "01/31/1970", "Date of birth", time_zone="America/Chicago"
+    ) == ("1970-01-31")
+    for wrong, why in (
+        ("1970-02-30", "is not a date of the calendar"),
+        ("yesterday", "is not a date"),
+        ("31/01/70", "has a year that is not written in full"),
+        ("3111970", "could be read more than one way"),
+    ):
         with pytest.raises(InvalidInput) as caught:
-            normalise_identifier("date", wrong, "Date of birth")
-        assert caught.value.message == f"Date of birth: '{wrong}' is not a date."
-        assert caught.value.what_to_do == "Use YYYY-MM-DD."
+            normalise_identifier("date", wrong, "Date of birth", **london)
+        assert caught.value.message.startswith(f"Date of birth: '{wrong}' {why}")
+        assert caught.value.what_to_do == "Enter a date as DD/MM/YYYY (e.g. 05/12/2026)."
 
 
 def test_identity_text_shows_a_din_eye_readable_and_anything_else_as_it_is():

@@ -247,7 +247,8 @@ def test_a_choice_must_be_one_of_the_options():
         ("2026-11-21T09:30:15", "2026-11-21T08:30:15.000000Z"),
         ("2026-07-01 12:00", "2026-07-01T10:00:00.000000Z"),  # CEST: UTC+2
         ("2026-11-21T09:00:00+00:00", "2026-11-21T09:00:00.000000Z"),  # an explicit offset wins
-        ("2026-11-20", "2026-11-19T23:00:00.000000Z"),  # midnight, site time
+        ("20/11/2026 00:00", "2026-11-19T23:00:00.000000Z"),  # midnight, site time, day first
+        ("21.11.2026 09:30", "2026-11-21T08:30:00.000000Z"),
     ],
 )
 def test_a_date_and_time_is_read_in_the_site_zone_and_recorded_in_utc(typed, utc):
@@ -265,9 +266,13 @@ def test_a_time_up_to_five_minutes_ahead_is_a_fast_clock_beyond_that_the_future(
 
 
 def test_a_date_and_time_that_cannot_be_read_is_refused():
-    err = refused("datetime", "21.11.2026 10:00", label="Collection time")
-    assert err.message == "Collection time: '21.11.2026 10:00' is not a date and time."
-    assert err.what_to_do == "Enter it as YYYY-MM-DD HH:MM (site time)."
+    err = refused("datetime", "11/21/2026 10:00", label="Collection time")  # month first
+    assert err.message == "Collection time: '11/21/2026 10:00' is not a date of the calendar."
+    assert err.what_to_do == (
+        "Enter a date and time as DD/MM/YYYY HH:MM (e.g. 05/12/2026 14:30), on the 24-hour "
+        "clock, in site time."
+    )
+    assert "has no time of day" in refused("datetime", "2026-11-20").message
 
 
 # --- text ---------------------------------------------------------------------------------------

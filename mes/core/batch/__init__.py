@@ -53,7 +53,8 @@ The package, by what each part holds:
 * :mod:`~mes.core.batch.recording` — values, calculations, lots, instruments, labels;
 * :mod:`~mes.core.batch.actions` — the actions declared once (:data:`BATCH_ACTIONS`: roles,
   training, checks, signature, words), the refusal and the signed records;
-* :mod:`~mes.core.batch.projection` — the batch's current state, typed (the store builds its rows).
+* :mod:`~mes.core.batch.projection` — the batch's current state, typed (the store builds its rows);
+* :mod:`~mes.core.batch.next_steps` — what the batch waits for and who can do it (guidance).
 
 :class:`Batch` is these parts put together.
 """
@@ -74,6 +75,7 @@ from mes.core.batch.machines import (
     format_duration,
     mermaid,
 )
+from mes.core.batch.next_steps import NextStep, next_steps, who_can
 from mes.core.batch.plan import PhasePlan, Procedure, training_procedure
 from mes.core.batch.projection import Projection
 from mes.core.batch.recording import Recording, equipment_class_title
@@ -104,6 +106,7 @@ __all__ = [
     "EntryKind",
     "EquipmentInfo",
     "LotInfo",
+    "NextStep",
     "Operator",
     "Outcome",
     "PhasePlan",
@@ -114,7 +117,9 @@ __all__ = [
     "equipment_class_title",
     "format_duration",
     "mermaid",
+    "next_steps",
     "training_procedure",
+    "who_can",
 ]
 
 

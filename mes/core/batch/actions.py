@@ -351,7 +351,11 @@ class Actions(Aggregate):
         for spec in procedure.chain_of_identity:
             try:
                 coi[spec["id"]] = normalise_identifier(
-                    spec["kind"], identifiers.get(spec["id"], ""), spec["label"], spec["pattern"]
+                    spec["kind"],
+                    identifiers.get(spec["id"], ""),
+                    spec["label"],
+                    spec["pattern"],
+                    time_zone=time_zone,
                 )
             except InvalidInput as err:
                 problems.append(str(err))
@@ -730,6 +734,14 @@ class Actions(Aggregate):
         self._calculate(plan, ask.who.actor, ask.at, terminal, comments, correcting=reason)
 
 
+def rule_roles(rule: ActionRule, plan: PhasePlan | None = None) -> frozenset[Role]:
+    """Who may take the action: the rule's roles, with those the recipe gives the phase."""
+    roles = set(rule.roles)
+    if plan is not None:
+        roles |= {Role(plan.spec[key]) for key in rule.phase_roles}
+    return frozenset(roles)
+
+
 def _authorise(
     rule: ActionRule,
     who: Operator,
@@ -739,9 +751,7 @@ def _authorise(
     what: str | None = None,
 ) -> None:
     """The rule's roles (with the phase's own, from the recipe) and, where needed, training."""
-    roles = set(rule.roles)
-    if plan is not None:
-        roles |= {Role(plan.spec[key]) for key in rule.phase_roles}
+    roles = rule_roles(rule, plan)
     _require_roles(who, roles, (what or rule.what).format(phase=plan.name if plan else ""))
     if rule.training:
         _require_training(who, procedure)

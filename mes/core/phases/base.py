@@ -36,6 +36,21 @@ Items = list[dict[str, Any]]  # what the operator's page shows of a kind
 Lines = tuple[Any, ...]  # a kind's lines in the printed record
 
 
+class Missing(str):
+    """One thing a phase still needs before it is signed, in words (it is the text itself).
+
+    ``field`` names the form field that fills it (``value:ID``, ``lot:CODE``), so the page can
+    tick it off as it is typed; the server judges again when the form is saved.
+    """
+
+    field: str | None
+
+    def __new__(cls, text: str, field: str | None = None) -> Missing:
+        missing = super().__new__(cls, text)
+        missing.field = field
+        return missing
+
+
 @dataclass(frozen=True)
 class Site:
     """What the site knows when something is recorded: its date, and its master data.

@@ -29,6 +29,7 @@ from mes.core.phases.base import (
     Acting,
     Items,
     Lines,
+    Missing,
     PageForm,
     Printing,
     Scans,
@@ -241,7 +242,7 @@ class Equipment(Scans):
 
     def missing(self, batch: Batch, plan: PhasePlan, phase: PhaseState) -> list[str]:
         return [
-            f"no {equipment_title(spec)} is scanned"
+            Missing(f"no {equipment_title(spec)} is scanned", self.field_key(slot))
             for slot, spec in enumerate(self.items(plan.spec))
             if slot not in phase.equipment
         ]

@@ -17,7 +17,17 @@ from mes.core.batch.state import Outcome
 from mes.core.errors import IdentityMismatch, NotFound
 from mes.core.identity import InvalidDin, parse_din, scan_matches
 from mes.core.limits import InvalidValue
-from mes.core.phases.base import Acting, Items, Lines, PageForm, Printing, Scans, Spec, whole_item
+from mes.core.phases.base import (
+    Acting,
+    Items,
+    Lines,
+    Missing,
+    PageForm,
+    Printing,
+    Scans,
+    Spec,
+    whole_item,
+)
 from mes.core.phases.value_words import local_at, phase_name, who_text
 from mes.core.phases.words import quoted
 from mes.core.recipe.items import items_of
@@ -180,7 +190,9 @@ class IdentityChecks(Scans):
         for spec in self.items(plan.spec):
             scan = phase.identity.get(spec["id"])
             if scan is None:
-                missing.append(f"{spec['label']} is not scanned")
+                missing.append(
+                    Missing(f"{spec['label']} is not scanned", self.field_key(spec["id"]))
+                )
             elif not scan["match"]:
                 missing.append(f"{spec['label']} did not match: scan the right label")
         return missing

@@ -27,6 +27,7 @@ from mes.core.phases.base import (
     Acting,
     Items,
     Lines,
+    Missing,
     PageForm,
     Printing,
     Scans,
@@ -197,7 +198,10 @@ class Materials(Scans):
 
     def missing(self, batch: Batch, plan: PhasePlan, phase: PhaseState) -> list[str]:
         return [
-            f"no lot of {spec['name']} ({spec['code']}) is scanned"
+            Missing(
+                f"no lot of {spec['name']} ({spec['code']}) is scanned",
+                self.field_key(spec["code"]),
+            )
             for spec in self.items(plan.spec)
             if spec["code"] not in phase.materials
         ]

@@ -133,10 +133,10 @@ def recorded_on_page(recorded: Recorded, spec: Spec, time_zone: str) -> dict[str
 
 
 def local_input_value(value: Any, time_zone: str) -> str:
-    """A stored UTC time as the value of a datetime-local field (site time)."""
-    from zoneinfo import ZoneInfo
+    """A stored UTC time as a date and time field shows it: ``05/12/2026 14:30`` (site time)."""
+    from mes.core.dates import local_date_time_text
 
-    return parse_utc_text(str(value)).astimezone(ZoneInfo(time_zone)).strftime("%Y-%m-%dT%H:%M")
+    return local_date_time_text(parse_utc_text(str(value)), time_zone)
 
 
 def value_summary(spec: Spec) -> str:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from mes.core.audit import Actor
 from mes.core.batch.machines import DeviationCategory, EntryKind
 from mes.core.batch.state import Outcome, Recorded
+from mes.core.dates import date_time_pattern
 from mes.core.errors import InvalidInput, MesError
 from mes.core.limits import (
     STATUS_TITLES,
@@ -31,6 +32,7 @@ from mes.core.phases.base import (
     Data,
     Items,
     Lines,
+    Missing,
     PageForm,
     PhaseKind,
     Printing,
@@ -447,7 +449,7 @@ class Inputs(_Values):
 
     def missing(self, batch: Batch, plan: PhasePlan, phase: PhaseState) -> list[str]:
         return [
-            f"{spec['label']} is not recorded"
+            Missing(f"{spec['label']} is not recorded", self.field_key(spec["id"]))
             for spec in self.items(plan.spec)
             if spec["required"] and spec["id"] not in phase.values
         ]
@@ -480,6 +482,10 @@ class Inputs(_Values):
                     "error": form.field_errors.get(key),
                     "comment_key": f"comment:{item['id']}",
                     "comment": form.entered.get(f"comment:{item['id']}", ""),
+                    # what a date and time field asks for, in the site's order
+                    "date_format": date_time_pattern(form.time_zone)
+                    if item["type"] == "datetime"
+                    else None,
                 }
             )
         return items

@@ -18,6 +18,7 @@ from mes.core.batch import (
     Action,
     Batch,
     DeviationStatus,
+    NextStep,
     Operator,
     PhaseStatus,
     format_duration,
@@ -246,3 +247,40 @@ def deviation_item(
         "may_comment": may_comment,
         "may_acknowledge": viewer is not None and ack_refusal is None,
     }
+
+
+def next_step_items(
+    batch: Batch, steps: list[NextStep], viewer: Operator | None, at: datetime
+) -> list[dict[str, Any]]:
+    """What the batch waits for (:func:`mes.core.batch.next_steps`), as the pages show it.
+
+    Each step's words, who can do it, the time left on a wait, whether the viewer may do it
+    now (the core's refusal, asked), and where it is done (a phase, a deviation, the batch).
+    """
+    items = []
+    for step in steps:
+        yours = (
+            viewer is not None
+            and step.action is not None
+            and batch.refusal(
+                step.action, viewer, at, phase_id=step.phase_id, deviation_id=step.deviation_id
+            )
+            is None
+        )
+        deviation = batch.state.deviations[step.deviation_id].number if step.deviation_id else None
+        items.append(
+            {
+                "text": step.text,
+                "lead": step.lead,
+                "who": step.who,
+                "action": step.action.value if step.action else None,
+                "phase_id": step.phase_id,
+                "deviation_number": deviation,
+                "due": utc_text(step.due) if step.due else None,
+                "due_in": format_duration((step.due - as_utc(at)).total_seconds())
+                if step.due
+                else None,
+                "yours": yours,
+            }
+        )
+    return items

@@ -17,7 +17,7 @@ from flask.typing import ResponseReturnValue
 
 from mes.core.access import Permission
 from mes.core.actions import Subject
-from mes.core.batch import ACTION_MEANINGS, BATCH_ACTIONS, Action, PhaseStatus
+from mes.core.batch import ACTION_MEANINGS, BATCH_ACTIONS, Action, PhaseStatus, next_steps
 from mes.core.errors import BatchNotActive, ChainBroken, MesError, NotAuthorised
 from mes.core.limits import InvalidValue
 from mes.core.phases import parse_form
@@ -36,6 +36,7 @@ from mes.web.operator.forms import (
 from mes.web.operator.pages import (
     batch_header,
     deviation_item,
+    next_step_items,
     phase_page,
     procedure_progress,
 )
@@ -58,8 +59,15 @@ def board() -> ResponseReturnValue:
     with reading() as (uow, ctx):
         rows = batches.board(uow, ctx, include_closed=show_all)
         sync = outbox.batch_sync(uow, [row.id for row in rows])
+        running = [row.id for row in rows if row.status in ("in_progress", "on_hold")]
+        guidance = batches.board_guidance(uow, ctx, running)
     return render_template(
-        "operator/board.html", rows=rows, sync=sync, show_all=show_all, now=g.now
+        "operator/board.html",
+        rows=rows,
+        sync=sync,
+        show_all=show_all,
+        now=g.now,
+        guidance=guidance,
     )
 
 
@@ -159,6 +167,7 @@ def _batch_page(
         current=[
             {"id": p, "name": batch.procedure.phases[p].name} for p in batch.current_phases()[:4]
         ],
+        next_steps=next_step_items(batch, next_steps(batch, ctx.at), viewer, ctx.at),
         may=may,
         actions=BATCH_ACTIONS,
         why_not_complete=why_not_complete,

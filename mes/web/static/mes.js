@@ -160,6 +160,8 @@
     return "ok";
   };
   window.MES = { limitStatus: limitStatus };
+  // One message per value, the worst that applies (outside the action limits, the alert limits
+  // are not mentioned); outside the action limits the comment box the deviation needs opens.
   document.querySelectorAll(".value-field").forEach(function (field) {
     var input = field.querySelector("input[inputmode]");
     var hint = field.querySelector(".limit-hint");
@@ -169,10 +171,14 @@
       var type = input.getAttribute("inputmode") === "numeric" ? "integer" : "number";
       var status = limitStatus(input.value, Object.assign({ type: type }, field.dataset));
       hint.textContent = ""; hint.className = "limit-hint";
+      if (comment) {
+        var typed = comment.querySelector("textarea");
+        // A comment already typed stays on screen: it is the operator's words, kept.
+        comment.hidden = status !== "action" && !(typed && typed.value.trim());
+      }
       if (status === "action") {
         hint.textContent = "Outside the action limits: a deviation will be raised.";
         hint.className = "limit-hint action";
-        if (comment) { comment.hidden = false; }
       } else if (status === "alert") {
         hint.textContent = "Outside the alert limits: it will be flagged for review.";
         hint.className = "limit-hint alert";
@@ -181,6 +187,51 @@
     input.addEventListener("input", check);
     check();
   });
+
+  // Dates and times are typed in the site's order on the 24-hour clock (the server reads them:
+  // mes/core/dates.py); "Now" writes the site's present time, by the server's clock.
+  document.querySelectorAll("input[data-date-time]").forEach(function (input) {
+    var button = document.querySelector('[data-now-for="' + input.id + '"]');
+    if (!button || !window.Intl) { return; }
+    var skew = parseInt(input.dataset.siteNow || "0", 10) - Date.now();  // the server's clock
+    var format;
+    try {
+      format = new Intl.DateTimeFormat("en-GB", {
+        timeZone: input.dataset.timeZone, year: "numeric", month: "2-digit", day: "2-digit",
+        hour: "2-digit", minute: "2-digit", hourCycle: "h23"
+      });
+    } catch (e) { return; }
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      var parts = {};
+      format.formatToParts(new Date(Date.now() + skew)).forEach(function (p) { parts[p.type] = p.value; });
+      input.value = input.dataset.dateTime.replace("YYYY", parts.year).replace("MM", parts.month)
+        .replace("DD", parts.day).replace("HH", parts.hour).replace(/MM$/, parts.minute);
+      input.dispatchEvent(new Event("input", { bubbles: true }));
+      input.focus();
+    });
+  });
+
+  // "Before you sign" ticks off, as they are filled, the items the server listed with the field
+  // that fills them (data-missing-field): a field with a value, or a scan field marked done (an
+  // accepted scan). The server judges again when the form is saved. A script that changes a
+  // field without an input event calls window.MES.refreshMissing().
+  var missingTicks = [];
+  document.querySelectorAll(".missing li[data-missing-field]").forEach(function (item) {
+    var form = item.closest("form");
+    if (!form) { return; }
+    var tick = function () {
+      var named = form.elements.namedItem(item.dataset.missingField);
+      var value = named ? String(named.value || "").trim() : "";
+      var accepted = !!(named && named.closest && named.closest(".scan-field.done"));
+      item.classList.toggle("done", value !== "" || accepted);
+    };
+    form.addEventListener("input", tick);
+    form.addEventListener("change", tick);
+    missingTicks.push(tick);
+    tick();
+  });
+  window.MES.refreshMissing = function () { missingTicks.forEach(function (tick) { tick(); }); };
 
   // The hub's network page: follow the open deviations and the spokes' counts without
   // reloading. The page works without this (it shows what was true when it loaded); with it,
