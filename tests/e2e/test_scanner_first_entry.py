@@ -381,3 +381,18 @@ def test_the_comment_typed_under_the_value_is_the_deviations_comment_and_survive
     ).to_be_visible()
     olivia.goto(f"{batch_url}/phases/apheresis_cell_count")
     expect(olivia.locator("article.deviation p.comment")).to_contain_text(comment)
+
+
+def test_a_scanned_lot_number_moves_on_to_its_expiry_instead_of_submitting(
+    browser: Browser,
+    demo_spoke: str,  # noqa: F811 (the fixture imported above)
+):
+    page = tablet(browser)
+    log_in(page, demo_spoke, "sam")
+    page.goto(f"{demo_spoke}/materials")
+    loads = count_loads(page)
+    page.get_by_label("Lot number").tap()
+    wedge(page, "TEXMACS-L99")
+    assert focused_name(page) == "expiry"  # the next empty field, not a submitted form
+    assert loads == []
+    expect(page.get_by_label("Lot number")).to_have_value("TEXMACS-L99")

@@ -1,5 +1,5 @@
 // Scanner-first entry: a keyboard-wedge scanner types a code and presses Enter in the focused
-// field. On the forms marked data-scan-form (starting a batch, a phase in progress):
+// field. On every form with a scan field (starting a batch, a phase in progress, receiving a lot):
 //  - Enter never submits a form whose fields are not all filled: it moves to the next empty
 //    field (on the start form, with every field filled, it opens the signature dialog);
 //  - on a phase, a scan is sent alone as it is made (the same POST as the form's, asking for
@@ -70,8 +70,13 @@
   var firstRefusal = document.querySelector(".refusal");
   if (firstRefusal) { showRefusal(firstRefusal); }
 
-  document.querySelectorAll("form[data-scan-form]").forEach(function (form) {
-    var phase = /\/record$/.test(form.getAttribute("action") || "");
+  // Every form with a scan field (data-scan-form marks the start and phase forms).
+  var forms = Array.prototype.filter.call(document.querySelectorAll("form"), function (form) {
+    return form.matches("[data-scan-form]") || !!form.querySelector("input[data-scan]");
+  });
+  forms.forEach(function (form) {
+    var phase = form.matches("[data-scan-form]") &&
+      /\/record$/.test(form.getAttribute("action") || "");
 
     // On load with nothing refused, the first slot still to scan has the focus (not a slot
     // already done, whose field only replaces its scan).
@@ -98,10 +103,13 @@
         event.preventDefault();
         focusField(next);
       } else if (!phase) {
-        // Every identifier is in: Enter opens the signature dialog, never a bare submit.
-        event.preventDefault();
+        // Every field is in: Enter opens the signature dialog (never a bare submit of a signed
+        // form), or submits a form that is not signed.
         var sign = form.querySelector("[data-esign-open]");
-        if (sign) { sign.click(); }
+        if (sign) {
+          event.preventDefault();
+          sign.click();
+        }
       }
     });
   });
