@@ -347,7 +347,8 @@ class Actions(Aggregate):
         signature (:meth:`prepare` with :attr:`Action.START`) follows in the same transaction.
         """
         _authorise(BATCH_ACTIONS[Action.START], who, procedure)
-        coi, problems = {}, []
+        coi: dict[str, Any] = {}
+        problems: dict[str, str] = {}  # by identifier, so a page shows each at its field
         for spec in procedure.chain_of_identity:
             try:
                 coi[spec["id"]] = normalise_identifier(
@@ -358,9 +359,9 @@ class Actions(Aggregate):
                     time_zone=time_zone,
                 )
             except InvalidInput as err:
-                problems.append(str(err))
+                problems[spec["id"]] = str(err)
         if problems:
-            raise InvalidValue(" ".join(problems))
+            raise InvalidValue(" ".join(problems.values()), fields=problems)
         body = EntryBody(
             batch=batch_id,
             seq=1,

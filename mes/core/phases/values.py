@@ -14,8 +14,8 @@ from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from mes.core.audit import Actor
-from mes.core.batch.machines import DeviationCategory, EntryKind
-from mes.core.batch.state import Outcome, Recorded
+from mes.core.batch.machines import DeviationCategory, DeviationStatus, EntryKind
+from mes.core.batch.state import DeviationState, Outcome, Recorded
 from mes.core.dates import date_time_pattern
 from mes.core.errors import InvalidInput, MesError
 from mes.core.limits import (
@@ -88,8 +88,10 @@ def record_values(
 
     Every value is checked for its type first; if any is malformed nothing is recorded and
     :class:`InvalidValue` lists them all. A value outside its action limits is recorded as
-    entered and raises a deviation; a comment given with it is attached at once. The
-    phase's calculations are worked out when the values they need are there.
+    entered and raises a deviation; a comment given with it is attached at once. A comment
+    given for a value already recorded is its open deviation's comment (one box per deviation:
+    what was typed under the value is never ignored). The phase's calculations are worked out
+    when the values they need are there.
     """
     plan, phase = batch._in_progress(phase_id)
     batch._performer_checks(plan, who, f"record values in '{plan.name}'")
@@ -123,7 +125,29 @@ def record_values(
             continue
         record_one(batch, plan, value_id, value, who.actor, at, terminal, kept)
     batch._calculate(plan, who.actor, at, terminal, kept)
+    for value_id, comment in kept.items():
+        deviation = value_deviation(batch, plan.id, value_id)
+        if (
+            deviation is not None
+            and deviation.status is DeviationStatus.OPEN
+            and deviation.comment != comment  # attached above, or the same text again
+        ):
+            batch._append(
+                EntryKind.DEVIATION_COMMENTED,
+                {"deviation": deviation.id, "comment": comment},
+                who.actor,
+                at,
+                terminal,
+            )
     return Outcome(tuple(batch.new_entries[mark:]))
+
+
+def value_deviation(batch: Batch, phase_id: str, value_id: str) -> DeviationState | None:
+    """The newest deviation a value of the phase raised (outside its action limits), if any."""
+    raised = [
+        d for d in batch.state.deviations.values() if d.phase == phase_id and d.value_id == value_id
+    ]
+    return raised[-1] if raised else None
 
 
 def record_one(
@@ -461,6 +485,7 @@ class Inputs(_Values):
         items = []
         for item in self.items(plan.spec):
             recorded = phase.values.get(item["id"])
+            deviation = value_deviation(batch, plan.id, item["id"])
             key = self.field_key(item["id"])
             if key in form.entered:
                 prefill = form.entered[key]
@@ -481,7 +506,12 @@ class Inputs(_Values):
                     else recorded_on_page(recorded, item, form.time_zone),
                     "error": form.field_errors.get(key),
                     "comment_key": f"comment:{item['id']}",
-                    "comment": form.entered.get(f"comment:{item['id']}", ""),
+                    # One box per deviation: what was typed, else the deviation's comment.
+                    "comment": form.entered.get(
+                        f"comment:{item['id']}", deviation.comment or "" if deviation else ""
+                    ),
+                    "deviation": None if deviation is None else deviation.id,
+                    "comment_error": form.field_errors.get(f"comment:{item['id']}"),
                     # what a date and time field asks for, in the site's order
                     "date_format": date_time_pattern(form.time_zone)
                     if item["type"] == "datetime"

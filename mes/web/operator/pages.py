@@ -149,13 +149,18 @@ def phase_page(
     *,
     entered: Mapping[str, str] | None = None,
     field_errors: Mapping[str, str] | None = None,
+    refusal: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Everything the phase page shows, with what the viewer may do now and why not."""
+    """Everything the phase page shows, with what the viewer may do now and why not.
+
+    ``refusal``: where a refused signature is shown (``perform``, ``verify``, or ``comments``:
+    at the comment box under each value whose deviation still has no comment) and its words.
+    """
     plan = batch.procedure.phase(phase_id)
     phase = batch.state.phases[phase_id]
     spec = plan.spec
 
-    def refusal(action: Action, **kw: Any) -> str | None:
+    def refusal_of(action: Action, **kw: Any) -> str | None:
         if viewer is None:
             return "Log in to act."
         problem = batch.refusal(action, viewer, at, phase_id=phase_id, **kw)
@@ -172,6 +177,40 @@ def phase_page(
         for d in batch.state.deviations.values()
         if d.phase == phase_id
     ]
+    # One comment box per deviation: a value's deviation is commented in the box under the
+    # value while the phase is in progress, so its card links there instead of a second form.
+    if phase.status is PhaseStatus.IN_PROGRESS and refusal_of(Action.RECORD) is None:
+        boxes = {
+            i["deviation"]: f"comment-{i['id']}" for i in shown["inputs"] if i.get("deviation")
+        }
+        for item in deviations:
+            item["comment_at"] = boxes.get(item["id"]) if item["may_comment"] else None
+        where = refusal[0] if refusal else None
+        if refusal and where == "comments":
+            needing = [
+                i
+                for i in shown["inputs"]
+                if i.get("deviation")
+                and batch.state.deviations[i["deviation"]].comment is None
+                and i["deviation"] in boxes
+            ]
+            for i in needing:
+                i["comment_error"] = refusal[1]
+            if not needing:
+                refusal = ("perform", refusal[1])
+    elif refusal and refusal[0] == "comments":
+        refusal = ("perform", refusal[1])
+    # A refusal is shown at its button only where the page shows that button (a stale form's
+    # refusal, when the phase has moved on, is shown at the top).
+    shown_buttons = {
+        "perform": phase.status is PhaseStatus.IN_PROGRESS and refusal_of(Action.RECORD) is None,
+        "verify": phase.status is PhaseStatus.PERFORMED
+        and bool(spec.get("verify"))
+        and refusal_of(Action.VERIFY) is None,
+        "comments": True,
+    }
+    if refusal and not shown_buttons.get(refusal[0], False):
+        refusal = None
     others = [p for p in batch.current_phases() if p != phase_id]
     return {
         "id": phase_id,
@@ -197,12 +236,13 @@ def phase_page(
         else [],
         "signatures": [manifestation_text(s, time_zone) for s in phase.signatures],
         "seen_seq": phase.last_seq,
+        "refusal": None if refusal is None else {"at": refusal[0], "message": refusal[1]},
         "may": {
-            action.value: refusal(action) is None
+            action.value: refusal_of(action) is None
             for action in (Action.START_PHASE, Action.RECORD, Action.VERIFY, Action.CORRECT)
         },
         "why_not": {
-            action.value: refusal(action)
+            action.value: refusal_of(action)
             for action in (Action.START_PHASE, Action.RECORD, Action.VERIFY)
         },
         "next": [
@@ -245,6 +285,7 @@ def deviation_item(
         "raised_by": d.raised_by.name,
         "acknowledgement": manifestation_text(d.signature, time_zone) if d.signature else None,
         "may_comment": may_comment,
+        "comment_at": None,  # the comment box under its value, on a phase page that has one
         "may_acknowledge": viewer is not None and ack_refusal is None,
     }
 

@@ -12,17 +12,27 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 
 from mes.core.access import Permission
 from mes.core.actions import Subject
 from mes.core.batch import ACTION_MEANINGS, BATCH_ACTIONS, Action, PhaseStatus, next_steps
-from mes.core.errors import BatchNotActive, ChainBroken, MesError, NotAuthorised
+from mes.core.errors import BatchNotActive, ChainBroken, MesError, NotAuthorised, PhaseIncomplete
 from mes.core.limits import InvalidValue
 from mes.core.phases import parse_form
 from mes.services import batches, labels, outbox
-from mes.web import error_response, site_zone
+from mes.web import error_response, site_zone, wants_json
 from mes.web.actions import Refused, act, done, reading, shown_on, typed
 from mes.web.forms import SignatureForm, whole_number
 from mes.web.helpers import requires
@@ -97,7 +107,14 @@ def start() -> ResponseReturnValue:
         code,
         identifiers,
         signature=SignatureForm(),
-        refused=lambda err: _start_page(recipes, chosen, typed(), str(err), err.http_status),
+        refused=lambda err: _start_page(
+            recipes,
+            chosen,
+            typed(),
+            str(err),
+            err.http_status,
+            field_errors={f"coi:{k}": v for k, v in getattr(err, "fields", {}).items()},
+        ),
     )
     message = BATCH_ACTIONS[Action.START].done.format(number=batch.state.number)
     if batch.current_phases():
@@ -108,14 +125,25 @@ def start() -> ResponseReturnValue:
 
 
 def _start_page(
-    recipes: list[Any], chosen: Any, entered: Mapping[str, str], error: str | None, status: int
+    recipes: list[Any],
+    chosen: Any,
+    entered: Mapping[str, str],
+    error: str | None,
+    status: int,
+    field_errors: Mapping[str, str] | None = None,
 ) -> ResponseReturnValue:
+    """The start form, with what was typed.
+
+    A refusal naming identifiers is shown at each of their fields, any other at the sign
+    button (where the scanner's or the finger's next action is).
+    """
     return render_template(
         "operator/start.html",
         recipes=recipes,
         chosen=chosen,
         entered=entered,
         error=error,
+        field_errors=field_errors or {},
         meaning=ACTION_MEANINGS[Action.START],
     ), status
 
@@ -222,31 +250,60 @@ def _phase_page(
     status: int = 200,
     entered: Mapping[str, str] | None = None,
     field_errors: Mapping[str, str] | None = None,
+    refused_at: str | None = None,
 ) -> ResponseReturnValue:
+    """The phase page, with what was typed (``entered``).
+
+    A refusal is shown at its fields (``field_errors``), at the button ``refused_at`` names
+    (``perform``, ``verify``, or ``comments``: the comment boxes of the deviations still
+    without one), else at the top (``error``).
+    """
+    context = _phase_context(batch_id, phase_id, entered, field_errors, error, refused_at)
+    return render_template("operator/phase.html", **context), status
+
+
+def _phase_context(
+    batch_id: str,
+    phase_id: str,
+    entered: Mapping[str, str] | None,
+    field_errors: Mapping[str, str] | None,
+    error: str | None = None,
+    refused_at: str | None = None,
+) -> dict[str, Any]:
     with reading() as (uow, ctx):
         view = batches.get_batch(uow, ctx, batch_id)
     batch = view.batch
     zone = site_zone()
     page = phase_page(
-        batch, phase_id, view.viewer, ctx.at, zone, entered=entered, field_errors=field_errors
+        batch,
+        phase_id,
+        view.viewer,
+        ctx.at,
+        zone,
+        entered=entered,
+        field_errors=field_errors,
+        refusal=(refused_at, error) if refused_at and error else None,
     )
-    return render_template(
-        "operator/phase.html",
-        header=batch_header(batch, zone),
-        phase=page,
-        error=error,
-        perform_meaning=ACTION_MEANINGS[Action.PERFORM],
-        verify_meaning=ACTION_MEANINGS[Action.VERIFY],
-        correct_meaning=ACTION_MEANINGS[Action.CORRECT],
-        ack_meaning=ACTION_MEANINGS[Action.ACKNOWLEDGE],
-    ), status
+    return {
+        "header": batch_header(batch, zone),
+        "phase": page,
+        # A refusal shown where it was caused is not repeated at the top; a summary of refused
+        # fields is (what was saved and what not), as a status beside the fields' alerts.
+        "error": None if page["refusal"] else error,
+        "error_role": "status" if field_errors else "alert",
+        "perform_meaning": ACTION_MEANINGS[Action.PERFORM],
+        "verify_meaning": ACTION_MEANINGS[Action.VERIFY],
+        "correct_meaning": ACTION_MEANINGS[Action.CORRECT],
+        "ack_meaning": ACTION_MEANINGS[Action.ACKNOWLEDGE],
+    }
 
 
-def _on_phase_page(batch_id: str, phase_id: str) -> Refused:
-    """A refusal shown on the phase page with the form as typed.
+def _on_phase_page(batch_id: str, phase_id: str, action: Action | None = None) -> Refused:
+    """A refusal shown on the phase page with the form as typed, where it was caused.
 
     A refused value or scan is shown next to its field; a refused scan's text is cleared (the
-    scan is kept in the record).
+    scan is kept in the record). A refused signature (``action``) is shown at its button, or,
+    when a deviation still needs its comment, at the comment boxes under the values.
     """
 
     def answer(err: MesError) -> ResponseReturnValue:
@@ -269,8 +326,16 @@ def _on_phase_page(batch_id: str, phase_id: str) -> Refused:
                 entered=kept,
                 field_errors=err.fields,
             )
+        where = None if action is None else action.value
+        if action is Action.PERFORM and isinstance(err, PhaseIncomplete):
+            where = "comments"
         return _phase_page(
-            batch_id, phase_id, error=str(err), status=err.http_status, entered=typed()
+            batch_id,
+            phase_id,
+            error=str(err),
+            status=err.http_status,
+            entered=typed(),
+            refused_at=where,
         )
 
     return answer
@@ -305,7 +370,7 @@ def _phase_data(phase_fields: Mapping[str, str]) -> dict[str, Any]:
     return parse_form(phase_fields)
 
 
-def _record(batch_id: str, phase_id: str) -> batches.PhaseResult | None:
+def _record(batch_id: str, phase_id: str, refused: Refused) -> batches.PhaseResult | None:
     """Record what the form carries (None when it carries nothing); a refusal ends the request."""
     data = _phase_data(request.form)
     if not any(data.values()):
@@ -316,15 +381,76 @@ def _record(batch_id: str, phase_id: str) -> batches.PhaseResult | None:
         phase_id,
         seen_seq=_seen(),
         **data,
-        refused=_on_phase_page(batch_id, phase_id),
+        refused=refused,
     )
+
+
+def _scan_answer(
+    batch_id: str,
+    phase_id: str,
+    *,
+    status: int,
+    message: str | None,
+    field_errors: Mapping[str, str],
+    recorded: int = 0,
+) -> ResponseReturnValue:
+    """The answer to a scan sent by the page's script (``Accept: application/json``).
+
+    ``ok``, the ``message`` of a refusal, each refused field's message (``fields``), how many
+    entries were ``recorded``, the phase's last entry number (``seen_seq``, for the page's next
+    form) and the phase page as it now is (``page``), from which the script takes the parts
+    that changed: one template shows a scan, with or without script. As on the plain page
+    after a save, a scan's field is empty again (its slot shows what was recorded, or why the
+    scan was refused); a malformed value stays as typed next to its message.
+    """
+    kept = {k: v for k, v in request.form.items() if k.startswith("value:") and k in field_errors}
+    context = _phase_context(batch_id, phase_id, kept, field_errors)
+    return jsonify(
+        {
+            "ok": status < 400,
+            "message": message,
+            "fields": dict(field_errors),
+            "recorded": recorded,
+            "seen_seq": context["phase"]["seen_seq"],
+            "page": render_template("operator/phase.html", **context),
+        }
+    ), status
+
+
+def _scan_refused(batch_id: str, phase_id: str) -> Refused:
+    """A refused scan sent by the page's script: its message as JSON, for its field."""
+
+    def answer(err: MesError) -> ResponseReturnValue:
+        fields = getattr(err, "fields", None) or {}
+        if not fields and len(request.form.keys() - {"csrf_token", "seen_seq"}) == 1:
+            fields = {next(iter(request.form.keys() - {"csrf_token", "seen_seq"})): str(err)}
+        return _scan_answer(
+            batch_id, phase_id, status=err.http_status, message=str(err), field_errors=fields
+        )
+
+    return answer
 
 
 @bp.post("/<batch_id>/phases/<phase_id>/record")
 @requires(Permission.EXECUTE_BATCHES)
 def record_phase(batch_id: str, phase_id: str) -> ResponseReturnValue:
-    """Save what was entered and scanned (each value and scan is its own ledger entry)."""
-    result = _record(batch_id, phase_id)
+    """Save what was entered and scanned (each value and scan is its own ledger entry).
+
+    Asked for JSON (the page's script sends each scan as it is made), the same service call
+    answers without a page load (:func:`_scan_answer`); a refusal is a 4xx with its message.
+    """
+    if wants_json():
+        result = _record(batch_id, phase_id, _scan_refused(batch_id, phase_id))
+        errors = result.field_errors if result is not None else {}
+        return _scan_answer(
+            batch_id,
+            phase_id,
+            status=422 if errors else 200,
+            message=" ".join(errors.values()) or None,
+            field_errors=errors,
+            recorded=result.recorded if result is not None else 0,
+        )
+    result = _record(batch_id, phase_id, _on_phase_page(batch_id, phase_id))
     if result is not None and result.field_errors:
         kept = {k: v for k, v in request.form.items() if k not in result.field_errors}
         return _phase_page(
@@ -357,7 +483,7 @@ def sign_phase(batch_id: str, phase_id: str, action_name: str) -> ResponseReturn
         seen_seq=_seen(),
         data=data,
         signature=SignatureForm(),
-        refused=_on_phase_page(batch_id, phase_id),
+        refused=_on_phase_page(batch_id, phase_id, action),
     )
     flash(BATCH_ACTIONS[action].done, "info")
     following = [p for p in batch.current_phases() if p != phase_id]
