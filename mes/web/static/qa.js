@@ -39,4 +39,8 @@
   }
   boxes.forEach(function (box) { box.addEventListener("change", show); });
   show();
+  // Back at the next exception after a signature: what was done is said here, in view, as
+  // well as at the top of the page.
+  var flash = document.querySelector("main > .flash");
+  if (flash && status && window.location.hash) { status.textContent = flash.textContent; }
 })();
