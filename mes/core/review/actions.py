@@ -62,7 +62,7 @@ REVIEW_ACTIONS: dict[ReviewKind, ActionRule] = {
     ReviewKind.EXCEPTIONS_REVIEWED: ActionRule(
         Subject.EXCEPTION,
         "Mark the selected reviewed",
-        "Signed: {count} exceptions reviewed with one signature.",
+        "Signed: {count} reviewed with one signature.",
         _QA,
         meaning=Meaning.REVIEWED,
     ),

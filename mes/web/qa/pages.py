@@ -19,6 +19,7 @@ from mes.core.batch import (
 )
 from mes.core.clock import local_text, parse_utc_text
 from mes.core.identity import identity_text
+from mes.core.ledger import SealedEntry
 from mes.core.limits import has_limits, limits_text
 from mes.core.record import SignatureLine, entries_in_words
 from mes.core.review import (
@@ -177,9 +178,13 @@ _VALUE_KINDS = frozenset(
 )
 
 
-def evidence(view: ReviewView, finding: Finding) -> list[dict[str, Any]]:
-    """The entries an exception is judged by, in words: what, value and limits, who, when, where."""
-    by_seq = {e.seq: e for e in view.record}
+def evidence(
+    view: ReviewView, finding: Finding, by_seq: Mapping[int, SealedEntry]
+) -> list[dict[str, Any]]:
+    """The entries an exception is judged by, in words: what, value and limits, who, when, where.
+
+    ``by_seq``: the record's entries by seq.
+    """
     entries = [by_seq[seq] for seq in finding.evidence if seq in by_seq]
     lines = entries_in_words(view.batch, entries, view.time_zone)
     for entry, line in zip(entries, lines, strict=True):
@@ -192,14 +197,16 @@ def evidence(view: ReviewView, finding: Finding) -> list[dict[str, Any]]:
     return lines
 
 
-def _finding(view: ReviewView, finding: Finding) -> dict[str, Any]:
+def _finding(
+    view: ReviewView, finding: Finding, by_seq: Mapping[int, SealedEntry]
+) -> dict[str, Any]:
     plan = view.batch.procedure.phases.get(finding.phase) if finding.phase else None
     done = view.state.reviewed.get(finding.key)
     deviation = finding.deviation
     return {
         "anchor": finding_anchor(finding.key),
         "digest": finding.digest,
-        "evidence": evidence(view, finding),
+        "evidence": evidence(view, finding, by_seq),
         "together": done.together if done else 0,
         "key": finding.key,
         "title": finding.title,
@@ -218,6 +225,7 @@ def _finding(view: ReviewView, finding: Finding) -> dict[str, Any]:
 def finding_groups(view: ReviewView) -> list[dict[str, Any]]:
     """The exceptions grouped by category, in the core's order (most serious first)."""
     groups: list[dict[str, Any]] = []
+    by_seq = {e.seq: e for e in view.record}
     for finding in view.findings:
         if not groups or groups[-1]["category"] != finding.category.value:
             groups.append(
@@ -227,7 +235,7 @@ def finding_groups(view: ReviewView) -> list[dict[str, Any]]:
                     "findings": [],
                 }
             )
-        groups[-1]["findings"].append(_finding(view, finding))
+        groups[-1]["findings"].append(_finding(view, finding, by_seq))
     for group in groups:
         group["anchor"] = category_anchor(group["category"])
         group["open"] = [

@@ -167,7 +167,7 @@ def mark_reviewed_together(batch_id: str) -> ResponseReturnValue:
     )
     rule = REVIEW_ACTIONS[ReviewKind.EXCEPTIONS_REVIEWED]
     return done(
-        rule.done.format(count=len(seen)),
+        rule.done.format(count=f"{len(seen)} exception{'s' if len(seen) != 1 else ''}"),
         "qa.batch",
         batch_id=batch_id,
         anchor=after_review(view, list(seen)),
