@@ -12,16 +12,22 @@ Batches are made at spoke SPK1 and reviewed at the hub, on two databases of the 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
 from support import PASSWORD
 from sync_sites import net  # noqa: F401 - the fixture
-from test_batch_release import alert_batch, begin, decide, mark, qa, refused, send, view
+from test_batch_release import QA_AT, alert_batch, begin, decide, mark, qa, refused, send, view
+from test_issued_record import INVESTIGATION, one_line, page_texts, sent_to_the_hub, written
 
 from mes.core.canonical import content_hash
+from mes.core.certificate import load_certificate
 from mes.core.errors import InvalidInput
 from mes.core.esign import signature_binds
 from mes.core.ledger import verify_chain
+from mes.core.record import manifestation_text
 from mes.core.review import Decision, QaState, ReviewKind, ReviewSettings, replay_review
+from mes.pdf.issue import issue_record
+from mes.pdf.verify import verify_record_pdf
 from mes.services import review
 from mes.services.esign import Credentials
 from mes.services.record import batch_record
@@ -175,3 +181,30 @@ def test_a_batch_in_progress_is_at_the_spoke_in_the_queue_not_blocked(net):  # n
         queue = review.qa_queue(uow, qa(net))
     [row] = [r for r in queue.rows if r.number == number]
     assert row.qa_state is QaState.AT_SPOKE and not row.blocked
+
+
+def test_the_signed_pdf_prints_each_exception_with_the_one_signature_and_verifies(
+    net,  # noqa: F811
+    tmp_path,
+):
+    runtime, certificate, batch_id, deviation = sent_to_the_hub(net)
+    with net.hub() as uow:
+        review.assess_deviation(uow, qa(net), batch_id, deviation, INVESTIGATION)
+    with net.hub() as uow:
+        review.close_deviation(
+            uow, qa(net), batch_id, deviation, Credentials(PASSWORD),
+            first_signing_in_session=False,
+        )  # fmt: skip
+    waiting = view(net, batch_id).unreviewed
+    assert len({f.category for f in waiting}) >= 2
+    done = together(net, batch_id, as_seen(waiting))
+    assert decide(net, batch_id).state.decision is Decision.RELEASED
+    issued = issue_record(runtime, qa(net, at=QA_AT + timedelta(hours=2)), batch_id)
+    checked = verify_record_pdf(issued.pdf, [load_certificate(certificate)])
+    assert checked.problems == []
+    text = one_line(" ".join(page_texts(written(tmp_path, "bulk.pdf", issued.pdf))))
+    signed = manifestation_text(done.state.reviewed[waiting[0].key].signature, done.time_zone)
+    for finding in waiting:
+        assert one_line(finding.title) in text, finding.title
+    assert text.count(f"Reviewed: {signed}") == len(waiting)
+    assert f"reviewed {len(waiting)} exceptions under one signature:" in text
