@@ -16,7 +16,22 @@ from datetime import timedelta
 
 from support import PASSWORD
 from sync_sites import net  # noqa: F401 - the fixture
-from test_batch_release import QA_AT, alert_batch, begin, decide, mark, qa, refused, send, view
+from test_batch_release import (
+    QA_AT,
+    alert_batch,
+    awaited,
+    begin,
+    decide,
+    enrolled,
+    held_at_spoke,
+    mark,
+    qa,
+    receive,
+    refused,
+    send,
+    updates,
+    view,
+)
 from test_issued_record import INVESTIGATION, one_line, page_texts, sent_to_the_hub, written
 
 from mes.core.canonical import content_hash
@@ -208,3 +223,18 @@ def test_the_signed_pdf_prints_each_exception_with_the_one_signature_and_verifie
         assert one_line(finding.title) in text, finding.title
     assert text.count(f"Reviewed: {signed}") == len(waiting)
     assert f"reviewed {len(waiting)} exceptions under one signature:" in text
+
+
+def test_a_bulk_review_syncs_back_to_the_spoke_which_verifies_and_replays_it(net):  # noqa: F811
+    site = net.connected()
+    batch_id = alert_batch(site)
+    send(net, site, batch_id)
+    enrolled(site)
+    together(net, batch_id, as_seen(view(net, batch_id).unreviewed))
+    decide(net, batch_id)
+    with net.hub() as uow:
+        hub_chain = review_ledger(uow.session, batch_id)
+    assert receive(site, updates(net, awaited(site))) == len(hub_chain) == 2
+    assert held_at_spoke(site, batch_id) == hub_chain
+    with site.uow() as uow:
+        assert review.disposition_of(uow, batch_id).decision == "released"
