@@ -24,6 +24,7 @@ from mes.core.review import (
     DECISION_KINDS,
     REVIEW_ACTIONS,
     REVIEW_RECORD_TYPE,
+    Category,
     Decision,
     Finding,
     QaState,
@@ -298,6 +299,38 @@ def mark_reviewed(
     return view
 
 
+def mark_reviewed_together(
+    uow: UnitOfWork,
+    ctx: Context,
+    batch_id: str,
+    seen: Mapping[str, str],
+    credentials: Credentials,
+    *,
+    first_signing_in_session: bool,
+    note: str | None = None,
+    seen_review_seq: int | None = None,
+    seen_record_seq: int | None = None,
+) -> ReviewView:
+    """Sign several exceptions "reviewed" with ONE signature (11.50; 11.70: bound to each).
+
+    ``seen``: each chosen exception's key and the digest of its content as the page showed it.
+    The signed record lists every exception's content; one entry of the review chain records
+    them all. Refused as a whole, before the password counts, when any one cannot be reviewed
+    (a blocking finding never can) or has changed since the page was opened.
+    """
+    note = note_text(note)
+    view, actor, checked = _opened(
+        uow, ctx, batch_id, credentials, seen_review_seq, seen_record_seq
+    )
+    record = view.review.exceptions_record(seen)
+    m = _sign(uow, ctx, view, record, ReviewKind.EXCEPTIONS_REVIEWED, credentials,
+              first_signing_in_session, checked)  # fmt: skip
+    view.review.mark_reviewed_together(seen, note, m, actor, ctx.at, ctx.terminal)
+    _save(uow, view)
+    uow.commit()
+    return view
+
+
 def assess_deviation(
     uow: UnitOfWork,
     ctx: Context,
@@ -397,7 +430,7 @@ class QueueRow:
     age_days: int
     open_deviations: int
     unreviewed: int
-    blocked: bool  # the record is incomplete (chain failures show on the review page)
+    blocked: bool  # the record fails verification or its times cannot be true
     decision_by: str | None
 
 
@@ -448,7 +481,9 @@ def qa_queue(
             view = load_review(uow, batch.id, verify=False)
             devs = len(view.open_deviations)
             waiting = len(view.unreviewed)
-            blocked = any(f.blocking for f in view.findings)
+            # Entries still to come are where a batch in progress stands ("At the spoke"), not
+            # an alarm: only a record that fails verification or has false times is blocked.
+            blocked = any(f.blocking and f.category is not Category.PENDING for f in view.findings)
         listed.append(
             QueueRow(
                 id=batch.id,
@@ -590,6 +625,7 @@ __all__ = [
     "disposition_of",
     "load_review",
     "mark_reviewed",
+    "mark_reviewed_together",
     "qa_queue",
     "receive_review_entries",
     "review_batch",

@@ -589,7 +589,8 @@ def test_the_qa_queue_counts_and_filters_by_site_product_state_and_age(net, tmp_
     # Its value outside action limits is settled by closing the deviation: not counted.
     assert (rows[under_review].open_deviations, rows[under_review].unreviewed) == (1, 2)
     assert (rows[awaiting].unreviewed, rows[awaiting].blocked) == (2, False)
-    assert (rows[at_spoke].blocked, rows[at_spoke].status) == (True, "in_progress")
+    # In progress at its spoke: where it stands ("At the spoke"), not blocked.
+    assert (rows[at_spoke].blocked, rows[at_spoke].status) == (False, "in_progress")
     assert [r.recipe for r in everything.rows] == ["BATCH-TEST v1"] * 4
 
     def listed(**filters: Any) -> set[str]:

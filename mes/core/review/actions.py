@@ -51,12 +51,20 @@ from mes.core.review.findings import (
 from mes.core.text import free_text
 
 _QA = frozenset({Role.QA})
+MAX_EXCEPTIONS_TOGETHER = 200  # one signature's record stays readable in the printed record
 
 # What QA does with a batch, one rule each (the shape of mes.core.actions): the entry it
 # appends, what it is taken on, its button and message, and the meaning of its signature.
 REVIEW_ACTIONS: dict[ReviewKind, ActionRule] = {
     ReviewKind.EXCEPTION_REVIEWED: ActionRule(
         Subject.EXCEPTION, "Mark reviewed", "Signed: reviewed.", _QA, meaning=Meaning.REVIEWED
+    ),
+    ReviewKind.EXCEPTIONS_REVIEWED: ActionRule(
+        Subject.EXCEPTION,
+        "Mark the selected reviewed",
+        "Signed: {count} reviewed with one signature.",
+        _QA,
+        meaning=Meaning.REVIEWED,
     ),
     ReviewKind.DEVIATION_ASSESSED: ActionRule(
         Subject.DEVIATION,
@@ -180,6 +188,47 @@ class Review:
             )
         return f.record(self.batch.state.id, self.record_head)
 
+    def exceptions_record(self, seen: Mapping[str, str]) -> dict[str, Any]:
+        """What marking several exceptions reviewed under one signature signs (11.70).
+
+        ``seen``: each exception's key and the digest of its content as the reviewer saw it
+        (:attr:`Finding.digest`). The record lists the content of each, so the one signature
+        is bound to every one of them. Refused as a whole — nothing is signed — when none is
+        chosen, when any one cannot be marked reviewed (blocking, settled by a deviation's
+        closure, already reviewed; :meth:`exception_record`), or when any one's content is no
+        longer what the reviewer saw.
+        """
+        self._open()
+        if not seen:
+            raise InvalidInput(
+                "No exception was chosen.",
+                what_to_do="Tick the exceptions to mark reviewed, or use a category's "
+                '"Mark all reviewed".',
+            )
+        if len(seen) > MAX_EXCEPTIONS_TOGETHER:
+            raise InvalidInput(
+                f"{len(seen)} exceptions were chosen; one signature reviews at most "
+                f"{MAX_EXCEPTIONS_TOGETHER}.",
+                what_to_do="Review them in smaller sets, e.g. one category at a time.",
+            )
+        listed = []
+        for key, digest in seen.items():
+            self.exception_record(key)  # each one's own rules, with its own refusal
+            finding = self.finding(key)
+            if finding.digest != digest:
+                raise InvalidInput(
+                    f"'{finding.title}' has changed since you opened the page: it now reads "
+                    f'"{finding.detail}".',
+                    what_to_do="Reload the page and review it as it reads now.",
+                )
+            listed.append(finding.content)
+        return {
+            "type": REVIEW_RECORD_TYPE,
+            "batch": self.batch.state.id,
+            "exceptions": listed,
+            "record_head": list(self.record_head),
+        }
+
     def closure_record(self, deviation_id: str) -> dict[str, Any]:
         """What closing a deviation signs; refused until its investigation is complete."""
         self._open()
@@ -301,6 +350,33 @@ class Review:
         self._append_signed(
             ReviewKind.EXCEPTION_REVIEWED,
             {"exception": key, "title": record["title"], "note": note_text(note)},
+            record,
+            manifestation,
+            actor,
+            at,
+            terminal,
+        )
+
+    def mark_reviewed_together(
+        self,
+        seen: Mapping[str, str],
+        note: str | None,
+        manifestation: Manifestation,
+        actor: Actor,
+        at: datetime,
+        terminal: str | None,
+    ) -> None:
+        """Record that several exceptions were reviewed, under one signature listing each."""
+        record = self.exceptions_record(seen)
+        self._append_signed(
+            ReviewKind.EXCEPTIONS_REVIEWED,
+            {
+                "exceptions": [
+                    {"exception": item["exception"], "title": item["title"]}
+                    for item in record["exceptions"]
+                ],
+                "note": note_text(note),
+            },
             record,
             manifestation,
             actor,

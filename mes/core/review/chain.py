@@ -17,7 +17,8 @@ from mes.core.batch import (
     Batch,
     BatchStatus,
 )
-from mes.core.errors import MesError
+from mes.core.errors import ChainBroken, MesError
+from mes.core.esign import signature_binds
 from mes.core.ledger import GENESIS, SealedEntry
 from mes.core.text import MAX_LONG_TEXT, free_text, one_line
 from mes.core.worded import Worded, words_of
@@ -29,6 +30,8 @@ class ReviewKind(StrEnum):
     """What an entry of the review chain records."""
 
     EXCEPTION_REVIEWED = "exception_reviewed"
+    # several exceptions under one signature, its record listing each one's content
+    EXCEPTIONS_REVIEWED = "exceptions_reviewed"
     DEVIATION_ASSESSED = "deviation_assessed"
     DEVIATION_CLOSED = "deviation_closed"
     BATCH_RELEASED = "batch_released"
@@ -91,6 +94,7 @@ class ReviewedItem:
     at: str
     note: str | None
     signature: dict[str, Any]
+    together: int = 1  # how many exceptions that one signature reviewed (its record lists each)
 
 
 @dataclass
@@ -189,6 +193,25 @@ def apply_entry(state: ReviewState, entry: SealedEntry) -> None:
             note=p.get("note"),
             signature=p["manifestation"],
         )
+    elif kind is ReviewKind.EXCEPTIONS_REVIEWED:
+        listed = p["exceptions"]
+        signed = [item["exception"] for item in p["record"]["exceptions"]]
+        if [item["exception"] for item in listed] != signed or not signature_binds(
+            p["manifestation"], p["record"]
+        ):
+            raise ChainBroken(
+                entry.seq, "the exceptions it lists are not those its signature is bound to"
+            )
+        for item in listed:
+            state.reviewed[item["exception"]] = ReviewedItem(
+                key=item["exception"],
+                title=item["title"],
+                by=actor,
+                at=at,
+                note=p.get("note"),
+                signature=p["manifestation"],
+                together=len(listed),
+            )
     elif kind is ReviewKind.DEVIATION_ASSESSED:
         dev = state.deviation(p["deviation"])
         changes = {}
@@ -250,6 +273,10 @@ def review_entry_text(body: Mapping[str, Any]) -> str:
     if kind is ReviewKind.EXCEPTION_REVIEWED:
         note = f"; note: {p['note']}" if p.get("note") else ""
         return f"reviewed exception '{p['title']}'{note}{signed}"
+    if kind is ReviewKind.EXCEPTIONS_REVIEWED:
+        note = f"; note: {p['note']}" if p.get("note") else ""
+        titles = "; ".join(f"'{item['title']}'" for item in p["exceptions"])
+        return f"reviewed {len(p['exceptions'])} exceptions under one signature: {titles}{note}{signed}"
     if kind is ReviewKind.DEVIATION_ASSESSED:
         parts = [
             f"{ASSESSMENT_TITLES[name].lower()} = {value if value is not None else '(cleared)'}"

@@ -14,6 +14,7 @@ from mes.core.batch import (
     EntryKind,
     PhaseStatus,
 )
+from mes.core.canonical import content_hash
 from mes.core.chronology import dated_ahead, dated_backwards
 from mes.core.clock import parse_utc_text
 from mes.core.ledger import SealedEntry
@@ -67,6 +68,22 @@ class Finding:
     blocking: bool = False  # cannot be reviewed away (chain, pending, clock)
     by_closure: bool = False  # settled by closing the deviation, not by "reviewed"
     deviation: str | None = None  # the deviation whose closure settles it (by_closure)
+    entries: tuple[int, ...] = ()  # the ledger entries that are its evidence, oldest first
+
+    @property
+    def evidence(self) -> tuple[int, ...]:
+        """The seqs of the entries a reviewer judges it by (its own entry when none is named)."""
+        return self.entries or ((self.seq,) if self.seq else ())
+
+    @property
+    def content(self) -> dict[str, str]:
+        """What the reviewer reads of it: a "reviewed" signature is bound to exactly this."""
+        return {"exception": self.key, "title": self.title, "detail": self.detail}
+
+    @property
+    def digest(self) -> str:
+        """The hash of :attr:`content`: a page carries it, so a finding changed since is refused."""
+        return content_hash(self.content)
 
     @property
     def category_title(self) -> str:
@@ -75,14 +92,8 @@ class Finding:
 
     def record(self, batch_id: str, head: tuple[int, str]) -> dict[str, Any]:
         """What a "reviewed" signature of this exception is bound to (11.70)."""
-        return {
-            "type": REVIEW_RECORD_TYPE,
-            "batch": batch_id,
-            "exception": self.key,
-            "title": self.title,
-            "detail": self.detail,
-            "record_head": list(head),
-        }
+        return {"type": REVIEW_RECORD_TYPE, "batch": batch_id, **self.content,
+                "record_head": list(head)}  # fmt: skip
 
 
 # --- finding the exceptions --------------------------------------------------------------------
@@ -159,6 +170,7 @@ def find_exceptions(
                 seq=dev.seq,
                 by_closure=True,
                 deviation=dev.id,
+                entries=(dev.seq - 1, dev.seq) if dev.value_id else (dev.seq,),
             )
         )
     last_data: dict[str, tuple[datetime, int]] = {}
@@ -215,6 +227,7 @@ def find_exceptions(
                     f"{who}; reason: {p['reason']}",
                     phase=p["phase"],
                     seq=seq,
+                    entries=(int(p["corrects"]), seq),
                 )
             )
         elif kind == EntryKind.SIGNATURE:
@@ -238,6 +251,7 @@ def find_exceptions(
                             f"was entry {data[1]} (margin {settings.late_signature_minutes} min).",
                             phase=phase,
                             seq=seq,
+                            entries=(data[1], seq),
                         )
                     )
             elif record.get("action") == "verify" and phase and phase in performed:
@@ -254,6 +268,7 @@ def find_exceptions(
                             f"(threshold {settings.rubber_stamp_seconds} s).",
                             phase=phase,
                             seq=seq,
+                            entries=(performed[phase][1], seq),
                         )
                     )
             if record.get("action") == "abort":

@@ -41,6 +41,27 @@ class ReviewExceptionForm(SignatureForm):
     seen_review_seq = HiddenField()
 
 
+class BulkReviewForm(SignatureForm):
+    """Mark several exceptions reviewed under one signature (signed "reviewed").
+
+    Each chosen exception is an ``exception`` field holding ``KEY@DIGEST``: its key and the
+    digest of its content as the page showed it (:func:`chosen_exceptions` reads them).
+    """
+
+    note = TextAreaField("Note (optional)", validators=[Optional(), FreeText()])
+    seen_review_seq = HiddenField()
+
+
+def chosen_exceptions(values: list[str]) -> dict[str, str]:
+    """The ticked exceptions: key → the digest of its content as shown (in the page's order)."""
+    chosen: dict[str, str] = {}
+    for value in values[:1000]:
+        key, _, digest = value.strip().rpartition("@")
+        if key and len(key) <= 200:
+            chosen.setdefault(key, digest[:64])
+    return chosen
+
+
 class AssessmentForm(FlaskForm):
     """QA's investigation of a deviation; saved without a signature, each change kept."""
 

@@ -7,13 +7,21 @@ are the core's (:mod:`mes.core.review`); the words of values and signatures are 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from mes.core.batch import BATCH_STATUS_TITLES, DEVIATION_CATEGORY_TITLES, Batch, BatchStatus
+from mes.core.batch import (
+    BATCH_STATUS_TITLES,
+    DEVIATION_CATEGORY_TITLES,
+    Batch,
+    BatchStatus,
+    EntryKind,
+)
 from mes.core.clock import local_text, parse_utc_text
 from mes.core.identity import identity_text
-from mes.core.record import SignatureLine
+from mes.core.ledger import SealedEntry
+from mes.core.limits import has_limits, limits_text
+from mes.core.record import SignatureLine, entries_in_words
 from mes.core.review import (
     ASSESSMENT_FIELDS,
     ASSESSMENT_TITLES,
@@ -137,11 +145,69 @@ def signature(manifestation: Mapping[str, Any] | None, time_zone: str) -> Signat
     return SignatureLine.of(manifestation, time_zone) if manifestation else None
 
 
-def _finding(view: ReviewView, finding: Finding) -> dict[str, Any]:
+def finding_anchor(key: str) -> str:
+    """The HTML id of an exception's card (a fragment a redirect scrolls back to)."""
+    return "finding-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in key)
+
+
+def category_anchor(category: str) -> str:
+    """The HTML id of a category's group of exceptions."""
+    return f"category-{category}"
+
+
+def after_review(view: ReviewView, keys: Iterable[str]) -> str:
+    """Where the page returns after exceptions were reviewed: the next one still to review.
+
+    The first exception after the last one just signed that still waits for a signature (or
+    the first one before it); when none is left, the category's group; the list as a last resort.
+    """
+    order = [f.key for f in view.findings]
+    done = [order.index(k) for k in keys if k in order]
+    waiting = {f.key for f in view.unreviewed}
+    if done:
+        last = max(done)
+        for key in order[last + 1 :] + order[:last]:
+            if key in waiting:
+                return finding_anchor(key)
+        return category_anchor(view.findings[last].category.value)
+    return "findings"
+
+
+_VALUE_KINDS = frozenset(
+    {EntryKind.VALUE_RECORDED, EntryKind.CALCULATED, EntryKind.VALUE_CORRECTED}
+)
+
+
+def evidence(
+    view: ReviewView, finding: Finding, by_seq: Mapping[int, SealedEntry]
+) -> list[dict[str, Any]]:
+    """The entries an exception is judged by, in words: what, value and limits, who, when, where.
+
+    ``by_seq``: the record's entries by seq.
+    """
+    entries = [by_seq[seq] for seq in finding.evidence if seq in by_seq]
+    lines = entries_in_words(view.batch, entries, view.time_zone)
+    for entry, line in zip(entries, lines, strict=True):
+        p = entry.body["payload"]
+        line["limits"] = ""
+        if entry.body["kind"] in _VALUE_KINDS:
+            plan = view.batch.procedure.phases.get(p.get("phase"))
+            spec = (plan.value_spec(p["value"]) if plan else None) or {}
+            line["limits"] = limits_text(spec) if has_limits(spec) else "no limits"
+    return lines
+
+
+def _finding(
+    view: ReviewView, finding: Finding, by_seq: Mapping[int, SealedEntry]
+) -> dict[str, Any]:
     plan = view.batch.procedure.phases.get(finding.phase) if finding.phase else None
     done = view.state.reviewed.get(finding.key)
     deviation = finding.deviation
     return {
+        "anchor": finding_anchor(finding.key),
+        "digest": finding.digest,
+        "evidence": evidence(view, finding, by_seq),
+        "together": done.together if done else 0,
         "key": finding.key,
         "title": finding.title,
         "detail": finding.detail,
@@ -159,6 +225,7 @@ def _finding(view: ReviewView, finding: Finding) -> dict[str, Any]:
 def finding_groups(view: ReviewView) -> list[dict[str, Any]]:
     """The exceptions grouped by category, in the core's order (most serious first)."""
     groups: list[dict[str, Any]] = []
+    by_seq = {e.seq: e for e in view.record}
     for finding in view.findings:
         if not groups or groups[-1]["category"] != finding.category.value:
             groups.append(
@@ -168,11 +235,14 @@ def finding_groups(view: ReviewView) -> list[dict[str, Any]]:
                     "findings": [],
                 }
             )
-        groups[-1]["findings"].append(_finding(view, finding))
+        groups[-1]["findings"].append(_finding(view, finding, by_seq))
     for group in groups:
-        group["open"] = sum(
-            1 for f in group["findings"] if not f["reviewed"] and not f["by_closure"]
-        )
+        group["anchor"] = category_anchor(group["category"])
+        group["open"] = [
+            f
+            for f in group["findings"]
+            if not f["reviewed"] and not f["by_closure"] and not f["blocking"]
+        ]
     return groups
 
 

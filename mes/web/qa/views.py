@@ -39,12 +39,20 @@ from mes.web.forms import whole_number
 from mes.web.helpers import requires, service_context
 from mes.web.qa.forms import (
     AssessmentForm,
+    BulkReviewForm,
     CloseDeviationForm,
     DecisionForm,
     ReviewExceptionForm,
+    chosen_exceptions,
     seen_state,
 )
-from mes.web.qa.pages import CLASSIFICATION_CHOICES, queue_page, review_header, review_page
+from mes.web.qa.pages import (
+    CLASSIFICATION_CHOICES,
+    after_review,
+    queue_page,
+    review_header,
+    review_page,
+)
 
 bp = Blueprint("qa", __name__, url_prefix="/qa", template_folder="templates")
 
@@ -128,17 +136,42 @@ def batch(batch_id: str) -> ResponseReturnValue:
 def mark_reviewed(batch_id: str) -> ResponseReturnValue:
     """Sign one exception "reviewed" (with an optional note)."""
     form = ReviewExceptionForm()
-    act(
+    key = form.exception.data or ""
+    view = act(
         review.mark_reviewed,
         batch_id,
-        form.exception.data or "",
+        key,
         note=form.note.data,
         **seen_state(form),
         signature=form,
         refused=shown_on(_review_page, batch_id),
     )
     rule = REVIEW_ACTIONS[ReviewKind.EXCEPTION_REVIEWED]
-    return done(rule.done, "qa.batch", batch_id=batch_id, anchor="findings")
+    return done(rule.done, "qa.batch", batch_id=batch_id, anchor=after_review(view, [key]))
+
+
+@bp.post("/batches/<batch_id>/reviewed-together")
+@requires(Permission.REVIEW_BATCHES)
+def mark_reviewed_together(batch_id: str) -> ResponseReturnValue:
+    """Sign several exceptions "reviewed" with one signature (a category's, or those ticked)."""
+    form = BulkReviewForm()
+    seen = chosen_exceptions(request.form.getlist("exception"))
+    view = act(
+        review.mark_reviewed_together,
+        batch_id,
+        seen,
+        note=form.note.data,
+        **seen_state(form),
+        signature=form,
+        refused=shown_on(_review_page, batch_id),
+    )
+    rule = REVIEW_ACTIONS[ReviewKind.EXCEPTIONS_REVIEWED]
+    return done(
+        rule.done.format(count=f"{len(seen)} exception{'s' if len(seen) != 1 else ''}"),
+        "qa.batch",
+        batch_id=batch_id,
+        anchor=after_review(view, list(seen)),
+    )
 
 
 @bp.post("/batches/<batch_id>/deviations/<deviation_id>/assessment")
