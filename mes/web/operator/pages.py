@@ -204,6 +204,7 @@ def phase_page(
             action.value: refusal(action)
             for action in (Action.START_PHASE, Action.RECORD, Action.VERIFY)
         },
+        "witness": {"verify": witness_mode(batch, Action.VERIFY, viewer, at, phase_id=phase_id)},
         "next": [
             {
                 "id": p,
@@ -245,4 +246,21 @@ def deviation_item(
         "acknowledgement": manifestation_text(d.signature, time_zone) if d.signature else None,
         "may_comment": may_comment,
         "may_acknowledge": viewer is not None and ack_refusal is None,
+        "witness_acknowledge": witness_mode(
+            batch, Action.ACKNOWLEDGE, viewer, at, deviation_id=deviation_id
+        ),
     }
+
+
+def witness_mode(
+    batch: Batch, action: Action, viewer: Operator | None, at: datetime, **subject: str
+) -> str:
+    """How the signature dialog of ``action`` offers a witness who signs in place.
+
+    "offer": the viewer may sign, or another person ("Sign as another person"); "only": only
+    another person can (the viewer lacks the role, or performed the phase); "": no witness
+    (the action table does not allow one, or the action cannot be taken now by anyone).
+    """
+    if viewer is None or not batch.witness_may_take(action, viewer, at, **subject):
+        return ""
+    return "offer" if batch.refusal(action, viewer, at, **subject) is None else "only"
