@@ -8,7 +8,17 @@ import pytest
 from batch_helpers import DIN_BARCODE, PATIENT, SCANNER, spoke
 from itsdangerous import URLSafeSerializer
 from support import PASSWORD
-from web_helpers import alerts, client_of, logged_in_user, login, post_form, session_token_of, text
+from web_helpers import (
+    alerts,
+    client_of,
+    location,
+    lock,
+    logged_in_user,
+    login,
+    post_form,
+    session_token_of,
+    text,
+)
 
 from mes.services import sessions
 
@@ -109,3 +119,21 @@ def test_the_operator_cannot_be_their_own_witness(app, site):
     answer = post_form(olivia, f"{url}/sign/verify", witness_form("olivia"), page=url)
     assert answer.status_code == 400
     assert any("a witness is another person" in a for a in alerts(answer))
+
+
+def test_a_locked_panel_is_unlocked_by_its_user_and_the_witness_types_their_password_once(
+    app, site
+):
+    """Item 9 of issue 15: the supervisor no longer logs in at the panel, so no session of theirs
+    locks between turns; the lock stays the logged-in user's, and a witness never signs past it."""
+    olivia, batch_id, url = performed_by_olivia(app, site)
+    lock(olivia, url)  # as the page's idle timer does
+    locked_page = f"/unlock?next={url}"  # the form of the page left open on the panel
+    answer = post_form(olivia, f"{url}/sign/verify", witness_form(), page=locked_page)
+    assert location(answer).startswith("/unlock?")  # nothing signed behind the lock
+    assert site.view(batch_id).batch.state.phases["check_bag"].verified_by is None
+    unlocked = post_form(olivia, "/unlock", {"password": PASSWORD, "next": url}, page=locked_page)
+    assert location(unlocked) == url
+    answer = post_form(olivia, f"{url}/sign/verify", witness_form(), page=url)
+    assert answer.status_code == 303, alerts(answer)
+    assert site.view(batch_id).batch.state.phases["check_bag"].verified_by.username == "sam"
