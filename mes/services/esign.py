@@ -131,9 +131,23 @@ def witness_context(uow: UnitOfWork, ctx: Context, credentials: Credentials) -> 
         raise NotAuthorised(
             "A witness signs at a logged-in user's terminal.", what_to_do="Log in first."
         )
-    with uow.reader() as reader:
-        witness = witness_user(reader, credentials)
-        witness_id = witness.id
+    try:
+        with uow.reader() as reader:
+            witness_id = witness_user(reader, credentials).id
+    except AuthenticationFailed:
+        # 11.300(d): an attempt under an unknown user ID is recorded, as a refused login is.
+        record_entry(
+            uow,
+            ctx,
+            actor_of(acting_user(uow, ctx)),
+            "witness signature refused",
+            "user",
+            normalise_username(credentials.username or "")[:64],
+            kind=EntryKind.SECURITY,
+            reason="unknown user ID",
+        )
+        uow.commit()
+        raise
     if witness_id == ctx.user_id:
         raise InvalidInput(
             "You are the logged-in user: a witness is another person.",

@@ -168,3 +168,45 @@ def test_the_same_verification_the_old_way_for_comparison(
     print(f"\nthe old way: {counted.taps} taps, {counted.keys} keys, {counted.loads} loads")
     print("\n".join(counted.steps))
     assert counted.taps > 4
+
+
+def test_a_logged_in_supervisor_may_sign_or_hand_the_dialog_to_another_person(
+    browser: Browser,
+    demo_spoke: str,  # noqa: F811 - the fixture imported above
+    screenshot,
+):
+    url = demo_spoke
+    panel = tablet(browser)
+    register_terminal(panel, url, "Panel W3")
+    log_in(panel, url, "olivia")
+    phase_url = performed_identity_check(panel, url, "A999926000993", "CHA999926000993", "P-0993")
+    with panel.expect_navigation():
+        panel.get_by_role("button", name="Log out").tap()
+    log_in(panel, url, "sam")
+    panel.goto(phase_url)
+
+    panel.locator("#signing-bar").get_by_role("button", name="Verify").tap()
+    dialog = panel.locator("dialog.esign[open]")
+    expect(dialog.locator("[data-esign-signer]")).to_have_text("Sam Supervisor (sam)")
+    expect(dialog.get_by_label("User ID")).to_be_focused()  # his own first signing
+    switch = dialog.get_by_label("Sign as another person (a witness at this panel)")
+    switch.tap()
+    expect(dialog.locator("[data-esign-signer]")).to_contain_text("Another person")
+    expect(dialog.get_by_label("User ID")).to_be_focused()
+    screenshot(panel, "witness-03-another-person")
+    panel.keyboard.type("olivia")  # the performer cannot be the witness of her own phase
+    dialog.get_by_label("Password").fill(PASSWORDS["olivia"])
+    with panel.expect_navigation():
+        dialog.get_by_role("button", name="Sign", exact=True).tap()
+    expect(panel.locator("p.error[role=alert]")).to_contain_text(
+        "you cannot verify it. Ask another trained person to verify."
+    )
+    expect(panel.locator(".who .user")).to_contain_text("sam")
+
+    # Cancel leaves the dialog as it was; sam signs as himself.
+    panel.locator("#signing-bar").get_by_role("button", name="Verify").tap()
+    dialog.get_by_label("Sign as another person (a witness at this panel)").tap()
+    dialog.get_by_role("button", name="Cancel").tap()
+    sign_in_dialog(panel, "Verify", "sam", first=True)
+    panel.goto(phase_url)
+    expect(panel.locator("#phase-signatures")).to_contain_text("Sam Supervisor (sam) — Verified")

@@ -13,6 +13,7 @@ from datetime import timedelta
 import pytest
 from batch_checks import assert_sound, entries, unchanged_by
 from batch_helpers import DIN_BARCODE, PATIENT, SCANNER, spoke
+from sqlalchemy import select
 from support import NOW, PASSWORD
 
 from mes.core.batch import Action, BatchStatus, PhaseStatus
@@ -28,7 +29,7 @@ from mes.core.esign import Meaning
 from mes.core.sessions import SessionPolicy
 from mes.services import batches, sessions
 from mes.services.esign import Credentials, sign_record, witness_context
-from mes.store.models import User
+from mes.store.models import AuditEntry, User
 
 LATER = NOW + timedelta(hours=3)
 POLICY = SessionPolicy(idle_timeout=timedelta(minutes=5), lifetime=timedelta(hours=12))
@@ -186,10 +187,17 @@ def test_a_wrong_witness_password_counts_on_the_witness_and_never_logs_the_perfo
 def test_an_unknown_witness_user_id_gets_the_words_of_a_wrong_password(make_uow):
     site = spoke(make_uow)
     batch_id = performed(site)
-    refusal = unchanged_by(
-        site, lambda: verify_in_place(site, batch_id, witness="nobody"), AuthenticationFailed
-    )
-    assert str(refusal).startswith("The user ID or password is wrong.")
+    with pytest.raises(AuthenticationFailed, match=r"^The user ID or password is wrong\."):
+        verify_in_place(site, batch_id, witness="nobody")
+    with site.uow() as uow:  # 11.300(d): the attempt is a security entry of the audit trail
+        entry = uow.session.execute(
+            select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1)
+        ).scalar_one()
+    assert (entry.kind, entry.action, entry.record_id) == (
+        "security", "witness signature refused", "nobody",
+    )  # fmt: skip
+    assert (entry.actor_username, entry.reason) == ("olivia", "unknown user ID")
+    assert site.view(batch_id).batch.state.phases["check_bag"].status is PhaseStatus.PERFORMED
     with pytest.raises(InvalidInput, match="A witness signs with their own user ID"):
         verify_in_place(site, batch_id, witness="")
 
