@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from mes.core import phases
+from mes.core.access import Permission, allowed
 from mes.core.batch import (
     BATCH_STATUS_TITLES,
     DEVIATION_CATEGORY_TITLES,
@@ -259,8 +260,11 @@ def witness_mode(
 
     "offer": the viewer may sign, or another person ("Sign as another person"); "only": only
     another person can (the viewer lacks the role, or performed the phase); "": no witness
-    (the action table does not allow one, or the action cannot be taken now by anyone).
+    (the action table does not allow one, the action cannot be taken now by anyone, or the
+    viewer does not work on batches, so the panel is not theirs to lend).
     """
-    if viewer is None or not batch.witness_may_take(action, viewer, at, **subject):
+    if viewer is None or not allowed(viewer.roles, Permission.EXECUTE_BATCHES):
+        return ""
+    if not batch.witness_may_take(action, viewer, at, **subject):
         return ""
     return "offer" if batch.refusal(action, viewer, at, **subject) is None else "only"
