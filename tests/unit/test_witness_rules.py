@@ -8,22 +8,11 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from batch_fixtures import OLIVIA, OSCAR, SAM, SCANNER, T0, TERMINAL, TODAY, new_batch, sign
-from batch_helpers import DIN, PATIENT
+from batch_fixtures import OLIVIA, OSCAR, SAM, T0, TERMINAL, new_batch, sign
+from test_batch_rules import performed_check_bag
 
-from mes.core.batch import BATCH_ACTIONS, Action, Batch
+from mes.core.batch import BATCH_ACTIONS, Action
 from mes.core.errors import NotAuthorised, SelfVerificationForbidden
-
-
-def performed(batch: Batch | None = None) -> Batch:
-    batch = batch or new_batch()
-    batch.start_phase("check_bag", OLIVIA, T0, TERMINAL)
-    batch.record_values("check_bag", {"bag_intact": "yes"}, OLIVIA, T0, TERMINAL)
-    batch.use_equipment("check_bag", 0, SCANNER, "SCN-01", OLIVIA, T0, TERMINAL, TODAY)
-    batch.check_identity("check_bag", "bag_din", f"={DIN}00", OLIVIA, T0, TERMINAL)
-    batch.check_identity("check_bag", "bag_patient", PATIENT, OLIVIA, T0, TERMINAL)
-    sign(batch, Action.PERFORM, OLIVIA, phase_id="check_bag")
-    return batch
 
 
 def as_witness(who, host=OLIVIA):
@@ -39,7 +28,7 @@ def test_the_table_lets_a_witness_sign_only_verify_acknowledge_and_complete():
 
 
 def test_a_witness_verifies_and_the_entry_names_the_session_it_was_given_in():
-    batch = performed()
+    batch = performed_check_bag()
     entry = sign(batch, Action.VERIFY, as_witness(SAM), phase_id="check_bag")
     assert entry.body["actor"]["username"] == "sam"
     assert entry.body["payload"]["in_session_of"] == OLIVIA.actor.as_dict()
@@ -48,13 +37,13 @@ def test_a_witness_verifies_and_the_entry_names_the_session_it_was_given_in():
 
 
 def test_a_signature_without_a_witness_keeps_its_entry_as_before():
-    batch = performed()
+    batch = performed_check_bag()
     entry = sign(batch, Action.VERIFY, SAM, phase_id="check_bag")
     assert set(entry.body["payload"]) == {"record", "manifestation"}
 
 
 def test_every_rule_applies_to_the_witness():
-    batch = performed()
+    batch = performed_check_bag()
     with pytest.raises(SelfVerificationForbidden):
         sign(batch, Action.VERIFY, as_witness(OLIVIA, host=OSCAR), phase_id="check_bag")
     with pytest.raises(NotAuthorised, match="you need the supervisor role"):
@@ -70,9 +59,8 @@ def test_an_action_the_table_does_not_mark_is_refused_to_a_witness():
 
 
 def test_the_page_offers_a_witness_only_when_someone_else_could_sign_now():
-    batch = new_batch()
-    assert not batch.witness_may_take(Action.VERIFY, OLIVIA, T0, phase_id="check_bag")
-    performed(batch)
+    assert not new_batch().witness_may_take(Action.VERIFY, OLIVIA, T0, phase_id="check_bag")
+    batch = performed_check_bag()
     assert batch.refusal(Action.VERIFY, OLIVIA, T0, phase_id="check_bag") is not None
     assert batch.witness_may_take(Action.VERIFY, OLIVIA, T0, phase_id="check_bag")
     assert not batch.witness_may_take(Action.PERFORM, OLIVIA, T0, phase_id="check_bag")

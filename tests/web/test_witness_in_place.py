@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import pytest
 from batch_helpers import DIN_BARCODE, PATIENT, SCANNER, spoke
-from itsdangerous import URLSafeSerializer
 from support import PASSWORD
+from test_operator_pages import browser
 from web_helpers import (
     alerts,
-    client_of,
     location,
     lock,
     logged_in_user,
-    login,
     post_form,
     session_token_of,
     text,
@@ -31,14 +29,6 @@ def site(make_uow):
 @pytest.fixture
 def app(make_app, site):
     return make_app("spoke", hub_key=site.hub_key.public)
-
-
-def browser(app, site, username: str):
-    client = client_of(app)
-    cookie = URLSafeSerializer("test-secret-spoke", salt="mes-terminal").dumps(site.terminal_id)
-    client.set_cookie("mes_terminal", cookie)
-    assert login(client, username).status_code == 302
-    return client
 
 
 def witness_form(username: str = "sam", password: str = PASSWORD) -> dict[str, str]:
