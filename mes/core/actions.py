@@ -43,6 +43,9 @@ class ActionRule:
     ``meaning``: the e-signature's meaning; None for an action that is not signed.
     ``label``: the button; ``done``: the message once it is done (``{}`` fields are filled in
     by the page from the action's subject).
+    ``witness``: the action may be signed by a witness in place — another person who signs at
+    the logged-in user's terminal, in their session, with both components of their own
+    signature (21 CFR 11.200(a)); every other rule of the action applies to the witness.
     """
 
     subject: Subject
@@ -55,6 +58,7 @@ class ActionRule:
     precondition: Callable[..., Any] | None = None
     phase_roles: tuple[str, ...] = ()
     what: str = ""
+    witness: bool = False
 
     @property
     def signed(self) -> bool:

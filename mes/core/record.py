@@ -137,8 +137,10 @@ def _entry_text(batch: Batch, body: Mapping[str, Any]) -> str:
     elif record.get("deviation"):
         subject = f" {record['deviation']}"
     reason = f"; reason: {record['reason']}" if record.get("reason") else ""
+    host = p.get("in_session_of")
+    witness = f" as a witness at the session of {host['name']} ({host['username']})" if host else ""
     return (
-        f"e-signature — {words}{subject}{reason} — {m['printed_name']} ({m['username']}), "
+        f"e-signature — {words}{subject}{reason} — {m['printed_name']} ({m['username']}){witness}, "
         f"meaning '{Meaning(m['meaning']).value}', bound to record hash {m['record_hash'][:12]}…"
     )
 

@@ -25,6 +25,7 @@ from mes.core.access import Permission
 from mes.core.audit import Actor
 from mes.core.batch import (
     ACTION_MEANINGS,
+    BATCH_ACTIONS,
     Action,
     Batch,
     BatchStatus,
@@ -43,6 +44,7 @@ from mes.core.errors import (
     ConfigurationError,
     InvalidInput,
     MesError,
+    NotAuthorised,
     NotFound,
     TerminalNotRegistered,
 )
@@ -65,6 +67,7 @@ from mes.services.training import is_qualified
 from mes.store import batches as store
 from mes.store import recipes as recipe_store
 from mes.store import spokes as spoke_store
+from mes.store import users
 from mes.store.board import BoardRow, board_rows
 from mes.store.models import Batch as BatchRow
 from mes.store.models import InstalledRecipe
@@ -101,12 +104,22 @@ def _operator(uow: UnitOfWork, ctx: Context, procedure: Procedure) -> Operator:
 
 
 def _person(uow: UnitOfWork, ctx: Context, procedure: Procedure) -> Operator:
-    """The logged-in user as the batch rules see them: roles, and training on the recipe."""
+    """The person acting as the batch rules see them: roles, and training on the recipe.
+
+    The logged-in user; or a witness signing in place, with the logged-in user at whose session
+    they sign (``ctx.in_session_of``): the core's rules then apply to the witness.
+    """
     user = acting_user(uow, ctx)
+    host = None
+    if ctx.in_session_of is not None:
+        host = users.user(uow.session, ctx.in_session_of)
+        if host is None:
+            raise NotAuthorised("Your session names an unknown user.", what_to_do="Log in again.")
     return Operator(
         actor=actor_of(user),
         roles=user.role_names,
         qualified=is_qualified(uow, user, procedure.training, ctx),
+        in_session_of=actor_of(host) if host is not None else None,
     )
 
 
@@ -179,6 +192,7 @@ def _sign(
         first_signing_in_session=first_signing_in_session,
         checked=checked,
         keep_staged=keep_staged,
+        witnessable=BATCH_ACTIONS[action].witness,
     )
     batch.signed(record, manifestation, who, ctx.at, ctx.terminal)
 

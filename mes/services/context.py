@@ -25,12 +25,15 @@ class Context:
 
     ``user_id`` None means the server's command line; ``terminal`` is the label recorded in
     every entry; ``terminal_id`` is the registered terminal the browser is bound to, if any.
+    ``in_session_of``: when a witness signs in place (:func:`mes.services.esign.witness_context`),
+    ``user_id`` is the witness and this is the logged-in user of the session it was given in.
     """
 
     at: datetime
     user_id: str | None
     terminal: str | None
     terminal_id: str | None = None
+    in_session_of: str | None = None
 
     @classmethod
     def command_line(cls, at: datetime, os_user: str, host: str) -> Context:

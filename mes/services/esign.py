@@ -4,21 +4,35 @@
 (user ID + password for the first signing of a continuous session, password after that), checks
 the signer's authority, the terminal and the accountability attestation; then appends the signature — manifestation bound to the record's content hash — to the audit
 chain in the same transaction as the caller's state change.
+
+A **witness** signs in place: another person, at the logged-in user's terminal and in their
+session, identifies with both components of their own signature (``Credentials.witness``).
+:func:`witness_context` turns the request's context into one whose acting user is the witness
+(same terminal, same time, ``in_session_of`` the logged-in user), and the same service runs
+with it, so every rule of the action applies to the witness as to anyone who signs; only the
+actions the action table marks ``witness`` accept it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mes.core.access import (
     check_segregation,
     check_signing_authority,
+    normalise_username,
     signing_roles_beside_admin,
 )
 from mes.core.audit import EntryKind
-from mes.core.errors import AttestationRequired, TerminalNotRegistered
+from mes.core.errors import (
+    AttestationRequired,
+    AuthenticationFailed,
+    InvalidInput,
+    NotAuthorised,
+    TerminalNotRegistered,
+)
 from mes.core.esign import (
     ATTESTATION_RECORD_TYPE,
     Manifestation,
@@ -27,7 +41,7 @@ from mes.core.esign import (
     check_signer_identity,
     signature_binds,
 )
-from mes.core.passwords import password_matches
+from mes.core.passwords import password_matches, stand_in_hash
 from mes.services.audit import record_entry
 from mes.services.configuration import administrators_may_sign
 from mes.services.context import Context, acting_user, actor_of
@@ -45,6 +59,7 @@ class Credentials:
 
     password: str
     username: str | None = None  # required for the first signing of a session
+    witness: bool = False  # another person signs in place, at the logged-in user's session
 
 
 @dataclass(frozen=True)
@@ -73,6 +88,72 @@ def check_password_first(
     if stored is None:
         return None
     return PasswordCheck(ctx.user_id, stored, password_matches(stored, credentials.password))
+
+
+WITNESS_REFUSED = "The user ID or password is wrong."
+
+
+def witness_user(uow: UnitOfWork, credentials: Credentials) -> User:
+    """The person a witness signature identifies: the one place its identification is resolved.
+
+    11.200(a)(1): the identification component names the witness (today the user ID typed; a
+    badge, once badges are enrolled), the password is checked later, by the signing itself. An
+    unknown user ID costs the same password work and gets the same words as a wrong password,
+    so the dialog does not tell which user IDs exist.
+    """
+    username = normalise_username(credentials.username or "")
+    if not username:
+        raise InvalidInput(
+            "A witness signs with their own user ID and password.",
+            what_to_do="Type the witness's user ID as well as their password.",
+        )
+    user = users.user_named(uow.session, username)
+    if user is None:
+        password_matches(stand_in_hash(), credentials.password)
+        raise AuthenticationFailed(
+            WITNESS_REFUSED, what_to_do="The witness types their own user ID and password."
+        )
+    return user
+
+
+def witness_context(uow: UnitOfWork, ctx: Context, credentials: Credentials) -> Context:
+    """``ctx`` with the witness as the acting user, given at the logged-in user's session.
+
+    Call it before the first statement of ``uow`` (the witness is looked up in a separate
+    read-only unit of work). Same time and terminal; ``in_session_of`` names the logged-in user,
+    so the signature entry records at whose session it was given. Every rule of the service
+    then applies to the witness: role, training, independence, lockout of the witness's own
+    account on a wrong password. Credentials that are not a witness's leave ``ctx`` as it is.
+    """
+    if not credentials.witness:
+        return ctx
+    if ctx.user_id is None:
+        raise NotAuthorised(
+            "A witness signs at a logged-in user's terminal.", what_to_do="Log in first."
+        )
+    try:
+        with uow.reader() as reader:
+            witness_id = witness_user(reader, credentials).id
+    except AuthenticationFailed:
+        # 11.300(d): an attempt under an unknown user ID is recorded, as a refused login is.
+        record_entry(
+            uow,
+            ctx,
+            actor_of(acting_user(uow, ctx)),
+            "witness signature refused",
+            "user",
+            normalise_username(credentials.username or "")[:64],
+            kind=EntryKind.SECURITY,
+            reason="unknown user ID",
+        )
+        uow.commit()
+        raise
+    if witness_id == ctx.user_id:
+        raise InvalidInput(
+            "You are the logged-in user: a witness is another person.",
+            what_to_do="Sign without 'Sign as another person', or hand the panel to the witness.",
+        )
+    return replace(ctx, user_id=witness_id, in_session_of=ctx.user_id)
 
 
 @dataclass(frozen=True)
@@ -142,6 +223,7 @@ def authenticate_signer(
     signer_roles: Iterable[str] | None = None,
     checked: PasswordCheck | None = None,
     keep_staged: bool = False,
+    witnessable: bool = False,
 ) -> tuple[User, Manifestation]:
     """Every check of a signature, then its manifestation bound to ``record`` (not yet stored).
 
@@ -152,8 +234,17 @@ def authenticate_signer(
     batch signature: the core's training check). The caller stores the manifestation where the
     record lives and commits. ``checked``: the password already checked by
     :func:`check_password_first`; ``keep_staged``: on a wrong password keep (and commit) what
-    the caller staged, because it stands without the signature.
+    the caller staged, because it stands without the signature. ``witnessable``: the action
+    may be signed by a witness in place (its rule says so); a witness always gives both
+    components (11.200(a)(1)(i): the witness signs only once in this session).
     """
+    if ctx.in_session_of is not None:
+        if not witnessable:
+            raise NotAuthorised(
+                "This signature cannot be given by a witness in place.",
+                what_to_do="The logged-in user signs it with their own user ID and password.",
+            )
+        first_signing_in_session = True
     user = acting_user(uow, ctx)
     # Lock the signer's row before the audit chain's head, the order every service keeps, so a
     # signature and a concurrent failed login of the same user cannot deadlock.

@@ -6,7 +6,10 @@ and, for a signed action, the credentials typed in the e-signature dialog. A ref
 :class:`MesError`) ends the request with the page the user was on, in the refusal's words and
 with the form as typed (``refused``); a refused signature that locked the account logs the user
 out instead (11.300(d)). A signature that succeeded marks the continuous session, so later
-signings of it need the password only (11.200(a)(1)). :func:`done` flashes what happened and
+signings of it need the password only (11.200(a)(1)). A witness's signature ("Sign as another
+person") runs the same service with the witness as the acting user
+(:func:`mes.services.esign.witness_context`); it neither marks nor ends the logged-in user's
+session. :func:`done` flashes what happened and
 redirects (303, so a reload never posts twice). GET pages read through :func:`reading`.
 """
 
@@ -23,7 +26,7 @@ from werkzeug.wrappers import Response
 
 from mes.core.errors import MesError, WeakPassword
 from mes.services.context import Context
-from mes.services.esign import Credentials
+from mes.services.esign import Credentials, witness_context
 from mes.web.helpers import first_signing_in_session, service_context
 
 T = TypeVar("T")
@@ -44,16 +47,21 @@ def act(
     ``credentials`` and ``first_signing_in_session`` too. ``refused(err)`` is the answer to a
     refusal: the page again with the refusal's words and the form as typed.
     """
+    witness = False
     if signature is not None:
-        kwargs["credentials"], kwargs["first_signing_in_session"] = signing_credentials(signature)
+        credentials, kwargs["first_signing_in_session"] = signing_credentials(signature)
+        kwargs["credentials"], witness = credentials, credentials.witness
     try:
         with _runtime().uow() as uow:
-            result = service(uow, service_context(), *args, **kwargs)
+            ctx = service_context()
+            if witness:  # the same service, with the witness as the acting user
+                ctx = witness_context(uow, ctx, kwargs["credentials"])
+            result = service(uow, ctx, *args, **kwargs)
     except MesError as err:
         if signature is not None and not current_user_still_allowed():
             stop(redirect(url_for("common.login")))
         stop(refused(err))
-    if signature is not None:
+    if signature is not None and not witness:  # a witness signs once: the session is not theirs
         signing_succeeded()
     return result
 
@@ -112,10 +120,17 @@ def reading(*, read_only: bool = True) -> Iterator[tuple[Any, Context]]:
 
 
 def signing_credentials(form: Any) -> tuple[Credentials, bool]:
-    """The credentials typed in the signature dialog, and whether this is the session's first signing."""
-    first = first_signing_in_session()
+    """The credentials typed in the signature dialog, and whether this is the session's first signing.
+
+    A witness's signature ("Sign as another person") is always a first signing: both components.
+    """
+    witness = bool(getattr(form, "esign_witness", None) and form.esign_witness.data)
+    first = witness or first_signing_in_session()
     username = (form.esign_username.data or "").strip() or None
-    return Credentials(password=form.esign_password.data or "", username=username), first
+    credentials = Credentials(
+        password=form.esign_password.data or "", username=username, witness=witness
+    )
+    return credentials, first
 
 
 def signing_succeeded() -> None:

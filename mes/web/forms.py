@@ -13,8 +13,8 @@ from datetime import date
 from typing import Any
 
 from flask_wtf import FlaskForm
+from wtforms import BooleanField, Field, PasswordField, StringField
 from wtforms import DateField as _WTFormsDateField
-from wtforms import Field, PasswordField, StringField
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from mes.core.text import MAX_FREE_TEXT, free_text_problem, line_problem
@@ -82,3 +82,5 @@ class SignatureForm(FlaskForm):
     esign_password = PasswordField(
         "Password", validators=[DataRequired(message="Type your password to sign.")]
     )
+    # "Sign as another person": the user ID and password are a witness's, who signs in place.
+    esign_witness = BooleanField("Sign as another person")

@@ -18,6 +18,7 @@ from typing import Any, Self
 
 from mes.core.access import Role
 from mes.core.actions import ActionRule, Subject
+from mes.core.audit import Actor
 from mes.core.batch.aggregate import Aggregate
 from mes.core.batch.machines import (
     BATCH_STATUS_TITLES,
@@ -251,7 +252,9 @@ _PERFORMER = ("perform",)
 
 # Every action on a batch, one rule each: the table the refusal, the buttons, the signed
 # records and the actions themselves walk. Order: the checks run precondition → roles →
-# training → guard.
+# training → guard. ``witness=True``: the actions a second person signs at the performer's
+# panel without logging them out (a verification, an acknowledgement, the completion — the
+# ones that need a role or a person the performer is not).
 BATCH_ACTIONS: dict[Action, ActionRule] = {
     Action.START: _rule(
         Subject.BATCH, "Start the batch", "Batch {number} started.", "start a batch",
@@ -272,7 +275,7 @@ BATCH_ACTIONS: dict[Action, ActionRule] = {
     Action.VERIFY: _rule(
         Subject.PHASE, "Verify", "Signed: verified.", "verify '{phase}'",
         phase_roles=("verify",), training=True, meaning=Meaning.VERIFIED,
-        precondition=_verifiable,
+        precondition=_verifiable, witness=True,
     ),
     Action.CORRECT: _rule(
         Subject.PHASE, "Sign the correction",
@@ -291,7 +294,7 @@ BATCH_ACTIONS: dict[Action, ActionRule] = {
     Action.ACKNOWLEDGE: _rule(
         Subject.DEVIATION, "Acknowledge", "Deviation {deviation} acknowledged.",
         "acknowledge a deviation", roles=SUPERVISION, meaning=Meaning.ACKNOWLEDGED,
-        precondition=_deviation_known, guard=_acknowledgeable,
+        precondition=_deviation_known, guard=_acknowledgeable, witness=True,
     ),
     Action.HOLD: _rule(
         Subject.BATCH, "Put the batch on hold", "The batch is on hold.", "put a batch on hold",
@@ -304,7 +307,7 @@ BATCH_ACTIONS: dict[Action, ActionRule] = {
     Action.COMPLETE: _rule(
         Subject.BATCH, "Sign the batch complete", "The batch is complete.", "complete a batch",
         roles=frozenset({Role.SUPERVISOR}), training=True, meaning=Meaning.REVIEWED,
-        guard=_completable,
+        guard=_completable, witness=True,
     ),
     Action.ABORT: _rule(
         Subject.BATCH, "Abort the batch", "The batch is aborted. Its record stays.",
@@ -312,6 +315,9 @@ BATCH_ACTIONS: dict[Action, ActionRule] = {
         guard=_abortable,
     ),
 }  # fmt: skip
+
+# The actions a witness may sign in place, in words (for the refusal of any other).
+WITNESSED_LABELS = tuple(rule.label for rule in BATCH_ACTIONS.values() if rule.witness)
 
 # A reason is required to … (the words of the refusal of an empty reason).
 _REASON_FOR = {Action.HOLD: "put the batch on hold", Action.RESUME: "resume the batch"}
@@ -383,6 +389,12 @@ class Actions(Aggregate):
     def _check(self, action: Action, ask: Ask, *, what: str | None = None) -> ActionRule:
         """Every rule of ``action`` for ``ask``, in the table's order; nothing changes."""
         rule = BATCH_ACTIONS[action]
+        if ask.who.in_session_of is not None and not rule.witness:
+            raise NotAuthorised(
+                f"'{rule.label}' cannot be signed by a witness in place: only "
+                f"{', '.join(WITNESSED_LABELS)} can.",
+                what_to_do="The logged-in user signs it with their own user ID and password.",
+            )
         if rule.precondition is not None:
             rule.precondition(self, ask)
         plan = self.procedure.phase(str(ask.phase_id)) if rule.subject is Subject.PHASE else None
@@ -414,6 +426,34 @@ class Actions(Aggregate):
         except MesError as refusal:
             return refusal
         return None
+
+    def witness_may_take(
+        self,
+        action: Action,
+        viewer: Operator,
+        at: datetime,
+        *,
+        phase_id: str | None = None,
+        deviation_id: str | None = None,
+    ) -> bool:
+        """Whether another person could sign ``action`` in place at ``viewer``'s panel now.
+
+        The action must be one the table lets a witness sign, and every rule that does not
+        depend on who signs must pass (asked of a stand-in holding every role and trained):
+        the page then offers "Sign as another person"; the witness's own roles, training and
+        independence are checked when they sign.
+        """
+        if not BATCH_ACTIONS[action].witness:
+            return False
+        stand_in = Operator(
+            actor=Actor(user_id=None, username="", name="A witness"),
+            roles=frozenset(role.value for role in Role),
+            qualified=True,
+            in_session_of=viewer.actor,
+        )
+        return (
+            self.refusal(action, stand_in, at, phase_id=phase_id, deviation_id=deviation_id) is None
+        )
 
     def available_actions(
         self,
@@ -669,11 +709,15 @@ class Actions(Aggregate):
         """Append the e-signature entry for a prepared ``record`` (11.50, 11.70).
 
         The entry holds the manifestation bound to the record's hash; applying it moves the
-        lifecycle.
+        lifecycle. A witness's signature also names, beside the manifestation (whose fields stay
+        as they are), the logged-in user at whose terminal and session it was given.
         """
+        payload: dict[str, Any] = {"record": dict(record), "manifestation": manifestation.as_dict()}
+        if who.in_session_of is not None:  # a witness signed at another user's session
+            payload["in_session_of"] = who.in_session_of.as_dict()
         return self._append(
             EntryKind.SIGNATURE,
-            {"record": dict(record), "manifestation": manifestation.as_dict()},
+            payload,
             who.actor,
             at,
             terminal,

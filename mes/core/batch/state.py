@@ -23,12 +23,14 @@ class Operator:
     """A person acting on a batch: who, with which roles, and whether trained on the recipe.
 
     ``qualified`` is current training on the batch's recipe version, decided by the caller at
-    the time of acting.
+    the time of acting. ``in_session_of``: for a witness who signs in place, the logged-in user
+    at whose terminal and session the witness signs (None when the person is that user).
     """
 
     actor: Actor
     roles: frozenset[str]
     qualified: bool
+    in_session_of: Actor | None = None
 
     @property
     def user_id(self) -> str | None:

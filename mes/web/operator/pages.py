@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from mes.core import phases
+from mes.core.access import Permission, allowed
 from mes.core.batch import (
     BATCH_STATUS_TITLES,
     DEVIATION_CATEGORY_TITLES,
@@ -245,6 +246,7 @@ def phase_page(
             action.value: refusal_of(action)
             for action in (Action.START_PHASE, Action.RECORD, Action.VERIFY)
         },
+        "witness": {"verify": witness_mode(batch, Action.VERIFY, viewer, at, phase_id=phase_id)},
         "next": [
             {
                 "id": p,
@@ -287,6 +289,9 @@ def deviation_item(
         "may_comment": may_comment,
         "comment_at": None,  # the comment box under its value, on a phase page that has one
         "may_acknowledge": viewer is not None and ack_refusal is None,
+        "witness_acknowledge": witness_mode(
+            batch, Action.ACKNOWLEDGE, viewer, at, deviation_id=deviation_id
+        ),
     }
 
 
@@ -325,3 +330,20 @@ def next_step_items(
             }
         )
     return items
+
+
+def witness_mode(
+    batch: Batch, action: Action, viewer: Operator | None, at: datetime, **subject: str
+) -> str:
+    """How the signature dialog of ``action`` offers a witness who signs in place.
+
+    "offer": the viewer may sign, or another person ("Sign as another person"); "only": only
+    another person can (the viewer lacks the role, or performed the phase); "": no witness
+    (the action table does not allow one, the action cannot be taken now by anyone, or the
+    viewer does not work on batches, so the panel is not theirs to lend).
+    """
+    if viewer is None or not allowed(viewer.roles, Permission.EXECUTE_BATCHES):
+        return ""
+    if not batch.witness_may_take(action, viewer, at, **subject):
+        return ""
+    return "offer" if batch.refusal(action, viewer, at, **subject) is None else "only"

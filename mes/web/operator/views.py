@@ -49,6 +49,7 @@ from mes.web.operator.pages import (
     next_step_items,
     phase_page,
     procedure_progress,
+    witness_mode,
 )
 
 bp = Blueprint("operator", __name__, url_prefix="/batches", template_folder="templates")
@@ -199,6 +200,7 @@ def _batch_page(
         may=may,
         actions=BATCH_ACTIONS,
         why_not_complete=why_not_complete,
+        witness_complete=witness_mode(batch, Action.COMPLETE, viewer, ctx.at),
         complete_meaning=ACTION_MEANINGS[Action.COMPLETE],
         abort_meaning=ACTION_MEANINGS[Action.ABORT],
         ack_meaning=ACTION_MEANINGS[Action.ACKNOWLEDGE],
