@@ -303,7 +303,7 @@ BATCH_ACTIONS: dict[Action, ActionRule] = {
     ),
     Action.COMPLETE: _rule(
         Subject.BATCH, "Sign the batch complete", "The batch is complete.", "complete a batch",
-        roles=frozenset({Role.SUPERVISOR}), training=True, meaning=Meaning.REVIEWED,
+        roles=frozenset({Role.SUPERVISOR}), training=True, meaning=Meaning.COMPLETED,
         guard=_completable,
     ),
     Action.ABORT: _rule(
