@@ -19,6 +19,7 @@ from mes.store.queries import (
     Namer,
     RecordName,
     audit_page,
+    batch_named,
     batch_names,
     equipment_names,
     installed_recipe_names,
@@ -47,12 +48,14 @@ __all__ = [
 class AuditTrailPage:
     """What the audit trail viewer shows: one page of entries and the record types to filter by.
 
-    ``names``: each entry's record by its business identity (:func:`name_of`).
+    ``names``: each entry's record by its business identity (:func:`name_of`); ``batch``: the
+    batch the reviewer filtered by (its number), whose own events are in its record.
     """
 
     page: AuditPage
     record_types: list[str]
     names: dict[tuple[str, str], RecordName]
+    batch: RecordName | None = None
 
     def name_of(self, entry: AuditEntry) -> RecordName:
         """The record ``entry`` is about, as people know it ('CART-CD19-FRESH v2', a batch)."""
@@ -83,7 +86,8 @@ def read_audit_trail(
 ) -> AuditTrailPage:
     """One page of the audit trail matching the filter, newest first, each record named.
 
-    ``hide_sign_ins`` leaves out the "logged in" entries (at a spoke's panel most of the trail).
+    ``hide_sign_ins`` leaves out the "logged in" entries (at a spoke's panel most of the trail);
+    the filter's record may be given by its name (a batch number, 'CODE vN', a lot number).
     Only QA and administrators read it (Permission.READ_AUDIT_TRAIL; 21 CFR 11.10(e), Annex 11
     §9: the trail is available for review by those whose job it is).
     """
@@ -94,7 +98,8 @@ def read_audit_trail(
         flt = replace(flt, hidden_actions=flt.hidden_actions | SIGN_IN_ACTIONS)
     found = audit_page(uow.session, flt, page)
     names = record_names(uow.session, found.entries, _namers())
-    return AuditTrailPage(found, record_types(uow.session), names)
+    batch = batch_named(uow.session, flt.record_id) if flt.record_id else None
+    return AuditTrailPage(found, record_types(uow.session), names, batch)
 
 
 def verify_audit_trail(uow: UnitOfWork) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -57,7 +58,9 @@ def audit_page(session: Session, flt: AuditFilter, page: int = 1, per_page: int 
     if flt.record_type:
         conditions.append(AuditEntry.record_type == flt.record_type)
     if flt.record_id:
-        conditions.append(AuditEntry.record_id == flt.record_id)
+        # the record as typed, or any record people know by that name (a batch number)
+        ids = {flt.record_id, *record_ids_named(session, flt.record_id)}
+        conditions.append(AuditEntry.record_id.in_(sorted(ids)))
     if flt.username:
         conditions.append(AuditEntry.actor_username == normalise_username(flt.username))
     if flt.since:
@@ -181,3 +184,39 @@ def record_names(
         for record_id in ids:
             names[(record_type, record_id)] = found.get(record_id, RecordName(record_id))
     return names
+
+
+_CODE_VERSION = re.compile(r"^(\S+) v(\d{1,9})$")
+
+
+def record_ids_named(session: Session, name: str) -> set[str]:
+    """The IDs of the records people know as ``name``, the other way round from the namers.
+
+    A batch number, a lot number, a user ID (their attestations), 'CODE vN' (a recipe version,
+    at the hub or installed at a spoke): so the reviewer filters the trail by what a record is
+    called, not by its internal ID.
+    """
+    ids: set[str] = set()
+    for query in (
+        select(Batch.id).where(Batch.number == name),
+        select(MaterialLot.id).where(MaterialLot.lot_number == name),
+        select(User.id).where(User.username == normalise_username(name)),
+        select(Terminal.id).where(Terminal.name == name),
+    ):
+        ids.update(session.execute(query).scalars())
+    match = _CODE_VERSION.match(name)
+    if match:
+        code, version = match.group(1), int(match.group(2))
+        for model in (RecipeVersion, InstalledRecipe):
+            ids.update(
+                session.execute(
+                    select(model.id).where(model.recipe_code == code, model.version == version)
+                ).scalars()
+            )
+    return ids
+
+
+def batch_named(session: Session, name: str) -> RecordName | None:
+    """The batch whose number is ``name`` (for a link to its events), if any."""
+    batch_id = session.execute(select(Batch.id).where(Batch.number == name)).scalar()
+    return RecordName(name, batch_id) if batch_id is not None else None

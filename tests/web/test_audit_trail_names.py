@@ -151,3 +151,24 @@ def test_an_administrator_who_may_not_read_batches_gets_no_dead_link(app, site):
     page = text(ada.get(f"/admin/audit?record_type={LABEL_RECORD_TYPE}"))
     assert len(what_column(page)) == 1
     assert "batch-events" not in page
+
+
+def test_the_record_filter_takes_a_batch_number_or_a_recipe_version_by_name(app, site):
+    olivia = browser(app, site, "olivia")
+    batch_id = start_batch(olivia)
+    with site.uow() as uow:
+        number = uow.session.get(BatchRow, batch_id).number
+        ctx = Context.command_line(NOW + timedelta(minutes=5), "tester", "testhost")
+        record_entry(
+            uow, ctx, Actor(site.ids["sam"], "sam", "Sam Tester"), LABEL_PRINTED,
+            LABEL_RECORD_TYPE, batch_id,
+        )  # fmt: skip
+        uow.commit()
+    quinn = browser(app, site, "quinn")
+    page = text(quinn.get(f"/admin/audit?record_id={number}"))
+    assert what_column(page) == [f"{LABEL_PRINTED} {LABEL_RECORD_TYPE} {number} The batch's events"]
+    # the batch's own events (values, scans, signatures) are one link away
+    assert f"The events of batch {number}" in page
+    assert page.count(f'href="/batches/{batch_id}/record"') == 2
+    recipe = what_column(text(quinn.get("/admin/audit?record_id=BATCH-TEST+v1")))
+    assert recipe == ["recipe version installed installed-recipe BATCH-TEST v1"]

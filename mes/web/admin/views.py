@@ -332,4 +332,5 @@ def audit_trail() -> ResponseReturnValue:
         args=args,
         sign_ins=sign_ins,
         events_url=_batch_events_url(),
+        batch=trail.batch,
     ), status
