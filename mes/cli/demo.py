@@ -463,8 +463,12 @@ def _print_guide(sites: DemoSites, hub_url: str, spoke_url: str) -> None:
         "  3. Scan equipment IDs and lot numbers as listed; a second person (oscar, sam) verifies where asked."
     )
     click.echo(
-        "  4. Once complete, the batch reaches the hub within seconds: log in there as quinn, open QA,"
+        "  4. Once complete, the batch reaches the hub within seconds. At the hub, log in as ada,"
     )
+    click.echo(
+        "     open Terminals and register this browser as the QA workstation (so that QA's release"
+    )
+    click.echo("     names it); then log in there as quinn, open QA,")
     click.echo(
         "     review it by exception, close its deviations, release it and download the signed PDF record;"
     )

@@ -38,6 +38,10 @@ class Meaning(StrEnum):
     ABORTED = "aborted"
     QUARANTINED = "quarantined"
     CLOSED = "closed"
+    # The supervisor's signature that the batch was completed as recorded (issue 15: it was
+    # "reviewed", printed the same as QA's review of an exception). Batches signed before keep
+    # the meaning they were signed with.
+    COMPLETED = "completed"
 
 
 MEANING_STATEMENTS: dict[Meaning, str] = {
@@ -56,6 +60,7 @@ MEANING_STATEMENTS: dict[Meaning, str] = {
     "in the record.",
     Meaning.ABORTED: "I abort this batch for the reason given.",
     Meaning.QUARANTINED: "I place this material lot in quarantine: it may not be used.",
+    Meaning.COMPLETED: "I confirm this batch was completed as recorded.",
     Meaning.CLOSED: "I close this deviation: its investigation, impact assessment and CAPA are "
     "complete as recorded.",
 }

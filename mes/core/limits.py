@@ -93,23 +93,52 @@ def _plain(number: Any) -> str:
 
 
 def limits_text(spec: Mapping[str, Any]) -> str:
-    """The limits as an operator reads them: 'alert ≥ 80; action ≥ 70; target 95'."""
+    """The limits in words, the one place they are put so: 'acceptable ≥ 70 %; alert below 85 %'.
+
+    The action limits bound what is acceptable (outside them a deviation is raised); the alert
+    limits say where a value is flagged for review. Written this way because "alert ≥ 85;
+    action ≥ 70" read as the range of each level, when it is the range *outside* which each
+    level applies. The operator's page, the printed record, messages and the CLI all use it.
+    """
+    unit = f" {spec['unit']}" if spec.get("unit") else ""
+
+    def shown(number: Any) -> str:
+        return f"{_plain(number)}{unit}"
+
     parts = []
-    for name, low, high in (
-        ("alert", spec.get("alert_low"), spec.get("alert_high")),
-        ("action", spec.get("action_low"), spec.get("action_high")),
-    ):
-        if low is None and high is None:
-            continue
-        if low is not None and high is not None:
-            parts.append(f"{name} {_plain(low)} – {_plain(high)}")
-        elif low is not None:
-            parts.append(f"{name} ≥ {_plain(low)}")
-        else:
-            parts.append(f"{name} ≤ {_plain(high)}")
+    low, high = spec.get("action_low"), spec.get("action_high")
+    if low is not None and high is not None:
+        parts.append(f"acceptable {_plain(low)} – {shown(high)}")
+    elif low is not None:
+        parts.append(f"acceptable ≥ {shown(low)}")
+    elif high is not None:
+        parts.append(f"acceptable ≤ {shown(high)}")
+    low, high = spec.get("alert_low"), spec.get("alert_high")
+    if low is not None and high is not None:
+        parts.append(f"alert outside {_plain(low)} – {shown(high)}")
+    elif low is not None:
+        parts.append(f"alert below {shown(low)}")
+    elif high is not None:
+        parts.append(f"alert above {shown(high)}")
     if spec.get("target") is not None:
-        parts.append(f"target {_plain(spec['target'])}")
+        parts.append(f"target {shown(spec['target'])}")
     return "; ".join(parts)
+
+
+NO_LIMITS = "no limits"
+
+
+def status_words(status: str | None, spec: Mapping[str, Any]) -> str:
+    """How a recorded value stands in words; 'no limits' where the recipe sets none.
+
+    'Outside alert limits', 'Within limits' — or 'no limits': a value without limits is not
+    "within" any.
+
+    Empty when no status was recorded (a value that is not a number).
+    """
+    if not has_limits(spec):
+        return NO_LIMITS if status else ""
+    return STATUS_TITLES[LimitStatus(status)] if status else ""
 
 
 def has_limits(spec: Mapping[str, Any]) -> bool:

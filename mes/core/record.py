@@ -221,7 +221,7 @@ class PhaseSection:
     id: str
     name: str
     status_title: str
-    instructions: str  # a summary: the first paragraph
+    instructions: str  # the recipe's CommonMark, whole (the record renders it, never cuts it)
     performed: str
     verified: str
     parts: tuple[Printed, ...]  # each phase kind's lines, in the order of the kinds
@@ -363,12 +363,6 @@ class BatchRecord:
         return sum(len(op.phases) for unit in self.units for op in unit.operations)
 
 
-def _summary(instructions: str, limit: int = 300) -> str:
-    """The instructions' first paragraph, shortened to ``limit`` characters."""
-    text = " ".join((instructions or "").strip().split("\n\n", 1)[0].split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
 def _phase_section(
     batch: Batch, plan: PhasePlan, reasons: Mapping[int, tuple[str, int]], time_zone: str
 ) -> PhaseSection:
@@ -386,7 +380,7 @@ def _phase_section(
         id=plan.id,
         name=plan.name,
         status_title=status_title,
-        instructions=_summary(str(plan.spec.get("instructions") or "")),
+        instructions=str(plan.spec.get("instructions") or "").strip(),
         performed=f"{who_text(phase.performed_by)}, {local_at(phase.performed_at, time_zone)}"
         if phase.performed_by
         else "",

@@ -50,6 +50,7 @@ from weasyprint import HTML, Attachment
 from weasyprint import __version__ as WEASYPRINT
 from weasyprint.urls import FatalURLFetchingError
 
+from mes.core.commonmark import markdown_html
 from mes.core.record import AuditLine, BatchRecord, UnitSection
 from mes.pdf.fetch import PackageFetcher
 from mes.store.files import make_private_folder, write_private
@@ -60,7 +61,7 @@ PDF_VARIANT = "pdf/a-3b"
 # joining parts costs more than it saves.
 PARALLEL_FROM_ROWS = 600
 AUDIT_CHUNK = 100  # audit lines per piece the parts are cut from
-CACHE_VERSION = "record-parts/1"  # change when the layout of a part changes
+CACHE_VERSION = "record-parts/2"  # change when the layout of a part changes
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,11 @@ def _css_string(text: str) -> markupsafe.Markup:
     return markupsafe.Markup(f'"{escaped}"')  # noqa: S704 - nothing unescaped but CSS_SAFE
 
 
+def _markdown(text: str) -> markupsafe.Markup:
+    """A phase's instructions, CommonMark rendered safely (no raw HTML, no images): bold, lists."""
+    return markupsafe.Markup(markdown_html(text))  # noqa: S704 - mes.core.commonmark escapes
+
+
 @cache
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -112,6 +118,7 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["css_string"] = _css_string
+    env.filters["markdown"] = _markdown
     return env
 
 

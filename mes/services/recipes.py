@@ -46,6 +46,7 @@ from mes.store.models import RecipeVersion as RecipeVersion  # the versions it r
 from mes.store.uow import UnitOfWork
 
 RECORD_TYPE = "recipe-version"
+INSTALLED_RECORD_TYPE = "installed-recipe"
 
 
 def version_record(version: RecipeVersion) -> dict[str, Any]:
@@ -568,7 +569,7 @@ def _install(uow: UnitOfWork, ctx: Context, actor: Actor, bundle: Bundle) -> Ins
         ctx,
         actor,
         "recipe version installed",
-        "installed-recipe",
+        INSTALLED_RECORD_TYPE,
         installed.id,
         new={
             "recipe_code": bundle.recipe_code,

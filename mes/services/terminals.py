@@ -18,6 +18,8 @@ from mes.store import terminals as store
 from mes.store.models import Terminal
 from mes.store.uow import UnitOfWork
 
+RECORD_TYPE = "terminal"
+
 
 def register_terminal(uow: UnitOfWork, ctx: Context, name: str, location: str = "") -> str:
     """Register a workstation by a unique name; returns its id."""
@@ -49,7 +51,7 @@ def register_terminal(uow: UnitOfWork, ctx: Context, name: str, location: str = 
         ctx,
         actor,
         "terminal registered",
-        "terminal",
+        RECORD_TYPE,
         terminal.id,
         kind=EntryKind.SECURITY,
         new={"name": name, "location": terminal.location, "active": True},
@@ -73,7 +75,7 @@ def deactivate_terminal(uow: UnitOfWork, ctx: Context, terminal_id: str, reason:
         ctx,
         actor,
         "terminal deactivated",
-        "terminal",
+        RECORD_TYPE,
         terminal.id,
         kind=EntryKind.SECURITY,
         old={"name": terminal.name, "active": True},

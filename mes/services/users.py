@@ -65,6 +65,8 @@ from mes.store.sessions import delete_user_sessions
 from mes.store.uow import UnitOfWork
 
 RECORD_TYPE = "user"
+LOGGED_IN = "logged in"  # the audit trail's sign-in entry (hidden on request in the viewer)
+SIGN_IN_ACTIONS = frozenset({LOGGED_IN})
 
 
 def _public(user: User) -> dict[str, object]:
@@ -443,7 +445,7 @@ def authenticate(
             what_to_do="Ask an administrator for a new one.",
         )
     user.failed_attempts = 0
-    _audit(uow, ctx, actor_of(user), "logged in", user, old=None, new=None, kind=EntryKind.SECURITY)
+    _audit(uow, ctx, actor_of(user), LOGGED_IN, user, old=None, new=None, kind=EntryKind.SECURITY)
     throttle.close_windows(uow, ctx.at)
     uow.commit()
     return user

@@ -1,9 +1,7 @@
 """Showing master recipes to people: safe Markdown, and a compiled procedure in words.
 
-Phase instructions are CommonMark written by recipe authors. They are rendered without raw HTML
-(``<script>`` shows as text), without images (nothing is fetched from elsewhere while a record is
-read) and with links only to ``http``, ``https``, ``mailto`` or relative addresses, so a recipe
-can never run code in the browser of the person reading or executing it.
+Phase instructions are CommonMark written by recipe authors, rendered safely by
+:mod:`mes.core.commonmark` (no raw HTML, no images, safe links only).
 
 :func:`procedure_in_words` adds to a compiled recipe (:func:`mes.core.recipe.compile_recipe`) the
 sentences a reviewer reads — who performs and verifies, the condition, the timers, the identity
@@ -13,23 +11,16 @@ checks — so both the hub's master batch record and the spoke's installed versi
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from markdown_it import MarkdownIt
-from markdown_it.renderer import RendererHTML
-from markdown_it.token import Token
-from markdown_it.utils import EnvType, OptionsDict
 from markupsafe import Markup
 
 from mes.core import phases
+from mes.core.commonmark import markdown_html
 from mes.core.ordering import ORDERING_WORDS
 from mes.core.phases.words import duration
 from mes.core.recipe_diff import ROLES
-
-SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
-_SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*):", re.IGNORECASE)
 
 MODALITY_WORDS = {
     "autologous_cell": "autologous cell therapy",
@@ -41,37 +32,9 @@ MODALITY_WORDS = {
 }
 
 
-def safe_link(url: str) -> bool:
-    """True for a link a reader may follow: http(s), mailto, or a relative address."""
-    match = _SCHEME.match(url.strip())
-    return match is None or match.group(1).lower() in SAFE_SCHEMES
-
-
-def _markdown() -> MarkdownIt:
-    md = MarkdownIt("commonmark", {"html": False})
-    md.disable("image")
-    md.validateLink = safe_link  # type: ignore[method-assign]
-
-    def link_open(
-        renderer: RendererHTML,
-        tokens: Sequence[Token],
-        idx: int,
-        options: OptionsDict,
-        env: EnvType,
-    ) -> str:
-        tokens[idx].attrSet("rel", "noopener noreferrer")
-        return renderer.renderToken(tokens, idx, options, env)
-
-    md.add_render_rule("link_open", link_open)
-    return md
-
-
-_MD = _markdown()
-
-
 def markdown(text: str | None) -> Markup:
     """CommonMark → HTML that is safe to put in a page (the ``markdown`` template filter)."""
-    return Markup(_MD.render(text or ""))  # noqa: S704 - raw HTML is off and links are checked
+    return Markup(markdown_html(text))  # noqa: S704 - raw HTML is off and links are checked
 
 
 # --- a compiled procedure in words ------------------------------------------------------

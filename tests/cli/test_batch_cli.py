@@ -134,9 +134,9 @@ def test_show_prints_phases_values_with_units_and_limits_signatures_and_deviatio
     assert "      Signed: Sam Tester (sam) — Verified — 2026-11-21 09:00:00 UTC" in lines
     assert "  Record the damage [report_damage] — Not applicable" in lines
     assert "  Count cells [count_cells] — Performed" in lines
-    assert "      Bag volume: 200 mL" in lines
+    assert "      Bag volume: 200 mL — no limits" in lines  # none set: said, not "within"
     assert (
-        "      Viability: 65.0 % — Outside action limits (alert ≥ 85; action ≥ 70; target 95)"
+        "      Viability: 65.0 % — Outside action limits (acceptable ≥ 70 %; alert below 85 %; target 95 %)"
         in lines
     )
     assert "      Material Sampling syringe (MAT-SYRINGE): lot LOT-SYR-001, 1 each" in lines

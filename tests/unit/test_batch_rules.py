@@ -466,7 +466,7 @@ def test_a_value_outside_its_action_limits_is_recorded_as_entered_and_raises_a_d
     )
     assert deviation.id == f"{NUMBER}-D1"
     assert deviation.description == (
-        "Viability 60.0 % is outside the action limits (alert ≥ 85; action ≥ 70; target 95)."
+        "Viability 60.0 % is outside the action limits (acceptable ≥ 70 %; alert below 85 %; target 95 %)."
     )
     err = refuses(
         batch, PhaseIncomplete, sign, batch, Action.PERFORM, OLIVIA, phase_id="count_cells"

@@ -18,6 +18,7 @@ from mes.core.limits import (
     limits_text,
     numeric,
     parse_value,
+    status_words,
 )
 from mes.core.text import MAX_FREE_TEXT as MAX_TEXT
 
@@ -118,17 +119,35 @@ def test_has_limits_is_true_only_for_alert_or_action_limits():
 @pytest.mark.parametrize(
     ("limits", "text"),
     [
-        (VIABILITY, "alert ≥ 85; action ≥ 70; target 95"),
-        (TEMPERATURE, "alert 2.5 – 7.5; action 2 – 8"),
-        ({"action_high": 8}, "action ≤ 8"),
-        ({"alert_low": 0.50, "target": 1.0}, "alert ≥ 0.5; target 1"),
-        ({"action_low": 100}, "action ≥ 100"),  # not 1E+2
-        ({"action_low": -0.5, "action_high": 1e-7}, "action -0.5 – 0.0000001"),
+        (VIABILITY, "acceptable ≥ 70; alert below 85; target 95"),
+        (TEMPERATURE, "acceptable 2 – 8; alert outside 2.5 – 7.5"),
+        ({"action_high": 8}, "acceptable ≤ 8"),
+        ({"alert_low": 0.50, "target": 1.0}, "alert below 0.5; target 1"),
+        ({"alert_high": 3}, "alert above 3"),
+        ({"action_low": 100}, "acceptable ≥ 100"),  # not 1E+2
+        ({"action_low": -0.5, "action_high": 1e-7}, "acceptable -0.5 – 0.0000001"),
         ({}, ""),
     ],
 )
 def test_limits_read_as_an_operator_says_them(limits, text):
     assert limits_text(limits) == text
+
+
+def test_limits_say_what_is_acceptable_and_where_the_alert_starts_with_the_unit():
+    # "alert ≥ 90; action ≥ 80" read as "acceptable from 90": the words say what each limit means
+    viability = {"alert_low": 90, "action_low": 80, "unit": "%"}
+    assert limits_text(viability) == "acceptable ≥ 80 %; alert below 90 %"
+    assert limits_text({**TEMPERATURE, "unit": "°C"}) == (
+        "acceptable 2 – 8 °C; alert outside 2.5 – 7.5 °C"
+    )
+
+
+def test_a_value_without_limits_is_said_to_have_none_not_to_be_within_them():
+    assert status_words("ok", {"unit": "mL"}) == "no limits"
+    assert status_words("ok", {"target": 95}) == "no limits"
+    assert status_words("ok", VIABILITY) == "Within limits"
+    assert status_words("alert", VIABILITY) == "Outside alert limits"
+    assert status_words(None, VIABILITY) == ""
 
 
 # --- parse_value: numbers ---------------------------------------------------------------------

@@ -86,7 +86,7 @@ def test_the_text_shows_the_batch_every_value_and_every_manifestation(rendered: 
     assert record.cover.release.signature.text in text
     (deviation,) = record.deviations
     assert deviation.acknowledgement is not None and deviation.acknowledgement.text in text
-    assert "Outside alert limits (alert ≥ 85; action ≥ 70; target 95)" in text
+    assert "Outside alert limits (acceptable ≥ 70 %; alert below 85 %; target 95 %)" in text
     for line in record.audit:
         assert f"{line.at_text} {line.who}" in text
 

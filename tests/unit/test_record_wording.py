@@ -59,16 +59,18 @@ def test_every_recorded_value_appears_with_its_unit_limits_and_status(
     viability = count["Viability"]
     assert (viability.value_text, viability.status) == ("80.0 %", "alert")
     assert viability.status_title == "Outside alert limits"
-    assert viability.limits == "alert ≥ 85; action ≥ 70; target 95"
+    assert viability.limits == "acceptable ≥ 70 %; alert below 85 %; target 95 %"
     total = count["Total viable cells"]
     assert total.calculated
     assert (total.status, total.status_title, total.limits) == (
         "ok",
         "Within limits",
-        "action ≥ 100",
+        "acceptable ≥ 100 ×10^6 cells",
     )
-    # no limits, no claim about them
-    assert (count["Bag volume"].limits, count["Bag volume"].status_title) == ("", "")
+    # no limits: said so, not "Within limits"
+    assert (count["Bag volume"].limits, count["Bag volume"].status_title) == ("", "no limits")
+    assert "Bag volume = " in count["Bag volume"].text
+    assert "no limits" in count["Bag volume"].text
 
 
 def test_a_correction_shows_the_original_the_new_value_the_reason_and_who(record: BatchRecord):
@@ -99,7 +101,7 @@ def test_every_signature_shows_printed_name_user_id_local_time_with_zone_and_mea
     ]
     assert check_bag[0].text == "Olivia Tester (olivia) — Performed — 2026-11-21 10:01:00 CET"
     assert re.fullmatch(r"[0-9a-f]{64}", check_bag[0].record_hash)
-    assert [s.meaning for s in record.cover.batch_signatures] == ["Started", "Reviewed"]
+    assert [s.meaning for s in record.cover.batch_signatures] == ["Started", "Completed"]
 
 
 def test_materials_equipment_and_identity_scans_are_in_their_phase(record: BatchRecord):

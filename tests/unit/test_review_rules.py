@@ -285,7 +285,7 @@ def test_a_value_outside_action_limits_is_found_with_its_deviation_under_stable_
     )
     assert deviation.title == f"Deviation {D1} — value outside action limits"
     assert deviation.detail == (
-        "Viability 60.0 % is outside the action limits (alert ≥ 85; action ≥ 70; target 95). "
+        "Viability 60.0 % is outside the action limits (acceptable ≥ 70 %; alert below 85 %; target 95 %). "
         "— comment: Sample re-counted: 61 %"
     )
     assert by_category(found, Category.ALERT_LIMIT) == []

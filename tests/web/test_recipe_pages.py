@@ -761,3 +761,36 @@ def test_at_a_spoke_an_operator_reads_installed_recipes_but_cannot_install(
     refused = install(browser, token)
     assert refused.status_code == 403
     assert "You are not allowed to install recipe bundles from the hub." in text(refused)
+
+
+def test_the_master_recipe_page_has_a_table_of_contents_linking_every_part(client, create_user):
+    create_user("aaron", roles=["author"])
+    login(client, "aaron")
+    page = text(client.get(f"/recipes/{uploaded(client, recipe_text())}"))
+    contents = page.split('<nav class="card recipe-part contents"', 1)[1].split("</nav>", 1)[0]
+    links = re.findall(r'<a href="#([^"]+)">(.*?)</a>', contents, re.S)
+    words = [(anchor, " ".join(re.sub(r"<[^>]+>", " ", label).split())) for anchor, label in links]
+    assert words == [
+        ("chain-of-identity", "Chain of identity"),
+        ("unit-receipt", "1 Receipt"),
+        ("operation-receive", "1.1 Receive the bag"),
+        ("phase-scan_bag", "1.1.1 Scan the bag"),
+        ("phase-activate", "1.1.2 Activate T cells"),
+        ("operation-follow_up", "1.2 Follow up"),
+        ("phase-report_damage", "1.2.1 Report the damaged bag"),
+        ("phase-transduce", "1.2.2 Transduce"),
+    ]
+    for anchor, _ in words:  # every link lands on a part of the page
+        assert page.count(f'id="{anchor}"') == 1
+
+
+def test_a_calculation_reads_in_words_with_its_formula_on_request(client, create_user):
+    create_user("aaron", roles=["author"])
+    login(client, "aaron")
+    page = text(client.get(f"/recipes/{uploaded(client, recipe_text())}"))
+    row = re.search(r"<tr>\s*<td>Volume in litres.*?</tr>", page, re.S).group(0)
+    assert "Worked out from Volume." in row
+    assert (
+        '<details class="formula"><summary>Formula</summary><code>volume / 1000</code></details>'
+        in row
+    )

@@ -306,7 +306,7 @@ BATCH_ACTIONS: dict[Action, ActionRule] = {
     ),
     Action.COMPLETE: _rule(
         Subject.BATCH, "Sign the batch complete", "The batch is complete.", "complete a batch",
-        roles=frozenset({Role.SUPERVISOR}), training=True, meaning=Meaning.REVIEWED,
+        roles=frozenset({Role.SUPERVISOR}), training=True, meaning=Meaning.COMPLETED,
         guard=_completable, witness=True,
     ),
     Action.ABORT: _rule(

@@ -7,7 +7,7 @@ worked out on the values now recorded (a division by zero) blocks the signature.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -156,6 +156,28 @@ def _optional_read(checker: RecipeChecker, path: Path, at: Path, name: str) -> N
     )
 
 
+def calculation_words(expression: str, decimals: int | None, label: Callable[[str], str]) -> str:
+    """A calculation in words: 'Worked out from Bag volume and TNC concentration, to 2 decimals'.
+
+    The values it reads by their labels (``label`` of each name in the expression), in order of
+    first use, and the decimals it is recorded to; the formula itself is shown on request beside
+    these words.
+    """
+    try:
+        names = [label(name) for name in expressions.parse(expression).names]
+    except expressions.ExpressionError:
+        return ""  # a recipe that does not compile never reaches a page
+    if not names:
+        words = "A fixed value"
+    elif len(names) == 1:
+        words = f"Worked out from {names[0]}"
+    else:
+        words = f"Worked out from {', '.join(names[:-1])} and {names[-1]}"
+    if decimals is not None:
+        words += f", to {decimals} decimal{'' if decimals == 1 else 's'}"
+    return words + "."
+
+
 class Calculations(_Values):
     """Values worked out from others with a declared expression (never ``eval``)."""
 
@@ -223,10 +245,28 @@ class Calculations(_Values):
                 missing.append(f"{spec['label']} is not calculated yet")
         return missing
 
+    def in_words(self, phase: dict[str, Any], names: Any) -> None:
+        super().in_words(phase, names)
+        for spec in phase[self.key]:
+            spec["words"] = calculation_words(
+                spec["expression"],
+                spec.get("decimals"),
+                lambda name: names.values.get(
+                    name if "." in name else f"{phase['id']}.{name}", name
+                ),
+            )
+
     def page(self, batch: Batch, plan: PhasePlan, phase: PhaseState, form: PageForm) -> Items:
+        def label(name: str) -> str:
+            phase_id, _, value_id = name.rpartition(".")
+            other = batch.procedure.phases.get(phase_id) if phase_id else plan
+            spec = other.value_spec(value_id) if other is not None else None
+            return spec["label"] if spec else name
+
         return [
             {
                 **item,
+                "words": calculation_words(item["expression"], item.get("decimals"), label),
                 "limits": limits_text(item),
                 "recorded": None
                 if (recorded := phase.values.get(item["id"])) is None

@@ -12,10 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from mes.core.batch.state import Recorded
 from mes.core.clock import local_text, parse_utc_text
-from mes.core.limits import (
-    STATUS_TITLES,
-    LimitStatus,
-)
+from mes.core.limits import status_words
 from mes.core.phases.base import (
     Spec,
 )
@@ -117,7 +114,7 @@ def recorded_on_page(recorded: Recorded, spec: Spec, time_zone: str) -> dict[str
     return {
         "text": shown_value(recorded.value, spec, time_zone),
         "status": status,
-        "status_title": STATUS_TITLES[LimitStatus(status)] if status else None,
+        "status_title": status_words(status, spec) or None,
         "by": recorded.by.name,
         "at": local_text(parse_utc_text(recorded.at), time_zone),
         "history": [

@@ -19,13 +19,13 @@ from mes.core.batch.state import DeviationState, Outcome, Recorded
 from mes.core.dates import date_time_pattern
 from mes.core.errors import InvalidInput, MesError
 from mes.core.limits import (
-    STATUS_TITLES,
     InvalidValue,
     LimitStatus,
     has_limits,
     limit_status,
     limits_text,
     parse_value,
+    status_words,
 )
 from mes.core.phases.base import (
     Acting,
@@ -288,8 +288,7 @@ class _Values(PhaseKind):
                     value_text=shown_value(recorded.value, spec, how.time_zone),
                     limits=limits,
                     status=status,
-                    # "within limits" only where the recipe sets limits
-                    status_title=STATUS_TITLES[LimitStatus(status)] if status and limits else "",
+                    status_title=status_words(status, spec),
                     calculated=self.calculated,
                     by=who_text(recorded.by),
                     at_text=local_at(recorded.at, how.time_zone),
@@ -305,8 +304,10 @@ class _Values(PhaseKind):
             if recorded is None:
                 continue
             text = f"      {spec['label']}: {shown_value(recorded.value, spec, zone)}"
-            if recorded.status and has_limits(spec):
-                text += f" — {STATUS_TITLES[LimitStatus(recorded.status)]} ({limits_text(spec)})"
+            if recorded.status:
+                text += f" — {status_words(recorded.status, spec)}"
+                if has_limits(spec):
+                    text += f" ({limits_text(spec)})"
             if recorded.history:
                 earlier = ", ".join(shown_value(i["value"], spec, zone) for i in recorded.history)
                 text += f" (corrected; earlier: {earlier})"
@@ -318,7 +319,7 @@ class _Values(PhaseKind):
         spec = plan.value_spec(payload["value"]) if plan else None
         label = (spec or {}).get("label", payload["value"])
         status = payload.get("status")
-        status_text = f" ({STATUS_TITLES[LimitStatus(status)].lower()})" if status else ""
+        status_text = f" ({status_words(status, spec or {}).lower()})" if status else ""
         shown = shown_value(payload["recorded"], spec, batch.time_zone)
         where = phase_name(batch, payload["phase"])
         if kind == EntryKind.VALUE_CORRECTED:

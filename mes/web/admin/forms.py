@@ -93,7 +93,10 @@ class AuditFilterForm(FlaskForm):
         csrf = False
 
     record_type = StringField("Record type", validators=[Optional(), Length(max=64), OneLine()])
-    record_id = StringField("Record", validators=[Optional(), Length(max=200), OneLine()])
+    record_id = StringField(
+        "Record (ID, batch number, CODE vN or lot)",
+        validators=[Optional(), Length(max=200), OneLine()],
+    )
     username = StringField("User ID", validators=[Optional(), Length(max=32), OneLine()])
     since = DateField("From (date)", validators=[Optional()])
     until = DateField("To (date, inclusive)", validators=[Optional()])

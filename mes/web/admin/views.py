@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -9,15 +10,21 @@ from flask import (
     Blueprint,
     render_template,
     request,
+    url_for,
 )
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
-from mes.core.access import Permission, normalise_username, signing_roles_beside_admin
+from mes.core.access import (
+    Permission,
+    allowed,
+    normalise_username,
+    signing_roles_beside_admin,
+)
 from mes.core.audit import describe_changes
 from mes.services import configuration, terminals, training, users
 from mes.services.audit import AuditFilter, read_audit_trail
-from mes.web import site_zone, terminal_binding
+from mes.web import runtime, site_zone, terminal_binding
 from mes.web.actions import act, done, flashed, reading, reasons, shown_on, submitted
 from mes.web.admin.forms import (
     AdministratorsMaySignForm,
@@ -263,6 +270,21 @@ def training_page() -> ResponseReturnValue:
 # --- audit trail --------------------------------------------------------------------------
 
 
+def _batch_events_url() -> Callable[[str], str | None]:
+    """Where a reader of the audit trail sees a batch's events: its ledger in words.
+
+    At a spoke, the batch's record (its ledger); at the hub, the QA record's ledger section.
+    None where the reader may not read batch records (an administrator).
+    """
+    if runtime().settings.role == "spoke":
+        endpoint, permission, anchor = "operator.record", Permission.READ_BATCHES, None
+    else:
+        endpoint, permission, anchor = "qa.record", Permission.REVIEW_BATCHES, "ledger"
+    if not allowed(current_user.roles, permission):
+        return lambda _batch_id: None
+    return lambda batch_id: url_for(endpoint, batch_id=batch_id, _anchor=anchor)
+
+
 @bp.get("/audit")
 @requires(Permission.READ_AUDIT_TRAIL)
 def audit_trail() -> ResponseReturnValue:
@@ -287,13 +309,28 @@ def audit_trail() -> ResponseReturnValue:
         since=start_of(since) if since else None,
         until=start_of(until, 1) if until else None,
     )
+    # The spoke's trail is mostly sign-ins at its panels: hidden there unless asked for.
+    sign_ins = request.args.get("sign_ins")
+    if sign_ins not in ("hide", "show"):
+        sign_ins = "hide" if runtime().settings.role == "spoke" else "show"
     # Bounded: a huge page number would overflow the database's OFFSET (a 500, not a page).
     page_number = min(whole_number(request.args.get("page")) or 1, 1_000_000) or 1
     with reading(read_only=False) as (uow, ctx):
-        trail = read_audit_trail(uow, ctx, flt, page_number)
+        trail = read_audit_trail(uow, ctx, flt, page_number, hide_sign_ins=sign_ins == "hide")
     page, types = trail.page, trail.record_types
-    rows = [(entry, describe_changes(entry.old, entry.new)) for entry in page.entries]
+    rows = [
+        (entry, describe_changes(entry.old, entry.new), trail.name_of(entry))
+        for entry in page.entries
+    ]
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template(
-        "admin/audit.html", form=form, page=page, rows=rows, types=types, args=args
+        "admin/audit.html",
+        form=form,
+        page=page,
+        rows=rows,
+        types=types,
+        args=args,
+        sign_ins=sign_ins,
+        events_url=_batch_events_url(),
+        batch=trail.batch,
     ), status
