@@ -21,6 +21,9 @@ Every layer asks this module: the recipe validator, the forms' validators and th
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
 from mes.core.errors import InvalidInput
 
 MAX_FREE_TEXT = 2000  # a comment, a reason, a recorded text value: about a page
@@ -103,6 +106,25 @@ def one_line(text: str | None, label: str, *, max_length: int | None = None) -> 
             f"{label} is {len(value):,} characters long; at most {max_length:,} are allowed.",
             what_to_do=f"Shorten it to {max_length:,} characters or fewer.",
         )
+    return value
+
+
+def identifier(
+    text: str | None,
+    pattern: re.Pattern[str] | str,
+    what: str,
+    what_to_do: str,
+    *,
+    case: Callable[[str], str] | None = None,
+) -> str:
+    """``text`` without surrounding spaces (in ``case``, e.g. ``str.upper``) if it matches ``pattern``.
+
+    Else :class:`InvalidInput` "'<text>' is not <what>.", the text quoted as it was typed.
+    """
+    value = (text or "").strip()
+    value = case(value) if case is not None else value
+    if not re.match(pattern, value):
+        raise InvalidInput(f"'{text}' is not {what}.", what_to_do=what_to_do)
     return value
 
 
