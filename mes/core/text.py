@@ -22,7 +22,7 @@ Every layer asks this module: the recipe validator, the forms' validators and th
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from mes.core.errors import InvalidInput
 
@@ -126,6 +126,12 @@ def identifier(
     if not re.match(pattern, value):
         raise InvalidInput(f"'{text}' is not {what}.", what_to_do=what_to_do)
     return value
+
+
+def first_few(texts: Sequence[str], most: int, sep: str = ", ", last: str = " and ") -> str:
+    """The first ``most`` of ``texts`` joined by ``sep``, then how many more: "a, b and 3 more"."""
+    shown = sep.join(texts[:most])
+    return f"{shown}{last}{len(texts) - most} more" if len(texts) > most else shown
 
 
 def free_text(text: str | None, label: str, *, max_length: int = MAX_FREE_TEXT) -> str:
