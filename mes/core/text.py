@@ -134,6 +134,19 @@ def first_few(texts: Sequence[str], most: int, sep: str = ", ", last: str = " an
     return f"{shown}{last}{len(texts) - most} more" if len(texts) > most else shown
 
 
+def whole_number(text: str | None, *, most: int = 10**9) -> int | None:
+    """``text`` as a whole number from 0 to ``most`` written in ASCII digits, else None.
+
+    ``str.isdigit()`` is not enough: it accepts ``²`` (which ``int()`` refuses) and 5,000
+    digits (past ``int()``'s limit, and every database's integer).
+    """
+    text = (text or "").strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(most)):
+        return None
+    number = int(text)
+    return number if number <= most else None
+
+
 def free_text(text: str | None, label: str, *, max_length: int = MAX_FREE_TEXT) -> str:
     """``text`` as kept in the record (CR LF → LF, surrounding spaces removed), or refused.
 
