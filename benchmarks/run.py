@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psycopg
 
-from mes.core.audit import SYSTEM, EntryKind
+from mes.core.audit import SYSTEM, AuditEvent, EntryKind
 from mes.core.esign import Meaning
 from mes.core.keys import SiteKey
 from mes.core.passwords import hash_password, password_matches
@@ -69,9 +69,7 @@ def bench_database(kind: str, url: str, appends: int, history: int) -> dict[str,
     start = time.perf_counter()
 
     def append(work: UnitOfWork, i: int) -> None:
-        append_audit(
-            work.session,
-            site,
+        event = AuditEvent(
             at=at + timedelta(microseconds=i),
             actor=SYSTEM,
             terminal="bench",
@@ -83,6 +81,7 @@ def bench_database(kind: str, url: str, appends: int, history: int) -> dict[str,
             new={"value": i + 1},
             reason="benchmark",
         )
+        append_audit(work.session, site, event)
 
     for i in range(appends):
         with uow() as work:

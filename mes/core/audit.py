@@ -61,36 +61,37 @@ def require_reason(reason: str | None, what: str) -> str:
     return text
 
 
-def entry_body(
-    *,
-    seq: int,
-    prev: str,
-    at: datetime,
-    site: str,
-    terminal: str | None,
-    actor: Actor,
-    kind: EntryKind,
-    action: str,
-    record_type: str,
-    record_id: str,
-    old: Mapping[str, Any] | None,
-    new: Mapping[str, Any] | None,
-    reason: str | None,
-) -> dict[str, Any]:
-    """The content of one audit entry, exactly as it is hashed and signed."""
+@dataclass(frozen=True)
+class AuditEvent:
+    """What one audit entry says: who acted, when and where, on which record, before → after, why."""
+
+    at: datetime
+    actor: Actor
+    terminal: str | None
+    kind: EntryKind
+    action: str
+    record_type: str
+    record_id: str
+    old: Mapping[str, Any] | None = None
+    new: Mapping[str, Any] | None = None
+    reason: str | None = None
+
+
+def entry_body(*, seq: int, prev: str, site: str, event: AuditEvent) -> dict[str, Any]:
+    """The content of one audit entry (``event`` at chain link ``seq``), exactly as it is sealed."""
     return {
         "seq": seq,
         "prev": prev,
-        "at": utc_text(at),
+        "at": utc_text(event.at),
         "site": site,
-        "terminal": terminal,
-        "actor": actor.as_dict(),
-        "kind": kind.value,
-        "action": action,
-        "record": {"type": record_type, "id": record_id},
-        "old": dict(old) if old is not None else None,
-        "new": dict(new) if new is not None else None,
-        "reason": reason,
+        "terminal": event.terminal,
+        "actor": event.actor.as_dict(),
+        "kind": event.kind.value,
+        "action": event.action,
+        "record": {"type": event.record_type, "id": event.record_id},
+        "old": dict(event.old) if event.old is not None else None,
+        "new": dict(event.new) if event.new is not None else None,
+        "reason": event.reason,
     }
 
 

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from joserfc.errors import JoseError
-
 from mes.core.canonical import canonical_json, content_hash
 from mes.core.clock import utc_text
 from mes.core.compact_jws import (
@@ -26,7 +24,7 @@ from mes.core.compact_jws import (
     read_document,
     sign,
     unverified_part,
-    verified_payload,
+    verified_by,
 )
 from mes.core.errors import (
     BundleTampered,
@@ -122,20 +120,22 @@ def open_bundle(data: bytes | str, trusted: SitePublicKey, site_code: str) -> Bu
             what_to_do="Use the .jws file written by 'mes recipe publish' at the hub.",
         ) from None
     header = _header(token)
-    if header.get("kid") != trusted.key_id:
-        raise BundleUnknownKey(
-            f"The bundle is signed with key {header.get('kid')!r}, not the hub key this site "
+    verified = verified_by(
+        token,
+        header,
+        trusted,
+        MAX_BUNDLE_BYTES,
+        other_key=lambda kid: BundleUnknownKey(
+            f"The bundle is signed with key {kid!r}, not the hub key this site "
             f"trusts ({trusted.key_id}).",
             what_to_do="Install only bundles published by your hub; if the hub's key changed, "
             "re-pin it.",
-        )
-    try:
-        verified = verified_payload(token, trusted, MAX_BUNDLE_BYTES)
-    except (JoseError, ValueError, UnicodeError):
-        raise BundleTampered(
+        ),
+        altered=BundleTampered(
             "The bundle's signature does not verify: it was altered after the hub signed it.",
             what_to_do="Do not use this file; ask the hub to publish the bundle again.",
-        ) from None
+        ),
+    )
     payload = _payload(verified)
     recipe = payload["recipe"]
     if content_hash(recipe) != payload["content_hash"]:

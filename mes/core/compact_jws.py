@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from joserfc import jws
+from joserfc.errors import JoseError
 from joserfc.jwk import OKPKey
 
 from mes.core.canonical import strict_loads
@@ -41,6 +42,28 @@ def verified_payload(token: str, key: SitePublicKey, max_bytes: int) -> bytes:
     registry = jws.JWSRegistry(algorithms=[ALGORITHM])
     registry.max_payload_length = max_bytes * 4 // 3 + 4  # base64url of the payload
     return jws.deserialize_compact(token, jws_key(key), registry=registry).payload
+
+
+def verified_by(
+    token: str,
+    header: Mapping[str, Any],
+    key: SitePublicKey,
+    max_bytes: int,
+    *,
+    other_key: Callable[[Any], MesError],
+    altered: MesError,
+) -> bytes:
+    """The payload of a token signed with ``key``, which its ``header`` must name.
+
+    Refused with ``other_key(the key ID it names)`` when it names another key (never tried), and
+    with ``altered`` when the signature does not verify.
+    """
+    if header.get("kid") != key.key_id:
+        raise other_key(header.get("kid"))
+    try:
+        return verified_payload(token, key, max_bytes)
+    except (JoseError, ValueError, UnicodeError):
+        raise altered from None
 
 
 def unverified_part(token: str, index: int) -> Any:

@@ -199,6 +199,32 @@ class _Located:
     operation: Element | None = None
 
 
+def _children(
+    field: str,
+    old_parent: Mapping[str, Any] | None,
+    new_parent: Mapping[str, Any] | None,
+    old_located: Mapping[str, _Located] | None = None,
+    new_anywhere: Container[Hashable] | None = None,
+) -> tuple[list[tuple[Element | None, Element | None]], set[Hashable]]:
+    """The ``field`` children of an old and a new parent paired by ID, and the IDs moved within.
+
+    ``old_located``/``new_anywhere`` (every old and new element of that level) let a child be
+    paired with its old self wherever that was (:func:`_paired`).
+    """
+    old_items = old_parent[field] if old_parent else []
+    new_items = new_parent[field] if new_parent else []
+    moved = _moved_within([c["id"] for c in old_items], [c["id"] for c in new_items])
+    old_anywhere = None if old_located is None else {k: v.element for k, v in old_located.items()}
+    pairs = _paired(
+        old_items,
+        new_items,
+        lambda c: c["id"],
+        old_anywhere=old_anywhere,
+        new_anywhere=new_anywhere,
+    )
+    return pairs, moved
+
+
 def _index(recipe: Mapping[str, Any]) -> tuple[dict[str, _Located], dict[str, _Located]]:
     """Operations and phases of ``recipe`` by ID, with their parents."""
     operations: dict[str, _Located] = {}
@@ -457,10 +483,9 @@ class _Differ:
     # procedural elements ---------------------------------------------------------------
 
     def unit_procedures(self) -> None:
-        old_units, new_units = self.old["unit_procedures"], self.new["unit_procedures"]
-        moved = _moved_within([u["id"] for u in old_units], [u["id"] for u in new_units])
+        pairs, moved = _children("unit_procedures", self.old, self.new)
         previous: Element | None = None
-        for before, after in _paired(old_units, new_units, lambda u: u["id"]):
+        for before, after in pairs:
             if after is None:
                 assert before is not None
                 place = _unit_place(before)
@@ -484,18 +509,11 @@ class _Differ:
             previous = after
 
     def operations(self, old_unit: Element | None, new_unit: Element | None) -> None:
-        old_ops = old_unit["operations"] if old_unit else []
-        new_ops = new_unit["operations"] if new_unit else []
-        moved = _moved_within([o["id"] for o in old_ops], [o["id"] for o in new_ops])
-        old_anywhere = {k: v.element for k, v in self.old_operations.items()}
+        pairs, moved = _children(
+            "operations", old_unit, new_unit, self.old_operations, self.new_operations
+        )
         previous: Element | None = None
-        for before, after in _paired(
-            old_ops,
-            new_ops,
-            lambda o: o["id"],
-            old_anywhere=old_anywhere,
-            new_anywhere=self.new_operations,
-        ):
+        for before, after in pairs:
             if after is None:
                 assert before is not None and old_unit is not None
                 place = _operation_place(old_unit, before)
@@ -570,18 +588,9 @@ class _Differ:
 
     def phases(self, old_op: Element | None, new_op: Element | None, unit: Element) -> None:
         """The phases of one operation (``unit`` is the new parent, or the old one if removed)."""
-        old_phases = old_op["phases"] if old_op else []
-        new_phases = new_op["phases"] if new_op else []
-        moved = _moved_within([p["id"] for p in old_phases], [p["id"] for p in new_phases])
-        old_anywhere = {k: v.element for k, v in self.old_phases.items()}
+        pairs, moved = _children("phases", old_op, new_op, self.old_phases, self.new_phases)
         previous: Element | None = None
-        for before, after in _paired(
-            old_phases,
-            new_phases,
-            lambda p: p["id"],
-            old_anywhere=old_anywhere,
-            new_anywhere=self.new_phases,
-        ):
+        for before, after in pairs:
             if after is None:
                 assert before is not None and old_op is not None
                 located = self.old_phases[before["id"]]

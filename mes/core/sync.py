@@ -36,6 +36,7 @@ from mes.core.compact_jws import (
     read_document,
     sign,
     unverified_part,
+    verified_by,
     verified_payload,
 )
 from mes.core.entry import read_sealed_entries
@@ -168,20 +169,21 @@ def open_chunk(token: str, spoke_key: SitePublicKey, site_code: str) -> Chunk:
             f"The body is a JWS but not a batch-record chunk (type {header.get('typ')!r}).",
             what_to_do="Send chunks written by 'mes sync' or 'mes export'.",
         )
-    if header.get("kid") != spoke_key.key_id:
-        raise ChunkTampered(
-            f"The chunk is signed with key {header.get('kid')!r}, not the key {site_code} "
-            "enrolled with.",
+    verified = verified_by(
+        token,
+        header,
+        spoke_key,
+        MAX_CHUNK_BYTES,
+        other_key=lambda kid: ChunkTampered(
+            f"The chunk is signed with key {kid!r}, not the key {site_code} enrolled with.",
             what_to_do="Only the spoke's own key signs its chunks; if the spoke's key was "
             "replaced, ask the hub administrator (a key is never swapped silently).",
-        )
-    try:
-        verified = verified_payload(token, spoke_key, MAX_CHUNK_BYTES)
-    except (JoseError, ValueError, UnicodeError):
-        raise ChunkTampered(
+        ),
+        altered=ChunkTampered(
             "The chunk's signature does not verify: it was altered after the spoke signed it.",
             what_to_do="Nothing was stored; the spoke sends it again from its own record.",
-        ) from None
+        ),
+    )
     payload = _chunk_payload(verified)
     if payload["site"] != site_code:
         raise ChunkTampered(

@@ -21,6 +21,9 @@ Every layer asks this module: the recipe validator, the forms' validators and th
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Sequence
+
 from mes.core.errors import InvalidInput
 
 MAX_FREE_TEXT = 2000  # a comment, a reason, a recorded text value: about a page
@@ -104,6 +107,44 @@ def one_line(text: str | None, label: str, *, max_length: int | None = None) -> 
             what_to_do=f"Shorten it to {max_length:,} characters or fewer.",
         )
     return value
+
+
+def identifier(
+    text: str | None,
+    pattern: re.Pattern[str] | str,
+    what: str,
+    what_to_do: str,
+    *,
+    case: Callable[[str], str] | None = None,
+) -> str:
+    """``text`` without surrounding spaces (in ``case``, e.g. ``str.upper``) if it matches ``pattern``.
+
+    Else :class:`InvalidInput` "'<text>' is not <what>.", the text quoted as it was typed.
+    """
+    value = (text or "").strip()
+    value = case(value) if case is not None else value
+    if not re.match(pattern, value):
+        raise InvalidInput(f"'{text}' is not {what}.", what_to_do=what_to_do)
+    return value
+
+
+def first_few(texts: Sequence[str], most: int, sep: str = ", ", last: str = " and ") -> str:
+    """The first ``most`` of ``texts`` joined by ``sep``, then how many more: "a, b and 3 more"."""
+    shown = sep.join(texts[:most])
+    return f"{shown}{last}{len(texts) - most} more" if len(texts) > most else shown
+
+
+def whole_number(text: str | None, *, most: int = 10**9) -> int | None:
+    """``text`` as a whole number from 0 to ``most`` written in ASCII digits, else None.
+
+    ``str.isdigit()`` is not enough: it accepts ``²`` (which ``int()`` refuses) and 5,000
+    digits (past ``int()``'s limit, and every database's integer).
+    """
+    text = (text or "").strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(most)):
+        return None
+    number = int(text)
+    return number if number <= most else None
 
 
 def free_text(text: str | None, label: str, *, max_length: int = MAX_FREE_TEXT) -> str:

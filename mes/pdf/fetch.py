@@ -24,6 +24,7 @@ from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherRespons
 
 import mes
 from mes.core.errors import MesError
+from mes.core.text import first_few
 
 PACKAGE = Path(mes.__file__).resolve().parent
 
@@ -35,10 +36,9 @@ class ResourceRefused(MesError):
 
     def __init__(self, urls: list[str]) -> None:
         self.urls = list(urls)
-        shown = ", ".join(repr(url[:120]) for url in self.urls[:3])
-        more = f" and {len(self.urls) - 3} more" if len(self.urls) > 3 else ""
+        shown = first_few([repr(url[:120]) for url in self.urls], 3)
         super().__init__(
-            f"The printed record asked for {shown}{more}; the renderer reads nothing but "
+            f"The printed record asked for {shown}; the renderer reads nothing but "
             "data: URLs and the application's own files, so the record was not printed.",
             what_to_do="Report this to the administrator: the record's text or the print "
             "template refers to an outside resource.",

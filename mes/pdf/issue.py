@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mes.core.errors import MesError
+from mes.core.text import first_few
 from mes.pdf.readback import Expected, missing_words
 from mes.pdf.render import PartCache, render_record_pdf
 from mes.pdf.sign import sign_pdf
@@ -62,10 +63,9 @@ class RecordPrintIncomplete(RecordNotIssued):
 
     def __init__(self, number: str, missing: list[Expected]) -> None:
         self.missing = [item.what for item in missing]
-        shown = "; ".join(self.missing[:5])
-        more = f"; and {len(self.missing) - 5} more" if len(self.missing) > 5 else ""
+        shown = first_few(self.missing, 5, "; ", last="; and ")
         super().__init__(
-            f"The printed record of batch {number} does not show {shown}{more}. The hub does "
+            f"The printed record of batch {number} does not show {shown}. The hub does "
             "not sign a copy that leaves out part of the record.",
             what_to_do="Report this to the administrator: the record's text or the print "
             "template hides part of the record.",

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from mes.core.audit import EntryKind
+from mes.core.audit import AuditEvent, EntryKind
 from mes.core.clock import utc_text
 from mes.core.errors import ChainBroken, InvalidInput
 from mes.core.heads import (
@@ -335,9 +335,7 @@ def _security(uow: UnitOfWork, ctx: Context, site: str, action: str, reason: str
         uow.session, at=ctx.at, action="anchor", outcome="refused", peer=site[:12],
         code="audit-head", reason=reason,
     )  # fmt: skip
-    append_audit(
-        uow.session,
-        uow.site,
+    event = AuditEvent(
         at=ctx.at,
         actor=system_actor(ctx),
         terminal=ctx.terminal,
@@ -347,4 +345,5 @@ def _security(uow: UnitOfWork, ctx: Context, site: str, action: str, reason: str
         record_id=site[:200],
         reason=reason,
     )
+    append_audit(uow.session, uow.site, event)
     uow.commit()

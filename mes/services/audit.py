@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mes.core.access import Permission
-from mes.core.audit import Actor, EntryKind
+from mes.core.audit import Actor, AuditEvent, EntryKind
 from mes.core.heads import AnchoredVerification, verify_anchored
 from mes.services.anchors import audit_anchors
 from mes.services.context import Context, authorise
@@ -144,17 +144,7 @@ def record_entry(
     At the context's time and terminal, in the unit of work's transaction; a change of a site
     record unless `kind` says otherwise.
     """
-    return append_audit(
-        uow.session,
-        uow.site,
-        at=ctx.at,
-        actor=actor,
-        terminal=ctx.terminal,
-        kind=kind,
-        action=action,
-        record_type=record_type,
-        record_id=record_id,
-        old=old,
-        new=new,
-        reason=reason,
+    event = AuditEvent(
+        ctx.at, actor, ctx.terminal, kind, action, record_type, record_id, old, new, reason
     )
+    return append_audit(uow.session, uow.site, event)

@@ -19,7 +19,7 @@ from mes.core.batch import EquipmentInfo
 from mes.core.equipment import EQUIPMENT_STATUS_WORDS, EquipmentStatus
 from mes.core.errors import InvalidInput, NotFound
 from mes.core.recipe import recipe_schema
-from mes.core.text import free_text, one_line
+from mes.core.text import free_text, identifier, one_line
 from mes.services.audit import record_entry
 from mes.services.context import Context, authorise
 from mes.services.recipes import site_today
@@ -56,24 +56,14 @@ def known_classes() -> list[str]:
 
 
 def _id(equipment_id: str) -> str:
-    normalised = (equipment_id or "").strip().upper()
-    if not EQUIPMENT_ID.match(normalised):
-        raise InvalidInput(
-            f"'{equipment_id}' is not an equipment ID.",
-            what_to_do="Use capital letters, digits and '-' as on the ID label (e.g. CC-01).",
-        )
-    return normalised
+    how = "Use capital letters, digits and '-' as on the ID label (e.g. CC-01)."
+    return identifier(equipment_id, EQUIPMENT_ID, "an equipment ID", how, case=str.upper)
 
 
 def _class(equipment_class: str) -> str:
-    text = (equipment_class or "").strip().lower()
     pattern = recipe_schema()["$defs"].get("id", {}).get("pattern", r"^[a-z][a-z0-9_]{0,47}$")
-    if not re.match(pattern, text):
-        raise InvalidInput(
-            f"'{equipment_class}' is not an equipment class.",
-            what_to_do="Use the class ID the recipes use, e.g. cell_counter.",
-        )
-    return text
+    how = "Use the class ID the recipes use, e.g. cell_counter."
+    return identifier(equipment_class, pattern, "an equipment class", how, case=str.lower)
 
 
 def log(
@@ -253,9 +243,7 @@ def in_use_by(uow: UnitOfWork, equipment_id: str) -> str | None:
 def equipment_info(uow: UnitOfWork, scanned: str) -> EquipmentInfo | None:
     """A scanned instrument as the batch rules judge it (None when no such ID is registered)."""
     text = (scanned or "").strip().upper()
-    if not text:
-        return None
-    equipment = store.instrument(uow.session, text)
+    equipment = store.instrument(uow.session, text) if text else None
     if equipment is None:
         return None
     return EquipmentInfo(

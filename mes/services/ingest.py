@@ -72,16 +72,26 @@ class Caller:
     clock_offset: float | None = None  # its timestamp minus the hub's clock (s)
 
 
-def _check_signature(
-    uow: UnitOfWork,
-    at: datetime,
-    headers: Any,
-    method: str,
-    path: str,
-    body: bytes,
-    skew_seconds: int,
-) -> Caller:
+@dataclass(frozen=True)
+class Received:
+    """A sync request as the hub received it: what its signature covers, and how it is judged.
+
+    ``skew_seconds``: how far the spoke's clock may be from the hub's; ``source``: the address
+    its refusals are counted under.
+    """
+
+    at: datetime
+    headers: Any
+    method: str
+    path: str
+    body: bytes
+    skew_seconds: int
+    source: str = UNKNOWN_SOURCE
+
+
+def _check_signature(uow: UnitOfWork, request: Received) -> Caller:
     """Who signed the request, checked without writing (and without the write lock)."""
+    at, headers, skew_seconds = request.at, request.headers, request.skew_seconds
     claimed = str(headers.get(SITE_HEADER) or "")
     signed = SignedRequest.from_headers(headers)
     if not SITE_CODE.fullmatch(claimed):  # before the database sees it (no NUL in PostgreSQL)
@@ -100,7 +110,13 @@ def _check_signature(
         status, reason = spoke.status, spoke.status_reason
     try:
         offset = check_request(
-            signed, method, path, body, key=key, now=at, skew_seconds=skew_seconds
+            signed,
+            request.method,
+            request.path,
+            request.body,
+            key=key,
+            now=at,
+            skew_seconds=skew_seconds,
         )
     except RequestUnauthenticated as stale:
         if stale.clock_offset_seconds is not None:
@@ -121,11 +137,10 @@ def _note_stale_clock(uow: UnitOfWork, site: str, at: datetime, offset: float) -
     uow.commit()
 
 
-def _admit(
-    uow: UnitOfWork, caller: Caller, at: datetime, skew_seconds: int, *, prune: bool = True
-) -> None:
+def _admit(uow: UnitOfWork, caller: Caller, request: Received, *, prune: bool = True) -> None:
     """Remember the request's nonce (a replay is refused by every worker) and the contact."""
-    keep = timedelta(seconds=2 * skew_seconds + 60)
+    at = request.at
+    keep = timedelta(seconds=2 * request.skew_seconds + 60)
     # Read again in this transaction: it may have been suspended while the request was checked.
     status, reason = spokes_store.spoke_status(uow.session, caller.site)
     require_active(caller.site, status, reason, "requests")
@@ -137,22 +152,14 @@ def _admit(
     note_contact(uow.session, caller.site, at, caller.clock_offset)
 
 
-def _refused_request(
-    uow: UnitOfWork,
-    at: datetime,
-    headers: Any,
-    method: str,
-    path: str,
-    refusal: SyncRefused,
-    source: str,
-) -> None:
+def _refused_request(uow: UnitOfWork, request: Received, refusal: SyncRefused) -> None:
     """Log a refused sync request: in full if it is the source's first of a window, else counted.
 
     Anyone can send requests that are not signed by an enrolled spoke, and a suspended spoke
     keeps asking every few seconds; the sync log is append-only, so each source's refusals are
     counted per window and recorded once as a burst (:mod:`mes.services.throttle`).
     """
-    claimed = str(headers.get(SITE_HEADER) or "")
+    claimed = str(request.headers.get(SITE_HEADER) or "")
     uow.rollback()
     # Each distinct refusal (its code and words: not enrolled, revoked, clock off by …) is
     # logged in full the first time in a source's window, up to the window's few distinct
@@ -164,34 +171,26 @@ def _refused_request(
     signed = isinstance(refusal, RequestReplayed | SpokeNotActive) or (
         isinstance(refusal, RequestUnauthenticated) and refusal.clock_offset_seconds is not None
     )
+    source = request.source
     counted_as = f"{source} ({claimed})" if signed and SITE_CODE.fullmatch(claimed) else source
-    window = throttle.count_refusal(uow, Attempt.SYNC_REQUEST, counted_as, at, reason)
+    window = throttle.count_refusal(uow, Attempt.SYNC_REQUEST, counted_as, request.at, reason)
     if window.reasons.get(reason) != 1:
         uow.commit()
         return
     log_event(
         uow.session,
-        at=at,
+        at=request.at,
         action="request",
         outcome="refused",
         peer=claimed if SITE_CODE.fullmatch(claimed) else None,  # no NUL reaches PostgreSQL
-        item=f"{method} {path} from {source}".replace("\x00", "\\x00"),  # no NUL in PostgreSQL
+        item=f"{request.method} {request.path} from {source}".replace("\x00", "\\x00"),
         code=refusal.code,
         reason=refusal.message,
     )
     uow.commit()
 
 
-def authenticate(
-    uow: UnitOfWork,
-    at: datetime,
-    headers: Any,
-    method: str,
-    path: str,
-    body: bytes,
-    skew_seconds: int,
-    source: str = UNKNOWN_SOURCE,
-) -> str:
+def authenticate(uow: UnitOfWork, request: Received) -> str:
     """Check a sync request's signature headers; return the spoke's code. One transaction.
 
     The nonce is remembered in the database (so every worker refuses a replay) and the spoke's
@@ -199,25 +198,16 @@ def authenticate(
     """
     require_hub(uow)
     try:
-        caller = _check_signature(uow, at, headers, method, path, body, skew_seconds)
-        _admit(uow, caller, at, skew_seconds)
+        caller = _check_signature(uow, request)
+        _admit(uow, caller, request)
     except SyncRefused as refusal:
-        _refused_request(uow, at, headers, method, path, refusal, source)
+        _refused_request(uow, request, refusal)
         raise
     uow.commit()
     return caller.site
 
 
-def receive_chunk(
-    uow: UnitOfWork,
-    at: datetime,
-    headers: Any,
-    method: str,
-    path: str,
-    body: bytes,
-    skew_seconds: int,
-    source: str = UNKNOWN_SOURCE,
-) -> Ack:
+def receive_chunk(uow: UnitOfWork, request: Received) -> Ack:
     """A signed push of a chunk: authenticate it and store what is new, in one transaction.
 
     The request's signature and every signature and hash of the chunk are checked first,
@@ -225,12 +215,12 @@ def receive_chunk(
     """
     require_hub(uow)
     try:
-        caller = _check_signature(uow, at, headers, method, path, body, skew_seconds)
+        caller = _check_signature(uow, request)
     except SyncRefused as refusal:
-        _refused_request(uow, at, headers, method, path, refusal, source)
+        _refused_request(uow, request, refusal)
         raise
     try:
-        token = body.decode("ascii").strip()
+        token = request.body.decode("ascii").strip()
     except UnicodeDecodeError:
         token = ""  # not a JWS: open_chunk says so
 
@@ -238,12 +228,12 @@ def receive_chunk(
         try:
             # Old nonces are forgotten by the short requests (every round lists the bundles
             # first), not inside a push's transaction, where two workers would queue on them.
-            _admit(uow, caller, at, skew_seconds, prune=False)
+            _admit(uow, caller, request, prune=False)
         except (RequestReplayed, SpokeNotActive) as refusal:
-            _refused_request(uow, at, headers, method, path, refusal, source)
+            _refused_request(uow, request, refusal)
             raise
 
-    ack = _ingest(uow, at, caller.site, caller.key, token, "network", admit)
+    ack = _ingest(uow, request.at, caller.site, caller.key, token, "network", admit)
     message = ack_message(caller.site, ack.batch, ack.last_seq, ack.last_hash, caller.nonce)
     return replace(ack, signature=uow.site.key.sign(message))
 

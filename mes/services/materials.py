@@ -17,7 +17,7 @@ from mes.core.batch import LotInfo
 from mes.core.errors import InvalidInput, NotFound
 from mes.core.esign import Meaning
 from mes.core.materials import LotStatus
-from mes.core.text import one_line
+from mes.core.text import identifier, one_line
 from mes.core.units import is_known_unit
 from mes.services.audit import record_entry
 from mes.services.context import Context, authorise
@@ -38,23 +38,13 @@ LOT_RECORD_TYPE = "material-lot"
 
 
 def _code(code: str) -> str:
-    normalised = (code or "").strip().upper()
-    if not MATERIAL_CODE.match(normalised):
-        raise InvalidInput(
-            f"'{code}' is not a material code.",
-            what_to_do="Use capital letters, digits and '-', as in the recipes (e.g. MAT-TS520).",
-        )
-    return normalised
+    how = "Use capital letters, digits and '-', as in the recipes (e.g. MAT-TS520)."
+    return identifier(code, MATERIAL_CODE, "a material code", how, case=str.upper)
 
 
 def _lot_number(lot_number: str) -> str:
-    text = (lot_number or "").strip()
-    if not LOT_NUMBER.match(text):
-        raise InvalidInput(
-            f"'{lot_number}' is not a lot number.",
-            what_to_do="Use letters, digits and . _ / - (up to 64), as on the supplier's label.",
-        )
-    return text
+    how = "Use letters, digits and . _ / - (up to 64), as on the supplier's label."
+    return identifier(lot_number, LOT_NUMBER, "a lot number", how)
 
 
 def add_material(uow: UnitOfWork, ctx: Context, *, code: str, name: str, unit: str) -> Material:
@@ -198,9 +188,7 @@ def find_lot(uow: UnitOfWork, lot_number: str, *, lock: bool = False) -> Materia
 def lot_info(uow: UnitOfWork, scanned: str) -> LotInfo | None:
     """A scanned lot as the batch rules judge it (None when no such lot is registered)."""
     text = (scanned or "").strip()
-    if not text:
-        return None
-    row = store.lot_with_material(uow.session, text)
+    row = store.lot_with_material(uow.session, text) if text else None
     if row is None:
         return None
     lot, material = row

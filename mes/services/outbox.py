@@ -155,45 +155,40 @@ def acknowledge(
     the spoke's receipt for the batch head (:func:`mes.services.anchors.keep_hub_receipt`).
     """
     ours = store.entry_hash(uow.session, batch_id, last_seq)
-    link = hub_link(uow)
-    peer = link.hub_code if link else None
     if ours is None or ours != last_hash:
         reason = (
             f"The hub acknowledged entry {last_seq} with hash {last_hash[:12]}…, which is not "
             "this spoke's entry: the copies differ."
         )
         mark_refused(uow.session, batch_id, "ack-mismatch", reason, at)
-        log_event(
-            uow.session,
-            at=at,
-            action="push",
-            outcome="refused",
-            peer=peer,
-            via=via,
+        note(
+            uow,
+            at,
+            "push",
+            "refused",
             batch_id=batch_id,
-            last_seq=last_seq,
             code="ack-mismatch",
             reason=reason,
+            via=via,
+            last_seq=last_seq,
         )
-        uow.commit()
         return False
     move_mark(uow.session, batch_id, last_seq, last_hash, at)
     if receipt is not None:
         nonce, signature = receipt
         keep_hub_receipt(uow, at, batch_id, last_seq, last_hash, nonce=nonce, signature=signature)
-    log_event(
-        uow.session,
-        at=at,
-        action="push",
-        outcome="accepted" if stored else "duplicate",
-        peer=peer,
-        via=via,
+    outcome = "accepted" if stored else "duplicate"
+    note(
+        uow,
+        at,
+        "push",
+        outcome,
         batch_id=batch_id,
+        via=via,
         last_seq=last_seq,
         stored=stored,
         duplicates=duplicates,
     )
-    uow.commit()
     return True
 
 
@@ -216,8 +211,14 @@ def note(
     code: str | None = None,
     reason: str | None = None,
     via: str = "network",
+    last_seq: int | None = None,
+    stored: int = 0,
+    duplicates: int = 0,
 ) -> None:
-    """Log what a sync round did or why it failed (e.g. the hub could not be reached)."""
+    """Log what a sync round did or why it failed (e.g. the hub could not be reached); commit.
+
+    The hub this spoke is linked to is the log line's peer.
+    """
     link = hub_link(uow)
     log_event(
         uow.session,
@@ -228,6 +229,9 @@ def note(
         via=via,
         batch_id=batch_id,
         item=item,
+        last_seq=last_seq,
+        stored=stored,
+        duplicates=duplicates,
         code=code,
         reason=reason,
     )

@@ -10,10 +10,10 @@ ingest of batch records are in :mod:`mes.services.ingest`; the network overview 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from sqlalchemy.exc import IntegrityError
@@ -36,7 +36,7 @@ from mes.services import throttle
 from mes.services.audit import record_entry
 from mes.services.context import Context, authorise, system_actor
 from mes.services.ids import new_id
-from mes.settings import check_site_code
+from mes.settings import check_site_code, check_time_zone
 from mes.store import recipes
 from mes.store import spokes as store
 from mes.store.models import Spoke
@@ -108,26 +108,25 @@ class EnrollmentTicket:
     expires_at: datetime
 
 
+def _as_input(check: Callable[[str], str], value: str) -> str:
+    """A settings check of a value typed in a form: its refusal is bad input, not configuration."""
+    try:
+        return check(value)
+    except ConfigurationError as err:
+        raise InvalidInput(err.message, what_to_do=err.what_to_do) from None
+
+
 def add_spoke(
     uow: UnitOfWork, ctx: Context, code: str, name: str, time_zone: str
 ) -> EnrollmentTicket:
     """Register a spoke site and issue its first one-time enrollment code."""
     actor = authorise(uow, ctx, Permission.MANAGE_SPOKES)
     require_hub(uow)
-    try:
-        code = check_site_code(code.strip().upper())
-    except ConfigurationError as err:
-        raise InvalidInput(err.message, what_to_do=err.what_to_do) from None
+    code = _as_input(check_site_code, code.strip().upper())
     name = " ".join(one_line(name, "The site name", max_length=200).split())
     if not name:
         raise InvalidInput("A spoke needs a name.", what_to_do="Give the site's name.")
-    try:
-        ZoneInfo(time_zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInput(
-            f"'{time_zone}' is not a known time zone.",
-            what_to_do="Use an IANA name such as Europe/London.",
-        ) from None
+    _as_input(check_time_zone, time_zone)
     if code == uow.site.code or store.spoke(uow.session, code) is not None:
         raise InvalidInput(
             f"Site code {code} is already taken.", what_to_do="Choose another site code."

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from mes.core import throttle as rules
-from mes.core.audit import Actor, EntryKind
+from mes.core.audit import Actor, AuditEvent, EntryKind
 from mes.core.errors import TooManyAttempts
 from mes.core.throttle import Attempt, Window
 from mes.store import throttle as store
@@ -115,9 +115,7 @@ def _summarise(
     """One record of a burst: in the audit trail (login, enrollment) and the sync log (sync)."""
     text = rules.summary(attempt, source, window)
     if attempt in (Attempt.LOGIN, Attempt.ENROLLMENT):
-        append_audit(
-            uow.session,
-            uow.site,
+        event = AuditEvent(
             at=at,
             actor=anonymous_actor(source),
             terminal=f"anonymous requests from {source}",
@@ -128,6 +126,7 @@ def _summarise(
             new=_counts(window),
             reason=text,
         )
+        append_audit(uow.session, uow.site, event)
     if attempt in (Attempt.ENROLLMENT, Attempt.SYNC_REQUEST):
         log_event(
             uow.session,

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from datetime import datetime
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mes.core.audit import Actor, EntryKind, entry_body
+from mes.core.audit import AuditEvent, EntryKind, entry_body
 from mes.core.heads import SignedHead, audit_chain, sign_head
 from mes.core.ledger import ChainHead as CoreChainHead
 from mes.core.ledger import SealedEntry, next_link, seal
@@ -36,21 +35,7 @@ def lock_audit_chain(session: Session) -> None:
     _locked_head(session, AUDIT_CHAIN)
 
 
-def append_audit(
-    session: Session,
-    site: Site,
-    *,
-    at: datetime,
-    actor: Actor,
-    terminal: str | None,
-    kind: EntryKind,
-    action: str,
-    record_type: str,
-    record_id: str,
-    old: Mapping[str, Any] | None = None,
-    new: Mapping[str, Any] | None = None,
-    reason: str | None = None,
-) -> AuditEntry:
+def append_audit(session: Session, site: Site, event: AuditEvent) -> AuditEntry:
     """Append one sealed entry to the audit chain in the session's transaction.
 
     The head moves with the site's signature of it (and, where the site keeps a checkpoint
@@ -58,38 +43,24 @@ def append_audit(
     """
     head = _locked_head(session, AUDIT_CHAIN)
     seq, prev = next_link(head.last_seq, head.last_hash)
-    body = entry_body(
-        seq=seq,
-        prev=prev,
-        at=at,
-        site=site.code,
-        terminal=terminal,
-        actor=actor,
-        kind=kind,
-        action=action,
-        record_type=record_type,
-        record_id=record_id,
-        old=old,
-        new=new,
-        reason=reason,
-    )
+    body = entry_body(seq=seq, prev=prev, site=site.code, event=event)
     sealed = seal(body, site.key)
     row = AuditEntry(
         seq=seq,
         prev=prev,
         at=body["at"],
         site=site.code,
-        terminal=terminal,
-        actor_id=actor.user_id,
-        actor_username=actor.username,
-        actor_name=actor.name,
-        kind=kind.value,
-        action=action,
-        record_type=record_type,
-        record_id=record_id,
+        terminal=event.terminal,
+        actor_id=event.actor.user_id,
+        actor_username=event.actor.username,
+        actor_name=event.actor.name,
+        kind=body["kind"],
+        action=event.action,
+        record_type=event.record_type,
+        record_id=event.record_id,
         old=body["old"],
         new=body["new"],
-        reason=reason,
+        reason=event.reason,
         hash=sealed.hash,
         signature=sealed.signature,
     )

@@ -18,6 +18,7 @@ from wtforms import DateField as _WTFormsDateField
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from mes.core.text import MAX_FREE_TEXT, free_text_problem, line_problem
+from mes.core.text import whole_number as whole_number  # re-exported: views parse numbers here
 
 
 class OneLine:
@@ -60,19 +61,6 @@ class DateField(_WTFormsDateField):
             raise ValidationError(
                 f"Give a date from {FIRST_DATE.isoformat()} to {LAST_DATE.isoformat()}."
             )
-
-
-def whole_number(text: str | None, *, most: int = 10**9) -> int | None:
-    """``text`` as a whole number from 0 to ``most`` written in ASCII digits, else None.
-
-    ``str.isdigit()`` is not enough: it accepts ``²`` (which ``int()`` refuses) and 5,000
-    digits (past ``int()``'s limit, and every database's integer).
-    """
-    text = (text or "").strip()
-    if not (text.isascii() and text.isdigit()) or len(text) > len(str(most)):
-        return None
-    number = int(text)
-    return number if number <= most else None
 
 
 class SignatureForm(FlaskForm):

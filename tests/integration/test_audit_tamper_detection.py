@@ -14,7 +14,7 @@ from integration_helpers import audit_entries, genuine_audit_trail
 from sqlalchemy import Engine, insert, update
 from support import NOW
 
-from mes.core.audit import SYSTEM, EntryKind, entry_body
+from mes.core.audit import SYSTEM, AuditEvent, EntryKind, entry_body
 from mes.core.errors import ChainBroken
 from mes.core.keys import SiteKey
 from mes.core.ledger import SealedEntry, seal
@@ -62,17 +62,19 @@ def forged(after: AuditEntry, key: SiteKey) -> SealedEntry:
     body = entry_body(
         seq=after.seq + 1,
         prev=after.hash,
-        at=NOW + timedelta(hours=1),
         site="TEST",
-        terminal="command line tester@testhost",
-        actor=SYSTEM,
-        kind=EntryKind.CHANGE,
-        action="roles changed",
-        record_type="user",
-        record_id="erin",
-        old={"roles": ["operator"]},
-        new={"roles": ["admin"]},
-        reason="approved by QA",
+        event=AuditEvent(
+            at=NOW + timedelta(hours=1),
+            terminal="command line tester@testhost",
+            actor=SYSTEM,
+            kind=EntryKind.CHANGE,
+            action="roles changed",
+            record_type="user",
+            record_id="erin",
+            old={"roles": ["operator"]},
+            new={"roles": ["admin"]},
+            reason="approved by QA",
+        ),
     )
     return seal(body, key)
 

@@ -53,6 +53,7 @@ from mes.core.sync import enrollment_code_hash, make_acks, make_chunk, open_chun
 from mes.services import ingest as hub_ingest
 from mes.services import outbox, spokes
 from mes.services.context import Context
+from mes.services.ingest import Received
 from mes.services.recipes import install_bundle
 from mes.store import batches as store
 from mes.store.engine import make_engine, session_factory
@@ -334,7 +335,7 @@ def test_enrollment_pins_the_spokes_key_and_answers_with_the_hubs(make_uow, site
     old = sign_request("POST", PATH, b"", site=SPOKE, key=key, at=NOW, nonce="n" * 20)
     with make_uow() as uow:
         refused(
-            lambda: hub_ingest.authenticate(uow, NOW, old, "POST", PATH, b"", skew_seconds=SKEW),
+            lambda: hub_ingest.authenticate(uow, Received(NOW, old, "POST", PATH, b"", SKEW)),
             RequestUnauthenticated,
         )
 
@@ -438,7 +439,7 @@ def test_signed_requests_are_checked_and_replays_refused_by_every_worker(make_uo
         source = f"10.8.1.{next(addresses)}"
         with uow_factory() as uow:
             return hub_ingest.authenticate(
-                uow, at, headers, "POST", PATH, b"body", skew_seconds=SKEW, source=source
+                uow, Received(at, headers, "POST", PATH, b"body", SKEW, source)
             )
 
     first = sent("first-nonce-0000001")
@@ -514,7 +515,7 @@ def test_signed_requests_are_checked_and_replays_refused_by_every_worker(make_uo
     assert count(make_uow, SyncNonce) == 2
     with make_uow() as uow:
         refused(
-            lambda: hub_ingest.authenticate(uow, NOW, {}, "POST", PATH, b"", skew_seconds=SKEW),
+            lambda: hub_ingest.authenticate(uow, Received(NOW, {}, "POST", PATH, b"", SKEW)),
             RequestUnauthenticated,
         )
 
@@ -526,7 +527,7 @@ def test_nonces_are_forgotten_once_no_request_could_still_carry_them(make_uow):
     def authenticate(nonce: str, at) -> str:
         headers = sign_request("GET", "/x", b"", site=SPOKE, key=key, at=at, nonce=nonce)
         with make_uow() as uow:
-            return hub_ingest.authenticate(uow, at, headers, "GET", "/x", b"", skew_seconds=SKEW)
+            return hub_ingest.authenticate(uow, Received(at, headers, "GET", "/x", b"", SKEW))
 
     authenticate("nonce-from-the-morning", NOW)
     keep = timedelta(seconds=2 * SKEW + 60)

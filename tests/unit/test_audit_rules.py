@@ -9,6 +9,7 @@ import pytest
 
 from mes.core.audit import (
     Actor,
+    AuditEvent,
     EntryKind,
     FieldChange,
     describe_changes,
@@ -33,17 +34,19 @@ def test_an_entry_records_who_what_when_in_utc_where_old_new_and_why():
     body = entry_body(
         seq=7,
         prev="a" * 64,
-        at=datetime(2026, 11, 21, 10, 0, tzinfo=timezone(timedelta(hours=1))),
         site="TEST",
-        terminal="Bench 1",
-        actor=Actor(user_id="u-1", username="admin1", name="Ada Admin"),
-        kind=EntryKind.CHANGE,
-        action="roles changed",
-        record_type="user",
-        record_id="alice",
-        old={"roles": ["operator"]},
-        new={"roles": ["operator", "qa"]},
-        reason="promoted",
+        event=AuditEvent(
+            at=datetime(2026, 11, 21, 10, 0, tzinfo=timezone(timedelta(hours=1))),
+            terminal="Bench 1",
+            actor=Actor(user_id="u-1", username="admin1", name="Ada Admin"),
+            kind=EntryKind.CHANGE,
+            action="roles changed",
+            record_type="user",
+            record_id="alice",
+            old={"roles": ["operator"]},
+            new={"roles": ["operator", "qa"]},
+            reason="promoted",
+        ),
     )
     assert body == {
         "seq": 7,

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mes.core.audit import Actor, EntryKind, entry_body
+from mes.core.audit import Actor, AuditEvent, EntryKind, entry_body
 from mes.core.canonical import canonical_json, content_hash
 from mes.core.errors import ChainBroken
 from mes.core.keys import SiteKey
@@ -30,17 +30,19 @@ def _body(seq: int, prev: str, n: int | None = None) -> dict[str, Any]:
     return entry_body(
         seq=seq,
         prev=prev,
-        at=START + timedelta(minutes=n),
         site="TEST",
-        terminal="Bench 1",
-        actor=ALICE,
-        kind=EntryKind.CHANGE,
-        action="training recorded",
-        record_type="training",
-        record_id=f"alice/SOP-{n}",
-        old=None,
-        new={"qualified_on": "2026-11-21", "n": n},
-        reason=None,
+        event=AuditEvent(
+            at=START + timedelta(minutes=n),
+            terminal="Bench 1",
+            actor=ALICE,
+            kind=EntryKind.CHANGE,
+            action="training recorded",
+            record_type="training",
+            record_id=f"alice/SOP-{n}",
+            old=None,
+            new={"qualified_on": "2026-11-21", "n": n},
+            reason=None,
+        ),
     )
 
 

@@ -41,6 +41,7 @@ from mes.core.phases.value_words import local_at, phase_name, who_text
 from mes.core.phases.words import quoted
 from mes.core.recipe.parts import listed, repeated
 from mes.core.recipe.problems import Path
+from mes.core.text import whole_number
 
 if TYPE_CHECKING:
     from xml.etree import ElementTree as ET
@@ -174,15 +175,6 @@ def equipment_refusal(
     return None
 
 
-def _slot_number(text: str, most: int = 10_000) -> int | None:
-    """A slot written as ASCII digits from 0 to ``most``, else None (never a huge number)."""
-    text = (text or "").strip()
-    if not (text.isascii() and text.isdigit()) or len(text) > len(str(most)):
-        return None
-    number = int(text)
-    return number if number <= most else None
-
-
 class Equipment(Scans):
     """The instruments a phase uses: one per slot, by class, scanned and checked."""
 
@@ -218,7 +210,7 @@ class Equipment(Scans):
         return phase.equipment
 
     def slot(self, name: str) -> Hashable | None:
-        return _slot_number(name)
+        return whole_number(name, most=10_000)
 
     def scan(
         self, batch: Batch, phase_id: str, slot: Hashable, scanned: str, acting: Acting

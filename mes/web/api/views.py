@@ -24,7 +24,7 @@ from mes.core.errors import (
 )
 from mes.services.anchors import countersign_audit_head, read_audit_head_request
 from mes.services.document_certificate import document_certificate_pem
-from mes.services.ingest import authenticate, receive_chunk
+from mes.services.ingest import Received, authenticate, receive_chunk
 from mes.services.review import review_updates
 from mes.services.spokes import bundle_token, bundles_for, enroll
 from mes.settings import SITE_CODE
@@ -73,20 +73,17 @@ def _body() -> bytes:
     return request.get_data(cache=True)
 
 
-def _as_signed() -> tuple[Any, ...]:
-    """What the hub checks of a signed request: when, headers, method, path, body, skew, source.
-
-    The source is the address the request's refusals are counted under.
-    """
+def _as_signed() -> Received:
+    """What the hub checks of a signed request (its refusals counted under its address)."""
     skew = runtime().settings.sync_clock_skew_seconds
     path = request.full_path.rstrip("?")
-    return (g.now, request.headers, request.method, path, _body(), skew, request_source())
+    return Received(g.now, request.headers, request.method, path, _body(), skew, request_source())
 
 
 def _signed() -> str:
     """The enrolled, active spoke that signed this request (or a 4xx refusal)."""
     with runtime().uow() as uow:
-        return authenticate(uow, *_as_signed())
+        return authenticate(uow, _as_signed())
 
 
 @bp.get("/")
@@ -191,7 +188,7 @@ def push_chunk() -> ResponseReturnValue:
     # The request's signature, the chunk's and every entry's are checked before anything is
     # written; then the nonce and the new entries are stored in one transaction.
     with runtime().uow() as uow:
-        ack = receive_chunk(uow, *_as_signed())
+        ack = receive_chunk(uow, _as_signed())
     faults_after_commit()
     return jsonify(ack.as_json())
 
