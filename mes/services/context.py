@@ -24,13 +24,17 @@ class Context:
     """Who acts, from which terminal, at what server time.
 
     ``user_id`` None means the server's command line; ``terminal`` is the label recorded in
-    every entry; ``terminal_id`` is the registered terminal the browser is bound to, if any.
+    every entry; ``terminal_id`` is the registered terminal the browser is bound to, if any;
+    ``signed_with``: how the first signing of the continuous session identified the user
+    (:class:`mes.core.esign.SigningMethod` value; None before it), so that later signings take
+    that method's secret (11.200(a)(1)(i)).
     """
 
     at: datetime
     user_id: str | None
     terminal: str | None
     terminal_id: str | None = None
+    signed_with: str | None = None
 
     @classmethod
     def command_line(cls, at: datetime, os_user: str, host: str) -> Context:
