@@ -193,7 +193,7 @@ def check_signer_identity(
         session_method=session_method,
     )
     check_signing_method(method, allowed)
-    if method is SigningMethod.BADGE_PIN:
+    if badge_given:
         if badge_holder is None:
             raise UnknownBadge(
                 "This badge is not enrolled, or it was revoked.",
