@@ -4,6 +4,7 @@ badges, setting PINs, logging in and signing by badge, and the site's choice of 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 from integration_helpers import attest, audit_entries, sign_phase
@@ -22,6 +23,7 @@ from mes.core.errors import (
     WeakPassword,
 )
 from mes.core.esign import Meaning
+from mes.core.sessions import SessionPolicy
 from mes.services.badges import (
     BadgeTaken,
     badge_of,
@@ -33,6 +35,7 @@ from mes.services.badges import (
 )
 from mes.services.configuration import set_signing_methods, signing_methods
 from mes.services.esign import Credentials, check_password_first, sign_record
+from mes.services.sessions import find_session, mark_signed, open_session
 from mes.services.users import authenticate, authenticate_by_badge, find_user
 from mes.store.models import AuditEntry, Badge, PinHistory
 
@@ -131,6 +134,12 @@ def test_a_badge_enrolled_to_anyone_cannot_be_enrolled_again(make_uow, carol, cr
 def test_a_revoked_badge_stops_identifying_at_once_and_the_revocation_is_audited(
     make_uow, carol, create_user, cli_ctx
 ):
+    with make_uow() as uow:
+        token = open_session(
+            uow, user_ctx(carol), SessionPolicy(timedelta(minutes=5), timedelta(hours=12))
+        )
+    with make_uow() as uow:
+        mark_signed(uow, token, "badge_pin")
     with make_uow() as uow, pytest.raises(InvalidInput, match="reason"):
         revoke_badge(uow, cli_ctx, "carol", "  ")
     with make_uow() as uow:
@@ -146,6 +155,9 @@ def test_a_revoked_badge_stops_identifying_at_once_and_the_revocation_is_audited
     )
     with make_uow() as uow, pytest.raises(LoginRefused):
         authenticate_by_badge(uow, user_ctx(carol), BADGE, PIN)
+    with make_uow() as uow:  # a session that signed by this badge signs in full again
+        assert find_session(uow, token).signed_with is None
+        assert not find_session(uow, token).signed
     with pytest.raises(UnknownBadge):
         sign(make_uow, user_ctx(carol), badge=BADGE)
     # The card found again may be given to someone else; nothing was deleted.

@@ -93,6 +93,9 @@ def test_a_wrong_pin_at_login_is_refused_in_the_common_words_and_counted(client,
     ]
     assert logged_in_user(client) is None
     assert user_row("alice").failed_attempts == 1
+    # The badge field is empty again (focused): the next scan does not land after the last one.
+    badge = _input(text(response), "badge")
+    assert 'value=""' in badge and " autofocus" in badge
 
 
 def test_a_badge_without_its_pin_asks_for_the_pin_and_counts_nothing(client, badged, user_row):

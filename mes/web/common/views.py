@@ -47,7 +47,9 @@ def login() -> ResponseReturnValue:
 
     def refused(err: MesError) -> ResponseReturnValue:
         # Every refused login has the same words (LoginRefused): nobody learns from them which
-        # user IDs exist or which accounts are locked.
+        # user IDs exist or which accounts are locked. The badge field starts empty again, so
+        # the next scan is not appended to the last one.
+        form.badge.data = ""
         page = render_template("common/login.html", form=form, error=str(err))
         if isinstance(err, TooManyAttempts):
             return page, err.http_status, {"Retry-After": str(err.retry_after)}
