@@ -38,6 +38,7 @@ from mes.core.identity import mod37_2
 from mes.core.lifecycle import Step
 from mes.core.recipe import CompiledRecipe, load_recipe
 from mes.services import equipment, materials, recipes, spokes
+from mes.services.badges import enroll_badge, set_pin_for
 from mes.services.context import Context
 from mes.services.esign import Credentials, acknowledge_accountability
 from mes.services.instance import InstanceRequest, init_instance
@@ -61,6 +62,16 @@ SPOKE_USERS = (
     ("sam", "Sam Supervisor", "supervisor", "check-the-timers"),
     ("quinn", "Quinn Quality", "qa", "release-by-exception"),
 )
+# user ID → (badge code, PIN) — demo only; a keyboard-wedge scanner types the code + Enter, so
+# typing it by hand works the same. Every PIN meets the real PIN rules.
+BADGES = {
+    "ada": ("BADGE-10001", "402918"),
+    "aaron": ("BADGE-10002", "517394"),
+    "sam": ("BADGE-10003", "638205"),
+    "quinn": ("BADGE-10004", "749316"),
+    "olivia": ("BADGE-10005", "851427"),
+    "oscar": ("BADGE-10006", "962538"),
+}
 SOPS = ("SOP-CT-001 Aseptic processing in the isolator", "SOP-CT-014 Gowning for grade B")
 SIGNERS = {
     Step.SUBMIT: "aaron",
@@ -141,6 +152,12 @@ def _add_people(runtime: Runtime, users: Iterable[tuple[str, ...]]) -> dict[str,
             continue
         with runtime.uow() as uow:
             add_user(uow, ctx, username=username, full_name=name, roles=[role], password=password)
+    for username, *_ in users:  # badge + PIN (21 CFR 11.200(a)(1)), enrolled by the system
+        badge, pin = BADGES[username]
+        with runtime.uow() as uow:
+            enroll_badge(uow, ctx, username, badge)
+        with runtime.uow() as uow:
+            set_pin_for(uow, ctx, username, pin)
     ids = {}
     with runtime.uow() as uow:
         for username, *_ in users:
@@ -443,10 +460,15 @@ def _print_guide(sites: DemoSites, hub_url: str, spoke_url: str) -> None:
     click.echo(f"Demo folder: {sites.folder}")
     click.echo(f"Hub   (central QA, recipes):   {hub_url}/   instance {sites.hub}")
     click.echo(f"Spoke (manufacturing suite A): {spoke_url}/   instance {sites.spoke}")
-    click.echo("Log in with one of (user ID, password, role; the same people at both sites):")
+    click.echo(
+        "Log in with a user ID and password, or scan (type) a badge code and its PIN "
+        "(the same people at both sites):"
+    )
+    click.echo(f"  {'user ID':<10} {'password':<22} {'badge':<13} {'PIN':<8} role")
     users = {u[0]: u for u in HUB_USERS + SPOKE_USERS}
     for username, _name, role, password in users.values():
-        click.echo(f"  {username:<10} {password:<22} {role}")
+        badge, pin = BADGES[username]
+        click.echo(f"  {username:<10} {password:<22} {badge:<13} {pin:<8} {role}")
     for line in sites.lines:
         click.echo(line)
     click.echo("To run a CAR-T batch at the spoke:")
@@ -460,8 +482,9 @@ def _print_guide(sites: DemoSites, hub_url: str, spoke_url: str) -> None:
         f"     CoI CHA999926000042 · DIN {DEMO_DIN[:5]} {DEMO_DIN[5:7]} {DEMO_DIN[7:]} 00 {mod37_2(DEMO_DIN)} · patient P-0042 · a date of birth."
     )
     click.echo(
-        "  3. Scan equipment IDs and lot numbers as listed; a second person (oscar, sam) verifies where asked."
+        "  3. Scan equipment IDs and lot numbers as listed; sign with badge + PIN (then the PIN alone);"
     )
+    click.echo("     a second person (oscar, sam) verifies where asked.")
     click.echo(
         "  4. Once complete, the batch reaches the hub within seconds. At the hub, log in as ada,"
     )

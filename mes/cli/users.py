@@ -1,12 +1,15 @@
-"""``mes user``: add, list, change roles, deactivate, unlock, reset password."""
+"""``mes user``: add, list, change roles, deactivate, unlock, reset password, badge, PIN."""
 
 from __future__ import annotations
+
+import sys
 
 import click
 
 from mes.cli.common import CliState, read_password
 from mes.core.access import normalise_username
-from mes.services import users
+from mes.core.errors import InvalidInput
+from mes.services import badges, users
 
 
 @click.group("user")
@@ -111,6 +114,54 @@ def reset_command(state: CliState, username: str) -> None:
         f"One-time password for {username} (hand it over in person; it must be changed at login):"
     )
     click.echo(temporary)
+
+
+@user_group.command("badge")
+@click.argument("username")
+@click.option("--revoke", is_flag=True, help="Revoke the user's badge (lost, stolen, damaged).")
+@click.option("--reason", default=None, help="Why the badge is revoked (recorded).")
+@click.pass_obj
+def badge_command(state: CliState, username: str, revoke: bool, reason: str | None) -> None:
+    """Enroll a badge (its code read from standard input: scan it), or revoke the user's badge."""
+    if revoke:
+        if not (reason or "").strip():
+            raise InvalidInput(
+                "A badge is revoked with the reason.", what_to_do="Give --reason TEXT."
+            )
+        hint = state.call(badges.revoke_badge, username, reason)
+        click.echo(f"Revoked badge {hint} of {normalise_username(username)}.")
+        return
+    if reason is not None:
+        raise InvalidInput("--reason goes with --revoke only.", what_to_do="Leave it out.")
+    code = _line_from_stdin("the badge code (scan the badge)")
+    hint = state.call(badges.enroll_badge, username, code)
+    click.echo(f"Enrolled badge {hint} to {normalise_username(username)}.")
+
+
+@user_group.command("pin")
+@click.argument("username")
+@click.option("--pin-stdin", is_flag=True, help="Read the PIN from standard input.")
+@click.pass_obj
+def pin_command(state: CliState, username: str, pin_stdin: bool) -> None:
+    """Set a user's PIN (6 to 8 digits; the PIN rules and history apply)."""
+    pin = (
+        _line_from_stdin("the PIN")
+        if pin_stdin
+        else click.prompt("PIN", hide_input=True, confirmation_prompt=True)
+    )
+    state.call(badges.set_pin_for, username, pin)
+    click.echo(f"Set the PIN of {normalise_username(username)}.")
+
+
+def _line_from_stdin(what: str) -> str:
+    """One line of standard input, without its line end; an empty input is refused."""
+    line = sys.stdin.readline().rstrip("\r\n")
+    if not line.strip():
+        raise InvalidInput(
+            f"Standard input is empty: {what} was expected on it.",
+            what_to_do=f"Pipe {what} into the command, one line.",
+        )
+    return line
 
 
 def register(group: click.Group) -> None:

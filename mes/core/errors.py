@@ -70,11 +70,11 @@ class PasswordChangeRequired(MesError):
 class WeakPassword(MesError):
     """A new password breaks the password policy; ``reasons`` lists every broken rule."""
 
-    def __init__(self, reasons: list[str]) -> None:
+    def __init__(self, reasons: list[str], subject: str = "password") -> None:
         self.reasons = reasons
         super().__init__(
-            "The password is not acceptable: " + "; ".join(reasons) + ".",
-            what_to_do="Choose another password.",
+            f"The {subject} is not acceptable: " + "; ".join(reasons) + ".",
+            what_to_do=f"Choose another {subject}.",
         )
 
 
@@ -167,6 +167,16 @@ class SignatureRefused(MesError):
 
 class SignerMismatch(SignatureRefused):
     """The user ID given in the signature is not the logged-in user (11.200(a)(2))."""
+
+
+class UnknownBadge(SignatureRefused):
+    """The scanned badge is not enrolled, or was revoked (21 CFR 11.300(c))."""
+
+    http_status = 401
+
+
+class SigningMethodNotAllowed(SignatureRefused):
+    """The site's setting does not allow this way of signing (badge + PIN or password)."""
 
 
 class AttestationRequired(SignatureRefused):

@@ -8,7 +8,7 @@ to another record: :func:`signature_binds` fails for any other content.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -17,7 +17,13 @@ from typing import Any
 from mes.core.access import normalise_username
 from mes.core.canonical import content_hash
 from mes.core.clock import local_text, utc_text
-from mes.core.errors import InvalidInput, SignerMismatch, UnknownMeaning
+from mes.core.errors import (
+    InvalidInput,
+    SignerMismatch,
+    SigningMethodNotAllowed,
+    UnknownBadge,
+    UnknownMeaning,
+)
 
 
 class Meaning(StrEnum):
@@ -95,25 +101,131 @@ def attestation_record(user_id: str, username: str) -> dict[str, Any]:
     }
 
 
-def required_components(first_signing_in_session: bool) -> tuple[str, ...]:
-    """11.200(a)(1): user ID and password for a session's first signing, then the password."""
+class SigningMethod(StrEnum):
+    """The two ways to identify and authenticate (21 CFR 11.200(a)(1): two distinct components).
+
+    ``password``: the user ID and the password; ``badge_pin``: the badge (scanned, the
+    identification code) and the PIN (the password that goes with it).
+    """
+
+    PASSWORD = "password"  # noqa: S105 - the name of a method, not a secret
+    BADGE_PIN = "badge_pin"
+
+
+SIGNING_METHOD_TITLES: dict[SigningMethod, str] = {
+    SigningMethod.PASSWORD: "user ID and password",
+    SigningMethod.BADGE_PIN: "badge and PIN",
+}
+
+
+def parse_signing_methods(values: Iterable[str]) -> frozenset[SigningMethod]:
+    """A site's allowed signing methods: at least one, each from :class:`SigningMethod`."""
+    try:
+        methods = frozenset(SigningMethod(v) for v in values)
+    except ValueError:
+        valid = ", ".join(m.value for m in SigningMethod)
+        raise InvalidInput(
+            "That is not a signing method.", what_to_do=f"Use one or both of: {valid}."
+        ) from None
+    if not methods:
+        raise InvalidInput(
+            "At least one way to sign must stay allowed.",
+            what_to_do="Allow user ID and password, badge and PIN, or both.",
+        )
+    return methods
+
+
+def signing_method(
+    *, badge_given: bool, first_signing_in_session: bool, session_method: str | None = None
+) -> SigningMethod:
+    """Which components this signing takes (11.200(a)(1)).
+
+    A scanned badge makes it a badge + PIN signing (both components, at any time). Otherwise
+    the first signing of a continuous session is by user ID + password; a later one takes the
+    secret of the method the session's first signing used: the PIN after a badge, else the
+    password.
+    """
+    if badge_given:
+        return SigningMethod.BADGE_PIN
+    if first_signing_in_session or not session_method:
+        return SigningMethod.PASSWORD
+    return SigningMethod(session_method)
+
+
+def required_components(
+    first_signing_in_session: bool, method: SigningMethod = SigningMethod.PASSWORD
+) -> tuple[str, ...]:
+    """11.200(a)(1): both components for a session's first signing, then the secret one.
+
+    By password: user ID and password, then the password; by badge: badge and PIN, then the PIN.
+    """
+    if method is SigningMethod.BADGE_PIN:
+        return ("badge", "pin") if first_signing_in_session else ("pin",)
     return ("username", "password") if first_signing_in_session else ("password",)
 
 
+def check_signing_method(method: SigningMethod, allowed: Iterable[str]) -> None:
+    """Only the ways to sign the site allows (its setting) are accepted."""
+    if method.value not in set(allowed):
+        other = [SIGNING_METHOD_TITLES[SigningMethod(m)] for m in sorted(allowed)]
+        raise SigningMethodNotAllowed(
+            f"This site does not allow signing with {SIGNING_METHOD_TITLES[method]}.",
+            what_to_do=f"Sign with your {' or '.join(other)}."
+            if other
+            else "Ask an administrator.",
+        )
+
+
 def check_signer_identity(
-    logged_in_username: str, given_username: str | None, first_signing_in_session: bool
-) -> None:
-    """11.200(a)(2): the signer is always the logged-in user; the typed user ID must match."""
-    if "username" in required_components(first_signing_in_session) and not given_username:
+    logged_in_username: str,
+    given_username: str | None,
+    first_signing_in_session: bool,
+    *,
+    badge_given: bool = False,
+    badge_holder: str | None = None,
+    session_method: str | None = None,
+    allowed_methods: Iterable[str] = tuple(SigningMethod),
+) -> SigningMethod:
+    """11.200(a)(2): the signer is always the logged-in user; returns the method of this signing.
+
+    The typed user ID, or the holder of the scanned badge (``badge_holder``: None when the badge
+    is unknown or revoked), must be the logged-in user; the method must be allowed at the site.
+    """
+    allowed = {SigningMethod(m) for m in allowed_methods}
+    method = signing_method(
+        badge_given=badge_given,
+        first_signing_in_session=first_signing_in_session,
+        session_method=session_method,
+    )
+    check_signing_method(method, allowed)
+    if badge_given:
+        if badge_holder is None:
+            raise UnknownBadge(
+                "This badge is not enrolled, or it was revoked.",
+                what_to_do="Scan your own badge, or sign with your user ID and password; "
+                "a lost badge is replaced by an administrator.",
+            )
+        if badge_holder != logged_in_username:
+            raise SignerMismatch(
+                "You can only sign as yourself: the badge scanned is not the logged-in user's.",
+                what_to_do="Scan your own badge, or log out and let the other person log in.",
+            )
+    elif (
+        "username" in required_components(first_signing_in_session, method)
+        and not (given_username or "").strip()
+    ):
+        or_badge = SigningMethod.BADGE_PIN in allowed
         raise InvalidInput(
             "The first signature of a session needs your user ID and password.",
-            what_to_do="Type your user ID as well as your password.",
+            what_to_do="Type your user ID as well as your password"
+            + (", or scan your badge and type your PIN." if or_badge else "."),
         )
     if given_username and normalise_username(given_username) != logged_in_username:
         raise SignerMismatch(
             "You can only sign as yourself: the user ID typed is not the logged-in user.",
             what_to_do="Type your own user ID, or log out and let the other person log in.",
         )
+    return method
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,14 @@ the setting, every change of it and who made it why are one record that nobody c
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from mes.core.access import Permission
 from mes.core.audit import require_reason
 from mes.core.errors import InvalidInput
+from mes.core.esign import SigningMethod, parse_signing_methods
 from mes.services.audit import record_entry
 from mes.services.context import Context, authorise, system_actor
 from mes.services.runtime import safe_url
@@ -137,6 +139,69 @@ def set_administrators_may_sign(uow: UnitOfWork, ctx: Context, allowed: bool, re
         ADMINISTRATORS_MAY_SIGN,
         old={"allowed": current},
         new={"allowed": allowed},
+        reason=reason,
+    )
+    uow.commit()
+
+
+SIGNING_METHODS = "signing methods"
+
+
+@dataclass(frozen=True)
+class SigningMethodsSetting:
+    """Which ways to identify and authenticate the site allows, and the setting's last change."""
+
+    methods: frozenset[SigningMethod]
+    changed_at: str | None = None
+    changed_by: str | None = None
+    reason: str | None = None
+
+    @property
+    def values(self) -> list[str]:
+        """The allowed methods' values, in the order of :class:`SigningMethod`."""
+        return [m.value for m in SigningMethod if m in self.methods]
+
+
+def signing_methods(uow: UnitOfWork) -> SigningMethodsSetting:
+    """The ways to sign (and log in) the site allows: user ID + password, badge + PIN.
+
+    Default: both (21 CFR 11.200(a)(1) allows either as the two distinct components).
+    """
+    row = latest_change(uow.session, SETTING_RECORD_TYPE, SIGNING_METHODS)
+    if row is None:
+        return SigningMethodsSetting(frozenset(SigningMethod))
+    return SigningMethodsSetting(
+        parse_signing_methods((row.new or {}).get("methods") or []),
+        changed_at=row.at,
+        changed_by=row.actor_name,
+        reason=row.reason,
+    )
+
+
+def set_signing_methods(uow: UnitOfWork, ctx: Context, methods: Iterable[str], reason: str) -> None:
+    """Choose the ways to sign the site allows (at least one; reason required; audited).
+
+    Annex 11 §10: the change is an audit entry (old → new, who, why), and the entry is the
+    setting. A method no longer allowed is refused at the next signing or login.
+    """
+    actor = authorise(uow, ctx, Permission.MANAGE_USERS)
+    reason = require_reason(reason, "change the ways to sign")
+    chosen = parse_signing_methods(methods)
+    lock_audit_chain(uow.session)
+    current = signing_methods(uow)
+    if current.methods == chosen:
+        raise InvalidInput(
+            "These are already the ways to sign at this site.", what_to_do="Nothing to change."
+        )
+    record_entry(
+        uow,
+        ctx,
+        actor,
+        "site setting changed",
+        SETTING_RECORD_TYPE,
+        SIGNING_METHODS,
+        old={"methods": current.values},
+        new={"methods": [m.value for m in SigningMethod if m in chosen]},
         reason=reason,
     )
     uow.commit()

@@ -24,15 +24,19 @@ class Context:
     """Who acts, from which terminal, at what server time.
 
     ``user_id`` None means the server's command line; ``terminal`` is the label recorded in
-    every entry; ``terminal_id`` is the registered terminal the browser is bound to, if any.
-    ``in_session_of``: when a witness signs in place (:func:`mes.services.esign.witness_context`),
-    ``user_id`` is the witness and this is the logged-in user of the session it was given in.
+    every entry; ``terminal_id`` is the registered terminal the browser is bound to, if any;
+    ``signed_with``: how the first signing of the continuous session identified the user
+    (:class:`mes.core.esign.SigningMethod` value; None before it), so that later signings take
+    that method's secret (11.200(a)(1)(i)). ``in_session_of``: when a witness signs in place
+    (:func:`mes.services.esign.witness_context`), ``user_id`` is the witness and this is the
+    logged-in user of the session it was given in.
     """
 
     at: datetime
     user_id: str | None
     terminal: str | None
     terminal_id: str | None = None
+    signed_with: str | None = None
     in_session_of: str | None = None
 
     @classmethod

@@ -1,7 +1,9 @@
 """Applying electronic signatures (21 CFR 11.50, 11.70, 11.100, 11.200, 11.300(d)).
 
 :func:`sign_record` is the one way anything is signed. It re-authenticates the logged-in user
-(user ID + password for the first signing of a continuous session, password after that), checks
+(user ID + password, or badge + PIN, for the first signing of a continuous session; after that
+the password, or the PIN when the first was by badge — the site's setting says which methods
+are allowed), checks
 the signer's authority, the terminal and the accountability attestation; then appends the signature — manifestation bound to the record's content hash — to the audit
 chain in the same transaction as the caller's state change.
 
@@ -31,19 +33,24 @@ from mes.core.errors import (
     AuthenticationFailed,
     InvalidInput,
     NotAuthorised,
+    PasswordChangeRequired,
     TerminalNotRegistered,
 )
 from mes.core.esign import (
     ATTESTATION_RECORD_TYPE,
     Manifestation,
     Meaning,
+    SigningMethod,
     attestation_record,
     check_signer_identity,
     signature_binds,
+    signing_method,
 )
 from mes.core.passwords import password_matches, stand_in_hash
+from mes.core.pins import WRONG_PIN, pin_expired, pin_matches
 from mes.services.audit import record_entry
-from mes.services.configuration import administrators_may_sign
+from mes.services.badges import user_by_badge
+from mes.services.configuration import administrators_may_sign, signing_methods
 from mes.services.context import Context, acting_user, actor_of
 from mes.services.terminals import active_terminal
 from mes.services.users import verify_credentials
@@ -55,16 +62,24 @@ from mes.store.uow import UnitOfWork
 
 @dataclass(frozen=True)
 class Credentials:
-    """What the signer typed in the signature dialog."""
+    """What the signer typed in the signature dialog.
+
+    ``password`` is the secret: the password, or the PIN when the signing is by badge (a
+    ``badge`` scanned, or a later signing of a session whose first one was by badge).
+    """
 
     password: str
-    username: str | None = None  # required for the first signing of a session
+    username: str | None = None  # the first signing of a session: user ID + password, or
+    badge: str | None = None  # the badge scanned (+ the PIN in ``password``)
     witness: bool = False  # another person signs in place, at the logged-in user's session
 
 
 @dataclass(frozen=True)
 class PasswordCheck:
-    """A password checked against a user's hash before the signing transaction took its locks."""
+    """A password (or PIN) checked against a user's hash before the signing took its locks.
+
+    ``password_hash`` is the hash it was checked against.
+    """
 
     user_id: str
     password_hash: str
@@ -83,8 +98,12 @@ def check_password_first(
     """
     if ctx.user_id is None:
         return None
+    by_pin = _method_of(ctx, credentials) is SigningMethod.BADGE_PIN
     with uow.reader() as reader:
-        stored = users.password_hash_of(reader.session, ctx.user_id)
+        if by_pin:
+            stored = users.pin_hash_of(reader.session, ctx.user_id)
+        else:
+            stored = users.password_hash_of(reader.session, ctx.user_id)
     if stored is None:
         return None
     return PasswordCheck(ctx.user_id, stored, password_matches(stored, credentials.password))
@@ -96,16 +115,24 @@ WITNESS_REFUSED = "The user ID or password is wrong."
 def witness_user(uow: UnitOfWork, credentials: Credentials) -> User:
     """The person a witness signature identifies: the one place its identification is resolved.
 
-    11.200(a)(1): the identification component names the witness (today the user ID typed; a
-    badge, once badges are enrolled), the password is checked later, by the signing itself. An
-    unknown user ID costs the same password work and gets the same words as a wrong password,
-    so the dialog does not tell which user IDs exist.
+    11.200(a)(1): the identification component names the witness — their badge, scanned, or the
+    user ID typed; the secret (PIN or password) is checked later, by the signing itself. An
+    unknown badge or user ID costs the same hashing work and gets the same words as a wrong
+    secret, so the dialog does not tell which badges or user IDs exist.
     """
+    if credentials.badge:
+        user = user_by_badge(uow, credentials.badge)
+        if user is None:
+            pin_matches(stand_in_hash(), credentials.password)
+            raise AuthenticationFailed(
+                WRONG_PIN, what_to_do="The witness scans their own badge and types their PIN."
+            )
+        return user
     username = normalise_username(credentials.username or "")
     if not username:
         raise InvalidInput(
-            "A witness signs with their own user ID and password.",
-            what_to_do="Type the witness's user ID as well as their password.",
+            "A witness signs with their own badge and PIN, or user ID and password.",
+            what_to_do="Scan the witness's badge, or type their user ID, as well as the secret.",
         )
     user = users.user_named(uow.session, username)
     if user is None:
@@ -142,9 +169,9 @@ def witness_context(uow: UnitOfWork, ctx: Context, credentials: Credentials) -> 
             actor_of(acting_user(uow, ctx)),
             "witness signature refused",
             "user",
-            normalise_username(credentials.username or "")[:64],
+            "badge" if credentials.badge else normalise_username(credentials.username or "")[:64],
             kind=EntryKind.SECURITY,
-            reason="unknown user ID",
+            reason="unknown badge" if credentials.badge else "unknown user ID",
         )
         uow.commit()
         raise
@@ -153,7 +180,19 @@ def witness_context(uow: UnitOfWork, ctx: Context, credentials: Credentials) -> 
             "You are the logged-in user: a witness is another person.",
             what_to_do="Sign without 'Sign as another person', or hand the panel to the witness.",
         )
-    return replace(ctx, user_id=witness_id, in_session_of=ctx.user_id)
+    return replace(ctx, user_id=witness_id, in_session_of=ctx.user_id, signed_with=None)
+
+
+def _method_of(ctx: Context, credentials: Credentials) -> SigningMethod:
+    """The method a signing is most likely judged by, for the check before the locks.
+
+    A badge scanned, else the session's (a first signing has none: the password).
+    """
+    return signing_method(
+        badge_given=bool(credentials.badge),
+        first_signing_in_session=False,
+        session_method=ctx.signed_with,
+    )
 
 
 @dataclass(frozen=True)
@@ -249,7 +288,16 @@ def authenticate_signer(
     # Lock the signer's row before the audit chain's head, the order every service keeps, so a
     # signature and a concurrent failed login of the same user cannot deadlock.
     users.lock_user(uow.session, user.id)
-    check_signer_identity(user.username, credentials.username, first_signing_in_session)
+    holder = user_by_badge(uow, credentials.badge) if credentials.badge else None
+    method = check_signer_identity(
+        user.username,
+        credentials.username,
+        first_signing_in_session,
+        badge_given=bool(credentials.badge),
+        badge_holder=holder.username if holder is not None else None,
+        session_method=ctx.signed_with,
+        allowed_methods=signing_methods(uow).values,
+    )
     if signer_roles is not None:
         check_signing_authority(user.role_names, signer_roles, meaning)
     if signing_roles_beside_admin(user.role_names):  # only then is the site's setting read
@@ -270,13 +318,17 @@ def authenticate_signer(
             "accountability statement.",
             what_to_do="Open 'My account' and acknowledge the statement.",
         )
+    by_pin = method is SigningMethod.BADGE_PIN
+    if by_pin:
+        check_pin_usable(user, ctx, uow)
+    stored = user.pin_hash if by_pin else user.password_hash
     known = (
         checked.matches
-        if checked is not None
-        and checked.user_id == user.id
-        and checked.password_hash == user.password_hash
+        if checked is not None and checked.user_id == user.id and checked.password_hash == stored
         else None
     )
+    if by_pin and known is None:
+        known = pin_matches(stored, credentials.password)
     verify_credentials(
         uow,
         ctx,
@@ -285,6 +337,7 @@ def authenticate_signer(
         "signature failed",
         matches=known,
         keep_staged=keep_staged,
+        wrong=WRONG_PIN if by_pin else "The user ID or password is wrong.",
     )
     if user.failed_attempts:
         user.failed_attempts = 0
@@ -301,6 +354,20 @@ def authenticate_signer(
         site=uow.site.code,
     )
     return user, manifestation
+
+
+def check_pin_usable(user: User, ctx: Context, uow: UnitOfWork) -> None:
+    """A badge signing needs a PIN that is set and not expired (11.300(b)); not counted."""
+    if user.pin_hash is None:
+        raise InvalidInput(
+            "You have no PIN yet, so you cannot sign with your badge.",
+            what_to_do="Set a PIN on My account, or sign with your user ID and password.",
+        )
+    if pin_expired(user.pin_changed_at, ctx.at, uow.site.password_policy):
+        raise PasswordChangeRequired(
+            "Your PIN has expired.",
+            what_to_do="Set a new PIN on My account, or sign with your user ID and password.",
+        )
 
 
 def acknowledge_accountability(

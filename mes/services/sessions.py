@@ -41,6 +41,7 @@ class OpenSession:
     user: User
     locked: bool
     signed: bool
+    signed_with: str | None = None  # how the session's first signing identified the user
 
 
 def open_session(uow: UnitOfWork, ctx: Context, policy: SessionPolicy) -> str:
@@ -91,15 +92,15 @@ def resume_session(
         session_store.delete_web_session(uow.session, digest)
         uow.commit()
         return None
-    locked, signed = row.locked, row.signed
+    locked, signed, signed_with = row.locked, row.signed, row.signed_with
     if state is SessionState.LOCKED and not row.locked:
-        locked, signed = True, False
-        _set(uow, digest, locked=True, signed=False)
+        locked, signed, signed_with = True, False, None
+        _set(uow, digest, locked=True, signed=False, signed_with=None)
         uow.commit()
     elif state is SessionState.OPEN and activity and needs_touch(row.last_seen_at, at, policy):
         _set(uow, digest, last_seen_at=at)
         uow.commit()
-    return OpenSession(user=user, locked=locked, signed=signed)
+    return OpenSession(user=user, locked=locked, signed=signed, signed_with=signed_with)
 
 
 def find_session(uow: UnitOfWork, token: str) -> WebSession | None:
@@ -109,7 +110,7 @@ def find_session(uow: UnitOfWork, token: str) -> WebSession | None:
 
 def lock_session(uow: UnitOfWork, token: str) -> None:
     """Lock the session (the lock button, or the page's idle timer); signing starts over."""
-    _set(uow, token_digest(token), locked=True, signed=False)
+    _set(uow, token_digest(token), locked=True, signed=False, signed_with=None)
     uow.commit()
 
 
@@ -133,15 +134,20 @@ def unlock_session(
         token_digest(token),
         locked=False,
         signed=False,
+        signed_with=None,
         last_seen_at=clock() if clock else ctx.at,
     )
     uow.commit()
 
 
-def mark_signed(uow: UnitOfWork, token: str) -> None:
-    """The user signed in this session: later signings need the password only (11.200(a)(1)(i))."""
+def mark_signed(uow: UnitOfWork, token: str, method: str = "password") -> None:
+    """The user signed in this session: later signings need the secret only (11.200(a)(1)(i)).
+
+    ``method``: how this first signing identified the user (a :class:`SigningMethod` value):
+    later signings take the password after a user ID, the PIN after a badge.
+    """
     # Not once locked: a lock between the signature and this holds.
-    session_store.mark_web_session_signed(uow.session, token_digest(token))
+    session_store.mark_web_session_signed(uow.session, token_digest(token), method)
     uow.commit()
 
 

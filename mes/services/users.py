@@ -37,6 +37,7 @@ from mes.core.errors import (
     UnknownUser,
     UsernameTaken,
 )
+from mes.core.esign import SigningMethod, check_signing_method
 from mes.core.passwords import (
     TEMPORARY_PASSWORD_HOURS,
     check_new_password,
@@ -46,11 +47,12 @@ from mes.core.passwords import (
     temporary_password,
     temporary_password_expired,
 )
+from mes.core.pins import BADGE_LOGIN_REFUSED, badge_digest, pin_expired, pin_matches
 from mes.core.text import free_text, one_line
 from mes.core.throttle import UNKNOWN_SOURCE, Attempt
 from mes.services import throttle
 from mes.services.audit import record_entry
-from mes.services.configuration import administrators_may_sign
+from mes.services.configuration import administrators_may_sign, signing_methods
 from mes.services.context import (
     Context,
     acting_user,
@@ -70,7 +72,7 @@ SIGN_IN_ACTIONS = frozenset({LOGGED_IN})
 
 
 def _public(user: User) -> dict[str, object]:
-    """What the audit trail records about a user (never the password hash)."""
+    """What the audit trail records about a user (never the password or PIN hash)."""
     return {
         "username": user.username,
         "full_name": user.full_name,
@@ -296,7 +298,7 @@ def change_password(
     """
     user = acting_user(uow, ctx, changing_password=True)
     if not password_matches(user.password_hash, current_password):
-        _count_failure(uow, ctx, user, "password change failed")
+        count_failure(uow, ctx, user, "password change failed")
     check_new_password(
         user.username, new_password, _previous_hashes(uow, user), uow.site.password_policy
     )
@@ -324,8 +326,14 @@ def end_sessions(uow: UnitOfWork, user: User) -> None:
     delete_user_sessions(uow.session, user.id)
 
 
-def _count_failure(
-    uow: UnitOfWork, ctx: Context, user: User, action: str, *, keep_staged: bool = False
+def count_failure(
+    uow: UnitOfWork,
+    ctx: Context,
+    user: User,
+    action: str,
+    *,
+    keep_staged: bool = False,
+    wrong: str = "The user ID or password is wrong.",
 ) -> None:
     """Record a failed authentication, lock at the fifth in a row (11.300(d)), commit, refuse.
 
@@ -346,7 +354,7 @@ def _count_failure(
         )
     left = MAX_FAILED_ATTEMPTS - count
     raise AuthenticationFailed(
-        "The user ID or password is wrong.",
+        wrong,
         what_to_do=f"Try again; {left} more failed attempt{'s' if left != 1 else ''} will lock the account.",
     )
 
@@ -392,17 +400,19 @@ def verify_credentials(
     *,
     matches: bool | None = None,
     keep_staged: bool = False,
+    wrong: str = "The user ID or password is wrong.",
 ) -> None:
     """Check a password of an active, unlocked user; a wrong one is counted (and committed).
 
     ``matches``: the outcome of checking this user's current hash already (argon2 done before
-    the caller took its locks); None checks it here.
+    the caller took its locks), or of checking the PIN (``wrong`` then says so); None checks the
+    password here. A wrong PIN counts in the same counter as a wrong password (11.300(d)).
     """
     ensure_account_usable(user)
     if matches is None:
         matches = password_matches(user.password_hash, password)
     if not matches:
-        _count_failure(uow, ctx, user, action, keep_staged=keep_staged)
+        count_failure(uow, ctx, user, action, keep_staged=keep_staged, wrong=wrong)
 
 
 def authenticate(
@@ -429,14 +439,7 @@ def authenticate(
     user = users.user_named(uow.session, username)
     if user is not None and user.password_hash != stored:  # changed since it was read
         matches = password_matches(user.password_hash, password)
-    refusal = login_refusal(
-        known=user is not None,
-        active=user is not None and user.active,
-        locked=user is not None and user.locked,
-        password_matches=matches,
-    )
-    if refusal is not None:
-        _refuse_login(uow, ctx, user, refusal, source)
+    _judge_login(uow, ctx, user, matches, source)
     assert user is not None
     if user.must_change_password and temporary_password_expired(user.password_changed_at, ctx.at):
         raise PasswordChangeRequired(
@@ -444,15 +447,88 @@ def authenticate(
             f"({TEMPORARY_PASSWORD_HOURS} hours after it was issued).",
             what_to_do="Ask an administrator for a new one.",
         )
+    return _logged_in(uow, ctx, user)
+
+
+def authenticate_by_badge(
+    uow: UnitOfWork, ctx: Context, badge: str, pin: str, *, source: str = UNKNOWN_SOURCE
+) -> User:
+    """Log in at a panel: badge scan and PIN (11.10(d), 11.200(a)(1)); returns the user.
+
+    As :func:`authenticate`: an unknown or revoked badge, a deactivated or locked account and a
+    wrong PIN cost the same argon2 work and get the same words; a wrong PIN counts toward the
+    same lockout as a wrong password (11.300(d)); refusals count per ``source``. Refused where
+    the site does not allow badge + PIN; an expired PIN must be renewed on the account page.
+    """
+    check_signing_method(SigningMethod.BADGE_PIN, signing_methods(uow).values)
+    try:
+        digest = badge_digest(badge)
+    except InvalidInput:
+        digest = ""
+    with uow.reader() as reader:
+        wait = throttle.wait_needed(reader, Attempt.LOGIN, source, ctx.at)
+        holder = users.badge_holder(reader.session, digest)
+    if wait is not None:
+        throttle.turn_away(uow, Attempt.LOGIN, source, ctx.at)
+    stored = holder[1] if holder is not None else None
+    matches = pin_matches(stored or stand_in_hash(), pin)
+    user = users.user_named(uow.session, holder[0]) if holder is not None else None
+    if user is not None and user.pin_hash != stored:  # changed since it was read
+        matches = pin_matches(user.pin_hash, pin)
+    _judge_login(uow, ctx, user, matches and stored is not None, source, BADGE_LOGIN_REFUSED)
+    assert user is not None
+    if pin_expired(user.pin_changed_at, ctx.at, uow.site.password_policy):
+        raise PasswordChangeRequired(
+            "Your PIN has expired.",
+            what_to_do="Log in with your user ID and password and set a new PIN on My account.",
+        )
+    return _logged_in(uow, ctx, user, by="badge")
+
+
+def _judge_login(
+    uow: UnitOfWork,
+    ctx: Context,
+    user: User | None,
+    matches: bool,
+    source: str,
+    words: str = LOGIN_REFUSED,
+) -> None:
+    """Refuse the login (recorded and committed) unless the user is usable and the secret right."""
+    refusal = login_refusal(
+        known=user is not None,
+        active=user is not None and user.active,
+        locked=user is not None and user.locked,
+        password_matches=matches,
+    )
+    if refusal is not None:
+        _refuse_login(uow, ctx, user, refusal, source, words)
+
+
+def _logged_in(uow: UnitOfWork, ctx: Context, user: User, by: str | None = None) -> User:
+    """A successful login: the failure count starts over, the login is recorded, committed."""
     user.failed_attempts = 0
-    _audit(uow, ctx, actor_of(user), LOGGED_IN, user, old=None, new=None, kind=EntryKind.SECURITY)
+    _audit(
+        uow,
+        ctx,
+        actor_of(user),
+        LOGGED_IN,
+        user,
+        old=None,
+        new={"by": by} if by else None,
+        kind=EntryKind.SECURITY,
+    )
     throttle.close_windows(uow, ctx.at)
     uow.commit()
     return user
 
 
 def _refuse_login(
-    uow: UnitOfWork, ctx: Context, user: User | None, refusal: LoginRefusal, source: str
+    uow: UnitOfWork,
+    ctx: Context,
+    user: User | None,
+    refusal: LoginRefusal,
+    source: str,
+    words: str = LOGIN_REFUSED,
 ) -> NoReturn:
     """Record a refused login (its true reason), commit, and refuse it in the common words.
 
@@ -478,7 +554,7 @@ def _refuse_login(
             reason=refusal.value,
         )
     uow.commit()
-    raise LoginRefused(LOGIN_REFUSED, what_to_do=LOGIN_WHAT_TO_DO)
+    raise LoginRefused(words, what_to_do=LOGIN_WHAT_TO_DO)
 
 
 def reauthenticate(uow: UnitOfWork, ctx: Context, password: str) -> User:

@@ -54,12 +54,12 @@ def update_web_session(session: Session, digest: str, **values: object) -> None:
     session.execute(update(WebSession).where(WebSession.id_hash == digest).values(**values))
 
 
-def mark_web_session_signed(session: Session, digest: str) -> None:
-    """The user signed in the session (not once locked: a lock between the two holds)."""
+def mark_web_session_signed(session: Session, digest: str, method: str = "password") -> None:
+    """The user signed in the session, by ``method`` (not once locked: a lock between holds)."""
     session.execute(
         update(WebSession)
         .where(WebSession.id_hash == digest, WebSession.locked.is_(False))
-        .values(signed=True)
+        .values(signed=True, signed_with=method)
     )
 
 

@@ -1,13 +1,13 @@
-"""User accounts as stored: the users, their roles, and the hashes of their earlier passwords."""
+"""User accounts as stored: users, roles, earlier password and PIN hashes, and badges."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from mes.store.models import PasswordHistory, User
+from mes.store.models import Badge, PasswordHistory, PinHistory, User, WebSession
 
 
 def user(session: Session, user_id: str | None, *, lock: bool = False) -> User | None:
@@ -66,3 +66,63 @@ def earlier_password_hashes(session: Session, user_id: str, depth: int) -> list[
 def all_users(session: Session) -> list[User]:
     """Every user ever created, active first, by user ID."""
     return list(session.execute(select(User).order_by(User.active.desc(), User.username)).scalars())
+
+
+def pin_hash_of(session: Session, user_id: str) -> str | None:
+    """The user's stored PIN hash, or None (no such user, or no PIN set)."""
+    return session.execute(select(User.pin_hash).where(User.id == user_id)).scalar_one_or_none()
+
+
+def keep_pin_hash(session: Session, user_id: str, pin_hash: str, at: datetime) -> None:
+    """Remember a PIN the user set (its hash), so it is not reused."""
+    session.add(PinHistory(user_id=user_id, pin_hash=pin_hash, set_at=at))
+
+
+def earlier_pin_hashes(session: Session, user_id: str, depth: int) -> list[str]:
+    """The hashes of the user's last ``depth`` PINs, newest first."""
+    return list(
+        session.execute(
+            select(PinHistory.pin_hash)
+            .where(PinHistory.user_id == user_id)
+            .order_by(PinHistory.id.desc())
+            .limit(depth)
+        ).scalars()
+    )
+
+
+def active_badge_with(session: Session, code_hash: str) -> Badge | None:
+    """The enrolled, unrevoked badge whose code has this SHA-256, or None."""
+    return session.execute(
+        select(Badge).where(Badge.code_hash == code_hash, Badge.revoked_at.is_(None))
+    ).scalar_one_or_none()
+
+
+def active_badge_of(session: Session, user_id: str) -> Badge | None:
+    """The user's enrolled, unrevoked badge, or None."""
+    return session.execute(
+        select(Badge).where(Badge.user_id == user_id, Badge.revoked_at.is_(None))
+    ).scalar_one_or_none()
+
+
+def badge_holder(session: Session, code_hash: str) -> tuple[str, str | None] | None:
+    """(user ID, PIN hash) of the holder of the active badge with this code hash, or None."""
+    row = session.execute(
+        select(User.username, User.pin_hash)
+        .join(Badge, Badge.user_id == User.id)
+        .where(Badge.code_hash == code_hash, Badge.revoked_at.is_(None))
+    ).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+def add_badge(session: Session, badge: Badge) -> None:
+    """Enroll a badge (the caller checked that its code and its user have no active one)."""
+    session.add(badge)
+
+
+def forget_badge_signings(session: Session, user_id: str) -> None:
+    """Sessions of the user whose first signing was by badge sign in full again (revoked badge)."""
+    session.execute(
+        update(WebSession)
+        .where(WebSession.user_id == user_id, WebSession.signed_with == "badge_pin")
+        .values(signed=False, signed_with=None)
+    )

@@ -6,10 +6,10 @@ and, for a signed action, the credentials typed in the e-signature dialog. A ref
 :class:`MesError`) ends the request with the page the user was on, in the refusal's words and
 with the form as typed (``refused``); a refused signature that locked the account logs the user
 out instead (11.300(d)). A signature that succeeded marks the continuous session, so later
-signings of it need the password only (11.200(a)(1)). A witness's signature ("Sign as another
-person") runs the same service with the witness as the acting user
-(:func:`mes.services.esign.witness_context`); it neither marks nor ends the logged-in user's
-session. :func:`done` flashes what happened and
+signings of it need the password only — or the PIN, when it was by badge (11.200(a)(1)). A
+witness's signature ("Sign as another person") runs the same service with the witness as the
+acting user (:func:`mes.services.esign.witness_context`); it neither marks nor ends the
+logged-in user's session. :func:`done` flashes what happened and
 redirects (303, so a reload never posts twice). GET pages read through :func:`reading`.
 """
 
@@ -25,6 +25,7 @@ from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
 from mes.core.errors import MesError, WeakPassword
+from mes.core.esign import signing_method
 from mes.services.context import Context
 from mes.services.esign import Credentials, witness_context
 from mes.web.helpers import first_signing_in_session, service_context
@@ -123,26 +124,39 @@ def signing_credentials(form: Any) -> tuple[Credentials, bool]:
     """The credentials typed in the signature dialog, and whether this is the session's first signing.
 
     A witness's signature ("Sign as another person") is always a first signing: both components.
+    The dialog's badge field (scanned) makes it a badge + PIN signing; the secret field then
+    holds the PIN.
     """
     witness = bool(getattr(form, "esign_witness", None) and form.esign_witness.data)
     first = witness or first_signing_in_session()
     username = (form.esign_username.data or "").strip() or None
+    badge = (form.esign_badge.data or "").strip() or None if hasattr(form, "esign_badge") else None
+    g.esign_badge_given = badge is not None
     credentials = Credentials(
-        password=form.esign_password.data or "", username=username, witness=witness
+        password=form.esign_password.data or "", username=username, badge=badge, witness=witness
     )
     return credentials, first
 
 
 def signing_succeeded() -> None:
-    """After a successful signature, later signings of this continuous session need the password only."""
+    """After a successful signature, later signings of this continuous session take the secret only.
+
+    The session remembers how its first signing identified the user: after a badge the PIN,
+    after a user ID the password (11.200(a)(1)(i)).
+    """
     from mes.services import sessions
     from mes.web.session_user import session_token
 
     token = session_token()
     if token is not None and not g.get("session_signed"):
+        method = signing_method(
+            badge_given=bool(g.get("esign_badge_given")),
+            first_signing_in_session=True,
+        )
         with _runtime().uow() as uow:
-            sessions.mark_signed(uow, token)
+            sessions.mark_signed(uow, token, method.value)
         g.session_signed = True
+        g.session_signed_with = method.value
 
 
 def current_user_still_allowed() -> bool:

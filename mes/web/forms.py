@@ -67,6 +67,7 @@ class SignatureForm(FlaskForm):
     """Base for any form that is submitted with an e-signature (the dialog fills these)."""
 
     esign_username = StringField("User ID", validators=[Length(max=32), OneLine()])
+    esign_badge = StringField("Badge", validators=[Length(max=128), OneLine()])
     esign_password = PasswordField(
         "Password", validators=[DataRequired(message="Type your password to sign.")]
     )

@@ -22,6 +22,7 @@ def service_context() -> Context:
         user_id=current_user.id if current_user.is_authenticated else None,
         terminal=g.terminal_label,
         terminal_id=terminal["id"] if terminal else None,
+        signed_with=session_signed_with(),
     )
 
 
@@ -41,6 +42,16 @@ def first_signing_in_session() -> bool:
     inactivity start over (11.200(a)(1)(ii)).
     """
     return not (current_user.is_authenticated and g.get("session_signed"))
+
+
+def session_signed_with() -> str | None:
+    """How the first signing of this continuous session identified the user (None before it).
+
+    Later signings take that method's secret: the PIN after a badge, else the password.
+    """
+    if first_signing_in_session():
+        return None
+    return g.get("session_signed_with") or "password"
 
 
 def requires(permission: Permission):

@@ -65,6 +65,8 @@ def load(_request: Request) -> SessionUser | None:
 
     g.session_locked = False
     g.session_signed = False
+    g.session_signed_with = None
+    g.session_signed_with = None
     token = session_token()
     if token is None:
         return None
@@ -82,6 +84,7 @@ def load(_request: Request) -> SessionUser | None:
             return None
         g.session_locked = found.locked
         g.session_signed = found.signed
+        g.session_signed_with = found.signed_with if found.signed else None
         return snapshot(found.user, uow.site.password_policy)
 
 

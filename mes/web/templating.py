@@ -10,9 +10,10 @@ from flask_login import current_user
 from mes import __version__
 from mes.core.access import ROLE_TITLES, Permission, allowed
 from mes.core.clock import local_text, parse_utc_text
-from mes.core.esign import MEANING_STATEMENTS, Meaning, required_components
+from mes.core.esign import MEANING_STATEMENTS, Meaning, SigningMethod, required_components
+from mes.services.configuration import signing_methods
 from mes.services.runtime import Runtime
-from mes.web.helpers import first_signing_in_session
+from mes.web.helpers import first_signing_in_session, session_signed_with
 from mes.web.rendering import markdown
 from mes.web.session_user import session_locked
 
@@ -26,6 +27,16 @@ def plain_value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(plain_value(v) for v in value)
     return str(value)
+
+
+def allowed_signing_methods() -> list[str]:
+    """The ways to sign the site allows (its setting), read when a page shows the dialog."""
+    from mes.web import runtime
+
+    if "signing_methods" not in g:
+        with runtime().uow(read_only=True) as uow:
+            g.signing_methods = signing_methods(uow).values
+    return g.signing_methods
 
 
 def init_app(app: Flask, rt: Runtime) -> None:
@@ -50,5 +61,9 @@ def init_app(app: Flask, rt: Runtime) -> None:
             "role_titles": ROLE_TITLES,
             "meaning_statements": MEANING_STATEMENTS,
             "Meaning": Meaning,
-            "esign_components": required_components(first_signing_in_session()),
+            "esign_components": required_components(
+                first_signing_in_session(),
+                SigningMethod(session_signed_with() or SigningMethod.PASSWORD),
+            ),
+            "esign_methods": allowed_signing_methods,
         }

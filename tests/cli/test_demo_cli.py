@@ -10,8 +10,9 @@ def test_the_demo_sets_up_a_hub_and_a_spoke_with_installed_recipes_and_masters(t
     folder = tmp_path / "demo"
     result = run_bare("demo", "--dir", str(folder), "--no-serve")
     assert result.returncode == 0, result.stderr
-    assert "olivia     cells-in-the-hood      operator" in result.stdout
-    assert "aaron      write-the-recipe       author" in result.stdout
+    # Each person's user ID, password, badge code and PIN (21 CFR 11.200(a)(1): either pair).
+    assert "olivia     cells-in-the-hood      BADGE-10005   851427   operator" in result.stdout
+    assert "aaron      write-the-recipe       BADGE-10002   517394   author" in result.stdout
     assert "  CART-CD19-FRESH-DEMO v1  " in result.stdout
     hub_list = run_bare("--instance", str(folder / "hub"), "recipe", "list")
     for code in ("CART-CD19-FRESH", "CART-CD19-CRYO", "MRNA-NEOAG-FILL", "CART-CD19-FRESH-DEMO"):

@@ -142,7 +142,7 @@ def test_the_signature_dialog_at_a_registered_terminal(new_context, spoke, scree
     sign(page, PASSWORD)  # no user ID: the first signature of a session needs both
     expect(page.locator("#attestation p.error")).to_have_text(
         "The first signature of a session needs your user ID and password. "
-        "Type your user ID as well as your password."
+        "Type your user ID as well as your password, or scan your badge and type your PIN."
     )
     sign(page, "not-the-right-password", username="oscar")
     expect(page.locator("#attestation p.error")).to_have_text(

@@ -16,6 +16,8 @@ from support import NOW, PASSWORD, user_ctx
 from mes.core.canonical import content_hash
 from mes.core.errors import AccountLocked, AuthenticationFailed, NotAuthorised
 from mes.services.audit import AuditFilter, read_audit_trail, verify_audit_trail
+from mes.services.badges import enroll_badge, revoke_badge, set_pin
+from mes.services.configuration import set_signing_methods
 from mes.services.context import Context
 from mes.services.terminals import deactivate_terminal, register_terminal
 from mes.services.training import record_training, withdraw_training
@@ -265,6 +267,63 @@ def signing_a_record(make_uow, create_user) -> Case:
     )
 
 
+def enrolling_a_badge(make_uow, create_user) -> Case:
+    admin = create_user("admin1", roles=["admin"])
+    create_user("carol")
+    return Case(
+        lambda uow: enroll_badge(uow, ctx_of(admin), "carol", "BADGE-10005"),
+        "admin1",
+        "badge enrolled",
+        ("user", "carol"),
+        None,
+        {"badge": "…0005"},
+        kind="security",
+    )
+
+
+def revoking_a_badge(make_uow, create_user) -> Case:
+    admin = create_user("admin1", roles=["admin"])
+    create_user("carol")
+    with make_uow() as uow:
+        enroll_badge(uow, ctx_of(admin), "carol", "BADGE-10005")
+    return Case(
+        lambda uow: revoke_badge(uow, ctx_of(admin), "carol", "lost"),
+        "admin1",
+        "badge revoked",
+        ("user", "carol"),
+        None,
+        {"badge": "…0005"},
+        "lost",
+        kind="security",
+    )
+
+
+def setting_ones_pin(make_uow, create_user) -> Case:
+    carol = create_user("carol")
+    return Case(
+        lambda uow: set_pin(uow, ctx_of(carol), PASSWORD, "851427"),
+        "carol",
+        "PIN changed",
+        ("user", "carol"),
+        None,
+        None,
+        kind="security",
+    )
+
+
+def choosing_the_ways_to_sign(make_uow, create_user) -> Case:
+    admin = create_user("admin1", roles=["admin"])
+    return Case(
+        lambda uow: set_signing_methods(uow, ctx_of(admin), ["badge_pin"], "readers everywhere"),
+        "admin1",
+        "site setting changed",
+        ("site setting", "signing methods"),
+        {"methods": ["password", "badge_pin"]},
+        {"methods": ["badge_pin"]},
+        "readers everywhere",
+    )
+
+
 CASES = [
     adding_a_user,
     changing_roles,
@@ -278,6 +337,10 @@ CASES = [
     registering_a_terminal,
     deactivating_a_terminal,
     signing_a_record,
+    enrolling_a_badge,
+    revoking_a_badge,
+    setting_ones_pin,
+    choosing_the_ways_to_sign,
 ]
 
 

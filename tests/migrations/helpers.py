@@ -55,7 +55,7 @@ SEED: tuple[tuple[str, tuple[dict[str, Any], ...]], ...] = (
         {"id": uid, "username": name, "full_name": full, "password_hash": "$argon2id$" + name,
          "password_changed_at": AT, "must_change_password": must, "failed_attempts": failed,
          "locked": False, "active": True, "attested_at": attested, "session_generation": 3,
-         "created_at": AT}
+         "created_at": AT, "pin_hash": "$argon2id$pin-" + name, "pin_changed_at": LATER}
         for uid, name, full, must, failed, attested in (
             (ADA, "ada", "Ada Lovelace", False, 0, LATER),
             (OLIVIA, "olivia", "Olivia Østergård", True, 2, None),
@@ -184,7 +184,7 @@ SEED: tuple[tuple[str, tuple[dict[str, Any], ...]], ...] = (
                         "head_at": STAMP, "head_signature": SIGNATURE},)),
     ("web_sessions", ({"id_hash": "w" * 64, "user_id": OLIVIA, "terminal": "Bench 1",
                        "terminal_id": TERMINAL, "created_at": AT, "last_seen_at": LATER,
-                       "locked": False, "signed": True},)),
+                       "locked": False, "signed": True, "signed_with": "badge_pin"},)),
     ("refusal_windows", ({"attempt": "login", "source": "192.0.2.7", "started": AT,
                           "refused": 4, "turned_away": 1, "reasons": {"password": 3, "lock": 1}},)),
     ("hub_receipts", ({"batch_id": BATCH, "last_seq": 3, "last_hash": "3" * 64, "hub": "HUB",
@@ -193,6 +193,14 @@ SEED: tuple[tuple[str, tuple[dict[str, Any], ...]], ...] = (
                          "signature": SIGNATURE, "countersigned_by": "HUB",
                          "countersigned_at": STAMP, "countersignature": SIGNATURE,
                          "kept_at": STAMP},)),
+    ("pin_history", ({"id": 1, "user_id": OLIVIA, "pin_hash": "$argon2id$pin-old",
+                      "set_at": AT},)),
+    ("badges", ({"id": "g-1", "user_id": OLIVIA, "code_hash": "d" * 64, "hint": "…7Ø42",
+                 "enrolled_at": AT, "enrolled_by": ADA, "revoked_at": LATER,
+                 "revoke_reason": "lost in the changing room"},
+                {"id": "g-2", "user_id": OLIVIA, "code_hash": "d" * 64, "hint": "…7Ø42",
+                 "enrolled_at": LATER, "enrolled_by": None, "revoked_at": None,
+                 "revoke_reason": None})),
 )  # fmt: skip
 
 APPEND_ONLY = "is append-only"

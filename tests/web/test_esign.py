@@ -50,7 +50,7 @@ def test_the_first_signature_of_a_session_without_the_user_id_signs_nothing(
     assert response.status_code == 400
     assert alerts(response) == [
         "The first signature of a session needs your user ID and password. "
-        "Type your user ID as well as your password."
+        "Type your user ID as well as your password, or scan your badge and type your PIN."
     ]
     assert audit_entries(kind="signature", record_id=alice) == []
     assert user_row("alice").attested_at is None

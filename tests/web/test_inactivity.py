@@ -96,7 +96,7 @@ def test_the_first_signature_after_an_unlock_needs_the_user_id_again(
     assert refused.status_code == 400
     assert alerts(refused) == [
         "The first signature of a session needs your user ID and password. "
-        "Type your user ID as well as your password."
+        "Type your user ID as well as your password, or scan your badge and type your PIN."
     ]
     assert len(audit_entries(kind="signature", record_id=alice)) == 2
     assert location(sign_attestation(quick, username="alice")) == "/account"

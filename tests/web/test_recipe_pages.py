@@ -342,7 +342,7 @@ def test_author_reviewer_and_qa_take_a_version_to_effective_with_their_signature
     assert without_user_id.status_code == 400
     assert alerts(without_user_id) == [
         "The first signature of a session needs your user ID and password. "
-        "Type your user ID as well as your password."
+        "Type your user ID as well as your password, or scan your badge and type your PIN."
     ]
     assert state_of(version_id) == "draft"
     submitted = sign(client, version_id, "submit", esign_username="aaron")

@@ -26,7 +26,9 @@ from mes.store.models.batches import (
 )
 from mes.store.models.masters import Equipment, EquipmentLogEntry, Material, MaterialLot
 from mes.store.models.people import (
+    Badge,
     PasswordHistory,
+    PinHistory,
     Terminal,
     TrainingRecord,
     User,
@@ -50,6 +52,7 @@ __all__ = [
     "NAMING_CONVENTION",
     "AnchoredHead",
     "AuditEntry",
+    "Badge",
     "Base",
     "Batch",
     "BatchEntry",
@@ -71,6 +74,7 @@ __all__ = [
     "Material",
     "MaterialLot",
     "PasswordHistory",
+    "PinHistory",
     "RecipePublication",
     "RecipeVersion",
     "RefusalWindow",

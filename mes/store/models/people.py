@@ -1,14 +1,16 @@
-"""People and workstations: users, their roles, sessions, password history, training, terminals."""
+"""People and workstations: users, roles, sessions, password and PIN history, badges, training."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
+from sqlalchemy import text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.schema import CheckConstraint, ForeignKey, Index, UniqueConstraint
 from sqlalchemy.types import Boolean, Date, Integer, String
 
 from mes.core.access import Role
+from mes.core.esign import SigningMethod
 from mes.store.models.base import Base, UTCDateTime, known
 
 
@@ -32,6 +34,10 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     attested_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # 11.200(a)(1): the PIN that goes with the user's badge (argon2id, as the password); None
+    # until the user sets one.
+    pin_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    pin_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     roles: Mapped[list[UserRole]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"
@@ -52,7 +58,10 @@ class WebSession(Base):
     """
 
     __tablename__ = "web_sessions"
-    __table_args__ = (CheckConstraint("last_seen_at >= created_at", name="seen_after_created"),)
+    __table_args__ = (
+        CheckConstraint("last_seen_at >= created_at", name="seen_after_created"),
+        known("signed_with", SigningMethod, nullable=True),
+    )
 
     id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
@@ -63,6 +72,8 @@ class WebSession(Base):
     locked: Mapped[bool] = mapped_column(Boolean, default=False)
     # 11.200(a)(1): the user has signed in this continuous session (later signings: password only).
     signed: Mapped[bool] = mapped_column(Boolean, default=False)
+    # How the session's first signing identified the user: later ones take that method's secret.
+    signed_with: Mapped[str | None] = mapped_column(String(10), nullable=True)
 
 
 class UserRole(Base):
@@ -85,6 +96,59 @@ class PasswordHistory(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     password_hash: Mapped[str] = mapped_column(String(200))
     set_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PinHistory(Base):
+    """Every PIN hash a user has had (append-only), for the history rule."""
+
+    __tablename__ = "pin_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    pin_hash: Mapped[str] = mapped_column(String(200))
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+ACTIVE_BADGE = text("revoked_at IS NULL")
+
+
+class Badge(Base):
+    """A badge enrolled to a user: the identification code of badge + PIN (11.200(a)(1)).
+
+    Only the SHA-256 of the code is kept, and a short hint. A badge is never deleted: a lost one
+    is revoked (when and why kept here, who in the audit trail), and stops identifying anyone.
+    At most one active badge per code (11.300(a): unique) and per user.
+    """
+
+    __tablename__ = "badges"
+    __table_args__ = (
+        Index(
+            "uq_badges_active_code",
+            "code_hash",
+            unique=True,
+            sqlite_where=ACTIVE_BADGE,
+            postgresql_where=ACTIVE_BADGE,
+        ),
+        Index(
+            "uq_badges_active_user",
+            "user_id",
+            unique=True,
+            sqlite_where=ACTIVE_BADGE,
+            postgresql_where=ACTIVE_BADGE,
+        ),
+        CheckConstraint(
+            "revoked_at IS NULL OR revoked_at >= enrolled_at", name="revoked_after_enrolled"
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    hint: Mapped[str] = mapped_column(String(8))
+    enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    enrolled_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    revoke_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
 
 
 class TrainingRecord(Base):

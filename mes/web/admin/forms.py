@@ -11,6 +11,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from mes.core.access import ROLE_TITLES
+from mes.core.esign import SIGNING_METHOD_TITLES, SigningMethod
 from mes.web.forms import DateField, FreeText, OneLine
 
 
@@ -53,6 +54,26 @@ class AdministratorsMaySignForm(FlaskForm):
         "Allow", choices=[SelectChoice("yes", "Administrators may also hold a signing role")]
     )
     reason = StringField("Reason for the change", validators=[DataRequired(), Length(max=500)])
+
+
+class SigningMethodsForm(FlaskForm):
+    """Choose the ways to sign (and log in at a panel) the site allows, with the reason."""
+
+    methods = RoleChoices(
+        "Ways to sign",
+        choices=[SelectChoice(m.value, SIGNING_METHOD_TITLES[m]) for m in SigningMethod],
+    )
+    reason = StringField("Reason for the change", validators=[DataRequired(), Length(max=500)])
+
+
+class BadgeForm(FlaskForm):
+    """Enroll a badge: scan it into the field."""
+
+    badge = PasswordField(
+        "Badge (scan it)",
+        validators=[DataRequired(message="Scan the badge into the field."), Length(max=128)],
+        render_kw={"autocomplete": "off"},
+    )
 
 
 class ReasonForm(FlaskForm):

@@ -22,17 +22,20 @@ from mes.core.access import (
     signing_roles_beside_admin,
 )
 from mes.core.audit import describe_changes
-from mes.services import configuration, terminals, training, users
+from mes.core.esign import SIGNING_METHOD_TITLES
+from mes.services import badges, configuration, terminals, training, users
 from mes.services.audit import AuditFilter, read_audit_trail
 from mes.web import runtime, site_zone, terminal_binding
 from mes.web.actions import act, done, flashed, reading, reasons, shown_on, submitted
 from mes.web.admin.forms import (
     AdministratorsMaySignForm,
     AuditFilterForm,
+    BadgeForm,
     NewUserForm,
     PlainForm,
     ReasonForm,
     RolesForm,
+    SigningMethodsForm,
     TerminalForm,
     TrainingForm,
 )
@@ -49,6 +52,7 @@ def _users_page(error: str | None = None, status: int = 200) -> ResponseReturnVa
     with reading(read_only=False) as (uow, _ctx):
         people = users.list_users(uow)
         setting = configuration.administrators_may_sign(uow)
+        methods = configuration.signing_methods(uow)
     return render_template(
         "admin/users.html",
         users=people,
@@ -56,6 +60,9 @@ def _users_page(error: str | None = None, status: int = 200) -> ResponseReturnVa
         setting_form=AdministratorsMaySignForm(allowed=["yes"] if setting.allowed else []),
         both={u.username: signing_roles_beside_admin(u.role_names) for u in people},
         error=error,
+        methods=methods,
+        methods_form=SigningMethodsForm(methods=methods.values),
+        method_titles=SIGNING_METHOD_TITLES,
     ), status
 
 
@@ -86,6 +93,22 @@ def administrators_may_sign() -> ResponseReturnValue:
         else "Administrators may no longer hold a signing role or sign.",
         "admin.user_list",
     )
+
+
+@bp.post("/settings/signing-methods")
+@requires(Permission.MANAGE_USERS)
+def signing_methods() -> ResponseReturnValue:
+    """Choose the ways to sign the site allows: user ID + password, badge + PIN (reason required)."""
+    form = SigningMethodsForm()
+    if not form.validate_on_submit():
+        return _users_page("Give the reason for the change.", 400)
+    act(
+        configuration.set_signing_methods,
+        form.methods.data or [],
+        form.reason.data or "",
+        refused=shown_on(_users_page),
+    )
+    return done("The ways to sign were changed.", "admin.user_list", anchor="signing-methods")
 
 
 @bp.route("/users/new", methods=["GET", "POST"])
@@ -119,6 +142,7 @@ def _user_page(
         user = users.find_user(uow, username)
         history = training.training_records(uow, user)
         setting = configuration.administrators_may_sign(uow)
+        badge = badges.badge_of(uow, user)
     roles_form = RolesForm(roles=sorted(user.role_names))
     return render_template(
         "admin/user_detail.html",
@@ -130,6 +154,8 @@ def _user_page(
         roles_form=roles_form,
         reason_form=ReasonForm(),
         plain_form=PlainForm(),
+        badge_form=BadgeForm(),
+        badge=badge,
         error=error,
         temporary=temporary,
     ), status
@@ -189,6 +215,33 @@ def user_reset_password(username: str) -> ResponseReturnValue:
     submitted(PlainForm())
     temporary = act(users.reset_password, username, refused=shown_on(_user_page, username))
     return _user_page(username, temporary=temporary)
+
+
+@bp.post("/users/<username>/badge")
+@requires(Permission.MANAGE_USERS)
+def user_badge(username: str) -> ResponseReturnValue:
+    """Enroll the badge scanned into the field (never one's own; audited)."""
+    form = BadgeForm()
+    if not form.validate_on_submit():
+        return _user_page(username, "Scan the badge into the badge field.", 400)
+    hint = act(
+        badges.enroll_badge, username, form.badge.data, refused=shown_on(_user_page, username)
+    )
+    return done(f"Badge {hint} enrolled to {username}.", "admin.user_detail", username=username)
+
+
+@bp.post("/users/<username>/badge/revoke")
+@requires(Permission.MANAGE_USERS)
+def user_badge_revoke(username: str) -> ResponseReturnValue:
+    """Revoke the user's badge (lost, stolen, damaged), with the reason: it stops working now."""
+    form = submitted(ReasonForm())
+    hint = act(
+        badges.revoke_badge,
+        username,
+        form.reason.data or "",
+        refused=shown_on(_user_page, username),
+    )
+    return done(f"Badge {hint} of {username} revoked.", "admin.user_detail", username=username)
 
 
 # --- terminals ----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from flask_login import current_user
 from mes import __version__
 from mes.core.errors import AuthenticationFailed, MesError, TooManyAttempts
 from mes.core.esign import ACCOUNTABILITY_STATEMENT, ATTESTATION_RECORD_TYPE, attestation_record
-from mes.services import esign, sessions, users
+from mes.services import badges, esign, sessions, users
 from mes.services.training import training_records
 from mes.web import runtime, safe_next, session_user
 from mes.web.actions import act, done, reading, reasons, shown_on
@@ -22,6 +22,7 @@ from mes.web.common.forms import (
     LockForm,
     LoginForm,
     LogoutForm,
+    PinForm,
     UnlockForm,
 )
 from mes.web.helpers import request_source, service_context
@@ -37,7 +38,7 @@ def health() -> ResponseReturnValue:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> ResponseReturnValue:
-    """Log in with user ID and password; a wrong one counts toward the lockout."""
+    """Log in with user ID and password, or badge scan and PIN; a wrong one counts toward lockout."""
     form = LoginForm()
     if request.method == "GET":
         form.next.data = safe_next(request.args.get("next")) or ""
@@ -46,19 +47,30 @@ def login() -> ResponseReturnValue:
 
     def refused(err: MesError) -> ResponseReturnValue:
         # Every refused login has the same words (LoginRefused): nobody learns from them which
-        # user IDs exist or which accounts are locked.
+        # user IDs exist or which accounts are locked. The badge field starts empty again, so
+        # the next scan is not appended to the last one.
+        form.badge.data = ""
         page = render_template("common/login.html", form=form, error=str(err))
         if isinstance(err, TooManyAttempts):
             return page, err.http_status, {"Retry-After": str(err.retry_after)}
         return page, err.http_status
 
-    user = act(
-        users.authenticate,
-        form.username.data,
-        form.password.data,
-        source=request_source(),
-        refused=refused,
-    )
+    if (form.badge.data or "").strip():
+        user = act(
+            users.authenticate_by_badge,
+            form.badge.data,
+            form.pin.data,
+            source=request_source(),
+            refused=refused,
+        )
+    else:
+        user = act(
+            users.authenticate,
+            form.username.data,
+            form.password.data,
+            source=request_source(),
+            refused=refused,
+        )
     _start_session(user.id)
     return redirect(safe_next(form.next.data) or url_for("common.home"))
 
@@ -162,12 +174,18 @@ def home() -> ResponseReturnValue:
     return render_template("common/home.html")
 
 
-def _account_page(error: str | None = None, status: int = 200) -> ResponseReturnValue:
+def _account_page(
+    error: str | None = None,
+    status: int = 200,
+    pin_errors: list[str] | None = None,
+    pin_form: PinForm | None = None,
+) -> ResponseReturnValue:
     with reading(read_only=False) as (uow, _ctx):
         user = users.find_user(uow, current_user.username)
         training = training_records(uow, user)
         statement = attestation_record(user.id, user.username)
         signatures = esign.valid_signatures(uow, ATTESTATION_RECORD_TYPE, user.id, statement)
+        badge = badges.badge_of(uow, user)
     return render_template(
         "common/account.html",
         form=AttestationForm(),
@@ -175,6 +193,10 @@ def _account_page(error: str | None = None, status: int = 200) -> ResponseReturn
         training=training,
         signatures=signatures,
         error=error,
+        badge=badge,
+        pin_set_at=user.pin_changed_at if user.pin_hash else None,
+        pin_form=pin_form or PinForm(),
+        pin_errors=pin_errors or [],
     ), status
 
 
@@ -182,6 +204,22 @@ def _account_page(error: str | None = None, status: int = 200) -> ResponseReturn
 def account() -> ResponseReturnValue:
     """The user's roles, training and e-signature attestation."""
     return _account_page()
+
+
+@bp.post("/account/pin")
+def set_pin() -> ResponseReturnValue:
+    """Set or change one's PIN (the one that goes with the badge), confirmed with the password."""
+    form = PinForm()
+    if not form.validate_on_submit():
+        errors = [e for field in form for e in field.errors] or ["Fill in every field."]
+        return _account_page(pin_errors=errors, pin_form=form, status=400)
+    act(
+        badges.set_pin,
+        form.password.data,
+        form.pin.data,
+        refused=lambda err: _account_page(pin_errors=reasons(err), pin_form=form, status=400),
+    )
+    return done("Your PIN was set.", "common.account", anchor="pin")
 
 
 @bp.post("/account/attestation")

@@ -48,6 +48,18 @@
     });
   });
 
+  // Badge fields take a keyboard-wedge scanner: its Enter moves on to the PIN (the field named
+  // by data-badge, else the next password field) instead of submitting without it.
+  document.querySelectorAll("input[data-badge]").forEach(function (badge) {
+    badge.addEventListener("keydown", function (event) {
+      if (event.key !== "Enter") { return; }
+      var scope = badge.closest("dialog") || badge.form;
+      var pin = scope && scope.querySelector(badge.dataset.badge ?
+        "[name='" + badge.dataset.badge + "']" : "input[type=password]");
+      if (pin && !pin.value) { event.preventDefault(); pin.focus(); }
+    });
+  });
+
   // Forms are submitted once: a second tap while the first is on its way does nothing.
   document.querySelectorAll("form").forEach(function (form) {
     form.addEventListener("submit", function (event) {

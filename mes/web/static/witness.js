@@ -1,5 +1,5 @@
 // A witness who signs in place (issue 15): in a signature dialog that offers "Sign as another
-// person", the witness's own user ID and password are asked; the logged-in user stays logged
+// person", the witness's own badge and PIN, or user ID and password, are asked; the logged-in user stays logged
 // in. The server decides everything again (mes/services/esign.py witness_context); this only
 // shows the right fields and puts the caret where the next person types.
 (function () {
@@ -17,8 +17,10 @@
     var fixed = dialog.querySelector("[data-witness-fixed]");
     var signer = dialog.querySelector("[data-esign-signer]");
     var ownSigner = signer ? signer.textContent : "";
-    var idLabel = dialog.querySelector("[data-witness-id]");  // only a witness types a user ID
-    var idInput = idLabel ? idLabel.querySelector("input") : null;
+    // Only a witness scans a badge or types a user ID (the logged-in user's later signings
+    // take the secret alone): those fields show while "Sign as another person" is ticked.
+    var idLabels = dialog.querySelectorAll("[data-witness-id]");
+    var secretLabel = dialog.querySelector("[data-secret-label]");
     var opener = dialog.parentElement.querySelector("[data-esign-open]");
 
     var show = function (witnessing) {
@@ -26,9 +28,13 @@
       if (signer && toggle) {
         signer.textContent = witnessing ? toggle.dataset.witnessSigner : ownSigner;
       }
-      if (idLabel) {
-        idLabel.hidden = !witnessing;
-        idInput.disabled = !witnessing;
+      Array.prototype.forEach.call(idLabels, function (label) {
+        label.hidden = !witnessing;
+        label.querySelector("input").disabled = !witnessing;
+      });
+      if (secretLabel) {
+        secretLabel.textContent = witnessing
+          ? secretLabel.dataset.witnessLabel : secretLabel.dataset.own;
       }
     };
     var focusFirst = function () {
