@@ -198,7 +198,7 @@ def test_an_unknown_witness_user_id_gets_the_words_of_a_wrong_password(make_uow)
     )  # fmt: skip
     assert (entry.actor_username, entry.reason) == ("olivia", "unknown user ID")
     assert site.view(batch_id).batch.state.phases["check_bag"].status is PhaseStatus.PERFORMED
-    with pytest.raises(InvalidInput, match="A witness signs with their own user ID"):
+    with pytest.raises(InvalidInput, match="A witness signs with their own badge and PIN, or user ID"):
         verify_in_place(site, batch_id, witness="")
 
 
@@ -249,3 +249,62 @@ def test_a_deviation_is_acknowledged_and_the_batch_signed_complete_in_place(make
     assert last.actor_username == "sam"
     assert last.payload["in_session_of"]["username"] == "olivia"
     assert_sound(site, batch_id)
+
+
+SAM_BADGE, SAM_PIN = "BADGE-20002", "738164"
+
+
+def with_badge(site, username="sam", badge=SAM_BADGE, pin=SAM_PIN):
+    """``username`` gets a badge and a PIN, enrolled from the command line."""
+    from mes.services.badges import enroll_badge, set_pin_for
+    from mes.services.context import Context
+
+    system = Context.command_line(NOW - timedelta(days=1), "tester", "testhost")
+    with site.uow() as uow:
+        enroll_badge(uow, system, username, badge)
+    with site.uow() as uow:
+        set_pin_for(uow, system, username, pin)
+
+
+def verify_by_badge(site, batch_id, badge=SAM_BADGE, pin=SAM_PIN):
+    credentials = Credentials(pin, badge=badge, witness=True)
+    with site.uow() as uow:
+        ctx = witness_context(uow, site.ctx("olivia"), credentials)
+        return batches.sign_phase(
+            uow, ctx, batch_id, "check_bag", Action.VERIFY,
+            credentials=credentials, first_signing_in_session=True,
+        )  # fmt: skip
+
+
+def test_a_witness_verifies_in_place_with_their_badge_and_pin(make_uow):
+    site = spoke(make_uow)
+    with_badge(site)
+    batch_id = performed(site)
+    olivia = session_of(site, "olivia")
+    batch = verify_by_badge(site, batch_id)
+    assert batch.state.phases["check_bag"].verified_by.username == "sam"
+    assert entries(site, batch_id)[-1].payload["in_session_of"]["username"] == "olivia"
+    assert still_open(site, olivia)
+    assert_sound(site, batch_id)
+
+
+def test_a_wrong_witness_pin_counts_on_the_badge_holder_and_an_unknown_badge_is_refused(
+    make_uow,
+):
+    site = spoke(make_uow)
+    with_badge(site)
+    batch_id = performed(site)
+    with pytest.raises(AuthenticationFailed, match="PIN"):
+        verify_by_badge(site, batch_id, pin="905173")
+    assert (failed_attempts(site, "sam"), failed_attempts(site, "olivia")) == (1, 0)
+    with pytest.raises(AuthenticationFailed, match="PIN"):
+        verify_by_badge(site, batch_id, badge="BADGE-99999")
+    assert site.view(batch_id).batch.state.phases["check_bag"].status is PhaseStatus.PERFORMED
+
+
+def test_the_performers_own_badge_cannot_witness_their_phase(make_uow):
+    site = spoke(make_uow)
+    with_badge(site, "olivia", "BADGE-20001", "604917")
+    batch_id = performed(site)
+    with pytest.raises(InvalidInput, match="a witness is another person"):
+        verify_by_badge(site, batch_id, badge="BADGE-20001", pin="604917")
