@@ -116,7 +116,7 @@ def test_the_first_signature_dialog_has_a_badge_field_for_the_scanner(client, ba
     assert "data-badge" in _input(first, "esign_badge")
     # Either way signs: the user ID is no longer required by the browser, the server checks.
     assert "required" not in _input(first, "esign_username")
-    assert "<span>Password or PIN</span>" in first
+    assert ">Password or PIN</span>" in first
 
 
 def test_signing_by_badge_and_pin_then_by_the_pin_alone(client, badged, audit_entries):
