@@ -138,6 +138,9 @@ class Counts:
     scans: int = 0
     page_loads: int = 0
     signatures: int = 0
+    # of the keystrokes, those that are the observations themselves (values and dates typed):
+    # what no design can spare the operator
+    observed: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """The counts by name."""
@@ -420,9 +423,13 @@ def enter_all(replay: Replay, entries: Iterable[Entry]) -> None:
         if entry.how == "scan":
             replay.scan(target, entry.value)
         elif entry.how == "type":
+            before = replay.counts.keystrokes
             replay.type(target, entry.value)
+            replay.counts.observed += replay.counts.keystrokes - before
         elif entry.how == "date":
+            before = replay.counts.keystrokes
             replay.fill_date(target, entry.value)
+            replay.counts.observed += replay.counts.keystrokes - before
         else:
             replay.tap(target)
         entered.add(entry)
