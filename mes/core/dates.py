@@ -59,6 +59,11 @@ def date_order(time_zone: str) -> DateOrder:
     return DateOrder.MONTH_FIRST if time_zone in MONTH_FIRST_ZONES else DateOrder.DAY_FIRST
 
 
+def date_pattern(time_zone: str) -> str:
+    """What a date field asks for: ``DD/MM/YYYY`` (or ``MM/DD/YYYY`` where month comes first)."""
+    return date_order(time_zone).value
+
+
 def date_time_pattern(time_zone: str) -> str:
     """What a date and time field asks for: ``DD/MM/YYYY HH:MM`` (24-hour clock)."""
     return f"{date_order(time_zone).value} HH:MM"
@@ -97,7 +102,7 @@ def _example(time_zone: str, with_time: bool) -> str:
 
 
 def _refuse(label: str, text: str, why: str, time_zone: str, with_time: bool) -> DateNotUnderstood:
-    pattern = date_time_pattern(time_zone) if with_time else date_order(time_zone).value
+    pattern = date_time_pattern(time_zone) if with_time else date_pattern(time_zone)
     what = "a date and time" if with_time else "a date"
     return DateNotUnderstood(
         f"{label}: '{text[:40]}' {why}.",

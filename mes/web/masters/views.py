@@ -7,13 +7,16 @@ instrument has its logbook. Every rule is the services'; the pages show their re
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
+from typing import Any
 
 from flask import Blueprint, render_template, request
 from flask.typing import ResponseReturnValue
 
 from mes.core.access import Permission
 from mes.core.batch import equipment_class_title
+from mes.core.dates import date_pattern, parse_local_date
 from mes.core.equipment import EQUIPMENT_STATUS_WORDS
 from mes.core.errors import InvalidInput
 from mes.core.esign import MEANING_STATEMENTS
@@ -21,7 +24,8 @@ from mes.core.materials import LOT_DECISION_TITLES
 from mes.core.units import UNITS
 from mes.services import equipment as equipment_service
 from mes.services import materials as material_service
-from mes.web.actions import Refused, act, done, reading, shown_on, stop
+from mes.web import site_zone
+from mes.web.actions import act, done, reading, shown_on, stop
 from mes.web.helpers import requires
 from mes.web.masters.forms import (
     EquipmentForm,
@@ -33,29 +37,40 @@ from mes.web.masters.forms import (
 bp = Blueprint("masters", __name__, template_folder="templates")
 
 
-def _date(name: str, *, refused: Refused, required: bool = True) -> date | None:
-    """The date typed in the field ``name``; a missing or malformed one is ``refused``."""
+def _date(
+    name: str,
+    label: str,
+    page: Callable[..., ResponseReturnValue],
+    *page_args: Any,
+    required: bool = True,
+) -> date | None:
+    """The date typed in the field ``name``, read in the site's order (mes.core.dates).
+
+    A missing or unreadable one ends the request with ``page`` again, the message at the field.
+    """
     text = (request.form.get(name) or "").strip()
-    if not text:
-        if not required:
-            return None
-        stop(
-            refused(
-                InvalidInput(
-                    f"The {name.replace('_', ' ')} is required.", what_to_do="Enter a date."
-                )
-            )
-        )
+    if not text and not required:
+        return None
+    zone = site_zone()
     try:
-        return date.fromisoformat(text)
-    except ValueError:
-        stop(refused(InvalidInput(f"'{text}' is not a date.", what_to_do="Use YYYY-MM-DD.")))
+        if not text:
+            raise InvalidInput(
+                f"{label} is required.",
+                what_to_do=f"Enter a date as {date_pattern(zone)}.",
+            )
+        return parse_local_date(text, zone, label=label)
+    except InvalidInput as err:
+        stop(
+            page(*page_args, error=str(err), status=err.http_status, field_errors={name: str(err)})
+        )
 
 
 # --- materials and lots ----------------------------------------------------------------------
 
 
-def _materials_page(error: str | None = None, status: int = 200) -> ResponseReturnValue:
+def _materials_page(
+    error: str | None = None, status: int = 200, field_errors: dict[str, str] | None = None
+) -> ResponseReturnValue:
     with reading() as (uow, ctx):
         materials = material_service.list_materials(uow, ctx)
         lots = material_service.list_lots(uow, ctx)
@@ -69,6 +84,7 @@ def _materials_page(error: str | None = None, status: int = 200) -> ResponseRetu
         statements=MEANING_STATEMENTS,
         meanings=material_service.STATUS_MEANINGS,
         decision_titles=LOT_DECISION_TITLES,
+        field_errors=field_errors or {},
     ), status
 
 
@@ -104,7 +120,7 @@ def add_lot() -> ResponseReturnValue:
         material_service.add_lot,
         material_code=form.material_code.data or "",
         lot_number=form.lot_number.data or "",
-        expiry=_date("expiry", refused=refused),
+        expiry=_date("expiry", "Expiry", _materials_page),
         refused=refused,
     )
     return done(
@@ -132,7 +148,9 @@ def lot_status(lot_number: str) -> ResponseReturnValue:
 # --- equipment -----------------------------------------------------------------------------------
 
 
-def _equipment_page(error: str | None = None, status: int = 200) -> ResponseReturnValue:
+def _equipment_page(
+    error: str | None = None, status: int = 200, field_errors: dict[str, str] | None = None
+) -> ResponseReturnValue:
     with reading() as (uow, ctx):
         rows = equipment_service.list_equipment(uow, ctx)
     return render_template(
@@ -143,6 +161,7 @@ def _equipment_page(error: str | None = None, status: int = 200) -> ResponseRetu
         status_words=EQUIPMENT_STATUS_WORDS,
         error=error,
         entered=request.form,
+        field_errors=field_errors or {},
     ), status
 
 
@@ -165,14 +184,19 @@ def add_equipment() -> ResponseReturnValue:
         equipment_class=form.equipment_class.data or "",
         name=form.name.data or "",
         location=form.location.data or "",
-        calibration_due=_date("calibration_due", refused=refused, required=False),
+        calibration_due=_date(
+            "calibration_due", "Calibration due", _equipment_page, required=False
+        ),
         refused=refused,
     )
     return done(f"{item.id} registered.", "masters.logbook", equipment_id=item.id)
 
 
 def _logbook_page(
-    equipment_id: str, error: str | None = None, status: int = 200
+    equipment_id: str,
+    error: str | None = None,
+    status: int = 200,
+    field_errors: dict[str, str] | None = None,
 ) -> ResponseReturnValue:
     with reading() as (uow, ctx):
         item, entries = equipment_service.logbook(uow, ctx, equipment_id)
@@ -185,6 +209,8 @@ def _logbook_page(
         class_title=equipment_class_title,
         status_words=EQUIPMENT_STATUS_WORDS,
         error=error,
+        entered=request.form,
+        field_errors=field_errors or {},
     ), status
 
 
@@ -231,7 +257,7 @@ def calibration(equipment_id: str) -> ResponseReturnValue:
     act(
         equipment_service.record_calibration,
         equipment_id,
-        next_due=_date("next_due", refused=refused),
+        next_due=_date("next_due", "Next calibration due", _logbook_page, equipment_id),
         certificate=request.form.get("certificate", ""),
         refused=refused,
     )
