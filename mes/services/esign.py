@@ -43,6 +43,7 @@ from mes.core.esign import (
     SigningMethod,
     attestation_record,
     check_signer_identity,
+    check_signing_method,
     signature_binds,
     signing_method,
 )
@@ -318,26 +319,15 @@ def authenticate_signer(
             "accountability statement.",
             what_to_do="Open 'My account' and acknowledge the statement.",
         )
-    by_pin = method is SigningMethod.BADGE_PIN
-    if by_pin:
-        check_pin_usable(user, ctx, uow)
-    stored = user.pin_hash if by_pin else user.password_hash
-    known = (
-        checked.matches
-        if checked is not None and checked.user_id == user.id and checked.password_hash == stored
-        else None
-    )
-    if by_pin and known is None:
-        known = pin_matches(stored, credentials.password)
-    verify_credentials(
+    check_secret(
         uow,
         ctx,
         user,
         credentials.password,
+        method,
         "signature failed",
-        matches=known,
+        checked=checked,
         keep_staged=keep_staged,
-        wrong=WRONG_PIN if by_pin else "The user ID or password is wrong.",
     )
     if user.failed_attempts:
         user.failed_attempts = 0
@@ -354,6 +344,82 @@ def authenticate_signer(
         site=uow.site.code,
     )
     return user, manifestation
+
+
+def check_secret(
+    uow: UnitOfWork,
+    ctx: Context,
+    user: User,
+    secret: str,
+    method: SigningMethod,
+    action: str,
+    *,
+    checked: PasswordCheck | None = None,
+    keep_staged: bool = False,
+) -> None:
+    """The secret of ``method``: the PIN by badge (set, not expired), else the password.
+
+    A wrong one is counted toward the user's lockout, the PIN and the password in one counter
+    (11.300(d)), and recorded as ``action``. ``checked``: the password already checked before
+    the caller's locks (:func:`check_password_first`), used if it is still the user's hash.
+    """
+    by_pin = method is SigningMethod.BADGE_PIN
+    if by_pin:
+        check_pin_usable(user, ctx, uow)
+    stored = user.pin_hash if by_pin else user.password_hash
+    known = (
+        checked.matches
+        if checked is not None and checked.user_id == user.id and checked.password_hash == stored
+        else None
+    )
+    if by_pin and known is None:
+        known = pin_matches(stored, secret)
+    verify_credentials(
+        uow,
+        ctx,
+        user,
+        secret,
+        action,
+        matches=known,
+        keep_staged=keep_staged,
+        wrong=WRONG_PIN if by_pin else "The user ID or password is wrong.",
+    )
+
+
+def unlock_methods(uow: UnitOfWork, ctx: Context) -> list[SigningMethod]:
+    """The secrets that unlock the logged-in user's session, the one to offer first first.
+
+    The PIN where the user has one and the site allows badge + PIN, then the password.
+    """
+    user = acting_user(uow, ctx, changing_password=True)
+    allowed = set(signing_methods(uow).values)
+    if user.pin_hash is not None and SigningMethod.BADGE_PIN.value in allowed:
+        return [SigningMethod.BADGE_PIN, SigningMethod.PASSWORD]
+    return [SigningMethod.PASSWORD]
+
+
+def reauthenticate(
+    uow: UnitOfWork, ctx: Context, secret: str, method: str = SigningMethod.PASSWORD
+) -> User:
+    """Unlock a session locked by inactivity: the logged-in user's password, or their PIN.
+
+    The PIN only where the site allows badge + PIN (checked as a signature checks it); the
+    secret is judged as a signature's is (:func:`check_secret`), a wrong one counted toward the
+    same lockout. The badge is not asked again: the session already knows who it is.
+    """
+    user = acting_user(uow, ctx, changing_password=True)
+    try:
+        chosen = SigningMethod(method)
+    except ValueError:
+        raise InvalidInput(
+            "That is not a way to unlock the session.", what_to_do="Type your PIN or password."
+        ) from None
+    if chosen is SigningMethod.BADGE_PIN:
+        check_signing_method(chosen, signing_methods(uow).values)
+    check_secret(uow, ctx, user, secret, chosen, "session unlock failed")
+    user.failed_attempts = 0
+    uow.commit()
+    return user
 
 
 def check_pin_usable(user: User, ctx: Context, uow: UnitOfWork) -> None:

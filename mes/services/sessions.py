@@ -25,7 +25,7 @@ from mes.core.sessions import (
     session_state,
     token_digest,
 )
-from mes.services import users
+from mes.services import esign
 from mes.services.context import Context
 from mes.store import sessions as session_store
 from mes.store import users as user_store
@@ -120,13 +120,16 @@ def unlock_session(
     token: str,
     password: str,
     clock: Callable[[], datetime] | None = None,
+    method: str = "password",
 ) -> None:
-    """Unlock a locked session with the logged-in user's password (a wrong one is counted).
+    """Unlock a locked session with the logged-in user's password or PIN (``method``).
+
+    A wrong one counts toward the same lockout (see :func:`esign.reauthenticate`).
 
     ``clock``: the time after the password check, from which the session is idle again (the
     check takes a while; without it, ``ctx.at``).
     """
-    users.reauthenticate(uow, ctx, password)
+    esign.reauthenticate(uow, ctx, password, method)
     # A signature that raced the lock may have marked the session signed after the lock cleared
     # it: the first signing after an unlock needs every component again (11.200(a)(1)(ii)).
     _set(

@@ -557,15 +557,6 @@ def _refuse_login(
     raise LoginRefused(words, what_to_do=LOGIN_WHAT_TO_DO)
 
 
-def reauthenticate(uow: UnitOfWork, ctx: Context, password: str) -> User:
-    """Unlock a session locked by inactivity: the logged-in user's password again."""
-    user = acting_user(uow, ctx, changing_password=True)
-    verify_credentials(uow, ctx, user, password, "session unlock failed")
-    user.failed_attempts = 0
-    uow.commit()
-    return user
-
-
 def list_users(uow: UnitOfWork) -> list[User]:
     """Every user ever created, active first, by user ID."""
     return users.all_users(uow.session)

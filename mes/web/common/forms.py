@@ -53,8 +53,9 @@ class PinForm(FlaskForm):
 
 
 class UnlockForm(FlaskForm):
-    """The password again, after the inactivity lock."""
+    """The password (or the PIN, where the user has one) again, after the inactivity lock."""
 
+    method = StringField("Unlock with", validators=[Optional(), Length(max=16)])
     password = PasswordField("Password", validators=[DataRequired()])
     next = HiddenField()
 

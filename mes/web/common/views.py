@@ -10,7 +10,14 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from mes import __version__
-from mes.core.errors import AuthenticationFailed, MesError, TooManyAttempts
+from mes.core.errors import (
+    AuthenticationFailed,
+    InvalidInput,
+    MesError,
+    PasswordChangeRequired,
+    SignatureRefused,
+    TooManyAttempts,
+)
 from mes.core.esign import ACCOUNTABILITY_STATEMENT, ATTESTATION_RECORD_TYPE, attestation_record
 from mes.services import badges, esign, sessions, users
 from mes.services.training import training_records
@@ -118,27 +125,46 @@ def lock() -> ResponseReturnValue:
 
 @bp.route("/unlock", methods=["GET", "POST"])
 def unlock() -> ResponseReturnValue:
-    """The locked session asks for the password again; the user returns to where they were."""
+    """The locked session asks for the password (or the PIN) again; back to where they were.
+
+    The PIN is offered first where the user has one and the site allows badge + PIN
+    (:func:`esign.unlock_methods`); the password stays available.
+    """
     if not session_user.session_locked():
         return redirect(safe_next(request.args.get("next")) or url_for("common.home"))
     form = UnlockForm()
+    with reading() as (uow, ctx):
+        methods = [m.value for m in esign.unlock_methods(uow, ctx)]
     if request.method == "GET":
         form.next.data = safe_next(request.args.get("next")) or ""
+    if not form.method.data:  # one the site does not allow is the service's to refuse
+        form.method.data = methods[0]
+    if len(methods) > 1:
+        form.password.label.text = "PIN or password (as chosen above)"
+
+    def page(error: str | None, status: int = 200) -> ResponseReturnValue:
+        return render_template(
+            "common/unlock.html", form=form, error=error, methods=methods
+        ), status
+
     if not form.validate_on_submit():
-        return render_template("common/unlock.html", form=form, error=None)
+        return page(None)
 
     def refused(err: MesError) -> ResponseReturnValue:
-        if not isinstance(err, AuthenticationFailed):  # locked out: the session ends
-            _end_session()
-            flash(str(err), "error")
-            return redirect(url_for("common.login"))
-        return render_template("common/unlock.html", form=form, error=str(err)), 401
+        if isinstance(err, AuthenticationFailed | InvalidInput | SignatureRefused) or (
+            isinstance(err, PasswordChangeRequired) and form.method.data != "password"
+        ):  # a wrong secret, or a PIN that cannot be used (the password still can)
+            return page(str(err), 401 if isinstance(err, AuthenticationFailed) else 422)
+        _end_session()  # locked out: the session ends
+        flash(str(err), "error")
+        return redirect(url_for("common.login"))
 
     act(
         sessions.unlock_session,
         session_user.session_token() or "",
         form.password.data,
         clock=lambda: datetime.now(UTC),
+        method=form.method.data,
         refused=refused,
     )
     return redirect(safe_next(form.next.data) or url_for("common.home"))
