@@ -64,6 +64,24 @@ def manifestation_text(signature: Mapping[str, Any], time_zone: str) -> str:
     )
 
 
+def witness_words(host: Mapping[str, Any]) -> str:
+    """How a signature a witness gave in place reads, wherever it is shown.
+
+    'as a witness at the session of Olivia Operator (olivia)'; ``host`` is the logged-in user,
+    the signature entry's ``in_session_of``.
+    """
+    return f"as a witness at the session of {host['name']} ({host['username']})"
+
+
+def witness_hosts(ledger: Iterable[SealedEntry]) -> dict[int, Mapping[str, Any]]:
+    """The signatures given by a witness in place: their entry's number → the session's user."""
+    return {
+        e.body["seq"]: e.body["payload"]["in_session_of"]
+        for e in ledger
+        if e.body["kind"] == EntryKind.SIGNATURE.value and e.body["payload"].get("in_session_of")
+    }
+
+
 # --- the ledger in words ------------------------------------------------------------------------
 
 ACTION_WORDS = {
@@ -138,7 +156,7 @@ def _entry_text(batch: Batch, body: Mapping[str, Any]) -> str:
         subject = f" {record['deviation']}"
     reason = f"; reason: {record['reason']}" if record.get("reason") else ""
     host = p.get("in_session_of")
-    witness = f" as a witness at the session of {host['name']} ({host['username']})" if host else ""
+    witness = f" {witness_words(host)}" if host else ""
     return (
         f"e-signature — {words}{subject}{reason} — {m['printed_name']} ({m['username']}){witness}, "
         f"meaning '{Meaning(m['meaning']).value}', bound to record hash {m['record_hash'][:12]}…"
@@ -197,10 +215,21 @@ class SignatureLine:
     site: str
     record_hash: str
     text: str  # as :func:`manifestation_text` writes it
+    witness: str = ""  # given in place at another user's session: :func:`witness_words`
 
     @classmethod
-    def of(cls, signature: Mapping[str, Any], time_zone: str) -> SignatureLine:
-        """The manifestation dict of a signature (``Manifestation.as_dict()``) in words."""
+    def of(
+        cls,
+        signature: Mapping[str, Any],
+        time_zone: str,
+        hosts: Mapping[int, Mapping[str, Any]] | None = None,
+    ) -> SignatureLine:
+        """The manifestation dict of a signature (``Manifestation.as_dict()``) in words.
+
+        ``hosts``: :func:`witness_hosts` of the batch's ledger, to say which signatures a
+        witness gave at another user's session.
+        """
+        host = (hosts or {}).get(signature.get("seq", -1))
         return cls(
             printed_name=signature["printed_name"],
             user_id=signature["username"],
@@ -210,6 +239,7 @@ class SignatureLine:
             site=signature.get("site") or "",
             record_hash=signature.get("record_hash") or "",
             text=manifestation_text(signature, time_zone),
+            witness=witness_words(host) if host else "",
         )
 
 
@@ -364,7 +394,11 @@ class BatchRecord:
 
 
 def _phase_section(
-    batch: Batch, plan: PhasePlan, reasons: Mapping[int, tuple[str, int]], time_zone: str
+    batch: Batch,
+    plan: PhasePlan,
+    reasons: Mapping[int, tuple[str, int]],
+    time_zone: str,
+    hosts: Mapping[int, Mapping[str, Any]],
 ) -> PhaseSection:
     phase = batch.state.phases[plan.id]
     status_title = PHASE_STATUS_TITLES[phase.status]
@@ -390,12 +424,15 @@ def _phase_section(
         parts=parts,
         refused_scans=phase.refused_scans,
         deviations=tuple(d.id for d in batch.state.deviations.values() if d.phase == plan.id),
-        signatures=tuple(SignatureLine.of(s, time_zone) for s in phase.signatures),
+        signatures=tuple(SignatureLine.of(s, time_zone, hosts) for s in phase.signatures),
     )
 
 
 def _units(
-    batch: Batch, reasons: Mapping[int, tuple[str, int]], time_zone: str
+    batch: Batch,
+    reasons: Mapping[int, tuple[str, int]],
+    time_zone: str,
+    hosts: Mapping[int, Mapping[str, Any]],
 ) -> tuple[UnitSection, ...]:
     units: list[tuple[Mapping[str, Any], list[tuple[Mapping[str, Any], list[PhaseSection]]]]] = []
     for plan in sorted(batch.procedure.phases.values(), key=lambda p: p.position):
@@ -404,7 +441,7 @@ def _units(
         operations = units[-1][1]
         if not operations or operations[-1][0]["id"] != plan.operation["id"]:
             operations.append((plan.operation, []))
-        operations[-1][1].append(_phase_section(batch, plan, reasons, time_zone))
+        operations[-1][1].append(_phase_section(batch, plan, reasons, time_zone, hosts))
     return tuple(
         UnitSection(
             id=unit["id"],
@@ -430,7 +467,7 @@ def _assessment_titles() -> Mapping[str, str]:
 
 
 def _deviations(
-    batch: Batch, review: ReviewState | None, time_zone: str
+    batch: Batch, review: ReviewState | None, time_zone: str, hosts: Mapping[int, Mapping[str, Any]]
 ) -> tuple[DeviationSection, ...]:
     sections = []
     titles = _assessment_titles() if review is not None else {}
@@ -463,7 +500,9 @@ def _deviations(
                 if d.comment
                 else "",
                 status="Closed by QA" if closed else d.status.value.capitalize(),
-                acknowledgement=SignatureLine.of(d.signature, time_zone) if d.signature else None,
+                acknowledgement=SignatureLine.of(d.signature, time_zone, hosts)
+                if d.signature
+                else None,
                 assessment=tuple(assessment),
                 assessed=f"{who_text(workflow.assessed_by)}, {local_at(workflow.assessed_at, time_zone)}"
                 if workflow is not None and workflow.assessed_by
@@ -523,7 +562,9 @@ def build_record(
     """
     state = batch.state
     compiled = batch.procedure.compiled
+    ledger = list(ledger)
     reasons = _correction_reasons(ledger)
+    hosts = witness_hosts(ledger)
     release = None
     if review is not None and review.decision is not None:
         release = Release(
@@ -558,7 +599,7 @@ def build_record(
         created=f"{who_text(state.created_by)}, {local_at(state.created_at, time_zone)}",
         started=local_at(state.started_at, time_zone),
         finished=local_at(state.completed_at, time_zone),
-        batch_signatures=tuple(SignatureLine.of(s, time_zone) for s in state.signatures),
+        batch_signatures=tuple(SignatureLine.of(s, time_zone, hosts) for s in state.signatures),
         release=release,
     )
     reviewed = ()
@@ -574,8 +615,8 @@ def build_record(
         )
     return BatchRecord(
         cover=cover,
-        units=_units(batch, reasons, time_zone),
-        deviations=_deviations(batch, review, time_zone),
+        units=_units(batch, reasons, time_zone, hosts),
+        deviations=_deviations(batch, review, time_zone, hosts),
         reviewed=reviewed,
         audit=tuple(audit),
         record_hash=record_hash,

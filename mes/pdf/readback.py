@@ -55,6 +55,8 @@ def expected_words(record: BatchRecord) -> list[Expected]:
     def signature(s: SignatureLine | None) -> None:
         if s is not None:
             expected.append(Expected(f"the signature {s.text}", s.text))
+            if s.witness:
+                expected.append(Expected(f"that {s.text} was given {s.witness}", s.witness))
 
     cover = record.cover
     for label, value in cover.chain_of_identity:
