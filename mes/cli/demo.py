@@ -34,6 +34,7 @@ from mes.cli.common import CliState, command_context
 from mes.cli.lifetime import dies_with_this_process
 from mes.cli.serve import free_port, serve_app
 from mes.core.batch import training_procedure
+from mes.core.dates import date_pattern, local_date_text
 from mes.core.identity import mod37_2
 from mes.core.lifecycle import Step
 from mes.core.recipe import CompiledRecipe, load_recipe
@@ -81,6 +82,7 @@ SIGNERS = {
 }
 EXAMPLE_RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 RECIPE_FILES = ("car-t-fresh.yaml", "car-t-cryo.yaml", "mrna-vaccine-fill.yaml")
+DEMO_TIME_ZONE = "Europe/London"  # both sites' (dates typed day first, DD/MM/YYYY)
 DEMO_DIN = "A999926000042"  # a fake facility (A9999): demo data, not a real donation
 EQUIPMENT_IDS = {
     "biosafety_cabinet": "BSC",
@@ -132,7 +134,7 @@ def _init(
             role=role,
             site_code=code,
             site_name=name,
-            time_zone="Europe/London",
+            time_zone=DEMO_TIME_ZONE,
             database_url=database_url,
             admin_username=admin[0],
             admin_name=admin[1],
@@ -364,7 +366,7 @@ def build_demo(
         for index, code in enumerate(spoke_codes):
             with hub.uow() as uow:
                 ticket = spokes.add_spoke(
-                    uow, command_context(), code, _spoke_name(index), "Europe/London"
+                    uow, command_context(), code, _spoke_name(index), DEMO_TIME_ZONE
                 )
             codes[code] = ticket.code
     finally:
@@ -479,12 +481,21 @@ def _print_guide(sites: DemoSites, hub_url: str, spoke_url: str) -> None:
         "  2. Log in as olivia: Batches → Start a batch → CART-CD19-FRESH-DEMO, and scan (type) e.g."
     )
     click.echo(
-        f"     CoI CHA999926000042 · DIN {DEMO_DIN[:5]} {DEMO_DIN[5:7]} {DEMO_DIN[7:]} 00 {mod37_2(DEMO_DIN)} · patient P-0042 · a date of birth."
+        f"     CoI CHA999926000042 · DIN {DEMO_DIN[:5]} {DEMO_DIN[5:7]} {DEMO_DIN[7:]} 00 {mod37_2(DEMO_DIN)} · patient P-0042 · a date of birth"
+        f" ({date_pattern(DEMO_TIME_ZONE)}, e.g. {local_date_text(date(1970, 5, 17), DEMO_TIME_ZONE)})."
     )
     click.echo(
         "  3. Scan equipment IDs and lot numbers as listed; sign with badge + PIN (then the PIN alone);"
     )
-    click.echo("     a second person (oscar, sam) verifies where asked.")
+    click.echo(
+        "     To verify, acknowledge a deviation or sign the batch complete, sam need not log in: at"
+    )
+    click.echo(
+        "     olivia's panel he taps Verify (Acknowledge, Sign the batch complete) in the bottom bar,"
+    )
+    click.echo(
+        "     ticks 'Sign as another person' and scans his own badge + PIN; olivia stays logged in."
+    )
     click.echo(
         "  4. Once complete, the batch reaches the hub within seconds. At the hub, log in as ada,"
     )

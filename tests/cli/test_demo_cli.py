@@ -14,6 +14,9 @@ def test_the_demo_sets_up_a_hub_and_a_spoke_with_installed_recipes_and_masters(t
     assert "olivia     cells-in-the-hood      BADGE-10005   851427   operator" in result.stdout
     assert "aaron      write-the-recipe       BADGE-10002   517394   author" in result.stdout
     assert "  CART-CD19-FRESH-DEMO v1  " in result.stdout
+    # The guide: the date of birth in the site's order; a witness signs at olivia's panel.
+    assert "a date of birth (DD/MM/YYYY, e.g. 17/05/1970)." in result.stdout
+    assert "ticks 'Sign as another person' and scans his own badge + PIN" in result.stdout
     hub_list = run_bare("--instance", str(folder / "hub"), "recipe", "list")
     for code in ("CART-CD19-FRESH", "CART-CD19-CRYO", "MRNA-NEOAG-FILL", "CART-CD19-FRESH-DEMO"):
         assert f"{code} v1\tEffective from " in hub_list.stdout
