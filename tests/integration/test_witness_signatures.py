@@ -198,7 +198,9 @@ def test_an_unknown_witness_user_id_gets_the_words_of_a_wrong_password(make_uow)
     )  # fmt: skip
     assert (entry.actor_username, entry.reason) == ("olivia", "unknown user ID")
     assert site.view(batch_id).batch.state.phases["check_bag"].status is PhaseStatus.PERFORMED
-    with pytest.raises(InvalidInput, match="A witness signs with their own badge and PIN, or user ID"):
+    with pytest.raises(
+        InvalidInput, match="A witness signs with their own badge and PIN, or user ID"
+    ):
         verify_in_place(site, batch_id, witness="")
 
 
