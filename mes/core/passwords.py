@@ -60,6 +60,15 @@ def password_matches(stored_hash: str, password: str) -> bool:
         return False
 
 
+def reused(secret: str, previous_hashes: Iterable[str], policy: PasswordPolicy) -> bool:
+    """True when ``secret`` is one of the last ``policy.history_depth`` (newest first) hashed.
+
+    The history rule of passwords and PINs alike (11.300(b)): one argon2 check per hash kept.
+    """
+    recent = list(previous_hashes)[: policy.history_depth]
+    return any(password_matches(h, secret) for h in recent)
+
+
 def _letters_before_trailing_digits(password: str) -> str:
     return re.sub(r"[\d\W_]+$", "", password.lower())
 
@@ -84,10 +93,8 @@ def check_new_password(
         reasons.append("it is a commonly used password")
     elif len(set(lowered)) <= 2:
         reasons.append("it repeats one or two characters")
-    if not reasons:
-        recent = list(previous_hashes)[: policy.history_depth]
-        if any(password_matches(h, password) for h in recent):
-            reasons.append(f"it was one of your last {policy.history_depth} passwords")
+    if not reasons and reused(password, previous_hashes, policy):
+        reasons.append(f"it was one of your last {policy.history_depth} passwords")
     if reasons:
         raise WeakPassword(reasons)
 

@@ -24,6 +24,7 @@ from mes.core.passwords import (
     hash_password,
     password_expired,
     password_matches,
+    reused,
 )
 
 PIN_MIN_LENGTH = 6
@@ -116,10 +117,8 @@ def check_new_pin(
         reasons.append("it is a common or easily guessed PIN (repeated digits, a run, a pattern)")
     elif _date_like(pin):
         reasons.append("it reads as a date (a birthday is the first thing tried)")
-    if not reasons:
-        recent = list(previous_hashes)[: policy.history_depth]
-        if any(password_matches(h, pin) for h in recent):
-            reasons.append(f"it was one of your last {policy.history_depth} PINs")
+    if not reasons and reused(pin, previous_hashes, policy):
+        reasons.append(f"it was one of your last {policy.history_depth} PINs")
     if reasons:
         raise WeakPassword(reasons, subject="PIN")
 

@@ -14,14 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from mes.core.access import Permission, check_not_own_access
-from mes.core.audit import Actor, EntryKind, require_reason
+from mes.core.audit import EntryKind, require_reason
 from mes.core.errors import AccountDeactivated, InvalidInput
 from mes.core.passwords import password_matches
 from mes.core.pins import badge_digest, badge_hint, check_new_pin, hash_pin, pin_matches
-from mes.services.audit import record_entry
 from mes.services.context import Context, acting_user, actor_of, authorise
 from mes.services.ids import new_id
-from mes.services.users import RECORD_TYPE, count_failure, find_user
+from mes.services.users import count_failure, find_user, record_user_entry
 from mes.store import users as user_store
 from mes.store.models import Badge, User
 from mes.store.uow import UnitOfWork
@@ -60,28 +59,6 @@ def badge_of(uow: UnitOfWork, user: User) -> BadgeShown | None:
     return BadgeShown(found.hint, found.enrolled_at) if found is not None else None
 
 
-def _audit(
-    uow: UnitOfWork,
-    ctx: Context,
-    actor: Actor,
-    action: str,
-    user: User,
-    new: dict[str, object] | None,
-    reason: str | None = None,
-) -> None:
-    record_entry(
-        uow,
-        ctx,
-        actor,
-        action,
-        RECORD_TYPE,
-        user.username,
-        kind=EntryKind.SECURITY,
-        new=new,
-        reason=reason,
-    )
-
-
 def enroll_badge(uow: UnitOfWork, ctx: Context, username: str, badge: str) -> str:
     """Enroll a scanned badge to an active user; returns its hint.
 
@@ -118,7 +95,9 @@ def enroll_badge(uow: UnitOfWork, ctx: Context, username: str, badge: str) -> st
         ),
     )
     uow.flush()
-    _audit(uow, ctx, actor, "badge enrolled", user, new={"badge": hint})
+    record_user_entry(
+        uow, ctx, actor, "badge enrolled", user, new={"badge": hint}, kind=EntryKind.SECURITY
+    )
     uow.commit()
     return hint
 
@@ -139,7 +118,16 @@ def revoke_badge(uow: UnitOfWork, ctx: Context, username: str, reason: str) -> s
     current.revoked_at = ctx.at
     current.revoke_reason = reason
     user_store.forget_badge_signings(uow.session, user.id)
-    _audit(uow, ctx, actor, "badge revoked", user, new={"badge": current.hint}, reason=reason)
+    record_user_entry(
+        uow,
+        ctx,
+        actor,
+        "badge revoked",
+        user,
+        new={"badge": current.hint},
+        reason=reason,
+        kind=EntryKind.SECURITY,
+    )
     uow.commit()
     return current.hint
 
@@ -169,7 +157,9 @@ def set_pin(uow: UnitOfWork, ctx: Context, password: str, new_pin: str) -> None:
         raise InvalidInput("The new PIN must differ from the current one.")
     _store_pin(uow, ctx, user, new_pin)
     user.failed_attempts = 0
-    _audit(uow, ctx, actor_of(user), "PIN changed", user, new=None)
+    record_user_entry(
+        uow, ctx, actor_of(user), "PIN changed", user, new=None, kind=EntryKind.SECURITY
+    )
     uow.commit()
 
 
@@ -184,5 +174,5 @@ def set_pin_for(uow: UnitOfWork, ctx: Context, username: str, pin: str) -> None:
     if not user.active:
         raise AccountDeactivated(f"{user.username} is deactivated.")
     _store_pin(uow, ctx, user, pin)
-    _audit(uow, ctx, actor, "PIN set", user, new=None)
+    record_user_entry(uow, ctx, actor, "PIN set", user, new=None, kind=EntryKind.SECURITY)
     uow.commit()

@@ -191,11 +191,14 @@ def review_batch(uow: UnitOfWork, ctx: Context, batch_id: str) -> ReviewView:
     return load_review(uow, batch_id)
 
 
-def _save(uow: UnitOfWork, view: ReviewView) -> None:
+def _commit(uow: UnitOfWork, view: ReviewView) -> ReviewView:
+    """The review's new entries and its disposition row, committed together; returns ``view``."""
     new = view.review.new_entries
     append_review_entries(uow.session, new)
     at = new[-1].body["at"] if new else ""
     save_disposition(uow.session, view.review.state, key=uow.site.key, at=at)
+    uow.commit()
+    return view
 
 
 def _sign(
@@ -294,9 +297,7 @@ def mark_reviewed(
     m = _sign(uow, ctx, view, record, ReviewKind.EXCEPTION_REVIEWED, credentials,
               first_signing_in_session, checked)  # fmt: skip
     view.review.mark_reviewed(exception, note, m, actor, ctx.at, ctx.terminal)
-    _save(uow, view)
-    uow.commit()
-    return view
+    return _commit(uow, view)
 
 
 def mark_reviewed_together(
@@ -326,9 +327,7 @@ def mark_reviewed_together(
     m = _sign(uow, ctx, view, record, ReviewKind.EXCEPTIONS_REVIEWED, credentials,
               first_signing_in_session, checked)  # fmt: skip
     view.review.mark_reviewed_together(seen, note, m, actor, ctx.at, ctx.terminal)
-    _save(uow, view)
-    uow.commit()
-    return view
+    return _commit(uow, view)
 
 
 def assess_deviation(
@@ -345,8 +344,7 @@ def assess_deviation(
     view, actor, _ = _opened(uow, ctx, batch_id, None, seen_review_seq, seen_record_seq)
     changed = view.review.assess_deviation(deviation_id, assessment, actor, ctx.at, ctx.terminal)
     if changed:  # nothing recorded: no disposition row either (it would read "under review")
-        _save(uow, view)
-        uow.commit()
+        _commit(uow, view)
     return changed
 
 
@@ -369,9 +367,7 @@ def close_deviation(
     m = _sign(uow, ctx, view, record, ReviewKind.DEVIATION_CLOSED, credentials,
               first_signing_in_session, checked)  # fmt: skip
     view.review.close_deviation(deviation_id, m, actor, ctx.at, ctx.terminal)
-    _save(uow, view)
-    uow.commit()
-    return view
+    return _commit(uow, view)
 
 
 def decide_batch(
@@ -406,9 +402,7 @@ def decide_batch(
     m = _sign(uow, ctx, view, record, DECISION_KINDS[decision], credentials,
               first_signing_in_session, checked)  # fmt: skip
     view.review.decide(decision, reason, m, actor, ctx.at, ctx.terminal)
-    _save(uow, view)
-    uow.commit()
-    return view
+    return _commit(uow, view)
 
 
 # --- the QA queue -------------------------------------------------------------------------------

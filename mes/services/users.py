@@ -158,23 +158,24 @@ def add_user(
     uow.add(user)
     _set_password(uow, user, password, ctx)
     uow.flush()
-    _audit(uow, ctx, actor, "user created", user, old=None, new=_public(user))
+    record_user_entry(uow, ctx, actor, "user created", user, old=None, new=_public(user))
     uow.commit()
     return user.id
 
 
-def _audit(
+def record_user_entry(
     uow: UnitOfWork,
     ctx: Context,
     actor: Actor,
     action: str,
     user: User,
     *,
-    old: dict[str, object] | None,
+    old: dict[str, object] | None = None,
     new: dict[str, object] | None,
     reason: str | None = None,
     kind: EntryKind = EntryKind.CHANGE,
 ) -> None:
+    """One audit entry on ``user`` (record type "user"): by whom, what, before → after, why."""
     record_entry(
         uow,
         ctx,
@@ -215,7 +216,9 @@ def set_roles(
         raise InvalidInput(f"{user.username} already has exactly these roles.")
     user.roles = [UserRole(role=r.value) for r in sorted(role_set)]
     uow.flush()
-    _audit(uow, ctx, actor, "roles changed", user, old=old, new=_public(user), reason=reason)
+    record_user_entry(
+        uow, ctx, actor, "roles changed", user, old=old, new=_public(user), reason=reason
+    )
     uow.commit()
 
 
@@ -233,7 +236,9 @@ def deactivate_user(uow: UnitOfWork, ctx: Context, username: str, reason: str) -
     old = _public(user)
     user.active = False
     end_sessions(uow, user)
-    _audit(uow, ctx, actor, "user deactivated", user, old=old, new=_public(user), reason=reason)
+    record_user_entry(
+        uow, ctx, actor, "user deactivated", user, old=old, new=_public(user), reason=reason
+    )
     uow.commit()
 
 
@@ -246,7 +251,7 @@ def unlock_user(uow: UnitOfWork, ctx: Context, username: str, reason: str | None
     old = _public(user)
     user.locked = False
     user.failed_attempts = 0
-    _audit(
+    record_user_entry(
         uow,
         ctx,
         actor,
@@ -275,7 +280,7 @@ def reset_password(uow: UnitOfWork, ctx: Context, username: str) -> str:
     user.password_changed_at = ctx.at
     user.must_change_password = True
     end_sessions(uow, user)
-    _audit(
+    record_user_entry(
         uow,
         ctx,
         actor,
@@ -308,7 +313,7 @@ def change_password(
     user.must_change_password = False
     end_sessions(uow, user)
     user.failed_attempts = 0
-    _audit(
+    record_user_entry(
         uow,
         ctx,
         actor_of(user),
@@ -365,7 +370,7 @@ def _record_failure(uow: UnitOfWork, ctx: Context, user: User, action: str) -> U
     user = users.user(uow.session, user.id, lock=True)  # type: ignore[assignment]
     count, now_locked = register_failed_attempt(user.failed_attempts)
     user.failed_attempts = count
-    _audit(
+    record_user_entry(
         uow,
         ctx,
         actor_of(user),
@@ -378,7 +383,7 @@ def _record_failure(uow: UnitOfWork, ctx: Context, user: User, action: str) -> U
     if now_locked and not user.locked:
         user.locked = True
         end_sessions(uow, user)
-        _audit(
+        record_user_entry(
             uow,
             ctx,
             actor_of(user),
@@ -507,7 +512,7 @@ def _judge_login(
 def _logged_in(uow: UnitOfWork, ctx: Context, user: User, by: str | None = None) -> User:
     """A successful login: the failure count starts over, the login is recorded, committed."""
     user.failed_attempts = 0
-    _audit(
+    record_user_entry(
         uow,
         ctx,
         actor_of(user),

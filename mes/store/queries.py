@@ -118,20 +118,22 @@ def _named(
     }
 
 
+def _code_and_version(
+    session: Session, table: type[RecipeVersion | InstalledRecipe], ids: Collection[str]
+) -> dict[str, RecordName]:
+    """A recipe version (master or installed) as its code and version: 'CART-CD19-FRESH v2'."""
+    query = select(table.id, table.recipe_code, table.version).where(table.id.in_(ids))
+    return _named(session, query, lambda code, version: f"{code} v{version}")
+
+
 def recipe_version_names(session: Session, ids: Collection[str]) -> dict[str, RecordName]:
     """A master recipe version as its code and version: 'CART-CD19-FRESH v2'."""
-    query = select(RecipeVersion.id, RecipeVersion.recipe_code, RecipeVersion.version).where(
-        RecipeVersion.id.in_(ids)
-    )
-    return _named(session, query, lambda code, version: f"{code} v{version}")
+    return _code_and_version(session, RecipeVersion, ids)
 
 
 def installed_recipe_names(session: Session, ids: Collection[str]) -> dict[str, RecordName]:
     """A recipe version installed at a spoke: 'CART-CD19-FRESH v2'."""
-    query = select(InstalledRecipe.id, InstalledRecipe.recipe_code, InstalledRecipe.version).where(
-        InstalledRecipe.id.in_(ids)
-    )
-    return _named(session, query, lambda code, version: f"{code} v{version}")
+    return _code_and_version(session, InstalledRecipe, ids)
 
 
 def batch_names(session: Session, ids: Collection[str]) -> dict[str, RecordName]:

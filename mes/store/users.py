@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from mes.store.models import Badge, PasswordHistory, PinHistory, User, WebSession
 
@@ -53,11 +53,19 @@ def keep_password_hash(session: Session, user_id: str, password_hash: str, at: d
 
 def earlier_password_hashes(session: Session, user_id: str, depth: int) -> list[str]:
     """The hashes of the user's last ``depth`` passwords, newest first."""
+    return _newest_hashes(session, PasswordHistory.password_hash, user_id, depth)
+
+
+def _newest_hashes(
+    session: Session, hashes: InstrumentedAttribute[str], user_id: str, depth: int
+) -> list[str]:
+    """``hashes`` (a history table's hash column) of the user's last ``depth`` rows, newest first."""
+    history = hashes.class_
     return list(
         session.execute(
-            select(PasswordHistory.password_hash)
-            .where(PasswordHistory.user_id == user_id)
-            .order_by(PasswordHistory.id.desc())
+            select(hashes)
+            .where(history.user_id == user_id)
+            .order_by(history.id.desc())
             .limit(depth)
         ).scalars()
     )
@@ -80,14 +88,7 @@ def keep_pin_hash(session: Session, user_id: str, pin_hash: str, at: datetime) -
 
 def earlier_pin_hashes(session: Session, user_id: str, depth: int) -> list[str]:
     """The hashes of the user's last ``depth`` PINs, newest first."""
-    return list(
-        session.execute(
-            select(PinHistory.pin_hash)
-            .where(PinHistory.user_id == user_id)
-            .order_by(PinHistory.id.desc())
-            .limit(depth)
-        ).scalars()
-    )
+    return _newest_hashes(session, PinHistory.pin_hash, user_id, depth)
 
 
 def active_badge_with(session: Session, code_hash: str) -> Badge | None:

@@ -20,6 +20,7 @@ from mes.core.clock import parse_utc_text
 from mes.core.ledger import SealedEntry
 from mes.core.limits import LimitStatus
 from mes.core.review.chain import REVIEW_RECORD_TYPE, ReviewState
+from mes.core.text import first_few
 from mes.core.worded import Worded, words_of
 
 
@@ -406,10 +407,9 @@ def release_blockers(batch: Batch, review: ReviewState, findings: list[Finding])
         )
     waiting = unreviewed(findings, review)
     if waiting:
-        shown = "; ".join(f.title for f in waiting[:3])
-        more = f" and {len(waiting) - 3} more" if len(waiting) > 3 else ""
+        shown = first_few([f.title for f in waiting], 3, sep="; ")
         reasons.append(
             f"{len(waiting)} exception{'s are' if len(waiting) > 1 else ' is'} not reviewed: "
-            f"{shown}{more}."
+            f"{shown}."
         )
     return reasons

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from flask import (
@@ -43,6 +44,7 @@ from mes.web.forms import whole_number
 from mes.web.helpers import requires
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates")
+T = TypeVar("T")
 
 
 # --- users --------------------------------------------------------------------------------
@@ -132,7 +134,7 @@ def user_new() -> ResponseReturnValue:
         refused=lambda err: page(reasons(err), 400),
     )
     username = normalise_username(form.username.data)
-    return done(f"User {username} created.", "admin.user_detail", username=username)
+    return _back_to_user(f"User {username} created.", username)
 
 
 def _user_page(
@@ -161,6 +163,16 @@ def _user_page(
     ), status
 
 
+def _on_user(service: Callable[..., T], username: str, *args: Any) -> T:
+    """``service`` on ``username``'s account; a refusal shows the user's page with its words."""
+    return act(service, username, *args, refused=shown_on(_user_page, username))
+
+
+def _back_to_user(message: str, username: str) -> ResponseReturnValue:
+    """``message`` flashed on the user's page."""
+    return done(message, "admin.user_detail", username=username)
+
+
 @bp.get("/users/<username>")
 @requires(Permission.MANAGE_USERS)
 def user_detail(username: str) -> ResponseReturnValue:
@@ -175,14 +187,8 @@ def user_roles(username: str) -> ResponseReturnValue:
     form = RolesForm()
     if not form.validate_on_submit():
         return _user_page(username, "Give the reason for the change.", 400)
-    act(
-        users.set_roles,
-        username,
-        form.roles.data or [],
-        form.reason.data,
-        refused=shown_on(_user_page, username),
-    )
-    return done("Roles changed.", "admin.user_detail", username=username)
+    _on_user(users.set_roles, username, form.roles.data or [], form.reason.data)
+    return _back_to_user("Roles changed.", username)
 
 
 @bp.post("/users/<username>/deactivate")
@@ -190,13 +196,8 @@ def user_roles(username: str) -> ResponseReturnValue:
 def user_deactivate(username: str) -> ResponseReturnValue:
     """Deactivate the user for good (reason required)."""
     form = submitted(ReasonForm())
-    act(
-        users.deactivate_user,
-        username,
-        form.reason.data or "",
-        refused=shown_on(_user_page, username),
-    )
-    return done(f"{username} deactivated.", "admin.user_detail", username=username)
+    _on_user(users.deactivate_user, username, form.reason.data or "")
+    return _back_to_user(f"{username} deactivated.", username)
 
 
 @bp.post("/users/<username>/unlock")
@@ -204,8 +205,8 @@ def user_deactivate(username: str) -> ResponseReturnValue:
 def user_unlock(username: str) -> ResponseReturnValue:
     """Unlock after failed authentications."""
     form = submitted(ReasonForm())
-    act(users.unlock_user, username, form.reason.data, refused=shown_on(_user_page, username))
-    return done(f"{username} unlocked.", "admin.user_detail", username=username)
+    _on_user(users.unlock_user, username, form.reason.data)
+    return _back_to_user(f"{username} unlocked.", username)
 
 
 @bp.post("/users/<username>/reset-password")
@@ -213,7 +214,7 @@ def user_unlock(username: str) -> ResponseReturnValue:
 def user_reset_password(username: str) -> ResponseReturnValue:
     """Issue a one-time password, shown once, that must be changed at the next login."""
     submitted(PlainForm())
-    temporary = act(users.reset_password, username, refused=shown_on(_user_page, username))
+    temporary = _on_user(users.reset_password, username)
     return _user_page(username, temporary=temporary)
 
 
@@ -224,10 +225,8 @@ def user_badge(username: str) -> ResponseReturnValue:
     form = BadgeForm()
     if not form.validate_on_submit():
         return _user_page(username, "Scan the badge into the badge field.", 400)
-    hint = act(
-        badges.enroll_badge, username, form.badge.data, refused=shown_on(_user_page, username)
-    )
-    return done(f"Badge {hint} enrolled to {username}.", "admin.user_detail", username=username)
+    hint = _on_user(badges.enroll_badge, username, form.badge.data)
+    return _back_to_user(f"Badge {hint} enrolled to {username}.", username)
 
 
 @bp.post("/users/<username>/badge/revoke")
@@ -235,13 +234,8 @@ def user_badge(username: str) -> ResponseReturnValue:
 def user_badge_revoke(username: str) -> ResponseReturnValue:
     """Revoke the user's badge (lost, stolen, damaged), with the reason: it stops working now."""
     form = submitted(ReasonForm())
-    hint = act(
-        badges.revoke_badge,
-        username,
-        form.reason.data or "",
-        refused=shown_on(_user_page, username),
-    )
-    return done(f"Badge {hint} of {username} revoked.", "admin.user_detail", username=username)
+    hint = _on_user(badges.revoke_badge, username, form.reason.data or "")
+    return _back_to_user(f"Badge {hint} of {username} revoked.", username)
 
 
 # --- terminals ----------------------------------------------------------------------------

@@ -10,7 +10,8 @@ then the password; the meaning is shown).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import (
     Blueprint,
@@ -55,6 +56,7 @@ from mes.web.qa.pages import (
 )
 
 bp = Blueprint("qa", __name__, url_prefix="/qa", template_folder="templates")
+T = TypeVar("T")
 
 
 # --- the queue ----------------------------------------------------------------------------------
@@ -124,6 +126,27 @@ def _review_page(
     ), status
 
 
+def _signed(service: Callable[..., T], batch_id: str, *args: Any, form: Any, **kwargs: Any) -> T:
+    """``service`` on the batch's review, signed in ``form``'s dialog, bound to the page as seen.
+
+    A refusal shows the review page again with its words.
+    """
+    return act(
+        service,
+        batch_id,
+        *args,
+        **kwargs,
+        **seen_state(form),
+        signature=form,
+        refused=shown_on(_review_page, batch_id),
+    )
+
+
+def _back_to_review(message: str, batch_id: str, anchor: str) -> ResponseReturnValue:
+    """``message`` flashed on the batch's review page, at ``anchor``."""
+    return done(message, "qa.batch", batch_id=batch_id, anchor=anchor)
+
+
 @bp.get("/batches/<batch_id>")
 @requires(Permission.REVIEW_BATCHES)
 def batch(batch_id: str) -> ResponseReturnValue:
@@ -137,17 +160,9 @@ def mark_reviewed(batch_id: str) -> ResponseReturnValue:
     """Sign one exception "reviewed" (with an optional note)."""
     form = ReviewExceptionForm()
     key = form.exception.data or ""
-    view = act(
-        review.mark_reviewed,
-        batch_id,
-        key,
-        note=form.note.data,
-        **seen_state(form),
-        signature=form,
-        refused=shown_on(_review_page, batch_id),
-    )
+    view = _signed(review.mark_reviewed, batch_id, key, note=form.note.data, form=form)
     rule = REVIEW_ACTIONS[ReviewKind.EXCEPTION_REVIEWED]
-    return done(rule.done, "qa.batch", batch_id=batch_id, anchor=after_review(view, [key]))
+    return _back_to_review(rule.done, batch_id, after_review(view, [key]))
 
 
 @bp.post("/batches/<batch_id>/reviewed-together")
@@ -156,21 +171,12 @@ def mark_reviewed_together(batch_id: str) -> ResponseReturnValue:
     """Sign several exceptions "reviewed" with one signature (a category's, or those ticked)."""
     form = BulkReviewForm()
     seen = chosen_exceptions(request.form.getlist("exception"))
-    view = act(
-        review.mark_reviewed_together,
-        batch_id,
-        seen,
-        note=form.note.data,
-        **seen_state(form),
-        signature=form,
-        refused=shown_on(_review_page, batch_id),
-    )
+    view = _signed(review.mark_reviewed_together, batch_id, seen, note=form.note.data, form=form)
     rule = REVIEW_ACTIONS[ReviewKind.EXCEPTIONS_REVIEWED]
-    return done(
+    return _back_to_review(
         rule.done.format(count=f"{len(seen)} exception{'s' if len(seen) != 1 else ''}"),
-        "qa.batch",
-        batch_id=batch_id,
-        anchor=after_review(view, list(seen)),
+        batch_id,
+        after_review(view, list(seen)),
     )
 
 
@@ -188,13 +194,12 @@ def assess_deviation(batch_id: str, deviation_id: str) -> ResponseReturnValue:
         **seen_state(form),
         refused=shown_on(_review_page, batch_id, assessments={deviation_id: typed}),
     )
-    return done(
+    return _back_to_review(
         REVIEW_ACTIONS[ReviewKind.DEVIATION_ASSESSED].done.format(deviation=deviation_id)
         if changed
         else f"Deviation {deviation_id}: nothing changed, nothing saved.",
-        "qa.batch",
-        batch_id=batch_id,
-        anchor=f"deviation-{deviation_id}",
+        batch_id,
+        f"deviation-{deviation_id}",
     )
 
 
@@ -203,19 +208,11 @@ def assess_deviation(batch_id: str, deviation_id: str) -> ResponseReturnValue:
 def close_deviation(batch_id: str, deviation_id: str) -> ResponseReturnValue:
     """Close a deviation whose investigation is complete, signed "closed"."""
     form = CloseDeviationForm()
-    act(
-        review.close_deviation,
-        batch_id,
-        deviation_id,
-        **seen_state(form),
-        signature=form,
-        refused=shown_on(_review_page, batch_id),
-    )
-    return done(
+    _signed(review.close_deviation, batch_id, deviation_id, form=form)
+    return _back_to_review(
         REVIEW_ACTIONS[ReviewKind.DEVIATION_CLOSED].done.format(deviation=deviation_id),
-        "qa.batch",
-        batch_id=batch_id,
-        anchor=f"deviation-{deviation_id}",
+        batch_id,
+        f"deviation-{deviation_id}",
     )
 
 
@@ -235,20 +232,17 @@ def reject(batch_id: str) -> ResponseReturnValue:
 
 def _decide(batch_id: str, decision: Decision) -> ResponseReturnValue:
     form = DecisionForm()
-    view = act(
+    view = _signed(
         review.decide_batch,
         batch_id,
         decision,
         reason=form.reason.data if decision is Decision.REJECTED else None,
-        **seen_state(form),
-        signature=form,
-        refused=shown_on(_review_page, batch_id),
+        form=form,
     )
-    return done(
+    return _back_to_review(
         REVIEW_ACTIONS[DECISION_KINDS[decision]].done.format(number=view.row.number),
-        "qa.batch",
-        batch_id=batch_id,
-        anchor="decision",
+        batch_id,
+        "decision",
     )
 
 
