@@ -95,3 +95,15 @@ def test_a_plain_save_on_a_ready_phase_starts_it(app, site):
     saved = post_form(olivia, f"{url}/record", {"value:bag_intact": "yes"}, page=url)
     assert saved.status_code == 303
     assert kinds(site, batch_id)[-2:] == ["phase_started", "value_recorded"]
+
+
+def test_a_ready_phase_with_a_timer_says_its_timer_counts_to_its_start(app, site):
+    olivia = browser(app, site)
+    batch_id = site.start().state.id  # at the tests' fixed time: the page's clock is later
+    site.do_check_bag(batch_id)
+    site.do_count(batch_id)
+    site.do_culture(batch_id)
+    page = text(olivia.get(f"/batches/{batch_id}/phases/harvest"))
+    assert "Its timer counts to the start of this phase: start it now" in page
+    assert '<button type="submit" class="big">Start this phase</button>' in page  # not muted
+    assert 'name="value:harvested"' in page
