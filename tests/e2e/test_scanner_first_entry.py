@@ -277,7 +277,7 @@ def test_the_first_scan_on_a_ready_phase_starts_it_without_a_page_load(
     browser: Browser,
     demo_spoke: str,  # noqa: F811 (the fixture imported above)
 ):
-    olivia, _sam, batch_url = to_the_cell_count(browser, demo_spoke, "Scan start", 905)
+    olivia, _sam, batch_url = to_the_cell_count(browser, demo_spoke, "Scan ready", 911)
     loads = count_loads(olivia)
     status = olivia.locator(".phase-title [data-phase-status]")
     expect(status).to_have_attribute("data-phase-status", "ready")
