@@ -384,7 +384,10 @@ def record_phase(
     seen_seq: int | None = None,
     **entries: Mapping[Any, Any],
 ) -> PhaseResult:
-    """Record what was entered and scanned in a phase in progress, in one transaction.
+    """Record what was entered and scanned in a phase, in one transaction.
+
+    A ready phase starts with its first entry (the core's ``start_with_entry``: the start's
+    rules, written before the entry, by the same person at the same time).
 
     ``entries``: each phase kind's entries by its argument name (``values``, ``comments``,
     ``lots``, ``equipment``, ``identity``…; :func:`mes.core.phases.parse_form` reads them from a
@@ -417,7 +420,9 @@ def sign_phase(
     """Sign a phase as performed, or as verified by a second person (11.50, 11.70, 11.200).
 
     ``data``: what the form carried with a *performed* signature (values and scans), recorded
-    first in the same transaction — one tap records and signs. Every rule is checked before the
+    first in the same transaction — one tap records and signs. A phase not yet started starts
+    with it (the start's rules; the same signer and time), and is kept started only if
+    something was entered or the signature is given. Every rule is checked before the
     password counts: ordering, completeness, comments on its deviations, role, training, and
     for verification that the verifier did not record or sign anything in the phase. When a
     rule refuses, or the password is wrong, what was recorded stays (committed) and nothing is
@@ -435,12 +440,15 @@ def sign_phase(
         if result.field_errors:
             _keep(uow, ctx, loaded)
             raise ScansRefused(result)
+    recorded = bool(batch.new_entries)  # what was entered stands even if signing is refused
     try:
+        if action is Action.PERFORM:  # a phase not yet started starts with its performance
+            batch.start_with_entry(phase_id, who, ctx.at, ctx.terminal)
         record = batch.prepare(action, who, ctx.at, phase_id=phase_id)
     except MesError:
-        _keep(uow, ctx, loaded)
+        if recorded:
+            _keep(uow, ctx, loaded)
         raise
-    recorded = bool(batch.new_entries)
     if recorded:
         _save(uow, ctx, loaded)
     try:

@@ -496,11 +496,15 @@ def go_to_phase(replay: Replay, name: str) -> None:
 
 
 def perform_phase(replay: Replay, phase: Phase, performer: Person) -> None:
-    """Open the phase, start it, enter what it asks for and sign it performed."""
+    """Open the phase, enter what it asks for and sign it performed.
+
+    A ready phase shows its entry form beside "Start this phase": a person enters directly (the
+    first entry starts the phase) and taps Start only where no form is shown.
+    """
     page = replay.page
     go_to_phase(replay, phase.name)
     start = page.get_by_role("button", name="Start this phase")
-    if start.count():
+    if start.count() and not page.locator("form[data-scan-form]").count():
         replay.tap(start)
     enter_all(replay, phase.entries)
     replay.sign(page.get_by_role("button", name="Sign performed"), performer)

@@ -273,6 +273,39 @@ def test_an_accepted_scan_moves_focus_to_the_next_empty_instrument(
     assert record.count("BSC-01") >= 1 and "SAMPLING-SYRINGE-L01" in record
 
 
+def test_the_first_scan_on_a_ready_phase_starts_it_without_a_page_load(
+    browser: Browser,
+    demo_spoke: str,  # noqa: F811 (the fixture imported above)
+):
+    olivia, _sam, batch_url = to_the_cell_count(browser, demo_spoke, "Scan ready", 911)
+    loads = count_loads(olivia)
+    status = olivia.locator(".phase-title [data-phase-status]")
+    expect(status).to_have_attribute("data-phase-status", "ready")
+    start = olivia.get_by_role("button", name="Start this phase")
+    expect(start).to_be_visible()  # still there, to mark the start explicitly
+    assert focused_name(olivia) == "equipment:0"  # the form is shown: scan straight away
+    olivia.evaluate("() => window.scrollTo(0, 0)")
+    shot(olivia, "ready-phase-before-first-scan")
+    wedge_scan(olivia, "BSC-01")
+    expect(status).to_have_attribute("data-phase-status", "in_progress")
+    expect(status).to_have_text("In progress")
+    expect(start).to_have_count(0)
+    assert focused_name(olivia) == "equipment:1"
+    shot(olivia, "ready-phase-after-first-scan")
+    for code in ("CC-01", "BAL-01", "SAMPLING-SYRINGE-L01"):
+        wedge_scan(olivia, code)
+    olivia.keyboard.type("250")
+    olivia.get_by_label("TNC concentration").fill("40.00")
+    olivia.get_by_label("Viability", exact=True).fill("95.0")
+    sign(olivia, "Sign performed", PASSWORDS["olivia"])
+    expect(
+        olivia.get_by_role("heading", name="Measure CD3+ cells by flow cytometry")
+    ).to_be_visible()
+    assert len(loads) == 1, loads  # the signature's, and nothing for the start
+    record = olivia.request.get(f"{batch_url}/record").text()
+    assert "BSC-01" in record
+
+
 # --- 3. refusals in view, focused, announced ---------------------------------------------------
 
 

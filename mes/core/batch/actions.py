@@ -68,6 +68,8 @@ from mes.core.limits import (
 from mes.core.text import free_text
 
 SUPERVISION = frozenset({Role.SUPERVISOR, Role.QA})
+# A phase whose first entry would start it (a locked or skipped one: the start says why not).
+_NOT_STARTED = frozenset({PhaseStatus.LOCKED, PhaseStatus.READY, PhaseStatus.SKIPPED})
 STARTERS = frozenset({Role.OPERATOR, Role.SUPERVISOR})
 
 
@@ -558,6 +560,22 @@ class Actions(Aggregate):
                     phase_id,
                 )
         return Outcome(tuple(self.new_entries[mark:]))
+
+    def start_with_entry(
+        self, phase_id: str, who: Operator, at: datetime, terminal: str | None
+    ) -> Outcome:
+        """A phase not yet started starts with its first entry or its performed signature.
+
+        The start is :meth:`start_phase` itself (every rule of :attr:`Action.START_PHASE`:
+        order, role, training, timer waits; a late start's deviation), by the same person at
+        the same time as the entry that follows it; its refusal refuses the entry, in the
+        start's words. A phase already started (or signed) is left as it is: the entry's own
+        rules answer.
+        """
+        self.procedure.phase(phase_id)  # NotFound for a phase the recipe does not have
+        if self.state.phases[phase_id].status not in _NOT_STARTED:
+            return Outcome(())
+        return self.start_phase(phase_id, who, at, terminal)
 
     def report_deviation(
         self,

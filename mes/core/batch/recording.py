@@ -15,7 +15,7 @@ from typing import Any
 
 from mes.core import phases
 from mes.core.batch.aggregate import Aggregate
-from mes.core.batch.machines import DeviationCategory, DeviationStatus, EntryKind
+from mes.core.batch.machines import DeviationCategory, DeviationStatus, EntryKind, PhaseStatus
 from mes.core.batch.state import Operator, PhaseState
 from mes.core.errors import MesError
 from mes.core.phases.calculations import calculate_all, calculation_problem
@@ -25,6 +25,16 @@ from mes.core.phases.materials import use_material
 from mes.core.phases.values import record_one, record_values
 
 __all__ = ["Recording", "equipment_class_title"]
+
+
+def carries_entry(data: Mapping[str, Mapping[Hashable, Any]]) -> bool:
+    """Whether a phase form carries anything to record: a value or a scan (not only comments)."""
+    return any(
+        str(entered or "").strip()
+        for argument, entries in data.items()
+        if argument != "comments"
+        for entered in (entries or {}).values()
+    )
 
 
 class Recording(Aggregate):
@@ -44,8 +54,15 @@ class Recording(Aggregate):
         ``data``: each kind's entries by its argument name (``values``, ``lots``…; see
         :func:`mes.core.phases.parse_form`). Values are all checked first: if any is malformed
         nothing is recorded and :class:`~mes.core.limits.InvalidValue` names each field. A scan
-        refused is kept in the record; its refusal is returned for its form field.
+        refused is kept in the record; its refusal is returned for its form field. On a phase
+        not yet started, anything entered starts it first (:meth:`start_with_entry`: the start's
+        rules, the same person and time).
         """
+        self.procedure.phase(phase_id)  # NotFound for a phase the recipe does not have
+        if carries_entry(data):  # the first entry of a phase not yet started starts it
+            self.start_with_entry(phase_id, who, at, terminal)  # type: ignore[attr-defined]
+        elif self.state.phases[phase_id].status is PhaseStatus.READY:
+            return {}  # an empty form on a ready phase: nothing recorded, nothing started
         acting = phases.Acting(who, at, terminal, site)
         refusals: dict[str, MesError] = {}
         for kind in phases.KINDS.values():

@@ -167,6 +167,13 @@ def phase_page(
         problem = batch.refusal(action, viewer, at, phase_id=phase_id, **kw)
         return None if problem is None else str(problem)
 
+    # The entry form is shown on a phase in progress, and on a ready phase the viewer may
+    # start now: its first entry starts it (the core's start_with_entry).
+    entry = (
+        refusal_of(Action.RECORD) is None
+        if phase.status is PhaseStatus.IN_PROGRESS
+        else phase.status is PhaseStatus.READY and refusal_of(Action.START_PHASE) is None
+    )
     form = PageForm(entered or {}, field_errors or {}, time_zone)
     shown = {kind.key: kind.page(batch, plan, phase, form) for kind in phases.on_screen()}
     kinds = [
@@ -180,7 +187,7 @@ def phase_page(
     ]
     # One comment box per deviation: a value's deviation is commented in the box under the
     # value while the phase is in progress, so its card links there instead of a second form.
-    if phase.status is PhaseStatus.IN_PROGRESS and refusal_of(Action.RECORD) is None:
+    if entry:
         boxes = {
             i["deviation"]: f"comment-{i['id']}" for i in shown["inputs"] if i.get("deviation")
         }
@@ -204,7 +211,7 @@ def phase_page(
     # A refusal is shown at its button only where the page shows that button (a stale form's
     # refusal, when the phase has moved on, is shown at the top).
     shown_buttons = {
-        "perform": phase.status is PhaseStatus.IN_PROGRESS and refusal_of(Action.RECORD) is None,
+        "perform": entry,
         "verify": phase.status is PhaseStatus.PERFORMED
         and bool(spec.get("verify"))
         and refusal_of(Action.VERIFY) is None,
@@ -232,9 +239,8 @@ def phase_page(
         "kinds": [part for part in kinds if part["entries"]],  # each kind's partial shows them
         "inputs": shown["inputs"],  # the values a correction may change
         "deviations": deviations,
-        "missing": batch.missing_for_performance(phase_id)
-        if phase.status is PhaseStatus.IN_PROGRESS
-        else [],
+        "entry": entry,
+        "missing": batch.missing_for_performance(phase_id) if entry else [],
         "signatures": [manifestation_text(s, time_zone) for s in phase.signatures],
         "seen_seq": phase.last_seq,
         "refusal": None if refusal is None else {"at": refusal[0], "message": refusal[1]},

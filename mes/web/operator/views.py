@@ -400,7 +400,7 @@ def _scan_answer(
 
     ``ok``, the ``message`` of a refusal, each refused field's message (``fields``), how many
     entries were ``recorded``, the phase's last entry number (``seen_seq``, for the page's next
-    form) and the phase page as it now is (``page``), from which the script takes the parts
+    form), its ``status`` and ``status_title`` (the first scan starts a ready phase) and the phase page as it now is (``page``), from which the script takes the parts
     that changed: one template shows a scan, with or without script. As on the plain page
     after a save, a scan's field is empty again (its slot shows what was recorded, or why the
     scan was refused); a malformed value stays as typed next to its message.
@@ -414,6 +414,8 @@ def _scan_answer(
             "fields": dict(field_errors),
             "recorded": recorded,
             "seen_seq": context["phase"]["seen_seq"],
+            "status": context["phase"]["status"],  # a first scan starts a ready phase
+            "status_title": context["phase"]["status_title"],
             "page": render_template("operator/phase.html", **context),
         }
     ), status

@@ -4,7 +4,8 @@
 //    field (on the start form, with every field filled, it opens the signature dialog);
 //  - on a phase, a scan is sent alone as it is made (the same POST as the form's, asking for
 //    JSON: the same service call records it), shown without a page load, and the focus moves to
-//    the next empty scan field; a refused scan's message appears at its field, focused;
+//    the next empty scan field; a refused scan's message appears at its field, focused; the
+//    first scan on a ready phase starts it: its status is redrawn and its Start button goes;
 //  - on load, a refusal the server placed at a field or a button (.refusal) is scrolled into
 //    view (clear of the sticky bar: scroll-margin in mes.css) and its field or button focused.
 // Without this script the plain forms work as before: Enter saves, the page answers.
@@ -175,6 +176,10 @@
         });
         var slot = replaceFrom(fresh, '[data-slot="' + CSS.escape(key) + '"]');
         replaceFrom(fresh, '[data-live="missing"]');
+        // A first scan on a ready phase started it: its status, and no more "Start this phase".
+        replaceFrom(fresh, '[data-live="status"]');
+        var start = document.querySelector('[data-live="start"]');
+        if (start && !fresh.querySelector('[data-live="start"]')) { start.remove(); }
         replaceFrom(fresh, '[data-live="deviations"]');
         // How many scans the page has answered (what a test waits for instead of a page load).
         form.dataset.scansAnswered = String(parseInt(form.dataset.scansAnswered || "0", 10) + 1);
