@@ -3,7 +3,7 @@ against the real demo spoke (issue 15, "The witness signs in place").
 
 The operator performs the identity check and stays logged in; the supervisor verifies at the
 same panel in the signature dialog ("Sign as another person" — here the only way, since the
-operator cannot verify her own phase), with their own user ID and password. The test counts
+operator cannot verify her own phase), with their own badge and PIN. The test counts
 taps, keystrokes and page loads, and counts the same verification done the old way (log out,
 the supervisor logs in, finds the phase, verifies, logs out, the operator logs in and finds her
 place again). Screenshots go to test-artifacts/.
@@ -27,6 +27,7 @@ from test_batch_in_browser import (  # the demo spoke and its people, as the bat
     tablet,
 )
 
+from mes.cli.demo import BADGES
 from mes.core.identity import mod37_2
 
 pytestmark = pytest.mark.e2e
@@ -106,12 +107,14 @@ def test_a_supervisor_verifies_at_the_operators_panel_without_a_logout(
     expect(verify).to_be_in_viewport()
     counted.tap(verify, "Verify")
     dialog = panel.locator("dialog.esign[open]")
-    expect(dialog).to_contain_text("Another person, with their own user ID and password")
+    expect(dialog).to_contain_text("Another person, with their own badge and PIN")
     screenshot(panel, "witness-01-dialog")
-    counted.type("sam", "the supervisor's user ID")  # the caret is already in User ID
-    expect(dialog.get_by_label("User ID")).to_have_value("sam")
-    counted.tap(dialog.get_by_label("Password"), "Password")
-    counted.type(PASSWORDS["sam"], "the supervisor's password")
+    badge, pin = BADGES["sam"]
+    expect(dialog.get_by_label("Badge (scan it)")).to_be_focused()  # the caret is in Badge
+    panel.keyboard.type(badge)  # the wedge scanner: the code and Enter (a scan, not keys)
+    panel.keyboard.press("Enter")
+    expect(dialog.get_by_label("Password or PIN")).to_be_focused()  # Enter moved on to the PIN
+    counted.type(pin, "the supervisor's PIN")
     counted.tap_to_load(dialog.get_by_role("button", name="Sign", exact=True), "Sign")
 
     expect(panel.locator(".who .user")).to_contain_text("olivia")  # still the operator's panel
@@ -119,7 +122,7 @@ def test_a_supervisor_verifies_at_the_operators_panel_without_a_logout(
     taps, keys, loads = counted.taps, counted.keys, counted.loads
     print(f"\nwitness in place: {taps} taps, {keys} keys, {loads} page loads")
     assert taps <= 4, counted.steps
-    assert keys == len("sam") + len(PASSWORDS["sam"]), counted.steps
+    assert keys == len(pin), counted.steps  # a badge scan and the PIN
     assert loads <= 2, counted.steps
     panel.goto(phase_url)
     expect(panel.locator("#phase-signatures")).to_contain_text("Sam Supervisor (sam) — Verified")
@@ -188,14 +191,15 @@ def test_a_logged_in_supervisor_may_sign_or_hand_the_dialog_to_another_person(
     panel.locator("#signing-bar").get_by_role("button", name="Verify").tap()
     dialog = panel.locator("dialog.esign[open]")
     expect(dialog.locator("[data-esign-signer]")).to_have_text("Sam Supervisor (sam)")
-    expect(dialog.get_by_label("User ID")).to_be_focused()  # his own first signing
+    expect(dialog.get_by_label("Badge (scan it)")).to_be_focused()  # his own first signing
     switch = dialog.get_by_label("Sign as another person (a witness at this panel)")
     switch.tap()
     expect(dialog.locator("[data-esign-signer]")).to_contain_text("Another person")
-    expect(dialog.get_by_label("User ID")).to_be_focused()
+    expect(dialog.get_by_label("Badge (scan it)")).to_be_focused()
     screenshot(panel, "witness-03-another-person")
+    dialog.get_by_label("User ID").tap()
     panel.keyboard.type("olivia")  # the performer cannot be the witness of her own phase
-    dialog.get_by_label("Password").fill(PASSWORDS["olivia"])
+    dialog.get_by_label("Password or PIN").fill(PASSWORDS["olivia"])
     with panel.expect_navigation():
         dialog.get_by_role("button", name="Sign", exact=True).tap()
     expect(panel.locator("p.error[role=alert]")).to_contain_text(
