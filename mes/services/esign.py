@@ -282,7 +282,7 @@ def authenticate_signer(
         if not witnessable:
             raise NotAuthorised(
                 "This signature cannot be given by a witness in place.",
-                what_to_do="The logged-in user signs it with their own user ID and password.",
+                what_to_do="The logged-in user signs it themselves.",
             )
         first_signing_in_session = True
     user = acting_user(uow, ctx)

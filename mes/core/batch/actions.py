@@ -395,7 +395,7 @@ class Actions(Aggregate):
             raise NotAuthorised(
                 f"'{rule.label}' cannot be signed by a witness in place: only "
                 f"{', '.join(WITNESSED_LABELS)} can.",
-                what_to_do="The logged-in user signs it with their own user ID and password.",
+                what_to_do="The logged-in user signs it themselves.",
             )
         if rule.precondition is not None:
             rule.precondition(self, ask)
