@@ -23,15 +23,17 @@ human-readable form; 11.70: the signature is bound to the exact file.)
 
 from __future__ import annotations
 
+import asyncio
 import binascii
 import html
 import io
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
@@ -45,7 +47,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.rw_common import find_inherited_value_in_tree
 from pyhanko.sign import fields, signers
 from pyhanko.sign.signers import constants
-from pyhanko.sign.validation import SignatureCoverageLevel, validate_pdf_signature
+from pyhanko.sign.validation import SignatureCoverageLevel, async_validate_pdf_signature
 from pyhanko.stamp import StaticStampStyle
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
@@ -55,6 +57,8 @@ from mes.core.errors import InvalidInput
 
 # pyHanko logs every refused certificate path with a traceback; the refusal is reported here in
 # words (PdfSignatureCheck.problems), so the library's log stays quiet unless logging is set up.
+T = TypeVar("T")
+
 for _name in ("pyhanko", "pyhanko_certvalidator"):
     logging.getLogger(_name).addHandler(logging.NullHandler())
 
@@ -219,8 +223,24 @@ def sign_pdf(
         ),
     )
     output = io.BytesIO()
-    pdf_signer.sign_pdf(writer, output=output)
+    _run(pdf_signer.async_sign_pdf(writer, output=output))
     return output.getvalue()
+
+
+def _run(work: Coroutine[Any, Any, T]) -> T:
+    """Run pyHanko's coroutine to its end, whatever the calling thread is doing.
+
+    pyHanko's synchronous wrappers call ``asyncio.run``, which refuses to start where the
+    thread already runs an event loop (a server or test harness with one, e.g. Playwright's
+    sync API in the same process): the signing then failed with a 500. Such a thread hands the
+    coroutine to a thread of its own, with its own loop.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(work)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pdf-sign") as pool:
+        return pool.submit(asyncio.run, work).result()
 
 
 # --- validation ---------------------------------------------------------------------------
@@ -275,7 +295,7 @@ def verify_pdf(pdf: bytes, trust: Sequence[x509.Certificate]) -> PdfSignatureChe
         trust_roots=[_asn1_certificate(c) for c in trust], allow_fetching=False
     )
     try:
-        status = validate_pdf_signature(embedded, context)
+        status = _run(async_validate_pdf_signature(embedded, context))
     except (PdfError, ValueError, KeyError, TypeError) as err:
         return PdfSignatureCheck(
             signed=True, problems=(*problems, f"the PDF signature cannot be read ({err})")

@@ -8,6 +8,7 @@ isn't Trusted"; trust is judged by pyHanko against the pinned hub certificate.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
@@ -96,6 +97,21 @@ def test_pyhanko_finds_the_signature_intact_valid_trusted_and_covering_the_file(
     assert check.signer_fingerprint == fingerprint(hub_document_key.certificate)
     assert check.signing_time == SIGNED_AT
     assert (check.reason, check.location) == ("Batch record issued", "HUB")
+
+
+def test_a_record_is_signed_and_verified_in_a_thread_that_already_runs_an_event_loop(
+    unsigned, hub_document_key
+):
+    """pyHanko's own wrappers call asyncio.run, which refuses inside a running loop: QA's
+    download then failed with a 500 in a process that had one (a Playwright test beside it)."""
+
+    async def inside_a_loop() -> tuple[bytes, object]:
+        pdf = sign(unsigned, hub_document_key)
+        return pdf, verify_pdf(pdf, [hub_document_key.certificate])
+
+    pdf, check = asyncio.run(inside_a_loop())
+    assert pdf.startswith(unsigned)
+    assert check.problems == () and check.valid and check.trusted
 
 
 def test_signing_only_appends_to_the_file_and_qpdf_finds_no_error(tmp_path, unsigned, signed):
