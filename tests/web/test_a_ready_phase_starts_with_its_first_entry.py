@@ -6,35 +6,17 @@ from __future__ import annotations
 
 import re
 
-import pytest
-from batch_helpers import DIN, PATIENT, SCANNER, spoke
-from itsdangerous import URLSafeSerializer
+from batch_helpers import DIN, PATIENT, SCANNER
+from spoke_pages import app, browser, site
 from support import PASSWORD
-from web_helpers import alerts, client_of, login, post_form, text
+from web_helpers import alerts, post_form, text
 
 from mes.core.identity import mod37_2
 from mes.services import batches
 
+__all__ = ["app", "site"]  # the fixtures of the spoke's pages (spoke_pages)
+
 JSON = {"Accept": "application/json"}
-
-
-@pytest.fixture
-def site(make_uow):
-    return spoke(make_uow)
-
-
-@pytest.fixture
-def app(make_app, site):
-    return make_app("spoke", hub_key=site.hub_key.public)
-
-
-def browser(app, site, username: str = "olivia"):
-    """A logged-in browser at the registered terminal."""
-    client = client_of(app)
-    cookie = URLSafeSerializer("test-secret-spoke", salt="mes-terminal").dumps(site.terminal_id)
-    client.set_cookie("mes_terminal", cookie)
-    assert login(client, username).status_code == 302
-    return client
 
 
 def new_batch(client) -> tuple[str, str]:
