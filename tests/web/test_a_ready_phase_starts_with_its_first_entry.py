@@ -4,12 +4,9 @@ application/json``), whose answer carries the phase's new status."""
 
 from __future__ import annotations
 
-import re
-
-from batch_helpers import DIN, PATIENT, SCANNER
-from spoke_pages import app, browser, site
-from support import PASSWORD
-from web_helpers import alerts, post_form, text
+from batch_helpers import DIN, SCANNER
+from spoke_pages import app, browser, site, start_batch
+from web_helpers import post_form, text
 
 from mes.core.identity import mod37_2
 from mes.services import batches
@@ -21,14 +18,7 @@ JSON = {"Accept": "application/json"}
 
 def new_batch(client) -> tuple[str, str]:
     """A new batch, its first phase ready: (batch ID, the phase's URL)."""
-    started = post_form(
-        client, "/batches/new",
-        {"recipe": "BATCH-TEST", "coi:din": f"{DIN} 00 {mod37_2(DIN)}",
-         "coi:patient_id": PATIENT, "esign_username": "olivia", "esign_password": PASSWORD},
-        page="/batches/new?recipe=BATCH-TEST",
-    )  # fmt: skip
-    assert started.status_code == 303, alerts(started)
-    batch_id = re.match(r"/batches/([^/]+)/", started.headers["Location"]).group(1)
+    batch_id = start_batch(client, din=f"{DIN} 00 {mod37_2(DIN)}")
     return batch_id, f"/batches/{batch_id}/phases/check_bag"
 
 

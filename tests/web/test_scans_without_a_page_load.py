@@ -10,7 +10,7 @@ import re
 
 import pytest
 from batch_helpers import COUNTER, DIN, LOT, OTHER_DIN, PATIENT, SCANNER
-from spoke_pages import app, browser, site
+from spoke_pages import app, browser, site, start_batch
 from support import PASSWORD
 from web_helpers import alerts, post_form, text
 
@@ -24,14 +24,7 @@ JSON = {"Accept": "application/json"}
 
 def started_phase(client, din: str = DIN, *, start: bool = True) -> tuple[str, str]:
     """A new batch (DIN ``din``) with its first phase started: (batch ID, phase URL)."""
-    started = post_form(
-        client, "/batches/new",
-        {"recipe": "BATCH-TEST", "coi:din": f"{din} 00 {mod37_2(din)}",
-         "coi:patient_id": PATIENT, "esign_username": "olivia", "esign_password": PASSWORD},
-        page="/batches/new?recipe=BATCH-TEST",
-    )  # fmt: skip
-    assert started.status_code == 303, alerts(started)
-    batch_id = re.match(r"/batches/([^/]+)/", started.headers["Location"]).group(1)
+    batch_id = start_batch(client, din=f"{din} 00 {mod37_2(din)}")
     url = f"/batches/{batch_id}/phases/check_bag"
     if start:
         post_form(client, f"{url}/start", {}, page=url)
