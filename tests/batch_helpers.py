@@ -375,6 +375,11 @@ class Spoke:
         for phase, values in CULTURE:
             self.do_simple(batch_id, phase, values, at=at)
 
+    def do_culture_and_harvest(self, batch_id: str, at: datetime = NOW) -> None:
+        """Every culture phase, then the harvest: all that is left after the count."""
+        self.do_culture(batch_id, at=at)
+        self.do_simple(batch_id, "harvest", {"harvested": "yes"}, at=at)
+
 
 def spoke(make_uow: Callable[..., UnitOfWork], **options: Any) -> Spoke:
     """A set-up spoke on the test database (see :class:`Spoke`)."""

@@ -106,20 +106,17 @@ def limits_text(spec: Mapping[str, Any]) -> str:
         return f"{_plain(number)}{unit}"
 
     parts = []
-    low, high = spec.get("action_low"), spec.get("action_high")
-    if low is not None and high is not None:
-        parts.append(f"acceptable {_plain(low)} – {shown(high)}")
-    elif low is not None:
-        parts.append(f"acceptable ≥ {shown(low)}")
-    elif high is not None:
-        parts.append(f"acceptable ≤ {shown(high)}")
-    low, high = spec.get("alert_low"), spec.get("alert_high")
-    if low is not None and high is not None:
-        parts.append(f"alert outside {_plain(low)} – {shown(high)}")
-    elif low is not None:
-        parts.append(f"alert below {shown(low)}")
-    elif high is not None:
-        parts.append(f"alert above {shown(high)}")
+    for level, both, low_only, high_only in (
+        ("action", "acceptable {} – {}", "acceptable ≥ {}", "acceptable ≤ {}"),
+        ("alert", "alert outside {} – {}", "alert below {}", "alert above {}"),
+    ):
+        low, high = spec.get(f"{level}_low"), spec.get(f"{level}_high")
+        if low is not None and high is not None:
+            parts.append(both.format(_plain(low), shown(high)))
+        elif low is not None:
+            parts.append(low_only.format(shown(low)))
+        elif high is not None:
+            parts.append(high_only.format(shown(high)))
     if spec.get("target") is not None:
         parts.append(f"target {shown(spec['target'])}")
     return "; ".join(parts)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mes.core.access import Permission
-from mes.core.audit import require_reason
+from mes.core.audit import Actor, require_reason
 from mes.core.errors import InvalidInput
 from mes.core.esign import SigningMethod, parse_signing_methods
 from mes.services.audit import record_entry
@@ -130,18 +130,10 @@ def set_administrators_may_sign(uow: UnitOfWork, ctx: Context, allowed: bool, re
             f"Administration together with a signing role is already {state} at this site.",
             what_to_do="Nothing to change.",
         )
-    record_entry(
-        uow,
-        ctx,
-        actor,
-        "site setting changed",
-        SETTING_RECORD_TYPE,
-        ADMINISTRATORS_MAY_SIGN,
-        old={"allowed": current},
-        new={"allowed": allowed},
-        reason=reason,
-    )
-    uow.commit()
+    _change_setting(
+        uow, ctx, actor, ADMINISTRATORS_MAY_SIGN,
+        old={"allowed": current}, new={"allowed": allowed}, reason=reason,
+    )  # fmt: skip
 
 
 SIGNING_METHODS = "signing methods"
@@ -193,15 +185,27 @@ def set_signing_methods(uow: UnitOfWork, ctx: Context, methods: Iterable[str], r
         raise InvalidInput(
             "These are already the ways to sign at this site.", what_to_do="Nothing to change."
         )
-    record_entry(
-        uow,
-        ctx,
-        actor,
-        "site setting changed",
-        SETTING_RECORD_TYPE,
-        SIGNING_METHODS,
+    _change_setting(
+        uow, ctx, actor, SIGNING_METHODS,
         old={"methods": current.values},
         new={"methods": [m.value for m in SigningMethod if m in chosen]},
         reason=reason,
-    )
+    )  # fmt: skip
+
+
+def _change_setting(
+    uow: UnitOfWork,
+    ctx: Context,
+    actor: Actor,
+    setting: str,
+    *,
+    old: dict[str, Any],
+    new: dict[str, Any],
+    reason: str,
+) -> None:
+    """Keep a site setting's change: the audit entry (old → new, who, why) is the setting."""
+    record_entry(
+        uow, ctx, actor, "site setting changed", SETTING_RECORD_TYPE, setting,
+        old=old, new=new, reason=reason,
+    )  # fmt: skip
     uow.commit()

@@ -12,7 +12,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -123,6 +123,41 @@ def scan(page: Page, label: str, value: str) -> None:
     expect(form).to_have_attribute("data-scans-answered", str(answered + 1))
 
 
+def fill_the_start_form(
+    page: Page, url: str, recipe: str, din: str, coi: str, patient: str, born: str = "1980-01-02"
+) -> None:
+    """The start form of ``recipe`` with the chain of identity typed as from the order."""
+    page.goto(f"{url}/batches/new?recipe={recipe}")
+    page.get_by_label("Chain of Identity identifier (ISBT 128 CoI)").fill(coi)
+    page.get_by_label("Apheresis donation identification number (ISBT 128 DIN)").fill(
+        f"{din} 00 {mod37_2(din)}"
+    )
+    page.get_by_label("Patient identifier on the manufacturing order").fill(patient)
+    page.get_by_label("Patient date of birth").fill(born)
+
+
+def scan_the_identity_check(
+    page: Page, din: str, coi: str, patient: str, scan: Callable[[Page, str, str], None] = scan
+) -> None:
+    """The identity check's scans (the bag's DIN, patient and CoI labels, the scanner), bag intact."""
+    scan(page, "DIN on the apheresis bag label", f"={din}00")
+    scan(page, "Patient identifier on the apheresis bag label", patient)
+    scan(page, "Chain of Identity identifier on the apheresis bag label", coi)
+    scan(page, "barcode scanner", "SCN-01")
+    page.locator("label.option", has_text="yes").tap()
+
+
+def fill_the_transport_check(page: Page, scan: Callable[[Page, str, str], None] = scan) -> None:
+    """The transport check's values inside their limits, no excursion, the fridge scanned."""
+    collected = (datetime.now() - timedelta(hours=20)).strftime("%Y-%m-%dT%H:%M")
+    page.get_by_label("End of apheresis collection").fill(collected)
+    page.get_by_label("Lowest transport temperature on the logger").fill("3.8")
+    page.get_by_label("Highest transport temperature on the logger").fill("6.1")
+    page.get_by_label("Time from end of collection to receipt").fill("20.0")
+    page.locator("[data-input=temperature_excursion] label.option", has_text="no").tap()
+    scan(page, "Quarantine fridge", "FR-01")
+
+
 def test_an_operator_runs_the_first_unit_procedure_of_car_t(
     browser: Browser, demo_spoke: str, screenshot
 ):
@@ -203,13 +238,7 @@ def test_an_operator_runs_the_first_unit_procedure_of_car_t(
     # Transport: values inside limits; no excursion, so the excursion phase does not apply.
     olivia.goto(f"{batch_url}/phases/apheresis_transport_check")
     submit(olivia, olivia.get_by_role("button", name="Start this phase"))
-    collected = (datetime.now() - timedelta(hours=20)).strftime("%Y-%m-%dT%H:%M")
-    olivia.get_by_label("End of apheresis collection").fill(collected)
-    olivia.get_by_label("Lowest transport temperature on the logger").fill("3.8")
-    olivia.get_by_label("Highest transport temperature on the logger").fill("6.1")
-    olivia.get_by_label("Time from end of collection to receipt").fill("20.0")
-    olivia.locator("[data-input=temperature_excursion] label.option", has_text="no").tap()
-    scan(olivia, "Quarantine fridge", "FR-01")
+    fill_the_transport_check(olivia)
     sign_in_dialog(olivia, "Sign performed", "olivia", first=False)
     expect(
         olivia.get_by_role("heading", name="Sample the bag and count nucleated cells")
@@ -298,22 +327,12 @@ def test_a_double_tap_a_replayed_form_and_the_back_button_never_sign_twice(
     page = tablet(browser)
     register_terminal(page, url, "Tablet 3")
     log_in(page, url, "olivia")
-    page.goto(f"{url}/batches/new?recipe=CART-CD19-FRESH-DEMO")
-    page.get_by_label("Chain of Identity identifier (ISBT 128 CoI)").fill(coi)
-    page.get_by_label("Apheresis donation identification number (ISBT 128 DIN)").fill(
-        f"{din} 00 {mod37_2(din)}"
-    )
-    page.get_by_label("Patient identifier on the manufacturing order").fill(patient)
-    page.get_by_label("Patient date of birth").fill("1980-01-02")
+    fill_the_start_form(page, url, "CART-CD19-FRESH-DEMO", din, coi, patient)
     sign_in_dialog(page, "Start the batch", "olivia", first=True)
     phase_url = page.url
     record_url = re.sub(r"/phases/.*$", "/record", phase_url)
     submit(page, page.get_by_role("button", name="Start this phase"))
-    scan(page, "DIN on the apheresis bag label", f"={din}00")
-    scan(page, "Patient identifier on the apheresis bag label", patient)
-    scan(page, "Chain of Identity identifier on the apheresis bag label", coi)
-    scan(page, "barcode scanner", "SCN-01")
-    page.locator("label.option", has_text="yes").tap()
+    scan_the_identity_check(page, din, coi, patient)
     submit(page, page.get_by_role("button", name="Save").last)
     html = page.content()  # the saved page's form: its token and the sequence it has seen
     token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)

@@ -25,7 +25,7 @@ Screenshots of every page each replay lands on: test-artifacts/bench-*.png.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -48,19 +48,14 @@ from bench_replay import (
     verify_on_the_same_panel,
 )
 from playwright.sync_api import Browser, Page, expect
-from recipe_driver import compiled_recipe, prepare_site
-from test_network_in_browser import (
-    HOT,
-    PHASE,
-    SPOKE_PASSWORDS,
-    demo,  # noqa: F401 - the module's fixture: its own demo
-    spoke_site,
-)
 from test_network_in_browser import (  # the same demo: hub and spoke, syncing
     PASSWORDS as HUB_PASSWORDS,
 )
-from test_network_in_browser import RECIPE as RECIPE_FILE
-from test_qa_review_in_browser import DemoSpokeRun
+from test_network_in_browser import (
+    SPOKE_PASSWORDS,
+    demo,  # noqa: F401 - the module's fixture: its own demo
+)
+from test_qa_review_in_browser import DemoSpokeRun, batch_completed_at_the_spoke
 
 from mes.core.identity import mod37_2
 
@@ -185,22 +180,7 @@ def run_a_whole_batch_at_the_spoke(folder) -> str:
     """A complete demo CAR-T batch at the spoke with exceptions of several categories: a value
     outside its action limits (its deviation commented and acknowledged), values in alert, and
     verifications seconds after performance. Returns its number."""
-    runtime, site = spoke_site(folder)
-    try:
-        data = compiled_recipe(RECIPE_FILE)
-        lots, instruments = prepare_site(site, data)
-        run = QuickHandsRun(
-            site, data, datetime.now(UTC),
-            choices={f"{PHASE}.transport_temp_max": HOT},
-            lots=lots, instruments=instruments,
-        )  # fmt: skip
-        run.start()
-        run.run_until()
-        batch = run.finish()
-    finally:
-        runtime.close()
-    assert batch.state.status.value == "complete"
-    return batch.state.number
+    return batch_completed_at_the_spoke(folder, QuickHandsRun).state.number
 
 
 def tablet(browser: Browser) -> Page:

@@ -16,15 +16,15 @@ from playwright.sync_api import Browser, Page, expect
 from test_batch_in_browser import (
     PASSWORDS,
     demo_spoke,  # noqa: F401 - the module's demo spoke, built once
+    fill_the_start_form,
     log_in,
     register_terminal,
     scan,
+    scan_the_identity_check,
     sign_in_dialog,
     submit,
     tablet,
 )
-
-from mes.core.identity import mod37_2
 
 pytestmark = pytest.mark.e2e
 
@@ -37,21 +37,11 @@ def start_through_the_identity_check(olivia: Page, url: str, serial: str) -> str
     """Olivia starts a batch (test DIN A9999 26 000<serial>) and signs its identity check."""
     din, coi, patient = f"A99992600{serial}", f"CHA99992600{serial}", f"P-{serial}"
     log_in(olivia, url, "olivia")
-    olivia.goto(f"{url}/batches/new?recipe=CART-CD19-FRESH")
-    olivia.get_by_label("Chain of Identity identifier (ISBT 128 CoI)").fill(coi)
-    olivia.get_by_label("Apheresis donation identification number (ISBT 128 DIN)").fill(
-        f"{din} 00 {mod37_2(din)}"
-    )
-    olivia.get_by_label("Patient identifier on the manufacturing order").fill(patient)
-    olivia.get_by_label("Patient date of birth").fill("1970-05-17")
+    fill_the_start_form(olivia, url, "CART-CD19-FRESH", din, coi, patient, born="1970-05-17")
     sign_in_dialog(olivia, "Start the batch", "olivia", first=True)
     batch_url = re.sub(r"/phases/.*$", "", olivia.url)
     submit(olivia, olivia.get_by_role("button", name="Start this phase"))
-    scan(olivia, "DIN on the apheresis bag label", f"={din}00")
-    scan(olivia, "Patient identifier on the apheresis bag label", patient)
-    scan(olivia, "Chain of Identity identifier on the apheresis bag label", coi)
-    scan(olivia, "barcode scanner", "SCN-01")
-    olivia.locator("label.option", has_text="yes").tap()
+    scan_the_identity_check(olivia, din, coi, patient)
     sign_in_dialog(olivia, "Sign performed", "olivia", first=False)
     return batch_url
 

@@ -15,22 +15,17 @@ keystrokes and 32 page loads for the demo batch. The counts are printed for the 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
-from recipe_driver import compiled_recipe, prepare_site
 from test_network_in_browser import (  # the same demo, recipe, log-in and touch checks
-    HOT,
     PASSWORDS,
-    PHASE,
-    RECIPE,
     demo,  # noqa: F401 - the module's fixture: its own demo
     log_in,
     small_targets,
-    spoke_site,
 )
-from test_qa_review_in_browser import ARTIFACTS, DemoSpokeRun
+from test_qa_review_in_browser import ARTIFACTS, DemoSpokeRun, batch_completed_at_the_spoke
 
 pytestmark = pytest.mark.e2e
 
@@ -49,22 +44,7 @@ class QuickRun(DemoSpokeRun):
 
 def run_batch_at_the_spoke(folder) -> str:
     """A complete batch at the demo spoke: a deviation, alert values, rubber stamps; its number."""
-    runtime, site = spoke_site(folder)
-    try:
-        data = compiled_recipe(RECIPE)
-        lots, instruments = prepare_site(site, data)
-        run = QuickRun(
-            site, data, datetime.now(UTC),
-            choices={f"{PHASE}.transport_temp_max": HOT},
-            lots=lots, instruments=instruments,
-        )  # fmt: skip
-        run.start()
-        run.run_until()
-        batch = run.finish()
-    finally:
-        runtime.close()
-    assert batch.state.status.value == "complete"
-    return batch.state.number
+    return batch_completed_at_the_spoke(folder, QuickRun).state.number
 
 
 class Counted:

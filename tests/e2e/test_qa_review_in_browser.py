@@ -32,6 +32,7 @@ from test_network_in_browser import (  # the same demo, recipe, log-in and touch
     spoke_site,
 )
 
+from mes.core.batch import Batch
 from mes.services.esign import Credentials
 
 pytestmark = pytest.mark.e2e
@@ -51,13 +52,14 @@ class DemoSpokeRun(BatchRun):
         return Credentials(SPOKE_PASSWORDS[username], username)
 
 
-def run_batch_at_the_spoke(folder) -> tuple[str, str]:
-    """A complete batch with one deviation at the demo spoke: its number and deviation ID."""
+def batch_completed_at_the_spoke(folder, run_kind: type[DemoSpokeRun] = DemoSpokeRun) -> Batch:
+    """A whole batch run to completion at the demo spoke by ``run_kind``, the transport
+    temperature above its action limit (a deviation, commented and acknowledged)."""
     runtime, site = spoke_site(folder)
     try:
         data = compiled_recipe(RECIPE)
         lots, instruments = prepare_site(site, data)
-        run = DemoSpokeRun(
+        run = run_kind(
             site, data, datetime.now(UTC),
             choices={f"{PHASE}.transport_temp_max": HOT},
             lots=lots, instruments=instruments,
@@ -67,8 +69,14 @@ def run_batch_at_the_spoke(folder) -> tuple[str, str]:
         batch = run.finish()
     finally:
         runtime.close()
-    [deviation] = batch.state.deviations
     assert batch.state.status.value == "complete"
+    return batch
+
+
+def run_batch_at_the_spoke(folder) -> tuple[str, str]:
+    """A complete batch with one deviation at the demo spoke: its number and deviation ID."""
+    batch = batch_completed_at_the_spoke(folder)
+    [deviation] = batch.state.deviations
     return batch.state.number, deviation
 
 

@@ -18,7 +18,6 @@ Screenshots (what the user saw, not the whole page) go to test-artifacts/e2e-sca
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -26,8 +25,11 @@ from playwright.sync_api import Browser, Locator, Page, expect
 from test_batch_in_browser import (  # noqa: F401  (demo_spoke is a fixture)
     PASSWORDS,
     demo_spoke,
+    fill_the_start_form,
+    fill_the_transport_check,
     log_in,
     register_terminal,
+    scan_the_identity_check,
     submit,
     tablet,
 )
@@ -126,13 +128,7 @@ def assert_in_view_and_focused(page: Page, message: Locator, name: str) -> None:
 def start_batch(page: Page, url: str, serial: int) -> str:
     """Start a batch of the fresh CAR-T recipe as typed from the order; the batch's URL."""
     din, coi, patient = identity(serial)
-    page.goto(f"{url}/batches/new?recipe={RECIPE}")
-    page.get_by_label("Chain of Identity identifier (ISBT 128 CoI)").fill(coi)
-    page.get_by_label("Apheresis donation identification number (ISBT 128 DIN)").fill(
-        f"{din} 00 {mod37_2(din)}"
-    )
-    page.get_by_label("Patient identifier on the manufacturing order").fill(patient)
-    page.get_by_label("Patient date of birth").fill("1970-05-17")
+    fill_the_start_form(page, url, RECIPE, din, coi, patient, born="1970-05-17")
     sign(page, "Start the batch", PASSWORDS["olivia"], "olivia")
     expect(page.get_by_role("heading", name="Check the apheresis bag")).to_be_visible()
     return re.sub(r"/phases/.*$", "", page.url)
@@ -153,11 +149,7 @@ def identity_check(olivia: Page, sam: Page, batch_url: str, serial: int, *, sam_
     din, coi, patient = identity(serial)
     olivia.goto(f"{batch_url}/phases/apheresis_identity_check")
     submit(olivia, olivia.get_by_role("button", name="Start this phase"))
-    tap_scan(olivia, "DIN on the apheresis bag label", f"={din}00")
-    tap_scan(olivia, "Patient identifier on the apheresis bag label", patient)
-    tap_scan(olivia, "Chain of Identity identifier on the apheresis bag label", coi)
-    tap_scan(olivia, "barcode scanner", "SCN-01")
-    olivia.locator("label.option", has_text="yes").tap()
+    scan_the_identity_check(olivia, din, coi, patient, scan=tap_scan)
     sign(olivia, "Sign performed", PASSWORDS["olivia"])
     sam.goto(f"{batch_url}/phases/apheresis_identity_check")
     sign(sam, "Verify", PASSWORDS["sam"], "sam" if sam_first else None)
@@ -167,13 +159,7 @@ def transport_check(olivia: Page, batch_url: str) -> None:
     """Transport within limits; signing leads to the cell count."""
     olivia.goto(f"{batch_url}/phases/apheresis_transport_check")
     submit(olivia, olivia.get_by_role("button", name="Start this phase"))
-    collected = (datetime.now() - timedelta(hours=20)).strftime("%Y-%m-%dT%H:%M")
-    olivia.get_by_label("End of apheresis collection").fill(collected)
-    olivia.get_by_label("Lowest transport temperature on the logger").fill("3.8")
-    olivia.get_by_label("Highest transport temperature on the logger").fill("6.1")
-    olivia.get_by_label("Time from end of collection to receipt").fill("20.0")
-    olivia.locator("[data-input=temperature_excursion] label.option", has_text="no").tap()
-    tap_scan(olivia, "Quarantine fridge", "FR-01")
+    fill_the_transport_check(olivia, scan=tap_scan)
     sign(olivia, "Sign performed", PASSWORDS["olivia"])
     expect(
         olivia.get_by_role("heading", name="Sample the bag and count nucleated cells")
@@ -238,6 +224,18 @@ def test_a_scan_after_the_chain_of_identity_never_lands_in_that_field(
 # --- 2. a phase: scans without page loads, the focus on the next empty field ------------------
 
 
+def count_typed_and_signed(olivia: Page) -> None:
+    """With every scan of the cell count made and the focus on the bag volume: its values
+    typed, the phase signed; the next phase's page."""
+    olivia.keyboard.type("250")
+    olivia.get_by_label("TNC concentration").fill("40.00")
+    olivia.get_by_label("Viability", exact=True).fill("95.0")
+    sign(olivia, "Sign performed", PASSWORDS["olivia"])
+    expect(
+        olivia.get_by_role("heading", name="Measure CD3+ cells by flow cytometry")
+    ).to_be_visible()
+
+
 def test_an_accepted_scan_moves_focus_to_the_next_empty_instrument(
     browser: Browser,
     demo_spoke: str,  # noqa: F811 (the fixture imported above)
@@ -260,13 +258,7 @@ def test_an_accepted_scan_moves_focus_to_the_next_empty_instrument(
     expect(olivia.locator(".scan-field.done")).to_have_count(4)
     assert focused_name(olivia) == "value:bag_volume"  # then the first value to type
     shot(olivia, "phase-after-four-scans")
-    olivia.keyboard.type("250")
-    olivia.get_by_label("TNC concentration").fill("40.00")
-    olivia.get_by_label("Viability", exact=True).fill("95.0")
-    sign(olivia, "Sign performed", PASSWORDS["olivia"])
-    expect(
-        olivia.get_by_role("heading", name="Measure CD3+ cells by flow cytometry")
-    ).to_be_visible()
+    count_typed_and_signed(olivia)
     # The phase: its start and its signature, and nothing for its four scans.
     assert len(loads) == 2, loads
     record = olivia.request.get(f"{batch_url}/record").text()
@@ -294,13 +286,7 @@ def test_the_first_scan_on_a_ready_phase_starts_it_without_a_page_load(
     shot(olivia, "ready-phase-after-first-scan")
     for code in ("CC-01", "BAL-01", "SAMPLING-SYRINGE-L01"):
         wedge_scan(olivia, code)
-    olivia.keyboard.type("250")
-    olivia.get_by_label("TNC concentration").fill("40.00")
-    olivia.get_by_label("Viability", exact=True).fill("95.0")
-    sign(olivia, "Sign performed", PASSWORDS["olivia"])
-    expect(
-        olivia.get_by_role("heading", name="Measure CD3+ cells by flow cytometry")
-    ).to_be_visible()
+    count_typed_and_signed(olivia)
     assert len(loads) == 1, loads  # the signature's, and nothing for the start
     record = olivia.request.get(f"{batch_url}/record").text()
     assert "BSC-01" in record

@@ -19,16 +19,16 @@ from playwright.sync_api import Browser, Locator, Page, expect
 from test_batch_in_browser import (  # the demo spoke and its people, as the batch test has them
     PASSWORDS,
     demo_spoke,  # noqa: F401 - the fixture
+    fill_the_start_form,
     log_in,
     register_terminal,
-    scan,
+    scan_the_identity_check,
     sign_in_dialog,
     submit,
     tablet,
 )
 
 from mes.cli.demo import BADGES
-from mes.core.identity import mod37_2
 
 pytestmark = pytest.mark.e2e
 
@@ -68,26 +68,28 @@ class Counted:
 
 def performed_identity_check(page: Page, url: str, din: str, coi: str, patient: str) -> str:
     """Olivia starts a batch and performs its identity check; the phase's address."""
-    page.goto(f"{url}/batches/new?recipe=CART-CD19-FRESH-DEMO")
-    page.get_by_label("Chain of Identity identifier (ISBT 128 CoI)").fill(coi)
-    page.get_by_label("Apheresis donation identification number (ISBT 128 DIN)").fill(
-        f"{din} 00 {mod37_2(din)}"
-    )
-    page.get_by_label("Patient identifier on the manufacturing order").fill(patient)
-    page.get_by_label("Patient date of birth").fill("1980-01-02")
+    fill_the_start_form(page, url, "CART-CD19-FRESH-DEMO", din, coi, patient)
     sign_in_dialog(page, "Start the batch", "olivia", first=True)
     phase_url = page.url
     submit(page, page.get_by_role("button", name="Start this phase"))
-    scan(page, "DIN on the apheresis bag label", f"={din}00")
-    scan(page, "Patient identifier on the apheresis bag label", patient)
-    scan(page, "Chain of Identity identifier on the apheresis bag label", coi)
-    scan(page, "barcode scanner", "SCN-01")
-    page.locator("label.option", has_text="yes").tap()
+    scan_the_identity_check(page, din, coi, patient)
     submit(page, page.get_by_role("button", name="Save").last)
     sign_in_dialog(page, "Sign performed", "olivia", first=False)
     page.goto(phase_url)
     expect(page.locator("[data-phase-status]")).to_have_text("Performed — awaiting verification")
     return phase_url
+
+
+def at_the_panel_after_the_check(
+    browser: Browser, url: str, panel_name: str, serial: str
+) -> tuple[Page, str]:
+    """A registered panel where Olivia, logged in, performed the identity check of a new batch
+    (DIN A999926000``serial``): the panel and the phase's address."""
+    panel = tablet(browser)
+    register_terminal(panel, url, panel_name)
+    log_in(panel, url, "olivia")
+    din, coi, patient = f"A999926000{serial}", f"CHA999926000{serial}", f"P-0{serial}"
+    return panel, performed_identity_check(panel, url, din, coi, patient)
 
 
 def test_a_supervisor_verifies_at_the_operators_panel_without_a_logout(
@@ -96,10 +98,7 @@ def test_a_supervisor_verifies_at_the_operators_panel_without_a_logout(
     screenshot,
 ):
     url = demo_spoke
-    panel = tablet(browser)
-    register_terminal(panel, url, "Panel W1")
-    log_in(panel, url, "olivia")
-    phase_url = performed_identity_check(panel, url, "A999926000991", "CHA999926000991", "P-0991")
+    panel, phase_url = at_the_panel_after_the_check(browser, url, "Panel W1", "991")
 
     # The supervisor walks up to the panel: Verify is in the sticky bar, in view without scrolling.
     counted = Counted(panel)
@@ -138,10 +137,7 @@ def test_the_same_verification_the_old_way_for_comparison(
 ):
     """Log out, the supervisor logs in and verifies, logs out, the operator logs in again."""
     url = demo_spoke
-    panel = tablet(browser)
-    register_terminal(panel, url, "Panel W2")
-    log_in(panel, url, "olivia")
-    phase_url = performed_identity_check(panel, url, "A999926000992", "CHA999926000992", "P-0992")
+    panel, phase_url = at_the_panel_after_the_check(browser, url, "Panel W2", "992")
 
     counted = Counted(panel)
     for person, finish in (("sam", "verify"), ("olivia", "back to the phase")):
@@ -179,10 +175,7 @@ def test_a_logged_in_supervisor_may_sign_or_hand_the_dialog_to_another_person(
     screenshot,
 ):
     url = demo_spoke
-    panel = tablet(browser)
-    register_terminal(panel, url, "Panel W3")
-    log_in(panel, url, "olivia")
-    phase_url = performed_identity_check(panel, url, "A999926000993", "CHA999926000993", "P-0993")
+    panel, phase_url = at_the_panel_after_the_check(browser, url, "Panel W3", "993")
     with panel.expect_navigation():
         panel.get_by_role("button", name="Log out").tap()
     log_in(panel, url, "sam")

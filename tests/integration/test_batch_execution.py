@@ -26,14 +26,7 @@ def test_a_batch_runs_end_to_end_and_its_ledger_replays_to_the_stored_state(make
     site.do_check_bag(batch_id)
     site.do_count(batch_id)
     later = NOW + timedelta(hours=3)
-    for phase, values in (
-        ("test_a", {"a": "3"}),
-        ("test_b", {"b": "pass"}),
-        ("mon_1", {"t1": "37.0"}),
-        ("mon_2", {"t2": "36.9"}),
-        ("harvest", {"harvested": "yes"}),
-    ):
-        site.do_simple(batch_id, phase, values, at=later)
+    site.do_culture_and_harvest(batch_id, at=later)
     view = site.view(batch_id)
     assert view.batch.state.phases["report_damage"].status is PhaseStatus.SKIPPED
     with site.uow() as uow:

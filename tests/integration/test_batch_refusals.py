@@ -682,14 +682,7 @@ def test_a_batch_cannot_be_completed_while_phases_are_not_done_or_deviations_are
     )
     site.do_check_bag(batch_id)
     site.do_count(batch_id, viability="60.0")  # outside the action limits: a deviation
-    for phase, values in (
-        ("test_a", {"a": "3"}),
-        ("test_b", {"b": "pass"}),
-        ("mon_1", {"t1": "37.0"}),
-        ("mon_2", {"t2": "36.9"}),
-        ("harvest", {"harvested": "yes"}),
-    ):
-        site.do_simple(batch_id, phase, values, at=LATER)
+    site.do_culture_and_harvest(batch_id, at=LATER)
     refusal = unchanged_by(site, lambda: complete(site, batch_id, who="olivia"), NotAuthorised)
     assert (
         str(refusal)

@@ -54,14 +54,7 @@ INVESTIGATION = {
 def finish(site: Spoke, batch_id: str, at: datetime = NOW) -> None:
     """Culture and harvest 3 h after ``at`` (the count), then Sam signs the batch complete."""
     later = at + 3 * HOURS
-    for phase, values in (
-        ("test_a", {"a": "3"}),
-        ("test_b", {"b": "pass"}),
-        ("mon_1", {"t1": "37.0"}),
-        ("mon_2", {"t2": "36.9"}),
-        ("harvest", {"harvested": "yes"}),
-    ):
-        site.do_simple(batch_id, phase, values, at=later)
+    site.do_culture_and_harvest(batch_id, at=later)
     with site.uow() as uow:
         batches.complete_batch(
             uow, site.ctx("sam", later), batch_id, Credentials(PASSWORD, "sam"),

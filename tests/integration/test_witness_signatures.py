@@ -232,14 +232,7 @@ def test_a_deviation_is_acknowledged_and_the_batch_signed_complete_in_place(make
     batch_id = site.start().state.id
     site.do_check_bag(batch_id)
     site.do_count(batch_id, viability="60.0")  # outside the action limits: a deviation
-    for phase, values in (
-        ("test_a", {"a": "3"}),
-        ("test_b", {"b": "pass"}),
-        ("mon_1", {"t1": "37.0"}),
-        ("mon_2", {"t2": "36.9"}),
-        ("harvest", {"harvested": "yes"}),
-    ):
-        site.do_simple(batch_id, phase, values, at=LATER)
+    site.do_culture_and_harvest(batch_id, at=LATER)
     deviation = "SPK1-2026-0001-D1"
     batch = witnessed(
         site, "olivia", "sam", batches.acknowledge_deviation, batch_id, deviation, at=LATER

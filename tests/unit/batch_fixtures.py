@@ -126,14 +126,19 @@ def sign(batch: Batch, action: Action, who: Operator, at: datetime = T0, **optio
     return prepare_and_sign(batch, action, who, at, **options)[1]
 
 
-def do_check_bag(batch: Batch, at: datetime = T0, *, intact: str = "yes") -> None:
-    """Check the bag: started, values, scanner, both labels, performed by Olivia, verified by Sam."""
+def perform_check_bag(batch: Batch, at: datetime = T0, *, intact: str = "yes") -> None:
+    """Check the bag: started, values, scanner, both labels, performed by Olivia (not verified)."""
     batch.start_phase("check_bag", OLIVIA, at, TERMINAL)
     batch.record_values("check_bag", {"bag_intact": intact}, OLIVIA, at, TERMINAL)
     batch.use_equipment("check_bag", 0, SCANNER, "SCN-01", OLIVIA, at, TERMINAL, at.date())
     batch.check_identity("check_bag", "bag_din", f"={DIN}00", OLIVIA, at, TERMINAL)
     batch.check_identity("check_bag", "bag_patient", PATIENT, OLIVIA, at, TERMINAL)
     sign(batch, Action.PERFORM, OLIVIA, at, phase_id="check_bag")
+
+
+def do_check_bag(batch: Batch, at: datetime = T0, *, intact: str = "yes") -> None:
+    """Check the bag: performed by Olivia (:func:`perform_check_bag`), verified by Sam."""
+    perform_check_bag(batch, at, intact=intact)
     sign(batch, Action.VERIFY, SAM, at, phase_id="check_bag")
 
 

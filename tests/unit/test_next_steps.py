@@ -6,11 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from batch_fixtures import (
-    DIN,
     OLIVIA,
-    PATIENT,
     SAM,
-    SCANNER,
     T0,
     TERMINAL,
     complete_run,
@@ -18,6 +15,7 @@ from batch_fixtures import (
     do_culture,
     fill_count,
     new_batch,
+    perform_check_bag,
     sign,
     through_count,
 )
@@ -41,12 +39,7 @@ def test_with_every_phase_done_the_batch_waits_for_a_supervisor_to_sign_it_compl
 
 def test_a_performed_phase_waits_for_a_second_person_of_the_role_the_recipe_names():
     batch = new_batch()
-    batch.start_phase("check_bag", OLIVIA, T0, TERMINAL)
-    batch.record_values("check_bag", {"bag_intact": "yes"}, OLIVIA, T0, TERMINAL)
-    batch.use_equipment("check_bag", 0, SCANNER, "SCN-01", OLIVIA, T0, TERMINAL, T0.date())
-    batch.check_identity("check_bag", "bag_din", f"={DIN}00", OLIVIA, T0, TERMINAL)
-    batch.check_identity("check_bag", "bag_patient", PATIENT, OLIVIA, T0, TERMINAL)
-    sign(batch, Action.PERFORM, OLIVIA, T0, phase_id="check_bag")
+    perform_check_bag(batch)
     assert texts(batch) == ["Waiting for a second person (a supervisor) to verify 'Check the bag'"]
     assert next_steps(batch, T0)[0].phase_id == "check_bag"
 

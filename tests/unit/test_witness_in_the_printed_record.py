@@ -12,15 +12,14 @@ import pytest
 from batch_fixtures import (
     OLIVIA,
     SAM,
-    SCANNER,
     T0,
     TERMINAL,
     Action,
     fill_count,
     new_batch,
+    perform_check_bag,
     sign,
 )
-from batch_helpers import DIN, PATIENT
 from record_fixtures import ledger_json
 
 from mes.core.batch import Batch
@@ -36,12 +35,7 @@ IN_PLACE = "as a witness at the session of Olivia Tester (olivia)"
 def witnessed_batch() -> Batch:
     """Olivia performs two phases; Sam verifies one and acknowledges a deviation at her panel."""
     batch = new_batch()
-    batch.start_phase("check_bag", OLIVIA, T0, TERMINAL)
-    batch.record_values("check_bag", {"bag_intact": "yes"}, OLIVIA, T0, TERMINAL)
-    batch.use_equipment("check_bag", 0, SCANNER, "SCN-01", OLIVIA, T0, TERMINAL, T0.date())
-    batch.check_identity("check_bag", "bag_din", f"={DIN}00", OLIVIA, T0, TERMINAL)
-    batch.check_identity("check_bag", "bag_patient", PATIENT, OLIVIA, T0, TERMINAL)
-    sign(batch, Action.PERFORM, OLIVIA, T0, phase_id="check_bag")
+    perform_check_bag(batch)
     sign(
         batch, Action.VERIFY, SAM_AT_OLIVIAS_PANEL, T0 + timedelta(minutes=1), phase_id="check_bag"
     )

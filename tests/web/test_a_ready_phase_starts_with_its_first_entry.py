@@ -4,49 +4,21 @@ application/json``), whose answer carries the phase's new status."""
 
 from __future__ import annotations
 
-import re
-
-import pytest
-from batch_helpers import DIN, PATIENT, SCANNER, spoke
-from itsdangerous import URLSafeSerializer
-from support import PASSWORD
-from web_helpers import alerts, client_of, login, post_form, text
+from batch_helpers import DIN, SCANNER
+from spoke_pages import app, browser, site, start_batch
+from web_helpers import post_form, text
 
 from mes.core.identity import mod37_2
 from mes.services import batches
 
+__all__ = ["app", "site"]  # the fixtures of the spoke's pages (spoke_pages)
+
 JSON = {"Accept": "application/json"}
-
-
-@pytest.fixture
-def site(make_uow):
-    return spoke(make_uow)
-
-
-@pytest.fixture
-def app(make_app, site):
-    return make_app("spoke", hub_key=site.hub_key.public)
-
-
-def browser(app, site, username: str = "olivia"):
-    """A logged-in browser at the registered terminal."""
-    client = client_of(app)
-    cookie = URLSafeSerializer("test-secret-spoke", salt="mes-terminal").dumps(site.terminal_id)
-    client.set_cookie("mes_terminal", cookie)
-    assert login(client, username).status_code == 302
-    return client
 
 
 def new_batch(client) -> tuple[str, str]:
     """A new batch, its first phase ready: (batch ID, the phase's URL)."""
-    started = post_form(
-        client, "/batches/new",
-        {"recipe": "BATCH-TEST", "coi:din": f"{DIN} 00 {mod37_2(DIN)}",
-         "coi:patient_id": PATIENT, "esign_username": "olivia", "esign_password": PASSWORD},
-        page="/batches/new?recipe=BATCH-TEST",
-    )  # fmt: skip
-    assert started.status_code == 303, alerts(started)
-    batch_id = re.match(r"/batches/([^/]+)/", started.headers["Location"]).group(1)
+    batch_id = start_batch(client, din=f"{DIN} 00 {mod37_2(DIN)}")
     return batch_id, f"/batches/{batch_id}/phases/check_bag"
 
 

@@ -12,11 +12,9 @@ import html
 import re
 from datetime import timedelta
 
-import pytest
-from batch_helpers import DIN_TYPED, LOT, NOW, PATIENT, spoke
-from itsdangerous import URLSafeSerializer
-from support import PASSWORD
-from web_helpers import alerts, client_of, location, login, post_form, text
+from batch_helpers import LOT, NOW
+from spoke_pages import app, browser, site, start_batch
+from web_helpers import text
 
 from mes.core.audit import Actor
 from mes.services.audit import record_entry
@@ -25,25 +23,7 @@ from mes.services.labels import LABEL_PRINTED, LABEL_RECORD_TYPE
 from mes.store.models import Batch as BatchRow
 from mes.store.models import InstalledRecipe, MaterialLot
 
-
-@pytest.fixture
-def site(make_uow):
-    return spoke(make_uow)
-
-
-@pytest.fixture
-def app(make_app, site):
-    return make_app("spoke", hub_key=site.hub_key.public)
-
-
-def browser(app, site, username: str):
-    """A logged-in browser at the spoke's registered terminal."""
-    client = client_of(app)
-    cookie = URLSafeSerializer("test-secret-spoke", salt="mes-terminal").dumps(site.terminal_id)
-    client.set_cookie("mes_terminal", cookie)
-    response = login(client, username)
-    assert response.status_code == 302, text(response)
-    return client
+__all__ = ["app", "site"]  # the fixtures of the spoke's pages (spoke_pages)
 
 
 def what_column(page: str) -> list[str]:
@@ -60,21 +40,18 @@ def what_column(page: str) -> list[str]:
     ]
 
 
-def start_batch(client) -> str:
-    response = post_form(
-        client,
-        "/batches/new",
-        {
-            "recipe": "BATCH-TEST",
-            "coi:din": DIN_TYPED,
-            "coi:patient_id": PATIENT,
-            "esign_username": "olivia",
-            "esign_password": PASSWORD,
-        },
-        page="/batches/new?recipe=BATCH-TEST",
-    )
-    assert response.status_code == 303, alerts(response)
-    return re.match(r"/batches/([^/]+)/", location(response)).group(1)
+def batch_with_its_label_printed(app, site) -> tuple[str, str]:
+    """A batch Olivia started, its label printed by Sam 5 minutes later: (its ID, its number)."""
+    batch_id = start_batch(browser(app, site, "olivia"))
+    with site.uow() as uow:
+        number = uow.session.get(BatchRow, batch_id).number
+        ctx = Context.command_line(NOW + timedelta(minutes=5), "tester", "testhost")
+        record_entry(
+            uow, ctx, Actor(site.ids["sam"], "sam", "Sam Tester"), LABEL_PRINTED,
+            LABEL_RECORD_TYPE, batch_id,
+        )  # fmt: skip
+        uow.commit()
+    return batch_id, number
 
 
 def test_records_are_named_as_people_know_them_not_by_their_internal_id(app, site):
@@ -116,16 +93,7 @@ def test_sign_ins_are_hidden_by_default_at_the_spoke_and_shown_on_request(app, s
 
 
 def test_a_row_about_a_batch_names_its_number_and_leads_to_the_batchs_events(app, site):
-    olivia = browser(app, site, "olivia")
-    batch_id = start_batch(olivia)
-    with site.uow() as uow:
-        number = uow.session.get(BatchRow, batch_id).number
-        ctx = Context.command_line(NOW + timedelta(minutes=5), "tester", "testhost")
-        record_entry(
-            uow, ctx, Actor(site.ids["sam"], "sam", "Sam Tester"), LABEL_PRINTED,
-            LABEL_RECORD_TYPE, batch_id,
-        )  # fmt: skip
-        uow.commit()
+    batch_id, number = batch_with_its_label_printed(app, site)
     quinn = browser(app, site, "quinn")
     page = text(quinn.get(f"/admin/audit?record_type={LABEL_RECORD_TYPE}"))
     assert what_column(page) == [f"{LABEL_PRINTED} {LABEL_RECORD_TYPE} {number} The batch's events"]
@@ -137,15 +105,7 @@ def test_a_row_about_a_batch_names_its_number_and_leads_to_the_batchs_events(app
 
 
 def test_an_administrator_who_may_not_read_batches_gets_no_dead_link(app, site):
-    olivia = browser(app, site, "olivia")
-    batch_id = start_batch(olivia)
-    with site.uow() as uow:
-        ctx = Context.command_line(NOW + timedelta(minutes=5), "tester", "testhost")
-        record_entry(
-            uow, ctx, Actor(site.ids["sam"], "sam", "Sam Tester"), LABEL_PRINTED,
-            LABEL_RECORD_TYPE, batch_id,
-        )  # fmt: skip
-        uow.commit()
+    batch_with_its_label_printed(app, site)
     site.add_person("ada", ["admin"])
     ada = browser(app, site, "ada")
     page = text(ada.get(f"/admin/audit?record_type={LABEL_RECORD_TYPE}"))
@@ -154,16 +114,7 @@ def test_an_administrator_who_may_not_read_batches_gets_no_dead_link(app, site):
 
 
 def test_the_record_filter_takes_a_batch_number_or_a_recipe_version_by_name(app, site):
-    olivia = browser(app, site, "olivia")
-    batch_id = start_batch(olivia)
-    with site.uow() as uow:
-        number = uow.session.get(BatchRow, batch_id).number
-        ctx = Context.command_line(NOW + timedelta(minutes=5), "tester", "testhost")
-        record_entry(
-            uow, ctx, Actor(site.ids["sam"], "sam", "Sam Tester"), LABEL_PRINTED,
-            LABEL_RECORD_TYPE, batch_id,
-        )  # fmt: skip
-        uow.commit()
+    batch_id, number = batch_with_its_label_printed(app, site)
     quinn = browser(app, site, "quinn")
     page = text(quinn.get(f"/admin/audit?record_id={number}"))
     assert what_column(page) == [f"{LABEL_PRINTED} {LABEL_RECORD_TYPE} {number} The batch's events"]

@@ -9,8 +9,8 @@ from datetime import date
 
 import pytest
 from batch_helpers import COUNTER, DIN_TYPED, PATIENT, TEST_RECIPE, spoke
+from spoke_pages import browser, sign_form
 from sqlalchemy import select
-from test_operator_pages import browser, sign_form
 from web_helpers import location, post_form, text
 
 from mes.store.models import Equipment, MaterialLot

@@ -6,52 +6,13 @@ from __future__ import annotations
 import re
 
 import pytest
-from batch_helpers import COUNTER, DIN_BARCODE, DIN_TYPED, LOT, PATIENT, SCANNER, spoke
-from itsdangerous import URLSafeSerializer
-from support import PASSWORD
-from web_helpers import alerts, client_of, location, login, post_form, text
+from batch_helpers import COUNTER, DIN_BARCODE, LOT, PATIENT, SCANNER
+from spoke_pages import app, browser, sign_form, site, start_batch
+from web_helpers import alerts, location, post_form, text
 
 from mes.core.identity import mod37_2
 
-
-@pytest.fixture
-def site(make_uow):
-    return spoke(make_uow)
-
-
-@pytest.fixture
-def app(make_app, site):
-    return make_app("spoke", hub_key=site.hub_key.public)
-
-
-def browser(app, site, username: str):
-    """A logged-in browser at the registered terminal."""
-    client = client_of(app)
-    cookie = URLSafeSerializer("test-secret-spoke", salt="mes-terminal").dumps(site.terminal_id)
-    client.set_cookie("mes_terminal", cookie)
-    response = login(client, username)
-    assert response.status_code == 302, text(response)
-    return client
-
-
-def sign_form(username: str | None = None, password: str = PASSWORD) -> dict[str, str]:
-    data = {"esign_password": password}
-    if username:
-        data["esign_username"] = username
-    return data
-
-
-def start_batch(client, username="olivia", din=DIN_TYPED) -> str:
-    response = post_form(
-        client,
-        "/batches/new",
-        {"recipe": "BATCH-TEST", "coi:din": din, "coi:patient_id": PATIENT, **sign_form(username)},
-        page="/batches/new?recipe=BATCH-TEST",
-    )
-    assert response.status_code == 303, alerts(response)
-    match = re.match(r"/batches/([^/]+)/phases/check_bag", location(response))
-    assert match, location(response)
-    return match.group(1)
+__all__ = ["app", "site"]  # the fixtures of the spoke's pages (spoke_pages)
 
 
 def test_an_operator_starts_a_batch_and_works_the_first_phase(app, site):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import re
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -92,24 +93,26 @@ def completed(received, make_uow):
     the count's viability is outside its action limits (a deviation, commented); the deviation
     is acknowledged, the other phases are done and the batch is signed complete.
     """
+    return completed_at_the_spoke(received, make_uow)
+
+
+def completed_at_the_spoke(
+    received, make_uow, witness_at: str | None = None
+) -> tuple[str, str, str]:
+    """The ``completed`` batch (ID, number, deviation); with ``witness_at``, Sam signs it
+    complete as a witness at that user's session (her panel) instead of at his own."""
     site, number, _token = received
     with site.uow() as uow:
         batch_id = uow.session.query(BatchRow.id).filter_by(number=number).scalar()
     [deviation] = site.view(batch_id).batch.state.deviations
     site.acknowledge(batch_id, deviation)
-    for phase, values in (
-        ("test_a", {"a": "3"}),
-        ("test_b", {"b": "pass"}),
-        ("mon_1", {"t1": "37.0"}),
-        ("mon_2", {"t2": "36.9"}),
-        ("harvest", {"harvested": "yes"}),
-    ):
-        site.do_simple(batch_id, phase, values, at=LATER)
+    site.do_culture_and_harvest(batch_id, at=LATER)
+    ctx, credentials = site.ctx("sam", LATER), Credentials(PASSWORD, "sam")
+    if witness_at is not None:
+        ctx = replace(ctx, in_session_of=site.ids[witness_at])
+        credentials = Credentials(PASSWORD, "sam", witness=True)
     with site.uow() as uow:
-        batches.complete_batch(
-            uow, site.ctx("sam", LATER), batch_id, Credentials(PASSWORD, "sam"),
-            first_signing_in_session=True,
-        )  # fmt: skip
+        batches.complete_batch(uow, ctx, batch_id, credentials, first_signing_in_session=True)
     with site.uow() as uow:  # from the start: what the hub holds already is stored once
         token, _first, last = outbox.chunk_after(uow, LATER, batch_id, 0)
     with make_uow() as uow:

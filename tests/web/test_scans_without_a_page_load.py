@@ -9,46 +9,22 @@ import html
 import re
 
 import pytest
-from batch_helpers import COUNTER, DIN, LOT, OTHER_DIN, PATIENT, SCANNER, spoke
-from itsdangerous import URLSafeSerializer
+from batch_helpers import COUNTER, DIN, LOT, OTHER_DIN, PATIENT, SCANNER
+from spoke_pages import app, browser, site, start_batch
 from support import PASSWORD
-from web_helpers import alerts, client_of, login, post_form, text
+from web_helpers import alerts, post_form, text
 
 from mes.core.identity import mod37_2
 from mes.services import batches
 
+__all__ = ["app", "site"]  # the fixtures of the spoke's pages (spoke_pages)
+
 JSON = {"Accept": "application/json"}
-
-
-@pytest.fixture
-def site(make_uow):
-    return spoke(make_uow)
-
-
-@pytest.fixture
-def app(make_app, site):
-    return make_app("spoke", hub_key=site.hub_key.public)
-
-
-def browser(app, site, username: str = "olivia"):
-    """A logged-in browser at the registered terminal."""
-    client = client_of(app)
-    cookie = URLSafeSerializer("test-secret-spoke", salt="mes-terminal").dumps(site.terminal_id)
-    client.set_cookie("mes_terminal", cookie)
-    assert login(client, username).status_code == 302
-    return client
 
 
 def started_phase(client, din: str = DIN, *, start: bool = True) -> tuple[str, str]:
     """A new batch (DIN ``din``) with its first phase started: (batch ID, phase URL)."""
-    started = post_form(
-        client, "/batches/new",
-        {"recipe": "BATCH-TEST", "coi:din": f"{din} 00 {mod37_2(din)}",
-         "coi:patient_id": PATIENT, "esign_username": "olivia", "esign_password": PASSWORD},
-        page="/batches/new?recipe=BATCH-TEST",
-    )  # fmt: skip
-    assert started.status_code == 303, alerts(started)
-    batch_id = re.match(r"/batches/([^/]+)/", started.headers["Location"]).group(1)
+    batch_id = start_batch(client, din=f"{din} 00 {mod37_2(din)}")
     url = f"/batches/{batch_id}/phases/check_bag"
     if start:
         post_form(client, f"{url}/start", {}, page=url)

@@ -6,26 +6,17 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-import pytest
-from batch_helpers import DIN_BARCODE, PATIENT, SCANNER, spoke
+from batch_helpers import DIN_BARCODE, PATIENT, SCANNER
 from lxml import html
+from spoke_pages import app, browser, site
 from support import NOW
-from test_operator_pages import browser
 from web_helpers import text
 
 from mes.core.clock import utc_text
 
+__all__ = ["app", "site"]  # the fixtures of the spoke's pages (spoke_pages)
+
 LATER = NOW + timedelta(hours=3)
-
-
-@pytest.fixture
-def site(make_uow):
-    return spoke(make_uow)
-
-
-@pytest.fixture
-def app(make_app, site):
-    return make_app("spoke", hub_key=site.hub_key.public)
 
 
 def tree(page: str) -> html.HtmlElement:
@@ -51,8 +42,7 @@ def test_with_every_phase_done_the_operator_is_told_a_supervisor_signs_the_batch
     batch_id = site.start().state.id
     site.do_check_bag(batch_id)
     site.do_count(batch_id)
-    site.do_culture(batch_id, at=LATER)
-    site.do_simple(batch_id, "harvest", {"harvested": "yes"}, at=LATER)
+    site.do_culture_and_harvest(batch_id, at=LATER)
     page = text(olivia.get(f"/batches/{batch_id}"))
     assert next_steps(page) == [
         "Every phase is done: waiting for a supervisor to sign the batch complete."

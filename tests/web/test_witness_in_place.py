@@ -4,10 +4,9 @@ the witness as the acting user, leaving the logged-in operator's session as it w
 
 from __future__ import annotations
 
-import pytest
-from batch_helpers import DIN_BARCODE, PATIENT, SCANNER, spoke
+from batch_helpers import DIN_BARCODE, PATIENT, SCANNER
+from spoke_pages import app, browser, site
 from support import PASSWORD
-from test_operator_pages import browser
 from web_helpers import (
     alerts,
     location,
@@ -20,15 +19,7 @@ from web_helpers import (
 
 from mes.services import sessions
 
-
-@pytest.fixture
-def site(make_uow):
-    return spoke(make_uow)
-
-
-@pytest.fixture
-def app(make_app, site):
-    return make_app("spoke", hub_key=site.hub_key.public)
+__all__ = ["app", "site"]  # the fixtures of the spoke's pages (spoke_pages)
 
 
 def witness_form(username: str = "sam", password: str = PASSWORD) -> dict[str, str]:

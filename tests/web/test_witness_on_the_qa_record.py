@@ -8,49 +8,19 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import replace
-from datetime import timedelta
 
 import pytest
-from support import NOW, PASSWORD
 from test_network_pages import browser, hub_app, people, received
-
-from mes.services import batches, ingest, outbox
-from mes.services.esign import Credentials
-from mes.store.models import Batch as BatchRow
+from test_qa_pages import completed_at_the_spoke
 
 __all__ = ["hub_app", "people", "received"]  # the network tests' fixtures
 
-LATER = NOW + timedelta(hours=3)
 IN_PLACE = "as a witness at the session of Olivia Tester (olivia)"
 
 
 @pytest.fixture
 def completed_by_a_witness(received, make_uow):
-    site, number, _token = received
-    with site.uow() as uow:
-        batch_id = uow.session.query(BatchRow.id).filter_by(number=number).scalar()
-    [deviation] = site.view(batch_id).batch.state.deviations
-    site.acknowledge(batch_id, deviation)
-    for phase, values in (
-        ("test_a", {"a": "3"}),
-        ("test_b", {"b": "pass"}),
-        ("mon_1", {"t1": "37.0"}),
-        ("mon_2", {"t2": "36.9"}),
-        ("harvest", {"harvested": "yes"}),
-    ):
-        site.do_simple(batch_id, phase, values, at=LATER)
-    at_olivias_panel = replace(site.ctx("sam", LATER), in_session_of=site.ids["olivia"])
-    with site.uow() as uow:
-        batches.complete_batch(
-            uow, at_olivias_panel, batch_id, Credentials(PASSWORD, "sam", witness=True),
-            first_signing_in_session=True,
-        )  # fmt: skip
-    with site.uow() as uow:
-        token, _first, last = outbox.chunk_after(uow, LATER, batch_id, 0)
-    with make_uow() as uow:
-        ack = ingest.ingest_chunk(uow, LATER + timedelta(seconds=1), "SPK1", token)
-    assert ack.last_seq == last
+    batch_id, _number, _deviation = completed_at_the_spoke(received, make_uow, witness_at="olivia")
     return batch_id
 
 

@@ -63,21 +63,10 @@ def login() -> ResponseReturnValue:
         return page, err.http_status
 
     if (form.badge.data or "").strip():
-        user = act(
-            users.authenticate_by_badge,
-            form.badge.data,
-            form.pin.data,
-            source=request_source(),
-            refused=refused,
-        )
+        authenticate, who, secret = users.authenticate_by_badge, form.badge.data, form.pin.data
     else:
-        user = act(
-            users.authenticate,
-            form.username.data,
-            form.password.data,
-            source=request_source(),
-            refused=refused,
-        )
+        authenticate, who, secret = users.authenticate, form.username.data, form.password.data
+    user = act(authenticate, who, secret, source=request_source(), refused=refused)
     _start_session(user.id)
     return redirect(safe_next(form.next.data) or url_for("common.home"))
 

@@ -23,30 +23,34 @@
     reset();
   }
 
-  // E-signature dialog: the sign button opens it; the form submits from inside it.
-  document.querySelectorAll("[data-esign-open]").forEach(function (button) {
-    var dialog = button.parentElement.querySelector("dialog.esign");
-    if (!dialog) { return; }
-    button.addEventListener("click", function () {
-      // Check the form's own fields first (not the dialog's, which are still empty).
-      var form = button.closest("form");
-      if (form) {
-        var fields = Array.prototype.filter.call(form.elements, function (el) {
-          return !dialog.contains(el) && el.willValidate;
-        });
-        for (var i = 0; i < fields.length; i++) {
-          if (!fields[i].checkValidity()) { fields[i].reportValidity(); return; }
+  // E-signature dialog: the sign button opens it; the form submits from inside it. Wired for
+  // the page at load, and by scan.js for a part it redraws (window.MES.wireSignatureButtons).
+  var wireSignatureButtons = function (root) {
+    root.querySelectorAll("[data-esign-open]").forEach(function (button) {
+      var dialog = button.parentElement.querySelector("dialog.esign");
+      if (!dialog) { return; }
+      button.addEventListener("click", function () {
+        // Check the form's own fields first (not the dialog's, which are still empty).
+        var form = button.closest("form");
+        if (form) {
+          var fields = Array.prototype.filter.call(form.elements, function (el) {
+            return !dialog.contains(el) && el.willValidate;
+          });
+          for (var i = 0; i < fields.length; i++) {
+            if (!fields[i].checkValidity()) { fields[i].reportValidity(); return; }
+          }
         }
-      }
-      dialog.showModal();
-      var first = dialog.querySelector("input");
-      if (first) { first.focus(); }
+        dialog.showModal();
+        var first = dialog.querySelector("input");
+        if (first) { first.focus(); }
+      });
+      dialog.querySelector("[data-esign-cancel]").addEventListener("click", function () {
+        dialog.querySelectorAll("input").forEach(function (input) { input.value = ""; });
+        dialog.close();
+      });
     });
-    dialog.querySelector("[data-esign-cancel]").addEventListener("click", function () {
-      dialog.querySelectorAll("input").forEach(function (input) { input.value = ""; });
-      dialog.close();
-    });
-  });
+  };
+  wireSignatureButtons(document);
 
   // Badge fields take a keyboard-wedge scanner: its Enter moves on to the PIN (the field named
   // by data-badge, else the next password field) instead of submitting without it.
@@ -171,7 +175,7 @@
     if (beyond("alertLow", -1) || beyond("alertHigh", 1)) { return "alert"; }
     return "ok";
   };
-  window.MES = { limitStatus: limitStatus };
+  window.MES = { limitStatus: limitStatus, wireSignatureButtons: wireSignatureButtons };
   // One message per value, the worst that applies (outside the action limits, the alert limits
   // are not mentioned); outside the action limits the comment box the deviation needs opens.
   document.querySelectorAll(".value-field").forEach(function (field) {

@@ -117,30 +117,14 @@
 
   // --- one scan, checked and shown without a page load ------------------------------------------
 
-  // A signature button in a part replaced after a scan (a new deviation's Acknowledge) opens
-  // its dialog as the page's own buttons do (mes.js wires those at load).
-  var wireSignatures = function (part) {
-    part.querySelectorAll("[data-esign-open]").forEach(function (button) {
-      var dialog = button.parentElement.querySelector("dialog.esign");
-      if (!dialog) { return; }
-      button.addEventListener("click", function () {
-        dialog.showModal();
-        var first = dialog.querySelector("input");
-        if (first) { first.focus(); }
-      });
-      dialog.querySelector("[data-esign-cancel]").addEventListener("click", function () {
-        dialog.querySelectorAll("input").forEach(function (input) { input.value = ""; });
-        dialog.close();
-      });
-    });
-  };
-
   var replaceFrom = function (fresh, selector) {
     var now = document.querySelector(selector), then = fresh.querySelector(selector);
     if (!now || !then) { return null; }
     var part = document.importNode(then, true);
     now.replaceWith(part);
-    wireSignatures(part);
+    // A signature button in the new part (a new deviation's Acknowledge) opens its dialog as
+    // the page's own buttons do.
+    window.MES.wireSignatureButtons(part);
     return part;
   };
 
