@@ -110,6 +110,9 @@ def test_a_supervisor_verifies_at_the_operators_panel_without_a_logout(
     screenshot(panel, "witness-01-dialog")
     badge, pin = BADGES["sam"]
     expect(dialog.get_by_label("Badge (scan it)")).to_be_focused()  # the caret is in Badge
+    # Sign is in view at 1280×800 although the dialog asks for badge, user ID and secret.
+    expect(dialog.get_by_role("button", name="Sign", exact=True)).to_be_in_viewport()
+    panel.screenshot(path="test-artifacts/e2e-witness-01b-dialog-as-seen.png")  # the viewport
     panel.keyboard.type(badge)  # the wedge scanner: the code and Enter (a scan, not keys)
     panel.keyboard.press("Enter")
     expect(dialog.get_by_label("Password or PIN")).to_be_focused()  # Enter moved on to the PIN
