@@ -398,7 +398,7 @@ def _phase_section(
     plan: PhasePlan,
     reasons: Mapping[int, tuple[str, int]],
     time_zone: str,
-    hosts: Mapping[int, Mapping[str, Any]],
+    hosts: Mapping[int, Mapping[str, Any]] | None = None,
 ) -> PhaseSection:
     phase = batch.state.phases[plan.id]
     status_title = PHASE_STATUS_TITLES[phase.status]
