@@ -63,7 +63,7 @@ def act(
             stop(redirect(url_for("common.login")))
         stop(refused(err))
     if signature is not None and not witness:  # a witness signs once: the session is not theirs
-        signing_succeeded()
+        signing_succeeded(badge_given=kwargs["credentials"].badge is not None)
     return result
 
 
@@ -131,14 +131,13 @@ def signing_credentials(form: Any) -> tuple[Credentials, bool]:
     first = witness or first_signing_in_session()
     username = (form.esign_username.data or "").strip() or None
     badge = (form.esign_badge.data or "").strip() or None if hasattr(form, "esign_badge") else None
-    g.esign_badge_given = badge is not None
     credentials = Credentials(
         password=form.esign_password.data or "", username=username, badge=badge, witness=witness
     )
     return credentials, first
 
 
-def signing_succeeded() -> None:
+def signing_succeeded(*, badge_given: bool) -> None:
     """After a successful signature, later signings of this continuous session take the secret only.
 
     The session remembers how its first signing identified the user: after a badge the PIN,
@@ -150,7 +149,7 @@ def signing_succeeded() -> None:
     token = session_token()
     if token is not None and not g.get("session_signed"):
         method = signing_method(
-            badge_given=bool(g.get("esign_badge_given")),
+            badge_given=badge_given,
             first_signing_in_session=True,
         )
         with _runtime().uow() as uow:
