@@ -106,6 +106,15 @@ def test_a_missing_value_is_refused_rather_than_counted(call, missing):
         call([1.0, 2.0, missing, 4.0])
 
 
+def test_limits_that_are_not_numbers_are_refused_rather_than_finding_nothing():
+    with pytest.raises(ValueError, match="control limits"):
+        signals([1.0, 2.0], unit_limits(sigma=math.nan))
+    with pytest.raises(ValueError, match="control limits"):
+        signals([1.0, 2.0], unit_limits(sigma=-1.0))
+    with pytest.raises(ValueError, match="N9"):
+        signals([1.0, 2.0], unit_limits(), rules=["N9"])
+
+
 def test_values_that_are_not_one_series_of_numbers_are_refused():
     with pytest.raises(ValueError, match="one series"):
         imr_limits([[1.0, 2.0], [3.0, 4.0]])

@@ -187,6 +187,11 @@ def signals(
     maximal run (see the module's docstring). Rules may be given as members or by code ("N1").
     """
     x = series_of(values)
+    if (
+        not all(np.isfinite([limits.centre, limits.sigma, limits.lcl, limits.ucl]))
+        or limits.sigma < 0
+    ):
+        raise ValueError(f"The control limits must be numbers with a sigma of 0 or more: {limits}.")
     chosen = [Rule(rule) for rule in rules]
     order = {rule: i for i, rule in enumerate(Rule)}
     found = [
