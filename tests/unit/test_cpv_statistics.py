@@ -130,6 +130,7 @@ def test_the_rules_are_numbered_as_nelson_numbers_them():
     assert all(r.words for r in Rule)
     assert [r.value for r in DEFAULT_RULES] == ["N1", "N2", "N3", "N5"]
     assert Direction.ABOVE == "above"
+    assert max(len(d.value) for d in Direction) <= 10  # the hub's cpv_trends.direction column
 
 
 def test_one_point_beyond_3_sigma_signals_on_each_side():
@@ -186,11 +187,11 @@ def test_an_equal_value_ends_a_trend():
 
 def test_fourteen_alternating_signal_and_thirteen_do_not():
     zigzag = [0.0] + [0.5 if i % 2 else -0.5 for i in range(14)] + [1.0]  # 0.5 → 1.0 rises again
-    assert found(zigzag, Rule.FOURTEEN_ALTERNATING) == [(0, 14, "alternating")]
+    assert found(zigzag, Rule.FOURTEEN_ALTERNATING) == [(0, 14, "alternate")]
     thirteen = [0.5 if i % 2 else -0.5 for i in range(13)]
     assert found(thirteen, Rule.FOURTEEN_ALTERNATING) == []
     fourteen = [0.5 if i % 2 else -0.5 for i in range(14)]
-    assert found(fourteen, Rule.FOURTEEN_ALTERNATING) == [(0, 13, "alternating")]
+    assert found(fourteen, Rule.FOURTEEN_ALTERNATING) == [(0, 13, "alternate")]
 
 
 def test_two_of_three_beyond_2_sigma_on_one_side_signal():
@@ -302,7 +303,7 @@ def loop_rule(rule, x, c, s):
         ]
     if rule is Rule.FOURTEEN_ALTERNATING:
         turns = [(x[i + 1] - x[i]) * (x[i + 2] - x[i + 1]) < 0 for i in range(n - 2)]
-        return [(a, b + 2, "alternating") for a, b in _loop_runs(turns, 12)]
+        return [(a, b + 2, "alternate") for a, b in _loop_runs(turns, 12)]
     if rule in (Rule.TWO_OF_THREE_BEYOND_2, Rule.FOUR_OF_FIVE_BEYOND_1):
         m, w, k = (2, 3, 2) if rule is Rule.TWO_OF_THREE_BEYOND_2 else (4, 5, 1)
         return [(a, b, "above") for a, b in _loop_windows([v > c + k * s for v in x], m, w)] + [

@@ -50,7 +50,7 @@ class Direction(Worded):
     BELOW = "below", "below the centre line"
     RISING = "rising", "rising"
     FALLING = "falling", "falling"
-    ALTERNATING = "alternating", "alternating up and down"
+    ALTERNATING = "alternate", "alternating up and down"  # values fit 10 characters
     WITHIN = "within", "within 1σ of the centre line"
     OUTSIDE = "outside", "beyond 1σ on both sides of the centre line"
 
