@@ -368,6 +368,8 @@ def _value_spec(value_id: str, spec: Mapping[str, Any], kind: str) -> dict[str, 
         "decimals": spec.get("decimals"),
     }
     compiled.update({name: spec.get(name) for name in LIMIT_FIELDS})
+    # only when declared: a recipe without them keeps its content identity
+    compiled.update({name: spec[name] for name in ("criticality", "milestone") if name in spec})
     return compiled
 
 
@@ -395,7 +397,7 @@ class Inputs(_Values):
             if "unit" in spec:
                 checker.unit(path, spec["unit"], (*path, "unit"))
             if kind not in NUMERIC_INPUTS:
-                for name in (*LIMIT_FIELDS, "decimals", "unit"):
+                for name in (*LIMIT_FIELDS, "decimals", "unit", "criticality"):
                     if name in spec:
                         checker.problem(
                             path,
@@ -407,6 +409,8 @@ class Inputs(_Values):
             checker.limits(path, spec)
             if kind in NUMERIC_INPUTS:
                 checker.precision(path, spec, kind)
+            if "milestone" in spec:
+                checker.milestone(path, spec, kind)
             if kind == "choice":
                 options = spec.get("options")
                 if not options:
