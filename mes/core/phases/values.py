@@ -539,3 +539,4 @@ class Inputs(_Values):
                 bml._item(parameter, spec, "pattern", [spec["pattern"]], "string")
             if spec["help"] is not None:
                 bml._item(parameter, spec, "help", [spec["help"]], "string")
+            bml._critical(parameter, spec)
