@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from mes.core.audit import Actor
 from mes.core.batch.machines import DeviationCategory, DeviationStatus, EntryKind
 from mes.core.batch.state import DeviationState, Outcome, Recorded
+from mes.core.critical import Criticality, milestone
 from mes.core.dates import date_time_pattern
 from mes.core.errors import InvalidInput, MesError
 from mes.core.limits import (
@@ -336,6 +337,10 @@ class _Values(PhaseKind):
             if not self.calculated:
                 spec["type_text"] = INPUT_TYPES.get(spec["type"], spec["type"])
             spec["limits"] = limit_texts(spec)
+            criticality = spec.get("criticality")
+            spec["criticality_text"] = Criticality(criticality).words if criticality else None
+            known = milestone(spec["milestone"]) if spec.get("milestone") else None
+            spec["milestone_text"] = known.title if known else spec.get("milestone")
 
     def diff(self, differ: Any, place: Any, before: list[Spec], after: list[Spec]) -> None:
         """Matched by ID: every property, limits with their units."""
