@@ -46,7 +46,11 @@ def receive(network: Any, partial_every: int = 10) -> int:
     try:
         with hub.uow() as uow:
             spokes.enroll(
-                uow, now, spoke.site.code, network.code, spoke.site.key.public.pem().decode()
+                uow,
+                datetime.now(UTC),
+                spoke.site.code,
+                network.code,
+                spoke.site.key.public.pem().decode(),
             )
         ids = [network.template.batch_id, *network.clones]
         for n, batch_id in enumerate(ids):
