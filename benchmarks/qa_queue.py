@@ -132,6 +132,41 @@ def measure(network: Any, rounds: int) -> dict[str, Any]:
         runtime.close()
 
 
+def rebuild(network: Any) -> dict[str, Any] | None:
+    """Rebuild the read models from the chains, and check them: time and entries per second."""
+    try:
+        from mes.services.read_models import read_model_differences, rebuild_read_models
+    except ImportError:  # a checkout before the read models
+        return None
+    from sqlalchemy import func, select
+
+    from mes.store.models import BatchEntry
+
+    runtime = _runtime(network.hub)
+    ctx = Context.command_line(datetime.now(UTC), "bench", "localhost")
+    try:
+        with runtime.uow(read_only=True) as uow:
+            entries = uow.session.execute(select(func.count()).select_from(BatchEntry)).scalar_one()
+        start = time.perf_counter()
+        with runtime.uow() as uow:
+            rebuilt = rebuild_read_models(uow, ctx)
+        rebuild_s = time.perf_counter() - start
+        start = time.perf_counter()
+        with runtime.uow(read_only=True) as uow:
+            differences = read_model_differences(uow, ctx)
+        check_s = time.perf_counter() - start
+        return {
+            "batches": rebuilt.batches,
+            "entries": entries,
+            "rebuild_s": round(rebuild_s, 2),
+            "rebuild_entries_per_s": round(entries / rebuild_s),
+            "check_s": round(check_s, 2),
+            "differences": len(differences),
+        }
+    finally:
+        runtime.close()
+
+
 def _users() -> Any:
     from sqlalchemy import select
 
@@ -163,6 +198,7 @@ def main(argv: list[str] | None = None) -> None:
                     "received_batches": received,
                     "setup_s": round(setup_s, 1),
                     **measure(network, args.rounds),
+                    "rebuild": rebuild(network),
                 }
             finally:
                 if database:
