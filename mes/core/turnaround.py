@@ -1,0 +1,329 @@
+"""Vein-to-vein turnaround: each batch's timeline, its legs, and how long each leg takes.
+
+A batch's **timeline** is the points the hub knows of it (``batch_milestones``): the standard
+milestones of :data:`mes.core.critical.MILESTONES` (collection end, receipt, manufacturing start
+and end, provisional certification, dispatch, bedside receipt, release by the hub, infusion
+start) and the end of each unit procedure ("up:<id>").
+
+A **leg** is the time between two standard milestones that follow each other, in the
+vein-to-vein order, among those the batches of a recipe record (a recipe that records no
+dispatch has a leg from provisional certification straight to bedside receipt), and any leg the
+recipe declares a target for (``turnaround: legs:``). A batch counts in a leg when it has both
+ends. The **whole** runs from the first to the last of those milestones (typically collection
+end to release or infusion start); a batch counts in it once it has both.
+
+Each leg and the whole are summed up per site and for the network by the median and the 90th
+percentile (numpy's linear interpolation between closest ranks), against the recipe's target,
+and the slowest legs are named in words ("QA release waits a median of 19 h at SPK3").
+Plain Python and numpy; time is an argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from itertools import pairwise
+
+import numpy as np
+
+from mes.core.critical import MILESTONES, Turnaround, point_title
+
+STANDARD = tuple(m.name for m in MILESTONES)
+"""The standard milestones' names in vein-to-vein order."""
+_ORDER = {name: i for i, name in enumerate(STANDARD)}
+NETWORK = "Network"
+"""The name of the network-wide row beside the sites'."""
+
+# A leg in words, by the milestone that ends it ("<subject> <verb> a median of …"). A leg that
+# ends elsewhere, or starts somewhere unusual, reads "From <start> to <end> takes".
+_LEG_WORDS: dict[tuple[str | None, str], str] = {
+    ("collection_end", "receipt"): "Transport to the spoke takes",
+    ("receipt", "manufacturing_start"): "The start of manufacturing waits",
+    ("manufacturing_start", "manufacturing_end"): "Manufacturing takes",
+    (None, "provisional_certification"): "Provisional certification waits",
+    (None, "dispatch"): "Dispatch waits",
+    ("dispatch", "bedside_receipt"): "Delivery to the bedside takes",
+    (None, "hub_release"): "QA release waits",
+    (None, "infusion_start"): "Infusion waits",
+}
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """One batch's points on the vein-to-vein timeline: point name → when (aware UTC)."""
+
+    batch_id: str
+    site: str
+    number: str
+    recipe_code: str
+    points: Mapping[str, datetime]
+
+    def ordered(self) -> list[tuple[str, datetime]]:
+        """Every point by time; points at the same time in vein-to-vein order."""
+        return sorted(
+            self.points.items(), key=lambda p: (p[1], _ORDER.get(p[0], len(_ORDER)), p[0])
+        )
+
+    def hours(self, start: str, end: str) -> float | None:
+        """Hours from ``start`` to ``end``, or None unless the batch has both."""
+        if start not in self.points or end not in self.points:
+            return None
+        return (self.points[end] - self.points[start]).total_seconds() / 3600
+
+
+@dataclass(frozen=True)
+class Spread:
+    """How long a leg takes over n batches: median and 90th percentile, in hours.
+
+    ``over_target``: how many of the n took longer than the target (None without one).
+    """
+
+    n: int
+    median: float
+    p90: float
+    over_target: int | None = None
+
+
+def spread(hours: Sequence[float], target: float | None = None) -> Spread | None:
+    """The median and 90th percentile of ``hours`` (numpy, linear); None for no values."""
+    if not hours:
+        return None
+    values = np.asarray(hours, dtype=float)
+    median, p90 = np.percentile(values, [50, 90])
+    over = None if target is None else int(np.count_nonzero(values > target))
+    return Spread(n=len(values), median=float(median), p90=float(p90), over_target=over)
+
+
+@dataclass(frozen=True)
+class LegStats:
+    """One leg (or the whole) per site and for the network, against its target."""
+
+    start: str
+    end: str
+    target: float | None
+    by_site: Mapping[str, Spread]
+    network: Spread | None
+    whole: bool = False
+    consecutive: bool = True  # between milestones that follow each other (not a declared span)
+
+    @property
+    def title(self) -> str:
+        """The leg as a heading: "Manufacturing complete → Released by the hub"."""
+        return leg_title(self.start, self.end)
+
+    @property
+    def phrase(self) -> str:
+        """The leg as the subject of a sentence: "QA release waits"."""
+        if self.whole:
+            return "Vein-to-vein takes"
+        return leg_phrase(self.start, self.end, consecutive=self.consecutive)
+
+
+@dataclass(frozen=True)
+class TurnaroundStats:
+    """The turnaround of a recipe's batches: its milestones, legs, the whole, sites, words."""
+
+    recipe_code: str
+    points: tuple[str, ...]
+    legs: tuple[LegStats, ...]
+    whole: LegStats | None
+    sites: tuple[str, ...]
+    batches: int
+    slowest: tuple[str, ...] = field(default=())
+
+
+def leg_title(start: str, end: str) -> str:
+    """A leg as a heading: "Collection end → Receipt at the spoke"."""
+    return f"{point_title(start)} → {point_title(end)}"
+
+
+def leg_phrase(start: str, end: str, *, consecutive: bool = True) -> str:
+    """A leg as the subject of a sentence: "Transport to the spoke takes", "QA release waits".
+
+    Words named by the milestone that ends a leg ("QA release waits") read right only for a leg
+    between consecutive milestones; a longer leg reads "From <start> to <end> takes".
+    """
+    words = _LEG_WORDS.get((start, end)) or (_LEG_WORDS.get((None, end)) if consecutive else None)
+    return words or f"From {point_title(start).lower()} to {point_title(end).lower()} takes"
+
+
+def hours_text(hours: float) -> str:
+    """A length of time for a reader: 45 min, 2.5 h, 19 h, 9.5 days."""
+    if abs(hours) < 1:
+        return f"{round(hours * 60)} min"
+    if abs(hours) < 10:
+        return f"{hours:.1f} h".replace(".0 h", " h")
+    if abs(hours) < 48:
+        return f"{round(hours)} h"
+    days = f"{hours / 24:.1f}".removesuffix(".0")
+    return f"{days} days"
+
+
+def recorded_points(timelines: Iterable[Timeline]) -> tuple[str, ...]:
+    """The standard milestones any of the timelines records, in vein-to-vein order."""
+    seen: set[str] = set()
+    for timeline in timelines:
+        seen.update(name for name in timeline.points if name in _ORDER)
+    return tuple(name for name in STANDARD if name in seen)
+
+
+def legs_of(points: Sequence[str], target: Turnaround | None = None) -> list[tuple[str, str]]:
+    """The legs: consecutive ``points``, and each leg the target declares between two of them.
+
+    In order of where they start, then of where they end.
+    """
+    legs = set(pairwise(points))
+    for declared in target.legs if target else ():
+        ends = (declared.start, declared.end)
+        if all(e in points for e in ends) and _ORDER[declared.start] < _ORDER[declared.end]:
+            legs.add(ends)
+    return sorted(legs, key=lambda leg: (_ORDER[leg[0]], _ORDER[leg[1]]))
+
+
+def _leg_target(target: Turnaround | None, start: str, end: str) -> float | None:
+    for declared in target.legs if target else ():
+        if (declared.start, declared.end) == (start, end):
+            return declared.target_hours
+    return None
+
+
+def _leg_stats(
+    timelines: Sequence[Timeline],
+    start: str,
+    end: str,
+    target: float | None,
+    *,
+    whole: bool = False,
+    consecutive: bool = True,
+) -> LegStats:
+    by_site: dict[str, list[float]] = {}
+    for timeline in timelines:
+        hours = timeline.hours(start, end)
+        if hours is not None:
+            by_site.setdefault(timeline.site, []).append(hours)
+    spreads = {site: spread(values, target) for site, values in sorted(by_site.items())}
+    network = spread([h for values in by_site.values() for h in values], target)
+    return LegStats(
+        start=start,
+        end=end,
+        target=target,
+        by_site={site: s for site, s in spreads.items() if s is not None},
+        network=network,
+        whole=whole,
+        consecutive=consecutive,
+    )
+
+
+def turnaround(
+    recipe_code: str, timelines: Sequence[Timeline], target: Turnaround | None = None
+) -> TurnaroundStats:
+    """The legs and the whole of ``timelines`` (one recipe's batches) per site and network."""
+    points = recorded_points(timelines)
+    follows = set(pairwise(points))
+    legs = tuple(
+        _leg_stats(
+            timelines,
+            start,
+            end,
+            _leg_target(target, start, end),
+            consecutive=(start, end) in follows,
+        )
+        for start, end in legs_of(points, target)
+    )
+    whole = None
+    if len(points) >= 2:
+        whole_target = target.target_hours if target else None
+        whole = _leg_stats(timelines, points[0], points[-1], whole_target, whole=True)
+    stats = TurnaroundStats(
+        recipe_code=recipe_code,
+        points=points,
+        legs=legs,
+        whole=whole,
+        sites=tuple(sorted({t.site for t in timelines})),
+        batches=len(timelines),
+    )
+    return replace(stats, slowest=tuple(slowest_legs(stats)))
+
+
+@dataclass(frozen=True)
+class SlowLeg:
+    """A leg a site takes longer than its reference (the leg's target, else the network's median)."""
+
+    leg: LegStats
+    site: str
+    median: float
+    reference: float
+    against: str  # "target" or "network"
+
+    @property
+    def excess(self) -> float:
+        """Hours over the reference."""
+        return self.median - self.reference
+
+    @property
+    def words(self) -> str:
+        """'QA release waits a median of 19 h at SPK3 (target 12 h)'."""
+        against = "target" if self.against == "target" else "network median"
+        return (
+            f"{self.leg.phrase} a median of {hours_text(self.median)} at {self.site} "
+            f"({against} {hours_text(self.reference)})"
+        )
+
+
+def slow_legs(stats: TurnaroundStats) -> list[SlowLeg]:
+    """Every (site, leg) whose median is over its reference, the longest excess first.
+
+    The reference is the leg's target when the recipe declares one, else the network's median
+    of the leg (only where more than one site records it: a lone site is the network).
+    """
+    found = []
+    for leg in stats.legs:
+        if leg.network is None:
+            continue
+        if leg.target is not None:
+            reference, against = leg.target, "target"
+        elif len(leg.by_site) > 1:
+            reference, against = leg.network.median, "network"
+        else:
+            continue
+        for site, s in leg.by_site.items():
+            if s.median > reference:
+                found.append(SlowLeg(leg, site, s.median, reference, against))
+    return sorted(found, key=lambda slow: (-slow.excess, slow.site, slow.leg.start))
+
+
+def slowest_legs(stats: TurnaroundStats, limit: int = 3) -> list[str]:
+    """The slowest legs in words: the ``limit`` longest excesses over their reference.
+
+    When no site is over any reference, the leg that takes longest in the network is named.
+    """
+    slow = slow_legs(stats)
+    if slow:
+        return [s.words for s in slow[:limit]]
+    timed = [leg for leg in stats.legs if leg.network is not None]
+    if not timed:
+        return []
+    longest = max(timed, key=lambda leg: leg.network.median if leg.network else 0.0)
+    assert longest.network is not None
+    where = f"at {stats.sites[0]}" if len(stats.sites) == 1 else "across the network"
+    return [
+        f"{longest.phrase} longest: a median of {hours_text(longest.network.median)} {where}"
+        " (no site is slower than its reference)"
+    ]
+
+
+def whole_words(stats: TurnaroundStats) -> str:
+    """The whole vein-to-vein time in a sentence, against the target when there is one."""
+    whole = stats.whole
+    if whole is None or whole.network is None:
+        return "No batch has two milestones yet: nothing to measure."
+    s = whole.network
+    text = (
+        f"{leg_title(whole.start, whole.end)}: a median of {hours_text(s.median)}, "
+        f"90th percentile {hours_text(s.p90)}, over {s.n} batch{'es' if s.n != 1 else ''}"
+    )
+    if whole.target is not None:
+        text += f", against a target of {hours_text(whole.target)}"
+        text += f" ({s.over_target} over it)" if s.over_target else " (none over it)"
+    return text + "."
