@@ -20,7 +20,7 @@ Plain Python and numpy; time is an argument.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from itertools import pairwise
@@ -106,18 +106,19 @@ class LegStats:
     network: Spread | None
     whole: bool = False
     consecutive: bool = True  # between milestones that follow each other (not a declared span)
+    names: Mapping[str, str] = field(default_factory=dict)  # unit procedure names by ID
 
     @property
     def title(self) -> str:
         """The leg as a heading: "Manufacturing complete → Released by the hub"."""
-        return leg_title(self.start, self.end)
+        return leg_title(self.start, self.end, self.names)
 
     @property
     def phrase(self) -> str:
         """The leg as the subject of a sentence: "QA release waits"."""
         if self.whole:
             return "Vein-to-vein takes"
-        return leg_phrase(self.start, self.end, consecutive=self.consecutive)
+        return leg_phrase(self.start, self.end, consecutive=self.consecutive, names=self.names)
 
 
 @dataclass(frozen=True)
@@ -133,19 +134,28 @@ class TurnaroundStats:
     slowest: tuple[str, ...] = field(default=())
 
 
-def leg_title(start: str, end: str) -> str:
-    """A leg as a heading: "Collection end → Receipt at the spoke"."""
-    return f"{point_title(start)} → {point_title(end)}"
+def leg_title(start: str, end: str, names: Mapping[str, str] | None = None) -> str:
+    """A leg as a heading: "Collection end → Receipt at the spoke" ("→ End of Expansion")."""
+    return f"{point_title(start, names)} → {point_title(end, names)}"
 
 
-def leg_phrase(start: str, end: str, *, consecutive: bool = True) -> str:
+def leg_phrase(
+    start: str, end: str, *, consecutive: bool = True, names: Mapping[str, str] | None = None
+) -> str:
     """A leg as the subject of a sentence: "Transport to the spoke takes", "QA release waits".
 
     Words named by the milestone that ends a leg ("QA release waits") read right only for a leg
     between consecutive milestones; a longer leg reads "From <start> to <end> takes".
     """
     words = _LEG_WORDS.get((start, end)) or (_LEG_WORDS.get((None, end)) if consecutive else None)
-    return words or f"From {point_title(start).lower()} to {point_title(end).lower()} takes"
+    if words:
+        return words
+    return f"From {_lower(point_title(start, names))} to {_lower(point_title(end, names))} takes"
+
+
+def _lower(title: str) -> str:
+    """A title inside a sentence: only its first letter lowered ("end of Expansion")."""
+    return title[:1].lower() + title[1:]
 
 
 def hours_text(hours: float) -> str:
@@ -168,17 +178,25 @@ def recorded_points(timelines: Iterable[Timeline]) -> tuple[str, ...]:
     return tuple(name for name in STANDARD if name in seen)
 
 
-def legs_of(points: Sequence[str], target: Turnaround | None = None) -> list[tuple[str, str]]:
-    """The legs: consecutive ``points``, and each leg the target declares between two of them.
+def legs_of(
+    points: Sequence[str],
+    target: Turnaround | None = None,
+    recorded: Collection[str] | None = None,
+) -> list[tuple[str, str]]:
+    """The legs: consecutive ``points``, and each leg the target declares that batches record.
 
-    In order of where they start, then of where they end.
+    ``recorded``: every point name some batch records (by default ``points``): a declared leg
+    may end at a unit procedure's end ("up:expansion"). In order of where they start, then of where they end (a unit procedure's end after the
+    standard milestones).
     """
+    recorded = set(points if recorded is None else recorded)
     legs = set(pairwise(points))
     for declared in target.legs if target else ():
         ends = (declared.start, declared.end)
-        if all(e in points for e in ends) and _ORDER[declared.start] < _ORDER[declared.end]:
+        if declared.start != declared.end and all(e in recorded for e in ends):
             legs.add(ends)
-    return sorted(legs, key=lambda leg: (_ORDER[leg[0]], _ORDER[leg[1]]))
+    late = len(_ORDER)
+    return sorted(legs, key=lambda leg: (_ORDER.get(leg[0], late), _ORDER.get(leg[1], late), leg))
 
 
 def _leg_target(target: Turnaround | None, start: str, end: str) -> float | None:
@@ -196,6 +214,7 @@ def _leg_stats(
     *,
     whole: bool = False,
     consecutive: bool = True,
+    names: Mapping[str, str] | None = None,
 ) -> LegStats:
     by_site: dict[str, list[float]] = {}
     for timeline in timelines:
@@ -212,14 +231,22 @@ def _leg_stats(
         network=network,
         whole=whole,
         consecutive=consecutive,
+        names=names or {},
     )
 
 
 def turnaround(
-    recipe_code: str, timelines: Sequence[Timeline], target: Turnaround | None = None
+    recipe_code: str,
+    timelines: Sequence[Timeline],
+    target: Turnaround | None = None,
+    unit_procedures: Mapping[str, str] | None = None,
 ) -> TurnaroundStats:
-    """The legs and the whole of ``timelines`` (one recipe's batches) per site and network."""
+    """The legs and the whole of ``timelines`` (one recipe's batches) per site and network.
+
+    ``unit_procedures``: each unit procedure's name by ID, for a leg that ends at one.
+    """
     points = recorded_points(timelines)
+    recorded = {name for t in timelines for name in t.points}
     follows = set(pairwise(points))
     legs = tuple(
         _leg_stats(
@@ -228,8 +255,9 @@ def turnaround(
             end,
             _leg_target(target, start, end),
             consecutive=(start, end) in follows,
+            names=unit_procedures or {},
         )
-        for start, end in legs_of(points, target)
+        for start, end in legs_of(points, target, recorded)
     )
     whole = None
     if len(points) >= 2:

@@ -170,3 +170,19 @@ def test_legs_in_words():
         leg_phrase("collection_end", "hub_release", consecutive=False)
         == "From collection end to released by the hub takes"
     )
+
+
+def test_a_declared_leg_may_end_at_a_unit_procedures_end():
+    target = Turnaround(None, (Leg("receipt", "up:expansion", 80.0),))
+    stats = turnaround("CART", BATCHES, target, unit_procedures={"expansion": "Expansion"})
+    [declared] = [leg for leg in stats.legs if leg.end == "up:expansion"]
+    assert declared.by_site == {"SPK1": Spread(1, 90.0, 90.0, over_target=1)}  # 100 h - 10 h
+    assert not declared.consecutive and declared.title == "Receipt at the spoke → End of Expansion"
+    assert [(leg.start, leg.end) for leg in stats.legs][1:3] == [
+        ("receipt", "manufacturing_start"),
+        ("receipt", "up:expansion"),  # by where it starts, then after the standard milestones
+    ]
+    assert stats.slowest[0] == (
+        "From receipt at the spoke to end of Expansion takes a median of 3.8 days at SPK1 "
+        "(target 3.3 days)"
+    )
