@@ -18,7 +18,7 @@ NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 
 
 def test_an_active_spoke_is_overdue_past_the_expected_contact_interval():
-    assert EXPECTED_CONTACT == timedelta(minutes=1)
+    assert timedelta(minutes=1) == EXPECTED_CONTACT
     assert "not heard from for over 60 s is flagged" in EXPECTED_CONTACT_WORDS
     assert not overdue("active", NOW - timedelta(seconds=60), NOW)
     assert overdue("active", NOW - timedelta(seconds=61), NOW)
