@@ -83,3 +83,9 @@ def timer_words(at: datetime | None, now: datetime) -> str:
     if abs(at - now) < timedelta(seconds=1):
         return "now"
     return f"in {span(at - now)}" if at > now else f"{span(now - at)} ago"
+
+
+def as_typed(value: str, most: int = 40) -> str:
+    """A refused filter value as a message echoes it: ``most`` characters, unprintable as "?"."""
+    shown = "".join(c if c.isprintable() else "?" for c in value[:most])
+    return shown + ("…" if len(value) > most else "")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from mes.core.access import Permission
 from mes.core.errors import InvalidInput
+from mes.core.network_board import as_typed
 from mes.services.context import Context, authorise
 from mes.store.models import BatchSummary, Spoke, SyncEvent
 from mes.store.network import DeviationAlert, NetworkView, SpokeSummary, network_overview
@@ -69,7 +70,7 @@ def _chosen(value: str | None, known: list[str], what: str, example: str) -> str
     if value is None or value == "":
         return None
     if value not in known:
-        shown = value if len(value) <= 40 and value.isprintable() else value[:40] + "…"
+        shown = as_typed(value)
         listed = ", ".join(known[:60]) + (" …" if len(known) > 60 else "")
         raise InvalidInput(
             f"There is no {what} '{shown}' at this hub.",

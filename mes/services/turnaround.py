@@ -18,6 +18,7 @@ from mes.core.access import Permission
 from mes.core.clock import as_utc, parse_utc_text, utc_text
 from mes.core.critical import Turnaround, point_title, turnaround_of
 from mes.core.errors import InvalidInput
+from mes.core.network_board import as_typed
 from mes.core.turnaround import NETWORK, Timeline, TurnaroundStats, turnaround
 from mes.services.context import Context, authorise
 from mes.store.network_board import compiled_of, milestone_recipe_codes, milestones
@@ -105,9 +106,8 @@ def turnaround_report(
     since, until = period(ctx, time_zone, since, until)
     codes = milestone_recipe_codes(uow.session)
     if recipe_code and recipe_code not in codes:
-        shown = recipe_code[:40] + ("…" if len(recipe_code) > 40 else "")
         raise InvalidInput(
-            f"No batch of recipe '{shown}' has a vein-to-vein milestone at this hub.",
+            f"No batch of recipe '{as_typed(recipe_code)}' has a vein-to-vein milestone at this hub.",
             what_to_do=(f"Choose one of: {', '.join(codes)}." if codes else "Choose all recipes."),
         )
     created_from, created_before = _bounds(since, until, time_zone)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mes.store.models import BatchMilestone, BatchSummary, RecipeVersion, Spoke
@@ -70,7 +70,7 @@ def recipe_codes(session: Session) -> list[str]:
     """The recipe codes the hub holds a version of (the products batches can be made of)."""
     return list(
         session.execute(
-            select(distinct(RecipeVersion.recipe_code)).order_by(RecipeVersion.recipe_code)
+            select(RecipeVersion.recipe_code).distinct().order_by(RecipeVersion.recipe_code)
         ).scalars()
     )
 
@@ -122,7 +122,7 @@ def milestone_recipe_codes(session: Session) -> list[str]:
     """The recipe codes some received batch has a milestone of."""
     return list(
         session.execute(
-            select(distinct(BatchMilestone.recipe_code)).order_by(BatchMilestone.recipe_code)
+            select(BatchMilestone.recipe_code).distinct().order_by(BatchMilestone.recipe_code)
         ).scalars()
     )
 
