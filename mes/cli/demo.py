@@ -40,11 +40,12 @@ from mes.cli.serve import free_port, serve_app
 from mes.core.batch import training_procedure
 from mes.core.critical import critical_inputs
 from mes.core.dates import date_pattern, local_date_text
-from mes.core.history import DEMO_PATIENT_PREFIX, SHIFT, Knob, default_knobs
+from mes.core.history import SHIFT, Knob, default_knobs
 from mes.core.identity import mod37_2
 from mes.core.keys import SiteKey
 from mes.core.lifecycle import Step
 from mes.core.recipe import CompiledRecipe, load_recipe
+from mes.core.summary import DEMO_PATIENT_PREFIX
 from mes.services import equipment, history, materials, recipes, spokes
 from mes.services.badges import enroll_badge, set_pin_for
 from mes.services.context import Context

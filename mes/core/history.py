@@ -45,10 +45,6 @@ from mes.core.keys import SiteKey
 from mes.core.ledger import GENESIS, SealedEntry, seal
 from mes.core.limits import LimitStatus, calculate, limit_status, numeric
 
-DEMO_PATIENT_PREFIX = "DEMO-"
-"""A chain of identity whose patient ID starts so marks the batch as demo data (the hub's read
-models flag it, and the pages say so)."""
-
 _TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
 
 

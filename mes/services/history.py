@@ -24,7 +24,6 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from mes.core.history import (
-    DEMO_PATIENT_PREFIX,
     Knob,
     OutsideActionLimits,
     Planned,
@@ -35,6 +34,7 @@ from mes.core.history import (
 )
 from mes.core.keys import SiteKey
 from mes.core.ledger import SealedEntry
+from mes.core.summary import DEMO_PATIENT_PREFIX
 from mes.core.sync import Chunk
 from mes.services import driver
 from mes.services.context import Context
