@@ -49,11 +49,16 @@ def overdue(status: str, last_seen_at: datetime | None, now: datetime) -> bool:
 
 
 def contact_words(status: str, last_seen_at: datetime | None, now: datetime) -> str:
-    """How long ago the hub last heard from the spoke: "4 s ago", "never", "12 min ago"."""
+    """How long ago the hub last heard from the spoke: "4 s ago", "no contact: 12 min ago".
+
+    "no contact" when it is overdue; "never since it enrolled" for an active spoke never heard
+    from.
+    """
     if last_seen_at is None:
-        return "never" if status == SpokeStatus.ACTIVE else "not expected"
+        return "never since it enrolled" if status == SpokeStatus.ACTIVE else "not expected"
     since = now - last_seen_at
-    return "just now" if since < timedelta(seconds=1) else f"{span(since)} ago"
+    words = "just now" if since < timedelta(seconds=1) else f"{span(since)} ago"
+    return f"no contact: {words}" if overdue(status, last_seen_at, now) else words
 
 
 def lag_words(recorded_at: datetime, received_at: datetime | None) -> str:

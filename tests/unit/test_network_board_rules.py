@@ -30,9 +30,10 @@ def test_an_active_spoke_is_overdue_past_the_expected_contact_interval():
 
 def test_last_contact_in_words():
     assert contact_words("active", NOW - timedelta(seconds=4), NOW) == "4 s ago"
-    assert contact_words("active", NOW - timedelta(minutes=12), NOW) == "12 min ago"
+    assert contact_words("active", NOW - timedelta(minutes=12), NOW) == "no contact: 12 min ago"
+    assert contact_words("suspended", NOW - timedelta(minutes=12), NOW) == "12 min ago"
     assert contact_words("active", NOW, NOW) == "just now"
-    assert contact_words("active", None, NOW) == "never"
+    assert contact_words("active", None, NOW) == "never since it enrolled"
     assert contact_words("awaiting_enrollment", None, NOW) == "not expected"
 
 

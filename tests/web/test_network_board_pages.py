@@ -159,7 +159,7 @@ def test_a_spoke_not_heard_from_within_the_expected_interval_is_flagged(net, hub
     quinn = browser(app, "quinn")
     # Enrolled, never heard from since: flagged at once.
     data = quinn.get("/network/batches.json").get_json()
-    assert data["overdue"] == ["SPK1"] and data["spokes"][0]["contact"] == "never"
+    assert data["overdue"] == ["SPK1"] and data["spokes"][0]["contact"] == "never since it enrolled"
     heard_from_now(net, app)
     assert quinn.get("/network/batches.json").get_json()["overdue"] == []
     with net.hub() as uow:  # its last request two minutes ago: silent since
@@ -171,7 +171,7 @@ def test_a_spoke_not_heard_from_within_the_expected_interval_is_flagged(net, hub
         uow.commit()
     data = quinn.get("/network/batches.json").get_json()
     assert data["overdue"] == ["SPK1"]
-    assert data["spokes"][0]["contact"] == "2 min ago"
+    assert data["spokes"][0]["contact"] == "no contact: 2 min ago"
     response = quinn.get("/network/batches")
     page = words(response)
     assert "Not heard from within the expected interval: SPK1 ." in page

@@ -193,6 +193,7 @@ def board_spoke_row(
         "status": spoke.status,
         "status_text": SPOKE_STATUS_WORDS[spoke.status],
         "in_progress": item.in_progress,
+        "last_seen_at": spoke.last_seen_at.isoformat() if spoke.last_seen_at else None,
         "last_seen": _when(spoke.last_seen_at, time_zone, "never"),
         "contact": contact_words(spoke.status, spoke.last_seen_at, now),
         "overdue": late,
@@ -293,7 +294,7 @@ def _timeline_row(
         "record_url": record_url,
         "first": local_text(first, time_zone),
         "after": {
-            name: ("+" + hours_text((at - first).total_seconds() / 3600) if at > first else "0")
+            name: ("+" + hours_text((at - first).total_seconds() / 3600) if at > first else "+0")
             for name, at in ordered
         },
         "points": [

@@ -81,13 +81,13 @@
     cell(tr, "num").textContent = String(s.in_progress);
     var contact = cell(tr);
     if (s.overdue) {
-      var flag = el("span", "no contact: " + s.contact, "pill warn");
+      var flag = el("span", s.contact, "pill warn");
       flag.setAttribute("role", "alert");
       contact.appendChild(flag);
     } else {
       contact.textContent = s.contact;
     }
-    below(contact, el("small", s.last_seen, "muted"));
+    if (s.last_seen_at) { below(contact, el("small", s.last_seen, "muted")); }
     cell(tr).appendChild(el("span", s.clock, s.clock_warning ? "pill bad" : ""));
     return tr;
   };
@@ -113,7 +113,6 @@
     body.replaceChildren.apply(body, rows);
     if (count) {
       count.textContent = String(data.batches.length);
-      count.className = "count " + (data.overdue.length ? "bad" : "ok");
     }
     if (overdueNote) {
       overdueNote.hidden = !data.overdue.length;
