@@ -5,16 +5,19 @@ milestones of :data:`mes.core.critical.MILESTONES` (collection end, receipt, man
 and end, provisional certification, dispatch, bedside receipt, release by the hub, infusion
 start) and the end of each unit procedure ("up:<id>").
 
-A **leg** is the time between two standard milestones that follow each other, in the
-vein-to-vein order, among those the batches of a recipe record (a recipe that records no
-dispatch has a leg from provisional certification straight to bedside receipt), and any leg the
-recipe declares a target for (``turnaround: legs:``). A batch counts in a leg when it has both
+A **leg** is the time between two standard milestones that follow each other among those the
+batches of a recipe record (a recipe that records no dispatch has a leg from provisional
+certification straight to bedside receipt), in the vein-to-vein order — or, where a recipe
+records one earlier (a fresh product at the bedside before the batch is signed complete), in the
+order the batches record them — and any leg the recipe declares a target for
+(``turnaround: legs:``). A batch counts in a leg when it has both
 ends. The **whole** runs from the first to the last of those milestones (typically collection
 end to release or infusion start); a batch counts in it once it has both.
 
 Each leg and the whole are summed up per site and for the network by the median and the 90th
 percentile (numpy's linear interpolation between closest ranks), against the recipe's target,
-and the slowest legs are named in words ("QA release waits a median of 19 h at SPK3").
+and the slowest legs are named in words ("QA release waits a median of 19 h at SPK3"): a site
+over a leg's target, or else slower than the network's median of it.
 Plain Python and numpy; time is an argument.
 """
 
@@ -171,11 +174,22 @@ def hours_text(hours: float) -> str:
 
 
 def recorded_points(timelines: Iterable[Timeline]) -> tuple[str, ...]:
-    """The standard milestones any of the timelines records, in vein-to-vein order."""
-    seen: set[str] = set()
+    """The standard milestones any of the timelines records, in the order the batches record them.
+
+    That is by their median time after each batch's first milestone, and in vein-to-vein order
+    where that is the same. A recipe follows the vein-to-vein order as far as it goes, but may record a milestone
+    earlier (a fresh product taken to the bedside before the batch is signed complete): its
+    legs then run in the order things happened, never backwards.
+    """
+    after: dict[str, list[float]] = {}
     for timeline in timelines:
-        seen.update(name for name in timeline.points if name in _ORDER)
-    return tuple(name for name in STANDARD if name in seen)
+        standard = [(name, at) for name, at in timeline.points.items() if name in _ORDER]
+        if not standard:
+            continue
+        first = min(at for _name, at in standard)
+        for name, at in standard:
+            after.setdefault(name, []).append((at - first).total_seconds())
+    return tuple(sorted(after, key=lambda name: (float(np.median(after[name])), _ORDER[name])))
 
 
 def legs_of(
@@ -186,8 +200,8 @@ def legs_of(
     """The legs: consecutive ``points``, and each leg the target declares that batches record.
 
     ``recorded``: every point name some batch records (by default ``points``): a declared leg
-    may end at a unit procedure's end ("up:expansion"). In order of where they start, then of where they end (a unit procedure's end after the
-    standard milestones).
+    may end at a unit procedure's end ("up:expansion"). In order of where they start in
+    ``points``, then of where they end (a unit procedure's end after the milestones).
     """
     recorded = set(points if recorded is None else recorded)
     legs = set(pairwise(points))
@@ -300,25 +314,30 @@ class SlowLeg:
 
 
 def slow_legs(stats: TurnaroundStats) -> list[SlowLeg]:
-    """Every (site, leg) whose median is over its reference, the longest excess first.
+    """Every (site, leg) whose median is over the leg's target, or else the network's median.
 
-    The reference is the leg's target when the recipe declares one, else the network's median
-    of the leg (only where more than one site records it: a lone site is the network).
+    The network's median only where more than one site records the leg (a lone site is the
+    network), and longer only where the two read differently (not "16 h at SPK4, network
+    median 16 h"). Those over a target first, then those over the network; each the longest excess first.
     """
     found = []
     for leg in stats.legs:
         if leg.network is None:
             continue
-        if leg.target is not None:
-            reference, against = leg.target, "target"
-        elif len(leg.by_site) > 1:
-            reference, against = leg.network.median, "network"
-        else:
-            continue
         for site, s in leg.by_site.items():
-            if s.median > reference:
-                found.append(SlowLeg(leg, site, s.median, reference, against))
-    return sorted(found, key=lambda slow: (-slow.excess, slow.site, slow.leg.start))
+            if leg.target is not None and _longer(s.median, leg.target):
+                found.append(SlowLeg(leg, site, s.median, leg.target, "target"))
+            elif len(leg.by_site) > 1 and _longer(s.median, leg.network.median):
+                found.append(SlowLeg(leg, site, s.median, leg.network.median, "network"))
+    return sorted(
+        found,
+        key=lambda slow: (slow.against != "target", -slow.excess, slow.site, slow.leg.start),
+    )
+
+
+def _longer(hours: float, reference: float) -> bool:
+    """Longer than the reference as a reader sees it: "16 h" is not slower than "16 h"."""
+    return hours > reference and hours_text(hours) != hours_text(reference)
 
 
 def slowest_legs(stats: TurnaroundStats, limit: int = 3) -> list[str]:

@@ -256,7 +256,7 @@ def test_the_turnaround_page_times_each_leg_against_the_recipes_targets(net, hub
     response = quinn.get(f"/network/turnaround?{period}")
     assert response.status_code == 200
     page = words(response)
-    assert "Batches created from 20/11/2026 to 21/11/2026." in page
+    assert "Batches created from 20/11/2026 to 21/11/2026 (both days included)." in page
     assert "V2V-TEST v1 · Batch execution test recipe" in page
     assert "2 batches at 1 site." in page
     assert (

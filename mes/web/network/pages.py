@@ -15,7 +15,7 @@ from mes.core.batch import BATCH_STATUS_TITLES, DEVIATION_CATEGORY_TITLES
 from mes.core.chronology import duration
 from mes.core.clock import local_text, parse_utc_text
 from mes.core.critical import point_title
-from mes.core.dates import local_date_text
+from mes.core.dates import local_date_text, local_date_time_text
 from mes.core.network_board import (
     EXPECTED_CONTACT_WORDS,
     contact_words,
@@ -292,7 +292,7 @@ def _timeline_row(
         "number": timeline.number,
         "site": timeline.site,
         "record_url": record_url,
-        "first": local_text(first, time_zone),
+        "first": local_date_time_text(first, time_zone),
         "after": {
             name: ("+" + hours_text((at - first).total_seconds() / 3600) if at > first else "+0")
             for name, at in ordered
@@ -321,7 +321,8 @@ def turnaround_page(
     for recipe in view.recipes:
         stats = recipe.stats
         slow = {(s.site, s.leg.start, s.leg.end) for s in slow_legs(stats)}
-        columns = [_leg_column(leg, slow, recipe) for leg in stats.legs]
+        legs = sorted(stats.legs, key=lambda leg: not leg.consecutive)  # declared spans last
+        columns = [_leg_column(leg, slow, recipe) for leg in legs]
         if stats.whole is not None:
             columns.append(_leg_column(stats.whole, slow, recipe))
         target = recipe.target

@@ -56,7 +56,7 @@
       batch.textContent = b.number;
     }
     if (b.demo) { below(batch, el("small", "demo", "pill")); }
-    var product = cell(tr);
+    var product = cell(tr, "product");
     product.textContent = b.product;
     below(product, el("small", b.status_text, "muted"));
     cell(tr).textContent = b.phase;
