@@ -23,7 +23,7 @@ Plain Python and numpy; time is an argument.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from itertools import pairwise
@@ -88,11 +88,11 @@ class Spread:
     over_target: int | None = None
 
 
-def spread(hours: Sequence[float], target: float | None = None) -> Spread | None:
+def spread(hours: Sequence[float] | np.ndarray, target: float | None = None) -> Spread | None:
     """The median and 90th percentile of ``hours`` (numpy, linear); None for no values."""
-    if not hours:
-        return None
     values = np.asarray(hours, dtype=float)
+    if values.size == 0:
+        return None
     median, p90 = np.percentile(values, [50, 90])
     over = None if target is None else int(np.count_nonzero(values > target))
     return Spread(n=len(values), median=float(median), p90=float(p90), over_target=over)
@@ -173,23 +173,50 @@ def hours_text(hours: float) -> str:
     return f"{days} days"
 
 
-def recorded_points(timelines: Iterable[Timeline]) -> tuple[str, ...]:
-    """The standard milestones any of the timelines records, in the order the batches record them.
+@dataclass(frozen=True)
+class PointTable:
+    """Many batches' points as columns, for the statistics: one row per batch.
+
+    ``hours``: per point name, each batch's time of it in hours after a common epoch (NaN where
+    the batch has not recorded it). Built by the service from the read model in one query, or
+    from timelines with :meth:`of`.
+    """
+
+    sites: Sequence[str]
+    hours: Mapping[str, np.ndarray]
+
+    @classmethod
+    def of(cls, timelines: Sequence[Timeline]) -> PointTable:
+        """The table of ``timelines`` (their points, hours after the Unix epoch)."""
+        names = sorted({name for t in timelines for name in t.points})
+        hours = {name: np.full(len(timelines), np.nan) for name in names}
+        for row, timeline in enumerate(timelines):
+            for name, at in timeline.points.items():
+                hours[name][row] = at.timestamp() / 3600
+        return cls([t.site for t in timelines], hours)
+
+    def recorded(self) -> set[str]:
+        """Every point some batch records."""
+        return {name for name, column in self.hours.items() if np.isfinite(column).any()}
+
+
+def recorded_points(table: PointTable | Sequence[Timeline]) -> tuple[str, ...]:
+    """The standard milestones the batches record, in the order the batches record them.
 
     That is by their median time after each batch's first milestone, and in vein-to-vein order
-    where that is the same. A recipe follows the vein-to-vein order as far as it goes, but may record a milestone
-    earlier (a fresh product taken to the bedside before the batch is signed complete): its
-    legs then run in the order things happened, never backwards.
+    where that is the same. A recipe follows the vein-to-vein order as far as it goes, but may
+    record a milestone earlier (a fresh product taken to the bedside before the batch is signed
+    complete): its legs then run in the order things happened, never backwards.
     """
-    after: dict[str, list[float]] = {}
-    for timeline in timelines:
-        standard = [(name, at) for name, at in timeline.points.items() if name in _ORDER]
-        if not standard:
-            continue
-        first = min(at for _name, at in standard)
-        for name, at in standard:
-            after.setdefault(name, []).append((at - first).total_seconds())
-    return tuple(sorted(after, key=lambda name: (float(np.median(after[name])), _ORDER[name])))
+    if not isinstance(table, PointTable):
+        table = PointTable.of(table)
+    recorded = table.recorded()
+    standard = [name for name in STANDARD if name in recorded]
+    if not standard:
+        return ()
+    first = np.fmin.reduce([table.hours[name] for name in standard])  # NaN ignored
+    after = {name: float(np.nanmedian(table.hours[name] - first)) for name in standard}
+    return tuple(sorted(standard, key=lambda name: (after[name], _ORDER[name])))
 
 
 def legs_of(
@@ -209,8 +236,9 @@ def legs_of(
         ends = (declared.start, declared.end)
         if declared.start != declared.end and all(e in recorded for e in ends):
             legs.add(ends)
-    late = len(_ORDER)
-    return sorted(legs, key=lambda leg: (_ORDER.get(leg[0], late), _ORDER.get(leg[1], late), leg))
+    place = {name: i for i, name in enumerate(points)}
+    late = len(place)
+    return sorted(legs, key=lambda leg: (place.get(leg[0], late), place.get(leg[1], late), leg))
 
 
 def _leg_target(target: Turnaround | None, start: str, end: str) -> float | None:
@@ -220,8 +248,25 @@ def _leg_target(target: Turnaround | None, start: str, end: str) -> float | None
     return None
 
 
+@dataclass(frozen=True)
+class _Sites:
+    """The table's rows grouped by site: each site's rows, in site order."""
+
+    codes: tuple[str, ...]
+    order: np.ndarray  # row indices sorted by site
+    splits: np.ndarray  # where each site's rows start in ``order`` (after the first)
+
+    @classmethod
+    def of(cls, sites: Sequence[str]) -> _Sites:
+        codes, inverse = np.unique(np.asarray(sites, dtype=str), return_inverse=True)
+        order = np.argsort(inverse, kind="stable")
+        splits = np.cumsum(np.bincount(inverse, minlength=len(codes)))[:-1]
+        return cls(tuple(str(c) for c in codes), order, splits)
+
+
 def _leg_stats(
-    timelines: Sequence[Timeline],
+    table: PointTable,
+    sites: _Sites,
     start: str,
     end: str,
     target: float | None,
@@ -230,19 +275,18 @@ def _leg_stats(
     consecutive: bool = True,
     names: Mapping[str, str] | None = None,
 ) -> LegStats:
-    by_site: dict[str, list[float]] = {}
-    for timeline in timelines:
-        hours = timeline.hours(start, end)
-        if hours is not None:
-            by_site.setdefault(timeline.site, []).append(hours)
-    spreads = {site: spread(values, target) for site, values in sorted(by_site.items())}
-    network = spread([h for values in by_site.values() for h in values], target)
+    hours = table.hours[end] - table.hours[start]  # NaN unless the batch has both
+    by_site = {}
+    for code, values in zip(sites.codes, np.split(hours[sites.order], sites.splits), strict=True):
+        found = spread(values[np.isfinite(values)], target)
+        if found is not None:
+            by_site[code] = found
     return LegStats(
         start=start,
         end=end,
         target=target,
-        by_site={site: s for site, s in spreads.items() if s is not None},
-        network=network,
+        by_site=by_site,
+        network=spread(hours[np.isfinite(hours)], target),
         whole=whole,
         consecutive=consecutive,
         names=names or {},
@@ -251,39 +295,42 @@ def _leg_stats(
 
 def turnaround(
     recipe_code: str,
-    timelines: Sequence[Timeline],
+    batches: PointTable | Sequence[Timeline],
     target: Turnaround | None = None,
     unit_procedures: Mapping[str, str] | None = None,
 ) -> TurnaroundStats:
-    """The legs and the whole of ``timelines`` (one recipe's batches) per site and network.
+    """The legs and the whole of one recipe's batches per site and network.
 
-    ``unit_procedures``: each unit procedure's name by ID, for a leg that ends at one.
+    ``batches``: their timelines, or their points as a table; ``unit_procedures``: each unit
+    procedure's name by ID, for a leg that ends at one.
     """
-    points = recorded_points(timelines)
-    recorded = {name for t in timelines for name in t.points}
+    table = batches if isinstance(batches, PointTable) else PointTable.of(batches)
+    sites = _Sites.of(table.sites)
+    points = recorded_points(table)
     follows = set(pairwise(points))
     legs = tuple(
         _leg_stats(
-            timelines,
+            table,
+            sites,
             start,
             end,
             _leg_target(target, start, end),
             consecutive=(start, end) in follows,
             names=unit_procedures or {},
         )
-        for start, end in legs_of(points, target, recorded)
+        for start, end in legs_of(points, target, table.recorded())
     )
     whole = None
     if len(points) >= 2:
         whole_target = target.target_hours if target else None
-        whole = _leg_stats(timelines, points[0], points[-1], whole_target, whole=True)
+        whole = _leg_stats(table, sites, points[0], points[-1], whole_target, whole=True)
     stats = TurnaroundStats(
         recipe_code=recipe_code,
         points=points,
         legs=legs,
         whole=whole,
-        sites=tuple(sorted({t.site for t in timelines})),
-        batches=len(timelines),
+        sites=sites.codes,
+        batches=len(table.sites),
     )
     return replace(stats, slowest=tuple(slowest_legs(stats)))
 

@@ -14,14 +14,30 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import numpy as np
+
 from mes.core.access import Permission
 from mes.core.clock import as_utc, parse_utc_text, utc_text
 from mes.core.critical import Turnaround, point_title, turnaround_of
 from mes.core.errors import InvalidInput
 from mes.core.network_board import as_typed
-from mes.core.turnaround import NETWORK, Timeline, TurnaroundStats, turnaround
+from mes.core.turnaround import (
+    NETWORK,
+    STANDARD,
+    PointTable,
+    Timeline,
+    TurnaroundStats,
+    turnaround,
+)
 from mes.services.context import Context, authorise
-from mes.store.network_board import compiled_of, milestone_recipe_codes, milestones
+from mes.store.network_board import (
+    PointRows,
+    compiled_of,
+    milestone_recipe_codes,
+    newest_version_in,
+    point_rows,
+    points_of,
+)
 from mes.store.uow import UnitOfWork
 
 DEFAULT_DAYS = 90
@@ -111,42 +127,64 @@ def turnaround_report(
             what_to_do=(f"Choose one of: {', '.join(codes)}." if codes else "Choose all recipes."),
         )
     created_from, created_before = _bounds(since, until, time_zone)
-    rows = milestones(
-        uow.session,
-        recipe_codes=[recipe_code] if recipe_code else None,
-        created_from=created_from,
-        created_before=created_before,
-    )
-    points: dict[str, dict[str, dict[str, datetime]]] = {}  # recipe → batch → point → at
-    batch_of: dict[str, tuple[str, str]] = {}  # batch → (site, number)
-    versions: dict[str, int] = {}
-    for row in rows:
-        points.setdefault(row.recipe_code, {}).setdefault(row.batch_id, {})[row.milestone] = (
-            parse_utc_text(row.at)
-        )
-        batch_of[row.batch_id] = (row.site, row.number)
-        versions[row.recipe_code] = max(versions.get(row.recipe_code, 0), row.recipe_version)
     recipes = []
-    for code, batches in sorted(points.items()):
-        compiled = json.loads(compiled_of(uow.session, code, versions[code]) or "{}")
+    for code in [recipe_code] if recipe_code else codes:
+        version = newest_version_in(uow.session, code, created_from, created_before)
+        if version is None:
+            continue
+        compiled = json.loads(compiled_of(uow.session, code, version) or "{}")
         target = turnaround_of(compiled) if compiled else None
-        timelines = [
-            Timeline(batch_id, *batch_of[batch_id], code, at) for batch_id, at in batches.items()
-        ]
-        timelines.sort(key=lambda t: (min(t.points.values()), t.number), reverse=True)
         names = {u["id"]: u["name"] for u in compiled.get("unit_procedures") or ()}
+        declared = {p for leg in (target.legs if target else ()) for p in (leg.start, leg.end)}
+        rows = point_rows(
+            uow.session,
+            code,
+            [*STANDARD, *sorted(declared - set(STANDARD))],
+            created_from=created_from,
+            created_before=created_before,
+        )
+        if not rows.batch_ids:
+            continue
+        table = PointTable(
+            rows.sites,
+            {
+                name: np.array([row[i] for row in rows.hours], dtype=float)
+                for i, name in enumerate(rows.points)
+            },
+        )
         recipes.append(
             RecipeTurnaround(
                 recipe_code=code,
-                version=versions[code],
+                version=version,
                 title=compiled.get("title"),
                 target=target,
-                stats=turnaround(code, timelines, target, names),
-                timelines=timelines[:newest],
+                stats=turnaround(code, table, target, names),
+                timelines=_newest(uow, code, rows, table, newest),
                 unit_procedures=names,
             )
         )
     return TurnaroundView(recipes, recipe_code or None, codes, since, until)
+
+
+def _newest(
+    uow: UnitOfWork, code: str, rows: PointRows, table: PointTable, most: int
+) -> list[Timeline]:
+    """The ``most`` batches whose timelines start last, newest first, with all their points."""
+    first = np.fmin.reduce(list(table.hours.values()))
+    chosen = sorted(
+        range(len(rows.batch_ids)), key=lambda i: (first[i], rows.numbers[i]), reverse=True
+    )[:most]
+    points = points_of(uow.session, [rows.batch_ids[i] for i in chosen])
+    return [
+        Timeline(
+            rows.batch_ids[i],
+            rows.sites[i],
+            rows.numbers[i],
+            code,
+            {name: parse_utc_text(at) for name, at in points[rows.batch_ids[i]].items()},
+        )
+        for i in chosen
+    ]
 
 
 CSV_COLUMNS = (
