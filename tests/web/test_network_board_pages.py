@@ -27,7 +27,7 @@ from review_network import RECEIVED, decide
 from sqlalchemy import select, update
 from support import NOW
 from sync_sites import net
-from web_helpers import client_of, login, text
+from web_helpers import client_of, lock, login, text
 
 from mes.core.clock import parse_utc_text
 from mes.core.review import Decision
@@ -35,6 +35,7 @@ from mes.core.sync import sign_request
 from mes.core.turnaround import hours_text
 from mes.services import ingest, outbox
 from mes.store.models import BatchEntry, BatchMilestone, BatchSummary, Spoke
+from mes.web.gate import POLL_ENDPOINTS
 
 __all__ = ["net"]  # the fixture, imported from sync_sites
 
@@ -230,6 +231,11 @@ def test_those_who_watch_the_network_read_the_board_and_turnaround_and_others_ar
     assert "Batches in progress" in text(quinn.get("/network/"))  # the network pages' links
     logged_out = client_of(app).get("/network/batches.json")
     assert logged_out.status_code == 302 and "/login" in logged_out.location
+    # The board's own polling is not the user's activity; a locked session gets 401 JSON.
+    assert "network.board_json" in POLL_ENDPOINTS
+    assert lock(quinn).status_code == 303
+    locked = quinn.get("/network/batches.json", headers={"Accept": "application/json"})
+    assert locked.status_code == 401 and locked.get_json()["error"] == "Session locked"
 
 
 def _hours(a: str, b: str) -> float:
