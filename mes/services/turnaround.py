@@ -42,6 +42,8 @@ from mes.store.uow import UnitOfWork
 
 DEFAULT_DAYS = 90
 """Without a period, the batches created in the last 90 days (today included)."""
+EARLIEST, LATEST = date(1900, 1, 1), date(2999, 12, 31)
+"""The dates a period may name (as every date field of the application)."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,12 @@ def period(
     ctx: Context, time_zone: str, since: date | None, until: date | None
 ) -> tuple[date, date]:
     """The period asked for, or the last :data:`DEFAULT_DAYS` days; refused when it ends first."""
+    for day in (since, until):
+        if day is not None and not EARLIEST <= day <= LATEST:
+            raise InvalidInput(
+                f"{day.isoformat()} is outside the dates the hub reads.",
+                what_to_do=f"Give a date from {EARLIEST.isoformat()} to {LATEST.isoformat()}.",
+            )
     today = as_utc(ctx.at).astimezone(ZoneInfo(time_zone)).date()
     until = until or (today if since is None or since <= today else since)
     since = since or until - timedelta(days=DEFAULT_DAYS - 1)

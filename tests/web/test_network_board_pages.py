@@ -306,6 +306,8 @@ def test_the_turnaround_filters_refuse_an_unknown_recipe_and_unreadable_dates(ne
         "from=2026-13-01": (422, "From"),
         "from=31/02/2026": (422, "From"),
         "to=yesterday": (422, "To"),
+        "to=31/12/9999": (400, "9999-12-31 is outside the dates the hub reads."),
+        "from=01/01/0001": (400, "0001-01-01 is outside the dates the hub reads."),
         "from=21/11/2026&to=20/11/2026": (
             400, "The period starts on 2026-11-21, after it ends on 2026-11-20.",
         ),
