@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import io
 import re
+import threading
+from collections import OrderedDict
+from typing import Any
 
 from mes.core.critical import point_title
-from mes.core.turnaround import NETWORK, TurnaroundStats
+from mes.core.turnaround import NETWORK, LegStats, TurnaroundStats
 
 # Colour-blind-safe qualitative colours (Okabe & Ito), one per leg in vein-to-vein order.
 LEG_COLOURS = (
@@ -23,8 +26,51 @@ _HEADER = re.compile(r"^.*?(?=<svg)", re.S)
 def turnaround_chart_svg(stats: TurnaroundStats, *, width_px: int = 1100) -> str:
     """The chart of one recipe's turnaround as an ``<svg>`` element (no XML header).
 
-    Days on the axis when the whole takes two days or more, hours otherwise.
+    Days on the axis when the whole takes two days or more, hours otherwise. The same figures
+    draw the same chart: the last few drawn are kept (a page opened again, or by another
+    reader, until a batch changes them).
     """
+    key = (_figures(stats), width_px)
+    with _LOCK:
+        if key in _DRAWN:
+            _DRAWN.move_to_end(key)
+            return _DRAWN[key]
+    svg = _draw(stats, width_px)
+    with _LOCK:
+        _DRAWN[key] = svg
+        while len(_DRAWN) > KEPT:
+            _DRAWN.popitem(last=False)
+    return svg
+
+
+KEPT = 32
+_DRAWN: OrderedDict[tuple[Any, ...], str] = OrderedDict()
+_LOCK = threading.Lock()
+
+
+def _figures(stats: TurnaroundStats) -> tuple[Any, ...]:
+    """Everything the chart shows of ``stats``, as a key."""
+
+    def leg_figures(leg: LegStats | None) -> tuple[Any, ...] | None:
+        if leg is None:
+            return None
+        network = leg.network
+        return (
+            leg.start, leg.end, leg.target, leg.consecutive,
+            tuple((site, s.median, s.p90) for site, s in leg.by_site.items()),
+            (network.median, network.p90) if network else None,
+        )  # fmt: skip
+
+    return (
+        stats.points,
+        stats.sites,
+        tuple(leg_figures(leg) for leg in stats.legs),
+        leg_figures(stats.whole),
+    )
+
+
+def _draw(stats: TurnaroundStats, width_px: int) -> str:
+    """Draw the chart (see :func:`turnaround_chart_svg`)."""
     import matplotlib
 
     matplotlib.use("Agg")
