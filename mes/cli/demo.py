@@ -14,7 +14,9 @@ same recipe with each window shortened to minutes (its title and change reason s
 from __future__ import annotations
 
 import getpass
+import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,10 +24,12 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 import yaml
@@ -34,19 +38,24 @@ from mes.cli.common import CliState, command_context
 from mes.cli.lifetime import dies_with_this_process
 from mes.cli.serve import free_port, serve_app
 from mes.core.batch import training_procedure
+from mes.core.critical import critical_inputs
 from mes.core.dates import date_pattern, local_date_text
+from mes.core.history import SHIFT, Knob, default_knobs
 from mes.core.identity import mod37_2
+from mes.core.keys import SiteKey
 from mes.core.lifecycle import Step
 from mes.core.recipe import CompiledRecipe, load_recipe
-from mes.services import equipment, materials, recipes, spokes
+from mes.core.summary import DEMO_PATIENT_PREFIX
+from mes.services import equipment, history, materials, recipes, spokes
 from mes.services.badges import enroll_badge, set_pin_for
 from mes.services.context import Context
 from mes.services.esign import Credentials, acknowledge_accountability
 from mes.services.instance import InstanceRequest, init_instance
-from mes.services.runtime import Runtime
+from mes.services.runtime import Runtime, open_runtime
 from mes.services.terminals import register_terminal
 from mes.services.training import record_training
 from mes.services.users import add_user, find_user
+from mes.settings import load_settings
 from mes.sync import client
 
 # (user ID, full name, role, password) — demo only; every password meets the real policy.
@@ -116,6 +125,7 @@ class DemoSites:
     lines: list[str]
     enrollment_code: str  # the (first) spoke's one-time code, used once the hub is up
     enrollment_codes: dict[str, str] = field(default_factory=dict)  # spoke code → one-time code
+    keys: dict[str, SiteKey] = field(default_factory=dict)  # hub-only spokes' signing keys
 
 
 def _init(
@@ -342,33 +352,45 @@ def build_demo(
     *,
     hub_database_url: str | None = None,
     spoke_codes: tuple[str, ...] = ("SPK1",),
+    hub_only: tuple[str, ...] = (),
 ) -> DemoSites:
     """Create the instances: the hub approves and publishes, each spoke installs and is stocked.
 
     The demo has one spoke (SPK1); the sync tests build a hub on PostgreSQL
     (``hub_database_url``) with two spokes. ``DemoSites.spoke`` is the first spoke's folder, the
     others are ``folder / "spoke-CODE"``; each spoke has a one-time enrollment code.
+
+    ``hub_only``: spokes known only to the hub (no instance): the recipes are published to them
+    too, and each is enrolled at once with a key generated here (``DemoSites.keys``), with which
+    their historical batches are sealed (:mod:`mes.services.history`).
     """
     hub_path = folder / "hub"
     hub = _init(
         hub_path, "hub", "HUB", "Demo hub (central QA)", HUB_USERS, database_url=hub_database_url
     )
     codes: dict[str, str] = {}
+    keys: dict[str, SiteKey] = {}
     try:
         hub_ids = _add_people(hub, HUB_USERS)
         _attest(hub, hub_ids, HUB_USERS)
         approved = _approve_at_hub(hub, hub_ids)
         tokens = [
-            _publish(hub, hub_ids, version_id, list(spoke_codes))
+            _publish(hub, hub_ids, version_id, [*spoke_codes, *hub_only])
             for _name, version_id, _c in approved
         ]
         hub_key = hub.site.key.public.pem()
-        for index, code in enumerate(spoke_codes):
+        for index, code in enumerate((*spoke_codes, *hub_only)):
             with hub.uow() as uow:
                 ticket = spokes.add_spoke(
                     uow, command_context(), code, _spoke_name(index), DEMO_TIME_ZONE
                 )
             codes[code] = ticket.code
+        for code in hub_only:
+            keys[code] = SiteKey.generate()
+            with hub.uow() as uow:
+                spokes.enroll(
+                    uow, datetime.now(UTC), code, codes.pop(code), keys[code].public.pem().decode()
+                )
     finally:
         hub.close()
     paths = [folder / ("spoke" if i == 0 else f"spoke-{c}") for i, c in enumerate(spoke_codes)]
@@ -379,7 +401,7 @@ def build_demo(
     lines = ["Recipes approved and effective at the hub, installed at the spoke as signed bundles:"]
     lines += [f"  {c.recipe_code} v{c.version}  {c.title}" for _n, _v, c in approved]
     lines += master_lines
-    return DemoSites(folder, hub_path, paths[0], lines, codes[spoke_codes[0]], codes)
+    return DemoSites(folder, hub_path, paths[0], lines, codes[spoke_codes[0]], codes, keys)
 
 
 def _spoke_name(index: int) -> str:
@@ -421,6 +443,136 @@ def _build_spoke(
         return _masters(spoke, spoke_ids, [c for _n, _v, c in approved], setup_terminal)
     finally:
         spoke.close()
+
+
+HISTORY_SPOKES = ("SPK2", "SPK3", "SPK4")  # known only to the hub: their history alone
+HISTORY_RECIPE = "CART-CD19-FRESH"
+HISTORY_DAYS = 180
+SHIFTED, DRIFTING = "SPK3", "SPK4"
+
+
+def _history_critical() -> list[Any]:
+    """The critical numeric inputs of the history's recipe (as the example file declares)."""
+    name = "car-t-fresh.yaml"
+    compiled = load_recipe((EXAMPLE_RECIPES / name).read_text(encoding="utf-8"), name).data
+    numbers = ("number", "integer")
+    kinds = {(p["id"], i["id"]): i["type"] for p in load_phases(compiled) for i in p["inputs"]}
+    return [c for c in critical_inputs(compiled) if kinds.get((c.phase_id, c.value_id)) in numbers]
+
+
+def load_phases(compiled: Any) -> Iterator[Any]:
+    """Every phase of a compiled recipe, in order."""
+    for unit in compiled["unit_procedures"]:
+        for operation in unit["operations"]:
+            yield from operation["phases"]
+
+
+def history_knobs() -> tuple[Knob, ...]:
+    """The demo's planted effects: SPK3 shifted, SPK4 drifting."""
+    return default_knobs(_history_critical(), SHIFTED, DRIFTING)
+
+
+def prepare_history(sites: DemoSites, per_site: int, now: datetime) -> list[str]:
+    """Before the servers start: SPK1 enrolled at the hub, its numbers after its history.
+
+    The hub pins SPK1's key (the demo holds both folders, as an administrator would carry the
+    key) and issues a new one-time code for the spoke's own enrollment; the spoke's batch
+    numbers of this year and the last continue after the ``per_site`` the hub holds. Returns
+    the guide's lines about the history.
+    """
+    with _opened(sites.spoke) as spoke:
+        public = spoke.site.key.public.pem().decode("ascii")
+        with spoke.uow() as uow:
+            history.hold_numbers(
+                uow, "SPK1", {("SPK1", now.year): per_site, ("SPK1", now.year - 1): per_site}
+            )
+    with _opened(sites.hub) as hub:
+        with hub.uow() as uow:
+            spokes.enroll(uow, now, "SPK1", sites.enrollment_code, public)
+        with hub.uow() as uow:
+            code = spokes.issue_enrollment_code(uow, command_context(), "SPK1").code
+    sites.enrollment_code = sites.enrollment_codes["SPK1"] = code
+    lines = [
+        f"History at the hub (demo data, patient IDs {DEMO_PATIENT_PREFIX}…): {per_site} completed "
+        f"{HISTORY_RECIPE} batches from each of SPK1, {', '.join(HISTORY_SPOKES)} over the past "
+        f"{HISTORY_DAYS // 30} months;"
+    ]
+    labels = {c.parameter: c.label for c in _history_critical()}
+    for knob in history_knobs():
+        how = "shifted" if knob.kind == SHIFT else "drifting"
+        lines.append(
+            f"  {knob.site} is {how} {knob.sigmas:+g} SD on {labels[knob.parameter]} "
+            f"({knob.parameter})."
+        )
+    return lines
+
+
+def seed_history(
+    folder: Path, hub_path: Path, spoke_path: Path, key_pems: dict[str, bytes], per_site: int,
+    now: datetime,
+) -> int:  # fmt: skip
+    """Give the hub months of completed batches from every spoke (demo data); entries stored.
+
+    The template is one batch of CART-CD19-FRESH run through the services by the demo's
+    people at a scratch copy of the spoke (so the spoke itself holds no batch, and no record
+    dated ahead); its copies are spread over the past six months, ``per_site`` per spoke
+    (SPK1 and the hub-only spokes), with SPK3 SHIFTED and SPK4 DRIFTING (:func:`history_knobs`),
+    sealed with each spoke's key and stored through the hub's ingest (:mod:`mes.services.history`).
+    Needs :func:`prepare_history` first.
+    """
+    scratch = folder / "template-scratch"
+    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.copytree(spoke_path, scratch)
+    passwords = {u[0]: u[3] for u in SPOKE_USERS}
+    try:
+        with _opened(scratch) as runtime:
+            batch_id = history.drive_template(
+                runtime.uow, HISTORY_RECIPE, at=now, passwords=passwords,
+                identifiers={"patient_id": f"{DEMO_PATIENT_PREFIX}TEMPLATE"},
+            )  # fmt: skip
+            with runtime.uow(read_only=True) as uow:
+                template = history.load_template(uow, batch_id)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    knobs = history_knobs()
+    planned = history.plan_history(
+        template, ("SPK1", *HISTORY_SPOKES), per_site, end=now - timedelta(days=1),
+        days=HISTORY_DAYS, knobs=knobs,
+    )  # fmt: skip
+    keys = {code: SiteKey.from_pem(pem) for code, pem in key_pems.items()}
+    with _opened(hub_path) as hub:
+        return history.store_history(
+            hub.uow, template, planned, keys, at=now, demo=True, knobs=knobs, per_site=per_site
+        )
+
+
+def _key_pems(sites: DemoSites) -> dict[str, bytes]:
+    with _opened(sites.spoke) as spoke:
+        pems = {"SPK1": spoke.site.key.private_pem()}
+    return {**pems, **{code: key.private_pem() for code, key in sites.keys.items()}}
+
+
+def _seed_in_background(
+    folder: str, hub: str, spoke: str, pems: dict[str, bytes], per_site: int, now: str
+) -> None:
+    """The history, in a process of its own while the demo serves (see :func:`seed_history`)."""
+    log = Path(folder) / "history.log"
+    try:
+        stored = seed_history(
+            Path(folder), Path(hub), Path(spoke), pems, per_site, datetime.fromisoformat(now)
+        )
+        log.write_text(f"History stored at the hub: {stored} entries.\n", encoding="utf-8")
+    except Exception as err:
+        log.write_text(f"History not stored: {err!r}\n", encoding="utf-8")
+
+
+@contextmanager
+def _opened(instance: Path) -> Iterator[Runtime]:
+    runtime = open_runtime(load_settings(instance, env={}))
+    try:
+        yield runtime
+    finally:
+        runtime.close()
 
 
 def _serve_in_background(instance: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
@@ -530,11 +682,26 @@ def _stop_demo(signum: int, _frame: object) -> None:
     help="Folder for the two instances (default: a new temporary folder).",
 )
 @click.option("--no-serve", is_flag=True, help="Set up only (for scripts and tests).")
+@click.option(
+    "--history",
+    "per_site",
+    default=30,
+    show_default=True,
+    type=click.IntRange(0, 500),
+    help="Completed batches per spoke the hub holds from the past months (demo data); 0: none.",
+)
 @click.pass_obj
-def demo_command(state: CliState, port: int, folder: Path | None, no_serve: bool) -> None:
+def demo_command(
+    state: CliState, port: int, folder: Path | None, no_serve: bool, per_site: int
+) -> None:
     """Set up a demo hub and spoke (SQLite, their own keys) and serve both on 127.0.0.1."""
     folder = (folder or Path(tempfile.mkdtemp(prefix="mes-demo-"))).resolve()
-    sites = build_demo(folder)
+    sites = build_demo(folder, hub_only=HISTORY_SPOKES if per_site else ())
+    now = datetime.now(UTC)
+    if per_site:
+        sites.lines += prepare_history(sites, per_site, now)
+    if per_site and no_serve:
+        seed_history(folder, sites.hub, sites.spoke, _key_pems(sites), per_site, now)
     spoke_port = free_port("127.0.0.1", port)
     hub_port = free_port("127.0.0.1", spoke_port + 1)
     hub_url, spoke_url = f"http://127.0.0.1:{hub_port}", f"http://127.0.0.1:{spoke_port}"
@@ -553,6 +720,18 @@ def demo_command(state: CliState, port: int, folder: Path | None, no_serve: bool
     try:
         if not _wait_until_up(hub_url, hub):
             raise click.ClickException(f"The hub did not start; see {folder / 'hub.log'}.")
+        if per_site:
+            seeding = multiprocessing.get_context("spawn").Process(
+                target=_seed_in_background,
+                args=(str(folder), str(sites.hub), str(sites.spoke), _key_pems(sites), per_site,
+                      now.isoformat()),
+                daemon=True,
+            )  # fmt: skip
+            seeding.start()
+            click.echo(
+                "The hub's history is being added in the background (about half a minute; "
+                f"{folder / 'history.log'} says when it is done)."
+            )
         state.instance = sites.spoke
         enrolled = client.enroll(state.runtime(), hub_url, sites.enrollment_code)
         _print_guide(sites, hub_url, spoke_url)

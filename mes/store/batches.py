@@ -113,6 +113,14 @@ def next_number(session: Session, name: str) -> int:
     return counter.value
 
 
+def raise_counter(session: Session, name: str, value: int) -> None:
+    """A named counter continues after ``value`` at least (numbers taken elsewhere)."""
+    next_number(session, name)  # the row, locked
+    session.execute(
+        update(Counter).where(Counter.name == name, Counter.value < value).values(value=value)
+    )
+
+
 def _entry_values(entry: SealedEntry) -> dict[str, Any]:
     return {
         **chain_columns(EntryBody.of(entry.body)),

@@ -29,7 +29,7 @@ UNLOCK_ENDPOINTS = frozenset({"common.unlock", "common.logout", "common.lock"})
 PASSWORD_CHANGE_ENDPOINTS = frozenset({"common.change_password", "common.logout", "common.lock"})
 # Pages poll these by themselves: a poll is not the user's activity, so it never keeps an idle
 # session from locking.
-POLL_ENDPOINTS = frozenset({"network.alerts"})
+POLL_ENDPOINTS = frozenset({"network.alerts", "network.board_json"})
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "

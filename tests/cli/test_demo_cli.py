@@ -1,15 +1,38 @@
 """``mes demo --no-serve`` sets up a hub and a spoke: recipes approved at the hub, installed at
-the spoke from signed bundles, people trained, materials and equipment registered."""
+the spoke from signed bundles, people trained, materials and equipment registered; and the hub
+holds months of completed batches from the spoke and three hub-only spokes (demo data), with
+their read-model rows, as ingest keeps them."""
 
 from __future__ import annotations
 
+import json
+from collections import Counter as Tally
+from pathlib import Path
+
+import pytest
 from cli_helpers import run_bare
+from sqlalchemy import select
+
+from mes.core.critical import critical_inputs
+from mes.services.ingest import verify_received
+from mes.services.runtime import open_runtime
+from mes.settings import load_settings
+from mes.store import recipes as recipe_store
+from mes.store.models import Batch, BatchMilestone, BatchSummary, Counter, ParameterResult
+
+HISTORY = 3  # batches per spoke (the default, 30, takes longer)
 
 
-def test_the_demo_sets_up_a_hub_and_a_spoke_with_installed_recipes_and_masters(tmp_path):
-    folder = tmp_path / "demo"
-    result = run_bare("demo", "--dir", str(folder), "--no-serve")
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("demo") / "demo"
+    result = run_bare("demo", "--dir", str(folder), "--no-serve", "--history", str(HISTORY))
     assert result.returncode == 0, result.stderr
+    return folder, result
+
+
+def test_the_demo_sets_up_a_hub_and_a_spoke_with_installed_recipes_and_masters(demo):
+    folder, result = demo
     # Each person's user ID, password, badge code and PIN (21 CFR 11.200(a)(1): either pair).
     assert "olivia     cells-in-the-hood      BADGE-10005   851427   operator" in result.stdout
     assert "aaron      write-the-recipe       BADGE-10002   517394   author" in result.stdout
@@ -18,7 +41,7 @@ def test_the_demo_sets_up_a_hub_and_a_spoke_with_installed_recipes_and_masters(t
     assert "a date of birth (DD/MM/YYYY, e.g. 17/05/1970)." in result.stdout
     assert "ticks 'Sign as another person' and scans his own badge + PIN" in result.stdout
     hub_list = run_bare("--instance", str(folder / "hub"), "recipe", "list")
-    for code in ("CART-CD19-FRESH", "CART-CD19-CRYO", "MRNA-NEOAG-FILL", "CART-CD19-FRESH-DEMO"):
+    for code in ("CART-CD19-FRESH", "CART-CD19-FRESH-DEMO", "CART-CD19-CRYO", "MRNA-NEOAG-FILL"):
         assert f"{code} v1\tEffective from " in hub_list.stdout
     spoke_list = run_bare("--instance", str(folder / "spoke"), "recipe", "list")
     assert spoke_list.returncode == 0, spoke_list.stderr
@@ -26,3 +49,69 @@ def test_the_demo_sets_up_a_hub_and_a_spoke_with_installed_recipes_and_masters(t
     for site in ("hub", "spoke"):
         verified = run_bare("--instance", str(folder / site), "audit", "verify")
         assert verified.returncode == 0 and verified.stdout.startswith("ok: "), verified.stderr
+
+
+def test_the_demo_hub_holds_history_from_four_spokes_as_demo_data_with_read_model_rows(demo):
+    folder, result = demo
+    assert (
+        f"History at the hub (demo data, patient IDs DEMO-…): {HISTORY} completed "
+        "CART-CD19-FRESH batches from each of SPK1, SPK2, SPK3, SPK4 over the past 6 months;"
+    ) in result.stdout
+    hub = open_runtime(load_settings(Path(folder / "hub"), env={}))
+    try:
+        with hub.uow(read_only=True) as uow:
+            session = uow.session
+            batches = session.execute(select(Batch)).scalars().all()
+            assert Tally(b.site for b in batches) == {
+                s: HISTORY for s in ("SPK1", "SPK2", "SPK3", "SPK4")
+            }
+            assert {b.status for b in batches} == {"complete"}
+            assert {b.recipe_code for b in batches} == {"CART-CD19-FRESH"}
+            for site in ("SPK1", "SPK2", "SPK3", "SPK4"):  # numbered in time order, per site
+                mine = sorted((b for b in batches if b.site == site), key=lambda b: b.created_at)
+                assert [b.number[-4:] for b in mine] == [f"{n:04d}" for n in range(1, HISTORY + 1)]
+            for b in batches:  # each ledger sealed with its own spoke's key
+                assert verify_received(uow, b.id) == b.last_seq
+            # The read models, as ingest keeps them: a demo summary per batch, its milestones,
+            # a row per critical value.
+            summaries = session.execute(select(BatchSummary)).scalars().all()
+            assert sorted(s.batch_id for s in summaries) == sorted(b.id for b in batches)
+            assert all(s.demo and s.status == "complete" for s in summaries)
+            starts = (
+                session.execute(
+                    select(BatchMilestone).where(BatchMilestone.milestone == "manufacturing_start")
+                )
+                .scalars()
+                .all()
+            )
+            assert len(starts) == len(batches)
+            version = recipe_store.version_with_content(session, batches[0].content_hash)
+            compiled = json.loads(version.compiled)
+            critical = critical_inputs(compiled)
+            results = session.execute(select(ParameterResult)).scalars().all()
+            assert len(results) == len(critical) * len(batches)
+            assert all(r.demo for r in results)
+    finally:
+        hub.close()
+    # The spoke's own batches are numbered after its history at the hub.
+    spoke = open_runtime(load_settings(Path(folder / "spoke"), env={}))
+    try:
+        with spoke.uow(read_only=True) as uow:
+            counters = {c.name: c.value for c in uow.session.execute(select(Counter)).scalars()}
+            assert not uow.session.execute(select(Batch)).scalars().all()
+    finally:
+        spoke.close()
+    assert all(
+        counters.get(f"batch:SPK1:{b.number.split('-')[1]}", 0) >= HISTORY
+        for b in batches
+        if b.site == "SPK1"
+    )
+    if critical:  # SPK3 is shifted 3 SD low on the recipe's first critical quality attribute
+        shifted = next(line for line in result.stdout.splitlines() if "SPK3 is shifted" in line)
+        parameter = shifted.rsplit("(", 1)[1].rstrip(").")
+        by_site: dict[str, list[float]] = {}
+        for r in results:
+            if r.parameter == parameter:
+                by_site.setdefault(r.site, []).append(r.value)
+        means = {site: sum(v) / len(v) for site, v in by_site.items()}
+        assert means["SPK3"] < min(m for site, m in means.items() if site != "SPK3")

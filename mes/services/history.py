@@ -1,0 +1,274 @@
+"""Historical batches at the hub, made from one template batch (demo data and benchmarks).
+
+The template is a batch really run through the services at a spoke (:func:`drive_template`:
+the simulated crew of :mod:`mes.services.driver`, each person signing with their own
+credentials). :func:`plan_history` spreads N copies per spoke over the past months, in order,
+with their batch numbers and drawn values; :func:`store_history` makes each copy
+(:meth:`mes.core.history.Template.copy`: re-chained and sealed with its own spoke's key) and
+stores it through the hub's ingest (``_store_chunk``: the same continuity, number and deployment
+checks, replay, projection and read-model rows as a chunk received from the spoke, logged in
+the sync log "via history"), many batches per transaction.
+
+Demo data is marked: the chain of identity's patient ID starts with
+:data:`mes.core.history.DEMO_PATIENT_PREFIX`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from mes.core.history import (
+    Knob,
+    OutsideActionLimits,
+    Planned,
+    Template,
+    draw_batch,
+    draw_milestones,
+    time_text,
+)
+from mes.core.keys import SiteKey
+from mes.core.ledger import SealedEntry
+from mes.core.summary import DEMO_PATIENT_PREFIX
+from mes.core.sync import Chunk
+from mes.services import driver
+from mes.services.context import Context
+from mes.services.ids import new_id
+from mes.services.ingest import _store_chunk
+from mes.store import batches as store
+from mes.store import recipes as recipe_store
+from mes.store.models import Batch as BatchRow
+from mes.store.models import InstalledRecipe, Terminal, User
+from mes.store.uow import UnitOfWork
+
+PER_TRANSACTION = 25  # copies stored per transaction
+DRAWS = 20  # a copy whose calculations fall outside their action limits is drawn again
+
+
+# --- the template ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Crew:
+    """The driver's site: a runtime's units of work, people by user ID at one terminal."""
+
+    make_uow: Callable[[], UnitOfWork]
+    ids: Mapping[str, str]
+    terminal_id: str | None
+    terminal: str
+
+    def uow(self) -> UnitOfWork:
+        return self.make_uow()
+
+    def ctx(self, username: str, at: datetime) -> Context:
+        return Context(
+            at=at, user_id=self.ids[username], terminal=self.terminal, terminal_id=self.terminal_id
+        )
+
+
+def drive_template(
+    make_uow: Callable[[], UnitOfWork],
+    recipe_code: str,
+    *,
+    at: datetime,
+    passwords: Mapping[str, str],
+    identifiers: Mapping[str, str] | None = None,
+    terminal: str = "Suite A 1",
+) -> str:
+    """Run one whole batch of the installed recipe at this spoke, as its people would; its ID.
+
+    Everyone named by the driver (operators olivia and oscar, supervisor sam, QA quinn) signs
+    with their own password from ``passwords``; the site's lots and instruments are scanned.
+    """
+    with make_uow() as uow:
+        ids = {u.username: u.id for u in uow.session.execute(select(User)).scalars()}
+        terminal_id = uow.session.execute(select(Terminal.id).order_by(Terminal.id)).scalar()
+        installed = uow.session.execute(
+            select(InstalledRecipe)
+            .where(InstalledRecipe.recipe_code == recipe_code)
+            .order_by(InstalledRecipe.version.desc())
+        ).scalar()
+        if installed is None:
+            raise ValueError(f"{recipe_code} is not installed at this site")
+        compiled = json.loads(installed.compiled)
+        lots, instruments = driver.site_stock(uow, compiled, at.date() + timedelta(days=30))
+    run = driver.BatchRun(
+        _Crew(make_uow, ids, terminal_id, terminal),
+        compiled,
+        at,
+        lots=lots,
+        instruments=instruments,
+        passwords=passwords,
+    )
+    run.start(**(identifiers or {}))
+    run.run_until()
+    run.finish()
+    return run.batch_id
+
+
+def load_template(uow: UnitOfWork, batch_id: str) -> Template:
+    """A completed batch's ledger and compiled recipe, as this site holds them."""
+    row = uow.session.get(BatchRow, batch_id)
+    if row is None:
+        raise ValueError(f"there is no batch {batch_id}")
+    version = recipe_store.version_with_content(uow.session, row.content_hash)
+    if version is not None:
+        compiled = json.loads(version.compiled)
+    else:
+        installed = uow.session.get(InstalledRecipe, row.installed_recipe_id)
+        compiled = json.loads(installed.compiled)
+    return Template(store.ledger(uow.session, batch_id), compiled)
+
+
+# --- the plan --------------------------------------------------------------------------------
+
+
+def plan_history(
+    template: Template,
+    sites: Sequence[str],
+    per_site: int,
+    *,
+    end: datetime,
+    days: float,
+    seed: int = 16,
+    knobs: Sequence[Knob] = (),
+    first_numbers: Mapping[tuple[str, int], int] | None = None,
+) -> list[Planned]:
+    """``per_site`` batches for each site over the ``days`` before ``end``.
+
+    Spread evenly (with jitter) and in order, each finished before ``end``; numbered per site
+    and year from ``first_numbers[(site, year)]`` (default 1); values drawn per site
+    (:func:`mes.core.history.draw_batch`).
+    """
+    rng = random.Random(seed)  # noqa: S311 - demo data, repeatable
+    duration = template.end - template.start
+    latest = end - duration
+    span = timedelta(days=days)
+    planned = []
+    for site in sites:
+        counters = dict(first_numbers or {})
+        slot = span / max(1, per_site)
+        for index in range(per_site):
+            start = latest - span + slot * (index + rng.uniform(0.05, 0.95))
+            year = start.year
+            number = counters.get((site, year), 1)
+            counters[(site, year)] = number + 1
+            planned.append(
+                Planned(
+                    site=site,
+                    index=index,
+                    number=f"{site}-{year}-{number:04d}",
+                    start=start,
+                    values=draw_batch(template, site, index, per_site, rng, knobs),
+                    milestones=draw_milestones(template, start, rng),
+                )
+            )
+    return planned
+
+
+def last_numbers(planned: Iterable[Planned]) -> dict[tuple[str, int], int]:
+    """The highest batch number planned per (site, year)."""
+    last: dict[tuple[str, int], int] = {}
+    for p in planned:
+        site, year, number = p.number.rsplit("-", 2)
+        key = (site, int(year))
+        last[key] = max(last.get(key, 0), int(number))
+    return last
+
+
+def hold_numbers(uow: UnitOfWork, site: str, last: Mapping[tuple[str, int], int]) -> None:
+    """At the spoke: its batch numbers continue after those of its history at the hub."""
+    for (code, year), number in last.items():
+        if code == site:
+            store.raise_counter(uow.session, f"batch:{site}:{year}", number)
+    uow.commit()
+
+
+# --- the copies ------------------------------------------------------------------------------
+
+
+def make_copy(
+    template: Template,
+    planned: Planned,
+    key: SiteKey,
+    *,
+    serial: int,
+    demo: bool,
+    rng: random.Random,
+    knobs: Sequence[Knob] = (),
+    count: int = 1,
+) -> list[SealedEntry]:
+    """The sealed ledger of one planned batch.
+
+    Drawn again if a calculation would fall outside its action limits; the template's own
+    values as a last resort.
+    """
+    prefix = DEMO_PATIENT_PREFIX if demo else "P-"
+    identity = template.identity_for(
+        serial, f"{prefix}{planned.site}-{serial:06d}", planned.start.year
+    )
+    values = planned.values
+    for attempt in range(DRAWS + 1):
+        try:
+            return template.copy(
+                batch_id=new_id(),
+                number=planned.number,
+                site=planned.site,
+                start=planned.start,
+                identity=identity,
+                values=values,
+                milestones=planned.milestones,
+                key=key,
+            )
+        except OutsideActionLimits:
+            if attempt == DRAWS - 1:
+                values = {}
+            else:
+                values = draw_batch(template, planned.site, planned.index, count, rng, knobs)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def store_history(
+    make_uow: Callable[[], UnitOfWork],
+    template: Template,
+    planned: Sequence[Planned],
+    keys: Mapping[str, SiteKey],
+    *,
+    at: datetime,
+    demo: bool,
+    serial_from: int = 1,
+    knobs: Sequence[Knob] = (),
+    per_site: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Make and store each planned batch at the hub (``PER_TRANSACTION`` a transaction).
+
+    Returns the entries stored. ``keys``: each site's signing key (the spoke's own).
+    """
+    rng = random.Random(serial_from)  # noqa: S311 - demo data, repeatable
+    stored = 0
+    issued = time_text(at)
+    for first in range(0, len(planned), PER_TRANSACTION):
+        with make_uow() as uow:
+            for offset, item in enumerate(planned[first : first + PER_TRANSACTION]):
+                entries = make_copy(
+                    template, item, keys[item.site], serial=serial_from + first + offset,
+                    demo=demo, rng=rng, knobs=knobs, count=per_site,
+                )  # fmt: skip
+                chunk = Chunk(
+                    site=item.site,
+                    batch=entries[0].body["batch"],
+                    entries=tuple(entries),
+                    issued_at=issued,
+                    token="",
+                )
+                stored += _store_chunk(uow, at, chunk, "history").stored
+            uow.commit()
+        if progress is not None:
+            progress(min(first + PER_TRANSACTION, len(planned)))
+    return stored
