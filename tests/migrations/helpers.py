@@ -210,7 +210,7 @@ SEED: tuple[tuple[str, tuple[dict[str, Any], ...]], ...] = (
                         "signature_seq": 1, "reason": "PPQ batches and the first 14 — Ø"},)),
     ("cpv_margins", ({"id": "cm-1", "recipe_code": "CART-CD19", "parameter": "harvest.viability",
                       "unit": "", "margin": 2.0, "set_at": LATER, "set_by": ADA,
-                      "signature_seq": 2, "reason": "±1.5 σ of the reference sites"},)),
+                      "signature_seq": 2, "reason": "±1.5 sigma of the reference sites"},)),
     ("cpv_trends", ({"id": "ct-1", "recipe_code": "CART-CD19", "parameter": "harvest.viability",
                      "unit": "%", "scope": "SPK1", "rule": "nine_one_side", "direction": "below",
                      "first_batch_id": BATCH, "last_batch_id": BATCH_2,
