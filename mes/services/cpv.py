@@ -461,7 +461,7 @@ def _capabilities(
         found = capability(values, low, high) if len(values) >= 2 else None
         who = _scope_words(scope)
         if low is None and high is None:
-            words = f"{who}: no specification (action limits) for {label}: Ppk cannot be told"
+            words = f"{who}: no Ppk — the recipe gives {label} no specification (action limits)"
         elif found is None:
             words = f"{who}: too few batches or no spread for a Ppk of {label}"
         else:
