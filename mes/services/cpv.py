@@ -33,6 +33,7 @@ from datetime import date
 
 from mes.core.access import Permission, Role
 from mes.core.audit import Actor
+from mes.core.clock import utc_text
 from mes.core.cpv import (
     Capability,
     ControlLimits,
@@ -371,7 +372,7 @@ def _with_trend(
         reference=done.reference,
         comment=done.comment,
         decided_by=signers.get(done.decided_by, done.decided_by),
-        decided_at=done.decided_at.isoformat(),
+        decided_at=utc_text(done.decided_at),
     )
 
 
@@ -437,7 +438,7 @@ def _baseline_view(row: store.CpvBaseline | None, signers: dict[str, str]) -> Ba
         batches=row.batches,
         first_number=row.first_number,
         last_number=row.last_number,
-        frozen_at=row.frozen_at.isoformat(),
+        frozen_at=utc_text(row.frozen_at),
         frozen_by=signers.get(row.frozen_by, row.frozen_by),
         reason=row.reason,
     )
@@ -487,10 +488,14 @@ def _equivalences(
         if found is None:
             words = f"{site}: too few batches (or no spread) to compare {label} with the network"
         elif margin is None:
-            way = "higher" if found.difference > 0 else "lower"
-            size = f"{_number(abs(found.difference))}{' ' + unit if unit else ''}"
+            size = _number(abs(found.difference))
+            if float(size) == 0:
+                how = "is level with the network"
+            else:
+                way = "higher" if found.difference > 0 else "lower"
+                how = f"is {size}{' ' + unit if unit else ''} {way} than the network"
             words = (
-                f"{site} {label} is {size} {way} than the network "
+                f"{site} {label} {how} "
                 f"(90 % CI {_number(found.ci_low)} to {_number(found.ci_high)}); "
                 "no margin set: QA sets one"
             )
