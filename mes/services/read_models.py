@@ -56,7 +56,7 @@ def _computed(uow: UnitOfWork) -> Iterator[Rows]:
         procedure = procedures.get(content_hash)
         if procedure is None:
             version = recipes.version_with_content(session, content_hash)
-            if version is None:  # pragma: no cover - ingest stores only deployed versions
+            if version is None:  # ingest stores only deployed versions: not in normal use
                 raise InvalidInput(
                     f"Batch {batch_id} was made with a recipe version this hub does not hold."
                 )
