@@ -44,6 +44,21 @@ def rebuild_command(state: CliState, check: bool) -> None:
     click.echo("ok: the read models are what the chains say.")
 
 
+@network_group.command("cpv-scan")
+@click.option("--recipe", "recipe_code", default=None, help="Only this recipe code (default: all).")
+@click.pass_obj
+def cpv_scan_command(state: CliState, recipe_code: str | None) -> None:
+    """Keep the new trends of continued process verification for QA to assess.
+
+    The run rules over each series since its frozen baseline, per site and network-wide; each
+    new signal becomes a trend in QA's queue (run it from a timer, e.g. hourly).
+    """
+    from mes.services.cpv import scan_trends
+
+    kept = state.call(scan_trends, recipe_code)
+    click.echo(f"ok: {kept} new trend{'s' if kept != 1 else ''} to assess.")
+
+
 def register(group: click.Group) -> None:
     """Add the commands of this module."""
     group.add_command(network_group)

@@ -219,6 +219,25 @@ SEED: tuple[tuple[str, tuple[dict[str, Any], ...]], ...] = (
         for name, source in (("collection_end", "recipe"), ("manufacturing_start", "event"),
                              ("up:thaw_up", "event"))
     )),
+    ("cpv_baselines", ({"id": "cb-1", "recipe_code": "CART-CD19", "parameter": "harvest.viability",
+                        "unit": "%", "period_from": date(2026, 1, 1),
+                        "period_to": date(2026, 6, 30), "batches": 20,
+                        "first_number": "SPK1-2026-0001", "last_number": "SPK1-2026-0020",
+                        "centre": 91.5, "sigma": 1.25, "lcl": 87.75, "ucl": 95.25,
+                        "mr_centre": 1.41, "mr_ucl": 4.6, "frozen_at": LATER, "frozen_by": ADA,
+                        "signature_seq": 1, "reason": "PPQ batches and the first 14 — Ø"},)),
+    ("cpv_margins", ({"id": "cm-1", "recipe_code": "CART-CD19", "parameter": "harvest.viability",
+                      "unit": "", "margin": 2.0, "set_at": LATER, "set_by": ADA,
+                      "signature_seq": 2, "reason": "±1.5 sigma of the reference sites"},)),
+    ("cpv_trends", ({"id": "ct-1", "recipe_code": "CART-CD19", "parameter": "harvest.viability",
+                     "unit": "%", "scope": "SPK1", "rule": "nine_one_side", "direction": "below",
+                     "first_batch_id": BATCH, "last_batch_id": BATCH_2,
+                     "first_number": "SPK1-2026-0001", "last_number": "SPK1-2026-0009",
+                     "words": "SPK1: 9 batches in a row below the centre line", "provisional": True,
+                     "baseline_id": "cb-1", "detected_at": LATER},)),
+    ("cpv_dispositions", ({"trend_id": "ct-1", "disposition": "capa", "reference": "CAPA-2026-7",
+                           "comment": "New lot of IL-2; see the CAPA.", "decided_at": LATER,
+                           "decided_by": OLIVIA, "signature_seq": 3},)),
 )  # fmt: skip
 
 APPEND_ONLY = "is append-only"

@@ -35,6 +35,7 @@ MATRIX = {
     Permission.WATCH_NETWORK: {"admin", "supervisor", "qa"},
     Permission.REVIEW_BATCHES: {"qa"},
     Permission.REBUILD_READ_MODELS: {"admin", "qa"},
+    Permission.GOVERN_CPV: {"qa"},
 }
 
 
