@@ -24,6 +24,7 @@ from mes.store.models.batches import (
     chain_body,
     chain_columns,
 )
+from mes.store.models.cpv import CpvBaseline, CpvDisposition, CpvMargin, CpvTrend
 from mes.store.models.masters import Equipment, EquipmentLogEntry, Material, MaterialLot
 from mes.store.models.people import (
     Badge,
@@ -64,6 +65,10 @@ __all__ = [
     "BatchValue",
     "ChainHead",
     "Counter",
+    "CpvBaseline",
+    "CpvDisposition",
+    "CpvMargin",
+    "CpvTrend",
     "Deviation",
     "EnrollmentCode",
     "Equipment",
