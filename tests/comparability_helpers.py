@@ -144,8 +144,9 @@ def stand_in_view(batches: int = 60, sites: tuple[str, ...] = ("SPK1", "SPK2", "
             m, s = _stats(own)
             capability[site] = Capability(len(own), m, s, 1.2, 0.9, 1.5, low, high)
             diff = m - mean
-            eq = Equivalence(site, len(own), m, s, diff, diff - 0.9, diff + 0.9, 2.0,
-                             abs(diff) + 0.9 < 2.0, 0.01)
+            eq = Equivalence(
+                site, len(own), m, s, diff, diff - 0.9, diff + 0.9, 2.0, abs(diff) + 0.9 < 2.0, 0.01
+            )
             words = (
                 f"{site} {label} is {abs(diff):.1f} {'lower' if diff < 0 else 'higher'} than the "
                 f"network (90 % CI {diff - 0.9:.1f} to {diff + 0.9:.1f}), "
@@ -157,26 +158,52 @@ def stand_in_view(batches: int = 60, sites: tuple[str, ...] = ("SPK1", "SPK2", "
             SignalView(
                 f"SPK2: 9 batches in a row below the centre line of {label} "
                 "(SPK2-2026-0003 to SPK2-2026-0011)",
-                Disposition("deviation", "DEV-SPK2-0007", "Quinn QA (quinn)",
-                            datetime(2026, 3, 2, 10, 15, tzinfo=UTC)),
+                Disposition(
+                    "deviation",
+                    "DEV-SPK2-0007",
+                    "Quinn QA (quinn)",
+                    datetime(2026, 3, 2, 10, 15, tzinfo=UTC),
+                ),
             ),
-            SignalView(f"Network: 1 batch beyond 3σ above the centre line of {label} "
-                       "(SPK1-2026-0019)", None),
+            SignalView(
+                f"Network: 1 batch beyond 3 sigma above the centre line of {label} (SPK1-2026-0019)",
+                None,
+            ),
         ]
         parameters.append(
             ParameterView(
-                pid, label, unit, "Critical quality attribute", low, high, points,
-                Limits(mean, sd, mean - 3 * sd, mean + 3 * sd, sd * 1.128, sd * 3.686, 20,
-                       provisional=pid.endswith("fold")),
-                None if pid.endswith("fold") else "Quinn QA (quinn) on 2026-02-01 (first 20 batches)",
+                pid,
+                label,
+                unit,
+                "Critical quality attribute",
+                low,
+                high,
+                points,
+                Limits(
+                    mean,
+                    sd,
+                    mean - 3 * sd,
+                    mean + 3 * sd,
+                    sd * 1.128,
+                    sd * 3.686,
+                    20,
+                    provisional=pid.endswith("fold"),
+                ),
+                None
+                if pid.endswith("fold")
+                else "Quinn QA (quinn) on 2026-02-01 (first 20 batches)",
                 signals,
                 capability,
                 equivalence,
             )
         )
     return ComparabilityView(
-        "CART-CD19-FRESH", "CAR-T CD19, fresh", date(2026, 1, 1), date(2026, 12, 31),
-        "Quinn QA (quinn)", parameters,
+        "CART-CD19-FRESH",
+        "CAR-T CD19, fresh",
+        date(2026, 1, 1),
+        date(2026, 12, 31),
+        "Quinn QA (quinn)",
+        parameters,
     )
 
 

@@ -43,6 +43,7 @@ COMMAND_MODULES = (
     "materials",
     "pdf",  # after "instance": it adds `site certificate` to the site group
     "recipe",
+    "report",
     "serve",
     "sync",
     "training",

@@ -37,9 +37,8 @@ from mes.core.clock import local_text
 from mes.core.critical import Criticality
 from mes.pdf.readback import Expected, missing_from
 from mes.pdf.render import TEMPLATES, Embedded, _css, _environment, render_document_pdf
+from mes.pdf.verify import MANIFEST_NAME, REPORT_FORMAT
 
-REPORT_FORMAT = "mes-comparability-report/1"
-MANIFEST_NAME = "comparability-report.json"
 CSV_NAME = "comparability.csv"
 
 DISPOSITION_TITLES = {
@@ -169,7 +168,7 @@ def _limits(parameter: Any) -> str:
         return "no control limits: too few batches to compute them"
     text = (
         f"centre line {number(limits.centre)}, control limits {number(limits.lcl)} to "
-        f"{number(limits.ucl)} (σ {number(limits.sigma)}, from {limits.n} batches)"
+        f"{number(limits.ucl)} (sigma {number(limits.sigma)}, from {limits.n} batches)"
     )
     baseline = getattr(parameter, "baseline", None)
     if limits.provisional or baseline is None:
@@ -467,8 +466,7 @@ def issue_comparability_report(
         pdf,
         key,
         at=ctx.at,
-        reason=f"Comparability report {report.recipe_code} {report.date_from} to "
-        f"{report.date_to}",
+        reason=f"Comparability report {report.recipe_code} {report.date_from} to {report.date_to}",
         location=f"{settings.site_name} ({settings.site_code})",
         name=settings.site_name,
         stamp_page=0,

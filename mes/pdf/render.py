@@ -426,9 +426,7 @@ def render_record_pdf(
     created = record.generated_utc
     if workers <= 1:
         html = _html(record, blocks, page_numbers=True)
-        return render_document_pdf(
-            html, [ledger_attachment(attachment, attachment_name)], created
-        )
+        return render_document_pdf(html, [ledger_attachment(attachment, attachment_name)], created)
     middle = [b for b in blocks if _static(b)]
     head = [b for b in blocks if not _static(b) and b.kind != "audit"]
     tail = [b for b in blocks if not _static(b) and b.kind == "audit"]
