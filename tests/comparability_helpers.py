@@ -136,6 +136,11 @@ def stand_in_view(batches: int = 60, sites: tuple[str, ...] = ("SPK1", "SPK2", "
                 )
             )
         values = [p.value for p in points]
+        if not values:
+            parameters.append(
+                ParameterView(pid, label, unit, "cqa", low, high, [], None, None, [], {}, [])
+            )
+            continue
         mean, sd = _stats(values)
         capability: dict[str, Capability | None] = {}
         equivalence = []

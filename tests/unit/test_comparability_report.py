@@ -1,0 +1,185 @@
+"""The comparability report as a document: HTML → PDF/A-3b → the hub's signature, read by real tools.
+
+Built from a ComparabilityView of the contract's shape (tests/comparability_helpers.py), laid out
+by WeasyPrint through the batch record's pipeline, signed with a real document-signing
+certificate, then read by poppler (``pdftotext``, ``pdfsig``), ``qpdf`` and ``mes.pdf.verify``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from datetime import UTC, datetime
+
+import pytest
+from comparability_helpers import stand_in_chart, stand_in_csv, stand_in_view
+
+from mes.core.canonical import strict_loads
+from mes.core.certificate import DocumentSigningKey
+from mes.pdf.comparability import (
+    CSV_NAME,
+    comparability_report,
+    expected_words,
+    missing_in_print,
+    number,
+    render_comparability_pdf,
+)
+from mes.pdf.issue import COVER_STAMP_BOX
+from mes.pdf.sign import sign_pdf, verify_pdf
+from mes.pdf.verify import (
+    MANIFEST_NAME,
+    document_kind,
+    embedded_file,
+    verify_report_pdf,
+)
+
+AT = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def key() -> DocumentSigningKey:
+    return DocumentSigningKey.generate("HUB", "Central Hub", AT)
+
+
+def _report(view):
+    csv = stand_in_csv(view).encode()
+    report = comparability_report(
+        view,
+        csv=csv,
+        chart=stand_in_chart,
+        generated_at=AT,
+        generated_by="Quinn QA (quinn)",
+        hub="HUB",
+        hub_name="Central Hub",
+        time_zone="Europe/Berlin",
+    )
+    return report, csv
+
+
+def _signed(report, csv, key) -> bytes:
+    return sign_pdf(
+        render_comparability_pdf(report, csv),
+        key,
+        at=AT,
+        reason=f"Comparability report {report.recipe_code}",
+        location="Central Hub (HUB)",
+        name="Central Hub",
+        stamp_page=0,
+        stamp_box=COVER_STAMP_BOX,
+    )
+
+
+@pytest.fixture(scope="module")
+def signed(key, tmp_path_factory):
+    report, csv = _report(stand_in_view(90))
+    pdf = _signed(report, csv, key)
+    path = tmp_path_factory.mktemp("report") / "report.pdf"
+    path.write_bytes(pdf)
+    return report, csv, pdf, path
+
+
+def _text(path) -> str:
+    return subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_the_printed_report_shows_each_parameter_signal_disposition_and_the_csv_digest(signed):
+    report, csv, _pdf, path = signed
+    text = " ".join(_text(path).split())
+    digest = hashlib.sha256(csv).hexdigest()
+    assert f"Data SHA-256 SHA-256 {digest}" in text
+    assert "Viability at harvest (%)" in text and "Fold expansion" in text
+    assert (
+        "SPK2: 9 batches in a row below the centre line of Viability at harvest "
+        "(SPK2-2026-0003 to SPK2-2026-0011)" in text
+    )
+    assert (
+        "Disposition: Deviation opened at the site DEV-SPK2-0007 — signed by Quinn QA (quinn), "
+        "2026-03-02 11:15:00 CET" in text
+    )
+    assert "Disposition: Not assessed yet: no disposition signed by QA" in text
+    assert "Generated 2026-12-05 11:00:00 CET by Quinn QA (quinn)" in text
+    assert "provisional: no baseline frozen by QA yet" in text
+    assert "baseline frozen by Quinn QA (quinn) on 2026-02-01" in text
+    assert "Not shown equivalent" in text
+    assert "outside the ±2 margin" in text
+    assert missing_in_print(report, path.read_bytes()) == []
+    assert len(expected_words(report)) > 10
+
+
+def test_the_report_is_pdf_a_signed_by_the_hub_and_pdfsig_and_qpdf_accept_it(signed, key):
+    _report_, _csv, pdf, path = signed
+    qpdf = subprocess.run(["qpdf", "--check", str(path)], capture_output=True, text=True)
+    assert qpdf.returncode == 0, qpdf.stdout + qpdf.stderr
+    sig = subprocess.run(["pdfsig", str(path)], capture_output=True, text=True)
+    assert "Signature Validation: Signature is Valid." in sig.stdout
+    assert "Total document signed" in sig.stdout
+    assert "CN=Central Hub (HUB) batch records" in sig.stdout
+    check = verify_pdf(pdf, [key.certificate])
+    assert check.ok and check.reason == "Comparability report CART-CD19-FRESH"
+    assert b"pdfaid:part>3<" in pdf or b'pdfaid:part="3"' in pdf
+
+
+def test_the_csv_is_embedded_with_its_manifest_and_verify_checks_it_and_the_file_beside(
+    signed, key
+):
+    _report_, csv, pdf, _path = signed
+    assert document_kind(pdf) == "report"
+    assert embedded_file(pdf, CSV_NAME) == csv
+    manifest = strict_loads(embedded_file(pdf, MANIFEST_NAME))
+    assert manifest["format"] == "mes-comparability-report/1"
+    assert manifest["data"] == {"name": CSV_NAME, "sha256": hashlib.sha256(csv).hexdigest()}
+    assert manifest["period"] == {"from": "2026-01-01", "to": "2026-12-31"}
+    assert manifest["parameters"] == ["count_cells.viability", "expand.fold"]
+    outcome = verify_report_pdf(pdf, [key.certificate], ("report.csv", csv))
+    assert outcome.ok, outcome.problems
+    assert outcome.summary()[-1] == "report.csv beside it is the same data."
+    changed = csv.replace(b"SPK2", b"SPK9", 1)
+    refused = verify_report_pdf(pdf, [key.certificate], ("report.csv", changed))
+    assert refused.problems == [
+        f"comparability report: report.csv beside it has SHA-256 "
+        f"{hashlib.sha256(changed).hexdigest()}, not the report's data "
+        f"({hashlib.sha256(csv).hexdigest()}): it is not the data of this report, or it was "
+        "changed"
+    ]
+
+
+def test_a_report_signed_by_another_certificate_or_altered_is_refused(signed):
+    _report_, csv, pdf, _path = signed
+    stranger = DocumentSigningKey.generate("EVIL", "Not the hub", AT)
+    outcome = verify_report_pdf(pdf, [stranger.certificate], ("report.csv", csv))
+    assert not outcome.ok
+    assert "which is not a trusted hub certificate" in outcome.problems[0]
+
+
+def test_a_period_with_no_batches_is_still_reported_and_says_so(key, tmp_path):
+    report, csv = _report(stand_in_view(0))
+    assert report.batches == 0
+    path = tmp_path / "empty.pdf"
+    path.write_bytes(_signed(report, csv, key))
+    text = " ".join(_text(path).split())
+    assert "No batches in the period" in text
+    assert (
+        "No batch of CART-CD19-FRESH recorded a critical parameter between 2026-01-01 and "
+        "2026-12-31 at any site of the network." in text
+    )
+    assert "No batch recorded Viability at harvest in the period." in text
+    assert "No signal in the period." in text
+    assert verify_report_pdf(path.read_bytes(), [key.certificate]).ok
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (None, "—"),
+        (0.0, "0"),
+        (85.25, "85.25"),
+        (1234.5678, "1235"),
+        (0.012345, "0.01235"),
+        (-2.25, "−2.25"),
+        (float("nan"), "—"),
+    ],
+)
+def test_numbers_are_printed_with_four_significant_digits_and_a_true_minus(value, text):
+    assert number(value) == text
