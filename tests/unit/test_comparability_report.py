@@ -109,7 +109,7 @@ def test_the_printed_report_shows_each_parameter_signal_disposition_and_the_csv_
 
 
 def test_the_report_is_pdf_a_signed_by_the_hub_and_pdfsig_and_qpdf_accept_it(signed, key):
-    _report_, _csv, pdf, path = signed
+    _, _csv, pdf, path = signed
     qpdf = subprocess.run(["qpdf", "--check", str(path)], capture_output=True, text=True)
     assert qpdf.returncode == 0, qpdf.stdout + qpdf.stderr
     sig = subprocess.run(["pdfsig", str(path)], capture_output=True, text=True)
@@ -124,7 +124,7 @@ def test_the_report_is_pdf_a_signed_by_the_hub_and_pdfsig_and_qpdf_accept_it(sig
 def test_the_csv_is_embedded_with_its_manifest_and_verify_checks_it_and_the_file_beside(
     signed, key
 ):
-    _report_, csv, pdf, _path = signed
+    _, csv, pdf, _path = signed
     assert document_kind(pdf) == "report"
     assert embedded_file(pdf, CSV_NAME) == csv
     manifest = strict_loads(embedded_file(pdf, MANIFEST_NAME))
@@ -146,7 +146,7 @@ def test_the_csv_is_embedded_with_its_manifest_and_verify_checks_it_and_the_file
 
 
 def test_a_report_signed_by_another_certificate_or_altered_is_refused(signed):
-    _report_, csv, pdf, _path = signed
+    _, csv, pdf, _path = signed
     stranger = DocumentSigningKey.generate("EVIL", "Not the hub", AT)
     outcome = verify_report_pdf(pdf, [stranger.certificate], ("report.csv", csv))
     assert not outcome.ok
