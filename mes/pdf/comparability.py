@@ -35,6 +35,7 @@ from typing import Any
 from mes.core.canonical import canonical_json
 from mes.core.clock import local_text
 from mes.core.critical import Criticality
+from mes.core.errors import InvalidInput
 from mes.pdf.readback import Expected, missing_from
 from mes.pdf.render import TEMPLATES, Embedded, _css, _environment, render_document_pdf
 from mes.pdf.verify import MANIFEST_NAME, REPORT_FORMAT
@@ -423,6 +424,15 @@ def report_filename(recipe_code: str, date_from: date, date_to: date) -> str:
     return f"{safe}-comparability-{date_from.isoformat()}-to-{date_to.isoformat()}.pdf"
 
 
+def check_period(date_from: date, date_to: date) -> None:
+    """A report's period starts on or before the day it ends."""
+    if date_to < date_from:
+        raise InvalidInput(
+            f"The period ends ({date_to.isoformat()}) before it starts ({date_from.isoformat()}).",
+            what_to_do="Swap the two dates.",
+        )
+
+
 def issue_comparability_report(
     runtime: Any, ctx: Any, recipe_code: str, date_from: date, date_to: date
 ) -> IssuedReport:
@@ -434,12 +444,14 @@ def issue_comparability_report(
     """
     from mes.pdf.issue import COVER_STAMP_BOX, PrintIncomplete
     from mes.pdf.sign import sign_pdf
-    from mes.services.charts import control_chart_svg
-    from mes.services.cpv import comparability, comparability_csv
     from mes.services.document_certificate import load_document_key
 
     settings = runtime.settings
     key = load_document_key(settings)  # refused at a spoke, with what to do at a hub without
+    check_period(date_from, date_to)
+    from mes.services.charts import control_chart_svg
+    from mes.services.cpv import comparability, comparability_csv
+
     with runtime.uow(read_only=True) as uow:
         view = comparability(uow, ctx, recipe_code, date_from, date_to)
     csv = comparability_csv(view).encode("utf-8")
