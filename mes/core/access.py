@@ -76,6 +76,9 @@ class Permission(StrEnum):
     MANAGE_SPOKES = "enroll, suspend and revoke spokes"
     WATCH_NETWORK = "watch the network of sites"
     REVIEW_BATCHES = "review batch records, work deviations and release or reject batches"
+    GOVERN_CPV = (
+        "freeze CPV baselines, set comparability margins and assess trends across the network"
+    )
 
 
 PERMISSIONS: dict[Permission, frozenset[Role]] = {
@@ -96,6 +99,7 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.MANAGE_SPOKES: frozenset({Role.ADMIN}),
     Permission.WATCH_NETWORK: frozenset({Role.ADMIN, Role.SUPERVISOR, Role.QA}),
     Permission.REVIEW_BATCHES: frozenset({Role.QA}),
+    Permission.GOVERN_CPV: frozenset({Role.QA}),
 }
 
 

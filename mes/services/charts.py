@@ -1,0 +1,271 @@
+"""Control charts of continued process verification, drawn on the server as SVG (matplotlib).
+
+An individuals chart above its moving-range chart for one critical number of a recipe, network-wide
+(points coloured by site) or for one site: the centre line and control limits (from QA's frozen
+baseline, else marked provisional), the specification's action limits beside them, and the
+points of every signal ringed. Each point is a link to its batch's record with a hover title (the
+batch number, site, value and date); up to :data:`LABEL_LIMIT` points also carry their batch
+number. Works offline and prints into the comparability report (the PDF takes the same SVG).
+
+Deterministic: a fixed ``svg.hashsalt``, text kept as text (``svg.fonttype: none``), no date in
+the metadata, so the same data always give the same bytes. Safe to inline in a page: every text
+this module writes into the SVG (batch numbers, sites, links, titles) is XML-escaped, and
+matplotlib escapes its own texts.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable
+from xml.sax.saxutils import escape, quoteattr
+
+import matplotlib as mpl
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from mes.core.trends import NETWORK
+from mes.services.cpv import ParameterView, SeriesPoint
+
+__all__ = ["control_chart_svg"]
+
+WIDTH_IN, HEIGHT_IN, DPI = 12.0, 5.4, 72  # 864 × 389 pt: 1152 px wide at 96 dpi; shrinks to fit
+LABEL_LIMIT = 40  # beyond this many points, the batch numbers are in the hover titles only
+LINK_LIMIT = 3000  # beyond this many points, one drawn path (links would make the SVG too big)
+PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
+    "#7f7f7f", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173",
+)  # fmt: skip
+LIMIT_COLOUR, CENTRE_COLOUR, SPEC_COLOUR, SIGNAL_COLOUR = "#c62828", "#2e7d32", "#ef6c00", "#d50000"
+RC = {
+    "svg.hashsalt": "mes-cpv",
+    "svg.fonttype": "none",
+    "font.family": "sans-serif",
+    "font.size": 10,
+    "axes.titlesize": 11,
+}
+
+Link = Callable[[SeriesPoint], str]
+
+
+def site_colours(sites: list[str]) -> dict[str, str]:
+    """Each site's colour, the same on every chart of the page (sites in code order)."""
+    return {site: PALETTE[i % len(PALETTE)] for i, site in enumerate(sorted(sites))}
+
+
+def _number(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def control_chart_svg(
+    view: ParameterView, *, scope: str = NETWORK, link: Link | None = None
+) -> str:
+    """The I-MR chart of ``view`` for ``scope`` (a site code, or the network) as SVG text.
+
+    ``link``: the address of a point's batch record (None: points are not links, as in print).
+    """
+    points = view.points_of(scope)
+    colours = site_colours(view.sites)
+    with mpl.rc_context(RC):
+        figure = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
+        individuals, ranges = figure.subplots(
+            2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.2], "hspace": 0.08}
+        )
+        figure.subplots_adjust(left=0.07, right=0.83, top=0.9, bottom=0.12)
+        x = np.arange(1, len(points) + 1)
+        values = np.array([p.value for p in points], dtype=float)
+        _individuals(individuals, view, scope, x, values)
+        _moving_ranges(ranges, view, x, values)
+        drawn = _scatter(individuals, points, x, values, colours, big=len(points) > LINK_LIMIT)
+        _legend(individuals, view, scope, colours)
+        figure.canvas.draw()
+        overlay = (
+            ""
+            if drawn
+            else _point_overlay(figure, individuals, view, scope, points, x, values, colours, link)
+        )
+        out = io.StringIO()
+        figure.savefig(out, format="svg", dpi=DPI, metadata={"Date": None, "Creator": None})
+    return _responsive(out.getvalue(), overlay, view, scope)
+
+
+def _individuals(axes, view: ParameterView, scope: str, x, values) -> None:
+    who = "network, coloured by site" if scope == NETWORK else f"site {scope}"
+    limits = view.limits
+    status = ""
+    if limits is not None:
+        status = (
+            f"provisional limits from the {limits.n} batches shown"
+            if limits.provisional
+            else f"limits of the baseline frozen {view.baseline.frozen_at[:10]}"
+            if view.baseline
+            else ""
+        )
+    axes.set_title(f"{view.title} — {who}" + (f" — {status}" if status else ""), loc="left")
+    axes.set_ylabel(view.unit or "value")
+    if len(x):
+        axes.plot(x, values, color="#b0b0b0", linewidth=0.8, zorder=1)
+    lines: list[tuple[float, str, str, str]] = []
+    if limits is not None:
+        style = (0, (4, 3)) if limits.provisional else "solid"
+        lines += [
+            (limits.ucl, f"UCL {_number(limits.ucl)}", LIMIT_COLOUR, style),
+            (limits.centre, f"CL {_number(limits.centre)}", CENTRE_COLOUR, "solid"),
+            (limits.lcl, f"LCL {_number(limits.lcl)}", LIMIT_COLOUR, style),
+        ]
+        for k in (1, 2):
+            for sign in (-1, 1):
+                axes.axhline(
+                    limits.centre + sign * k * limits.sigma,
+                    color="#e0e0e0",
+                    linewidth=0.6,
+                    zorder=0,
+                )
+    if view.spec_low is not None:
+        lines.append(
+            (view.spec_low, f"Spec low {_number(view.spec_low)}", SPEC_COLOUR, (0, (1, 2)))
+        )
+    if view.spec_high is not None:
+        lines.append(
+            (view.spec_high, f"Spec high {_number(view.spec_high)}", SPEC_COLOUR, (0, (1, 2)))
+        )
+    for y, text, colour, style in lines:
+        axes.axhline(y, color=colour, linewidth=1.3, linestyle=style, zorder=2)
+        axes.annotate(
+            text,
+            xy=(1, y),
+            xycoords=("axes fraction", "data"),
+            xytext=(4, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=9,
+            color=colour,
+        )
+    every = [*values.tolist(), *(y for y, *_ in lines)]
+    if every:
+        low, high = min(every), max(every)
+        pad = (high - low) * 0.08 or abs(high) * 0.05 or 1.0
+        axes.set_ylim(low - pad, high + pad)
+    axes.set_xlim(0.3, max(len(x), 1) + 0.7)
+    axes.grid(False)
+
+
+def _moving_ranges(axes, view: ParameterView, x, values) -> None:
+    axes.set_ylabel("moving range")
+    if len(values) >= 2:
+        mr = np.abs(np.diff(values))
+        axes.plot(x[1:], mr, color="#555555", linewidth=0.9, marker="o", markersize=2.5)
+    limits = view.limits
+    if limits is not None:
+        axes.axhline(limits.mr_centre, color=CENTRE_COLOUR, linewidth=1.1)
+        axes.axhline(limits.mr_ucl, color=LIMIT_COLOUR, linewidth=1.1)
+        for y, text, colour in (
+            (limits.mr_ucl, f"UCL {_number(limits.mr_ucl)}", LIMIT_COLOUR),
+            (limits.mr_centre, f"MR̄ {_number(limits.mr_centre)}", CENTRE_COLOUR),
+        ):
+            axes.annotate(
+                text,
+                xy=(1, y),
+                xycoords=("axes fraction", "data"),
+                xytext=(4, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=9,
+                color=colour,
+            )
+    axes.set_xlabel("batches in the order their values were recorded")
+    axes.set_ylim(bottom=0)
+
+
+def _scatter(axes, points, x, values, colours, *, big: bool) -> bool:
+    """Draw the points with matplotlib only for very long series (one path, no links)."""
+    if not big:
+        return False
+    axes.scatter(x, values, s=6, c=[colours.get(p.site, PALETTE[0]) for p in points], zorder=3)
+    return True
+
+
+def _legend(axes, view: ParameterView, scope: str, colours: dict[str, str]) -> None:
+    sites = view.sites if scope == NETWORK else [scope]
+    handles = [
+        Line2D([], [], marker="o", linestyle="", color=colours.get(site, PALETTE[0]), label=site)
+        for site in sites[:14]
+    ]
+    handles.append(
+        Line2D([], [], marker="o", linestyle="", markerfacecolor="none", markeredgecolor=SIGNAL_COLOUR,
+               markersize=9, label="in a signal")
+    )  # fmt: skip
+    axes.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(1.09, 1.0),
+        fontsize=8,
+        frameon=False,
+        title="site" if len(sites) <= 14 else f"sites (first 14 of {len(sites)})",
+        title_fontsize=8,
+    )
+
+
+def _point_overlay(
+    figure: Figure,
+    axes,
+    view: ParameterView,
+    scope: str,
+    points: list[SeriesPoint],
+    x,
+    values,
+    colours: dict[str, str],
+    link: Link | None,
+) -> str:
+    """The points as SVG elements at their place on the axes: a link, a hover title, a label."""
+    if not points:
+        return ""
+    height = figure.get_figheight() * DPI
+    xy = axes.transData.transform(np.column_stack([x, values]))
+    in_signal = {n for s in view.signals if s.scope == scope for n in s.numbers}
+    unit = f" {view.unit}" if view.unit else ""
+    labelled = len(points) <= LABEL_LIMIT
+    radius = 4.0 if len(points) <= 200 else 2.5
+    parts = ['<g id="points">']
+    for point, (px, py) in zip(points, xy, strict=True):
+        cx, cy = f"{px:.2f}", f"{height - py:.2f}"
+        title = escape(
+            f"{point.number} · {point.site} · {_number(point.value)}{unit} · {point.at[:10]}"
+        )
+        shape = (
+            f'<circle cx="{cx}" cy="{cy}" r="{radius}" fill="{colours.get(point.site, PALETTE[0])}" '
+            f'stroke="#ffffff" stroke-width="0.8"><title>{title}</title></circle>'
+        )
+        if point.number in in_signal:
+            shape += (
+                f'<circle cx="{cx}" cy="{cy}" r="{radius + 3.5}" fill="none" '
+                f'stroke="{SIGNAL_COLOUR}" stroke-width="1.6"/>'
+            )
+        if labelled:
+            shape += (
+                f'<text x="{cx}" y="{float(cy) - radius - 3:.2f}" font-size="7" font-family="sans-serif" fill="#333333" '
+                f'text-anchor="start" transform="rotate(-40 {cx} {float(cy) - radius - 3:.2f})">'
+                f"{escape(point.number)}</text>"
+            )
+        if link is not None:
+            href = quoteattr(link(point))
+            shape = f'<a href={href} xlink:href={href} target="_top">{shape}</a>'
+        parts.append(shape)
+    parts.append("</g>")
+    return "".join(parts)
+
+
+_SIZE = re.compile(r'<svg([^>]*?) width="[^"]*" height="[^"]*"')  # matplotlib's size in pt
+
+
+def _responsive(svg: str, overlay: str, view: ParameterView, scope: str) -> str:
+    """The SVG without its XML prologue, scaling to its container, with a title, points on top."""
+    start = svg.index("<svg")
+    body = _SIZE.sub(r'<svg\1 width="100%" role="img"', svg[start:], count=1)
+    who = "network" if scope == NETWORK else f"site {scope}"
+    title = f"<title>{escape(f'Control chart of {view.title}, {who}')}</title>"
+    head_end = body.index(">") + 1
+    body = body[:head_end] + title + body[head_end:]
+    closing = body.rindex("</svg>")
+    return body[:closing] + overlay + body[closing:]

@@ -1,0 +1,993 @@
+"""Continued process verification across the network (FDA PV guidance stage 3; Annex 15 §5.28).
+
+:func:`comparability` is what the hub's comparability page and the comparability report show for
+a recipe code and a period: for each critical number the recipe marks (followed across versions
+while its key ``phase_id.value_id`` and unit stay the same), its points in batch order, the
+control limits (from the baseline QA froze, else provisional from the points shown), the
+signals of the run rules in words with QA's dispositions, capability (Ppk with its interval)
+per site and network-wide, and each site's equivalence with the rest of the network.
+
+Governance, each a GMP record of the hub signed by QA in its audit trail (21 CFR 11.50, 11.70):
+:func:`freeze_baseline` (signed "approved"; a later one supersedes), :func:`set_margin` (signed
+"approved", with a reason), :func:`acknowledge_trend` (signed "acknowledged", with a
+disposition and a comment).
+
+**Trends** (signals kept for QA to assess) are judged only against a frozen baseline, over the
+whole series since the baseline's period began: provisional limits move with the data shown, so
+their signals are shown on the page but not kept. They are detected when the comparability view
+is computed (:func:`comparability` keeps the new ones) and by :func:`scan_trends` (``mes network
+cpv-scan``, from a timer), not at ingest: a series' rules need the series since its baseline,
+up to every batch of the network for the network-wide chart, which a chunk's ingest should not
+read.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date
+
+from mes.core.access import Permission, Role
+from mes.core.audit import Actor
+from mes.core.cpv import (
+    Capability,
+    ControlLimits,
+    Equivalence,
+    Rule,
+    capability,
+    equivalence,
+    equivalence_words,
+    imr_limits,
+    signal_words,
+    signals,
+)
+from mes.core.critical import Criticality, critical_inputs
+from mes.core.errors import InvalidInput, NotFound
+from mes.core.esign import Meaning
+from mes.core.trends import (
+    BASELINE_RECORD_TYPE,
+    DEFAULT_BASELINE_BATCHES,
+    MARGIN_RECORD_TYPE,
+    NETWORK,
+    TREND_RECORD_TYPE,
+    Disposition,
+    baseline_record,
+    check_baseline_request,
+    check_disposition,
+    check_enough_for_baseline,
+    check_margin,
+    disposition_record,
+    margin_record,
+    parse_disposition,
+)
+from mes.services.audit import record_entry
+from mes.services.context import Context, authorise
+from mes.services.esign import Credentials, sign_record
+from mes.services.ids import new_id
+from mes.store import cpv as store
+from mes.store.uow import UnitOfWork
+
+__all__ = [
+    "NETWORK",
+    "BaselineView",
+    "CapabilityRow",
+    "ComparabilityView",
+    "EquivalenceRow",
+    "ParameterView",
+    "SeriesPoint",
+    "SignalView",
+    "TrendsToAssess",
+    "acknowledge_trend",
+    "chart_csv",
+    "comparability",
+    "comparability_csv",
+    "freeze_baseline",
+    "recipe_codes",
+    "scan_trends",
+    "set_margin",
+    "trends_to_assess",
+]
+
+NETWORK_WORDS = "Network"
+
+
+@dataclass(frozen=True)
+class SeriesPoint:
+    """One batch's value of the parameter: a point of the charts."""
+
+    site: str
+    number: str
+    batch_id: str
+    value: float
+    at: str  # UTC text, when recorded
+    version: int
+
+
+@dataclass(frozen=True)
+class BaselineView:
+    """The baseline in force: the limits QA froze, from which batches, signed by whom."""
+
+    id: str
+    date_from: date
+    date_to: date
+    batches: int
+    first_number: str
+    last_number: str
+    frozen_at: str
+    frozen_by: str
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class SignalView:
+    """A signal of the run rules on one chart, in words, with QA's disposition when kept."""
+
+    scope: str  # a site code or "network"
+    rule: Rule
+    direction: str
+    numbers: tuple[str, ...]  # the batches of the run, in order
+    first_batch_id: str
+    words: str
+    trend_id: str | None = None  # kept as a trend to assess (judged on a frozen baseline)
+    disposition: str | None = None  # a Disposition value, once QA assessed it
+    disposition_words: str | None = None
+    reference: str | None = None
+    comment: str | None = None
+    decided_by: str | None = None
+    decided_at: str | None = None
+
+
+@dataclass(frozen=True)
+class CapabilityRow:
+    """Ppk of one scope against the specification, with its interval (None: cannot be told)."""
+
+    scope: str
+    n: int
+    capability: Capability | None
+    words: str
+
+
+@dataclass(frozen=True)
+class EquivalenceRow:
+    """One site against the rest of the network: TOST against QA's margin, or the CI alone."""
+
+    site: str
+    n: int
+    equivalence: Equivalence | None
+    margin: float | None
+    words: str
+
+
+@dataclass(frozen=True)
+class ParameterView:
+    """Everything shown for one critical number of the recipe over the period."""
+
+    parameter: str  # phase_id.value_id
+    unit: str  # '' without one
+    label: str
+    criticality: str | None  # Criticality words
+    spec_low: float | None  # action limits of the newest version that has the parameter
+    spec_high: float | None
+    points: list[SeriesPoint]
+    limits: ControlLimits | None  # None with fewer than 2 points
+    baseline: BaselineView | None
+    margin: float | None
+    margin_set_by: str | None
+    signals: list[SignalView]
+    capability: list[CapabilityRow]
+    equivalence: list[EquivalenceRow]
+    sites: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        """The series' key in links and forms: 'phase.value|unit'."""
+        return f"{self.parameter}|{self.unit}"
+
+    @property
+    def title(self) -> str:
+        """'Viability at harvest (%)'."""
+        return f"{self.label} ({self.unit})" if self.unit else self.label
+
+    def points_of(self, scope: str) -> list[SeriesPoint]:
+        """The points of one site, or every point for the network."""
+        return self.points if scope == NETWORK else [p for p in self.points if p.site == scope]
+
+
+@dataclass(frozen=True)
+class ComparabilityView:
+    """The comparability of a recipe code's critical numbers across the sites, over a period."""
+
+    recipe_code: str
+    date_from: date | None
+    date_to: date | None
+    parameters: list[ParameterView]
+    sites: list[str]
+    batches: int
+    default_baseline_batches: int = DEFAULT_BASELINE_BATCHES
+
+    def parameter(self, key: str) -> ParameterView:
+        """One parameter by its key ('phase.value|unit'), or :class:`NotFound`."""
+        for view in self.parameters:
+            if view.key == key:
+                return view
+        raise NotFound(
+            f"{self.recipe_code} has no critical number {key.split('|')[0]!r} in this period.",
+            what_to_do="Choose one of the parameters the page lists.",
+        )
+
+
+def split_key(key: str) -> store.Series:
+    """'phase.value|unit' → (parameter, unit)."""
+    parameter, _, unit = (key or "").partition("|")
+    return parameter.strip(), unit.strip()
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def recipe_codes(uow: UnitOfWork, ctx: Context) -> list[str]:
+    """The recipe codes with critical numbers received from the spokes."""
+    authorise(uow, ctx, Permission.WATCH_NETWORK)
+    return store.recipe_codes(uow.session)
+
+
+def comparability(
+    uow: UnitOfWork,
+    ctx: Context,
+    recipe_code: str,
+    date_from: date | None,
+    date_to: date | None,
+) -> ComparabilityView:
+    """The comparability view of ``recipe_code`` over the period (inclusive days, UTC).
+
+    Readers of the network (Permission.WATCH_NETWORK). In a unit of work that may write, the
+    trends found on frozen baselines are kept (and committed) for QA to assess.
+    """
+    authorise(uow, ctx, Permission.WATCH_NETWORK)
+    if date_from is not None and date_to is not None and date_to < date_from:
+        raise InvalidInput("The period ends before it starts.", what_to_do="Swap the two dates.")
+    code = (recipe_code or "").strip()
+    if not uow.read_only:
+        _keep_trends(uow, ctx, code)
+    rows = store.results(uow.session, code, date_from, date_to)
+    if not rows and code not in store.recipe_codes(uow.session):
+        raise NotFound(
+            f"No critical numbers of a recipe {code!r} have been received.",
+            what_to_do="Choose a recipe code the page lists.",
+        )
+    specs = _specifications(uow, code)
+    baselines = store.baselines(uow.session, code)
+    margins = store.margins(uow.session, code)
+    kept = store.keyed(store.trends(uow.session, code))
+    signers = store.people(
+        uow.session,
+        [b.frozen_by for b in baselines.values()]
+        + [m.set_by for m in margins.values()]
+        + [r.disposition.decided_by for r in kept.values() if r.disposition is not None],
+    )
+    grouped: dict[store.Series, list[store.ResultRow]] = {}
+    for row in rows:
+        grouped.setdefault((row.parameter, row.unit), []).append(row)
+    order = {series: i for i, series in enumerate(specs)}
+    parameters = [
+        _parameter_view(
+            series,
+            grouped[series],
+            specs.get(series),
+            baselines.get(series),
+            margins.get(series),
+            kept,
+            signers,
+        )
+        for series in sorted(grouped, key=lambda s: (order.get(s, len(order)), s))
+    ]
+    sites = sorted({row.site for row in rows})
+    return ComparabilityView(
+        code, date_from, date_to, parameters, sites, len({row.batch_id for row in rows})
+    )
+
+
+def _specifications(uow: UnitOfWork, recipe_code: str) -> dict[store.Series, tuple]:
+    """Each critical number's label, criticality words and action limits, in recipe order.
+
+    From the newest version of the recipe that has it.
+    """
+    found: dict[store.Series, tuple] = {}
+    for _version, compiled in store.compiled_versions(uow.session, recipe_code):
+        for item in critical_inputs(json.loads(compiled)):
+            series = (item.parameter, item.unit or "")
+            found.setdefault(
+                series,
+                (
+                    item.label,
+                    Criticality(item.criticality).words,
+                    item.action_low,
+                    item.action_high,
+                ),
+            )
+    return found
+
+
+def _limits(baseline: store.CpvBaseline | None, values: Sequence[float]) -> ControlLimits | None:
+    if baseline is not None:
+        return ControlLimits(
+            centre=baseline.centre,
+            sigma=baseline.sigma,
+            lcl=baseline.lcl,
+            ucl=baseline.ucl,
+            mr_centre=baseline.mr_centre,
+            mr_ucl=baseline.mr_ucl,
+            n=baseline.batches,
+            provisional=False,
+        )
+    return imr_limits(values, provisional=True) if len(values) >= 2 else None
+
+
+def _scope_words(scope: str) -> str:
+    return NETWORK_WORDS if scope == NETWORK else scope
+
+
+def _signals_of(
+    scope: str, points: Sequence[SeriesPoint], limits: ControlLimits, label: str
+) -> list[tuple[SignalView, Sequence[SeriesPoint]]]:
+    if len(points) < 2 or limits.sigma <= 0:
+        return []
+    numbers = [p.number for p in points]
+    found = []
+    for signal in signals([p.value for p in points], limits):
+        run = points[signal.first : signal.last + 1]
+        view = SignalView(
+            scope=scope,
+            rule=signal.rule,
+            direction=str(signal.direction),
+            numbers=tuple(p.number for p in run),
+            first_batch_id=run[0].batch_id,
+            words=signal_words(signal, scope=_scope_words(scope), parameter=label, numbers=numbers),
+        )
+        found.append((view, run))
+    return found
+
+
+def _with_trend(
+    view: SignalView, parameter: str, kept: dict, signers: dict[str, str]
+) -> SignalView:
+    row = kept.get((parameter, view.scope, view.rule.value, view.first_batch_id))
+    if row is None:
+        return view
+    done = row.disposition
+    if done is None:
+        return _replace(view, trend_id=row.trend.id)
+    return _replace(
+        view,
+        trend_id=row.trend.id,
+        disposition=done.disposition,
+        disposition_words=Disposition(done.disposition).words,
+        reference=done.reference,
+        comment=done.comment,
+        decided_by=signers.get(done.decided_by, done.decided_by),
+        decided_at=done.decided_at.isoformat(),
+    )
+
+
+def _replace(view: SignalView, **changes: object) -> SignalView:
+    return replace(view, **changes)  # type: ignore[arg-type]
+
+
+def _points(rows: Sequence[store.ResultRow]) -> list[SeriesPoint]:
+    return [
+        SeriesPoint(r.site, r.number, r.batch_id, r.value, r.at, r.recipe_version) for r in rows
+    ]
+
+
+def _parameter_view(
+    series: store.Series,
+    rows: list[store.ResultRow],
+    spec: tuple | None,
+    baseline: store.CpvBaseline | None,
+    margin: store.CpvMargin | None,
+    kept: dict,
+    signers: dict[str, str],
+) -> ParameterView:
+    parameter, unit = series
+    newest = rows[-1]
+    label, criticality, low, high = spec or (newest.label, None, None, None)
+    points = _points(rows)
+    limits = _limits(baseline, [p.value for p in points])
+    sites = sorted({p.site for p in points})
+    found: list[SignalView] = []
+    if limits is not None:
+        for scope in (NETWORK, *sites):
+            scoped = points if scope == NETWORK else [p for p in points if p.site == scope]
+            found += [
+                _with_trend(view, parameter, kept, signers)
+                for view, _run in _signals_of(scope, scoped, limits, label)
+            ]
+    return ParameterView(
+        parameter=parameter,
+        unit=unit,
+        label=label,
+        criticality=criticality,
+        spec_low=low,
+        spec_high=high,
+        points=points,
+        limits=limits,
+        baseline=_baseline_view(baseline, signers),
+        margin=margin.margin if margin is not None else None,
+        margin_set_by=signers.get(margin.set_by) if margin is not None else None,
+        signals=found,
+        capability=_capabilities(points, sites, low, high, label, unit),
+        equivalence=_equivalences(points, sites, margin.margin if margin else None, label, unit),
+        sites=sites,
+    )
+
+
+def _baseline_view(row: store.CpvBaseline | None, signers: dict[str, str]) -> BaselineView | None:
+    if row is None:
+        return None
+    return BaselineView(
+        id=row.id,
+        date_from=row.period_from,
+        date_to=row.period_to,
+        batches=row.batches,
+        first_number=row.first_number,
+        last_number=row.last_number,
+        frozen_at=row.frozen_at.isoformat(),
+        frozen_by=signers.get(row.frozen_by, row.frozen_by),
+        reason=row.reason,
+    )
+
+
+def _number(value: float) -> str:
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def _capabilities(
+    points: list[SeriesPoint],
+    sites: list[str],
+    low: float | None,
+    high: float | None,
+    label: str,
+    unit: str,
+) -> list[CapabilityRow]:
+    rows = []
+    for scope in (NETWORK, *sites):
+        values = [p.value for p in points if scope == NETWORK or p.site == scope]
+        found = capability(values, low, high) if len(values) >= 2 else None
+        who = _scope_words(scope)
+        if low is None and high is None:
+            words = f"{who}: no specification (action limits) for {label}: Ppk cannot be told"
+        elif found is None:
+            words = f"{who}: too few batches or no spread for a Ppk of {label}"
+        else:
+            words = (
+                f"{who}: Ppk {found.ppk:.2f} (95 % CI {found.ci_low:.2f} to {found.ci_high:.2f}) "
+                f"over {found.n} batches, mean {_number(found.mean)}"
+                f"{' ' + unit if unit else ''}, SD {_number(found.sd)}"
+            )
+        rows.append(CapabilityRow(scope, len(values), found, words))
+    return rows
+
+
+def _equivalences(
+    points: list[SeriesPoint], sites: list[str], margin: float | None, label: str, unit: str
+) -> list[EquivalenceRow]:
+    rows = []
+    if len(sites) < 2:
+        return rows
+    for site in sites:
+        own = [p.value for p in points if p.site == site]
+        rest = [p.value for p in points if p.site != site]
+        found = equivalence(own, rest, margin if margin else 1.0, site=site)
+        if found is None:
+            words = f"{site}: too few batches (or no spread) to compare {label} with the network"
+        elif margin is None:
+            way = "higher" if found.difference > 0 else "lower"
+            size = f"{_number(abs(found.difference))}{' ' + unit if unit else ''}"
+            words = (
+                f"{site} {label} is {size} {way} than the network "
+                f"(90 % CI {_number(found.ci_low)} to {_number(found.ci_high)}); "
+                "no margin set: QA sets one"
+            )
+        else:
+            words = equivalence_words(found, parameter=label, unit=unit or None)
+        rows.append(EquivalenceRow(site, len(own), found, margin, words))
+    return rows
+
+
+# --- trends -------------------------------------------------------------------------------------
+
+
+def _keep_trends(uow: UnitOfWork, ctx: Context, recipe_code: str) -> int:
+    """Keep the signals found on each frozen baseline since its period began; commit if any."""
+    baselines = store.baselines(uow.session, recipe_code)
+    if not baselines:
+        return 0
+    known = store.known_signals(uow.session, recipe_code)
+    specs = _specifications(uow, recipe_code)
+    added = 0
+    for series, baseline in baselines.items():
+        rows = store.results(uow.session, recipe_code, baseline.period_from, None, series=series)
+        points = _points(rows)
+        limits = _limits(baseline, [])
+        label = (specs.get(series) or (rows[-1].label if rows else series[0],))[0]
+        for scope in (NETWORK, *sorted({p.site for p in points})):
+            scoped = points if scope == NETWORK else [p for p in points if p.site == scope]
+            for view, run in _signals_of(scope, scoped, limits, label):  # type: ignore[arg-type]
+                key = (series[0], scope, view.rule.value, view.first_batch_id)
+                if key in known:
+                    continue
+                trend = store.CpvTrend(
+                    id=new_id(),
+                    recipe_code=recipe_code,
+                    parameter=series[0],
+                    unit=series[1],
+                    scope=scope,
+                    rule=view.rule.value,
+                    direction=view.direction,
+                    first_batch_id=run[0].batch_id,
+                    last_batch_id=run[-1].batch_id,
+                    first_number=run[0].number,
+                    last_number=run[-1].number,
+                    words=view.words[:1000],
+                    provisional=False,
+                    baseline_id=baseline.id,
+                    detected_at=ctx.at,
+                )
+                if store.add_trend(uow.session, trend):
+                    known.add(key)
+                    added += 1
+                    record_entry(
+                        uow,
+                        ctx,
+                        Actor(user_id=None, username="system", name="System (CPV)"),
+                        "CPV trend detected",
+                        TREND_RECORD_TYPE,
+                        trend.id,
+                        new={
+                            "recipe_code": recipe_code,
+                            "parameter": series[0],
+                            "signal": view.words,
+                        },
+                    )
+    if added:
+        uow.commit()
+    return added
+
+
+def scan_trends(uow: UnitOfWork, ctx: Context, recipe_code: str | None = None) -> int:
+    """Keep every new trend of the recipe code (or of every code); the number kept.
+
+    The command line's scan (``mes network cpv-scan``, run from a timer) and the QA queue's
+    source, so trends reach QA without anyone opening the comparability page.
+    """
+    authorise(uow, ctx, Permission.WATCH_NETWORK)
+    codes = [recipe_code] if recipe_code else store.recipe_codes(uow.session)
+    return sum(_keep_trends(uow, ctx, code) for code in codes)
+
+
+@dataclass(frozen=True)
+class TrendsToAssess:
+    """QA's trends to assess: the oldest first, and how many there are."""
+
+    count: int
+    trends: list[store.CpvTrend]
+
+
+def trends_to_assess(uow: UnitOfWork, ctx: Context, *, limit: int = 20) -> TrendsToAssess:
+    """The trends no one has assessed yet, for QA's queue (Permission.GOVERN_CPV)."""
+    authorise(uow, ctx, Permission.GOVERN_CPV)
+    count, rows = store.open_trends(uow.session, limit)
+    return TrendsToAssess(count, rows)
+
+
+# --- governance ---------------------------------------------------------------------------------
+
+
+def freeze_baseline(
+    uow: UnitOfWork,
+    ctx: Context,
+    recipe_code: str,
+    key: str,
+    date_from: date,
+    date_to: date,
+    batches: int | None,
+    reason: str | None,
+    *,
+    credentials: Credentials,
+    first_signing_in_session: bool,
+) -> store.CpvBaseline:
+    """QA freezes the control limits of a parameter from the first ``batches`` of a period.
+
+    Network-wide, in the order the batches' values were recorded; signed "approved" by QA
+    (21 CFR 11.50, 11.70: bound to the limits and the batches they came from). A later
+    baseline of the same parameter supersedes it as a new record; the earlier stays.
+    """
+    actor = authorise(uow, ctx, Permission.GOVERN_CPV)
+    request = check_baseline_request(date_from, date_to, batches)
+    code = (recipe_code or "").strip()
+    series = split_key(key)
+    rows = store.results(uow.session, code, request.date_from, request.date_to, series=series)
+    label = rows[0].label if rows else series[0]
+    check_enough_for_baseline(len(rows), request.batches, label)
+    chosen = rows[: request.batches]
+    limits = imr_limits([r.value for r in chosen])
+    numbers = [r.number for r in chosen]
+    record = baseline_record(
+        recipe_code=code,
+        parameter=series[0],
+        unit=series[1],
+        date_from=request.date_from,
+        date_to=request.date_to,
+        batch_numbers=numbers,
+        centre=limits.centre,
+        sigma=limits.sigma,
+        lcl=limits.lcl,
+        ucl=limits.ucl,
+        mr_centre=limits.mr_centre,
+        mr_ucl=limits.mr_ucl,
+    )
+    baseline_id = new_id()
+    signature = sign_record(
+        uow,
+        ctx,
+        record_type=BASELINE_RECORD_TYPE,
+        record_id=baseline_id,
+        record=record,
+        meaning=Meaning.APPROVED,
+        credentials=credentials,
+        first_signing_in_session=first_signing_in_session,
+        signer_roles=[Role.QA.value],
+    )
+    row = store.CpvBaseline(
+        id=baseline_id,
+        recipe_code=code,
+        parameter=series[0],
+        unit=series[1],
+        period_from=request.date_from,
+        period_to=request.date_to,
+        batches=len(chosen),
+        first_number=numbers[0],
+        last_number=numbers[-1],
+        centre=limits.centre,
+        sigma=limits.sigma,
+        lcl=limits.lcl,
+        ucl=limits.ucl,
+        mr_centre=limits.mr_centre,
+        mr_ucl=limits.mr_ucl,
+        frozen_at=ctx.at,
+        frozen_by=ctx.user_id,
+        signature_seq=signature.entry_seq,
+        reason=(reason or "").strip() or None,
+    )
+    uow.add(row)
+    record_entry(
+        uow,
+        ctx,
+        actor,
+        "CPV baseline frozen",
+        BASELINE_RECORD_TYPE,
+        baseline_id,
+        new={**record, "signature_entry": signature.entry_seq},
+        reason=row.reason,
+    )
+    uow.commit()
+    return row
+
+
+def set_margin(
+    uow: UnitOfWork,
+    ctx: Context,
+    recipe_code: str,
+    key: str,
+    margin: float | None,
+    reason: str | None,
+    *,
+    credentials: Credentials,
+    first_signing_in_session: bool,
+) -> store.CpvMargin:
+    """QA sets the equivalence margin of a parameter (signed "approved", with a reason).
+
+    The largest site-vs-network difference of means that is still equivalent, set in advance
+    (ICH Q5E); a later margin supersedes it as a new record, and the audit trail keeps both.
+    """
+    actor = authorise(uow, ctx, Permission.GOVERN_CPV)
+    value = check_margin(margin)
+    why = (reason or "").strip()
+    if not why:
+        raise InvalidInput(
+            "Say why this margin fits the parameter.",
+            what_to_do="Give the reason (e.g. the variability of the reference sites).",
+        )
+    code = (recipe_code or "").strip()
+    series = split_key(key)
+    if not store.results(uow.session, code, None, None, series=series)[:1]:
+        raise NotFound(
+            f"{code} has no critical number {series[0]!r} received.",
+            what_to_do="Choose one of the parameters the page lists.",
+        )
+    previous = store.margins(uow.session, code).get(series)
+    record = margin_record(recipe_code=code, parameter=series[0], unit=series[1], margin=value)
+    margin_id = new_id()
+    signature = sign_record(
+        uow,
+        ctx,
+        record_type=MARGIN_RECORD_TYPE,
+        record_id=margin_id,
+        record=record,
+        meaning=Meaning.APPROVED,
+        credentials=credentials,
+        first_signing_in_session=first_signing_in_session,
+        signer_roles=[Role.QA.value],
+    )
+    row = store.CpvMargin(
+        id=margin_id,
+        recipe_code=code,
+        parameter=series[0],
+        unit=series[1],
+        margin=value,
+        set_at=ctx.at,
+        set_by=ctx.user_id,
+        signature_seq=signature.entry_seq,
+        reason=why,
+    )
+    uow.add(row)
+    record_entry(
+        uow,
+        ctx,
+        actor,
+        "CPV equivalence margin set",
+        MARGIN_RECORD_TYPE,
+        margin_id,
+        old={"margin": previous.margin} if previous is not None else None,
+        new={**record, "signature_entry": signature.entry_seq},
+        reason=why,
+    )
+    uow.commit()
+    return row
+
+
+def acknowledge_trend(
+    uow: UnitOfWork,
+    ctx: Context,
+    trend_id: str,
+    disposition: str | None,
+    reference: str | None,
+    comment: str | None,
+    *,
+    credentials: Credentials,
+    first_signing_in_session: bool,
+) -> store.TrendRow:
+    """QA assesses a trend: no action, a deviation at the site, or a CAPA, with a comment.
+
+    Signed "acknowledged" (bound to the trend's words and the decision) and kept in the hub's
+    audit trail; a trend is assessed once (a second assessment is refused, naming the first).
+    """
+    actor = authorise(uow, ctx, Permission.GOVERN_CPV)
+    chosen = parse_disposition(disposition)
+    ref, text = check_disposition(chosen, reference, comment)
+    found = store.trend(uow.session, trend_id, lock=True)
+    if found is None:
+        raise NotFound("There is no such trend.", what_to_do="Open it from the QA queue.")
+    if found.disposition is not None:
+        raise InvalidInput(
+            f"This trend was already assessed: {Disposition(found.disposition.disposition).words}.",
+            what_to_do="Reload the page to see the assessment.",
+        )
+    trend = found.trend
+    record = disposition_record(
+        trend_id=trend.id, words=trend.words, disposition=chosen, reference=ref, comment=text
+    )
+    signature = sign_record(
+        uow,
+        ctx,
+        record_type=TREND_RECORD_TYPE,
+        record_id=trend.id,
+        record=record,
+        meaning=Meaning.ACKNOWLEDGED,
+        credentials=credentials,
+        first_signing_in_session=first_signing_in_session,
+        signer_roles=[Role.QA.value],
+    )
+    row = store.CpvDisposition(
+        trend_id=trend.id,
+        disposition=chosen.value,
+        reference=ref,
+        comment=text,
+        decided_at=ctx.at,
+        decided_by=ctx.user_id,
+        signature_seq=signature.entry_seq,
+    )
+    uow.add(row)
+    record_entry(
+        uow,
+        ctx,
+        actor,
+        "CPV trend assessed",
+        TREND_RECORD_TYPE,
+        trend.id,
+        new={**record, "signature_entry": signature.entry_seq},
+        reason=text,
+    )
+    uow.commit()
+    return store.TrendRow(trend, row)
+
+
+# --- CSV ----------------------------------------------------------------------------------------
+
+
+def _csv(rows: list[list[object]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    for row in rows:
+        writer.writerow(["" if v is None else _safe_cell(v) for v in row])
+    return out.getvalue()
+
+
+def _safe_cell(value: object) -> object:
+    """A text cell a spreadsheet could take for a formula is quoted with an apostrophe."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    if isinstance(value, float):
+        return "" if math.isnan(value) else repr(value)
+    return value
+
+
+CHART_COLUMNS = [
+    "recipe_code",
+    "parameter",
+    "unit",
+    "label",
+    "site",
+    "batch",
+    "recipe_version",
+    "recorded_at",
+    "value",
+    "centre",
+    "lcl",
+    "ucl",
+    "limits",
+    "moving_range",
+    "spec_low",
+    "spec_high",
+    "signals",
+]
+
+
+def _chart_rows(code: str, view: ParameterView, scope: str) -> list[list[object]]:
+    limits = view.limits
+    rules: dict[tuple[str, str], list[str]] = {}
+    for signal in view.signals:
+        if signal.scope == scope:
+            for number in signal.numbers:
+                rules.setdefault((scope, number), []).append(signal.rule.value)
+    rows = []
+    previous: float | None = None
+    for point in view.points_of(scope):
+        rows.append(
+            [
+                code,
+                view.parameter,
+                view.unit,
+                view.label,
+                point.site,
+                point.number,
+                point.version,
+                point.at,
+                point.value,
+                limits.centre if limits else None,
+                limits.lcl if limits else None,
+                limits.ucl if limits else None,
+                ("provisional" if limits.provisional else "baseline") if limits else None,
+                abs(point.value - previous) if previous is not None else None,
+                view.spec_low,
+                view.spec_high,
+                " ".join(rules.get((scope, point.number), [])),
+            ]
+        )
+        previous = point.value
+    return rows
+
+
+def chart_csv(view: ComparabilityView, key: str, scope: str = NETWORK) -> str:
+    """One chart's data as CSV: each point with the limits, its moving range and its signals."""
+    parameter = view.parameter(key)
+    return _csv([CHART_COLUMNS, *_chart_rows(view.recipe_code, parameter, scope)])
+
+
+def comparability_csv(view: ComparabilityView) -> str:
+    """The whole view as CSV, in sections: the points, capability, equivalence, signals."""
+    rows: list[list[object]] = [["section", *CHART_COLUMNS]]
+    for parameter in view.parameters:
+        rows += [["point", *r] for r in _chart_rows(view.recipe_code, parameter, NETWORK)]
+    rows.append([])
+    rows.append(
+        ["section", "recipe_code", "parameter", "unit", "scope", "n", "mean", "sd", "ppk",
+         "ppk_ci_low", "ppk_ci_high", "spec_low", "spec_high"]
+    )  # fmt: skip
+    for parameter in view.parameters:
+        for c in parameter.capability:
+            cap = c.capability
+            rows.append(
+                ["capability", view.recipe_code, parameter.parameter, parameter.unit, c.scope, c.n]
+                + ([cap.mean, cap.sd, cap.ppk, cap.ci_low, cap.ci_high] if cap else [None] * 5)
+                + [parameter.spec_low, parameter.spec_high]
+            )
+    rows.append([])
+    rows.append(
+        ["section", "recipe_code", "parameter", "unit", "site", "n", "mean", "sd",
+         "difference", "ci90_low", "ci90_high", "margin", "equivalent", "p_value"]
+    )  # fmt: skip
+    for parameter in view.parameters:
+        for e in parameter.equivalence:
+            eq = e.equivalence
+            rows.append(
+                ["equivalence", view.recipe_code, parameter.parameter, parameter.unit, e.site, e.n]
+                + ([eq.mean, eq.sd, eq.difference, eq.ci_low, eq.ci_high] if eq else [None] * 5)
+                + [
+                    e.margin,
+                    (eq.equivalent if eq and e.margin else None),
+                    (eq.p_value if eq and e.margin else None),
+                ]
+            )
+    rows.append([])
+    rows.append(
+        ["section", "recipe_code", "parameter", "unit", "scope", "rule", "first_batch",
+         "last_batch", "words", "disposition", "reference", "comment", "decided_by", "decided_at"]
+    )  # fmt: skip
+    for parameter in view.parameters:
+        for s in parameter.signals:
+            rows.append(
+                ["signal", view.recipe_code, parameter.parameter, parameter.unit, s.scope,
+                 s.rule.value, s.numbers[0], s.numbers[-1], s.words, s.disposition, s.reference,
+                 s.comment, s.decided_by, s.decided_at]
+            )  # fmt: skip
+    return _csv(rows)
+
+
+# --- words for screen readers ---------------------------------------------------------------------
+
+
+def chart_summary(view: ParameterView, scope: str = NETWORK) -> str:
+    """What the chart shows, in sentences (beside it, for screen readers and the report)."""
+    points = view.points_of(scope)
+    who = "every site" if scope == NETWORK else f"site {scope}"
+    if not points:
+        return f"{view.title}: no batches of {who} in this period."
+    values = [p.value for p in points]
+    unit = f" {view.unit}" if view.unit else ""
+    text = [
+        f"{view.title}, {len(points)} batch{'es' if len(points) != 1 else ''} of {who} "
+        f"from {points[0].number} to {points[-1].number}; values from {_number(min(values))} "
+        f"to {_number(max(values))}{unit}."
+    ]
+    limits = view.limits
+    if limits is not None:
+        source = (
+            f"provisional, computed from the {limits.n} batches shown"
+            if limits.provisional
+            else f"from the baseline frozen by {view.baseline.frozen_by}"
+            if view.baseline
+            else ""
+        )
+        text.append(
+            f"Centre line {_number(limits.centre)}{unit}, control limits {_number(limits.lcl)} "
+            f"to {_number(limits.ucl)}{unit} ({source})."
+        )
+    if view.spec_low is not None or view.spec_high is not None:
+        low = _number(view.spec_low) if view.spec_low is not None else "none"
+        high = _number(view.spec_high) if view.spec_high is not None else "none"
+        text.append(f"Specification (action limits): low {low}, high {high}{unit}.")
+    own = [s for s in view.signals if s.scope == scope]
+    if own:
+        text.append(
+            f"{len(own)} signal{'s' if len(own) != 1 else ''}: "
+            + "; ".join(s.words for s in own)
+            + "."
+        )
+    else:
+        text.append("No signal of the run rules.")
+    return " ".join(text)

@@ -1,0 +1,249 @@
+"""Continued process verification at the hub: the series of critical values, and its governance.
+
+The values come from the read model ``parameter_results`` (one row per batch and critical value,
+kept by ingest, :mod:`mes.store.read_models`); the baselines, margins, trends and dispositions
+are the append-only tables of :mod:`mes.store.models.cpv`. Plain selects and inserts; who may
+read or write is the service's (:mod:`mes.services.cpv`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from sqlalchemy import Float, String, column, exists, func, select, table
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from mes.store.models import CpvBaseline, CpvDisposition, CpvMargin, CpvTrend, RecipeVersion, User
+
+# The read model, named by its columns (its model class is the read-model module's).
+parameter_results = table(
+    "parameter_results",
+    column("batch_id", String),
+    column("site", String),
+    column("recipe_code", String),
+    column("recipe_version", String),
+    column("number", String),
+    column("parameter", String),
+    column("label", String),
+    column("unit", String),
+    column("criticality", String),
+    column("value", Float),
+    column("recorded_at", String),
+    column("demo", String),
+)
+
+Series = tuple[str, str]  # (parameter, unit): unit '' for a number without one
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One batch's critical value, as a point of its parameter's series."""
+
+    parameter: str
+    unit: str
+    label: str
+    criticality: str | None
+    recipe_version: int
+    site: str
+    number: str
+    batch_id: str
+    value: float
+    at: str  # UTC text
+
+
+def _day_after(day: date) -> str:
+    return (day + timedelta(days=1)).isoformat()
+
+
+def results(
+    session: Session,
+    recipe_code: str,
+    date_from: date | None,
+    date_to: date | None,
+    *,
+    series: Series | None = None,
+) -> list[ResultRow]:
+    """The critical values of a recipe code recorded in the period, oldest first.
+
+    ``date_from`` to ``date_to`` inclusive (UTC days; None: open); of one series only when given.
+    """
+    r = parameter_results.c
+    query = select(
+        r.parameter,
+        r.unit,
+        r.label,
+        r.criticality,
+        r.recipe_version,
+        r.site,
+        r.number,
+        r.batch_id,
+        r.value,
+        r.recorded_at,
+    ).where(r.recipe_code == recipe_code, r.value.is_not(None))
+    if date_from is not None:
+        query = query.where(r.recorded_at >= date_from.isoformat())
+    if date_to is not None:
+        query = query.where(r.recorded_at < _day_after(date_to))
+    if series is not None:
+        parameter, unit = series
+        query = query.where(r.parameter == parameter)
+        query = (
+            query.where(r.unit == unit) if unit else query.where(func.coalesce(r.unit, "") == "")
+        )
+    query = query.order_by(r.recorded_at, r.number)
+    return [
+        ResultRow(
+            parameter=row.parameter,
+            unit=row.unit or "",
+            label=row.label,
+            criticality=row.criticality,
+            recipe_version=int(row.recipe_version),
+            site=row.site,
+            number=row.number,
+            batch_id=row.batch_id,
+            value=float(row.value),
+            at=str(row.recorded_at),
+        )
+        for row in session.execute(query)
+    ]
+
+
+def recipe_codes(session: Session) -> list[str]:
+    """The recipe codes with critical values received, in order."""
+    r = parameter_results.c
+    return list(session.execute(select(r.recipe_code).distinct().order_by(r.recipe_code)).scalars())
+
+
+def compiled_versions(session: Session, recipe_code: str) -> list[tuple[int, str]]:
+    """Each version of the recipe at the hub, newest first: its number and compiled JSON."""
+    query = (
+        select(RecipeVersion.version, RecipeVersion.compiled)
+        .where(RecipeVersion.recipe_code == recipe_code)
+        .order_by(RecipeVersion.version.desc())
+    )
+    return [(int(v), c) for v, c in session.execute(query)]
+
+
+# --- baselines and margins ----------------------------------------------------------------------
+
+
+def _newest(session: Session, model: type, when: object, recipe_code: str) -> dict[Series, object]:
+    rows = session.execute(
+        select(model).where(model.recipe_code == recipe_code).order_by(when)
+    ).scalars()
+    return {(row.parameter, row.unit): row for row in rows}  # the newest wins
+
+
+def baselines(session: Session, recipe_code: str) -> dict[Series, CpvBaseline]:
+    """The baseline in force for each series of the recipe code: the newest frozen."""
+    return _newest(session, CpvBaseline, CpvBaseline.frozen_at, recipe_code)  # type: ignore[return-value]
+
+
+def margins(session: Session, recipe_code: str) -> dict[Series, CpvMargin]:
+    """The equivalence margin in force for each series of the recipe code: the newest set."""
+    return _newest(session, CpvMargin, CpvMargin.set_at, recipe_code)  # type: ignore[return-value]
+
+
+def people(session: Session, ids: Iterable[str]) -> dict[str, str]:
+    """User ID → 'Full Name (username)', for the records' signers."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(User.id, User.full_name, User.username).where(User.id.in_(wanted))
+    )
+    return {uid: f"{name} ({username})" for uid, name, username in rows}
+
+
+# --- trends and dispositions --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrendRow:
+    """A trend to assess with its disposition (None while open)."""
+
+    trend: CpvTrend
+    disposition: CpvDisposition | None
+
+
+def trends(session: Session, recipe_code: str) -> list[TrendRow]:
+    """Every trend of the recipe code with its disposition, newest first."""
+    query = (
+        select(CpvTrend, CpvDisposition)
+        .outerjoin(CpvDisposition, CpvDisposition.trend_id == CpvTrend.id)
+        .where(CpvTrend.recipe_code == recipe_code)
+        .order_by(CpvTrend.detected_at.desc(), CpvTrend.id)
+    )
+    return [TrendRow(t, d) for t, d in session.execute(query)]
+
+
+def open_trends(session: Session, limit: int) -> tuple[int, list[CpvTrend]]:
+    """Trends not yet assessed, oldest first (up to ``limit``), and how many there are."""
+    assessed = exists().where(CpvDisposition.trend_id == CpvTrend.id)
+    count = session.execute(
+        select(func.count()).select_from(CpvTrend).where(~assessed)
+    ).scalar_one()
+    rows = session.execute(
+        select(CpvTrend).where(~assessed).order_by(CpvTrend.detected_at, CpvTrend.id).limit(limit)
+    ).scalars()
+    return int(count), list(rows)
+
+
+def trend(session: Session, trend_id: str, *, lock: bool = False) -> TrendRow | None:
+    """One trend and its disposition (the trend's row locked: one disposition at a time)."""
+    query = select(CpvTrend).where(CpvTrend.id == trend_id)
+    found = session.execute(query.with_for_update() if lock else query).scalar_one_or_none()
+    if found is None:
+        return None
+    return TrendRow(found, session.get(CpvDisposition, trend_id))
+
+
+def known_signals(session: Session, recipe_code: str) -> set[tuple[str, str, str, str]]:
+    """(parameter, scope, rule, first batch) of every trend already kept for the recipe code."""
+    query = select(
+        CpvTrend.parameter, CpvTrend.scope, CpvTrend.rule, CpvTrend.first_batch_id
+    ).where(CpvTrend.recipe_code == recipe_code)
+    return {tuple(row) for row in session.execute(query)}  # type: ignore[misc]
+
+
+def add_trend(session: Session, row: CpvTrend) -> bool:
+    """Keep a newly detected trend; False when another request kept the same signal first."""
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        return False
+    return True
+
+
+def keyed(rows: Iterable[TrendRow]) -> dict[tuple[str, str, str, str], TrendRow]:
+    """Trends by their signal's key (parameter, scope, rule, first batch)."""
+    return {
+        (r.trend.parameter, r.trend.scope, r.trend.rule, r.trend.first_batch_id): r for r in rows
+    }
+
+
+__all__ = [
+    "CpvBaseline",
+    "CpvDisposition",
+    "CpvMargin",
+    "CpvTrend",
+    "ResultRow",
+    "Series",
+    "TrendRow",
+    "add_trend",
+    "baselines",
+    "compiled_versions",
+    "keyed",
+    "known_signals",
+    "margins",
+    "open_trends",
+    "people",
+    "recipe_codes",
+    "results",
+    "trend",
+    "trends",
+]
