@@ -26,36 +26,45 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cache
-from typing import Any
 
+from mes.core.access import Permission
 from mes.core.canonical import canonical_json
 from mes.core.clock import local_text
-from mes.core.critical import Criticality
 from mes.core.errors import InvalidInput
+from mes.core.trends import NETWORK
 from mes.pdf.readback import Expected, missing_from
 from mes.pdf.render import TEMPLATES, Embedded, _css, _environment, render_document_pdf
 from mes.pdf.verify import MANIFEST_NAME, REPORT_FORMAT
+from mes.services.context import Context, authorise
+from mes.services.cpv import (
+    CapabilityRow,
+    ComparabilityView,
+    EquivalenceRow,
+    ParameterView,
+    SignalView,
+    chart_summary,
+)
+from mes.services.runtime import Runtime
 
 CSV_NAME = "comparability.csv"
 
-DISPOSITION_TITLES = {
-    "no_action": "No action",
-    "deviation": "Deviation opened at the site",
-    "capa": "CAPA",
-}
-NOT_ASSESSED = "Not assessed yet: no disposition signed by QA"
+NETWORK_TITLE = "Network"
+NOT_ASSESSED = "Not assessed yet: a trend to assess, no disposition signed by QA"
+NOT_KEPT = (
+    "None: found on provisional limits (no baseline frozen by QA), so not kept as a trend to assess"
+)
 
 
 # --- the report in words ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class CapabilityRow:
-    """One line of a capability table: a site or the network."""
+class CapabilityLine:
+    """One line of a capability table: a site or the network, and its sentence."""
 
     scope: str
     n: str
@@ -63,10 +72,11 @@ class CapabilityRow:
     sd: str
     ppk: str
     ci: str
+    words: str
 
 
 @dataclass(frozen=True)
-class EquivalenceRow:
+class EquivalenceLine:
     """One site against the network: its numbers, the verdict, and the sentence."""
 
     site: str
@@ -81,7 +91,7 @@ class EquivalenceRow:
 
 
 @dataclass(frozen=True)
-class SignalRow:
+class SignalLine:
     """A signal in words and QA's disposition of it (or that there is none yet)."""
 
     words: str
@@ -98,11 +108,12 @@ class ParameterSection:
     criticality: str
     specification: str
     limits: str
+    margin: str
     chart_uri: str | None
     summary: str
-    capability: tuple[CapabilityRow, ...]
-    equivalence: tuple[EquivalenceRow, ...]
-    signals: tuple[SignalRow, ...]
+    capability: tuple[CapabilityLine, ...]
+    equivalence: tuple[EquivalenceLine, ...]
+    signals: tuple[SignalLine, ...]
 
 
 @dataclass(frozen=True)
@@ -110,7 +121,6 @@ class ComparabilityReport:
     """Everything the report prints, in words (and the chart images)."""
 
     recipe_code: str
-    recipe_title: str
     date_from: str
     date_to: str
     hub: str
@@ -163,99 +173,85 @@ def _specification(low: float | None, high: float | None, unit: str | None) -> s
     return _with_unit(f"{number(low)} to {number(high)}", unit)
 
 
-def _limits(parameter: Any) -> str:
+def _when(iso: str | None, time_zone: str) -> str:
+    """An ISO instant of the view (UTC) as people at the hub read it."""
+    if not iso:
+        return ""
+    at = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    return local_text(at if at.tzinfo else at.replace(tzinfo=UTC), time_zone)
+
+
+def _limits(parameter: ParameterView, time_zone: str) -> str:
     limits = parameter.limits
     if limits is None:
-        return "no control limits: too few batches to compute them"
+        return "no control limits: fewer than two batches"
+    unit = f" {parameter.unit}" if parameter.unit else ""
     text = (
-        f"centre line {number(limits.centre)}, control limits {number(limits.lcl)} to "
-        f"{number(limits.ucl)} (sigma {number(limits.sigma)}, from {limits.n} batches)"
+        f"centre line {number(limits.centre)}{unit}, control limits {number(limits.lcl)} to "
+        f"{number(limits.ucl)}{unit} (sigma {number(limits.sigma)}, from {limits.n} batches)"
     )
-    baseline = getattr(parameter, "baseline", None)
+    baseline = parameter.baseline
     if limits.provisional or baseline is None:
-        return text + " — provisional: no baseline frozen by QA yet"
-    return text + f" — baseline frozen by {baseline}"
+        return text + " — provisional: computed from the batches shown, no baseline frozen by QA"
+    return text + (
+        f" — baseline of {baseline.batches} batches ({baseline.first_number} to "
+        f"{baseline.last_number}) frozen by {baseline.frozen_by}, "
+        f"{_when(baseline.frozen_at, time_zone)}"
+    )
 
 
-def _capability_rows(capability: Mapping[str, Any] | Sequence[tuple[str, Any]]) -> list[Any]:
-    items = capability.items() if isinstance(capability, Mapping) else capability
-    rows = []
-    for scope, c in items:
-        if c is None:
-            rows.append(CapabilityRow(scope, "—", "—", "—", "—", "too few values or no limits"))
-            continue
-        rows.append(
-            CapabilityRow(
-                scope,
-                str(c.n),
-                number(c.mean),
-                number(c.sd),
-                number(c.ppk, 3),
-                _interval(c.ci_low, c.ci_high),
-            )
-        )
-    return rows
+def _capability_row(row: CapabilityRow) -> CapabilityLine:
+    c = row.capability
+    scope = NETWORK_TITLE if row.scope == NETWORK else row.scope
+    if c is None:
+        return CapabilityLine(scope, str(row.n), "—", "—", "—", "—", row.words)
+    return CapabilityLine(
+        scope,
+        str(c.n),
+        number(c.mean),
+        number(c.sd),
+        number(c.ppk, 3),
+        _interval(c.ci_low, c.ci_high),
+        row.words,
+    )
 
 
-def _equivalence_row(row: Any) -> EquivalenceRow:
+def _equivalence_row(row: EquivalenceRow) -> EquivalenceLine:
     eq = row.equivalence
-    return EquivalenceRow(
-        site=eq.site,
+    margin = f"±{number(row.margin)}" if row.margin is not None else "not set"
+    if eq is None:
+        return EquivalenceLine(
+            row.site, str(row.n), "—", "—", "—", "—", margin, "Too few batches", row.words
+        )
+    if row.margin is None:
+        verdict = "No margin set"
+    else:
+        verdict = "Equivalent" if eq.equivalent else "Not shown equivalent"
+    return EquivalenceLine(
+        site=row.site,
         n=str(eq.n),
         mean=number(eq.mean),
         sd=number(eq.sd),
         difference=number(eq.difference),
         ci=_interval(eq.ci_low, eq.ci_high),
-        margin=f"±{number(eq.margin)}",
-        verdict="Equivalent" if eq.equivalent else "Not shown equivalent",
+        margin=margin,
+        verdict=verdict,
         words=row.words,
     )
 
 
-def _signal_row(signal: Any, time_zone: str) -> SignalRow:
-    d = signal.disposition
-    if d is None:
-        return SignalRow(signal.words, NOT_ASSESSED, "")
-    title = DISPOSITION_TITLES.get(d.kind, d.kind.replace("_", " ").capitalize())
-    if d.reference:
-        title += f" {d.reference}"
-    if getattr(d, "note", None):
-        title += f" — {d.note}"
-    signed = f"signed by {d.by}, {local_text(d.at, time_zone)}"
-    return SignalRow(signal.words, title, signed)
-
-
-def _summary(parameter: Any) -> str:
-    points = parameter.points
-    if not points:
-        return f"No batch recorded {parameter.label} in the period."
-    values = [p.value for p in points]
-    sites = sorted({p.site for p in points})
-    open_signals = sum(1 for s in parameter.signals if s.disposition is None)
-    text = (
-        f"{len(points)} batches from {len(sites)} site{'s' if len(sites) != 1 else ''} "
-        f"({', '.join(sites)}); values from {number(min(values))} to {number(max(values))}"
-        f"{' ' + parameter.unit if parameter.unit else ''}. "
-    )
-    if parameter.signals:
-        text += (
-            f"{len(parameter.signals)} signal{'s' if len(parameter.signals) != 1 else ''} "
-            f"by the Western Electric/Nelson rules, {open_signals} not assessed yet."
-        )
-    else:
-        text += "No signal by the Western Electric/Nelson rules."
-    return text
-
-
-def _criticality(value: Any) -> str:
-    """A parameter's criticality in words ("Critical quality attribute")."""
-    words = getattr(value, "words", None)
-    if words is None:
-        try:
-            words = Criticality(str(value)).words
-        except ValueError:
-            words = str(value)
-    return str(words)
+def _signal_row(signal: SignalView, time_zone: str) -> SignalLine:
+    if signal.trend_id is None:
+        return SignalLine(signal.words, NOT_KEPT, "")
+    if signal.disposition is None:
+        return SignalLine(signal.words, NOT_ASSESSED, "")
+    title = signal.disposition_words or signal.disposition
+    if signal.reference:
+        title += f" — reference {signal.reference}"
+    if signal.comment:
+        title += f" — {signal.comment}"
+    signed = f"signed by {signal.decided_by}, {_when(signal.decided_at, time_zone)}"
+    return SignalLine(signal.words, title, signed)
 
 
 def _svg_uri(svg: str) -> str:
@@ -263,42 +259,45 @@ def _svg_uri(svg: str) -> str:
 
 
 def comparability_report(
-    view: Any,
+    view: ComparabilityView,
     *,
     csv: bytes,
-    chart: Callable[[Any], str] | None,
+    chart: Callable[[ParameterView], str] | None,
     generated_at: datetime,
     generated_by: str,
     hub: str,
     hub_name: str,
     time_zone: str,
 ) -> ComparabilityReport:
-    """The report of ``view`` (a :class:`mes.services.cpv.ComparabilityView`) in words.
+    """The report of ``view`` in words.
 
-    ``chart(parameter_view)`` draws a parameter's control chart as SVG text; ``csv`` is the
-    view's data as the page downloads it.
+    ``chart(parameter_view)`` draws a parameter's control chart as SVG text (the page's,
+    :func:`mes.services.charts.control_chart_svg`); ``csv`` is the view's data as the page
+    downloads it (:func:`mes.services.cpv.comparability_csv`).
     """
     sections = []
     for p in view.parameters:
         sections.append(
             ParameterSection(
                 parameter=p.parameter,
-                title=_with_unit(p.label, f"({p.unit})" if p.unit else None),
-                criticality=_criticality(p.criticality),
-                specification=_specification(p.low, p.high, p.unit),
-                limits=_limits(p),
+                title=p.title,
+                criticality=p.criticality or "Critical",
+                specification=_specification(p.spec_low, p.spec_high, p.unit or None),
+                limits=_limits(p, time_zone),
+                margin=(
+                    f"±{number(p.margin)}{' ' + p.unit if p.unit else ''}, set by {p.margin_set_by}"
+                    if p.margin is not None
+                    else "not set by QA: the sites' differences are shown without a verdict"
+                ),
                 chart_uri=_svg_uri(chart(p)) if chart is not None and p.points else None,
-                summary=_summary(p),
-                capability=tuple(_capability_rows(p.capability)),
+                summary=chart_summary(p),
+                capability=tuple(_capability_row(c) for c in p.capability),
                 equivalence=tuple(_equivalence_row(e) for e in p.equivalence),
                 signals=tuple(_signal_row(s, time_zone) for s in p.signals),
             )
         )
-    batches = {pt.batch_id for p in view.parameters for pt in p.points}
-    sites = sorted({pt.site for p in view.parameters for pt in p.points})
     return ComparabilityReport(
         recipe_code=view.recipe_code,
-        recipe_title=getattr(view, "recipe_title", "") or "",
         date_from=_day(view.date_from),
         date_to=_day(view.date_to),
         hub=hub,
@@ -307,8 +306,8 @@ def comparability_report(
         generated_utc=generated_at.astimezone(UTC).replace(microsecond=0),
         generated_by=generated_by,
         time_zone=time_zone,
-        batches=len(batches),
-        sites=tuple(sites),
+        batches=view.batches,
+        sites=tuple(view.sites),
         csv_name=CSV_NAME,
         csv_sha256=hashlib.sha256(csv).hexdigest(),
         csv_bytes=len(csv),
@@ -316,8 +315,8 @@ def comparability_report(
     )
 
 
-def _day(value: date | str) -> str:
-    return value.isoformat() if isinstance(value, date) else str(value)
+def _day(value: date | None) -> str:
+    return value.isoformat() if value is not None else "—"
 
 
 # --- HTML, read-back words, manifest ------------------------------------------------------------
@@ -354,6 +353,8 @@ def expected_words(report: ComparabilityReport) -> list[Expected]:
             expected.append(Expected(f"the disposition of '{s.words}'", s.disposition))
             if s.signed:
                 expected.append(Expected(f"who signed the disposition of '{s.words}'", s.signed))
+        for c in p.capability:
+            expected.append(Expected(f"the capability of {c.scope} on {p.title}", c.words))
         for e in p.equivalence:
             expected.append(Expected(f"the equivalence of {e.site} on {p.title}", e.words))
     return expected
@@ -434,7 +435,7 @@ def check_period(date_from: date, date_to: date) -> None:
 
 
 def issue_comparability_report(
-    runtime: Any, ctx: Any, recipe_code: str, date_from: date, date_to: date
+    runtime: Runtime, ctx: Context, recipe_code: str, date_from: date, date_to: date
 ) -> IssuedReport:
     """The signed PDF/A-3b comparability report of ``recipe_code`` for the period, and its CSV.
 
@@ -454,13 +455,14 @@ def issue_comparability_report(
 
     with runtime.uow(read_only=True) as uow:
         view = comparability(uow, ctx, recipe_code, date_from, date_to)
+        actor = authorise(uow, ctx, Permission.WATCH_NETWORK)  # who generates it, in words
     csv = comparability_csv(view).encode("utf-8")
     report = comparability_report(
         view,
         csv=csv,
         chart=control_chart_svg,
         generated_at=ctx.at,
-        generated_by=view.generated_by,
+        generated_by=f"{actor.name} ({actor.username})" if actor.user_id else actor.name,
         hub=settings.site_code,
         hub_name=settings.site_name,
         time_zone=settings.time_zone,

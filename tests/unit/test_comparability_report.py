@@ -1,8 +1,9 @@
 """The comparability report as a document: HTML → PDF/A-3b → the hub's signature, read by real tools.
 
-Built from a ComparabilityView of the contract's shape (tests/comparability_helpers.py), laid out
-by WeasyPrint through the batch record's pipeline, signed with a real document-signing
-certificate, then read by poppler (``pdftotext``, ``pdfsig``), ``qpdf`` and ``mes.pdf.verify``.
+Built from a ComparabilityView made without a database (tests/comparability_helpers.py) with the
+page's own control chart (matplotlib SVG) and CSV, laid out by WeasyPrint through the batch
+record's pipeline, signed with a real document-signing certificate, then read by poppler
+(``pdftotext``, ``pdfsig``), ``qpdf`` and ``mes.pdf.verify``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import subprocess
 from datetime import UTC, datetime
 
 import pytest
-from comparability_helpers import stand_in_chart, stand_in_csv, stand_in_view
+from comparability_helpers import stand_in_view
 
 from mes.core.canonical import strict_loads
 from mes.core.certificate import DocumentSigningKey
@@ -32,6 +33,8 @@ from mes.pdf.verify import (
     embedded_file,
     verify_report_pdf,
 )
+from mes.services.charts import control_chart_svg
+from mes.services.cpv import comparability_csv
 
 AT = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
 
@@ -42,11 +45,11 @@ def key() -> DocumentSigningKey:
 
 
 def _report(view):
-    csv = stand_in_csv(view).encode()
+    csv = comparability_csv(view).encode()
     report = comparability_report(
         view,
         csv=csv,
-        chart=stand_in_chart,
+        chart=control_chart_svg,
         generated_at=AT,
         generated_by="Quinn QA (quinn)",
         hub="HUB",
@@ -89,21 +92,29 @@ def test_the_printed_report_shows_each_parameter_signal_disposition_and_the_csv_
     text = " ".join(_text(path).split())
     digest = hashlib.sha256(csv).hexdigest()
     assert f"Data SHA-256 SHA-256 {digest}" in text
-    assert "Viability at harvest (%)" in text and "Fold expansion" in text
+    assert "1. Viability at harvest (%)" in text and "2. Fold expansion" in text
     assert (
         "SPK2: 9 batches in a row below the centre line of Viability at harvest "
-        "(SPK2-2026-0003 to SPK2-2026-0011)" in text
+        "(SPK2-2026-0013 to SPK2-2026-0021)" in text
     )
     assert (
-        "Disposition: Deviation opened at the site DEV-SPK2-0007 — signed by Quinn QA (quinn), "
-        "2026-03-02 11:15:00 CET" in text
+        "Disposition: Deviation opened at the site — reference DEV-SPK2-0007 — Viability low "
+        "at SPK2 since the new counter — signed by Quinn QA (quinn), 2026-03-02 11:15:00 CET"
+        in text
     )
-    assert "Disposition: Not assessed yet: no disposition signed by QA" in text
+    assert (
+        "SPK1: 9 batches in a row above the centre line of Fold expansion "
+        "(SPK1-2026-0004 to SPK1-2026-0012)" in text
+    )
+    assert "Disposition: None: found on provisional limits (no baseline frozen by QA)" in text
     assert "Generated 2026-12-05 11:00:00 CET by Quinn QA (quinn)" in text
-    assert "provisional: no baseline frozen by QA yet" in text
-    assert "baseline frozen by Quinn QA (quinn) on 2026-02-01" in text
-    assert "Not shown equivalent" in text
-    assert "outside the ±2 margin" in text
+    assert "provisional: computed from the batches shown, no baseline frozen by QA" in text
+    assert (
+        "SPK2 Viability at harvest is 3.6 % lower than the network (90 % CI −4.3 to −2.9), "
+        "outside the ±2 % margin: not equivalent" in text
+    )
+    assert "Not shown equivalent" in text and "No margin set" in text
+    assert "Network: Ppk" in text
     assert missing_in_print(report, path.read_bytes()) == []
     assert len(expected_words(report)) > 10
 
@@ -132,6 +143,7 @@ def test_the_csv_is_embedded_with_its_manifest_and_verify_checks_it_and_the_file
     assert manifest["data"] == {"name": CSV_NAME, "sha256": hashlib.sha256(csv).hexdigest()}
     assert manifest["period"] == {"from": "2026-01-01", "to": "2026-12-31"}
     assert manifest["parameters"] == ["count_cells.viability", "expand.fold"]
+    assert manifest["batches"] == 90 and manifest["sites"] == ["SPK1", "SPK2", "SPK3"]
     outcome = verify_report_pdf(pdf, [key.certificate], ("report.csv", csv))
     assert outcome.ok, outcome.problems
     assert outcome.summary()[-1] == "report.csv beside it is the same data."
@@ -164,8 +176,7 @@ def test_a_period_with_no_batches_is_still_reported_and_says_so(key, tmp_path):
         "No batch of CART-CD19-FRESH recorded a critical parameter between 2026-01-01 and "
         "2026-12-31 at any site of the network." in text
     )
-    assert "No batch recorded Viability at harvest in the period." in text
-    assert "No signal in the period." in text
+    assert "No critical parameter (criticality: cpp, cqa or ipc) was recorded" in text
     assert verify_report_pdf(path.read_bytes(), [key.certificate]).ok
 
 
