@@ -67,7 +67,9 @@ def _namers() -> dict[str, Namer]:
     # imported here: these services record their changes through this module
     from mes.core.esign import ATTESTATION_RECORD_TYPE
     from mes.core.review import REVIEW_RECORD_TYPE
+    from mes.core.trends import BASELINE_RECORD_TYPE, MARGIN_RECORD_TYPE, TREND_RECORD_TYPE
     from mes.services import equipment, labels, materials, recipes, terminals
+    from mes.store.cpv import baseline_names, margin_names, trend_names
 
     return {
         recipes.RECORD_TYPE: recipe_version_names,
@@ -78,6 +80,9 @@ def _namers() -> dict[str, Namer]:
         equipment.RECORD_TYPE: equipment_names,
         ATTESTATION_RECORD_TYPE: user_names,
         terminals.RECORD_TYPE: terminal_names,
+        BASELINE_RECORD_TYPE: baseline_names,
+        MARGIN_RECORD_TYPE: margin_names,
+        TREND_RECORD_TYPE: trend_names,
     }
 
 

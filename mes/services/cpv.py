@@ -80,6 +80,7 @@ __all__ = [
     "ParameterView",
     "SeriesPoint",
     "SignalView",
+    "TrendView",
     "TrendsToAssess",
     "acknowledge_trend",
     "chart_csv",
@@ -89,6 +90,7 @@ __all__ = [
     "recipe_codes",
     "scan_trends",
     "set_margin",
+    "trend_view",
     "trends_to_assess",
 ]
 
@@ -582,6 +584,47 @@ def trends_to_assess(uow: UnitOfWork, ctx: Context, *, limit: int = 20) -> Trend
     authorise(uow, ctx, Permission.GOVERN_CPV)
     count, rows = store.open_trends(uow.session, limit)
     return TrendsToAssess(count, rows)
+
+
+@dataclass(frozen=True)
+class TrendView:
+    """One trend for QA's assessment: the signal in words, where, and its disposition if any."""
+
+    trend: store.CpvTrend
+    disposition: store.CpvDisposition | None
+    decided_by: str | None
+    baseline_from: date | None
+
+    @property
+    def key(self) -> str:
+        """The series' key ('phase.value|unit') of the comparability page."""
+        return f"{self.trend.parameter}|{self.trend.unit}"
+
+    @property
+    def disposition_words(self) -> str | None:
+        """QA's disposition in words (None while open)."""
+        return Disposition(self.disposition.disposition).words if self.disposition else None
+
+
+def trend_view(uow: UnitOfWork, ctx: Context, trend_id: str) -> TrendView:
+    """One trend and its disposition, for readers of the network (Permission.WATCH_NETWORK)."""
+    authorise(uow, ctx, Permission.WATCH_NETWORK)
+    found = store.trend(uow.session, (trend_id or "").strip()[:36])
+    if found is None:
+        raise NotFound("There is no such trend.", what_to_do="Open it from the QA queue.")
+    signer = found.disposition.decided_by if found.disposition else None
+    names = store.people(uow.session, [signer] if signer else [])
+    baseline = (
+        uow.session.get(store.CpvBaseline, found.trend.baseline_id)
+        if found.trend.baseline_id
+        else None
+    )
+    return TrendView(
+        found.trend,
+        found.disposition,
+        names.get(signer) if signer else None,
+        baseline.period_from if baseline is not None else None,
+    )
 
 
 # --- governance ---------------------------------------------------------------------------------

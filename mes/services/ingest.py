@@ -36,6 +36,7 @@ from mes.core.errors import (
     SyncRefused,
 )
 from mes.core.keys import SitePublicKey
+from mes.core.review import replay_review
 from mes.core.sync import (
     SITE_HEADER,
     Chunk,
@@ -55,7 +56,8 @@ from mes.store import batches as store
 from mes.store import recipes
 from mes.store import spokes as spokes_store
 from mes.store.models import Batch as BatchRow
-from mes.store.review import disposition
+from mes.store.read_models import refresh_batch
+from mes.store.review import disposition, review_ledger
 from mes.store.sync import log_event, note_clock, note_contact, remember_nonce
 from mes.store.uow import UnitOfWork
 
@@ -369,6 +371,7 @@ def _store_chunk(uow: UnitOfWork, at: datetime, chunk: Chunk, via: str) -> Ack:
             batch = Batch.replay(procedure, follow.new)
             batch.new_entries = list(follow.new)
             stored = None
+            record = list(follow.new)
         else:
             procedure = _deployed_procedure(
                 session,
@@ -379,10 +382,12 @@ def _store_chunk(uow: UnitOfWork, at: datetime, chunk: Chunk, via: str) -> Ack:
                     "content_hash": row.content_hash,
                 },
             )
-            batch = Batch.replay(procedure, store.ledger(session, row.id))
+            record = store.ledger(session, row.id)
+            batch = Batch.replay(procedure, record)
             stored = store.saved_state(batch, received=True)
             for entry in follow.new:
                 batch.receive(entry)
+            record += follow.new
     except SyncRefused:
         raise
     except (MesError, KeyError, ValueError, TypeError, AttributeError) as err:
@@ -407,6 +412,9 @@ def _store_chunk(uow: UnitOfWork, at: datetime, chunk: Chunk, via: str) -> Ack:
         duplicates=follow.duplicates,
         reason=flagged,
     )
+    # The network's read models move with the record (the chunk's receipt is logged above).
+    review = replay_review(chunk.batch, review_ledger(session, chunk.batch))
+    refresh_batch(session, batch, record, review, settings=uow.site.review)
     return Ack(
         chunk.batch,
         len(follow.new),

@@ -48,6 +48,7 @@ from mes.store.models import (
     BatchReview,
 )
 from mes.store.qa_queue import QueueFilter, qa_queue_selection
+from mes.store.read_models import refresh_batch
 from mes.store.review import (
     append_review_entries,
     review_head,
@@ -197,6 +198,8 @@ def _commit(uow: UnitOfWork, view: ReviewView) -> ReviewView:
     append_review_entries(uow.session, new)
     at = new[-1].body["at"] if new else ""
     save_disposition(uow.session, view.review.state, key=uow.site.key, at=at)
+    # The QA queue's and the board's row of the batch, and its release on the timeline.
+    refresh_batch(uow.session, view.batch, view.record, view.review.state, settings=uow.site.review)
     uow.commit()
     return view
 

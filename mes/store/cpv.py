@@ -8,7 +8,7 @@ read or write is the service's (:mod:`mes.services.cpv`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mes.store.models import CpvBaseline, CpvDisposition, CpvMargin, CpvTrend, RecipeVersion, User
+from mes.store.queries import RecordName
 
 # The read model, named by its columns (its model class is the read-model module's).
 parameter_results = table(
@@ -226,6 +227,47 @@ def keyed(rows: Iterable[TrendRow]) -> dict[tuple[str, str, str, str], TrendRow]
     }
 
 
+# --- the audit trail's names of these records -----------------------------------------------------
+
+
+def _series_name(code: str, parameter: str, unit: str) -> str:
+    return f"{code} {parameter}" + (f" ({unit})" if unit else "")
+
+
+def baseline_names(session: Session, ids: Collection[str]) -> dict[str, RecordName]:
+    """A baseline by its recipe code, parameter and period: 'CART-CD19 harvest.viability (%) …'."""
+    rows = session.execute(select(CpvBaseline).where(CpvBaseline.id.in_(ids))).scalars()
+    return {
+        b.id: RecordName(
+            f"Baseline of {_series_name(b.recipe_code, b.parameter, b.unit)}, "
+            f"{b.first_number} to {b.last_number}"
+        )
+        for b in rows
+    }
+
+
+def margin_names(session: Session, ids: Collection[str]) -> dict[str, RecordName]:
+    """A margin by its recipe code and parameter."""
+    rows = session.execute(select(CpvMargin).where(CpvMargin.id.in_(ids))).scalars()
+    return {
+        m.id: RecordName(f"Margin of {_series_name(m.recipe_code, m.parameter, m.unit)}")
+        for m in rows
+    }
+
+
+def trend_names(session: Session, ids: Collection[str]) -> dict[str, RecordName]:
+    """A trend by its recipe code, where and its first batch, linked to that batch."""
+    rows = session.execute(select(CpvTrend).where(CpvTrend.id.in_(ids))).scalars()
+    return {
+        t.id: RecordName(
+            f"Trend {t.scope} {_series_name(t.recipe_code, t.parameter, t.unit)} from "
+            f"{t.first_number}",
+            t.first_batch_id,
+        )
+        for t in rows
+    }
+
+
 __all__ = [
     "CpvBaseline",
     "CpvDisposition",
@@ -235,15 +277,18 @@ __all__ = [
     "Series",
     "TrendRow",
     "add_trend",
+    "baseline_names",
     "baselines",
     "compiled_versions",
     "keyed",
     "known_signals",
+    "margin_names",
     "margins",
     "open_trends",
     "people",
     "recipe_codes",
     "results",
     "trend",
+    "trend_names",
     "trends",
 ]

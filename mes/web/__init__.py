@@ -35,13 +35,14 @@ def blueprints_by_role() -> dict[str, list[Any]]:
     from mes.web.common.views import bp as common
     from mes.web.installed.views import bp as installed
     from mes.web.masters.views import bp as masters
+    from mes.web.network.comparability import bp as comparability
     from mes.web.network.views import bp as network
     from mes.web.operator.views import bp as operator
     from mes.web.qa.views import bp as qa
     from mes.web.sync.views import bp as sync
 
     return {
-        "hub": [common, admin, authoring, api, network, qa],
+        "hub": [common, admin, authoring, api, network, comparability, qa],
         "spoke": [common, admin, installed, operator, masters, sync],
     }
 

@@ -201,6 +201,24 @@ SEED: tuple[tuple[str, tuple[dict[str, Any], ...]], ...] = (
                 {"id": "g-2", "user_id": OLIVIA, "code_hash": "d" * 64, "hint": "…7Ø42",
                  "enrolled_at": LATER, "enrolled_by": None, "revoked_at": None,
                  "revoke_reason": None})),
+    ("batch_summaries", ({
+        "batch_id": BATCH, "site": "SPK1", "number": "SPK1-2026-0001", "recipe_code": "CAR-T",
+        "recipe_version": 1, "status": "in_progress", "qa_state": "at_spoke",
+        "current_phase": "Thaw — Zellen", "next_timer_at": STAMP, "open_deviations": 1,
+        "exceptions": 2, "blocking": False, "newest_entry_at": STAMP, "received_at": STAMP,
+        "created_at": STAMP, "started_at": STAMP, "completed_at": None, "decided_at": None,
+        "demo": True},)),
+    ("parameter_results", ({
+        "batch_id": BATCH, "phase_id": "thaw", "value_id": "temp", "site": "SPK1",
+        "recipe_code": "CAR-T", "recipe_version": 1, "number": "SPK1-2026-0001",
+        "parameter": "thaw.temp", "label": "Température", "unit": "°C", "criticality": "cpp",
+        "value": -1.5, "recorded_at": STAMP, "demo": True},)),
+    ("batch_milestones", tuple(
+        {"batch_id": BATCH, "milestone": name, "site": "SPK1", "recipe_code": "CAR-T",
+         "at": STAMP, "source": source}
+        for name, source in (("collection_end", "recipe"), ("manufacturing_start", "event"),
+                             ("up:thaw_up", "event"))
+    )),
     ("cpv_baselines", ({"id": "cb-1", "recipe_code": "CART-CD19", "parameter": "harvest.viability",
                         "unit": "%", "period_from": date(2026, 1, 1),
                         "period_to": date(2026, 6, 30), "batches": 20,

@@ -36,6 +36,7 @@ from mes.store.models.people import (
     UserRole,
     WebSession,
 )
+from mes.store.models.read_models import BatchMilestone, BatchSummary, ParameterResult
 from mes.store.models.recipes import InstalledRecipe, RecipePublication, RecipeVersion
 from mes.store.models.sync import (
     AnchoredHead,
@@ -59,9 +60,11 @@ __all__ = [
     "BatchEntry",
     "BatchEquipment",
     "BatchMaterial",
+    "BatchMilestone",
     "BatchPhase",
     "BatchReview",
     "BatchReviewEntry",
+    "BatchSummary",
     "BatchValue",
     "ChainHead",
     "Counter",
@@ -78,6 +81,7 @@ __all__ = [
     "InstalledRecipe",
     "Material",
     "MaterialLot",
+    "ParameterResult",
     "PasswordHistory",
     "PinHistory",
     "RecipePublication",

@@ -140,6 +140,9 @@ class SyncEvent(Base):
         known("outcome", SyncOutcome),
         Index("ix_sync_events_at", "at"),
         Index("ix_sync_events_batch", "batch_id"),
+        # The network page: each spoke's last accepted ingest, and the newest refusals.
+        Index("ix_sync_events_action_outcome_peer_at", "action", "outcome", "peer", "at"),
+        Index("ix_sync_events_outcome_id", "outcome", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

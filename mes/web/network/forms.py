@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import StringField, TextAreaField
-from wtforms.validators import DataRequired, Length
+from wtforms import HiddenField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
 
-from mes.web.forms import FreeText, OneLine
+from mes.web.forms import FreeText, OneLine, SignatureForm
 
 
 class SpokeForm(FlaskForm):
@@ -32,3 +32,36 @@ class SpokeActionForm(FlaskForm):
 
 class PlainForm(FlaskForm):
     """An action with nothing to type (CSRF only)."""
+
+
+# --- continued process verification (the comparability page) -------------------------------------
+
+
+class BaselineForm(SignatureForm):
+    """QA freezes the control limits of a parameter: the first N batches of a period (signed)."""
+
+    parameter = HiddenField(validators=[Length(max=200)])
+    period_from = StringField("Period from", validators=[Length(max=40), OneLine()])
+    period_to = StringField("Period to", validators=[Length(max=40), OneLine()])
+    batches = StringField("Number of batches (N)", validators=[Length(max=6), OneLine()])
+    reason = TextAreaField("Reason (optional)", validators=[Optional(), FreeText(2000)])
+
+
+class MarginForm(SignatureForm):
+    """QA sets the equivalence margin of a parameter, with a reason (signed)."""
+
+    parameter = HiddenField(validators=[Length(max=200)])
+    margin = StringField(
+        "Margin (±, in the parameter's unit)", validators=[Length(max=30), OneLine()]
+    )
+    reason = TextAreaField("Reason", validators=[Optional(), FreeText(2000)])
+
+
+class TrendForm(SignatureForm):
+    """QA assesses a trend: a disposition, its reference where due, and a comment (signed)."""
+
+    disposition = StringField("Disposition", validators=[Length(max=20), OneLine()])
+    reference = StringField(
+        "Reference (deviation or CAPA)", validators=[Optional(), Length(max=200), OneLine()]
+    )
+    comment = TextAreaField("Comment", validators=[Optional(), FreeText(4000)])

@@ -1,0 +1,215 @@
+"""CPV governance at the hub: QA freezes baselines and sets margins, signals become trends, and
+QA assesses each with an e-signature kept in the hub's audit trail (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from cpv_series import CODE, KEY, add_batches, steady
+from integration_helpers import attest, audit_entries
+from sqlalchemy import select, text
+from support import NOW, PASSWORD, user_ctx
+
+from mes.core.errors import AuthenticationFailed, InvalidInput, NotAuthorised, NotFound
+from mes.core.trends import NETWORK
+from mes.services import cpv
+from mes.services.audit import AuditFilter, read_audit_trail
+from mes.services.esign import Credentials
+from mes.store.models import CpvBaseline, CpvDisposition, CpvTrend
+
+FROM, TO = date(2026, 3, 1), date(2026, 12, 31)
+
+
+@pytest.fixture
+def qa(create_user, make_uow) -> str:
+    quinn = create_user("quinn", roles=["qa"])
+    attest(make_uow, quinn, "quinn")
+    return quinn
+
+
+def signed(username: str = "quinn", password: str = PASSWORD) -> dict:
+    return {
+        "credentials": Credentials(password=password, username=username),
+        "first_signing_in_session": True,
+    }
+
+
+def freeze(make_uow, user: str, batches: int = 12, **kwargs) -> CpvBaseline:
+    with make_uow() as uow:
+        return cpv.freeze_baseline(
+            uow, user_ctx(user), CODE, KEY, FROM, FROM + timedelta(days=40), batches, "PPQ and after",
+            **(kwargs or signed()),
+        )  # fmt: skip
+
+
+def view(make_uow, user: str) -> cpv.ComparabilityView:
+    with make_uow() as uow:
+        return cpv.comparability(uow, user_ctx(user), CODE, FROM, TO)
+
+
+def test_until_qa_freezes_a_baseline_the_limits_are_provisional_and_no_trend_is_kept(make_uow, qa):
+    add_batches(
+        make_uow,
+        steady() + [("SPK2", v) for v in (86.0, 86.5, 85.9, 86.2, 86.1, 85.8, 86.4, 86.0, 86.3)],
+    )
+    shown = view(make_uow, qa).parameters[0]
+    assert shown.limits is not None and shown.limits.provisional
+    assert shown.baseline is None
+    assert any(s.scope == "SPK2" for s in shown.signals)  # shown on the page ...
+    assert all(s.trend_id is None for s in shown.signals)  # ... but not kept as a trend
+    with make_uow() as uow:
+        assert cpv.trends_to_assess(uow, user_ctx(qa)).count == 0
+
+
+def test_qa_freezes_a_baseline_signed_approved_and_a_later_one_supersedes_it(make_uow, qa):
+    numbers = add_batches(make_uow, steady())
+    first = freeze(make_uow, qa, batches=9)
+    assert (first.batches, first.first_number, first.last_number) == (9, numbers[0], numbers[8])
+    shown = view(make_uow, qa).parameters[0]
+    assert not shown.limits.provisional
+    assert shown.limits.centre == pytest.approx(first.centre)
+    assert shown.baseline.frozen_by == "Quinn Tester (quinn)"
+    entries = [e for e in audit_entries(make_uow) if e.record_type == "cpv-baseline"]
+    assert [e.action for e in entries] == ["signed: approved", "CPV baseline frozen"]
+    assert entries[0].new["meaning"] == "approved" and entries[0].record_id == first.id
+    assert entries[1].new["batches"] == numbers[:9]
+    with make_uow() as uow:  # the audit trail names it as people know it
+        trail = read_audit_trail(uow, user_ctx(qa), AuditFilter(record_type="cpv-baseline"))
+    assert {trail.name_of(e).text for e in trail.page.entries} == {
+        f"Baseline of {CODE} harvest.viability (%), {numbers[0]} to {numbers[8]}"
+    }
+    second = freeze(make_uow, qa, batches=12)
+    assert view(make_uow, qa).parameters[0].baseline.id == second.id
+    with make_uow() as uow:  # the first is kept: a new row, never an update
+        assert {b.id for b in uow.session.execute(select(CpvBaseline)).scalars()} == {
+            first.id,
+            second.id,
+        }
+
+
+def test_a_signal_on_the_frozen_baseline_becomes_a_trend_qa_assesses_with_a_signature(make_uow, qa):
+    add_batches(make_uow, steady())
+    freeze(make_uow, qa)
+    shifted = add_batches(
+        make_uow,
+        [("SPK2", v) for v in (92.5, 86.0, 86.5, 85.9, 86.2, 86.1, 85.8, 86.4, 86.0, 86.3)],
+        start=NOW.replace(month=5, day=1),
+        first=100,
+    )[1:]  # above the centre line, then nine below
+    shown = view(make_uow, qa).parameters[0]  # computing the view keeps the new trends
+    run = next(s for s in shown.signals if s.scope == "SPK2" and s.rule.value == "N2")
+    assert run.words.startswith("SPK2: 9 batches in a row below the centre line of Viability")
+    assert run.numbers == tuple(shifted) and run.trend_id is not None
+    assert view(make_uow, qa).parameters[0].signals == shown.signals  # kept once, not twice
+    with make_uow() as uow:
+        to_assess = cpv.trends_to_assess(uow, user_ctx(qa))
+    assert run.trend_id in {t.id for t in to_assess.trends}
+    with make_uow() as uow:
+        cpv.acknowledge_trend(
+            uow, user_ctx(qa), run.trend_id, "deviation", "DEV-SPK2-2026-014",
+            "Harvest media lot changed at SPK2; investigated under the site's deviation.",
+            **signed(),
+        )  # fmt: skip
+    entries = [e for e in audit_entries(make_uow) if e.record_id == run.trend_id]
+    assert [e.action for e in entries] == [
+        "CPV trend detected",
+        "signed: acknowledged",
+        "CPV trend assessed",
+    ]
+    assert entries[1].new["meaning"] == "acknowledged" and entries[1].actor_username == "quinn"
+    assert entries[2].new["reference"] == "DEV-SPK2-2026-014"
+    again = next(s for s in view(make_uow, qa).parameters[0].signals if s.trend_id == run.trend_id)
+    assert (again.disposition, again.reference) == ("deviation", "DEV-SPK2-2026-014")
+    assert again.decided_by == "Quinn Tester (quinn)"
+    with make_uow() as uow, pytest.raises(InvalidInput, match="already assessed"):
+        cpv.acknowledge_trend(uow, user_ctx(qa), run.trend_id, "no_action", None, "x", **signed())
+    with make_uow() as uow:
+        assert run.trend_id not in {t.id for t in cpv.trends_to_assess(uow, user_ctx(qa)).trends}
+        with pytest.raises(Exception, match="append-only"):  # the database keeps it as signed
+            uow.session.execute(text("UPDATE cpv_dispositions SET comment = 'edited'"))
+
+
+def test_the_scan_finds_the_trends_without_the_page(make_uow, qa, cli_ctx):
+    add_batches(make_uow, steady())
+    freeze(make_uow, qa)
+    add_batches(make_uow, [("SPK3", 99.0)], start=NOW.replace(month=5), first=200)
+    with make_uow() as uow:
+        assert cpv.scan_trends(uow, cli_ctx) == 2  # beyond 3 sigma: at SPK3 and network-wide
+    with make_uow() as uow:
+        assert cpv.scan_trends(uow, cli_ctx) == 0
+        scopes = {t.scope for t in uow.session.execute(select(CpvTrend)).scalars()}
+    assert scopes == {"SPK3", NETWORK}
+
+
+def test_refusals_change_nothing(make_uow, qa, create_user):
+    add_batches(make_uow, steady())
+    sam = create_user("sam", roles=["supervisor"])
+    attest(make_uow, sam, "sam")
+    with pytest.raises(NotAuthorised):
+        freeze(make_uow, sam, **signed("sam"))
+    with pytest.raises(AuthenticationFailed):
+        freeze(make_uow, qa, **signed(password="wrong-password-123"))
+    with pytest.raises(InvalidInput, match="from 8 to 500"):
+        freeze(make_uow, qa, batches=3)
+    with pytest.raises(InvalidInput, match="holds 12 batches"):
+        freeze(make_uow, qa, batches=20)
+    for margin in (0.0, -1.0, float("nan"), None):
+        with make_uow() as uow, pytest.raises(InvalidInput, match="above zero"):
+            cpv.set_margin(uow, user_ctx(qa), CODE, KEY, margin, "why", **signed())
+    with make_uow() as uow, pytest.raises(InvalidInput, match="why"):
+        cpv.set_margin(uow, user_ctx(qa), CODE, KEY, 2.0, "  ", **signed())
+    with make_uow() as uow, pytest.raises(NotFound):
+        cpv.set_margin(uow, user_ctx(qa), CODE, "harvest.nothing|%", 2.0, "why", **signed())
+    with make_uow() as uow, pytest.raises(NotFound):
+        cpv.acknowledge_trend(uow, user_ctx(qa), "no-such", "no_action", None, "c", **signed())
+    with make_uow() as uow:
+        assert not uow.session.execute(select(CpvBaseline)).first()
+        assert not uow.session.execute(select(CpvDisposition)).first()
+    assert not [e for e in audit_entries(make_uow) if e.record_type.startswith("cpv-")]
+
+
+def test_a_disposition_needs_its_reference_and_a_comment(make_uow, qa):
+    add_batches(make_uow, steady())
+    freeze(make_uow, qa)
+    add_batches(make_uow, [("SPK3", 99.0)], start=NOW.replace(month=5), first=200)
+    trend_id = next(s.trend_id for s in view(make_uow, qa).parameters[0].signals if s.trend_id)
+    for disposition, reference, comment, words in (
+        ("capa", None, "c", "needs the CAPA reference"),
+        ("deviation", " ", "c", "needs the deviation's reference"),
+        ("no_action", None, "", "comment"),
+        ("ignore", None, "c", "not a disposition"),
+    ):
+        with make_uow() as uow, pytest.raises(InvalidInput, match=words):
+            cpv.acknowledge_trend(
+                uow, user_ctx(qa), trend_id, disposition, reference, comment, **signed()
+            )
+
+
+def test_the_margin_turns_the_interval_into_an_equivalence_verdict(make_uow, qa):
+    add_batches(make_uow, steady() + [("SPK2", 88.0)] * 0)
+    before = view(make_uow, qa).parameters[0].equivalence
+    assert all("no margin set: QA sets one" in row.words for row in before)
+    with make_uow() as uow:
+        cpv.set_margin(uow, user_ctx(qa), CODE, KEY, 2.0, "1.5 SD of the PPQ batches", **signed())
+    after = view(make_uow, qa).parameters[0]
+    assert after.margin == 2.0 and after.margin_set_by == "Quinn Tester (quinn)"
+    assert {row.site for row in after.equivalence} == {"SPK1", "SPK2", "SPK3"}
+    assert all(
+        "margin" in row.words and "QA sets one" not in row.words for row in after.equivalence
+    )
+    entries = [e for e in audit_entries(make_uow) if e.record_type == "cpv-margin"]
+    assert [e.action for e in entries] == ["signed: approved", "CPV equivalence margin set"]
+    assert entries[1].reason == "1.5 SD of the PPQ batches"
+
+
+def test_the_csv_holds_every_point_capability_equivalence_and_signal(make_uow, qa):
+    numbers = add_batches(make_uow, steady())
+    shown = view(make_uow, qa)
+    text_csv = cpv.comparability_csv(shown)
+    assert all(n in text_csv for n in numbers)
+    for section in ("point,", "capability,", "equivalence,"):
+        assert section in text_csv
+    chart = cpv.chart_csv(shown, KEY, "SPK1").splitlines()
+    assert chart[0].startswith("recipe_code,parameter,unit")
+    assert len(chart) == 1 + 4  # SPK1's four batches
