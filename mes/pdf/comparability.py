@@ -57,6 +57,10 @@ NOT_ASSESSED = "Not assessed yet: a trend to assess, no disposition signed by QA
 NOT_KEPT = (
     "None: found on provisional limits (no baseline frozen by QA), so not kept as a trend to assess"
 )
+NOT_KEPT_ON_BASELINE = (
+    "None: this run, as the period shows it, is not a kept trend (a run begun before the period "
+    "is kept from its first batch)"
+)
 
 
 # --- the report in words ------------------------------------------------------------------------
@@ -240,9 +244,9 @@ def _equivalence_row(row: EquivalenceRow) -> EquivalenceLine:
     )
 
 
-def _signal_row(signal: SignalView, time_zone: str) -> SignalLine:
+def _signal_row(signal: SignalView, provisional: bool, time_zone: str) -> SignalLine:
     if signal.trend_id is None:
-        return SignalLine(signal.words, NOT_KEPT, "")
+        return SignalLine(signal.words, NOT_KEPT if provisional else NOT_KEPT_ON_BASELINE, "")
     if signal.disposition is None:
         return SignalLine(signal.words, NOT_ASSESSED, "")
     title = signal.disposition_words or signal.disposition
@@ -293,7 +297,10 @@ def comparability_report(
                 summary=chart_summary(p),
                 capability=tuple(_capability_row(c) for c in p.capability),
                 equivalence=tuple(_equivalence_row(e) for e in p.equivalence),
-                signals=tuple(_signal_row(s, time_zone) for s in p.signals),
+                signals=tuple(
+                    _signal_row(s, p.limits is None or p.limits.provisional, time_zone)
+                    for s in p.signals
+                ),
             )
         )
     return ComparabilityReport(
@@ -439,8 +446,9 @@ def issue_comparability_report(
 ) -> IssuedReport:
     """The signed PDF/A-3b comparability report of ``recipe_code`` for the period, and its CSV.
 
-    The view is read in one read-only transaction (the service checks who may read it); the
-    report is made anew each time (it states when it was generated and by whom), read back,
+    The view is computed as the page computes it (the service checks who may read it, and keeps
+    the trends found on frozen baselines, so each is shown with its state); the report is made
+    anew each time (it states when it was generated and by whom), read back,
     and signed by the hub like a batch record. Refused at a spoke (no document-signing key).
     """
     from mes.pdf.issue import COVER_STAMP_BOX, PrintIncomplete
@@ -453,7 +461,7 @@ def issue_comparability_report(
     from mes.services.charts import control_chart_svg
     from mes.services.cpv import comparability, comparability_csv
 
-    with runtime.uow(read_only=True) as uow:
+    with runtime.uow() as uow:  # as the page: new trends on frozen baselines are kept
         view = comparability(uow, ctx, recipe_code, date_from, date_to)
         actor = authorise(uow, ctx, Permission.WATCH_NETWORK)  # who generates it, in words
     csv = comparability_csv(view).encode("utf-8")

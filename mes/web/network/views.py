@@ -95,7 +95,3 @@ def change(code: str, action: str) -> ResponseReturnValue:
     )
     flash(f"Spoke {spoke.code} is now {spoke.status}.", "success")
     return redirect(url_for("network.overview"))
-
-
-# The comparability report's downloads register on this blueprint.
-from mes.web.network import reports  # noqa: E402, F401
