@@ -285,7 +285,7 @@ def comparability_report(
             ParameterSection(
                 parameter=p.parameter,
                 title=p.title,
-                criticality=p.criticality or "Critical",
+                criticality=p.criticality or "Critical parameter",
                 specification=_specification(p.spec_low, p.spec_high, p.unit or None),
                 limits=_limits(p, time_zone),
                 margin=(
