@@ -12,13 +12,15 @@ from datetime import UTC, datetime
 
 import pytest
 from cli_helpers import assert_refused
-from comparability_helpers import stand_in_chart, stand_in_csv, stand_in_view
+from comparability_helpers import stand_in_view
 from test_verify_cli import hub_key_of
 
 from mes.core.certificate import fingerprint
 from mes.pdf.comparability import comparability_report, render_comparability_pdf
 from mes.pdf.issue import COVER_STAMP_BOX
 from mes.pdf.sign import sign_pdf
+from mes.services.charts import control_chart_svg
+from mes.services.cpv import comparability_csv
 
 AT = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
 
@@ -31,11 +33,11 @@ def hub(instance):
 
 def _write_report(hub, folder, batches: int = 30):
     view = stand_in_view(batches)
-    csv = stand_in_csv(view).encode()
+    csv = comparability_csv(view).encode()
     report = comparability_report(
         view,
         csv=csv,
-        chart=stand_in_chart,
+        chart=control_chart_svg,
         generated_at=AT,
         generated_by="Quinn QA (quinn)",
         hub="HUB",
@@ -67,7 +69,7 @@ def test_verify_recognises_a_comparability_report_and_checks_the_csv_beside_it(h
         "ok: report.pdf\n"
         "  Signed by HUB (HUB) batch records on 2026-12-05 10:00:00 UTC (certificate SHA-256 "
         f"{fingerprint(hub_key_of(hub).certificate)})\n"
-        "  Comparability report of CART-CD19-FRESH, 2026-01-01 to 2026-12-31: 60 batches, "
+        "  Comparability report of CART-CD19-FRESH, 2026-01-01 to 2026-12-31: 30 batches, "
         "2 parameters\n"
         f"  Data comparability.csv (SHA-256 {digest}) embedded and printed\n"
         "  report.csv beside it is the same data.\n"
@@ -143,3 +145,54 @@ def test_a_spoke_issues_no_report(instance, tmp_path):
     )
     assert (result.code, result.out) == (1, "")
     assert result.err.startswith("error: Only the hub signs")
+
+
+def _add_batches(instance) -> None:
+    """Received batches of CART-CD19 at three sites, written into the instance's database."""
+    from cpv_series import add_batches, steady
+
+    from mes.services.runtime import load_site
+    from mes.settings import load_settings
+    from mes.store.engine import make_engine, session_factory
+    from mes.store.uow import UnitOfWork
+
+    settings = load_settings(instance.path, env={})
+    engine = make_engine(settings.database_url)
+    sessions, site = session_factory(engine), load_site(settings)
+    try:
+        add_batches(lambda *_a, **_k: UnitOfWork(sessions, site), steady(rounds=8))
+    finally:
+        engine.dispose()
+
+
+def test_the_hub_writes_the_signed_report_and_its_csv_and_mes_verify_accepts_them(hub, tmp_path):
+    _add_batches(hub)
+    out = tmp_path / "cpv.pdf"
+    period = ("--from", "2026-03-01", "--to", "2026-12-31")
+    result = hub.run("report", "comparability", "CART-CD19", *period, "--out", str(out))
+    assert (result.code, result.err) == (0, "")
+    csv = (tmp_path / "cpv.csv").read_bytes()
+    digest = hashlib.sha256(csv).hexdigest()
+    lines = result.out.splitlines()
+    assert lines[0].startswith(
+        f"Wrote {out}: comparability report of CART-CD19, 2026-03-01 to 2026-12-31, "
+        "24 batches from 3 sites, 1 parameters, "
+    )
+    assert lines[0].endswith(" bytes, signed by the hub.")
+    assert lines[1] == f"Wrote {tmp_path / 'cpv.csv'}: its data, SHA-256 {digest}."
+    verified = hub.run("verify", str(out))
+    assert (verified.code, verified.err) == (0, ""), verified.err
+    assert "  cpv.csv beside it is the same data.\n" in verified.out
+    assert "Comparability report of CART-CD19, 2026-03-01 to 2026-12-31: 24 batches" in (
+        verified.out
+    )
+    empty = hub.run(
+        "report", "comparability", "CART-CD19", "--from", "2025-01-01", "--to", "2025-12-31",
+        "--out", str(tmp_path / "empty.pdf"),
+    )  # fmt: skip
+    assert empty.code == 0 and "no batches in the period, 0 parameters" in empty.out
+    assert_refused(
+        hub.run("report", "comparability", "NO-SUCH", *period, "--out", str(tmp_path / "n.pdf")),
+        "No critical numbers of a recipe 'NO-SUCH' have been received. "
+        "Choose a recipe code the page lists.",
+    )
