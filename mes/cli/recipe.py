@@ -10,6 +10,13 @@ import click
 
 from mes.cli.common import CliState, command_context, out_option, read_file
 from mes.core.batchml import master_recipe_batchml
+from mes.core.critical import (
+    critical_inputs,
+    milestone_inputs,
+    point_title,
+    turnaround_of,
+    turnaround_words,
+)
 from mes.core.errors import InvalidInput
 from mes.core.lifecycle import STATE_TITLES, VersionState
 from mes.core.ordering import ORDERING_WORDS
@@ -76,6 +83,28 @@ def show_command(file: Path, as_json: bool) -> None:
             for phase in operation["phases"]:
                 verify = f", verified by {phase['verify']}" if phase["verify"] else ""
                 click.echo(f"      - {phase['name']} [{phase['perform']}{verify}]")
+    _show_critical(data)
+
+
+def _show_critical(data: dict[str, Any]) -> None:
+    """The critical parameters, the milestones recorded and the turnaround target, if declared."""
+    critical = critical_inputs(data)
+    if critical:
+        click.echo("Critical parameters:")
+        for c in critical:
+            unit = f", {c.unit}" if c.unit else ""
+            click.echo(f"  {c.criticality.value.upper()} {c.label} ({c.parameter}{unit})")
+    milestones = milestone_inputs(data)
+    if milestones:
+        click.echo("Milestones recorded:")
+        for name, (phase_id, value_id) in milestones.items():
+            click.echo(f"  {point_title(name)}: {phase_id}.{value_id}")
+    turnaround = turnaround_of(data)
+    if turnaround is not None:
+        units = {unit["id"]: unit["name"] for unit in data["unit_procedures"]}
+        click.echo("Turnaround target:")
+        for line in turnaround_words(turnaround, units):
+            click.echo(f"  {line}")
 
 
 @recipe_group.command("import")

@@ -76,6 +76,7 @@ class Permission(StrEnum):
     MANAGE_SPOKES = "enroll, suspend and revoke spokes"
     WATCH_NETWORK = "watch the network of sites"
     REVIEW_BATCHES = "review batch records, work deviations and release or reject batches"
+    REBUILD_READ_MODELS = "rebuild the network's read models from the chains"
     GOVERN_CPV = (
         "freeze CPV baselines, set comparability margins and assess trends across the network"
     )
@@ -99,6 +100,7 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.MANAGE_SPOKES: frozenset({Role.ADMIN}),
     Permission.WATCH_NETWORK: frozenset({Role.ADMIN, Role.SUPERVISOR, Role.QA}),
     Permission.REVIEW_BATCHES: frozenset({Role.QA}),
+    Permission.REBUILD_READ_MODELS: frozenset({Role.ADMIN, Role.QA}),
     Permission.GOVERN_CPV: frozenset({Role.QA}),
 }
 

@@ -19,6 +19,11 @@ Phase, with ``ProcedureLogic`` steps and links at each level. The mapping, eleme
 - a material → a ``Parameter`` of ParameterType ProcessInput: ID the material code,
   Description its name, Value the quantity in its unit.
 - equipment → ``EquipmentRequirement`` (ID the equipment class, Description its label).
+- a value's criticality and a datetime input's milestone (when declared) → nested ``Parameter``
+  items ``<value>.criticality`` (``cpp``/``cqa``/``ipc``, its words in ``Description``) and
+  ``<input>.milestone`` (the milestone's name, its title in ``Description``).
+- the turnaround target → ``OtherInformation`` ``turnaround.target_hours`` and one
+  ``turnaround.leg.<from>.<to>`` per leg, in hours (Rec 20 HUR).
 - what BatchML has no element for (performing and verifying roles, the condition, timers,
   identity checks, the chain of identity, modality, expected duration, content hash) →
   ``OtherInformation`` entries with explicit IDs.
@@ -42,6 +47,7 @@ from typing import Any
 
 from mes.core import phases
 from mes.core.canonical import content_hash
+from mes.core.critical import Criticality, milestone, point_title
 from mes.core.ordering import PhaseOrdering
 from mes.core.units import UNITS
 
@@ -354,13 +360,27 @@ def _item(
     strings: Sequence[str],
     data_type: str,
     unit: str | None = None,
+    description: str | None = None,
 ) -> None:
     """A nested Parameter ``<value id>.<name>`` holding one item of a value's specification."""
     item = _child(parameter, "Parameter")
     _text(item, "ID", f"{spec['id']}.{name}")
+    if description is not None:
+        _text(item, "Description", description)
     _text(item, "ParameterType", "ProcessParameter")
     _text(item, "ParameterSubType", name)
     _value(item, strings, "Constant", data_type, unit)
+
+
+def _critical(parameter: ET.Element, spec: Element) -> None:
+    """The value's criticality (``<value id>.criticality``) and milestone, when declared."""
+    if spec.get("criticality"):
+        words = Criticality(spec["criticality"]).words
+        _item(parameter, spec, "criticality", [spec["criticality"]], "string", None, words)
+    if spec.get("milestone"):
+        known = milestone(spec["milestone"])
+        title = known.title if known else None
+        _item(parameter, spec, "milestone", [spec["milestone"]], "string", None, title)
 
 
 def _phase_information(element: ET.Element, phase: Element) -> None:
@@ -396,6 +416,7 @@ def _recipe_information(recipe: ET.Element, compiled: Mapping[str, Any]) -> None
         if field["pattern"] is not None:
             _information(recipe, f"chain_of_identity.{field['id']}.pattern", [field["pattern"]])
     _information(recipe, "product.modality", [compiled["product"]["modality"]])
+    _turnaround(recipe, compiled)
     if compiled["expected_duration_seconds"] is not None:
         _information(
             recipe,
@@ -411,3 +432,30 @@ def _recipe_information(recipe: ET.Element, compiled: Mapping[str, Any]) -> None
         [content_hash(dict(compiled))],
         description="SHA-256 of the RFC 8785 canonical JSON of the compiled recipe",
     )
+
+
+def _turnaround(recipe: ET.Element, compiled: Mapping[str, Any]) -> None:
+    """The turnaround target, whole and per leg, in hours (only when the recipe declares one)."""
+    turnaround = compiled.get("turnaround")
+    if not turnaround:
+        return
+    if turnaround["target_hours"] is not None:
+        _information(
+            recipe,
+            "turnaround.target_hours",
+            [_number(turnaround["target_hours"])],
+            description="Turnaround target, vein to vein",
+            data_type="decimal",
+            unit="h",
+        )
+    units = {unit["id"]: unit["name"] for unit in compiled["unit_procedures"]}
+    for leg in turnaround["legs"]:
+        start, end = point_title(leg["from"], units), point_title(leg["to"], units)
+        _information(
+            recipe,
+            f"turnaround.leg.{leg['from']}.{leg['to']}",
+            [_number(leg["target_hours"])],
+            description=f"Turnaround target from {start} to {end}",
+            data_type="decimal",
+            unit="h",
+        )

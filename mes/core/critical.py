@@ -174,3 +174,24 @@ def turnaround_of(compiled: Mapping[str, Any]) -> Turnaround | None:
             for leg in declared.get("legs") or ()
         ),
     )
+
+
+def hours_text(hours: float) -> str:
+    """336 → '336 h', 12.5 → '12.5 h' (the target as written)."""
+    shown = int(hours) if float(hours).is_integer() else hours
+    return f"{shown} h"
+
+
+def turnaround_words(
+    turnaround: Turnaround, unit_procedures: Mapping[str, str] | None = None
+) -> list[str]:
+    """The turnaround target in words: the whole, then each leg ('Collection end → …: 30 h')."""
+    lines = []
+    if turnaround.target_hours is not None:
+        lines.append(f"Vein to vein: {hours_text(turnaround.target_hours)}")
+    for leg in turnaround.legs:
+        start = point_title(leg.start, unit_procedures)
+        end = point_title(leg.end, unit_procedures)
+        target = "no target" if leg.target_hours is None else hours_text(leg.target_hours)
+        lines.append(f"{start} → {end}: {target}")
+    return lines

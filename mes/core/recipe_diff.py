@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mes.core import phases
+from mes.core.critical import point_title
 from mes.core.ordering import ORDERING_WORDS
 from mes.core.phases.words import (
     ADDED,
@@ -31,6 +32,7 @@ from mes.core.phases.words import (
     MOVED,
     REMOVED,
     duration,
+    hours,
     option,
     quoted,
 )
@@ -278,6 +280,7 @@ class _Differ:
 
     def run(self) -> list[Change]:
         self.recipe_fields()
+        self.turnaround()
         self.chain_of_identity()
         self.unit_procedures()
         return self.changes
@@ -429,6 +432,65 @@ class _Differ:
             old["change_reason"],
             new["change_reason"],
             quoted,
+        )
+
+    def turnaround(self) -> None:
+        """The turnaround target: the whole, then each leg (matched by where it runs from and to)."""
+        old, new = self.old.get("turnaround") or {}, self.new.get("turnaround") or {}
+        recipe = _Place("Recipe", "Recipe")
+        self.simple(
+            recipe,
+            "turnaround target_hours",
+            "turnaround target",
+            old.get("target_hours"),
+            new.get("target_hours"),
+            hours,
+        )
+        units = {
+            unit["id"]: unit["name"]
+            for recipe_ in (self.old, self.new)
+            for unit in recipe_["unit_procedures"]
+        }
+
+        def key(leg: Element) -> str:
+            return f"{leg['from']} {leg['to']}"
+
+        def name(leg: Element) -> str:
+            start, end = point_title(leg["from"], units), point_title(leg["to"], units)
+            return f"turnaround leg {start} → {end}"
+
+        old_legs, new_legs = old.get("legs") or [], new.get("legs") or []
+        for before, after in _paired(old_legs, new_legs, key):
+            leg = after or before
+            assert leg is not None
+            if before is None or after is None:
+                kind = ADDED if before is None else REMOVED
+                shown = f"{name(leg)} ({hours(leg['target_hours'])})"
+                self.add(
+                    kind,
+                    recipe,
+                    f"turnaround leg {key(leg)}",
+                    None if before is None else shown,
+                    shown if before is None else None,
+                    f"Recipe: {shown} {kind}.",
+                )
+                continue
+            self.simple(
+                recipe,
+                f"turnaround leg {key(leg)} target_hours",
+                f"{name(leg)}: target",
+                before["target_hours"],
+                after["target_hours"],
+                hours,
+            )
+        self.order(
+            recipe,
+            "turnaround legs order",
+            "turnaround legs",
+            old_legs,
+            new_legs,
+            key,
+            lambda leg: name(leg).removeprefix("turnaround leg "),
         )
 
     def chain_of_identity(self) -> None:

@@ -31,8 +31,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 
+import numpy as np
+
 from mes.core.access import Permission, Role
 from mes.core.audit import Actor
+from mes.core.clock import utc_text
 from mes.core.cpv import (
     Capability,
     ControlLimits,
@@ -243,11 +246,14 @@ def comparability(
     recipe_code: str,
     date_from: date | None,
     date_to: date | None,
+    *,
+    only: str | None = None,
 ) -> ComparabilityView:
     """The comparability view of ``recipe_code`` over the period (inclusive days, UTC).
 
     Readers of the network (Permission.WATCH_NETWORK). In a unit of work that may write, the
-    trends found on frozen baselines are kept (and committed) for QA to assess.
+    trends found on frozen baselines are kept (and committed) for QA to assess. ``only``: the
+    key ('phase.value|unit') of the one parameter wanted (a chart), else every one.
     """
     authorise(uow, ctx, Permission.WATCH_NETWORK)
     if date_from is not None and date_to is not None and date_to < date_from:
@@ -255,7 +261,8 @@ def comparability(
     code = (recipe_code or "").strip()
     if not uow.read_only:
         _keep_trends(uow, ctx, code)
-    rows = store.results(uow.session, code, date_from, date_to)
+    series = split_key(only) if only is not None else None
+    rows = store.results(uow.session, code, date_from, date_to, series=series)
     if not rows and code not in store.recipe_codes(uow.session):
         raise NotFound(
             f"No critical numbers of a recipe {code!r} have been received.",
@@ -371,7 +378,7 @@ def _with_trend(
         reference=done.reference,
         comment=done.comment,
         decided_by=signers.get(done.decided_by, done.decided_by),
-        decided_at=done.decided_at.isoformat(),
+        decided_at=utc_text(done.decided_at),
     )
 
 
@@ -380,9 +387,15 @@ def _replace(view: SignalView, **changes: object) -> SignalView:
 
 
 def _points(rows: Sequence[store.ResultRow]) -> list[SeriesPoint]:
-    return [
-        SeriesPoint(r.site, r.number, r.batch_id, r.value, r.at, r.recipe_version) for r in rows
-    ]
+    return [SeriesPoint(r[5], r[6], r[7], r[8], r[9], r[4]) for r in rows]
+
+
+def _by_site(points: list[SeriesPoint]) -> dict[str, list[SeriesPoint]]:
+    """The points of each site, in order (sites by code)."""
+    grouped: dict[str, list[SeriesPoint]] = {}
+    for point in points:
+        grouped.setdefault(point.site, []).append(point)
+    return dict(sorted(grouped.items()))
 
 
 def _parameter_view(
@@ -398,12 +411,15 @@ def _parameter_view(
     newest = rows[-1]
     label, criticality, low, high = spec or (newest.label, None, None, None)
     points = _points(rows)
-    limits = _limits(baseline, [p.value for p in points])
-    sites = sorted({p.site for p in points})
+    values = np.fromiter((p.value for p in points), dtype=float, count=len(points))
+    limits = _limits(baseline, values)
+    by_site = _by_site(points)
+    sites = list(by_site)
+    site_of = np.array([p.site for p in points])
     found: list[SignalView] = []
     if limits is not None:
         for scope in (NETWORK, *sites):
-            scoped = points if scope == NETWORK else [p for p in points if p.site == scope]
+            scoped = points if scope == NETWORK else by_site[scope]
             found += [
                 _with_trend(view, parameter, kept, signers)
                 for view, _run in _signals_of(scope, scoped, limits, label)
@@ -421,8 +437,10 @@ def _parameter_view(
         margin=margin.margin if margin is not None else None,
         margin_set_by=signers.get(margin.set_by) if margin is not None else None,
         signals=found,
-        capability=_capabilities(points, sites, low, high, label, unit),
-        equivalence=_equivalences(points, sites, margin.margin if margin else None, label, unit),
+        capability=_capabilities(values, site_of, sites, low, high, label, unit),
+        equivalence=_equivalences(
+            values, site_of, sites, margin.margin if margin else None, label, unit
+        ),
         sites=sites,
     )
 
@@ -437,7 +455,7 @@ def _baseline_view(row: store.CpvBaseline | None, signers: dict[str, str]) -> Ba
         batches=row.batches,
         first_number=row.first_number,
         last_number=row.last_number,
-        frozen_at=row.frozen_at.isoformat(),
+        frozen_at=utc_text(row.frozen_at),
         frozen_by=signers.get(row.frozen_by, row.frozen_by),
         reason=row.reason,
     )
@@ -448,7 +466,8 @@ def _number(value: float) -> str:
 
 
 def _capabilities(
-    points: list[SeriesPoint],
+    values: np.ndarray,
+    site_of: np.ndarray,
     sites: list[str],
     low: float | None,
     high: float | None,
@@ -457,11 +476,11 @@ def _capabilities(
 ) -> list[CapabilityRow]:
     rows = []
     for scope in (NETWORK, *sites):
-        values = [p.value for p in points if scope == NETWORK or p.site == scope]
-        found = capability(values, low, high) if len(values) >= 2 else None
+        scoped = values if scope == NETWORK else values[site_of == scope]
+        found = capability(scoped, low, high) if len(scoped) >= 2 else None
         who = _scope_words(scope)
         if low is None and high is None:
-            words = f"{who}: no specification (action limits) for {label}: Ppk cannot be told"
+            words = f"{who}: no Ppk — the recipe gives {label} no specification (action limits)"
         elif found is None:
             words = f"{who}: too few batches or no spread for a Ppk of {label}"
         else:
@@ -470,27 +489,36 @@ def _capabilities(
                 f"over {found.n} batches, mean {_number(found.mean)}"
                 f"{' ' + unit if unit else ''}, SD {_number(found.sd)}"
             )
-        rows.append(CapabilityRow(scope, len(values), found, words))
+        rows.append(CapabilityRow(scope, len(scoped), found, words))
     return rows
 
 
 def _equivalences(
-    points: list[SeriesPoint], sites: list[str], margin: float | None, label: str, unit: str
+    values: np.ndarray,
+    site_of: np.ndarray,
+    sites: list[str],
+    margin: float | None,
+    label: str,
+    unit: str,
 ) -> list[EquivalenceRow]:
     rows = []
     if len(sites) < 2:
         return rows
     for site in sites:
-        own = [p.value for p in points if p.site == site]
-        rest = [p.value for p in points if p.site != site]
+        mine = site_of == site
+        own, rest = values[mine], values[~mine]
         found = equivalence(own, rest, margin if margin else 1.0, site=site)
         if found is None:
             words = f"{site}: too few batches (or no spread) to compare {label} with the network"
         elif margin is None:
-            way = "higher" if found.difference > 0 else "lower"
-            size = f"{_number(abs(found.difference))}{' ' + unit if unit else ''}"
+            size = _number(abs(found.difference))
+            if float(size) == 0:
+                how = "is level with the network"
+            else:
+                way = "higher" if found.difference > 0 else "lower"
+                how = f"is {size}{' ' + unit if unit else ''} {way} than the network"
             words = (
-                f"{site} {label} is {size} {way} than the network "
+                f"{site} {label} {how} "
                 f"(90 % CI {_number(found.ci_low)} to {_number(found.ci_high)}); "
                 "no margin set: QA sets one"
             )
@@ -516,8 +544,9 @@ def _keep_trends(uow: UnitOfWork, ctx: Context, recipe_code: str) -> int:
         points = _points(rows)
         limits = _limits(baseline, [])
         label = (specs.get(series) or (rows[-1].label if rows else series[0],))[0]
-        for scope in (NETWORK, *sorted({p.site for p in points})):
-            scoped = points if scope == NETWORK else [p for p in points if p.site == scope]
+        by_site = _by_site(points)
+        for scope in (NETWORK, *by_site):
+            scoped = points if scope == NETWORK else by_site[scope]
             for view, run in _signals_of(scope, scoped, limits, label):  # type: ignore[arg-type]
                 key = (series[0], scope, view.rule.value, view.first_batch_id)
                 if key in known:

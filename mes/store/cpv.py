@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple
 
 from sqlalchemy import Float, String, column, exists, func, select, table
 from sqlalchemy.exc import IntegrityError
@@ -39,9 +40,8 @@ parameter_results = table(
 Series = tuple[str, str]  # (parameter, unit): unit '' for a number without one
 
 
-@dataclass(frozen=True)
-class ResultRow:
-    """One batch's critical value, as a point of its parameter's series."""
+class ResultRow(NamedTuple):
+    """One batch's critical value, as a point of its parameter's series (unit '' for none)."""
 
     parameter: str
     unit: str
@@ -100,19 +100,8 @@ def results(
         )
     query = query.order_by(r.recorded_at, r.number)
     return [
-        ResultRow(
-            parameter=row.parameter,
-            unit=row.unit or "",
-            label=row.label,
-            criticality=row.criticality,
-            recipe_version=int(row.recipe_version),
-            site=row.site,
-            number=row.number,
-            batch_id=row.batch_id,
-            value=float(row.value),
-            at=str(row.recorded_at),
-        )
-        for row in session.execute(query)
+        ResultRow(p, u or "", lb, c, int(v), st, n, b, float(x), str(at))
+        for p, u, lb, c, v, st, n, b, x, at in session.execute(query)
     ]
 
 

@@ -18,6 +18,13 @@ from markupsafe import Markup
 
 from mes.core import phases
 from mes.core.commonmark import markdown_html
+from mes.core.critical import (
+    critical_inputs,
+    milestone_inputs,
+    point_title,
+    turnaround_of,
+    turnaround_words,
+)
 from mes.core.ordering import ORDERING_WORDS
 from mes.core.phases.words import duration
 from mes.core.recipe_diff import ROLES
@@ -83,8 +90,10 @@ def procedure_in_words(compiled: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of the compiled recipe with the words people read added to each element.
 
     Operations get ``ordering_text``; phases get ``performed_by``, ``condition_text``,
-    ``timer_texts`` and ``identity_check_texts``; inputs and calculations get ``type_text``
-    and ``limits`` (display text per limit). The compiled content itself is not changed.
+    ``timer_texts`` and ``identity_check_texts``; inputs and calculations get ``type_text``,
+    ``limits`` (display text per limit), ``criticality_text`` and ``milestone_text``; the recipe
+    gets ``turnaround_texts``, ``critical_inputs`` and ``milestone_inputs`` (:mod:`mes.core.critical`).
+    The compiled content itself is not changed.
     """
     names = _Names(compiled)
     recipe = copy.deepcopy(dict(compiled))
@@ -92,6 +101,30 @@ def procedure_in_words(compiled: Mapping[str, Any]) -> dict[str, Any]:
         recipe["product"]["modality"], recipe["product"]["modality"]
     )
     recipe["expected_duration_text"] = duration_text(recipe.get("expected_duration_seconds"))
+    turnaround = turnaround_of(compiled)
+    units = {unit["id"]: unit["name"] for unit in compiled["unit_procedures"]}
+    recipe["turnaround_texts"] = turnaround_words(turnaround, units) if turnaround else []
+    recipe["critical_inputs"] = [
+        {
+            "parameter": c.parameter,
+            "label": c.label,
+            "phase_id": c.phase_id,
+            "phase_name": c.phase_name,
+            "criticality": c.criticality.value,
+            "criticality_text": c.criticality.words,
+            "unit": c.unit,
+        }
+        for c in critical_inputs(compiled)
+    ]
+    recipe["milestone_inputs"] = [
+        {
+            "name": name,
+            "title": point_title(name),
+            "phase_id": phase_id,
+            "label": names.values.get(f"{phase_id}.{value_id}", value_id),
+        }
+        for name, (phase_id, value_id) in milestone_inputs(compiled).items()
+    ]
     for unit in recipe["unit_procedures"]:
         for operation in unit["operations"]:
             operation["ordering_text"] = ORDERING_WORDS[operation["ordering"]].heading

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import xmlschema
+import yaml
 from lxml import etree
 from recipe_fixtures import FIXTURE_RECIPES, SMALL_RECIPE, SPECIAL_CHARACTERS_RECIPE
 
@@ -359,3 +360,56 @@ def test_export_names_the_content_hash_of_the_compiled_recipe():
     root = parsed(master_recipe_batchml(recipe.data))
     information = find(root, "b:MasterRecipe/b:OtherInformation[b:ID='content_hash']")
     assert texts(find(information, "b:Value"), "b:ValueString") == [recipe.content_hash]
+
+
+def _critical_small_recipe() -> dict[str, Any]:
+    """SMALL_RECIPE with a CQA input, a CPP calculation, a milestone and a turnaround target."""
+    data = yaml.safe_load(SMALL_RECIPE)
+    for unit in data["unit_procedures"]:
+        for operation in unit["operations"]:
+            for phase in operation["phases"]:
+                if phase["id"] == "count_cells":
+                    phase["inputs"]["viability"]["criticality"] = "cqa"
+                    phase["calculations"]["total_viable"]["criticality"] = "cpp"
+                if phase["id"] == "sample":
+                    phase["inputs"]["sampled_at"]["milestone"] = "collection_end"
+    data["turnaround"] = {
+        "target_hours": 240,
+        "legs": [{"from": "collection_end", "to": "up:manufacture", "target_hours": 30.5}],
+    }
+    text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    return load_recipe(text, "critical.yaml").data
+
+
+def test_criticality_milestone_and_turnaround_are_exported_and_valid(
+    xmlschema_validator: xmlschema.XMLSchema, lxml_validator: etree.XMLSchema
+):
+    xml = master_recipe_batchml(_critical_small_recipe(), **APPROVED)
+    xmlschema_validator.validate(BytesIO(xml))
+    lxml_validator.assertValid(etree.fromstring(xml))
+    root = parsed(xml)
+    count_cells = element_by_id(root, "count_cells")
+    criticality = parameter(parameter(count_cells, "viability"), "viability.criticality")
+    assert find(criticality, "b:Description").text == "Critical quality attribute"
+    assert find(criticality, "b:ParameterSubType").text == "criticality"
+    assert texts(find(criticality, "b:Value"), "b:ValueString") == ["cqa"]
+    calculated = parameter(parameter(count_cells, "total_viable"), "total_viable.criticality")
+    assert texts(find(calculated, "b:Value"), "b:ValueString") == ["cpp"]
+    sampled = parameter(element_by_id(root, "sample"), "sampled_at.milestone")
+    assert find(sampled, "b:Description").text == "Collection end"
+    assert texts(find(sampled, "b:Value"), "b:ValueString") == ["collection_end"]
+    recipe = find(root, "b:MasterRecipe")
+    whole = find(recipe, "b:OtherInformation[b:ID='turnaround.target_hours']")
+    assert texts(find(whole, "b:Value"), "b:ValueString") == ["240"]
+    assert find(find(whole, "b:Value"), "b:UnitOfMeasure").text == "HUR"
+    leg = find(recipe, "b:OtherInformation[b:ID='turnaround.leg.collection_end.up:manufacture']")
+    assert texts(find(leg, "b:Value"), "b:ValueString") == ["30.5"]
+    assert (
+        find(leg, "b:Description").text
+        == "Turnaround target from Collection end to End of Manufacture"
+    )
+
+
+def test_a_recipe_without_criticality_exports_no_such_items():
+    xml = master_recipe_batchml(compiled_recipe("small_recipe"))
+    assert b"criticality" not in xml and b"milestone" not in xml and b"turnaround" not in xml

@@ -15,6 +15,7 @@ from mes.core.critical import (
     milestone_inputs,
     point_title,
     turnaround_of,
+    turnaround_words,
 )
 from mes.core.worded import words_of
 
@@ -175,3 +176,14 @@ def test_turnaround_with_legs():
     assert turnaround_of(compiled) == Turnaround(
         336, (Leg("collection_end", "receipt", 30), Leg("receipt", "up:out", None))
     )
+
+
+def test_turnaround_in_words():
+    turnaround = Turnaround(
+        336, (Leg("collection_end", "receipt", 30), Leg("receipt", "up:out", 12.5))
+    )
+    assert turnaround_words(turnaround, {"out": "Fill and label"}) == [
+        "Vein to vein: 336 h",
+        "Collection end → Receipt at the spoke: 30 h",
+        "Receipt at the spoke → End of Fill and label: 12.5 h",
+    ]

@@ -527,3 +527,109 @@ def test_summary_counts_changes_by_kind():
     assert summary(changes) == "3 changes: 1 added, 2 changed"
     assert summary(changes[:1]) == "1 change: 1 changed"
     assert summary([]) == "No changes"
+
+
+# --- criticality, milestones and the turnaround target ----------------------------------------
+
+
+def test_criticality_set_changed_and_removed():
+    def mark(data: dict[str, Any]) -> None:
+        phase(data, "count_cells")["inputs"]["viability"]["criticality"] = "cqa"
+        phase(data, "count_cells")["calculations"]["total_viable"]["criticality"] = "cpp"
+
+    marked = variant(mark)
+    changes = diff_recipes(OLD, marked)
+    assert [(c.kind, c.field, c.text) for c in changes] == [
+        (
+            "added",
+            "input 'Viability' criticality",
+            "Phase 'Count cells': input 'Viability': criticality set to critical quality "
+            "attribute.",
+        ),
+        (
+            "added",
+            "calculation 'Total viable cells' criticality",
+            "Phase 'Count cells': calculation 'Total viable cells': criticality set to critical "
+            "process parameter.",
+        ),
+    ]
+
+    def remark(data: dict[str, Any]) -> None:
+        phase(data, "count_cells")["inputs"]["viability"]["criticality"] = "ipc"
+
+    assert texts(diff_recipes(marked, variant(remark))) == [
+        "Phase 'Count cells': input 'Viability': criticality changed from critical quality "
+        "attribute to in-process control.",
+        "Phase 'Count cells': calculation 'Total viable cells': criticality critical process "
+        "parameter removed.",
+    ]
+
+
+def test_milestone_set_and_named_in_an_added_input():
+    def edit(data: dict[str, Any]) -> None:
+        inputs = phase(data, "sample")["inputs"]
+        inputs["sampled_at"]["milestone"] = "receipt"
+        inputs["received"] = {
+            "label": "Received at",
+            "type": "datetime",
+            "milestone": "collection_end",
+        }
+
+    assert texts(diff_recipes(OLD, variant(edit))) == [
+        "Phase 'Sample culture': input 'Sampled at': milestone set to 'Receipt at the spoke' "
+        "(receipt).",
+        "Phase 'Sample culture': input 'Received at' added (date and time, milestone "
+        "'Collection end' (collection_end)).",
+    ]
+
+
+def _with_turnaround(target: float | None, *legs: tuple[str, str, float]) -> dict[str, Any]:
+    def edit(data: dict[str, Any]) -> None:
+        phase(data, "sample")["inputs"]["sampled_at"]["milestone"] = "collection_end"
+        turnaround: dict[str, Any] = (
+            {"legs": [{"from": a, "to": b, "target_hours": h} for a, b, h in legs]} if legs else {}
+        )
+        if target is not None:
+            turnaround["target_hours"] = target
+        data["turnaround"] = turnaround
+
+    return variant(edit)
+
+
+def test_turnaround_target_and_legs_compared():
+    before = _with_turnaround(240, ("collection_end", "manufacturing_start", 30))
+    after = _with_turnaround(
+        216,
+        ("collection_end", "manufacturing_start", 24),
+        ("manufacturing_end", "up:receipt", 6),
+    )
+    assert texts(diff_recipes(before, after)) == [
+        "Recipe: turnaround target changed from 240 h to 216 h.",
+        "Recipe: turnaround leg Collection end → Manufacturing start: target changed from "
+        "30 h to 24 h.",
+        "Recipe: turnaround leg Manufacturing complete → End of Receipt and chain of identity "
+        "(6 h) added.",
+    ]
+    assert texts(diff_recipes(after, before))[-1] == (
+        "Recipe: turnaround leg Manufacturing complete → End of Receipt and chain of identity "
+        "(6 h) removed."
+    )
+    reordered = _with_turnaround(
+        216,
+        ("manufacturing_end", "up:receipt", 6),
+        ("collection_end", "manufacturing_start", 24),
+    )
+    assert texts(diff_recipes(after, reordered)) == [
+        "Recipe: order of turnaround legs changed from Collection end → Manufacturing start, "
+        "Manufacturing complete → End of Receipt and chain of identity to Manufacturing "
+        "complete → End of Receipt and chain of identity, Collection end → Manufacturing start."
+    ]
+
+
+def test_a_turnaround_target_added_to_a_recipe_without_one():
+    new = _with_turnaround(336)
+    assert texts(diff_recipes(OLD, new)) == [
+        "Recipe: turnaround target 336 h added.",
+        "Phase 'Sample culture': input 'Sampled at': milestone set to 'Collection end' "
+        "(collection_end).",
+    ]

@@ -13,6 +13,7 @@ from batch_fixtures import complete_run
 
 from mes.core.batch import BATCH_STATUS_TITLES, BatchStatus
 from mes.core.canonical import content_hash
+from mes.core.critical import MILESTONES, RECIPE_MILESTONES, Criticality
 from mes.core.entry import EntryBody, MalformedEntry, read_sealed_entry
 from mes.core.equipment import EQUIPMENT_STATUS_WORDS, EquipmentStatus
 from mes.core.materials import LOT_DECISION_TITLES, LOT_STATUS_WORDS, LotStatus
@@ -109,3 +110,16 @@ def test_the_recipe_schema_allows_exactly_the_core_orderings():
 
     walk(schema)
     assert found == [[o.value for o in PhaseOrdering]]
+
+
+def test_the_recipe_schema_allows_exactly_the_core_criticalities_and_recipe_milestones():
+    defs = json.loads(
+        resources.files("mes.core").joinpath("schema/recipe.schema.json").read_text("utf-8")
+    )["$defs"]
+    assert defs["criticality"]["enum"] == [c.value for c in Criticality]
+    assert all(
+        name in defs["input"]["properties"]["milestone"]["description"]
+        for name in RECIPE_MILESTONES
+    )  # the checker says which, listing them
+    described = defs["timeline_point"]["description"]
+    assert all(m.name in described for m in MILESTONES)

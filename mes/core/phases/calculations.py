@@ -283,3 +283,4 @@ class Calculations(_Values):
             parameter = batchml_parameter(element, spec, "calculation")
             bml._value(parameter, [spec["expression"]], "Equation", "decimal", spec["unit"])
             bml._specification(parameter, spec)
+            bml._critical(parameter, spec)

@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from mes.core.batch.state import Recorded
 from mes.core.clock import local_text, parse_utc_text
+from mes.core.critical import Criticality, milestone
 from mes.core.limits import status_words
 from mes.core.phases.base import (
     Spec,
 )
 from mes.core.phases.words import (
+    ADDED,
     INPUT_TYPES,
     LIMITS,
     options,
@@ -153,7 +155,37 @@ def value_summary(spec: Spec) -> str:
         parts.append(f"pattern {quoted(spec['pattern'])}")
     if spec.get("required") is False:
         parts.append("optional")
+    if spec.get("criticality"):
+        parts.append(criticality_words(spec["criticality"]))
+    if spec.get("milestone"):
+        parts.append(f"milestone {milestone_words(spec['milestone'])}")
     return ", ".join(parts)
+
+
+def criticality_words(criticality: str | None) -> str | None:
+    """'cqa' → 'critical quality attribute' (inside a sentence); None stays None."""
+    return None if criticality is None else Criticality(criticality).words.lower()
+
+
+def milestone_words(name: str | None) -> str | None:
+    """'collection_end' → ''Collection end' (collection_end)'; None stays None."""
+    if name is None:
+        return None
+    known = milestone(name)
+    return f"'{known.title}' ({name})" if known else f"'{name}'"
+
+
+def _set_or_changed(
+    differ: Any, place: Any, field: str, label: str, before: str | None, after: str | None
+) -> None:
+    """A property set ('criticality set to …'), removed, or changed from one value to another."""
+    if before == after:
+        return
+    if before is None:
+        text = f"{place.subject}: {label} set to {after}."
+        differ.add(ADDED, place, field, None, after, text)
+    else:
+        differ.value(place, field, label, before, after, before, after)
 
 
 def value_fields(differ: Any, place: Any, name: str, before: Spec, after: Spec) -> None:
@@ -183,6 +215,15 @@ def value_fields(differ: Any, place: Any, name: str, before: Spec, after: Spec) 
     field("options", "options", options)
     field("pattern", "pattern", quoted)
     field("help", "help text", quoted)
+    for key, words in (("criticality", criticality_words), ("milestone", milestone_words)):
+        _set_or_changed(
+            differ,
+            place,
+            f"{name} {key}",
+            f"{name}: {key}",
+            words(before.get(key)),
+            words(after.get(key)),
+        )
 
 
 def batchml_parameter(element: ET.Element, spec: Spec, subtype: str) -> ET.Element:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from mes.core.audit import Actor
 from mes.core.batch.machines import DeviationCategory, DeviationStatus, EntryKind
 from mes.core.batch.state import DeviationState, Outcome, Recorded
+from mes.core.critical import Criticality, milestone
 from mes.core.dates import date_time_pattern
 from mes.core.errors import InvalidInput, MesError
 from mes.core.limits import (
@@ -336,6 +337,10 @@ class _Values(PhaseKind):
             if not self.calculated:
                 spec["type_text"] = INPUT_TYPES.get(spec["type"], spec["type"])
             spec["limits"] = limit_texts(spec)
+            criticality = spec.get("criticality")
+            spec["criticality_text"] = Criticality(criticality).words if criticality else None
+            known = milestone(spec["milestone"]) if spec.get("milestone") else None
+            spec["milestone_text"] = known.title if known else spec.get("milestone")
 
     def diff(self, differ: Any, place: Any, before: list[Spec], after: list[Spec]) -> None:
         """Matched by ID: every property, limits with their units."""
@@ -368,6 +373,8 @@ def _value_spec(value_id: str, spec: Mapping[str, Any], kind: str) -> dict[str, 
         "decimals": spec.get("decimals"),
     }
     compiled.update({name: spec.get(name) for name in LIMIT_FIELDS})
+    # only when declared: a recipe without them keeps its content identity
+    compiled.update({name: spec[name] for name in ("criticality", "milestone") if name in spec})
     return compiled
 
 
@@ -395,7 +402,7 @@ class Inputs(_Values):
             if "unit" in spec:
                 checker.unit(path, spec["unit"], (*path, "unit"))
             if kind not in NUMERIC_INPUTS:
-                for name in (*LIMIT_FIELDS, "decimals", "unit"):
+                for name in (*LIMIT_FIELDS, "decimals", "unit", "criticality"):
                     if name in spec:
                         checker.problem(
                             path,
@@ -407,6 +414,8 @@ class Inputs(_Values):
             checker.limits(path, spec)
             if kind in NUMERIC_INPUTS:
                 checker.precision(path, spec, kind)
+            if "milestone" in spec:
+                checker.milestone(path, spec, kind)
             if kind == "choice":
                 options = spec.get("options")
                 if not options:
@@ -535,3 +544,4 @@ class Inputs(_Values):
                 bml._item(parameter, spec, "pattern", [spec["pattern"]], "string")
             if spec["help"] is not None:
                 bml._item(parameter, spec, "help", [spec["help"]], "string")
+            bml._critical(parameter, spec)

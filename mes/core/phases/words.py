@@ -52,6 +52,11 @@ def quantity(value: float | None, unit: str | None) -> str | None:
     return f"{number_text(value)} {unit}" if unit else number_text(value)
 
 
+def hours(value: float | None) -> str | None:
+    """240 → '240 h', 12.5 → '12.5 h'; None when there is none."""
+    return None if value is None else f"{number_text(value)} h"
+
+
 def duration(seconds: float | None) -> str | None:
     """72000 → '20 h', 5400 → '90 min': the largest unit that divides the duration exactly."""
     if seconds is None:

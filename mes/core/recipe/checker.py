@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mes.core import phases
+from mes.core.critical import RECIPE_MILESTONES, milestone
 from mes.core.ordering import PhaseOrdering
 from mes.core.patterns import pattern_problem
 from mes.core.recipe import parts
@@ -80,6 +81,7 @@ class RecipeChecker:
         self.warnings: list[Problem] = []
         self.phases: dict[str, PhaseInfo] = {}
         self.sibling_edges: dict[str, set[str]] = {}
+        self.milestones: dict[str, Path] = {}  # milestone → the input declaring it
 
     def problem(self, path: Path, message: str, *, at: Path | None = None) -> None:
         """Report ``message`` about ``path``, positioned at ``at`` (a field) when given."""
@@ -108,6 +110,8 @@ class RecipeChecker:
                     check(self, phase_path, phase, info)
         with guard:
             self.check_sibling_cycles()
+        with guard:
+            parts.check_turnaround(self)
         return self.problems
 
     # numbers and durations -------------------------------------------------------------
@@ -353,6 +357,33 @@ class RecipeChecker:
                     at=(*path, "target"),
                 )
                 return
+
+    def milestone(self, path: Path, spec: Mapping[str, Any], kind: str) -> None:
+        """A datetime input names a recipe milestone (:mod:`mes.core.critical`), once per recipe."""
+        at = (*path, "milestone")
+        name = spec["milestone"]
+        allowed = ", ".join(RECIPE_MILESTONES)
+        if kind != "datetime":
+            self.problem(path, f"a milestone applies only to datetime inputs, not {kind}", at=at)
+        elif name not in RECIPE_MILESTONES:
+            known = milestone(name)
+            why = (
+                f"'{name}' ({known.title}) is taken from the batch's record, not from an input"
+                if known is not None
+                else f"unknown milestone {shown(name)}"
+            )
+            self.problem(path, f"{why}; a datetime input may declare: {allowed}", at=at)
+        elif name in self.milestones:
+            first = self.milestones[name]
+            line = self.positions.of((*first, "milestone"), key=True)[0]
+            self.problem(
+                path,
+                f"milestone '{name}' is already declared on line {line} ({path_text(first)}); "
+                "a recipe records each milestone once",
+                at=at,
+            )
+        else:
+            self.milestones[name] = path
 
     def precision(self, path: Path, spec: Mapping[str, Any], kind: str) -> None:
         """Limits are written no finer than the value is recorded.

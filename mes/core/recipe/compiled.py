@@ -43,7 +43,7 @@ def compile_phase(phase: Mapping[str, Any]) -> dict[str, Any]:
 def compile_recipe(data: Mapping[str, Any]) -> dict[str, Any]:
     """The compiled form of a valid recipe: every default filled in, nothing left implicit."""
     duration = data.get("expected_duration")
-    return {
+    compiled = {
         "format": FORMAT,
         "recipe_code": data["recipe_code"],
         "version": data["version"],
@@ -76,6 +76,9 @@ def compile_recipe(data: Mapping[str, Any]) -> dict[str, Any]:
             for unit in data["unit_procedures"]
         ],
     }
+    if "turnaround" in data:  # only when declared: a recipe without one keeps its identity
+        compiled["turnaround"] = parts.compile_turnaround(data)
+    return compiled
 
 
 @dataclass(frozen=True)

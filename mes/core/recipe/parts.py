@@ -16,8 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from mes.core.critical import MILESTONES, RECIPE, UNIT_PROCEDURE_END, milestone
 from mes.core.recipe.items import items_of
-from mes.core.recipe.problems import Path
+from mes.core.recipe.numbers import number_text
+from mes.core.recipe.problems import Path, shown
 from mes.core.recipe.schema import known_type
 
 if TYPE_CHECKING:
@@ -72,6 +74,77 @@ def compile_chain_of_identity(data: Mapping[str, Any]) -> list[dict[str, Any]]:
         }
         for field_ in items_of(data["chain_of_identity"])
     ]
+
+
+# --- the turnaround target -------------------------------------------------------------------
+
+
+def check_turnaround(checker: RecipeChecker) -> None:
+    """Each leg runs between two different known points of the timeline, once, within the whole.
+
+    A point is a milestone (:data:`mes.core.critical.MILESTONES`) — a recipe milestone only when
+    a datetime input of this recipe declares it — or the end of one of the recipe's unit
+    procedures, ``up:<id>``.
+    """
+    turnaround = checker.data.get("turnaround")
+    if turnaround is None:
+        return
+    whole = turnaround.get("target_hours")
+    units = {unit["id"] for unit in checker.data["unit_procedures"]}
+    seen: dict[tuple[str, str], int] = {}
+    for index, leg in enumerate(turnaround.get("legs") or ()):
+        path: Path = ("turnaround", "legs", index)
+        for end in ("from", "to"):
+            problem = _point_problem(checker, leg[end], units)
+            if problem:
+                checker.problem(path, problem, at=(*path, end))
+        if leg["from"] == leg["to"]:
+            checker.problem(path, f"the leg starts and ends at '{leg['from']}'", at=(*path, "to"))
+        key = (leg["from"], leg["to"])
+        if key in seen:
+            line = checker.positions.of(("turnaround", "legs", seen[key]))[0]
+            checker.problem(
+                path,
+                f"the leg from '{leg['from']}' to '{leg['to']}' is already given on line {line}",
+                at=(*path, "from"),
+            )
+        seen.setdefault(key, index)
+        if whole is not None and leg["target_hours"] > whole:
+            checker.problem(
+                path,
+                f"the leg's target {number_text(leg['target_hours'])} h is longer than the "
+                f"whole turnaround target {number_text(whole)} h",
+                at=(*path, "target_hours"),
+            )
+
+
+def _point_problem(checker: RecipeChecker, point: str, units: set[str]) -> str | None:
+    """Why ``point`` cannot end a leg of this recipe (None: it can)."""
+    if point.startswith(UNIT_PROCEDURE_END):
+        unit = point[len(UNIT_PROCEDURE_END) :]
+        return None if unit in units else f"'{point}': the recipe has no unit procedure '{unit}'"
+    known = milestone(point)
+    if known is None:
+        names = ", ".join(m.name for m in MILESTONES)
+        return (
+            f"unknown milestone {shown(point)}; a leg runs between milestones ({names}) "
+            "or unit procedure ends ('up:<unit procedure id>')"
+        )
+    if known.source == RECIPE and point not in checker.milestones:
+        return f"no datetime input of this recipe declares the milestone '{point}'"
+    return None
+
+
+def compile_turnaround(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The turnaround target: the whole (None when only legs are given) and each leg, in order."""
+    turnaround = data["turnaround"]
+    return {
+        "target_hours": turnaround.get("target_hours"),
+        "legs": [
+            {"from": leg["from"], "to": leg["to"], "target_hours": leg["target_hours"]}
+            for leg in turnaround.get("legs") or ()
+        ],
+    }
 
 
 # --- inputs and calculations: the phase's values ----------------------------------------------

@@ -61,10 +61,11 @@ def _scope() -> str:
     return (request.args.get("site") or "").strip()[:12] or NETWORK
 
 
-def _view(code: str) -> tuple[cpv.ComparabilityView, dict[str, str]]:
+def _view(code: str, *, only: str | None = None) -> tuple[cpv.ComparabilityView, dict[str, str]]:
+    """The view of the period asked for; the page's (every parameter) keeps new trends."""
     date_from, date_to, typed = _period()
-    with reading(read_only=False) as (uow, ctx):  # keeps the trends found on frozen baselines
-        view = cpv.comparability(uow, ctx, code, date_from, date_to)
+    with reading(read_only=only is not None) as (uow, ctx):
+        view = cpv.comparability(uow, ctx, code, date_from, date_to, only=only)
     return view, typed
 
 
@@ -133,15 +134,19 @@ def page(code: str) -> ResponseReturnValue:
     return _page(code)
 
 
+def _asked() -> str:
+    return (request.args.get("parameter") or "")[:200]
+
+
 def _chosen(view: cpv.ComparabilityView) -> cpv.ParameterView:
-    return view.parameter((request.args.get("parameter") or "")[:200])
+    return view.parameter(_asked())
 
 
 @bp.get("/<code>/chart.svg")
 @requires(Permission.WATCH_NETWORK)
 def chart_svg(code: str) -> ResponseReturnValue:
     """One parameter's I-MR chart (network-wide, or ?site=) as SVG; points link to records."""
-    view, _typed = _view(code)
+    view, _typed = _view(code, only=_asked())
     parameter = _chosen(view)
     svg = control_chart_svg(
         parameter,
@@ -166,7 +171,7 @@ def _csv(text: str, filename: str) -> Response:
 @requires(Permission.WATCH_NETWORK)
 def chart_csv(code: str) -> ResponseReturnValue:
     """One chart's points, limits, moving ranges and signals as CSV."""
-    view, _typed = _view(code)
+    view, _typed = _view(code, only=_asked())
     parameter = _chosen(view)
     scope = _scope()
     name = f"{view.recipe_code}-{parameter.parameter}-{scope}.csv".replace("/", "-")

@@ -32,7 +32,7 @@ from mes.core.review import (
     Decision,
     ReviewKind,
 )
-from mes.services import review
+from mes.services import cpv, review
 from mes.services.record import batch_record
 from mes.web import runtime, site_zone
 from mes.web.actions import act, done, reading, shown_on
@@ -93,7 +93,9 @@ def queue() -> ResponseReturnValue:
         with reading() as (uow, ctx):
             found = review.qa_queue(uow, ctx)
     page = queue_page(found, site_zone(), chosen)
-    return render_template("qa/queue.html", page=page, error=error), status
+    with reading() as (uow, ctx):
+        trends = cpv.trends_to_assess(uow, ctx)  # continued process verification's own block
+    return render_template("qa/queue.html", page=page, error=error, trends=trends), status
 
 
 # --- one batch ----------------------------------------------------------------------------------

@@ -1,0 +1,49 @@
+"""The rules of CPV governance: dispositions, margins and baselines are refused in words."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+
+import pytest
+
+from mes.core.errors import InvalidInput
+from mes.core.trends import (
+    Disposition,
+    check_baseline_request,
+    check_disposition,
+    check_margin,
+    parse_disposition,
+)
+
+
+def test_a_deviation_or_a_capa_needs_its_reference_and_every_disposition_a_comment():
+    assert check_disposition(Disposition.NO_ACTION, "ignored", " seen ") == (None, "seen")
+    assert check_disposition(Disposition.CAPA, " CAPA-7 ", "c") == ("CAPA-7", "c")
+    with pytest.raises(InvalidInput, match="needs the CAPA reference"):
+        check_disposition(Disposition.CAPA, "  ", "c")
+    with pytest.raises(InvalidInput, match="needs the deviation's reference"):
+        check_disposition(Disposition.DEVIATION, None, "c")
+    with pytest.raises(InvalidInput, match="comment"):
+        check_disposition(Disposition.NO_ACTION, None, "   ")
+
+
+def test_only_the_listed_dispositions_are_accepted():
+    assert parse_disposition(" capa ") is Disposition.CAPA
+    with pytest.raises(InvalidInput, match="no_action"):
+        parse_disposition("close it")
+
+
+@pytest.mark.parametrize("margin", [0, -2.0, math.nan, math.inf, None])
+def test_a_margin_is_a_finite_number_above_zero(margin):
+    with pytest.raises(InvalidInput, match="above zero"):
+        check_margin(margin)
+
+
+def test_a_baseline_needs_a_period_in_order_and_enough_batches():
+    assert check_baseline_request(date(2026, 1, 1), date(2026, 6, 30), 20).batches == 20
+    with pytest.raises(InvalidInput, match="ends before it starts"):
+        check_baseline_request(date(2026, 6, 30), date(2026, 1, 1), 20)
+    for batches in (None, 7, 501):
+        with pytest.raises(InvalidInput, match="from 8 to 500"):
+            check_baseline_request(date(2026, 1, 1), date(2026, 6, 30), batches)
