@@ -26,6 +26,7 @@ import statistics
 import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ from mes.pdf import comparability as report
 from mes.pdf.issue import COVER_STAMP_BOX
 from mes.pdf.sign import sign_pdf
 from mes.services import cpv
-from mes.services.charts import control_chart_svg
+from mes.services.charts import PRINT_RASTER_FROM, control_chart_svg
 from mes.services.context import Context
 from mes.services.document_certificate import ensure_document_certificate, load_document_key
 from mes.services.runtime import Runtime
@@ -114,7 +115,7 @@ def steps(runtime: Runtime, ctx: Context) -> dict[str, float]:
     csv = cpv.comparability_csv(view).encode()
     lap("csv")
     made = report.comparability_report(
-        view, csv=csv, chart=control_chart_svg, generated_at=ctx.at, generated_by="bench",
+        view, csv=csv, chart=partial(control_chart_svg, raster_from=PRINT_RASTER_FROM), generated_at=ctx.at, generated_by="bench",
         hub="HUB", hub_name="Bench hub", time_zone="UTC",
     )  # fmt: skip
     lap("charts and words")

@@ -12,6 +12,8 @@ import random
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
+import numpy as np
+
 from mes.core.cpv import imr_limits
 from mes.services import cpv
 from mes.services.cpv import ComparabilityView, ParameterView, SeriesPoint
@@ -55,6 +57,8 @@ def _parameter(
             scoped = [p for p in points if scope == cpv.NETWORK or p.site == scope]
             signals += [view for view, _run in cpv._signals_of(scope, scoped, limits, label)]
     used = sorted({p.site for p in points})
+    site_values = np.array(values, dtype=float)
+    site_of = np.array([p.site for p in points])
     return ParameterView(
         parameter=parameter,
         unit=unit,
@@ -68,8 +72,8 @@ def _parameter(
         margin=margin,
         margin_set_by="Quinn QA (quinn)" if margin else None,
         signals=signals,
-        capability=cpv._capabilities(points, used, low, high, label, unit),
-        equivalence=cpv._equivalences(points, used, margin, label, unit),
+        capability=cpv._capabilities(site_values, site_of, used, low, high, label, unit),
+        equivalence=cpv._equivalences(site_values, site_of, used, margin, label, unit),
         sites=used,
     )
 

@@ -29,7 +29,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from functools import cache
+from functools import cache, partial
 
 from mes.core.access import Permission
 from mes.core.canonical import canonical_json
@@ -458,7 +458,7 @@ def issue_comparability_report(
     settings = runtime.settings
     key = load_document_key(settings)  # refused at a spoke, with what to do at a hub without
     check_period(date_from, date_to)
-    from mes.services.charts import control_chart_svg
+    from mes.services.charts import PRINT_RASTER_FROM, control_chart_svg
     from mes.services.cpv import comparability, comparability_csv
 
     with runtime.uow() as uow:  # as the page: new trends on frozen baselines are kept
@@ -468,7 +468,7 @@ def issue_comparability_report(
     report = comparability_report(
         view,
         csv=csv,
-        chart=control_chart_svg,
+        chart=partial(control_chart_svg, raster_from=PRINT_RASTER_FROM),
         generated_at=ctx.at,
         generated_by=f"{actor.name} ({actor.username})" if actor.user_id else actor.name,
         hub=settings.site_code,
