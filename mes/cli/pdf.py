@@ -3,8 +3,9 @@
 ``mes pdf BATCH --out FILE`` writes the executed batch record as signed PDF/A-3b (at the hub).
 
 ``mes verify`` runs anywhere: at the hub it trusts the hub's own certificate; an auditor with
-only the file gives the hub's certificate with ``--trust``. It exits 0 with a short summary, or
-1 with one line per failure naming what failed.
+only the file gives the hub's certificate with ``--trust``. It tells a batch record from a
+comparability report (``mes report comparability``) by what the PDF embeds. It exits 0 with a
+short summary, or 1 with one line per failure naming what failed.
 """
 
 from __future__ import annotations
