@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from mes.core.errors import InvalidInput
+from mes.core.text import MAX_LONG_TEXT, free_text, one_line
 from mes.core.worded import Worded
 
 NETWORK = "network"
@@ -70,17 +71,28 @@ def check_disposition(
     disposition says why in a comment (EU GMP Ch. 1 §1.4(xiv): trends are assessed, and the
     assessment is recorded).
     """
-    text = (comment or "").strip()
+    text = free_text(comment, "The comment", max_length=MAX_LONG_TEXT)
     if not text:
         raise InvalidInput(
             "Say in a comment why this disposition fits the trend.",
             what_to_do="Write what you looked at and what you concluded.",
         )
-    ref = (reference or "").strip() or None
+    ref = one_line(reference, "The reference", max_length=200) or None
     needed = DISPOSITION_REFERENCE.get(disposition)
     if needed and ref is None:
         raise InvalidInput(f"'{disposition.words}' needs {needed}.", what_to_do=f"Type {needed}.")
     return (ref if needed else None), text
+
+
+def check_reason(reason: str | None, *, required: bool) -> str | None:
+    """The reason given for a baseline or a margin, kept as typed (at most 2,000 characters)."""
+    text = free_text(reason, "The reason")
+    if required and not text:
+        raise InvalidInput(
+            "Say why this margin fits the parameter.",
+            what_to_do="Give the reason (e.g. the variability of the reference sites).",
+        )
+    return text or None
 
 
 def check_margin(value: float | None) -> float:

@@ -63,6 +63,7 @@ from mes.core.trends import (
     check_disposition,
     check_enough_for_baseline,
     check_margin,
+    check_reason,
     disposition_record,
     margin_record,
     parse_disposition,
@@ -680,6 +681,7 @@ def freeze_baseline(
     """
     actor = authorise(uow, ctx, Permission.GOVERN_CPV)
     request = check_baseline_request(date_from, date_to, batches)
+    why = check_reason(reason, required=False)
     code = (recipe_code or "").strip()
     series = split_key(key)
     rows = store.results(uow.session, code, request.date_from, request.date_to, series=series)
@@ -733,7 +735,7 @@ def freeze_baseline(
         frozen_at=ctx.at,
         frozen_by=ctx.user_id,
         signature_seq=signature.entry_seq,
-        reason=(reason or "").strip() or None,
+        reason=why,
     )
     uow.add(row)
     record_entry(
@@ -768,12 +770,7 @@ def set_margin(
     """
     actor = authorise(uow, ctx, Permission.GOVERN_CPV)
     value = check_margin(margin)
-    why = (reason or "").strip()
-    if not why:
-        raise InvalidInput(
-            "Say why this margin fits the parameter.",
-            what_to_do="Give the reason (e.g. the variability of the reference sites).",
-        )
+    why = check_reason(reason, required=True) or ""
     code = (recipe_code or "").strip()
     series = split_key(key)
     if not store.results(uow.session, code, None, None, series=series)[:1]:

@@ -13,6 +13,7 @@ from mes.core.trends import (
     check_baseline_request,
     check_disposition,
     check_margin,
+    check_reason,
     parse_disposition,
 )
 
@@ -47,3 +48,16 @@ def test_a_baseline_needs_a_period_in_order_and_enough_batches():
     for batches in (None, 7, 501):
         with pytest.raises(InvalidInput, match="from 8 to 500"):
             check_baseline_request(date(2026, 1, 1), date(2026, 6, 30), batches)
+
+
+def test_texts_are_kept_as_typed_or_refused_never_cut_short():
+    with pytest.raises(InvalidInput, match="4,000"):
+        check_disposition(Disposition.NO_ACTION, None, "x" * 4001)
+    with pytest.raises(InvalidInput, match="reference"):
+        check_disposition(Disposition.CAPA, "CAPA\n7", "c")
+    assert check_reason("  PPQ\r\nbatches ", required=False) == "PPQ\nbatches"
+    assert check_reason(" ", required=False) is None
+    with pytest.raises(InvalidInput, match="2,000"):
+        check_reason("x" * 2001, required=False)
+    with pytest.raises(InvalidInput, match="why this margin"):
+        check_reason("", required=True)

@@ -136,6 +136,8 @@ def test_qa_freezes_a_baseline_and_assesses_the_trend_it_reveals(
     assert "Baseline frozen by Quinn Tester (quinn)" in words(page)
     link = re.search(r'href="(/network/comparability/trends/[^"]+)">Assess', text(page))
     assert link, "the trend to assess is linked from the page"
+    queue = qa_client.get("/qa/")  # QA's queue lists it among the trends to assess
+    assert "Trends to assess 2" in words(queue) and link.group(1) in text(queue)  # SPK3, network
     trend_page = qa_client.get(link.group(1))
     assert "Trend to assess" in words(trend_page)
     assert "above the upper control limit" in words(trend_page)
@@ -160,6 +162,8 @@ def test_qa_freezes_a_baseline_and_assesses_the_trend_it_reveals(
     assert assessed.status_code == 303
     shown = words(qa_client.get(link.group(1)))
     assert "Trend assessed" in shown and "CAPA-2026-031" in shown and "CAPA opened" in shown
+    after = qa_client.get("/qa/")
+    assert "Trends to assess 1" in words(after) and link.group(1) not in text(after)
     trend_id = link.group(1).rsplit("/", 1)[1]
     assert [e.action for e in audit_entries(record_id=trend_id)] == [
         "CPV trend detected",

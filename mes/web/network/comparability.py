@@ -33,6 +33,7 @@ bp = Blueprint(
 )
 
 MEANINGS = {"approved": Meaning.APPROVED, "acknowledged": Meaning.ACKNOWLEDGED}
+SIGNAL_LIMIT = 50  # signals listed per parameter on the page (the CSV holds every one)
 DEFAULT_DAYS = 365  # the period shown when none is asked for: the last year (an annual review)
 
 # The chart is a document of its own (embedded with <object>): its styles are inline, so it gets
@@ -124,6 +125,7 @@ def _page(
         typed_form=typed_form or {},
         date_pattern=date_pattern(site_zone()),
         meanings=MEANINGS,
+        signal_limit=SIGNAL_LIMIT,
     ), status
 
 
