@@ -194,3 +194,31 @@ def test_a_period_with_no_batches_is_still_reported_and_says_so(key, tmp_path):
 )
 def test_numbers_are_printed_with_four_significant_digits_and_a_true_minus(value, text):
     assert number(value) == text
+
+
+def test_one_flipped_byte_after_signing_fails_the_signature(signed, key):
+    _, csv, pdf, _path = signed
+    from signed_record_helpers import flip_byte_in_a_stream
+
+    outcome = verify_report_pdf(flip_byte_in_a_stream(pdf), [key.certificate], ("r.csv", csv))
+    assert not outcome.ok
+    assert any("altered after signing" in p or "cannot be read" in p for p in outcome.problems)
+
+
+def test_data_swapped_before_signing_is_named_though_the_signature_holds(key):
+    report, csv = _report(stand_in_view(30))
+    other = csv.replace(b"SPK1", b"SPK8")
+    forged = sign_pdf(
+        render_comparability_pdf(report, other),  # the manifest and print name ``csv``
+        key,
+        at=AT,
+        reason="Comparability report",
+        location="Central Hub (HUB)",
+        name="Central Hub",
+    )
+    outcome = verify_report_pdf(forged, [key.certificate])
+    assert outcome.signature.ok
+    assert outcome.problems == [
+        f"comparability report: the embedded {CSV_NAME} has SHA-256 "
+        f"{hashlib.sha256(other).hexdigest()}, the manifest says {hashlib.sha256(csv).hexdigest()}"
+    ]
