@@ -392,6 +392,7 @@ def render_comparability_pdf(report: ComparabilityReport, csv: bytes) -> bytes:
             manifest(report),
             MANIFEST_NAME,
             "What this comparability report covers and the SHA-256 of its data",
+            relationship="Supplement",
         ),
         Embedded(
             csv,
