@@ -26,10 +26,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from functools import cache, partial
+
+import markupsafe
 
 from mes.core.access import Permission
 from mes.core.canonical import canonical_json
@@ -37,7 +41,19 @@ from mes.core.clock import local_text
 from mes.core.errors import InvalidInput
 from mes.core.trends import NETWORK
 from mes.pdf.readback import Expected, missing_from
-from mes.pdf.render import TEMPLATES, Embedded, _css, _environment, render_document_pdf
+from mes.pdf.render import (
+    PAGE_NUMBER_STYLE,
+    PARALLEL_FROM_ROWS,
+    TEMPLATES,
+    Embedded,
+    _css,
+    _environment,
+    _join,
+    _page_numbers_html,
+    _pool_context,
+    _render_part,
+    render_document_pdf,
+)
 from mes.pdf.verify import MANIFEST_NAME, REPORT_FORMAT
 from mes.services.context import Context, authorise
 from mes.services.cpv import (
@@ -258,6 +274,15 @@ def _signal_row(signal: SignalView, provisional: bool, time_zone: str) -> Signal
     return SignalLine(signal.words, title, signed)
 
 
+def _summary(parameter: ParameterView) -> str:
+    """The chart's summary in words (the page's), its signals counted: they are listed below."""
+    text = chart_summary(replace(parameter, signals=[]))
+    count = len(parameter.signals)
+    if count:
+        text += f" {count} signal{'s' if count != 1 else ''} of the run rules, listed below."
+    return text
+
+
 def _svg_uri(svg: str) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
 
@@ -294,7 +319,7 @@ def comparability_report(
                     else "not set by QA: the sites' differences are shown without a verdict"
                 ),
                 chart_uri=_svg_uri(chart(p)) if chart is not None and p.points else None,
-                summary=chart_summary(p),
+                summary=_summary(p),
                 capability=tuple(_capability_row(c) for c in p.capability),
                 equivalence=tuple(_equivalence_row(e) for e in p.equivalence),
                 signals=tuple(
@@ -334,20 +359,38 @@ def _report_css() -> str:
     return _css() + (TEMPLATES / "comparability.css").read_text(encoding="utf-8")
 
 
-def comparability_html(report: ComparabilityReport) -> str:
-    """The report as one HTML document (header and footer in its ``@page`` rules)."""
+def _footer_left(report: ComparabilityReport) -> str:
+    return f"Data {report.csv_name} SHA-256 {report.csv_sha256}"
+
+
+def _html(
+    report: ComparabilityReport,
+    sections: Sequence[tuple[int, ParameterSection]],
+    *,
+    cover: bool,
+    page_numbers: bool,
+) -> str:
     return (
         _environment()
         .get_template("comparability.html")
         .render(
             report=report,
+            sections=sections,
+            cover=cover,
+            page_numbers=page_numbers,
+            page_number_style=markupsafe.Markup(PAGE_NUMBER_STYLE),  # noqa: S704 - ours
             css=_report_css(),
             created_iso=report.generated_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
             header_left=f"{report.recipe_code} · {report.date_from} to {report.date_to}",
             header_right=f"Comparability report · {report.hub_name} ({report.hub})",
-            footer_left=f"Data {report.csv_name} SHA-256 {report.csv_sha256}",
+            footer_left=_footer_left(report),
         )
     )
+
+
+def comparability_html(report: ComparabilityReport) -> str:
+    """The report as one HTML document (header and footer in its ``@page`` rules)."""
+    return _html(report, list(enumerate(report.parameters, start=1)), cover=True, page_numbers=True)
 
 
 def expected_words(report: ComparabilityReport) -> list[Expected]:
@@ -385,8 +428,21 @@ def manifest(report: ComparabilityReport) -> bytes:
     )
 
 
-def render_comparability_pdf(report: ComparabilityReport, csv: bytes) -> bytes:
-    """The unsigned PDF/A-3b report with its manifest and the CSV embedded."""
+def _weight(section: ParameterSection) -> int:
+    """Rows to lay out, roughly (a chart as 40 rows)."""
+    return 40 + 2 * (len(section.capability) + len(section.equivalence)) + len(section.signals)
+
+
+def render_comparability_pdf(
+    report: ComparabilityReport, csv: bytes, *, workers: int | None = None
+) -> bytes:
+    """The unsigned PDF/A-3b report with its manifest and the CSV embedded.
+
+    A long report (many sites, thousands of signals) is laid out as the batch record is
+    (:mod:`mes.pdf.render`): the cover and each parameter's section in parallel processes, the
+    pages joined, "page X of Y" and the digest laid over them. ``workers``: processes (default:
+    one for a short report, else the CPUs, at most 4).
+    """
     embedded = [
         Embedded(
             manifest(report),
@@ -401,7 +457,26 @@ def render_comparability_pdf(report: ComparabilityReport, csv: bytes) -> bytes:
             relationship="Data",
         ),
     ]
-    return render_document_pdf(comparability_html(report), embedded, report.generated_utc)
+    created = report.generated_utc
+    weight = sum(_weight(p) for p in report.parameters)
+    if workers is None:
+        workers = 1 if weight < PARALLEL_FROM_ROWS else min(os.cpu_count() or 1, 4)
+    if workers <= 1 or not report.parameters:
+        return render_document_pdf(comparability_html(report), embedded, created)
+    cover = _html(report, [], cover=True, page_numbers=False)
+    sections = [
+        _html(report, [(number, p)], cover=False, page_numbers=False)
+        for number, p in enumerate(report.parameters, start=1)
+    ]
+    order = sorted(range(len(sections)), key=lambda i: -_weight(report.parameters[i]))
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(sections)), mp_context=_pool_context()
+    ) as pool:
+        futures = {i: pool.submit(_render_part, sections[i]) for i in order}
+        first = _render_part(cover, embedded, created)  # meanwhile, here: the catalog's part
+        parts = [first, *(futures[i].result() for i in range(len(sections)))]
+    pages = sum(part.pages for part in parts)
+    return _join(parts, _render_part(_page_numbers_html(pages, _footer_left(report))))
 
 
 def missing_in_print(report: ComparabilityReport, pdf: bytes) -> list[Expected]:

@@ -222,3 +222,28 @@ def test_data_swapped_before_signing_is_named_though_the_signature_holds(key):
         f"comparability report: the embedded {CSV_NAME} has SHA-256 "
         f"{hashlib.sha256(other).hexdigest()}, the manifest says {hashlib.sha256(csv).hexdigest()}"
     ]
+
+
+def test_a_long_report_laid_out_in_parts_reads_as_one_made_whole(key, tmp_path):
+    report, csv = _report(stand_in_view(90))
+    whole = render_comparability_pdf(report, csv, workers=1)
+    parts = render_comparability_pdf(report, csv, workers=2)
+    for name, pdf in (("whole", whole), ("parts", parts)):
+        path = tmp_path / f"{name}.pdf"
+        path.write_bytes(_signed_pdf(pdf, key))
+        text = _text(path)
+        assert missing_in_print(report, pdf) == [], name
+        pages = text.count("\f")
+        assert f"page 1 of {pages}" in text and f"page {pages} of {pages}" in text, name
+        assert verify_report_pdf(path.read_bytes(), [key.certificate], ("r.csv", csv)).ok
+    assert embedded_file(parts, CSV_NAME) == csv
+    assert strict_loads(embedded_file(parts, MANIFEST_NAME)) == strict_loads(
+        embedded_file(whole, MANIFEST_NAME)
+    )
+
+
+def _signed_pdf(pdf: bytes, key) -> bytes:
+    return sign_pdf(
+        pdf, key, at=AT, reason="Comparability report", location="HUB", name="Central Hub",
+        stamp_page=0, stamp_box=COVER_STAMP_BOX,
+    )  # fmt: skip
