@@ -493,9 +493,10 @@ def prepare_history(sites: DemoSites, per_site: int, now: datetime) -> list[str]
             code = spokes.issue_enrollment_code(uow, command_context(), "SPK1").code
     sites.enrollment_code = sites.enrollment_codes["SPK1"] = code
     lines = [
-        f"History at the hub (demo data, patient IDs {DEMO_PATIENT_PREFIX}…): {per_site} completed "
+        f"History at the hub (demo data, patient IDs {DEMO_PATIENT_PREFIX}…): {per_site} "
         f"{HISTORY_RECIPE} batches from each of SPK1, {', '.join(HISTORY_SPOKES)} over the past "
-        f"{HISTORY_DAYS // 30} months;"
+        f"{HISTORY_DAYS // 30} months (the last {running(per_site)} of each "
+        "hub-only spoke still in progress);"
     ]
     labels = {c.parameter: c.label for c in _history_critical()}
     for knob in history_knobs():
@@ -536,14 +537,19 @@ def seed_history(
         shutil.rmtree(scratch, ignore_errors=True)
     knobs = history_knobs()
     planned = history.plan_history(
-        template, ("SPK1", *HISTORY_SPOKES), per_site, end=now - timedelta(days=1),
-        days=HISTORY_DAYS, knobs=knobs,
+        template, ("SPK1", *HISTORY_SPOKES), per_site, end=now - timedelta(hours=1),
+        days=HISTORY_DAYS, knobs=knobs, in_progress=dict.fromkeys(HISTORY_SPOKES, running(per_site)),
     )  # fmt: skip
     keys = {code: SiteKey.from_pem(pem) for code, pem in key_pems.items()}
     with _opened(hub_path) as hub:
         return history.store_history(
             hub.uow, template, planned, keys, at=now, demo=True, knobs=knobs, per_site=per_site
         )
+
+
+def running(per_site: int) -> int:
+    """How many of a hub-only spoke's batches are still in progress (for the live board)."""
+    return 0 if per_site < 2 else 1 if per_site < 10 else 2
 
 
 def _key_pems(sites: DemoSites) -> dict[str, bytes]:
@@ -688,7 +694,7 @@ def _stop_demo(signum: int, _frame: object) -> None:
     default=30,
     show_default=True,
     type=click.IntRange(0, 500),
-    help="Completed batches per spoke the hub holds from the past months (demo data); 0: none.",
+    help="Batches per spoke the hub holds from the past months (demo data); 0: none.",
 )
 @click.pass_obj
 def demo_command(

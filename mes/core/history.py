@@ -233,6 +233,7 @@ def _names(expression: str) -> tuple[str, ...]:
 class _Step:
     """What a template entry needs at each copy (found once)."""
 
+    at: timedelta  # the entry's time, from the start
     times: tuple[tuple[tuple[Any, ...], timedelta], ...]  # path → offset from the start
     hashes: tuple[tuple[tuple[Any, ...], int], ...]  # path → index of the entry it names
 
@@ -277,7 +278,7 @@ class Template:
                     times.append((path, parse_time(value) - self.start))
                 elif value in index:
                     hashes.append((path, index[value]))
-            steps.append(_Step(tuple(times), tuple(hashes)))
+            steps.append(_Step(parse_time(body["at"]) - self.start, tuple(times), tuple(hashes)))
         self._steps = steps
 
     def identity_for(self, serial: int, patient_id: str, year: int) -> dict[str, Any]:
@@ -309,11 +310,14 @@ class Template:
         values: Mapping[str, str],
         milestones: Mapping[str, datetime],
         key: SiteKey,
+        until: datetime | None = None,
     ) -> list[SealedEntry]:
         """The template as another batch: see the module's description.
 
         ``values``: parameter ("phase.value") → the recorded text; ``milestones``: milestone
-        name → its time (the others stay where the template had them, moved with the rest).
+        name → its time (the others stay where the template had them, moved with the rest);
+        ``until``: a batch still in progress, its record up to that time (the entries after it
+        are not written yet).
         Raises :class:`OutsideActionLimits` if a calculation falls outside its action limits.
         """
         text = self._text.replace(self.batch_id, batch_id).replace(self.number, number)
@@ -336,6 +340,8 @@ class Template:
         entries: list[SealedEntry] = []
         prev = GENESIS
         for body, step in zip(bodies, self._steps, strict=True):
+            if until is not None and start + step.at > until and len(entries) > 2:
+                break
             for path, offset in step.times:
                 _set(body, path, time_text(start + offset))
             for path, index in step.hashes:
@@ -429,6 +435,7 @@ class Planned:
     start: datetime
     values: dict[str, str]
     milestones: dict[str, datetime]
+    until: datetime | None = None  # still in progress: its record up to this time
 
 
 def spreads(template: Template) -> dict[str, Spread]:

@@ -138,12 +138,15 @@ def plan_history(
     seed: int = 16,
     knobs: Sequence[Knob] = (),
     first_numbers: Mapping[tuple[str, int], int] | None = None,
+    in_progress: Mapping[str, int] | None = None,
 ) -> list[Planned]:
     """``per_site`` batches for each site over the ``days`` before ``end``.
 
     Spread evenly (with jitter) and in order, each finished before ``end``; numbered per site
     and year from ``first_numbers[(site, year)]`` (default 1); values drawn per site
-    (:func:`mes.core.history.draw_batch`).
+    (:func:`mes.core.history.draw_batch`). ``in_progress``: how many of a site's batches are
+    still running at ``end`` (its last ones, started within the template's duration before
+    ``end``, their records up to ``end``).
     """
     rng = random.Random(seed)  # noqa: S311 - demo data, repeatable
     duration = template.end - template.start
@@ -152,9 +155,17 @@ def plan_history(
     planned = []
     for site in sites:
         counters = dict(first_numbers or {})
-        slot = span / max(1, per_site)
+        running = min(per_site, (in_progress or {}).get(site, 0))
+        done = per_site - running
+        slot = span / max(1, done)
         for index in range(per_site):
-            start = latest - span + slot * (index + rng.uniform(0.05, 0.95))
+            until = None
+            if index < done:
+                start = latest - span + slot * (index + rng.uniform(0.05, 0.95))
+            else:  # still running: started within the process's duration, in order
+                part = (index - done + rng.uniform(0.1, 0.9)) / running
+                start = end - duration * (1 - part)
+                until = end
             year = start.year
             number = counters.get((site, year), 1)
             counters[(site, year)] = number + 1
@@ -166,6 +177,7 @@ def plan_history(
                     start=start,
                     values=draw_batch(template, site, index, per_site, rng, knobs),
                     milestones=draw_milestones(template, start, rng),
+                    until=until,
                 )
             )
     return planned
@@ -224,6 +236,7 @@ def make_copy(
                 values=values,
                 milestones=planned.milestones,
                 key=key,
+                until=planned.until,
             )
         except OutsideActionLimits:
             if attempt == DRAWS - 1:
