@@ -156,7 +156,11 @@ class Leg:
 
 @dataclass(frozen=True)
 class Turnaround:
-    """The procedure's turnaround target: the whole vein-to-vein time, and per leg."""
+    """The procedure's turnaround target: the whole vein-to-vein time, and per leg.
+
+    The whole runs from collection end to infusion start (a recipe that does not record a
+    collection, such as a fill-finish, gives legs only: ``target_hours`` is None).
+    """
 
     target_hours: float | None
     legs: tuple[Leg, ...]

@@ -20,6 +20,7 @@ from mes.core import phases
 from mes.core.commonmark import markdown_html
 from mes.core.critical import (
     critical_inputs,
+    hours_text,
     milestone_inputs,
     point_title,
     turnaround_of,
@@ -104,6 +105,11 @@ def procedure_in_words(compiled: Mapping[str, Any]) -> dict[str, Any]:
     turnaround = turnaround_of(compiled)
     units = {unit["id"]: unit["name"] for unit in compiled["unit_procedures"]}
     recipe["turnaround_texts"] = turnaround_words(turnaround, units) if turnaround else []
+    recipe["turnaround_target_text"] = (
+        f"{hours_text(turnaround.target_hours)} vein to vein"
+        if turnaround and turnaround.target_hours is not None
+        else None
+    )
     recipe["critical_inputs"] = [
         {
             "parameter": c.parameter,

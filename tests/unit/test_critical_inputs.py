@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from mes.core.critical import (
     MILESTONES,
@@ -17,6 +20,7 @@ from mes.core.critical import (
     turnaround_of,
     turnaround_words,
 )
+from mes.core.recipe import load_recipe
 from mes.core.worded import words_of
 
 
@@ -187,3 +191,101 @@ def test_turnaround_in_words():
         "Collection end → Receipt at the spoke: 30 h",
         "Receipt at the spoke → End of Fill and label: 12.5 h",
     ]
+
+
+# --- the example recipes ---------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def example(name: str) -> dict[str, Any]:
+    path = REPO / "recipes" / name
+    return load_recipe(path.read_bytes(), path.name).data
+
+
+def by_criticality(compiled: dict[str, Any]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for c in critical_inputs(compiled):
+        found.setdefault(c.criticality.value, []).append(c.parameter)
+    return found
+
+
+def test_the_fresh_car_t_recipe_marks_its_release_attributes_and_its_timeline():
+    compiled = example("car-t-fresh.yaml")
+    found = by_criticality(compiled)
+    assert found["cqa"] == [
+        "fill_single_bag.dose_accuracy",
+        "fill_fraction_bags.dose_accuracy",
+        "release_viability_phenotype.viability",
+        "release_viability_phenotype.cd3_pct",
+        "release_viability_phenotype.car_pct",
+        "release_endotoxin.endotoxin",
+        "release_vcn.vcn",
+    ]
+    assert found["cpp"] == [
+        "seed_and_activate.cells_to_seed",
+        "calculate_vector_volume.moi",
+        "start_expansion.culture_temperature",
+        "harvest_count.fold_expansion",
+    ]
+    assert "apheresis_transport_check.hours_since_collection" in found["ipc"]
+    viability = next(
+        c
+        for c in critical_inputs(compiled)
+        if c.parameter == "release_viability_phenotype.viability"
+    )
+    assert (viability.unit, viability.action_low, viability.alert_low) == ("%", 70, 80)
+    assert milestone_inputs(compiled) == {
+        "collection_end": ("apheresis_transport_check", "collection_time"),
+        "bedside_receipt": ("confirm_bedside_receipt", "received_at"),
+    }
+    assert turnaround_of(compiled) == Turnaround(
+        384,
+        (
+            Leg("collection_end", "manufacturing_start", 30),
+            Leg("manufacturing_start", "up:harvest_and_formulation", 324),
+            Leg("up:harvest_and_formulation", "bedside_receipt", 24),
+        ),
+    )
+
+
+def test_the_cryopreserved_car_t_recipe_adds_its_freezing_and_post_thaw_attributes():
+    compiled = example("car-t-cryo.yaml")
+    found = by_criticality(compiled)
+    assert "release_viability_phenotype.post_thaw_viability" in found["cqa"]
+    assert "formulate_in_cryomedium.dmso_pct" in found["cqa"]
+    assert "store_in_ln2.cooling_rate" in found["cpp"]
+    assert set(milestone_inputs(compiled)) == {"collection_end", "bedside_receipt"}
+    turnaround = turnaround_of(compiled)
+    assert turnaround is not None and turnaround.target_hours == 792
+    assert sum(leg.target_hours or 0 for leg in turnaround.legs) <= turnaround.target_hours
+
+
+def test_the_mrna_fill_recipe_has_quality_attributes_and_legs_but_no_collection():
+    compiled = example("mrna-vaccine-fill.yaml")
+    found = by_criticality(compiled)
+    assert found["cqa"][:1] == ["fill_weight_checks.weight_mean"]
+    assert "qc_endotoxin.endotoxin" in found["cqa"]
+    assert milestone_inputs(compiled) == {}
+    turnaround = turnaround_of(compiled)
+    assert turnaround is not None and turnaround.target_hours is None
+    assert [(leg.start, leg.end) for leg in turnaround.legs] == [
+        ("manufacturing_start", "up:freezing"),
+        ("up:freezing", "up:quality_control"),
+    ]
+
+
+@pytest.mark.parametrize("name", ["car-t-fresh.yaml", "car-t-cryo.yaml", "mrna-vaccine-fill.yaml"])
+def test_every_critical_value_of_an_example_is_a_number(name):
+    compiled = example(name)
+    specs = {
+        f"{phase['id']}.{spec['id']}": spec
+        for unit in compiled["unit_procedures"]
+        for operation in unit["operations"]
+        for phase in operation["phases"]
+        for spec in (*phase["inputs"], *phase["calculations"])
+    }
+    for c in critical_inputs(compiled):
+        assert specs[c.parameter]["type"] in ("number", "integer", "calculation")
+        # CPV follows a parameter with its unit; only a ratio (the PDI) has none
+        assert c.unit or specs[c.parameter]["type"] == "calculation", c.parameter

@@ -286,3 +286,24 @@ def test_a_turnaround_needs_a_target_or_legs():
     assert problems(edited((9, "expected_duration: 9 d", "turnaround: {}"))) == [
         f"{NAME}:9:13 turnaround: give at least one of: target_hours, legs"
     ]
+
+
+def test_a_milestone_or_point_that_is_not_a_name_is_reported_once():
+    assert problems(
+        edited((42, "type: text", "type: datetime\n                milestone: Receipt"))
+    ) == [
+        f"{NAME}:43:28 {CHECK_BAG}.inputs.note.milestone: 'Receipt' is not allowed here: The "
+        "vein-to-vein milestone a datetime input records, one of collection_end, receipt, "
+        "provisional_certification, dispatch, bedside_receipt, infusion_start; each at most "
+        "once in a recipe."
+    ]
+    found = problems(
+        edited(COLLECTION_END, turnaround("{from: 'Up:x', to: receipt, target_hours: 3}"))
+    )
+    assert len(found) == 2 and found[0].startswith(
+        f"{NAME}:13:14 {LEG}[0].from: 'Up:x' is not allowed"
+    )
+    assert (
+        found[1]
+        == f"{NAME}:13:22 {LEG}[0]: no datetime input of this recipe declares the milestone 'receipt'"
+    )

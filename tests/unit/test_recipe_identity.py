@@ -326,12 +326,33 @@ def test_compiling_twice_gives_the_same_bytes():
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "recipes").glob("*.yaml"))
-# The content hash of each example recipe, as approved before its ordered fields became lists.
+# The content hash of each example recipe, with its criticality, milestones and turnaround target.
 EXAMPLE_HASHES = {
+    "car-t-cryo.yaml": "ac7b9e5a8ca4af53ee67c79c6e40c4fcc9a6f52eed47040e689a42fb48975b14",
+    "car-t-fresh.yaml": "fdd6aef0428c2c897b6f5ba2c9a63beecd244ee7504636581f575bc42bf598d6",
+    "mrna-vaccine-fill.yaml": "47b4328bf1036b1ae80207e3236ed07fdc4599da19d6d2d2d1035a03488d5ebf",
+}
+# ... and without them: the hash each had as approved before its ordered fields became lists
+# (and before the criticality keys existed), which a recipe that does not declare them keeps.
+UNANNOTATED_HASHES = {
     "car-t-cryo.yaml": "fccb98e83ccdd38221cbdb895a3c3a03a3ff1a137f5267615fb2ac01c2c65b9b",
     "car-t-fresh.yaml": "36849a44d5e9355f506c97fd4580b8291e5ab422d76f9df75b623018631ab959",
     "mrna-vaccine-fill.yaml": "6377a266ba5f249d42d4fb29ec580da9936b85a210913a2369f49c01082837bd",
 }
+CRITICALITY_KEYS = ("criticality", "milestone", "turnaround")
+
+
+def without_criticality(value: Any) -> Any:
+    """``value`` without any criticality, milestone or turnaround key, at any depth."""
+    if isinstance(value, list):
+        return [without_criticality(item) for item in value]
+    if isinstance(value, dict):
+        return {
+            key: without_criticality(item)
+            for key, item in value.items()
+            if key not in CRITICALITY_KEYS
+        }
+    return value
 
 
 class _DoubleQuoted(yaml.SafeDumper):
@@ -389,6 +410,15 @@ def test_the_example_recipes_keep_the_content_hash_they_had_as_mappings():
         recipe = load_recipe(path.read_bytes(), path.name)
         assert recipe.content_hash == EXAMPLE_HASHES[path.name], path.name
         assert recipe.warnings == ()
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
+def test_an_example_recipe_without_its_criticality_keys_has_its_earlier_hash(path):
+    data = check_recipe(path.read_bytes())[0]
+    stripped = without_criticality(data)
+    assert stripped != data  # every example declares some
+    recipe = load_recipe(yaml.safe_dump(stripped, sort_keys=False, allow_unicode=True), path.name)
+    assert recipe.content_hash == UNANNOTATED_HASHES[path.name]
 
 
 @pytest.mark.parametrize("reformat", REFORMATS.values(), ids=REFORMATS.keys())

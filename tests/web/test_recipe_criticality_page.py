@@ -56,6 +56,7 @@ def test_the_critical_parameters_and_the_turnaround_have_their_part(client, crea
     assert "Receipt at the spoke → End of Receipt: 12 h" in _words(part)
     received = re.search(r"<tr>\s*<td>Bag received.*?</tr>", page, re.S).group(0)
     assert "Milestone: Receipt at the spoke" in _words(received)
+    assert "Turnaround target 336 h vein to vein" in _words(page)
     viability = re.search(r"<tr>\s*<td>Viability.*?</tr>", page, re.S).group(0)
     assert 'title="Critical quality attribute">CQA</span>' in viability
 

@@ -361,6 +361,8 @@ class RecipeChecker:
     def milestone(self, path: Path, spec: Mapping[str, Any], kind: str) -> None:
         """A datetime input names a recipe milestone (:mod:`mes.core.critical`), once per recipe."""
         at = (*path, "milestone")
+        if at in self.reported:
+            return  # not a name at all: the schema said so
         name = spec["milestone"]
         allowed = ", ".join(RECIPE_MILESTONES)
         if kind != "datetime":
