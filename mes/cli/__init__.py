@@ -41,6 +41,7 @@ COMMAND_MODULES = (
     "equipment",
     "instance",
     "materials",
+    "network",
     "pdf",  # after "instance": it adds `site certificate` to the site group
     "recipe",
     "serve",

@@ -76,6 +76,7 @@ class Permission(StrEnum):
     MANAGE_SPOKES = "enroll, suspend and revoke spokes"
     WATCH_NETWORK = "watch the network of sites"
     REVIEW_BATCHES = "review batch records, work deviations and release or reject batches"
+    REBUILD_READ_MODELS = "rebuild the network's read models from the chains"
 
 
 PERMISSIONS: dict[Permission, frozenset[Role]] = {
@@ -96,6 +97,7 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.MANAGE_SPOKES: frozenset({Role.ADMIN}),
     Permission.WATCH_NETWORK: frozenset({Role.ADMIN, Role.SUPERVISOR, Role.QA}),
     Permission.REVIEW_BATCHES: frozenset({Role.QA}),
+    Permission.REBUILD_READ_MODELS: frozenset({Role.ADMIN, Role.QA}),
 }
 
 

@@ -86,19 +86,19 @@ def is_demo(chain_of_identity: Mapping[str, Any]) -> bool:
 
 
 def next_timer(batch: Batch) -> str | None:
-    """The next bound of a timer window of a phase that may start now or soon (UTC text).
+    """The next bound of a timer window of a phase not started yet (UTC text).
 
-    Phases operators work on that have not started: each window's earliest start and latest
-    start; the first bound after the batch's newest entry, or — every bound passed — the last
-    one (a window missed). None when no such phase has a window.
+    Each open window (its reference phase performed) of a phase still waiting or ready: its
+    earliest and latest start; the first bound after the batch's newest entry, or — every bound
+    passed — the last one (a window missed). None when no such phase has a window.
     """
     s = batch.state
     if s.status not in (BatchStatus.IN_PROGRESS, BatchStatus.ON_HOLD):
         return None
     bounds = sorted(
         utc_text(bound)
-        for pid in batch.current_phases()
-        if s.phases[pid].status is PhaseStatus.READY
+        for pid, phase in s.phases.items()
+        if phase.status in (PhaseStatus.LOCKED, PhaseStatus.READY)
         for window in batch.timer_windows(pid)
         for bound in (window["earliest"], window["latest"])
         if bound is not None

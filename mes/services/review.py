@@ -24,7 +24,6 @@ from mes.core.review import (
     DECISION_KINDS,
     REVIEW_ACTIONS,
     REVIEW_RECORD_TYPE,
-    Category,
     Decision,
     Finding,
     QaState,
@@ -454,8 +453,9 @@ def qa_queue(
 ) -> Queue:
     """Every batch received, filterable by site, product (recipe code), QA state and age.
 
-    Counts of what needs attention are over all batches; the exception counts of each listed
-    batch come from its record (replayed), so they are exactly what its review page shows.
+    Counts of what needs attention are over all batches. Read from the batch summaries, which
+    ingest and every QA action keep in step with the batch's record and review: the exception
+    counts are what its review page shows.
     """
     authorise(uow, ctx, Permission.REVIEW_BATCHES)
     if state is not None and state not in {s.value for s in QaState}:
@@ -467,42 +467,36 @@ def qa_queue(
         uow.session,
         ctx.at,
         QueueFilter(site=site, product=product, state=state, min_age_days=min_age_days),
+        limit,
     )
     counts = selection.counts
     listed = []
-    for queued in selection.batches[:limit]:
-        batch, review, qs = queued.batch, queued.review, queued.qa_state
-        if qs in (QaState.RELEASED, QaState.REJECTED):
-            devs, waiting, blocked = 0, 0, False
-        else:
-            view = load_review(uow, batch.id, verify=False)
-            devs = len(view.open_deviations)
-            waiting = len(view.unreviewed)
-            # Entries still to come are where a batch in progress stands ("At the spoke"), not
-            # an alarm: only a record that fails verification or has false times is blocked.
-            blocked = any(f.blocking and f.category is not Category.PENDING for f in view.findings)
+    for queued in selection.batches:
+        summary, qs = queued.summary, queued.qa_state
+        decided = qs in (QaState.RELEASED, QaState.REJECTED)
         listed.append(
             QueueRow(
-                id=batch.id,
-                number=batch.number,
-                site=batch.site,
-                product=batch.recipe_code,
-                recipe=f"{batch.recipe_code} v{batch.recipe_version}",
-                status=batch.status,
+                id=summary.batch_id,
+                number=summary.number,
+                site=summary.site,
+                product=summary.recipe_code,
+                recipe=f"{summary.recipe_code} v{summary.recipe_version}",
+                status=summary.status,
                 qa_state=qs,
-                completed_at=batch.completed_at,
-                created_at=batch.created_at,
+                completed_at=summary.completed_at,
+                created_at=summary.created_at,
                 age_days=queued.age_days,
-                open_deviations=devs,
-                unreviewed=waiting,
-                blocked=blocked,
-                decision_by=review.decided_by if review else None,
+                # A decided batch's review is closed: nothing is waiting on it.
+                open_deviations=0 if decided else summary.open_deviations,
+                unreviewed=0 if decided else summary.exceptions,
+                # Entries still to come are where a batch in progress stands ("At the spoke"),
+                # not an alarm: only a record that fails verification or has false times is.
+                blocked=False if decided else summary.blocking,
+                decision_by=queued.decided_by,
             )
         )
     counts["needs_attention"] = counts[QaState.AWAITING_REVIEW] + counts[QaState.UNDER_REVIEW]
-    return Queue(
-        listed, counts, selection.sites, selection.products, matching=len(selection.batches)
-    )
+    return Queue(listed, counts, selection.sites, selection.products, matching=selection.matching)
 
 
 # --- back to the spoke ------------------------------------------------------------------------

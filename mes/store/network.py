@@ -1,6 +1,7 @@
 """The hub's network overview, a read model: its spokes, the open deviations they raised, refusals.
 
-Plain selects over the received batches and the sync log; who may read it is checked by the
+Plain selects over the batch summaries (:mod:`mes.store.read_models`), the open deviations and
+the sync log (indexed by action, outcome, peer and time); who may read it is checked by the
 service that wraps it (:func:`mes.services.network.network`).
 """
 
@@ -15,7 +16,15 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from mes.core.batch import Procedure
-from mes.store.models import Batch, BatchPhase, BatchValue, Deviation, Spoke, SyncEvent
+from mes.store.models import (
+    Batch,
+    BatchPhase,
+    BatchSummary,
+    BatchValue,
+    Deviation,
+    Spoke,
+    SyncEvent,
+)
 from mes.store.recipes import version_with_content
 
 ACTIVE_BATCH_STATUSES = ("created", "in_progress", "on_hold")
@@ -72,14 +81,15 @@ def network_overview(
     session: Session, *, clock_skew_seconds: int, alerts_limit: int = 50
 ) -> NetworkView:
     """Spokes with their batches and open deviations, the newest deviations, recent refusals."""
+    # Per site, from the batch summaries' (site, status) index: never the ledgers.
     counts = {
         site: (total, active)
         for site, total, active in session.execute(
             select(
-                Batch.site,
+                BatchSummary.site,
                 func.count(),
-                func.sum(case((Batch.status.in_(ACTIVE_BATCH_STATUSES), 1), else_=0)),
-            ).group_by(Batch.site)
+                func.sum(case((BatchSummary.status.in_(ACTIVE_BATCH_STATUSES), 1), else_=0)),
+            ).group_by(BatchSummary.site)
         ).all()
     }
     open_by_site = dict(

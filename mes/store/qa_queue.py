@@ -1,19 +1,22 @@
 """The QA queue at the hub, a read model: every batch received, where it stands for QA, filtered.
 
-Plain selects over the batches and their dispositions; who may read it, and the exception
-counts taken from each listed batch's record, are the service's (:func:`mes.services.review.qa_queue`).
+Selects over the batch summaries (:mod:`mes.store.read_models`, kept by ingest and review): the
+filters, the queue's order and its page in SQL, the counts by one GROUP BY — no batch's record
+is read. Who may read it is the service's (:func:`mes.services.review.qa_queue`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from mes.core.review import QaState, qa_state_of
-from mes.store.models import Batch, BatchReview
+from mes.core.clock import utc_text
+from mes.core.review import QaState
+from mes.store.models import BatchReview, BatchSummary
 
 # What needs QA first (awaiting, then under review), then what is still arriving, then the
 # decided; within each, the newest first — so a long history never hides new work.
@@ -38,55 +41,83 @@ class QueueFilter:
 
 @dataclass(frozen=True)
 class QueuedBatch:
-    """A batch the filters match, with its disposition, QA state and age in days."""
+    """A batch the filters match: its summary, who decided it, its QA state and age in days."""
 
-    batch: Batch
-    review: BatchReview | None
+    summary: BatchSummary
+    decided_by: str | None
     qa_state: QaState
     age_days: int
 
 
 @dataclass(frozen=True)
 class QueueSelection:
-    """The matching batches in queue order, the counts over every batch, the filter choices."""
+    """The first matching batches in queue order, how many match, counts, filter choices."""
 
     batches: list[QueuedBatch]
+    matching: int
     counts: dict[str, int]
     sites: list[str]
     products: list[str]
 
 
-def qa_queue_selection(session: Session, now: datetime, flt: QueueFilter) -> QueueSelection:
-    """Every batch received, its QA state and age (from ``now``), filtered and in queue order.
+def age_days(summary: BatchSummary, now: datetime) -> int:
+    """Whole days since the batch was completed (or created, while it is not), from ``now``."""
+    since = datetime.fromisoformat(
+        (summary.completed_at or summary.created_at).replace("Z", "+00:00")
+    )
+    return max(0, (now - since).days)
 
-    Counts are over all batches, whatever the filters.
+
+def qa_queue_selection(
+    session: Session, now: datetime, flt: QueueFilter, limit: int
+) -> QueueSelection:
+    """The first ``limit`` batches the filters match in queue order, and the counts.
+
+    Counts are over all batches, whatever the filters; the age is counted from ``now``.
     """
-    rows = session.execute(
-        select(Batch, BatchReview)
-        .outerjoin(BatchReview, BatchReview.batch_id == Batch.id)
-        .order_by(Batch.created_at)
-    ).all()
-    counts = {s.value: 0 for s in QaState}
+    s = BatchSummary
+    counts = {state.value: 0 for state in QaState}
     sites, products = set(), set()
-    chosen = []
-    for batch, review in rows:
-        qs = qa_state_of(
-            batch.status, review.decision if review else None, bool(review and review.last_seq)
+    matching = 0
+    # One pass over the summaries' index: counts by state, the sites and products, what matches.
+    for site, product, state, n in session.execute(
+        select(s.site, s.recipe_code, s.qa_state, func.count()).group_by(
+            s.site, s.recipe_code, s.qa_state
         )
-        counts[qs.value] += 1
-        sites.add(batch.site)
-        products.add(batch.recipe_code)
-        since = batch.completed_at or batch.created_at
-        age = max(0, (now - datetime.fromisoformat(since.replace("Z", "+00:00"))).days)
-        if flt.site and batch.site != flt.site:
-            continue
-        if flt.product and batch.recipe_code != flt.product:
-            continue
-        if flt.state and qs.value != flt.state:
-            continue
-        if flt.min_age_days is not None and age < flt.min_age_days:
-            continue
-        chosen.append(QueuedBatch(batch, review, qs, age))
-    chosen.sort(key=lambda c: c.batch.created_at, reverse=True)
-    chosen.sort(key=lambda c: QUEUE_ORDER.index(c.qa_state))
-    return QueueSelection(chosen, counts, sorted(sites), sorted(products))
+    ).all():
+        counts[state] += n
+        sites.add(site)
+        products.add(product)
+        if (
+            (not flt.site or site == flt.site)
+            and (not flt.product or product == flt.product)
+            and (not flt.state or state == flt.state)
+        ):
+            matching += n
+    conditions: list[Any] = []
+    if flt.site:
+        conditions.append(s.site == flt.site)
+    if flt.product:
+        conditions.append(s.recipe_code == flt.product)
+    if flt.state:
+        conditions.append(s.qa_state == flt.state)
+    if flt.min_age_days is not None and flt.min_age_days > 0:
+        # age >= n days ⟺ completed (or created) at least n days before now (UTC text compares)
+        cutoff = utc_text(now - timedelta(days=flt.min_age_days))
+        conditions.append(func.coalesce(s.completed_at, s.created_at) <= cutoff)
+        matching = session.execute(
+            select(func.count()).select_from(s).where(*conditions)
+        ).scalar_one()
+    rank = case({state.value: i for i, state in enumerate(QUEUE_ORDER)}, value=s.qa_state)
+    rows = session.execute(
+        select(s, BatchReview.decided_by)
+        .outerjoin(BatchReview, BatchReview.batch_id == s.batch_id)
+        .where(*conditions)
+        .order_by(rank, s.created_at.desc(), s.batch_id)
+        .limit(limit)
+    ).all()
+    chosen = [
+        QueuedBatch(summary, decided_by, QaState(summary.qa_state), age_days(summary, now))
+        for summary, decided_by in rows
+    ]
+    return QueueSelection(chosen, matching, counts, sorted(sites), sorted(products))

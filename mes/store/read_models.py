@@ -22,6 +22,7 @@ from mes.core.clock import utc_text
 from mes.core.ledger import SealedEntry
 from mes.core.review import ReviewSettings, ReviewState, find_exceptions, pending_reason
 from mes.core.summary import parameter_values, summary, timeline
+from mes.store.models import Batch as BatchRow
 from mes.store.models import BatchMilestone, BatchSummary, ParameterResult
 from mes.store.sync import receipt_times
 
@@ -118,6 +119,16 @@ def refresh_batch(
     )
     remove(session, [batch.state.id])
     write(session, rows)
+
+
+def received_batches(session: Session) -> list[tuple[str, str]]:
+    """(ID, recipe content hash) of every batch held here, the oldest first."""
+    return [
+        (batch_id, content_hash)
+        for batch_id, content_hash in session.execute(
+            select(BatchRow.id, BatchRow.content_hash).order_by(BatchRow.created_at, BatchRow.id)
+        ).all()
+    ]
 
 
 def remove(session: Session, batch_ids: Iterable[str] | None = None) -> None:

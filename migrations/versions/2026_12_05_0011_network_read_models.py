@@ -5,7 +5,8 @@ the same transaction (``mes network rebuild`` recomputes them from the chains):
 ``batch_summaries`` (one row a batch: the QA queue and the live board), ``parameter_results``
 (each critical numeric value as it stands) and ``batch_milestones`` (the vein-to-vein points).
 They are projections, not GMP records: no append-only triggers. The sync log gets the indexes
-the network page's queries need (each spoke's last ingest, the newest refusals).
+the network page's queries need (each spoke's last ingest, the newest refusals), and the
+open deviations an index in the order the page lists them.
 
 The tables start empty: on a hub that already holds batches, run ``mes network rebuild`` once
 after the upgrade.
@@ -125,9 +126,11 @@ def upgrade() -> None:
         "ix_sync_events_action_outcome_peer_at", "sync_events", ["action", "outcome", "peer", "at"]
     )
     op.create_index("ix_sync_events_outcome_id", "sync_events", ["outcome", "id"])
+    op.create_index("ix_deviations_status_raised_at", "deviations", ["status", "raised_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_deviations_status_raised_at", table_name="deviations")
     op.drop_index("ix_sync_events_outcome_id", table_name="sync_events")
     op.drop_index("ix_sync_events_action_outcome_peer_at", table_name="sync_events")
     for table, indexes in (

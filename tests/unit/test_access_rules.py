@@ -34,6 +34,7 @@ MATRIX = {
     Permission.MANAGE_SPOKES: {"admin"},
     Permission.WATCH_NETWORK: {"admin", "supervisor", "qa"},
     Permission.REVIEW_BATCHES: {"qa"},
+    Permission.REBUILD_READ_MODELS: {"admin", "qa"},
 }
 
 

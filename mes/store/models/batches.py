@@ -213,6 +213,7 @@ class Deviation(Base):
         known("status", DeviationStatus),
         Index("ix_deviations_batch", "batch_id"),
         Index("ix_deviations_status", "status"),
+        Index("ix_deviations_status_raised_at", "status", "raised_at"),  # the network's alerts
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -32,8 +32,8 @@ class BatchSummary(Base):
     ``exceptions``: findings of the review by exception not yet signed "reviewed";
     ``blocking``: a finding blocks its release other than "the record is still arriving" (the
     record fails verification or its times cannot be true); ``open_deviations``: deviations not
-    closed by QA; ``next_timer_at``: the next bound of a timer window of a phase that may start
-    (see :func:`mes.store.read_models.next_timer`); ``received_at``: when the hub last stored
+    closed by QA; ``next_timer_at``: the next bound of a timer window of a phase not started
+    (:func:`mes.core.summary.next_timer`); ``received_at``: when the hub last stored
     entries of it; ``demo``: demonstration data (its patient ID starts "DEMO-").
     """
 
