@@ -64,9 +64,11 @@ class Spread:
 
 
 # (a word of the value's ID or label, its unit, mean, sd): published CAR-T figures
-# (NETWORK.md §B: viability 90-97 %, CD3+ 95-99 %, CAR+ 26-42 %, VCN 1.5-2.5, endotoxin
-# ≤ 0.5 EU/mL). The batch-to-batch SDs are placeholders (not published).
+# (NETWORK.md §B: T purity > 98.5 %, viability 90-97 %, CD3+ 95-99 %, CAR+ 26-42 %, VCN
+# 1.5-2.5, endotoxin ≤ 0.5 EU/mL), a 2-8 °C shipper, a buffered formulation (pH, osmolality).
+# The batch-to-batch SDs are placeholders (not published).
 TYPICAL: tuple[tuple[str, str | None, float, float], ...] = (
+    ("purity", "%", 98.5, 0.5),
     ("viab", "%", 94.0, 1.5),
     ("cd3", "%", 97.0, 0.8),
     ("car", "%", 34.0, 4.5),
@@ -74,6 +76,10 @@ TYPICAL: tuple[tuple[str, str | None, float, float], ...] = (
     ("copies", None, 2.0, 0.3),
     ("endotoxin", None, 0.15, 0.05),
     ("fold", None, 40.0, 8.0),
+    ("temp_min", "°C", 4.5, 0.6),  # a 2-8 °C shipper's log
+    ("temp_max", "°C", 6.0, 0.6),
+    ("ph", "pH", 7.4, 0.1),
+    ("osmolal", None, 300.0, 10.0),
 )
 
 
@@ -88,11 +94,15 @@ def typical_spread(critical: CriticalInput, spec: Mapping[str, Any]) -> Spread:
     expansion) and it sits inside the action limits; otherwise around the target (or the middle
     of the alert, else the action limits) with 3 SD to the nearest alert limit.
     """
-    words = f"{critical.value_id} {critical.label}".lower()
     low, high = critical.action_low, critical.action_high
-    for word, unit, mean, sd in TYPICAL:
-        if word in words and (unit is None or critical.unit == unit) and _inside(mean, low, high):
-            return Spread(mean, sd)
+    for words in (critical.value_id.lower(), critical.label.lower()):  # the ID says it first
+        for word, unit, mean, sd in TYPICAL:
+            if (
+                word in words
+                and (unit is None or critical.unit == unit)
+                and _inside(mean, low, high)
+            ):
+                return Spread(mean, sd)
     alert_low, alert_high = critical.alert_low, critical.alert_high
     target = spec.get("target")
     if target is not None and _inside(float(target), low, high):
@@ -265,6 +275,14 @@ class Template:
             if self.specs[(c.phase_id, c.value_id)]["type"] in ("number", "integer")
         ]
         self.milestones = milestone_inputs(compiled)
+        # hours since a milestone, typed in the milestone's phase ("hours since collection"):
+        # worked out from the copy's times, never drawn
+        self.elapsed: dict[tuple[str, str], str] = {}
+        for name, (phase_id, _value_id) in self.milestones.items():
+            for (phase, value_id), spec in self.specs.items():
+                if phase == phase_id and spec.get("unit") == "h" and "since" in value_id:
+                    self.elapsed[(phase, value_id)] = name
+        self.critical = [c for c in self.critical if (c.phase_id, c.value_id) not in self.elapsed]
         index = {e.hash: n for n, e in enumerate(entries)}
         bodies = [dict(e.body) for e in entries]
         self._text = json.dumps(bodies)
@@ -339,9 +357,16 @@ class Template:
         hashes: list[str] = []
         entries: list[SealedEntry] = []
         prev = GENESIS
+        times = {name: parse_time(text) for (p, v), text in wanted.items() for name, w in
+                 self.milestones.items() if w == (p, v)}  # fmt: skip
         for body, step in zip(bodies, self._steps, strict=True):
             if until is not None and start + step.at > until and len(entries) > 2:
                 break
+            for (phase_id, value_id), name in self.elapsed.items():
+                if name in times:
+                    hours = (start + step.at - times[name]).total_seconds() / 3600
+                    spec = self.specs[(phase_id, value_id)]
+                    wanted[(phase_id, value_id)] = _text(spec, hours)
             for path, offset in step.times:
                 _set(body, path, time_text(start + offset))
             for path, index in step.hashes:
@@ -452,14 +477,13 @@ def default_knobs(
     """The planted effects: one site shifted, one drifting (none without critical inputs).
 
     ``shifted`` 3 SD low on the first critical quality attribute (else the first critical
-    input), ``drifting`` 3 SD up over its batches on another critical input.
+    input), ``drifting`` 3 SD up over its batches on the next (else another critical input).
     """
-    numbers = [c for c in critical if c.parameter]
-    if not numbers:
+    if not critical:
         return ()
-    cqas = [c for c in numbers if c.criticality.value == "cqa"] or numbers
+    cqas = [c for c in critical if c.criticality.value == "cqa"] or list(critical)
     first = cqas[0]
-    others = [c for c in numbers if c.parameter != first.parameter] or [first]
+    others = [c for c in (*cqas, *critical) if c.parameter != first.parameter] or [first]
     return (
         Knob(SHIFT, shifted, first.parameter, -3.0),
         Knob(DRIFT, drifting, others[0].parameter, 3.0),

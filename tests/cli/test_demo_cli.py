@@ -18,7 +18,14 @@ from mes.services.ingest import verify_received
 from mes.services.runtime import open_runtime
 from mes.settings import load_settings
 from mes.store import recipes as recipe_store
-from mes.store.models import Batch, BatchMilestone, BatchSummary, Counter, ParameterResult
+from mes.store.models import (
+    Batch,
+    BatchMilestone,
+    BatchSummary,
+    BatchValue,
+    Counter,
+    ParameterResult,
+)
 
 HISTORY = 3  # batches per spoke (the default, 30, takes longer)
 
@@ -93,8 +100,15 @@ def test_the_demo_hub_holds_history_from_four_spokes_as_demo_data_with_read_mode
             version = recipe_store.version_with_content(session, batches[0].content_hash)
             compiled = json.loads(version.compiled)
             critical = critical_inputs(compiled)
+            keys = {c.parameter for c in critical}
             results = session.execute(select(ParameterResult)).scalars().all()
-            assert len(results) == len(critical) * len(batches)
+            recorded = {
+                (v.batch_id, f"{v.phase_id}.{v.value_id}")
+                for v in session.execute(select(BatchValue)).scalars()
+                if f"{v.phase_id}.{v.value_id}" in keys
+            }
+            assert {(r.batch_id, r.parameter) for r in results} == recorded
+            assert len(recorded) >= len(keys) * (len(batches) - len(running)) - 2 * len(batches)
             assert all(r.demo for r in results)
     finally:
         hub.close()
