@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import multiprocessing
 import os
 import platform
 import re
@@ -52,6 +53,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 from concurrent.futures import ProcessPoolExecutor
@@ -215,9 +217,8 @@ def build(folder: Path, url: str, args: argparse.Namespace) -> dict[str, Any]:
         flush=True,
     )
     started = time.perf_counter()
-    pg_cpu = postgres_cpu_seconds(url.rsplit("/", 1)[1])
-    import multiprocessing
-
+    watch = BackendCpu(url.rsplit("/", 1)[1])
+    watch.start()
     with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [
             pool.submit(
@@ -235,7 +236,7 @@ def build(folder: Path, url: str, args: argparse.Namespace) -> dict[str, Any]:
         ]
         results = [f.result() for f in futures]
     wall = time.perf_counter() - started
-    pg_cpu = postgres_cpu_seconds(url.rsplit("/", 1)[1]) - pg_cpu
+    pg_cpu = watch.stop()
     entries = sum(r["entries"] for r in results)
     cpu = sum(r["cpu_s"] for r in results)
     figures.update(
@@ -257,8 +258,48 @@ def build(folder: Path, url: str, args: argparse.Namespace) -> dict[str, Any]:
     figures["recipe_code"] = code
     figures["entries_per_batch"] = template.entries
     figures["critical"] = [c.parameter for c in template.critical]
+    figures["units"] = {c.parameter: c.unit for c in template.critical}
     figures["_hub"] = str(sites.hub)
     return figures
+
+
+class BackendCpu(threading.Thread):
+    """CPU time of a database's PostgreSQL backends while they come and go (sampled each second:
+    the workers' connections end with them, taking their counters along)."""
+
+    def __init__(self, database: str) -> None:
+        super().__init__(daemon=True)
+        self.database = database
+        self.ticks: dict[int, int] = {}
+        self.before = {pid: t for pid, t in self._sample().items()}
+        self.done = threading.Event()
+
+    def _sample(self) -> dict[int, int]:
+        found = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                raw = (entry / "stat").read_text()
+                command = (entry / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if "(postgres)" in raw and f" {self.database} " in command:
+                fields = raw.rsplit(")", 1)[1].split()
+                found[int(entry.name)] = int(fields[11]) + int(fields[12])
+        return found
+
+    def run(self) -> None:
+        while not self.done.wait(1.0):
+            self.ticks.update(self._sample())
+
+    def stop(self) -> float:
+        """Seconds of CPU the backends used since the start."""
+        self.done.set()
+        self.join()
+        self.ticks.update(self._sample())
+        used = sum(t - self.before.get(pid, 0) for pid, t in self.ticks.items())
+        return used / os.sysconf("SC_CLK_TCK")
 
 
 # --- reading over HTTP ---------------------------------------------------------------------
@@ -348,7 +389,9 @@ def bench_http(hub: Path, folder: Path, figures: dict[str, Any], count: int) -> 
         quinn = next(u for u in HUB_USERS if u[0] == "quinn")
         browser.login(quinn[0], quinn[3])
         code = figures["recipe_code"]
-        parameter = figures["critical"][0] if figures["critical"] else ""
+        shifted = next((k["parameter"] for k in figures["knobs"] if k["kind"] == SHIFT), None)
+        parameter = shifted or (figures["critical"][0] if figures["critical"] else "")
+        key = f"{parameter}|{figures['units'].get(parameter) or ''}"  # the page's series key
         paths = {
             "qa_queue": "/qa/",
             "board": "/network/batches",
@@ -356,7 +399,7 @@ def bench_http(hub: Path, folder: Path, figures: dict[str, Any], count: int) -> 
             "turnaround": "/network/turnaround",
             "comparability_page": f"/network/comparability/{code}",
             "chart": f"/network/comparability/{code}/chart.svg?"
-            + urllib.parse.urlencode({"parameter": parameter}),
+            + urllib.parse.urlencode({"parameter": key}),
         }
         for key, path in paths.items():
             reads[key] = timed_reads(browser, path, count)
