@@ -33,11 +33,12 @@ import random
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
 from mes.core.canonical import content_hash
+from mes.core.clock import parse_utc_text, utc_text
 from mes.core.critical import CriticalInput, critical_inputs, milestone_inputs
 from mes.core.expressions import parse
 from mes.core.identity import mod37_2
@@ -45,7 +46,7 @@ from mes.core.keys import SiteKey
 from mes.core.ledger import GENESIS, SealedEntry, seal
 from mes.core.limits import LimitStatus, calculate, limit_status, numeric
 
-_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
+_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")  # as utc_text writes
 
 
 class OutsideActionLimits(ValueError):
@@ -224,16 +225,6 @@ def _get(obj: Any, path: tuple[Any, ...]) -> Any:
     return obj
 
 
-def parse_time(text: str) -> datetime:
-    """A UTC time as the ledger writes it."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def time_text(at: datetime) -> str:
-    """A UTC time as the ledger writes it (microseconds, Z)."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 @cache
 def _names(expression: str) -> tuple[str, ...]:
     return tuple(parse(expression).names)
@@ -260,8 +251,8 @@ class Template:
         self.site: str = first["site"]
         self.number: str = first["payload"]["number"]
         self.identity: dict[str, Any] = dict(first["payload"]["chain_of_identity"])
-        self.start = parse_time(first["at"])
-        self.end = parse_time(entries[-1].body["at"])
+        self.start = parse_utc_text(first["at"])
+        self.end = parse_utc_text(entries[-1].body["at"])
         self.entries = len(entries)
         self.specs: dict[tuple[str, str], Mapping[str, Any]] = {}
         for unit in compiled["unit_procedures"]:
@@ -293,10 +284,12 @@ class Template:
                 if not isinstance(value, str) or path == ("prev",):
                     continue
                 if _TIME.match(value):
-                    times.append((path, parse_time(value) - self.start))
+                    times.append((path, parse_utc_text(value) - self.start))
                 elif value in index:
                     hashes.append((path, index[value]))
-            steps.append(_Step(parse_time(body["at"]) - self.start, tuple(times), tuple(hashes)))
+            steps.append(
+                _Step(parse_utc_text(body["at"]) - self.start, tuple(times), tuple(hashes))
+            )
         self._steps = steps
 
     def identity_for(self, serial: int, patient_id: str, year: int) -> dict[str, Any]:
@@ -351,13 +344,13 @@ class Template:
         wanted = {tuple(p.split(".", 1)): v for p, v in values.items()}
         for name, (phase_id, value_id) in self.milestones.items():
             if name in milestones:
-                wanted[(phase_id, value_id)] = time_text(milestones[name])
+                wanted[(phase_id, value_id)] = utc_text(milestones[name])
         current: dict[tuple[str, str], Any] = {}
         changed: set[str] = set()
         hashes: list[str] = []
         entries: list[SealedEntry] = []
         prev = GENESIS
-        times = {name: parse_time(text) for (p, v), text in wanted.items() for name, w in
+        times = {name: parse_utc_text(text) for (p, v), text in wanted.items() for name, w in
                  self.milestones.items() if w == (p, v)}  # fmt: skip
         for body, step in zip(bodies, self._steps, strict=True):
             if until is not None and start + step.at > until and len(entries) > 2:
@@ -368,7 +361,7 @@ class Template:
                     spec = self.specs[(phase_id, value_id)]
                     wanted[(phase_id, value_id)] = _text(spec, hours)
             for path, offset in step.times:
-                _set(body, path, time_text(start + offset))
+                _set(body, path, utc_text(start + offset))
             for path, index in step.hashes:
                 _set(body, path, hashes[index])
             payload = body["payload"]

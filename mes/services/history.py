@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from mes.core.clock import utc_text
 from mes.core.history import (
     Knob,
     OutsideActionLimits,
@@ -30,7 +31,6 @@ from mes.core.history import (
     Template,
     draw_batch,
     draw_milestones,
-    time_text,
 )
 from mes.core.keys import SiteKey
 from mes.core.ledger import SealedEntry
@@ -265,7 +265,7 @@ def store_history(
     """
     rng = random.Random(serial_from)  # noqa: S311 - demo data, repeatable
     stored = 0
-    issued = time_text(at)
+    issued = utc_text(at)
     for first in range(0, len(planned), PER_TRANSACTION):
         with make_uow() as uow:
             for offset, item in enumerate(planned[first : first + PER_TRANSACTION]):

@@ -16,12 +16,14 @@ from support import NOW
 
 from mes.core.batch import Batch, BatchStatus
 from mes.core.canonical import content_hash
+from mes.core.clock import parse_utc_text
 from mes.core.critical import CriticalInput, Criticality
 from mes.core.esign import signature_binds
-from mes.core.history import Knob, Template, draw_batch, parse_time, typical_spread
+from mes.core.history import Knob, Template, draw_batch, typical_spread
 from mes.core.keys import SiteKey
 from mes.core.ledger import verify_chain
 from mes.core.limits import calculate, limit_status
+from mes.services import history
 from mes.services.batches import procedure_for
 from mes.store import batches as store
 from mes.store.models import InstalledRecipe
@@ -62,7 +64,7 @@ def test_a_copy_is_a_sound_record_with_its_new_values_worked_through(make_uow):
     bodies = [e.body for e in copy]
     assert {b["batch"] for b in bodies} == {"01900000-0000-7000-8000-000000000042"}
     assert {b["site"] for b in bodies} == {"SPK7"}
-    assert parse_time(bodies[0]["at"]) == start
+    assert parse_utc_text(bodies[0]["at"]) == start
     assert bodies[0]["payload"]["number"] == "SPK7-2026-0042"
     assert bodies[0]["payload"]["chain_of_identity"] == identity
     assert identity["patient_id"] == "DEMO-SPK7-000042"
@@ -120,7 +122,7 @@ def test_a_copy_still_in_progress_stops_at_its_cut_off_and_values_stay_inside_ac
         until=NOW,
     )
     assert 2 < len(copy) < template.entries
-    assert all(parse_time(e.body["at"]) <= NOW for e in copy)
+    assert all(parse_utc_text(e.body["at"]) <= NOW for e in copy)
     assert verify_chain(copy, key.public) == len(copy)
     assert Batch.replay(procedure, copy).state.status is BatchStatus.IN_PROGRESS
     # Values drawn for a critical input stay strictly inside its action limits, even shifted.
@@ -139,3 +141,40 @@ def test_a_copy_still_in_progress_stops_at_its_cut_off_and_values_stay_inside_ac
     ]
     assert all(v > 70.0 for v in drawn)
     assert sum(drawn) / len(drawn) < 80  # moved far below the others
+
+
+def test_the_plan_spreads_each_site_s_batches_in_order_numbered_per_year_some_still_running(
+    make_uow,
+):
+    template, _procedure = _template(make_uow)
+    end = NOW
+    viability = next(
+        c for c in template.critical if c.value_id == "viability" and "release" in c.phase_id
+    )
+    knobs = [Knob("shift", "SPK2", viability.parameter, -3.0)]
+    planned = history.plan_history(
+        template, ["SPK1", "SPK2"], 12, end=end, days=400, knobs=knobs, in_progress={"SPK2": 2},
+        first_numbers={("SPK1", end.year): 5},
+    )  # fmt: skip
+    duration = template.end - template.start
+    for site in ("SPK1", "SPK2"):
+        mine = [p for p in planned if p.site == site]
+        assert [p.start for p in mine] == sorted(p.start for p in mine)
+        by_year: dict[int, list[int]] = {}
+        for p in mine:
+            code, year, number = p.number.split("-")
+            assert code == site and int(year) == p.start.year
+            by_year.setdefault(int(year), []).append(int(number))
+        for year, numbers in by_year.items():
+            first = 5 if (site, year) == ("SPK1", end.year) else 1
+            assert numbers == list(range(first, first + len(numbers)))
+    running = [p for p in planned if p.until is not None]
+    assert [p.number for p in running] == [p.number for p in planned if p.site == "SPK2"][-2:]
+    assert all(end - duration < p.start < end and p.until == end for p in running)
+    assert all(p.start + duration <= end for p in planned if p.until is None)
+    mean = {
+        site: sum(float(p.values[viability.parameter]) for p in planned if p.site == site) / 12
+        for site in ("SPK1", "SPK2")
+    }
+    assert mean["SPK2"] < mean["SPK1"] - 2.5  # 3 SD of 1.5 %
+    assert history.last_numbers(planned)[("SPK1", end.year)] >= 5
