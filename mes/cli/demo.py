@@ -9,6 +9,11 @@ lot, an instrument out of service and one past its calibration date, to see the 
 A batch of the fresh CAR-T process takes about 14 days of validated time windows; so that a
 visitor can run one end to end in a sitting, the demo also approves ``CART-CD19-FRESH-DEMO``: the
 same recipe with each window shortened to minutes (its title and change reason say so).
+
+So that the hub's network pages have something to show, the hub also holds months of history
+(``--history N`` batches per spoke, demo data): copies of one CART-CD19-FRESH batch run through
+the services at a scratch copy of the spoke, from SPK1 and three spokes known only to the hub,
+one of them shifted and one drifting (:func:`seed_history`, :mod:`mes.services.history`).
 """
 
 from __future__ import annotations
