@@ -159,11 +159,11 @@ def generate(
                     rate = done * template.entries / max(1e-9, time.perf_counter() - started)
                     print(f"  {code}: {done}/{per_site} batches ({rate:.0f} entries/s)", flush=True)
 
-            stored += history.store_history(
+            stored += sum(s.entries for s in history.store_history(
                 runtime.uow, template, planned, {code: SiteKey.from_pem(pem)}, at=at, demo=False,
                 serial_from=index * per_site + 1, knobs=planted, per_site=per_site,
                 progress=progress,
-            )  # fmt: skip
+            ))  # fmt: skip
     finally:
         runtime.close()
     return {

@@ -523,7 +523,8 @@ def seed_history(
     people at a scratch copy of the spoke (so the spoke itself holds no batch, and no record
     dated ahead); its copies are spread over the past six months, ``per_site`` per spoke
     (SPK1 and the hub-only spokes), with SPK3 SHIFTED and SPK4 DRIFTING (:func:`history_knobs`),
-    sealed with each spoke's key and stored through the hub's ingest (:mod:`mes.services.history`).
+    sealed with each spoke's key and stored through the hub's ingest (:mod:`mes.services.history`);
+    then quinn releases the completed ones at the hub, through the review service.
     Needs :func:`prepare_history` first.
     """
     scratch = folder / "template-scratch"
@@ -547,9 +548,16 @@ def seed_history(
     )  # fmt: skip
     keys = {code: SiteKey.from_pem(pem) for code, pem in key_pems.items()}
     with _opened(hub_path) as hub:
-        return history.store_history(
+        stored = history.store_history(
             hub.uow, template, planned, keys, at=now, demo=True, knobs=knobs, per_site=per_site
         )
+        with hub.uow(read_only=True) as uow:
+            quinn = find_user(uow, "quinn")
+        password = next(u[3] for u in HUB_USERS if u[0] == "quinn")
+        history.release_history(
+            hub.uow, stored, user_id=quinn.id, username="quinn", password=password, now=now
+        )
+    return sum(s.entries for s in stored)
 
 
 def running(per_site: int) -> int:
@@ -740,8 +748,8 @@ def demo_command(
             )  # fmt: skip
             seeding.start()
             click.echo(
-                "The hub's history is being added in the background (about half a minute; "
-                f"{folder / 'history.log'} says when it is done)."
+                "The hub's history is being added in the background, then released by quinn "
+                f"(a few minutes; {folder / 'history.log'} says when it is done)."
             )
         state.instance = sites.spoke
         enrolled = client.enroll(state.runtime(), hub_url, sites.enrollment_code)

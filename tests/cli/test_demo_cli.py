@@ -89,6 +89,16 @@ def test_the_demo_hub_holds_history_from_four_spokes_as_demo_data_with_read_mode
             summaries = session.execute(select(BatchSummary)).scalars().all()
             assert sorted(s.batch_id for s in summaries) == sorted(b.id for b in batches)
             assert all(s.demo for s in summaries)
+            # QA released the completed ones at the hub, through the review service.
+            assert {s.qa_state for s in summaries if s.status == "complete"} == {"released"}
+            releases = (
+                session.execute(
+                    select(BatchMilestone).where(BatchMilestone.milestone == "hub_release")
+                )
+                .scalars()
+                .all()
+            )
+            assert len(releases) == len(batches) - len(running)
             starts = (
                 session.execute(
                     select(BatchMilestone).where(BatchMilestone.milestone == "manufacturing_start")
