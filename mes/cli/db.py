@@ -9,9 +9,12 @@ import click
 from sqlalchemy import Engine
 
 from mes.cli.common import CliState
+from mes.services.read_models import rebuild_read_models
 from mes.settings import load_settings
 from mes.store.engine import make_engine
 from mes.store.migrate import current_revision, head_revision, upgrade
+
+READ_MODELS_REVISION = 11  # the migration that added the hub's read models (empty)
 
 
 @click.group("db")
@@ -39,8 +42,12 @@ def upgrade_command(state: CliState) -> None:
         after = current_revision(engine)
     if before == after:
         click.echo(f"Schema already at {after}.")
-    else:
-        click.echo(f"Schema upgraded from {before or 'empty'} to {after}.")
+        return
+    click.echo(f"Schema upgraded from {before or 'empty'} to {after}.")
+    crossed = before is not None and int(before) < READ_MODELS_REVISION <= int(after or 0)
+    if crossed and load_settings(state.instance).role == "hub":
+        # The read models start empty: fill them from the chains the hub already holds.
+        click.echo(f"ok: {state.call(rebuild_read_models).summary()}")
 
 
 @db_group.command("status")

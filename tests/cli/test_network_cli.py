@@ -55,3 +55,21 @@ def test_a_spoke_has_no_network_read_models(instance):
         "The network's read models are kept at the hub, of the batches it received. "
         "Run it at the hub.",
     )
+
+
+def test_upgrading_a_hub_past_the_read_models_fills_them(instance):
+    from alembic import command
+
+    from mes.store.migrate import alembic_config
+
+    assert instance.init().code == 0
+    engine = make_engine(load_settings(instance.path, env={}).database_url)
+    command.downgrade(alembic_config(engine), "0010")
+    engine.dispose()
+    result = instance.run("db", "upgrade")
+    assert (result.code, result.err) == (0, "")
+    assert result.out.startswith("Schema upgraded from 0010 to ")
+    assert result.out.endswith(
+        "ok: rebuilt the read models of 0 batches: 0 batch summaries, 0 parameter results, "
+        "0 batch milestones\n"
+    )
