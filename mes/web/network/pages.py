@@ -202,6 +202,21 @@ def board_spoke_row(
     }
 
 
+def demo_only_spokes(view: NetworkBoard, spokes: list[dict[str, Any]]) -> list[str]:
+    """The flagged spokes that have never called and whose batches shown are all demo data.
+
+    Spokes made up at the hub by ``mes demo`` (their history was stored there) never call.
+    """
+    demo: dict[str, bool] = {}
+    for b in view.batches:
+        demo[b.site] = demo.get(b.site, True) and b.demo
+    return [
+        s["code"]
+        for s in spokes
+        if s["overdue"] and s["last_seen_at"] is None and demo.get(s["code"], False)
+    ]
+
+
 def board_page(
     view: NetworkBoard,
     time_zone: str,
@@ -220,6 +235,7 @@ def board_page(
         ],
         "spokes": spokes,
         "overdue": [s["code"] for s in spokes if s["overdue"]],
+        "demo_only": demo_only_spokes(view, spokes),
         "expected_contact": EXPECTED_CONTACT_WORDS,
     }
 
