@@ -203,17 +203,20 @@ def board_spoke_row(
 
 
 def demo_only_spokes(view: NetworkBoard, spokes: list[dict[str, Any]]) -> list[str]:
-    """The flagged spokes that have never called and whose batches shown are all demo data.
+    """The flagged spokes that have never called yet hold batches in progress at the hub.
 
-    Spokes made up at the hub by ``mes demo`` (their history was stored there) never call.
+    A spoke's records reach the hub only when it calls: batches from one that never called were
+    stored at the hub itself — the spokes ``mes demo`` makes up for its history. A batch shown
+    that is not demo data says otherwise.
     """
-    demo: dict[str, bool] = {}
-    for b in view.batches:
-        demo[b.site] = demo.get(b.site, True) and b.demo
+    real = {b.site for b in view.batches if not b.demo}
     return [
         s["code"]
         for s in spokes
-        if s["overdue"] and s["last_seen_at"] is None and demo.get(s["code"], False)
+        if s["overdue"]
+        and s["last_seen_at"] is None
+        and s["in_progress"] > 0
+        and s["code"] not in real
     ]
 
 
