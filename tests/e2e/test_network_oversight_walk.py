@@ -124,7 +124,7 @@ def test_qa_walks_the_network_oversight_pages_of_the_demo(demo, new_context, scr
     expect(section.locator("[data-margin]")).to_contain_text(
         "Equivalence margin ±2", timeout=60_000
     )
-    expect(section.locator("[data-equivalence=SPK3]")).to_contain_text("not equivalent")
+    expect(section.locator("[data-equivalence=SPK3] .pill")).to_have_text("not equivalent")
     expect(section.locator("table.cpv-capability th").nth(3)).to_have_text("Mean (%)")
     section.scroll_into_view_if_needed()
     screenshot(page, "network-walk-04-margin")
@@ -140,7 +140,7 @@ def test_qa_walks_the_network_oversight_pages_of_the_demo(demo, new_context, scr
     screenshot(page, "network-walk-05-trend")
 
     # The recipe's page lists what it marks critical.
-    page.goto(f"{hub}/recipes/")
+    page.get_by_role("link", name="Recipes", exact=True).tap()
     page.locator(f"section#recipe-{CODE} a.rowlink").first.tap()
     critical = page.locator("#critical")
     expect(critical).to_contain_text("Critical quality attribute")
