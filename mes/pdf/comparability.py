@@ -345,7 +345,57 @@ def _signals(
     return tuple(full), tuple(made)
 
 
-def _section(p: ParameterView, chart: Callable[[ParameterView], str] | None, time_zone: str):
+PARALLEL_CHART_POINTS = 20_000  # from this many points in all, charts are drawn in processes
+_CHARTING: tuple[Sequence[ParameterView], Callable[[ParameterView], str]] | None = None
+
+
+def _chart_of(index: int) -> str:
+    """In a forked worker: the chart of the ``index``-th parameter (inherited, not pickled)."""
+    assert _CHARTING is not None
+    parameters, chart = _CHARTING
+    return _svg_uri(chart(parameters[index]))
+
+
+def _chart_uris(
+    parameters: Sequence[ParameterView], chart: Callable[[ParameterView], str] | None
+) -> list[str | None]:
+    """Each parameter's chart as a data URI (None: no chart), long series drawn in parallel.
+
+    Thousands of points a chart take matplotlib about a second each: with many points, the
+    charts are drawn by forked processes (which inherit the view: nothing is pickled but the
+    SVG text that comes back), as many as the CPUs (at most 4).
+    """
+    global _CHARTING
+    uris: list[str | None] = [None] * len(parameters)
+    if chart is None:
+        return uris
+    todo = [i for i, p in enumerate(parameters) if p.points]
+    workers = min(os.cpu_count() or 1, 4, len(todo))
+    context = _pool_context()
+    parallel = (
+        workers > 1
+        and sum(len(parameters[i].points) for i in todo) >= PARALLEL_CHART_POINTS
+        and context.get_start_method() == "fork"
+    )
+    if not parallel:
+        for i in todo:
+            uris[i] = _svg_uri(chart(parameters[i]))
+        return uris
+    _CHARTING = (parameters, chart)
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            for i, uri in zip(todo, pool.map(_chart_of, todo), strict=True):
+                uris[i] = uri
+    finally:
+        _CHARTING = None
+    return uris
+
+
+def _section(
+    p: ParameterView,
+    chart_uri: str | None,
+    time_zone: str,
+) -> ParameterSection:
     signals, groups = _signals(p, p.limits is None or p.limits.provisional, time_zone)
     return ParameterSection(
         parameter=p.parameter,
@@ -358,7 +408,7 @@ def _section(p: ParameterView, chart: Callable[[ParameterView], str] | None, tim
             if p.margin is not None
             else "not set by QA: the sites' differences are shown without a verdict"
         ),
-        chart_uri=_svg_uri(chart(p)) if chart is not None and p.points else None,
+        chart_uri=chart_uri,
         summary=_summary(p),
         capability=tuple(_capability_row(c) for c in p.capability),
         equivalence=tuple(_equivalence_row(e) for e in p.equivalence),
@@ -397,7 +447,8 @@ def comparability_report(
     :func:`mes.services.charts.control_chart_svg`); ``csv`` is the view's data as the page
     downloads it (:func:`mes.services.cpv.comparability_csv`).
     """
-    sections = [_section(p, chart, time_zone) for p in view.parameters]
+    uris = _chart_uris(view.parameters, chart)
+    sections = [_section(p, uri, time_zone) for p, uri in zip(view.parameters, uris, strict=True)]
     return ComparabilityReport(
         recipe_code=view.recipe_code,
         date_from=_day(view.date_from),

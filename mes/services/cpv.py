@@ -997,10 +997,18 @@ def acknowledge_trend(
 # --- CSV ----------------------------------------------------------------------------------------
 
 
-def _csv(rows: list[list[object]]) -> str:
+def _csv(
+    rows: list[list[object]],
+    safe: Sequence[list[object]] = (),
+    after: Sequence[list[object]] = (),
+) -> str:
+    """CSV text of ``rows``, then ``safe`` (cells already safe: :func:`_chart_rows`), ``after``."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     for row in rows:
+        writer.writerow(["" if v is None else _safe_cell(v) for v in row])
+    writer.writerows(safe)
+    for row in after:
         writer.writerow(["" if v is None else _safe_cell(v) for v in row])
     return out.getvalue()
 
@@ -1036,52 +1044,65 @@ CHART_COLUMNS = [
 
 
 def _chart_rows(code: str, view: ParameterView, scope: str) -> list[list[object]]:
+    """The chart's rows, each cell as written to the CSV (made safe: :func:`_safe_cell`).
+
+    The cells the parameter's points share (its code, limits, specification) are made safe once:
+    at 50 sites × 1,000 batches × 19 parameters the report's CSV has close to a million rows.
+    """
     limits = view.limits
     rules: dict[tuple[str, str], list[str]] = {}
     for signal in view.signals:
         if signal.scope == scope:
             for number in signal.numbers:
                 rules.setdefault((scope, number), []).append(signal.rule.value)
+    safe = _safe_cell
+    head = [safe(v) if v is not None else "" for v in (code, view.parameter, view.unit, view.label)]
+    shared = [
+        safe(v) if v is not None else ""
+        for v in (
+            limits.centre if limits else None,
+            limits.lcl if limits else None,
+            limits.ucl if limits else None,
+            ("provisional" if limits.provisional else "baseline") if limits else None,
+        )
+    ]
+    spec = [safe(v) if v is not None else "" for v in (view.spec_low, view.spec_high)]
     rows = []
     previous: float | None = None
     for point in view.points_of(scope):
+        value = point.value
         rows.append(
             [
-                code,
-                view.parameter,
-                view.unit,
-                view.label,
-                point.site,
-                point.number,
+                *head,
+                safe(point.site),
+                safe(point.number),
                 point.version,
-                point.at,
-                point.value,
-                limits.centre if limits else None,
-                limits.lcl if limits else None,
-                limits.ucl if limits else None,
-                ("provisional" if limits.provisional else "baseline") if limits else None,
-                abs(point.value - previous) if previous is not None else None,
-                view.spec_low,
-                view.spec_high,
-                " ".join(rules.get((scope, point.number), [])),
+                safe(point.at),
+                safe(value),
+                *shared,
+                safe(abs(value - previous)) if previous is not None else "",
+                *spec,
+                " ".join(rules.get((scope, point.number), ())),
             ]
         )
-        previous = point.value
+        previous = value
     return rows
 
 
 def chart_csv(view: ComparabilityView, key: str, scope: str = NETWORK) -> str:
     """One chart's data as CSV: each point with the limits, its moving range and its signals."""
     parameter = view.parameter(key)
-    return _csv([CHART_COLUMNS, *_chart_rows(view.recipe_code, parameter, scope)])
+    return _csv([CHART_COLUMNS], _chart_rows(view.recipe_code, parameter, scope))
 
 
 def comparability_csv(view: ComparabilityView) -> str:
     """The whole view as CSV, in sections: the points, capability, equivalence, signals."""
-    rows: list[list[object]] = [["section", *CHART_COLUMNS]]
-    for parameter in view.parameters:
-        rows += [["point", *r] for r in _chart_rows(view.recipe_code, parameter, NETWORK)]
-    rows.append([])
+    points = [
+        ["point", *r]
+        for parameter in view.parameters
+        for r in _chart_rows(view.recipe_code, parameter, NETWORK)
+    ]
+    rows: list[list[object]] = [[]]
     rows.append(
         ["section", "recipe_code", "parameter", "unit", "scope", "n", "mean", "sd", "ppk",
          "ppk_ci_low", "ppk_ci_high", "spec_low", "spec_high"]
@@ -1123,7 +1144,7 @@ def comparability_csv(view: ComparabilityView) -> str:
                  s.rule.value, s.numbers[0], s.numbers[-1], s.words, s.disposition, s.reference,
                  s.comment, s.decided_by, s.decided_at]
             )  # fmt: skip
-    return _csv(rows)
+    return _csv([["section", *CHART_COLUMNS]], points, rows)
 
 
 # --- words for screen readers ---------------------------------------------------------------------

@@ -278,3 +278,12 @@ def test_many_signals_are_listed_compactly_each_still_shown_with_its_disposition
         report, parameters=(replace(first, signal_groups=tuple(hidden)), *report.parameters[1:])
     )
     assert len(missing_in_print(altered, pdf)) == len(hidden)
+
+
+def test_charts_drawn_in_forked_processes_are_those_drawn_here(monkeypatch):
+    view = stand_in_view(300)
+    serial, _csv = _report(view)
+    monkeypatch.setattr("mes.pdf.comparability.PARALLEL_CHART_POINTS", 0)
+    parallel, _csv = _report(view)
+    assert [p.chart_uri for p in parallel.parameters] == [p.chart_uri for p in serial.parameters]
+    assert all(p.chart_uri for p in serial.parameters)
