@@ -211,7 +211,7 @@ def steps(runtime: Runtime, ctx: Context, code: str = CODE) -> dict[str, float]:
     )  # fmt: skip
     lap("signature")
     timings["pages"] = float(len(made.parameters) + 1)
-    timings["signals"] = float(sum(len(p.signals) for p in made.parameters))
+    timings["signals"] = float(sum(p.signal_count for p in made.parameters))
     return timings
 
 
