@@ -6,7 +6,11 @@
 
 import sys
 
-if sys.argv[1:2] == ["network"]:
+if sys.argv[1:2] == ["network-pages"]:
+    from benchmarks import network_pages
+
+    network_pages.main(sys.argv[2:])
+elif sys.argv[1:2] == ["network"]:
     from benchmarks import network
 
     network.main(sys.argv[2:])

@@ -97,7 +97,88 @@ def fill(runtime: Runtime, batches: int, sites: int) -> None:
         uow.commit()
 
 
-def steps(runtime: Runtime, ctx: Context) -> dict[str, float]:
+def _centre(c: Any) -> tuple[float, float]:
+    """A centre and a standard deviation for a critical input, from its limits (or a default)."""
+    low, high = c.action_low, c.action_high
+    if low is not None and high is not None:
+        return (low + high) / 2, (high - low) / 10
+    if low is not None:
+        return low * 1.3 + 5, abs(low) * 0.05 + 0.5
+    if high is not None:
+        return high * 0.5, abs(high) * 0.08 + 0.01
+    return 10.0, 0.5
+
+
+def fill_sql(url: str, recipe: str, per_site: int, sites: int) -> tuple[str, int]:
+    """``sites`` × ``per_site`` batches of ``recipe`` and their critical numbers, by SQL.
+
+    PostgreSQL only (``generate_series``; one transaction): the ``batches`` rows and the
+    ``parameter_results`` read-model rows as the hub's ingest leaves them, over one year, each
+    value normal around a centre drawn from the input's limits, SPK2 shifted by 1.5 sd on every
+    parameter, SPK3 drifting by 2 sd over the year. Returns the recipe code and the parameters.
+    """
+    from mes.core.critical import critical_inputs
+    from mes.core.recipe import load_recipe
+
+    name = f"{recipe}.yaml"
+    root = Path(__file__).resolve().parents[1] / "recipes"
+    compiled = load_recipe((root / name).read_text(encoding="utf-8"), name)
+    inputs = critical_inputs(compiled.data)
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain) as conn:
+        conn.execute("SELECT setseed(0.16)")
+        conn.execute(
+            """
+            CREATE TEMP TABLE bench_map ON COMMIT DROP AS
+            SELECT lpad(to_hex(s * 100000 + n), 8, '0') || '-0000-7000-8000-000000000000' AS id,
+                   s, n, 'SPK' || s AS site, 'SPK' || s || '-2026-' || lpad(n::text, 5, '0') AS number,
+                   to_char((timestamptz '2026-01-02 08:00Z' + (n::float / %(per)s)
+                           * interval '360 days' + s * interval '7 minutes') AT TIME ZONE 'UTC',
+                           'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at
+            FROM generate_series(1, %(sites)s) s, generate_series(1, %(per)s) n
+            """,
+            {"per": per_site, "sites": sites},
+        )
+        conn.execute(
+            """
+            INSERT INTO batches (id, number, site, recipe_code, recipe_version, content_hash,
+                chain_of_identity, status, created_at, created_by, started_at, completed_at,
+                last_seq, last_hash)
+            SELECT id, number, site, %(code)s, 1, repeat('c', 64), json_build_object('patient_id',
+                'P-' || number), 'complete', at, 'sam', at, at, 1, repeat('h', 64)
+            FROM bench_map
+            """,
+            {"code": compiled.recipe_code},
+        )
+        for c in inputs:
+            centre, sd = _centre(c)
+            conn.execute(
+                """
+                INSERT INTO parameter_results (batch_id, phase_id, value_id, site, recipe_code,
+                    recipe_version, number, parameter, label, unit, criticality, value,
+                    recorded_at, demo)
+                SELECT id, %(phase)s, %(value)s, site, %(code)s, 1, number, %(parameter)s,
+                    %(label)s, %(unit)s, %(crit)s,
+                    round((%(centre)s + %(sd)s * (
+                        sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random())
+                        + CASE WHEN s = 2 THEN -1.5 ELSE 0 END
+                        + CASE WHEN s = 3 THEN 2.0 * n / %(per)s ELSE 0 END))::numeric, 4),
+                    at, false
+                FROM bench_map
+                """,
+                {
+                    "phase": c.phase_id, "value": c.value_id, "code": compiled.recipe_code,
+                    "parameter": c.parameter, "label": c.label, "unit": c.unit,
+                    "crit": c.criticality.value, "centre": centre, "sd": sd, "per": per_site,
+                },
+            )  # fmt: skip
+        conn.commit()
+        conn.execute("ANALYZE batches")
+        conn.execute("ANALYZE parameter_results")
+    return compiled.recipe_code, len(inputs)
+
+
+def steps(runtime: Runtime, ctx: Context, code: str = CODE) -> dict[str, float]:
     """One report made step by step as ``issue_comparability_report`` makes it; seconds each."""
     timings: dict[str, float] = {}
     mark = time.perf_counter()
@@ -110,7 +191,7 @@ def steps(runtime: Runtime, ctx: Context) -> dict[str, float]:
 
     key = load_document_key(runtime.settings)
     with runtime.uow() as uow:
-        view = cpv.comparability(uow, ctx, CODE, FROM, TO)
+        view = cpv.comparability(uow, ctx, code, FROM, TO)
     lap("view")
     csv = cpv.comparability_csv(view).encode()
     lap("csv")
@@ -130,11 +211,19 @@ def steps(runtime: Runtime, ctx: Context) -> dict[str, float]:
     )  # fmt: skip
     lap("signature")
     timings["pages"] = float(len(made.parameters) + 1)
-    timings["signals"] = float(sum(len(p.signals) for p in made.parameters))
+    timings["signals"] = float(sum(p.signal_count for p in made.parameters))
     return timings
 
 
-def run(url: str, folder: Path, batches: int, sites: int, repeat: int) -> dict[str, Any]:
+def run(
+    url: str,
+    folder: Path,
+    batches: int,
+    sites: int,
+    repeat: int,
+    recipe: str | None = None,
+    profile: bool = False,
+) -> dict[str, Any]:
     engine = make_engine(url)
     upgrade(engine)
     settings = Settings(
@@ -150,18 +239,34 @@ def run(url: str, folder: Path, batches: int, sites: int, repeat: int) -> dict[s
     ctx = Context.command_line(datetime.now(UTC), "bench", "bench")
     (folder / "keys").mkdir(mode=0o700, exist_ok=True)
     ensure_document_certificate(runtime, ctx)
-    fill(runtime, batches, sites)
+    if recipe is None:
+        code, parameters = CODE, len(PARAMETERS)
+        fill(runtime, batches, sites)
+    else:
+        started = time.perf_counter()
+        code, parameters = fill_sql(url, recipe, batches // sites, sites)
+        print(f"filled {batches:,} batches × {parameters} in {time.perf_counter() - started:.0f} s")
+    if profile:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.005)
+        with profiler:
+            report.issue_comparability_report(runtime, ctx, code, FROM, TO)
+        RESULTS.mkdir(exist_ok=True)
+        out = RESULTS / f"comparability_report_profile_{Path(url).name}.txt"
+        out.write_text(profiler.output_text(unicode=True, show_all=False))
+        print(f"profile: {out}")
     totals, parts = [], []
     for _ in range(repeat):
         started = time.perf_counter()
-        issued = report.issue_comparability_report(runtime, ctx, CODE, FROM, TO)
+        issued = report.issue_comparability_report(runtime, ctx, code, FROM, TO)
         totals.append(time.perf_counter() - started)
-        parts.append(steps(runtime, ctx))
+        parts.append(steps(runtime, ctx, code))
     engine.dispose()
     return {
         "batches": batches,
         "sites": sites,
-        "parameters": len(PARAMETERS),
+        "parameters": parameters,
         "pdf_bytes": len(issued.pdf),
         "csv_bytes": len(issued.csv),
         "signals": int(parts[-1]["signals"]),
@@ -195,23 +300,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--sites", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="100 batches, one run")
+    parser.add_argument(
+        "--recipe",
+        help="the critical inputs of this recipe of recipes/ (e.g. mrna-vaccine-fill), rows "
+        "written by SQL, PostgreSQL only (the issue's scale: --sites 50 --batches 50000)",
+    )
+    parser.add_argument("--profile", action="store_true", help="one run under pyinstrument first")
     args = parser.parse_args(argv)
     if args.quick:
         args.batches, args.repeat = 100, 1
     results: dict[str, Any] = {"machine": platform.platform(), "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        (folder / "sqlite").mkdir()
-        url = f"sqlite:///{folder / 'sqlite' / 'mes.sqlite3'}"
-        results["sqlite"] = run(url, folder / "sqlite", args.batches, args.sites, args.repeat)
+        if args.recipe is None:
+            (folder / "sqlite").mkdir()
+            url = f"sqlite:///{folder / 'sqlite' / 'mes.sqlite3'}"
+            results["sqlite"] = run(url, folder / "sqlite", args.batches, args.sites, args.repeat)
         name = _pg_database()
         if name is not None:
             (folder / "pg").mkdir()
             base = PG_ADMIN.rsplit("/", 1)[0]
             try:
                 results["postgresql"] = run(
-                    f"{base}/{name}", folder / "pg", args.batches, args.sites, args.repeat
-                )
+                    f"{base}/{name}", folder / "pg", args.batches, args.sites, args.repeat,
+                    args.recipe, args.profile,
+                )  # fmt: skip
             finally:
                 _drop(name)
     for db in ("sqlite", "postgresql"):
@@ -224,7 +337,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
             print("   " + ", ".join(f"{k} {v:.2f} s" for k, v in r["steps_s"].items()))
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "comparability_report.json").write_text(json.dumps(results, indent=2) + "\n")
+    stem = "comparability_report" + (f"_{args.recipe}" if args.recipe else "")
+    (RESULTS / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
 
 

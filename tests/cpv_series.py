@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from mes.core.clock import utc_text
+from mes.services.cpv import keep_new_trends
 from mes.store.models import Batch
 from mes.store.models.read_models import ParameterResult
 from mes.store.uow import UnitOfWork
@@ -21,6 +22,7 @@ CODE = "CART-CD19"
 PARAMETER, UNIT, LABEL = "harvest.viability", "%", "Viability at harvest"
 KEY = f"{PARAMETER}|{UNIT}"
 START = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+NOW_OF_INGEST = datetime(2026, 11, 21, 9, 30, tzinfo=UTC)
 
 # Three sites in control around 91 % (a fixed, plausible scatter), one batch a day in turn.
 STEADY = [91.2, 90.4, 91.8, 90.9, 91.5, 90.2, 91.1, 92.0, 90.7, 91.3, 90.5, 91.6]
@@ -33,8 +35,15 @@ def add_batches(
     start: datetime = START,
     first: int = 1,
     code: str = CODE,
+    parameter: str = PARAMETER,
+    label: str = LABEL,
+    detect: bool = True,
 ) -> list[str]:
-    """One received batch per (site, value), a day apart from ``start``; their numbers."""
+    """One received batch per (site, value), a day apart from ``start``; their numbers.
+
+    Each is judged as ingest judges it once stored (:func:`mes.services.cpv.keep_new_trends`,
+    the trends on a frozen baseline kept); ``detect=False``: the rows alone (as a rebuild).
+    """
     numbers = []
     with make_uow() as uow:
         for i, (site, value) in enumerate(values):
@@ -61,24 +70,26 @@ def add_batches(
                 )
             )
             uow.flush()
-            uow.add(
-                ParameterResult(
-                    batch_id=batch_id,
-                    phase_id="harvest",
-                    value_id="viability",
-                    site=site,
-                    recipe_code=code,
-                    recipe_version=1,
-                    number=number,
-                    parameter=PARAMETER,
-                    label=LABEL,
-                    unit=UNIT,
-                    criticality="cqa",
-                    value=value,
-                    recorded_at=at,
-                    demo=False,
-                )
-            )
+            row = {
+                "batch_id": batch_id,
+                "phase_id": parameter.split(".")[0],
+                "value_id": parameter.split(".")[1],
+                "site": site,
+                "recipe_code": code,
+                "recipe_version": 1,
+                "number": number,
+                "parameter": parameter,
+                "label": label,
+                "unit": UNIT,
+                "criticality": "cqa",
+                "value": value,
+                "recorded_at": at,
+                "demo": False,
+            }
+            uow.add(ParameterResult(**row))
+            uow.flush()
+            if detect:
+                keep_new_trends(uow, NOW_OF_INGEST, [row])
             numbers.append(number)
         uow.commit()
     return numbers

@@ -38,6 +38,7 @@ import markupsafe
 from mes.core.access import Permission
 from mes.core.canonical import canonical_json
 from mes.core.clock import local_text
+from mes.core.cpv.rules import Direction, Rule
 from mes.core.errors import InvalidInput
 from mes.core.trends import NETWORK
 from mes.pdf.readback import Expected, missing_from
@@ -120,6 +121,22 @@ class SignalLine:
 
 
 @dataclass(frozen=True)
+class SignalGroup:
+    """Signals of one site (or the network), rule and direction sharing one disposition.
+
+    A parameter with more than :data:`SIGNALS_IN_FULL` signals (at 50 sites × 1,000 batches the
+    run rules' false alarms alone are hundreds per chart) lists its signals that QA has not
+    signed a disposition of in such groups: the group's heading names the site, rule, direction
+    and count, its disposition is printed once, and every signal is still listed, as its
+    batches and their count (``SPK2-2026-0031 to SPK2-2026-0039 (9)``).
+    """
+
+    heading: str
+    disposition: str
+    items: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ParameterSection:
     """One critical parameter: its chart, summary and tables."""
 
@@ -133,7 +150,23 @@ class ParameterSection:
     summary: str
     capability: tuple[CapabilityLine, ...]
     equivalence: tuple[EquivalenceLine, ...]
-    signals: tuple[SignalLine, ...]
+    signals: tuple[SignalLine, ...]  # in full: all, or those QA signed when there are many
+    signal_groups: tuple[SignalGroup, ...] = ()  # the others, compactly, when there are many
+
+    @property
+    def signal_count(self) -> int:
+        """Every signal of the parameter in the period (in full and in groups)."""
+        return len(self.signals) + sum(len(g.items) for g in self.signal_groups)
+
+    @property
+    def open_signals(self) -> int:
+        """Signals not yet signed off by QA (listed in full or in groups)."""
+        return sum(1 for s in self.signals if not s.signed) + sum(
+            len(g.items) for g in self.signal_groups
+        )
+
+
+SIGNALS_IN_FULL = 40  # beyond this many signals on a parameter, the unsigned ones are grouped
 
 
 @dataclass(frozen=True)
@@ -274,6 +307,116 @@ def _signal_row(signal: SignalView, provisional: bool, time_zone: str) -> Signal
     return SignalLine(signal.words, title, signed)
 
 
+def _item(signal: SignalView) -> str:
+    """A signal as its batches and their count: ``SPK2-2026-0031 to SPK2-2026-0039 (9)``."""
+    numbers = signal.numbers
+    batches = numbers[0] if len(numbers) == 1 else f"{numbers[0]} to {numbers[-1]}"
+    return f"{batches} ({len(numbers)})"
+
+
+def _direction(direction: str) -> str:
+    try:
+        return Direction(direction).words
+    except ValueError:
+        return direction
+
+
+def _signals(
+    p: ParameterView, provisional: bool, time_zone: str
+) -> tuple[tuple[SignalLine, ...], tuple[SignalGroup, ...]]:
+    """The signals in full (few, or signed by QA) and the others in groups (many)."""
+    lines = [_signal_row(s, provisional, time_zone) for s in p.signals]
+    if len(lines) <= SIGNALS_IN_FULL:
+        return tuple(lines), ()
+    full: list[SignalLine] = []
+    groups: dict[tuple[str, str, str, str], list[str]] = {}
+    for signal, line in zip(p.signals, lines, strict=True):
+        if line.signed:
+            full.append(line)
+            continue
+        scope = signal.words.split(": ", 1)[0]
+        key = (scope, str(signal.rule), signal.direction, line.disposition)
+        groups.setdefault(key, []).append(_item(signal))
+    made = []
+    for (scope, rule, direction, disposition), items in groups.items():
+        count = f"{len(items)} signal{'s' if len(items) != 1 else ''}"
+        heading = f"{scope}: {Rule(rule).words} ({rule}), {_direction(direction)} — {count}"
+        made.append(SignalGroup(heading, disposition, tuple(items)))
+    return tuple(full), tuple(made)
+
+
+PARALLEL_CHART_POINTS = 20_000  # from this many points in all, charts are drawn in processes
+_CHARTING: tuple[Sequence[ParameterView], Callable[[ParameterView], str]] | None = None
+
+
+def _chart_of(index: int) -> str:
+    """In a forked worker: the chart of the ``index``-th parameter (inherited, not pickled)."""
+    assert _CHARTING is not None
+    parameters, chart = _CHARTING
+    return _svg_uri(chart(parameters[index]))
+
+
+def _chart_uris(
+    parameters: Sequence[ParameterView], chart: Callable[[ParameterView], str] | None
+) -> list[str | None]:
+    """Each parameter's chart as a data URI (None: no chart), long series drawn in parallel.
+
+    Thousands of points a chart take matplotlib about a second each: with many points, the
+    charts are drawn by forked processes (which inherit the view: nothing is pickled but the
+    SVG text that comes back), as many as the CPUs (at most 4).
+    """
+    global _CHARTING
+    uris: list[str | None] = [None] * len(parameters)
+    if chart is None:
+        return uris
+    todo = [i for i, p in enumerate(parameters) if p.points]
+    workers = min(os.cpu_count() or 1, 4, len(todo))
+    context = _pool_context()
+    parallel = (
+        workers > 1
+        and sum(len(parameters[i].points) for i in todo) >= PARALLEL_CHART_POINTS
+        and context.get_start_method() == "fork"
+    )
+    if not parallel:
+        for i in todo:
+            uris[i] = _svg_uri(chart(parameters[i]))
+        return uris
+    _CHARTING = (parameters, chart)
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            for i, uri in zip(todo, pool.map(_chart_of, todo), strict=True):
+                uris[i] = uri
+    finally:
+        _CHARTING = None
+    return uris
+
+
+def _section(
+    p: ParameterView,
+    chart_uri: str | None,
+    time_zone: str,
+) -> ParameterSection:
+    signals, groups = _signals(p, p.limits is None or p.limits.provisional, time_zone)
+    return ParameterSection(
+        parameter=p.parameter,
+        title=p.title,
+        criticality=p.criticality or "Critical parameter",
+        specification=_specification(p.spec_low, p.spec_high, p.unit or None),
+        limits=_limits(p, time_zone),
+        margin=(
+            f"±{number(p.margin)}{' ' + p.unit if p.unit else ''}, set by {p.margin_set_by}"
+            if p.margin is not None
+            else "not set by QA: the sites' differences are shown without a verdict"
+        ),
+        chart_uri=chart_uri,
+        summary=_summary(p),
+        capability=tuple(_capability_row(c) for c in p.capability),
+        equivalence=tuple(_equivalence_row(e) for e in p.equivalence),
+        signals=signals,
+        signal_groups=groups,
+    )
+
+
 def _summary(parameter: ParameterView) -> str:
     """The chart's summary in words (the page's), its signals counted: they are listed below."""
     text = chart_summary(replace(parameter, signals=[]))
@@ -304,30 +447,8 @@ def comparability_report(
     :func:`mes.services.charts.control_chart_svg`); ``csv`` is the view's data as the page
     downloads it (:func:`mes.services.cpv.comparability_csv`).
     """
-    sections = []
-    for p in view.parameters:
-        sections.append(
-            ParameterSection(
-                parameter=p.parameter,
-                title=p.title,
-                criticality=p.criticality or "Critical parameter",
-                specification=_specification(p.spec_low, p.spec_high, p.unit or None),
-                limits=_limits(p, time_zone),
-                margin=(
-                    f"±{number(p.margin)}{' ' + p.unit if p.unit else ''}, set by {p.margin_set_by}"
-                    if p.margin is not None
-                    else "not set by QA: the sites' differences are shown without a verdict"
-                ),
-                chart_uri=_svg_uri(chart(p)) if chart is not None and p.points else None,
-                summary=_summary(p),
-                capability=tuple(_capability_row(c) for c in p.capability),
-                equivalence=tuple(_equivalence_row(e) for e in p.equivalence),
-                signals=tuple(
-                    _signal_row(s, p.limits is None or p.limits.provisional, time_zone)
-                    for s in p.signals
-                ),
-            )
-        )
+    uris = _chart_uris(view.parameters, chart)
+    sections = [_section(p, uri, time_zone) for p, uri in zip(view.parameters, uris, strict=True)]
     return ComparabilityReport(
         recipe_code=view.recipe_code,
         date_from=_day(view.date_from),
@@ -403,6 +524,13 @@ def expected_words(report: ComparabilityReport) -> list[Expected]:
             expected.append(Expected(f"the disposition of '{s.words}'", s.disposition))
             if s.signed:
                 expected.append(Expected(f"who signed the disposition of '{s.words}'", s.signed))
+        for g in p.signal_groups:
+            expected.append(Expected(f"the signals '{g.heading}' on {p.title}", g.heading))
+            expected.append(Expected(f"the disposition of '{g.heading}'", g.disposition))
+            expected += [
+                Expected(f"the signal {item} of '{g.heading}' on {p.title}", item)
+                for item in g.items
+            ]
         for c in p.capability:
             expected.append(Expected(f"the capability of {c.scope} on {p.title}", c.words))
         for e in p.equivalence:
@@ -430,7 +558,13 @@ def manifest(report: ComparabilityReport) -> bytes:
 
 def _weight(section: ParameterSection) -> int:
     """Rows to lay out, roughly (a chart as 40 rows)."""
-    return 40 + 2 * (len(section.capability) + len(section.equivalence)) + len(section.signals)
+    grouped = sum(1 + len(g.items) // 4 for g in section.signal_groups)
+    return (
+        40
+        + 2 * (len(section.capability) + len(section.equivalence))
+        + len(section.signals)
+        + grouped
+    )
 
 
 def render_comparability_pdf(

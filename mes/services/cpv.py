@@ -14,11 +14,13 @@ disposition and a comment).
 
 **Trends** (signals kept for QA to assess) are judged only against a frozen baseline, over the
 whole series since the baseline's period began: provisional limits move with the data shown, so
-their signals are shown on the page but not kept. They are detected when the comparability view
-is computed (:func:`comparability` keeps the new ones) and by :func:`scan_trends` (``mes network
-cpv-scan``, from a timer), not at ingest: a series' rules need the series since its baseline,
-up to every batch of the network for the network-wide chart, which a chunk's ingest should not
-read.
+their signals are shown on the page but not kept. They are kept at ingest, in the transaction
+that stores the batch (:func:`keep_new_trends`): with the limits frozen, every rule looks at
+most 15 points back, so a received value is judged on the points around it in its site's series
+and the network's (two indexed reads), and a signal reaches QA's queue without anyone opening
+the page. Freezing a baseline judges the batches already received (:func:`freeze_baseline`),
+and :func:`scan_trends` (``mes network cpv-scan``) rescans whole series. The comparability view
+only reads.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ import csv
 import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, datetime
+from typing import Any
 
 import numpy as np
 
@@ -91,6 +94,7 @@ __all__ = [
     "comparability",
     "comparability_csv",
     "freeze_baseline",
+    "keep_new_trends",
     "recipe_codes",
     "scan_trends",
     "set_margin",
@@ -252,16 +256,15 @@ def comparability(
 ) -> ComparabilityView:
     """The comparability view of ``recipe_code`` over the period (inclusive days, UTC).
 
-    Readers of the network (Permission.WATCH_NETWORK). In a unit of work that may write, the
-    trends found on frozen baselines are kept (and committed) for QA to assess. ``only``: the
-    key ('phase.value|unit') of the one parameter wanted (a chart), else every one.
+    Readers of the network (Permission.WATCH_NETWORK); it only reads: the trends on frozen
+    baselines are kept as batches arrive (:func:`keep_new_trends`), as QA freezes a baseline
+    and by :func:`scan_trends`. ``only``: the key ('phase.value|unit') of the one parameter
+    wanted (a chart), else every one.
     """
     authorise(uow, ctx, Permission.WATCH_NETWORK)
     if date_from is not None and date_to is not None and date_to < date_from:
         raise InvalidInput("The period ends before it starts.", what_to_do="Swap the two dates.")
     code = (recipe_code or "").strip()
-    if not uow.read_only:
-        _keep_trends(uow, ctx, code)
     series = split_key(only) if only is not None else None
     rows = store.results(uow.session, code, date_from, date_to, series=series)
     if not rows and code not in store.recipe_codes(uow.session):
@@ -532,6 +535,86 @@ def _equivalences(
 # --- trends -------------------------------------------------------------------------------------
 
 
+SYSTEM_CPV = Actor(user_id=None, username="system", name="System (CPV)")
+# Every rule judges at most 15 points in a row (N7: fifteen within 1σ), so a signal is complete
+# within the 15 points that end at its last; 5 points more before them tell where a run (or a
+# chain of "4 of 5" windows) that reaches further back began.
+RULE_SPAN, CONTEXT = 15, 5
+
+
+def _keep_trend(
+    uow: UnitOfWork,
+    ctx: Context,
+    recipe_code: str,
+    series: store.Series,
+    baseline: store.CpvBaseline,
+    view: SignalView,
+    run: Sequence[SeriesPoint],
+) -> bool:
+    """Keep one signal judged on a frozen baseline as a trend to assess, with its audit entry.
+
+    False when it was kept already (by another transaction: the trend's unique key).
+    """
+    trend = store.CpvTrend(
+        id=new_id(),
+        recipe_code=recipe_code,
+        parameter=series[0],
+        unit=series[1],
+        scope=view.scope,
+        rule=view.rule.value,
+        direction=view.direction,
+        first_batch_id=run[0].batch_id,
+        last_batch_id=run[-1].batch_id,
+        first_number=run[0].number,
+        last_number=run[-1].number,
+        words=view.words[:1000],
+        provisional=False,
+        baseline_id=baseline.id,
+        detected_at=ctx.at,
+    )
+    if not store.add_trend(uow.session, trend):
+        return False
+    record_entry(
+        uow,
+        ctx,
+        SYSTEM_CPV,
+        "CPV trend detected",
+        TREND_RECORD_TYPE,
+        trend.id,
+        new={"recipe_code": recipe_code, "parameter": series[0], "signal": view.words},
+    )
+    return True
+
+
+def _keep_series(
+    uow: UnitOfWork,
+    ctx: Context,
+    recipe_code: str,
+    series: store.Series,
+    baseline: store.CpvBaseline,
+    label: str | None,
+    known: set[tuple[str, str, str, str]],
+) -> int:
+    """Keep the new signals of one series since its baseline's period began (whole series).
+
+    ``label``: the parameter's label in the newest recipe version (None: the newest point's).
+    """
+    rows = store.results(uow.session, recipe_code, baseline.period_from, None, series=series)
+    label = label or (rows[-1].label if rows else series[0])
+    points = _points(rows)
+    limits = _limits(baseline, [])
+    by_site = _by_site(points)
+    added = 0
+    for scope in (NETWORK, *by_site):
+        scoped = points if scope == NETWORK else by_site[scope]
+        for view, run in _signals_of(scope, scoped, limits, label):  # type: ignore[arg-type]
+            key = (series[0], scope, view.rule.value, view.first_batch_id)
+            if key not in known and _keep_trend(uow, ctx, recipe_code, series, baseline, view, run):
+                known.add(key)
+                added += 1
+    return added
+
+
 def _keep_trends(uow: UnitOfWork, ctx: Context, recipe_code: str) -> int:
     """Keep the signals found on each frozen baseline since its period began; commit if any."""
     baselines = store.baselines(uow.session, recipe_code)
@@ -541,52 +624,72 @@ def _keep_trends(uow: UnitOfWork, ctx: Context, recipe_code: str) -> int:
     specs = _specifications(uow, recipe_code)
     added = 0
     for series, baseline in baselines.items():
-        rows = store.results(uow.session, recipe_code, baseline.period_from, None, series=series)
-        points = _points(rows)
-        limits = _limits(baseline, [])
-        label = (specs.get(series) or (rows[-1].label if rows else series[0],))[0]
-        by_site = _by_site(points)
-        for scope in (NETWORK, *by_site):
-            scoped = points if scope == NETWORK else by_site[scope]
-            for view, run in _signals_of(scope, scoped, limits, label):  # type: ignore[arg-type]
-                key = (series[0], scope, view.rule.value, view.first_batch_id)
-                if key in known:
-                    continue
-                trend = store.CpvTrend(
-                    id=new_id(),
-                    recipe_code=recipe_code,
-                    parameter=series[0],
-                    unit=series[1],
-                    scope=scope,
-                    rule=view.rule.value,
-                    direction=view.direction,
-                    first_batch_id=run[0].batch_id,
-                    last_batch_id=run[-1].batch_id,
-                    first_number=run[0].number,
-                    last_number=run[-1].number,
-                    words=view.words[:1000],
-                    provisional=False,
-                    baseline_id=baseline.id,
-                    detected_at=ctx.at,
-                )
-                if store.add_trend(uow.session, trend):
-                    known.add(key)
-                    added += 1
-                    record_entry(
-                        uow,
-                        ctx,
-                        Actor(user_id=None, username="system", name="System (CPV)"),
-                        "CPV trend detected",
-                        TREND_RECORD_TYPE,
-                        trend.id,
-                        new={
-                            "recipe_code": recipe_code,
-                            "parameter": series[0],
-                            "signal": view.words,
-                        },
-                    )
+        label = (specs.get(series) or (None,))[0]
+        added += _keep_series(uow, ctx, recipe_code, series, baseline, label, known)
     if added:
         uow.commit()
+    return added
+
+
+def keep_new_trends(uow: UnitOfWork, at: datetime, changed: Sequence[Mapping[str, Any]]) -> int:
+    """At ingest: judge the points a received batch added or changed against frozen baselines.
+
+    ``changed``: the batch's ``parameter_results`` rows that are new or changed (as
+    :func:`mes.store.read_models.refresh_batch` returns them). With a frozen baseline the
+    limits are fixed and each rule needs only the last 15 points of a series, so for each
+    changed value of a parameter with a baseline, its site's series and the network's are read
+    around the point (20 before, 14 after: one indexed statement each) and the new signals are
+    kept as trends to assess, in the caller's transaction (no commit). A signal that starts in
+    the first 5 points of a window that does not reach the baseline's start is left alone: its
+    run began further back, it was kept when it began (``mes network cpv-scan`` rescans whole
+    series). The number kept.
+
+    Without a frozen baseline of the batch's recipe this reads the baselines (one statement)
+    and nothing else.
+    """
+    if not changed:
+        return 0
+    ctx = Context(at=at, user_id=None, terminal="hub ingest")
+    added = 0
+    for code in sorted({row["recipe_code"] for row in changed}):
+        baselines = store.baselines(uow.session, code)
+        if not baselines:
+            continue
+        for row in changed:
+            series = (row["parameter"], row["unit"] or "")
+            baseline = baselines.get(series)
+            if (
+                row["recipe_code"] != code
+                or baseline is None
+                or row["value"] is None
+                or row["recorded_at"] < baseline.period_from.isoformat()
+            ):
+                continue
+            limits = _limits(baseline, [])
+            found: list[tuple[SignalView, Sequence[SeriesPoint]]] = []
+            for site in (row["site"], None):
+                rows, older = store.window(
+                    uow.session, code, series, baseline.period_from, site,
+                    row["recorded_at"], row["number"],
+                    before=RULE_SPAN + CONTEXT, after=RULE_SPAN - 1,
+                )  # fmt: skip
+                points = _points(rows)
+                scope = NETWORK if site is None else site
+                found += [
+                    (view, run)
+                    for view, run in _signals_of(scope, points, limits, row["label"])  # type: ignore[arg-type]
+                    if not older or points.index(run[0]) >= CONTEXT
+                ]
+            if not found:
+                continue
+            known = store.known_among(
+                uow.session, code, series[0], {view.first_batch_id for view, _run in found}
+            )
+            for view, run in found:
+                key = (series[0], view.scope, view.rule.value, view.first_batch_id)
+                if key not in known and _keep_trend(uow, ctx, code, series, baseline, view, run):
+                    known.add(key)
+                    added += 1
     return added
 
 
@@ -748,6 +851,12 @@ def freeze_baseline(
         new={**record, "signature_entry": signature.entry_seq},
         reason=row.reason,
     )
+    # The batches already received are judged against it at once (later ones as they arrive).
+    specs = _specifications(uow, code)
+    _keep_series(
+        uow, ctx, code, series, row, (specs.get(series) or (None,))[0],
+        store.known_signals(uow.session, code),
+    )  # fmt: skip
     uow.commit()
     return row
 
@@ -888,10 +997,18 @@ def acknowledge_trend(
 # --- CSV ----------------------------------------------------------------------------------------
 
 
-def _csv(rows: list[list[object]]) -> str:
+def _csv(
+    rows: list[list[object]],
+    safe: Sequence[list[object]] = (),
+    after: Sequence[list[object]] = (),
+) -> str:
+    """CSV text of ``rows``, then ``safe`` (cells already safe: :func:`_chart_rows`), ``after``."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     for row in rows:
+        writer.writerow(["" if v is None else _safe_cell(v) for v in row])
+    writer.writerows(safe)
+    for row in after:
         writer.writerow(["" if v is None else _safe_cell(v) for v in row])
     return out.getvalue()
 
@@ -927,52 +1044,65 @@ CHART_COLUMNS = [
 
 
 def _chart_rows(code: str, view: ParameterView, scope: str) -> list[list[object]]:
+    """The chart's rows, each cell as written to the CSV (made safe: :func:`_safe_cell`).
+
+    The cells the parameter's points share (its code, limits, specification) are made safe once:
+    at 50 sites × 1,000 batches × 19 parameters the report's CSV has close to a million rows.
+    """
     limits = view.limits
     rules: dict[tuple[str, str], list[str]] = {}
     for signal in view.signals:
         if signal.scope == scope:
             for number in signal.numbers:
                 rules.setdefault((scope, number), []).append(signal.rule.value)
+    safe = _safe_cell
+    head = [safe(v) if v is not None else "" for v in (code, view.parameter, view.unit, view.label)]
+    shared = [
+        safe(v) if v is not None else ""
+        for v in (
+            limits.centre if limits else None,
+            limits.lcl if limits else None,
+            limits.ucl if limits else None,
+            ("provisional" if limits.provisional else "baseline") if limits else None,
+        )
+    ]
+    spec = [safe(v) if v is not None else "" for v in (view.spec_low, view.spec_high)]
     rows = []
     previous: float | None = None
     for point in view.points_of(scope):
+        value = point.value
         rows.append(
             [
-                code,
-                view.parameter,
-                view.unit,
-                view.label,
-                point.site,
-                point.number,
+                *head,
+                safe(point.site),
+                safe(point.number),
                 point.version,
-                point.at,
-                point.value,
-                limits.centre if limits else None,
-                limits.lcl if limits else None,
-                limits.ucl if limits else None,
-                ("provisional" if limits.provisional else "baseline") if limits else None,
-                abs(point.value - previous) if previous is not None else None,
-                view.spec_low,
-                view.spec_high,
-                " ".join(rules.get((scope, point.number), [])),
+                safe(point.at),
+                safe(value),
+                *shared,
+                safe(abs(value - previous)) if previous is not None else "",
+                *spec,
+                " ".join(rules.get((scope, point.number), ())),
             ]
         )
-        previous = point.value
+        previous = value
     return rows
 
 
 def chart_csv(view: ComparabilityView, key: str, scope: str = NETWORK) -> str:
     """One chart's data as CSV: each point with the limits, its moving range and its signals."""
     parameter = view.parameter(key)
-    return _csv([CHART_COLUMNS, *_chart_rows(view.recipe_code, parameter, scope)])
+    return _csv([CHART_COLUMNS], _chart_rows(view.recipe_code, parameter, scope))
 
 
 def comparability_csv(view: ComparabilityView) -> str:
     """The whole view as CSV, in sections: the points, capability, equivalence, signals."""
-    rows: list[list[object]] = [["section", *CHART_COLUMNS]]
-    for parameter in view.parameters:
-        rows += [["point", *r] for r in _chart_rows(view.recipe_code, parameter, NETWORK)]
-    rows.append([])
+    points = [
+        ["point", *r]
+        for parameter in view.parameters
+        for r in _chart_rows(view.recipe_code, parameter, NETWORK)
+    ]
+    rows: list[list[object]] = [[]]
     rows.append(
         ["section", "recipe_code", "parameter", "unit", "scope", "n", "mean", "sd", "ppk",
          "ppk_ci_low", "ppk_ci_high", "spec_low", "spec_high"]
@@ -1014,7 +1144,7 @@ def comparability_csv(view: ComparabilityView) -> str:
                  s.rule.value, s.numbers[0], s.numbers[-1], s.words, s.disposition, s.reference,
                  s.comment, s.decided_by, s.decided_at]
             )  # fmt: skip
-    return _csv(rows)
+    return _csv([["section", *CHART_COLUMNS]], points, rows)
 
 
 # --- words for screen readers ---------------------------------------------------------------------

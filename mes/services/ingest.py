@@ -50,6 +50,7 @@ from mes.core.throttle import UNKNOWN_SOURCE, Attempt
 from mes.core.throttle import reason_key as throttle_reason
 from mes.services import throttle
 from mes.services.batches import procedure_for, verify_ledger
+from mes.services.cpv import keep_new_trends
 from mes.services.spokes import require_active, require_hub, spoke_key
 from mes.settings import SITE_CODE
 from mes.store import batches as store
@@ -414,7 +415,9 @@ def _store_chunk(uow: UnitOfWork, at: datetime, chunk: Chunk, via: str) -> Ack:
     )
     # The network's read models move with the record (the chunk's receipt is logged above).
     review = replay_review(chunk.batch, review_ledger(session, chunk.batch))
-    refresh_batch(session, batch, record, review, settings=uow.site.review)
+    changed = refresh_batch(session, batch, record, review, settings=uow.site.review)
+    # Continued process verification: signals on frozen baselines become trends for QA now.
+    keep_new_trends(uow, at, changed)
     return Ack(
         chunk.batch,
         len(follow.new),

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import date
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from sqlalchemy import Float, String, column, exists, func, select, table
+from sqlalchemy import Float, String, column, exists, func, select, table, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -103,6 +103,81 @@ def results(
         ResultRow(p, u or "", lb, c, int(v), st, n, b, float(x), str(at))
         for p, u, lb, c, v, st, n, b, x, at in session.execute(query)
     ]
+
+
+def _series_rows(rows: Iterable[Any]) -> list[ResultRow]:
+    return [
+        ResultRow(p, u or "", lb, c, int(v), st, n, b, float(x), str(at))
+        for p, u, lb, c, v, st, n, b, x, at in rows
+    ]
+
+
+def window(
+    session: Session,
+    recipe_code: str,
+    series: Series,
+    since: date,
+    site: str | None,
+    at: str,
+    number: str,
+    *,
+    before: int,
+    after: int,
+) -> tuple[list[ResultRow], bool]:
+    """The points of a series around one point, in batch order, and whether older ones exist.
+
+    Up to ``before`` points up to and including the point recorded at ``at`` (batch ``number``)
+    and ``after`` points after it, of one site (or every site: ``site`` None) since the day
+    ``since``; one statement (the index on recipe code, parameter and time). The bool is True
+    when ``before`` points were found (the series may go on before them).
+    """
+    r = parameter_results.c
+    parameter, unit = series
+    columns = (
+        r.parameter, r.unit, r.label, r.criticality, r.recipe_version, r.site, r.number,
+        r.batch_id, r.value, r.recorded_at,
+    )  # fmt: skip
+    where = [
+        r.recipe_code == recipe_code,
+        r.parameter == parameter,
+        r.unit == unit if unit else func.coalesce(r.unit, "") == "",
+        r.value.is_not(None),
+        r.recorded_at >= since.isoformat(),
+    ]
+    if site is not None:
+        where.append(r.site == site)
+    upto = (
+        select(*columns)
+        .where(*where, (r.recorded_at < at) | ((r.recorded_at == at) & (r.number <= number)))
+        .order_by(r.recorded_at.desc(), r.number.desc())
+        .limit(before)
+        .subquery()
+    )
+    later = (
+        select(*columns)
+        .where(*where, (r.recorded_at > at) | ((r.recorded_at == at) & (r.number > number)))
+        .order_by(r.recorded_at, r.number)
+        .limit(after)
+        .subquery()
+    )
+    both = union_all(select(upto), select(later)).subquery()
+    rows = _series_rows(session.execute(select(both).order_by(both.c.recorded_at, both.c.number)))
+    older = sum(1 for row in rows if (row.at, row.number) <= (at, number)) >= before
+    return rows, older
+
+
+def known_among(
+    session: Session, recipe_code: str, parameter: str, first_batch_ids: Collection[str]
+) -> set[tuple[str, str, str, str]]:
+    """(parameter, scope, rule, first batch) of the trends kept whose run starts at these batches."""
+    query = select(
+        CpvTrend.parameter, CpvTrend.scope, CpvTrend.rule, CpvTrend.first_batch_id
+    ).where(
+        CpvTrend.recipe_code == recipe_code,
+        CpvTrend.parameter == parameter,
+        CpvTrend.first_batch_id.in_(list(first_batch_ids)),
+    )
+    return {tuple(row) for row in session.execute(query)}  # type: ignore[misc]
 
 
 def recipe_codes(session: Session) -> list[str]:
@@ -274,6 +349,7 @@ __all__ = [
     "baselines",
     "compiled_versions",
     "keyed",
+    "known_among",
     "known_signals",
     "margin_names",
     "margins",
@@ -284,4 +360,5 @@ __all__ = [
     "trend",
     "trend_names",
     "trends",
+    "window",
 ]

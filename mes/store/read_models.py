@@ -103,12 +103,13 @@ def refresh_batch(
     review: ReviewState,
     *,
     settings: ReviewSettings,
-) -> None:
+) -> list[dict[str, Any]]:
     """Bring one received batch's read-model rows to what its chains say (caller's transaction).
 
     ``batch``: replayed from ``record``, its whole ledger as held now; ``review``: its review
     chain replayed. The receipt times are read from the sync log (the chunk being stored is
-    logged before this is called).
+    logged before this is called). Returns the batch's ``parameter_results`` rows that are new
+    or whose value or time changed (what continued process verification judges).
     """
     rows = batch_rows(
         batch,
@@ -117,8 +118,25 @@ def refresh_batch(
         settings=settings,
         received=receipt_times(session, batch.state.id),
     )
+    values = rows.tables["parameter_results"]
+    held: dict[tuple[str, str], tuple[Any, Any]] = {}
+    if values:
+        p = ParameterResult
+        held = {
+            (phase, value_id): (value, at)
+            for phase, value_id, value, at in session.execute(
+                select(p.phase_id, p.value_id, p.value, p.recorded_at).where(
+                    p.batch_id == batch.state.id
+                )
+            )
+        }
     remove(session, [batch.state.id])
     write(session, rows)
+    return [
+        row
+        for row in values
+        if held.get((row["phase_id"], row["value_id"])) != (row["value"], row["recorded_at"])
+    ]
 
 
 def received_batches(session: Session) -> list[tuple[str, str]]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import numpy as np
 import pytest
 from cpv_series import CODE, KEY, add_batches, steady
 from integration_helpers import attest, audit_entries
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from support import NOW, PASSWORD, user_ctx
 
 from mes.core.errors import AuthenticationFailed, InvalidInput, NotAuthorised, NotFound
@@ -88,7 +89,9 @@ def test_qa_freezes_a_baseline_signed_approved_and_a_later_one_supersedes_it(mak
         }
 
 
-def test_a_signal_on_the_frozen_baseline_becomes_a_trend_qa_assesses_with_a_signature(make_uow, qa):
+def test_a_signal_on_the_frozen_baseline_becomes_a_trend_qa_assesses_with_a_signature(
+    make_uow, qa, cli_ctx
+):
     add_batches(make_uow, steady())
     freeze(make_uow, qa)
     shifted = add_batches(
@@ -97,7 +100,12 @@ def test_a_signal_on_the_frozen_baseline_becomes_a_trend_qa_assesses_with_a_sign
         start=NOW.replace(month=5, day=1),
         first=100,
     )[1:]  # above the centre line, then nine below
-    shown = view(make_uow, qa).parameters[0]  # computing the view keeps the new trends
+    with make_uow() as uow:  # kept as each batch was received, before anyone looked ...
+        kept = cpv.trends_to_assess(uow, user_ctx(qa)).trends
+        assert ("SPK2", "N2", shifted[0]) in {(t.scope, t.rule, t.first_number) for t in kept}
+    with make_uow() as uow:  # ... every one a rescan of the whole series finds
+        assert cpv.scan_trends(uow, cli_ctx) == 0
+    shown = view(make_uow, qa).parameters[0]
     run = next(s for s in shown.signals if s.scope == "SPK2" and s.rule.value == "N2")
     assert run.words.startswith("SPK2: 9 batches in a row below the centre line of Viability")
     assert run.numbers == tuple(shifted) and run.trend_id is not None
@@ -133,7 +141,7 @@ def test_a_signal_on_the_frozen_baseline_becomes_a_trend_qa_assesses_with_a_sign
 def test_the_scan_finds_the_trends_without_the_page(make_uow, qa, cli_ctx):
     add_batches(make_uow, steady())
     freeze(make_uow, qa)
-    add_batches(make_uow, [("SPK3", 99.0)], start=NOW.replace(month=5), first=200)
+    add_batches(make_uow, [("SPK3", 99.0)], start=NOW.replace(month=5), first=200, detect=False)
     with make_uow() as uow:
         assert cpv.scan_trends(uow, cli_ctx) == 2  # beyond 3 sigma: at SPK3 and network-wide
     with make_uow() as uow:
@@ -213,3 +221,46 @@ def test_the_csv_holds_every_point_capability_equivalence_and_signal(make_uow, q
     chart = cpv.chart_csv(shown, KEY, "SPK1").splitlines()
     assert chart[0].startswith("recipe_code,parameter,unit")
     assert len(chart) == 1 + 4  # SPK1's four batches
+
+
+def test_trends_kept_at_ingest_are_those_of_the_whole_series(make_uow, qa, cli_ctx):
+    """Each batch judged on the points around it finds what the whole series shows, once each."""
+    add_batches(make_uow, steady())
+    freeze(make_uow, qa)
+    rng = np.random.default_rng(16)
+    later = []
+    for i in range(150):  # a shift at SPK2, a drift at SPK3, runs longer than the window
+        site = ("SPK1", "SPK2", "SPK3")[i % 3]
+        shift = -1.2 if site == "SPK2" and 30 <= i < 120 else 0.0
+        drift = 0.02 * i if site == "SPK3" else 0.0
+        later.append((site, round(91.1 + shift + drift + rng.normal(0, 0.5), 2)))
+    add_batches(make_uow, later, start=NOW.replace(month=5, day=1), first=300)
+    with make_uow() as uow:
+        kept = {
+            (t.scope, t.rule, t.first_batch_id)
+            for t in uow.session.execute(select(CpvTrend)).scalars()
+        }
+    shown = view(make_uow, qa).parameters[0].signals
+    assert len(kept) > 10
+    assert kept == {(s.scope, s.rule.value, s.first_batch_id) for s in shown}
+    assert all(s.trend_id is not None for s in shown)
+    with make_uow() as uow:
+        assert cpv.scan_trends(uow, cli_ctx) == 0
+
+
+def test_without_a_frozen_baseline_ingest_reads_no_trend(make_uow, qa):
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    with make_uow() as uow:
+        engine = uow.session.get_bind()
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        add_batches(make_uow, steady())
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    judged = [s for s in statements if "cpv_" in s]
+    assert len(judged) == len(steady())  # the baselines of the recipe, once a batch
+    assert all("cpv_baselines" in s and "cpv_trends" not in s for s in judged)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -247,3 +248,42 @@ def _signed_pdf(pdf: bytes, key) -> bytes:
         pdf, key, at=AT, reason="Comparability report", location="HUB", name="Central Hub",
         stamp_page=0, stamp_box=COVER_STAMP_BOX,
     )  # fmt: skip
+
+
+def test_many_signals_are_listed_compactly_each_still_shown_with_its_disposition(
+    key, tmp_path, monkeypatch
+):
+    monkeypatch.setattr("mes.pdf.comparability.SIGNALS_IN_FULL", 1)
+    view = stand_in_view(300)  # 6 and 5 signals, the first signed by QA
+    report, csv = _report(view)
+    first, signals = report.parameters[0], view.parameters[0].signals
+    assert len(signals) > 2 and first.signal_count == len(signals)
+    assert [s.signed for s in first.signals] == [first.signals[0].signed] and first.signals[
+        0
+    ].signed
+    assert sum(len(g.items) for g in first.signal_groups) == len(signals) - 1
+    run = signals[2]
+    item = f"{run.numbers[0]} to {run.numbers[-1]} ({len(run.numbers)})"
+    group = next(g for g in first.signal_groups if item in g.items)
+    assert group.heading.startswith(run.words.split(": ")[0] + ": " + run.rule.words)
+    pdf = render_comparability_pdf(report, csv)
+    assert missing_in_print(report, pdf) == []
+    path = tmp_path / "compact.pdf"
+    path.write_bytes(_signed_pdf(pdf, key))
+    text = " ".join(_text(path).split())
+    assert f"{group.heading} Disposition of each: {group.disposition}" in text
+    assert f"{len(signals)} signals: 1 with a disposition signed by QA, listed in full" in text
+    hidden = [replace(g, items=(*g.items, "SPK9-2026-9999 (1)")) for g in first.signal_groups]
+    altered = replace(
+        report, parameters=(replace(first, signal_groups=tuple(hidden)), *report.parameters[1:])
+    )
+    assert len(missing_in_print(altered, pdf)) == len(hidden)
+
+
+def test_charts_drawn_in_forked_processes_are_those_drawn_here(monkeypatch):
+    view = stand_in_view(300)
+    serial, _csv = _report(view)
+    monkeypatch.setattr("mes.pdf.comparability.PARALLEL_CHART_POINTS", 0)
+    parallel, _csv = _report(view)
+    assert [p.chart_uri for p in parallel.parameters] == [p.chart_uri for p in serial.parameters]
+    assert all(p.chart_uri for p in serial.parameters)
