@@ -74,7 +74,7 @@ def results(
     r = parameter_results.c
     query = select(
         r.parameter,
-        r.unit,
+        func.coalesce(r.unit, ""),
         r.label,
         r.criticality,
         r.recipe_version,
@@ -95,10 +95,44 @@ def results(
             query.where(r.unit == unit) if unit else query.where(func.coalesce(r.unit, "") == "")
         )
     query = query.order_by(r.recorded_at, r.number)
-    return [
-        ResultRow(p, u or "", lb, c, int(v), st, n, b, float(x), str(at))
-        for p, u, lb, c, v, st, n, b, x, at in session.execute(query)
+    return list(map(ResultRow._make, session.execute(query)))
+
+
+def series_points(
+    session: Session,
+    recipe_code: str,
+    date_from: date | None,
+    date_to: date | None,
+    series: Series,
+) -> tuple[list[tuple[str, str, str, float, str, int]], str | None]:
+    """One series' points in the period, oldest first, and its newest label.
+
+    Each point (site, number, batch ID, value, recorded at, recipe version): the columns the
+    series' index holds (an index-only scan at PostgreSQL, already in order).
+    """
+    r = parameter_results.c
+    parameter, unit = series
+    where = [
+        r.recipe_code == recipe_code,
+        r.parameter == parameter,
+        r.unit == unit if unit else func.coalesce(r.unit, "") == "",
+        r.value.is_not(None),
     ]
+    if date_from is not None:
+        where.append(r.recorded_at >= date_from.isoformat())
+    if date_to is not None:
+        where.append(r.recorded_at < _day_after(date_to))
+    rows = session.execute(
+        select(r.site, r.number, r.batch_id, r.value, r.recorded_at, r.recipe_version)
+        .where(*where)
+        .order_by(r.recorded_at, r.number)
+    ).all()
+    if not rows:
+        return [], None
+    label = session.execute(
+        select(r.label).where(*where).order_by(r.recorded_at.desc(), r.number.desc()).limit(1)
+    ).scalar()
+    return rows, label  # type: ignore[return-value]
 
 
 def _series_rows(rows: Iterable[Any]) -> list[ResultRow]:
@@ -234,14 +268,16 @@ class TrendRow:
     disposition: CpvDisposition | None
 
 
-def trends(session: Session, recipe_code: str) -> list[TrendRow]:
-    """Every trend of the recipe code with its disposition, newest first."""
+def trends(session: Session, recipe_code: str, parameter: str | None = None) -> list[TrendRow]:
+    """Every trend of the recipe code (of one parameter) with its disposition, newest first."""
     query = (
         select(CpvTrend, CpvDisposition)
         .outerjoin(CpvDisposition, CpvDisposition.trend_id == CpvTrend.id)
         .where(CpvTrend.recipe_code == recipe_code)
         .order_by(CpvTrend.detected_at.desc(), CpvTrend.id)
     )
+    if parameter is not None:
+        query = query.where(CpvTrend.parameter == parameter)
     return [TrendRow(t, d) for t, d in session.execute(query)]
 
 
@@ -353,6 +389,7 @@ __all__ = [
     "people",
     "recipe_codes",
     "results",
+    "series_points",
     "trend",
     "trend_names",
     "trends",

@@ -62,11 +62,13 @@ def _scope() -> str:
     return (request.args.get("site") or "").strip()[:12] or NETWORK
 
 
-def _view(code: str, *, only: str | None = None) -> tuple[cpv.ComparabilityView, dict[str, str]]:
-    """The view of the period asked for; the page's (every parameter) keeps new trends."""
+def _view(
+    code: str, *, only: str | None = None, chart_of: str | None = None
+) -> tuple[cpv.ComparabilityView, dict[str, str]]:
+    """The view of the period asked for (read only: trends are kept at ingest, not here)."""
     date_from, date_to, typed = _period()
-    with reading(read_only=only is not None) as (uow, ctx):
-        view = cpv.comparability(uow, ctx, code, date_from, date_to, only=only)
+    with reading(read_only=True) as (uow, ctx):
+        view = cpv.comparability(uow, ctx, code, date_from, date_to, only=only, chart_of=chart_of)
     return view, typed
 
 
@@ -148,7 +150,7 @@ def _chosen(view: cpv.ComparabilityView) -> cpv.ParameterView:
 @requires(Permission.WATCH_NETWORK)
 def chart_svg(code: str) -> ResponseReturnValue:
     """One parameter's I-MR chart (network-wide, or ?site=) as SVG; points link to records."""
-    view, _typed = _view(code, only=_asked())
+    view, _typed = _view(code, only=_asked(), chart_of=_scope())
     parameter = _chosen(view)
     svg = control_chart_svg(
         parameter,
@@ -173,9 +175,9 @@ def _csv(text: str, filename: str) -> Response:
 @requires(Permission.WATCH_NETWORK)
 def chart_csv(code: str) -> ResponseReturnValue:
     """One chart's points, limits, moving ranges and signals as CSV."""
-    view, _typed = _view(code, only=_asked())
-    parameter = _chosen(view)
     scope = _scope()
+    view, _typed = _view(code, only=_asked(), chart_of=scope)
+    parameter = _chosen(view)
     name = f"{view.recipe_code}-{parameter.parameter}-{scope}.csv".replace("/", "-")
     return _csv(cpv.chart_csv(view, parameter.key, scope), name)
 
