@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Float, String, column, exists, func, select, table, union_all
+from sqlalchemy import Float, String, column, exists, func, select, table, text, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -98,6 +98,24 @@ def results(
     return list(map(ResultRow._make, session.execute(query)))
 
 
+def _plain_rows(session: Session, query: Any) -> list[tuple]:
+    """The rows of a select as the driver's plain tuples (50,000 points: no Row objects made).
+
+    For columns whose driver types are already the Python ones (text, float, integer).
+    """
+    connection = session.connection()
+    compiled = query.compile(dialect=connection.dialect)
+    params: Any = compiled.params
+    if compiled.positional:  # SQLite's "?" style
+        params = tuple(params[name] for name in compiled.positiontup or ())
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(str(compiled), params)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
 def series_points(
     session: Session,
     recipe_code: str,
@@ -122,11 +140,12 @@ def series_points(
         where.append(r.recorded_at >= date_from.isoformat())
     if date_to is not None:
         where.append(r.recorded_at < _day_after(date_to))
-    rows = session.execute(
+    rows = _plain_rows(
+        session,
         select(r.site, r.number, r.batch_id, r.value, r.recorded_at, r.recipe_version)
         .where(*where)
-        .order_by(r.recorded_at, r.number)
-    ).all()
+        .order_by(r.recorded_at, r.number),
+    )
     if not rows:
         return [], None
     label = session.execute(
@@ -223,9 +242,19 @@ def series_of(session: Session, recipe_code: str) -> dict[Series, str]:
 
 
 def recipe_codes(session: Session) -> list[str]:
-    """The recipe codes with critical values received, in order."""
-    r = parameter_results.c
-    return list(session.execute(select(r.recipe_code).distinct().order_by(r.recipe_code)).scalars())
+    """The recipe codes with critical values received, in order.
+
+    A skip scan of the series index (its first column): one probe per code, not every row.
+    """
+    query = text(
+        "WITH RECURSIVE codes(code) AS ("
+        " SELECT min(recipe_code) FROM parameter_results"
+        " UNION ALL"
+        " SELECT (SELECT min(recipe_code) FROM parameter_results WHERE recipe_code > code)"
+        " FROM codes WHERE code IS NOT NULL"
+        ") SELECT code FROM codes WHERE code IS NOT NULL ORDER BY code"
+    )
+    return list(session.execute(query).scalars())
 
 
 def compiled_versions(session: Session, recipe_code: str) -> list[tuple[int, str]]:
