@@ -293,6 +293,73 @@ def bench_http(hub: Path, folder: Path, pages: dict[str, str], count: int) -> di
     return reads
 
 
+def serve_checkout(hub: Path, log: Path, checkout: Path) -> tuple[Any, int]:
+    """``mes serve`` (gunicorn, 2 workers) of the hub with the code of another checkout."""
+    import os
+    import subprocess
+
+    from benchmarks.sync import _free_port
+
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mes.cli", "--instance", str(hub), "serve", "--port", str(port),
+         "--workers", "2"],
+        stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=checkout, start_new_session=True,
+        env={**os.environ, "MES_INSTANCE": "", "PYTHONPATH": str(checkout)},
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            Browser(port).request("GET", "/health")
+            time.sleep(0.5)
+            return process, port
+        except OSError:
+            time.sleep(0.3)
+    stop(process)
+    raise RuntimeError(f"the hub of {checkout} did not answer:\n{log.read_text()}")
+
+
+def bench_compare(
+    hub: Path, folder: Path, pages: dict[str, str], count: int, before: Path
+) -> dict[str, Any]:
+    """Each page read alternately from this checkout's hub and ``before``'s (same database, same
+    moment, so a loaded machine weighs on both alike): median and p95 of each."""
+    servers = {
+        "after": serve_checkout(hub, folder / "hub-after.log", ROOT),
+        "before": serve_checkout(hub, folder / "hub-before.log", before),
+    }
+    reads: dict[str, Any] = {}
+    try:
+        browsers = {}
+        quinn = next(u for u in HUB_USERS if u[0] == "quinn")
+        for name, (_process, port) in servers.items():
+            browsers[name] = Browser(port)
+            browsers[name].login(quinn[0], quinn[3])
+        for key, path in pages.items():
+            times: dict[str, list[float]] = {name: [] for name in browsers}
+            rounds = count if key != "comparability_page" else 5
+            for browser in browsers.values():
+                browser.request("GET", path)  # warm
+            for _ in range(rounds):
+                for name, browser in browsers.items():
+                    started = time.perf_counter()
+                    status, _page = browser.request("GET", path)
+                    times[name].append((time.perf_counter() - started) * 1000)
+                    assert status == 200, (name, path, status)
+            reads[key] = {
+                name: {
+                    "median_ms": round(statistics.median(t), 1),
+                    "p95_ms": round(_pct(t, 0.95), 1),
+                }
+                for name, t in times.items()
+            }
+            print(f"  {key}: {reads[key]}", flush=True)
+    finally:
+        for process, _port in servers.values():
+            stop(process)
+    return reads
+
+
 def count_sql(hub: Path, pages: dict[str, str]) -> dict[str, int]:
     """The SQL statements each page issues (in process, Flask's test client, QA logged in)."""
     sys.path.insert(0, str(ROOT / "tests" / "web"))
@@ -333,6 +400,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--database", help="reuse this filled database's hub folder (--keep)")
     parser.add_argument("--keep", action="store_true", help="keep the database and the folder")
+    parser.add_argument(
+        "--before", type=Path, help="another checkout: its hub read alternately with this one's"
+    )
     args = parser.parse_args(argv)
     results: dict[str, Any] = {
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
@@ -370,7 +440,10 @@ def measure(results: dict[str, Any], folder: Path, args: argparse.Namespace) -> 
     pages = paths(results["recipe_code"], results["critical"][0])
     results["sql"] = count_sql(hub, pages)
     print(f"SQL statements per page: {results['sql']}", flush=True)
-    results["http"] = bench_http(hub, folder, pages, args.requests)
+    if args.before:
+        results["http_compared"] = bench_compare(hub, folder, pages, args.requests, args.before)
+    else:
+        results["http"] = bench_http(hub, folder, pages, args.requests)
     out = ROOT / "benchmarks" / "results"
     out.mkdir(exist_ok=True)
     (out / "network_pages.json").write_text(json.dumps(results, indent=1))

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mes.store.models import CpvBaseline, CpvDisposition, CpvMargin, CpvTrend, RecipeVersion, User
-from mes.store.queries import RecordName
+from mes.store.queries import RecordName, plain_rows
 
 # The read model, named by its columns (its model class is the read-model module's).
 parameter_results = table(
@@ -98,24 +98,6 @@ def results(
     return list(map(ResultRow._make, session.execute(query)))
 
 
-def _plain_rows(session: Session, query: Any) -> list[tuple]:
-    """The rows of a select as the driver's plain tuples (50,000 points: no Row objects made).
-
-    For columns whose driver types are already the Python ones (text, float, integer).
-    """
-    connection = session.connection()
-    compiled = query.compile(dialect=connection.dialect)
-    params: Any = compiled.params
-    if compiled.positional:  # SQLite's "?" style
-        params = tuple(params[name] for name in compiled.positiontup or ())
-    cursor = connection.connection.cursor()
-    try:
-        cursor.execute(str(compiled), params)
-        return cursor.fetchall()
-    finally:
-        cursor.close()
-
-
 def series_points(
     session: Session,
     recipe_code: str,
@@ -140,7 +122,7 @@ def series_points(
         where.append(r.recorded_at >= date_from.isoformat())
     if date_to is not None:
         where.append(r.recorded_at < _day_after(date_to))
-    rows = _plain_rows(
+    rows = plain_rows(
         session,
         select(r.site, r.number, r.batch_id, r.value, r.recorded_at, r.recipe_version)
         .where(*where)
