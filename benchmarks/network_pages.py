@@ -84,6 +84,9 @@ def build(folder: Path, url: str, args: argparse.Namespace) -> dict[str, Any]:
     finally:
         hub.close()
     generate(str(sites.hub), data, [(0, "SPK1", pem)], 2, [], now.isoformat(), 30.0)
+    figures["_data"] = data
+    figures["_pems"] = {c: k.private_pem() for c, k in sites.keys.items()}
+    figures["_now"] = now.isoformat()
     figures["setup_s"] = round(time.perf_counter() - started, 1)
     figures["recipe_code"] = code
     figures["critical"] = [f"{c.parameter}|{c.unit or ''}" for c in template.critical]
@@ -324,12 +327,10 @@ def bench_compare(
 ) -> dict[str, Any]:
     """Each page read alternately from this checkout's hub and ``before``'s (same database, same
     moment, so a loaded machine weighs on both alike): median and p95 of each."""
-    servers = {
-        "after": serve_checkout(hub, folder / "hub-after.log", ROOT),
-        "before": serve_checkout(hub, folder / "hub-before.log", before),
-    }
+    servers = {"after": serve_checkout(hub, folder / "hub-after.log", ROOT)}
     reads: dict[str, Any] = {}
     try:
+        servers["before"] = serve_checkout(hub, folder / "hub-before.log", before)
         browsers = {}
         quinn = next(u for u in HUB_USERS if u[0] == "quinn")
         for name, (_process, port) in servers.items():
@@ -391,6 +392,68 @@ def count_sql(hub: Path, pages: dict[str, str]) -> dict[str, int]:
         runtime.close()
 
 
+def bench_ingest(batches: int) -> dict[str, Any]:
+    """Entries stored per second through ingest, without and with frozen baselines.
+
+    A hub with three spokes; SPK2's ``batches`` are stored with no baseline frozen, then every
+    critical number of the recipe gets a frozen baseline (rows written as QA's would be) and
+    SPK3's ``batches`` are stored: each of its values is then judged at ingest. Run the same
+    with ``PYTHONPATH=<older checkout>`` for the cost before trends were kept at ingest.
+    """
+    import argparse as _argparse
+
+    import psycopg
+
+    folder = Path(tempfile.mkdtemp(prefix="mes-bench-ingest-"))
+    database = f"perf16_ingest_{int(time.time())}"
+    url = _create_pg(database)
+    figures: dict[str, Any] = {}
+    try:
+        built = build(
+            folder, url, _argparse.Namespace(spokes=3, recipe=DEFAULT_RECIPE, batches=batches)
+        )
+        pems, now = built["_pems"], built["_now"]
+
+        def store(index: int, code: str) -> dict[str, float]:
+            started = time.perf_counter()
+            done = generate(
+                built["_hub"], built["_data"], [(index, code, pems[code])], batches, [], now, 60.0
+            )
+            done["wall_s"] = time.perf_counter() - started
+            return done
+
+        plain = url.replace("postgresql+psycopg://", "postgresql://")
+        first = store(1, "SPK2")
+        figures["no_baseline_entries_per_s"] = round(first["entries"] / first["wall_s"])
+        with psycopg.connect(plain) as conn:
+            quinn = conn.execute("SELECT id FROM users WHERE username = 'quinn'").fetchone()[0]
+            conn.execute(
+                "INSERT INTO cpv_baselines (id, recipe_code, parameter, unit, period_from, "
+                "period_to, batches, first_number, last_number, centre, sigma, lcl, ucl, "
+                "mr_centre, mr_ucl, frozen_at, frozen_by, signature_seq, reason) "
+                "SELECT gen_random_uuid()::text, recipe_code, parameter, coalesce(unit, ''), "
+                "date '2000-01-01', date '2100-01-01', count(*), min(number), max(number), "
+                "avg(value), greatest(stddev_samp(value), 0.001), "
+                "avg(value) - 3 * greatest(stddev_samp(value), 0.001), "
+                "avg(value) + 3 * greatest(stddev_samp(value), 0.001), 1, 3.267, now(), %s, 0, "
+                "'benchmark' FROM parameter_results GROUP BY recipe_code, parameter, unit",
+                (quinn,),
+            )
+            figures["baselines"] = conn.execute("SELECT count(*) FROM cpv_baselines").fetchone()[0]
+        second = store(2, "SPK3")
+        figures["with_baselines_entries_per_s"] = round(second["entries"] / second["wall_s"])
+        with psycopg.connect(plain) as conn:
+            figures["trends_kept"] = conn.execute("SELECT count(*) FROM cpv_trends").fetchone()[0]
+        figures["batches_each"] = batches
+    finally:
+        _drop_pg(database)
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+    print(json.dumps(figures), flush=True)
+    return figures
+
+
 def main(argv: list[str] | None = None) -> None:
     """Build, fill, measure, drop."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -403,7 +466,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--before", type=Path, help="another checkout: its hub read alternately with this one's"
     )
+    parser.add_argument(
+        "--ingest", type=int, help="only: ingest's entries/s for this many batches per spoke"
+    )
     args = parser.parse_args(argv)
+    if args.ingest:
+        bench_ingest(args.ingest)
+        return
     results: dict[str, Any] = {
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
         "spokes": args.spokes,
@@ -421,6 +490,8 @@ def main(argv: list[str] | None = None) -> None:
     url = _create_pg(database)
     try:
         results.update(build(folder, url, args))
+        for private in ("_data", "_pems", "_now"):
+            results.pop(private)
         results["fill"] = fill(url, args.spokes, args.batches)
         (folder / "perf.json").write_text(json.dumps(results))
         measure(results, folder, args)
