@@ -88,12 +88,12 @@ def control_chart_svg(
         _moving_ranges(ranges, view, x, values, big=big)
         drawn = _scatter(individuals, points, x, values, colours, big=big)
         _legend(individuals, view, scope, colours)
-        figure.canvas.draw()
-        overlay = (
-            ""
-            if drawn
-            else _point_overlay(figure, individuals, view, scope, points, x, values, colours, link)
-        )
+        overlay = ""
+        if not drawn:  # the points' places on the page need the figure laid out once
+            figure.canvas.draw()
+            overlay = _point_overlay(
+                figure, individuals, view, scope, points, x, values, colours, link
+            )
         out = io.StringIO()
         figure.savefig(
             out,
@@ -118,7 +118,7 @@ def _individuals(axes, view: ParameterView, scope: str, x, values, *, big: bool)
         )
     axes.set_title(f"{view.title} — {who}" + (f" — {status}" if status else ""), loc="left")
     axes.set_ylabel(view.unit or "value")
-    if len(x):
+    if 0 < len(x) <= LINK_LIMIT:  # a long series is dots alone (a line through them is ink)
         axes.plot(
             x, values, color="#b0b0b0", linewidth=0.4 if big else 0.8, zorder=1, rasterized=big
         )
@@ -175,9 +175,10 @@ def _moving_ranges(axes, view: ParameterView, x, values, *, big: bool) -> None:
             x[1:],
             mr,
             color="#555555",
-            linewidth=0.5 if big else 0.9,
-            marker="" if big else "o",
-            markersize=2.5,
+            linewidth=0.9,
+            linestyle="" if big else "-",  # a long series: dots, one rasterized path
+            marker="." if big else "o",
+            markersize=1.5 if big else 2.5,
             rasterized=big,
         )
     limits = view.limits
@@ -206,9 +207,11 @@ def _scatter(axes, points, x, values, colours, *, big: bool) -> bool:
     """Draw the points with matplotlib only for very long series (one path, no links)."""
     if not big:
         return False
-    sites = np.array([p.site for p in points])
-    for site in sorted(set(sites.tolist())):  # one rasterized line of dots per site: fast, small
-        mine = sites == site
+    names, which = np.unique(np.array([p.site for p in points]), return_inverse=True)
+    order = np.argsort(which, kind="stable")  # the points of each site together, in order
+    starts = np.searchsorted(which[order], np.arange(len(names) + 1))
+    for i, site in enumerate(names.tolist()):  # one rasterized line of dots per site: fast, small
+        mine = order[starts[i] : starts[i + 1]]
         axes.plot(
             x[mine],
             values[mine],

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, NamedTuple
 
-from sqlalchemy import Float, String, column, exists, func, select, table, union_all
+from sqlalchemy import Float, String, column, exists, func, select, table, text, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mes.store.models import CpvBaseline, CpvDisposition, CpvMargin, CpvTrend, RecipeVersion, User
-from mes.store.queries import RecordName
+from mes.store.queries import RecordName, plain_rows
 
 # The read model, named by its columns (its model class is the read-model module's).
 parameter_results = table(
@@ -78,7 +78,7 @@ def results(
     r = parameter_results.c
     query = select(
         r.parameter,
-        r.unit,
+        func.coalesce(r.unit, ""),
         r.label,
         r.criticality,
         r.recipe_version,
@@ -99,10 +99,45 @@ def results(
             query.where(r.unit == unit) if unit else query.where(func.coalesce(r.unit, "") == "")
         )
     query = query.order_by(r.recorded_at, r.number)
-    return [
-        ResultRow(p, u or "", lb, c, int(v), st, n, b, float(x), str(at))
-        for p, u, lb, c, v, st, n, b, x, at in session.execute(query)
+    return list(map(ResultRow._make, session.execute(query)))
+
+
+def series_points(
+    session: Session,
+    recipe_code: str,
+    date_from: date | None,
+    date_to: date | None,
+    series: Series,
+) -> tuple[list[tuple[str, str, str, float, str, int]], str | None]:
+    """One series' points in the period, oldest first, and its newest label.
+
+    Each point (site, number, batch ID, value, recorded at, recipe version): the columns the
+    series' index holds (an index-only scan at PostgreSQL, already in order).
+    """
+    r = parameter_results.c
+    parameter, unit = series
+    where = [
+        r.recipe_code == recipe_code,
+        r.parameter == parameter,
+        r.unit == unit if unit else func.coalesce(r.unit, "") == "",
+        r.value.is_not(None),
     ]
+    if date_from is not None:
+        where.append(r.recorded_at >= date_from.isoformat())
+    if date_to is not None:
+        where.append(r.recorded_at < _day_after(date_to))
+    rows = plain_rows(
+        session,
+        select(r.site, r.number, r.batch_id, r.value, r.recorded_at, r.recipe_version)
+        .where(*where)
+        .order_by(r.recorded_at, r.number),
+    )
+    if not rows:
+        return [], None
+    label = session.execute(
+        select(r.label).where(*where).order_by(r.recorded_at.desc(), r.number.desc()).limit(1)
+    ).scalar()
+    return rows, label  # type: ignore[return-value]
 
 
 def _series_rows(rows: Iterable[Any]) -> list[ResultRow]:
@@ -148,14 +183,18 @@ def window(
         where.append(r.site == site)
     upto = (
         select(*columns)
-        .where(*where, (r.recorded_at < at) | ((r.recorded_at == at) & (r.number <= number)))
+        .where(
+            *where,
+            r.recorded_at <= at,  # a range of the index, then the tie on the number
+            (r.recorded_at < at) | (r.number <= number),
+        )
         .order_by(r.recorded_at.desc(), r.number.desc())
         .limit(before)
         .subquery()
     )
     later = (
         select(*columns)
-        .where(*where, (r.recorded_at > at) | ((r.recorded_at == at) & (r.number > number)))
+        .where(*where, r.recorded_at >= at, (r.recorded_at > at) | (r.number > number))
         .order_by(r.recorded_at, r.number)
         .limit(after)
         .subquery()
@@ -180,10 +219,32 @@ def known_among(
     return {tuple(row) for row in session.execute(query)}  # type: ignore[misc]
 
 
-def recipe_codes(session: Session) -> list[str]:
-    """The recipe codes with critical values received, in order."""
+def series_of(session: Session, recipe_code: str) -> dict[Series, str]:
+    """Each series of critical values received for the recipe code, with a label, in order."""
     r = parameter_results.c
-    return list(session.execute(select(r.recipe_code).distinct().order_by(r.recipe_code)).scalars())
+    query = (
+        select(r.parameter, r.unit, func.max(r.label))
+        .where(r.recipe_code == recipe_code)
+        .group_by(r.parameter, r.unit)
+    )
+    found = {(p, u or ""): label for p, u, label in session.execute(query)}
+    return dict(sorted(found.items()))
+
+
+def recipe_codes(session: Session) -> list[str]:
+    """The recipe codes with critical values received, in order.
+
+    A skip scan of the series index (its first column): one probe per code, not every row.
+    """
+    query = text(
+        "WITH RECURSIVE codes(code) AS ("
+        " SELECT min(recipe_code) FROM parameter_results"
+        " UNION ALL"
+        " SELECT (SELECT min(recipe_code) FROM parameter_results WHERE recipe_code > code)"
+        " FROM codes WHERE code IS NOT NULL"
+        ") SELECT code FROM codes WHERE code IS NOT NULL ORDER BY code"
+    )
+    return list(session.execute(query).scalars())
 
 
 def compiled_versions(session: Session, recipe_code: str) -> list[tuple[int, str]]:
@@ -238,14 +299,16 @@ class TrendRow:
     disposition: CpvDisposition | None
 
 
-def trends(session: Session, recipe_code: str) -> list[TrendRow]:
-    """Every trend of the recipe code with its disposition, newest first."""
+def trends(session: Session, recipe_code: str, parameter: str | None = None) -> list[TrendRow]:
+    """Every trend of the recipe code (of one parameter) with its disposition, newest first."""
     query = (
         select(CpvTrend, CpvDisposition)
         .outerjoin(CpvDisposition, CpvDisposition.trend_id == CpvTrend.id)
         .where(CpvTrend.recipe_code == recipe_code)
         .order_by(CpvTrend.detected_at.desc(), CpvTrend.id)
     )
+    if parameter is not None:
+        query = query.where(CpvTrend.parameter == parameter)
     return [TrendRow(t, d) for t, d in session.execute(query)]
 
 
@@ -357,6 +420,8 @@ __all__ = [
     "people",
     "recipe_codes",
     "results",
+    "series_of",
+    "series_points",
     "trend",
     "trend_names",
     "trends",

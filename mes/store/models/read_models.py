@@ -79,7 +79,15 @@ class ParameterResult(Base):
     __tablename__ = "parameter_results"
     __table_args__ = (
         known("criticality", Criticality),
-        Index("ix_parameter_results_parameter", "recipe_code", "parameter", "recorded_at"),
+        # A chart's series in its order; at PostgreSQL it holds the chart's columns (index-only).
+        Index(
+            "ix_parameter_results_series",
+            "recipe_code",
+            "parameter",
+            "recorded_at",
+            "number",
+            postgresql_include=["unit", "site", "batch_id", "value", "recipe_version"],
+        ),
         Index("ix_parameter_results_site", "site"),
     )
 

@@ -63,11 +63,13 @@ def _scope() -> str:
     return (request.args.get("site") or "").strip()[:12] or NETWORK
 
 
-def _view(code: str, *, only: str | None = None) -> tuple[cpv.ComparabilityView, dict[str, str]]:
-    """The view of the period asked for; the page's (every parameter) keeps new trends."""
+def _view(
+    code: str, *, only: str | None = None, chart_of: str | None = None
+) -> tuple[cpv.ComparabilityView, dict[str, str]]:
+    """The view of the period asked for (read only: trends are kept at ingest, not here)."""
     date_from, date_to, typed = _period()
-    with reading(read_only=only is not None) as (uow, ctx):
-        view = cpv.comparability(uow, ctx, code, date_from, date_to, only=only)
+    with reading(read_only=True) as (uow, ctx):
+        view = cpv.comparability(uow, ctx, code, date_from, date_to, only=only, chart_of=chart_of)
     return view, typed
 
 
@@ -125,10 +127,16 @@ def _nav_titles(view: cpv.ComparabilityView) -> dict[str, str]:
 def _page(
     code: str, *, error: str | None = None, status: int = 200, typed_form: dict | None = None
 ) -> ResponseReturnValue:
-    view, typed = _view(code)
-    scope = _scope()
+    """One critical number at a time (?parameter=, else the recipe's first), the others linked."""
     with reading() as (uow, ctx):
         codes = cpv.recipe_codes(uow, ctx)
+        listed = cpv.parameters_of(uow, ctx, code)
+    keys = [key for key, _title in listed]
+    asked = _asked() or (request.form.get("parameter") or "")[:200]
+    chosen = asked if asked in keys else (keys[0] if keys else None)
+    view, typed = _view(code, only=chosen)
+    scope = _scope()
+    args = {k: v for k, v in request.args.items() if k in ("from", "to", "site") and v}
     return render_template(
         "network/comparability.html",
         view=view,
@@ -136,6 +144,11 @@ def _page(
         typed=typed,
         scope=scope,
         network=NETWORK,
+        listed=listed,
+        chosen=chosen,
+        parameter_links={
+            key: url_for("comparability.page", code=code, parameter=key, **args) for key in keys
+        },
         links=_links(view, typed, scope),
         summaries={p.key: cpv.chart_summary(p, scope) for p in view.parameters},
         nav_titles=_nav_titles(view),
@@ -152,7 +165,7 @@ def _page(
 @bp.get("/<code>")
 @requires(Permission.WATCH_NETWORK)
 def page(code: str) -> ResponseReturnValue:
-    """Charts, capability, equivalence and signals of the recipe's critical numbers."""
+    """Chart, capability, equivalence and signals of one of the recipe's critical numbers."""
     return _page(code)
 
 
@@ -168,7 +181,7 @@ def _chosen(view: cpv.ComparabilityView) -> cpv.ParameterView:
 @requires(Permission.WATCH_NETWORK)
 def chart_svg(code: str) -> ResponseReturnValue:
     """One parameter's I-MR chart (network-wide, or ?site=) as SVG; points link to records."""
-    view, _typed = _view(code, only=_asked())
+    view, _typed = _view(code, only=_asked(), chart_of=_scope())
     parameter = _chosen(view)
     svg = control_chart_svg(
         parameter,
@@ -193,9 +206,9 @@ def _csv(text: str, filename: str) -> Response:
 @requires(Permission.WATCH_NETWORK)
 def chart_csv(code: str) -> ResponseReturnValue:
     """One chart's points, limits, moving ranges and signals as CSV."""
-    view, _typed = _view(code, only=_asked())
-    parameter = _chosen(view)
     scope = _scope()
+    view, _typed = _view(code, only=_asked(), chart_of=scope)
+    parameter = _chosen(view)
     name = f"{view.recipe_code}-{parameter.parameter}-{scope}.csv".replace("/", "-")
     return _csv(cpv.chart_csv(view, parameter.key, scope), name)
 
@@ -217,8 +230,9 @@ def _form_date(text: str | None, label: str) -> date:
     return parse_local_date(text or "", zone, label=label)
 
 
-def _back(code: str) -> dict[str, Any]:
-    return {k: v for k, v in request.args.items() if k in ("from", "to", "site")}
+def _back(code: str, parameter: str, unit: str) -> dict[str, Any]:
+    kept = {k: v for k, v in request.args.items() if k in ("from", "to", "site")}
+    return {**kept, "parameter": f"{parameter}|{unit}"}
 
 
 @bp.post("/<code>/baseline")
@@ -248,7 +262,7 @@ def freeze_baseline(code: str) -> ResponseReturnValue:
         "comparability.page",
         code=code,
         anchor=f"p-{row.parameter}",
-        **_back(code),
+        **_back(code, row.parameter, row.unit),
     )
 
 
@@ -277,7 +291,7 @@ def set_margin(code: str) -> ResponseReturnValue:
         "comparability.page",
         code=code,
         anchor=f"p-{row.parameter}",
-        **_back(code),
+        **_back(code, row.parameter, row.unit),
     )
 
 
