@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import multiprocessing
 import os
 import platform
 import re
@@ -52,6 +53,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 from concurrent.futures import ProcessPoolExecutor
@@ -60,11 +62,13 @@ from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy import func, select, text
 
 from benchmarks.sync import _create_pg, _drop_pg, _loadavg, _pct, postgres_cpu_seconds, serve, stop
 from mes.cli.common import command_context
 from mes.cli.demo import HUB_USERS, SPOKE_USERS, build_demo
+from mes.core.cpv import equivalence, imr_limits, signals
 from mes.core.history import DRIFT, SHIFT, Knob, Template, default_knobs
 from mes.core.keys import SiteKey
 from mes.core.ledger import SealedEntry
@@ -81,6 +85,7 @@ RECIPES = ROOT / "recipes"
 DEFAULT_RECIPE = "mrna-vaccine-fill"
 SHIFTED, DRIFTING = "SPK2", "SPK3"
 BASELINE = 30  # a site's chart limits come from its first batches
+RUNNING = 2  # the last batches of each hub-only spoke are still in progress (the live board)
 MARGIN_SD = 1.5  # equivalence margin, in network SDs (FDA Tier 1 precedent)
 TARGETS_MS = {"qa_queue": 100, "board": 200, "board_json": 200, "chart": 500, "turnaround": 500}
 
@@ -144,8 +149,8 @@ def generate(
     try:
         for index, code, pem in sites:
             planned = history.plan_history(
-                template, [code], per_site, end=at - timedelta(days=1), days=days, seed=index,
-                knobs=planted,
+                template, [code], per_site, end=at - timedelta(hours=1), days=days, seed=index,
+                knobs=planted, in_progress={code: RUNNING if index else 0},
             )  # fmt: skip
             started = time.perf_counter()
 
@@ -154,11 +159,11 @@ def generate(
                     rate = done * template.entries / max(1e-9, time.perf_counter() - started)
                     print(f"  {code}: {done}/{per_site} batches ({rate:.0f} entries/s)", flush=True)
 
-            stored += history.store_history(
+            stored += sum(s.entries for s in history.store_history(
                 runtime.uow, template, planned, {code: SiteKey.from_pem(pem)}, at=at, demo=False,
                 serial_from=index * per_site + 1, knobs=planted, per_site=per_site,
                 progress=progress,
-            )  # fmt: skip
+            ))  # fmt: skip
     finally:
         runtime.close()
     return {
@@ -212,9 +217,8 @@ def build(folder: Path, url: str, args: argparse.Namespace) -> dict[str, Any]:
         flush=True,
     )
     started = time.perf_counter()
-    pg_cpu = postgres_cpu_seconds(url.rsplit("/", 1)[1])
-    import multiprocessing
-
+    watch = BackendCpu(url.rsplit("/", 1)[1])
+    watch.start()
     with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [
             pool.submit(
@@ -232,7 +236,7 @@ def build(folder: Path, url: str, args: argparse.Namespace) -> dict[str, Any]:
         ]
         results = [f.result() for f in futures]
     wall = time.perf_counter() - started
-    pg_cpu = postgres_cpu_seconds(url.rsplit("/", 1)[1]) - pg_cpu
+    pg_cpu = watch.stop()
     entries = sum(r["entries"] for r in results)
     cpu = sum(r["cpu_s"] for r in results)
     figures.update(
@@ -254,8 +258,48 @@ def build(folder: Path, url: str, args: argparse.Namespace) -> dict[str, Any]:
     figures["recipe_code"] = code
     figures["entries_per_batch"] = template.entries
     figures["critical"] = [c.parameter for c in template.critical]
+    figures["units"] = {c.parameter: c.unit for c in template.critical}
     figures["_hub"] = str(sites.hub)
     return figures
+
+
+class BackendCpu(threading.Thread):
+    """CPU time of a database's PostgreSQL backends while they come and go (sampled each second:
+    the workers' connections end with them, taking their counters along)."""
+
+    def __init__(self, database: str) -> None:
+        super().__init__(daemon=True)
+        self.database = database
+        self.ticks: dict[int, int] = {}
+        self.before = {pid: t for pid, t in self._sample().items()}
+        self.done = threading.Event()
+
+    def _sample(self) -> dict[int, int]:
+        found = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                raw = (entry / "stat").read_text()
+                command = (entry / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if "(postgres)" in raw and f" {self.database} " in command:
+                fields = raw.rsplit(")", 1)[1].split()
+                found[int(entry.name)] = int(fields[11]) + int(fields[12])
+        return found
+
+    def run(self) -> None:
+        while not self.done.wait(1.0):
+            self.ticks.update(self._sample())
+
+    def stop(self) -> float:
+        """Seconds of CPU the backends used since the start."""
+        self.done.set()
+        self.join()
+        self.ticks.update(self._sample())
+        used = sum(t - self.before.get(pid, 0) for pid, t in self.ticks.items())
+        return used / os.sysconf("SC_CLK_TCK")
 
 
 # --- reading over HTTP ---------------------------------------------------------------------
@@ -345,7 +389,9 @@ def bench_http(hub: Path, folder: Path, figures: dict[str, Any], count: int) -> 
         quinn = next(u for u in HUB_USERS if u[0] == "quinn")
         browser.login(quinn[0], quinn[3])
         code = figures["recipe_code"]
-        parameter = figures["critical"][0] if figures["critical"] else ""
+        shifted = next((k["parameter"] for k in figures["knobs"] if k["kind"] == SHIFT), None)
+        parameter = shifted or (figures["critical"][0] if figures["critical"] else "")
+        key = f"{parameter}|{figures['units'].get(parameter) or ''}"  # the page's series key
         paths = {
             "qa_queue": "/qa/",
             "board": "/network/batches",
@@ -353,7 +399,7 @@ def bench_http(hub: Path, folder: Path, figures: dict[str, Any], count: int) -> 
             "turnaround": "/network/turnaround",
             "comparability_page": f"/network/comparability/{code}",
             "chart": f"/network/comparability/{code}/chart.svg?"
-            + urllib.parse.urlencode({"parameter": parameter}),
+            + urllib.parse.urlencode({"parameter": key}),
         }
         for key, path in paths.items():
             reads[key] = timed_reads(browser, path, count)
@@ -491,9 +537,6 @@ def _series(hub: Path) -> dict[str, dict[str, list[float]]]:
 
 def _expected_false_alarms(lengths: list[int], trials: int = 200) -> float:
     """Signals the default rules raise on series in control of these lengths (simulated)."""
-    import numpy as np
-    from mes.core.cpv import imr_limits, signals
-
     rng = np.random.default_rng(16)
     total = 0
     for _ in range(trials):
@@ -505,9 +548,6 @@ def _expected_false_alarms(lengths: list[int], trials: int = 200) -> float:
 
 def check_cpv(hub: Path, figures: dict[str, Any]) -> dict[str, Any]:
     """Equivalence per site and chart signals; the planted effects found, and the rest counted."""
-    import numpy as np
-    from mes.core.cpv import equivalence, imr_limits, signals
-
     knobs = {k["kind"]: k for k in figures["knobs"]}
     series = _series(hub)
     found_outside, found_signals, other_signals, lengths = [], [], 0, []

@@ -44,6 +44,7 @@ COMMAND_MODULES = (
     "network",
     "pdf",  # after "instance": it adds `site certificate` to the site group
     "recipe",
+    "report",
     "serve",
     "sync",
     "training",

@@ -9,6 +9,11 @@ lot, an instrument out of service and one past its calibration date, to see the 
 A batch of the fresh CAR-T process takes about 14 days of validated time windows; so that a
 visitor can run one end to end in a sitting, the demo also approves ``CART-CD19-FRESH-DEMO``: the
 same recipe with each window shortened to minutes (its title and change reason say so).
+
+So that the hub's network pages have something to show, the hub also holds months of history
+(``--history N`` batches per spoke, demo data): copies of one CART-CD19-FRESH batch run through
+the services at a scratch copy of the spoke, from SPK1 and three spokes known only to the hub,
+one of them shifted and one drifting (:func:`seed_history`, :mod:`mes.services.history`).
 """
 
 from __future__ import annotations
@@ -493,9 +498,10 @@ def prepare_history(sites: DemoSites, per_site: int, now: datetime) -> list[str]
             code = spokes.issue_enrollment_code(uow, command_context(), "SPK1").code
     sites.enrollment_code = sites.enrollment_codes["SPK1"] = code
     lines = [
-        f"History at the hub (demo data, patient IDs {DEMO_PATIENT_PREFIX}…): {per_site} completed "
+        f"History at the hub (demo data, patient IDs {DEMO_PATIENT_PREFIX}…): {per_site} "
         f"{HISTORY_RECIPE} batches from each of SPK1, {', '.join(HISTORY_SPOKES)} over the past "
-        f"{HISTORY_DAYS // 30} months;"
+        f"{HISTORY_DAYS // 30} months (the last {running(per_site)} of each "
+        "hub-only spoke still in progress);"
     ]
     labels = {c.parameter: c.label for c in _history_critical()}
     for knob in history_knobs():
@@ -517,7 +523,8 @@ def seed_history(
     people at a scratch copy of the spoke (so the spoke itself holds no batch, and no record
     dated ahead); its copies are spread over the past six months, ``per_site`` per spoke
     (SPK1 and the hub-only spokes), with SPK3 SHIFTED and SPK4 DRIFTING (:func:`history_knobs`),
-    sealed with each spoke's key and stored through the hub's ingest (:mod:`mes.services.history`).
+    sealed with each spoke's key and stored through the hub's ingest (:mod:`mes.services.history`);
+    then quinn releases the completed ones at the hub, through the review service.
     Needs :func:`prepare_history` first.
     """
     scratch = folder / "template-scratch"
@@ -536,14 +543,26 @@ def seed_history(
         shutil.rmtree(scratch, ignore_errors=True)
     knobs = history_knobs()
     planned = history.plan_history(
-        template, ("SPK1", *HISTORY_SPOKES), per_site, end=now - timedelta(days=1),
-        days=HISTORY_DAYS, knobs=knobs,
+        template, ("SPK1", *HISTORY_SPOKES), per_site, end=now - timedelta(hours=1),
+        days=HISTORY_DAYS, knobs=knobs, in_progress=dict.fromkeys(HISTORY_SPOKES, running(per_site)),
     )  # fmt: skip
     keys = {code: SiteKey.from_pem(pem) for code, pem in key_pems.items()}
     with _opened(hub_path) as hub:
-        return history.store_history(
+        stored = history.store_history(
             hub.uow, template, planned, keys, at=now, demo=True, knobs=knobs, per_site=per_site
         )
+        with hub.uow(read_only=True) as uow:
+            quinn = find_user(uow, "quinn")
+        password = next(u[3] for u in HUB_USERS if u[0] == "quinn")
+        history.release_history(
+            hub.uow, stored, user_id=quinn.id, username="quinn", password=password, now=now
+        )
+    return sum(s.entries for s in stored)
+
+
+def running(per_site: int) -> int:
+    """How many of a hub-only spoke's batches are still in progress (for the live board)."""
+    return 0 if per_site < 2 else 1 if per_site < 10 else 2
 
 
 def _key_pems(sites: DemoSites) -> dict[str, bytes]:
@@ -688,7 +707,7 @@ def _stop_demo(signum: int, _frame: object) -> None:
     default=30,
     show_default=True,
     type=click.IntRange(0, 500),
-    help="Completed batches per spoke the hub holds from the past months (demo data); 0: none.",
+    help="Batches per spoke the hub holds from the past months (demo data); 0: none.",
 )
 @click.pass_obj
 def demo_command(
@@ -729,8 +748,8 @@ def demo_command(
             )  # fmt: skip
             seeding.start()
             click.echo(
-                "The hub's history is being added in the background (about half a minute; "
-                f"{folder / 'history.log'} says when it is done)."
+                "The hub's history is being added in the background, then released by quinn "
+                f"(a few minutes; {folder / 'history.log'} says when it is done)."
             )
         state.instance = sites.spoke
         enrolled = client.enroll(state.runtime(), hub_url, sites.enrollment_code)

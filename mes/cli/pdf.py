@@ -3,8 +3,9 @@
 ``mes pdf BATCH --out FILE`` writes the executed batch record as signed PDF/A-3b (at the hub).
 
 ``mes verify`` runs anywhere: at the hub it trusts the hub's own certificate; an auditor with
-only the file gives the hub's certificate with ``--trust``. It exits 0 with a short summary, or
-1 with one line per failure naming what failed.
+only the file gives the hub's certificate with ``--trust``. It tells a batch record from a
+comparability report (``mes report comparability``) by what the PDF embeds. It exits 0 with a
+short summary, or 1 with one line per failure naming what failed.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import click
 from cryptography import x509
@@ -66,15 +68,45 @@ def _trusted(state: CliState, trust: tuple[Path, ...]) -> list[x509.Certificate]
     is_flag=True,
     help="Also compare the record's entries with this hub's database.",
 )
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="A comparability report's CSV to check against it (default: FILE.csv beside it).",
+)
 @click.pass_obj
-def verify_command(state: CliState, file: Path, trust: tuple[Path, ...], against_hub: bool) -> None:
-    """Check a batch-record PDF: its signature, its embedded ledger, and (at the hub) the database."""
-    from mes.pdf.verify import verify_record_pdf  # pyHanko is slow to import: only when used
+def verify_command(
+    state: CliState, file: Path, trust: tuple[Path, ...], against_hub: bool, data: Path | None
+) -> None:
+    """Check a PDF the hub signed: a batch record or a comparability report.
+
+    A batch record: its signature, its embedded ledger, and (at the hub) the database. A
+    comparability report: its signature, its embedded data against the digest it prints, and
+    the CSV beside it.
+    """
+    # pyHanko is slow to import: only when used
+    from mes.pdf.verify import document_kind, verify_record_pdf, verify_report_pdf
 
     pdf = read_file(file, "a PDF file")
     if not pdf.startswith(b"%PDF-"):
         raise InvalidInput(f"{file} is not a PDF file.")
     certificates = _trusted(state, trust)
+    if document_kind(pdf) == "report":
+        if against_hub:
+            raise InvalidInput(
+                f"{file} is a comparability report: --against-hub compares a batch record's "
+                "entries with the hub's database.",
+                what_to_do="Verify the report without --against-hub.",
+            )
+        csv = data if data is not None else file.with_suffix(".csv")
+        beside = (csv.name, read_file(csv, "a CSV file")) if data or csv.is_file() else None
+        _outcome(file, verify_report_pdf(pdf, certificates, beside))
+        return
+    if data is not None:
+        raise InvalidInput(
+            f"{file} is a batch record: --data checks a comparability report's CSV.",
+            what_to_do="Verify the record without --data.",
+        )
     lookup = None
     if against_hub:
         runtime = state.runtime()
@@ -85,7 +117,11 @@ def verify_command(state: CliState, file: Path, trust: tuple[Path, ...], against
                 chains = hub_chains(uow, ctx, batch_id)
             return {"ledger": chains.ledger, "review": chains.review}
 
-    outcome = verify_record_pdf(pdf, certificates, lookup)
+    _outcome(file, verify_record_pdf(pdf, certificates, lookup))
+
+
+def _outcome(file: Path, outcome: Any) -> None:
+    """Ok and the summary, or one FAILED line per problem and exit 1."""
     if not outcome.ok:
         for problem in outcome.problems:
             click.echo(f"FAILED: {problem}", err=True)

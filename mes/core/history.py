@@ -33,11 +33,12 @@ import random
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
 from mes.core.canonical import content_hash
+from mes.core.clock import parse_utc_text, utc_text
 from mes.core.critical import CriticalInput, critical_inputs, milestone_inputs
 from mes.core.expressions import parse
 from mes.core.identity import mod37_2
@@ -45,7 +46,7 @@ from mes.core.keys import SiteKey
 from mes.core.ledger import GENESIS, SealedEntry, seal
 from mes.core.limits import LimitStatus, calculate, limit_status, numeric
 
-_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
+_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")  # as utc_text writes
 
 
 class OutsideActionLimits(ValueError):
@@ -64,9 +65,11 @@ class Spread:
 
 
 # (a word of the value's ID or label, its unit, mean, sd): published CAR-T figures
-# (NETWORK.md §B: viability 90-97 %, CD3+ 95-99 %, CAR+ 26-42 %, VCN 1.5-2.5, endotoxin
-# ≤ 0.5 EU/mL). The batch-to-batch SDs are placeholders (not published).
+# (NETWORK.md §B: T purity > 98.5 %, viability 90-97 %, CD3+ 95-99 %, CAR+ 26-42 %, VCN
+# 1.5-2.5, endotoxin ≤ 0.5 EU/mL), a 2-8 °C shipper, a buffered formulation (pH, osmolality).
+# The batch-to-batch SDs are placeholders (not published).
 TYPICAL: tuple[tuple[str, str | None, float, float], ...] = (
+    ("purity", "%", 98.5, 0.5),
     ("viab", "%", 94.0, 1.5),
     ("cd3", "%", 97.0, 0.8),
     ("car", "%", 34.0, 4.5),
@@ -74,6 +77,10 @@ TYPICAL: tuple[tuple[str, str | None, float, float], ...] = (
     ("copies", None, 2.0, 0.3),
     ("endotoxin", None, 0.15, 0.05),
     ("fold", None, 40.0, 8.0),
+    ("temp_min", "°C", 4.5, 0.6),  # a 2-8 °C shipper's log
+    ("temp_max", "°C", 6.0, 0.6),
+    ("ph", "pH", 7.4, 0.1),
+    ("osmolal", None, 300.0, 10.0),
 )
 
 
@@ -88,11 +95,15 @@ def typical_spread(critical: CriticalInput, spec: Mapping[str, Any]) -> Spread:
     expansion) and it sits inside the action limits; otherwise around the target (or the middle
     of the alert, else the action limits) with 3 SD to the nearest alert limit.
     """
-    words = f"{critical.value_id} {critical.label}".lower()
     low, high = critical.action_low, critical.action_high
-    for word, unit, mean, sd in TYPICAL:
-        if word in words and (unit is None or critical.unit == unit) and _inside(mean, low, high):
-            return Spread(mean, sd)
+    for words in (critical.value_id.lower(), critical.label.lower()):  # the ID says it first
+        for word, unit, mean, sd in TYPICAL:
+            if (
+                word in words
+                and (unit is None or critical.unit == unit)
+                and _inside(mean, low, high)
+            ):
+                return Spread(mean, sd)
     alert_low, alert_high = critical.alert_low, critical.alert_high
     target = spec.get("target")
     if target is not None and _inside(float(target), low, high):
@@ -214,16 +225,6 @@ def _get(obj: Any, path: tuple[Any, ...]) -> Any:
     return obj
 
 
-def parse_time(text: str) -> datetime:
-    """A UTC time as the ledger writes it."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def time_text(at: datetime) -> str:
-    """A UTC time as the ledger writes it (microseconds, Z)."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 @cache
 def _names(expression: str) -> tuple[str, ...]:
     return tuple(parse(expression).names)
@@ -233,6 +234,7 @@ def _names(expression: str) -> tuple[str, ...]:
 class _Step:
     """What a template entry needs at each copy (found once)."""
 
+    at: timedelta  # the entry's time, from the start
     times: tuple[tuple[tuple[Any, ...], timedelta], ...]  # path → offset from the start
     hashes: tuple[tuple[tuple[Any, ...], int], ...]  # path → index of the entry it names
 
@@ -249,8 +251,8 @@ class Template:
         self.site: str = first["site"]
         self.number: str = first["payload"]["number"]
         self.identity: dict[str, Any] = dict(first["payload"]["chain_of_identity"])
-        self.start = parse_time(first["at"])
-        self.end = parse_time(entries[-1].body["at"])
+        self.start = parse_utc_text(first["at"])
+        self.end = parse_utc_text(entries[-1].body["at"])
         self.entries = len(entries)
         self.specs: dict[tuple[str, str], Mapping[str, Any]] = {}
         for unit in compiled["unit_procedures"]:
@@ -264,6 +266,14 @@ class Template:
             if self.specs[(c.phase_id, c.value_id)]["type"] in ("number", "integer")
         ]
         self.milestones = milestone_inputs(compiled)
+        # hours since a milestone, typed in the milestone's phase ("hours since collection"):
+        # worked out from the copy's times, never drawn
+        self.elapsed: dict[tuple[str, str], str] = {}
+        for name, (phase_id, _value_id) in self.milestones.items():
+            for (phase, value_id), spec in self.specs.items():
+                if phase == phase_id and spec.get("unit") == "h" and "since" in value_id:
+                    self.elapsed[(phase, value_id)] = name
+        self.critical = [c for c in self.critical if (c.phase_id, c.value_id) not in self.elapsed]
         index = {e.hash: n for n, e in enumerate(entries)}
         bodies = [dict(e.body) for e in entries]
         self._text = json.dumps(bodies)
@@ -274,10 +284,12 @@ class Template:
                 if not isinstance(value, str) or path == ("prev",):
                     continue
                 if _TIME.match(value):
-                    times.append((path, parse_time(value) - self.start))
+                    times.append((path, parse_utc_text(value) - self.start))
                 elif value in index:
                     hashes.append((path, index[value]))
-            steps.append(_Step(tuple(times), tuple(hashes)))
+            steps.append(
+                _Step(parse_utc_text(body["at"]) - self.start, tuple(times), tuple(hashes))
+            )
         self._steps = steps
 
     def identity_for(self, serial: int, patient_id: str, year: int) -> dict[str, Any]:
@@ -309,11 +321,14 @@ class Template:
         values: Mapping[str, str],
         milestones: Mapping[str, datetime],
         key: SiteKey,
+        until: datetime | None = None,
     ) -> list[SealedEntry]:
         """The template as another batch: see the module's description.
 
         ``values``: parameter ("phase.value") → the recorded text; ``milestones``: milestone
-        name → its time (the others stay where the template had them, moved with the rest).
+        name → its time (the others stay where the template had them, moved with the rest);
+        ``until``: a batch still in progress, its record up to that time (the entries after it
+        are not written yet).
         Raises :class:`OutsideActionLimits` if a calculation falls outside its action limits.
         """
         text = self._text.replace(self.batch_id, batch_id).replace(self.number, number)
@@ -329,15 +344,24 @@ class Template:
         wanted = {tuple(p.split(".", 1)): v for p, v in values.items()}
         for name, (phase_id, value_id) in self.milestones.items():
             if name in milestones:
-                wanted[(phase_id, value_id)] = time_text(milestones[name])
+                wanted[(phase_id, value_id)] = utc_text(milestones[name])
         current: dict[tuple[str, str], Any] = {}
         changed: set[str] = set()
         hashes: list[str] = []
         entries: list[SealedEntry] = []
         prev = GENESIS
+        times = {name: parse_utc_text(text) for (p, v), text in wanted.items() for name, w in
+                 self.milestones.items() if w == (p, v)}  # fmt: skip
         for body, step in zip(bodies, self._steps, strict=True):
+            if until is not None and start + step.at > until and len(entries) > 2:
+                break
+            for (phase_id, value_id), name in self.elapsed.items():
+                if name in times:
+                    hours = (start + step.at - times[name]).total_seconds() / 3600
+                    spec = self.specs[(phase_id, value_id)]
+                    wanted[(phase_id, value_id)] = _text(spec, hours)
             for path, offset in step.times:
-                _set(body, path, time_text(start + offset))
+                _set(body, path, utc_text(start + offset))
             for path, index in step.hashes:
                 _set(body, path, hashes[index])
             payload = body["payload"]
@@ -429,6 +453,7 @@ class Planned:
     start: datetime
     values: dict[str, str]
     milestones: dict[str, datetime]
+    until: datetime | None = None  # still in progress: its record up to this time
 
 
 def spreads(template: Template) -> dict[str, Spread]:
@@ -445,14 +470,13 @@ def default_knobs(
     """The planted effects: one site shifted, one drifting (none without critical inputs).
 
     ``shifted`` 3 SD low on the first critical quality attribute (else the first critical
-    input), ``drifting`` 3 SD up over its batches on another critical input.
+    input), ``drifting`` 3 SD up over its batches on the next (else another critical input).
     """
-    numbers = [c for c in critical if c.parameter]
-    if not numbers:
+    if not critical:
         return ()
-    cqas = [c for c in numbers if c.criticality.value == "cqa"] or numbers
+    cqas = [c for c in critical if c.criticality.value == "cqa"] or list(critical)
     first = cqas[0]
-    others = [c for c in numbers if c.parameter != first.parameter] or [first]
+    others = [c for c in (*cqas, *critical) if c.parameter != first.parameter] or [first]
     return (
         Knob(SHIFT, shifted, first.parameter, -3.0),
         Knob(DRIFT, drifting, others[0].parameter, 3.0),

@@ -58,17 +58,30 @@ class RecordNotIssued(MesError):
     http_status = 409
 
 
-class RecordPrintIncomplete(RecordNotIssued):
-    """The rendered record does not show all of the record: the hub does not sign it."""
+class PrintIncomplete(RecordNotIssued):
+    """A rendered document does not show all it must: the hub does not sign it."""
 
-    def __init__(self, number: str, missing: list[Expected]) -> None:
+    def __init__(
+        self, document: str, missing: list[Expected], *, leaves_out: str, hides: str
+    ) -> None:
         self.missing = [item.what for item in missing]
         shown = first_few(self.missing, 5, "; ", last="; and ")
         super().__init__(
-            f"The printed record of batch {number} does not show {shown}. The hub does "
-            "not sign a copy that leaves out part of the record.",
-            what_to_do="Report this to the administrator: the record's text or the print "
-            "template hides part of the record.",
+            f"{document} does not show {shown}. The hub does not sign a copy that leaves out "
+            f"{leaves_out}.",
+            what_to_do=f"Report this to the administrator: {hides}.",
+        )
+
+
+class RecordPrintIncomplete(PrintIncomplete):
+    """The rendered record does not show all of the record: the hub does not sign it."""
+
+    def __init__(self, number: str, missing: list[Expected]) -> None:
+        super().__init__(
+            f"The printed record of batch {number}",
+            missing,
+            leaves_out="part of the record",
+            hides="the record's text or the print template hides part of the record",
         )
 
 

@@ -29,6 +29,7 @@ import sys
 import threading
 import unicodedata
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 
@@ -125,14 +126,19 @@ def printed_text(pdf: bytes) -> str:
 
 
 def missing_words(record: BatchRecord, pdf: bytes) -> list[Expected]:
-    """What of ``record`` the text of ``pdf`` does not show (empty: the print is whole).
+    """What of ``record`` the text of ``pdf`` does not show (empty: the print is whole)."""
+    return missing_from(expected_words(record), pdf)
 
-    Words the record holds several times (the same manifestation twice) must be there as many
-    times.
+
+def missing_from(expected: Iterable[Expected], pdf: bytes) -> list[Expected]:
+    """What of ``expected`` the text of ``pdf`` does not show (empty: the print is whole).
+
+    Any document the hub signs is read back this way (a batch record, a comparability report).
+    Words expected several times (the same manifestation twice) must be there as many times.
     """
     text = squeezed(printed_text(pdf))
     wanted: dict[str, list[Expected]] = defaultdict(list)
-    for item in expected_words(record):
+    for item in expected:
         wanted[squeezed(item.text)].append(item)
     missing: list[Expected] = []
     for words, items in wanted.items():

@@ -252,17 +252,38 @@ def _page_numbers_html(pages: int, footer_left: str) -> str:
 # --- WeasyPrint ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Embedded:
+    """A file attached to a document as a PDF/A-3 associated file.
+
+    ``relationship``: how the document relates to it (``Source``: the document is made from
+    it, as a record from its ledger; ``Data``: it is the data the document shows, as a
+    report's table).
+    """
+
+    data: bytes
+    name: str
+    description: str
+    relationship: str = "Source"
+
+
+def ledger_attachment(attachment: bytes, name: str) -> Embedded:
+    """The batch's ledger, embedded in its record."""
+    return Embedded(
+        attachment,
+        name,
+        "The batch's ledger as canonical JSON (RFC 8785), the source of this record",
+    )
+
+
 def _render_part(
-    html: str,
-    attachment: bytes | None = None,
-    attachment_name: str = "",
-    created: datetime | None = None,
+    html: str, embedded: Sequence[Embedded] = (), created: datetime | None = None
 ) -> Part:
-    """Lay out ``html`` and write it as PDF/A-3b (with the attachment, for the first part)."""
+    """Lay out ``html`` and write it as PDF/A-3b (with the attachments, for the first part)."""
     fetcher = PackageFetcher()
     try:
         document = HTML(string=html, url_fetcher=fetcher).render()
-        pdf = document.write_pdf(**_pdf_options(attachment, attachment_name, created))
+        pdf = document.write_pdf(**_pdf_options(embedded, created))
     except FatalURLFetchingError:
         fetcher.check_refusals()
         raise
@@ -278,23 +299,32 @@ def _render_part(
     return Part(pdf, len(document.pages), bookmarks)
 
 
-def _pdf_options(
-    attachment: bytes | None, attachment_name: str, created: datetime | None
-) -> dict[str, Any]:
+def _pdf_options(embedded: Sequence[Embedded], created: datetime | None) -> dict[str, Any]:
     options: dict[str, Any] = {"pdf_variant": PDF_VARIANT}
-    if attachment is not None:
+    if embedded:
         options["attachments"] = [
             Attachment(
-                file_obj=io.BytesIO(attachment),
-                name=attachment_name,
-                description="The batch's ledger as canonical JSON (RFC 8785), the source of "
-                "this record",
+                file_obj=io.BytesIO(item.data),
+                name=item.name,
+                description=item.description,
                 created=created,
                 modified=created,
-                relationship="Source",
+                relationship=item.relationship,
             )
+            for item in embedded
         ]
     return options
+
+
+def render_document_pdf(
+    html: str, embedded: Sequence[Embedded] = (), created: datetime | None = None
+) -> bytes:
+    """One HTML document laid out in one piece as PDF/A-3b, with ``embedded`` attached.
+
+    The path of a short batch record and of every other document the hub signs (the
+    comparability report): the same fetcher, the same PDF/A options, the same clean-up.
+    """
+    return _save(pikepdf.open(io.BytesIO(_render_part(html, embedded, created).pdf)))
 
 
 def _partition(blocks: list[Block], parts: int) -> list[list[Block]]:
@@ -396,10 +426,7 @@ def render_record_pdf(
     created = record.generated_utc
     if workers <= 1:
         html = _html(record, blocks, page_numbers=True)
-        whole = pikepdf.open(
-            io.BytesIO(_render_part(html, attachment, attachment_name, created).pdf)
-        )
-        return _save(whole)
+        return render_document_pdf(html, [ledger_attachment(attachment, attachment_name)], created)
     middle = [b for b in blocks if _static(b)]
     head = [b for b in blocks if not _static(b) and b.kind != "audit"]
     tail = [b for b in blocks if not _static(b) and b.kind == "audit"]
@@ -430,9 +457,8 @@ def render_record_pdf(
         futures = {i: pool.submit(_render_part, htmls[i]) for i in todo} if pool else {}
         for i, html in enumerate(htmls):
             if parts[i] is None and i not in futures:
-                parts[i] = _render_part(
-                    html, attachment if i == 0 else None, attachment_name, created
-                )
+                embedded = [ledger_attachment(attachment, attachment_name)] if i == 0 else []
+                parts[i] = _render_part(html, embedded, created)
         for i, future in futures.items():
             parts[i] = future.result()
             if cache is not None:

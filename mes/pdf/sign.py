@@ -275,7 +275,8 @@ def _text(value: Any) -> str | None:
 def verify_pdf(pdf: bytes, trust: Sequence[x509.Certificate]) -> PdfSignatureCheck:
     """Validate the PDF's signature (pyHanko) against ``trust``; each problem in words.
 
-    A batch record carries exactly one signature, the hub's, covering the whole file. Raises
+    A document the hub issues (a batch record, a comparability report) carries exactly one
+    signature, the hub's, covering the whole file. Raises
     :class:`InvalidInput` when the bytes are not a readable PDF.
     """
     try:
@@ -288,7 +289,7 @@ def verify_pdf(pdf: bytes, trust: Sequence[x509.Certificate]) -> PdfSignatureChe
     problems = []
     if len(signatures) > 1:
         problems.append(
-            f"the PDF carries {len(signatures)} signatures; an issued batch record carries one"
+            f"the PDF carries {len(signatures)} signatures; a document the hub issues carries one"
         )
     embedded = signatures[0]
     context = ValidationContext(

@@ -17,6 +17,7 @@ record builder (mes.services.record) without touching the rest.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import zlib
@@ -40,6 +41,9 @@ from mes.pdf.sign import PdfSignatureCheck, verify_pdf
 from mes.services.record import ATTACHMENT_NAME, RECORD_FORMAT
 
 CHAINS = ("ledger", "review")
+# A comparability report (mes.pdf.comparability) embeds a manifest of this format and its CSV.
+REPORT_FORMAT = "mes-comparability-report/1"
+MANIFEST_NAME = "comparability-report.json"
 
 
 # --- the embedded file --------------------------------------------------------------------
@@ -347,3 +351,102 @@ def verify_record_pdf(
         return RecordVerification(signature, record)
     hub = hub_chains(record.batch_id)
     return RecordVerification(signature, record, True, tuple(compare_chains(record.chains, hub)))
+
+
+# --- a comparability report ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportVerification:
+    """The outcome of ``mes verify`` for a comparability report.
+
+    The PDF signature covers the embedded manifest and CSV; what is checked beyond it is that
+    they agree with each other and with the print: the embedded CSV's SHA-256 is the manifest's
+    and is printed in the report, and a CSV delivered beside the PDF is the same data.
+    """
+
+    signature: PdfSignatureCheck
+    manifest: Mapping[str, Any]
+    report_problems: tuple[str, ...] = ()
+    beside: str | None = None  # the CSV file checked beside the PDF, if any
+
+    @property
+    def problems(self) -> list[str]:
+        """Every failure, one line each, named by what failed."""
+        return [
+            *(f"PDF signature: {p}" for p in self.signature.problems),
+            *(f"comparability report: {p}" for p in self.report_problems),
+        ]
+
+    @property
+    def ok(self) -> bool:
+        """True when every check passed."""
+        return not self.problems
+
+    def summary(self) -> list[str]:
+        """Short lines for a report that verified."""
+        when: datetime | None = self.signature.signing_time
+        m = self.manifest
+        period = m.get("period", {})
+        data = m.get("data", {})
+        lines = [
+            f"Signed by {self.signature.signer} on "
+            f"{when.strftime('%Y-%m-%d %H:%M:%S %Z') if when else 'an unknown date'} "
+            f"(certificate SHA-256 {self.signature.signer_fingerprint})",
+            f"Comparability report of {m.get('recipe_code')}, {period.get('from')} to "
+            f"{period.get('to')}: {m.get('batches')} batches, "
+            f"{len(m.get('parameters', []))} parameters",
+            f"Data {data.get('name')} (SHA-256 {data.get('sha256')}) embedded and printed",
+        ]
+        if self.beside is not None:
+            lines.append(f"{self.beside} beside it is the same data.")
+        return lines
+
+
+def document_kind(pdf: bytes) -> str:
+    """``"report"`` for a comparability report (its manifest embedded), else ``"record"``."""
+    try:
+        return "report" if embedded_file(pdf, MANIFEST_NAME) is not None else "record"
+    except InvalidInput:
+        return "record"  # the record's checks name the damage
+
+
+def verify_report_pdf(
+    pdf: bytes, trust: Sequence[x509.Certificate], beside: tuple[str, bytes] | None = None
+) -> ReportVerification:
+    """All checks of a signed comparability report; ``beside``: (name, bytes) of its CSV file."""
+    from mes.pdf.readback import printed_text, squeezed
+
+    signature = verify_pdf(pdf, trust)
+    problems: list[str] = []
+    try:
+        manifest = strict_loads(embedded_file(pdf, MANIFEST_NAME) or b"")
+    except (ValueError, UnicodeDecodeError, InvalidInput):
+        manifest = None
+    if not isinstance(manifest, dict) or manifest.get("format") != REPORT_FORMAT:
+        return ReportVerification(
+            signature, {}, (f"the embedded {MANIFEST_NAME} is not a {REPORT_FORMAT} manifest",)
+        )
+    data = manifest.get("data") if isinstance(manifest.get("data"), dict) else {}
+    name, digest = str(data.get("name")), str(data.get("sha256"))
+    csv = embedded_file(pdf, name)
+    if csv is None:
+        problems.append(f"the PDF has no embedded {name}, the data the manifest names")
+    elif hashlib.sha256(csv).hexdigest() != digest:
+        problems.append(
+            f"the embedded {name} has SHA-256 {hashlib.sha256(csv).hexdigest()}, "
+            f"the manifest says {digest}"
+        )
+    if squeezed(f"SHA-256 {digest}") not in squeezed(printed_text(pdf)):
+        problems.append(f"the printed report does not show the data's SHA-256 {digest}")
+    checked = None
+    if beside is not None:
+        beside_name, beside_bytes = beside
+        found = hashlib.sha256(beside_bytes).hexdigest()
+        if found != digest:
+            problems.append(
+                f"{beside_name} beside it has SHA-256 {found}, not the report's data ({digest}): "
+                "it is not the data of this report, or it was changed"
+            )
+        checked = beside_name
+    return ReportVerification(signature, manifest, tuple(problems), checked)

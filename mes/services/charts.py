@@ -33,6 +33,7 @@ __all__ = ["control_chart_svg"]
 WIDTH_IN, HEIGHT_IN, DPI = 12.0, 5.4, 72  # 864 × 389 pt: 1152 px wide at 96 dpi; shrinks to fit
 LABEL_LIMIT = 40  # beyond this many points, the batch numbers are in the hover titles only
 LINK_LIMIT = 3000  # beyond this many points, one drawn path (links would make the SVG too big)
+PRINT_RASTER_FROM = LABEL_LIMIT  # in print, a series with no batch numbers drawn is one image
 PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
     "#7f7f7f", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173",
@@ -59,11 +60,18 @@ def _number(value: float) -> str:
 
 
 def control_chart_svg(
-    view: ParameterView, *, scope: str = NETWORK, link: Link | None = None
+    view: ParameterView,
+    *,
+    scope: str = NETWORK,
+    link: Link | None = None,
+    raster_from: int = LINK_LIMIT,
 ) -> str:
     """The I-MR chart of ``view`` for ``scope`` (a site code, or the network) as SVG text.
 
     ``link``: the address of a point's batch record (None: points are not links, as in print).
+    ``raster_from``: beyond this many points the series is drawn as one image inside the SVG
+    (print passes :data:`PRINT_RASTER_FROM`: hover titles and links are of no use on paper, and
+    thousands of vector points take the PDF renderer seconds per chart).
     """
     points = view.points_of(scope)
     colours = site_colours(view.sites)
@@ -75,9 +83,10 @@ def control_chart_svg(
         figure.subplots_adjust(left=0.07, right=0.83, top=0.9, bottom=0.12)
         x = np.arange(1, len(points) + 1)
         values = np.array([p.value for p in points], dtype=float)
-        _individuals(individuals, view, scope, x, values)
-        _moving_ranges(ranges, view, x, values)
-        drawn = _scatter(individuals, points, x, values, colours, big=len(points) > LINK_LIMIT)
+        big = len(points) > raster_from
+        _individuals(individuals, view, scope, x, values, big=big)
+        _moving_ranges(ranges, view, x, values, big=big)
+        drawn = _scatter(individuals, points, x, values, colours, big=big)
         _legend(individuals, view, scope, colours)
         overlay = ""
         if not drawn:  # the points' places on the page need the figure laid out once
@@ -95,7 +104,7 @@ def control_chart_svg(
     return _responsive(out.getvalue(), overlay, view, scope)
 
 
-def _individuals(axes, view: ParameterView, scope: str, x, values) -> None:
+def _individuals(axes, view: ParameterView, scope: str, x, values, *, big: bool) -> None:
     who = "network, coloured by site" if scope == NETWORK else f"site {scope}"
     limits = view.limits
     status = ""
@@ -110,7 +119,9 @@ def _individuals(axes, view: ParameterView, scope: str, x, values) -> None:
     axes.set_title(f"{view.title} — {who}" + (f" — {status}" if status else ""), loc="left")
     axes.set_ylabel(view.unit or "value")
     if 0 < len(x) <= LINK_LIMIT:  # a long series is dots alone (a line through them is ink)
-        axes.plot(x, values, color="#b0b0b0", linewidth=0.8, zorder=1)
+        axes.plot(
+            x, values, color="#b0b0b0", linewidth=0.4 if big else 0.8, zorder=1, rasterized=big
+        )
     lines: list[tuple[float, str, str, str]] = []
     if limits is not None:
         style = (0, (4, 3)) if limits.provisional else "solid"
@@ -156,11 +167,10 @@ def _individuals(axes, view: ParameterView, scope: str, x, values) -> None:
     axes.grid(False)
 
 
-def _moving_ranges(axes, view: ParameterView, x, values) -> None:
+def _moving_ranges(axes, view: ParameterView, x, values, *, big: bool) -> None:
     axes.set_ylabel("moving range")
     if len(values) >= 2:
         mr = np.abs(np.diff(values))
-        big = len(values) > LINK_LIMIT
         axes.plot(
             x[1:],
             mr,

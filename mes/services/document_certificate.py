@@ -48,8 +48,9 @@ def write_document_key(instance_path: Path, signing_key: DocumentSigningKey) -> 
 def _hub_only(settings: Settings) -> None:
     if settings.role != "hub":
         raise ConfigurationError(
-            "Only the hub signs batch-record PDFs; this instance is a spoke.",
-            what_to_do="Issue and verify signed records at the hub.",
+            "Only the hub signs PDF documents (batch records, comparability reports); this "
+            "instance is a spoke.",
+            what_to_do="Issue and verify signed documents at the hub.",
         )
 
 

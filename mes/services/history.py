@@ -18,11 +18,12 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from mes.core.clock import parse_utc_text, utc_text
 from mes.core.history import (
     Knob,
     OutsideActionLimits,
@@ -30,14 +31,14 @@ from mes.core.history import (
     Template,
     draw_batch,
     draw_milestones,
-    time_text,
 )
 from mes.core.keys import SiteKey
 from mes.core.ledger import SealedEntry
 from mes.core.summary import DEMO_PATIENT_PREFIX
 from mes.core.sync import Chunk
-from mes.services import driver
+from mes.services import driver, review
 from mes.services.context import Context
+from mes.services.esign import Credentials
 from mes.services.ids import new_id
 from mes.services.ingest import _store_chunk
 from mes.store import batches as store
@@ -138,12 +139,15 @@ def plan_history(
     seed: int = 16,
     knobs: Sequence[Knob] = (),
     first_numbers: Mapping[tuple[str, int], int] | None = None,
+    in_progress: Mapping[str, int] | None = None,
 ) -> list[Planned]:
     """``per_site`` batches for each site over the ``days`` before ``end``.
 
     Spread evenly (with jitter) and in order, each finished before ``end``; numbered per site
     and year from ``first_numbers[(site, year)]`` (default 1); values drawn per site
-    (:func:`mes.core.history.draw_batch`).
+    (:func:`mes.core.history.draw_batch`). ``in_progress``: how many of a site's batches are
+    still running at ``end`` (its last ones, started within the template's duration before
+    ``end``, their records up to ``end``).
     """
     rng = random.Random(seed)  # noqa: S311 - demo data, repeatable
     duration = template.end - template.start
@@ -152,9 +156,17 @@ def plan_history(
     planned = []
     for site in sites:
         counters = dict(first_numbers or {})
-        slot = span / max(1, per_site)
+        running = min(per_site, (in_progress or {}).get(site, 0))
+        done = per_site - running
+        slot = span / max(1, done)
         for index in range(per_site):
-            start = latest - span + slot * (index + rng.uniform(0.05, 0.95))
+            until = None
+            if index < done:
+                start = latest - span + slot * (index + rng.uniform(0.05, 0.95))
+            else:  # still running: started within the process's duration, in order
+                part = (index - done + rng.uniform(0.1, 0.9)) / running
+                start = end - duration * (1 - part)
+                until = end
             year = start.year
             number = counters.get((site, year), 1)
             counters[(site, year)] = number + 1
@@ -166,6 +178,7 @@ def plan_history(
                     start=start,
                     values=draw_batch(template, site, index, per_site, rng, knobs),
                     milestones=draw_milestones(template, start, rng),
+                    until=until,
                 )
             )
     return planned
@@ -224,6 +237,7 @@ def make_copy(
                 values=values,
                 milestones=planned.milestones,
                 key=key,
+                until=planned.until,
             )
         except OutsideActionLimits:
             if attempt == DRAWS - 1:
@@ -245,14 +259,15 @@ def store_history(
     knobs: Sequence[Knob] = (),
     per_site: int = 1,
     progress: Callable[[int], None] | None = None,
-) -> int:
+) -> list[Stored]:
     """Make and store each planned batch at the hub (``PER_TRANSACTION`` a transaction).
 
-    Returns the entries stored. ``keys``: each site's signing key (the spoke's own).
+    Each is received as its spoke would have pushed it: a few seconds to minutes after its last
+    entry (never after ``at``, now), so the hub's lag and receipt times read true. ``keys``:
+    each site's signing key (the spoke's own). Returns what was stored, batch by batch.
     """
     rng = random.Random(serial_from)  # noqa: S311 - demo data, repeatable
-    stored = 0
-    issued = time_text(at)
+    stored: list[Stored] = []
     for first in range(0, len(planned), PER_TRANSACTION):
         with make_uow() as uow:
             for offset, item in enumerate(planned[first : first + PER_TRANSACTION]):
@@ -260,15 +275,72 @@ def store_history(
                     template, item, keys[item.site], serial=serial_from + first + offset,
                     demo=demo, rng=rng, knobs=knobs, count=per_site,
                 )  # fmt: skip
+                last = parse_utc_text(entries[-1].body["at"])
+                received = min(at, last + timedelta(seconds=rng.uniform(5, 600)))
                 chunk = Chunk(
                     site=item.site,
                     batch=entries[0].body["batch"],
                     entries=tuple(entries),
-                    issued_at=issued,
+                    issued_at=utc_text(received),
                     token="",
                 )
-                stored += _store_chunk(uow, at, chunk, "history").stored
+                ack = _store_chunk(uow, received, chunk, "history")
+                stored.append(Stored(chunk.batch, item.until is None, received, ack.stored))
             uow.commit()
         if progress is not None:
             progress(min(first + PER_TRANSACTION, len(planned)))
     return stored
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A historical batch as the hub received it."""
+
+    batch_id: str
+    complete: bool
+    received: datetime
+    entries: int
+
+
+def release_history(
+    make_uow: Callable[[], UnitOfWork],
+    stored: Iterable[Stored],
+    *,
+    user_id: str,
+    username: str,
+    password: str,
+    now: datetime,
+    seed: int = 16,
+) -> int:
+    """QA releases the completed historical batches through the review service; how many.
+
+    Each a few hours to two days after the hub received it (never after ``now``): its
+    exceptions reviewed with one signature, then released with another, as QA at the hub
+    would (every signature checks the password). A batch with an open deviation is left for QA.
+    """
+    rng = random.Random(seed)  # noqa: S311 - demo data, repeatable
+    credentials = Credentials(password, username)
+    released = 0
+    for item in stored:
+        if not item.complete:
+            continue
+        at = min(now, item.received + timedelta(hours=rng.triangular(2, 48, 12)))
+        ctx = Context(at=at, user_id=user_id, terminal="QA workstation (demo history)")
+        with make_uow() as uow:
+            view = review.review_batch(uow, ctx, item.batch_id)
+            if view.open_deviations or any(f.blocking for f in view.findings):
+                continue  # left for QA: a deviation to close, or a finding no review settles
+            seen = {f.key: f.digest for f in view.unreviewed if not f.by_closure}
+        if seen:
+            with make_uow() as uow:
+                review.mark_reviewed_together(
+                    uow, ctx, item.batch_id, seen, credentials, first_signing_in_session=True,
+                    note="Reviewed with the batch's record (demo history).",
+                )  # fmt: skip
+        later = replace(ctx, at=at + timedelta(minutes=rng.uniform(2, 20)))
+        with make_uow() as uow:
+            review.decide_batch(
+                uow, later, item.batch_id, "released", credentials, first_signing_in_session=True
+            )
+        released += 1
+    return released

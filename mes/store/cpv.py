@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import Any, NamedTuple
 
 from sqlalchemy import Float, String, column, exists, func, select, table, union_all
@@ -56,7 +56,11 @@ class ResultRow(NamedTuple):
 
 
 def _day_after(day: date) -> str:
-    return (day + timedelta(days=1)).isoformat()
+    """Text just after every UTC time of ``day`` (``YYYY-MM-DDT…`` < ``YYYY-MM-DDU``).
+
+    Not the next day's date: 9999-12-31 has none (it was a 500 for ``?to=9999-12-31``).
+    """
+    return f"{day.isoformat()}U"
 
 
 def results(

@@ -18,7 +18,14 @@ from mes.services.ingest import verify_received
 from mes.services.runtime import open_runtime
 from mes.settings import load_settings
 from mes.store import recipes as recipe_store
-from mes.store.models import Batch, BatchMilestone, BatchSummary, Counter, ParameterResult
+from mes.store.models import (
+    Batch,
+    BatchMilestone,
+    BatchSummary,
+    BatchValue,
+    Counter,
+    ParameterResult,
+)
 
 HISTORY = 3  # batches per spoke (the default, 30, takes longer)
 
@@ -54,18 +61,23 @@ def test_the_demo_sets_up_a_hub_and_a_spoke_with_installed_recipes_and_masters(d
 def test_the_demo_hub_holds_history_from_four_spokes_as_demo_data_with_read_model_rows(demo):
     folder, result = demo
     assert (
-        f"History at the hub (demo data, patient IDs DEMO-…): {HISTORY} completed "
-        "CART-CD19-FRESH batches from each of SPK1, SPK2, SPK3, SPK4 over the past 6 months;"
+        f"History at the hub (demo data, patient IDs DEMO-…): {HISTORY} "
+        "CART-CD19-FRESH batches from each of SPK1, SPK2, SPK3, SPK4 over the past 6 months "
+        "(the last 1 of each hub-only spoke still in progress);"
     ) in result.stdout
     hub = open_runtime(load_settings(Path(folder / "hub"), env={}))
     try:
         with hub.uow(read_only=True) as uow:
             session = uow.session
             batches = session.execute(select(Batch)).scalars().all()
+            year = max(b.number.split("-")[1] for b in batches)
             assert Tally(b.site for b in batches) == {
                 s: HISTORY for s in ("SPK1", "SPK2", "SPK3", "SPK4")
             }
-            assert {b.status for b in batches} == {"complete"}
+            # The last batch of each hub-only spoke is still in progress (for the live board).
+            running = {b.number for b in batches if b.status != "complete"}
+            assert running == {f"SPK{n}-{year}-{HISTORY:04d}" for n in (2, 3, 4)}
+            assert {b.status for b in batches if b.number in running} == {"in_progress"}
             assert {b.recipe_code for b in batches} == {"CART-CD19-FRESH"}
             for site in ("SPK1", "SPK2", "SPK3", "SPK4"):  # numbered in time order, per site
                 mine = sorted((b for b in batches if b.site == site), key=lambda b: b.created_at)
@@ -76,7 +88,17 @@ def test_the_demo_hub_holds_history_from_four_spokes_as_demo_data_with_read_mode
             # a row per critical value.
             summaries = session.execute(select(BatchSummary)).scalars().all()
             assert sorted(s.batch_id for s in summaries) == sorted(b.id for b in batches)
-            assert all(s.demo and s.status == "complete" for s in summaries)
+            assert all(s.demo for s in summaries)
+            # QA released the completed ones at the hub, through the review service.
+            assert {s.qa_state for s in summaries if s.status == "complete"} == {"released"}
+            releases = (
+                session.execute(
+                    select(BatchMilestone).where(BatchMilestone.milestone == "hub_release")
+                )
+                .scalars()
+                .all()
+            )
+            assert len(releases) == len(batches) - len(running)
             starts = (
                 session.execute(
                     select(BatchMilestone).where(BatchMilestone.milestone == "manufacturing_start")
@@ -88,8 +110,15 @@ def test_the_demo_hub_holds_history_from_four_spokes_as_demo_data_with_read_mode
             version = recipe_store.version_with_content(session, batches[0].content_hash)
             compiled = json.loads(version.compiled)
             critical = critical_inputs(compiled)
+            keys = {c.parameter for c in critical}
             results = session.execute(select(ParameterResult)).scalars().all()
-            assert len(results) == len(critical) * len(batches)
+            recorded = {
+                (v.batch_id, f"{v.phase_id}.{v.value_id}")
+                for v in session.execute(select(BatchValue)).scalars()
+                if f"{v.phase_id}.{v.value_id}" in keys
+            }
+            assert {(r.batch_id, r.parameter) for r in results} == recorded
+            assert len(recorded) >= len(keys) * (len(batches) - len(running)) - 2 * len(batches)
             assert all(r.demo for r in results)
     finally:
         hub.close()

@@ -36,8 +36,9 @@ from mes.store.files import PRIVATE_FILE, PRIVATE_FOLDER, sqlite_files
 from mes.store.models import BatchEntry
 
 HUB_ONLY = (
-    "Only the hub signs batch-record PDFs; this instance is a spoke. "
-    "Issue and verify signed records at the hub."
+    "Only the hub signs PDF documents (batch records, comparability reports); this instance "
+    "is a spoke. "
+    "Issue and verify signed documents at the hub."
 )
 
 

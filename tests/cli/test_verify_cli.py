@@ -90,8 +90,9 @@ def test_a_spoke_has_no_document_certificate(instance):
     assert not (instance.path / DOCUMENT_KEY_FILE).exists()
     assert_refused(
         instance.run("site", "certificate"),
-        "Only the hub signs batch-record PDFs; this instance is a spoke. "
-        "Issue and verify signed records at the hub.",
+        "Only the hub signs PDF documents (batch records, comparability reports); this instance "
+        "is a spoke. "
+        "Issue and verify signed documents at the hub.",
     )
 
 

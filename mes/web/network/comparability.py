@@ -310,3 +310,7 @@ def assess_trend(trend_id: str) -> ResponseReturnValue:
         refused=shown_on(_trend_page, trend_id),
     )
     return done("Trend assessed and signed.", "comparability.trend", trend_id=trend_id)
+
+
+# The signed comparability report's downloads register on this blueprint.
+from mes.web.network import reports  # noqa: E402, F401

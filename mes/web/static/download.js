@@ -1,11 +1,12 @@
 // The signed PDF record takes seconds to make (17.8 s measured on a loaded machine): a link to
 // it says "Preparing the record…" with a progress bar while the server works, then saves the
-// file. Progressive enhancement: without script, or if anything goes wrong here, the link is
+// file. Any other signed PDF the hub makes on request (the comparability report) marks its link
+// with data-signed-pdf="<what is prepared>" and gets the same. Progressive enhancement: without script, or if anything goes wrong here, the link is
 // an ordinary download. No inline script (the CSP forbids it): loaded from base.html.
 (function () {
   "use strict";
 
-  var LINKS = 'a[href$="/record.pdf"]';
+  var LINKS = 'a[href$="/record.pdf"], a[data-signed-pdf]';
 
   var filenameOf = function (response, fallback) {
     var disposition = response.headers.get("Content-Disposition") || "";
@@ -15,11 +16,12 @@
 
   var busy = function (link) {
     var label = link.textContent;
+    var what = link.getAttribute("data-signed-pdf") || "the record";
     link.setAttribute("aria-busy", "true");
     link.classList.add("preparing");
-    link.textContent = "Preparing the record… ";
+    link.textContent = "Preparing " + what + "… ";
     var bar = document.createElement("progress"); // no value: an indeterminate bar
-    bar.setAttribute("aria-label", "Preparing the record");
+    bar.setAttribute("aria-label", "Preparing " + what);
     link.appendChild(bar);
     var status = document.getElementById("download-status");
     if (!status) {
@@ -29,7 +31,7 @@
       status.setAttribute("aria-live", "polite");
       document.body.appendChild(status);
     }
-    status.textContent = "Preparing the record…";
+    status.textContent = "Preparing " + what + "…";
     return function done(message) {
       link.textContent = label;
       link.removeAttribute("aria-busy");
@@ -65,10 +67,11 @@
           window.location.assign(link.href);
           return null;
         }
-        var fallback = link.href.split("/").slice(-2).join("-");
+        var fallback = link.pathname.split("/").slice(-2).join("-");
         return response.blob().then(function (blob) {
           save(blob, filenameOf(response, fallback));
-          done("The record is downloaded.");
+          var what = link.getAttribute("data-signed-pdf") || "the record";
+          done(what.charAt(0).toUpperCase() + what.slice(1) + " is downloaded.");
         });
       })
       .catch(function () {

@@ -1,0 +1,232 @@
+"""Comparability report benchmark: the signed PDF/A of one recipe, issued at the hub.
+
+A fresh migrated database (SQLite, and PostgreSQL when reachable) holds what the hub's ingest
+leaves for received batches — each batch's row and its ``parameter_results`` read-model rows —
+for one recipe with three critical numbers at ``--sites`` sites, ``--batches`` batches in all
+(one site shifted on viability, one drifting on fold expansion, so there are signals to print).
+Then :func:`mes.pdf.comparability.issue_comparability_report` — the path of ``mes report
+comparability`` and of the page's download — runs ``--repeat`` times; each run is also timed
+step by step (the view from the database, the CSV and charts, the layout, the read-back, the
+hub's PAdES signature).
+
+Target (issue 16): the report of one recipe ≤ 10 s (at 50 spokes × 1,000 batches, measured by
+``benchmarks/network.py``); here a few hundred batches. Figures only, never pass/fail.
+Run: ``python -m benchmarks.comparability_report [--batches 300] [--sites 5]``; JSON to
+``benchmarks/results/comparability_report.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from mes.core.clock import utc_text
+from mes.core.keys import SiteKey
+from mes.core.passwords import PasswordPolicy
+from mes.core.site import Site
+from mes.pdf import comparability as report
+from mes.pdf.issue import COVER_STAMP_BOX
+from mes.pdf.sign import sign_pdf
+from mes.services import cpv
+from mes.services.charts import PRINT_RASTER_FROM, control_chart_svg
+from mes.services.context import Context
+from mes.services.document_certificate import ensure_document_certificate, load_document_key
+from mes.services.runtime import Runtime
+from mes.settings import Settings
+from mes.store.engine import make_engine, session_factory
+from mes.store.migrate import upgrade
+from mes.store.models import Batch
+from mes.store.models.read_models import ParameterResult
+
+PG_ADMIN = os.environ.get("MES_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+RESULTS = Path(__file__).resolve().parent / "results"
+CODE = "CART-CD19-BENCH"
+START = datetime(2026, 1, 2, 8, tzinfo=UTC)
+FROM, TO = date(2026, 1, 1), date(2026, 12, 31)
+PARAMETERS = (
+    # phase, value, label, unit, criticality, centre, sd
+    ("harvest", "viability", "Viability at harvest", "%", "cqa", 88.0, 2.0),
+    ("expand", "fold", "Fold expansion", "", "cpp", 30.0, 5.0),
+    ("harvest", "cd3", "CD3+ purity", "%", "cqa", 95.0, 1.5),
+)
+
+
+def fill(runtime: Runtime, batches: int, sites: int) -> None:
+    """``batches`` received batches over ``sites`` sites, a few hours apart, three numbers each."""
+    rng = random.Random(16)
+    codes = [f"SPK{i + 1}" for i in range(sites)]
+    with runtime.uow() as uow:
+        for n in range(batches):
+            site = codes[n % sites]
+            number = f"{site}-2026-{n // sites + 1:04d}"
+            batch_id = f"00000000-0000-7000-8000-{n + 1:012d}"
+            at = utc_text(START + timedelta(hours=8 * n))
+            uow.add(
+                Batch(
+                    id=batch_id, number=number, site=site, recipe_code=CODE, recipe_version=1,
+                    content_hash="c" * 64, chain_of_identity={"patient_id": f"P-{n}"},
+                    status="complete", created_at=at, created_by="sam", started_at=at,
+                    completed_at=at, last_seq=1, last_hash="h" * 64,
+                )
+            )  # fmt: skip
+            uow.flush()
+            for phase, value, label, unit, criticality, centre, sd in PARAMETERS:
+                shift = -1.5 * sd if site == "SPK2" and value == "viability" else 0.0
+                drift = 2 * sd * n / batches if site == "SPK3" and value == "fold" else 0.0
+                uow.add(
+                    ParameterResult(
+                        batch_id=batch_id, phase_id=phase, value_id=value, site=site,
+                        recipe_code=CODE, recipe_version=1, number=number,
+                        parameter=f"{phase}.{value}", label=label, unit=unit,
+                        criticality=criticality, value=round(rng.gauss(centre + shift + drift, sd), 2),
+                        recorded_at=at, demo=False,
+                    )
+                )  # fmt: skip
+        uow.commit()
+
+
+def steps(runtime: Runtime, ctx: Context) -> dict[str, float]:
+    """One report made step by step as ``issue_comparability_report`` makes it; seconds each."""
+    timings: dict[str, float] = {}
+    mark = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        timings[name] = now - mark
+        mark = now
+
+    key = load_document_key(runtime.settings)
+    with runtime.uow() as uow:
+        view = cpv.comparability(uow, ctx, CODE, FROM, TO)
+    lap("view")
+    csv = cpv.comparability_csv(view).encode()
+    lap("csv")
+    made = report.comparability_report(
+        view, csv=csv, chart=partial(control_chart_svg, raster_from=PRINT_RASTER_FROM), generated_at=ctx.at, generated_by="bench",
+        hub="HUB", hub_name="Bench hub", time_zone="UTC",
+    )  # fmt: skip
+    lap("charts and words")
+    pdf = report.render_comparability_pdf(made, csv)
+    lap("layout (WeasyPrint)")
+    missing = report.missing_in_print(made, pdf)
+    assert not missing, missing
+    lap("read-back")
+    sign_pdf(
+        pdf, key, at=ctx.at, reason="bench", location="HUB", name="Bench hub", stamp_page=0,
+        stamp_box=COVER_STAMP_BOX,
+    )  # fmt: skip
+    lap("signature")
+    timings["pages"] = float(len(made.parameters) + 1)
+    timings["signals"] = float(sum(len(p.signals) for p in made.parameters))
+    return timings
+
+
+def run(url: str, folder: Path, batches: int, sites: int, repeat: int) -> dict[str, Any]:
+    engine = make_engine(url)
+    upgrade(engine)
+    settings = Settings(
+        instance_path=folder, role="hub", site_code="HUB", site_name="Bench hub",
+        time_zone="UTC", database_url=url, secret_key="bench", session_timeout_seconds=300,
+        password_expiry_days=None, proxy_hops=0,
+    )  # fmt: skip
+    site = Site(
+        code="HUB", name="Bench hub", role="hub", time_zone="UTC", key=SiteKey.generate(),
+        password_policy=PasswordPolicy(expiry_days=None), hub_key=None,
+    )  # fmt: skip
+    runtime = Runtime(settings, engine, session_factory(engine), site)
+    ctx = Context.command_line(datetime.now(UTC), "bench", "bench")
+    (folder / "keys").mkdir(mode=0o700, exist_ok=True)
+    ensure_document_certificate(runtime, ctx)
+    fill(runtime, batches, sites)
+    totals, parts = [], []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        issued = report.issue_comparability_report(runtime, ctx, CODE, FROM, TO)
+        totals.append(time.perf_counter() - started)
+        parts.append(steps(runtime, ctx))
+    engine.dispose()
+    return {
+        "batches": batches,
+        "sites": sites,
+        "parameters": len(PARAMETERS),
+        "pdf_bytes": len(issued.pdf),
+        "csv_bytes": len(issued.csv),
+        "signals": int(parts[-1]["signals"]),
+        "total_s": {"first": totals[0], "median": statistics.median(totals)},
+        "steps_s": {
+            k: statistics.median(p[k] for p in parts)
+            for k in parts[0]
+            if k not in ("pages", "signals")
+        },
+    }
+
+
+def _pg_database() -> str | None:
+    name = f"mes_bench_report_{os.getpid()}"
+    try:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error:
+        return None
+    return name
+
+
+def _drop(name: str) -> None:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=300)
+    parser.add_argument("--sites", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="100 batches, one run")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.batches, args.repeat = 100, 1
+    results: dict[str, Any] = {"machine": platform.platform(), "cpus": os.cpu_count()}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "sqlite").mkdir()
+        url = f"sqlite:///{folder / 'sqlite' / 'mes.sqlite3'}"
+        results["sqlite"] = run(url, folder / "sqlite", args.batches, args.sites, args.repeat)
+        name = _pg_database()
+        if name is not None:
+            (folder / "pg").mkdir()
+            base = PG_ADMIN.rsplit("/", 1)[0]
+            try:
+                results["postgresql"] = run(
+                    f"{base}/{name}", folder / "pg", args.batches, args.sites, args.repeat
+                )
+            finally:
+                _drop(name)
+    for db in ("sqlite", "postgresql"):
+        if db in results:
+            r = results[db]
+            print(
+                f"{db}: {r['batches']} batches × {r['parameters']} parameters at {r['sites']} "
+                f"sites, {r['signals']} signals — report {r['total_s']['median']:.2f} s median "
+                f"(first {r['total_s']['first']:.2f} s), {r['pdf_bytes']:,} bytes"
+            )
+            print("   " + ", ".join(f"{k} {v:.2f} s" for k, v in r["steps_s"].items()))
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "comparability_report.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+if __name__ == "__main__":
+    main()

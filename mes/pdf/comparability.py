@@ -1,0 +1,573 @@
+"""The comparability report: a recipe's continued process verification for a period, signed.
+
+What QA signs off in an annual (product quality) review of a decentralised network, as one
+document: per critical parameter the control chart (the same SVG the page draws,
+:mod:`mes.services.charts`), a text summary, capability per site and network-wide, the
+site-versus-network equivalence table with its verdicts, and every signal with QA's disposition
+and who signed it. The data the charts and tables are made from is the page's CSV
+(:func:`mes.services.cpv.comparability_csv`): it is embedded in the PDF (PDF/A-3 associated file,
+relationship ``Data``) and written beside it, and its SHA-256 is printed on the cover, so the CSV
+is bound to the signed report.
+
+The pipeline is the batch record's (:mod:`mes.pdf.render`, :mod:`mes.pdf.readback`,
+:mod:`mes.pdf.sign`): HTML from a template whose every word is escaped, laid out by WeasyPrint
+as PDF/A-3b with the package-only fetcher, read back (the hub signs only a print that shows
+every parameter, every signal and its disposition, and the CSV's digest) and signed with the
+hub's document-signing certificate (PAdES). ``mes verify`` recognises the report by its
+embedded manifest (:data:`MANIFEST_NAME`) and checks the signature, the embedded CSV against
+the manifest's digest, the printed digest, and a CSV beside the file.
+
+A period with no batch is still reported (and signed): an annual review states that nothing was
+made rather than leaving a gap in the series of reports (APR/PQR practice).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from functools import cache, partial
+
+import markupsafe
+
+from mes.core.access import Permission
+from mes.core.canonical import canonical_json
+from mes.core.clock import local_text
+from mes.core.errors import InvalidInput
+from mes.core.trends import NETWORK
+from mes.pdf.readback import Expected, missing_from
+from mes.pdf.render import (
+    PAGE_NUMBER_STYLE,
+    PARALLEL_FROM_ROWS,
+    TEMPLATES,
+    Embedded,
+    _css,
+    _environment,
+    _join,
+    _page_numbers_html,
+    _pool_context,
+    _render_part,
+    render_document_pdf,
+)
+from mes.pdf.verify import MANIFEST_NAME, REPORT_FORMAT
+from mes.services.context import Context, authorise
+from mes.services.cpv import (
+    CapabilityRow,
+    ComparabilityView,
+    EquivalenceRow,
+    ParameterView,
+    SignalView,
+    chart_summary,
+)
+from mes.services.runtime import Runtime
+
+CSV_NAME = "comparability.csv"
+
+NETWORK_TITLE = "Network"
+NOT_ASSESSED = "Not assessed yet: a trend to assess, no disposition signed by QA"
+NOT_KEPT = (
+    "None: found on provisional limits (no baseline frozen by QA), so not kept as a trend to assess"
+)
+NOT_KEPT_ON_BASELINE = (
+    "None: this run, as the period shows it, is not a kept trend (a run begun before the period "
+    "is kept from its first batch)"
+)
+
+
+# --- the report in words ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CapabilityLine:
+    """One line of a capability table: a site or the network, and its sentence."""
+
+    scope: str
+    n: str
+    mean: str
+    sd: str
+    ppk: str
+    ci: str
+    words: str
+
+
+@dataclass(frozen=True)
+class EquivalenceLine:
+    """One site against the network: its numbers, the verdict, and the sentence."""
+
+    site: str
+    n: str
+    mean: str
+    sd: str
+    difference: str
+    ci: str
+    margin: str
+    verdict: str
+    words: str
+
+
+@dataclass(frozen=True)
+class SignalLine:
+    """A signal in words and QA's disposition of it (or that there is none yet)."""
+
+    words: str
+    disposition: str
+    signed: str  # who signed the disposition and when, or ""
+
+
+@dataclass(frozen=True)
+class ParameterSection:
+    """One critical parameter: its chart, summary and tables."""
+
+    parameter: str
+    title: str
+    criticality: str
+    specification: str
+    limits: str
+    margin: str
+    chart_uri: str | None
+    summary: str
+    capability: tuple[CapabilityLine, ...]
+    equivalence: tuple[EquivalenceLine, ...]
+    signals: tuple[SignalLine, ...]
+
+
+@dataclass(frozen=True)
+class ComparabilityReport:
+    """Everything the report prints, in words (and the chart images)."""
+
+    recipe_code: str
+    date_from: str
+    date_to: str
+    hub: str
+    hub_name: str
+    generated_at: str  # in the hub's time zone, as printed
+    generated_utc: datetime
+    generated_by: str
+    time_zone: str
+    batches: int
+    sites: tuple[str, ...]
+    csv_name: str
+    csv_sha256: str
+    csv_bytes: int
+    parameters: tuple[ParameterSection, ...]
+
+    @property
+    def title(self) -> str:
+        """The report's title (also the PDF's)."""
+        return f"Comparability report {self.recipe_code}, {self.date_from} to {self.date_to}"
+
+
+def number(x: float | None, digits: int = 4) -> str:
+    """``x`` with about ``digits`` significant digits, never in exponent form; "—" for none."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "—"
+    if x == 0:
+        return "0"
+    places = max(0, digits - 1 - math.floor(math.log10(abs(x))))
+    text = f"{x:.{places}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text.replace("-", "−") if text.startswith("-") else text
+
+
+def _interval(low: float | None, high: float | None) -> str:
+    return "—" if low is None and high is None else f"{number(low)} to {number(high)}"
+
+
+def _with_unit(text: str, unit: str | None) -> str:
+    return f"{text} {unit}" if unit else text
+
+
+def _specification(low: float | None, high: float | None, unit: str | None) -> str:
+    if low is None and high is None:
+        return "no specification (action limits) in the recipe"
+    if low is None:
+        return _with_unit(f"at most {number(high)}", unit)
+    if high is None:
+        return _with_unit(f"at least {number(low)}", unit)
+    return _with_unit(f"{number(low)} to {number(high)}", unit)
+
+
+def _when(iso: str | None, time_zone: str) -> str:
+    """An ISO instant of the view (UTC) as people at the hub read it."""
+    if not iso:
+        return ""
+    at = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    return local_text(at if at.tzinfo else at.replace(tzinfo=UTC), time_zone)
+
+
+def _limits(parameter: ParameterView, time_zone: str) -> str:
+    limits = parameter.limits
+    if limits is None:
+        return "no control limits: fewer than two batches"
+    unit = f" {parameter.unit}" if parameter.unit else ""
+    text = (
+        f"centre line {number(limits.centre)}{unit}, control limits {number(limits.lcl)} to "
+        f"{number(limits.ucl)}{unit} (sigma {number(limits.sigma)}, from {limits.n} batches)"
+    )
+    baseline = parameter.baseline
+    if limits.provisional or baseline is None:
+        return text + " — provisional: computed from the batches shown, no baseline frozen by QA"
+    return text + (
+        f" — baseline of {baseline.batches} batches ({baseline.first_number} to "
+        f"{baseline.last_number}) frozen by {baseline.frozen_by}, "
+        f"{_when(baseline.frozen_at, time_zone)}"
+    )
+
+
+def _capability_row(row: CapabilityRow) -> CapabilityLine:
+    c = row.capability
+    scope = NETWORK_TITLE if row.scope == NETWORK else row.scope
+    if c is None:
+        return CapabilityLine(scope, str(row.n), "—", "—", "—", "—", row.words)
+    return CapabilityLine(
+        scope,
+        str(c.n),
+        number(c.mean),
+        number(c.sd),
+        number(c.ppk, 3),
+        _interval(c.ci_low, c.ci_high),
+        row.words,
+    )
+
+
+def _equivalence_row(row: EquivalenceRow) -> EquivalenceLine:
+    eq = row.equivalence
+    margin = f"±{number(row.margin)}" if row.margin is not None else "not set"
+    if eq is None:
+        return EquivalenceLine(
+            row.site, str(row.n), "—", "—", "—", "—", margin, "Too few batches", row.words
+        )
+    if row.margin is None:
+        verdict = "No margin set"
+    else:
+        verdict = "Equivalent" if eq.equivalent else "Not shown equivalent"
+    return EquivalenceLine(
+        site=row.site,
+        n=str(eq.n),
+        mean=number(eq.mean),
+        sd=number(eq.sd),
+        difference=number(eq.difference),
+        ci=_interval(eq.ci_low, eq.ci_high),
+        margin=margin,
+        verdict=verdict,
+        words=row.words,
+    )
+
+
+def _signal_row(signal: SignalView, provisional: bool, time_zone: str) -> SignalLine:
+    if signal.trend_id is None:
+        return SignalLine(signal.words, NOT_KEPT if provisional else NOT_KEPT_ON_BASELINE, "")
+    if signal.disposition is None:
+        return SignalLine(signal.words, NOT_ASSESSED, "")
+    title = signal.disposition_words or signal.disposition
+    if signal.reference:
+        title += f" — reference {signal.reference}"
+    if signal.comment:
+        title += f" — {signal.comment}"
+    signed = f"signed by {signal.decided_by}, {_when(signal.decided_at, time_zone)}"
+    return SignalLine(signal.words, title, signed)
+
+
+def _summary(parameter: ParameterView) -> str:
+    """The chart's summary in words (the page's), its signals counted: they are listed below."""
+    text = chart_summary(replace(parameter, signals=[]))
+    count = len(parameter.signals)
+    if count:
+        text += f" {count} signal{'s' if count != 1 else ''} of the run rules, listed below."
+    return text
+
+
+def _svg_uri(svg: str) -> str:
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
+
+
+def comparability_report(
+    view: ComparabilityView,
+    *,
+    csv: bytes,
+    chart: Callable[[ParameterView], str] | None,
+    generated_at: datetime,
+    generated_by: str,
+    hub: str,
+    hub_name: str,
+    time_zone: str,
+) -> ComparabilityReport:
+    """The report of ``view`` in words.
+
+    ``chart(parameter_view)`` draws a parameter's control chart as SVG text (the page's,
+    :func:`mes.services.charts.control_chart_svg`); ``csv`` is the view's data as the page
+    downloads it (:func:`mes.services.cpv.comparability_csv`).
+    """
+    sections = []
+    for p in view.parameters:
+        sections.append(
+            ParameterSection(
+                parameter=p.parameter,
+                title=p.title,
+                criticality=p.criticality or "Critical parameter",
+                specification=_specification(p.spec_low, p.spec_high, p.unit or None),
+                limits=_limits(p, time_zone),
+                margin=(
+                    f"±{number(p.margin)}{' ' + p.unit if p.unit else ''}, set by {p.margin_set_by}"
+                    if p.margin is not None
+                    else "not set by QA: the sites' differences are shown without a verdict"
+                ),
+                chart_uri=_svg_uri(chart(p)) if chart is not None and p.points else None,
+                summary=_summary(p),
+                capability=tuple(_capability_row(c) for c in p.capability),
+                equivalence=tuple(_equivalence_row(e) for e in p.equivalence),
+                signals=tuple(
+                    _signal_row(s, p.limits is None or p.limits.provisional, time_zone)
+                    for s in p.signals
+                ),
+            )
+        )
+    return ComparabilityReport(
+        recipe_code=view.recipe_code,
+        date_from=_day(view.date_from),
+        date_to=_day(view.date_to),
+        hub=hub,
+        hub_name=hub_name,
+        generated_at=local_text(generated_at, time_zone),
+        generated_utc=generated_at.astimezone(UTC).replace(microsecond=0),
+        generated_by=generated_by,
+        time_zone=time_zone,
+        batches=view.batches,
+        sites=tuple(view.sites),
+        csv_name=CSV_NAME,
+        csv_sha256=hashlib.sha256(csv).hexdigest(),
+        csv_bytes=len(csv),
+        parameters=tuple(sections),
+    )
+
+
+def _day(value: date | None) -> str:
+    return value.isoformat() if value is not None else "—"
+
+
+# --- HTML, read-back words, manifest ------------------------------------------------------------
+
+
+@cache
+def _report_css() -> str:
+    return _css() + (TEMPLATES / "comparability.css").read_text(encoding="utf-8")
+
+
+def _footer_left(report: ComparabilityReport) -> str:
+    return f"Data {report.csv_name} SHA-256 {report.csv_sha256}"
+
+
+def _html(
+    report: ComparabilityReport,
+    sections: Sequence[tuple[int, ParameterSection]],
+    *,
+    cover: bool,
+    page_numbers: bool,
+) -> str:
+    return (
+        _environment()
+        .get_template("comparability.html")
+        .render(
+            report=report,
+            sections=sections,
+            cover=cover,
+            page_numbers=page_numbers,
+            page_number_style=markupsafe.Markup(PAGE_NUMBER_STYLE),  # noqa: S704 - ours
+            css=_report_css(),
+            created_iso=report.generated_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            header_left=f"{report.recipe_code} · {report.date_from} to {report.date_to}",
+            header_right=f"Comparability report · {report.hub_name} ({report.hub})",
+            footer_left=_footer_left(report),
+        )
+    )
+
+
+def comparability_html(report: ComparabilityReport) -> str:
+    """The report as one HTML document (header and footer in its ``@page`` rules)."""
+    return _html(report, list(enumerate(report.parameters, start=1)), cover=True, page_numbers=True)
+
+
+def expected_words(report: ComparabilityReport) -> list[Expected]:
+    """What the printed report must show: each parameter, signal, disposition, the CSV digest."""
+    expected = [Expected("the digest of the data (CSV)", f"SHA-256 {report.csv_sha256}")]
+    for p in report.parameters:
+        expected.append(Expected(f"the parameter {p.title}", p.title))
+        for s in p.signals:
+            expected.append(Expected(f"the signal '{s.words}'", s.words))
+            expected.append(Expected(f"the disposition of '{s.words}'", s.disposition))
+            if s.signed:
+                expected.append(Expected(f"who signed the disposition of '{s.words}'", s.signed))
+        for c in p.capability:
+            expected.append(Expected(f"the capability of {c.scope} on {p.title}", c.words))
+        for e in p.equivalence:
+            expected.append(Expected(f"the equivalence of {e.site} on {p.title}", e.words))
+    return expected
+
+
+def manifest(report: ComparabilityReport) -> bytes:
+    """The embedded manifest (canonical JSON): what the report covers and the CSV's digest."""
+    return canonical_json(
+        {
+            "format": REPORT_FORMAT,
+            "recipe_code": report.recipe_code,
+            "period": {"from": report.date_from, "to": report.date_to},
+            "hub": report.hub,
+            "generated_at": report.generated_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "generated_by": report.generated_by,
+            "batches": report.batches,
+            "sites": list(report.sites),
+            "parameters": [p.parameter for p in report.parameters],
+            "data": {"name": report.csv_name, "sha256": report.csv_sha256},
+        }
+    )
+
+
+def _weight(section: ParameterSection) -> int:
+    """Rows to lay out, roughly (a chart as 40 rows)."""
+    return 40 + 2 * (len(section.capability) + len(section.equivalence)) + len(section.signals)
+
+
+def render_comparability_pdf(
+    report: ComparabilityReport, csv: bytes, *, workers: int | None = None
+) -> bytes:
+    """The unsigned PDF/A-3b report with its manifest and the CSV embedded.
+
+    A long report (many sites, thousands of signals) is laid out as the batch record is
+    (:mod:`mes.pdf.render`): the cover and each parameter's section in parallel processes, the
+    pages joined, "page X of Y" and the digest laid over them. ``workers``: processes (default:
+    one for a short report, else the CPUs, at most 4).
+    """
+    embedded = [
+        Embedded(
+            manifest(report),
+            MANIFEST_NAME,
+            "What this comparability report covers and the SHA-256 of its data",
+            relationship="Supplement",
+        ),
+        Embedded(
+            csv,
+            report.csv_name,
+            "The data of this report's charts and tables (CSV)",
+            relationship="Data",
+        ),
+    ]
+    created = report.generated_utc
+    weight = sum(_weight(p) for p in report.parameters)
+    if workers is None:
+        workers = 1 if weight < PARALLEL_FROM_ROWS else min(os.cpu_count() or 1, 4)
+    if workers <= 1 or not report.parameters:
+        return render_document_pdf(comparability_html(report), embedded, created)
+    cover = _html(report, [], cover=True, page_numbers=False)
+    sections = [
+        _html(report, [(number, p)], cover=False, page_numbers=False)
+        for number, p in enumerate(report.parameters, start=1)
+    ]
+    order = sorted(range(len(sections)), key=lambda i: -_weight(report.parameters[i]))
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(sections)), mp_context=_pool_context()
+    ) as pool:
+        futures = {i: pool.submit(_render_part, sections[i]) for i in order}
+        first = _render_part(cover, embedded, created)  # meanwhile, here: the catalog's part
+        parts = [first, *(futures[i].result() for i in range(len(sections)))]
+    pages = sum(part.pages for part in parts)
+    return _join(parts, _render_part(_page_numbers_html(pages, _footer_left(report))))
+
+
+def missing_in_print(report: ComparabilityReport, pdf: bytes) -> list[Expected]:
+    """What the rendered report does not show (empty: it is whole)."""
+    return missing_from(expected_words(report), pdf)
+
+
+# --- issuing ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedReport:
+    """A signed report, its CSV, and the file names they are offered under."""
+
+    pdf: bytes
+    csv: bytes
+    filename: str  # the PDF's; the CSV's is the same stem with .csv
+    report: ComparabilityReport
+
+    @property
+    def csv_filename(self) -> str:
+        """The CSV's file name: the PDF's stem with ``.csv``."""
+        return self.filename.removesuffix(".pdf") + ".csv"
+
+
+def report_filename(recipe_code: str, date_from: date, date_to: date) -> str:
+    """``<CODE>-comparability-<from>-to-<to>.pdf`` (the code as typed in the recipe)."""
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in recipe_code)
+    return f"{safe}-comparability-{date_from.isoformat()}-to-{date_to.isoformat()}.pdf"
+
+
+def check_period(date_from: date, date_to: date) -> None:
+    """A report's period starts on or before the day it ends."""
+    if date_to < date_from:
+        raise InvalidInput(
+            f"The period ends ({date_to.isoformat()}) before it starts ({date_from.isoformat()}).",
+            what_to_do="Swap the two dates.",
+        )
+
+
+def issue_comparability_report(
+    runtime: Runtime, ctx: Context, recipe_code: str, date_from: date, date_to: date
+) -> IssuedReport:
+    """The signed PDF/A-3b comparability report of ``recipe_code`` for the period, and its CSV.
+
+    The view is computed as the page computes it (the service checks who may read it, and keeps
+    the trends found on frozen baselines, so each is shown with its state); the report is made
+    anew each time (it states when it was generated and by whom), read back,
+    and signed by the hub like a batch record. Refused at a spoke (no document-signing key).
+    """
+    from mes.pdf.issue import COVER_STAMP_BOX, PrintIncomplete
+    from mes.pdf.sign import sign_pdf
+    from mes.services.document_certificate import load_document_key
+
+    settings = runtime.settings
+    key = load_document_key(settings)  # refused at a spoke, with what to do at a hub without
+    check_period(date_from, date_to)
+    from mes.services.charts import PRINT_RASTER_FROM, control_chart_svg
+    from mes.services.cpv import comparability, comparability_csv
+
+    with runtime.uow() as uow:  # as the page: new trends on frozen baselines are kept
+        view = comparability(uow, ctx, recipe_code, date_from, date_to)
+        actor = authorise(uow, ctx, Permission.WATCH_NETWORK)  # who generates it, in words
+    csv = comparability_csv(view).encode("utf-8")
+    report = comparability_report(
+        view,
+        csv=csv,
+        chart=partial(control_chart_svg, raster_from=PRINT_RASTER_FROM),
+        generated_at=ctx.at,
+        generated_by=f"{actor.name} ({actor.username})" if actor.user_id else actor.name,
+        hub=settings.site_code,
+        hub_name=settings.site_name,
+        time_zone=settings.time_zone,
+    )
+    pdf = render_comparability_pdf(report, csv)
+    missing = missing_in_print(report, pdf)
+    if missing:
+        raise PrintIncomplete(
+            f"The printed comparability report of {report.recipe_code}",
+            missing,
+            leaves_out="part of the report",
+            hides="a parameter's, signal's or disposition's words are hidden by the template",
+        )
+    signed = sign_pdf(
+        pdf,
+        key,
+        at=ctx.at,
+        reason=f"Comparability report {report.recipe_code} {report.date_from} to {report.date_to}",
+        location=f"{settings.site_name} ({settings.site_code})",
+        name=settings.site_name,
+        stamp_page=0,
+        stamp_box=COVER_STAMP_BOX,
+    )
+    return IssuedReport(signed, csv, report_filename(view.recipe_code, date_from, date_to), report)
