@@ -214,6 +214,18 @@ def known_among(
     return {tuple(row) for row in session.execute(query)}  # type: ignore[misc]
 
 
+def series_of(session: Session, recipe_code: str) -> dict[Series, str]:
+    """Each series of critical values received for the recipe code, with a label, in order."""
+    r = parameter_results.c
+    query = (
+        select(r.parameter, r.unit, func.max(r.label))
+        .where(r.recipe_code == recipe_code)
+        .group_by(r.parameter, r.unit)
+    )
+    found = {(p, u or ""): label for p, u, label in session.execute(query)}
+    return dict(sorted(found.items()))
+
+
 def recipe_codes(session: Session) -> list[str]:
     """The recipe codes with critical values received, in order."""
     r = parameter_results.c
@@ -393,6 +405,7 @@ __all__ = [
     "people",
     "recipe_codes",
     "results",
+    "series_of",
     "series_points",
     "trend",
     "trend_names",
