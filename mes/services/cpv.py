@@ -29,6 +29,7 @@ import csv
 import io
 import json
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -45,6 +46,7 @@ from mes.core.cpv import (
     ControlLimits,
     Equivalence,
     Rule,
+    Signal,
     capability,
     equivalence,
     equivalence_words,
@@ -52,6 +54,7 @@ from mes.core.cpv import (
     signal_words,
     signals,
 )
+from mes.core.cpv.rules import WINDOW
 from mes.core.critical import Criticality, critical_inputs
 from mes.core.errors import InvalidInput, NotFound
 from mes.core.esign import Meaning
@@ -143,6 +146,7 @@ class SignalView:
     numbers: tuple[str, ...]  # the batches of the run, in order
     first_batch_id: str
     words: str
+    marked: tuple[str, ...] = ()  # the batches whose points break the rule (ringed on a chart)
     trend_id: str | None = None  # kept as a trend to assess (judged on a frozen baseline)
     disposition: str | None = None  # a Disposition value, once QA assessed it
     disposition_words: str | None = None
@@ -303,12 +307,25 @@ def comparability(
     specs = _specifications(uow, code)
     baselines = store.baselines(uow.session, code)
     margins = store.margins(uow.session, code)
-    kept = store.keyed(store.trends(uow.session, code, series[0] if series else None))
+    # Every trend kept on a run that overlaps the period, with QA's disposition, straight from
+    # the trends kept (not matched to the signals of the points shown: a period that starts or
+    # ends inside a run would lose them, and its part of the run would show as new).
+    kept = {
+        key: store.series_trends(
+            uow.session, code, key, date_from, date_to, chart_of if only is not None else None
+        )
+        for key in grouped
+    }
     signers = store.people(
         uow.session,
         [b.frozen_by for b in baselines.values()]
         + [m.set_by for m in margins.values()]
-        + [r.disposition.decided_by for r in kept.values() if r.disposition is not None],
+        + [
+            k.row.disposition.decided_by
+            for found in kept.values()
+            for k in found
+            if k.row.disposition is not None
+        ],
     )
     order = {series: i for i, series in enumerate(specs)}
     parameters = [
@@ -318,7 +335,7 @@ def comparability(
             specs.get(key),
             baselines.get(key),
             margins.get(key),
-            kept,
+            kept[key],
             signers,
             chart_of=chart_of if only is not None else None,
         )
@@ -385,17 +402,116 @@ def _signals_of(
             numbers=tuple(p.number for p in run),
             first_batch_id=run[0].batch_id,
             words=signal_words(signal, scope=_scope_words(scope), parameter=label, numbers=numbers),
+            marked=_marked(signal, run, limits),
         )
         found.append((view, run))
     return found
 
 
-def _with_trend(
-    view: SignalView, parameter: str, kept: dict, signers: dict[str, str]
-) -> SignalView:
-    row = kept.get((parameter, view.scope, view.rule.value, view.first_batch_id))
-    if row is None:
-        return view
+def _marked(signal: Signal, run: Sequence[SeriesPoint], limits: ControlLimits) -> tuple[str, ...]:
+    """The batches of a signal whose points break the rule.
+
+    Every point of an "in a row" run; for "beyond 3σ", "2 of 3 beyond 2σ" and "4 of 5 beyond
+    1σ", only the points beyond the zone on the signal's side (the others only share the window).
+    """
+    zone = {Rule.BEYOND_3_SIGMA: 3.0, **{rule: k for rule, (_m, _n, k) in WINDOW.items()}}.get(
+        signal.rule
+    )
+    if zone is None:
+        return tuple(p.number for p in run)
+    edge = zone * limits.sigma
+    if signal.direction == "above":
+        return tuple(p.number for p in run if p.value > limits.centre + edge)
+    if signal.direction == "below":
+        return tuple(p.number for p in run if p.value < limits.centre - edge)
+    return tuple(p.number for p in run if abs(p.value - limits.centre) > edge)
+
+
+def _listed(
+    scope: str,
+    points: Sequence[SeriesPoint],
+    limits: ControlLimits,
+    label: str,
+    kept: Sequence[store.KeptTrend],
+    signers: dict[str, str],
+) -> list[SignalView]:
+    """The signals of one chart: every kept trend overlapping the period, then the new ones.
+
+    A kept trend is shown as kept (its words, its disposition) even when the period holds only
+    part of its run; a signal of the points shown is added only where no trend of the same rule
+    is kept on a run that overlaps it (else a period starting inside a run would show the rest
+    of it as a new signal with no disposition).
+    """
+    keys = [(p.at, p.number) for p in points]
+    computed = _signals_of(scope, points, limits, label)
+    covered: dict[int, list[int]] = {}  # kept trend → the signals of the points shown it covers
+    new: list[int] = []
+    for j, (view, run) in enumerate(computed):
+        home = next((i for i, item in enumerate(kept) if _covers(item, view, run, keys)), None)
+        if home is None:
+            new.append(j)
+        else:
+            covered.setdefault(home, []).append(j)
+    listed: list[tuple[tuple[str, str], SignalView]] = []
+    for i, item in enumerate(kept):
+        trend = item.row.trend
+        start, end = _extent(item)
+        if i not in covered and not (keys and start <= keys[-1] and end >= keys[0]):
+            continue  # a run that ended before the period (or kept on points not shown)
+        inside = points[bisect_left(keys, start) : bisect_right(keys, end)]
+        marked = [n for j in covered.get(i, []) for n in computed[j][0].marked]
+        view = SignalView(
+            scope=scope,
+            rule=Rule(trend.rule),
+            direction=trend.direction,
+            numbers=tuple(
+                dict.fromkeys([trend.first_number, *(p.number for p in inside), trend.last_number])
+            ),
+            first_batch_id=trend.first_batch_id,
+            words=trend.words,
+            marked=tuple(dict.fromkeys(marked)) if marked else tuple(p.number for p in inside),
+        )
+        listed.append((start, _with_trend(view, item.row, signers)))
+    for j in new:
+        view, run = computed[j]
+        listed.append(((run[0].at, run[0].number), view))
+    listed.sort(key=itemgetter(0))
+    return [view for _start, view in listed]
+
+
+def _extent(item: store.KeptTrend) -> tuple[tuple[str, str], tuple[str, str]]:
+    """Where a kept trend's run starts and ends, as (recorded at, batch number)."""
+    trend = item.row.trend
+    return (item.first_at or "", trend.first_number), (item.last_at or "\uffff", trend.last_number)
+
+
+def _covers(
+    item: store.KeptTrend,
+    view: SignalView,
+    run: Sequence[SeriesPoint],
+    keys: Sequence[tuple[str, str]],
+) -> bool:
+    """Whether a signal of the points shown is (part of) the run of a kept trend.
+
+    Same rule, and the runs overlap; or the kept run began before the period and the signal
+    begins within the first points shown (the rest of that run: a kept trend names the run as
+    it stood when kept, and a run goes on as long as the rule holds).
+    """
+    if item.row.trend.rule != view.rule.value:
+        return False
+    start, end = _extent(item)
+    if view.first_batch_id == item.row.trend.first_batch_id or _overlap(run, start, end):
+        return True
+    return (
+        bool(keys) and start < keys[0] and bisect_left(keys, (run[0].at, run[0].number)) < RULE_SPAN
+    )
+
+
+def _overlap(run: Sequence[SeriesPoint], start: tuple[str, str], end: tuple[str, str]) -> bool:
+    return (run[0].at, run[0].number) <= end and (run[-1].at, run[-1].number) >= start
+
+
+def _with_trend(view: SignalView, row: store.TrendRow, signers: dict[str, str]) -> SignalView:
     done = row.disposition
     if done is None:
         return _replace(view, trend_id=row.trend.id)
@@ -437,7 +553,7 @@ def _parameter_view(
     spec: tuple | None,
     baseline: store.CpvBaseline | None,
     margin: store.CpvMargin | None,
-    kept: dict,
+    kept: Sequence[store.KeptTrend],
     signers: dict[str, str],
     *,
     chart_of: str | None = None,
@@ -457,10 +573,8 @@ def _parameter_view(
         scopes = (NETWORK, *sites) if chart_of is None else (chart_of,)
         for scope in scopes:
             scoped = points if scope == NETWORK else by_site.get(scope, [])
-            found += [
-                _with_trend(view, parameter, kept, signers)
-                for view, _run in _signals_of(scope, scoped, limits, label)
-            ]
+            mine = [k for k in kept if k.row.trend.scope == scope]
+            found += _listed(scope, scoped, limits, label, mine, signers)
     return ParameterView(
         parameter=parameter,
         unit=unit,
@@ -590,8 +704,14 @@ def _keep_trend(
 ) -> bool:
     """Keep one signal judged on a frozen baseline as a trend to assess, with its audit entry.
 
-    False when it was kept already (by another transaction: the trend's unique key).
+    False when it was kept already (by another transaction: the trend's unique key), or when
+    a trend of the same rule and scope is kept on a run that overlaps this one (the same run
+    seen from elsewhere, e.g. judged on a later baseline or from a window that starts inside it).
     """
+    if store.overlapping_trend(
+        uow.session, recipe_code, series, view.scope, view.rule.value, run[0].at, run[-1].at
+    ):
+        return False
     trend = store.CpvTrend(
         id=new_id(),
         recipe_code=recipe_code,

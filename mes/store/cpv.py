@@ -318,6 +318,86 @@ def trend(session: Session, trend_id: str, *, lock: bool = False) -> TrendRow | 
     return TrendRow(found, session.get(CpvDisposition, trend_id))
 
 
+class KeptTrend(NamedTuple):
+    """A kept trend with when its run's first and last values were recorded (None: not found)."""
+
+    row: TrendRow
+    first_at: str | None
+    last_at: str | None
+
+
+def _run_times(recipe_code: str, parameter: str, unit: str) -> tuple[Any, Any, Any]:
+    """Selectable of each trend of the series with the times of its run's first and last values."""
+    first, last = parameter_results.alias("first_value"), parameter_results.alias("last_value")
+    on_first, on_last = (
+        (r.c.batch_id == batch)
+        & (r.c.parameter == parameter)
+        & (func.coalesce(r.c.unit, "") == unit)
+        for r, batch in ((first, CpvTrend.first_batch_id), (last, CpvTrend.last_batch_id))
+    )
+    return (
+        (
+            select(CpvTrend, CpvDisposition, first.c.recorded_at, last.c.recorded_at)
+            .outerjoin(CpvDisposition, CpvDisposition.trend_id == CpvTrend.id)
+            .outerjoin(first, on_first)
+            .outerjoin(last, on_last)
+            .where(
+                CpvTrend.recipe_code == recipe_code,
+                CpvTrend.parameter == parameter,
+                CpvTrend.unit == unit,
+            )
+        ),
+        first,
+        last,
+    )
+
+
+def series_trends(
+    session: Session,
+    recipe_code: str,
+    series: Series,
+    date_from: date | None,
+    date_to: date | None,
+    scope: str | None = None,
+) -> list[KeptTrend]:
+    """The trends kept on one series whose run began before the period ends, oldest run first.
+
+    ``date_from`` is not a bound: a trend names its run as it stood when kept, and the run may
+    go on into the period (the service tells which of these the period shows). A run whose
+    first value is no longer in the read model is included.
+    """
+    del date_from  # see above
+    query, first, _last = _run_times(recipe_code, *series)
+    if date_to is not None:
+        query = query.where(
+            first.c.recorded_at.is_(None) | (first.c.recorded_at < _day_after(date_to))
+        )
+    if scope is not None:
+        query = query.where(CpvTrend.scope == scope)
+    query = query.order_by(first.c.recorded_at, CpvTrend.first_number, CpvTrend.id)
+    return [KeptTrend(TrendRow(t, d), a, b) for t, d, a, b in session.execute(query)]
+
+
+def overlapping_trend(
+    session: Session,
+    recipe_code: str,
+    series: Series,
+    scope: str,
+    rule: str,
+    first_at: str,
+    last_at: str,
+) -> bool:
+    """Whether a trend of the same rule and scope is kept on a run that overlaps this one."""
+    query, first, last = _run_times(recipe_code, *series)
+    query = query.where(
+        CpvTrend.scope == scope,
+        CpvTrend.rule == rule,
+        first.c.recorded_at <= last_at,
+        last.c.recorded_at >= first_at,
+    )
+    return session.execute(query.limit(1)).first() is not None
+
+
 def known_signals(session: Session, recipe_code: str) -> set[tuple[str, str, str, str]]:
     """(parameter, scope, rule, first batch) of every trend already kept for the recipe code."""
     query = select(
@@ -389,6 +469,7 @@ __all__ = [
     "CpvDisposition",
     "CpvMargin",
     "CpvTrend",
+    "KeptTrend",
     "ResultRow",
     "Series",
     "TrendRow",
@@ -402,11 +483,13 @@ __all__ = [
     "margin_names",
     "margins",
     "open_trends",
+    "overlapping_trend",
     "people",
     "recipe_codes",
     "results",
     "series_of",
     "series_points",
+    "series_trends",
     "trend",
     "trend_names",
     "trends",
