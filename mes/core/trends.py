@@ -84,14 +84,28 @@ def check_disposition(
     return (ref if needed else None), text
 
 
-def check_reason(reason: str | None, *, required: bool) -> str | None:
-    """The reason given for a baseline or a margin, kept as typed (at most 2,000 characters)."""
+REASON_FOR = {
+    "margin": (
+        "Say why this margin fits the parameter.",
+        "Give the reason (e.g. the variability of the reference sites).",
+    ),
+    "baseline": (
+        "A baseline of this parameter is in force: say why this one replaces it.",
+        "Give the reason (e.g. a process change, after its validation).",
+    ),
+}
+
+
+def check_reason(reason: str | None, *, required: bool, of: str = "margin") -> str | None:
+    """The reason given for a baseline or a margin, kept as typed (at most 2,000 characters).
+
+    Required for every margin, and for a baseline that replaces one in force (EU GMP Annex 11
+    §9: the reason for a change of GMP-relevant data is recorded).
+    """
     text = free_text(reason, "The reason")
     if required and not text:
-        raise InvalidInput(
-            "Say why this margin fits the parameter.",
-            what_to_do="Give the reason (e.g. the variability of the reference sites).",
-        )
+        message, hint = REASON_FOR[of]
+        raise InvalidInput(message, what_to_do=hint)
     return text or None
 
 
@@ -136,6 +150,21 @@ def check_enough_for_baseline(found: int, wanted: int, parameter: str) -> None:
             f"The period holds {found} batch{'es' if found != 1 else ''} with {parameter}; "
             f"the baseline asks for {wanted}.",
             what_to_do="Choose a longer period or fewer batches.",
+        )
+
+
+def check_spread(values: list[float], parameter: str, unit: str | None = None) -> None:
+    """The baseline's values vary: with no moving range σ is 0 and the limits say nothing.
+
+    Limits at centre ± 0 would make every later value a signal (or, where σ 0 is skipped, none
+    ever): such a baseline is refused, not frozen.
+    """
+    if len(values) >= 2 and all(a == b for a, b in zip(values, values[1:], strict=False)):
+        shown = f"{values[0]:g}{' ' + unit if unit else ''}"
+        raise InvalidInput(
+            f"The {len(values)} batches of the baseline all read {shown} for {parameter}: "
+            "control limits need spread.",
+            what_to_do="Choose a longer period (or more batches) whose values vary.",
         )
 
 

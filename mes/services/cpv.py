@@ -71,6 +71,7 @@ from mes.core.trends import (
     check_enough_for_baseline,
     check_margin,
     check_reason,
+    check_spread,
     disposition_record,
     margin_record,
     parse_disposition,
@@ -941,13 +942,15 @@ def freeze_baseline(
     """
     actor = authorise(uow, ctx, Permission.GOVERN_CPV)
     request = check_baseline_request(date_from, date_to, batches)
-    why = check_reason(reason, required=False)
     code = (recipe_code or "").strip()
     series = split_key(key)
+    in_force = store.baselines(uow.session, code).get(series)
+    why = check_reason(reason, required=in_force is not None, of="baseline")
     rows = store.results(uow.session, code, request.date_from, request.date_to, series=series)
     label = rows[0].label if rows else series[0]
     check_enough_for_baseline(len(rows), request.batches, label)
     chosen = rows[: request.batches]
+    check_spread([r.value for r in chosen], label, series[1] or None)
     limits = imr_limits([r.value for r in chosen])
     numbers = [r.number for r in chosen]
     record = baseline_record(

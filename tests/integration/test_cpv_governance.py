@@ -321,3 +321,19 @@ def test_a_run_seen_again_on_a_later_baseline_is_not_kept_twice(make_uow, qa, cl
         trends = uow.session.execute(select(CpvTrend)).scalars().all()
     runs = [(t.scope, t.rule) for t in trends]
     assert len(runs) == len(set(runs)) and len(trends) >= before
+
+
+def test_a_baseline_without_spread_is_refused_and_a_replacement_needs_a_reason(make_uow, qa):
+    add_batches(make_uow, [("SPK1", 5.0)] * 9 + steady())
+    with make_uow() as uow, pytest.raises(InvalidInput, match="all read 5 %.*need spread"):
+        cpv.freeze_baseline(
+            uow, user_ctx(qa), CODE, KEY, FROM, FROM + timedelta(days=60), 9, None, **signed()
+        )
+    first = freeze(make_uow, qa, batches=12)  # nine 5 % then some spread: frozen
+    assert first.sigma > 0
+    with make_uow() as uow, pytest.raises(InvalidInput, match="replaces it"):
+        cpv.freeze_baseline(
+            uow, user_ctx(qa), CODE, KEY, FROM, FROM + timedelta(days=60), 12, " ", **signed()
+        )
+    with make_uow() as uow:
+        assert len(uow.session.execute(select(CpvBaseline)).all()) == 1

@@ -14,6 +14,7 @@ from mes.core.trends import (
     check_disposition,
     check_margin,
     check_reason,
+    check_spread,
     parse_disposition,
 )
 
@@ -61,3 +62,16 @@ def test_texts_are_kept_as_typed_or_refused_never_cut_short():
         check_reason("x" * 2001, required=False)
     with pytest.raises(InvalidInput, match="why this margin"):
         check_reason("", required=True)
+
+
+def test_a_baseline_with_no_spread_is_refused_in_words():
+    """Review blocker: nine equal values gave σ 0, froze, and silenced the parameter."""
+    with pytest.raises(InvalidInput, match=r"the baseline all read 5 ng for IL-6: .*need spread"):
+        check_spread([5.0] * 9, "IL-6", "ng")
+    check_spread([5.0] * 8 + [5.1], "IL-6", "ng")
+
+
+def test_replacing_a_baseline_needs_a_reason():
+    assert check_reason("", required=False, of="baseline") is None
+    with pytest.raises(InvalidInput, match="say why this one replaces it"):
+        check_reason("  ", required=True, of="baseline")
