@@ -858,6 +858,15 @@ def scan_trends(uow: UnitOfWork, ctx: Context, recipe_code: str | None = None) -
     source, so trends reach QA without anyone opening the comparability page.
     """
     authorise(uow, ctx, Permission.WATCH_NETWORK)
+    if recipe_code is not None:
+        recipe_code = recipe_code.strip()
+        if recipe_code not in store.recipe_codes(uow.session) and not store.compiled_versions(
+            uow.session, recipe_code
+        ):
+            raise NotFound(
+                f"The hub knows no recipe {recipe_code!r}.",
+                what_to_do="Give a recipe code of the hub (or no --recipe: every one).",
+            )
     codes = [recipe_code] if recipe_code else store.recipe_codes(uow.session)
     return sum(_keep_trends(uow, ctx, code) for code in codes)
 
