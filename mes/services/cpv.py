@@ -25,10 +25,7 @@ only reads.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -56,6 +53,7 @@ from mes.core.cpv import (
 )
 from mes.core.cpv.rules import WINDOW
 from mes.core.critical import Criticality, critical_inputs
+from mes.core.csvtext import csv_text
 from mes.core.errors import InvalidInput, NotFound
 from mes.core.esign import Meaning
 from mes.core.trends import (
@@ -1167,20 +1165,7 @@ def acknowledge_trend(
 
 
 def _csv(rows: list[list[object]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    for row in rows:
-        writer.writerow(["" if v is None else _safe_cell(v) for v in row])
-    return out.getvalue()
-
-
-def _safe_cell(value: object) -> object:
-    """A text cell a spreadsheet could take for a formula is quoted with an apostrophe."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    if isinstance(value, float):
-        return "" if math.isnan(value) else repr(value)
-    return value
+    return csv_text(rows)
 
 
 CHART_COLUMNS = [
