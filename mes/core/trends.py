@@ -6,7 +6,8 @@ limits frozen from a **baseline** QA approved with an e-signature (until then th
 provisional, computed from the data shown), and each site is compared with the network by an
 equivalence test against a **margin** QA sets per parameter in advance (ICH Q5E). A signal of
 the control-chart rules is a **trend to assess**: QA acknowledges it with a disposition — no
-action, a deviation opened at the site, or a CAPA — and a comment. Plain rules, no I/O.
+action, a deviation the site opened (its number: the hub
+cannot write into a spoke's record), or a CAPA — and a comment. Plain rules, no I/O.
 """
 
 from __future__ import annotations
@@ -39,15 +40,19 @@ class Disposition(Worded):
     """What QA decided about a trend (a signal of the control-chart rules)."""
 
     NO_ACTION = "no_action", "No action: assessed, within the process's normal behaviour"
-    DEVIATION = "deviation", "Deviation opened at the site"
+    DEVIATION = "deviation", "Deviation at the site — its number"
     CAPA = "capa", "CAPA opened"
 
 
 DISPOSITION_REFERENCE = {
-    Disposition.DEVIATION: "the deviation's reference at the site",
+    Disposition.DEVIATION: "the number of the deviation the site opened",
     Disposition.CAPA: "the CAPA reference",
 }
 """The dispositions that need a reference, and what the reference is."""
+
+
+MAX_REFERENCE = 60
+"""A deviation's or CAPA's number ("DEV-SPK2-2026-014"): one line, at most this long."""
 
 
 def parse_disposition(value: str | None) -> Disposition:
@@ -77,7 +82,7 @@ def check_disposition(
             "Say in a comment why this disposition fits the trend.",
             what_to_do="Write what you looked at and what you concluded.",
         )
-    ref = one_line(reference, "The reference", max_length=200) or None
+    ref = one_line(reference, "The reference", max_length=MAX_REFERENCE) or None
     needed = DISPOSITION_REFERENCE.get(disposition)
     if needed and ref is None:
         raise InvalidInput(f"'{disposition.words}' needs {needed}.", what_to_do=f"Type {needed}.")

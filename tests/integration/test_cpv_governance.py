@@ -184,7 +184,7 @@ def test_a_disposition_needs_its_reference_and_a_comment(make_uow, qa):
     trend_id = next(s.trend_id for s in view(make_uow, qa).parameters[0].signals if s.trend_id)
     for disposition, reference, comment, words in (
         ("capa", None, "c", "needs the CAPA reference"),
-        ("deviation", " ", "c", "needs the deviation's reference"),
+        ("deviation", " ", "c", "needs the number of the deviation the site opened"),
         ("no_action", None, "", "comment"),
         ("ignore", None, "c", "not a disposition"),
     ):

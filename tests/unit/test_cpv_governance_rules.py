@@ -24,7 +24,7 @@ def test_a_deviation_or_a_capa_needs_its_reference_and_every_disposition_a_comme
     assert check_disposition(Disposition.CAPA, " CAPA-7 ", "c") == ("CAPA-7", "c")
     with pytest.raises(InvalidInput, match="needs the CAPA reference"):
         check_disposition(Disposition.CAPA, "  ", "c")
-    with pytest.raises(InvalidInput, match="needs the deviation's reference"):
+    with pytest.raises(InvalidInput, match="needs the number of the deviation the site opened"):
         check_disposition(Disposition.DEVIATION, None, "c")
     with pytest.raises(InvalidInput, match="comment"):
         check_disposition(Disposition.NO_ACTION, None, "   ")
@@ -75,3 +75,13 @@ def test_replacing_a_baseline_needs_a_reason():
     assert check_reason("", required=False, of="baseline") is None
     with pytest.raises(InvalidInput, match="say why this one replaces it"):
         check_reason("  ", required=True, of="baseline")
+
+
+def test_a_deviation_s_reference_is_one_short_line():
+    """Review: the reference is the number of the deviation the site opened, not free text."""
+    assert Disposition.DEVIATION.words == "Deviation at the site — its number"
+    ok = check_disposition(Disposition.DEVIATION, " DEV-SPK2-2026-014 ", "c")
+    assert ok == ("DEV-SPK2-2026-014", "c")
+    for bad, words in (("DEV-1\nDEV-2", "one line|line break"), ("D" * 61, "at most 60")):
+        with pytest.raises(InvalidInput, match=words):
+            check_disposition(Disposition.DEVIATION, bad, "c")
