@@ -348,12 +348,17 @@ def comparability(
 def _specifications(uow: UnitOfWork, recipe_code: str) -> dict[store.Series, tuple]:
     """Each critical number's label, criticality words and action limits, in recipe order.
 
-    From the newest version of the recipe that has it.
+    From the newest version of the recipe that has it. Where two numbers of the recipe share a
+    label ("Viability" at harvest and at release testing), each is named with its phase
+    ("Viability at release testing"): the words QA signs, the charts' titles, the CSV and the
+    report must tell them apart.
     """
     found: dict[store.Series, tuple] = {}
+    phases: dict[store.Series, str] = {}
     for _version, compiled in store.compiled_versions(uow.session, recipe_code):
         for item in critical_inputs(json.loads(compiled)):
             series = (item.parameter, item.unit or "")
+            phases.setdefault(series, item.phase_name)
             found.setdefault(
                 series,
                 (
@@ -363,7 +368,24 @@ def _specifications(uow: UnitOfWork, recipe_code: str) -> dict[store.Series, tup
                     item.action_high,
                 ),
             )
-    return found
+    return {
+        series: (distinct_label(series, found, phases), *spec[1:]) for series, spec in found.items()
+    }
+
+
+def distinct_label(
+    series: store.Series, found: Mapping[store.Series, tuple], phases: Mapping[store.Series, str]
+) -> str:
+    """The label, with its phase's name when another number of the recipe has the same label."""
+    label = found[series][0]
+    same = [s for s, spec in found.items() if spec[0].casefold() == label.casefold()]
+    if len({s[0] for s in same}) < 2:
+        return label
+    phase = phases.get(series) or series[0].split(".")[0]
+    phase = phase if phase[1:2].isupper() else phase[:1].lower() + phase[1:]
+    if phase.casefold() in label.casefold():
+        return label
+    return f"{label} at {phase}"
 
 
 def _limits(baseline: store.CpvBaseline | None, values: Sequence[float]) -> ControlLimits | None:
@@ -811,6 +833,7 @@ def keep_new_trends(uow: UnitOfWork, at: datetime, changed: Sequence[Mapping[str
         baselines = store.baselines(uow.session, code)
         if not baselines:
             continue
+        specs = _specifications(uow, code)  # the labels QA reads (with the phase where clashing)
         for row in changed:
             series = (row["parameter"], row["unit"] or "")
             baseline = baselines.get(series)
@@ -833,7 +856,9 @@ def keep_new_trends(uow: UnitOfWork, at: datetime, changed: Sequence[Mapping[str
                 scope = NETWORK if site is None else site
                 found += [
                     (view, run)
-                    for view, run in _signals_of(scope, points, limits, row["label"])  # type: ignore[arg-type]
+                    for view, run in _signals_of(
+                        scope, points, limits, (specs.get(series) or (row["label"],))[0]
+                    )  # type: ignore[arg-type]
                     if not older or points.index(run[0]) >= CONTEXT
                 ]
             if not found:
