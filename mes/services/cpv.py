@@ -107,6 +107,7 @@ __all__ = [
 ]
 
 NETWORK_WORDS = "Network"
+COMPLETE_ONLY = "Complete batches only: in-progress and aborted batches are left out."
 
 
 class SeriesPoint(NamedTuple):
@@ -118,6 +119,7 @@ class SeriesPoint(NamedTuple):
     value: float
     at: str  # UTC text, when recorded
     version: int
+    demo: bool = False  # the batch is demo data (``mes demo``): never mixed in silently
 
 
 @dataclass(frozen=True)
@@ -206,6 +208,11 @@ class ParameterView:
         """'Viability at harvest (%)'."""
         return f"{self.label} ({self.unit})" if self.unit else self.label
 
+    @property
+    def demo_batches(self) -> int:
+        """How many of the batches shown are demo data (a real hub has none)."""
+        return sum(1 for p in self.points if p.demo)
+
     def points_of(self, scope: str) -> list[SeriesPoint]:
         """The points of one site, or every point for the network."""
         return self.points if scope == NETWORK else [p for p in self.points if p.site == scope]
@@ -222,6 +229,11 @@ class ComparabilityView:
     sites: list[str]
     batches: int
     default_baseline_batches: int = DEFAULT_BASELINE_BATCHES
+
+    @property
+    def demo_batches(self) -> int:
+        """How many batches of the view are demo data."""
+        return len({p.batch_id for view in self.parameters for p in view.points if p.demo})
 
     def parameter(self, key: str) -> ParameterView:
         """One parameter by its key ('phase.value|unit'), or :class:`NotFound`."""
@@ -552,7 +564,9 @@ def _replace(view: SignalView, **changes: object) -> SignalView:
     return replace(view, **changes)  # type: ignore[arg-type]
 
 
-_POINT = itemgetter(5, 6, 7, 8, 9, 4)  # a ResultRow's site, number, batch, value, at, version
+_POINT = itemgetter(
+    5, 6, 7, 8, 9, 4, 10
+)  # a ResultRow's site, number, batch, value, at, version, demo
 
 
 def _points(rows: Sequence[store.ResultRow]) -> list[SeriesPoint]:
@@ -1211,6 +1225,7 @@ CHART_COLUMNS = [
     "spec_low",
     "spec_high",
     "signals",
+    "demo",
 ]
 
 
@@ -1243,6 +1258,7 @@ def _chart_rows(code: str, view: ParameterView, scope: str) -> list[list[object]
                 view.spec_low,
                 view.spec_high,
                 " ".join(rules.get((scope, point.number), [])),
+                "demo" if point.demo else "",
             ]
         )
         previous = point.value
@@ -1321,6 +1337,13 @@ def chart_summary(view: ParameterView, scope: str = NETWORK) -> str:
         f"from {points[0].number} to {points[-1].number}; values from {_number(min(values))} "
         f"to {_number(max(values))}{unit}."
     ]
+    demo = sum(1 for p in points if p.demo)
+    if demo:
+        text.append(
+            f"Includes {demo} demo batch{'es' if demo != 1 else ''} (demonstration data, "
+            "not production)."
+        )
+    text.append(COMPLETE_ONLY)
     limits = view.limits
     if limits is not None:
         source = (
