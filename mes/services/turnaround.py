@@ -61,6 +61,7 @@ class RecipeTurnaround:
     stats: TurnaroundStats
     timelines: list[Timeline]
     unit_procedures: dict[str, str]
+    demo_batches: int = 0  # demo data among the batches (told on the page, never mixed silently)
 
     def point_title(self, name: str) -> str:
         """A point of the timeline in words ("Collection end", "End of Expansion")."""
@@ -169,6 +170,7 @@ def turnaround_report(
                 stats=turnaround(code, table, target, names),
                 timelines=_newest(uow, code, rows, table, newest),
                 unit_procedures=names,
+                demo_batches=rows.demo,
             )
         )
     return TurnaroundView(recipes, recipe_code or None, codes, since, until)

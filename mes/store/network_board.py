@@ -110,6 +110,7 @@ class PointRows:
     numbers: list[str]
     points: tuple[str, ...]
     hours: list[list[float | None]]
+    demo: int = 0  # how many of the batches are demo data (``mes demo``; a real hub has none)
 
 
 def point_rows(
@@ -130,7 +131,13 @@ def point_rows(
         func.max(case((BatchMilestone.milestone == name, hours), else_=None)) for name in points
     ]
     query = (
-        select(BatchSummary.batch_id, BatchSummary.site, BatchSummary.number, *columns)
+        select(
+            BatchSummary.batch_id,
+            BatchSummary.site,
+            BatchSummary.number,
+            BatchSummary.demo,
+            *columns,
+        )
         .join(BatchMilestone, BatchMilestone.batch_id == BatchSummary.batch_id)
         .where(
             BatchMilestone.recipe_code == recipe_code,
@@ -138,7 +145,7 @@ def point_rows(
             BatchSummary.created_at >= created_from,
             BatchSummary.created_at < created_before,
         )
-        .group_by(BatchSummary.batch_id, BatchSummary.site, BatchSummary.number)
+        .group_by(BatchSummary.batch_id, BatchSummary.site, BatchSummary.number, BatchSummary.demo)
         .order_by(BatchSummary.batch_id)
     )
     rows = session.execute(query).all()
@@ -147,7 +154,8 @@ def point_rows(
         sites=[r[1] for r in rows],
         numbers=[r[2] for r in rows],
         points=tuple(points),
-        hours=[list(r[3:]) for r in rows],
+        hours=[list(r[4:]) for r in rows],
+        demo=sum(1 for r in rows if r[3]),
     )
 
 
