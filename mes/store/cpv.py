@@ -13,7 +13,18 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, NamedTuple
 
-from sqlalchemy import Boolean, Float, String, column, exists, func, select, table, union_all
+from sqlalchemy import (
+    Boolean,
+    Float,
+    String,
+    column,
+    exists,
+    func,
+    select,
+    table,
+    text,
+    union_all,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,7 +37,7 @@ from mes.store.models import (
     RecipeVersion,
     User,
 )
-from mes.store.queries import RecordName
+from mes.store.queries import RecordName, plain_rows
 
 # The read model, named by its columns (its model class is the read-model module's).
 parameter_results = table(
@@ -149,11 +160,12 @@ def series_points(
         where.append(r.recorded_at >= date_from.isoformat())
     if date_to is not None:
         where.append(r.recorded_at < _day_after(date_to))
-    rows = session.execute(
+    rows = plain_rows(
+        session,
         select(r.site, r.number, r.batch_id, r.value, r.recorded_at, r.recipe_version, r.demo)
         .where(*where)
-        .order_by(r.recorded_at, r.number)
-    ).all()
+        .order_by(r.recorded_at, r.number),
+    )
     if not rows:
         return [], None
     label = session.execute(
@@ -206,14 +218,18 @@ def window(
         where.append(r.site == site)
     upto = (
         select(*columns)
-        .where(*where, (r.recorded_at < at) | ((r.recorded_at == at) & (r.number <= number)))
+        .where(
+            *where,
+            r.recorded_at <= at,  # a range of the index, then the tie on the number
+            (r.recorded_at < at) | (r.number <= number),
+        )
         .order_by(r.recorded_at.desc(), r.number.desc())
         .limit(before)
         .subquery()
     )
     later = (
         select(*columns)
-        .where(*where, (r.recorded_at > at) | ((r.recorded_at == at) & (r.number > number)))
+        .where(*where, r.recorded_at >= at, (r.recorded_at > at) | (r.number > number))
         .order_by(r.recorded_at, r.number)
         .limit(after)
         .subquery()
@@ -260,9 +276,19 @@ def series_of(session: Session, recipe_code: str) -> dict[Series, str]:
 
 
 def recipe_codes(session: Session) -> list[str]:
-    """The recipe codes with critical values received, in order."""
-    r = parameter_results.c
-    return list(session.execute(select(r.recipe_code).distinct().order_by(r.recipe_code)).scalars())
+    """The recipe codes with critical values received, in order.
+
+    A skip scan of the series index (its first column): one probe per code, not every row.
+    """
+    query = text(
+        "WITH RECURSIVE codes(code) AS ("
+        " SELECT min(recipe_code) FROM parameter_results"
+        " UNION ALL"
+        " SELECT (SELECT min(recipe_code) FROM parameter_results WHERE recipe_code > code)"
+        " FROM codes WHERE code IS NOT NULL"
+        ") SELECT code FROM codes WHERE code IS NOT NULL ORDER BY code"
+    )
+    return list(session.execute(query).scalars())
 
 
 def compiled_versions(session: Session, recipe_code: str) -> list[tuple[int, str]]:
