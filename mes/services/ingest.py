@@ -419,8 +419,8 @@ def _store_chunk(uow: UnitOfWork, at: datetime, chunk: Chunk, via: str) -> Ack:
     refresh_batch(session, batch, record, review, settings=uow.site.review)
     # Continued process verification: signals on frozen baselines become trends for QA now.
     # Only complete batches enter the series: a batch is judged (all its values) once complete.
-    if batch.status == "complete":
-        keep_new_trends(uow, at, cpv_store.batch_results(session, batch.id))
+    if batch.state.status.value == "complete":
+        keep_new_trends(uow, at, cpv_store.batch_results(session, chunk.batch))
     return Ack(
         chunk.batch,
         len(follow.new),
