@@ -66,7 +66,7 @@ def test_a_received_batch_is_charted_with_a_link_to_its_record(net, received, ma
 
 
 def test_a_received_batch_that_completes_nine_below_the_centre_line_is_a_trend_in_qa_queue(
-    net,  # noqa: F811 - the fixture
+    net,  # noqa: F811
     tmp_path,
     make_app,
 ):
