@@ -97,6 +97,7 @@ __all__ = [
     "comparability_csv",
     "freeze_baseline",
     "keep_new_trends",
+    "parameters_of",
     "recipe_codes",
     "scan_trends",
     "set_margin",
@@ -244,6 +245,22 @@ def recipe_codes(uow: UnitOfWork, ctx: Context) -> list[str]:
     """The recipe codes with critical numbers received from the spokes."""
     authorise(uow, ctx, Permission.WATCH_NETWORK)
     return store.recipe_codes(uow.session)
+
+
+def parameters_of(uow: UnitOfWork, ctx: Context, recipe_code: str) -> list[tuple[str, str]]:
+    """The recipe code's critical numbers, in recipe order: (key 'phase.value|unit', title).
+
+    From the recipe's versions at the hub (the numbers received when none is held here).
+    """
+    authorise(uow, ctx, Permission.WATCH_NETWORK)
+    code = (recipe_code or "").strip()
+    found = {series: spec[0] for series, spec in _specifications(uow, code).items()}
+    if not found:
+        found = store.series_of(uow.session, code)
+    return [
+        (f"{parameter}|{unit}", f"{label} ({unit})" if unit else label)
+        for (parameter, unit), label in found.items()
+    ]
 
 
 def comparability(

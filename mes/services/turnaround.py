@@ -153,13 +153,8 @@ def turnaround_report(
         )
         if not rows.batch_ids:
             continue
-        table = PointTable(
-            rows.sites,
-            {
-                name: np.array([row[i] for row in rows.hours], dtype=float)
-                for i, name in enumerate(rows.points)
-            },
-        )
+        hours = np.array(rows.hours, dtype=float).reshape(len(rows.hours), len(rows.points))
+        table = PointTable(rows.sites, {name: hours[:, i] for i, name in enumerate(rows.points)})
         recipes.append(
             RecipeTurnaround(
                 recipe_code=code,

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, NamedTuple
 
-from sqlalchemy import Float, String, column, exists, func, select, table, union_all
+from sqlalchemy import Float, String, column, exists, func, select, table, text, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mes.store.models import CpvBaseline, CpvDisposition, CpvMargin, CpvTrend, RecipeVersion, User
-from mes.store.queries import RecordName
+from mes.store.queries import RecordName, plain_rows
 
 # The read model, named by its columns (its model class is the read-model module's).
 parameter_results = table(
@@ -126,11 +126,12 @@ def series_points(
         where.append(r.recorded_at >= date_from.isoformat())
     if date_to is not None:
         where.append(r.recorded_at < _day_after(date_to))
-    rows = session.execute(
+    rows = plain_rows(
+        session,
         select(r.site, r.number, r.batch_id, r.value, r.recorded_at, r.recipe_version)
         .where(*where)
-        .order_by(r.recorded_at, r.number)
-    ).all()
+        .order_by(r.recorded_at, r.number),
+    )
     if not rows:
         return [], None
     label = session.execute(
@@ -214,10 +215,32 @@ def known_among(
     return {tuple(row) for row in session.execute(query)}  # type: ignore[misc]
 
 
-def recipe_codes(session: Session) -> list[str]:
-    """The recipe codes with critical values received, in order."""
+def series_of(session: Session, recipe_code: str) -> dict[Series, str]:
+    """Each series of critical values received for the recipe code, with a label, in order."""
     r = parameter_results.c
-    return list(session.execute(select(r.recipe_code).distinct().order_by(r.recipe_code)).scalars())
+    query = (
+        select(r.parameter, r.unit, func.max(r.label))
+        .where(r.recipe_code == recipe_code)
+        .group_by(r.parameter, r.unit)
+    )
+    found = {(p, u or ""): label for p, u, label in session.execute(query)}
+    return dict(sorted(found.items()))
+
+
+def recipe_codes(session: Session) -> list[str]:
+    """The recipe codes with critical values received, in order.
+
+    A skip scan of the series index (its first column): one probe per code, not every row.
+    """
+    query = text(
+        "WITH RECURSIVE codes(code) AS ("
+        " SELECT min(recipe_code) FROM parameter_results"
+        " UNION ALL"
+        " SELECT (SELECT min(recipe_code) FROM parameter_results WHERE recipe_code > code)"
+        " FROM codes WHERE code IS NOT NULL"
+        ") SELECT code FROM codes WHERE code IS NOT NULL ORDER BY code"
+    )
+    return list(session.execute(query).scalars())
 
 
 def compiled_versions(session: Session, recipe_code: str) -> list[tuple[int, str]]:
@@ -393,6 +416,7 @@ __all__ = [
     "people",
     "recipe_codes",
     "results",
+    "series_of",
     "series_points",
     "trend",
     "trend_names",

@@ -109,10 +109,16 @@ def _links(view: cpv.ComparabilityView, typed: dict[str, str], scope: str) -> di
 def _page(
     code: str, *, error: str | None = None, status: int = 200, typed_form: dict | None = None
 ) -> ResponseReturnValue:
-    view, typed = _view(code)
-    scope = _scope()
+    """One critical number at a time (?parameter=, else the recipe's first), the others linked."""
     with reading() as (uow, ctx):
         codes = cpv.recipe_codes(uow, ctx)
+        listed = cpv.parameters_of(uow, ctx, code)
+    keys = [key for key, _title in listed]
+    asked = _asked() or (request.form.get("parameter") or "")[:200]
+    chosen = asked if asked in keys else (keys[0] if keys else None)
+    view, typed = _view(code, only=chosen)
+    scope = _scope()
+    args = {k: v for k, v in request.args.items() if k in ("from", "to", "site") and v}
     return render_template(
         "network/comparability.html",
         view=view,
@@ -120,6 +126,11 @@ def _page(
         typed=typed,
         scope=scope,
         network=NETWORK,
+        listed=listed,
+        chosen=chosen,
+        parameter_links={
+            key: url_for("comparability.page", code=code, parameter=key, **args) for key in keys
+        },
         links=_links(view, typed, scope),
         summaries={p.key: cpv.chart_summary(p, scope) for p in view.parameters},
         dispositions=list(Disposition),
@@ -134,7 +145,7 @@ def _page(
 @bp.get("/<code>")
 @requires(Permission.WATCH_NETWORK)
 def page(code: str) -> ResponseReturnValue:
-    """Charts, capability, equivalence and signals of the recipe's critical numbers."""
+    """Chart, capability, equivalence and signals of one of the recipe's critical numbers."""
     return _page(code)
 
 
@@ -199,8 +210,9 @@ def _form_date(text: str | None, label: str) -> date:
     return parse_local_date(text or "", zone, label=label)
 
 
-def _back(code: str) -> dict[str, Any]:
-    return {k: v for k, v in request.args.items() if k in ("from", "to", "site")}
+def _back(code: str, parameter: str, unit: str) -> dict[str, Any]:
+    kept = {k: v for k, v in request.args.items() if k in ("from", "to", "site")}
+    return {**kept, "parameter": f"{parameter}|{unit}"}
 
 
 @bp.post("/<code>/baseline")
@@ -230,7 +242,7 @@ def freeze_baseline(code: str) -> ResponseReturnValue:
         "comparability.page",
         code=code,
         anchor=f"p-{row.parameter}",
-        **_back(code),
+        **_back(code, row.parameter, row.unit),
     )
 
 
@@ -259,7 +271,7 @@ def set_margin(code: str) -> ResponseReturnValue:
         "comparability.page",
         code=code,
         anchor=f"p-{row.parameter}",
-        **_back(code),
+        **_back(code, row.parameter, row.unit),
     )
 
 
