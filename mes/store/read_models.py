@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, delete, func, insert, select
+from sqlalchemy import Float, and_, case, cast, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from mes.core.batch import Batch
@@ -220,8 +220,10 @@ def differences(expected: Rows, found: Rows) -> list[str]:
     return lines
 
 
-@dataclass(frozen=True)
-class LedgerTie:
+_SAID = 50  # batches whose difference is put in words (the others: that they differ)
+
+
+class LedgerTie(NamedTuple):
     """A critical value held here and the ledger entry it stands on (for an auditor)."""
 
     batch_id: str
@@ -249,7 +251,10 @@ def _stands_on(row: Any) -> str | None:
     if (payload.get("phase"), payload.get("value")) != (row.phase_id, row.value_id):
         return f"entry {row.entry_seq} is not {row.parameter}'s"
     if numeric(payload.get("recorded")) != row.value:
-        return f"{row.parameter} is {row.value!r}, entry {row.entry_seq} says {payload.get('recorded')!r}"
+        return (
+            f"{row.parameter} is {row.value!r}, entry {row.entry_seq} says "
+            f"{payload.get('recorded')!r}"
+        )
     return None
 
 
@@ -267,42 +272,64 @@ def check_against_ledger(
 
     One query: each ``parameter_results`` row joined to the ``batch_entries`` row it names
     (batch + seq); the entry's hash must be the row's, and its payload the same phase, value
-    and number. A row changed by hand (``UPDATE parameter_results SET value = …``) differs.
-    ``unit``: '' for a number without one (None: any).
+    and number — compared by the database, so only each row's tie comes back (no payloads).
+    A row changed by hand (``UPDATE parameter_results SET value = …``) differs; only those
+    are read again, with their entries, to say how. ``unit``: '' for a number without one
+    (None: any).
     """
     p, e = ParameterResult, BatchEntry
-    query = (
-        select(
-            p.batch_id,
-            p.number,
-            p.phase_id,
-            p.value_id,
-            p.parameter,
-            p.value,
-            p.entry_seq,
-            p.entry_hash,
-            e.hash,
-            e.payload,
-        )
-        .outerjoin(e, and_(e.batch_id == p.batch_id, e.seq == p.entry_seq))
-        .where(p.recipe_code == recipe_code)
+    same_value = and_(
+        e.payload["phase"].as_string() == p.phase_id,
+        e.payload["value"].as_string() == p.value_id,
     )
+    # The number is read only from an entry of this value (a number, or none: no cast error).
+    recorded = case((same_value, cast(e.payload["recorded"].as_string(), Float)), else_=None)
+    # Equal as numbers: a text-to-float conversion may differ in the last bit (SQLite's).
+    same_number = func.abs(recorded - p.value) <= 1e-9 * (func.abs(p.value) + 1)
+    stands = case((and_(e.hash == p.entry_hash, same_value, same_number), True), else_=False)
+    where = [p.recipe_code == recipe_code]
     if recorded_from is not None:
-        query = query.where(p.recorded_at >= recorded_from)
+        where.append(p.recorded_at >= recorded_from)
     if recorded_before is not None:
-        query = query.where(p.recorded_at < recorded_before)
+        where.append(p.recorded_at < recorded_before)
     if parameter is not None:
-        query = query.where(p.parameter == parameter)
+        where.append(p.parameter == parameter)
     if unit is not None:
-        query = query.where(func.coalesce(p.unit, "") == unit)
+        where.append(func.coalesce(p.unit, "") == unit)
     if batch_ids is not None:
-        query = query.where(p.batch_id.in_(list(batch_ids)))
+        where.append(p.batch_id.in_(list(batch_ids)))
+    joined = and_(e.batch_id == p.batch_id, e.seq == p.entry_seq)
     check = LedgerCheck()
-    for row in session.execute(query):
-        wrong = _stands_on(row)
-        if wrong is not None:
-            check.differing.setdefault(row.number, wrong)
-        check.ties[(row.batch_id, row.parameter)] = LedgerTie(
-            row.batch_id, row.number, row.parameter, row.entry_seq, row.entry_hash
+    wrong: list[tuple[str, str, str]] = []
+    ties = check.ties
+    for batch_id, number, name, seq, entry_hash, ok in session.execute(
+        select(p.batch_id, p.number, p.parameter, p.entry_seq, p.entry_hash, stands)
+        .outerjoin(e, joined)
+        .where(*where)
+    ):
+        ties[(batch_id, name)] = LedgerTie(batch_id, number, name, seq, entry_hash)
+        if not ok:
+            wrong.append((batch_id, number, name))
+    if wrong:  # how each differs, in words (a handful of rows, read with their entries)
+        found = session.execute(
+            select(
+                p.batch_id,
+                p.number,
+                p.phase_id,
+                p.value_id,
+                p.parameter,
+                p.value,
+                p.entry_seq,
+                p.entry_hash,
+                e.hash,
+                e.payload,
+            )
+            .outerjoin(e, joined)
+            .where(*where, p.batch_id.in_(sorted({b for b, _n, _p in wrong})[:_SAID]))
         )
+        said = {(r.batch_id, r.parameter): _stands_on(r) for r in found}
+        for batch_id, number, name in wrong:
+            check.differing.setdefault(
+                number, said.get((batch_id, name)) or f"{name} differs from its entry"
+            )
     return check
