@@ -183,14 +183,18 @@ def window(
         where.append(r.site == site)
     upto = (
         select(*columns)
-        .where(*where, (r.recorded_at < at) | ((r.recorded_at == at) & (r.number <= number)))
+        .where(
+            *where,
+            r.recorded_at <= at,  # a range of the index, then the tie on the number
+            (r.recorded_at < at) | (r.number <= number),
+        )
         .order_by(r.recorded_at.desc(), r.number.desc())
         .limit(before)
         .subquery()
     )
     later = (
         select(*columns)
-        .where(*where, (r.recorded_at > at) | ((r.recorded_at == at) & (r.number > number)))
+        .where(*where, r.recorded_at >= at, (r.recorded_at > at) | (r.number > number))
         .order_by(r.recorded_at, r.number)
         .limit(after)
         .subquery()
