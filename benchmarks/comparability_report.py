@@ -43,11 +43,12 @@ from mes.services import cpv
 from mes.services.charts import PRINT_RASTER_FROM, control_chart_svg
 from mes.services.context import Context
 from mes.services.document_certificate import ensure_document_certificate, load_document_key
+from mes.services.read_models import checked_against_ledger
 from mes.services.runtime import Runtime
 from mes.settings import Settings
 from mes.store.engine import make_engine, session_factory
 from mes.store.migrate import upgrade
-from mes.store.models import Batch
+from mes.store.models import Batch, BatchEntry
 from mes.store.models.read_models import ParameterResult
 
 PG_ADMIN = os.environ.get("MES_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -82,16 +83,28 @@ def fill(runtime: Runtime, batches: int, sites: int) -> None:
                 )
             )  # fmt: skip
             uow.flush()
-            for phase, value, label, unit, criticality, centre, sd in PARAMETERS:
+            for seq, (phase, value, label, unit, criticality, centre, sd) in enumerate(
+                PARAMETERS, start=1
+            ):
                 shift = -1.5 * sd if site == "SPK2" and value == "viability" else 0.0
                 drift = 2 * sd * n / batches if site == "SPK3" and value == "fold" else 0.0
+                recorded = round(rng.gauss(centre + shift + drift, sd), 2)
+                entry_hash = f"{n + 1:060x}{seq:04x}"
+                uow.add(  # the ledger entry the value stands on (the report checks it)
+                    BatchEntry(
+                        batch_id=batch_id, seq=seq, prev=f"{seq - 1:064x}", kind="value_recorded",
+                        payload={"phase": phase, "value": value, "recorded": recorded, "unit": unit},
+                        at=at, site=site, terminal=None, actor_id=None, actor_username="sam",
+                        actor_name="Sam", hash=entry_hash, signature="s",
+                    )
+                )  # fmt: skip
                 uow.add(
                     ParameterResult(
                         batch_id=batch_id, phase_id=phase, value_id=value, site=site,
                         recipe_code=CODE, recipe_version=1, number=number,
                         parameter=f"{phase}.{value}", label=label, unit=unit,
-                        criticality=criticality, value=round(rng.gauss(centre + shift + drift, sd), 2),
-                        recorded_at=at, demo=False,
+                        criticality=criticality, value=recorded, recorded_at=at,
+                        corrected_at=None, entry_seq=seq, entry_hash=entry_hash, demo=False,
                     )
                 )  # fmt: skip
         uow.commit()
@@ -191,9 +204,12 @@ def steps(runtime: Runtime, ctx: Context, code: str = CODE) -> dict[str, float]:
 
     key = load_document_key(runtime.settings)
     with runtime.uow() as uow:
+        check = checked_against_ledger(uow, code, recorded_from=FROM.isoformat())
+    lap("ledger check")
+    with runtime.uow() as uow:
         view = cpv.comparability(uow, ctx, code, FROM, TO)
     lap("view")
-    csv = cpv.comparability_csv(view).encode()
+    csv = cpv.comparability_csv(view, ledger=check.ties).encode()
     lap("csv")
     made = report.comparability_report(
         view, csv=csv, chart=partial(control_chart_svg, raster_from=PRINT_RASTER_FROM), generated_at=ctx.at, generated_by="bench",

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from mes.core.clock import utc_text
 from mes.services.cpv import keep_new_trends
-from mes.store.models import Batch
+from mes.store.models import Batch, BatchEntry
 from mes.store.models.read_models import ParameterResult
 from mes.store.uow import UnitOfWork
 
@@ -26,6 +26,19 @@ NOW_OF_INGEST = datetime(2026, 11, 21, 9, 30, tzinfo=UTC)
 
 # Three sites in control around 91 % (a fixed, plausible scatter), one batch a day in turn.
 STEADY = [91.2, 90.4, 91.8, 90.9, 91.5, 90.2, 91.1, 92.0, 90.7, 91.3, 90.5, 91.6]
+
+
+def value_entry(
+    batch_id: str, site: str, parameter: str, value: float, at: str, entry_hash: str
+) -> BatchEntry:
+    """The ledger entry (seq 1) a batch's value stands on: what the report and baseline check."""
+    phase_id, value_id = parameter.split(".")
+    return BatchEntry(
+        batch_id=batch_id, seq=1, prev="0" * 64, kind="value_recorded",
+        payload={"phase": phase_id, "value": value_id, "recorded": value, "unit": UNIT},
+        at=at, site=site, terminal=None, actor_id=None, actor_username="sam",
+        actor_name="Sam", hash=entry_hash, signature="s",
+    )  # fmt: skip
 
 
 def add_batches(
@@ -70,6 +83,9 @@ def add_batches(
                 )
             )
             uow.flush()
+            entry_hash = f"{n:064x}"
+            uow.add(value_entry(batch_id, site, parameter, value, at, entry_hash))
+            uow.flush()
             row = {
                 "batch_id": batch_id,
                 "phase_id": parameter.split(".")[0],
@@ -84,6 +100,9 @@ def add_batches(
                 "criticality": "cqa",
                 "value": value,
                 "recorded_at": at,
+                "corrected_at": None,
+                "entry_seq": 1,
+                "entry_hash": entry_hash,
                 "demo": False,
             }
             uow.add(ParameterResult(**row))

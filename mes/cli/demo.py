@@ -580,9 +580,16 @@ def _seed_in_background(
         stored = seed_history(
             Path(folder), Path(hub), Path(spoke), pems, per_site, datetime.fromisoformat(now)
         )
-        log.write_text(f"History stored at the hub: {stored} entries.\n", encoding="utf-8")
+        _write_whole(log, f"History stored at the hub: {stored} entries.\n")
     except Exception as err:
-        log.write_text(f"History not stored: {err!r}\n", encoding="utf-8")
+        _write_whole(log, f"History not stored: {err!r}\n")
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Write ``text`` so the file appears whole or not at all (a temporary file, renamed)."""
+    part = path.with_name(path.name + ".part")
+    part.write_text(text, encoding="utf-8")
+    os.replace(part, path)
 
 
 @contextmanager

@@ -67,7 +67,9 @@ class ParameterValue:
     unit: str | None
     criticality: str
     value: float
-    recorded_at: str
+    recorded_at: str  # when the value was first recorded: its place in the series
+    corrected_at: str | None  # when it was last changed (corrected): None if never changed
+    entry_seq: int  # the ledger entry the value stands on (the correction's, if corrected)
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,9 @@ def summary(
 def parameter_values(batch: Batch) -> list[ParameterValue]:
     """The current numeric value of each critical input of the recipe version the batch ran.
 
-    A corrected value is the value as it stands; a value not recorded, or not a number, has none.
+    A corrected value is the value as it stands, at the time it was first recorded (a correction
+    does not move the batch in a series: ``corrected_at`` says when it was corrected) and on the
+    entry that made it so; a value not recorded, or not a number, has none.
     """
     found = []
     for critical in critical_inputs(batch.procedure.compiled):
@@ -163,7 +167,9 @@ def parameter_values(batch: Batch) -> list[ParameterValue]:
                 unit=critical.unit,
                 criticality=critical.criticality.value,
                 value=value,
-                recorded_at=recorded.at,
+                recorded_at=recorded.history[0]["at"] if recorded.history else recorded.at,
+                corrected_at=recorded.at if recorded.history else None,
+                entry_seq=recorded.seq,
             )
         )
     return found

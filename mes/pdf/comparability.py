@@ -66,6 +66,7 @@ from mes.services.cpv import (
     chart_summary,
 )
 from mes.services.runtime import Runtime
+from mes.store.uow import UnitOfWork
 
 CSV_NAME = "comparability.csv"
 
@@ -651,6 +652,27 @@ def check_period(date_from: date, date_to: date) -> None:
         )
 
 
+def report_data(
+    uow: UnitOfWork, ctx: Context, recipe_code: str, date_from: date, date_to: date
+) -> tuple[ComparabilityView, bytes]:
+    """The report's view and its CSV, each point tied to the ledger entry it stands on.
+
+    The period's values are first checked against their ledger entries (one query): a value
+    changed in ``parameter_results`` behind the hub's back refuses the report, nothing written.
+    """
+    from mes.services.cpv import comparability, comparability_csv
+    from mes.services.read_models import checked_against_ledger
+
+    check = checked_against_ledger(
+        uow,
+        (recipe_code or "").strip(),
+        recorded_from=date_from.isoformat(),
+        recorded_before=f"{date_to.isoformat()}U",  # as mes.store.cpv: every time of date_to
+    )
+    view = comparability(uow, ctx, recipe_code, date_from, date_to)
+    return view, comparability_csv(view, ledger=check.ties).encode("utf-8")
+
+
 def issue_comparability_report(
     runtime: Runtime, ctx: Context, recipe_code: str, date_from: date, date_to: date
 ) -> IssuedReport:
@@ -669,12 +691,10 @@ def issue_comparability_report(
     key = load_document_key(settings)  # refused at a spoke, with what to do at a hub without
     check_period(date_from, date_to)
     from mes.services.charts import PRINT_RASTER_FROM, control_chart_svg
-    from mes.services.cpv import comparability, comparability_csv
 
     with runtime.uow() as uow:  # as the page: new trends on frozen baselines are kept
-        view = comparability(uow, ctx, recipe_code, date_from, date_to)
+        view, csv = report_data(uow, ctx, recipe_code, date_from, date_to)
         actor = authorise(uow, ctx, Permission.WATCH_NETWORK)  # who generates it, in words
-    csv = comparability_csv(view).encode("utf-8")
     report = comparability_report(
         view,
         csv=csv,

@@ -78,6 +78,7 @@ from mes.services.audit import record_entry
 from mes.services.context import Context, authorise
 from mes.services.esign import Credentials, sign_record
 from mes.services.ids import new_id
+from mes.services.read_models import checked_against_ledger
 from mes.store import cpv as store
 from mes.store.uow import UnitOfWork
 
@@ -997,6 +998,9 @@ def freeze_baseline(
     check_enough_for_baseline(len(rows), request.batches, label)
     chosen = rows[: request.batches]
     check_spread([r.value for r in chosen], label, series[1] or None)
+    checked_against_ledger(  # refused, nothing written, when a value differs from its entry
+        uow, code, parameter=series[0], unit=series[1], batch_ids=[r.batch_id for r in chosen]
+    )
     limits = imr_limits([r.value for r in chosen])
     numbers = [r.number for r in chosen]
     record = baseline_record(
@@ -1287,13 +1291,25 @@ def chart_csv(view: ComparabilityView, key: str, scope: str = NETWORK) -> str:
     return _csv([CHART_COLUMNS], _chart_rows(view.recipe_code, parameter, scope))
 
 
-def comparability_csv(view: ComparabilityView) -> str:
-    """The whole view as CSV, in sections: the points, capability, equivalence, signals."""
-    points = [
-        ["point", *r]
-        for parameter in view.parameters
-        for r in _chart_rows(view.recipe_code, parameter, NETWORK)
-    ]
+def comparability_csv(
+    view: ComparabilityView, ledger: Mapping[tuple[str, str], Any] | None = None
+) -> str:
+    """The whole view as CSV, in sections: the points, capability, equivalence, signals.
+
+    ``ledger``: per (batch ID, parameter) the entry its value stands on (``entry_seq`` and
+    ``entry_hash``, :func:`mes.services.read_models.checked_against_ledger`): each point of the
+    signed report tied to its ledger entry (the columns are empty without it).
+    """
+    ties = ledger or {}
+    points: list[list[object]] = []
+    for parameter in view.parameters:
+        for point, r in zip(
+            parameter.points_of(NETWORK),
+            _chart_rows(view.recipe_code, parameter, NETWORK),
+            strict=True,
+        ):
+            tie = ties.get((point.batch_id, parameter.parameter))
+            points.append(["point", *r, *((tie.entry_seq, tie.entry_hash) if tie else ("", ""))])
     rows: list[list[object]] = [[]]
     rows.append(
         ["section", "recipe_code", "parameter", "unit", "scope", "n", "mean", "sd", "ppk",
@@ -1336,7 +1352,7 @@ def comparability_csv(view: ComparabilityView) -> str:
                  s.rule.value, s.numbers[0], s.numbers[-1], s.words, s.disposition, s.reference,
                  s.comment, s.decided_by, s.decided_at]
             )  # fmt: skip
-    return _csv([["section", *CHART_COLUMNS]], points, rows)
+    return _csv([["section", *CHART_COLUMNS, "entry_seq", "entry_hash"]], points, rows)
 
 
 # --- words for screen readers ---------------------------------------------------------------------

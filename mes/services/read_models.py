@@ -18,7 +18,7 @@ from mes.services.batches import procedure_for
 from mes.services.context import Context, authorise
 from mes.store import batches as store
 from mes.store import read_models, recipes
-from mes.store.read_models import Rows
+from mes.store.read_models import LedgerCheck, Rows
 from mes.store.review import review_ledger
 from mes.store.sync import receipt_times
 from mes.store.uow import UnitOfWork
@@ -106,4 +106,38 @@ def read_model_differences(uow: UnitOfWork, ctx: Context) -> list[str]:
     expected = Rows()
     for rows in _computed(uow):
         expected.add(rows)
-    return read_models.differences(expected, read_models.stored(uow.session))
+    stale = read_models.summaries_with_other_settings(uow.session, uow.site.review.digest())
+    return ([other_settings_words(stale)] if stale else []) + read_models.differences(
+        expected, read_models.stored(uow.session)
+    )
+
+
+def other_settings_words(n: int) -> str:
+    """That ``n`` batch summaries' exception counts came from other review settings, in words."""
+    summaries = "batch summary was" if n == 1 else "batch summaries were"
+    return (
+        f"{n} {summaries} computed with other review settings: the exception counts may be "
+        "stale; run `mes network rebuild`."
+    )
+
+
+def checked_against_ledger(uow: UnitOfWork, recipe_code: str, **which: object) -> LedgerCheck:
+    """The values of a series, each tied to its ledger entry; refused when a row differs.
+
+    Before the hub signs a report or QA freezes a baseline from ``parameter_results`` (a
+    projection anyone with database access could change): one query; ``which`` as
+    :func:`mes.store.read_models.check_against_ledger`. Nothing is written.
+    """
+    check = read_models.check_against_ledger(uow.session, recipe_code, **which)  # type: ignore[arg-type]
+    if check.differing:
+        numbers = sorted(check.differing)
+        named = ", ".join(numbers[:10]) + (
+            f" and {len(numbers) - 10} more" if len(numbers) > 10 else ""
+        )
+        first = check.differing[numbers[0]]
+        raise InvalidInput(
+            f"The hub's copy of batch{'es' if len(numbers) > 1 else ''} {named} does not match "
+            f"{'their' if len(numbers) > 1 else 'its'} ledger ({numbers[0]}: {first}).",
+            what_to_do="Run `mes network rebuild --check`, then `mes network rebuild`.",
+        )
+    return check

@@ -47,7 +47,7 @@ from mes.store.models import (
     BatchReview,
 )
 from mes.store.qa_queue import QueueFilter, qa_queue_selection
-from mes.store.read_models import refresh_batch
+from mes.store.read_models import refresh_batch, summaries_with_other_settings
 from mes.store.review import (
     append_review_entries,
     review_head,
@@ -439,6 +439,8 @@ class Queue:
     sites: list[str]
     products: list[str]
     matching: int = 0  # batches the filters match (the rows are the first ``limit`` of them)
+    # Summaries whose exception count came from other [review] settings (until a rebuild).
+    other_settings: int = 0
 
 
 def qa_queue(
@@ -496,7 +498,14 @@ def qa_queue(
             )
         )
     counts["needs_attention"] = counts[QaState.AWAITING_REVIEW] + counts[QaState.UNDER_REVIEW]
-    return Queue(listed, counts, selection.sites, selection.products, matching=selection.matching)
+    return Queue(
+        listed,
+        counts,
+        selection.sites,
+        selection.products,
+        matching=selection.matching,
+        other_settings=summaries_with_other_settings(uow.session, uow.site.review.digest()),
+    )
 
 
 # --- back to the spoke ------------------------------------------------------------------------

@@ -9,21 +9,22 @@ same function, so a rebuild equals what ingest and review maintained (:func:`dif
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Float, and_, case, cast, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from mes.core.batch import Batch
 from mes.core.clock import utc_text
 from mes.core.ledger import SealedEntry
+from mes.core.limits import numeric
 from mes.core.review import ReviewSettings, ReviewState, find_exceptions, pending_reason
 from mes.core.summary import parameter_values, summary, timeline
 from mes.store.models import Batch as BatchRow
-from mes.store.models import BatchMilestone, BatchSummary, ParameterResult
+from mes.store.models import BatchEntry, BatchMilestone, BatchSummary, ParameterResult
 from mes.store.sync import receipt_times
 
 TABLES: tuple[tuple[str, type[Any], tuple[str, ...]], ...] = (
@@ -75,6 +76,8 @@ def batch_rows(
     s = summary(batch, review, findings, received_at=received_at)
     row = asdict(s)
     row["status"], row["qa_state"] = s.status.value, s.qa_state.value
+    row["review_digest"] = settings.digest()
+    hashes = {entry.seq: entry.hash for entry in record}
     on = {
         "batch_id": s.batch_id,
         "site": s.site,
@@ -86,6 +89,7 @@ def batch_rows(
         {
             **on,
             **asdict(v),
+            "entry_hash": hashes[v.entry_seq],
             "recipe_version": s.recipe_version,
             "number": s.number,
             "demo": s.demo,
@@ -137,6 +141,18 @@ def refresh_batch(
         for row in values
         if held.get((row["phase_id"], row["value_id"])) != (row["value"], row["recorded_at"])
     ]
+
+
+def summaries_with_other_settings(session: Session, digest: str) -> int:
+    """How many batch summaries were computed with review settings other than ``digest``'s."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(BatchSummary)
+            .where(BatchSummary.review_digest != digest)
+        )
+        or 0
+    )
 
 
 def received_batches(session: Session) -> list[tuple[str, str]]:
@@ -202,3 +218,118 @@ def differences(expected: Rows, found: Rows) -> list[str]:
                 if changed:
                     lines.append(f"{where}: " + ", ".join(changed))
     return lines
+
+
+_SAID = 50  # batches whose difference is put in words (the others: that they differ)
+
+
+class LedgerTie(NamedTuple):
+    """A critical value held here and the ledger entry it stands on (for an auditor)."""
+
+    batch_id: str
+    number: str
+    parameter: str
+    entry_seq: int
+    entry_hash: str
+
+
+@dataclass
+class LedgerCheck:
+    """The critical values of a series checked against their ledger entries."""
+
+    ties: dict[tuple[str, str], LedgerTie] = field(default_factory=dict)  # (batch, parameter)
+    differing: dict[str, str] = field(default_factory=dict)  # batch number -> what differs
+
+
+def _stands_on(row: Any) -> str | None:
+    """What is wrong with a value row against its entry's columns (None: it stands on it)."""
+    if row.hash is None:
+        return f"entry {row.entry_seq} is not in its ledger"
+    if row.hash != row.entry_hash:
+        return f"entry {row.entry_seq}'s hash differs"
+    payload = row.payload if isinstance(row.payload, Mapping) else {}
+    if (payload.get("phase"), payload.get("value")) != (row.phase_id, row.value_id):
+        return f"entry {row.entry_seq} is not {row.parameter}'s"
+    if numeric(payload.get("recorded")) != row.value:
+        return (
+            f"{row.parameter} is {row.value!r}, entry {row.entry_seq} says "
+            f"{payload.get('recorded')!r}"
+        )
+    return None
+
+
+def check_against_ledger(
+    session: Session,
+    recipe_code: str,
+    *,
+    recorded_from: str | None = None,
+    recorded_before: str | None = None,
+    parameter: str | None = None,
+    unit: str | None = None,
+    batch_ids: Collection[str] | None = None,
+) -> LedgerCheck:
+    """Each critical value of a recipe code (in a period, of one parameter) against its entry.
+
+    One query: each ``parameter_results`` row joined to the ``batch_entries`` row it names
+    (batch + seq); the entry's hash must be the row's, and its payload the same phase, value
+    and number — compared by the database, so only each row's tie comes back (no payloads).
+    A row changed by hand (``UPDATE parameter_results SET value = …``) differs; only those
+    are read again, with their entries, to say how. ``unit``: '' for a number without one
+    (None: any).
+    """
+    p, e = ParameterResult, BatchEntry
+    same_value = and_(
+        e.payload["phase"].as_string() == p.phase_id,
+        e.payload["value"].as_string() == p.value_id,
+    )
+    # The number is read only from an entry of this value (a number, or none: no cast error).
+    recorded = case((same_value, cast(e.payload["recorded"].as_string(), Float)), else_=None)
+    # Equal as numbers: a text-to-float conversion may differ in the last bit (SQLite's).
+    same_number = func.abs(recorded - p.value) <= 1e-9 * (func.abs(p.value) + 1)
+    stands = case((and_(e.hash == p.entry_hash, same_value, same_number), True), else_=False)
+    where = [p.recipe_code == recipe_code]
+    if recorded_from is not None:
+        where.append(p.recorded_at >= recorded_from)
+    if recorded_before is not None:
+        where.append(p.recorded_at < recorded_before)
+    if parameter is not None:
+        where.append(p.parameter == parameter)
+    if unit is not None:
+        where.append(func.coalesce(p.unit, "") == unit)
+    if batch_ids is not None:
+        where.append(p.batch_id.in_(list(batch_ids)))
+    joined = and_(e.batch_id == p.batch_id, e.seq == p.entry_seq)
+    check = LedgerCheck()
+    wrong: list[tuple[str, str, str]] = []
+    ties = check.ties
+    for batch_id, number, name, seq, entry_hash, ok in session.execute(
+        select(p.batch_id, p.number, p.parameter, p.entry_seq, p.entry_hash, stands)
+        .outerjoin(e, joined)
+        .where(*where)
+    ):
+        ties[(batch_id, name)] = LedgerTie(batch_id, number, name, seq, entry_hash)
+        if not ok:
+            wrong.append((batch_id, number, name))
+    if wrong:  # how each differs, in words (a handful of rows, read with their entries)
+        found = session.execute(
+            select(
+                p.batch_id,
+                p.number,
+                p.phase_id,
+                p.value_id,
+                p.parameter,
+                p.value,
+                p.entry_seq,
+                p.entry_hash,
+                e.hash,
+                e.payload,
+            )
+            .outerjoin(e, joined)
+            .where(*where, p.batch_id.in_(sorted({b for b, _n, _p in wrong})[:_SAID]))
+        )
+        said = {(r.batch_id, r.parameter): _stands_on(r) for r in found}
+        for batch_id, number, name in wrong:
+            check.differing.setdefault(
+                number, said.get((batch_id, name)) or f"{name} differs from its entry"
+            )
+    return check

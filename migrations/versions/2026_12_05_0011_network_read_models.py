@@ -56,6 +56,7 @@ def upgrade() -> None:
         _utc("completed_at", nullable=True),
         _utc("decided_at", nullable=True),
         sa.Column("demo", sa.Boolean(), nullable=False),
+        sa.Column("review_digest", sa.String(length=16), nullable=False),
         sa.CheckConstraint(BATCH_STATUSES, name=op.f("ck_batch_summaries_known_status")),
         sa.CheckConstraint(QA_STATES, name=op.f("ck_batch_summaries_known_qa_state")),
         sa.CheckConstraint(
@@ -86,6 +87,9 @@ def upgrade() -> None:
         sa.Column("criticality", sa.String(length=8), nullable=False),
         sa.Column("value", sa.Float(), nullable=False),
         _utc("recorded_at"),
+        _utc("corrected_at", nullable=True),
+        sa.Column("entry_seq", sa.Integer(), nullable=False),
+        sa.Column("entry_hash", sa.String(length=64), nullable=False),
         sa.Column("demo", sa.Boolean(), nullable=False),
         sa.CheckConstraint(
             "criticality IN ('cpp', 'cqa', 'ipc')",

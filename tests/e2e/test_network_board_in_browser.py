@@ -82,7 +82,8 @@ def test_qa_watches_a_new_batch_arrive_on_the_board_and_reads_the_turnaround(
     screenshot(quinn, "network-board-03-refused-filter")
 
     # The turnaround page: the demo recipe's chart, its words and the CSV beside it, once the
-    # demo has stored its history at the hub (in the background; its log says when).
+    # demo has stored its history at the hub (in the background; its log says when: the demo
+    # writes it whole, renamed into place, so once it exists it is complete).
     history = demo.folder / "history.log"
     deadline = time.monotonic() + 180
     while not history.exists() and time.monotonic() < deadline:

@@ -9,7 +9,9 @@ the page) and the file is read by poppler (``pdfsig``, ``pdftotext``), ``qpdf`` 
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import subprocess
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -17,6 +19,7 @@ from pathlib import Path
 import pytest
 from cpv_series import CODE, KEY, add_batches, steady
 from integration_helpers import attest
+from sqlalchemy import select
 from support import NOW, PASSWORD, user_ctx
 
 from mes.core.certificate import load_certificate
@@ -32,9 +35,11 @@ from mes.services.document_certificate import (
     ensure_document_certificate,
 )
 from mes.services.esign import Credentials
+from mes.services.read_models import checked_against_ledger
 from mes.services.runtime import Runtime
 from mes.settings import Settings
 from mes.store.engine import session_factory
+from mes.store.models import BatchEntry
 
 FROM, TO = date(2026, 3, 1), date(2026, 12, 31)
 AT = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
@@ -131,9 +136,18 @@ def test_the_hub_issues_the_signed_report_with_its_signals_dispositions_and_csv(
     issued = issue_comparability_report(hub, user_ctx(qa, at=AT), CODE, FROM, TO)
     assert issued.filename == f"{CODE}-comparability-2026-03-01-to-2026-12-31.pdf"
     assert issued.csv_filename == f"{CODE}-comparability-2026-03-01-to-2026-12-31.csv"
-    with make_uow() as uow:  # the CSV is the view's, as the page downloads it
+    with make_uow() as uow:  # the CSV is the view's, each point tied to its ledger entry
         view = cpv.comparability(uow, user_ctx(qa), CODE, FROM, TO)
-    assert issued.csv == cpv.comparability_csv(view).encode("utf-8")
+        ties = checked_against_ledger(uow, CODE).ties
+    assert issued.csv == cpv.comparability_csv(view, ledger=ties).encode("utf-8")
+    rows = csv.reader(io.StringIO(issued.csv.decode()))
+    points = [row for row in rows if row[:1] == ["point"]]
+    with make_uow() as uow:
+        entries = {(r.batch_id, r.seq): r.hash for r in uow.session.scalars(select(BatchEntry))}
+    numbers = {p.number: p.batch_id for p in view.parameters[0].points}
+    assert points and all(
+        entries[(numbers[row[6]], int(row[-2]))] == row[-1] for row in points
+    )  # batch number, entry seq and hash: the signed ledger entry of each point
     path = tmp_path / issued.filename
     path.write_bytes(issued.pdf)
     if database_url.startswith("sqlite"):  # one copy to look at

@@ -365,3 +365,28 @@ def test_only_complete_batches_enter_the_series_and_demo_batches_are_told(make_u
     with make_uow() as uow:
         one = cpv.comparability(uow, user_ctx(qa), CODE, FROM, TO, only=KEY)
     assert [p.number for p in one.parameters[0].points] == numbers[2:]
+
+
+def test_a_baseline_is_not_frozen_from_a_value_changed_behind_the_hubs_back(make_uow, qa):
+    """Each value must stand on its ledger entry (issue 16 review, 8): a row changed by SQL
+    refuses the freeze, naming the batch; nothing is written (no baseline, no signature)."""
+    from mes.store.models.read_models import ParameterResult
+
+    numbers = add_batches(make_uow, steady())
+    with make_uow() as uow:
+        uow.session.execute(
+            ParameterResult.__table__.update()
+            .where(ParameterResult.number == numbers[10])
+            .values(value=ParameterResult.value + 100)
+        )
+        uow.commit()
+    with pytest.raises(InvalidInput) as caught:
+        freeze(make_uow, qa, batches=12)
+    words = f"{caught.value.message} {caught.value.what_to_do}"
+    assert f"batch {numbers[10]} does not match its ledger" in words
+    assert "mes network rebuild --check" in words
+    with make_uow() as uow:
+        assert uow.session.scalars(select(CpvBaseline)).all() == []
+    assert [e for e in audit_entries(make_uow) if e.record_type == "cpv-baseline"] == []
+    # A batch outside the nine frozen from is not theirs to refuse.
+    assert freeze(make_uow, qa, batches=9).batches == 9

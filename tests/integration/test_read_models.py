@@ -427,3 +427,108 @@ def test_only_administrators_and_qa_rebuild_and_only_at_the_hub(net):  # noqa: F
     with net.spoke_uow() as uow, pytest.raises(InvalidInput) as caught:
         rebuild_read_models(uow, CLI)
     assert "kept at the hub" in caught.value.message
+
+
+def test_a_corrected_value_keeps_its_place_in_the_series_and_stands_on_its_correction(net):  # noqa: F811
+    """A correction does not move the batch in the series (issue 16 review, 5): the charts and
+    baselines order by when a value was first recorded; the row names the correction's entry."""
+    from mes.store import cpv as cpv_store
+
+    site = connected(net)
+    early = begin(site, "PAT-0001")
+    count(site, early, viability="80.0")
+    later = begin(site, "PAT-0002", at=NOW + HOURS)
+    count(site, later, at=NOW + HOURS)
+    with site.uow() as uow:
+        batches.correct_value(
+            uow, site.ctx("olivia", NOW + 2 * HOURS), early, "count_cells", "viability", "91.5",
+            "Transcription error: the counter printed 91.5", Credentials(PASSWORD, "olivia"),
+            first_signing_in_session=True,
+        )  # fmt: skip
+    for batch_id in (early, later):
+        send(net, site, batch_id, at=NOW + 6 * HOURS)
+    with net.hub() as uow:
+        row = uow.session.get(ParameterResult, (early, "count_cells", "viability"))
+        assert row is not None and row.value == 91.5
+        assert (row.recorded_at, row.corrected_at) == (utc_text(NOW), utc_text(NOW + 2 * HOURS))
+        corrected = site.view(early).batch.state.phases["count_cells"].values["viability"]
+        assert row.entry_seq == corrected.seq  # the correction's entry, not the first one
+        series = cpv_store.results(
+            uow.session, "BATCH-TEST", None, None, series=("count_cells.viability", "%")
+        )
+    # The corrected batch keeps its place before the later one (it was last after the correction).
+    assert [r.batch_id for r in series] == [early, later]
+    assert [r.at for r in series] == [utc_text(NOW), utc_text(NOW + HOURS)]
+    assert differences(net) == []
+
+
+def test_a_value_changed_behind_the_hubs_back_refuses_the_report_and_the_check_names_it(net):  # noqa: F811
+    """Each value is tied to its ledger entry (issue 16 review, 8): the report's data carries
+    the entry's seq and hash; a row changed by SQL refuses the report and the check names it."""
+    from mes.pdf.comparability import report_data
+
+    site = connected(net)
+    batch_id = begin(site, "PAT-0001")
+    count(site, batch_id)
+    send(net, site, batch_id)
+    number = site.view(batch_id).batch.state.number
+    day = NOW.date()
+    with net.hub() as uow:
+        row = uow.session.get(ParameterResult, (batch_id, "count_cells", "viability"))
+        assert row is not None
+        seq, entry_hash = row.entry_seq, row.entry_hash
+        data = report_data(uow, qa(net), "BATCH-TEST", day, day)[1].decode()
+    [point] = [
+        line
+        for line in data.splitlines()
+        if line.startswith("point,BATCH-TEST,count_cells.viability,")
+    ]
+    assert number in point and point.endswith(f",{seq},{entry_hash}")
+
+    with net.hub() as uow:
+        uow.session.execute(
+            update(ParameterResult)
+            .where(ParameterResult.parameter == "count_cells.viability")
+            .values(value=ParameterResult.value + 100)
+        )
+        uow.commit()
+    with net.hub() as uow, pytest.raises(InvalidInput) as caught:
+        report_data(uow, qa(net), "BATCH-TEST", day, day)
+    words = f"{caught.value.message} {caught.value.what_to_do}"
+    assert f"batch {number} does not match its ledger" in words
+    assert "mes network rebuild --check" in words
+    [line] = [line for line in differences(net) if line.startswith("parameter_results")]
+    assert f"{batch_id}/count_cells/viability" in line and "value 192.0 (should be 92.0)" in line
+
+
+def test_summaries_computed_with_other_review_settings_are_named_until_a_rebuild(net):  # noqa: F811
+    """A [review] change leaves the stored exception counts stale (issue 16 review, 17): the
+    QA queue and ``mes network rebuild --check`` say how many, until a rebuild."""
+    from dataclasses import replace
+
+    from mes.core.review import ReviewSettings
+    from mes.store.uow import UnitOfWork
+
+    site = connected(net)
+    batch_id = begin(site, "PAT-0001")
+    count(site, batch_id)
+    send(net, site, batch_id)
+    with net.hub() as uow:
+        assert review.qa_queue(uow, qa(net)).other_settings == 0
+    stricter = replace(net.hub_site, review=ReviewSettings(rubber_stamp_seconds=3600))
+
+    def hub() -> UnitOfWork:
+        return UnitOfWork(net.hub_sessions, stricter)
+
+    with hub() as uow:
+        assert review.qa_queue(uow, qa(net)).other_settings == 1
+        found = read_model_differences(uow, qa(net))
+    assert found[0] == (
+        "1 batch summary was computed with other review settings: the exception counts may be "
+        "stale; run `mes network rebuild`."
+    )
+    with hub() as uow:
+        rebuild_read_models(uow, qa(net))
+    with hub() as uow:
+        assert review.qa_queue(uow, qa(net)).other_settings == 0
+        assert read_model_differences(uow, qa(net)) == []

@@ -207,12 +207,13 @@ SEED: tuple[tuple[str, tuple[dict[str, Any], ...]], ...] = (
         "current_phase": "Thaw — Zellen", "next_timer_at": STAMP, "open_deviations": 1,
         "exceptions": 2, "blocking": False, "newest_entry_at": STAMP, "received_at": STAMP,
         "created_at": STAMP, "started_at": STAMP, "completed_at": None, "decided_at": None,
-        "demo": True},)),
+        "demo": True, "review_digest": "0123456789abcdef"},)),
     ("parameter_results", ({
         "batch_id": BATCH, "phase_id": "thaw", "value_id": "temp", "site": "SPK1",
         "recipe_code": "CAR-T", "recipe_version": 1, "number": "SPK1-2026-0001",
         "parameter": "thaw.temp", "label": "Température", "unit": "°C", "criticality": "cpp",
-        "value": -1.5, "recorded_at": STAMP, "demo": True},)),
+        "value": -1.5, "recorded_at": STAMP, "corrected_at": None, "entry_seq": 3,
+        "entry_hash": "e" * 64, "demo": True},)),
     ("batch_milestones", tuple(
         {"batch_id": BATCH, "milestone": name, "site": "SPK1", "recipe_code": "CAR-T",
          "at": STAMP, "source": source}

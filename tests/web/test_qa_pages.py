@@ -31,7 +31,7 @@ from web_helpers import login, post_form, text
 from mes.services import batches, ingest, outbox
 from mes.services.esign import Credentials, acknowledge_accountability
 from mes.store.models import Batch as BatchRow
-from mes.store.models import BatchReview, BatchReviewEntry
+from mes.store.models import BatchReview, BatchReviewEntry, BatchSummary
 
 # The network tests' fixtures this module uses (named here so they count as used).
 __all__ = ["hub_app", "people", "received"]
@@ -184,6 +184,24 @@ def test_the_queue_lists_the_received_batch_with_its_counts_and_filters_it(hub_a
     bad = quinn.get("/qa/?state=lost")
     assert bad.status_code == 400 and "'lost' is not a QA state." in words(bad)
     assert quinn.get("/qa/?age=soon").status_code == 400
+
+
+def test_the_queue_says_when_summaries_were_computed_with_other_review_settings(
+    hub_app, completed, make_uow
+):
+    """After a [review] change the stored exception counts may be stale: the queue says so."""
+    quinn = browser(hub_app, "quinn")
+    assert "data-other-settings" not in text(quinn.get("/qa/"))
+    with make_uow() as uow:  # as if computed before the [review] settings changed
+        uow.session.execute(BatchSummary.__table__.update().values(review_digest="0" * 16))
+        uow.commit()
+    page = text(quinn.get("/qa/"))
+    found = re.search(r"<p[^>]*data-other-settings>(.*?)</p>", page, re.S)
+    assert found, page
+    assert html.unescape(found.group(1)) == (
+        "1 batch summary was computed with other review settings: the exception counts may be "
+        "stale; run `mes network rebuild`."
+    )
 
 
 # --- the review page ----------------------------------------------------------------------------

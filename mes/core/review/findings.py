@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -54,6 +54,10 @@ class ReviewSettings:
     # How far a site's clock may be from the hub's (sync.clock_skew_seconds): an entry dated
     # further ahead of its receipt, or further back than an entry before it, cannot be true.
     clock_skew_seconds: int = 300
+
+    def digest(self) -> str:
+        """A short digest of the thresholds: which settings a stored exception count came from."""
+        return content_hash(asdict(self))[:16]
 
 
 @dataclass(frozen=True)

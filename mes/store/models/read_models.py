@@ -67,6 +67,9 @@ class BatchSummary(Base):
     completed_at: Mapped[str | None] = mapped_column(String(27), nullable=True)
     decided_at: Mapped[str | None] = mapped_column(String(27), nullable=True)
     demo: Mapped[bool] = mapped_column(Boolean)
+    # The review settings the exception count was computed with (mes.core.review.settings_digest):
+    # another after a [review] change until ``mes network rebuild``.
+    review_digest: Mapped[str] = mapped_column(String(16))
 
 
 class ParameterResult(Base):
@@ -103,7 +106,14 @@ class ParameterResult(Base):
     unit: Mapped[str | None] = mapped_column(String(20), nullable=True)
     criticality: Mapped[str] = mapped_column(String(8))
     value: Mapped[float] = mapped_column(Float)
+    # When the value was first recorded: a correction keeps the point where it was in the series
+    # (the charts and baselines order by it); ``corrected_at``: when it came to stand as it is.
     recorded_at: Mapped[str] = mapped_column(String(27))
+    corrected_at: Mapped[str | None] = mapped_column(String(27), nullable=True)
+    # The ledger entry the value stands on (batch_entries batch_id + seq, and its hash): checked
+    # before a report is signed or a baseline frozen (a row changed behind the hub's back).
+    entry_seq: Mapped[int] = mapped_column(Integer)
+    entry_hash: Mapped[str] = mapped_column(String(64))
     demo: Mapped[bool] = mapped_column(Boolean)
 
 

@@ -13,7 +13,6 @@ from flask import Response, g
 from flask.typing import ResponseReturnValue
 
 from mes.core.access import Permission
-from mes.services import cpv
 from mes.web import runtime
 from mes.web.actions import reading
 from mes.web.helpers import requires, service_context
@@ -45,11 +44,11 @@ def report_pdf(code: str) -> ResponseReturnValue:
 @requires(Permission.WATCH_NETWORK)
 def report_csv(code: str) -> ResponseReturnValue:
     """The report's data as CSV: the file the signed PDF of the same period embeds."""
-    from mes.pdf.comparability import report_filename
+    from mes.pdf.comparability import report_data, report_filename
 
     date_from, date_to, _typed = _period()
     date_to = date_to or g.now.date()
     with reading(read_only=False) as (uow, ctx):  # as the report: trends on frozen baselines kept
-        view = cpv.comparability(uow, ctx, code, date_from, date_to)
+        view, data = report_data(uow, ctx, code, date_from, date_to)
     name = report_filename(view.recipe_code, date_from, date_to).removesuffix(".pdf") + ".csv"
-    return _attachment(cpv.comparability_csv(view).encode("utf-8"), name, "text/csv")
+    return _attachment(data, name, "text/csv")

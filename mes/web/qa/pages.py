@@ -31,6 +31,7 @@ from mes.core.review import (
     Finding,
     QaState,
 )
+from mes.services.read_models import other_settings_words
 from mes.services.review import Queue, QueueRow, ReviewView
 
 # The pill of each QA state: what needs QA's attention stands out.
@@ -104,6 +105,9 @@ def queue_page(queue: Queue, time_zone: str, chosen: Mapping[str, Any]) -> dict[
         "needs_attention": queue.counts.get("needs_attention", 0),
         "rows": [queue_row(r, time_zone) for r in queue.rows],
         "matching": queue.matching,
+        "other_settings": other_settings_words(queue.other_settings)
+        if queue.other_settings
+        else None,
         "sites": queue.sites,
         "products": queue.products,
         "states": [(s.value, QA_STATE_TITLES[s]) for s in QaState],
