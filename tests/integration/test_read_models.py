@@ -436,7 +436,7 @@ def test_a_corrected_value_keeps_its_place_in_the_series_and_stands_on_its_corre
 
     site = connected(net)
     early = begin(site, "PAT-0001")
-    count(site, early, viability="80.0")
+    count(site, early, viability="90.0")
     later = begin(site, "PAT-0002", at=NOW + HOURS)
     count(site, later, at=NOW + HOURS)
     with site.uow() as uow:
@@ -445,7 +445,8 @@ def test_a_corrected_value_keeps_its_place_in_the_series_and_stands_on_its_corre
             "Transcription error: the counter printed 91.5", Credentials(PASSWORD, "olivia"),
             first_signing_in_session=True,
         )  # fmt: skip
-    for batch_id in (early, later):
+    for batch_id, at in ((early, NOW), (later, NOW + HOURS)):
+        finish(site, batch_id, at=at)  # CPV charts complete batches only
         send(net, site, batch_id, at=NOW + 6 * HOURS)
     with net.hub() as uow:
         row = uow.session.get(ParameterResult, (early, "count_cells", "viability"))
@@ -470,6 +471,7 @@ def test_a_value_changed_behind_the_hubs_back_refuses_the_report_and_the_check_n
     site = connected(net)
     batch_id = begin(site, "PAT-0001")
     count(site, batch_id)
+    finish(site, batch_id)  # CPV charts complete batches only
     send(net, site, batch_id)
     number = site.view(batch_id).batch.state.number
     day = NOW.date()
