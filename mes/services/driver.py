@@ -52,6 +52,11 @@ from mes.store.uow import UnitOfWork
 
 PERFORMERS = {"operator": "olivia", "supervisor": "sam", "qa": "quinn"}
 VERIFIERS = {"operator": ("oscar", "olivia"), "supervisor": ("sam",), "qa": ("quinn",)}
+# milestones a phase records as they happen (after manufacturing started), unlike collection end
+# and receipt, which come before the batch and are typed after the fact
+_AS_IT_HAPPENS = frozenset(
+    {"provisional_certification", "dispatch", "bedside_receipt", "infusion_start"}
+)
 STEP = timedelta(seconds=30)  # the time one action takes on the driver's clock
 
 
@@ -495,6 +500,9 @@ class BatchRun:
             elif kind == "choice":
                 preferred = [o for o in spec["options"] if o in wanted.get(key, [])]
                 values[spec["id"]] = (preferred or spec["options"])[0]
+            elif kind == "datetime" and spec.get("milestone") in _AS_IT_HAPPENS:
+                # dispatch, bedside receipt …: recorded as they happen, after what came before
+                values[spec["id"]] = self.now.isoformat(timespec="minutes")
             elif kind == "datetime":
                 values[spec["id"]] = (self.now - timedelta(hours=2)).isoformat(timespec="minutes")
             elif spec.get("pattern"):

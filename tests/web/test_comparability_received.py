@@ -57,7 +57,7 @@ def test_a_received_batch_is_charted_with_a_link_to_its_record(net, received, ma
     assert "Viability (%)" in body and "Critical quality attribute" in body
     said = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).split())
     assert "1 batch of every site" in said, said
-    assert "Specification (action limits): 70 to no high limit %" in said, said
+    assert "Specification (action limits): at least 70 %" in said, said
     svg = client.get(
         "/network/comparability/BATCH-CPV/chart.svg?parameter=count_cells.viability|%25&from=01/01/2026"
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -107,6 +108,23 @@ def _links(view: cpv.ComparabilityView, typed: dict[str, str], scope: str) -> di
     }
 
 
+def _nav_titles(view: cpv.ComparabilityView) -> dict[str, str]:
+    """Each parameter's name in the page's list of links.
+
+    A label the recipe gives several critical numbers (a viability at receipt, at harvest, at
+    release) is followed by its phase.
+    """
+    count: dict[str, int] = {}
+    for p in view.parameters:
+        count[p.title] = count.get(p.title, 0) + 1
+    return {
+        p.key: p.title
+        if count[p.title] == 1
+        else f"{p.title} — {p.parameter.split('.', 1)[0].replace('_', ' ')}"
+        for p in view.parameters
+    }
+
+
 def _page(
     code: str, *, error: str | None = None, status: int = 200, typed_form: dict | None = None
 ) -> ResponseReturnValue:
@@ -134,10 +152,12 @@ def _page(
         },
         links=_links(view, typed, scope),
         summaries={p.key: cpv.chart_summary(p, scope) for p in view.parameters},
+        nav_titles=_nav_titles(view),
         dispositions=list(Disposition),
         error=error,
         typed_form=typed_form or {},
         date_pattern=date_pattern(site_zone()),
+        today=local_date_text(g.now.astimezone(ZoneInfo(site_zone())).date(), site_zone()),
         meanings=MEANINGS,
         signal_limit=SIGNAL_LIMIT,
         back_fields={

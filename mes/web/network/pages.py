@@ -202,6 +202,24 @@ def board_spoke_row(
     }
 
 
+def demo_only_spokes(view: NetworkBoard, spokes: list[dict[str, Any]]) -> list[str]:
+    """The flagged spokes that have never called yet hold batches in progress at the hub.
+
+    A spoke's records reach the hub only when it calls: batches from one that never called were
+    stored at the hub itself — the spokes ``mes demo`` makes up for its history. A batch shown
+    that is not demo data says otherwise.
+    """
+    real = {b.site for b in view.batches if not b.demo}
+    return [
+        s["code"]
+        for s in spokes
+        if s["overdue"]
+        and s["last_seen_at"] is None
+        and s["in_progress"] > 0
+        and s["code"] not in real
+    ]
+
+
 def board_page(
     view: NetworkBoard,
     time_zone: str,
@@ -220,6 +238,7 @@ def board_page(
         ],
         "spokes": spokes,
         "overdue": [s["code"] for s in spokes if s["overdue"]],
+        "demo_only": demo_only_spokes(view, spokes),
         "expected_contact": EXPECTED_CONTACT_WORDS,
     }
 

@@ -117,6 +117,11 @@
     if (overdueNote) {
       overdueNote.hidden = !data.overdue.length;
       if (overdueList) { overdueList.textContent = data.overdue.join(", "); }
+      var demoNote = overdueNote.querySelector("[data-demo-note]");
+      if (demoNote) {
+        demoNote.hidden = !(data.demo_only && data.demo_only.length);
+        demoNote.querySelector("[data-demo-list]").textContent = (data.demo_only || []).join(", ");
+      }
     }
     if (spokeBody && data.spokes.length) {
       spokeBody.replaceChildren.apply(spokeBody, data.spokes.map(spokeRow));
