@@ -663,14 +663,14 @@ def _equivalences(
         own, rest = values[mine], values[~mine]
         found = equivalence(own, rest, margin if margin else 1.0, site=site)
         if found is None:
-            words = f"{site}: too few batches (or no spread) to compare {label} with the network"
+            words = f"{site}: too few batches (or no spread) to compare {label} with the rest of the network"
         elif margin is None:
             size = _number(abs(found.difference))
             if float(size) == 0:
-                how = "is level with the network"
+                how = "is level with the rest of the network"
             else:
                 way = "higher" if found.difference > 0 else "lower"
-                how = f"is {size}{' ' + unit if unit else ''} {way} than the network"
+                how = f"is {size}{' ' + unit if unit else ''} {way} than the rest of the network"
             words = (
                 f"{site} {label} {how} "
                 f"(90 % CI {_number(found.ci_low)} to {_number(found.ci_high)}); "

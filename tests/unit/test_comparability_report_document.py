@@ -110,7 +110,7 @@ def test_the_printed_report_shows_each_parameter_signal_disposition_and_the_csv_
     assert "Generated 2026-12-05 11:00:00 CET by Quinn QA (quinn)" in text
     assert "provisional: computed from the batches shown, no baseline frozen by QA" in text
     assert (
-        "SPK2 Viability at harvest is 3.6 % lower than the network (90 % CI −4.3 to −2.9), "
+        "SPK2 Viability at harvest is 3.6 % lower than the rest of the network (90 % CI −4.3 to −2.9), "
         "outside the ±2 % margin: not equivalent" in text
     )
     assert "Not shown equivalent" in text and "No margin set" in text
