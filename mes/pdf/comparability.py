@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import math
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -38,6 +37,7 @@ import markupsafe
 from mes.core.access import Permission
 from mes.core.canonical import canonical_json
 from mes.core.clock import local_text
+from mes.core.cpv.words import figure, ppk_figure, specification_words
 from mes.core.errors import InvalidInput
 from mes.core.trends import NETWORK
 from mes.pdf.readback import Expected, missing_from
@@ -135,6 +135,16 @@ class ParameterSection:
     equivalence: tuple[EquivalenceLine, ...]
     signals: tuple[SignalLine, ...]
 
+    @property
+    def equivalence_outcome(self) -> str:
+        """The contents' words on equivalence: nothing was tested without a margin."""
+        if not self.equivalence:
+            return "no equivalence test (fewer than two sites)"
+        if all(e.margin == "not set" for e in self.equivalence):
+            return "no margin set"
+        outside = sum(e.verdict == "Not shown equivalent" for e in self.equivalence)
+        return f"{outside} site{'s' if outside != 1 else ''} not shown equivalent"
+
 
 @dataclass(frozen=True)
 class ComparabilityReport:
@@ -162,17 +172,7 @@ class ComparabilityReport:
         return f"Comparability report {self.recipe_code}, {self.date_from} to {self.date_to}"
 
 
-def number(x: float | None, digits: int = 4) -> str:
-    """``x`` with about ``digits`` significant digits, never in exponent form; "—" for none."""
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "—"
-    if x == 0:
-        return "0"
-    places = max(0, digits - 1 - math.floor(math.log10(abs(x))))
-    text = f"{x:.{places}f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text.replace("-", "−") if text.startswith("-") else text
+number = figure  # one number format on the page, in the report and in the words
 
 
 def _interval(low: float | None, high: float | None) -> str:
@@ -184,13 +184,7 @@ def _with_unit(text: str, unit: str | None) -> str:
 
 
 def _specification(low: float | None, high: float | None, unit: str | None) -> str:
-    if low is None and high is None:
-        return "no specification (action limits) in the recipe"
-    if low is None:
-        return _with_unit(f"at most {number(high)}", unit)
-    if high is None:
-        return _with_unit(f"at least {number(low)}", unit)
-    return _with_unit(f"{number(low)} to {number(high)}", unit)
+    return specification_words(low, high, unit) or "no specification (action limits) in the recipe"
 
 
 def _when(iso: str | None, time_zone: str) -> str:
@@ -230,8 +224,8 @@ def _capability_row(row: CapabilityRow) -> CapabilityLine:
         str(c.n),
         number(c.mean),
         number(c.sd),
-        number(c.ppk, 3),
-        _interval(c.ci_low, c.ci_high),
+        ppk_figure(c.ppk),
+        f"{ppk_figure(c.ci_low)} to {ppk_figure(c.ci_high)}",
         row.words,
     )
 

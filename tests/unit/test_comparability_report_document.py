@@ -9,6 +9,7 @@ record's pipeline, signed with a real document-signing certificate, then read by
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 from datetime import UTC, datetime
 
@@ -114,6 +115,9 @@ def test_the_printed_report_shows_each_parameter_signal_disposition_and_the_csv_
         "outside the ±2 % margin: not equivalent" in text
     )
     assert "Not shown equivalent" in text and "No margin set" in text
+    # the contents: nothing was tested without a margin, so no count of sites "not shown"
+    assert re.search(r"2\. Fold expansion — [^:]*: \d+ signals?, no margin set", text)
+    assert not re.search(r"Fold expansion — [^:]*: \d+ signals?, 0 sites", text)
     assert "Network: Ppk" in text
     assert missing_in_print(report, path.read_bytes()) == []
     assert len(expected_words(report)) > 10

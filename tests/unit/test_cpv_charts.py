@@ -59,7 +59,14 @@ def test_without_links_the_chart_is_fit_for_print():
 def test_the_summary_says_what_the_chart_shows():
     said = chart_summary(view())
     assert "10 batches of every site from SPK1-2026-0000 to SPK2-2026-0009" in said
-    assert "Specification (action limits): low 70" in said
+    assert "Specification (action limits): at least 70 %." in said  # the page's words
+    from dataclasses import replace
+
+    both = chart_summary(replace(view(), spec_low=2.0, spec_high=8.0, unit="°C"))
+    assert "Specification (action limits): 2 to 8 °C." in both
+    assert "at most 8 °C." in chart_summary(
+        replace(view(), spec_low=None, spec_high=8.0, unit="°C")
+    )
     assert "1 signal: Network: …" in said
 
 

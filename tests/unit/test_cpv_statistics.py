@@ -598,3 +598,15 @@ def test_equivalence_words_of_a_computed_test_agree_with_its_verdict():
         and "lower than the rest of the network" in text
     )
     assert text.endswith("outside the ±2 % margin: not equivalent")
+
+
+def test_one_number_format_for_the_page_and_the_report():
+    from mes.core.cpv.words import figure, ppk_figure, specification_words
+
+    assert figure(94.0833) == "94.08" and figure(1.2) == "1.2" and figure(-0.004123) == "−0.004123"
+    assert figure(None) == "—" and figure(0.0) == "0" and figure(12345.6) == "12346"
+    assert ppk_figure(1.3) == "1.30" and ppk_figure(-0.25) == "−0.25"
+    assert specification_words(2, None, "°C") == "at least 2 °C"
+    assert specification_words(2, 8, "°C") == "2 to 8 °C"
+    assert specification_words(None, 8.0, None) == "at most 8"
+    assert specification_words(None, None, "%") is None

@@ -58,6 +58,47 @@ def signal_words(signal: Signal, *, scope: str, parameter: str, numbers: Sequenc
     return f"{scope}: {_what(signal, parameter)} ({batches})"
 
 
+def figure(x: float | None, digits: int = 4) -> str:
+    """A mean, SD, limit or difference as the page and the report print it (the CSV keeps all).
+
+    About ``digits`` significant digits, never in exponent form, no trailing zeros, a negative
+    with U+2212; "—" for none: 94.0833 → "94.08", 1.2 → "1.2", −0.00412 → "−0.00412".
+    """
+    if x is None or not math.isfinite(x):
+        return "—"
+    if x == 0:
+        return "0"
+    places = max(0, digits - 1 - math.floor(math.log10(abs(x))))
+    text = f"{x:.{places}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text.replace("-", MINUS)
+
+
+def ppk_figure(x: float | None) -> str:
+    """A Ppk (or a bound of its interval) with two decimals, as QA reads it: 1.3 → "1.30"."""
+    if x is None or not math.isfinite(x):
+        return "—"
+    return f"{x:.2f}".replace("-", MINUS)
+
+
+def specification_words(low: float | None, high: float | None, unit: str | None) -> str | None:
+    """The specification (the recipe's action limits) in words; None when it has none.
+
+    "at least 2 °C", "2 to 8 °C", "at most 8 °C": the same on the page, the chart's summary and
+    the report.
+    """
+    if low is None and high is None:
+        return None
+    if high is None:
+        text = f"at least {figure(low)}"
+    elif low is None:
+        text = f"at most {figure(high)}"
+    else:
+        text = f"{figure(low)} to {figure(high)}"
+    return _with_unit(text, unit)
+
+
 def _decimals(margin: float) -> int:
     """One decimal finer than the margin's leading digit: ±2 → 0.1, ±0.5 → 0.01, ±20 → 1."""
     return min(6, max(0, 1 - math.floor(math.log10(margin))))
