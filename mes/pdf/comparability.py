@@ -38,6 +38,7 @@ from mes.core.access import Permission
 from mes.core.canonical import canonical_json
 from mes.core.clock import local_text
 from mes.core.cpv.words import figure, ppk_figure, specification_words
+from mes.core.dates import local_date_text, site_date_text
 from mes.core.errors import InvalidInput
 from mes.core.trends import NETWORK
 from mes.pdf.readback import Expected, missing_from
@@ -151,8 +152,10 @@ class ComparabilityReport:
     """Everything the report prints, in words (and the chart images)."""
 
     recipe_code: str
-    date_from: str
+    date_from: str  # ISO (the manifest, the title, the file's name)
     date_to: str
+    period_from: str  # as the site writes a date (05/12/2026): printed
+    period_to: str
     hub: str
     hub_name: str
     generated_at: str  # in the hub's time zone, as printed
@@ -326,6 +329,8 @@ def comparability_report(
         recipe_code=view.recipe_code,
         date_from=_day(view.date_from),
         date_to=_day(view.date_to),
+        period_from=_day(view.date_from, time_zone),
+        period_to=_day(view.date_to, time_zone),
         hub=hub,
         hub_name=hub_name,
         generated_at=local_text(generated_at, time_zone),
@@ -341,8 +346,11 @@ def comparability_report(
     )
 
 
-def _day(value: date | None) -> str:
-    return value.isoformat() if value is not None else "—"
+def _day(value: date | None, time_zone: str | None = None) -> str:
+    """A day of the period: ISO, or with ``time_zone`` as the site writes a date (printed)."""
+    if value is None:
+        return "—"
+    return value.isoformat() if time_zone is None else local_date_text(value, time_zone)
 
 
 # --- HTML, read-back words, manifest ------------------------------------------------------------
@@ -375,7 +383,7 @@ def _html(
             page_number_style=markupsafe.Markup(PAGE_NUMBER_STYLE),  # noqa: S704 - ours
             css=_report_css(),
             created_iso=report.generated_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            header_left=f"{report.recipe_code} · {report.date_from} to {report.date_to}",
+            header_left=f"{report.recipe_code} · {report.period_from} to {report.period_to}",
             header_right=f"Comparability report · {report.hub_name} ({report.hub})",
             footer_left=_footer_left(report),
         )
@@ -538,7 +546,11 @@ def issue_comparability_report(
     report = comparability_report(
         view,
         csv=csv,
-        chart=partial(control_chart_svg, raster_from=PRINT_RASTER_FROM),
+        chart=partial(
+            control_chart_svg,
+            raster_from=PRINT_RASTER_FROM,
+            day=partial(site_date_text, time_zone=settings.time_zone),
+        ),
         generated_at=ctx.at,
         generated_by=f"{actor.name} ({actor.username})" if actor.user_id else actor.name,
         hub=settings.site_code,

@@ -69,6 +69,7 @@ def control_chart_svg(
     scope: str = NETWORK,
     link: Link | None = None,
     raster_from: int = LINK_LIMIT,
+    day: Callable[[str], str] | None = None,
 ) -> str:
     """The I-MR chart of ``view`` for ``scope`` (a site code, or the network) as SVG text.
 
@@ -76,7 +77,10 @@ def control_chart_svg(
     ``raster_from``: beyond this many points the series is drawn as one image inside the SVG
     (print passes :data:`PRINT_RASTER_FROM`: hover titles and links are of no use on paper, and
     thousands of vector points take the PDF renderer seconds per chart).
+    ``day``: an ISO instant as the site writes its day (``site_date_text`` in the site's time
+    zone); without it, the ISO day.
     """
+    day = day or _iso_day
     points = view.points_of(scope)
     colours = site_colours(view.sites)
     with mpl.rc_context(RC):
@@ -89,7 +93,7 @@ def control_chart_svg(
         values = np.array([p.value for p in points], dtype=float)
         big = len(points) > raster_from
         labelled = not big and len(points) <= LABEL_LIMIT
-        _individuals(individuals, view, scope, x, values, big=big, labelled=labelled)
+        _individuals(individuals, view, scope, x, values, big=big, labelled=labelled, day=day)
         _moving_ranges(ranges, view, x, values, big=big)
         drawn = _scatter(individuals, view, scope, points, x, values, colours, big=big)
         _legend(individuals, view, scope, colours)
@@ -97,7 +101,7 @@ def control_chart_svg(
         if not drawn:  # the points' places on the page need the figure laid out once
             figure.canvas.draw()
             overlay = _point_overlay(
-                figure, individuals, view, scope, points, x, values, colours, link
+                figure, individuals, view, scope, points, x, values, colours, link, day
             )
         out = io.StringIO()
         figure.savefig(
@@ -109,12 +113,24 @@ def control_chart_svg(
     return _responsive(out.getvalue(), overlay, view, scope)
 
 
+def _iso_day(at: str) -> str:
+    return at[:10]
+
+
 def _span(ys: list[float]) -> tuple[float, float]:
     return (min(ys), max(ys)) if ys else (0.0, 1.0)
 
 
 def _individuals(
-    axes, view: ParameterView, scope: str, x, values, *, big: bool, labelled: bool
+    axes,
+    view: ParameterView,
+    scope: str,
+    x,
+    values,
+    *,
+    big: bool,
+    labelled: bool,
+    day: Callable[[str], str],
 ) -> None:
     who = "network, coloured by site" if scope == NETWORK else f"site {scope}"
     limits = view.limits
@@ -123,7 +139,7 @@ def _individuals(
         status = (
             f"provisional limits from the {limits.n} batches shown"
             if limits.provisional
-            else f"limits of the baseline frozen {view.baseline.frozen_at[:10]}"
+            else f"limits of the baseline frozen {day(view.baseline.frozen_at)}"
             if view.baseline
             else ""
         )
@@ -315,6 +331,7 @@ def _point_overlay(
     values,
     colours: dict[str, str],
     link: Link | None,
+    day: Callable[[str], str],
 ) -> str:
     """The points as SVG elements at their place on the axes: a link, a hover title, a label."""
     if not points:
@@ -331,7 +348,7 @@ def _point_overlay(
     for point, (px, py) in zip(points, xy, strict=True):
         cx, cy = f"{px:.2f}", f"{height - py:.2f}"
         title = escape(
-            f"{point.number} · {point.site} · {_number(point.value)}{unit} · {point.at[:10]}"
+            f"{point.number} · {point.site} · {_number(point.value)}{unit} · {day(point.at)}"
         )
         shape = (
             f'<circle cx="{cx}" cy="{cy}" r="{radius}" fill="{colours.get(point.site, PALETTE[0])}" '

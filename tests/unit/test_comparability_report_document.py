@@ -177,8 +177,8 @@ def test_a_period_with_no_batches_is_still_reported_and_says_so(key, tmp_path):
     text = " ".join(_text(path).split())
     assert "No batches in the period" in text
     assert (
-        "No batch of CART-CD19-FRESH recorded a critical parameter between 2026-01-01 and "
-        "2026-12-31 at any site of the network." in text
+        "No batch of CART-CD19-FRESH recorded a critical parameter between 01/01/2026 and "
+        "31/12/2026 at any site of the network." in text
     )
     assert "No critical parameter (criticality: cpp, cqa or ipc) was recorded" in text
     assert verify_report_pdf(path.read_bytes(), [key.certificate]).ok

@@ -144,3 +144,14 @@ def test_batch_numbers_stay_inside_the_axes_or_are_dropped():
     svg = control_chart_svg(view())
     for y in re.findall(r'<text x="[\d.]+" y="([\d.]+)" font-size="7"', svg):
         assert float(y) > 40  # none up in the title's row
+
+
+def test_the_chart_writes_dates_as_the_site_does():
+    from functools import partial
+
+    from mes.core.dates import site_date_text
+
+    svg = control_chart_svg(view(), day=partial(site_date_text, time_zone="Europe/London"))
+    assert "SPK1-2026-0000 · SPK1 · 91.2 % · 01/03/2026" in svg and "2026-03-01" not in svg
+    assert site_date_text("2026-06-01", "Europe/London") == "01/06/2026"
+    assert site_date_text("2026-05-31T23:30:00Z", "Europe/London") == "01/06/2026"  # BST

@@ -10,6 +10,7 @@ e-signature dialog (:mod:`mes.services.cpv`). Charts and their data download as 
 from __future__ import annotations
 
 from datetime import date, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,7 +20,7 @@ from flask_login import current_user
 
 from mes.core.access import Permission, allowed
 from mes.core.cpv.words import figure, ppk_figure
-from mes.core.dates import date_pattern, local_date_text, parse_local_date
+from mes.core.dates import date_pattern, local_date_text, parse_local_date, site_date_text
 from mes.core.errors import InvalidInput, MesError
 from mes.core.esign import Meaning
 from mes.core.trends import NETWORK, Disposition
@@ -186,6 +187,7 @@ def chart_svg(code: str) -> ResponseReturnValue:
         parameter,
         scope=_scope(),
         link=(lambda point: url_for("qa.batch", batch_id=point.batch_id)) if may_open else None,
+        day=partial(site_date_text, time_zone=site_zone()),
     )
     response = Response(svg, mimetype="image/svg+xml")
     response.headers["Content-Security-Policy"] = SVG_POLICY
