@@ -267,14 +267,24 @@ def parameters_of(uow: UnitOfWork, ctx: Context, recipe_code: str) -> list[tuple
     found = {series: spec[0] for series, spec in specs.items()}
     if not found:
         found = store.series_of(uow.session, code)
+    return parameter_titles(found, specs)
+
+
+def parameter_titles(
+    labels: Mapping[store.Series, str], specs: Mapping[store.Series, tuple]
+) -> list[tuple[str, str]]:
+    """(key, title) of each series, told apart where a label is given to several.
+
+    A label the recipe gives several critical numbers (a viability at receipt, at harvest, at
+    release) is followed by its phase's name, as the recipe names it ("Viability (%) — Harvest"),
+    else (no recipe at the hub) its phase ID in words.
+    """
     titles = {
-        series: f"{label} ({series[1]})" if series[1] else label for series, label in found.items()
+        series: f"{label} ({series[1]})" if series[1] else label for series, label in labels.items()
     }
     count: dict[str, int] = {}
     for title in titles.values():
         count[title] = count.get(title, 0) + 1
-    # A label the recipe gives several critical numbers (a viability at receipt, at harvest, at
-    # release) is followed by the name of its phase, as the recipe names it.
     return [
         (
             f"{parameter}|{unit}",

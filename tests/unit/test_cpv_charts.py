@@ -155,3 +155,27 @@ def test_the_chart_writes_dates_as_the_site_does():
     assert "SPK1-2026-0000 · SPK1 · 91.2 % · 01/03/2026" in svg and "2026-03-01" not in svg
     assert site_date_text("2026-06-01", "Europe/London") == "01/06/2026"
     assert site_date_text("2026-05-31T23:30:00Z", "Europe/London") == "01/06/2026"  # BST
+
+
+def test_a_label_given_to_several_critical_numbers_is_told_apart_by_the_phase_name():
+    from mes.services.cpv import parameter_titles
+
+    labels = {
+        ("receipt_check.viability", "%"): "Viability",
+        ("harvest_count.viability", "%"): "Viability",
+        ("harvest_count.dose", ""): "Dose",
+    }
+    specs = {
+        ("receipt_check.viability", "%"): ("Viability", "CQA", 70.0, None, "Receipt at the spoke"),
+        ("harvest_count.viability", "%"): ("Viability", "CQA", 70.0, None, "Harvest"),
+    }
+    assert parameter_titles(labels, specs) == [
+        ("receipt_check.viability|%", "Viability (%) — Receipt at the spoke"),
+        ("harvest_count.viability|%", "Viability (%) — Harvest"),
+        ("harvest_count.dose|", "Dose"),
+    ]
+    # without the recipe at the hub, the phase ID in words
+    assert parameter_titles(labels, {})[1] == (
+        "harvest_count.viability|%",
+        "Viability (%) — harvest count",
+    )
