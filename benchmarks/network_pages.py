@@ -84,6 +84,9 @@ def build(folder: Path, url: str, args: argparse.Namespace) -> dict[str, Any]:
     finally:
         hub.close()
     generate(str(sites.hub), data, [(0, "SPK1", pem)], 2, [], now.isoformat(), 30.0)
+    figures["_data"] = data
+    figures["_pems"] = {c: k.private_pem() for c, k in sites.keys.items()}
+    figures["_now"] = now.isoformat()
     figures["setup_s"] = round(time.perf_counter() - started, 1)
     figures["recipe_code"] = code
     figures["critical"] = [f"{c.parameter}|{c.unit or ''}" for c in template.critical]
@@ -293,6 +296,71 @@ def bench_http(hub: Path, folder: Path, pages: dict[str, str], count: int) -> di
     return reads
 
 
+def serve_checkout(hub: Path, log: Path, checkout: Path) -> tuple[Any, int]:
+    """``mes serve`` (gunicorn, 2 workers) of the hub with the code of another checkout."""
+    import os
+    import subprocess
+
+    from benchmarks.sync import _free_port
+
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mes.cli", "--instance", str(hub), "serve", "--port", str(port),
+         "--workers", "2"],
+        stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=checkout, start_new_session=True,
+        env={**os.environ, "MES_INSTANCE": "", "PYTHONPATH": str(checkout)},
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            Browser(port).request("GET", "/health")
+            time.sleep(0.5)
+            return process, port
+        except OSError:
+            time.sleep(0.3)
+    stop(process)
+    raise RuntimeError(f"the hub of {checkout} did not answer:\n{log.read_text()}")
+
+
+def bench_compare(
+    hub: Path, folder: Path, pages: dict[str, str], count: int, before: Path
+) -> dict[str, Any]:
+    """Each page read alternately from this checkout's hub and ``before``'s (same database, same
+    moment, so a loaded machine weighs on both alike): median and p95 of each."""
+    servers = {"after": serve_checkout(hub, folder / "hub-after.log", ROOT)}
+    reads: dict[str, Any] = {}
+    try:
+        servers["before"] = serve_checkout(hub, folder / "hub-before.log", before)
+        browsers = {}
+        quinn = next(u for u in HUB_USERS if u[0] == "quinn")
+        for name, (_process, port) in servers.items():
+            browsers[name] = Browser(port)
+            browsers[name].login(quinn[0], quinn[3])
+        for key, path in pages.items():
+            times: dict[str, list[float]] = {name: [] for name in browsers}
+            rounds = count if key != "comparability_page" else 5
+            for browser in browsers.values():
+                browser.request("GET", path)  # warm
+            for _ in range(rounds):
+                for name, browser in browsers.items():
+                    started = time.perf_counter()
+                    status, _page = browser.request("GET", path)
+                    times[name].append((time.perf_counter() - started) * 1000)
+                    assert status == 200, (name, path, status)
+            reads[key] = {
+                name: {
+                    "median_ms": round(statistics.median(t), 1),
+                    "p95_ms": round(_pct(t, 0.95), 1),
+                }
+                for name, t in times.items()
+            }
+            print(f"  {key}: {reads[key]}", flush=True)
+    finally:
+        for process, _port in servers.values():
+            stop(process)
+    return reads
+
+
 def count_sql(hub: Path, pages: dict[str, str]) -> dict[str, int]:
     """The SQL statements each page issues (in process, Flask's test client, QA logged in)."""
     sys.path.insert(0, str(ROOT / "tests" / "web"))
@@ -324,6 +392,68 @@ def count_sql(hub: Path, pages: dict[str, str]) -> dict[str, int]:
         runtime.close()
 
 
+def bench_ingest(batches: int) -> dict[str, Any]:
+    """Entries stored per second through ingest, without and with frozen baselines.
+
+    A hub with three spokes; SPK2's ``batches`` are stored with no baseline frozen, then every
+    critical number of the recipe gets a frozen baseline (rows written as QA's would be) and
+    SPK3's ``batches`` are stored: each of its values is then judged at ingest. Run the same
+    with ``PYTHONPATH=<older checkout>`` for the cost before trends were kept at ingest.
+    """
+    import argparse as _argparse
+
+    import psycopg
+
+    folder = Path(tempfile.mkdtemp(prefix="mes-bench-ingest-"))
+    database = f"perf16_ingest_{int(time.time())}"
+    url = _create_pg(database)
+    figures: dict[str, Any] = {}
+    try:
+        built = build(
+            folder, url, _argparse.Namespace(spokes=3, recipe=DEFAULT_RECIPE, batches=batches)
+        )
+        pems, now = built["_pems"], built["_now"]
+
+        def store(index: int, code: str) -> dict[str, float]:
+            started = time.perf_counter()
+            done = generate(
+                built["_hub"], built["_data"], [(index, code, pems[code])], batches, [], now, 60.0
+            )
+            done["wall_s"] = time.perf_counter() - started
+            return done
+
+        plain = url.replace("postgresql+psycopg://", "postgresql://")
+        first = store(1, "SPK2")
+        figures["no_baseline_entries_per_s"] = round(first["entries"] / first["wall_s"])
+        with psycopg.connect(plain) as conn:
+            quinn = conn.execute("SELECT id FROM users WHERE username = 'quinn'").fetchone()[0]
+            conn.execute(
+                "INSERT INTO cpv_baselines (id, recipe_code, parameter, unit, period_from, "
+                "period_to, batches, first_number, last_number, centre, sigma, lcl, ucl, "
+                "mr_centre, mr_ucl, frozen_at, frozen_by, signature_seq, reason) "
+                "SELECT gen_random_uuid()::text, recipe_code, parameter, coalesce(unit, ''), "
+                "date '2000-01-01', date '2100-01-01', count(*), min(number), max(number), "
+                "avg(value), greatest(stddev_samp(value), 0.001), "
+                "avg(value) - 3 * greatest(stddev_samp(value), 0.001), "
+                "avg(value) + 3 * greatest(stddev_samp(value), 0.001), 1, 3.267, now(), %s, 0, "
+                "'benchmark' FROM parameter_results GROUP BY recipe_code, parameter, unit",
+                (quinn,),
+            )
+            figures["baselines"] = conn.execute("SELECT count(*) FROM cpv_baselines").fetchone()[0]
+        second = store(2, "SPK3")
+        figures["with_baselines_entries_per_s"] = round(second["entries"] / second["wall_s"])
+        with psycopg.connect(plain) as conn:
+            figures["trends_kept"] = conn.execute("SELECT count(*) FROM cpv_trends").fetchone()[0]
+        figures["batches_each"] = batches
+    finally:
+        _drop_pg(database)
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+    print(json.dumps(figures), flush=True)
+    return figures
+
+
 def main(argv: list[str] | None = None) -> None:
     """Build, fill, measure, drop."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -333,7 +463,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--database", help="reuse this filled database's hub folder (--keep)")
     parser.add_argument("--keep", action="store_true", help="keep the database and the folder")
+    parser.add_argument(
+        "--before", type=Path, help="another checkout: its hub read alternately with this one's"
+    )
+    parser.add_argument(
+        "--ingest", type=int, help="only: ingest's entries/s for this many batches per spoke"
+    )
     args = parser.parse_args(argv)
+    if args.ingest:
+        bench_ingest(args.ingest)
+        return
     results: dict[str, Any] = {
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
         "spokes": args.spokes,
@@ -351,6 +490,8 @@ def main(argv: list[str] | None = None) -> None:
     url = _create_pg(database)
     try:
         results.update(build(folder, url, args))
+        for private in ("_data", "_pems", "_now"):
+            results.pop(private)
         results["fill"] = fill(url, args.spokes, args.batches)
         (folder / "perf.json").write_text(json.dumps(results))
         measure(results, folder, args)
@@ -370,7 +511,10 @@ def measure(results: dict[str, Any], folder: Path, args: argparse.Namespace) -> 
     pages = paths(results["recipe_code"], results["critical"][0])
     results["sql"] = count_sql(hub, pages)
     print(f"SQL statements per page: {results['sql']}", flush=True)
-    results["http"] = bench_http(hub, folder, pages, args.requests)
+    if args.before:
+        results["http_compared"] = bench_compare(hub, folder, pages, args.requests, args.before)
+    else:
+        results["http"] = bench_http(hub, folder, pages, args.requests)
     out = ROOT / "benchmarks" / "results"
     out.mkdir(exist_ok=True)
     (out / "network_pages.json").write_text(json.dumps(results, indent=1))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import date
+from itertools import pairwise
 
 from mes.core.errors import InvalidInput
 from mes.core.text import MAX_LONG_TEXT, free_text, one_line
@@ -164,7 +165,7 @@ def check_spread(values: list[float], parameter: str, unit: str | None = None) -
     Limits at centre ± 0 would make every later value a signal (or, where σ 0 is skipped, none
     ever): such a baseline is refused, not frozen.
     """
-    if len(values) >= 2 and all(a == b for a, b in zip(values, values[1:], strict=False)):
+    if len(values) >= 2 and all(a == b for a, b in pairwise(values)):
         shown = f"{values[0]:g}{' ' + unit if unit else ''}"
         raise InvalidInput(
             f"The {len(values)} batches of the baseline all read {shown} for {parameter}: "

@@ -108,6 +108,7 @@ __all__ = [
 ]
 
 NETWORK_WORDS = "Network"
+COMPLETE_ONLY = "Complete batches only: in-progress and aborted batches are left out."
 
 
 class SeriesPoint(NamedTuple):
@@ -119,6 +120,7 @@ class SeriesPoint(NamedTuple):
     value: float
     at: str  # UTC text, when recorded
     version: int
+    demo: bool = False  # the batch is demo data (``mes demo``): never mixed in silently
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,11 @@ class ParameterView:
         """The specification in words ("at least 2 °C"); None when the recipe gives none."""
         return specification_words(self.spec_low, self.spec_high, self.unit or None)
 
+    @property
+    def demo_batches(self) -> int:
+        """How many of the batches shown are demo data (a real hub has none)."""
+        return sum(1 for p in self.points if p.demo)
+
     def points_of(self, scope: str) -> list[SeriesPoint]:
         """The points of one site, or every point for the network."""
         return self.points if scope == NETWORK else [p for p in self.points if p.site == scope]
@@ -229,6 +236,11 @@ class ComparabilityView:
     sites: list[str]
     batches: int
     default_baseline_batches: int = DEFAULT_BASELINE_BATCHES
+
+    @property
+    def demo_batches(self) -> int:
+        """How many batches of the view are demo data."""
+        return len({p.batch_id for view in self.parameters for p in view.points if p.demo})
 
     def parameter(self, key: str) -> ParameterView:
         """One parameter by its key ('phase.value|unit'), or :class:`NotFound`."""
@@ -384,12 +396,17 @@ def comparability(
 def _specifications(uow: UnitOfWork, recipe_code: str) -> dict[store.Series, tuple]:
     """Each critical number's label, criticality words and action limits, in recipe order.
 
-    From the newest version of the recipe that has it.
+    From the newest version of the recipe that has it. Where two numbers of the recipe share a
+    label ("Viability" at harvest and at release testing), each is named with its phase
+    ("Viability at release testing"): the words QA signs, the charts' titles, the CSV and the
+    report must tell them apart.
     """
     found: dict[store.Series, tuple] = {}
+    phases: dict[store.Series, str] = {}
     for _version, compiled in store.compiled_versions(uow.session, recipe_code):
         for item in critical_inputs(json.loads(compiled)):
             series = (item.parameter, item.unit or "")
+            phases.setdefault(series, item.phase_name)
             found.setdefault(
                 series,
                 (
@@ -400,7 +417,24 @@ def _specifications(uow: UnitOfWork, recipe_code: str) -> dict[store.Series, tup
                     item.phase_name,
                 ),
             )
-    return found
+    return {
+        series: (distinct_label(series, found, phases), *spec[1:]) for series, spec in found.items()
+    }
+
+
+def distinct_label(
+    series: store.Series, found: Mapping[store.Series, tuple], phases: Mapping[store.Series, str]
+) -> str:
+    """The label, with its phase's name when another number of the recipe has the same label."""
+    label = found[series][0]
+    same = [s for s, spec in found.items() if spec[0].casefold() == label.casefold()]
+    if len({s[0] for s in same}) < 2:
+        return label
+    phase = phases.get(series) or series[0].split(".")[0]
+    phase = phase if phase[1:2].isupper() else phase[:1].lower() + phase[1:]
+    if phase.casefold() in label.casefold():
+        return label
+    return f"{label} at {phase}"
 
 
 def _limits(baseline: store.CpvBaseline | None, values: Sequence[float]) -> ControlLimits | None:
@@ -567,7 +601,9 @@ def _replace(view: SignalView, **changes: object) -> SignalView:
     return replace(view, **changes)  # type: ignore[arg-type]
 
 
-_POINT = itemgetter(5, 6, 7, 8, 9, 4)  # a ResultRow's site, number, batch, value, at, version
+_POINT = itemgetter(
+    5, 6, 7, 8, 9, 4, 10
+)  # a ResultRow's site, number, batch, value, at, version, demo
 
 
 def _points(rows: Sequence[store.ResultRow]) -> list[SeriesPoint]:
@@ -849,6 +885,7 @@ def keep_new_trends(uow: UnitOfWork, at: datetime, changed: Sequence[Mapping[str
         baselines = store.baselines(uow.session, code)
         if not baselines:
             continue
+        specs = _specifications(uow, code)  # the labels QA reads (with the phase where clashing)
         for row in changed:
             series = (row["parameter"], row["unit"] or "")
             baseline = baselines.get(series)
@@ -871,7 +908,9 @@ def keep_new_trends(uow: UnitOfWork, at: datetime, changed: Sequence[Mapping[str
                 scope = NETWORK if site is None else site
                 found += [
                     (view, run)
-                    for view, run in _signals_of(scope, points, limits, row["label"])  # type: ignore[arg-type]
+                    for view, run in _signals_of(
+                        scope, points, limits, (specs.get(series) or (row["label"],))[0]
+                    )  # type: ignore[arg-type]
                     if not older or points.index(run[0]) >= CONTEXT
                 ]
             if not found:
@@ -1224,6 +1263,7 @@ CHART_COLUMNS = [
     "spec_low",
     "spec_high",
     "signals",
+    "demo",
 ]
 
 
@@ -1256,6 +1296,7 @@ def _chart_rows(code: str, view: ParameterView, scope: str) -> list[list[object]
                 view.spec_low,
                 view.spec_high,
                 " ".join(rules.get((scope, point.number), [])),
+                "demo" if point.demo else "",
             ]
         )
         previous = point.value
@@ -1334,6 +1375,13 @@ def chart_summary(view: ParameterView, scope: str = NETWORK) -> str:
         f"from {points[0].number} to {points[-1].number}; values from {_number(min(values))} "
         f"to {_number(max(values))}{unit}."
     ]
+    demo = sum(1 for p in points if p.demo)
+    if demo:
+        text.append(
+            f"Includes {demo} demo batch{'es' if demo != 1 else ''} (demonstration data, "
+            "not production)."
+        )
+    text.append(COMPLETE_ONLY)
     limits = view.limits
     if limits is not None:
         source = (

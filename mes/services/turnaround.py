@@ -61,6 +61,7 @@ class RecipeTurnaround:
     stats: TurnaroundStats
     timelines: list[Timeline]
     unit_procedures: dict[str, str]
+    demo_batches: int = 0  # demo data among the batches (told on the page, never mixed silently)
 
     def point_title(self, name: str) -> str:
         """A point of the timeline in words ("Collection end", "End of Expansion")."""
@@ -153,13 +154,8 @@ def turnaround_report(
         )
         if not rows.batch_ids:
             continue
-        table = PointTable(
-            rows.sites,
-            {
-                name: np.array([row[i] for row in rows.hours], dtype=float)
-                for i, name in enumerate(rows.points)
-            },
-        )
+        hours = np.array(rows.hours, dtype=float).reshape(len(rows.hours), len(rows.points))
+        table = PointTable(rows.sites, {name: hours[:, i] for i, name in enumerate(rows.points)})
         recipes.append(
             RecipeTurnaround(
                 recipe_code=code,
@@ -169,6 +165,7 @@ def turnaround_report(
                 stats=turnaround(code, table, target, names),
                 timelines=_newest(uow, code, rows, table, newest),
                 unit_procedures=names,
+                demo_batches=rows.demo,
             )
         )
     return TurnaroundView(recipes, recipe_code or None, codes, since, until)

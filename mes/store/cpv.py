@@ -13,12 +13,31 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, NamedTuple
 
-from sqlalchemy import Float, String, column, exists, func, select, table, union_all
+from sqlalchemy import (
+    Boolean,
+    Float,
+    String,
+    column,
+    exists,
+    func,
+    select,
+    table,
+    text,
+    union_all,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mes.store.models import CpvBaseline, CpvDisposition, CpvMargin, CpvTrend, RecipeVersion, User
-from mes.store.queries import RecordName
+from mes.store.models import (
+    Batch,
+    CpvBaseline,
+    CpvDisposition,
+    CpvMargin,
+    CpvTrend,
+    RecipeVersion,
+    User,
+)
+from mes.store.queries import RecordName, plain_rows
 
 # The read model, named by its columns (its model class is the read-model module's).
 parameter_results = table(
@@ -34,8 +53,20 @@ parameter_results = table(
     column("criticality", String),
     column("value", Float),
     column("recorded_at", String),
-    column("demo", String),
+    column("demo", Boolean),
 )
+
+COMPLETE = "complete"
+
+
+def _complete(r: Any) -> Any:
+    """The row's batch is complete.
+
+    In-progress values may still change and an aborted batch's are incomplete, so neither enters
+    a series or a baseline (a rejected batch's values are the process's: they stay).
+    """
+    return exists().where(Batch.id == r.batch_id, Batch.status == COMPLETE)
+
 
 Series = tuple[str, str]  # (parameter, unit): unit '' for a number without one
 
@@ -53,6 +84,7 @@ class ResultRow(NamedTuple):
     batch_id: str
     value: float
     at: str  # UTC text
+    demo: bool = False  # the batch is demo data (``mes demo``)
 
 
 def _day_after(day: date) -> str:
@@ -87,7 +119,8 @@ def results(
         r.batch_id,
         r.value,
         r.recorded_at,
-    ).where(r.recipe_code == recipe_code, r.value.is_not(None))
+        r.demo,
+    ).where(r.recipe_code == recipe_code, r.value.is_not(None), _complete(r))
     if date_from is not None:
         query = query.where(r.recorded_at >= date_from.isoformat())
     if date_to is not None:
@@ -99,7 +132,7 @@ def results(
             query.where(r.unit == unit) if unit else query.where(func.coalesce(r.unit, "") == "")
         )
     query = query.order_by(r.recorded_at, r.number)
-    return list(map(ResultRow._make, session.execute(query)))
+    return [ResultRow(*row[:10], bool(row[10])) for row in session.execute(query)]
 
 
 def series_points(
@@ -121,16 +154,18 @@ def series_points(
         r.parameter == parameter,
         r.unit == unit if unit else func.coalesce(r.unit, "") == "",
         r.value.is_not(None),
+        _complete(r),
     ]
     if date_from is not None:
         where.append(r.recorded_at >= date_from.isoformat())
     if date_to is not None:
         where.append(r.recorded_at < _day_after(date_to))
-    rows = session.execute(
-        select(r.site, r.number, r.batch_id, r.value, r.recorded_at, r.recipe_version)
+    rows = plain_rows(
+        session,
+        select(r.site, r.number, r.batch_id, r.value, r.recorded_at, r.recipe_version, r.demo)
         .where(*where)
-        .order_by(r.recorded_at, r.number)
-    ).all()
+        .order_by(r.recorded_at, r.number),
+    )
     if not rows:
         return [], None
     label = session.execute(
@@ -177,19 +212,24 @@ def window(
         r.unit == unit if unit else func.coalesce(r.unit, "") == "",
         r.value.is_not(None),
         r.recorded_at >= since.isoformat(),
+        _complete(r),
     ]
     if site is not None:
         where.append(r.site == site)
     upto = (
         select(*columns)
-        .where(*where, (r.recorded_at < at) | ((r.recorded_at == at) & (r.number <= number)))
+        .where(
+            *where,
+            r.recorded_at <= at,  # a range of the index, then the tie on the number
+            (r.recorded_at < at) | (r.number <= number),
+        )
         .order_by(r.recorded_at.desc(), r.number.desc())
         .limit(before)
         .subquery()
     )
     later = (
         select(*columns)
-        .where(*where, (r.recorded_at > at) | ((r.recorded_at == at) & (r.number > number)))
+        .where(*where, r.recorded_at >= at, (r.recorded_at > at) | (r.number > number))
         .order_by(r.recorded_at, r.number)
         .limit(after)
         .subquery()
@@ -198,6 +238,15 @@ def window(
     rows = _series_rows(session.execute(select(both).order_by(both.c.recorded_at, both.c.number)))
     older = sum(1 for row in rows if (row.at, row.number) <= (at, number)) >= before
     return rows, older
+
+
+def batch_results(session: Session, batch_id: str) -> list[dict[str, Any]]:
+    """Every critical value of one batch, as ingest's changed rows (to judge it once complete)."""
+    r = parameter_results.c
+    query = select(
+        r.recipe_code, r.parameter, r.unit, r.label, r.site, r.number, r.value, r.recorded_at
+    ).where(r.batch_id == batch_id)
+    return [dict(row._mapping) for row in session.execute(query)]
 
 
 def known_among(
@@ -227,9 +276,19 @@ def series_of(session: Session, recipe_code: str) -> dict[Series, str]:
 
 
 def recipe_codes(session: Session) -> list[str]:
-    """The recipe codes with critical values received, in order."""
-    r = parameter_results.c
-    return list(session.execute(select(r.recipe_code).distinct().order_by(r.recipe_code)).scalars())
+    """The recipe codes with critical values received, in order.
+
+    A skip scan of the series index (its first column): one probe per code, not every row.
+    """
+    query = text(
+        "WITH RECURSIVE codes(code) AS ("
+        " SELECT min(recipe_code) FROM parameter_results"
+        " UNION ALL"
+        " SELECT (SELECT min(recipe_code) FROM parameter_results WHERE recipe_code > code)"
+        " FROM codes WHERE code IS NOT NULL"
+        ") SELECT code FROM codes WHERE code IS NOT NULL ORDER BY code"
+    )
+    return list(session.execute(query).scalars())
 
 
 def compiled_versions(session: Session, recipe_code: str) -> list[tuple[int, str]]:
@@ -476,6 +535,7 @@ __all__ = [
     "add_trend",
     "baseline_names",
     "baselines",
+    "batch_results",
     "compiled_versions",
     "keyed",
     "known_among",

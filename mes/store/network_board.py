@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from mes.store.models import BatchMilestone, BatchSummary, RecipeVersion, Spoke
 from mes.store.network import clock_beyond_skew
+from mes.store.queries import plain_rows
 
 IN_PROGRESS = ("created", "in_progress", "on_hold")
 """A batch on the board: created, in progress or on hold at its spoke (not yet complete)."""
@@ -101,7 +102,7 @@ def newest_version_in(
 class PointRows:
     """The points of a recipe's batches as columns: one row per batch with any of them.
 
-    ``hours[i]``: per batch, the time of ``points[i]`` in hours after the Unix epoch (None
+    ``hours[b][i]``: batch ``b``'s time of ``points[i]`` in hours after the Unix epoch (None
     where the batch has not recorded it).
     """
 
@@ -109,7 +110,8 @@ class PointRows:
     sites: list[str]
     numbers: list[str]
     points: tuple[str, ...]
-    hours: list[list[float | None]]
+    hours: list[tuple[float | None, ...]]
+    demo: int = 0  # how many of the batches are demo data (``mes demo``; a real hub has none)
 
 
 def point_rows(
@@ -130,7 +132,13 @@ def point_rows(
         func.max(case((BatchMilestone.milestone == name, hours), else_=None)) for name in points
     ]
     query = (
-        select(BatchSummary.batch_id, BatchSummary.site, BatchSummary.number, *columns)
+        select(
+            BatchSummary.batch_id,
+            BatchSummary.site,
+            BatchSummary.number,
+            BatchSummary.demo,
+            *columns,
+        )
         .join(BatchMilestone, BatchMilestone.batch_id == BatchSummary.batch_id)
         .where(
             BatchMilestone.recipe_code == recipe_code,
@@ -138,16 +146,18 @@ def point_rows(
             BatchSummary.created_at >= created_from,
             BatchSummary.created_at < created_before,
         )
-        .group_by(BatchSummary.batch_id, BatchSummary.site, BatchSummary.number)
+        .group_by(BatchSummary.batch_id, BatchSummary.site, BatchSummary.number, BatchSummary.demo)
         .order_by(BatchSummary.batch_id)
     )
-    rows = session.execute(query).all()
+    rows = plain_rows(session, query)
+    columns = list(zip(*rows, strict=True)) or [(), (), (), ()]
     return PointRows(
-        batch_ids=[r[0] for r in rows],
-        sites=[r[1] for r in rows],
-        numbers=[r[2] for r in rows],
+        batch_ids=list(columns[0]),
+        sites=list(columns[1]),
+        numbers=list(columns[2]),
         points=tuple(points),
-        hours=[list(r[3:]) for r in rows],
+        hours=[r[4:] for r in rows],
+        demo=sum(1 for flag in columns[3] if flag),
     )
 
 

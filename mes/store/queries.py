@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -222,3 +223,24 @@ def batch_named(session: Session, name: str) -> RecordName | None:
     """The batch whose number is ``name`` (for a link to its events), if any."""
     batch_id = session.execute(select(Batch.id).where(Batch.number == name)).scalar()
     return RecordName(name, batch_id) if batch_id is not None else None
+
+
+def plain_rows(session: Session, query: Any) -> list[tuple[Any, ...]]:
+    """The rows of a select as the driver's plain tuples (tens of thousands: no Row objects).
+
+    For columns whose driver types are already the Python ones (text, float, integer), in the
+    session's transaction.
+    """
+    connection = session.connection()
+    compiled = query.compile(
+        dialect=connection.dialect, compile_kwargs={"render_postcompile": True}
+    )
+    params: Any = compiled.params
+    if compiled.positional:  # SQLite's "?" style
+        params = tuple(params[name] for name in compiled.positiontup or ())
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(str(compiled), params)
+        return cursor.fetchall()
+    finally:
+        cursor.close()

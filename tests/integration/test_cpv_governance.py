@@ -325,7 +325,7 @@ def test_a_run_seen_again_on_a_later_baseline_is_not_kept_twice(make_uow, qa, cl
 
 def test_a_baseline_without_spread_is_refused_and_a_replacement_needs_a_reason(make_uow, qa):
     add_batches(make_uow, [("SPK1", 5.0)] * 9 + steady())
-    with make_uow() as uow, pytest.raises(InvalidInput, match="all read 5 %.*need spread"):
+    with make_uow() as uow, pytest.raises(InvalidInput, match=r"all read 5 %.*need spread"):
         cpv.freeze_baseline(
             uow, user_ctx(qa), CODE, KEY, FROM, FROM + timedelta(days=60), 9, None, **signed()
         )
@@ -337,3 +337,31 @@ def test_a_baseline_without_spread_is_refused_and_a_replacement_needs_a_reason(m
         )
     with make_uow() as uow:
         assert len(uow.session.execute(select(CpvBaseline)).all()) == 1
+
+
+def test_only_complete_batches_enter_the_series_and_demo_batches_are_told(make_uow, qa):
+    """Review: in-progress and aborted batches went into CPV, demo batches silently."""
+    numbers = add_batches(make_uow, steady())
+    with make_uow() as uow:
+        uow.session.execute(
+            text("UPDATE batches SET status = 'aborted' WHERE number = :n"), {"n": numbers[0]}
+        )
+        uow.session.execute(
+            text("UPDATE batches SET status = 'in_progress' WHERE number = :n"), {"n": numbers[1]}
+        )
+        uow.session.execute(
+            text("UPDATE parameter_results SET demo = :t WHERE number = :n"),
+            {"t": True, "n": numbers[2]},
+        )
+        uow.commit()
+    shown = view(make_uow, qa)
+    listed = [p.number for p in shown.parameters[0].points]
+    assert listed == numbers[2:]
+    assert shown.demo_batches == 1 and shown.parameters[0].demo_batches == 1
+    said = cpv.chart_summary(shown.parameters[0])
+    assert "Includes 1 demo batch" in said and "Complete batches only" in said
+    data = cpv.comparability_csv(shown).splitlines()
+    assert data[0].endswith(",demo") and data[1].endswith(",demo")
+    with make_uow() as uow:
+        one = cpv.comparability(uow, user_ctx(qa), CODE, FROM, TO, only=KEY)
+    assert [p.number for p in one.parameters[0].points] == numbers[2:]

@@ -85,3 +85,25 @@ def test_a_deviation_s_reference_is_one_short_line():
     for bad, words in (("DEV-1\nDEV-2", "one line|line break"), ("D" * 61, "at most 60")):
         with pytest.raises(InvalidInput, match=words):
             check_disposition(Disposition.DEVIATION, bad, "c")
+
+
+def test_numbers_sharing_a_label_are_named_with_their_phase():
+    """Review: CART-CD19-FRESH has five 'Viability (%)': words, titles and the report clashed."""
+    from mes.services.cpv import distinct_label
+
+    found = {
+        ("harvest.viability", "%"): ("Viability",),
+        ("release.viability", "%"): ("Viability",),
+        ("release.cd3", "%"): ("CD3+",),
+    }
+    phases = {
+        ("harvest.viability", "%"): "Harvest",
+        ("release.viability", "%"): "Release testing",
+        ("release.cd3", "%"): "Release testing",
+    }
+    named = {series: distinct_label(series, found, phases) for series in found}
+    assert named == {
+        ("harvest.viability", "%"): "Viability at harvest",
+        ("release.viability", "%"): "Viability at release testing",
+        ("release.cd3", "%"): "CD3+",
+    }

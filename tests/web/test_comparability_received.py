@@ -66,9 +66,9 @@ def test_a_received_batch_is_charted_with_a_link_to_its_record(net, received, ma
 
 
 def test_a_received_batch_that_completes_nine_below_the_centre_line_is_a_trend_in_qa_queue(
-    net,
+    net,  # noqa: F811
     tmp_path,
-    make_app,  # noqa: F811
+    make_app,
 ):
     """Kept by ingest in the batch's transaction: QA's queue lists it, no page was opened."""
     net.publish(net.approve(ANNOTATED))
