@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_left, bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from operator import itemgetter
@@ -1056,49 +1056,18 @@ def freeze_baseline(
         mr_ucl=limits.mr_ucl,
     )
     baseline_id = new_id()
-    signature = sign_record(
-        uow,
-        ctx,
-        record_type=BASELINE_RECORD_TYPE,
-        record_id=baseline_id,
-        record=record,
-        meaning=Meaning.APPROVED,
-        credentials=credentials,
-        first_signing_in_session=first_signing_in_session,
-        signer_roles=[Role.QA.value],
-    )
-    row = store.CpvBaseline(
-        id=baseline_id,
-        recipe_code=code,
-        parameter=series[0],
-        unit=series[1],
-        period_from=request.date_from,
-        period_to=request.date_to,
-        batches=len(chosen),
-        first_number=numbers[0],
-        last_number=numbers[-1],
-        centre=limits.centre,
-        sigma=limits.sigma,
-        lcl=limits.lcl,
-        ucl=limits.ucl,
-        mr_centre=limits.mr_centre,
-        mr_ucl=limits.mr_ucl,
-        frozen_at=ctx.at,
-        frozen_by=ctx.user_id,
-        signature_seq=signature.entry_seq,
-        reason=why,
-    )
-    uow.add(row)
-    record_entry(
-        uow,
-        ctx,
-        actor,
-        "CPV baseline frozen",
-        BASELINE_RECORD_TYPE,
-        baseline_id,
-        new={**record, "signature_entry": signature.entry_seq},
-        reason=row.reason,
-    )
+    row = _qa_signed(
+        uow, ctx, actor, BASELINE_RECORD_TYPE, baseline_id, record, Meaning.APPROVED,
+        credentials, first_signing_in_session, "CPV baseline frozen", reason=why,
+        row=lambda signature_seq: store.CpvBaseline(
+            id=baseline_id, recipe_code=code, parameter=series[0], unit=series[1],
+            period_from=request.date_from, period_to=request.date_to, batches=len(chosen),
+            first_number=numbers[0], last_number=numbers[-1], centre=limits.centre,
+            sigma=limits.sigma, lcl=limits.lcl, ucl=limits.ucl, mr_centre=limits.mr_centre,
+            mr_ucl=limits.mr_ucl, frozen_at=ctx.at, frozen_by=ctx.user_id,
+            signature_seq=signature_seq, reason=why,
+        ),
+    )  # fmt: skip
     # The batches already received are judged against it at once (later ones as they arrive).
     specs = _specifications(uow, code)
     _keep_series(
@@ -1107,6 +1076,49 @@ def freeze_baseline(
     )  # fmt: skip
     uow.commit()
     return row
+
+
+def _qa_signed(
+    uow: UnitOfWork,
+    ctx: Context,
+    actor: Actor,
+    record_type: str,
+    record_id: str,
+    record: Mapping[str, Any],
+    meaning: Meaning,
+    credentials: Credentials,
+    first_signing_in_session: bool,
+    action: str,
+    *,
+    row: Callable[[int], Any],
+    reason: str | None,
+    old: Mapping[str, Any] | None = None,
+) -> Any:
+    """QA's decision on CPV: the signature bound to ``record``, the row, the audit entry.
+
+    One rule for the three decisions (a baseline frozen, a margin set, a trend assessed): QA
+    signs ``record`` with ``meaning``; ``row(signature_seq)`` is the decision's new row
+    (append-only: a later one supersedes it); the hub's audit trail says what was decided,
+    with the signature's entry. Same transaction; the caller commits.
+    """
+    signature = sign_record(
+        uow,
+        ctx,
+        record_type=record_type,
+        record_id=record_id,
+        record=record,
+        meaning=meaning,
+        credentials=credentials,
+        first_signing_in_session=first_signing_in_session,
+        signer_roles=[Role.QA.value],
+    )
+    added = row(signature.entry_seq)
+    uow.add(added)
+    record_entry(
+        uow, ctx, actor, action, record_type, record_id,
+        old=old, new={**record, "signature_entry": signature.entry_seq}, reason=reason,
+    )  # fmt: skip
+    return added
 
 
 def set_margin(
@@ -1138,40 +1150,22 @@ def set_margin(
     previous = store.margins(uow.session, code).get(series)
     record = margin_record(recipe_code=code, parameter=series[0], unit=series[1], margin=value)
     margin_id = new_id()
-    signature = sign_record(
-        uow,
-        ctx,
-        record_type=MARGIN_RECORD_TYPE,
-        record_id=margin_id,
-        record=record,
-        meaning=Meaning.APPROVED,
-        credentials=credentials,
-        first_signing_in_session=first_signing_in_session,
-        signer_roles=[Role.QA.value],
-    )
-    row = store.CpvMargin(
-        id=margin_id,
-        recipe_code=code,
-        parameter=series[0],
-        unit=series[1],
-        margin=value,
-        set_at=ctx.at,
-        set_by=ctx.user_id,
-        signature_seq=signature.entry_seq,
-        reason=why,
-    )
-    uow.add(row)
-    record_entry(
-        uow,
-        ctx,
-        actor,
-        "CPV equivalence margin set",
-        MARGIN_RECORD_TYPE,
-        margin_id,
+    row = _qa_signed(
+        uow, ctx, actor, MARGIN_RECORD_TYPE, margin_id, record, Meaning.APPROVED,
+        credentials, first_signing_in_session, "CPV equivalence margin set", reason=why,
         old={"margin": previous.margin} if previous is not None else None,
-        new={**record, "signature_entry": signature.entry_seq},
-        reason=why,
-    )
+        row=lambda signature_seq: store.CpvMargin(
+            id=margin_id,
+            recipe_code=code,
+            parameter=series[0],
+            unit=series[1],
+            margin=value,
+            set_at=ctx.at,
+            set_by=ctx.user_id,
+            signature_seq=signature_seq,
+            reason=why,
+        ),
+    )  # fmt: skip
     uow.commit()
     return row
 
@@ -1207,37 +1201,14 @@ def acknowledge_trend(
     record = disposition_record(
         trend_id=trend.id, words=trend.words, disposition=chosen, reference=ref, comment=text
     )
-    signature = sign_record(
-        uow,
-        ctx,
-        record_type=TREND_RECORD_TYPE,
-        record_id=trend.id,
-        record=record,
-        meaning=Meaning.ACKNOWLEDGED,
-        credentials=credentials,
-        first_signing_in_session=first_signing_in_session,
-        signer_roles=[Role.QA.value],
-    )
-    row = store.CpvDisposition(
-        trend_id=trend.id,
-        disposition=chosen.value,
-        reference=ref,
-        comment=text,
-        decided_at=ctx.at,
-        decided_by=ctx.user_id,
-        signature_seq=signature.entry_seq,
-    )
-    uow.add(row)
-    record_entry(
-        uow,
-        ctx,
-        actor,
-        "CPV trend assessed",
-        TREND_RECORD_TYPE,
-        trend.id,
-        new={**record, "signature_entry": signature.entry_seq},
-        reason=text,
-    )
+    row = _qa_signed(
+        uow, ctx, actor, TREND_RECORD_TYPE, trend.id, record, Meaning.ACKNOWLEDGED,
+        credentials, first_signing_in_session, "CPV trend assessed", reason=text,
+        row=lambda signature_seq: store.CpvDisposition(
+            trend_id=trend.id, disposition=chosen.value, reference=ref, comment=text,
+            decided_at=ctx.at, decided_by=ctx.user_id, signature_seq=signature_seq,
+        ),
+    )  # fmt: skip
     uow.commit()
     return store.TrendRow(trend, row)
 
