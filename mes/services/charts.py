@@ -23,6 +23,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 import matplotlib as mpl
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
@@ -189,16 +190,7 @@ def _individuals(
             bottom -= pad * 2.5
     for y, text, colour, style in lines:
         axes.axhline(y, color=colour, linewidth=1.3, linestyle=style, zorder=2)
-        axes.annotate(
-            text,
-            xy=(1, y),
-            xycoords=("axes fraction", "data"),
-            xytext=(4, 0),
-            textcoords="offset points",
-            va="center",
-            fontsize=9,
-            color=colour,
-        )
+        _right_label(axes, y, text, colour)
     for text, edge in beyond:  # in the band at the edge the limit lies beyond
         axes.annotate(
             text,
@@ -238,16 +230,7 @@ def _moving_ranges(axes, view: ParameterView, x, values, *, big: bool) -> None:
             (limits.mr_ucl, f"UCL {_number(limits.mr_ucl)}", LIMIT_COLOUR),
             (limits.mr_centre, f"MR̄ {_number(limits.mr_centre)}", CENTRE_COLOUR),
         ):
-            axes.annotate(
-                text,
-                xy=(1, y),
-                xycoords=("axes fraction", "data"),
-                xytext=(4, 0),
-                textcoords="offset points",
-                va="center",
-                fontsize=9,
-                color=colour,
-            )
+            _right_label(axes, y, text, colour)
     axes.set_xlabel("batches in the order their values were recorded")
     axes.set_ylim(bottom=0)
 
@@ -411,3 +394,17 @@ def _responsive(svg: str, overlay: str, view: ParameterView, scope: str) -> str:
     body = body[:head_end] + title + body[head_end:]
     closing = body.rindex("</svg>")
     return body[:closing] + overlay + body[closing:]
+
+
+def _right_label(axes: Axes, y: float, text: str, colour: str) -> None:
+    """A limit's words just right of the plot, at its height (both charts)."""
+    axes.annotate(
+        text,
+        xy=(1, y),
+        xycoords=("axes fraction", "data"),
+        xytext=(4, 0),
+        textcoords="offset points",
+        va="center",
+        fontsize=9,
+        color=colour,
+    )
