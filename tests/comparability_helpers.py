@@ -90,7 +90,7 @@ def stand_in_view(batches: int = 60, sites: tuple[str, ...] = SITES) -> Comparab
             signals[0],
             trend_id="trend-1",
             disposition="deviation",
-            disposition_words="Deviation opened at the site",
+            disposition_words="Deviation at the site — its number",
             reference="DEV-SPK2-0007",
             comment="Viability low at SPK2 since the new counter",
             decided_by="Quinn QA (quinn)",

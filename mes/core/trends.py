@@ -6,7 +6,8 @@ limits frozen from a **baseline** QA approved with an e-signature (until then th
 provisional, computed from the data shown), and each site is compared with the network by an
 equivalence test against a **margin** QA sets per parameter in advance (ICH Q5E). A signal of
 the control-chart rules is a **trend to assess**: QA acknowledges it with a disposition — no
-action, a deviation opened at the site, or a CAPA — and a comment. Plain rules, no I/O.
+action, a deviation the site opened (its number: the hub
+cannot write into a spoke's record), or a CAPA — and a comment. Plain rules, no I/O.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import date
+from itertools import pairwise
 
 from mes.core.errors import InvalidInput
 from mes.core.text import MAX_LONG_TEXT, free_text, one_line
@@ -39,15 +41,19 @@ class Disposition(Worded):
     """What QA decided about a trend (a signal of the control-chart rules)."""
 
     NO_ACTION = "no_action", "No action: assessed, within the process's normal behaviour"
-    DEVIATION = "deviation", "Deviation opened at the site"
+    DEVIATION = "deviation", "Deviation at the site — its number"
     CAPA = "capa", "CAPA opened"
 
 
 DISPOSITION_REFERENCE = {
-    Disposition.DEVIATION: "the deviation's reference at the site",
+    Disposition.DEVIATION: "the number of the deviation the site opened",
     Disposition.CAPA: "the CAPA reference",
 }
 """The dispositions that need a reference, and what the reference is."""
+
+
+MAX_REFERENCE = 60
+"""A deviation's or CAPA's number ("DEV-SPK2-2026-014"): one line, at most this long."""
 
 
 def parse_disposition(value: str | None) -> Disposition:
@@ -77,21 +83,35 @@ def check_disposition(
             "Say in a comment why this disposition fits the trend.",
             what_to_do="Write what you looked at and what you concluded.",
         )
-    ref = one_line(reference, "The reference", max_length=200) or None
+    ref = one_line(reference, "The reference", max_length=MAX_REFERENCE) or None
     needed = DISPOSITION_REFERENCE.get(disposition)
     if needed and ref is None:
         raise InvalidInput(f"'{disposition.words}' needs {needed}.", what_to_do=f"Type {needed}.")
     return (ref if needed else None), text
 
 
-def check_reason(reason: str | None, *, required: bool) -> str | None:
-    """The reason given for a baseline or a margin, kept as typed (at most 2,000 characters)."""
+REASON_FOR = {
+    "margin": (
+        "Say why this margin fits the parameter.",
+        "Give the reason (e.g. the variability of the reference sites).",
+    ),
+    "baseline": (
+        "A baseline of this parameter is in force: say why this one replaces it.",
+        "Give the reason (e.g. a process change, after its validation).",
+    ),
+}
+
+
+def check_reason(reason: str | None, *, required: bool, of: str = "margin") -> str | None:
+    """The reason given for a baseline or a margin, kept as typed (at most 2,000 characters).
+
+    Required for every margin, and for a baseline that replaces one in force (EU GMP Annex 11
+    §9: the reason for a change of GMP-relevant data is recorded).
+    """
     text = free_text(reason, "The reason")
     if required and not text:
-        raise InvalidInput(
-            "Say why this margin fits the parameter.",
-            what_to_do="Give the reason (e.g. the variability of the reference sites).",
-        )
+        message, hint = REASON_FOR[of]
+        raise InvalidInput(message, what_to_do=hint)
     return text or None
 
 
@@ -136,6 +156,21 @@ def check_enough_for_baseline(found: int, wanted: int, parameter: str) -> None:
             f"The period holds {found} batch{'es' if found != 1 else ''} with {parameter}; "
             f"the baseline asks for {wanted}.",
             what_to_do="Choose a longer period or fewer batches.",
+        )
+
+
+def check_spread(values: list[float], parameter: str, unit: str | None = None) -> None:
+    """The baseline's values vary: with no moving range σ is 0 and the limits say nothing.
+
+    Limits at centre ± 0 would make every later value a signal (or, where σ 0 is skipped, none
+    ever): such a baseline is refused, not frozen.
+    """
+    if len(values) >= 2 and all(a == b for a, b in pairwise(values)):
+        shown = f"{values[0]:g}{' ' + unit if unit else ''}"
+        raise InvalidInput(
+            f"The {len(values)} batches of the baseline all read {shown} for {parameter}: "
+            "control limits need spread.",
+            what_to_do="Choose a longer period (or more batches) whose values vary.",
         )
 
 

@@ -45,6 +45,7 @@ RC = {
     "font.family": "sans-serif",
     "font.size": 10,
     "axes.titlesize": 11,
+    "text.parse_math": False,  # a '$' in a recipe's label or unit is text, not TeX (it was a 500)
 }
 
 Link = Callable[[SeriesPoint], str]
@@ -262,7 +263,7 @@ def _point_overlay(
         return ""
     height = figure.get_figheight() * DPI
     xy = axes.transData.transform(np.column_stack([x, values]))
-    in_signal = {n for s in view.signals if s.scope == scope for n in s.numbers}
+    in_signal = {n for s in view.signals if s.scope == scope for n in (s.marked or s.numbers)}
     unit = f" {view.unit}" if view.unit else ""
     labelled = len(points) <= LABEL_LIMIT
     radius = 4.0 if len(points) <= 200 else 2.5

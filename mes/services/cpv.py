@@ -25,10 +25,8 @@ only reads.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -45,6 +43,7 @@ from mes.core.cpv import (
     ControlLimits,
     Equivalence,
     Rule,
+    Signal,
     capability,
     equivalence,
     equivalence_words,
@@ -52,7 +51,9 @@ from mes.core.cpv import (
     signal_words,
     signals,
 )
+from mes.core.cpv.rules import WINDOW
 from mes.core.critical import Criticality, critical_inputs
+from mes.core.csvtext import csv_text, safe_cell
 from mes.core.errors import InvalidInput, NotFound
 from mes.core.esign import Meaning
 from mes.core.trends import (
@@ -68,6 +69,7 @@ from mes.core.trends import (
     check_enough_for_baseline,
     check_margin,
     check_reason,
+    check_spread,
     disposition_record,
     margin_record,
     parse_disposition,
@@ -105,6 +107,7 @@ __all__ = [
 ]
 
 NETWORK_WORDS = "Network"
+COMPLETE_ONLY = "Complete batches only: in-progress and aborted batches are left out."
 
 
 class SeriesPoint(NamedTuple):
@@ -116,6 +119,7 @@ class SeriesPoint(NamedTuple):
     value: float
     at: str  # UTC text, when recorded
     version: int
+    demo: bool = False  # the batch is demo data (``mes demo``): never mixed in silently
 
 
 @dataclass(frozen=True)
@@ -143,6 +147,7 @@ class SignalView:
     numbers: tuple[str, ...]  # the batches of the run, in order
     first_batch_id: str
     words: str
+    marked: tuple[str, ...] = ()  # the batches whose points break the rule (ringed on a chart)
     trend_id: str | None = None  # kept as a trend to assess (judged on a frozen baseline)
     disposition: str | None = None  # a Disposition value, once QA assessed it
     disposition_words: str | None = None
@@ -203,6 +208,11 @@ class ParameterView:
         """'Viability at harvest (%)'."""
         return f"{self.label} ({self.unit})" if self.unit else self.label
 
+    @property
+    def demo_batches(self) -> int:
+        """How many of the batches shown are demo data (a real hub has none)."""
+        return sum(1 for p in self.points if p.demo)
+
     def points_of(self, scope: str) -> list[SeriesPoint]:
         """The points of one site, or every point for the network."""
         return self.points if scope == NETWORK else [p for p in self.points if p.site == scope]
@@ -219,6 +229,11 @@ class ComparabilityView:
     sites: list[str]
     batches: int
     default_baseline_batches: int = DEFAULT_BASELINE_BATCHES
+
+    @property
+    def demo_batches(self) -> int:
+        """How many batches of the view are demo data."""
+        return len({p.batch_id for view in self.parameters for p in view.points if p.demo})
 
     def parameter(self, key: str) -> ParameterView:
         """One parameter by its key ('phase.value|unit'), or :class:`NotFound`."""
@@ -303,12 +318,25 @@ def comparability(
     specs = _specifications(uow, code)
     baselines = store.baselines(uow.session, code)
     margins = store.margins(uow.session, code)
-    kept = store.keyed(store.trends(uow.session, code, series[0] if series else None))
+    # Every trend kept on a run that overlaps the period, with QA's disposition, straight from
+    # the trends kept (not matched to the signals of the points shown: a period that starts or
+    # ends inside a run would lose them, and its part of the run would show as new).
+    kept = {
+        key: store.series_trends(
+            uow.session, code, key, date_from, date_to, chart_of if only is not None else None
+        )
+        for key in grouped
+    }
     signers = store.people(
         uow.session,
         [b.frozen_by for b in baselines.values()]
         + [m.set_by for m in margins.values()]
-        + [r.disposition.decided_by for r in kept.values() if r.disposition is not None],
+        + [
+            k.row.disposition.decided_by
+            for found in kept.values()
+            for k in found
+            if k.row.disposition is not None
+        ],
     )
     order = {series: i for i, series in enumerate(specs)}
     parameters = [
@@ -318,7 +346,7 @@ def comparability(
             specs.get(key),
             baselines.get(key),
             margins.get(key),
-            kept,
+            kept[key],
             signers,
             chart_of=chart_of if only is not None else None,
         )
@@ -332,12 +360,17 @@ def comparability(
 def _specifications(uow: UnitOfWork, recipe_code: str) -> dict[store.Series, tuple]:
     """Each critical number's label, criticality words and action limits, in recipe order.
 
-    From the newest version of the recipe that has it.
+    From the newest version of the recipe that has it. Where two numbers of the recipe share a
+    label ("Viability" at harvest and at release testing), each is named with its phase
+    ("Viability at release testing"): the words QA signs, the charts' titles, the CSV and the
+    report must tell them apart.
     """
     found: dict[store.Series, tuple] = {}
+    phases: dict[store.Series, str] = {}
     for _version, compiled in store.compiled_versions(uow.session, recipe_code):
         for item in critical_inputs(json.loads(compiled)):
             series = (item.parameter, item.unit or "")
+            phases.setdefault(series, item.phase_name)
             found.setdefault(
                 series,
                 (
@@ -347,7 +380,24 @@ def _specifications(uow: UnitOfWork, recipe_code: str) -> dict[store.Series, tup
                     item.action_high,
                 ),
             )
-    return found
+    return {
+        series: (distinct_label(series, found, phases), *spec[1:]) for series, spec in found.items()
+    }
+
+
+def distinct_label(
+    series: store.Series, found: Mapping[store.Series, tuple], phases: Mapping[store.Series, str]
+) -> str:
+    """The label, with its phase's name when another number of the recipe has the same label."""
+    label = found[series][0]
+    same = [s for s, spec in found.items() if spec[0].casefold() == label.casefold()]
+    if len({s[0] for s in same}) < 2:
+        return label
+    phase = phases.get(series) or series[0].split(".")[0]
+    phase = phase if phase[1:2].isupper() else phase[:1].lower() + phase[1:]
+    if phase.casefold() in label.casefold():
+        return label
+    return f"{label} at {phase}"
 
 
 def _limits(baseline: store.CpvBaseline | None, values: Sequence[float]) -> ControlLimits | None:
@@ -385,17 +435,116 @@ def _signals_of(
             numbers=tuple(p.number for p in run),
             first_batch_id=run[0].batch_id,
             words=signal_words(signal, scope=_scope_words(scope), parameter=label, numbers=numbers),
+            marked=_marked(signal, run, limits),
         )
         found.append((view, run))
     return found
 
 
-def _with_trend(
-    view: SignalView, parameter: str, kept: dict, signers: dict[str, str]
-) -> SignalView:
-    row = kept.get((parameter, view.scope, view.rule.value, view.first_batch_id))
-    if row is None:
-        return view
+def _marked(signal: Signal, run: Sequence[SeriesPoint], limits: ControlLimits) -> tuple[str, ...]:
+    """The batches of a signal whose points break the rule.
+
+    Every point of an "in a row" run; for "beyond 3σ", "2 of 3 beyond 2σ" and "4 of 5 beyond
+    1σ", only the points beyond the zone on the signal's side (the others only share the window).
+    """
+    zone = {Rule.BEYOND_3_SIGMA: 3.0, **{rule: k for rule, (_m, _n, k) in WINDOW.items()}}.get(
+        signal.rule
+    )
+    if zone is None:
+        return tuple(p.number for p in run)
+    edge = zone * limits.sigma
+    if signal.direction == "above":
+        return tuple(p.number for p in run if p.value > limits.centre + edge)
+    if signal.direction == "below":
+        return tuple(p.number for p in run if p.value < limits.centre - edge)
+    return tuple(p.number for p in run if abs(p.value - limits.centre) > edge)
+
+
+def _listed(
+    scope: str,
+    points: Sequence[SeriesPoint],
+    limits: ControlLimits,
+    label: str,
+    kept: Sequence[store.KeptTrend],
+    signers: dict[str, str],
+) -> list[SignalView]:
+    """The signals of one chart: every kept trend overlapping the period, then the new ones.
+
+    A kept trend is shown as kept (its words, its disposition) even when the period holds only
+    part of its run; a signal of the points shown is added only where no trend of the same rule
+    is kept on a run that overlaps it (else a period starting inside a run would show the rest
+    of it as a new signal with no disposition).
+    """
+    keys = [(p.at, p.number) for p in points]
+    computed = _signals_of(scope, points, limits, label)
+    covered: dict[int, list[int]] = {}  # kept trend → the signals of the points shown it covers
+    new: list[int] = []
+    for j, (view, run) in enumerate(computed):
+        home = next((i for i, item in enumerate(kept) if _covers(item, view, run, keys)), None)
+        if home is None:
+            new.append(j)
+        else:
+            covered.setdefault(home, []).append(j)
+    listed: list[tuple[tuple[str, str], SignalView]] = []
+    for i, item in enumerate(kept):
+        trend = item.row.trend
+        start, end = _extent(item)
+        if i not in covered and not (keys and start <= keys[-1] and end >= keys[0]):
+            continue  # a run that ended before the period (or kept on points not shown)
+        inside = points[bisect_left(keys, start) : bisect_right(keys, end)]
+        marked = [n for j in covered.get(i, []) for n in computed[j][0].marked]
+        view = SignalView(
+            scope=scope,
+            rule=Rule(trend.rule),
+            direction=trend.direction,
+            numbers=tuple(
+                dict.fromkeys([trend.first_number, *(p.number for p in inside), trend.last_number])
+            ),
+            first_batch_id=trend.first_batch_id,
+            words=trend.words,
+            marked=tuple(dict.fromkeys(marked)) if marked else tuple(p.number for p in inside),
+        )
+        listed.append((start, _with_trend(view, item.row, signers)))
+    for j in new:
+        view, run = computed[j]
+        listed.append(((run[0].at, run[0].number), view))
+    listed.sort(key=itemgetter(0))
+    return [view for _start, view in listed]
+
+
+def _extent(item: store.KeptTrend) -> tuple[tuple[str, str], tuple[str, str]]:
+    """Where a kept trend's run starts and ends, as (recorded at, batch number)."""
+    trend = item.row.trend
+    return (item.first_at or "", trend.first_number), (item.last_at or "\uffff", trend.last_number)
+
+
+def _covers(
+    item: store.KeptTrend,
+    view: SignalView,
+    run: Sequence[SeriesPoint],
+    keys: Sequence[tuple[str, str]],
+) -> bool:
+    """Whether a signal of the points shown is (part of) the run of a kept trend.
+
+    Same rule, and the runs overlap; or the kept run began before the period and the signal
+    begins within the first points shown (the rest of that run: a kept trend names the run as
+    it stood when kept, and a run goes on as long as the rule holds).
+    """
+    if item.row.trend.rule != view.rule.value:
+        return False
+    start, end = _extent(item)
+    if view.first_batch_id == item.row.trend.first_batch_id or _overlap(run, start, end):
+        return True
+    return (
+        bool(keys) and start < keys[0] and bisect_left(keys, (run[0].at, run[0].number)) < RULE_SPAN
+    )
+
+
+def _overlap(run: Sequence[SeriesPoint], start: tuple[str, str], end: tuple[str, str]) -> bool:
+    return (run[0].at, run[0].number) <= end and (run[-1].at, run[-1].number) >= start
+
+
+def _with_trend(view: SignalView, row: store.TrendRow, signers: dict[str, str]) -> SignalView:
     done = row.disposition
     if done is None:
         return _replace(view, trend_id=row.trend.id)
@@ -415,7 +564,9 @@ def _replace(view: SignalView, **changes: object) -> SignalView:
     return replace(view, **changes)  # type: ignore[arg-type]
 
 
-_POINT = itemgetter(5, 6, 7, 8, 9, 4)  # a ResultRow's site, number, batch, value, at, version
+_POINT = itemgetter(
+    5, 6, 7, 8, 9, 4, 10
+)  # a ResultRow's site, number, batch, value, at, version, demo
 
 
 def _points(rows: Sequence[store.ResultRow]) -> list[SeriesPoint]:
@@ -437,7 +588,7 @@ def _parameter_view(
     spec: tuple | None,
     baseline: store.CpvBaseline | None,
     margin: store.CpvMargin | None,
-    kept: dict,
+    kept: Sequence[store.KeptTrend],
     signers: dict[str, str],
     *,
     chart_of: str | None = None,
@@ -457,10 +608,8 @@ def _parameter_view(
         scopes = (NETWORK, *sites) if chart_of is None else (chart_of,)
         for scope in scopes:
             scoped = points if scope == NETWORK else by_site.get(scope, [])
-            found += [
-                _with_trend(view, parameter, kept, signers)
-                for view, _run in _signals_of(scope, scoped, limits, label)
-            ]
+            mine = [k for k in kept if k.row.trend.scope == scope]
+            found += _listed(scope, scoped, limits, label, mine, signers)
     return ParameterView(
         parameter=parameter,
         unit=unit,
@@ -590,8 +739,14 @@ def _keep_trend(
 ) -> bool:
     """Keep one signal judged on a frozen baseline as a trend to assess, with its audit entry.
 
-    False when it was kept already (by another transaction: the trend's unique key).
+    False when it was kept already (by another transaction: the trend's unique key), or when
+    a trend of the same rule and scope is kept on a run that overlaps this one (the same run
+    seen from elsewhere, e.g. judged on a later baseline or from a window that starts inside it).
     """
+    if store.overlapping_trend(
+        uow.session, recipe_code, series, view.scope, view.rule.value, run[0].at, run[-1].at
+    ):
+        return False
     trend = store.CpvTrend(
         id=new_id(),
         recipe_code=recipe_code,
@@ -692,6 +847,7 @@ def keep_new_trends(uow: UnitOfWork, at: datetime, changed: Sequence[Mapping[str
         baselines = store.baselines(uow.session, code)
         if not baselines:
             continue
+        specs = _specifications(uow, code)  # the labels QA reads (with the phase where clashing)
         for row in changed:
             series = (row["parameter"], row["unit"] or "")
             baseline = baselines.get(series)
@@ -714,7 +870,9 @@ def keep_new_trends(uow: UnitOfWork, at: datetime, changed: Sequence[Mapping[str
                 scope = NETWORK if site is None else site
                 found += [
                     (view, run)
-                    for view, run in _signals_of(scope, points, limits, row["label"])  # type: ignore[arg-type]
+                    for view, run in _signals_of(
+                        scope, points, limits, (specs.get(series) or (row["label"],))[0]
+                    )  # type: ignore[arg-type]
                     if not older or points.index(run[0]) >= CONTEXT
                 ]
             if not found:
@@ -737,6 +895,15 @@ def scan_trends(uow: UnitOfWork, ctx: Context, recipe_code: str | None = None) -
     source, so trends reach QA without anyone opening the comparability page.
     """
     authorise(uow, ctx, Permission.WATCH_NETWORK)
+    if recipe_code is not None:
+        recipe_code = recipe_code.strip()
+        if recipe_code not in store.recipe_codes(uow.session) and not store.compiled_versions(
+            uow.session, recipe_code
+        ):
+            raise NotFound(
+                f"The hub knows no recipe {recipe_code!r}.",
+                what_to_do="Give a recipe code of the hub (or no --recipe: every one).",
+            )
     codes = [recipe_code] if recipe_code else store.recipe_codes(uow.session)
     return sum(_keep_trends(uow, ctx, code) for code in codes)
 
@@ -821,13 +988,15 @@ def freeze_baseline(
     """
     actor = authorise(uow, ctx, Permission.GOVERN_CPV)
     request = check_baseline_request(date_from, date_to, batches)
-    why = check_reason(reason, required=False)
     code = (recipe_code or "").strip()
     series = split_key(key)
+    in_force = store.baselines(uow.session, code).get(series)
+    why = check_reason(reason, required=in_force is not None, of="baseline")
     rows = store.results(uow.session, code, request.date_from, request.date_to, series=series)
     label = rows[0].label if rows else series[0]
     check_enough_for_baseline(len(rows), request.batches, label)
     chosen = rows[: request.batches]
+    check_spread([r.value for r in chosen], label, series[1] or None)
     limits = imr_limits([r.value for r in chosen])
     numbers = [r.number for r in chosen]
     record = baseline_record(
@@ -1036,27 +1205,11 @@ def acknowledge_trend(
 
 def _csv(
     rows: list[list[object]],
-    safe: Sequence[list[object]] = (),
+    made_safe: Sequence[list[object]] = (),
     after: Sequence[list[object]] = (),
 ) -> str:
-    """CSV text of ``rows``, then ``safe`` (cells already safe: :func:`_chart_rows`), ``after``."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    for row in rows:
-        writer.writerow(["" if v is None else _safe_cell(v) for v in row])
-    writer.writerows(safe)
-    for row in after:
-        writer.writerow(["" if v is None else _safe_cell(v) for v in row])
-    return out.getvalue()
-
-
-def _safe_cell(value: object) -> object:
-    """A text cell a spreadsheet could take for a formula is quoted with an apostrophe."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    if isinstance(value, float):
-        return "" if math.isnan(value) else repr(value)
-    return value
+    """CSV text of ``rows``, then ``made_safe`` (cells already safe: :func:`_chart_rows`), ``after``."""
+    return csv_text(rows, made_safe=made_safe, after=after)
 
 
 CHART_COLUMNS = [
@@ -1077,11 +1230,12 @@ CHART_COLUMNS = [
     "spec_low",
     "spec_high",
     "signals",
+    "demo",
 ]
 
 
 def _chart_rows(code: str, view: ParameterView, scope: str) -> list[list[object]]:
-    """The chart's rows, each cell as written to the CSV (made safe: :func:`_safe_cell`).
+    """The chart's rows, each cell as written to the CSV (made safe: :func:`mes.core.csvtext.safe_cell`).
 
     The cells the parameter's points share (its code, limits, specification) are made safe once:
     at 50 sites × 1,000 batches × 19 parameters the report's CSV has close to a million rows.
@@ -1092,7 +1246,7 @@ def _chart_rows(code: str, view: ParameterView, scope: str) -> list[list[object]
         if signal.scope == scope:
             for number in signal.numbers:
                 rules.setdefault((scope, number), []).append(signal.rule.value)
-    safe = _safe_cell
+    safe = safe_cell
     head = [safe(v) if v is not None else "" for v in (code, view.parameter, view.unit, view.label)]
     shared = [
         safe(v) if v is not None else ""
@@ -1120,6 +1274,7 @@ def _chart_rows(code: str, view: ParameterView, scope: str) -> list[list[object]
                 safe(abs(value - previous)) if previous is not None else "",
                 *spec,
                 " ".join(rules.get((scope, point.number), ())),
+                "demo" if point.demo else "",
             ]
         )
         previous = value
@@ -1200,6 +1355,13 @@ def chart_summary(view: ParameterView, scope: str = NETWORK) -> str:
         f"from {points[0].number} to {points[-1].number}; values from {_number(min(values))} "
         f"to {_number(max(values))}{unit}."
     ]
+    demo = sum(1 for p in points if p.demo)
+    if demo:
+        text.append(
+            f"Includes {demo} demo batch{'es' if demo != 1 else ''} (demonstration data, "
+            "not production)."
+        )
+    text.append(COMPLETE_ONLY)
     limits = view.limits
     if limits is not None:
         source = (

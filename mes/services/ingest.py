@@ -54,6 +54,7 @@ from mes.services.cpv import keep_new_trends
 from mes.services.spokes import require_active, require_hub, spoke_key
 from mes.settings import SITE_CODE
 from mes.store import batches as store
+from mes.store import cpv as cpv_store
 from mes.store import recipes
 from mes.store import spokes as spokes_store
 from mes.store.models import Batch as BatchRow
@@ -415,9 +416,11 @@ def _store_chunk(uow: UnitOfWork, at: datetime, chunk: Chunk, via: str) -> Ack:
     )
     # The network's read models move with the record (the chunk's receipt is logged above).
     review = replay_review(chunk.batch, review_ledger(session, chunk.batch))
-    changed = refresh_batch(session, batch, record, review, settings=uow.site.review)
+    refresh_batch(session, batch, record, review, settings=uow.site.review)
     # Continued process verification: signals on frozen baselines become trends for QA now.
-    keep_new_trends(uow, at, changed)
+    # Only complete batches enter the series: a batch is judged (all its values) once complete.
+    if batch.state.status.value == "complete":
+        keep_new_trends(uow, at, cpv_store.batch_results(session, chunk.batch))
     return Ack(
         chunk.batch,
         len(follow.new),

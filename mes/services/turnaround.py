@@ -7,9 +7,8 @@ Read from the batch milestones the hub keeps as it receives records and releases
 
 from __future__ import annotations
 
-import csv
-import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -19,6 +18,7 @@ import numpy as np
 from mes.core.access import Permission
 from mes.core.clock import as_utc, parse_utc_text, utc_text
 from mes.core.critical import Turnaround, point_title, turnaround_of
+from mes.core.csvtext import csv_text
 from mes.core.errors import InvalidInput
 from mes.core.network_board import as_typed
 from mes.core.turnaround import (
@@ -61,6 +61,7 @@ class RecipeTurnaround:
     stats: TurnaroundStats
     timelines: list[Timeline]
     unit_procedures: dict[str, str]
+    demo_batches: int = 0  # demo data among the batches (told on the page, never mixed silently)
 
     def point_title(self, name: str) -> str:
         """A point of the timeline in words ("Collection end", "End of Expansion")."""
@@ -164,6 +165,7 @@ def turnaround_report(
                 stats=turnaround(code, table, target, names),
                 timelines=_newest(uow, code, rows, table, newest),
                 unit_procedures=names,
+                demo_batches=rows.demo,
             )
         )
     return TurnaroundView(recipes, recipe_code or None, codes, since, until)
@@ -201,9 +203,7 @@ def turnaround_csv(view: TurnaroundView) -> str:
 
     The site column is "Network" for the network-wide figures; hours to two decimals.
     """
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
+    rows: list[Sequence[object]] = [CSV_COLUMNS]
     for recipe in view.recipes:
         stats = recipe.stats
         legs = [*stats.legs, *([stats.whole] if stats.whole else [])]
@@ -211,7 +211,7 @@ def turnaround_csv(view: TurnaroundView) -> str:
             name = "whole" if leg.whole else "leg"
             spreads = [*leg.by_site.items(), *([(NETWORK, leg.network)] if leg.network else [])]
             for site, s in spreads:
-                writer.writerow(
+                rows.append(
                     [
                         recipe.recipe_code, name, leg.start, leg.end, site, s.n,
                         f"{s.median:.2f}", f"{s.p90:.2f}",
@@ -219,4 +219,4 @@ def turnaround_csv(view: TurnaroundView) -> str:
                         "" if s.over_target is None else s.over_target,
                     ]
                 )  # fmt: skip
-    return out.getvalue()
+    return csv_text(rows)

@@ -94,7 +94,12 @@ def _draw(stats: TurnaroundStats, width_px: int) -> str:
     top_in, bottom_in = 0.45, 1.15  # the target's label; the axis label and the legend
     height_in = top_in + bottom_in + row_in * len(rows)
     with matplotlib.rc_context(
-        {"svg.fonttype": "none", "svg.hashsalt": "mes-turnaround", "font.size": 11}
+        {
+            "svg.fonttype": "none",
+            "svg.hashsalt": "mes-turnaround",
+            "font.size": 11,
+            "text.parse_math": False,  # a '$' in a site code or milestone is text, not TeX
+        }
     ):
         # Margins set by hand: a layout engine or a tight bounding box draws the figure twice.
         figure = Figure(figsize=(width_px / dpi, height_in), dpi=dpi)

@@ -13,11 +13,30 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, NamedTuple
 
-from sqlalchemy import Float, String, column, exists, func, select, table, text, union_all
+from sqlalchemy import (
+    Boolean,
+    Float,
+    String,
+    column,
+    exists,
+    func,
+    select,
+    table,
+    text,
+    union_all,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mes.store.models import CpvBaseline, CpvDisposition, CpvMargin, CpvTrend, RecipeVersion, User
+from mes.store.models import (
+    Batch,
+    CpvBaseline,
+    CpvDisposition,
+    CpvMargin,
+    CpvTrend,
+    RecipeVersion,
+    User,
+)
 from mes.store.queries import RecordName, plain_rows
 
 # The read model, named by its columns (its model class is the read-model module's).
@@ -34,8 +53,20 @@ parameter_results = table(
     column("criticality", String),
     column("value", Float),
     column("recorded_at", String),
-    column("demo", String),
+    column("demo", Boolean),
 )
+
+COMPLETE = "complete"
+
+
+def _complete(r: Any) -> Any:
+    """The row's batch is complete.
+
+    In-progress values may still change and an aborted batch's are incomplete, so neither enters
+    a series or a baseline (a rejected batch's values are the process's: they stay).
+    """
+    return exists().where(Batch.id == r.batch_id, Batch.status == COMPLETE)
+
 
 Series = tuple[str, str]  # (parameter, unit): unit '' for a number without one
 
@@ -53,6 +84,7 @@ class ResultRow(NamedTuple):
     batch_id: str
     value: float
     at: str  # UTC text
+    demo: bool = False  # the batch is demo data (``mes demo``)
 
 
 def _day_after(day: date) -> str:
@@ -87,7 +119,8 @@ def results(
         r.batch_id,
         r.value,
         r.recorded_at,
-    ).where(r.recipe_code == recipe_code, r.value.is_not(None))
+        r.demo,
+    ).where(r.recipe_code == recipe_code, r.value.is_not(None), _complete(r))
     if date_from is not None:
         query = query.where(r.recorded_at >= date_from.isoformat())
     if date_to is not None:
@@ -99,7 +132,7 @@ def results(
             query.where(r.unit == unit) if unit else query.where(func.coalesce(r.unit, "") == "")
         )
     query = query.order_by(r.recorded_at, r.number)
-    return list(map(ResultRow._make, session.execute(query)))
+    return [ResultRow(*row[:10], bool(row[10])) for row in session.execute(query)]
 
 
 def series_points(
@@ -121,6 +154,7 @@ def series_points(
         r.parameter == parameter,
         r.unit == unit if unit else func.coalesce(r.unit, "") == "",
         r.value.is_not(None),
+        _complete(r),
     ]
     if date_from is not None:
         where.append(r.recorded_at >= date_from.isoformat())
@@ -128,7 +162,7 @@ def series_points(
         where.append(r.recorded_at < _day_after(date_to))
     rows = plain_rows(
         session,
-        select(r.site, r.number, r.batch_id, r.value, r.recorded_at, r.recipe_version)
+        select(r.site, r.number, r.batch_id, r.value, r.recorded_at, r.recipe_version, r.demo)
         .where(*where)
         .order_by(r.recorded_at, r.number),
     )
@@ -178,6 +212,7 @@ def window(
         r.unit == unit if unit else func.coalesce(r.unit, "") == "",
         r.value.is_not(None),
         r.recorded_at >= since.isoformat(),
+        _complete(r),
     ]
     if site is not None:
         where.append(r.site == site)
@@ -203,6 +238,15 @@ def window(
     rows = _series_rows(session.execute(select(both).order_by(both.c.recorded_at, both.c.number)))
     older = sum(1 for row in rows if (row.at, row.number) <= (at, number)) >= before
     return rows, older
+
+
+def batch_results(session: Session, batch_id: str) -> list[dict[str, Any]]:
+    """Every critical value of one batch, as ingest's changed rows (to judge it once complete)."""
+    r = parameter_results.c
+    query = select(
+        r.recipe_code, r.parameter, r.unit, r.label, r.site, r.number, r.value, r.recorded_at
+    ).where(r.batch_id == batch_id)
+    return [dict(row._mapping) for row in session.execute(query)]
 
 
 def known_among(
@@ -333,6 +377,86 @@ def trend(session: Session, trend_id: str, *, lock: bool = False) -> TrendRow | 
     return TrendRow(found, session.get(CpvDisposition, trend_id))
 
 
+class KeptTrend(NamedTuple):
+    """A kept trend with when its run's first and last values were recorded (None: not found)."""
+
+    row: TrendRow
+    first_at: str | None
+    last_at: str | None
+
+
+def _run_times(recipe_code: str, parameter: str, unit: str) -> tuple[Any, Any, Any]:
+    """Selectable of each trend of the series with the times of its run's first and last values."""
+    first, last = parameter_results.alias("first_value"), parameter_results.alias("last_value")
+    on_first, on_last = (
+        (r.c.batch_id == batch)
+        & (r.c.parameter == parameter)
+        & (func.coalesce(r.c.unit, "") == unit)
+        for r, batch in ((first, CpvTrend.first_batch_id), (last, CpvTrend.last_batch_id))
+    )
+    return (
+        (
+            select(CpvTrend, CpvDisposition, first.c.recorded_at, last.c.recorded_at)
+            .outerjoin(CpvDisposition, CpvDisposition.trend_id == CpvTrend.id)
+            .outerjoin(first, on_first)
+            .outerjoin(last, on_last)
+            .where(
+                CpvTrend.recipe_code == recipe_code,
+                CpvTrend.parameter == parameter,
+                CpvTrend.unit == unit,
+            )
+        ),
+        first,
+        last,
+    )
+
+
+def series_trends(
+    session: Session,
+    recipe_code: str,
+    series: Series,
+    date_from: date | None,
+    date_to: date | None,
+    scope: str | None = None,
+) -> list[KeptTrend]:
+    """The trends kept on one series whose run began before the period ends, oldest run first.
+
+    ``date_from`` is not a bound: a trend names its run as it stood when kept, and the run may
+    go on into the period (the service tells which of these the period shows). A run whose
+    first value is no longer in the read model is included.
+    """
+    del date_from  # see above
+    query, first, _last = _run_times(recipe_code, *series)
+    if date_to is not None:
+        query = query.where(
+            first.c.recorded_at.is_(None) | (first.c.recorded_at < _day_after(date_to))
+        )
+    if scope is not None:
+        query = query.where(CpvTrend.scope == scope)
+    query = query.order_by(first.c.recorded_at, CpvTrend.first_number, CpvTrend.id)
+    return [KeptTrend(TrendRow(t, d), a, b) for t, d, a, b in session.execute(query)]
+
+
+def overlapping_trend(
+    session: Session,
+    recipe_code: str,
+    series: Series,
+    scope: str,
+    rule: str,
+    first_at: str,
+    last_at: str,
+) -> bool:
+    """Whether a trend of the same rule and scope is kept on a run that overlaps this one."""
+    query, first, last = _run_times(recipe_code, *series)
+    query = query.where(
+        CpvTrend.scope == scope,
+        CpvTrend.rule == rule,
+        first.c.recorded_at <= last_at,
+        last.c.recorded_at >= first_at,
+    )
+    return session.execute(query.limit(1)).first() is not None
+
+
 def known_signals(session: Session, recipe_code: str) -> set[tuple[str, str, str, str]]:
     """(parameter, scope, rule, first batch) of every trend already kept for the recipe code."""
     query = select(
@@ -404,12 +528,14 @@ __all__ = [
     "CpvDisposition",
     "CpvMargin",
     "CpvTrend",
+    "KeptTrend",
     "ResultRow",
     "Series",
     "TrendRow",
     "add_trend",
     "baseline_names",
     "baselines",
+    "batch_results",
     "compiled_versions",
     "keyed",
     "known_among",
@@ -417,11 +543,13 @@ __all__ = [
     "margin_names",
     "margins",
     "open_trends",
+    "overlapping_trend",
     "people",
     "recipe_codes",
     "results",
     "series_of",
     "series_points",
+    "series_trends",
     "trend",
     "trend_names",
     "trends",

@@ -111,6 +111,7 @@ class PointRows:
     numbers: list[str]
     points: tuple[str, ...]
     hours: list[tuple[float | None, ...]]
+    demo: int = 0  # how many of the batches are demo data (``mes demo``; a real hub has none)
 
 
 def point_rows(
@@ -131,7 +132,13 @@ def point_rows(
         func.max(case((BatchMilestone.milestone == name, hours), else_=None)) for name in points
     ]
     query = (
-        select(BatchSummary.batch_id, BatchSummary.site, BatchSummary.number, *columns)
+        select(
+            BatchSummary.batch_id,
+            BatchSummary.site,
+            BatchSummary.number,
+            BatchSummary.demo,
+            *columns,
+        )
         .join(BatchMilestone, BatchMilestone.batch_id == BatchSummary.batch_id)
         .where(
             BatchMilestone.recipe_code == recipe_code,
@@ -139,17 +146,18 @@ def point_rows(
             BatchSummary.created_at >= created_from,
             BatchSummary.created_at < created_before,
         )
-        .group_by(BatchSummary.batch_id, BatchSummary.site, BatchSummary.number)
+        .group_by(BatchSummary.batch_id, BatchSummary.site, BatchSummary.number, BatchSummary.demo)
         .order_by(BatchSummary.batch_id)
     )
     rows = plain_rows(session, query)
-    columns = list(zip(*rows, strict=True)) or [(), (), ()]
+    columns = list(zip(*rows, strict=True)) or [(), (), (), ()]
     return PointRows(
         batch_ids=list(columns[0]),
         sites=list(columns[1]),
         numbers=list(columns[2]),
         points=tuple(points),
-        hours=[r[3:] for r in rows],
+        hours=[r[4:] for r in rows],
+        demo=sum(1 for flag in columns[3] if flag),
     )
 
 

@@ -151,7 +151,7 @@ def test_the_hub_issues_the_signed_report_with_its_signals_dispositions_and_csv(
     assert run.words.startswith("SPK2: 9 batches in a row below the centre line of Viability")
     assert " ".join(run.words.split()) in text
     assert (
-        "Disposition: Deviation opened at the site — reference DEV-SPK2-2026-014 — Harvest "
+        "Disposition: Deviation at the site — its number — reference DEV-SPK2-2026-014 — Harvest "
         "media lot changed at SPK2; investigated under the site's deviation. — signed by "
         "Quinn Tester (quinn), 2026-11-21 09:00:00 GMT" in text
     )

@@ -184,7 +184,7 @@ def test_a_disposition_needs_its_reference_and_a_comment(make_uow, qa):
     trend_id = next(s.trend_id for s in view(make_uow, qa).parameters[0].signals if s.trend_id)
     for disposition, reference, comment, words in (
         ("capa", None, "c", "needs the CAPA reference"),
-        ("deviation", " ", "c", "needs the deviation's reference"),
+        ("deviation", " ", "c", "needs the number of the deviation the site opened"),
         ("no_action", None, "", "comment"),
         ("ignore", None, "c", "not a disposition"),
     ):
@@ -264,3 +264,104 @@ def test_without_a_frozen_baseline_ingest_reads_no_trend(make_uow, qa):
     judged = [s for s in statements if "cpv_" in s]
     assert len(judged) == len(steady())  # the baselines of the recipe, once a batch
     assert all("cpv_baselines" in s and "cpv_trends" not in s for s in judged)
+
+
+def test_a_period_starting_inside_a_kept_run_shows_the_trend_with_qa_s_disposition(make_uow, qa):
+    """Review blocker: dispositions vanished when the period began inside the run."""
+    add_batches(make_uow, steady())
+    freeze(make_uow, qa)
+    start = NOW.replace(month=5, day=1)
+    run = add_batches(
+        make_uow, [("SPK2", 89.0 + 0.01 * i) for i in range(12)], start=start, first=100
+    )
+    shown = view(make_uow, qa).parameters[0]
+    spk2 = next(s for s in shown.signals if s.scope == "SPK2" and s.rule.value == "N2")
+    with make_uow() as uow:
+        cpv.acknowledge_trend(
+            uow, user_ctx(qa), spk2.trend_id, "capa", "CAPA-2026-007", "Media lot.", **signed()
+        )
+    day = start.date()
+    for since, until in (
+        (day + timedelta(days=4), TO),
+        (day + timedelta(days=3), day + timedelta(days=6)),
+    ):
+        with make_uow() as uow:
+            part = cpv.comparability(uow, user_ctx(qa), CODE, since, until)
+        signals = part.parameters[0].signals
+        assert all(s.trend_id is not None for s in signals), [s.words for s in signals]
+        mine = [s for s in signals if s.scope == "SPK2" and s.rule.value == "N2"]
+        assert len({s.trend_id for s in signals}) == len(signals)  # each trend listed once
+        assert [(s.trend_id, s.disposition, s.reference) for s in mine] == [
+            (spk2.trend_id, "capa", "CAPA-2026-007")
+        ]
+        assert mine[0].words == spk2.words  # the words QA signed
+        assert (mine[0].numbers[0], mine[0].numbers[-1]) == (spk2.numbers[0], spk2.numbers[-1])
+        assert run[5] in {n for s in signals if s.scope == "SPK2" for n in s.marked}
+        assert "CAPA-2026-007" in cpv.comparability_csv(part)
+    with make_uow() as uow:
+        kept = uow.session.execute(select(CpvTrend.rule).where(CpvTrend.scope == "SPK2")).all()
+        assert sorted(r for (r,) in kept) == ["N2", "N3", "N5"]  # no duplicate trend
+
+
+def test_a_run_seen_again_on_a_later_baseline_is_not_kept_twice(make_uow, qa, cli_ctx):
+    add_batches(make_uow, steady())
+    freeze(make_uow, qa)
+    add_batches(
+        make_uow,
+        [("SPK2", 89.0 + 0.01 * i) for i in range(12)],
+        start=NOW.replace(month=5, day=1),
+        first=100,
+    )
+    with make_uow() as uow:
+        before = len(uow.session.execute(select(CpvTrend)).all())
+    freeze(make_uow, qa, batches=9)  # judged again from the same period's start: same runs
+    with make_uow() as uow:
+        cpv.scan_trends(uow, cli_ctx)
+    with make_uow() as uow:
+        trends = uow.session.execute(select(CpvTrend)).scalars().all()
+    runs = [(t.scope, t.rule) for t in trends]
+    assert len(runs) == len(set(runs)) and len(trends) >= before
+
+
+def test_a_baseline_without_spread_is_refused_and_a_replacement_needs_a_reason(make_uow, qa):
+    add_batches(make_uow, [("SPK1", 5.0)] * 9 + steady())
+    with make_uow() as uow, pytest.raises(InvalidInput, match=r"all read 5 %.*need spread"):
+        cpv.freeze_baseline(
+            uow, user_ctx(qa), CODE, KEY, FROM, FROM + timedelta(days=60), 9, None, **signed()
+        )
+    first = freeze(make_uow, qa, batches=12)  # nine 5 % then some spread: frozen
+    assert first.sigma > 0
+    with make_uow() as uow, pytest.raises(InvalidInput, match="replaces it"):
+        cpv.freeze_baseline(
+            uow, user_ctx(qa), CODE, KEY, FROM, FROM + timedelta(days=60), 12, " ", **signed()
+        )
+    with make_uow() as uow:
+        assert len(uow.session.execute(select(CpvBaseline)).all()) == 1
+
+
+def test_only_complete_batches_enter_the_series_and_demo_batches_are_told(make_uow, qa):
+    """Review: in-progress and aborted batches went into CPV, demo batches silently."""
+    numbers = add_batches(make_uow, steady())
+    with make_uow() as uow:
+        uow.session.execute(
+            text("UPDATE batches SET status = 'aborted' WHERE number = :n"), {"n": numbers[0]}
+        )
+        uow.session.execute(
+            text("UPDATE batches SET status = 'in_progress' WHERE number = :n"), {"n": numbers[1]}
+        )
+        uow.session.execute(
+            text("UPDATE parameter_results SET demo = :t WHERE number = :n"),
+            {"t": True, "n": numbers[2]},
+        )
+        uow.commit()
+    shown = view(make_uow, qa)
+    listed = [p.number for p in shown.parameters[0].points]
+    assert listed == numbers[2:]
+    assert shown.demo_batches == 1 and shown.parameters[0].demo_batches == 1
+    said = cpv.chart_summary(shown.parameters[0])
+    assert "Includes 1 demo batch" in said and "Complete batches only" in said
+    data = cpv.comparability_csv(shown).splitlines()
+    assert data[0].endswith(",demo") and data[1].endswith(",demo")
+    with make_uow() as uow:
+        one = cpv.comparability(uow, user_ctx(qa), CODE, FROM, TO, only=KEY)
+    assert [p.number for p in one.parameters[0].points] == numbers[2:]

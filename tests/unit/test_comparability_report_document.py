@@ -99,7 +99,7 @@ def test_the_printed_report_shows_each_parameter_signal_disposition_and_the_csv_
         "(SPK2-2026-0013 to SPK2-2026-0021)" in text
     )
     assert (
-        "Disposition: Deviation opened at the site — reference DEV-SPK2-0007 — Viability low "
+        "Disposition: Deviation at the site — its number — reference DEV-SPK2-0007 — Viability low "
         "at SPK2 since the new counter — signed by Quinn QA (quinn), 2026-03-02 11:15:00 CET"
         in text
     )

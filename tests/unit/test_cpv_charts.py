@@ -61,3 +61,26 @@ def test_the_summary_says_what_the_chart_shows():
     assert "10 batches of every site from SPK1-2026-0000 to SPK2-2026-0009" in said
     assert "Specification (action limits): low 70" in said
     assert "1 signal: Network: …" in said
+
+
+def test_a_dollar_in_the_label_or_unit_is_drawn_as_text_not_as_maths():
+    """Review: matplotlib read 'IL-6 $\\frac$ pg' as TeX and raised (a 500, no report)."""
+    from dataclasses import replace
+
+    odd = replace(view(), label="IL-6 $\\frac$ pg", unit="$pg/mL$")
+    svg = control_chart_svg(odd)
+    ET.fromstring(svg)
+    assert "IL-6 $\\frac$ pg" in svg and "$pg/mL$" in svg
+
+
+def test_for_two_of_three_only_the_points_beyond_two_sigma_are_ringed():
+    from dataclasses import replace
+
+    base = view()
+    numbers = [p.number for p in base.points]
+    signal = SignalView(
+        "network", Rule.TWO_OF_THREE_BEYOND_2, "above", tuple(numbers[-3:]), "id-7", "Network: …",
+        marked=(numbers[-3], numbers[-1]),
+    )  # fmt: skip
+    svg = control_chart_svg(replace(base, signals=[signal]))
+    assert len(re.findall(r'fill="none" stroke="#d50000"', svg)) == 2  # not the middle one

@@ -34,3 +34,11 @@ def test_the_same_figures_draw_the_same_chart_and_new_figures_a_new_one():
     assert turnaround_chart_svg(turnaround("CART", BATCHES)) == first
     fewer = turnaround_chart_svg(turnaround("CART", BATCHES[:3]))
     assert fewer != first and "SPK2" not in texts(fewer)
+
+
+def test_a_dollar_in_a_site_code_is_drawn_as_text_not_as_maths():
+    from dataclasses import replace
+
+    odd = [replace(b, site="S$\\frac$") if b.site == "SPK2" else b for b in BATCHES]
+    svg = turnaround_chart_svg(turnaround("CART", odd))
+    assert "S$\\frac$" in texts(svg)

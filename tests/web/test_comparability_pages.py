@@ -193,3 +193,39 @@ def test_the_baseline_form_proposes_the_period_shown_ending_today(make_uow, qa_c
     assert value is not None and re.fullmatch(r"\d\d/\d\d/\d{4}", value.group(1)), value
     # the actions are a row of their own under the fields, and the report's data names itself
     assert '<div class="actions wide">' in page and "The report\u2019s data (CSV)" in page
+
+
+def test_chart_points_link_to_the_review_only_for_those_who_may_open_it(make_uow, hub, people):
+    """Review: a supervisor's chart linked every point to a page answering 403."""
+    add_batches(make_uow, steady())
+    client = client_of(hub)
+    login(client, "sam")
+    svg = client.get(f"/network/comparability/{CODE}/chart.svg?parameter={KEY}&{PERIOD}")
+    assert svg.status_code == 200
+    body = text(svg)
+    assert "/qa/batches/" not in body and "<a " not in body
+    assert "SPK1-2026-0001 · SPK1 · " in body  # the batch still named in the point's title
+
+
+def test_after_freezing_a_baseline_the_page_keeps_its_period_and_site(make_uow, qa_client):
+    """Review: the redirect after a baseline or margin lost ?from=&to=."""
+    add_batches(make_uow, steady())
+    page = qa_client.get(f"{PAGE}&site=SPK2")
+    assert 'name="from" value="01/03/2026"' in text(page) and 'name="site" value="SPK2"' in text(
+        page
+    )
+    form = {
+        "parameter": KEY, "period_from": "01/03/2026", "period_to": "30/04/2026",
+        "batches": "12", "reason": "PPQ", "esign_password": "correct-Horse-7-battery",
+        "esign_username": "quinn", "from": "01/03/2026", "to": "31/12/2026", "site": "SPK2",
+    }  # fmt: skip
+    frozen = post_form(qa_client, f"/network/comparability/{CODE}/baseline", form, page=PAGE)
+    assert frozen.status_code == 303
+    where = frozen.headers["Location"]
+    assert "from=01/03/2026" in where and "to=31/12/2026" in where and "site=SPK2" in where
+    margin = {
+        "parameter": KEY, "margin": "2", "reason": "PPQ spread",
+        "esign_password": "correct-Horse-7-battery", "from": "01/03/2026", "to": "31/12/2026",
+    }  # fmt: skip
+    kept = post_form(qa_client, f"/network/comparability/{CODE}/margin", margin, page=PAGE)
+    assert kept.status_code == 303 and "to=31/12/2026" in kept.headers["Location"]

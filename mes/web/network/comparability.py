@@ -15,8 +15,9 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_login import current_user
 
-from mes.core.access import Permission
+from mes.core.access import Permission, allowed
 from mes.core.dates import date_pattern, local_date_text, parse_local_date
 from mes.core.errors import InvalidInput, MesError
 from mes.core.esign import Meaning
@@ -159,6 +160,15 @@ def _page(
         today=local_date_text(g.now.astimezone(ZoneInfo(site_zone())).date(), site_zone()),
         meanings=MEANINGS,
         signal_limit=SIGNAL_LIMIT,
+        back_fields={
+            k: v
+            for k, v in {
+                "from": typed["from"],
+                "to": typed["to"],
+                "site": None if scope == NETWORK else scope,
+            }.items()
+            if v
+        },
     ), status
 
 
@@ -183,10 +193,13 @@ def chart_svg(code: str) -> ResponseReturnValue:
     """One parameter's I-MR chart (network-wide, or ?site=) as SVG; points link to records."""
     view, _typed = _view(code, only=_asked(), chart_of=_scope())
     parameter = _chosen(view)
+    # A point links to the batch's review only for those who may open it (as the board does):
+    # others would meet a 403; they read the batch number in the point's title.
+    may_open = allowed(current_user.roles, Permission.REVIEW_BATCHES)
     svg = control_chart_svg(
         parameter,
         scope=_scope(),
-        link=lambda point: url_for("qa.batch", batch_id=point.batch_id),
+        link=(lambda point: url_for("qa.batch", batch_id=point.batch_id)) if may_open else None,
     )
     response = Response(svg, mimetype="image/svg+xml")
     response.headers["Content-Security-Policy"] = SVG_POLICY
@@ -230,9 +243,13 @@ def _form_date(text: str | None, label: str) -> date:
     return parse_local_date(text or "", zone, label=label)
 
 
+BACK_FIELDS = ("from", "to", "site")
+
+
 def _back(code: str, parameter: str, unit: str) -> dict[str, Any]:
-    kept = {k: v for k, v in request.args.items() if k in ("from", "to", "site")}
-    return {**kept, "parameter": f"{parameter}|{unit}"}
+    """The page's period and site after a form: from the form's hidden fields (else the query)."""
+    kept = {k: (request.form.get(k) or request.args.get(k) or "").strip()[:40] for k in BACK_FIELDS}
+    return {**{k: v for k, v in kept.items() if v}, "parameter": f"{parameter}|{unit}"}
 
 
 @bp.post("/<code>/baseline")

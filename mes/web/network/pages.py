@@ -351,6 +351,7 @@ def turnaround_page(
                 "version": recipe.version,
                 "title": recipe.title or "",
                 "batches": stats.batches,
+                "demo": recipe.demo_batches,
                 "sites": list(stats.sites),
                 "target": (
                     hours_text(target.target_hours)
