@@ -76,6 +76,21 @@ def local_date_text(day: date, time_zone: str) -> str:
     return day.strftime("%d/%m/%Y")
 
 
+def site_date_text(day: date | datetime | str, time_zone: str) -> str:
+    """A day as the site writes it, from a date, an instant or ISO text: ``01/06/2026``.
+
+    An instant gives its day in ``time_zone``.
+    """
+    if isinstance(day, str):
+        text = day.strip().replace("Z", "+00:00")
+        day = (
+            datetime.fromisoformat(text) if "T" in text or " " in text else date.fromisoformat(text)
+        )
+    if isinstance(day, datetime):
+        day = (day.astimezone(ZoneInfo(time_zone)) if day.tzinfo else day).date()
+    return local_date_text(day, time_zone)
+
+
 def local_date_time_text(moment: datetime, time_zone: str) -> str:
     """An instant as the site's field shows it: ``05/12/2026 14:30`` in the site's time zone."""
     local = moment.astimezone(ZoneInfo(time_zone)) if moment.tzinfo else moment

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import math
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -39,6 +38,8 @@ from mes.core.access import Permission
 from mes.core.canonical import canonical_json
 from mes.core.clock import local_text
 from mes.core.cpv.rules import Direction, Rule
+from mes.core.cpv.words import figure, ppk_figure, specification_words
+from mes.core.dates import local_date_text, site_date_text
 from mes.core.errors import InvalidInput
 from mes.core.trends import NETWORK
 from mes.pdf.readback import Expected, missing_from
@@ -166,6 +167,16 @@ class ParameterSection:
             len(g.items) for g in self.signal_groups
         )
 
+    @property
+    def equivalence_outcome(self) -> str:
+        """The contents' words on equivalence: nothing was tested without a margin."""
+        if not self.equivalence:
+            return "no equivalence test (fewer than two sites)"
+        if all(e.margin == "not set" for e in self.equivalence):
+            return "no margin set"
+        outside = sum(e.verdict == "Not shown equivalent" for e in self.equivalence)
+        return f"{outside} site{'s' if outside != 1 else ''} not shown equivalent"
+
 
 SIGNALS_IN_FULL = 40  # beyond this many signals on a parameter, the unsigned ones are grouped
 
@@ -175,8 +186,10 @@ class ComparabilityReport:
     """Everything the report prints, in words (and the chart images)."""
 
     recipe_code: str
-    date_from: str
+    date_from: str  # ISO (the manifest, the title, the file's name)
     date_to: str
+    period_from: str  # as the site writes a date (05/12/2026): printed
+    period_to: str
     hub: str
     hub_name: str
     generated_at: str  # in the hub's time zone, as printed
@@ -196,17 +209,7 @@ class ComparabilityReport:
         return f"Comparability report {self.recipe_code}, {self.date_from} to {self.date_to}"
 
 
-def number(x: float | None, digits: int = 4) -> str:
-    """``x`` with about ``digits`` significant digits, never in exponent form; "—" for none."""
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "—"
-    if x == 0:
-        return "0"
-    places = max(0, digits - 1 - math.floor(math.log10(abs(x))))
-    text = f"{x:.{places}f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text.replace("-", "−") if text.startswith("-") else text
+number = figure  # one number format on the page, in the report and in the words
 
 
 def _interval(low: float | None, high: float | None) -> str:
@@ -218,13 +221,7 @@ def _with_unit(text: str, unit: str | None) -> str:
 
 
 def _specification(low: float | None, high: float | None, unit: str | None) -> str:
-    if low is None and high is None:
-        return "no specification (action limits) in the recipe"
-    if low is None:
-        return _with_unit(f"at most {number(high)}", unit)
-    if high is None:
-        return _with_unit(f"at least {number(low)}", unit)
-    return _with_unit(f"{number(low)} to {number(high)}", unit)
+    return specification_words(low, high, unit) or "no specification (action limits) in the recipe"
 
 
 def _when(iso: str | None, time_zone: str) -> str:
@@ -264,8 +261,8 @@ def _capability_row(row: CapabilityRow) -> CapabilityLine:
         str(c.n),
         number(c.mean),
         number(c.sd),
-        number(c.ppk, 3),
-        _interval(c.ci_low, c.ci_high),
+        ppk_figure(c.ppk),
+        f"{ppk_figure(c.ci_low)} to {ppk_figure(c.ci_high)}",
         row.words,
     )
 
@@ -454,6 +451,8 @@ def comparability_report(
         recipe_code=view.recipe_code,
         date_from=_day(view.date_from),
         date_to=_day(view.date_to),
+        period_from=_day(view.date_from, time_zone),
+        period_to=_day(view.date_to, time_zone),
         hub=hub,
         hub_name=hub_name,
         generated_at=local_text(generated_at, time_zone),
@@ -469,8 +468,11 @@ def comparability_report(
     )
 
 
-def _day(value: date | None) -> str:
-    return value.isoformat() if value is not None else "—"
+def _day(value: date | None, time_zone: str | None = None) -> str:
+    """A day of the period: ISO, or with ``time_zone`` as the site writes a date (printed)."""
+    if value is None:
+        return "—"
+    return value.isoformat() if time_zone is None else local_date_text(value, time_zone)
 
 
 # --- HTML, read-back words, manifest ------------------------------------------------------------
@@ -503,7 +505,7 @@ def _html(
             page_number_style=markupsafe.Markup(PAGE_NUMBER_STYLE),  # noqa: S704 - ours
             css=_report_css(),
             created_iso=report.generated_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            header_left=f"{report.recipe_code} · {report.date_from} to {report.date_to}",
+            header_left=f"{report.recipe_code} · {report.period_from} to {report.period_to}",
             header_right=f"Comparability report · {report.hub_name} ({report.hub})",
             footer_left=_footer_left(report),
         )
@@ -682,7 +684,11 @@ def issue_comparability_report(
     report = comparability_report(
         view,
         csv=csv,
-        chart=partial(control_chart_svg, raster_from=PRINT_RASTER_FROM),
+        chart=partial(
+            control_chart_svg,
+            raster_from=PRINT_RASTER_FROM,
+            day=partial(site_date_text, time_zone=settings.time_zone),
+        ),
         generated_at=ctx.at,
         generated_by=f"{actor.name} ({actor.username})" if actor.user_id else actor.name,
         hub=settings.site_code,

@@ -16,6 +16,7 @@ matplotlib escapes its own texts.
 from __future__ import annotations
 
 import io
+import math
 import re
 from collections.abc import Callable
 from xml.sax.saxutils import escape, quoteattr
@@ -32,6 +33,8 @@ __all__ = ["control_chart_svg"]
 
 WIDTH_IN, HEIGHT_IN, DPI = 12.0, 5.4, 72  # 864 × 389 pt: 1152 px wide at 96 dpi; shrinks to fit
 LABEL_LIMIT = 40  # beyond this many points, the batch numbers are in the hover titles only
+LABEL_HEADROOM = 4.0  # room above the data for the rotated batch numbers (times the usual pad)
+LABEL_FONT, LABEL_ANGLE = 7.0, 40.0  # the batch numbers' size (pt) and slant (degrees)
 LINK_LIMIT = 3000  # beyond this many points, one drawn path (links would make the SVG too big)
 PRINT_RASTER_FROM = LABEL_LIMIT  # in print, a series with no batch numbers drawn is one image
 PALETTE = (
@@ -66,6 +69,7 @@ def control_chart_svg(
     scope: str = NETWORK,
     link: Link | None = None,
     raster_from: int = LINK_LIMIT,
+    day: Callable[[str], str] | None = None,
 ) -> str:
     """The I-MR chart of ``view`` for ``scope`` (a site code, or the network) as SVG text.
 
@@ -73,7 +77,10 @@ def control_chart_svg(
     ``raster_from``: beyond this many points the series is drawn as one image inside the SVG
     (print passes :data:`PRINT_RASTER_FROM`: hover titles and links are of no use on paper, and
     thousands of vector points take the PDF renderer seconds per chart).
+    ``day``: an ISO instant as the site writes its day (``site_date_text`` in the site's time
+    zone); without it, the ISO day.
     """
+    day = day or _iso_day
     points = view.points_of(scope)
     colours = site_colours(view.sites)
     with mpl.rc_context(RC):
@@ -85,15 +92,16 @@ def control_chart_svg(
         x = np.arange(1, len(points) + 1)
         values = np.array([p.value for p in points], dtype=float)
         big = len(points) > raster_from
-        _individuals(individuals, view, scope, x, values, big=big)
+        labelled = not big and len(points) <= LABEL_LIMIT
+        _individuals(individuals, view, scope, x, values, big=big, labelled=labelled, day=day)
         _moving_ranges(ranges, view, x, values, big=big)
-        drawn = _scatter(individuals, points, x, values, colours, big=big)
+        drawn = _scatter(individuals, view, scope, points, x, values, colours, big=big)
         _legend(individuals, view, scope, colours)
         overlay = ""
         if not drawn:  # the points' places on the page need the figure laid out once
             figure.canvas.draw()
             overlay = _point_overlay(
-                figure, individuals, view, scope, points, x, values, colours, link
+                figure, individuals, view, scope, points, x, values, colours, link, day
             )
         out = io.StringIO()
         figure.savefig(
@@ -105,7 +113,25 @@ def control_chart_svg(
     return _responsive(out.getvalue(), overlay, view, scope)
 
 
-def _individuals(axes, view: ParameterView, scope: str, x, values, *, big: bool) -> None:
+def _iso_day(at: str) -> str:
+    return at[:10]
+
+
+def _span(ys: list[float]) -> tuple[float, float]:
+    return (min(ys), max(ys)) if ys else (0.0, 1.0)
+
+
+def _individuals(
+    axes,
+    view: ParameterView,
+    scope: str,
+    x,
+    values,
+    *,
+    big: bool,
+    labelled: bool,
+    day: Callable[[str], str],
+) -> None:
     who = "network, coloured by site" if scope == NETWORK else f"site {scope}"
     limits = view.limits
     status = ""
@@ -113,7 +139,7 @@ def _individuals(axes, view: ParameterView, scope: str, x, values, *, big: bool)
         status = (
             f"provisional limits from the {limits.n} batches shown"
             if limits.provisional
-            else f"limits of the baseline frozen {view.baseline.frozen_at[:10]}"
+            else f"limits of the baseline frozen {day(view.baseline.frozen_at)}"
             if view.baseline
             else ""
         )
@@ -139,14 +165,28 @@ def _individuals(axes, view: ParameterView, scope: str, x, values, *, big: bool)
                     linewidth=0.6,
                     zorder=0,
                 )
-    if view.spec_low is not None:
-        lines.append(
-            (view.spec_low, f"Spec low {_number(view.spec_low)}", SPEC_COLOUR, (0, (1, 2)))
-        )
-    if view.spec_high is not None:
-        lines.append(
-            (view.spec_high, f"Spec high {_number(view.spec_high)}", SPEC_COLOUR, (0, (1, 2)))
-        )
+    # The scale is the data's and the control limits': a specification limit far outside them
+    # (LSL 70 % with data at 90-99 %) would squash the points into a strip; it is said at the
+    # edge of the chart instead ("Spec low 70 % ↓ below").
+    low, high = _span([*values.tolist(), *(y for y, *_ in lines)])
+    pad = (high - low) * 0.08 or abs(high) * 0.05 or 1.0
+    bottom, top = low - pad, high + pad * (LABEL_HEADROOM if labelled else 1.0)
+    unit = f" {view.unit}" if view.unit else ""
+    beyond: list[tuple[str, str]] = []
+    for y, which in ((view.spec_low, "low"), (view.spec_high, "high")):
+        if y is None:
+            continue
+        if bottom <= y <= top or not len(values):
+            lines.append((y, f"Spec {which} {_number(y)}", SPEC_COLOUR, (0, (1, 2))))
+        else:
+            edge = "top" if y > top else "bottom"
+            arrow = "↑ above the chart" if edge == "top" else "↓ below the chart"
+            beyond.append((f"Spec {which} {_number(y)}{unit} {arrow}", edge))
+    for _text, edge in beyond:  # a free band at that edge for the note
+        if edge == "top":
+            top += pad * 2.5
+        else:
+            bottom -= pad * 2.5
     for y, text, colour, style in lines:
         axes.axhline(y, color=colour, linewidth=1.3, linestyle=style, zorder=2)
         axes.annotate(
@@ -159,11 +199,19 @@ def _individuals(axes, view: ParameterView, scope: str, x, values, *, big: bool)
             fontsize=9,
             color=colour,
         )
-    every = [*values.tolist(), *(y for y, *_ in lines)]
-    if every:
-        low, high = min(every), max(every)
-        pad = (high - low) * 0.08 or abs(high) * 0.05 or 1.0
-        axes.set_ylim(low - pad, high + pad)
+    for text, edge in beyond:  # in the band at the edge the limit lies beyond
+        axes.annotate(
+            text,
+            xy=(0, 1.0 if edge == "top" else 0.0),
+            xycoords="axes fraction",
+            xytext=(6, -4 if edge == "top" else 4),
+            textcoords="offset points",
+            va="top" if edge == "top" else "bottom",
+            fontsize=9,
+            color=SPEC_COLOUR,
+        )
+    drawn = [y for y, *_ in lines]  # every line drawn lies inside the scale
+    axes.set_ylim(min([bottom, *drawn]), max([top, *drawn]))
     axes.set_xlim(0.3, max(len(x), 1) + 0.7)
     axes.grid(False)
 
@@ -204,10 +252,20 @@ def _moving_ranges(axes, view: ParameterView, x, values, *, big: bool) -> None:
     axes.set_ylim(bottom=0)
 
 
-def _scatter(axes, points, x, values, colours, *, big: bool) -> bool:
-    """Draw the points with matplotlib only for very long series (one path, no links)."""
+def _ringed(view: ParameterView, scope: str) -> set[str]:
+    """The batch numbers whose points break a rule of a signal of ``scope`` (ringed)."""
+    return {n for s in view.signals if s.scope == scope for n in (s.marked or s.numbers)}
+
+
+def _scatter(axes, view, scope, points, x, values, colours, *, big: bool) -> bool:
+    """Draw the points with matplotlib only for long series (one path, no links), as in print.
+
+    The points are legible on paper (their size falls only for series of hundreds) and the
+    points of the signals are ringed, as on the page.
+    """
     if not big:
         return False
+    size = 5.0 if len(points) <= 200 else 3.5 if len(points) <= 1000 else 2.0
     names, which = np.unique(np.array([p.site for p in points]), return_inverse=True)
     order = np.argsort(which, kind="stable")  # the points of each site together, in order
     starts = np.searchsorted(which[order], np.arange(len(names) + 1))
@@ -217,11 +275,27 @@ def _scatter(axes, points, x, values, colours, *, big: bool) -> bool:
             x[mine],
             values[mine],
             linestyle="",
-            marker=".",
-            markersize=2,
+            marker="o" if len(points) <= 1000 else ".",
+            markersize=size,
+            markeredgewidth=0,
             color=colours.get(site, PALETTE[0]),
             zorder=3,
             rasterized=True,
+        )
+    ringed = _ringed(view, scope)
+    mine = [i for i, p in enumerate(points) if p.number in ringed]
+    if mine:
+        axes.plot(
+            x[mine],
+            values[mine],
+            linestyle="",
+            marker="o",
+            markersize=size + 5.0,
+            markerfacecolor="none",
+            markeredgecolor=SIGNAL_COLOUR,
+            markeredgewidth=1.4,
+            zorder=4,
+            rasterized=len(mine) > LINK_LIMIT,
         )
     return True
 
@@ -257,13 +331,16 @@ def _point_overlay(
     values,
     colours: dict[str, str],
     link: Link | None,
+    day: Callable[[str], str],
 ) -> str:
     """The points as SVG elements at their place on the axes: a link, a hover title, a label."""
     if not points:
         return ""
     height = figure.get_figheight() * DPI
     xy = axes.transData.transform(np.column_stack([x, values]))
-    in_signal = {n for s in view.signals if s.scope == scope for n in (s.marked or s.numbers)}
+    in_signal = _ringed(view, scope)
+    box = axes.get_window_extent()  # in pt, y upwards: the labels stay inside it
+    inside = (box.x0, height - box.y1, box.x1, height - box.y0)  # left, top, right, bottom
     unit = f" {view.unit}" if view.unit else ""
     labelled = len(points) <= LABEL_LIMIT
     radius = 4.0 if len(points) <= 200 else 2.5
@@ -271,7 +348,7 @@ def _point_overlay(
     for point, (px, py) in zip(points, xy, strict=True):
         cx, cy = f"{px:.2f}", f"{height - py:.2f}"
         title = escape(
-            f"{point.number} · {point.site} · {_number(point.value)}{unit} · {point.at[:10]}"
+            f"{point.number} · {point.site} · {_number(point.value)}{unit} · {day(point.at)}"
         )
         shape = (
             f'<circle cx="{cx}" cy="{cy}" r="{radius}" fill="{colours.get(point.site, PALETTE[0])}" '
@@ -283,17 +360,42 @@ def _point_overlay(
                 f'stroke="{SIGNAL_COLOUR}" stroke-width="1.6"/>'
             )
         if labelled:
-            shape += (
-                f'<text x="{cx}" y="{float(cy) - radius - 3:.2f}" font-size="7" font-family="sans-serif" fill="#333333" '
-                f'text-anchor="start" transform="rotate(-40 {cx} {float(cy) - radius - 3:.2f})">'
-                f"{escape(point.number)}</text>"
-            )
+            shape += _label(point.number, float(cx), float(cy), radius, inside)
         if link is not None:
             href = quoteattr(link(point))
             shape = f'<a href={href} xlink:href={href} target="_top">{shape}</a>'
         parts.append(shape)
     parts.append("</g>")
     return "".join(parts)
+
+
+def _label(
+    number: str, cx: float, cy: float, radius: float, inside: tuple[float, float, float, float]
+) -> str:
+    """The batch number beside its point, slanted, where it stays inside the axes; else none.
+
+    Tried in turn: above right, above left, below right, below left of the point. A label that
+    would leave the axes (over the chart's title or the limits' names) is dropped: the point's
+    hover title still names the batch.
+    """
+    left, top, right, bottom = inside
+    length = LABEL_FONT * 0.62 * len(number)  # an estimate of the text's width, generous
+    run = length * math.cos(math.radians(LABEL_ANGLE)) + LABEL_FONT
+    rise = length * math.sin(math.radians(LABEL_ANGLE)) + LABEL_FONT
+    gap = radius + 3
+    for up, rightwards in ((True, True), (True, False), (False, True), (False, False)):
+        y = cy - gap if up else cy + gap + LABEL_FONT * 0.7
+        fits_y = y - rise >= top if up else y + rise <= bottom
+        fits_x = cx + run <= right if rightwards else cx - run >= left
+        if fits_y and fits_x:
+            angle = -LABEL_ANGLE if up == rightwards else LABEL_ANGLE
+            anchor = "start" if rightwards else "end"
+            return (
+                f'<text x="{cx:.2f}" y="{y:.2f}" font-size="{LABEL_FONT:g}" '
+                f'font-family="sans-serif" fill="#333333" text-anchor="{anchor}" '
+                f'transform="rotate({angle:g} {cx:.2f} {y:.2f})">{escape(number)}</text>'
+            )
+    return ""
 
 
 _SIZE = re.compile(r'<svg([^>]*?) width="[^"]*" height="[^"]*"')  # matplotlib's size in pt

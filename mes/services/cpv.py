@@ -52,6 +52,7 @@ from mes.core.cpv import (
     signals,
 )
 from mes.core.cpv.rules import WINDOW
+from mes.core.cpv.words import figure, ppk_figure, specification_words
 from mes.core.critical import Criticality, critical_inputs
 from mes.core.csvtext import cell_text, csv_text
 from mes.core.errors import InvalidInput, NotFound
@@ -197,6 +198,7 @@ class ParameterView:
     capability: list[CapabilityRow]
     equivalence: list[EquivalenceRow]
     sites: list[str] = field(default_factory=list)
+    phase_name: str = ""  # the recipe's name of the phase that records it ('' when not known)
 
     @property
     def key(self) -> str:
@@ -207,6 +209,11 @@ class ParameterView:
     def title(self) -> str:
         """'Viability at harvest (%)'."""
         return f"{self.label} ({self.unit})" if self.unit else self.label
+
+    @property
+    def specification(self) -> str | None:
+        """The specification in words ("at least 2 °C"); None when the recipe gives none."""
+        return specification_words(self.spec_low, self.spec_high, self.unit or None)
 
     @property
     def demo_batches(self) -> int:
@@ -268,13 +275,42 @@ def parameters_of(uow: UnitOfWork, ctx: Context, recipe_code: str) -> list[tuple
     """
     authorise(uow, ctx, Permission.WATCH_NETWORK)
     code = (recipe_code or "").strip()
-    found = {series: spec[0] for series, spec in _specifications(uow, code).items()}
+    specs = _specifications(uow, code)
+    found = {series: spec[0] for series, spec in specs.items()}
     if not found:
         found = store.series_of(uow.session, code)
+    return parameter_titles(found, specs)
+
+
+def parameter_titles(
+    labels: Mapping[store.Series, str], specs: Mapping[store.Series, tuple]
+) -> list[tuple[str, str]]:
+    """(key, title) of each series, told apart where a label is given to several.
+
+    A label the recipe gives several critical numbers (a viability at receipt, at harvest, at
+    release) is followed by its phase's name, as the recipe names it ("Viability (%) — Harvest"),
+    else (no recipe at the hub) its phase ID in words.
+    """
+    titles = {
+        series: f"{label} ({series[1]})" if series[1] else label for series, label in labels.items()
+    }
+    count: dict[str, int] = {}
+    for title in titles.values():
+        count[title] = count.get(title, 0) + 1
     return [
-        (f"{parameter}|{unit}", f"{label} ({unit})" if unit else label)
-        for (parameter, unit), label in found.items()
+        (
+            f"{parameter}|{unit}",
+            title
+            if count[title] == 1
+            else f"{title} — {_phase_name(specs.get((parameter, unit)), parameter)}",
+        )
+        for (parameter, unit), title in titles.items()
     ]
+
+
+def _phase_name(spec: tuple | None, parameter: str) -> str:
+    """The recipe's name of the parameter's phase (its ID when the hub holds no recipe)."""
+    return (spec[4] if spec else "") or parameter.split(".", 1)[0].replace("_", " ")
 
 
 def comparability(
@@ -378,6 +414,7 @@ def _specifications(uow: UnitOfWork, recipe_code: str) -> dict[store.Series, tup
                     Criticality(item.criticality).words,
                     item.action_low,
                     item.action_high,
+                    item.phase_name,
                 ),
             )
     return {
@@ -594,7 +631,7 @@ def _parameter_view(
     chart_of: str | None = None,
 ) -> ParameterView:
     parameter, unit = series
-    label, criticality, low, high = spec or (newest_label, None, None, None)
+    label, criticality, low, high, phase_name = spec or (newest_label, None, None, None, "")
     values = np.fromiter((p.value for p in points), dtype=float, count=len(points))
     limits = _limits(baseline, values)
     by_site = _by_site(points)
@@ -632,6 +669,7 @@ def _parameter_view(
             values, site_of(), sites, margin.margin if margin else None, label, unit
         ),
         sites=sites,
+        phase_name=phase_name,
     )
 
 
@@ -651,8 +689,7 @@ def _baseline_view(row: store.CpvBaseline | None, signers: dict[str, str]) -> Ba
     )
 
 
-def _number(value: float) -> str:
-    return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+_number = figure  # one number format on the page, in the report and in the words
 
 
 def _capabilities(
@@ -675,7 +712,8 @@ def _capabilities(
             words = f"{who}: too few batches or no spread for a Ppk of {label}"
         else:
             words = (
-                f"{who}: Ppk {found.ppk:.2f} (95 % CI {found.ci_low:.2f} to {found.ci_high:.2f}) "
+                f"{who}: Ppk {ppk_figure(found.ppk)} (95 % CI {ppk_figure(found.ci_low)} to "
+                f"{ppk_figure(found.ci_high)}) "
                 f"over {found.n} batches, mean {_number(found.mean)}"
                 f"{' ' + unit if unit else ''}, SD {_number(found.sd)}"
             )
@@ -699,14 +737,14 @@ def _equivalences(
         own, rest = values[mine], values[~mine]
         found = equivalence(own, rest, margin if margin else 1.0, site=site)
         if found is None:
-            words = f"{site}: too few batches (or no spread) to compare {label} with the network"
+            words = f"{site}: too few batches (or no spread) to compare {label} with the rest of the network"
         elif margin is None:
             size = _number(abs(found.difference))
             if float(size) == 0:
-                how = "is level with the network"
+                how = "is level with the rest of the network"
             else:
                 way = "higher" if found.difference > 0 else "lower"
-                how = f"is {size}{' ' + unit if unit else ''} {way} than the network"
+                how = f"is {size}{' ' + unit if unit else ''} {way} than the rest of the network"
             words = (
                 f"{site} {label} {how} "
                 f"(90 % CI {_number(found.ci_low)} to {_number(found.ci_high)}); "
@@ -1377,10 +1415,9 @@ def chart_summary(view: ParameterView, scope: str = NETWORK) -> str:
             f"Centre line {_number(limits.centre)}{unit}, control limits {_number(limits.lcl)} "
             f"to {_number(limits.ucl)}{unit} ({source})."
         )
-    if view.spec_low is not None or view.spec_high is not None:
-        low = _number(view.spec_low) if view.spec_low is not None else "none"
-        high = _number(view.spec_high) if view.spec_high is not None else "none"
-        text.append(f"Specification (action limits): low {low}, high {high}{unit}.")
+    specification = specification_words(view.spec_low, view.spec_high, view.unit or None)
+    if specification is not None:
+        text.append(f"Specification (action limits): {specification}.")
     own = [s for s in view.signals if s.scope == scope]
     if own:
         text.append(

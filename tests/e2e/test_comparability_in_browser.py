@@ -136,7 +136,7 @@ def test_qa_reads_the_chart_freezes_a_baseline_and_assesses_a_trend(page: Page, 
     screenshot(page, "comparability-trend")
     form = page.locator("#assessment form")
     form.get_by_label("CAPA opened").check()
-    form.get_by_label("Reference (the deviation at the site, or the CAPA)").fill("CAPA-2026-031")
+    form.get_by_label("Reference: the number of the deviation").fill("CAPA-2026-031")
     form.get_by_label("Comment").fill("Incubator drift at SPK3; CAPA opened.")
     form.get_by_role("button", name="Sign the assessment").tap()
     sign(page, form, first=False)

@@ -173,7 +173,7 @@ def test_a_period_with_no_batches_is_reported_as_such(hub, network):
     text = " ".join(printed_text(issued.pdf).split())
     assert "No batches in the period" in text
     assert (
-        f"No batch of {CODE} recorded a critical parameter between 2025-01-01 and 2025-12-31"
+        f"No batch of {CODE} recorded a critical parameter between 01/01/2025 and 31/12/2025"
         in (text)
     )
 

@@ -9,6 +9,7 @@ record's pipeline, signed with a real document-signing certificate, then read by
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -111,10 +112,13 @@ def test_the_printed_report_shows_each_parameter_signal_disposition_and_the_csv_
     assert "Generated 2026-12-05 11:00:00 CET by Quinn QA (quinn)" in text
     assert "provisional: computed from the batches shown, no baseline frozen by QA" in text
     assert (
-        "SPK2 Viability at harvest is 3.6 % lower than the network (90 % CI −4.3 to −2.9), "
+        "SPK2 Viability at harvest is 3.6 % lower than the rest of the network (90 % CI −4.3 to −2.9), "
         "outside the ±2 % margin: not equivalent" in text
     )
     assert "Not shown equivalent" in text and "No margin set" in text
+    # the contents: nothing was tested without a margin, so no count of sites "not shown"
+    assert re.search(r"2\. Fold expansion — [^:]*: \d+ signals?, no margin set", text)
+    assert not re.search(r"Fold expansion — [^:]*: \d+ signals?, 0 sites", text)
     assert "Network: Ppk" in text
     assert missing_in_print(report, path.read_bytes()) == []
     assert len(expected_words(report)) > 10
@@ -174,8 +178,8 @@ def test_a_period_with_no_batches_is_still_reported_and_says_so(key, tmp_path):
     text = " ".join(_text(path).split())
     assert "No batches in the period" in text
     assert (
-        "No batch of CART-CD19-FRESH recorded a critical parameter between 2026-01-01 and "
-        "2026-12-31 at any site of the network." in text
+        "No batch of CART-CD19-FRESH recorded a critical parameter between 01/01/2026 and "
+        "31/12/2026 at any site of the network." in text
     )
     assert "No critical parameter (criticality: cpp, cqa or ipc) was recorded" in text
     assert verify_report_pdf(path.read_bytes(), [key.certificate]).ok

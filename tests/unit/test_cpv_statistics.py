@@ -544,20 +544,47 @@ def _eq(difference: float, ci_low: float, ci_high: float, equivalent: bool) -> E
 def test_equivalence_is_said_in_words_with_its_interval_and_margin():
     words = equivalence_words
     assert words(_eq(-3.1, -4.0, -2.2, False), parameter="Viability at harvest", unit="%") == (
-        "SPK2 Viability at harvest is 3.1 % lower than the network (90 % CI −4.0 to −2.2), "
+        "SPK2 Viability at harvest is 3.1 % lower than the rest of the network (90 % CI −4.0 to −2.2), "
         "outside the ±2 % margin: not equivalent"
     )
     assert words(_eq(0.42, -0.31, 1.15, True), parameter="Viability at harvest", unit="%") == (
-        "SPK2 Viability at harvest is 0.4 % higher than the network (90 % CI −0.3 to 1.1), "
+        "SPK2 Viability at harvest is 0.4 % higher than the rest of the network (90 % CI −0.3 to 1.1), "
         "within the ±2 % margin: equivalent"
     )
     assert words(_eq(1.2, 0.1, 2.3, False), parameter="CD3+ purity", unit=None) == (
-        "SPK2 CD3+ purity is 1.2 higher than the network (90 % CI 0.1 to 2.3), "
+        "SPK2 CD3+ purity is 1.2 higher than the rest of the network (90 % CI 0.1 to 2.3), "
         "reaching beyond the ±2 margin: equivalence not shown"
     )
     assert words(_eq(-0.01, -0.6, 0.6, True), parameter="Viability", unit="%") == (
-        "SPK2 Viability is level with the network (90 % CI −0.6 to 0.6), "
+        "SPK2 Viability is level with the rest of the network (90 % CI −0.6 to 0.6), "
         "within the ±2 % margin: equivalent"
+    )
+
+
+def test_an_interval_bound_beyond_the_margin_never_prints_as_the_margin():
+    # 2.04 at one decimal is "2.0", which would read as on the ±2 margin, not beyond it
+    text = equivalence_words(_eq(1.2, 0.46, 2.04, False), parameter="Viability", unit="%")
+    assert "(90 % CI 0.46 to 2.04), reaching beyond the ±2 % margin" in text
+    text = equivalence_words(_eq(-1.2, -2.004, -0.4, False), parameter="Viability", unit="%")
+    assert "(90 % CI −2.004 to −0.400), reaching beyond" in text
+    # a bound exactly on the margin keeps the plain decimals
+    text = equivalence_words(_eq(0.5, -1.0, 2.0, False), parameter="Viability", unit="%")
+    assert "(90 % CI −1.0 to 2.0)" in text
+
+
+def test_window_rules_say_their_window():
+    numbers = [f"B{i}" for i in range(10)]
+    two = Signal(Rule.TWO_OF_THREE_BEYOND_2, first=3, last=4, direction="above", points=2)
+    assert "2 of 3 batches more than 2σ above" in signal_words(
+        two, scope="SPK1", parameter="Viability", numbers=numbers
+    )
+    four = Signal(Rule.FOUR_OF_FIVE_BEYOND_1, first=2, last=5, direction="below", points=4)
+    assert "4 of 5 batches more than 1σ below" in signal_words(
+        four, scope="SPK1", parameter="Viability", numbers=numbers
+    )
+    spread = Signal(Rule.FOUR_OF_FIVE_BEYOND_1, first=2, last=6, direction="below", points=4)
+    assert "4 of 5 batches" in signal_words(
+        spread, scope="SPK1", parameter="Viability", numbers=numbers
     )
 
 
@@ -566,5 +593,20 @@ def test_equivalence_words_of_a_computed_test_agree_with_its_verdict():
     result = equivalence(site, rest, 2.0, site="SPK2")
     assert result is not None
     text = equivalence_words(result, parameter="Viability at harvest", unit="%")
-    assert text.startswith("SPK2 Viability at harvest is ") and "lower than the network" in text
+    assert (
+        text.startswith("SPK2 Viability at harvest is ")
+        and "lower than the rest of the network" in text
+    )
     assert text.endswith("outside the ±2 % margin: not equivalent")
+
+
+def test_one_number_format_for_the_page_and_the_report():
+    from mes.core.cpv.words import figure, ppk_figure, specification_words
+
+    assert figure(94.0833) == "94.08" and figure(1.2) == "1.2" and figure(-0.004123) == "−0.004123"
+    assert figure(None) == "—" and figure(0.0) == "0" and figure(12345.6) == "12346"
+    assert ppk_figure(1.3) == "1.30" and ppk_figure(-0.25) == "−0.25"
+    assert specification_words(2, None, "°C") == "at least 2 °C"
+    assert specification_words(2, 8, "°C") == "2 to 8 °C"
+    assert specification_words(None, 8.0, None) == "at most 8"
+    assert specification_words(None, None, "%") is None

@@ -184,17 +184,6 @@ def test_a_supervisor_cannot_freeze_a_baseline(make_uow, hub, people, audit_entr
     assert NETWORK == "network"
 
 
-def test_the_baseline_form_proposes_the_period_shown_ending_today(make_uow, qa_client):
-    """Opened without a 'to' date (the last year to today), the form is complete as it stands:
-    QA is not refused 'Period to is required' for a date the page itself left out."""
-    add_batches(make_uow, steady())
-    page = text(qa_client.get(f"/network/comparability/{CODE}?from=01/03/2026"))
-    value = re.search(r'name="period_to" class="date" value="([^"]*)"', page)
-    assert value is not None and re.fullmatch(r"\d\d/\d\d/\d{4}", value.group(1)), value
-    # the actions are a row of their own under the fields, and the report's data names itself
-    assert '<div class="actions wide">' in page and "The report\u2019s data (CSV)" in page
-
-
 def test_chart_points_link_to_the_review_only_for_those_who_may_open_it(make_uow, hub, people):
     """Review: a supervisor's chart linked every point to a page answering 403."""
     add_batches(make_uow, steady())
@@ -229,3 +218,14 @@ def test_after_freezing_a_baseline_the_page_keeps_its_period_and_site(make_uow, 
     }  # fmt: skip
     kept = post_form(qa_client, f"/network/comparability/{CODE}/margin", margin, page=PAGE)
     assert kept.status_code == 303 and "to=31/12/2026" in kept.headers["Location"]
+
+
+def test_the_baseline_form_proposes_the_period_shown_ending_today(make_uow, qa_client):
+    """Opened without a 'to' date (the last year to today), the form is complete as it stands:
+    QA is not refused 'Period to is required' for a date the page itself left out."""
+    add_batches(make_uow, steady())
+    page = text(qa_client.get(f"/network/comparability/{CODE}?from=01/03/2026"))
+    value = re.search(r'name="period_to" class="date" value="([^"]*)"', page)
+    assert value is not None and re.fullmatch(r"\d\d/\d\d/\d{4}", value.group(1)), value
+    # the actions are a row of their own under the fields, and the report's data names itself
+    assert '<div class="actions wide">' in page and "The report\u2019s data (CSV)" in page

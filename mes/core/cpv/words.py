@@ -29,7 +29,9 @@ def _what(signal: Signal, parameter: str) -> str:
         return f"{parameter} alternating up and down for {span} batches in a row"
     if rule in WINDOW:
         m, w, k = WINDOW[rule]
-        of = f"{signal.points} of {span}" if signal.points is not None else f"{m} of {w}"
+        # "2 of 3": the rule's window, even when the two points beyond are adjacent (span 2);
+        # a run merged from overlapping windows is counted over its whole span
+        of = f"{signal.points} of {max(span, w)}" if signal.points is not None else f"{m} of {w}"
         return f"{of} batches more than {k:g}σ {direction} the centre line of {parameter}"
     if rule is Rule.FIFTEEN_WITHIN_1:
         return f"{span} batches in a row within 1σ of the centre line of {parameter}"
@@ -56,6 +58,47 @@ def signal_words(signal: Signal, *, scope: str, parameter: str, numbers: Sequenc
     return f"{scope}: {_what(signal, parameter)} ({batches})"
 
 
+def figure(x: float | None, digits: int = 4) -> str:
+    """A mean, SD, limit or difference as the page and the report print it (the CSV keeps all).
+
+    About ``digits`` significant digits, never in exponent form, no trailing zeros, a negative
+    with U+2212; "—" for none: 94.0833 → "94.08", 1.2 → "1.2", −0.00412 → "−0.00412".
+    """
+    if x is None or not math.isfinite(x):
+        return "—"
+    if x == 0:
+        return "0"
+    places = max(0, digits - 1 - math.floor(math.log10(abs(x))))
+    text = f"{x:.{places}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text.replace("-", MINUS)
+
+
+def ppk_figure(x: float | None) -> str:
+    """A Ppk (or a bound of its interval) with two decimals, as QA reads it: 1.3 → "1.30"."""
+    if x is None or not math.isfinite(x):
+        return "—"
+    return f"{x:.2f}".replace("-", MINUS)
+
+
+def specification_words(low: float | None, high: float | None, unit: str | None) -> str | None:
+    """The specification (the recipe's action limits) in words; None when it has none.
+
+    "at least 2 °C", "2 to 8 °C", "at most 8 °C": the same on the page, the chart's summary and
+    the report.
+    """
+    if low is None and high is None:
+        return None
+    if high is None:
+        text = f"at least {figure(low)}"
+    elif low is None:
+        text = f"at most {figure(high)}"
+    else:
+        text = f"{figure(low)} to {figure(high)}"
+    return _with_unit(text, unit)
+
+
 def _decimals(margin: float) -> int:
     """One decimal finer than the margin's leading digit: ±2 → 0.1, ±0.5 → 0.01, ±20 → 1."""
     return min(6, max(0, 1 - math.floor(math.log10(margin))))
@@ -68,14 +111,24 @@ def _number(value: float, decimals: int) -> str:
     return text.replace("-", MINUS)
 
 
+def _interval_decimals(eq: Equivalence, decimals: int) -> int:
+    """Enough decimals that a bound beyond the margin does not read as on it (2.04 → "2.04")."""
+    while decimals < 6 and any(
+        abs(bound) != eq.margin and abs(float(f"{bound:.{decimals}f}")) == eq.margin
+        for bound in (eq.ci_low, eq.ci_high)
+    ):
+        decimals += 1
+    return decimals
+
+
 def _with_unit(text: str, unit: str | None) -> str:
     return f"{text} {unit}" if unit else text
 
 
 def equivalence_words(eq: Equivalence, *, parameter: str, unit: str | None) -> str:
-    """The site's comparability with the network in one sentence.
+    """The site's comparability with the rest of the network (site − rest) in one sentence.
 
-    E.g. "SPK2 Viability at harvest is 3.1 % lower than the network (90 % CI −4.0 to −2.2),
+    E.g. "SPK2 Viability at harvest is 3.1 % lower than the rest of the network (90 % CI −4.0 to −2.2),
     outside the ±2 % margin: not equivalent"; "… within the ±2 % margin: equivalent"; when the
     interval straddles a margin, "… reaching beyond the ±2 % margin: equivalence not shown".
     """
@@ -83,11 +136,15 @@ def equivalence_words(eq: Equivalence, *, parameter: str, unit: str | None) -> s
     size = _number(abs(eq.difference), decimals)
     site = eq.site or "The site"
     if float(size) == 0:
-        how = "is level with the network"
+        how = "is level with the rest of the network"
     else:
         way = "higher" if eq.difference > 0 else "lower"
-        how = f"is {_with_unit(size, unit)} {way} than the network"
-    interval = f"{eq.confidence * 100:.0f} % CI {_number(eq.ci_low, decimals)} to {_number(eq.ci_high, decimals)}"
+        how = f"is {_with_unit(size, unit)} {way} than the rest of the network"
+    places = _interval_decimals(eq, decimals)
+    interval = (
+        f"{eq.confidence * 100:.0f} % CI {_number(eq.ci_low, places)} to "
+        f"{_number(eq.ci_high, places)}"
+    )
     margin = f"the ±{_with_unit(f'{eq.margin:g}', unit)} margin"
     if eq.equivalent:
         verdict = f"within {margin}: equivalent"

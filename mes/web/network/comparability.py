@@ -10,6 +10,7 @@ e-signature dialog (:mod:`mes.services.cpv`). Charts and their data download as 
 from __future__ import annotations
 
 from datetime import date, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,7 +19,8 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from mes.core.access import Permission, allowed
-from mes.core.dates import date_pattern, local_date_text, parse_local_date
+from mes.core.cpv.words import figure, ppk_figure
+from mes.core.dates import date_pattern, local_date_text, parse_local_date, site_date_text
 from mes.core.errors import InvalidInput, MesError
 from mes.core.esign import Meaning
 from mes.core.trends import NETWORK, Disposition
@@ -33,6 +35,9 @@ from mes.web.network.forms import BaselineForm, MarginForm, TrendForm
 bp = Blueprint(
     "comparability", __name__, url_prefix="/network/comparability", template_folder="templates"
 )
+
+bp.add_app_template_filter(figure, "figure")
+bp.add_app_template_filter(ppk_figure, "ppk_figure")
 
 MEANINGS = {"approved": Meaning.APPROVED, "acknowledged": Meaning.ACKNOWLEDGED}
 SIGNAL_LIMIT = 50  # signals listed per parameter on the page (the CSV holds every one)
@@ -108,23 +113,6 @@ def _links(view: cpv.ComparabilityView, typed: dict[str, str], scope: str) -> di
     }
 
 
-def _nav_titles(view: cpv.ComparabilityView) -> dict[str, str]:
-    """Each parameter's name in the page's list of links.
-
-    A label the recipe gives several critical numbers (a viability at receipt, at harvest, at
-    release) is followed by its phase.
-    """
-    count: dict[str, int] = {}
-    for p in view.parameters:
-        count[p.title] = count.get(p.title, 0) + 1
-    return {
-        p.key: p.title
-        if count[p.title] == 1
-        else f"{p.title} — {p.parameter.split('.', 1)[0].replace('_', ' ')}"
-        for p in view.parameters
-    }
-
-
 def _page(
     code: str, *, error: str | None = None, status: int = 200, typed_form: dict | None = None
 ) -> ResponseReturnValue:
@@ -152,7 +140,6 @@ def _page(
         },
         links=_links(view, typed, scope),
         summaries={p.key: cpv.chart_summary(p, scope) for p in view.parameters},
-        nav_titles=_nav_titles(view),
         dispositions=list(Disposition),
         error=error,
         typed_form=typed_form or {},
@@ -200,6 +187,7 @@ def chart_svg(code: str) -> ResponseReturnValue:
         parameter,
         scope=_scope(),
         link=(lambda point: url_for("qa.batch", batch_id=point.batch_id)) if may_open else None,
+        day=partial(site_date_text, time_zone=site_zone()),
     )
     response = Response(svg, mimetype="image/svg+xml")
     response.headers["Content-Security-Policy"] = SVG_POLICY
