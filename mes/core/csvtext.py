@@ -13,7 +13,7 @@ import io
 import math
 from collections.abc import Iterable, Sequence
 
-__all__ = ["csv_text", "safe_cell"]
+__all__ = ["cell_text", "csv_text", "safe_cell"]
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -29,22 +29,36 @@ def safe_cell(value: object) -> object:
     return value
 
 
+def cell_text(value: object) -> str:
+    """One cell as :func:`csv_text` writes it: through :func:`safe_cell`, quoted when it must be.
+
+    For a report's million points written a line at a time (``written``): a cell many points
+    share is written once. Quoted as :class:`csv.writer` quotes (minimal: a comma, a quote, a
+    line break; a quote doubled).
+    """
+    text = str(safe_cell(value))
+    if "," in text or '"' in text or "\r" in text or "\n" in text:
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
 def csv_text(
     rows: Iterable[Sequence[object]],
     *,
-    made_safe: Iterable[Sequence[object]] = (),
+    written: Iterable[str] = (),
     after: Iterable[Sequence[object]] = (),
 ) -> str:
     """The rows as CSV text (CRLF line ends, as RFC 4180), every cell through :func:`safe_cell`.
 
-    ``made_safe``: rows written next as they are, their cells already through :func:`safe_cell`
-    (a report's million points share most cells, made safe once); ``after``: rows written last.
+    ``written``: lines written next as they are, already CSV text with their CRLF (their cells
+    through :func:`cell_text`: a report's million points share most cells, written once);
+    ``after``: rows written last.
     """
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     for row in rows:
         writer.writerow([safe_cell(v) for v in row])
-    writer.writerows(made_safe)
+    out.write("".join(written))
     for row in after:
         writer.writerow([safe_cell(v) for v in row])
     return out.getvalue()

@@ -54,6 +54,7 @@ from mes.pdf.render import (
     _page_numbers_html,
     _pool_context,
     _render_part,
+    attach,
     render_document_pdf,
 )
 from mes.pdf.verify import MANIFEST_NAME, REPORT_FORMAT
@@ -577,7 +578,8 @@ def render_comparability_pdf(
 
     A long report (many sites, thousands of signals) is laid out as the batch record is
     (:mod:`mes.pdf.render`): the cover and each parameter's section in parallel processes, the
-    pages joined, "page X of Y" and the digest laid over them. ``workers``: processes (default:
+    pages joined, "page X of Y" and the digest laid over them, and the manifest and the CSV
+    attached to the joined file (:func:`mes.pdf.render.attach`). ``workers``: processes (default:
     one for a short report, else the CPUs, at most 4).
     """
     embedded = [
@@ -600,20 +602,22 @@ def render_comparability_pdf(
         workers = 1 if weight < PARALLEL_FROM_ROWS else min(os.cpu_count() or 1, 4)
     if workers <= 1 or not report.parameters:
         return render_document_pdf(comparability_html(report), embedded, created)
-    cover = _html(report, [], cover=True, page_numbers=False)
-    sections = [
+    sections = [_html(report, [], cover=True, page_numbers=False)] + [
         _html(report, [(number, p)], cover=False, page_numbers=False)
         for number, p in enumerate(report.parameters, start=1)
     ]
-    order = sorted(range(len(sections)), key=lambda i: -_weight(report.parameters[i]))
+    # the cover is a part like the others; the manifest and the CSV are attached to the joined
+    # pages (laid out with the cover, the CSV held up the join: issue 16)
+    weights = [0] + [_weight(p) for p in report.parameters]
+    order = sorted(range(len(sections)), key=lambda i: -weights[i])
     with ProcessPoolExecutor(
         max_workers=min(workers, len(sections)), mp_context=_pool_context()
     ) as pool:
         futures = {i: pool.submit(_render_part, sections[i]) for i in order}
-        first = _render_part(cover, embedded, created)  # meanwhile, here: the catalog's part
-        parts = [first, *(futures[i].result() for i in range(len(sections)))]
+        parts = [futures[i].result() for i in range(len(sections))]
     pages = sum(part.pages for part in parts)
-    return _join(parts, _render_part(_page_numbers_html(pages, _footer_left(report))))
+    joined = _join(parts, _render_part(_page_numbers_html(pages, _footer_left(report))))
+    return attach(joined, embedded, created)
 
 
 def missing_in_print(report: ComparabilityReport, pdf: bytes) -> list[Expected]:

@@ -30,10 +30,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import mimetypes
 import multiprocessing
 import os
 import string
 import threading
+import zlib
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -493,6 +495,59 @@ def _join(parts: list[Part], page_numbers: Part) -> bytes:
                 stack.append((level, item))
             offset += part.pages
     return _save(joined)
+
+
+def _pdf_date(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("D:%Y%m%d%H%M%SZ")
+
+
+def attach(pdf: bytes, embedded: Sequence[Embedded], created: datetime) -> bytes:
+    """``pdf`` with ``embedded`` attached as PDF/A-3 associated files, as WeasyPrint attaches them.
+
+    For a large attachment (a report's CSV) after the parts are joined: WeasyPrint writes an
+    attachment slowly, and the part carrying it would hold up the join. Each file is a
+    ``/Filespec`` in the catalog's ``/EmbeddedFiles`` name tree (names in order) and its
+    ``/AF`` array, with its relationship, description, MIME type, size, MD5 checksum and dates.
+    """
+    document = pikepdf.open(io.BytesIO(pdf))
+    when = _pdf_date(created)
+    specs: list[tuple[str, pikepdf.Dictionary]] = []
+    for item in embedded:
+        mime = mimetypes.guess_type(item.name)[0] or "application/octet-stream"
+        stream = pikepdf.Stream(document, zlib.compress(item.data, 6))
+        stream.Filter = pikepdf.Name.FlateDecode
+        stream.Type = pikepdf.Name.EmbeddedFile
+        stream.Subtype = pikepdf.Name("/" + mime)
+        stream.Params = pikepdf.Dictionary(
+            Size=len(item.data),
+            CheckSum=pikepdf.String(hashlib.md5(item.data).digest()),  # noqa: S324 - PDF's
+            CreationDate=when,
+            ModDate=when,
+        )
+        spec = document.make_indirect(
+            pikepdf.Dictionary(
+                Type=pikepdf.Name.Filespec,
+                F=item.name,
+                UF=item.name,
+                Desc=item.description,
+                EF=pikepdf.Dictionary(F=stream),
+                AFRelationship=pikepdf.Name("/" + item.relationship),
+            )
+        )
+        specs.append((item.name, spec))
+    names = pikepdf.Dictionary(Names=pikepdf.Array())
+    if "/Names" in document.Root and "/EmbeddedFiles" in document.Root.Names:
+        names = document.Root.Names.EmbeddedFiles
+    listed = list(names.Names) if "/Names" in names else []
+    pairs = [(str(listed[i]), listed[i + 1]) for i in range(0, len(listed), 2)]
+    pairs = sorted(pairs + specs, key=lambda pair: pair[0])
+    names.Names = pikepdf.Array([x for name, spec in pairs for x in (pikepdf.String(name), spec)])
+    if "/Names" not in document.Root:
+        document.Root.Names = pikepdf.Dictionary()
+    document.Root.Names.EmbeddedFiles = names
+    associated = list(document.Root.AF) if "/AF" in document.Root else []
+    document.Root.AF = pikepdf.Array(associated + [spec for _name, spec in specs])
+    return _save(document)
 
 
 def _save(pdf: pikepdf.Pdf) -> bytes:

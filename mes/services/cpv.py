@@ -54,7 +54,7 @@ from mes.core.cpv import (
 from mes.core.cpv.rules import WINDOW
 from mes.core.cpv.words import figure, ppk_figure, specification_words
 from mes.core.critical import Criticality, critical_inputs
-from mes.core.csvtext import csv_text, safe_cell
+from mes.core.csvtext import cell_text, csv_text
 from mes.core.errors import InvalidInput, NotFound
 from mes.core.esign import Meaning
 from mes.core.trends import (
@@ -1217,12 +1217,10 @@ def acknowledge_trend(
 
 
 def _csv(
-    rows: list[list[object]],
-    made_safe: Sequence[list[object]] = (),
-    after: Sequence[list[object]] = (),
+    rows: list[list[object]], written: Sequence[str] = (), after: Sequence[list[object]] = ()
 ) -> str:
-    """CSV text of ``rows``, then ``made_safe`` (cells already safe: :func:`_chart_rows`), ``after``."""
-    return csv_text(rows, made_safe=made_safe, after=after)
+    """CSV text of ``rows``, then ``written`` (lines: :func:`_chart_lines`), then ``after``."""
+    return csv_text(rows, written=written, after=after)
 
 
 CHART_COLUMNS = [
@@ -1247,57 +1245,61 @@ CHART_COLUMNS = [
 ]
 
 
-def _chart_rows(code: str, view: ParameterView, scope: str) -> list[list[object]]:
-    """The chart's rows, each cell as written to the CSV (made safe: :func:`mes.core.csvtext.safe_cell`).
+def _chart_lines(code: str, view: ParameterView, scope: str, section: str = "") -> list[str]:
+    """The chart's rows as CSV lines (each cell through :func:`mes.core.csvtext.cell_text`).
 
-    The cells the parameter's points share (its code, limits, specification) are made safe once:
-    at 50 sites × 1,000 batches × 19 parameters the report's CSV has close to a million rows.
+    At 50 sites × 1,000 batches × 19 parameters the report's CSV has close to a million lines:
+    the cells the parameter's points share (its code, limits, specification) are written once,
+    a site's cell once per site, and each line is joined as text (issue 16).
+    ``section``: a first cell (the report's ``point``).
     """
     limits = view.limits
-    rules: dict[tuple[str, str], list[str]] = {}
+    rules: dict[str, str] = {}
     for signal in view.signals:
         if signal.scope == scope:
             for number in signal.numbers:
-                rules.setdefault((scope, number), []).append(signal.rule.value)
-    safe = safe_cell
-    head = [safe(v) if v is not None else "" for v in (code, view.parameter, view.unit, view.label)]
-    shared = [
-        safe(v) if v is not None else ""
+                rules[number] = (
+                    f"{rules[number]} {signal.rule.value}"
+                    if number in rules
+                    else (signal.rule.value)
+                )
+    head = ",".join(
+        cell_text(v)
+        for v in ((section,) if section else ()) + (code, view.parameter, view.unit, view.label)
+    )
+    shared = ",".join(
+        cell_text(v)
         for v in (
             limits.centre if limits else None,
             limits.lcl if limits else None,
             limits.ucl if limits else None,
             ("provisional" if limits.provisional else "baseline") if limits else None,
         )
-    ]
-    spec = [safe(v) if v is not None else "" for v in (view.spec_low, view.spec_high)]
-    rows = []
+    )
+    spec = ",".join(cell_text(v) for v in (view.spec_low, view.spec_high))
+    sites: dict[str, str] = {}
+    lines = []
     previous: float | None = None
     for point in view.points_of(scope):
         value = point.value
-        rows.append(
-            [
-                *head,
-                safe(point.site),
-                safe(point.number),
-                point.version,
-                safe(point.at),
-                safe(value),
-                *shared,
-                safe(abs(value - previous)) if previous is not None else "",
-                *spec,
-                " ".join(rules.get((scope, point.number), ())),
-                "demo" if point.demo else "",
-            ]
+        site = sites.get(point.site)
+        if site is None:
+            site = sites[point.site] = cell_text(point.site)
+        signals = rules.get(point.number)
+        lines.append(
+            f"{head},{site},{cell_text(point.number)},{cell_text(point.version)},"
+            f"{cell_text(point.at)},{cell_text(value)},{shared},"
+            f"{cell_text(abs(value - previous)) if previous is not None else ''},{spec},"
+            f"{cell_text(signals) if signals else ''},{'demo' if point.demo else ''}\r\n"
         )
         previous = value
-    return rows
+    return lines
 
 
 def chart_csv(view: ComparabilityView, key: str, scope: str = NETWORK) -> str:
     """One chart's data as CSV: each point with the limits, its moving range and its signals."""
     parameter = view.parameter(key)
-    return _csv([CHART_COLUMNS], _chart_rows(view.recipe_code, parameter, scope))
+    return _csv([CHART_COLUMNS], _chart_lines(view.recipe_code, parameter, scope))
 
 
 def comparability_csv(
@@ -1310,15 +1312,13 @@ def comparability_csv(
     signed report tied to its ledger entry (the columns are empty without it).
     """
     ties = ledger or {}
-    points: list[list[object]] = []
+    points: list[str] = []
     for parameter in view.parameters:
-        for point, r in zip(
-            parameter.points_of(NETWORK),
-            _chart_rows(view.recipe_code, parameter, NETWORK),
-            strict=True,
-        ):
+        lines = _chart_lines(view.recipe_code, parameter, NETWORK, "point")
+        for point, line in zip(parameter.points_of(NETWORK), lines, strict=True):
             tie = ties.get((point.batch_id, parameter.parameter))
-            points.append(["point", *r, *((tie.entry_seq, tie.entry_hash) if tie else ("", ""))])
+            ends = f"{tie.entry_seq},{tie.entry_hash}" if tie else ","
+            points.append(line.removesuffix("\r\n") + f",{ends}\r\n")
     rows: list[list[object]] = [[]]
     rows.append(
         ["section", "recipe_code", "parameter", "unit", "scope", "n", "mean", "sd", "ppk",

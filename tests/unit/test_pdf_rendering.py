@@ -134,3 +134,42 @@ def test_the_html_for_a_browser_carries_header_and_footer_in_its_page_rules(samp
     assert '"page " counter(page) " of " counter(pages)' in html
     assert f'"Record SHA-256 {record.record_hash}"' in html
     assert html.count('class="a"') == len(record.audit)
+
+
+def test_a_file_attached_after_the_layout_is_associated_as_weasyprint_associates_it():
+    """``attach`` (a report's CSV, after the parts are joined) writes what WeasyPrint writes."""
+    import io
+    from datetime import UTC, datetime
+
+    from mes.pdf.render import Embedded, attach, render_document_pdf
+
+    at = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    files = [
+        Embedded(b"site,value\nSPK1,1.5\n", "data.csv", "The data", relationship="Data"),
+        Embedded(b'{"a":1}', "about.json", "What it covers", relationship="Supplement"),
+    ]
+    html = "<p>A document</p>"
+    by_weasyprint = pikepdf.open(io.BytesIO(render_document_pdf(html, files, at)))
+    attached = pikepdf.open(io.BytesIO(attach(render_document_pdf(html), files, at)))
+
+    def described(pdf: pikepdf.Pdf) -> list[tuple]:
+        names = pdf.Root.Names.EmbeddedFiles.Names
+        return [
+            (
+                str(names[i]),
+                str(spec.F),
+                str(spec.UF),
+                str(spec.Desc),
+                str(spec.AFRelationship),
+                str(spec.EF.F.Subtype),
+                dict(spec.EF.F.Params.items()),
+                spec.EF.F.read_bytes(),
+            )
+            for i in range(0, len(names), 2)
+            for spec in [names[i + 1]]
+        ]
+
+    # the same files, described alike (the name tree in name order, as PDF requires)
+    assert described(attached) == sorted(described(by_weasyprint))
+    assert sorted(str(f.UF) for f in attached.Root.AF) == ["about.json", "data.csv"]
+    assert attached.open_metadata()["pdfaid:part"] == "3"
