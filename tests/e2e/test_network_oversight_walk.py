@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import time
+from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -99,7 +100,9 @@ def test_qa_walks_the_network_oversight_pages_of_the_demo(demo, new_context, scr
     assert small_targets(page) == []
     screenshot(page, "network-walk-03-comparability")
 
-    # QA freezes the CD3+ baseline with the form as the page proposes it, and signs.
+    # QA freezes the CD3+ baseline with the form as the page proposes it, and signs (the page
+    # shows one critical number at a time: CD3+ is chosen from the list).
+    page.goto(f"{hub}/network/comparability/{CODE}?parameter={quote(CD3)}")
     section = page.locator(f"section.cpv-parameter[data-parameter='{CD3}']")
     section.get_by_text("Freeze a baseline…").tap()
     form = section.locator("form").filter(has=page.locator("input[name=period_from]"))
@@ -113,6 +116,7 @@ def test_qa_walks_the_network_oversight_pages_of_the_demo(demo, new_context, scr
     expect(section.locator("table.cpv-signals")).to_contain_text("SPK4")
 
     # … and sets the equivalence margin of release viability: SPK3 is shifted 3 SD low.
+    page.goto(f"{hub}/network/comparability/{CODE}?parameter={quote(VIABILITY)}")
     section = page.locator(f"section.cpv-parameter[data-parameter='{VIABILITY}']")
     section.get_by_text("Set the equivalence margin…").tap()
     form = section.locator("form").filter(has=page.locator("input[name=margin]"))
