@@ -46,8 +46,9 @@ from mes.core.limits import InvalidValue, LimitStatus, calculate, limit_status, 
 from mes.services import batches
 from mes.services.context import Context
 from mes.services.esign import Credentials
+from mes.store import equipment as equipment_store
+from mes.store import materials as materials_store
 from mes.store.models import Batch as BatchRow
-from mes.store.models import Equipment, MaterialLot
 from mes.store.uow import UnitOfWork
 
 PERFORMERS = {"operator": "olivia", "supervisor": "sam", "qa": "quinn"}
@@ -582,42 +583,22 @@ def site_stock(uow: UnitOfWork, compiled: Mapping[str, Any], on: date) -> tuple[
     ({material code: a released lot}, {equipment class: an instrument in service, clean and
     calibrated}); refused with the first thing missing.
     """
+    phases = [
+        phase
+        for unit in compiled["unit_procedures"]
+        for operation in unit["operations"]
+        for phase in operation["phases"]
+    ]
     lots: dict[str, str] = {}
+    for code in dict.fromkeys(m["code"] for p in phases for m in p["materials"]):
+        lot = materials_store.released_lot(uow.session, code, on)
+        if lot is None:
+            raise NotFound(f"The site has no released lot of {code}.")
+        lots[code] = lot
     instruments: dict[str, str] = {}
-    for unit in compiled["unit_procedures"]:
-        for operation in unit["operations"]:
-            for phase in operation["phases"]:
-                for material in phase["materials"]:
-                    code = material["code"]
-                    if code in lots:
-                        continue
-                    lot = uow.session.execute(
-                        select(MaterialLot.lot_number)
-                        .where(
-                            MaterialLot.material_code == code,
-                            MaterialLot.status == "released",
-                            MaterialLot.expiry > on,
-                        )
-                        .order_by(MaterialLot.lot_number)
-                    ).scalar()
-                    if lot is None:
-                        raise NotFound(f"The site has no released lot of {code}.")
-                    lots[code] = lot
-                for slot in phase["equipment"]:
-                    kind = slot["class"]
-                    if kind in instruments:
-                        continue
-                    found = uow.session.execute(
-                        select(Equipment.id)
-                        .where(
-                            Equipment.equipment_class == kind,
-                            Equipment.status == "in_service",
-                            Equipment.clean.is_(True),
-                            Equipment.calibration_due > on,
-                        )
-                        .order_by(Equipment.id)
-                    ).scalar()
-                    if found is None:
-                        raise NotFound(f"The site has no {kind} in service, clean and calibrated.")
-                    instruments[kind] = found
+    for kind in dict.fromkeys(slot["class"] for p in phases for slot in p["equipment"]):
+        found = equipment_store.usable_instrument(uow.session, kind, on)
+        if found is None:
+            raise NotFound(f"The site has no {kind} in service, clean and calibrated.")
+        instruments[kind] = found
     return lots, instruments

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -81,3 +81,17 @@ def log_entries(session: Session, equipment_id: str) -> list[EquipmentLogEntry]:
             .order_by(EquipmentLogEntry.id.desc())
         ).scalars()
     )
+
+
+def usable_instrument(session: Session, equipment_class: str, on: date) -> str | None:
+    """The first instrument of the class (by ID) in service, clean and calibrated past ``on``."""
+    return session.execute(
+        select(Equipment.id)
+        .where(
+            Equipment.equipment_class == equipment_class,
+            Equipment.status == "in_service",
+            Equipment.clean.is_(True),
+            Equipment.calibration_due > on,
+        )
+        .order_by(Equipment.id)
+    ).scalar()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -58,3 +60,16 @@ def lots_with_use(session: Session) -> list[tuple[MaterialLot, Material, int]]:
         .order_by(MaterialLot.material_code, MaterialLot.expiry)
     ).all()
     return [(lot, material, n or 0) for lot, material, n in rows]
+
+
+def released_lot(session: Session, code: str, on: date) -> str | None:
+    """The first released lot of ``code`` (by number) not expired on ``on``."""
+    return session.execute(
+        select(MaterialLot.lot_number)
+        .where(
+            MaterialLot.material_code == code,
+            MaterialLot.status == "released",
+            MaterialLot.expiry > on,
+        )
+        .order_by(MaterialLot.lot_number)
+    ).scalar()
