@@ -14,9 +14,9 @@ import psycopg
 
 from mes.services.context import Context
 
-# PostgreSQL for the tests: the server MES_TEST_PG names (it must answer), else the one at
-# MES_TEST_PG_DEFAULT (by default the local server below) if it answers, else a throwaway cluster
-# of the run's own (tests/pg_cluster.py). The controlling pytest process decides once, in
+# PostgreSQL for the tests: the server MES_TEST_PG names (it must answer), else a throwaway
+# cluster of the run's own (tests/pg_cluster.py), else the one at MES_TEST_PG_DEFAULT (by default
+# the local server below) if it answers. The controlling pytest process decides once, in
 # conftest.pytest_configure, and puts the address in MES_TEST_PG for itself and its workers.
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 NOW = datetime(2026, 11, 21, 9, 0, 0, tzinfo=UTC)

@@ -42,7 +42,7 @@ def demo_spoke(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     assert executable, "the 'mes' command is not installed (pip install -e .)"
     env = {**os.environ, "MES_INSTANCE": ""}
     built = subprocess.run(
-        [executable, "demo", "--dir", str(folder), "--no-serve"],
+        [executable, "demo", "--dir", str(folder), "--no-serve", "--history", "0"],
         capture_output=True, text=True, timeout=180, env=env, check=False,
     )  # fmt: skip
     assert built.returncode == 0, built.stderr

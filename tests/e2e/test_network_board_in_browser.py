@@ -20,6 +20,7 @@ from test_network_in_browser import RECIPE, RealTimeRun, demo, log_in, small_tar
 
 pytestmark = pytest.mark.e2e
 __all__ = ["demo"]  # the module's fixture: the running demo
+DEMO_HISTORY = 5  # batches per spoke: the turnaround page's chart and the hub-only spokes
 
 
 def test_qa_watches_a_new_batch_arrive_on_the_board_and_reads_the_turnaround(

@@ -56,8 +56,15 @@ class Demo:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    """``mes demo --dir D --port P``: the hub URL is read from what it prints."""
+def demo(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Demo]:
+    """``mes demo --dir D --port P --history N``: the hub URL is read from what it prints.
+
+    N is the requesting module's ``DEMO_HISTORY`` (none unless it asks): storing the history
+    is minutes of work at the hub, in the background, that only the pages reading it need.
+    """
+    per_site = getattr(request.module, "DEMO_HISTORY", 0)
     folder = tmp_path_factory.mktemp("network") / "demo"
     executable = shutil.which("mes")
     assert executable, "the 'mes' command is not installed (pip install -e .)"
@@ -65,7 +72,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     port = free_port("127.0.0.1", 0)
     with output.open("w") as out:
         process = subprocess.Popen(
-            [executable, "demo", "--dir", str(folder), "--port", str(port)],
+            [executable, "demo", "--dir", str(folder), "--port", str(port),
+             "--history", str(per_site)],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             # The recipe driver records days of work in seconds: its entries are dated ahead of
             # the hub's clock, which the hub's review tolerates here (60 days).
@@ -186,7 +194,6 @@ def test_qa_sees_a_spoke_deviation_live_and_the_administrator_manages_spokes(
         assert run.run_until(PHASE) == PHASE
         run.start_phase(PHASE, "olivia")
         # The spoke's counts follow on the open page (the records sync in the background).
-        # (SPK1's completed history batches, stored in the background, count too)
         expect(spk1.locator("[data-field=batches_text]")).to_have_text(
             re.compile(r"^\d+ \(1 in progress\)$"), timeout=15_000
         )

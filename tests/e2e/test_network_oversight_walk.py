@@ -26,6 +26,7 @@ from test_network_in_browser import PASSWORDS, demo, log_in, small_targets
 
 pytestmark = pytest.mark.e2e
 __all__ = ["demo"]  # the module's fixture: the running demo
+DEMO_HISTORY = 30  # batches per spoke (the demo's default): enough for SPK3's shift, SPK4's drift
 
 CODE = "CART-CD19-FRESH"
 CD3 = "release_viability_phenotype.cd3_pct|%"

@@ -36,7 +36,18 @@ def test_a_batch_finished_at_the_demo_spoke_appears_at_the_hub_with_no_manual_st
     port = free_port("127.0.0.1", 0)
     with log.open("wb") as output:
         demo = subprocess.Popen(
-            [sys.executable, "-m", "mes.cli", "demo", "--dir", str(folder), "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "mes.cli",
+                "demo",
+                "--dir",
+                str(folder),
+                "--port",
+                str(port),
+                "--history",
+                "0",
+            ],
             stdout=output,
             stderr=subprocess.STDOUT,
             env=mes_env(),  # the demo's own settings: a sync round every 2 s

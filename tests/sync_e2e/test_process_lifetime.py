@@ -189,7 +189,19 @@ def start_demo(folder: Path, log: Path, port: int) -> tuple[subprocess.Popen[byt
     """Start ``mes demo`` in a process group of its own; it and its hub's port, once serving."""
     with log.open("wb") as output:
         demo = subprocess.Popen(
-            [sys.executable, "-m", "mes.cli", "demo", "--dir", str(folder), "--port", str(port)],
+            # a little history: its seeding process must die with the demo too
+            [
+                sys.executable,
+                "-m",
+                "mes.cli",
+                "demo",
+                "--dir",
+                str(folder),
+                "--port",
+                str(port),
+                "--history",
+                "2",
+            ],
             stdout=output,
             stderr=subprocess.STDOUT,
             env=mes_env(),
