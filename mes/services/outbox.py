@@ -33,6 +33,7 @@ from mes.store.sync import (
     mark_refused,
     move_mark,
     pending_batches,
+    urgent_refused_at,
 )
 from mes.store.uow import UnitOfWork
 
@@ -114,6 +115,18 @@ def pending(uow: UnitOfWork, limit: int = 500) -> list[PendingBatch]:
         )
         for r in pending_batches(uow.session, limit)
     ]
+
+
+def urgent_waiting(uow: UnitOfWork, now: datetime, retry_refused_after: float) -> bool:
+    """Whether an urgent batch (one with a deviation) waits for the hub and may be offered now.
+
+    A batch the hub refused less than ``retry_refused_after`` seconds ago is not offered again
+    before then (as in a round: :func:`mes.sync.client.due`).
+    """
+    return any(
+        at is None or (now - at).total_seconds() >= retry_refused_after
+        for at in urgent_refused_at(uow.session)
+    )
 
 
 def chunk_after(

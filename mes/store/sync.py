@@ -62,6 +62,21 @@ def pending_batches(session: Session, limit: int = 500) -> list[SyncOutbox]:
     )
 
 
+def urgent_refused_at(session: Session) -> list[datetime | None]:
+    """When the hub last refused each urgent batch still waiting (None: not refused).
+
+    Reads the pending rows through their index, like :func:`pending_batches`: cheap enough to
+    ask several times a second between sync rounds.
+    """
+    return list(
+        session.execute(
+            select(
+                case((SyncOutbox.state == "refused", SyncOutbox.attempted_at), else_=None)
+            ).where(SyncOutbox.pending.is_(True), SyncOutbox.priority.is_(True))
+        ).scalars()
+    )
+
+
 def move_mark(
     session: Session, batch_id: str, acked_seq: int, acked_hash: str, at: datetime
 ) -> None:

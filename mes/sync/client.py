@@ -14,6 +14,7 @@ import json
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -53,6 +54,9 @@ PUSH_STREAMS = 2  # batches sent at once (each batch's chunks still go one after
 # up to this, while the hub refuses the spoke itself (suspended, revoked, clock off). Only the
 # hub's own verdicts count as refusals; an outage is retried within seconds (mes.sync.answers).
 RETRY_REFUSED_SECONDS = 300.0
+# Between rounds the loop looks this often for an urgent batch (a deviation raised, a result out
+# of specification, a bedside mismatch): it goes to the hub at once, not at the next interval.
+URGENT_LOOK_SECONDS = 0.25
 # Batches named in one request for review updates (the hub takes at most 10,000).
 REVIEW_HEADS_PER_REQUEST = 5_000
 
@@ -652,10 +656,29 @@ def loop(runtime: Runtime, stop: Any, *, interval: float | None = None) -> None:
             logging.getLogger("mes.sync").exception("sync round failed")
         if outages_in_a_row:
             stop.wait(outage_wait(outages_in_a_row))
-        else:
+        elif refusals_in_a_row:
             stop.wait(next_wait(interval, refusals_in_a_row))
+        else:
+            wait_for_next_round(runtime, stop, interval)
     if client is not None:
         client.close()
+
+
+def wait_for_next_round(runtime: Runtime, stop: Any, seconds: float) -> bool:
+    """Wait ``seconds`` for the next round, or less: True when an urgent batch ended the wait.
+
+    An urgent batch is one with a deviation waiting for the hub (the outbox's priority), so QA
+    sees it within seconds whatever the interval. Each look is one indexed read of the pending
+    rows; a batch the hub refused lately waits as in a round (:data:`RETRY_REFUSED_SECONDS`).
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or stop.wait(min(URGENT_LOOK_SECONDS, left)):
+            return False
+        with runtime.uow(read_only=True) as uow:
+            if outbox.urgent_waiting(uow, _now(), RETRY_REFUSED_SECONDS):
+                return True
 
 
 def start_background(runtime: Runtime) -> Any:
@@ -677,4 +700,5 @@ __all__ = [
     "loop",
     "start_background",
     "sync_round",
+    "wait_for_next_round",
 ]

@@ -1063,3 +1063,43 @@ def test_a_spoke_whose_records_the_hub_holds_cannot_swap_its_key_by_enrolling(ne
 
 
 __all__ = ["net"]  # the fixture, imported from sync_sites
+
+
+def test_an_urgent_batch_ends_the_wait_between_sync_rounds(site):
+    """A deviation goes to the hub at once, not at the next interval (the loop's wait ends).
+
+    The waits run in a thread joined with a generous bound: on the old loop, which slept the
+    whole interval, the hour-long wait would still be running.
+    """
+    from datetime import UTC, datetime
+    from threading import Event, Thread
+    from types import SimpleNamespace
+
+    from mes.sync.client import RETRY_REFUSED_SECONDS, wait_for_next_round
+
+    runtime = SimpleNamespace(uow=lambda read_only=False: site.uow())  # the spoke's database
+
+    def wait(seconds: float) -> bool | None:
+        ended: list[bool] = []
+        thread = Thread(target=lambda: ended.append(wait_for_next_round(runtime, Event(), seconds)))
+        thread.start()
+        thread.join(timeout=120)
+        assert not thread.is_alive(), f"the {seconds} s wait did not end"
+        return ended[0]
+
+    batch_id = site.start().state.id
+    with site.uow() as uow:
+        assert not outbox.urgent_waiting(uow, NOW, RETRY_REFUSED_SECONDS)  # pending, not urgent
+    assert wait(0.3) is False  # waited the interval out
+    site.start_phase(batch_id, "check_bag")
+    result = site.record(
+        batch_id, "check_bag", identity={"bag_din": STRANGE_DIN_BARCODE}, equipment={0: SCANNER}
+    )
+    assert any(d.status.value == "open" for d in result.batch.state.deviations.values())
+    assert wait(3600) is True  # the deviation ended the hour's wait at the first look
+    # Refused by the hub just now: offered again only after the retry delay, as in a round.
+    with site.uow() as uow:
+        outbox.refused(uow, datetime.now(UTC), batch_id, "refused", "Refused for the test.")
+    with site.uow() as uow:
+        assert not outbox.urgent_waiting(uow, datetime.now(UTC), RETRY_REFUSED_SECONDS)
+    assert wait(0.3) is False
