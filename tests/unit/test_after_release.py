@@ -73,7 +73,7 @@ def test_a_result_entered_twice_is_refused_and_a_correction_needs_a_reason() -> 
     state = after_release_state(COMPILED, [], [RELEASED])
     first = entered(state, 5, result="vcn", value="2.1")
     state = after_release_state(COMPILED, [first], [RELEASED])
-    with pytest.raises(ResultAlreadyRecorded, match="already recorded: 2.1"):
+    with pytest.raises(ResultAlreadyRecorded, match=r"already recorded: 2\.1"):
         result_payload(state, "B-1", result="vcn", value="2.2", reference="L2")
     with pytest.raises(InvalidInput, match="needs a reason"):
         result_payload(
@@ -125,7 +125,7 @@ def test_final_certification_waits_for_every_result_within_specification_and_is_
     with pytest.raises(NotReleased):
         certification_record(state, "id", "B-1")
     state = after_release_state(COMPILED, [], [RELEASED])
-    with pytest.raises(CertificationRefused, match="Sterility .* is pending"):
+    with pytest.raises(CertificationRefused, match=r"Sterility .* is pending"):
         certification_record(state, "id", "B-1")
     ledger = [entered(state, 3, result="sterility_final", value="No growth")]
     ledger.append(entered(after_release_state(COMPILED, ledger, []), 4, result="vcn", value="2"))

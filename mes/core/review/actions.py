@@ -186,9 +186,7 @@ class Review:
         check_may_sign(self.after_release(), self.batch.state.number, notifying=notifying)
 
     def _after_release_open(self) -> None:
-        """Results and notifications are recorded once the record is whole, and not after a
-        rejection.
-        """
+        """Results and notifications: once the whole record is in, and not after a rejection."""
         why = pending_reason(self.batch)
         if self.batch.state.status is not BatchStatus.COMPLETE or why:
             raise InvalidInput(
