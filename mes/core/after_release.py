@@ -48,6 +48,23 @@ RESULT_AFTER_RELEASE = "result_after_release"  # the ledger deviation's category
 _RELEASED, _REJECTED = "batch_released", "batch_rejected"
 _DEVIATION_RAISED, _DEVIATION_CLOSED = "deviation_raised", "deviation_closed"
 
+# The batch ledger's entries that may follow QA's release (the record continues after it).
+# The after-release work of the issue adds its kinds here: one list, read by the hub's ingest.
+AFTER_RELEASE_LEDGER_KINDS = frozenset({RESULT_RECORDED, PHYSICIAN_NOTIFIED})
+
+
+def follows_release(body: Mapping[str, Any]) -> bool:
+    """Whether a ledger entry may be added to a batch QA has released.
+
+    Its kind is one of :data:`AFTER_RELEASE_LEDGER_KINDS`, or it is the deviation a result out
+    of specification raises.
+    """
+    return body["kind"] in AFTER_RELEASE_LEDGER_KINDS or (
+        body["kind"] == _DEVIATION_RAISED
+        and body["payload"].get("category") == RESULT_AFTER_RELEASE
+    )
+
+
 # How the physician was told (the words of the form's choices).
 NOTIFICATION_WAYS = {
     "phone": "by phone",
@@ -266,6 +283,13 @@ class AfterRelease:
         if self.certified_by is not None or not self.declared:
             return Certification.FINAL
         return Certification.PROVISIONAL
+
+    @property
+    def still_open(self) -> bool:
+        """Released, and the record still grows: provisional, or an event not closed."""
+        return self.released and not self.rejected and (
+            self.certification is Certification.PROVISIONAL or bool(self.open_events)
+        )
 
     def result(self, result_id: str) -> RecordedResult | None:
         """The current entry of one result, or None."""

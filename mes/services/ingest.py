@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from mes.core.after_release import follows_release
 from mes.core.batch import Batch
 from mes.core.chronology import dated_ahead
 from mes.core.errors import (
@@ -36,6 +37,7 @@ from mes.core.errors import (
     SyncRefused,
 )
 from mes.core.keys import SitePublicKey
+from mes.core.ledger import SealedEntry
 from mes.core.review import replay_review
 from mes.core.sync import (
     SITE_HEADER,
@@ -359,7 +361,7 @@ def _store_chunk(uow: UnitOfWork, at: datetime, chunk: Chunk, via: str) -> Ack:
         )
     follow = continuation(chunk, last_seq, last_hash, held)
     if follow.new and row is not None:
-        _refuse_after_decision(session, row)
+        _refuse_after_decision(session, row, follow.new)
     if not follow.new:  # all held already: acknowledged again, nothing written
         assert row is not None
         flagged = _clock_flag(uow, at, chunk, row.number, via)
@@ -454,9 +456,23 @@ def _clock_flag(uow: UnitOfWork, at: datetime, chunk: Chunk, number: str, via: s
     return note
 
 
-def _refuse_after_decision(session: Session, row: BatchRow) -> None:
-    """QA released or rejected the record as it stood: nothing is added to it afterwards."""
+def _refuse_after_decision(
+    session: Session, row: BatchRow, new: Sequence[SealedEntry] = ()
+) -> None:
+    """QA released or rejected the record as it stood: nothing is added to it afterwards.
+
+    Except, after a release, what the record continues with (mes.core.after_release): results
+    that arrive later, the deviation a result out of specification raises, the physician's
+    notification.
+    """
     decided = disposition(session, row.id)
+    if (
+        decided is not None
+        and decided.decision == "released"
+        and new
+        and all(follows_release(e.body) for e in new)
+    ):
+        return
     if decided is not None and decided.decision:
         raise ChunkConflict(
             f"Batch {row.number} was {decided.decision} at the hub on its record up to entry "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import false
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 from sqlalchemy.schema import CheckConstraint, ForeignKey, Index, UniqueConstraint
 from sqlalchemy.types import JSON, Boolean, Integer, String, Text
@@ -134,6 +135,9 @@ class BatchReview(Base):
     # This site's signature of the head as it moved (mes.core.heads).
     head_at: Mapped[str | None] = mapped_column(String(27), nullable=True)
     head_signature: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # The review still grows after release: provisional, or a result out of specification not
+    # closed (mes.core.after_release); a spoke keeps asking the hub for its review entries.
+    after_release_open: Mapped[bool] = mapped_column(Boolean, server_default=false(), default=False)
 
 
 class BatchPhase(Base):
@@ -221,7 +225,7 @@ class Deviation(Base):
     number: Mapped[int] = mapped_column(Integer)
     phase_id: Mapped[str | None] = mapped_column(String(48), nullable=True)
     value_id: Mapped[str | None] = mapped_column(String(48), nullable=True)
-    category: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(32))
     description: Mapped[str] = mapped_column(Text)
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     status: Mapped[str] = mapped_column(String(16))

@@ -1,0 +1,57 @@
+"""After release (issue 17): the QC role, and which released batches still await results.
+
+``user_roles``: the role "qc" (quality control, enters release test results) joins the roles a
+user may hold. ``batch_reviews.after_release_open``: the review chain still grows after release
+for this batch (its certification is provisional, or a result out of specification is not
+closed); a spoke keeps asking the hub for such a batch's review entries, as it does for a batch
+not yet decided. Existing rows: false (no batch was released provisionally before).
+``deviations.category`` widens from 16 to 32 characters ("result_after_release").
+
+Revision ID: 0014
+Revises: 0013
+Create Date: 2026-12-05
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0014"
+down_revision = "0013"
+branch_labels = None
+depends_on = None
+
+BEFORE = "role IN ('operator', 'supervisor', 'qa', 'author', 'admin')"
+AFTER = "role IN ('operator', 'supervisor', 'qa', 'qc', 'author', 'admin')"
+
+
+def _roles(sql: str) -> None:
+    with op.batch_alter_table("user_roles") as batch_op:
+        batch_op.drop_constraint(op.f("ck_user_roles_known_role"), type_="check")
+        batch_op.create_check_constraint(op.f("ck_user_roles_known_role"), sql)
+
+
+def upgrade() -> None:
+    _roles(AFTER)
+    with op.batch_alter_table("deviations") as batch_op:
+        batch_op.alter_column(
+            "category", type_=sa.String(length=32), existing_type=sa.String(length=16)
+        )
+    with op.batch_alter_table("batch_reviews") as batch_op:
+        batch_op.add_column(
+            sa.Column(
+                "after_release_open", sa.Boolean(), nullable=False, server_default=sa.false()
+            )
+        )
+
+
+def downgrade() -> None:
+    op.execute("DELETE FROM user_roles WHERE role = 'qc'")
+    _roles(BEFORE)
+    with op.batch_alter_table("batch_reviews") as batch_op:
+        batch_op.drop_column("after_release_open")
+    with op.batch_alter_table("deviations") as batch_op:
+        batch_op.alter_column(
+            "category", type_=sa.String(length=16), existing_type=sa.String(length=32)
+        )
