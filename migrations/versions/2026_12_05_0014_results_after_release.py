@@ -26,6 +26,32 @@ BEFORE = "role IN ('operator', 'supervisor', 'qa', 'author', 'admin')"
 AFTER = "role IN ('operator', 'supervisor', 'qa', 'qc', 'author', 'admin')"
 
 
+NO_DELETE = "rows are never deleted: GMP records stay for their retention period"
+
+
+def _category(length: int, before: int) -> None:
+    """The deviation category's width. SQLite copies the table, losing its trigger: made again."""
+    if op.get_bind().dialect.name == "sqlite":
+        with op.batch_alter_table("deviations") as batch_op:
+            batch_op.alter_column(
+                "category",
+                type_=sa.String(length=length),
+                existing_type=sa.String(length=before),
+            )
+        op.execute(
+            "CREATE TRIGGER deviations_no_delete BEFORE DELETE ON deviations "
+            f"BEGIN SELECT RAISE(ABORT, 'deviations {NO_DELETE}'); END"
+        )
+        return
+    op.alter_column(
+        "deviations",
+        "category",
+        type_=sa.String(length=length),
+        existing_type=sa.String(length=before),
+        existing_nullable=False,
+    )
+
+
 def _roles(sql: str) -> None:
     with op.batch_alter_table("user_roles") as batch_op:
         batch_op.drop_constraint(op.f("ck_user_roles_known_role"), type_="check")
@@ -34,10 +60,7 @@ def _roles(sql: str) -> None:
 
 def upgrade() -> None:
     _roles(AFTER)
-    with op.batch_alter_table("deviations") as batch_op:
-        batch_op.alter_column(
-            "category", type_=sa.String(length=32), existing_type=sa.String(length=16)
-        )
+    _category(32, 16)
     with op.batch_alter_table("batch_reviews") as batch_op:
         batch_op.add_column(
             sa.Column(
@@ -51,7 +74,4 @@ def downgrade() -> None:
     _roles(BEFORE)
     with op.batch_alter_table("batch_reviews") as batch_op:
         batch_op.drop_column("after_release_open")
-    with op.batch_alter_table("deviations") as batch_op:
-        batch_op.alter_column(
-            "category", type_=sa.String(length=16), existing_type=sa.String(length=32)
-        )
+    _category(16, 32)
