@@ -287,8 +287,10 @@ class AfterRelease:
     @property
     def still_open(self) -> bool:
         """Released, and the record still grows: provisional, or an event not closed."""
-        return self.released and not self.rejected and (
-            self.certification is Certification.PROVISIONAL or bool(self.open_events)
+        return (
+            self.released
+            and not self.rejected
+            and (self.certification is Certification.PROVISIONAL or bool(self.open_events))
         )
 
     def result(self, result_id: str) -> RecordedResult | None:

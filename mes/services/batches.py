@@ -621,9 +621,7 @@ def _signed_batch_action(
 # --- after release (mes.core.after_release) ----------------------------------------------
 
 
-def record_result(
-    uow: UnitOfWork, ctx: Context, batch_id: str, fields: Mapping[str, Any]
-) -> Batch:
+def record_result(uow: UnitOfWork, ctx: Context, batch_id: str, fields: Mapping[str, Any]) -> Batch:
     """The spoke's QC enters a result the recipe declared pending at release (batch ledger).
 
     ``fields``: result, value, reference, within_specification (where the recipe gives no rule),

@@ -63,9 +63,7 @@ def upgrade() -> None:
     _category(32, 16)
     with op.batch_alter_table("batch_reviews") as batch_op:
         batch_op.add_column(
-            sa.Column(
-                "after_release_open", sa.Boolean(), nullable=False, server_default=sa.false()
-            )
+            sa.Column("after_release_open", sa.Boolean(), nullable=False, server_default=sa.false())
         )
 
 

@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 from batch_helpers import TEST_RECIPE, Spoke
 from recipe_driver import run_batch
+from sqlalchemy import func, select
 from support import PASSWORD, user_ctx
 from sync_sites import CLI, Network, net  # noqa: F401 - the fixture
-from test_batch_release import QA_AT, INVESTIGATION, assess, decide, qa, send, view
+from test_batch_release import INVESTIGATION, QA_AT, assess, decide, qa, send, view
 
 from mes.core.after_release import (
     AlreadyCertifiedFinal,
@@ -32,11 +33,10 @@ from mes.core.after_release import (
 )
 from mes.core.batch import DeviationCategory
 from mes.core.errors import NotAuthorised
-from mes.services import batches, review
+from mes.services import batches, network, review
 from mes.services.esign import Credentials, acknowledge_accountability
 from mes.services.users import add_user
 from mes.store.models import BatchEntry, BatchReviewEntry
-from sqlalchemy import func, select
 
 RESULTS_RECIPE = (
     TEST_RECIPE
@@ -90,6 +90,13 @@ def certify(net: Network, batch_id: str) -> review.ReviewView:
             uow, qa(net, at=LATER + timedelta(hours=1)), batch_id, Credentials(PASSWORD),
             first_signing_in_session=False,
         )  # fmt: skip
+
+
+def alerts(net: Network) -> list[str]:
+    """The hub's network alerts of results after release, as "<id>: <description>"."""
+    with net.hub() as uow:
+        view = network.network(uow, qa(net, at=LATER))
+    return [f"{a.id}: {a.description}" for a in view.alerts if a.category == "result_after_release"]
 
 
 def counts(net: Network, site: Spoke) -> tuple[int, int]:
@@ -152,7 +159,13 @@ def test_a_result_out_of_specification_at_the_spoke_raises_a_deviation_and_holds
         if d.category == DeviationCategory.RESULT_AFTER_RELEASE
     ]
     assert batch.after_release().notification_pending
+    assert alerts(net) == []  # not at the hub yet
     send(net, site, batch_id, after=view(net, batch_id).batch.state.last_seq, at=LATER)
+    number = view(net, batch_id).row.number
+    (alert,) = alerts(net)
+    assert alert.startswith(f"{number}:sterility_final: Specification No growth (report MB-118")
+    assert alert.endswith("Notify the treating physician now: nothing else can be signed on "
+                          "this batch until it is recorded.")  # fmt: skip
     # At the hub: every other signature is refused until the physician is told.
     assess(net, batch_id, deviation.id, ctx=qa(net, at=LATER), **INVESTIGATION)
     with net.hub() as uow, pytest.raises(PhysicianNotificationPending, match="treating physician"):
@@ -176,6 +189,9 @@ def test_a_result_out_of_specification_at_the_spoke_raises_a_deviation_and_holds
         )  # fmt: skip
     assert not batch.after_release().notification_pending
     send(net, site, batch_id, after=view(net, batch_id).batch.state.last_seq, at=LATER)
+    (alert,) = alerts(net)
+    assert alert.endswith(f"Physician Dr Ada Haem told by phone by Sam Tester; deviation "
+                          f"{deviation.id} to close.")  # fmt: skip
     with net.hub() as uow:
         closed = review.close_deviation(
             uow, qa(net, at=LATER + timedelta(hours=1)), batch_id, deviation.id,
@@ -183,6 +199,7 @@ def test_a_result_out_of_specification_at_the_spoke_raises_a_deviation_and_holds
         )  # fmt: skip
     state = closed.review.after_release()
     assert not state.open_events
+    assert alerts(net) == []
     assert state.certification is Certification.PROVISIONAL  # out of spec: never final
     with pytest.raises(CertificationRefused, match="out of specification"):
         certify(net, batch_id)
@@ -194,6 +211,8 @@ def test_a_result_out_of_specification_at_the_hub_is_notified_by_qa_before_anyth
     site, batch_id = released(net, tmp_path)
     opened = at_hub(net, batch_id, **GROWTH)
     assert opened.review.after_release().open_events
+    (alert,) = alerts(net)
+    assert "entered at the hub" in alert
     with pytest.raises(PhysicianNotificationPending):
         certify(net, batch_id)
     told = {"result": "sterility_final", "physician": "Dr Ada Haem", "how": "in_person",
@@ -204,3 +223,4 @@ def test_a_result_out_of_specification_at_the_hub_is_notified_by_qa_before_anyth
             first_signing_in_session=False,
         )  # fmt: skip
     assert not notified.review.after_release().open_events
+    assert alerts(net) == []

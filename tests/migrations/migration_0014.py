@@ -13,9 +13,7 @@ class UpgradeTester(helpers.UpgradeTester):
 
     def check_upgrade(self) -> None:
         assert [r["after_release_open"] for r in self.db.rows("batch_reviews")] in ([False], [0])
-        self.db.execute(
-            f"INSERT INTO user_roles (user_id, role) VALUES ('{helpers.OLIVIA}', 'qc')"
-        )
+        self.db.execute(f"INSERT INTO user_roles (user_id, role) VALUES ('{helpers.OLIVIA}', 'qc')")
         self.db.refuses(
             f"INSERT INTO user_roles (user_id, role) VALUES ('{helpers.OLIVIA}', 'chemist')",
             "known_role",
