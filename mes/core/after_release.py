@@ -73,6 +73,7 @@ NOTIFICATION_WAYS = {
     "letter": "by letter",
 }
 SPOKE, HUB = "spoke", "hub"
+EVENT, PROVISIONAL = "event", "provisional"  # what a released batch awaits (AfterRelease.awaiting)
 
 
 class Certification(Worded):
@@ -285,13 +286,18 @@ class AfterRelease:
         return Certification.PROVISIONAL
 
     @property
-    def still_open(self) -> bool:
-        """Released, and the record still grows: provisional, or an event not closed."""
-        return (
-            self.released
-            and not self.rejected
-            and (self.certification is Certification.PROVISIONAL or bool(self.open_events))
-        )
+    def awaiting(self) -> str | None:
+        """What the batch still awaits after release.
+
+        EVENT: a result out of specification not closed (the top of QA's queue); PROVISIONAL:
+        results pending or not yet certified final; None: nothing (not released, rejected, or
+        final with every event closed).
+        """
+        if not self.released or self.rejected:
+            return None
+        if self.open_events:
+            return EVENT
+        return PROVISIONAL if self.certification is Certification.PROVISIONAL else None
 
     def result(self, result_id: str) -> RecordedResult | None:
         """The current entry of one result, or None."""

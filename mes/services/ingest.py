@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mes.core.after_release import follows_release
+from mes.core.after_release import after_release_state, follows_release
 from mes.core.batch import Batch
 from mes.core.chronology import dated_ahead
 from mes.core.errors import (
@@ -61,7 +61,7 @@ from mes.store import recipes
 from mes.store import spokes as spokes_store
 from mes.store.models import Batch as BatchRow
 from mes.store.read_models import refresh_batch
-from mes.store.review import disposition, review_ledger
+from mes.store.review import disposition, review_ledger, set_after_release
 from mes.store.sync import log_event, note_clock, note_contact, remember_nonce
 from mes.store.uow import UnitOfWork
 
@@ -419,6 +419,12 @@ def _store_chunk(uow: UnitOfWork, at: datetime, chunk: Chunk, via: str) -> Ack:
     # The network's read models move with the record (the chunk's receipt is logged above).
     review = replay_review(chunk.batch, review_ledger(session, chunk.batch))
     refresh_batch(session, batch, record, review, settings=uow.site.review)
+    if review.decision is not None:  # the record continues after release (after_release)
+        set_after_release(
+            session,
+            chunk.batch,
+            after_release_state(procedure, [e.body for e in record], review.followups).awaiting,
+        )
     # Continued process verification: signals on frozen baselines become trends for QA now.
     # Only complete batches enter the series: a batch is judged (all its values) once complete.
     if batch.state.status.value == "complete":

@@ -202,7 +202,7 @@ def _commit(uow: UnitOfWork, view: ReviewView) -> ReviewView:
         view.review.state,
         key=uow.site.key,
         at=at,
-        after_release_open=view.review.after_release().still_open,
+        after_release=view.review.after_release().awaiting,
     )
     # The QA queue's and the board's row of the batch, and its release on the timeline.
     refresh_batch(uow.session, view.batch, view.record, view.review.state, settings=uow.site.review)
@@ -677,7 +677,7 @@ def receive_review_entries(
         )  # fmt: skip
         save_disposition(
             uow.session, state, key=uow.site.key, at=fresh[-1].body["at"],
-            after_release_open=following.still_open,
+            after_release=following.awaiting,
         )  # fmt: skip
         log_event(
             uow.session, at=at, action="review", outcome="accepted", peer=link.hub_code,

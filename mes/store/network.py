@@ -215,9 +215,7 @@ _REVIEW_FOLLOWUPS = (
 
 
 def after_release_of(session: Session, batch: Batch) -> AfterRelease | None:
-    """One batch after release, from the entries of both chains it is read from (None: the
-    recipe version is not held here).
-    """
+    """One batch after release, read from both chains (None: its recipe is not held here)."""
     version = version_with_content(session, batch.content_hash)
     if version is None:
         return None
@@ -250,7 +248,7 @@ def after_release_alerts(session: Session) -> list[DeviationAlert]:
     """
     candidates = set(
         session.execute(
-            select(BatchReview.batch_id).where(BatchReview.after_release_open.is_(True))
+            select(BatchReview.batch_id).where(BatchReview.after_release.is_not(None))
         ).scalars()
     ) | set(
         session.execute(

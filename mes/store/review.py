@@ -41,13 +41,13 @@ def save_disposition(
     *,
     key: SiteKey,
     at: str,
-    after_release_open: bool | None = None,
+    after_release: str | bool | None = False,
 ) -> None:
     """Keep the batch's disposition row in step with its review chain.
 
     The head moves with ``key``'s signature of it (the site storing it), timed ``at``.
-    ``after_release_open``: whether results or an open event are still awaited after release
-    (mes.core.after_release; None: left as it is).
+    ``after_release``: what the batch still awaits after release ("event", "provisional" or
+    None; mes.core.after_release.AfterRelease.awaiting); False: left as it is.
     """
     row = session.get(BatchReview, state.batch)
     if row is None:
@@ -61,8 +61,15 @@ def save_disposition(
         head = sign_head(key, review_chain(state.batch), state.last_seq, state.last_hash, at)
         row.head_at, row.head_signature = head.at, head.signature
     row.last_seq, row.last_hash = state.last_seq, state.last_hash
-    if after_release_open is not None:
-        row.after_release_open = after_release_open
+    if after_release is not False:
+        row.after_release = after_release
+
+
+def set_after_release(session: Session, batch_id: str, awaiting: str | None) -> None:
+    """What a decided batch still awaits after release (its disposition row exists)."""
+    row = session.get(BatchReview, batch_id)
+    if row is not None:
+        row.after_release = awaiting
 
 
 def review_head(row: BatchReview) -> SignedHead:
@@ -96,10 +103,10 @@ def undecided_review_heads(session: Session) -> dict[str, int]:
     """The complete or aborted batches QA has not decided yet, with their review head (0: none).
 
     With them, the released batches whose review still grows after release (results pending,
-    or a result out of specification not closed: ``after_release_open``).
+    or a result out of specification not closed: ``after_release``).
     """
     rows = session.execute(
-        select(Batch.id, BatchReview.last_seq, BatchReview.decision, BatchReview.after_release_open)
+        select(Batch.id, BatchReview.last_seq, BatchReview.decision, BatchReview.after_release)
         .outerjoin(BatchReview, BatchReview.batch_id == Batch.id)
         .where(Batch.status.in_((BatchStatus.COMPLETE.value, BatchStatus.ABORTED.value)))
     ).all()

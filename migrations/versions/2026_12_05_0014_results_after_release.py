@@ -1,10 +1,10 @@
 """After release (issue 17): the QC role, and which released batches still await results.
 
 ``user_roles``: the role "qc" (quality control, enters release test results) joins the roles a
-user may hold. ``batch_reviews.after_release_open``: the review chain still grows after release
-for this batch (its certification is provisional, or a result out of specification is not
-closed); a spoke keeps asking the hub for such a batch's review entries, as it does for a batch
-not yet decided. Existing rows: false (no batch was released provisionally before).
+user may hold. ``batch_reviews.after_release``: what a released batch still awaits — "event" (a
+result out of specification not closed: the top of QA's queue) or "provisional" (results
+pending, not yet certified final); a spoke keeps asking the hub for such a batch's review
+entries, as it does for a batch not yet decided. Existing rows: NULL (nothing awaited).
 ``deviations.category`` widens from 16 to 32 characters ("result_after_release").
 
 Revision ID: 0014
@@ -62,8 +62,10 @@ def upgrade() -> None:
     _roles(AFTER)
     _category(32, 16)
     with op.batch_alter_table("batch_reviews") as batch_op:
-        batch_op.add_column(
-            sa.Column("after_release_open", sa.Boolean(), nullable=False, server_default=sa.false())
+        batch_op.add_column(sa.Column("after_release", sa.String(length=12), nullable=True))
+        batch_op.create_check_constraint(
+            op.f("ck_batch_reviews_known_after_release"),
+            "after_release IS NULL OR after_release IN ('event', 'provisional')",
         )
 
 
@@ -71,5 +73,6 @@ def downgrade() -> None:
     op.execute("DELETE FROM user_roles WHERE role = 'qc'")
     _roles(BEFORE)
     with op.batch_alter_table("batch_reviews") as batch_op:
-        batch_op.drop_column("after_release_open")
+        batch_op.drop_constraint(op.f("ck_batch_reviews_known_after_release"), type_="check")
+        batch_op.drop_column("after_release")
     _category(16, 32)

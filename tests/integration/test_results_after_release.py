@@ -19,7 +19,8 @@ from batch_helpers import TEST_RECIPE, Spoke
 from recipe_driver import run_batch
 from sqlalchemy import func, select
 from support import PASSWORD, user_ctx
-from sync_sites import CLI, Network, net  # noqa: F401 - the fixture
+from sync_sites import CLI, Network
+from sync_sites import net as net  # the fixture
 from test_batch_release import INVESTIGATION, QA_AT, assess, decide, qa, send, view
 
 from mes.core.after_release import (
@@ -115,7 +116,7 @@ def test_a_release_with_results_pending_is_provisional_until_qa_certifies_it_fin
     state = opened.review.after_release()
     assert state.certification is Certification.PROVISIONAL
     assert [p.id for p in state.pending] == ["sterility_final", "vcn"]
-    with pytest.raises(CertificationRefused, match="Sterility .14-day culture. is pending"):
+    with pytest.raises(CertificationRefused, match=r"Sterility .14-day culture. is pending"):
         certify(net, batch_id)
     # The spoke's QC enters the VCN (batch ledger), the hub's QC the sterility (review chain).
     at_spoke(site, batch_id, result="vcn", value="2.1", reference="PCR-77")
@@ -152,6 +153,8 @@ def test_a_result_out_of_specification_at_the_spoke_raises_a_deviation_and_holds
     net: Network, tmp_path: Path
 ) -> None:
     site, batch_id = released(net, tmp_path)
+    waiting = run_batch(site, tmp_path / "results.yaml")  # another batch, awaiting review
+    send(net, site, waiting)
     batch = at_spoke(site, batch_id, **GROWTH)
     (deviation,) = [
         d
@@ -162,6 +165,8 @@ def test_a_result_out_of_specification_at_the_spoke_raises_a_deviation_and_holds
     assert alerts(net) == []  # not at the hub yet
     send(net, site, batch_id, after=view(net, batch_id).batch.state.last_seq, at=LATER)
     number = view(net, batch_id).row.number
+    with net.hub() as uow:  # the released batch heads QA's queue, before one awaiting review
+        assert [r.id for r in review.qa_queue(uow, qa(net, at=LATER)).rows] == [batch_id, waiting]
     (alert,) = alerts(net)
     assert alert.startswith(f"{number}:sterility_final: Specification No growth (report MB-118")
     assert alert.endswith("Notify the treating physician now: nothing else can be signed on "
@@ -208,7 +213,7 @@ def test_a_result_out_of_specification_at_the_spoke_raises_a_deviation_and_holds
 def test_a_result_out_of_specification_at_the_hub_is_notified_by_qa_before_anything_else(
     net: Network, tmp_path: Path
 ) -> None:
-    site, batch_id = released(net, tmp_path)
+    _site, batch_id = released(net, tmp_path)
     opened = at_hub(net, batch_id, **GROWTH)
     assert opened.review.after_release().open_events
     (alert,) = alerts(net)

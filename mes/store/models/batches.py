@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import false
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 from sqlalchemy.schema import CheckConstraint, ForeignKey, Index, UniqueConstraint
 from sqlalchemy.types import JSON, Boolean, Integer, String, Text
@@ -122,6 +121,10 @@ class BatchReview(Base):
     __tablename__ = "batch_reviews"
     __table_args__ = (
         known("decision", Decision, nullable=True),
+        CheckConstraint(
+            "after_release IS NULL OR after_release IN ('event', 'provisional')",
+            name="known_after_release",
+        ),
         Index("ix_batch_reviews_decision", "decision"),
     )
 
@@ -135,9 +138,9 @@ class BatchReview(Base):
     # This site's signature of the head as it moved (mes.core.heads).
     head_at: Mapped[str | None] = mapped_column(String(27), nullable=True)
     head_signature: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    # The review still grows after release: provisional, or a result out of specification not
-    # closed (mes.core.after_release); a spoke keeps asking the hub for its review entries.
-    after_release_open: Mapped[bool] = mapped_column(Boolean, server_default=false(), default=False)
+    # What a released batch still awaits (mes.core.after_release.AfterRelease.awaiting): "event"
+    # (top of QA's queue) or "provisional"; a spoke keeps asking the hub for its review entries.
+    after_release: Mapped[str | None] = mapped_column(String(12), nullable=True)
 
 
 class BatchPhase(Base):
