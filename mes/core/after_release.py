@@ -33,8 +33,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from mes.core.clock import utc_text
+from mes.core.dates import parse_local_date_time
 from mes.core.errors import InvalidInput, MesError
 from mes.core.text import free_text, one_line
 from mes.core.worded import Worded, words_of
@@ -486,11 +489,20 @@ def result_payload(
 
 
 def notification_payload(
-    state: AfterRelease, number: str, *, result: str, physician: str, how: str, told_at: str
+    state: AfterRelease,
+    number: str,
+    *,
+    result: str,
+    physician: str,
+    how: str,
+    told_at: str,
+    time_zone: str = "UTC",
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """The payload of a ``physician_notified`` entry (who was told, when, how), or refused.
 
-    ``told_at``: when the physician was told (UTC text); by whom is the signer of the entry.
+    ``told_at``: when the physician was told, as typed at the site (``time_zone``; an ISO time
+    with its offset is read as it says); not later than ``now``. By whom is the entry's signer.
     Only a result out of specification not yet notified is notified.
     """
     event = next((e for e in state.events if e.result.result == result), None)
@@ -517,7 +529,13 @@ def notification_payload(
             f"'{how}' is not a way of telling the physician.",
             what_to_do="Choose " + ", ".join(NOTIFICATION_WAYS.values()) + ".",
         )
-    return {"result": result, "physician": name, "how": how, "told_at": told_at}
+    moment = parse_local_date_time(told_at or "", time_zone, label="When the physician was told")
+    if now is not None and moment > now:
+        raise InvalidInput(
+            f"The physician cannot have been told at {told_at}: that is later than now.",
+            what_to_do="Enter when the physician was told.",
+        )
+    return {"result": result, "physician": name, "how": how, "told_at": utc_text(moment)}
 
 
 def certification_record(state: AfterRelease, batch_id: str, number: str) -> dict[str, Any]:

@@ -71,7 +71,7 @@ from mes.store import users
 from mes.store.board import BoardRow, board_rows
 from mes.store.models import Batch as BatchRow
 from mes.store.models import InstalledRecipe
-from mes.store.review import review_ledger
+from mes.store.review import review_ledger, set_after_release
 from mes.store.sync import touch_outbox
 from mes.store.uow import UnitOfWork
 
@@ -635,6 +635,7 @@ def record_result(uow: UnitOfWork, ctx: Context, batch_id: str, fields: Mapping[
     _at_terminal(uow, ctx)
     who = _person(uow, ctx, loaded.batch.procedure)
     loaded.batch.record_result(fields, who, ctx.at, ctx.terminal)
+    set_after_release(uow.session, batch_id, loaded.batch.after_release().awaiting)
     return _committed(uow, ctx, loaded)
 
 
@@ -671,6 +672,7 @@ def notify_physician(
         checked=checked,
     )
     loaded.batch.notify_physician(record, manifestation, who, ctx.at, ctx.terminal)
+    set_after_release(uow.session, batch_id, loaded.batch.after_release().awaiting)
     return _committed(uow, ctx, loaded)
 
 

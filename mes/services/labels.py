@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mes.core.access import Permission
+from mes.core.after_release import Certification
 from mes.core.errors import ChainBroken, MesError
 from mes.core.identity import Din, identity_text
 from mes.core.ledger import verify_chain
@@ -145,6 +146,8 @@ class FinalLabel:
     barcode_svg: str | None  # Code 128 of din_data, inline SVG
     matrix_data: str
     matrix_svg: str  # QR code of batch number, DIN and patient, inline SVG
+    # "Provisional — results pending: …" while the release awaits results (after_release)
+    provisional: str | None = None
 
 
 _XML_PROLOGUE = re.compile(r"^.*?(?=<svg)", re.S)
@@ -256,7 +259,17 @@ def final_label(uow: UnitOfWork, ctx: Context, batch_id: str) -> FinalLabel:
         barcode_svg=code128_svg(din_data) if din_data else None,
         matrix_data=matrix_data,
         matrix_svg=matrix_svg(matrix_data),
+        provisional=_provisional(batch),
     )
+
+
+def _provisional(batch: Any) -> str | None:
+    """The label's words while the certification is provisional (mes.core.after_release)."""
+    state = batch.after_release()
+    if state.certification is not Certification.PROVISIONAL:
+        return None
+    pending = ", ".join(p.label for p in state.pending)
+    return "PROVISIONAL" + (f" — results pending: {pending}" if pending else "")
 
 
 def record_label_printed(uow: UnitOfWork, ctx: Context, batch_id: str) -> FinalLabel:

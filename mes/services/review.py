@@ -18,7 +18,7 @@ from mes.core.after_release import after_release_state
 from mes.core.audit import Actor
 from mes.core.batch import Batch, Procedure
 from mes.core.clock import local_text, parse_utc_text
-from mes.core.errors import ChainBroken, InvalidInput, MesError, NotFound
+from mes.core.errors import ChainBroken, InvalidInput, MesError, NotAuthorised, NotFound
 from mes.core.heads import verify_anchored
 from mes.core.ledger import GENESIS, SealedEntry, verify_chain
 from mes.core.review import (
@@ -187,8 +187,11 @@ def load_review(
 
 
 def review_batch(uow: UnitOfWork, ctx: Context, batch_id: str) -> ReviewView:
-    """One batch opened for review by exception."""
-    authorise(uow, ctx, Permission.REVIEW_BATCHES)
+    """One batch opened for review by exception (QA), or for its results after release (QC)."""
+    try:
+        authorise(uow, ctx, Permission.REVIEW_BATCHES)
+    except NotAuthorised:
+        authorise(uow, ctx, Permission.RECORD_RESULTS)
     return load_review(uow, batch_id)
 
 
@@ -424,6 +427,7 @@ def record_result_at_hub(
     fields: Mapping[str, Any],
     *,
     seen_review_seq: int | None = None,
+    seen_record_seq: int | None = None,
 ) -> ReviewView:
     """The hub's QC enters a result the recipe declared pending at release (review chain).
 
@@ -435,7 +439,7 @@ def record_result_at_hub(
     _require_hub(uow)
     actor = authorise(uow, ctx, Permission.RECORD_RESULTS)
     view = load_review(uow, batch_id, lock=True)
-    _seen(view, seen_review_seq, None)
+    _seen(view, seen_review_seq, seen_record_seq)
     view.review.record_result(fields, actor, ctx.at, ctx.terminal)
     return _commit(uow, view)
 
@@ -449,14 +453,17 @@ def notify_physician_at_hub(
     *,
     first_signing_in_session: bool,
     seen_review_seq: int | None = None,
+    seen_record_seq: int | None = None,
 ) -> ReviewView:
     """QA records, signed, that the treating physician was told of a result out of specification.
 
     ``fields``: result, physician (who was told), how (phone, in_person, email, letter),
     told_at (UTC text: when). By whom is the signer ("notified", 21 CFR 11.50).
     """
-    view, actor, checked = _opened(uow, ctx, batch_id, credentials, seen_review_seq, None)
-    record = view.review.notification_record(**fields)
+    view, actor, checked = _opened(
+        uow, ctx, batch_id, credentials, seen_review_seq, seen_record_seq
+    )
+    record = view.review.notification_record(ctx.at, **fields)
     m = _sign(uow, ctx, view, record, ReviewKind.PHYSICIAN_NOTIFIED, credentials,
               first_signing_in_session, checked)  # fmt: skip
     view.review.notify_physician(record, m, actor, ctx.at, ctx.terminal)
@@ -471,6 +478,7 @@ def certify_final(
     *,
     first_signing_in_session: bool,
     seen_review_seq: int | None = None,
+    seen_record_seq: int | None = None,
 ) -> ReviewView:
     """QA signs the final certification ("certified final"), once every pending result is in.
 
@@ -478,7 +486,9 @@ def certify_final(
     and while a physician's notification is due (mes.core.after_release) — before the password
     counts.
     """
-    view, actor, checked = _opened(uow, ctx, batch_id, credentials, seen_review_seq, None)
+    view, actor, checked = _opened(
+        uow, ctx, batch_id, credentials, seen_review_seq, seen_record_seq
+    )
     record = view.review.certification_record()
     m = _sign(uow, ctx, view, record, ReviewKind.BATCH_CERTIFIED_FINAL, credentials,
               first_signing_in_session, checked)  # fmt: skip

@@ -720,7 +720,9 @@ class Actions(Aggregate):
         ``fields``: result, physician, how, told_at (UTC text). By whom is the signer.
         """
         self._check(Action.NOTIFY_PHYSICIAN, Ask(who, at))
-        notification = notification_payload(self.after_release(), self.state.number, **fields)
+        notification = notification_payload(
+            self.after_release(), self.state.number, time_zone=self.time_zone, now=at, **fields
+        )
         return {
             "type": "batch",
             "action": Action.NOTIFY_PHYSICIAN.value,

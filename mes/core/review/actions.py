@@ -541,7 +541,7 @@ class Review:
         self._append(ReviewKind.RESULT_RECORDED, payload, actor, at, terminal)
         return payload
 
-    def notification_record(self, **fields: str) -> dict[str, Any]:
+    def notification_record(self, at: datetime, **fields: str) -> dict[str, Any]:
         """What recording the physician's notification signs (who was told, when, how)."""
         self._after_release_open()
         self._may_sign(notifying=True)
