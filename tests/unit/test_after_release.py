@@ -20,7 +20,7 @@ from mes.core.after_release import (
     notification_payload,
     result_payload,
 )
-from mes.core.errors import InvalidInput
+from mes.core.errors import InvalidInput, MesError
 from mes.core.recipe import check_recipe
 
 COMPILED = {
@@ -159,3 +159,37 @@ def test_the_recipe_checker_refuses_a_result_listed_twice_and_limits_out_of_orde
     assert "listed twice" in messages
     assert "above the maximum" in messages
     assert "not both" in messages
+
+
+def test_a_complete_batch_records_a_result_raises_its_deviation_and_replays_the_same() -> None:
+    from datetime import timedelta
+
+    from batch_fixtures import COMPILED as BATCH_TEST
+    from batch_fixtures import OLIVIA, SAM, T0, TERMINAL, person
+    from test_batch_rules import eventful_batch
+
+    from mes.core.batch import Action, Batch, Procedure
+    from mes.core.keys import SiteKey
+
+    key = SiteKey.generate()
+    made = eventful_batch(key)
+    procedure = Procedure({**BATCH_TEST, **COMPILED})
+    batch = Batch.replay(procedure, made.new_entries, key=key)
+    cora = person("u-cora", "cora", "qc")
+    later = T0 + timedelta(days=14)
+    with pytest.raises(MesError, match="you need the qc role"):
+        batch.record_result({**GROWTH}, OLIVIA, later, TERMINAL)
+    outcome = batch.record_result({**GROWTH}, cora, later, TERMINAL)
+    assert [e.body["kind"] for e in outcome.entries] == ["result_recorded", "deviation_raised"]
+    assert outcome.entries[1].body["payload"]["category"] == "result_after_release"
+    assert batch.after_release().notification_pending
+    # the gate: a signature other than the notification is refused (asked of the table)
+    refusal = batch.refusal(Action.ACKNOWLEDGE, SAM, later, deviation_id=f"{made.state.number}-D1")
+    assert isinstance(refusal, PhysicianNotificationPending)
+    assert batch.refusal(Action.NOTIFY_PHYSICIAN, SAM, later) is None
+    replayed = Batch.replay(procedure, [*made.new_entries, *batch.new_entries], key=key)
+    assert replayed.projection() == batch.projection()
+    assert replayed.after_release() == batch.after_release()
+
+
+GROWTH = {"result": "sterility_final", "value": "Growth", "reference": "MB-1"}
