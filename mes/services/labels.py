@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mes.core.access import Permission
-from mes.core.after_release import Certification
+from mes.core.after_release import Certification, follows_release
 from mes.core.errors import ChainBroken, MesError
 from mes.core.identity import Din, identity_text
 from mes.core.ledger import verify_chain
@@ -28,6 +28,7 @@ from mes.core.review import Decision, replay_review
 from mes.services.audit import record_entry
 from mes.services.batches import get_batch, verify_ledger
 from mes.services.context import Context, authorise
+from mes.store import batches as batch_store
 from mes.store.review import review_ledger
 from mes.store.uow import UnitOfWork
 
@@ -219,7 +220,9 @@ def final_label(uow: UnitOfWork, ctx: Context, batch_id: str) -> FinalLabel:
             "No final label is issued.",
             what_to_do="Call QA: the record must be investigated before anything is labelled.",
         ) from None
-    if review.decided_head != (state.last_seq, state.last_hash):
+    if review.decided_head != (state.last_seq, state.last_hash) and not _continues(
+        uow, state.id, review.decided_head
+    ):
         raise LabelRefused(
             f"Batch {state.number}'s record here is not the record QA released (QA released "
             f"entries 1–{review.decided_head[0] if review.decided_head else '?'}; this site "
@@ -260,6 +263,22 @@ def final_label(uow: UnitOfWork, ctx: Context, batch_id: str) -> FinalLabel:
         matrix_data=matrix_data,
         matrix_svg=matrix_svg(matrix_data),
         provisional=_provisional(batch),
+    )
+
+
+def _continues(uow: UnitOfWork, batch_id: str, head: tuple[int, str] | None) -> bool:
+    """The record as released, followed only by what continues it after release.
+
+    Results, their deviation, the physician's notification (mes.core.after_release).
+    """
+    if head is None:
+        return False
+    entries = batch_store.ledger(uow.session, batch_id)
+    seq, hash_ = head
+    return (
+        len(entries) > seq
+        and entries[seq - 1].hash == hash_
+        and all(follows_release(e.body) for e in entries[seq:])
     )
 
 
