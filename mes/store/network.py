@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from mes.core.after_release import (
     BATCH_CERTIFIED_FINAL,
+    EVENT,
     NOTIFICATION_WAYS,
     PHYSICIAN_NOTIFIED,
     RESULT_AFTER_RELEASE,
@@ -243,16 +244,18 @@ def after_release_of(session: Session, batch: Batch) -> AfterRelease | None:
 def after_release_alerts(session: Session) -> list[DeviationAlert]:
     """Every result out of specification after release not closed yet, newest first.
 
-    Read for the batches whose review still grows after release and those with a deviation a
-    result raised: a handful, never the whole network.
+    Read for the batches with an open event and those with a deviation a result raised: a
+    handful, never the whole network (provisional batches are not read).
     """
     candidates = set(
         session.execute(
-            select(BatchReview.batch_id).where(BatchReview.after_release.is_not(None))
+            select(BatchReview.batch_id).where(BatchReview.after_release == EVENT)
         ).scalars()
     ) | set(
         session.execute(
-            select(Deviation.batch_id).where(Deviation.category == RESULT_AFTER_RELEASE)
+            select(Deviation.batch_id).where(
+                Deviation.category == RESULT_AFTER_RELEASE, Deviation.status == "open"
+            )
         ).scalars()
     )
     alerts: list[DeviationAlert] = []
