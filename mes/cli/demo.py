@@ -69,6 +69,7 @@ HUB_USERS = (
     ("aaron", "Aaron Author", "author", "write-the-recipe"),
     ("sam", "Sam Supervisor", "supervisor", "check-the-timers"),
     ("quinn", "Quinn Quality", "qa", "release-by-exception"),
+    ("cora", "Cora Control", "qc", "results-after-release"),
 )
 SPOKE_USERS = (
     ("ada", "Ada Admin", "admin", "keys-to-the-suite"),
@@ -76,6 +77,7 @@ SPOKE_USERS = (
     ("oscar", "Oscar Operator", "operator", "second-pair-of-eyes"),
     ("sam", "Sam Supervisor", "supervisor", "check-the-timers"),
     ("quinn", "Quinn Quality", "qa", "release-by-exception"),
+    ("cora", "Cora Control", "qc", "results-after-release"),
 )
 # user ID → (badge code, PIN) — demo only; a keyboard-wedge scanner types the code + Enter, so
 # typing it by hand works the same. Every PIN meets the real PIN rules.
@@ -86,6 +88,7 @@ BADGES = {
     "quinn": ("BADGE-10004", "749316"),
     "olivia": ("BADGE-10005", "851427"),
     "oscar": ("BADGE-10006", "962538"),
+    "cora": ("BADGE-10007", "173649"),
 }
 SOPS = ("SOP-CT-001 Aseptic processing in the isolator", "SOP-CT-014 Gowning for grade B")
 SIGNERS = {
@@ -552,11 +555,14 @@ def seed_history(
             hub.uow, template, planned, keys, at=now, demo=True, knobs=knobs, per_site=per_site
         )
         with hub.uow(read_only=True) as uow:
-            quinn = find_user(uow, "quinn")
+            quinn, cora = find_user(uow, "quinn"), find_user(uow, "cora")
         password = next(u[3] for u in HUB_USERS if u[0] == "quinn")
+        # Released CART-CD19-FRESH batches: certified final once their results are in; the
+        # newest stay provisional, awaiting their 14-day sterility culture.
         history.release_history(
-            hub.uow, stored, user_id=quinn.id, username="quinn", password=password, now=now
-        )
+            hub.uow, stored, user_id=quinn.id, username="quinn", password=password, now=now,
+            results_by=cora.id,
+        )  # fmt: skip
     return sum(s.entries for s in stored)
 
 

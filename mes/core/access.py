@@ -46,6 +46,7 @@ class Role(Worded):
     OPERATOR = "operator", "Operator — executes and signs phases"
     SUPERVISOR = "supervisor", "Supervisor — starts batches, verifies, acknowledges deviations"
     QA = "qa", "Quality assurance — reviews, approves, releases"
+    QC = "qc", "Quality control — enters release test results"
     AUTHOR = "author", "Recipe author — writes master recipes at the hub"
     ADMIN = "admin", "Administrator — users, terminals, configuration (cannot sign GMP records)"
 
@@ -77,6 +78,7 @@ class Permission(StrEnum):
     WATCH_NETWORK = "watch the network of sites"
     REVIEW_BATCHES = "review batch records, work deviations and release or reject batches"
     REBUILD_READ_MODELS = "rebuild the network's read models from the chains"
+    RECORD_RESULTS = "enter release test results that arrive after release"
     GOVERN_CPV = (
         "freeze CPV baselines, set comparability margins and assess trends across the network"
     )
@@ -91,7 +93,7 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.IMPORT_RECIPES: frozenset({Role.AUTHOR}),
     Permission.PUBLISH_RECIPES: frozenset({Role.QA}),
     Permission.INSTALL_RECIPES: frozenset({Role.ADMIN, Role.SUPERVISOR}),
-    Permission.READ_BATCHES: frozenset({Role.OPERATOR, Role.SUPERVISOR, Role.QA}),
+    Permission.READ_BATCHES: frozenset({Role.OPERATOR, Role.SUPERVISOR, Role.QA, Role.QC}),
     Permission.EXECUTE_BATCHES: frozenset({Role.OPERATOR, Role.SUPERVISOR, Role.QA}),
     Permission.MANAGE_MATERIALS: frozenset({Role.SUPERVISOR, Role.QA}),
     Permission.RELEASE_LOTS: frozenset({Role.QA}),
@@ -102,6 +104,7 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.REVIEW_BATCHES: frozenset({Role.QA}),
     Permission.REBUILD_READ_MODELS: frozenset({Role.ADMIN, Role.QA}),
     Permission.GOVERN_CPV: frozenset({Role.QA}),
+    Permission.RECORD_RESULTS: frozenset({Role.QC}),
 }
 
 

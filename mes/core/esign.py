@@ -48,6 +48,10 @@ class Meaning(StrEnum):
     # "reviewed", printed the same as QA's review of an exception). Batches signed before keep
     # the meaning they were signed with.
     COMPLETED = "completed"
+    # After release (mes.core.after_release): the treating physician told of a result out of
+    # specification; QA's final certification once every pending result is in and within spec.
+    NOTIFIED = "notified"
+    CERTIFIED_FINAL = "certified final"
 
 
 MEANING_STATEMENTS: dict[Meaning, str] = {
@@ -69,6 +73,9 @@ MEANING_STATEMENTS: dict[Meaning, str] = {
     Meaning.COMPLETED: "I confirm this batch was completed as recorded.",
     Meaning.CLOSED: "I close this deviation: its investigation, impact assessment and CAPA are "
     "complete as recorded.",
+    Meaning.NOTIFIED: "I told the treating physician of this result, as recorded.",
+    Meaning.CERTIFIED_FINAL: "I certify this batch final: every result it was released "
+    "pending is in and within specification.",
 }
 
 ACCOUNTABILITY_STATEMENT = (

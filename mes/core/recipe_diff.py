@@ -281,6 +281,7 @@ class _Differ:
     def run(self) -> list[Change]:
         self.recipe_fields()
         self.turnaround()
+        self.pending_results()
         self.chain_of_identity()
         self.unit_procedures()
         return self.changes
@@ -492,6 +493,38 @@ class _Differ:
             key,
             lambda leg: name(leg).removeprefix("turnaround leg "),
         )
+
+    def pending_results(self) -> None:
+        """The results a release may be provisional on, matched by ID."""
+        recipe = _Place("Recipe", "Recipe")
+        old, new = self.old.get("pending_results") or [], self.new.get("pending_results") or []
+
+        def shown(result: Element) -> str:
+            return f"{result['label']} ({result['specification']})"
+
+        for before, after in _paired(old, new, lambda r: str(r["id"])):
+            result = after or before
+            assert result is not None
+            if before is None or after is None:
+                kind = ADDED if before is None else REMOVED
+                self.add(
+                    kind,
+                    recipe,
+                    f"pending result {result['id']}",
+                    None if before is None else shown(before),
+                    shown(after) if after is not None else None,
+                    f"Recipe: pending result {shown(result)} {kind}.",
+                )
+                continue
+            for name in ("label", "specification", "unit", "minimum", "maximum", "accepted"):
+                self.simple(
+                    recipe,
+                    f"pending result {result['id']} {name}",
+                    f"pending result {after['label']}: {name}",
+                    before.get(name),
+                    after.get(name),
+                    lambda v: None if v is None else str(v),
+                )
 
     def chain_of_identity(self) -> None:
         place = _Place("Chain of identity", "Chain of identity")

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mes.core import phases
+from mes.core.after_release import notification_words, result_words
 from mes.core.batch import (
     BATCH_STATUS_TITLES,
     DEVIATION_CATEGORY_TITLES,
@@ -92,6 +93,7 @@ ACTION_WORDS = {
     "acknowledge": "acknowledged deviation",
     "complete": "signed the batch complete",
     "abort": "aborted the batch",
+    "notify_physician": "recorded the physician's notification",
 }
 
 
@@ -146,6 +148,14 @@ def _entry_text(batch: Batch, body: Mapping[str, Any]) -> str:
         return f"put the batch on hold: {p['reason']}"
     if kind is EntryKind.BATCH_RESUMED:
         return f"resumed the batch: {p['reason']}"
+    if kind is EntryKind.RESULT_RECORDED:
+        return result_words(p)
+    if kind is EntryKind.PHYSICIAN_NOTIFIED:
+        m = p["manifestation"]
+        return (
+            f"{notification_words(p)} — e-signature of {m['printed_name']} ({m['username']}), "
+            f"meaning '{m['meaning']}', bound to record hash {m['record_hash'][:12]}…"
+        )
     record = p["record"]
     m = p["manifestation"]
     words = ACTION_WORDS.get(record["action"], record["action"])

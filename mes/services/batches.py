@@ -71,6 +71,7 @@ from mes.store import users
 from mes.store.board import BoardRow, board_rows
 from mes.store.models import Batch as BatchRow
 from mes.store.models import InstalledRecipe
+from mes.store.review import review_ledger, set_after_release
 from mes.store.sync import touch_outbox
 from mes.store.uow import UnitOfWork
 
@@ -147,6 +148,8 @@ def _load(uow: UnitOfWork, batch_id: str, *, lock: bool = True) -> Loaded:
         key=uow.site.key,
         time_zone=uow.site.time_zone,
     )
+    if batch.state.status is BatchStatus.COMPLETE:  # the hub's review, as far as it has arrived
+        batch.review_bodies = [e.body for e in review_ledger(uow.session, row.id)]
     return Loaded(row, batch, installed, store.saved_state(batch) if lock else None)
 
 
@@ -613,6 +616,73 @@ def _signed_batch_action(
     record = batch.prepare(action, who, ctx.at, **subject)  # type: ignore[arg-type]
     _sign(uow, ctx, batch, who, action, record, credentials, first_signing_in_session, checked)
     return _committed(uow, ctx, loaded)
+
+
+# --- after release (mes.core.after_release) ----------------------------------------------
+
+
+def record_result(uow: UnitOfWork, ctx: Context, batch_id: str, fields: Mapping[str, Any]) -> Batch:
+    """The spoke's QC enters a result the recipe declared pending at release (batch ledger).
+
+    ``fields``: result, value, reference, within_specification (where the recipe gives no rule),
+    method; for a correction also corrects and reason. Out of specification, a deviation
+    (``result_after_release``) is raised in the same transaction and pushed to the hub first;
+    nothing else is signed on the batch until the physician's notification is recorded.
+    """
+    _require_spoke(uow)
+    authorise(uow, ctx, Permission.RECORD_RESULTS)
+    loaded = _load(uow, batch_id)
+    _at_terminal(uow, ctx)
+    who = _person(uow, ctx, loaded.batch.procedure)
+    loaded.batch.record_result(fields, who, ctx.at, ctx.terminal)
+    set_after_release(uow.session, batch_id, loaded.batch.after_release().awaiting)
+    return _committed(uow, ctx, loaded)
+
+
+def notify_physician(
+    uow: UnitOfWork,
+    ctx: Context,
+    batch_id: str,
+    fields: Mapping[str, str],
+    credentials: Credentials,
+    *,
+    first_signing_in_session: bool,
+) -> Batch:
+    """Record, signed, that the treating physician was told of a result out of specification.
+
+    ``fields``: result, physician (who was told), how, told_at (UTC text). By whom is the
+    signer ("notified"). Supervisors, QA and QC at the spoke may record it.
+    """
+    _require_spoke(uow)
+    checked = check_password_first(uow, ctx, credentials)  # argon2 before any lock
+    authorise(uow, ctx, Permission.READ_BATCHES)
+    loaded = _load(uow, batch_id)
+    _at_terminal(uow, ctx)
+    who = _person(uow, ctx, loaded.batch.procedure)
+    record = loaded.batch.notification_record(who, ctx.at, **fields)
+    _user, manifestation = authenticate_signer(
+        uow,
+        ctx,
+        record_type=str(record["type"]),
+        record_id=loaded.batch.state.id,
+        record=record,
+        meaning=ACTION_MEANINGS[Action.NOTIFY_PHYSICIAN],
+        credentials=credentials,
+        first_signing_in_session=first_signing_in_session,
+        checked=checked,
+    )
+    loaded.batch.notify_physician(record, manifestation, who, ctx.at, ctx.terminal)
+    set_after_release(uow.session, batch_id, loaded.batch.after_release().awaiting)
+    return _committed(uow, ctx, loaded)
+
+
+def _at_terminal(uow: UnitOfWork, ctx: Context) -> None:
+    if active_terminal(uow, ctx.terminal_id) is None:
+        raise TerminalNotRegistered(
+            "This browser is not a registered terminal of the site: batch data is entered and "
+            "signed only at one.",
+            what_to_do="Use a registered terminal, or ask an administrator to register this one.",
+        )
 
 
 # --- reading -----------------------------------------------------------------------------

@@ -311,6 +311,7 @@ def release_history(
     password: str,
     now: datetime,
     seed: int = 16,
+    results_by: str | None = None,
 ) -> int:
     """QA releases the completed historical batches through the review service; how many.
 
@@ -321,6 +322,7 @@ def release_history(
     rng = random.Random(seed)  # noqa: S311 - demo data, repeatable
     credentials = Credentials(password, username)
     released = 0
+    newest: list[tuple[datetime, str]] = []  # (released at, batch) for the results after it
     for item in stored:
         if not item.complete:
             continue
@@ -343,4 +345,62 @@ def release_history(
                 uow, later, item.batch_id, "released", credentials, first_signing_in_session=True
             )
         released += 1
+        if results_by is not None:
+            newest.append((later.at, item.batch_id))
+    if results_by is not None and newest:
+        _results_after_release(make_uow, sorted(newest), results_by, user_id, credentials, now)
     return released
+
+
+# The results a CART-CD19-FRESH release is provisional on, as the hub's QC lab enters them.
+_DEMO_RESULTS = {
+    "sterility_final": {"value": "No growth", "method": "14-day culture (Ph. Eur. 2.6.27)"},
+    "vcn": {"value": "2.1", "method": "ddPCR"},
+}
+_CULTURE = timedelta(days=14)  # the compendial sterility culture
+
+
+def _results_after_release(
+    make_uow: Callable[[], UnitOfWork],
+    released: list[tuple[datetime, str]],
+    qc_id: str,
+    qa_id: str,
+    credentials: Credentials,
+    now: datetime,
+) -> None:
+    """Demo data: the hub's QC enters the results each release awaited, and QA certifies final.
+
+    A batch released more than 14 days ago has every result in and is certified final; a more
+    recent one (and always the newest) has its VCN in and stays provisional, awaiting its
+    sterility culture.
+    """
+    for index, (released_at, batch_id) in enumerate(released):
+        with make_uow() as uow:
+            declared = (
+                review.load_review(uow, batch_id, verify=False).review.after_release().pending
+            )
+        if not declared:
+            continue
+        # the newest release always awaits its culture: the demo shows a provisional release
+        ready = released_at + _CULTURE <= now and index < len(released) - 1
+        at = min(now, released_at + (_CULTURE if ready else timedelta(days=2)))
+        for spec in declared:
+            if spec.id not in _DEMO_RESULTS or (spec.id == "sterility_final" and not ready):
+                continue
+            fields = {
+                **_DEMO_RESULTS[spec.id],
+                "result": spec.id,
+                "reference": f"QC-{batch_id[-6:]}",
+            }
+            with make_uow() as uow:
+                review.record_result_at_hub(
+                    uow, Context(at=at, user_id=qc_id, terminal="QC lab (demo history)"),
+                    batch_id, fields,
+                )  # fmt: skip
+        if ready:
+            with make_uow() as uow:
+                review.certify_final(
+                    uow, Context(at=at + timedelta(minutes=30), user_id=qa_id,
+                                 terminal="QA workstation (demo history)"),
+                    batch_id, credentials, first_signing_in_session=True,
+                )  # fmt: skip

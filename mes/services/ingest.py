@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from mes.core.after_release import after_release_state, follows_release
 from mes.core.batch import Batch
 from mes.core.chronology import dated_ahead
 from mes.core.errors import (
@@ -36,6 +37,7 @@ from mes.core.errors import (
     SyncRefused,
 )
 from mes.core.keys import SitePublicKey
+from mes.core.ledger import SealedEntry
 from mes.core.review import replay_review
 from mes.core.sync import (
     SITE_HEADER,
@@ -59,7 +61,7 @@ from mes.store import recipes
 from mes.store import spokes as spokes_store
 from mes.store.models import Batch as BatchRow
 from mes.store.read_models import refresh_batch
-from mes.store.review import disposition, review_ledger
+from mes.store.review import disposition, review_ledger, set_after_release
 from mes.store.sync import log_event, note_clock, note_contact, remember_nonce
 from mes.store.uow import UnitOfWork
 
@@ -359,7 +361,7 @@ def _store_chunk(uow: UnitOfWork, at: datetime, chunk: Chunk, via: str) -> Ack:
         )
     follow = continuation(chunk, last_seq, last_hash, held)
     if follow.new and row is not None:
-        _refuse_after_decision(session, row)
+        _refuse_after_decision(session, row, follow.new)
     if not follow.new:  # all held already: acknowledged again, nothing written
         assert row is not None
         flagged = _clock_flag(uow, at, chunk, row.number, via)
@@ -417,6 +419,12 @@ def _store_chunk(uow: UnitOfWork, at: datetime, chunk: Chunk, via: str) -> Ack:
     # The network's read models move with the record (the chunk's receipt is logged above).
     review = replay_review(chunk.batch, review_ledger(session, chunk.batch))
     refresh_batch(session, batch, record, review, settings=uow.site.review)
+    if review.decision is not None:  # the record continues after release (after_release)
+        set_after_release(
+            session,
+            chunk.batch,
+            after_release_state(procedure, [e.body for e in record], review.followups).awaiting,
+        )
     # Continued process verification: signals on frozen baselines become trends for QA now.
     # Only complete batches enter the series: a batch is judged (all its values) once complete.
     if batch.state.status.value == "complete":
@@ -454,9 +462,23 @@ def _clock_flag(uow: UnitOfWork, at: datetime, chunk: Chunk, number: str, via: s
     return note
 
 
-def _refuse_after_decision(session: Session, row: BatchRow) -> None:
-    """QA released or rejected the record as it stood: nothing is added to it afterwards."""
+def _refuse_after_decision(
+    session: Session, row: BatchRow, new: Sequence[SealedEntry] = ()
+) -> None:
+    """QA released or rejected the record as it stood: nothing is added to it afterwards.
+
+    Except, after a release, what the record continues with (mes.core.after_release): results
+    that arrive later, the deviation a result out of specification raises, the physician's
+    notification.
+    """
     decided = disposition(session, row.id)
+    if (
+        decided is not None
+        and decided.decision == "released"
+        and new
+        and all(follows_release(e.body) for e in new)
+    ):
+        return
     if decided is not None and decided.decision:
         raise ChunkConflict(
             f"Batch {row.number} was {decided.decision} at the hub on its record up to entry "

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mes.core.access import Permission
+from mes.core.after_release import Certification, follows_release
 from mes.core.errors import ChainBroken, MesError
 from mes.core.identity import Din, identity_text
 from mes.core.ledger import verify_chain
@@ -27,6 +28,7 @@ from mes.core.review import Decision, replay_review
 from mes.services.audit import record_entry
 from mes.services.batches import get_batch, verify_ledger
 from mes.services.context import Context, authorise
+from mes.store import batches as batch_store
 from mes.store.review import review_ledger
 from mes.store.uow import UnitOfWork
 
@@ -145,6 +147,8 @@ class FinalLabel:
     barcode_svg: str | None  # Code 128 of din_data, inline SVG
     matrix_data: str
     matrix_svg: str  # QR code of batch number, DIN and patient, inline SVG
+    # "Provisional — results pending: …" while the release awaits results (after_release)
+    provisional: str | None = None
 
 
 _XML_PROLOGUE = re.compile(r"^.*?(?=<svg)", re.S)
@@ -216,7 +220,9 @@ def final_label(uow: UnitOfWork, ctx: Context, batch_id: str) -> FinalLabel:
             "No final label is issued.",
             what_to_do="Call QA: the record must be investigated before anything is labelled.",
         ) from None
-    if review.decided_head != (state.last_seq, state.last_hash):
+    if review.decided_head != (state.last_seq, state.last_hash) and not _continues(
+        uow, state.id, review.decided_head
+    ):
         raise LabelRefused(
             f"Batch {state.number}'s record here is not the record QA released (QA released "
             f"entries 1–{review.decided_head[0] if review.decided_head else '?'}; this site "
@@ -256,7 +262,33 @@ def final_label(uow: UnitOfWork, ctx: Context, batch_id: str) -> FinalLabel:
         barcode_svg=code128_svg(din_data) if din_data else None,
         matrix_data=matrix_data,
         matrix_svg=matrix_svg(matrix_data),
+        provisional=_provisional(batch),
     )
+
+
+def _continues(uow: UnitOfWork, batch_id: str, head: tuple[int, str] | None) -> bool:
+    """The record as released, followed only by what continues it after release.
+
+    Results, their deviation, the physician's notification (mes.core.after_release).
+    """
+    if head is None:
+        return False
+    entries = batch_store.ledger(uow.session, batch_id)
+    seq, hash_ = head
+    return (
+        len(entries) > seq
+        and entries[seq - 1].hash == hash_
+        and all(follows_release(e.body) for e in entries[seq:])
+    )
+
+
+def _provisional(batch: Any) -> str | None:
+    """The label's words while the certification is provisional (mes.core.after_release)."""
+    state = batch.after_release()
+    if state.certification is not Certification.PROVISIONAL:
+        return None
+    pending = ", ".join(p.label for p in state.pending)
+    return "PROVISIONAL" + (f" — results pending: {pending}" if pending else "")
 
 
 def record_label_printed(uow: UnitOfWork, ctx: Context, batch_id: str) -> FinalLabel:

@@ -14,10 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from mes.core.access import Permission
+from mes.core.after_release import after_release_state
 from mes.core.audit import Actor
 from mes.core.batch import Batch, Procedure
 from mes.core.clock import local_text, parse_utc_text
-from mes.core.errors import ChainBroken, InvalidInput, MesError, NotFound
+from mes.core.errors import ChainBroken, InvalidInput, MesError, NotAuthorised, NotFound
 from mes.core.heads import verify_anchored
 from mes.core.ledger import GENESIS, SealedEntry, verify_chain
 from mes.core.review import (
@@ -186,8 +187,11 @@ def load_review(
 
 
 def review_batch(uow: UnitOfWork, ctx: Context, batch_id: str) -> ReviewView:
-    """One batch opened for review by exception."""
-    authorise(uow, ctx, Permission.REVIEW_BATCHES)
+    """One batch opened for review by exception (QA), or for its results after release (QC)."""
+    try:
+        authorise(uow, ctx, Permission.REVIEW_BATCHES)
+    except NotAuthorised:
+        authorise(uow, ctx, Permission.RECORD_RESULTS)
     return load_review(uow, batch_id)
 
 
@@ -196,7 +200,13 @@ def _commit(uow: UnitOfWork, view: ReviewView) -> ReviewView:
     new = view.review.new_entries
     append_review_entries(uow.session, new)
     at = new[-1].body["at"] if new else ""
-    save_disposition(uow.session, view.review.state, key=uow.site.key, at=at)
+    save_disposition(
+        uow.session,
+        view.review.state,
+        key=uow.site.key,
+        at=at,
+        after_release=view.review.after_release().awaiting,
+    )
     # The QA queue's and the board's row of the batch, and its release on the timeline.
     refresh_batch(uow.session, view.batch, view.record, view.review.state, settings=uow.site.review)
     uow.commit()
@@ -407,6 +417,85 @@ def decide_batch(
     return _commit(uow, view)
 
 
+# --- after release (mes.core.after_release) ------------------------------------------------------
+
+
+def record_result_at_hub(
+    uow: UnitOfWork,
+    ctx: Context,
+    batch_id: str,
+    fields: Mapping[str, Any],
+    *,
+    seen_review_seq: int | None = None,
+    seen_record_seq: int | None = None,
+) -> ReviewView:
+    """The hub's QC enters a result the recipe declared pending at release (review chain).
+
+    ``fields``: result, value, reference, within_specification (where the recipe gives no rule),
+    method; for a correction also corrects (the entry's key) and reason. A result out of
+    specification opens an after-release event: the hub's alerts show it and nothing else is
+    signed on the batch until the treating physician's notification is recorded.
+    """
+    _require_hub(uow)
+    actor = authorise(uow, ctx, Permission.RECORD_RESULTS)
+    view = load_review(uow, batch_id, lock=True)
+    _seen(view, seen_review_seq, seen_record_seq)
+    view.review.record_result(fields, actor, ctx.at, ctx.terminal)
+    return _commit(uow, view)
+
+
+def notify_physician_at_hub(
+    uow: UnitOfWork,
+    ctx: Context,
+    batch_id: str,
+    fields: Mapping[str, str],
+    credentials: Credentials,
+    *,
+    first_signing_in_session: bool,
+    seen_review_seq: int | None = None,
+    seen_record_seq: int | None = None,
+) -> ReviewView:
+    """QA records, signed, that the treating physician was told of a result out of specification.
+
+    ``fields``: result, physician (who was told), how (phone, in_person, email, letter),
+    told_at (UTC text: when). By whom is the signer ("notified", 21 CFR 11.50).
+    """
+    view, actor, checked = _opened(
+        uow, ctx, batch_id, credentials, seen_review_seq, seen_record_seq
+    )
+    record = view.review.notification_record(ctx.at, **fields)
+    m = _sign(uow, ctx, view, record, ReviewKind.PHYSICIAN_NOTIFIED, credentials,
+              first_signing_in_session, checked)  # fmt: skip
+    view.review.notify_physician(record, m, actor, ctx.at, ctx.terminal)
+    return _commit(uow, view)
+
+
+def certify_final(
+    uow: UnitOfWork,
+    ctx: Context,
+    batch_id: str,
+    credentials: Credentials,
+    *,
+    first_signing_in_session: bool,
+    seen_review_seq: int | None = None,
+    seen_record_seq: int | None = None,
+) -> ReviewView:
+    """QA signs the final certification ("certified final"), once every pending result is in.
+
+    Refused before release, a second time, while a result is pending or out of specification,
+    and while a physician's notification is due (mes.core.after_release) — before the password
+    counts.
+    """
+    view, actor, checked = _opened(
+        uow, ctx, batch_id, credentials, seen_review_seq, seen_record_seq
+    )
+    record = view.review.certification_record()
+    m = _sign(uow, ctx, view, record, ReviewKind.BATCH_CERTIFIED_FINAL, credentials,
+              first_signing_in_session, checked)  # fmt: skip
+    view.review.certify_final(m, actor, ctx.at, ctx.terminal)
+    return _commit(uow, view)
+
+
 # --- the QA queue -------------------------------------------------------------------------------
 
 
@@ -592,7 +681,14 @@ def receive_review_entries(
                 )  # fmt: skip
             continue
         append_review_entries(uow.session, fresh)
-        save_disposition(uow.session, state, key=uow.site.key, at=fresh[-1].body["at"])
+        following = after_release_state(
+            _procedure(uow, row), [e.body for e in store.ledger(uow.session, batch_id)],
+            state.followups,
+        )  # fmt: skip
+        save_disposition(
+            uow.session, state, key=uow.site.key, at=fresh[-1].body["at"],
+            after_release=following.awaiting,
+        )  # fmt: skip
         log_event(
             uow.session, at=at, action="review", outcome="accepted", peer=link.hub_code,
             via=via, batch_id=batch_id, item=row.number, first_seq=fresh[0].seq,

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from mes.core.after_release import EVENT
 from mes.core.identity import identity_text
 from mes.store.models import Batch, BatchPhase, BatchReview, Deviation
 
@@ -36,6 +37,8 @@ class BoardRow:
     decided_by: str | None = None
     decided_at: str | None = None
     decision_reason: str | None = None
+    # what a released batch still awaits (mes.core.after_release): "provisional" or "event"
+    after_release: str | None = None
 
 
 def board_rows(
@@ -80,6 +83,7 @@ def board_rows(
                 decided_by=review.decided_by if review else None,
                 decided_at=review.decided_at if review else None,
                 decision_reason=review.reason if review else None,
+                after_release=review.after_release if review else None,
             )
         )
     return rows
@@ -91,7 +95,15 @@ def _batches_with_phases(
     """Batches in ``statuses``, newest first, each with its phases in order and open deviations."""
     batches = list(
         session.execute(
-            select(Batch).where(Batch.status.in_(statuses)).order_by(Batch.created_at.desc())
+            select(Batch)
+            .where(
+                # a result out of specification after release keeps its batch on the board
+                Batch.status.in_(statuses)
+                | Batch.id.in_(
+                    select(BatchReview.batch_id).where(BatchReview.after_release == EVENT)
+                )
+            )
+            .order_by(Batch.created_at.desc())
         ).scalars()
     )
     if not batches:

@@ -15,10 +15,23 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from mes.core.after_release import (
+    BATCH_CERTIFIED_FINAL,
+    EVENT,
+    NOTIFICATION_WAYS,
+    PHYSICIAN_NOTIFIED,
+    RESULT_AFTER_RELEASE,
+    RESULT_RECORDED,
+    AfterRelease,
+    after_release_state,
+)
 from mes.core.batch import Procedure
 from mes.store.models import (
     Batch,
+    BatchEntry,
     BatchPhase,
+    BatchReview,
+    BatchReviewEntry,
     BatchSummary,
     BatchValue,
     Deviation,
@@ -119,14 +132,18 @@ def network_overview(
         for s in session.execute(select(Spoke).order_by(Spoke.code)).scalars()
     ]
     alerts = [
-        _alert(session, deviation, batch)
-        for deviation, batch in session.execute(
-            select(Deviation, Batch)
-            .join(Batch, Batch.id == Deviation.batch_id)
-            .where(Deviation.status == "open")
-            .order_by(Deviation.raised_at.desc())
-            .limit(alerts_limit)
-        ).all()
+        # Results out of specification after release come first, until each is closed.
+        *after_release_alerts(session),
+        *(
+            _alert(session, deviation, batch)
+            for deviation, batch in session.execute(
+                select(Deviation, Batch)
+                .join(Batch, Batch.id == Deviation.batch_id)
+                .where(Deviation.status == "open", Deviation.category != RESULT_AFTER_RELEASE)
+                .order_by(Deviation.raised_at.desc())
+                .limit(alerts_limit)
+            ).all()
+        ),
     ]
     refusals = list(
         session.execute(
@@ -183,3 +200,90 @@ def _value_spec(session: Session, batch: Batch, phase_id: str, value_id: str) ->
         return {}
     plan = Procedure(json.loads(version.compiled)).phases.get(phase_id)
     return dict((plan.value_spec(value_id) if plan else None) or {})
+
+
+# --- results out of specification after release (mes.core.after_release) -----------------------
+
+_LEDGER_FOLLOWUPS = (RESULT_RECORDED, PHYSICIAN_NOTIFIED, "deviation_raised")
+_REVIEW_FOLLOWUPS = (
+    RESULT_RECORDED,
+    PHYSICIAN_NOTIFIED,
+    BATCH_CERTIFIED_FINAL,
+    "deviation_closed",
+    "batch_released",
+    "batch_rejected",
+)
+
+
+def after_release_of(session: Session, batch: Batch) -> AfterRelease | None:
+    """One batch after release, read from both chains (None: its recipe is not held here)."""
+    version = version_with_content(session, batch.content_hash)
+    if version is None:
+        return None
+    ledger = [
+        row.body()
+        for row in session.execute(
+            select(BatchEntry)
+            .where(BatchEntry.batch_id == batch.id, BatchEntry.kind.in_(_LEDGER_FOLLOWUPS))
+            .order_by(BatchEntry.seq)
+        ).scalars()
+    ]
+    review = [
+        row.body()
+        for row in session.execute(
+            select(BatchReviewEntry)
+            .where(
+                BatchReviewEntry.batch_id == batch.id, BatchReviewEntry.kind.in_(_REVIEW_FOLLOWUPS)
+            )
+            .order_by(BatchReviewEntry.seq)
+        ).scalars()
+    ]
+    return after_release_state(json.loads(version.compiled), ledger, review)
+
+
+def after_release_alerts(session: Session) -> list[DeviationAlert]:
+    """Every result out of specification after release not closed yet, newest first.
+
+    Read for the batches with an open event and those with a deviation a result raised: a
+    handful, never the whole network (provisional batches are not read).
+    """
+    candidates = set(
+        session.execute(
+            select(BatchReview.batch_id).where(BatchReview.after_release == EVENT)
+        ).scalars()
+    ) | set(
+        session.execute(
+            select(Deviation.batch_id).where(
+                Deviation.category == RESULT_AFTER_RELEASE, Deviation.status == "open"
+            )
+        ).scalars()
+    )
+    alerts: list[DeviationAlert] = []
+    for batch in session.execute(select(Batch).where(Batch.id.in_(sorted(candidates)))).scalars():
+        state = after_release_of(session, batch)
+        for event in state.open_events if state is not None else ():
+            r, told = event.result, event.notification
+            unit = f" {r.unit}" if r.unit else ""
+            next_step = (
+                f"Physician {told.physician} told {NOTIFICATION_WAYS.get(told.how, told.how)} "
+                f"by {told.by}; deviation {event.deviation} to close."
+                if told is not None
+                else "Notify the treating physician now: nothing else can be signed on this "
+                "batch until it is recorded."
+            )
+            alerts.append(
+                DeviationAlert(
+                    id=f"{batch.number}:{r.result}",
+                    site=batch.site,
+                    batch_id=batch.id,
+                    batch_number=batch.number,
+                    phase=None,
+                    value=f"{r.label}: {r.value}{unit}",
+                    category=RESULT_AFTER_RELEASE,
+                    description=f"Specification {r.specification} (report {r.reference}, "
+                    f"entered at the {r.chain}). {next_step}",
+                    raised_at=r.at,
+                    raised_by=r.by,
+                )
+            )
+    return sorted(alerts, key=lambda a: a.raised_at, reverse=True)

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from mes.core.after_release import EVENT
 from mes.core.clock import utc_text
 from mes.core.review import QaState
 from mes.store.models import BatchReview, BatchSummary
@@ -113,7 +114,13 @@ def qa_queue_selection(
         select(s, BatchReview.decided_by)
         .outerjoin(BatchReview, BatchReview.batch_id == s.batch_id)
         .where(*conditions)
-        .order_by(rank, s.created_at.desc(), s.batch_id)
+        # A result out of specification after release heads the queue until it is closed.
+        .order_by(
+            case((BatchReview.after_release == EVENT, 0), else_=1),
+            rank,
+            s.created_at.desc(),
+            s.batch_id,
+        )
         .limit(limit)
     ).all()
     chosen = [

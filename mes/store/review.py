@@ -35,10 +35,19 @@ def append_review_entries(session: Session, entries: Iterable[SealedEntry]) -> N
         session.execute(insert(BatchReviewEntry.__table__), rows)
 
 
-def save_disposition(session: Session, state: ReviewState, *, key: SiteKey, at: str) -> None:
+def save_disposition(
+    session: Session,
+    state: ReviewState,
+    *,
+    key: SiteKey,
+    at: str,
+    after_release: str | bool | None = False,
+) -> None:
     """Keep the batch's disposition row in step with its review chain.
 
     The head moves with ``key``'s signature of it (the site storing it), timed ``at``.
+    ``after_release``: what the batch still awaits after release ("event", "provisional" or
+    None; mes.core.after_release.AfterRelease.awaiting); False: left as it is.
     """
     row = session.get(BatchReview, state.batch)
     if row is None:
@@ -52,6 +61,15 @@ def save_disposition(session: Session, state: ReviewState, *, key: SiteKey, at: 
         head = sign_head(key, review_chain(state.batch), state.last_seq, state.last_hash, at)
         row.head_at, row.head_signature = head.at, head.signature
     row.last_seq, row.last_hash = state.last_seq, state.last_hash
+    if after_release is not False:
+        row.after_release = after_release
+
+
+def set_after_release(session: Session, batch_id: str, awaiting: str | None) -> None:
+    """What a decided batch still awaits after release (its disposition row exists)."""
+    row = session.get(BatchReview, batch_id)
+    if row is not None:
+        row.after_release = awaiting
 
 
 def review_head(row: BatchReview) -> SignedHead:
@@ -82,10 +100,14 @@ def review_heads(session: Session, site: str, batch_ids: list[str]) -> list[tupl
 
 
 def undecided_review_heads(session: Session) -> dict[str, int]:
-    """The complete or aborted batches QA has not decided yet, with their review head (0: none)."""
+    """The complete or aborted batches QA has not decided yet, with their review head (0: none).
+
+    With them, the released batches whose review still grows after release (results pending,
+    or a result out of specification not closed: ``after_release``).
+    """
     rows = session.execute(
-        select(Batch.id, BatchReview.last_seq, BatchReview.decision)
+        select(Batch.id, BatchReview.last_seq, BatchReview.decision, BatchReview.after_release)
         .outerjoin(BatchReview, BatchReview.batch_id == Batch.id)
         .where(Batch.status.in_((BatchStatus.COMPLETE.value, BatchStatus.ABORTED.value)))
     ).all()
-    return {b: (seq or 0) for b, seq, decision in rows if decision is None}
+    return {b: (seq or 0) for b, seq, decision, awaits in rows if decision is None or awaits}

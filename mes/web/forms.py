@@ -13,9 +13,9 @@ from datetime import date
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, Field, PasswordField, StringField
+from wtforms import BooleanField, Field, HiddenField, PasswordField, StringField
 from wtforms import DateField as _WTFormsDateField
-from wtforms.validators import DataRequired, Length, ValidationError
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from mes.core.text import MAX_FREE_TEXT, free_text_problem, line_problem
 from mes.core.text import whole_number as whole_number  # re-exported: views parse numbers here
@@ -73,3 +73,63 @@ class SignatureForm(FlaskForm):
     )
     # "Sign as another person": the user ID and password are a witness's, who signs in place.
     esign_witness = BooleanField("Sign as another person")
+
+
+# --- after release (mes.core.after_release) -------------------------------------------------------
+
+WITHIN_CHOICES = [("", "— as the recipe judges it —"), ("yes", "Within specification"),
+                  ("no", "Out of specification")]  # fmt: skip
+
+
+class ResultForm(FlaskForm):
+    """A result the recipe declared pending at release, entered by QC (no signature)."""
+
+    result = HiddenField(validators=[Length(max=48)])
+    value = StringField("Result", validators=[Length(max=200), OneLine()])
+    reference = StringField("Lab report or sample", validators=[Length(max=100), OneLine()])
+    within = StringField("Meets the specification", validators=[Optional(), Length(max=3)])
+    method = StringField("Method", validators=[Optional(), Length(max=200), OneLine()])
+    corrects = HiddenField(validators=[Optional(), Length(max=20)])
+    reason = StringField("Reason for the correction", validators=[Optional(), FreeText()])
+    seen_review_seq = HiddenField()
+
+
+def result_fields(form: ResultForm) -> dict[str, object]:
+    """What QC typed, as the services take it (the rules are the core's)."""
+    fields: dict[str, object] = {
+        "result": form.result.data or "",
+        "value": form.value.data or "",
+        "reference": form.reference.data or "",
+        "method": form.method.data or None,
+    }
+    if form.within.data in ("yes", "no"):
+        fields["within_specification"] = form.within.data == "yes"
+    if form.corrects.data:
+        fields["corrects"], fields["reason"] = form.corrects.data, form.reason.data or ""
+    return fields
+
+
+class NotificationForm(SignatureForm):
+    """The treating physician told of a result out of specification (signed "notified")."""
+
+    result = HiddenField(validators=[Length(max=48)])
+    physician = StringField("Physician told", validators=[Length(max=200), OneLine()])
+    how = StringField("How", validators=[Length(max=20)])
+    told_at = StringField("When", validators=[Length(max=40), OneLine()])
+    seen_review_seq = HiddenField()
+
+
+def notification_fields(form: NotificationForm) -> dict[str, str]:
+    """Who was told, how and when (by whom is the signer)."""
+    return {
+        "result": form.result.data or "",
+        "physician": form.physician.data or "",
+        "how": form.how.data or "",
+        "told_at": form.told_at.data or "",
+    }
+
+
+class CertificationForm(SignatureForm):
+    """QA's final certification (signed "certified final")."""
+
+    seen_review_seq = HiddenField()

@@ -17,6 +17,13 @@ from typing import Any
 from markupsafe import Markup
 
 from mes.core import phases
+from mes.core.after_release import (
+    CERTIFICATION_TITLES,
+    NOTIFICATION_WAYS,
+    AfterRelease,
+    Certification,
+)
+from mes.core.clock import local_text, parse_utc_text
 from mes.core.commonmark import markdown_html
 from mes.core.critical import (
     critical_inputs,
@@ -152,3 +159,55 @@ def grouped_by_place(changes: Sequence[Any]) -> list[tuple[str, list[Any]]]:
     for change in changes:
         groups.setdefault(change.where, []).append(change)
     return list(groups.items())
+
+
+def after_release_items(state: AfterRelease, zone: str) -> dict[str, Any]:
+    """A batch after release for its pages: certification, results, events, notification."""
+
+    def when(at: str) -> str:
+        return local_text(parse_utc_text(at), zone)
+
+    return {
+        "certification": state.certification.value,
+        "certification_text": CERTIFICATION_TITLES[state.certification],
+        "certified": f"{state.certified_by}, {when(state.certified_at)}"
+        if state.certified_by and state.certified_at
+        else None,
+        "declared": bool(state.declared),
+        "pending": [
+            {"id": p.id, "label": p.label, "specification": p.specification, "unit": p.unit}
+            for p in state.pending
+        ],
+        "results": [
+            {
+                "id": r.result,
+                "label": r.label,
+                "value": f"{r.value} {r.unit}" if r.unit else r.value,
+                "within": r.within_specification,
+                "specification": r.specification,
+                "reference": r.reference,
+                "entered": f"{r.by} at the {r.chain}, {when(r.at)}",
+                "corrects": r.corrects,
+                "key": r.key,
+            }
+            for r in state.results
+        ],
+        "events": [
+            {
+                "result": e.result.result,
+                "label": e.result.label,
+                "notified": (
+                    f"{e.notification.physician} told {NOTIFICATION_WAYS.get(e.notification.how, e.notification.how)} "
+                    f"by {e.notification.by}"
+                )
+                if e.notification
+                else None,
+                "deviation": e.deviation,
+                "closed": e.closed,
+            }
+            for e in state.events
+        ],
+        "notification_pending": [e.result.result for e in state.notification_pending],
+        "ways": list(NOTIFICATION_WAYS.items()),
+        "may_certify": state.certification is Certification.PROVISIONAL,
+    }

@@ -144,3 +144,29 @@ def test_the_demo_hub_holds_history_from_four_spokes_as_demo_data_with_read_mode
                 by_site.setdefault(r.site, []).append(r.value)
         means = {site: sum(v) / len(v) for site, v in by_site.items()}
         assert means["SPK3"] < min(m for site, m in means.items() if site != "SPK3")
+
+
+def test_the_demo_hub_shows_a_provisional_release_awaiting_its_sterility_result(demo):
+    """Issue 17: released history batches are certified final once their results are in; the
+    newest release stays provisional, its VCN in, its 14-day sterility culture pending."""
+    from mes.services import review
+    from mes.store.models import BatchReview
+
+    folder, _result = demo
+    hub = open_runtime(load_settings(Path(folder / "hub"), env={}))
+    try:
+        with hub.uow(read_only=True) as uow:
+            awaiting = dict(
+                uow.session.execute(
+                    select(BatchReview.batch_id, BatchReview.after_release).where(
+                        BatchReview.decision == "released"
+                    )
+                ).all()
+            )
+            assert "provisional" in awaiting.values(), awaiting
+            provisional = next(b for b, a in awaiting.items() if a == "provisional")
+            state = review.load_review(uow, provisional, verify=False).review.after_release()
+    finally:
+        hub.close()
+    assert [p.id for p in state.pending] == ["sterility_final"]
+    assert [r.result for r in state.results] == ["vcn"]

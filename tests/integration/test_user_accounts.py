@@ -110,7 +110,7 @@ def test_user_ids_of_2_to_32_letters_digits_dots_dashes_and_underscores_are_vali
 def test_an_unknown_role_is_refused_naming_the_valid_roles(make_uow, cli_ctx):
     with pytest.raises(UnknownRole) as caught:
         add(make_uow, cli_ctx, roles=("operator", "chemist"))
-    assert "operator, supervisor, qa, author, admin" in str(caught.value)
+    assert "operator, supervisor, qa, qc, author, admin" in str(caught.value)
 
 
 def test_a_user_without_a_role_is_refused(make_uow, cli_ctx):

@@ -371,9 +371,12 @@ class Network:
 
     # -- the hub's side ---------------------------------------------------------------------
 
-    def publish_new_recipe(self, sites: list[str]) -> tuple[str, str]:
-        """Approve a new recipe at the hub and publish it for ``sites``: (code, bundle hash)."""
-        text = SHORT_RECIPE.read_text(encoding="utf-8")
+    def publish_new_recipe(self, sites: list[str], extra: str = "") -> tuple[str, str]:
+        """Approve a new recipe at the hub and publish it for ``sites``: (code, bundle hash).
+
+        ``extra``: top-level recipe keys added to the short recipe's text.
+        """
+        text = SHORT_RECIPE.read_text(encoding="utf-8").rstrip("\n") + "\n" + extra
         code = f"SYNC-{uuid.uuid4().hex[:8].upper()}"
         text = text.replace("recipe_code: MRNA-NEOAG-FILL", f"recipe_code: {code}", 1)
         assert code in text

@@ -21,11 +21,11 @@ MATRIX = {
     Permission.MANAGE_TERMINALS: {"admin"},
     Permission.MANAGE_TRAINING: {"admin", "supervisor", "qa"},
     Permission.READ_AUDIT_TRAIL: {"admin", "qa"},
-    Permission.READ_RECIPES: {"operator", "supervisor", "qa", "author", "admin"},
+    Permission.READ_RECIPES: {"operator", "supervisor", "qa", "qc", "author", "admin"},
     Permission.IMPORT_RECIPES: {"author"},
     Permission.PUBLISH_RECIPES: {"qa"},
     Permission.INSTALL_RECIPES: {"admin", "supervisor"},
-    Permission.READ_BATCHES: {"operator", "supervisor", "qa"},
+    Permission.READ_BATCHES: {"operator", "supervisor", "qa", "qc"},
     Permission.EXECUTE_BATCHES: {"operator", "supervisor", "qa"},
     Permission.MANAGE_MATERIALS: {"supervisor", "qa"},
     Permission.RELEASE_LOTS: {"qa"},
@@ -36,6 +36,7 @@ MATRIX = {
     Permission.REVIEW_BATCHES: {"qa"},
     Permission.REBUILD_READ_MODELS: {"admin", "qa"},
     Permission.GOVERN_CPV: {"qa"},
+    Permission.RECORD_RESULTS: {"qc"},
 }
 
 
@@ -52,7 +53,7 @@ def test_an_unknown_role_is_refused_with_the_list_of_valid_roles():
         parse_roles(["operator", "chemist"])
     error = caught.value
     assert error.message == "'chemist' is not a role."
-    assert error.what_to_do == "Use one of: operator, supervisor, qa, author, admin."
+    assert error.what_to_do == "Use one of: operator, supervisor, qa, qc, author, admin."
 
 
 @pytest.mark.parametrize("permission", list(Permission))

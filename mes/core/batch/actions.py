@@ -18,6 +18,13 @@ from typing import Any, Self
 
 from mes.core.access import Role
 from mes.core.actions import ActionRule, Subject
+from mes.core.after_release import (
+    AfterRelease,
+    after_release_state,
+    check_may_sign,
+    notification_payload,
+    result_payload,
+)
 from mes.core.audit import Actor
 from mes.core.batch.aggregate import Aggregate
 from mes.core.batch.machines import (
@@ -246,6 +253,25 @@ def _abortable(batch: Actions, ask: Ask) -> None:
         )
 
 
+def _complete(batch: Actions, ask: Ask) -> None:
+    if batch.state.status is not BatchStatus.COMPLETE:
+        raise BatchNotActive(
+            f"Batch {batch.state.number} is "
+            f"{BATCH_STATUS_TITLES[batch.state.status].lower()}: results that arrive after "
+            "release are entered once the batch is complete.",
+            what_to_do="Record in-process and release results in the batch's phases.",
+        )
+
+
+def _notification_pending(batch: Actions, ask: Ask) -> None:
+    if not batch.after_release().notification_pending:
+        raise InvalidInput(
+            f"Batch {batch.state.number} has no result out of specification waiting for the "
+            "physician's notification.",
+            what_to_do="Nothing to notify.",
+        )
+
+
 def _rule(subject: Subject, label: str, done: str, what: str, **rule: Any) -> ActionRule:
     return ActionRule(subject, label, done, what=what, **rule)
 
@@ -315,6 +341,16 @@ BATCH_ACTIONS: dict[Action, ActionRule] = {
         Subject.BATCH, "Abort the batch", "The batch is aborted. Its record stays.",
         "abort a batch", roles=frozenset({Role.SUPERVISOR}), meaning=Meaning.ABORTED,
         guard=_abortable,
+    ),
+    Action.RECORD_RESULT: _rule(
+        Subject.BATCH, "Enter the result", "Result entered.", "enter a release test result",
+        roles=frozenset({Role.QC}), precondition=_complete,
+    ),
+    Action.NOTIFY_PHYSICIAN: _rule(
+        Subject.BATCH, "Record the physician's notification",
+        "The physician's notification is recorded.", "record the physician's notification",
+        roles=frozenset({Role.SUPERVISOR, Role.QA, Role.QC}), meaning=Meaning.NOTIFIED,
+        precondition=_complete, guard=_notification_pending,
     ),
 }  # fmt: skip
 
@@ -396,6 +432,12 @@ class Actions(Aggregate):
                 f"'{rule.label}' cannot be signed by a witness in place: only "
                 f"{', '.join(WITNESSED_LABELS)} can.",
                 what_to_do="The logged-in user signs it themselves.",
+            )
+        if rule.signed:  # the physician-notification gate (mes.core.after_release)
+            check_may_sign(
+                self.after_release(),
+                self.state.number,
+                notifying=action is Action.NOTIFY_PHYSICIAN,
             )
         if rule.precondition is not None:
             rule.precondition(self, ask)
@@ -479,6 +521,10 @@ class Actions(Aggregate):
             if rule.subject is subject
             and self.refusal(action, who, at, phase_id=phase_id, deviation_id=deviation_id) is None
         ]
+
+    def after_release(self) -> AfterRelease:
+        """This batch after release, from its ledger and the review chain held here."""
+        return after_release_state(self.procedure, self.followups, self.review_bodies)
 
     # -- guards shared by the actions --------------------------------------------------------
 
@@ -627,6 +673,84 @@ class Actions(Aggregate):
             terminal,
         )
         return Outcome(tuple(self.new_entries[mark:]))
+
+    def record_result(
+        self,
+        fields: Mapping[str, Any],
+        who: Operator,
+        at: datetime,
+        terminal: str | None,
+    ) -> Outcome:
+        """QC enters a result the recipe declared pending at release (mes.core.after_release).
+
+        ``fields``: result, value, reference, within_specification (where the recipe gives no
+        rule), method, and for a correction corrects and reason. A result out of specification
+        raises a deviation (``result_after_release``) in the same transaction: QA works it at
+        the hub, and the physician-notification gate closes every other signature meanwhile.
+        """
+        self._check(Action.RECORD_RESULT, Ask(who, at))
+        payload = result_payload(self.after_release(), self.state.number, **fields)
+        mark = len(self.new_entries)
+        self._append(EntryKind.RESULT_RECORDED, payload, who.actor, at, terminal)
+        if not payload["within_specification"]:
+            number = len(self.state.deviations) + 1
+            unit = f" {payload['unit']}" if payload["unit"] else ""
+            self._append(
+                EntryKind.DEVIATION_RAISED,
+                {
+                    "deviation": f"{self.state.number}-D{number}",
+                    "number": number,
+                    "phase": None,
+                    "value": None,
+                    "result": payload["result"],
+                    "category": DeviationCategory.RESULT_AFTER_RELEASE.value,
+                    "description": f"{payload['result']} = {payload['value']}{unit} after "
+                    f"release; specification {payload['specification']} (report "
+                    f"{payload['reference']}). Notify the treating physician.",
+                },
+                who.actor,
+                at,
+                terminal,
+            )
+        return Outcome(tuple(self.new_entries[mark:]))
+
+    def notification_record(self, who: Operator, at: datetime, **fields: str) -> dict[str, Any]:
+        """What recording the physician's notification signs (who was told, when, how).
+
+        ``fields``: result, physician, how, told_at (UTC text). By whom is the signer.
+        """
+        self._check(Action.NOTIFY_PHYSICIAN, Ask(who, at))
+        notification = notification_payload(
+            self.after_release(), self.state.number, time_zone=self.time_zone, now=at, **fields
+        )
+        return {
+            "type": "batch",
+            "action": Action.NOTIFY_PHYSICIAN.value,
+            "batch": self.state.id,
+            "number": self.state.number,
+            "notification": notification,
+        }
+
+    def notify_physician(
+        self,
+        record: Mapping[str, Any],
+        manifestation: Manifestation,
+        who: Operator,
+        at: datetime,
+        terminal: str | None,
+    ) -> SealedEntry:
+        """Append the signed notification (its record and manifestation in the one entry)."""
+        return self._append(
+            EntryKind.PHYSICIAN_NOTIFIED,
+            {
+                **record["notification"],
+                "record": dict(record),
+                "manifestation": manifestation.as_dict(),
+            },
+            who.actor,
+            at,
+            terminal,
+        )
 
     def hold(self, reason: str, who: Operator, at: datetime, terminal: str | None) -> Outcome:
         """Put the batch on hold (anyone working on it may stop the line); a reason is required."""

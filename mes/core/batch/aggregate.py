@@ -47,6 +47,11 @@ _MOVES_READINESS = frozenset(
     {EntryKind.PHASE_STARTED, EntryKind.SIGNATURE, EntryKind.BATCH_HELD, EntryKind.BATCH_RESUMED}
 )
 
+# The entries after_release reads from the ledger (kept as the batch replays).
+_FOLLOWUPS = frozenset(
+    {EntryKind.RESULT_RECORDED, EntryKind.PHYSICIAN_NOTIFIED, EntryKind.DEVIATION_RAISED}
+)
+
 
 class Aggregate(Ordering):
     """One batch: its procedure, its state, and the entries appended in this unit of work."""
@@ -64,6 +69,11 @@ class Aggregate(Ordering):
         self.key = key
         self.time_zone = time_zone
         self.new_entries: list[SealedEntry] = []
+        # After release (mes.core.after_release): this ledger's result, notification and
+        # deviation entries, and the review chain's bodies as this site holds them (set by the
+        # service that loads the batch; empty when it holds none).
+        self.followups: list[Mapping[str, Any]] = []
+        self.review_bodies: list[Mapping[str, Any]] = []
 
     @classmethod
     def replay(
@@ -201,7 +211,15 @@ class Aggregate(Ordering):
         if body["kind"] in _MOVES_READINESS:
             self._refresh()
 
+    def _on_result_recorded(self, *_: Any) -> None:
+        """A result after completion: kept in :attr:`followups` (read by after_release)."""
+
+    def _on_physician_notified(self, *_: Any) -> None:
+        """The physician told of a result: kept in :attr:`followups` (read by after_release)."""
+
     def _after(self, entry: SealedEntry) -> None:
+        if entry.body["kind"] in _FOLLOWUPS:
+            self.followups.append(entry.body)
         self.state.last_seq = entry.seq
         self.state.last_hash = entry.hash
         self.state.last_at = entry.body["at"]

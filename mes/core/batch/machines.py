@@ -67,6 +67,9 @@ class EntryKind(StrEnum):
     BATCH_HELD = "batch_held"
     BATCH_RESUMED = "batch_resumed"
     SIGNATURE = "signature"
+    # after completion (mes.core.after_release)
+    RESULT_RECORDED = "result_recorded"
+    PHYSICIAN_NOTIFIED = "physician_notified"
 
 
 class DeviationStatus(StrEnum):
@@ -83,6 +86,7 @@ class DeviationCategory(Worded):
     TIMER = "timer", "Time window exceeded"
     IDENTITY = "identity", "Chain of identity mismatch"
     MANUAL = "manual", "Reported by a person"
+    RESULT_AFTER_RELEASE = "result_after_release", "Result out of specification after release"
 
 
 DEVIATION_CATEGORY_TITLES = words_of(DeviationCategory)
@@ -107,6 +111,8 @@ class Action(StrEnum):
     RESUME = "resume"
     COMPLETE = "complete"
     ABORT = "abort"
+    RECORD_RESULT = "record_result"  # a pending result, once the batch is complete
+    NOTIFY_PHYSICIAN = "notify_physician"  # signed: the physician told of a result out of spec
 
 
 def format_duration(seconds: float) -> str:

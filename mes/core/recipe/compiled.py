@@ -78,6 +78,8 @@ def compile_recipe(data: Mapping[str, Any]) -> dict[str, Any]:
     }
     if "turnaround" in data:  # only when declared: a recipe without one keeps its identity
         compiled["turnaround"] = parts.compile_turnaround(data)
+    if "pending_results" in data:  # likewise: only when declared
+        compiled["pending_results"] = parts.compile_pending_results(data)
     return compiled
 
 

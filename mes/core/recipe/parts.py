@@ -76,6 +76,39 @@ def compile_chain_of_identity(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+# --- the results a release may be provisional on (mes.core.after_release) ---------------------
+
+
+def check_pending_results(checker: RecipeChecker) -> None:
+    """Each pending result once; numeric limits in order; limits or accepted answers, not both."""
+    seen: set[str] = set()
+    for index, result in enumerate(checker.data.get("pending_results") or ()):
+        path: Path = ("pending_results", index)
+        if repeated(seen, result["id"]):
+            checker.problem(
+                path, f"pending result '{result['id']}' is listed twice", at=(*path, "id")
+            )
+        low, high = result.get("minimum"), result.get("maximum")
+        if low is not None and high is not None and low > high:
+            checker.problem(
+                path,
+                f"the minimum {number_text(low)} is above the maximum {number_text(high)}",
+                at=(*path, "minimum"),
+            )
+        if result.get("accepted") and (low is not None or high is not None):
+            checker.problem(
+                path,
+                "a pending result is judged by accepted answers or by numeric limits, not both",
+                at=(*path, "accepted"),
+            )
+
+
+def compile_pending_results(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The pending results as written (only the keys given), in order."""
+    keys = ("id", "label", "specification", "unit", "minimum", "maximum", "accepted")
+    return [{k: r[k] for k in keys if k in r} for r in data["pending_results"]]
+
+
 # --- the turnaround target -------------------------------------------------------------------
 
 

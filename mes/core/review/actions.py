@@ -13,9 +13,19 @@ from typing import Any
 
 from mes.core.access import Role
 from mes.core.actions import ActionRule, Subject
+from mes.core.after_release import (
+    RESULT_AFTER_RELEASE,
+    AfterRelease,
+    after_release_state,
+    certification_record,
+    check_may_sign,
+    notification_payload,
+    result_payload,
+)
 from mes.core.audit import Actor
 from mes.core.batch import (
     Batch,
+    BatchStatus,
 )
 from mes.core.canonical import content_hash
 from mes.core.chronology import latest_after, when
@@ -89,6 +99,24 @@ REVIEW_ACTIONS: dict[ReviewKind, ActionRule] = {
     ReviewKind.BATCH_REJECTED: ActionRule(
         Subject.BATCH, "Reject the batch", "Batch {number} rejected.", _QA, meaning=Meaning.REJECTED
     ),
+    # after release (mes.core.after_release)
+    ReviewKind.RESULT_RECORDED: ActionRule(
+        Subject.BATCH, "Enter the result", "Result entered.", frozenset({Role.QC})
+    ),
+    ReviewKind.PHYSICIAN_NOTIFIED: ActionRule(
+        Subject.BATCH,
+        "Record the physician's notification",
+        "The physician's notification is recorded.",
+        _QA,
+        meaning=Meaning.NOTIFIED,
+    ),
+    ReviewKind.BATCH_CERTIFIED_FINAL: ActionRule(
+        Subject.BATCH,
+        "Sign the final certification",
+        "Batch {number} certified final.",
+        _QA,
+        meaning=Meaning.CERTIFIED_FINAL,
+    ),
 }
 DECISION_KINDS = {
     Decision.RELEASED: ReviewKind.BATCH_RELEASED,
@@ -147,7 +175,36 @@ class Review:
         """A recorded time as people read it: local to the batch's site, with the zone."""
         return local_text(parse_utc_text(at), self.batch.time_zone) if at else "?"
 
-    def _open(self) -> None:
+    def after_release(self) -> AfterRelease:
+        """The batch after release, from the spoke's record and this review chain."""
+        return after_release_state(
+            self.batch.procedure, [e.body for e in self.record], self.state.followups
+        )
+
+    def _may_sign(self, *, notifying: bool = False) -> None:
+        """The physician-notification gate (one rule, in mes.core.after_release)."""
+        check_may_sign(self.after_release(), self.batch.state.number, notifying=notifying)
+
+    def _after_release_open(self) -> None:
+        """Results and notifications: once the whole record is in, and not after a rejection."""
+        why = pending_reason(self.batch)
+        if self.batch.state.status is not BatchStatus.COMPLETE or why:
+            raise InvalidInput(
+                f"Batch {self.batch.state.number} is not complete at the hub yet"
+                + (f": {why}" if why else "."),
+                what_to_do="Results after release are entered once the whole record has arrived.",
+            )
+        if self.state.decision is not None and self.state.decision is not Decision.RELEASED:
+            self._open()
+
+    def _open(self, deviation_id: str | None = None) -> None:
+        if (
+            deviation_id is not None
+            and self.state.decision is Decision.RELEASED
+            and (dev := self.batch.state.deviations.get(deviation_id)) is not None
+            and dev.category == RESULT_AFTER_RELEASE
+        ):
+            return  # a result out of specification after release is worked after release
         if self.state.decision is not None:
             raise ReviewClosed(
                 f"Batch {self.batch.state.number} is already {self.state.decision.value} "
@@ -161,6 +218,7 @@ class Review:
     def exception_record(self, key: str) -> dict[str, Any]:
         """What marking ``key`` reviewed signs; refused when it cannot be reviewed."""
         self._open()
+        self._may_sign()
         f = self.finding(key)
         if f.blocking:
             raise InvalidInput(
@@ -231,7 +289,8 @@ class Review:
 
     def closure_record(self, deviation_id: str) -> dict[str, Any]:
         """What closing a deviation signs; refused until its investigation is complete."""
-        self._open()
+        self._open(deviation_id)
+        self._may_sign()
         self._known_deviation(deviation_id)
         dev = self.state.deviation(deviation_id)
         if dev.closed:
@@ -268,6 +327,7 @@ class Review:
         or of its review is dated later (:meth:`release_precedes`).
         """
         self._open()
+        self._may_sign()
         why = free_text(reason, "The reason") or None  # refused when too long, never cut
         if decision is Decision.REJECTED:
             if not why:
@@ -393,7 +453,7 @@ class Review:
         terminal: str | None,
     ) -> bool:
         """Record QA's classification and investigation of a deviation; False if nothing changed."""
-        self._open()
+        self._open(deviation_id)
         self._known_deviation(deviation_id)
         dev = self.state.deviation(deviation_id)
         if dev.closed:
@@ -463,6 +523,69 @@ class Review:
             actor,
             at,
             terminal,
+        )
+
+    # -- after release (mes.core.after_release) -----------------------------------------------
+
+    def record_result(
+        self, fields: Mapping[str, Any], actor: Actor, at: datetime, terminal: str | None
+    ) -> dict[str, Any]:
+        """The hub's QC enters a result the recipe declared pending at release.
+
+        Unsigned, like a value entered at the spoke: attributable to the person, sealed by
+        the hub. Out of specification, it is an open after-release event: the physician's
+        notification is due before anything else is signed on the batch.
+        """
+        self._after_release_open()
+        payload = result_payload(self.after_release(), self.batch.state.number, **fields)
+        self._append(ReviewKind.RESULT_RECORDED, payload, actor, at, terminal)
+        return payload
+
+    def notification_record(self, at: datetime, **fields: str) -> dict[str, Any]:
+        """What recording the physician's notification signs (who was told, when, how)."""
+        self._after_release_open()
+        self._may_sign(notifying=True)
+        notification = notification_payload(self.after_release(), self.batch.state.number, **fields)
+        return {
+            "type": REVIEW_RECORD_TYPE,
+            "batch": self.batch.state.id,
+            "number": self.batch.state.number,
+            "notification": notification,
+        }
+
+    def notify_physician(
+        self,
+        record: Mapping[str, Any],
+        manifestation: Manifestation,
+        actor: Actor,
+        at: datetime,
+        terminal: str | None,
+    ) -> None:
+        """Append QA's signed record of the physician's notification."""
+        self._append_signed(
+            ReviewKind.PHYSICIAN_NOTIFIED,
+            dict(record["notification"]),
+            record,
+            manifestation,
+            actor,
+            at,
+            terminal,
+        )
+
+    def certification_record(self) -> dict[str, Any]:
+        """What QA's final certification signs (refused as mes.core.after_release says)."""
+        self._may_sign()
+        return certification_record(
+            self.after_release(), self.batch.state.id, self.batch.state.number
+        )
+
+    def certify_final(
+        self, manifestation: Manifestation, actor: Actor, at: datetime, terminal: str | None
+    ) -> None:
+        """Append QA's signed final certification."""
+        record = self.certification_record()
+        self._append_signed(
+            ReviewKind.BATCH_CERTIFIED_FINAL, {}, record, manifestation, actor, at, terminal
         )
 
     def _append_signed(

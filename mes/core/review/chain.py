@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from mes.core.after_release import notification_words, result_words
 from mes.core.audit import Actor
 from mes.core.batch import (
     Batch,
@@ -36,6 +37,11 @@ class ReviewKind(StrEnum):
     DEVIATION_CLOSED = "deviation_closed"
     BATCH_RELEASED = "batch_released"
     BATCH_REJECTED = "batch_rejected"
+    # after release (mes.core.after_release): the hub's QC result, the physician told of a
+    # result out of specification, QA's final certification
+    RESULT_RECORDED = "result_recorded"
+    PHYSICIAN_NOTIFIED = "physician_notified"
+    BATCH_CERTIFIED_FINAL = "batch_certified_final"
 
 
 class Classification(StrEnum):
@@ -162,6 +168,9 @@ class ReviewState:
     reason: str | None = None
     decision_signature: dict[str, Any] | None = None
     decided_head: tuple[int, str] | None = None  # the spoke's record as released or rejected
+    # after release: the bodies of result_recorded, physician_notified, batch_certified_final
+    # and deviation_closed entries (read by mes.core.after_release.after_release_state)
+    followups: list[dict[str, Any]] = field(default_factory=list)
 
     def deviation(self, deviation_id: str) -> DeviationReview:
         """The workflow of a deviation (a fresh one if QA has not touched it yet)."""
@@ -224,6 +233,8 @@ def apply_entry(state: ReviewState, entry: SealedEntry) -> None:
         dev.assessed_by, dev.assessed_at = actor, at
         dev.history.append({"at": at, "by": actor, "changes": changes})
         state.deviations[dev.deviation] = dev
+    elif kind in _FOLLOWUPS:
+        pass  # read from state.followups by mes.core.after_release
     elif kind is ReviewKind.DEVIATION_CLOSED:
         dev = state.deviation(p["deviation"])
         dev.closed, dev.closed_by, dev.closed_at = True, actor, at
@@ -238,7 +249,18 @@ def apply_entry(state: ReviewState, entry: SealedEntry) -> None:
         state.decision_signature = p["manifestation"]
         head = p["record"]["record_head"]
         state.decided_head = (int(head[0]), str(head[1]))
+    if kind in _FOLLOWUPS or kind in (
+        ReviewKind.DEVIATION_CLOSED,
+        ReviewKind.BATCH_RELEASED,
+        ReviewKind.BATCH_REJECTED,
+    ):
+        state.followups.append(dict(body))
     state.last_seq, state.last_hash = entry.seq, entry.hash
+
+
+_FOLLOWUPS = frozenset(
+    {ReviewKind.RESULT_RECORDED, ReviewKind.PHYSICIAN_NOTIFIED, ReviewKind.BATCH_CERTIFIED_FINAL}
+)
 
 
 def qa_state_of(status: str, decision: str | None, reviewed: bool) -> QaState:
@@ -285,5 +307,11 @@ def review_entry_text(body: Mapping[str, Any]) -> str:
         return f"assessed deviation {p['deviation']}: " + "; ".join(parts)
     if kind is ReviewKind.DEVIATION_CLOSED:
         return f"closed deviation {p['deviation']}{signed}"
+    if kind is ReviewKind.RESULT_RECORDED:
+        return result_words(p)
+    if kind is ReviewKind.PHYSICIAN_NOTIFIED:
+        return f"{notification_words(p)}{signed}"
+    if kind is ReviewKind.BATCH_CERTIFIED_FINAL:
+        return f"certified the batch final{signed}"
     reason = f"; reason: {p['reason']}" if p.get("reason") else ""
     return f"{p['decision']} the batch{reason}{signed}"

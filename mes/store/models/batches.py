@@ -121,6 +121,10 @@ class BatchReview(Base):
     __tablename__ = "batch_reviews"
     __table_args__ = (
         known("decision", Decision, nullable=True),
+        CheckConstraint(
+            "after_release IS NULL OR after_release IN ('event', 'provisional')",
+            name="known_after_release",
+        ),
         Index("ix_batch_reviews_decision", "decision"),
     )
 
@@ -134,6 +138,9 @@ class BatchReview(Base):
     # This site's signature of the head as it moved (mes.core.heads).
     head_at: Mapped[str | None] = mapped_column(String(27), nullable=True)
     head_signature: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # What a released batch still awaits (mes.core.after_release.AfterRelease.awaiting): "event"
+    # (top of QA's queue) or "provisional"; a spoke keeps asking the hub for its review entries.
+    after_release: Mapped[str | None] = mapped_column(String(12), nullable=True)
 
 
 class BatchPhase(Base):
@@ -221,7 +228,7 @@ class Deviation(Base):
     number: Mapped[int] = mapped_column(Integer)
     phase_id: Mapped[str | None] = mapped_column(String(48), nullable=True)
     value_id: Mapped[str | None] = mapped_column(String(48), nullable=True)
-    category: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(32))
     description: Mapped[str] = mapped_column(Text)
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     status: Mapped[str] = mapped_column(String(16))

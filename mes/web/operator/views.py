@@ -34,7 +34,15 @@ from mes.core.phases import parse_form
 from mes.services import batches, labels, outbox
 from mes.web import error_response, site_zone, wants_json
 from mes.web.actions import Refused, act, done, reading, shown_on, typed
-from mes.web.forms import SignatureForm, whole_number
+from mes.web.forms import (
+    WITHIN_CHOICES,
+    NotificationForm,
+    ResultForm,
+    SignatureForm,
+    notification_fields,
+    result_fields,
+    whole_number,
+)
 from mes.web.helpers import requires
 from mes.web.operator.forms import (
     CommentForm,
@@ -51,6 +59,7 @@ from mes.web.operator.pages import (
     procedure_progress,
     witness_mode,
 )
+from mes.web.rendering import after_release_items
 
 bp = Blueprint("operator", __name__, url_prefix="/batches", template_folder="templates")
 
@@ -208,6 +217,9 @@ def _batch_page(
         broken=broken,
         hub_review=hub_review,
         entered=entered or {},
+        after_release=after_release_items(batch.after_release(), zone),
+        within_choices=WITHIN_CHOICES,
+        notify_meaning=ACTION_MEANINGS[Action.NOTIFY_PHYSICIAN],
     ), status
 
 
@@ -542,6 +554,12 @@ _ACTION_FORMS: dict[Action, tuple[Callable[..., Any], Callable[[], tuple[Any, ..
     ),
     Action.COMMENT: (batches.comment_deviation, lambda: (CommentForm().comment.data or "",)),
     Action.ACKNOWLEDGE: (batches.acknowledge_deviation, tuple),
+    # after release (mes.core.after_release)
+    Action.RECORD_RESULT: (batches.record_result, lambda: (result_fields(ResultForm()),)),
+    Action.NOTIFY_PHYSICIAN: (
+        batches.notify_physician,
+        lambda: (notification_fields(NotificationForm()),),
+    ),
 }
 
 
@@ -588,6 +606,20 @@ def batch_action(batch_id: str, action_name: str) -> ResponseReturnValue:
     if action_name == Action.REPORT:  # reported at /deviations
         abort(404, f"'{action_name}' is not an action here.")
     return _batch_action(batch_id, action_name)
+
+
+@bp.post("/<batch_id>/results")
+@requires(Permission.RECORD_RESULTS)
+def record_result(batch_id: str) -> ResponseReturnValue:
+    """QC enters a result the recipe declared pending at release (the batch is complete)."""
+    return _batch_action(batch_id, Action.RECORD_RESULT.value)
+
+
+@bp.post("/<batch_id>/physician-notified")
+@requires(Permission.READ_BATCHES)
+def notify_physician(batch_id: str) -> ResponseReturnValue:
+    """Record, signed, that the treating physician was told of a result out of specification."""
+    return _batch_action(batch_id, Action.NOTIFY_PHYSICIAN.value)
 
 
 @bp.post("/<batch_id>/deviations")

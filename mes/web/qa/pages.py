@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from mes.core.after_release import RESULT_AFTER_RELEASE
 from mes.core.batch import (
     BATCH_STATUS_TITLES,
     DEVIATION_CATEGORY_TITLES,
@@ -33,6 +34,7 @@ from mes.core.review import (
 )
 from mes.services.read_models import other_settings_words
 from mes.services.review import Queue, QueueRow, ReviewView
+from mes.web.rendering import after_release_items
 
 # The pill of each QA state: what needs QA's attention stands out.
 STATE_CLASSES = {
@@ -269,6 +271,8 @@ def deviation_cards(view: ReviewView) -> list[dict[str, Any]]:
                 "id": d.id,
                 "number": d.number,
                 "category": DEVIATION_CATEGORY_TITLES.get(d.category, d.category),  # type: ignore[call-overload]
+                # worked after release (mes.core.after_release): its forms stay open
+                "after_release": d.category == RESULT_AFTER_RELEASE,
                 "phase": plan.name if plan else None,
                 "description": d.description,
                 "raised": f"{d.raised_by.name} ({d.raised_by.username}), {_local(d.raised_at, zone)}",
@@ -328,4 +332,10 @@ def review_page(view: ReviewView) -> dict[str, Any]:
         "seen_review_seq": f"{view.state.last_seq}.{view.batch.state.last_seq}",
         "aborted": view.batch.state.status is BatchStatus.ABORTED,
         "chain_problem": view.chain_problem,
+        "after_release": after_release_card(view),
     }
+
+
+def after_release_card(view: ReviewView) -> dict[str, Any]:
+    """Results after release: certification level, pending and entered results, open events."""
+    return after_release_items(view.review.after_release(), view.time_zone)

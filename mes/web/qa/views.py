@@ -16,13 +16,15 @@ from typing import Any, TypeVar
 from flask import (
     Blueprint,
     Response,
+    abort,
     current_app,
     render_template,
     request,
 )
 from flask.typing import ResponseReturnValue
+from flask_login import current_user
 
-from mes.core.access import Permission
+from mes.core.access import Permission, allowed
 from mes.core.errors import MesError
 from mes.core.review import (
     ASSESSMENT_FIELDS,
@@ -36,7 +38,15 @@ from mes.services import cpv, review
 from mes.services.record import batch_record
 from mes.web import runtime, site_zone
 from mes.web.actions import act, done, reading, shown_on
-from mes.web.forms import whole_number
+from mes.web.forms import (
+    WITHIN_CHOICES,
+    CertificationForm,
+    NotificationForm,
+    ResultForm,
+    notification_fields,
+    result_fields,
+    whole_number,
+)
 from mes.web.helpers import requires, service_context
 from mes.web.qa.forms import (
     AssessmentForm,
@@ -125,6 +135,7 @@ def _review_page(
         classification_choices=CLASSIFICATION_CHOICES,
         typed_reason=request.form.get("reason", "") if request.method == "POST" else "",
         pdf_available="qa.record_pdf" in current_app.view_functions,
+        within_choices=WITHIN_CHOICES,
     ), status
 
 
@@ -150,9 +161,16 @@ def _back_to_review(message: str, batch_id: str, anchor: str) -> ResponseReturnV
 
 
 @bp.get("/batches/<batch_id>")
-@requires(Permission.REVIEW_BATCHES)
 def batch(batch_id: str) -> ResponseReturnValue:
-    """Review by exception: the verdict, then each exception, the deviations and the decision."""
+    """Review by exception: the verdict, then each exception, the deviations and the decision.
+
+    QC at the hub opens it too, to enter the results that arrive after release.
+    """
+    if not (
+        allowed(current_user.roles, Permission.REVIEW_BATCHES)
+        or allowed(current_user.roles, Permission.RECORD_RESULTS)
+    ):
+        abort(403, f"You are not allowed to {Permission.REVIEW_BATCHES.value}.")
     return _review_page(batch_id)
 
 
@@ -245,6 +263,50 @@ def _decide(batch_id: str, decision: Decision) -> ResponseReturnValue:
         REVIEW_ACTIONS[DECISION_KINDS[decision]].done.format(number=view.row.number),
         batch_id,
         "decision",
+    )
+
+
+# --- after release (mes.core.after_release) -----------------------------------------------------
+
+
+@bp.post("/batches/<batch_id>/results")
+@requires(Permission.RECORD_RESULTS)
+def record_result(batch_id: str) -> ResponseReturnValue:
+    """The hub's QC enters a result the recipe declared pending at release (no signature)."""
+    form = ResultForm()
+    act(
+        review.record_result_at_hub,
+        batch_id,
+        result_fields(form),
+        **seen_state(form),
+        refused=shown_on(_review_page, batch_id),
+    )
+    return _back_to_review(
+        REVIEW_ACTIONS[ReviewKind.RESULT_RECORDED].done, batch_id, "after-release"
+    )
+
+
+@bp.post("/batches/<batch_id>/physician-notified")
+@requires(Permission.REVIEW_BATCHES)
+def notify_physician(batch_id: str) -> ResponseReturnValue:
+    """QA records, signed, that the treating physician was told of a result out of spec."""
+    form = NotificationForm()
+    _signed(review.notify_physician_at_hub, batch_id, notification_fields(form), form=form)
+    return _back_to_review(
+        REVIEW_ACTIONS[ReviewKind.PHYSICIAN_NOTIFIED].done, batch_id, "after-release"
+    )
+
+
+@bp.post("/batches/<batch_id>/certified-final")
+@requires(Permission.REVIEW_BATCHES)
+def certify_final(batch_id: str) -> ResponseReturnValue:
+    """QA signs the final certification once every pending result is in and within spec."""
+    form = CertificationForm()
+    view = _signed(review.certify_final, batch_id, form=form)
+    return _back_to_review(
+        REVIEW_ACTIONS[ReviewKind.BATCH_CERTIFIED_FINAL].done.format(number=view.row.number),
+        batch_id,
+        "after-release",
     )
 
 

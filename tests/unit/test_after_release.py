@@ -1,0 +1,195 @@
+"""After release (mes.core.after_release): pending results, certification, the notification gate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mes.core.after_release import (
+    AlreadyCertifiedFinal,
+    Certification,
+    CertificationRefused,
+    NotReleased,
+    PhysicianNotificationPending,
+    ResultAlreadyRecorded,
+    ResultNotDeclared,
+    after_release_state,
+    certification_record,
+    check_may_sign,
+    notification_payload,
+    result_payload,
+)
+from mes.core.errors import InvalidInput, MesError
+from mes.core.recipe import check_recipe
+
+COMPILED = {
+    "pending_results": [
+        {
+            "id": "sterility_final",
+            "label": "Sterility (14-day culture)",
+            "specification": "No growth",
+            "accepted": ["No growth"],
+        },
+        {
+            "id": "vcn",
+            "label": "Vector copy number",
+            "specification": "≤ 5 copies/cell",
+            "unit": "copies/cell",
+            "maximum": 5,
+        },
+    ]
+}
+ACTOR = {"user_id": "u1", "username": "qc1", "name": "Quinn Control"}
+
+
+def body(kind: str, payload: dict[str, Any], seq: int, at: str = "2026-01-20T10:00:00Z") -> dict:
+    return {"kind": kind, "payload": payload, "seq": seq, "at": at, "actor": ACTOR}
+
+
+RELEASED = body("batch_released", {"decision": "released"}, 1)
+
+
+def entered(state: Any, seq: int, chain: str = "ledger", **fields: Any) -> dict:
+    payload = result_payload(state, "B-1", **{"reference": "LAB-7", **fields})
+    return body("result_recorded", payload, seq)
+
+
+def test_a_release_with_results_pending_is_provisional_and_lists_them() -> None:
+    state = after_release_state(COMPILED, [], [RELEASED])
+    assert state.certification is Certification.PROVISIONAL
+    assert [p.id for p in state.pending] == ["sterility_final", "vcn"]
+    assert after_release_state(COMPILED, [], []).certification is Certification.NOT_RELEASED
+    assert after_release_state({}, [], [RELEASED]).certification is Certification.FINAL
+
+
+def test_a_result_the_recipe_does_not_declare_is_refused() -> None:
+    state = after_release_state(COMPILED, [], [RELEASED])
+    with pytest.raises(ResultNotDeclared, match="declares no pending result 'mycoplasma'"):
+        result_payload(state, "B-1", result="mycoplasma", value="Negative", reference="L1")
+
+
+def test_a_result_entered_twice_is_refused_and_a_correction_needs_a_reason() -> None:
+    state = after_release_state(COMPILED, [], [RELEASED])
+    first = entered(state, 5, result="vcn", value="2.1")
+    state = after_release_state(COMPILED, [first], [RELEASED])
+    with pytest.raises(ResultAlreadyRecorded, match=r"already recorded: 2\.1"):
+        result_payload(state, "B-1", result="vcn", value="2.2", reference="L2")
+    with pytest.raises(InvalidInput, match="needs a reason"):
+        result_payload(
+            state, "B-1", result="vcn", value="2.2", reference="L2", corrects="spoke:5", reason=""
+        )
+    corrected = result_payload(
+        state, "B-1", result="vcn", value="2.2", reference="L2", corrects="spoke:5",
+        reason="transcription error",
+    )  # fmt: skip
+    assert corrected["corrects"] == "spoke:5"
+    state = after_release_state(COMPILED, [first, body("result_recorded", corrected, 6)], [])
+    assert state.result("vcn").value == "2.2"  # type: ignore[union-attr]
+
+
+def test_the_specification_is_judged_from_the_recipe() -> None:
+    state = after_release_state(COMPILED, [], [RELEASED])
+    assert (
+        result_payload(state, "B", result="vcn", value="6", reference="L")["within_specification"]
+        is False
+    )
+    assert result_payload(state, "B", result="sterility_final", value="no growth", reference="L")[
+        "within_specification"
+    ]
+    with pytest.raises(InvalidInput, match="not a number"):
+        result_payload(state, "B", result="vcn", value="lots", reference="L")
+
+
+def test_out_of_specification_closes_every_other_signature_until_the_physician_is_told() -> None:
+    state = after_release_state(COMPILED, [], [RELEASED])
+    growth = entered(state, 7, result="sterility_final", value="Growth: S. epidermidis")
+    state = after_release_state(COMPILED, [growth], [RELEASED])
+    assert state.notification_pending and state.open_events
+    with pytest.raises(PhysicianNotificationPending, match="treating physician"):
+        check_may_sign(state, "B-1")
+    check_may_sign(state, "B-1", notifying=True)  # the notification itself goes through
+    told = notification_payload(
+        state, "B-1", result="sterility_final", physician="Dr Ada Haem", how="phone",
+        told_at="2026-01-21T09:00:00Z",
+    )  # fmt: skip
+    state = after_release_state(COMPILED, [growth, body("physician_notified", told, 8)], [RELEASED])
+    check_may_sign(state, "B-1")
+    assert not state.open_events  # no ledger deviation: closed by the notification
+
+
+def test_final_certification_waits_for_every_result_within_specification_and_is_given_once() -> (
+    None
+):
+    state = after_release_state(COMPILED, [], [])
+    with pytest.raises(NotReleased):
+        certification_record(state, "id", "B-1")
+    state = after_release_state(COMPILED, [], [RELEASED])
+    with pytest.raises(CertificationRefused, match=r"Sterility .* is pending"):
+        certification_record(state, "id", "B-1")
+    ledger = [entered(state, 3, result="sterility_final", value="No growth")]
+    ledger.append(entered(after_release_state(COMPILED, ledger, []), 4, result="vcn", value="2"))
+    state = after_release_state(COMPILED, ledger, [RELEASED])
+    record = certification_record(state, "id", "B-1")
+    assert record["certification"] == "final"
+    certified = body("batch_certified_final", {}, 2)
+    state = after_release_state(COMPILED, ledger, [RELEASED, certified])
+    assert state.certification is Certification.FINAL
+    with pytest.raises(AlreadyCertifiedFinal):
+        certification_record(state, "id", "B-1")
+
+
+PENDING_YAML = """
+pending_results:
+  - {id: vcn, label: VCN, specification: "≤ 5", maximum: 5, minimum: 6}
+  - {id: vcn, label: VCN again, specification: x, accepted: [x], maximum: 3}
+"""
+
+
+def test_the_recipe_checker_refuses_a_result_listed_twice_and_limits_out_of_order() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "recipes" / "car-t-fresh.yaml").read_text()
+    start = text.index("pending_results:")
+    end = text.index("change_reason:")
+    bad = text[:start] + PENDING_YAML.lstrip() + text[end:]
+    data, problems = check_recipe(bad)
+    assert data is None
+    messages = " ".join(p.text("bad.yaml") for p in problems)
+    assert "listed twice" in messages
+    assert "above the maximum" in messages
+    assert "not both" in messages
+
+
+def test_a_complete_batch_records_a_result_raises_its_deviation_and_replays_the_same() -> None:
+    from datetime import timedelta
+
+    from batch_fixtures import COMPILED as BATCH_TEST
+    from batch_fixtures import OLIVIA, SAM, T0, TERMINAL, person
+    from test_batch_rules import eventful_batch
+
+    from mes.core.batch import Action, Batch, Procedure
+    from mes.core.keys import SiteKey
+
+    key = SiteKey.generate()
+    made = eventful_batch(key)
+    procedure = Procedure({**BATCH_TEST, **COMPILED})
+    batch = Batch.replay(procedure, made.new_entries, key=key)
+    cora = person("u-cora", "cora", "qc")
+    later = T0 + timedelta(days=14)
+    with pytest.raises(MesError, match="you need the qc role"):
+        batch.record_result({**GROWTH}, OLIVIA, later, TERMINAL)
+    outcome = batch.record_result({**GROWTH}, cora, later, TERMINAL)
+    assert [e.body["kind"] for e in outcome.entries] == ["result_recorded", "deviation_raised"]
+    assert outcome.entries[1].body["payload"]["category"] == "result_after_release"
+    assert batch.after_release().notification_pending
+    # the gate: a signature other than the notification is refused (asked of the table)
+    refusal = batch.refusal(Action.ACKNOWLEDGE, SAM, later, deviation_id=f"{made.state.number}-D1")
+    assert isinstance(refusal, PhysicianNotificationPending)
+    assert batch.refusal(Action.NOTIFY_PHYSICIAN, SAM, later) is None
+    replayed = Batch.replay(procedure, [*made.new_entries, *batch.new_entries], key=key)
+    assert replayed.projection() == batch.projection()
+    assert replayed.after_release() == batch.after_release()
+
+
+GROWTH = {"result": "sterility_final", "value": "Growth", "reference": "MB-1"}

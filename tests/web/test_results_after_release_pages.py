@@ -1,0 +1,111 @@
+"""Results after release on the pages, through the real hub and spoke apps (SQLite, PostgreSQL).
+
+A batch of a recipe with two pending results (sterility, VCN) is made at SPK1 and released at
+the hub. At the hub, QC opens the review page (pending results, certification "provisional")
+and enters a sterility result out of specification; the page and the network alerts show the
+event, QA's final certification is refused with the gate's sentence until QA records the
+physician's notification. At the spoke, once the review has come back, the batch page, the
+board and the final label say "provisional"; QC enters a VCN out of specification there and the
+page asks for the physician's notification.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from itsdangerous import URLSafeSerializer
+from review_network import spoke_app
+from support import PASSWORD
+from sync_sites import CLI, SPOKE
+from sync_sites import net as net  # the fixture
+from test_network_pages import browser, words
+from test_qa_pages import refusal, seen_seq
+from test_results_after_release import released
+from web_helpers import alerts, client_of, login, post_form, text
+
+from mes.services import outbox, review
+
+__all__ = ["net"]
+
+
+def test_the_hub_review_page_takes_a_result_and_holds_final_certification_until_notified(
+    net, make_app, tmp_path
+):
+    _site, batch_id = released(net, tmp_path)
+    app = make_app("hub")
+    page = f"/qa/batches/{batch_id}"
+    quill = browser(app, "quill")  # QC at the hub
+    shown = quill.get(page)
+    assert shown.status_code == 200
+    assert "After release Provisional — results pending" in words(shown)
+    assert re.findall(r'data-pending="([^"]+)"', text(shown)) == ["sterility_final", "vcn"]
+    assert "certified-final" not in text(shown)  # QA signs it, not QC
+    growth = {"result": "sterility_final", "value": "Growth: S. epidermidis",
+              "reference": "MB-118", "within": ""}  # fmt: skip
+    answer = post_form(quill, f"{page}/results", {**growth, "seen_review_seq": seen_seq(shown)},
+                       page=page)  # fmt: skip
+    assert answer.status_code == 303, words(answer)
+    shown = quill.get(page)
+    assert 'data-after-release-event="sterility_final"' in text(shown)
+    again = post_form(quill, f"{page}/results", {**growth, "seen_review_seq": seen_seq(shown)},
+                      page=page)  # fmt: skip
+    assert again.status_code == 409
+    assert "is already recorded: Growth: S. epidermidis" in refusal(again)
+    listed = quill.get("/network/alerts.json")
+    assert listed.status_code == 403  # QC does not watch the network; QA does
+    quinn = browser(app, "quinn")
+    first = quinn.get("/network/alerts.json").get_json()["alerts"][0]
+    assert first["category"] == "Result out of specification after release"
+    assert first["value"] == "Sterility (14-day culture): Growth: S. epidermidis"
+    shown = quinn.get(page)
+    refused = post_form(quinn, f"{page}/certified-final",
+                        {"esign_password": PASSWORD,
+                         "seen_review_seq": seen_seq(shown)}, page=page)  # fmt: skip
+    assert refused.status_code == 409
+    assert "the treating physician's notification is not recorded" in refusal(refused)
+    told_at = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%MZ")
+    notified = post_form(quinn, f"{page}/physician-notified",
+                         {"result": "sterility_final", "physician": "Dr Ada Haem", "how": "phone",
+                          "told_at": told_at, "esign_password": PASSWORD, "esign_username": "quinn",
+                          "seen_review_seq": seen_seq(quinn.get(page))}, page=page)  # fmt: skip
+    assert notified.status_code == 303, words(notified)
+    shown = quinn.get(page)
+    assert "data-after-release-event" not in text(shown)
+    assert all(
+        a["category"] != "Result out of specification after release"
+        for a in quinn.get("/network/alerts.json").get_json()["alerts"]
+    )
+
+
+def test_the_spoke_says_provisional_and_takes_a_qc_result_and_the_physicians_notification(
+    net, tmp_path
+):
+    site, batch_id = released(net, tmp_path)
+    with net.hub() as uow:  # the review travels back, as a sync round carries it
+        entries = review.review_updates(uow, SPOKE, {batch_id: 0})
+    with net.spoke_uow() as uow:  # the spoke knows its hub (as 'mes spoke enroll' records)
+        outbox.record_enrollment(uow, CLI, "http://hub.test", "HUB", net.hub_key.public.key_id)
+    with net.spoke_uow() as uow:
+        review.receive_review_entries(uow, datetime.now(UTC), entries)
+    app = spoke_app(net)
+    cora = client_of(app)
+    cookie = URLSafeSerializer("sync-tests-spoke", salt="mes-terminal")
+    cora.set_cookie("mes_terminal", cookie.dumps(site.terminal_id))
+    assert login(cora, "cora").status_code == 302
+    page = f"/batches/{batch_id}"
+    shown = cora.get(page)
+    assert 'data-certification="provisional"' in text(shown)
+    assert "data-result-form" in text(shown)
+    answer = post_form(cora, f"{page}/results",
+                       {"result": "vcn", "value": "7.2", "reference": "PCR-9", "within": ""},
+                       page=page)  # fmt: skip
+    assert answer.status_code == 303, alerts(answer)
+    shown = cora.get(page)
+    assert 'data-after-release-event="vcn"' in text(shown)
+    assert "data-notification-form" in text(shown)  # QC may record it too
+    board = cora.get("/batches")
+    assert 'data-certification="event"' in text(board)
+    label = cora.get(f"{page}/label")
+    assert label.status_code == 200
+    assert "PROVISIONAL — results pending: Sterility (14-day culture)" in words(label)
