@@ -1,0 +1,54 @@
+"""STAND-IN (helper "record"): replace this whole file with the results helper's module on merge.
+
+The contract (issue 17): ``Certification`` and ``after_release_state(procedure, ledger_bodies,
+review_bodies) -> AfterRelease``. This stand-in holds only what the printed record reads
+(``certification`` and ``pending_results``) so the record can be built and tested before the
+real module exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mes.core.worded import Worded
+
+
+class Certification(Worded):
+    """How far a batch is certified (STAND-IN)."""
+
+    NOT_RELEASED = "not_released", "Not released"
+    PROVISIONAL = "provisional", "Provisional"
+    FINAL = "final", "Final"
+    REJECTED = "rejected", "Rejected"
+
+
+@dataclass(frozen=True)
+class AfterRelease:
+    """What the record says after release (STAND-IN: the fields the printed record reads)."""
+
+    pending_results: tuple[Mapping[str, Any], ...]
+    certification: Certification
+
+
+def after_release_state(
+    procedure: Any,
+    ledger_bodies: Iterable[Mapping[str, Any]],
+    review_bodies: Iterable[Mapping[str, Any]],
+) -> AfterRelease:
+    """STAND-IN: declared pending results not yet recorded, and the certification level."""
+    bodies = [*ledger_bodies, *review_bodies]
+    kinds = [str(b["kind"]) for b in bodies]
+    recorded = {b["payload"].get("result") for b in bodies if b["kind"] == "result_recorded"}
+    declared = procedure.compiled.get("pending_results") or ()
+    pending = tuple(r for r in declared if r["id"] not in recorded)
+    if "batch_rejected" in kinds:
+        level = Certification.REJECTED
+    elif "batch_certified_final" in kinds:
+        level = Certification.FINAL
+    elif "batch_released" not in kinds:
+        level = Certification.NOT_RELEASED
+    else:
+        level = Certification.PROVISIONAL if declared else Certification.FINAL
+    return AfterRelease(pending, level)
