@@ -230,9 +230,11 @@ def after_release_summary(body: Mapping[str, Any]) -> str:
     """
     kind = str(body["kind"])
     words = AFTER_RELEASE_WORDS.get(kind)
-    if words is None:
-        return kind.replace("_", " ")
     payload = body.get("payload") or {}
+    if words is None:
+        signed = payload.get("record") if isinstance(payload.get("record"), Mapping) else {}
+        action = f" ({signed['action']})" if signed.get("action") else ""
+        return kind.replace("_", " ") + action  # a signature by the action it signed
     try:
         return words.format_map({k: _plain(v) for k, v in payload.items()})
     except (KeyError, ValueError):
