@@ -2,8 +2,8 @@
 
 The contract (issue 17): ``Certification`` and ``after_release_state(procedure, ledger_bodies,
 review_bodies) -> AfterRelease``. This stand-in holds only what the printed record reads
-(``certification`` and ``pending_results``) so the record can be built and tested before the
-real module exists.
+(``certification``, ``pending``, ``result_words``, ``notification_words``, named as in the
+results helper's module) so the record can be built and tested before the real module exists.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class Certification(Worded):
 class AfterRelease:
     """What the record says after release (STAND-IN: the fields the printed record reads)."""
 
-    pending_results: tuple[Mapping[str, Any], ...]
+    pending: tuple[Mapping[str, Any], ...]  # declared results not entered yet
     certification: Certification
 
 
@@ -52,3 +52,21 @@ def after_release_state(
     else:
         level = Certification.PROVISIONAL if declared else Certification.FINAL
     return AfterRelease(pending, level)
+
+
+def result_words(payload: Mapping[str, Any]) -> str:
+    """STAND-IN: a ``result_recorded`` entry in words."""
+    unit = f" {payload['unit']}" if payload.get("unit") else ""
+    verdict = "within specification" if payload["within_specification"] else "OUT OF SPECIFICATION"
+    return (
+        f"result {payload['result']} = {payload['value']}{unit} ({verdict}; specification "
+        f"{payload['specification']}; report {payload['reference']})"
+    )
+
+
+def notification_words(payload: Mapping[str, Any]) -> str:
+    """STAND-IN: a ``physician_notified`` entry in words."""
+    return (
+        f"treating physician {payload['physician']} told {payload['how']} at "
+        f"{payload['told_at']} of result {payload['result']}"
+    )

@@ -20,7 +20,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mes.core import phases
-from mes.core.after_release import Certification, after_release_state
+from mes.core.after_release import (
+    Certification,
+    after_release_state,
+    notification_words,
+    result_words,
+)
 from mes.core.batch import (
     BATCH_STATUS_TITLES,
     DEVIATION_CATEGORY_TITLES,
@@ -186,16 +191,6 @@ _LEDGER_KINDS = frozenset(
 # is printed by its name and its whole payload: nothing added to a record is ever left out.
 
 
-def _result_words(p: Mapping[str, Any]) -> str:
-    unit = f" {p['unit']}" if p.get("unit") else ""
-    within = "within specification" if p.get("within_specification") else "OUT OF SPECIFICATION"
-    method = f"; method {p['method']}" if p.get("method") else ""
-    return (
-        f"result {p.get('result')} recorded: {p.get('value')}{unit} — {within} "
-        f"(specification {p.get('specification')}); reference {p.get('reference')}{method}"
-    )
-
-
 AFTER_RELEASE_WORDS: Mapping[str, str] = {
     "result_recorded": "result {result} recorded",
     "physician_notified": "treating physician's notification recorded",
@@ -241,25 +236,30 @@ def after_release_summary(body: Mapping[str, Any]) -> str:
         return kind.replace("_", " ")
 
 
+# The kinds whose whole entry the after-release module words itself (one rule in one place).
+_WORDED_BY_KIND = {"result_recorded": result_words, "physician_notified": notification_words}
+
+
 def after_release_text(body: Mapping[str, Any]) -> str:
     """The whole entry in words: what (its kind's words and every field) and its signature.
 
-    A result reads with its value, unit, specification and reference; every other kind with
-    each payload field named; the e-signature's manifestation when the entry carries one.
+    A result and a physician's notification read as :mod:`mes.core.after_release` words them;
+    every other kind by its words with each payload field named; then the e-signature's
+    manifestation when the entry carries one.
     """
     payload: Mapping[str, Any] = body.get("payload") or {}
-    if body["kind"] == "result_recorded":
-        what = _result_words(payload)
-        shown = {"result", "value", "unit", "within_specification", "specification"}
-        shown |= {"reference", "method"}
-    else:
-        what = after_release_summary(body)
-        shown = set()
-    details = "; ".join(
-        f"{name.replace('_', ' ')}: {_plain(value)}"
-        for name, value in payload.items()
-        if name not in shown and name not in _NOT_REPEATED
-    )
+    worded = _WORDED_BY_KIND.get(str(body["kind"]))
+    try:
+        what = worded(payload) if worded is not None else ""
+    except (KeyError, TypeError):
+        what = ""  # not the payload its words expect: every field named instead
+    if not what:
+        details = "; ".join(
+            f"{name.replace('_', ' ')}: {_plain(value)}"
+            for name, value in payload.items()
+            if name not in _NOT_REPEATED
+        )
+        what = after_release_summary(body) + (f" — {details}" if details else "")
     m = payload.get("manifestation")
     signed = (
         f" — e-signature of {m.get('printed_name')} ({m.get('username')}), meaning "
@@ -267,7 +267,7 @@ def after_release_text(body: Mapping[str, Any]) -> str:
         if isinstance(m, Mapping)
         else ""
     )
-    return f"{what}{' — ' + details if details else ''}{signed}"
+    return f"{what}{signed}"
 
 
 @dataclass(frozen=True)
@@ -805,9 +805,9 @@ def build_record(
         finished=local_at(state.completed_at, time_zone),
         batch_signatures=tuple(SignatureLine.of(s, time_zone, hosts) for s in state.signatures),
         release=release,
-        certification=certification_words(level.certification, level.pending_results)
-        if release is not None
-        else "",
+        certification=certification_words(level.certification, level.pending)
+        if release is not None and level.certification is not Certification.NOT_RELEASED
+        else "",  # the review chain read for the level (not given: no level shown)
     )
     reviewed = ()
     if review is not None:

@@ -87,7 +87,8 @@ def chains_after_release() -> tuple[Any, list[SealedEntry], list[SealedEntry]]:
         ("batch_released", {"decision": "released", "record": {"record_head": [head.seq, head.hash]},
                             "manifestation": {**MANIFESTATION, "meaning": "released"}}),
         ("result_recorded", STERILITY),
-        ("physician_notified", {"physician": "Dr Pat Physician", "told_by": "quinn", "how": "phone"}),
+        ("physician_notified", {"physician": "Dr Pat Physician", "how": "phone", "result": "endotoxin",
+                                "told_at": "2026-11-21 14:20 CET"}),
         ("batch_certified_final", {"manifestation": MANIFESTATION}),
         ("lookback_disposition", {"lookback": "LB-1", "disposition": "no_action", "reason": "unaffected lot"}),
         ("shelf_photo_attached", {"photo": "IMG-9"}),
@@ -131,13 +132,16 @@ def test_every_contract_kind_has_words_and_an_unknown_kind_is_named_not_dropped(
     )
     sterility = next(a for a in lines if a.chain == "review" and a.kind == "result_recorded")
     assert sterility.summary == "result sterility_final recorded"
-    assert sterility.text.startswith(
-        "result sterility_final recorded: no growth — within specification "
-        "(specification No growth after 14 days); reference LAB-2026-0412; method Ph. Eur. 2.6.27"
-    )
+    assert sterility.text == (
+        "result sterility_final = no growth (within specification; specification "
+        "No growth after 14 days; report LAB-2026-0412)"
+    )  # as mes.core.after_release words a result, wherever it is shown
     final = by_kind["batch_certified_final"]
     assert final.summary == "final certification"
     assert "e-signature of Quinn Tester (quinn), meaning 'approved'" in final.text
+    assert by_kind["physician_notified"].text.startswith(
+        "treating physician Dr Pat Physician told "
+    )
     assert by_kind["bedside_mismatch"].summary == "identity MISMATCH at the bedside"
     assert "scanned: W1234 26 000001 X" in by_kind["bedside_mismatch"].text
     unknown = by_kind["shelf_photo_attached"]
