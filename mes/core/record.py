@@ -186,9 +186,9 @@ _LEDGER_KINDS = frozenset(
 )
 
 # --- after the release decision -----------------------------------------------------------------
-# What is appended after QA's decision, in either chain, is read by its kind: (the short words
-# "what was added" uses, the payload's fields the full line leads with). A kind not in the table
-# is printed by its name and its whole payload: nothing added to a record is ever left out.
+# What is appended after QA's decision, in either chain, is read by its kind: a few words per
+# kind (what ``mes verify`` says was added; the printed line's lead, then every payload field).
+# A kind not in the table is printed by its name and its whole payload: never left out.
 
 
 AFTER_RELEASE_WORDS: Mapping[str, str] = {
@@ -344,7 +344,7 @@ def certification_words(certification: Certification, pending: Iterable[Any]) ->
         waiting = f" — awaiting {', '.join(names)}" if names else ""
         return f"Provisional{waiting}"
     if certification is Certification.FINAL:
-        return "Final — every result in and within specification"
+        return "Final"
     return certification.words
 
 
@@ -756,8 +756,8 @@ def build_record(
 
     ``ledger`` is the batch's own ledger (for the reasons of corrections, kept only in the
     correcting entries) and ``review_entries`` the hub's review chain (for what was appended
-    after the decision and the certification level); ``audit`` the whole audit trail in words (batch and review chains);
-    ``record_hash`` the SHA-256 of the canonical JSON the printed record carries. Every time is
+    after the decision and the certification level); ``audit`` the whole audit trail in words
+    (batch and review chains); ``record_hash`` the SHA-256 of the canonical JSON the printed record carries. Every time is
     shown in ``time_zone`` with its abbreviation (11.50: date and time of signing).
     """
     state = batch.state
