@@ -4,8 +4,13 @@
 
 ``mes verify`` runs anywhere: at the hub it trusts the hub's own certificate; an auditor with
 only the file gives the hub's certificate with ``--trust``. It tells a batch record from a
-comparability report (``mes report comparability``) by what the PDF embeds. It exits 0 with a
-short summary, or 1 with one line per failure naming what failed.
+comparability report (``mes report comparability``) by what the PDF embeds. Its exit codes:
+
+* 0 — the file verifies (and, with ``--against-hub``, the hub holds exactly its entries);
+* 1 — a failure, one line each naming what failed;
+* 3 — (``--against-hub``) the file verifies, its signature is valid, but the hub holds entries
+  added since (after release: results, custody, the bedside, final certification): it prints
+  "superseded by record <SHA-256 of the newest PDF> issued <UTC time>: <what was added>".
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from mes.services.document_certificate import (
 )
 from mes.services.record_copy import hub_chains
 from mes.settings import load_settings
+
+SUPERSEDED = 3  # exit code: the record verifies, but the hub has issued a newer one
 
 
 def _trusted(state: CliState, trust: tuple[Path, ...]) -> list[x509.Certificate]:
@@ -80,8 +87,8 @@ def verify_command(
 ) -> None:
     """Check a PDF the hub signed: a batch record or a comparability report.
 
-    A batch record: its signature, its embedded ledger, and (at the hub) the database. A
-    comparability report: its signature, its embedded data against the digest it prints, and
+    A batch record: its signature, its embedded ledger, and (at the hub) the database; a record
+    the hub has since superseded names the newest (exit 3). A comparability report: its signature, its embedded data against the digest it prints, and
     the CSV beside it.
     """
     # pyHanko is slow to import: only when used
@@ -107,7 +114,7 @@ def verify_command(
             f"{file} is a batch record: --data checks a comparability report's CSV.",
             what_to_do="Verify the record without --data.",
         )
-    lookup = None
+    lookup = newest = None
     if against_hub:
         runtime = state.runtime()
         ctx = command_context()
@@ -117,7 +124,20 @@ def verify_command(
                 chains = hub_chains(uow, ctx, batch_id)
             return {"ledger": chains.ledger, "review": chains.review}
 
-    _outcome(file, verify_record_pdf(pdf, certificates, lookup))
+        def newest(batch_id: str, heads: Mapping[str, int]) -> Any:
+            from mes.pdf.issue import superseding_record
+
+            return superseding_record(runtime, ctx, batch_id, heads)
+
+    outcome = verify_record_pdf(pdf, certificates, lookup, newest)
+    _outcome(file, outcome)
+    if outcome.superseded is not None:
+        click.echo(outcome.superseded.line)
+        click.echo(
+            "  This record's signature is valid: it is the record as the hub issued it then. "
+            "The newer record holds every entry of this one and those added since."
+        )
+        sys.exit(SUPERSEDED)
 
 
 def _outcome(file: Path, outcome: Any) -> None:

@@ -20,7 +20,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mes.core import phases
-from mes.core.after_release import notification_words, result_words
+from mes.core.after_release import (
+    Certification,
+    after_release_state,
+    notification_words,
+    result_words,
+)
 from mes.core.batch import (
     BATCH_STATUS_TITLES,
     DEVIATION_CATEGORY_TITLES,
@@ -121,6 +126,8 @@ def _entry_text(batch: Batch, body: Mapping[str, Any]) -> str:
     phase_kind = phases.for_entry(body["kind"])
     if phase_kind is not None:
         return phase_kind.entry_text(batch, body["kind"], body["payload"])
+    if body["kind"] in AFTER_RELEASE_WORDS or body["kind"] not in _LEDGER_KINDS:
+        return after_release_text(body)  # read by its kind's words, never dropped
     kind = EntryKind(body["kind"])
     p = body["payload"]
     if kind is EntryKind.BATCH_CREATED:
@@ -148,14 +155,6 @@ def _entry_text(batch: Batch, body: Mapping[str, Any]) -> str:
         return f"put the batch on hold: {p['reason']}"
     if kind is EntryKind.BATCH_RESUMED:
         return f"resumed the batch: {p['reason']}"
-    if kind is EntryKind.RESULT_RECORDED:
-        return result_words(p)
-    if kind is EntryKind.PHYSICIAN_NOTIFIED:
-        m = p["manifestation"]
-        return (
-            f"{notification_words(p)} — e-signature of {m['printed_name']} ({m['username']}), "
-            f"meaning '{m['meaning']}', bound to record hash {m['record_hash'][:12]}…"
-        )
     record = p["record"]
     m = p["manifestation"]
     words = ACTION_WORDS.get(record["action"], record["action"])
@@ -171,6 +170,194 @@ def _entry_text(batch: Batch, body: Mapping[str, Any]) -> str:
         f"e-signature — {words}{subject}{reason} — {m['printed_name']} ({m['username']}){witness}, "
         f"meaning '{Meaning(m['meaning']).value}', bound to record hash {m['record_hash'][:12]}…"
     )
+
+
+# The ledger kinds :func:`_entry_text` words itself (besides the phase kinds' and signatures).
+_LEDGER_KINDS = frozenset(
+    {
+        EntryKind.BATCH_CREATED,
+        EntryKind.PHASE_STARTED,
+        EntryKind.SCAN_REFUSED,
+        EntryKind.DEVIATION_RAISED,
+        EntryKind.DEVIATION_COMMENTED,
+        EntryKind.BATCH_HELD,
+        EntryKind.BATCH_RESUMED,
+        EntryKind.SIGNATURE,
+    }
+)
+
+# --- after the release decision -----------------------------------------------------------------
+# What is appended after QA's decision, in either chain, is read by its kind: a few words per
+# kind (what ``mes verify`` says was added; the printed line's lead, then every payload field).
+# A kind not in the table is printed by its name and its whole payload: never left out.
+
+
+AFTER_RELEASE_WORDS: Mapping[str, str] = {
+    "result_recorded": "result {result} recorded",
+    "physician_notified": "treating physician's notification recorded",
+    "batch_certified_final": "final certification",
+    "custody_transferred": "custody transferred",
+    "logger_imported": "temperature logger file imported",
+    "bedside_checked": "identity checked at the bedside",
+    "bedside_mismatch": "identity MISMATCH at the bedside",
+    "infusion_started": "infusion started",
+    "infusion_ended": "infusion ended",
+    "lookback_disposition": "look-back disposition",
+}
+# Payload fields the full line does not repeat: the signature is written out on its own, and
+# a signed record's content is what the line already says.
+_NOT_REPEATED = frozenset({"manifestation", "record"})
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {_plain(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_plain(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "—" if value is None else str(value)
+
+
+def after_release_summary(body: Mapping[str, Any]) -> str:
+    """An entry in a few words ('result sterility_final recorded', 'final certification').
+
+    The words of the entry's kind (:data:`AFTER_RELEASE_WORDS`); any other kind by its name.
+    """
+    kind = str(body["kind"])
+    words = AFTER_RELEASE_WORDS.get(kind)
+    payload = body.get("payload") or {}
+    if words is None:
+        signed = payload.get("record") if isinstance(payload.get("record"), Mapping) else {}
+        action = f" ({signed['action']})" if signed.get("action") else ""
+        return kind.replace("_", " ") + action  # a signature by the action it signed
+    try:
+        return words.format_map({k: _plain(v) for k, v in payload.items()})
+    except (KeyError, ValueError):
+        return kind.replace("_", " ")
+
+
+# The kinds whose whole entry the after-release module words itself (one rule in one place).
+_WORDED_BY_KIND = {"result_recorded": result_words, "physician_notified": notification_words}
+
+
+def after_release_text(body: Mapping[str, Any]) -> str:
+    """The whole entry in words: what (its kind's words and every field) and its signature.
+
+    A result and a physician's notification read as :mod:`mes.core.after_release` words them;
+    every other kind by its words with each payload field named; then the e-signature's
+    manifestation when the entry carries one.
+    """
+    payload: Mapping[str, Any] = body.get("payload") or {}
+    worded = _WORDED_BY_KIND.get(str(body["kind"]))
+    try:
+        what = worded(payload) if worded is not None else ""
+    except (KeyError, TypeError):
+        what = ""  # not the payload its words expect: every field named instead
+    if not what:
+        details = "; ".join(
+            f"{name.replace('_', ' ')}: {_plain(value)}"
+            for name, value in payload.items()
+            if name not in _NOT_REPEATED
+        )
+        what = after_release_summary(body) + (f" — {details}" if details else "")
+    m = payload.get("manifestation")
+    signed = (
+        f" — e-signature of {m.get('printed_name')} ({m.get('username')}), meaning "
+        f"'{m.get('meaning')}', bound to record hash {str(m.get('record_hash'))[:12]}…"
+        if isinstance(m, Mapping)
+        else ""
+    )
+    return f"{what}{signed}"
+
+
+@dataclass(frozen=True)
+class AfterReleaseLine:
+    """One entry appended after the release decision: where (chain), who, when and what."""
+
+    chain: str  # "batch" (the spoke's ledger) or "review" (the hub's review chain)
+    seq: int
+    at_utc: str
+    at_text: str
+    who: str
+    terminal: str
+    site: str
+    kind: str
+    summary: str  # :func:`after_release_summary`
+    text: str  # :func:`after_release_text`
+
+    @property
+    def line(self) -> str:
+        """As the record prints it: the chain and entry, time, who (and where), what."""
+        chain = "Spoke ledger" if self.chain == "batch" else "Hub review chain"
+        where = f" at {self.terminal}" if self.terminal else ""
+        return (
+            f"{chain} {self.site} entry {self.seq}\t{self.at_text}\t{self.who}{where}: {self.text}"
+        )
+
+
+def _decision(review: Iterable[SealedEntry]) -> tuple[int, int] | None:
+    """(review seq, ledger seq decided on) of QA's release decision, or None before it."""
+    for entry in review:
+        if entry.body["kind"] in ("batch_released", "batch_rejected"):
+            head = entry.body["payload"]["record"]["record_head"]
+            return entry.seq, int(head[0])
+    return None
+
+
+def after_release_lines(
+    ledger: Iterable[SealedEntry], review: Iterable[SealedEntry], time_zone: str
+) -> tuple[AfterReleaseLine, ...]:
+    """Every entry appended after QA's release decision, from both chains, oldest first.
+
+    After the decision: in the review chain, every entry after the decision's; in the batch
+    ledger, every entry after the record the decision was made on (its ``record_head``).
+    """
+    review = list(review)
+    decided = _decision(review)
+    if decided is None:
+        return ()
+    review_seq, ledger_seq = decided
+    added = [("batch", e) for e in ledger if e.seq > ledger_seq]
+    added += [("review", e) for e in review if e.seq > review_seq]
+    added.sort(key=lambda item: (parse_utc_text(item[1].body["at"]), item[0], item[1].seq))
+    return tuple(
+        AfterReleaseLine(
+            chain=chain,
+            seq=e.seq,
+            at_utc=str(e.body["at"]),
+            at_text=local_text(parse_utc_text(e.body["at"]), time_zone),
+            who=f"{e.body['actor']['name']} ({e.body['actor']['username']})",
+            terminal=e.body.get("terminal") or "",
+            site=str(e.body.get("site") or ""),
+            kind=str(e.body["kind"]),
+            summary=after_release_summary(e.body),
+            text=after_release_text(e.body),
+        )
+        for chain, e in added
+    )
+
+
+def certification_words(certification: Certification, pending: Iterable[Any]) -> str:
+    """The certification level as the cover reads it, naming the results still pending."""
+    if certification is Certification.PROVISIONAL:
+        names = [_pending_name(r) for r in pending]
+        waiting = f" — awaiting {', '.join(names)}" if names else ""
+        return f"Provisional{waiting}"
+    if certification is Certification.FINAL:
+        return "Final"
+    return certification.words
+
+
+def _pending_name(result: Any) -> str:
+    """A pending result by its label and ID (a recipe's entry, or any object naming them)."""
+    if isinstance(result, Mapping):
+        label, ident = result.get("label"), result.get("id")
+    else:
+        label, ident = getattr(result, "label", None), getattr(result, "id", None)
+    if label or ident:
+        return f"{label} ({ident})" if label and ident and label != ident else str(label or ident)
+    return str(result)
 
 
 @dataclass(frozen=True)
@@ -381,6 +568,7 @@ class Cover:
     finished: str
     batch_signatures: tuple[SignatureLine, ...]  # started, complete, aborted
     release: Release | None
+    certification: str = ""  # :func:`certification_words`: provisional (awaiting …) or final
 
 
 @dataclass(frozen=True)
@@ -396,6 +584,7 @@ class BatchRecord:
     time_zone: str
     generated_at: str  # local time of printing, with zone
     generated_utc: datetime  # the same instant (the PDF's creation date)
+    after_release: tuple[AfterReleaseLine, ...] = ()  # entries after QA's decision, both chains
 
     @property
     def phase_count(self) -> int:
@@ -562,18 +751,24 @@ def build_record(
     record_hash: str,
     generated_at: datetime,
     ledger: Iterable[SealedEntry] = (),
+    review_entries: Iterable[SealedEntry] = (),
 ) -> BatchRecord:
     """The executed batch record of ``batch`` as it is now, in words.
 
     ``ledger`` is the batch's own ledger (for the reasons of corrections, kept only in the
-    correcting entries); ``audit`` the whole audit trail in words (batch and review chains);
-    ``record_hash`` the SHA-256 of the canonical JSON the printed record carries. Every time is
+    correcting entries) and ``review_entries`` the hub's review chain (for what was appended
+    after the decision and the certification level); ``audit`` the whole audit trail in words
+    (batch and review chains); ``record_hash`` the SHA-256 of the canonical JSON the printed record carries. Every time is
     shown in ``time_zone`` with its abbreviation (11.50: date and time of signing).
     """
     state = batch.state
     compiled = batch.procedure.compiled
     ledger = list(ledger)
+    review_entries = list(review_entries)
     reasons = _correction_reasons(ledger)
+    level = after_release_state(
+        batch.procedure, [e.body for e in ledger], [e.body for e in review_entries]
+    )
     hosts = witness_hosts(ledger)
     release = None
     if review is not None and review.decision is not None:
@@ -611,6 +806,9 @@ def build_record(
         finished=local_at(state.completed_at, time_zone),
         batch_signatures=tuple(SignatureLine.of(s, time_zone, hosts) for s in state.signatures),
         release=release,
+        certification=certification_words(level.certification, level.pending)
+        if release is not None and level.certification is not Certification.NOT_RELEASED
+        else "",  # the review chain read for the level (not given: no level shown)
     )
     reviewed = ()
     if review is not None:
@@ -633,4 +831,5 @@ def build_record(
         time_zone=time_zone,
         generated_at=local_text(generated_at, time_zone),
         generated_utc=as_utc(generated_at),
+        after_release=after_release_lines(ledger, review_entries, time_zone),
     )

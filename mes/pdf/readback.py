@@ -11,7 +11,9 @@ must never go missing is looked for in it, in the record's own words (the proper
   as often as the record holds it;
 * every recorded or calculated value with its status, limits, who and when, and every change
   of a value (original → new, the reason) — 11.10(e);
-* every line of the audit trail, and the chain of identity on the cover.
+* every line of the audit trail, and the chain of identity on the cover;
+* the certification level on the cover and every entry appended after the release decision
+  (the "After release" section, each entry's line as :class:`AfterReleaseLine` writes it).
 
 Text extraction does not keep a layout's line breaks: a long value wraps, columns become
 tabs. So both sides are compared without whitespace, control or formatting characters, after
@@ -66,6 +68,12 @@ def expected_words(record: BatchRecord) -> list[Expected]:
         signature(s)
     if cover.release is not None:
         signature(cover.release.signature)
+    if cover.certification:
+        expected.append(Expected(f"the certification {cover.certification}", cover.certification))
+    expected += [
+        Expected(f"{a.chain} entry {a.seq} in the after-release section", a.line)
+        for a in record.after_release
+    ]
     for d in record.deviations:
         expected.append(Expected(f"deviation {d.id}", d.title))
         signature(d.acknowledgement)

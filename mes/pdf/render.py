@@ -142,6 +142,8 @@ def _phase_rows(unit: UnitSection) -> int:
 def record_blocks(record: BatchRecord) -> list[Block]:
     """The record's pieces in order, each with its weight (rows to lay out)."""
     blocks = [Block("cover", weight=60 + 4 * len(record.cover.batch_signatures))]
+    if record.after_release:  # what was added after the decision: read right after the cover
+        blocks.append(Block("after_release", weight=10 + 2 * len(record.after_release)))
     # Deviations right after the cover: what needs judgement first (review by exception).
     blocks.append(
         Block(

@@ -8,7 +8,9 @@ Four checks, each failure named in words:
 3. its chains verify: the batch's ledger with the key of the site that made it, the review
    chain with the key of the hub that sealed it (keys taken from the record itself: they are
    trustworthy because the hub's PDF signature covers them), and ``record_hash`` matches;
-4. optionally, the hub's database holds the same entries (same seq → hash in both chains).
+4. optionally, the hub's database holds the same entries (same seq → hash in both chains);
+   when it holds them all and more, the record is superseded (not a failure): the hub's
+   newest record is named with what was added since (:class:`Superseded`).
 
 The record's format is read in one place, :func:`check_record`, so it can change with the
 record builder (mes.services.record) without touching the rest.
@@ -159,8 +161,9 @@ def _binding_problems(
 ) -> list[str]:
     """What ties the chains to each other and to the issuer.
 
-    A review by the issuing hub (never by the batch's own site), a decision made on exactly the
-    embedded ledger, and the batch's number as it was created.
+    A review by the issuing hub (never by the batch's own site), a decision made on the
+    embedded ledger (its head one of the ledger's entries: what follows it was appended after
+    the decision), and the batch's number as it was created.
     """
     problems = []
     ledger, review = chains.get("ledger", []), chains.get("review", [])
@@ -178,15 +181,18 @@ def _binding_problems(
             problems.append(
                 f"review: signed by site {reviewer}, but the PDF was issued by hub {issuer}"
             )
-        head = [ledger[-1].seq, ledger[-1].hash] if ledger else [0, None]
+        held = [[e.seq, e.hash] for e in ledger]
         for entry in review:
             if entry.body.get("kind") not in (ReviewKind.BATCH_RELEASED, ReviewKind.BATCH_REJECTED):
                 continue
             decided = entry.body.get("payload", {}).get("record", {}).get("record_head")
-            if decided != head:
+            # entries after the decided head are the spoke's after release (results, custody,
+            # the bedside): printed as such; the head itself must be one of the ledger's
+            if decided not in held:
                 problems.append(
                     f"review entry {entry.seq}: the decision was made on the record up to entry "
-                    f"{(decided or ['?'])[0]}, but the embedded ledger ends at entry {head[0]}"
+                    f"{(decided or ['?'])[0]}, which the embedded ledger (entries 1–"
+                    f"{held[-1][0] if held else 0}) does not hold"
                     " — the ledger is not the record that was decided"
                 )
     return problems
@@ -286,6 +292,38 @@ def compare_chains(
     return problems
 
 
+def only_added(
+    record: Mapping[str, list[tuple[int, str]]], hub: Mapping[str, list[tuple[int, str]]]
+) -> bool:
+    """True when the hub holds every entry of the record and more: the record was superseded."""
+    longer = False
+    for chain in CHAINS:
+        ours, theirs = list(record.get(chain, [])), list(hub.get(chain, []))
+        if theirs[: len(ours)] != ours:
+            return False
+        longer = longer or len(theirs) > len(ours)
+    return longer
+
+
+@dataclass(frozen=True)
+class Superseded:
+    """The newest record the hub issued for a batch whose chains moved since an older copy."""
+
+    sha256: str  # of the newer signed PDF
+    issued_at: str  # UTC, mes.pdf.issue.ISSUED_AT_FORMAT
+    added: tuple[str, ...]  # each entry added since the older copy, in a few words
+
+    @property
+    def line(self) -> str:
+        """'superseded by record <sha256> issued <time>: 2 entries: result … recorded, …'."""
+        count = len(self.added)
+        entries = f"{count} {'entry' if count == 1 else 'entries'}"
+        return (
+            f"superseded by record {self.sha256} issued {self.issued_at}: "
+            f"{entries}: {', '.join(self.added)}"
+        )
+
+
 # --- the whole check ----------------------------------------------------------------------
 
 
@@ -297,6 +335,7 @@ class RecordVerification:
     record: RecordCheck
     compared_with_hub: bool = False
     hub_problems: tuple[str, ...] = ()
+    superseded: Superseded | None = None  # the hub holds more entries: its newer record
 
     @property
     def problems(self) -> list[str]:
@@ -324,7 +363,11 @@ class RecordVerification:
                 f"{n} {chain} entries verified" for chain, n in self.record.verified.items()
             ),
         ]
-        if self.compared_with_hub:
+        if self.superseded is not None:
+            lines.append(
+                "The hub's database holds every entry of this record, and entries added since."
+            )
+        elif self.compared_with_hub:
             lines.append("The hub's database holds the same entries.")
         return lines
 
@@ -333,9 +376,14 @@ def verify_record_pdf(
     pdf: bytes,
     trust: Sequence[x509.Certificate],
     hub_chains: Callable[[str], Mapping[str, list[tuple[int, str]]]] | None = None,
+    superseding: Callable[[str, Mapping[str, int]], Superseded] | None = None,
 ) -> RecordVerification:
     """All checks of an issued record; ``hub_chains(batch_id)`` gives the hub's copy to compare.
 
+    ``superseding(batch_id, heads)``: the hub's newest record of the batch, asked for when the
+    record verifies and the hub holds all of its entries and more (``heads``: the last seq of
+    each of the record's chains). Such a record is not a failure but superseded: its signature
+    and entries are valid, and :attr:`RecordVerification.superseded` names the newer record.
     Raises :class:`InvalidInput` when ``pdf`` is not a readable PDF.
     """
     signature = verify_pdf(pdf, trust)
@@ -350,7 +398,14 @@ def verify_record_pdf(
     if hub_chains is None or record.batch_id is None:
         return RecordVerification(signature, record)
     hub = hub_chains(record.batch_id)
-    return RecordVerification(signature, record, True, tuple(compare_chains(record.chains, hub)))
+    differences = tuple(compare_chains(record.chains, hub))
+    valid = signature.ok and not record.problems
+    if differences and valid and superseding is not None and only_added(record.chains, hub):
+        heads = {
+            chain: (entries[-1][0] if entries else 0) for chain, entries in record.chains.items()
+        }
+        return RecordVerification(signature, record, True, (), superseding(record.batch_id, heads))
+    return RecordVerification(signature, record, True, differences)
 
 
 # --- a comparability report ---------------------------------------------------------------------

@@ -15,6 +15,7 @@ accurate and complete copies in human-readable and electronic form).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,8 +24,15 @@ from mes.core.access import Permission
 from mes.core.canonical import canonical_json, content_hash
 from mes.core.clock import local_text, parse_utc_text
 from mes.core.ledger import SealedEntry
-from mes.core.record import AuditLine, BatchRecord, batch_audit_lines, build_record
-from mes.core.review import review_entry_text
+from mes.core.record import (
+    AFTER_RELEASE_WORDS,
+    AuditLine,
+    BatchRecord,
+    after_release_text,
+    batch_audit_lines,
+    build_record,
+)
+from mes.core.review import ReviewKind, review_entry_text
 from mes.services.batches import signing_key
 from mes.services.context import Context, authorise
 from mes.services.review import ReviewView, load_review
@@ -75,6 +83,27 @@ def site_name(uow: UnitOfWork, site: str) -> str:
     return spoke.name if spoke is not None else site
 
 
+# The review kinds :func:`mes.core.review.review_entry_text` words (QA's review and decision).
+_REVIEW_KINDS = frozenset(
+    {
+        ReviewKind.EXCEPTION_REVIEWED,
+        ReviewKind.EXCEPTIONS_REVIEWED,
+        ReviewKind.DEVIATION_ASSESSED,
+        ReviewKind.DEVIATION_CLOSED,
+        ReviewKind.BATCH_RELEASED,
+        ReviewKind.BATCH_REJECTED,
+    }
+)
+
+
+def _review_text(body: Mapping[str, Any]) -> str:
+    """A review entry in words; a kind added after release by its kind's words, never dropped."""
+    kind = body["kind"]
+    if kind in AFTER_RELEASE_WORDS or kind not in _REVIEW_KINDS:
+        return after_release_text(body)
+    return review_entry_text(body)
+
+
 def review_audit_lines(entries: list[SealedEntry], time_zone: str) -> list[AuditLine]:
     """The review chain as audit-trail lines (chain "review"), oldest first."""
     return [
@@ -84,7 +113,7 @@ def review_audit_lines(entries: list[SealedEntry], time_zone: str) -> list[Audit
             who=f"{e.body['actor']['name']} ({e.body['actor']['username']})",
             terminal=e.body.get("terminal") or "",
             kind=str(e.body["kind"]),
-            text=review_entry_text(e.body),
+            text=_review_text(e.body),
             chain="review",
         )
         for e in entries
@@ -110,6 +139,7 @@ def package(uow: UnitOfWork, batch_id: str, generated_at: datetime) -> RecordPac
         record_hash=record_hash,
         generated_at=generated_at,
         ledger=view.record,
+        review_entries=view.review_entries,
     )
     heads = (view.batch.state.last_hash, view.state.last_hash)
     return RecordPackage(view, record, attachment, record_hash, heads)

@@ -6,10 +6,13 @@ record still says what the hub holds now (21 CFR 11.10(b): accurate and complete
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mes.core.access import Permission
+from mes.core.clock import parse_utc_text
 from mes.core.errors import NotFound
+from mes.core.record import after_release_summary
 from mes.services.context import Context, authorise
 from mes.store.batches import batch, ledger
 from mes.store.review import review_ledger
@@ -41,3 +44,33 @@ def hub_chains(uow: UnitOfWork, ctx: Context, batch_id: str) -> HubChains:
         ledger=[(e.seq, e.hash) for e in ledger(uow.session, batch_id)],
         review=[(e.seq, e.hash) for e in review_ledger(uow.session, batch_id)],
     )
+
+
+def entries_added(
+    uow: UnitOfWork,
+    ctx: Context,
+    batch_id: str,
+    after: Mapping[str, int],
+    until: Mapping[str, int] | None = None,
+) -> list[str]:
+    """What the hub holds beyond an issued record's heads, each entry in a few words, oldest first.
+
+    ``after``: the last seq of each chain ("ledger", "review") the record covers; ``until``:
+    the last seq of each chain of the newer record (default: all the hub holds). The words are
+    :func:`mes.core.record.after_release_summary` ('result sterility_final recorded', 'final
+    certification').
+    """
+    authorise(uow, ctx, Permission.READ_BATCHES)
+    last = until or {}
+    entries = [
+        e
+        for e in ledger(uow.session, batch_id)
+        if after.get("ledger", 0) < e.seq <= last.get("ledger", e.seq)
+    ]
+    entries += [
+        e
+        for e in review_ledger(uow.session, batch_id, after_seq=after.get("review", 0))
+        if e.seq <= last.get("review", e.seq)
+    ]
+    entries.sort(key=lambda e: parse_utc_text(str(e.body["at"])))
+    return [after_release_summary(e.body) for e in entries]

@@ -417,8 +417,8 @@ def test_two_requests_for_the_same_record_at_once_both_get_a_whole_signed_file(
     (kept,) = folder.glob("*.pdf")
     assert kept.read_bytes() in (first.pdf, second.pdf)
     assert sorted(p.name for p in folder.iterdir() if p.is_file()) == sorted(
-        [kept.name, kept.with_suffix(".sha256").name]
-    )
+        [kept.name, kept.with_suffix(".json").name, kept.with_suffix(".sha256").name]
+    )  # the record, its issue note (when, which heads) and its digest
     for issued in (first, second):
         check = verify_pdf(issued.pdf, [load_certificate(certificate)])
         assert check.problems == ()

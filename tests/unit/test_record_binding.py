@@ -67,6 +67,13 @@ def test_a_decision_on_another_ledger_head_is_named():
     assert any("not the record that was decided" in p for p in check.problems), check.problems
 
 
+def test_a_decision_on_an_earlier_entry_of_the_ledger_binds_what_follows_came_after_release():
+    ledger = json.loads(record_document(SPOKE_KEY, HUB_KEY))["ledger"]
+    earlier = [ledger[-2]["body"]["seq"], ledger[-2]["hash"]]
+    check = check_record(with_review(review_chain(HUB_KEY, "HUB", earlier)), "HUB")
+    assert check.problems == ()
+
+
 def test_the_hub_is_read_from_its_certificate_subject():
     subject = "CN=Central hub (HUB) batch records,O=Central hub,OU=MES site HUB"
     assert issuer_site(subject) == "HUB"

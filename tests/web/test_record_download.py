@@ -7,6 +7,7 @@ same bytes come back.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import subprocess
@@ -68,3 +69,40 @@ def test_an_issued_record_and_its_folder_are_private_to_the_owner(hub_app, compl
     modes = {str(p.relative_to(tmp_path)): f"{stat.S_IMODE(p.stat().st_mode):04o}" for p in found}
     private = {p: ("0700" if (tmp_path / p).is_dir() else "0600") for p in modes}
     assert modes == private
+
+
+def test_after_a_new_entry_the_download_is_the_newest_record_and_the_earlier_one_is_kept(
+    hub_app, completed, tmp_path
+):
+    from test_qa_pages import fresh
+    from web_helpers import post_form
+
+    from mes.pdf.issue import IssueNote
+
+    batch_id, _number, deviation = completed
+    (tmp_path / "keys").mkdir(exist_ok=True)
+    write_document_key(tmp_path, DocumentSigningKey.generate("TEST", "Test site", NOW))
+    quinn = browser(hub_app, "quinn")
+    first = quinn.get(f"/qa/batches/{batch_id}/record.pdf")
+    assert first.status_code == 200, text(first)
+    page = f"/qa/batches/{batch_id}"
+    assessment = {
+        "classification": "minor", "description": "Viability below the action limit.",
+        "impact": "None.", "root_cause": "Transport delay.", "capa": "",
+    }  # fmt: skip
+    saved = post_form(
+        quinn, f"{page}/deviations/{deviation}/assessment", fresh(quinn, page, assessment),
+        page=page,
+    )  # fmt: skip
+    assert saved.status_code == 303, text(saved)
+    newest = quinn.get(f"/qa/batches/{batch_id}/record.pdf")
+    assert newest.status_code == 200 and newest.data != first.data
+    assert quinn.get(f"/qa/batches/{batch_id}/record.pdf").data == newest.data
+    kept = sorted((tmp_path / "records").glob(f"{batch_id}-*.json"))
+    notes = sorted((IssueNote.read(path) for path in kept), key=lambda n: n.review_head[0])
+    assert [n.sha256 for n in notes] == [
+        hashlib.sha256(first.data).hexdigest(),
+        hashlib.sha256(newest.data).hexdigest(),
+    ]
+    assert notes[1].review_head[0] == notes[0].review_head[0] + 1
+    assert len(list((tmp_path / "records").glob(f"{batch_id}-*.pdf"))) == 2
