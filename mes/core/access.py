@@ -47,6 +47,10 @@ class Role(Worded):
     SUPERVISOR = "supervisor", "Supervisor — starts batches, verifies, acknowledges deviations"
     QA = "qa", "Quality assurance — reviews, approves, releases"
     AUTHOR = "author", "Recipe author — writes master recipes at the hub"
+    CLINICIAN = (
+        "clinician",
+        "Clinician — checks identity at the bedside and records the infusion",
+    )
     ADMIN = "admin", "Administrator — users, terminals, configuration (cannot sign GMP records)"
 
 
@@ -77,6 +81,7 @@ class Permission(StrEnum):
     WATCH_NETWORK = "watch the network of sites"
     REVIEW_BATCHES = "review batch records, work deviations and release or reject batches"
     REBUILD_READ_MODELS = "rebuild the network's read models from the chains"
+    CHECK_AT_BEDSIDE = "check identity at the bedside and record the infusion"
     GOVERN_CPV = (
         "freeze CPV baselines, set comparability margins and assess trends across the network"
     )
@@ -102,6 +107,7 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.REVIEW_BATCHES: frozenset({Role.QA}),
     Permission.REBUILD_READ_MODELS: frozenset({Role.ADMIN, Role.QA}),
     Permission.GOVERN_CPV: frozenset({Role.QA}),
+    Permission.CHECK_AT_BEDSIDE: frozenset({Role.CLINICIAN}),
 }
 
 

@@ -281,6 +281,7 @@ class _Differ:
     def run(self) -> list[Change]:
         self.recipe_fields()
         self.turnaround()
+        self.bedside()
         self.chain_of_identity()
         self.unit_procedures()
         return self.changes
@@ -432,6 +433,27 @@ class _Differ:
             old["change_reason"],
             new["change_reason"],
             quoted,
+        )
+
+    def bedside(self) -> None:
+        """The infusion timer of the bedside check, in words (one sentence when it changes)."""
+
+        def timer_words(timer: Any) -> str | None:
+            if not timer:
+                return None
+            fill = f" (phase {timer['phase']})" if timer.get("phase") else ""
+            return (
+                f"{timer['label']}: infuse within {timer['max_minutes']} min of the "
+                f"{timer['starts_at']}{fill}"
+            )
+
+        self.simple(
+            _Place("Recipe", "Recipe"),
+            "bedside timer",
+            "infusion timer",
+            (self.old.get("bedside") or {}).get("timer"),
+            (self.new.get("bedside") or {}).get("timer"),
+            timer_words,
         )
 
     def turnaround(self) -> None:

@@ -67,6 +67,11 @@ class EntryKind(StrEnum):
     BATCH_HELD = "batch_held"
     BATCH_RESUMED = "batch_resumed"
     SIGNATURE = "signature"
+    # after release, at the clinic (docs/bedside.md): each signed one carries its own signature
+    BEDSIDE_CHECKED = "bedside_checked"
+    BEDSIDE_MISMATCH = "bedside_mismatch"
+    INFUSION_STARTED = "infusion_started"
+    INFUSION_ENDED = "infusion_ended"
 
 
 class DeviationStatus(StrEnum):
@@ -107,6 +112,9 @@ class Action(StrEnum):
     RESUME = "resume"
     COMPLETE = "complete"
     ABORT = "abort"
+    CHECK_AT_BEDSIDE = "check_at_bedside"  # after release, at the clinic (signed)
+    START_INFUSION = "start_infusion"  # signed
+    END_INFUSION = "end_infusion"  # signed
 
 
 def format_duration(seconds: float) -> str:

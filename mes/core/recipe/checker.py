@@ -112,6 +112,8 @@ class RecipeChecker:
             self.check_sibling_cycles()
         with guard:
             parts.check_turnaround(self)
+        with guard:
+            parts.check_bedside(self)
         return self.problems
 
     # numbers and durations -------------------------------------------------------------

@@ -78,6 +78,8 @@ def compile_recipe(data: Mapping[str, Any]) -> dict[str, Any]:
     }
     if "turnaround" in data:  # only when declared: a recipe without one keeps its identity
         compiled["turnaround"] = parts.compile_turnaround(data)
+    if "bedside" in data:  # only when declared, as the turnaround
+        compiled["bedside"] = parts.compile_bedside(data)
     return compiled
 
 
