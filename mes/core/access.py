@@ -47,11 +47,11 @@ class Role(Worded):
     SUPERVISOR = "supervisor", "Supervisor — starts batches, verifies, acknowledges deviations"
     QA = "qa", "Quality assurance — reviews, approves, releases"
     AUTHOR = "author", "Recipe author — writes master recipes at the hub"
+    ADMIN = "admin", "Administrator — users, terminals, configuration (cannot sign GMP records)"
     CLINICIAN = (
         "clinician",
         "Clinician — checks identity at the bedside and records the infusion",
     )
-    ADMIN = "admin", "Administrator — users, terminals, configuration (cannot sign GMP records)"
 
 
 # The roles that sign GMP records (batch, recipe, material, review): every role but administration.
