@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mes.core.batch import Batch
+from mes.core.batch.machines import AFTER_RELEASE_ENTRY_KINDS
 from mes.core.chronology import dated_ahead
 from mes.core.errors import (
     ChunkConflict,
@@ -36,6 +37,7 @@ from mes.core.errors import (
     SyncRefused,
 )
 from mes.core.keys import SitePublicKey
+from mes.core.ledger import SealedEntry
 from mes.core.review import replay_review
 from mes.core.sync import (
     SITE_HEADER,
@@ -359,7 +361,7 @@ def _store_chunk(uow: UnitOfWork, at: datetime, chunk: Chunk, via: str) -> Ack:
         )
     follow = continuation(chunk, last_seq, last_hash, held)
     if follow.new and row is not None:
-        _refuse_after_decision(session, row)
+        _refuse_after_decision(session, row, follow.new)
     if not follow.new:  # all held already: acknowledged again, nothing written
         assert row is not None
         flagged = _clock_flag(uow, at, chunk, row.number, via)
@@ -454,10 +456,15 @@ def _clock_flag(uow: UnitOfWork, at: datetime, chunk: Chunk, number: str, via: s
     return note
 
 
-def _refuse_after_decision(session: Session, row: BatchRow) -> None:
-    """QA released or rejected the record as it stood: nothing is added to it afterwards."""
+def _refuse_after_decision(session: Session, row: BatchRow, new: Sequence[SealedEntry]) -> None:
+    """QA released or rejected the record as it stood: nothing is added to it afterwards.
+
+    Except what is recorded after release (:data:`AFTER_RELEASE_ENTRY_KINDS`: the bedside
+    check and the infusion, and their deviations), which continues the same ledger.
+    """
     decided = disposition(session, row.id)
-    if decided is not None and decided.decision:
+    after_release = all(e.body["kind"] in AFTER_RELEASE_ENTRY_KINDS for e in new)
+    if decided is not None and decided.decision and not after_release:
         raise ChunkConflict(
             f"Batch {row.number} was {decided.decision} at the hub on its record up to entry "
             f"{row.last_seq}: no entry is added to it after the decision.",

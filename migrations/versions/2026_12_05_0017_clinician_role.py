@@ -34,9 +34,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    held = op.get_bind().execute(
-        sa.text("SELECT count(*) FROM user_roles WHERE role = 'clinician'")
-    ).scalar_one()
+    held = (
+        op.get_bind()
+        .execute(sa.text("SELECT count(*) FROM user_roles WHERE role = 'clinician'"))
+        .scalar_one()
+    )
     if held:
         raise RuntimeError(
             f"{held} user(s) hold the clinician role: revoke it before downgrading below 0017."

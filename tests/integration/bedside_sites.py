@@ -16,7 +16,6 @@ from support import NOW, PASSWORD
 from sync_sites import SPOKE, Network
 
 from mes.core.batch import Action
-from mes.core.identity import mod37_2
 from mes.core.review import Decision
 from mes.services import batches, ingest, outbox, review
 from mes.services.badges import enroll_badge, set_pin_for
@@ -67,9 +66,7 @@ def made(site: Spoke, at: datetime = NOW) -> tuple[str, dict[str, str]]:
         serial = uow.session.execute(select(func.count()).select_from(BatchRow)).scalar_one() + 1
     din = din_for(serial, at.year)
     patient, coi = f"PAT-{serial:04d}", coi_for(serial)
-    batch = site.start(
-        at=at, din=f"{din} 00 {mod37_2(din)}", patient_id=patient, coi_id=coi
-    )
+    batch = site.start(at=at, din=din, patient_id=patient, coi_id=coi)
     batch_id = batch.state.id
     site.start_phase(batch_id, "check_bag", at=at)
     site.record(

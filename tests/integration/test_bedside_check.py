@@ -46,7 +46,9 @@ def kinds(site, batch_id: str) -> list[str]:
     with site.uow() as uow:
         return list(
             uow.session.execute(
-                select(BatchEntry.kind).where(BatchEntry.batch_id == batch_id).order_by(BatchEntry.seq)
+                select(BatchEntry.kind)
+                .where(BatchEntry.batch_id == batch_id)
+                .order_by(BatchEntry.seq)
             ).scalars()
         )
 
@@ -113,7 +115,7 @@ HOUR = timedelta(hours=1)
 
 def load_review_at_spoke(site, batch_id):
     with site.uow() as uow:
-        return load_review(uow, batch_id)
+        return load_review(uow, batch_id).state
 
 
 def test_a_mismatch_is_a_hard_stop_recorded_with_an_identity_deviation_in_one_transaction(net):

@@ -14,7 +14,9 @@ class UpgradeTester(helpers.UpgradeTester):
     def check_upgrade(self) -> None:
         assert self.db.rows("user_roles") == self.db.seeded("user_roles")
         self.db.refuses("UPDATE user_roles SET role = 'nurse'", "known_role")
-        self.db.execute(f"INSERT INTO user_roles (user_id, role) VALUES ('{helpers.ADA}', 'clinician')")
+        self.db.execute(
+            f"INSERT INTO user_roles (user_id, role) VALUES ('{helpers.ADA}', 'clinician')"
+        )
 
 
 class DowngradeTester(helpers.DowngradeTester):

@@ -74,6 +74,19 @@ class EntryKind(StrEnum):
     INFUSION_ENDED = "infusion_ended"
 
 
+AFTER_RELEASE_ENTRY_KINDS = frozenset(
+    {
+        EntryKind.BEDSIDE_CHECKED,
+        EntryKind.BEDSIDE_MISMATCH,
+        EntryKind.INFUSION_STARTED,
+        EntryKind.INFUSION_ENDED,
+        EntryKind.DEVIATION_RAISED,  # raised by one of them (nothing else records after completion)
+    }
+)
+"""What a batch's ledger may still receive after QA's decision at the hub: the entries of the
+actions allowed in status complete (the clinic's, the spoke's after-release work)."""
+
+
 class DeviationStatus(StrEnum):
     """A deviation is open until a supervisor or QA acknowledges it (closure comes at the hub)."""
 
