@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import sync_sites
 from bedside_sites import (
     TIMER_MINUTES,
     WARD_AT,
@@ -22,7 +23,6 @@ from bedside_sites import (
     sent,
 )
 from sqlalchemy import select
-from sync_sites import net  # noqa: F401 - the fixture
 
 from mes.core.batch import DeviationCategory, EntryKind
 from mes.core.clock import utc_text
@@ -38,8 +38,10 @@ from mes.core.summary import timeline
 from mes.services import bedside
 from mes.services.batches import _load
 from mes.services.review import load_review
-from mes.store.models import BatchEntry, Deviation
 from mes.store.models import Batch as BatchRow
+from mes.store.models import BatchEntry, Deviation
+
+network = sync_sites.net  # the fixture: the hub and SPK1, each on a database of the test's kind
 
 
 def kinds(site, batch_id: str) -> list[str]:
@@ -65,10 +67,10 @@ def infusion(site, batch_id, action, at):
         return action(uow, nina(site, at), batch_id, badge(), first_signing_in_session=True)
 
 
-def test_a_match_is_signed_by_badge_and_pin_starts_the_timer_and_the_infusion_is_recorded(net):
-    site = connected(net)
+def test_a_match_is_signed_by_badge_and_pin_starts_the_timer_and_the_infusion_is_recorded(network):
+    site = connected(network)
     batch_id, label = made(site)
-    released(net, site, batch_id)
+    released(network, site, batch_id)
     before = kinds(site, batch_id)
 
     batch = check(site, label)
@@ -118,10 +120,10 @@ def load_review_at_spoke(site, batch_id):
         return load_review(uow, batch_id).state
 
 
-def test_a_mismatch_is_a_hard_stop_recorded_with_an_identity_deviation_in_one_transaction(net):
-    site = connected(net)
+def test_a_mismatch_is_a_hard_stop_recorded_with_an_identity_deviation_in_one_transaction(network):
+    site = connected(network)
     batch_id, label = made(site)
-    released(net, site, batch_id)
+    released(network, site, batch_id)
     before = kinds(site, batch_id)
 
     with pytest.raises(BedsideMismatch) as stop:
@@ -146,18 +148,18 @@ def test_a_mismatch_is_a_hard_stop_recorded_with_an_identity_deviation_in_one_tr
     check(site, label, at=WARD_AT + timedelta(minutes=2))
     infusion(site, batch_id, bedside.start_infusion, WARD_AT + timedelta(minutes=3))
     # The mismatch travels to the hub, where it is an open deviation (the network's alert).
-    sent(net, site, batch_id, at=WARD_AT + timedelta(minutes=4))
-    with net.hub() as uow:
+    sent(network, site, batch_id, at=WARD_AT + timedelta(minutes=4))
+    with network.hub() as uow:
         at_hub = uow.session.execute(
             select(Deviation.category, Deviation.status).where(Deviation.batch_id == batch_id)
         ).all()
     assert at_hub == [(DeviationCategory.IDENTITY.value, "open")]
 
 
-def test_a_bag_of_another_site_is_refused_naming_what_to_do_and_nothing_is_written(net):
-    site = connected(net)
+def test_a_bag_of_another_site_is_refused_naming_what_to_do_and_nothing_is_written(network):
+    site = connected(network)
     batch_id, label = made(site)
-    released(net, site, batch_id)
+    released(network, site, batch_id)
     before = kinds(site, batch_id)
     other = {"bag_din": "=A99992699999900", "bag_coi": "CHA999999999999", "wristband": "PAT-0001"}
     with pytest.raises(BagFromAnotherSite) as refused:
@@ -171,10 +173,10 @@ def test_a_bag_of_another_site_is_refused_naming_what_to_do_and_nothing_is_writt
     assert kinds(site, batch_id) == before
 
 
-def test_a_product_not_released_is_refused_and_nothing_is_written(net):
-    site = connected(net)
+def test_a_product_not_released_is_refused_and_nothing_is_written(network):
+    site = connected(network)
     batch_id, label = made(site)
-    sent(net, site, batch_id)  # at the hub, QA has not released it
+    sent(network, site, batch_id)  # at the hub, QA has not released it
     before = kinds(site, batch_id)
     with pytest.raises(NotReleasedForInfusion, match="not released by QA yet"):
         check(site, label)
@@ -186,10 +188,10 @@ def test_a_product_not_released_is_refused_and_nothing_is_written(net):
     assert kinds(site, batch_id) == before
 
 
-def test_only_a_clinician_checks_and_a_wrong_pin_signs_nothing(net):
-    site = connected(net)
+def test_only_a_clinician_checks_and_a_wrong_pin_signs_nothing(network):
+    site = connected(network)
     batch_id, label = made(site)
-    released(net, site, batch_id)
+    released(network, site, batch_id)
     before = kinds(site, batch_id)
     with site.uow() as uow, pytest.raises(NotAuthorised):
         bedside.check_at_bedside(
@@ -200,10 +202,10 @@ def test_only_a_clinician_checks_and_a_wrong_pin_signs_nothing(net):
     assert kinds(site, batch_id) == before
 
 
-def test_an_infusion_started_after_the_timer_raises_a_timer_deviation(net):
-    site = connected(net)
+def test_an_infusion_started_after_the_timer_raises_a_timer_deviation(network):
+    site = connected(network)
     batch_id, label = made(site)
-    released(net, site, batch_id)
+    released(network, site, batch_id)
     check(site, label)
     late = WARD_AT + timedelta(minutes=TIMER_MINUTES + 15)
     batch = infusion(site, batch_id, bedside.start_infusion, late)
