@@ -70,34 +70,39 @@ class BedsideScan:
 def bedside_scans(procedure: Procedure) -> list[BedsideScan]:
     """What the clinician scans, in the order they scan it: the bag's label, then the wristband.
 
-    The bag: its DIN (the recipe's first ISBT 128 DIN identifier) and its chain-of-identity code
-    (``coi_id``); the wristband: the patient identifier (``patient_id``). A recipe whose chain
-    of identity names none of the bag's identifiers, or no patient, cannot be checked here.
+    As the recipe's ``bedside:`` names them (``bag:`` identifiers, ``wristband:`` one), else:
+    on the bag its DIN (the first ISBT 128 DIN identifier) and its chain-of-identity code
+    (``coi_id``); on the wristband the patient identifier (``patient_id``). The bag's first DIN
+    is the form field ``bag_din``, its first other identifier ``bag_coi`` (the page's first
+    scan finds the product by either), any more ``bag_<id>``.
     """
     by_id = {spec["id"]: spec for spec in procedure.chain_of_identity}
-    scans = []
-    din = next((s for s in procedure.chain_of_identity if s["kind"] == "isbt128_din"), None)
-    if din is not None:
-        scans.append(BedsideScan("bag_din", "DIN on the bag label", din["id"], din["kind"]))
-    if _COI in by_id:
-        scans.append(
-            BedsideScan("bag_coi", "Chain of identity code on the bag label", _COI, "identifier")
+    declared = procedure.compiled.get("bedside") or {}
+    bag = list(declared.get("bag") or ())
+    if not bag:
+        din = next(
+            (s["id"] for s in procedure.chain_of_identity if s["kind"] == "isbt128_din"), None
         )
-    if _PATIENT in by_id and scans:
-        scans.append(
-            BedsideScan(
-                "wristband",
-                "Patient identifier on the wristband",
-                _PATIENT,
-                by_id[_PATIENT]["kind"],
-            )
+        bag = [i for i in (din, _COI) if i is not None and i in by_id]
+    wristband = declared.get("wristband") or _PATIENT
+    if not bag or wristband not in by_id:
+        raise NotFound(
+            f"{procedure.recipe_code} v{procedure.version} does not say which identifiers the "
+            "bedside check compares (on the bag, on the wristband).",
+            what_to_do="Check the product against its paper label and call the manufacturing site.",
         )
-        return scans
-    raise NotFound(
-        f"{procedure.recipe_code} v{procedure.version} does not record the identifiers the "
-        "bedside check compares (a DIN or chain-of-identity code on the bag, a patient ID).",
-        what_to_do="Check the product against its paper label and call the manufacturing site.",
+    scans: list[BedsideScan] = []
+    for ident in bag:
+        spec = by_id[ident]
+        taken = {s.field for s in scans}
+        main = "bag_din" if spec["kind"] == "isbt128_din" else "bag_coi"
+        field_ = main if main not in taken else f"bag_{ident}"
+        scans.append(BedsideScan(field_, f"{spec['label']} on the bag label", ident, spec["kind"]))
+    spec = by_id[wristband]
+    scans.append(
+        BedsideScan("wristband", f"{spec['label']} on the wristband", wristband, spec["kind"])
     )
+    return scans
 
 
 def infusion_timer(procedure: Procedure) -> dict[str, Any] | None:

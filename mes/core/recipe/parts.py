@@ -149,12 +149,22 @@ def _point_problem(checker: RecipeChecker, point: str, units: set[str]) -> str |
 
 
 def check_bedside(checker: RecipeChecker) -> None:
-    """The infusion timer starts at the fill only from a phase of the recipe, named once.
+    """The bag and wristband name the chain of identity's identifiers; a fill timer, a phase.
 
     ``starts_at: fill`` needs ``phase:`` (the phase whose performed signature ends the fill);
     ``thaw`` and ``check`` take none (the thaw is entered at the bedside).
     """
-    timer = (checker.data.get("bedside") or {}).get("timer")
+    bedside = checker.data.get("bedside") or {}
+    known = {field_.id for field_ in items_of(checker.data["chain_of_identity"])}
+    named: list[tuple[Path, str]] = [
+        (("bedside", "bag", i), ident) for i, ident in enumerate(bedside.get("bag") or ())
+    ]
+    if bedside.get("wristband"):
+        named.append((("bedside", "wristband"), bedside["wristband"]))
+    for at, ident in named:
+        if ident not in known:
+            checker.problem(at, f"the chain of identity has no identifier '{ident}'")
+    timer = bedside.get("timer")
     if not timer:
         return
     path: Path = ("bedside", "timer")
@@ -173,9 +183,14 @@ def check_bedside(checker: RecipeChecker) -> None:
 
 
 def compile_bedside(data: Mapping[str, Any]) -> dict[str, Any]:
-    """The bedside part as compiled: the infusion timer, when declared."""
+    """The bedside part as compiled: what is scanned, and the infusion timer, when declared."""
     compiled: dict[str, Any] = {}
-    timer = (data.get("bedside") or {}).get("timer")
+    bedside = data.get("bedside") or {}
+    if bedside.get("bag"):
+        compiled["bag"] = list(bedside["bag"])
+    if bedside.get("wristband"):
+        compiled["wristband"] = bedside["wristband"]
+    timer = bedside.get("timer")
     if timer:
         compiled["timer"] = {
             "starts_at": timer["starts_at"],

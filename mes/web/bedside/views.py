@@ -75,10 +75,8 @@ def _looks_like_din(text: str) -> bool:
 @requires(Permission.CHECK_AT_BEDSIDE)
 def product(batch_id: str) -> ResponseReturnValue:
     """One product at the bedside: the check to scan, its timer, its infusion."""
-    form = CheckForm()
-    form.bag_din.data = request.args.get("bag", "")
-    form.bag_coi.data = request.args.get("coi", "")
-    return _product_page(batch_id, form=form)
+    scanned = {"bag_din": request.args.get("bag", ""), "bag_coi": request.args.get("coi", "")}
+    return _product_page(batch_id, values=scanned)
 
 
 def _product_page(
@@ -86,7 +84,7 @@ def _product_page(
     *,
     error: str | None = None,
     status: int = 200,
-    form: CheckForm | None = None,
+    values: dict[str, str] | None = None,
     fields: dict[str, str] | None = None,
 ) -> ResponseReturnValue:
     with reading() as (uow, ctx):
@@ -99,7 +97,8 @@ def _product_page(
             view=view,
             batch=view.batch,
             record=record,
-            form=form or CheckForm(formdata=None, data=_as_typed()),
+            form=CheckForm(formdata=None),
+            values=_as_typed() if values is None else values,
             infusion_form=InfusionForm(formdata=None),
             error=error,
             fields=fields or {},
@@ -128,8 +127,9 @@ def _as_typed() -> dict[str, str]:
 def check(batch_id: str) -> ResponseReturnValue:
     """Compare the scans with the chain of identity: a match is signed, a mismatch stops."""
     form = submitted(CheckForm())
-    scans = {"bag_din": form.bag_din.data, "bag_coi": form.bag_coi.data,
-             "wristband": form.wristband.data}  # fmt: skip
+    # Each scan the recipe asks for (bag_din, bag_coi, bag_<id>, wristband): the core reads
+    # only those, refuses an empty one and one longer than 100 characters.
+    scans = {k: v for k, v in request.form.items() if k.startswith("bag_") or k == "wristband"}
 
     def refused(err: MesError) -> ResponseReturnValue:
         if isinstance(err, BedsideMismatch):
