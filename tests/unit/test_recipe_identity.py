@@ -326,11 +326,12 @@ def test_compiling_twice_gives_the_same_bytes():
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "recipes").glob("*.yaml"))
-# The content hash of each example recipe, with its criticality, milestones and turnaround target.
+# The content hash of each example recipe, with its criticality, milestones, turnaround target
+# and bedside check.
 EXAMPLE_HASHES = {
-    "car-t-cryo.yaml": "ac7b9e5a8ca4af53ee67c79c6e40c4fcc9a6f52eed47040e689a42fb48975b14",
-    "car-t-fresh.yaml": "fdd6aef0428c2c897b6f5ba2c9a63beecd244ee7504636581f575bc42bf598d6",
-    "mrna-vaccine-fill.yaml": "47b4328bf1036b1ae80207e3236ed07fdc4599da19d6d2d2d1035a03488d5ebf",
+    "car-t-cryo.yaml": "c8d905dfcfd7250134f7ce05dfaea3035fff4abb803a286265d0d7465b9f01bc",
+    "car-t-fresh.yaml": "d1d8640b18a7e857614aeee0cc73bc561316f49199fee78c9d0f8b17e26df24c",
+    "mrna-vaccine-fill.yaml": "946b488113b73c34f9944cddd1d39d946d99b2a657f1930ffef68407213b0c72",
 }
 # ... and without them: the hash each had as approved before its ordered fields became lists
 # (and before the criticality keys existed), which a recipe that does not declare them keeps.
@@ -339,7 +340,7 @@ UNANNOTATED_HASHES = {
     "car-t-fresh.yaml": "36849a44d5e9355f506c97fd4580b8291e5ab422d76f9df75b623018631ab959",
     "mrna-vaccine-fill.yaml": "6377a266ba5f249d42d4fb29ec580da9936b85a210913a2369f49c01082837bd",
 }
-CRITICALITY_KEYS = ("criticality", "milestone", "turnaround")
+CRITICALITY_KEYS = ("criticality", "milestone", "turnaround", "bedside")
 
 
 def without_criticality(value: Any) -> Any:
