@@ -21,7 +21,7 @@ MATRIX = {
     Permission.MANAGE_TERMINALS: {"admin"},
     Permission.MANAGE_TRAINING: {"admin", "supervisor", "qa"},
     Permission.READ_AUDIT_TRAIL: {"admin", "qa"},
-    Permission.READ_RECIPES: {"operator", "supervisor", "qa", "author", "admin"},
+    Permission.READ_RECIPES: {"operator", "supervisor", "qa", "author", "admin", "clinician"},
     Permission.IMPORT_RECIPES: {"author"},
     Permission.PUBLISH_RECIPES: {"qa"},
     Permission.INSTALL_RECIPES: {"admin", "supervisor"},
@@ -36,6 +36,7 @@ MATRIX = {
     Permission.REVIEW_BATCHES: {"qa"},
     Permission.REBUILD_READ_MODELS: {"admin", "qa"},
     Permission.GOVERN_CPV: {"qa"},
+    Permission.CHECK_AT_BEDSIDE: {"clinician"},
 }
 
 
@@ -52,7 +53,7 @@ def test_an_unknown_role_is_refused_with_the_list_of_valid_roles():
         parse_roles(["operator", "chemist"])
     error = caught.value
     assert error.message == "'chemist' is not a role."
-    assert error.what_to_do == "Use one of: operator, supervisor, qa, author, admin."
+    assert error.what_to_do == "Use one of: operator, supervisor, qa, author, admin, clinician."
 
 
 @pytest.mark.parametrize("permission", list(Permission))

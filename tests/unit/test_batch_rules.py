@@ -16,6 +16,7 @@ import pytest
 from batch_fixtures import (
     COUNT_VALUES,
     COUNTER,
+    NINA,
     NUMBER,
     OLIVIA,
     OSCAR,
@@ -42,6 +43,7 @@ from batch_fixtures import (
     person,
     prepare_and_sign,
     sign,
+    sign_bedside,
     status,
     through_count,
 )
@@ -1723,6 +1725,14 @@ def eventful_batch(key: SiteKey) -> Batch:
         if deviation.status is DeviationStatus.OPEN:
             sign(batch, Action.ACKNOWLEDGE, SAM, T0 + 5 * H, deviation_id=deviation.id)
     sign(batch, Action.COMPLETE, SAM, T0 + 6 * H)
+    # After release, at the clinic: a mismatch (the hard stop), then the check, the infusion.
+    batch.hub_decision = "released"
+    wrong = batch.compare_at_bedside({"bag_din": f"={DIN}00", "wristband": "PAT-9999"})
+    batch.record_bedside_mismatch(wrong, NINA, T0 + 30 * H, TERMINAL)
+    right = batch.compare_at_bedside({"bag_din": f"={DIN}00", "wristband": PATIENT})
+    sign_bedside(batch, Action.CHECK_AT_BEDSIDE, NINA, T0 + 31 * H, compared=right)
+    sign_bedside(batch, Action.START_INFUSION, NINA, T0 + 31 * H)
+    sign_bedside(batch, Action.END_INFUSION, NINA, T0 + 32 * H)
     return batch
 
 
