@@ -39,7 +39,7 @@ from mes.services.esign import Credentials, authenticate_signer, check_password_
 from mes.services.review import disposition_of
 from mes.services.terminals import active_terminal
 from mes.store import batches as store
-from mes.store.board import board_rows
+from mes.store.board import AfterReleaseAlert, after_release_alerts, board_rows
 from mes.store.uow import UnitOfWork
 
 
@@ -243,6 +243,16 @@ def _signed(
         checked=checked,
     )
     batch.bedside_signed(action, record, manifestation, who, ctx.at, ctx.terminal)
+
+
+def board_alerts(uow: UnitOfWork, ctx: Context) -> list[AfterReleaseAlert]:
+    """For the site's board: open deviations of complete batches, newest first.
+
+    After release these are what the clinic recorded (a bedside mismatch): the board shows them
+    at its top to everyone who reads it.
+    """
+    authorise(uow, ctx, Permission.READ_BATCHES)
+    return after_release_alerts(uow.session)
 
 
 def products_here(uow: UnitOfWork, ctx: Context) -> list[dict[str, Any]]:

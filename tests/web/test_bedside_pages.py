@@ -6,7 +6,10 @@ ward's clinician, logged in at the ward's registered tablet. On SQLite and Postg
 
 from __future__ import annotations
 
+import re
+
 import sync_sites
+from batch_helpers import Spoke
 from bedside_sites import BADGE, PIN, connected, made, released
 from itsdangerous import URLSafeSerializer
 from review_network import spoke_app
@@ -15,17 +18,27 @@ from web_helpers import CheckedClient, client_of, location, login, post_form, te
 network = sync_sites.net  # the fixture: the hub and SPK1, each on a database of the test's kind
 
 
-def ward(network) -> tuple[CheckedClient, str, dict[str, str]]:
+def ward(network) -> tuple[CheckedClient, str, dict[str, str], Spoke]:
     """Nina's browser at the ward's tablet, and a released product's ID and labels."""
     site = connected(network)
     batch_id, label = made(site)
     released(network, site, batch_id)
-    app = spoke_app(network)
-    client = client_of(app)
+    return at_the_spoke(network, site, "nina"), batch_id, label, site
+
+
+def at_the_spoke(network, site, username: str) -> CheckedClient:
+    """``username``'s browser at the spoke's registered terminal, logged in."""
+    client = client_of(spoke_app(network))
     cookie = URLSafeSerializer("sync-tests-spoke", salt="mes-terminal").dumps(site.terminal_id)
     client.set_cookie("mes_terminal", cookie)
-    assert login(client, "nina").status_code == 302
-    return client, batch_id, label
+    assert login(client, username).status_code == 302
+    return client
+
+
+def stop_deviation(response) -> str:
+    found = re.search(r"Deviation (\S+-D\d+) is recorded", text(response))
+    assert found, text(response)
+    return found[1]
 
 
 def signed(**data: str) -> dict[str, str]:
@@ -33,7 +46,7 @@ def signed(**data: str) -> dict[str, str]:
 
 
 def test_the_bag_finds_the_product_and_a_mismatch_answers_with_the_hard_stop(network):
-    client, batch_id, label = ward(network)
+    client, batch_id, label, site = ward(network)
     page = client.get("/bedside/")
     assert page.status_code == 200 and "Scan the bag label" in text(page)
 
@@ -62,12 +75,16 @@ def test_the_bag_finds_the_product_and_a_mismatch_answers_with_the_hard_stop(net
     again = client.get(f"/bedside/{batch_id}")
     assert "Last check: MISMATCH" in text(again)
     assert "data-start-form" not in text(again)  # the infusion cannot start
+    # The spoke's board shows the mismatch at its top, to everyone who reads it.
+    board = text(at_the_spoke(network, site, "sam").get("/batches"))
+    assert f'data-after-release-alert="{stop_deviation(stop)}"' in board
+    assert "Chain of identity mismatch" in board and "PAT-9999" in board
 
 
 def test_a_match_signed_with_badge_and_pin_shows_the_timer_then_the_infusion_is_recorded(
     network,
 ):
-    client, batch_id, label = ward(network)
+    client, batch_id, label, _site = ward(network)
     page = f"/bedside/{batch_id}"
     checked = post_form(client, f"{page}/check", signed(**label), page=page)
     assert checked.status_code == 303, text(checked)
@@ -82,7 +99,7 @@ def test_a_match_signed_with_badge_and_pin_shows_the_timer_then_the_infusion_is_
 
 
 def test_a_wrong_pin_is_refused_on_the_page_and_the_pin_is_not_shown_again(network):
-    client, batch_id, label = ward(network)
+    client, batch_id, label, _site = ward(network)
     page = f"/bedside/{batch_id}"
     refused = post_form(
         client, f"{page}/check", {**signed(**label), "esign_password": "739146"}, page=page
