@@ -76,3 +76,17 @@ def test_a_changed_infusion_timer_is_one_sentence_of_the_comparison():
     ).data
     sentences = [c.text for c in diff_recipes(before, after)]
     assert any("infuse within 20 min of the thaw" in s for s in sentences), sentences
+
+
+def test_a_turnaround_leg_may_end_at_the_infusion_start_when_the_bedside_check_records_it():
+    leg = (
+        "turnaround:\n  legs:\n    - {from: manufacturing_start, to: infusion_start, "
+        "target_hours: 300}\n"
+    )
+    with pytest.raises(RecipeInvalid) as refused:
+        load_recipe(with_bedside(leg), "t.yaml")
+    assert "no datetime input of this recipe declares the milestone 'infusion_start'" in str(
+        refused.value.lines()
+    )
+    data = load_recipe(with_bedside(leg + "bedside: {}\n"), "t.yaml").data
+    assert data["turnaround"]["legs"][0]["to"] == "infusion_start"
