@@ -118,11 +118,24 @@ def bedside_view(uow: UnitOfWork, ctx: Context, batch_id: str) -> BedsideView:
     )
 
 
-def find_labelled(uow: UnitOfWork, ctx: Context, scans: Mapping[str, str]) -> str:
-    """The batch a bag's label names at this site (refused, naming what to do, when none)."""
+def find_labelled(uow: UnitOfWork, ctx: Context, scanned: str) -> tuple[str, dict[str, str]]:
+    """The batch a bag's label names at this site, and the scan as the check's field.
+
+    The first scan is the label's DIN (its bar code, or typed with its check character) or its
+    chain-of-identity code: what reads as a DIN is a DIN, anything else a code. Refused,
+    saying what to do, when no batch made here carries it.
+    """
     _require_spoke(uow)
     authorise(uow, ctx, Permission.CHECK_AT_BEDSIDE)
-    return _labelled(uow, scans)
+    text = (scanned or "").strip()
+    try:
+        read_din(text)
+        scans = {"bag_din": text}
+    except InvalidDin as err:
+        if text.startswith("="):  # a DIN bar code that does not read: refused as a DIN
+            raise InvalidValue(str(err), fields={"bag": str(err)}) from None
+        scans = {"bag_coi": text}
+    return _labelled(uow, scans), scans
 
 
 def check_at_bedside(

@@ -236,7 +236,7 @@ class Bedside(Aggregate):
             None,
         )
         return BedsideMismatch(
-            f"STOP — do not infuse. {what}.",
+            f"Do not infuse: {what}.",
             what_to_do="Keep the bag sealed, check that this is the right patient and the right "
             f"bag, and call the pharmacy and QA. Deviation {deviation} is recorded.",
             deviation=deviation,

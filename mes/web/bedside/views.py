@@ -55,20 +55,10 @@ def _scan_page(error: str | None = None, status: int = 200) -> ResponseReturnVal
 def find() -> ResponseReturnValue:
     """The product the bag's label names at this site (refused, saying what to do, if none)."""
     form = submitted(BagForm())
-    scanned = (form.bag.data or "").strip()
-    scans = (
-        {"bag_coi": scanned} if scanned and not _looks_like_din(scanned) else {"bag_din": scanned}
-    )
-    batch_id = act(service.find_labelled, scans, refused=shown_on(_scan_page))
+    batch_id, scans = act(service.find_labelled, form.bag.data or "", refused=shown_on(_scan_page))
     return done("Product found: scan the rest of its label and the wristband.",
                 "bedside.product", batch_id=batch_id, bag=scans.get("bag_din", ""),
                 coi=scans.get("bag_coi", ""))  # fmt: skip
-
-
-def _looks_like_din(text: str) -> bool:
-    """A DIN bar code starts with '='; a typed DIN is 14 or 16 characters after spaces go."""
-    raw = "".join(text.split())
-    return raw.startswith("=") or (len(raw) in (14, 16) and not raw.upper().startswith("CH"))
 
 
 @bp.get("/<batch_id>")
