@@ -49,6 +49,10 @@ class Role(Worded):
     QC = "qc", "Quality control — enters release test results"
     AUTHOR = "author", "Recipe author — writes master recipes at the hub"
     ADMIN = "admin", "Administrator — users, terminals, configuration (cannot sign GMP records)"
+    CLINICIAN = (
+        "clinician",
+        "Clinician — checks identity at the bedside and records the infusion",
+    )
 
 
 # The roles that sign GMP records (batch, recipe, material, review): every role but administration.
@@ -79,6 +83,7 @@ class Permission(StrEnum):
     REVIEW_BATCHES = "review batch records, work deviations and release or reject batches"
     REBUILD_READ_MODELS = "rebuild the network's read models from the chains"
     RECORD_RESULTS = "enter release test results that arrive after release"
+    CHECK_AT_BEDSIDE = "check identity at the bedside and record the infusion"
     GOVERN_CPV = (
         "freeze CPV baselines, set comparability margins and assess trends across the network"
     )
@@ -105,6 +110,7 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.REBUILD_READ_MODELS: frozenset({Role.ADMIN, Role.QA}),
     Permission.GOVERN_CPV: frozenset({Role.QA}),
     Permission.RECORD_RESULTS: frozenset({Role.QC}),
+    Permission.CHECK_AT_BEDSIDE: frozenset({Role.CLINICIAN}),
 }
 
 

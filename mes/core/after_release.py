@@ -53,18 +53,31 @@ _DEVIATION_RAISED, _DEVIATION_CLOSED = "deviation_raised", "deviation_closed"
 
 # The batch ledger's entries that may follow QA's release (the record continues after it).
 # The after-release work of the issue adds its kinds here: one list, read by the hub's ingest.
-AFTER_RELEASE_LEDGER_KINDS = frozenset({RESULT_RECORDED, PHYSICIAN_NOTIFIED})
+AFTER_RELEASE_LEDGER_KINDS = frozenset(
+    {
+        RESULT_RECORDED,
+        PHYSICIAN_NOTIFIED,
+        # the clinic's (mes.core.batch.bedside)
+        "bedside_checked",
+        "bedside_mismatch",
+        "infusion_started",
+        "infusion_ended",
+    }
+)
+# The deviations that work raises: a result out of specification, a bedside mismatch
+# (identity), an infusion started after the recipe's window (timer).
+_AFTER_RELEASE_DEVIATIONS = frozenset({RESULT_AFTER_RELEASE, "identity", "timer"})
 
 
 def follows_release(body: Mapping[str, Any]) -> bool:
     """Whether a ledger entry may be added to a batch QA has released.
 
-    Its kind is one of :data:`AFTER_RELEASE_LEDGER_KINDS`, or it is the deviation a result out
-    of specification raises.
+    Its kind is one of :data:`AFTER_RELEASE_LEDGER_KINDS`, or it is a deviation that work
+    raises (a result out of specification, a bedside mismatch, a late infusion).
     """
     return body["kind"] in AFTER_RELEASE_LEDGER_KINDS or (
         body["kind"] == _DEVIATION_RAISED
-        and body["payload"].get("category") == RESULT_AFTER_RELEASE
+        and body["payload"].get("category") in _AFTER_RELEASE_DEVIATIONS
     )
 
 

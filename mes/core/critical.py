@@ -52,6 +52,11 @@ MILESTONES: tuple[Milestone, ...] = (
 )
 """The standard milestones, in vein-to-vein order."""
 
+BEDSIDE_MILESTONES: tuple[str, ...] = ("bedside_receipt", "infusion_start")
+"""The milestones the bedside entries record when no datetime input of the recipe does: the
+first matching identity check at the bedside, and the infusion's start (where vein to vein
+ends) — :func:`mes.core.summary.timeline`."""
+
 RECIPE_MILESTONES: tuple[str, ...] = tuple(m.name for m in MILESTONES if m.source == RECIPE)
 """The milestones a datetime input may declare."""
 

@@ -328,6 +328,29 @@ class IdentityMismatch(BatchRefused):
     http_status = 422
 
 
+class BedsideMismatch(IdentityMismatch):
+    """The wristband or the bag's label does not match the batch at the bedside: do not infuse.
+
+    Raised after the mismatch and its deviation are committed, so the page shows the hard stop.
+    """
+
+    def __init__(self, message: str, *, what_to_do: str = "", deviation: str = "") -> None:
+        self.deviation = deviation
+        super().__init__(message, what_to_do=what_to_do)
+
+
+class BagFromAnotherSite(BatchRefused):
+    """The bag scanned at the bedside is not a product of a batch made at this site."""
+
+    http_status = 422
+
+
+class NotReleasedForInfusion(BatchRefused):
+    """The product has not been released by QA (or is not complete): it may not be infused."""
+
+    http_status = 409
+
+
 class DeviationsOpen(BatchRefused):
     """Deviations must be acknowledged before the batch can complete."""
 

@@ -282,6 +282,7 @@ class _Differ:
         self.recipe_fields()
         self.turnaround()
         self.pending_results()
+        self.bedside()
         self.chain_of_identity()
         self.unit_procedures()
         return self.changes
@@ -433,6 +434,27 @@ class _Differ:
             old["change_reason"],
             new["change_reason"],
             quoted,
+        )
+
+    def bedside(self) -> None:
+        """The infusion timer of the bedside check, in words (one sentence when it changes)."""
+
+        def timer_words(timer: Any) -> str | None:
+            if not timer:
+                return None
+            fill = f" (phase {timer['phase']})" if timer.get("phase") else ""
+            return (
+                f"{timer['label']}: infuse within {timer['max_minutes']} min of the "
+                f"{timer['starts_at']}{fill}"
+            )
+
+        self.simple(
+            _Place("Recipe", "Recipe"),
+            "bedside timer",
+            "infusion timer",
+            (self.old.get("bedside") or {}).get("timer"),
+            (self.new.get("bedside") or {}).get("timer"),
+            timer_words,
         )
 
     def turnaround(self) -> None:

@@ -35,6 +35,7 @@ from mes.core.batch import (
     PhasePlan,
     PhaseStatus,
 )
+from mes.core.batch.bedside import BEDSIDE_ENTRY_KINDS, bedside_words
 from mes.core.clock import as_utc, local_text, parse_utc_text
 from mes.core.esign import Meaning
 from mes.core.identity import identity_text
@@ -130,6 +131,8 @@ def _entry_text(batch: Batch, body: Mapping[str, Any]) -> str:
         return after_release_text(body)  # read by its kind's words, never dropped
     kind = EntryKind(body["kind"])
     p = body["payload"]
+    if kind in BEDSIDE_ENTRY_KINDS:  # after release, at the clinic
+        return bedside_words(kind, p)
     if kind is EntryKind.BATCH_CREATED:
         coi = ", ".join(
             f"{k} {v if not isinstance(v, dict) else v['din']}"

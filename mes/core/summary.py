@@ -13,7 +13,14 @@ from typing import Any
 
 from mes.core.batch import Batch, BatchStatus, PhaseStatus
 from mes.core.clock import utc_text
-from mes.core.critical import EVENT, RECIPE, UNIT_PROCEDURE_END, critical_inputs, milestone_inputs
+from mes.core.critical import (
+    BEDSIDE_MILESTONES,
+    EVENT,
+    RECIPE,
+    UNIT_PROCEDURE_END,
+    critical_inputs,
+    milestone_inputs,
+)
 from mes.core.limits import numeric
 from mes.core.review import (
     Category,
@@ -179,7 +186,9 @@ def timeline(batch: Batch, review: ReviewState) -> list[TimelinePoint]:
     """The batch's vein-to-vein points known so far.
 
     The recipe's milestones (the value of the datetime input that declares each); the batch's
-    start and completion; each unit procedure's end (when its last phase was performed or
+    start and completion; the bedside receipt (the first matching identity check) and the
+    infusion start from the clinic's entries, where no input of the recipe records them; each
+    unit procedure's end (when its last phase was performed or
     verified, once every phase of it is done); and the hub's release.
     """
     s = batch.state
@@ -189,6 +198,14 @@ def timeline(batch: Batch, review: ReviewState) -> list[TimelinePoint]:
         recorded = phase.values.get(value_id) if phase is not None else None
         if recorded is not None and isinstance(recorded.value, str) and recorded.value:
             points.append(TimelinePoint(name, recorded.value, RECIPE))
+    declared = {p.milestone for p in points}
+    bedside = {
+        "bedside_receipt": s.bedside.first_match_at,
+        "infusion_start": s.bedside.infusion_started_at,
+    }
+    for name in BEDSIDE_MILESTONES:  # the clinic's record, unless an input of the recipe says it
+        if name not in declared and bedside[name]:
+            points.append(TimelinePoint(name, bedside[name], EVENT))
     if s.started_at:
         points.append(TimelinePoint("manufacturing_start", s.started_at, EVENT))
     if s.completed_at and s.status is BatchStatus.COMPLETE:

@@ -376,3 +376,21 @@ def batch_id_of(session: Session, reference: str) -> str | None:
     return session.execute(
         select(Batch.id).where((Batch.number == reference.upper()) | (Batch.id == reference))
     ).scalar_one_or_none()
+
+
+def batches_labelled(session: Session, din: str | None, code: str | None) -> list[str]:
+    """The IDs of this site's batches whose chain of identity holds the DIN or the code scanned.
+
+    ``din``: the 13 characters of a DIN; ``code``: an identifier as normalised at batch start
+    (upper case, no spaces). A bag label's identifiers name at most one batch of a site (one
+    donation feeds one batch); an aborted batch is listed too, so its bag is refused by name.
+    """
+    found = []
+    for batch_id, coi in session.execute(select(Batch.id, Batch.chain_of_identity)).all():
+        for value in (coi or {}).values():
+            if (din and isinstance(value, dict) and value.get("din") == din) or (
+                code and value == code
+            ):
+                found.append(batch_id)
+                break
+    return found

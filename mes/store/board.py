@@ -136,3 +136,28 @@ def _dispositions(session: Session, batch_ids: list[str]) -> dict[str, BatchRevi
             select(BatchReview).where(BatchReview.batch_id.in_(batch_ids))
         ).scalars()
     }
+
+
+@dataclass(frozen=True)
+class AfterReleaseAlert:
+    """An open deviation raised on a complete batch (after release: a bedside mismatch…)."""
+
+    batch_id: str
+    number: str
+    deviation: str
+    category: str
+    description: str
+    raised_at: str
+
+
+def after_release_alerts(session: Session) -> list[AfterReleaseAlert]:
+    """Open deviations of complete batches, newest first: what the board shows at its top."""
+    return [
+        AfterReleaseAlert(batch.id, batch.number, d.id, d.category, d.description, d.raised_at)
+        for d, batch in session.execute(
+            select(Deviation, Batch)
+            .join(Batch, Batch.id == Deviation.batch_id)
+            .where(Deviation.status == "open", Batch.status == "complete")
+            .order_by(Deviation.raised_at.desc())
+        ).all()
+    ]

@@ -32,6 +32,7 @@ def blueprints_by_role() -> dict[str, list[Any]]:
     from mes.web.admin.views import bp as admin
     from mes.web.api.views import bp as api
     from mes.web.authoring.views import bp as authoring
+    from mes.web.bedside.views import bp as bedside
     from mes.web.common.views import bp as common
     from mes.web.installed.views import bp as installed
     from mes.web.masters.views import bp as masters
@@ -43,7 +44,7 @@ def blueprints_by_role() -> dict[str, list[Any]]:
 
     return {
         "hub": [common, admin, authoring, api, network, comparability, qa],
-        "spoke": [common, admin, installed, operator, masters, sync],
+        "spoke": [common, admin, installed, operator, masters, sync, bedside],
     }
 
 

@@ -52,6 +52,7 @@ SAM = person("u-sam", "sam", "supervisor")
 SUE = person("u-sue", "sue", "supervisor")
 QUINN = person("u-quinn", "quinn", "qa")
 UNTRAINED = person("u-otto", "otto", "operator", qualified=False)
+NINA = person("u-nina", "nina", "clinician")
 UNTRAINED_SUPERVISOR = person("u-sid", "sid", "supervisor", qualified=False)
 
 SYRINGES = LotInfo("LOT-SYR-001", "MAT-SYRINGE", "Sampling syringe", date(2027, 11, 21), "released")
@@ -119,6 +120,26 @@ def prepare_and_sign(
         site=SITE,
     )
     return record, batch.signed(record, manifestation, who, at, TERMINAL)
+
+
+def sign_bedside(
+    batch: Batch, action: Action, who: Operator, at: datetime = T0, **options: Any
+) -> SealedEntry:
+    """A bedside action prepared and signed as the bedside service does (badge + PIN)."""
+    record = batch.prepare_bedside(action, who, at, **options)
+    manifestation = Manifestation.for_record(
+        record_type=record["type"],
+        record_id=batch.state.id,
+        record=record,
+        signer_id=who.user_id or "",
+        username=who.actor.username,
+        printed_name=who.actor.name,
+        meaning=ACTION_MEANINGS[action],
+        at=at,
+        terminal=TERMINAL,
+        site=SITE,
+    )
+    return batch.bedside_signed(action, record, manifestation, who, at, TERMINAL)
 
 
 def sign(batch: Batch, action: Action, who: Operator, at: datetime = T0, **options: Any) -> Any:

@@ -21,7 +21,7 @@ MATRIX = {
     Permission.MANAGE_TERMINALS: {"admin"},
     Permission.MANAGE_TRAINING: {"admin", "supervisor", "qa"},
     Permission.READ_AUDIT_TRAIL: {"admin", "qa"},
-    Permission.READ_RECIPES: {"operator", "supervisor", "qa", "qc", "author", "admin"},
+    Permission.READ_RECIPES: {"operator", "supervisor", "qa", "qc", "author", "admin", "clinician"},
     Permission.IMPORT_RECIPES: {"author"},
     Permission.PUBLISH_RECIPES: {"qa"},
     Permission.INSTALL_RECIPES: {"admin", "supervisor"},
@@ -37,6 +37,7 @@ MATRIX = {
     Permission.REBUILD_READ_MODELS: {"admin", "qa"},
     Permission.GOVERN_CPV: {"qa"},
     Permission.RECORD_RESULTS: {"qc"},
+    Permission.CHECK_AT_BEDSIDE: {"clinician"},
 }
 
 
@@ -53,7 +54,9 @@ def test_an_unknown_role_is_refused_with_the_list_of_valid_roles():
         parse_roles(["operator", "chemist"])
     error = caught.value
     assert error.message == "'chemist' is not a role."
-    assert error.what_to_do == "Use one of: operator, supervisor, qa, qc, author, admin."
+    assert error.what_to_do == (
+        "Use one of: operator, supervisor, qa, qc, author, admin, clinician."
+    )
 
 
 @pytest.mark.parametrize("permission", list(Permission))

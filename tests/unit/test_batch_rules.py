@@ -16,6 +16,7 @@ import pytest
 from batch_fixtures import (
     COUNT_VALUES,
     COUNTER,
+    NINA,
     NUMBER,
     OLIVIA,
     OSCAR,
@@ -42,12 +43,12 @@ from batch_fixtures import (
     person,
     prepare_and_sign,
     sign,
+    sign_bedside,
     status,
     through_count,
 )
 from batch_helpers import DIN, OTHER_DIN, PATIENT
 
-from mes.core.after_release import AFTER_RELEASE_LEDGER_KINDS
 from mes.core.batch import (
     ACTION_MEANINGS,
     BATCH_ACTIONS,
@@ -1724,6 +1725,14 @@ def eventful_batch(key: SiteKey) -> Batch:
         if deviation.status is DeviationStatus.OPEN:
             sign(batch, Action.ACKNOWLEDGE, SAM, T0 + 5 * H, deviation_id=deviation.id)
     sign(batch, Action.COMPLETE, SAM, T0 + 6 * H)
+    # After release, at the clinic: a mismatch (the hard stop), then the check, the infusion.
+    batch.hub_decision = "released"
+    wrong = batch.compare_at_bedside({"bag_din": f"={DIN}00", "wristband": "PAT-9999"})
+    batch.record_bedside_mismatch(wrong, NINA, T0 + 30 * H, TERMINAL)
+    right = batch.compare_at_bedside({"bag_din": f"={DIN}00", "wristband": PATIENT})
+    sign_bedside(batch, Action.CHECK_AT_BEDSIDE, NINA, T0 + 31 * H, compared=right)
+    sign_bedside(batch, Action.START_INFUSION, NINA, T0 + 31 * H)
+    sign_bedside(batch, Action.END_INFUSION, NINA, T0 + 32 * H)
     return batch
 
 
@@ -1745,9 +1754,10 @@ def test_replaying_the_ledger_gives_the_same_batch_and_the_chain_verifies():
         "action_limit",
         "timer",
     }
-    # every kind of the record until completion occurs (those after release: their own tests)
+    # every kind occurs, the bedside's after release included (results: their own tests)
     assert {EntryKind(e.body["kind"]) for e in entries} == set(EntryKind) - {
-        EntryKind(k) for k in AFTER_RELEASE_LEDGER_KINDS
+        EntryKind.RESULT_RECORDED,
+        EntryKind.PHYSICIAN_NOTIFIED,
     }
     assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
     assert verify_chain(entries, key.public) == len(entries)

@@ -326,7 +326,8 @@ def test_compiling_twice_gives_the_same_bytes():
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "recipes").glob("*.yaml"))
-# The content hash of each example recipe, with its criticality, milestones and turnaround target.
+# The content hash of each example recipe, with its criticality, milestones, turnaround target
+# and bedside check.
 EXAMPLE_HASHES = {
     "car-t-cryo.yaml": "ac7b9e5a8ca4af53ee67c79c6e40c4fcc9a6f52eed47040e689a42fb48975b14",
     "car-t-fresh.yaml": "2ddcafbb978ec8771fd05c70e3f43cb03a9200129d7128a429d7242ff76479ea",
@@ -339,7 +340,7 @@ UNANNOTATED_HASHES = {
     "car-t-fresh.yaml": "36849a44d5e9355f506c97fd4580b8291e5ab422d76f9df75b623018631ab959",
     "mrna-vaccine-fill.yaml": "6377a266ba5f249d42d4fb29ec580da9936b85a210913a2369f49c01082837bd",
 }
-CRITICALITY_KEYS = ("criticality", "milestone", "turnaround", "pending_results")
+CRITICALITY_KEYS = ("criticality", "milestone", "turnaround", "pending_results", "bedside")
 
 
 def without_criticality(value: Any) -> Any:

@@ -54,6 +54,8 @@ The package, by what each part holds:
 * :mod:`~mes.core.batch.actions` — the actions declared once (:data:`BATCH_ACTIONS`: roles,
   training, checks, signature, words), the refusal and the signed records;
 * :mod:`~mes.core.batch.projection` — the batch's current state, typed (the store builds its rows);
+* :mod:`~mes.core.batch.bedside` — after release, at the clinic: the identity check at the
+  bedside and the infusion;
 * :mod:`~mes.core.batch.next_steps` — what the batch waits for and who can do it (guidance).
 
 :class:`Batch` is these parts put together.
@@ -62,6 +64,7 @@ The package, by what each part holds:
 from __future__ import annotations
 
 from mes.core.batch.actions import ACTION_MEANINGS, BATCH_ACTIONS, Actions
+from mes.core.batch.bedside import Bedside
 from mes.core.batch.machines import (
     BATCH_STATUS_TITLES,
     DEVIATION_CATEGORY_TITLES,
@@ -123,5 +126,5 @@ __all__ = [
 ]
 
 
-class Batch(Actions, Recording, Projection):
+class Batch(Actions, Bedside, Recording, Projection):
     """One batch: its procedure, its state, and the entries appended in this unit of work."""

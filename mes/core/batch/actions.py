@@ -27,6 +27,7 @@ from mes.core.after_release import (
 )
 from mes.core.audit import Actor
 from mes.core.batch.aggregate import Aggregate
+from mes.core.batch.bedside import checkable, infusion_endable, infusion_startable
 from mes.core.batch.machines import (
     BATCH_STATUS_TITLES,
     PHASE_STATUS_TITLES,
@@ -78,6 +79,7 @@ SUPERVISION = frozenset({Role.SUPERVISOR, Role.QA})
 # A phase whose first entry would start it (a locked or skipped one: the start says why not).
 _NOT_STARTED = frozenset({PhaseStatus.LOCKED, PhaseStatus.READY, PhaseStatus.SKIPPED})
 STARTERS = frozenset({Role.OPERATOR, Role.SUPERVISOR})
+CLINICIANS = frozenset({Role.CLINICIAN})
 
 
 @dataclass(frozen=True)
@@ -351,6 +353,21 @@ BATCH_ACTIONS: dict[Action, ActionRule] = {
         "The physician's notification is recorded.", "record the physician's notification",
         roles=frozenset({Role.SUPERVISOR, Role.QA, Role.QC}), meaning=Meaning.NOTIFIED,
         precondition=_complete, guard=_notification_pending,
+    ),
+    # After release, at the clinic (mes/core/batch/bedside.py): allowed in status complete
+    # while QA's release at the hub stands; each entry carries its own signature.
+    Action.CHECK_AT_BEDSIDE: _rule(
+        Subject.BATCH, "Sign the identity check", "Identity checked: the product matches the "
+        "patient.", "check identity at the bedside", roles=CLINICIANS,
+        meaning=Meaning.PERFORMED, guard=checkable,
+    ),
+    Action.START_INFUSION: _rule(
+        Subject.BATCH, "Sign: infusion started", "Infusion started.", "start the infusion",
+        roles=CLINICIANS, meaning=Meaning.PERFORMED, guard=infusion_startable,
+    ),
+    Action.END_INFUSION: _rule(
+        Subject.BATCH, "Sign: infusion ended", "Infusion ended.", "end the infusion",
+        roles=CLINICIANS, meaning=Meaning.PERFORMED, guard=infusion_endable,
     ),
 }  # fmt: skip
 

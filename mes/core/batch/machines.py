@@ -70,6 +70,11 @@ class EntryKind(StrEnum):
     # after completion (mes.core.after_release)
     RESULT_RECORDED = "result_recorded"
     PHYSICIAN_NOTIFIED = "physician_notified"
+    # after release, at the clinic (docs/bedside.md): each signed one carries its own signature
+    BEDSIDE_CHECKED = "bedside_checked"
+    BEDSIDE_MISMATCH = "bedside_mismatch"
+    INFUSION_STARTED = "infusion_started"
+    INFUSION_ENDED = "infusion_ended"
 
 
 class DeviationStatus(StrEnum):
@@ -113,6 +118,9 @@ class Action(StrEnum):
     ABORT = "abort"
     RECORD_RESULT = "record_result"  # a pending result, once the batch is complete
     NOTIFY_PHYSICIAN = "notify_physician"  # signed: the physician told of a result out of spec
+    CHECK_AT_BEDSIDE = "check_at_bedside"  # after release, at the clinic (signed)
+    START_INFUSION = "start_infusion"  # signed
+    END_INFUSION = "end_infusion"  # signed
 
 
 def format_duration(seconds: float) -> str:

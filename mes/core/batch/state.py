@@ -129,6 +129,25 @@ class DeviationState:
 
 
 @dataclass
+class BedsideRecord:
+    """What the clinic recorded after release: identity checks at the bedside and the infusion.
+
+    ``last_check`` is the last identity check (matched or not): the chain of identity is closed
+    by the last one, and the infusion starts only after a matching one.
+    """
+
+    checks: int = 0
+    mismatches: int = 0
+    last_check: dict[str, Any] | None = None  # {"seq", "at", "by", "matched", "scans", …}
+    timer: dict[str, Any] | None = None  # {"label", "starts_at", "from", "deadline", "max_minutes"}
+    first_match_at: str | None = None  # the first matching check: the product at the bedside
+    infusion_started_at: str | None = None
+    infusion_started_by: Actor | None = None
+    infusion_ended_at: str | None = None
+    infusion_ended_by: Actor | None = None
+
+
+@dataclass
 class BatchState:
     """The whole batch as its ledger says it is now."""
 
@@ -146,6 +165,7 @@ class BatchState:
     phases: dict[str, PhaseState] = field(default_factory=dict)
     deviations: dict[str, DeviationState] = field(default_factory=dict)
     signatures: list[dict[str, Any]] = field(default_factory=list)  # of the batch as a whole
+    bedside: BedsideRecord = field(default_factory=BedsideRecord)
     last_seq: int = 0
     last_hash: str = GENESIS
     last_at: str | None = None

@@ -114,6 +114,7 @@ class RecipeChecker:
             parts.check_turnaround(self)
         with guard:
             parts.check_pending_results(self)
+            parts.check_bedside(self)
         return self.problems
 
     # numbers and durations -------------------------------------------------------------

@@ -80,6 +80,8 @@ def compile_recipe(data: Mapping[str, Any]) -> dict[str, Any]:
         compiled["turnaround"] = parts.compile_turnaround(data)
     if "pending_results" in data:  # likewise: only when declared
         compiled["pending_results"] = parts.compile_pending_results(data)
+    if "bedside" in data:  # only when declared, as the turnaround
+        compiled["bedside"] = parts.compile_bedside(data)
     return compiled
 
 

@@ -16,7 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from mes.core.critical import MILESTONES, RECIPE, UNIT_PROCEDURE_END, milestone
+from mes.core.critical import (
+    BEDSIDE_MILESTONES,
+    MILESTONES,
+    RECIPE,
+    UNIT_PROCEDURE_END,
+    milestone,
+)
 from mes.core.recipe.items import items_of
 from mes.core.recipe.numbers import number_text
 from mes.core.recipe.problems import Path, shown
@@ -165,9 +171,67 @@ def _point_problem(checker: RecipeChecker, point: str, units: set[str]) -> str |
             f"unknown milestone {shown(point)}; a leg runs between milestones ({names}) "
             "or unit procedure ends ('up:<unit procedure id>')"
         )
+    if point in BEDSIDE_MILESTONES and "bedside" in checker.data:
+        return None  # the bedside check and the infusion start record them
     if known.source == RECIPE and point not in checker.milestones:
         return f"no datetime input of this recipe declares the milestone '{point}'"
     return None
+
+
+# --- after release, at the clinic: the bedside check and its infusion timer --------------------
+
+
+def check_bedside(checker: RecipeChecker) -> None:
+    """The bag and wristband name the chain of identity's identifiers; a fill timer, a phase.
+
+    ``starts_at: fill`` needs ``phase:`` (the phase whose performed signature ends the fill);
+    ``thaw`` and ``check`` take none (the thaw is entered at the bedside).
+    """
+    bedside = checker.data.get("bedside") or {}
+    known = {field_.id for field_ in items_of(checker.data["chain_of_identity"])}
+    named: list[tuple[Path, str]] = [
+        (("bedside", "bag", i), ident) for i, ident in enumerate(bedside.get("bag") or ())
+    ]
+    if bedside.get("wristband"):
+        named.append((("bedside", "wristband"), bedside["wristband"]))
+    for at, ident in named:
+        if ident not in known:
+            checker.problem(at, f"the chain of identity has no identifier '{ident}'")
+    timer = bedside.get("timer")
+    if not timer:
+        return
+    path: Path = ("bedside", "timer")
+    phase = timer.get("phase")
+    if timer.get("starts_at") == "fill":
+        if phase is None:
+            checker.problem(path, "an infusion timer from the fill names the fill's phase (phase:)")
+        elif phase not in checker.phases:
+            checker.problem(path, f"the recipe has no phase '{phase}'", at=(*path, "phase"))
+    elif phase is not None:
+        checker.problem(
+            path,
+            f"phase: is for a timer from the fill; this one starts at the {timer['starts_at']}",
+            at=(*path, "phase"),
+        )
+
+
+def compile_bedside(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The bedside part as compiled: what is scanned, and the infusion timer, when declared."""
+    compiled: dict[str, Any] = {}
+    bedside = data.get("bedside") or {}
+    if bedside.get("bag"):
+        compiled["bag"] = list(bedside["bag"])
+    if bedside.get("wristband"):
+        compiled["wristband"] = bedside["wristband"]
+    timer = bedside.get("timer")
+    if timer:
+        compiled["timer"] = {
+            "starts_at": timer["starts_at"],
+            "max_minutes": timer["max_minutes"],
+            "label": timer["label"],
+            **({"phase": timer["phase"]} if timer.get("phase") else {}),
+        }
+    return compiled
 
 
 def compile_turnaround(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -27,11 +27,18 @@ from flask.typing import ResponseReturnValue
 
 from mes.core.access import Permission
 from mes.core.actions import Subject
-from mes.core.batch import ACTION_MEANINGS, BATCH_ACTIONS, Action, PhaseStatus, next_steps
+from mes.core.batch import (
+    ACTION_MEANINGS,
+    BATCH_ACTIONS,
+    DEVIATION_CATEGORY_TITLES,
+    Action,
+    PhaseStatus,
+    next_steps,
+)
 from mes.core.errors import BatchNotActive, ChainBroken, MesError, NotAuthorised, PhaseIncomplete
 from mes.core.limits import InvalidValue
 from mes.core.phases import parse_form
-from mes.services import batches, labels, outbox
+from mes.services import batches, bedside, labels, outbox
 from mes.web import error_response, site_zone, wants_json
 from mes.web.actions import Refused, act, done, reading, shown_on, typed
 from mes.web.forms import (
@@ -81,8 +88,11 @@ def board() -> ResponseReturnValue:
         sync = outbox.batch_sync(uow, [row.id for row in rows])
         running = [row.id for row in rows if row.status in ("in_progress", "on_hold")]
         guidance = batches.board_guidance(uow, ctx, running)
+        after_release = bedside.board_alerts(uow, ctx)
     return render_template(
         "operator/board.html",
+        after_release=after_release,
+        category_titles=DEVIATION_CATEGORY_TITLES,
         rows=rows,
         sync=sync,
         show_all=show_all,
