@@ -67,6 +67,7 @@ class EntryKind(StrEnum):
     BATCH_HELD = "batch_held"
     BATCH_RESUMED = "batch_resumed"
     SIGNATURE = "signature"
+    LOGGER_IMPORTED = "logger_imported"  # a phase kind's entry (mes.core.phases.temperature_log)
 
 
 class DeviationStatus(StrEnum):
@@ -83,6 +84,7 @@ class DeviationCategory(Worded):
     TIMER = "timer", "Time window exceeded"
     IDENTITY = "identity", "Chain of identity mismatch"
     MANUAL = "manual", "Reported by a person"
+    TEMPERATURE_EXCURSION = "temperature_excursion", "Temperature excursion in transport"
 
 
 DEVIATION_CATEGORY_TITLES = words_of(DeviationCategory)
