@@ -189,7 +189,10 @@ def _iso(at: datetime) -> str:
 
 def _minutes(delta: timedelta) -> Decimal:
     seconds = Decimal(delta.days * 86400 + delta.seconds) + Decimal(delta.microseconds) / 10**6
-    return (seconds / 60).quantize(Decimal("0.01")).normalize() if seconds else Decimal(0)
+    if not seconds:
+        return Decimal(0)
+    # normalize() drops trailing zeros (12.50 -> 12.5) but writes 10 as 1E+1: read it back plain
+    return Decimal(format((seconds / 60).quantize(Decimal("0.01")).normalize(), "f"))
 
 
 def _refuse(line: int, what: str) -> LoggerFileRefused:

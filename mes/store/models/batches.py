@@ -221,7 +221,7 @@ class Deviation(Base):
     number: Mapped[int] = mapped_column(Integer)
     phase_id: Mapped[str | None] = mapped_column(String(48), nullable=True)
     value_id: Mapped[str | None] = mapped_column(String(48), nullable=True)
-    category: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(32))
     description: Mapped[str] = mapped_column(Text)
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     status: Mapped[str] = mapped_column(String(16))
