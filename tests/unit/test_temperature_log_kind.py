@@ -11,6 +11,7 @@ from mes.core.batch import Action, Batch, DeviationCategory, Procedure
 from mes.core.batchml import master_recipe_batchml
 from mes.core.errors import LoggerFileRefused, MesError
 from mes.core.keys import SiteKey
+from mes.core.limits import InvalidValue
 from mes.core.phases import KINDS
 from mes.core.recipe import RecipeInvalid, load_recipe
 from mes.core.recipe_diff import diff_recipes
@@ -149,3 +150,13 @@ def test_batchml_and_the_comparison_carry_the_window():
         "temperature logger 'Transport temperature logger' window changed" in t for t in texts
     )
     assert "2–8 °C, at most 0 min outside" in master_recipe_batchml(before).decode()
+
+
+def test_a_value_the_logger_fills_cannot_be_typed():
+    batch = started()
+    batch.start_phase("check_bag", OLIVIA, T0, TERMINAL)
+    with pytest.raises(InvalidValue, match="read from the Transport temperature logger"):
+        batch.record_values("check_bag", {"transport_max": "5.0"}, OLIVIA, T0, TERMINAL)
+    batch.record_values(
+        "check_bag", {"bag_intact": "yes"}, OLIVIA, T0, TERMINAL
+    )  # others still typed

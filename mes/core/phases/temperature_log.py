@@ -233,7 +233,7 @@ class TemperatureLogs(PhaseKind):
                 spec = plan.value_spec(item[end])
                 values[item[end]] = _rounded(value, (spec or {}).get("decimals"), rounding)
         if values:
-            batch.record_values(phase_id, values, who, at, terminal)  # type: ignore[attr-defined]
+            batch.record_values(phase_id, values, who, at, terminal, from_logger=True)  # type: ignore[attr-defined]
         if not check.within:
             batch._raise_deviation(  # type: ignore[attr-defined]
                 DeviationCategory.TEMPERATURE_EXCURSION,
