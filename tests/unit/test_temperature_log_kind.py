@@ -160,3 +160,24 @@ def test_a_value_the_logger_fills_cannot_be_typed():
     batch.record_values(
         "check_bag", {"bag_intact": "yes"}, OLIVIA, T0, TERMINAL
     )  # others still typed
+
+
+def test_the_printed_record_and_the_audit_lines_carry_the_import():
+    from datetime import timedelta
+
+    from mes.core.record import batch_audit_lines, build_record
+    from mes.pdf.render import record_html
+
+    batch = started()
+    imported(batch, logger_csv([5, 9, 12.5, 7]))
+    record = build_record(
+        batch, None, time_zone="Europe/Berlin", site_name="Spoke One",
+        audit=batch_audit_lines(batch, batch.new_entries, "Europe/Berlin"),
+        record_hash="0" * 64, generated_at=T0 + timedelta(hours=1), ledger=batch.new_entries,
+    )  # fmt: skip
+    phase = record.units[0].operations[0].phases[0]
+    logger = next(p for p in phase.parts if p.kind == "temperature_log")
+    assert "logger file 'trip.csv' (SHA-256 " in logger.lines[0].text
+    assert "10 min outside 2–8 °C" in logger.lines[0].text
+    html = record_html(record)
+    assert "Temperature excursion in transport" in html and "trip.csv" in html

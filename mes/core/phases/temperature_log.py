@@ -310,7 +310,7 @@ class TemperatureLogs(PhaseKind):
             LoggerLine(
                 f"Temperature logger {imported_text(done)} — {who_text(done['by'])}, "
                 f"{local_at(done['at'], how.time_zone)}",
-                css="" if done.get("within_window") else "out",
+                css="" if done.get("within_window") else " st-action",
             )
             for _log, done in sorted(self.imported(phase).items())
         )
