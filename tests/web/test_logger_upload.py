@@ -47,6 +47,9 @@ def test_the_phase_page_offers_the_upload_and_shows_the_imported_curve(app, site
     page = text(olivia.get(url))
     assert 'enctype="multipart/form-data"' in page and 'form="logger-transport_logger"' in page
     assert "Transport temperature logger is not imported" in page
+    # the values the logger fills are shown, never typed: no field of the phase form sends them
+    assert 'name="value:transport_max"' not in page and 'id="f-transport_max"' in page
+    assert 'placeholder="from the Transport temperature logger"' in page
     answer = upload(olivia, url, logger_csv([3.8, 4.4, 6.1]))
     assert answer.status_code == 303, text(answer)
     assert kinds(site, batch_id)[-4:] == [
