@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from mes.core.audit import Actor
 from mes.core.batch.machines import DeviationCategory, EntryKind
@@ -92,33 +92,7 @@ class TemperatureLogs(PhaseKind):
     entry_kinds = frozenset({LOGGER_IMPORTED})
     on_screen = 5  # before the values it fills
     signed_as = "temperature_log"
-    schema: ClassVar[Mapping[str, Any]] = {
-        "type": "array",
-        "minItems": 1,
-        "items": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["id", "label", "window", "sampling_minutes"],
-            "properties": {
-                "id": {"$ref": "#/$defs/id"},
-                "label": {"$ref": "#/$defs/label"},
-                "sampling_minutes": {"type": "number", "exclusiveMinimum": 0, "maximum": 1440},
-                "window": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["low", "high", "unit", "max_minutes_outside"],
-                    "properties": {
-                        "low": {"type": "number", "minimum": -100, "maximum": 100},
-                        "high": {"type": "number", "minimum": -100, "maximum": 100},
-                        "unit": {"const": "°C"},
-                        "max_minutes_outside": {"type": "number", "minimum": 0},
-                    },
-                },
-                "lowest": {"$ref": "#/$defs/id"},
-                "highest": {"$ref": "#/$defs/id"},
-            },
-        },
-    }
+    # its part of the recipe format is in the published schema (recipe.schema.json)
 
     # -- the recipe ------------------------------------------------------------------------
 
