@@ -359,6 +359,21 @@ class BatchIncomplete(BatchRefused):
     """Phases are not done (performed, verified where required, or not applicable)."""
 
 
+class LoggerFileRefused(InvalidInput):
+    """A temperature logger file is not in an accepted form; the message names the line."""
+
+    http_status = 422
+
+    def __init__(self, message: str, *, line: int | None = None, what_to_do: str = "") -> None:
+        self.line = line
+        super().__init__(
+            message,
+            what_to_do=what_to_do
+            or "Export the logger's readings again as described in docs/recipe-format.md "
+            "(temperature_log), then upload that file; nothing was recorded.",
+        )
+
+
 # --- materials and equipment -----------------------------------------------------------------
 
 

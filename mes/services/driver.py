@@ -43,7 +43,8 @@ from mes.core.errors import NotFound
 from mes.core.expressions import parse
 from mes.core.identity import mod37_2
 from mes.core.limits import InvalidValue, LimitStatus, calculate, limit_status, numeric
-from mes.services import batches
+from mes.core.phases.temperature_log import TemperatureLogs
+from mes.services import batches, logger_files
 from mes.services.context import Context
 from mes.services.esign import Credentials
 from mes.store import equipment as equipment_store
@@ -489,9 +490,12 @@ class BatchRun:
         numbers = choose_numbers(self.batch, plan)
         wanted = wanted_options(self.batch.procedure.phases)
         values: dict[str, Any] = {}
+        from_logger = TemperatureLogs.filled_inputs(plan.spec)
         for spec in plan.spec["inputs"]:
             key = f"{phase_id}.{spec['id']}"
             kind = spec["type"]
+            if spec["id"] in from_logger:
+                continue  # read from the logger file (:meth:`import_loggers`)
             if key in self.choices:
                 values[spec["id"]] = self.choices[key]
             elif kind in ("number", "integer"):
@@ -529,8 +533,50 @@ class BatchRun:
             },
         }
 
+    def logger_file(self, phase_id: str, item: Mapping[str, Any]) -> bytes:
+        """A logger file for ``item`` whose lowest and highest readings are the phase's values.
+
+        The values are the caller's choices (``phase.input``) or the driver's numbers; the
+        other readings are the middle of the window (kept between the two), one every
+        ``sampling_minutes``, ending now.
+        """
+        assert self.batch is not None
+        plan = self.batch.procedure.phases[phase_id]
+        numbers = choose_numbers(self.batch, plan)
+        window = item["window"]
+        middle = (Decimal(str(window["low"])) + Decimal(str(window["high"]))) / 2
+
+        def chosen(end: str) -> Decimal:
+            target = item.get(end)
+            if not target:
+                return middle
+            return Decimal(str(self.choices.get(f"{phase_id}.{target}", numbers[target])))
+
+        low, high = sorted((chosen("lowest"), chosen("highest")))
+        inside = min(max(middle, low), high)
+        readings = [inside, inside, low, inside, inside, high, inside, inside]
+        step = timedelta(minutes=float(item["sampling_minutes"]))
+        start = self.now - step * len(readings)
+        lines = ["time,temperature_c"] + [
+            f"{(start + step * i).isoformat()},{value}" for i, value in enumerate(readings)
+        ]
+        return ("\n".join(lines) + "\n").encode()
+
+    def import_loggers(self, phase_id: str, who: str) -> None:
+        """``who`` imports a logger file for each logger the phase declares."""
+        assert self.batch is not None
+        for item in self.batch.procedure.phases[phase_id].spec.get("temperature_log") or []:
+            content = self.logger_file(phase_id, item)
+            with self.site.uow() as uow:
+                self.batch = logger_files.import_logger_file(
+                    uow, self.site.ctx(who, self.tick()), self.batch_id, phase_id, item["id"],
+                    f"{item['id']}.csv", content,
+                )  # fmt: skip
+            self.comment_open(phase_id, who)
+
     def record(self, phase_id: str, who: str) -> batches.PhaseResult:
-        """``who`` records everything the phase asks for."""
+        """``who`` records everything the phase asks for (logger files first)."""
+        self.import_loggers(phase_id, who)
         with self.site.uow() as uow:
             result = batches.record_phase(
                 uow, self.site.ctx(who, self.tick()), self.batch_id, phase_id,

@@ -25,6 +25,7 @@ from mes.store.models import (
     Counter,
     EquipmentLogEntry,
     InstalledRecipe,
+    LoggerFile,
     User,
 )
 from mes.store.models import (
@@ -98,6 +99,9 @@ def snapshot(site: Spoke) -> dict[str, Any]:
                 select(func.count()).select_from(EquipmentLogEntry)
             ).scalar_one(),
             "audit": session.execute(select(func.count()).select_from(AuditEntry)).scalar_one(),
+            "logger_files": session.execute(
+                select(func.count()).select_from(LoggerFile)
+            ).scalar_one(),
             "failed_attempts": dict(
                 session.execute(select(User.username, User.failed_attempts)).all()
             ),

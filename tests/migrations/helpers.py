@@ -239,6 +239,8 @@ SEED: tuple[tuple[str, tuple[dict[str, Any], ...]], ...] = (
     ("cpv_dispositions", ({"trend_id": "ct-1", "disposition": "capa", "reference": "CAPA-2026-7",
                            "comment": "New lot of IL-2; see the CAPA.", "decided_at": LATER,
                            "decided_by": OLIVIA, "signature_seq": 3},)),
+    ("logger_files", ({"sha256": "f" * 64, "size": 46, "received_at": LATER,
+                       "content": b"time,temperature_c\n2026-12-05T08:00:00Z,4.5\n\xc2\xb0"},)),
 )  # fmt: skip
 
 APPEND_ONLY = "is append-only"

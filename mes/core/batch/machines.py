@@ -75,6 +75,7 @@ class EntryKind(StrEnum):
     BEDSIDE_MISMATCH = "bedside_mismatch"
     INFUSION_STARTED = "infusion_started"
     INFUSION_ENDED = "infusion_ended"
+    LOGGER_IMPORTED = "logger_imported"  # a phase kind's entry (mes.core.phases.temperature_log)
 
 
 class DeviationStatus(StrEnum):
@@ -92,6 +93,7 @@ class DeviationCategory(Worded):
     IDENTITY = "identity", "Chain of identity mismatch"
     MANUAL = "manual", "Reported by a person"
     RESULT_AFTER_RELEASE = "result_after_release", "Result out of specification after release"
+    TEMPERATURE_EXCURSION = "temperature_excursion", "Temperature excursion in transport"
 
 
 DEVIATION_CATEGORY_TITLES = words_of(DeviationCategory)

@@ -18,6 +18,7 @@ from mes.core.phases.calculations import Calculations
 from mes.core.phases.equipment import Equipment
 from mes.core.phases.identity import IdentityChecks
 from mes.core.phases.materials import Materials
+from mes.core.phases.temperature_log import TemperatureLogs
 from mes.core.phases.timers import Timers
 from mes.core.phases.values import Inputs
 
@@ -37,7 +38,15 @@ __all__ = [
 
 KINDS: dict[str, PhaseKind] = {
     kind.key: kind
-    for kind in (Timers(), Inputs(), Calculations(), Materials(), Equipment(), IdentityChecks())
+    for kind in (
+        Timers(),
+        Inputs(),
+        Calculations(),
+        Materials(),
+        Equipment(),
+        IdentityChecks(),
+        TemperatureLogs(),
+    )
 }
 
 

@@ -84,8 +84,13 @@ def record_values(
     at: datetime,
     terminal: str | None,
     comments: Mapping[str, str] | None = None,
+    *,
+    from_logger: bool = False,
 ) -> Outcome:
     """Record the values entered for a phase in progress (unchanged ones are not re-recorded).
+
+    A value a temperature logger fills (``temperature_log``'s ``lowest``/``highest``) is
+    refused unless ``from_logger`` (the logger import records it).
 
     Every value is checked for its type first; if any is malformed nothing is recorded and
     :class:`InvalidValue` lists them all. A value outside its action limits is recorded as
@@ -113,6 +118,12 @@ def record_values(
             problems[spec["id"]] = str(err)
     for unknown in sorted(set(raw) - {s["id"] for s in plan.spec["inputs"]}):
         problems[unknown] = f"'{plan.name}' has no input '{unknown}'."
+    if not from_logger:  # the evidence's values are read from the file, never typed
+        from mes.core.phases.temperature_log import TemperatureLogs
+
+        for value_id, logger in TemperatureLogs.filled_inputs(plan.spec).items():
+            if str(raw.get(value_id) or "").strip():
+                problems[value_id] = f"'{value_id}' is read from the {logger}: import the file."
     if problems:
         raise InvalidValue(
             " ".join(problems.values()),
@@ -492,6 +503,9 @@ class Inputs(_Values):
         return {vid: rec.value for vid, rec in sorted(phase.values.items())}
 
     def page(self, batch: Batch, plan: PhasePlan, phase: PhaseState, form: PageForm) -> Items:
+        from mes.core.phases.temperature_log import TemperatureLogs
+
+        from_logger = TemperatureLogs.filled_inputs(plan.spec)  # shown, not typed
         items = []
         for item in self.items(plan.spec):
             recorded = phase.values.get(item["id"])
@@ -515,6 +529,7 @@ class Inputs(_Values):
                     if recorded is None
                     else recorded_on_page(recorded, item, form.time_zone),
                     "error": form.field_errors.get(key),
+                    "from_logger": from_logger.get(item["id"]),
                     "comment_key": f"comment:{item['id']}",
                     # One box per deviation: what was typed, else the deviation's comment.
                     "comment": form.entered.get(

@@ -25,6 +25,7 @@ from mes.store.models.batches import (
     chain_columns,
 )
 from mes.store.models.cpv import CpvBaseline, CpvDisposition, CpvMargin, CpvTrend
+from mes.store.models.logger import LoggerFile
 from mes.store.models.masters import Equipment, EquipmentLogEntry, Material, MaterialLot
 from mes.store.models.people import (
     Badge,
@@ -79,6 +80,7 @@ __all__ = [
     "HubLink",
     "HubReceipt",
     "InstalledRecipe",
+    "LoggerFile",
     "Material",
     "MaterialLot",
     "ParameterResult",

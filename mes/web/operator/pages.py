@@ -18,6 +18,7 @@ from mes.core.batch import (
     PHASE_STATUS_TITLES,
     Action,
     Batch,
+    DeviationCategory,
     DeviationStatus,
     NextStep,
     Operator,
@@ -298,7 +299,21 @@ def deviation_item(
         "witness_acknowledge": witness_mode(
             batch, Action.ACKNOWLEDGE, viewer, at, deviation_id=deviation_id
         ),
+        "curve": excursion_curve(batch, deviation_id),
     }
+
+
+def excursion_curve(batch: Batch, deviation_id: str) -> dict[str, str] | None:
+    """The logger import a temperature excursion was raised for: its phase and logger ids."""
+    d = batch.state.deviations[deviation_id]
+    if d.category != DeviationCategory.TEMPERATURE_EXCURSION or d.phase is None:
+        return None
+    plan = batch.procedure.phases[d.phase]
+    for item in plan.spec.get("temperature_log") or []:
+        done = (batch.state.phases[d.phase].kinds.get("temperature_log") or {}).get(item["id"])
+        if done and not done["within_window"] and d.description.startswith(item["label"]):
+            return {"phase": d.phase, "log": item["id"]}
+    return None
 
 
 def next_step_items(

@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import (
     Blueprint,
+    Response,
     abort,
     flash,
     g,
@@ -38,7 +39,7 @@ from mes.core.batch import (
 from mes.core.errors import BatchNotActive, ChainBroken, MesError, NotAuthorised, PhaseIncomplete
 from mes.core.limits import InvalidValue
 from mes.core.phases import parse_form
-from mes.services import batches, bedside, labels, outbox
+from mes.services import batches, bedside, labels, logger_files, outbox
 from mes.web import error_response, site_zone, wants_json
 from mes.web.actions import Refused, act, done, reading, shown_on, typed
 from mes.web.forms import (
@@ -491,6 +492,62 @@ def record_phase(batch_id: str, phase_id: str) -> ResponseReturnValue:
     if result is not None and result.recorded:
         flash("Saved.", "info")
     return redirect(url_for("operator.phase", batch_id=batch_id, phase_id=phase_id), 303)
+
+
+@bp.post("/<batch_id>/phases/<phase_id>/logger/<log_id>")
+@requires(Permission.EXECUTE_BATCHES)
+def import_logger(batch_id: str, phase_id: str, log_id: str) -> ResponseReturnValue:
+    """Import the logger file uploaded for ``log_id`` (kept as received; refused: nothing kept)."""
+    upload = request.files.get("logger_file")
+    field = f"logger:{log_id}"
+
+    def refused(err: MesError) -> ResponseReturnValue:
+        return _phase_page(
+            batch_id,
+            phase_id,
+            error=str(err),
+            status=err.http_status,
+            field_errors={field: str(err)},
+        )
+
+    if upload is None or not upload.filename:
+        return refused(
+            MesError("Choose the logger file to upload.", what_to_do="Nothing was recorded.")
+        )
+    batch = act(
+        logger_files.import_logger_file,
+        batch_id,
+        phase_id,
+        log_id,
+        upload.filename,
+        upload.read(),
+        seen_seq=_seen(),
+        refused=refused,
+    )
+    raised = [
+        d for d in batch.state.deviations.values() if d.phase == phase_id and d.comment is None
+    ]
+    flash("Logger file imported.", "info")
+    if raised:
+        flash(f"Deviation {raised[-1].id}: {raised[-1].description} Say what happened.", "error")
+    return redirect(url_for("operator.phase", batch_id=batch_id, phase_id=phase_id), 303)
+
+
+@bp.get("/<batch_id>/phases/<phase_id>/logger/<log_id>/curve.svg")
+@requires(Permission.READ_BATCHES)
+def logger_curve(batch_id: str, phase_id: str, log_id: str) -> ResponseReturnValue:
+    """The curve of the logger file imported for ``log_id``, with its window (SVG)."""
+    with reading() as (uow, ctx):
+        batch = batches.get_batch(uow, ctx, batch_id).batch
+        if phase_id not in batch.state.phases:
+            abort(404)
+        done = (batch.state.phases[phase_id].kinds.get("temperature_log") or {}).get(log_id)
+        if done is None:
+            abort(404)
+        svg = logger_files.logger_chart(uow, ctx, done["sha256"], done["window"])
+    answer = Response(svg, mimetype="image/svg+xml")
+    answer.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+    return answer
 
 
 @bp.post("/<batch_id>/phases/<phase_id>/sign/<action_name>")
