@@ -48,6 +48,9 @@ class Meaning(StrEnum):
     # "reviewed", printed the same as QA's review of an exception). Batches signed before keep
     # the meaning they were signed with.
     COMPLETED = "completed"
+    # The two sides of a custody transfer (mes.core.custody).
+    HANDED_OVER = "handed over"
+    RECEIVED = "received"
 
 
 MEANING_STATEMENTS: dict[Meaning, str] = {
@@ -67,6 +70,10 @@ MEANING_STATEMENTS: dict[Meaning, str] = {
     Meaning.ABORTED: "I abort this batch for the reason given.",
     Meaning.QUARANTINED: "I place this material lot in quarantine: it may not be used.",
     Meaning.COMPLETED: "I confirm this batch was completed as recorded.",
+    Meaning.HANDED_OVER: "I handed over the material named, in the container named, to the "
+    "person named, at the time and place recorded.",
+    Meaning.RECEIVED: "I received the material named, in the container named, from the person "
+    "named, at the time and place recorded.",
     Meaning.CLOSED: "I close this deviation: its investigation, impact assessment and CAPA are "
     "complete as recorded.",
 }

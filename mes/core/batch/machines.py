@@ -67,6 +67,7 @@ class EntryKind(StrEnum):
     BATCH_HELD = "batch_held"
     BATCH_RESUMED = "batch_resumed"
     SIGNATURE = "signature"
+    CUSTODY_TRANSFERRED = "custody_transferred"  # material handed over, both sides signing
 
 
 class DeviationStatus(StrEnum):
@@ -107,6 +108,7 @@ class Action(StrEnum):
     RESUME = "resume"
     COMPLETE = "complete"
     ABORT = "abort"
+    TRANSFER_CUSTODY = "transfer_custody"  # signed by both sides (mes.core.custody)
 
 
 def format_duration(seconds: float) -> str:

@@ -1,0 +1,226 @@
+"""Custody transfers of a batch's material at a spoke, on both databases (issue 17).
+
+Both sides sign in one transaction — the logged-in user, and the other side in place with
+their own credentials (the witness mechanism) — or the site user alone with an external person
+(a courier) typed. Each refusal writes nothing; custody is recorded after completion too.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from batch_checks import assert_sound, entries, unchanged_by
+from batch_helpers import spoke
+from support import NOW, PASSWORD
+
+from mes.core.batch import BatchStatus
+from mes.core.custody import Material
+from mes.core.errors import (
+    AuthenticationFailed,
+    BatchNotActive,
+    InvalidInput,
+    NotAuthorised,
+    NotInCustody,
+    ProductNotReleased,
+    SelfCustodyTransfer,
+)
+from mes.services import batches, custody
+from mes.services.esign import Credentials, witness_context
+
+LATER = NOW + timedelta(hours=1)
+SHA = "ab" * 32
+
+
+def transfer(site, batch_id, who="olivia", other=None, at=LATER, password=PASSWORD, **fields):
+    """``who`` records a transfer at their panel; ``other`` (a user) signs the other side there."""
+    typed = {
+        "side": "received",
+        "material": "starting_material",
+        "place": "Goods-in, Suite A",
+        "container": "SHP-0001",
+        "own_organisation": "",
+        "other_organisation": "Lyon Collection Centre",
+        "other_name": "Jean Courier",
+        **fields,
+    }
+    other_credentials = Credentials(password, other) if other else None
+    with site.uow() as uow:
+        return custody.transfer_custody(
+            uow, site.ctx(who, at), batch_id, other=other_credentials,
+            credentials=Credentials(PASSWORD, who), first_signing_in_session=True, **typed,
+        )  # fmt: skip
+
+
+def started(site) -> str:
+    return site.start().state.id
+
+
+def test_starting_material_received_from_a_courier_is_signed_by_the_site_user(make_uow):
+    site = spoke(make_uow)
+    batch_id = started(site)
+    batch = transfer(site, batch_id)
+    [entry] = [e for e in entries(site, batch_id) if e.kind == "custody_transferred"]
+    record, [signature] = entry.payload["record"], entry.payload["signatures"]
+    assert record["handed_over_by"] == {
+        "name": "Jean Courier", "organisation": "Lyon Collection Centre",
+        "user_id": None, "username": None,
+    }  # fmt: skip
+    assert record["received_by"]["username"] == "olivia"
+    assert record["container"] == "SHP-0001"
+    assert signature["side"] == "received"
+    assert signature["manifestation"]["meaning"] == "received"
+    assert signature["manifestation"]["username"] == "olivia"
+    with site.uow() as uow:
+        held = custody.custody_of(uow, site.ctx("olivia"), batch).holders
+        name = uow.site.name
+    assert held[Material.STARTING_MATERIAL] == name
+    assert_sound(site, batch_id)
+
+
+def test_both_sides_sign_when_the_other_side_is_a_user_signing_in_place(make_uow):
+    site = spoke(make_uow)
+    batch_id = started(site)
+    transfer(site, batch_id)  # received from the courier by olivia
+    transfer(
+        site, batch_id, who="olivia", other="sam", side="handed_over",
+        other_organisation="", place="Suite A", container="SHP-0001",
+    )  # fmt: skip
+    entry = [e for e in entries(site, batch_id) if e.kind == "custody_transferred"][-1]
+    signatures = {s["side"]: s for s in entry.payload["signatures"]}
+    assert signatures["handed_over"]["manifestation"]["username"] == "olivia"
+    assert signatures["received"]["manifestation"]["username"] == "sam"
+    assert signatures["received"]["manifestation"]["meaning"] == "received"
+    assert signatures["received"]["in_session_of"]["username"] == "olivia"
+    assert "in_session_of" not in signatures["handed_over"]
+    hashes = {s["manifestation"]["record_hash"] for s in signatures.values()}
+    assert len(hashes) == 1  # both bound to the same record
+    assert_sound(site, batch_id)
+    from mes.core.record import entries_in_words
+
+    view = site.view(batch_id)
+    with site.uow() as uow:
+        sealed = batches.ledger_entries(uow, site.ctx("olivia"), batch_id)
+    words = entries_in_words(view.batch, sealed, "Europe/London")[-1]["text"]
+    assert "signed 'handed over' by Olivia Tester (olivia)" in words
+    assert "signed 'received' by Sam Tester (sam) in place" in words
+
+
+def test_the_same_person_on_both_sides_is_refused(make_uow):
+    site = spoke(make_uow)
+    batch_id = started(site)
+    transfer(site, batch_id)
+    with site.uow() as uow:  # the witness mechanism refuses the logged-in user as the other side
+        with pytest.raises(InvalidInput, match="a witness is another person"):
+            witness_context(uow, site.ctx("olivia"), Credentials(PASSWORD, "olivia", witness=True))
+    refusal = unchanged_by(
+        site,
+        lambda: transfer(
+            site, batch_id, other_name="Olivia Tester", other_organisation="Courier",
+            side="handed_over", own_organisation="Courier",
+        ),
+        NotInCustody,
+    )
+    assert "held by" in str(refusal)
+
+
+def test_the_same_typed_person_on_both_sides_is_refused_by_the_core():
+    from mes.core.custody import Party, check_transfer, typed_transfer
+
+    one = Party("Jean", "Centre")
+    with pytest.raises(SelfCustodyTransfer, match="on both sides"):
+        check_transfer(
+            [], typed_transfer("starting_material", one, Party("jean", "centre"), "x", "S1"),
+            site_organisation="Spoke", decision=None,
+        )  # fmt: skip
+    user = Party("Ann", "Spoke", "u1", "ann")
+    with pytest.raises(SelfCustodyTransfer):
+        check_transfer(
+            [], typed_transfer("final_product", user, user, "x", "S1"),
+            site_organisation="Spoke", decision="released",
+        )  # fmt: skip
+
+
+def test_a_missing_container_id_is_refused_and_nothing_written(make_uow):
+    site = spoke(make_uow)
+    batch_id = started(site)
+    refusal = unchanged_by(site, lambda: transfer(site, batch_id, container="  "), InvalidInput)
+    assert str(refusal) == (
+        "The shipper or container ID is missing. "
+        "Scan the ID on the shipper or container the material travels in."
+    )
+
+
+def test_an_external_person_without_a_name_is_refused(make_uow):
+    site = spoke(make_uow)
+    batch_id = started(site)
+    refusal = unchanged_by(site, lambda: transfer(site, batch_id, other_name=""), InvalidInput)
+    assert "their name and organisation are needed" in str(refusal)
+
+
+def test_handing_over_material_the_site_does_not_hold_is_refused(make_uow):
+    site = spoke(make_uow)
+    batch_id = started(site)
+    refusal = unchanged_by(
+        site, lambda: transfer(site, batch_id, side="handed_over"), NotInCustody
+    )
+    assert str(refusal).startswith(
+        "The apheresis starting material has not been received yet: nobody here holds it"
+    )
+
+
+def test_the_final_product_leaves_only_a_released_batch(make_uow):
+    site = spoke(make_uow)
+    batch_id = started(site)
+    refusal = unchanged_by(
+        site,
+        lambda: transfer(
+            site, batch_id, side="handed_over", material="final_product",
+            other_organisation="Clinic Haematology", other_name="Dr Who",
+        ),
+        ProductNotReleased,
+    )
+    assert str(refusal).startswith("The batch is not released by QA yet")
+
+
+def test_a_wrong_password_of_the_other_side_writes_no_transfer(make_uow):
+    site = spoke(make_uow)
+    batch_id = started(site)
+    transfer(site, batch_id)
+    before = len(entries(site, batch_id))
+    with pytest.raises(AuthenticationFailed):
+        transfer(site, batch_id, other="sam", side="handed_over", password="wrong-password")
+    assert len(entries(site, batch_id)) == before
+
+
+def test_a_person_without_a_signing_role_at_the_site_cannot_sign_a_side(make_uow):
+    site = spoke(make_uow)
+    site.add_person("ada", ["author"])
+    batch_id = started(site)
+    transfer(site, batch_id)
+    unchanged_by(
+        site,
+        lambda: transfer(site, batch_id, other="ada", side="handed_over"),
+        NotAuthorised,
+    )
+
+
+def test_custody_is_recorded_after_completion_and_refused_on_an_aborted_batch(make_uow):
+    from test_batch_release import din_for, finish  # the whole test recipe, signed complete
+
+    site = spoke(make_uow)
+    batch_id = site.start().state.id
+    site.do_check_bag(batch_id)
+    site.do_count(batch_id)
+    finish(site, batch_id)
+    assert site.view(batch_id).batch.state.status is BatchStatus.COMPLETE
+    batch = transfer(site, batch_id, at=NOW + timedelta(days=1))
+    assert len(batch.state.custody) == 1
+    aborted = site.start(din=din_for(2, NOW.year), patient_id="PAT-0002").state.id
+    with site.uow() as uow:
+        batches.abort_batch(
+            uow, site.ctx("sam"), aborted, "Bag damaged", Credentials(PASSWORD, "sam"),
+            first_signing_in_session=True,
+        )  # fmt: skip
+    refusal = unchanged_by(site, lambda: transfer(site, aborted), BatchNotActive)
+    assert "is aborted: custody transfers are recorded" in str(refusal)
