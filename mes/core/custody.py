@@ -187,19 +187,29 @@ def typed_transfer(
             f"'{material}' is not a material whose custody is recorded.",
             what_to_do=f"Choose one of: {known}.",
         ) from None
+    return Transfer(
+        chosen, handed_over_by, received_by, _place(place), _container(container), logger
+    )
+
+
+def _container(container: str | None) -> str:
     shipper = one_line(container, "The shipper or container ID", max_length=_NAME_LENGTH)
     if not shipper:
         raise InvalidInput(
             "The shipper or container ID is missing.",
             what_to_do="Scan the ID on the shipper or container the material travels in.",
         )
+    return shipper
+
+
+def _place(place: str | None) -> str:
     where = one_line(place, "The place of the hand-over", max_length=_NAME_LENGTH)
     if not where:
         raise InvalidInput(
             "The place of the hand-over is missing.",
             what_to_do="Say where the material changed hands (for example 'goods-in, spoke').",
         )
-    return Transfer(chosen, handed_over_by, received_by, where, shipper, logger)
+    return where
 
 
 def _organisation(text: str) -> str:
@@ -316,3 +326,48 @@ def transfer_in_words(payload: Mapping[str, Any]) -> str:
         f"custody of the {material.lower()} in container {record['container']} passed from "
         f"{giver.words} to {taker.words} at {record['place']}; {signed}{evidence}"
     )
+
+
+# --- custody of a material lot (a vector lot sent by the hub), at the spoke's lot receipt ------
+
+LOT_RECORD_TYPE = "material-lot-custody"
+
+
+def lot_receipt_record(
+    lot_number: str,
+    material: str,
+    handed_over_by: Party,
+    received_by: Party,
+    place: str | None,
+    container: str | None,
+    *,
+    previous: Sequence[Mapping[str, Any]],
+) -> dict[str, Any]:
+    """What the receiving user signs when a lot (a vector lot from the hub) enters custody here.
+
+    A lot is received once: ``previous`` are the signatures already on its custody record
+    (refused, naming who received it and when). The same two-people and container rules as a
+    batch's transfers apply; the hander is typed (people of the hub are not users here).
+    """
+    if previous:
+        first = previous[0]
+        raise CustodyRefused(
+            f"Lot {lot_number} was already received into custody by {first['printed_name']} "
+            f"({first['username']}) at {first['at']}: a lot is received once.",
+            what_to_do="Check the lot number on the label; a second delivery has its own lot.",
+        )
+    if handed_over_by.user_id is not None and handed_over_by.user_id == received_by.user_id:
+        raise SelfCustodyTransfer(
+            f"{received_by.name} is on both sides of the receipt: custody passes between two "
+            "people.",
+            what_to_do="Type the courier or hub person who handed the lot over.",
+        )
+    return {
+        "type": LOT_RECORD_TYPE,
+        "lot": lot_number,
+        "material": material,
+        "handed_over_by": handed_over_by.as_dict(),
+        "received_by": received_by.as_dict(),
+        "place": _place(place),
+        "container": _container(container),
+    }

@@ -15,6 +15,7 @@ from typing import Any
 
 from mes.core.access import Permission
 from mes.core.batch import Batch
+from mes.core.batch.actions import CUSTODY_ROLES
 from mes.core.batch.state import Operator
 from mes.core.custody import (
     RECORD_TYPE,
@@ -25,19 +26,25 @@ from mes.core.custody import (
     external_party,
     holder,
     logger_evidence,
+    lot_receipt_record,
     typed_transfer,
 )
 from mes.core.errors import InvalidInput
+from mes.core.esign import Meaning
 from mes.core.text import one_line
+from mes.services.audit import record_entry
 from mes.services.batches import _acting_on, _committed, _person, _require_spoke
-from mes.services.context import Context, authorise
+from mes.services.context import Context, acting_user, authorise
 from mes.services.esign import (
     Credentials,
     authenticate_signer,
     check_password_first,
+    sign_record,
     witness_context,
 )
 from mes.services.labels import read_hub_review
+from mes.services.materials import LOT_RECORD_TYPE, find_lot
+from mes.store import audit as audit_store
 from mes.store.uow import UnitOfWork
 
 
@@ -150,3 +157,64 @@ def custody_of(uow: UnitOfWork, ctx: Context, batch: Batch) -> CustodyView:
         list(batch.state.custody),
         {m: holder(batch.state.custody, m, site) for m in Material},
     )
+
+
+def receive_lot(
+    uow: UnitOfWork,
+    ctx: Context,
+    lot_number: str,
+    *,
+    from_name: str,
+    from_organisation: str,
+    place: str,
+    container: str,
+    credentials: Credentials,
+    first_signing_in_session: bool,
+) -> dict[str, Any]:
+    """A lot (a vector lot the hub sent) enters custody here: received, signed, audited.
+
+    The person who handed it over (a courier, hub staff: not users here) is typed; the
+    receiving supervisor or QA signs "received" (11.50, 11.70). The signature and the change
+    are entries of the site's audit trail on the lot's record, in one transaction. A lot is
+    received once.
+    """
+    actor = authorise(uow, ctx, Permission.MANAGE_MATERIALS)
+    lot = find_lot(uow, lot_number, lock=True)
+    user = acting_user(uow, ctx)
+    previous = [
+        s
+        for s in audit_store.signature_bodies(uow.session, LOT_RECORD_TYPE, lot.id)
+        if s.get("meaning") == Meaning.RECEIVED.value
+    ]
+    record = lot_receipt_record(
+        lot.lot_number,
+        lot.material_code,
+        external_party(from_name, from_organisation, "handed over"),
+        Party(user.full_name, uow.site.name, user.id, user.username),
+        place,
+        container,
+        previous=previous,
+    )
+    signature = sign_record(
+        uow,
+        ctx,
+        record_type=LOT_RECORD_TYPE,
+        record_id=lot.id,
+        record=record,
+        meaning=Meaning.RECEIVED,
+        credentials=credentials,
+        first_signing_in_session=first_signing_in_session,
+        signer_roles=[role.value for role in CUSTODY_ROLES],
+    )
+    changed = {k: v for k, v in record.items() if k != "type"}
+    record_entry(
+        uow,
+        ctx,
+        actor,
+        "material lot custody received",
+        LOT_RECORD_TYPE,
+        lot.id,
+        new={**changed, "signature_entry": signature.entry_seq},
+    )
+    uow.commit()
+    return record

@@ -11,7 +11,8 @@ from datetime import timedelta
 
 import pytest
 from batch_checks import assert_sound, entries, unchanged_by
-from batch_helpers import spoke
+from batch_helpers import LOT, spoke
+from sqlalchemy import select
 from support import NOW, PASSWORD
 
 from mes.core.batch import BatchStatus
@@ -19,6 +20,7 @@ from mes.core.custody import Material
 from mes.core.errors import (
     AuthenticationFailed,
     BatchNotActive,
+    CustodyRefused,
     InvalidInput,
     NotAuthorised,
     NotInCustody,
@@ -27,6 +29,7 @@ from mes.core.errors import (
 )
 from mes.services import batches, custody
 from mes.services.esign import Credentials
+from mes.store.models import AuditEntry
 
 LATER = NOW + timedelta(hours=1)
 SHA = "ab" * 32
@@ -218,3 +221,52 @@ def test_custody_is_recorded_after_completion_and_refused_on_an_aborted_batch(ma
         )  # fmt: skip
     refusal = unchanged_by(site, lambda: transfer(site, aborted), BatchNotActive)
     assert "is aborted: custody transfers are recorded" in str(refusal)
+
+
+# --- custody of a lot the hub sent (a vector lot), at the spoke's lot receipt -------------------
+
+
+def receive_lot(site, who="sam", **changes):
+    typed = {
+        "from_name": "Hub Courier", "from_organisation": "Hub Logistics",
+        "place": "Goods-in, Suite A", "container": "DRY-SHIPPER-9",
+        **changes,
+    }  # fmt: skip
+    with site.uow() as uow:
+        return custody.receive_lot(
+            uow, site.ctx(who, LATER), LOT, credentials=Credentials(PASSWORD, who),
+            first_signing_in_session=True, **typed,
+        )  # fmt: skip
+
+
+def test_a_lot_from_the_hub_is_received_into_custody_signed_in_the_audit_trail(make_uow):
+    site = spoke(make_uow)
+    record = receive_lot(site)
+    assert record["handed_over_by"]["organisation"] == "Hub Logistics"
+    assert record["received_by"]["username"] == "sam"
+    with site.uow() as uow:
+        rows = list(
+            uow.session.execute(
+                select(AuditEntry).where(AuditEntry.record_type == "material-lot")
+                .order_by(AuditEntry.seq)
+            ).scalars()
+        )  # fmt: skip
+    signature, change = rows[-2], rows[-1]
+    assert (signature.kind, signature.new["meaning"]) == ("signature", "received")
+    assert change.action == "material lot custody received"
+    assert change.new["container"] == "DRY-SHIPPER-9"
+    assert change.new["signature_entry"] == signature.seq
+
+
+def test_a_lot_is_received_once_and_needs_its_container_id(make_uow):
+    site = spoke(make_uow)
+    refusal = unchanged_by(site, lambda: receive_lot(site, container=""), InvalidInput)
+    assert str(refusal).startswith("The shipper or container ID is missing.")
+    receive_lot(site)
+    refusal = unchanged_by(site, lambda: receive_lot(site, who="quinn"), CustodyRefused)
+    assert str(refusal).startswith(f"Lot {LOT} was already received into custody by Sam Tester")
+
+
+def test_an_operator_cannot_receive_a_lot_into_custody(make_uow):
+    site = spoke(make_uow)
+    unchanged_by(site, lambda: receive_lot(site, who="olivia"), NotAuthorised)
