@@ -5,6 +5,7 @@ in the form it came from, as typed, and writes nothing."""
 
 from __future__ import annotations
 
+from batch_helpers import LOT
 from spoke_pages import app, browser, site, start_batch
 from support import PASSWORD
 from web_helpers import alerts, post_form, text
@@ -97,3 +98,29 @@ def test_a_refused_transfer_is_shown_in_its_form_as_typed_and_writes_nothing(app
     assert answer.status_code == 409
     assert any("has not been received yet" in a for a in alerts(answer))
     assert "No transfer recorded." in text(olivia.get(url))
+
+
+def lot_receipt(**changes: str) -> dict[str, str]:
+    return {
+        "lot_number": LOT,
+        "container": "DRY-SHIPPER-9",
+        "from_name": "Hub Courier",
+        "from_organisation": "Hub Logistics",
+        "place": "Goods-in",
+        "esign_username": "sam",
+        "esign_password": PASSWORD,
+        **changes,
+    }
+
+
+def test_a_lot_from_the_hub_is_received_into_custody_on_the_materials_page(app, site):
+    sam = browser(app, site, "sam")
+    page = text(sam.get("/materials"))
+    form = page.split('id="lot-custody"')[1].split("</form>")[0]
+    assert 'name="container" class="scan" data-scan' in form and "data-scan-form" in form
+    answer = post_form(sam, "/materials/lots/custody", lot_receipt(), page="/materials")
+    assert answer.status_code == 303, alerts(answer)
+    again = post_form(sam, "/materials/lots/custody", lot_receipt(), page="/materials")
+    assert again.status_code == 409
+    assert any(a.startswith(f"Lot {LOT} was already received into custody") for a in alerts(again))
+    assert 'value="Hub Courier"' in text(again)  # the form as typed
