@@ -270,3 +270,24 @@ def test_a_lot_is_received_once_and_needs_its_container_id(make_uow):
 def test_an_operator_cannot_receive_a_lot_into_custody(make_uow):
     site = spoke(make_uow)
     unchanged_by(site, lambda: receive_lot(site, who="olivia"), NotAuthorised)
+
+
+def test_the_other_side_signs_in_place_with_their_badge_and_pin(make_uow):
+    from test_witness_signatures import SAM_BADGE, SAM_PIN, with_badge
+
+    site = spoke(make_uow)
+    with_badge(site)
+    batch_id = started(site)
+    transfer(site, batch_id)
+    with site.uow() as uow:
+        custody.transfer_custody(
+            uow, site.ctx("olivia", LATER), batch_id, side="handed_over",
+            material="starting_material", place="Suite A", container="SHP-0001",
+            own_organisation="", other_organisation="", other=Credentials(SAM_PIN, badge=SAM_BADGE),
+            credentials=Credentials(PASSWORD, "olivia"), first_signing_in_session=True,
+        )  # fmt: skip
+    entry = [e for e in entries(site, batch_id) if e.kind == "custody_transferred"][-1]
+    received = next(s for s in entry.payload["signatures"] if s["side"] == "received")
+    assert received["manifestation"]["username"] == "sam"
+    assert received["in_session_of"]["username"] == "olivia"
+    assert_sound(site, batch_id)
