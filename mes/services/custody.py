@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mes.core.access import Permission
-from mes.core.batch import Batch
+from mes.core.batch import Batch, BatchStatus
 from mes.core.batch.actions import CUSTODY_ROLES
 from mes.core.batch.state import Operator
 from mes.core.custody import (
@@ -145,18 +145,17 @@ class CustodyView:
 
     site_organisation: str
     transfers: list[dict[str, Any]]
-    holders: dict[Material, str | None]
+    holders: dict[Material, str | None]  # None: not received yet, or (the product) not made yet
 
 
 def custody_of(uow: UnitOfWork, ctx: Context, batch: Batch) -> CustodyView:
     """The chain of custody of ``batch`` (loaded by :func:`mes.services.batches.get_batch`)."""
     authorise(uow, ctx, Permission.READ_BATCHES)
     site = uow.site.name
-    return CustodyView(
-        site,
-        list(batch.state.custody),
-        {m: holder(batch.state.custody, m, site) for m in Material},
-    )
+    holders = {m: holder(batch.state.custody, m, site) for m in Material}
+    if batch.state.status is not BatchStatus.COMPLETE:  # the product exists once it is complete
+        holders[Material.FINAL_PRODUCT] = None
+    return CustodyView(site, list(batch.state.custody), holders)
 
 
 def receive_lot(

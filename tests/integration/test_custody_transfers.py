@@ -217,6 +217,9 @@ def test_custody_is_recorded_after_completion_and_refused_on_an_aborted_batch(ma
     assert site.view(batch_id).batch.state.status is BatchStatus.COMPLETE
     batch = transfer(site, batch_id, at=NOW + timedelta(days=1))
     assert len(batch.state.custody) == 1
+    with site.uow() as uow:  # once complete, the product exists, held by the site
+        held = custody.custody_of(uow, site.ctx("olivia"), batch).holders
+        assert held[Material.FINAL_PRODUCT] == uow.site.name
     aborted = site.start(din=din_for(2, NOW.year), patient_id="PAT-0002").state.id
     with site.uow() as uow:
         batches.abort_batch(

@@ -34,6 +34,7 @@ def test_the_batch_page_shows_the_chain_of_custody_and_a_scan_first_form(app, si
     page = text(olivia.get(f"/batches/{batch_id}"))
     section = page.split('id="custody"')[1].split("</section>")[0]
     assert 'Apheresis starting material</strong>: <span class="muted">not received yet' in section
+    assert 'Final product</strong>: <span class="muted">not made yet' in section
     assert "No transfer recorded." in section
     assert section.count("data-scan-form") == 2  # receive, hand over
     assert 'name="container" class="scan" data-scan' in section
