@@ -178,7 +178,7 @@ def receive_lot(
     received once.
     """
     actor = authorise(uow, ctx, Permission.MANAGE_MATERIALS)
-    lot = find_lot(uow, lot_number, lock=True)
+    lot = find_lot(uow, one_line(lot_number, "The lot number", max_length=64), lock=True)
     user = acting_user(uow, ctx)
     previous = [
         s
