@@ -57,6 +57,7 @@ AFTER_RELEASE_LEDGER_KINDS = frozenset(
     {
         RESULT_RECORDED,
         PHYSICIAN_NOTIFIED,
+        "custody_transferred",  # the product handed over to the clinic (mes.core.custody)
         # the clinic's (mes.core.batch.bedside)
         "bedside_checked",
         "bedside_mismatch",

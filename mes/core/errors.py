@@ -532,3 +532,22 @@ class TooLarge(SyncRefused):
 
     http_status = 413
     code = "too-large"
+
+
+# --- chain of custody (mes.core.custody) -----------------------------------------------------
+
+
+class CustodyRefused(BatchRefused):
+    """A custody transfer was refused; nothing was recorded. The subclass names the broken rule."""
+
+
+class SelfCustodyTransfer(CustodyRefused):
+    """The same person cannot both hand over and receive: custody passes between two people."""
+
+
+class NotInCustody(CustodyRefused):
+    """The handing-over side does not hold the material, as the chain of custody so far says."""
+
+
+class ProductNotReleased(CustodyRefused):
+    """The final product leaves the site only after QA released the batch."""

@@ -52,6 +52,9 @@ class Meaning(StrEnum):
     # specification; QA's final certification once every pending result is in and within spec.
     NOTIFIED = "notified"
     CERTIFIED_FINAL = "certified final"
+    # The two sides of a custody transfer (mes.core.custody).
+    HANDED_OVER = "handed over"
+    RECEIVED = "received"
 
 
 MEANING_STATEMENTS: dict[Meaning, str] = {
@@ -71,6 +74,10 @@ MEANING_STATEMENTS: dict[Meaning, str] = {
     Meaning.ABORTED: "I abort this batch for the reason given.",
     Meaning.QUARANTINED: "I place this material lot in quarantine: it may not be used.",
     Meaning.COMPLETED: "I confirm this batch was completed as recorded.",
+    Meaning.HANDED_OVER: "I handed over the material named, in the container named, to the "
+    "person named, at the time and place recorded.",
+    Meaning.RECEIVED: "I received the material named, in the container named, from the person "
+    "named, at the time and place recorded.",
     Meaning.CLOSED: "I close this deviation: its investigation, impact assessment and CAPA are "
     "complete as recorded.",
     Meaning.NOTIFIED: "I told the treating physician of this result, as recorded.",

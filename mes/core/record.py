@@ -37,6 +37,7 @@ from mes.core.batch import (
 )
 from mes.core.batch.bedside import BEDSIDE_ENTRY_KINDS, bedside_words
 from mes.core.clock import as_utc, local_text, parse_utc_text
+from mes.core.custody import transfer_in_words
 from mes.core.esign import Meaning
 from mes.core.identity import identity_text
 from mes.core.ledger import SealedEntry
@@ -158,6 +159,8 @@ def _entry_text(batch: Batch, body: Mapping[str, Any]) -> str:
         return f"put the batch on hold: {p['reason']}"
     if kind is EntryKind.BATCH_RESUMED:
         return f"resumed the batch: {p['reason']}"
+    if kind is EntryKind.CUSTODY_TRANSFERRED:
+        return transfer_in_words(p)
     record = p["record"]
     m = p["manifestation"]
     words = ACTION_WORDS.get(record["action"], record["action"])

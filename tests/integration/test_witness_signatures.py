@@ -217,7 +217,7 @@ def test_only_the_actions_the_table_marks_may_be_signed_by_a_witness(make_uow):
     )
     assert str(refusal).startswith(
         "'Sign performed' cannot be signed by a witness in place: only Verify, Acknowledge, "
-        "Sign the batch complete can."
+        "Sign the batch complete, Sign the custody transfer can."
     )
     with pytest.raises(NotAuthorised, match="cannot be given by a witness in place"):
         witnessed(

@@ -46,6 +46,13 @@ def person(user_id: str, username: str, *roles: str, qualified: bool = True) -> 
     )
 
 
+def party(who: Operator, organisation: str = "Spoke Site") -> Any:
+    """``who`` as one side of a custody transfer (mes.core.custody.Party)."""
+    from mes.core.custody import Party
+
+    return Party(who.actor.name, organisation, who.user_id, who.actor.username)
+
+
 OLIVIA = person("u-olivia", "olivia", "operator")
 OSCAR = person("u-oscar", "oscar", "operator")
 SAM = person("u-sam", "sam", "supervisor")
@@ -140,6 +147,36 @@ def sign_bedside(
         site=SITE,
     )
     return batch.bedside_signed(action, record, manifestation, who, at, TERMINAL)
+
+
+def hand_over(
+    batch: Batch,
+    transfer: Any,
+    signers: dict[Any, Operator],
+    at: datetime = T0,
+    *,
+    decision: str | None = None,
+) -> SealedEntry:
+    """A custody transfer checked and signed by ``signers`` (by side), as the service does."""
+    from mes.core.custody import RECORD_TYPE, SIDE_MEANINGS
+
+    record = batch.prepare_custody(
+        transfer, signers, at, site_organisation="Spoke Site", decision=decision
+    )
+    signed = {
+        side: (
+            Manifestation.for_record(
+                record_type=RECORD_TYPE, record_id=batch.state.id, record=record,
+                signer_id=who.user_id or "", username=who.actor.username,
+                printed_name=who.actor.name, meaning=SIDE_MEANINGS[side], at=at,
+                terminal=TERMINAL, site=SITE,
+            ),
+            who,
+        )
+        for side, who in signers.items()
+    }  # fmt: skip
+    first = next(iter(signers.values()))
+    return batch.custody_signed(record, signed, first, at, TERMINAL)
 
 
 def sign(batch: Batch, action: Action, who: Operator, at: datetime = T0, **options: Any) -> Any:

@@ -37,9 +37,11 @@ from batch_fixtures import (
     do_culture,
     do_simple,
     fill_count,
+    hand_over,
     instrument,
     lot,
     new_batch,
+    party,
     person,
     prepare_and_sign,
     sign,
@@ -63,6 +65,7 @@ from mes.core.batch import (
     format_duration,
 )
 from mes.core.clock import utc_text
+from mes.core.custody import Party, Side, typed_transfer
 from mes.core.errors import (
     BatchIncomplete,
     BatchNotActive,
@@ -1627,7 +1630,14 @@ def test_every_batch_action_is_declared_once_and_the_buttons_are_the_actions_all
         offered = batch.available_actions(who, T0)
         assert offered == [
             action
-            for action in (Action.REPORT, Action.HOLD, Action.RESUME, Action.COMPLETE, Action.ABORT)
+            for action in (
+                Action.REPORT,
+                Action.HOLD,
+                Action.RESUME,
+                Action.COMPLETE,
+                Action.ABORT,
+                Action.TRANSFER_CUSTODY,
+            )
             if batch.refusal(action, who, T0) is None
         ]
     assert batch.available_actions(OLIVIA, T0, phase_id="check_bag") == [Action.START_PHASE]
@@ -1725,6 +1735,9 @@ def eventful_batch(key: SiteKey) -> Batch:
         if deviation.status is DeviationStatus.OPEN:
             sign(batch, Action.ACKNOWLEDGE, SAM, T0 + 5 * H, deviation_id=deviation.id)
     sign(batch, Action.COMPLETE, SAM, T0 + 6 * H)
+    courier = Party("Jean Courier", "Lyon Collection Centre")
+    received = typed_transfer("starting_material", courier, party(OLIVIA), "Goods-in", "SHP-1")
+    hand_over(batch, received, {Side.RECEIVED: OLIVIA}, T0 + 7 * H)  # custody after completion
     # After release, at the clinic: a mismatch (the hard stop), then the check, the infusion.
     batch.hub_decision = "released"
     wrong = batch.compare_at_bedside({"bag_din": f"={DIN}00", "wristband": "PAT-9999"})

@@ -19,11 +19,12 @@ def as_witness(who, host=OLIVIA):
     return replace(who, in_session_of=host.actor)
 
 
-def test_the_table_lets_a_witness_sign_only_verify_acknowledge_and_complete():
+def test_the_table_lets_a_witness_sign_only_verify_acknowledge_complete_and_custody():
     assert {action for action, rule in BATCH_ACTIONS.items() if rule.witness} == {
         Action.VERIFY,
         Action.ACKNOWLEDGE,
         Action.COMPLETE,
+        Action.TRANSFER_CUSTODY,  # the other side of a hand-over signs at the same panel
     }
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Self
 
-from mes.core.access import Role
+from mes.core.access import SIGNING_ROLES, Role
 from mes.core.actions import ActionRule, Subject
 from mes.core.after_release import (
     AfterRelease,
@@ -48,6 +48,7 @@ from mes.core.batch.state import (
     PhaseState,
 )
 from mes.core.clock import as_utc, utc_text
+from mes.core.custody import SIDE_MEANINGS, Side, Transfer, check_transfer, transfer_record
 from mes.core.entry import EntryBody
 from mes.core.errors import (
     BatchIncomplete,
@@ -80,6 +81,11 @@ SUPERVISION = frozenset({Role.SUPERVISOR, Role.QA})
 _NOT_STARTED = frozenset({PhaseStatus.LOCKED, PhaseStatus.READY, PhaseStatus.SKIPPED})
 STARTERS = frozenset({Role.OPERATOR, Role.SUPERVISOR})
 CLINICIANS = frozenset({Role.CLINICIAN})
+# Who signs a custody transfer: the site's signing roles (not recipe authors) — operators,
+# supervisors, QA, and the roles other packages add (a clinician receiving at the clinic).
+CUSTODY_ROLES = SIGNING_ROLES - {Role.AUTHOR}
+# Custody is recorded while the batch is made and after it is complete (the product travels).
+_CUSTODY_STATUSES = frozenset({BatchStatus.IN_PROGRESS, BatchStatus.ON_HOLD, BatchStatus.COMPLETE})
 
 
 @dataclass(frozen=True)
@@ -274,6 +280,16 @@ def _notification_pending(batch: Actions, ask: Ask) -> None:
         )
 
 
+def _custody_open(batch: Actions, ask: Ask) -> None:
+    status = batch.state.status
+    if status not in _CUSTODY_STATUSES:
+        raise BatchNotActive(
+            f"Batch {batch.state.number} is {BATCH_STATUS_TITLES[status].lower()}: custody "
+            "transfers are recorded once it is started, while it is made and after it is complete.",
+            what_to_do="Record the transfer on the batch the material belongs to.",
+        )
+
+
 def _rule(subject: Subject, label: str, done: str, what: str, **rule: Any) -> ActionRule:
     return ActionRule(subject, label, done, what=what, **rule)
 
@@ -368,6 +384,15 @@ BATCH_ACTIONS: dict[Action, ActionRule] = {
     Action.END_INFUSION: _rule(
         Subject.BATCH, "Sign: infusion ended", "Infusion ended.", "end the infusion",
         roles=CLINICIANS, meaning=Meaning.PERFORMED, guard=infusion_endable,
+    ),
+    # Both sides sign, each with their own meaning (mes.core.custody.SIDE_MEANINGS): the
+    # logged-in user, and the other side in place at the same panel (a witness) — or, for a
+    # person who is not a user, the logged-in user alone with that person typed.
+    Action.TRANSFER_CUSTODY: _rule(
+        Subject.BATCH, "Sign the custody transfer",
+        "Custody transfer recorded.",
+        "record a custody transfer", roles=CUSTODY_ROLES, meaning=Meaning.RECEIVED,
+        precondition=_custody_open, witness=True,
     ),
 }  # fmt: skip
 
@@ -881,6 +906,60 @@ class Actions(Aggregate):
             at,
             terminal,
         )
+
+    # -- custody of the material (mes.core.custody) -------------------------------------------
+
+    def prepare_custody(
+        self,
+        transfer: Transfer,
+        signers: Mapping[Side, Operator],
+        at: datetime,
+        *,
+        site_organisation: str,
+        decision: str | None,
+    ) -> dict[str, Any]:
+        """Check a custody transfer and return the record both signatures bind to (11.70).
+
+        ``signers``: the site users who sign, by side (one or both; a side not given is an
+        external party, typed). Each signer passes the action's rules (role, the batch started
+        and not aborted; a witness in place where the table allows it); then the chain of
+        custody's (:func:`mes.core.custody.check_transfer`). Nothing changes.
+        """
+        for side, who in signers.items():
+            party = transfer.handed_over_by if side is Side.HANDED_OVER else transfer.received_by
+            if party.user_id != who.user_id:
+                raise InvalidInput(
+                    f"The signer of the side '{side.words}' is not that side's person."
+                )
+            self._check(Action.TRANSFER_CUSTODY, Ask(who, at))
+        check_transfer(
+            self.state.custody, transfer, site_organisation=site_organisation, decision=decision
+        )
+        return transfer_record(self.state.id, self.state.number, transfer, utc_text(at))
+
+    def custody_signed(
+        self,
+        record: Mapping[str, Any],
+        signatures: Mapping[Side, tuple[Manifestation, Operator]],
+        who: Operator,
+        at: datetime,
+        terminal: str | None,
+    ) -> SealedEntry:
+        """Append the transfer with its signatures as one entry: never half-signed.
+
+        Each signature's meaning is its side's; a witness's names the logged-in user at whose
+        session it was given.
+        """
+        signed = []
+        for side, (manifestation, signer) in signatures.items():
+            if manifestation.meaning != SIDE_MEANINGS[side].value:  # pragma: no cover - service
+                raise InvalidInput(f"The '{side.words}' signature has another meaning.")
+            one: dict[str, Any] = {"side": side.value, "manifestation": manifestation.as_dict()}
+            if signer.in_session_of is not None:
+                one["in_session_of"] = signer.in_session_of.as_dict()
+            signed.append(one)
+        payload = {"record": dict(record), "signatures": signed}
+        return self._append(EntryKind.CUSTODY_TRANSFERRED, payload, who.actor, at, terminal)
 
     def _phase_summary(self) -> dict[str, str]:
         return {pid: p.status.value for pid, p in self.state.phases.items()}

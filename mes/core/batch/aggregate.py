@@ -329,6 +329,13 @@ class Aggregate(Ordering):
                 self._contribute(phase, actor)  # the same verifier may check again
             self._touch(phase, entry, f"signed {signature['meaning']}")
 
+    def _on_custody_transferred(
+        self, payload: Mapping[str, Any], actor: Actor, at: str, entry: SealedEntry
+    ) -> None:
+        self.state.custody.append(
+            {**payload["record"], "seq": entry.seq, "signatures": list(payload["signatures"])}
+        )
+
     @staticmethod
     def _contribute(phase: PhaseState, actor: Actor) -> None:
         if actor.user_id:

@@ -76,6 +76,7 @@ class EntryKind(StrEnum):
     INFUSION_STARTED = "infusion_started"
     INFUSION_ENDED = "infusion_ended"
     LOGGER_IMPORTED = "logger_imported"  # a phase kind's entry (mes.core.phases.temperature_log)
+    CUSTODY_TRANSFERRED = "custody_transferred"  # material handed over, both sides signing
 
 
 class DeviationStatus(StrEnum):
@@ -123,6 +124,7 @@ class Action(StrEnum):
     CHECK_AT_BEDSIDE = "check_at_bedside"  # after release, at the clinic (signed)
     START_INFUSION = "start_infusion"  # signed
     END_INFUSION = "end_infusion"  # signed
+    TRANSFER_CUSTODY = "transfer_custody"  # signed by both sides (mes.core.custody)
 
 
 def format_duration(seconds: float) -> str:

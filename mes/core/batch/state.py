@@ -166,6 +166,8 @@ class BatchState:
     deviations: dict[str, DeviationState] = field(default_factory=dict)
     signatures: list[dict[str, Any]] = field(default_factory=list)  # of the batch as a whole
     bedside: BedsideRecord = field(default_factory=BedsideRecord)
+    # The chain of custody: each transfer's record with its seq and both sides' signatures.
+    custody: list[dict[str, Any]] = field(default_factory=list)
     last_seq: int = 0
     last_hash: str = GENESIS
     last_at: str | None = None

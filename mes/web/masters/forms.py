@@ -46,3 +46,16 @@ class EquipmentForm(FlaskForm):
     name = StringField("Name", validators=SHORT)
     location = StringField("Location", validators=SHORT)
     calibration_due = StringField("Calibration due", validators=SHORT)
+
+
+class LotCustodyForm(SignatureForm):
+    """A lot from the hub (a vector lot) received into custody, signed "received".
+
+    Who handed it over (typed: not a user here), where, and the shipper it came in.
+    """
+
+    lot_number = StringField("Lot number", validators=SHORT)
+    container = StringField("Shipper or container ID", validators=SHORT)
+    from_name = StringField("Handed over by", validators=SHORT)
+    from_organisation = StringField("Their organisation", validators=SHORT)
+    place = StringField("Where", validators=SHORT)

@@ -19,9 +19,10 @@ from mes.core.batch import equipment_class_title
 from mes.core.dates import date_pattern, parse_local_date
 from mes.core.equipment import EQUIPMENT_STATUS_WORDS
 from mes.core.errors import InvalidInput
-from mes.core.esign import MEANING_STATEMENTS
+from mes.core.esign import MEANING_STATEMENTS, Meaning
 from mes.core.materials import LOT_DECISION_TITLES
 from mes.core.units import UNITS
+from mes.services import custody as custody_service
 from mes.services import equipment as equipment_service
 from mes.services import materials as material_service
 from mes.web import site_zone
@@ -29,6 +30,7 @@ from mes.web.actions import act, done, reading, shown_on, stop
 from mes.web.helpers import requires
 from mes.web.masters.forms import (
     EquipmentForm,
+    LotCustodyForm,
     LotDecisionForm,
     LotForm,
     MaterialForm,
@@ -84,6 +86,7 @@ def _materials_page(
         statements=MEANING_STATEMENTS,
         meanings=material_service.STATUS_MEANINGS,
         decision_titles=LOT_DECISION_TITLES,
+        received_meaning=Meaning.RECEIVED,
         field_errors=field_errors or {},
     ), status
 
@@ -127,6 +130,24 @@ def add_lot() -> ResponseReturnValue:
         f"Lot {lot.lot_number} received; it is in quarantine until QA releases it.",
         "masters.materials",
     )
+
+
+@bp.post("/materials/lots/custody")
+@requires(Permission.MANAGE_MATERIALS)
+def receive_lot_custody() -> ResponseReturnValue:
+    """A lot the hub sent (a vector lot) received into custody, signed "received"."""
+    form = LotCustodyForm()
+    record = act(
+        custody_service.receive_lot,
+        form.lot_number.data or "",
+        from_name=form.from_name.data or "",
+        from_organisation=form.from_organisation.data or "",
+        place=form.place.data or "",
+        container=form.container.data or "",
+        signature=form,
+        refused=shown_on(_materials_page),
+    )
+    return done(f"Lot {record['lot']} received into custody.", "masters.materials")
 
 
 @bp.post("/materials/lots/<lot_number>/status")

@@ -26,10 +26,11 @@ from mes.core.batch import (
     format_duration,
 )
 from mes.core.clock import as_utc, local_text, parse_utc_text, utc_text
+from mes.core.custody import MATERIAL_TITLES, SIDE_MEANINGS, Material, Party
 from mes.core.identity import identity_text
 from mes.core.ordering import ORDERING_WORDS
 from mes.core.phases import PageForm
-from mes.core.record import manifestation_text
+from mes.core.record import manifestation_text, witness_words
 
 STATUS_CLASSES = {
     PhaseStatus.LOCKED: "muted",
@@ -368,3 +369,43 @@ def witness_mode(
     if not batch.witness_may_take(action, viewer, at, **subject):
         return ""
     return "offer" if batch.refusal(action, viewer, at, **subject) is None else "only"
+
+
+# The meaning of the logged-in user's signature on each side of a custody transfer.
+CUSTODY_MEANINGS = {side.value: meaning for side, meaning in SIDE_MEANINGS.items()}
+
+
+def custody_items(chain: Any, time_zone: str) -> dict[str, Any]:
+    """The batch's chain of custody for its page: who holds each material now, each transfer.
+
+    ``chain``: :class:`mes.services.custody.CustodyView`.
+    """
+    transfers = []
+    for t in chain.transfers:
+        signatures = []
+        for s in t["signatures"]:
+            text = manifestation_text(s["manifestation"], time_zone)
+            host = s.get("in_session_of")
+            signatures.append(f"{text} {witness_words(host)}" if host else text)
+        transfers.append(
+            {
+                "seq": t["seq"],
+                "material": MATERIAL_TITLES[Material(t["material"])],
+                "from": Party.from_dict(t["handed_over_by"]).words,
+                "to": Party.from_dict(t["received_by"]).words,
+                "place": t["place"],
+                "container": t["container"],
+                "at": local_text(parse_utc_text(t["at"]), time_zone),
+                "logger": t.get("logger"),
+                "signatures": signatures,
+            }
+        )
+    return {
+        "site": chain.site_organisation,
+        "holders": [
+            {"material": MATERIAL_TITLES[m], "holder": h, "key": m.value}
+            for m, h in chain.holders.items()
+        ],
+        "transfers": transfers,
+        "materials": [(m.value, m.words) for m in Material],
+    }

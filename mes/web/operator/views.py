@@ -39,7 +39,8 @@ from mes.core.batch import (
 from mes.core.errors import BatchNotActive, ChainBroken, MesError, NotAuthorised, PhaseIncomplete
 from mes.core.limits import InvalidValue
 from mes.core.phases import parse_form
-from mes.services import batches, bedside, labels, logger_files, outbox
+from mes.services import batches, bedside, custody, labels, logger_files, outbox
+from mes.services.esign import Credentials
 from mes.web import error_response, site_zone, wants_json
 from mes.web.actions import Refused, act, done, reading, shown_on, typed
 from mes.web.forms import (
@@ -55,12 +56,15 @@ from mes.web.helpers import requires
 from mes.web.operator.forms import (
     CommentForm,
     CorrectionForm,
+    CustodyForm,
     DeviationReportForm,
     ReasonForm,
     SignedReasonForm,
 )
 from mes.web.operator.pages import (
+    CUSTODY_MEANINGS,
     batch_header,
+    custody_items,
     deviation_item,
     next_step_items,
     phase_page,
@@ -192,6 +196,7 @@ def _batch_page(
         view = batches.get_batch(uow, ctx, batch_id)
         broken = _integrity(uow, ctx, batch_id)
         hub_review = labels.hub_review(uow, ctx, batch_id)
+        chain = custody.custody_of(uow, ctx, view.batch)
     batch, viewer = view.batch, view.viewer
     zone = site_zone()
     # The batch's buttons: the actions the viewer may take now (the core's table decides).
@@ -221,6 +226,8 @@ def _batch_page(
         actions=BATCH_ACTIONS,
         why_not_complete=why_not_complete,
         witness_complete=witness_mode(batch, Action.COMPLETE, viewer, ctx.at),
+        custody=custody_items(chain, zone),
+        custody_meanings=CUSTODY_MEANINGS,
         complete_meaning=ACTION_MEANINGS[Action.COMPLETE],
         abort_meaning=ACTION_MEANINGS[Action.ABORT],
         ack_meaning=ACTION_MEANINGS[Action.ACKNOWLEDGE],
@@ -701,6 +708,40 @@ def report_deviation(batch_id: str) -> ResponseReturnValue:
 def deviation_action(batch_id: str, deviation_id: str, action_name: str) -> ResponseReturnValue:
     """Say what happened in a deviation, or acknowledge it (a supervisor or QA, signed)."""
     return _batch_action(batch_id, action_name, deviation_id)
+
+
+@bp.post("/<batch_id>/custody")
+@requires(Permission.EXECUTE_BATCHES)
+def transfer_custody(batch_id: str) -> ResponseReturnValue:
+    """Record a custody transfer of the batch's material, signed by each side that is a user."""
+    form = CustodyForm()
+    other = Credentials(
+        form.other_secret.data or "",
+        (form.other_username.data or "").strip() or None,
+        (form.other_badge.data or "").strip() or None,
+    )
+    act(
+        custody.transfer_custody,
+        batch_id,
+        side=form.side.data or "",
+        material=form.material.data or "",
+        place=form.place.data or "",
+        container=form.container.data or "",
+        own_organisation=form.own_organisation.data or "",
+        other_organisation=form.other_organisation.data or "",
+        other_name=form.other_name.data or "",
+        other=other,
+        logger_sha256=form.logger_sha256.data or None,
+        logger_summary=form.logger_summary.data or None,
+        signature=form,
+        refused=_on_batch_page(batch_id, f"custody-{form.side.data or ''}"),
+    )
+    return done(
+        BATCH_ACTIONS[Action.TRANSFER_CUSTODY].done,
+        "operator.batch_page",
+        anchor="custody",
+        batch_id=batch_id,
+    )
 
 
 # --- the final label of a released batch ----------------------------------------------------
