@@ -159,8 +159,6 @@ def _entry_text(batch: Batch, body: Mapping[str, Any]) -> str:
         return f"put the batch on hold: {p['reason']}"
     if kind is EntryKind.BATCH_RESUMED:
         return f"resumed the batch: {p['reason']}"
-    if kind is EntryKind.CUSTODY_TRANSFERRED:
-        return transfer_in_words(p)
     record = p["record"]
     m = p["manifestation"]
     words = ACTION_WORDS.get(record["action"], record["action"])
@@ -244,7 +242,11 @@ def after_release_summary(body: Mapping[str, Any]) -> str:
 
 
 # The kinds whose whole entry the after-release module words itself (one rule in one place).
-_WORDED_BY_KIND = {"result_recorded": result_words, "physician_notified": notification_words}
+_WORDED_BY_KIND = {
+    "result_recorded": result_words,
+    "physician_notified": notification_words,
+    "custody_transferred": transfer_in_words,  # its words name both sides' signatures
+}
 
 
 def after_release_text(body: Mapping[str, Any]) -> str:

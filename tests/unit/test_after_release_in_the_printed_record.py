@@ -69,7 +69,23 @@ def chains_after_release() -> tuple[Any, list[SealedEntry], list[SealedEntry]]:
     batch_id, head = batch.state.id, ledger[-1]
     spoke = [
         ("custody_transferred", {"from": "SPK1 cleanroom", "to": "Ward 3", "shipper": "SH-77"}),
-        ("logger_imported", {"file": "logger.csv", "sha256": "cd" * 32, "excursions": 0}),
+        (
+            "logger_imported",
+            {
+                "phase": "ship",
+                "log": "transport",
+                "file_name": "logger.csv",
+                "sha256": "cd" * 32,
+                "rows": 96,
+                "first": "2026-11-21T09:00:00Z",
+                "last": "2026-11-22T08:45:00Z",
+                "min": "3.1",
+                "max": "6.8",
+                "minutes_outside": "0",
+                "excursions": [],
+                "window": {"low": "2", "high": "8", "unit": "°C", "max_minutes_outside": "30"},
+            },
+        ),
         ("result_recorded", {**STERILITY, "result": "mycoplasma", "value": "not detected"}),
         ("bedside_mismatch", {"scanned": "W1234 26 000001 X", "expected": "W1234 26 000001 A"}),
         ("bedside_checked", {"wristband": "MRN-1", "bag": "W1234 26 000001 A"}),
