@@ -80,6 +80,7 @@ class Permission(StrEnum):
     GOVERN_CPV = (
         "freeze CPV baselines, set comparability margins and assess trends across the network"
     )
+    LOOK_BACK = "look back at every batch that used a lot, instrument, operator or recipe version"
 
 
 PERMISSIONS: dict[Permission, frozenset[Role]] = {
@@ -102,6 +103,7 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.REVIEW_BATCHES: frozenset({Role.QA}),
     Permission.REBUILD_READ_MODELS: frozenset({Role.ADMIN, Role.QA}),
     Permission.GOVERN_CPV: frozenset({Role.QA}),
+    Permission.LOOK_BACK: frozenset({Role.QA}),
 }
 
 

@@ -239,6 +239,15 @@ SEED: tuple[tuple[str, tuple[dict[str, Any], ...]], ...] = (
     ("cpv_dispositions", ({"trend_id": "ct-1", "disposition": "capa", "reference": "CAPA-2026-7",
                            "comment": "New lot of IL-2; see the CAPA.", "decided_at": LATER,
                            "decided_by": OLIVIA, "signature_seq": 3},)),
+    ("batch_usages", tuple(
+        {"batch_id": BATCH, "kind": kind, "identifier": ident, "detail": detail, "site": "SPK1"}
+        for kind, ident, detail in (("instrument", "CNT-01", None), ("lot", "L-Ø42", "MAT-IL2"),
+                                    ("operator", "olivia", "Olivia Ørsted"),
+                                    ("recipe_version", "CAR-T v1", None))
+    )),
+    ("lookbacks", ({"id": "lb-1", "subject_kind": "lot", "subject": "L-Ø42",
+                    "reason": "Supplier recall of IL-2 lot L-Ø42 — endotoxin", "opened_at": LATER,
+                    "opened_by": OLIVIA},)),
 )  # fmt: skip
 
 APPEND_ONLY = "is append-only"

@@ -20,6 +20,12 @@ from mes.core.batch import (
 from mes.core.errors import ChainBroken, MesError
 from mes.core.esign import signature_binds
 from mes.core.ledger import GENESIS, SealedEntry
+from mes.core.lookback import (
+    DISPOSITION_FIELDS,
+    LookBackDisposition,
+    disposition_of_entry,
+    disposition_text,
+)
 from mes.core.text import MAX_LONG_TEXT, free_text, one_line
 from mes.core.worded import Worded, words_of
 
@@ -36,6 +42,8 @@ class ReviewKind(StrEnum):
     DEVIATION_CLOSED = "deviation_closed"
     BATCH_RELEASED = "batch_released"
     BATCH_REJECTED = "batch_rejected"
+    # QA's disposition of the batch in a look-back (mes.core.lookback); recorded after release
+    LOOKBACK_DISPOSITION = "lookback_disposition"
 
 
 class Classification(StrEnum):
@@ -162,6 +170,7 @@ class ReviewState:
     reason: str | None = None
     decision_signature: dict[str, Any] | None = None
     decided_head: tuple[int, str] | None = None  # the spoke's record as released or rejected
+    lookbacks: dict[str, LookBackDisposition] = field(default_factory=dict)  # look-back id →
 
     def deviation(self, deviation_id: str) -> DeviationReview:
         """The workflow of a deviation (a fresh one if QA has not touched it yet)."""
@@ -229,6 +238,13 @@ def apply_entry(state: ReviewState, entry: SealedEntry) -> None:
         dev.closed, dev.closed_by, dev.closed_at = True, actor, at
         dev.signature = p["manifestation"]
         state.deviations[dev.deviation] = dev
+    elif kind is ReviewKind.LOOKBACK_DISPOSITION:
+        said = {k: p[k] for k in DISPOSITION_FIELDS}
+        if said != {k: p["record"].get(k) for k in DISPOSITION_FIELDS} or not signature_binds(
+            p["manifestation"], p["record"]
+        ):
+            raise ChainBroken(entry.seq, "the disposition is not the one its signature is bound to")
+        state.lookbacks[p["lookback"]] = disposition_of_entry(body)
     else:
         state.decision = (
             Decision.RELEASED if kind is ReviewKind.BATCH_RELEASED else Decision.REJECTED
@@ -285,5 +301,7 @@ def review_entry_text(body: Mapping[str, Any]) -> str:
         return f"assessed deviation {p['deviation']}: " + "; ".join(parts)
     if kind is ReviewKind.DEVIATION_CLOSED:
         return f"closed deviation {p['deviation']}{signed}"
+    if kind is ReviewKind.LOOKBACK_DISPOSITION:
+        return f"{disposition_text(p)}{signed}"
     reason = f"; reason: {p['reason']}" if p.get("reason") else ""
     return f"{p['decision']} the batch{reason}{signed}"

@@ -25,6 +25,7 @@ from mes.store.models.batches import (
     chain_columns,
 )
 from mes.store.models.cpv import CpvBaseline, CpvDisposition, CpvMargin, CpvTrend
+from mes.store.models.lookback import LookBack
 from mes.store.models.masters import Equipment, EquipmentLogEntry, Material, MaterialLot
 from mes.store.models.people import (
     Badge,
@@ -36,7 +37,12 @@ from mes.store.models.people import (
     UserRole,
     WebSession,
 )
-from mes.store.models.read_models import BatchMilestone, BatchSummary, ParameterResult
+from mes.store.models.read_models import (
+    BatchMilestone,
+    BatchSummary,
+    BatchUsage,
+    ParameterResult,
+)
 from mes.store.models.recipes import InstalledRecipe, RecipePublication, RecipeVersion
 from mes.store.models.sync import (
     AnchoredHead,
@@ -65,6 +71,7 @@ __all__ = [
     "BatchReview",
     "BatchReviewEntry",
     "BatchSummary",
+    "BatchUsage",
     "BatchValue",
     "ChainHead",
     "Counter",
@@ -79,6 +86,7 @@ __all__ = [
     "HubLink",
     "HubReceipt",
     "InstalledRecipe",
+    "LookBack",
     "Material",
     "MaterialLot",
     "ParameterResult",
