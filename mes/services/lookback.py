@@ -56,25 +56,51 @@ def _require_hub(uow: UnitOfWork) -> None:
         )
 
 
+PAGE_SIZE = 500  # batches a page lists (a recipe version may have been used by thousands)
+
+
+def _page_of(page: int) -> tuple[int, int]:
+    """(limit, offset) of page ``page`` (from 1)."""
+    page = max(1, min(int(page), 10**6))
+    return PAGE_SIZE, (page - 1) * PAGE_SIZE
+
+
 @dataclass(frozen=True)
 class Found:
-    """Every batch that used one subject (the search's answer)."""
+    """The batches that used one subject (the search's answer): one page, and how many in all."""
 
     kind: UsageKind
     subject: str
     batches: list[store.UsedBy]
+    total: int
+    page: int = 1
+
+    @property
+    def pages(self) -> int:
+        """How many pages the batches fill."""
+        return max(1, -(-self.total // PAGE_SIZE))
 
 
-def look_back(uow: UnitOfWork, ctx: Context, kind: str, identifier: str | None) -> Found:
+def look_back(
+    uow: UnitOfWork, ctx: Context, kind: str, identifier: str | None, *, page: int = 1
+) -> Found:
     """Every batch at every spoke that used a lot, instrument, operator or recipe version.
 
     With the patient's identifiers, the batch's status and QA's decision and its dates, from
-    the read models (no ledger is read).
+    the read models (no ledger is read); ``page``: which :data:`PAGE_SIZE` of them, by site and
+    start, with the count of all.
     """
     _require_hub(uow)
     authorise(uow, ctx, Permission.LOOK_BACK)
     known, subject = subject_of(kind, identifier)
-    return Found(known, subject, store.batches_using(uow.session, known.value, subject))
+    limit, offset = _page_of(page)
+    return Found(
+        known,
+        subject,
+        store.batches_using(uow.session, known.value, subject, limit=limit, offset=offset),
+        store.used_count(uow.session, known.value, subject),
+        page,
+    )
 
 
 def open_lookback(
@@ -123,8 +149,10 @@ class Case:
     """A look-back as QA works it: its subject, its batches, each batch's disposition."""
 
     lookback: LookBack
-    batches: list[store.UsedBy]
+    batches: list[store.UsedBy]  # one page of them
+    total: int
     dispositions: dict[str, LookBackDisposition] = field(default_factory=dict)  # by batch ID
+    page: int = 1
 
     @property
     def kind(self) -> UsageKind:
@@ -133,8 +161,13 @@ class Case:
 
     @property
     def open_batches(self) -> int:
-        """Batches without a disposition yet."""
-        return sum(1 for b in self.batches if b.batch_id not in self.dispositions)
+        """Batches without a disposition yet (of every page)."""
+        return self.total - len(self.dispositions)
+
+    @property
+    def pages(self) -> int:
+        """How many pages the batches fill."""
+        return max(1, -(-self.total // PAGE_SIZE))
 
 
 def _lookback(uow: UnitOfWork, lookback_id: str) -> LookBack:
@@ -147,15 +180,18 @@ def _lookback(uow: UnitOfWork, lookback_id: str) -> LookBack:
     return row
 
 
-def lookback_case(uow: UnitOfWork, ctx: Context, lookback_id: str) -> Case:
-    """One look-back: every batch that used its subject, and the dispositions signed so far."""
+def lookback_case(uow: UnitOfWork, ctx: Context, lookback_id: str, *, page: int = 1) -> Case:
+    """One look-back: the batches that used its subject (a page), the dispositions signed."""
     _require_hub(uow)
     authorise(uow, ctx, Permission.LOOK_BACK)
     row = _lookback(uow, lookback_id)
+    limit, offset = _page_of(page)
     return Case(
         row,
-        store.batches_using(uow.session, row.subject_kind, row.subject),
+        store.batches_using(uow.session, row.subject_kind, row.subject, limit=limit, offset=offset),
+        store.used_count(uow.session, row.subject_kind, row.subject),
         {b: d for b, _n, d in store.dispositions(uow.session, lookback_id=row.id)},
+        page,
     )
 
 

@@ -38,8 +38,13 @@ class UsedBy:
     decided_at: str | None
 
 
-def batches_using(session: Session, kind: str, identifier: str) -> list[UsedBy]:
-    """Every received batch that used ``identifier`` (of ``kind``), by site then start."""
+def batches_using(
+    session: Session, kind: str, identifier: str, *, limit: int | None = None, offset: int = 0
+) -> list[UsedBy]:
+    """The received batches that used ``identifier`` (of ``kind``), by site then start.
+
+    ``limit`` and ``offset``: one page of them (None: every one).
+    """
     u, s, b = BatchUsage, BatchSummary, Batch
     rows = session.execute(
         select(
@@ -60,6 +65,8 @@ def batches_using(session: Session, kind: str, identifier: str) -> list[UsedBy]:
         .join(b, b.id == u.batch_id)
         .where(u.kind == kind, u.identifier == identifier)
         .order_by(s.site, s.created_at, s.number)
+        .limit(limit)
+        .offset(offset or None)
     )
     return [
         UsedBy(

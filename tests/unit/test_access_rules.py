@@ -36,6 +36,7 @@ MATRIX = {
     Permission.REVIEW_BATCHES: {"qa"},
     Permission.REBUILD_READ_MODELS: {"admin", "qa"},
     Permission.GOVERN_CPV: {"qa"},
+    Permission.LOOK_BACK: {"qa"},
 }
 
 

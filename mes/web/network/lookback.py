@@ -22,12 +22,15 @@ from mes.core.review import QA_STATE_TITLES, REVIEW_ACTIONS, QaState, ReviewKind
 from mes.services import lookback
 from mes.web import site_zone
 from mes.web.actions import act, done, reading, shown_on
+from mes.web.forms import whole_number
 from mes.web.helpers import requires
 from mes.web.network.forms import DispositionForm, OpenLookBackForm
 
 bp = Blueprint("lookback", __name__, url_prefix="/network/lookback", template_folder="templates")
 
-SHOWN = 500  # batches listed on the search page (the count says how many in all)
+
+def _page_asked() -> int:
+    return whole_number(request.args.get("page"), most=10**6) or 1
 
 
 def _when(at: str | None) -> str:
@@ -71,10 +74,10 @@ def _search_page(error: str | None = None, status: int = 200, **typed: str) -> R
         recent = lookback.recent(uow, ctx)
         if subject.strip() and problem is None:
             try:
-                found = lookback.look_back(uow, ctx, kind, subject)
+                found = lookback.look_back(uow, ctx, kind, subject, page=_page_asked())
             except MesError as err:
                 problem, status = str(err), err.http_status
-    rows = _rows(found.batches[:SHOWN]) if found else []
+    rows = _rows(found.batches) if found else []
     return (
         render_template(
             "network/lookback.html",
@@ -83,7 +86,6 @@ def _search_page(error: str | None = None, status: int = 200, **typed: str) -> R
             subject=subject,
             found=found,
             rows=rows,
-            shown=SHOWN,
             recent=[
                 {
                     "id": r.id,
@@ -131,7 +133,7 @@ def _case_page(
     lookback_id: str, error: str | None = None, status: int = 200
 ) -> ResponseReturnValue:
     with reading() as (uow, ctx):
-        case = lookback.lookback_case(uow, ctx, lookback_id)
+        case = lookback.lookback_case(uow, ctx, lookback_id, page=_page_asked())
     rule = REVIEW_ACTIONS[ReviewKind.LOOKBACK_DISPOSITION]
     return (
         render_template(
