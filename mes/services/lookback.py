@@ -40,6 +40,7 @@ __all__ = [
     "Case",
     "Found",
     "Notification",
+    "decided_reviews",
     "dispose",
     "look_back",
     "lookback_case",
@@ -257,6 +258,16 @@ def dispose(
     refresh_batch(uow.session, view.batch, view.record, view.review.state, settings=uow.site.review)
     uow.commit()
     return view
+
+
+def decided_reviews(uow: UnitOfWork, *, after: str, limit: int) -> dict[str, int]:
+    """Spoke (sync): decided batches to ask the hub about again, with our review head for each.
+
+    A look-back's disposition is recorded on a batch's review chain after its release, maybe
+    years later; the sync client names decided batches ``limit`` at a time, in batch-ID order
+    after ``after``, so every one is asked about in turn at a constant cost per round.
+    """
+    return store.decided_review_heads(uow.session, after, limit)
 
 
 @dataclass(frozen=True)

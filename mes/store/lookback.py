@@ -16,7 +16,14 @@ from sqlalchemy.orm import Session
 
 from mes.core.lookback import LookBackDisposition, disposition_of_entry
 from mes.core.review import ReviewKind
-from mes.store.models import Batch, BatchReviewEntry, BatchSummary, BatchUsage, LookBack
+from mes.store.models import (
+    Batch,
+    BatchReview,
+    BatchReviewEntry,
+    BatchSummary,
+    BatchUsage,
+    LookBack,
+)
 from mes.store.models.batches import chain_body
 from mes.store.queries import RecordName
 
@@ -147,3 +154,16 @@ def dispositions(
         (entry.batch_id, number, disposition_of_entry(chain_body(entry).as_dict()))
         for entry, number in session.execute(query)
     ]
+
+
+def decided_review_heads(session: Session, after: str, limit: int) -> dict[str, int]:
+    """Spoke: the review head of up to ``limit`` decided batches, by batch ID after ``after``."""
+    return {
+        batch_id: seq
+        for batch_id, seq in session.execute(
+            select(BatchReview.batch_id, BatchReview.last_seq)
+            .where(BatchReview.decision.is_not(None), BatchReview.batch_id > after)
+            .order_by(BatchReview.batch_id)
+            .limit(limit)
+        )
+    }

@@ -142,3 +142,32 @@ def test_qa_looks_back_from_a_lot_opens_a_look_back_and_signs_a_notification(net
         in notices
     )
     assert "Look-back notifications" in words(olivia.get("/batches"))
+
+
+def test_a_disposition_signed_after_the_release_reaches_the_spoke_in_a_later_round(net, batch, hub):
+    from review_network import decide
+    from support import user_ctx
+
+    from mes.core.review import Decision
+    from mes.services import lookback
+    from mes.services.esign import Credentials
+
+    decide(net, batch, Decision.RELEASED)
+    client = hub_client(net, hub)
+    assert sync_round(client.runtime, client).refused == []  # the release reaches the spoke
+    lot = lot_of(net, batch)
+    quinn = user_ctx(net.hub_ids["quinn"])
+    with net.hub() as uow:
+        opened = lookback.open_lookback(uow, quinn, "lot", lot, "Recall after release")
+    with net.hub() as uow:
+        lookback.dispose(
+            uow, quinn, opened.id, batch, "notify", Credentials(PASSWORD, "quinn"),
+            first_signing_in_session=True, reason="Tell the clinic",
+        )  # fmt: skip
+    report = sync_round(client.runtime, client)
+    assert report.refused == [] and report.reviews_stored == 1, report
+    olivia = client_of(spoke_app(net))
+    assert login(olivia, "olivia").status_code == 302
+    assert "Recall after release Tell the clinic" in words(olivia.get("/lookback/"))
+    # Nothing new: the decided batch is asked about again, and nothing comes.
+    assert sync_round(client.runtime, client).reviews_stored == 0
