@@ -24,7 +24,7 @@ def network_group() -> None:
 )
 @click.pass_obj
 def rebuild_command(state: CliState, check: bool) -> None:
-    """Recompute the read models (batch summaries, critical values, milestones) from the chains.
+    """Recompute the read models (summaries, critical values, milestones, usage) from the chains.
 
     Every received batch's ledger, review chain and receipts, in one transaction.
     """

@@ -87,6 +87,7 @@ class Permission(StrEnum):
     GOVERN_CPV = (
         "freeze CPV baselines, set comparability margins and assess trends across the network"
     )
+    LOOK_BACK = "look back at every batch that used a lot, instrument, operator or recipe version"
 
 
 PERMISSIONS: dict[Permission, frozenset[Role]] = {
@@ -111,6 +112,7 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.GOVERN_CPV: frozenset({Role.QA}),
     Permission.RECORD_RESULTS: frozenset({Role.QC}),
     Permission.CHECK_AT_BEDSIDE: frozenset({Role.CLINICIAN}),
+    Permission.LOOK_BACK: frozenset({Role.QA}),
 }
 
 

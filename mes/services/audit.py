@@ -66,10 +66,12 @@ def _namers() -> dict[str, Namer]:
     """How each record type of the trail is named; the types are those the services write."""
     # imported here: these services record their changes through this module
     from mes.core.esign import ATTESTATION_RECORD_TYPE
+    from mes.core.lookback import LOOKBACK_RECORD_TYPE
     from mes.core.review import REVIEW_RECORD_TYPE
     from mes.core.trends import BASELINE_RECORD_TYPE, MARGIN_RECORD_TYPE, TREND_RECORD_TYPE
     from mes.services import equipment, labels, materials, recipes, terminals
     from mes.store.cpv import baseline_names, margin_names, trend_names
+    from mes.store.lookback import lookback_names
 
     return {
         recipes.RECORD_TYPE: recipe_version_names,
@@ -83,6 +85,7 @@ def _namers() -> dict[str, Namer]:
         BASELINE_RECORD_TYPE: baseline_names,
         MARGIN_RECORD_TYPE: margin_names,
         TREND_RECORD_TYPE: trend_names,
+        LOOKBACK_RECORD_TYPE: lookback_names,
     }
 
 

@@ -1,4 +1,4 @@
-"""The hub's read models of received batches: summaries, critical values, milestones.
+"""The hub's read models of received batches: summaries, critical values, milestones, usage.
 
 Projections of each batch's ledger and review chain (the facts are the core's:
 :mod:`mes.core.summary`). :func:`refresh_batch` brings one batch's rows to what its chains say,
@@ -21,22 +21,30 @@ from mes.core.batch import Batch
 from mes.core.clock import utc_text
 from mes.core.ledger import SealedEntry
 from mes.core.limits import numeric
+from mes.core.lookback import usage
 from mes.core.review import ReviewSettings, ReviewState, find_exceptions, pending_reason
 from mes.core.summary import parameter_values, summary, timeline
 from mes.store.models import Batch as BatchRow
-from mes.store.models import BatchEntry, BatchMilestone, BatchSummary, ParameterResult
+from mes.store.models import (
+    BatchEntry,
+    BatchMilestone,
+    BatchSummary,
+    BatchUsage,
+    ParameterResult,
+)
 from mes.store.sync import receipt_times
 
 TABLES: tuple[tuple[str, type[Any], tuple[str, ...]], ...] = (
     ("batch_summaries", BatchSummary, ("batch_id",)),
     ("parameter_results", ParameterResult, ("batch_id", "phase_id", "value_id")),
     ("batch_milestones", BatchMilestone, ("batch_id", "milestone")),
+    ("batch_usages", BatchUsage, ("batch_id", "kind", "identifier")),
 )
 
 
 @dataclass
 class Rows:
-    """Rows of the three read models, by table (one batch's, or many batches')."""
+    """Rows of the read models, by table (one batch's, or many batches')."""
 
     tables: dict[str, list[dict[str, Any]]] = field(
         default_factory=lambda: {name: [] for name, _, _ in TABLES}
@@ -97,6 +105,16 @@ def batch_rows(
         for v in parameter_values(batch)
     )
     rows.tables["batch_milestones"].extend({**on, **asdict(p)} for p in timeline(batch, review))
+    rows.tables["batch_usages"].extend(
+        {
+            "batch_id": s.batch_id,
+            "site": s.site,
+            "kind": u.kind.value,
+            "identifier": u.identifier,
+            "detail": u.detail,
+        }
+        for u in usage(batch)
+    )
     return rows
 
 

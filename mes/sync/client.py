@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from mes.core.errors import BundleRefused, BundleUnknownKey, ConfigurationError, MesError
 from mes.core.keys import SitePublicKey
 from mes.core.sync import NONCE_HEADER, ack_verifies, sign_request
-from mes.services import outbox, review
+from mes.services import lookback, outbox, review
 from mes.services.context import Context
 from mes.services.instance import pin_hub_key
 from mes.services.recipes import install_bundle
@@ -59,6 +59,9 @@ RETRY_REFUSED_SECONDS = 300.0
 URGENT_LOOK_SECONDS = 0.25
 # Batches named in one request for review updates (the hub takes at most 10,000).
 REVIEW_HEADS_PER_REQUEST = 5_000
+# Decided batches named each round, in turn, for review entries recorded after the decision
+# (a look-back's disposition): every decided batch is asked about once per N / 500 rounds.
+REVIEWS_SWEPT = 500
 
 
 class NotEnrolled(ConfigurationError):
@@ -125,6 +128,7 @@ class HubClient:
         self.anchor_problem: str | None = None
         self.link = LinkState()  # the outage in progress, logged once (mes.sync.answers)
         self.stalled: set[str] = set()  # batches whose push met an outage last round
+        self.swept_after = ""  # the last decided batch asked about (REVIEWS_SWEPT)
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -385,16 +389,25 @@ def _pull_bundles(runtime: Runtime, client: HubClient, report: RoundReport) -> N
 def _pull_reviews(runtime: Runtime, client: HubClient, report: RoundReport) -> None:
     """Ask the hub for QA's review entries of the batches not yet released or rejected here.
 
-    Decided batches are not named (their review is closed), so a spoke asks only about what
-    the hub may still decide. Entries are stored only if they verify with the pinned hub key and
+    Undecided batches are named every round; decided ones a few hundred a round in turn
+    (``REVIEWS_SWEPT``), for what QA records after the decision (a look-back's disposition),
+    so a round's cost does not grow with the history. Entries are stored only if they verify with the pinned hub key and
     continue the chain held here (:func:`mes.services.review.receive_review_entries`, which
     logs each batch accepted or refused); an answer that is not a list of review entries of the
     batches asked about is refused whole and logged, and nothing of it is stored.
     """
     with runtime.uow(read_only=True) as uow:
         awaited = sorted(review.awaited_reviews(uow).items())
-    for start in range(0, len(awaited), REVIEW_HEADS_PER_REQUEST):
-        asked = dict(awaited[start : start + REVIEW_HEADS_PER_REQUEST])
+        # Decided batches, a few each round in turn: a look-back disposition may come years
+        # after the release (mes.services.lookback.decided_reviews).
+        swept = lookback.decided_reviews(uow, after=client.swept_after, limit=REVIEWS_SWEPT)
+    asks = [
+        dict(awaited[start : start + REVIEW_HEADS_PER_REQUEST])
+        for start in range(0, len(awaited), REVIEW_HEADS_PER_REQUEST)
+    ]
+    if swept:
+        asks.append(swept)
+    for asked in asks:
         body = json.dumps({"known": asked}, separators=(",", ":")).encode("utf-8")
         response = client.request("POST", "/sync/reviews", body, "application/json")
         if response.status_code != 200:
@@ -424,6 +437,7 @@ def _pull_reviews(runtime: Runtime, client: HubClient, report: RoundReport) -> N
                 report.refused.append(err.message)
                 return
     client.review_problem = None
+    client.swept_after = max(swept) if len(swept) == REVIEWS_SWEPT else ""  # then from the start
 
 
 def _anchor_audit_head(runtime: Runtime, client: HubClient, report: RoundReport) -> None:

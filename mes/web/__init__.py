@@ -37,14 +37,16 @@ def blueprints_by_role() -> dict[str, list[Any]]:
     from mes.web.installed.views import bp as installed
     from mes.web.masters.views import bp as masters
     from mes.web.network.comparability import bp as comparability
+    from mes.web.network.lookback import bp as lookback
     from mes.web.network.views import bp as network
+    from mes.web.operator.lookback import bp as lookback_notices
     from mes.web.operator.views import bp as operator
     from mes.web.qa.views import bp as qa
     from mes.web.sync.views import bp as sync
 
     return {
-        "hub": [common, admin, authoring, api, network, comparability, qa],
-        "spoke": [common, admin, installed, operator, masters, sync, bedside],
+        "hub": [common, admin, authoring, api, network, comparability, lookback, qa],
+        "spoke": [common, admin, installed, operator, lookback_notices, masters, sync, bedside],
     }
 
 

@@ -19,7 +19,7 @@ def test_a_hub_rebuilds_its_read_models_and_checks_them(instance):
     assert (rebuilt.code, rebuilt.err) == (0, "")
     assert rebuilt.out == (
         "ok: rebuilt the read models of 0 batches: 0 batch summaries, 0 parameter results, "
-        "0 batch milestones\n"
+        "0 batch milestones, 0 batch usages\n"
     )
     checked = instance.run("network", "rebuild", "--check")
     assert (checked.code, checked.out, checked.err) == (
@@ -71,5 +71,5 @@ def test_upgrading_a_hub_past_the_read_models_fills_them(instance):
     assert result.out.startswith("Schema upgraded from 0010 to ")
     assert result.out.endswith(
         "ok: rebuilt the read models of 0 batches: 0 batch summaries, 0 parameter results, "
-        "0 batch milestones\n"
+        "0 batch milestones, 0 batch usages\n"
     )

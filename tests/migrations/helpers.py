@@ -241,6 +241,15 @@ SEED: tuple[tuple[str, tuple[dict[str, Any], ...]], ...] = (
                            "decided_by": OLIVIA, "signature_seq": 3},)),
     ("logger_files", ({"sha256": "f" * 64, "size": 46, "received_at": LATER,
                        "content": b"time,temperature_c\n2026-12-05T08:00:00Z,4.5\n\xc2\xb0"},)),
+    ("batch_usages", tuple(
+        {"batch_id": BATCH, "kind": kind, "identifier": ident, "detail": detail, "site": "SPK1"}
+        for kind, ident, detail in (("instrument", "CNT-01", None), ("lot", "L-Ø42", "MAT-IL2"),
+                                    ("operator", "olivia", "Olivia Ørsted"),
+                                    ("recipe_version", "CAR-T v1", None))
+    )),
+    ("lookbacks", ({"id": "lb-1", "subject_kind": "lot", "subject": "L-Ø42",
+                    "reason": "Supplier recall of IL-2 lot L-Ø42 — endotoxin", "opened_at": LATER,
+                    "opened_by": OLIVIA},)),
 )  # fmt: skip
 
 APPEND_ONLY = "is append-only"

@@ -38,6 +38,7 @@ MATRIX = {
     Permission.GOVERN_CPV: {"qa"},
     Permission.RECORD_RESULTS: {"qc"},
     Permission.CHECK_AT_BEDSIDE: {"clinician"},
+    Permission.LOOK_BACK: {"qa"},
 }
 
 

@@ -35,6 +35,7 @@ from mes.core.errors import InvalidInput, NotAuthorised
 from mes.core.esign import Manifestation, Meaning
 from mes.core.keys import SiteKey
 from mes.core.ledger import SealedEntry, next_link, seal
+from mes.core.lookback import DISPOSITION_FIELDS, check_not_disposed, disposition_reason
 from mes.core.review.chain import (
     ASSESSMENT_FIELDS,
     ASSESSMENT_TITLES,
@@ -116,6 +117,14 @@ REVIEW_ACTIONS: dict[ReviewKind, ActionRule] = {
         "Batch {number} certified final.",
         _QA,
         meaning=Meaning.CERTIFIED_FINAL,
+    ),
+    # QA's signature that it judged the batch in a look-back (the disposition is in the record)
+    ReviewKind.LOOKBACK_DISPOSITION: ActionRule(
+        Subject.BATCH,
+        "Sign the disposition",
+        "Batch {number}: look-back disposition signed.",
+        _QA,
+        meaning=Meaning.REVIEWED,
     ),
 }
 DECISION_KINDS = {
@@ -586,6 +595,44 @@ class Review:
         record = self.certification_record()
         self._append_signed(
             ReviewKind.BATCH_CERTIFIED_FINAL, {}, record, manifestation, actor, at, terminal
+        )
+
+    def lookback_record(
+        self, lookback: Mapping[str, str], disposition: str, reason: str | None
+    ) -> dict[str, Any]:
+        """What a look-back disposition of this batch signs; refused before any signature.
+
+        ``lookback``: its ``id``, ``subject_kind``, ``subject`` and ``reason``. Allowed after the
+        batch's release or rejection (a look-back comes after); once per batch per look-back,
+        and "no action" needs a reason (:mod:`mes.core.lookback`).
+        """
+        chosen, why = disposition_reason(disposition, reason)
+        check_not_disposed(self.batch.state.number, lookback["id"], self.state.lookbacks)
+        return {
+            "type": REVIEW_RECORD_TYPE,
+            "batch": self.batch.state.id,
+            "number": self.batch.state.number,
+            "lookback": lookback["id"],
+            "subject_kind": lookback["subject_kind"],
+            "subject": lookback["subject"],
+            "lookback_reason": lookback["reason"],
+            "disposition": chosen.value,
+            "reason": why,
+            "record_head": list(self.record_head),
+        }
+
+    def dispose_lookback(
+        self,
+        record: Mapping[str, Any],
+        manifestation: Manifestation,
+        actor: Actor,
+        at: datetime,
+        terminal: str | None,
+    ) -> None:
+        """Append the signed disposition of ``record`` (:meth:`lookback_record`)."""
+        payload = {k: record[k] for k in DISPOSITION_FIELDS}
+        self._append_signed(
+            ReviewKind.LOOKBACK_DISPOSITION, payload, record, manifestation, actor, at, terminal
         )
 
     def _append_signed(

@@ -21,6 +21,12 @@ from mes.core.batch import (
 from mes.core.errors import ChainBroken, MesError
 from mes.core.esign import signature_binds
 from mes.core.ledger import GENESIS, SealedEntry
+from mes.core.lookback import (
+    DISPOSITION_FIELDS,
+    LookBackDisposition,
+    disposition_of_entry,
+    disposition_text,
+)
 from mes.core.text import MAX_LONG_TEXT, free_text, one_line
 from mes.core.worded import Worded, words_of
 
@@ -42,6 +48,8 @@ class ReviewKind(StrEnum):
     RESULT_RECORDED = "result_recorded"
     PHYSICIAN_NOTIFIED = "physician_notified"
     BATCH_CERTIFIED_FINAL = "batch_certified_final"
+    # QA's disposition of the batch in a look-back (mes.core.lookback); recorded after release
+    LOOKBACK_DISPOSITION = "lookback_disposition"
 
 
 class Classification(StrEnum):
@@ -171,6 +179,7 @@ class ReviewState:
     # after release: the bodies of result_recorded, physician_notified, batch_certified_final
     # and deviation_closed entries (read by mes.core.after_release.after_release_state)
     followups: list[dict[str, Any]] = field(default_factory=list)
+    lookbacks: dict[str, LookBackDisposition] = field(default_factory=dict)  # look-back id →
 
     def deviation(self, deviation_id: str) -> DeviationReview:
         """The workflow of a deviation (a fresh one if QA has not touched it yet)."""
@@ -240,6 +249,13 @@ def apply_entry(state: ReviewState, entry: SealedEntry) -> None:
         dev.closed, dev.closed_by, dev.closed_at = True, actor, at
         dev.signature = p["manifestation"]
         state.deviations[dev.deviation] = dev
+    elif kind is ReviewKind.LOOKBACK_DISPOSITION:
+        said = {k: p[k] for k in DISPOSITION_FIELDS}
+        if said != {k: p["record"].get(k) for k in DISPOSITION_FIELDS} or not signature_binds(
+            p["manifestation"], p["record"]
+        ):
+            raise ChainBroken(entry.seq, "the disposition is not the one its signature is bound to")
+        state.lookbacks[p["lookback"]] = disposition_of_entry(body)
     else:
         state.decision = (
             Decision.RELEASED if kind is ReviewKind.BATCH_RELEASED else Decision.REJECTED
@@ -313,5 +329,7 @@ def review_entry_text(body: Mapping[str, Any]) -> str:
         return f"{notification_words(p)}{signed}"
     if kind is ReviewKind.BATCH_CERTIFIED_FINAL:
         return f"certified the batch final{signed}"
+    if kind is ReviewKind.LOOKBACK_DISPOSITION:
+        return f"{disposition_text(p)}{signed}"
     reason = f"; reason: {p['reason']}" if p.get("reason") else ""
     return f"{p['decision']} the batch{reason}{signed}"

@@ -26,6 +26,7 @@ from mes.store.models.batches import (
 )
 from mes.store.models.cpv import CpvBaseline, CpvDisposition, CpvMargin, CpvTrend
 from mes.store.models.logger import LoggerFile
+from mes.store.models.lookback import LookBack
 from mes.store.models.masters import Equipment, EquipmentLogEntry, Material, MaterialLot
 from mes.store.models.people import (
     Badge,
@@ -37,7 +38,12 @@ from mes.store.models.people import (
     UserRole,
     WebSession,
 )
-from mes.store.models.read_models import BatchMilestone, BatchSummary, ParameterResult
+from mes.store.models.read_models import (
+    BatchMilestone,
+    BatchSummary,
+    BatchUsage,
+    ParameterResult,
+)
 from mes.store.models.recipes import InstalledRecipe, RecipePublication, RecipeVersion
 from mes.store.models.sync import (
     AnchoredHead,
@@ -66,6 +72,7 @@ __all__ = [
     "BatchReview",
     "BatchReviewEntry",
     "BatchSummary",
+    "BatchUsage",
     "BatchValue",
     "ChainHead",
     "Counter",
@@ -81,6 +88,7 @@ __all__ = [
     "HubReceipt",
     "InstalledRecipe",
     "LoggerFile",
+    "LookBack",
     "Material",
     "MaterialLot",
     "ParameterResult",

@@ -1,4 +1,4 @@
-"""Read models at the hub: each received batch's summary, critical values and milestones.
+"""Read models at the hub: each received batch's summary, critical values, milestones, usage.
 
 Projections of the batch ledgers and review chains, kept in step by the hub's ingest and review
 in the same transaction, and rebuilt exactly from the chains (:mod:`mes.store.read_models`), so
@@ -14,6 +14,7 @@ from sqlalchemy.types import Boolean, Float, Integer, String
 
 from mes.core.batch import BatchStatus
 from mes.core.critical import EVENT, RECIPE, Criticality
+from mes.core.lookback import UsageKind
 from mes.core.review import QaState
 from mes.store.models.base import Base, known
 
@@ -138,3 +139,31 @@ class BatchMilestone(Base):
     recipe_code: Mapped[str] = mapped_column(String(40))
     at: Mapped[str] = mapped_column(String(27))
     source: Mapped[str] = mapped_column(String(8))
+
+
+class BatchUsage(Base):
+    """One thing a received batch used: a lot, an instrument, a signer, its recipe version.
+
+    A projection (:func:`mes.core.lookback.usage`); the look-back reads it by subject.
+
+    ``identifier``: the lot number, equipment ID, user name or "CODE vN"; ``detail``: the
+    lot's material code or the signer's printed name.
+    """
+
+    __tablename__ = "batch_usages"
+    __table_args__ = (
+        known("kind", UsageKind),
+        # A look-back: every batch that used one subject (index-only at PostgreSQL).
+        Index(
+            "ix_batch_usages_subject",
+            "kind",
+            "identifier",
+            postgresql_include=["batch_id", "detail"],
+        ),
+    )
+
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    identifier: Mapped[str] = mapped_column(String(64), primary_key=True)
+    detail: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    site: Mapped[str] = mapped_column(String(12))

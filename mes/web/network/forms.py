@@ -65,3 +65,24 @@ class TrendForm(SignatureForm):
         "Reference (deviation or CAPA)", validators=[Optional(), Length(max=200), OneLine()]
     )
     comment = TextAreaField("Comment", validators=[Optional(), FreeText(4000)])
+
+
+# --- look-back -------------------------------------------------------------------------------------
+
+
+class OpenLookBackForm(FlaskForm):
+    """Open a look-back on the subject searched for, with QA's reason."""
+
+    kind = HiddenField(validators=[Length(max=16)])
+    subject = HiddenField(validators=[Length(max=64)])
+    reason = TextAreaField(
+        "Why look back (e.g. the supplier's recall notice)", validators=[FreeText()]
+    )
+
+
+class DispositionForm(SignatureForm):
+    """QA's disposition of one batch in a look-back (signed "reviewed")."""
+
+    batch_id = HiddenField(validators=[Length(max=36)])
+    disposition = HiddenField(validators=[Length(max=16)])
+    reason = TextAreaField("Reason (required for no action)", validators=[Optional(), FreeText()])
