@@ -218,3 +218,40 @@ def test_an_infusion_started_after_the_timer_raises_a_timer_deviation(network):
         status = uow.session.get(BatchRow, batch_id).status
     assert replayed.state.bedside == batch.state.bedside
     assert status == "complete"
+
+
+def test_qa_works_a_bedside_mismatch_raised_after_the_release(network):
+    """The release closed the review; a deviation raised after it is still QA's to work.
+
+    QA assesses and closes the mismatch's identity deviation at the hub after the release
+    (the old code refused both: "already released, nothing more can be recorded").
+    """
+    from support import PASSWORD, user_ctx
+
+    from mes.services import review
+    from mes.services.esign import Credentials
+
+    site = connected(network)
+    batch_id, label = made(site)
+    released(network, site, batch_id)
+    with pytest.raises(BedsideMismatch) as stop:
+        check(site, {**label, "wristband": "PAT-9999"})
+    sent(network, site, batch_id, at=WARD_AT + timedelta(minutes=4))
+    qa = user_ctx(network.hub_ids["quinn"], at=WARD_AT + timedelta(hours=2), terminal="QA office")
+    investigation = {
+        "classification": "major",
+        "description": "The wristband scanned was another patient's.",
+        "impact": "None: the bag was not infused; the right patient's check matched.",
+        "root_cause": "Two patients in one bay; the wrong wristband was scanned.",
+        "capa": "CAPA-2026-117",
+    }
+    with network.hub() as uow:
+        assert review.assess_deviation(uow, qa, batch_id, stop.value.deviation, investigation)
+    with network.hub() as uow:
+        view = review.close_deviation(
+            uow, qa, batch_id, stop.value.deviation, Credentials(PASSWORD),
+            first_signing_in_session=False,
+        )  # fmt: skip
+    assert view.review.state.deviations[stop.value.deviation].closed
+    with network.hub() as uow:  # closed at the hub, the release stands
+        assert review.load_review(uow, batch_id).review.state.decision.value == "released"

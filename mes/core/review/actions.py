@@ -14,7 +14,6 @@ from typing import Any
 from mes.core.access import Role
 from mes.core.actions import ActionRule, Subject
 from mes.core.after_release import (
-    RESULT_AFTER_RELEASE,
     AfterRelease,
     after_release_state,
     certification_record,
@@ -210,10 +209,13 @@ class Review:
         if (
             deviation_id is not None
             and self.state.decision is Decision.RELEASED
-            and (dev := self.batch.state.deviations.get(deviation_id)) is not None
-            and dev.category == RESULT_AFTER_RELEASE
+            and deviation_id in self.batch.state.deviations
+            and not getattr(self.state.deviations.get(deviation_id), "closed", False)
         ):
-            return  # a result out of specification after release is worked after release
+            # A deviation still open after the release was raised after it (the release needed
+            # every earlier one closed): a result out of specification, a bedside mismatch, a
+            # late infusion, a shipment's excursion. QA works it after the release.
+            return
         if self.state.decision is not None:
             raise ReviewClosed(
                 f"Batch {self.batch.state.number} is already {self.state.decision.value} "
