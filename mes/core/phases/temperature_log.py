@@ -100,9 +100,20 @@ def excursion_import(batch: Batch, deviation_id: str) -> Mapping[str, Any] | Non
 
     Its ``logger_imported`` payload as the phase holds it, with ``log`` and ``phase``; an entry
     recorded before the compact curve existed has no ``curve`` (the spoke draws it from the file).
+    For a custody transfer's file (no phase): its findings with ``file_name`` and ``sha256``.
     """
     d = batch.state.deviations[deviation_id]
-    if d.category != DeviationCategory.TEMPERATURE_EXCURSION or d.phase is None:
+    if d.category != DeviationCategory.TEMPERATURE_EXCURSION:
+        return None
+    if d.phase is None:  # a custody transfer's logger file: the entry just before it
+        for transfer in batch.state.custody:
+            logger = transfer.get("logger") or {}
+            if transfer["seq"] == d.seq - 1 and logger.get("findings"):
+                return {
+                    **logger["findings"],
+                    "file_name": logger["file_name"],
+                    "sha256": logger["sha256"],
+                }
         return None
     plan = batch.procedure.phases[d.phase]
     done_here = batch.state.phases[d.phase].kinds.get("temperature_log") or {}

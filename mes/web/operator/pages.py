@@ -307,7 +307,11 @@ def deviation_item(
 def excursion_curve(batch: Batch, deviation_id: str) -> dict[str, str] | None:
     """The logger import a temperature excursion was raised for: its phase and logger ids."""
     done = excursion_import(batch, deviation_id)
-    return None if done is None else {"phase": done["phase"], "log": done["log"]}
+    if done is None:
+        return None
+    if "phase" not in done:  # a custody transfer's file: drawn from the entry's compact curve
+        return {"deviation": deviation_id}
+    return {"phase": done["phase"], "log": done["log"]}
 
 
 def next_step_items(
@@ -401,4 +405,5 @@ def custody_items(chain: Any, time_zone: str) -> dict[str, Any]:
         ],
         "transfers": transfers,
         "materials": [(m.value, m.words) for m in Material],
+        "window": chain.window,
     }
