@@ -16,6 +16,7 @@ from batch_checks import assert_sound, entries, unchanged_by
 from batch_helpers import spoke
 from logger_helpers import custody_recipe, logger_csv
 from support import NOW, PASSWORD
+from sync_sites import net
 
 from mes.core.errors import LoggerFileRefused
 from mes.core.phases.temperature_log import curve_caption, excursion_import
@@ -23,6 +24,8 @@ from mes.services import custody
 from mes.services.esign import Credentials
 from mes.services.logger_chart import compact_curve_svg
 from mes.store import logger_files
+
+__all__ = ["net"]  # the hub and spoke fixture (sync_sites)
 
 LATER = NOW + timedelta(hours=1)
 
@@ -104,3 +107,50 @@ def test_a_recipe_without_a_shipment_window_refuses_the_file_and_writes_nothing(
     content = logger_csv([4.0, 5.0], step_minutes=10)
     refusal = unchanged_by(site, lambda: receive(site, batch_id, content), LoggerFileRefused)
     assert "declares no temperature window for shipments" in str(refusal)
+
+
+def test_an_excursion_in_the_dispatch_after_release_reaches_the_hub_with_its_curve(net, tmp_path):
+    """The product to the clinic after QA's release, its shipper's logger outside the window:
+    the transfer and its deviation are entries the hub accepts after the decision, and the hub
+    draws the curve from the entry (it never has the file)."""
+    from batch_helpers import Spoke
+    from recipe_driver import run_batch
+    from test_batch_release import decide, enrolled, send, view
+
+    from mes.services.review import receive_review_entries
+    from mes.store.review import review_ledger
+
+    text = custody_recipe()
+    net.publish(net.approve(text))
+    net.enroll()
+    site = Spoke(net.spoke_uow, net.hub_key).set_up(text)
+    enrolled(site)
+    path = tmp_path / "batch-test.yaml"
+    path.write_text(text, encoding="utf-8")
+    batch_id = run_batch(site, path)
+    sent = send(net, site, batch_id)
+    decide(net, batch_id)
+    later = NOW + timedelta(days=2)
+    with net.hub(read_only=True) as uow:
+        released = review_ledger(uow.session, batch_id)
+    with site.uow() as uow:
+        receive_review_entries(uow, later, released)
+    content = logger_csv([4.0, 8.6, 5.0], step_minutes=10)
+    with site.uow() as uow:
+        custody.transfer_custody(
+            uow, site.ctx("olivia", later), batch_id, side="handed_over",
+            material="final_product", place="Dock", container="DRY-0007",
+            own_organisation="", other_organisation="Clinic Haematology",
+            other_name="Dr Ada Nurse", logger_file=("dry shipper.csv", content),
+            credentials=Credentials(PASSWORD, "olivia"), first_signing_in_session=True,
+        )  # fmt: skip
+    assert send(net, site, batch_id, after=sent, at=later) == sent + 2
+    hub = view(net, batch_id).batch
+    [excursion] = [
+        d for d in hub.state.deviations.values() if d.category == "temperature_excursion"
+    ]
+    found = excursion_import(hub, excursion.id)
+    assert found is not None and found["max"] == "8.6"
+    assert compact_curve_svg(found) is not None
+    with net.hub() as uow:
+        assert logger_files.file_content(uow.session, found["sha256"]) is None
