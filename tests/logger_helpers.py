@@ -40,3 +40,17 @@ def logger_csv(
         for i, t in enumerate(temps)
     ]
     return ("\n".join(lines) + "\n").encode()
+
+
+CUSTODY_YAML = """\
+custody:
+  window: {low: 2, high: 8, unit: "°C", max_minutes_outside: 0}
+  sampling_minutes: 10
+"""
+
+
+def custody_recipe(recipe: str = TEST_RECIPE) -> str:
+    """The batch test recipe declaring the shipments' temperature window (``custody:``)."""
+    anchor = "change_reason: For the batch execution tests.\n"
+    assert anchor in recipe
+    return recipe.replace(anchor, anchor + CUSTODY_YAML, 1)

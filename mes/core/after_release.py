@@ -66,8 +66,11 @@ AFTER_RELEASE_LEDGER_KINDS = frozenset(
     }
 )
 # The deviations that work raises: a result out of specification, a bedside mismatch
-# (identity), an infusion started after the recipe's window (timer).
-_AFTER_RELEASE_DEVIATIONS = frozenset({RESULT_AFTER_RELEASE, "identity", "timer"})
+# (identity), an infusion started after the recipe's window (timer), a shipment's logger
+# file attached to a custody transfer outside its window (temperature_excursion).
+_AFTER_RELEASE_DEVIATIONS = frozenset(
+    {RESULT_AFTER_RELEASE, "identity", "timer", "temperature_excursion"}
+)
 
 
 def follows_release(body: Mapping[str, Any]) -> bool:

@@ -15,6 +15,7 @@ site user's signature says what they did with that person ("received from courie
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,11 +24,13 @@ from typing import Any
 from mes.core.errors import (
     CustodyRefused,
     InvalidInput,
+    LoggerFileRefused,
     NotInCustody,
     ProductNotReleased,
     SelfCustodyTransfer,
 )
 from mes.core.esign import Meaning
+from mes.core.logger import Window, check_window, compact_curve, parse_logger_csv
 from mes.core.text import one_line
 from mes.core.worded import Worded, words_of
 
@@ -120,16 +123,30 @@ def external_party(name: str | None, organisation: str | None, side: str) -> Par
 class LoggerEvidence:
     """A shipment's temperature logger file attached to a transfer: its SHA-256 and a summary.
 
-    The file itself is stored as received elsewhere (the logger import); the transfer binds to
-    its digest, so the signatures cover exactly that file.
+    The file itself is stored as received at the spoke (``logger_files``); the transfer binds
+    to its digest, so the signatures cover exactly that file. A file uploaded with the transfer
+    (:func:`logger_file_evidence`) also carries its name and ``findings``: the window check
+    (lowest, highest, time outside, each excursion, the window) and the compact curve
+    (:func:`mes.core.logger.compact_curve`) the hub draws.
     """
 
     sha256: str
     summary: str
+    file_name: str = ""
+    findings: Mapping[str, Any] | None = None
 
-    def as_dict(self) -> dict[str, str]:
+    @property
+    def within_window(self) -> bool:
+        """False when the uploaded file's time outside the window is beyond its allowance."""
+        return self.findings is None or bool(self.findings["within_window"])
+
+    def as_dict(self) -> dict[str, Any]:
         """The evidence as the ledger keeps it."""
-        return {"sha256": self.sha256, "summary": self.summary}
+        data: dict[str, Any] = {"sha256": self.sha256, "summary": self.summary}
+        if self.findings is not None:
+            data["file_name"] = self.file_name
+            data["findings"] = dict(self.findings)
+        return data
 
 
 def logger_evidence(sha256: str | None, summary: str | None) -> LoggerEvidence | None:
@@ -143,6 +160,55 @@ def logger_evidence(sha256: str | None, summary: str | None) -> LoggerEvidence |
             what_to_do="Attach the logger file again.",
         )
     return LoggerEvidence(digest, one_line(summary, "The logger summary", max_length=500))
+
+
+def logger_file_evidence(
+    data: bytes, file_name: str, declared: Mapping[str, Any] | None
+) -> LoggerEvidence:
+    """A shipment's logger file uploaded with a transfer, read and checked against its window.
+
+    The window is the one the recipe declares for shipments (``custody: {window,
+    sampling_minutes}``).
+
+    Refused with nothing written: a recipe that declares no such window, and every rule of
+    :func:`mes.core.logger.parse_logger_csv` (:class:`LoggerFileRefused` names the line).
+    """
+    if not declared:
+        raise LoggerFileRefused(
+            "This batch's recipe declares no temperature window for shipments, so the logger "
+            "file cannot be checked.",
+            what_to_do="Record the transfer without the file and report a deviation, or ask "
+            "the recipe's author to declare 'custody: window' in a new version.",
+        )
+    window = Window.from_recipe(declared["window"])
+    series = parse_logger_csv(data, max_gap_minutes=declared["sampling_minutes"])
+    check = check_window(series, window)
+    name = one_line(file_name, "The file name", max_length=200) or "logger.csv"
+    summary = (
+        f"{check.readings} readings from {series.first:%Y-%m-%d %H:%M} to "
+        f"{series.last:%Y-%m-%d %H:%M} UTC, lowest {check.lowest} °C, highest {check.highest} °C, "
+        f"{check.minutes_outside} min outside {window.in_words()}, "
+        f"{len(check.excursions)} excursion(s)"
+    )
+    return LoggerEvidence(
+        hashlib.sha256(data).hexdigest(),
+        summary,
+        name,
+        {**check.as_payload(), "curve": compact_curve(series, check)},
+    )
+
+
+def excursion_text(evidence: LoggerEvidence, material: str) -> str:
+    """The TEMPERATURE_EXCURSION deviation's description for a transfer's logger file."""
+    assert evidence.findings is not None
+    window = evidence.findings["window"]
+    return (
+        f"Custody transfer of the {material}: logger file {evidence.file_name!r} "
+        f"{evidence.findings['minutes_outside']} min outside {window['low']}–{window['high']} °C "
+        f"(at most {window['max_minutes_outside']} min allowed); lowest "
+        f"{evidence.findings['min']} °C, highest {evidence.findings['max']} °C, "
+        f"{len(evidence.findings['excursions'])} excursion(s). The logger curve is attached."
+    )
 
 
 @dataclass(frozen=True)

@@ -26,18 +26,30 @@ reading and ends at the first reading back inside (or the next reading on the ot
 at the last reading when the file ends outside. Its duration is end − start; the time outside
 is the sum of the excursions' durations; the file is within the window when that sum is at most
 ``max_minutes_outside`` and no reading is outside when ``max_minutes_outside`` is 0.
+
+The compact curve (:func:`compact_curve`), what a ledger entry carries so that a site without
+the file (the hub) can draw it: the readings cut, in time order, into at most
+:data:`CURVE_BUCKETS` buckets of consecutive readings, each giving its lowest and its highest
+reading (at most ``2 × CURVE_BUCKETS`` points, the first and last reading always kept), plus
+every reading of each excursion — from its first reading outside to its end — up to
+:data:`EXCURSION_POINTS` per excursion (a longer one reduced by the same rule to
+``EXCURSION_POINTS / 2`` buckets, its first and last reading kept). So no excursion disappears: each keeps its start, its end and its extreme reading.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from mes.core.errors import LoggerFileRefused
 
 __all__ = [
+    "CURVE_BUCKETS",
+    "EXCURSION_POINTS",
     "HEADERS",
     "MAX_BYTES",
     "MAX_READINGS",
@@ -47,6 +59,7 @@ __all__ = [
     "Window",
     "WindowCheck",
     "check_window",
+    "compact_curve",
     "parse_logger_csv",
 ]
 
@@ -59,6 +72,13 @@ HEADERS: dict[tuple[str, ...], str] = {
 CELSIUS = frozenset({"°C", "C", "degC"})
 _NUMBER = re.compile(r"[+-]?\d{1,3}(\.\d{1,3})?")
 _LOWEST, _HIGHEST = Decimal(-100), Decimal(100)
+CURVE_BUCKETS = 200  # the compact curve: at most 400 points, a bucket's lowest and highest
+EXCURSION_POINTS = 100  # and up to this many readings of each excursion
+CURVE_RULE = (
+    f"readings in at most {CURVE_BUCKETS} buckets of consecutive readings, each bucket's lowest "
+    f"and highest kept; every reading of each excursion (at most {EXCURSION_POINTS}, a longer "
+    "excursion reduced by the same rule)"
+)
 
 
 @dataclass(frozen=True)
@@ -322,3 +342,40 @@ def check_window(series: LoggerSeries, window: Window) -> WindowCheck:
         highest=max(r.celsius for r in readings),
         excursions=tuple(excursions),
     )
+
+
+def _min_max(readings: Sequence[Reading], buckets: int) -> list[Reading]:
+    """Each bucket's lowest and highest reading (first and last reading kept), in time order."""
+    if len(readings) <= 2 * buckets:
+        return list(readings)
+    kept = {0, len(readings) - 1}
+    size = len(readings) / buckets
+    for b in range(buckets):
+        lo, hi = round(b * size), round((b + 1) * size)
+        part = range(lo, hi)
+        if not part:
+            continue
+        kept.add(min(part, key=lambda i: readings[i].celsius))
+        kept.add(max(part, key=lambda i: readings[i].celsius))
+    return [readings[i] for i in sorted(kept)]
+
+
+def compact_curve(series: LoggerSeries, check: WindowCheck) -> dict[str, Any]:
+    """The curve a ledger entry carries (rule: see the module's docstring).
+
+    ``{"rule": <the reduction in words>, "readings": <how many the file has>, "points":
+    [[<time, ISO 8601 UTC>, <°C as text>], …]}`` in time order, no point twice.
+    """
+    readings = series.readings
+    kept = {r.line: r for r in _min_max(readings, CURVE_BUCKETS)}
+    for excursion in check.excursions:
+        run = [r for r in readings if excursion.start <= r.at <= excursion.end]
+        chosen = _min_max(run, EXCURSION_POINTS // 2)
+        extreme = (max if excursion.side == "above" else min)(run, key=lambda r: r.celsius)
+        for r in (*chosen, extreme):
+            kept[r.line] = r
+    return {
+        "rule": CURVE_RULE,
+        "readings": len(readings),
+        "points": [[_iso(r.at), str(r.celsius)] for _line, r in sorted(kept.items())],
+    }

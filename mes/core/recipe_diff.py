@@ -25,6 +25,7 @@ from typing import Any
 
 from mes.core import phases
 from mes.core.critical import point_title
+from mes.core.logger import Window
 from mes.core.ordering import ORDERING_WORDS
 from mes.core.phases.words import (
     ADDED,
@@ -283,6 +284,7 @@ class _Differ:
         self.turnaround()
         self.pending_results()
         self.bedside()
+        self.custody()
         self.chain_of_identity()
         self.unit_procedures()
         return self.changes
@@ -455,6 +457,24 @@ class _Differ:
             (self.old.get("bedside") or {}).get("timer"),
             (self.new.get("bedside") or {}).get("timer"),
             timer_words,
+        )
+
+    def custody(self) -> None:
+        """The shipments' temperature window (``custody:``), in words, when it changes."""
+
+        def window_words(custody: Any) -> str | None:
+            if not custody:
+                return None
+            window = Window.from_recipe(custody["window"]).in_words()
+            return f"{window}, a reading at least every {custody['sampling_minutes']} min"
+
+        self.simple(
+            _Place("Recipe", "Recipe"),
+            "custody window",
+            "shipment temperature window",
+            self.old.get("custody"),
+            self.new.get("custody"),
+            window_words,
         )
 
     def turnaround(self) -> None:

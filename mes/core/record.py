@@ -46,6 +46,7 @@ from mes.core.phases import Printed
 from mes.core.phases.equipment import EquipmentLine
 from mes.core.phases.identity import IdentityLine
 from mes.core.phases.materials import MaterialLine
+from mes.core.phases.temperature_log import curve_caption, excursion_import
 
 # Each kind's printed lines live with the kind (mes.core.phases); their names stay importable here.
 from mes.core.phases.value_words import (  # noqa: F401 - the line types stay importable here
@@ -525,6 +526,9 @@ class DeviationSection:
     history: tuple[str, ...]  # each assessment's changes, in words
     closed: str
     closure: SignatureLine | None
+    # a temperature excursion: its logger import (with the compact curve the record draws)
+    curve: Mapping[str, Any] | None = None
+    curve_caption: str = ""
 
     @property
     def title(self) -> str:
@@ -696,6 +700,9 @@ def _deviations(
                     f"{local_at(item['at'], time_zone)}, {who_text(item['by'])}: {changed}"
                 )
         closed = workflow is not None and workflow.closed
+        logged = excursion_import(batch, d.id)
+        if logged is not None and not logged.get("curve"):
+            logged = None  # an entry from before the compact curve: its text is in the phase
         sections.append(
             DeviationSection(
                 id=d.id,
@@ -721,6 +728,8 @@ def _deviations(
                 closure=SignatureLine.of(workflow.signature, time_zone)
                 if closed and workflow is not None and workflow.signature
                 else None,
+                curve=logged,
+                curve_caption=curve_caption(logged) if logged is not None else "",
             )
         )
     return tuple(sections)

@@ -27,6 +27,7 @@ WeasyPrint reads nothing but ``data:`` URLs and the package's own files
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -36,7 +37,7 @@ import os
 import string
 import threading
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -55,6 +56,7 @@ from weasyprint.urls import FatalURLFetchingError
 from mes.core.commonmark import markdown_html
 from mes.core.record import AuditLine, BatchRecord, UnitSection
 from mes.pdf.fetch import PackageFetcher
+from mes.services.logger_chart import compact_curve_svg
 from mes.store.files import make_private_folder, write_private
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -110,6 +112,12 @@ def _markdown(text: str) -> markupsafe.Markup:
     return markupsafe.Markup(markdown_html(text))  # noqa: S704 - mes.core.commonmark escapes
 
 
+def _logger_curve_uri(logged: Mapping[str, Any]) -> str:
+    """A logger import's compact curve as an SVG data URI (matplotlib escapes its text)."""
+    svg = compact_curve_svg(logged) or ""
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
+
+
 @cache
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -121,6 +129,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["css_string"] = _css_string
     env.filters["markdown"] = _markdown
+    env.filters["logger_curve_uri"] = _logger_curve_uri
     return env
 
 

@@ -26,11 +26,13 @@ from mes.core.custody import (
     external_party,
     holder,
     logger_evidence,
+    logger_file_evidence,
     lot_receipt_record,
     typed_transfer,
 )
 from mes.core.errors import InvalidInput
 from mes.core.esign import Meaning
+from mes.core.logger import Window
 from mes.core.text import one_line
 from mes.services.audit import record_entry
 from mes.services.batches import _acting_on, _committed, _person, _require_spoke
@@ -45,6 +47,7 @@ from mes.services.esign import (
 from mes.services.labels import read_hub_review
 from mes.services.materials import LOT_RECORD_TYPE, find_lot
 from mes.store import audit as audit_store
+from mes.store import logger_files
 from mes.store.uow import UnitOfWork
 
 
@@ -63,6 +66,7 @@ def transfer_custody(
     other: Credentials | None = None,
     logger_sha256: str | None = None,
     logger_summary: str | None = None,
+    logger_file: tuple[str, bytes] | None = None,
     credentials: Credentials,
     first_signing_in_session: bool,
 ) -> Batch:
@@ -72,6 +76,13 @@ def transfer_custody(
     own credentials (badge + PIN, or user ID + password), given in place; without them the
     other side is the external person ``other_name`` of ``other_organisation``. The logger
     file's SHA-256 and summary, when given, are bound into the signed record.
+
+    ``logger_file``: the shipment's logger file as uploaded (name, bytes). It is read and
+    checked against the window the recipe declares for shipments
+    (:func:`mes.core.custody.logger_file_evidence`; a refusal names the line and writes
+    nothing), kept as received under its SHA-256 (``logger_files``), and its SHA-256, summary,
+    findings and compact curve are bound into the signed record; beyond the window's allowance
+    a TEMPERATURE_EXCURSION deviation is raised — all in this one transaction.
     """
     _require_spoke(uow)
     try:
@@ -91,6 +102,11 @@ def transfer_custody(
         other_ctx = witness_context(uow, ctx, other)  # before the first statement of uow
     loaded, who = _acting_on(uow, ctx, batch_id)
     batch = loaded.batch
+    if logger_file is not None:
+        file_name, content = logger_file
+        evidence = logger_file_evidence(content, file_name, batch.procedure.compiled.get("custody"))
+    else:
+        evidence = logger_evidence(logger_sha256, logger_summary)
     own_org = one_line(own_organisation, "Your organisation", max_length=120) or uow.site.name
     other_org = one_line(other_organisation, "The other side's organisation", max_length=120)
     signers: dict[Side, Operator] = {mine: who}
@@ -107,9 +123,7 @@ def transfer_custody(
     else:
         them = external_party(other_name, other_org, theirs.words)
     giver, taker = (me, them) if mine is Side.HANDED_OVER else (them, me)
-    transfer = typed_transfer(
-        material, giver, taker, place, container, logger_evidence(logger_sha256, logger_summary)
-    )
+    transfer = typed_transfer(material, giver, taker, place, container, evidence)
     review = read_hub_review(uow, batch_id)
     record = batch.prepare_custody(
         transfer,
@@ -135,7 +149,9 @@ def transfer_custody(
             witnessable=True,
         )
         signed[signer_side] = (manifestation, signer)
-    batch.custody_signed(record, signed, who, ctx.at, ctx.terminal)
+    batch.custody_signed(record, signed, who, ctx.at, ctx.terminal, transfer)
+    if logger_file is not None:
+        logger_files.keep_file(uow.session, transfer.logger.sha256, logger_file[1], ctx.at)  # type: ignore[union-attr]
     return _committed(uow, ctx, loaded)
 
 
@@ -146,6 +162,7 @@ class CustodyView:
     site_organisation: str
     transfers: list[dict[str, Any]]
     holders: dict[Material, str | None]  # None: not received yet, or (the product) not made yet
+    window: str | None = None  # the shipments' temperature window the recipe declares, in words
 
 
 def custody_of(uow: UnitOfWork, ctx: Context, batch: Batch) -> CustodyView:
@@ -155,7 +172,9 @@ def custody_of(uow: UnitOfWork, ctx: Context, batch: Batch) -> CustodyView:
     holders = {m: holder(batch.state.custody, m, site) for m in Material}
     if batch.state.status is not BatchStatus.COMPLETE:  # the product exists once it is complete
         holders[Material.FINAL_PRODUCT] = None
-    return CustodyView(site, list(batch.state.custody), holders)
+    declared = batch.procedure.compiled.get("custody")
+    window = Window.from_recipe(declared["window"]).in_words() if declared else None
+    return CustodyView(site, list(batch.state.custody), holders, window)
 
 
 def receive_lot(

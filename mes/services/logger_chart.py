@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
 
 from mes.core.logger import LoggerSeries, Window
 
-__all__ = ["logger_curve_svg"]
+__all__ = ["compact_curve_svg", "logger_curve_svg"]
 
 _HEADER = re.compile(r"^.*?(?=<svg)", re.S)
 INSIDE, OUTSIDE, WINDOW = "#0072B2", "#D55E00", "#009E73"
@@ -21,13 +25,35 @@ INSIDE, OUTSIDE, WINDOW = "#0072B2", "#D55E00", "#009E73"
 
 def logger_curve_svg(series: LoggerSeries, window: Window | None, *, width_px: int = 900) -> str:
     """The logger's curve as an ``<svg>`` element (no XML header)."""
+    times = [r.at.replace(tzinfo=None) for r in series.readings]
+    temps = [float(r.celsius) for r in series.readings]
+    return _draw(times, temps, window, width_px)
+
+
+def compact_curve_svg(payload: Mapping[str, Any], *, width_px: int = 900) -> str | None:
+    """The compact curve a ``logger_imported`` entry carries, as SVG (None: an entry without one).
+
+    ``payload``: the entry's (or a custody transfer's logger summary), with its ``curve`` and
+    ``window`` (see :func:`mes.core.logger.compact_curve`).
+    """
+    curve = payload.get("curve")
+    if not curve or not curve.get("points"):
+        return None
+    times = [
+        datetime.fromisoformat(at.replace("Z", "+00:00")).replace(tzinfo=None)
+        for at, _c in curve["points"]
+    ]
+    temps = [float(Decimal(c)) for _at, c in curve["points"]]
+    window = payload.get("window")
+    return _draw(times, temps, None if window is None else Window.from_recipe(window), width_px)
+
+
+def _draw(times: list[datetime], temps: list[float], window: Window | None, width_px: int) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    times = [r.at.replace(tzinfo=None) for r in series.readings]
-    temps = [float(r.celsius) for r in series.readings]
     dpi = 100
     with matplotlib.rc_context(
         {

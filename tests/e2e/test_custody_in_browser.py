@@ -69,3 +69,44 @@ def test_a_receipt_from_a_courier_is_scanned_signed_and_shown_as_the_holder(
     expect(section.locator(".custody-transfers")).to_contain_text("SHP-E2E-0771")
     expect(section.locator(".custody-transfers")).to_contain_text("(olivia) — Received")
     screenshot(panel, "custody-02-holder")
+
+
+def test_a_shipment_logger_file_is_uploaded_with_the_custody_form(
+    browser: Browser,
+    demo_spoke: str,  # noqa: F811 - the fixture imported above
+    screenshot,
+    tmp_path,
+):
+    """The form is multipart: the chosen file reaches the service, which checks it against the
+    recipe's shipment window — the demo recipe declares none, so the transfer is refused in
+    its form with that sentence, and nothing is recorded."""
+    url = demo_spoke
+    panel = tablet(browser)
+    register_terminal(panel, url, "Panel C2")
+    log_in(panel, url, "olivia")
+    din, coi, patient = "A999926000772", "CHA999926000772", "P-0772"
+    fill_the_start_form(panel, url, "CART-CD19-FRESH-DEMO", din, coi, patient)
+    sign_in_dialog(panel, "Start the batch", "olivia", first=True)
+    batch_url = re.sub(r"/phases/.*$", "", panel.url)
+    panel.goto(batch_url)
+    section = panel.locator("#custody")
+    form = section.locator('form[data-custody="received"]')
+    section.locator("details.custody-form summary").first.tap()
+    form.get_by_label("Shipper or container ID (scan it)").fill("SHP-E2E-0772")
+    form.get_by_label("Where the material changes hands").fill("Goods-in")
+    form.get_by_label("Their organisation").fill("Lyon Collection Centre")
+    form.get_by_label("Their name, if not a user").fill("Jean Courier")
+    form.locator("details.logger summary").tap()
+    logger = tmp_path / "shipper.csv"
+    logger.write_text("time,temperature_c\n2026-12-05T08:00:00Z,4.5\n", encoding="utf-8")
+    form.locator('input[type="file"][name="logger_file"]').set_input_files(str(logger))
+    form.locator("button[data-esign-open]").tap()
+    dialog = panel.locator("dialog.esign[open]")
+    dialog.get_by_label("Password").fill(PASSWORDS["olivia"])
+    with panel.expect_navigation():
+        dialog.get_by_role("button", name="Sign", exact=True).tap()
+    refused = panel.locator('form[data-custody="received"] .refusal')
+    expect(refused).to_contain_text("declares no temperature window for shipments")
+    screenshot(panel, "custody-03-logger-refused")
+    panel.goto(batch_url)
+    expect(panel.locator("#custody")).to_contain_text("No transfer recorded.")

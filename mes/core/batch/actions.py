@@ -48,7 +48,15 @@ from mes.core.batch.state import (
     PhaseState,
 )
 from mes.core.clock import as_utc, utc_text
-from mes.core.custody import SIDE_MEANINGS, Side, Transfer, check_transfer, transfer_record
+from mes.core.custody import (
+    MATERIAL_TITLES,
+    SIDE_MEANINGS,
+    Side,
+    Transfer,
+    check_transfer,
+    excursion_text,
+    transfer_record,
+)
 from mes.core.entry import EntryBody
 from mes.core.errors import (
     BatchIncomplete,
@@ -944,8 +952,12 @@ class Actions(Aggregate):
         who: Operator,
         at: datetime,
         terminal: str | None,
+        transfer: Transfer | None = None,
     ) -> SealedEntry:
         """Append the transfer with its signatures as one entry: never half-signed.
+
+        ``transfer``: as prepared; when its uploaded logger file is outside its window's
+        allowance, a TEMPERATURE_EXCURSION deviation follows the entry (same transaction).
 
         Each signature's meaning is its side's; a witness's names the logged-in user at whose
         session it was given.
@@ -959,7 +971,18 @@ class Actions(Aggregate):
                 one["in_session_of"] = signer.in_session_of.as_dict()
             signed.append(one)
         payload = {"record": dict(record), "signatures": signed}
-        return self._append(EntryKind.CUSTODY_TRANSFERRED, payload, who.actor, at, terminal)
+        entry = self._append(EntryKind.CUSTODY_TRANSFERRED, payload, who.actor, at, terminal)
+        evidence = transfer.logger if transfer is not None else None
+        if evidence is not None and not evidence.within_window:  # the logger's excursion
+            self._raise_deviation(  # type: ignore[attr-defined]
+                DeviationCategory.TEMPERATURE_EXCURSION,
+                excursion_text(evidence, MATERIAL_TITLES[transfer.material].lower()),  # type: ignore[union-attr]
+                who.actor,
+                at,
+                terminal,
+                None,
+            )
+        return entry
 
     def _phase_summary(self) -> dict[str, str]:
         return {pid: p.status.value for pid, p in self.state.phases.items()}

@@ -28,7 +28,7 @@ from mes.core.audit import Actor
 from mes.core.batch.machines import DeviationCategory, EntryKind
 from mes.core.batch.state import Outcome
 from mes.core.errors import InvalidInput, LoggerFileRefused, NotFound
-from mes.core.logger import Window, check_window, parse_logger_csv
+from mes.core.logger import Window, check_window, compact_curve, parse_logger_csv
 from mes.core.phases.base import Items, Lines, Missing, PageForm, PhaseKind, Spec, whole_item
 from mes.core.phases.value_words import local_at, who_text
 from mes.core.phases.words import quoted
@@ -44,7 +44,13 @@ if TYPE_CHECKING:
     from mes.core.ledger import SealedEntry
     from mes.core.recipe.checker import PhaseInfo, RecipeChecker
 
-__all__ = ["LOGGER_IMPORTED", "TemperatureLogs", "imported_text"]
+__all__ = [
+    "LOGGER_IMPORTED",
+    "TemperatureLogs",
+    "curve_caption",
+    "excursion_import",
+    "imported_text",
+]
 
 LOGGER_IMPORTED = EntryKind.LOGGER_IMPORTED.value
 MAX_FILE_NAME = 200
@@ -75,6 +81,47 @@ def imported_text(payload: Mapping[str, Any]) -> str:
         f"outside {window['low']}–{window['high']} °C (at most {window['max_minutes_outside']} "
         f"min allowed)" + (f"; excursions: {shown}{more}" if excursions else "")
     )
+
+
+def curve_caption(payload: Mapping[str, Any]) -> str:
+    """The words under a drawn logger curve: the file, its window, how the curve was reduced."""
+    curve = payload.get("curve") or {}
+    window = payload["window"]
+    return (
+        f"Logger curve of {quoted(payload['file_name'])} (SHA-256 {payload['sha256'][:16]}…), "
+        f"window {window['low']}–{window['high']} °C: {len(curve.get('points') or [])} of "
+        f"{payload['rows']} readings drawn ({curve.get('rule', '')}); the full file is kept at "
+        "the spoke."
+    )
+
+
+def excursion_import(batch: Batch, deviation_id: str) -> Mapping[str, Any] | None:
+    """The logger import a TEMPERATURE_EXCURSION deviation was raised for (None otherwise).
+
+    Its ``logger_imported`` payload as the phase holds it, with ``log`` and ``phase``; an entry
+    recorded before the compact curve existed has no ``curve`` (the spoke draws it from the file).
+    For a custody transfer's file (no phase): its findings with ``file_name`` and ``sha256``.
+    """
+    d = batch.state.deviations[deviation_id]
+    if d.category != DeviationCategory.TEMPERATURE_EXCURSION:
+        return None
+    if d.phase is None:  # a custody transfer's logger file: the entry just before it
+        for transfer in batch.state.custody:
+            logger = transfer.get("logger") or {}
+            if transfer["seq"] == d.seq - 1 and logger.get("findings"):
+                return {
+                    **logger["findings"],
+                    "file_name": logger["file_name"],
+                    "sha256": logger["sha256"],
+                }
+        return None
+    plan = batch.procedure.phases[d.phase]
+    done_here = batch.state.phases[d.phase].kinds.get("temperature_log") or {}
+    for item in plan.spec.get("temperature_log") or []:
+        done = done_here.get(item["id"])
+        if done and not done["within_window"] and d.description.startswith(item["label"]):
+            return done
+    return None
 
 
 def _rounded(value: Decimal, decimals: int | None, rounding: str) -> str:
@@ -173,9 +220,8 @@ class TemperatureLogs(PhaseKind):
             )
         name = one_line(file_name, "The file name", max_length=MAX_FILE_NAME) or "logger.csv"
         window = Window.from_recipe(item["window"])
-        check = check_window(
-            parse_logger_csv(data, max_gap_minutes=item["sampling_minutes"]), window
-        )
+        series = parse_logger_csv(data, max_gap_minutes=item["sampling_minutes"])
+        check = check_window(series, window)
         already = self.imported(batch.state.phases[phase_id]).get(log_id)
         if already is not None:
             raise LoggerFileRefused(
@@ -196,6 +242,7 @@ class TemperatureLogs(PhaseKind):
             "size": len(data),
             "header": check_header(data),
             **check.as_payload(),
+            "curve": compact_curve(series, check),  # so the hub draws it without the file
         }
         batch._append(LOGGER_IMPORTED, payload, who.actor, at, terminal)  # type: ignore[attr-defined]
         values = {}
@@ -246,7 +293,7 @@ class TemperatureLogs(PhaseKind):
         if not self.items(plan.spec):
             return None
         return {
-            log: {k: v for k, v in imported.items() if k not in ("seq", "at", "by")}
+            log: {k: v for k, v in imported.items() if k not in ("seq", "at", "by", "curve")}
             for log, imported in sorted(self.imported(phase).items())
         }
 

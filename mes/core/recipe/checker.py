@@ -115,6 +115,8 @@ class RecipeChecker:
         with guard:
             parts.check_pending_results(self)
             parts.check_bedside(self)
+        with guard:
+            parts.check_custody(self)
         return self.problems
 
     # numbers and durations -------------------------------------------------------------

@@ -82,6 +82,8 @@ def compile_recipe(data: Mapping[str, Any]) -> dict[str, Any]:
         compiled["pending_results"] = parts.compile_pending_results(data)
     if "bedside" in data:  # only when declared, as the turnaround
         compiled["bedside"] = parts.compile_bedside(data)
+    if "custody" in data:  # only when declared: the shipments' logger window
+        compiled["custody"] = parts.compile_custody(data)
     return compiled
 
 

@@ -344,3 +344,22 @@ def compile_condition(phase: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 PhaseRule = Callable[["RecipeChecker", Path, Mapping[str, Any], "PhaseInfo"], None]
+
+
+# --- custody: the validated window of a shipment's temperature logger --------------------------
+
+
+def check_custody(checker: RecipeChecker) -> None:
+    """``custody: {window: {low, high, unit, max_minutes_outside}, sampling_minutes}``: low below high."""
+    window = (checker.data.get("custody") or {}).get("window")
+    if window and window["low"] >= window["high"]:
+        checker.problem(
+            ("custody", "window", "low"),
+            f"the window's low ({window['low']} °C) must be below its high ({window['high']} °C)",
+        )
+
+
+def compile_custody(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The custody part as compiled (only when declared: a recipe without it keeps its identity)."""
+    custody = data["custody"]
+    return {"window": dict(custody["window"]), "sampling_minutes": custody["sampling_minutes"]}

@@ -18,7 +18,6 @@ from mes.core.batch import (
     PHASE_STATUS_TITLES,
     Action,
     Batch,
-    DeviationCategory,
     DeviationStatus,
     NextStep,
     Operator,
@@ -30,6 +29,7 @@ from mes.core.custody import MATERIAL_TITLES, SIDE_MEANINGS, Material, Party
 from mes.core.identity import identity_text
 from mes.core.ordering import ORDERING_WORDS
 from mes.core.phases import PageForm
+from mes.core.phases.temperature_log import excursion_import
 from mes.core.record import manifestation_text, witness_words
 
 STATUS_CLASSES = {
@@ -306,15 +306,12 @@ def deviation_item(
 
 def excursion_curve(batch: Batch, deviation_id: str) -> dict[str, str] | None:
     """The logger import a temperature excursion was raised for: its phase and logger ids."""
-    d = batch.state.deviations[deviation_id]
-    if d.category != DeviationCategory.TEMPERATURE_EXCURSION or d.phase is None:
+    done = excursion_import(batch, deviation_id)
+    if done is None:
         return None
-    plan = batch.procedure.phases[d.phase]
-    for item in plan.spec.get("temperature_log") or []:
-        done = (batch.state.phases[d.phase].kinds.get("temperature_log") or {}).get(item["id"])
-        if done and not done["within_window"] and d.description.startswith(item["label"]):
-            return {"phase": d.phase, "log": item["id"]}
-    return None
+    if "phase" not in done:  # a custody transfer's file: drawn from the entry's compact curve
+        return {"deviation": deviation_id}
+    return {"phase": done["phase"], "log": done["log"]}
 
 
 def next_step_items(
@@ -408,4 +405,5 @@ def custody_items(chain: Any, time_zone: str) -> dict[str, Any]:
         ],
         "transfers": transfers,
         "materials": [(m.value, m.words) for m in Material],
+        "window": chain.window,
     }

@@ -39,8 +39,10 @@ from mes.core.batch import (
 from mes.core.errors import BatchNotActive, ChainBroken, MesError, NotAuthorised, PhaseIncomplete
 from mes.core.limits import InvalidValue
 from mes.core.phases import parse_form
+from mes.core.phases.temperature_log import excursion_import
 from mes.services import batches, bedside, custody, labels, logger_files, outbox
 from mes.services.esign import Credentials
+from mes.services.logger_chart import compact_curve_svg
 from mes.web import error_response, site_zone, wants_json
 from mes.web.actions import Refused, act, done, reading, shown_on, typed
 from mes.web.forms import (
@@ -557,6 +559,23 @@ def logger_curve(batch_id: str, phase_id: str, log_id: str) -> ResponseReturnVal
     return answer
 
 
+@bp.get("/<batch_id>/deviations/<deviation_id>/curve.svg")
+@requires(Permission.READ_BATCHES)
+def deviation_curve(batch_id: str, deviation_id: str) -> ResponseReturnValue:
+    """A custody transfer's excursion: the curve sealed in its entry (SVG)."""
+    with reading() as (uow, ctx):
+        batch = batches.get_batch(uow, ctx, batch_id).batch
+    if deviation_id not in batch.state.deviations:
+        abort(404)
+    done = excursion_import(batch, deviation_id)
+    svg = None if done is None else compact_curve_svg(done)
+    if svg is None:
+        abort(404)
+    answer = Response(svg, mimetype="image/svg+xml")
+    answer.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+    return answer
+
+
 @bp.post("/<batch_id>/phases/<phase_id>/sign/<action_name>")
 @requires(Permission.EXECUTE_BATCHES)
 def sign_phase(batch_id: str, phase_id: str, action_name: str) -> ResponseReturnValue:
@@ -715,6 +734,7 @@ def deviation_action(batch_id: str, deviation_id: str, action_name: str) -> Resp
 def transfer_custody(batch_id: str) -> ResponseReturnValue:
     """Record a custody transfer of the batch's material, signed by each side that is a user."""
     form = CustodyForm()
+    upload = request.files.get("logger_file")  # the shipment's logger file (multipart)
     other = Credentials(
         form.other_secret.data or "",
         (form.other_username.data or "").strip() or None,
@@ -733,6 +753,7 @@ def transfer_custody(batch_id: str) -> ResponseReturnValue:
         other=other,
         logger_sha256=form.logger_sha256.data or None,
         logger_summary=form.logger_summary.data or None,
+        logger_file=(upload.filename, upload.read()) if upload and upload.filename else None,
         signature=form,
         refused=_on_batch_page(batch_id, f"custody-{form.side.data or ''}"),
     )

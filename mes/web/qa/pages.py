@@ -22,6 +22,7 @@ from mes.core.clock import local_text, parse_utc_text
 from mes.core.identity import identity_text
 from mes.core.ledger import SealedEntry
 from mes.core.limits import has_limits, limits_text
+from mes.core.phases.temperature_log import curve_caption, excursion_import
 from mes.core.record import SignatureLine, entries_in_words
 from mes.core.review import (
     ASSESSMENT_FIELDS,
@@ -299,9 +300,16 @@ def deviation_cards(view: ReviewView) -> list[dict[str, Any]]:
                 ],
                 "closed": work.closed,
                 "closure": signature(work.signature, zone),
+                "curve": _curve_caption(view, d.id),
             }
         )
     return cards
+
+
+def _curve_caption(view: ReviewView, deviation_id: str) -> str | None:
+    """A temperature excursion's logger curve (drawn from its entry's compact curve): caption."""
+    done = excursion_import(view.batch, deviation_id)
+    return curve_caption(done) if done is not None and done.get("curve") else None
 
 
 def decision(view: ReviewView) -> dict[str, Any] | None:

@@ -26,6 +26,7 @@ from flask_login import current_user
 
 from mes.core.access import Permission, allowed
 from mes.core.errors import MesError
+from mes.core.phases.temperature_log import excursion_import
 from mes.core.review import (
     ASSESSMENT_FIELDS,
     ASSESSMENT_TITLES,
@@ -35,6 +36,7 @@ from mes.core.review import (
     ReviewKind,
 )
 from mes.services import cpv, review
+from mes.services.logger_chart import compact_curve_svg
 from mes.services.record import batch_record
 from mes.web import runtime, site_zone
 from mes.web.actions import act, done, reading, shown_on
@@ -198,6 +200,30 @@ def mark_reviewed_together(batch_id: str) -> ResponseReturnValue:
         batch_id,
         after_review(view, list(seen)),
     )
+
+
+@bp.get("/batches/<batch_id>/deviations/<deviation_id>/curve.svg")
+def deviation_curve(batch_id: str, deviation_id: str) -> ResponseReturnValue:
+    """A temperature excursion's logger curve, drawn from its entry's compact curve (SVG).
+
+    For whoever opens the review page (QA, or QC at the hub: :func:`batch`).
+    """
+    if not (
+        allowed(current_user.roles, Permission.REVIEW_BATCHES)
+        or allowed(current_user.roles, Permission.RECORD_RESULTS)
+    ):
+        abort(403, f"You are not allowed to {Permission.REVIEW_BATCHES.value}.")
+    with reading() as (uow, ctx):
+        view = review.review_batch(uow, ctx, batch_id)
+    if deviation_id not in view.batch.state.deviations:
+        abort(404)
+    done = excursion_import(view.batch, deviation_id)
+    svg = None if done is None else compact_curve_svg(done)
+    if svg is None:
+        abort(404)
+    answer = Response(svg, mimetype="image/svg+xml")
+    answer.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+    return answer
 
 
 @bp.post("/batches/<batch_id>/deviations/<deviation_id>/assessment")
