@@ -616,6 +616,33 @@ def notification_words(payload: Mapping[str, Any]) -> str:
     )
 
 
+def awaiting_words(state: AfterRelease) -> list[str]:
+    """Why a released batch is still in QA's sight, one line each (the QA queue's row).
+
+    "Result out of specification after release: Sterility — notify the treating physician"
+    for each open event; otherwise, while provisional, "Provisional: awaiting <results>".
+    Empty when the batch awaits nothing (:attr:`AfterRelease.awaiting`).
+    """
+    if state.awaiting == EVENT:
+        return [
+            f"Result out of specification after release: {e.result.label} — "
+            + (
+                "notify the treating physician"
+                if e.notification is None
+                else f"close deviation {e.deviation}"
+            )
+            for e in state.open_events
+        ]
+    if state.awaiting != PROVISIONAL:
+        return []
+    if state.pending:
+        return ["Provisional: awaiting " + ", ".join(p.label for p in state.pending)]
+    failed = [r.label for r in state.results if not r.within_specification]
+    if failed:
+        return ["Provisional: " + ", ".join(failed) + " out of specification — not certified final"]
+    return ["Provisional: awaiting QA's final certification"]
+
+
 def pending_words(state: AfterRelease) -> Sequence[str]:
     """'Sterility (14-day culture): pending' for each declared result not in yet."""
     return [f"{p.label}: pending ({p.specification})" for p in state.pending]
