@@ -38,7 +38,7 @@ from typing import Any
 
 from mes.core.clock import utc_text
 from mes.core.dates import parse_local_date_time
-from mes.core.errors import InvalidInput, MesError
+from mes.core.errors import InvalidInput, MesError, NotReleasedForInfusion
 from mes.core.text import free_text, one_line
 from mes.core.worded import Worded, words_of
 
@@ -420,6 +420,29 @@ def check_may_sign(state: AfterRelease, number: str, *, notifying: bool = False)
             "notification is not recorded; nothing else can be signed on this batch until it is.",
             what_to_do="Tell the treating physician now and record who was told, when and how "
             '("Record the physician\'s notification").',
+        )
+
+
+INFUSIBLE = frozenset({Certification.PROVISIONAL, Certification.FINAL})
+"""The certifications under which the product may be infused: a provisional release is a
+release (EU GMP Part IV §11.5); not released or rejected, it may not."""
+
+
+def check_may_be_infused(state: AfterRelease, number: str) -> None:
+    """The product may be infused only under QA's release, provisional or final.
+
+    Read at the bedside from the review chain as synced back to the spoke.
+    """
+    if state.certification not in INFUSIBLE:
+        why = (
+            "was rejected by QA"
+            if state.certification is Certification.REJECTED
+            else "is not released by QA yet"
+        )
+        raise NotReleasedForInfusion(
+            f"Batch {number} {why}: its product may not be infused.",
+            what_to_do="Do not infuse. Keep the bag and call the manufacturing site; if QA "
+            "released it just now, wait for the spoke to receive the release and scan again.",
         )
 
 
