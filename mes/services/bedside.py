@@ -60,7 +60,7 @@ class BedsideView:
 
     @property
     def certification_text(self) -> str:
-        """ "Released by QA: Provisional — results pending", "Rejected", "Not released"."""
+        """The certification in words: "Released by QA: Final", "Rejected", "Not released"."""
         words = CERTIFICATION_TITLES[self.certification]
         return f"Released by QA: {words}" if self.may_be_infused else words
 
