@@ -34,7 +34,7 @@ from mes.core.errors import BagFromAnotherSite, TerminalNotRegistered
 from mes.core.esign import Meaning
 from mes.core.identity import InvalidDin
 from mes.core.limits import InvalidValue
-from mes.services.batches import Loaded, _load, _person, _require_spoke, _save
+from mes.services.batches import Loaded, _committed, _load, _person, _require_spoke
 from mes.services.context import Context, authorise
 from mes.services.esign import Credentials, authenticate_signer, check_password_first
 from mes.services.terminals import active_terminal
@@ -174,8 +174,7 @@ def check_at_bedside(
     compared = batch.compare_at_bedside(scans)
     if not all(c["matched"] for c in compared):
         refusal = batch.record_bedside_mismatch(compared, who, ctx.at, ctx.terminal)
-        _save(uow, ctx, loaded)
-        uow.commit()
+        _committed(uow, ctx, loaded)  # the hard stop is recorded, then refused
         raise refusal
     thawed = None
     if thawed_at and (infusion_timer(batch.procedure) or {}).get("starts_at") == "thaw":
@@ -188,9 +187,7 @@ def check_at_bedside(
     )
     _signed(uow, ctx, batch, who, Action.CHECK_AT_BEDSIDE, record, credentials,
             first_signing_in_session, checked)  # fmt: skip
-    _save(uow, ctx, loaded)
-    uow.commit()
-    return batch
+    return _committed(uow, ctx, loaded)
 
 
 def start_infusion(
@@ -237,9 +234,7 @@ def _infusion(
     record = loaded.batch.prepare_bedside(action, who, ctx.at)
     _signed(uow, ctx, loaded.batch, who, action, record, credentials,
             first_signing_in_session, checked)  # fmt: skip
-    _save(uow, ctx, loaded)
-    uow.commit()
-    return loaded.batch
+    return _committed(uow, ctx, loaded)
 
 
 def _signed(
