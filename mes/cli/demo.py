@@ -78,6 +78,7 @@ SPOKE_USERS = (
     ("sam", "Sam Supervisor", "supervisor", "check-the-timers"),
     ("quinn", "Quinn Quality", "qa", "release-by-exception"),
     ("cora", "Cora Control", "qc", "results-after-release"),
+    ("nina", "Nina Nurse", "clinician", "right-patient-and-bag"),
 )
 # user ID → (badge code, PIN) — demo only; a keyboard-wedge scanner types the code + Enter, so
 # typing it by hand works the same. Every PIN meets the real PIN rules.
@@ -89,6 +90,7 @@ BADGES = {
     "olivia": ("BADGE-10005", "851427"),
     "oscar": ("BADGE-10006", "962538"),
     "cora": ("BADGE-10007", "173649"),
+    "nina": ("BADGE-10008", "284061"),
 }
 SOPS = ("SOP-CT-001 Aseptic processing in the isolator", "SOP-CT-014 Gowning for grade B")
 SIGNERS = {
@@ -691,6 +693,19 @@ def _print_guide(sites: DemoSites, hub_url: str, spoke_url: str) -> None:
         "     review it by exception, close its deviations, release it and download the signed PDF record;"
     )
     click.echo("     the spoke's board then shows it released, with its final label to print.")
+    click.echo(
+        "  5. At the clinic: open the spoke's /bedside/ page (a tablet, 800x1280) as nina (clinician;"
+    )
+    click.echo(
+        "     ada registers the tablet as a terminal), scan the bag's DIN and the wristband (P-0042)"
+    )
+    click.echo("     and sign the match with nina's badge + PIN; then start and end the infusion.")
+    click.echo(
+        "  After release: the hub's QA queue lists the history's newest CART-CD19-FRESH batches as"
+    )
+    click.echo(
+        "     provisional, awaiting their sterility result: cora (QC) enters it, quinn certifies final."
+    )
 
 
 def _stop_demo(signum: int, _frame: object) -> None:

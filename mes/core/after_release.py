@@ -38,7 +38,7 @@ from typing import Any
 
 from mes.core.clock import utc_text
 from mes.core.dates import parse_local_date_time
-from mes.core.errors import InvalidInput, MesError
+from mes.core.errors import InvalidInput, MesError, NotReleasedForInfusion
 from mes.core.text import free_text, one_line
 from mes.core.worded import Worded, words_of
 
@@ -426,6 +426,29 @@ def check_may_sign(state: AfterRelease, number: str, *, notifying: bool = False)
         )
 
 
+INFUSIBLE = frozenset({Certification.PROVISIONAL, Certification.FINAL})
+"""The certifications under which the product may be infused: a provisional release is a
+release (EU GMP Part IV §11.5); not released or rejected, it may not."""
+
+
+def check_may_be_infused(state: AfterRelease, number: str) -> None:
+    """The product may be infused only under QA's release, provisional or final.
+
+    Read at the bedside from the review chain as synced back to the spoke.
+    """
+    if state.certification not in INFUSIBLE:
+        why = (
+            "was rejected by QA"
+            if state.certification is Certification.REJECTED
+            else "is not released by QA yet"
+        )
+        raise NotReleasedForInfusion(
+            f"Batch {number} {why}: its product may not be infused.",
+            what_to_do="Do not infuse. Keep the bag and call the manufacturing site; if QA "
+            "released it just now, wait for the spoke to receive the release and scan again.",
+        )
+
+
 def result_payload(
     state: AfterRelease,
     number: str,
@@ -617,6 +640,33 @@ def notification_words(payload: Mapping[str, Any]) -> str:
         f"treating physician {payload['physician']} told {how} at {payload['told_at']} of "
         f"result {payload['result']}"
     )
+
+
+def awaiting_words(state: AfterRelease) -> list[str]:
+    """Why a released batch is still in QA's sight, one line each (the QA queue's row).
+
+    "Result out of specification after release: Sterility — notify the treating physician"
+    for each open event; otherwise, while provisional, "Provisional: awaiting <results>".
+    Empty when the batch awaits nothing (:attr:`AfterRelease.awaiting`).
+    """
+    if state.awaiting == EVENT:
+        return [
+            f"Result out of specification after release: {e.result.label} — "
+            + (
+                "notify the treating physician"
+                if e.notification is None
+                else f"close deviation {e.deviation}"
+            )
+            for e in state.open_events
+        ]
+    if state.awaiting != PROVISIONAL:
+        return []
+    if state.pending:
+        return ["Provisional: awaiting " + ", ".join(p.label for p in state.pending)]
+    failed = [r.label for r in state.results if not r.within_specification]
+    if failed:
+        return ["Provisional: " + ", ".join(failed) + " out of specification — not certified final"]
+    return ["Provisional: awaiting QA's final certification"]
 
 
 def pending_words(state: AfterRelease) -> Sequence[str]:

@@ -7,9 +7,9 @@ hub's alerts show it within seconds). Each function is one use case: one authori
 (:attr:`Permission.CHECK_AT_BEDSIDE`), the batch row locked, the core's rules
 (:mod:`mes.core.batch.bedside`), one transaction.
 
-Whether QA released the batch is what the hub's review chain, synced back, says here (the
-disposition row :func:`mes.services.review.receive_review_entries` keeps): a provisional or a
-final certification both release it.
+Whether QA released the batch is its certification, read by :mod:`mes.core.after_release`
+from the hub's review chain as synced back here: a provisional or a final certification both
+release it; not released or rejected, the product is refused.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mes.core.access import Permission
+from mes.core.after_release import CERTIFICATION_TITLES, INFUSIBLE, Certification
 from mes.core.batch import Action, Batch, Operator
 from mes.core.batch.bedside import (
     BEDSIDE_RECORD_TYPE,
@@ -33,10 +34,9 @@ from mes.core.errors import BagFromAnotherSite, TerminalNotRegistered
 from mes.core.esign import Meaning
 from mes.core.identity import InvalidDin
 from mes.core.limits import InvalidValue
-from mes.services.batches import Loaded, _load, _person, _require_spoke, _save
+from mes.services.batches import Loaded, _committed, _load, _person, _require_spoke
 from mes.services.context import Context, authorise
 from mes.services.esign import Credentials, authenticate_signer, check_password_first
-from mes.services.review import disposition_of
 from mes.services.terminals import active_terminal
 from mes.store import batches as store
 from mes.store.board import AfterReleaseAlert, after_release_alerts, board_rows
@@ -49,15 +49,27 @@ class BedsideView:
 
     batch: Batch
     scans: list[BedsideScan]
-    decision: str | None
+    certification: Certification  # provisional or final may be infused
     asks_thaw: bool
     refusals: dict[str, str | None]  # action → why not (None: allowed now)
+
+    @property
+    def may_be_infused(self) -> bool:
+        """Released by QA, provisionally or finally."""
+        return self.certification in INFUSIBLE
+
+    @property
+    def certification_text(self) -> str:
+        """The certification in words: "Released by QA: Final", "Rejected", "Not released"."""
+        words = CERTIFICATION_TITLES[self.certification]
+        return f"Released by QA: {words}" if self.may_be_infused else words
 
 
 def _clinician(uow: UnitOfWork, ctx: Context, loaded: Loaded) -> Operator:
     """Who acts at the bedside: authorised, at a registered terminal (11.10(h)).
 
-    The batch learns its release as the hub's review chain says it here.
+    Whether QA released the batch is its certification, read from the review chain held
+    here (:func:`mes.core.after_release.check_may_be_infused`, in the actions' guards).
     """
     authorise(uow, ctx, Permission.CHECK_AT_BEDSIDE)
     if active_terminal(uow, ctx.terminal_id) is None:
@@ -67,8 +79,6 @@ def _clinician(uow: UnitOfWork, ctx: Context, loaded: Loaded) -> Operator:
             what_to_do="Use the ward's registered tablet, or ask an administrator to register "
             "this one.",
         )
-    disposition = disposition_of(uow, loaded.row.id)
-    loaded.batch.hub_decision = disposition.decision if disposition is not None else None
     return _person(uow, ctx, loaded.batch.procedure)
 
 
@@ -107,7 +117,7 @@ def bedside_view(uow: UnitOfWork, ctx: Context, batch_id: str) -> BedsideView:
     return BedsideView(
         batch=batch,
         scans=bedside_scans(batch.procedure),
-        decision=batch.hub_decision,
+        certification=batch.after_release().certification,
         asks_thaw=(infusion_timer(batch.procedure) or {}).get("starts_at") == "thaw",
         refusals={
             action.value: (
@@ -164,8 +174,7 @@ def check_at_bedside(
     compared = batch.compare_at_bedside(scans)
     if not all(c["matched"] for c in compared):
         refusal = batch.record_bedside_mismatch(compared, who, ctx.at, ctx.terminal)
-        _save(uow, ctx, loaded)
-        uow.commit()
+        _committed(uow, ctx, loaded)  # the hard stop is recorded, then refused
         raise refusal
     thawed = None
     if thawed_at and (infusion_timer(batch.procedure) or {}).get("starts_at") == "thaw":
@@ -178,9 +187,7 @@ def check_at_bedside(
     )
     _signed(uow, ctx, batch, who, Action.CHECK_AT_BEDSIDE, record, credentials,
             first_signing_in_session, checked)  # fmt: skip
-    _save(uow, ctx, loaded)
-    uow.commit()
-    return batch
+    return _committed(uow, ctx, loaded)
 
 
 def start_infusion(
@@ -227,9 +234,7 @@ def _infusion(
     record = loaded.batch.prepare_bedside(action, who, ctx.at)
     _signed(uow, ctx, loaded.batch, who, action, record, credentials,
             first_signing_in_session, checked)  # fmt: skip
-    _save(uow, ctx, loaded)
-    uow.commit()
-    return loaded.batch
+    return _committed(uow, ctx, loaded)
 
 
 def _signed(

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from mes.core.access import Permission
 from mes.core.audit import require_reason
 from mes.core.errors import InvalidInput, NotFound
-from mes.core.esign import Meaning
 from mes.core.lookback import (
     LOOKBACK_RECORD_TYPE,
     Disposition,
@@ -24,16 +23,14 @@ from mes.core.lookback import (
     UsageKind,
     subject_of,
 )
-from mes.core.review import REVIEW_ACTIONS, REVIEW_RECORD_TYPE, ReviewKind
+from mes.core.review import ReviewKind
 from mes.services.audit import record_entry
 from mes.services.context import Context, authorise
-from mes.services.esign import Credentials, authenticate_signer, check_password_first
+from mes.services.esign import Credentials, check_password_first
 from mes.services.ids import new_id
-from mes.services.review import ReviewView, load_review
+from mes.services.review import ReviewView, commit_review, load_review, sign_review
 from mes.store import lookback as store
 from mes.store.models import LookBack
-from mes.store.read_models import refresh_batch
-from mes.store.review import append_review_entries, save_disposition
 from mes.store.uow import UnitOfWork
 
 __all__ = [
@@ -238,26 +235,18 @@ def dispose(
         "reason": row.reason,
     }
     record = view.review.lookback_record(subject, str(disposition), reason)
-    rule = REVIEW_ACTIONS[ReviewKind.LOOKBACK_DISPOSITION]
-    _user, manifestation = authenticate_signer(
+    manifestation = sign_review(
         uow,
         ctx,
-        record_type=REVIEW_RECORD_TYPE,
-        record_id=view.row.id,
-        record=record,
-        meaning=rule.meaning or Meaning.REVIEWED,
-        credentials=credentials,
-        first_signing_in_session=first_signing_in_session,
-        signer_roles=sorted(r.value for r in rule.roles),
-        checked=checked,
+        view,
+        record,
+        ReviewKind.LOOKBACK_DISPOSITION,
+        credentials,
+        first_signing_in_session,
+        checked,
     )
     view.review.dispose_lookback(record, manifestation, actor, ctx.at, ctx.terminal)
-    new = view.review.new_entries
-    append_review_entries(uow.session, new)
-    save_disposition(uow.session, view.review.state, key=uow.site.key, at=new[-1].body["at"])
-    refresh_batch(uow.session, view.batch, view.record, view.review.state, settings=uow.site.review)
-    uow.commit()
-    return view
+    return commit_review(uow, view)
 
 
 def decided_reviews(uow: UnitOfWork, *, after: str, limit: int) -> dict[str, int]:

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from mes.core.access import Permission
-from mes.core.after_release import after_release_state
+from mes.core.after_release import after_release_state, awaiting_words
 from mes.core.audit import Actor
 from mes.core.batch import Batch, Procedure
 from mes.core.clock import local_text, parse_utc_text
@@ -195,8 +195,12 @@ def review_batch(uow: UnitOfWork, ctx: Context, batch_id: str) -> ReviewView:
     return load_review(uow, batch_id)
 
 
-def _commit(uow: UnitOfWork, view: ReviewView) -> ReviewView:
-    """The review's new entries and its disposition row, committed together; returns ``view``."""
+def commit_review(uow: UnitOfWork, view: ReviewView) -> ReviewView:
+    """The review's new entries and its disposition row, committed together; returns ``view``.
+
+    Every service that appends to a batch's review chain ends here (review, results after
+    release, look-back), so the QA queue's row and what the batch awaits move with it.
+    """
     new = view.review.new_entries
     append_review_entries(uow.session, new)
     at = new[-1].body["at"] if new else ""
@@ -213,7 +217,7 @@ def _commit(uow: UnitOfWork, view: ReviewView) -> ReviewView:
     return view
 
 
-def _sign(
+def sign_review(
     uow: UnitOfWork,
     ctx: Context,
     view: ReviewView,
@@ -306,10 +310,10 @@ def mark_reviewed(
         uow, ctx, batch_id, credentials, seen_review_seq, seen_record_seq
     )
     record = view.review.exception_record(exception)
-    m = _sign(uow, ctx, view, record, ReviewKind.EXCEPTION_REVIEWED, credentials,
+    m = sign_review(uow, ctx, view, record, ReviewKind.EXCEPTION_REVIEWED, credentials,
               first_signing_in_session, checked)  # fmt: skip
     view.review.mark_reviewed(exception, note, m, actor, ctx.at, ctx.terminal)
-    return _commit(uow, view)
+    return commit_review(uow, view)
 
 
 def mark_reviewed_together(
@@ -336,10 +340,10 @@ def mark_reviewed_together(
         uow, ctx, batch_id, credentials, seen_review_seq, seen_record_seq
     )
     record = view.review.exceptions_record(seen)
-    m = _sign(uow, ctx, view, record, ReviewKind.EXCEPTIONS_REVIEWED, credentials,
+    m = sign_review(uow, ctx, view, record, ReviewKind.EXCEPTIONS_REVIEWED, credentials,
               first_signing_in_session, checked)  # fmt: skip
     view.review.mark_reviewed_together(seen, note, m, actor, ctx.at, ctx.terminal)
-    return _commit(uow, view)
+    return commit_review(uow, view)
 
 
 def assess_deviation(
@@ -356,7 +360,7 @@ def assess_deviation(
     view, actor, _ = _opened(uow, ctx, batch_id, None, seen_review_seq, seen_record_seq)
     changed = view.review.assess_deviation(deviation_id, assessment, actor, ctx.at, ctx.terminal)
     if changed:  # nothing recorded: no disposition row either (it would read "under review")
-        _commit(uow, view)
+        commit_review(uow, view)
     return changed
 
 
@@ -376,10 +380,10 @@ def close_deviation(
         uow, ctx, batch_id, credentials, seen_review_seq, seen_record_seq
     )
     record = view.review.closure_record(deviation_id)
-    m = _sign(uow, ctx, view, record, ReviewKind.DEVIATION_CLOSED, credentials,
+    m = sign_review(uow, ctx, view, record, ReviewKind.DEVIATION_CLOSED, credentials,
               first_signing_in_session, checked)  # fmt: skip
     view.review.close_deviation(deviation_id, m, actor, ctx.at, ctx.terminal)
-    return _commit(uow, view)
+    return commit_review(uow, view)
 
 
 def decide_batch(
@@ -411,10 +415,10 @@ def decide_batch(
         uow, ctx, batch_id, credentials, seen_review_seq, seen_record_seq
     )
     record = view.review.decision_record(decision, reason, at=ctx.at)  # rules, then password
-    m = _sign(uow, ctx, view, record, DECISION_KINDS[decision], credentials,
+    m = sign_review(uow, ctx, view, record, DECISION_KINDS[decision], credentials,
               first_signing_in_session, checked)  # fmt: skip
     view.review.decide(decision, reason, m, actor, ctx.at, ctx.terminal)
-    return _commit(uow, view)
+    return commit_review(uow, view)
 
 
 # --- after release (mes.core.after_release) ------------------------------------------------------
@@ -441,7 +445,7 @@ def record_result_at_hub(
     view = load_review(uow, batch_id, lock=True)
     _seen(view, seen_review_seq, seen_record_seq)
     view.review.record_result(fields, actor, ctx.at, ctx.terminal)
-    return _commit(uow, view)
+    return commit_review(uow, view)
 
 
 def notify_physician_at_hub(
@@ -464,10 +468,10 @@ def notify_physician_at_hub(
         uow, ctx, batch_id, credentials, seen_review_seq, seen_record_seq
     )
     record = view.review.notification_record(ctx.at, **fields)
-    m = _sign(uow, ctx, view, record, ReviewKind.PHYSICIAN_NOTIFIED, credentials,
+    m = sign_review(uow, ctx, view, record, ReviewKind.PHYSICIAN_NOTIFIED, credentials,
               first_signing_in_session, checked)  # fmt: skip
     view.review.notify_physician(record, m, actor, ctx.at, ctx.terminal)
-    return _commit(uow, view)
+    return commit_review(uow, view)
 
 
 def certify_final(
@@ -490,10 +494,10 @@ def certify_final(
         uow, ctx, batch_id, credentials, seen_review_seq, seen_record_seq
     )
     record = view.review.certification_record()
-    m = _sign(uow, ctx, view, record, ReviewKind.BATCH_CERTIFIED_FINAL, credentials,
+    m = sign_review(uow, ctx, view, record, ReviewKind.BATCH_CERTIFIED_FINAL, credentials,
               first_signing_in_session, checked)  # fmt: skip
     view.review.certify_final(m, actor, ctx.at, ctx.terminal)
-    return _commit(uow, view)
+    return commit_review(uow, view)
 
 
 # --- the QA queue -------------------------------------------------------------------------------
@@ -517,6 +521,8 @@ class QueueRow:
     unreviewed: int
     blocked: bool  # the record fails verification or its times cannot be true
     decision_by: str | None
+    # Why a released batch is still in the queue (mes.core.after_release.awaiting_words).
+    after_release: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -584,6 +590,9 @@ def qa_queue(
                 # not an alarm: only a record that fails verification or has false times is.
                 blocked=False if decided else summary.blocking,
                 decision_by=queued.decided_by,
+                after_release=tuple(awaiting_words(queued.after_release))
+                if queued.after_release is not None
+                else (),
             )
         )
     counts["needs_attention"] = counts[QaState.AWAITING_REVIEW] + counts[QaState.UNDER_REVIEW]
@@ -717,6 +726,7 @@ __all__ = [
     "assess_deviation",
     "awaited_reviews",
     "close_deviation",
+    "commit_review",
     "decide_batch",
     "disposition_of",
     "load_review",
@@ -726,4 +736,5 @@ __all__ = [
     "receive_review_entries",
     "review_batch",
     "review_updates",
+    "sign_review",
 ]

@@ -14,10 +14,11 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from mes.core.after_release import EVENT
+from mes.core.after_release import EVENT, AfterRelease
 from mes.core.clock import utc_text
 from mes.core.review import QaState
-from mes.store.models import BatchReview, BatchSummary
+from mes.store.models import Batch, BatchReview, BatchSummary
+from mes.store.network import after_release_of
 
 # What needs QA first (awaiting, then under review), then what is still arriving, then the
 # decided; within each, the newest first — so a long history never hides new work.
@@ -42,12 +43,17 @@ class QueueFilter:
 
 @dataclass(frozen=True)
 class QueuedBatch:
-    """A batch the filters match: its summary, who decided it, its QA state and age in days."""
+    """A batch the filters match: its summary, who decided it, its QA state and age in days.
+
+    ``after_release``: a released batch that still awaits something (a result out of
+    specification not closed, or results pending), read from both chains; else None.
+    """
 
     summary: BatchSummary
     decided_by: str | None
     qa_state: QaState
     age_days: int
+    after_release: AfterRelease | None = None
 
 
 @dataclass(frozen=True)
@@ -111,7 +117,7 @@ def qa_queue_selection(
         ).scalar_one()
     rank = case({state.value: i for i, state in enumerate(QUEUE_ORDER)}, value=s.qa_state)
     rows = session.execute(
-        select(s, BatchReview.decided_by)
+        select(s, BatchReview.decided_by, BatchReview.after_release)
         .outerjoin(BatchReview, BatchReview.batch_id == s.batch_id)
         .where(*conditions)
         # A result out of specification after release heads the queue until it is closed.
@@ -123,8 +129,20 @@ def qa_queue_selection(
         )
         .limit(limit)
     ).all()
+    # Why a released batch is still here is read for the listed rows that await something.
+    awaiting = [summary.batch_id for summary, _, after in rows if after is not None]
+    states = {
+        batch.id: after_release_of(session, batch)
+        for batch in session.scalars(select(Batch).where(Batch.id.in_(awaiting)))
+    }
     chosen = [
-        QueuedBatch(summary, decided_by, QaState(summary.qa_state), age_days(summary, now))
-        for summary, decided_by in rows
+        QueuedBatch(
+            summary,
+            decided_by,
+            QaState(summary.qa_state),
+            age_days(summary, now),
+            states.get(summary.batch_id),
+        )
+        for summary, decided_by, _ in rows
     ]
     return QueueSelection(chosen, matching, counts, sorted(sites), sorted(products))

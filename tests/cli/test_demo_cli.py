@@ -47,6 +47,10 @@ def test_the_demo_sets_up_a_hub_and_a_spoke_with_installed_recipes_and_masters(d
     # The guide: the date of birth in the site's order; a witness signs at olivia's panel.
     assert "a date of birth (DD/MM/YYYY, e.g. 17/05/1970)." in result.stdout
     assert "ticks 'Sign as another person' and scans his own badge + PIN" in result.stdout
+    # A clinician at the spoke for the bedside page, and the provisional releases at the hub.
+    assert "nina       right-patient-and-bag  BADGE-10008   284061   clinician" in result.stdout
+    assert "open the spoke's /bedside/ page" in result.stdout
+    assert "provisional, awaiting their sterility result: cora (QC) enters it" in result.stdout
     hub_list = run_bare("--instance", str(folder / "hub"), "recipe", "list")
     for code in ("CART-CD19-FRESH", "CART-CD19-FRESH-DEMO", "CART-CD19-CRYO", "MRNA-NEOAG-FILL"):
         assert f"{code} v1\tEffective from " in hub_list.stdout

@@ -133,7 +133,7 @@ def hub_instance(net: Network) -> Instance:
     """An instance folder for the network's hub: its settings, secret key and site key."""
     settings = net.runtime("hub").settings
     path = settings.instance_path
-    (path / "keys").mkdir(parents=True)
+    (path / "keys").mkdir(parents=True, exist_ok=True)
     (path / "mes.toml").write_text(
         render_config(
             role="hub",

@@ -35,6 +35,7 @@ from test_issued_record import (
     run,
     send,
 )
+from test_pdf_cli import hub_instance
 
 from mes.core.audit import Actor
 from mes.core.record import after_release_summary
@@ -42,8 +43,6 @@ from mes.core.review import ReviewKind
 from mes.pdf.issue import issue_record, issued_records, records_folder
 from mes.pdf.readback import squeezed
 from mes.services import review
-from mes.settings import SECRET_KEY_FILE, SITE_KEY_FILE, SITE_PUBLIC_KEY_FILE, render_config
-from mes.store.files import PRIVATE_FILE, PRIVATE_FOLDER, sqlite_files
 
 AFTER = QA_AT + 3 * HOURS  # the release was at QA_AT + 1 h
 FOLLOW_UP = ({"capa": "CAPA-2026-031"}, {"impact": "None: the recipient is well at day 28."})
@@ -60,30 +59,7 @@ def appended_at_the_hub(net: Network, batch_id: str, deviation: str) -> None:
                 ReviewKind.DEVIATION_ASSESSED, {"deviation": deviation, "assessment": assessment},
                 quinn, AFTER + timedelta(minutes=minutes), "QA office",
             )  # fmt: skip
-        review._commit(uow, view)
-
-
-def hub_instance(net: Network) -> Path:
-    """The hub's instance folder, for ``mes --instance``: settings, secret key, site key."""
-    settings = net.runtime("hub").settings
-    path = settings.instance_path
-    (path / "mes.toml").write_text(
-        render_config(
-            role="hub",
-            site_code=settings.site_code,
-            site_name=settings.site_name,
-            time_zone=settings.time_zone,
-            database_url=settings.database_url,
-        ),
-        encoding="utf-8",
-    )
-    (path / SECRET_KEY_FILE).write_text(settings.secret_key + "\n", encoding="ascii")
-    (path / SITE_KEY_FILE).write_bytes(net.hub_key.private_pem())
-    (path / SITE_PUBLIC_KEY_FILE).write_bytes(net.hub_key.public.pem())
-    for made in (path, *path.rglob("*"), *sqlite_files(settings.database_url)):
-        if made.exists():
-            made.chmod(PRIVATE_FOLDER if made.is_dir() else PRIVATE_FILE)
-    return path
+        review.commit_review(uow, view)
 
 
 def mes_verify(instance: Path, *args: str) -> subprocess.CompletedProcess:
@@ -146,7 +122,7 @@ def test_an_older_record_is_superseded_by_the_newest_which_shows_what_came_after
         assert squeezed(words) in squeezed(text), words
 
     # mes verify --against-hub: the old file is superseded (exit 3), the newest is current.
-    instance = hub_instance(net)
+    instance = hub_instance(net).path
     verified = mes_verify(instance, str(old), "--against-hub")
     assert (verified.returncode, verified.stderr) == (SUPERSEDED, ""), verified.stderr
     added = ", ".join(

@@ -34,7 +34,7 @@ from mes.core.after_release import (
 )
 from mes.core.batch import DeviationCategory
 from mes.core.errors import NotAuthorised
-from mes.services import batches, network, review
+from mes.services import batches, lookback, network, review
 from mes.services.esign import Credentials, acknowledge_accountability
 from mes.services.users import add_user
 from mes.store.models import BatchEntry, BatchReviewEntry
@@ -229,3 +229,61 @@ def test_a_result_out_of_specification_at_the_hub_is_notified_by_qa_before_anyth
         )  # fmt: skip
     assert not notified.review.after_release().open_events
     assert alerts(net) == []
+
+
+def test_a_look_back_disposition_waits_for_the_physicians_notification(
+    net: Network, tmp_path: Path
+) -> None:
+    _site, batch_id = released(net, tmp_path)
+    at_hub(net, batch_id, **GROWTH)
+    with net.hub() as uow:
+        opened = lookback.open_lookback(
+            uow, qa(net, at=LATER), "operator", "olivia", "Operator retrained after an audit"
+        )
+    before = counts(net, _site)
+
+    def dispose() -> review.ReviewView:
+        with net.hub() as uow:
+            return lookback.dispose(
+                uow, qa(net, at=LATER), opened.id, batch_id, "notify",
+                Credentials(PASSWORD), first_signing_in_session=False, reason="Patient infused",
+            )  # fmt: skip
+
+    with pytest.raises(PhysicianNotificationPending, match="treating physician"):
+        dispose()
+    assert counts(net, _site) == before  # nothing written
+    told = {"result": "sterility_final", "physician": "Dr Ada Haem", "how": "phone",
+            "told_at": "2026-01-16T09:05:00Z"}  # fmt: skip
+    with net.hub() as uow:
+        review.notify_physician_at_hub(
+            uow, qa(net, at=LATER), batch_id, told, Credentials(PASSWORD),
+            first_signing_in_session=False,
+        )  # fmt: skip
+    disposed = dispose()
+    assert disposed.review.new_entries[-1].body["kind"] == "lookback_disposition"
+    with net.hub() as uow:  # still provisional (out of specification): the queue says why
+        (row,) = [r for r in review.qa_queue(uow, qa(net, at=LATER)).rows if r.id == batch_id]
+    assert row.after_release == ("Provisional: awaiting Vector copy number",)
+
+
+def test_the_qa_queue_says_why_a_released_batch_is_still_there(
+    net: Network, tmp_path: Path
+) -> None:
+    site, batch_id = released(net, tmp_path)
+
+    def row() -> review.QueueRow:
+        with net.hub() as uow:
+            rows = review.qa_queue(uow, qa(net, at=LATER)).rows
+        return next(r for r in rows if r.id == batch_id)
+
+    assert row().after_release == (
+        "Provisional: awaiting Sterility (14-day culture), Vector copy number",
+    )
+    at_spoke(site, batch_id, result="vcn", value="2.1", reference="PCR-77")
+    send(net, site, batch_id, after=view(net, batch_id).batch.state.last_seq, at=LATER)
+    assert row().after_release == ("Provisional: awaiting Sterility (14-day culture)",)
+    at_hub(net, batch_id, **GROWTH)
+    assert row().after_release == (
+        "Result out of specification after release: Sterility (14-day culture) — notify the "
+        "treating physician",
+    )

@@ -15,12 +15,14 @@ from mes.core.after_release import (
     ResultAlreadyRecorded,
     ResultNotDeclared,
     after_release_state,
+    awaiting_words,
     certification_record,
+    check_may_be_infused,
     check_may_sign,
     notification_payload,
     result_payload,
 )
-from mes.core.errors import InvalidInput, MesError
+from mes.core.errors import InvalidInput, MesError, NotReleasedForInfusion
 from mes.core.recipe import check_recipe
 
 COMPILED = {
@@ -193,3 +195,27 @@ def test_a_complete_batch_records_a_result_raises_its_deviation_and_replays_the_
 
 
 GROWTH = {"result": "sterility_final", "value": "Growth", "reference": "MB-1"}
+
+
+def test_a_product_may_be_infused_under_a_provisional_or_final_release_only() -> None:
+    check_may_be_infused(after_release_state(COMPILED, [], [RELEASED]), "B-1")  # provisional
+    check_may_be_infused(after_release_state({}, [], [RELEASED]), "B-1")  # final at once
+    with pytest.raises(NotReleasedForInfusion, match="not released by QA yet"):
+        check_may_be_infused(after_release_state(COMPILED, [], []), "B-1")
+    rejected = body("batch_rejected", {"decision": "rejected"}, 1)
+    with pytest.raises(NotReleasedForInfusion, match="was rejected by QA"):
+        check_may_be_infused(after_release_state(COMPILED, [], [rejected]), "B-1")
+
+
+def test_the_words_say_why_a_released_batch_is_still_awaited() -> None:
+    state = after_release_state(COMPILED, [], [RELEASED])
+    assert awaiting_words(state) == [
+        "Provisional: awaiting Sterility (14-day culture), Vector copy number"
+    ]
+    growth = entered(state, 2, result="sterility_final", value="Growth")
+    state = after_release_state(COMPILED, [growth], [RELEASED])
+    assert awaiting_words(state) == [
+        "Result out of specification after release: Sterility (14-day culture) — notify the "
+        "treating physician"
+    ]
+    assert awaiting_words(after_release_state(COMPILED, [], [])) == []

@@ -1739,7 +1739,10 @@ def eventful_batch(key: SiteKey) -> Batch:
     received = typed_transfer("starting_material", courier, party(OLIVIA), "Goods-in", "SHP-1")
     hand_over(batch, received, {Side.RECEIVED: OLIVIA}, T0 + 7 * H)  # custody after completion
     # After release, at the clinic: a mismatch (the hard stop), then the check, the infusion.
-    batch.hub_decision = "released"
+    batch.review_bodies = [  # QA's release, synced back from the hub
+        {"kind": "batch_released", "payload": {}, "seq": 1, "at": utc_text(T0 + 8 * H),
+         "actor": {"name": "Quinn QA"}}
+    ]  # fmt: skip
     wrong = batch.compare_at_bedside({"bag_din": f"={DIN}00", "wristband": "PAT-9999"})
     batch.record_bedside_mismatch(wrong, NINA, T0 + 30 * H, TERMINAL)
     right = batch.compare_at_bedside({"bag_din": f"={DIN}00", "wristband": PATIENT})

@@ -60,7 +60,7 @@ def test_the_bag_finds_the_product_and_a_mismatch_answers_with_the_hard_stop(net
     product = location(found)
     assert product.startswith(f"/bedside/{batch_id}")
     page = client.get(product)
-    assert "Released by QA" in text(page)
+    assert "Released by QA: Final" in text(page)  # the certification (mes.core.after_release)
     assert label["bag_din"] in text(page)  # the DIN scanned is carried, not scanned again
 
     stop = post_form(

@@ -58,6 +58,11 @@ def test_the_hub_review_page_takes_a_result_and_holds_final_certification_until_
     first = quinn.get("/network/alerts.json").get_json()["alerts"][0]
     assert first["category"] == "Result out of specification after release"
     assert first["value"] == "Sterility (14-day culture): Growth: S. epidermidis"
+    queue = quinn.get("/qa/")  # the batch heads QA's queue, and its row says why
+    assert queue.status_code == 200
+    said = re.findall(r'data-field="after_release">([^<]+)<', text(queue))
+    assert said == ["Result out of specification after release: Sterility (14-day culture) — "
+                    "notify the treating physician"]  # fmt: skip
     shown = quinn.get(page)
     refused = post_form(quinn, f"{page}/certified-final",
                         {"esign_password": PASSWORD,
@@ -72,6 +77,8 @@ def test_the_hub_review_page_takes_a_result_and_holds_final_certification_until_
     assert notified.status_code == 303, words(notified)
     shown = quinn.get(page)
     assert "data-after-release-event" not in text(shown)
+    said = re.findall(r'data-field="after_release">([^<]+)<', text(quinn.get("/qa/")))
+    assert said == ["Provisional: awaiting Vector copy number"]
     assert all(
         a["category"] != "Result out of specification after release"
         for a in quinn.get("/network/alerts.json").get_json()["alerts"]

@@ -19,8 +19,6 @@ from typing import Any, Self
 from mes.core.access import SIGNING_ROLES, Role
 from mes.core.actions import ActionRule, Subject
 from mes.core.after_release import (
-    AfterRelease,
-    after_release_state,
     check_may_sign,
     notification_payload,
     result_payload,
@@ -571,10 +569,6 @@ class Actions(Aggregate):
             if rule.subject is subject
             and self.refusal(action, who, at, phase_id=phase_id, deviation_id=deviation_id) is None
         ]
-
-    def after_release(self) -> AfterRelease:
-        """This batch after release, from its ledger and the review chain held here."""
-        return after_release_state(self.procedure, self.followups, self.review_bodies)
 
     # -- guards shared by the actions --------------------------------------------------------
 

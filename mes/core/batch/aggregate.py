@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Self
 
 from mes.core import phases
+from mes.core.after_release import AfterRelease, after_release_state
 from mes.core.audit import Actor
 from mes.core.batch.machines import (
     Action,
@@ -74,6 +75,10 @@ class Aggregate(Ordering):
         # service that loads the batch; empty when it holds none).
         self.followups: list[Mapping[str, Any]] = []
         self.review_bodies: list[Mapping[str, Any]] = []
+
+    def after_release(self) -> AfterRelease:
+        """This batch after release, from its ledger and the review chain held here."""
+        return after_release_state(self.procedure, self.followups, self.review_bodies)
 
     @classmethod
     def replay(

@@ -16,7 +16,8 @@ the batch's chain of identity as recorded at its start (:func:`mes.core.identity
 
 These are batch actions after completion (rows of :data:`~mes.core.batch.actions.BATCH_ACTIONS`
 allowed in status complete), allowed only while QA's release at the hub — provisional or
-final, synced back in the review chain — stands (:attr:`Bedside.hub_decision`).
+final, synced back in the review chain — stands
+(:func:`mes.core.after_release.check_may_be_infused`).
 Each signed entry carries its manifestation bound to its record's hash (its own signature).
 """
 
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from mes.core.after_release import check_may_be_infused
 from mes.core.audit import Actor
 from mes.core.batch.aggregate import Aggregate
 from mes.core.batch.machines import (
@@ -47,9 +49,6 @@ from mes.core.ledger import SealedEntry
 if TYPE_CHECKING:
     from mes.core.batch.actions import Ask
     from mes.core.batch.state import Operator
-
-RELEASED = "released"
-"""QA's disposition at the hub that allows infusion (provisional or final certification)."""
 
 BEDSIDE_RECORD_TYPE = "batch-bedside"
 TIMER_STARTS = ("thaw", "fill", "check")
@@ -123,13 +122,7 @@ def released_for_infusion(batch: Bedside, ask: Ask) -> None:
             "complete and released: its product may not be infused.",
             what_to_do="Do not infuse. Keep the bag and call the manufacturing site.",
         )
-    if batch.hub_decision != RELEASED:
-        state = "was rejected by QA" if batch.hub_decision else "is not released by QA yet"
-        raise NotReleasedForInfusion(
-            f"Batch {number} {state}: its product may not be infused.",
-            what_to_do="Do not infuse. Keep the bag and call the manufacturing site; if QA "
-            "released it just now, wait for the spoke to receive the release and scan again.",
-        )
+    check_may_be_infused(batch.after_release(), number)
 
 
 def checkable(batch: Bedside, ask: Ask) -> None:
@@ -176,10 +169,6 @@ def infusion_endable(batch: Bedside, ask: Ask) -> None:
 
 class Bedside(Aggregate):
     """The bedside check and the infusion (a part of :class:`~mes.core.batch.Batch`)."""
-
-    hub_decision: str | None = None
-    """QA's disposition at the hub as the review chain synced back to the spoke says
-    (released / rejected / None); set by the service that loads the batch."""
 
     def compare_at_bedside(self, scanned: Mapping[str, str]) -> list[dict[str, Any]]:
         """Each bedside scan compared with the chain of identity: what was scanned, what matched.

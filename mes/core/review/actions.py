@@ -606,9 +606,11 @@ class Review:
 
         ``lookback``: its ``id``, ``subject_kind``, ``subject`` and ``reason``. Allowed after the
         batch's release or rejection (a look-back comes after); once per batch per look-back,
-        and "no action" needs a reason (:mod:`mes.core.lookback`).
+        and "no action" needs a reason (:mod:`mes.core.lookback`); not while the treating
+        physician's notification of a result out of specification is pending (the gate).
         """
         chosen, why = disposition_reason(disposition, reason)
+        self._may_sign()
         check_not_disposed(self.batch.state.number, lookback["id"], self.state.lookbacks)
         return {
             "type": REVIEW_RECORD_TYPE,

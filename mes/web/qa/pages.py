@@ -88,6 +88,7 @@ def queue_row(row: QueueRow, time_zone: str) -> dict[str, Any]:
         "unreviewed": row.unreviewed,
         "blocked": row.blocked,
         "decision_by": row.decision_by,
+        "after_release": list(row.after_release),
     }
 
 
