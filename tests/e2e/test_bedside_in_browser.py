@@ -85,6 +85,9 @@ class Tablet:
         self.taps += 1
 
     def scan(self, code: str) -> None:
+        # Into a page whose script has run (it moves Enter to the next field): on a busy
+        # machine a page shown is not yet a page loaded.
+        self.page.wait_for_load_state("load")
         self.page.keyboard.type(code)
         self.page.keyboard.press("Enter")
         self.scans += 1
@@ -183,9 +186,15 @@ def walk(context, ward: Ward, screenshot) -> None:
     expect(page.locator("[data-matched]")).to_contain_text("Identity matches")
     expect(page.locator("[data-deadline] [data-left]")).to_contain_text("min left")
     screenshot(page, "bedside-04-matched-timer")
-    tablet.scan(BADGE)  # the start's badge field has the focus
+    # Each signature's page is scanned into once it has loaded (its script moves Enter on)
+    # and its badge field has the focus: a scanner typing earlier would be lost.
+    page.wait_for_load_state("load")
+    expect(page.locator("#start-badge")).to_be_focused()
+    tablet.scan(BADGE)
     tablet.scan(PIN)
     expect(page.locator("[data-started]")).to_contain_text("Infusion started at")
+    page.wait_for_load_state("load")
+    expect(page.locator("#end-badge")).to_be_focused()
     tablet.scan(BADGE)
     tablet.scan(PIN)
     expect(page.locator("[data-ended]")).to_contain_text("The chain of identity is closed")
