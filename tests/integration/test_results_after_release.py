@@ -34,7 +34,7 @@ from mes.core.after_release import (
 )
 from mes.core.batch import DeviationCategory
 from mes.core.errors import NotAuthorised
-from mes.services import batches, network, review
+from mes.services import batches, lookback, network, review
 from mes.services.esign import Credentials, acknowledge_accountability
 from mes.services.users import add_user
 from mes.store.models import BatchEntry, BatchReviewEntry
@@ -229,3 +229,22 @@ def test_a_result_out_of_specification_at_the_hub_is_notified_by_qa_before_anyth
         )  # fmt: skip
     assert not notified.review.after_release().open_events
     assert alerts(net) == []
+
+
+def test_a_look_back_disposition_waits_for_the_physicians_notification(
+    net: Network, tmp_path: Path
+) -> None:
+    """The gate holds every other signature at the hub, a look-back disposition too."""
+    _site, batch_id = released(net, tmp_path)
+    at_hub(net, batch_id, **GROWTH)
+    with net.hub() as uow:
+        case = lookback.open_lookback(
+            uow, qa(net, at=LATER), "recipe_version", "BATCH-TEST v1", "Supplier recall"
+        )
+    before = counts(net, _site)
+    with net.hub() as uow, pytest.raises(PhysicianNotificationPending, match="treating physician"):
+        lookback.dispose(
+            uow, qa(net, at=LATER), case.id, batch_id, "notify", Credentials(PASSWORD),
+            first_signing_in_session=False,
+        )  # fmt: skip
+    assert counts(net, _site) == before  # refused before any signature: nothing written

@@ -602,10 +602,12 @@ class Review:
     ) -> dict[str, Any]:
         """What a look-back disposition of this batch signs; refused before any signature.
 
-        ``lookback``: its ``id``, ``subject_kind``, ``subject`` and ``reason``. Allowed after the
-        batch's release or rejection (a look-back comes after); once per batch per look-back,
-        and "no action" needs a reason (:mod:`mes.core.lookback`).
+        ``lookback``: its ``id``, ``subject_kind``, ``subject`` and ``reason``. Allowed whatever
+        QA decided (a look-back often comes long after release or rejection) and before; once
+        per batch per look-back, "no action" with a reason (:mod:`mes.core.lookback`), and not
+        while the physician's notification of a result out of specification is pending.
         """
+        self._may_sign()
         chosen, why = disposition_reason(disposition, reason)
         check_not_disposed(self.batch.state.number, lookback["id"], self.state.lookbacks)
         return {
@@ -645,7 +647,13 @@ class Review:
         at: datetime,
         terminal: str | None,
     ) -> None:
-        """Append ``kind``'s entry with the signature, bound to ``record`` with its meaning."""
+        """Append ``kind``'s entry with the signature, bound to ``record`` with its meaning.
+
+        Every signed entry passes the physician-notification gate here too (each ``*_record``
+        asks it first, before any password is checked; this keeps a new signed kind from
+        slipping past it).
+        """
+        self._may_sign(notifying=kind is ReviewKind.PHYSICIAN_NOTIFIED)
         meaning = REVIEW_ACTIONS[kind].meaning
         if m.record_hash != content_hash(dict(record)) or meaning is None or m.meaning != meaning:
             raise NotAuthorised(  # pragma: no cover - services sign exactly the record asked for
