@@ -74,11 +74,15 @@ def follows_release(body: Mapping[str, Any]) -> bool:
     """Whether a ledger entry may be added to a batch QA has released.
 
     Its kind is one of :data:`AFTER_RELEASE_LEDGER_KINDS`, or it is a deviation that work
-    raises (a result out of specification, a bedside mismatch, a late infusion).
+    raises (a result out of specification, a bedside mismatch, a late infusion): on the batch,
+    on no phase and no value (an identity or timer deviation on a phase is manufacturing's).
     """
+    p = body["payload"]
     return body["kind"] in AFTER_RELEASE_LEDGER_KINDS or (
         body["kind"] == _DEVIATION_RAISED
-        and body["payload"].get("category") in _AFTER_RELEASE_DEVIATIONS
+        and p.get("category") in _AFTER_RELEASE_DEVIATIONS
+        and p.get("phase") is None
+        and p.get("value") is None
     )
 
 

@@ -17,6 +17,7 @@ from mes.core.after_release import (
     after_release_state,
     certification_record,
     check_may_sign,
+    follows_release,
     notification_payload,
     result_payload,
 )
@@ -193,3 +194,21 @@ def test_a_complete_batch_records_a_result_raises_its_deviation_and_replays_the_
 
 
 GROWTH = {"result": "sterility_final", "value": "Growth", "reference": "MB-1"}
+
+
+def test_only_what_continues_the_record_follows_a_release() -> None:
+    """A deviation after release is one the after-release work raises: on no phase.
+
+    An identity or timer deviation raised on a phase is manufacturing's: after QA's release
+    the hub's ingest (and the final label) refuse it like any other manufacturing entry.
+    """
+    late = {"deviation": "B-1-D2", "number": 2, "phase": None, "value": None}
+    assert follows_release(body("bedside_mismatch", {"scans": []}, 9))
+    assert follows_release(body("deviation_raised", {**late, "category": "identity"}, 10))
+    assert follows_release(body("deviation_raised", {**late, "category": "timer"}, 10))
+    on_a_phase = {**late, "phase": "check_bag", "category": "identity"}
+    assert not follows_release(body("deviation_raised", on_a_phase, 10))
+    valued = {**late, "value": "v1", "category": "result_after_release"}
+    assert not follows_release(body("deviation_raised", valued, 10))
+    assert not follows_release(body("deviation_raised", {**late, "category": "equipment"}, 10))
+    assert not follows_release(body("value_recorded", {"phase": "check_bag"}, 10))
