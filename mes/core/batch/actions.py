@@ -466,8 +466,14 @@ class Actions(Aggregate):
 
     # -- the table, walked ---------------------------------------------------------------------
 
-    def _check(self, action: Action, ask: Ask, *, what: str | None = None) -> ActionRule:
-        """Every rule of ``action`` for ``ask``, in the table's order; nothing changes."""
+    def _check(
+        self, action: Action, ask: Ask, *, what: str | None = None, unsigned: bool = False
+    ) -> ActionRule:
+        """Every rule of ``action`` for ``ask``, in the table's order; nothing changes.
+
+        ``unsigned``: what is recorded is not the action's signature (a bedside mismatch, the
+        hard stop, is recorded unsigned): the physician-notification gate does not hold it.
+        """
         rule = BATCH_ACTIONS[action]
         if ask.who.in_session_of is not None and not rule.witness:
             raise NotAuthorised(
@@ -475,7 +481,7 @@ class Actions(Aggregate):
                 f"{', '.join(WITNESSED_LABELS)} can.",
                 what_to_do="The logged-in user signs it themselves.",
             )
-        if rule.signed:  # the physician-notification gate (mes.core.after_release)
+        if rule.signed and not unsigned:  # the physician-notification gate (after_release)
             check_may_sign(
                 self.after_release(),
                 self.state.number,

@@ -213,11 +213,14 @@ class Bedside(Aggregate):
         """The hard stop: the mismatch and its deviation appended together; the refusal to show.
 
         The rules of the check apply first (released, role): a product that may not be checked
-        is refused before anything is written.
+        is refused before anything is written. Not the physician-notification gate: a mismatch
+        is not a signature, and the hard stop is recorded and alerted whatever else is pending.
         """
         from mes.core.batch.actions import Ask
 
-        self._check(Action.CHECK_AT_BEDSIDE, Ask(who, at))  # type: ignore[attr-defined]
+        self._check(  # type: ignore[attr-defined]
+            Action.CHECK_AT_BEDSIDE, Ask(who, at), unsigned=True
+        )
         wrong = [c for c in compared if not c["matched"]]
         what = "; ".join(f"{c['label']} '{c['scanned']}' is not {c['expected']}" for c in wrong)
         self._append(
