@@ -212,3 +212,25 @@ def test_only_what_continues_the_record_follows_a_release() -> None:
     assert not follows_release(body("deviation_raised", valued, 10))
     assert not follows_release(body("deviation_raised", {**late, "category": "equipment"}, 10))
     assert not follows_release(body("value_recorded", {"phase": "check_bag"}, 10))
+
+
+def test_a_result_out_of_specification_is_not_hidden_by_the_same_result_entered_at_the_other_site():
+    """Spoke and hub each enter the result before the other's entry arrives (the chains sync
+    later): only a correction naming the entry replaces an out-of-specification result."""
+    state = after_release_state(COMPILED, [], [RELEASED])
+    growth = entered(state, 7, result="sterility_final", value="Growth: S. epidermidis")
+    no_growth = entered(state, 2, result="sterility_final", value="No growth")
+    vcn = entered(state, 3, result="vcn", value="2")
+    state = after_release_state(COMPILED, [growth], [RELEASED, no_growth, vcn])
+    assert [e.result.key for e in state.notification_pending] == ["spoke:7"]
+    with pytest.raises(PhysicianNotificationPending):
+        check_may_sign(state, "B-1")
+    told = notification_payload(
+        state, "B-1", result="sterility_final", physician="Dr Ada Haem", how="phone",
+        told_at="2026-01-21T09:00:00Z",
+    )  # fmt: skip
+    state = after_release_state(
+        COMPILED, [growth, body("physician_notified", told, 8)], [RELEASED, no_growth, vcn]
+    )
+    with pytest.raises(CertificationRefused, match="out of specification"):
+        certification_record(state, "b1", "B-1")
