@@ -218,3 +218,20 @@ def test_an_infusion_started_after_the_timer_raises_a_timer_deviation(network):
         status = uow.session.get(BatchRow, batch_id).status
     assert replayed.state.bedside == batch.state.bedside
     assert status == "complete"
+
+
+def test_a_bag_whose_din_and_code_name_two_products_of_the_site_is_a_mismatch_recorded(network):
+    """A mislabelled bag (its DIN one product's, its code another's) is the hard stop on the
+    product its DIN names, recorded with its deviation, not a bag "of another site"."""
+    site = connected(network)
+    batch_id, label = made(site)
+    _other_id, other = made(site)
+    released(network, site, batch_id)
+    before = kinds(site, batch_id)
+    with pytest.raises(BedsideMismatch, match="Do not infuse"):
+        check(site, {**label, "bag_coi": other["bag_coi"]})
+    assert kinds(site, batch_id) == [
+        *before,
+        EntryKind.BEDSIDE_MISMATCH,
+        EntryKind.DEVIATION_RAISED,
+    ]
