@@ -235,3 +235,34 @@ def test_a_bag_whose_din_and_code_name_two_products_of_the_site_is_a_mismatch_re
         EntryKind.BEDSIDE_MISMATCH,
         EntryKind.DEVIATION_RAISED,
     ]
+
+
+def test_qa_investigates_and_closes_a_bedside_mismatch_at_the_hub_after_release(network):
+    """A deviation raised after release (the bedside mismatch) is worked at the hub like any
+    other: QA's review of a released batch stays closed to everything else."""
+    from support import PASSWORD, user_ctx
+    from test_batch_release import INVESTIGATION, assess
+
+    from mes.core.review import Decision, ReviewClosed
+    from mes.services import review
+    from mes.services.esign import Credentials
+
+    site = connected(network)
+    batch_id, label = made(site)
+    released(network, site, batch_id)
+    with pytest.raises(BedsideMismatch) as stop:
+        check(site, {**label, "wristband": "PAT-9999"})
+    sent(network, site, batch_id, at=WARD_AT + timedelta(minutes=4))
+    qa = user_ctx(network.hub_ids["quinn"], at=WARD_AT + HOUR, terminal="QA office")
+    assess(network, batch_id, stop.value.deviation, ctx=qa, **INVESTIGATION)
+    with network.hub() as uow:
+        closed = review.close_deviation(
+            uow, qa, batch_id, stop.value.deviation, Credentials(PASSWORD),
+            first_signing_in_session=False,
+        )  # fmt: skip
+    assert closed.state.deviation(stop.value.deviation).closed
+    with network.hub() as uow, pytest.raises(ReviewClosed):
+        review.decide_batch(
+            uow, qa, batch_id, Decision.REJECTED, Credentials(PASSWORD),
+            first_signing_in_session=False, reason="Changed my mind",
+        )  # fmt: skip

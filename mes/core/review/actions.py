@@ -14,7 +14,6 @@ from typing import Any
 from mes.core.access import Role
 from mes.core.actions import ActionRule, Subject
 from mes.core.after_release import (
-    RESULT_AFTER_RELEASE,
     AfterRelease,
     after_release_state,
     certification_record,
@@ -210,10 +209,11 @@ class Review:
         if (
             deviation_id is not None
             and self.state.decision is Decision.RELEASED
+            and self.state.decided_head is not None
             and (dev := self.batch.state.deviations.get(deviation_id)) is not None
-            and dev.category == RESULT_AFTER_RELEASE
+            and dev.seq > self.state.decided_head[0]
         ):
-            return  # a result out of specification after release is worked after release
+            return  # raised after release (a result, a bedside mismatch): worked after release
         if self.state.decision is not None:
             raise ReviewClosed(
                 f"Batch {self.batch.state.number} is already {self.state.decision.value} "
