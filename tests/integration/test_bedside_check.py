@@ -266,3 +266,17 @@ def test_qa_investigates_and_closes_a_bedside_mismatch_at_the_hub_after_release(
             uow, qa, batch_id, Decision.REJECTED, Credentials(PASSWORD),
             first_signing_in_session=False, reason="Changed my mind",
         )  # fmt: skip
+
+
+def test_a_scan_with_a_control_character_is_refused_in_words_and_nothing_is_written(network):
+    """A scanner's stray control character is no identifier: refused before anything is kept
+    (PostgreSQL's JSON would refuse a NUL with a database error)."""
+    from mes.core.errors import InvalidInput
+
+    site = connected(network)
+    batch_id, label = made(site)
+    released(network, site, batch_id)
+    before = kinds(site, batch_id)
+    with pytest.raises(InvalidInput, match="wristband"):
+        check(site, {**label, "wristband": "PAT-\x00001"})
+    assert kinds(site, batch_id) == before

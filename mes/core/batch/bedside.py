@@ -43,6 +43,7 @@ from mes.core.errors import BedsideMismatch, InvalidInput, NotFound, NotReleased
 from mes.core.esign import Manifestation
 from mes.core.identity import identity_text, parse_din, scan_matches
 from mes.core.ledger import SealedEntry
+from mes.core.text import one_line
 
 if TYPE_CHECKING:
     from mes.core.batch.actions import Ask
@@ -185,12 +186,12 @@ class Bedside(Aggregate):
         """Each bedside scan compared with the chain of identity: what was scanned, what matched.
 
         A DIN is read with its flags and check character (a wrong check character does not
-        match); an empty scan is refused before anything is compared.
+        match); an empty scan, or one holding a control character, is refused before anything is compared.
         """
         coi = self.state.chain_of_identity
         compared = []
         for scan in bedside_scans(self.procedure):
-            text = (scanned.get(scan.field) or "").strip()
+            text = one_line(scanned.get(scan.field), scan.label)  # a control character: refused
             if not text:
                 raise InvalidInput(f"{scan.label}: nothing was scanned.", what_to_do="Scan it.")
             if len(text) > 100:
