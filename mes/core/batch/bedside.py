@@ -186,7 +186,8 @@ class Bedside(Aggregate):
         """Each bedside scan compared with the chain of identity: what was scanned, what matched.
 
         A DIN is read with its flags and check character (a wrong check character does not
-        match); an empty scan, or one holding a control character, is refused before anything is compared.
+        match); an empty scan, or one holding a control character, is refused before anything
+        is compared.
         """
         coi = self.state.chain_of_identity
         compared = []
