@@ -1877,3 +1877,20 @@ def test_a_bedside_mismatch_is_recorded_while_the_physicians_notification_is_pen
     right = batch.compare_at_bedside({"bag_din": f"={DIN}00", "wristband": PATIENT})
     with pytest.raises(PhysicianNotificationPending):  # the signed check waits
         sign_bedside(batch, Action.CHECK_AT_BEDSIDE, NINA, T0 + 31 * H, compared=right)
+
+
+def test_nothing_is_added_at_the_spoke_to_a_batch_qa_rejected():
+    """The hub adds nothing to a rejected record (its ingest refuses it): the spoke refuses it
+    first, in words, instead of sealing an entry its sync can never deliver."""
+    batch = completed_batch(SiteKey.generate())
+    actor = {"user_id": "u-quinn", "username": "quinn", "name": "Quinn Hub"}
+    batch.review_bodies = [
+        {"kind": "batch_rejected", "payload": {}, "seq": 1, "at": "2026-11-22T10:00:00Z",
+         "actor": actor},
+    ]  # fmt: skip
+    courier = Party("Jean Courier", "Lyon Collection Centre")
+    returned = typed_transfer("starting_material", party(OLIVIA), courier, "Goods-out", "SHP-2")
+    before = len(batch.new_entries)
+    with pytest.raises(BatchNotActive, match="rejected"):
+        hand_over(batch, returned, {Side.HANDED_OVER: OLIVIA}, T0 + 30 * H)
+    assert len(batch.new_entries) == before

@@ -481,6 +481,15 @@ class Actions(Aggregate):
                 f"{', '.join(WITNESSED_LABELS)} can.",
                 what_to_do="The logged-in user signs it themselves.",
             )
+        if self.state.status is BatchStatus.COMPLETE and self.after_release().rejected:
+            # The hub adds nothing to a rejected record (its ingest refuses it): nor does the
+            # spoke seal an entry its sync could never deliver.
+            raise BatchNotActive(
+                f"Batch {self.state.number} was rejected by QA at the hub: nothing more is "
+                "added to its record.",
+                what_to_do="Keep the product in quarantine and follow QA's instructions; QA "
+                "records what happens to it at the hub.",
+            )
         if rule.signed and not unsigned:  # the physician-notification gate (after_release)
             check_may_sign(
                 self.after_release(),
