@@ -390,7 +390,8 @@ def after_release_state(
     ordered = sorted(results.values(), key=lambda r: r.at)
     # Only a correction naming an entry replaces it: a result out of specification entered
     # at one site stays an event when the same result was also entered at the other (each
-    # before the other's chain arrived).
+    # before the other's chain arrived); and one corrected stays an event until the physician
+    # has been told of it (a correction does not lift the gate).
     corrected = {r.corrects for r in entries if r.corrects}
     events = tuple(
         OutOfSpecification(
@@ -400,7 +401,7 @@ def after_release_state(
             deviation_closed=deviations.get(r.result) in closed,
         )
         for r in sorted(entries, key=lambda r: r.at)
-        if not r.within_specification and r.key not in corrected
+        if not r.within_specification and (r.key not in corrected or r.result not in notified)
     )
     return AfterRelease(
         declared=tuple(declared),

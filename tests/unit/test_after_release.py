@@ -234,3 +234,31 @@ def test_a_result_out_of_specification_is_not_hidden_by_the_same_result_entered_
     )
     with pytest.raises(CertificationRefused, match="out of specification"):
         certification_record(state, "b1", "B-1")
+
+
+def test_correcting_a_result_out_of_specification_does_not_lift_the_gate_before_the_physician_is_told():
+    state = after_release_state(COMPILED, [], [RELEASED])
+    growth = entered(state, 7, result="sterility_final", value="Growth: S. epidermidis")
+    vcn = entered(state, 3, result="vcn", value="2")
+    state = after_release_state(COMPILED, [vcn, growth], [RELEASED])
+    corrected = body(
+        "result_recorded",
+        result_payload(
+            state, "B-1", result="sterility_final", value="No growth", reference="MB-2",
+            corrects="spoke:7", reason="plate of another batch read",
+        ),
+        8,
+    )  # fmt: skip
+    state = after_release_state(COMPILED, [vcn, growth, corrected], [RELEASED])
+    assert state.result("sterility_final").value == "No growth"  # type: ignore[union-attr]
+    with pytest.raises(PhysicianNotificationPending):
+        check_may_sign(state, "B-1")
+    told = notification_payload(
+        state, "B-1", result="sterility_final", physician="Dr Ada Haem", how="phone",
+        told_at="2026-01-21T09:00:00Z",
+    )  # fmt: skip
+    state = after_release_state(
+        COMPILED, [vcn, growth, corrected, body("physician_notified", told, 9)], [RELEASED]
+    )
+    check_may_sign(state, "B-1")
+    assert certification_record(state, "b1", "B-1")["certification"] == "final"
