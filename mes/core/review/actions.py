@@ -554,7 +554,13 @@ class Review:
         """What recording the physician's notification signs (who was told, when, how)."""
         self._after_release_open()
         self._may_sign(notifying=True)
-        notification = notification_payload(self.after_release(), self.batch.state.number, **fields)
+        notification = notification_payload(
+            self.after_release(),
+            self.batch.state.number,
+            time_zone=self.batch.time_zone,  # as the review page shows times (:meth:`_when`)
+            now=at,
+            **fields,
+        )
         return {
             "type": REVIEW_RECORD_TYPE,
             "batch": self.batch.state.id,
