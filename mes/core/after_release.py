@@ -77,11 +77,15 @@ def follows_release(body: Mapping[str, Any]) -> bool:
     """Whether a ledger entry may be added to a batch QA has released.
 
     Its kind is one of :data:`AFTER_RELEASE_LEDGER_KINDS`, or it is a deviation that work
-    raises (a result out of specification, a bedside mismatch, a late infusion).
+    raises (a result out of specification, a bedside mismatch, a late infusion): on the batch,
+    on no phase and no value (an identity or timer deviation on a phase is manufacturing's).
     """
+    p = body["payload"]
     return body["kind"] in AFTER_RELEASE_LEDGER_KINDS or (
         body["kind"] == _DEVIATION_RAISED
-        and body["payload"].get("category") in _AFTER_RELEASE_DEVIATIONS
+        and p.get("category") in _AFTER_RELEASE_DEVIATIONS
+        and p.get("phase") is None
+        and p.get("value") is None
     )
 
 
@@ -337,6 +341,7 @@ def after_release_state(
     declared = declared_results(procedure)
     labels = {p.id: p.label for p in declared}
     results: dict[str, RecordedResult] = {}
+    entries: list[RecordedResult] = []  # every result entry, of both chains
     notified: dict[str, Notification] = {}
     deviations: dict[str, str] = {}  # result id -> deviation id
     closed: set[str] = set()
@@ -347,7 +352,7 @@ def after_release_state(
             kind, p = body["kind"], body["payload"]
             who = body["actor"].get("name") or body["actor"].get("username") or "?"
             if kind == RESULT_RECORDED:
-                results[p["result"]] = RecordedResult(
+                recorded = RecordedResult(
                     result=p["result"],
                     label=labels.get(p["result"], p["result"]),
                     value=p["value"],
@@ -363,6 +368,8 @@ def after_release_state(
                     corrects=p.get("corrects"),
                     reason=p.get("reason"),
                 )
+                entries.append(recorded)
+                results[p["result"]] = recorded
             elif kind == PHYSICIAN_NOTIFIED:
                 notified[p["result"]] = Notification(
                     result=p["result"],
@@ -384,6 +391,11 @@ def after_release_state(
             elif kind == BATCH_CERTIFIED_FINAL:
                 certified_by, certified_at = who, body["at"]
     ordered = sorted(results.values(), key=lambda r: r.at)
+    # Only a correction naming an entry replaces it: a result out of specification entered
+    # at one site stays an event when the same result was also entered at the other (each
+    # before the other's chain arrived); and one corrected stays an event until the physician
+    # has been told of it (a correction does not lift the gate).
+    corrected = {r.corrects for r in entries if r.corrects}
     events = tuple(
         OutOfSpecification(
             result=r,
@@ -391,8 +403,8 @@ def after_release_state(
             deviation=deviations.get(r.result),
             deviation_closed=deviations.get(r.result) in closed,
         )
-        for r in ordered
-        if not r.within_specification
+        for r in sorted(entries, key=lambda r: r.at)
+        if not r.within_specification and (r.key not in corrected or r.result not in notified)
     )
     return AfterRelease(
         declared=tuple(declared),
@@ -599,9 +611,8 @@ def certification_record(state: AfterRelease, batch_id: str, number: str) -> dic
         )
     problems = [f"{p.label} is pending" for p in state.pending]
     problems += [
-        f"{r.label} is out of specification ({r.value}; {r.specification})"
-        for r in state.results
-        if not r.within_specification
+        f"{e.result.label} is out of specification ({e.result.value}; {e.result.specification})"
+        for e in state.events
     ]
     if problems:
         raise CertificationRefused(

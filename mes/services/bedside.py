@@ -96,7 +96,12 @@ def _labelled(uow: UnitOfWork, scans: Mapping[str, str]) -> str:
             din = read_din(din_text)
         except InvalidDin as err:
             raise InvalidValue(str(err), fields={"bag_din": str(err)}) from None
-    found = store.batches_labelled(uow.session, din, code_text[:100] or None)
+    # The DIN names the product; the code only when the DIN names none here. A bag whose DIN
+    # and code name two products of the site is the product its DIN names, and the check's
+    # comparison records the code that is not its own (the hard stop), not "another site".
+    found = store.batches_labelled(uow.session, din, None) if din else []
+    if not found and code_text:
+        found = store.batches_labelled(uow.session, None, code_text[:100])
     if len(found) != 1:
         shown = din or code_text
         raise BagFromAnotherSite(

@@ -220,14 +220,30 @@ def test_an_infusion_started_after_the_timer_raises_a_timer_deviation(network):
     assert status == "complete"
 
 
-def test_qa_works_a_bedside_mismatch_raised_after_the_release(network):
-    """The release closed the review; a deviation raised after it is still QA's to work.
+def test_a_bag_whose_din_and_code_name_two_products_of_the_site_is_a_mismatch_recorded(network):
+    """A mislabelled bag (its DIN one product's, its code another's) is the hard stop on the
+    product its DIN names, recorded with its deviation, not a bag "of another site"."""
+    site = connected(network)
+    batch_id, label = made(site)
+    _other_id, other = made(site)
+    released(network, site, batch_id)
+    before = kinds(site, batch_id)
+    with pytest.raises(BedsideMismatch, match="Do not infuse"):
+        check(site, {**label, "bag_coi": other["bag_coi"]})
+    assert kinds(site, batch_id) == [
+        *before,
+        EntryKind.BEDSIDE_MISMATCH,
+        EntryKind.DEVIATION_RAISED,
+    ]
 
-    QA assesses and closes the mismatch's identity deviation at the hub after the release
-    (the old code refused both: "already released, nothing more can be recorded").
-    """
+
+def test_qa_investigates_and_closes_a_bedside_mismatch_at_the_hub_after_release(network):
+    """A deviation raised after release (the bedside mismatch) is worked at the hub like any
+    other: QA's review of a released batch stays closed to everything else."""
     from support import PASSWORD, user_ctx
+    from test_batch_release import INVESTIGATION, assess
 
+    from mes.core.review import Decision, ReviewClosed
     from mes.services import review
     from mes.services.esign import Credentials
 
@@ -237,21 +253,30 @@ def test_qa_works_a_bedside_mismatch_raised_after_the_release(network):
     with pytest.raises(BedsideMismatch) as stop:
         check(site, {**label, "wristband": "PAT-9999"})
     sent(network, site, batch_id, at=WARD_AT + timedelta(minutes=4))
-    qa = user_ctx(network.hub_ids["quinn"], at=WARD_AT + timedelta(hours=2), terminal="QA office")
-    investigation = {
-        "classification": "major",
-        "description": "The wristband scanned was another patient's.",
-        "impact": "None: the bag was not infused; the right patient's check matched.",
-        "root_cause": "Two patients in one bay; the wrong wristband was scanned.",
-        "capa": "CAPA-2026-117",
-    }
+    qa = user_ctx(network.hub_ids["quinn"], at=WARD_AT + HOUR, terminal="QA office")
+    assess(network, batch_id, stop.value.deviation, ctx=qa, **INVESTIGATION)
     with network.hub() as uow:
-        assert review.assess_deviation(uow, qa, batch_id, stop.value.deviation, investigation)
-    with network.hub() as uow:
-        view = review.close_deviation(
+        closed = review.close_deviation(
             uow, qa, batch_id, stop.value.deviation, Credentials(PASSWORD),
             first_signing_in_session=False,
         )  # fmt: skip
-    assert view.review.state.deviations[stop.value.deviation].closed
-    with network.hub() as uow:  # closed at the hub, the release stands
-        assert review.load_review(uow, batch_id).review.state.decision.value == "released"
+    assert closed.state.deviation(stop.value.deviation).closed
+    with network.hub() as uow, pytest.raises(ReviewClosed):
+        review.decide_batch(
+            uow, qa, batch_id, Decision.REJECTED, Credentials(PASSWORD),
+            first_signing_in_session=False, reason="Changed my mind",
+        )  # fmt: skip
+
+
+def test_a_scan_with_a_control_character_is_refused_in_words_and_nothing_is_written(network):
+    """A scanner's stray control character is no identifier: refused before anything is kept
+    (PostgreSQL's JSON would refuse a NUL with a database error)."""
+    from mes.core.errors import InvalidInput
+
+    site = connected(network)
+    batch_id, label = made(site)
+    released(network, site, batch_id)
+    before = kinds(site, batch_id)
+    with pytest.raises(InvalidInput, match="wristband"):
+        check(site, {**label, "wristband": "PAT-\x00001"})
+    assert kinds(site, batch_id) == before

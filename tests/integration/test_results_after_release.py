@@ -234,6 +234,40 @@ def test_a_result_out_of_specification_at_the_hub_is_notified_by_qa_before_anyth
 def test_a_look_back_disposition_waits_for_the_physicians_notification(
     net: Network, tmp_path: Path
 ) -> None:
+    """The gate holds every other signature at the hub, a look-back disposition too."""
+    _site, batch_id = released(net, tmp_path)
+    at_hub(net, batch_id, **GROWTH)
+    with net.hub() as uow:
+        case = lookback.open_lookback(
+            uow, qa(net, at=LATER), "recipe_version", "BATCH-TEST v1", "Supplier recall"
+        )
+    before = counts(net, _site)
+    with net.hub() as uow, pytest.raises(PhysicianNotificationPending, match="treating physician"):
+        lookback.dispose(
+            uow, qa(net, at=LATER), case.id, batch_id, "notify", Credentials(PASSWORD),
+            first_signing_in_session=False,
+        )  # fmt: skip
+    assert counts(net, _site) == before  # refused before any signature: nothing written
+
+
+def test_the_hub_refuses_a_notification_told_later_than_now(net: Network, tmp_path: Path) -> None:
+    """As at the spoke: the physician cannot have been told after the signature."""
+    from mes.core.errors import InvalidInput
+
+    _site, batch_id = released(net, tmp_path)
+    at_hub(net, batch_id, **GROWTH)
+    told = {"result": "sterility_final", "physician": "Dr Ada Haem", "how": "phone",
+            "told_at": (LATER + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")}  # fmt: skip
+    with net.hub() as uow, pytest.raises(InvalidInput, match="later than now"):
+        review.notify_physician_at_hub(
+            uow, qa(net, at=LATER), batch_id, told, Credentials(PASSWORD),
+            first_signing_in_session=False,
+        )  # fmt: skip
+
+
+def test_a_look_back_disposition_waits_then_is_signed_once_the_physician_is_told(
+    net: Network, tmp_path: Path
+) -> None:
     _site, batch_id = released(net, tmp_path)
     at_hub(net, batch_id, **GROWTH)
     with net.hub() as uow:

@@ -19,6 +19,7 @@ from mes.core.after_release import (
     certification_record,
     check_may_be_infused,
     check_may_sign,
+    follows_release,
     notification_payload,
     result_payload,
 )
@@ -219,3 +220,71 @@ def test_the_words_say_why_a_released_batch_is_still_awaited() -> None:
         "treating physician"
     ]
     assert awaiting_words(after_release_state(COMPILED, [], [])) == []
+
+
+def test_only_what_continues_the_record_follows_a_release() -> None:
+    """A deviation after release is one the after-release work raises: on no phase.
+
+    An identity or timer deviation raised on a phase is manufacturing's: after QA's release
+    the hub's ingest (and the final label) refuse it like any other manufacturing entry.
+    """
+    late = {"deviation": "B-1-D2", "number": 2, "phase": None, "value": None}
+    assert follows_release(body("bedside_mismatch", {"scans": []}, 9))
+    assert follows_release(body("deviation_raised", {**late, "category": "identity"}, 10))
+    assert follows_release(body("deviation_raised", {**late, "category": "timer"}, 10))
+    on_a_phase = {**late, "phase": "check_bag", "category": "identity"}
+    assert not follows_release(body("deviation_raised", on_a_phase, 10))
+    valued = {**late, "value": "v1", "category": "result_after_release"}
+    assert not follows_release(body("deviation_raised", valued, 10))
+    assert not follows_release(body("deviation_raised", {**late, "category": "equipment"}, 10))
+    assert not follows_release(body("value_recorded", {"phase": "check_bag"}, 10))
+
+
+def test_a_result_out_of_specification_is_not_hidden_by_the_same_result_entered_at_the_other_site():
+    """Spoke and hub each enter the result before the other's entry arrives (the chains sync
+    later): only a correction naming the entry replaces an out-of-specification result."""
+    state = after_release_state(COMPILED, [], [RELEASED])
+    growth = entered(state, 7, result="sterility_final", value="Growth: S. epidermidis")
+    no_growth = entered(state, 2, result="sterility_final", value="No growth")
+    vcn = entered(state, 3, result="vcn", value="2")
+    state = after_release_state(COMPILED, [growth], [RELEASED, no_growth, vcn])
+    assert [e.result.key for e in state.notification_pending] == ["spoke:7"]
+    with pytest.raises(PhysicianNotificationPending):
+        check_may_sign(state, "B-1")
+    told = notification_payload(
+        state, "B-1", result="sterility_final", physician="Dr Ada Haem", how="phone",
+        told_at="2026-01-21T09:00:00Z",
+    )  # fmt: skip
+    state = after_release_state(
+        COMPILED, [growth, body("physician_notified", told, 8)], [RELEASED, no_growth, vcn]
+    )
+    with pytest.raises(CertificationRefused, match="out of specification"):
+        certification_record(state, "b1", "B-1")
+
+
+def test_correcting_a_result_out_of_specification_does_not_lift_the_gate_before_the_physician_is_told():
+    state = after_release_state(COMPILED, [], [RELEASED])
+    growth = entered(state, 7, result="sterility_final", value="Growth: S. epidermidis")
+    vcn = entered(state, 3, result="vcn", value="2")
+    state = after_release_state(COMPILED, [vcn, growth], [RELEASED])
+    corrected = body(
+        "result_recorded",
+        result_payload(
+            state, "B-1", result="sterility_final", value="No growth", reference="MB-2",
+            corrects="spoke:7", reason="plate of another batch read",
+        ),
+        8,
+    )  # fmt: skip
+    state = after_release_state(COMPILED, [vcn, growth, corrected], [RELEASED])
+    assert state.result("sterility_final").value == "No growth"  # type: ignore[union-attr]
+    with pytest.raises(PhysicianNotificationPending):
+        check_may_sign(state, "B-1")
+    told = notification_payload(
+        state, "B-1", result="sterility_final", physician="Dr Ada Haem", how="phone",
+        told_at="2026-01-21T09:00:00Z",
+    )  # fmt: skip
+    state = after_release_state(
+        COMPILED, [vcn, growth, corrected, body("physician_notified", told, 9)], [RELEASED]
+    )
+    check_may_sign(state, "B-1")
+    assert certification_record(state, "b1", "B-1")["certification"] == "final"

@@ -51,6 +51,7 @@ from batch_fixtures import (
 )
 from batch_helpers import DIN, OTHER_DIN, PATIENT
 
+from mes.core.after_release import PhysicianNotificationPending
 from mes.core.batch import (
     ACTION_MEANINGS,
     BATCH_ACTIONS,
@@ -69,6 +70,7 @@ from mes.core.custody import Party, Side, typed_transfer
 from mes.core.errors import (
     BatchIncomplete,
     BatchNotActive,
+    BedsideMismatch,
     CalibrationOverdue,
     ChainBroken,
     DeviationsOpen,
@@ -1695,7 +1697,7 @@ def test_an_action_from_a_stale_page_is_refused_naming_who_did_what_meanwhile():
 # --- replay and the chain ----------------------------------------------------------------------
 
 
-def eventful_batch(key: SiteKey) -> Batch:
+def completed_batch(key: SiteKey) -> Batch:
     """A batch with refusals, deviations, a hold, corrections and completion."""
     batch = new_batch(key=key)
     batch.start_phase("check_bag", OLIVIA, T0, TERMINAL)
@@ -1738,6 +1740,12 @@ def eventful_batch(key: SiteKey) -> Batch:
     courier = Party("Jean Courier", "Lyon Collection Centre")
     received = typed_transfer("starting_material", courier, party(OLIVIA), "Goods-in", "SHP-1")
     hand_over(batch, received, {Side.RECEIVED: OLIVIA}, T0 + 7 * H)  # custody after completion
+    return batch
+
+
+def eventful_batch(key: SiteKey) -> Batch:
+    """A batch with refusals, deviations, a hold, corrections, completion and the bedside."""
+    batch = completed_batch(key)
     # After release, at the clinic: a mismatch (the hard stop), then the check, the infusion.
     batch.review_bodies = [  # QA's release, synced back from the hub
         {"kind": "batch_released", "payload": {}, "seq": 1, "at": utc_text(T0 + 8 * H),
@@ -1845,3 +1853,47 @@ def test_entries_never_go_back_in_time_when_the_clock_does():
     batch.start_phase("check_bag", OLIVIA, T0 + H, TERMINAL)
     outcome = batch.record_values("check_bag", {"bag_intact": "yes"}, OLIVIA, T0, TERMINAL)
     assert outcome.entries[0].body["at"] == "2026-11-21T10:00:00.000000Z"
+
+
+def test_a_bedside_mismatch_is_recorded_while_the_physicians_notification_is_pending():
+    """The gate holds signatures; a mismatch is no signature: the hard stop is recorded."""
+    batch = completed_batch(SiteKey.generate())
+    batch.hub_decision = "released"
+    oos = {"result": "sterility_final", "value": "Growth", "unit": None,
+           "within_specification": False, "specification": "No growth", "reference": "MB-1",
+           "method": None}  # fmt: skip
+    actor = {"user_id": "u-quill", "username": "quill", "name": "Quill Hub"}
+    batch.review_bodies = [
+        {"kind": "batch_released", "payload": {}, "seq": 1, "at": "2026-11-22T10:00:00Z",
+         "actor": actor},
+        {"kind": "result_recorded", "payload": oos, "seq": 2, "at": "2026-11-23T10:00:00Z",
+         "actor": actor},
+    ]  # fmt: skip
+    assert batch.after_release().notification_pending
+    wrong = batch.compare_at_bedside({"bag_din": f"={DIN}00", "wristband": "PAT-9999"})
+    refusal = batch.record_bedside_mismatch(wrong, NINA, T0 + 30 * H, TERMINAL)
+    assert isinstance(refusal, BedsideMismatch)
+    assert [e.body["kind"] for e in batch.new_entries[-2:]] == [
+        "bedside_mismatch",
+        "deviation_raised",
+    ]
+    right = batch.compare_at_bedside({"bag_din": f"={DIN}00", "wristband": PATIENT})
+    with pytest.raises(PhysicianNotificationPending):  # the signed check waits
+        sign_bedside(batch, Action.CHECK_AT_BEDSIDE, NINA, T0 + 31 * H, compared=right)
+
+
+def test_nothing_is_added_at_the_spoke_to_a_batch_qa_rejected():
+    """The hub adds nothing to a rejected record (its ingest refuses it): the spoke refuses it
+    first, in words, instead of sealing an entry its sync can never deliver."""
+    batch = completed_batch(SiteKey.generate())
+    actor = {"user_id": "u-quinn", "username": "quinn", "name": "Quinn Hub"}
+    batch.review_bodies = [
+        {"kind": "batch_rejected", "payload": {}, "seq": 1, "at": "2026-11-22T10:00:00Z",
+         "actor": actor},
+    ]  # fmt: skip
+    courier = Party("Jean Courier", "Lyon Collection Centre")
+    returned = typed_transfer("starting_material", party(OLIVIA), courier, "Goods-out", "SHP-2")
+    before = len(batch.new_entries)
+    with pytest.raises(BatchNotActive, match="rejected"):
+        hand_over(batch, returned, {Side.HANDED_OVER: OLIVIA}, T0 + 30 * H)
+    assert len(batch.new_entries) == before

@@ -472,8 +472,14 @@ class Actions(Aggregate):
 
     # -- the table, walked ---------------------------------------------------------------------
 
-    def _check(self, action: Action, ask: Ask, *, what: str | None = None) -> ActionRule:
-        """Every rule of ``action`` for ``ask``, in the table's order; nothing changes."""
+    def _check(
+        self, action: Action, ask: Ask, *, what: str | None = None, unsigned: bool = False
+    ) -> ActionRule:
+        """Every rule of ``action`` for ``ask``, in the table's order; nothing changes.
+
+        ``unsigned``: what is recorded is not the action's signature (a bedside mismatch, the
+        hard stop, is recorded unsigned): the physician-notification gate does not hold it.
+        """
         rule = BATCH_ACTIONS[action]
         if ask.who.in_session_of is not None and not rule.witness:
             raise NotAuthorised(
@@ -481,7 +487,16 @@ class Actions(Aggregate):
                 f"{', '.join(WITNESSED_LABELS)} can.",
                 what_to_do="The logged-in user signs it themselves.",
             )
-        if rule.signed:  # the physician-notification gate (mes.core.after_release)
+        if self.state.status is BatchStatus.COMPLETE and self.after_release().rejected:
+            # The hub adds nothing to a rejected record (its ingest refuses it): nor does the
+            # spoke seal an entry its sync could never deliver.
+            raise BatchNotActive(
+                f"Batch {self.state.number} was rejected by QA at the hub: nothing more is "
+                "added to its record.",
+                what_to_do="Keep the product in quarantine and follow QA's instructions; QA "
+                "records what happens to it at the hub.",
+            )
+        if rule.signed and not unsigned:  # the physician-notification gate (after_release)
             check_may_sign(
                 self.after_release(),
                 self.state.number,

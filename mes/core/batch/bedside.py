@@ -45,6 +45,7 @@ from mes.core.errors import BedsideMismatch, InvalidInput, NotFound, NotReleased
 from mes.core.esign import Manifestation
 from mes.core.identity import identity_text, parse_din, scan_matches
 from mes.core.ledger import SealedEntry
+from mes.core.text import one_line
 
 if TYPE_CHECKING:
     from mes.core.batch.actions import Ask
@@ -174,12 +175,13 @@ class Bedside(Aggregate):
         """Each bedside scan compared with the chain of identity: what was scanned, what matched.
 
         A DIN is read with its flags and check character (a wrong check character does not
-        match); an empty scan is refused before anything is compared.
+        match); an empty scan, or one holding a control character, is refused before anything
+        is compared.
         """
         coi = self.state.chain_of_identity
         compared = []
         for scan in bedside_scans(self.procedure):
-            text = (scanned.get(scan.field) or "").strip()
+            text = one_line(scanned.get(scan.field), scan.label)  # a control character: refused
             if not text:
                 raise InvalidInput(f"{scan.label}: nothing was scanned.", what_to_do="Scan it.")
             if len(text) > 100:
@@ -202,11 +204,14 @@ class Bedside(Aggregate):
         """The hard stop: the mismatch and its deviation appended together; the refusal to show.
 
         The rules of the check apply first (released, role): a product that may not be checked
-        is refused before anything is written.
+        is refused before anything is written. Not the physician-notification gate: a mismatch
+        is not a signature, and the hard stop is recorded and alerted whatever else is pending.
         """
         from mes.core.batch.actions import Ask
 
-        self._check(Action.CHECK_AT_BEDSIDE, Ask(who, at))  # type: ignore[attr-defined]
+        self._check(  # type: ignore[attr-defined]
+            Action.CHECK_AT_BEDSIDE, Ask(who, at), unsigned=True
+        )
         wrong = [c for c in compared if not c["matched"]]
         what = "; ".join(f"{c['label']} '{c['scanned']}' is not {c['expected']}" for c in wrong)
         self._append(

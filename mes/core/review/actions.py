@@ -209,13 +209,11 @@ class Review:
         if (
             deviation_id is not None
             and self.state.decision is Decision.RELEASED
-            and deviation_id in self.batch.state.deviations
-            and not getattr(self.state.deviations.get(deviation_id), "closed", False)
+            and self.state.decided_head is not None
+            and (dev := self.batch.state.deviations.get(deviation_id)) is not None
+            and dev.seq > self.state.decided_head[0]
         ):
-            # A deviation still open after the release was raised after it (the release needed
-            # every earlier one closed): a result out of specification, a bedside mismatch, a
-            # late infusion, a shipment's excursion. QA works it after the release.
-            return
+            return  # raised after release (a result, a bedside mismatch): worked after release
         if self.state.decision is not None:
             raise ReviewClosed(
                 f"Batch {self.batch.state.number} is already {self.state.decision.value} "
@@ -556,7 +554,13 @@ class Review:
         """What recording the physician's notification signs (who was told, when, how)."""
         self._after_release_open()
         self._may_sign(notifying=True)
-        notification = notification_payload(self.after_release(), self.batch.state.number, **fields)
+        notification = notification_payload(
+            self.after_release(),
+            self.batch.state.number,
+            time_zone=self.batch.time_zone,  # as the review page shows times (:meth:`_when`)
+            now=at,
+            **fields,
+        )
         return {
             "type": REVIEW_RECORD_TYPE,
             "batch": self.batch.state.id,
@@ -604,11 +608,12 @@ class Review:
     ) -> dict[str, Any]:
         """What a look-back disposition of this batch signs; refused before any signature.
 
-        ``lookback``: its ``id``, ``subject_kind``, ``subject`` and ``reason``. Allowed after the
-        batch's release or rejection (a look-back comes after); once per batch per look-back,
-        and "no action" needs a reason (:mod:`mes.core.lookback`); not while the treating
-        physician's notification of a result out of specification is pending (the gate).
+        ``lookback``: its ``id``, ``subject_kind``, ``subject`` and ``reason``. Allowed whatever
+        QA decided (a look-back often comes long after release or rejection) and before; once
+        per batch per look-back, "no action" with a reason (:mod:`mes.core.lookback`), and not
+        while the physician's notification of a result out of specification is pending.
         """
+        self._may_sign()
         chosen, why = disposition_reason(disposition, reason)
         self._may_sign()
         check_not_disposed(self.batch.state.number, lookback["id"], self.state.lookbacks)
@@ -649,7 +654,13 @@ class Review:
         at: datetime,
         terminal: str | None,
     ) -> None:
-        """Append ``kind``'s entry with the signature, bound to ``record`` with its meaning."""
+        """Append ``kind``'s entry with the signature, bound to ``record`` with its meaning.
+
+        Every signed entry passes the physician-notification gate here too (each ``*_record``
+        asks it first, before any password is checked; this keeps a new signed kind from
+        slipping past it).
+        """
+        self._may_sign(notifying=kind is ReviewKind.PHYSICIAN_NOTIFIED)
         meaning = REVIEW_ACTIONS[kind].meaning
         if m.record_hash != content_hash(dict(record)) or meaning is None or m.meaning != meaning:
             raise NotAuthorised(  # pragma: no cover - services sign exactly the record asked for
