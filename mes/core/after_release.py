@@ -91,6 +91,11 @@ NOTIFICATION_WAYS = {
 }
 SPOKE, HUB = "spoke", "hub"
 EVENT, PROVISIONAL = "event", "provisional"  # what a released batch awaits (AfterRelease.awaiting)
+# Why a released batch is still in QA's queue, in words that say what to do.
+AWAITING_WORDS = {
+    EVENT: "Result out of specification after release: notify the physician, close the event",
+    PROVISIONAL: "Provisional: results pending, then certify final",
+}
 
 
 class Certification(Worded):

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from mes.core.access import Permission
-from mes.core.after_release import after_release_state
+from mes.core.after_release import EVENT, after_release_state
 from mes.core.audit import Actor
 from mes.core.batch import Batch, Procedure
 from mes.core.clock import local_text, parse_utc_text
@@ -517,6 +517,7 @@ class QueueRow:
     unreviewed: int
     blocked: bool  # the record fails verification or its times cannot be true
     decision_by: str | None
+    after_release: str | None = None  # a released batch's event or provisional certification
 
 
 @dataclass(frozen=True)
@@ -584,9 +585,12 @@ def qa_queue(
                 # not an alarm: only a record that fails verification or has false times is.
                 blocked=False if decided else summary.blocking,
                 decision_by=queued.decided_by,
+                after_release=queued.after_release,
             )
         )
-    counts["needs_attention"] = counts[QaState.AWAITING_REVIEW] + counts[QaState.UNDER_REVIEW]
+    counts["needs_attention"] = (
+        counts[QaState.AWAITING_REVIEW] + counts[QaState.UNDER_REVIEW] + counts.get(EVENT, 0)
+    )
     return Queue(
         listed,
         counts,

@@ -48,6 +48,7 @@ class QueuedBatch:
     decided_by: str | None
     qa_state: QaState
     age_days: int
+    after_release: str | None = None  # what a released batch still awaits (event, provisional)
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,10 @@ def qa_queue_selection(
             and (not flt.state or state == flt.state)
         ):
             matching += n
+    # Released batches with a result out of specification still open: they need QA too.
+    counts[EVENT] = session.execute(
+        select(func.count()).select_from(BatchReview).where(BatchReview.after_release == EVENT)
+    ).scalar_one()
     conditions: list[Any] = []
     if flt.site:
         conditions.append(s.site == flt.site)
@@ -111,7 +116,7 @@ def qa_queue_selection(
         ).scalar_one()
     rank = case({state.value: i for i, state in enumerate(QUEUE_ORDER)}, value=s.qa_state)
     rows = session.execute(
-        select(s, BatchReview.decided_by)
+        select(s, BatchReview.decided_by, BatchReview.after_release)
         .outerjoin(BatchReview, BatchReview.batch_id == s.batch_id)
         .where(*conditions)
         # A result out of specification after release heads the queue until it is closed.
@@ -124,7 +129,9 @@ def qa_queue_selection(
         .limit(limit)
     ).all()
     chosen = [
-        QueuedBatch(summary, decided_by, QaState(summary.qa_state), age_days(summary, now))
-        for summary, decided_by in rows
+        QueuedBatch(
+            summary, decided_by, QaState(summary.qa_state), age_days(summary, now), awaiting
+        )
+        for summary, decided_by, awaiting in rows
     ]
     return QueueSelection(chosen, matching, counts, sorted(sites), sorted(products))

@@ -11,6 +11,7 @@ page asks for the physician's notification.
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -109,3 +110,35 @@ def test_the_spoke_says_provisional_and_takes_a_qc_result_and_the_physicians_not
     label = cora.get(f"{page}/label")
     assert label.status_code == 200
     assert "PROVISIONAL — results pending: Sterility (14-day culture)" in words(label)
+
+
+def test_the_qa_queue_says_why_a_released_batch_is_still_there(net, make_app, tmp_path):
+    """Walk 17: a provisional or out-of-specification batch read "Released" and nothing more,
+    and the queue's "need QA's attention" did not count the event it puts first."""
+    _site, batch_id = released(net, tmp_path)
+    app = make_app("hub")
+    quinn = browser(app, "quinn")
+    queue = quinn.get("/qa/")
+    row = re.search(r'<tr data-batch="[^"]+">.*?</tr>', text(queue), re.S).group(0)
+    assert 'data-after-release="provisional"' in row
+    assert "Provisional: results pending, then certify final" in words_of(row)
+    assert "0 need QA's attention" in words(queue)
+    page = f"/qa/batches/{batch_id}"
+    quill = browser(app, "quill")
+    growth = {"result": "sterility_final", "value": "Growth: S. epidermidis",
+              "reference": "MB-118", "within": ""}  # fmt: skip
+    shown = quill.get(page)
+    post_form(quill, f"{page}/results", {**growth, "seen_review_seq": seen_seq(shown)}, page=page)
+    queue = quinn.get("/qa/")
+    row = re.search(r'<tr data-batch="[^"]+">.*?</tr>', text(queue), re.S).group(0)
+    assert 'data-after-release="event"' in row
+    assert (
+        "Result out of specification after release: notify the physician, close the event"
+        in words_of(row)
+    )
+    assert "1 needs QA's attention" in words(queue)
+
+
+def words_of(html_text: str) -> str:
+    """A piece of a page as people read it."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", html_text)).split())

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from mes.core.after_release import RESULT_AFTER_RELEASE
+from mes.core.after_release import AWAITING_WORDS, RESULT_AFTER_RELEASE
 from mes.core.batch import (
     BATCH_STATUS_TITLES,
     DEVIATION_CATEGORY_TITLES,
@@ -87,6 +87,8 @@ def queue_row(row: QueueRow, time_zone: str) -> dict[str, Any]:
         "unreviewed": row.unreviewed,
         "blocked": row.blocked,
         "decision_by": row.decision_by,
+        "after_release": row.after_release,
+        "after_release_words": AWAITING_WORDS.get(row.after_release or ""),
     }
 
 
