@@ -47,7 +47,7 @@ from mes.store.models import Batch as BatchRow
 from mes.store.models import (
     BatchReview,
 )
-from mes.store.qa_queue import QueueFilter, qa_queue_selection
+from mes.store.qa_queue import QueueFilter, age_days, awaiting_after_release, qa_queue_selection
 from mes.store.read_models import refresh_batch, summaries_with_other_settings
 from mes.store.review import (
     append_review_entries,
@@ -599,6 +599,38 @@ def qa_queue(
         matching=selection.matching,
         other_settings=summaries_with_other_settings(uow.session, uow.site.review.digest()),
     )
+
+
+def awaiting_results(uow: UnitOfWork, ctx: Context, limit: int = 200) -> list[QueueRow]:
+    """Released batches still awaiting something after release: QC's list of results to enter.
+
+    A result out of specification not closed first, then the provisional batches (results
+    pending or final certification to sign). QA reads it too.
+    """
+    try:
+        authorise(uow, ctx, Permission.RECORD_RESULTS)
+    except NotAuthorised:
+        authorise(uow, ctx, Permission.REVIEW_BATCHES)
+    return [
+        QueueRow(
+            id=summary.batch_id,
+            number=summary.number,
+            site=summary.site,
+            product=summary.recipe_code,
+            recipe=f"{summary.recipe_code} v{summary.recipe_version}",
+            status=summary.status,
+            qa_state=QaState(summary.qa_state),
+            completed_at=summary.completed_at,
+            created_at=summary.created_at,
+            age_days=age_days(summary, ctx.at),
+            open_deviations=0,
+            unreviewed=0,
+            blocked=False,
+            decision_by=None,
+            after_release=awaiting,
+        )
+        for summary, awaiting in awaiting_after_release(uow.session, limit)
+    ]
 
 
 # --- back to the spoke ------------------------------------------------------------------------

@@ -135,3 +135,24 @@ def qa_queue_selection(
         for summary, decided_by, awaiting in rows
     ]
     return QueueSelection(chosen, matching, counts, sorted(sites), sorted(products))
+
+
+def awaiting_after_release(session: Session, limit: int) -> list[tuple[BatchSummary, str]]:
+    """Released batches whose record still awaits something after release, with what.
+
+    Results out of specification not closed first, then the provisional ones, the longest
+    released first (their results are due soonest).
+    """
+    s = BatchSummary
+    rows = session.execute(
+        select(s, BatchReview.after_release)
+        .join(BatchReview, BatchReview.batch_id == s.batch_id)
+        .where(BatchReview.after_release.is_not(None))
+        .order_by(
+            case((BatchReview.after_release == EVENT, 0), else_=1),
+            BatchReview.decided_at,
+            s.batch_id,
+        )
+        .limit(limit)
+    ).all()
+    return [(summary, awaiting) for summary, awaiting in rows]

@@ -142,3 +142,19 @@ def test_the_qa_queue_says_why_a_released_batch_is_still_there(net, make_app, tm
 def words_of(html_text: str) -> str:
     """A piece of a page as people read it."""
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", html_text)).split())
+
+
+def test_qc_at_the_hub_finds_the_batches_awaiting_results_from_home(net, make_app, tmp_path):
+    """Walk 17: QC at the hub had no way to a batch awaiting its results (the QA queue is
+    QA's: 403; home and the menu offered nothing) but to type the batch's URL."""
+    _site, batch_id = released(net, tmp_path)
+    app = make_app("hub")
+    quill = browser(app, "quill")
+    home = text(quill.get("/"))
+    assert 'href="/qa/results"' in home
+    listed = quill.get("/qa/results")
+    assert listed.status_code == 200
+    row = re.search(r'<tr data-batch="[^"]+">.*?</tr>', text(listed), re.S).group(0)
+    assert f'href="/qa/batches/{batch_id}#after-release"' in row
+    assert "Provisional: results pending, then certify final" in words_of(row)
+    assert browser(app, "quinn").get("/qa/results").status_code == 200
