@@ -158,3 +158,31 @@ def test_qc_at_the_hub_finds_the_batches_awaiting_results_from_home(net, make_ap
     assert f'href="/qa/batches/{batch_id}#after-release"' in row
     assert "Provisional: results pending, then certify final" in words_of(row)
     assert browser(app, "quinn").get("/qa/results").status_code == 200
+
+
+def test_the_card_says_what_final_certification_waits_for(net, make_app, tmp_path):
+    """Walk 17: with every result in and within specification the card still read
+    "Provisional — results pending", and QA was offered the final certification while results
+    were pending (to be refused on signing)."""
+    _site, batch_id = released(net, tmp_path)
+    app = make_app("hub")
+    page = f"/qa/batches/{batch_id}"
+    quinn = browser(app, "quinn")
+    shown = quinn.get(page)
+    assert "certified-final" not in text(shown)  # nothing to sign while results are pending
+    assert (
+        "QA certifies final once nothing keeps the release provisional: "
+        "Sterility (14-day culture) is pending; Vector copy number is pending." in words(shown)
+    )
+    quill = browser(app, "quill")
+    for result, value in (("sterility_final", "No growth"), ("vcn", "2.1")):
+        entered = {"result": result, "value": value, "reference": "LAB-1", "within": ""}
+        answer = post_form(quill, f"{page}/results",
+                           {**entered, "seen_review_seq": seen_seq(quill.get(page))},
+                           page=page)  # fmt: skip
+        assert answer.status_code == 303, words(answer)
+    shown = quinn.get(page)
+    assert "After release Provisional — every result in: QA to certify final" in words(shown)
+    assert "results pending" not in words(shown)
+    assert "data-kept-provisional" not in text(shown)
+    assert "certified-final" in text(shown)
