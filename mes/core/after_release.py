@@ -308,6 +308,8 @@ class AfterRelease:
         """The certification in words, saying what it waits for when every result is in."""
         if self.ready_for_final:
             return "Provisional — every result in: QA to certify final"
+        if self.certification is Certification.PROVISIONAL and not self.pending:
+            return "Provisional — a result out of specification"
         return CERTIFICATION_TITLES[self.certification]
 
     @property

@@ -186,3 +186,22 @@ def test_the_card_says_what_final_certification_waits_for(net, make_app, tmp_pat
     assert "results pending" not in words(shown)
     assert "data-kept-provisional" not in text(shown)
     assert "certified-final" in text(shown)
+
+
+def test_the_notification_form_says_how_to_type_when_and_the_card_names_the_result_out_of_spec(
+    net, make_app, tmp_path
+):
+    """Walk 17: "When (date and time)" gave no format, and with every result in but one out
+    of specification the card still read "Provisional — results pending"."""
+    _site, batch_id = released(net, tmp_path)
+    app = make_app("hub")
+    page = f"/qa/batches/{batch_id}"
+    quill = browser(app, "quill")
+    for result, value, within in (("vcn", "2.1", ""), ("sterility_final", "Growth", "no")):
+        entered = {"result": result, "value": value, "reference": "LAB-1", "within": within}
+        post_form(quill, f"{page}/results",
+                  {**entered, "seen_review_seq": seen_seq(quill.get(page))}, page=page)  # fmt: skip
+    shown = words(browser(app, "quinn").get(page))
+    assert "After release Provisional — a result out of specification" in shown
+    assert "results pending" not in shown
+    assert "When the physician was told (DD/MM/YYYY HH:MM, 24-hour clock)" in shown
