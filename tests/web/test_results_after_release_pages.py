@@ -205,3 +205,36 @@ def test_the_notification_form_says_how_to_type_when_and_the_card_names_the_resu
     assert "After release Provisional — a result out of specification" in shown
     assert "results pending" not in shown
     assert "When the physician was told (DD/MM/YYYY HH:MM, 24-hour clock)" in shown
+
+
+def test_a_look_back_disposition_waits_for_the_physicians_notification(net, make_app, tmp_path):
+    """Walk 17: with a result out of specification and the physician not told, QA signed a
+    look-back disposition on the batch: the gate ("nothing else may be signed") let it by."""
+    from sqlalchemy import select
+
+    from mes.store.models import BatchUsage
+
+    _site, batch_id = released(net, tmp_path)
+    with net.hub() as uow:
+        lot = uow.session.scalars(
+            select(BatchUsage.identifier).where(
+                BatchUsage.batch_id == batch_id, BatchUsage.kind == "lot"
+            )
+        ).first()
+    app = make_app("hub")
+    page = f"/qa/batches/{batch_id}"
+    quill = browser(app, "quill")
+    growth = {"result": "sterility_final", "value": "Growth", "reference": "MB-1", "within": "no"}
+    post_form(quill, f"{page}/results", {**growth, "seen_review_seq": seen_seq(quill.get(page))},
+              page=page)  # fmt: skip
+    quinn = browser(app, "quinn")
+    search = f"/network/lookback/?kind=lot&subject={lot}"
+    opened = post_form(quinn, "/network/lookback/",
+                       {"kind": "lot", "subject": lot, "reason": "Supplier recall"}, page=search)  # fmt: skip
+    case_url = opened.headers["Location"]
+    disposition = {"batch_id": batch_id, "disposition": "no_action", "reason": "Not affected",
+                   "esign_password": PASSWORD, "esign_username": "quinn"}  # fmt: skip
+    refused = post_form(quinn, case_url.rstrip("/") + "/dispositions", disposition, page=case_url)
+    assert refused.status_code == 409
+    assert "the treating physician's notification is not recorded" in refusal(refused)
+    assert "data-disposition=" not in text(quinn.get(case_url))
