@@ -515,6 +515,11 @@ def prepare_history(sites: DemoSites, per_site: int, now: datetime) -> list[str]
             f"  {knob.site} is {how} {knob.sigmas:+g} SD on {labels[knob.parameter]} "
             f"({knob.parameter})."
         )
+    lines.append(
+        "  The newest released batches are provisional, awaiting their sterility result: at the "
+        "hub, cora (QC) opens Results and enters it, then quinn signs the final certification; "
+        "quinn looks back at a lot from Network → Look-back."
+    )
     return lines
 
 

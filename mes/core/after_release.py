@@ -291,6 +291,29 @@ class AfterRelease:
         return tuple(e for e in self.events if not e.closed)
 
     @property
+    def kept_provisional_by(self) -> list[str]:
+        """What keeps a release provisional: each result pending or out of specification."""
+        problems = [f"{p.label} is pending" for p in self.pending]
+        return problems + [  # every entry out of specification, corrected or not
+            f"{e.result.label} is out of specification ({e.result.value}; {e.result.specification})"
+            for e in self.events
+        ]
+
+    @property
+    def ready_for_final(self) -> bool:
+        """Provisional with every result in and within specification: QA may certify final."""
+        return self.certification is Certification.PROVISIONAL and not self.kept_provisional_by
+
+    @property
+    def certification_words(self) -> str:
+        """The certification in words, saying what it waits for when every result is in."""
+        if self.ready_for_final:
+            return "Provisional — every result in: QA to certify final"
+        if self.certification is Certification.PROVISIONAL and not self.pending:
+            return "Provisional — a result out of specification"
+        return CERTIFICATION_TITLES[self.certification]
+
+    @property
     def notification_pending(self) -> tuple[OutOfSpecification, ...]:
         """Results out of specification the treating physician has not been told of."""
         return tuple(e for e in self.events if e.notification is None)
@@ -609,11 +632,7 @@ def certification_record(state: AfterRelease, batch_id: str, number: str) -> dic
             f"Batch {number} is already certified final{by}.",
             what_to_do="Nothing more to sign: a certification is given once.",
         )
-    problems = [f"{p.label} is pending" for p in state.pending]
-    problems += [
-        f"{e.result.label} is out of specification ({e.result.value}; {e.result.specification})"
-        for e in state.events
-    ]
+    problems = state.kept_provisional_by
     if problems:
         raise CertificationRefused(
             f"Batch {number} cannot be certified final: " + "; ".join(problems) + ".",

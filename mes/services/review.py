@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from mes.core.access import Permission
-from mes.core.after_release import after_release_state, awaiting_words
+from mes.core.after_release import EVENT, after_release_state, awaiting_words
 from mes.core.audit import Actor
 from mes.core.batch import Batch, Procedure
 from mes.core.clock import local_text, parse_utc_text
@@ -47,7 +47,7 @@ from mes.store.models import Batch as BatchRow
 from mes.store.models import (
     BatchReview,
 )
-from mes.store.qa_queue import QueueFilter, qa_queue_selection
+from mes.store.qa_queue import QueueFilter, age_days, awaiting_after_release, qa_queue_selection
 from mes.store.read_models import refresh_batch, summaries_with_other_settings
 from mes.store.review import (
     append_review_entries,
@@ -595,7 +595,9 @@ def qa_queue(
                 else (),
             )
         )
-    counts["needs_attention"] = counts[QaState.AWAITING_REVIEW] + counts[QaState.UNDER_REVIEW]
+    counts["needs_attention"] = (
+        counts[QaState.AWAITING_REVIEW] + counts[QaState.UNDER_REVIEW] + counts.get(EVENT, 0)
+    )
     return Queue(
         listed,
         counts,
@@ -604,6 +606,38 @@ def qa_queue(
         matching=selection.matching,
         other_settings=summaries_with_other_settings(uow.session, uow.site.review.digest()),
     )
+
+
+def awaiting_results(uow: UnitOfWork, ctx: Context, limit: int = 200) -> list[QueueRow]:
+    """Released batches still awaiting something after release: QC's list of results to enter.
+
+    A result out of specification not closed first, then the provisional batches (results
+    pending or final certification to sign). QA reads it too.
+    """
+    try:
+        authorise(uow, ctx, Permission.RECORD_RESULTS)
+    except NotAuthorised:
+        authorise(uow, ctx, Permission.REVIEW_BATCHES)
+    return [
+        QueueRow(
+            id=summary.batch_id,
+            number=summary.number,
+            site=summary.site,
+            product=summary.recipe_code,
+            recipe=f"{summary.recipe_code} v{summary.recipe_version}",
+            status=summary.status,
+            qa_state=QaState(summary.qa_state),
+            completed_at=summary.completed_at,
+            created_at=summary.created_at,
+            age_days=age_days(summary, ctx.at),
+            open_deviations=0,
+            unreviewed=0,
+            blocked=False,
+            decision_by=None,
+            after_release=tuple(awaiting_words(state)) if state is not None else (),
+        )
+        for summary, state in awaiting_after_release(uow.session, limit)
+    ]
 
 
 # --- back to the spoke ------------------------------------------------------------------------

@@ -101,6 +101,10 @@ def qa_queue_selection(
             and (not flt.state or state == flt.state)
         ):
             matching += n
+    # Released batches with a result out of specification still open: they need QA too.
+    counts[EVENT] = session.execute(
+        select(func.count()).select_from(BatchReview).where(BatchReview.after_release == EVENT)
+    ).scalar_one()
     conditions: list[Any] = []
     if flt.site:
         conditions.append(s.site == flt.site)
@@ -146,3 +150,34 @@ def qa_queue_selection(
         for summary, decided_by, _ in rows
     ]
     return QueueSelection(chosen, matching, counts, sorted(sites), sorted(products))
+
+
+def awaiting_after_release(
+    session: Session, limit: int
+) -> list[tuple[BatchSummary, AfterRelease | None]]:
+    """Released batches whose record still awaits something after release, with their state.
+
+    Results out of specification not closed first, then the provisional ones, the longest
+    released first (their results are due soonest).
+    """
+    s = BatchSummary
+    rows = (
+        session.execute(
+            select(s)
+            .join(BatchReview, BatchReview.batch_id == s.batch_id)
+            .where(BatchReview.after_release.is_not(None))
+            .order_by(
+                case((BatchReview.after_release == EVENT, 0), else_=1),
+                BatchReview.decided_at,
+                s.batch_id,
+            )
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )
+    states = {
+        batch.id: after_release_of(session, batch)
+        for batch in session.scalars(select(Batch).where(Batch.id.in_([r.batch_id for r in rows])))
+    }
+    return [(summary, states.get(summary.batch_id)) for summary in rows]

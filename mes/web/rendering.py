@@ -18,7 +18,6 @@ from markupsafe import Markup
 
 from mes.core import phases
 from mes.core.after_release import (
-    CERTIFICATION_TITLES,
     NOTIFICATION_WAYS,
     AfterRelease,
     Certification,
@@ -169,7 +168,7 @@ def after_release_items(state: AfterRelease, zone: str) -> dict[str, Any]:
 
     return {
         "certification": state.certification.value,
-        "certification_text": CERTIFICATION_TITLES[state.certification],
+        "certification_text": state.certification_words,
         "certified": f"{state.certified_by}, {when(state.certified_at)}"
         if state.certified_by and state.certified_at
         else None,
@@ -209,5 +208,8 @@ def after_release_items(state: AfterRelease, zone: str) -> dict[str, Any]:
         ],
         "notification_pending": [e.result.result for e in state.notification_pending],
         "ways": list(NOTIFICATION_WAYS.items()),
-        "may_certify": state.certification is Certification.PROVISIONAL,
+        "may_certify": state.ready_for_final,
+        "kept_provisional_by": state.kept_provisional_by
+        if state.certification is Certification.PROVISIONAL
+        else [],
     }

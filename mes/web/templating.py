@@ -10,7 +10,7 @@ from flask_login import current_user
 from mes import __version__
 from mes.core.access import ROLE_TITLES, Permission, allowed
 from mes.core.clock import local_text, parse_utc_text
-from mes.core.dates import date_pattern, site_date_text
+from mes.core.dates import date_pattern, date_time_pattern, site_date_text
 from mes.core.esign import MEANING_STATEMENTS, Meaning, SigningMethod, required_components
 from mes.services.configuration import signing_methods
 from mes.services.runtime import Runtime
@@ -57,6 +57,7 @@ def init_app(app: Flask, rt: Runtime) -> None:
             "local_time": lambda at: local_text(at, rt.site.time_zone),
             "local_date": lambda day: site_date_text(day, rt.site.time_zone),
             "date_pattern": date_pattern(rt.site.time_zone),
+            "date_time_pattern": date_time_pattern(rt.site.time_zone),
             "can": lambda permission: (
                 current_user.is_authenticated
                 and allowed(current_user.roles, Permission(permission))

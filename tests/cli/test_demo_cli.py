@@ -69,6 +69,7 @@ def test_the_demo_hub_holds_history_from_four_spokes_as_demo_data_with_read_mode
         "CART-CD19-FRESH batches from each of SPK1, SPK2, SPK3, SPK4 over the past 6 months "
         "(the last 1 of each hub-only spoke still in progress);"
     ) in result.stdout
+    assert "awaiting their sterility result: at the hub, cora (QC) opens Results" in result.stdout
     hub = open_runtime(load_settings(Path(folder / "hub"), env={}))
     try:
         with hub.uow(read_only=True) as uow:

@@ -617,6 +617,7 @@ class Review:
         chosen, why = disposition_reason(disposition, reason)
         self._may_sign()
         check_not_disposed(self.batch.state.number, lookback["id"], self.state.lookbacks)
+        self._may_sign()  # nothing else is signed while the physician's notification is due
         return {
             "type": REVIEW_RECORD_TYPE,
             "batch": self.batch.state.id,

@@ -63,6 +63,7 @@ from mes.web.qa.pages import (
     CLASSIFICATION_CHOICES,
     after_review,
     queue_page,
+    queue_row,
     review_header,
     review_page,
 )
@@ -108,6 +109,20 @@ def queue() -> ResponseReturnValue:
     with reading() as (uow, ctx):
         trends = cpv.trends_to_assess(uow, ctx)  # continued process verification's own block
     return render_template("qa/queue.html", page=page, error=error, trends=trends), status
+
+
+@bp.get("/results")
+def results() -> ResponseReturnValue:
+    """Released batches awaiting results after release: where QC at the hub finds its work."""
+    if not (
+        allowed(current_user.roles, Permission.RECORD_RESULTS)
+        or allowed(current_user.roles, Permission.REVIEW_BATCHES)
+    ):
+        abort(403, f"You are not allowed to {Permission.RECORD_RESULTS.value}.")
+    with reading() as (uow, ctx):
+        rows = review.awaiting_results(uow, ctx)
+    zone = site_zone()
+    return render_template("qa/results.html", rows=[queue_row(r, zone) for r in rows])
 
 
 # --- one batch ----------------------------------------------------------------------------------
