@@ -105,14 +105,19 @@ def network_overview(
             ).group_by(BatchSummary.site)
         ).all()
     }
+    # Counted as the alerts list them: the open deviations, and each result out of
+    # specification after release (its ledger deviation, if any, once) until it is closed.
+    events = after_release_alerts(session)
     open_by_site = dict(
         session.execute(
             select(Batch.site, func.count())
             .join(Deviation, Deviation.batch_id == Batch.id)
-            .where(Deviation.status == "open")
+            .where(Deviation.status == "open", Deviation.category != RESULT_AFTER_RELEASE)
             .group_by(Batch.site)
         ).all()
     )
+    for event in events:
+        open_by_site[event.site] = open_by_site.get(event.site, 0) + 1
     last = dict(
         session.execute(
             select(SyncEvent.peer, func.max(SyncEvent.at))
@@ -133,7 +138,7 @@ def network_overview(
     ]
     alerts = [
         # Results out of specification after release come first, until each is closed.
-        *after_release_alerts(session),
+        *events,
         *(
             _alert(session, deviation, batch)
             for deviation, batch in session.execute(

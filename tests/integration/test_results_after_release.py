@@ -19,7 +19,7 @@ from batch_helpers import TEST_RECIPE, Spoke
 from recipe_driver import run_batch
 from sqlalchemy import func, select
 from support import PASSWORD, user_ctx
-from sync_sites import CLI, Network
+from sync_sites import CLI, SPOKE, Network
 from sync_sites import net as net  # the fixture
 from test_batch_release import INVESTIGATION, QA_AT, assess, decide, qa, send, view
 
@@ -321,3 +321,21 @@ def test_the_qa_queue_says_why_a_released_batch_is_still_there(
         "Result out of specification after release: Sterility (14-day culture) — notify the "
         "treating physician",
     )
+
+
+def test_the_network_page_counts_a_result_out_of_specification_as_it_lists_it(
+    net: Network, tmp_path: Path
+) -> None:
+    """Walk 17: "Open deviations at the spokes" read 0 beside the listed out-of-spec result
+    (entered at the hub it has no ledger deviation; entered at the spoke it was counted apart)."""
+
+    def shown() -> tuple[int, int, int]:
+        with net.hub() as uow:
+            view = network.network(uow, qa(net, at=LATER))
+        (spoke,) = [s for s in view.spokes if s.spoke.code == SPOKE]
+        return len(view.alerts), spoke.open_deviations, sum(s.open_deviations for s in view.spokes)
+
+    site, batch_id = released(net, tmp_path)
+    assert shown() == (0, 0, 0)
+    at_hub(net, batch_id, **GROWTH)
+    assert shown() == (1, 1, 1)
