@@ -335,7 +335,7 @@ def test_the_network_page_counts_a_result_out_of_specification_as_it_lists_it(
         (spoke,) = [s for s in view.spokes if s.spoke.code == SPOKE]
         return len(view.alerts), spoke.open_deviations, sum(s.open_deviations for s in view.spokes)
 
-    site, batch_id = released(net, tmp_path)
+    _site, batch_id = released(net, tmp_path)
     assert shown() == (0, 0, 0)
     at_hub(net, batch_id, **GROWTH)
     assert shown() == (1, 1, 1)
