@@ -562,6 +562,7 @@ def test_the_qa_queue_counts_and_filters_by_site_product_state_and_age(net, tmp_
         "under_review": 1,
         "released": 1,
         "rejected": 0,
+        "event": 0,
         "needs_attention": 2,
     }
     assert (everything.sites, everything.products) == (["SPK1"], ["BATCH-TEST"])

@@ -389,7 +389,7 @@ def test_the_qa_queue_lists_and_counts_what_the_records_say(net):  # noqa: F811
     everything = queue()
     assert everything.counts == {
         "at_spoke": 1, "awaiting_review": 1, "under_review": 1, "released": 1, "rejected": 1,
-        "needs_attention": 2,
+        "event": 0, "needs_attention": 2,
     }  # fmt: skip
     # Awaiting, under review, at the spoke, released, rejected; the newest first within each.
     assert [r.id for r in everything.rows] == [made[3], made[1], made[4], made[0], made[2]]

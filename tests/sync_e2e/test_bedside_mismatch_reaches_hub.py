@@ -35,22 +35,22 @@ BADGE, PIN, PASSWORD = "BADGE-30017", "851427", "ward-Nurse-4-check"
 
 
 def clinician(runtime) -> str:
-    """Nina, the ward's clinician at SPK2, with her badge and PIN (the server's command line)."""
+    """Nell, the ward's clinician at SPK2, with her badge and PIN (the server's command line)."""
     system = Context.command_line(datetime.now(UTC) - timedelta(minutes=1), "tester", "testhost")
     with runtime.uow() as uow:
         user_id = add_user(
-            uow, system, username="nina", full_name="Nina Ward", roles=["clinician"],
+            uow, system, username="nell", full_name="Nell Ward", roles=["clinician"],
             password=PASSWORD,
         )  # fmt: skip
     site = live_site(runtime)
     with runtime.uow() as uow:
         acknowledge_accountability(
-            uow, site.ctx("nina"), Credentials(PASSWORD, "nina"), first_signing_in_session=True
+            uow, site.ctx("nell"), Credentials(PASSWORD, "nell"), first_signing_in_session=True
         )
     with runtime.uow() as uow:
-        enroll_badge(uow, system, "nina", BADGE)
+        enroll_badge(uow, system, "nell", BADGE)
     with runtime.uow() as uow:
-        set_pin_for(uow, system, "nina", PIN)
+        set_pin_for(uow, system, "nell", PIN)
     return user_id
 
 
@@ -95,7 +95,7 @@ def test_a_bedside_mismatch_at_the_spoke_is_in_the_hubs_alerts_within_5_seconds(
         with spoke.runtime.uow() as uow, pytest.raises(BedsideMismatch) as stop:
             bedside.check_at_bedside(
                 uow,
-                site.ctx("nina"),
+                site.ctx("nell"),
                 {"bag_coi": coi["sequence_id"], "wristband": "NOT-THIS-PATIENT"},
                 Credentials(password=PIN, badge=BADGE),
                 first_signing_in_session=True,
