@@ -21,7 +21,7 @@ from typing import Any
 
 from mes.core.access import Permission
 from mes.core.after_release import CERTIFICATION_TITLES, INFUSIBLE, Certification
-from mes.core.batch import Action, Batch, Operator
+from mes.core.batch import ACTION_MEANINGS, Action, Batch, Operator
 from mes.core.batch.bedside import (
     BEDSIDE_RECORD_TYPE,
     BedsideScan,
@@ -31,7 +31,6 @@ from mes.core.batch.bedside import (
 )
 from mes.core.dates import DateNotUnderstood, parse_local_date_time
 from mes.core.errors import BagFromAnotherSite, TerminalNotRegistered
-from mes.core.esign import Meaning
 from mes.core.identity import InvalidDin
 from mes.core.limits import InvalidValue
 from mes.services.batches import Loaded, _committed, _load, _person, _require_spoke
@@ -260,7 +259,7 @@ def _signed(
         record_type=BEDSIDE_RECORD_TYPE,
         record_id=batch.state.id,
         record=record,
-        meaning=Meaning.PERFORMED,
+        meaning=ACTION_MEANINGS[action],  # the action table's meaning
         credentials=credentials,
         first_signing_in_session=first_signing_in_session,
         checked=checked,
